@@ -1,0 +1,310 @@
+"""Reading and writing videos: containers through PyAV, animated images and frame folders through Pillow."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, ImageSequence, UnidentifiedImageError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FPS = 8.0
+
+
+class VideoError(ValueError):
+    """A video that cannot be read as asked."""
+
+
+class ResizeMode(str, enum.Enum):
+    CROP = "crop"  # scale to cover, then centre crop (the official behaviour)
+    PAD = "pad"  # scale to fit, then pad with black
+    STRETCH = "stretch"  # scale each axis independently
+
+
+@dataclass
+class Video:
+    """Decoded frames and their frame rate."""
+
+    frames: np.ndarray  # (F, H, W, 3) uint8
+    fps: float  # frames per second of the selected frames
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return int(self.frames.shape[2]), int(self.frames.shape[1])
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders "2.jpg" before "10.jpg"."""
+    return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name)]
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    if img.mode in ("RGBA", "LA", "P"):
+        img = img.convert("RGBA")
+        bg = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(bg, img)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def _read_frame_dir(path: Path) -> tuple[list[np.ndarray], float]:
+    files = sorted((p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: natural_key(p.name))
+    frames, skipped = [], []
+    for f in files:
+        try:
+            with Image.open(f) as img:  # Pillow detects the format from the content, not the extension
+                img.load()
+                frames.append(_to_rgb(img))
+        except (UnidentifiedImageError, OSError) as e:
+            if f.suffix.lower() in {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"}:
+                raise VideoError(f"Frame {f} is not a readable image ({e}).") from e
+            skipped.append(f.name)
+    if skipped:
+        logger.info("ignored %d non-image files in %s", len(skipped), path)
+    if not frames:
+        raise VideoError(f"Directory {path} contains no image frames; expected files such as 1.jpg, 2.jpg, ...")
+    sizes = {fr.shape[:2] for fr in frames}
+    if len(sizes) > 1:
+        detail = ", ".join(f"{w}x{h}" for h, w in sorted(sizes))
+        raise VideoError(f"Frames in {path} have mixed sizes ({detail}); all frames must have the same size.")
+    return frames, DEFAULT_FPS
+
+
+def _read_animated_image(img: Image.Image) -> tuple[list[np.ndarray], float]:
+    frames, durations = [], []
+    for frame in ImageSequence.Iterator(img):
+        frames.append(_to_rgb(frame.copy()))
+        durations.append(frame.info.get("duration", 0) or 0)
+    mean_ms = float(np.mean(durations)) if durations else 0.0
+    fps = 1000.0 / mean_ms if mean_ms > 0 else DEFAULT_FPS
+    return frames, fps
+
+
+def _read_container(path: Path) -> tuple[list[np.ndarray], float]:
+    frames = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoError(f"{path} has no video stream.")
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
+            for frame in container.decode(stream):
+                frames.append(frame.to_ndarray(format="rgb24"))
+    except av.error.FFmpegError as e:
+        if not frames:
+            raise VideoError(f"{path} is not a readable video ({e}); supported: mp4, mov, webm, mkv, avi, gif, webp or a folder of frames.") from e
+        logger.warning("%s is truncated: decoded %d frames before the error (%s)", path, len(frames), e)
+    if not frames:
+        raise VideoError(f"{path} contains no decodable video frames.")
+    return frames, fps
+
+
+def _decode_all(path: Path) -> tuple[list[np.ndarray], float]:
+    if not path.exists():
+        raise VideoError(f"Video path {str(path)!r} does not exist.")
+    if path.is_dir():
+        return _read_frame_dir(path)
+    if path.stat().st_size == 0:
+        raise VideoError(f"Video file {path} is empty (0 bytes).")
+    try:
+        with Image.open(path) as img:
+            return _read_animated_image(img)
+    except UnidentifiedImageError:
+        pass
+    except OSError as e:
+        raise VideoError(f"Image file {path} is truncated or corrupt ({e}).") from e
+    return _read_container(path)
+
+
+def read_video(path: str | os.PathLike, start: int = 0, num_frames: int | None = None, stride: int = 1) -> Video:
+    """Read a clip and select `num_frames` frames from `start` every `stride` frames.
+
+    These are the official `sample_start_idx`, `n_sample_frames` and `sample_frame_rate`.
+    """
+    if start < 0:
+        raise VideoError(f"start must be >= 0, got {start}.")
+    if stride < 1:
+        raise VideoError(f"stride must be >= 1, got {stride}.")
+    if num_frames is not None and num_frames < 1:
+        raise VideoError(f"num_frames must be >= 1, got {num_frames}.")
+    frames, fps = _decode_all(Path(path))
+    if frames[0].shape[0] == 0 or frames[0].shape[1] == 0:
+        raise VideoError(f"{path} has zero-size frames ({frames[0].shape[1]}x{frames[0].shape[0]}).")
+    available = len(range(start, len(frames), stride))
+    if num_frames is None:
+        num_frames = available
+    if available < num_frames or available == 0:
+        most = max(0, available)
+        raise VideoError(
+            f"{path} has {len(frames)} frames; start={start}, stride={stride} gives {most}, "
+            f"fewer than the {num_frames} asked for. Ask for at most {most} frames, or lower start or stride."
+        )
+    picked = frames[start : start + num_frames * stride : stride]
+    return Video(frames=np.stack(picked), fps=fps / stride)
+
+
+def nearest_valid_sizes(value: int, multiple: int) -> tuple[int, int]:
+    lo = max(multiple, (value // multiple) * multiple)
+    return lo, lo + multiple
+
+
+def check_size(width: int, height: int, multiple: int) -> None:
+    """Raise unless both sides are positive multiples of `multiple`."""
+    for name, v in (("width", width), ("height", height)):
+        if v <= 0 or v % multiple:
+            lo, hi = nearest_valid_sizes(max(v, 1), multiple)
+            raise VideoError(f"{name} {v} is not allowed by the model: sides must be positive multiples of {multiple}; nearest valid {name}s are {lo} and {hi}.")
+
+
+def resolve_size(src_size: tuple[int, int], width: int | None, height: int | None, base: int, multiple: int) -> tuple[int, int]:
+    """Target (width, height): given values are validated; missing ones keep the source aspect ratio.
+
+    With neither given, the area is about `base` squared (the model's native size).
+    """
+    sw, sh = src_size
+
+    def snap(v: float) -> int:
+        return max(multiple, int(round(v / multiple)) * multiple)
+
+    if width is None and height is None:
+        scale = base / np.sqrt(sw * sh)
+        width, height = snap(sw * scale), snap(sh * scale)
+    elif width is None:
+        width = snap(height * sw / sh)
+    elif height is None:
+        height = snap(width * sh / sw)
+    check_size(width, height, multiple)
+    return width, height
+
+
+def resize_frames(frames: np.ndarray, width: int, height: int, mode: ResizeMode | str = ResizeMode.CROP) -> np.ndarray:
+    """Resize (F, H, W, 3) frames to (F, height, width, 3) by crop, pad or stretch."""
+    mode = ResizeMode(mode)
+    _, h, w, _ = frames.shape
+    if (w, h) == (width, height):
+        return frames.copy()
+    out = np.zeros((len(frames), height, width, 3), dtype=np.uint8)
+    if mode is ResizeMode.STRETCH:
+        sw, sh = width, height
+    else:
+        s = max(width / w, height / h) if mode is ResizeMode.CROP else min(width / w, height / h)
+        sw, sh = max(1, round(w * s)), max(1, round(h * s))
+    for i, fr in enumerate(frames):
+        img = np.asarray(Image.fromarray(fr).resize((sw, sh), Image.Resampling.BICUBIC))
+        if mode is ResizeMode.CROP:
+            y0, x0 = (sh - height) // 2, (sw - width) // 2
+            out[i] = img[y0 : y0 + height, x0 : x0 + width]
+        elif mode is ResizeMode.PAD:
+            y0, x0 = (height - sh) // 2, (width - sw) // 2
+            out[i, y0 : y0 + sh, x0 : x0 + sw] = img
+        else:
+            out[i] = img
+    return out
+
+
+def _atomic_target(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float = DEFAULT_FPS) -> Path:
+    """Write H.264 / yuv420p; odd sides are padded by one pixel (the codec needs even sizes)."""
+    path = Path(path)
+    _, h, w, _ = frames.shape
+    ph, pw = h + h % 2, w + w % 2
+    if (ph, pw) != (h, w):
+        frames = np.pad(frames, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+    tmp = _atomic_target(path)
+    try:
+        with av.open(str(tmp), mode="w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=max(1, round(fps)))
+            stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
+            stream.options = {"crf": "16"}
+            for fr in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_gif(frames: np.ndarray, path: str | os.PathLike, fps: float = DEFAULT_FPS) -> Path:
+    path = Path(path)
+    images = [Image.fromarray(f) for f in frames]
+    tmp = _atomic_target(path)
+    try:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_frames(frames: np.ndarray, directory: str | os.PathLike) -> Path:
+    """Write frames as 1.png, 2.png, ... into a folder (created atomically)."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    for i, f in enumerate(frames, start=1):
+        Image.fromarray(f).save(tmp / f"{i}.png")
+    if directory.exists():
+        for p in directory.iterdir():
+            p.unlink()
+        directory.rmdir()
+    tmp.replace(directory)
+    return directory
+
+
+def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float = DEFAULT_FPS) -> Path:
+    """Write by suffix: .mp4, .gif, or a folder of PNGs for a path without suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".mp4":
+        return write_mp4(frames, path, fps)
+    if suffix == ".gif":
+        return write_gif(frames, path, fps)
+    if suffix == "":
+        return write_frames(frames, path)
+    raise VideoError(f"Cannot write {path}: supported outputs are .mp4, .gif or a folder (no suffix).")
+
+
+def side_by_side(videos: list[np.ndarray], labels: list[str], label_height: int | None = None) -> np.ndarray:
+    """Place videos of equal frame count side by side with a text label above each, (F, H', W', 3)."""
+    if len(videos) != len(labels):
+        raise ValueError(f"got {len(videos)} videos but {len(labels)} labels.")
+    n_frames = {v.shape[0] for v in videos}
+    if len(n_frames) != 1:
+        raise ValueError(f"videos have different frame counts {sorted(n_frames)}.")
+    h = max(v.shape[1] for v in videos)
+    label_height = label_height or max(12, h // 8)
+    font = ImageFont.load_default()
+    tiles = []
+    for v, label in zip(videos, labels, strict=True):
+        w = v.shape[2]
+        header = Image.new("RGB", (w, label_height), (255, 255, 255))
+        draw = ImageDraw.Draw(header)
+        text = label
+        while text and draw.textlength(text, font=font) > w - 4:
+            text = text[:-2] + "…" if len(text) > 2 else ""
+        draw.text((2, max(0, (label_height - 11) // 2)), text, fill=(0, 0, 0), font=font)
+        head = np.broadcast_to(np.asarray(header), (v.shape[0], label_height, w, 3))
+        body = np.zeros((v.shape[0], h, w, 3), dtype=np.uint8)
+        body[:, : v.shape[1]] = v
+        tiles.append(np.concatenate([head, body], axis=1))
+    return np.concatenate(tiles, axis=2)

@@ -1,0 +1,276 @@
+"""Load Stable Diffusion components from a folder, a hub id or a single file, and report their facts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+from videop2p.models.tokenizer import bundled_tokenizer
+
+logger = logging.getLogger(__name__)
+
+_FLAT_FORMAT = "videop2p-single-file-v1"
+_LAYER_RE = re.compile(r"^(down_blocks|mid_block|up_blocks)\.?(\d*)\..*\.(attn1|attn2)\.processor$")
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A model that is neither a local path nor in the Hugging Face cache."""
+
+
+@dataclass(frozen=True)
+class AttentionLayer:
+    """Facts of one attention layer of the UNet."""
+
+    name: str  # processor name, e.g. "up_blocks.1.attentions.0.transformer_blocks.0.attn2.processor"
+    cross: bool  # True for cross-attention (attn2), False for self-attention (attn1)
+    place: str  # "down", "mid" or "up"
+    downsample: int  # spatial downsampling relative to the latent (1, 2, 4, ...)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What later stages need to know about a model, read from it rather than hard-coded."""
+
+    identity: str  # source name plus a fingerprint of configs and weights
+    vae_scale_factor: int  # pixels per latent cell along a side
+    scaling_factor: float  # multiplies VAE posterior means into the diffusion latent space
+    latent_channels: int  # channels of the latent
+    sample_size: int  # native latent side of the UNet
+    prediction_type: str  # "epsilon", "v_prediction" or "sample"
+    max_tokens: int  # tokenizer length limit including start and end tokens
+    cross_attention_dim: int  # width of the text embedding
+    attention_layers: tuple[AttentionLayer, ...] = field(default_factory=tuple)  # every attention layer
+
+    @property
+    def native_size(self) -> int:
+        """The model's native image side in pixels."""
+        return self.sample_size * self.vae_scale_factor
+
+    @property
+    def size_multiple(self) -> int:
+        """Image sides must be multiples of this (VAE factor times the UNet's total downsampling)."""
+        return self.vae_scale_factor * max(layer.downsample for layer in self.attention_layers) if self.attention_layers else self.vae_scale_factor
+
+    def to_dict(self) -> dict:
+        return {
+            "identity": self.identity,
+            "vae_scale_factor": self.vae_scale_factor,
+            "scaling_factor": self.scaling_factor,
+            "latent_channels": self.latent_channels,
+            "sample_size": self.sample_size,
+            "prediction_type": self.prediction_type,
+            "max_tokens": self.max_tokens,
+            "cross_attention_dim": self.cross_attention_dim,
+            "attention_resolutions": sorted({layer.downsample for layer in self.attention_layers}),
+        }
+
+
+@dataclass
+class SDComponents:
+    """The parts of a Stable Diffusion model that Video-P2P uses."""
+
+    tokenizer: CLIPTokenizer
+    text_encoder: CLIPTextModel
+    vae: AutoencoderKL
+    unet: UNet2DConditionModel
+    scheduler: DDIMScheduler
+    info: ModelInfo
+
+
+def bundled_model_path() -> Path:
+    """Folder of the bundled toy-world model (a diffusers pipeline folder)."""
+    return Path(str(resources.files("videop2p") / "data" / "toy_model"))
+
+
+def attention_layers(unet: UNet2DConditionModel) -> tuple[AttentionLayer, ...]:
+    """Every attention processor name of `unet` with its kind and resolution."""
+    n_down = len(unet.config.block_out_channels)
+    out = []
+    for name in unet.attn_processors:
+        m = _LAYER_RE.match(name)
+        if m is None:
+            continue
+        place, idx, kind = m.group(1), m.group(2), m.group(3)
+        if place == "down_blocks":
+            level = int(idx)
+        elif place == "mid_block":
+            level = n_down - 1
+        else:
+            level = n_down - 1 - int(idx)
+        out.append(AttentionLayer(name=name, cross=kind == "attn2", place=place.split("_")[0], downsample=2**level))
+    return tuple(out)
+
+
+def fingerprint(*modules: torch.nn.Module, configs: tuple = ()) -> str:
+    """A short hash of configurations and a strided sample of every weight tensor."""
+    h = hashlib.sha256()
+    volatile = {"transformers_version", "architectures", "torch_dtype", "dtype", "output_attentions", "return_dict"}
+    for cfg in configs:
+        stable = {k: v for k, v in cfg.items() if not k.startswith("_") and k not in volatile}
+        h.update(json.dumps(stable, sort_keys=True, default=str).encode())
+    for module in modules:
+        for name, t in module.state_dict().items():
+            flat = t.detach().reshape(-1)
+            sample = flat[:: max(1, flat.numel() // 64)].float().cpu()
+            h.update(name.encode())
+            h.update(sample.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def model_info(tokenizer, text_encoder, vae, unet, scheduler, source: str) -> ModelInfo:
+    """Read the facts of loaded components."""
+    configs = (dict(unet.config), dict(vae.config), text_encoder.config.to_dict(), dict(scheduler.config))
+    return ModelInfo(
+        identity=f"{source}@{fingerprint(unet, vae, text_encoder, configs=configs)}",
+        vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1),
+        scaling_factor=float(vae.config.scaling_factor),
+        latent_channels=int(vae.config.latent_channels),
+        sample_size=int(unet.config.sample_size),
+        prediction_type=str(scheduler.config.prediction_type),
+        max_tokens=int(tokenizer.model_max_length),
+        cross_attention_dim=int(unet.config.cross_attention_dim),
+        attention_layers=attention_layers(unet),
+    )
+
+
+def _ddim(scheduler_config: dict) -> DDIMScheduler:
+    return DDIMScheduler.from_config(scheduler_config)
+
+
+def _load_folder(path: Path, local_files_only: bool) -> tuple:
+    kw = {"local_files_only": local_files_only}
+    tokenizer = CLIPTokenizer.from_pretrained(str(path), subfolder="tokenizer", **kw)
+    text_encoder = CLIPTextModel.from_pretrained(str(path), subfolder="text_encoder", **kw)
+    vae = AutoencoderKL.from_pretrained(str(path), subfolder="vae", **kw)
+    unet = UNet2DConditionModel.from_pretrained(str(path), subfolder="unet", **kw)
+    scheduler_config = DDIMScheduler.load_config(str(path), subfolder="scheduler", **kw)
+    return tokenizer, text_encoder, vae, unet, _ddim(scheduler_config)
+
+
+def save_single_file(components: SDComponents, path: str | os.PathLike) -> Path:
+    """Save UNet, VAE and text encoder with their configs into one `.safetensors` file."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors = {}
+    for prefix, module in (("unet", components.unet), ("vae", components.vae), ("text_encoder", components.text_encoder)):
+        for k, v in module.state_dict().items():
+            tensors[f"{prefix}.{k}"] = v.detach().contiguous().cpu()
+    metadata = {
+        "format": _FLAT_FORMAT,
+        "unet": json.dumps(dict(components.unet.config)),
+        "vae": json.dumps(dict(components.vae.config)),
+        "text_encoder": components.text_encoder.config.to_json_string(),
+        "scheduler": json.dumps(dict(components.scheduler.config)),
+        "max_tokens": str(components.tokenizer.model_max_length),
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    tmp.replace(path)
+    return path
+
+
+def _clean_config(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if not k.startswith("_")}
+
+
+def _load_flat_file(path: Path) -> tuple:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iterator)
+    unet = UNet2DConditionModel.from_config(_clean_config(json.loads(meta["unet"])))
+    vae = AutoencoderKL.from_config(_clean_config(json.loads(meta["vae"])))
+    text_encoder = CLIPTextModel(CLIPTextConfig(**json.loads(meta["text_encoder"])))
+    for prefix, module in (("unet", unet), ("vae", vae), ("text_encoder", text_encoder)):
+        sub = {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
+        module.load_state_dict(sub, strict=True)
+    tokenizer = bundled_tokenizer()
+    tokenizer.model_max_length = int(meta.get("max_tokens", tokenizer.model_max_length))
+    return tokenizer, text_encoder, vae, unet, _ddim(json.loads(meta["scheduler"]))
+
+
+def _is_flat_file(path: Path) -> bool:
+    if path.suffix != ".safetensors":
+        return False
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return (f.metadata() or {}).get("format") == _FLAT_FORMAT
+
+
+def _load_original_checkpoint(path: Path, config: str | None, local_files_only: bool) -> tuple:
+    from diffusers import StableDiffusionPipeline
+
+    try:
+        pipe = StableDiffusionPipeline.from_single_file(str(path), config=config, local_files_only=local_files_only)
+    except (OSError, ValueError) as e:
+        raise ModelNotFoundError(
+            f"Could not load the single-file checkpoint {path} ({e}). For an original Stable Diffusion "
+            "checkpoint offline, pass `config=` a local diffusers folder of the same architecture."
+        ) from e
+    return pipe.tokenizer, pipe.text_encoder, pipe.vae, pipe.unet, _ddim(pipe.scheduler.config)
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
+
+
+def load_components(
+    model: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    config: str | None = None,
+) -> SDComponents:
+    """Load tokenizer, text encoder, VAE, UNet and a DDIM scheduler.
+
+    `model` is a diffusers folder, a `.safetensors`/`.ckpt` file, a hub id resolved through the
+    Hugging Face cache, or None for the bundled toy model.
+    """
+    if model is None:
+        path = bundled_model_path()
+        if not (path / "model_index.json").exists():
+            raise ModelNotFoundError(f"The bundled toy model is missing from {path}; train it with `videop2p toy train`.")
+        source = "videop2p-toy"
+        parts = _load_folder(path, local_files_only=True)
+    else:
+        path = Path(model).expanduser()
+        source = str(model)
+        if path.is_dir():
+            if not (path / "unet").is_dir():
+                raise ModelNotFoundError(f"{path} is not a diffusers Stable Diffusion folder: it has no 'unet' subfolder.")
+            parts = _load_folder(path, local_files_only=True)
+            source = path.name
+        elif path.is_file():
+            parts = _load_flat_file(path) if _is_flat_file(path) else _load_original_checkpoint(path, config, _offline())
+            source = path.name
+        elif path.suffix in {".safetensors", ".ckpt", ".pt", ".bin"} or str(model).startswith((".", "/", "~")):
+            raise ModelNotFoundError(f"Model file {str(model)!r} does not exist.")
+        else:
+            try:
+                parts = _load_folder(Path(str(model)), local_files_only=_offline())
+            except OSError as e:
+                raise ModelNotFoundError(
+                    f"Model {str(model)!r} is not a local path and could not be loaded from the Hugging Face hub or its cache "
+                    f"({type(e).__name__}). On a connected machine run `huggingface-cli download {model}`, "
+                    "or pass a local diffusers folder or a .safetensors file."
+                ) from e
+    tokenizer, text_encoder, vae, unet, scheduler = parts
+    info = model_info(tokenizer, text_encoder, vae, unet, scheduler, source)
+    for module in (text_encoder, vae, unet):
+        module.to(device=device, dtype=dtype)
+        module.eval()
+        module.requires_grad_(False)
+    logger.info("loaded %s (%s, latent /%d)", info.identity, info.prediction_type, info.vae_scale_factor)
+    return SDComponents(tokenizer, text_encoder, vae, unet, scheduler, info)

@@ -1,0 +1,69 @@
+"""Tiny random Stable Diffusion components built in code (diffusers' `get_dummy_components` pattern)."""
+
+from __future__ import annotations
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from videop2p.models.loading import SDComponents, model_info
+from videop2p.models.tokenizer import bundled_tokenizer
+
+
+def dummy_components(prediction_type: str = "epsilon", cross_attention_dim: int = 32, sample_size: int = 8) -> SDComponents:
+    """Tiny SD components: UNet channels (32, 64), VAE downsampling 2, CLIP text width 32, real tokenizer."""
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=sample_size,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=cross_attention_dim,
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        norm_num_groups=8,
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKL(
+        block_out_channels=(16, 32),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=sample_size * 2,
+    )
+    torch.manual_seed(0)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=49406,
+            eos_token_id=49407,
+            pad_token_id=49407,
+            hidden_size=cross_attention_dim,
+            intermediate_size=37,
+            layer_norm_eps=1e-05,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            vocab_size=49408,
+            max_position_embeddings=77,
+        )
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type=prediction_type,
+    )
+    tokenizer = bundled_tokenizer()
+    for m in (unet, vae, text_encoder):
+        m.eval()
+        m.requires_grad_(False)
+    info = model_info(tokenizer, text_encoder, vae, unet, scheduler, source=f"dummy-{prediction_type}")
+    return SDComponents(tokenizer, text_encoder, vae, unet, scheduler, info)

@@ -1,0 +1,83 @@
+"""Configurations of the bundled toy-world model: standard Stable Diffusion components at toy size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel
+
+
+@dataclass
+class ToyModelConfig:
+    """Sizes of the toy model's components."""
+
+    image_size: int = 64  # training resolution in pixels
+    vae_channels: tuple[int, ...] = (32, 64, 64)  # VAE blocks; downsampling = 2 ** (len - 1)
+    latent_channels: int = 4  # as in Stable Diffusion
+    unet_channels: tuple[int, ...] = (64, 128)  # UNet blocks, each with cross-attention
+    unet_head_dim: int = 16  # attention head width
+    text_hidden: int = 64  # CLIP text encoder width (= cross-attention width)
+    text_layers: int = 2  # CLIP text encoder depth
+
+
+def make_vae(cfg: ToyModelConfig) -> AutoencoderKL:
+    n = len(cfg.vae_channels)
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=cfg.vae_channels,
+        layers_per_block=1,
+        latent_channels=cfg.latent_channels,
+        norm_num_groups=16,
+        sample_size=cfg.image_size,
+        mid_block_add_attention=False,
+    )
+
+
+def make_unet(cfg: ToyModelConfig, sample_size: int) -> UNet2DConditionModel:
+    n = len(cfg.unet_channels)
+    return UNet2DConditionModel(
+        sample_size=sample_size,
+        in_channels=cfg.latent_channels,
+        out_channels=cfg.latent_channels,
+        block_out_channels=cfg.unet_channels,
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D",) * n,
+        up_block_types=("CrossAttnUpBlock2D",) * n,
+        cross_attention_dim=cfg.text_hidden,
+        attention_head_dim=cfg.unet_head_dim,
+        norm_num_groups=32,
+    )
+
+
+def make_text_encoder(cfg: ToyModelConfig, vocab_size: int, max_length: int) -> CLIPTextModel:
+    config = CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=cfg.text_hidden,
+        intermediate_size=cfg.text_hidden * 2,
+        num_hidden_layers=cfg.text_layers,
+        num_attention_heads=4,
+        max_position_embeddings=max_length,
+        projection_dim=cfg.text_hidden,
+        bos_token_id=49406,
+        eos_token_id=49407,
+        pad_token_id=49407,
+    )
+    return CLIPTextModel(config)
+
+
+def make_scheduler() -> DDIMScheduler:
+    """DDIM with Stable Diffusion 1.x's schedule."""
+    return DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type="epsilon",
+    )

@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from videop2p.models.loading import ModelNotFoundError, load_components, save_single_file
+
+
+def _save_folder(components, path):
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(
+        vae=components.vae,
+        text_encoder=components.text_encoder,
+        tokenizer=components.tokenizer,
+        unet=components.unet,
+        scheduler=components.scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(path)
+    return path
+
+
+def _same_weights(a, b):
+    for ma, mb in ((a.unet, b.unet), (a.vae, b.vae), (a.text_encoder, b.text_encoder)):
+        sa, sb = ma.state_dict(), mb.state_dict()
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=0)
+
+
+def test_load_saved_pipeline_folder_reports_model_facts(tiny, tmp_path):
+    folder = _save_folder(tiny, tmp_path / "tiny")
+    loaded = load_components(folder)
+    _same_weights(tiny, loaded)
+    info = loaded.info
+    assert info.vae_scale_factor == 2
+    assert info.scaling_factor == pytest.approx(tiny.vae.config.scaling_factor)
+    assert info.prediction_type == "epsilon"
+    assert info.max_tokens == 77
+    assert info.cross_attention_dim == 32
+    assert {layer.downsample for layer in info.attention_layers} == {1, 2}
+    assert sum(layer.cross for layer in info.attention_layers) == 4
+    assert info.identity.split("@")[1] == tiny.info.identity.split("@")[1]
+
+
+def test_load_v_prediction_folder(tiny_v, tmp_path):
+    loaded = load_components(_save_folder(tiny_v, tmp_path / "v"))
+    assert loaded.info.prediction_type == "v_prediction"
+
+
+def test_single_file_round_trip(tiny, tmp_path):
+    path = save_single_file(tiny, tmp_path / "tiny.safetensors")
+    loaded = load_components(path)
+    _same_weights(tiny, loaded)
+    assert loaded.info.identity.split("@")[1] == tiny.info.identity.split("@")[1]
+
+
+def test_device_and_dtype_are_the_callers(tiny, tmp_path):
+    loaded = load_components(_save_folder(tiny, tmp_path / "t"), dtype=torch.bfloat16)
+    assert next(loaded.unet.parameters()).dtype == torch.bfloat16
+    assert not any(p.requires_grad for p in loaded.unet.parameters())
+
+
+def test_missing_models_give_clear_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError, match="huggingface-cli download no-such-org/no-such-model"):
+        load_components("no-such-org/no-such-model")
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        load_components(tmp_path / "nothing.safetensors")
+    (tmp_path / "notsd").mkdir()
+    with pytest.raises(ModelNotFoundError, match="no 'unet' subfolder"):
+        load_components(tmp_path / "notsd")

@@ -1,0 +1,167 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from videop2p.io.video import (
+    ResizeMode,
+    VideoError,
+    read_video,
+    resize_frames,
+    resolve_size,
+    side_by_side,
+    write_frames,
+    write_gif,
+    write_mp4,
+)
+
+
+def _clip(n=10, h=24, w=32):
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, size=(1, h // 4, w // 4, 3), dtype=np.uint8)
+    frames = np.repeat(np.repeat(base, 4, axis=1), 4, axis=2).repeat(n, axis=0).copy()
+    for i in range(n):
+        frames[i, :4, :4] = i * 20  # frame index marker
+    return frames
+
+
+def test_frame_directory_in_natural_order(tmp_path):
+    frames = _clip(12)
+    for i, f in enumerate(frames, start=1):
+        Image.fromarray(f).save(tmp_path / f"{i}.png")
+    video = read_video(tmp_path)
+    assert video.num_frames == 12
+    np.testing.assert_array_equal(video.frames, frames)  # 10.png after 9.png, not after 1.png
+
+
+def test_tiff_files_named_jpg_load(clips_dir):
+    for clip in ("rabbit", "car", "motorbike", "penguin_ice"):
+        video = read_video(clips_dir / clip)
+        assert video.num_frames == 8
+        assert video.frames.dtype == np.uint8 and video.frames.shape[-1] == 3
+        assert video.frames.std() > 5
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv", ".webm", ".avi"])
+def test_containers_round_trip(tmp_path, suffix):
+    import av
+
+    frames = _clip(6, 32, 48)
+    path = tmp_path / f"clip{suffix}"
+    codec = {".webm": "libvpx-vp9", ".avi": "mpeg4"}.get(suffix, "libx264")
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=6)
+        s.width, s.height, s.pix_fmt = 48, 32, "yuv420p"
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    video = read_video(path)
+    assert video.num_frames == 6 and video.size == (48, 32)
+    assert abs(video.fps - 6) < 0.5
+    assert np.abs(video.frames.astype(float) - frames).mean() < 25
+
+
+def test_mp4_writer_round_trip_and_odd_sizes(tmp_path):
+    frames = _clip(8, 24, 32)
+    video = read_video(write_mp4(frames, tmp_path / "a.mp4", fps=12))
+    assert video.num_frames == 8 and video.size == (32, 24) and round(video.fps) == 12
+    mse = np.mean((video.frames.astype(float) - frames) ** 2)
+    assert 10 * np.log10(255**2 / mse) > 25
+    odd = read_video(write_mp4(frames[:, :23, :31], tmp_path / "odd.mp4"))
+    assert odd.size == (32, 24)
+
+
+def test_gif_and_webp_read_back_exactly(tmp_path):
+    frames = _clip(5)
+    gif = read_video(write_gif(frames, tmp_path / "a.gif", fps=10))
+    assert gif.num_frames == 5 and abs(gif.fps - 10) < 0.5
+    imgs = [Image.fromarray(f) for f in frames]
+    imgs[0].save(tmp_path / "a.webp", save_all=True, append_images=imgs[1:], lossless=True, duration=100)
+    webp = read_video(tmp_path / "a.webp")
+    np.testing.assert_array_equal(webp.frames, frames)
+
+
+def test_png_folder_writer(tmp_path):
+    frames = _clip(3)
+    out = write_frames(frames, tmp_path / "frames")
+    assert sorted(p.name for p in out.iterdir()) == ["1.png", "2.png", "3.png"]
+    np.testing.assert_array_equal(read_video(out).frames, frames)
+
+
+def test_frame_selection_start_count_stride(tmp_path):
+    frames = _clip(10)
+    write_frames(frames, tmp_path / "f")
+    video = read_video(tmp_path / "f", start=1, num_frames=3, stride=3)
+    np.testing.assert_array_equal(video.frames, frames[[1, 4, 7]])
+    assert video.fps == pytest.approx(8 / 3)
+
+
+def test_too_few_frames_names_counts(tmp_path):
+    write_frames(_clip(5), tmp_path / "f")
+    with pytest.raises(VideoError, match=r"has 5 frames.*gives 3.*8 asked"):
+        read_video(tmp_path / "f", start=2, num_frames=8)
+
+
+def test_errors_name_the_bad_value(tmp_path):
+    with pytest.raises(VideoError, match="does not exist"):
+        read_video(tmp_path / "missing.mp4")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VideoError, match="no image frames"):
+        read_video(tmp_path / "empty")
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    with pytest.raises(VideoError, match="empty"):
+        read_video(tmp_path / "zero.mp4")
+    (tmp_path / "junk.mp4").write_bytes(b"not a video at all" * 100)
+    with pytest.raises(VideoError, match="not a readable video"):
+        read_video(tmp_path / "junk.mp4")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    Image.new("RGB", (8, 8)).save(mixed / "1.png")
+    Image.new("RGB", (16, 8)).save(mixed / "2.png")
+    with pytest.raises(VideoError, match="mixed sizes.*8x8.*16x8"):
+        read_video(mixed)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "1.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    with pytest.raises(VideoError, match="not a readable image"):
+        read_video(broken)
+
+
+def test_truncated_mp4_gives_decoded_frames_or_clear_error(tmp_path):
+    path = write_mp4(_clip(8, 32, 32), tmp_path / "a.mp4")
+    data = path.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 3])
+    with pytest.raises(VideoError):
+        read_video(tmp_path / "cut.mp4", num_frames=8)
+
+
+def test_resize_modes():
+    frames = np.zeros((2, 20, 40, 3), dtype=np.uint8)
+    frames[:, :, 10:30] = 255
+    crop = resize_frames(frames, 16, 16, ResizeMode.CROP)
+    assert crop.shape == (2, 16, 16, 3) and crop.mean() > 240  # centre crop keeps the white middle
+    pad = resize_frames(frames, 16, 16, "pad")
+    assert pad.shape == (2, 16, 16, 3) and pad[:, :4].max() == 0  # black bars top and bottom
+    stretch = resize_frames(frames, 16, 16, "stretch")
+    assert stretch.shape == (2, 16, 16, 3) and stretch[:, :, 0].max() < 60
+
+
+def test_resolve_size_keeps_aspect_and_validates():
+    assert resolve_size((640, 360), None, None, base=512, multiple=64) == (704, 384)
+    assert resolve_size((640, 360), 512, None, base=512, multiple=64) == (512, 256)
+    assert resolve_size((100, 100), 64, 64, base=512, multiple=8) == (64, 64)
+    with pytest.raises(VideoError, match="width 500 .*multiples of 64.*448 and 512"):
+        resolve_size((640, 360), 500, 256, base=512, multiple=64)
+    with pytest.raises(VideoError, match="height 0"):
+        resolve_size((640, 360), 64, 0, base=512, multiple=64)
+
+
+def test_side_by_side_labels_and_layout():
+    a, b = _clip(3, 24, 32), _clip(3, 24, 32)
+    grid = side_by_side([a, b], ["source", "edit"], label_height=12)
+    assert grid.shape == (3, 36, 64, 3)
+    assert (grid[:, :12] < 128).any()  # text drawn in the header
+    np.testing.assert_array_equal(grid[:, 12:, 32:], b)
+    with pytest.raises(ValueError, match="different frame counts"):
+        side_by_side([a, b[:2]], ["x", "y"])
