@@ -94,8 +94,8 @@ def toy_render(
 @toy_app.command("train")
 def toy_train(
     out_dir: Path,
-    vae_steps: int = 6000,
-    unet_steps: int = 5000,
+    vae_steps: int = 2500,
+    unet_steps: int = 3000,
     dataset_size: int = 20000,
     seed: int = 0,
     threads: int = 0,

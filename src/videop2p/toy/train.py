@@ -28,11 +28,11 @@ class ToyTrainConfig:
     dataset_size: int = 20000  # pre-rendered training images
     seed: int = 0  # seeds the data, the initialisation and the batches
     batch_size: int = 32  # images per step
-    vae_steps: int = 6000  # VAE optimisation steps
+    vae_steps: int = 2500  # VAE optimisation steps
     vae_lr: float = 1e-3  # VAE peak learning rate (cosine decay)
     vae_crop: int = 32  # VAE trains on random crops of this side (fully convolutional)
     vae_kl_weight: float = 1e-6  # weight of the KL term
-    unet_steps: int = 5000  # UNet + text encoder steps
+    unet_steps: int = 3000  # UNet + text encoder steps
     unet_lr: float = 1e-3  # UNet peak learning rate (cosine decay)
     caption_dropout: float = 0.1  # fraction of empty captions (for classifier-free guidance)
     offset_noise: float = 0.05  # per-channel offset noise, helps flat backgrounds
@@ -211,7 +211,12 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
     (out / "ckpt").mkdir(parents=True, exist_ok=True)
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     start = time.perf_counter()
-    images, specs = render_dataset(cfg.dataset_size, cfg.model.image_size, cfg.seed)
+    cache = out / "ckpt" / "dataset.pt"
+    if cache.exists():
+        images, specs = torch.load(cache, weights_only=False)
+    else:
+        images, specs = render_dataset(cfg.dataset_size, cfg.model.image_size, cfg.seed)
+        _save(cache, (images, specs))
     vae = train_vae(cfg, images, out / "ckpt" / "vae.pt").eval()
     t_vae = time.perf_counter() - start
     mean, std = encode_dataset(vae, images)

@@ -1,0 +1,78 @@
+"""Between pixels, latents and text embeddings, using each model's own factors and limits."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from videop2p.models.loading import SDComponents
+
+
+def frames_hash(frames: np.ndarray) -> str:
+    """A short content hash of (F, H, W, 3) uint8 frames."""
+    h = hashlib.sha256(str(frames.shape).encode())
+    h.update(np.ascontiguousarray(frames).tobytes())
+    return h.hexdigest()[:16]
+
+
+def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(F, H, W, 3) uint8 -> (F, 3, H, W) float in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def tensor_to_frames(x: torch.Tensor) -> np.ndarray:
+    """(F, 3, H, W) in [-1, 1] -> (F, H, W, 3) uint8."""
+    x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def encode_posterior(components: SDComponents, frames: np.ndarray, batch: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scaled posterior mean and std of every frame, each (1, F, C, h, w)."""
+    vae = components.vae
+    x = frames_to_tensor(frames).to(device=vae.device, dtype=vae.dtype)
+    means, stds = [], []
+    for i in range(0, len(x), batch):
+        post = vae.encode(x[i : i + batch]).latent_dist
+        means.append(post.mean)
+        stds.append(post.std)
+    s = components.info.scaling_factor
+    mean = rearrange(torch.cat(means), "f c h w -> 1 f c h w") * s
+    std = rearrange(torch.cat(stds), "f c h w -> 1 f c h w") * s
+    return mean.float(), std.float()
+
+
+@torch.no_grad()
+def decode_latents(components: SDComponents, latents: torch.Tensor, batch: int = 8) -> np.ndarray:
+    """(B, F, C, h, w) scaled latents -> (B, F, H, W, 3) uint8 frames."""
+    vae = components.vae
+    b = latents.shape[0]
+    z = rearrange(latents, "b f c h w -> (b f) c h w") / components.info.scaling_factor
+    outs = [vae.decode(z[i : i + batch].to(device=vae.device, dtype=vae.dtype)).sample for i in range(0, len(z), batch)]
+    frames = tensor_to_frames(torch.cat(outs))
+    return frames.reshape(b, -1, *frames.shape[1:])
+
+
+def token_count(tokenizer, prompt: str) -> int:
+    """Tokens of `prompt` including the start and end tokens."""
+    return len(tokenizer(prompt, truncation=False).input_ids)
+
+
+def check_prompt_length(tokenizer, prompt: str) -> None:
+    n = token_count(tokenizer, prompt)
+    if n > tokenizer.model_max_length:
+        raise ValueError(f"Prompt {prompt!r} has {n} tokens (with start and end), over the tokenizer's limit of {tokenizer.model_max_length}.")
+
+
+@torch.no_grad()
+def encode_prompts(components: SDComponents, prompts: list[str]) -> torch.Tensor:
+    """Text embeddings (B, L, D) padded to the tokenizer's own limit."""
+    tok = components.tokenizer
+    for p in prompts:
+        check_prompt_length(tok, p)
+    ids = tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
+    enc = components.text_encoder
+    return enc(ids.to(enc.device))[0]

@@ -1,0 +1,124 @@
+"""Attention processors of the text-to-set model, and the one place that assigns them to layers.
+
+Every processor takes `num_frames` from `cross_attention_kwargs`; frames are folded into the batch
+as (B*F, N, C).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention_processor import Attention
+from einops import rearrange
+
+
+class FrameAttentionMode(str, enum.Enum):
+    FIRST = "first"  # Video-P2P: every frame attends to frame 0
+    SPARSE_CAUSAL = "sparse-causal"  # Tune-A-Video: frames 0 and i-1
+
+
+def _heads(attn: Attention, x: torch.Tensor) -> torch.Tensor:
+    """(B, N, H*d) -> (B, H, N, d)."""
+    return rearrange(x, "b n (h d) -> b h n d", h=attn.heads)
+
+
+def _merge(attn: Attention, x: torch.Tensor) -> torch.Tensor:
+    """(B, H, N, d) -> (B, N, H*d), then the output projection and dropout."""
+    x = rearrange(x, "b h n d -> b n (h d)")
+    return attn.to_out[1](attn.to_out[0](x))
+
+
+def frame_keys_values(attn: Attention, hidden: torch.Tensor, num_frames: int, mode: FrameAttentionMode) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys and values of frame attention.
+
+    FIRST: (B, N, C) from frame 0 only, computed once and shared by every frame.
+    SPARSE_CAUSAL: (B*F, 2N, C), frame 0 and frame i-1 for frame i.
+    """
+    video = rearrange(hidden, "(b f) n c -> b f n c", f=num_frames)
+    if mode is FrameAttentionMode.FIRST:
+        first = video[:, 0]  # (B, N, C)
+        return attn.to_k(first), attn.to_v(first)
+    k, v = attn.to_k(video), attn.to_v(video)  # (B, F, N, C)
+    prev = [0] + list(range(num_frames - 1))
+    k = torch.cat([k[:, [0] * num_frames], k[:, prev]], dim=2)  # (B, F, 2N, C)
+    v = torch.cat([v[:, [0] * num_frames], v[:, prev]], dim=2)
+    return rearrange(k, "b f n c -> (b f) n c"), rearrange(v, "b f n c -> (b f) n c")
+
+
+def frame_queries(attn: Attention, hidden: torch.Tensor, num_frames: int, mode: FrameAttentionMode) -> torch.Tensor:
+    """Queries of frame attention: (B, F*N, C) for FIRST (all frames share K, V), else (B*F, N, C)."""
+    q = attn.to_q(hidden)
+    if mode is FrameAttentionMode.FIRST:
+        return rearrange(q, "(b f) n c -> b (f n) c", f=num_frames)
+    return q
+
+
+def unfold_frame_output(out: torch.Tensor, num_frames: int, mode: FrameAttentionMode) -> torch.Tensor:
+    if mode is FrameAttentionMode.FIRST:
+        return rearrange(out, "b (f n) c -> (b f) n c", f=num_frames)
+    return out
+
+
+class FrameAttnProcessor:
+    """Frame attention with SDPA (Video-P2P eq. 1: Q from frame i, K and V from frame 0)."""
+
+    def __init__(self, mode: FrameAttentionMode = FrameAttentionMode.FIRST):
+        self.mode = FrameAttentionMode(mode)
+
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None, num_frames: int = 1, **kwargs) -> torch.Tensor:
+        k, v = frame_keys_values(attn, hidden_states, num_frames, self.mode)
+        q = frame_queries(attn, hidden_states, num_frames, self.mode)
+        out = F.scaled_dot_product_attention(_heads(attn, q), _heads(attn, k), _heads(attn, v))
+        return unfold_frame_output(_merge(attn, out), num_frames, self.mode)
+
+
+class CrossAttnProcessor:
+    """Cross-attention with SDPA; accepts (and ignores) the frame count."""
+
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None, num_frames: int = 1, **kwargs) -> torch.Tensor:
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        q, k, v = attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)
+        out = F.scaled_dot_product_attention(_heads(attn, q), _heads(attn, k), _heads(attn, v))
+        return _merge(attn, out)
+
+
+class TemporalAttnProcessor:
+    """Self-attention over the frame axis with SDPA; input is already (B*N, F, C)."""
+
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None, num_frames: int = 1, **kwargs) -> torch.Tensor:
+        q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
+        out = F.scaled_dot_product_attention(_heads(attn, q), _heads(attn, k), _heads(attn, v))
+        return _merge(attn, out)
+
+
+def layer_kind(name: str) -> str:
+    """'temporal', 'frame' (attn1) or 'cross' (attn2) from a processor name."""
+    if ".temporal." in name:
+        return "temporal"
+    if name.endswith("attn1.processor"):
+        return "frame"
+    if name.endswith("attn2.processor"):
+        return "cross"
+    raise ValueError(f"unknown attention layer {name!r}")
+
+
+def default_processor(name: str, mode: FrameAttentionMode = FrameAttentionMode.FIRST):
+    kind = layer_kind(name)
+    if kind == "frame":
+        return FrameAttnProcessor(mode)
+    if kind == "cross":
+        return CrossAttnProcessor()
+    return TemporalAttnProcessor()
+
+
+def assign_processors(unet, choose: Callable[[str], object] | None = None, mode: FrameAttentionMode = FrameAttentionMode.FIRST) -> dict[str, object]:
+    """The one place that decides each layer's processor: `choose(name)` wins when it returns one."""
+    procs = {}
+    for name in unet.attn_processors:
+        proc = choose(name) if choose is not None else None
+        procs[name] = proc if proc is not None else default_processor(name, mode)
+    unet.set_attn_processor(dict(procs))  # diffusers pops entries from the dict it is given
+    return procs

@@ -1,0 +1,169 @@
+"""Stage 1: tune the T2S model on the clip (Tune-A-Video recipe), and save/load the result as a delta."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from videop2p.models.loading import SDComponents
+from videop2p.models.t2s import T2SModel
+
+logger = logging.getLogger(__name__)
+
+
+class DeltaMismatchError(ValueError):
+    """A tuned delta made for another model, clip or size."""
+
+
+@dataclass
+class TuneConfig:
+    """Tuning settings; defaults are the official ones."""
+
+    steps: int = 500  # optimisation steps on the whole clip
+    lr: float = 3e-5  # constant AdamW learning rate
+    seed: int = 33  # seeds noise and timesteps
+    gradient_checkpointing: bool = True  # recompute activations in the backward pass
+    mixed_precision: str = "no"  # "no", "fp16" or "bf16" (autocast; used on CUDA only)
+    progress: bool = True  # show a tqdm bar
+
+
+@dataclass
+class TuneResult:
+    """Losses of a tuning run and the metadata that identifies its delta."""
+
+    losses: list[float]  # denoising loss per step
+    metadata: dict = field(default_factory=dict)  # what the delta was made for
+
+
+def diffusion_target(scheduler, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The training target: the noise, or the velocity for v-prediction (Salimans & Ho 2022)."""
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return scheduler.get_velocity(latents, noise, t)
+    raise ValueError(f"unsupported prediction type {kind!r}; expected 'epsilon' or 'v_prediction'.")
+
+
+def denoising_loss(model: T2SModel, scheduler, z0: torch.Tensor, text: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """MSE between the model's prediction and the target at one random timestep for the whole clip."""
+    noise = torch.randn(z0.shape, generator=generator, device=generator.device).to(z0)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (z0.shape[0],), generator=generator, device=generator.device)
+    t = t.to(z0.device)
+    zt = scheduler.add_noise(z0, noise, t)
+    pred = model(zt, t, text)
+    return F.mse_loss(pred.float(), diffusion_target(scheduler, z0, noise, t).float())
+
+
+def _autocast(device: torch.device, mixed_precision: str):
+    if mixed_precision == "no" or device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[mixed_precision]
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def tune(model: T2SModel, components: SDComponents, posterior: tuple[torch.Tensor, torch.Tensor], text: torch.Tensor, cfg: TuneConfig) -> TuneResult:
+    """Fine-tune the trainable set of `model` in place on one clip.
+
+    posterior: scaled VAE mean and std of the frames, each (1, F, C, h, w); text: (1, L, D).
+    """
+    unet = model.unet
+    unet.requires_grad_(False)
+    params = model.trainable_parameters()
+    for p in params.values():
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params.values(), lr=cfg.lr)
+    was_training = unet.training
+    unet.train()
+    if cfg.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    device = next(unet.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    scaler = torch.amp.GradScaler("cuda") if cfg.mixed_precision == "fp16" and device.type == "cuda" else None
+    mean, std = posterior
+    losses = []
+    bar = tqdm(range(cfg.steps), desc="tune", disable=not cfg.progress)
+    for _ in bar:
+        z0 = mean + std * torch.randn(mean.shape, generator=gen, device=device).to(mean)  # (1, F, C, h, w)
+        with _autocast(device, cfg.mixed_precision):
+            loss = denoising_loss(model, components.scheduler, z0.to(unet.dtype), text.to(unet.dtype), gen)
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+        losses.append(float(loss.detach()))
+        bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
+    if cfg.gradient_checkpointing:
+        unet.disable_gradient_checkpointing()
+    unet.train(was_training)
+    unet.requires_grad_(False)
+    return TuneResult(losses=losses, metadata={"steps": cfg.steps, "lr": cfg.lr, "seed": cfg.seed})
+
+
+def delta_metadata(components: SDComponents, num_frames: int, size: tuple[int, int], prompt: str, frames_digest: str, cfg: TuneConfig, frame_mode: str) -> dict:
+    """What a delta is valid for."""
+    return {
+        "base_model": components.info.identity,
+        "num_frames": num_frames,
+        "size": list(size),
+        "prompt": prompt,
+        "frames_hash": frames_digest,
+        "frame_mode": frame_mode,
+        "tune": {k: v for k, v in asdict(cfg).items() if k != "progress"},
+    }
+
+
+def save_delta(model: T2SModel, path: str | os.PathLike, metadata: dict) -> Path:
+    """Write only the trainable tensors as safetensors, with `metadata` as JSON (atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {n: p.detach().contiguous().cpu() for n, p in model.trainable_parameters().items()}
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(tmp), metadata={"videop2p": json.dumps(metadata)})
+    tmp.replace(path)
+    return path
+
+
+def read_delta_metadata(path: str | os.PathLike) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return json.loads((f.metadata() or {}).get("videop2p", "{}"))
+
+
+def check_delta(found: dict, expected: dict) -> None:
+    """Refuse a delta made for another base model, frame count, size or clip."""
+    for key in ("base_model", "num_frames", "size", "frames_hash", "frame_mode"):
+        if key in expected and found.get(key) != expected[key]:
+            raise DeltaMismatchError(f"Tuned delta was made for {key}={found.get(key)!r}, but this run has {key}={expected[key]!r}; tune again for this input.")
+
+
+def load_delta(model: T2SModel, path: str | os.PathLike, expected: dict | None = None) -> dict:
+    """Apply a saved delta onto a freshly inflated model after checking it fits; returns its metadata."""
+    meta = read_delta_metadata(path)
+    if expected:
+        check_delta(meta, expected)
+    tensors = load_file(str(path))
+    params = model.trainable_parameters()
+    if set(tensors) != set(params):
+        missing, extra = sorted(set(params) - set(tensors)), sorted(set(tensors) - set(params))
+        raise DeltaMismatchError(f"Delta {path} does not fit this model: missing {missing[:3]}, unexpected {extra[:3]}.")
+    with torch.no_grad():
+        for name, p in params.items():
+            if p.shape != tensors[name].shape:
+                raise DeltaMismatchError(f"Delta tensor {name} has shape {tuple(tensors[name].shape)}, model expects {tuple(p.shape)}.")
+            p.copy_(tensors[name].to(p))
+    return meta

@@ -1,0 +1,120 @@
+import pytest
+import torch
+
+from videop2p.models.attention import FrameAttentionMode
+from videop2p.models.t2s import T2SModel
+
+
+def _video(f, h=8, w=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(1, f, 4, h, w, generator=g), torch.randn(1, 77, 32, generator=g)
+
+
+@torch.no_grad()
+def test_frame0_equals_image_model_before_tuning(tiny):
+    model = T2SModel.from_image_unet(tiny.unet)
+    x, text = _video(4)
+    out = model(x, 500, text)
+    ref = tiny.unet(x[:, 0], 500, encoder_hidden_states=text).sample
+    torch.testing.assert_close(out[:, 0], ref, atol=1e-5, rtol=1e-4)
+
+
+@torch.no_grad()
+def test_frames_depend_on_frame0_and_themselves_only(tiny):
+    model = T2SModel.from_image_unet(tiny.unet)
+    x, text = _video(4)
+    base = model(x, 400, text)
+    x2 = x.clone()
+    x2[:, 2] += 1.0  # change frame j=2
+    out = model(x2, 400, text)
+    for i in (1, 3):
+        torch.testing.assert_close(out[:, i], base[:, i], atol=1e-5, rtol=0)
+    assert (out[:, 2] - base[:, 2]).abs().max() > 1e-3
+    x0 = x.clone()
+    x0[:, 0] += 1.0  # change frame 0: every frame moves
+    out0 = model(x0, 400, text)
+    for i in range(4):
+        assert (out0[:, i] - base[:, i]).abs().max() > 1e-3
+
+
+@torch.no_grad()
+def test_temporal_attention_mixes_frames_once_trained(tiny):
+    model = T2SModel.from_image_unet(tiny.unet)
+    for n, p in model.unet.named_parameters():
+        if ".temporal.attn.to_out.0" in n:
+            p.normal_(0, 0.1)
+    x, text = _video(4)
+    base = model(x, 400, text)
+    x2 = x.clone()
+    x2[:, 2] += 1.0
+    assert (model(x2, 400, text)[:, 1] - base[:, 1]).abs().max() > 1e-4
+
+
+@torch.no_grad()
+def test_sparse_causal_attends_to_first_and_previous_frame(tiny):
+    model = T2SModel.from_image_unet(tiny.unet, FrameAttentionMode.SPARSE_CAUSAL)
+    x, text = _video(4)
+    base = model(x, 400, text)
+    x2 = x.clone()
+    x2[:, 2] += 1.0
+    out = model(x2, 400, text)
+    assert (out[:, 3] - base[:, 3]).abs().max() > 1e-3  # frame 3 reads frame 2
+    for i in (0, 1):  # causal: earlier frames never read later ones
+        torch.testing.assert_close(out[:, i], base[:, i], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("frames,h,w", [(1, 8, 8), (2, 8, 8), (8, 8, 8), (17, 8, 8), (3, 8, 16)])
+@torch.no_grad()
+def test_any_frame_count_and_non_square_latents(tiny, frames, h, w):
+    model = T2SModel.from_image_unet(tiny.unet)
+    x, text = _video(frames, h, w)
+    out = model(x, 10, text)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    ref = tiny.unet(x[:, 0], 10, encoder_hidden_states=text).sample
+    torch.testing.assert_close(out[:, 0], ref, atol=1e-5, rtol=1e-4)
+
+
+def test_inflation_reuses_weights_and_leaves_the_image_unet_alone(tiny):
+    before = {k: v.clone() for k, v in tiny.unet.state_dict().items()}
+    model = T2SModel.from_image_unet(tiny.unet)
+    after = tiny.unet.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    video_state = model.unet.state_dict()
+    assert torch.equal(video_state["down_blocks.0.attentions.0.transformer_blocks.0.block.attn1.to_q.weight"],
+                       before["down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight"])
+    temporal_out = [v for k, v in video_state.items() if ".temporal.attn.to_out.0" in k]
+    assert temporal_out and all((v == 0).all() for v in temporal_out)
+
+
+def test_trainable_set_is_queries_and_temporal_layers(tiny):
+    model = T2SModel.from_image_unet(tiny.unet)
+    names = set(model.trainable_parameters())
+    n_blocks = sum(1 for n in names if n.endswith("temporal.norm.weight"))
+    assert n_blocks == 4
+    assert sum(n.endswith("attn1.to_q.weight") for n in names) == n_blocks
+    assert sum(n.endswith("attn2.to_q.weight") for n in names) == n_blocks
+    assert not any("to_k" in n and ".temporal." not in n for n in names)
+
+
+def test_v_prediction_and_sd2_style_config_inflates(tiny_v):
+    model = T2SModel.from_image_unet(tiny_v.unet)
+    assert tiny_v.unet.config.use_linear_projection
+    x, text = _video(3)
+    with torch.no_grad():
+        out = model(x, 10, text)
+    assert out.shape == x.shape
+
+
+def test_processor_names_are_the_single_place_of_choice(tiny):
+    model = T2SModel.from_image_unet(tiny.unet)
+    chosen = []
+
+    def choose(name):
+        chosen.append(name)
+        return None
+
+    procs = model.set_processors(choose)
+    assert set(chosen) == set(model.unet.attn_processors) == set(procs)
+    kinds = {type(p).__name__ for p in procs.values()}
+    assert kinds == {"FrameAttnProcessor", "CrossAttnProcessor", "TemporalAttnProcessor"}

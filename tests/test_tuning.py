@@ -1,0 +1,53 @@
+import pytest
+import torch
+
+from videop2p.models.t2s import T2SModel
+from videop2p.tuning import DeltaMismatchError, TuneConfig, denoising_loss, load_delta, save_delta, tune
+
+
+def _clip(seed=1, f=3):
+    g = torch.Generator().manual_seed(seed)
+    mean = torch.randn(1, f, 4, 8, 8, generator=g)
+    return mean, torch.full_like(mean, 0.01), torch.randn(1, 77, 32, generator=g)
+
+
+@torch.no_grad()
+def _eval_loss(model, tiny, mean, text):
+    g = torch.Generator().manual_seed(123)
+    return sum(float(denoising_loss(model, tiny.scheduler, mean, text, g)) for _ in range(16)) / 16
+
+
+@pytest.mark.parametrize("components", ["tiny", "tiny_v"])
+def test_tuning_lowers_loss_and_changes_exactly_the_trainable_set(components, request):
+    tiny = request.getfixturevalue(components)
+    model = T2SModel.from_image_unet(tiny.unet)
+    mean, std, text = _clip()
+    before = {n: p.detach().clone() for n, p in model.unet.named_parameters()}
+    loss0 = _eval_loss(model, tiny, mean, text)
+    result = tune(model, tiny, (mean, std), text, TuneConfig(steps=40, lr=2e-3, progress=False))
+    loss1 = _eval_loss(model, tiny, mean, text)
+    assert len(result.losses) == 40
+    assert loss1 < loss0 * 0.95, (loss0, loss1)
+    trainable = set(model.trainable_parameters())
+    for n, p in model.unet.named_parameters():
+        if n in trainable:
+            assert not torch.equal(p, before[n]), f"trainable {n} did not change (lost gradient?)"
+        else:
+            assert torch.equal(p, before[n]), f"frozen {n} changed"
+
+
+def test_delta_round_trips_exactly_and_refuses_other_inputs(tiny, tmp_path):
+    model = T2SModel.from_image_unet(tiny.unet)
+    mean, std, text = _clip()
+    tune(model, tiny, (mean, std), text, TuneConfig(steps=3, lr=1e-3, progress=False))
+    meta = {"base_model": tiny.info.identity, "num_frames": 3, "size": [16, 16], "frames_hash": "abc", "frame_mode": "first"}
+    path = save_delta(model, tmp_path / "delta.safetensors", meta)
+    fresh = T2SModel.from_image_unet(tiny.unet)
+    assert load_delta(fresh, path, expected=meta)["num_frames"] == 3
+    for (n, a), (_, b) in zip(model.unet.state_dict().items(), fresh.unet.state_dict().items(), strict=True):
+        assert torch.equal(a, b), n
+    n_delta = sum(p.numel() for p in model.trainable_parameters().values())
+    assert n_delta < sum(p.numel() for p in model.unet.parameters()) / 2
+    for key, value in (("base_model", "other@123"), ("num_frames", 8), ("size", [32, 16])):
+        with pytest.raises(DeltaMismatchError, match=key):
+            load_delta(T2SModel.from_image_unet(tiny.unet), path, expected={**meta, key: value})
