@@ -1,0 +1,216 @@
+"""The attention controller of decoupled-guidance editing and the processors that feed it.
+
+The sampling loop sets the step (`begin_step`) and the batch layout; processors registered by
+layer name hand over probabilities only in layers the controller reads or edits, so every other
+layer runs SDPA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention_processor import Attention
+from einops import rearrange
+
+from videop2p.models.attention import CrossAttnProcessor, TemporalAttnProcessor, layer_kind
+
+
+@dataclass
+class TargetEdit:
+    """How one target prompt's cross-attention follows the source's."""
+
+    mode: str  # "swap" or "refine"
+    mapper: torch.Tensor  # swap: (L, L) matrix; refine: (L,) source index per target token
+    alphas: torch.Tensor | None  # refine: (L,) 1 where the target token has a source token
+    equalizer: torch.Tensor | None  # (L,) reweighting factors, or None
+    cross_alpha: torch.Tensor  # (T + 1, L) 1 where the token's map is replaced at that step
+
+
+@dataclass
+class ControlPlan:
+    """Everything the controller needs, computed from prompts and schedules."""
+
+    targets: list[TargetEdit]  # one per target prompt
+    self_window: tuple[int, int]  # steps [start, end) where temporal maps follow the source
+    store_layers: set[str]  # cross-attention layers whose maps are averaged and kept
+    blend_tokens: torch.Tensor | None = None  # (P, L) 1 on blend-word tokens per prompt (source first)
+    subtract_tokens: torch.Tensor | None = None  # (P, L) 1 on subtract-word tokens
+    blend_start: int = 10  # blending applies from this step on
+    threshold: float = 0.3  # mask threshold after per-frame max normalisation
+    control_frame_attention: bool = False  # reserved: frame attention is not controlled (official)
+
+
+@dataclass
+class Layout:
+    """Rows of the UNet batch: rows [cond_start, cond_start + P) are the conditional prompts."""
+
+    cond_start: int  # first conditional row (source), earlier rows are unconditional
+    prompts: int  # source + targets
+    rows: int  # videos in the UNet batch
+
+
+class EditController:
+    """Edits cross-attention and temporal-attention maps of the target branches; stores averaged maps."""
+
+    def __init__(self, plan: ControlPlan):
+        self.plan = plan
+        self.step = 0
+        self.layout = Layout(0, 1 + len(plan.targets), 1 + len(plan.targets))
+        self.sums: dict[str, torch.Tensor] = {}  # layer -> (P, F, N, L) sum over steps of head-mean maps
+        self.steps_stored = 0
+        self._stored_this_step = False
+
+    # -- driven by the sampling loop -------------------------------------------------------------
+    def begin_step(self, step: int, layout: Layout) -> None:
+        self.step = step
+        self.layout = layout
+        self._stored_this_step = False
+
+    def end_step(self) -> None:
+        if self._stored_this_step:
+            self.steps_stored += 1
+
+    # -- which layers need probabilities -----------------------------------------------------------
+    def in_cross_window(self) -> bool:
+        return any(bool(t.cross_alpha[self.step].any()) for t in self.plan.targets)
+
+    def in_self_window(self) -> bool:
+        start, end = self.plan.self_window
+        return bool(self.plan.targets) and start <= self.step < end
+
+    def wants(self, name: str) -> bool:
+        kind = layer_kind(name)
+        if kind == "cross":
+            return name in self.plan.store_layers or self.in_cross_window()
+        if kind == "temporal":
+            return self.in_self_window()
+        return False
+
+    # -- cross-attention ---------------------------------------------------------------------------
+    def edit_cross(self, base: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """base (F, h, N, L) source maps, targets (K, F, h, N, L) -> edited target maps."""
+        out = []
+        for k, edit in enumerate(self.plan.targets):
+            own = targets[k]
+            if edit.mode == "swap":
+                new = torch.einsum("fhnw,wm->fhnm", base, edit.mapper.to(base))
+            else:
+                a = edit.alphas.to(base)
+                new = base[..., edit.mapper.to(base.device)] * a + own * (1 - a)
+            if edit.equalizer is not None:
+                new = new * edit.equalizer.to(base)
+            alpha = edit.cross_alpha[self.step].to(base)
+            out.append(new * alpha + own * (1 - alpha))
+        return torch.stack(out)
+
+    def on_cross(self, name: str, probs: torch.Tensor, rows: int, heads: int) -> torch.Tensor:
+        """probs ((rows*F)*heads, N, L) -> the same with target rows edited."""
+        p = rearrange(probs, "(r f h) n l -> r f h n l", r=rows, h=heads)
+        c0, n_prompts = self.layout.cond_start, self.layout.prompts
+        cond = p[c0 : c0 + n_prompts]  # (P, F, h, N, L)
+        if name in self.plan.store_layers:
+            mean = cond.mean(dim=2).detach().float()  # (P, F, N, L)
+            self.sums[name] = self.sums[name] + mean if name in self.sums else mean.clone()
+            self._stored_this_step = True
+        if n_prompts > 1 and self.in_cross_window():
+            p = p.clone()
+            p[c0 + 1 : c0 + n_prompts] = self.edit_cross(cond[0], cond[1:])
+        return rearrange(p, "r f h n l -> (r f h) n l")
+
+    # -- temporal ("self") attention ---------------------------------------------------------------
+    def on_temporal(self, probs: torch.Tensor, rows: int, heads: int) -> torch.Tensor:
+        """probs ((rows*N)*heads, F, F): target rows take the source's maps inside the self window."""
+        if not self.in_self_window():
+            return probs
+        p = rearrange(probs, "(r n h) f g -> r n h f g", r=rows, h=heads).clone()
+        c0, n_prompts = self.layout.cond_start, self.layout.prompts
+        p[c0 + 1 : c0 + n_prompts] = p[c0 : c0 + 1]
+        return rearrange(p, "r n h f g -> (r n h) f g")
+
+    # -- averaged maps and local blending ---------------------------------------------------------
+    def averaged_maps(self) -> dict[str, torch.Tensor]:
+        """Layer -> (P, F, N, L) maps averaged over the steps stored so far."""
+        n = max(self.steps_stored + (1 if self._stored_this_step else 0), 1)
+        return {k: v / n for k, v in self.sums.items()}
+
+    def blend_mask(self, latent_hw: tuple[int, int], tokens: torch.Tensor, threshold: float) -> torch.Tensor:
+        """Per-frame masks (P, F, 1, h, w) from the stored maps of `tokens` (P, L)."""
+        maps = []
+        for m in self.averaged_maps().values():  # (P, F, N, L)
+            side = int(round((m.shape[2] * latent_hw[1] / latent_hw[0]) ** 0.5))
+            hh, ww = m.shape[2] // side, side
+            words_map = (m * tokens.to(m)[:, None, None, :]).sum(-1)  # (P, F, N)
+            maps.append(F.interpolate(rearrange(words_map, "p f (y x) -> (p f) 1 y x", y=hh, x=ww), size=latent_hw, mode="bilinear"))
+        stacked = torch.stack(maps).mean(0)  # mean over layers, (P*F, 1, h, w)
+        pooled = F.max_pool2d(stacked, 3, 1, padding=1)
+        pooled = pooled / pooled.amax(dim=(2, 3), keepdim=True).clamp_min(1e-12)
+        p = tokens.shape[0]
+        return rearrange(pooled > threshold, "(p f) 1 y x -> p f 1 y x", p=p)
+
+    def local_blend(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """latents (P, F, C, h, w): targets keep the source outside the union of source and target masks."""
+        plan = self.plan
+        if plan.blend_tokens is None or self.step < plan.blend_start or not self.sums:
+            return latents, None
+        hw = latents.shape[-2:]
+        masks = self.blend_mask(hw, plan.blend_tokens, plan.threshold)  # (P, F, 1, h, w)
+        union = masks[:1] | masks[1:]  # (K, F, 1, h, w)
+        if plan.subtract_tokens is not None:
+            sub = self.blend_mask(hw, plan.subtract_tokens, plan.threshold)
+            union = union & ~(sub[:1] | sub[1:])
+        m = union.to(latents.dtype)
+        out = latents.clone()
+        out[1:] = latents[:1] + m * (latents[1:] - latents[:1])
+        return out, union
+
+
+class ControlledCrossProcessor:
+    """Cross-attention that materialises probabilities for the controller when it asks."""
+
+    def __init__(self, controller: EditController, name: str):
+        self.controller = controller
+        self.name = name
+        self.fallback = CrossAttnProcessor()
+
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None, num_frames: int = 1, **kwargs) -> torch.Tensor:
+        if not self.controller.wants(self.name):
+            return self.fallback(attn, hidden_states, encoder_hidden_states, attention_mask, num_frames)
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        q = attn.head_to_batch_dim(attn.to_q(hidden_states))  # (B*h, N, d)
+        k, v = attn.head_to_batch_dim(attn.to_k(context)), attn.head_to_batch_dim(attn.to_v(context))
+        probs = attn.get_attention_scores(q, k)  # (B*h, N, L)
+        rows = hidden_states.shape[0] // num_frames
+        probs = self.controller.on_cross(self.name, probs, rows, attn.heads)
+        out = attn.batch_to_head_dim(torch.bmm(probs, v))
+        return attn.to_out[1](attn.to_out[0](out))
+
+
+class ControlledTemporalProcessor:
+    """Temporal attention whose target maps follow the source inside the self-replace window."""
+
+    def __init__(self, controller: EditController, name: str):
+        self.controller = controller
+        self.name = name
+        self.fallback = TemporalAttnProcessor()
+
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None, num_frames: int = 1, **kwargs) -> torch.Tensor:
+        if not self.controller.wants(self.name):
+            return self.fallback(attn, hidden_states)
+        q = attn.head_to_batch_dim(attn.to_q(hidden_states))  # (B*N*h, F, d)
+        k, v = attn.head_to_batch_dim(attn.to_k(hidden_states)), attn.head_to_batch_dim(attn.to_v(hidden_states))
+        probs = attn.get_attention_scores(q, k)  # (rows*N*h, F, F)
+        probs = self.controller.on_temporal(probs, self.controller.layout.rows, attn.heads)
+        out = attn.batch_to_head_dim(torch.bmm(probs, v))
+        return attn.to_out[1](attn.to_out[0](out))
+
+
+def controlled_processor(controller: EditController, name: str):
+    """The processor a controlled layer gets, or None to keep the default (frame attention)."""
+    kind = layer_kind(name)
+    if kind == "cross":
+        return ControlledCrossProcessor(controller, name)
+    if kind == "temporal":
+        return ControlledTemporalProcessor(controller, name)
+    return None

@@ -1,0 +1,147 @@
+"""Prompt-to-prompt token bookkeeping: word indices, the replacement and refinement mappers, the equaliser.
+
+After Hertz et al., "Prompt-to-Prompt Image Editing with Cross-Attention Control" (2022).
+"""
+
+from __future__ import annotations
+
+import enum
+import string
+
+import torch
+
+_PUNCT = string.punctuation
+
+
+class EditMode(str, enum.Enum):
+    AUTO = "auto"  # swap when word counts match and words differ, else refine
+    SWAP = "swap"  # word replacement
+    REFINE = "refine"  # words added or removed
+
+
+def words(prompt: str) -> list[str]:
+    """Words as the official code splits them: on single spaces."""
+    return prompt.split(" ")
+
+
+def _norm(word: str) -> str:
+    return word.lower().strip(_PUNCT)
+
+
+def word_tokens(tokenizer, prompt: str) -> list[list[int]]:
+    """Token positions (start token = 0) of every word of `prompt`."""
+    positions, cur = [], 1
+    for w in words(prompt):
+        n = len(tokenizer(w, add_special_tokens=False).input_ids) if w else 0
+        positions.append(list(range(cur, cur + n)))
+        cur += n
+    total = len(tokenizer(prompt, add_special_tokens=False).input_ids)
+    if cur - 1 != total:
+        raise ValueError(f"Prompt {prompt!r} does not tokenize word by word ({cur - 1} vs {total} tokens); use single spaces between words.")
+    if total + 2 > tokenizer.model_max_length:
+        raise ValueError(f"Prompt {prompt!r} has {total + 2} tokens (with start and end), over the tokenizer's limit of {tokenizer.model_max_length}.")
+    return positions
+
+
+def word_indices(tokenizer, prompt: str, word: str | int) -> list[int]:
+    """Token positions of a word: by position (int), or every occurrence of a word (case and
+    surrounding punctuation ignored; "Spider-Man" and "motorbike," are one word each)."""
+    per_word = word_tokens(tokenizer, prompt)
+    ws = words(prompt)
+    if isinstance(word, int):
+        if not 0 <= word < len(ws):
+            raise ValueError(f"Word position {word} is outside prompt {prompt!r} with {len(ws)} words.")
+        return per_word[word]
+    if " " in word.strip():
+        return [i for part in word.split() for i in word_indices(tokenizer, prompt, part)]
+    hits = [i for k, w in enumerate(ws) if _norm(w) == _norm(word) for i in per_word[k]]
+    if not hits:
+        raise ValueError(f"Word {word!r} is not in prompt {prompt!r}; its words are {[_norm(w) for w in ws if w]}.")
+    return hits
+
+
+def choose_mode(source: str, target: str, mode: EditMode | str = EditMode.AUTO) -> EditMode:
+    """Auto: same word count and differing words -> swap, else refine; a forced swap needs equal counts."""
+    mode = EditMode(mode)
+    ns, nt = len(words(source)), len(words(target))
+    if mode is EditMode.SWAP and ns != nt:
+        raise ValueError(f"A word swap needs prompts with the same number of words: {source!r} has {ns}, {target!r} has {nt}. Use mode 'refine'.")
+    if mode is EditMode.AUTO:
+        return EditMode.SWAP if ns == nt else EditMode.REFINE
+    return mode
+
+
+def replacement_mapper(tokenizer, source: str, target: str) -> torch.Tensor:
+    """(L, L) matrix M with target map[m] = sum_w source map[w] * M[w, m]; a swapped word of
+    different token count spreads its attention evenly over the target's tokens."""
+    length = tokenizer.model_max_length
+    ws, wt = words(source), words(target)
+    if len(ws) != len(wt):
+        raise ValueError(f"A word swap needs prompts with the same number of words: {source!r} has {len(ws)}, {target!r} has {len(wt)}.")
+    src, tgt = word_tokens(tokenizer, source), word_tokens(tokenizer, target)
+    mapper = torch.zeros(length, length)
+    mapper[0, 0] = 1.0  # start token
+    for a, b in zip(src, tgt, strict=True):
+        if len(a) == len(b):
+            mapper[a, b] = 1.0
+        else:
+            for j in b:
+                mapper[a, j] = 1.0 / len(b)
+    i, j = (src[-1][-1] + 1 if src[-1] else 1), (tgt[-1][-1] + 1 if tgt[-1] else 1)
+    while i < length and j < length:  # end token and padding, aligned
+        mapper[i, j] = 1.0
+        i, j = i + 1, j + 1
+    while j < length:  # target longer: its last padding reads the source's last token
+        mapper[length - 1, j] = 1.0
+        j += 1
+    return mapper
+
+
+def global_alignment(x: list[int], y: list[int]) -> list[int]:
+    """Needleman-Wunsch alignment (match +1, mismatch and gap -1): for each y position its x position or -1."""
+    n, m = len(x), len(y)
+    score = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(1, n + 1):
+        score[i][0] = -i
+    for j in range(1, m + 1):
+        score[0][j] = -j
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            diag = score[i - 1][j - 1] + (1 if x[i - 1] == y[j - 1] else -1)
+            score[i][j] = max(diag, score[i - 1][j] - 1, score[i][j - 1] - 1)
+    out = [-1] * m
+    i, j = n, m
+    while i > 0 and j > 0:
+        if score[i][j] == score[i - 1][j - 1] + (1 if x[i - 1] == y[j - 1] else -1):
+            out[j - 1] = i - 1 if x[i - 1] == y[j - 1] else -1
+            i, j = i - 1, j - 1
+        elif score[i][j] == score[i][j - 1] - 1:
+            j -= 1
+        else:
+            i -= 1
+    return out
+
+
+def refinement_mapper(tokenizer, source: str, target: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(index (L,), alpha (L,)): target token m reads source token index[m] where alpha[m] = 1;
+    tokens new in the target (alpha 0) keep their own maps."""
+    length = tokenizer.model_max_length
+    word_tokens(tokenizer, source), word_tokens(tokenizer, target)  # validates both prompts
+    x, y = tokenizer(source).input_ids, tokenizer(target).input_ids
+    aligned = global_alignment(x, y)
+    index = torch.zeros(length, dtype=torch.long)
+    alpha = torch.ones(length)
+    for j, i in enumerate(aligned):
+        index[j] = max(i, 0)
+        alpha[j] = float(i >= 0)
+    for k, j in enumerate(range(len(y), length)):  # padding after the end token, aligned
+        index[j] = min(len(x) + k, length - 1)
+    return index, alpha
+
+
+def equalizer(tokenizer, prompt: str, factors: dict[str | int, float]) -> torch.Tensor:
+    """(L,) scale per token: `factors` maps words to their reweighting factor, 1 elsewhere."""
+    eq = torch.ones(tokenizer.model_max_length)
+    for word, value in factors.items():
+        eq[word_indices(tokenizer, prompt, word)] = float(value)
+    return eq

@@ -1,0 +1,240 @@
+"""Stage 3: decoupled-guidance sampling of source and target branches under attention control."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from videop2p.control.controller import ControlPlan, EditController, Layout, TargetEdit, controlled_processor
+from videop2p.control.prompts import EditMode, choose_mode, equalizer, refinement_mapper, replacement_mapper, word_indices
+from videop2p.inversion import InversionMethod, InversionResult
+from videop2p.latents import encode_prompts
+from videop2p.models.loading import AttentionLayer, SDComponents
+from videop2p.models.t2s import T2SModel
+from videop2p.sampling import EvalCounter, cfg, ddim_schedule, denoise_step, predict
+
+logger = logging.getLogger(__name__)
+
+Bounds = float | tuple[float, float]
+OFFICIAL_MASK_SIDE = 16  # the official code builds masks from 16x16 maps (512 px, SD 1.5)
+
+
+@dataclass
+class EditConfig:
+    """Editing settings; defaults are the official ones."""
+
+    mode: EditMode = EditMode.AUTO  # swap, refine, or chosen from the prompts
+    guidance: float = 7.5  # classifier-free guidance of the branches that use it
+    cross_replace: Bounds = 0.2  # fraction (or (start, end)) of steps with cross-attention replaced
+    cross_replace_words: dict[str, Bounds] = field(default_factory=dict)  # per-word windows
+    self_replace: Bounds = 0.5  # fraction (or (start, end)) of steps with temporal maps replaced
+    blend: tuple[str, str] | None = None  # (source word, target word) for local blending
+    subtract: tuple[str, str] | None = None  # words whose region is never edited
+    reweight: dict[str, float] = field(default_factory=dict)  # target word -> attention factor
+    threshold: float = 0.3  # local-blend mask threshold
+    blend_start: float = 0.2  # blending starts after this fraction of steps
+    decoupled: bool = True  # targets use the plain empty-prompt embedding (Video-P2P); False: the source's
+    mask_side: int | None = None  # side of the maps that build masks; None: closest to the official 16
+    progress: bool = True  # tqdm bar
+
+
+@dataclass
+class EditResult:
+    """Latents and maps from one editing pass."""
+
+    latents: torch.Tensor  # (1 + K, F, C, h, w): reconstruction then each target
+    masks: torch.Tensor | None  # (K, F, h, w) bool local-blend masks at the last step
+    attention: torch.Tensor | None  # (1 + K, F, y, x, L) step-averaged cross-attention maps per token
+    tokens: list[list[str]]  # decoded tokens of every prompt (start token first)
+    counts: dict[str, int]  # UNet evaluations per phase
+    modes: list[str]  # edit mode per target
+
+
+def _bounds(value: Bounds, name: str) -> tuple[float, float]:
+    start, end = (0.0, float(value)) if isinstance(value, int | float) else (float(value[0]), float(value[1]))
+    for v in (start, end):
+        if not 0.0 <= v <= 1.0 or math.isnan(v):
+            raise ValueError(f"{name} values must lie in [0, 1], got {value!r}.")
+    if start > end:
+        raise ValueError(f"{name} start must not exceed its end, got {value!r}.")
+    return start, end
+
+
+def cross_alpha(tokenizer, target: str, steps: int, default: Bounds, per_word: dict[str, Bounds]) -> torch.Tensor:
+    """(T + 1, L) replacement schedule per token, as the official `get_time_words_attention_alpha`."""
+    alpha = torch.zeros(steps + 1, tokenizer.model_max_length)
+    s, e = _bounds(default, "cross_replace")
+    alpha[int(s * (steps + 1)) : int(e * (steps + 1))] = 1.0
+    for word, bounds in per_word.items():
+        s, e = _bounds(bounds, f"cross_replace for {word!r}")
+        inds = word_indices(tokenizer, target, word)
+        alpha[:, inds] = 0.0
+        alpha[int(s * (steps + 1)) : int(e * (steps + 1)), inds] = 1.0
+    return alpha
+
+
+def mask_layers(layers: tuple[AttentionLayer, ...], latent_hw: tuple[int, int], side: int | None) -> tuple[set[str], int]:
+    """Cross-attention layers whose map side is closest to `side` (default: the official 16)."""
+    target = side or OFFICIAL_MASK_SIDE
+    sides = {layer.downsample: latent_hw[0] // layer.downsample for layer in layers if layer.cross}
+    if not sides:
+        raise ValueError("the model has no cross-attention layers to build masks from")
+    best = min(sides, key=lambda d: (abs(sides[d] - target), -sides[d]))
+    return {layer.name for layer in layers if layer.cross and layer.downsample == best}, sides[best]
+
+
+def t2s_layer_name(name: str) -> str:
+    """Processor name of an image-UNet layer inside the inflated UNet."""
+    parts = name.split(".")
+    if "transformer_blocks" in parts and "block" not in parts:
+        j = parts.index("transformer_blocks")
+        parts.insert(j + 2, "block")
+    return ".".join(parts)
+
+
+def build_plan(components: SDComponents, source: str, targets: list[str], c: EditConfig, steps: int, latent_hw: tuple[int, int]) -> tuple[ControlPlan, list[str]]:
+    """Check the prompts and settings, and turn them into the controller's plan."""
+    tok = components.tokenizer
+    for p in [source, *targets]:
+        if not p.strip():
+            raise ValueError("Prompts must not be empty.")
+        word_indices(tok, p, 0)  # validates length and tokenisation
+    _bounds(c.self_replace, "self_replace")
+    if not 0.0 <= c.threshold <= 1.0:
+        raise ValueError(f"threshold must lie in [0, 1], got {c.threshold}.")
+    edits, modes = [], []
+    for t in targets:
+        mode = choose_mode(source, t, c.mode)
+        eq = equalizer(tok, t, c.reweight) if c.reweight else None
+        alpha = cross_alpha(tok, t, steps, c.cross_replace, c.cross_replace_words)
+        if mode is EditMode.SWAP:
+            edits.append(TargetEdit("swap", replacement_mapper(tok, source, t), None, eq, alpha))
+        else:
+            index, alphas = refinement_mapper(tok, source, t)
+            edits.append(TargetEdit("refine", index, alphas, eq, alpha))
+        modes.append(mode.value)
+    s0, s1 = _bounds(c.self_replace, "self_replace")
+    store, _ = mask_layers(components.info.attention_layers, latent_hw, c.mask_side)
+    plan = ControlPlan(
+        targets=edits,
+        self_window=(int(steps * s0), int(steps * s1)),
+        store_layers={t2s_layer_name(n) for n in store},
+        blend_start=int(c.blend_start * steps),
+        threshold=c.threshold,
+    )
+    prompts = [source, *targets]
+    if c.blend is not None and targets:
+        plan.blend_tokens = _word_tokens_per_prompt(tok, prompts, c.blend, "blend")
+    if c.subtract is not None and targets:
+        plan.subtract_tokens = _word_tokens_per_prompt(tok, prompts, c.subtract, "subtract")
+    return plan, modes
+
+
+def _word_tokens_per_prompt(tok, prompts: list[str], pair: tuple[str, str], what: str) -> torch.Tensor:
+    """(P, L) with 1 on the source word's tokens (row 0) and the target word's tokens (other rows)."""
+    out = torch.zeros(len(prompts), tok.model_max_length)
+    for i, p in enumerate(prompts):
+        word = pair[0] if i == 0 else pair[1]
+        try:
+            out[i, word_indices(tok, p, word)] = 1.0
+        except ValueError as e:
+            raise ValueError(f"{what} word: {e}") from None
+    return out
+
+
+def _source_uncond(inv: InversionResult, i: int, empty: torch.Tensor, cond_src: torch.Tensor) -> torch.Tensor | None:
+    """The source branch's unconditional embedding at step i, or None when it runs without guidance."""
+    if inv.method is InversionMethod.NULL_TEXT:
+        return inv.uncond_embeddings[i]
+    if inv.method is InversionMethod.DIRECT:
+        return empty
+    return None  # fast: guidance 1; negative-prompt: uncond = cond, so the guided output is the conditional one
+
+
+def _target_uncond(inv: InversionResult, i: int, empty: torch.Tensor, cond_src: torch.Tensor, decoupled: bool) -> torch.Tensor | None:
+    if inv.method is InversionMethod.NEGATIVE_PROMPT:
+        return cond_src
+    if decoupled:
+        return empty
+    return _source_uncond(inv, i, empty, cond_src)
+
+
+@dataclass
+class StepInfo:
+    """Payload of the per-step callback."""
+
+    step: int  # index of the step just taken
+    timestep: int  # its diffusion timestep
+    latents: torch.Tensor  # (1 + K, F, C, h, w) after blending
+    mask: torch.Tensor | None  # (K, F, 1, h, w) bool blend mask applied at this step, if any
+
+
+def edit(
+    model: T2SModel,
+    components: SDComponents,
+    inv: InversionResult,
+    source: str,
+    targets: list[str],
+    c: EditConfig,
+    counter: EvalCounter | None = None,
+    callback: Callable[[StepInfo], None] | None = None,
+) -> EditResult:
+    """Sample the source branch and every target together from the inversion's noise."""
+    counter = counter or EvalCounter()
+    if not torch.isfinite(inv.latent_T).all():
+        raise ValueError("The inversion's latent contains NaN or infinite values; invert again.")
+    steps = len(inv.timesteps)
+    latent_hw = tuple(inv.latent_T.shape[-2:])
+    plan, modes = build_plan(components, source, targets, c, steps, latent_hw)
+    sched = ddim_schedule(components.scheduler, steps)
+    if sched.timesteps != inv.timesteps:
+        raise ValueError(f"the scheduler's timesteps differ from the inversion's ({sched.timesteps[:3]} vs {inv.timesteps[:3]})")
+    prompts = [source, *targets]
+    device, dtype = inv.latent_T.device, inv.latent_T.dtype
+    cond = encode_prompts(components, prompts).to(device, dtype)  # (P, L, D)
+    empty = encode_prompts(components, [""]).to(device, dtype)  # (1, L, D)
+    controller = EditController(plan)
+    model.set_processors(lambda name: controlled_processor(controller, name))
+    z = inv.latent_T.expand(len(prompts), *inv.latent_T.shape[1:]).clone()  # (P, F, C, h, w)
+    union = None
+    try:
+        with torch.no_grad():
+            for i, t in enumerate(tqdm(sched.timesteps, desc="edit", disable=not c.progress)):
+                unconds = [_source_uncond(inv, i, empty, cond[:1])] + [_target_uncond(inv, i, empty, cond[:1], c.decoupled)] * len(targets)
+                guided_rows = [b for b, u in enumerate(unconds) if u is not None]
+                text = torch.cat([unconds[b].to(device, dtype) for b in guided_rows] + [cond])
+                rows = torch.cat([z[guided_rows], z]) if guided_rows else z
+                controller.begin_step(i, Layout(cond_start=len(guided_rows), prompts=len(prompts), rows=len(rows)))
+                out = predict(model, rows, t, text, counter, "edit")
+                controller.end_step()
+                guided = out[len(guided_rows) :].clone()
+                for r, b in enumerate(guided_rows):
+                    guided[b] = cfg(out[r], guided[b], c.guidance)
+                z = denoise_step(guided, z, t, sched)
+                if inv.method is InversionMethod.DIRECT:
+                    z[0] = inv.trajectory[steps - i - 1][0].to(z)  # PnP Inversion: source back onto the trajectory
+                z, mask = controller.local_blend(z)
+                union = mask if mask is not None else union
+                if callback is not None:
+                    callback(StepInfo(i, t, z, mask))
+    finally:
+        model.set_processors()
+    maps = controller.averaged_maps()
+    attention = None
+    if maps:
+        mean = torch.stack(list(maps.values())).mean(0)  # (P, F, N, L)
+        side_x = int(round((mean.shape[2] * latent_hw[1] / latent_hw[0]) ** 0.5))
+        attention = mean.reshape(*mean.shape[:2], mean.shape[2] // side_x, side_x, mean.shape[-1])
+    tokens = [components.tokenizer.convert_ids_to_tokens(components.tokenizer(p).input_ids) for p in prompts]
+    masks = union[:, :, 0] if union is not None else None
+    return EditResult(latents=z, masks=masks, attention=attention, tokens=tokens, counts=dict(counter.counts), modes=modes)
+
+
+def reconstruct(model: T2SModel, components: SDComponents, inv: InversionResult, source: str, c: EditConfig | None = None) -> torch.Tensor:
+    """The source branch alone: (1, F, C, h, w)."""
+    return edit(model, components, inv, source, [], c or EditConfig(progress=False)).latents

@@ -1,0 +1,85 @@
+"""DDIM steps in both directions and classifier-free-guided predictions, from the model's own scheduler."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import torch
+
+from videop2p.models.t2s import T2SModel
+
+
+@dataclass
+class EvalCounter:
+    """UNet evaluations (one video through the UNet counts one) per phase."""
+
+    counts: Counter = field(default_factory=Counter)
+
+    def add(self, phase: str, videos: int) -> None:
+        self.counts[phase] += videos
+
+
+@dataclass(frozen=True)
+class DDIMSchedule:
+    """Timesteps (descending) and the cumulative alphas that DDIM needs."""
+
+    timesteps: list[int]  # e.g. [981, 961, ..., 1] for 50 steps
+    alphas_cumprod: torch.Tensor  # (num_train_timesteps,)
+    final_alpha_cumprod: float  # alpha used below the first timestep
+    step_size: int  # num_train_timesteps // num_inference_steps
+    prediction_type: str  # "epsilon" or "v_prediction"
+
+    def alpha(self, t: int) -> float:
+        return float(self.alphas_cumprod[t]) if t >= 0 else self.final_alpha_cumprod
+
+
+def ddim_schedule(scheduler, num_steps: int) -> DDIMSchedule:
+    """Read timesteps, alphas and the final alpha from a diffusers scheduler configured by the model."""
+    scheduler.set_timesteps(num_steps)
+    return DDIMSchedule(
+        timesteps=[int(t) for t in scheduler.timesteps],
+        alphas_cumprod=scheduler.alphas_cumprod.detach().cpu().double(),
+        final_alpha_cumprod=float(scheduler.final_alpha_cumprod),
+        step_size=scheduler.config.num_train_timesteps // num_steps,
+        prediction_type=scheduler.config.prediction_type,
+    )
+
+
+def to_x0_eps(out: torch.Tensor, x: torch.Tensor, alpha: float, prediction_type: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clean-latent and noise estimates from a model output (Salimans & Ho 2022 for v)."""
+    a, s = alpha**0.5, (1 - alpha) ** 0.5
+    if prediction_type == "epsilon":
+        return (x - s * out) / a, out
+    if prediction_type == "v_prediction":
+        return a * x - s * out, a * out + s * x
+    raise ValueError(f"unsupported prediction type {prediction_type!r}")
+
+
+def ddim_move(x0: torch.Tensor, eps: torch.Tensor, alpha_to: float) -> torch.Tensor:
+    """Deterministic DDIM update to noise level `alpha_to` (Song et al. 2021, eq. 12 with sigma = 0)."""
+    return alpha_to**0.5 * x0 + (1 - alpha_to) ** 0.5 * eps
+
+
+def denoise_step(out: torch.Tensor, x: torch.Tensor, t: int, sched: DDIMSchedule) -> torch.Tensor:
+    """One DDIM sampling step from t to t - step_size."""
+    x0, eps = to_x0_eps(out, x, sched.alpha(t), sched.prediction_type)
+    return ddim_move(x0, eps, sched.alpha(t - sched.step_size))
+
+
+def invert_step(out: torch.Tensor, x: torch.Tensor, t: int, sched: DDIMSchedule) -> torch.Tensor:
+    """One DDIM inversion step from t - step_size up to t, with the model evaluated at t."""
+    x0, eps = to_x0_eps(out, x, sched.alpha(t - sched.step_size), sched.prediction_type)
+    return ddim_move(x0, eps, sched.alpha(t))
+
+
+def cfg(uncond: torch.Tensor, cond: torch.Tensor, guidance: float) -> torch.Tensor:
+    """Classifier-free guidance (Ho & Salimans 2022)."""
+    return uncond + guidance * (cond - uncond)
+
+
+def predict(model: T2SModel, latents: torch.Tensor, t: int, text: torch.Tensor, counter: EvalCounter | None = None, phase: str = "") -> torch.Tensor:
+    """Model output for a batch of videos (B, F, C, h, w) with text (B, L, D)."""
+    if counter is not None:
+        counter.add(phase, latents.shape[0])
+    return model(latents, t, text.to(latents.dtype))

@@ -1,0 +1,95 @@
+import pytest
+import torch
+
+from videop2p.editing import EditConfig, reconstruct
+from videop2p.inversion import (
+    InversionConfig,
+    InversionMethod,
+    InversionMismatchError,
+    invert,
+    load_inversion,
+    optimise_null_text,
+    save_inversion,
+)
+from videop2p.latents import encode_prompts
+from videop2p.models.t2s import T2SModel
+from videop2p.sampling import ddim_schedule
+
+SRC = "a red circle moving on the grass"
+STEPS = 10
+
+
+def _setup(components, frames=3):
+    model = T2SModel.from_image_unet(components.unet)
+    g = torch.Generator().manual_seed(0)
+    z0 = torch.randn(1, frames, 4, 8, 8, generator=g) * 0.5
+    return model, z0, encode_prompts(components, [SRC]), encode_prompts(components, [""])
+
+
+def _mse(a, b):
+    return float((a - b).pow(2).mean())
+
+
+def _rec(model, comps, inv):
+    return reconstruct(model, comps, inv, SRC, EditConfig(progress=False))
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny_v"])
+def test_each_method_reconstructs(name, request):
+    comps = request.getfixturevalue(name)
+    model, z0, cond, empty = _setup(comps)
+    results = {m: invert(model, comps.scheduler, z0, cond, empty, InversionConfig(method=m, steps=STEPS, progress=False)) for m in InversionMethod}
+    errors = {m: _mse(_rec(model, comps, r), z0) for m, r in results.items()}
+    # plain DDIM inversion sampled back with guidance 7.5 and the empty prompt
+    plain = results[InversionMethod.FAST]
+    plain.method = InversionMethod.NULL_TEXT
+    plain.uncond_embeddings = empty[None].expand(STEPS, 1, *empty.shape[1:])
+    plain_error = _mse(_rec(model, comps, plain), z0)
+    assert errors[InversionMethod.NULL_TEXT] * 2 < plain_error, (errors, plain_error)
+    assert errors[InversionMethod.DIRECT] < 1e-10
+    assert errors[InversionMethod.FAST] < plain_error
+
+
+def test_fast_mode_is_guidance_one_ddim(tiny):
+    model, z0, cond, empty = _setup(tiny)
+    inv = invert(model, tiny.scheduler, z0, cond, empty, InversionConfig(method="fast", steps=STEPS, progress=False))
+    sched = ddim_schedule(tiny.scheduler, STEPS)
+    from videop2p.sampling import denoise_step
+
+    z = inv.latent_T
+    with torch.no_grad():
+        for t in sched.timesteps:
+            z = denoise_step(model(z, t, cond), z, t, sched)
+    torch.testing.assert_close(_rec(model, tiny, inv), z, atol=1e-5, rtol=1e-4)
+
+
+def test_one_shared_embedding_per_step_and_objective_over_all_frames(tiny):
+    model, z0, cond, empty = _setup(tiny, frames=4)
+    inv = invert(model, tiny.scheduler, z0, cond, empty, InversionConfig(method="null-text", steps=4, progress=False))
+    assert inv.uncond_embeddings.shape == (4, 1, 77, 32)
+    assert inv.meta["unet_evaluations"]["ddim_inversion"] == 4
+    # the conditional prediction once per step: evaluations = steps * (1 + inner + 1) at most
+    assert inv.meta["unet_evaluations"]["null_text"] <= 4 * 12
+    # the objective reads every frame: a trajectory that differs only in frame 3 changes the embeddings
+    traj = torch.stack([z0] * 5)
+    sched = ddim_schedule(tiny.scheduler, 4)
+    c = InversionConfig(steps=4, inner_steps=2, progress=False)
+    a = optimise_null_text(model, traj, cond, empty, sched, c)
+    traj2 = traj.clone()
+    traj2[:, :, 3] += 0.5
+    b = optimise_null_text(model, traj2, cond, empty, sched, c)
+    assert not torch.equal(a[0], b[0])
+
+
+def test_saved_inversion_reproduces_bit_for_bit_and_refuses_other_inputs(tiny, tmp_path):
+    model, z0, cond, empty = _setup(tiny)
+    meta = {"prompt": SRC, "frames_hash": "abc", "model": tiny.info.identity}
+    inv = invert(model, tiny.scheduler, z0, cond, empty, InversionConfig(method="null-text", steps=4, progress=False), meta=meta)
+    path = save_inversion(inv, tmp_path / "inv.safetensors")
+    loaded = load_inversion(path, expected=meta)
+    assert torch.equal(_rec(model, tiny, inv), _rec(model, tiny, loaded))
+    for key, value in (("prompt", "another prompt"), ("frames_hash", "xyz"), ("model", "other@1")):
+        with pytest.raises(InversionMismatchError, match=key):
+            load_inversion(path, expected={**meta, key: value})
+    direct = invert(model, tiny.scheduler, z0, cond, empty, InversionConfig(method="direct", steps=4, progress=False))
+    assert load_inversion(save_inversion(direct, tmp_path / "d.safetensors")).trajectory.shape == (5, 1, 3, 4, 8, 8)

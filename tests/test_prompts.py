@@ -1,0 +1,78 @@
+import pytest
+import torch
+
+from videop2p.control.prompts import (
+    EditMode,
+    choose_mode,
+    equalizer,
+    global_alignment,
+    refinement_mapper,
+    replacement_mapper,
+    word_indices,
+)
+from videop2p.models.tokenizer import bundled_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return bundled_tokenizer()
+
+
+def test_word_indices_multi_token_words_case_punctuation_and_repeats(tok):
+    p = "a Spider-Man is driving a motorbike, in the forest"
+    assert word_indices(tok, p, "spider-man") == [2, 3, 4]
+    assert word_indices(tok, p, "Motorbike") == [8, 9]  # "motorbike," with its comma
+    assert word_indices(tok, p, "a") == [1, 7]  # both occurrences
+    assert word_indices(tok, p, 4) == [7]  # the second "a", by position
+    with pytest.raises(ValueError, match="'cat' is not in prompt"):
+        word_indices(tok, p, "cat")
+    long = " ".join(["red"] * 80)
+    with pytest.raises(ValueError, match="82 tokens .* limit of 77"):
+        word_indices(tok, long, "red")
+
+
+def test_official_swap_man_to_spider_man(tok):
+    src = "a man is driving a motorbike in the forest"
+    tgt = "a Spider-Man is driving a motorbike in the forest"
+    assert choose_mode(src, tgt) is EditMode.SWAP
+    m = replacement_mapper(tok, src, tgt)
+    # man (token 2) spreads evenly over spider, -, man (tokens 2, 3, 4)
+    torch.testing.assert_close(m[2, 2:5], torch.full((3,), 1 / 3))
+    # every later source token i maps to target token i + 2: "is" 3 -> 5, ..., end token 10 -> 12
+    for i in range(3, 11):
+        assert m[i, i + 2] == 1 and m[i].sum() == 1
+    assert m[0, 0] == 1 and m[1, 1] == 1
+    eq = equalizer(tok, tgt, {"Spider-Man": 4})
+    assert eq[2:5].tolist() == [4, 4, 4] and eq.sum() == 77 + 9
+
+
+def test_official_swap_road_to_railway(tok):
+    src, tgt = "a car is driving on the road", "a car is driving on the railway"
+    m = replacement_mapper(tok, src, tgt)
+    assert torch.equal(m, torch.eye(77))  # one token each: identity, the map of "road" drives "railway"
+
+
+def test_official_refine_origami_rabbit(tok):
+    src, tgt = "a rabbit is jumping on the grass", "a origami rabbit is jumping on the grass"
+    assert choose_mode(src, tgt) is EditMode.REFINE
+    index, alpha = refinement_mapper(tok, src, tgt)
+    assert alpha[:10].tolist() == [1, 1, 0, 1, 1, 1, 1, 1, 1, 1]  # "origami" (token 2) is new
+    assert index[:10].tolist()[:2] == [0, 1] and index[3:10].tolist() == [2, 3, 4, 5, 6, 7, 8]
+    assert equalizer(tok, tgt, {"origami": 2})[2] == 2
+
+
+def test_official_refine_children_drawing(tok):
+    src, tgt = "a bird flying in the forest", "children drawing of a bird flying in the forest"
+    index, alpha = refinement_mapper(tok, src, tgt)
+    assert alpha[1:4].tolist() == [0, 0, 0]  # children drawing of
+    assert index[4:10].tolist() == [1, 2, 3, 4, 5, 6] and alpha[4:10].tolist() == [1] * 6
+
+
+def test_forced_swap_with_different_word_counts_is_an_error():
+    with pytest.raises(ValueError, match="same number of words.*has 7.*has 8"):
+        choose_mode("a rabbit is jumping on the grass", "a origami rabbit is jumping on the grass", "swap")
+
+
+def test_global_alignment():
+    assert global_alignment([1, 2, 3], [1, 9, 2, 3]) == [0, -1, 1, 2]
+    assert global_alignment([1, 2, 3], [1, 3]) == [0, 2]
