@@ -138,16 +138,15 @@ class EditController:
     def blend_mask(self, latent_hw: tuple[int, int], tokens: torch.Tensor, threshold: float) -> torch.Tensor:
         """Per-frame masks (P, F, 1, h, w) from the stored maps of `tokens` (P, L)."""
         maps = []
-        for m in self.averaged_maps().values():  # (P, F, N, L)
-            side = int(round((m.shape[2] * latent_hw[1] / latent_hw[0]) ** 0.5))
-            hh, ww = m.shape[2] // side, side
+        for m in self.averaged_maps().values():  # (P, F, N, L), all layers at one resolution
+            side_x = int(round((m.shape[2] * latent_hw[1] / latent_hw[0]) ** 0.5))
             words_map = (m * tokens.to(m)[:, None, None, :]).sum(-1)  # (P, F, N)
-            maps.append(F.interpolate(rearrange(words_map, "p f (y x) -> (p f) 1 y x", y=hh, x=ww), size=latent_hw, mode="bilinear"))
-        stacked = torch.stack(maps).mean(0)  # mean over layers, (P*F, 1, h, w)
-        pooled = F.max_pool2d(stacked, 3, 1, padding=1)
-        pooled = pooled / pooled.amax(dim=(2, 3), keepdim=True).clamp_min(1e-12)
-        p = tokens.shape[0]
-        return rearrange(pooled > threshold, "(p f) 1 y x -> p f 1 y x", p=p)
+            maps.append(rearrange(words_map, "p f (y x) -> (p f) 1 y x", x=side_x))
+        mean = torch.stack(maps).mean(0)  # mean over layers, (P*F, 1, y, x)
+        pooled = F.max_pool2d(mean, 3, 1, padding=1)  # the official 3x3 max-pool at map resolution
+        mask = F.interpolate(pooled, size=latent_hw)  # nearest, as the official code
+        mask = mask / mask.amax(dim=(2, 3), keepdim=True).clamp_min(1e-12)
+        return rearrange(mask > threshold, "(p f) 1 y x -> p f 1 y x", p=tokens.shape[0])
 
     def local_blend(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """latents (P, F, C, h, w): targets keep the source outside the union of source and target masks."""

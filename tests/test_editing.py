@@ -1,0 +1,138 @@
+import pytest
+import torch
+
+from videop2p.control.controller import ControlPlan, EditController, Layout, TargetEdit
+from videop2p.editing import EditConfig, edit, reconstruct
+from videop2p.inversion import InversionConfig, invert
+from videop2p.latents import encode_prompts
+from videop2p.models.t2s import T2SModel
+
+SRC = "a red circle moving on the grass"
+STEPS = 5
+
+
+def _inverted(comps, frames=3, h=8, w=8, method="fast"):
+    model = T2SModel.from_image_unet(comps.unet)
+    g = torch.Generator().manual_seed(0)
+    z0 = torch.randn(1, frames, 4, h, w, generator=g) * 0.5
+    cond, empty = encode_prompts(comps, [SRC]), encode_prompts(comps, [""])
+    inv = invert(model, comps.scheduler, z0, cond, empty, InversionConfig(method=method, steps=STEPS, progress=False))
+    return model, inv
+
+
+def test_same_prompt_with_full_replacement_reproduces_the_reconstruction(tiny):
+    model, inv = _inverted(tiny, method="null-text")
+    c = EditConfig(cross_replace=1.0, self_replace=1.0, decoupled=False, progress=False)
+    rec = reconstruct(model, tiny, inv, SRC)
+    out = edit(model, tiny, inv, SRC, [SRC], c).latents
+    torch.testing.assert_close(out[0], rec[0], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out[1], rec[0], atol=1e-4, rtol=1e-4)
+
+
+def test_outside_the_blend_mask_targets_equal_the_source_at_every_step(tiny):
+    model, inv = _inverted(tiny)
+    with torch.no_grad():  # sharpen cross-attention so that maps differ across positions
+        for n, p in model.unet.named_parameters():
+            if n.endswith("attn2.to_k.weight"):
+                p.mul_(30)
+    seen = []
+
+    def check(info):
+        if info.mask is not None:
+            outside = ~info.mask.expand(-1, -1, info.latents.shape[2], -1, -1)
+            src = info.latents[:1].expand_as(info.latents[1:])
+            assert torch.equal(info.latents[1:][outside], src[outside])
+            seen.append((info.step, float(info.mask.float().mean())))
+
+    c = EditConfig(blend=("circle", "square"), threshold=0.9, progress=False)
+    res = edit(model, tiny, inv, SRC, ["a red square moving on the grass"], c, callback=check)
+    assert [s for s, _ in seen] == list(range(1, STEPS))  # from int(0.2 * 5) = 1 on
+    assert 0 < seen[-1][1] < 1
+    assert res.masks.shape == (1, 3, 8, 8)
+    assert not torch.equal(res.latents[1], res.latents[0])
+
+
+def _plan(mode, mapper, alphas=None, eq=None, window=2, steps=5, length=6):
+    alpha = torch.zeros(steps + 1, length)
+    alpha[:window] = 1
+    return ControlPlan(targets=[TargetEdit(mode, mapper, alphas, eq, alpha)], self_window=(0, 2), store_layers=set())
+
+
+def test_swap_replaces_maps_inside_the_window_only():
+    length, heads, frames, n = 6, 2, 2, 4
+    mapper = torch.eye(length)
+    mapper[2, 2], mapper[2, 3], mapper[3, 3], mapper[3, 2] = 0.0, 1.0, 0.0, 1.0  # swap tokens 2 and 3
+    ctl = EditController(_plan("swap", mapper, length=length))
+    probs = torch.rand(2 * frames * heads, n, length).softmax(-1)
+    for step, inside in ((0, True), (1, True), (2, False), (4, False)):
+        ctl.begin_step(step, Layout(0, 2, 2))
+        out = ctl.on_cross("x", probs.clone(), rows=2, heads=heads).reshape(2, frames, heads, n, length)
+        src, tgt = probs.reshape(2, frames, heads, n, length)
+        torch.testing.assert_close(out[0], src)
+        if inside:
+            torch.testing.assert_close(out[1], src[..., [0, 1, 3, 2, 4, 5]])
+        else:
+            torch.testing.assert_close(out[1], tgt)
+
+
+def test_refine_keeps_new_tokens_and_reweight_scales_only_chosen_tokens():
+    length, heads, frames, n = 6, 1, 2, 3
+    index = torch.tensor([0, 1, 0, 2, 3, 4])
+    alphas = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0, 1.0])
+    eq = torch.ones(length)
+    eq[3] = 2.0
+    ctl = EditController(_plan("refine", index, alphas, eq, length=length))
+    probs = torch.rand(2 * frames * heads, n, length)
+    ctl.begin_step(0, Layout(0, 2, 2))
+    out = ctl.on_cross("x", probs.clone(), rows=2, heads=heads).reshape(2, frames, heads, n, length)
+    src, tgt = probs.reshape(2, frames, heads, n, length)
+    torch.testing.assert_close(out[1][..., 2], tgt[..., 2])  # new token keeps its own map
+    torch.testing.assert_close(out[1][..., 3], 2 * src[..., 2])  # aligned and reweighted x2
+    torch.testing.assert_close(out[1][..., 4], src[..., 3])  # aligned, factor 1
+
+
+def test_temporal_maps_follow_the_source_in_the_self_window():
+    ctl = EditController(_plan("swap", torch.eye(6)))
+    probs = torch.rand(3 * 4 * 2, 3, 3)  # rows=3 (1 uncond + 2 cond), N=4, heads=2, F=3
+    ctl.begin_step(1, Layout(1, 2, 3))
+    out = ctl.on_temporal(probs.clone(), rows=3, heads=2).reshape(3, 4, 2, 3, 3)
+    p = probs.reshape(3, 4, 2, 3, 3)
+    torch.testing.assert_close(out[2], p[1])
+    torch.testing.assert_close(out[0], p[0])
+    ctl.begin_step(2, Layout(1, 2, 3))
+    torch.testing.assert_close(ctl.on_temporal(probs.clone(), 3, 2), probs)
+
+
+@pytest.mark.parametrize("frames,h,w", [(1, 8, 8), (3, 8, 8), (8, 8, 8), (17, 8, 8), (2, 8, 16)])
+def test_any_frame_count_and_non_square(tiny, frames, h, w):
+    model, inv = _inverted(tiny, frames, h, w)
+    res = edit(model, tiny, inv, SRC, ["a blue circle moving on the grass"], EditConfig(blend=("circle", "circle"), progress=False))
+    assert res.latents.shape == (2, frames, 4, h, w)
+    assert res.masks.shape == (1, frames, h, w)
+    assert res.attention.shape[:2] == (2, frames) and res.attention.shape[-1] == 77
+
+
+def test_two_targets_in_one_pass_equal_two_separate_runs(tiny):
+    model, inv = _inverted(tiny)
+    c = EditConfig(blend=("red", "blue"), progress=False)
+    t1, t2 = "a blue circle moving on the grass", "a blue square moving on the grass"
+    both = edit(model, tiny, inv, SRC, [t1, t2], c)
+    one = edit(model, tiny, inv, SRC, [t1], c)
+    two = edit(model, tiny, inv, SRC, [t2], c)
+    torch.testing.assert_close(both.latents[1], one.latents[1], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(both.latents[2], two.latents[1], atol=1e-5, rtol=1e-4)
+    assert both.counts["edit"] == STEPS * (3 + 2)  # fast source: no unconditional row; targets: one each
+
+
+def test_clear_errors(tiny):
+    model, inv = _inverted(tiny)
+    with pytest.raises(ValueError, match="same number of words"):
+        edit(model, tiny, inv, SRC, ["a big red circle moving on the grass"], EditConfig(mode="swap", progress=False))
+    with pytest.raises(ValueError, match="blend word: Word 'dog' is not in prompt"):
+        edit(model, tiny, inv, SRC, ["a blue circle moving on the grass"], EditConfig(blend=("dog", "circle"), progress=False))
+    with pytest.raises(ValueError, match="Word 'huge' is not in prompt"):
+        edit(model, tiny, inv, SRC, ["a blue circle moving on the grass"], EditConfig(reweight={"huge": 2.0}, progress=False))
+    with pytest.raises(ValueError, match=r"cross_replace values must lie in \[0, 1\]"):
+        edit(model, tiny, inv, SRC, ["a blue circle moving on the grass"], EditConfig(cross_replace=1.5, progress=False))
+    with pytest.raises(ValueError, match=r"self_replace values must lie in \[0, 1\]"):
+        edit(model, tiny, inv, SRC, ["a blue circle moving on the grass"], EditConfig(self_replace=(0.2, -1), progress=False))
