@@ -58,6 +58,185 @@ def info(model: Annotated[str | None, typer.Option(help="Model id or path (defau
     typer.echo("\n".join(lines))
 
 
+
+def _parse_size(size: str | None) -> tuple[int | None, int | None]:
+    if size is None:
+        return None, None
+    try:
+        if "x" in size.lower():
+            w, h = size.lower().split("x")
+            return int(w), int(h)
+        return int(size), int(size)
+    except ValueError:
+        _fail(f"--size {size!r} must be WIDTHxHEIGHT (e.g. 512x512) or one number.")
+    return None, None
+
+
+def _parse_reweight(items: list[str] | None) -> dict[str, float]:
+    out = {}
+    for item in items or []:
+        word, sep, value = item.rpartition("=")
+        try:
+            if not sep or not word:
+                raise ValueError
+            out[word] = float(value)
+        except ValueError:
+            _fail(f"--reweight {item!r} must be WORD=FACTOR, e.g. origami=2.")
+    return out
+
+
+def _build_config(
+    video: str | None,
+    source: str | None,
+    target: list[str] | None,
+    config: list[Path] | None,
+    **flags,
+):
+    from videop2p.config import ConfigError, RunConfig, load_config
+
+    try:
+        cfg = load_config(config) if config else RunConfig()
+    except ConfigError as e:
+        _fail(str(e))
+    if video is not None:
+        cfg.video.path = video
+    if source is not None:
+        cfg.source = source
+    if target:
+        cfg.targets = list(target)
+    width, height = _parse_size(flags.pop("size"))
+    if width is not None:
+        cfg.video.width, cfg.video.height = width, height
+    mapping = {
+        "model": (cfg, "model"), "out": (cfg, "out"), "device": (cfg, "device"), "dtype": (cfg, "dtype"),
+        "workspace": (cfg, "workspace"), "frames": (cfg.video, "frames"), "start": (cfg.video, "start"),
+        "stride": (cfg.video, "stride"), "resize": (cfg.video, "resize"), "tune_steps": (cfg.tune, "steps"),
+        "lr": (cfg.tune, "lr"), "seed": (cfg.tune, "seed"), "steps": (cfg.inversion, "steps"),
+        "inversion": (cfg.inversion, "method"), "guidance": (cfg.edit, "guidance"), "mode": (cfg.edit, "mode"),
+        "cross_replace": (cfg.edit, "cross_replace"), "self_replace": (cfg.edit, "self_replace"),
+        "threshold": (cfg.edit, "threshold"),
+    }
+    from videop2p.config import _coerce
+
+    for flag, (obj, attr) in mapping.items():
+        value = flags.get(flag)
+        if value is not None:
+            try:
+                setattr(obj, attr, _coerce(type(obj), attr, value))
+            except ConfigError as e:
+                _fail(f"--{flag.replace('_', '-')}: {e}")
+    cfg.inversion.guidance = cfg.edit.guidance
+    if flags.get("blend"):
+        cfg.edit.blend = tuple(flags["blend"])
+    if flags.get("subtract"):
+        cfg.edit.subtract = tuple(flags["subtract"])
+    if flags.get("reweight"):
+        cfg.edit.reweight = _parse_reweight(flags["reweight"])
+    cfg.force = bool(flags.get("force")) or cfg.force
+    cfg.quiet = bool(flags.get("quiet")) or cfg.quiet
+    if cfg.workspace is None:
+        from videop2p.workspace import default_workspace
+
+        cfg.workspace = str(default_workspace(cfg.out))
+    return cfg
+
+
+VideoArg = Annotated[str | None, typer.Argument(help="Clip: video file, gif/webp or folder of frames.")]
+SourceOpt = Annotated[str | None, typer.Option("--source", help="Prompt that describes the clip.")]
+TargetOpt = Annotated[list[str] | None, typer.Option("--target", help="Edited prompt (repeat for several).")]
+ConfigOpt = Annotated[list[Path] | None, typer.Option("--config", help="videop2p YAML, or the official tune/p2p YAMLs.")]
+BlendOpt = Annotated[tuple[str, str] | None, typer.Option("--blend", help="Local blending: SOURCE_WORD TARGET_WORD.")]
+
+
+def _execute(cfg, stage: str) -> None:
+    from videop2p.pipeline import VideoP2P
+
+    _setup_logging(cfg.quiet)
+    try:
+        vp = VideoP2P.from_pretrained(cfg.model, cfg.device, cfg.dtype, cfg.workspace, cfg.frame_attention.value)
+        for what, value in (("source prompt", cfg.source), ("video", cfg.video.path)):
+            if not value:
+                _fail(f"missing {what}; see `videop2p {stage} --help`.")
+        cfg.tune.progress = cfg.inversion.progress = cfg.edit.progress = not cfg.quiet
+        if stage == "run":
+            manifest = vp.run(cfg)
+            typer.echo(f"outputs written to {Path(cfg.out).resolve()} (manifest: outputs.json)")
+            for name, info in manifest["stages"].items():
+                typer.echo(f"  {name:7s} {info['seconds']:7.1f} s  {info.get('action', '')}")
+            return
+        clip = vp.load_clip(cfg.video)
+        model = vp.tune(clip, cfg.source, cfg.tune, cfg.force)
+        if stage == "invert":
+            vp.invert(model, clip, cfg.source, cfg.inversion, cfg.force, cfg.tune)
+        typer.echo(f"{stage}: done; workspace {cfg.workspace}")
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+
+
+def _stage_command(stage: str, doc: str):
+    def command(
+        video: VideoArg = None,
+        source: SourceOpt = None,
+        target: TargetOpt = None,
+        config: ConfigOpt = None,
+        model: Annotated[str | None, typer.Option(help="Hub id, diffusers folder or .safetensors (default: bundled toy model).")] = None,
+        out: Annotated[str | None, typer.Option(help="Output folder.")] = None,
+        workspace: Annotated[str | None, typer.Option(help="Workspace root (default: beside OUT).")] = None,
+        frames: Annotated[int | None, typer.Option(help="Number of frames (official n_sample_frames).")] = None,
+        start: Annotated[int | None, typer.Option(help="First frame (official sample_start_idx).")] = None,
+        stride: Annotated[int | None, typer.Option(help="Frame stride (official sample_frame_rate).")] = None,
+        size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT; default keeps the aspect ratio.")] = None,
+        resize: Annotated[str | None, typer.Option(help="crop (official), pad or stretch.")] = None,
+        tune_steps: Annotated[int | None, typer.Option(help="Tuning steps (official 500).")] = None,
+        lr: Annotated[float | None, typer.Option(help="Tuning learning rate (official 3e-5).")] = None,
+        seed: Annotated[int | None, typer.Option(help="Tuning seed (official 33).")] = None,
+        inversion: Annotated[str | None, typer.Option(help="null-text, fast, direct or negative-prompt.")] = None,
+        steps: Annotated[int | None, typer.Option(help="DDIM steps (official 50).")] = None,
+        guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance (official 7.5).")] = None,
+        mode: Annotated[str | None, typer.Option(help="auto, swap or refine.")] = None,
+        blend: BlendOpt = None,
+        subtract: Annotated[tuple[str, str] | None, typer.Option(help="Words never edited: SOURCE_WORD TARGET_WORD.")] = None,
+        reweight: Annotated[list[str] | None, typer.Option(help="WORD=FACTOR (repeatable).")] = None,
+        cross_replace: Annotated[float | None, typer.Option(help="Fraction of steps with cross-attention replaced (0.2).")] = None,
+        self_replace: Annotated[float | None, typer.Option(help="Fraction of steps with temporal maps replaced (0.5).")] = None,
+        threshold: Annotated[float | None, typer.Option(help="Local-blend mask threshold (0.3).")] = None,
+        device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, mps.")] = None,
+        dtype: Annotated[str | None, typer.Option(help="float32, float16 or bfloat16.")] = None,
+        force: Annotated[bool, typer.Option("--force", help="Redo tuning and inversion.")] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    ) -> None:
+        flags = {k: v for k, v in locals().items() if k not in ("video", "source", "target", "config")}
+        cfg = _build_config(video, source, target, config, **flags)
+        _execute(cfg, stage)
+
+    command.__doc__ = {
+        "run": "Tune, invert and edit in one go; writes edits, pictures, report and outputs.json.",
+        "tune": "Stage 1 alone: tune the T2S model on the clip (kept in the workspace).",
+        "invert": "Stages 1-2: tune (or reuse) and invert the clip (kept in the workspace).",
+        "edit": "Edit a clip, reusing the workspace's tuned model and inversion when present.",
+    }[doc]
+    return command
+
+
+for _stage in ("run", "tune", "invert", "edit"):
+    app.command(_stage)(_stage_command("run" if _stage == "edit" else _stage, _stage))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("videop2p-demo"),
+    tune_steps: Annotated[int, typer.Option(help="Tuning steps.")] = 300,
+    steps: Annotated[int, typer.Option(help="DDIM steps.")] = 50,
+    quiet: Annotated[bool, typer.Option("--quiet")] = False,
+) -> None:
+    """Render a toy clip and make three edits with the bundled model (no download)."""
+    from videop2p.demo import run_demo
+
+    _setup_logging(quiet)
+    summary = run_demo(out, tune_steps=tune_steps, steps=steps, quiet=quiet)
+    typer.echo(summary)
+
+
 @toy_app.command("render")
 def toy_render(
     out_dir: Path,
@@ -72,7 +251,17 @@ def toy_render(
 ) -> None:
     """Render a toy clip: mp4, PNG frames, masks and clip.json."""
     from videop2p.io.video import write_frames, write_mp4
-    from videop2p.toy.world import Background, Color, Motion, Shape, Size, ToyClipSpec, ToyObject, parse_enum, render_clip
+    from videop2p.toy.world import (
+        Background,
+        Color,
+        Motion,
+        Shape,
+        Size,
+        ToyClipSpec,
+        ToyObject,
+        parse_enum,
+        render_clip,
+    )
 
     _setup_logging()
     try:
@@ -111,3 +300,7 @@ def toy_train(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

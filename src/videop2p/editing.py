@@ -11,7 +11,14 @@ import torch
 from tqdm.auto import tqdm
 
 from videop2p.control.controller import ControlPlan, EditController, Layout, TargetEdit, controlled_processor
-from videop2p.control.prompts import EditMode, choose_mode, equalizer, refinement_mapper, replacement_mapper, word_indices
+from videop2p.control.prompts import (
+    EditMode,
+    choose_mode,
+    equalizer,
+    refinement_mapper,
+    replacement_mapper,
+    word_indices,
+)
 from videop2p.inversion import InversionMethod, InversionResult
 from videop2p.latents import encode_prompts
 from videop2p.models.loading import AttentionLayer, SDComponents

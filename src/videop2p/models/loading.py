@@ -269,7 +269,9 @@ def load_components(
     tokenizer, text_encoder, vae, unet, scheduler = parts
     info = model_info(tokenizer, text_encoder, vae, unet, scheduler, source)
     for module in (text_encoder, vae, unet):
-        module.to(device=device, dtype=dtype)
+        p = next(module.parameters())
+        if p.dtype != dtype or p.device != torch.device(device):
+            module.to(device=device, dtype=dtype)
         module.eval()
         module.requires_grad_(False)
     logger.info("loaded %s (%s, latent /%d)", info.identity, info.prediction_type, info.vae_scale_factor)

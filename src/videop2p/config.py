@@ -1,0 +1,213 @@
+"""Run settings as typed dataclasses, filled from our YAML schema, the official Video-P2P YAMLs, and CLI flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from videop2p.control.prompts import EditMode
+from videop2p.editing import EditConfig
+from videop2p.inversion import InversionConfig, InversionMethod
+from videop2p.io.video import ResizeMode
+from videop2p.models.attention import FrameAttentionMode
+from videop2p.tuning import TuneConfig
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that is not understood."""
+
+
+@dataclass
+class VideoConfig:
+    """Which frames of which clip, at which size."""
+
+    path: str = ""  # clip: video file, animated image or folder of frames
+    start: int = 0  # first frame (official sample_start_idx)
+    frames: int | None = 8  # number of frames (official n_sample_frames); None: all
+    stride: int = 1  # take every stride-th frame (official sample_frame_rate)
+    width: int | None = None  # None: keep the aspect ratio at the model's native area
+    height: int | None = None  # None: keep the aspect ratio
+    resize: ResizeMode = ResizeMode.CROP  # crop (official), pad or stretch
+
+
+@dataclass
+class RunConfig:
+    """Everything one `videop2p run` needs."""
+
+    video: VideoConfig = field(default_factory=VideoConfig)
+    source: str = ""  # prompt describing the clip
+    targets: list[str] = field(default_factory=list)  # edited prompts
+    model: str | None = None  # hub id, folder or file; None: the bundled toy model
+    out: str = "outputs"  # output folder
+    workspace: str | None = None  # workspace root; None: OUT/../.videop2p-workspace
+    device: str = "cpu"  # torch device
+    dtype: str = "float32"  # float32, float16 or bfloat16
+    frame_attention: FrameAttentionMode = FrameAttentionMode.FIRST  # first (Video-P2P) or sparse-causal
+    tune: TuneConfig = field(default_factory=TuneConfig)
+    inversion: InversionConfig = field(default_factory=InversionConfig)
+    edit: EditConfig = field(default_factory=EditConfig)
+    force: bool = False  # redo tuning and inversion even when the workspace has them
+    quiet: bool = False  # no progress bars
+
+
+def to_plain(obj: Any) -> Any:
+    """Dataclasses and enums -> JSON/YAML-friendly values."""
+    if dataclasses.is_dataclass(obj):
+        return {k: to_plain(v) for k, v in asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    return obj
+
+
+def _coerce(cls, name: str, value: Any) -> Any:
+    current = getattr(cls(), name)
+    if isinstance(current, enum.Enum):
+        try:
+            return type(current)(value)
+        except ValueError:
+            valid = ", ".join(m.value for m in type(current))
+            raise ConfigError(f"{name}: {value!r} is not one of {valid}.") from None
+    if name in ("blend", "subtract") and value is not None:
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise ConfigError(f"{name} needs two words [source_word, target_word], got {value!r}.")
+        return tuple(value)
+    if name in ("cross_replace", "self_replace") and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def fill(cls, data: dict, where: str):
+    """Build dataclass `cls` from a dict, rejecting unknown keys by name."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    obj = cls()
+    for key, value in (data or {}).items():
+        if key not in names:
+            raise ConfigError(f"Unknown key {where}{key!r}; valid keys are: {', '.join(sorted(names))}.")
+        sub = getattr(obj, key)
+        nested = dataclasses.is_dataclass(sub)
+        setattr(obj, key, fill(type(sub), value, f"{where}{key}.") if nested else _coerce(cls, key, value))
+    return obj
+
+
+def load_yaml(path: str | os.PathLike) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {str(path)!r} does not exist.") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"Config file {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {path} must hold a mapping, got {type(data).__name__}.")
+    return data
+
+
+# Keys of the official configs that change nothing here (logging, validation, hardware switches).
+_OFFICIAL_IGNORED = {
+    "output_dir", "validation_data", "validation_steps", "checkpointing_steps", "train_batch_size",
+    "use_8bit_adam", "enable_xformers_memory_efficient_attention", "save_name", "gradient_accumulation_steps",
+    "resume_from_checkpoint", "lr_scheduler", "lr_warmup_steps", "adam_beta1", "adam_beta2", "adam_weight_decay",
+    "adam_epsilon", "max_grad_norm", "scale_lr", "checkpoints_total_limit",
+}
+_OFFICIAL_TUNE = {"pretrained_model_path", "train_data", "learning_rate", "max_train_steps", "trainable_modules", "seed", "mixed_precision", "gradient_checkpointing"}
+_OFFICIAL_P2P = {"pretrained_model_path", "image_path", "prompt", "prompts", "blend_word", "eq_params", "is_word_swap", "cross_replace_steps", "self_replace_steps", "fast"}
+_OFFICIAL_TRAIN_DATA = {"video_path", "prompt", "n_sample_frames", "width", "height", "sample_start_idx", "sample_frame_rate"}
+_OFFICIAL_TRAINABLE = {"attn1.to_q", "attn2.to_q", "attn_temp"}
+
+
+def is_official(data: dict) -> bool:
+    return any(k in data for k in ("pretrained_model_path", "train_data", "blend_word", "is_word_swap", "image_path"))
+
+
+def _check_keys(data: dict, allowed: set[str], where: str) -> None:
+    for key in data:
+        if key not in allowed and key not in _OFFICIAL_IGNORED:
+            raise ConfigError(f"Unknown key {where}{key!r} in an official Video-P2P config; known keys: {', '.join(sorted(allowed))}.")
+
+
+def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = None) -> RunConfig:
+    """Translate the official tune and p2p YAMLs (either or both) into a RunConfig."""
+    cfg = base or RunConfig()
+    if tune:
+        _check_keys(tune, _OFFICIAL_TUNE, "")
+        td = tune.get("train_data", {}) or {}
+        _check_keys(td, _OFFICIAL_TRAIN_DATA, "train_data.")
+        mods = set(tune.get("trainable_modules", _OFFICIAL_TRAINABLE))
+        if mods != _OFFICIAL_TRAINABLE:
+            raise ConfigError(f"trainable_modules {sorted(mods)} differ from the supported set {sorted(_OFFICIAL_TRAINABLE)}.")
+        cfg.video.path = td.get("video_path", cfg.video.path)
+        cfg.source = td.get("prompt", cfg.source)
+        cfg.video.frames = td.get("n_sample_frames", cfg.video.frames)
+        cfg.video.width = td.get("width", cfg.video.width)
+        cfg.video.height = td.get("height", cfg.video.height)
+        cfg.video.start = td.get("sample_start_idx", cfg.video.start)
+        cfg.video.stride = td.get("sample_frame_rate", cfg.video.stride)
+        cfg.tune.lr = float(tune.get("learning_rate", cfg.tune.lr))
+        cfg.tune.steps = int(tune.get("max_train_steps", cfg.tune.steps))
+        cfg.tune.seed = int(tune.get("seed", cfg.tune.seed))
+        cfg.tune.mixed_precision = tune.get("mixed_precision", cfg.tune.mixed_precision)
+        cfg.tune.gradient_checkpointing = bool(tune.get("gradient_checkpointing", cfg.tune.gradient_checkpointing))
+        cfg.model = tune.get("pretrained_model_path", cfg.model)
+    if p2p:
+        _check_keys(p2p, _OFFICIAL_P2P, "")
+        if tune and p2p.get("prompt") and cfg.source and p2p["prompt"] != cfg.source:
+            raise ConfigError(f"prompt {p2p['prompt']!r} of the p2p config contradicts train_data.prompt {cfg.source!r}.")
+        cfg.source = p2p.get("prompt", cfg.source)
+        prompts = list(p2p.get("prompts", []))
+        if prompts:
+            if prompts[0] != cfg.source:
+                raise ConfigError(f"prompts[0] {prompts[0]!r} must equal prompt {cfg.source!r} (the official source-first convention).")
+            cfg.targets = prompts[1:]
+        cfg.video.path = cfg.video.path or p2p.get("image_path", "")
+        if "blend_word" in p2p and p2p["blend_word"]:
+            bw = p2p["blend_word"]
+            if len(bw) != 2:
+                raise ConfigError(f"blend_word needs two words, got {bw!r}.")
+            cfg.edit.blend = (bw[0], bw[1])
+        eq = p2p.get("eq_params")
+        if eq:
+            words, values = eq.get("words", []), eq.get("values", [])
+            if len(words) != len(values):
+                raise ConfigError(f"eq_params has {len(words)} words but {len(values)} values.")
+            cfg.edit.reweight = {w: float(v) for w, v in zip(words, values, strict=True)}
+        if "is_word_swap" in p2p:
+            cfg.edit.mode = EditMode.SWAP if p2p["is_word_swap"] else EditMode.REFINE
+        if "cross_replace_steps" in p2p:
+            v = p2p["cross_replace_steps"]
+            cfg.edit.cross_replace = v.get("default_", 0.2) if isinstance(v, dict) else v
+            if isinstance(v, dict):
+                cfg.edit.cross_replace_words = {k: x for k, x in v.items() if k != "default_"}
+        if "self_replace_steps" in p2p:
+            cfg.edit.self_replace = p2p["self_replace_steps"]
+        if p2p.get("fast"):
+            cfg.inversion.method = InversionMethod.FAST
+        if not tune and p2p.get("pretrained_model_path"):
+            cfg.model = p2p["pretrained_model_path"]
+    return cfg
+
+
+def load_config(paths: list[str | os.PathLike]) -> RunConfig:
+    """Read one of our YAMLs, or an official tune and/or p2p YAML pair."""
+    datas = [load_yaml(p) for p in paths]
+    if any(is_official(d) for d in datas):
+        tune = next((d for d in datas if "train_data" in d), None)
+        p2p = next((d for d in datas if "prompts" in d or "blend_word" in d or "is_word_swap" in d), None)
+        others = [d for d in datas if d is not tune and d is not p2p]
+        if others:
+            raise ConfigError("Pass at most one official tune config and one official p2p config.")
+        return from_official(tune, p2p)
+    if len(datas) != 1:
+        raise ConfigError(f"Pass one videop2p config, got {len(datas)}.")
+    return fill(RunConfig, datas[0], "")
+
+
+__all__ = ["ConfigError", "RunConfig", "VideoConfig", "load_config", "to_plain", "EditConfig", "InversionConfig", "TuneConfig"]

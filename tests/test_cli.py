@@ -1,0 +1,154 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from videop2p.cli import app
+from videop2p.io.video import read_video, write_frames
+from videop2p.toy.world import Color, Shape, ToyClipSpec, ToyObject, render_clip
+
+SRC = "a red circle moving on the grass"
+TGT = "a blue circle moving on the grass"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    from diffusers import StableDiffusionPipeline
+
+    from videop2p.testing import dummy_components
+
+    c = dummy_components()
+    path = tmp_path_factory.mktemp("model") / "tiny"
+    StableDiffusionPipeline(vae=c.vae, text_encoder=c.text_encoder, tokenizer=c.tokenizer, unet=c.unet, scheduler=c.scheduler,
+                            safety_checker=None, feature_extractor=None, requires_safety_checker=False).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    clip = render_clip(ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], frames=4, size=32, seed=1))
+    return write_frames(clip.frames, tmp_path_factory.mktemp("clip") / "frames")
+
+
+def _args(tiny_dir, clip_dir, out, ws, *extra):
+    return ["run", str(clip_dir), "--source", SRC, "--target", TGT, "--model", str(tiny_dir), "--out", str(out),
+            "--workspace", str(ws), "--frames", "4", "--tune-steps", "2", "--steps", "3", "--blend", "circle", "circle", "--quiet", *extra]
+
+
+def _invoke(args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _manifest(out):
+    return json.loads((out / "outputs.json").read_text())
+
+
+def test_run_writes_every_output_named_in_the_manifest(tiny_dir, clip_dir, tmp_path):
+    out = tmp_path / "out"
+    _invoke(_args(tiny_dir, clip_dir, out, tmp_path / "ws", "--target", "a green circle moving on the grass"))
+    m = _manifest(out)
+    assert m["targets"] == [TGT, "a green circle moving on the grass"]
+    assert m["outputs"]["edits"] == ["edit_1.mp4", "edit_2.mp4"]
+    for key in ("edits", "edits_gif", "masks", "attention"):
+        for name in m["outputs"][key]:
+            assert (out / name).is_file(), name
+    for key in ("source", "reconstruction", "side_by_side", "report", "config"):
+        assert (out / m["outputs"][key]).is_file()
+    assert read_video(out / "edit_1.mp4").num_frames == 4
+    assert set(m["stages"]) >= {"tune", "invert", "edit"} and m["stages"]["edit"]["unet_evaluations"] > 0
+    assert "side_by_side.gif" in (out / "report.md").read_text()
+
+
+def test_second_run_reuses_and_changed_settings_invalidate_exactly_their_stages(tiny_dir, clip_dir, tmp_path):
+    ws = tmp_path / "ws"
+    _invoke(_args(tiny_dir, clip_dir, tmp_path / "a", ws))
+    first = _manifest(tmp_path / "a")["stages"]
+    assert first["tune"]["action"] == "computed" and first["invert"]["action"] == "computed"
+    _invoke(_args(tiny_dir, clip_dir, tmp_path / "b", ws))
+    again = _manifest(tmp_path / "b")["stages"]
+    assert again["tune"]["action"] == "reused" and again["invert"]["action"] == "reused"
+    a, b = read_video(tmp_path / "a" / "edit_1.gif").frames, read_video(tmp_path / "b" / "edit_1.gif").frames
+    assert np.abs(a.astype(int) - b).max() <= 3  # same edit (GIF palette rounding aside)
+    _invoke(_args(tiny_dir, clip_dir, tmp_path / "c", ws, "--inversion", "fast"))
+    changed = _manifest(tmp_path / "c")["stages"]
+    assert changed["tune"]["action"] == "reused" and changed["invert"]["action"] == "computed"
+    _invoke(_args(tiny_dir, clip_dir, tmp_path / "d", ws, "--lr", "1e-4"))
+    retuned = _manifest(tmp_path / "d")["stages"]
+    assert retuned["tune"]["action"] == "computed" and retuned["invert"]["action"] == "computed"
+    _invoke(_args(tiny_dir, clip_dir, tmp_path / "e", ws, "--force"))
+    assert _manifest(tmp_path / "e")["stages"]["tune"]["action"] == "computed"
+
+
+def test_stage_by_stage_equals_run(tiny_dir, clip_dir, tmp_path):
+    base = _args(tiny_dir, clip_dir, tmp_path / "staged", tmp_path / "ws1")
+    _invoke(["tune", *base[1:]])
+    _invoke(["invert", *base[1:]])
+    _invoke(["edit", *base[1:]])
+    stages = _manifest(tmp_path / "staged")["stages"]
+    assert stages["tune"]["action"] == "reused" and stages["invert"]["action"] == "reused"
+    _invoke(_args(tiny_dir, clip_dir, tmp_path / "direct", tmp_path / "ws2"))
+    staged, direct = read_video(tmp_path / "staged" / "edit_1.gif").frames, read_video(tmp_path / "direct" / "edit_1.gif").frames
+    assert np.abs(staged.astype(int) - direct).max() <= 3
+
+
+def test_official_yaml_pair_is_accepted_and_bad_keys_rejected(tiny_dir, clip_dir, tmp_path):
+    tune = {"pretrained_model_path": str(tiny_dir), "output_dir": "x", "train_data": {"video_path": str(clip_dir), "prompt": SRC,
+            "n_sample_frames": 4, "width": 32, "height": 32, "sample_start_idx": 0, "sample_frame_rate": 1},
+            "learning_rate": 3e-5, "max_train_steps": 2, "trainable_modules": ["attn1.to_q", "attn2.to_q", "attn_temp"], "seed": 33,
+            "mixed_precision": "fp16", "gradient_checkpointing": True, "enable_xformers_memory_efficient_attention": True}
+    p2p = {"pretrained_model_path": "x", "image_path": str(clip_dir), "prompt": SRC, "prompts": [SRC, TGT],
+           "blend_word": ["circle", "circle"], "eq_params": {"words": ["blue"], "values": [2]}, "save_name": "blue",
+           "is_word_swap": True, "cross_replace_steps": 0.2, "self_replace_steps": 0.5}
+    (tmp_path / "tune.yaml").write_text(yaml.safe_dump(tune))
+    (tmp_path / "p2p.yaml").write_text(yaml.safe_dump(p2p))
+    _invoke(["run", "--config", str(tmp_path / "tune.yaml"), "--config", str(tmp_path / "p2p.yaml"), "--out", str(tmp_path / "o"),
+             "--steps", "3", "--quiet", "--workspace", str(tmp_path / "ws")])
+    m = _manifest(tmp_path / "o")
+    assert m["targets"] == [TGT] and m["modes"] == ["swap"] and m["size"] == [32, 32]
+    resolved = yaml.safe_load((tmp_path / "o" / "config.yaml").read_text())
+    assert resolved["edit"]["reweight"] == {"blue": 2.0} and resolved["tune"]["steps"] == 2
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**p2p, "blend_words": ["a", "b"]}))
+    bad = runner.invoke(app, ["run", "--config", str(tmp_path / "bad.yaml")])
+    assert bad.exit_code == 2 and "blend_words" in bad.output
+    (tmp_path / "ours.yaml").write_text(yaml.safe_dump({"source": SRC, "edit": {"treshold": 0.3}}))
+    bad = runner.invoke(app, ["run", "--config", str(tmp_path / "ours.yaml")])
+    assert bad.exit_code == 2 and "treshold" in bad.output
+
+
+def test_bad_inputs_fail_before_any_work(tiny_dir, clip_dir, tmp_path):
+    ws = tmp_path / "ws"
+    r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws)[:-4] + ["--blend", "dog", "circle", "--quiet"])
+    assert r.exit_code == 2 and "'dog' is not in prompt" in r.output
+    assert not list(ws.rglob("*.safetensors"))
+    r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--frames", "40"))
+    assert r.exit_code == 2 and "fewer than the 40 asked" in r.output
+    r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--size", "30x32"))
+    assert r.exit_code == 2 and "nearest valid widths are 28 and 32" in r.output
+
+
+def test_a_run_killed_mid_write_leaves_the_workspace_valid(tiny_dir, clip_dir, tmp_path):
+    ws = tmp_path / "ws"
+    args = _args(tiny_dir, clip_dir, tmp_path / "o", ws)
+    args[args.index("--tune-steps") + 1] = "100000"
+    proc = subprocess.Popen([sys.executable, "-m", "videop2p.cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(ws.rglob("key.json")):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not list(ws.rglob("tune.safetensors"))  # nothing half-written under a valid name
+    # a torn file under the final name (e.g. from a foreign copy) is ignored and recomputed, not loaded
+    clip_dirs = [p.parent for p in ws.rglob("key.json")]
+    (clip_dirs[0] / "tune.safetensors").write_bytes(b"\x00\x01 torn")
+    _invoke(_args(tiny_dir, clip_dir, tmp_path / "o", ws))
+    assert _manifest(tmp_path / "o")["stages"]["tune"]["action"] == "computed"
