@@ -26,8 +26,16 @@ def tiny_dir(tmp_path_factory):
 
     c = dummy_components()
     path = tmp_path_factory.mktemp("model") / "tiny"
-    StableDiffusionPipeline(vae=c.vae, text_encoder=c.text_encoder, tokenizer=c.tokenizer, unet=c.unet, scheduler=c.scheduler,
-                            safety_checker=None, feature_extractor=None, requires_safety_checker=False).save_pretrained(path)
+    StableDiffusionPipeline(
+        vae=c.vae,
+        text_encoder=c.text_encoder,
+        tokenizer=c.tokenizer,
+        unet=c.unet,
+        scheduler=c.scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    ).save_pretrained(path)
     return path
 
 
@@ -38,8 +46,31 @@ def clip_dir(tmp_path_factory):
 
 
 def _args(tiny_dir, clip_dir, out, ws, *extra):
-    return ["run", str(clip_dir), "--source", SRC, "--target", TGT, "--model", str(tiny_dir), "--out", str(out),
-            "--workspace", str(ws), "--frames", "4", "--tune-steps", "2", "--steps", "3", "--blend", "circle", "circle", "--quiet", *extra]
+    return [
+        "run",
+        str(clip_dir),
+        "--source",
+        SRC,
+        "--target",
+        TGT,
+        "--model",
+        str(tiny_dir),
+        "--out",
+        str(out),
+        "--workspace",
+        str(ws),
+        "--frames",
+        "4",
+        "--tune-steps",
+        "2",
+        "--steps",
+        "3",
+        "--blend",
+        "circle",
+        "circle",
+        "--quiet",
+        *extra,
+    ]
 
 
 def _invoke(args):
@@ -96,22 +127,64 @@ def test_stage_by_stage_equals_run(tiny_dir, clip_dir, tmp_path):
     stages = _manifest(tmp_path / "staged")["stages"]
     assert stages["tune"]["action"] == "reused" and stages["invert"]["action"] == "reused"
     _invoke(_args(tiny_dir, clip_dir, tmp_path / "direct", tmp_path / "ws2"))
-    staged, direct = read_video(tmp_path / "staged" / "edit_1.gif").frames, read_video(tmp_path / "direct" / "edit_1.gif").frames
+    staged, direct = (
+        read_video(tmp_path / "staged" / "edit_1.gif").frames,
+        read_video(tmp_path / "direct" / "edit_1.gif").frames,
+    )
     assert np.abs(staged.astype(int) - direct).max() <= 3
 
 
 def test_official_yaml_pair_is_accepted_and_bad_keys_rejected(tiny_dir, clip_dir, tmp_path):
-    tune = {"pretrained_model_path": str(tiny_dir), "output_dir": "x", "train_data": {"video_path": str(clip_dir), "prompt": SRC,
-            "n_sample_frames": 4, "width": 32, "height": 32, "sample_start_idx": 0, "sample_frame_rate": 1},
-            "learning_rate": 3e-5, "max_train_steps": 2, "trainable_modules": ["attn1.to_q", "attn2.to_q", "attn_temp"], "seed": 33,
-            "mixed_precision": "fp16", "gradient_checkpointing": True, "enable_xformers_memory_efficient_attention": True}
-    p2p = {"pretrained_model_path": "x", "image_path": str(clip_dir), "prompt": SRC, "prompts": [SRC, TGT],
-           "blend_word": ["circle", "circle"], "eq_params": {"words": ["blue"], "values": [2]}, "save_name": "blue",
-           "is_word_swap": True, "cross_replace_steps": 0.2, "self_replace_steps": 0.5}
+    tune = {
+        "pretrained_model_path": str(tiny_dir),
+        "output_dir": "x",
+        "train_data": {
+            "video_path": str(clip_dir),
+            "prompt": SRC,
+            "n_sample_frames": 4,
+            "width": 32,
+            "height": 32,
+            "sample_start_idx": 0,
+            "sample_frame_rate": 1,
+        },
+        "learning_rate": 3e-5,
+        "max_train_steps": 2,
+        "trainable_modules": ["attn1.to_q", "attn2.to_q", "attn_temp"],
+        "seed": 33,
+        "mixed_precision": "fp16",
+        "gradient_checkpointing": True,
+        "enable_xformers_memory_efficient_attention": True,
+    }
+    p2p = {
+        "pretrained_model_path": "x",
+        "image_path": str(clip_dir),
+        "prompt": SRC,
+        "prompts": [SRC, TGT],
+        "blend_word": ["circle", "circle"],
+        "eq_params": {"words": ["blue"], "values": [2]},
+        "save_name": "blue",
+        "is_word_swap": True,
+        "cross_replace_steps": 0.2,
+        "self_replace_steps": 0.5,
+    }
     (tmp_path / "tune.yaml").write_text(yaml.safe_dump(tune))
     (tmp_path / "p2p.yaml").write_text(yaml.safe_dump(p2p))
-    _invoke(["run", "--config", str(tmp_path / "tune.yaml"), "--config", str(tmp_path / "p2p.yaml"), "--out", str(tmp_path / "o"),
-             "--steps", "3", "--quiet", "--workspace", str(tmp_path / "ws")])
+    _invoke(
+        [
+            "run",
+            "--config",
+            str(tmp_path / "tune.yaml"),
+            "--config",
+            str(tmp_path / "p2p.yaml"),
+            "--out",
+            str(tmp_path / "o"),
+            "--steps",
+            "3",
+            "--quiet",
+            "--workspace",
+            str(tmp_path / "ws"),
+        ]
+    )
     m = _manifest(tmp_path / "o")
     assert m["targets"] == [TGT] and m["modes"] == ["swap"] and m["size"] == [32, 32]
     resolved = yaml.safe_load((tmp_path / "o" / "config.yaml").read_text())
@@ -139,7 +212,9 @@ def test_a_run_killed_mid_write_leaves_the_workspace_valid(tiny_dir, clip_dir, t
     ws = tmp_path / "ws"
     args = _args(tiny_dir, clip_dir, tmp_path / "o", ws)
     args[args.index("--tune-steps") + 1] = "100000"
-    proc = subprocess.Popen([sys.executable, "-m", "videop2p.cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "videop2p.cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 60
     while time.time() < deadline and not list(ws.rglob("key.json")):
         time.sleep(0.2)

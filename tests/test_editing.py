@@ -106,7 +106,14 @@ def test_temporal_maps_follow_the_source_in_the_self_window():
 @pytest.mark.parametrize("frames,h,w", [(1, 8, 8), (3, 8, 8), (8, 8, 8), (17, 8, 8), (2, 8, 16)])
 def test_any_frame_count_and_non_square(tiny, frames, h, w):
     model, inv = _inverted(tiny, frames, h, w)
-    res = edit(model, tiny, inv, SRC, ["a blue circle moving on the grass"], EditConfig(blend=("circle", "circle"), progress=False))
+    res = edit(
+        model,
+        tiny,
+        inv,
+        SRC,
+        ["a blue circle moving on the grass"],
+        EditConfig(blend=("circle", "circle"), progress=False),
+    )
     assert res.latents.shape == (2, frames, 4, h, w)
     assert res.masks.shape == (1, frames, h, w)
     assert res.attention.shape[:2] == (2, frames) and res.attention.shape[-1] == 77
@@ -129,10 +136,33 @@ def test_clear_errors(tiny):
     with pytest.raises(ValueError, match="same number of words"):
         edit(model, tiny, inv, SRC, ["a big red circle moving on the grass"], EditConfig(mode="swap", progress=False))
     with pytest.raises(ValueError, match="blend word: Word 'dog' is not in prompt"):
-        edit(model, tiny, inv, SRC, ["a blue circle moving on the grass"], EditConfig(blend=("dog", "circle"), progress=False))
+        edit(
+            model,
+            tiny,
+            inv,
+            SRC,
+            ["a blue circle moving on the grass"],
+            EditConfig(blend=("dog", "circle"), progress=False),
+        )
     with pytest.raises(ValueError, match="Word 'huge' is not in prompt"):
-        edit(model, tiny, inv, SRC, ["a blue circle moving on the grass"], EditConfig(reweight={"huge": 2.0}, progress=False))
+        edit(
+            model,
+            tiny,
+            inv,
+            SRC,
+            ["a blue circle moving on the grass"],
+            EditConfig(reweight={"huge": 2.0}, progress=False),
+        )
     with pytest.raises(ValueError, match=r"cross_replace values must lie in \[0, 1\]"):
-        edit(model, tiny, inv, SRC, ["a blue circle moving on the grass"], EditConfig(cross_replace=1.5, progress=False))
+        edit(
+            model, tiny, inv, SRC, ["a blue circle moving on the grass"], EditConfig(cross_replace=1.5, progress=False)
+        )
     with pytest.raises(ValueError, match=r"self_replace values must lie in \[0, 1\]"):
-        edit(model, tiny, inv, SRC, ["a blue circle moving on the grass"], EditConfig(self_replace=(0.2, -1), progress=False))
+        edit(
+            model,
+            tiny,
+            inv,
+            SRC,
+            ["a blue circle moving on the grass"],
+            EditConfig(self_replace=(0.2, -1), progress=False),
+        )

@@ -38,7 +38,10 @@ def _rec(model, comps, inv):
 def test_each_method_reconstructs(name, request):
     comps = request.getfixturevalue(name)
     model, z0, cond, empty = _setup(comps)
-    results = {m: invert(model, comps.scheduler, z0, cond, empty, InversionConfig(method=m, steps=STEPS, progress=False)) for m in InversionMethod}
+    results = {
+        m: invert(model, comps.scheduler, z0, cond, empty, InversionConfig(method=m, steps=STEPS, progress=False))
+        for m in InversionMethod
+    }
     errors = {m: _mse(_rec(model, comps, r), z0) for m, r in results.items()}
     # plain DDIM inversion sampled back with guidance 7.5 and the empty prompt
     plain = results[InversionMethod.FAST]
@@ -84,7 +87,9 @@ def test_one_shared_embedding_per_step_and_objective_over_all_frames(tiny):
 def test_saved_inversion_reproduces_bit_for_bit_and_refuses_other_inputs(tiny, tmp_path):
     model, z0, cond, empty = _setup(tiny)
     meta = {"prompt": SRC, "frames_hash": "abc", "model": tiny.info.identity}
-    inv = invert(model, tiny.scheduler, z0, cond, empty, InversionConfig(method="null-text", steps=4, progress=False), meta=meta)
+    inv = invert(
+        model, tiny.scheduler, z0, cond, empty, InversionConfig(method="null-text", steps=4, progress=False), meta=meta
+    )
     path = save_inversion(inv, tmp_path / "inv.safetensors")
     loaded = load_inversion(path, expected=meta)
     assert torch.equal(_rec(model, tiny, inv), _rec(model, tiny, loaded))

@@ -81,8 +81,10 @@ def test_inflation_reuses_weights_and_leaves_the_image_unet_alone(tiny):
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
     video_state = model.unet.state_dict()
-    assert torch.equal(video_state["down_blocks.0.attentions.0.transformer_blocks.0.block.attn1.to_q.weight"],
-                       before["down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight"])
+    assert torch.equal(
+        video_state["down_blocks.0.attentions.0.transformer_blocks.0.block.attn1.to_q.weight"],
+        before["down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight"],
+    )
     temporal_out = [v for k, v in video_state.items() if ".temporal.attn.to_out.0" in k]
     assert temporal_out and all((v == 0).all() for v in temporal_out)
 

@@ -27,7 +27,17 @@ def test_long_prompt_is_truncated_to_the_tokenizers_limit_with_end_token():
 def test_known_ids_from_the_issue():
     tok = bundled_tokenizer()
     assert tok("a man is driving a motorbike in the forest").input_ids == [
-        49406, 320, 786, 533, 4161, 320, 33341, 530, 518, 4167, 49407,
+        49406,
+        320,
+        786,
+        533,
+        4161,
+        320,
+        33341,
+        530,
+        518,
+        4167,
+        49407,
     ]
     spider = tok("a Spider-Man is driving a motorbike in the forest").input_ids
     assert spider[2:5] == [7622, 268, 786]

@@ -40,7 +40,13 @@ def test_delta_round_trips_exactly_and_refuses_other_inputs(tiny, tmp_path):
     model = T2SModel.from_image_unet(tiny.unet)
     mean, std, text = _clip()
     tune(model, tiny, (mean, std), text, TuneConfig(steps=3, lr=1e-3, progress=False))
-    meta = {"base_model": tiny.info.identity, "num_frames": 3, "size": [16, 16], "frames_hash": "abc", "frame_mode": "first"}
+    meta = {
+        "base_model": tiny.info.identity,
+        "num_frames": 3,
+        "size": [16, 16],
+        "frames_hash": "abc",
+        "frame_mode": "first",
+    }
     path = save_delta(model, tmp_path / "delta.safetensors", meta)
     fresh = T2SModel.from_image_unet(tiny.unet)
     assert load_delta(fresh, path, expected=meta)["num_frames"] == 3

@@ -82,7 +82,9 @@ def main() -> None:
             ids = [tok.encoder["<start_of_text>"]] + tok.encode(p) + [tok.encoder["<end_of_text>"]]
             ref[p] = ids
         fixture = ROOT / "tests" / "fixtures" / "tokenizer_ids.json"
-        fixture.write_text(json.dumps({"source": "open_clip_torch 3.3.0 SimpleTokenizer", "ids": ref}, indent=1, ensure_ascii=False))
+        fixture.write_text(
+            json.dumps({"source": "open_clip_torch 3.3.0 SimpleTokenizer", "ids": ref}, indent=1, ensure_ascii=False)
+        )
     print(f"vocab {len(vocab)}, merges {len(merges)}")
 
 

@@ -28,7 +28,9 @@ def _fail(message: str) -> None:
 
 
 @app.command()
-def info(model: Annotated[str | None, typer.Option(help="Model id or path (default: bundled toy model).")] = None) -> None:
+def info(
+    model: Annotated[str | None, typer.Option(help="Model id or path (default: bundled toy model).")] = None,
+) -> None:
     """Print the version, torch devices, dtype support and the model that would be used."""
     import torch
 
@@ -56,7 +58,6 @@ def info(model: Annotated[str | None, typer.Option(help="Model id or path (defau
     except ModelNotFoundError as e:
         lines.append(f"  not available: {e}")
     typer.echo("\n".join(lines))
-
 
 
 def _parse_size(size: str | None) -> tuple[int | None, int | None]:
@@ -108,12 +109,24 @@ def _build_config(
     if width is not None:
         cfg.video.width, cfg.video.height = width, height
     mapping = {
-        "model": (cfg, "model"), "out": (cfg, "out"), "device": (cfg, "device"), "dtype": (cfg, "dtype"),
-        "workspace": (cfg, "workspace"), "frames": (cfg.video, "frames"), "start": (cfg.video, "start"),
-        "stride": (cfg.video, "stride"), "resize": (cfg.video, "resize"), "tune_steps": (cfg.tune, "steps"),
-        "lr": (cfg.tune, "lr"), "seed": (cfg.tune, "seed"), "steps": (cfg.inversion, "steps"),
-        "inversion": (cfg.inversion, "method"), "guidance": (cfg.edit, "guidance"), "mode": (cfg.edit, "mode"),
-        "cross_replace": (cfg.edit, "cross_replace"), "self_replace": (cfg.edit, "self_replace"),
+        "model": (cfg, "model"),
+        "out": (cfg, "out"),
+        "device": (cfg, "device"),
+        "dtype": (cfg, "dtype"),
+        "workspace": (cfg, "workspace"),
+        "frames": (cfg.video, "frames"),
+        "start": (cfg.video, "start"),
+        "stride": (cfg.video, "stride"),
+        "resize": (cfg.video, "resize"),
+        "tune_steps": (cfg.tune, "steps"),
+        "lr": (cfg.tune, "lr"),
+        "seed": (cfg.tune, "seed"),
+        "steps": (cfg.inversion, "steps"),
+        "inversion": (cfg.inversion, "method"),
+        "guidance": (cfg.edit, "guidance"),
+        "mode": (cfg.edit, "mode"),
+        "cross_replace": (cfg.edit, "cross_replace"),
+        "self_replace": (cfg.edit, "self_replace"),
         "threshold": (cfg.edit, "threshold"),
     }
     from videop2p.config import _coerce
@@ -144,7 +157,9 @@ def _build_config(
 VideoArg = Annotated[str | None, typer.Argument(help="Clip: video file, gif/webp or folder of frames.")]
 SourceOpt = Annotated[str | None, typer.Option("--source", help="Prompt that describes the clip.")]
 TargetOpt = Annotated[list[str] | None, typer.Option("--target", help="Edited prompt (repeat for several).")]
-ConfigOpt = Annotated[list[Path] | None, typer.Option("--config", help="videop2p YAML, or the official tune/p2p YAMLs.")]
+ConfigOpt = Annotated[
+    list[Path] | None, typer.Option("--config", help="videop2p YAML, or the official tune/p2p YAMLs.")
+]
 BlendOpt = Annotated[tuple[str, str] | None, typer.Option("--blend", help="Local blending: SOURCE_WORD TARGET_WORD.")]
 
 
@@ -179,7 +194,9 @@ def _stage_command(stage: str, doc: str):
         source: SourceOpt = None,
         target: TargetOpt = None,
         config: ConfigOpt = None,
-        model: Annotated[str | None, typer.Option(help="Hub id, diffusers folder or .safetensors (default: bundled toy model).")] = None,
+        model: Annotated[
+            str | None, typer.Option(help="Hub id, diffusers folder or .safetensors (default: bundled toy model).")
+        ] = None,
         out: Annotated[str | None, typer.Option(help="Output folder.")] = None,
         workspace: Annotated[str | None, typer.Option(help="Workspace root (default: beside OUT).")] = None,
         frames: Annotated[int | None, typer.Option(help="Number of frames (official n_sample_frames).")] = None,
@@ -195,10 +212,16 @@ def _stage_command(stage: str, doc: str):
         guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance (official 7.5).")] = None,
         mode: Annotated[str | None, typer.Option(help="auto, swap or refine.")] = None,
         blend: BlendOpt = None,
-        subtract: Annotated[tuple[str, str] | None, typer.Option(help="Words never edited: SOURCE_WORD TARGET_WORD.")] = None,
+        subtract: Annotated[
+            tuple[str, str] | None, typer.Option(help="Words never edited: SOURCE_WORD TARGET_WORD.")
+        ] = None,
         reweight: Annotated[list[str] | None, typer.Option(help="WORD=FACTOR (repeatable).")] = None,
-        cross_replace: Annotated[float | None, typer.Option(help="Fraction of steps with cross-attention replaced (0.2).")] = None,
-        self_replace: Annotated[float | None, typer.Option(help="Fraction of steps with temporal maps replaced (0.5).")] = None,
+        cross_replace: Annotated[
+            float | None, typer.Option(help="Fraction of steps with cross-attention replaced (0.2).")
+        ] = None,
+        self_replace: Annotated[
+            float | None, typer.Option(help="Fraction of steps with temporal maps replaced (0.5).")
+        ] = None,
         threshold: Annotated[float | None, typer.Option(help="Local-blend mask threshold (0.3).")] = None,
         device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, mps.")] = None,
         dtype: Annotated[str | None, typer.Option(help="float32, float16 or bfloat16.")] = None,
@@ -293,7 +316,9 @@ def toy_train(
     from videop2p.toy.train import ToyTrainConfig, train_toy_model
 
     _setup_logging()
-    cfg = ToyTrainConfig(vae_steps=vae_steps, unet_steps=unet_steps, dataset_size=dataset_size, seed=seed, threads=threads)
+    cfg = ToyTrainConfig(
+        vae_steps=vae_steps, unet_steps=unet_steps, dataset_size=dataset_size, seed=seed, threads=threads
+    )
     path = train_toy_model(out_dir, cfg)
     typer.echo(f"model written to {path}")
 

@@ -113,14 +113,57 @@ def load_yaml(path: str | os.PathLike) -> dict:
 
 # Keys of the official configs that change nothing here (logging, validation, hardware switches).
 _OFFICIAL_IGNORED = {
-    "output_dir", "validation_data", "validation_steps", "checkpointing_steps", "train_batch_size",
-    "use_8bit_adam", "enable_xformers_memory_efficient_attention", "save_name", "gradient_accumulation_steps",
-    "resume_from_checkpoint", "lr_scheduler", "lr_warmup_steps", "adam_beta1", "adam_beta2", "adam_weight_decay",
-    "adam_epsilon", "max_grad_norm", "scale_lr", "checkpoints_total_limit",
+    "output_dir",
+    "validation_data",
+    "validation_steps",
+    "checkpointing_steps",
+    "train_batch_size",
+    "use_8bit_adam",
+    "enable_xformers_memory_efficient_attention",
+    "save_name",
+    "gradient_accumulation_steps",
+    "resume_from_checkpoint",
+    "lr_scheduler",
+    "lr_warmup_steps",
+    "adam_beta1",
+    "adam_beta2",
+    "adam_weight_decay",
+    "adam_epsilon",
+    "max_grad_norm",
+    "scale_lr",
+    "checkpoints_total_limit",
 }
-_OFFICIAL_TUNE = {"pretrained_model_path", "train_data", "learning_rate", "max_train_steps", "trainable_modules", "seed", "mixed_precision", "gradient_checkpointing"}
-_OFFICIAL_P2P = {"pretrained_model_path", "image_path", "prompt", "prompts", "blend_word", "eq_params", "is_word_swap", "cross_replace_steps", "self_replace_steps", "fast"}
-_OFFICIAL_TRAIN_DATA = {"video_path", "prompt", "n_sample_frames", "width", "height", "sample_start_idx", "sample_frame_rate"}
+_OFFICIAL_TUNE = {
+    "pretrained_model_path",
+    "train_data",
+    "learning_rate",
+    "max_train_steps",
+    "trainable_modules",
+    "seed",
+    "mixed_precision",
+    "gradient_checkpointing",
+}
+_OFFICIAL_P2P = {
+    "pretrained_model_path",
+    "image_path",
+    "prompt",
+    "prompts",
+    "blend_word",
+    "eq_params",
+    "is_word_swap",
+    "cross_replace_steps",
+    "self_replace_steps",
+    "fast",
+}
+_OFFICIAL_TRAIN_DATA = {
+    "video_path",
+    "prompt",
+    "n_sample_frames",
+    "width",
+    "height",
+    "sample_start_idx",
+    "sample_frame_rate",
+}
 _OFFICIAL_TRAINABLE = {"attn1.to_q", "attn2.to_q", "attn_temp"}
 
 
@@ -131,7 +174,9 @@ def is_official(data: dict) -> bool:
 def _check_keys(data: dict, allowed: set[str], where: str) -> None:
     for key in data:
         if key not in allowed and key not in _OFFICIAL_IGNORED:
-            raise ConfigError(f"Unknown key {where}{key!r} in an official Video-P2P config; known keys: {', '.join(sorted(allowed))}.")
+            raise ConfigError(
+                f"Unknown key {where}{key!r} in an official Video-P2P config; known keys: {', '.join(sorted(allowed))}."
+            )
 
 
 def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = None) -> RunConfig:
@@ -143,7 +188,9 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
         _check_keys(td, _OFFICIAL_TRAIN_DATA, "train_data.")
         mods = set(tune.get("trainable_modules", _OFFICIAL_TRAINABLE))
         if mods != _OFFICIAL_TRAINABLE:
-            raise ConfigError(f"trainable_modules {sorted(mods)} differ from the supported set {sorted(_OFFICIAL_TRAINABLE)}.")
+            raise ConfigError(
+                f"trainable_modules {sorted(mods)} differ from the supported set {sorted(_OFFICIAL_TRAINABLE)}."
+            )
         cfg.video.path = td.get("video_path", cfg.video.path)
         cfg.source = td.get("prompt", cfg.source)
         cfg.video.frames = td.get("n_sample_frames", cfg.video.frames)
@@ -160,12 +207,16 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
     if p2p:
         _check_keys(p2p, _OFFICIAL_P2P, "")
         if tune and p2p.get("prompt") and cfg.source and p2p["prompt"] != cfg.source:
-            raise ConfigError(f"prompt {p2p['prompt']!r} of the p2p config contradicts train_data.prompt {cfg.source!r}.")
+            raise ConfigError(
+                f"prompt {p2p['prompt']!r} of the p2p config contradicts train_data.prompt {cfg.source!r}."
+            )
         cfg.source = p2p.get("prompt", cfg.source)
         prompts = list(p2p.get("prompts", []))
         if prompts:
             if prompts[0] != cfg.source:
-                raise ConfigError(f"prompts[0] {prompts[0]!r} must equal prompt {cfg.source!r} (the official source-first convention).")
+                raise ConfigError(
+                    f"prompts[0] {prompts[0]!r} must equal prompt {cfg.source!r} (the official source-first convention)."
+                )
             cfg.targets = prompts[1:]
         cfg.video.path = cfg.video.path or p2p.get("image_path", "")
         if "blend_word" in p2p and p2p["blend_word"]:
@@ -210,4 +261,13 @@ def load_config(paths: list[str | os.PathLike]) -> RunConfig:
     return fill(RunConfig, datas[0], "")
 
 
-__all__ = ["ConfigError", "RunConfig", "VideoConfig", "load_config", "to_plain", "EditConfig", "InversionConfig", "TuneConfig"]
+__all__ = [
+    "ConfigError",
+    "RunConfig",
+    "VideoConfig",
+    "load_config",
+    "to_plain",
+    "EditConfig",
+    "InversionConfig",
+    "TuneConfig",
+]

@@ -22,10 +22,14 @@ DEMO_EDITS = {
 }
 
 
-def run_demo(out: str | Path, tune_steps: int = 300, steps: int = 50, quiet: bool = False, model: str | None = None) -> str:
+def run_demo(
+    out: str | Path, tune_steps: int = 300, steps: int = 50, quiet: bool = False, model: str | None = None
+) -> str:
     """Run the demo into `out`; returns a summary with the time of each part."""
     out = Path(out)
-    clip = render_clip(ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], Background.GRASS, Motion.LINEAR, frames=8, size=64, seed=0))
+    clip = render_clip(
+        ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], Background.GRASS, Motion.LINEAR, frames=8, size=64, seed=0)
+    )
     clip_dir = write_frames(clip.frames, out / "clip")
     vp = VideoP2P.from_pretrained(model, workspace=out / "workspace")
     lines = []
@@ -37,7 +41,9 @@ def run_demo(out: str | Path, tune_steps: int = 300, steps: int = 50, quiet: boo
         cfg.edit = edit_cfg
         t0 = time.perf_counter()
         manifest = vp.run(cfg)
-        actions = ", ".join(f"{k} {v.get('action', '')}".strip() for k, v in manifest["stages"].items() if k in ("tune", "invert"))
+        actions = ", ".join(
+            f"{k} {v.get('action', '')}".strip() for k, v in manifest["stages"].items() if k in ("tune", "invert")
+        )
         lines.append(f"{name:8s} {time.perf_counter() - t0:6.1f} s  ({actions})  -> {out / name / 'side_by_side.mp4'}")
     lines.append(f"total    {time.perf_counter() - start:6.1f} s; outputs in {out.resolve()}")
     return "\n".join(lines)

@@ -85,7 +85,9 @@ def cross_alpha(tokenizer, target: str, steps: int, default: Bounds, per_word: d
     return alpha
 
 
-def mask_layers(layers: tuple[AttentionLayer, ...], latent_hw: tuple[int, int], side: int | None) -> tuple[set[str], int]:
+def mask_layers(
+    layers: tuple[AttentionLayer, ...], latent_hw: tuple[int, int], side: int | None
+) -> tuple[set[str], int]:
     """Cross-attention layers whose map side is closest to `side` (default: the official 16)."""
     target = side or OFFICIAL_MASK_SIDE
     sides = {layer.downsample: latent_hw[0] // layer.downsample for layer in layers if layer.cross}
@@ -104,7 +106,9 @@ def t2s_layer_name(name: str) -> str:
     return ".".join(parts)
 
 
-def build_plan(components: SDComponents, source: str, targets: list[str], c: EditConfig, steps: int, latent_hw: tuple[int, int]) -> tuple[ControlPlan, list[str]]:
+def build_plan(
+    components: SDComponents, source: str, targets: list[str], c: EditConfig, steps: int, latent_hw: tuple[int, int]
+) -> tuple[ControlPlan, list[str]]:
     """Check the prompts and settings, and turn them into the controller's plan."""
     tok = components.tokenizer
     for p in [source, *targets]:
@@ -163,7 +167,9 @@ def _source_uncond(inv: InversionResult, i: int, empty: torch.Tensor, cond_src: 
     return None  # fast: guidance 1; negative-prompt: uncond = cond, so the guided output is the conditional one
 
 
-def _target_uncond(inv: InversionResult, i: int, empty: torch.Tensor, cond_src: torch.Tensor, decoupled: bool) -> torch.Tensor | None:
+def _target_uncond(
+    inv: InversionResult, i: int, empty: torch.Tensor, cond_src: torch.Tensor, decoupled: bool
+) -> torch.Tensor | None:
     if inv.method is InversionMethod.NEGATIVE_PROMPT:
         return cond_src
     if decoupled:
@@ -200,7 +206,9 @@ def edit(
     plan, modes = build_plan(components, source, targets, c, steps, latent_hw)
     sched = ddim_schedule(components.scheduler, steps)
     if sched.timesteps != inv.timesteps:
-        raise ValueError(f"the scheduler's timesteps differ from the inversion's ({sched.timesteps[:3]} vs {inv.timesteps[:3]})")
+        raise ValueError(
+            f"the scheduler's timesteps differ from the inversion's ({sched.timesteps[:3]} vs {inv.timesteps[:3]})"
+        )
     prompts = [source, *targets]
     device, dtype = inv.latent_T.device, inv.latent_T.dtype
     cond = encode_prompts(components, prompts).to(device, dtype)  # (P, L, D)
@@ -212,7 +220,9 @@ def edit(
     try:
         with torch.no_grad():
             for i, t in enumerate(tqdm(sched.timesteps, desc="edit", disable=not c.progress)):
-                unconds = [_source_uncond(inv, i, empty, cond[:1])] + [_target_uncond(inv, i, empty, cond[:1], c.decoupled)] * len(targets)
+                unconds = [_source_uncond(inv, i, empty, cond[:1])] + [
+                    _target_uncond(inv, i, empty, cond[:1], c.decoupled)
+                ] * len(targets)
                 guided_rows = [b for b, u in enumerate(unconds) if u is not None]
                 text = torch.cat([unconds[b].to(device, dtype) for b in guided_rows] + [cond])
                 rows = torch.cat([z[guided_rows], z]) if guided_rows else z
@@ -239,9 +249,13 @@ def edit(
         attention = mean.reshape(*mean.shape[:2], mean.shape[2] // side_x, side_x, mean.shape[-1])
     tokens = [components.tokenizer.convert_ids_to_tokens(components.tokenizer(p).input_ids) for p in prompts]
     masks = union[:, :, 0] if union is not None else None
-    return EditResult(latents=z, masks=masks, attention=attention, tokens=tokens, counts=dict(counter.counts), modes=modes)
+    return EditResult(
+        latents=z, masks=masks, attention=attention, tokens=tokens, counts=dict(counter.counts), modes=modes
+    )
 
 
-def reconstruct(model: T2SModel, components: SDComponents, inv: InversionResult, source: str, c: EditConfig | None = None) -> torch.Tensor:
+def reconstruct(
+    model: T2SModel, components: SDComponents, inv: InversionResult, source: str, c: EditConfig | None = None
+) -> torch.Tensor:
     """The source branch alone: (1, F, C, h, w)."""
     return edit(model, components, inv, source, [], c or EditConfig(progress=False)).latents

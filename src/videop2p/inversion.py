@@ -66,11 +66,22 @@ class InversionResult:
         """Refuse use with another clip, model or prompt."""
         for key, value in expected.items():
             if self.meta.get(key) != value:
-                raise InversionMismatchError(f"Inversion was made for {key}={self.meta.get(key)!r}, not {value!r}; invert again.")
+                raise InversionMismatchError(
+                    f"Inversion was made for {key}={self.meta.get(key)!r}, not {value!r}; invert again."
+                )
 
 
 @torch.no_grad()
-def ddim_invert(model: T2SModel, z0: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor, sched: DDIMSchedule, guidance: float = 1.0, counter: EvalCounter | None = None, progress: bool = True) -> torch.Tensor:
+def ddim_invert(
+    model: T2SModel,
+    z0: torch.Tensor,
+    cond: torch.Tensor,
+    uncond: torch.Tensor,
+    sched: DDIMSchedule,
+    guidance: float = 1.0,
+    counter: EvalCounter | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
     """DDIM inversion keeping every latent: (1, F, C, h, w) -> (T + 1, 1, F, C, h, w), z_0 first."""
     latents = [z0]
     z = z0
@@ -85,7 +96,18 @@ def ddim_invert(model: T2SModel, z0: torch.Tensor, cond: torch.Tensor, uncond: t
     return torch.stack(latents)
 
 
-def null_text_step(model: T2SModel, z: torch.Tensor, target: torch.Tensor, t: int, i: int, cond_out: torch.Tensor, uncond: torch.Tensor, sched: DDIMSchedule, c: InversionConfig, counter: EvalCounter | None) -> torch.Tensor:
+def null_text_step(
+    model: T2SModel,
+    z: torch.Tensor,
+    target: torch.Tensor,
+    t: int,
+    i: int,
+    cond_out: torch.Tensor,
+    uncond: torch.Tensor,
+    sched: DDIMSchedule,
+    c: InversionConfig,
+    counter: EvalCounter | None,
+) -> torch.Tensor:
     """Optimise one shared unconditional embedding at step i (Mokady et al. 2023, Alg. 1; Video-P2P sec. 3.2)."""
     emb = uncond.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([emb], lr=c.lr * (1.0 - i / 100.0))
@@ -100,7 +122,15 @@ def null_text_step(model: T2SModel, z: torch.Tensor, target: torch.Tensor, t: in
     return emb.detach()
 
 
-def optimise_null_text(model: T2SModel, trajectory: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor, sched: DDIMSchedule, c: InversionConfig, counter: EvalCounter | None = None) -> torch.Tensor:
+def optimise_null_text(
+    model: T2SModel,
+    trajectory: torch.Tensor,
+    cond: torch.Tensor,
+    uncond: torch.Tensor,
+    sched: DDIMSchedule,
+    c: InversionConfig,
+    counter: EvalCounter | None = None,
+) -> torch.Tensor:
     """Per-step unconditional embeddings (T, 1, L, D) that make guided sampling retrace the inversion."""
     model.unet.requires_grad_(False)
     embeddings = []
@@ -118,13 +148,24 @@ def optimise_null_text(model: T2SModel, trajectory: torch.Tensor, cond: torch.Te
     return torch.stack(embeddings)
 
 
-def invert(model: T2SModel, scheduler, z0: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor, c: InversionConfig, meta: dict | None = None, counter: EvalCounter | None = None) -> InversionResult:
+def invert(
+    model: T2SModel,
+    scheduler,
+    z0: torch.Tensor,
+    cond: torch.Tensor,
+    uncond: torch.Tensor,
+    c: InversionConfig,
+    meta: dict | None = None,
+    counter: EvalCounter | None = None,
+) -> InversionResult:
     """Invert clean latents z0 (1, F, C, h, w) with the source prompt embedding `cond` (1, L, D)."""
     method = InversionMethod(c.method)
     sched = ddim_schedule(scheduler, c.steps)
     counter = counter or EvalCounter()
     trajectory = ddim_invert(model, z0, cond, uncond, sched, c.inversion_guidance, counter, c.progress)
-    result = InversionResult(method=method, latent_T=trajectory[-1].clone(), latent_0=z0.clone(), timesteps=sched.timesteps)
+    result = InversionResult(
+        method=method, latent_T=trajectory[-1].clone(), latent_0=z0.clone(), timesteps=sched.timesteps
+    )
     if method is InversionMethod.NULL_TEXT:
         result.uncond_embeddings = optimise_null_text(model, trajectory, cond, uncond, sched, c, counter)
     elif method is InversionMethod.DIRECT:
@@ -151,7 +192,9 @@ def save_inversion(result: InversionResult, path: str | os.PathLike) -> Path:
     return path
 
 
-def load_inversion(path: str | os.PathLike, expected: dict | None = None, device: str | torch.device = "cpu") -> InversionResult:
+def load_inversion(
+    path: str | os.PathLike, expected: dict | None = None, device: str | torch.device = "cpu"
+) -> InversionResult:
     """Read a saved inversion; `expected` entries must match its metadata."""
     from safetensors import safe_open
 

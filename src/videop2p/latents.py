@@ -64,7 +64,9 @@ def token_count(tokenizer, prompt: str) -> int:
 def check_prompt_length(tokenizer, prompt: str) -> None:
     n = token_count(tokenizer, prompt)
     if n > tokenizer.model_max_length:
-        raise ValueError(f"Prompt {prompt!r} has {n} tokens (with start and end), over the tokenizer's limit of {tokenizer.model_max_length}.")
+        raise ValueError(
+            f"Prompt {prompt!r} has {n} tokens (with start and end), over the tokenizer's limit of {tokenizer.model_max_length}."
+        )
 
 
 @torch.no_grad()
@@ -73,6 +75,8 @@ def encode_prompts(components: SDComponents, prompts: list[str]) -> torch.Tensor
     tok = components.tokenizer
     for p in prompts:
         check_prompt_length(tok, p)
-    ids = tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
+    ids = tok(
+        prompts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids
     enc = components.text_encoder
     return enc(ids.to(enc.device))[0]

@@ -14,7 +14,9 @@ def upsample_masks(masks: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     return m.bool().cpu().numpy()
 
 
-def mask_overlay(frames: np.ndarray, masks: np.ndarray, color: tuple[int, int, int] = (255, 40, 40), alpha: float = 0.5) -> np.ndarray:
+def mask_overlay(
+    frames: np.ndarray, masks: np.ndarray, color: tuple[int, int, int] = (255, 40, 40), alpha: float = 0.5
+) -> np.ndarray:
     """Frames (F, H, W, 3) tinted inside masks (F, H, W)."""
     out = frames.astype(np.float32).copy()
     tint = np.array(color, dtype=np.float32)
@@ -54,9 +56,17 @@ def report_markdown(manifest: dict) -> str:
     lines = ["# videop2p run", "", f"- source: `{manifest['source']}`"]
     for k, t in enumerate(manifest["targets"]):
         lines.append(f"- target {k + 1}: `{t}` ({manifest['modes'][k]})")
-    lines += ["", "## Time and UNet evaluations per stage", "", "| stage | action | seconds | UNet evaluations |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Time and UNet evaluations per stage",
+        "",
+        "| stage | action | seconds | UNet evaluations |",
+        "|---|---|---|---|",
+    ]
     for stage, info in manifest["stages"].items():
-        lines.append(f"| {stage} | {info.get('action', '')} | {info['seconds']:.1f} | {info.get('unet_evaluations', '')} |")
+        lines.append(
+            f"| {stage} | {info.get('action', '')} | {info['seconds']:.1f} | {info.get('unet_evaluations', '')} |"
+        )
     lines += ["", "## Outputs", "", "![side by side](side_by_side.gif)", ""]
     for k, path in enumerate(manifest["outputs"].get("masks", [])):
         lines.append(f"![mask {k + 1}]({path})")

@@ -69,13 +69,25 @@ def parse_dtype(name: str) -> torch.dtype:
 class VideoP2P:
     """Video-P2P with a loaded model: `tune`, `invert`, `edit`, or `run` for all three."""
 
-    def __init__(self, components: SDComponents, workspace: Workspace | None = None, frame_mode: FrameAttentionMode | str = FrameAttentionMode.FIRST):
+    def __init__(
+        self,
+        components: SDComponents,
+        workspace: Workspace | None = None,
+        frame_mode: FrameAttentionMode | str = FrameAttentionMode.FIRST,
+    ):
         self.components = components
         self.workspace = workspace
         self.frame_mode = FrameAttentionMode(frame_mode)
 
     @classmethod
-    def from_pretrained(cls, model: str | None = None, device: str = "cpu", dtype: str = "float32", workspace: str | Path | None = None, frame_mode: str = "first") -> VideoP2P:
+    def from_pretrained(
+        cls,
+        model: str | None = None,
+        device: str = "cpu",
+        dtype: str = "float32",
+        workspace: str | Path | None = None,
+        frame_mode: str = "first",
+    ) -> VideoP2P:
         """Load a model (None: the bundled toy model); `workspace` enables reuse between runs."""
         components = load_components(model, device=device, dtype=parse_dtype(dtype))
         return cls(components, Workspace(Path(workspace)) if workspace else None, frame_mode)
@@ -110,7 +122,9 @@ class VideoP2P:
         cfg = cfg or TuneConfig()
         started = time.perf_counter()
         model = T2SModel.from_image_unet(self.components.unet, self.frame_mode)
-        meta = delta_metadata(self.components, len(clip.frames), clip.size, prompt, clip.digest, cfg, self.frame_mode.value)
+        meta = delta_metadata(
+            self.components, len(clip.frames), clip.size, prompt, clip.digest, cfg, self.frame_mode.value
+        )
         path = self.workspace.tune_path(self.clip_key(clip, prompt, cfg)) if self.workspace else None
         if path is not None and path.exists() and not force:
             try:
@@ -130,7 +144,15 @@ class VideoP2P:
         return model
 
     # -- stage 2 -----------------------------------------------------------------------------------
-    def invert(self, model: T2SModel, clip: Clip, prompt: str, cfg: InversionConfig | None = None, force: bool = False, tune_cfg: TuneConfig | None = None) -> InversionResult:
+    def invert(
+        self,
+        model: T2SModel,
+        clip: Clip,
+        prompt: str,
+        cfg: InversionConfig | None = None,
+        force: bool = False,
+        tune_cfg: TuneConfig | None = None,
+    ) -> InversionResult:
         """Invert `clip` with `prompt`; loaded from the workspace when it has it."""
         cfg = cfg or InversionConfig()
         started = time.perf_counter()
@@ -138,7 +160,9 @@ class VideoP2P:
         expected = {"prompt": prompt, "frames_hash": clip.digest, "model": self.components.info.identity}
         path = None
         if self.workspace is not None:
-            path = self.workspace.inversion_path(self.clip_key(clip, prompt, tune_cfg or TuneConfig()), {**expected, **settings})
+            path = self.workspace.inversion_path(
+                self.clip_key(clip, prompt, tune_cfg or TuneConfig()), {**expected, **settings}
+            )
             if path.exists() and not force:
                 try:
                     result = load_inversion(path, expected=expected, device=self.device)
@@ -157,7 +181,14 @@ class VideoP2P:
         return result
 
     # -- stage 3 -----------------------------------------------------------------------------------
-    def edit(self, model: T2SModel, inversion: InversionResult, source: str, targets: list[str], cfg: EditConfig | None = None) -> EditOutput:
+    def edit(
+        self,
+        model: T2SModel,
+        inversion: InversionResult,
+        source: str,
+        targets: list[str],
+        cfg: EditConfig | None = None,
+    ) -> EditOutput:
         """Edit with decoupled guidance and attention control; decoded frames of every branch."""
         result = edit(model, self.components, inversion, source, targets, cfg or EditConfig(), EvalCounter())
         frames = decode_latents(self.components, result.latents)  # (1 + K, F, H, W, 3)
@@ -179,14 +210,26 @@ class VideoP2P:
         stages["load"] = {"seconds": time.perf_counter() - t0}
         t0 = time.perf_counter()
         model = self.tune(clip, cfg.source, cfg.tune, cfg.force)
-        stages["tune"] = {"seconds": time.perf_counter() - t0, "action": self._last_action("tune"), "unet_evaluations": 0 if self._last_action("tune") == "reused" else cfg.tune.steps}
+        stages["tune"] = {
+            "seconds": time.perf_counter() - t0,
+            "action": self._last_action("tune"),
+            "unet_evaluations": 0 if self._last_action("tune") == "reused" else cfg.tune.steps,
+        }
         t0 = time.perf_counter()
         inversion = self.invert(model, clip, cfg.source, cfg.inversion, cfg.force, cfg.tune)
         action = self._last_action("invert")
-        stages["invert"] = {"seconds": time.perf_counter() - t0, "action": action, "unet_evaluations": 0 if action == "reused" else sum(inversion.meta.get("unet_evaluations", {}).values())}
+        stages["invert"] = {
+            "seconds": time.perf_counter() - t0,
+            "action": action,
+            "unet_evaluations": 0 if action == "reused" else sum(inversion.meta.get("unet_evaluations", {}).values()),
+        }
         t0 = time.perf_counter()
         out = self.edit(model, inversion, cfg.source, cfg.targets, cfg.edit)
-        stages["edit"] = {"seconds": time.perf_counter() - t0, "action": "computed", "unet_evaluations": out.result.counts.get("edit", 0)}
+        stages["edit"] = {
+            "seconds": time.perf_counter() - t0,
+            "action": "computed",
+            "unet_evaluations": out.result.counts.get("edit", 0),
+        }
         t0 = time.perf_counter()
         manifest = self.write_outputs(cfg, clip, out, stages)
         stages["write"] = {"seconds": time.perf_counter() - t0}
@@ -201,7 +244,9 @@ class VideoP2P:
         side = info.native_size // info.vae_scale_factor
         build_plan(self.components, cfg.source, cfg.targets, cfg.edit, cfg.inversion.steps, (side, side))
         if cfg.tune.steps < 0 or cfg.inversion.steps < 1:
-            raise ValueError(f"tune steps must be >= 0 and DDIM steps >= 1, got {cfg.tune.steps} and {cfg.inversion.steps}.")
+            raise ValueError(
+                f"tune steps must be >= 0 and DDIM steps >= 1, got {cfg.tune.steps} and {cfg.inversion.steps}."
+            )
 
     def _last_action(self, stage: str) -> str:
         if self.workspace is None:

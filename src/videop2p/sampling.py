@@ -46,7 +46,9 @@ def ddim_schedule(scheduler, num_steps: int) -> DDIMSchedule:
     )
 
 
-def to_x0_eps(out: torch.Tensor, x: torch.Tensor, alpha: float, prediction_type: str) -> tuple[torch.Tensor, torch.Tensor]:
+def to_x0_eps(
+    out: torch.Tensor, x: torch.Tensor, alpha: float, prediction_type: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Clean-latent and noise estimates from a model output (Salimans & Ho 2022 for v)."""
     a, s = alpha**0.5, (1 - alpha) ** 0.5
     if prediction_type == "epsilon":
@@ -78,7 +80,14 @@ def cfg(uncond: torch.Tensor, cond: torch.Tensor, guidance: float) -> torch.Tens
     return uncond + guidance * (cond - uncond)
 
 
-def predict(model: T2SModel, latents: torch.Tensor, t: int, text: torch.Tensor, counter: EvalCounter | None = None, phase: str = "") -> torch.Tensor:
+def predict(
+    model: T2SModel,
+    latents: torch.Tensor,
+    t: int,
+    text: torch.Tensor,
+    counter: EvalCounter | None = None,
+    phase: str = "",
+) -> torch.Tensor:
     """Model output for a batch of videos (B, F, C, h, w) with text (B, L, D)."""
     if counter is not None:
         counter.add(phase, latents.shape[0])

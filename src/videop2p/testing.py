@@ -10,7 +10,9 @@ from videop2p.models.loading import SDComponents, model_info
 from videop2p.models.tokenizer import bundled_tokenizer
 
 
-def dummy_components(prediction_type: str = "epsilon", cross_attention_dim: int = 32, sample_size: int = 8) -> SDComponents:
+def dummy_components(
+    prediction_type: str = "epsilon", cross_attention_dim: int = 32, sample_size: int = 8
+) -> SDComponents:
     """Tiny SD components: UNet channels (32, 64), VAE downsampling 2, CLIP text width 32, real tokenizer."""
     torch.manual_seed(0)
     unet = UNet2DConditionModel(

@@ -54,10 +54,14 @@ def diffusion_target(scheduler, latents: torch.Tensor, noise: torch.Tensor, t: t
     raise ValueError(f"unsupported prediction type {kind!r}; expected 'epsilon' or 'v_prediction'.")
 
 
-def denoising_loss(model: T2SModel, scheduler, z0: torch.Tensor, text: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def denoising_loss(
+    model: T2SModel, scheduler, z0: torch.Tensor, text: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
     """MSE between the model's prediction and the target at one random timestep for the whole clip."""
     noise = torch.randn(z0.shape, generator=generator, device=generator.device).to(z0)
-    t = torch.randint(0, scheduler.config.num_train_timesteps, (z0.shape[0],), generator=generator, device=generator.device)
+    t = torch.randint(
+        0, scheduler.config.num_train_timesteps, (z0.shape[0],), generator=generator, device=generator.device
+    )
     t = t.to(z0.device)
     zt = scheduler.add_noise(z0, noise, t)
     pred = model(zt, t, text)
@@ -71,7 +75,13 @@ def _autocast(device: torch.device, mixed_precision: str):
     return torch.autocast(device_type="cuda", dtype=dtype)
 
 
-def tune(model: T2SModel, components: SDComponents, posterior: tuple[torch.Tensor, torch.Tensor], text: torch.Tensor, cfg: TuneConfig) -> TuneResult:
+def tune(
+    model: T2SModel,
+    components: SDComponents,
+    posterior: tuple[torch.Tensor, torch.Tensor],
+    text: torch.Tensor,
+    cfg: TuneConfig,
+) -> TuneResult:
     """Fine-tune the trainable set of `model` in place on one clip.
 
     posterior: scaled VAE mean and std of the frames, each (1, F, C, h, w); text: (1, L, D).
@@ -113,7 +123,15 @@ def tune(model: T2SModel, components: SDComponents, posterior: tuple[torch.Tenso
     return TuneResult(losses=losses, metadata={"steps": cfg.steps, "lr": cfg.lr, "seed": cfg.seed})
 
 
-def delta_metadata(components: SDComponents, num_frames: int, size: tuple[int, int], prompt: str, frames_digest: str, cfg: TuneConfig, frame_mode: str) -> dict:
+def delta_metadata(
+    components: SDComponents,
+    num_frames: int,
+    size: tuple[int, int],
+    prompt: str,
+    frames_digest: str,
+    cfg: TuneConfig,
+    frame_mode: str,
+) -> dict:
     """What a delta is valid for."""
     return {
         "base_model": components.info.identity,
@@ -148,7 +166,9 @@ def check_delta(found: dict, expected: dict) -> None:
     """Refuse a delta made for another base model, frame count, size or clip."""
     for key in ("base_model", "num_frames", "size", "frames_hash", "frame_mode"):
         if key in expected and found.get(key) != expected[key]:
-            raise DeltaMismatchError(f"Tuned delta was made for {key}={found.get(key)!r}, but this run has {key}={expected[key]!r}; tune again for this input.")
+            raise DeltaMismatchError(
+                f"Tuned delta was made for {key}={found.get(key)!r}, but this run has {key}={expected[key]!r}; tune again for this input."
+            )
 
 
 def load_delta(model: T2SModel, path: str | os.PathLike, expected: dict | None = None) -> dict:
@@ -160,10 +180,14 @@ def load_delta(model: T2SModel, path: str | os.PathLike, expected: dict | None =
     params = model.trainable_parameters()
     if set(tensors) != set(params):
         missing, extra = sorted(set(params) - set(tensors)), sorted(set(tensors) - set(params))
-        raise DeltaMismatchError(f"Delta {path} does not fit this model: missing {missing[:3]}, unexpected {extra[:3]}.")
+        raise DeltaMismatchError(
+            f"Delta {path} does not fit this model: missing {missing[:3]}, unexpected {extra[:3]}."
+        )
     with torch.no_grad():
         for name, p in params.items():
             if p.shape != tensors[name].shape:
-                raise DeltaMismatchError(f"Delta tensor {name} has shape {tuple(tensors[name].shape)}, model expects {tuple(p.shape)}.")
+                raise DeltaMismatchError(
+                    f"Delta tensor {name} has shape {tuple(tensors[name].shape)}, model expects {tuple(p.shape)}."
+                )
             p.copy_(tensors[name].to(p))
     return meta

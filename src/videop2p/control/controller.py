@@ -173,7 +173,15 @@ class ControlledCrossProcessor:
         self.name = name
         self.fallback = CrossAttnProcessor()
 
-    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None, num_frames: int = 1, **kwargs) -> torch.Tensor:
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states=None,
+        attention_mask=None,
+        num_frames: int = 1,
+        **kwargs,
+    ) -> torch.Tensor:
         if not self.controller.wants(self.name):
             return self.fallback(attn, hidden_states, encoder_hidden_states, attention_mask, num_frames)
         context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
@@ -194,7 +202,15 @@ class ControlledTemporalProcessor:
         self.name = name
         self.fallback = TemporalAttnProcessor()
 
-    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None, num_frames: int = 1, **kwargs) -> torch.Tensor:
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states=None,
+        attention_mask=None,
+        num_frames: int = 1,
+        **kwargs,
+    ) -> torch.Tensor:
         if not self.controller.wants(self.name):
             return self.fallback(attn, hidden_states)
         q = attn.head_to_batch_dim(attn.to_q(hidden_states))  # (B*N*h, F, d)

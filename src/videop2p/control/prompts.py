@@ -37,9 +37,13 @@ def word_tokens(tokenizer, prompt: str) -> list[list[int]]:
         cur += n
     total = len(tokenizer(prompt, add_special_tokens=False).input_ids)
     if cur - 1 != total:
-        raise ValueError(f"Prompt {prompt!r} does not tokenize word by word ({cur - 1} vs {total} tokens); use single spaces between words.")
+        raise ValueError(
+            f"Prompt {prompt!r} does not tokenize word by word ({cur - 1} vs {total} tokens); use single spaces between words."
+        )
     if total + 2 > tokenizer.model_max_length:
-        raise ValueError(f"Prompt {prompt!r} has {total + 2} tokens (with start and end), over the tokenizer's limit of {tokenizer.model_max_length}.")
+        raise ValueError(
+            f"Prompt {prompt!r} has {total + 2} tokens (with start and end), over the tokenizer's limit of {tokenizer.model_max_length}."
+        )
     return positions
 
 
@@ -65,7 +69,9 @@ def choose_mode(source: str, target: str, mode: EditMode | str = EditMode.AUTO) 
     mode = EditMode(mode)
     ns, nt = len(words(source)), len(words(target))
     if mode is EditMode.SWAP and ns != nt:
-        raise ValueError(f"A word swap needs prompts with the same number of words: {source!r} has {ns}, {target!r} has {nt}. Use mode 'refine'.")
+        raise ValueError(
+            f"A word swap needs prompts with the same number of words: {source!r} has {ns}, {target!r} has {nt}. Use mode 'refine'."
+        )
     if mode is EditMode.AUTO:
         return EditMode.SWAP if ns == nt else EditMode.REFINE
     return mode
@@ -77,7 +83,9 @@ def replacement_mapper(tokenizer, source: str, target: str) -> torch.Tensor:
     length = tokenizer.model_max_length
     ws, wt = words(source), words(target)
     if len(ws) != len(wt):
-        raise ValueError(f"A word swap needs prompts with the same number of words: {source!r} has {len(ws)}, {target!r} has {len(wt)}.")
+        raise ValueError(
+            f"A word swap needs prompts with the same number of words: {source!r} has {len(ws)}, {target!r} has {len(wt)}."
+        )
     src, tgt = word_tokens(tokenizer, source), word_tokens(tokenizer, target)
     mapper = torch.zeros(length, length)
     mapper[0, 0] = 1.0  # start token

@@ -60,7 +60,9 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
 
 
 def _read_frame_dir(path: Path) -> tuple[list[np.ndarray], float]:
-    files = sorted((p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: natural_key(p.name))
+    files = sorted(
+        (p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: natural_key(p.name)
+    )
     frames, skipped = [], []
     for f in files:
         try:
@@ -104,7 +106,9 @@ def _read_container(path: Path) -> tuple[list[np.ndarray], float]:
                 frames.append(frame.to_ndarray(format="rgb24"))
     except av.error.FFmpegError as e:
         if not frames:
-            raise VideoError(f"{path} is not a readable video ({e}); supported: mp4, mov, webm, mkv, avi, gif, webp or a folder of frames.") from e
+            raise VideoError(
+                f"{path} is not a readable video ({e}); supported: mp4, mov, webm, mkv, avi, gif, webp or a folder of frames."
+            ) from e
         logger.warning("%s is truncated: decoded %d frames before the error (%s)", path, len(frames), e)
     if not frames:
         raise VideoError(f"{path} contains no decodable video frames.")
@@ -165,10 +169,14 @@ def check_size(width: int, height: int, multiple: int) -> None:
     for name, v in (("width", width), ("height", height)):
         if v <= 0 or v % multiple:
             lo, hi = nearest_valid_sizes(max(v, 1), multiple)
-            raise VideoError(f"{name} {v} is not allowed by the model: sides must be positive multiples of {multiple}; nearest valid {name}s are {lo} and {hi}.")
+            raise VideoError(
+                f"{name} {v} is not allowed by the model: sides must be positive multiples of {multiple}; nearest valid {name}s are {lo} and {hi}."
+            )
 
 
-def resolve_size(src_size: tuple[int, int], width: int | None, height: int | None, base: int, multiple: int) -> tuple[int, int]:
+def resolve_size(
+    src_size: tuple[int, int], width: int | None, height: int | None, base: int, multiple: int
+) -> tuple[int, int]:
     """Target (width, height): given values are validated; missing ones keep the source aspect ratio.
 
     With neither given, the area is about `base` squared (the model's native size).

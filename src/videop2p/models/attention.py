@@ -31,7 +31,9 @@ def _merge(attn: Attention, x: torch.Tensor) -> torch.Tensor:
     return attn.to_out[1](attn.to_out[0](x))
 
 
-def frame_keys_values(attn: Attention, hidden: torch.Tensor, num_frames: int, mode: FrameAttentionMode) -> tuple[torch.Tensor, torch.Tensor]:
+def frame_keys_values(
+    attn: Attention, hidden: torch.Tensor, num_frames: int, mode: FrameAttentionMode
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Keys and values of frame attention.
 
     FIRST: (B, N, C) from frame 0 only, computed once and shared by every frame.
@@ -68,7 +70,15 @@ class FrameAttnProcessor:
     def __init__(self, mode: FrameAttentionMode = FrameAttentionMode.FIRST):
         self.mode = FrameAttentionMode(mode)
 
-    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None, num_frames: int = 1, **kwargs) -> torch.Tensor:
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states=None,
+        attention_mask=None,
+        num_frames: int = 1,
+        **kwargs,
+    ) -> torch.Tensor:
         k, v = frame_keys_values(attn, hidden_states, num_frames, self.mode)
         q = frame_queries(attn, hidden_states, num_frames, self.mode)
         out = F.scaled_dot_product_attention(_heads(attn, q), _heads(attn, k), _heads(attn, v))
@@ -78,7 +88,15 @@ class FrameAttnProcessor:
 class CrossAttnProcessor:
     """Cross-attention with SDPA; accepts (and ignores) the frame count."""
 
-    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None, num_frames: int = 1, **kwargs) -> torch.Tensor:
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states=None,
+        attention_mask=None,
+        num_frames: int = 1,
+        **kwargs,
+    ) -> torch.Tensor:
         context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
         q, k, v = attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)
         out = F.scaled_dot_product_attention(_heads(attn, q), _heads(attn, k), _heads(attn, v))
@@ -88,7 +106,15 @@ class CrossAttnProcessor:
 class TemporalAttnProcessor:
     """Self-attention over the frame axis with SDPA; input is already (B*N, F, C)."""
 
-    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None, num_frames: int = 1, **kwargs) -> torch.Tensor:
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states=None,
+        attention_mask=None,
+        num_frames: int = 1,
+        **kwargs,
+    ) -> torch.Tensor:
         q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
         out = F.scaled_dot_product_attention(_heads(attn, q), _heads(attn, k), _heads(attn, v))
         return _merge(attn, out)
@@ -114,7 +140,9 @@ def default_processor(name: str, mode: FrameAttentionMode = FrameAttentionMode.F
     return TemporalAttnProcessor()
 
 
-def assign_processors(unet, choose: Callable[[str], object] | None = None, mode: FrameAttentionMode = FrameAttentionMode.FIRST) -> dict[str, object]:
+def assign_processors(
+    unet, choose: Callable[[str], object] | None = None, mode: FrameAttentionMode = FrameAttentionMode.FIRST
+) -> dict[str, object]:
     """The one place that decides each layer's processor: `choose(name)` wins when it returns one."""
     procs = {}
     for name in unet.attn_processors:

@@ -59,7 +59,11 @@ class ModelInfo:
     @property
     def size_multiple(self) -> int:
         """Image sides must be multiples of this (VAE factor times the UNet's total downsampling)."""
-        return self.vae_scale_factor * max(layer.downsample for layer in self.attention_layers) if self.attention_layers else self.vae_scale_factor
+        return (
+            self.vae_scale_factor * max(layer.downsample for layer in self.attention_layers)
+            if self.attention_layers
+            else self.vae_scale_factor
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -163,7 +167,11 @@ def save_single_file(components: SDComponents, path: str | os.PathLike) -> Path:
 
     path = Path(path)
     tensors = {}
-    for prefix, module in (("unet", components.unet), ("vae", components.vae), ("text_encoder", components.text_encoder)):
+    for prefix, module in (
+        ("unet", components.unet),
+        ("vae", components.vae),
+        ("text_encoder", components.text_encoder),
+    ):
         for k, v in module.state_dict().items():
             tensors[f"{prefix}.{k}"] = v.detach().contiguous().cpu()
     metadata = {
@@ -241,7 +249,9 @@ def load_components(
     if model is None:
         path = bundled_model_path()
         if not (path / "model_index.json").exists():
-            raise ModelNotFoundError(f"The bundled toy model is missing from {path}; train it with `videop2p toy train`.")
+            raise ModelNotFoundError(
+                f"The bundled toy model is missing from {path}; train it with `videop2p toy train`."
+            )
         source = "videop2p-toy"
         parts = _load_folder(path, local_files_only=True)
     else:
@@ -249,11 +259,15 @@ def load_components(
         source = str(model)
         if path.is_dir():
             if not (path / "unet").is_dir():
-                raise ModelNotFoundError(f"{path} is not a diffusers Stable Diffusion folder: it has no 'unet' subfolder.")
+                raise ModelNotFoundError(
+                    f"{path} is not a diffusers Stable Diffusion folder: it has no 'unet' subfolder."
+                )
             parts = _load_folder(path, local_files_only=True)
             source = path.name
         elif path.is_file():
-            parts = _load_flat_file(path) if _is_flat_file(path) else _load_original_checkpoint(path, config, _offline())
+            parts = (
+                _load_flat_file(path) if _is_flat_file(path) else _load_original_checkpoint(path, config, _offline())
+            )
             source = path.name
         elif path.suffix in {".safetensors", ".ckpt", ".pt", ".bin"} or str(model).startswith((".", "/", "~")):
             raise ModelNotFoundError(f"Model file {str(model)!r} does not exist.")

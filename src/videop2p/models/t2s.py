@@ -31,7 +31,9 @@ class TemporalAttention(nn.Module):
         nn.init.zeros_(self.attn.to_out[0].weight)
         nn.init.zeros_(self.attn.to_out[0].bias)
 
-    def forward(self, hidden: torch.Tensor, num_frames: int, cross_attention_kwargs: dict | None = None) -> torch.Tensor:
+    def forward(
+        self, hidden: torch.Tensor, num_frames: int, cross_attention_kwargs: dict | None = None
+    ) -> torch.Tensor:
         # hidden: (B*F, N, C)
         n = hidden.shape[1]
         x = rearrange(hidden, "(b f) n c -> (b n) f c", f=num_frames)
@@ -119,7 +121,9 @@ class T2SModel(nn.Module):
         self.set_processors()
 
     @classmethod
-    def from_image_unet(cls, unet: UNet2DConditionModel, frame_mode: FrameAttentionMode | str = FrameAttentionMode.FIRST) -> T2SModel:
+    def from_image_unet(
+        cls, unet: UNet2DConditionModel, frame_mode: FrameAttentionMode | str = FrameAttentionMode.FIRST
+    ) -> T2SModel:
         return cls(inflate_unet(unet), frame_mode)
 
     def set_processors(self, choose: Callable[[str], object] | None = None) -> dict[str, object]:

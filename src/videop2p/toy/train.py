@@ -133,7 +133,9 @@ def _ema_update(ema: dict[str, torch.Tensor], modules: dict[str, torch.nn.Module
                 ema[f"{prefix}.{name}"].mul_(decay).add_(p.detach(), alpha=1 - decay)
 
 
-def train_unet(cfg: ToyTrainConfig, latents: tuple[torch.Tensor, torch.Tensor], specs, scaling: float, tokenizer, ckpt: Path):
+def train_unet(
+    cfg: ToyTrainConfig, latents: tuple[torch.Tensor, torch.Tensor], specs, scaling: float, tokenizer, ckpt: Path
+):
     """Phase 2: UNet and text encoder jointly, epsilon loss with offset noise, EMA weights."""
     torch.manual_seed(cfg.seed + 2)
     mean, std = latents
@@ -164,7 +166,9 @@ def train_unet(cfg: ToyTrainConfig, latents: tuple[torch.Tensor, torch.Tensor], 
         idx = torch.randint(0, len(mean), (cfg.batch_size,), generator=gen)
         z0 = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)) * scaling  # (B, C, h, w)
         captions = ["" if rng.random() < cfg.caption_dropout else random_caption(specs[i], rng) for i in idx.tolist()]
-        ids = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+        ids = tokenizer(
+            captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        ).input_ids
         noise = torch.randn(z0.shape, generator=gen)
         noise = noise + cfg.offset_noise * torch.randn((*z0.shape[:2], 1, 1), generator=gen)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (len(z0),), generator=gen)
@@ -194,7 +198,9 @@ def train_unet(cfg: ToyTrainConfig, latents: tuple[torch.Tensor, torch.Tensor], 
             )
     bar.close()
     unet.load_state_dict({n[len("unet.") :]: p for n, p in ema.items() if n.startswith("unet.")})
-    text_encoder.load_state_dict({n[len("text_encoder.") :]: p for n, p in ema.items() if n.startswith("text_encoder.")})
+    text_encoder.load_state_dict(
+        {n[len("text_encoder.") :]: p for n, p in ema.items() if n.startswith("text_encoder.")}
+    )
     return unet, text_encoder
 
 

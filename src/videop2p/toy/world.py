@@ -153,7 +153,9 @@ def parse_caption(caption: str) -> tuple[list[ToyObject], Background]:
     ]
     if m["shape2"]:
         objects.append(
-            ToyObject(parse_enum(Shape, m["shape2"]), parse_enum(Color, m["color2"]), parse_enum(Size, m["size2"] or "big"))
+            ToyObject(
+                parse_enum(Shape, m["shape2"]), parse_enum(Color, m["color2"]), parse_enum(Size, m["size2"] or "big")
+            )
         )
     return objects, parse_enum(Background, m["bg"])
 
