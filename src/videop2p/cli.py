@@ -323,6 +323,25 @@ def toy_train(
     typer.echo(f"model written to {path}")
 
 
+@toy_app.command("eval")
+def toy_eval(
+    model: Annotated[str | None, typer.Option(help="Model folder (default: the bundled toy model).")] = None,
+    seeds: int = 3,
+    steps: int = 25,
+    guidance: float = 7.5,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON.")] = None,
+) -> None:
+    """Judge the toy model: colour, shape and background accuracy of generated images, VAE PSNR."""
+    from videop2p.models.loading import bundled_model_path
+    from videop2p.toy.quality import evaluate_model, format_report
+
+    _setup_logging()
+    result = evaluate_model(model or bundled_model_path(), seeds=seeds, steps=steps, guidance=guidance)
+    typer.echo(format_report(result))
+    if json_path is not None:
+        json_path.write_text(json.dumps(result, indent=2))
+
+
 def main() -> None:
     app()
 

@@ -47,6 +47,7 @@ class EditConfig:
     blend_start: float = 0.2  # blending starts after this fraction of steps
     decoupled: bool = True  # targets use the plain empty-prompt embedding (Video-P2P); False: the source's
     mask_side: int | None = None  # side of the maps that build masks; None: closest to the official 16
+    materialize_all: bool = False  # benchmark baseline: attention probabilities in every controlled layer
     progress: bool = True  # tqdm bar
 
 
@@ -137,6 +138,7 @@ def build_plan(
         store_layers={t2s_layer_name(n) for n in store},
         blend_start=int(c.blend_start * steps),
         threshold=c.threshold,
+        materialize_all=c.materialize_all,
     )
     prompts = [source, *targets]
     if c.blend is not None and targets:

@@ -39,7 +39,7 @@ class ControlPlan:
     subtract_tokens: torch.Tensor | None = None  # (P, L) 1 on subtract-word tokens
     blend_start: int = 10  # blending applies from this step on
     threshold: float = 0.3  # mask threshold after per-frame max normalisation
-    control_frame_attention: bool = False  # reserved: frame attention is not controlled (official)
+    materialize_all: bool = False  # benchmark baseline: probabilities in every controlled layer at every step
 
 
 @dataclass
@@ -82,6 +82,8 @@ class EditController:
 
     def wants(self, name: str) -> bool:
         kind = layer_kind(name)
+        if self.plan.materialize_all:
+            return kind != "frame"
         if kind == "cross":
             return name in self.plan.store_layers or self.in_cross_window()
         if kind == "temporal":

@@ -102,7 +102,8 @@ def _check_weights_reused(image: UNet2DConditionModel, video: UNet2DConditionMod
         vkey = ".".join(parts)
         if vkey not in video_state:
             raise KeyError(f"inflated UNet lacks {vkey!r} (image key {key!r})")
-        if video_state[vkey].shape != value.shape or not torch.equal(video_state[vkey], value):
+        same = value.is_meta or torch.equal(video_state[vkey], value)  # meta tensors: shapes only
+        if video_state[vkey].shape != value.shape or not same:
             raise ValueError(f"inflated UNet changed weight {key!r}")
 
 

@@ -245,3 +245,48 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
     (out / "train_time.json").write_text(json.dumps({"total_s": elapsed, "vae_s": t_vae, "scaling_factor": scaling}))
     logger.info("toy model written to %s in %.0f s", out / "model", elapsed)
     return out / "model"
+
+
+def export_checkpoint(out_dir: str | Path, dest: str | Path, cfg: ToyTrainConfig | None = None) -> Path:
+    """Write a pipeline folder from the current checkpoints (EMA weights) of an unfinished run."""
+    from diffusers import StableDiffusionPipeline
+
+    from videop2p.models.tokenizer import bundled_tokenizer
+
+    cfg = cfg or ToyTrainConfig()
+    out = Path(out_dir)
+    vae = make_vae(cfg.model)
+    vae.load_state_dict(torch.load(out / "ckpt" / "vae.pt", weights_only=False)["model"])
+    state = torch.load(out / "ckpt" / "unet.pt", weights_only=False)
+    tokenizer = bundled_tokenizer()
+    latent = cfg.model.image_size // 2 ** (len(cfg.model.vae_channels) - 1)
+    unet = make_unet(cfg.model, sample_size=latent)
+    text_encoder = make_text_encoder(cfg.model, len(tokenizer), tokenizer.model_max_length)
+    ema = state["ema"]
+    unet.load_state_dict({n[len("unet.") :]: p for n, p in ema.items() if n.startswith("unet.")})
+    text_encoder.load_state_dict(
+        {n[len("text_encoder.") :]: p for n, p in ema.items() if n.startswith("text_encoder.")}
+    )
+    scaling = (
+        json.loads((out / "train_time.json").read_text())["scaling_factor"]
+        if (out / "train_time.json").exists()
+        else None
+    )
+    if scaling is None:
+        images, _ = torch.load(out / "ckpt" / "dataset.pt", weights_only=False)
+        mean, _ = encode_dataset(vae.eval(), images[:2000])
+        scaling = float(1.0 / mean.std())
+    vae.register_to_config(scaling_factor=scaling)
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=make_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(dest)
+    logger.info("exported step %d to %s", state["step"], dest)
+    return Path(dest)
