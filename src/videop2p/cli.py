@@ -323,6 +323,36 @@ def toy_train(
     typer.echo(f"model written to {path}")
 
 
+@app.command("eval")
+def eval_command(
+    quick: Annotated[bool, typer.Option("--quick", help="3 cases, shorter tuning: a smoke run for CI.")] = False,
+    cases: Annotated[int | None, typer.Option(help="Number of cases (default 30, quick 3).")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the summary as JSON here.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for tables, plots and frame strips.")] = Path("videop2p-eval"),
+    model: Annotated[str | None, typer.Option(help="Model (default: the bundled toy model).")] = None,
+    tune_steps: Annotated[int | None, typer.Option(help="Tuning steps per clip (default 200, quick 50).")] = None,
+    steps: Annotated[int | None, typer.Option(help="DDIM steps (default 50, quick 20).")] = None,
+    methods: Annotated[list[str] | None, typer.Option("--method", help="Only these methods (repeatable).")] = None,
+) -> None:
+    """Measure edit quality on a seeded toy-world suite and compare Video-P2P with the baselines."""
+    from videop2p.evaluation import EvalSettings, Method, evaluate
+    from videop2p.models.loading import load_components
+
+    _setup_logging()
+    n = cases or (3 if quick else 30)
+    s = EvalSettings(tune_steps=tune_steps or (50 if quick else 200), steps=steps or (20 if quick else 50))
+    if methods:
+        try:
+            s.methods = [Method(m) for m in methods]
+        except ValueError:
+            _fail(f"unknown method in {methods}; valid: {', '.join(m.value for m in Method)}")
+    result = evaluate(load_components(model), n, out, s)
+    typer.echo((out / "summary.md").read_text())
+    typer.echo(f"{n} cases in {result['seconds']:.0f} s; tables and plots in {out}")
+    if json_path is not None:
+        json_path.write_text(json.dumps(result, indent=2))
+
+
 @toy_app.command("eval")
 def toy_eval(
     model: Annotated[str | None, typer.Option(help="Model folder (default: the bundled toy model).")] = None,

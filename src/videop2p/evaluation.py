@@ -1,0 +1,319 @@
+"""Edit quality in the toy world, where every edit has a ground truth, and the paper's comparisons.
+
+Each case is a rendered clip and an edit; each method edits it; metrics come from the world's
+masks and the checker: edit success, background preservation, reconstruction, temporal consistency.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from videop2p.editing import EditConfig, edit
+from videop2p.inversion import InversionConfig, InversionMethod, invert
+from videop2p.latents import decode_latents, encode_posterior, encode_prompts
+from videop2p.models.loading import SDComponents
+from videop2p.models.t2s import T2SModel
+from videop2p.toy.checker import classify_background, classify_color, read_image
+from videop2p.toy.world import (
+    Background,
+    Color,
+    Motion,
+    Shape,
+    ToyClip,
+    ToyClipSpec,
+    ToyObject,
+    caption_for,
+    render_clip,
+)
+from videop2p.tuning import TuneConfig, tune
+
+logger = logging.getLogger(__name__)
+
+
+class EditKind(str, enum.Enum):
+    COLOR = "colour swap"
+    SHAPE = "shape swap"
+    BACKGROUND = "background swap"
+    REFINE = "refinement"
+    REWEIGHT = "reweighting"
+
+
+class Method(str, enum.Enum):
+    VIDEO_P2P = "Video-P2P"  # null-text, decoupled guidance, local blending
+    FAST = "fast"  # official --fast
+    DIRECT = "direct inversion"
+    NEGATIVE = "negative-prompt inversion"
+    COUPLED = "no decoupled guidance"  # optimised embeddings in both branches
+    TUNE_A_VIDEO = "Tune-A-Video"  # tuned, DDIM inversion, target prompt, no control
+    PER_FRAME = "per-frame P2P"  # no inflation, no tuning, each frame alone
+
+
+@dataclass
+class Case:
+    """One clip and one edit of it."""
+
+    spec: ToyClipSpec
+    kind: EditKind
+    source: str
+    target: str
+    blend: tuple[str, str] | None
+    want: dict  # the attribute the edit must produce, e.g. {"color": "blue"}
+    reweight: dict[str, float] = field(default_factory=dict)
+
+
+def make_suite(n: int, seed: int = 0, frames: int = 8) -> list[Case]:
+    """A seeded suite cycling through the edit kinds."""
+    rng = np.random.default_rng(seed)
+    kinds = list(EditKind)
+    cases = []
+    for i in range(n):
+        kind = kinds[i % len(kinds)]
+        shape, color = Shape(rng.choice([s.value for s in Shape])), Color(rng.choice([c.value for c in Color]))
+        bg = Background(rng.choice([b.value for b in Background]))
+        spec = ToyClipSpec(
+            [ToyObject(shape, color)],
+            bg,
+            Motion(rng.choice([m.value for m in Motion])),
+            frames,
+            64,
+            int(rng.integers(1 << 30)),
+        )
+        src = caption_for(spec.objects, bg)
+        other = lambda enum_cls, cur: enum_cls(rng.choice([v.value for v in enum_cls if v != cur]))  # noqa: E731
+        if kind is EditKind.COLOR or kind is EditKind.REWEIGHT:
+            new = other(Color, color)
+            tgt = caption_for([ToyObject(shape, new)], bg)
+            case = Case(spec, kind, src, tgt, (shape.value, shape.value), {"color": new.value})
+            if kind is EditKind.REWEIGHT:
+                case.reweight = {new.value: 2.0}
+        elif kind is EditKind.SHAPE:
+            new = other(Shape, shape)
+            case = Case(
+                spec,
+                kind,
+                src,
+                caption_for([ToyObject(new, color)], bg),
+                (shape.value, new.value),
+                {"shape": new.value, "color": color.value},
+            )
+        elif kind is EditKind.BACKGROUND:
+            new = other(Background, bg)
+            case = Case(
+                spec, kind, src, caption_for(spec.objects, new), (bg.value, new.value), {"background": new.value}
+            )
+        else:  # refinement: a new word changes the colour ("a red circle" -> "a blue red circle" is odd; add a colour to the bare shape)
+            new = other(Color, color)
+            src = f"a {shape.value} moving on the {bg.value}"
+            tgt = f"a {new.value} {shape.value} moving on the {bg.value}"
+            case = Case(spec, kind, src, tgt, (shape.value, shape.value), {"color": new.value})
+        cases.append(case)
+    return cases
+
+
+def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    d = (a.astype(np.float64) - b.astype(np.float64)) ** 2
+    mse = float(d[mask].mean()) if mask is not None and mask.any() else float(d.mean())
+    return 10 * np.log10(255.0**2 / max(mse, 1e-10))
+
+
+def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """Mean SSIM (Wang et al. 2004, 7x7 box window, grey levels) over the pixels of `mask`."""
+    x = torch.from_numpy(a.astype(np.float64).mean(-1))[None, None]
+    y = torch.from_numpy(b.astype(np.float64).mean(-1))[None, None]
+    mu_x, mu_y = F.avg_pool2d(x, 7, 1, 3), F.avg_pool2d(y, 7, 1, 3)
+    sxx = F.avg_pool2d(x * x, 7, 1, 3) - mu_x**2
+    syy = F.avg_pool2d(y * y, 7, 1, 3) - mu_y**2
+    sxy = F.avg_pool2d(x * y, 7, 1, 3) - mu_x * mu_y
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
+    m = torch.from_numpy(mask)
+    return float(s[0, 0][m].mean()) if m.any() else float(s.mean())
+
+
+def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
+    t = torch.from_numpy(mask.astype(np.float32))[:, None]
+    return (F.max_pool2d(t, 2 * pixels + 1, 1, pixels)[:, 0] > 0).numpy()
+
+
+def _hue_centroid(frames: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame mean RGB inside the mask and mask centroid."""
+    rgb = np.stack([f[m].mean(0) if m.any() else np.zeros(3) for f, m in zip(frames, masks, strict=True)])
+    cen = np.stack([np.argwhere(m).mean(0) if m.any() else np.zeros(2) for m in masks])
+    return rgb, cen
+
+
+def judge(case: Case, clip: ToyClip, edited: np.ndarray, recon: np.ndarray) -> dict:
+    """Metrics of one edited video against the case's ground truth."""
+    masks = clip.masks[:, 0]
+    outside = ~dilate(masks, 4)
+    ok = []
+    for f, frame in enumerate(edited):
+        if "background" in case.want:
+            got = classify_background(frame[outside[f]]).value == case.want["background"]
+        elif "shape" in case.want:
+            r = read_image(frame)
+            got = r.shape is not None and r.shape.value == case.want["shape"]
+        else:
+            got = classify_color(frame[masks[f]]).value == case.want["color"]
+        ok.append(bool(got))
+    bg_mask = outside if "background" not in case.want else np.zeros_like(outside)
+    edited_mask = masks if "shape" not in case.want else np.array([read_image(f).mask for f in edited])
+    rgb_e, cen_e = _hue_centroid(edited, edited_mask)
+    rgb_s, cen_s = _hue_centroid(clip.frames, masks)
+    return {
+        "edit_success": float(all(ok)),
+        "frames_right": float(np.mean(ok)),
+        "background_psnr": psnr(edited, clip.frames, bg_mask) if bg_mask.any() else float("nan"),
+        "background_ssim": float(np.mean([ssim(e, s, m) for e, s, m in zip(edited, clip.frames, bg_mask, strict=True)]))
+        if bg_mask.any()
+        else float("nan"),
+        "reconstruction_psnr": psnr(recon, clip.frames),
+        "colour_jitter": float(np.abs(np.diff(rgb_e, axis=0)).mean() - np.abs(np.diff(rgb_s, axis=0)).mean()),
+        "position_jitter": float(np.abs(np.diff(cen_e - cen_s, axis=0)).mean()),
+    }
+
+
+@dataclass
+class EvalSettings:
+    """Budget of an evaluation run."""
+
+    tune_steps: int = 200  # tuning steps per clip
+    steps: int = 50  # DDIM steps
+    methods: list[Method] = field(default_factory=lambda: list(Method))  # which methods to compare
+
+
+def _edit_video(
+    model: T2SModel, comps: SDComponents, z0: torch.Tensor, case: Case, method: Method, s: EvalSettings, cache: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    inv_method = {
+        Method.FAST: InversionMethod.FAST,
+        Method.DIRECT: InversionMethod.DIRECT,
+        Method.NEGATIVE: InversionMethod.NEGATIVE_PROMPT,
+        Method.TUNE_A_VIDEO: InversionMethod.FAST,
+    }.get(method, InversionMethod.NULL_TEXT)
+    key = (id(model), inv_method, case.source)
+    if key not in cache:
+        cond, empty = encode_prompts(comps, [case.source]), encode_prompts(comps, [""])
+        cache[key] = invert(
+            model, comps.scheduler, z0, cond, empty, InversionConfig(method=inv_method, steps=s.steps, progress=False)
+        )
+    inv = cache[key]
+    cfg = EditConfig(blend=case.blend, reweight=case.reweight, decoupled=method is not Method.COUPLED, progress=False)
+    if method is Method.TUNE_A_VIDEO:
+        cfg = EditConfig(cross_replace=0.0, self_replace=0.0, progress=False)
+    result = edit(model, comps, inv, case.source, [case.target], cfg)
+    frames = decode_latents(comps, result.latents)
+    return frames[1], frames[0]
+
+
+def run_case(comps: SDComponents, case: Case, s: EvalSettings) -> dict[str, dict]:
+    """Tune once, then edit with every method; metrics per method."""
+    clip = render_clip(case.spec)
+    posterior = encode_posterior(comps, clip.frames)
+    model = T2SModel.from_image_unet(comps.unet)
+    tune(model, comps, posterior, encode_prompts(comps, [case.source]), TuneConfig(steps=s.tune_steps, progress=False))
+    cache: dict = {}
+    out = {}
+    for method in s.methods:
+        t0 = time.perf_counter()
+        if method is Method.PER_FRAME:
+            image_model = T2SModel.from_image_unet(comps.unet)
+            pairs = [
+                _edit_video(image_model, comps, posterior[0][:, f : f + 1], case, Method.VIDEO_P2P, s, {})
+                for f in range(len(clip.frames))
+            ]
+            edited, recon = np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+        else:
+            edited, recon = _edit_video(model, comps, posterior[0], case, method, s, cache)
+        out[method.value] = {**judge(case, clip, edited, recon), "seconds": time.perf_counter() - t0, "frames": edited}
+    return out
+
+
+def summarise(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Mean of every metric per method (and colour-swap success separately)."""
+    summary: dict[str, dict[str, float]] = {}
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        metrics = [k for k in mine[0] if k not in ("method", "case", "kind")]
+        summary[method] = {k: float(np.nanmean([r[k] for r in mine])) for k in metrics}
+        colour = [r["edit_success"] for r in mine if r["kind"] == EditKind.COLOR.value]
+        summary[method]["colour_swap_success"] = float(np.mean(colour)) if colour else float("nan")
+    return summary
+
+
+def write_tables(rows: list[dict], summary: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "cases.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (out / "summary.json").write_text(json.dumps({"summary": summary, "cases": rows}, indent=2))
+    cols = [
+        "edit_success",
+        "colour_swap_success",
+        "background_psnr",
+        "background_ssim",
+        "reconstruction_psnr",
+        "colour_jitter",
+        "position_jitter",
+        "seconds",
+    ]
+    lines = ["| method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for method, m in summary.items():
+        lines.append(
+            f"| {method} | " + " | ".join(f"{m[c]:.3f}" if abs(m[c]) < 10 else f"{m[c]:.1f}" for c in cols) + " |"
+        )
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def plot(summary: dict, strips: dict[str, np.ndarray], out: Path) -> None:
+    """Bar charts per metric and example frame strips (matplotlib when installed)."""
+    from PIL import Image
+
+    for name, frames in strips.items():
+        Image.fromarray(np.concatenate(list(frames), axis=1)).save(out / f"strip_{name}.png")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.info("matplotlib not installed: no plots")
+        return
+    metrics = ["edit_success", "background_psnr", "reconstruction_psnr", "colour_jitter"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.5))
+    for ax, metric in zip(axes, metrics, strict=True):
+        ax.bar(range(len(summary)), [summary[m][metric] for m in summary])
+        ax.set_xticks(range(len(summary)), list(summary), rotation=60, ha="right", fontsize=7)
+        ax.set_title(metric)
+    fig.tight_layout()
+    fig.savefig(out / "metrics.png", dpi=100)
+
+
+def evaluate(comps: SDComponents, n_cases: int, out: Path, s: EvalSettings | None = None, seed: int = 0) -> dict:
+    """Run the suite and write tables, plots and strips into `out`."""
+    s = s or EvalSettings()
+    rows, strips = [], {}
+    t0 = time.perf_counter()
+    for i, case in enumerate(make_suite(n_cases, seed)):
+        results = run_case(comps, case, s)
+        for method, r in results.items():
+            frames = r.pop("frames")
+            if i < 3:
+                strips[f"case{i}_{method.replace(' ', '_')}"] = frames
+            rows.append({"case": i, "kind": case.kind.value, "method": method, **r})
+        logger.info("case %d/%d (%s) done", i + 1, n_cases, case.kind.value)
+    summary = summarise(rows)
+    write_tables(rows, summary, out)
+    plot(summary, strips, out)
+    return {"summary": summary, "seconds": time.perf_counter() - t0, "cases": n_cases, "settings": asdict(s)}
