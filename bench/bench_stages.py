@@ -75,10 +75,16 @@ def case_invert(args, method: str) -> dict:
     from videop2p.editing import EditConfig, reconstruct
     from videop2p.inversion import InversionConfig, invert
 
+    from videop2p.inversion import InversionMethod
+
     c, model, z0, cond, empty = setup(args)
+    plain = method == "plain-7.5"  # DDIM inversion sampled back with guidance 7.5 and the empty prompt
     t0 = time.perf_counter()
-    inv = invert(model, c.scheduler, z0, cond, empty, InversionConfig(method=method, steps=args.steps, progress=False))
+    inv = invert(model, c.scheduler, z0, cond, empty, InversionConfig(method="fast" if plain else method, steps=args.steps, progress=False))
     seconds = time.perf_counter() - t0
+    if plain:
+        inv.method = InversionMethod.NULL_TEXT
+        inv.uncond_embeddings = empty[None].expand(args.steps, *empty.shape)
     rec = reconstruct(model, c, inv, "a red circle moving on the grass", EditConfig(progress=False))
     return {
         "case": f"invert {method}",

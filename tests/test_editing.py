@@ -166,3 +166,26 @@ def test_clear_errors(tiny):
             ["a blue circle moving on the grass"],
             EditConfig(self_replace=(0.2, -1), progress=False),
         )
+
+
+@pytest.mark.parametrize("frame_mode", ["first", "sparse-causal"])
+def test_optional_frame_attention_control_keeps_identity_edits_exact(tiny, frame_mode):
+    model, inv = _inverted(tiny, method="null-text")
+    model = T2SModel(model.unet, frame_mode)
+    rec = reconstruct(model, tiny, inv, SRC)
+    c = EditConfig(cross_replace=1.0, self_replace=1.0, decoupled=False, control_frame_attention=True, progress=False)
+    out = edit(model, tiny, inv, SRC, [SRC], c).latents
+    torch.testing.assert_close(out[1], rec[0], atol=1e-4, rtol=1e-4)
+
+
+def test_frame_maps_follow_the_source_when_asked():
+    plan = _plan("swap", torch.eye(6))
+    plan.control_frame_attention = True
+    ctl = EditController(plan)
+    ctl.begin_step(0, Layout(1, 2, 3))
+    assert ctl.wants("x.attn1.processor")
+    probs = torch.rand(3 * 2, 10, 4)
+    out = ctl.on_frame(probs.clone(), rows=3, heads=2).reshape(3, 2, 10, 4)
+    torch.testing.assert_close(out[2], probs.reshape(3, 2, 10, 4)[1])
+    ctl.begin_step(3, Layout(1, 2, 3))
+    assert not ctl.wants("x.attn1.processor")

@@ -48,6 +48,7 @@ class EditConfig:
     decoupled: bool = True  # targets use the plain empty-prompt embedding (Video-P2P); False: the source's
     mask_side: int | None = None  # side of the maps that build masks; None: closest to the official 16
     materialize_all: bool = False  # benchmark baseline: attention probabilities in every controlled layer
+    control_frame_attention: bool = False  # also replace frame-attention maps in the self window (not official)
     progress: bool = True  # tqdm bar
 
 
@@ -139,6 +140,7 @@ def build_plan(
         blend_start=int(c.blend_start * steps),
         threshold=c.threshold,
         materialize_all=c.materialize_all,
+        control_frame_attention=c.control_frame_attention,
     )
     prompts = [source, *targets]
     if c.blend is not None and targets:
@@ -216,7 +218,7 @@ def edit(
     cond = encode_prompts(components, prompts).to(device, dtype)  # (P, L, D)
     empty = encode_prompts(components, [""]).to(device, dtype)  # (1, L, D)
     controller = EditController(plan)
-    model.set_processors(lambda name: controlled_processor(controller, name))
+    model.set_processors(lambda name: controlled_processor(controller, name, model.frame_mode))
     z = inv.latent_T.expand(len(prompts), *inv.latent_T.shape[1:]).clone()  # (P, F, C, h, w)
     union = None
     try:

@@ -14,7 +14,16 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention
 from einops import rearrange
 
-from videop2p.models.attention import CrossAttnProcessor, TemporalAttnProcessor, layer_kind
+from videop2p.models.attention import (
+    CrossAttnProcessor,
+    FrameAttentionMode,
+    FrameAttnProcessor,
+    TemporalAttnProcessor,
+    frame_keys_values,
+    frame_queries,
+    layer_kind,
+    unfold_frame_output,
+)
 
 
 @dataclass
@@ -40,6 +49,7 @@ class ControlPlan:
     blend_start: int = 10  # blending applies from this step on
     threshold: float = 0.3  # mask threshold after per-frame max normalisation
     materialize_all: bool = False  # benchmark baseline: probabilities in every controlled layer at every step
+    control_frame_attention: bool = False  # also make target frame-attention maps follow the source (off: official)
 
 
 @dataclass
@@ -82,13 +92,13 @@ class EditController:
 
     def wants(self, name: str) -> bool:
         kind = layer_kind(name)
+        if kind == "frame":
+            return self.plan.control_frame_attention and self.in_self_window()
         if self.plan.materialize_all:
-            return kind != "frame"
+            return True
         if kind == "cross":
             return name in self.plan.store_layers or self.in_cross_window()
-        if kind == "temporal":
-            return self.in_self_window()
-        return False
+        return self.in_self_window()
 
     # -- cross-attention ---------------------------------------------------------------------------
     def edit_cross(self, base: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -167,6 +177,41 @@ class EditController:
         return out, union
 
 
+    def on_frame(self, probs: torch.Tensor, rows: int, heads: int) -> torch.Tensor:
+        """probs (rows*heads, Q, K) of frame attention: target rows take the source's maps."""
+        p = rearrange(probs, "(r h) q k -> r h q k", r=rows).clone()
+        c0, n_prompts = self.layout.cond_start, self.layout.prompts
+        p[c0 + 1 : c0 + n_prompts] = p[c0 : c0 + 1]
+        return rearrange(p, "r h q k -> (r h) q k")
+
+
+class ControlledFrameProcessor:
+    """Frame attention whose target maps follow the source inside the self-replace window (an option)."""
+
+    def __init__(self, controller: EditController, name: str, mode: FrameAttentionMode):
+        self.controller = controller
+        self.name = name
+        self.mode = mode
+        self.fallback = FrameAttnProcessor(mode)
+
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None, num_frames: int = 1, **kwargs) -> torch.Tensor:
+        if not self.controller.wants(self.name):
+            return self.fallback(attn, hidden_states, num_frames=num_frames)
+        k, v = frame_keys_values(attn, hidden_states, num_frames, self.mode)
+        q = frame_queries(attn, hidden_states, num_frames, self.mode)
+        q, k, v = attn.head_to_batch_dim(q), attn.head_to_batch_dim(k), attn.head_to_batch_dim(v)
+        probs = attn.get_attention_scores(q, k)  # (B'*h, Q, K)
+        rows = hidden_states.shape[0] // num_frames
+        if self.mode is FrameAttentionMode.FIRST:
+            probs = self.controller.on_frame(probs, rows, attn.heads)
+        else:  # sparse-causal folds frames into the batch: (rows*F*h, N, 2N)
+            probs = rearrange(probs, "(r f h) q k -> (r h) (f q) k", r=rows, h=attn.heads)
+            probs = self.controller.on_frame(probs, rows, attn.heads)
+            probs = rearrange(probs, "(r h) (f q) k -> (r f h) q k", r=rows, f=num_frames)
+        out = attn.batch_to_head_dim(torch.bmm(probs, v))
+        return unfold_frame_output(attn.to_out[1](attn.to_out[0](out)), num_frames, self.mode)
+
+
 class ControlledCrossProcessor:
     """Cross-attention that materialises probabilities for the controller when it asks."""
 
@@ -223,9 +268,11 @@ class ControlledTemporalProcessor:
         return attn.to_out[1](attn.to_out[0](out))
 
 
-def controlled_processor(controller: EditController, name: str):
-    """The processor a controlled layer gets, or None to keep the default (frame attention)."""
+def controlled_processor(controller: EditController, name: str, mode: FrameAttentionMode = FrameAttentionMode.FIRST):
+    """The processor a controlled layer gets, or None to keep the default (uncontrolled frame attention)."""
     kind = layer_kind(name)
+    if kind == "frame" and controller.plan.control_frame_attention:
+        return ControlledFrameProcessor(controller, name, mode)
     if kind == "cross":
         return ControlledCrossProcessor(controller, name)
     if kind == "temporal":
