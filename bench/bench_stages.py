@@ -73,9 +73,7 @@ def case_tune(args) -> dict:
 
 def case_invert(args, method: str) -> dict:
     from videop2p.editing import EditConfig, reconstruct
-    from videop2p.inversion import InversionConfig, invert
-
-    from videop2p.inversion import InversionMethod
+    from videop2p.inversion import InversionConfig, InversionMethod, invert
 
     c, model, z0, cond, empty = setup(args)
     plain = method == "plain-7.5"  # DDIM inversion sampled back with guidance 7.5 and the empty prompt
