@@ -1,0 +1,66 @@
+"""The bundled toy model: loads with plain diffusers, draws what the caption says, edits on a CPU."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from videop2p.cli import app
+from videop2p.io.video import read_video, write_frames
+from videop2p.models.loading import bundled_model_path, load_components
+from videop2p.toy.checker import classify_color, read_image
+from videop2p.toy.world import Background, Color, Shape, ToyClipSpec, ToyObject, render_clip
+
+CASES = [
+    ("a red circle moving on the grass", Color.RED),
+    ("a blue square moving on the sand", Color.BLUE),
+    ("a yellow triangle moving on the water", Color.YELLOW),
+    ("a purple circle moving on the snow", Color.PURPLE),
+]
+
+
+def test_bundled_model_is_found_and_reports_its_facts():
+    comps = load_components(None)
+    info = comps.info
+    assert info.identity.startswith("videop2p-toy@")
+    assert info.native_size == 64 and info.vae_scale_factor == 4
+    assert info.scaling_factor != pytest.approx(0.18215)  # computed from data, not SD's constant
+    total = sum(p.stat().st_size for p in bundled_model_path().rglob("*") if p.is_file())
+    assert total < 40 * 2**20
+
+
+def test_plain_diffusers_pipeline_draws_the_right_colour():
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(bundled_model_path()))
+    pipe.set_progress_bar_config(disable=True)
+    prompts = [p for p, _ in CASES]
+    right = 0
+    for seed in (0, 1):
+        images = pipe(prompts, num_inference_steps=25, height=64, width=64, generator=torch.Generator().manual_seed(seed), output_type="np").images
+        for (_, color), img in zip(CASES, images, strict=True):
+            right += read_image((img * 255).round().astype(np.uint8)).color == color
+    assert right >= 7, f"{right}/8 right colours"
+
+
+def test_toy_run_end_to_end_swaps_the_colour_inside_the_object(tmp_path):
+    spec = ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], Background.GRASS, frames=4, seed=0)
+    clip = render_clip(spec)
+    frames = write_frames(clip.frames, tmp_path / "clip")
+    result = CliRunner().invoke(app, [
+        "run", str(frames), "--source", "a red circle moving on the grass", "--target", "a blue circle moving on the grass",
+        "--frames", "4", "--blend", "circle", "circle", "--tune-steps", "30", "--steps", "20", "--inversion", "fast",
+        "--out", str(tmp_path / "out"), "--quiet",
+    ])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "outputs.json").read_text())
+    edited = read_video(tmp_path / "out" / "edit_1.gif").frames
+    masks = clip.masks[:, 0]
+    colours = [classify_color(f[m]) for f, m in zip(edited, masks, strict=True)]
+    assert colours.count(Color.BLUE) >= 3, colours
+    outside = ~masks
+    err = np.abs(edited.astype(float) - clip.frames)[outside].mean()
+    assert err < 20, err
+    assert manifest["size"] == [64, 64]
