@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from videop2p.control.controller import ControlPlan, EditController, Layout, TargetEdit, controlled_processor
@@ -263,3 +267,29 @@ def reconstruct(
 ) -> torch.Tensor:
     """The source branch alone: (1, F, C, h, w)."""
     return edit(model, components, inv, source, [], c or EditConfig(progress=False)).latents
+
+
+def save_edit_result(result: EditResult, path: str | os.PathLike) -> Path:
+    """Keep an edit's latents, masks and maps as safetensors with JSON metadata (atomically)."""
+    path = Path(path)
+    tensors = {"latents": result.latents}
+    if result.masks is not None:
+        tensors["masks"] = result.masks.to(torch.uint8)
+    if result.attention is not None:
+        tensors["attention"] = result.attention
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    meta = {"tokens": result.tokens, "counts": result.counts, "modes": result.modes}
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(tmp), metadata={"videop2p": json.dumps(meta)})
+    tmp.replace(path)
+    return path
+
+
+def load_edit_result(path: str | os.PathLike, device: str | torch.device = "cpu") -> EditResult:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads((f.metadata() or {})["videop2p"])
+    t = load_file(str(path), device=str(device))
+    masks = t["masks"].bool() if "masks" in t else None
+    return EditResult(t["latents"], masks, t.get("attention"), meta["tokens"], meta["counts"], meta["modes"])

@@ -14,7 +14,7 @@ import yaml
 from safetensors import SafetensorError
 
 from videop2p.config import RunConfig, VideoConfig, to_plain
-from videop2p.editing import EditConfig, EditResult, edit
+from videop2p.editing import EditConfig, EditResult, edit, load_edit_result, save_edit_result
 from videop2p.inversion import (
     InversionConfig,
     InversionMismatchError,
@@ -194,6 +194,31 @@ class VideoP2P:
         frames = decode_latents(self.components, result.latents)  # (1 + K, F, H, W, 3)
         return EditOutput(reconstruction=frames[0], edits=list(frames[1:]), result=result)
 
+    def _edit_cached(
+        self, model: T2SModel, inversion: InversionResult, clip: Clip, cfg: RunConfig
+    ) -> tuple[EditOutput, str]:
+        """An edit from the workspace when it has this exact one, else computed and kept."""
+        if self.workspace is None:
+            return self.edit(model, inversion, cfg.source, cfg.targets, cfg.edit), "computed"
+        plain = {k: v for k, v in to_plain(cfg.edit).items() if k != "progress"}
+        inv = {k: v for k, v in to_plain(cfg.inversion).items() if k != "progress"}
+        key = {"source": cfg.source, "targets": cfg.targets, "edit": plain, "inversion": inv}
+        path = self.workspace.edit_path(self.clip_key(clip, cfg.source, cfg.tune), key)
+        started = time.perf_counter()
+        if path.exists() and not cfg.force:
+            try:
+                result = load_edit_result(path, self.device)
+                frames = decode_latents(self.components, result.latents)
+                self.workspace.record("edit", "reused", path, started)
+                return EditOutput(reconstruction=frames[0], edits=list(frames[1:]), result=result), "reused"
+            except (SafetensorError, OSError, KeyError, ValueError) as e:
+                logger.warning("ignoring workspace edit %s: %s", path, e)
+        out = self.edit(model, inversion, cfg.source, cfg.targets, cfg.edit)
+        with self.workspace.lock(path):
+            save_edit_result(out.result, path)
+        self.workspace.record("edit", "computed", path, started)
+        return out, "computed"
+
     # -- everything --------------------------------------------------------------------------------
     def run(self, cfg: RunConfig) -> dict:
         """Tune, invert and edit, write every output and `outputs.json`; returns the manifest."""
@@ -224,11 +249,11 @@ class VideoP2P:
             "unet_evaluations": 0 if action == "reused" else sum(inversion.meta.get("unet_evaluations", {}).values()),
         }
         t0 = time.perf_counter()
-        out = self.edit(model, inversion, cfg.source, cfg.targets, cfg.edit)
+        out, action = self._edit_cached(model, inversion, clip, cfg)
         stages["edit"] = {
             "seconds": time.perf_counter() - t0,
-            "action": "computed",
-            "unet_evaluations": out.result.counts.get("edit", 0),
+            "action": action,
+            "unet_evaluations": 0 if action == "reused" else out.result.counts.get("edit", 0),
         }
         t0 = time.perf_counter()
         manifest = self.write_outputs(cfg, clip, out, stages)

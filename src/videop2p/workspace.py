@@ -65,6 +65,11 @@ class Workspace:
         d.mkdir(exist_ok=True)
         return d / f"inv-{key_of(inv_key)}.safetensors"
 
+    def edit_path(self, clip_key: dict, edit_key: dict) -> Path:
+        d = self.clip_dir(clip_key) / "edits"
+        d.mkdir(exist_ok=True)
+        return d / f"edit-{key_of(edit_key)}.safetensors"
+
     @contextlib.contextmanager
     def lock(self, entry: Path) -> Iterator[None]:
         """Exclusive lock on one entry, so two runs never write it at once."""

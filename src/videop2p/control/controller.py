@@ -176,7 +176,6 @@ class EditController:
         out[1:] = latents[:1] + m * (latents[1:] - latents[:1])
         return out, union
 
-
     def on_frame(self, probs: torch.Tensor, rows: int, heads: int) -> torch.Tensor:
         """probs (rows*heads, Q, K) of frame attention: target rows take the source's maps."""
         p = rearrange(probs, "(r h) q k -> r h q k", r=rows).clone()
@@ -194,7 +193,15 @@ class ControlledFrameProcessor:
         self.mode = mode
         self.fallback = FrameAttnProcessor(mode)
 
-    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None, num_frames: int = 1, **kwargs) -> torch.Tensor:
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states=None,
+        attention_mask=None,
+        num_frames: int = 1,
+        **kwargs,
+    ) -> torch.Tensor:
         if not self.controller.wants(self.name):
             return self.fallback(attn, hidden_states, num_frames=num_frames)
         k, v = frame_keys_values(attn, hidden_states, num_frames, self.mode)
