@@ -78,7 +78,14 @@ def case_invert(args, method: str) -> dict:
     c, model, z0, cond, empty = setup(args)
     plain = method == "plain-7.5"  # DDIM inversion sampled back with guidance 7.5 and the empty prompt
     t0 = time.perf_counter()
-    inv = invert(model, c.scheduler, z0, cond, empty, InversionConfig(method="fast" if plain else method, steps=args.steps, progress=False))
+    inv = invert(
+        model,
+        c.scheduler,
+        z0,
+        cond,
+        empty,
+        InversionConfig(method="fast" if plain else method, steps=args.steps, progress=False),
+    )
     seconds = time.perf_counter() - t0
     if plain:
         inv.method = InversionMethod.NULL_TEXT
@@ -189,6 +196,7 @@ def main() -> None:
     ]
     cases = [
         "tune",
+        "invert:plain-7.5",
         "invert:null-text",
         "invert:fast",
         "invert:direct",

@@ -39,7 +39,14 @@ def test_plain_diffusers_pipeline_draws_the_right_colour():
     prompts = [p for p, _ in CASES]
     right = 0
     for seed in (0, 1):
-        images = pipe(prompts, num_inference_steps=25, height=64, width=64, generator=torch.Generator().manual_seed(seed), output_type="np").images
+        images = pipe(
+            prompts,
+            num_inference_steps=25,
+            height=64,
+            width=64,
+            generator=torch.Generator().manual_seed(seed),
+            output_type="np",
+        ).images
         for (_, color), img in zip(CASES, images, strict=True):
             right += read_image((img * 255).round().astype(np.uint8)).color == color
     assert right >= 7, f"{right}/8 right colours"
@@ -49,11 +56,31 @@ def test_toy_run_end_to_end_swaps_the_colour_inside_the_object(tmp_path):
     spec = ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], Background.GRASS, frames=4, seed=0)
     clip = render_clip(spec)
     frames = write_frames(clip.frames, tmp_path / "clip")
-    result = CliRunner().invoke(app, [
-        "run", str(frames), "--source", "a red circle moving on the grass", "--target", "a blue circle moving on the grass",
-        "--frames", "4", "--blend", "circle", "circle", "--tune-steps", "30", "--steps", "20", "--inversion", "fast",
-        "--out", str(tmp_path / "out"), "--quiet",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(frames),
+            "--source",
+            "a red circle moving on the grass",
+            "--target",
+            "a blue circle moving on the grass",
+            "--frames",
+            "4",
+            "--blend",
+            "circle",
+            "circle",
+            "--tune-steps",
+            "30",
+            "--steps",
+            "20",
+            "--inversion",
+            "fast",
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "out" / "outputs.json").read_text())
     edited = read_video(tmp_path / "out" / "edit_1.gif").frames

@@ -42,7 +42,9 @@ def run_demo(
         t0 = time.perf_counter()
         manifest = vp.run(cfg)
         actions = ", ".join(
-            f"{k} {v.get('action', '')}".strip() for k, v in manifest["stages"].items() if k in ("tune", "invert", "edit")
+            f"{k} {v.get('action', '')}".strip()
+            for k, v in manifest["stages"].items()
+            if k in ("tune", "invert", "edit")
         )
         lines.append(f"{name:8s} {time.perf_counter() - t0:6.1f} s  ({actions})  -> {out / name / 'side_by_side.mp4'}")
     lines.append(f"total    {time.perf_counter() - start:6.1f} s; outputs in {out.resolve()}")
