@@ -47,7 +47,16 @@ def setup(args):
     c = components_for(args.model, args.device)
     model = T2SModel.from_image_unet(c.unet)
     side = c.info.sample_size
-    z0 = torch.randn(1, args.frames, c.info.latent_channels, side, side, device=args.device) * 0.8
+    if args.model == "toy":  # a real toy clip: its latents, not noise
+        from videop2p.latents import encode_posterior
+        from videop2p.toy.world import Color, Shape, ToyClipSpec, ToyObject, render_clip
+
+        clip = render_clip(
+            ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], frames=args.frames, size=side * c.info.vae_scale_factor)
+        )
+        z0 = encode_posterior(c, clip.frames)[0].to(args.device)
+    else:
+        z0 = torch.randn(1, args.frames, c.info.latent_channels, side, side, device=args.device) * 0.8
     cond = encode_prompts(c, ["a red circle moving on the grass"])
     empty = encode_prompts(c, [""])
     return c, model, z0, cond, empty
