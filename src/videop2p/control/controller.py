@@ -184,6 +184,14 @@ class EditController:
         return rearrange(p, "r h q k -> (r h) q k")
 
 
+def attend_with_probs(attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, edit) -> torch.Tensor:
+    """Attention with explicit probabilities passed through `edit`; q, k, v (B, N, H*d) -> (B, N, C)."""
+    q, k, v = attn.head_to_batch_dim(q), attn.head_to_batch_dim(k), attn.head_to_batch_dim(v)
+    probs = edit(attn.get_attention_scores(q, k))  # (B*h, N, M)
+    out = attn.batch_to_head_dim(torch.bmm(probs, v))
+    return attn.to_out[1](attn.to_out[0](out))
+
+
 class ControlledFrameProcessor:
     """Frame attention whose target maps follow the source inside the self-replace window (an option)."""
 
@@ -239,13 +247,9 @@ class ControlledCrossProcessor:
         if not self.controller.wants(self.name):
             return self.fallback(attn, hidden_states, encoder_hidden_states, attention_mask, num_frames)
         context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
-        q = attn.head_to_batch_dim(attn.to_q(hidden_states))  # (B*h, N, d)
-        k, v = attn.head_to_batch_dim(attn.to_k(context)), attn.head_to_batch_dim(attn.to_v(context))
-        probs = attn.get_attention_scores(q, k)  # (B*h, N, L)
         rows = hidden_states.shape[0] // num_frames
-        probs = self.controller.on_cross(self.name, probs, rows, attn.heads)
-        out = attn.batch_to_head_dim(torch.bmm(probs, v))
-        return attn.to_out[1](attn.to_out[0](out))
+        q, k, v = attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)  # probs (B*h, N, L)
+        return attend_with_probs(attn, q, k, v, lambda p: self.controller.on_cross(self.name, p, rows, attn.heads))
 
 
 class ControlledTemporalProcessor:
@@ -267,12 +271,9 @@ class ControlledTemporalProcessor:
     ) -> torch.Tensor:
         if not self.controller.wants(self.name):
             return self.fallback(attn, hidden_states)
-        q = attn.head_to_batch_dim(attn.to_q(hidden_states))  # (B*N*h, F, d)
-        k, v = attn.head_to_batch_dim(attn.to_k(hidden_states)), attn.head_to_batch_dim(attn.to_v(hidden_states))
-        probs = attn.get_attention_scores(q, k)  # (rows*N*h, F, F)
-        probs = self.controller.on_temporal(probs, self.controller.layout.rows, attn.heads)
-        out = attn.batch_to_head_dim(torch.bmm(probs, v))
-        return attn.to_out[1](attn.to_out[0](out))
+        q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)  # probs (rows*N*h, F, F)
+        rows = self.controller.layout.rows
+        return attend_with_probs(attn, q, k, v, lambda p: self.controller.on_temporal(p, rows, attn.heads))
 
 
 def controlled_processor(controller: EditController, name: str, mode: FrameAttentionMode = FrameAttentionMode.FIRST):

@@ -204,10 +204,25 @@ def train_unet(
     return unet, text_encoder
 
 
-def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> Path:
-    """Train (or resume) the toy model; returns the diffusers pipeline folder `out_dir/model`."""
+def save_pipeline(vae, text_encoder, tokenizer, unet, dest: str | Path) -> None:
+    """Write the components as a standard diffusers Stable Diffusion folder."""
     from diffusers import StableDiffusionPipeline
 
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=make_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(dest)
+
+
+def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> Path:
+    """Train (or resume) the toy model; returns the diffusers pipeline folder `out_dir/model`."""
     from videop2p.models.tokenizer import bundled_tokenizer
 
     cfg = cfg or ToyTrainConfig()
@@ -230,17 +245,7 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
     vae.register_to_config(scaling_factor=scaling)
     tokenizer = bundled_tokenizer()
     unet, text_encoder = train_unet(cfg, (mean, std), specs, scaling, tokenizer, out / "ckpt" / "unet.pt")
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=make_scheduler(),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(out / "model")
+    save_pipeline(vae, text_encoder, tokenizer, unet, out / "model")
     elapsed = time.perf_counter() - start
     (out / "train_time.json").write_text(json.dumps({"total_s": elapsed, "vae_s": t_vae, "scaling_factor": scaling}))
     logger.info("toy model written to %s in %.0f s", out / "model", elapsed)
@@ -249,8 +254,6 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
 
 def export_checkpoint(out_dir: str | Path, dest: str | Path, cfg: ToyTrainConfig | None = None) -> Path:
     """Write a pipeline folder from the current checkpoints (EMA weights) of an unfinished run."""
-    from diffusers import StableDiffusionPipeline
-
     from videop2p.models.tokenizer import bundled_tokenizer
 
     cfg = cfg or ToyTrainConfig()
@@ -277,16 +280,6 @@ def export_checkpoint(out_dir: str | Path, dest: str | Path, cfg: ToyTrainConfig
         mean, _ = encode_dataset(vae.eval(), images[:2000])
         scaling = float(1.0 / mean.std())
     vae.register_to_config(scaling_factor=scaling)
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=make_scheduler(),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(dest)
+    save_pipeline(vae, text_encoder, tokenizer, unet, dest)
     logger.info("exported step %d to %s", state["step"], dest)
     return Path(dest)
