@@ -20,23 +20,10 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    from diffusers import StableDiffusionPipeline
-
+    from videop2p.models.loading import save_pretrained_folder
     from videop2p.testing import dummy_components
 
-    c = dummy_components()
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    StableDiffusionPipeline(
-        vae=c.vae,
-        text_encoder=c.text_encoder,
-        tokenizer=c.tokenizer,
-        unet=c.unet,
-        scheduler=c.scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    ).save_pretrained(path)
-    return path
+    return save_pretrained_folder(dummy_components(), tmp_path_factory.mktemp("model") / "tiny")
 
 
 @pytest.fixture(scope="module")

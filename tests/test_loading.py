@@ -1,24 +1,7 @@
 import pytest
 import torch
 
-from videop2p.models.loading import ModelNotFoundError, load_components, save_single_file
-
-
-def _save_folder(components, path):
-    from diffusers import StableDiffusionPipeline
-
-    pipe = StableDiffusionPipeline(
-        vae=components.vae,
-        text_encoder=components.text_encoder,
-        tokenizer=components.tokenizer,
-        unet=components.unet,
-        scheduler=components.scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(path)
-    return path
+from videop2p.models.loading import ModelNotFoundError, load_components, save_pretrained_folder, save_single_file
 
 
 def _same_weights(a, b):
@@ -30,7 +13,7 @@ def _same_weights(a, b):
 
 
 def test_load_saved_pipeline_folder_reports_model_facts(tiny, tmp_path):
-    folder = _save_folder(tiny, tmp_path / "tiny")
+    folder = save_pretrained_folder(tiny, tmp_path / "tiny")
     loaded = load_components(folder)
     _same_weights(tiny, loaded)
     info = loaded.info
@@ -45,7 +28,7 @@ def test_load_saved_pipeline_folder_reports_model_facts(tiny, tmp_path):
 
 
 def test_load_v_prediction_folder(tiny_v, tmp_path):
-    loaded = load_components(_save_folder(tiny_v, tmp_path / "v"))
+    loaded = load_components(save_pretrained_folder(tiny_v, tmp_path / "v"))
     assert loaded.info.prediction_type == "v_prediction"
 
 
@@ -57,7 +40,7 @@ def test_single_file_round_trip(tiny, tmp_path):
 
 
 def test_device_and_dtype_are_the_callers(tiny, tmp_path):
-    loaded = load_components(_save_folder(tiny, tmp_path / "t"), dtype=torch.bfloat16)
+    loaded = load_components(save_pretrained_folder(tiny, tmp_path / "t"), dtype=torch.bfloat16)
     assert next(loaded.unet.parameters()).dtype == torch.bfloat16
     assert not any(p.requires_grad for p in loaded.unet.parameters())
 

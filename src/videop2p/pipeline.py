@@ -126,21 +126,15 @@ class VideoP2P:
             self.components, len(clip.frames), clip.size, prompt, clip.digest, cfg, self.frame_mode.value
         )
         path = self.workspace.tune_path(self.clip_key(clip, prompt, cfg)) if self.workspace else None
-        if path is not None and path.exists() and not force:
-            try:
-                load_delta(model, path, expected=meta)
-                self.workspace.record("tune", "reused", path, started)
-                return model
-            except (DeltaMismatchError, SafetensorError, OSError, KeyError) as e:  # mismatched or unreadable entry
-                logger.warning("ignoring workspace delta %s: %s", path, e)
+        reusable = path is not None and path.exists() and not force
+        if reusable and self._reuse("tune", path, lambda: load_delta(model, path, expected=meta), started) is not None:
+            return model
         if cfg.steps > 0:
             posterior = encode_posterior(self.components, clip.frames)
             text = encode_prompts(self.components, [prompt])
             tune(model, self.components, posterior, text, cfg)
         if path is not None:
-            with self.workspace.lock(path):
-                save_delta(model, path, meta)
-            self.workspace.record("tune", "computed", path, started)
+            self._keep("tune", path, lambda: save_delta(model, path, meta), started)
         return model
 
     # -- stage 2 -----------------------------------------------------------------------------------
@@ -164,20 +158,17 @@ class VideoP2P:
                 self.clip_key(clip, prompt, tune_cfg or TuneConfig()), {**expected, **settings}
             )
             if path.exists() and not force:
-                try:
-                    result = load_inversion(path, expected=expected, device=self.device)
-                    self.workspace.record("invert", "reused", path, started)
-                    return result
-                except (InversionMismatchError, SafetensorError, OSError, KeyError) as e:
-                    logger.warning("ignoring workspace inversion %s: %s", path, e)
+                reused = self._reuse(
+                    "invert", path, lambda: load_inversion(path, expected=expected, device=self.device), started
+                )
+                if reused is not None:
+                    return reused
         z0, _ = encode_posterior(self.components, clip.frames)
         cond = encode_prompts(self.components, [prompt])
         empty = encode_prompts(self.components, [""])
         result = invert(model, self.components.scheduler, z0, cond, empty, cfg, meta=expected)
         if path is not None:
-            with self.workspace.lock(path):
-                save_inversion(result, path)
-            self.workspace.record("invert", "computed", path, started)
+            self._keep("invert", path, lambda: save_inversion(result, path), started)
         return result
 
     # -- stage 3 -----------------------------------------------------------------------------------
@@ -205,19 +196,33 @@ class VideoP2P:
         key = {"source": cfg.source, "targets": cfg.targets, "edit": plain, "inversion": inv}
         path = self.workspace.edit_path(self.clip_key(clip, cfg.source, cfg.tune), key)
         started = time.perf_counter()
-        if path.exists() and not cfg.force:
-            try:
-                result = load_edit_result(path, self.device)
-                frames = decode_latents(self.components, result.latents)
-                self.workspace.record("edit", "reused", path, started)
-                return EditOutput(reconstruction=frames[0], edits=list(frames[1:]), result=result), "reused"
-            except (SafetensorError, OSError, KeyError, ValueError) as e:
-                logger.warning("ignoring workspace edit %s: %s", path, e)
+        result = (
+            self._reuse("edit", path, lambda: load_edit_result(path, self.device), started)
+            if path.exists() and not cfg.force
+            else None
+        )
+        if result is not None:
+            frames = decode_latents(self.components, result.latents)
+            return EditOutput(reconstruction=frames[0], edits=list(frames[1:]), result=result), "reused"
         out = self.edit(model, inversion, cfg.source, cfg.targets, cfg.edit)
-        with self.workspace.lock(path):
-            save_edit_result(out.result, path)
-        self.workspace.record("edit", "computed", path, started)
+        self._keep("edit", path, lambda: save_edit_result(out.result, path), started)
         return out, "computed"
+
+    def _reuse(self, stage: str, path: Path, load, started: float):
+        """`load()` a workspace entry; None (and a warning) when it is mismatched or unreadable."""
+        try:
+            value = load()
+        except (DeltaMismatchError, InversionMismatchError, SafetensorError, OSError, KeyError, ValueError) as e:
+            logger.warning("ignoring workspace %s entry %s: %s", stage, path, e)
+            return None
+        self.workspace.record(stage, "reused", path, started)
+        return value
+
+    def _keep(self, stage: str, path: Path, save, started: float) -> None:
+        """`save()` an entry under the workspace lock and record it."""
+        with self.workspace.lock(path):
+            save()
+        self.workspace.record(stage, "computed", path, started)
 
     # -- everything --------------------------------------------------------------------------------
     def run(self, cfg: RunConfig) -> dict:

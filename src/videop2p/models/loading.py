@@ -161,6 +161,24 @@ def _load_folder(path: Path, local_files_only: bool) -> tuple:
     return tokenizer, text_encoder, vae, unet, _ddim(scheduler_config)
 
 
+def save_pretrained_folder(components: SDComponents, path: str | os.PathLike) -> Path:
+    """Write the components as a standard diffusers Stable Diffusion folder."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(
+        vae=components.vae,
+        text_encoder=components.text_encoder,
+        tokenizer=components.tokenizer,
+        unet=components.unet,
+        scheduler=components.scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(path)
+    return Path(path)
+
+
 def save_single_file(components: SDComponents, path: str | os.PathLike) -> Path:
     """Save UNet, VAE and text encoder with their configs into one `.safetensors` file."""
     from safetensors.torch import save_file

@@ -206,19 +206,11 @@ def train_unet(
 
 def save_pipeline(vae, text_encoder, tokenizer, unet, dest: str | Path) -> None:
     """Write the components as a standard diffusers Stable Diffusion folder."""
-    from diffusers import StableDiffusionPipeline
+    from videop2p.models.loading import SDComponents, model_info, save_pretrained_folder
 
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=make_scheduler(),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(dest)
+    scheduler = make_scheduler()
+    info = model_info(tokenizer, text_encoder, vae, unet, scheduler, source="videop2p-toy")
+    save_pretrained_folder(SDComponents(tokenizer, text_encoder, vae, unet, scheduler, info), dest)
 
 
 def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> Path:
