@@ -45,6 +45,7 @@ class Clip:
     frames: np.ndarray  # (F, H, W, 3) uint8
     fps: float  # frame rate for writing
     digest: str  # content hash of the frames
+    posterior: tuple[torch.Tensor, torch.Tensor] | None = None  # scaled VAE mean and std, (1, F, C, h, w) each
 
     @property
     def size(self) -> tuple[int, int]:
@@ -105,6 +106,12 @@ class VideoP2P:
         frames = resize_frames(raw.frames, width, height, video.resize)
         return Clip(frames=frames, fps=raw.fps, digest=frames_hash(frames))
 
+    def posterior(self, clip: Clip) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scaled VAE posterior of the clip, encoded once per clip and kept on it."""
+        if clip.posterior is None:
+            clip.posterior = encode_posterior(self.components, clip.frames)
+        return clip.posterior
+
     def clip_key(self, clip: Clip, prompt: str, cfg: TuneConfig) -> dict:
         return {
             "frames_hash": clip.digest,
@@ -130,7 +137,7 @@ class VideoP2P:
         if reusable and self._reuse("tune", path, lambda: load_delta(model, path, expected=meta), started) is not None:
             return model
         if cfg.steps > 0:
-            posterior = encode_posterior(self.components, clip.frames)
+            posterior = self.posterior(clip)
             text = encode_prompts(self.components, [prompt])
             tune(model, self.components, posterior, text, cfg)
         if path is not None:
@@ -163,7 +170,7 @@ class VideoP2P:
                 )
                 if reused is not None:
                     return reused
-        z0, _ = encode_posterior(self.components, clip.frames)
+        z0, _ = self.posterior(clip)
         cond = encode_prompts(self.components, [prompt])
         empty = encode_prompts(self.components, [""])
         result = invert(model, self.components.scheduler, z0, cond, empty, cfg, meta=expected)
