@@ -120,3 +120,15 @@ def test_processor_names_are_the_single_place_of_choice(tiny):
     assert set(chosen) == set(model.unet.attn_processors) == set(procs)
     kinds = {type(p).__name__ for p in procs.values()}
     assert kinds == {"FrameAttnProcessor", "CrossAttnProcessor", "TemporalAttnProcessor"}
+
+
+def test_temporal_init_is_seeded_and_leaves_the_global_rng_alone(tiny):
+    torch.manual_seed(1)
+    state = torch.random.get_rng_state()
+    a = T2SModel.from_image_unet(tiny.unet).trainable_parameters()
+    assert torch.equal(torch.random.get_rng_state(), state)
+    torch.manual_seed(2)  # a different global RNG state gives the same model
+    b = T2SModel.from_image_unet(tiny.unet).trainable_parameters()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    temporal = [k for k in a if ".temporal." in k and k.endswith("to_q.weight")]
+    assert temporal and a[temporal[0]].abs().sum() > 0  # random, not zero, before tuning

@@ -68,6 +68,7 @@ def test_mp4_writer_round_trip_and_odd_sizes(tmp_path):
     assert video.num_frames == 8 and video.size == (32, 24) and round(video.fps) == 12
     mse = np.mean((video.frames.astype(float) - frames) ** 2)
     assert 10 * np.log10(255**2 / mse) > 25
+    assert (tmp_path / "a.mp4").stat().st_mode & 0o777 == 0o644  # readable by others, like any output
     odd = read_video(write_mp4(frames[:, :23, :31], tmp_path / "odd.mp4"))
     assert odd.size == (32, 24)
 

@@ -74,16 +74,13 @@ def _parse_size(size: str | None) -> tuple[int | None, int | None]:
 
 
 def _parse_reweight(items: list[str] | None) -> dict[str, float]:
-    out = {}
-    for item in items or []:
-        word, sep, value = item.rpartition("=")
-        try:
-            if not sep or not word:
-                raise ValueError
-            out[word] = float(value)
-        except ValueError:
-            _fail(f"--reweight {item!r} must be WORD=FACTOR, e.g. origami=2.")
-    return out
+    from videop2p.config import ConfigError, parse_reweight
+
+    try:
+        return parse_reweight(items or [])
+    except ConfigError as e:
+        _fail(f"--reweight {e}")
+    return {}
 
 
 def _build_config(
@@ -321,6 +318,72 @@ def toy_train(
     )
     path = train_toy_model(out_dir, cfg)
     typer.echo(f"model written to {path}")
+
+
+@app.command()
+def ui(
+    model: Annotated[str | None, typer.Option(help="Hub id, folder or file (default: the bundled toy model).")] = None,
+    port: Annotated[int, typer.Option(help="Port on localhost.")] = 7860,
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 to share on a network).")] = "127.0.0.1",
+    root: Annotated[Path, typer.Option(help="Folder for the workspace, uploads and results.")] = Path("videop2p-ui"),
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = "float32",
+) -> None:
+    """Start the web editor (Gradio) on localhost."""
+    _setup_logging()
+    try:
+        from videop2p.ui import launch
+    except ImportError as e:
+        _fail(f"the web UI needs gradio ({e}): pip install 'videop2p[ui]'")
+    typer.echo(f"videop2p editor on http://{host}:{port} (workspace and results in {root.resolve()})")
+    launch(model, root, host, port, device, dtype)
+
+
+@app.command()
+def batch(
+    jobs_file: Annotated[
+        Path, typer.Argument(help="Jobs YAML: `jobs:` (list of run settings) and optional `defaults:`.")
+    ],
+    executor: Annotated[str, typer.Option(help="local (one process, in order) or ray.")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (e.g. ray://head:10001); default: a local Ray.")
+    ] = None,
+    gpus_per_task: Annotated[float, typer.Option(help="GPUs per Ray task (1 on GPU clusters).")] = 0.0,
+    cpus_per_task: Annotated[float, typer.Option(help="CPUs per Ray task (also torch threads there).")] = 1.0,
+    out: Annotated[str | None, typer.Option(help="Output root, one folder per job (default: from the file).")] = None,
+    workspace: Annotated[
+        str | None, typer.Option(help="Workspace root; on Ray, a path every node sees (default: from the file).")
+    ] = None,
+    manifest: Annotated[Path | None, typer.Option(help="JSON manifest path (default: OUT/batch.json).")] = None,
+) -> None:
+    """Run many edits: tuning and inversion once per clip, failures isolated, finished jobs skipped."""
+    import time
+
+    from videop2p.batch import BatchError, BatchSettings, Executor, load_jobs, run_batch, summary_table, write_manifest
+    from videop2p.config import ConfigError
+
+    _setup_logging(quiet=False)
+    try:
+        settings = BatchSettings(Executor(executor), address, gpus_per_task, cpus_per_task)
+    except ValueError:
+        _fail(f"--executor {executor!r} is not one of {', '.join(e.value for e in Executor)}.")
+    try:
+        jobs, ws = load_jobs(jobs_file, out, workspace)
+        started = time.perf_counter()
+        results = run_batch(jobs, ws, settings)
+    except (BatchError, ConfigError) as e:
+        _fail(str(e))
+    seconds = time.perf_counter() - started
+    path = manifest or Path(jobs[0].config.out).parent / "batch.json"
+    write_manifest(results, path, settings, seconds)
+    typer.echo(summary_table(results))
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+    typer.echo(
+        f"{len(results)} jobs in {seconds:.1f} s ({executor}): " + ", ".join(f"{v} {k}" for k, v in counts.items())
+    )
+    typer.echo(f"manifest: {path}")
+    if counts["failed"]:
+        raise typer.Exit(code=1)
 
 
 @app.command("eval")

@@ -99,6 +99,20 @@ def fill(cls, data: dict, where: str):
     return obj
 
 
+def parse_reweight(items: list[str]) -> dict[str, float]:
+    """`["origami=2", "snow=0.5"]` -> {"origami": 2.0, "snow": 0.5}."""
+    out = {}
+    for item in items:
+        word, sep, value = item.strip().rpartition("=")
+        try:
+            if not sep or not word.strip():
+                raise ValueError
+            out[word.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"{item.strip()!r} must be WORD=FACTOR, e.g. origami=2.") from None
+    return out
+
+
 def load_yaml(path: str | os.PathLike) -> dict:
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}

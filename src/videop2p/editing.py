@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
+from videop2p import progress
 from videop2p.control.controller import ControlPlan, EditController, Layout, TargetEdit, controlled_processor
 from videop2p.control.prompts import (
     EditMode,
@@ -27,6 +27,7 @@ from videop2p.inversion import InversionMethod, InversionResult
 from videop2p.latents import encode_prompts
 from videop2p.models.loading import AttentionLayer, SDComponents
 from videop2p.models.t2s import T2SModel
+from videop2p.progress import StepHook
 from videop2p.sampling import EvalCounter, cfg, ddim_schedule, denoise_step, predict
 
 logger = logging.getLogger(__name__)
@@ -204,6 +205,7 @@ def edit(
     c: EditConfig,
     counter: EvalCounter | None = None,
     callback: Callable[[StepInfo], None] | None = None,
+    on_step: StepHook | None = None,
 ) -> EditResult:
     """Sample the source branch and every target together from the inversion's noise."""
     counter = counter or EvalCounter()
@@ -227,7 +229,7 @@ def edit(
     union = None
     try:
         with torch.no_grad():
-            for i, t in enumerate(tqdm(sched.timesteps, desc="edit", disable=not c.progress)):
+            for i, t in enumerate(progress.steps(sched.timesteps, "edit", c.progress, on_step)):
                 unconds = [_source_uncond(inv, i, empty, cond[:1])] + [
                     _target_uncond(inv, i, empty, cond[:1], c.decoupled)
                 ] * len(targets)

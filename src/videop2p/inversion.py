@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
 from videop2p.models.t2s import T2SModel
+from videop2p.progress import StepHook, steps
 from videop2p.sampling import DDIMSchedule, EvalCounter, cfg, ddim_schedule, denoise_step, invert_step, predict
 
 logger = logging.getLogger(__name__)
@@ -81,11 +81,12 @@ def ddim_invert(
     guidance: float = 1.0,
     counter: EvalCounter | None = None,
     progress: bool = True,
+    on_step: StepHook | None = None,
 ) -> torch.Tensor:
     """DDIM inversion keeping every latent: (1, F, C, h, w) -> (T + 1, 1, F, C, h, w), z_0 first."""
     latents = [z0]
     z = z0
-    for t in tqdm(list(reversed(sched.timesteps)), desc="ddim inversion", disable=not progress):
+    for t in steps(reversed(sched.timesteps), "ddim inversion", progress, on_step):
         if guidance == 1.0:
             out = predict(model, z, t, cond, counter, "ddim_inversion")
         else:
@@ -130,6 +131,7 @@ def optimise_null_text(
     sched: DDIMSchedule,
     c: InversionConfig,
     counter: EvalCounter | None = None,
+    on_step: StepHook | None = None,
 ) -> torch.Tensor:
     """Per-step unconditional embeddings (T, 1, L, D) that make guided sampling retrace the inversion."""
     model.unet.requires_grad_(False)
@@ -137,7 +139,7 @@ def optimise_null_text(
     z = trajectory[-1]
     emb = uncond
     n = len(sched.timesteps)
-    for i, t in enumerate(tqdm(sched.timesteps, desc="null-text optimisation", disable=not c.progress)):
+    for i, t in enumerate(steps(sched.timesteps, "null-text optimisation", c.progress, on_step)):
         with torch.no_grad():
             cond_out = predict(model, z, t, cond, counter, "null_text")  # once per timestep
         with torch.enable_grad():
@@ -157,17 +159,18 @@ def invert(
     c: InversionConfig,
     meta: dict | None = None,
     counter: EvalCounter | None = None,
+    on_step: StepHook | None = None,
 ) -> InversionResult:
     """Invert clean latents z0 (1, F, C, h, w) with the source prompt embedding `cond` (1, L, D)."""
     method = InversionMethod(c.method)
     sched = ddim_schedule(scheduler, c.steps)
     counter = counter or EvalCounter()
-    trajectory = ddim_invert(model, z0, cond, uncond, sched, c.inversion_guidance, counter, c.progress)
+    trajectory = ddim_invert(model, z0, cond, uncond, sched, c.inversion_guidance, counter, c.progress, on_step)
     result = InversionResult(
         method=method, latent_T=trajectory[-1].clone(), latent_0=z0.clone(), timesteps=sched.timesteps
     )
     if method is InversionMethod.NULL_TEXT:
-        result.uncond_embeddings = optimise_null_text(model, trajectory, cond, uncond, sched, c, counter)
+        result.uncond_embeddings = optimise_null_text(model, trajectory, cond, uncond, sched, c, counter, on_step)
     elif method is InversionMethod.DIRECT:
         result.trajectory = trajectory
     settings = {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in vars(c).items() if k != "progress"}

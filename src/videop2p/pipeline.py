@@ -29,6 +29,7 @@ from videop2p.models.attention import FrameAttentionMode
 from videop2p.models.loading import SDComponents, load_components
 from videop2p.models.t2s import T2SModel
 from videop2p.outputs import attention_grid, mask_overlay, report_markdown, upsample_masks
+from videop2p.progress import StepHook
 from videop2p.sampling import EvalCounter
 from videop2p.tuning import DeltaMismatchError, TuneConfig, delta_metadata, load_delta, save_delta, tune
 from videop2p.workspace import Workspace, key_of
@@ -124,7 +125,14 @@ class VideoP2P:
         }
 
     # -- stage 1 -----------------------------------------------------------------------------------
-    def tune(self, clip: Clip, prompt: str, cfg: TuneConfig | None = None, force: bool = False) -> T2SModel:
+    def tune(
+        self,
+        clip: Clip,
+        prompt: str,
+        cfg: TuneConfig | None = None,
+        force: bool = False,
+        on_step: StepHook | None = None,
+    ) -> T2SModel:
         """The T2S model tuned on `clip`; loaded from the workspace when it has it."""
         cfg = cfg or TuneConfig()
         started = time.perf_counter()
@@ -139,7 +147,7 @@ class VideoP2P:
         if cfg.steps > 0:
             posterior = self.posterior(clip)
             text = encode_prompts(self.components, [prompt])
-            tune(model, self.components, posterior, text, cfg)
+            tune(model, self.components, posterior, text, cfg, on_step)
         if path is not None:
             self._keep("tune", path, lambda: save_delta(model, path, meta), started)
         return model
@@ -153,6 +161,7 @@ class VideoP2P:
         cfg: InversionConfig | None = None,
         force: bool = False,
         tune_cfg: TuneConfig | None = None,
+        on_step: StepHook | None = None,
     ) -> InversionResult:
         """Invert `clip` with `prompt`; loaded from the workspace when it has it."""
         cfg = cfg or InversionConfig()
@@ -173,7 +182,7 @@ class VideoP2P:
         z0, _ = self.posterior(clip)
         cond = encode_prompts(self.components, [prompt])
         empty = encode_prompts(self.components, [""])
-        result = invert(model, self.components.scheduler, z0, cond, empty, cfg, meta=expected)
+        result = invert(model, self.components.scheduler, z0, cond, empty, cfg, meta=expected, on_step=on_step)
         if path is not None:
             self._keep("invert", path, lambda: save_inversion(result, path), started)
         return result
@@ -186,18 +195,21 @@ class VideoP2P:
         source: str,
         targets: list[str],
         cfg: EditConfig | None = None,
+        on_step: StepHook | None = None,
     ) -> EditOutput:
         """Edit with decoupled guidance and attention control; decoded frames of every branch."""
-        result = edit(model, self.components, inversion, source, targets, cfg or EditConfig(), EvalCounter())
+        result = edit(
+            model, self.components, inversion, source, targets, cfg or EditConfig(), EvalCounter(), on_step=on_step
+        )
         frames = decode_latents(self.components, result.latents)  # (1 + K, F, H, W, 3)
         return EditOutput(reconstruction=frames[0], edits=list(frames[1:]), result=result)
 
     def _edit_cached(
-        self, model: T2SModel, inversion: InversionResult, clip: Clip, cfg: RunConfig
+        self, model: T2SModel, inversion: InversionResult, clip: Clip, cfg: RunConfig, on_step: StepHook | None = None
     ) -> tuple[EditOutput, str]:
         """An edit from the workspace when it has this exact one, else computed and kept."""
         if self.workspace is None:
-            return self.edit(model, inversion, cfg.source, cfg.targets, cfg.edit), "computed"
+            return self.edit(model, inversion, cfg.source, cfg.targets, cfg.edit, on_step), "computed"
         plain = {k: v for k, v in to_plain(cfg.edit).items() if k != "progress"}
         inv = {k: v for k, v in to_plain(cfg.inversion).items() if k != "progress"}
         key = {"source": cfg.source, "targets": cfg.targets, "edit": plain, "inversion": inv}
@@ -211,7 +223,7 @@ class VideoP2P:
         if result is not None:
             frames = decode_latents(self.components, result.latents)
             return EditOutput(reconstruction=frames[0], edits=list(frames[1:]), result=result), "reused"
-        out = self.edit(model, inversion, cfg.source, cfg.targets, cfg.edit)
+        out = self.edit(model, inversion, cfg.source, cfg.targets, cfg.edit, on_step)
         self._keep("edit", path, lambda: save_edit_result(out.result, path), started)
         return out, "computed"
 
@@ -232,8 +244,11 @@ class VideoP2P:
         self.workspace.record(stage, "computed", path, started)
 
     # -- everything --------------------------------------------------------------------------------
-    def run(self, cfg: RunConfig) -> dict:
-        """Tune, invert and edit, write every output and `outputs.json`; returns the manifest."""
+    def run(self, cfg: RunConfig, on_step: StepHook | None = None) -> dict:
+        """Tune, invert and edit, write every output and `outputs.json`; returns the manifest.
+
+        `on_step(stage, done, total)` hears of every step of every stage (and may raise to stop).
+        """
         if not cfg.targets:
             raise ValueError("Give at least one target prompt.")
         if not cfg.source.strip():
@@ -246,14 +261,14 @@ class VideoP2P:
         clip = self.load_clip(cfg.video)
         stages["load"] = {"seconds": time.perf_counter() - t0}
         t0 = time.perf_counter()
-        model = self.tune(clip, cfg.source, cfg.tune, cfg.force)
+        model = self.tune(clip, cfg.source, cfg.tune, cfg.force, on_step)
         stages["tune"] = {
             "seconds": time.perf_counter() - t0,
             "action": self._last_action("tune"),
             "unet_evaluations": 0 if self._last_action("tune") == "reused" else cfg.tune.steps,
         }
         t0 = time.perf_counter()
-        inversion = self.invert(model, clip, cfg.source, cfg.inversion, cfg.force, cfg.tune)
+        inversion = self.invert(model, clip, cfg.source, cfg.inversion, cfg.force, cfg.tune, on_step)
         action = self._last_action("invert")
         stages["invert"] = {
             "seconds": time.perf_counter() - t0,
@@ -261,7 +276,7 @@ class VideoP2P:
             "unet_evaluations": 0 if action == "reused" else sum(inversion.meta.get("unet_evaluations", {}).values()),
         }
         t0 = time.perf_counter()
-        out, action = self._edit_cached(model, inversion, clip, cfg)
+        out, action = self._edit_cached(model, inversion, clip, cfg, on_step)
         stages["edit"] = {
             "seconds": time.perf_counter() - t0,
             "action": action,

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from videop2p.models.loading import SDComponents
 from videop2p.models.t2s import T2SModel
+from videop2p.progress import StepHook
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def tune(
     posterior: tuple[torch.Tensor, torch.Tensor],
     text: torch.Tensor,
     cfg: TuneConfig,
+    on_step: StepHook | None = None,
 ) -> TuneResult:
     """Fine-tune the trainable set of `model` in place on one clip.
 
@@ -102,7 +104,9 @@ def tune(
     mean, std = posterior
     losses = []
     bar = tqdm(range(cfg.steps), desc="tune", disable=not cfg.progress)
-    for _ in bar:
+    for i in bar:
+        if on_step is not None:
+            on_step("tune", i, cfg.steps)
         z0 = mean + std * torch.randn(mean.shape, generator=gen, device=device).to(mean)  # (1, F, C, h, w)
         with _autocast(device, cfg.mixed_precision):
             loss = denoising_loss(model, components.scheduler, z0.to(unet.dtype), text.to(unet.dtype), gen)

@@ -226,6 +226,7 @@ def _atomic_target(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would make outputs unreadable to a web server or other users
     return Path(tmp)
 
 
@@ -241,7 +242,7 @@ def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float = DEFAULT_
         with av.open(str(tmp), mode="w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=max(1, round(fps)))
             stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
-            stream.options = {"crf": "16"}
+            stream.options = {"crf": "16", "threads": "1"}  # one thread: output independent of the core count
             for fr in frames:
                 for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")):
                     container.mux(packet)

@@ -75,9 +75,21 @@ class T2SBlock(nn.Module):
         return self.temporal(hidden_states, kwargs["num_frames"], kwargs)
 
 
-def inflate_unet(unet: UNet2DConditionModel) -> UNet2DConditionModel:
-    """A copy of `unet` with a temporal attention layer in every transformer block; SD weights unchanged."""
+def inflate_unet(unet: UNet2DConditionModel, seed: int = 0) -> UNet2DConditionModel:
+    """A copy of `unet` with a temporal attention layer in every transformer block; SD weights unchanged.
+
+    The temporal layers' random initial weights come from `seed`, not from the global RNG, so a
+    clip tuned in any process (a batch worker, a Ray task) gets the same model.
+    """
     video = copy.deepcopy(unet)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        _add_temporal_layers(unet, video)
+    _check_weights_reused(unet, video)
+    return video
+
+
+def _add_temporal_layers(unet: UNet2DConditionModel, video: UNet2DConditionModel) -> None:
     for module in list(video.modules()):
         blocks = getattr(module, "transformer_blocks", None)
         if not isinstance(blocks, nn.ModuleList):
@@ -87,8 +99,6 @@ def inflate_unet(unet: UNet2DConditionModel) -> UNet2DConditionModel:
                 raise TypeError(f"cannot inflate transformer block of type {type(block).__name__}")
             blocks[i] = T2SBlock(block, heads=block.attn1.heads)
             blocks[i].temporal.to(device=unet.device, dtype=unet.dtype)
-    _check_weights_reused(unet, video)
-    return video
 
 
 def _check_weights_reused(image: UNet2DConditionModel, video: UNet2DConditionModel) -> None:

@@ -1,0 +1,313 @@
+"""Batches of edits: many jobs, tuning and inversion once per clip, locally or on Ray.
+
+A jobs file lists runs (each a `RunConfig`, with shared `defaults`). Jobs that share a clip (same
+frames, source prompt, model and tuning settings) form a group that runs in one worker, in order,
+so the workspace gives them one tuning and one inversion. A failing job is reported and the others
+go on; a job whose outputs were finished by an earlier run of the same batch is skipped.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import json
+import logging
+import os
+import socket
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from videop2p.config import ConfigError, RunConfig, fill, load_yaml, to_plain
+from videop2p.workspace import key_of
+
+logger = logging.getLogger(__name__)
+
+RAY_INSTALL = "pip install 'videop2p[ray]'"
+_BATCH_KEYS = {"jobs", "defaults", "out", "workspace"}
+_JOB_NOT_IN_KEY = {"quiet", "force", "out", "workspace", "device"}  # settings that do not change a job's outputs
+
+
+class Executor(str, enum.Enum):
+    LOCAL = "local"  # one process, jobs in file order
+    RAY = "ray"  # one Ray task per clip group
+
+
+class BatchError(ValueError):
+    """A jobs file, executor or workspace that cannot run."""
+
+
+@dataclass
+class Job:
+    """One run of the batch."""
+
+    name: str
+    config: RunConfig
+
+    @property
+    def key(self) -> str:
+        """Hash of every setting that changes this job's outputs."""
+        plain = {k: v for k, v in to_plain(self.config).items() if k not in _JOB_NOT_IN_KEY}
+        for stage in ("tune", "inversion", "edit"):
+            plain[stage].pop("progress", None)  # display only
+        return key_of(plain)
+
+    @property
+    def group(self) -> str:
+        """Jobs with the same group share one tuned model and inversion."""
+        c = to_plain(self.config)
+        return key_of({k: c[k] for k in ("video", "source", "model", "tune", "frame_attention", "dtype", "device")})
+
+
+@dataclass
+class JobResult:
+    """What became of one job."""
+
+    name: str
+    status: str  # "done", "skipped" or "failed"
+    out: str
+    seconds: float = 0.0
+    stages: dict = field(default_factory=dict)  # per stage: seconds and computed/reused
+    error: str | None = None
+    worker: str = ""  # host and process that ran it
+
+
+@dataclass
+class BatchSettings:
+    """How to run a batch."""
+
+    executor: Executor = Executor.LOCAL
+    address: str | None = None  # Ray cluster to join; None starts a local Ray for the run
+    num_gpus: float = 0.0  # GPUs per Ray task (1 on GPU clusters)
+    num_cpus: float = 1.0  # CPUs per Ray task; also torch's thread count in that task
+    quiet: bool = True  # no progress bars inside jobs
+
+
+# -- the jobs file ---------------------------------------------------------------------------------
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _resolve(value: str, base: Path) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | None = None) -> tuple[list[Job], Path]:
+    """Jobs of a jobs file (validated, paths made absolute) and the workspace root they share."""
+    path = Path(path)
+    data = load_yaml(path)
+    unknown = set(data) - _BATCH_KEYS
+    if unknown:
+        raise BatchError(f"Unknown key(s) {sorted(unknown)} in {path}; valid keys are {sorted(_BATCH_KEYS)}.")
+    raw_jobs = data.get("jobs")
+    if not isinstance(raw_jobs, list) or not raw_jobs:
+        raise BatchError(f"{path} needs a non-empty list under 'jobs', got {raw_jobs!r}.")
+    here = path.resolve().parent
+    out_root = _resolve(out, Path.cwd()) if out else _resolve(data.get("out") or f"{path.stem}-outputs", here)
+    if workspace:
+        ws_root = _resolve(workspace, Path.cwd())
+    else:
+        ws_root = _resolve(data["workspace"], here) if data.get("workspace") else out_root / ".videop2p-workspace"
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise BatchError(f"'defaults' in {path} must be a mapping of run settings, got {defaults!r}.")
+    jobs, names = [], set()
+    for i, raw in enumerate(raw_jobs):
+        if not isinstance(raw, dict):
+            raise BatchError(f"jobs[{i}] in {path} must be a mapping, got {raw!r}.")
+        raw = dict(raw)
+        name = str(raw.pop("name", f"job-{i + 1}"))
+        if name in names or not name or "/" in name:
+            raise BatchError(f"jobs[{i}]: name {name!r} must be unique, non-empty and without '/'.")
+        names.add(name)
+        if isinstance(raw.get("video"), str):
+            raw["video"] = {"path": raw["video"]}
+        merged = _merge(defaults, raw)
+        if "out" in merged or "workspace" in merged:
+            raise BatchError(f"jobs[{i}] ({name}): 'out' and 'workspace' are set for the whole batch, not per job.")
+        try:
+            cfg = fill(RunConfig, merged, f"jobs[{i}] ({name}): ")
+        except ConfigError as e:
+            raise BatchError(str(e)) from None
+        if not cfg.video.path or not cfg.source or not cfg.targets:
+            raise BatchError(
+                f"jobs[{i}] ({name}) needs video, source and targets; got {cfg.video.path!r}, "
+                f"{cfg.source!r}, {cfg.targets!r}."
+            )
+        cfg.video.path = str(_resolve(cfg.video.path, here))
+        if cfg.model and (here / cfg.model).exists():  # a folder beside the file; otherwise a hub id
+            cfg.model = str(_resolve(cfg.model, here))
+        cfg.inversion.guidance = cfg.edit.guidance
+        cfg.out = str(out_root / name)
+        cfg.workspace = str(ws_root)
+        jobs.append(Job(name, cfg))
+    return jobs, ws_root
+
+
+def group_jobs(jobs: list[Job]) -> list[list[Job]]:
+    """Jobs grouped by clip, groups in order of first appearance."""
+    groups: dict[str, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.group, []).append(job)
+    return list(groups.values())
+
+
+# -- running ---------------------------------------------------------------------------------------
+def is_finished(job: Job) -> bool:
+    """True when an earlier run wrote this exact job's outputs."""
+    try:
+        done = json.loads(Path(job.config.out, "job.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return done.get("key") == job.key and Path(job.config.out, "outputs.json").exists()
+
+
+def _mark_finished(job: Job, result: JobResult) -> None:
+    tmp = Path(job.config.out, ".job.json.tmp")
+    tmp.write_text(json.dumps({"key": job.key, "name": job.name, "stages": result.stages}, indent=2))
+    tmp.replace(Path(job.config.out, "job.json"))
+
+
+def run_group(jobs: list[Job], sentinel: str | None = None, threads: int | None = None) -> list[JobResult]:
+    """Run one clip's jobs in order in this process, sharing one loaded model and the workspace."""
+    import torch
+
+    from videop2p.pipeline import VideoP2P
+
+    if threads:
+        torch.set_num_threads(threads)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    root = Path(jobs[0].config.workspace)
+    if sentinel is not None and not (root / sentinel).exists():
+        message = (
+            f"workspace root {root} is not visible from worker {worker}; give a workspace on storage that "
+            "every Ray node mounts at the same path"
+        )
+        return [JobResult(j.name, "failed", j.config.out, error=message, worker=worker) for j in jobs]
+    pipes: dict[tuple, VideoP2P] = {}
+    results = []
+    for job in jobs:
+        cfg = job.config
+        if is_finished(job):
+            logger.info("%s: finished by an earlier run, skipped", job.name)
+            results.append(JobResult(job.name, "skipped", cfg.out, worker=worker))
+            continue
+        started = time.perf_counter()
+        try:
+            spec = (cfg.model, cfg.device, cfg.dtype, cfg.frame_attention.value)
+            if spec not in pipes:
+                pipes[spec] = VideoP2P.from_pretrained(*spec[:3], workspace=cfg.workspace, frame_mode=spec[3])
+            manifest = pipes[spec].run(cfg)
+        except Exception as e:  # one failing job must not stop the others
+            logger.error("%s failed: %s", job.name, e)
+            logger.debug("%s", traceback.format_exc())
+            results.append(
+                JobResult(job.name, "failed", cfg.out, time.perf_counter() - started, error=_describe(e), worker=worker)
+            )
+            continue
+        stages = {
+            k: {"seconds": round(v["seconds"], 3), "action": v.get("action", "")} for k, v in manifest["stages"].items()
+        }
+        result = JobResult(job.name, "done", cfg.out, time.perf_counter() - started, stages, worker=worker)
+        _mark_finished(job, result)
+        results.append(result)
+    return results
+
+
+def _describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"
+
+
+def _run_local(groups: list[list[Job]], settings: BatchSettings, sentinel: str) -> list[JobResult]:
+    return [r for group in groups for r in run_group(group, sentinel)]
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise BatchError(f"--executor ray needs Ray, which is not installed: {RAY_INSTALL}") from None
+    return ray
+
+
+def _run_ray(groups: list[list[Job]], settings: BatchSettings, sentinel: str) -> list[JobResult]:
+    ray = import_ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs = {"include_dashboard": False, "log_to_driver": not settings.quiet}
+        if settings.address:
+            ray.init(address=settings.address, **kwargs)
+        else:
+            ray.init(**kwargs)
+    try:
+        task = ray.remote(num_cpus=settings.num_cpus, num_gpus=settings.num_gpus, max_retries=0)(run_group)
+        threads = max(1, int(settings.num_cpus))
+        futures = [task.remote(group, sentinel, threads) for group in groups]
+        results = []
+        for group, future in zip(groups, futures, strict=True):
+            try:
+                results.extend(ray.get(future))
+            except Exception as e:  # a worker that died takes its group with it, no more
+                results.extend(
+                    JobResult(j.name, "failed", j.config.out, error=f"Ray task failed: {_describe(e)}") for j in group
+                )
+        return results
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+_EXECUTORS: dict[Executor, Callable] = {Executor.LOCAL: _run_local, Executor.RAY: _run_ray}
+
+
+def run_batch(jobs: list[Job], workspace: Path, settings: BatchSettings | None = None) -> list[JobResult]:
+    """Run every job with the chosen executor; results in job order."""
+    settings = settings or BatchSettings()
+    if settings.executor is Executor.RAY:
+        import_ray()  # fail before any work when Ray is missing
+    for job in jobs:
+        job.config.quiet = settings.quiet
+    workspace.mkdir(parents=True, exist_ok=True)
+    sentinel = f".batch-{uuid.uuid4().hex}"
+    (workspace / sentinel).write_text(socket.gethostname())
+    try:
+        results = _EXECUTORS[settings.executor](group_jobs(jobs), settings, sentinel)
+    finally:
+        (workspace / sentinel).unlink(missing_ok=True)
+    order = {j.name: i for i, j in enumerate(jobs)}
+    return sorted(results, key=lambda r: order[r.name])
+
+
+def write_manifest(results: list[JobResult], path: Path, settings: BatchSettings, seconds: float) -> None:
+    """The batch manifest, written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "executor": settings.executor.value,
+        "seconds": seconds,
+        "counts": {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")},
+        "jobs": [asdict(r) for r in results],
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def summary_table(results: list[JobResult]) -> str:
+    """A plain-text table: job, status, time per stage, outputs or error."""
+    head = f"{'job':20s} {'status':8s} {'tune':>14s} {'invert':>14s} {'edit':>14s} {'total':>8s}  outputs / error"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        cells = []
+        for stage in ("tune", "invert", "edit"):
+            s = r.stages.get(stage)
+            cells.append(f"{s['seconds']:6.1f}s {s['action'][:7]:7s}" if s else f"{'-':>14s}")
+        tail = r.error if r.status == "failed" else r.out
+        lines.append(f"{r.name[:20]:20s} {r.status:8s} {' '.join(cells)} {r.seconds:7.1f}s  {tail}")
+    return "\n".join(lines)

@@ -1,0 +1,391 @@
+"""`videop2p ui`: edit a video in the browser (Gradio), on the same `VideoP2P` pipeline and workspace.
+
+The page builds a `RunConfig` from the form (`form_to_config`, a pure function), runs
+`VideoP2P.run` with a step hook that drives the progress bar and honours Cancel, and shows the
+outputs that `run` wrote. Everything the user can get wrong becomes a message in the page.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from videop2p.config import ConfigError, RunConfig, parse_reweight
+from videop2p.control.prompts import EditMode
+from videop2p.editing import EditConfig
+from videop2p.inversion import InversionConfig, InversionMethod
+from videop2p.io.video import ResizeMode, VideoError, write_frames
+from videop2p.models.attention import FrameAttentionMode
+from videop2p.progress import Cancelled
+from videop2p.toy.world import Background, Color, Motion, Shape, ToyClipSpec, ToyObject, caption_for, render_clip
+from videop2p.tuning import TuneConfig
+
+logger = logging.getLogger(__name__)
+
+STAGE_LABELS = {
+    "tune": "1/3 tuning the T2S model",
+    "ddim inversion": "2/3 DDIM inversion",
+    "null-text optimisation": "2/3 null-text optimisation",
+    "edit": "3/3 editing",
+}
+# Toy clips the bundled model knows: name -> (shape, colour, background, motion)
+EXAMPLES = {
+    "red circle on grass": (Shape.CIRCLE, Color.RED, Background.GRASS, Motion.LINEAR),
+    "blue square on sand": (Shape.SQUARE, Color.BLUE, Background.SAND, Motion.BOUNCE),
+    "yellow triangle on snow": (Shape.TRIANGLE, Color.YELLOW, Background.SNOW, Motion.ARC),
+}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+class FormError(ValueError):
+    """A form value that cannot run, with what would be valid."""
+
+
+@dataclass
+class Form:
+    """Every field of the page, with the official defaults."""
+
+    source: str = ""
+    targets: str = ""  # one prompt per line
+    mode: str = "auto"
+    blend_source: str = ""
+    blend_target: str = ""
+    reweight: str = ""  # "word=factor, word=factor"
+    cross_replace: float = 0.2
+    self_replace: float = 0.5
+    steps: int = 50
+    tune_steps: int = 500
+    inversion: str = InversionMethod.NULL_TEXT.value
+    seed: int = 33
+    frames: int = 8
+    width: int | None = None
+    height: int | None = None
+    # advanced
+    guidance: float = 7.5
+    threshold: float = 0.3
+    lr: float = 3e-5
+    start: int = 0
+    stride: int = 1
+    resize: str = ResizeMode.CROP.value
+    frame_attention: str = FrameAttentionMode.FIRST.value
+    force: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def example_prompt(name: str) -> str:
+    shape, color, background, _ = EXAMPLES[name]
+    return caption_for([ToyObject(shape, color)], background)
+
+
+def example_clip(name: str, root: Path, frames: int = 8) -> Path:
+    """Frames of a bundled toy example, rendered once into `root/examples`."""
+    if name not in EXAMPLES:
+        raise FormError(f"Unknown example {name!r}; choose one of {', '.join(EXAMPLES)}.")
+    shape, color, background, motion = EXAMPLES[name]
+    folder = root / "examples" / f"{name.replace(' ', '-')}-{frames}"
+    if not folder.is_dir():
+        spec = ToyClipSpec([ToyObject(shape, color)], background, motion, frames=frames, size=64, seed=0)
+        write_frames(render_clip(spec).frames, folder)
+    return folder
+
+
+def unpack_upload(path: Path, root: Path) -> Path:
+    """A video/gif is used as it is; a zip of frames is unpacked (images only, no paths outside)."""
+    if path.suffix.lower() != ".zip":
+        return path
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if Path(n).suffix.lower() in IMAGE_SUFFIXES and not n.endswith("/")]
+            if not names:
+                raise FormError(f"The zip {path.name} holds no frames ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+            folder = root / "uploads" / f"{path.stem}-{int(time.time() * 1000)}"
+            folder.mkdir(parents=True)
+            for n in names:
+                (folder / Path(n).name).write_bytes(zf.read(n))  # flattened: no directory traversal
+    except zipfile.BadZipFile:
+        raise FormError(f"The upload {path.name} is not a readable zip file.") from None
+    return folder
+
+
+def _choice(enum_cls, value, what: str):
+    try:
+        return enum_cls(value)
+    except ValueError:
+        raise FormError(f"{what} {value!r} is not one of {', '.join(m.value for m in enum_cls)}.") from None
+
+
+def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: str | None) -> RunConfig:
+    """The `RunConfig` of a filled form; FormError names the first bad field."""
+    source = form.source.strip()
+    targets = [t.strip() for t in form.targets.splitlines() if t.strip()]
+    if not source:
+        raise FormError("Enter the source prompt: a sentence that describes the clip.")
+    if not targets:
+        raise FormError("Enter at least one target prompt (one per line): the source prompt with your edit.")
+    blend = (form.blend_source.strip(), form.blend_target.strip())
+    if any(blend) and not all(blend):
+        raise FormError(
+            f"Local blending needs both words (source word, target word); got {blend[0]!r} and {blend[1]!r}."
+        )
+    try:
+        reweight = parse_reweight([x for x in form.reweight.replace(",", "\n").splitlines() if x.strip()])
+    except ConfigError as e:
+        raise FormError(f"Reweighting: {e}") from None
+    for name, value, low, high in (
+        ("frames", form.frames, 1, 1024),
+        ("DDIM steps", form.steps, 1, 1000),
+        ("tuning steps", form.tune_steps, 0, 100000),
+        ("stride", form.stride, 1, 1000),
+    ):
+        if value is None or not low <= int(value) <= high:
+            raise FormError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
+    edit = EditConfig(
+        mode=_choice(EditMode, form.mode, "edit mode"),
+        blend=blend if all(blend) else None,
+        reweight=reweight,
+        cross_replace=float(form.cross_replace),
+        self_replace=float(form.self_replace),
+        guidance=float(form.guidance),
+        threshold=float(form.threshold),
+    )
+    cfg = RunConfig(
+        source=source,
+        targets=targets,
+        model=model,
+        out=str(out),
+        workspace=str(workspace),
+        frame_attention=_choice(FrameAttentionMode, form.frame_attention, "frame attention"),
+        tune=TuneConfig(steps=int(form.tune_steps), lr=float(form.lr), seed=int(form.seed)),
+        inversion=InversionConfig(
+            method=InversionMethod(form.inversion), steps=int(form.steps), guidance=edit.guidance
+        ),
+        edit=edit,
+        force=bool(form.force),
+    )
+    cfg.video.path, cfg.video.frames, cfg.video.start, cfg.video.stride = (
+        video,
+        int(form.frames),
+        int(form.start),
+        int(form.stride),
+    )
+    cfg.video.width = int(form.width) if form.width else None
+    cfg.video.height = int(form.height) if form.height else None
+    cfg.video.resize = _choice(ResizeMode, form.resize, "resize")
+    return cfg
+
+
+def describe_reuse(manifest: dict) -> str:
+    """One line per stage, saying what the workspace saved."""
+    stages = manifest["stages"]
+    lines = [f"- **{k}**: {v['seconds']:.1f} s, {v.get('action', 'done')}" for k, v in stages.items() if "action" in v]
+    reused = [k for k in ("tune", "invert") if stages.get(k, {}).get("action") == "reused"]
+    if reused:
+        lines.insert(0, f"Re-edit of a known clip: the workspace's {' and '.join(reused)} result was reused.")
+    return "\n".join(lines)
+
+
+class Session:
+    """The loaded pipeline, its workspace, and the cancel flag of the running edit."""
+
+    def __init__(self, model: str | None, root: Path, device: str = "cpu", dtype: str = "float32"):
+        self.model, self.root, self.device, self.dtype = model, Path(root), device, dtype
+        self.cancel = threading.Event()
+        self._pipe = None
+        self._lock = threading.Lock()
+
+    @property
+    def pipe(self):
+        from videop2p.pipeline import VideoP2P
+
+        with self._lock:
+            if self._pipe is None:
+                self._pipe = VideoP2P.from_pretrained(self.model, self.device, self.dtype, self.root / "workspace")
+            return self._pipe
+
+    def run(self, form: Form, upload: str | None, example: str | None, progress=None) -> dict:
+        """Validate, run and return the manifest plus the output folder; FormError for bad input."""
+        self.cancel.clear()
+        if upload:
+            video = str(unpack_upload(Path(upload), self.root))
+        elif example:
+            video = str(example_clip(example, self.root, int(form.frames or 8)))
+        else:
+            raise FormError("Upload a clip (mp4, gif or a zip of frames) or choose a toy example.")
+        out = self.root / "runs" / time.strftime("%Y%m%d-%H%M%S") / f"{time.time_ns() % 10**6:06d}"
+        cfg = form_to_config(form, video, out, self.root / "workspace", self.model)
+        vp = self.pipe
+        try:
+            vp.check_inputs(cfg)
+        except ValueError as e:
+            raise FormError(str(e)) from None
+
+        def on_step(stage: str, done: int, total: int) -> None:
+            if self.cancel.is_set():
+                raise Cancelled(f"Cancelled during {STAGE_LABELS.get(stage, stage)}; nothing of that stage was kept.")
+            if progress is not None:
+                progress((done, total), desc=STAGE_LABELS.get(stage, stage))
+
+        try:
+            manifest = vp.run(cfg, on_step=on_step)
+        except (VideoError, FileNotFoundError) as e:
+            raise FormError(f"Could not read the clip: {e}") from None
+        except ValueError as e:
+            raise FormError(str(e)) from None
+        return {**manifest, "out": str(out)}
+
+
+def build_app(session: Session):
+    """The Gradio Blocks of the editor."""
+    import gradio as gr
+
+    defaults = Form()
+    with gr.Blocks(title="videop2p: edit a video with words") as app:
+        gr.Markdown(
+            "# videop2p\nDescribe the clip, write the edited prompt, and get the clip back with only that change. "
+            "Video-P2P (CVPR 2024): tune, invert (kept in the workspace), edit with cross-attention control."
+        )
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.File(
+                    label="Clip (mp4, gif, webp or zip of frames)",
+                    file_types=["video", ".gif", ".webp", ".zip"],
+                    elem_id="upload",
+                )
+                example = gr.Radio(list(EXAMPLES), label="…or a toy example", elem_id="example")
+                source = gr.Textbox(
+                    label="Source prompt", placeholder="a rabbit is jumping on the grass", elem_id="source"
+                )
+                targets = gr.Textbox(
+                    label="Target prompts (one per line)",
+                    lines=2,
+                    placeholder="a origami rabbit is jumping on the grass",
+                    elem_id="targets",
+                )
+                with gr.Row():
+                    mode = gr.Radio(["auto", "swap", "refine"], value="auto", label="Edit mode")
+                    inversion = gr.Dropdown(
+                        [m.value for m in InversionMethod], value=defaults.inversion, label="Inversion"
+                    )
+                with gr.Row():
+                    blend_source = gr.Textbox(label="Blend word (source)", placeholder="rabbit", elem_id="blend-source")
+                    blend_target = gr.Textbox(label="Blend word (target)", placeholder="rabbit", elem_id="blend-target")
+                reweight = gr.Textbox(label="Reweight (word=factor, …)", placeholder="origami=2", elem_id="reweight")
+                with gr.Row():
+                    cross_replace = gr.Slider(
+                        0, 1, value=defaults.cross_replace, step=0.05, label="Cross-attention replace"
+                    )
+                    self_replace = gr.Slider(
+                        0, 1, value=defaults.self_replace, step=0.05, label="Temporal-attention replace"
+                    )
+                with gr.Row():
+                    steps = gr.Number(value=defaults.steps, precision=0, label="DDIM steps", elem_id="steps")
+                    tune_steps = gr.Number(
+                        value=defaults.tune_steps, precision=0, label="Tuning steps", elem_id="tune-steps"
+                    )
+                    seed = gr.Number(value=defaults.seed, precision=0, label="Seed")
+                with gr.Row():
+                    frames = gr.Number(value=defaults.frames, precision=0, label="Frames", elem_id="frames")
+                    width = gr.Number(value=None, precision=0, label="Width (0: keep aspect)")
+                    height = gr.Number(value=None, precision=0, label="Height (0: keep aspect)")
+                with gr.Accordion("Advanced (official defaults)", open=False):
+                    with gr.Row():
+                        guidance = gr.Number(value=defaults.guidance, label="Guidance")
+                        threshold = gr.Number(value=defaults.threshold, label="Blend threshold")
+                        lr = gr.Number(value=defaults.lr, label="Tuning learning rate")
+                    with gr.Row():
+                        start = gr.Number(value=defaults.start, precision=0, label="First frame")
+                        stride = gr.Number(value=defaults.stride, precision=0, label="Frame stride")
+                        resize = gr.Dropdown([m.value for m in ResizeMode], value=defaults.resize, label="Resize")
+                        frame_attention = gr.Dropdown(
+                            [m.value for m in FrameAttentionMode],
+                            value=defaults.frame_attention,
+                            label="Frame attention",
+                        )
+                    force = gr.Checkbox(
+                        value=False, label="Recompute tuning and inversion even if the workspace has them"
+                    )
+                with gr.Row():
+                    run_btn = gr.Button("Edit", variant="primary", elem_id="run")
+                    cancel_btn = gr.Button("Cancel", elem_id="cancel")
+            with gr.Column(scale=1):
+                status = gr.Markdown("Ready.", elem_id="status")
+                side_by_side = gr.Video(
+                    label="Source | reconstruction | edits", elem_id="result-video", loop=True, autoplay=True
+                )
+                masks = gr.Image(label="Local-blend masks", type="filepath", elem_id="masks", height=220)
+                edits = gr.Gallery(label="Edits", elem_id="edits", columns=3, height=260, object_fit="contain")
+                attention = gr.Gallery(
+                    label="Token attention maps", elem_id="attention", columns=2, height=360, object_fit="contain"
+                )
+                downloads = gr.File(label="Downloads", file_count="multiple", elem_id="downloads")
+
+        fields = [
+            source, targets, mode, blend_source, blend_target, reweight, cross_replace, self_replace, steps,
+            tune_steps, inversion, seed, frames, width, height, guidance, threshold, lr, start, stride, resize,
+            frame_attention, force,
+        ]  # fmt: skip
+        names = [f for f in Form.__dataclass_fields__ if f != "extra"]
+
+        def pick_example(name):
+            return example_prompt(name) if name else gr.update()
+
+        example.change(pick_example, example, source)
+
+        def on_run(upload_file, example_name, *values, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
+            form = Form(**dict(zip(names, values, strict=True)))
+            try:
+                manifest = session.run(form, upload_file, example_name, progress)
+            except (FormError, Cancelled) as e:
+                raise gr.Error(str(e), duration=None) from None
+            root = Path(manifest["out"])
+            files = manifest["outputs"]
+            mask = root / files["masks"][0] if files["masks"] else None
+            gallery = [(str(root / g), t) for g, t in zip(files["edits_gif"], manifest["targets"], strict=True)]
+            atts = [str(root / a) for a in files["attention"]]
+            downloads_list = [str(p) for p in sorted(root.iterdir()) if p.is_file()]
+            text = f"**Done** — {len(manifest['targets'])} edit(s), outputs in `{root}`\n\n" + describe_reuse(manifest)
+            return text, str(root / files["side_by_side"]), str(mask) if mask else None, gallery, atts, downloads_list
+
+        run_event = run_btn.click(
+            on_run,
+            [upload, example, *fields],
+            [status, side_by_side, masks, edits, attention, downloads],
+            concurrency_limit=1,
+        )
+
+        def on_cancel():
+            session.cancel.set()
+            return "Cancelling…"
+
+        cancel_btn.click(on_cancel, None, status, cancels=[run_event])
+    return app
+
+
+def launch(
+    model: str | None = None,
+    root: Path = Path("videop2p-ui"),
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    device: str = "cpu",
+    dtype: str = "float32",
+    block: bool = True,
+):
+    """Build and serve the app; returns it (running in the background when `block` is False)."""
+    root = Path(root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    app = build_app(Session(model, root, device, dtype))
+    app.queue(default_concurrency_limit=1)
+    app.launch(
+        server_name=host,
+        server_port=port,
+        prevent_thread_lock=not block,
+        allowed_paths=[str(root)],
+        ssr_mode=False,
+        footer_links=[],
+        quiet=True,
+    )
+    return app

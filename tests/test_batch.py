@@ -1,0 +1,180 @@
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from videop2p.batch import BatchError, BatchSettings, Executor, group_jobs, load_jobs, run_batch
+from videop2p.cli import app
+from videop2p.io.video import read_video, write_frames
+from videop2p.toy.world import Background, Color, Motion, Shape, ToyClipSpec, ToyObject, render_clip
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def jobs_file(tmp_path_factory):
+    """Four jobs on two toy clips of the bundled model's world; one names a word not in its prompt."""
+    root = tmp_path_factory.mktemp("batch")
+    for name, shape, color in (("circle", Shape.CIRCLE, Color.RED), ("square", Shape.SQUARE, Color.BLUE)):
+        spec = ToyClipSpec([ToyObject(shape, color)], Background.GRASS, Motion.LINEAR, frames=4, size=64, seed=3)
+        write_frames(render_clip(spec).frames, root / name)
+    data = {
+        "defaults": {
+            "video": {"frames": 4},
+            "tune": {"steps": 3},
+            "inversion": {"steps": 4, "method": "fast"},
+        },
+        "jobs": [
+            {
+                "name": "blue",
+                "video": "circle",
+                "source": "a red circle moving on the grass",
+                "targets": ["a blue circle moving on the grass"],
+                "edit": {"blend": ["circle", "circle"]},
+            },
+            {
+                "name": "bad-word",
+                "video": "circle",
+                "source": "a red circle moving on the grass",
+                "targets": ["a green circle moving on the grass"],
+                "edit": {"blend": ["triangle", "triangle"]},
+            },
+            {
+                "name": "green",
+                "video": "circle",
+                "source": "a red circle moving on the grass",
+                "targets": ["a green circle moving on the grass"],
+            },
+            {
+                "name": "square",
+                "video": {"path": "square"},
+                "source": "a blue square moving on the grass",
+                "targets": ["a red square moving on the grass"],
+            },
+        ],
+    }
+    path = root / "jobs.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _events(ws):
+    return [json.loads(line) for line in (ws / "events.jsonl").read_text().splitlines()]
+
+
+def _statuses(results):
+    return {r.name: r.status for r in results}
+
+
+@pytest.fixture(scope="module")
+def local_run(jobs_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local")
+    jobs, ws = load_jobs(jobs_file, out=str(out / "outputs"), workspace=str(out / "ws"))
+    return out, jobs, ws, run_batch(jobs, ws)
+
+
+def test_jobs_file_groups_by_clip_and_resolves_paths_beside_the_file(jobs_file):
+    jobs, ws = load_jobs(jobs_file)
+    assert [j.name for j in jobs] == ["blue", "bad-word", "green", "square"]
+    assert jobs[0].config.video.path == str(jobs_file.parent / "circle")
+    assert jobs[0].config.tune.steps == 3 and jobs[3].config.inversion.steps == 4  # defaults merged
+    assert ws == jobs_file.parent / "jobs-outputs" / ".videop2p-workspace"
+    assert [[j.name for j in g] for g in group_jobs(jobs)] == [["blue", "bad-word", "green"], ["square"]]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"jobs": []}, "non-empty list"),
+        ({"jobz": [{}]}, "jobz"),
+        ({"jobs": [{"video": "a", "source": "s", "targets": ["t"], "tune": {"stepz": 1}}]}, "stepz"),
+        ({"jobs": [{"video": "a", "source": "s"}]}, "needs video, source and targets"),
+        ({"jobs": [{"name": "x", "video": "a", "source": "s", "targets": ["t"]}] * 2}, "unique"),
+        ({"jobs": [{"video": "a", "source": "s", "targets": ["t"], "out": "o"}]}, "whole batch"),
+    ],
+)
+def test_bad_jobs_files_are_rejected_with_the_offending_key(tmp_path, data, message):
+    path = tmp_path / "jobs.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(BatchError, match=message):
+        load_jobs(path)
+
+
+def test_local_batch_tunes_once_per_clip_and_isolates_a_failing_job(local_run):
+    out, jobs, ws, results = local_run
+    assert _statuses(results) == {"blue": "done", "bad-word": "failed", "green": "done", "square": "done"}
+    bad = next(r for r in results if r.name == "bad-word")
+    assert "triangle" in bad.error and not (out / "outputs" / "bad-word" / "job.json").exists()
+    events = _events(ws)
+    tunes = [e["action"] for e in events if e["stage"] == "tune"]
+    inversions = [e["action"] for e in events if e["stage"] == "invert"]
+    assert tunes.count("computed") == 2 and tunes.count("reused") == 1  # two clips, three good jobs
+    assert inversions.count("computed") == 2 and inversions.count("reused") == 1
+    green = next(r for r in results if r.name == "green")
+    assert green.stages["tune"]["action"] == "reused" and green.stages["edit"]["action"] == "computed"
+    for name in ("blue", "green", "square"):
+        manifest = json.loads((out / "outputs" / name / "outputs.json").read_text())
+        assert (out / "outputs" / name / manifest["outputs"]["edits"][0]).exists()
+
+
+def test_rerun_skips_finished_jobs_and_retries_the_failed_one(local_run):
+    out, jobs, ws, _ = local_run
+    before = len(_events(ws))
+    results = run_batch(jobs, ws)
+    assert _statuses(results) == {"blue": "skipped", "bad-word": "failed", "green": "skipped", "square": "skipped"}
+    assert len(_events(ws)) == before  # nothing tuned, inverted or edited again
+
+
+def test_ray_executor_gives_the_local_outputs(local_run, jobs_file, tmp_path):
+    pytest.importorskip("ray", reason="the ray extra is part of the test extra")
+    out, _, ws_local, _ = local_run
+    jobs, ws = load_jobs(jobs_file, out=str(tmp_path / "outputs"), workspace=str(tmp_path / "ws"))
+    results = run_batch(jobs, ws, BatchSettings(executor=Executor.RAY, num_cpus=torch.get_num_threads()))
+    assert _statuses(results) == {"blue": "done", "bad-word": "failed", "green": "done", "square": "done"}
+    by_name = {r.name: r for r in results}
+    assert by_name["blue"].worker == by_name["green"].worker  # a clip's jobs share one task
+    assert all(r.worker.split(":")[1] != str(os.getpid()) for r in results)  # run by Ray workers
+    ours, theirs = sorted((tmp_path / "ws").rglob("*.safetensors")), sorted(ws_local.rglob("*.safetensors"))
+    assert [p.relative_to(tmp_path / "ws") for p in ours] == [p.relative_to(ws_local) for p in theirs]
+    for a, b in zip(ours, theirs, strict=True):  # tuned deltas, inversions and edit latents: bit for bit
+        ta, tb = load_file(a), load_file(b)
+        assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta), a.name
+    for name in ("blue", "green", "square"):
+        mine = read_video(tmp_path / "outputs" / name / "edit_1.mp4").frames.astype(int)
+        local = read_video(out / "outputs" / name / "edit_1.mp4").frames.astype(int)
+        assert np.abs(mine - local).mean() < 2.0, name  # VAE decoding and H.264 may round differently
+
+
+def test_ray_executor_without_ray_names_the_install_command(local_run, monkeypatch):
+    _, jobs, ws, _ = local_run
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(BatchError, match=r"pip install 'videop2p\[ray\]'"):
+        run_batch(jobs, ws, BatchSettings(executor=Executor.RAY))
+
+
+def test_batch_command_prints_a_summary_writes_a_manifest_and_fails_on_a_failed_job(local_run, jobs_file):
+    out, _, ws, _ = local_run
+    result = runner.invoke(app, ["batch", str(jobs_file), "--out", str(out / "outputs"), "--workspace", str(ws)])
+    assert result.exit_code == 1, result.output
+    assert "bad-word" in result.output and "triangle" in result.output and "skipped" in result.output
+    manifest = json.loads((out / "outputs" / "batch.json").read_text())
+    assert manifest["counts"] == {"done": 0, "skipped": 3, "failed": 1}
+    assert [j["name"] for j in manifest["jobs"]] == ["blue", "bad-word", "green", "square"]
+    bad = runner.invoke(app, ["batch", str(jobs_file), "--executor", "dask"])
+    assert bad.exit_code == 2 and "dask" in bad.output
+
+
+def test_changed_job_is_not_skipped(local_run, jobs_file):
+    out, jobs, ws, _ = local_run
+    changed, _ = load_jobs(jobs_file, out=str(out / "outputs"), workspace=str(ws))
+    changed = [j for j in changed if j.name == "green"]
+    changed[0].config.edit.guidance = 5.0
+    results = run_batch(changed, ws)
+    assert _statuses(results) == {"green": "done"}
+    assert results[0].stages["tune"]["action"] == "reused"

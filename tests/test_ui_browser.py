@@ -1,0 +1,159 @@
+"""The web editor, driven in headless Chromium (Debian's package) through Playwright."""
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from videop2p.ui import EXAMPLES, Form, FormError, example_clip, example_prompt, form_to_config, launch, unpack_upload
+
+ARTIFACTS = Path(os.environ.get("VIDEOP2P_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+EXAMPLE = "red circle on grass"
+TARGET = "a blue circle moving on the grass"
+
+
+def _chromium() -> str:
+    path = os.environ.get("VIDEOP2P_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        raise FileNotFoundError("the browser test needs Debian's chromium: apt-get install -y chromium")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    port = _free_port()
+    app = launch(None, tmp_path_factory.mktemp("ui"), port=port, block=False)
+    yield f"http://127.0.0.1:{port}"
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1500})
+        page.goto(server, wait_until="domcontentloaded")
+        page.get_by_role("button", name="Edit", exact=True).wait_for(timeout=60_000)
+        yield page
+        browser.close()
+
+
+def _fill(page, label: str, value: str) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(value)
+    box.press("Tab")  # commit the value to Gradio
+
+
+def _run(page) -> None:
+    page.get_by_role("button", name="Edit", exact=True).click()
+
+
+def _close_errors(page) -> None:
+    for button in page.locator(".toast-close").all():
+        button.click()
+
+
+def test_no_clip_no_prompt_shows_a_message_not_a_traceback(page):
+    _run(page)
+    message = page.get_by_text("Upload a clip (mp4, gif or a zip of frames) or choose a toy example.")
+    message.first.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "ui_error_no_clip.png"), full_page=True)
+    assert "Traceback" not in page.content()
+    _close_errors(page)
+
+
+def test_toy_example_swap_edit_shows_the_result_video_and_masks(page):
+    page.get_by_label(EXAMPLE).check()
+    source = page.get_by_label("Source prompt", exact=True)
+    page.wait_for_function("() => document.querySelector('#source textarea').value.length > 0", timeout=30_000)
+    assert source.input_value() == example_prompt(EXAMPLE)
+    _fill(page, "Target prompts (one per line)", TARGET)
+    _fill(page, "Blend word (source)", "circle")
+    _fill(page, "Blend word (target)", "circle")
+    _fill(page, "DDIM steps", "4")
+    _fill(page, "Tuning steps", "3")
+    _fill(page, "Frames", "4")
+    _run(page)
+    page.locator("#result-video video").wait_for(timeout=240_000)
+    page.locator("#masks img").wait_for(timeout=30_000)
+    page.get_by_text("Done").first.wait_for()
+    status = page.locator("#status").inner_text()
+    assert "tune" in status and "computed" in status
+    assert page.locator("#edits img, #edits video").count() >= 1
+    assert page.locator("#attention img").count() == 2  # source and target token maps
+    page.screenshot(path=str(ARTIFACTS / "ui_result.png"), full_page=True)
+
+
+def test_re_edit_reuses_the_workspace_and_says_so(page):
+    _fill(page, "Target prompts (one per line)", "a green circle moving on the grass")
+    _run(page)
+    page.get_by_text("Re-edit of a known clip").first.wait_for(timeout=240_000)
+    assert "reused" in page.locator("#status").inner_text()
+
+
+def test_blend_word_not_in_prompt_is_named_in_the_page(page):
+    _fill(page, "Blend word (source)", "triangle")
+    _fill(page, "Blend word (target)", "triangle")
+    _run(page)
+    page.get_by_text("Word 'triangle' is not in prompt").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "ui_error_blend_word.png"), full_page=True)
+    _close_errors(page)
+
+
+# -- the form's logic, without a browser -----------------------------------------------------------
+def test_form_to_config_maps_every_field(tmp_path):
+    form = Form(source="a red circle moving on the grass", targets="a blue circle moving on the grass\n\n a b\n",
+                blend_source="circle", blend_target="circle", reweight="blue=2, grass=0.5", steps=7, frames=5,
+                width=96, height=64, inversion="fast", mode="swap")  # fmt: skip
+    cfg = form_to_config(form, "clip.mp4", tmp_path / "out", tmp_path / "ws", None)
+    assert cfg.targets == ["a blue circle moving on the grass", "a b"]
+    assert cfg.edit.blend == ("circle", "circle") and cfg.edit.reweight == {"blue": 2.0, "grass": 0.5}
+    assert cfg.inversion.steps == 7 and cfg.inversion.method.value == "fast" and cfg.edit.mode.value == "swap"
+    assert (cfg.video.frames, cfg.video.width, cfg.video.height) == (5, 96, 64)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"source": " "}, "source prompt"),
+        ({"targets": ""}, "at least one target"),
+        ({"blend_source": "circle", "blend_target": ""}, "both words"),
+        ({"reweight": "blue"}, "WORD=FACTOR"),
+        ({"frames": 0}, "frames must be a whole number from 1"),
+        ({"mode": "magic"}, "edit mode .magic. is not one of auto, swap, refine"),
+    ],
+)
+def test_bad_form_values_are_named(tmp_path, changes, message):
+    form = Form(source="a red circle moving on the grass", targets="a blue circle moving on the grass")
+    for k, v in changes.items():
+        setattr(form, k, v)
+    with pytest.raises(FormError, match=message):
+        form_to_config(form, "clip.mp4", tmp_path, tmp_path, None)
+
+
+def test_zip_of_frames_is_unpacked_flat_and_a_bad_zip_is_named(tmp_path):
+    import zipfile
+
+    clip = example_clip(next(iter(EXAMPLES)), tmp_path, frames=3)
+    zpath = tmp_path / "frames.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for f in sorted(clip.iterdir()):
+            zf.write(f, f"../nested/{f.name}")  # a path that must not escape
+        zf.writestr("notes.txt", "ignored")
+    folder = unpack_upload(zpath, tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in clip.iterdir())
+    (tmp_path / "bad.zip").write_bytes(b"not a zip")
+    with pytest.raises(FormError, match="bad.zip is not a readable zip"):
+        unpack_upload(tmp_path / "bad.zip", tmp_path)
