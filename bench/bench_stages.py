@@ -27,7 +27,7 @@ def peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def components_for(name: str, device: str):
+def components_for(name: str, device: str, dtype: str = "float32"):
     from videop2p.models.loading import load_components
     from videop2p.testing import dummy_components
 
@@ -36,6 +36,10 @@ def components_for(name: str, device: str):
         for m in (c.unet, c.vae, c.text_encoder):
             m.to(device)
         return c
+    if name == "sd15":  # the real SD 1.5 architecture with random weights: timing and memory only
+        from videop2p.testing import sd15_components
+
+        return sd15_components(device, torch.float16 if dtype == "float16" else torch.float32)
     return load_components(None if name == "toy" else name, device=device)
 
 
@@ -44,9 +48,9 @@ def setup(args):
     from videop2p.models.t2s import T2SModel
 
     torch.manual_seed(0)
-    c = components_for(args.model, args.device)
+    c = components_for(args.model, args.device, args.dtype)
     model = T2SModel.from_image_unet(c.unet)
-    side = c.info.sample_size
+    side = args.size // c.info.vae_scale_factor if args.size else c.info.sample_size
     if args.model == "toy":  # a real toy clip: its latents, not noise
         from videop2p.latents import encode_posterior
         from videop2p.toy.world import Color, Shape, ToyClipSpec, ToyObject, render_clip
@@ -56,7 +60,10 @@ def setup(args):
         )
         z0 = encode_posterior(c, clip.frames)[0].to(args.device)
     else:
-        z0 = torch.randn(1, args.frames, c.info.latent_channels, side, side, device=args.device) * 0.8
+        z0 = (
+            torch.randn(1, args.frames, c.info.latent_channels, side, side, device=args.device, dtype=c.unet.dtype)
+            * 0.8
+        )
     cond = encode_prompts(c, ["a red circle moving on the grass"])
     empty = encode_prompts(c, [""])
     return c, model, z0, cond, empty
@@ -135,20 +142,10 @@ def delta_size() -> dict:
     from diffusers import UNet2DConditionModel
 
     from videop2p.models.t2s import T2SModel
+    from videop2p.testing import SD15_UNET
 
-    sd15 = {
-        "sample_size": 64,
-        "in_channels": 4,
-        "out_channels": 4,
-        "layers_per_block": 2,
-        "block_out_channels": (320, 640, 1280, 1280),
-        "cross_attention_dim": 768,
-        "attention_head_dim": 8,
-        "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    }
     with torch.device("meta"):
-        unet = UNet2DConditionModel(**sd15)
+        unet = UNet2DConditionModel(**SD15_UNET)
         model = T2SModel.from_image_unet(unet)
     full = sum(p.numel() for p in model.unet.parameters())
     image = sum(p.numel() for p in unet.parameters())
@@ -170,7 +167,9 @@ def run_case(argv: list[str]) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="tiny", help="tiny, toy, or a model id/path")
+    p.add_argument("--model", default="tiny", help="tiny, toy, sd15 (random SD 1.5 weights), or a model id/path")
+    p.add_argument("--dtype", default="float32", help="float32 or float16 (sd15 on a GPU)")
+    p.add_argument("--size", type=int, default=0, help="frame side in pixels (default: the model's native size)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--steps", type=int, default=50)
@@ -202,6 +201,10 @@ def main() -> None:
         str(args.steps),
         "--tune-steps",
         str(args.tune_steps),
+        "--dtype",
+        args.dtype,
+        "--size",
+        str(args.size),
     ]
     cases = [
         "tune",

@@ -157,3 +157,26 @@ def test_zip_of_frames_is_unpacked_flat_and_a_bad_zip_is_named(tmp_path):
     (tmp_path / "bad.zip").write_bytes(b"not a zip")
     with pytest.raises(FormError, match="bad.zip is not a readable zip"):
         unpack_upload(tmp_path / "bad.zip", tmp_path)
+
+
+def test_cancel_stops_the_run_and_keeps_nothing_of_the_stopped_stage(tmp_path):
+    from videop2p.progress import Cancelled
+    from videop2p.ui import Session
+
+    session = Session(None, tmp_path)
+    form = Form(source=example_prompt(EXAMPLE), targets=TARGET, steps=3, tune_steps=50, frames=4)
+    seen = []
+
+    def progress(done_total, desc):
+        seen.append((desc, done_total))
+        if done_total[0] == 2:
+            session.cancel.set()  # the user presses Cancel during tuning
+
+    with pytest.raises(Cancelled, match="tuning"):
+        session.run(form, None, EXAMPLE, progress)
+    assert seen[0][0].endswith("tuning the T2S model") and len(seen) == 3  # stopped at the next step
+    assert not list((tmp_path / "workspace").rglob("*.safetensors"))  # no tuned delta kept
+    assert not list((tmp_path / "runs").rglob("outputs.json"))
+    form.tune_steps = 2
+    manifest = session.run(form, None, EXAMPLE, None)  # the next run starts afresh
+    assert manifest["stages"]["tune"]["action"] == "computed"
