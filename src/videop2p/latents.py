@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import numpy as np
 import torch
 from einops import rearrange
 
 from videop2p.models.loading import SDComponents
+
+logger = logging.getLogger(__name__)
 
 
 def frames_hash(frames: np.ndarray) -> str:
@@ -29,16 +32,35 @@ def tensor_to_frames(x: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
+def _vae_call(vae, fn, x: torch.Tensor) -> torch.Tensor:
+    """`fn(x)` in the VAE's dtype; in float32 when the config asks for it or half precision overflowed."""
+    half = vae.dtype in (torch.float16, torch.bfloat16)
+    if half and not getattr(vae.config, "force_upcast", False):
+        out = fn(x.to(vae.dtype))
+        if torch.isfinite(out).all():
+            return out
+        logger.warning("VAE overflowed in %s (NaN/inf); this slice is redone in float32", vae.dtype)
+    if not half:
+        return fn(x.to(vae.dtype))
+    dtype = vae.dtype
+    torch.nn.Module.to(vae, torch.float32)  # nn.Module's own `to`: diffusers' warns on every dtype change
+    try:
+        return fn(x.float())
+    finally:
+        torch.nn.Module.to(vae, dtype)
+
+
 @torch.no_grad()
 def encode_posterior(components: SDComponents, frames: np.ndarray, batch: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """Scaled posterior mean and std of every frame, each (1, F, C, h, w)."""
     vae = components.vae
-    x = frames_to_tensor(frames).to(device=vae.device, dtype=vae.dtype)
+    x = frames_to_tensor(frames).to(device=vae.device)
     means, stds = [], []
-    for i in range(0, len(x), batch):
-        post = vae.encode(x[i : i + batch]).latent_dist
-        means.append(post.mean)
-        stds.append(post.std)
+    for i in range(0, len(x), batch):  # slices of `batch` frames bound the VAE's activation memory
+        params = _vae_call(vae, lambda v: vae.encode(v).latent_dist.parameters, x[i : i + batch])
+        mean, logvar = params.float().chunk(2, dim=1)
+        means.append(mean)
+        stds.append(torch.exp(0.5 * logvar.clamp(-30.0, 20.0)))
     s = components.info.scaling_factor
     mean = rearrange(torch.cat(means), "f c h w -> 1 f c h w") * s
     std = rearrange(torch.cat(stds), "f c h w -> 1 f c h w") * s
@@ -51,7 +73,8 @@ def decode_latents(components: SDComponents, latents: torch.Tensor, batch: int =
     vae = components.vae
     b = latents.shape[0]
     z = rearrange(latents, "b f c h w -> (b f) c h w") / components.info.scaling_factor
-    outs = [vae.decode(z[i : i + batch].to(device=vae.device, dtype=vae.dtype)).sample for i in range(0, len(z), batch)]
+    z = z.to(vae.device)
+    outs = [_vae_call(vae, lambda v: vae.decode(v).sample, z[i : i + batch]) for i in range(0, len(z), batch)]
     frames = tensor_to_frames(torch.cat(outs))
     return frames.reshape(b, -1, *frames.shape[1:])
 

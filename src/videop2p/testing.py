@@ -114,9 +114,12 @@ def sd15_components(device: str = "cpu", dtype: torch.dtype = torch.float32, see
     """
     torch.manual_seed(seed)
     with torch.device(device):
-        unet = UNet2DConditionModel(**SD15_UNET).to(dtype)
-        vae = AutoencoderKL(**SD15_VAE).to(dtype)
-        text_encoder = CLIPTextModel(CLIPTextConfig(**SD15_TEXT)).to(dtype)
+        unet = UNet2DConditionModel(**SD15_UNET)
+        vae = AutoencoderKL(**SD15_VAE)
+        text_encoder = CLIPTextModel(CLIPTextConfig(**SD15_TEXT))
+    if dtype != torch.float32:
+        for m in (unet, vae, text_encoder):
+            m.to(dtype)
     scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,

@@ -1,0 +1,149 @@
+"""Peak memory of the SD 1.5 architecture (random weights) against frame count, and what it implies.
+
+Each measurement runs in its own process. On CPU the figure is the RSS growth over the loaded
+model (fp32); on a GPU it is the peak allocated CUDA memory over the loaded model.
+
+    python bench/bench_memory.py                          # CPU, 512x512, 1/2/4 frames, fp32
+    python bench/bench_memory.py --device cuda --dtype float16 --frames 8 16 24 32
+
+Cases: one edit-step UNet call (3 rows: target unconditional, source and target conditional),
+one tuning step with and without gradient checkpointing, and VAE decoding of the frames at once
+versus in slices. A straight-line fit of memory against frames extrapolates to 32 frames; on CPU
+the fp16 figure is the fp32 one halved (activations and weights both halve), stated as an estimate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import resource
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+
+def _peak_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+
+
+def _reset_peak(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # Linux: the peak RSS (VmHWM) starts again from the current RSS
+
+
+def _current_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.memory_allocated() / 2**20
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def measure(args) -> dict:
+    from videop2p.latents import decode_latents
+    from videop2p.models.t2s import T2SModel
+    from videop2p.testing import sd15_components
+
+    dtype = torch.float16 if args.dtype == "float16" else torch.float32
+    torch.manual_seed(0)
+    c = sd15_components(args.device, dtype)
+    model = T2SModel.from_image_unet(c.unet)
+    c.unet = None  # only the inflated copy is used from here on
+    gc.collect()
+    side = args.size // c.info.vae_scale_factor
+    f = args.frames
+    text = torch.randn(3, c.tokenizer.model_max_length, 768, device=args.device, dtype=dtype)
+    z = torch.randn(3, f, 4, side, side, device=args.device, dtype=dtype)
+    _reset_peak(args.device)
+    base = _current_mb(args.device)
+    if args.what == "infer":
+        with torch.no_grad():
+            model(z, 500, text)
+    elif args.what.startswith("tune"):
+        unet = model.unet
+        params = list(model.trainable_parameters().values())
+        for p in params:
+            p.requires_grad_(True)
+        unet.train()
+        if args.what == "tune-checkpointing":
+            unet.enable_gradient_checkpointing()
+        loss = model(z[:1], 500, text[:1]).float().pow(2).mean()
+        loss.backward()
+    elif args.what.startswith("vae"):
+        batch = int(args.what.split(":")[1]) or f
+        decode_latents(c, z[:1], batch=batch)
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    peak = _peak_mb(args.device)
+    return {
+        "what": args.what,
+        "frames": f,
+        "model_mb": base,
+        "extra_mb": peak - base,
+        "peak_mb": peak,
+    }
+
+
+def run(argv: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--frames", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--what", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.what:
+        args.frames = args.frames[0]
+        print(json.dumps(measure(args)))
+        return
+    common = ["--device", args.device, "--dtype", args.dtype, "--size", str(args.size)]
+    unit = "CUDA allocated" if args.device.startswith("cuda") else "RSS"
+    print(f"SD 1.5 architecture, random weights, {args.size}x{args.size}, {args.dtype}, {args.device} ({unit})")
+    print("| case | frames | model (MB) | peak (MB) | over the model (MB) |")
+    print("|---|---|---|---|---|")
+    fits: dict[str, list[tuple[int, float]]] = {}
+    model_mb = 0.0
+    for what in ("infer", "tune", "tune-checkpointing", "vae:0", "vae:1"):
+        for f in args.frames:
+            r = run([*common, "--frames", str(f), "--what", what])
+            if "error" in r:
+                print(f"| {what} | {f} | | failed: {r['error']} | |", flush=True)
+                continue
+            model_mb = max(model_mb, r["model_mb"])
+            fits.setdefault(what, []).append((f, r["extra_mb"]))
+            print(f"| {what} | {f} | {r['model_mb']:.0f} | {r['peak_mb']:.0f} | {r['extra_mb']:.0f} |", flush=True)
+    print("\nLinear fit of the memory over the model against frames, extrapolated:")
+    halve = 0.5 if args.dtype == "float32" else 1.0
+    for what, points in fits.items():
+        if len(points) < 2:
+            continue
+        fs, ms = np.array([p[0] for p in points], float), np.array([p[1] for p in points], float)
+        slope, icpt = np.polyfit(fs, ms, 1)
+        est = {n: icpt + slope * n for n in (8, 16, 24, 32)}
+        line = ", ".join(f"{n} frames {v:.0f} MB" for n, v in est.items())
+        print(f"- {what}: {slope:.0f} MB per frame + {icpt:.0f} MB; {line}")
+        if halve != 1.0:
+            total = model_mb * halve + est[32] * halve
+            print(
+                f"  fp16 estimate at 32 frames (halved): {est[32] * halve:.0f} MB over a {model_mb * halve:.0f} MB model = {total / 1024:.1f} GiB"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+import copy
+import logging
+
+import numpy as np
+import torch
+
+from videop2p.latents import decode_latents, encode_posterior
+from videop2p.models.loading import SDComponents
+
+
+def _half(c: SDComponents, force_upcast: bool) -> SDComponents:
+    vae = torch.nn.Module.to(copy.deepcopy(c.vae), torch.float16)
+    vae.register_to_config(force_upcast=force_upcast)
+    return SDComponents(c.tokenizer, c.text_encoder, vae, c.unet, c.scheduler, c.info)
+
+
+def test_half_precision_vae_overflow_is_redone_in_float32(tiny, caplog):
+    half = _half(tiny, force_upcast=False)
+    z = torch.randn(1, 2, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * 2e4  # / scaling > fp16 max
+    with caplog.at_level(logging.WARNING, logger="videop2p.latents"):
+        frames = decode_latents(half, z)
+    assert "redone in float32" in caplog.text
+    assert np.abs(frames.astype(int) - decode_latents(tiny, z).astype(int)).max() <= 2  # fp16-rounded weights
+    assert half.vae.dtype == torch.float16  # put back after the fallback
+
+
+def test_vae_slices_give_the_same_latents_and_frames_as_one_batch(tiny):
+    frames = np.random.default_rng(0).integers(0, 255, (5, 16, 16, 3), dtype=np.uint8)
+    mean1, std1 = encode_posterior(tiny, frames, batch=1)
+    mean5, std5 = encode_posterior(tiny, frames, batch=5)
+    assert mean1.shape == (1, 5, 4, 8, 8) and torch.allclose(mean1, mean5, atol=1e-5) and torch.allclose(std1, std5)
+    assert np.abs(decode_latents(tiny, mean1, batch=2).astype(int) - decode_latents(tiny, mean1).astype(int)).max() <= 1
+
+
+def test_force_upcast_vaes_run_in_float32_and_stay_half(tiny):
+    half = _half(tiny, force_upcast=True)
+    z = torch.randn(1, 2, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    assert np.abs(decode_latents(half, z).astype(int) - decode_latents(tiny, z).astype(int)).max() <= 2
+    assert half.vae.dtype == torch.float16
