@@ -388,22 +388,25 @@ def batch(
 
 @app.command("eval")
 def eval_command(
-    quick: Annotated[bool, typer.Option("--quick", help="3 cases, shorter tuning: a smoke run for CI.")] = False,
-    cases: Annotated[int | None, typer.Option(help="Number of cases (default 30, quick 3).")] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="2 cases of 4 frames, 50 tuning steps, 3 methods: a smoke run for CI.")
+    ] = False,
+    cases: Annotated[int | None, typer.Option(help="Number of cases (default 30, quick 2).")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the summary as JSON here.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for tables, plots and frame strips.")] = Path("videop2p-eval"),
     model: Annotated[str | None, typer.Option(help="Model (default: the bundled toy model).")] = None,
     tune_steps: Annotated[int | None, typer.Option(help="Tuning steps per clip (default 200, quick 50).")] = None,
-    steps: Annotated[int | None, typer.Option(help="DDIM steps (default 50, quick 20).")] = None,
+    steps: Annotated[int | None, typer.Option(help="DDIM steps (default 50).")] = None,
     methods: Annotated[list[str] | None, typer.Option("--method", help="Only these methods (repeatable).")] = None,
 ) -> None:
     """Measure edit quality on a seeded toy-world suite and compare Video-P2P with the baselines."""
-    from videop2p.evaluation import EvalSettings, Method, evaluate
+    from videop2p.evaluation import QUICK_CASES, EvalSettings, Method, evaluate, quick_settings
     from videop2p.models.loading import load_components
 
     _setup_logging()
-    n = cases or (3 if quick else 30)
-    s = EvalSettings(tune_steps=tune_steps or (50 if quick else 200), steps=steps or (20 if quick else 50))
+    n = cases or (QUICK_CASES if quick else 30)
+    s = quick_settings() if quick else EvalSettings()
+    s.tune_steps, s.steps = tune_steps or s.tune_steps, steps or s.steps
     if methods:
         try:
             s.methods = [Method(m) for m in methods]
@@ -412,6 +415,9 @@ def eval_command(
     result = evaluate(load_components(model), n, out, s)
     typer.echo((out / "summary.md").read_text())
     typer.echo(f"{n} cases in {result['seconds']:.0f} s; tables and plots in {out}")
+    for name, bar in result["bars"].items():
+        verdict = "met" if bar["met"] else "MISSED"
+        typer.echo(f"bar {name} >= {bar['bar']}: {bar['measured']:.3f} ({verdict})")
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2))
 

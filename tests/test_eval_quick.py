@@ -1,0 +1,28 @@
+"""`videop2p eval --quick`: the CI smoke run of the quality evaluation on the bundled model."""
+
+import json
+import math
+
+from typer.testing import CliRunner
+
+from videop2p.cli import app
+from videop2p.evaluation import BARS, QUICK_CASES
+
+
+def test_quick_eval_writes_the_report_and_reconstructs_above_the_bar(tmp_path):
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(app, ["eval", "--quick", "--out", str(out), "--json", str(tmp_path / "eval.json")])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "eval.json").read_text())
+    assert data["cases"] == QUICK_CASES and set(data["bars"]) == set(BARS)
+    for name in ("summary.md", "cases.csv", "summary.json", "metrics.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert len(list(out.glob("strip_case*_Video-P2P.png"))) == QUICK_CASES
+    rows = [r for r in data["rows"] if r["method"] == "Video-P2P"]
+    assert len(rows) == QUICK_CASES
+    for r in rows:  # the reconstruction bar holds case by case
+        assert r["reconstruction_psnr"] >= BARS["reconstruction_psnr"], r
+        assert all(math.isfinite(r[k]) for k in ("object_iou", "colour_jitter", "position_jitter"))
+    for name, bar in data["bars"].items():  # the verdicts are the measured numbers against the bars
+        assert bar["met"] == (bar["measured"] >= BARS[name])
+        assert f"bar {name} >= {BARS[name]}" in result.output
