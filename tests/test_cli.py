@@ -214,3 +214,14 @@ def test_a_run_killed_mid_write_leaves_the_workspace_valid(tiny_dir, clip_dir, t
     (clip_dirs[0] / "tune.safetensors").write_bytes(b"\x00\x01 torn")
     _invoke(_args(tiny_dir, clip_dir, tmp_path / "o", ws))
     assert _manifest(tmp_path / "o")["stages"]["tune"]["action"] == "computed"
+
+
+def test_attention_slicing_flag_gives_the_same_edit(tiny_dir, clip_dir, tmp_path):
+    _invoke(_args(tiny_dir, clip_dir, tmp_path / "plain", tmp_path / "ws1"))
+    _invoke(_args(tiny_dir, clip_dir, tmp_path / "sliced", tmp_path / "ws2", "--attention-slicing", "8"))
+    resolved = yaml.safe_load((tmp_path / "sliced" / "config.yaml").read_text())
+    assert resolved["attention_slicing"] == 8
+    plain, sliced = (read_video(tmp_path / d / "edit_1.gif").frames.astype(int) for d in ("plain", "sliced"))
+    assert np.abs(plain - sliced).max() <= 3
+    bad = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "bad", tmp_path / "ws3", "--attention-slicing", "0"))
+    assert bad.exit_code == 2 and "query_chunk" in bad.output and not (tmp_path / "bad").exists()

@@ -132,3 +132,18 @@ def test_temporal_init_is_seeded_and_leaves_the_global_rng_alone(tiny):
     assert all(torch.equal(a[k], b[k]) for k in a)
     temporal = [k for k in a if ".temporal." in k and k.endswith("to_q.weight")]
     assert temporal and a[temporal[0]].abs().sum() > 0  # random, not zero, before tuning
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("mode", list(FrameAttentionMode))
+def test_attention_slicing_gives_the_same_output(tiny, mode):
+    model = T2SModel.from_image_unet(tiny.unet, mode)
+    for p in model.trainable_parameters().values():  # temporal layers active, not zero
+        p.add_(0.05 * torch.randn_like(p))
+    z, text = _video(3, 8, 6)
+    full = model(z, 10, text)
+    model.set_attention_slicing(5)  # fewer queries than any layer has
+    assert all(getattr(p, "query_chunk", 5) == 5 for p in model.unet.attn_processors.values())
+    assert torch.allclose(model(z, 10, text), full, atol=1e-5)
+    with pytest.raises(ValueError, match="query_chunk"):
+        model.set_attention_slicing(0)

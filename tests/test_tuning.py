@@ -57,3 +57,18 @@ def test_delta_round_trips_exactly_and_refuses_other_inputs(tiny, tmp_path):
     for key, value in (("base_model", "other@123"), ("num_frames", 8), ("size", [32, 16])):
         with pytest.raises(DeltaMismatchError, match=key):
             load_delta(T2SModel.from_image_unet(tiny.unet), path, expected={**meta, key: value})
+
+
+def test_gradient_checkpointing_gives_the_same_update_in_every_block(tiny):
+    """The official code's reentrant checkpointing left every down block untrained; ours must not."""
+    mean, std, text = _clip(seed=4)
+    models = {}
+    for ckpt in (False, True):
+        model = T2SModel.from_image_unet(tiny.unet)
+        tune(model, tiny, (mean, std), text, TuneConfig(steps=2, lr=1e-3, gradient_checkpointing=ckpt, progress=False))
+        models[ckpt] = model.trainable_parameters()
+    start = T2SModel.from_image_unet(tiny.unet).trainable_parameters()
+    down = [n for n in start if n.startswith("down_blocks")]
+    assert down and all(not torch.equal(models[True][n], start[n]) for n in down)
+    for n in start:
+        assert torch.allclose(models[True][n], models[False][n], atol=1e-6), n

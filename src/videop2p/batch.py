@@ -201,9 +201,9 @@ def run_group(jobs: list[Job], sentinel: str | None = None, threads: int | None 
             continue
         started = time.perf_counter()
         try:
-            spec = (cfg.model, cfg.device, cfg.dtype, cfg.frame_attention.value)
+            spec = (cfg.model, cfg.device, cfg.dtype, cfg.frame_attention.value, cfg.attention_slicing)
             if spec not in pipes:
-                pipes[spec] = VideoP2P.from_pretrained(*spec[:3], workspace=cfg.workspace, frame_mode=spec[3])
+                pipes[spec] = VideoP2P.from_pretrained(*spec[:3], cfg.workspace, *spec[3:])
             manifest = pipes[spec].run(cfg)
         except Exception as e:  # one failing job must not stop the others
             logger.error("%s failed: %s", job.name, e)

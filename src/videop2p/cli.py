@@ -111,6 +111,7 @@ def _build_config(
         "device": (cfg, "device"),
         "dtype": (cfg, "dtype"),
         "workspace": (cfg, "workspace"),
+        "attention_slicing": (cfg, "attention_slicing"),
         "frames": (cfg.video, "frames"),
         "start": (cfg.video, "start"),
         "stride": (cfg.video, "stride"),
@@ -165,7 +166,9 @@ def _execute(cfg, stage: str) -> None:
 
     _setup_logging(cfg.quiet)
     try:
-        vp = VideoP2P.from_pretrained(cfg.model, cfg.device, cfg.dtype, cfg.workspace, cfg.frame_attention.value)
+        vp = VideoP2P.from_pretrained(
+            cfg.model, cfg.device, cfg.dtype, cfg.workspace, cfg.frame_attention.value, cfg.attention_slicing
+        )
         for what, value in (("source prompt", cfg.source), ("video", cfg.video.path)):
             if not value:
                 _fail(f"missing {what}; see `videop2p {stage} --help`.")
@@ -222,6 +225,9 @@ def _stage_command(stage: str, doc: str):
         threshold: Annotated[float | None, typer.Option(help="Local-blend mask threshold (0.3).")] = None,
         device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, mps.")] = None,
         dtype: Annotated[str | None, typer.Option(help="float32, float16 or bfloat16.")] = None,
+        attention_slicing: Annotated[
+            int | None, typer.Option(help="Attend with at most N queries at a time (memory fallback).")
+        ] = None,
         force: Annotated[bool, typer.Option("--force", help="Redo tuning and inversion.")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
     ) -> None:

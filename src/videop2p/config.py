@@ -49,6 +49,7 @@ class RunConfig:
     device: str = "cpu"  # torch device
     dtype: str = "float32"  # float32, float16 or bfloat16
     frame_attention: FrameAttentionMode = FrameAttentionMode.FIRST  # first (Video-P2P) or sparse-causal
+    attention_slicing: int | None = None  # attend with at most this many queries at a time (memory fallback)
     tune: TuneConfig = field(default_factory=TuneConfig)
     inversion: InversionConfig = field(default_factory=InversionConfig)
     edit: EditConfig = field(default_factory=EditConfig)

@@ -76,10 +76,12 @@ class VideoP2P:
         components: SDComponents,
         workspace: Workspace | None = None,
         frame_mode: FrameAttentionMode | str = FrameAttentionMode.FIRST,
+        attention_slicing: int | None = None,
     ):
         self.components = components
         self.workspace = workspace
         self.frame_mode = FrameAttentionMode(frame_mode)
+        self.attention_slicing = attention_slicing  # query chunk of every attention layer; None: off
 
     @classmethod
     def from_pretrained(
@@ -89,10 +91,11 @@ class VideoP2P:
         dtype: str = "float32",
         workspace: str | Path | None = None,
         frame_mode: str = "first",
+        attention_slicing: int | None = None,
     ) -> VideoP2P:
         """Load a model (None: the bundled toy model); `workspace` enables reuse between runs."""
         components = load_components(model, device=device, dtype=parse_dtype(dtype))
-        return cls(components, Workspace(Path(workspace)) if workspace else None, frame_mode)
+        return cls(components, Workspace(Path(workspace)) if workspace else None, frame_mode, attention_slicing)
 
     @property
     def device(self) -> torch.device:
@@ -137,6 +140,8 @@ class VideoP2P:
         cfg = cfg or TuneConfig()
         started = time.perf_counter()
         model = T2SModel.from_image_unet(self.components.unet, self.frame_mode)
+        if self.attention_slicing is not None:
+            model.set_attention_slicing(self.attention_slicing)
         meta = delta_metadata(
             self.components, len(clip.frames), clip.size, prompt, clip.digest, cfg, self.frame_mode.value
         )

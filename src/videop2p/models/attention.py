@@ -31,6 +31,18 @@ def _merge(attn: Attention, x: torch.Tensor) -> torch.Tensor:
     return attn.to_out[1](attn.to_out[0](x))
 
 
+def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, query_chunk: int | None = None) -> torch.Tensor:
+    """Scaled dot-product attention, (B, H, N, d) each; with `query_chunk`, at most that many queries
+    at a time (attention slicing: the same result with a bounded score matrix where no fused kernel
+    is available)."""
+    if query_chunk is None or q.shape[2] <= query_chunk:
+        return F.scaled_dot_product_attention(q, k, v)
+    return torch.cat(
+        [F.scaled_dot_product_attention(q[:, :, i : i + query_chunk], k, v) for i in range(0, q.shape[2], query_chunk)],
+        dim=2,
+    )
+
+
 def frame_keys_values(
     attn: Attention, hidden: torch.Tensor, num_frames: int, mode: FrameAttentionMode
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,8 +79,9 @@ def unfold_frame_output(out: torch.Tensor, num_frames: int, mode: FrameAttention
 class FrameAttnProcessor:
     """Frame attention with SDPA (Video-P2P eq. 1: Q from frame i, K and V from frame 0)."""
 
-    def __init__(self, mode: FrameAttentionMode = FrameAttentionMode.FIRST):
+    def __init__(self, mode: FrameAttentionMode = FrameAttentionMode.FIRST, query_chunk: int | None = None):
         self.mode = FrameAttentionMode(mode)
+        self.query_chunk = query_chunk
 
     def __call__(
         self,
@@ -81,12 +94,15 @@ class FrameAttnProcessor:
     ) -> torch.Tensor:
         k, v = frame_keys_values(attn, hidden_states, num_frames, self.mode)
         q = frame_queries(attn, hidden_states, num_frames, self.mode)
-        out = F.scaled_dot_product_attention(_heads(attn, q), _heads(attn, k), _heads(attn, v))
+        out = sdpa(_heads(attn, q), _heads(attn, k), _heads(attn, v), self.query_chunk)
         return unfold_frame_output(_merge(attn, out), num_frames, self.mode)
 
 
 class CrossAttnProcessor:
     """Cross-attention with SDPA; accepts (and ignores) the frame count."""
+
+    def __init__(self, query_chunk: int | None = None):
+        self.query_chunk = query_chunk
 
     def __call__(
         self,
@@ -99,12 +115,14 @@ class CrossAttnProcessor:
     ) -> torch.Tensor:
         context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
         q, k, v = attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)
-        out = F.scaled_dot_product_attention(_heads(attn, q), _heads(attn, k), _heads(attn, v))
-        return _merge(attn, out)
+        return _merge(attn, sdpa(_heads(attn, q), _heads(attn, k), _heads(attn, v), self.query_chunk))
 
 
 class TemporalAttnProcessor:
     """Self-attention over the frame axis with SDPA; input is already (B*N, F, C)."""
+
+    def __init__(self, query_chunk: int | None = None):
+        self.query_chunk = query_chunk  # slices the batch of positions: F queries each is already small
 
     def __call__(
         self,
@@ -116,7 +134,11 @@ class TemporalAttnProcessor:
         **kwargs,
     ) -> torch.Tensor:
         q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
-        out = F.scaled_dot_product_attention(_heads(attn, q), _heads(attn, k), _heads(attn, v))
+        q, k, v = _heads(attn, q), _heads(attn, k), _heads(attn, v)  # (B*N, H, F, d)
+        n = self.query_chunk or len(q)
+        out = torch.cat(
+            [F.scaled_dot_product_attention(q[i : i + n], k[i : i + n], v[i : i + n]) for i in range(0, len(q), n)]
+        )
         return _merge(attn, out)
 
 
@@ -131,22 +153,25 @@ def layer_kind(name: str) -> str:
     raise ValueError(f"unknown attention layer {name!r}")
 
 
-def default_processor(name: str, mode: FrameAttentionMode = FrameAttentionMode.FIRST):
+def default_processor(name: str, mode: FrameAttentionMode = FrameAttentionMode.FIRST, query_chunk: int | None = None):
     kind = layer_kind(name)
     if kind == "frame":
-        return FrameAttnProcessor(mode)
+        return FrameAttnProcessor(mode, query_chunk)
     if kind == "cross":
-        return CrossAttnProcessor()
-    return TemporalAttnProcessor()
+        return CrossAttnProcessor(query_chunk)
+    return TemporalAttnProcessor(query_chunk)
 
 
 def assign_processors(
-    unet, choose: Callable[[str], object] | None = None, mode: FrameAttentionMode = FrameAttentionMode.FIRST
+    unet,
+    choose: Callable[[str], object] | None = None,
+    mode: FrameAttentionMode = FrameAttentionMode.FIRST,
+    query_chunk: int | None = None,
 ) -> dict[str, object]:
     """The one place that decides each layer's processor: `choose(name)` wins when it returns one."""
     procs = {}
     for name in unet.attn_processors:
         proc = choose(name) if choose is not None else None
-        procs[name] = proc if proc is not None else default_processor(name, mode)
+        procs[name] = proc if proc is not None else default_processor(name, mode, query_chunk)
     unet.set_attn_processor(dict(procs))  # diffusers pops entries from the dict it is given
     return procs

@@ -129,6 +129,7 @@ class T2SModel(nn.Module):
         super().__init__()
         self.unet = unet
         self.frame_mode = FrameAttentionMode(frame_mode)
+        self.query_chunk: int | None = None  # attention slicing, off by default
         self.set_processors()
 
     @classmethod
@@ -139,7 +140,15 @@ class T2SModel(nn.Module):
 
     def set_processors(self, choose: Callable[[str], object] | None = None) -> dict[str, object]:
         """Assign attention processors; `choose(name)` may override the default of any layer."""
-        return assign_processors(self.unet, choose, self.frame_mode)
+        return assign_processors(self.unet, choose, self.frame_mode, self.query_chunk)
+
+    def set_attention_slicing(self, query_chunk: int | None) -> None:
+        """Attention over at most `query_chunk` queries at a time (None: off); a fallback where
+        fused SDPA kernels are missing, same results."""
+        if query_chunk is not None and query_chunk < 1:
+            raise ValueError(f"query_chunk must be a positive number of queries or None, got {query_chunk}.")
+        self.query_chunk = query_chunk
+        self.set_processors()
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         return {n: p for n, p in self.unet.named_parameters() if is_trainable(n)}
