@@ -24,7 +24,11 @@ from videop2p.sampling import EvalCounter
 from videop2p.testing import dummy_components
 
 SOURCE = "a red circle moving on the grass"
-TARGETS = ["a blue circle moving on the grass", "a green circle moving on the grass", "a red square moving on the grass"]
+TARGETS = [
+    "a blue circle moving on the grass",
+    "a green circle moving on the grass",
+    "a red square moving on the grass",
+]
 
 
 def measure(steps: int, frames: int, inner: int) -> dict[str, int]:

@@ -48,6 +48,40 @@ def _current_mb(device: str) -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+def frame_attention_layer(args) -> dict:
+    """One SD 1.5 first-block frame-attention layer (320 channels, 8 heads) at `size`, F frames:
+    ours (frame 0's keys and values computed once, all queries in one call) against the authors'
+    way (keys and values of every frame projected, then frame 0's gathered for each frame)."""
+    import time
+
+    from diffusers.models.attention_processor import Attention
+
+    from videop2p.models.attention import FrameAttentionMode, FrameAttnProcessor
+
+    torch.manual_seed(0)
+    dtype = torch.float16 if args.dtype == "float16" else torch.float32
+    attn = Attention(query_dim=320, heads=8, dim_head=40).to(args.device, dtype)
+    n = (args.size // 8) ** 2
+    x = torch.randn(args.frames, n, 320, device=args.device, dtype=dtype)
+    _reset_peak(args.device)
+    base = _current_mb(args.device)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        if args.what == "frameattn-ours":
+            FrameAttnProcessor(FrameAttentionMode.FIRST)(attn, x, num_frames=args.frames)
+        else:  # official: k = to_k(all frames)[[0] * F], attention per frame
+            q, k, v = attn.to_q(x), attn.to_k(x), attn.to_v(x)
+            k, v = k[[0] * args.frames], v[[0] * args.frames]
+            heads = lambda t: t.view(args.frames, n, 8, 40).transpose(1, 2)  # noqa: E731
+            out = torch.nn.functional.scaled_dot_product_attention(heads(q), heads(k), heads(v))
+            attn.to_out[0](out.transpose(1, 2).reshape(args.frames, n, 320))
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    return {"what": args.what, "frames": args.frames, "model_mb": base, "extra_mb": _peak_mb(args.device) - base,
+            "peak_mb": _peak_mb(args.device), "seconds": seconds}  # fmt: skip
+
+
 def measure(args) -> dict:
     from videop2p.latents import decode_latents
     from videop2p.models.t2s import T2SModel
@@ -65,8 +99,13 @@ def measure(args) -> dict:
     z = torch.randn(3, f, 4, side, side, device=args.device, dtype=dtype)
     _reset_peak(args.device)
     base = _current_mb(args.device)
-    if args.what == "infer":
-        with torch.no_grad():
+    if args.what.startswith("infer"):
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        if args.what.endswith("sliced"):
+            model.set_attention_slicing(1024)
+        backends = [SDPBackend.MATH] if "math" in args.what else list(SDPBackend)
+        with torch.no_grad(), sdpa_kernel([b for b in backends if b is not SDPBackend.ERROR]):
             model(z, 500, text)
     elif args.what.startswith("tune"):
         unet = model.unet
@@ -106,11 +145,13 @@ def main() -> None:
     p.add_argument("--dtype", default="float32")
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--frames", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--cases", nargs="+", help="only these cases (infer, infer-math, infer-math-sliced, tune, "
+                   "tune-checkpointing, vae:0 (all frames at once), vae:N (N at a time), frameattn-ours, frameattn-official)")  # fmt: skip
     p.add_argument("--what", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.what:
         args.frames = args.frames[0]
-        print(json.dumps(measure(args)))
+        print(json.dumps(frame_attention_layer(args) if args.what.startswith("frameattn") else measure(args)))
         return
     common = ["--device", args.device, "--dtype", args.dtype, "--size", str(args.size)]
     unit = "CUDA allocated" if args.device.startswith("cuda") else "RSS"
@@ -119,7 +160,8 @@ def main() -> None:
     print("|---|---|---|---|---|")
     fits: dict[str, list[tuple[int, float]]] = {}
     model_mb = 0.0
-    for what in ("infer", "tune", "tune-checkpointing", "vae:0", "vae:1"):
+    cases = args.cases or ["infer", "tune", "tune-checkpointing", "vae:0", "vae:1"]
+    for what in cases:
         for f in args.frames:
             r = run([*common, "--frames", str(f), "--what", what])
             if "error" in r:
@@ -127,7 +169,10 @@ def main() -> None:
                 continue
             model_mb = max(model_mb, r["model_mb"])
             fits.setdefault(what, []).append((f, r["extra_mb"]))
-            print(f"| {what} | {f} | {r['model_mb']:.0f} | {r['peak_mb']:.0f} | {r['extra_mb']:.0f} |", flush=True)
+            secs = f" ({r['seconds']:.3f} s)" if "seconds" in r else ""
+            print(
+                f"| {what} | {f} | {r['model_mb']:.0f} | {r['peak_mb']:.0f} | {r['extra_mb']:.0f}{secs} |", flush=True
+            )
     print("\nLinear fit of the memory over the model against frames, extrapolated:")
     halve = 0.5 if args.dtype == "float32" else 1.0
     for what, points in fits.items():

@@ -1,4 +1,5 @@
 import numpy as np
+import torch
 
 from videop2p.evaluation import EditKind, judge, make_suite
 from videop2p.toy.world import COLOR_RGB, Color, render_clip
@@ -40,3 +41,28 @@ def test_an_edited_object_that_moved_is_not_a_success():
     result = judge(case, clip, moved, clip.frames)
     assert result["edit_success"] == 0.0 and result["object_iou"] < 0.5
     assert result["position_jitter"] >= 0.0
+
+
+def test_clip_metrics_from_a_local_model_and_a_note_without_one(tmp_path):
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    from videop2p.evaluation import clip_scores, load_clip_scorer
+    from videop2p.models.tokenizer import bundled_tokenizer
+
+    scorer, note = load_clip_scorer(None)
+    assert scorer is None and "skipped" in note
+    scorer, note = load_clip_scorer(str(tmp_path / "missing"))
+    assert scorer is None and "not available locally" in note
+    torch.manual_seed(0)
+    text = {"hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 4, "num_hidden_layers": 2}
+    vision = {**text, "image_size": 32, "patch_size": 8}
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(tmp_path / "clip")
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=image_processor, tokenizer=bundled_tokenizer()).save_pretrained(tmp_path / "clip")
+    scorer, note = load_clip_scorer(str(tmp_path / "clip"))
+    assert scorer is not None and str(tmp_path / "clip") in note
+    clip = render_clip(make_suite(1, seed=2)[0].spec)
+    scores = clip_scores(scorer, clip.frames, "a red circle moving on the grass")
+    assert -1 <= scores["clip_text_alignment"] <= 1 and 0.5 < scores["clip_frame_consistency"] <= 1.0 + 1e-6
+    still = clip_scores(scorer, np.repeat(clip.frames[:1], 3, axis=0), "a red circle")
+    assert abs(still["clip_frame_consistency"] - 1.0) < 1e-5  # identical frames are perfectly consistent

@@ -404,6 +404,9 @@ def eval_command(
     tune_steps: Annotated[int | None, typer.Option(help="Tuning steps per clip (default 200, quick 50).")] = None,
     steps: Annotated[int | None, typer.Option(help="DDIM steps (default 50).")] = None,
     methods: Annotated[list[str] | None, typer.Option("--method", help="Only these methods (repeatable).")] = None,
+    clip_model: Annotated[
+        str | None, typer.Option(help="Local CLIP model (folder or cached hub id) for the optional CLIP metrics.")
+    ] = None,
 ) -> None:
     """Measure edit quality on a seeded toy-world suite and compare Video-P2P with the baselines."""
     from videop2p.evaluation import QUICK_CASES, EvalSettings, Method, evaluate, quick_settings
@@ -418,9 +421,9 @@ def eval_command(
             s.methods = [Method(m) for m in methods]
         except ValueError:
             _fail(f"unknown method in {methods}; valid: {', '.join(m.value for m in Method)}")
-    result = evaluate(load_components(model), n, out, s)
+    result = evaluate(load_components(model), n, out, s, clip_model=clip_model)
     typer.echo((out / "summary.md").read_text())
-    typer.echo(f"{n} cases in {result['seconds']:.0f} s; tables and plots in {out}")
+    typer.echo(f"{n} cases in {result['seconds']:.0f} s; tables and plots in {out}; {result['clip']}")
     for name, bar in result["bars"].items():
         verdict = "met" if bar["met"] else "MISSED"
         typer.echo(f"bar {name} >= {bar['bar']}: {bar['measured']:.3f} ({verdict})")

@@ -271,7 +271,7 @@ def _edit_video(
     return frames[1], frames[0]
 
 
-def run_case(comps: SDComponents, case: Case, s: EvalSettings) -> dict[str, dict]:
+def run_case(comps: SDComponents, case: Case, s: EvalSettings, scorer: ClipScorer | None = None) -> dict[str, dict]:
     """Tune once, then edit with every method; metrics per method."""
     clip = render_clip(case.spec)
     posterior = encode_posterior(comps, clip.frames)
@@ -292,8 +292,51 @@ def run_case(comps: SDComponents, case: Case, s: EvalSettings) -> dict[str, dict
             edited, recon = np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
         else:
             edited, recon = _edit_video(model, comps, posterior[0], case, method, s, cache)
-        out[method.value] = {**judge(case, clip, edited, recon), "seconds": time.perf_counter() - t0, "frames": edited}
+        metrics = judge(case, clip, edited, recon)
+        if scorer is not None:
+            metrics.update(clip_scores(scorer, edited, case.target))
+        out[method.value] = {**metrics, "seconds": time.perf_counter() - t0, "frames": edited}
     return out
+
+
+@dataclass
+class ClipScorer:
+    """A local CLIP model for text alignment and frame consistency."""
+
+    model: object  # transformers CLIPModel
+    processor: object  # transformers CLIPProcessor
+    name: str
+
+
+def load_clip_scorer(name: str | None) -> tuple[ClipScorer | None, str]:
+    """A CLIP model from a folder or the local Hugging Face cache (never the network), and a note."""
+    if not name:
+        return None, "CLIP metrics skipped: no CLIP model given (--clip-model FOLDER_OR_CACHED_ID)"
+    from transformers import CLIPModel, CLIPProcessor
+
+    try:
+        model = CLIPModel.from_pretrained(name, local_files_only=True).eval()
+        processor = CLIPProcessor.from_pretrained(name, local_files_only=True)
+    except OSError as e:
+        return None, f"CLIP metrics skipped: {name!r} is not available locally ({str(e).splitlines()[0]})"
+    return ClipScorer(model, processor, name), f"CLIP metrics from {name}"
+
+
+def _projected(out) -> torch.Tensor:
+    """Unit-norm projected embeddings; transformers 5 returns them as the output's `pooler_output`."""
+    return F.normalize(out if isinstance(out, torch.Tensor) else out.pooler_output, dim=-1)
+
+
+@torch.no_grad()
+def clip_scores(scorer: ClipScorer, frames: np.ndarray, prompt: str) -> dict[str, float]:
+    """Mean cosine of each frame with the prompt, and of consecutive frames with each other."""
+    inputs = scorer.processor(text=[prompt], images=list(frames), return_tensors="pt", padding=True)
+    image = _projected(scorer.model.get_image_features(pixel_values=inputs["pixel_values"]))  # (F, D)
+    text = _projected(
+        scorer.model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+    )  # (1, D)
+    consistency = (image[1:] * image[:-1]).sum(-1).mean() if len(image) > 1 else torch.tensor(float("nan"))
+    return {"clip_text_alignment": float((image @ text.T).mean()), "clip_frame_consistency": float(consistency)}
 
 
 def summarise(rows: list[dict]) -> dict[str, dict[str, float]]:
@@ -326,6 +369,8 @@ def write_tables(rows: list[dict], summary: dict, out: Path) -> None:
         "position_jitter",
         "seconds",
     ]
+    first = next(iter(summary.values()))
+    cols += [c for c in ("clip_text_alignment", "clip_frame_consistency") if c in first]
     lines = ["| method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for method, m in summary.items():
         lines.append(
@@ -348,7 +393,7 @@ def plot(summary: dict, strips: dict[str, np.ndarray], out: Path) -> None:
     except ImportError:
         logger.info("matplotlib not installed: no plots")
         return
-    metrics = ["edit_success", "background_psnr", "reconstruction_psnr", "colour_jitter"]
+    metrics = ["edit_success", "object_iou", "background_psnr", "reconstruction_psnr"]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.5))
     for ax, metric in zip(axes, metrics, strict=True):
         ax.bar(range(len(summary)), [summary[m][metric] for m in summary])
@@ -358,17 +403,29 @@ def plot(summary: dict, strips: dict[str, np.ndarray], out: Path) -> None:
     fig.savefig(out / "metrics.png", dpi=100)
 
 
-def evaluate(comps: SDComponents, n_cases: int, out: Path, s: EvalSettings | None = None, seed: int = 0) -> dict:
-    """Run the suite and write tables, plots and strips into `out`."""
+def evaluate(
+    comps: SDComponents,
+    n_cases: int,
+    out: Path,
+    s: EvalSettings | None = None,
+    seed: int = 0,
+    clip_model: str | None = None,
+) -> dict:
+    """Run the suite and write tables, plots and strips into `out` (every case's for the first 3,
+    and the full method's for every case it failed)."""
     s = s or EvalSettings()
+    scorer, clip_note = load_clip_scorer(clip_model)
+    logger.info("%s", clip_note)
     rows, strips = [], {}
     t0 = time.perf_counter()
     for i, case in enumerate(make_suite(n_cases, seed, s.frames)):
-        results = run_case(comps, case, s)
+        results = run_case(comps, case, s, scorer)
         for method, r in results.items():
             frames = r.pop("frames")
             if i < 3:
                 strips[f"case{i}_{method.replace(' ', '_')}"] = frames
+            elif method == Method.VIDEO_P2P.value and not r["edit_success"]:
+                strips[f"failed_case{i}_{method.replace(' ', '_')}"] = frames
             rows.append({"case": i, "kind": case.kind.value, "method": method, **r})
         logger.info("case %d/%d (%s) done", i + 1, n_cases, case.kind.value)
     summary = summarise(rows)
@@ -381,4 +438,5 @@ def evaluate(comps: SDComponents, n_cases: int, out: Path, s: EvalSettings | Non
         "seconds": time.perf_counter() - t0,
         "cases": n_cases,
         "settings": asdict(s),
+        "clip": clip_note,
     }
