@@ -98,3 +98,21 @@ def test_saved_inversion_reproduces_bit_for_bit_and_refuses_other_inputs(tiny, t
             load_inversion(path, expected={**meta, key: value})
     direct = invert(model, tiny.scheduler, z0, cond, empty, InversionConfig(method="direct", steps=4, progress=False))
     assert load_inversion(save_inversion(direct, tmp_path / "d.safetensors")).trajectory.shape == (5, 1, 3, 4, 8, 8)
+
+
+def test_null_text_with_gradient_checkpointing_finds_the_same_embeddings(tiny):
+    model, z0, cond, empty = _setup(tiny)
+    runs = [
+        invert(
+            model,
+            tiny.scheduler,
+            z0,
+            cond,
+            empty,
+            InversionConfig(steps=4, gradient_checkpointing=ckpt, progress=False),
+        )
+        for ckpt in (False, True)
+    ]
+    assert torch.allclose(runs[0].uncond_embeddings, runs[1].uncond_embeddings, atol=1e-5)
+    assert not model.unet.is_gradient_checkpointing  # switched off again afterwards
+    assert runs[0].meta["settings"] == runs[1].meta["settings"]  # a memory switch, not part of the key

@@ -379,12 +379,16 @@ def write_tables(rows: list[dict], summary: dict, out: Path) -> None:
     (out / "summary.md").write_text("\n".join(lines) + "\n")
 
 
-def plot(summary: dict, strips: dict[str, np.ndarray], out: Path) -> None:
-    """Bar charts per metric and example frame strips (matplotlib when installed)."""
+def save_strip(frames: np.ndarray, path: Path) -> None:
+    """(F, H, W, 3) frames side by side in one PNG."""
     from PIL import Image
 
-    for name, frames in strips.items():
-        Image.fromarray(np.concatenate(list(frames), axis=1)).save(out / f"strip_{name}.png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(list(frames), axis=1)).save(path)
+
+
+def plot(summary: dict, out: Path) -> None:
+    """Bar charts per metric (matplotlib when installed)."""
     try:
         import matplotlib
 
@@ -416,21 +420,22 @@ def evaluate(
     s = s or EvalSettings()
     scorer, clip_note = load_clip_scorer(clip_model)
     logger.info("%s", clip_note)
-    rows, strips = [], {}
+    rows = []
     t0 = time.perf_counter()
     for i, case in enumerate(make_suite(n_cases, seed, s.frames)):
         results = run_case(comps, case, s, scorer)
         for method, r in results.items():
             frames = r.pop("frames")
             if i < 3:
-                strips[f"case{i}_{method.replace(' ', '_')}"] = frames
+                save_strip(frames, out / f"strip_case{i}_{method.replace(' ', '_')}.png")
             elif method == Method.VIDEO_P2P.value and not r["edit_success"]:
-                strips[f"failed_case{i}_{method.replace(' ', '_')}"] = frames
+                save_strip(frames, out / f"strip_failed_case{i}_{method.replace(' ', '_')}.png")
             rows.append({"case": i, "kind": case.kind.value, "method": method, **r})
-        logger.info("case %d/%d (%s) done", i + 1, n_cases, case.kind.value)
+        write_tables(rows, summarise(rows), out)  # after every case: a stopped run still leaves its tables
+        logger.info("case %d/%d (%s) done in %.0f s", i + 1, n_cases, case.kind.value, time.perf_counter() - t0)
     summary = summarise(rows)
     write_tables(rows, summary, out)
-    plot(summary, strips, out)
+    plot(summary, out)
     return {
         "summary": summary,
         "bars": check_bars(summary),

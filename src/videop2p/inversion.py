@@ -36,6 +36,9 @@ class InversionMismatchError(ValueError):
     """A saved inversion made for another clip, model, prompt or setting."""
 
 
+NOT_SETTINGS = ("progress", "gradient_checkpointing")  # change how, not what: not part of a saved inversion's key
+
+
 @dataclass
 class InversionConfig:
     """Inversion settings; defaults are the official ones."""
@@ -47,6 +50,7 @@ class InversionConfig:
     inner_steps: int = 10  # at most this many Adam iterations per step
     lr: float = 1e-2  # Adam learning rate at step 0, decays as lr * (1 - i / 100)
     early_stop: float = 1e-5  # stop inner iterations when loss < early_stop + i * 2e-5
+    gradient_checkpointing: bool = False  # null-text backward through checkpoints: less memory, same result
     progress: bool = True  # tqdm bars
 
 
@@ -135,6 +139,25 @@ def optimise_null_text(
 ) -> torch.Tensor:
     """Per-step unconditional embeddings (T, 1, L, D) that make guided sampling retrace the inversion."""
     model.unet.requires_grad_(False)
+    if c.gradient_checkpointing:
+        model.unet.enable_gradient_checkpointing()
+    try:
+        return _optimise_each_step(model, trajectory, cond, uncond, sched, c, counter, on_step)
+    finally:
+        if c.gradient_checkpointing:
+            model.unet.disable_gradient_checkpointing()
+
+
+def _optimise_each_step(
+    model: T2SModel,
+    trajectory: torch.Tensor,
+    cond: torch.Tensor,
+    uncond: torch.Tensor,
+    sched: DDIMSchedule,
+    c: InversionConfig,
+    counter: EvalCounter | None,
+    on_step: StepHook | None,
+) -> torch.Tensor:
     embeddings = []
     z = trajectory[-1]
     emb = uncond
@@ -173,7 +196,7 @@ def invert(
         result.uncond_embeddings = optimise_null_text(model, trajectory, cond, uncond, sched, c, counter, on_step)
     elif method is InversionMethod.DIRECT:
         result.trajectory = trajectory
-    settings = {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in vars(c).items() if k != "progress"}
+    settings = {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in vars(c).items() if k not in NOT_SETTINGS}
     result.meta = {**(meta or {}), "settings": settings, "unet_evaluations": dict(counter.counts)}
     return result
 

@@ -16,6 +16,7 @@ from safetensors import SafetensorError
 from videop2p.config import RunConfig, VideoConfig, to_plain
 from videop2p.editing import EditConfig, EditResult, edit, load_edit_result, save_edit_result
 from videop2p.inversion import (
+    NOT_SETTINGS,
     InversionConfig,
     InversionMismatchError,
     InversionResult,
@@ -171,7 +172,7 @@ class VideoP2P:
         """Invert `clip` with `prompt`; loaded from the workspace when it has it."""
         cfg = cfg or InversionConfig()
         started = time.perf_counter()
-        settings = {k: (v.value if hasattr(v, "value") else v) for k, v in vars(cfg).items() if k != "progress"}
+        settings = {k: (v.value if hasattr(v, "value") else v) for k, v in vars(cfg).items() if k not in NOT_SETTINGS}
         expected = {"prompt": prompt, "frames_hash": clip.digest, "model": self.components.info.identity}
         path = None
         if self.workspace is not None:
@@ -216,7 +217,7 @@ class VideoP2P:
         if self.workspace is None:
             return self.edit(model, inversion, cfg.source, cfg.targets, cfg.edit, on_step), "computed"
         plain = {k: v for k, v in to_plain(cfg.edit).items() if k != "progress"}
-        inv = {k: v for k, v in to_plain(cfg.inversion).items() if k != "progress"}
+        inv = {k: v for k, v in to_plain(cfg.inversion).items() if k not in NOT_SETTINGS}
         key = {"source": cfg.source, "targets": cfg.targets, "edit": plain, "inversion": inv}
         path = self.workspace.edit_path(self.clip_key(clip, cfg.source, cfg.tune), key)
         started = time.perf_counter()
