@@ -175,6 +175,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--tune-steps", type=int, default=10)
     p.add_argument("--delta-size", action="store_true")
+    p.add_argument("--cases", nargs="+", help="only these cases, e.g. tune invert:null-text invert:fast edit:needed")
     p.add_argument("--case", help=argparse.SUPPRESS)
     args = p.parse_args()
     torch.set_num_threads(torch.get_num_threads())
@@ -216,7 +217,11 @@ def main() -> None:
         "edit:needed",
         "edit:all",
     ]
-    print(f"model={args.model} device={args.device} frames={args.frames} ddim_steps={args.steps}")
+    cases = args.cases or cases
+    size = args.size or "native"
+    print(
+        f"model={args.model} device={args.device} dtype={args.dtype} size={size} frames={args.frames} ddim_steps={args.steps}"
+    )
     print(
         f"| case | seconds | UNet evaluations | peak memory (MB, {'CUDA allocated' if args.device.startswith('cuda') else 'RSS'}) | reconstruction MSE |"
     )
