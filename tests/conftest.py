@@ -5,6 +5,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from the UI under test
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
 def _find_clips() -> Path:
