@@ -317,7 +317,7 @@ def build_app(session: Session):
                     label="Source | reconstruction | edits", elem_id="result-video", loop=True, autoplay=True
                 )
                 masks = gr.Image(label="Local-blend masks", type="filepath", elem_id="masks", height=220)
-                edits = gr.Gallery(label="Edits", elem_id="edits", columns=3, height=260, object_fit="contain")
+                edits = gr.Gallery(label="Edits", elem_id="edits", columns=2, height="auto")
                 attention = gr.Gallery(
                     label="Token attention maps", elem_id="attention", columns=2, height=360, object_fit="contain"
                 )
