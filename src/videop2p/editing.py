@@ -224,7 +224,7 @@ def edit(
     cond = encode_prompts(components, prompts).to(device, dtype)  # (P, L, D)
     empty = encode_prompts(components, [""]).to(device, dtype)  # (1, L, D)
     controller = EditController(plan)
-    model.set_processors(lambda name: controlled_processor(controller, name, model.frame_mode))
+    model.set_processors(lambda name: controlled_processor(controller, name, model.frame_mode, model.query_chunk))
     z = inv.latent_T.expand(len(prompts), *inv.latent_T.shape[1:]).clone()  # (P, F, C, h, w)
     union = None
     try:

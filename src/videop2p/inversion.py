@@ -7,10 +7,12 @@ negative-prompt inversion (Miyake et al. 2023).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,38 +141,33 @@ def optimise_null_text(
 ) -> torch.Tensor:
     """Per-step unconditional embeddings (T, 1, L, D) that make guided sampling retrace the inversion."""
     model.unet.requires_grad_(False)
-    if c.gradient_checkpointing:
-        model.unet.enable_gradient_checkpointing()
-    try:
-        return _optimise_each_step(model, trajectory, cond, uncond, sched, c, counter, on_step)
-    finally:
-        if c.gradient_checkpointing:
-            model.unet.disable_gradient_checkpointing()
-
-
-def _optimise_each_step(
-    model: T2SModel,
-    trajectory: torch.Tensor,
-    cond: torch.Tensor,
-    uncond: torch.Tensor,
-    sched: DDIMSchedule,
-    c: InversionConfig,
-    counter: EvalCounter | None,
-    on_step: StepHook | None,
-) -> torch.Tensor:
     embeddings = []
     z = trajectory[-1]
     emb = uncond
     n = len(sched.timesteps)
-    for i, t in enumerate(steps(sched.timesteps, "null-text optimisation", c.progress, on_step)):
-        with torch.no_grad():
-            cond_out = predict(model, z, t, cond, counter, "null_text")  # once per timestep
-        with torch.enable_grad():
-            emb = null_text_step(model, z, trajectory[n - i - 1], t, i, cond_out, emb, sched, c, counter)
-        embeddings.append(emb)
-        with torch.no_grad():
-            z = denoise_step(cfg(predict(model, z, t, emb, counter, "null_text"), cond_out, c.guidance), z, t, sched)
+    with checkpointing(model.unet, c.gradient_checkpointing):
+        for i, t in enumerate(steps(sched.timesteps, "null-text optimisation", c.progress, on_step)):
+            with torch.no_grad():
+                cond_out = predict(model, z, t, cond, counter, "null_text")  # once per timestep
+            with torch.enable_grad():
+                emb = null_text_step(model, z, trajectory[n - i - 1], t, i, cond_out, emb, sched, c, counter)
+            embeddings.append(emb)
+            with torch.no_grad():
+                guided = cfg(predict(model, z, t, emb, counter, "null_text"), cond_out, c.guidance)
+                z = denoise_step(guided, z, t, sched)
     return torch.stack(embeddings)
+
+
+@contextlib.contextmanager
+def checkpointing(unet, on: bool) -> Iterator[None]:
+    """Gradient checkpointing on `unet` for the block, when `on`; off again afterwards."""
+    if on:
+        unet.enable_gradient_checkpointing()
+    try:
+        yield
+    finally:
+        if on:
+            unet.disable_gradient_checkpointing()
 
 
 def invert(

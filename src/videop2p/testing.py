@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from videop2p.models.loading import SDComponents, model_info
 from videop2p.models.tokenizer import bundled_tokenizer
+from videop2p.toy.model import make_scheduler
 
 
 def dummy_components(
@@ -54,15 +55,7 @@ def dummy_components(
             max_position_embeddings=77,
         )
     )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        prediction_type=prediction_type,
-    )
+    scheduler = make_scheduler(prediction_type)
     tokenizer = bundled_tokenizer()
     for m in (unet, vae, text_encoder):
         m.eval()
@@ -120,14 +113,7 @@ def sd15_components(device: str = "cpu", dtype: torch.dtype = torch.float32, see
     if dtype != torch.float32:
         for m in (unet, vae, text_encoder):
             m.to(dtype)
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    scheduler = make_scheduler()
     tokenizer = bundled_tokenizer()
     for m in (unet, vae, text_encoder):
         m.eval()

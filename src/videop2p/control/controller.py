@@ -19,6 +19,7 @@ from videop2p.models.attention import (
     FrameAttentionMode,
     FrameAttnProcessor,
     TemporalAttnProcessor,
+    default_processor,
     frame_keys_values,
     frame_queries,
     layer_kind,
@@ -195,11 +196,11 @@ def attend_with_probs(attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torc
 class ControlledFrameProcessor:
     """Frame attention whose target maps follow the source inside the self-replace window (an option)."""
 
-    def __init__(self, controller: EditController, name: str, mode: FrameAttentionMode):
+    def __init__(self, controller: EditController, name: str, mode: FrameAttentionMode, fallback: FrameAttnProcessor):
         self.controller = controller
         self.name = name
         self.mode = mode
-        self.fallback = FrameAttnProcessor(mode)
+        self.fallback = fallback
 
     def __call__(
         self,
@@ -230,10 +231,10 @@ class ControlledFrameProcessor:
 class ControlledCrossProcessor:
     """Cross-attention that materialises probabilities for the controller when it asks."""
 
-    def __init__(self, controller: EditController, name: str):
+    def __init__(self, controller: EditController, name: str, fallback: CrossAttnProcessor):
         self.controller = controller
         self.name = name
-        self.fallback = CrossAttnProcessor()
+        self.fallback = fallback
 
     def __call__(
         self,
@@ -255,10 +256,10 @@ class ControlledCrossProcessor:
 class ControlledTemporalProcessor:
     """Temporal attention whose target maps follow the source inside the self-replace window."""
 
-    def __init__(self, controller: EditController, name: str):
+    def __init__(self, controller: EditController, name: str, fallback: TemporalAttnProcessor):
         self.controller = controller
         self.name = name
-        self.fallback = TemporalAttnProcessor()
+        self.fallback = fallback
 
     def __call__(
         self,
@@ -276,13 +277,22 @@ class ControlledTemporalProcessor:
         return attend_with_probs(attn, q, k, v, lambda p: self.controller.on_temporal(p, rows, attn.heads))
 
 
-def controlled_processor(controller: EditController, name: str, mode: FrameAttentionMode = FrameAttentionMode.FIRST):
-    """The processor a controlled layer gets, or None to keep the default (uncontrolled frame attention)."""
+def controlled_processor(
+    controller: EditController,
+    name: str,
+    mode: FrameAttentionMode = FrameAttentionMode.FIRST,
+    query_chunk: int | None = None,
+):
+    """The processor a controlled layer gets, or None to keep the default (uncontrolled frame attention).
+
+    Steps whose maps are not read go to the layer's default processor, attention slicing included.
+    """
     kind = layer_kind(name)
+    fallback = default_processor(name, mode, query_chunk)
     if kind == "frame" and controller.plan.control_frame_attention:
-        return ControlledFrameProcessor(controller, name, mode)
+        return ControlledFrameProcessor(controller, name, mode, fallback)
     if kind == "cross":
-        return ControlledCrossProcessor(controller, name)
+        return ControlledCrossProcessor(controller, name, fallback)
     if kind == "temporal":
-        return ControlledTemporalProcessor(controller, name)
+        return ControlledTemporalProcessor(controller, name, fallback)
     return None

@@ -69,7 +69,7 @@ def make_text_encoder(cfg: ToyModelConfig, vocab_size: int, max_length: int) -> 
     return CLIPTextModel(config)
 
 
-def make_scheduler() -> DDIMScheduler:
+def make_scheduler(prediction_type: str = "epsilon") -> DDIMScheduler:
     """DDIM with Stable Diffusion 1.x's schedule."""
     return DDIMScheduler(
         num_train_timesteps=1000,
@@ -79,5 +79,5 @@ def make_scheduler() -> DDIMScheduler:
         clip_sample=False,
         set_alpha_to_one=False,
         steps_offset=1,
-        prediction_type="epsilon",
+        prediction_type=prediction_type,
     )
