@@ -193,6 +193,28 @@ def test_bad_inputs_fail_before_any_work(tiny_dir, clip_dir, tmp_path):
     assert r.exit_code == 2 and "fewer than the 40 asked" in r.output
     r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--size", "30x32"))
     assert r.exit_code == 2 and "nearest valid widths are 28 and 32" in r.output
+    r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--inversion", "magic"))
+    assert r.exit_code == 2 and "--inversion 'magic' is not one of null-text, fast" in r.output
+    r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--reweight", "blue"))
+    assert r.exit_code == 2 and "--reweight 'blue' must be WORD=FACTOR" in r.output
+    assert not list(ws.rglob("*.safetensors"))
+
+
+def test_flat_options_set_their_settings_and_bad_ones_are_named():
+    from videop2p.config import ConfigError, OptionError, RunConfig, apply_options
+
+    cfg = apply_options(
+        RunConfig(),
+        {"frames": 5, "tune_steps": 3, "inversion": "fast", "guidance": 5.0, "reweight": ["blue=2"], "width": None},
+    )
+    assert (cfg.video.frames, cfg.tune.steps, cfg.inversion.method.value) == (5, 3, "fast")
+    assert cfg.edit.guidance == cfg.inversion.guidance == 5.0 and cfg.edit.reweight == {"blue": 2.0}
+    assert cfg.video.width is None  # None leaves a setting as it is
+    with pytest.raises(OptionError, match="mode: 'magic' is not one of auto, swap, refine") as e:
+        apply_options(RunConfig(), {"mode": "magic"})
+    assert e.value.option == "mode"
+    with pytest.raises(ConfigError, match="Unknown option 'colour'; valid options are: .*guidance"):
+        apply_options(RunConfig(), {"colour": "red"})
 
 
 def test_a_run_killed_mid_write_leaves_the_workspace_valid(tiny_dir, clip_dir, tmp_path):

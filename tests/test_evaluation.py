@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from videop2p.evaluation import EditKind, judge, make_suite
@@ -66,3 +67,38 @@ def test_clip_metrics_from_a_local_model_and_a_note_without_one(tmp_path):
     assert -1 <= scores["clip_text_alignment"] <= 1 and 0.5 < scores["clip_frame_consistency"] <= 1.0 + 1e-6
     still = clip_scores(scorer, np.repeat(clip.frames[:1], 3, axis=0), "a red circle")
     assert abs(still["clip_frame_consistency"] - 1.0) < 1e-5  # identical frames are perfectly consistent
+
+
+def test_a_stopped_evaluation_goes_on_where_it_stopped_and_new_settings_rerun(tmp_path, monkeypatch):
+    import videop2p.evaluation as ev
+
+    calls = []
+
+    def fake_run_case(comps, case, s, scorer=None):
+        calls.append(case.target)
+        if len(calls) == 3 and stop_at_third:
+            raise KeyboardInterrupt  # the run is stopped during its third case
+        keys = ("edit_success", "frames_right", "object_iou", "background_psnr", "background_ssim")
+        keys += ("reconstruction_psnr", "colour_jitter", "position_jitter", "mask_coverage", "seconds")
+        metrics = {k: float(len(calls)) for k in keys}
+        return {"Video-P2P": {**metrics, "frames": np.zeros((2, 8, 8, 3), np.uint8)}}
+
+    monkeypatch.setattr(ev, "run_case", fake_run_case)
+    settings = ev.EvalSettings(tune_steps=1, steps=1, frames=2, methods=[ev.Method.VIDEO_P2P])
+    stop_at_third = True
+    with pytest.raises(KeyboardInterrupt):
+        ev.evaluate(None, 4, tmp_path, settings)
+    assert sorted(p.name for p in (tmp_path / "cases").iterdir()) == ["case000.json", "case001.json"]
+    stop_at_third, calls[:] = False, []
+    result = ev.evaluate(None, 4, tmp_path, settings)
+    suite = ev.make_suite(4, 0, 2)
+    assert calls == [suite[2].target, suite[3].target]  # the two kept cases were read back, not run
+    assert [r["case"] for r in result["rows"]] == [0, 1, 2, 3]
+    assert result["rows"][0]["edit_success"] == 1.0  # the kept case's own numbers
+    calls[:] = []
+    settings.tune_steps = 2  # other settings: every case runs again
+    ev.evaluate(None, 4, tmp_path, settings)
+    assert len(calls) == 4
+    calls[:] = []
+    ev.evaluate(None, 4, tmp_path, settings, resume=False)
+    assert len(calls) == 4

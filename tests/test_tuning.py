@@ -72,3 +72,21 @@ def test_gradient_checkpointing_gives_the_same_update_in_every_block(tiny):
     assert down and all(not torch.equal(models[True][n], start[n]) for n in down)
     for n in start:
         assert torch.allclose(models[True][n], models[False][n], atol=1e-6), n
+
+
+def test_a_cancelled_tuning_leaves_the_unet_frozen_in_eval_mode_without_checkpointing(tiny):
+    from videop2p.progress import Cancelled
+
+    model = T2SModel.from_image_unet(tiny.unet)
+    model.unet.eval()
+    mean, std, text = _clip()
+
+    def stop_at_third_step(stage, i, total):
+        if i == 2:
+            raise Cancelled(stage)
+
+    with pytest.raises(Cancelled):
+        tune(model, tiny, (mean, std), text, TuneConfig(steps=10, progress=False), on_step=stop_at_third_step)
+    assert not model.unet.training
+    assert not model.unet.is_gradient_checkpointing
+    assert not any(p.requires_grad for p in model.unet.parameters())

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from videop2p.config import ConfigError, RunConfig, fill, load_yaml, to_plain
+from videop2p.io.files import write_json_atomic
 from videop2p.workspace import key_of
 
 logger = logging.getLogger(__name__)
@@ -294,9 +295,7 @@ def write_manifest(results: list[JobResult], path: Path, settings: BatchSettings
         "counts": {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")},
         "jobs": [asdict(r) for r in results],
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    write_json_atomic(path, data)
 
 
 def summary_table(results: list[JobResult]) -> str:

@@ -73,16 +73,6 @@ def _parse_size(size: str | None) -> tuple[int | None, int | None]:
     return None, None
 
 
-def _parse_reweight(items: list[str] | None) -> dict[str, float]:
-    from videop2p.config import ConfigError, parse_reweight
-
-    try:
-        return parse_reweight(items or [])
-    except ConfigError as e:
-        _fail(f"--reweight {e}")
-    return {}
-
-
 def _build_config(
     video: str | None,
     source: str | None,
@@ -90,59 +80,22 @@ def _build_config(
     config: list[Path] | None,
     **flags,
 ):
-    from videop2p.config import ConfigError, RunConfig, load_config
+    from videop2p.config import OPTIONS, ConfigError, OptionError, RunConfig, apply_options, load_config
 
     try:
         cfg = load_config(config) if config else RunConfig()
     except ConfigError as e:
         _fail(str(e))
-    if video is not None:
-        cfg.video.path = video
     if source is not None:
         cfg.source = source
     if target:
         cfg.targets = list(target)
-    width, height = _parse_size(flags.pop("size"))
-    if width is not None:
-        cfg.video.width, cfg.video.height = width, height
-    mapping = {
-        "model": (cfg, "model"),
-        "out": (cfg, "out"),
-        "device": (cfg, "device"),
-        "dtype": (cfg, "dtype"),
-        "workspace": (cfg, "workspace"),
-        "attention_slicing": (cfg, "attention_slicing"),
-        "frames": (cfg.video, "frames"),
-        "start": (cfg.video, "start"),
-        "stride": (cfg.video, "stride"),
-        "resize": (cfg.video, "resize"),
-        "tune_steps": (cfg.tune, "steps"),
-        "lr": (cfg.tune, "lr"),
-        "seed": (cfg.tune, "seed"),
-        "steps": (cfg.inversion, "steps"),
-        "inversion": (cfg.inversion, "method"),
-        "guidance": (cfg.edit, "guidance"),
-        "mode": (cfg.edit, "mode"),
-        "cross_replace": (cfg.edit, "cross_replace"),
-        "self_replace": (cfg.edit, "self_replace"),
-        "threshold": (cfg.edit, "threshold"),
-    }
-    from videop2p.config import _coerce
-
-    for flag, (obj, attr) in mapping.items():
-        value = flags.get(flag)
-        if value is not None:
-            try:
-                setattr(obj, attr, _coerce(type(obj), attr, value))
-            except ConfigError as e:
-                _fail(f"--{flag.replace('_', '-')}: {e}")
-    cfg.inversion.guidance = cfg.edit.guidance
-    if flags.get("blend"):
-        cfg.edit.blend = tuple(flags["blend"])
-    if flags.get("subtract"):
-        cfg.edit.subtract = tuple(flags["subtract"])
-    if flags.get("reweight"):
-        cfg.edit.reweight = _parse_reweight(flags["reweight"])
+    flags["width"], flags["height"] = _parse_size(flags.pop("size"))
+    options = {k: v for k, v in flags.items() if k in OPTIONS and v not in ((), [])}
+    try:
+        apply_options(cfg, {"video": video, **options})
+    except OptionError as e:
+        _fail(f"--{e.option.replace('_', '-')} {e.reason}")
     cfg.force = bool(flags.get("force")) or cfg.force
     cfg.quiet = bool(flags.get("quiet")) or cfg.quiet
     if cfg.workspace is None:
@@ -407,6 +360,9 @@ def eval_command(
     clip_model: Annotated[
         str | None, typer.Option(help="Local CLIP model (folder or cached hub id) for the optional CLIP metrics.")
     ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Read back cases that OUT/cases already holds with the same settings.")
+    ] = True,
 ) -> None:
     """Measure edit quality on a seeded toy-world suite and compare Video-P2P with the baselines."""
     from videop2p.evaluation import QUICK_CASES, EvalSettings, Method, evaluate, quick_settings
@@ -421,9 +377,10 @@ def eval_command(
             s.methods = [Method(m) for m in methods]
         except ValueError:
             _fail(f"unknown method in {methods}; valid: {', '.join(m.value for m in Method)}")
-    result = evaluate(load_components(model), n, out, s, clip_model=clip_model)
+    result = evaluate(load_components(model), n, out, s, clip_model=clip_model, resume=resume)
     typer.echo((out / "summary.md").read_text())
-    typer.echo(f"{n} cases in {result['seconds']:.0f} s; tables and plots in {out}; {result['clip']}")
+    kept = f" ({result['cases_read_back']} read back from {out / 'cases'})" if result["cases_read_back"] else ""
+    typer.echo(f"{n} cases{kept} in {result['seconds']:.0f} s; tables and plots in {out}; {result['clip']}")
     for name, bar in result["bars"].items():
         verdict = "met" if bar["met"] else "MISSED"
         typer.echo(f"bar {name} >= {bar['bar']}: {bar['measured']:.3f} ({verdict})")

@@ -23,6 +23,14 @@ class ConfigError(ValueError):
     """A configuration key or value that is not understood."""
 
 
+class OptionError(ConfigError):
+    """A bad value of one flat option; `option` names it, `reason` says what is wrong."""
+
+    def __init__(self, option: str, reason: str):
+        super().__init__(f"{option}: {reason}")
+        self.option, self.reason = option, reason
+
+
 @dataclass
 class VideoConfig:
     """Which frames of which clip, at which size."""
@@ -98,6 +106,58 @@ def fill(cls, data: dict, where: str):
         nested = dataclasses.is_dataclass(sub)
         setattr(obj, key, fill(type(sub), value, f"{where}{key}.") if nested else _coerce(cls, key, value))
     return obj
+
+
+OPTIONS: dict[str, tuple[str | None, str]] = {  # flat option (CLI flag, UI field) -> (RunConfig section, field)
+    "model": (None, "model"),
+    "out": (None, "out"),
+    "device": (None, "device"),
+    "dtype": (None, "dtype"),
+    "workspace": (None, "workspace"),
+    "attention_slicing": (None, "attention_slicing"),
+    "frame_attention": (None, "frame_attention"),
+    "video": ("video", "path"),
+    "frames": ("video", "frames"),
+    "start": ("video", "start"),
+    "stride": ("video", "stride"),
+    "width": ("video", "width"),
+    "height": ("video", "height"),
+    "resize": ("video", "resize"),
+    "tune_steps": ("tune", "steps"),
+    "lr": ("tune", "lr"),
+    "seed": ("tune", "seed"),
+    "steps": ("inversion", "steps"),
+    "inversion": ("inversion", "method"),
+    "guidance": ("edit", "guidance"),
+    "mode": ("edit", "mode"),
+    "cross_replace": ("edit", "cross_replace"),
+    "self_replace": ("edit", "self_replace"),
+    "threshold": ("edit", "threshold"),
+    "blend": ("edit", "blend"),
+    "subtract": ("edit", "subtract"),
+    "reweight": ("edit", "reweight"),
+}
+
+
+def apply_options(cfg: RunConfig, options: dict[str, Any]) -> RunConfig:
+    """Set flat options (CLI flags, UI fields) on `cfg`; None leaves a setting as it is.
+
+    The inversion's guidance follows the edit's. ConfigError names the option.
+    """
+    for name, value in options.items():
+        if name not in OPTIONS:
+            raise ConfigError(f"Unknown option {name!r}; valid options are: {', '.join(sorted(OPTIONS))}.")
+        if value is None:
+            continue
+        section, attr = OPTIONS[name]
+        obj = cfg if section is None else getattr(cfg, section)
+        try:
+            value = parse_reweight(value) if name == "reweight" and isinstance(value, list | tuple) else value
+            setattr(obj, attr, _coerce(type(obj), attr, value))
+        except ConfigError as e:
+            raise OptionError(name, str(e).removeprefix(f"{attr}: ")) from None
+    cfg.inversion.guidance = cfg.edit.guidance
+    return cfg
 
 
 def parse_reweight(items: list[str]) -> dict[str, float]:

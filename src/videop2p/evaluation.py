@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from videop2p.editing import EditConfig, edit
 from videop2p.inversion import InversionConfig, InversionMethod, invert
+from videop2p.io.files import write_json_atomic
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts
 from videop2p.models.loading import SDComponents
 from videop2p.models.t2s import T2SModel
@@ -243,7 +244,8 @@ def check_bars(summary: dict, method: str = "Video-P2P") -> dict[str, dict]:
 
 def _edit_video(
     model: T2SModel, comps: SDComponents, z0: torch.Tensor, case: Case, method: Method, s: EvalSettings, cache: dict
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Edited and reconstructed frames (F, H, W, 3), and the share of latent cells the final blend mask keeps editable."""
     inv_method = {
         Method.FAST: InversionMethod.FAST,
         Method.DIRECT: InversionMethod.DIRECT,
@@ -268,7 +270,8 @@ def _edit_video(
         cfg = EditConfig(cross_replace=0.0, self_replace=0.0, progress=False)
     result = edit(model, comps, inv, case.source, [case.target], cfg)
     frames = decode_latents(comps, result.latents)
-    return frames[1], frames[0]
+    coverage = float(result.masks.float().mean()) if result.masks is not None else float("nan")
+    return frames[1], frames[0], coverage
 
 
 def run_case(comps: SDComponents, case: Case, s: EvalSettings, scorer: ClipScorer | None = None) -> dict[str, dict]:
@@ -285,14 +288,15 @@ def run_case(comps: SDComponents, case: Case, s: EvalSettings, scorer: ClipScore
         t0 = time.perf_counter()
         if method is Method.PER_FRAME:
             image_model = T2SModel.from_image_unet(comps.unet)
-            pairs = [
+            parts = [
                 _edit_video(image_model, comps, posterior[0][:, f : f + 1], case, Method.VIDEO_P2P, s, {})
                 for f in range(len(clip.frames))
             ]
-            edited, recon = np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+            edited, recon = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+            coverage = float(np.mean([p[2] for p in parts]))
         else:
-            edited, recon = _edit_video(model, comps, posterior[0], case, method, s, cache)
-        metrics = judge(case, clip, edited, recon)
+            edited, recon, coverage = _edit_video(model, comps, posterior[0], case, method, s, cache)
+        metrics = {**judge(case, clip, edited, recon), "mask_coverage": coverage}
         if scorer is not None:
             metrics.update(clip_scores(scorer, edited, case.target))
         out[method.value] = {**metrics, "seconds": time.perf_counter() - t0, "frames": edited}
@@ -367,6 +371,7 @@ def write_tables(rows: list[dict], summary: dict, out: Path) -> None:
         "reconstruction_psnr",
         "colour_jitter",
         "position_jitter",
+        "mask_coverage",
         "seconds",
     ]
     first = next(iter(summary.values()))
@@ -407,6 +412,19 @@ def plot(summary: dict, out: Path) -> None:
     fig.savefig(out / "metrics.png", dpi=100)
 
 
+def case_key(case: Case, s: EvalSettings, seed: int, clip_note: str) -> str:
+    """What a kept case's results depend on."""
+    settings = {**asdict(s), "methods": [m.value for m in s.methods]}
+    return json.dumps([settings, seed, case.source, case.target, case.spec.seed, clip_note], sort_keys=True)
+
+
+def _read_kept(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):  # missing or unreadable: run the case
+        return None
+
+
 def evaluate(
     comps: SDComponents,
     n_cases: int,
@@ -414,23 +432,40 @@ def evaluate(
     s: EvalSettings | None = None,
     seed: int = 0,
     clip_model: str | None = None,
+    resume: bool = True,
 ) -> dict:
     """Run the suite and write tables, plots and strips into `out` (every case's for the first 3,
-    and the full method's for every case it failed)."""
+    and the full method's for every case it failed).
+
+    Every finished case is kept in `out/cases/`; with `resume`, a case kept with the same settings
+    is read back instead of run again, so a stopped run goes on where it stopped.
+    """
     s = s or EvalSettings()
     scorer, clip_note = load_clip_scorer(clip_model)
     logger.info("%s", clip_note)
     rows = []
+    kept_cases = 0
     t0 = time.perf_counter()
     for i, case in enumerate(make_suite(n_cases, seed, s.frames)):
+        key = case_key(case, s, seed, clip_note)
+        kept = out / "cases" / f"case{i:03d}.json"
+        done = _read_kept(kept) if resume else None
+        if done is not None and done.get("key") == key:
+            rows += done["rows"]
+            kept_cases += 1
+            logger.info("case %d/%d (%s) kept from %s", i + 1, n_cases, case.kind.value, kept)
+            continue
         results = run_case(comps, case, s, scorer)
+        case_rows = []
         for method, r in results.items():
             frames = r.pop("frames")
             if i < 3:
                 save_strip(frames, out / f"strip_case{i}_{method.replace(' ', '_')}.png")
             elif method == Method.VIDEO_P2P.value and not r["edit_success"]:
                 save_strip(frames, out / f"strip_failed_case{i}_{method.replace(' ', '_')}.png")
-            rows.append({"case": i, "kind": case.kind.value, "method": method, **r})
+            case_rows.append({"case": i, "kind": case.kind.value, "method": method, **r})
+        write_json_atomic(kept, {"key": key, "rows": case_rows})
+        rows += case_rows
         write_tables(rows, summarise(rows), out)  # after every case: a stopped run still leaves its tables
         logger.info("case %d/%d (%s) done in %.0f s", i + 1, n_cases, case.kind.value, time.perf_counter() - t0)
     summary = summarise(rows)
@@ -442,6 +477,7 @@ def evaluate(
         "rows": rows,
         "seconds": time.perf_counter() - t0,
         "cases": n_cases,
+        "cases_read_back": kept_cases,
         "settings": asdict(s),
         "clip": clip_note,
     }

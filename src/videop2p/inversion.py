@@ -7,12 +7,10 @@ negative-prompt inversion (Miyake et al. 2023).
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from videop2p.models.t2s import T2SModel
+from videop2p.models.t2s import T2SModel, checkpointing
 from videop2p.progress import StepHook, steps
 from videop2p.sampling import DDIMSchedule, EvalCounter, cfg, ddim_schedule, denoise_step, invert_step, predict
 
@@ -156,18 +154,6 @@ def optimise_null_text(
                 guided = cfg(predict(model, z, t, emb, counter, "null_text"), cond_out, c.guidance)
                 z = denoise_step(guided, z, t, sched)
     return torch.stack(embeddings)
-
-
-@contextlib.contextmanager
-def checkpointing(unet, on: bool) -> Iterator[None]:
-    """Gradient checkpointing on `unet` for the block, when `on`; off again afterwards."""
-    if on:
-        unet.enable_gradient_checkpointing()
-    try:
-        yield
-    finally:
-        if on:
-            unet.disable_gradient_checkpointing()
 
 
 def invert(

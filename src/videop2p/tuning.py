@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from videop2p.models.loading import SDComponents
-from videop2p.models.t2s import T2SModel
+from videop2p.models.t2s import T2SModel, checkpointing
 from videop2p.progress import StepHook
 
 logger = logging.getLogger(__name__)
@@ -95,35 +95,34 @@ def tune(
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params.values(), lr=cfg.lr)
     was_training = unet.training
-    unet.train()
-    if cfg.gradient_checkpointing:
-        unet.enable_gradient_checkpointing()
     device = next(unet.parameters()).device
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     scaler = torch.amp.GradScaler("cuda") if cfg.mixed_precision == "fp16" and device.type == "cuda" else None
     mean, std = posterior
     losses = []
-    bar = tqdm(range(cfg.steps), desc="tune", disable=not cfg.progress)
-    for i in bar:
-        if on_step is not None:
-            on_step("tune", i, cfg.steps)
-        z0 = mean + std * torch.randn(mean.shape, generator=gen, device=device).to(mean)  # (1, F, C, h, w)
-        with _autocast(device, cfg.mixed_precision):
-            loss = denoising_loss(model, components.scheduler, z0.to(unet.dtype), text.to(unet.dtype), gen)
-        opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        else:
-            loss.backward()
-            opt.step()
-        losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
-    if cfg.gradient_checkpointing:
-        unet.disable_gradient_checkpointing()
-    unet.train(was_training)
-    unet.requires_grad_(False)
+    try:  # a cancelled or failed run leaves the UNet as it found it: eval mode, frozen, no checkpointing
+        unet.train()
+        with checkpointing(unet, cfg.gradient_checkpointing):
+            bar = tqdm(range(cfg.steps), desc="tune", disable=not cfg.progress)
+            for i in bar:
+                if on_step is not None:
+                    on_step("tune", i, cfg.steps)
+                z0 = mean + std * torch.randn(mean.shape, generator=gen, device=device).to(mean)  # (1, F, C, h, w)
+                with _autocast(device, cfg.mixed_precision):
+                    loss = denoising_loss(model, components.scheduler, z0.to(unet.dtype), text.to(unet.dtype), gen)
+                opt.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    opt.step()
+                losses.append(float(loss.detach()))
+                bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
+    finally:
+        unet.train(was_training)
+        unet.requires_grad_(False)
     return TuneResult(losses=losses, metadata={"steps": cfg.steps, "lr": cfg.lr, "seed": cfg.seed})
 
 

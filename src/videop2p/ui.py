@@ -14,15 +14,12 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from videop2p.config import ConfigError, RunConfig, parse_reweight
-from videop2p.control.prompts import EditMode
-from videop2p.editing import EditConfig
-from videop2p.inversion import InversionConfig, InversionMethod
+from videop2p.config import OptionError, RunConfig, apply_options
+from videop2p.inversion import InversionMethod
 from videop2p.io.video import ResizeMode, VideoError, write_frames
 from videop2p.models.attention import FrameAttentionMode
 from videop2p.progress import Cancelled
 from videop2p.toy.world import Background, Color, Motion, Shape, ToyClipSpec, ToyObject, caption_for, render_clip
-from videop2p.tuning import TuneConfig
 
 logger = logging.getLogger(__name__)
 
@@ -111,11 +108,7 @@ def unpack_upload(path: Path, root: Path) -> Path:
     return folder
 
 
-def _choice(enum_cls, value, what: str):
-    try:
-        return enum_cls(value)
-    except ValueError:
-        raise FormError(f"{what} {value!r} is not one of {', '.join(m.value for m in enum_cls)}.") from None
+FIELD_NAMES = {"mode": "edit mode", "reweight": "Reweighting"}  # option -> the form's name for it, where they differ
 
 
 def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: str | None) -> RunConfig:
@@ -131,10 +124,6 @@ def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: st
         raise FormError(
             f"Local blending needs both words (source word, target word); got {blend[0]!r} and {blend[1]!r}."
         )
-    try:
-        reweight = parse_reweight([x for x in form.reweight.replace(",", "\n").splitlines() if x.strip()])
-    except ConfigError as e:
-        raise FormError(f"Reweighting: {e}") from None
     for name, value, low, high in (
         ("frames", form.frames, 1, 1024),
         ("DDIM steps", form.steps, 1, 1000),
@@ -143,38 +132,35 @@ def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: st
     ):
         if value is None or not low <= int(value) <= high:
             raise FormError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
-    edit = EditConfig(
-        mode=_choice(EditMode, form.mode, "edit mode"),
-        blend=blend if all(blend) else None,
-        reweight=reweight,
-        cross_replace=float(form.cross_replace),
-        self_replace=float(form.self_replace),
-        guidance=float(form.guidance),
-        threshold=float(form.threshold),
-    )
-    cfg = RunConfig(
-        source=source,
-        targets=targets,
-        model=model,
-        out=str(out),
-        workspace=str(workspace),
-        frame_attention=_choice(FrameAttentionMode, form.frame_attention, "frame attention"),
-        tune=TuneConfig(steps=int(form.tune_steps), lr=float(form.lr), seed=int(form.seed)),
-        inversion=InversionConfig(
-            method=InversionMethod(form.inversion), steps=int(form.steps), guidance=edit.guidance
-        ),
-        edit=edit,
-        force=bool(form.force),
-    )
-    cfg.video.path, cfg.video.frames, cfg.video.start, cfg.video.stride = (
-        video,
-        int(form.frames),
-        int(form.start),
-        int(form.stride),
-    )
-    cfg.video.width = int(form.width) if form.width else None
-    cfg.video.height = int(form.height) if form.height else None
-    cfg.video.resize = _choice(ResizeMode, form.resize, "resize")
+    options = {
+        "video": video,
+        "model": model,
+        "out": str(out),
+        "workspace": str(workspace),
+        "frame_attention": form.frame_attention,
+        "frames": int(form.frames),
+        "start": int(form.start),
+        "stride": int(form.stride),
+        "width": int(form.width) if form.width else None,
+        "height": int(form.height) if form.height else None,
+        "resize": form.resize,
+        "tune_steps": int(form.tune_steps),
+        "lr": float(form.lr),
+        "seed": int(form.seed),
+        "inversion": form.inversion,
+        "steps": int(form.steps),
+        "mode": form.mode,
+        "blend": blend if all(blend) else None,
+        "reweight": [x for x in form.reweight.replace(",", "\n").splitlines() if x.strip()],
+        "cross_replace": float(form.cross_replace),
+        "self_replace": float(form.self_replace),
+        "guidance": float(form.guidance),
+        "threshold": float(form.threshold),
+    }
+    try:
+        cfg = apply_options(RunConfig(source=source, targets=targets, force=bool(form.force)), options)
+    except OptionError as e:
+        raise FormError(f"{FIELD_NAMES.get(e.option, e.option.replace('_', ' '))} {e.reason}") from None
     return cfg
 
 

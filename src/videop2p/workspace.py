@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from videop2p.io.files import write_json_atomic
+
 logger = logging.getLogger(__name__)
 
 
@@ -52,9 +54,7 @@ class Workspace:
         d.mkdir(parents=True, exist_ok=True)
         meta = d / "key.json"
         if not meta.exists():
-            tmp = d / ".key.json.tmp"
-            tmp.write_text(json.dumps(clip_key, indent=2, default=str))
-            tmp.replace(meta)
+            write_json_atomic(meta, clip_key)
         return d
 
     def tune_path(self, clip_key: dict) -> Path:

@@ -8,8 +8,9 @@ image model before tuning.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from diffusers import UNet2DConditionModel
@@ -164,3 +165,15 @@ class T2SModel(nn.Module):
         t = t.repeat_interleave(f)  # (B*F,)
         out = self.unet(x, t, encoder_hidden_states=ctx, cross_attention_kwargs={"num_frames": f}).sample
         return rearrange(out, "(b f) c h w -> b f c h w", b=b)
+
+
+@contextlib.contextmanager
+def checkpointing(unet: UNet2DConditionModel, on: bool) -> Iterator[None]:
+    """Gradient checkpointing on `unet` for the block, when `on`; off again afterwards."""
+    if on:
+        unet.enable_gradient_checkpointing()
+    try:
+        yield
+    finally:
+        if on:
+            unet.disable_gradient_checkpointing()
