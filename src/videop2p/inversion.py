@@ -113,15 +113,26 @@ def null_text_step(
     c: InversionConfig,
     counter: EvalCounter | None,
 ) -> torch.Tensor:
-    """Optimise one shared unconditional embedding at step i (Mokady et al. 2023, Alg. 1; Video-P2P sec. 3.2)."""
-    emb = uncond.detach().clone().requires_grad_(True)
+    """Optimise one shared unconditional embedding at step i (Mokady et al. 2023, Alg. 1; Video-P2P sec. 3.2).
+
+    The embedding and the loss stay in float32 whatever the model's dtype (cast on the way in): in
+    fp16, Adam's epsilon underflows and the embedding turns NaN. A half-precision model's backward
+    runs with loss scaling, so that small gradients survive.
+    """
+    emb = uncond.detach().float().clone().requires_grad_(True)
     opt = torch.optim.Adam([emb], lr=c.lr * (1.0 - i / 100.0))
+    scaler = torch.amp.GradScaler(z.device.type) if z.dtype is torch.float16 else None
     for _ in range(c.inner_steps):
         out = cfg(predict(model, z, t, emb, counter, "null_text"), cond_out, c.guidance)
-        loss = F.mse_loss(denoise_step(out, z, t, sched), target)  # over every frame of the clip
+        loss = F.mse_loss(denoise_step(out, z, t, sched).float(), target.float())  # over every frame of the clip
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
         if loss.item() < c.early_stop + i * 2e-5:
             break
     return emb.detach()

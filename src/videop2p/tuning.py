@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from diffusers.training_utils import cast_training_params
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
@@ -69,11 +70,17 @@ def denoising_loss(
     return F.mse_loss(pred.float(), diffusion_target(scheduler, z0, noise, t).float())
 
 
-def _autocast(device: torch.device, mixed_precision: str):
+HALF = (torch.float16, torch.bfloat16)
+
+
+def compute_dtype(weights: torch.dtype, device: torch.device, mixed_precision: str) -> torch.dtype | None:
+    """The autocast dtype of a tuning step: the weights' own half dtype, else the mixed-precision
+    setting's on CUDA; None: plain float32."""
+    if weights in HALF:
+        return weights
     if mixed_precision == "no" or device.type != "cuda":
-        return contextlib.nullcontext()
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[mixed_precision]
-    return torch.autocast(device_type="cuda", dtype=dtype)
+        return None
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}[mixed_precision]
 
 
 def tune(
@@ -89,18 +96,24 @@ def tune(
     posterior: scaled VAE mean and std of the frames, each (1, F, C, h, w); text: (1, L, D).
     """
     unet = model.unet
+    weights = unet.dtype
+    device = next(unet.parameters()).device
+    half = compute_dtype(weights, device, cfg.mixed_precision)
     unet.requires_grad_(False)
     params = model.trainable_parameters()
     for p in params.values():
         p.requires_grad_(True)
+    # Half-precision weights: the trainable set trains in float32 (master weights) under autocast.
+    # Trained in fp16 itself, AdamW's steps overflow to NaN; in bf16, most of a 3e-5 step rounds away.
+    cast_training_params(unet, torch.float32)
     opt = torch.optim.AdamW(params.values(), lr=cfg.lr)
     was_training = unet.training
-    device = next(unet.parameters()).device
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    scaler = torch.amp.GradScaler("cuda") if cfg.mixed_precision == "fp16" and device.type == "cuda" else None
+    scaler = torch.amp.GradScaler(device.type) if half is torch.float16 else None
+    amp = torch.autocast(device.type, dtype=half) if half is not None else contextlib.nullcontext()
     mean, std = posterior
     losses = []
-    try:  # a cancelled or failed run leaves the UNet as it found it: eval mode, frozen, no checkpointing
+    try:  # a cancelled or failed run leaves the UNet as it found it: eval mode, frozen, its own dtype
         unet.train()
         with checkpointing(unet, cfg.gradient_checkpointing):
             bar = tqdm(range(cfg.steps), desc="tune", disable=not cfg.progress)
@@ -108,8 +121,8 @@ def tune(
                 if on_step is not None:
                     on_step("tune", i, cfg.steps)
                 z0 = mean + std * torch.randn(mean.shape, generator=gen, device=device).to(mean)  # (1, F, C, h, w)
-                with _autocast(device, cfg.mixed_precision):
-                    loss = denoising_loss(model, components.scheduler, z0.to(unet.dtype), text.to(unet.dtype), gen)
+                with amp:
+                    loss = denoising_loss(model, components.scheduler, z0.to(weights), text.to(weights), gen)
                 opt.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()
@@ -121,6 +134,7 @@ def tune(
                 losses.append(float(loss.detach()))
                 bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
     finally:
+        cast_training_params(unet, weights)
         unet.train(was_training)
         unet.requires_grad_(False)
     return TuneResult(losses=losses, metadata={"steps": cfg.steps, "lr": cfg.lr, "seed": cfg.seed})
