@@ -84,6 +84,8 @@ def test_run_writes_every_output_named_in_the_manifest(tiny_dir, clip_dir, tmp_p
     assert read_video(out / "edit_1.mp4").num_frames == 4
     assert set(m["stages"]) >= {"tune", "invert", "edit"} and m["stages"]["edit"]["unet_evaluations"] > 0
     assert "side_by_side.gif" in (out / "report.md").read_text()
+    assert len(m["mask_coverage"]) == 2 and all(0.0 <= c <= 1.0 for c in m["mask_coverage"])
+    assert f"the blend mask covers {m['mask_coverage'][0]:.0%} of the frames" in (out / "report.md").read_text()
 
 
 def test_second_run_reuses_and_changed_settings_invalidate_exactly_their_stages(tiny_dir, clip_dir, tmp_path):

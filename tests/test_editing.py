@@ -189,3 +189,16 @@ def test_frame_maps_follow_the_source_when_asked():
     torch.testing.assert_close(out[2], probs.reshape(3, 2, 10, 4)[1])
     ctl.begin_step(3, Layout(1, 2, 3))
     assert not ctl.wants("x.attn1.processor")
+
+
+def test_a_blend_mask_over_the_whole_frame_is_reported(tiny, caplog):
+    model, inv = _inverted(tiny)
+    c = EditConfig(blend=("circle", "square"), threshold=0.0, progress=False)  # every cell passes
+    with caplog.at_level("WARNING", logger="videop2p.editing"):
+        res = edit(model, tiny, inv, SRC, ["a red square moving on the grass"], c)
+    assert res.masks.all()
+    assert "'circle'/'square' covers 100% of the frames at threshold 0.0" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="videop2p.editing"):
+        edit(model, tiny, inv, SRC, ["a red square moving on the grass"], EditConfig(progress=False))
+    assert "Local blending" not in caplog.text  # no blending asked, nothing to report

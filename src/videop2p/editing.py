@@ -31,6 +31,7 @@ from videop2p.progress import StepHook
 from videop2p.sampling import EvalCounter, cfg, ddim_schedule, denoise_step, predict
 
 logger = logging.getLogger(__name__)
+FULL_MASK = 0.95  # a blend mask covering this share of the frames leaves local blending nothing to keep
 
 Bounds = float | tuple[float, float]
 OFFICIAL_MASK_SIDE = 16  # the official code builds masks from 16x16 maps (512 px, SD 1.5)
@@ -259,6 +260,15 @@ def edit(
         attention = mean.reshape(*mean.shape[:2], mean.shape[2] // side_x, side_x, mean.shape[-1])
     tokens = [components.tokenizer.convert_ids_to_tokens(components.tokenizer(p).input_ids) for p in prompts]
     masks = union[:, :, 0] if union is not None else None
+    if masks is not None and masks.float().mean() >= FULL_MASK:
+        logger.warning(
+            "Local blending kept nothing of the source: the mask of %r/%r covers %.0f%% of the frames at "
+            "threshold %s. This model's attention maps of those words are flat; a higher --threshold "
+            "(up to 1) narrows the mask (see the mask overlay).",
+            *c.blend,
+            100 * float(masks.float().mean()),
+            c.threshold,
+        )
     return EditResult(
         latents=z, masks=masks, attention=attention, tokens=tokens, counts=dict(counter.counts), modes=modes
     )

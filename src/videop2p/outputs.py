@@ -54,8 +54,10 @@ def attention_grid(maps: torch.Tensor, tokens: list[str], cell: int = 48, max_fr
 def report_markdown(manifest: dict) -> str:
     """A short human report of a run."""
     lines = ["# videop2p run", "", f"- source: `{manifest['source']}`"]
+    coverage = manifest.get("mask_coverage")
     for k, t in enumerate(manifest["targets"]):
-        lines.append(f"- target {k + 1}: `{t}` ({manifest['modes'][k]})")
+        blend = f"; the blend mask covers {coverage[k]:.0%} of the frames" if coverage else ""
+        lines.append(f"- target {k + 1}: `{t}` ({manifest['modes'][k]}{blend})")
     lines += [
         "",
         "## Time and UNet evaluations per stage",

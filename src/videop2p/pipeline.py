@@ -352,6 +352,7 @@ class VideoP2P:
             "source": cfg.source,
             "targets": cfg.targets,
             "modes": res.modes,
+            "mask_coverage": [float(m.float().mean()) for m in res.masks] if res.masks is not None else None,
             "model": self.components.info.identity,
             "frames": len(clip.frames),
             "size": list(clip.size),
