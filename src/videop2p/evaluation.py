@@ -343,13 +343,19 @@ def clip_scores(scorer: ClipScorer, frames: np.ndarray, prompt: str) -> dict[str
     return {"clip_text_alignment": float((image @ text.T).mean()), "clip_frame_consistency": float(consistency)}
 
 
+def _mean_of_known(values: list[float]) -> float:
+    """Mean over the values that are not NaN; NaN when none is (e.g. mask coverage without blending)."""
+    known = [v for v in values if not np.isnan(v)]
+    return float(np.mean(known)) if known else float("nan")
+
+
 def summarise(rows: list[dict]) -> dict[str, dict[str, float]]:
     """Mean of every metric per method (and colour-swap success separately)."""
     summary: dict[str, dict[str, float]] = {}
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
         metrics = [k for k in mine[0] if k not in ("method", "case", "kind")]
-        summary[method] = {k: float(np.nanmean([r[k] for r in mine])) for k in metrics}
+        summary[method] = {k: _mean_of_known([r[k] for r in mine]) for k in metrics}
         colour = [r["edit_success"] for r in mine if r["kind"] == EditKind.COLOR.value]
         summary[method]["colour_swap_success"] = float(np.mean(colour)) if colour else float("nan")
     return summary
