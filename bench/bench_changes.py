@@ -11,7 +11,8 @@ allocated CUDA memory on a GPU.
 Changes (before -> after):
 - tune-checkpointing: a tuning step without -> with gradient checkpointing (the default)
 - nulltext-checkpointing: null-text inversion backward without -> with checkpoints
-- fast-source: fast-mode edit with the source branch guided (the authors' code) -> unguided, no unconditional row
+- fast-source: fast-mode edit with an unconditional row for the source (the authors' code computes one for
+  every prompt) -> none for the unguided source
 - targets: 3 edits run one at a time (each with its own source branch) -> 3 targets in one batch
 - maps: attention probabilities in every controlled layer -> only in the layers whose maps are read
 - attention-slicing: one 3-row UNet call with the math attention kernel, unsliced -> 1024 queries at a time
@@ -45,7 +46,7 @@ TARGETS = [
 CHANGES = {  # name -> (before, after) labels
     "tune-checkpointing": ("tuning step, no checkpointing", "tuning step, gradient checkpointing"),
     "nulltext-checkpointing": ("null-text inversion, plain backward", "null-text inversion, checkpointed backward"),
-    "fast-source": ("fast edit, source guided", "fast edit, source unguided"),
+    "fast-source": ("fast edit, source's unconditional row computed", "fast edit, no unconditional source row"),
     "targets": ("3 edits, one at a time", "3 targets, one batch"),
     "maps": ("edit, probabilities everywhere", "edit, probabilities where read"),
     "attention-slicing": ("UNet call, math attention", "UNet call, math attention, sliced"),
@@ -82,7 +83,7 @@ def work(args, change: str, after: bool) -> dict:
     prepared = None
     if change in ("fast-source", "targets", "maps"):
         prepared = _fast_inversion(args, model, c, z0, cond, empty)
-        if change == "fast-source" and not after:  # the authors' fast mode: source guided with the empty prompt
+        if change == "fast-source" and not after:  # the source gets an unconditional row (same work as the authors')
             prepared.method = InversionMethod.NULL_TEXT
             prepared.uncond_embeddings = empty[None].expand(args.steps, *empty.shape)
     if change == "attention-slicing":
