@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from videop2p.models.t2s import T2SModel, checkpointing
+from videop2p.models.t2s import T2SModel, backward_step, checkpointing
 from videop2p.progress import StepHook, steps
 from videop2p.sampling import DDIMSchedule, EvalCounter, cfg, ddim_schedule, denoise_step, invert_step, predict
 
@@ -126,13 +126,7 @@ def null_text_step(
         out = cfg(predict(model, z, t, emb, counter, "null_text"), cond_out, c.guidance)
         loss = F.mse_loss(denoise_step(out, z, t, sched).float(), target.float())  # over every frame of the clip
         opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        else:
-            loss.backward()
-            opt.step()
+        backward_step(loss, opt, scaler)
         if loss.item() < c.early_stop + i * 2e-5:
             break
     return emb.detach()

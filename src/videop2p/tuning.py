@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from videop2p.models.loading import SDComponents
-from videop2p.models.t2s import T2SModel, checkpointing
+from videop2p.models.t2s import T2SModel, backward_step, checkpointing
 from videop2p.progress import StepHook
 
 logger = logging.getLogger(__name__)
@@ -124,13 +124,7 @@ def tune(
                 with amp:
                     loss = denoising_loss(model, components.scheduler, z0.to(weights), text.to(weights), gen)
                 opt.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    opt.step()
+                backward_step(loss, opt, scaler)
                 losses.append(float(loss.detach()))
                 bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
     finally:

@@ -177,3 +177,14 @@ def checkpointing(unet: UNet2DConditionModel, on: bool) -> Iterator[None]:
     finally:
         if on:
             unet.disable_gradient_checkpointing()
+
+
+def backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    """Backward pass and optimiser step, through `scaler`'s loss scaling when there is one (fp16)."""
+    if scaler is None:
+        loss.backward()
+        opt.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.step(opt)  # skipped when the scaled gradients overflowed
+    scaler.update()
