@@ -92,6 +92,8 @@ def _coerce(cls, name: str, value: Any) -> Any:
         return tuple(value)
     if name in ("cross_replace", "self_replace") and isinstance(value, list):
         return tuple(value)
+    if name == "reweight" and isinstance(value, list | tuple):  # ["origami=2", ...] from flags and forms
+        return parse_reweight(list(value))
     return value
 
 
@@ -152,7 +154,6 @@ def apply_options(cfg: RunConfig, options: dict[str, Any]) -> RunConfig:
         section, attr = OPTIONS[name]
         obj = cfg if section is None else getattr(cfg, section)
         try:
-            value = parse_reweight(value) if name == "reweight" and isinstance(value, list | tuple) else value
             setattr(obj, attr, _coerce(type(obj), attr, value))
         except ConfigError as e:
             raise OptionError(name, str(e).removeprefix(f"{attr}: ")) from None
