@@ -202,3 +202,41 @@ def test_a_blend_mask_over_the_whole_frame_is_reported(tiny, caplog):
     with caplog.at_level("WARNING", logger="videop2p.editing"):
         edit(model, tiny, inv, SRC, ["a red square moving on the grass"], EditConfig(progress=False))
     assert "Local blending" not in caplog.text  # no blending asked, nothing to report
+
+
+def _controller_with_map(word_map: torch.Tensor, norm: str) -> EditController:
+    """A controller whose one stored layer holds `word_map` (y, x) on token 1 of a source and a target."""
+    from videop2p.control.controller import MaskNorm
+
+    plan = _plan("swap", torch.eye(6))
+    plan.mask_norm = MaskNorm(norm)
+    ctl = EditController(plan)
+    maps = torch.zeros(2, 1, word_map.numel(), 6)  # (P, F, N, L)
+    maps[:, 0, :, 1] = word_map.flatten()
+    ctl.sums = {"layer": maps}
+    ctl.steps_stored = 1
+    return ctl
+
+
+def test_range_normalised_masks_equal_the_official_ones_where_maps_fall_to_zero():
+    torch.manual_seed(0)
+    word_map = torch.rand(8, 8)
+    word_map[:3, :3] = 0.0  # the map reaches zero, after the 3x3 max-pool too: min-max and max scaling agree
+    tokens = torch.zeros(2, 6)
+    tokens[:, 1] = 1
+    official = _controller_with_map(word_map, "max").blend_mask((8, 8), tokens, 0.3)
+    ranged = _controller_with_map(word_map, "range").blend_mask((8, 8), tokens, 0.3)
+    assert torch.equal(official, ranged)
+
+
+def test_range_normalised_masks_find_the_object_on_a_flat_map():
+    word_map = torch.full((8, 8), 0.65)  # the toy model's flat maps: never below 65% of the peak
+    word_map[2:4, 2:4] = 1.0  # the object
+    tokens = torch.zeros(2, 6)
+    tokens[:, 1] = 1
+    official = _controller_with_map(word_map, "max").blend_mask((8, 8), tokens, 0.3)
+    assert official.all()  # local blending would keep nothing of the source
+    ranged = _controller_with_map(word_map, "range").blend_mask((8, 8), tokens, 0.3)[0, 0, 0]
+    expected = torch.zeros(8, 8, dtype=torch.bool)
+    expected[1:5, 1:5] = True  # the object grown by the official 3x3 max-pool
+    assert torch.equal(ranged, expected)

@@ -102,3 +102,42 @@ def test_a_stopped_evaluation_goes_on_where_it_stopped_and_new_settings_rerun(tm
     calls[:] = []
     ev.evaluate(None, 4, tmp_path, settings, resume=False)
     assert len(calls) == 4
+
+
+def test_shards_split_the_suite_and_a_plain_run_reads_every_shard_back(tmp_path, monkeypatch):
+    import videop2p.evaluation as ev
+
+    calls = []
+
+    def fake_run_case(comps, case, s, scorer=None):
+        calls.append(case.target)
+        keys = ("edit_success", "frames_right", "object_iou", "background_psnr", "background_ssim")
+        keys += ("reconstruction_psnr", "colour_jitter", "position_jitter", "mask_coverage", "seconds")
+        return {"Video-P2P": {**{k: 0.5 for k in keys}, "frames": np.zeros((2, 8, 8, 3), np.uint8)}}
+
+    monkeypatch.setattr(ev, "run_case", fake_run_case)
+    settings = ev.EvalSettings(tune_steps=1, steps=1, frames=2, methods=[ev.Method.VIDEO_P2P])
+    suite = ev.make_suite(5, 0, 2)
+    first = ev.evaluate(None, 5, tmp_path, settings, shard=(0, 2))
+    assert calls == [suite[0].target, suite[2].target, suite[4].target]
+    assert [r["case"] for r in first["rows"]] == [0, 2, 4] and first["cases"] == 3
+    calls[:] = []
+    ev.evaluate(None, 5, tmp_path, settings, shard=(1, 2))
+    assert calls == [suite[1].target, suite[3].target]
+    calls[:] = []
+    full = ev.evaluate(None, 5, tmp_path, settings)
+    assert calls == [] and full["cases_read_back"] == 5  # every case was kept by one shard or the other
+    assert [r["case"] for r in full["rows"]] == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="shard 2/2"):
+        ev.evaluate(None, 5, tmp_path, settings, shard=(2, 2))
+
+
+@pytest.mark.parametrize("shard", ["3/2", "a/b", "1"])
+def test_eval_rejects_a_bad_shard_by_name(shard):
+    from typer.testing import CliRunner
+
+    from videop2p.cli import app
+
+    result = CliRunner().invoke(app, ["eval", "--shard", shard])
+    assert result.exit_code == 2
+    assert f"--shard {shard!r} must be K/N" in result.output

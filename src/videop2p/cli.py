@@ -363,12 +363,20 @@ def eval_command(
     resume: Annotated[
         bool, typer.Option(help="Read back cases that OUT/cases already holds with the same settings.")
     ] = True,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="K/N: run only the cases whose index is K modulo N (split a suite over processes)."),
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = "float32",
 ) -> None:
     """Measure edit quality on a seeded toy-world suite and compare Video-P2P with the baselines."""
     from videop2p.evaluation import QUICK_CASES, EvalSettings, Method, evaluate, quick_settings
     from videop2p.models.loading import load_components
+    from videop2p.pipeline import parse_dtype
 
     _setup_logging()
+    shard_kn = _parse_shard(shard) if shard else None
     n = cases or (QUICK_CASES if quick else 30)
     s = quick_settings() if quick else EvalSettings()
     s.tune_steps, s.steps = tune_steps or s.tune_steps, steps or s.steps
@@ -377,15 +385,34 @@ def eval_command(
             s.methods = [Method(m) for m in methods]
         except ValueError:
             _fail(f"unknown method in {methods}; valid: {', '.join(m.value for m in Method)}")
-    result = evaluate(load_components(model), n, out, s, clip_model=clip_model, resume=resume)
+    try:
+        comps = load_components(model, device=device, dtype=parse_dtype(dtype))
+        result = evaluate(comps, n, out, s, clip_model=clip_model, resume=resume, shard=shard_kn)
+    except ValueError as e:
+        _fail(str(e))
     typer.echo((out / "summary.md").read_text())
     kept = f" ({result['cases_read_back']} read back from {out / 'cases'})" if result["cases_read_back"] else ""
-    typer.echo(f"{n} cases{kept} in {result['seconds']:.0f} s; tables and plots in {out}; {result['clip']}")
+    part = f" of shard {shard}" if shard else ""
+    typer.echo(
+        f"{result['cases']} cases{part}{kept} in {result['seconds']:.0f} s; tables and plots in {out}; {result['clip']}"
+    )
     for name, bar in result["bars"].items():
         verdict = "met" if bar["met"] else "MISSED"
         typer.echo(f"bar {name} >= {bar['bar']}: {bar['measured']:.3f} ({verdict})")
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2))
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
+    """K/N, e.g. "1/4" -> (1, 4), or a CLI error naming the value."""
+    k, sep, n = text.partition("/")
+    try:
+        shard = (int(k), int(n))
+    except ValueError:
+        shard = None
+    if not sep or shard is None or not 0 <= shard[0] < shard[1]:
+        _fail(f"--shard {text!r} must be K/N with 0 <= K < N, e.g. 0/2.")
+    return shard
 
 
 @toy_app.command("eval")

@@ -14,7 +14,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from videop2p import progress
-from videop2p.control.controller import ControlPlan, EditController, Layout, TargetEdit, controlled_processor
+from videop2p.control.controller import (
+    ControlPlan,
+    EditController,
+    Layout,
+    MaskNorm,
+    TargetEdit,
+    controlled_processor,
+)
 from videop2p.control.prompts import (
     EditMode,
     choose_mode,
@@ -50,6 +57,7 @@ class EditConfig:
     subtract: tuple[str, str] | None = None  # words whose region is never edited
     reweight: dict[str, float] = field(default_factory=dict)  # target word -> attention factor
     threshold: float = 0.3  # local-blend mask threshold
+    mask_norm: MaskNorm = MaskNorm.MAX  # maps divided by their maximum (official) or scaled by their range
     blend_start: float = 0.2  # blending starts after this fraction of steps
     decoupled: bool = True  # targets use the plain empty-prompt embedding (Video-P2P); False: the source's
     mask_side: int | None = None  # side of the maps that build masks; None: closest to the official 16
@@ -145,6 +153,7 @@ def build_plan(
         store_layers={t2s_layer_name(n) for n in store},
         blend_start=int(c.blend_start * steps),
         threshold=c.threshold,
+        mask_norm=MaskNorm(c.mask_norm),
         materialize_all=c.materialize_all,
         control_frame_attention=c.control_frame_attention,
     )

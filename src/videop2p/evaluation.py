@@ -439,20 +439,29 @@ def evaluate(
     seed: int = 0,
     clip_model: str | None = None,
     resume: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> dict:
     """Run the suite and write tables, plots and strips into `out` (every case's for the first 3,
     and the full method's for every case it failed).
 
     Every finished case is kept in `out/cases/`; with `resume`, a case kept with the same settings
-    is read back instead of run again, so a stopped run goes on where it stopped.
+    is read back instead of run again, so a stopped run goes on where it stopped. With `shard`
+    (k, n) only the cases whose index is k modulo n run, so n processes or machines sharing `out`
+    split the suite; a run without `shard` then reads every kept case back into the full tables.
     """
     s = s or EvalSettings()
+    if shard is not None and not 0 <= shard[0] < shard[1]:
+        raise ValueError(f"shard {shard[0]}/{shard[1]} is not K/N with 0 <= K < N.")
     scorer, clip_note = load_clip_scorer(clip_model)
     logger.info("%s", clip_note)
     rows = []
     kept_cases = 0
     t0 = time.perf_counter()
-    for i, case in enumerate(make_suite(n_cases, seed, s.frames)):
+    suite = list(enumerate(make_suite(n_cases, seed, s.frames)))
+    if shard is not None:
+        suite = [(i, case) for i, case in suite if i % shard[1] == shard[0]]
+        logger.info("shard %d/%d: cases %s", *shard, [i for i, _ in suite])
+    for i, case in suite:
         key = case_key(case, s, seed, clip_note)
         kept = out / "cases" / f"case{i:03d}.json"
         done = _read_kept(kept) if resume else None
@@ -482,7 +491,7 @@ def evaluate(
         "bars": check_bars(summary),
         "rows": rows,
         "seconds": time.perf_counter() - t0,
-        "cases": n_cases,
+        "cases": len(suite),
         "cases_read_back": kept_cases,
         "settings": asdict(s),
         "clip": clip_note,

@@ -7,6 +7,7 @@ layer runs SDPA.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +26,15 @@ from videop2p.models.attention import (
     layer_kind,
     unfold_frame_output,
 )
+
+
+class MaskNorm(str, enum.Enum):
+    """How a blend word's map is scaled per frame before the threshold."""
+
+    MAX = "max"  # divide by the maximum (official): a map that never falls below 0.3 of its peak masks everything
+    RANGE = (
+        "range"  # (map - min) / (max - min): the same mask where maps fall to zero, a usable one where they are flat
+    )
 
 
 @dataclass
@@ -48,7 +58,8 @@ class ControlPlan:
     blend_tokens: torch.Tensor | None = None  # (P, L) 1 on blend-word tokens per prompt (source first)
     subtract_tokens: torch.Tensor | None = None  # (P, L) 1 on subtract-word tokens
     blend_start: int = 10  # blending applies from this step on
-    threshold: float = 0.3  # mask threshold after per-frame max normalisation
+    threshold: float = 0.3  # mask threshold after per-frame normalisation
+    mask_norm: MaskNorm = MaskNorm.MAX  # per-frame normalisation of the maps before the threshold
     materialize_all: bool = False  # benchmark baseline: probabilities in every controlled layer at every step
     control_frame_attention: bool = False  # also make target frame-attention maps follow the source (off: official)
 
@@ -157,8 +168,9 @@ class EditController:
             maps.append(rearrange(words_map, "p f (y x) -> (p f) 1 y x", x=side_x))
         mean = torch.stack(maps).mean(0)  # mean over layers, (P*F, 1, y, x)
         pooled = F.max_pool2d(mean, 3, 1, padding=1)  # the official 3x3 max-pool at map resolution
-        mask = F.interpolate(pooled, size=latent_hw)  # nearest, as the official code
-        mask = mask / mask.amax(dim=(2, 3), keepdim=True).clamp_min(1e-12)
+        mask = normalize_maps(
+            F.interpolate(pooled, size=latent_hw), self.plan.mask_norm
+        )  # nearest, as the official code
         return rearrange(mask > threshold, "(p f) 1 y x -> p f 1 y x", p=tokens.shape[0])
 
     def local_blend(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -183,6 +195,15 @@ class EditController:
         c0, n_prompts = self.layout.cond_start, self.layout.prompts
         p[c0 + 1 : c0 + n_prompts] = p[c0 : c0 + 1]
         return rearrange(p, "r h q k -> (r h) q k")
+
+
+def normalize_maps(maps: torch.Tensor, norm: MaskNorm) -> torch.Tensor:
+    """(N, 1, h, w) maps scaled per map into [0, 1]: by the maximum (prompt-to-prompt's LocalBlend) or the range."""
+    top = maps.amax(dim=(2, 3), keepdim=True)
+    if norm is MaskNorm.MAX:
+        return maps / top.clamp_min(1e-12)
+    low = maps.amin(dim=(2, 3), keepdim=True)
+    return (maps - low) / (top - low).clamp_min(1e-12)
 
 
 def attend_with_probs(attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, edit) -> torch.Tensor:
