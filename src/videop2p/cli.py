@@ -279,6 +279,32 @@ def toy_train(
     typer.echo(f"model written to {path}")
 
 
+@toy_app.command("ground")
+def toy_ground(
+    out_dir: Path,
+    init: Annotated[
+        Path | None, typer.Option(help="Model folder to start from (default: the bundled toy model).")
+    ] = None,
+    steps: int = 300,
+    lr: float = 1e-4,
+    batch_size: int = 16,
+    weight: Annotated[float, typer.Option(help="Weight of the token loss beside the denoising loss.")] = 0.1,
+    dataset_size: int = 4000,
+    seed: int = 0,
+    threads: int = 0,
+) -> None:
+    """Ground caption words' cross-attention on their regions (resumes from OUT_DIR/ckpt)."""
+    from videop2p.models.loading import bundled_model_path
+    from videop2p.toy.grounding import GroundingConfig, ground_toy_model
+
+    _setup_logging()
+    cfg = GroundingConfig(
+        steps=steps, lr=lr, batch_size=batch_size, weight=weight, dataset_size=dataset_size, seed=seed, threads=threads
+    )
+    path = ground_toy_model(init or bundled_model_path(), out_dir, cfg)
+    typer.echo(f"model written to {path}")
+
+
 @app.command()
 def ui(
     model: Annotated[str | None, typer.Option(help="Hub id, folder or file (default: the bundled toy model).")] = None,
