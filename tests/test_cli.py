@@ -215,6 +215,9 @@ def test_flat_options_set_their_settings_and_bad_ones_are_named():
     with pytest.raises(OptionError, match="mode: 'magic' is not one of auto, swap, refine") as e:
         apply_options(RunConfig(), {"mode": "magic"})
     assert e.value.option == "mode"
+    assert apply_options(RunConfig(), {"mask_norm": "range"}).edit.mask_norm.value == "range"
+    with pytest.raises(OptionError, match="mask_norm: 'median' is not one of max, range"):
+        apply_options(RunConfig(), {"mask_norm": "median"})
     with pytest.raises(ConfigError, match="Unknown option 'colour'; valid options are: .*guidance"):
         apply_options(RunConfig(), {"colour": "red"})
 

@@ -116,12 +116,13 @@ def test_blend_word_not_in_prompt_is_named_in_the_page(page):
 def test_form_to_config_maps_every_field(tmp_path):
     form = Form(source="a red circle moving on the grass", targets="a blue circle moving on the grass\n\n a b\n",
                 blend_source="circle", blend_target="circle", reweight="blue=2, grass=0.5", steps=7, frames=5,
-                width=96, height=64, inversion="fast", mode="swap")  # fmt: skip
+                width=96, height=64, inversion="fast", mode="swap", mask_norm="range")  # fmt: skip
     cfg = form_to_config(form, "clip.mp4", tmp_path / "out", tmp_path / "ws", None)
     assert cfg.targets == ["a blue circle moving on the grass", "a b"]
     assert cfg.edit.blend == ("circle", "circle") and cfg.edit.reweight == {"blue": 2.0, "grass": 0.5}
     assert cfg.inversion.steps == 7 and cfg.inversion.method.value == "fast" and cfg.edit.mode.value == "swap"
     assert (cfg.video.frames, cfg.video.width, cfg.video.height) == (5, 96, 64)
+    assert cfg.edit.mask_norm.value == "range"
 
 
 @pytest.mark.parametrize(
@@ -133,6 +134,7 @@ def test_form_to_config_maps_every_field(tmp_path):
         ({"reweight": "blue"}, "WORD=FACTOR"),
         ({"frames": 0}, "frames must be a whole number from 1"),
         ({"mode": "magic"}, "edit mode .magic. is not one of auto, swap, refine"),
+        ({"mask_norm": "median"}, "blend maps scaled by .median. is not one of max, range"),
     ],
 )
 def test_bad_form_values_are_named(tmp_path, changes, message):

@@ -176,6 +176,12 @@ def _stage_command(stage: str, doc: str):
             float | None, typer.Option(help="Fraction of steps with temporal maps replaced (0.5).")
         ] = None,
         threshold: Annotated[float | None, typer.Option(help="Local-blend mask threshold (0.3).")] = None,
+        mask_norm: Annotated[
+            str | None,
+            typer.Option(
+                help="Blend maps scaled by their max (official) or range (for flat maps) before the threshold."
+            ),
+        ] = None,
         device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, mps.")] = None,
         dtype: Annotated[str | None, typer.Option(help="float32, float16 or bfloat16.")] = None,
         attention_slicing: Annotated[

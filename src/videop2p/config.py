@@ -135,6 +135,7 @@ OPTIONS: dict[str, tuple[str | None, str]] = {  # flat option (CLI flag, UI fiel
     "cross_replace": ("edit", "cross_replace"),
     "self_replace": ("edit", "self_replace"),
     "threshold": ("edit", "threshold"),
+    "mask_norm": ("edit", "mask_norm"),
     "blend": ("edit", "blend"),
     "subtract": ("edit", "subtract"),
     "reweight": ("edit", "reweight"),

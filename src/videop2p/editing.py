@@ -272,8 +272,8 @@ def edit(
     if masks is not None and masks.float().mean() >= FULL_MASK:
         logger.warning(
             "Local blending kept nothing of the source: the mask of %r/%r covers %.0f%% of the frames at "
-            "threshold %s. This model's attention maps of those words are flat; a higher --threshold "
-            "(up to 1) narrows the mask (see the mask overlay).",
+            "threshold %s. This model's attention maps of those words are flat; --mask-norm range or a higher "
+            "--threshold (up to 1) narrows the mask (see the mask overlay).",
             *c.blend,
             100 * float(masks.float().mean()),
             c.threshold,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from videop2p.config import OptionError, RunConfig, apply_options
+from videop2p.control.controller import MaskNorm
 from videop2p.inversion import InversionMethod
 from videop2p.io.video import ResizeMode, VideoError, write_frames
 from videop2p.models.attention import FrameAttentionMode
@@ -64,6 +65,7 @@ class Form:
     # advanced
     guidance: float = 7.5
     threshold: float = 0.3
+    mask_norm: str = MaskNorm.MAX.value
     lr: float = 3e-5
     start: int = 0
     stride: int = 1
@@ -108,7 +110,11 @@ def unpack_upload(path: Path, root: Path) -> Path:
     return folder
 
 
-FIELD_NAMES = {"mode": "edit mode", "reweight": "Reweighting"}  # option -> the form's name for it, where they differ
+FIELD_NAMES = {
+    "mode": "edit mode",
+    "reweight": "Reweighting",
+    "mask_norm": "blend maps scaled by",
+}  # option -> the form's name for it, where they differ
 
 
 def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: str | None) -> RunConfig:
@@ -156,6 +162,7 @@ def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: st
         "self_replace": float(form.self_replace),
         "guidance": float(form.guidance),
         "threshold": float(form.threshold),
+        "mask_norm": form.mask_norm,
     }
     try:
         cfg = apply_options(RunConfig(source=source, targets=targets, force=bool(form.force)), options)
@@ -281,6 +288,9 @@ def build_app(session: Session):
                     with gr.Row():
                         guidance = gr.Number(value=defaults.guidance, label="Guidance")
                         threshold = gr.Number(value=defaults.threshold, label="Blend threshold")
+                        mask_norm = gr.Dropdown(
+                            [m.value for m in MaskNorm], value=defaults.mask_norm, label="Blend maps scaled by"
+                        )
                         lr = gr.Number(value=defaults.lr, label="Tuning learning rate")
                     with gr.Row():
                         start = gr.Number(value=defaults.start, precision=0, label="First frame")
@@ -311,7 +321,7 @@ def build_app(session: Session):
 
         fields = [
             source, targets, mode, blend_source, blend_target, reweight, cross_replace, self_replace, steps,
-            tune_steps, inversion, seed, frames, width, height, guidance, threshold, lr, start, stride, resize,
+            tune_steps, inversion, seed, frames, width, height, guidance, threshold, mask_norm, lr, start, stride, resize,
             frame_attention, force,
         ]  # fmt: skip
         names = [f for f in Form.__dataclass_fields__ if f != "extra"]

@@ -242,7 +242,7 @@ def ground_toy_model(init: str | Path, out_dir: str | Path, cfg: GroundingConfig
         step += 1
         history.append({"step": step, "denoise": denoise.item(), "token": ground.item(), "share": share})
         bar.update(1)
-        bar.set_postfix(denoise=f"{float(denoise):.4f}", share=f"{share:.3f}")
+        bar.set_postfix(denoise=f"{denoise.item():.4f}", share=f"{share:.3f}")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             state = {"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(), "opt": opt.state_dict()}
             _save(
