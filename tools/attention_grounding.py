@@ -1,6 +1,6 @@
 """How well a model's cross-attention maps find the words' regions on held-out toy images.
 
-python tools/attention_grounding.py [MODEL ...] [--images 64] [--timesteps 100 300 500 700 900]
+python tools/attention_grounding.py [MODEL ...] (default: bundled) [--images 64] [--timesteps 100 300 500 700 900]
 
 For each model (default: the bundled one) and each timestep, noises held-out toy images, runs the
 UNet with the caption and reads the cross-attention maps. It prints the share of the colour, shape
@@ -78,7 +78,7 @@ def measure(model: str | None, images: int, timesteps: list[int], seed: int = 12
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("models", nargs="*", default=[None])
+    p.add_argument("models", nargs="*", default=["bundled"], help="model folders; 'bundled' for the bundled model")
     p.add_argument("--images", type=int, default=64)
     p.add_argument("--timesteps", type=int, nargs="+", default=[100, 300, 500, 700, 900])
     args = p.parse_args()
@@ -87,8 +87,8 @@ def main() -> None:
     print("| model | t | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 2) + "|")
     for model in args.models:
-        for r in measure(model, args.images, args.timesteps):
-            print(f"| {model or 'bundled'} | {r['timestep']} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |")
+        for r in measure(None if model == "bundled" else model, args.images, args.timesteps):
+            print(f"| {model} | {r['timestep']} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |")
     print(f"{args.images} held-out toy images; shares: attention inside the word's region; mask: official local blend "
           "of the shape word at the 16x16 layers; floor: map minimum / maximum")  # fmt: skip
 
