@@ -1,11 +1,12 @@
-"""Phase 3 of the toy model: ground each caption word's cross-attention on the region it names.
+"""An optional phase 3 of the toy model: ground each caption word's cross-attention on its region.
 
 Stable Diffusion's cross-attention maps of an object word peak on the object and fall towards zero
-elsewhere, which is what prompt-to-prompt's local blending and map injection rely on. The toy model,
-trained on 20k captions, learned the words but not where they are: its maps never fall below about
-half of their peak. This phase fine-tunes it with TokenCompose's token loss (Wang et al., CVPR
-2024, eq. 2) beside the denoising loss, using the world's ground-truth masks: a colour, shape or
-size word should spend its attention on the object, a background word on the rest.
+elsewhere, which is what prompt-to-prompt's local blending relies on. The bundled toy model learned
+the words but not where they are: its maps never fall below about half of their peak, so the
+official blend mask covers the whole frame. This phase fine-tunes a model with TokenCompose's token
+loss (Wang et al., CVPR 2024, eq. 2) beside the denoising loss, using the world's ground-truth
+masks: a colour, shape or size word should spend its attention on the object, a background word
+on the rest. Measured effect and cost: the toy model's card (`data/toy_model/README.md`).
 """
 
 from __future__ import annotations
@@ -157,19 +158,6 @@ def _load_init(init: Path):
     return bundled_tokenizer(), text_encoder, vae, unet
 
 
-@torch.no_grad()
-def _encode(vae, images: np.ndarray, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior means and stds (N, C, h, w) of uint8 images (N, H, W, 3)."""
-    from videop2p.toy.train import to_tensor
-
-    means, stds = [], []
-    for i in range(0, len(images), batch):
-        post = vae.encode(to_tensor(images[i : i + batch])).latent_dist
-        means.append(post.mean)
-        stds.append(post.std)
-    return torch.cat(means), torch.cat(stds)
-
-
 def grounding_step(unet, text_encoder, tokenizer, scheduler, store: MapStore, batch: dict, gen: torch.Generator):
     """One forward pass of phase 3: (denoising loss, token loss, attention share)."""
     z0 = batch["mean"] + batch["std"] * torch.randn(batch["mean"].shape, generator=gen)  # (B, C, h, w)
@@ -192,7 +180,7 @@ def grounding_step(unet, text_encoder, tokenizer, scheduler, store: MapStore, ba
 def ground_toy_model(init: str | Path, out_dir: str | Path, cfg: GroundingConfig | None = None) -> Path:
     """Fine-tune the model in `init` with the token loss; resumable from `out_dir/ckpt`; returns `out_dir/model`."""
     from videop2p.toy.model import make_scheduler
-    from videop2p.toy.train import _save, random_caption, save_pipeline
+    from videop2p.toy.train import _save, encode_dataset, random_caption, save_pipeline
 
     cfg = cfg or GroundingConfig()
     if cfg.threads:
@@ -203,7 +191,7 @@ def ground_toy_model(init: str | Path, out_dir: str | Path, cfg: GroundingConfig
     tokenizer, text_encoder, vae, unet = _load_init(init)
     size = unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1)
     images, masks, specs = render_grounding_data(cfg.dataset_size, size, cfg.seed)
-    mean, std = _encode(vae, images)
+    mean, std = encode_dataset(vae, images)
     scaling = vae.config.scaling_factor
     store = MapStore()
     ground_processors(unet, store)
