@@ -126,8 +126,9 @@ def test_two_targets_in_one_pass_equal_two_separate_runs(tiny):
     both = edit(model, tiny, inv, SRC, [t1, t2], c)
     one = edit(model, tiny, inv, SRC, [t1], c)
     two = edit(model, tiny, inv, SRC, [t2], c)
-    torch.testing.assert_close(both.latents[1], one.latents[1], atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(both.latents[2], two.latents[1], atol=1e-5, rtol=1e-4)
+    # batched and separate calls round differently (other GEMM blocking): 3e-5 seen on an AVX-512 CPU
+    torch.testing.assert_close(both.latents[1], one.latents[1], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(both.latents[2], two.latents[1], atol=1e-4, rtol=1e-4)
     assert both.counts["edit"] == STEPS * (3 + 2)  # fast source: no unconditional row; targets: one each
 
 
