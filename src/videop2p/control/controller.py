@@ -31,10 +31,8 @@ from videop2p.models.attention import (
 class MaskNorm(str, enum.Enum):
     """How a blend word's map is scaled per frame before the threshold."""
 
-    MAX = "max"  # divide by the maximum (official): a map that never falls below 0.3 of its peak masks everything
-    RANGE = (
-        "range"  # (map - min) / (max - min): the same mask where maps fall to zero, a usable one where they are flat
-    )
+    MAX = "max"  # divide by the maximum (official): a map never below 0.3 of its peak masks everything
+    RANGE = "range"  # (map - min) / (max - min): the official mask where maps reach zero, a usable one on flat maps
 
 
 @dataclass
@@ -168,9 +166,8 @@ class EditController:
             maps.append(rearrange(words_map, "p f (y x) -> (p f) 1 y x", x=side_x))
         mean = torch.stack(maps).mean(0)  # mean over layers, (P*F, 1, y, x)
         pooled = F.max_pool2d(mean, 3, 1, padding=1)  # the official 3x3 max-pool at map resolution
-        mask = normalize_maps(
-            F.interpolate(pooled, size=latent_hw), self.plan.mask_norm
-        )  # nearest, as the official code
+        mask = F.interpolate(pooled, size=latent_hw)  # nearest, as the official code
+        mask = normalize_maps(mask, self.plan.mask_norm)
         return rearrange(mask > threshold, "(p f) 1 y x -> p f 1 y x", p=tokens.shape[0])
 
     def local_blend(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
