@@ -37,6 +37,18 @@ VARIANTS = {
 }
 
 
+def tune_and_invert(comps, case, tune_steps: int, steps: int):
+    """The case's clip, tuned model and fast inversion (fast mode reconstructs as well as null-text here)."""
+    clip = render_clip(case.spec)
+    posterior = encode_posterior(comps, clip.frames)
+    model = T2SModel.from_image_unet(comps.unet)
+    text = encode_prompts(comps, [case.source])
+    tune(model, comps, posterior, text, TuneConfig(steps=tune_steps, progress=False))
+    inv = invert(model, comps.scheduler, posterior[0], text, encode_prompts(comps, [""]),
+                 InversionConfig(method="fast", steps=steps, progress=False))  # fmt: skip
+    return clip, model, inv
+
+
 def heat(maps: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     """(F, y, x) maps -> (F, H, W, 3) uint8, each frame divided by its maximum."""
     m = F.max_pool2d(maps[:, None].float(), 3, 1, 1)  # the blend mask's 3x3 max-pool
@@ -53,13 +65,7 @@ def main() -> None:
     args = p.parse_args()
     comps = load_components(None)
     case = make_suite(max(30, args.case + 1))[args.case]
-    clip = render_clip(case.spec)
-    posterior = encode_posterior(comps, clip.frames)
-    model = T2SModel.from_image_unet(comps.unet)
-    text = encode_prompts(comps, [case.source])
-    tune(model, comps, posterior, text, TuneConfig(steps=args.tune_steps, progress=False))
-    inv = invert(model, comps.scheduler, posterior[0], text, encode_prompts(comps, [""]),
-                 InversionConfig(method="fast", steps=args.steps, progress=False))  # fmt: skip
+    clip, model, inv = tune_and_invert(comps, case, args.tune_steps, args.steps)
     size = clip.frames.shape[1:3]
     rows, labels = [clip.frames], [f"source: {case.source}"]
     for k, (name, kw) in enumerate(VARIANTS.items()):

@@ -16,15 +16,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from blend_diagnosis import tune_and_invert  # tools/ is the script's folder, first on sys.path
 
 from videop2p.editing import EditConfig, edit
 from videop2p.evaluation import judge, make_suite, save_strip
-from videop2p.inversion import InversionConfig, invert
-from videop2p.latents import decode_latents, encode_posterior, encode_prompts
+from videop2p.latents import decode_latents
 from videop2p.models.loading import load_components
-from videop2p.models.t2s import T2SModel
-from videop2p.toy.world import render_clip
-from videop2p.tuning import TuneConfig, tune
 
 VARIANTS = {
     "official": {},
@@ -48,13 +45,7 @@ def main() -> None:
     for index in args.cases:
         case = suite[index]
         start = time.perf_counter()
-        clip = render_clip(case.spec)
-        posterior = encode_posterior(comps, clip.frames)
-        model = T2SModel.from_image_unet(comps.unet)
-        text = encode_prompts(comps, [case.source])
-        tune(model, comps, posterior, text, TuneConfig(steps=args.tune_steps, progress=False))
-        inv = invert(model, comps.scheduler, posterior[0], text, encode_prompts(comps, [""]),
-                     InversionConfig(method="fast", steps=args.steps, progress=False))  # fmt: skip
+        clip, model, inv = tune_and_invert(comps, case, args.tune_steps, args.steps)
         print(f"case {index} ({case.kind.value}) {case.source!r} -> {case.target!r}: tuned and inverted in "
               f"{time.perf_counter() - start:.0f} s")  # fmt: skip
         for name in args.variants:
