@@ -146,18 +146,6 @@ def render_grounding_data(n: int, size: int, seed: int) -> tuple[np.ndarray, np.
     return images, masks, specs
 
 
-def _load_init(init: Path):
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextModel
-
-    from videop2p.models.tokenizer import bundled_tokenizer
-
-    vae = AutoencoderKL.from_pretrained(init / "vae").eval().requires_grad_(False)
-    unet = UNet2DConditionModel.from_pretrained(init / "unet")
-    text_encoder = CLIPTextModel.from_pretrained(init / "text_encoder")
-    return bundled_tokenizer(), text_encoder, vae, unet
-
-
 def grounding_step(unet, text_encoder, tokenizer, scheduler, store: MapStore, batch: dict, gen: torch.Generator):
     """One forward pass of phase 3: (denoising loss, token loss, attention share)."""
     z0 = batch["mean"] + batch["std"] * torch.randn(batch["mean"].shape, generator=gen)  # (B, C, h, w)
@@ -179,6 +167,7 @@ def grounding_step(unet, text_encoder, tokenizer, scheduler, store: MapStore, ba
 
 def ground_toy_model(init: str | Path, out_dir: str | Path, cfg: GroundingConfig | None = None) -> Path:
     """Fine-tune the model in `init` with the token loss; resumable from `out_dir/ckpt`; returns `out_dir/model`."""
+    from videop2p.models.loading import load_components
     from videop2p.toy.model import make_scheduler
     from videop2p.toy.train import _save, encode_dataset, random_caption, save_pipeline
 
@@ -188,7 +177,9 @@ def ground_toy_model(init: str | Path, out_dir: str | Path, cfg: GroundingConfig
     init, out = Path(init), Path(out_dir)
     (out / "ckpt").mkdir(parents=True, exist_ok=True)
     (out / "grounding_config.json").write_text(json.dumps({**asdict(cfg), "init": str(init)}, indent=2))
-    tokenizer, text_encoder, vae, unet = _load_init(init)
+    comps = load_components(init)  # frozen, in eval mode: the UNet and text encoder are unfrozen to train
+    tokenizer, text_encoder, vae, unet = comps.tokenizer, comps.text_encoder, comps.vae, comps.unet
+    unet.requires_grad_(True), text_encoder.requires_grad_(True)
     size = unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1)
     images, masks, specs = render_grounding_data(cfg.dataset_size, size, cfg.seed)
     mean, std = encode_dataset(vae, images)
