@@ -380,7 +380,7 @@ def batch(
 @app.command("eval")
 def eval_command(
     quick: Annotated[
-        bool, typer.Option("--quick", help="2 cases of 4 frames, 50 tuning steps, 3 methods: a smoke run for CI.")
+        bool, typer.Option("--quick", help="2 cases of 2 frames, 50 tuning steps, 3 methods: a smoke run for CI.")
     ] = False,
     cases: Annotated[int | None, typer.Option(help="Number of cases (default 30, quick 2).")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the summary as JSON here.")] = None,
