@@ -44,8 +44,10 @@ IDENTITY = {"identity", "identity-g3"}
 
 
 def identity_case(case: Case) -> Case:
-    """The case edited into its own prompt, judged against the source object's colour."""
-    return replace(case, kind=EditKind.COLOR, target=case.source, want={"color": case.spec.objects[0].color.value})
+    """The case edited into its own prompt, judged against the source object's colour (blending on the source word)."""
+    blend = (case.blend[0], case.blend[0]) if case.blend else None
+    own = {"color": case.spec.objects[0].color.value}
+    return replace(case, kind=EditKind.COLOR, target=case.source, blend=blend, want=own, reweight={})
 
 
 def main() -> None:
@@ -69,7 +71,7 @@ def main() -> None:
         for name in args.variants:
             start = time.perf_counter()
             judged = identity_case(case) if name in IDENTITY else case
-            cfg = EditConfig(blend=case.blend, reweight=case.reweight, progress=False, **VARIANTS[name])
+            cfg = EditConfig(blend=judged.blend, reweight=judged.reweight, progress=False, **VARIANTS[name])
             res = edit(model, comps, inv, case.source, [judged.target], cfg)
             frames = decode_latents(comps, res.latents)
             m = judge(judged, clip, frames[1], frames[0])
