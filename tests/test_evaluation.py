@@ -1,3 +1,6 @@
+import csv
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -69,6 +72,11 @@ def test_clip_metrics_from_a_local_model_and_a_note_without_one(tmp_path):
     assert abs(still["clip_frame_consistency"] - 1.0) < 1e-5  # identical frames are perfectly consistent
 
 
+def fake_comps(identity: str = "toy@1234"):
+    """What `evaluate` reads of the components when `run_case` is faked: the model's identity and dtype."""
+    return SimpleNamespace(info=SimpleNamespace(identity=identity), unet=SimpleNamespace(dtype=torch.float32))
+
+
 def test_a_stopped_evaluation_goes_on_where_it_stopped_and_new_settings_rerun(tmp_path, monkeypatch):
     import videop2p.evaluation as ev
 
@@ -85,22 +93,26 @@ def test_a_stopped_evaluation_goes_on_where_it_stopped_and_new_settings_rerun(tm
 
     monkeypatch.setattr(ev, "run_case", fake_run_case)
     settings = ev.EvalSettings(tune_steps=1, steps=1, frames=2, methods=[ev.Method.VIDEO_P2P])
+    comps = fake_comps()
     stop_at_third = True
     with pytest.raises(KeyboardInterrupt):
-        ev.evaluate(None, 4, tmp_path, settings)
+        ev.evaluate(comps, 4, tmp_path, settings)
     assert sorted(p.name for p in (tmp_path / "cases").iterdir()) == ["case000.json", "case001.json"]
     stop_at_third, calls[:] = False, []
-    result = ev.evaluate(None, 4, tmp_path, settings)
+    result = ev.evaluate(comps, 4, tmp_path, settings)
     suite = ev.make_suite(4, 0, 2)
     assert calls == [suite[2].target, suite[3].target]  # the two kept cases were read back, not run
     assert [r["case"] for r in result["rows"]] == [0, 1, 2, 3]
     assert result["rows"][0]["edit_success"] == 1.0  # the kept case's own numbers
     calls[:] = []
-    settings.tune_steps = 2  # other settings: every case runs again
-    ev.evaluate(None, 4, tmp_path, settings)
+    ev.evaluate(fake_comps("toy@5678"), 4, tmp_path, settings)  # other weights: every case runs again
     assert len(calls) == 4
     calls[:] = []
-    ev.evaluate(None, 4, tmp_path, settings, resume=False)
+    settings.tune_steps = 2  # other settings: every case runs again
+    ev.evaluate(comps, 4, tmp_path, settings)
+    assert len(calls) == 4
+    calls[:] = []
+    ev.evaluate(comps, 4, tmp_path, settings, resume=False)
     assert len(calls) == 4
 
 
@@ -117,19 +129,24 @@ def test_shards_split_the_suite_and_a_plain_run_reads_every_shard_back(tmp_path,
 
     monkeypatch.setattr(ev, "run_case", fake_run_case)
     settings = ev.EvalSettings(tune_steps=1, steps=1, frames=2, methods=[ev.Method.VIDEO_P2P])
+    comps = fake_comps()
     suite = ev.make_suite(5, 0, 2)
-    first = ev.evaluate(None, 5, tmp_path, settings, shard=(0, 2))
+    first = ev.evaluate(comps, 5, tmp_path, settings, shard=(0, 2))
     assert calls == [suite[0].target, suite[2].target, suite[4].target]
     assert [r["case"] for r in first["rows"]] == [0, 2, 4] and first["cases"] == 3
     calls[:] = []
-    ev.evaluate(None, 5, tmp_path, settings, shard=(1, 2))
+    second = ev.evaluate(comps, 5, tmp_path, settings, shard=(1, 2))
     assert calls == [suite[1].target, suite[3].target]
+    # the last shard's tables hold every kept case, the other shard's too
+    assert [r["case"] for r in second["rows"]] == [0, 1, 2, 3, 4] and second["cases"] == 2
+    with open(tmp_path / "cases.csv") as f:
+        assert [int(r["case"]) for r in csv.DictReader(f)] == [0, 1, 2, 3, 4]
     calls[:] = []
-    full = ev.evaluate(None, 5, tmp_path, settings)
+    full = ev.evaluate(comps, 5, tmp_path, settings)
     assert calls == [] and full["cases_read_back"] == 5  # every case was kept by one shard or the other
     assert [r["case"] for r in full["rows"]] == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="shard 2/2"):
-        ev.evaluate(None, 5, tmp_path, settings, shard=(2, 2))
+        ev.evaluate(comps, 5, tmp_path, settings, shard=(2, 2))
 
 
 @pytest.mark.parametrize("shard", ["3/2", "a/b", "1"])

@@ -271,18 +271,56 @@ def toy_train(
     vae_steps: int = 2500,
     unet_steps: int = 3000,
     dataset_size: int = 20000,
+    batch_size: int = 32,
     seed: int = 0,
+    text_layers: Annotated[
+        int, typer.Option(help="CLIP text encoder depth; 0 keeps each word's embedding to itself.")
+    ] = 2,
+    token_weight: Annotated[
+        float, typer.Option(help="Weight of the token loss that grounds words on their regions (0: none).")
+    ] = 0.0,
+    vae_from: Annotated[
+        Path | None, typer.Option(help="Reuse this model folder's VAE instead of training one.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = "cpu",
+    workers: Annotated[int, typer.Option(help="Processes that render the dataset.")] = 0,
     threads: int = 0,
 ) -> None:
     """Train the toy model from scratch (resumes from OUT_DIR/ckpt when interrupted)."""
+    from videop2p.toy.model import ToyModelConfig
     from videop2p.toy.train import ToyTrainConfig, train_toy_model
 
     _setup_logging()
+    if text_layers < 0:
+        raise typer.BadParameter(f"--text-layers {text_layers}: must be 0 or more.")
+    if vae_from is not None and not (vae_from / "vae").is_dir():
+        raise typer.BadParameter(f"--vae-from {vae_from}: no vae/ folder there; give a diffusers model folder.")
     cfg = ToyTrainConfig(
-        vae_steps=vae_steps, unet_steps=unet_steps, dataset_size=dataset_size, seed=seed, threads=threads
+        model=ToyModelConfig(text_layers=text_layers),
+        vae_steps=vae_steps,
+        unet_steps=unet_steps,
+        dataset_size=dataset_size,
+        batch_size=batch_size,
+        seed=seed,
+        token_weight=token_weight,
+        vae_from=str(vae_from) if vae_from else None,
+        device=device,
+        workers=workers,
+        threads=threads,
     )
     path = train_toy_model(out_dir, cfg)
     typer.echo(f"model written to {path}")
+
+
+@toy_app.command("export")
+def toy_export(out_dir: Path, dest: Path) -> None:
+    """Write a model folder from the last checkpoint (EMA weights) of an unfinished training run."""
+    from videop2p.toy.train import export_checkpoint
+
+    _setup_logging()
+    if not (out_dir / "ckpt" / "unet.pt").exists():
+        raise typer.BadParameter(f"{out_dir}: no ckpt/unet.pt there; is it a `videop2p toy train` folder?")
+    typer.echo(f"model written to {export_checkpoint(out_dir, dest)}")
 
 
 @toy_app.command("ground")
@@ -454,13 +492,14 @@ def toy_eval(
     steps: int = 25,
     guidance: float = 7.5,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = "cpu",
 ) -> None:
     """Judge the toy model: colour, shape and background accuracy of generated images, VAE PSNR."""
     from videop2p.models.loading import bundled_model_path
     from videop2p.toy.quality import evaluate_model, format_report
 
     _setup_logging()
-    result = evaluate_model(model or bundled_model_path(), seeds=seeds, steps=steps, guidance=guidance)
+    result = evaluate_model(model or bundled_model_path(), seeds=seeds, steps=steps, guidance=guidance, device=device)
     typer.echo(format_report(result))
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2))

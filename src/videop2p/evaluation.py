@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import enum
+import io
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -363,13 +365,21 @@ def summarise(rows: list[dict]) -> dict[str, dict[str, float]]:
     return summary
 
 
+def _write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file of this process: shards sharing `out` never interleave."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def write_tables(rows: list[dict], summary: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "cases.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    (out / "summary.json").write_text(json.dumps({"summary": summary, "cases": rows}, indent=2))
+    table = io.StringIO()
+    w = csv.DictWriter(table, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    _write_atomic(out / "cases.csv", table.getvalue())
+    _write_atomic(out / "summary.json", json.dumps({"summary": summary, "cases": rows}, indent=2))
     cols = [
         "edit_success",
         "colour_swap_success",
@@ -389,7 +399,7 @@ def write_tables(rows: list[dict], summary: dict, out: Path) -> None:
         lines.append(
             f"| {method} | " + " | ".join(f"{m[c]:.3f}" if abs(m[c]) < 10 else f"{m[c]:.1f}" for c in cols) + " |"
         )
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    _write_atomic(out / "summary.md", "\n".join(lines) + "\n")
 
 
 def save_strip(frames: np.ndarray, path: Path) -> None:
@@ -420,10 +430,15 @@ def plot(summary: dict, out: Path) -> None:
     fig.savefig(out / "metrics.png", dpi=100)
 
 
-def case_key(case: Case, s: EvalSettings, seed: int, clip_note: str) -> str:
-    """What a kept case's results depend on."""
+def case_key(case: Case, s: EvalSettings, seed: int, clip_note: str, model: str = "") -> str:
+    """What a kept case's results depend on; `model` names the weights and dtype."""
     settings = {**asdict(s), "methods": [m.value for m in s.methods]}
-    return json.dumps([settings, seed, case.source, case.target, case.spec.seed, clip_note], sort_keys=True)
+    return json.dumps([settings, seed, case.source, case.target, case.spec.seed, clip_note, model], sort_keys=True)
+
+
+def _model_key(comps: SDComponents) -> str:
+    """The model's identity (source and weight fingerprint) and the dtype it runs in."""
+    return f"{comps.info.identity} {comps.unet.dtype}"
 
 
 def _read_kept(path: Path) -> dict | None:
@@ -431,6 +446,18 @@ def _read_kept(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):  # missing or unreadable: run the case
         return None
+
+
+def _table_rows(rows: list[dict], out: Path, keys: dict[int, str], shard) -> tuple[list[dict], dict]:
+    """The rows for the tables and their summary: this run's, plus, in a shard, the other cases kept in `out`."""
+    if shard is not None:
+        mine = {r["case"] for r in rows}
+        for i, key in keys.items():
+            kept = _read_kept(out / "cases" / f"case{i:03d}.json") if i not in mine else None
+            if kept is not None and kept.get("key") == key:
+                rows = rows + kept["rows"]
+        rows = sorted(rows, key=lambda r: r["case"])
+    return rows, summarise(rows)
 
 
 def evaluate(
@@ -449,7 +476,8 @@ def evaluate(
     Every finished case is kept in `out/cases/`; with `resume`, a case kept with the same settings
     is read back instead of run again, so a stopped run goes on where it stopped. With `shard`
     (k, n) only the cases whose index is k modulo n run, so n processes or machines sharing `out`
-    split the suite; a run without `shard` then reads every kept case back into the full tables.
+    split the suite. A shard's tables hold every case kept in `out` so far, its own and the other
+    shards', so the last shard to finish writes the full tables.
     """
     s = s or EvalSettings()
     if shard is not None and not 0 <= shard[0] < shard[1]:
@@ -460,11 +488,13 @@ def evaluate(
     kept_cases = 0
     t0 = time.perf_counter()
     suite = list(enumerate(make_suite(n_cases, seed, s.frames)))
+    model_key = _model_key(comps)
+    keys = {i: case_key(case, s, seed, clip_note, model_key) for i, case in suite}
     if shard is not None:
         suite = [(i, case) for i, case in suite if i % shard[1] == shard[0]]
         logger.info("shard %d/%d: cases %s", *shard, [i for i, _ in suite])
     for i, case in suite:
-        key = case_key(case, s, seed, clip_note)
+        key = keys[i]
         kept = out / "cases" / f"case{i:03d}.json"
         done = _read_kept(kept) if resume else None
         if done is not None and done.get("key") == key:
@@ -483,11 +513,12 @@ def evaluate(
             case_rows.append({"case": i, "kind": case.kind.value, "method": method, **r})
         write_json_atomic(kept, {"key": key, "rows": case_rows})
         rows += case_rows
-        write_tables(rows, summarise(rows), out)  # after every case: a stopped run still leaves its tables
+        write_tables(*_table_rows(rows, out, keys, shard), out)  # after every case: a stopped run leaves tables
         logger.info("case %d/%d (%s) done in %.0f s", i + 1, n_cases, case.kind.value, time.perf_counter() - t0)
-    summary = summarise(rows)
-    write_tables(rows, summary, out)
-    plot(summary, out)
+    rows, summary = _table_rows(rows, out, keys, shard)
+    if rows:
+        write_tables(rows, summary, out)
+        plot(summary, out)
     return {
         "summary": summary,
         "bars": check_bars(summary),

@@ -88,7 +88,8 @@ def ground_processors(unet, store: MapStore) -> None:
 def word_regions(tokenizer, captions: list[str], masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Where each token should attend: regions (B, L, H, W) and which tokens are supervised (B, L).
 
-    masks (B, H, W) bool object masks. Object words get the object, background words its complement;
+    masks (B, H, W): bool object masks, or the object's share of each cell. Object words get the
+    object, background words its complement;
     other tokens (start, "a", "on", padding) are left free.
     """
     ids = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True).input_ids
@@ -101,7 +102,7 @@ def word_regions(tokenizer, captions: list[str], masks: torch.Tensor) -> tuple[t
             if word in OBJECT_WORDS:
                 regions[i, j], supervised[i, j] = masks[i].float(), True
             elif word in BACKGROUND_WORDS:
-                regions[i, j], supervised[i, j] = (~masks[i]).float(), True
+                regions[i, j], supervised[i, j] = 1 - masks[i].float(), True
     return regions, supervised
 
 

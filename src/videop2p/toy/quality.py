@@ -27,19 +27,28 @@ def vae_psnr(pipe, n: int = 128, seed: int = 123) -> float:
     """Mean PSNR of VAE reconstructions (posterior mean) of random toy frames."""
     rng = np.random.default_rng(seed)
     frames = np.stack([render_clip(random_spec(rng, frames=1)).frames[0] for _ in range(n)])
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = (torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1).to(pipe.vae.device)
     y = pipe.vae.decode(pipe.vae.encode(x).latent_dist.mean).sample
-    rec = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    rec = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     return float(np.mean([psnr(a, b) for a, b in zip(frames, rec, strict=True)]))
 
 
 def evaluate_model(
-    model_path: str | Path, seeds: int = 3, steps: int = 25, guidance: float = 7.5, progress: bool = True
+    model_path: str | Path,
+    seeds: int = 3,
+    steps: int = 25,
+    guidance: float = 7.5,
+    progress: bool = True,
+    device: str = "cpu",
 ) -> dict:
-    """Generate every (shape, colour, background) caption with `seeds` seeds and judge with the checker."""
+    """Generate every (shape, colour, background) caption with `seeds` seeds and judge with the checker.
+
+    The initial noise is drawn on the CPU, so a GPU judges the same images as the CPU up to rounding.
+    """
     from diffusers import StableDiffusionPipeline
 
     pipe = StableDiffusionPipeline.from_pretrained(str(model_path), safety_checker=None, requires_safety_checker=False)
+    pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     combos = list(itertools.product(Shape, Color, Background))
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor

@@ -6,6 +6,8 @@ import json
 import logging
 import math
 import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,18 +41,30 @@ class ToyTrainConfig:
     ema_decay: float = 0.999  # EMA of UNet and text-encoder weights
     checkpoint_every: int = 250  # steps between checkpoints
     threads: int = 0  # torch threads, 0 = leave as is
+    token_weight: float = 0.0  # weight of TokenCompose's token loss in phase 2 (0: plain denoising loss)
+    vae_from: str | None = None  # reuse this model folder's VAE and scaling factor (skips phase 1)
+    device: str = "cpu"  # where to train; data, noise and batches are drawn on the CPU, so runs match
+    workers: int = 0  # processes that render the dataset (0 or 1: this one)
 
 
-def render_dataset(n: int, size: int, seed: int) -> tuple[np.ndarray, list]:
-    """Render `n` single-frame toy images and their specs."""
+RENDER_CHUNK = 500  # images per rendering task
+
+
+def _render_frames(specs: list) -> tuple[np.ndarray, np.ndarray]:
+    """First frames (N, H, W, 3) and their object masks (N, H, W) of single-frame specs."""
+    clips = [render_clip(spec) for spec in specs]
+    return np.stack([c.frames[0] for c in clips]), np.stack([c.masks[0].any(0) for c in clips])
+
+
+def render_dataset(n: int, size: int, seed: int, workers: int = 0) -> tuple[np.ndarray, np.ndarray, list]:
+    """Render `n` single-frame toy images, their object masks and specs; the same data for any `workers`."""
     rng = np.random.default_rng(seed)
-    images = np.empty((n, size, size, 3), dtype=np.uint8)
-    specs = []
-    for i in tqdm(range(n), desc="render dataset", leave=False):
-        spec = random_spec(rng, frames=1, size=size)
-        images[i] = render_clip(spec).frames[0]
-        specs.append(spec)
-    return images, specs
+    specs = [random_spec(rng, frames=1, size=size) for _ in range(n)]  # rendering draws from each spec's own seed
+    chunks = [specs[i : i + RENDER_CHUNK] for i in range(0, n, RENDER_CHUNK)]
+    with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+        done = pool.map(_render_frames, chunks) if pool else map(_render_frames, chunks)
+        parts = list(tqdm(done, total=len(chunks), desc="render dataset", leave=False))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), specs
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -80,7 +94,7 @@ def _save(path: Path, state: dict) -> None:
 def train_vae(cfg: ToyTrainConfig, images: np.ndarray, ckpt: Path):
     """Phase 1: the autoencoder, on random crops, L1 + MSE + tiny KL."""
     torch.manual_seed(cfg.seed)
-    vae = make_vae(cfg.model)
+    vae = make_vae(cfg.model).to(cfg.device)
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.vae_lr)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     step = 0
@@ -99,9 +113,9 @@ def train_vae(cfg: ToyTrainConfig, images: np.ndarray, ckpt: Path):
             g["lr"] = cosine_lr(step, cfg.vae_steps, cfg.vae_lr)
         idx = torch.randint(0, len(data), (cfg.batch_size,), generator=gen)
         oy, ox = torch.randint(0, data.shape[-1] - c + 1, (2,), generator=gen).tolist()
-        x = data[idx, :, oy : oy + c, ox : ox + c]  # (B, 3, c, c)
+        x = data[idx, :, oy : oy + c, ox : ox + c].to(cfg.device)  # (B, 3, c, c)
         post = vae.encode(x).latent_dist
-        y = vae.decode(post.sample(generator=gen)).sample
+        y = vae.decode(post.sample(generator=gen)).sample  # CPU generator: the same draw on any device
         loss = F.l1_loss(y, x) + F.mse_loss(y, x) + cfg.vae_kl_weight * post.kl().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -119,10 +133,11 @@ def train_vae(cfg: ToyTrainConfig, images: np.ndarray, ckpt: Path):
 def encode_dataset(vae, images: np.ndarray, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior means and stds of every image, (N, C, h, w) each."""
     means, stds = [], []
+    device = next(vae.parameters()).device
     for i in tqdm(range(0, len(images), batch), desc="encode dataset", leave=False):
-        post = vae.encode(to_tensor(images[i : i + batch])).latent_dist
-        means.append(post.mean)
-        stds.append(post.std)
+        post = vae.encode(to_tensor(images[i : i + batch]).to(device)).latent_dist
+        means.append(post.mean.cpu())
+        stds.append(post.std.cpu())
     return torch.cat(means), torch.cat(stds)
 
 
@@ -134,13 +149,28 @@ def _ema_update(ema: dict[str, torch.Tensor], modules: dict[str, torch.nn.Module
 
 
 def train_unet(
-    cfg: ToyTrainConfig, latents: tuple[torch.Tensor, torch.Tensor], specs, scaling: float, tokenizer, ckpt: Path
+    cfg: ToyTrainConfig,
+    latents: tuple[torch.Tensor, torch.Tensor],
+    specs,
+    scaling: float,
+    tokenizer,
+    ckpt: Path,
+    masks: torch.Tensor | None = None,
 ):
-    """Phase 2: UNet and text encoder jointly, epsilon loss with offset noise, EMA weights."""
+    """Phase 2: UNet and text encoder jointly, epsilon loss with offset noise, EMA weights.
+
+    With `cfg.token_weight` > 0, TokenCompose's token loss on the object masks (N, H, W) is added,
+    so that attribute and background words attend to their regions from the start.
+    """
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    from videop2p.toy.grounding import MapStore, ground_processors, token_loss, word_regions
+
     torch.manual_seed(cfg.seed + 2)
     mean, std = latents
-    unet = make_unet(cfg.model, sample_size=mean.shape[-1])
-    text_encoder = make_text_encoder(cfg.model, len(tokenizer), tokenizer.model_max_length)
+    device = torch.device(cfg.device)
+    unet = make_unet(cfg.model, sample_size=mean.shape[-1]).to(device)
+    text_encoder = make_text_encoder(cfg.model, len(tokenizer), tokenizer.model_max_length).to(device)
     modules = {"unet": unet, "text_encoder": text_encoder}
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=0.01)
@@ -148,14 +178,20 @@ def train_unet(
     scheduler = make_scheduler()
     gen = torch.Generator().manual_seed(cfg.seed + 3)
     rng = np.random.default_rng(cfg.seed + 4)
+    store = MapStore()
+    if cfg.token_weight > 0:
+        if masks is None:
+            raise ValueError(f"token_weight={cfg.token_weight} needs the object masks of the dataset; got none.")
+        ground_processors(unet, store)
+        masks = F.adaptive_avg_pool2d(masks[:, None].float(), mean.shape[-2:])[:, 0]  # (N, h, w) object share
     step = 0
     if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
+        state = torch.load(ckpt, weights_only=False, map_location=device)
         unet.load_state_dict(state["unet"])
         text_encoder.load_state_dict(state["text_encoder"])
         opt.load_state_dict(state["opt"])
         ema = state["ema"]
-        gen.set_state(state["gen"])
+        gen.set_state(state["gen"].cpu())
         rng.bit_generator.state = state["rng"]
         step = state["step"]
         logger.info("resumed UNet training at step %d", step)
@@ -173,8 +209,12 @@ def train_unet(
         noise = noise + cfg.offset_noise * torch.randn((*z0.shape[:2], 1, 1), generator=gen)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (len(z0),), generator=gen)
         zt = scheduler.add_noise(z0, noise, t)
-        pred = unet(zt, t, text_encoder(ids)[0]).sample
-        loss = F.mse_loss(pred, noise)
+        store.clear()
+        pred = unet(zt.to(device), t.to(device), text_encoder(ids.to(device))[0]).sample
+        loss = F.mse_loss(pred, noise.to(device))
+        if cfg.token_weight > 0:
+            regions, supervised = word_regions(tokenizer, captions, masks[idx])  # (B, L, h, w), (B, L)
+            loss = loss + cfg.token_weight * token_loss(store.maps, regions.to(device), supervised.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -197,11 +237,19 @@ def train_unet(
                 },
             )
     bar.close()
+    unet.set_attn_processor(AttnProcessor2_0())  # diffusers' default processor everywhere
     unet.load_state_dict({n[len("unet.") :]: p for n, p in ema.items() if n.startswith("unet.")})
     text_encoder.load_state_dict(
         {n[len("text_encoder.") :]: p for n, p in ema.items() if n.startswith("text_encoder.")}
     )
-    return unet, text_encoder
+    return unet.cpu(), text_encoder.cpu()
+
+
+def load_vae(model_dir: str | Path):
+    """The VAE of a diffusers model folder, with its scaling factor."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL.from_pretrained(str(model_dir), subfolder="vae")
 
 
 def save_pipeline(vae, text_encoder, tokenizer, unet, dest: str | Path) -> None:
@@ -226,33 +274,56 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
     start = time.perf_counter()
     cache = out / "ckpt" / "dataset.pt"
     if cache.exists():
-        images, specs = torch.load(cache, weights_only=False)
+        data = torch.load(cache, weights_only=False)
+        images, specs = data[0], data[-1]
+        masks = data[1] if len(data) == 3 else None  # caches of earlier versions hold no masks
     else:
-        images, specs = render_dataset(cfg.dataset_size, cfg.model.image_size, cfg.seed)
-        _save(cache, (images, specs))
-    vae = train_vae(cfg, images, out / "ckpt" / "vae.pt").eval()
+        images, masks, specs = render_dataset(cfg.dataset_size, cfg.model.image_size, cfg.seed, cfg.workers)
+        _save(cache, (images, masks, specs))
+    if masks is None and cfg.token_weight > 0:
+        masks = render_dataset(cfg.dataset_size, cfg.model.image_size, cfg.seed, cfg.workers)[1]
+    vae = load_vae(cfg.vae_from) if cfg.vae_from else train_vae(cfg, images, out / "ckpt" / "vae.pt")
+    vae = vae.to(cfg.device).eval()
     t_vae = time.perf_counter() - start
     mean, std = encode_dataset(vae, images)
-    scaling = float(1.0 / mean.std())
+    scaling = vae.config.scaling_factor if cfg.vae_from else float(1.0 / mean.std())
     vae.register_to_config(scaling_factor=scaling)
     tokenizer = bundled_tokenizer()
-    unet, text_encoder = train_unet(cfg, (mean, std), specs, scaling, tokenizer, out / "ckpt" / "unet.pt")
-    save_pipeline(vae, text_encoder, tokenizer, unet, out / "model")
+    unet, text_encoder = train_unet(
+        cfg,
+        (mean, std),
+        specs,
+        scaling,
+        tokenizer,
+        out / "ckpt" / "unet.pt",
+        masks=None if masks is None else torch.from_numpy(masks),
+    )
+    save_pipeline(vae.cpu(), text_encoder, tokenizer, unet, out / "model")
     elapsed = time.perf_counter() - start
     (out / "train_time.json").write_text(json.dumps({"total_s": elapsed, "vae_s": t_vae, "scaling_factor": scaling}))
     logger.info("toy model written to %s in %.0f s", out / "model", elapsed)
     return out / "model"
 
 
+def read_train_config(path: str | Path) -> ToyTrainConfig:
+    """The settings a run wrote to its `train_config.json`."""
+    d = json.loads(Path(path).read_text())
+    model = ToyModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("model").items()})
+    return ToyTrainConfig(model=model, **d)
+
+
 def export_checkpoint(out_dir: str | Path, dest: str | Path, cfg: ToyTrainConfig | None = None) -> Path:
     """Write a pipeline folder from the current checkpoints (EMA weights) of an unfinished run."""
     from videop2p.models.tokenizer import bundled_tokenizer
 
-    cfg = cfg or ToyTrainConfig()
     out = Path(out_dir)
-    vae = make_vae(cfg.model)
-    vae.load_state_dict(torch.load(out / "ckpt" / "vae.pt", weights_only=False)["model"])
-    state = torch.load(out / "ckpt" / "unet.pt", weights_only=False)
+    cfg = cfg or read_train_config(out / "train_config.json")
+    if cfg.vae_from:
+        vae = load_vae(cfg.vae_from)
+    else:
+        vae = make_vae(cfg.model)
+        vae.load_state_dict(torch.load(out / "ckpt" / "vae.pt", weights_only=False, map_location="cpu")["model"])
+    state = torch.load(out / "ckpt" / "unet.pt", weights_only=False, map_location="cpu")
     tokenizer = bundled_tokenizer()
     latent = cfg.model.image_size // 2 ** (len(cfg.model.vae_channels) - 1)
     unet = make_unet(cfg.model, sample_size=latent)
@@ -265,6 +336,8 @@ def export_checkpoint(out_dir: str | Path, dest: str | Path, cfg: ToyTrainConfig
     scaling = (
         json.loads((out / "train_time.json").read_text())["scaling_factor"]
         if (out / "train_time.json").exists()
+        else vae.config.scaling_factor
+        if cfg.vae_from
         else None
     )
     if scaling is None:
