@@ -292,9 +292,9 @@ def toy_train(
 
     _setup_logging()
     if text_layers < 0:
-        raise typer.BadParameter(f"--text-layers {text_layers}: must be 0 or more.")
+        _fail(f"--text-layers {text_layers}: must be 0 or more.")
     if vae_from is not None and not (vae_from / "vae").is_dir():
-        raise typer.BadParameter(f"--vae-from {vae_from}: no vae/ folder there; give a diffusers model folder.")
+        _fail(f"--vae-from {vae_from}: no vae/ folder there; give a diffusers model folder.")
     cfg = ToyTrainConfig(
         model=ToyModelConfig(text_layers=text_layers),
         vae_steps=vae_steps,
@@ -319,7 +319,7 @@ def toy_export(out_dir: Path, dest: Path) -> None:
 
     _setup_logging()
     if not (out_dir / "ckpt" / "unet.pt").exists():
-        raise typer.BadParameter(f"{out_dir}: no ckpt/unet.pt there; is it a `videop2p toy train` folder?")
+        _fail(f"{out_dir}: no ckpt/unet.pt there; is it a `videop2p toy train` folder?")
     typer.echo(f"model written to {export_checkpoint(out_dir, dest)}")
 
 

@@ -1,0 +1,92 @@
+"""Training the toy model: the dataset, phase 2 with the token loss on a reused VAE, resuming and exporting."""
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import videop2p.toy.train as tt
+from videop2p.cli import app
+from videop2p.models.loading import load_components, save_pretrained_folder
+from videop2p.toy.model import ToyModelConfig
+from videop2p.toy.world import random_spec, render_clip
+
+
+def test_the_dataset_is_the_same_for_any_number_of_render_processes(monkeypatch):
+    monkeypatch.setattr(tt, "RENDER_CHUNK", 3)  # several chunks, so the pool really splits the work
+    images, masks, specs = tt.render_dataset(7, 16, seed=5)
+    images2, masks2, specs2 = tt.render_dataset(7, 16, seed=5, workers=2)
+    assert images.shape == (7, 16, 16, 3) and masks.shape == (7, 16, 16) and masks.dtype == bool
+    assert np.array_equal(images, images2) and np.array_equal(masks, masks2) and specs == specs2
+    rng = np.random.default_rng(5)
+    first = render_clip(random_spec(rng, frames=1, size=16))  # the specs are drawn as one seeded stream
+    assert np.array_equal(images[0], first.frames[0]) and np.array_equal(masks[0], first.masks[0].any(0))
+    assert all(m.any() and not m.all() for m in masks)  # every image has an object and a background
+
+
+def _cfg(init, steps: int) -> tt.ToyTrainConfig:
+    model = ToyModelConfig(image_size=16, unet_channels=(32, 32), unet_head_dim=8, text_hidden=32, text_layers=0)
+    return tt.ToyTrainConfig(
+        model=model,
+        dataset_size=6,
+        batch_size=2,
+        unet_steps=steps,
+        checkpoint_every=1,
+        token_weight=0.3,
+        vae_from=str(init),
+    )
+
+
+def test_phase_two_with_the_token_loss_on_a_reused_vae_resumes_and_exports(tiny, tmp_path):
+    init = save_pretrained_folder(tiny, tmp_path / "init")
+    run = tmp_path / "run"
+    tt.train_toy_model(run, _cfg(init, steps=1))
+    first = torch.load(run / "ckpt" / "unet.pt", weights_only=False)
+    model = tt.train_toy_model(run, _cfg(init, steps=2))  # goes on from the checkpoint of step 1
+    state = torch.load(run / "ckpt" / "unet.pt", weights_only=False)
+    assert first["step"] == 1 and state["step"] == 2
+    comps = load_components(model)
+    assert comps.text_encoder.config.num_hidden_layers == 0  # each word keeps its own embedding
+    assert comps.vae.config.scaling_factor == tiny.vae.config.scaling_factor  # the reused VAE's own factor
+    for a, b in zip(comps.vae.parameters(), tiny.vae.parameters(), strict=True):
+        assert torch.equal(a, b)
+    # the token loss's processors are gone: the saved UNet runs diffusers' default attention
+    assert {type(p).__name__ for p in comps.unet.attn_processors.values()} == {"AttnProcessor2_0"}
+    # one changed word changes that word's embedding only (a causal encoder would change every later one)
+    ids = comps.tokenizer(
+        ["a red circle on the grass", "a blue circle on the grass"], padding="max_length", return_tensors="pt"
+    ).input_ids
+    with torch.no_grad():
+        emb = comps.text_encoder(ids)[0]  # (2, L, D)
+    differs = (emb[0] - emb[1]).abs().amax(-1) > 1e-6  # (L,)
+    assert differs.nonzero().flatten().tolist() == [2]  # [start, a, red/blue, ...]
+
+    # an unfinished run is exported from its last checkpoint with the settings it wrote
+    result = CliRunner().invoke(app, ["toy", "export", str(run), str(tmp_path / "exported")])
+    assert result.exit_code == 0, result.output
+    exported = load_components(tmp_path / "exported")
+    assert exported.text_encoder.config.num_hidden_layers == 0
+    for a, b in zip(exported.unet.parameters(), comps.unet.parameters(), strict=True):
+        assert torch.equal(a, b)  # the EMA weights, as the finished run saved them
+
+
+def test_the_token_loss_needs_masks(tiny, tmp_path):
+    cfg = _cfg(save_pretrained_folder(tiny, tmp_path / "init"), steps=1)
+    mean = std = torch.zeros(2, 4, 8, 8)
+    with pytest.raises(ValueError, match="token_weight=0.3 needs the object masks"):
+        tt.train_unet(cfg, (mean, std), [], 1.0, tiny.tokenizer, tmp_path / "unet.pt", masks=None)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--text-layers", "-1"], "--text-layers -1"), (["--vae-from", "/nowhere"], "--vae-from /nowhere")],
+)
+def test_train_rejects_bad_options_by_name(tmp_path, args, message):
+    result = CliRunner().invoke(app, ["toy", "train", str(tmp_path / "run"), *args])
+    assert result.exit_code != 0 and message in result.output
+    assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_export_rejects_a_folder_without_a_checkpoint(tmp_path):
+    result = CliRunner().invoke(app, ["toy", "export", str(tmp_path), str(tmp_path / "out")])
+    assert result.exit_code != 0 and "no ckpt/unet.pt" in result.output
