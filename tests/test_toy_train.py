@@ -70,6 +70,19 @@ def test_phase_two_with_the_token_loss_on_a_reused_vae_resumes_and_exports(tiny,
         assert torch.equal(a, b)  # the EMA weights, as the finished run saved them
 
 
+def test_phase_two_can_start_from_a_model_of_the_same_sizes(tiny, tmp_path):
+    init = save_pretrained_folder(tiny, tmp_path / "init")
+    first = tt.train_toy_model(tmp_path / "a", _cfg(init, steps=1))
+    cfg = _cfg(init, steps=0)
+    cfg.init_from = str(first)
+    again = load_components(tt.train_toy_model(tmp_path / "b", cfg))  # no step: the EMA is the starting point
+    for a, b in zip(again.unet.parameters(), load_components(first).unet.parameters(), strict=True):
+        assert torch.equal(a, b)
+    cfg.init_from = str(init)  # the tiny test model's UNet has other sizes than the configured one
+    with pytest.raises(ValueError, match="does not match the configured unet sizes"):
+        tt.train_toy_model(tmp_path / "c", cfg)
+
+
 def test_the_token_loss_needs_masks(tiny, tmp_path):
     cfg = _cfg(save_pretrained_folder(tiny, tmp_path / "init"), steps=1)
     mean = std = torch.zeros(2, 4, 8, 8)

@@ -282,6 +282,10 @@ def toy_train(
     vae_from: Annotated[
         Path | None, typer.Option(help="Reuse this model folder's VAE instead of training one.")
     ] = None,
+    init_from: Annotated[
+        Path | None, typer.Option(help="Start the UNet and text encoder from this model folder (same sizes).")
+    ] = None,
+    unet_lr: Annotated[float, typer.Option(help="Peak learning rate of phase 2 (cosine decay).")] = 1e-3,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = "cpu",
     workers: Annotated[int, typer.Option(help="Processes that render the dataset.")] = 0,
     threads: int = 0,
@@ -295,6 +299,8 @@ def toy_train(
         _fail(f"--text-layers {text_layers}: must be 0 or more.")
     if vae_from is not None and not (vae_from / "vae").is_dir():
         _fail(f"--vae-from {vae_from}: no vae/ folder there; give a diffusers model folder.")
+    if init_from is not None and not (init_from / "unet").is_dir():
+        _fail(f"--init-from {init_from}: no unet/ folder there; give a diffusers model folder.")
     cfg = ToyTrainConfig(
         model=ToyModelConfig(text_layers=text_layers),
         vae_steps=vae_steps,
@@ -304,6 +310,8 @@ def toy_train(
         seed=seed,
         token_weight=token_weight,
         vae_from=str(vae_from) if vae_from else None,
+        init_from=str(init_from) if init_from else None,
+        unet_lr=unet_lr,
         device=device,
         workers=workers,
         threads=threads,

@@ -43,6 +43,7 @@ class ToyTrainConfig:
     threads: int = 0  # torch threads, 0 = leave as is
     token_weight: float = 0.0  # weight of TokenCompose's token loss in phase 2 (0: plain denoising loss)
     vae_from: str | None = None  # reuse this model folder's VAE and scaling factor (skips phase 1)
+    init_from: str | None = None  # start phase 2 from this model folder's UNet and text encoder (same sizes)
     device: str = "cpu"  # where to train; data, noise and batches are drawn on the CPU, so runs match
     workers: int = 0  # processes that render the dataset (0 or 1: this one)
 
@@ -169,8 +170,11 @@ def train_unet(
     torch.manual_seed(cfg.seed + 2)
     mean, std = latents
     device = torch.device(cfg.device)
-    unet = make_unet(cfg.model, sample_size=mean.shape[-1]).to(device)
-    text_encoder = make_text_encoder(cfg.model, len(tokenizer), tokenizer.model_max_length).to(device)
+    unet = make_unet(cfg.model, sample_size=mean.shape[-1])
+    text_encoder = make_text_encoder(cfg.model, len(tokenizer), tokenizer.model_max_length)
+    if cfg.init_from:
+        load_weights(cfg.init_from, unet, text_encoder)
+    unet, text_encoder = unet.to(device), text_encoder.to(device)
     modules = {"unet": unet, "text_encoder": text_encoder}
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=0.01)
@@ -243,6 +247,21 @@ def train_unet(
         {n[len("text_encoder.") :]: p for n, p in ema.items() if n.startswith("text_encoder.")}
     )
     return unet.cpu(), text_encoder.cpu()
+
+
+def load_weights(model_dir: str | Path, unet, text_encoder) -> None:
+    """Load a model folder's UNet and text-encoder weights into modules of the same configuration."""
+    from safetensors.torch import load_file
+
+    for module, sub in ((unet, "unet"), (text_encoder, "text_encoder")):
+        files = sorted((Path(model_dir) / sub).glob("*.safetensors"))
+        if not files:
+            raise FileNotFoundError(f"{Path(model_dir) / sub}: no .safetensors weights to start from.")
+        state = {k: v for f in files for k, v in load_file(f).items()}
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as e:
+            raise ValueError(f"{Path(model_dir) / sub} does not match the configured {sub} sizes: {e}") from None
 
 
 def load_vae(model_dir: str | Path):
