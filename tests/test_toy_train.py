@@ -103,3 +103,13 @@ def test_train_rejects_bad_options_by_name(tmp_path, args, message):
 def test_export_rejects_a_folder_without_a_checkpoint(tmp_path):
     result = CliRunner().invoke(app, ["toy", "export", str(tmp_path), str(tmp_path / "out")])
     assert result.exit_code != 0 and "no ckpt/unet.pt" in result.output
+
+
+def test_caption_ids_match_the_tokenizer_and_tokenize_each_caption_once(tiny):
+    captions = ["a red circle on the grass", "", "a red circle on the grass", "a big blue square sliding on the snow"]
+    cache: dict[str, list[int]] = {}
+    ids = tt.caption_ids(tiny.tokenizer, captions, cache)
+    want = tiny.tokenizer(captions, padding="max_length", max_length=tiny.tokenizer.model_max_length).input_ids
+    assert ids.tolist() == want and len(cache) == 3
+    cache["a red circle on the grass"] = [0] * len(want[0])  # read back from the cache, not tokenized again
+    assert tt.caption_ids(tiny.tokenizer, captions[:1], cache).tolist() == [[0] * len(want[0])]

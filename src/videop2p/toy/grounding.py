@@ -85,25 +85,35 @@ def ground_processors(unet, store: MapStore) -> None:
     )
 
 
-def word_regions(tokenizer, captions: list[str], masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def word_roles(tokenizer, ids: torch.Tensor) -> torch.Tensor:
+    """Role of each token id (B, L): 1 for an object word, -1 for a background word, 0 for the rest."""
+    roles = torch.zeros_like(ids, dtype=torch.int8)
+    for words, role in ((OBJECT_WORDS, 1), (BACKGROUND_WORDS, -1)):
+        for word in words:
+            for token in (f"{word}</w>", word):  # a word at the end of a BPE word, or the whole word
+                tid = tokenizer.convert_tokens_to_ids(token)
+                if tid is not None and tid != tokenizer.unk_token_id:
+                    roles[ids == tid] = role
+    return roles
+
+
+def word_regions(
+    tokenizer, captions: list[str], masks: torch.Tensor, ids: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Where each token should attend: regions (B, L, H, W) and which tokens are supervised (B, L).
 
     masks (B, H, W): bool object masks, or the object's share of each cell. Object words get the
-    object, background words its complement;
-    other tokens (start, "a", "on", padding) are left free.
+    object, background words its complement; other tokens (start, "a", "on", padding) are left
+    free. `ids` (B, L) are the captions' padded token ids when the caller already has them.
     """
-    ids = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True).input_ids
-    b, length = len(captions), tokenizer.model_max_length
-    regions = torch.zeros(b, length, *masks.shape[-2:])
-    supervised = torch.zeros(b, length, dtype=torch.bool)
-    for i, row in enumerate(ids):
-        for j, token in enumerate(tokenizer.convert_ids_to_tokens(row)):
-            word = token.removesuffix("</w>")
-            if word in OBJECT_WORDS:
-                regions[i, j], supervised[i, j] = masks[i].float(), True
-            elif word in BACKGROUND_WORDS:
-                regions[i, j], supervised[i, j] = 1 - masks[i].float(), True
-    return regions, supervised
+    if ids is None:
+        ids = tokenizer(
+            captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        ).input_ids
+    roles = word_roles(tokenizer, ids)[..., None, None]  # (B, L, 1, 1)
+    m = masks.float()[:, None]  # (B, 1, H, W)
+    regions = torch.where(roles > 0, m, torch.where(roles < 0, 1 - m, torch.zeros_like(m)))  # (B, L, H, W)
+    return regions, roles[..., 0, 0] != 0
 
 
 def token_shares(maps: list[torch.Tensor], regions: torch.Tensor) -> torch.Tensor:
@@ -161,7 +171,7 @@ def grounding_step(unet, text_encoder, tokenizer, scheduler, store: MapStore, ba
     ).input_ids
     store.clear()
     pred = unet(scheduler.add_noise(z0, noise, t), t, text_encoder(ids)[0]).sample
-    regions, supervised = word_regions(tokenizer, batch["captions"], batch["masks"])
+    regions, supervised = word_regions(tokenizer, batch["captions"], batch["masks"], ids)
     ground = token_loss(store.maps, regions, supervised)
     return F.mse_loss(pred, noise), ground, attention_share(store.maps, regions, supervised)
 

@@ -142,6 +142,15 @@ def encode_dataset(vae, images: np.ndarray, batch: int = 256) -> tuple[torch.Ten
     return torch.cat(means), torch.cat(stds)
 
 
+def caption_ids(tokenizer, captions: list[str], cache: dict[str, list[int]]) -> torch.Tensor:
+    """Padded token ids (B, L) of the captions, tokenizing only those not in `cache` (which it fills)."""
+    new = list(dict.fromkeys(c for c in captions if c not in cache))
+    if new:
+        rows = tokenizer(new, padding="max_length", max_length=tokenizer.model_max_length, truncation=True).input_ids
+        cache.update(zip(new, rows, strict=True))
+    return torch.tensor([cache[c] for c in captions])
+
+
 def _ema_update(ema: dict[str, torch.Tensor], modules: dict[str, torch.nn.Module], decay: float) -> None:
     for prefix, module in modules.items():
         for name, p in module.state_dict().items():
@@ -183,6 +192,7 @@ def train_unet(
     gen = torch.Generator().manual_seed(cfg.seed + 3)
     rng = np.random.default_rng(cfg.seed + 4)
     store = MapStore()
+    id_cache: dict[str, list[int]] = {}  # the captions are a few thousand phrasings: tokenize each once
     if cfg.token_weight > 0:
         if masks is None:
             raise ValueError(f"token_weight={cfg.token_weight} needs the object masks of the dataset; got none.")
@@ -206,19 +216,17 @@ def train_unet(
         idx = torch.randint(0, len(mean), (cfg.batch_size,), generator=gen)
         z0 = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)) * scaling  # (B, C, h, w)
         captions = ["" if rng.random() < cfg.caption_dropout else random_caption(specs[i], rng) for i in idx.tolist()]
-        ids = tokenizer(
-            captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
-        ).input_ids
+        ids = caption_ids(tokenizer, captions, id_cache).to(device)  # (B, L)
         noise = torch.randn(z0.shape, generator=gen)
         noise = noise + cfg.offset_noise * torch.randn((*z0.shape[:2], 1, 1), generator=gen)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (len(z0),), generator=gen)
         zt = scheduler.add_noise(z0, noise, t)
         store.clear()
-        pred = unet(zt.to(device), t.to(device), text_encoder(ids.to(device))[0]).sample
+        pred = unet(zt.to(device), t.to(device), text_encoder(ids)[0]).sample
         loss = F.mse_loss(pred, noise.to(device))
         if cfg.token_weight > 0:
-            regions, supervised = word_regions(tokenizer, captions, masks[idx])  # (B, L, h, w), (B, L)
-            loss = loss + cfg.token_weight * token_loss(store.maps, regions.to(device), supervised.to(device))
+            regions, supervised = word_regions(tokenizer, captions, masks[idx].to(device), ids)  # (B, L, h, w), (B, L)
+            loss = loss + cfg.token_weight * token_loss(store.maps, regions, supervised)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
