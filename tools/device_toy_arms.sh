@@ -35,9 +35,14 @@ RUNS=${RUNS:-/tmp/arms}
 mkdir -p "$OUT" "$RUNS"
 
 if ! python3 -c "import videop2p" 2>/dev/null; then
-  if [ -d .whl ]; then
+  if [ -d .whl ]; then  # e.g. diffusers' wheel, fetched here with pip download (device notes)
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-    export PYTHONPATH=/tmp/site:$PWD/.whl/stub${PYTHONPATH:+:$PYTHONPATH}
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+  fi
+  if ! python3 -c "import av" 2>/dev/null; then  # no PyAV there, and its wheel is too big to carry:
+    mkdir -p /tmp/avstub/av                     # an empty module lets videop2p import; the suite and
+    : >/tmp/avstub/av/__init__.py               # the toy commands read and write no video
+    export PYTHONPATH=/tmp/avstub${PYTHONPATH:+:$PYTHONPATH}
   fi
   export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 fi
