@@ -90,7 +90,7 @@ def word_roles(tokenizer, ids: torch.Tensor) -> torch.Tensor:
     roles = torch.zeros_like(ids, dtype=torch.int8)
     for words, role in ((OBJECT_WORDS, 1), (BACKGROUND_WORDS, -1)):
         for word in words:
-            for token in (f"{word}</w>", word):  # a word at the end of a BPE word, or the whole word
+            for token in (f"{word}</w>", word):  # the word's token with and without the end-of-word mark
                 tid = tokenizer.convert_tokens_to_ids(token)
                 if tid is not None and tid != tokenizer.unk_token_id:
                     roles[ids == tid] = role
