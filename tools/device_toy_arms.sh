@@ -25,6 +25,7 @@ EVAL_ARGS=${EVAL_ARGS:-}  # e.g. "--cases 2 --tune-steps 2 --steps 3" for a smok
 ARMS=${ARMS:-"bag_tok bag clip_tok"}
 declare -A FLAGS=(
   [bag_tok]="--text-layers 0 --token-weight 0.3"
+  [bag_tok01]="--text-layers 0 --token-weight 0.1"
   [bag]="--text-layers 0"
   [clip_tok]="--text-layers 2 --token-weight 0.3"
   [clip]="--text-layers 2"
