@@ -290,7 +290,7 @@ def toy_train(
     workers: Annotated[int, typer.Option(help="Processes that render the dataset.")] = 0,
     threads: int = 0,
 ) -> None:
-    """Train the toy model from scratch (resumes from OUT_DIR/ckpt when interrupted)."""
+    """Train the toy model, from scratch or from --init-from (resumes from OUT_DIR/ckpt when interrupted)."""
     from videop2p.toy.model import ToyModelConfig
     from videop2p.toy.train import ToyTrainConfig, train_toy_model
 
