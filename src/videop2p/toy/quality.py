@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from videop2p.toy.checker import read_image
+from videop2p.toy.train import to_tensor
 from videop2p.toy.world import Background, Color, Shape, ToyObject, caption_for, random_spec, render_clip
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def vae_psnr(pipe, n: int = 128, seed: int = 123) -> float:
     """Mean PSNR of VAE reconstructions (posterior mean) of random toy frames."""
     rng = np.random.default_rng(seed)
     frames = np.stack([render_clip(random_spec(rng, frames=1)).frames[0] for _ in range(n)])
-    x = (torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1).to(pipe.vae.device)
+    x = to_tensor(frames).to(pipe.vae.device)  # (N, 3, H, W) in [-1, 1]
     y = pipe.vae.decode(pipe.vae.encode(x).latent_dist.mean).sample
     rec = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     return float(np.mean([psnr(a, b) for a, b in zip(frames, rec, strict=True)]))

@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers.models.attention_processor import AttnProcessor2_0
 from tqdm.auto import tqdm
 
+from videop2p.toy.grounding import MapStore, ground_processors, token_loss, word_regions
 from videop2p.toy.model import ToyModelConfig, make_scheduler, make_text_encoder, make_unet, make_vae
 from videop2p.toy.world import VERBS, caption_for, random_spec, render_clip
 
@@ -172,10 +174,6 @@ def train_unet(
     With `cfg.token_weight` > 0, TokenCompose's token loss on the object masks (N, H, W) is added,
     so that attribute and background words attend to their regions from the start.
     """
-    from diffusers.models.attention_processor import AttnProcessor2_0
-
-    from videop2p.toy.grounding import MapStore, ground_processors, token_loss, word_regions
-
     torch.manual_seed(cfg.seed + 2)
     mean, std = latents
     device = torch.device(cfg.device)
@@ -197,7 +195,7 @@ def train_unet(
         if masks is None:
             raise ValueError(f"token_weight={cfg.token_weight} needs the object masks of the dataset; got none.")
         ground_processors(unet, store)
-        masks = F.adaptive_avg_pool2d(masks[:, None].float(), mean.shape[-2:])[:, 0]  # (N, h, w) object share
+        masks = F.adaptive_avg_pool2d(masks[:, None].float(), mean.shape[-2:])[:, 0].to(device)  # (N, h, w) share
     step = 0
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False, map_location=device)
@@ -225,7 +223,7 @@ def train_unet(
         pred = unet(zt.to(device), t.to(device), text_encoder(ids)[0]).sample
         loss = F.mse_loss(pred, noise.to(device))
         if cfg.token_weight > 0:
-            regions, supervised = word_regions(tokenizer, captions, masks[idx].to(device), ids)  # (B, L, h, w), (B, L)
+            regions, supervised = word_regions(tokenizer, captions, masks[idx.to(device)], ids)  # (B, L, h, w), (B, L)
             loss = loss + cfg.token_weight * token_loss(store.maps, regions, supervised)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -360,15 +358,12 @@ def export_checkpoint(out_dir: str | Path, dest: str | Path, cfg: ToyTrainConfig
     text_encoder.load_state_dict(
         {n[len("text_encoder.") :]: p for n, p in ema.items() if n.startswith("text_encoder.")}
     )
-    scaling = (
-        json.loads((out / "train_time.json").read_text())["scaling_factor"]
-        if (out / "train_time.json").exists()
-        else vae.config.scaling_factor
-        if cfg.vae_from
-        else None
-    )
-    if scaling is None:
-        images, _ = torch.load(out / "ckpt" / "dataset.pt", weights_only=False)
+    if (out / "train_time.json").exists():
+        scaling = json.loads((out / "train_time.json").read_text())["scaling_factor"]
+    elif cfg.vae_from:
+        scaling = vae.config.scaling_factor
+    else:
+        images = torch.load(out / "ckpt" / "dataset.pt", weights_only=False)[0]  # (images, [masks,] specs)
         mean, _ = encode_dataset(vae.eval(), images[:2000])
         scaling = float(1.0 / mean.std())
     vae.register_to_config(scaling_factor=scaling)
