@@ -17,8 +17,9 @@ def test_quick_eval_writes_the_report_and_reconstructs_above_the_bar(tmp_path):
     assert data["cases"] == QUICK_CASES and set(data["bars"]) == set(BARS)
     for name in ("summary.md", "cases.csv", "summary.json", "metrics.png"):
         assert (out / name).stat().st_size > 0, name
-    assert len(list(out.glob("strip_case*_Video-P2P.png"))) == QUICK_CASES
-    rows = [r for r in data["rows"] if r["method"] == "Video-P2P"]
+    assert data["bars_method"] == "fast"  # the official fast mode: null-text's optimisation is too slow for CI
+    assert len(list(out.glob("strip_case*_fast.png"))) == QUICK_CASES
+    rows = [r for r in data["rows"] if r["method"] == "fast"]
     assert len(rows) == QUICK_CASES
     for r in rows:  # the reconstruction bar holds case by case
         assert r["reconstruction_psnr"] >= BARS["reconstruction_psnr"], r

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from videop2p.evaluation import EditKind, judge, make_suite
+from videop2p.evaluation import EditKind, Method, bar_method, judge, make_suite
 from videop2p.toy.world import COLOR_RGB, Color, render_clip
 
 
@@ -158,3 +158,9 @@ def test_eval_rejects_a_bad_shard_by_name(shard):
     result = CliRunner().invoke(app, ["eval", "--shard", shard])
     assert result.exit_code == 2
     assert f"--shard {shard!r} must be K/N" in result.output
+
+
+def test_bars_are_checked_on_the_full_method_or_else_its_fast_mode():
+    assert bar_method([Method.FAST, Method.TUNE_A_VIDEO]) is Method.FAST  # the quick run's method
+    assert bar_method([Method.VIDEO_P2P, Method.FAST]) is Method.VIDEO_P2P
+    assert bar_method([Method.TUNE_A_VIDEO]) is Method.VIDEO_P2P  # not run: its bars read NaN, missed

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 import videop2p.toy.train as tt
 from videop2p.cli import app
 from videop2p.models.loading import load_components, save_pretrained_folder
-from videop2p.toy.model import ToyModelConfig
+from videop2p.toy.model import ToyModelConfig, make_unet
 from videop2p.toy.world import random_spec, render_clip
 
 
@@ -52,6 +52,8 @@ def test_phase_two_with_the_token_loss_on_a_reused_vae_resumes_and_exports(tiny,
         assert torch.equal(a, b)
     # the token loss's processors are gone: the saved UNet runs diffusers' default attention
     assert {type(p).__name__ for p in comps.unet.attn_processors.values()} == {"AttnProcessor2_0"}
+    widths = {m.inner_dim // m.heads for n, m in comps.unet.named_modules() if n.endswith(("attn1", "attn2"))}
+    assert widths == {8}  # the configured head width, in blocks of 32 channels: 4 heads each
     # one changed word changes that word's embedding only (a causal encoder would change every later one)
     ids = comps.tokenizer(
         ["a red circle on the grass", "a blue circle on the grass"], padding="max_length", return_tensors="pt"
@@ -113,3 +115,11 @@ def test_caption_ids_match_the_tokenizer_and_tokenize_each_caption_once(tiny):
     assert ids.tolist() == want and len(cache) == 3
     cache["a red circle on the grass"] = [0] * len(want[0])  # read back from the cache, not tokenized again
     assert tt.caption_ids(tiny.tokenizer, captions[:1], cache).tolist() == [[0] * len(want[0])]
+
+
+def test_a_head_width_that_does_not_divide_a_block_is_refused():
+    with pytest.raises(ValueError, match=r"unet_head_dim=24 .*\(64, 128\)"):
+        make_unet(ToyModelConfig(unet_head_dim=24), sample_size=8)
+    unet = make_unet(ToyModelConfig(unet_head_dim=32), sample_size=8)
+    heads = [m.heads for n, m in unet.named_modules() if n.endswith("attn1")]
+    assert sorted(set(heads)) == [2, 4]  # 64 and 128 channels at width 32

@@ -426,14 +426,17 @@ def batch(
 @app.command("eval")
 def eval_command(
     quick: Annotated[
-        bool, typer.Option("--quick", help="2 cases of 2 frames, 50 tuning steps, 3 methods: a smoke run for CI.")
+        bool,
+        typer.Option(
+            "--quick", help="2 cases of 2 frames, 20 tuning and 20 DDIM steps, fast mode only: a smoke run for CI."
+        ),
     ] = False,
     cases: Annotated[int | None, typer.Option(help="Number of cases (default 30, quick 2).")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the summary as JSON here.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for tables, plots and frame strips.")] = Path("videop2p-eval"),
     model: Annotated[str | None, typer.Option(help="Model (default: the bundled toy model).")] = None,
-    tune_steps: Annotated[int | None, typer.Option(help="Tuning steps per clip (default 200, quick 50).")] = None,
-    steps: Annotated[int | None, typer.Option(help="DDIM steps (default 50).")] = None,
+    tune_steps: Annotated[int | None, typer.Option(help="Tuning steps per clip (default 200, quick 20).")] = None,
+    steps: Annotated[int | None, typer.Option(help="DDIM steps (default 50, quick 20).")] = None,
     methods: Annotated[list[str] | None, typer.Option("--method", help="Only these methods (repeatable).")] = None,
     clip_model: Annotated[
         str | None, typer.Option(help="Local CLIP model (folder or cached hub id) for the optional CLIP metrics.")
@@ -476,7 +479,7 @@ def eval_command(
     )
     for name, bar in result["bars"].items():
         verdict = "met" if bar["met"] else "MISSED"
-        typer.echo(f"bar {name} >= {bar['bar']}: {bar['measured']:.3f} ({verdict})")
+        typer.echo(f"bar {name} >= {bar['bar']}: {bar['measured']:.3f} ({verdict}, {result['bars_method']})")
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2))
 

@@ -1,0 +1,63 @@
+"""Text-to-set UNet forward time of the toy architecture at several head widths (random weights).
+
+The head count changes no weight shape, only how the attention splits its channels; this prints
+how much the split costs on this machine, e.g. the first bundled model's 16 heads of width 4 and 8
+against the configured width of 16 (4 and 8 heads) and 32 (2 and 4 heads).
+
+    python bench/attention_heads.py                       # 8 frames, batch 4 (an editing step)
+    python bench/attention_heads.py --frames 2 --batch 1  # one null-text evaluation of a 2-frame clip
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def forward_seconds(heads: int | tuple[int, ...], frames: int, batch: int, repeats: int) -> float:
+    from videop2p.models.t2s import T2SModel
+    from videop2p.sampling import predict
+    from videop2p.toy.model import ToyModelConfig, make_unet
+
+    cfg = ToyModelConfig()
+    unet = make_unet(cfg, sample_size=cfg.image_size // 2 ** (len(cfg.vae_channels) - 1))
+    unet.register_to_config(attention_head_dim=heads)
+    unet = type(unet).from_config(unet.config)  # same weights' shapes, this many heads
+    model = T2SModel.from_image_unet(unet)
+    model.unet.requires_grad_(False)
+    size = unet.config.sample_size
+    z = torch.randn(batch, frames, cfg.latent_channels, size, size)  # (B, F, C, h, w)
+    text = torch.randn(batch, 77, cfg.text_hidden)  # (B, L, D)
+    times = []
+    with torch.no_grad():
+        predict(model, z, 500, text, None, "bench")  # warm-up
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            predict(model, z, 500, text, None, "bench")
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.frames} frames, batch {args.batch}")
+    base = None
+    for label, heads in (
+        ("16 heads (width 4, 8)", 16),
+        ("width 16 (4, 8 heads)", (4, 8)),
+        ("width 32 (2, 4 heads)", (2, 4)),
+    ):
+        s = forward_seconds(heads, args.frames, args.batch, args.repeats)
+        base = base or s
+        print(f"{label:24s} {s * 1e3:8.0f} ms  x{base / s:.2f}")
+
+
+if __name__ == "__main__":
+    main()
