@@ -1,6 +1,8 @@
 """The web editor, driven in headless Chromium (Debian's package) through Playwright."""
 
+import json
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -56,6 +58,11 @@ def _fill(page, label: str, value: str) -> None:
     box.press("Tab")  # commit the value to Gradio
 
 
+def _choose(page, label: str, option: str) -> None:
+    page.get_by_label(label, exact=True).click()
+    page.locator('[data-testid="dropdown-option"]', has_text=re.compile(rf"^\W*{re.escape(option)}$")).click()
+
+
 def _run(page) -> None:
     page.get_by_role("button", name="Edit", exact=True).click()
 
@@ -85,12 +92,18 @@ def test_toy_example_swap_edit_shows_the_result_video_and_masks(page):
     _fill(page, "DDIM steps", "4")
     _fill(page, "Tuning steps", "3")
     _fill(page, "Frames", "4")
+    _choose(
+        page, "Inversion", "fast"
+    )  # null-text's optimisation is tested in test_inversion; here it would be 3/4 of the run
     _run(page)
     page.locator("#result-video video").wait_for(timeout=240_000)
     page.locator("#masks img").wait_for(timeout=30_000)
     page.get_by_text("Done").first.wait_for()
     status = page.locator("#status").inner_text()
     assert "tune" in status and "computed" in status
+    out = Path(re.search(r"outputs in (\S+)", status).group(1).strip("`"))
+    stages = json.loads((out / "outputs.json").read_text())["stages"]
+    assert stages["invert"]["unet_evaluations"] == 4  # the chosen fast inversion: one per DDIM step, no null-text
     assert page.locator("#edits img, #edits video").count() >= 1
     assert page.locator("#attention img").count() == 2  # source and target token maps
     page.screenshot(path=str(ARTIFACTS / "ui_result.png"), full_page=True)
@@ -179,6 +192,6 @@ def test_cancel_stops_the_run_and_keeps_nothing_of_the_stopped_stage(tmp_path):
     assert seen[0][0].endswith("tuning the T2S model") and len(seen) == 3  # stopped at the next step
     assert not list((tmp_path / "workspace").rglob("*.safetensors"))  # no tuned delta kept
     assert not list((tmp_path / "runs").rglob("outputs.json"))
-    form.tune_steps = 2
+    form.tune_steps, form.inversion = 2, "fast"
     manifest = session.run(form, None, EXAMPLE, None)  # the next run starts afresh
     assert manifest["stages"]["tune"]["action"] == "computed"
