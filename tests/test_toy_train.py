@@ -45,6 +45,12 @@ def test_phase_two_with_the_token_loss_on_a_reused_vae_resumes_and_exports(tiny,
     model = tt.train_toy_model(run, _cfg(init, steps=2))  # goes on from the checkpoint of step 1
     state = torch.load(run / "ckpt" / "unet.pt", weights_only=False)
     assert first["step"] == 1 and state["step"] == 2
+    legacy = tmp_path / "legacy"  # a run from before head counts were recorded is refused, not misread
+    (legacy / "ckpt").mkdir(parents=True)
+    (legacy / "train_config.json").write_text((run / "train_config.json").read_text())
+    torch.save({k: v for k, v in state.items() if k != "heads"}, legacy / "ckpt" / "unet.pt")
+    with pytest.raises(ValueError, match=r"unet\.pt was trained with 8 per block .* builds \[4, 4\]"):
+        tt.export_checkpoint(legacy, tmp_path / "legacy_model")
     comps = load_components(model)
     assert comps.text_encoder.config.num_hidden_layers == 0  # each word keeps its own embedding
     assert comps.vae.config.scaling_factor == tiny.vae.config.scaling_factor  # the reused VAE's own factor

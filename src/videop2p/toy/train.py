@@ -18,7 +18,7 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 from tqdm.auto import tqdm
 
 from videop2p.toy.grounding import MapStore, ground_processors, token_loss, word_regions
-from videop2p.toy.model import ToyModelConfig, make_scheduler, make_text_encoder, make_unet, make_vae
+from videop2p.toy.model import ToyModelConfig, head_counts, make_scheduler, make_text_encoder, make_unet, make_vae
 from videop2p.toy.world import VERBS, caption_for, random_spec, render_clip
 
 logger = logging.getLogger(__name__)
@@ -199,6 +199,7 @@ def train_unet(
     step = 0
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False, map_location=device)
+        check_heads(state, cfg.model, ckpt)
         unet.load_state_dict(state["unet"])
         text_encoder.load_state_dict(state["text_encoder"])
         opt.load_state_dict(state["opt"])
@@ -244,6 +245,7 @@ def train_unet(
                     "gen": gen.get_state(),
                     "rng": rng.bit_generator.state,
                     "step": step,
+                    "heads": list(head_counts(cfg.model)),
                 },
             )
     bar.close()
@@ -330,6 +332,22 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
     return out / "model"
 
 
+def check_heads(state: dict, model: ToyModelConfig, path: Path) -> None:
+    """Refuse a checkpoint whose UNet was trained with another attention split than `model` builds.
+
+    The weights' shapes do not depend on the split, so loading them would succeed and silently give
+    another model. Checkpoints written before the split was recorded used `unet_head_dim` as the
+    head count (diffusers' reading of `attention_head_dim`).
+    """
+    want = list(head_counts(model))
+    if state.get("heads") != want:
+        got = state.get("heads") or f"{model.unet_head_dim} per block (written before head counts were recorded)"
+        raise ValueError(
+            f"{path} was trained with {got} attention heads; this version builds {want} for "
+            f"unet_head_dim={model.unet_head_dim}. Start a new run, or export it with the version that trained it."
+        )
+
+
 def read_train_config(path: str | Path) -> ToyTrainConfig:
     """The settings a run wrote to its `train_config.json`."""
     d = json.loads(Path(path).read_text())
@@ -349,6 +367,7 @@ def export_checkpoint(out_dir: str | Path, dest: str | Path, cfg: ToyTrainConfig
         vae = make_vae(cfg.model)
         vae.load_state_dict(torch.load(out / "ckpt" / "vae.pt", weights_only=False, map_location="cpu")["model"])
     state = torch.load(out / "ckpt" / "unet.pt", weights_only=False, map_location="cpu")
+    check_heads(state, cfg.model, out / "ckpt" / "unet.pt")
     tokenizer = bundled_tokenizer()
     latent = cfg.model.image_size // 2 ** (len(cfg.model.vae_channels) - 1)
     unet = make_unet(cfg.model, sample_size=latent)
