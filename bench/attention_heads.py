@@ -19,6 +19,7 @@ import torch
 
 def forward_seconds(heads: int | tuple[int, ...], frames: int, batch: int, repeats: int) -> float:
     from videop2p.models.t2s import T2SModel
+    from videop2p.models.tokenizer import bundled_tokenizer
     from videop2p.sampling import predict
     from videop2p.toy.model import ToyModelConfig, make_unet
 
@@ -30,7 +31,7 @@ def forward_seconds(heads: int | tuple[int, ...], frames: int, batch: int, repea
     model.unet.requires_grad_(False)
     size = unet.config.sample_size
     z = torch.randn(batch, frames, cfg.latent_channels, size, size)  # (B, F, C, h, w)
-    text = torch.randn(batch, 77, cfg.text_hidden)  # (B, L, D)
+    text = torch.randn(batch, bundled_tokenizer().model_max_length, cfg.text_hidden)  # (B, L, D)
     times = []
     with torch.no_grad():
         predict(model, z, 500, text, None, "bench")  # warm-up
@@ -48,12 +49,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.frames} frames, batch {args.batch}")
+    from videop2p.toy.model import ToyModelConfig, head_counts
+
+    legacy = ToyModelConfig().unet_head_dim  # the first bundled model: the width passed as the head count
+    splits = [(f"{legacy} heads per block", legacy)]
+    for width in (16, 32):
+        counts = head_counts(ToyModelConfig(unet_head_dim=width))
+        splits.append((f"width {width}: {counts} heads", counts))
     base = None
-    for label, heads in (
-        ("16 heads (width 4, 8)", 16),
-        ("width 16 (4, 8 heads)", (4, 8)),
-        ("width 32 (2, 4 heads)", (2, 4)),
-    ):
+    for label, heads in splits:
         s = forward_seconds(heads, args.frames, args.batch, args.repeats)
         base = base or s
         print(f"{label:24s} {s * 1e3:8.0f} ms  x{base / s:.2f}")

@@ -526,13 +526,14 @@ def evaluate(
         write_tables(*_table_rows(rows, out, keys, shard), out)  # after every case: a stopped run leaves tables
         logger.info("case %d/%d (%s) done in %.0f s", i + 1, n_cases, case.kind.value, time.perf_counter() - t0)
     rows, summary = _table_rows(rows, out, keys, shard)
+    bars_on = bar_method(s.methods)
     if rows:
         write_tables(rows, summary, out)
         plot(summary, out)
     return {
         "summary": summary,
-        "bars": check_bars(summary, bar_method(s.methods).value),
-        "bars_method": bar_method(s.methods).value,
+        "bars": check_bars(summary, bars_on.value),
+        "bars_method": bars_on.value,
         "rows": rows,
         "seconds": time.perf_counter() - t0,
         "cases": len(suite),

@@ -43,7 +43,7 @@ def head_counts(cfg: ToyModelConfig) -> tuple[int, ...]:
     diffusers' `attention_head_dim` argument of UNet2DConditionModel is read as the number of
     heads (a naming quirk kept for Stable Diffusion's configs, where `attention_head_dim=8` means 8
     heads), so the width is turned into counts here. The first bundled model was built passing the
-    width itself: 16 heads of width 4 and 8, about 3 times slower on a CPU than 4 and 8 heads of
+    width itself: 16 heads of width 4 and 8, about 2 times slower on a CPU than 4 and 8 heads of
     width 16 (`bench/attention_heads.py`).
     """
     bad = [c for c in cfg.unet_channels if c % cfg.unet_head_dim]
