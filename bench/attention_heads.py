@@ -18,15 +18,16 @@ import torch
 
 
 def forward_seconds(heads: int | tuple[int, ...], frames: int, batch: int, repeats: int) -> float:
+    from diffusers import UNet2DConditionModel
+
     from videop2p.models.t2s import T2SModel
     from videop2p.models.tokenizer import bundled_tokenizer
     from videop2p.sampling import predict
-    from videop2p.toy.model import ToyModelConfig, make_unet
+    from videop2p.toy.model import ToyModelConfig, latent_size, make_unet
 
     cfg = ToyModelConfig()
-    unet = make_unet(cfg, sample_size=cfg.image_size // 2 ** (len(cfg.vae_channels) - 1))
-    unet.register_to_config(attention_head_dim=heads)
-    unet = type(unet).from_config(unet.config)  # same weights' shapes, this many heads
+    config = make_unet(cfg, sample_size=latent_size(cfg)).config
+    unet = UNet2DConditionModel.from_config(config, attention_head_dim=heads)  # same weights' shapes, these heads
     model = T2SModel.from_image_unet(unet)
     model.unet.requires_grad_(False)
     size = unet.config.sample_size

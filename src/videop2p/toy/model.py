@@ -21,6 +21,11 @@ class ToyModelConfig:
     text_layers: int = 2  # CLIP text encoder depth
 
 
+def latent_size(cfg: ToyModelConfig) -> int:
+    """Side of the latent grid: the image size over the VAE's downsampling."""
+    return cfg.image_size // 2 ** (len(cfg.vae_channels) - 1)
+
+
 def make_vae(cfg: ToyModelConfig) -> AutoencoderKL:
     n = len(cfg.vae_channels)
     return AutoencoderKL(

@@ -18,7 +18,15 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 from tqdm.auto import tqdm
 
 from videop2p.toy.grounding import MapStore, ground_processors, token_loss, word_regions
-from videop2p.toy.model import ToyModelConfig, head_counts, make_scheduler, make_text_encoder, make_unet, make_vae
+from videop2p.toy.model import (
+    ToyModelConfig,
+    head_counts,
+    latent_size,
+    make_scheduler,
+    make_text_encoder,
+    make_unet,
+    make_vae,
+)
 from videop2p.toy.world import VERBS, caption_for, random_spec, render_clip
 
 logger = logging.getLogger(__name__)
@@ -369,8 +377,7 @@ def export_checkpoint(out_dir: str | Path, dest: str | Path, cfg: ToyTrainConfig
     state = torch.load(out / "ckpt" / "unet.pt", weights_only=False, map_location="cpu")
     check_heads(state, cfg.model, out / "ckpt" / "unet.pt")
     tokenizer = bundled_tokenizer()
-    latent = cfg.model.image_size // 2 ** (len(cfg.model.vae_channels) - 1)
-    unet = make_unet(cfg.model, sample_size=latent)
+    unet = make_unet(cfg.model, sample_size=latent_size(cfg.model))
     text_encoder = make_text_encoder(cfg.model, len(tokenizer), tokenizer.model_max_length)
     ema = state["ema"]
     unet.load_state_dict({n[len("unet.") :]: p for n, p in ema.items() if n.startswith("unet.")})
