@@ -129,3 +129,23 @@ def test_a_head_width_that_does_not_divide_a_block_is_refused():
     unet = make_unet(ToyModelConfig(unet_head_dim=32), sample_size=8)
     heads = [m.heads for n, m in unet.named_modules() if n.endswith("attn1")]
     assert sorted(set(heads)) == [2, 4]  # 64 and 128 channels at width 32
+
+
+def test_steps_in_budget_plans_what_fits_and_never_less_than_one_more_step():
+    assert tt.steps_in_budget(step=100, total=3000, rate=10.0, seconds_left=50.0) == 600
+    assert tt.steps_in_budget(step=100, total=3000, rate=10.0, seconds_left=1e6) == 3000  # never more than asked
+    assert tt.steps_in_budget(step=100, total=3000, rate=10.0, seconds_left=-5.0) == 101  # past the deadline
+
+
+def test_a_time_budget_shortens_the_schedule_and_a_resume_keeps_it(tiny, tmp_path, monkeypatch):
+    clock = iter(range(0, 10**9, 100))  # every reading of the clock is 100 s later: 0.01 steps/s
+    monkeypatch.setattr(tt.time, "monotonic", lambda: float(next(clock)))
+    init = save_pretrained_folder(tiny, tmp_path / "init")
+    cfg = _cfg(init, steps=50)
+    cfg.checkpoint_every, cfg.time_budget_s = 5, 1500.0
+    tt.train_toy_model(tmp_path / "run", cfg)
+    state = torch.load(tmp_path / "run" / "ckpt" / "unet.pt", weights_only=False)
+    assert 5 < state["planned"] < 50 and state["step"] == state["planned"]  # it stopped where its plan ended
+    cfg.time_budget_s = 0.0
+    tt.train_toy_model(tmp_path / "run", cfg)  # the resumed run keeps the shortened schedule
+    assert torch.load(tmp_path / "run" / "ckpt" / "unet.pt", weights_only=False)["step"] == state["planned"]

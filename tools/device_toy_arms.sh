@@ -6,9 +6,12 @@
 #
 # Run from the repository root on a machine with CUDA. Without videop2p installed, it runs from
 # src/ and takes extra packages from .whl/ (see the device notes in the README). Each arm's phase-2
-# training (UNet and text encoder from scratch on the bundled VAE) is stopped after TRAIN_S seconds
-# and exported from its last checkpoint if it had not finished; the suite is stopped after EVAL_S
-# seconds and its tables then hold the cases finished by then (every shard writes every kept case).
+# training (UNet and text encoder from scratch on the bundled VAE) gets TRAIN_S seconds in all
+# (`toy train --time-budget`: its schedule is shortened to the steps that fit, so the learning rate
+# still decays to its end); a run that overstays is killed a minute later and exported from its
+# last checkpoint. Each arm is then judged (`toy eval`) while the suite runs on it; the suite is
+# stopped after EVAL_S seconds and its tables then hold the cases finished by then (every shard
+# writes every kept case).
 # OUT gets results.tgz (logs, quality JSON, tables), the best arm's model in full precision
 # (best_model_ARM.tar.part-*) and the others' in float16 (ARM_model_fp16.tar), without the VAE and
 # tokenizer, which are the bundled ones.
@@ -16,7 +19,8 @@ set -u
 OUT=${1:?OUT folder}
 TRAIN_S=${2:-200}
 EVAL_S=${3:-240}
-SHARDS=${SHARDS:-5}
+SHARDS=${SHARDS:-5}  # suite processes per arm
+WORKERS=${WORKERS:-4}  # processes rendering each arm's dataset
 STEPS=${STEPS:-3000}
 BATCH=${BATCH:-64}
 DATASET=${DATASET:-20000}
@@ -30,7 +34,9 @@ declare -A FLAGS=(
   [clip_tok]="--text-layers 2 --token-weight 0.3"
   [clip]="--text-layers 2"
 )
-METHODS=(--method "Video-P2P" --method "Video-P2P + frame-attention control" --method fast --method "Tune-A-Video")
+METHODS=()
+IFS=, read -ra names <<<"${METHODS_LIST:-Video-P2P,Video-P2P + frame-attention control,fast,Tune-A-Video}"
+for m in "${names[@]}"; do METHODS+=(--method "$m"); done
 BUNDLED=src/videop2p/data/toy_model
 RUNS=${RUNS:-/tmp/arms}
 mkdir -p "$OUT" "$RUNS"
@@ -56,19 +62,20 @@ t0=$SECONDS
 for arm in $ARMS; do
   (
     # shellcheck disable=SC2086
-    OMP_NUM_THREADS=2 timeout "$TRAIN_S" "${VP[@]}" toy train "$RUNS/$arm" --unet-steps "$STEPS" --batch-size "$BATCH" \
-      --dataset-size "$DATASET" --vae-from "$BUNDLED" --device "$DEVICE" --workers 4 ${FLAGS[$arm]} >"$RUNS/train_$arm.log" 2>&1
+    OMP_NUM_THREADS=2 timeout $((TRAIN_S + 60)) "${VP[@]}" toy train "$RUNS/$arm" --unet-steps "$STEPS" \
+      --batch-size "$BATCH" --dataset-size "$DATASET" --vae-from "$BUNDLED" --device "$DEVICE" --workers "$WORKERS" \
+      --time-budget "$TRAIN_S" ${FLAGS[$arm]} >"$RUNS/train_$arm.log" 2>&1
     [ -d "$RUNS/$arm/model" ] || "${VP[@]}" toy export "$RUNS/$arm" "$RUNS/$arm/model" >>"$RUNS/train_$arm.log" 2>&1
-    "${VP[@]}" toy eval --model "$RUNS/$arm/model" --seeds 1 --steps 25 --device "$DEVICE" \
-      --json "$RUNS/quality_$arm.json" >"$RUNS/quality_$arm.log" 2>&1
   ) &
 done
 wait
-echo "trained and judged in $((SECONDS - t0)) s"
-for arm in $ARMS; do echo "== $arm"; tail -c 600 "$RUNS/train_$arm.log"; cat "$RUNS/quality_$arm.log"; done
+echo "trained in $((SECONDS - t0)) s"
+for arm in $ARMS; do echo "== $arm"; tail -c 600 "$RUNS/train_$arm.log"; done
 
 t1=$SECONDS
 for arm in $ARMS; do
+  OMP_NUM_THREADS=1 timeout "$EVAL_S" "${VP[@]}" toy eval --model "$RUNS/$arm/model" --seeds 1 --steps 25 \
+    --device "$DEVICE" --json "$RUNS/quality_$arm.json" >"$RUNS/quality_$arm.log" 2>&1 &
   for k in $(seq 0 $((SHARDS - 1))); do
     # shellcheck disable=SC2086
     OMP_NUM_THREADS=1 timeout "$EVAL_S" "${VP[@]}" eval --out "$RUNS/eval_$arm" --model "$RUNS/$arm/model" \
@@ -76,7 +83,8 @@ for arm in $ARMS; do
   done
 done
 wait
-echo "suite ran $((SECONDS - t1)) s"
+echo "judged and suite ran $((SECONDS - t1)) s"
+for arm in $ARMS; do echo "== $arm"; cat "$RUNS/quality_$arm.log"; done
 
 best="" best_score=-1
 for arm in $ARMS; do

@@ -289,6 +289,10 @@ def toy_train(
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = "cpu",
     workers: Annotated[int, typer.Option(help="Processes that render the dataset.")] = 0,
     threads: int = 0,
+    time_budget: Annotated[
+        float,
+        typer.Option(help="Seconds for the whole run; the UNet schedule is shortened to fit (0: no limit)."),
+    ] = 0.0,
 ) -> None:
     """Train the toy model, from scratch or from --init-from (resumes from OUT_DIR/ckpt when interrupted)."""
     from videop2p.toy.model import ToyModelConfig
@@ -301,6 +305,8 @@ def toy_train(
         _fail(f"--vae-from {vae_from}: no vae/ folder there; give a diffusers model folder.")
     if init_from is not None and not (init_from / "unet").is_dir():
         _fail(f"--init-from {init_from}: no unet/ folder there; give a diffusers model folder.")
+    if time_budget < 0:
+        _fail(f"--time-budget {time_budget}: must be 0 (no limit) or a number of seconds.")
     cfg = ToyTrainConfig(
         model=ToyModelConfig(text_layers=text_layers),
         vae_steps=vae_steps,
@@ -315,6 +321,7 @@ def toy_train(
         device=device,
         workers=workers,
         threads=threads,
+        time_budget_s=time_budget,
     )
     path = train_toy_model(out_dir, cfg)
     typer.echo(f"model written to {path}")

@@ -56,9 +56,11 @@ class ToyTrainConfig:
     init_from: str | None = None  # start phase 2 from this model folder's UNet and text encoder (same sizes)
     device: str = "cpu"  # where to train; data, noise and batches are drawn on the CPU, so runs match
     workers: int = 0  # processes that render the dataset (0 or 1: this one)
+    time_budget_s: float = 0.0  # wall-clock seconds for the whole run; phase 2 shortens its schedule to fit (0: none)
 
 
 RENDER_CHUNK = 500  # images per rendering task
+SAVE_RESERVE_S = 15.0  # seconds a time-boxed run keeps for its last checkpoint and the export
 
 
 def _render_frames(specs: list) -> tuple[np.ndarray, np.ndarray]:
@@ -90,6 +92,14 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int = 200) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
+def steps_in_budget(step: int, total: int, rate: float, seconds_left: float) -> int:
+    """Phase 2's planned step count: `total`, or fewer if `rate` steps/s cannot reach it in `seconds_left`.
+
+    Never below `step + 1`, so a run past its budget still ends with one more step and its checkpoint.
+    """
+    return max(step + 1, min(total, step + int(rate * max(0.0, seconds_left))))
+
+
 def random_caption(spec, rng: np.random.Generator) -> str:
     """One of the phrasings of a spec's caption."""
     verb = str(rng.choice((*VERBS, "")))
@@ -108,7 +118,7 @@ def train_vae(cfg: ToyTrainConfig, images: np.ndarray, ckpt: Path):
     vae = make_vae(cfg.model).to(cfg.device)
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.vae_lr)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    step = 0
+    step, total = 0, cfg.unet_steps
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
         vae.load_state_dict(state["model"])
@@ -176,11 +186,15 @@ def train_unet(
     tokenizer,
     ckpt: Path,
     masks: torch.Tensor | None = None,
+    deadline: float | None = None,
 ):
     """Phase 2: UNet and text encoder jointly, epsilon loss with offset noise, EMA weights.
 
     With `cfg.token_weight` > 0, TokenCompose's token loss on the object masks (N, H, W) is added,
-    so that attribute and background words attend to their regions from the start.
+    so that attribute and background words attend to their regions from the start. With a
+    `deadline` (time.monotonic() seconds), the schedule is shortened to the steps that fit, planned
+    from the measured step rate, so that the cosine decay still runs to its end; a run resumed
+    from such a checkpoint keeps that plan (train longer with a new run and `init_from`).
     """
     torch.manual_seed(cfg.seed + 2)
     mean, std = latents
@@ -204,7 +218,7 @@ def train_unet(
             raise ValueError(f"token_weight={cfg.token_weight} needs the object masks of the dataset; got none.")
         ground_processors(unet, store)
         masks = F.adaptive_avg_pool2d(masks[:, None].float(), mean.shape[-2:])[:, 0].to(device)  # (N, h, w) share
-    step = 0
+    step, total = 0, cfg.unet_steps
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False, map_location=device)
         check_heads(state, cfg.model, ckpt)
@@ -214,12 +228,13 @@ def train_unet(
         ema = state["ema"]
         gen.set_state(state["gen"].cpu())
         rng.bit_generator.state = state["rng"]
-        step = state["step"]
-        logger.info("resumed UNet training at step %d", step)
-    bar = tqdm(total=cfg.unet_steps, initial=step, desc="train UNet")
-    while step < cfg.unet_steps:
+        step, total = state["step"], min(cfg.unet_steps, state.get("planned", cfg.unet_steps))
+        logger.info("resumed UNet training at step %d of %d", step, total)
+    bar = tqdm(total=total, initial=step, desc="train UNet")
+    timed_from = None  # (step, time) after the first step of this process, which pays the warm-up
+    while step < total:
         for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, cfg.unet_steps, cfg.unet_lr)
+            g["lr"] = cosine_lr(step, total, cfg.unet_lr)
         idx = torch.randint(0, len(mean), (cfg.batch_size,), generator=gen)
         z0 = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)) * scaling  # (B, C, h, w)
         captions = ["" if rng.random() < cfg.caption_dropout else random_caption(specs[i], rng) for i in idx.tolist()]
@@ -242,7 +257,17 @@ def train_unet(
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
-        if step % cfg.checkpoint_every == 0 or step == cfg.unet_steps:
+        if deadline is not None:
+            now = time.monotonic()
+            if timed_from is None:
+                timed_from = (step, now)
+            elif step - timed_from[0] in (50, 200) or step % cfg.checkpoint_every == 0:  # plan, then correct
+                rate = (step - timed_from[0]) / (now - timed_from[1])
+                planned = steps_in_budget(step, total, rate, deadline - now - SAVE_RESERVE_S)
+                if planned < total:
+                    logger.info("time budget: %d steps of %d fit (%.1f steps/s)", planned, cfg.unet_steps, rate)
+                    total = bar.total = planned
+        if step % cfg.checkpoint_every == 0 or step == total:
             _save(
                 ckpt,
                 {
@@ -253,6 +278,7 @@ def train_unet(
                     "gen": gen.get_state(),
                     "rng": rng.bit_generator.state,
                     "step": step,
+                    **({"planned": total} if total < cfg.unet_steps else {}),  # a budget's plan holds on resume
                     "heads": list(head_counts(cfg.model)),
                 },
             )
@@ -307,6 +333,7 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
     (out / "ckpt").mkdir(parents=True, exist_ok=True)
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     start = time.perf_counter()
+    deadline = time.monotonic() + cfg.time_budget_s if cfg.time_budget_s > 0 else None
     cache = out / "ckpt" / "dataset.pt"
     if cache.exists():
         data = torch.load(cache, weights_only=False)
@@ -332,6 +359,7 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
         tokenizer,
         out / "ckpt" / "unet.pt",
         masks=None if masks is None else torch.from_numpy(masks),
+        deadline=deadline,
     )
     save_pipeline(vae.cpu(), text_encoder, tokenizer, unet, out / "model")
     elapsed = time.perf_counter() - start
