@@ -118,7 +118,7 @@ def train_vae(cfg: ToyTrainConfig, images: np.ndarray, ckpt: Path):
     vae = make_vae(cfg.model).to(cfg.device)
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.vae_lr)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    step, total = 0, cfg.unet_steps
+    step = 0
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
         vae.load_state_dict(state["model"])
