@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from videop2p.evaluation import EditKind, Method, bar_method, judge, make_suite
+from videop2p.evaluation import EditKind, Method, _model_key, bar_method, judge, make_suite
+from videop2p.models.loading import load_components, model_info, save_pretrained_folder
 from videop2p.toy.world import COLOR_RGB, Color, render_clip
 
 
@@ -73,8 +74,9 @@ def test_clip_metrics_from_a_local_model_and_a_note_without_one(tmp_path):
 
 
 def fake_comps(identity: str = "toy@1234"):
-    """What `evaluate` reads of the components when `run_case` is faked: the model's identity and dtype."""
-    return SimpleNamespace(info=SimpleNamespace(identity=identity), unet=SimpleNamespace(dtype=torch.float32))
+    """What `evaluate` reads of the components when `run_case` is faked: the model's fingerprint and dtype."""
+    info = SimpleNamespace(identity=identity, fingerprint=identity.rpartition("@")[2])
+    return SimpleNamespace(info=info, unet=SimpleNamespace(dtype=torch.float32))
 
 
 def test_a_stopped_evaluation_goes_on_where_it_stopped_and_new_settings_rerun(tmp_path, monkeypatch):
@@ -164,3 +166,14 @@ def test_bars_are_checked_on_the_full_method_or_else_its_fast_mode():
     assert bar_method([Method.FAST, Method.TUNE_A_VIDEO]) is Method.FAST  # the quick run's method
     assert bar_method([Method.VIDEO_P2P, Method.FAST]) is Method.VIDEO_P2P
     assert bar_method([Method.TUNE_A_VIDEO]) is Method.VIDEO_P2P  # not run: its bars read NaN, missed
+
+
+def test_kept_cases_follow_the_weights_not_the_folder_they_were_loaded_from(tiny, tmp_path):
+    here = load_components(save_pretrained_folder(tiny, tmp_path / "here"))
+    there = load_components(save_pretrained_folder(tiny, tmp_path / "elsewhere"))
+    assert here.info.identity != there.info.identity  # the source name differs
+    assert _model_key(here) == _model_key(there) and here.info.fingerprint in _model_key(here)
+    with torch.no_grad():
+        next(there.unet.parameters()).add_(1.0)
+    changed = model_info(there.tokenizer, there.text_encoder, there.vae, there.unet, there.scheduler, source="here")
+    assert changed.fingerprint != here.info.fingerprint  # other weights: their kept cases are not read back

@@ -446,8 +446,8 @@ def case_key(case: Case, s: EvalSettings, seed: int, clip_note: str, model: str 
 
 
 def _model_key(comps: SDComponents) -> str:
-    """The model's identity (source and weight fingerprint) and the dtype it runs in."""
-    return f"{comps.info.identity} {comps.unet.dtype}"
+    """The model's weight fingerprint (not its source name: a copy elsewhere is the same model) and dtype."""
+    return f"{comps.info.fingerprint} {comps.unet.dtype}"
 
 
 def _read_kept(path: Path) -> dict | None:

@@ -52,6 +52,11 @@ class ModelInfo:
     attention_layers: tuple[AttentionLayer, ...] = field(default_factory=tuple)  # every attention layer
 
     @property
+    def fingerprint(self) -> str:
+        """The configs-and-weights part of `identity`: the same wherever the model was loaded from."""
+        return self.identity.rpartition("@")[2]
+
+    @property
     def native_size(self) -> int:
         """The model's native image side in pixels."""
         return self.sample_size * self.vae_scale_factor
