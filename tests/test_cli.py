@@ -1,4 +1,5 @@
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,6 +98,7 @@ def test_second_run_reuses_and_changed_settings_invalidate_exactly_their_stages(
     assert first["tune"]["action"] == "computed" and first["invert"]["action"] == "computed"
     _invoke(_args(tiny_dir, clip_dir, tmp_path / "b", ws))
     again = _manifest(tmp_path / "b")["stages"]
+    again_model = _manifest(tmp_path / "b")["model"]
     assert again["tune"]["action"] == "reused" and again["invert"]["action"] == "reused"
     a, b = read_video(tmp_path / "a" / "edit_1.gif").frames, read_video(tmp_path / "b" / "edit_1.gif").frames
     assert np.abs(a.astype(int) - b).max() <= 3  # same edit (GIF palette rounding aside)
@@ -108,6 +110,11 @@ def test_second_run_reuses_and_changed_settings_invalidate_exactly_their_stages(
     assert retuned["tune"]["action"] == "computed" and retuned["invert"]["action"] == "computed"
     _invoke(_args(tiny_dir, clip_dir, tmp_path / "e", ws, "--force"))
     assert _manifest(tmp_path / "e")["stages"]["tune"]["action"] == "computed"
+    copy = shutil.copytree(tiny_dir, tmp_path / "elsewhere" / "same-weights")  # same model, other folder
+    _invoke(_args(copy, clip_dir, tmp_path / "f", ws))
+    moved = _manifest(tmp_path / "f")
+    assert moved["model"] != again_model and moved["model"].endswith(again_model.rpartition("@")[2])
+    assert moved["stages"]["tune"]["action"] == "reused" and moved["stages"]["invert"]["action"] == "reused"
 
 
 def test_stage_by_stage_equals_run(tiny_dir, clip_dir, tmp_path):

@@ -64,7 +64,7 @@ class InversionResult:
     timesteps: list[int]  # sampling timesteps, descending
     uncond_embeddings: torch.Tensor | None = None  # (T, 1, L, D) null-text, one per step shared by all frames
     trajectory: torch.Tensor | None = None  # (T + 1, 1, F, C, h, w) z_0..z_T, for direct inversion
-    meta: dict = field(default_factory=dict)  # prompt, frames hash, model identity, settings, counts
+    meta: dict = field(default_factory=dict)  # prompt, frames hash, model fingerprint, settings, counts
 
     def check(self, expected: dict) -> None:
         """Refuse use with another clip, model or prompt."""

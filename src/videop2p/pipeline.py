@@ -120,7 +120,7 @@ class VideoP2P:
     def clip_key(self, clip: Clip, prompt: str, cfg: TuneConfig) -> dict:
         return {
             "frames_hash": clip.digest,
-            "model": self.components.info.identity,
+            "model": self.components.info.fingerprint,  # the weights, wherever they were loaded from
             "size": list(clip.size),
             "num_frames": len(clip.frames),
             "prompt": prompt,
@@ -173,7 +173,7 @@ class VideoP2P:
         cfg = cfg or InversionConfig()
         started = time.perf_counter()
         settings = {k: (v.value if hasattr(v, "value") else v) for k, v in vars(cfg).items() if k not in NOT_SETTINGS}
-        expected = {"prompt": prompt, "frames_hash": clip.digest, "model": self.components.info.identity}
+        expected = {"prompt": prompt, "frames_hash": clip.digest, "model": self.components.info.fingerprint}
         path = None
         if self.workspace is not None:
             path = self.workspace.inversion_path(

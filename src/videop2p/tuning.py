@@ -145,7 +145,7 @@ def delta_metadata(
 ) -> dict:
     """What a delta is valid for."""
     return {
-        "base_model": components.info.identity,
+        "base_model": components.info.fingerprint,  # the weights, not the folder or hub id they came from
         "num_frames": num_frames,
         "size": list(size),
         "prompt": prompt,
