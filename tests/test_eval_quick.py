@@ -3,10 +3,13 @@
 import json
 import math
 
+import numpy as np
+from PIL import Image
 from typer.testing import CliRunner
 
 from videop2p.cli import app
-from videop2p.evaluation import BARS, QUICK_CASES
+from videop2p.evaluation import BARS, QUICK_CASES, make_suite, quick_settings
+from videop2p.toy.world import render_clip
 
 
 def test_quick_eval_writes_the_report_and_meets_every_bar(tmp_path):
@@ -19,6 +22,11 @@ def test_quick_eval_writes_the_report_and_meets_every_bar(tmp_path):
         assert (out / name).stat().st_size > 0, name
     assert data["bars_method"] == "fast"  # the official fast mode: null-text's optimisation is too slow for CI
     assert len(list(out.glob("strip_case*_fast.png"))) == QUICK_CASES
+    source = render_clip(make_suite(QUICK_CASES, frames=quick_settings().frames)[0].spec).frames  # (F, H, W, 3)
+    strip = np.asarray(Image.open(out / "strip_case0_fast.png").convert("RGB"))
+    f, h, w, _ = source.shape
+    assert strip.shape == (2 * h, f * w, 3)  # the source above the edit
+    assert np.array_equal(strip[:h], np.concatenate(list(source), axis=1))
     rows = [r for r in data["rows"] if r["method"] == "fast"]
     assert len(rows) == QUICK_CASES
     for r in rows:  # the reconstruction bar holds case by case

@@ -21,7 +21,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from blend_diagnosis import tune_and_invert  # tools/ is the script's folder, first on sys.path
 
 from videop2p.editing import EditConfig, edit
@@ -76,7 +75,7 @@ def main() -> None:
             frames = decode_latents(comps, res.latents)
             m = judge(judged, clip, frames[1], frames[0])
             if args.out is not None:
-                save_strip(np.concatenate([clip.frames, frames[1]], axis=1), args.out / f"case{index}_{name}.png")
+                save_strip(frames[1], args.out / f"case{index}_{name}.png", clip.frames)
             print(f"  {name:9s} success {m['edit_success']:.0f}, frames right {m['frames_right']:.2f}, "
                   f"IoU {m['object_iou']:.2f}, background {m['background_psnr']:.1f} dB, "
                   f"reconstruction {m['reconstruction_psnr']:.1f} dB, mask covers {float(res.masks.float().mean()):.0%} "

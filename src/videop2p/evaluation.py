@@ -411,12 +411,13 @@ def write_tables(rows: list[dict], summary: dict, out: Path) -> None:
     _write_atomic(out / "summary.md", "\n".join(lines) + "\n")
 
 
-def save_strip(frames: np.ndarray, path: Path) -> None:
-    """(F, H, W, 3) frames side by side in one PNG."""
+def save_strip(frames: np.ndarray, path: Path, source: np.ndarray | None = None) -> None:
+    """(F, H, W, 3) frames side by side in one PNG, below the (F, H, W, 3) source frames when given."""
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate(list(frames), axis=1)).save(path)
+    rows = [frames] if source is None else [source, frames]
+    Image.fromarray(np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)).save(path)  # (R*H, F*W, 3)
 
 
 def plot(summary: dict, out: Path) -> None:
@@ -513,12 +514,13 @@ def evaluate(
             continue
         results = run_case(comps, case, s, scorer)
         case_rows = []
+        source = render_clip(case.spec).frames  # the strips show the source above each edit
         for method, r in results.items():
             frames = r.pop("frames")
             if i < 3:
-                save_strip(frames, out / f"strip_case{i}_{method.replace(' ', '_')}.png")
+                save_strip(frames, out / f"strip_case{i}_{method.replace(' ', '_')}.png", source)
             elif method == Method.VIDEO_P2P.value and not r["edit_success"]:
-                save_strip(frames, out / f"strip_failed_case{i}_{method.replace(' ', '_')}.png")
+                save_strip(frames, out / f"strip_failed_case{i}_{method.replace(' ', '_')}.png", source)
             case_rows.append({"case": i, "kind": case.kind.value, "method": method, **r})
         write_json_atomic(kept, {"key": key, "rows": case_rows})
         rows += case_rows
