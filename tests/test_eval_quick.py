@@ -20,6 +20,8 @@ def test_quick_eval_writes_the_report_and_meets_every_bar(tmp_path):
     assert data["cases"] == QUICK_CASES and set(data["bars"]) == set(BARS)
     for name in ("summary.md", "cases.csv", "summary.json", "metrics.png"):
         assert (out / name).stat().st_size > 0, name
+    assert data["by_kind"]["fast"] == {"colour swap": [1, 1], "shape swap": [1, 1]}  # both cases succeed
+    assert "Edit success by kind" in result.output and "| fast | 1 of 1 | 1 of 1 |" in result.output
     assert data["bars_method"] == "fast"  # the official fast mode: null-text's optimisation is too slow for CI
     assert len(list(out.glob("strip_case*_fast.png"))) == QUICK_CASES
     source = render_clip(make_suite(QUICK_CASES, frames=quick_settings().frames)[0].spec).frames  # (F, H, W, 3)

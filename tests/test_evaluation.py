@@ -5,7 +5,16 @@ import numpy as np
 import pytest
 import torch
 
-from videop2p.evaluation import EditKind, Method, _model_key, bar_method, judge, make_suite
+from videop2p.evaluation import (
+    EditKind,
+    Method,
+    _model_key,
+    bar_method,
+    by_kind_markdown,
+    judge,
+    make_suite,
+    success_by_kind,
+)
 from videop2p.models.loading import load_components, model_info, save_pretrained_folder
 from videop2p.toy.world import COLOR_RGB, Color, render_clip
 
@@ -91,7 +100,7 @@ def test_a_stopped_evaluation_goes_on_where_it_stopped_and_new_settings_rerun(tm
         keys = ("edit_success", "frames_right", "object_iou", "background_psnr", "background_ssim")
         keys += ("reconstruction_psnr", "colour_jitter", "position_jitter", "mask_coverage", "seconds")
         metrics = {k: float(len(calls)) for k in keys}
-        return {"Video-P2P": {**metrics, "frames": np.zeros((2, 8, 8, 3), np.uint8)}}
+        return {"Video-P2P": {**metrics, "frames": np.zeros_like(render_clip(case.spec).frames)}}
 
     monkeypatch.setattr(ev, "run_case", fake_run_case)
     settings = ev.EvalSettings(tune_steps=1, steps=1, frames=2, methods=[ev.Method.VIDEO_P2P])
@@ -127,7 +136,7 @@ def test_shards_split_the_suite_and_a_plain_run_reads_every_shard_back(tmp_path,
         calls.append(case.target)
         keys = ("edit_success", "frames_right", "object_iou", "background_psnr", "background_ssim")
         keys += ("reconstruction_psnr", "colour_jitter", "position_jitter", "mask_coverage", "seconds")
-        return {"Video-P2P": {**{k: 0.5 for k in keys}, "frames": np.zeros((2, 8, 8, 3), np.uint8)}}
+        return {"Video-P2P": {**{k: 0.5 for k in keys}, "frames": np.zeros_like(render_clip(case.spec).frames)}}
 
     monkeypatch.setattr(ev, "run_case", fake_run_case)
     settings = ev.EvalSettings(tune_steps=1, steps=1, frames=2, methods=[ev.Method.VIDEO_P2P])
@@ -177,3 +186,22 @@ def test_kept_cases_follow_the_weights_not_the_folder_they_were_loaded_from(tiny
         next(there.unet.parameters()).add_(1.0)
     changed = model_info(there.tokenizer, there.text_encoder, there.vae, there.unet, there.scheduler, source="here")
     assert changed.fingerprint != here.info.fingerprint  # other weights: their kept cases are not read back
+
+
+def test_success_is_counted_per_method_and_edit_kind():
+    rows = [
+        {"case": 0, "kind": "colour swap", "method": "Video-P2P", "edit_success": 1.0},
+        {"case": 0, "kind": "colour swap", "method": "fast", "edit_success": 0.0},
+        {"case": 1, "kind": "shape swap", "method": "Video-P2P", "edit_success": 0.0},
+        {"case": 1, "kind": "shape swap", "method": "fast", "edit_success": 1.0},
+        {"case": 5, "kind": "colour swap", "method": "Video-P2P", "edit_success": 1.0},
+        {"case": 5, "kind": "colour swap", "method": "fast", "edit_success": float("nan")},  # not judged: no success
+    ]
+    table = success_by_kind(rows)
+    assert table == {
+        "Video-P2P": {"colour swap": (2, 2), "shape swap": (0, 1)},
+        "fast": {"colour swap": (0, 2), "shape swap": (1, 1)},
+    }
+    md = by_kind_markdown(rows).splitlines()
+    assert md[0] == "| method | colour swap | shape swap |"
+    assert md[2:] == ["| Video-P2P | 2 of 2 | 0 of 1 |", "| fast | 0 of 2 | 1 of 1 |"]

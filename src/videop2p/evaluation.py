@@ -371,7 +371,31 @@ def summarise(rows: list[dict]) -> dict[str, dict[str, float]]:
         summary[method] = {k: _mean_of_known([r[k] for r in mine]) for k in metrics}
         colour = [r["edit_success"] for r in mine if r["kind"] == EditKind.COLOR.value]
         summary[method]["colour_swap_success"] = float(np.mean(colour)) if colour else float("nan")
+        summary[method]["cases"] = len(mine)
     return summary
+
+
+def success_by_kind(rows: list[dict]) -> dict[str, dict[str, tuple[int, int]]]:
+    """(successes, cases) per method and edit kind, kinds in the suite's order."""
+    kinds = [k.value for k in EditKind if any(r["kind"] == k.value for r in rows)]
+    out: dict[str, dict[str, tuple[int, int]]] = {}
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        out[method] = {
+            k: (sum(int(r["edit_success"] >= 1.0) for r in mine if r["kind"] == k), sum(r["kind"] == k for r in mine))
+            for k in kinds
+        }
+    return out
+
+
+def by_kind_markdown(rows: list[dict]) -> str:
+    """Edit success per method and kind as a markdown table of "successes of cases"."""
+    table = success_by_kind(rows)
+    kinds = list(next(iter(table.values())))
+    lines = ["| method | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
+    for method, per_kind in table.items():
+        lines.append(f"| {method} | " + " | ".join(f"{a} of {n}" for a, n in per_kind.values()) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -388,7 +412,8 @@ def write_tables(rows: list[dict], summary: dict, out: Path) -> None:
     w.writeheader()
     w.writerows(rows)
     _write_atomic(out / "cases.csv", table.getvalue())
-    _write_atomic(out / "summary.json", json.dumps({"summary": summary, "cases": rows}, indent=2))
+    by_kind = success_by_kind(rows)  # (successes, cases) pairs become JSON lists
+    _write_atomic(out / "summary.json", json.dumps({"summary": summary, "by_kind": by_kind, "cases": rows}, indent=2))
     cols = [
         "edit_success",
         "colour_swap_success",
@@ -403,12 +428,12 @@ def write_tables(rows: list[dict], summary: dict, out: Path) -> None:
     ]
     first = next(iter(summary.values()))
     cols += [c for c in ("clip_text_alignment", "clip_frame_consistency") if c in first]
-    lines = ["| method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    lines = ["| method | cases | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
     for method, m in summary.items():
-        lines.append(
-            f"| {method} | " + " | ".join(f"{m[c]:.3f}" if abs(m[c]) < 10 else f"{m[c]:.1f}" for c in cols) + " |"
-        )
-    _write_atomic(out / "summary.md", "\n".join(lines) + "\n")
+        values = " | ".join(f"{m[c]:.3f}" if abs(m[c]) < 10 else f"{m[c]:.1f}" for c in cols)
+        lines.append(f"| {method} | {m.get('cases', '')} | {values} |")
+    by_kind_md = by_kind_markdown(rows)
+    _write_atomic(out / "summary.md", "\n".join(lines) + "\n\nEdit success by kind:\n\n" + by_kind_md)
 
 
 def save_strip(frames: np.ndarray, path: Path, source: np.ndarray | None = None) -> None:
@@ -533,6 +558,7 @@ def evaluate(
         plot(summary, out)
     return {
         "summary": summary,
+        "by_kind": success_by_kind(rows),
         "bars": check_bars(summary, bars_on.value),
         "bars_method": bars_on.value,
         "rows": rows,
