@@ -202,6 +202,6 @@ def test_success_is_counted_per_method_and_edit_kind():
         "Video-P2P": {"colour swap": (2, 2), "shape swap": (0, 1)},
         "fast": {"colour swap": (0, 2), "shape swap": (1, 1)},
     }
-    md = by_kind_markdown(rows).splitlines()
+    md = by_kind_markdown(table).splitlines()
     assert md[0] == "| method | colour swap | shape swap |"
     assert md[2:] == ["| Video-P2P | 2 of 2 | 0 of 1 |", "| fast | 0 of 2 | 1 of 1 |"]

@@ -388,9 +388,8 @@ def success_by_kind(rows: list[dict]) -> dict[str, dict[str, tuple[int, int]]]:
     return out
 
 
-def by_kind_markdown(rows: list[dict]) -> str:
-    """Edit success per method and kind as a markdown table of "successes of cases"."""
-    table = success_by_kind(rows)
+def by_kind_markdown(table: dict[str, dict[str, tuple[int, int]]]) -> str:
+    """`success_by_kind`'s table in markdown, as "successes of cases"."""
     kinds = list(next(iter(table.values())))
     lines = ["| method | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
     for method, per_kind in table.items():
@@ -432,7 +431,7 @@ def write_tables(rows: list[dict], summary: dict, out: Path) -> None:
     for method, m in summary.items():
         values = " | ".join(f"{m[c]:.3f}" if abs(m[c]) < 10 else f"{m[c]:.1f}" for c in cols)
         lines.append(f"| {method} | {m.get('cases', '')} | {values} |")
-    by_kind_md = by_kind_markdown(rows)
+    by_kind_md = by_kind_markdown(by_kind)
     _write_atomic(out / "summary.md", "\n".join(lines) + "\n\nEdit success by kind:\n\n" + by_kind_md)
 
 
