@@ -84,9 +84,10 @@ def main() -> None:
     for run in args.runs:
         index, name = run.split(":")
         case = on_background(suite[int(index)], Background(name))
-        m = run_case(comps, case, settings)[Method.VIDEO_P2P.value]
+        clip = render_clip(case.spec)
+        m = run_case(comps, case, settings, clip=clip)[Method.VIDEO_P2P.value]
         if args.out:
-            save_strip(m["frames"], args.out / f"case{index}_{name}.png", render_clip(case.spec).frames)
+            save_strip(m["frames"], args.out / f"case{index}_{name}.png", clip.frames)
         src = case.spec.objects[0].color
         tgt = Color(case.want.get("color", src.value))
         bg = case.spec.background

@@ -287,9 +287,11 @@ def _edit_video(
     return frames[1], frames[0], coverage
 
 
-def run_case(comps: SDComponents, case: Case, s: EvalSettings, scorer: ClipScorer | None = None) -> dict[str, dict]:
-    """Tune once, then edit with every method; metrics per method."""
-    clip = render_clip(case.spec)
+def run_case(
+    comps: SDComponents, case: Case, s: EvalSettings, scorer: ClipScorer | None = None, clip: ToyClip | None = None
+) -> dict[str, dict]:
+    """Tune once, then edit with every method; metrics per method. `clip` is the case's rendered clip, if already at hand."""
+    clip = clip if clip is not None else render_clip(case.spec)
     posterior = encode_posterior(comps, clip.frames)
     model = T2SModel.from_image_unet(comps.unet)
     if any(m is not Method.PER_FRAME for m in s.methods):  # per-frame editing uses the untuned image model
@@ -536,9 +538,10 @@ def evaluate(
             kept_cases += 1
             logger.info("case %d/%d (%s) kept from %s", i + 1, n_cases, case.kind.value, kept)
             continue
-        results = run_case(comps, case, s, scorer)
+        clip = render_clip(case.spec)
+        results = run_case(comps, case, s, scorer, clip)
         case_rows = []
-        source = render_clip(case.spec).frames  # the strips show the source above each edit
+        source = clip.frames  # the strips show the source above each edit
         for method, r in results.items():
             frames = r.pop("frames")
             if i < 3:
