@@ -93,7 +93,7 @@ def test_a_stopped_evaluation_goes_on_where_it_stopped_and_new_settings_rerun(tm
 
     calls = []
 
-    def fake_run_case(comps, case, s, scorer=None):
+    def fake_run_case(comps, case, s, scorer=None, clip=None):
         calls.append(case.target)
         if len(calls) == 3 and stop_at_third:
             raise KeyboardInterrupt  # the run is stopped during its third case
@@ -132,7 +132,7 @@ def test_shards_split_the_suite_and_a_plain_run_reads_every_shard_back(tmp_path,
 
     calls = []
 
-    def fake_run_case(comps, case, s, scorer=None):
+    def fake_run_case(comps, case, s, scorer=None, clip=None):
         calls.append(case.target)
         keys = ("edit_success", "frames_right", "object_iou", "background_psnr", "background_ssim")
         keys += ("reconstruction_psnr", "colour_jitter", "position_jitter", "mask_coverage", "seconds")

@@ -539,7 +539,7 @@ def evaluate(
             logger.info("case %d/%d (%s) kept from %s", i + 1, n_cases, case.kind.value, kept)
             continue
         clip = render_clip(case.spec)
-        results = run_case(comps, case, s, scorer, clip)
+        results = run_case(comps, case, s, scorer, clip=clip)
         case_rows = []
         source = clip.frames  # the strips show the source above each edit
         for method, r in results.items():
