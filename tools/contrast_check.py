@@ -45,8 +45,8 @@ def on_background(case: Case, background: Background) -> Case:
 
 def by_contrast(tables: list[Path], threshold: float) -> None:
     """Successes of the colour-changing edits per method, split by the lower of the two contrasts."""
-    suite = make_suite(30)
     rows = [r for t in tables for r in csv.DictReader(t.open())]
+    suite = make_suite(1 + max(int(r["case"]) for r in rows))  # the suite's first cases do not depend on its size
     low, high = [], []
     for i, case in enumerate(suite):
         if set(case.want) != {"color"}:  # colour swaps, refinements and reweightings only
@@ -76,8 +76,10 @@ def main() -> None:
     if args.tables:
         by_contrast(args.tables, args.min_contrast)
         return
+    if not args.runs:
+        p.error("give CASE:BACKGROUND runs (e.g. 10:snow) or --tables CSV ...")
     comps = load_components(args.model or str(bundled_model_path()))
-    suite = make_suite(30)
+    suite = make_suite(1 + max(int(run.split(":")[0]) for run in args.runs))
     settings = EvalSettings(tune_steps=args.tune_steps, steps=args.steps, methods=[Method.VIDEO_P2P])
     print("| case | source -> target | contrast (source, target) | frames right | IoU | background |")
     print("|---|---|---|---|---|---|")
