@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from videop2p.models.loading import load_components, save_pretrained_folder
+from videop2p.models.schedulers import make_scheduler
 from videop2p.toy.grounding import (
     GroundingConfig,
     MapStore,
@@ -18,7 +19,6 @@ from videop2p.toy.grounding import (
     token_loss,
     word_regions,
 )
-from videop2p.toy.model import make_scheduler
 
 
 def test_token_loss_is_zero_for_grounded_maps_and_the_missed_share_squared_for_flat_ones():

@@ -5,6 +5,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import videop2p.toy.data as td
 import videop2p.toy.train as tt
 from videop2p.cli import app
 from videop2p.models.loading import load_components, save_pretrained_folder
@@ -14,8 +15,8 @@ from videop2p.toy.world import random_spec, render_clip
 
 def test_the_dataset_is_the_same_for_any_number_of_render_processes(monkeypatch):
     monkeypatch.setattr(tt, "RENDER_CHUNK", 3)  # several chunks, so the pool really splits the work
-    images, masks, specs = tt.render_dataset(7, 16, seed=5)
-    images2, masks2, specs2 = tt.render_dataset(7, 16, seed=5, workers=2)
+    images, masks, specs = td.render_dataset(7, 16, seed=5)
+    images2, masks2, specs2 = td.render_dataset(7, 16, seed=5, workers=2)
     assert images.shape == (7, 16, 16, 3) and masks.shape == (7, 16, 16) and masks.dtype == bool
     assert np.array_equal(images, images2) and np.array_equal(masks, masks2) and specs == specs2
     rng = np.random.default_rng(5)
@@ -116,11 +117,11 @@ def test_export_rejects_a_folder_without_a_checkpoint(tmp_path):
 def test_caption_ids_match_the_tokenizer_and_tokenize_each_caption_once(tiny):
     captions = ["a red circle on the grass", "", "a red circle on the grass", "a big blue square sliding on the snow"]
     cache: dict[str, list[int]] = {}
-    ids = tt.caption_ids(tiny.tokenizer, captions, cache)
+    ids = td.caption_ids(tiny.tokenizer, captions, cache)
     want = tiny.tokenizer(captions, padding="max_length", max_length=tiny.tokenizer.model_max_length).input_ids
     assert ids.tolist() == want and len(cache) == 3
     cache["a red circle on the grass"] = [0] * len(want[0])  # read back from the cache, not tokenized again
-    assert tt.caption_ids(tiny.tokenizer, captions[:1], cache).tolist() == [[0] * len(want[0])]
+    assert td.caption_ids(tiny.tokenizer, captions[:1], cache).tolist() == [[0] * len(want[0])]
 
 
 def test_a_head_width_that_does_not_divide_a_block_is_refused():

@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from videop2p.config import ConfigError, RunConfig, fill, load_yaml, to_plain
-from videop2p.io.files import write_json_atomic
-from videop2p.workspace import key_of
+from videop2p.store.files import write_json
+from videop2p.store.workspace import key_of
 
 logger = logging.getLogger(__name__)
 
@@ -171,19 +171,21 @@ def is_finished(job: Job) -> bool:
 
 
 def _mark_finished(job: Job, result: JobResult) -> None:
-    tmp = Path(job.config.out, ".job.json.tmp")
-    tmp.write_text(json.dumps({"key": job.key, "name": job.name, "stages": result.stages}, indent=2))
-    tmp.replace(Path(job.config.out, "job.json"))
+    write_json(Path(job.config.out, "job.json"), {"key": job.key, "name": job.name, "stages": result.stages})
 
 
-def run_group(jobs: list[Job], sentinel: str | None = None, threads: int | None = None) -> list[JobResult]:
-    """Run one clip's jobs in order in this process, sharing one loaded model and the workspace."""
+def ray_task(jobs: list[Job], sentinel: str | None, threads: int) -> list[JobResult]:
+    """Entry point of a Ray worker process: torch gets the task's CPUs as threads, then `run_group`."""
     import torch
 
+    torch.set_num_threads(threads)
+    return run_group(jobs, sentinel)
+
+
+def run_group(jobs: list[Job], sentinel: str | None = None) -> list[JobResult]:
+    """Run one clip's jobs in order in this process, sharing one loaded model and the workspace."""
     from videop2p.pipeline import VideoP2P
 
-    if threads:
-        torch.set_num_threads(threads)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     root = Path(jobs[0].config.workspace)
     if sentinel is not None and not (root / sentinel).exists():
@@ -248,7 +250,7 @@ def _run_ray(groups: list[list[Job]], settings: BatchSettings, sentinel: str) ->
         else:
             ray.init(**kwargs)
     try:
-        task = ray.remote(num_cpus=settings.num_cpus, num_gpus=settings.num_gpus, max_retries=0)(run_group)
+        task = ray.remote(num_cpus=settings.num_cpus, num_gpus=settings.num_gpus, max_retries=0)(ray_task)
         threads = max(1, int(settings.num_cpus))
         futures = [task.remote(group, sentinel, threads) for group in groups]
         results = []
@@ -295,7 +297,7 @@ def write_manifest(results: list[JobResult], path: Path, settings: BatchSettings
         "counts": {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")},
         "jobs": [asdict(r) for r in results],
     }
-    write_json_atomic(path, data)
+    write_json(path, data)
 
 
 def summary_table(results: list[JobResult]) -> str:

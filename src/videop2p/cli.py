@@ -22,6 +22,14 @@ def _setup_logging(quiet: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _set_threads(threads: int) -> None:
+    """torch's thread count for this process, when a command asks for one (0: leave it)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
@@ -99,7 +107,7 @@ def _build_config(
     cfg.force = bool(flags.get("force")) or cfg.force
     cfg.quiet = bool(flags.get("quiet")) or cfg.quiet
     if cfg.workspace is None:
-        from videop2p.workspace import default_workspace
+        from videop2p.store.workspace import default_workspace
 
         cfg.workspace = str(default_workspace(cfg.out))
     return cfg
@@ -115,16 +123,22 @@ BlendOpt = Annotated[tuple[str, str] | None, typer.Option("--blend", help="Local
 
 
 def _execute(cfg, stage: str) -> None:
+    from videop2p.config import OptionError, validate
+    from videop2p.models.loading import ModelLoadError, ModelNotFoundError
     from videop2p.pipeline import VideoP2P
 
     _setup_logging(cfg.quiet)
+    for what, value in (("source prompt", cfg.source), ("video", cfg.video.path)):
+        if not value:
+            _fail(f"missing {what}; see `videop2p {stage} --help`.")
+    try:
+        validate(cfg)
+    except OptionError as e:
+        _fail(f"--{e.option.replace('_', '-')} {e.reason}")
     try:
         vp = VideoP2P.from_pretrained(
             cfg.model, cfg.device, cfg.dtype, cfg.workspace, cfg.frame_attention.value, cfg.attention_slicing
         )
-        for what, value in (("source prompt", cfg.source), ("video", cfg.video.path)):
-            if not value:
-                _fail(f"missing {what}; see `videop2p {stage} --help`.")
         cfg.tune.progress = cfg.inversion.progress = cfg.edit.progress = not cfg.quiet
         if stage == "run":
             manifest = vp.run(cfg)
@@ -132,12 +146,13 @@ def _execute(cfg, stage: str) -> None:
             for name, info in manifest["stages"].items():
                 typer.echo(f"  {name:7s} {info['seconds']:7.1f} s  {info.get('action', '')}")
             return
+        vp.check_inputs(cfg) if cfg.targets else None
         clip = vp.load_clip(cfg.video)
-        model = vp.tune(clip, cfg.source, cfg.tune, cfg.force)
+        model, report = vp.tune(clip, cfg.source, cfg.tune, cfg.force)
         if stage == "invert":
-            vp.invert(model, clip, cfg.source, cfg.inversion, cfg.force, cfg.tune)
-        typer.echo(f"{stage}: done; workspace {cfg.workspace}")
-    except (ValueError, FileNotFoundError) as e:
+            _, report = vp.invert(model, clip, cfg.source, cfg.inversion, cfg.force)
+        typer.echo(f"{stage}: {report.action} in {report.seconds:.1f} s; workspace {cfg.workspace}")
+    except (ValueError, ModelNotFoundError, ModelLoadError, FileNotFoundError) as e:
         _fail(str(e))
 
 
@@ -320,9 +335,9 @@ def toy_train(
         unet_lr=unet_lr,
         device=device,
         workers=workers,
-        threads=threads,
         time_budget_s=time_budget,
     )
+    _set_threads(threads)
     path = train_toy_model(out_dir, cfg)
     typer.echo(f"model written to {path}")
 
@@ -358,8 +373,9 @@ def toy_ground(
 
     _setup_logging()
     cfg = GroundingConfig(
-        steps=steps, lr=lr, batch_size=batch_size, weight=weight, dataset_size=dataset_size, seed=seed, threads=threads
+        steps=steps, lr=lr, batch_size=batch_size, weight=weight, dataset_size=dataset_size, seed=seed
     )
+    _set_threads(threads)
     path = ground_toy_model(init or bundled_model_path(), out_dir, cfg)
     typer.echo(f"model written to {path}")
 
@@ -460,8 +476,7 @@ def eval_command(
 ) -> None:
     """Measure edit quality on a seeded toy-world suite and compare Video-P2P with the baselines."""
     from videop2p.evaluation import QUICK_CASES, EvalSettings, Method, evaluate, quick_settings
-    from videop2p.models.loading import load_components
-    from videop2p.pipeline import parse_dtype
+    from videop2p.models.loading import load_components, parse_dtype
 
     _setup_logging()
     shard_kn = _parse_shard(shard) if shard else None

@@ -1,9 +1,15 @@
-"""Run settings as typed dataclasses, filled from our YAML schema, the official Video-P2P YAMLs, and CLI flags."""
+"""Every setting as a typed dataclass, with the official defaults; filled from our YAML schema, the
+official Video-P2P YAMLs, CLI flags and the web form. Imports neither torch nor diffusers.
+
+The dataclasses are the one place each default lives: the stages, the CLI help and the UI form read
+them from here.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,12 +17,97 @@ from typing import Any
 
 import yaml
 
-from videop2p.control.prompts import EditMode
-from videop2p.editing import EditConfig
-from videop2p.inversion import InversionConfig, InversionMethod
-from videop2p.io.video import ResizeMode
-from videop2p.models.attention import FrameAttentionMode
-from videop2p.tuning import TuneConfig
+
+class EditMode(str, enum.Enum):
+    AUTO = "auto"  # swap when word counts match and words differ, else refine
+    SWAP = "swap"  # word replacement
+    REFINE = "refine"  # words added or removed
+
+
+class MaskNorm(str, enum.Enum):
+    """How a blend word's map is scaled per frame before the threshold."""
+
+    MAX = "max"  # divide by the maximum (official): a map never below 0.3 of its peak masks everything
+    RANGE = "range"  # (map - min) / (max - min): the official mask where maps reach zero, a usable one on flat maps
+
+
+class FrameAttentionMode(str, enum.Enum):
+    FIRST = "first"  # Video-P2P: every frame attends to frame 0
+    SPARSE_CAUSAL = "sparse-causal"  # Tune-A-Video: frames 0 and i-1
+
+
+class ResizeMode(str, enum.Enum):
+    CROP = "crop"  # scale to cover, then centre crop (the official behaviour)
+    PAD = "pad"  # scale to fit, then pad with black
+    STRETCH = "stretch"  # scale each axis independently
+
+
+class InversionMethod(str, enum.Enum):
+    NULL_TEXT = "null-text"  # official: optimised unconditional embedding per step
+    FAST = "fast"  # official --fast: no optimisation, source sampled without guidance
+    DIRECT = "direct"  # PnP Inversion: source branch corrected onto the inversion trajectory
+    NEGATIVE_PROMPT = "negative-prompt"  # source prompt embedding as the unconditional embedding
+
+
+DTYPES = ("float32", "float16", "bfloat16")  # names a run's dtype may take
+Bounds = float | tuple[float, float]  # a fraction of the steps, or a (start, end) pair of fractions
+
+
+@dataclass
+class TuneConfig:
+    """Tuning settings; defaults are the official ones."""
+
+    steps: int = 500  # optimisation steps on the whole clip
+    lr: float = 3e-5  # constant AdamW learning rate
+    seed: int = 33  # seeds noise and timesteps
+    gradient_checkpointing: bool = True  # recompute activations in the backward pass
+    mixed_precision: str = "no"  # "no", "fp16" or "bf16" (autocast; used on CUDA only)
+    progress: bool = True  # show a tqdm bar
+
+
+@dataclass
+class InversionConfig:
+    """Inversion settings; defaults are the official ones."""
+
+    method: InversionMethod = InversionMethod.NULL_TEXT  # see InversionMethod
+    steps: int = 50  # DDIM steps
+    inversion_guidance: float = 1.0  # guidance of the DDIM inversion itself
+    guidance: float = 7.5  # guidance the null-text step is optimised for (and editing uses)
+    inner_steps: int = 10  # at most this many Adam iterations per step
+    lr: float = 1e-2  # Adam learning rate at step 0, decays as lr * (1 - i / 100)
+    early_stop: float = 1e-5  # stop inner iterations when loss < early_stop + i * 2e-5
+    gradient_checkpointing: bool = False  # null-text backward through checkpoints: less memory, same result
+    progress: bool = True  # tqdm bars
+
+
+NOT_SETTINGS = ("progress", "gradient_checkpointing")  # change how, not what: not part of a saved result's key
+
+
+@dataclass
+class EditConfig:
+    """Editing settings; defaults are the official ones."""
+
+    mode: EditMode = EditMode.AUTO  # swap, refine, or chosen from the prompts
+    guidance: float = 7.5  # classifier-free guidance of the branches that use it
+    cross_replace: Bounds = 0.2  # fraction (or (start, end)) of steps with cross-attention replaced
+    cross_replace_words: dict[str, Bounds] = field(default_factory=dict)  # per-word windows
+    self_replace: Bounds = 0.5  # fraction (or (start, end)) of steps with temporal maps replaced
+    blend: tuple[str, str] | None = None  # (source word, target word) for local blending
+    subtract: tuple[str, str] | None = None  # words whose region is never edited
+    reweight: dict[str, float] = field(default_factory=dict)  # target word -> attention factor
+    threshold: float = 0.3  # local-blend mask threshold
+    mask_norm: MaskNorm = MaskNorm.MAX  # maps divided by their maximum (official) or scaled by their range
+    blend_start: float = 0.2  # blending starts after this fraction of steps
+    decoupled: bool = True  # targets use the plain empty-prompt embedding (Video-P2P); False: the source's
+    mask_side: int | None = None  # side of the maps that build masks; None: closest to the official 16
+    materialize_all: bool = False  # benchmark baseline: attention probabilities in every controlled layer
+    control_frame_attention: bool = False  # also replace frame-attention maps in the self window (not official)
+    progress: bool = True  # tqdm bar
+
+
+def settings_of(cfg: Any) -> dict:
+    """The plain settings of a stage config that decide its result (what a saved result is keyed on)."""
+    return {k: v for k, v in to_plain(cfg).items() if k not in NOT_SETTINGS}
 
 
 class ConfigError(ValueError):
@@ -338,13 +429,112 @@ def load_config(paths: list[str | os.PathLike]) -> RunConfig:
     return fill(RunConfig, datas[0], "")
 
 
+_FLAT_NAMES = {(section, attr): name for name, (section, attr) in OPTIONS.items()}
+
+
+def _where(section: str | None, attr: str) -> str:
+    """The flat option name of a setting where it has one (`guidance`), else its dotted path."""
+    return _FLAT_NAMES.get((section, attr), f"{section}.{attr}" if section else attr)
+
+
+def _number(section: str | None, attr: str, value: Any, low: float, high: float = math.inf, whole: bool = False):
+    """Raise OptionError unless `value` is a finite (whole) number in [low, high]."""
+    kind = "a whole number" if whole else "a finite number"
+    bad = isinstance(value, bool) or not isinstance(value, int | float)
+    bad = bad or (whole and not isinstance(value, int)) or not math.isfinite(value) or not low <= value <= high
+    if bad:
+        span = f">= {low:g}" if high == math.inf else f"from {low:g} to {high:g}"
+        raise OptionError(_where(section, attr), f"{value!r} is not valid; expected {kind} {span}.")
+
+
+def _bounds_ok(section: str, attr: str, value: Any) -> None:
+    pair = value if isinstance(value, list | tuple) else (0.0, value)
+    if len(pair) != 2:
+        raise OptionError(_where(section, attr), f"{value!r} is not valid; expected a fraction or [start, end].")
+    for v in pair:
+        _number(section, attr, v, 0.0, 1.0)
+    if pair[0] > pair[1]:
+        raise OptionError(_where(section, attr), f"{value!r} is not valid; start must not exceed end.")
+
+
+def _enum_ok(section: str | None, attr: str, value: Any, kind: type[enum.Enum]) -> None:
+    try:
+        kind(value)
+    except ValueError:
+        valid = ", ".join(m.value for m in kind)
+        raise OptionError(_where(section, attr), f"{value!r} is not one of {valid}.") from None
+
+
+def validate(cfg: RunConfig) -> None:
+    """Check every number is finite and in range and every name is known, before any work starts.
+
+    Raises OptionError naming the setting (its flag name where it has one), the bad value and what
+    would be valid. Model-dependent checks (words, token limits, schedules, the device) come later.
+    """
+    v, t, i, e = cfg.video, cfg.tune, cfg.inversion, cfg.edit
+    if v.frames is not None:
+        _number("video", "frames", v.frames, 1, whole=True)
+    _number("video", "start", v.start, 0, whole=True)
+    _number("video", "stride", v.stride, 1, whole=True)
+    for attr in ("width", "height"):
+        if getattr(v, attr) is not None:
+            _number("video", attr, getattr(v, attr), 1, whole=True)
+    _enum_ok("video", "resize", v.resize, ResizeMode)
+    _number("tune", "steps", t.steps, 0, whole=True)
+    _number("tune", "lr", t.lr, 0.0)
+    _number("tune", "seed", t.seed, 0, whole=True)
+    if t.mixed_precision not in ("no", "fp16", "bf16"):
+        raise OptionError("tune.mixed_precision", f"{t.mixed_precision!r} is not one of no, fp16, bf16.")
+    _enum_ok("inversion", "method", i.method, InversionMethod)
+    _number("inversion", "steps", i.steps, 1, whole=True)
+    _number("inversion", "inner_steps", i.inner_steps, 0, whole=True)
+    for attr, low in (("inversion_guidance", 0.0), ("guidance", 0.0), ("lr", 0.0), ("early_stop", 0.0)):
+        _number("inversion", attr, getattr(i, attr), low)
+    _enum_ok("edit", "mode", e.mode, EditMode)
+    _enum_ok("edit", "mask_norm", e.mask_norm, MaskNorm)
+    _number("edit", "guidance", e.guidance, 0.0)
+    _number("edit", "threshold", e.threshold, 0.0, 1.0)
+    _number("edit", "blend_start", e.blend_start, 0.0, 1.0)
+    _bounds_ok("edit", "cross_replace", e.cross_replace)
+    _bounds_ok("edit", "self_replace", e.self_replace)
+    for word, bounds in e.cross_replace_words.items():
+        _bounds_ok("edit", f"cross_replace_words.{word}", bounds)
+    for word, factor in e.reweight.items():
+        _number("edit", f"reweight {word}=", factor, -math.inf)
+    if e.mask_side is not None:
+        _number("edit", "mask_side", e.mask_side, 1, whole=True)
+    _enum_ok(None, "frame_attention", cfg.frame_attention, FrameAttentionMode)
+    if cfg.dtype not in DTYPES:
+        raise OptionError("dtype", f"{cfg.dtype!r} is not one of {', '.join(DTYPES)}.")
+    if cfg.attention_slicing is not None:
+        _number(None, "attention_slicing", cfg.attention_slicing, 1, whole=True)
+    if not isinstance(cfg.device, str) or not cfg.device.strip():
+        raise OptionError("device", f"{cfg.device!r} is not a device name such as cpu, cuda or cuda:1.")
+
+
+def default_of(option: str) -> Any:
+    """The default of a flat option (CLI flag, UI field), read from the dataclasses."""
+    section, attr = OPTIONS[option]
+    obj = RunConfig() if section is None else getattr(RunConfig(), section)
+    value = getattr(obj, attr)
+    return value.value if isinstance(value, enum.Enum) else value
+
+
 __all__ = [
     "ConfigError",
+    "EditConfig",
+    "EditMode",
+    "FrameAttentionMode",
+    "InversionConfig",
+    "InversionMethod",
+    "MaskNorm",
+    "OptionError",
+    "ResizeMode",
     "RunConfig",
+    "TuneConfig",
     "VideoConfig",
+    "default_of",
     "load_config",
     "to_plain",
-    "EditConfig",
-    "InversionConfig",
-    "TuneConfig",
+    "validate",
 ]

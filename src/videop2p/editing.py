@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from videop2p import progress
+from videop2p.config import Bounds, EditConfig
 from videop2p.control.controller import (
     ControlPlan,
     EditController,
@@ -36,34 +35,12 @@ from videop2p.models.loading import AttentionLayer, SDComponents
 from videop2p.models.t2s import T2SModel
 from videop2p.progress import StepHook
 from videop2p.sampling import EvalCounter, cfg, ddim_schedule, denoise_step, predict
+from videop2p.store.codec import load_tensors, save_tensors
 
 logger = logging.getLogger(__name__)
 FULL_MASK = 0.95  # a blend mask covering this share of the frames leaves local blending nothing to keep
 
-Bounds = float | tuple[float, float]
 OFFICIAL_MASK_SIDE = 16  # the official code builds masks from 16x16 maps (512 px, SD 1.5)
-
-
-@dataclass
-class EditConfig:
-    """Editing settings; defaults are the official ones."""
-
-    mode: EditMode = EditMode.AUTO  # swap, refine, or chosen from the prompts
-    guidance: float = 7.5  # classifier-free guidance of the branches that use it
-    cross_replace: Bounds = 0.2  # fraction (or (start, end)) of steps with cross-attention replaced
-    cross_replace_words: dict[str, Bounds] = field(default_factory=dict)  # per-word windows
-    self_replace: Bounds = 0.5  # fraction (or (start, end)) of steps with temporal maps replaced
-    blend: tuple[str, str] | None = None  # (source word, target word) for local blending
-    subtract: tuple[str, str] | None = None  # words whose region is never edited
-    reweight: dict[str, float] = field(default_factory=dict)  # target word -> attention factor
-    threshold: float = 0.3  # local-blend mask threshold
-    mask_norm: MaskNorm = MaskNorm.MAX  # maps divided by their maximum (official) or scaled by their range
-    blend_start: float = 0.2  # blending starts after this fraction of steps
-    decoupled: bool = True  # targets use the plain empty-prompt embedding (Video-P2P); False: the source's
-    mask_side: int | None = None  # side of the maps that build masks; None: closest to the official 16
-    materialize_all: bool = False  # benchmark baseline: attention probabilities in every controlled layer
-    control_frame_attention: bool = False  # also replace frame-attention maps in the self window (not official)
-    progress: bool = True  # tqdm bar
 
 
 @dataclass
@@ -291,26 +268,16 @@ def reconstruct(
 
 
 def save_edit_result(result: EditResult, path: str | os.PathLike) -> Path:
-    """Keep an edit's latents, masks and maps as safetensors with JSON metadata (atomically)."""
-    path = Path(path)
+    """Keep an edit's latents, masks and maps."""
     tensors = {"latents": result.latents}
     if result.masks is not None:
         tensors["masks"] = result.masks.to(torch.uint8)
     if result.attention is not None:
         tensors["attention"] = result.attention
-    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    meta = {"tokens": result.tokens, "counts": result.counts, "modes": result.modes}
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata={"videop2p": json.dumps(meta)})
-    tmp.replace(path)
-    return path
+    return save_tensors(path, tensors, {"tokens": result.tokens, "counts": result.counts, "modes": result.modes})
 
 
 def load_edit_result(path: str | os.PathLike, device: str | torch.device = "cpu") -> EditResult:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads((f.metadata() or {})["videop2p"])
-    t = load_file(str(path), device=str(device))
+    t, meta = load_tensors(path, device)
     masks = t["masks"].bool() if "masks" in t else None
     return EditResult(t["latents"], masks, t.get("attention"), meta["tokens"], meta["counts"], meta["modes"])

@@ -11,7 +11,6 @@ import enum
 import io
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,10 +21,11 @@ import torch.nn.functional as F
 
 from videop2p.editing import EditConfig, edit
 from videop2p.inversion import InversionConfig, InversionMethod, invert
-from videop2p.io.files import write_json_atomic
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts
+from videop2p.metrics import psnr
 from videop2p.models.loading import SDComponents
 from videop2p.models.t2s import T2SModel
+from videop2p.store.files import write_json, write_text
 from videop2p.toy.checker import classify_background, read_image
 from videop2p.toy.world import (
     Background,
@@ -122,12 +122,6 @@ def make_suite(n: int, seed: int = 0, frames: int = 8) -> list[Case]:
             case = Case(spec, kind, src, tgt, (shape.value, shape.value), {"color": new.value})
         cases.append(case)
     return cases
-
-
-def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
-    d = (a.astype(np.float64) - b.astype(np.float64)) ** 2
-    mse = float(d[mask].mean()) if mask is not None and mask.any() else float(d.mean())
-    return 10 * np.log10(255.0**2 / max(mse, 1e-10))
 
 
 def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
@@ -399,22 +393,15 @@ def by_kind_markdown(table: dict[str, dict[str, tuple[int, int]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file of this process: shards sharing `out` never interleave."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def write_tables(rows: list[dict], summary: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     table = io.StringIO()
     w = csv.DictWriter(table, fieldnames=list(rows[0]), lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
-    _write_atomic(out / "cases.csv", table.getvalue())
+    write_text(out / "cases.csv", table.getvalue())
     by_kind = success_by_kind(rows)  # (successes, cases) pairs become JSON lists
-    _write_atomic(out / "summary.json", json.dumps({"summary": summary, "by_kind": by_kind, "cases": rows}, indent=2))
+    write_text(out / "summary.json", json.dumps({"summary": summary, "by_kind": by_kind, "cases": rows}, indent=2))
     cols = [
         "edit_success",
         "colour_swap_success",
@@ -434,7 +421,7 @@ def write_tables(rows: list[dict], summary: dict, out: Path) -> None:
         values = " | ".join(f"{m[c]:.3f}" if abs(m[c]) < 10 else f"{m[c]:.1f}" for c in cols)
         lines.append(f"| {method} | {m.get('cases', '')} | {values} |")
     by_kind_md = by_kind_markdown(by_kind)
-    _write_atomic(out / "summary.md", "\n".join(lines) + "\n\nEdit success by kind:\n\n" + by_kind_md)
+    write_text(out / "summary.md", "\n".join(lines) + "\n\nEdit success by kind:\n\n" + by_kind_md)
 
 
 def save_strip(frames: np.ndarray, path: Path, source: np.ndarray | None = None) -> None:
@@ -449,15 +436,13 @@ def save_strip(frames: np.ndarray, path: Path, source: np.ndarray | None = None)
 def plot(summary: dict, out: Path) -> None:
     """Bar charts per metric (matplotlib when installed)."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # no pyplot: no process-wide backend is chosen
     except ImportError:
         logger.info("matplotlib not installed: no plots")
         return
     metrics = ["edit_success", "object_iou", "background_psnr", "reconstruction_psnr"]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.5))
+    fig = Figure(figsize=(4 * len(metrics), 3.5))
+    axes = fig.subplots(1, len(metrics))
     for ax, metric in zip(axes, metrics, strict=True):
         ax.bar(range(len(summary)), [summary[m][metric] for m in summary])
         ax.set_xticks(range(len(summary)), list(summary), rotation=60, ha="right", fontsize=7)
@@ -549,7 +534,7 @@ def evaluate(
             elif method == Method.VIDEO_P2P.value and not r["edit_success"]:
                 save_strip(frames, out / f"strip_failed_case{i}_{method.replace(' ', '_')}.png", source)
             case_rows.append({"case": i, "kind": case.kind.value, "method": method, **r})
-        write_json_atomic(kept, {"key": key, "rows": case_rows})
+        write_json(kept, {"key": key, "rows": case_rows})
         rows += case_rows
         write_tables(*_table_rows(rows, out, keys, shard), out)  # after every case: a stopped run leaves tables
         logger.info("case %d/%d (%s) done in %.0f s", i + 1, n_cases, case.kind.value, time.perf_counter() - t0)

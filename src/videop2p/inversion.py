@@ -7,8 +7,6 @@ negative-prompt inversion (Miyake et al. 2023).
 
 from __future__ import annotations
 
-import enum
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -16,42 +14,18 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 
+from videop2p.config import InversionConfig, InversionMethod, settings_of
 from videop2p.models.t2s import T2SModel, backward_step, checkpointing
 from videop2p.progress import StepHook, steps
 from videop2p.sampling import DDIMSchedule, EvalCounter, cfg, ddim_schedule, denoise_step, invert_step, predict
+from videop2p.store.codec import load_tensors, save_tensors
 
 logger = logging.getLogger(__name__)
 
 
-class InversionMethod(str, enum.Enum):
-    NULL_TEXT = "null-text"  # official: optimised unconditional embedding per step
-    FAST = "fast"  # official --fast: no optimisation, source sampled without guidance
-    DIRECT = "direct"  # PnP Inversion: source branch corrected onto the inversion trajectory
-    NEGATIVE_PROMPT = "negative-prompt"  # source prompt embedding as the unconditional embedding
-
-
 class InversionMismatchError(ValueError):
     """A saved inversion made for another clip, model, prompt or setting."""
-
-
-NOT_SETTINGS = ("progress", "gradient_checkpointing")  # change how, not what: not part of a saved inversion's key
-
-
-@dataclass
-class InversionConfig:
-    """Inversion settings; defaults are the official ones."""
-
-    method: InversionMethod = InversionMethod.NULL_TEXT  # see InversionMethod
-    steps: int = 50  # DDIM steps
-    inversion_guidance: float = 1.0  # guidance of the DDIM inversion itself
-    guidance: float = 7.5  # guidance the null-text step is optimised for (and editing uses)
-    inner_steps: int = 10  # at most this many Adam iterations per step
-    lr: float = 1e-2  # Adam learning rate at step 0, decays as lr * (1 - i / 100)
-    early_stop: float = 1e-5  # stop inner iterations when loss < early_stop + i * 2e-5
-    gradient_checkpointing: bool = False  # null-text backward through checkpoints: less memory, same result
-    progress: bool = True  # tqdm bars
 
 
 @dataclass
@@ -184,37 +158,26 @@ def invert(
         result.uncond_embeddings = optimise_null_text(model, trajectory, cond, uncond, sched, c, counter, on_step)
     elif method is InversionMethod.DIRECT:
         result.trajectory = trajectory
-    settings = {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in vars(c).items() if k not in NOT_SETTINGS}
-    result.meta = {**(meta or {}), "settings": settings, "unet_evaluations": dict(counter.counts)}
+    result.meta = {**(meta or {}), "settings": settings_of(c), "unet_evaluations": dict(counter.counts)}
     return result
 
 
 def save_inversion(result: InversionResult, path: str | os.PathLike) -> Path:
-    """Write the result as safetensors with JSON metadata (atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Keep an inversion's tensors and metadata."""
     tensors = {"latent_T": result.latent_T, "latent_0": result.latent_0}
     if result.uncond_embeddings is not None:
         tensors["uncond_embeddings"] = result.uncond_embeddings
     if result.trajectory is not None:
         tensors["trajectory"] = result.trajectory
-    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     meta = {"method": result.method.value, "timesteps": result.timesteps, "meta": result.meta}
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata={"videop2p": json.dumps(meta)})
-    tmp.replace(path)
-    return path
+    return save_tensors(path, tensors, meta)
 
 
 def load_inversion(
     path: str | os.PathLike, expected: dict | None = None, device: str | torch.device = "cpu"
 ) -> InversionResult:
     """Read a saved inversion; `expected` entries must match its metadata."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads((f.metadata() or {})["videop2p"])
-    tensors = load_file(str(path), device=str(device))
+    tensors, meta = load_tensors(path, device)
     result = InversionResult(
         method=InversionMethod(meta["method"]),
         latent_T=tensors["latent_T"],

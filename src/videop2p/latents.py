@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 
@@ -32,22 +33,26 @@ def tensor_to_frames(x: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
-def _vae_call(vae, fn, x: torch.Tensor) -> torch.Tensor:
-    """`fn(x)` in the VAE's dtype; in float32 when the config asks for it or half precision overflowed."""
+def _float32_vae(components: SDComponents):
+    """A float32 copy of a half-precision VAE, made once per components and kept beside it; the shared
+    VAE itself is never re-cast (another thread may be using it)."""
+    if components.vae_float32 is None:
+        components.vae_float32 = copy.deepcopy(components.vae).float()
+    return components.vae_float32
+
+
+def _vae_call(components: SDComponents, fn, x: torch.Tensor) -> torch.Tensor:
+    """`fn(vae, x)` in the VAE's dtype; in float32 when its config asks for it or half precision overflowed."""
+    vae = components.vae
     half = vae.dtype in (torch.float16, torch.bfloat16)
-    if half and not getattr(vae.config, "force_upcast", False):
-        out = fn(x.to(vae.dtype))
+    if not half:
+        return fn(vae, x.to(vae.dtype))
+    if not getattr(vae.config, "force_upcast", False):
+        out = fn(vae, x.to(vae.dtype))
         if torch.isfinite(out).all():
             return out
         logger.warning("VAE overflowed in %s (NaN/inf); this slice is redone in float32", vae.dtype)
-    if not half:
-        return fn(x.to(vae.dtype))
-    dtype = vae.dtype
-    torch.nn.Module.to(vae, torch.float32)  # nn.Module's own `to`: diffusers' warns on every dtype change
-    try:
-        return fn(x.float())
-    finally:
-        torch.nn.Module.to(vae, dtype)
+    return fn(_float32_vae(components), x.float())
 
 
 @torch.no_grad()
@@ -57,7 +62,7 @@ def encode_posterior(components: SDComponents, frames: np.ndarray, batch: int = 
     x = frames_to_tensor(frames).to(device=vae.device)
     means, stds = [], []
     for i in range(0, len(x), batch):  # slices of `batch` frames bound the VAE's activation memory
-        params = _vae_call(vae, lambda v: vae.encode(v).latent_dist.parameters, x[i : i + batch])
+        params = _vae_call(components, lambda m, v: m.encode(v).latent_dist.parameters, x[i : i + batch])
         mean, logvar = params.float().chunk(2, dim=1)
         means.append(mean)
         stds.append(torch.exp(0.5 * logvar.clamp(-30.0, 20.0)))
@@ -74,7 +79,7 @@ def decode_latents(components: SDComponents, latents: torch.Tensor, batch: int =
     b = latents.shape[0]
     z = rearrange(latents, "b f c h w -> (b f) c h w") / components.info.scaling_factor
     z = z.to(vae.device)
-    outs = [_vae_call(vae, lambda v: vae.decode(v).sample, z[i : i + batch]) for i in range(0, len(z), batch)]
+    outs = [_vae_call(components, lambda m, v: m.decode(v).sample, z[i : i + batch]) for i in range(0, len(z), batch)]
     frames = tensor_to_frames(torch.cat(outs))
     return frames.reshape(b, -1, *frames.shape[1:])
 

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+import yaml
 from PIL import Image, ImageDraw, ImageFont
+
+from videop2p.config import RunConfig, to_plain
+from videop2p.io.video import side_by_side, write_video
+from videop2p.store.files import atomic_path, write_json, write_text
+from videop2p.store.workspace import StageReport
+
+if TYPE_CHECKING:
+    from videop2p.pipeline import EditOutput
 
 
 def upsample_masks(masks: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
@@ -76,3 +89,72 @@ def report_markdown(manifest: dict) -> str:
         lines.append(f"![attention {k + 1}]({path})")
     lines += ["", "## Settings", "", "```yaml", manifest.get("config_yaml", "").rstrip(), "```", ""]
     return "\n".join(lines)
+
+
+def write_png(image: np.ndarray, path: Path) -> Path:
+    """An (H, W, 3) uint8 image as PNG, atomically."""
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+    return path
+
+
+def _write_clip(frames: np.ndarray, root: Path, stem: str, fps: float) -> tuple[str, str]:
+    """The clip as `stem.mp4` and `stem.gif`; returns both names."""
+    write_video(frames, root / f"{stem}.mp4", fps)
+    write_video(frames, root / f"{stem}.gif", fps)
+    return f"{stem}.mp4", f"{stem}.gif"
+
+
+def write_run_outputs(
+    cfg: RunConfig, source: np.ndarray, fps: float, out: EditOutput, reports: list[StageReport], model: str
+) -> dict:
+    """Videos, overlays, attention grids, config, report and `outputs.json` of one run into `cfg.out`.
+
+    source: (F, H, W, 3) frames that were edited; returns the manifest written to `outputs.json`.
+    """
+    started = time.perf_counter()
+    root = Path(cfg.out)
+    files: dict[str, list[str] | str] = {"edits": [], "edits_gif": [], "masks": [], "attention": []}
+    files["source"] = _write_clip(source, root, "source", fps)[0]
+    files["reconstruction"] = _write_clip(out.reconstruction, root, "reconstruction", fps)[0]
+    for k, frames in enumerate(out.edits, start=1):
+        mp4, gif = _write_clip(frames, root, f"edit_{k}", fps)
+        files["edits"].append(mp4)
+        files["edits_gif"].append(gif)
+    grid = side_by_side([source, out.reconstruction, *out.edits], ["source", "reconstruction", *cfg.targets])
+    files["side_by_side"] = _write_clip(grid, root, "side_by_side", fps)[0]
+    res = out.result
+    if res.masks is not None:
+        for k in range(res.masks.shape[0]):
+            overlay = mask_overlay(source, upsample_masks(res.masks[k], source.shape[1:3]))
+            files["masks"].append(_write_clip(overlay, root, f"mask_{k + 1}", fps)[1])
+    if res.attention is not None:
+        for p, tokens in enumerate(res.tokens):
+            name = "attention_source.png" if p == 0 else f"attention_{p}.png"
+            write_png(attention_grid(res.attention[p], tokens), root / name)
+            files["attention"].append(name)
+    config_yaml = yaml.safe_dump(to_plain(cfg), sort_keys=False)
+    write_text(root / "config.yaml", config_yaml)
+    reports = [*reports, StageReport("write", "computed", time.perf_counter() - started)]
+    manifest = {
+        "source": cfg.source,
+        "targets": cfg.targets,
+        "modes": res.modes,
+        "mask_coverage": [float(m.float().mean()) for m in res.masks] if res.masks is not None else None,
+        "model": model,
+        "frames": len(source),
+        "size": [int(source.shape[2]), int(source.shape[1])],
+        "stages": {r.stage: _stage_entry(r) for r in reports},
+        "outputs": {**files, "report": "report.md", "config": "config.yaml"},
+        "workspace": [r.to_dict() for r in reports if r.entry is not None],  # this run's entries only
+    }
+    write_text(root / "report.md", report_markdown({**manifest, "config_yaml": config_yaml}))
+    write_json(root / "outputs.json", manifest)
+    return manifest
+
+
+def _stage_entry(report: StageReport) -> dict:
+    """A stage's line in the manifest: seconds, and for the stages that can be reused, what happened."""
+    if report.stage in ("load", "write"):
+        return {"seconds": report.seconds}
+    return {"seconds": report.seconds, "action": report.action, "unet_evaluations": report.unet_evaluations}

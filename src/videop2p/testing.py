@@ -7,8 +7,8 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from videop2p.models.loading import SDComponents, model_info
+from videop2p.models.schedulers import make_scheduler
 from videop2p.models.tokenizer import bundled_tokenizer
-from videop2p.toy.model import make_scheduler
 
 
 def dummy_components(

@@ -3,39 +3,27 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from diffusers.training_utils import cast_training_params
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from videop2p.config import TuneConfig
 from videop2p.models.loading import SDComponents
 from videop2p.models.t2s import T2SModel, backward_step, checkpointing
 from videop2p.progress import StepHook
+from videop2p.store.codec import load_tensors, read_meta, save_tensors
 
 logger = logging.getLogger(__name__)
 
 
 class DeltaMismatchError(ValueError):
     """A tuned delta made for another model, clip or size."""
-
-
-@dataclass
-class TuneConfig:
-    """Tuning settings; defaults are the official ones."""
-
-    steps: int = 500  # optimisation steps on the whole clip
-    lr: float = 3e-5  # constant AdamW learning rate
-    seed: int = 33  # seeds noise and timesteps
-    gradient_checkpointing: bool = True  # recompute activations in the backward pass
-    mixed_precision: str = "no"  # "no", "fp16" or "bf16" (autocast; used on CUDA only)
-    progress: bool = True  # show a tqdm bar
 
 
 @dataclass
@@ -134,60 +122,25 @@ def tune(
     return TuneResult(losses=losses, metadata={"steps": cfg.steps, "lr": cfg.lr, "seed": cfg.seed})
 
 
-def delta_metadata(
-    components: SDComponents,
-    num_frames: int,
-    size: tuple[int, int],
-    prompt: str,
-    frames_digest: str,
-    cfg: TuneConfig,
-    frame_mode: str,
-) -> dict:
-    """What a delta is valid for."""
-    return {
-        "base_model": components.info.fingerprint,  # the weights, not the folder or hub id they came from
-        "num_frames": num_frames,
-        "size": list(size),
-        "prompt": prompt,
-        "frames_hash": frames_digest,
-        "frame_mode": frame_mode,
-        "tune": {k: v for k, v in asdict(cfg).items() if k != "progress"},
-    }
-
-
-def save_delta(model: T2SModel, path: str | os.PathLike, metadata: dict) -> Path:
-    """Write only the trainable tensors as safetensors, with `metadata` as JSON (atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {n: p.detach().contiguous().cpu() for n, p in model.trainable_parameters().items()}
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata={"videop2p": json.dumps(metadata)})
-    tmp.replace(path)
-    return path
-
-
-def read_delta_metadata(path: str | os.PathLike) -> dict:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return json.loads((f.metadata() or {}).get("videop2p", "{}"))
+def save_delta(model: T2SModel, path: str | os.PathLike, identity: dict) -> Path:
+    """Write only the trainable tensors, with the clip identity they were tuned for."""
+    return save_tensors(path, dict(model.trainable_parameters()), identity)
 
 
 def check_delta(found: dict, expected: dict) -> None:
-    """Refuse a delta made for another base model, frame count, size or clip."""
-    for key in ("base_model", "num_frames", "size", "frames_hash", "frame_mode"):
-        if key in expected and found.get(key) != expected[key]:
+    """Refuse a delta made for another clip identity (model, clip, size, frames, tuning settings)."""
+    for key, value in expected.items():
+        if found.get(key) != value:
             raise DeltaMismatchError(
-                f"Tuned delta was made for {key}={found.get(key)!r}, but this run has {key}={expected[key]!r}; tune again for this input."
+                f"Tuned delta was made for {key}={found.get(key)!r}, but this run has {key}={value!r}; tune again for this input."
             )
 
 
 def load_delta(model: T2SModel, path: str | os.PathLike, expected: dict | None = None) -> dict:
-    """Apply a saved delta onto a freshly inflated model after checking it fits; returns its metadata."""
-    meta = read_delta_metadata(path)
+    """Apply a saved delta onto a freshly inflated model after checking it fits; returns its identity."""
     if expected:
-        check_delta(meta, expected)
-    tensors = load_file(str(path))
+        check_delta(read_meta(path), expected)
+    tensors, meta = load_tensors(path)
     params = model.trainable_parameters()
     if set(tensors) != set(params):
         missing, extra = sorted(set(params) - set(tensors)), sorted(set(tensors) - set(params))

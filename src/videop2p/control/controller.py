@@ -7,7 +7,6 @@ layer runs SDPA.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 import torch
@@ -15,10 +14,12 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention
 from einops import rearrange
 
+from videop2p.config import MaskNorm
 from videop2p.models.attention import (
     CrossAttnProcessor,
     FrameAttentionMode,
     FrameAttnProcessor,
+    T2SAttnProcessor,
     TemporalAttnProcessor,
     default_processor,
     frame_keys_values,
@@ -26,13 +27,6 @@ from videop2p.models.attention import (
     layer_kind,
     unfold_frame_output,
 )
-
-
-class MaskNorm(str, enum.Enum):
-    """How a blend word's map is scaled per frame before the threshold."""
-
-    MAX = "max"  # divide by the maximum (official): a map never below 0.3 of its peak masks everything
-    RANGE = "range"  # (map - min) / (max - min): the official mask where maps reach zero, a usable one on flat maps
 
 
 @dataclass
@@ -211,7 +205,7 @@ def attend_with_probs(attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torc
     return attn.to_out[1](attn.to_out[0](out))
 
 
-class ControlledFrameProcessor:
+class ControlledFrameProcessor(T2SAttnProcessor):
     """Frame attention whose target maps follow the source inside the self-replace window (an option)."""
 
     def __init__(self, controller: EditController, name: str, mode: FrameAttentionMode, fallback: FrameAttnProcessor):
@@ -220,22 +214,14 @@ class ControlledFrameProcessor:
         self.mode = mode
         self.fallback = fallback
 
-    def __call__(
-        self,
-        attn: Attention,
-        hidden_states: torch.Tensor,
-        encoder_hidden_states=None,
-        attention_mask=None,
-        num_frames: int = 1,
-        **kwargs,
-    ) -> torch.Tensor:
+    def attend(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
         if not self.controller.wants(self.name):
-            return self.fallback(attn, hidden_states, num_frames=num_frames)
-        k, v = frame_keys_values(attn, hidden_states, num_frames, self.mode)
-        q = frame_queries(attn, hidden_states, num_frames, self.mode)
+            return self.fallback.attend(attn, hidden, context, num_frames)
+        k, v = frame_keys_values(attn, hidden, num_frames, self.mode)
+        q = frame_queries(attn, hidden, num_frames, self.mode)
         q, k, v = attn.head_to_batch_dim(q), attn.head_to_batch_dim(k), attn.head_to_batch_dim(v)
         probs = attn.get_attention_scores(q, k)  # (B'*h, Q, K)
-        rows = hidden_states.shape[0] // num_frames
+        rows = hidden.shape[0] // num_frames
         if self.mode is FrameAttentionMode.FIRST:
             probs = self.controller.on_frame(probs, rows, attn.heads)
         else:  # sparse-causal folds frames into the batch: (rows*F*h, N, 2N)
@@ -246,7 +232,7 @@ class ControlledFrameProcessor:
         return unfold_frame_output(attn.to_out[1](attn.to_out[0](out)), num_frames, self.mode)
 
 
-class ControlledCrossProcessor:
+class ControlledCrossProcessor(T2SAttnProcessor):
     """Cross-attention that materialises probabilities for the controller when it asks."""
 
     def __init__(self, controller: EditController, name: str, fallback: CrossAttnProcessor):
@@ -254,24 +240,15 @@ class ControlledCrossProcessor:
         self.name = name
         self.fallback = fallback
 
-    def __call__(
-        self,
-        attn: Attention,
-        hidden_states: torch.Tensor,
-        encoder_hidden_states=None,
-        attention_mask=None,
-        num_frames: int = 1,
-        **kwargs,
-    ) -> torch.Tensor:
+    def attend(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
         if not self.controller.wants(self.name):
-            return self.fallback(attn, hidden_states, encoder_hidden_states, attention_mask, num_frames)
-        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
-        rows = hidden_states.shape[0] // num_frames
-        q, k, v = attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)  # probs (B*h, N, L)
+            return self.fallback.attend(attn, hidden, context, num_frames)
+        rows = hidden.shape[0] // num_frames
+        q, k, v = attn.to_q(hidden), attn.to_k(context), attn.to_v(context)  # probs (B*h, N, L)
         return attend_with_probs(attn, q, k, v, lambda p: self.controller.on_cross(self.name, p, rows, attn.heads))
 
 
-class ControlledTemporalProcessor:
+class ControlledTemporalProcessor(T2SAttnProcessor):
     """Temporal attention whose target maps follow the source inside the self-replace window."""
 
     def __init__(self, controller: EditController, name: str, fallback: TemporalAttnProcessor):
@@ -279,18 +256,10 @@ class ControlledTemporalProcessor:
         self.name = name
         self.fallback = fallback
 
-    def __call__(
-        self,
-        attn: Attention,
-        hidden_states: torch.Tensor,
-        encoder_hidden_states=None,
-        attention_mask=None,
-        num_frames: int = 1,
-        **kwargs,
-    ) -> torch.Tensor:
+    def attend(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
         if not self.controller.wants(self.name):
-            return self.fallback(attn, hidden_states)
-        q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)  # probs (rows*N*h, F, F)
+            return self.fallback.attend(attn, hidden, context, num_frames)
+        q, k, v = attn.to_q(hidden), attn.to_k(hidden), attn.to_v(hidden)  # probs (rows*N*h, F, F)
         rows = self.controller.layout.rows
         return attend_with_probs(attn, q, k, v, lambda p: self.controller.on_temporal(p, rows, attn.heads))
 

@@ -5,18 +5,13 @@ After Hertz et al., "Prompt-to-Prompt Image Editing with Cross-Attention Control
 
 from __future__ import annotations
 
-import enum
 import string
 
 import torch
 
+from videop2p.config import EditMode
+
 _PUNCT = string.punctuation
-
-
-class EditMode(str, enum.Enum):
-    AUTO = "auto"  # swap when word counts match and words differ, else refine
-    SWAP = "swap"  # word replacement
-    REFINE = "refine"  # words added or removed
 
 
 def words(prompt: str) -> list[str]:

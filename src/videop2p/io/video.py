@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageSequence, UnidentifiedImageError
+
+from videop2p.config import ResizeMode
+from videop2p.store.files import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -21,12 +22,6 @@ DEFAULT_FPS = 8.0
 
 class VideoError(ValueError):
     """A video that cannot be read as asked."""
-
-
-class ResizeMode(str, enum.Enum):
-    CROP = "crop"  # scale to cover, then centre crop (the official behaviour)
-    PAD = "pad"  # scale to fit, then pad with black
-    STRETCH = "stretch"  # scale each axis independently
 
 
 @dataclass
@@ -222,14 +217,6 @@ def resize_frames(frames: np.ndarray, width: int, height: int, mode: ResizeMode 
     return out
 
 
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would make outputs unreadable to a web server or other users
-    return Path(tmp)
-
-
 def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float = DEFAULT_FPS) -> Path:
     """Write H.264 / yuv420p; odd sides are padded by one pixel (the codec needs even sizes)."""
     path = Path(path)
@@ -237,48 +224,32 @@ def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float = DEFAULT_
     ph, pw = h + h % 2, w + w % 2
     if (ph, pw) != (h, w):
         frames = np.pad(frames, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
-    tmp = _atomic_target(path)
-    try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=max(1, round(fps)))
-            stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
-            stream.options = {"crf": "16", "threads": "1"}  # one thread: output independent of the core count
-            for fr in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=max(1, round(fps)))
+        stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
+        stream.options = {"crf": "16", "threads": "1"}  # one thread: output independent of the core count
+        for fr in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")):
                 container.mux(packet)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        for packet in stream.encode():
+            container.mux(packet)
     return path
 
 
 def write_gif(frames: np.ndarray, path: str | os.PathLike, fps: float = DEFAULT_FPS) -> Path:
     path = Path(path)
     images = [Image.fromarray(f) for f in frames]
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
 def write_frames(frames: np.ndarray, directory: str | os.PathLike) -> Path:
     """Write frames as 1.png, 2.png, ... into a folder (created atomically)."""
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    for i, f in enumerate(frames, start=1):
-        Image.fromarray(f).save(tmp / f"{i}.png")
-    if directory.exists():
-        for p in directory.iterdir():
-            p.unlink()
-        directory.rmdir()
-    tmp.replace(directory)
-    return directory
+    with atomic_path(directory, directory=True) as tmp:
+        for i, f in enumerate(frames, start=1):
+            Image.fromarray(f).save(tmp / f"{i}.png")
+    return Path(directory)
 
 
 def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float = DEFAULT_FPS) -> Path:

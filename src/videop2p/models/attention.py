@@ -6,7 +6,6 @@ as (B*F, N, C).
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 
 import torch
@@ -14,10 +13,7 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention
 from einops import rearrange
 
-
-class FrameAttentionMode(str, enum.Enum):
-    FIRST = "first"  # Video-P2P: every frame attends to frame 0
-    SPARSE_CAUSAL = "sparse-causal"  # Tune-A-Video: frames 0 and i-1
+from videop2p.config import FrameAttentionMode
 
 
 def _heads(attn: Attention, x: torch.Tensor) -> torch.Tensor:
@@ -76,64 +72,93 @@ def unfold_frame_output(out: torch.Tensor, num_frames: int, mode: FrameAttention
     return out
 
 
-class FrameAttnProcessor:
+class UnsupportedAttentionError(ValueError):
+    """A model whose attention layers use an option these processors do not implement."""
+
+
+def check_supported(attn: Attention, attention_mask: torch.Tensor | None) -> None:
+    """Refuse what the processors do not implement, instead of a silently wrong result."""
+    unsupported = {
+        "an attention mask": attention_mask is not None,
+        "a group norm (attn.group_norm)": getattr(attn, "group_norm", None) is not None,
+        "a spatial norm (attn.spatial_norm)": getattr(attn, "spatial_norm", None) is not None,
+    }
+    for what, present in unsupported.items():
+        if present:
+            raise UnsupportedAttentionError(
+                f"This model's attention uses {what}, which videop2p's attention processors do not support; "
+                "supported: residual_connection, rescale_output_factor and norm_cross."
+            )
+
+
+class T2SAttnProcessor:
+    """diffusers' attention-processor contract, carried once for every processor of the T2S model.
+
+    `__call__` checks the layer's options, normalises the context (`norm_cross`), calls `attend`
+    (which subclasses implement: (B, N, C) in, projected (B, N, C) out), then applies the residual
+    connection and the output rescale the layer asks for. `num_frames` comes from
+    `cross_attention_kwargs`; frames are folded into the batch as (B*F, N, C).
+    """
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        num_frames: int = 1,
+        **kwargs,
+    ) -> torch.Tensor:
+        check_supported(attn, attention_mask)
+        if hidden_states.ndim != 3:
+            raise UnsupportedAttentionError(
+                f"attention input of shape {tuple(hidden_states.shape)}; the T2S processors take (B, N, C)."
+            )
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        if encoder_hidden_states is not None and attn.norm_cross:
+            context = attn.norm_encoder_hidden_states(context)
+        out = self.attend(attn, hidden_states, context, num_frames)
+        if attn.residual_connection:
+            out = out + hidden_states
+        return out / attn.rescale_output_factor
+
+    def attend(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class FrameAttnProcessor(T2SAttnProcessor):
     """Frame attention with SDPA (Video-P2P eq. 1: Q from frame i, K and V from frame 0)."""
 
     def __init__(self, mode: FrameAttentionMode = FrameAttentionMode.FIRST, query_chunk: int | None = None):
         self.mode = FrameAttentionMode(mode)
         self.query_chunk = query_chunk
 
-    def __call__(
-        self,
-        attn: Attention,
-        hidden_states: torch.Tensor,
-        encoder_hidden_states=None,
-        attention_mask=None,
-        num_frames: int = 1,
-        **kwargs,
-    ) -> torch.Tensor:
-        k, v = frame_keys_values(attn, hidden_states, num_frames, self.mode)
-        q = frame_queries(attn, hidden_states, num_frames, self.mode)
+    def attend(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
+        k, v = frame_keys_values(attn, hidden, num_frames, self.mode)
+        q = frame_queries(attn, hidden, num_frames, self.mode)
         out = sdpa(_heads(attn, q), _heads(attn, k), _heads(attn, v), self.query_chunk)
         return unfold_frame_output(_merge(attn, out), num_frames, self.mode)
 
 
-class CrossAttnProcessor:
-    """Cross-attention with SDPA; accepts (and ignores) the frame count."""
+class CrossAttnProcessor(T2SAttnProcessor):
+    """Cross-attention with SDPA."""
 
     def __init__(self, query_chunk: int | None = None):
         self.query_chunk = query_chunk
 
-    def __call__(
-        self,
-        attn: Attention,
-        hidden_states: torch.Tensor,
-        encoder_hidden_states=None,
-        attention_mask=None,
-        num_frames: int = 1,
-        **kwargs,
-    ) -> torch.Tensor:
-        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
-        q, k, v = attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)
+    def attend(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
+        q, k, v = attn.to_q(hidden), attn.to_k(context), attn.to_v(context)
         return _merge(attn, sdpa(_heads(attn, q), _heads(attn, k), _heads(attn, v), self.query_chunk))
 
 
-class TemporalAttnProcessor:
+class TemporalAttnProcessor(T2SAttnProcessor):
     """Self-attention over the frame axis with SDPA; input is already (B*N, F, C)."""
 
     def __init__(self, query_chunk: int | None = None):
         self.query_chunk = query_chunk  # slices the batch of positions: F queries each is already small
 
-    def __call__(
-        self,
-        attn: Attention,
-        hidden_states: torch.Tensor,
-        encoder_hidden_states=None,
-        attention_mask=None,
-        num_frames: int = 1,
-        **kwargs,
-    ) -> torch.Tensor:
-        q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
+    def attend(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
+        q, k, v = attn.to_q(hidden), attn.to_k(hidden), attn.to_v(hidden)
         q, k, v = _heads(attn, q), _heads(attn, k), _heads(attn, v)  # (B*N, H, F, d)
         n = self.query_chunk or len(q)
         out = torch.cat(

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from safetensors import SafetensorError
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from videop2p.models.tokenizer import bundled_tokenizer
+from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +27,10 @@ _LAYER_RE = re.compile(r"^(down_blocks|mid_block|up_blocks)\.?(\d*)\..*\.(attn1|
 
 class ModelNotFoundError(FileNotFoundError):
     """A model that is neither a local path nor in the Hugging Face cache."""
+
+
+class ModelLoadError(ValueError):
+    """Model files that exist but cannot be loaded: truncated, corrupt, or not a model."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,38 @@ class SDComponents:
     unet: UNet2DConditionModel
     scheduler: DDIMScheduler
     info: ModelInfo
+    vae_float32: AutoencoderKL | None = field(default=None, repr=False)  # made on first need by a half VAE
+
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def parse_dtype(name: str) -> torch.dtype:
+    """torch dtype of a name: float32, float16 or bfloat16."""
+    if name not in _DTYPES:
+        raise ValueError(f"dtype {name!r} is not one of {', '.join(_DTYPES)}.")
+    return _DTYPES[name]
+
+
+def check_device(name: str) -> torch.device:
+    """A device this machine has, or a one-line ValueError naming the bad one and the valid ones."""
+    available = ["cpu"]
+    if torch.cuda.is_available():
+        available += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        available.append("mps")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    ok = device is not None and (
+        device.type == "cpu"
+        or (device.type == "cuda" and torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count())
+        or (device.type == "mps" and "mps" in available)
+    )
+    if not ok:
+        raise ValueError(f"device {name!r} is not available here; valid: {', '.join(available)}.")
+    return device
 
 
 def bundled_model_path() -> Path:
@@ -166,6 +204,19 @@ def _load_folder(path: Path, local_files_only: bool) -> tuple:
     return tokenizer, text_encoder, vae, unet, _ddim(scheduler_config)
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _load_local_folder(path: Path) -> tuple:
+    """`_load_folder` of a local folder; a truncated, corrupt or missing part is a ModelLoadError naming it."""
+    try:
+        return _load_folder(path, local_files_only=True)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as e:
+        raise ModelLoadError(f"{path} could not be loaded as a Stable Diffusion folder: {_first_line(e)}") from None
+
+
 def save_pretrained_folder(components: SDComponents, path: str | os.PathLike) -> Path:
     """Write the components as a standard diffusers Stable Diffusion folder."""
     from diffusers import StableDiffusionPipeline
@@ -186,9 +237,6 @@ def save_pretrained_folder(components: SDComponents, path: str | os.PathLike) ->
 
 def save_single_file(components: SDComponents, path: str | os.PathLike) -> Path:
     """Save UNet, VAE and text encoder with their configs into one `.safetensors` file."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
     tensors = {}
     for prefix, module in (
         ("unet", components.unet),
@@ -196,19 +244,16 @@ def save_single_file(components: SDComponents, path: str | os.PathLike) -> Path:
         ("text_encoder", components.text_encoder),
     ):
         for k, v in module.state_dict().items():
-            tensors[f"{prefix}.{k}"] = v.detach().contiguous().cpu()
-    metadata = {
+            tensors[f"{prefix}.{k}"] = v
+    meta = {
         "format": _FLAT_FORMAT,
-        "unet": json.dumps(dict(components.unet.config)),
-        "vae": json.dumps(dict(components.vae.config)),
-        "text_encoder": components.text_encoder.config.to_json_string(),
-        "scheduler": json.dumps(dict(components.scheduler.config)),
-        "max_tokens": str(components.tokenizer.model_max_length),
+        "unet": dict(components.unet.config),
+        "vae": dict(components.vae.config),
+        "text_encoder": components.text_encoder.config.to_dict(),
+        "scheduler": dict(components.scheduler.config),
+        "max_tokens": components.tokenizer.model_max_length,
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.replace(path)
-    return path
+    return save_tensors(path, tensors, meta)
 
 
 def _clean_config(cfg: dict) -> dict:
@@ -216,29 +261,31 @@ def _clean_config(cfg: dict) -> dict:
 
 
 def _load_flat_file(path: Path) -> tuple:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iterator)
-    unet = UNet2DConditionModel.from_config(_clean_config(json.loads(meta["unet"])))
-    vae = AutoencoderKL.from_config(_clean_config(json.loads(meta["vae"])))
-    text_encoder = CLIPTextModel(CLIPTextConfig(**json.loads(meta["text_encoder"])))
+    state, meta = load_tensors(path)
+    unet = UNet2DConditionModel.from_config(_clean_config(meta["unet"]))
+    vae = AutoencoderKL.from_config(_clean_config(meta["vae"]))
+    text_encoder = CLIPTextModel(CLIPTextConfig(**_clean_config(meta["text_encoder"])))
     for prefix, module in (("unet", unet), ("vae", vae), ("text_encoder", text_encoder)):
         sub = {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
-        module.load_state_dict(sub, strict=True)
+        try:
+            module.load_state_dict(sub, strict=True)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise ModelLoadError(f"{path}: the {prefix} weights do not fit its config ({first}).") from None
     tokenizer = bundled_tokenizer()
     tokenizer.model_max_length = int(meta.get("max_tokens", tokenizer.model_max_length))
-    return tokenizer, text_encoder, vae, unet, _ddim(json.loads(meta["scheduler"]))
+    return tokenizer, text_encoder, vae, unet, _ddim(meta["scheduler"])
 
 
 def _is_flat_file(path: Path) -> bool:
     if path.suffix != ".safetensors":
         return False
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return (f.metadata() or {}).get("format") == _FLAT_FORMAT
+    try:
+        return read_meta(path).get("format") == _FLAT_FORMAT
+    except CorruptFileError as e:
+        if "no videop2p metadata" in str(e):
+            return False  # another program's safetensors: an original checkpoint
+        raise ModelLoadError(str(e)) from None
 
 
 def _load_original_checkpoint(path: Path, config: str | None, local_files_only: bool) -> tuple:
@@ -246,9 +293,9 @@ def _load_original_checkpoint(path: Path, config: str | None, local_files_only: 
 
     try:
         pipe = StableDiffusionPipeline.from_single_file(str(path), config=config, local_files_only=local_files_only)
-    except (OSError, ValueError) as e:
-        raise ModelNotFoundError(
-            f"Could not load the single-file checkpoint {path} ({e}). For an original Stable Diffusion "
+    except Exception as e:  # noqa: BLE001 (whatever the checkpoint reader raises becomes one line)
+        raise ModelLoadError(
+            f"Could not load the single-file checkpoint {path} ({_first_line(e)}). For an original Stable Diffusion "
             "checkpoint offline, pass `config=` a local diffusers folder of the same architecture."
         ) from e
     return pipe.tokenizer, pipe.text_encoder, pipe.vae, pipe.unet, _ddim(pipe.scheduler.config)
@@ -276,7 +323,7 @@ def load_components(
                 f"The bundled toy model is missing from {path}; train it with `videop2p toy train`."
             )
         source = "videop2p-toy"
-        parts = _load_folder(path, local_files_only=True)
+        parts = _load_local_folder(path)
     else:
         path = Path(model).expanduser()
         source = str(model)
@@ -285,7 +332,7 @@ def load_components(
                 raise ModelNotFoundError(
                     f"{path} is not a diffusers Stable Diffusion folder: it has no 'unet' subfolder."
                 )
-            parts = _load_folder(path, local_files_only=True)
+            parts = _load_local_folder(path)
             source = path.name
         elif path.is_file():
             parts = (

@@ -131,6 +131,7 @@ class T2SModel(nn.Module):
         self.unet = unet
         self.frame_mode = FrameAttentionMode(frame_mode)
         self.query_chunk: int | None = None  # attention slicing, off by default
+        self.delta_key: str | None = None  # workspace key of the tuned delta it carries; None: not tracked
         self.set_processors()
 
     @classmethod

@@ -44,7 +44,6 @@ class GroundingConfig:
     caption_dropout: float = 0.1  # empty captions, as in phase 2 (no token loss on them)
     seed: int = 0  # seeds data, batches and noise
     checkpoint_every: int = 25  # steps between checkpoints
-    threads: int = 0  # torch threads, 0 = leave as is
 
 
 class MapStore:
@@ -179,12 +178,10 @@ def grounding_step(unet, text_encoder, tokenizer, scheduler, store: MapStore, ba
 def ground_toy_model(init: str | Path, out_dir: str | Path, cfg: GroundingConfig | None = None) -> Path:
     """Fine-tune the model in `init` with the token loss; resumable from `out_dir/ckpt`; returns `out_dir/model`."""
     from videop2p.models.loading import load_components
-    from videop2p.toy.model import make_scheduler
-    from videop2p.toy.train import _save, encode_dataset, random_caption, save_pipeline
+    from videop2p.models.schedulers import make_scheduler
+    from videop2p.toy.data import encode_dataset, random_caption, save_checkpoint, save_pipeline
 
     cfg = cfg or GroundingConfig()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     init, out = Path(init), Path(out_dir)
     (out / "ckpt").mkdir(parents=True, exist_ok=True)
     (out / "grounding_config.json").write_text(json.dumps({**asdict(cfg), "init": str(init)}, indent=2))
@@ -235,7 +232,7 @@ def ground_toy_model(init: str | Path, out_dir: str | Path, cfg: GroundingConfig
         bar.set_postfix(denoise=f"{denoise.item():.4f}", share=f"{share:.3f}")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             state = {"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(), "opt": opt.state_dict()}
-            _save(
+            save_checkpoint(
                 ckpt,
                 {**state, "gen": gen.get_state(), "rng": rng.bit_generator.state, "step": step, "history": history},
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 
@@ -90,17 +90,3 @@ def make_text_encoder(cfg: ToyModelConfig, vocab_size: int, max_length: int) -> 
         pad_token_id=49407,
     )
     return CLIPTextModel(config)
-
-
-def make_scheduler(prediction_type: str = "epsilon") -> DDIMScheduler:
-    """DDIM with Stable Diffusion 1.x's schedule."""
-    return DDIMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        prediction_type=prediction_type,
-    )

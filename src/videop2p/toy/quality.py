@@ -11,16 +11,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from videop2p.metrics import psnr
 from videop2p.toy.checker import read_image
-from videop2p.toy.train import to_tensor
+from videop2p.toy.data import to_tensor
 from videop2p.toy.world import Background, Color, Shape, ToyObject, caption_for, random_spec, render_clip
 
 logger = logging.getLogger(__name__)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * np.log10(255.0**2 / max(mse, 1e-10))
 
 
 @torch.no_grad()

@@ -6,8 +6,6 @@ import json
 import logging
 import math
 import time
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,6 +15,17 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import AttnProcessor2_0
 from tqdm.auto import tqdm
 
+from videop2p.toy.data import (
+    caption_ids,
+    encode_dataset,
+    load_vae,
+    load_weights,
+    random_caption,
+    render_dataset,
+    save_checkpoint,
+    save_pipeline,
+    to_tensor,
+)
 from videop2p.toy.grounding import MapStore, ground_processors, token_loss, word_regions
 from videop2p.toy.model import (
     ToyModelConfig,
@@ -27,7 +36,6 @@ from videop2p.toy.model import (
     make_unet,
     make_vae,
 )
-from videop2p.toy.world import VERBS, caption_for, random_spec, render_clip
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +58,6 @@ class ToyTrainConfig:
     offset_noise: float = 0.05  # per-channel offset noise, helps flat backgrounds
     ema_decay: float = 0.999  # EMA of UNet and text-encoder weights
     checkpoint_every: int = 250  # steps between checkpoints
-    threads: int = 0  # torch threads, 0 = leave as is
     token_weight: float = 0.0  # weight of TokenCompose's token loss in phase 2 (0: plain denoising loss)
     vae_from: str | None = None  # reuse this model folder's VAE and scaling factor (skips phase 1)
     init_from: str | None = None  # start phase 2 from this model folder's UNet and text encoder (same sizes)
@@ -59,30 +66,7 @@ class ToyTrainConfig:
     time_budget_s: float = 0.0  # wall-clock seconds for the whole run; phase 2 shortens its schedule to fit (0: none)
 
 
-RENDER_CHUNK = 500  # images per rendering task
 SAVE_RESERVE_S = 15.0  # seconds a time-boxed run keeps for its last checkpoint and the export
-
-
-def _render_frames(specs: list) -> tuple[np.ndarray, np.ndarray]:
-    """First frames (N, H, W, 3) and their object masks (N, H, W) of single-frame specs."""
-    clips = [render_clip(spec) for spec in specs]
-    return np.stack([c.frames[0] for c in clips]), np.stack([c.masks[0].any(0) for c in clips])
-
-
-def render_dataset(n: int, size: int, seed: int, workers: int = 0) -> tuple[np.ndarray, np.ndarray, list]:
-    """Render `n` single-frame toy images, their object masks and specs; the same data for any `workers`."""
-    rng = np.random.default_rng(seed)
-    specs = [random_spec(rng, frames=1, size=size) for _ in range(n)]  # rendering draws from each spec's own seed
-    chunks = [specs[i : i + RENDER_CHUNK] for i in range(0, n, RENDER_CHUNK)]
-    with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
-        done = pool.map(_render_frames, chunks) if pool else map(_render_frames, chunks)
-        parts = list(tqdm(done, total=len(chunks), desc="render dataset", leave=False))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), specs
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1]."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
 def cosine_lr(step: int, total: int, peak: float, warmup: int = 200) -> float:
@@ -98,18 +82,6 @@ def steps_in_budget(step: int, total: int, rate: float, seconds_left: float) -> 
     Never below `step + 1`, so a run past its budget still ends with one more step and its checkpoint.
     """
     return max(step + 1, min(total, step + int(rate * max(0.0, seconds_left))))
-
-
-def random_caption(spec, rng: np.random.Generator) -> str:
-    """One of the phrasings of a spec's caption."""
-    verb = str(rng.choice((*VERBS, "")))
-    return caption_for(spec.objects, spec.background, verb=verb, with_size=bool(rng.random() < 0.5))
-
-
-def _save(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
 
 
 def train_vae(cfg: ToyTrainConfig, images: np.ndarray, ckpt: Path):
@@ -145,30 +117,11 @@ def train_vae(cfg: ToyTrainConfig, images: np.ndarray, ckpt: Path):
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % cfg.checkpoint_every == 0 or step == cfg.vae_steps:
-            _save(ckpt, {"model": vae.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "step": step})
+            save_checkpoint(
+                ckpt, {"model": vae.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "step": step}
+            )
     bar.close()
     return vae
-
-
-@torch.no_grad()
-def encode_dataset(vae, images: np.ndarray, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior means and stds of every image, (N, C, h, w) each."""
-    means, stds = [], []
-    device = next(vae.parameters()).device
-    for i in tqdm(range(0, len(images), batch), desc="encode dataset", leave=False):
-        post = vae.encode(to_tensor(images[i : i + batch]).to(device)).latent_dist
-        means.append(post.mean.cpu())
-        stds.append(post.std.cpu())
-    return torch.cat(means), torch.cat(stds)
-
-
-def caption_ids(tokenizer, captions: list[str], cache: dict[str, list[int]]) -> torch.Tensor:
-    """Padded token ids (B, L) of the captions, tokenizing only those not in `cache` (which it fills)."""
-    new = list(dict.fromkeys(c for c in captions if c not in cache))
-    if new:
-        rows = tokenizer(new, padding="max_length", max_length=tokenizer.model_max_length, truncation=True).input_ids
-        cache.update(zip(new, rows, strict=True))
-    return torch.tensor([cache[c] for c in captions])
 
 
 def _ema_update(ema: dict[str, torch.Tensor], modules: dict[str, torch.nn.Module], decay: float) -> None:
@@ -268,7 +221,7 @@ def train_unet(
                     logger.info("time budget: %d steps of %d fit (%.1f steps/s)", planned, cfg.unet_steps, rate)
                     total = bar.total = planned
         if step % cfg.checkpoint_every == 0 or step == total:
-            _save(
+            save_checkpoint(
                 ckpt,
                 {
                     "unet": unet.state_dict(),
@@ -291,44 +244,11 @@ def train_unet(
     return unet.cpu(), text_encoder.cpu()
 
 
-def load_weights(model_dir: str | Path, unet, text_encoder) -> None:
-    """Load a model folder's UNet and text-encoder weights into modules of the same configuration."""
-    from safetensors.torch import load_file
-
-    for module, sub in ((unet, "unet"), (text_encoder, "text_encoder")):
-        files = sorted((Path(model_dir) / sub).glob("*.safetensors"))
-        if not files:
-            raise FileNotFoundError(f"{Path(model_dir) / sub}: no .safetensors weights to start from.")
-        state = {k: v for f in files for k, v in load_file(f).items()}
-        try:
-            module.load_state_dict(state)
-        except RuntimeError as e:
-            raise ValueError(f"{Path(model_dir) / sub} does not match the configured {sub} sizes: {e}") from None
-
-
-def load_vae(model_dir: str | Path):
-    """The VAE of a diffusers model folder, with its scaling factor."""
-    from diffusers import AutoencoderKL
-
-    return AutoencoderKL.from_pretrained(str(model_dir), subfolder="vae")
-
-
-def save_pipeline(vae, text_encoder, tokenizer, unet, dest: str | Path) -> None:
-    """Write the components as a standard diffusers Stable Diffusion folder."""
-    from videop2p.models.loading import SDComponents, model_info, save_pretrained_folder
-
-    scheduler = make_scheduler()
-    info = model_info(tokenizer, text_encoder, vae, unet, scheduler, source="videop2p-toy")
-    save_pretrained_folder(SDComponents(tokenizer, text_encoder, vae, unet, scheduler, info), dest)
-
-
 def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> Path:
     """Train (or resume) the toy model; returns the diffusers pipeline folder `out_dir/model`."""
     from videop2p.models.tokenizer import bundled_tokenizer
 
     cfg = cfg or ToyTrainConfig()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     out = Path(out_dir)
     (out / "ckpt").mkdir(parents=True, exist_ok=True)
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -341,7 +261,7 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
         masks = data[1] if len(data) == 3 else None  # caches of earlier versions hold no masks
     else:
         images, masks, specs = render_dataset(cfg.dataset_size, cfg.model.image_size, cfg.seed, cfg.workers)
-        _save(cache, (images, masks, specs))
+        save_checkpoint(cache, (images, masks, specs))
     if masks is None and cfg.token_weight > 0:
         masks = render_dataset(cfg.dataset_size, cfg.model.image_size, cfg.seed, cfg.workers)[1]
     vae = load_vae(cfg.vae_from) if cfg.vae_from else train_vae(cfg, images, out / "ckpt" / "vae.pt")
@@ -387,6 +307,7 @@ def check_heads(state: dict, model: ToyModelConfig, path: Path) -> None:
 def read_train_config(path: str | Path) -> ToyTrainConfig:
     """The settings a run wrote to its `train_config.json`."""
     d = json.loads(Path(path).read_text())
+    d.pop("threads", None)  # written by earlier versions; threads are the command line's business
     model = ToyModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("model").items()})
     return ToyTrainConfig(model=model, **d)
 

@@ -1,0 +1,106 @@
+"""A workspace that keeps tuned deltas, inversions and edits so later edits of the same clip reuse them.
+
+One folder per clip identity (clip, model weights, size, frame attention, tuning settings): its key
+is the tuned model's `delta_key`. Inversions and edits live inside it, keyed on their own settings,
+so an inversion is always filed under the delta it was made with. Entries are written through the
+atomic writer under a file lock, so a run killed at any moment never leaves an entry that loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from videop2p.store.files import write_json
+
+logger = logging.getLogger(__name__)
+
+
+def key_of(data: dict) -> str:
+    """A stable short hash of a JSON-able dict."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def clip_identity(
+    model: str, frames_hash: str, size: tuple[int, int], num_frames: int, prompt: str, frame_mode: str, tune: dict
+) -> dict:
+    """The one identity of a tuned clip: what its delta is valid for and where its entries are filed.
+
+    `model` is the weights' fingerprint (the same from a hub id or a local copy); `tune` holds the
+    tuning settings that change the result.
+    """
+    return {
+        "model": model,
+        "frames_hash": frames_hash,
+        "size": list(size),
+        "num_frames": num_frames,
+        "prompt": prompt,
+        "frame_mode": frame_mode,
+        "tune": tune,
+    }
+
+
+@dataclass(frozen=True)
+class StageReport:
+    """What one stage of one run did."""
+
+    stage: str  # "load", "tune", "invert", "edit" or "write"
+    action: str  # "computed" or "reused"
+    seconds: float  # wall time of the stage
+    unet_evaluations: int = 0  # UNet calls it made (0 when reused)
+    entry: str | None = None  # the workspace entry it read or wrote
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The workspace root; holds no state beyond the files under it."""
+
+    root: Path
+
+    def clip_dir(self, delta_key: str) -> Path:
+        return Path(self.root) / f"clip-{delta_key}"
+
+    def tune_path(self, identity: dict) -> Path:
+        """Where the delta of `identity` is kept (its key written beside it for people to read)."""
+        d = self.clip_dir(key_of(identity))
+        if not (d / "key.json").exists():
+            write_json(d / "key.json", identity)
+        return d / "tune.safetensors"
+
+    def inversion_path(self, delta_key: str, inversion_key: dict) -> Path:
+        return self.clip_dir(delta_key) / "inversions" / f"inv-{key_of(inversion_key)}.safetensors"
+
+    def edit_path(self, delta_key: str, edit_key: dict) -> Path:
+        return self.clip_dir(delta_key) / "edits" / f"edit-{key_of(edit_key)}.safetensors"
+
+    @contextlib.contextmanager
+    def lock(self, entry: Path) -> Iterator[None]:
+        """Exclusive lock on one entry, so two runs never write it at once."""
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with open(entry.with_name(f".{entry.name}.lock"), "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def log(self, report: StageReport) -> None:
+        """Append a stage's report to the workspace's history (`events.jsonl`)."""
+        logger.info("%s: %s (%s) in %.1f s", report.stage, report.action, report.entry, report.seconds)
+        Path(self.root).mkdir(parents=True, exist_ok=True)
+        with open(Path(self.root) / "events.jsonl", "a") as f:
+            f.write(json.dumps(report.to_dict()) + "\n")
+
+
+def default_workspace(out_dir: str | os.PathLike) -> Path:
+    return Path(out_dir).resolve().parent / ".videop2p-workspace"
