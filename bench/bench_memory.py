@@ -84,9 +84,10 @@ def frame_attention_layer(args) -> dict:
 
 
 def measure(args) -> dict:
+    from sd15 import sd15_components
+
     from videop2p.latents import decode_latents
     from videop2p.models.t2s import T2SModel
-    from videop2p.testing import sd15_components
 
     dtype = torch.float16 if args.dtype == "float16" else torch.float32
     torch.manual_seed(0)

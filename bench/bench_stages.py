@@ -37,7 +37,7 @@ def components_for(name: str, device: str, dtype: str = "float32"):
             m.to(device)
         return c
     if name == "sd15":  # the real SD 1.5 architecture with random weights: timing and memory only
-        from videop2p.testing import sd15_components
+        from sd15 import sd15_components
 
         return sd15_components(device, torch.float16 if dtype == "float16" else torch.float32)
     return load_components(None if name == "toy" else name, device=device)
@@ -140,9 +140,9 @@ def case_edit(args, materialize_all: bool) -> dict:
 def delta_size() -> dict:
     """Delta vs full UNet for the SD 1.5 configuration, computed on meta tensors (no download, no RAM)."""
     from diffusers import UNet2DConditionModel
+    from sd15 import SD15_UNET
 
     from videop2p.models.t2s import T2SModel
-    from videop2p.testing import SD15_UNET
 
     with torch.device("meta"):
         unet = UNet2DConditionModel(**SD15_UNET)

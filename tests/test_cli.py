@@ -263,3 +263,42 @@ def test_attention_slicing_flag_gives_the_same_edit(tiny_dir, clip_dir, tmp_path
     assert np.abs(plain - sliced).max() <= 3
     bad = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "bad", tmp_path / "ws3", "--attention-slicing", "0"))
     assert bad.exit_code == 2 and "--attention-slicing 0" in bad.output and not (tmp_path / "bad").exists()
+
+
+def _one_line_error(result, *needles):
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output and all(n in lines[0] for n in needles), lines[0]
+
+
+@pytest.mark.parametrize(
+    "flags, needles",
+    [
+        (["--guidance", "nan"], ["--guidance nan", "finite number"]),
+        (["--lr", "inf"], ["--lr inf"]),
+        (["--cross-replace", "1.5"], ["--cross-replace 1.5", "from 0 to 1"]),
+        (["--threshold", "-0.1"], ["--threshold -0.1"]),
+        (["--steps", "0"], ["--steps 0", ">= 1"]),
+        (["--device", "tpu:7"], ["'tpu:7'", "valid: cpu"]),
+        (["--dtype", "float64"], ["--dtype 'float64'", "float32, float16, bfloat16"]),
+    ],
+)
+def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
+    tiny_dir, clip_dir, tmp_path, flags, needles
+):
+    result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws", *flags))
+    _one_line_error(result, *needles)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
+
+
+def test_truncated_or_foreign_weights_are_one_line_errors(tiny_dir, clip_dir, tmp_path):
+    broken = shutil.copytree(tiny_dir, tmp_path / "broken")
+    weights = broken / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    result = runner.invoke(app, _args(broken, clip_dir, tmp_path / "o", tmp_path / "ws", "--model", str(broken)))
+    _one_line_error(result, str(broken))
+    flat = tmp_path / "model.safetensors"
+    flat.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}")
+    result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws", "--model", str(flat)))
+    _one_line_error(result, "model.safetensors")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()

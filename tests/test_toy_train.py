@@ -14,7 +14,7 @@ from videop2p.toy.world import random_spec, render_clip
 
 
 def test_the_dataset_is_the_same_for_any_number_of_render_processes(monkeypatch):
-    monkeypatch.setattr(tt, "RENDER_CHUNK", 3)  # several chunks, so the pool really splits the work
+    monkeypatch.setattr(td, "RENDER_CHUNK", 3)  # several chunks, so the pool really splits the work
     images, masks, specs = td.render_dataset(7, 16, seed=5)
     images2, masks2, specs2 = td.render_dataset(7, 16, seed=5, workers=2)
     assert images.shape == (7, 16, 16, 3) and masks.shape == (7, 16, 16) and masks.dtype == bool

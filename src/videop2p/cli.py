@@ -22,6 +22,15 @@ def _setup_logging(quiet: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _quiet_loaders() -> None:
+    """No per-file progress bars from transformers' and diffusers' loaders in this process."""
+    import diffusers.utils.logging
+    import transformers.utils.logging
+
+    transformers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.disable_progress_bar()
+
+
 def _set_threads(threads: int) -> None:
     """torch's thread count for this process, when a command asks for one (0: leave it)."""
     if threads:
@@ -123,7 +132,7 @@ BlendOpt = Annotated[tuple[str, str] | None, typer.Option("--blend", help="Local
 
 
 def _execute(cfg, stage: str) -> None:
-    from videop2p.config import OptionError, validate
+    from videop2p.config import OptionError, option_label, validate
     from videop2p.models.loading import ModelLoadError, ModelNotFoundError
     from videop2p.pipeline import VideoP2P
 
@@ -134,7 +143,8 @@ def _execute(cfg, stage: str) -> None:
     try:
         validate(cfg)
     except OptionError as e:
-        _fail(f"--{e.option.replace('_', '-')} {e.reason}")
+        _fail(f"{option_label(e.option)} {e.reason}")
+    _quiet_loaders()
     try:
         vp = VideoP2P.from_pretrained(
             cfg.model, cfg.device, cfg.dtype, cfg.workspace, cfg.frame_attention.value, cfg.attention_slicing

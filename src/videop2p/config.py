@@ -485,11 +485,6 @@ def validate(cfg: RunConfig) -> None:
     _number("tune", "seed", t.seed, 0, whole=True)
     if t.mixed_precision not in ("no", "fp16", "bf16"):
         raise OptionError("tune.mixed_precision", f"{t.mixed_precision!r} is not one of no, fp16, bf16.")
-    _enum_ok("inversion", "method", i.method, InversionMethod)
-    _number("inversion", "steps", i.steps, 1, whole=True)
-    _number("inversion", "inner_steps", i.inner_steps, 0, whole=True)
-    for attr, low in (("inversion_guidance", 0.0), ("guidance", 0.0), ("lr", 0.0), ("early_stop", 0.0)):
-        _number("inversion", attr, getattr(i, attr), low)
     _enum_ok("edit", "mode", e.mode, EditMode)
     _enum_ok("edit", "mask_norm", e.mask_norm, MaskNorm)
     _number("edit", "guidance", e.guidance, 0.0)
@@ -503,6 +498,11 @@ def validate(cfg: RunConfig) -> None:
         _number("edit", f"reweight {word}=", factor, -math.inf)
     if e.mask_side is not None:
         _number("edit", "mask_side", e.mask_side, 1, whole=True)
+    _enum_ok("inversion", "method", i.method, InversionMethod)
+    _number("inversion", "steps", i.steps, 1, whole=True)
+    _number("inversion", "inner_steps", i.inner_steps, 0, whole=True)
+    for attr, low in (("inversion_guidance", 0.0), ("guidance", 0.0), ("lr", 0.0), ("early_stop", 0.0)):
+        _number("inversion", attr, getattr(i, attr), low)
     _enum_ok(None, "frame_attention", cfg.frame_attention, FrameAttentionMode)
     if cfg.dtype not in DTYPES:
         raise OptionError("dtype", f"{cfg.dtype!r} is not one of {', '.join(DTYPES)}.")
@@ -510,6 +510,11 @@ def validate(cfg: RunConfig) -> None:
         _number(None, "attention_slicing", cfg.attention_slicing, 1, whole=True)
     if not isinstance(cfg.device, str) or not cfg.device.strip():
         raise OptionError("device", f"{cfg.device!r} is not a device name such as cpu, cuda or cuda:1.")
+
+
+def option_label(option: str) -> str:
+    """How the command line names an option of an OptionError: its flag, or the config key."""
+    return f"--{option.replace('_', '-')}" if option in OPTIONS else option
 
 
 def default_of(option: str) -> Any:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import AttnProcessor2_0
 from tqdm.auto import tqdm
 
+from videop2p.models.schedulers import make_scheduler
 from videop2p.toy.data import (
     caption_ids,
     encode_dataset,
@@ -31,7 +32,6 @@ from videop2p.toy.model import (
     ToyModelConfig,
     head_counts,
     latent_size,
-    make_scheduler,
     make_text_encoder,
     make_unet,
     make_vae,

@@ -1,0 +1,102 @@
+"""The store: one atomic writer, one codec, and a workspace whose entries follow the tuned model."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from videop2p.config import InversionConfig, InversionMethod, TuneConfig, VideoConfig
+from videop2p.io.video import write_frames
+from videop2p.pipeline import VideoP2P
+from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
+from videop2p.store.files import atomic_path, write_json
+from videop2p.store.workspace import Workspace
+from videop2p.toy.world import Color, Shape, ToyClipSpec, ToyObject, render_clip
+
+PROMPT = "a red circle moving on the grass"
+
+
+def test_atomic_writer_replaces_on_success_and_leaves_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "a" / "entry.json"
+    write_json(target, {"v": 1})
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert [p.name for p in target.parent.iterdir()] == ["entry.json"]  # no temporary left behind
+    with atomic_path(tmp_path / "frames", directory=True) as d:
+        (d / "1.png").write_bytes(b"x")
+    with atomic_path(tmp_path / "frames", directory=True) as d:
+        (d / "2.png").write_bytes(b"y")
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["2.png"]
+
+
+def test_codec_round_trips_and_names_a_truncated_or_foreign_file(tmp_path):
+    path = save_tensors(tmp_path / "t.safetensors", {"x": torch.arange(6.0).reshape(2, 3)}, {"prompt": PROMPT})
+    tensors, meta = load_tensors(path)
+    assert torch.equal(tensors["x"], torch.arange(6.0).reshape(2, 3)) and meta == {"prompt": PROMPT}
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(CorruptFileError, match="t.safetensors"):
+        load_tensors(path)
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(CorruptFileError, match="not written by videop2p"):
+        read_meta(tmp_path / "foreign.safetensors")
+
+
+@pytest.fixture(scope="module")
+def clip_path(tmp_path_factory):
+    clip = render_clip(ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], frames=3, size=32, seed=2))
+    return write_frames(clip.frames, tmp_path_factory.mktemp("clip") / "frames")
+
+
+def test_an_inversion_is_filed_under_the_delta_it_was_made_with(tiny, clip_path, tmp_path):
+    """Regression: inverting a 1-step tuned model must not file the inversion where a 2-step run finds it."""
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    clip = vp.load_clip(VideoConfig(path=str(clip_path), frames=3))
+    inv_cfg = InversionConfig(method=InversionMethod.FAST, steps=2, progress=False)
+    short, _ = vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+    _, first = vp.invert(short, clip, PROMPT, inv_cfg)  # no tuning settings passed: the model says what it is
+    assert first.action == "computed" and f"clip-{short.delta_key}" in first.entry
+    longer, _ = vp.tune(clip, PROMPT, TuneConfig(steps=2, progress=False))
+    assert longer.delta_key != short.delta_key
+    _, second = vp.invert(longer, clip, PROMPT, inv_cfg)
+    assert second.action == "computed" and f"clip-{longer.delta_key}" in second.entry
+    again, _ = vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+    _, third = vp.invert(again, clip, PROMPT, inv_cfg)
+    assert third.action == "reused" and third.entry == first.entry and third.unet_evaluations == 0
+
+
+def test_each_run_reports_only_its_own_stages(tiny, clip_path, tmp_path):
+    from videop2p.config import RunConfig
+
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    manifests = []
+    for name, target in (("a", "a blue circle moving on the grass"), ("b", "a green circle moving on the grass")):
+        cfg = RunConfig(source=PROMPT, targets=[target], out=str(tmp_path / name), quiet=True)
+        cfg.video = VideoConfig(path=str(clip_path), frames=3)
+        cfg.tune.steps, cfg.inversion.steps, cfg.inversion.method = 1, 2, InversionMethod.FAST
+        manifests.append(vp.run(cfg))
+    first, second = manifests
+    assert [e["stage"] for e in first["workspace"]] == ["tune", "invert", "edit"]
+    assert [e["action"] for e in second["workspace"]] == ["reused", "reused", "computed"]
+    assert second["stages"]["edit"]["unet_evaluations"] > 0 and second["stages"]["tune"]["unet_evaluations"] == 0
+    log = [json.loads(line) for line in (tmp_path / "ws" / "events.jsonl").read_text().splitlines()]
+    assert len(log) == 6  # the workspace's own history keeps both runs
+
+
+def test_a_half_precision_vae_is_never_recast_in_place(tiny):
+    import copy
+
+    from videop2p.latents import decode_latents
+
+    comps = copy.copy(tiny)
+    comps.vae = copy.deepcopy(tiny.vae).to(torch.bfloat16)
+    comps.vae_float32 = None
+    comps.vae.register_to_config(force_upcast=True)
+    frames = decode_latents(comps, torch.randn(1, 2, 4, 4, 4))
+    assert frames.shape[:2] == (1, 2) and comps.vae.dtype is torch.bfloat16
+    assert comps.vae_float32 is not None and comps.vae_float32.dtype is torch.float32
+    assert np.isfinite(frames.astype(float)).all()
