@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from videop2p.config import default_of
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Text-driven video editing with Video-P2P.")
 toy_app = typer.Typer(no_args_is_help=True, help="The procedural toy world and its bundled model.")
 app.add_typer(toy_app, name="toy")
@@ -75,6 +77,11 @@ def info(
     except ModelNotFoundError as e:
         lines.append(f"  not available: {e}")
     typer.echo("\n".join(lines))
+
+
+def _h(option: str, text: str) -> str:
+    """Help text of a flag with its default, read from the config dataclasses (the one place it lives)."""
+    return f"{text} (default: {default_of(option)})."
 
 
 def _parse_size(size: str | None) -> tuple[int | None, int | None]:
@@ -177,38 +184,47 @@ def _stage_command(stage: str, doc: str):
         ] = None,
         out: Annotated[str | None, typer.Option(help="Output folder.")] = None,
         workspace: Annotated[str | None, typer.Option(help="Workspace root (default: beside OUT).")] = None,
-        frames: Annotated[int | None, typer.Option(help="Number of frames (official n_sample_frames).")] = None,
-        start: Annotated[int | None, typer.Option(help="First frame (official sample_start_idx).")] = None,
-        stride: Annotated[int | None, typer.Option(help="Frame stride (official sample_frame_rate).")] = None,
+        frames: Annotated[
+            int | None, typer.Option(help=_h("frames", "Number of frames (official n_sample_frames)"))
+        ] = None,
+        start: Annotated[int | None, typer.Option(help=_h("start", "First frame (official sample_start_idx)"))] = None,
+        stride: Annotated[
+            int | None, typer.Option(help=_h("stride", "Frame stride (official sample_frame_rate)"))
+        ] = None,
         size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT; default keeps the aspect ratio.")] = None,
-        resize: Annotated[str | None, typer.Option(help="crop (official), pad or stretch.")] = None,
-        tune_steps: Annotated[int | None, typer.Option(help="Tuning steps (official 500).")] = None,
-        lr: Annotated[float | None, typer.Option(help="Tuning learning rate (official 3e-5).")] = None,
-        seed: Annotated[int | None, typer.Option(help="Tuning seed (official 33).")] = None,
-        inversion: Annotated[str | None, typer.Option(help="null-text, fast, direct or negative-prompt.")] = None,
-        steps: Annotated[int | None, typer.Option(help="DDIM steps (official 50).")] = None,
-        guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance (official 7.5).")] = None,
-        mode: Annotated[str | None, typer.Option(help="auto, swap or refine.")] = None,
+        resize: Annotated[str | None, typer.Option(help=_h("resize", "crop (official), pad or stretch"))] = None,
+        tune_steps: Annotated[int | None, typer.Option(help=_h("tune_steps", "Tuning steps"))] = None,
+        lr: Annotated[float | None, typer.Option(help=_h("lr", "Tuning learning rate"))] = None,
+        seed: Annotated[int | None, typer.Option(help=_h("seed", "Tuning seed"))] = None,
+        inversion: Annotated[
+            str | None, typer.Option(help=_h("inversion", "null-text, fast, direct or negative-prompt"))
+        ] = None,
+        steps: Annotated[int | None, typer.Option(help=_h("steps", "DDIM steps"))] = None,
+        guidance: Annotated[float | None, typer.Option(help=_h("guidance", "Classifier-free guidance"))] = None,
+        mode: Annotated[str | None, typer.Option(help=_h("mode", "auto, swap or refine"))] = None,
         blend: BlendOpt = None,
         subtract: Annotated[
             tuple[str, str] | None, typer.Option(help="Words never edited: SOURCE_WORD TARGET_WORD.")
         ] = None,
         reweight: Annotated[list[str] | None, typer.Option(help="WORD=FACTOR (repeatable).")] = None,
         cross_replace: Annotated[
-            float | None, typer.Option(help="Fraction of steps with cross-attention replaced (0.2).")
+            float | None, typer.Option(help=_h("cross_replace", "Fraction of steps with cross-attention replaced"))
         ] = None,
         self_replace: Annotated[
-            float | None, typer.Option(help="Fraction of steps with temporal maps replaced (0.5).")
+            float | None, typer.Option(help=_h("self_replace", "Fraction of steps with temporal maps replaced"))
         ] = None,
-        threshold: Annotated[float | None, typer.Option(help="Local-blend mask threshold (0.3).")] = None,
+        threshold: Annotated[float | None, typer.Option(help=_h("threshold", "Local-blend mask threshold"))] = None,
         mask_norm: Annotated[
             str | None,
             typer.Option(
-                help="Blend maps scaled by their max (official) or range (for flat maps) before the threshold."
+                help=_h(
+                    "mask_norm",
+                    "Blend maps scaled by their max (official) or range (for flat maps) before the threshold",
+                )
             ),
         ] = None,
-        device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, mps.")] = None,
-        dtype: Annotated[str | None, typer.Option(help="float32, float16 or bfloat16.")] = None,
+        device: Annotated[str | None, typer.Option(help=_h("device", "cpu, cuda, cuda:1, mps"))] = None,
+        dtype: Annotated[str | None, typer.Option(help=_h("dtype", "float32, float16 or bfloat16"))] = None,
         attention_slicing: Annotated[
             int | None, typer.Option(help="Attend with at most N queries at a time (memory fallback).")
         ] = None,
@@ -311,7 +327,7 @@ def toy_train(
         Path | None, typer.Option(help="Start the UNet and text encoder from this model folder (same sizes).")
     ] = None,
     unet_lr: Annotated[float, typer.Option(help="Peak learning rate of phase 2 (cosine decay).")] = 1e-3,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
     workers: Annotated[int, typer.Option(help="Processes that render the dataset.")] = 0,
     threads: int = 0,
     time_budget: Annotated[
@@ -396,8 +412,8 @@ def ui(
     port: Annotated[int, typer.Option(help="Port on localhost.")] = 7860,
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 to share on a network).")] = "127.0.0.1",
     root: Annotated[Path, typer.Option(help="Folder for the workspace, uploads and results.")] = Path("videop2p-ui"),
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = "cpu",
-    dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = "float32",
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
+    dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = default_of("dtype"),
 ) -> None:
     """Start the web editor (Gradio) on localhost."""
     _setup_logging()
@@ -481,8 +497,8 @@ def eval_command(
         str | None,
         typer.Option(help="K/N: run only the cases whose index is K modulo N (split a suite over processes)."),
     ] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = "cpu",
-    dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = "float32",
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
+    dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = default_of("dtype"),
 ) -> None:
     """Measure edit quality on a seeded toy-world suite and compare Video-P2P with the baselines."""
     from videop2p.evaluation import QUICK_CASES, EvalSettings, Method, evaluate, quick_settings
@@ -535,7 +551,7 @@ def toy_eval(
     steps: int = 25,
     guidance: float = 7.5,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON.")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
 ) -> None:
     """Judge the toy model: colour, shape and background accuracy of generated images, VAE PSNR."""
     from videop2p.models.loading import bundled_model_path

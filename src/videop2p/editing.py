@@ -183,6 +183,48 @@ class StepInfo:
     mask: torch.Tensor | None  # (K, F, 1, h, w) bool blend mask applied at this step, if any
 
 
+def check_inputs(inv: InversionResult, sched_timesteps: list[int]) -> None:
+    """Refuse an inversion that cannot be edited: non-finite noise, or another schedule."""
+    if not torch.isfinite(inv.latent_T).all():
+        raise ValueError("The inversion's latent contains NaN or infinite values; invert again.")
+    if sched_timesteps != inv.timesteps:
+        raise ValueError(
+            f"the scheduler's timesteps differ from the inversion's ({sched_timesteps[:3]} vs {inv.timesteps[:3]})"
+        )
+
+
+def _step_text(
+    inv: InversionResult, i: int, cond: torch.Tensor, empty: torch.Tensor, targets: int, decoupled: bool
+) -> tuple[list[int], torch.Tensor]:
+    """Rows of step i that take guidance, and the text embeddings of every UNet row (unconditional first)."""
+    unconds = [_source_uncond(inv, i, empty, cond[:1])] + [_target_uncond(inv, i, empty, cond[:1], decoupled)] * targets
+    guided_rows = [b for b, u in enumerate(unconds) if u is not None]
+    text = torch.cat([unconds[b].to(cond) for b in guided_rows] + [cond])  # (G + P, L, D)
+    return guided_rows, text
+
+
+def _averaged_attention(controller: EditController, latent_hw: tuple[int, int]) -> torch.Tensor | None:
+    """The stored cross-attention maps averaged over steps and layers, (P, F, y, x, L), or None."""
+    maps = controller.averaged_maps()
+    if not maps:
+        return None
+    mean = torch.stack(list(maps.values())).mean(0)  # (P, F, N, L)
+    side_x = int(round((mean.shape[2] * latent_hw[1] / latent_hw[0]) ** 0.5))
+    return mean.reshape(*mean.shape[:2], mean.shape[2] // side_x, side_x, mean.shape[-1])
+
+
+def _warn_full_mask(masks: torch.Tensor | None, c: EditConfig) -> None:
+    if masks is not None and masks.float().mean() >= FULL_MASK:
+        logger.warning(
+            "Local blending kept nothing of the source: the mask of %r/%r covers %.0f%% of the frames at "
+            "threshold %s. This model's attention maps of those words are flat; --mask-norm range or a higher "
+            "--threshold (up to 1) narrows the mask (see the mask overlay).",
+            *c.blend,
+            100 * float(masks.float().mean()),
+            c.threshold,
+        )
+
+
 def edit(
     model: T2SModel,
     components: SDComponents,
@@ -194,35 +236,29 @@ def edit(
     callback: Callable[[StepInfo], None] | None = None,
     on_step: StepHook | None = None,
 ) -> EditResult:
-    """Sample the source branch and every target together from the inversion's noise."""
+    """Sample the source branch and every target together from the inversion's noise (Video-P2P sec. 3.3)."""
     counter = counter or EvalCounter()
-    if not torch.isfinite(inv.latent_T).all():
-        raise ValueError("The inversion's latent contains NaN or infinite values; invert again.")
-    steps = len(inv.timesteps)
-    latent_hw = tuple(inv.latent_T.shape[-2:])
-    plan, modes = build_plan(components, source, targets, c, steps, latent_hw)
+    # 1. Check the inversion and turn prompts and settings into the controller's plan
+    steps, latent_hw = len(inv.timesteps), tuple(inv.latent_T.shape[-2:])
     sched = ddim_schedule(components.scheduler, steps)
-    if sched.timesteps != inv.timesteps:
-        raise ValueError(
-            f"the scheduler's timesteps differ from the inversion's ({sched.timesteps[:3]} vs {inv.timesteps[:3]})"
-        )
+    check_inputs(inv, sched.timesteps)
+    plan, modes = build_plan(components, source, targets, c, steps, latent_hw)
+    # 2. Encode the prompts: conditional rows (P, L, D), the empty prompt (1, L, D)
     prompts = [source, *targets]
     device, dtype = inv.latent_T.device, inv.latent_T.dtype
-    cond = encode_prompts(components, prompts).to(device, dtype)  # (P, L, D)
-    empty = encode_prompts(components, [""]).to(device, dtype)  # (1, L, D)
+    cond = encode_prompts(components, prompts).to(device, dtype)
+    empty = encode_prompts(components, [""]).to(device, dtype)
+    # 3. Every branch starts from the inverted noise; the controller's processors go in
+    z = inv.latent_T.expand(len(prompts), *inv.latent_T.shape[1:]).clone()  # (P, F, C, h, w)
     controller = EditController(plan)
     model.set_processors(lambda name: controlled_processor(controller, name, model.frame_mode, model.query_chunk))
-    z = inv.latent_T.expand(len(prompts), *inv.latent_T.shape[1:]).clone()  # (P, F, C, h, w)
     union = None
     try:
+        # 4. Denoise: one UNet call for every row, guidance per branch, DDIM step, local blend
         with torch.no_grad():
             for i, t in enumerate(progress.steps(sched.timesteps, "edit", c.progress, on_step)):
-                unconds = [_source_uncond(inv, i, empty, cond[:1])] + [
-                    _target_uncond(inv, i, empty, cond[:1], c.decoupled)
-                ] * len(targets)
-                guided_rows = [b for b, u in enumerate(unconds) if u is not None]
-                text = torch.cat([unconds[b].to(device, dtype) for b in guided_rows] + [cond])
-                rows = torch.cat([z[guided_rows], z]) if guided_rows else z
+                guided_rows, text = _step_text(inv, i, cond, empty, len(targets), c.decoupled)
+                rows = torch.cat([z[guided_rows], z]) if guided_rows else z  # (G + P, F, C, h, w)
                 controller.begin_step(i, Layout(cond_start=len(guided_rows), prompts=len(prompts), rows=len(rows)))
                 out = predict(model, rows, t, text, counter, "edit")
                 controller.end_step()
@@ -238,25 +274,17 @@ def edit(
                     callback(StepInfo(i, t, z, mask))
     finally:
         model.set_processors()
-    maps = controller.averaged_maps()
-    attention = None
-    if maps:
-        mean = torch.stack(list(maps.values())).mean(0)  # (P, F, N, L)
-        side_x = int(round((mean.shape[2] * latent_hw[1] / latent_hw[0]) ** 0.5))
-        attention = mean.reshape(*mean.shape[:2], mean.shape[2] // side_x, side_x, mean.shape[-1])
+    # 5. Maps and masks people look at
+    masks = union[:, :, 0] if union is not None else None  # (K, F, h, w)
+    _warn_full_mask(masks, c)
     tokens = [components.tokenizer.convert_ids_to_tokens(components.tokenizer(p).input_ids) for p in prompts]
-    masks = union[:, :, 0] if union is not None else None
-    if masks is not None and masks.float().mean() >= FULL_MASK:
-        logger.warning(
-            "Local blending kept nothing of the source: the mask of %r/%r covers %.0f%% of the frames at "
-            "threshold %s. This model's attention maps of those words are flat; --mask-norm range or a higher "
-            "--threshold (up to 1) narrows the mask (see the mask overlay).",
-            *c.blend,
-            100 * float(masks.float().mean()),
-            c.threshold,
-        )
     return EditResult(
-        latents=z, masks=masks, attention=attention, tokens=tokens, counts=dict(counter.counts), modes=modes
+        latents=z,
+        masks=masks,
+        attention=_averaged_attention(controller, latent_hw),
+        tokens=tokens,
+        counts=dict(counter.counts),
+        modes=modes,
     )
 
 

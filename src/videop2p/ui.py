@@ -43,34 +43,37 @@ class FormError(ValueError):
     """A form value that cannot run, with what would be valid."""
 
 
+_RUN = RunConfig()  # the defaults of every field below come from the config dataclasses
+
+
 @dataclass
 class Form:
-    """Every field of the page, with the official defaults."""
+    """Every field of the page; defaults are the config dataclasses' (the official ones)."""
 
     source: str = ""
     targets: str = ""  # one prompt per line
-    mode: str = "auto"
+    mode: str = _RUN.edit.mode.value
     blend_source: str = ""
     blend_target: str = ""
     reweight: str = ""  # "word=factor, word=factor"
-    cross_replace: float = 0.2
-    self_replace: float = 0.5
-    steps: int = 50
-    tune_steps: int = 500
-    inversion: str = InversionMethod.NULL_TEXT.value
-    seed: int = 33
-    frames: int = 8
-    width: int | None = None
-    height: int | None = None
+    cross_replace: float = _RUN.edit.cross_replace
+    self_replace: float = _RUN.edit.self_replace
+    steps: int = _RUN.inversion.steps
+    tune_steps: int = _RUN.tune.steps
+    inversion: str = _RUN.inversion.method.value
+    seed: int = _RUN.tune.seed
+    frames: int = _RUN.video.frames
+    width: int | None = _RUN.video.width
+    height: int | None = _RUN.video.height
     # advanced
-    guidance: float = 7.5
-    threshold: float = 0.3
-    mask_norm: str = MaskNorm.MAX.value
-    lr: float = 3e-5
-    start: int = 0
-    stride: int = 1
-    resize: str = ResizeMode.CROP.value
-    frame_attention: str = FrameAttentionMode.FIRST.value
+    guidance: float = _RUN.edit.guidance
+    threshold: float = _RUN.edit.threshold
+    mask_norm: str = _RUN.edit.mask_norm.value
+    lr: float = _RUN.tune.lr
+    start: int = _RUN.video.start
+    stride: int = _RUN.video.stride
+    resize: str = _RUN.video.resize.value
+    frame_attention: str = _RUN.frame_attention.value
     force: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -184,7 +187,7 @@ def describe_reuse(manifest: dict) -> str:
 class Session:
     """The loaded pipeline, its workspace, and the cancel flag of the running edit."""
 
-    def __init__(self, model: str | None, root: Path, device: str = "cpu", dtype: str = "float32"):
+    def __init__(self, model: str | None, root: Path, device: str = _RUN.device, dtype: str = _RUN.dtype):
         self.model, self.root, self.device, self.dtype = model, Path(root), device, dtype
         self.cancel = threading.Event()
         self._pipe = None
@@ -366,8 +369,8 @@ def launch(
     root: Path = Path("videop2p-ui"),
     host: str = "127.0.0.1",
     port: int = 7860,
-    device: str = "cpu",
-    dtype: str = "float32",
+    device: str = _RUN.device,
+    dtype: str = _RUN.dtype,
     block: bool = True,
 ):
     """Build and serve the app; returns it (running in the background when `block` is False)."""
