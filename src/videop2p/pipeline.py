@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -27,16 +25,15 @@ from videop2p.config import (
     validate,
 )
 from videop2p.editing import EditResult, build_plan, edit, load_edit_result, save_edit_result
-from videop2p.inversion import InversionMismatchError, InversionResult, invert, load_inversion, save_inversion
+from videop2p.inversion import InversionResult, invert, load_inversion, save_inversion
 from videop2p.io.video import read_video, resize_frames, resolve_size
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts, frames_hash
 from videop2p.models.loading import SDComponents, check_device, load_components, parse_dtype
 from videop2p.models.t2s import T2SModel
 from videop2p.outputs import write_run_outputs
 from videop2p.progress import StepHook
-from videop2p.store.codec import CorruptFileError
-from videop2p.store.workspace import StageReport, Workspace, clip_identity, key_of
-from videop2p.tuning import DeltaMismatchError, load_delta, save_delta, tune
+from videop2p.store.workspace import StageReport, Workspace, clip_identity, key_of, reuse_or_compute
+from videop2p.tuning import load_delta, save_delta, tune
 
 logger = logging.getLogger(__name__)
 
@@ -154,8 +151,15 @@ class VideoP2P:
             return model
 
         path = self.workspace.tune_path(identity) if self.workspace else None
-        return self._cached(
-            "tune", path, force, compute, load, lambda m: save_delta(m, path, identity), lambda m: cfg.steps
+        return reuse_or_compute(
+            self.workspace,
+            "tune",
+            path,
+            force,
+            compute,
+            load,
+            lambda m: save_delta(m, path, identity),
+            lambda m: cfg.steps,
         )
 
     def invert(
@@ -179,7 +183,8 @@ class VideoP2P:
         path = None
         if self.workspace is not None and model.delta_key is not None:
             path = self.workspace.inversion_path(model.delta_key, {"prompt": prompt, **settings_of(cfg)})
-        return self._cached(
+        return reuse_or_compute(
+            self.workspace,
             "invert",
             path,
             force,
@@ -210,7 +215,8 @@ class VideoP2P:
         path = None
         if self.workspace is not None and model.delta_key is not None:
             path = self.workspace.edit_path(model.delta_key, key)
-        result, report = self._cached(
+        result, report = reuse_or_compute(
+            self.workspace,
             "edit",
             path,
             force,
@@ -221,36 +227,6 @@ class VideoP2P:
         )
         frames = decode_latents(self.components, result.latents)  # (1 + K, F, H, W, 3)
         return EditOutput(reconstruction=frames[0], edits=list(frames[1:]), result=result), report
-
-    def _cached(
-        self,
-        stage: str,
-        path: Path | None,
-        force: bool,
-        compute: Callable[[], Any],
-        load: Callable[[], Any],
-        save: Callable[[Any], Any],
-        evaluations: Callable[[Any], int],
-    ) -> tuple[Any, StageReport]:
-        """`load()` the workspace entry at `path` when it is there and valid, else `compute()` and `save` it."""
-        started = time.perf_counter()
-        value = None
-        if path is not None and path.exists() and not force:
-            try:
-                value = load()
-            except (DeltaMismatchError, InversionMismatchError, CorruptFileError, OSError, KeyError, ValueError) as e:
-                logger.warning("ignoring workspace %s entry %s: %s", stage, path, e)
-        action = "computed" if value is None else "reused"
-        if value is None:
-            value = compute()
-            if path is not None:
-                with self.workspace.lock(path):
-                    save(value)
-        count = evaluations(value) if action == "computed" else 0
-        report = StageReport(stage, action, time.perf_counter() - started, count, str(path) if path else None)
-        if self.workspace is not None and path is not None:
-            self.workspace.log(report)
-        return value, report
 
     def check_inputs(self, cfg: RunConfig) -> None:
         """Validate settings, prompts, words and schedules before any expensive stage."""

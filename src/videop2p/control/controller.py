@@ -16,11 +16,9 @@ from einops import rearrange
 
 from videop2p.config import MaskNorm
 from videop2p.models.attention import (
-    CrossAttnProcessor,
     FrameAttentionMode,
     FrameAttnProcessor,
     T2SAttnProcessor,
-    TemporalAttnProcessor,
     default_processor,
     frame_keys_values,
     frame_queries,
@@ -205,18 +203,32 @@ def attend_with_probs(attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torc
     return attn.to_out[1](attn.to_out[0](out))
 
 
-class ControlledFrameProcessor(T2SAttnProcessor):
-    """Frame attention whose target maps follow the source inside the self-replace window (an option)."""
+class ControlledProcessor(T2SAttnProcessor):
+    """A layer the controller may read or edit: at steps it wants, `controlled`; otherwise the
+    layer's default processor (`fallback`), attention slicing included."""
 
-    def __init__(self, controller: EditController, name: str, mode: FrameAttentionMode, fallback: FrameAttnProcessor):
+    def __init__(self, controller: EditController, name: str, fallback: T2SAttnProcessor):
         self.controller = controller
         self.name = name
-        self.mode = mode
         self.fallback = fallback
 
     def attend(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
         if not self.controller.wants(self.name):
             return self.fallback.attend(attn, hidden, context, num_frames)
+        return self.controlled(attn, hidden, context, num_frames)
+
+    def controlled(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class ControlledFrameProcessor(ControlledProcessor):
+    """Frame attention whose target maps follow the source inside the self-replace window (an option)."""
+
+    def __init__(self, controller: EditController, name: str, mode: FrameAttentionMode, fallback: FrameAttnProcessor):
+        super().__init__(controller, name, fallback)
+        self.mode = mode
+
+    def controlled(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
         k, v = frame_keys_values(attn, hidden, num_frames, self.mode)
         q = frame_queries(attn, hidden, num_frames, self.mode)
         q, k, v = attn.head_to_batch_dim(q), attn.head_to_batch_dim(k), attn.head_to_batch_dim(v)
@@ -232,33 +244,19 @@ class ControlledFrameProcessor(T2SAttnProcessor):
         return unfold_frame_output(attn.to_out[1](attn.to_out[0](out)), num_frames, self.mode)
 
 
-class ControlledCrossProcessor(T2SAttnProcessor):
+class ControlledCrossProcessor(ControlledProcessor):
     """Cross-attention that materialises probabilities for the controller when it asks."""
 
-    def __init__(self, controller: EditController, name: str, fallback: CrossAttnProcessor):
-        self.controller = controller
-        self.name = name
-        self.fallback = fallback
-
-    def attend(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
-        if not self.controller.wants(self.name):
-            return self.fallback.attend(attn, hidden, context, num_frames)
+    def controlled(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
         rows = hidden.shape[0] // num_frames
         q, k, v = attn.to_q(hidden), attn.to_k(context), attn.to_v(context)  # probs (B*h, N, L)
         return attend_with_probs(attn, q, k, v, lambda p: self.controller.on_cross(self.name, p, rows, attn.heads))
 
 
-class ControlledTemporalProcessor(T2SAttnProcessor):
+class ControlledTemporalProcessor(ControlledProcessor):
     """Temporal attention whose target maps follow the source inside the self-replace window."""
 
-    def __init__(self, controller: EditController, name: str, fallback: TemporalAttnProcessor):
-        self.controller = controller
-        self.name = name
-        self.fallback = fallback
-
-    def attend(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
-        if not self.controller.wants(self.name):
-            return self.fallback.attend(attn, hidden, context, num_frames)
+    def controlled(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
         q, k, v = attn.to_q(hidden), attn.to_k(hidden), attn.to_v(hidden)  # probs (rows*N*h, F, F)
         rows = self.controller.layout.rows
         return attend_with_probs(attn, q, k, v, lambda p: self.controller.on_temporal(p, rows, attn.heads))

@@ -14,9 +14,11 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from videop2p.store.files import write_json
 
@@ -100,6 +102,39 @@ class Workspace:
         Path(self.root).mkdir(parents=True, exist_ok=True)
         with open(Path(self.root) / "events.jsonl", "a") as f:
             f.write(json.dumps(report.to_dict()) + "\n")
+
+
+def reuse_or_compute(
+    workspace: Workspace | None,
+    stage: str,
+    path: Path | None,
+    force: bool,
+    compute: Callable[[], Any],
+    load: Callable[[], Any],
+    save: Callable[[Any], Any],
+    evaluations: Callable[[Any], int],
+) -> tuple[Any, StageReport]:
+    """`load()` the entry at `path` when it is there and valid (unless `force`), else `compute()` and
+    `save` it under the entry's lock; returns the value and what was done. An entry that does not
+    load (another version, a mismatch, a damaged file) is recomputed with a warning."""
+    started = time.perf_counter()
+    value = None
+    if path is not None and path.exists() and not force:
+        try:
+            value = load()
+        except (OSError, KeyError, ValueError) as e:
+            logger.warning("ignoring workspace %s entry %s: %s", stage, path, e)
+    action = "computed" if value is None else "reused"
+    if value is None:
+        value = compute()
+        if workspace is not None and path is not None:
+            with workspace.lock(path):
+                save(value)
+    count = evaluations(value) if action == "computed" else 0
+    report = StageReport(stage, action, time.perf_counter() - started, count, str(path) if path else None)
+    if workspace is not None and path is not None:
+        workspace.log(report)
+    return value, report
 
 
 def default_workspace(out_dir: str | os.PathLike) -> Path:

@@ -1,6 +1,6 @@
 """How well a model's cross-attention maps find the words' regions on held-out toy images.
 
-python tools/attention_grounding.py [MODEL ...] (default: bundled) [--images 64] [--timesteps 100 300 500 700 900]
+python docs/eval/scripts/attention_grounding.py [MODEL ...] (default: bundled) [--images 64] [--timesteps 100 300 500 700 900]
 
 For each model (default: the bundled one) and each timestep, noises held-out toy images, runs the
 UNet with the caption and reads the cross-attention maps. It prints the share of the colour, shape

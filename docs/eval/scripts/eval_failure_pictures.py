@@ -1,6 +1,6 @@
 """Source clip above the full method's failed edit, for each case an eval run failed.
 
-python tools/eval_failure_pictures.py RUN_DIR DEST_DIR MAX_PICTURES
+python docs/eval/scripts/eval_failure_pictures.py RUN_DIR DEST_DIR MAX_PICTURES
 """
 
 import sys

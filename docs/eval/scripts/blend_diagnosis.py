@@ -1,6 +1,6 @@
 """Why the full method's edits move in the toy world: the blend mask and the layout, for one eval case.
 
-python tools/blend_diagnosis.py CASE DEST.png [--tune-steps 100] [--steps 50]
+python docs/eval/scripts/blend_diagnosis.py CASE DEST.png [--tune-steps 100] [--steps 50]
 
 Tunes on the case's clip, inverts it (fast mode, which reconstructs as well as null-text here and
 takes seconds), and edits it four ways: the official settings; the official settings with every

@@ -1,6 +1,6 @@
 """Edit eval cases with variants of the blend mask and the attention control, and judge each.
 
-python tools/edit_variants.py --cases 5 10 15 [--model FOLDER] [--tune-steps 50] [--steps 20]
+python docs/eval/scripts/edit_variants.py --cases 5 10 15 [--model FOLDER] [--tune-steps 50] [--steps 20]
        [--frames 8] [--variants official range fc fc+range identity ...] [--out DIR]
 
 Tunes on each case's clip, inverts it in fast mode (which reconstructs as well as null-text here),

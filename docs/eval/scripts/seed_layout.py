@@ -1,11 +1,11 @@
 """Does the toy model keep an object's place when one word of the prompt changes and the noise does not?
 
-python tools/seed_layout.py [--model FOLDER] [--seeds 8] [--steps 25] [--guidance 7.5]
+python docs/eval/scripts/seed_layout.py [--model FOLDER] [--seeds 8] [--steps 25] [--guidance 7.5]
 
 Draws each prompt pair with the plain diffusers pipeline from the same seeds and prints, per pair,
 the IoU between the objects the checker finds in the two images of each seed. Prompt-to-prompt
 exists because this IoU is low for Stable Diffusion too; what makes it work there is that replacing
-the cross-attention maps restores the layout (`tools/edit_variants.py --variants cross1` measures that).
+the cross-attention maps restores the layout (`docs/eval/scripts/edit_variants.py --variants cross1` measures that).
 """
 
 from __future__ import annotations

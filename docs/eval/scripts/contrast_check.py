@@ -1,8 +1,8 @@
 """Run eval cases again with only the background changed: is a failure the object or its contrast?
 
-python tools/contrast_check.py 10:snow 10:sand 15:grass [--model FOLDER] [--tune-steps 200]
+python docs/eval/scripts/contrast_check.py 10:snow 10:sand 15:grass [--model FOLDER] [--tune-steps 200]
        [--steps 50] [--out DIR]
-python tools/contrast_check.py --tables docs/eval/bundled/cases_*.csv [--min-contrast 140]
+python docs/eval/scripts/contrast_check.py --tables docs/eval/bundled/cases_*.csv [--min-contrast 140]
 
 Each argument is CASE:BACKGROUND. The case keeps its clip (shape, colours, motion, seed) and edit,
 and is rendered on the named background, with the background word of both prompts changed to it.

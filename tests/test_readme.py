@@ -1,0 +1,23 @@
+"""The README's Python API example runs as written."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from videop2p.io.video import write_frames
+from videop2p.toy.world import Color, Shape, ToyClipSpec, ToyObject, render_clip
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_the_readme_python_example_runs_and_edits_the_clip(tmp_path, monkeypatch):
+    code = re.search(r"## Python API\n\n```python\n(.*?)```", README.read_text(), re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    clip = render_clip(ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], frames=8, size=64, seed=0))
+    write_frames(clip.frames, tmp_path / "videop2p-demo" / "clip")
+    scope: dict = {}
+    exec(compile(code, str(README), "exec"), scope)
+    edit = scope["out"].edits[0]
+    assert edit.shape == clip.frames.shape and edit.dtype == np.uint8
+    assert scope["tuned"].action == "computed" and scope["edited"].unet_evaluations > 0
