@@ -97,6 +97,11 @@ def test_jobs_file_groups_by_clip_and_resolves_paths_beside_the_file(jobs_file):
         ({"jobs": [{"video": "a", "source": "s"}]}, "needs video, source and targets"),
         ({"jobs": [{"name": "x", "video": "a", "source": "s", "targets": ["t"]}] * 2}, "unique"),
         ({"jobs": [{"video": "a", "source": "s", "targets": ["t"], "out": "o"}]}, "whole batch"),
+        (
+            {"jobs": [{"video": "a", "source": "s", "targets": ["t"], "edit": {"guidance": float("nan")}}]},
+            "guidance nan",
+        ),
+        ({"jobs": [{"video": "a", "source": "s", "targets": ["t"], "tune": {"steps": -1}}]}, "tune_steps -1"),
     ],
 )
 def test_bad_jobs_files_are_rejected_with_the_offending_key(tmp_path, data, message):

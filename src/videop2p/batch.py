@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from videop2p.config import ConfigError, RunConfig, fill, load_yaml, to_plain
+from videop2p.config import ConfigError, OptionError, RunConfig, fill, load_yaml, to_plain, validate
 from videop2p.store.files import write_json
 from videop2p.store.workspace import key_of
 
@@ -135,6 +135,9 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
             raise BatchError(f"jobs[{i}] ({name}): 'out' and 'workspace' are set for the whole batch, not per job.")
         try:
             cfg = fill(RunConfig, merged, f"jobs[{i}] ({name}): ")
+            validate(cfg)
+        except OptionError as e:
+            raise BatchError(f"jobs[{i}] ({name}): {e.option} {e.reason}") from None
         except ConfigError as e:
             raise BatchError(str(e)) from None
         if not cfg.video.path or not cfg.source or not cfg.targets:
