@@ -70,6 +70,7 @@ def info(
             dtypes.append("bfloat16 (CUDA)")
     lines.append(f"dtypes: {', '.join(dtypes)}")
     lines.append(f"model: {model or f'bundled toy model ({bundled_model_path()})'}")
+    _quiet_loaders()
     try:
         comps = load_components(model)
         for k, v in comps.info.to_dict().items():

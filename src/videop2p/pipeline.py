@@ -136,14 +136,8 @@ class VideoP2P:
 
         def compute() -> T2SModel:
             if cfg.steps > 0:
-                tune(
-                    model,
-                    self.components,
-                    self.posterior(clip),
-                    encode_prompts(self.components, [prompt]),
-                    cfg,
-                    on_step,
-                )
+                text = encode_prompts(self.components, [prompt])
+                tune(model, self.components, self.posterior(clip), text, cfg, on_step)
             return model
 
         def load() -> T2SModel:
