@@ -260,6 +260,7 @@ def demo(
     from videop2p.demo import run_demo
 
     _setup_logging(quiet)
+    _quiet_loaders()
     summary = run_demo(out, tune_steps=tune_steps, steps=steps, quiet=quiet)
     typer.echo(summary)
 
