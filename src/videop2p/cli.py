@@ -164,7 +164,8 @@ def _execute(cfg, stage: str) -> None:
             for name, info in manifest["stages"].items():
                 typer.echo(f"  {name:7s} {info['seconds']:7.1f} s  {info.get('action', '')}")
             return
-        vp.check_inputs(cfg) if cfg.targets else None
+        if cfg.targets:  # tune and invert alone take no targets; with them, every word is checked first
+            vp.check_inputs(cfg)
         clip = vp.load_clip(cfg.video)
         model, report = vp.tune(clip, cfg.source, cfg.tune, cfg.force)
         if stage == "invert":

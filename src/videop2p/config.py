@@ -495,7 +495,8 @@ def validate(cfg: RunConfig) -> None:
     for word, bounds in e.cross_replace_words.items():
         _bounds_ok("edit", f"cross_replace_words.{word}", bounds)
     for word, factor in e.reweight.items():
-        _number("edit", f"reweight {word}=", factor, -math.inf)
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or not math.isfinite(factor):
+            raise OptionError("reweight", f"{word}={factor!r} is not valid; expected a finite factor.")
     if e.mask_side is not None:
         _number("edit", "mask_side", e.mask_side, 1, whole=True)
     _enum_ok("inversion", "method", i.method, InversionMethod)

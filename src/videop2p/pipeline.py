@@ -28,7 +28,7 @@ from videop2p.editing import EditResult, build_plan, edit, load_edit_result, sav
 from videop2p.inversion import InversionResult, invert, load_inversion, save_inversion
 from videop2p.io.video import read_video, resize_frames, resolve_size
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts, frames_hash
-from videop2p.models.loading import SDComponents, check_device, load_components, parse_dtype
+from videop2p.models.loading import SDComponents, load_components, parse_dtype
 from videop2p.models.t2s import T2SModel
 from videop2p.outputs import write_run_outputs
 from videop2p.progress import StepHook
@@ -90,7 +90,7 @@ class VideoP2P:
         attention_slicing: int | None = None,
     ) -> VideoP2P:
         """Load a model (None: the bundled toy model); `workspace` enables reuse between runs."""
-        components = load_components(model, device=check_device(device), dtype=parse_dtype(dtype))
+        components = load_components(model, device=device, dtype=parse_dtype(dtype))
         return cls(components, Workspace(Path(workspace)) if workspace else None, frame_mode, attention_slicing)
 
     @property
@@ -113,10 +113,9 @@ class VideoP2P:
 
     def identity(self, clip: Clip, prompt: str, cfg: TuneConfig) -> dict:
         """The clip identity a tuned delta is made for and filed under."""
-        tune_settings = {k: v for k, v in settings_of(cfg).items() if k != "gradient_checkpointing"}
         fingerprint = self.components.info.fingerprint
         return clip_identity(
-            fingerprint, clip.digest, clip.size, len(clip.frames), prompt, self.frame_mode.value, tune_settings
+            fingerprint, clip.digest, clip.size, len(clip.frames), prompt, self.frame_mode.value, settings_of(cfg)
         )
 
     def tune(
@@ -144,7 +143,7 @@ class VideoP2P:
             load_delta(model, path, identity)
             return model
 
-        path = self.workspace.tune_path(identity) if self.workspace else None
+        path = self.workspace.open_clip(identity) if self.workspace else None
         return reuse_or_compute(
             self.workspace,
             "tune",

@@ -16,6 +16,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from safetensors import SafetensorError
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from videop2p.config import DTYPES
 from videop2p.models.tokenizer import bundled_tokenizer
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 
@@ -103,7 +104,7 @@ class SDComponents:
     vae_float32: AutoencoderKL | None = field(default=None, repr=False)  # made on first need by a half VAE
 
 
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_DTYPES = {name: getattr(torch, name) for name in DTYPES}
 
 
 def parse_dtype(name: str) -> torch.dtype:
@@ -113,25 +114,26 @@ def parse_dtype(name: str) -> torch.dtype:
     return _DTYPES[name]
 
 
-def check_device(name: str) -> torch.device:
-    """A device this machine has, or a one-line ValueError naming the bad one and the valid ones."""
-    available = ["cpu"]
+def available_devices() -> list[str]:
+    """Device names this machine has."""
+    names = ["cpu"]
     if torch.cuda.is_available():
-        available += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        names += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        available.append("mps")
+        names.append("mps")
+    return names
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """A device this machine has, or a one-line ValueError naming the bad one and the valid ones."""
+    available = available_devices()
     try:
-        device = torch.device(name)
+        parsed = torch.device(device)
     except (RuntimeError, TypeError):
-        device = None
-    ok = device is not None and (
-        device.type == "cpu"
-        or (device.type == "cuda" and torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count())
-        or (device.type == "mps" and "mps" in available)
-    )
-    if not ok:
-        raise ValueError(f"device {name!r} is not available here; valid: {', '.join(available)}.")
-    return device
+        parsed = None
+    if parsed is None or (parsed.type != "cpu" and str(parsed) not in available):
+        raise ValueError(f"device {str(device)!r} is not available here; valid: {', '.join(available)}.")
+    return parsed
 
 
 def bundled_model_path() -> Path:
@@ -281,10 +283,8 @@ def _is_flat_file(path: Path) -> bool:
     if path.suffix != ".safetensors":
         return False
     try:
-        return read_meta(path).get("format") == _FLAT_FORMAT
+        return read_meta(path, required=False).get("format") == _FLAT_FORMAT  # {}: an original checkpoint
     except CorruptFileError as e:
-        if "no videop2p metadata" in str(e):
-            return False  # another program's safetensors: an original checkpoint
         raise ModelLoadError(str(e)) from None
 
 
@@ -314,8 +314,10 @@ def load_components(
     """Load tokenizer, text encoder, VAE, UNet and a DDIM scheduler.
 
     `model` is a diffusers folder, a `.safetensors`/`.ckpt` file, a hub id resolved through the
-    Hugging Face cache, or None for the bundled toy model.
+    Hugging Face cache, or None for the bundled toy model. A device this machine lacks is refused
+    before anything is read.
     """
+    device = check_device(device)
     if model is None:
         path = bundled_model_path()
         if not (path / "model_index.json").exists():

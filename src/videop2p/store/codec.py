@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from videop2p.store.files import atomic_path
 
@@ -30,23 +30,36 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
     return Path(path)
 
 
-def read_meta(path: str | os.PathLike) -> dict:
-    """The JSON metadata of a tensors file; CorruptFileError names the file when it cannot be read."""
+def _open_error(path: str | os.PathLike, e: Exception) -> CorruptFileError:
+    return CorruptFileError(f"{path} is not a readable safetensors file, or is truncated ({e}).")
+
+
+def _parse_meta(path: str | os.PathLike, raw: dict | None, required: bool) -> dict:
+    doc = (raw or {}).get(META_KEY)
+    if doc is None:
+        if required:
+            raise CorruptFileError(f"{path} has no videop2p metadata; it was not written by videop2p.")
+        return {}
+    return json.loads(doc)
+
+
+def read_meta(path: str | os.PathLike, required: bool = True) -> dict:
+    """The JSON metadata of a tensors file (only its header is read); {} for another program's file
+    when not `required`. CorruptFileError names a file that cannot be read."""
     try:
         with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get(META_KEY)
+            raw = f.metadata()
     except (SafetensorError, OSError) as e:
-        raise CorruptFileError(f"{path} is not a readable safetensors file ({e}).") from None
-    if raw is None:
-        raise CorruptFileError(f"{path} has no videop2p metadata; it was not written by videop2p.")
-    return json.loads(raw)
+        raise _open_error(path, e) from None
+    return _parse_meta(path, raw, required)
 
 
 def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
-    """(tensors, metadata) of a file written by `save_tensors`."""
-    meta = read_meta(path)
+    """(tensors, metadata) of a file written by `save_tensors`, read in one pass."""
     try:
-        tensors = load_file(str(path), device=str(device))
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            meta = _parse_meta(path, f.metadata(), required=True)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iterator)
     except (SafetensorError, OSError) as e:
-        raise CorruptFileError(f"{path} is truncated or corrupt ({e}).") from None
+        raise _open_error(path, e) from None
     return tensors, meta

@@ -72,8 +72,9 @@ class Workspace:
     def clip_dir(self, delta_key: str) -> Path:
         return Path(self.root) / f"clip-{delta_key}"
 
-    def tune_path(self, identity: dict) -> Path:
-        """Where the delta of `identity` is kept (its key written beside it for people to read)."""
+    def open_clip(self, identity: dict) -> Path:
+        """Create the folder of `identity` with its `key.json` (for people to read) when new; returns
+        where its tuned delta is kept."""
         d = self.clip_dir(key_of(identity))
         if not (d / "key.json").exists():
             write_json(d / "key.json", identity)
