@@ -1,6 +1,7 @@
 """The store: one atomic writer, one codec, and a workspace whose entries follow the tuned model."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,3 +101,18 @@ def test_a_half_precision_vae_is_never_recast_in_place(tiny):
     assert frames.shape[:2] == (1, 2) and comps.vae.dtype is torch.bfloat16
     assert comps.vae_float32 is not None and comps.vae_float32.dtype is torch.float32
     assert np.isfinite(frames.astype(float)).all()
+
+
+def test_a_run_tunes_with_its_own_frame_attention_and_group_norm(tiny, clip_path, tmp_path):
+    """A run's config decides the T2S architecture, not the settings the pipeline was built with
+    (the web editor builds one pipeline and runs many forms through it)."""
+    from videop2p.config import FrameAttentionMode, GroupNormMode, RunConfig
+
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))  # built with the defaults: first, frame
+    cfg = RunConfig(source=PROMPT, targets=["a blue circle moving on the grass"], out=str(tmp_path / "o"), quiet=True)
+    cfg.video = VideoConfig(path=str(clip_path), frames=3)
+    cfg.tune.steps, cfg.inversion.steps, cfg.inversion.method = 1, 2, InversionMethod.FAST
+    cfg.frame_attention, cfg.group_norm = FrameAttentionMode.SPARSE_CAUSAL, GroupNormMode.CLIP
+    manifest = vp.run(cfg)
+    key = json.loads((tmp_path / "ws" / Path(manifest["workspace"][0]["entry"]).parent.name / "key.json").read_text())
+    assert (key["frame_mode"], key["group_norm"]) == ("sparse-causal", "clip")

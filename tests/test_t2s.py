@@ -147,3 +147,23 @@ def test_attention_slicing_gives_the_same_output(tiny, mode):
     assert torch.allclose(model(z, 10, text), full, atol=1e-5)
     with pytest.raises(ValueError, match="query_chunk"):
         model.set_attention_slicing(0)
+
+
+@torch.no_grad()
+def test_clip_group_norm_takes_statistics_over_the_clip_and_equals_the_image_model_on_one_frame(tiny):
+    from videop2p.config import GroupNormMode
+    from videop2p.models.t2s import ClipGroupNorm
+
+    norm = ClipGroupNorm(4, 8)
+    torch.nn.init.normal_(norm.weight)
+    x = torch.randn(2 * 3, 8, 5, 5)  # (B*F, C, H, W), B=2, F=3
+    norm.num_frames = 3
+    video = x.reshape(2, 3, 8, 5, 5).permute(0, 2, 1, 3, 4)  # (B, C, F, H, W), as the authors' resnets see it
+    want = torch.nn.functional.group_norm(video, 4, norm.weight, norm.bias, norm.eps)
+    torch.testing.assert_close(norm(x), want.permute(0, 2, 1, 3, 4).reshape(6, 8, 5, 5))
+    clip = T2SModel.from_image_unet(tiny.unet, group_norm=GroupNormMode.CLIP)
+    x, text = _video(1)
+    ref = tiny.unet(x[:, 0], 500, encoder_hidden_states=text).sample
+    torch.testing.assert_close(clip(x, 500, text)[:, 0], ref, atol=1e-5, rtol=1e-4)
+    x, text = _video(3)
+    assert not torch.allclose(clip(x, 500, text), T2SModel.from_image_unet(tiny.unet)(x, 500, text), atol=1e-4)

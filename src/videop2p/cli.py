@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from videop2p.config import default_of
+from videop2p.config import OFFICIAL_TUNE_STEPS, ExportFormat, GroupNormMode, default_of
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Text-driven video editing with Video-P2P.")
 toy_app = typer.Typer(no_args_is_help=True, help="The procedural toy world and its bundled model.")
@@ -155,7 +155,13 @@ def _execute(cfg, stage: str) -> None:
     _quiet_loaders()
     try:
         vp = VideoP2P.from_pretrained(
-            cfg.model, cfg.device, cfg.dtype, cfg.workspace, cfg.frame_attention.value, cfg.attention_slicing
+            cfg.model,
+            cfg.device,
+            cfg.dtype,
+            cfg.workspace,
+            cfg.frame_attention.value,
+            cfg.attention_slicing,
+            cfg.group_norm.value,
         )
         cfg.tune.progress = cfg.inversion.progress = cfg.edit.progress = not cfg.quiet
         if stage == "run":
@@ -167,7 +173,7 @@ def _execute(cfg, stage: str) -> None:
         if cfg.targets:  # tune and invert alone take no targets; with them, every word is checked first
             vp.check_inputs(cfg)
         clip = vp.load_clip(cfg.video)
-        model, report = vp.tune(clip, cfg.source, cfg.tune, cfg.force)
+        model, report = vp.tune(clip, cfg.source, cfg.tune, cfg.force, None, cfg.frame_attention, cfg.group_norm)
         if stage == "invert":
             _, report = vp.invert(model, clip, cfg.source, cfg.inversion, cfg.force)
         typer.echo(f"{stage}: {report.action} in {report.seconds:.1f} s; workspace {cfg.workspace}")
@@ -195,7 +201,12 @@ def _stage_command(stage: str, doc: str):
         ] = None,
         size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT; default keeps the aspect ratio.")] = None,
         resize: Annotated[str | None, typer.Option(help=_h("resize", "crop (official), pad or stretch"))] = None,
-        tune_steps: Annotated[int | None, typer.Option(help=_h("tune_steps", "Tuning steps"))] = None,
+        tune_steps: Annotated[
+            int | None,
+            typer.Option(
+                help=f"Tuning steps (default: {OFFICIAL_TUNE_STEPS}; none on a tuned Tune-A-Video/Video-P2P folder, where N continues tuning)."
+            ),
+        ] = None,
         lr: Annotated[float | None, typer.Option(help=_h("lr", "Tuning learning rate"))] = None,
         seed: Annotated[int | None, typer.Option(help=_h("seed", "Tuning seed"))] = None,
         inversion: Annotated[
@@ -227,6 +238,14 @@ def _stage_command(stage: str, doc: str):
         ] = None,
         device: Annotated[str | None, typer.Option(help=_h("device", "cpu, cuda, cuda:1, mps"))] = None,
         dtype: Annotated[str | None, typer.Option(help=_h("dtype", "float32, float16 or bfloat16"))] = None,
+        frame_attention: Annotated[
+            str | None,
+            typer.Option(help=_h("frame_attention", "Frames that frame attention reads: first or sparse-causal")),
+        ] = None,
+        group_norm: Annotated[
+            str | None,
+            typer.Option(help=_h("group_norm", "Resnet GroupNorm statistics over the clip (official) or per frame")),
+        ] = None,
         attention_slicing: Annotated[
             int | None, typer.Option(help="Attend with at most N queries at a time (memory fallback).")
         ] = None,
@@ -248,6 +267,33 @@ def _stage_command(stage: str, doc: str):
 
 for _stage in ("run", "tune", "invert", "edit"):
     app.command(_stage)(_stage_command("run" if _stage == "edit" else _stage, _stage))
+
+
+@app.command()
+def export(
+    entry: Annotated[Path, typer.Argument(help="A workspace clip folder (clip-<key>/) or its tune.safetensors.")],
+    out: Annotated[Path, typer.Argument(help="Folder to write.")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="diffusers-delta (ours) or tune-a-video (the authors' folder).")
+    ] = ExportFormat.DELTA.value,
+    model: Annotated[
+        str | None, typer.Option(help="The model the clip was tuned from (default: the bundled toy model).")
+    ] = None,
+) -> None:
+    """Write a tuned clip as our delta, or as a Tune-A-Video / Video-P2P folder their scripts load."""
+    from videop2p.pipeline import VideoP2P
+
+    _setup_logging()
+    try:
+        fmt = ExportFormat(fmt)
+    except ValueError:
+        _fail(f"--format {fmt!r} is not one of {', '.join(f.value for f in ExportFormat)}.")
+    _quiet_loaders()
+    try:
+        path = VideoP2P.from_pretrained(model).export(entry, out, fmt)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    typer.echo(f"{fmt.value} written to {path}")
 
 
 @app.command()
@@ -490,6 +536,9 @@ def eval_command(
     tune_steps: Annotated[int | None, typer.Option(help="Tuning steps per clip (default 200, quick 20).")] = None,
     steps: Annotated[int | None, typer.Option(help="DDIM steps (default 50, quick 20).")] = None,
     methods: Annotated[list[str] | None, typer.Option("--method", help="Only these methods (repeatable).")] = None,
+    group_norm: Annotated[
+        str, typer.Option(help="Resnet GroupNorm statistics: clip (official) or frame (the kept cases in docs/).")
+    ] = default_of("group_norm"),
     clip_model: Annotated[
         str | None, typer.Option(help="Local CLIP model (folder or cached hub id) for the optional CLIP metrics.")
     ] = None,
@@ -517,6 +566,10 @@ def eval_command(
             s.methods = [Method(m) for m in methods]
         except ValueError:
             _fail(f"unknown method in {methods}; valid: {', '.join(m.value for m in Method)}")
+    try:
+        s.group_norm = GroupNormMode(group_norm)
+    except ValueError:
+        _fail(f"--group-norm {group_norm!r} is not one of {', '.join(m.value for m in GroupNormMode)}.")
     try:
         comps = load_components(model, device=device, dtype=parse_dtype(dtype))
         result = evaluate(comps, n, out, s, clip_model=clip_model, resume=resume, shard=shard_kn)

@@ -36,6 +36,13 @@ class FrameAttentionMode(str, enum.Enum):
     SPARSE_CAUSAL = "sparse-causal"  # Tune-A-Video: frames 0 and i-1
 
 
+class GroupNormMode(str, enum.Enum):
+    """Statistics of the UNet's resnet and output GroupNorms on a clip."""
+
+    FRAME = "frame"  # each frame alone, as the image model was trained (videop2p's default so far)
+    CLIP = "clip"  # the authors' code: their ResnetBlock3D normalises (b, c, f, h, w), over every frame
+
+
 class ResizeMode(str, enum.Enum):
     CROP = "crop"  # scale to cover, then centre crop (the official behaviour)
     PAD = "pad"  # scale to fit, then pad with black
@@ -49,7 +56,13 @@ class InversionMethod(str, enum.Enum):
     NEGATIVE_PROMPT = "negative-prompt"  # source prompt embedding as the unconditional embedding
 
 
-DTYPES = ("float32", "float16", "bfloat16")  # names a run's dtype may take
+class ExportFormat(str, enum.Enum):
+    DELTA = "diffusers-delta"  # ours: the tuned tensors with their clip identity (tune.safetensors)
+    TUNE_A_VIDEO = "tune-a-video"  # the authors' folder: UNet3DConditionModel beside the base model's parts
+
+
+DTYPES = ("float32", "float16", "bfloat16")
+OFFICIAL_TUNE_STEPS = 500  # the authors' max_train_steps  # names a run's dtype may take
 Bounds = float | tuple[float, float]  # a fraction of the steps, or a (start, end) pair of fractions
 
 
@@ -57,12 +70,17 @@ Bounds = float | tuple[float, float]  # a fraction of the steps, or a (start, en
 class TuneConfig:
     """Tuning settings; defaults are the official ones."""
 
-    steps: int = 500  # optimisation steps on the whole clip
+    steps: int | None = None  # optimisation steps; None: 500 (official) on an image model, 0 on a tuned video model
     lr: float = 3e-5  # constant AdamW learning rate
     seed: int = 33  # seeds noise and timesteps
     gradient_checkpointing: bool = True  # recompute activations in the backward pass
     mixed_precision: str = "no"  # "no", "fp16" or "bf16" (autocast; used on CUDA only)
     progress: bool = True  # show a tqdm bar
+
+    def resolved(self, pretuned: bool = False) -> TuneConfig:
+        """This config with `steps` decided: as set, else none for an already tuned video model, else 500."""
+        steps = self.steps if self.steps is not None else (0 if pretuned else OFFICIAL_TUNE_STEPS)
+        return dataclasses.replace(self, steps=steps)
 
 
 @dataclass
@@ -148,6 +166,9 @@ class RunConfig:
     device: str = "cpu"  # torch device
     dtype: str = "float32"  # float32, float16 or bfloat16
     frame_attention: FrameAttentionMode = FrameAttentionMode.FIRST  # first (Video-P2P) or sparse-causal
+    group_norm: GroupNormMode = (
+        GroupNormMode.FRAME
+    )  # resnet GroupNorm statistics per frame, or over the clip (authors')
     attention_slicing: int | None = None  # attend with at most this many queries at a time (memory fallback)
     tune: TuneConfig = field(default_factory=TuneConfig)
     inversion: InversionConfig = field(default_factory=InversionConfig)
@@ -209,6 +230,7 @@ OPTIONS: dict[str, tuple[str | None, str]] = {  # flat option (CLI flag, UI fiel
     "workspace": (None, "workspace"),
     "attention_slicing": (None, "attention_slicing"),
     "frame_attention": (None, "frame_attention"),
+    "group_norm": (None, "group_norm"),
     "video": ("video", "path"),
     "frames": ("video", "frames"),
     "start": ("video", "start"),
@@ -367,7 +389,8 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
         cfg.video.start = td.get("sample_start_idx", cfg.video.start)
         cfg.video.stride = td.get("sample_frame_rate", cfg.video.stride)
         cfg.tune.lr = float(tune.get("learning_rate", cfg.tune.lr))
-        cfg.tune.steps = int(tune.get("max_train_steps", cfg.tune.steps))
+        if "max_train_steps" in tune:
+            cfg.tune.steps = int(tune["max_train_steps"])
         cfg.tune.seed = int(tune.get("seed", cfg.tune.seed))
         cfg.tune.mixed_precision = tune.get("mixed_precision", cfg.tune.mixed_precision)
         cfg.tune.gradient_checkpointing = bool(tune.get("gradient_checkpointing", cfg.tune.gradient_checkpointing))
@@ -480,7 +503,8 @@ def validate(cfg: RunConfig) -> None:
         if getattr(v, attr) is not None:
             _number("video", attr, getattr(v, attr), 1, whole=True)
     _enum_ok("video", "resize", v.resize, ResizeMode)
-    _number("tune", "steps", t.steps, 0, whole=True)
+    if t.steps is not None:
+        _number("tune", "steps", t.steps, 0, whole=True)
     _number("tune", "lr", t.lr, 0.0)
     _number("tune", "seed", t.seed, 0, whole=True)
     if t.mixed_precision not in ("no", "fp16", "bf16"):
@@ -505,6 +529,7 @@ def validate(cfg: RunConfig) -> None:
     for attr, low in (("inversion_guidance", 0.0), ("guidance", 0.0), ("lr", 0.0), ("early_stop", 0.0)):
         _number("inversion", attr, getattr(i, attr), low)
     _enum_ok(None, "frame_attention", cfg.frame_attention, FrameAttentionMode)
+    _enum_ok(None, "group_norm", cfg.group_norm, GroupNormMode)
     if cfg.dtype not in DTYPES:
         raise OptionError("dtype", f"{cfg.dtype!r} is not one of {', '.join(DTYPES)}.")
     if cfg.attention_slicing is not None:

@@ -32,7 +32,7 @@ from videop2p.control.prompts import (
 from videop2p.inversion import InversionMethod, InversionResult
 from videop2p.latents import encode_prompts
 from videop2p.models.loading import AttentionLayer, SDComponents
-from videop2p.models.t2s import T2SModel
+from videop2p.models.t2s import T2SModel, video_key
 from videop2p.progress import StepHook
 from videop2p.sampling import EvalCounter, cfg, ddim_schedule, denoise_step, predict
 from videop2p.store.codec import load_tensors, save_tensors
@@ -90,15 +90,6 @@ def mask_layers(
     return {layer.name for layer in layers if layer.cross and layer.downsample == best}, sides[best]
 
 
-def t2s_layer_name(name: str) -> str:
-    """Processor name of an image-UNet layer inside the inflated UNet."""
-    parts = name.split(".")
-    if "transformer_blocks" in parts and "block" not in parts:
-        j = parts.index("transformer_blocks")
-        parts.insert(j + 2, "block")
-    return ".".join(parts)
-
-
 def build_plan(
     components: SDComponents, source: str, targets: list[str], c: EditConfig, steps: int, latent_hw: tuple[int, int]
 ) -> tuple[ControlPlan, list[str]]:
@@ -127,7 +118,7 @@ def build_plan(
     plan = ControlPlan(
         targets=edits,
         self_window=(int(steps * s0), int(steps * s1)),
-        store_layers={t2s_layer_name(n) for n in store},
+        store_layers={video_key(n) for n in store},
         blend_start=int(c.blend_start * steps),
         threshold=c.threshold,
         mask_norm=MaskNorm(c.mask_norm),

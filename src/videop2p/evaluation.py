@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from videop2p.config import GroupNormMode
 from videop2p.editing import EditConfig, edit
 from videop2p.inversion import InversionConfig, InversionMethod, invert
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts
@@ -209,6 +210,7 @@ class EvalSettings:
     steps: int = 50  # DDIM steps
     frames: int = 8  # frames per clip
     methods: list[Method] = field(default_factory=lambda: list(Method))  # which methods to compare
+    group_norm: GroupNormMode = GroupNormMode.FRAME  # resnet GroupNorm statistics (clip: the authors')
 
 
 QUICK_CASES = 2  # a colour swap and a shape swap
@@ -287,7 +289,7 @@ def run_case(
     """Tune once, then edit with every method; metrics per method. `clip` is the case's rendered clip, if already at hand."""
     clip = clip if clip is not None else render_clip(case.spec)
     posterior = encode_posterior(comps, clip.frames)
-    model = T2SModel.from_image_unet(comps.unet)
+    model = T2SModel.from_image_unet(comps.unet, group_norm=s.group_norm)
     if any(m is not Method.PER_FRAME for m in s.methods):  # per-frame editing uses the untuned image model
         text = encode_prompts(comps, [case.source])
         tune(model, comps, posterior, text, TuneConfig(steps=s.tune_steps, progress=False))
@@ -453,7 +455,9 @@ def plot(summary: dict, out: Path) -> None:
 
 def case_key(case: Case, s: EvalSettings, seed: int, clip_note: str, model: str = "") -> str:
     """What a kept case's results depend on; `model` names the weights and dtype."""
-    settings = {**asdict(s), "methods": [m.value for m in s.methods]}
+    settings = {**asdict(s), "methods": [m.value for m in s.methods], "group_norm": GroupNormMode(s.group_norm).value}
+    if settings["group_norm"] == GroupNormMode.FRAME.value:
+        del settings["group_norm"]  # the key of cases kept before the setting existed (per-frame statistics)
     return json.dumps([settings, seed, case.source, case.target, case.spec.seed, clip_note, model], sort_keys=True)
 
 

@@ -6,7 +6,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +19,9 @@ import torch
 
 from videop2p.config import (
     EditConfig,
+    ExportFormat,
     FrameAttentionMode,
+    GroupNormMode,
     InversionConfig,
     RunConfig,
     TuneConfig,
@@ -28,10 +33,13 @@ from videop2p.editing import EditResult, build_plan, edit, load_edit_result, sav
 from videop2p.inversion import InversionResult, invert, load_inversion, save_inversion
 from videop2p.io.video import read_video, resize_frames, resolve_size
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts, frames_hash
-from videop2p.models.loading import SDComponents, load_components, parse_dtype
+from videop2p.models.loading import SDComponents, load_components, parse_dtype, save_video_folder
 from videop2p.models.t2s import T2SModel
+from videop2p.models.tav import apply_temporal
 from videop2p.outputs import write_run_outputs
 from videop2p.progress import StepHook
+from videop2p.store.codec import read_meta
+from videop2p.store.files import atomic_path
 from videop2p.store.workspace import StageReport, Workspace, clip_identity, key_of, reuse_or_compute
 from videop2p.tuning import load_delta, save_delta, tune
 
@@ -73,10 +81,12 @@ class VideoP2P:
         workspace: Workspace | None = None,
         frame_mode: FrameAttentionMode | str = FrameAttentionMode.FIRST,
         attention_slicing: int | None = None,
+        group_norm: GroupNormMode | str = GroupNormMode.FRAME,
     ):
         self.components = components
         self.workspace = workspace
-        self.frame_mode = FrameAttentionMode(frame_mode)
+        self.frame_mode = FrameAttentionMode(frame_mode)  # the default of `tune`; a run's config may override it
+        self.group_norm = GroupNormMode(group_norm)  # likewise
         self.attention_slicing = attention_slicing  # query chunk of every attention layer; None: off
 
     @classmethod
@@ -88,10 +98,12 @@ class VideoP2P:
         workspace: str | Path | None = None,
         frame_mode: str = "first",
         attention_slicing: int | None = None,
+        group_norm: str = "frame",
     ) -> VideoP2P:
         """Load a model (None: the bundled toy model); `workspace` enables reuse between runs."""
         components = load_components(model, device=device, dtype=parse_dtype(dtype))
-        return cls(components, Workspace(Path(workspace)) if workspace else None, frame_mode, attention_slicing)
+        ws = Workspace(Path(workspace)) if workspace else None
+        return cls(components, ws, frame_mode, attention_slicing, group_norm)
 
     @property
     def device(self) -> torch.device:
@@ -111,11 +123,29 @@ class VideoP2P:
             clip.posterior = encode_posterior(self.components, clip.frames)
         return clip.posterior
 
-    def identity(self, clip: Clip, prompt: str, cfg: TuneConfig) -> dict:
+    def architecture(
+        self, frame_mode: FrameAttentionMode | str | None = None, group_norm: GroupNormMode | str | None = None
+    ) -> tuple[FrameAttentionMode, GroupNormMode]:
+        """The T2S model's frame attention and GroupNorm statistics: as asked, else the pipeline's; what a
+        tuned video folder records wins (its weights were tuned with it)."""
+        mode = FrameAttentionMode(frame_mode or self.frame_mode)
+        norm = GroupNormMode(group_norm or self.group_norm)
+        video = self.components.video
+        if video is None:
+            return mode, norm
+        for what, asked, recorded in (
+            ("frame attention", mode, video.frame_mode),
+            ("GroupNorm", norm, video.group_norm),
+        ):
+            if recorded is not None and recorded is not asked:
+                logger.warning("%s was tuned with %s %s; using it.", video.source, recorded.value, what)
+        return video.frame_mode or mode, video.group_norm
+
+    def identity(self, clip: Clip, prompt: str, cfg: TuneConfig, mode: FrameAttentionMode, norm: GroupNormMode) -> dict:
         """The clip identity a tuned delta is made for and filed under."""
         fingerprint = self.components.info.fingerprint
         return clip_identity(
-            fingerprint, clip.digest, clip.size, len(clip.frames), prompt, self.frame_mode.value, settings_of(cfg)
+            fingerprint, clip.digest, clip.size, len(clip.frames), prompt, mode.value, norm.value, settings_of(cfg)
         )
 
     def tune(
@@ -125,12 +155,17 @@ class VideoP2P:
         cfg: TuneConfig | None = None,
         force: bool = False,
         on_step: StepHook | None = None,
+        frame_mode: FrameAttentionMode | str | None = None,
+        group_norm: GroupNormMode | str | None = None,
     ) -> tuple[T2SModel, StageReport]:
         """Stage 1: the T2S model tuned on `clip` (loaded from the workspace when it has it)."""
-        cfg = cfg or TuneConfig()
-        model = T2SModel.from_image_unet(self.components.unet, self.frame_mode)
+        cfg = (cfg or TuneConfig()).resolved(pretuned=self.components.video is not None)
+        mode, norm = self.architecture(frame_mode, group_norm)
+        model = T2SModel.from_image_unet(self.components.unet, mode, norm)
+        if self.components.video is not None:  # a tuned Tune-A-Video / Video-P2P folder: its temporal layers
+            apply_temporal(model.unet, self.components.video.temporal)
         model.set_attention_slicing(self.attention_slicing)
-        identity = self.identity(clip, prompt, cfg)
+        identity = self.identity(clip, prompt, cfg, mode, norm)
         model.delta_key = key_of(identity)
 
         def compute() -> T2SModel:
@@ -221,6 +256,31 @@ class VideoP2P:
         frames = decode_latents(self.components, result.latents)  # (1 + K, F, H, W, 3)
         return EditOutput(reconstruction=frames[0], edits=list(frames[1:]), result=result), report
 
+    def export(self, entry: str | Path, out: str | Path, fmt: ExportFormat = ExportFormat.DELTA) -> Path:
+        """Write a workspace's tuned clip (its folder or its `tune.safetensors`) to `out` as our delta or
+        as the authors' Tune-A-Video / Video-P2P folder; the loaded model must be the one it was tuned from."""
+        path = Path(entry) / "tune.safetensors" if Path(entry).is_dir() else Path(entry)
+        if not path.exists():
+            raise FileNotFoundError(f"{entry} holds no tuned delta (tune.safetensors); give a workspace clip folder.")
+        identity = read_meta(path)
+        if identity.get("model") != self.components.info.fingerprint:
+            raise ValueError(
+                f"{path} was tuned from the model with fingerprint {identity.get('model')!r}, not the loaded "
+                f"{self.components.info.identity!r}; pass the --model it was tuned from."
+            )
+        if ExportFormat(fmt) is ExportFormat.DELTA:
+            with atomic_path(Path(out), directory=True) as tmp:
+                shutil.copyfile(path, tmp / "tune.safetensors")
+                (tmp / "key.json").write_text(json.dumps(identity, indent=2))
+            return Path(out)
+        frame_mode = FrameAttentionMode(identity["frame_mode"])
+        group_norm = GroupNormMode(identity.get("group_norm", GroupNormMode.FRAME))
+        model = T2SModel.from_image_unet(self.components.unet, frame_mode, group_norm)
+        if self.components.video is not None:
+            apply_temporal(model.unet, self.components.video.temporal)
+        load_delta(model, path, identity)
+        return save_video_folder(self.components, model.unet.state_dict(), frame_mode, group_norm, out)
+
     def check_inputs(self, cfg: RunConfig) -> None:
         """Validate settings, prompts, words and schedules before any expensive stage."""
         validate(cfg)
@@ -241,12 +301,13 @@ class VideoP2P:
         `on_step(stage, done, total)` hears of every step of every stage (and may raise to stop).
         """
         self.check_inputs(cfg)
+        cfg = dataclasses.replace(cfg, tune=cfg.tune.resolved(pretuned=self.components.video is not None))
         progress = not cfg.quiet
         cfg.tune.progress = cfg.inversion.progress = cfg.edit.progress = progress
         started = time.perf_counter()
         clip = self.load_clip(cfg.video)
         reports = [StageReport("load", "computed", time.perf_counter() - started)]
-        model, report = self.tune(clip, cfg.source, cfg.tune, cfg.force, on_step)
+        model, report = self.tune(clip, cfg.source, cfg.tune, cfg.force, on_step, cfg.frame_attention, cfg.group_norm)
         reports.append(report)
         inversion, report = self.invert(model, clip, cfg.source, cfg.inversion, cfg.force, on_step)
         reports.append(report)

@@ -83,6 +83,7 @@ def tune(
 
     posterior: scaled VAE mean and std of the frames, each (1, F, C, h, w); text: (1, L, D).
     """
+    cfg = cfg.resolved()
     unet = model.unet
     weights = unet.dtype
     device = next(unet.parameters()).device

@@ -14,7 +14,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from videop2p.config import OptionError, RunConfig, apply_options
+from videop2p.config import OFFICIAL_TUNE_STEPS, OptionError, RunConfig, apply_options
 from videop2p.control.controller import MaskNorm
 from videop2p.inversion import InversionMethod
 from videop2p.io.video import ResizeMode, VideoError, write_frames
@@ -59,7 +59,7 @@ class Form:
     cross_replace: float = _RUN.edit.cross_replace
     self_replace: float = _RUN.edit.self_replace
     steps: int = _RUN.inversion.steps
-    tune_steps: int = _RUN.tune.steps
+    tune_steps: int | None = _RUN.tune.steps  # None: 500, none on a tuned video model
     inversion: str = _RUN.inversion.method.value
     seed: int = _RUN.tune.seed
     frames: int = _RUN.video.frames
@@ -133,12 +133,14 @@ def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: st
         raise FormError(
             f"Local blending needs both words (source word, target word); got {blend[0]!r} and {blend[1]!r}."
         )
-    for name, value, low, high in (
-        ("frames", form.frames, 1, 1024),
-        ("DDIM steps", form.steps, 1, 1000),
-        ("tuning steps", form.tune_steps, 0, 100000),
-        ("stride", form.stride, 1, 1000),
+    for name, value, low, high, optional in (
+        ("frames", form.frames, 1, 1024, False),
+        ("DDIM steps", form.steps, 1, 1000, False),
+        ("tuning steps", form.tune_steps, 0, 100000, True),  # blank: the default for the model
+        ("stride", form.stride, 1, 1000, False),
     ):
+        if value is None and optional:
+            continue
         if value is None or not low <= int(value) <= high:
             raise FormError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
     options = {
@@ -153,7 +155,7 @@ def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: st
         "width": int(form.width) if form.width else None,
         "height": int(form.height) if form.height else None,
         "resize": form.resize,
-        "tune_steps": int(form.tune_steps),
+        "tune_steps": None if form.tune_steps is None else int(form.tune_steps),
         "lr": float(form.lr),
         "seed": int(form.seed),
         "inversion": form.inversion,
@@ -280,7 +282,11 @@ def build_app(session: Session):
                 with gr.Row():
                     steps = gr.Number(value=defaults.steps, precision=0, label="DDIM steps", elem_id="steps")
                     tune_steps = gr.Number(
-                        value=defaults.tune_steps, precision=0, label="Tuning steps", elem_id="tune-steps"
+                        value=defaults.tune_steps,
+                        precision=0,
+                        label="Tuning steps",
+                        info=f"blank: {OFFICIAL_TUNE_STEPS}, or none on a tuned Tune-A-Video/Video-P2P model",
+                        elem_id="tune-steps",
                     )
                     seed = gr.Number(value=defaults.seed, precision=0, label="Seed")
                 with gr.Row():

@@ -16,9 +16,11 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from safetensors import SafetensorError
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from videop2p.config import DTYPES
+from videop2p.config import DTYPES, FrameAttentionMode, GroupNormMode
+from videop2p.models import tav
 from videop2p.models.tokenizer import bundled_tokenizer
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
+from videop2p.store.files import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ class SDComponents:
     unet: UNet2DConditionModel
     scheduler: DDIMScheduler
     info: ModelInfo
+    video: tav.VideoWeights | None = None  # temporal layers of a tuned Tune-A-Video / Video-P2P folder
     vae_float32: AutoencoderKL | None = field(default=None, repr=False)  # made on first need by a half VAE
 
 
@@ -160,15 +163,16 @@ def attention_layers(unet: UNet2DConditionModel) -> tuple[AttentionLayer, ...]:
     return tuple(out)
 
 
-def fingerprint(*modules: torch.nn.Module, configs: tuple = ()) -> str:
-    """A short hash of configurations and a strided sample of every weight tensor."""
+def fingerprint(*modules: torch.nn.Module, configs: tuple = (), tensors: dict[str, torch.Tensor] | None = None) -> str:
+    """A short hash of configurations and a strided sample of every weight tensor (of `modules` and `tensors`)."""
     h = hashlib.sha256()
     volatile = {"transformers_version", "architectures", "torch_dtype", "dtype", "output_attentions", "return_dict"}
     for cfg in configs:
         stable = {k: v for k, v in cfg.items() if not k.startswith("_") and k not in volatile}
         h.update(json.dumps(stable, sort_keys=True, default=str).encode())
-    for module in modules:
-        for name, t in module.state_dict().items():
+    states = [module.state_dict() for module in modules] + ([tensors] if tensors else [])
+    for state in states:
+        for name, t in state.items():
             flat = t.detach().reshape(-1)
             sample = flat[:: max(1, flat.numel() // 64)].float().cpu()
             h.update(name.encode())
@@ -176,11 +180,11 @@ def fingerprint(*modules: torch.nn.Module, configs: tuple = ()) -> str:
     return h.hexdigest()[:16]
 
 
-def model_info(tokenizer, text_encoder, vae, unet, scheduler, source: str) -> ModelInfo:
-    """Read the facts of loaded components."""
+def model_info(tokenizer, text_encoder, vae, unet, scheduler, source: str, video=None) -> ModelInfo:
+    """Read the facts of loaded components (a tuned video folder's temporal layers count in the fingerprint)."""
     configs = (dict(unet.config), dict(vae.config), text_encoder.config.to_dict(), dict(scheduler.config))
     return ModelInfo(
-        identity=f"{source}@{fingerprint(unet, vae, text_encoder, configs=configs)}",
+        identity=f"{source}@{fingerprint(unet, vae, text_encoder, configs=configs, tensors=video.temporal if video else None)}",
         vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1),
         scaling_factor=float(vae.config.scaling_factor),
         latent_channels=int(vae.config.latent_channels),
@@ -197,13 +201,40 @@ def _ddim(scheduler_config: dict) -> DDIMScheduler:
 
 
 def _load_folder(path: Path, local_files_only: bool) -> tuple:
+    """(tokenizer, text encoder, VAE, image UNet, scheduler, video weights or None) of a diffusers folder
+    or hub id; an authors' tuned video folder gives its image UNet and its temporal layers apart."""
     kw = {"local_files_only": local_files_only}
     tokenizer = CLIPTokenizer.from_pretrained(str(path), subfolder="tokenizer", **kw)
     text_encoder = CLIPTextModel.from_pretrained(str(path), subfolder="text_encoder", **kw)
     vae = AutoencoderKL.from_pretrained(str(path), subfolder="vae", **kw)
-    unet = UNet2DConditionModel.from_pretrained(str(path), subfolder="unet", **kw)
     scheduler_config = DDIMScheduler.load_config(str(path), subfolder="scheduler", **kw)
-    return tokenizer, text_encoder, vae, unet, _ddim(scheduler_config)
+    if tav.is_authors_folder(path):
+        unet, video = _load_video_unet(path)
+    else:
+        unet, video = UNet2DConditionModel.from_pretrained(str(path), subfolder="unet", **kw), None
+    return tokenizer, text_encoder, vae, unet, _ddim(scheduler_config), video
+
+
+def _load_video_unet(path: Path) -> tuple[UNet2DConditionModel, tav.VideoWeights]:
+    """The image UNet and the temporal layers of a Tune-A-Video / Video-P2P tuned folder, every key checked."""
+    config = json.loads((path / "unet" / "config.json").read_text())
+    with torch.device("meta"):  # no random initialisation: every tensor comes from the file
+        unet = UNet2DConditionModel.from_config(tav.image_unet_config(config))
+    image_state, temporal = tav.split_state(tav.read_state(path / "unet"))
+    tav.check_video_state(unet, image_state, temporal, f"{path / 'unet'}")
+    unet.load_state_dict(image_state, assign=True)
+    return unet, tav.VideoWeights(temporal, tav.frame_mode_of(config), tav.group_norm_of(config), str(path))
+
+
+def _hub_video_folder(repo: str, local_files_only: bool) -> Path | None:
+    """A local snapshot of a hub repository that holds an authors' tuned video folder, else None."""
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    config = Path(hf_hub_download(repo, "unet/config.json", local_files_only=local_files_only))
+    if not tav.is_authors_folder(config.parent.parent):
+        return None
+    parts = ["model_index.json", "tokenizer/*", "text_encoder/*", "vae/*", "unet/*", "scheduler/*"]
+    return Path(snapshot_download(repo, local_files_only=local_files_only, allow_patterns=parts))
 
 
 def _first_line(e: BaseException) -> str:
@@ -234,6 +265,37 @@ def save_pretrained_folder(components: SDComponents, path: str | os.PathLike) ->
         requires_safety_checker=False,
     )
     pipe.save_pretrained(path)
+    return Path(path)
+
+
+def save_video_folder(
+    components: SDComponents,
+    video_state: dict[str, torch.Tensor],
+    frame_mode: FrameAttentionMode,
+    group_norm: GroupNormMode,
+    path: str | os.PathLike,
+) -> Path:
+    """Write a tuned clip as the authors' Tune-A-Video / Video-P2P folder: the base model's tokenizer,
+    text encoder, VAE and scheduler beside `unet/` in their `UNet3DConditionModel` layout.
+
+    `video_state` is the inflated UNet's state dict (image and temporal layers); written atomically.
+    """
+    index = {
+        "_class_name": "TuneAVideoPipeline",
+        "_diffusers_version": "0.11.1",
+        "scheduler": ["diffusers", "DDIMScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["tuneavideo", tav.CLASS_NAME],
+        "vae": ["diffusers", "AutoencoderKL"],
+    }
+    with atomic_path(path, directory=True) as tmp:
+        components.tokenizer.save_pretrained(tmp / "tokenizer")
+        components.text_encoder.save_pretrained(tmp / "text_encoder")
+        components.vae.save_pretrained(tmp / "vae")
+        components.scheduler.save_pretrained(tmp / "scheduler")
+        (tmp / "model_index.json").write_text(json.dumps(index, indent=2))
+        tav.write_unet(video_state, dict(components.unet.config), frame_mode, group_norm, tmp)
     return Path(path)
 
 
@@ -276,7 +338,7 @@ def _load_flat_file(path: Path) -> tuple:
             raise ModelLoadError(f"{path}: the {prefix} weights do not fit its config ({first}).") from None
     tokenizer = bundled_tokenizer()
     tokenizer.model_max_length = int(meta.get("max_tokens", tokenizer.model_max_length))
-    return tokenizer, text_encoder, vae, unet, _ddim(meta["scheduler"])
+    return tokenizer, text_encoder, vae, unet, _ddim(meta["scheduler"]), None
 
 
 def _is_flat_file(path: Path) -> bool:
@@ -298,7 +360,7 @@ def _load_original_checkpoint(path: Path, config: str | None, local_files_only: 
             f"Could not load the single-file checkpoint {path} ({_first_line(e)}). For an original Stable Diffusion "
             "checkpoint offline, pass `config=` a local diffusers folder of the same architecture."
         ) from e
-    return pipe.tokenizer, pipe.text_encoder, pipe.vae, pipe.unet, _ddim(pipe.scheduler.config)
+    return pipe.tokenizer, pipe.text_encoder, pipe.vae, pipe.unet, _ddim(pipe.scheduler.config), None
 
 
 def _offline() -> bool:
@@ -345,15 +407,16 @@ def load_components(
             raise ModelNotFoundError(f"Model file {str(model)!r} does not exist.")
         else:
             try:
-                parts = _load_folder(Path(str(model)), local_files_only=_offline())
+                video_folder = _hub_video_folder(str(model), _offline())
+                parts = _load_folder(video_folder or Path(str(model)), local_files_only=_offline())
             except OSError as e:
                 raise ModelNotFoundError(
                     f"Model {str(model)!r} is not a local path and could not be loaded from the Hugging Face hub or its cache "
                     f"({type(e).__name__}). On a connected machine run `huggingface-cli download {model}`, "
                     "or pass a local diffusers folder or a .safetensors file."
                 ) from e
-    tokenizer, text_encoder, vae, unet, scheduler = parts
-    info = model_info(tokenizer, text_encoder, vae, unet, scheduler, source)
+    tokenizer, text_encoder, vae, unet, scheduler, video = parts
+    info = model_info(tokenizer, text_encoder, vae, unet, scheduler, source, video)
     for module in (text_encoder, vae, unet):
         p = next(module.parameters())
         if p.dtype != dtype or p.device != torch.device(device):
@@ -361,4 +424,4 @@ def load_components(
         module.eval()
         module.requires_grad_(False)
     logger.info("loaded %s (%s, latent /%d)", info.identity, info.prediction_type, info.vae_scale_factor)
-    return SDComponents(tokenizer, text_encoder, vae, unet, scheduler, info)
+    return SDComponents(tokenizer, text_encoder, vae, unet, scheduler, info, video)

@@ -16,9 +16,11 @@ import torch
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention import BasicTransformerBlock
 from diffusers.models.attention_processor import Attention
+from diffusers.models.resnet import ResnetBlock2D
 from einops import rearrange
 from torch import nn
 
+from videop2p.config import GroupNormMode
 from videop2p.models.attention import FrameAttentionMode, assign_processors
 
 
@@ -40,6 +42,27 @@ class TemporalAttention(nn.Module):
         x = rearrange(hidden, "(b f) n c -> (b n) f c", f=num_frames)
         x = self.attn(self.norm(x), **(cross_attention_kwargs or {}))
         return hidden + rearrange(x, "(b n) f c -> (b f) n c", n=n)
+
+
+class ClipGroupNorm(nn.GroupNorm):
+    """GroupNorm over frames folded into the batch, (B*F, C, H, W), with statistics over every frame of
+    each clip when `num_frames` > 1: what the authors' ResnetBlock3D and output norm compute on their
+    (b, c, f, h, w) tensors. With `num_frames` 1 it is the image model's per-frame GroupNorm."""
+
+    num_frames: int = 1  # set by T2SModel.forward for the clip it is called on
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.num_frames == 1:
+            return super().forward(x)
+        video = rearrange(x, "(b f) c h w -> b c f h w", f=self.num_frames)
+        return rearrange(super().forward(video), "b c f h w -> (b f) c h w")
+
+
+def _clip_norm(norm: nn.GroupNorm) -> ClipGroupNorm:
+    """A ClipGroupNorm holding the same parameters as `norm`."""
+    new = ClipGroupNorm(norm.num_groups, norm.num_channels, norm.eps, affine=False)
+    new.affine, new.weight, new.bias = norm.affine, norm.weight, norm.bias
+    return new
 
 
 class T2SBlock(nn.Module):
@@ -76,6 +99,37 @@ class T2SBlock(nn.Module):
         return self.temporal(hidden_states, kwargs["num_frames"], kwargs)
 
 
+def video_key(name: str) -> str:
+    """Name of an image-UNet parameter or processor inside the inflated UNet (`.block.` inserted after
+    the transformer block's index)."""
+    parts = name.split(".")
+    if "transformer_blocks" in parts and "block" not in parts:
+        j = parts.index("transformer_blocks")
+        parts.insert(j + 2, "block")
+    return ".".join(parts)
+
+
+def is_temporal(name: str) -> bool:
+    """A parameter of the temporal layers the inflation adds."""
+    return ".temporal." in name
+
+
+def temporal_shapes(unet: UNet2DConditionModel) -> dict[str, torch.Size]:
+    """Names and shapes of the temporal-layer tensors that inflating `unet` adds (nothing is allocated)."""
+    shapes = {}
+    for name, module in unet.named_modules():
+        blocks = getattr(module, "transformer_blocks", None)
+        if not isinstance(blocks, nn.ModuleList):
+            continue
+        for i, block in enumerate(blocks):
+            with torch.device("meta"):
+                layer = TemporalAttention(block.norm1.normalized_shape[0], block.attn1.heads)
+            shapes.update(
+                {f"{name}.transformer_blocks.{i}.temporal.{k}": v.shape for k, v in layer.state_dict().items()}
+            )
+    return shapes
+
+
 def inflate_unet(unet: UNet2DConditionModel, seed: int = 0) -> UNet2DConditionModel:
     """A copy of `unet` with a temporal attention layer in every transformer block; SD weights unchanged.
 
@@ -86,8 +140,18 @@ def inflate_unet(unet: UNet2DConditionModel, seed: int = 0) -> UNet2DConditionMo
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         _add_temporal_layers(unet, video)
+    _make_norms_clip_wide(video)
     _check_weights_reused(unet, video)
     return video
+
+
+def _make_norms_clip_wide(video: UNet2DConditionModel) -> None:
+    """Every resnet's norm1/norm2 and the output norm become ClipGroupNorms (same parameters)."""
+    for module in list(video.modules()):
+        if isinstance(module, ResnetBlock2D):
+            module.norm1, module.norm2 = _clip_norm(module.norm1), _clip_norm(module.norm2)
+    if isinstance(video.conv_norm_out, nn.GroupNorm):
+        video.conv_norm_out = _clip_norm(video.conv_norm_out)
 
 
 def _add_temporal_layers(unet: UNet2DConditionModel, video: UNet2DConditionModel) -> None:
@@ -106,11 +170,7 @@ def _check_weights_reused(image: UNet2DConditionModel, video: UNet2DConditionMod
     """Every image-UNet tensor must reappear unchanged in the video UNet (keys with `.block.` inserted)."""
     video_state = video.state_dict()
     for key, value in image.state_dict().items():
-        parts = key.split(".")
-        if "transformer_blocks" in parts:
-            j = parts.index("transformer_blocks")
-            parts.insert(j + 2, "block")
-        vkey = ".".join(parts)
+        vkey = video_key(key)
         if vkey not in video_state:
             raise KeyError(f"inflated UNet lacks {vkey!r} (image key {key!r})")
         same = value.is_meta or torch.equal(video_state[vkey], value)  # meta tensors: shapes only
@@ -120,25 +180,35 @@ def _check_weights_reused(image: UNet2DConditionModel, video: UNet2DConditionMod
 
 def is_trainable(name: str) -> bool:
     """The official trainable set: frame-attention and cross-attention queries, and temporal attention."""
-    return ".temporal." in name or name.endswith(("attn1.to_q.weight", "attn2.to_q.weight"))
+    return is_temporal(name) or name.endswith(("attn1.to_q.weight", "attn2.to_q.weight"))
 
 
 class T2SModel(nn.Module):
     """The inflated UNet and how to call it on (B, F, C, h, w) video latents."""
 
-    def __init__(self, unet: UNet2DConditionModel, frame_mode: FrameAttentionMode | str = FrameAttentionMode.FIRST):
+    def __init__(
+        self,
+        unet: UNet2DConditionModel,
+        frame_mode: FrameAttentionMode | str = FrameAttentionMode.FIRST,
+        group_norm: GroupNormMode | str = GroupNormMode.FRAME,
+    ):
         super().__init__()
         self.unet = unet
         self.frame_mode = FrameAttentionMode(frame_mode)
+        self.group_norm = GroupNormMode(group_norm)
+        self._clip_norms = [m for m in unet.modules() if isinstance(m, ClipGroupNorm)]
         self.query_chunk: int | None = None  # attention slicing, off by default
         self.delta_key: str | None = None  # workspace key of the tuned delta it carries; None: not tracked
         self.set_processors()
 
     @classmethod
     def from_image_unet(
-        cls, unet: UNet2DConditionModel, frame_mode: FrameAttentionMode | str = FrameAttentionMode.FIRST
+        cls,
+        unet: UNet2DConditionModel,
+        frame_mode: FrameAttentionMode | str = FrameAttentionMode.FIRST,
+        group_norm: GroupNormMode | str = GroupNormMode.FRAME,
     ) -> T2SModel:
-        return cls(inflate_unet(unet), frame_mode)
+        return cls(inflate_unet(unet), frame_mode, group_norm)
 
     def set_processors(self, choose: Callable[[str], object] | None = None) -> dict[str, object]:
         """Assign attention processors; `choose(name)` may override the default of any layer."""
@@ -164,6 +234,8 @@ class T2SModel(nn.Module):
         if t.ndim == 0:
             t = t.expand(b)
         t = t.repeat_interleave(f)  # (B*F,)
+        for norm in self._clip_norms:  # stays set for a checkpointed backward pass, which recomputes
+            norm.num_frames = f if self.group_norm is GroupNormMode.CLIP else 1
         out = self.unet(x, t, encoder_hidden_states=ctx, cross_attention_kwargs={"num_frames": f}).sample
         return rearrange(out, "(b f) c h w -> b f c h w", b=b)
 

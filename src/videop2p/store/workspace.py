@@ -31,7 +31,14 @@ def key_of(data: dict) -> str:
 
 
 def clip_identity(
-    model: str, frames_hash: str, size: tuple[int, int], num_frames: int, prompt: str, frame_mode: str, tune: dict
+    model: str,
+    frames_hash: str,
+    size: tuple[int, int],
+    num_frames: int,
+    prompt: str,
+    frame_mode: str,
+    group_norm: str,
+    tune: dict,
 ) -> dict:
     """The one identity of a tuned clip: what its delta is valid for and where its entries are filed.
 
@@ -45,6 +52,7 @@ def clip_identity(
         "num_frames": num_frames,
         "prompt": prompt,
         "frame_mode": frame_mode,
+        "group_norm": group_norm,
         "tune": tune,
     }
 

@@ -1,0 +1,194 @@
+"""Tune-A-Video / Video-P2P tuned checkpoints: written in the authors' layout and read back exactly."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from videop2p.cli import app
+from videop2p.config import ExportFormat, FrameAttentionMode, TuneConfig, VideoConfig
+from videop2p.io.video import read_video, write_frames
+from videop2p.models.loading import load_components, save_pretrained_folder
+from videop2p.models.tav import from_authors_key, to_authors_key
+from videop2p.pipeline import VideoP2P
+from videop2p.store.workspace import Workspace
+from videop2p.toy.world import Color, Shape, ToyClipSpec, ToyObject, render_clip
+
+FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "tav_unet3d_keys_tiny.json").read_text())
+PROMPT = "a red circle moving on the grass"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory, tiny):
+    """A tiny model folder, a clip, and that clip tuned 2 steps in a workspace (sparse-causal frames)."""
+    root = tmp_path_factory.mktemp("tav")
+    base = save_pretrained_folder(tiny, root / "base")
+    clip = render_clip(ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], frames=3, size=32, seed=3))
+    clip_dir = write_frames(clip.frames, root / "clip")
+    vp = VideoP2P(load_components(str(base)), Workspace(root / "ws"), FrameAttentionMode.SPARSE_CAUSAL)
+    video = vp.load_clip(VideoConfig(path=str(clip_dir), frames=3))
+    model, report = vp.tune(video, PROMPT, TuneConfig(steps=2, progress=False))
+    entry = Path(report.entry).parent
+    out = vp.export(entry, root / "exported", ExportFormat.TUNE_A_VIDEO)
+    return base, vp, video, model, entry, out
+
+
+def test_key_mapping_round_trips_every_key(tiny):
+    from videop2p.models.t2s import T2SModel
+
+    keys = T2SModel.from_image_unet(tiny.unet).unet.state_dict()
+    assert all(from_authors_key(to_authors_key(k)) == k for k in keys)
+    assert to_authors_key("up_blocks.1.attentions.0.transformer_blocks.0.temporal.norm.weight").endswith(
+        "transformer_blocks.0.norm_temp.weight"
+    )
+
+
+def test_export_has_exactly_the_authors_keys_and_shapes(tuned):
+    _, _, _, _, _, out = tuned
+    state = torch.load(out / "unet" / "diffusion_pytorch_model.bin", weights_only=True)
+    assert {k: list(v.shape) for k, v in state.items()} == FIXTURE["keys"]
+    config = json.loads((out / "unet" / "config.json").read_text())
+    assert config["_class_name"] == "UNet3DConditionModel"
+    assert config["down_block_types"] == list(FIXTURE["config"]["down_block_types"])
+    assert config["up_block_types"] == list(FIXTURE["config"]["up_block_types"])
+    assert config["videop2p_frame_attention"] == "sparse-causal"
+    for part in ("tokenizer", "text_encoder", "vae", "scheduler"):
+        assert (out / part).is_dir()
+
+
+def test_a_loaded_folder_predicts_bit_identically_and_is_not_tuned_again(tuned):
+    _, vp, video, model, _, out = tuned
+    loaded = VideoP2P(load_components(str(out)))  # asked for the default (first); the folder says sparse-causal
+    assert loaded.architecture()[0] is FrameAttentionMode.SPARSE_CAUSAL
+    again, report = loaded.tune(video, PROMPT)
+    assert report.unet_evaluations == 0  # tuning skipped: the folder is already tuned
+    torch.manual_seed(0)
+    z, text = torch.randn(1, 3, 4, 4, 4), torch.randn(1, 77, 32)
+    with torch.no_grad():
+        assert torch.equal(model(z, 500, text), again(z, 500, text))
+    more, report = loaded.tune(video, PROMPT, TuneConfig(steps=1, progress=False))  # asked: continues from it
+    assert report.unet_evaluations == 1
+    start, tuned_more = again.trainable_parameters(), more.trainable_parameters()
+    assert any(not torch.equal(start[k], tuned_more[k]) for k in start)
+
+
+def _broken_copy(out: Path, tmp_path: Path, edit) -> Path:
+    copy = shutil.copytree(out, tmp_path / "broken")
+    weights = copy / "unet" / "diffusion_pytorch_model.bin"
+    state = torch.load(weights, weights_only=True)
+    edit(state)
+    torch.save(state, weights)
+    return copy
+
+
+def test_altered_truncated_or_foreign_checkpoints_are_named(tuned, tmp_path):
+    out = tuned[5]
+    key = "down_blocks.0.attentions.0.transformer_blocks.0.attn_temp.to_q.weight"
+    renamed = _broken_copy(out, tmp_path / "a", lambda s: s.update({key.replace("to_q", "to_x"): s.pop(key)}))
+    with pytest.raises(ValueError, match=r"attn_temp.to_x.weight' maps to no layer.*attn_temp.to_q.weight' is missing"):
+        load_components(str(renamed))  # refused when read, before any work
+    missing = _broken_copy(out, tmp_path / "b", lambda s: s.pop("conv_in.weight"))
+    with pytest.raises(ValueError, match="conv_in.weight"):
+        load_components(str(missing))
+    reshaped = _broken_copy(out, tmp_path / "c", lambda s: s.update({key: torch.zeros(3, 3)}))
+    with pytest.raises(ValueError, match=r"attn_temp.to_q.weight' has shape \(3, 3\)"):
+        load_components(str(reshaped))
+    foreign = _broken_copy(out, tmp_path / "d", lambda s: [s.pop(k) for k in list(s) if "_temp." in k])
+    with pytest.raises(ValueError, match="no temporal layers"):
+        load_components(str(foreign))
+    truncated = shutil.copytree(out, tmp_path / "e")
+    weights = truncated / "unet" / "diffusion_pytorch_model.bin"
+    weights.write_bytes(weights.read_bytes()[:2000])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        load_components(str(truncated))
+
+
+def test_export_refuses_another_model_and_an_empty_entry(tuned, tiny, tmp_path):
+    base, _, _, _, entry, _ = tuned
+    result = runner.invoke(app, ["export", str(entry), str(tmp_path / "x"), "--format", "tune-a-video"])
+    assert result.exit_code == 2 and "pass the --model it was tuned from" in result.output  # bundled model loaded
+    result = runner.invoke(app, ["export", str(tmp_path), str(tmp_path / "y"), "--model", str(base)])
+    assert result.exit_code == 2 and "holds no tuned delta" in result.output
+    result = runner.invoke(app, ["export", str(entry), str(tmp_path / "z"), "--model", str(base), "--format", "x"])
+    assert result.exit_code == 2 and "--format 'x' is not one of diffusers-delta, tune-a-video" in result.output
+    result = runner.invoke(app, ["export", str(entry), str(tmp_path / "delta"), "--model", str(base)])
+    assert (
+        result.exit_code == 0
+        and (tmp_path / "delta" / "tune.safetensors").read_bytes() == (entry / "tune.safetensors").read_bytes()
+    )
+
+
+def test_a_toy_clip_edited_from_its_exported_folder_equals_the_workspace_edit(tmp_path):
+    clip = render_clip(ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], frames=4, size=64, seed=5))
+    clip_dir = write_frames(clip.frames, tmp_path / "clip")
+    common = [str(clip_dir), "--source", PROMPT, "--target", "a blue circle moving on the grass", "--frames", "4"]
+    common += ["--steps", "4", "--inversion", "fast", "--blend", "circle", "circle", "--quiet"]
+    ws = tmp_path / "ws"
+    first = runner.invoke(
+        app, ["run", *common, "--tune-steps", "3", "--out", str(tmp_path / "a"), "--workspace", str(ws)]
+    )
+    assert first.exit_code == 0, first.output
+    entry = next(ws.glob("clip-*"))
+    exported = runner.invoke(app, ["export", str(entry), str(tmp_path / "tav"), "--format", "tune-a-video"])
+    assert exported.exit_code == 0, exported.output
+    args = ["run", *common, "--model", str(tmp_path / "tav"), "--out", str(tmp_path / "b"), "--workspace", str(ws)]
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0, second.output
+    manifest = json.loads((tmp_path / "b" / "outputs.json").read_text())
+    assert manifest["stages"]["tune"]["unet_evaluations"] == 0  # the folder's tuning, not a new one
+    a, b = (read_video(tmp_path / d / "edit_1.gif").frames for d in ("a", "b"))
+    assert np.array_equal(a, b)
+
+
+def _perturbed_tiny_model(tiny):
+    """The fixture's model: the tiny components inflated, temporal layers perturbed (generator seed 1)."""
+    from videop2p.config import GroupNormMode
+    from videop2p.models.t2s import T2SModel
+
+    model = T2SModel.from_image_unet(tiny.unet, FrameAttentionMode.FIRST, GroupNormMode.CLIP)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.unet.named_parameters():
+            if ".temporal." in name:
+                p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return model
+
+
+def test_clip_group_norm_reproduces_the_authors_unet3d_on_their_own_output(tiny, tmp_path):
+    """The fixture holds the output of the authors' UNet3DConditionModel (their code, run apart) on this
+    model's exported folder: our T2S model, from memory and from that folder, gives it to float precision."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from videop2p.config import GroupNormMode
+    from videop2p.models.loading import save_video_folder
+
+    fixture = Path(__file__).parent / "fixtures" / "authors_forward_tiny.safetensors"
+    io = load_file(str(fixture))
+    with safe_open(str(fixture), framework="pt") as f:
+        assert "dvlab-research/Video-P2P" in f.metadata()["provenance"]
+    model = _perturbed_tiny_model(tiny)
+    with torch.no_grad():
+        torch.testing.assert_close(model(io["latents"], 500, io["text"]), io["authors_output"], atol=1e-5, rtol=1e-4)
+    folder = save_video_folder(
+        tiny, model.unet.state_dict(), FrameAttentionMode.FIRST, GroupNormMode.CLIP, tmp_path / "f"
+    )
+    config = json.loads((folder / "unet" / "config.json").read_text())
+    for ours in ("videop2p_frame_attention", "videop2p_group_norm"):  # an authors' folder records neither
+        config.pop(ours)
+    (folder / "unet" / "config.json").write_text(json.dumps(config))
+    loaded = VideoP2P(load_components(str(folder)))
+    assert loaded.architecture() == (FrameAttentionMode.FIRST, GroupNormMode.CLIP)  # the authors' statistics
+    mode, norm = loaded.architecture()
+    from videop2p.models.t2s import T2SModel
+    from videop2p.models.tav import apply_temporal
+
+    again = T2SModel.from_image_unet(loaded.components.unet, mode, norm)
+    apply_temporal(again.unet, loaded.components.video.temporal)
+    with torch.no_grad():
+        torch.testing.assert_close(again(io["latents"], 500, io["text"]), io["authors_output"], atol=1e-5, rtol=1e-4)
