@@ -49,6 +49,7 @@ def measure(dest: Path) -> dict:
     started = time.perf_counter()
     comps = load_components(str(dest))
     loaded = time.perf_counter()
+    load_peak = _peak_mb()
     model = T2SModel.from_image_unet(comps.unet)
     apply_temporal(model.unet, comps.video.temporal)
     done = time.perf_counter()
@@ -56,6 +57,7 @@ def measure(dest: Path) -> dict:
     return {
         "load_s": loaded - started,
         "inflate_and_apply_s": done - loaded,
+        "peak_rss_after_load_mb": load_peak,
         "peak_rss_mb": _peak_mb(),
         "t2s_unet_params_m": params / 1e6,
         "temporal_tensors": len(comps.video.temporal),

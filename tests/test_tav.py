@@ -192,3 +192,19 @@ def test_clip_group_norm_reproduces_the_authors_unet3d_on_their_own_output(tiny,
     apply_temporal(again.unet, loaded.components.video.temporal)
     with torch.no_grad():
         torch.testing.assert_close(again(io["latents"], 500, io["text"]), io["authors_output"], atol=1e-5, rtol=1e-4)
+
+
+def test_a_hub_id_of_a_tuned_folder_loads_from_the_cache_offline(tuned, tmp_path, monkeypatch):
+    """`--model org/name` of a Tune-A-Video library model: recognised from its cached unet/config.json."""
+    import huggingface_hub.constants
+
+    out = tuned[5]
+    repo = tmp_path / "hub" / "models--tav-library--a-red-circle"
+    shutil.copytree(out, repo / "snapshots" / "0123abcd")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    comps = load_components("tav-library/a-red-circle")
+    assert comps.video is not None and len(comps.video.temporal) > 0
+    assert comps.info.fingerprint == load_components(str(out)).info.fingerprint  # the same weights
