@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from videop2p.cli import app
 from videop2p.config import ExportFormat, FrameAttentionMode, TuneConfig, VideoConfig
+from videop2p.exporting import export_tuned
 from videop2p.io.video import read_video, write_frames
 from videop2p.models.loading import load_components, save_pretrained_folder
 from videop2p.models.tav import from_authors_key, to_authors_key
@@ -34,7 +35,7 @@ def tuned(tmp_path_factory, tiny):
     video = vp.load_clip(VideoConfig(path=str(clip_dir), frames=3))
     model, report = vp.tune(video, PROMPT, TuneConfig(steps=2, progress=False))
     entry = Path(report.entry).parent
-    out = vp.export(entry, root / "exported", ExportFormat.TUNE_A_VIDEO)
+    out = export_tuned(vp.components, entry, root / "exported", ExportFormat.TUNE_A_VIDEO)
     return base, vp, video, model, entry, out
 
 

@@ -7,9 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,6 @@ import torch
 
 from videop2p.config import (
     EditConfig,
-    ExportFormat,
     FrameAttentionMode,
     GroupNormMode,
     InversionConfig,
@@ -33,13 +30,11 @@ from videop2p.editing import EditResult, build_plan, edit, load_edit_result, sav
 from videop2p.inversion import InversionResult, invert, load_inversion, save_inversion
 from videop2p.io.video import read_video, resize_frames, resolve_size
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts, frames_hash
-from videop2p.models.loading import SDComponents, load_components, parse_dtype, save_video_folder
+from videop2p.models.loading import SDComponents, load_components, parse_dtype
 from videop2p.models.t2s import T2SModel
 from videop2p.models.tav import apply_temporal
 from videop2p.outputs import write_run_outputs
 from videop2p.progress import StepHook
-from videop2p.store.codec import read_meta
-from videop2p.store.files import atomic_path
 from videop2p.store.workspace import StageReport, Workspace, clip_identity, key_of, reuse_or_compute
 from videop2p.tuning import load_delta, save_delta, tune
 
@@ -255,31 +250,6 @@ class VideoP2P:
         )
         frames = decode_latents(self.components, result.latents)  # (1 + K, F, H, W, 3)
         return EditOutput(reconstruction=frames[0], edits=list(frames[1:]), result=result), report
-
-    def export(self, entry: str | Path, out: str | Path, fmt: ExportFormat = ExportFormat.DELTA) -> Path:
-        """Write a workspace's tuned clip (its folder or its `tune.safetensors`) to `out` as our delta or
-        as the authors' Tune-A-Video / Video-P2P folder; the loaded model must be the one it was tuned from."""
-        path = Path(entry) / "tune.safetensors" if Path(entry).is_dir() else Path(entry)
-        if not path.exists():
-            raise FileNotFoundError(f"{entry} holds no tuned delta (tune.safetensors); give a workspace clip folder.")
-        identity = read_meta(path)
-        if identity.get("model") != self.components.info.fingerprint:
-            raise ValueError(
-                f"{path} was tuned from the model with fingerprint {identity.get('model')!r}, not the loaded "
-                f"{self.components.info.identity!r}; pass the --model it was tuned from."
-            )
-        if ExportFormat(fmt) is ExportFormat.DELTA:
-            with atomic_path(Path(out), directory=True) as tmp:
-                shutil.copyfile(path, tmp / "tune.safetensors")
-                (tmp / "key.json").write_text(json.dumps(identity, indent=2))
-            return Path(out)
-        frame_mode = FrameAttentionMode(identity["frame_mode"])
-        group_norm = GroupNormMode(identity.get("group_norm", GroupNormMode.FRAME))
-        model = T2SModel.from_image_unet(self.components.unet, frame_mode, group_norm)
-        if self.components.video is not None:
-            apply_temporal(model.unet, self.components.video.temporal)
-        load_delta(model, path, identity)
-        return save_video_folder(self.components, model.unet.state_dict(), frame_mode, group_norm, out)
 
     def check_inputs(self, cfg: RunConfig) -> None:
         """Validate settings, prompts, words and schedules before any expensive stage."""

@@ -1,0 +1,44 @@
+"""Writing a workspace's tuned clip for other programs: our delta, or the authors' Tune-A-Video /
+Video-P2P folder (`models/tav.py` has the layout)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from videop2p.config import ExportFormat, FrameAttentionMode, GroupNormMode
+from videop2p.models.loading import SDComponents, save_video_folder
+from videop2p.models.t2s import T2SModel
+from videop2p.models.tav import apply_temporal
+from videop2p.store.codec import read_meta
+from videop2p.store.files import atomic_path
+from videop2p.tuning import load_delta
+
+
+def export_tuned(
+    components: SDComponents, entry: str | Path, out: str | Path, fmt: ExportFormat = ExportFormat.DELTA
+) -> Path:
+    """Write a workspace's tuned clip (its folder or its `tune.safetensors`) to `out` as our delta or as
+    the authors' folder; `components` must be the model it was tuned from."""
+    path = Path(entry) / "tune.safetensors" if Path(entry).is_dir() else Path(entry)
+    if not path.exists():
+        raise FileNotFoundError(f"{entry} holds no tuned delta (tune.safetensors); give a workspace clip folder.")
+    identity = read_meta(path)
+    if identity.get("model") != components.info.fingerprint:
+        raise ValueError(
+            f"{path} was tuned from the model with fingerprint {identity.get('model')!r}, not the loaded "
+            f"{components.info.identity!r}; pass the --model it was tuned from."
+        )
+    if ExportFormat(fmt) is ExportFormat.DELTA:
+        with atomic_path(Path(out), directory=True) as tmp:
+            shutil.copyfile(path, tmp / "tune.safetensors")
+            (tmp / "key.json").write_text(json.dumps(identity, indent=2))
+        return Path(out)
+    frame_mode = FrameAttentionMode(identity["frame_mode"])
+    group_norm = GroupNormMode(identity.get("group_norm", GroupNormMode.FRAME))
+    model = T2SModel.from_image_unet(components.unet, frame_mode, group_norm)
+    if components.video is not None:
+        apply_temporal(model.unet, components.video.temporal)
+    load_delta(model, path, identity)
+    return save_video_folder(components, model.unet.state_dict(), frame_mode, group_norm, out)
