@@ -4,18 +4,12 @@ The authors' `run_tuning.py` (Video-P2P) and `train_tuneavideo.py` (Tune-A-Video
 folder whose `unet/` holds their `UNet3DConditionModel`: the image UNet's modules under the same
 names (its convolutions "inflated" to act per frame with unchanged weights), plus two modules per
 transformer block, `attn_temp` (temporal attention) and `norm_temp` (its LayerNorm). Our T2S model
-holds the same tensors; only names differ (`docs/tune_a_video_layout.md` has the table):
-
-| authors' `UNet3DConditionModel`                 | videop2p's inflated UNet                       |
-|-------------------------------------------------|------------------------------------------------|
-| `...transformer_blocks.{i}.attn1/attn2/ff/norm*`| `...transformer_blocks.{i}.block.attn1/...`    |
-| `...transformer_blocks.{i}.attn_temp.*`         | `...transformer_blocks.{i}.temporal.attn.*`    |
-| `...transformer_blocks.{i}.norm_temp.*`         | `...transformer_blocks.{i}.temporal.norm.*`    |
-| every other key (resnets, up/down samplers, ...) | the same key                                  |
+holds the same tensors under other names for some of them; `docs/tune_a_video_layout.md` has the
+table, `to_authors_key` / `from_authors_key` the mapping.
 
 Their config names the 3D block classes; ours the 2D ones. Which frames frame attention reads is
-not in their files (Video-P2P: frame 0; Tune-A-Video: frames 0 and i-1); a folder we write records it
-under `videop2p_frame_attention`.
+not in their files (Video-P2P: frame 0; Tune-A-Video: frames 0 and i-1), nor their GroupNorm
+statistics (over the clip); a folder we write records both.
 """
 
 from __future__ import annotations
