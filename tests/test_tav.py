@@ -209,3 +209,24 @@ def test_a_hub_id_of_a_tuned_folder_loads_from_the_cache_offline(tuned, tmp_path
     comps = load_components("tav-library/a-red-circle")
     assert comps.video is not None and len(comps.video.temporal) > 0
     assert comps.info.fingerprint == load_components(str(out)).info.fingerprint  # the same weights
+
+
+def test_the_other_parts_are_written_in_the_names_older_readers_know_and_read_back_unchanged(tuned, tiny):
+    """The authors' transformers 4.25 reads vocab.json/merges.txt and `text_model.` keys; their diffusers
+    0.11 reads the VAE's query/key/value/proj_attn. Checked against their environment when written (the
+    closing note); here: the names, and that today's loaders read the same weights back."""
+    from safetensors.torch import load_file
+
+    out = tuned[5]
+    assert {"vocab.json", "merges.txt"} <= {p.name for p in (out / "tokenizer").iterdir()}
+    text_keys = load_file(str(out / "text_encoder" / "model.safetensors"))
+    assert all(k.startswith("text_model.") for k in text_keys)
+    vae_keys = load_file(str(out / "vae" / "diffusion_pytorch_model.safetensors"))
+    mid = [k for k in vae_keys if ".mid_block.attentions." in k and "group_norm" not in k]
+    assert mid and all(k.split(".")[-2] in ("query", "key", "value", "proj_attn") for k in mid)
+    loaded = load_components(str(out))
+    for ours, theirs in ((tiny.vae, loaded.vae), (tiny.text_encoder, loaded.text_encoder)):
+        a, b = ours.state_dict(), theirs.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    text = "a red circle moving on the grass"
+    assert loaded.tokenizer(text).input_ids == tiny.tokenizer(text).input_ids

@@ -268,6 +268,24 @@ def save_pretrained_folder(components: SDComponents, path: str | os.PathLike) ->
     return Path(path)
 
 
+def _save_legacy_tokenizer(tokenizer, dest: Path) -> None:
+    """The tokenizer as saved now, plus the `vocab.json` and `merges.txt` that older transformers
+    (the authors' 4.25) read."""
+    tokenizer.save_pretrained(dest)
+    model = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    (dest / "vocab.json").write_text(json.dumps(model["vocab"], ensure_ascii=False))
+    (dest / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+
+
+def _legacy_weights(path: Path, rename) -> None:
+    """Rewrite a saved safetensors file with `rename(key)` applied to every key (older readers' names)."""
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(path))
+    save_file({rename(k): v for k, v in state.items()}, str(path), metadata={"format": "pt"})
+
+
 def save_video_folder(
     components: SDComponents,
     video_state: dict[str, torch.Tensor],
@@ -290,9 +308,11 @@ def save_video_folder(
         "vae": ["diffusers", "AutoencoderKL"],
     }
     with atomic_path(path, directory=True) as tmp:
-        components.tokenizer.save_pretrained(tmp / "tokenizer")
+        _save_legacy_tokenizer(components.tokenizer, tmp / "tokenizer")
         components.text_encoder.save_pretrained(tmp / "text_encoder")
+        _legacy_weights(tmp / "text_encoder" / "model.safetensors", tav.legacy_text_encoder_key)
         components.vae.save_pretrained(tmp / "vae")
+        _legacy_weights(tmp / "vae" / "diffusion_pytorch_model.safetensors", tav.legacy_vae_key)
         components.scheduler.save_pretrained(tmp / "scheduler")
         (tmp / "model_index.json").write_text(json.dumps(index, indent=2))
         tav.write_unet(video_state, dict(components.unet.config), frame_mode, group_norm, tmp)

@@ -214,3 +214,21 @@ def apply_temporal(unet: torch.nn.Module, temporal: dict[str, torch.Tensor]) -> 
     expected = {k: v.shape for k, v in unet.state_dict().items() if is_temporal(k)}
     check_fits(temporal, expected, "the checkpoint's temporal layers")
     unet.load_state_dict(temporal, strict=False)  # only the temporal keys; the rest came with the image UNet
+
+
+_VAE_ATTENTION = {"to_q.": "query.", "to_k.": "key.", "to_v.": "value.", "to_out.0.": "proj_attn."}
+
+
+def legacy_vae_key(name: str) -> str:
+    """A VAE key -> diffusers 0.11's name (its mid-block attention used query/key/value/proj_attn);
+    today's diffusers reads both."""
+    if ".mid_block.attentions." not in name:
+        return name
+    for new, old in _VAE_ATTENTION.items():
+        name = name.replace(f".{new}", f".{old}")
+    return name
+
+
+def legacy_text_encoder_key(name: str) -> str:
+    """A CLIP text-encoder key -> transformers 4's name (under `text_model.`); transformers 5 reads both."""
+    return name if name.startswith("text_model.") else f"text_model.{name}"
