@@ -214,8 +214,7 @@ def _controller_with_map(word_map: torch.Tensor, norm: str) -> EditController:
     ctl = EditController(plan)
     maps = torch.zeros(2, 1, word_map.numel(), 6)  # (P, F, N, L)
     maps[:, 0, :, 1] = word_map.flatten()
-    ctl.sums = {"layer": maps}
-    ctl.steps_stored = 1
+    ctl._store("layer", maps)
     return ctl
 
 

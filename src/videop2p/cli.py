@@ -116,11 +116,16 @@ def _build_config(
     if target:
         cfg.targets = list(target)
     flags["width"], flags["height"] = _parse_size(flags.pop("size"))
+    whole = flags.get("window") == 0  # --window 0: never split the clip
+    if whole:
+        flags["window"] = None
     options = {k: v for k, v in flags.items() if k in OPTIONS and v not in ((), [])}
     try:
         apply_options(cfg, {"video": video, **options})
     except OptionError as e:
         _fail(f"--{e.option.replace('_', '-')} {e.reason}")
+    if whole:
+        cfg.window.size = None
     cfg.force = bool(flags.get("force")) or cfg.force
     cfg.quiet = bool(flags.get("quiet")) or cfg.quiet
     if cfg.workspace is None:
@@ -173,9 +178,11 @@ def _execute(cfg, stage: str) -> None:
         if cfg.targets:  # tune and invert alone take no targets; with them, every word is checked first
             vp.check_inputs(cfg)
         clip = vp.load_clip(cfg.video)
-        model, report = vp.tune(clip, cfg.source, cfg.tune, cfg.force, None, cfg.frame_attention, cfg.group_norm)
+        model, report = vp.tune(
+            clip, cfg.source, cfg.tune, cfg.force, None, cfg.frame_attention, cfg.group_norm, cfg.window
+        )
         if stage == "invert":
-            _, report = vp.invert(model, clip, cfg.source, cfg.inversion, cfg.force)
+            _, report = vp.invert(model, clip, cfg.source, cfg.inversion, cfg.force, None, cfg.window)
         typer.echo(f"{stage}: {report.action} in {report.seconds:.1f} s; workspace {cfg.workspace}")
     except (ValueError, ModelNotFoundError, ModelLoadError, FileNotFoundError) as e:
         _fail(str(e))
@@ -248,6 +255,23 @@ def _stage_command(stage: str, doc: str):
         ] = None,
         attention_slicing: Annotated[
             int | None, typer.Option(help="Attend with at most N queries at a time (memory fallback).")
+        ] = None,
+        window: Annotated[
+            int | None,
+            typer.Option(help=_h("window", "Frames per window on clips longer than it; 0: always the whole clip")),
+        ] = None,
+        overlap: Annotated[
+            int | None, typer.Option(help=_h("overlap", "Frames shared by consecutive windows, blended"))
+        ] = None,
+        anchors: Annotated[
+            str | None,
+            typer.Option(help=_h("anchors", "Frames every frame attends to: first (Video-P2P) or first+middle")),
+        ] = None,
+        composite: Annotated[
+            str | None,
+            typer.Option(
+                help=_h("composite", "auto: edits pasted into the input at its own resolution; off: working size")
+            ),
         ] = None,
         force: Annotated[bool, typer.Option("--force", help="Redo tuning and inversion.")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,

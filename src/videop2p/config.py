@@ -43,6 +43,20 @@ class GroupNormMode(str, enum.Enum):
     CLIP = "clip"  # the authors' code: their ResnetBlock3D normalises (b, c, f, h, w), over every frame
 
 
+class AnchorMode(str, enum.Enum):
+    """Frames that every frame's frame attention reads (its keys and values), in every window."""
+
+    FIRST = "first"  # Video-P2P: frame 0 only
+    FIRST_MIDDLE = "first+middle"  # frame 0 and the clip's middle frame
+
+
+class CompositeMode(str, enum.Enum):
+    """How edits are written at the input's own resolution."""
+
+    AUTO = "auto"  # when the input is larger than the working size: paste the edit into the input frames
+    OFF = "off"  # write the working-size frames only
+
+
 class ResizeMode(str, enum.Enum):
     CROP = "crop"  # scale to cover, then centre crop (the official behaviour)
     PAD = "pad"  # scale to fit, then pad with black
@@ -154,6 +168,16 @@ class VideoConfig:
 
 
 @dataclass
+class WindowConfig:
+    """Long clips: frames processed in overlapping windows that all read the anchor frames, so that
+    memory is one window's whatever the clip length. A clip of at most `size` frames runs whole."""
+
+    size: int | None = 16  # frames per window; None: always the whole clip
+    overlap: int = 4  # frames shared by consecutive windows, their predictions averaged at every step
+    anchors: AnchorMode = AnchorMode.FIRST  # frames every window's frame attention reads
+
+
+@dataclass
 class RunConfig:
     """Everything one `videop2p run` needs."""
 
@@ -170,6 +194,8 @@ class RunConfig:
         GroupNormMode.FRAME
     )  # resnet GroupNorm statistics per frame, or over the clip (authors')
     attention_slicing: int | None = None  # attend with at most this many queries at a time (memory fallback)
+    window: WindowConfig = field(default_factory=WindowConfig)
+    composite: CompositeMode = CompositeMode.AUTO  # edits pasted into the full-resolution input (auto) or not (off)
     tune: TuneConfig = field(default_factory=TuneConfig)
     inversion: InversionConfig = field(default_factory=InversionConfig)
     edit: EditConfig = field(default_factory=EditConfig)
@@ -231,6 +257,10 @@ OPTIONS: dict[str, tuple[str | None, str]] = {  # flat option (CLI flag, UI fiel
     "attention_slicing": (None, "attention_slicing"),
     "frame_attention": (None, "frame_attention"),
     "group_norm": (None, "group_norm"),
+    "composite": (None, "composite"),
+    "window": ("window", "size"),
+    "overlap": ("window", "overlap"),
+    "anchors": ("window", "anchors"),
     "video": ("video", "path"),
     "frames": ("video", "frames"),
     "start": ("video", "start"),
@@ -528,6 +558,8 @@ def validate(cfg: RunConfig) -> None:
     _number("inversion", "inner_steps", i.inner_steps, 0, whole=True)
     for attr, low in (("inversion_guidance", 0.0), ("guidance", 0.0), ("lr", 0.0), ("early_stop", 0.0)):
         _number("inversion", attr, getattr(i, attr), low)
+    check_window(cfg.window)
+    _enum_ok(None, "composite", cfg.composite, CompositeMode)
     _enum_ok(None, "frame_attention", cfg.frame_attention, FrameAttentionMode)
     _enum_ok(None, "group_norm", cfg.group_norm, GroupNormMode)
     if cfg.dtype not in DTYPES:
@@ -536,6 +568,16 @@ def validate(cfg: RunConfig) -> None:
         _number(None, "attention_slicing", cfg.attention_slicing, 1, whole=True)
     if not isinstance(cfg.device, str) or not cfg.device.strip():
         raise OptionError("device", f"{cfg.device!r} is not a device name such as cpu, cuda or cuda:1.")
+
+
+def check_window(w: WindowConfig) -> None:
+    """A window of at least 2 frames and an overlap that leaves each window a frame of its own."""
+    if w.size is not None:
+        _number("window", "size", w.size, 2, whole=True)
+        _number("window", "overlap", w.overlap, 0, w.size - 1, whole=True)
+    else:
+        _number("window", "overlap", w.overlap, 0, whole=True)
+    _enum_ok("window", "anchors", w.anchors, AnchorMode)
 
 
 def option_label(option: str) -> str:
@@ -552,6 +594,8 @@ def default_of(option: str) -> Any:
 
 
 __all__ = [
+    "AnchorMode",
+    "CompositeMode",
     "ConfigError",
     "EditConfig",
     "EditMode",
@@ -564,6 +608,7 @@ __all__ = [
     "RunConfig",
     "TuneConfig",
     "VideoConfig",
+    "WindowConfig",
     "default_of",
     "load_config",
     "to_plain",

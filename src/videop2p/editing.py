@@ -36,6 +36,7 @@ from videop2p.models.t2s import T2SModel, video_key
 from videop2p.progress import StepHook
 from videop2p.sampling import EvalCounter, cfg, ddim_schedule, denoise_step, predict
 from videop2p.store.codec import load_tensors, save_tensors
+from videop2p.windows import WindowPlan
 
 logger = logging.getLogger(__name__)
 FULL_MASK = 0.95  # a blend mask covering this share of the frames leaves local blending nothing to keep
@@ -226,8 +227,12 @@ def edit(
     counter: EvalCounter | None = None,
     callback: Callable[[StepInfo], None] | None = None,
     on_step: StepHook | None = None,
+    windows: WindowPlan | None = None,
 ) -> EditResult:
-    """Sample the source branch and every target together from the inversion's noise (Video-P2P sec. 3.3)."""
+    """Sample the source branch and every target together from the inversion's noise (Video-P2P sec. 3.3).
+
+    windows: the window plan of a long clip (None: the whole clip at once); every window's target
+    branches follow its source branch, and the stored maps and local-blend masks are per clip frame."""
     counter = counter or EvalCounter()
     # 1. Check the inversion and turn prompts and settings into the controller's plan
     steps, latent_hw = len(inv.timesteps), tuple(inv.latent_T.shape[-2:])
@@ -241,7 +246,7 @@ def edit(
     empty = encode_prompts(components, [""]).to(device, dtype)
     # 3. Every branch starts from the inverted noise; the controller's processors go in
     z = inv.latent_T.expand(len(prompts), *inv.latent_T.shape[1:]).clone()  # (P, F, C, h, w)
-    controller = EditController(plan)
+    controller = EditController(plan, num_frames=z.shape[1])
     model.set_processors(lambda name: controlled_processor(controller, name, model.frame_mode, model.query_chunk))
     union = None
     try:
@@ -251,8 +256,7 @@ def edit(
                 guided_rows, text = _step_text(inv, i, cond, empty, len(targets), c.decoupled)
                 rows = torch.cat([z[guided_rows], z]) if guided_rows else z  # (G + P, F, C, h, w)
                 controller.begin_step(i, Layout(cond_start=len(guided_rows), prompts=len(prompts), rows=len(rows)))
-                out = predict(model, rows, t, text, counter, "edit")
-                controller.end_step()
+                out = predict(model, rows, t, text, counter, "edit", windows, controller.set_window, c.progress)
                 guided = out[len(guided_rows) :].clone()
                 for r, b in enumerate(guided_rows):
                     guided[b] = cfg(out[r], guided[b], c.guidance)
@@ -280,10 +284,15 @@ def edit(
 
 
 def reconstruct(
-    model: T2SModel, components: SDComponents, inv: InversionResult, source: str, c: EditConfig | None = None
+    model: T2SModel,
+    components: SDComponents,
+    inv: InversionResult,
+    source: str,
+    c: EditConfig | None = None,
+    windows: WindowPlan | None = None,
 ) -> torch.Tensor:
     """The source branch alone: (1, F, C, h, w)."""
-    return edit(model, components, inv, source, [], c or EditConfig(progress=False)).latents
+    return edit(model, components, inv, source, [], c or EditConfig(progress=False), windows=windows).latents
 
 
 def save_edit_result(result: EditResult, path: str | os.PathLike) -> Path:

@@ -16,10 +16,12 @@ import torch
 import torch.nn.functional as F
 
 from videop2p.config import InversionConfig, InversionMethod, settings_of
-from videop2p.models.t2s import T2SModel, backward_step, checkpointing
+from videop2p.models.t2s import T2SModel, backward, backward_step, checkpointing, optimizer_step
 from videop2p.progress import StepHook, steps
 from videop2p.sampling import DDIMSchedule, EvalCounter, cfg, ddim_schedule, denoise_step, invert_step, predict
 from videop2p.store.codec import load_tensors, save_tensors
+from videop2p.store.workspace import StepFiles
+from videop2p.windows import WindowPlan
 
 logger = logging.getLogger(__name__)
 
@@ -60,19 +62,35 @@ def ddim_invert(
     counter: EvalCounter | None = None,
     progress: bool = True,
     on_step: StepHook | None = None,
+    plan: WindowPlan | None = None,
+    saved: StepFiles | None = None,
 ) -> torch.Tensor:
-    """DDIM inversion keeping every latent: (1, F, C, h, w) -> (T + 1, 1, F, C, h, w), z_0 first."""
-    latents = [z0]
-    z = z0
-    for t in steps(reversed(sched.timesteps), "ddim inversion", progress, on_step):
+    """DDIM inversion keeping every latent: (1, F, C, h, w) -> (T + 1, 1, F, C, h, w), z_0 first.
+
+    With `saved`, every finished step is kept and an interrupted inversion resumes after the last one."""
+    done = [d["z"].to(z0) for d in saved.load("ddim", str(z0.device))] if saved is not None else []
+    latents = [z0, *done]
+    z = latents[-1]
+    for i, t in enumerate(steps(reversed(sched.timesteps), "ddim inversion", progress, on_step)):
+        if i < len(done):
+            continue
         if guidance == 1.0:
-            out = predict(model, z, t, cond, counter, "ddim_inversion")
+            out = predict(model, z, t, cond, counter, "ddim_inversion", plan, show=progress)
         else:
-            both = predict(model, torch.cat([z, z]), t, torch.cat([uncond, cond]), counter, "ddim_inversion")
+            both = predict(
+                model, torch.cat([z, z]), t, torch.cat([uncond, cond]), counter, "ddim_inversion", plan, show=progress
+            )
             out = cfg(both[:1], both[1:], guidance)
         z = invert_step(out, z, t, sched)
         latents.append(z)
+        if saved is not None:
+            saved.save("ddim", i, {"z": z})
     return torch.stack(latents)
+
+
+def _frame_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-frame mean squared error of (1, F, C, h, w) latents, in float32: (F,)."""
+    return (x.float() - target.float()).pow(2).mean(dim=(0, 2, 3, 4))
 
 
 def null_text_step(
@@ -86,22 +104,43 @@ def null_text_step(
     sched: DDIMSchedule,
     c: InversionConfig,
     counter: EvalCounter | None,
+    plan: WindowPlan | None = None,
 ) -> torch.Tensor:
     """Optimise one shared unconditional embedding at step i (Mokady et al. 2023, Alg. 1; Video-P2P sec. 3.2).
 
     The embedding and the loss stay in float32 whatever the model's dtype (cast on the way in): in
     fp16, Adam's epsilon underflows and the embedding turns NaN. A half-precision model's backward
     runs with loss scaling, so that small gradients survive.
+
+    With windows, the loss is every window's own frames' error weighted by the window's share of
+    them, so it sums to the clip's mean error where windows do not overlap and bounds the error of
+    the blended prediction where they do (convexity); its gradient is accumulated window by window,
+    so memory is one window's.
     """
     emb = uncond.detach().float().clone().requires_grad_(True)
     opt = torch.optim.Adam([emb], lr=c.lr * (1.0 - i / 100.0))
     scaler = torch.amp.GradScaler(z.device.type) if z.dtype is torch.float16 else None
     for _ in range(c.inner_steps):
-        out = cfg(predict(model, z, t, emb, counter, "null_text"), cond_out, c.guidance)
-        loss = F.mse_loss(denoise_step(out, z, t, sched).float(), target.float())  # over every frame of the clip
-        opt.zero_grad(set_to_none=True)
-        backward_step(loss, opt, scaler)
-        if loss.item() < c.early_stop + i * 2e-5:
+        if plan is None or plan.whole:
+            out = cfg(predict(model, z, t, emb, counter, "null_text", plan), cond_out, c.guidance)
+            loss = F.mse_loss(denoise_step(out, z, t, sched).float(), target.float())  # over every frame of the clip
+            opt.zero_grad(set_to_none=True)
+            backward_step(loss, opt, scaler)
+            value = loss.item()
+        else:
+            opt.zero_grad(set_to_none=True)
+            value = 0.0
+            for window, weight in zip(plan.windows, plan.weights, strict=True):
+                rows, own = list(window.frames), list(window.own)
+                out = cfg(model(z[:, rows], t, emb.to(z.dtype), window.anchors), cond_out[:, rows], c.guidance)
+                err = _frame_mse(denoise_step(out, z[:, rows], t, sched)[:, own], target[:, window.own_frames])
+                loss = (err * weight.to(err)).sum() / plan.num_frames
+                backward(loss, scaler)
+                value += loss.item()
+            if counter is not None:
+                counter.add("null_text", 1)
+            optimizer_step(opt, scaler)
+        if value < c.early_stop + i * 2e-5:
             break
     return emb.detach()
 
@@ -115,23 +154,32 @@ def optimise_null_text(
     c: InversionConfig,
     counter: EvalCounter | None = None,
     on_step: StepHook | None = None,
+    plan: WindowPlan | None = None,
+    saved: StepFiles | None = None,
 ) -> torch.Tensor:
-    """Per-step unconditional embeddings (T, 1, L, D) that make guided sampling retrace the inversion."""
+    """Per-step unconditional embeddings (T, 1, L, D) that make guided sampling retrace the inversion.
+
+    With `saved`, every finished step's embedding and latent are kept and an interrupted run resumes."""
     model.unet.requires_grad_(False)
-    embeddings = []
-    z = trajectory[-1]
-    emb = uncond
+    done = saved.load("null_text", str(trajectory.device)) if saved is not None else []
+    embeddings = [d["embedding"].to(uncond.device) for d in done]
+    z = done[-1]["z"].to(trajectory) if done else trajectory[-1]
+    emb = embeddings[-1] if done else uncond
     n = len(sched.timesteps)
     with checkpointing(model.unet, c.gradient_checkpointing):
         for i, t in enumerate(steps(sched.timesteps, "null-text optimisation", c.progress, on_step)):
+            if i < len(done):
+                continue
             with torch.no_grad():
-                cond_out = predict(model, z, t, cond, counter, "null_text")  # once per timestep
+                cond_out = predict(model, z, t, cond, counter, "null_text", plan, show=c.progress)  # once per step
             with torch.enable_grad():
-                emb = null_text_step(model, z, trajectory[n - i - 1], t, i, cond_out, emb, sched, c, counter)
+                emb = null_text_step(model, z, trajectory[n - i - 1], t, i, cond_out, emb, sched, c, counter, plan)
             embeddings.append(emb)
             with torch.no_grad():
-                guided = cfg(predict(model, z, t, emb, counter, "null_text"), cond_out, c.guidance)
-                z = denoise_step(guided, z, t, sched)
+                uncond_out = predict(model, z, t, emb, counter, "null_text", plan, show=c.progress)
+                z = denoise_step(cfg(uncond_out, cond_out, c.guidance), z, t, sched)
+            if saved is not None:
+                saved.save("null_text", i, {"embedding": emb, "z": z})
     return torch.stack(embeddings)
 
 
@@ -145,20 +193,35 @@ def invert(
     meta: dict | None = None,
     counter: EvalCounter | None = None,
     on_step: StepHook | None = None,
+    plan: WindowPlan | None = None,
+    saved: StepFiles | None = None,
 ) -> InversionResult:
-    """Invert clean latents z0 (1, F, C, h, w) with the source prompt embedding `cond` (1, L, D)."""
+    """Invert clean latents z0 (1, F, C, h, w) with the source prompt embedding `cond` (1, L, D).
+
+    plan: windows of a long clip (None: the whole clip at once); saved: where finished steps are kept
+    so that an interrupted inversion resumes."""
     method = InversionMethod(c.method)
     sched = ddim_schedule(scheduler, c.steps)
     counter = counter or EvalCounter()
-    trajectory = ddim_invert(model, z0, cond, uncond, sched, c.inversion_guidance, counter, c.progress, on_step)
+    trajectory = ddim_invert(
+        model, z0, cond, uncond, sched, c.inversion_guidance, counter, c.progress, on_step, plan, saved
+    )
     result = InversionResult(
         method=method, latent_T=trajectory[-1].clone(), latent_0=z0.clone(), timesteps=sched.timesteps
     )
     if method is InversionMethod.NULL_TEXT:
-        result.uncond_embeddings = optimise_null_text(model, trajectory, cond, uncond, sched, c, counter, on_step)
+        result.uncond_embeddings = optimise_null_text(
+            model, trajectory, cond, uncond, sched, c, counter, on_step, plan, saved
+        )
     elif method is InversionMethod.DIRECT:
         result.trajectory = trajectory
-    result.meta = {**(meta or {}), "settings": settings_of(c), "unet_evaluations": dict(counter.counts)}
+    windows = plan.settings if plan is not None else None
+    result.meta = {
+        **(meta or {}),
+        "settings": settings_of(c),
+        "windows": windows,
+        "unet_evaluations": dict(counter.counts),
+    }
     return result
 
 

@@ -23,6 +23,7 @@ from videop2p.config import (
     RunConfig,
     TuneConfig,
     VideoConfig,
+    WindowConfig,
     settings_of,
     validate,
 )
@@ -37,6 +38,7 @@ from videop2p.outputs import write_run_outputs
 from videop2p.progress import StepHook
 from videop2p.store.workspace import StageReport, Workspace, clip_identity, key_of, reuse_or_compute
 from videop2p.tuning import load_delta, save_delta, tune
+from videop2p.windows import WindowPlan, plan_windows
 
 logger = logging.getLogger(__name__)
 
@@ -136,11 +138,22 @@ class VideoP2P:
                 logger.warning("%s was tuned with %s %s; using it.", video.source, recorded.value, what)
         return video.frame_mode or mode, video.group_norm
 
-    def identity(self, clip: Clip, prompt: str, cfg: TuneConfig, mode: FrameAttentionMode, norm: GroupNormMode) -> dict:
-        """The clip identity a tuned delta is made for and filed under."""
+    def identity(
+        self,
+        clip: Clip,
+        prompt: str,
+        cfg: TuneConfig,
+        mode: FrameAttentionMode,
+        norm: GroupNormMode,
+        plan: WindowPlan | None = None,
+    ) -> dict:
+        """The clip identity a tuned delta is made for and filed under (windows only where a clip has them)."""
         fingerprint = self.components.info.fingerprint
+        settings = settings_of(cfg)
+        if plan is not None and plan.settings is not None:
+            settings["windows"] = plan.settings
         return clip_identity(
-            fingerprint, clip.digest, clip.size, len(clip.frames), prompt, mode.value, norm.value, settings_of(cfg)
+            fingerprint, clip.digest, clip.size, len(clip.frames), prompt, mode.value, norm.value, settings
         )
 
     def tune(
@@ -152,21 +165,24 @@ class VideoP2P:
         on_step: StepHook | None = None,
         frame_mode: FrameAttentionMode | str | None = None,
         group_norm: GroupNormMode | str | None = None,
+        window: WindowConfig | None = None,
     ) -> tuple[T2SModel, StageReport]:
-        """Stage 1: the T2S model tuned on `clip` (loaded from the workspace when it has it)."""
+        """Stage 1: the T2S model tuned on `clip` (loaded from the workspace when it has it); a clip
+        longer than a window trains on one window (and its anchors) per step."""
         cfg = (cfg or TuneConfig()).resolved(pretuned=self.components.video is not None)
+        plan = plan_windows(len(clip.frames), window)
         mode, norm = self.architecture(frame_mode, group_norm)
         model = T2SModel.from_image_unet(self.components.unet, mode, norm)
         if self.components.video is not None:  # a tuned Tune-A-Video / Video-P2P folder: its temporal layers
             apply_temporal(model.unet, self.components.video.temporal)
         model.set_attention_slicing(self.attention_slicing)
-        identity = self.identity(clip, prompt, cfg, mode, norm)
+        identity = self.identity(clip, prompt, cfg, mode, norm, plan)
         model.delta_key = key_of(identity)
 
         def compute() -> T2SModel:
             if cfg.steps > 0:
                 text = encode_prompts(self.components, [prompt])
-                tune(model, self.components, self.posterior(clip), text, cfg, on_step)
+                tune(model, self.components, self.posterior(clip), text, cfg, on_step, plan)
             return model
 
         def load() -> T2SModel:
@@ -193,20 +209,27 @@ class VideoP2P:
         cfg: InversionConfig | None = None,
         force: bool = False,
         on_step: StepHook | None = None,
+        window: WindowConfig | None = None,
     ) -> tuple[InversionResult, StageReport]:
-        """Stage 2: invert `clip` with `prompt` on `model`; filed under the model's own delta."""
+        """Stage 2: invert `clip` with `prompt` on `model`; filed under the model's own delta. Every
+        finished step is kept beside the entry, so an interrupted inversion resumes where it stopped."""
         cfg = cfg or InversionConfig()
+        plan = plan_windows(len(clip.frames), window)
         expected = {"prompt": prompt, "frames_hash": clip.digest, "delta": model.delta_key}
+        path, saved = None, None
+        if self.workspace is not None and model.delta_key is not None:
+            key = {"prompt": prompt, **settings_of(cfg), **({"windows": plan.settings} if plan.settings else {})}
+            path = self.workspace.inversion_path(model.delta_key, key)
+            saved = self.workspace.steps_of(path, {**expected, "key": key})
 
         def compute() -> InversionResult:
+            if force and saved is not None:
+                saved.clear()
             z0, _ = self.posterior(clip)
             cond, empty = encode_prompts(self.components, [prompt]), encode_prompts(self.components, [""])
-            return invert(model, self.components.scheduler, z0, cond, empty, cfg, meta=expected, on_step=on_step)
+            return invert(model, self.components.scheduler, z0, cond, empty, cfg, expected, None, on_step, plan, saved)
 
-        path = None
-        if self.workspace is not None and model.delta_key is not None:
-            path = self.workspace.inversion_path(model.delta_key, {"prompt": prompt, **settings_of(cfg)})
-        return reuse_or_compute(
+        result = reuse_or_compute(
             self.workspace,
             "invert",
             path,
@@ -216,6 +239,9 @@ class VideoP2P:
             lambda r: save_inversion(r, path),
             lambda r: sum(r.meta.get("unet_evaluations", {}).values()),
         )
+        if saved is not None:
+            saved.clear()  # the entry is saved (or was already there): its steps are no longer needed
+        return result
 
     def edit(
         self,
@@ -226,14 +252,17 @@ class VideoP2P:
         cfg: EditConfig | None = None,
         force: bool = False,
         on_step: StepHook | None = None,
+        window: WindowConfig | None = None,
     ) -> tuple[EditOutput, StageReport]:
         """Stage 3: decoupled-guidance sampling under attention control, decoded."""
         cfg = cfg or EditConfig()
+        plan = plan_windows(inversion.latent_T.shape[1], window)
         key = {
             "source": source,
             "targets": targets,
             "edit": settings_of(cfg),
             "inversion": inversion.meta.get("settings"),
+            **({"windows": plan.settings} if plan.settings else {}),
         }
         path = None
         if self.workspace is not None and model.delta_key is not None:
@@ -243,7 +272,7 @@ class VideoP2P:
             "edit",
             path,
             force,
-            lambda: edit(model, self.components, inversion, source, targets, cfg, on_step=on_step),
+            lambda: edit(model, self.components, inversion, source, targets, cfg, on_step=on_step, windows=plan),
             lambda: load_edit_result(path, self.device),
             lambda r: save_edit_result(r, path),
             lambda r: r.counts.get("edit", 0),
@@ -277,10 +306,12 @@ class VideoP2P:
         started = time.perf_counter()
         clip = self.load_clip(cfg.video)
         reports = [StageReport("load", "computed", time.perf_counter() - started)]
-        model, report = self.tune(clip, cfg.source, cfg.tune, cfg.force, on_step, cfg.frame_attention, cfg.group_norm)
+        model, report = self.tune(
+            clip, cfg.source, cfg.tune, cfg.force, on_step, cfg.frame_attention, cfg.group_norm, cfg.window
+        )
         reports.append(report)
-        inversion, report = self.invert(model, clip, cfg.source, cfg.inversion, cfg.force, on_step)
+        inversion, report = self.invert(model, clip, cfg.source, cfg.inversion, cfg.force, on_step, cfg.window)
         reports.append(report)
-        out, report = self.edit(model, inversion, cfg.source, cfg.targets, cfg.edit, cfg.force, on_step)
+        out, report = self.edit(model, inversion, cfg.source, cfg.targets, cfg.edit, cfg.force, on_step, cfg.window)
         reports.append(report)
         return write_run_outputs(cfg, clip.frames, clip.fps, out, reports, self.components.info.identity)

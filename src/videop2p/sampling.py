@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from videop2p.models.t2s import T2SModel
+from videop2p.windows import Window, WindowPlan, windowed
 
 
 @dataclass
@@ -87,8 +89,15 @@ def predict(
     text: torch.Tensor,
     counter: EvalCounter | None = None,
     phase: str = "",
+    plan: WindowPlan | None = None,
+    on_window: Callable[[Window], None] | None = None,
+    show: bool = False,
 ) -> torch.Tensor:
-    """Model output for a batch of videos (B, F, C, h, w) with text (B, L, D)."""
+    """Model output for a batch of videos (B, F, C, h, w) with text (B, L, D); with a window `plan`,
+    window by window, each reading the anchors, blended over the overlaps."""
     if counter is not None:
         counter.add(phase, latents.shape[0])
-    return model(latents, t, text.to(latents.dtype))
+    text = text.to(latents.dtype)
+    if plan is None:
+        return model(latents, t, text)
+    return windowed(lambda z, w: model(z, t, text, w.anchors), latents, plan, on_window, show)

@@ -18,6 +18,7 @@ from videop2p.models.loading import SDComponents
 from videop2p.models.t2s import T2SModel, backward_step, checkpointing
 from videop2p.progress import StepHook
 from videop2p.store.codec import load_tensors, read_meta, save_tensors
+from videop2p.windows import WindowPlan
 
 logger = logging.getLogger(__name__)
 
@@ -45,16 +46,22 @@ def diffusion_target(scheduler, latents: torch.Tensor, noise: torch.Tensor, t: t
 
 
 def denoising_loss(
-    model: T2SModel, scheduler, z0: torch.Tensor, text: torch.Tensor, generator: torch.Generator
+    model: T2SModel,
+    scheduler,
+    z0: torch.Tensor,
+    text: torch.Tensor,
+    generator: torch.Generator,
+    anchors: tuple[int, ...] = (0,),
 ) -> torch.Tensor:
-    """MSE between the model's prediction and the target at one random timestep for the whole clip."""
+    """MSE between the model's prediction and the target at one random timestep for the whole clip
+    (or window: `anchors` are the positions of its anchor frames)."""
     noise = torch.randn(z0.shape, generator=generator, device=generator.device).to(z0)
     t = torch.randint(
         0, scheduler.config.num_train_timesteps, (z0.shape[0],), generator=generator, device=generator.device
     )
     t = t.to(z0.device)
     zt = scheduler.add_noise(z0, noise, t)
-    pred = model(zt, t, text)
+    pred = model(zt, t, text, anchors)
     return F.mse_loss(pred.float(), diffusion_target(scheduler, z0, noise, t).float())
 
 
@@ -78,10 +85,13 @@ def tune(
     text: torch.Tensor,
     cfg: TuneConfig,
     on_step: StepHook | None = None,
+    plan: WindowPlan | None = None,
 ) -> TuneResult:
     """Fine-tune the trainable set of `model` in place on one clip.
 
     posterior: scaled VAE mean and std of the frames, each (1, F, C, h, w); text: (1, L, D).
+    plan: windows of a long clip; each step then trains on one window at a random place, anchors
+    included, so a step costs one window whatever the clip length.
     """
     cfg = cfg.resolved()
     unet = model.unet
@@ -110,8 +120,12 @@ def tune(
                 if on_step is not None:
                     on_step("tune", i, cfg.steps)
                 z0 = mean + std * torch.randn(mean.shape, generator=gen, device=device).to(mean)  # (1, F, C, h, w)
+                window = plan.sample(gen) if plan is not None else None
+                anchors = (0,) if window is None else window.anchors
+                if window is not None and not plan.whole:
+                    z0 = z0[:, list(window.frames)]  # (1, F_w, C, h, w)
                 with amp:
-                    loss = denoising_loss(model, components.scheduler, z0.to(weights), text.to(weights), gen)
+                    loss = denoising_loss(model, components.scheduler, z0.to(weights), text.to(weights), gen, anchors)
                 opt.zero_grad(set_to_none=True)
                 backward_step(loss, opt, scaler)
                 losses.append(float(loss.detach()))

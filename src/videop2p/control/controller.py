@@ -16,6 +16,7 @@ from einops import rearrange
 
 from videop2p.config import MaskNorm
 from videop2p.models.attention import (
+    Anchors,
     FrameAttentionMode,
     FrameAttnProcessor,
     T2SAttnProcessor,
@@ -25,6 +26,7 @@ from videop2p.models.attention import (
     layer_kind,
     unfold_frame_output,
 )
+from videop2p.windows import Window
 
 
 @dataclass
@@ -64,25 +66,28 @@ class Layout:
 
 
 class EditController:
-    """Edits cross-attention and temporal-attention maps of the target branches; stores averaged maps."""
+    """Edits cross-attention and temporal-attention maps of the target branches; stores averaged maps.
 
-    def __init__(self, plan: ControlPlan):
+    On a long clip the sampling loop calls the model window by window and says which window runs
+    (`set_window`); maps are kept per clip frame, averaged over the steps and the windows that own it.
+    """
+
+    def __init__(self, plan: ControlPlan, num_frames: int | None = None):
         self.plan = plan
         self.step = 0
         self.layout = Layout(0, 1 + len(plan.targets), 1 + len(plan.targets))
+        self.num_frames = num_frames  # frames of the clip; None: those of the first call
+        self.window: Window | None = None  # the window being predicted; None: the whole clip
         self.sums: dict[str, torch.Tensor] = {}  # layer -> (P, F, N, L) sum over steps of head-mean maps
-        self.steps_stored = 0
-        self._stored_this_step = False
+        self.counts: dict[str, torch.Tensor] = {}  # layer -> (F,) maps summed per frame
 
     # -- driven by the sampling loop -------------------------------------------------------------
     def begin_step(self, step: int, layout: Layout) -> None:
         self.step = step
         self.layout = layout
-        self._stored_this_step = False
 
-    def end_step(self) -> None:
-        if self._stored_this_step:
-            self.steps_stored += 1
+    def set_window(self, window: Window | None) -> None:
+        self.window = window
 
     # -- which layers need probabilities -----------------------------------------------------------
     def in_cross_window(self) -> bool:
@@ -125,9 +130,7 @@ class EditController:
         c0, n_prompts = self.layout.cond_start, self.layout.prompts
         cond = p[c0 : c0 + n_prompts]  # (P, F, h, N, L)
         if name in self.plan.store_layers:
-            mean = cond.mean(dim=2).detach().float()  # (P, F, N, L)
-            self.sums[name] = self.sums[name] + mean if name in self.sums else mean.clone()
-            self._stored_this_step = True
+            self._store(name, cond.mean(dim=2).detach().float())  # (P, F, N, L)
         if n_prompts > 1 and self.in_cross_window():
             p = p.clone()
             p[c0 + 1 : c0 + n_prompts] = self.edit_cross(cond[0], cond[1:])
@@ -144,10 +147,22 @@ class EditController:
         return rearrange(p, "r n h f g -> (r n h) f g")
 
     # -- averaged maps and local blending ---------------------------------------------------------
+    def _store(self, name: str, maps: torch.Tensor) -> None:
+        """Add a call's maps (P, F_w, N, L) to the sums of the clip frames its window owns."""
+        if self.window is None:
+            frames = own = list(range(maps.shape[1]))
+        else:
+            frames, own = self.window.own_frames, list(self.window.own)
+        if name not in self.sums:
+            f = self.num_frames or maps.shape[1]
+            self.sums[name] = maps.new_zeros(maps.shape[0], f, *maps.shape[2:])
+            self.counts[name] = maps.new_zeros(f)
+        self.sums[name][:, frames] += maps[:, own]
+        self.counts[name][frames] += 1
+
     def averaged_maps(self) -> dict[str, torch.Tensor]:
-        """Layer -> (P, F, N, L) maps averaged over the steps stored so far."""
-        n = max(self.steps_stored + (1 if self._stored_this_step else 0), 1)
-        return {k: v / n for k, v in self.sums.items()}
+        """Layer -> (P, F, N, L) maps averaged over the steps (and windows) stored so far."""
+        return {k: v / self.counts[k].clamp_min(1)[None, :, None, None] for k, v in self.sums.items()}
 
     def blend_mask(self, latent_hw: tuple[int, int], tokens: torch.Tensor, threshold: float) -> torch.Tensor:
         """Per-frame masks (P, F, 1, h, w) from the stored maps of `tokens` (P, L)."""
@@ -212,12 +227,16 @@ class ControlledProcessor(T2SAttnProcessor):
         self.name = name
         self.fallback = fallback
 
-    def attend(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
+    def attend(
+        self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int, anchors: Anchors
+    ) -> torch.Tensor:
         if not self.controller.wants(self.name):
-            return self.fallback.attend(attn, hidden, context, num_frames)
-        return self.controlled(attn, hidden, context, num_frames)
+            return self.fallback.attend(attn, hidden, context, num_frames, anchors)
+        return self.controlled(attn, hidden, context, num_frames, anchors)
 
-    def controlled(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
+    def controlled(
+        self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int, anchors: Anchors
+    ) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -228,8 +247,10 @@ class ControlledFrameProcessor(ControlledProcessor):
         super().__init__(controller, name, fallback)
         self.mode = mode
 
-    def controlled(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
-        k, v = frame_keys_values(attn, hidden, num_frames, self.mode)
+    def controlled(
+        self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int, anchors: Anchors
+    ) -> torch.Tensor:
+        k, v = frame_keys_values(attn, hidden, num_frames, self.mode, anchors)
         q = frame_queries(attn, hidden, num_frames, self.mode)
         q, k, v = attn.head_to_batch_dim(q), attn.head_to_batch_dim(k), attn.head_to_batch_dim(v)
         probs = attn.get_attention_scores(q, k)  # (B'*h, Q, K)
@@ -247,7 +268,9 @@ class ControlledFrameProcessor(ControlledProcessor):
 class ControlledCrossProcessor(ControlledProcessor):
     """Cross-attention that materialises probabilities for the controller when it asks."""
 
-    def controlled(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
+    def controlled(
+        self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int, anchors: Anchors
+    ) -> torch.Tensor:
         rows = hidden.shape[0] // num_frames
         q, k, v = attn.to_q(hidden), attn.to_k(context), attn.to_v(context)  # probs (B*h, N, L)
         return attend_with_probs(attn, q, k, v, lambda p: self.controller.on_cross(self.name, p, rows, attn.heads))
@@ -256,7 +279,9 @@ class ControlledCrossProcessor(ControlledProcessor):
 class ControlledTemporalProcessor(ControlledProcessor):
     """Temporal attention whose target maps follow the source inside the self-replace window."""
 
-    def controlled(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
+    def controlled(
+        self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int, anchors: Anchors
+    ) -> torch.Tensor:
         q, k, v = attn.to_q(hidden), attn.to_k(hidden), attn.to_v(hidden)  # probs (rows*N*h, F, F)
         rows = self.controller.layout.rows
         return attend_with_probs(attn, q, k, v, lambda p: self.controller.on_temporal(p, rows, attn.heads))

@@ -15,6 +15,8 @@ from einops import rearrange
 
 from videop2p.config import FrameAttentionMode
 
+Anchors = tuple[int, ...]  # positions of the anchor frames among the frames of one model call
+
 
 def _heads(attn: Attention, x: torch.Tensor) -> torch.Tensor:
     """(B, N, H*d) -> (B, H, N, d)."""
@@ -40,21 +42,22 @@ def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, query_chunk: int | N
 
 
 def frame_keys_values(
-    attn: Attention, hidden: torch.Tensor, num_frames: int, mode: FrameAttentionMode
+    attn: Attention, hidden: torch.Tensor, num_frames: int, mode: FrameAttentionMode, anchors: Anchors = (0,)
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keys and values of frame attention.
+    """Keys and values of frame attention; `anchors` are the positions of the anchor frames in the clip.
 
-    FIRST: (B, N, C) from frame 0 only, computed once and shared by every frame.
-    SPARSE_CAUSAL: (B*F, 2N, C), frame 0 and frame i-1 for frame i.
+    FIRST: (B, A*N, C) from the anchor frames only (frame 0 in Video-P2P), computed once and shared
+    by every frame.
+    SPARSE_CAUSAL: (B*F, (A+1)*N, C), the anchors and frame i-1 for frame i (Tune-A-Video: frame 0).
     """
     video = rearrange(hidden, "(b f) n c -> b f n c", f=num_frames)
     if mode is FrameAttentionMode.FIRST:
-        first = video[:, 0]  # (B, N, C)
+        first = rearrange(video[:, list(anchors)], "b a n c -> b (a n) c")  # (B, A*N, C)
         return attn.to_k(first), attn.to_v(first)
     k, v = attn.to_k(video), attn.to_v(video)  # (B, F, N, C)
     prev = [0] + list(range(num_frames - 1))
-    k = torch.cat([k[:, [0] * num_frames], k[:, prev]], dim=2)  # (B, F, 2N, C)
-    v = torch.cat([v[:, [0] * num_frames], v[:, prev]], dim=2)
+    k = torch.cat([k[:, [a] * num_frames] for a in anchors] + [k[:, prev]], dim=2)  # (B, F, (A+1)*N, C)
+    v = torch.cat([v[:, [a] * num_frames] for a in anchors] + [v[:, prev]], dim=2)
     return rearrange(k, "b f n c -> (b f) n c"), rearrange(v, "b f n c -> (b f) n c")
 
 
@@ -96,8 +99,8 @@ class T2SAttnProcessor:
 
     `__call__` checks the layer's options, normalises the context (`norm_cross`), calls `attend`
     (which subclasses implement: (B, N, C) in, projected (B, N, C) out), then applies the residual
-    connection and the output rescale the layer asks for. `num_frames` comes from
-    `cross_attention_kwargs`; frames are folded into the batch as (B*F, N, C).
+    connection and the output rescale the layer asks for. `num_frames` and `anchors` come
+    from `cross_attention_kwargs`; frames are folded into the batch as (B*F, N, C).
     """
 
     def __call__(
@@ -107,6 +110,7 @@ class T2SAttnProcessor:
         encoder_hidden_states: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         num_frames: int = 1,
+        anchors: Anchors = (0,),
         **kwargs,
     ) -> torch.Tensor:
         check_supported(attn, attention_mask)
@@ -117,12 +121,14 @@ class T2SAttnProcessor:
         context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
         if encoder_hidden_states is not None and attn.norm_cross:
             context = attn.norm_encoder_hidden_states(context)
-        out = self.attend(attn, hidden_states, context, num_frames)
+        out = self.attend(attn, hidden_states, context, num_frames, anchors)
         if attn.residual_connection:
             out = out + hidden_states
         return out / attn.rescale_output_factor
 
-    def attend(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
+    def attend(
+        self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int, anchors: Anchors
+    ) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -133,8 +139,10 @@ class FrameAttnProcessor(T2SAttnProcessor):
         self.mode = FrameAttentionMode(mode)
         self.query_chunk = query_chunk
 
-    def attend(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
-        k, v = frame_keys_values(attn, hidden, num_frames, self.mode)
+    def attend(
+        self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int, anchors: Anchors
+    ) -> torch.Tensor:
+        k, v = frame_keys_values(attn, hidden, num_frames, self.mode, anchors)
         q = frame_queries(attn, hidden, num_frames, self.mode)
         out = sdpa(_heads(attn, q), _heads(attn, k), _heads(attn, v), self.query_chunk)
         return unfold_frame_output(_merge(attn, out), num_frames, self.mode)
@@ -146,7 +154,9 @@ class CrossAttnProcessor(T2SAttnProcessor):
     def __init__(self, query_chunk: int | None = None):
         self.query_chunk = query_chunk
 
-    def attend(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
+    def attend(
+        self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int, anchors: Anchors
+    ) -> torch.Tensor:
         q, k, v = attn.to_q(hidden), attn.to_k(context), attn.to_v(context)
         return _merge(attn, sdpa(_heads(attn, q), _heads(attn, k), _heads(attn, v), self.query_chunk))
 
@@ -157,7 +167,9 @@ class TemporalAttnProcessor(T2SAttnProcessor):
     def __init__(self, query_chunk: int | None = None):
         self.query_chunk = query_chunk  # slices the batch of positions: F queries each is already small
 
-    def attend(self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
+    def attend(
+        self, attn: Attention, hidden: torch.Tensor, context: torch.Tensor, num_frames: int, anchors: Anchors
+    ) -> torch.Tensor:
         q, k, v = attn.to_q(hidden), attn.to_k(hidden), attn.to_v(hidden)
         q, k, v = _heads(attn, q), _heads(attn, k), _heads(attn, v)  # (B*N, H, F, d)
         n = self.query_chunk or len(q)

@@ -225,8 +225,16 @@ class T2SModel(nn.Module):
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         return {n: p for n, p in self.unet.named_parameters() if is_trainable(n)}
 
-    def forward(self, latents: torch.Tensor, timestep: torch.Tensor | int, text: torch.Tensor) -> torch.Tensor:
-        """Noise (or velocity) prediction; latents (B, F, C, h, w), text (B, L, D) -> (B, F, C, h, w)."""
+    def forward(
+        self,
+        latents: torch.Tensor,
+        timestep: torch.Tensor | int,
+        text: torch.Tensor,
+        anchors: tuple[int, ...] = (0,),
+    ) -> torch.Tensor:
+        """Noise (or velocity) prediction; latents (B, F, C, h, w), text (B, L, D) -> (B, F, C, h, w).
+
+        `anchors`: positions of the frames that frame attention reads (Video-P2P: frame 0)."""
         b, f = latents.shape[:2]
         x = rearrange(latents, "b f c h w -> (b f) c h w")
         ctx = text.repeat_interleave(f, dim=0)  # (B*F, L, D)
@@ -236,7 +244,9 @@ class T2SModel(nn.Module):
         t = t.repeat_interleave(f)  # (B*F,)
         for norm in self._clip_norms:  # stays set for a checkpointed backward pass, which recomputes
             norm.num_frames = f if self.group_norm is GroupNormMode.CLIP else 1
-        out = self.unet(x, t, encoder_hidden_states=ctx, cross_attention_kwargs={"num_frames": f}).sample
+        out = self.unet(
+            x, t, encoder_hidden_states=ctx, cross_attention_kwargs={"num_frames": f, "anchors": anchors}
+        ).sample
         return rearrange(out, "(b f) c h w -> b f c h w", b=b)
 
 
@@ -252,12 +262,21 @@ def checkpointing(unet: UNet2DConditionModel, on: bool) -> Iterator[None]:
             unet.disable_gradient_checkpointing()
 
 
-def backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
-    """Backward pass and optimiser step, through `scaler`'s loss scaling when there is one (fp16)."""
+def backward(loss: torch.Tensor, scaler: torch.amp.GradScaler | None) -> None:
+    """Backward pass (gradients accumulate), through `scaler`'s loss scaling when there is one (fp16)."""
+    (loss if scaler is None else scaler.scale(loss)).backward()
+
+
+def optimizer_step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    """Optimiser step on the accumulated gradients; with a scaler, skipped when they overflowed."""
     if scaler is None:
-        loss.backward()
         opt.step()
         return
-    scaler.scale(loss).backward()
-    scaler.step(opt)  # skipped when the scaled gradients overflowed
+    scaler.step(opt)
     scaler.update()
+
+
+def backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    """Backward pass and optimiser step, through `scaler`'s loss scaling when there is one (fp16)."""
+    backward(loss, scaler)
+    optimizer_step(opt, scaler)

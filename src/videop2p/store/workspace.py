@@ -14,12 +14,14 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from videop2p.store.codec import CorruptFileError, load_tensors, save_tensors
 from videop2p.store.files import write_json
 
 logger = logging.getLogger(__name__)
@@ -91,6 +93,10 @@ class Workspace:
     def inversion_path(self, delta_key: str, inversion_key: dict) -> Path:
         return self.clip_dir(delta_key) / "inversions" / f"inv-{key_of(inversion_key)}.safetensors"
 
+    def steps_of(self, entry: Path, meta: dict) -> StepFiles:
+        """Where the finished steps of `entry` are kept while it is being computed."""
+        return StepFiles(entry.with_name(f"{entry.stem}.steps"), meta)
+
     def edit_path(self, delta_key: str, edit_key: dict) -> Path:
         return self.clip_dir(delta_key) / "edits" / f"edit-{key_of(edit_key)}.safetensors"
 
@@ -111,6 +117,41 @@ class Workspace:
         Path(self.root).mkdir(parents=True, exist_ok=True)
         with open(Path(self.root) / "events.jsonl", "a") as f:
             f.write(json.dumps(report.to_dict()) + "\n")
+
+
+@dataclass(frozen=True)
+class StepFiles:
+    """The finished steps of a long stage, one file each beside its entry, so that a stage interrupted
+    at any moment resumes from its last finished step. Steps made for other settings (`meta`) or
+    damaged are ignored; `clear` removes them once the entry is saved."""
+
+    root: Path  # folder of the step files
+    meta: dict  # what the steps are made for
+
+    def path(self, phase: str, step: int) -> Path:
+        return Path(self.root) / f"{phase}-{step:05d}.safetensors"
+
+    def save(self, phase: str, step: int, tensors: dict) -> None:
+        save_tensors(self.path(phase, step), tensors, {"for": self.meta, "phase": phase, "step": step})
+
+    def load(self, phase: str, device: str = "cpu") -> list[dict]:
+        """Tensors of the consecutive finished steps of `phase` from step 0 on."""
+        done = []
+        while self.path(phase, len(done)).exists():
+            try:
+                tensors, meta = load_tensors(self.path(phase, len(done)), device)
+            except CorruptFileError as e:
+                logger.warning("ignoring a damaged step file: %s", e)
+                break
+            if meta.get("for") != json.loads(json.dumps(self.meta, default=str)):
+                break
+            done.append(tensors)
+        if done:
+            logger.info("resuming %s from step %d (%s)", phase, len(done), self.root)
+        return done
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def reuse_or_compute(

@@ -1,0 +1,130 @@
+"""Long clips: overlapping windows of frames that all read the same anchor frames.
+
+Video-P2P's frame attention reads one anchor (frame 0) from every frame, so windows that each carry
+the anchor stay consistent in identity and appearance however long the clip is. At every step each
+window is predicted on its own and the predictions are averaged over the overlaps (MultiDiffusion,
+Bar-Tal et al. 2023, eq. 5, with time in place of space), which removes the seams that temporal
+attention, seeing only its own window, would leave. Peak memory is one window's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from videop2p.config import AnchorMode, WindowConfig
+
+
+@dataclass(frozen=True)
+class Window:
+    """The frames one model call sees: its own span of the clip plus the anchor frames."""
+
+    frames: tuple[int, ...]  # clip indices of the rows given to the model, ascending
+    anchors: tuple[int, ...]  # positions in `frames` of the anchor frames
+    own: tuple[int, ...]  # positions in `frames` of the window's own span (extra anchors excluded)
+
+    @property
+    def own_frames(self) -> list[int]:
+        """Clip indices of the window's own span."""
+        return [self.frames[p] for p in self.own]
+
+    @property
+    def anchor_frames(self) -> tuple[int, ...]:
+        """Clip indices of the anchors."""
+        return tuple(self.frames[p] for p in self.anchors)
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """How a clip of `num_frames` frames is split, and each window's share of every frame it owns."""
+
+    num_frames: int
+    windows: tuple[Window, ...]
+    weights: tuple[torch.Tensor, ...]  # per window, (len(own),) weights; over windows they sum to 1 per frame
+    settings: dict | None = None  # what decides the split; None: the whole clip with the official anchor
+
+    @property
+    def whole(self) -> bool:
+        return len(self.windows) == 1
+
+    def sample(self, generator: torch.Generator) -> Window:
+        """A window of the plan's length at a random start (tuning), carrying the anchors."""
+        if self.whole:
+            return self.windows[0]
+        length = len(self.windows[0].own)
+        start = int(torch.randint(0, self.num_frames - length + 1, (1,), generator=generator, device=generator.device))
+        return _window(range(start, start + length), self.windows[0].anchor_frames)
+
+
+def anchor_frames(num_frames: int, mode: AnchorMode | str) -> tuple[int, ...]:
+    """Clip indices of the anchor frames: frame 0, and with FIRST_MIDDLE the middle frame too."""
+    if AnchorMode(mode) is AnchorMode.FIRST or num_frames < 3:
+        return (0,)
+    return (0, num_frames // 2)
+
+
+def spans(num_frames: int, size: int, overlap: int) -> list[range]:
+    """Consecutive spans of `size` frames overlapping by at least `overlap`, the last one ending at the
+    clip's end (so no window is short)."""
+    if num_frames <= size:
+        return [range(num_frames)]
+    stride = size - overlap
+    starts = list(range(0, num_frames - size, stride)) + [num_frames - size]
+    return [range(s, s + size) for s in starts]
+
+
+def _window(span: range, anchors: tuple[int, ...]) -> Window:
+    frames = sorted(set(span) | set(anchors))
+    return Window(
+        frames=tuple(frames),
+        anchors=tuple(frames.index(a) for a in anchors),
+        own=tuple(i for i, f in enumerate(frames) if f in span),
+    )
+
+
+def plan_windows(num_frames: int, cfg: WindowConfig | None = None) -> WindowPlan:
+    """Windows for a clip: one for the whole clip when it fits, else overlapping spans with the anchors."""
+    cfg = cfg or WindowConfig()
+    size = num_frames if cfg.size is None else cfg.size
+    anchors = anchor_frames(num_frames, cfg.anchors)
+    windows = tuple(_window(s, anchors) for s in spans(num_frames, size, cfg.overlap))
+    cover = torch.zeros(num_frames)
+    for w in windows:
+        cover[w.own_frames] += 1
+    weights = tuple(1.0 / cover[w.own_frames] for w in windows)  # uniform average over the windows of a frame
+    split = len(windows) > 1 or AnchorMode(cfg.anchors) is not AnchorMode.FIRST
+    settings = {"size": size, "overlap": cfg.overlap, "anchors": AnchorMode(cfg.anchors).value} if split else None
+    return WindowPlan(num_frames, windows, weights, settings)
+
+
+def windowed(
+    call: Callable[[torch.Tensor, Window], torch.Tensor],
+    latents: torch.Tensor,
+    plan: WindowPlan,
+    on_window: Callable[[Window], None] | None = None,
+    show: bool = False,
+) -> torch.Tensor:
+    """`call(latents[:, window.frames], window)` for every window, blended into (B, F, ...) outputs."""
+    if plan.whole:
+        window = plan.windows[0]
+        if on_window is not None:
+            on_window(window)
+        return call(latents, window)
+    out = None
+    for window, weight in zip(each_window(plan, show), plan.weights, strict=True):
+        if on_window is not None:
+            on_window(window)
+        part = call(latents[:, list(window.frames)], window)  # (B, F_w, ...)
+        if out is None:
+            out = torch.zeros(latents.shape[0], plan.num_frames, *part.shape[2:], dtype=part.dtype, device=part.device)
+        shape = (1, -1) + (1,) * (part.dim() - 2)
+        out[:, window.own_frames] += part[:, list(window.own)] * weight.to(part).reshape(shape)
+    return out
+
+
+def each_window(plan: WindowPlan, show: bool) -> Iterator[Window]:
+    """The plan's windows under a transient tqdm bar that says which window is running."""
+    yield from tqdm(plan.windows, desc="window", leave=False, disable=not show or plan.whole)
