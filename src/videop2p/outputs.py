@@ -12,13 +12,14 @@ import torch.nn.functional as F
 import yaml
 from PIL import Image, ImageDraw, ImageFont
 
-from videop2p.config import RunConfig, to_plain
+from videop2p.compositing import composite
+from videop2p.config import CompositeMode, RunConfig, to_plain
 from videop2p.io.video import side_by_side, write_video
 from videop2p.store.files import atomic_path, write_json, write_text
 from videop2p.store.workspace import StageReport
 
 if TYPE_CHECKING:
-    from videop2p.pipeline import EditOutput
+    from videop2p.pipeline import Clip, EditOutput
 
 
 def upsample_masks(masks: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
@@ -98,27 +99,34 @@ def write_png(image: np.ndarray, path: Path) -> Path:
     return path
 
 
-def _write_clip(frames: np.ndarray, root: Path, stem: str, fps: float) -> tuple[str, str]:
-    """The clip as `stem.mp4` and `stem.gif`; returns both names."""
-    write_video(frames, root / f"{stem}.mp4", fps)
+def _write_clip(
+    frames: np.ndarray, root: Path, stem: str, fps: float, full: np.ndarray | None = None, audio=None
+) -> tuple[str, str]:
+    """The clip as `stem.mp4` (at full resolution with the sound, when given) and `stem.gif` (working
+    size, a preview); returns both names."""
+    write_video(frames if full is None else full, root / f"{stem}.mp4", fps, audio)
     write_video(frames, root / f"{stem}.gif", fps)
     return f"{stem}.mp4", f"{stem}.gif"
 
 
-def write_run_outputs(
-    cfg: RunConfig, source: np.ndarray, fps: float, out: EditOutput, reports: list[StageReport], model: str
-) -> dict:
+def write_run_outputs(cfg: RunConfig, clip: Clip, out: EditOutput, reports: list[StageReport], info) -> dict:
     """Videos, overlays, attention grids, config, report and `outputs.json` of one run into `cfg.out`.
 
-    source: (F, H, W, 3) frames that were edited; returns the manifest written to `outputs.json`.
+    The edits' mp4s have the input's resolution (pasted into its frames through the blend mask, see
+    `compositing`) when it is larger than the working size and `cfg.composite` allows, the clip's
+    frame rate, and its sound. Returns the manifest written to `outputs.json`.
     """
     started = time.perf_counter()
     root = Path(cfg.out)
+    source, fps = clip.frames, clip.fps
+    full = clip.original is not None and CompositeMode(cfg.composite) is CompositeMode.AUTO
     files: dict[str, list[str] | str] = {"edits": [], "edits_gif": [], "masks": [], "attention": []}
     files["source"] = _write_clip(source, root, "source", fps)[0]
     files["reconstruction"] = _write_clip(out.reconstruction, root, "reconstruction", fps)[0]
     for k, frames in enumerate(out.edits, start=1):
-        mp4, gif = _write_clip(frames, root, f"edit_{k}", fps)
+        masks = out.result.masks[k - 1] if out.result.masks is not None else None
+        pasted = composite(clip.original, frames, masks, clip.resize, info.vae_scale_factor) if full else None
+        mp4, gif = _write_clip(frames, root, f"edit_{k}", fps, pasted, clip.audio)
         files["edits"].append(mp4)
         files["edits_gif"].append(gif)
     grid = side_by_side([source, out.reconstruction, *out.edits], ["source", "reconstruction", *cfg.targets])
@@ -141,9 +149,12 @@ def write_run_outputs(
         "targets": cfg.targets,
         "modes": res.modes,
         "mask_coverage": [float(m.float().mean()) for m in res.masks] if res.masks is not None else None,
-        "model": model,
+        "model": info.identity,
         "frames": len(source),
         "size": [int(source.shape[2]), int(source.shape[1])],
+        "output_size": [int(clip.original.shape[2]), int(clip.original.shape[1])] if full else None,
+        "fps": fps,
+        "audio": clip.audio is not None,
         "stages": {r.stage: _stage_entry(r) for r in reports},
         "outputs": {**files, "report": "report.md", "config": "config.yaml"},
         "workspace": [r.to_dict() for r in reports if r.entry is not None],  # this run's entries only

@@ -20,6 +20,7 @@ from videop2p.config import (
     FrameAttentionMode,
     GroupNormMode,
     InversionConfig,
+    ResizeMode,
     RunConfig,
     TuneConfig,
     VideoConfig,
@@ -29,7 +30,7 @@ from videop2p.config import (
 )
 from videop2p.editing import EditResult, build_plan, edit, load_edit_result, save_edit_result
 from videop2p.inversion import InversionResult, invert, load_inversion, save_inversion
-from videop2p.io.video import read_video, resize_frames, resolve_size
+from videop2p.io.video import AudioSpan, read_video, resize_frames, resolve_size
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts, frames_hash
 from videop2p.models.loading import SDComponents, load_components, parse_dtype
 from videop2p.models.t2s import T2SModel
@@ -51,6 +52,9 @@ class Clip:
     fps: float  # frame rate for writing
     digest: str  # content hash of the frames
     posterior: tuple[torch.Tensor, torch.Tensor] | None = None  # scaled VAE mean and std, (1, F, C, h, w) each
+    original: np.ndarray | None = None  # (F, H0, W0, 3) the selected frames at the input's size, when larger
+    resize: ResizeMode = ResizeMode.CROP  # how `frames` were made from `original`
+    audio: AudioSpan | None = None  # the selection's sound
 
     @property
     def size(self) -> tuple[int, int]:
@@ -112,7 +116,17 @@ class VideoP2P:
         info = self.components.info
         width, height = resolve_size(raw.size, video.width, video.height, info.native_size, info.size_multiple)
         frames = resize_frames(raw.frames, width, height, video.resize)
-        return Clip(frames=frames, fps=raw.fps, digest=frames_hash(frames))
+        larger = raw.size[0] * raw.size[1] > width * height
+        if video.stride > 1:
+            logger.info("stride %d: %.3g fps, the clip's duration and sound kept", video.stride, raw.fps)
+        return Clip(
+            frames=frames,
+            fps=raw.fps,
+            digest=frames_hash(frames),
+            original=raw.frames if larger else None,
+            resize=ResizeMode(video.resize),
+            audio=raw.audio,
+        )
 
     def posterior(self, clip: Clip) -> tuple[torch.Tensor, torch.Tensor]:
         """Scaled VAE posterior of the clip, encoded once per clip and kept on it."""
@@ -314,4 +328,4 @@ class VideoP2P:
         reports.append(report)
         out, report = self.edit(model, inversion, cfg.source, cfg.targets, cfg.edit, cfg.force, on_step, cfg.window)
         reports.append(report)
-        return write_run_outputs(cfg, clip.frames, clip.fps, out, reports, self.components.info.identity)
+        return write_run_outputs(cfg, clip, out, reports, self.components.info)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -24,12 +26,22 @@ class VideoError(ValueError):
     """A video that cannot be read as asked."""
 
 
+@dataclass(frozen=True)
+class AudioSpan:
+    """The sound of the selected frames: a span of a file's first audio stream."""
+
+    path: str  # the container holding it
+    start: float  # seconds
+    end: float  # seconds
+
+
 @dataclass
 class Video:
     """Decoded frames and their frame rate."""
 
     frames: np.ndarray  # (F, H, W, 3) uint8
     fps: float  # frames per second of the selected frames
+    audio: AudioSpan | None = None  # their sound, when the file has an audio stream
 
     @property
     def num_frames(self) -> int:
@@ -89,16 +101,21 @@ def _read_animated_image(img: Image.Image) -> tuple[list[np.ndarray], float]:
     return frames, fps
 
 
-def _read_container(path: Path) -> tuple[list[np.ndarray], float]:
-    frames = []
+def _read_container(path: Path, wanted: range | None = None) -> tuple[list[np.ndarray | None], float, bool]:
+    """Frames (None for those outside `wanted`, which are decoded but not kept, so memory holds the
+    selection only; decoding stops after its last frame), frame rate, and whether there is sound."""
+    frames, has_audio = [], False
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise VideoError(f"{path} has no video stream.")
+            has_audio = bool(container.streams.audio)
             stream = container.streams.video[0]
             fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
-            for frame in container.decode(stream):
-                frames.append(frame.to_ndarray(format="rgb24"))
+            for i, frame in enumerate(container.decode(stream)):
+                frames.append(frame.to_ndarray(format="rgb24") if wanted is None or i in wanted else None)
+                if wanted is not None and len(wanted) and i >= wanted[-1]:
+                    break
     except av.error.FFmpegError as e:
         if not frames:
             raise VideoError(
@@ -107,30 +124,33 @@ def _read_container(path: Path) -> tuple[list[np.ndarray], float]:
         logger.warning("%s is truncated: decoded %d frames before the error (%s)", path, len(frames), e)
     if not frames:
         raise VideoError(f"{path} contains no decodable video frames.")
-    return frames, fps
+    return frames, fps, has_audio
 
 
-def _decode_all(path: Path) -> tuple[list[np.ndarray], float]:
+def _decode_all(path: Path, wanted: range | None = None) -> tuple[list[np.ndarray | None], float, bool]:
+    """Frames, frame rate, and whether the file has sound; containers keep only the `wanted` frames."""
     if not path.exists():
         raise VideoError(f"Video path {str(path)!r} does not exist.")
     if path.is_dir():
-        return _read_frame_dir(path)
+        return *_read_frame_dir(path), False
     if path.stat().st_size == 0:
         raise VideoError(f"Video file {path} is empty (0 bytes).")
     try:
         with Image.open(path) as img:
-            return _read_animated_image(img)
+            return *_read_animated_image(img), False
     except UnidentifiedImageError:
         pass
     except OSError as e:
         raise VideoError(f"Image file {path} is truncated or corrupt ({e}).") from e
-    return _read_container(path)
+    return _read_container(path, wanted)
 
 
 def read_video(path: str | os.PathLike, start: int = 0, num_frames: int | None = None, stride: int = 1) -> Video:
     """Read a clip and select `num_frames` frames from `start` every `stride` frames.
 
-    These are the official `sample_start_idx`, `n_sample_frames` and `sample_frame_rate`.
+    These are the official `sample_start_idx`, `n_sample_frames` and `sample_frame_rate`. The frame
+    rate of the selection is the file's divided by `stride`, so that it lasts as long as the frames
+    it was taken from and keeps in step with their sound (`audio`, the same span of the file's).
     """
     if start < 0:
         raise VideoError(f"start must be >= 0, got {start}.")
@@ -138,9 +158,11 @@ def read_video(path: str | os.PathLike, start: int = 0, num_frames: int | None =
         raise VideoError(f"stride must be >= 1, got {stride}.")
     if num_frames is not None and num_frames < 1:
         raise VideoError(f"num_frames must be >= 1, got {num_frames}.")
-    frames, fps = _decode_all(Path(path))
-    if frames[0].shape[0] == 0 or frames[0].shape[1] == 0:
-        raise VideoError(f"{path} has zero-size frames ({frames[0].shape[1]}x{frames[0].shape[0]}).")
+    wanted = range(start, start + num_frames * stride, stride) if num_frames is not None else None
+    frames, fps, has_audio = _decode_all(Path(path), wanted)
+    shape = next((f.shape for f in frames if f is not None), (0, 0))
+    if shape[0] == 0 or shape[1] == 0:
+        raise VideoError(f"{path} has zero-size frames ({shape[1]}x{shape[0]}).")
     available = len(range(start, len(frames), stride))
     if num_frames is None:
         num_frames = available
@@ -151,7 +173,8 @@ def read_video(path: str | os.PathLike, start: int = 0, num_frames: int | None =
             f"fewer than the {num_frames} asked for. Ask for at most {most} frames, or lower start or stride."
         )
     picked = frames[start : start + num_frames * stride : stride]
-    return Video(frames=np.stack(picked), fps=fps / stride)
+    audio = AudioSpan(str(path), start / fps, (start + num_frames * stride) / fps) if has_audio else None
+    return Video(frames=np.stack(picked), fps=fps / stride, audio=audio)
 
 
 def nearest_valid_sizes(value: int, multiple: int) -> tuple[int, int]:
@@ -217,23 +240,69 @@ def resize_frames(frames: np.ndarray, width: int, height: int, mode: ResizeMode 
     return out
 
 
-def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float = DEFAULT_FPS) -> Path:
-    """Write H.264 / yuv420p; odd sides are padded by one pixel (the codec needs even sizes)."""
+def frame_rate(fps: float) -> Fraction:
+    """A frame rate as the fraction containers store: 30000/1001 for 29.97, 25 for 25.0."""
+    return Fraction(fps).limit_denominator(1001)
+
+
+def write_mp4(
+    frames: np.ndarray, path: str | os.PathLike, fps: float = DEFAULT_FPS, audio: AudioSpan | None = None
+) -> Path:
+    """Write H.264 / yuv420p at `fps` (kept exactly, as a fraction), with `audio` as AAC when given;
+    odd sides are padded by one pixel (the codec needs even sizes)."""
     path = Path(path)
     _, h, w, _ = frames.shape
     ph, pw = h + h % 2, w + w % 2
     if (ph, pw) != (h, w):
         frames = np.pad(frames, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
     with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=max(1, round(fps)))
+        stream = container.add_stream("libx264", rate=frame_rate(fps))
         stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
         stream.options = {"crf": "16", "threads": "1"}  # one thread: output independent of the core count
+        sound = None
+        if audio is not None:  # every stream is added before the first packet is written
+            rate, layout = _audio_format(audio)
+            sound = container.add_stream("aac", rate=rate, layout=layout)
         for fr in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+        if sound is not None:
+            for frame in _audio_span(audio, rate, layout):
+                container.mux(sound.encode(frame))
+            container.mux(sound.encode())
     return path
+
+
+def _audio_format(audio: AudioSpan) -> tuple[int, str]:
+    """Sample rate and channel layout of the span's audio stream."""
+    with av.open(audio.path) as source:
+        src = source.streams.audio[0]
+        return src.rate or src.codec_context.sample_rate, src.layout.name
+
+
+def _audio_span(audio: AudioSpan, rate: int, layout: str) -> Iterator[av.AudioFrame]:
+    """The decoded audio frames of the span, cut to it sample-exactly, numbered from 0."""
+    first, last = round(audio.start * rate), round(audio.end * rate)
+    written = 0
+    with av.open(audio.path) as source:
+        for frame in source.decode(source.streams.audio[0]):
+            channels = len(frame.layout.channels)
+            samples = frame.to_ndarray()  # (channels, n) planar, (1, n * channels) packed
+            step = 1 if frame.format.is_planar else channels
+            at = round(frame.time * rate) if frame.time is not None else first + written
+            lo, hi = max(first - at, 0), min(last - at, samples.shape[1] // step)
+            if at >= last:
+                break
+            if hi <= lo:
+                continue
+            cut = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(samples[:, lo * step : hi * step]), format=frame.format.name, layout=layout
+            )
+            cut.sample_rate, cut.pts, cut.time_base = rate, written, Fraction(1, rate)
+            written += hi - lo
+            yield cut
 
 
 def write_gif(frames: np.ndarray, path: str | os.PathLike, fps: float = DEFAULT_FPS) -> Path:
@@ -252,11 +321,13 @@ def write_frames(frames: np.ndarray, directory: str | os.PathLike) -> Path:
     return Path(directory)
 
 
-def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float = DEFAULT_FPS) -> Path:
-    """Write by suffix: .mp4, .gif, or a folder of PNGs for a path without suffix."""
+def write_video(
+    frames: np.ndarray, path: str | os.PathLike, fps: float = DEFAULT_FPS, audio: AudioSpan | None = None
+) -> Path:
+    """Write by suffix: .mp4 (with `audio` when given), .gif, or a folder of PNGs for a path without suffix."""
     suffix = Path(path).suffix.lower()
     if suffix == ".mp4":
-        return write_mp4(frames, path, fps)
+        return write_mp4(frames, path, fps, audio)
     if suffix == ".gif":
         return write_gif(frames, path, fps)
     if suffix == "":

@@ -1,0 +1,115 @@
+"""Peak memory and time of each stage against clip length, in windows and whole, on the bundled model.
+
+Each (length, mode) runs in its own process. Peak memory is the growth of the peak RSS over the RSS
+before the stage (Linux `clear_refs` resets the peak between stages). Toy clips render any length;
+the object moves slowly across the clip, so it crosses every window border.
+
+    python bench/bench_long_clips.py                         # 8, 32, 64, 128 frames, windows and whole
+    python bench/bench_long_clips.py --lengths 8 32 --modes windows
+
+The stages run at a reduced budget (tuning steps, DDIM steps and null-text iterations are flags;
+defaults 20, 10 and 2), which scales every row alike: memory does not depend on the step counts,
+and time is linear in them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+
+def _peak_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+
+
+def _current_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def _reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def one(args) -> dict:
+    """Tune, invert and edit one toy clip of `args.length` frames; per stage seconds and peak MB."""
+    import torch
+
+    from videop2p.config import EditConfig, InversionConfig, TuneConfig, WindowConfig
+    from videop2p.latents import frames_hash
+    from videop2p.models.loading import load_components
+    from videop2p.pipeline import Clip, VideoP2P
+    from videop2p.toy.world import Color, Shape, ToyClipSpec, ToyObject, render_clip
+
+    torch.set_num_threads(args.threads)
+    components = load_components(None)
+    side = components.info.native_size
+    spec = ToyClipSpec(objects=[ToyObject(Shape.CIRCLE, Color.RED)], frames=args.length, size=side, seed=3)
+    toy = render_clip(spec)
+    clip = Clip(toy.frames, 8.0, frames_hash(toy.frames))
+    window = WindowConfig() if args.mode == "windows" else WindowConfig(size=None)
+    vp = VideoP2P(components)
+    vp.posterior(clip)
+    stages = {}
+
+    def measure(name, fn):
+        _reset_peak()
+        base = _current_mb()
+        started = time.perf_counter()
+        value = fn()
+        stages[name] = {"seconds": time.perf_counter() - started, "peak_mb": _peak_mb() - base}
+        return value
+
+    tune = TuneConfig(steps=args.tune_steps, progress=False)
+    inv = InversionConfig(steps=args.steps, inner_steps=args.inner_steps, progress=False)
+    model, _ = measure("tune", lambda: vp.tune(clip, spec.caption(), tune, window=window))
+    inversion, _ = measure("invert", lambda: vp.invert(model, clip, spec.caption(), inv, window=window))
+    target = spec.caption().replace("red", "blue")
+    edit = EditConfig(blend=("circle", "circle"), progress=False)
+    measure("edit", lambda: vp.edit(model, inversion, spec.caption(), [target], edit, window=window))
+    return {"length": args.length, "mode": args.mode, "stages": stages}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--lengths", type=int, nargs="+", default=[8, 32, 64, 128])
+    p.add_argument("--modes", nargs="+", default=["windows", "whole"], choices=["windows", "whole"])
+    p.add_argument("--tune-steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--inner-steps", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", help="also write the rows here")
+    p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--length", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--mode", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.one:
+        sys.stdout.write(json.dumps(one(args)) + "\n")
+        return
+    rows = []
+    flags = ["--tune-steps", str(args.tune_steps), "--steps", str(args.steps), "--inner-steps", str(args.inner_steps)]
+    flags += ["--threads", str(args.threads)]
+    print("| frames | mode | tune s | tune MB | invert s | invert MB | edit s | edit MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for mode in args.modes:
+        for length in args.lengths:
+            cmd = [sys.executable, __file__, "--one", "--length", str(length), "--mode", mode, *flags]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            row = json.loads(out.strip().splitlines()[-1])
+            rows.append(row)
+            s = row["stages"]
+            cells = " | ".join(f"{s[k]['seconds']:.1f} | {s[k]['peak_mb']:.0f}" for k in ("tune", "invert", "edit"))
+            print(f"| {length} | {mode} | {cells} |", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Edits at the input's resolution, frame rate and sound."""
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from videop2p.compositing import composite, working_boxes
+from videop2p.config import ResizeMode
+from videop2p.io.video import read_video, resize_frames, write_mp4
+
+
+def make_mp4_with_sound(path, frames: np.ndarray, fps: Fraction, rate: int = 44100) -> None:
+    """An H.264 clip with a stereo 440 Hz AAC track as long as its frames."""
+    with av.open(str(path), "w", format="mp4") as c:
+        v = c.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        v.options = {"crf": "10"}
+        a = c.add_stream("aac", rate=rate, layout="stereo")
+        for fr in frames:
+            c.mux(v.encode(av.VideoFrame.from_ndarray(fr, format="rgb24")))
+        c.mux(v.encode())
+        n = int(len(frames) / fps * rate)
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / rate)).astype(np.float32)
+        pcm = np.stack([tone, tone])
+        for i in range(0, n, 1024):
+            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, i : i + 1024]), format="fltp", layout="stereo")
+            f.sample_rate, f.pts = rate, i
+            c.mux(a.encode(f))
+        c.mux(a.encode())
+
+
+@pytest.mark.parametrize("mode", list(ResizeMode))
+@pytest.mark.parametrize(("source", "work"), [((96, 64), (32, 32)), ((50, 120), (24, 40)), ((64, 64), (32, 32))])
+def test_pasted_edits_keep_every_input_pixel_outside_the_mask(mode, source, work):
+    rng = np.random.default_rng(0)
+    original = rng.integers(0, 255, (3, source[1], source[0], 3), dtype=np.uint8)
+    edited = np.full((3, work[1], work[0], 3), (0, 0, 255), dtype=np.uint8)  # the edit: all blue
+    masks = torch.zeros(3, work[1] // 4, work[0] // 4, dtype=torch.bool)
+    masks[:, 2:4, 2:4] = True  # a patch of mask cells of 4 working pixels
+    out = composite(original, edited, masks, mode, cell=4)
+    assert out.shape == original.shape and out.dtype == np.uint8
+    changed = (out != original).any(-1)
+    src, dst = working_boxes(source, work, mode)
+    sx, sy = (src[2] - src[0]) / (dst[2] - dst[0]), (src[3] - src[1]) / (dst[3] - dst[1])
+    grow = 2 * np.ceil(4 * max(sx, sy) / 2)  # the feathering: two radii of half a cell (in input pixels)
+    x0, x1 = src[0] + (8 - dst[0]) * sx - grow, src[0] + (16 - dst[0]) * sx + grow
+    y0, y1 = src[1] + (8 - dst[1]) * sy - grow, src[1] + (16 - dst[1]) * sy + grow
+    ys, xs = np.nonzero(changed.any(0))
+    assert xs.min() >= np.floor(x0) - 1 and xs.max() <= np.ceil(x1) + 1, (xs.min(), xs.max(), x0, x1)
+    assert ys.min() >= np.floor(y0) - 1 and ys.max() <= np.ceil(y1) + 1
+    cy, cx = int(src[1] + (12 - dst[1]) * sy), int(src[0] + (12 - dst[0]) * sx)
+    assert (out[:, cy, cx] == (0, 0, 255)).all()  # the middle of the mask is the edit
+    whole = composite(original, edited, None, mode)  # no mask: the edit over everything it covers
+    assert (whole[:, src[1] : src[3], src[0] : src[2]] == (0, 0, 255)).all()
+
+
+def test_working_boxes_match_resize_frames():
+    y, x = np.mgrid[0:60, 0:100]
+    smooth = np.stack([x * 2.5, y * 4.0, 127 + 120 * np.sin(x / 9.0) * np.cos(y / 7.0)], -1)
+    original = smooth.clip(0, 255).astype(np.uint8)[None]  # where a misplaced box shows
+    for mode in ResizeMode:
+        work = resize_frames(original, 40, 40, mode)
+        src, dst = working_boxes((100, 60), (40, 40), mode)
+        back = resize_frames(original[:, src[1] : src[3], src[0] : src[2]], dst[2] - dst[0], dst[3] - dst[1], "stretch")
+        diff = np.abs(back.astype(int) - work[:, dst[1] : dst[3], dst[0] : dst[2]].astype(int)).mean()
+        assert diff < 6, (mode, diff)  # the same content, up to resampling
+
+
+def test_selected_frames_keep_the_frame_rate_and_the_sound_of_their_span(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 255, (40, 32, 48, 3), dtype=np.uint8)
+    make_mp4_with_sound(tmp_path / "in.mp4", frames, Fraction(30000, 1001))
+    video = read_video(tmp_path / "in.mp4", start=4, num_frames=12, stride=2)
+    assert video.fps == pytest.approx(30000 / 1001 / 2)
+    assert video.audio.start == pytest.approx(4 * 1001 / 30000) and video.audio.end == pytest.approx(28 * 1001 / 30000)
+    write_mp4(video.frames, tmp_path / "out.mp4", video.fps, video.audio)
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.video[0].average_rate == Fraction(15000, 1001)
+        assert c.streams.audio and c.streams.audio[0].rate == 44100
+        samples = sum(f.samples for f in c.decode(c.streams.audio[0]))
+    span = (video.audio.end - video.audio.start) * 44100
+    assert span <= samples <= span + 2048  # the span, plus the AAC encoder's priming
+
+
+def test_a_run_on_a_larger_clip_with_sound_writes_the_edit_at_its_size_rate_and_sound(tmp_path, tiny):
+    from videop2p.config import EditConfig, InversionConfig, RunConfig, TuneConfig, VideoConfig
+    from videop2p.pipeline import VideoP2P
+
+    frames = np.zeros((6, 48, 64, 3), dtype=np.uint8)
+    frames[..., 1] = 120  # green ground
+    frames[:, 16:32, 24:40, 0] = 220  # a red square
+    make_mp4_with_sound(tmp_path / "in.mp4", frames, Fraction(25))
+    src = "a red square moving on the grass"
+    cfg = RunConfig(
+        video=VideoConfig(path=str(tmp_path / "in.mp4"), frames=6),
+        source=src,
+        targets=["a blue square moving on the grass"],
+        out=str(tmp_path / "out"),
+        tune=TuneConfig(steps=1, progress=False),
+        inversion=InversionConfig(method="fast", steps=3, progress=False),
+        edit=EditConfig(blend=("square", "square"), blend_start=0.0, threshold=0.6, progress=False),
+    )
+    manifest = VideoP2P(tiny).run(cfg)
+    assert manifest["output_size"] == [64, 48] and manifest["audio"] and manifest["fps"] == 25
+    with av.open(str(tmp_path / "out" / "edit_1.mp4")) as c:
+        v = c.streams.video[0]
+        assert (v.width, v.height, v.average_rate) == (64, 48, 25)
+        assert c.streams.audio
+    with av.open(str(tmp_path / "out" / "source.mp4")) as c:  # the working-size clip stays as it was
+        assert c.streams.video[0].width < 64
+    cfg.composite, cfg.out = "off", str(tmp_path / "off")
+    assert VideoP2P(tiny).run(cfg)["output_size"] is None
+    with av.open(str(tmp_path / "off" / "edit_1.mp4")) as c:
+        assert c.streams.video[0].width < 64
