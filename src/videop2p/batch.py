@@ -60,7 +60,9 @@ class Job:
     def group(self) -> str:
         """Jobs with the same group share one tuned model and inversion."""
         c = to_plain(self.config)
-        return key_of({k: c[k] for k in ("video", "source", "model", "tune", "frame_attention", "dtype", "device")})
+        return key_of(
+            {k: c[k] for k in ("video", "source", "model", "tune", "frame_attention", "window", "dtype", "device")}
+        )
 
 
 @dataclass
