@@ -5,6 +5,7 @@ model (fp32); on a GPU it is the peak allocated CUDA memory over the loaded mode
 
     python bench/bench_memory.py                          # CPU, 512x512, 1/2/4 frames, fp32
     python bench/bench_memory.py --device cuda --dtype float16 --frames 8 16 24 32
+    python bench/bench_memory.py --size 256 --frames 16 64 --window 16 --cases infer tune-checkpointing
 
 Cases: one edit-step UNet call (3 rows: target unconditional, source and target conditional),
 one tuning step with and without gradient checkpointing, and VAE decoding of the frames at once
@@ -86,8 +87,11 @@ def frame_attention_layer(args) -> dict:
 def measure(args) -> dict:
     from sd15 import sd15_components
 
+    from videop2p.config import WindowConfig
     from videop2p.latents import decode_latents
     from videop2p.models.t2s import T2SModel
+    from videop2p.sampling import predict
+    from videop2p.windows import plan_windows
 
     dtype = torch.float16 if args.dtype == "float16" else torch.float32
     torch.manual_seed(0)
@@ -99,6 +103,7 @@ def measure(args) -> dict:
     f = args.frames
     text = torch.randn(3, c.tokenizer.model_max_length, 768, device=args.device, dtype=dtype)
     z = torch.randn(3, f, 4, side, side, device=args.device, dtype=dtype)
+    plan = plan_windows(f, WindowConfig(size=args.window)) if args.window else None
     _reset_peak(args.device)
     base = _current_mb(args.device)
     if args.what.startswith("infer"):
@@ -108,7 +113,7 @@ def measure(args) -> dict:
             model.set_attention_slicing(1024)
         kernels = sdpa_kernel([SDPBackend.MATH]) if "math" in args.what else contextlib.nullcontext()
         with torch.no_grad(), kernels:
-            model(z, 500, text)
+            predict(model, z, 500, text, plan=plan)  # with a plan: every window in turn, blended
     elif args.what.startswith("tune"):
         unet = model.unet
         params = list(model.trainable_parameters().values())
@@ -117,7 +122,10 @@ def measure(args) -> dict:
         unet.train()
         if args.what == "tune-checkpointing":
             unet.enable_gradient_checkpointing()
-        loss = model(z[:1], 500, text[:1]).float().pow(2).mean()
+        window = plan.sample(torch.Generator().manual_seed(0)) if plan is not None else None
+        clip = z[:1, list(window.frames)] if window is not None else z[:1]  # a tuning step sees one window
+        anchors = window.anchors if window is not None else (0,)
+        loss = model(clip, 500, text[:1], anchors).float().pow(2).mean()
         loss.backward()
     elif args.what.startswith("vae"):
         batch = int(args.what.split(":")[1]) or f
@@ -147,6 +155,7 @@ def main() -> None:
     p.add_argument("--dtype", default="float32")
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--frames", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--window", type=int, help="process clips longer than this in windows (infer and tune cases)")
     p.add_argument("--cases", nargs="+", help="only these cases (infer, infer-math, infer-math-sliced, tune, "
                    "tune-checkpointing, vae:0 (all frames at once), vae:N (N at a time), frameattn-ours, frameattn-official)")  # fmt: skip
     p.add_argument("--what", help=argparse.SUPPRESS)
@@ -156,8 +165,12 @@ def main() -> None:
         print(json.dumps(frame_attention_layer(args) if args.what.startswith("frameattn") else measure(args)))
         return
     common = ["--device", args.device, "--dtype", args.dtype, "--size", str(args.size)]
+    common += ["--window", str(args.window)] if args.window else []
     unit = "CUDA allocated" if args.device.startswith("cuda") else "RSS"
-    print(f"SD 1.5 architecture, random weights, {args.size}x{args.size}, {args.dtype}, {args.device} ({unit})")
+    windows = f", windows of {args.window} frames" if args.window else ""
+    print(
+        f"SD 1.5 architecture, random weights, {args.size}x{args.size}, {args.dtype}, {args.device} ({unit}){windows}"
+    )
     print("| case | frames | model (MB) | peak (MB) | over the model (MB) |")
     print("|---|---|---|---|---|")
     fits: dict[str, list[tuple[int, float]]] = {}

@@ -10,26 +10,7 @@ import torch
 from videop2p.compositing import composite, working_boxes
 from videop2p.config import ResizeMode
 from videop2p.io.video import read_video, resize_frames, write_mp4
-
-
-def make_mp4_with_sound(path, frames: np.ndarray, fps: Fraction, rate: int = 44100) -> None:
-    """An H.264 clip with a stereo 440 Hz AAC track as long as its frames."""
-    with av.open(str(path), "w", format="mp4") as c:
-        v = c.add_stream("libx264", rate=fps)
-        v.width, v.height, v.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        v.options = {"crf": "10"}
-        a = c.add_stream("aac", rate=rate, layout="stereo")
-        for fr in frames:
-            c.mux(v.encode(av.VideoFrame.from_ndarray(fr, format="rgb24")))
-        c.mux(v.encode())
-        n = int(len(frames) / fps * rate)
-        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / rate)).astype(np.float32)
-        pcm = np.stack([tone, tone])
-        for i in range(0, n, 1024):
-            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, i : i + 1024]), format="fltp", layout="stereo")
-            f.sample_rate, f.pts = rate, i
-            c.mux(a.encode(f))
-        c.mux(a.encode())
+from videop2p.testing import write_mp4_with_tone
 
 
 @pytest.mark.parametrize("mode", list(ResizeMode))
@@ -71,7 +52,7 @@ def test_working_boxes_match_resize_frames():
 
 def test_selected_frames_keep_the_frame_rate_and_the_sound_of_their_span(tmp_path):
     frames = np.random.default_rng(0).integers(0, 255, (40, 32, 48, 3), dtype=np.uint8)
-    make_mp4_with_sound(tmp_path / "in.mp4", frames, Fraction(30000, 1001))
+    write_mp4_with_tone(tmp_path / "in.mp4", frames, Fraction(30000, 1001))
     video = read_video(tmp_path / "in.mp4", start=4, num_frames=12, stride=2)
     assert video.fps == pytest.approx(30000 / 1001 / 2)
     assert video.audio.start == pytest.approx(4 * 1001 / 30000) and video.audio.end == pytest.approx(28 * 1001 / 30000)
@@ -91,7 +72,7 @@ def test_a_run_on_a_larger_clip_with_sound_writes_the_edit_at_its_size_rate_and_
     frames = np.zeros((6, 48, 64, 3), dtype=np.uint8)
     frames[..., 1] = 120  # green ground
     frames[:, 16:32, 24:40, 0] = 220  # a red square
-    make_mp4_with_sound(tmp_path / "in.mp4", frames, Fraction(25))
+    write_mp4_with_tone(tmp_path / "in.mp4", frames, Fraction(25))
     src = "a red square moving on the grass"
     cfg = RunConfig(
         video=VideoConfig(path=str(tmp_path / "in.mp4"), frames=6),

@@ -267,6 +267,10 @@ def _stage_command(stage: str, doc: str):
             str | None,
             typer.Option(help=_h("anchors", "Frames every frame attends to: first (Video-P2P) or first+middle")),
         ] = None,
+        window_blend: Annotated[
+            str | None,
+            typer.Option(help=_h("window_blend", "Overlapping windows combined by a ramp (cross-fade) or uniform")),
+        ] = None,
         composite: Annotated[
             str | None,
             typer.Option(

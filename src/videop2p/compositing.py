@@ -44,6 +44,33 @@ def feathered(mask: torch.Tensor, size: tuple[int, int], radius: int) -> torch.T
     return m[0, 0].clamp(0, 1)
 
 
+def paste_weights(
+    masks: torch.Tensor | None,
+    source: tuple[int, int],
+    work: tuple[int, int],
+    resize: ResizeMode | str,
+    cell: int = 8,
+) -> torch.Tensor:
+    """(F, H, W) weight of the edit at each input pixel: the feathered mask inside the box the working
+    frame shows, 0 outside it (None: 1 over the whole box). Pixels of weight 0 keep the input's values.
+
+    masks: (F, h_m, w_m) bool local-blend masks; source and work are (width, height); `cell` is the
+    side in working pixels of one mask cell (the VAE's factor), which sets the feathering.
+    """
+    (w0, h0), (w, h) = source, work
+    src, dst = working_boxes(source, work, resize)
+    box = (src[3] - src[1], src[2] - src[0])
+    out = torch.zeros(1 if masks is None else len(masks), h0, w0)
+    if masks is None:
+        out[:, src[1] : src[3], src[0] : src[2]] = 1.0
+        return out
+    radius = math.ceil(cell * box[1] / max(dst[2] - dst[0], 1) / 2)
+    for f, mask in enumerate(masks):
+        full = F.interpolate(mask[None, None].float(), size=(h, w), mode="nearest")[0, 0].bool()
+        out[f, src[1] : src[3], src[0] : src[2]] = feathered(full[dst[1] : dst[3], dst[0] : dst[2]], box, radius)
+    return out
+
+
 def composite(
     original: np.ndarray,
     edited: np.ndarray,
@@ -51,25 +78,18 @@ def composite(
     resize: ResizeMode | str,
     cell: int = 8,
 ) -> np.ndarray:
-    """Paste working-size `edited` frames (F, h, w, 3) into the input frames `original` (F, H, W, 3).
-
-    masks: (F, h_m, w_m) bool local-blend masks (None: the whole edited frame is used); `cell` is the
-    side in working pixels of one mask cell (the VAE's factor), which sets the feathering.
-    """
+    """Paste working-size `edited` frames (F, h, w, 3) into the input frames `original` (F, H, W, 3)
+    through `paste_weights` (masks (F, h_m, w_m) bool, or None for the whole edited frame)."""
     (_, h0, w0, _), (_, h, w, _) = original.shape, edited.shape
     src, dst = working_boxes((w0, h0), (w, h), resize)
-    box_w, box_h = src[2] - src[0], src[3] - src[1]
-    scale = box_w / max(dst[2] - dst[0], 1)
-    radius = math.ceil(cell * scale / 2) if masks is not None else 0
+    weights = paste_weights(masks, (w0, h0), (w, h), resize, cell).numpy()
     out = original.copy()
+    size = (src[2] - src[0], src[3] - src[1])
     for f in range(len(original)):
-        part = Image.fromarray(edited[f, dst[1] : dst[3], dst[0] : dst[2]]).resize((box_w, box_h), Image.BICUBIC)
-        region = original[f, src[1] : src[3], src[0] : src[2]].astype(np.float32)
-        if masks is None:
-            out[f, src[1] : src[3], src[0] : src[2]] = np.asarray(part)
-            continue
-        full = F.interpolate(masks[f][None, None].float(), size=(h, w), mode="nearest")[0, 0].bool()
-        m = feathered(full[dst[1] : dst[3], dst[0] : dst[2]], (box_h, box_w), radius).numpy()[..., None]
-        mixed = region * (1 - m) + np.asarray(part, dtype=np.float32) * m
-        out[f, src[1] : src[3], src[0] : src[2]] = np.where(m > 0, np.round(mixed), region).astype(np.uint8)
+        scaled = Image.fromarray(edited[f, dst[1] : dst[3], dst[0] : dst[2]]).resize(size, Image.BICUBIC)
+        part = np.zeros_like(original[f], dtype=np.float32)  # the edit, scaled over the box it shows
+        part[src[1] : src[3], src[0] : src[2]] = np.asarray(scaled, dtype=np.float32)
+        m = weights[min(f, len(weights) - 1)][..., None]
+        mixed = np.round(original[f] * (1 - m) + part * m)
+        out[f] = np.where(m > 0, mixed, original[f]).astype(np.uint8)
     return out

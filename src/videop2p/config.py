@@ -50,6 +50,13 @@ class AnchorMode(str, enum.Enum):
     FIRST_MIDDLE = "first+middle"  # frame 0 and the clip's middle frame
 
 
+class WindowBlend(str, enum.Enum):
+    """How the predictions of overlapping windows are combined on the frames they share."""
+
+    RAMP = "ramp"  # a linear cross-fade over each overlap: a window's share falls to 0 towards its inner ends
+    UNIFORM = "uniform"  # the plain average of MultiDiffusion (Bar-Tal et al. 2023)
+
+
 class CompositeMode(str, enum.Enum):
     """How edits are written at the input's own resolution."""
 
@@ -175,6 +182,7 @@ class WindowConfig:
     size: int | None = 16  # frames per window; None: always the whole clip
     overlap: int = 4  # frames shared by consecutive windows, their predictions averaged at every step
     anchors: AnchorMode = AnchorMode.FIRST  # frames every window's frame attention reads
+    blend: WindowBlend = WindowBlend.RAMP  # how overlapping windows' predictions are combined
 
 
 @dataclass
@@ -261,6 +269,7 @@ OPTIONS: dict[str, tuple[str | None, str]] = {  # flat option (CLI flag, UI fiel
     "window": ("window", "size"),
     "overlap": ("window", "overlap"),
     "anchors": ("window", "anchors"),
+    "window_blend": ("window", "blend"),
     "video": ("video", "path"),
     "frames": ("video", "frames"),
     "start": ("video", "start"),
@@ -578,6 +587,7 @@ def check_window(w: WindowConfig) -> None:
     else:
         _number("window", "overlap", w.overlap, 0, whole=True)
     _enum_ok("window", "anchors", w.anchors, AnchorMode)
+    _enum_ok("window", "blend", w.blend, WindowBlend)
 
 
 def option_label(option: str) -> str:
@@ -608,6 +618,7 @@ __all__ = [
     "RunConfig",
     "TuneConfig",
     "VideoConfig",
+    "WindowBlend",
     "WindowConfig",
     "default_of",
     "load_config",

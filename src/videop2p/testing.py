@@ -5,6 +5,11 @@ Not used by the product itself; nothing here is downloaded."""
 
 from __future__ import annotations
 
+import os
+from fractions import Fraction
+
+import av
+import numpy as np
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
@@ -65,3 +70,26 @@ def dummy_components(
         m.requires_grad_(False)
     info = model_info(tokenizer, text_encoder, vae, unet, scheduler, source=f"dummy-{prediction_type}")
     return SDComponents(tokenizer, text_encoder, vae, unet, scheduler, info)
+
+
+def write_mp4_with_tone(
+    path: str | os.PathLike, frames: np.ndarray, fps: Fraction | float, rate: int = 44100, hz: float = 440.0
+) -> None:
+    """An H.264 clip (F, H, W, 3) with a stereo AAC sine tone as long as its frames: a test input with sound."""
+    fps = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), "w", format="mp4") as c:
+        v = c.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        v.options = {"crf": "10"}
+        a = c.add_stream("aac", rate=rate, layout="stereo")
+        for fr in frames:
+            c.mux(v.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")))
+        c.mux(v.encode())
+        n = int(len(frames) / fps * rate)
+        tone = (0.3 * np.sin(2 * np.pi * hz * np.arange(n) / rate)).astype(np.float32)
+        pcm = np.stack([tone, tone])
+        for i in range(0, n, 1024):
+            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, i : i + 1024]), format="fltp", layout="stereo")
+            f.sample_rate, f.pts = rate, i
+            c.mux(a.encode(f))
+        c.mux(a.encode())

@@ -2,9 +2,10 @@
 
 Video-P2P's frame attention reads one anchor (frame 0) from every frame, so windows that each carry
 the anchor stay consistent in identity and appearance however long the clip is. At every step each
-window is predicted on its own and the predictions are averaged over the overlaps (MultiDiffusion,
-Bar-Tal et al. 2023, eq. 5, with time in place of space), which removes the seams that temporal
-attention, seeing only its own window, would leave. Peak memory is one window's.
+window is predicted on its own and the predictions are combined over the overlaps, as MultiDiffusion
+(Bar-Tal et al. 2023, eq. 5) combines image regions, with time in place of space: by a linear
+cross-fade over each overlap (default), or by MultiDiffusion's plain average. This removes the seams
+that temporal attention, seeing only its own window, would leave. Peak memory is one window's.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from videop2p.config import AnchorMode, WindowConfig
+from videop2p.config import AnchorMode, WindowBlend, WindowConfig
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,36 @@ def plan_windows(num_frames: int, cfg: WindowConfig | None = None) -> WindowPlan
     size = num_frames if cfg.size is None else cfg.size
     anchors = anchor_frames(num_frames, cfg.anchors)
     windows = tuple(_window(s, anchors) for s in spans(num_frames, size, cfg.overlap))
+    raw = [_shares(i, windows, WindowBlend(cfg.blend)) for i in range(len(windows))]
     cover = torch.zeros(num_frames)
-    for w in windows:
-        cover[w.own_frames] += 1
-    weights = tuple(1.0 / cover[w.own_frames] for w in windows)  # uniform average over the windows of a frame
+    for w, r in zip(windows, raw, strict=True):
+        cover[w.own_frames] += r
+    weights = tuple(r / cover[w.own_frames] for w, r in zip(windows, raw, strict=True))  # sum to 1 per frame
     split = len(windows) > 1 or AnchorMode(cfg.anchors) is not AnchorMode.FIRST
-    settings = {"size": size, "overlap": cfg.overlap, "anchors": AnchorMode(cfg.anchors).value} if split else None
+    settings = None
+    if split:
+        settings = {"size": size, "overlap": cfg.overlap, "anchors": AnchorMode(cfg.anchors).value}
+        if len(windows) > 1 and WindowBlend(cfg.blend) is not WindowBlend.RAMP:
+            settings["blend"] = WindowBlend(cfg.blend).value
     return WindowPlan(num_frames, windows, weights, settings)
+
+
+def _shares(i: int, windows: tuple[Window, ...], blend: WindowBlend) -> torch.Tensor:
+    """Unnormalised share of window i in each of its own frames: 1, or with RAMP a linear ramp over the
+    frames it shares with the window before it and with the one after it (a cross-fade)."""
+    own = windows[i].own_frames
+    n = len(own)
+    share = torch.ones(n)
+    if blend is WindowBlend.UNIFORM:
+        return share
+    j = torch.arange(n, dtype=torch.float32)
+    if i > 0:
+        left = len(set(own) & set(windows[i - 1].own_frames))  # frames shared with the previous window
+        share = torch.minimum(share, (j + 1) / (left + 1))
+    if i < len(windows) - 1:
+        right = len(set(own) & set(windows[i + 1].own_frames))
+        share = torch.minimum(share, (n - j) / (right + 1))
+    return share
 
 
 def windowed(

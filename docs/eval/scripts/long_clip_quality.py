@@ -2,7 +2,8 @@
 
 Each suite case is rendered at FRAMES frames (the object moves slowly, so it crosses every window
 border), tuned once per window length (whole clip, or windows of SIZE), then inverted and edited
-whole, in windows with OVERLAP frames blended, and in windows without overlap. Each finished
+whole, in windows with OVERLAP frames cross-faded (ramp) or averaged (uniform), and in windows without
+overlap. Each finished
 (case, setting) is kept in OUT, so an interrupted run resumes.
 
     python docs/eval/scripts/long_clip_quality.py OUT [--cases 4] [--frames 32] [--size 16] [--overlap 4]
@@ -85,7 +86,10 @@ def main() -> None:
     comps = load_components(None)
     settings = {
         "whole": WindowConfig(size=None),
-        f"windows {args.size}, overlap {args.overlap}": WindowConfig(size=args.size, overlap=args.overlap),
+        f"windows {args.size}, overlap {args.overlap}, ramp": WindowConfig(size=args.size, overlap=args.overlap),
+        f"windows {args.size}, overlap {args.overlap}, uniform": WindowConfig(
+            size=args.size, overlap=args.overlap, blend="uniform"
+        ),
         f"windows {args.size}, overlap 0": WindowConfig(size=args.size, overlap=0),
     }
     for i, case in enumerate(make_suite(args.cases, frames=args.frames)):
