@@ -14,7 +14,7 @@ from videop2p.models.attention import CrossAttnProcessor, UnsupportedAttentionEr
 
 PACKAGE = Path(videop2p.__file__).parent
 CORE = ["models", "control", "store", "io", "sampling", "tuning", "inversion", "editing", "latents", "pipeline",
-        "config", "outputs", "progress", "metrics", "exporting"]  # fmt: skip
+        "config", "outputs", "progress", "metrics", "exporting", "windows", "compositing"]  # fmt: skip
 ABOVE = ("videop2p.toy", "videop2p.evaluation", "videop2p.cli", "videop2p.ui", "videop2p.batch", "videop2p.demo")
 
 

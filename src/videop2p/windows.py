@@ -10,6 +10,7 @@ that temporal attention, seeing only its own window, would leave. Peak memory is
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -68,12 +69,12 @@ def anchor_frames(num_frames: int, mode: AnchorMode | str) -> tuple[int, ...]:
 
 
 def spans(num_frames: int, size: int, overlap: int) -> list[range]:
-    """Consecutive spans of `size` frames overlapping by at least `overlap`, the last one ending at the
-    clip's end (so no window is short)."""
+    """Spans of `size` frames from the clip's first frame to its last, as few as share at least
+    `overlap` frames with their neighbours, spread evenly (so no window is short or redundant)."""
     if num_frames <= size:
         return [range(num_frames)]
-    stride = size - overlap
-    starts = list(range(0, num_frames - size, stride)) + [num_frames - size]
+    count = math.ceil((num_frames - overlap) / (size - overlap))
+    starts = [round(i * (num_frames - size) / (count - 1)) for i in range(count)]
     return [range(s, s + size) for s in starts]
 
 
