@@ -21,7 +21,7 @@ def test_pasted_edits_keep_every_input_pixel_outside_the_mask(mode, source, work
     edited = np.full((3, work[1], work[0], 3), (0, 0, 255), dtype=np.uint8)  # the edit: all blue
     masks = torch.zeros(3, work[1] // 4, work[0] // 4, dtype=torch.bool)
     masks[:, 2:4, 2:4] = True  # a patch of mask cells of 4 working pixels
-    out = composite(original, edited, masks, mode, cell=4)
+    out = np.stack(list(composite(original, edited, masks, mode, cell=4)))
     assert out.shape == original.shape and out.dtype == np.uint8
     changed = (out != original).any(-1)
     src, dst = working_boxes(source, work, mode)
@@ -34,7 +34,7 @@ def test_pasted_edits_keep_every_input_pixel_outside_the_mask(mode, source, work
     assert ys.min() >= np.floor(y0) - 1 and ys.max() <= np.ceil(y1) + 1
     cy, cx = int(src[1] + (12 - dst[1]) * sy), int(src[0] + (12 - dst[0]) * sx)
     assert (out[:, cy, cx] == (0, 0, 255)).all()  # the middle of the mask is the edit
-    whole = composite(original, edited, None, mode)  # no mask: the edit over everything it covers
+    whole = np.stack(list(composite(original, edited, None, mode)))  # no mask: the edit over everything it covers
     assert (whole[:, src[1] : src[3], src[0] : src[2]] == (0, 0, 255)).all()
 
 

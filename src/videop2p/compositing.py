@@ -6,6 +6,7 @@ edited region is the input's own.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -72,24 +73,25 @@ def paste_weights(
 
 
 def composite(
-    original: np.ndarray,
+    originals: Iterable[np.ndarray],
     edited: np.ndarray,
     masks: torch.Tensor | None,
     resize: ResizeMode | str,
     cell: int = 8,
-) -> np.ndarray:
-    """Paste working-size `edited` frames (F, h, w, 3) into the input frames `original` (F, H, W, 3)
-    through `paste_weights` (masks (F, h_m, w_m) bool, or None for the whole edited frame)."""
-    (_, h0, w0, _), (_, h, w, _) = original.shape, edited.shape
-    src, dst = working_boxes((w0, h0), (w, h), resize)
-    weights = paste_weights(masks, (w0, h0), (w, h), resize, cell).numpy()
-    out = original.copy()
-    size = (src[2] - src[0], src[3] - src[1])
-    for f in range(len(original)):
-        scaled = Image.fromarray(edited[f, dst[1] : dst[3], dst[0] : dst[2]]).resize(size, Image.BICUBIC)
-        part = np.zeros_like(original[f], dtype=np.float32)  # the edit, scaled over the box it shows
+) -> Iterator[np.ndarray]:
+    """Paste working-size `edited` frames (F, h, w, 3) into the input frames (each (H, W, 3), read one
+    at a time) through `paste_weights` (masks (F, h_m, w_m) bool, or None for the whole edited frame);
+    yields the pasted frames one by one, so a long clip at full resolution is never held whole."""
+    _, h, w, _ = edited.shape
+    for f, original in enumerate(originals):
+        h0, w0 = original.shape[:2]
+        src, dst = working_boxes((w0, h0), (w, h), resize)
+        weight = paste_weights(masks[f : f + 1] if masks is not None else None, (w0, h0), (w, h), resize, cell)
+        m = weight[0].numpy()[..., None]
+        scaled = Image.fromarray(edited[f, dst[1] : dst[3], dst[0] : dst[2]]).resize(
+            (src[2] - src[0], src[3] - src[1]), Image.BICUBIC
+        )
+        part = np.zeros_like(original, dtype=np.float32)  # the edit, scaled over the box it shows
         part[src[1] : src[3], src[0] : src[2]] = np.asarray(scaled, dtype=np.float32)
-        m = weights[min(f, len(weights) - 1)][..., None]
-        mixed = np.round(original[f] * (1 - m) + part * m)
-        out[f] = np.where(m > 0, mixed, original[f]).astype(np.uint8)
-    return out
+        mixed = np.round(original * (1 - m) + part * m)
+        yield np.where(m > 0, mixed, original).astype(np.uint8)

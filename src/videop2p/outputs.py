@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -100,7 +101,7 @@ def write_png(image: np.ndarray, path: Path) -> Path:
 
 
 def _write_clip(
-    frames: np.ndarray, root: Path, stem: str, fps: float, full: np.ndarray | None = None, audio=None
+    frames: np.ndarray, root: Path, stem: str, fps: float, full: Iterator[np.ndarray] | None = None, audio=None
 ) -> tuple[str, str]:
     """The clip as `stem.mp4` (at full resolution with the sound, when given) and `stem.gif` (working
     size, a preview); returns both names."""
@@ -119,13 +120,14 @@ def write_run_outputs(cfg: RunConfig, clip: Clip, out: EditOutput, reports: list
     started = time.perf_counter()
     root = Path(cfg.out)
     source, fps = clip.frames, clip.fps
-    full = clip.original is not None and CompositeMode(cfg.composite) is CompositeMode.AUTO
+    full = clip.full_size is not None and CompositeMode(cfg.composite) is CompositeMode.AUTO
     files: dict[str, list[str] | str] = {"edits": [], "edits_gif": [], "masks": [], "attention": []}
     files["source"] = _write_clip(source, root, "source", fps)[0]
     files["reconstruction"] = _write_clip(out.reconstruction, root, "reconstruction", fps)[0]
     for k, frames in enumerate(out.edits, start=1):
         masks = out.result.masks[k - 1] if out.result.masks is not None else None
-        pasted = composite(clip.original, frames, masks, clip.resize, info.vae_scale_factor) if full else None
+        resize, cell = clip.video.resize if full else None, info.vae_scale_factor
+        pasted = composite(clip.originals(), frames, masks, resize, cell) if full else None
         mp4, gif = _write_clip(frames, root, f"edit_{k}", fps, pasted, clip.audio)
         files["edits"].append(mp4)
         files["edits_gif"].append(gif)
@@ -152,7 +154,7 @@ def write_run_outputs(cfg: RunConfig, clip: Clip, out: EditOutput, reports: list
         "model": info.identity,
         "frames": len(source),
         "size": [int(source.shape[2]), int(source.shape[1])],
-        "output_size": [int(clip.original.shape[2]), int(clip.original.shape[1])] if full else None,
+        "output_size": list(clip.full_size) if full else None,
         "fps": fps,
         "audio": clip.audio is not None,
         "stages": {r.stage: _stage_entry(r) for r in reports},

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,6 @@ from videop2p.config import (
     FrameAttentionMode,
     GroupNormMode,
     InversionConfig,
-    ResizeMode,
     RunConfig,
     TuneConfig,
     VideoConfig,
@@ -30,7 +30,7 @@ from videop2p.config import (
 )
 from videop2p.editing import EditResult, build_plan, edit, load_edit_result, save_edit_result
 from videop2p.inversion import InversionResult, invert, load_inversion, save_inversion
-from videop2p.io.video import AudioSpan, read_video, resize_frames, resolve_size
+from videop2p.io.video import AudioSpan, iter_video, read_video, resize_frames, resolve_size, video_size
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts, frames_hash
 from videop2p.models.loading import SDComponents, load_components, parse_dtype
 from videop2p.models.t2s import T2SModel
@@ -52,9 +52,14 @@ class Clip:
     fps: float  # frame rate for writing
     digest: str  # content hash of the frames
     posterior: tuple[torch.Tensor, torch.Tensor] | None = None  # scaled VAE mean and std, (1, F, C, h, w) each
-    original: np.ndarray | None = None  # (F, H0, W0, 3) the selected frames at the input's size, when larger
-    resize: ResizeMode = ResizeMode.CROP  # how `frames` were made from `original`
+    video: VideoConfig | None = None  # where the frames were read from, to read them again at full size
+    full_size: tuple[int, int] | None = None  # (width, height) of the input's frames, when larger than `frames`'
     audio: AudioSpan | None = None  # the selection's sound
+
+    def originals(self) -> Iterator[np.ndarray]:
+        """The selected frames at the input's own size, read again one at a time."""
+        v = self.video
+        return iter_video(v.path, v.start, len(self.frames), v.stride)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -112,19 +117,24 @@ class VideoP2P:
 
     def load_clip(self, video: VideoConfig) -> Clip:
         """Read, select and resize frames to a size the model allows."""
-        raw = read_video(video.path, video.start, video.frames, video.stride)
         info = self.components.info
-        width, height = resolve_size(raw.size, video.width, video.height, info.native_size, info.size_multiple)
-        frames = resize_frames(raw.frames, width, height, video.resize)
-        larger = raw.size[0] * raw.size[1] > width * height
+        size = video_size(video.path)
+        width, height = resolve_size(size, video.width, video.height, info.native_size, info.size_multiple)
+        raw = read_video(  # resized as decoded: memory holds the working-size frames only
+            video.path,
+            video.start,
+            video.frames,
+            video.stride,
+            lambda f: resize_frames(f[None], width, height, video.resize)[0],
+        )
         if video.stride > 1:
             logger.info("stride %d: %.3g fps, the clip's duration and sound kept", video.stride, raw.fps)
         return Clip(
-            frames=frames,
+            frames=raw.frames,
             fps=raw.fps,
-            digest=frames_hash(frames),
-            original=raw.frames if larger else None,
-            resize=ResizeMode(video.resize),
+            digest=frames_hash(raw.frames),
+            video=video,
+            full_size=size if size[0] * size[1] > width * height else None,
             audio=raw.audio,
         )
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -66,16 +67,38 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def _read_frame_dir(path: Path) -> tuple[list[np.ndarray], float]:
+Transform = Callable[[np.ndarray], np.ndarray]  # applied to each kept frame as it is decoded (a resize)
+
+
+@dataclass
+class _Decoded:
+    """What a reader found: the kept frames (None where not wanted), the file's frame size, rate, sound."""
+
+    frames: list[np.ndarray | None]
+    size: tuple[int, int]  # (width, height) of the file's frames
+    fps: float
+    has_audio: bool = False
+
+
+def _keep(i: int, frame: np.ndarray, wanted: range | None, transform: Transform | None) -> np.ndarray | None:
+    if wanted is not None and i not in wanted:
+        return None
+    return transform(frame) if transform is not None else frame
+
+
+def _read_frame_dir(path: Path, wanted: range | None, transform: Transform | None) -> _Decoded:
     files = sorted(
         (p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: natural_key(p.name)
     )
-    frames, skipped = [], []
+    frames, sizes, skipped = [], set(), []
     for f in files:
         try:
             with Image.open(f) as img:  # Pillow detects the format from the content, not the extension
-                img.load()
-                frames.append(_to_rgb(img))
+                sizes.add(img.size)
+                wants = wanted is None or len(frames) in wanted
+                if wants:
+                    img.load()
+                frames.append(_keep(len(frames), _to_rgb(img), wanted, transform) if wants else None)
         except (UnidentifiedImageError, OSError) as e:
             if f.suffix.lower() in {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"}:
                 raise VideoError(f"Frame {f} is not a readable image ({e}).") from e
@@ -84,27 +107,26 @@ def _read_frame_dir(path: Path) -> tuple[list[np.ndarray], float]:
         logger.info("ignored %d non-image files in %s", len(skipped), path)
     if not frames:
         raise VideoError(f"Directory {path} contains no image frames; expected files such as 1.jpg, 2.jpg, ...")
-    sizes = {fr.shape[:2] for fr in frames}
     if len(sizes) > 1:
-        detail = ", ".join(f"{w}x{h}" for h, w in sorted(sizes))
+        detail = ", ".join(f"{w}x{h}" for w, h in sorted(sizes, key=lambda s: (s[1], s[0])))
         raise VideoError(f"Frames in {path} have mixed sizes ({detail}); all frames must have the same size.")
-    return frames, DEFAULT_FPS
+    return _Decoded(frames, sizes.pop(), DEFAULT_FPS)
 
 
-def _read_animated_image(img: Image.Image) -> tuple[list[np.ndarray], float]:
+def _read_animated_image(img: Image.Image, wanted: range | None, transform: Transform | None) -> _Decoded:
     frames, durations = [], []
-    for frame in ImageSequence.Iterator(img):
-        frames.append(_to_rgb(frame.copy()))
+    for i, frame in enumerate(ImageSequence.Iterator(img)):
+        frames.append(_keep(i, _to_rgb(frame.copy()), wanted, transform))
         durations.append(frame.info.get("duration", 0) or 0)
     mean_ms = float(np.mean(durations)) if durations else 0.0
     fps = 1000.0 / mean_ms if mean_ms > 0 else DEFAULT_FPS
-    return frames, fps
+    return _Decoded(frames, img.size, fps)
 
 
-def _read_container(path: Path, wanted: range | None = None) -> tuple[list[np.ndarray | None], float, bool]:
-    """Frames (None for those outside `wanted`, which are decoded but not kept, so memory holds the
-    selection only; decoding stops after its last frame), frame rate, and whether there is sound."""
-    frames, has_audio = [], False
+def _read_container(path: Path, wanted: range | None, transform: Transform | None) -> _Decoded:
+    """Frames are decoded one by one and only the `wanted` ones kept (transformed), so memory holds the
+    selection only; decoding stops after its last frame."""
+    frames, has_audio, size = [], False, (0, 0)
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -113,7 +135,10 @@ def _read_container(path: Path, wanted: range | None = None) -> tuple[list[np.nd
             stream = container.streams.video[0]
             fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
             for i, frame in enumerate(container.decode(stream)):
-                frames.append(frame.to_ndarray(format="rgb24") if wanted is None or i in wanted else None)
+                size = (frame.width, frame.height)
+                if size[0] == 0 or size[1] == 0:
+                    break
+                frames.append(_keep(i, frame.to_ndarray(format="rgb24"), wanted, transform))
                 if wanted is not None and len(wanted) and i >= wanted[-1]:
                     break
     except av.error.FFmpegError as e:
@@ -122,31 +147,47 @@ def _read_container(path: Path, wanted: range | None = None) -> tuple[list[np.nd
                 f"{path} is not a readable video ({e}); supported: mp4, mov, webm, mkv, avi, gif, webp or a folder of frames."
             ) from e
         logger.warning("%s is truncated: decoded %d frames before the error (%s)", path, len(frames), e)
-    if not frames:
+    if not frames and size == (0, 0):
         raise VideoError(f"{path} contains no decodable video frames.")
-    return frames, fps, has_audio
+    return _Decoded(frames, size, fps, has_audio)
 
 
-def _decode_all(path: Path, wanted: range | None = None) -> tuple[list[np.ndarray | None], float, bool]:
-    """Frames, frame rate, and whether the file has sound; containers keep only the `wanted` frames."""
+def _check_path(path: Path) -> None:
     if not path.exists():
         raise VideoError(f"Video path {str(path)!r} does not exist.")
-    if path.is_dir():
-        return *_read_frame_dir(path), False
-    if path.stat().st_size == 0:
+    if path.is_file() and path.stat().st_size == 0:
         raise VideoError(f"Video file {path} is empty (0 bytes).")
+
+
+def _decode(path: Path, wanted: range | None = None, transform: Transform | None = None) -> _Decoded:
+    """Decode a clip, keeping (and transforming) only the `wanted` frames."""
+    _check_path(path)
+    if path.is_dir():
+        return _read_frame_dir(path, wanted, transform)
     try:
         with Image.open(path) as img:
-            return *_read_animated_image(img), False
+            return _read_animated_image(img, wanted, transform)
     except UnidentifiedImageError:
         pass
     except OSError as e:
         raise VideoError(f"Image file {path} is truncated or corrupt ({e}).") from e
-    return _read_container(path, wanted)
+    return _read_container(path, wanted, transform)
 
 
-def read_video(path: str | os.PathLike, start: int = 0, num_frames: int | None = None, stride: int = 1) -> Video:
-    """Read a clip and select `num_frames` frames from `start` every `stride` frames.
+def video_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of a clip's frames, from its first frame only."""
+    return _decode(Path(path), range(1)).size
+
+
+def read_video(
+    path: str | os.PathLike,
+    start: int = 0,
+    num_frames: int | None = None,
+    stride: int = 1,
+    transform: Transform | None = None,
+) -> Video:
+    """Read a clip and select `num_frames` frames from `start` every `stride` frames, each passed
+    through `transform` (e.g. a resize) as it is decoded, so that memory holds the selection only.
 
     These are the official `sample_start_idx`, `n_sample_frames` and `sample_frame_rate`. The frame
     rate of the selection is the file's divided by `stride`, so that it lasts as long as the frames
@@ -158,11 +199,13 @@ def read_video(path: str | os.PathLike, start: int = 0, num_frames: int | None =
         raise VideoError(f"stride must be >= 1, got {stride}.")
     if num_frames is not None and num_frames < 1:
         raise VideoError(f"num_frames must be >= 1, got {num_frames}.")
-    wanted = range(start, start + num_frames * stride, stride) if num_frames is not None else None
-    frames, fps, has_audio = _decode_all(Path(path), wanted)
-    shape = next((f.shape for f in frames if f is not None), (0, 0))
-    if shape[0] == 0 or shape[1] == 0:
-        raise VideoError(f"{path} has zero-size frames ({shape[1]}x{shape[0]}).")
+    wanted = (
+        range(start, start + num_frames * stride, stride) if num_frames is not None else range(start, 2**62, stride)
+    )
+    decoded = _decode(Path(path), wanted, transform)
+    frames, fps = decoded.frames, decoded.fps
+    if decoded.size[0] == 0 or decoded.size[1] == 0:
+        raise VideoError(f"{path} has zero-size frames ({decoded.size[0]}x{decoded.size[1]}).")
     available = len(range(start, len(frames), stride))
     if num_frames is None:
         num_frames = available
@@ -173,8 +216,32 @@ def read_video(path: str | os.PathLike, start: int = 0, num_frames: int | None =
             f"fewer than the {num_frames} asked for. Ask for at most {most} frames, or lower start or stride."
         )
     picked = frames[start : start + num_frames * stride : stride]
-    audio = AudioSpan(str(path), start / fps, (start + num_frames * stride) / fps) if has_audio else None
+    audio = AudioSpan(str(path), start / fps, (start + num_frames * stride) / fps) if decoded.has_audio else None
     return Video(frames=np.stack(picked), fps=fps / stride, audio=audio)
+
+
+def iter_video(path: str | os.PathLike, start: int, num_frames: int, stride: int = 1) -> Iterator[np.ndarray]:
+    """The selected frames one at a time, at the file's size: a second pass over a long clip holds one
+    frame in memory (containers; frame folders and animated images are read whole)."""
+    path = Path(path)
+    wanted = range(start, start + num_frames * stride, stride)
+    if path.is_dir() or not _is_container(path):
+        yield from read_video(path, start, num_frames, stride).frames
+        return
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(container.streams.video[0])):
+            if i in wanted:
+                yield frame.to_ndarray(format="rgb24")
+            if i >= wanted[-1]:
+                return
+
+
+def _is_container(path: Path) -> bool:
+    try:
+        with Image.open(path):
+            return False
+    except (UnidentifiedImageError, OSError):
+        return True
 
 
 def nearest_valid_sizes(value: int, multiple: int) -> tuple[int, int]:
@@ -246,15 +313,21 @@ def frame_rate(fps: float) -> Fraction:
 
 
 def write_mp4(
-    frames: np.ndarray, path: str | os.PathLike, fps: float = DEFAULT_FPS, audio: AudioSpan | None = None
+    frames: np.ndarray | Iterable[np.ndarray],
+    path: str | os.PathLike,
+    fps: float = DEFAULT_FPS,
+    audio: AudioSpan | None = None,
 ) -> Path:
     """Write H.264 / yuv420p at `fps` (kept exactly, as a fraction), with `audio` as AAC when given;
-    odd sides are padded by one pixel (the codec needs even sizes)."""
+    odd sides are padded by one pixel (the codec needs even sizes). `frames` may be an iterable of
+    (H, W, 3) frames, encoded as they come (one frame in memory)."""
     path = Path(path)
-    _, h, w, _ = frames.shape
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise VideoError(f"Cannot write {path}: no frames.")
+    h, w, _ = first.shape
     ph, pw = h + h % 2, w + w % 2
-    if (ph, pw) != (h, w):
-        frames = np.pad(frames, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
     with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=frame_rate(fps))
         stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
@@ -263,11 +336,11 @@ def write_mp4(
         if audio is not None:  # every stream is added before the first packet is written
             rate, layout = _audio_format(audio)
             sound = container.add_stream("aac", rate=rate, layout=layout)
-        for fr in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        for fr in itertools.chain([first], frames):
+            if (ph, pw) != (h, w):
+                fr = np.pad(fr, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")))
+        container.mux(stream.encode())
         if sound is not None:
             for frame in _audio_span(audio, rate, layout):
                 container.mux(sound.encode(frame))
@@ -322,7 +395,10 @@ def write_frames(frames: np.ndarray, directory: str | os.PathLike) -> Path:
 
 
 def write_video(
-    frames: np.ndarray, path: str | os.PathLike, fps: float = DEFAULT_FPS, audio: AudioSpan | None = None
+    frames: np.ndarray | Iterable[np.ndarray],
+    path: str | os.PathLike,
+    fps: float = DEFAULT_FPS,
+    audio: AudioSpan | None = None,
 ) -> Path:
     """Write by suffix: .mp4 (with `audio` when given), .gif, or a folder of PNGs for a path without suffix."""
     suffix = Path(path).suffix.lower()
