@@ -53,8 +53,8 @@ class AnchorMode(str, enum.Enum):
 class WindowBlend(str, enum.Enum):
     """How the predictions of overlapping windows are combined on the frames they share."""
 
-    RAMP = "ramp"  # a linear cross-fade over each overlap: a window's share falls to 0 towards its inner ends
     UNIFORM = "uniform"  # the plain average of MultiDiffusion (Bar-Tal et al. 2023)
+    RAMP = "ramp"  # a linear cross-fade over each overlap: a window's share falls to 0 towards its inner ends
 
 
 class CompositeMode(str, enum.Enum):
@@ -182,7 +182,7 @@ class WindowConfig:
     size: int | None = 16  # frames per window; None: always the whole clip
     overlap: int = 4  # frames shared by consecutive windows, their predictions averaged at every step
     anchors: AnchorMode = AnchorMode.FIRST  # frames every window's frame attention reads
-    blend: WindowBlend = WindowBlend.RAMP  # how overlapping windows' predictions are combined
+    blend: WindowBlend = WindowBlend.UNIFORM  # how overlapping windows' predictions are combined
 
 
 @dataclass

@@ -3,8 +3,8 @@
 Video-P2P's frame attention reads one anchor (frame 0) from every frame, so windows that each carry
 the anchor stay consistent in identity and appearance however long the clip is. At every step each
 window is predicted on its own and the predictions are combined over the overlaps, as MultiDiffusion
-(Bar-Tal et al. 2023, eq. 5) combines image regions, with time in place of space: by a linear
-cross-fade over each overlap (default), or by MultiDiffusion's plain average. This removes the seams
+(Bar-Tal et al. 2023, eq. 5) combines image regions, with time in place of space: by MultiDiffusion's plain
+average (default), or by a linear cross-fade over each overlap. This removes the seams
 that temporal attention, seeing only its own window, would leave. Peak memory is one window's.
 """
 
@@ -102,7 +102,7 @@ def plan_windows(num_frames: int, cfg: WindowConfig | None = None) -> WindowPlan
     settings = None
     if split:
         settings = {"size": size, "overlap": cfg.overlap, "anchors": AnchorMode(cfg.anchors).value}
-        if len(windows) > 1 and WindowBlend(cfg.blend) is not WindowBlend.RAMP:
+        if len(windows) > 1 and WindowBlend(cfg.blend) is not WindowBlend.UNIFORM:
             settings["blend"] = WindowBlend(cfg.blend).value
     return WindowPlan(num_frames, windows, weights, settings)
 

@@ -20,7 +20,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 
 from videop2p.compositing import paste_weights
 from videop2p.editing import load_edit_result
