@@ -1,11 +1,16 @@
 """Peak memory and time of each stage against clip length, in windows and whole, on the bundled model.
 
 Each (length, mode) runs in its own process. Peak memory is the growth of the peak RSS over the RSS
-before the stage (Linux `clear_refs` resets the peak between stages). Toy clips render any length;
+before the stage (Linux `clear_refs` resets the peak between stages). With `--release-memory`, glibc
+maps every allocation of 64 KiB or more on its own and gives freed memory back at once
+(`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`), so that a stage's peak is its own and not
+hidden in memory an earlier stage freed but the process kept; this is the run for memory figures,
+and it is about twice as slow (every allocation is a system call), so times come from a run without it. Toy clips render any length;
 the object moves slowly across the clip, so it crosses every window border.
 
     python bench/bench_long_clips.py                         # 8, 32, 64, 128 frames, windows and whole
     python bench/bench_long_clips.py --lengths 8 32 --modes windows
+    python bench/bench_long_clips.py --release-memory          # the memory figures
 
 The stages run at a reduced budget (tuning steps, DDIM steps and null-text iterations are flags;
 defaults 20, 10 and 2), which scales every row alike: memory does not depend on the step counts,
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -85,6 +91,9 @@ def main() -> None:
     p.add_argument("--inner-steps", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", help="also write the rows here")
+    p.add_argument(
+        "--release-memory", action="store_true", help="memory figures (slower): freed memory returned at once"
+    )
     p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--length", type=int, help=argparse.SUPPRESS)
     p.add_argument("--mode", help=argparse.SUPPRESS)
@@ -100,7 +109,9 @@ def main() -> None:
     for mode in args.modes:
         for length in args.lengths:
             cmd = [sys.executable, __file__, "--one", "--length", str(length), "--mode", mode, *flags]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            release = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"} if args.release_memory else {}
+            env = {**os.environ, **release}
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
             row = json.loads(out.strip().splitlines()[-1])
             rows.append(row)
             s = row["stages"]

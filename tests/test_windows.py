@@ -186,3 +186,17 @@ def test_an_interrupted_inversion_resumes_from_its_last_finished_step(tmp_path):
     assert torch.equal(resumed.latent_T, uninterrupted.latent_T)
     assert torch.equal(resumed.uncond_embeddings, uninterrupted.uncond_embeddings)
     assert not steps_dir.exists()  # finished: the steps are gone, the entry is there
+
+
+def test_cli_zero_means_every_frame_and_the_whole_clip():
+    from videop2p.cli import _build_config
+
+    cfg = _build_config("clip.mp4", SRC, [TGT], None, size=None, frames=0, window=0)
+    assert cfg.video.frames is None and cfg.window.size is None
+    cfg = _build_config("clip.mp4", SRC, [TGT], None, size=None, frames=40, window=8, overlap=2, anchors="first+middle")
+    assert (cfg.video.frames, cfg.window.size, cfg.window.overlap, cfg.window.anchors.value) == (
+        40,
+        8,
+        2,
+        "first+middle",
+    )

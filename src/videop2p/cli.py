@@ -119,6 +119,9 @@ def _build_config(
     whole = flags.get("window") == 0  # --window 0: never split the clip
     if whole:
         flags["window"] = None
+    every = flags.get("frames") == 0  # --frames 0: every frame from --start
+    if every:
+        flags["frames"] = None
     options = {k: v for k, v in flags.items() if k in OPTIONS and v not in ((), [])}
     try:
         apply_options(cfg, {"video": video, **options})
@@ -126,6 +129,8 @@ def _build_config(
         _fail(f"--{e.option.replace('_', '-')} {e.reason}")
     if whole:
         cfg.window.size = None
+    if every:
+        cfg.video.frames = None
     cfg.force = bool(flags.get("force")) or cfg.force
     cfg.quiet = bool(flags.get("quiet")) or cfg.quiet
     if cfg.workspace is None:
@@ -200,7 +205,7 @@ def _stage_command(stage: str, doc: str):
         out: Annotated[str | None, typer.Option(help="Output folder.")] = None,
         workspace: Annotated[str | None, typer.Option(help="Workspace root (default: beside OUT).")] = None,
         frames: Annotated[
-            int | None, typer.Option(help=_h("frames", "Number of frames (official n_sample_frames)"))
+            int | None, typer.Option(help=_h("frames", "Number of frames (official n_sample_frames); 0: every frame"))
         ] = None,
         start: Annotated[int | None, typer.Option(help=_h("start", "First frame (official sample_start_idx)"))] = None,
         stride: Annotated[
