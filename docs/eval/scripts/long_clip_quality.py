@@ -2,8 +2,8 @@
 
 Each suite case is rendered at FRAMES frames (the object moves slowly, so it crosses every window
 border), tuned once per window length (whole clip, or windows of SIZE), then inverted and edited
-whole, in windows with OVERLAP frames cross-faded (ramp) or averaged (uniform), and in windows without
-overlap. Each finished
+whole, in windows with OVERLAP frames averaged (uniform) or cross-faded (ramp), in windows without
+overlap, and in windows that read two anchors (frame 0 and the middle frame). Each finished
 (case, setting) is kept in OUT, so an interrupted run resumes.
 
     python docs/eval/scripts/long_clip_quality.py OUT [--cases 4] [--frames 32] [--size 16] [--overlap 4]
@@ -93,6 +93,9 @@ def main() -> None:
             size=args.size, overlap=args.overlap, blend="ramp"
         ),
         f"windows {args.size}, overlap 0": WindowConfig(size=args.size, overlap=0),
+        f"windows {args.size}, overlap {args.overlap}, first+middle anchors": WindowConfig(
+            size=args.size, overlap=args.overlap, anchors="first+middle"
+        ),
     }
     for i, case in enumerate(make_suite(args.cases, frames=args.frames)):
         todo = {k: v for k, v in settings.items() if not (args.out / f"case{i:02d}-{k}.json").exists()}
@@ -107,12 +110,12 @@ def main() -> None:
             plan = plan_windows(args.frames, window)
             if not plan.whole:
                 reference = plan
-            size = len(plan.windows[0].own)
-            if size not in models:  # tuning depends on the window length, not on the overlap
+            arch = (len(plan.windows[0].own), plan.windows[0].anchor_frames)
+            if arch not in models:  # tuning depends on the window length and the anchors, not on the overlap
                 model = T2SModel.from_image_unet(comps.unet)
                 tune(model, comps, z0, cond, TuneConfig(steps=args.tune_steps, progress=False), plan=plan)
-                models[size] = model
-            model = models[size]
+                models[arch] = model
+            model = models[arch]
             inv = invert(
                 model,
                 comps.scheduler,
