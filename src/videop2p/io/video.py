@@ -403,7 +403,8 @@ def write_video(
     """Write by suffix: .mp4 (with `audio` when given), .gif, or a folder of PNGs for a path without suffix."""
     suffix = Path(path).suffix.lower()
     if suffix == ".mp4":
-        return write_mp4(frames, path, fps, audio)
+        return write_mp4(frames, path, fps, audio)  # frames encoded as they come
+    frames = frames if isinstance(frames, np.ndarray) else np.stack(list(frames))
     if suffix == ".gif":
         return write_gif(frames, path, fps)
     if suffix == "":
