@@ -126,8 +126,7 @@ def write_run_outputs(cfg: RunConfig, clip: Clip, out: EditOutput, reports: list
     files["reconstruction"] = _write_clip(out.reconstruction, root, "reconstruction", fps)[0]
     for k, frames in enumerate(out.edits, start=1):
         masks = out.result.masks[k - 1] if out.result.masks is not None else None
-        resize, cell = clip.video.resize if full else None, info.vae_scale_factor
-        pasted = composite(clip.originals(), frames, masks, resize, cell) if full else None
+        pasted = composite(clip.originals(), frames, masks, clip.video.resize, info.vae_scale_factor) if full else None
         mp4, gif = _write_clip(frames, root, f"edit_{k}", fps, pasted, clip.audio)
         files["edits"].append(mp4)
         files["edits_gif"].append(gif)

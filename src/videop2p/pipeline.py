@@ -173,9 +173,7 @@ class VideoP2P:
     ) -> dict:
         """The clip identity a tuned delta is made for and filed under (windows only where a clip has them)."""
         fingerprint = self.components.info.fingerprint
-        settings = settings_of(cfg)
-        if plan is not None and plan.settings is not None:
-            settings["windows"] = plan.settings
+        settings = {**settings_of(cfg), **(plan.key() if plan is not None else {})}
         return clip_identity(
             fingerprint, clip.digest, clip.size, len(clip.frames), prompt, mode.value, norm.value, settings
         )
@@ -242,7 +240,7 @@ class VideoP2P:
         expected = {"prompt": prompt, "frames_hash": clip.digest, "delta": model.delta_key}
         path, saved = None, None
         if self.workspace is not None and model.delta_key is not None:
-            key = {"prompt": prompt, **settings_of(cfg), **({"windows": plan.settings} if plan.settings else {})}
+            key = {"prompt": prompt, **settings_of(cfg), **plan.key()}
             path = self.workspace.inversion_path(model.delta_key, key)
             saved = self.workspace.steps_of(path, {**expected, "key": key})
 
@@ -286,7 +284,7 @@ class VideoP2P:
             "targets": targets,
             "edit": settings_of(cfg),
             "inversion": inversion.meta.get("settings"),
-            **({"windows": plan.settings} if plan.settings else {}),
+            **plan.key(),
         }
         path = None
         if self.workspace is not None and model.delta_key is not None:

@@ -18,7 +18,7 @@ from videop2p.models.loading import SDComponents
 from videop2p.models.t2s import T2SModel, backward_step, checkpointing
 from videop2p.progress import StepHook
 from videop2p.store.codec import load_tensors, read_meta, save_tensors
-from videop2p.windows import WindowPlan
+from videop2p.windows import WindowPlan, plan_windows
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ def tune(
     scaler = torch.amp.GradScaler(device.type) if half is torch.float16 else None
     amp = torch.autocast(device.type, dtype=half) if half is not None else contextlib.nullcontext()
     mean, std = posterior
+    plan = plan or plan_windows(mean.shape[1])  # default: the whole clip, frame 0 the anchor
     losses = []
     try:  # a cancelled or failed run leaves the UNet as it found it: eval mode, frozen, its own dtype
         unet.train()
@@ -119,13 +120,13 @@ def tune(
             for i in bar:
                 if on_step is not None:
                     on_step("tune", i, cfg.steps)
-                z0 = mean + std * torch.randn(mean.shape, generator=gen, device=device).to(mean)  # (1, F, C, h, w)
-                window = plan.sample(gen) if plan is not None else None
-                anchors = (0,) if window is None else window.anchors
-                if window is not None and not plan.whole:
-                    z0 = z0[:, list(window.frames)]  # (1, F_w, C, h, w)
+                window = plan.sample(gen)  # the whole clip, or one window and its anchors
+                m, s = (mean, std) if plan.whole else (mean[:, list(window.frames)], std[:, list(window.frames)])
+                z0 = m + s * torch.randn(m.shape, generator=gen, device=device).to(m)  # (1, F_w, C, h, w)
                 with amp:
-                    loss = denoising_loss(model, components.scheduler, z0.to(weights), text.to(weights), gen, anchors)
+                    loss = denoising_loss(
+                        model, components.scheduler, z0.to(weights), text.to(weights), gen, window.anchors
+                    )
                 opt.zero_grad(set_to_none=True)
                 backward_step(loss, opt, scaler)
                 losses.append(float(loss.detach()))

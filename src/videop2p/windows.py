@@ -52,6 +52,11 @@ class WindowPlan:
     def whole(self) -> bool:
         return len(self.windows) == 1
 
+    def key(self) -> dict:
+        """What a saved result made with this plan is keyed on besides its own settings: nothing for
+        the whole clip with the official anchor (so short clips keep their keys)."""
+        return {"windows": self.settings} if self.settings is not None else {}
+
     def sample(self, generator: torch.Generator) -> Window:
         """A window of the plan's length at a random start (tuning), carrying the anchors."""
         if self.whole:

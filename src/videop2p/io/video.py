@@ -80,9 +80,11 @@ class _Decoded:
     has_audio: bool = False
 
 
-def _keep(i: int, frame: np.ndarray, wanted: range | None, transform: Transform | None) -> np.ndarray | None:
-    if wanted is not None and i not in wanted:
-        return None
+def _wanted(i: int, wanted: range | None) -> bool:
+    return wanted is None or i in wanted
+
+
+def _kept(frame: np.ndarray, transform: Transform | None) -> np.ndarray:
     return transform(frame) if transform is not None else frame
 
 
@@ -94,11 +96,8 @@ def _read_frame_dir(path: Path, wanted: range | None, transform: Transform | Non
     for f in files:
         try:
             with Image.open(f) as img:  # Pillow detects the format from the content, not the extension
-                sizes.add(img.size)
-                wants = wanted is None or len(frames) in wanted
-                if wants:
-                    img.load()
-                frames.append(_keep(len(frames), _to_rgb(img), wanted, transform) if wants else None)
+                sizes.add(img.size)  # read from the header; pixels are decoded for wanted frames only
+                frames.append(_kept(_to_rgb(img), transform) if _wanted(len(frames), wanted) else None)
         except (UnidentifiedImageError, OSError) as e:
             if f.suffix.lower() in {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"}:
                 raise VideoError(f"Frame {f} is not a readable image ({e}).") from e
@@ -116,7 +115,7 @@ def _read_frame_dir(path: Path, wanted: range | None, transform: Transform | Non
 def _read_animated_image(img: Image.Image, wanted: range | None, transform: Transform | None) -> _Decoded:
     frames, durations = [], []
     for i, frame in enumerate(ImageSequence.Iterator(img)):
-        frames.append(_keep(i, _to_rgb(frame.copy()), wanted, transform))
+        frames.append(_kept(_to_rgb(frame.copy()), transform) if _wanted(i, wanted) else None)
         durations.append(frame.info.get("duration", 0) or 0)
     mean_ms = float(np.mean(durations)) if durations else 0.0
     fps = 1000.0 / mean_ms if mean_ms > 0 else DEFAULT_FPS
@@ -134,13 +133,12 @@ def _read_container(path: Path, wanted: range | None, transform: Transform | Non
             has_audio = bool(container.streams.audio)
             stream = container.streams.video[0]
             fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
-            for i, frame in enumerate(container.decode(stream)):
+            for i, frame in _frames_until(container, wanted):
                 size = (frame.width, frame.height)
                 if size[0] == 0 or size[1] == 0:
                     break
-                frames.append(_keep(i, frame.to_ndarray(format="rgb24"), wanted, transform))
-                if wanted is not None and len(wanted) and i >= wanted[-1]:
-                    break
+                wants = _wanted(i, wanted)  # only wanted frames are converted to RGB
+                frames.append(_kept(frame.to_ndarray(format="rgb24"), transform) if wants else None)
     except av.error.FFmpegError as e:
         if not frames:
             raise VideoError(
@@ -150,6 +148,15 @@ def _read_container(path: Path, wanted: range | None, transform: Transform | Non
     if not frames and size == (0, 0):
         raise VideoError(f"{path} contains no decodable video frames.")
     return _Decoded(frames, size, fps, has_audio)
+
+
+def _frames_until(container, wanted: range | None) -> Iterator[tuple[int, av.VideoFrame]]:
+    """The decoded frames of a container's first video stream with their index, up to the last
+    `wanted` one (decoding stops there)."""
+    for i, frame in enumerate(container.decode(container.streams.video[0])):
+        yield i, frame
+        if wanted is not None and len(wanted) and i >= wanted[-1]:
+            return
 
 
 def _check_path(path: Path) -> None:
@@ -229,11 +236,9 @@ def iter_video(path: str | os.PathLike, start: int, num_frames: int, stride: int
         yield from read_video(path, start, num_frames, stride).frames
         return
     with av.open(str(path)) as container:
-        for i, frame in enumerate(container.decode(container.streams.video[0])):
+        for i, frame in _frames_until(container, wanted):
             if i in wanted:
                 yield frame.to_ndarray(format="rgb24")
-            if i >= wanted[-1]:
-                return
 
 
 def _is_container(path: Path) -> bool:

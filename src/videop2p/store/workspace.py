@@ -136,14 +136,14 @@ class StepFiles:
 
     def load(self, phase: str, device: str = "cpu") -> list[dict]:
         """Tensors of the consecutive finished steps of `phase` from step 0 on."""
-        done = []
+        done, made_for = [], json.loads(json.dumps(self.meta, default=str))  # as it reads back from a file
         while self.path(phase, len(done)).exists():
             try:
                 tensors, meta = load_tensors(self.path(phase, len(done)), device)
             except CorruptFileError as e:
                 logger.warning("ignoring a damaged step file: %s", e)
                 break
-            if meta.get("for") != json.loads(json.dumps(self.meta, default=str)):
+            if meta.get("for") != made_for:
                 break
             done.append(tensors)
         if done:
