@@ -42,3 +42,13 @@ def tiny_v():
     from videop2p.testing import dummy_components
 
     return dummy_components(prediction_type="v_prediction")
+
+
+@pytest.fixture(scope="session")
+def tiny_zsnr():
+    """v-prediction on a shifted, zero-terminal-SNR schedule with trailing timesteps (as the bundled model)."""
+    from videop2p.testing import dummy_components
+
+    return dummy_components(
+        prediction_type="v_prediction", snr_shift=4.0, zero_terminal_snr=True, timestep_spacing="trailing"
+    )

@@ -34,7 +34,7 @@ def _rec(model, comps, inv):
     return reconstruct(model, comps, inv, SRC, EditConfig(progress=False))
 
 
-@pytest.mark.parametrize("name", ["tiny", "tiny_v"])
+@pytest.mark.parametrize("name", ["tiny", "tiny_v", "tiny_zsnr"])
 def test_each_method_reconstructs(name, request):
     comps = request.getfixturevalue(name)
     model, z0, cond, empty = _setup(comps)

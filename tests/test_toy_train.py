@@ -1,5 +1,8 @@
 """Training the toy model: the dataset, phase 2 with the token loss on a reused VAE, resuming and exporting."""
 
+import json
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +12,8 @@ import videop2p.toy.data as td
 import videop2p.toy.train as tt
 from videop2p.cli import app
 from videop2p.models.loading import load_components, save_pretrained_folder
+from videop2p.models.schedulers import make_scheduler
+from videop2p.toy.data import random_caption
 from videop2p.toy.model import ToyModelConfig, make_unet
 from videop2p.toy.world import random_spec, render_clip
 
@@ -54,6 +59,12 @@ def test_phase_two_with_the_token_loss_on_a_reused_vae_resumes_and_exports(tiny,
         tt.export_checkpoint(legacy, tmp_path / "legacy_model")
     comps = load_components(model)
     assert comps.text_encoder.config.num_hidden_layers == 0  # each word keeps its own embedding
+    # the schedule it trained with is in its folder: v-prediction, shifted for its 8x8 latents, zero terminal SNR
+    written = json.loads((run / "train_config.json").read_text())
+    assert written["snr_shift"] == 64 / 8 and comps.info.prediction_type == "v_prediction"
+    want = make_scheduler("v_prediction", 64 / 8, zero_terminal_snr=True, timestep_spacing="trailing")
+    assert torch.equal(comps.scheduler.alphas_cumprod, want.alphas_cumprod) and comps.scheduler.alphas_cumprod[-1] == 0
+    assert comps.scheduler.config.timestep_spacing == "trailing"
     assert comps.vae.config.scaling_factor == tiny.vae.config.scaling_factor  # the reused VAE's own factor
     for a, b in zip(comps.vae.parameters(), tiny.vae.parameters(), strict=True):
         assert torch.equal(a, b)
@@ -75,6 +86,7 @@ def test_phase_two_with_the_token_loss_on_a_reused_vae_resumes_and_exports(tiny,
     assert result.exit_code == 0, result.output
     exported = load_components(tmp_path / "exported")
     assert exported.text_encoder.config.num_hidden_layers == 0
+    assert torch.equal(exported.scheduler.alphas_cumprod, want.alphas_cumprod)
     for a, b in zip(exported.unet.parameters(), comps.unet.parameters(), strict=True):
         assert torch.equal(a, b)  # the EMA weights, as the finished run saved them
 
@@ -107,6 +119,43 @@ def test_train_rejects_bad_options_by_name(tmp_path, args, message):
     result = CliRunner().invoke(app, ["toy", "train", str(tmp_path / "run"), *args])
     assert result.exit_code != 0 and message in result.output
     assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_a_run_from_before_the_schedule_settings_reads_back_as_sds_epsilon_schedule(tmp_path):
+    cfg = tt.ToyTrainConfig()
+    d = {k: v for k, v in asdict(cfg).items() if k not in tt.SCHEDULE_BEFORE_SETTINGS}
+    (tmp_path / "train_config.json").write_text(json.dumps(d))
+    old = tt.read_train_config(tmp_path / "train_config.json")
+    assert (old.prediction_type, old.snr_shift, old.zero_terminal_snr) == ("epsilon", 1.0, False)
+    assert old.color_dropout == 0.0 and old.batch_size == cfg.batch_size
+
+
+def test_colour_dropout_leaves_the_colour_word_out_of_that_share_of_captions():
+    spec = random_spec(np.random.default_rng(0))
+    colour = spec.objects[0].color.value
+    rng = np.random.default_rng(1)
+    kept = [colour in random_caption(spec, rng, color_dropout=0.3).split() for _ in range(2000)]
+    assert 0.65 < np.mean(kept) < 0.75
+    rng = np.random.default_rng(1)
+    assert all(colour in random_caption(spec, rng).split() for _ in range(200))
+    bare = next(c for c in (random_caption(spec, rng, 1.0) for _ in range(50)) if " on the " in c)
+    assert bare.startswith(f"a {spec.objects[0].shape.value}") or bare.split()[2] == spec.objects[0].shape.value
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--prediction-type", "sample"], "--prediction-type sample"),
+        (["--snr-shift", "-2"], "--snr-shift -2.0"),
+        (["--timestep-spacing", "middle"], "--timestep-spacing middle"),
+        (["--prediction-type", "epsilon", "--zero-terminal-snr"], "--zero-terminal-snr needs"),
+        (["--color-dropout", "1.5"], "--color-dropout 1.5"),
+    ],
+)
+def test_train_rejects_bad_schedules_by_name(tmp_path, args, message):
+    result = CliRunner().invoke(app, ["toy", "train", str(tmp_path / "run"), *args])
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert not (tmp_path / "run").exists()
 
 
 def test_export_rejects_a_folder_without_a_checkpoint(tmp_path):

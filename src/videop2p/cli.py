@@ -389,27 +389,62 @@ def toy_render(
     typer.echo(f"wrote {out_dir} ({clip.caption!r})")
 
 
+def _toy_default(name: str):
+    """A toy-training default, read from its dataclass (torch-free)."""
+    from videop2p.toy.settings import ToyModelConfig, ToyTrainConfig
+
+    return (
+        getattr(ToyModelConfig(), name)
+        if name in ToyModelConfig.__dataclass_fields__
+        else getattr(ToyTrainConfig(), name)
+    )
+
+
 @toy_app.command("train")
 def toy_train(
     out_dir: Path,
-    vae_steps: int = 2500,
-    unet_steps: int = 3000,
-    dataset_size: int = 20000,
-    batch_size: int = 32,
-    seed: int = 0,
+    vae_steps: int = _toy_default("vae_steps"),
+    unet_steps: int = _toy_default("unet_steps"),
+    dataset_size: int = _toy_default("dataset_size"),
+    batch_size: int = _toy_default("batch_size"),
+    seed: int = _toy_default("seed"),
     text_layers: Annotated[
         int, typer.Option(help="CLIP text encoder depth; 0 keeps each word's embedding to itself.")
-    ] = 2,
+    ] = _toy_default("text_layers"),
     token_weight: Annotated[
         float, typer.Option(help="Weight of the token loss that grounds words on their regions (0: none).")
-    ] = 0.0,
+    ] = _toy_default("token_weight"),
+    prediction_type: Annotated[
+        str, typer.Option(help="What the UNet learns to predict: epsilon or v_prediction.")
+    ] = _toy_default("prediction_type"),
+    snr_shift: Annotated[
+        float | None,
+        typer.Option(
+            help="Raise the log-SNR of Stable Diffusion's schedule by 2 ln(this) (1: SD's schedule; "
+            "default: 64 / the latent side, SD's layout timing)."
+        ),
+    ] = _toy_default("snr_shift"),
+    zero_terminal_snr: Annotated[
+        bool, typer.Option(help="Rescale the schedule so its last timestep is pure noise (needs v_prediction).")
+    ] = _toy_default("zero_terminal_snr"),
+    timestep_spacing: Annotated[
+        str, typer.Option(help="DDIM timesteps: leading, trailing (starts at the last timestep) or linspace.")
+    ] = _toy_default("timestep_spacing"),
+    offset_noise: Annotated[float, typer.Option(help="Per-channel offset-noise scale (0: none).")] = _toy_default(
+        "offset_noise"
+    ),
+    color_dropout: Annotated[
+        float, typer.Option(help='Share of captions without their colour word ("a circle moving on the sand").')
+    ] = _toy_default("color_dropout"),
     vae_from: Annotated[
         Path | None, typer.Option(help="Reuse this model folder's VAE instead of training one.")
     ] = None,
     init_from: Annotated[
         Path | None, typer.Option(help="Start the UNet and text encoder from this model folder (same sizes).")
     ] = None,
-    unet_lr: Annotated[float, typer.Option(help="Peak learning rate of phase 2 (cosine decay).")] = 1e-3,
+    unet_lr: Annotated[float, typer.Option(help="Peak learning rate of phase 2 (cosine decay).")] = _toy_default(
+        "unet_lr"
+    ),
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
     workers: Annotated[int, typer.Option(help="Processes that render the dataset.")] = 0,
     threads: int = 0,
@@ -419,8 +454,8 @@ def toy_train(
     ] = 0.0,
 ) -> None:
     """Train the toy model, from scratch or from --init-from (resumes from OUT_DIR/ckpt when interrupted)."""
-    from videop2p.toy.model import ToyModelConfig
-    from videop2p.toy.train import ToyTrainConfig, train_toy_model
+    from videop2p.models.schedulers import PREDICTION_TYPES, TIMESTEP_SPACINGS
+    from videop2p.toy.settings import ToyModelConfig, ToyTrainConfig
 
     _setup_logging()
     if text_layers < 0:
@@ -431,6 +466,17 @@ def toy_train(
         _fail(f"--init-from {init_from}: no unet/ folder there; give a diffusers model folder.")
     if time_budget < 0:
         _fail(f"--time-budget {time_budget}: must be 0 (no limit) or a number of seconds.")
+    if prediction_type not in PREDICTION_TYPES:
+        _fail(f"--prediction-type {prediction_type}: expected one of {', '.join(PREDICTION_TYPES)}.")
+    if timestep_spacing not in TIMESTEP_SPACINGS:
+        _fail(f"--timestep-spacing {timestep_spacing}: expected one of {', '.join(TIMESTEP_SPACINGS)}.")
+    if snr_shift is not None and not 0 < snr_shift < float("inf"):
+        _fail(f"--snr-shift {snr_shift}: must be a positive number (1: Stable Diffusion's schedule).")
+    if zero_terminal_snr and prediction_type != "v_prediction":
+        _fail("--zero-terminal-snr needs --prediction-type v_prediction (an epsilon model cannot denoise pure noise).")
+    for name, value in (("--offset-noise", offset_noise), ("--color-dropout", color_dropout)):
+        if not 0 <= value <= 1:
+            _fail(f"{name} {value}: must be between 0 and 1.")
     cfg = ToyTrainConfig(
         model=ToyModelConfig(text_layers=text_layers),
         vae_steps=vae_steps,
@@ -439,6 +485,12 @@ def toy_train(
         batch_size=batch_size,
         seed=seed,
         token_weight=token_weight,
+        prediction_type=prediction_type,
+        snr_shift=snr_shift,
+        zero_terminal_snr=zero_terminal_snr,
+        timestep_spacing=timestep_spacing,
+        offset_noise=offset_noise,
+        color_dropout=color_dropout,
         vae_from=str(vae_from) if vae_from else None,
         init_from=str(init_from) if init_from else None,
         unet_lr=unet_lr,
@@ -447,6 +499,8 @@ def toy_train(
         time_budget_s=time_budget,
     )
     _set_threads(threads)
+    from videop2p.toy.train import train_toy_model
+
     path = train_toy_model(out_dir, cfg)
     typer.echo(f"model written to {path}")
 

@@ -20,9 +20,15 @@ from videop2p.models.tokenizer import bundled_tokenizer
 
 
 def dummy_components(
-    prediction_type: str = "epsilon", cross_attention_dim: int = 32, sample_size: int = 8
+    prediction_type: str = "epsilon",
+    cross_attention_dim: int = 32,
+    sample_size: int = 8,
+    snr_shift: float = 1.0,
+    zero_terminal_snr: bool = False,
+    timestep_spacing: str = "leading",
 ) -> SDComponents:
-    """Tiny SD components: UNet channels (32, 64), VAE downsampling 2, CLIP text width 32, real tokenizer."""
+    """Tiny SD components: UNet channels (32, 64), VAE downsampling 2, CLIP text width 32, real tokenizer;
+    Stable Diffusion's DDIM schedule unless the schedule arguments (`make_scheduler`'s) say otherwise."""
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
         block_out_channels=(32, 64),
@@ -63,12 +69,19 @@ def dummy_components(
             max_position_embeddings=77,
         )
     )
-    scheduler = make_scheduler(prediction_type)
+    scheduler = make_scheduler(prediction_type, snr_shift, zero_terminal_snr, timestep_spacing)
     tokenizer = bundled_tokenizer()
     for m in (unet, vae, text_encoder):
         m.eval()
         m.requires_grad_(False)
-    info = model_info(tokenizer, text_encoder, vae, unet, scheduler, source=f"dummy-{prediction_type}")
+    info = model_info(
+        tokenizer,
+        text_encoder,
+        vae,
+        unet,
+        scheduler,
+        source=f"dummy-{prediction_type}-{scheduler.config.timestep_spacing}",
+    )
     return SDComponents(tokenizer, text_encoder, vae, unet, scheduler, info)
 
 

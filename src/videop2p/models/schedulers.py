@@ -1,19 +1,84 @@
-"""Scheduler helpers shared by every model."""
+"""Scheduler helpers shared by every model: Stable Diffusion's schedule, and the shifted, zero-terminal-SNR
+variants a model trained at another latent size may use."""
 
 from __future__ import annotations
 
+import math
+
+import torch
 from diffusers import DDIMScheduler
+from diffusers.schedulers.scheduling_ddim import rescale_zero_terminal_snr
+
+PREDICTION_TYPES = ("epsilon", "v_prediction")
+TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
+SD_LATENT_SIDE = 64  # Stable Diffusion 1.x's latent grid at 512x512, the side its schedule was made for
 
 
-def make_scheduler(prediction_type: str = "epsilon") -> DDIMScheduler:
-    """DDIM with Stable Diffusion 1.x's schedule (scaled-linear betas 0.00085-0.012 over 1000 steps)."""
+def sd_alphas_cumprod(num_train_timesteps: int = 1000) -> torch.Tensor:
+    """Stable Diffusion 1.x's cumulative alphas: scaled-linear betas 0.00085 to 0.012. (T,) float64."""
+    betas = torch.linspace(0.00085**0.5, 0.012**0.5, num_train_timesteps, dtype=torch.float64) ** 2
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+def shift_log_snr(alphas_cumprod: torch.Tensor, shift: float) -> torch.Tensor:
+    """Cumulative alphas whose log-SNR is raised by 2 ln(shift) at every timestep.
+
+    Hoogeboom et al. 2023 ("simple diffusion", sec. 3.1): a schedule made for a base resolution keeps
+    the same low-frequency signal at resolution d when its log-SNR is shifted by 2 ln(base / d). A model
+    whose latents are `shift` times smaller than Stable Diffusion's 64x64 takes shift = 64 / side, so
+    that its layout is decided as early in the trajectory as Stable Diffusion's.
+    """
+    log_snr = torch.log(alphas_cumprod) - torch.log1p(-alphas_cumprod) + 2 * math.log(shift)
+    return torch.sigmoid(log_snr)
+
+
+def betas_from_alphas_cumprod(alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """Per-step betas of a cumulative-alpha curve: beta_t = 1 - abar_t / abar_{t-1}. (T,)"""
+    previous = torch.cat([alphas_cumprod.new_ones(1), alphas_cumprod[:-1]])
+    return 1.0 - alphas_cumprod / previous
+
+
+def make_scheduler(
+    prediction_type: str = "epsilon",
+    snr_shift: float = 1.0,
+    zero_terminal_snr: bool = False,
+    timestep_spacing: str = "leading",
+) -> DDIMScheduler:
+    """DDIM with Stable Diffusion 1.x's schedule, or that schedule shifted and rescaled.
+
+    With the defaults: scaled-linear betas 0.00085-0.012 over 1000 steps, as in Stable Diffusion.
+    `snr_shift` > 1 raises the log-SNR by 2 ln(snr_shift) (`shift_log_snr`); `zero_terminal_snr`
+    rescales the schedule so that the last timestep is pure noise (Lin et al. 2024, "Common diffusion
+    noise schedules and sample steps are flawed", Algorithm 1), which needs v-prediction and
+    'trailing' timesteps to sample from pure noise. A changed schedule is written as the final
+    `trained_betas`, so that any diffusers version that reads the folder gets the same schedule.
+    """
+    if prediction_type not in PREDICTION_TYPES:
+        raise ValueError(f"prediction_type={prediction_type!r}; expected one of {', '.join(PREDICTION_TYPES)}.")
+    if timestep_spacing not in TIMESTEP_SPACINGS:
+        raise ValueError(f"timestep_spacing={timestep_spacing!r}; expected one of {', '.join(TIMESTEP_SPACINGS)}.")
+    if not (math.isfinite(snr_shift) and snr_shift > 0):
+        raise ValueError(f"snr_shift={snr_shift}; expected a positive number (1: Stable Diffusion's schedule).")
+    if zero_terminal_snr and prediction_type == "epsilon":
+        raise ValueError(
+            "zero_terminal_snr needs prediction_type='v_prediction': an epsilon model cannot "
+            "predict the image from pure noise."
+        )
+    trained_betas = None
+    if snr_shift != 1.0 or zero_terminal_snr:
+        betas = betas_from_alphas_cumprod(shift_log_snr(sd_alphas_cumprod(), snr_shift))
+        if zero_terminal_snr:
+            betas = rescale_zero_terminal_snr(betas)
+        trained_betas = betas.tolist()
     return DDIMScheduler(
         num_train_timesteps=1000,
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="scaled_linear",
+        trained_betas=trained_betas,
         clip_sample=False,
         set_alpha_to_one=False,
-        steps_offset=1,
+        steps_offset=1,  # read by "leading" only; pipelines reset any other value to 1
         prediction_type=prediction_type,
+        timestep_spacing=timestep_spacing,
     )

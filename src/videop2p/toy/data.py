@@ -39,10 +39,13 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
-def random_caption(spec, rng: np.random.Generator) -> str:
-    """One of the phrasings of a spec's caption."""
+def random_caption(spec, rng: np.random.Generator, color_dropout: float = 0.0) -> str:
+    """One of the phrasings of a spec's caption; with probability `color_dropout` it leaves the colour
+    out ("a circle moving on the sand"), as a refinement's source prompt does."""
     verb = str(rng.choice((*VERBS, "")))
-    return caption_for(spec.objects, spec.background, verb=verb, with_size=bool(rng.random() < 0.5))
+    with_size = bool(rng.random() < 0.5)
+    with_color = not (color_dropout > 0 and rng.random() < color_dropout)
+    return caption_for(spec.objects, spec.background, verb=verb, with_size=with_size, with_color=with_color)
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -94,10 +97,11 @@ def load_vae(model_dir: str | Path):
     return AutoencoderKL.from_pretrained(str(model_dir), subfolder="vae")
 
 
-def save_pipeline(vae, text_encoder, tokenizer, unet, dest: str | Path) -> None:
-    """Write the components as a standard diffusers Stable Diffusion folder."""
+def save_pipeline(vae, text_encoder, tokenizer, unet, dest: str | Path, scheduler=None) -> None:
+    """Write the components as a standard diffusers Stable Diffusion folder (with Stable Diffusion's
+    DDIM schedule unless `scheduler` is given)."""
     from videop2p.models.loading import SDComponents, model_info, save_pretrained_folder
 
-    scheduler = make_scheduler()
+    scheduler = scheduler or make_scheduler()
     info = model_info(tokenizer, text_encoder, vae, unet, scheduler, source="videop2p-toy")
     save_pretrained_folder(SDComponents(tokenizer, text_encoder, vae, unet, scheduler, info), dest)

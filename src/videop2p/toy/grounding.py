@@ -24,6 +24,7 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from tqdm.auto import tqdm
 
 from videop2p.toy.world import Background, Color, Shape, Size, random_spec, render_clip
+from videop2p.tuning import diffusion_target
 
 logger = logging.getLogger(__name__)
 
@@ -172,13 +173,16 @@ def grounding_step(unet, text_encoder, tokenizer, scheduler, store: MapStore, ba
     pred = unet(scheduler.add_noise(z0, noise, t), t, text_encoder(ids)[0]).sample
     regions, supervised = word_regions(tokenizer, batch["captions"], batch["masks"], ids)
     ground = token_loss(store.maps, regions, supervised)
-    return F.mse_loss(pred, noise), ground, attention_share(store.maps, regions, supervised)
+    return (
+        F.mse_loss(pred, diffusion_target(scheduler, z0, noise, t)),
+        ground,
+        attention_share(store.maps, regions, supervised),
+    )
 
 
 def ground_toy_model(init: str | Path, out_dir: str | Path, cfg: GroundingConfig | None = None) -> Path:
     """Fine-tune the model in `init` with the token loss; resumable from `out_dir/ckpt`; returns `out_dir/model`."""
     from videop2p.models.loading import load_components
-    from videop2p.models.schedulers import make_scheduler
     from videop2p.toy.data import encode_dataset, random_caption, save_checkpoint, save_pipeline
 
     cfg = cfg or GroundingConfig()
@@ -210,7 +214,7 @@ def ground_toy_model(init: str | Path, out_dir: str | Path, cfg: GroundingConfig
         step, history = state["step"], state["history"]
         logger.info("resumed grounding at step %d", step)
     unet.train(), text_encoder.train()
-    scheduler = make_scheduler()
+    scheduler = comps.scheduler  # the model's own schedule and prediction type
     bar = tqdm(total=cfg.steps, initial=step, desc="ground attention")
     start = time.perf_counter()
     while step < cfg.steps:
@@ -239,6 +243,6 @@ def ground_toy_model(init: str | Path, out_dir: str | Path, cfg: GroundingConfig
     bar.close()
     unet.set_attn_processor(AttnProcessor2_0())  # back to diffusers' default processor everywhere
     (out / "grounding_history.json").write_text(json.dumps(history))
-    save_pipeline(vae, text_encoder.eval(), tokenizer, unet.eval(), out / "model")
+    save_pipeline(vae, text_encoder.eval(), tokenizer, unet.eval(), out / "model", scheduler)
     logger.info("grounded model written to %s (%.0f s this run)", out / "model", time.perf_counter() - start)
     return out / "model"

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-
-@dataclass
-class ToyModelConfig:
-    """Sizes of the toy model's components."""
-
-    image_size: int = 64  # training resolution in pixels
-    vae_channels: tuple[int, ...] = (32, 64, 64)  # VAE blocks; downsampling = 2 ** (len - 1)
-    latent_channels: int = 4  # as in Stable Diffusion
-    unet_channels: tuple[int, ...] = (64, 128)  # UNet blocks, each with cross-attention
-    unet_head_dim: int = 16  # attention head width; each block has channels // width heads
-    text_hidden: int = 64  # CLIP text encoder width (= cross-attention width)
-    text_layers: int = 2  # CLIP text encoder depth
+from videop2p.toy.settings import ToyModelConfig
 
 
 def latent_size(cfg: ToyModelConfig) -> int:

@@ -6,7 +6,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import AttnProcessor2_0
 from tqdm.auto import tqdm
 
-from videop2p.models.schedulers import make_scheduler
+from videop2p.models.schedulers import SD_LATENT_SIDE, make_scheduler
 from videop2p.toy.data import (
     caption_ids,
     encode_dataset,
@@ -29,44 +29,33 @@ from videop2p.toy.data import (
 )
 from videop2p.toy.grounding import MapStore, ground_processors, token_loss, word_regions
 from videop2p.toy.model import (
-    ToyModelConfig,
     head_counts,
     latent_size,
     make_text_encoder,
     make_unet,
     make_vae,
 )
+from videop2p.toy.settings import ToyModelConfig, ToyTrainConfig
+from videop2p.tuning import diffusion_target
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class ToyTrainConfig:
-    """Settings of a toy-model training run."""
-
-    model: ToyModelConfig = field(default_factory=ToyModelConfig)
-    dataset_size: int = 20000  # pre-rendered training images
-    seed: int = 0  # seeds the data, the initialisation and the batches
-    batch_size: int = 32  # images per step
-    vae_steps: int = 2500  # VAE optimisation steps
-    vae_lr: float = 1e-3  # VAE peak learning rate (cosine decay)
-    vae_crop: int = 32  # VAE trains on random crops of this side (fully convolutional)
-    vae_kl_weight: float = 1e-6  # weight of the KL term
-    unet_steps: int = 3000  # UNet + text encoder steps
-    unet_lr: float = 1e-3  # UNet peak learning rate (cosine decay)
-    caption_dropout: float = 0.1  # fraction of empty captions (for classifier-free guidance)
-    offset_noise: float = 0.05  # per-channel offset noise, helps flat backgrounds
-    ema_decay: float = 0.999  # EMA of UNet and text-encoder weights
-    checkpoint_every: int = 250  # steps between checkpoints
-    token_weight: float = 0.0  # weight of TokenCompose's token loss in phase 2 (0: plain denoising loss)
-    vae_from: str | None = None  # reuse this model folder's VAE and scaling factor (skips phase 1)
-    init_from: str | None = None  # start phase 2 from this model folder's UNet and text encoder (same sizes)
-    device: str = "cpu"  # where to train; data, noise and batches are drawn on the CPU, so runs match
-    workers: int = 0  # processes that render the dataset (0 or 1: this one)
-    time_budget_s: float = 0.0  # wall-clock seconds for the whole run; phase 2 shortens its schedule to fit (0: none)
-
-
+SCHEDULE_BEFORE_SETTINGS = {  # what runs trained with before their schedule was a setting
+    "prediction_type": "epsilon",
+    "snr_shift": 1.0,
+    "zero_terminal_snr": False,
+    "timestep_spacing": "leading",
+    "color_dropout": 0.0,
+}
 SAVE_RESERVE_S = 15.0  # seconds a time-boxed run keeps for its last checkpoint and the export
+
+
+def train_scheduler(cfg: ToyTrainConfig, latent_side: int):
+    """The DDIM scheduler a run trains with and writes into its model folder; without a set `snr_shift`,
+    the shift that gives a `latent_side` grid Stable Diffusion's layout timing (Hoogeboom et al. 2023)."""
+    shift = cfg.snr_shift if cfg.snr_shift is not None else SD_LATENT_SIDE / latent_side
+    return make_scheduler(cfg.prediction_type, shift, cfg.zero_terminal_snr, cfg.timestep_spacing)
 
 
 def cosine_lr(step: int, total: int, peak: float, warmup: int = 200) -> float:
@@ -141,7 +130,7 @@ def train_unet(
     masks: torch.Tensor | None = None,
     deadline: float | None = None,
 ):
-    """Phase 2: UNet and text encoder jointly, epsilon loss with offset noise, EMA weights.
+    """Phase 2: UNet and text encoder jointly, denoising loss (epsilon or v) with offset noise, EMA weights.
 
     With `cfg.token_weight` > 0, TokenCompose's token loss on the object masks (N, H, W) is added,
     so that attribute and background words attend to their regions from the start. With a
@@ -161,7 +150,7 @@ def train_unet(
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=0.01)
     ema = {f"{k}.{n}": p.detach().clone() for k, m in modules.items() for n, p in m.state_dict().items()}
-    scheduler = make_scheduler()
+    scheduler = train_scheduler(cfg, mean.shape[-1])
     gen = torch.Generator().manual_seed(cfg.seed + 3)
     rng = np.random.default_rng(cfg.seed + 4)
     store = MapStore()
@@ -190,7 +179,10 @@ def train_unet(
             g["lr"] = cosine_lr(step, total, cfg.unet_lr)
         idx = torch.randint(0, len(mean), (cfg.batch_size,), generator=gen)
         z0 = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)) * scaling  # (B, C, h, w)
-        captions = ["" if rng.random() < cfg.caption_dropout else random_caption(specs[i], rng) for i in idx.tolist()]
+        captions = [
+            "" if rng.random() < cfg.caption_dropout else random_caption(specs[i], rng, cfg.color_dropout)
+            for i in idx.tolist()
+        ]
         ids = caption_ids(tokenizer, captions, id_cache).to(device)  # (B, L)
         noise = torch.randn(z0.shape, generator=gen)
         noise = noise + cfg.offset_noise * torch.randn((*z0.shape[:2], 1, 1), generator=gen)
@@ -198,7 +190,7 @@ def train_unet(
         zt = scheduler.add_noise(z0, noise, t)
         store.clear()
         pred = unet(zt.to(device), t.to(device), text_encoder(ids)[0]).sample
-        loss = F.mse_loss(pred, noise.to(device))
+        loss = F.mse_loss(pred, diffusion_target(scheduler, z0, noise, t).to(device))
         if cfg.token_weight > 0:
             regions, supervised = word_regions(tokenizer, captions, masks[idx.to(device)], ids)  # (B, L, h, w), (B, L)
             loss = loss + cfg.token_weight * token_loss(store.maps, regions, supervised)
@@ -268,6 +260,9 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
     vae = vae.to(cfg.device).eval()
     t_vae = time.perf_counter() - start
     mean, std = encode_dataset(vae, images)
+    if cfg.snr_shift is None:  # the shift that gives this latent grid Stable Diffusion's layout timing
+        cfg = replace(cfg, snr_shift=SD_LATENT_SIDE / mean.shape[-1])
+        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     scaling = vae.config.scaling_factor if cfg.vae_from else float(1.0 / mean.std())
     vae.register_to_config(scaling_factor=scaling)
     tokenizer = bundled_tokenizer()
@@ -281,7 +276,7 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
         masks=None if masks is None else torch.from_numpy(masks),
         deadline=deadline,
     )
-    save_pipeline(vae.cpu(), text_encoder, tokenizer, unet, out / "model")
+    save_pipeline(vae.cpu(), text_encoder, tokenizer, unet, out / "model", train_scheduler(cfg, mean.shape[-1]))
     elapsed = time.perf_counter() - start
     (out / "train_time.json").write_text(json.dumps({"total_s": elapsed, "vae_s": t_vae, "scaling_factor": scaling}))
     logger.info("toy model written to %s in %.0f s", out / "model", elapsed)
@@ -308,6 +303,8 @@ def read_train_config(path: str | Path) -> ToyTrainConfig:
     """The settings a run wrote to its `train_config.json`."""
     d = json.loads(Path(path).read_text())
     d.pop("threads", None)  # written by earlier versions; threads are the command line's business
+    for key, value in SCHEDULE_BEFORE_SETTINGS.items():  # runs from before these settings trained with SD's
+        d.setdefault(key, value)
     model = ToyModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("model").items()})
     return ToyTrainConfig(model=model, **d)
 
@@ -342,6 +339,6 @@ def export_checkpoint(out_dir: str | Path, dest: str | Path, cfg: ToyTrainConfig
         mean, _ = encode_dataset(vae.eval(), images[:2000])
         scaling = float(1.0 / mean.std())
     vae.register_to_config(scaling_factor=scaling)
-    save_pipeline(vae, text_encoder, tokenizer, unet, dest)
+    save_pipeline(vae, text_encoder, tokenizer, unet, dest, train_scheduler(cfg, unet.config.sample_size))
     logger.info("exported step %d to %s", state["step"], dest)
     return Path(dest)

@@ -124,14 +124,21 @@ class ToyClip:
         return self.spec.caption()
 
 
-def object_phrase(obj: ToyObject, with_size: bool = False) -> str:
-    words = ([obj.size.value] if with_size else []) + [obj.color.value, obj.shape.value]
+def object_phrase(obj: ToyObject, with_size: bool = False, with_color: bool = True) -> str:
+    words = ([obj.size.value] if with_size else []) + ([obj.color.value] if with_color else []) + [obj.shape.value]
     return " ".join(words)
 
 
-def caption_for(objects: list[ToyObject], background: Background, verb: str = "moving", with_size: bool = False) -> str:
-    """The canonical caption, e.g. "a red circle moving on the grass"."""
-    phrases = " and ".join(f"a {object_phrase(o, with_size)}" for o in objects)
+def caption_for(
+    objects: list[ToyObject],
+    background: Background,
+    verb: str = "moving",
+    with_size: bool = False,
+    with_color: bool = True,
+) -> str:
+    """The canonical caption, e.g. "a red circle moving on the grass" ("a circle moving on the grass"
+    without its colour)."""
+    phrases = " and ".join(f"a {object_phrase(o, with_size, with_color)}" for o in objects)
     verb_part = f" {verb}" if verb else ""
     return f"{phrases}{verb_part} on the {background.value}"
 

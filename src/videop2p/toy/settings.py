@@ -1,0 +1,50 @@
+"""Settings of the toy-world model and of its training, torch-free so that the command line reads its
+defaults from here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ToyModelConfig:
+    """Sizes of the toy model's components."""
+
+    image_size: int = 64  # training resolution in pixels
+    vae_channels: tuple[int, ...] = (32, 64, 64)  # VAE blocks; downsampling = 2 ** (len - 1)
+    latent_channels: int = 4  # as in Stable Diffusion
+    unet_channels: tuple[int, ...] = (64, 128)  # UNet blocks, each with cross-attention
+    unet_head_dim: int = 16  # attention head width; each block has channels // width heads
+    text_hidden: int = 64  # CLIP text encoder width (= cross-attention width)
+    text_layers: int = 0  # CLIP text encoder depth (0: each word keeps its own embedding)
+
+
+@dataclass
+class ToyTrainConfig:
+    """Settings of a toy-model training run."""
+
+    model: ToyModelConfig = field(default_factory=ToyModelConfig)
+    dataset_size: int = 20000  # pre-rendered training images
+    seed: int = 0  # seeds the data, the initialisation and the batches
+    batch_size: int = 64  # images per step
+    vae_steps: int = 2500  # VAE optimisation steps
+    vae_lr: float = 1e-3  # VAE peak learning rate (cosine decay)
+    vae_crop: int = 32  # VAE trains on random crops of this side (fully convolutional)
+    vae_kl_weight: float = 1e-6  # weight of the KL term
+    unet_steps: int = 3000  # UNet + text encoder steps
+    unet_lr: float = 1e-3  # UNet peak learning rate (cosine decay)
+    caption_dropout: float = 0.1  # fraction of empty captions (for classifier-free guidance)
+    color_dropout: float = 0.2  # fraction of captions without the colour word ("a circle on the sand")
+    offset_noise: float = 0.0  # per-channel offset noise (a zero-terminal-SNR schedule does without it)
+    prediction_type: str = "v_prediction"  # what the UNet predicts: "epsilon" or "v_prediction"
+    snr_shift: float | None = None  # log-SNR of SD's schedule raised by 2 ln(this) (1: SD's; None: 64 / latent side)
+    zero_terminal_snr: bool = True  # rescale the schedule so its last timestep is pure noise
+    timestep_spacing: str = "trailing"  # how DDIM picks its timesteps ("trailing" starts at the last one)
+    ema_decay: float = 0.999  # EMA of UNet and text-encoder weights
+    checkpoint_every: int = 250  # steps between checkpoints
+    token_weight: float = 0.1  # weight of TokenCompose's token loss in phase 2 (0: plain denoising loss)
+    vae_from: str | None = None  # reuse this model folder's VAE and scaling factor (skips phase 1)
+    init_from: str | None = None  # start phase 2 from this model folder's UNet and text encoder (same sizes)
+    device: str = "cpu"  # where to train; data, noise and batches are drawn on the CPU, so runs match
+    workers: int = 0  # processes that render the dataset (0 or 1: this one)
+    time_budget_s: float = 0.0  # wall-clock seconds for the whole run; phase 2 shortens its schedule to fit (0: none)

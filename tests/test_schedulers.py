@@ -1,0 +1,71 @@
+"""Noise schedules: Stable Diffusion's, shifted for a smaller latent grid, and rescaled to zero terminal SNR."""
+
+import math
+
+import pytest
+import torch
+from diffusers import DDIMScheduler
+
+from videop2p.models.schedulers import make_scheduler, sd_alphas_cumprod, shift_log_snr
+from videop2p.sampling import DDIMSchedule, ddim_schedule, denoise_step, invert_step, to_x0_eps
+
+
+def _log_snr(a: torch.Tensor) -> torch.Tensor:
+    return torch.log(a) - torch.log1p(-a)
+
+
+def test_the_default_is_stable_diffusions_schedule():
+    s = make_scheduler()
+    reference = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    torch.testing.assert_close(s.alphas_cumprod, reference.alphas_cumprod)
+    assert s.config.trained_betas is None and s.config.prediction_type == "epsilon"
+
+
+@pytest.mark.parametrize("shift", [0.5, 2.0, 4.0])
+def test_a_shift_raises_the_log_snr_by_twice_its_log_at_every_timestep(shift):
+    base = sd_alphas_cumprod()
+    shifted = shift_log_snr(base, shift)
+    torch.testing.assert_close(_log_snr(shifted) - _log_snr(base), torch.full_like(base, 2 * math.log(shift)))
+
+
+def test_zero_terminal_snr_ends_in_pure_noise_and_the_folder_reproduces_it(tmp_path):
+    s = make_scheduler("v_prediction", snr_shift=4.0, zero_terminal_snr=True, timestep_spacing="trailing")
+    a = s.alphas_cumprod
+    assert a[-1] == 0 and bool((a[1:] < a[:-1]).all())  # strictly decreasing to exactly 0
+    # the shift gives more signal than SD's schedule over most of the trajectory; the rescale takes it to 0 at the end
+    assert bool((a[:900] > sd_alphas_cumprod().float()[:900]).all())
+    s.save_pretrained(tmp_path)
+    again = DDIMScheduler.from_pretrained(tmp_path)
+    assert torch.equal(again.alphas_cumprod, a)
+    assert again.config.prediction_type == "v_prediction"
+    sched = ddim_schedule(again, 50)
+    assert sched.timesteps[0] == 999 and sched.timesteps[-1] == 19  # sampling starts from pure noise
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"prediction_type": "sample"}, "prediction_type='sample'"),
+        ({"timestep_spacing": "middle"}, "timestep_spacing='middle'"),
+        ({"snr_shift": 0.0}, "snr_shift=0.0"),
+        ({"snr_shift": float("nan")}, "snr_shift=nan"),
+        ({"zero_terminal_snr": True}, "v_prediction"),
+    ],
+)
+def test_bad_schedules_are_refused_by_name(kwargs, named):
+    with pytest.raises(ValueError, match=named.replace("(", r"\(")):
+        make_scheduler(**kwargs)
+
+
+def test_ddim_steps_through_the_pure_noise_timestep_stay_finite():
+    s = make_scheduler("v_prediction", snr_shift=4.0, zero_terminal_snr=True, timestep_spacing="trailing")
+    sched: DDIMSchedule = ddim_schedule(s, 10)
+    x, v = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
+    x0, eps = to_x0_eps(v, x, sched.alpha(999), "v_prediction")
+    torch.testing.assert_close(x0, -v)  # at zero SNR the latent is all noise: x0 = -v, eps = x
+    torch.testing.assert_close(eps, x)
+    down = denoise_step(v, x, 999, sched)
+    up = invert_step(v, x, 999, sched)  # inverting onto the last timestep lands on the noise estimate
+    assert torch.isfinite(down).all() and torch.isfinite(up).all()
+    x0_prev, eps_prev = to_x0_eps(v, x, sched.alpha(999 - sched.step_size), "v_prediction")
+    torch.testing.assert_close(up, eps_prev)
