@@ -1,7 +1,6 @@
 """Training the toy model: the dataset, phase 2 with the token loss on a reused VAE, resuming and exporting."""
 
 import json
-from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -30,7 +29,15 @@ def test_the_dataset_is_the_same_for_any_number_of_render_processes(monkeypatch)
     assert all(m.any() and not m.all() for m in masks)  # every image has an object and a background
 
 
-def _cfg(init, steps: int) -> tt.ToyTrainConfig:
+V_RECIPE = {
+    "prediction_type": "v_prediction",
+    "snr_shift": 8.0,
+    "zero_terminal_snr": True,
+    "timestep_spacing": "trailing",
+}
+
+
+def _cfg(init, steps: int, **schedule) -> tt.ToyTrainConfig:
     model = ToyModelConfig(image_size=16, unet_channels=(32, 32), unet_head_dim=8, text_hidden=32, text_layers=0)
     return tt.ToyTrainConfig(
         model=model,
@@ -40,15 +47,16 @@ def _cfg(init, steps: int) -> tt.ToyTrainConfig:
         checkpoint_every=1,
         token_weight=0.3,
         vae_from=str(init),
+        **schedule,
     )
 
 
 def test_phase_two_with_the_token_loss_on_a_reused_vae_resumes_and_exports(tiny, tmp_path):
     init = save_pretrained_folder(tiny, tmp_path / "init")
     run = tmp_path / "run"
-    tt.train_toy_model(run, _cfg(init, steps=1))
+    tt.train_toy_model(run, _cfg(init, steps=1, **V_RECIPE))
     first = torch.load(run / "ckpt" / "unet.pt", weights_only=False)
-    model = tt.train_toy_model(run, _cfg(init, steps=2))  # goes on from the checkpoint of step 1
+    model = tt.train_toy_model(run, _cfg(init, steps=2, **V_RECIPE))  # goes on from the checkpoint of step 1
     state = torch.load(run / "ckpt" / "unet.pt", weights_only=False)
     assert first["step"] == 1 and state["step"] == 2
     legacy = tmp_path / "legacy"  # a run from before head counts were recorded is refused, not misread
@@ -60,9 +68,9 @@ def test_phase_two_with_the_token_loss_on_a_reused_vae_resumes_and_exports(tiny,
     comps = load_components(model)
     assert comps.text_encoder.config.num_hidden_layers == 0  # each word keeps its own embedding
     # the schedule it trained with is in its folder: v-prediction, shifted for its 8x8 latents, zero terminal SNR
-    written = json.loads((run / "train_config.json").read_text())
-    assert written["snr_shift"] == 64 / 8 and comps.info.prediction_type == "v_prediction"
-    want = make_scheduler("v_prediction", 64 / 8, zero_terminal_snr=True, timestep_spacing="trailing")
+    assert json.loads((run / "train_config.json").read_text())["snr_shift"] == 8.0
+    assert comps.info.prediction_type == "v_prediction"
+    want = make_scheduler(**V_RECIPE)
     assert torch.equal(comps.scheduler.alphas_cumprod, want.alphas_cumprod) and comps.scheduler.alphas_cumprod[-1] == 0
     assert comps.scheduler.config.timestep_spacing == "trailing"
     assert comps.vae.config.scaling_factor == tiny.vae.config.scaling_factor  # the reused VAE's own factor
@@ -119,15 +127,6 @@ def test_train_rejects_bad_options_by_name(tmp_path, args, message):
     result = CliRunner().invoke(app, ["toy", "train", str(tmp_path / "run"), *args])
     assert result.exit_code != 0 and message in result.output
     assert not (tmp_path / "run").exists()  # nothing written
-
-
-def test_a_run_from_before_the_schedule_settings_reads_back_as_sds_epsilon_schedule(tmp_path):
-    cfg = tt.ToyTrainConfig()
-    d = {k: v for k, v in asdict(cfg).items() if k not in tt.SCHEDULE_BEFORE_SETTINGS}
-    (tmp_path / "train_config.json").write_text(json.dumps(d))
-    old = tt.read_train_config(tmp_path / "train_config.json")
-    assert (old.prediction_type, old.snr_shift, old.zero_terminal_snr) == ("epsilon", 1.0, False)
-    assert old.color_dropout == 0.0 and old.batch_size == cfg.batch_size
 
 
 def test_colour_dropout_leaves_the_colour_word_out_of_that_share_of_captions():

@@ -418,10 +418,10 @@ def toy_train(
         str, typer.Option(help="What the UNet learns to predict: epsilon or v_prediction.")
     ] = _toy_default("prediction_type"),
     snr_shift: Annotated[
-        float | None,
+        float,
         typer.Option(
             help="Raise the log-SNR of Stable Diffusion's schedule by 2 ln(this) (1: SD's schedule; "
-            "default: 64 / the latent side, SD's layout timing)."
+            "64 / the latent side: SD's layout timing, Hoogeboom et al. 2023)."
         ),
     ] = _toy_default("snr_shift"),
     zero_terminal_snr: Annotated[
@@ -470,7 +470,7 @@ def toy_train(
         _fail(f"--prediction-type {prediction_type}: expected one of {', '.join(PREDICTION_TYPES)}.")
     if timestep_spacing not in TIMESTEP_SPACINGS:
         _fail(f"--timestep-spacing {timestep_spacing}: expected one of {', '.join(TIMESTEP_SPACINGS)}.")
-    if snr_shift is not None and not 0 < snr_shift < float("inf"):
+    if not 0 < snr_shift < float("inf"):
         _fail(f"--snr-shift {snr_shift}: must be a positive number (1: Stable Diffusion's schedule).")
     if zero_terminal_snr and prediction_type != "v_prediction":
         _fail("--zero-terminal-snr needs --prediction-type v_prediction (an epsilon model cannot denoise pure noise).")

@@ -15,6 +15,9 @@ from videop2p.toy.world import Background, Color, Motion, Shape, ToyClipSpec, To
 logger = logging.getLogger(__name__)
 
 DEMO_SOURCE = "a red circle moving on the grass"
+DEMO_CLIP = ToyClipSpec(
+    [ToyObject(Shape.CIRCLE, Color.RED)], Background.GRASS, Motion.LINEAR, frames=8, size=64, seed=0
+)
 DEMO_EDITS = {
     "swap": ("a blue circle moving on the grass", EditConfig(blend=("circle", "circle"))),
     "refine": ("a red circle moving on the snow", EditConfig(blend=("grass", "snow"), cross_replace=0.4)),
@@ -27,9 +30,7 @@ def run_demo(
 ) -> str:
     """Run the demo into `out`; returns a summary with the time of each part."""
     out = Path(out)
-    clip = render_clip(
-        ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], Background.GRASS, Motion.LINEAR, frames=8, size=64, seed=0)
-    )
+    clip = render_clip(DEMO_CLIP)
     clip_dir = write_frames(clip.frames, out / "clip")
     vp = VideoP2P.from_pretrained(model, workspace=out / "workspace")
     lines = []

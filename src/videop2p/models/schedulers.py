@@ -11,7 +11,6 @@ from diffusers.schedulers.scheduling_ddim import rescale_zero_terminal_snr
 
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
-SD_LATENT_SIDE = 64  # Stable Diffusion 1.x's latent grid at 512x512, the side its schedule was made for
 
 
 def sd_alphas_cumprod(num_train_timesteps: int = 1000) -> torch.Tensor:

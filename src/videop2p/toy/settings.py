@@ -21,7 +21,7 @@ class ToyModelConfig:
 
 @dataclass
 class ToyTrainConfig:
-    """Settings of a toy-model training run."""
+    """Settings of a toy-model training run; the defaults are the bundled model's recipe."""
 
     model: ToyModelConfig = field(default_factory=ToyModelConfig)
     dataset_size: int = 20000  # pre-rendered training images
@@ -34,12 +34,12 @@ class ToyTrainConfig:
     unet_steps: int = 3000  # UNet + text encoder steps
     unet_lr: float = 1e-3  # UNet peak learning rate (cosine decay)
     caption_dropout: float = 0.1  # fraction of empty captions (for classifier-free guidance)
-    color_dropout: float = 0.2  # fraction of captions without the colour word ("a circle on the sand")
-    offset_noise: float = 0.0  # per-channel offset noise (a zero-terminal-SNR schedule does without it)
-    prediction_type: str = "v_prediction"  # what the UNet predicts: "epsilon" or "v_prediction"
-    snr_shift: float | None = None  # log-SNR of SD's schedule raised by 2 ln(this) (1: SD's; None: 64 / latent side)
-    zero_terminal_snr: bool = True  # rescale the schedule so its last timestep is pure noise
-    timestep_spacing: str = "trailing"  # how DDIM picks its timesteps ("trailing" starts at the last one)
+    color_dropout: float = 0.0  # fraction of captions without the colour word ("a circle on the sand")
+    offset_noise: float = 0.05  # per-channel offset noise, helps flat backgrounds
+    prediction_type: str = "epsilon"  # what the UNet predicts: "epsilon" or "v_prediction"
+    snr_shift: float = 1.0  # log-SNR of SD's schedule raised by 2 ln(this) (1: SD's; 64 / latent side: SD's timing)
+    zero_terminal_snr: bool = False  # rescale the schedule so its last timestep is pure noise
+    timestep_spacing: str = "leading"  # how DDIM picks its timesteps ("trailing" starts at the last one)
     ema_decay: float = 0.999  # EMA of UNet and text-encoder weights
     checkpoint_every: int = 250  # steps between checkpoints
     token_weight: float = 0.1  # weight of TokenCompose's token loss in phase 2 (0: plain denoising loss)

@@ -6,7 +6,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import AttnProcessor2_0
 from tqdm.auto import tqdm
 
-from videop2p.models.schedulers import SD_LATENT_SIDE, make_scheduler
+from videop2p.models.schedulers import make_scheduler
 from videop2p.toy.data import (
     caption_ids,
     encode_dataset,
@@ -41,21 +41,12 @@ from videop2p.tuning import diffusion_target
 logger = logging.getLogger(__name__)
 
 
-SCHEDULE_BEFORE_SETTINGS = {  # what runs trained with before their schedule was a setting
-    "prediction_type": "epsilon",
-    "snr_shift": 1.0,
-    "zero_terminal_snr": False,
-    "timestep_spacing": "leading",
-    "color_dropout": 0.0,
-}
 SAVE_RESERVE_S = 15.0  # seconds a time-boxed run keeps for its last checkpoint and the export
 
 
-def train_scheduler(cfg: ToyTrainConfig, latent_side: int):
-    """The DDIM scheduler a run trains with and writes into its model folder; without a set `snr_shift`,
-    the shift that gives a `latent_side` grid Stable Diffusion's layout timing (Hoogeboom et al. 2023)."""
-    shift = cfg.snr_shift if cfg.snr_shift is not None else SD_LATENT_SIDE / latent_side
-    return make_scheduler(cfg.prediction_type, shift, cfg.zero_terminal_snr, cfg.timestep_spacing)
+def train_scheduler(cfg: ToyTrainConfig):
+    """The DDIM scheduler a run trains with and writes into its model folder."""
+    return make_scheduler(cfg.prediction_type, cfg.snr_shift, cfg.zero_terminal_snr, cfg.timestep_spacing)
 
 
 def cosine_lr(step: int, total: int, peak: float, warmup: int = 200) -> float:
@@ -150,7 +141,7 @@ def train_unet(
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=0.01)
     ema = {f"{k}.{n}": p.detach().clone() for k, m in modules.items() for n, p in m.state_dict().items()}
-    scheduler = train_scheduler(cfg, mean.shape[-1])
+    scheduler = train_scheduler(cfg)
     gen = torch.Generator().manual_seed(cfg.seed + 3)
     rng = np.random.default_rng(cfg.seed + 4)
     store = MapStore()
@@ -260,9 +251,6 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
     vae = vae.to(cfg.device).eval()
     t_vae = time.perf_counter() - start
     mean, std = encode_dataset(vae, images)
-    if cfg.snr_shift is None:  # the shift that gives this latent grid Stable Diffusion's layout timing
-        cfg = replace(cfg, snr_shift=SD_LATENT_SIDE / mean.shape[-1])
-        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     scaling = vae.config.scaling_factor if cfg.vae_from else float(1.0 / mean.std())
     vae.register_to_config(scaling_factor=scaling)
     tokenizer = bundled_tokenizer()
@@ -276,7 +264,7 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
         masks=None if masks is None else torch.from_numpy(masks),
         deadline=deadline,
     )
-    save_pipeline(vae.cpu(), text_encoder, tokenizer, unet, out / "model", train_scheduler(cfg, mean.shape[-1]))
+    save_pipeline(vae.cpu(), text_encoder, tokenizer, unet, out / "model", train_scheduler(cfg))
     elapsed = time.perf_counter() - start
     (out / "train_time.json").write_text(json.dumps({"total_s": elapsed, "vae_s": t_vae, "scaling_factor": scaling}))
     logger.info("toy model written to %s in %.0f s", out / "model", elapsed)
@@ -303,8 +291,6 @@ def read_train_config(path: str | Path) -> ToyTrainConfig:
     """The settings a run wrote to its `train_config.json`."""
     d = json.loads(Path(path).read_text())
     d.pop("threads", None)  # written by earlier versions; threads are the command line's business
-    for key, value in SCHEDULE_BEFORE_SETTINGS.items():  # runs from before these settings trained with SD's
-        d.setdefault(key, value)
     model = ToyModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("model").items()})
     return ToyTrainConfig(model=model, **d)
 
@@ -339,6 +325,6 @@ def export_checkpoint(out_dir: str | Path, dest: str | Path, cfg: ToyTrainConfig
         mean, _ = encode_dataset(vae.eval(), images[:2000])
         scaling = float(1.0 / mean.std())
     vae.register_to_config(scaling_factor=scaling)
-    save_pipeline(vae, text_encoder, tokenizer, unet, dest, train_scheduler(cfg, unet.config.sample_size))
+    save_pipeline(vae, text_encoder, tokenizer, unet, dest, train_scheduler(cfg))
     logger.info("exported step %d to %s", state["step"], dest)
     return Path(dest)
