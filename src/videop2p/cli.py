@@ -389,6 +389,11 @@ def toy_render(
     typer.echo(f"wrote {out_dir} ({clip.caption!r})")
 
 
+def _as_flag(key: str, value=None) -> str:
+    """A setting as its command-line flag, with its value when given."""
+    return f"--{key.replace('_', '-')}" + ("" if value is None else f" {value}")
+
+
 def _toy_default(name: str):
     """A toy-training default, read from its dataclass (torch-free)."""
     from videop2p.toy.settings import ToyModelConfig, ToyTrainConfig
@@ -454,7 +459,7 @@ def toy_train(
     ] = 0.0,
 ) -> None:
     """Train the toy model, from scratch or from --init-from (resumes from OUT_DIR/ckpt when interrupted)."""
-    from videop2p.models.schedulers import PREDICTION_TYPES, TIMESTEP_SPACINGS
+    from videop2p.models.schedulers import check_schedule
     from videop2p.toy.settings import ToyModelConfig, ToyTrainConfig
 
     _setup_logging()
@@ -466,14 +471,10 @@ def toy_train(
         _fail(f"--init-from {init_from}: no unet/ folder there; give a diffusers model folder.")
     if time_budget < 0:
         _fail(f"--time-budget {time_budget}: must be 0 (no limit) or a number of seconds.")
-    if prediction_type not in PREDICTION_TYPES:
-        _fail(f"--prediction-type {prediction_type}: expected one of {', '.join(PREDICTION_TYPES)}.")
-    if timestep_spacing not in TIMESTEP_SPACINGS:
-        _fail(f"--timestep-spacing {timestep_spacing}: expected one of {', '.join(TIMESTEP_SPACINGS)}.")
-    if not 0 < snr_shift < float("inf"):
-        _fail(f"--snr-shift {snr_shift}: must be a positive number (1: Stable Diffusion's schedule).")
-    if zero_terminal_snr and prediction_type != "v_prediction":
-        _fail("--zero-terminal-snr needs --prediction-type v_prediction (an epsilon model cannot denoise pure noise).")
+    try:
+        check_schedule(prediction_type, snr_shift, zero_terminal_snr, timestep_spacing, show=_as_flag)
+    except ValueError as e:
+        _fail(str(e))
     for name, value in (("--offset-noise", offset_noise), ("--color-dropout", color_dropout)):
         if not 0 <= value <= 1:
             _fail(f"{name} {value}: must be between 0 and 1.")

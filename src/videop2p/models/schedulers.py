@@ -4,6 +4,7 @@ variants a model trained at another latent size may use."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from diffusers import DDIMScheduler
@@ -37,6 +38,36 @@ def betas_from_alphas_cumprod(alphas_cumprod: torch.Tensor) -> torch.Tensor:
     return 1.0 - alphas_cumprod / previous
 
 
+def _as_setting(key: str, value=None) -> str:
+    return key if value is None else f"{key}={value!r}"
+
+
+def check_schedule(
+    prediction_type: str,
+    snr_shift: float,
+    zero_terminal_snr: bool,
+    timestep_spacing: str,
+    show: Callable[..., str] = _as_setting,
+) -> None:
+    """Refuse a schedule `make_scheduler` cannot build, naming the bad value as `show(key, value)` prints
+    it (a setting by default; the command line passes its flags)."""
+    if prediction_type not in PREDICTION_TYPES:
+        raise ValueError(f"{show('prediction_type', prediction_type)}; expected one of {', '.join(PREDICTION_TYPES)}.")
+    if timestep_spacing not in TIMESTEP_SPACINGS:
+        raise ValueError(
+            f"{show('timestep_spacing', timestep_spacing)}; expected one of {', '.join(TIMESTEP_SPACINGS)}."
+        )
+    if not (math.isfinite(snr_shift) and snr_shift > 0):
+        raise ValueError(
+            f"{show('snr_shift', snr_shift)}; expected a positive number (1: Stable Diffusion's schedule)."
+        )
+    if zero_terminal_snr and prediction_type != "v_prediction":
+        raise ValueError(
+            f"{show('zero_terminal_snr')} needs {show('prediction_type', 'v_prediction')}: an epsilon model "
+            "cannot predict the image from pure noise."
+        )
+
+
 def make_scheduler(
     prediction_type: str = "epsilon",
     snr_shift: float = 1.0,
@@ -52,17 +83,7 @@ def make_scheduler(
     'trailing' timesteps to sample from pure noise. A changed schedule is written as the final
     `trained_betas`, so that any diffusers version that reads the folder gets the same schedule.
     """
-    if prediction_type not in PREDICTION_TYPES:
-        raise ValueError(f"prediction_type={prediction_type!r}; expected one of {', '.join(PREDICTION_TYPES)}.")
-    if timestep_spacing not in TIMESTEP_SPACINGS:
-        raise ValueError(f"timestep_spacing={timestep_spacing!r}; expected one of {', '.join(TIMESTEP_SPACINGS)}.")
-    if not (math.isfinite(snr_shift) and snr_shift > 0):
-        raise ValueError(f"snr_shift={snr_shift}; expected a positive number (1: Stable Diffusion's schedule).")
-    if zero_terminal_snr and prediction_type == "epsilon":
-        raise ValueError(
-            "zero_terminal_snr needs prediction_type='v_prediction': an epsilon model cannot "
-            "predict the image from pure noise."
-        )
+    check_schedule(prediction_type, snr_shift, zero_terminal_snr, timestep_spacing)
     trained_betas = None
     if snr_shift != 1.0 or zero_terminal_snr:
         betas = betas_from_alphas_cumprod(shift_log_snr(sd_alphas_cumprod(), snr_shift))
