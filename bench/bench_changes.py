@@ -16,7 +16,9 @@ Changes (before -> after):
 - targets: 3 edits run one at a time (each with its own source branch) -> 3 targets in one batch
 - maps: attention probabilities in every controlled layer -> only in the layers whose maps are read
 - attention-slicing: one 3-row UNet call with the math attention kernel, unsliced -> 1024 queries at a time
-- vae-slicing: decoding 2x`--frames` frames at once -> 8 at a time (the default)
+- vae-slicing: decoding 2x`--frames` frames at once -> slices of at most two 512x512 frames' pixels (the default)
+- tune-frames: a tuning step on every frame (official) -> on 4 of them, frame 0 included (`--tune-frames 4`,
+  the quick preset)
 - frame-attention: the model's first frame-attention layer, the authors' gather of every frame's keys
   and values -> frame 0's keys and values computed once
 """
@@ -50,7 +52,8 @@ CHANGES = {  # name -> (before, after) labels
     "targets": ("3 edits, one at a time", "3 targets, one batch"),
     "maps": ("edit, probabilities everywhere", "edit, probabilities where read"),
     "attention-slicing": ("UNet call, math attention", "UNet call, math attention, sliced"),
-    "vae-slicing": ("VAE decode, all frames at once", "VAE decode, 8 at a time"),
+    "vae-slicing": ("VAE decode, all frames at once", "VAE decode, sliced by pixels"),
+    "tune-frames": ("tuning step, every frame", "tuning step, 4 frames"),
     "frame-attention": ("frame-attention layer, authors' gather", "frame-attention layer, frame 0 once"),
 }
 
@@ -98,6 +101,9 @@ def work(args, change: str, after: bool) -> dict:
     if change == "tune-checkpointing":
         cfg = TuneConfig(steps=args.tune_steps, gradient_checkpointing=after, progress=False)
         tune(model, c, (z0, torch.full_like(z0, 0.01)), cond, cfg)
+    elif change == "tune-frames":
+        cfg = TuneConfig(steps=args.tune_steps, frames=4 if after else None, progress=False)
+        tune(model, c, (z0, torch.full_like(z0, 0.01)), cond, cfg)
     elif change == "nulltext-checkpointing":
         cfg = InversionConfig(steps=args.steps, inner_steps=args.inner, early_stop=-1.0, progress=False)
         cfg.gradient_checkpointing = after
@@ -126,10 +132,10 @@ def work(args, change: str, after: bool) -> dict:
                 out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v))
                 attn.to_out[0](out.transpose(1, 2).flatten(2))
     elif change == "vae-slicing":
-        decode_latents(c, frames2, batch=8 if after else frames2.shape[1])
+        decode_latents(c, frames2, batch=None if after else frames2.shape[1])
     _sync(args.device)
     seconds = time.perf_counter() - t0
-    if change == "tune-checkpointing":
+    if change in ("tune-checkpointing", "tune-frames"):
         seconds /= args.tune_steps
     return {"seconds": seconds, "evaluations": sum(counter.counts.values()), "extra_mb": _peak_mb(args.device) - base}
 

@@ -302,3 +302,37 @@ def test_truncated_or_foreign_weights_are_one_line_errors(tiny_dir, clip_dir, tm
     result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws", "--model", str(flat)))
     _one_line_error(result, "model.safetensors")
     assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
+
+
+def test_presets_start_from_their_settings_under_config_files_and_flags(tmp_path):
+    from videop2p.cli import _build_config
+    from videop2p.config import PRESETS, Preset, RunConfig, apply_options, preset_config
+
+    quick = preset_config("quick")
+    assert quick == apply_options(RunConfig(), PRESETS[Preset.QUICK]) and quick != RunConfig()
+    assert preset_config("official") == RunConfig()
+    flags = dict.fromkeys(("size", "window", "frames", "force", "quiet"))
+    cfg = _build_config("clip.mp4", SRC, [TGT], None, preset="quick", **flags)
+    assert (cfg.tune.steps, cfg.tune.frames, cfg.inversion.method) == (
+        quick.tune.steps,
+        quick.tune.frames,
+        quick.inversion.method,
+    )
+    yml = tmp_path / "run.yaml"
+    yml.write_text("tune: {lr: 0.001}\ninversion: {method: null-text}\n")
+    cfg = _build_config("clip.mp4", SRC, [TGT], [yml], preset="quick", tune_steps=7, **flags)
+    assert (cfg.tune.lr, cfg.inversion.method.value) == (0.001, "null-text")  # the file over the preset
+    assert (cfg.tune.steps, cfg.tune.frames) == (7, quick.tune.frames)  # the flag over both
+    help_text = runner.invoke(app, ["run", "--help"], terminal_width=200).output
+    assert "quick (--tune-steps" in " ".join(help_text.split())
+
+
+def test_a_quick_preset_run_and_bad_presets_or_frame_counts(tiny_dir, clip_dir, tmp_path):
+    _invoke(_args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws", "--preset", "quick", "--tune-frames", "2"))
+    resolved = yaml.safe_load((tmp_path / "o" / "config.yaml").read_text())
+    assert resolved["tune"]["frames"] == 2 and resolved["inversion"]["method"] == "fast"
+    result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2", "--preset", "fastest"))
+    _one_line_error(result, "--preset 'fastest'", "official, quick")
+    result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2", "--tune-frames", "1"))
+    _one_line_error(result, "--tune-frames 1", ">= 2")
+    assert not (tmp_path / "b").exists() and not (tmp_path / "ws2").exists()

@@ -37,3 +37,20 @@ def test_force_upcast_vaes_run_in_float32_and_stay_half(tiny):
     z = torch.randn(1, 2, 4, 8, 8, generator=torch.Generator().manual_seed(1))
     assert np.abs(decode_latents(half, z).astype(int) - decode_latents(tiny, z).astype(int)).max() <= 2
     assert half.vae.dtype == torch.float16
+
+
+def test_decode_slices_are_sized_by_the_frames_pixels(tiny, monkeypatch):
+    from videop2p import latents
+
+    f = tiny.info.vae_scale_factor
+    assert latents.decode_batch(tiny, (64 // f, 64 // f), pixels=4 * 64 * 64) == 4
+    assert latents.decode_batch(tiny, (512, 512), pixels=64) == 1  # never fewer than one frame
+    sd = SDComponents(tiny.tokenizer, tiny.text_encoder, tiny.vae, tiny.unet, tiny.scheduler, copy.copy(tiny.info))
+    sd.info.vae_scale_factor = 8
+    assert latents.decode_batch(sd, (64, 64)) == 2  # SD at 512x512: two frames per call
+    calls = []
+    decode = tiny.vae.decode
+    monkeypatch.setattr(tiny.vae, "decode", lambda z: calls.append(len(z)) or decode(z))
+    monkeypatch.setattr(latents, "decode_batch", lambda c, hw: 3 if tuple(hw) == (8, 8) else 0)
+    latents.decode_latents(tiny, torch.zeros(1, 7, 4, 8, 8))
+    assert calls == [3, 3, 1]  # the slices decode_batch sizes for these latents

@@ -118,3 +118,22 @@ def test_a_half_precision_unet_tunes_like_a_float32_one(tiny, dtype, tolerance):
         update += float(want.abs().sum())
         error += float((got - want).abs().sum())
     assert error < tolerance * update, error / update
+
+
+def test_tuning_on_a_frame_subset_trains_every_trainable_tensor_on_fewer_rows(tiny):
+    model = T2SModel.from_image_unet(tiny.unet)
+    mean, std, text = _clip(f=6)
+    before = {n: p.detach().clone() for n, p in model.trainable_parameters().items()}
+    rows = []
+    hook = model.unet.conv_in.register_forward_hook(lambda m, i, o: rows.append(o.shape[0]))
+    result = tune(model, tiny, (mean, std), text, TuneConfig(steps=5, frames=3, lr=2e-3, progress=False))
+    hook.remove()
+    assert rows == [3] * 5 and result.metadata["frames"] == 3  # 3 of the 6 frames in every step
+    for n, p in model.trainable_parameters().items():
+        assert not torch.equal(p, before[n]), f"{n} did not change"
+    full = T2SModel.from_image_unet(tiny.unet)
+    tune(full, tiny, (mean, std), text, TuneConfig(steps=5, lr=2e-3, progress=False))
+    sub = T2SModel.from_image_unet(tiny.unet)
+    tune(sub, tiny, (mean, std), text, TuneConfig(steps=5, frames=6, lr=2e-3, progress=False))
+    for (n, a), b in zip(full.trainable_parameters().items(), sub.trainable_parameters().values(), strict=True):
+        assert torch.equal(a, b), f"frames=6 of 6 should be the official run ({n})"

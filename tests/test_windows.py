@@ -200,3 +200,24 @@ def test_cli_zero_means_every_frame_and_the_whole_clip():
         2,
         "first+middle",
     )
+
+
+@pytest.mark.parametrize(
+    "frames, size, anchors, count", [(8, None, "first", 4), (40, 16, "first+middle", 5), (8, None, "first", 2)]
+)
+def test_a_tuning_frame_subset_keeps_the_anchors_and_draws_the_rest_from_the_window(frames, size, anchors, count):
+    from videop2p.windows import frame_subset
+
+    plan = plan_windows(frames, WindowConfig(size=size, anchors=anchors))
+    g = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(50):
+        window = plan.sample(g)
+        sub = frame_subset(window, count, g)
+        assert len(sub.frames) == count and list(sub.frames) == sorted(set(sub.frames))
+        assert set(sub.frames) <= set(window.frames)
+        assert sub.anchor_frames == window.anchor_frames  # the same anchors, at their new positions
+        assert set(sub.own_frames) == set(sub.frames) & set(window.own_frames)
+        seen |= set(sub.frames)
+    assert seen == set(range(frames)) if size is None else len(seen) > count  # every frame gets its turn
+    assert frame_subset(window, None, g) is window and frame_subset(window, len(window.frames), g) is window

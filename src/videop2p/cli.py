@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from videop2p.config import OFFICIAL_TUNE_STEPS, ExportFormat, GroupNormMode, default_of
+from videop2p.config import OFFICIAL_TUNE_STEPS, PRESETS, ExportFormat, GroupNormMode, default_of
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Text-driven video editing with Video-P2P.")
 toy_app = typer.Typer(no_args_is_help=True, help="The procedural toy world and its bundled model.")
@@ -85,6 +85,15 @@ def _h(option: str, text: str) -> str:
     return f"{text} (default: {default_of(option)})."
 
 
+def _presets_help() -> str:
+    """Each preset with the options it sets, read from config.PRESETS."""
+
+    def flags(options: dict) -> str:
+        return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in options.items()) or "the defaults"
+
+    return "; ".join(f"{p.value} ({flags(o)})" for p, o in PRESETS.items())
+
+
 def _parse_size(size: str | None) -> tuple[int | None, int | None]:
     if size is None:
         return None, None
@@ -105,10 +114,14 @@ def _build_config(
     config: list[Path] | None,
     **flags,
 ):
-    from videop2p.config import OPTIONS, ConfigError, OptionError, RunConfig, apply_options, load_config
+    from videop2p.config import OPTIONS, ConfigError, OptionError, apply_options, load_config, preset_config
 
     try:
-        cfg = load_config(config) if config else RunConfig()
+        base = preset_config(flags.pop("preset") or "official")
+    except OptionError as e:
+        _fail(f"--preset {e.reason}")
+    try:
+        cfg = load_config(config, base) if config else base
     except ConfigError as e:
         _fail(str(e))
     if source is not None:
@@ -199,6 +212,10 @@ def _stage_command(stage: str, doc: str):
         source: SourceOpt = None,
         target: TargetOpt = None,
         config: ConfigOpt = None,
+        preset: Annotated[
+            str | None,
+            typer.Option(help=f"Settings to start from, under --config and flags: {_presets_help()}."),
+        ] = None,
         model: Annotated[
             str | None, typer.Option(help="Hub id, diffusers folder or .safetensors (default: bundled toy model).")
         ] = None,
@@ -218,6 +235,10 @@ def _stage_command(stage: str, doc: str):
             typer.Option(
                 help=f"Tuning steps (default: {OFFICIAL_TUNE_STEPS}; none on a tuned Tune-A-Video/Video-P2P folder, where N continues tuning)."
             ),
+        ] = None,
+        tune_frames: Annotated[
+            int | None,
+            typer.Option(help="Frames per tuning step, drawn at random with the anchor frame (default: every frame)."),
         ] = None,
         lr: Annotated[float | None, typer.Option(help=_h("lr", "Tuning learning rate"))] = None,
         seed: Annotated[int | None, typer.Option(help=_h("seed", "Tuning seed"))] = None,
@@ -623,6 +644,9 @@ def eval_command(
     out: Annotated[Path, typer.Option(help="Folder for tables, plots and frame strips.")] = Path("videop2p-eval"),
     model: Annotated[str | None, typer.Option(help="Model (default: the bundled toy model).")] = None,
     tune_steps: Annotated[int | None, typer.Option(help="Tuning steps per clip (default 200, quick 20).")] = None,
+    tune_frames: Annotated[
+        int | None, typer.Option(help="Frames per tuning step, the anchor included (default: every frame).")
+    ] = None,
     steps: Annotated[int | None, typer.Option(help="DDIM steps (default 50, quick 20).")] = None,
     methods: Annotated[list[str] | None, typer.Option("--method", help="Only these methods (repeatable).")] = None,
     group_norm: Annotated[
@@ -650,6 +674,10 @@ def eval_command(
     n = cases or (QUICK_CASES if quick else 30)
     s = quick_settings() if quick else EvalSettings()
     s.tune_steps, s.steps = tune_steps or s.tune_steps, steps or s.steps
+    if tune_frames is not None:
+        if tune_frames < 2:
+            _fail(f"--tune-frames {tune_frames} is not valid; expected a whole number >= 2.")
+        s.tune_frames = tune_frames
     if methods:
         try:
             s.methods = [Method(m) for m in methods]

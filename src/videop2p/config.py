@@ -92,6 +92,7 @@ class TuneConfig:
     """Tuning settings; defaults are the official ones."""
 
     steps: int | None = None  # optimisation steps; None: 500 (official) on an image model, 0 on a tuned video model
+    frames: int | None = None  # frames per step, drawn anew each step, anchors always in; None: every frame (official)
     lr: float = 3e-5  # constant AdamW learning rate
     seed: int = 33  # seeds noise and timesteps
     gradient_checkpointing: bool = True  # recompute activations in the backward pass
@@ -243,17 +244,28 @@ def _coerce(cls, name: str, value: Any) -> Any:
     return value
 
 
-def fill(cls, data: dict, where: str):
-    """Build dataclass `cls` from a dict, rejecting unknown keys by name."""
+def fill(cls, data: dict, where: str, obj: Any = None):
+    """Build dataclass `cls` from a dict (over `obj`'s values when given), rejecting unknown keys by name."""
     names = {f.name for f in dataclasses.fields(cls)}
-    obj = cls()
+    obj = cls() if obj is None else obj
     for key, value in (data or {}).items():
         if key not in names:
             raise ConfigError(f"Unknown key {where}{key!r}; valid keys are: {', '.join(sorted(names))}.")
         sub = getattr(obj, key)
         nested = dataclasses.is_dataclass(sub)
-        setattr(obj, key, fill(type(sub), value, f"{where}{key}.") if nested else _coerce(cls, key, value))
+        setattr(obj, key, fill(type(sub), value, f"{where}{key}.", sub) if nested else _coerce(cls, key, value))
     return obj
+
+
+class Preset(str, enum.Enum):
+    OFFICIAL = "official"  # the authors' settings
+    QUICK = "quick"  # fewer, smaller tuning steps and fast inversion; quality measured in docs/speed.md
+
+
+PRESETS: dict[Preset, dict[str, Any]] = {  # flat options each preset sets; a config file and flags override them
+    Preset.OFFICIAL: {},
+    Preset.QUICK: {"tune_steps": 100, "tune_frames": 4, "inversion": "fast"},
+}
 
 
 OPTIONS: dict[str, tuple[str | None, str]] = {  # flat option (CLI flag, UI field) -> (RunConfig section, field)
@@ -278,6 +290,7 @@ OPTIONS: dict[str, tuple[str | None, str]] = {  # flat option (CLI flag, UI fiel
     "height": ("video", "height"),
     "resize": ("video", "resize"),
     "tune_steps": ("tune", "steps"),
+    "tune_frames": ("tune", "frames"),
     "lr": ("tune", "lr"),
     "seed": ("tune", "seed"),
     "steps": ("inversion", "steps"),
@@ -476,8 +489,17 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
     return cfg
 
 
-def load_config(paths: list[str | os.PathLike]) -> RunConfig:
-    """Read one of our YAMLs, or an official tune and/or p2p YAML pair."""
+def preset_config(name: Preset | str = Preset.OFFICIAL) -> RunConfig:
+    """The settings of a preset (official: the defaults); a config file and flags go on top."""
+    try:
+        preset = Preset(name)
+    except ValueError:
+        raise OptionError("preset", f"{name!r} is not one of {', '.join(p.value for p in Preset)}.") from None
+    return apply_options(RunConfig(), PRESETS[preset])
+
+
+def load_config(paths: list[str | os.PathLike], base: RunConfig | None = None) -> RunConfig:
+    """Read one of our YAMLs, or an official tune and/or p2p YAML pair, over `base` (default: the defaults)."""
     datas = [load_yaml(p) for p in paths]
     if any(is_official(d) for d in datas):
         tune = next((d for d in datas if "train_data" in d), None)
@@ -485,10 +507,10 @@ def load_config(paths: list[str | os.PathLike]) -> RunConfig:
         others = [d for d in datas if d is not tune and d is not p2p]
         if others:
             raise ConfigError("Pass at most one official tune config and one official p2p config.")
-        return from_official(tune, p2p)
+        return from_official(tune, p2p, base)
     if len(datas) != 1:
         raise ConfigError(f"Pass one videop2p config, got {len(datas)}.")
-    return fill(RunConfig, datas[0], "")
+    return fill(RunConfig, datas[0], "", base)
 
 
 _FLAT_NAMES = {(section, attr): name for name, (section, attr) in OPTIONS.items()}
@@ -544,6 +566,8 @@ def validate(cfg: RunConfig) -> None:
     _enum_ok("video", "resize", v.resize, ResizeMode)
     if t.steps is not None:
         _number("tune", "steps", t.steps, 0, whole=True)
+    if t.frames is not None:
+        _number("tune", "frames", t.frames, 2, whole=True)
     _number("tune", "lr", t.lr, 0.0)
     _number("tune", "seed", t.seed, 0, whole=True)
     if t.mixed_precision not in ("no", "fp16", "bf16"):
@@ -614,6 +638,8 @@ __all__ = [
     "InversionMethod",
     "MaskNorm",
     "OptionError",
+    "PRESETS",
+    "Preset",
     "ResizeMode",
     "RunConfig",
     "TuneConfig",
@@ -622,6 +648,7 @@ __all__ = [
     "WindowConfig",
     "default_of",
     "load_config",
+    "preset_config",
     "to_plain",
     "validate",
 ]

@@ -207,6 +207,7 @@ class EvalSettings:
     """Budget of an evaluation run."""
 
     tune_steps: int = 200  # tuning steps per clip
+    tune_frames: int | None = None  # frames per tuning step (TuneConfig.frames); None: every frame
     steps: int = 50  # DDIM steps
     frames: int = 8  # frames per clip
     methods: list[Method] = field(default_factory=lambda: list(Method))  # which methods to compare
@@ -292,7 +293,7 @@ def run_case(
     model = T2SModel.from_image_unet(comps.unet, group_norm=s.group_norm)
     if any(m is not Method.PER_FRAME for m in s.methods):  # per-frame editing uses the untuned image model
         text = encode_prompts(comps, [case.source])
-        tune(model, comps, posterior, text, TuneConfig(steps=s.tune_steps, progress=False))
+        tune(model, comps, posterior, text, TuneConfig(steps=s.tune_steps, frames=s.tune_frames, progress=False))
     cache: dict = {}
     out = {}
     for method in s.methods:
@@ -458,6 +459,8 @@ def case_key(case: Case, s: EvalSettings, seed: int, clip_note: str, model: str 
     settings = {**asdict(s), "methods": [m.value for m in s.methods], "group_norm": GroupNormMode(s.group_norm).value}
     if settings["group_norm"] == GroupNormMode.FRAME.value:
         del settings["group_norm"]  # the key of cases kept before the setting existed (per-frame statistics)
+    if settings["tune_frames"] is None:
+        del settings["tune_frames"]  # likewise: every frame in every tuning step
     return json.dumps([settings, seed, case.source, case.target, case.spec.seed, clip_note, model], sort_keys=True)
 
 

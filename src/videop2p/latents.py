@@ -72,11 +72,26 @@ def encode_posterior(components: SDComponents, frames: np.ndarray, batch: int = 
     return mean.float(), std.float()
 
 
+DECODE_PIXELS = 2 * 512 * 512  # output pixels per VAE decode call: two SD frames, under an edit step's peak
+
+
+def decode_batch(components: SDComponents, latent_hw: tuple[int, int], pixels: int = DECODE_PIXELS) -> int:
+    """Frames per VAE decode call so that a call writes at most `pixels` output pixels (at least one frame).
+
+    The decoder's activations grow with the pixels of a call; at 512x512, 8 frames at once peaked above
+    the editing loop that precedes them (docs/speed.md), 2 stay under it."""
+    h, w = latent_hw
+    factor = components.info.vae_scale_factor
+    return max(1, pixels // (h * factor * w * factor))
+
+
 @torch.no_grad()
-def decode_latents(components: SDComponents, latents: torch.Tensor, batch: int = 8) -> np.ndarray:
-    """(B, F, C, h, w) scaled latents -> (B, F, H, W, 3) uint8 frames."""
+def decode_latents(components: SDComponents, latents: torch.Tensor, batch: int | None = None) -> np.ndarray:
+    """(B, F, C, h, w) scaled latents -> (B, F, H, W, 3) uint8 frames; `batch` frames per VAE call
+    (None: `decode_batch`, sized by the frames' pixels)."""
     vae = components.vae
     b = latents.shape[0]
+    batch = batch or decode_batch(components, latents.shape[-2:])
     z = rearrange(latents, "b f c h w -> (b f) c h w") / components.info.scaling_factor
     z = z.to(vae.device)
     outs = [_vae_call(components, lambda m, v: m.decode(v).sample, z[i : i + batch]) for i in range(0, len(z), batch)]

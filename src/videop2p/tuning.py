@@ -18,7 +18,7 @@ from videop2p.models.loading import SDComponents
 from videop2p.models.t2s import T2SModel, backward_step, checkpointing
 from videop2p.progress import StepHook
 from videop2p.store.codec import load_tensors, read_meta, save_tensors
-from videop2p.windows import WindowPlan, plan_windows
+from videop2p.windows import WindowPlan, frame_subset, plan_windows
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,8 @@ def tune(
 
     posterior: scaled VAE mean and std of the frames, each (1, F, C, h, w); text: (1, L, D).
     plan: windows of a long clip; each step then trains on one window at a random place, anchors
-    included, so a step costs one window whatever the clip length.
+    included, so a step costs one window whatever the clip length. cfg.frames: each step trains on
+    that many of the window's frames, its anchors included, drawn anew each step.
     """
     cfg = cfg.resolved()
     unet = model.unet
@@ -120,8 +121,9 @@ def tune(
             for i in bar:
                 if on_step is not None:
                     on_step("tune", i, cfg.steps)
-                window = plan.sample(gen)  # the whole clip, or one window and its anchors
-                m, s = (mean, std) if plan.whole else (mean[:, list(window.frames)], std[:, list(window.frames)])
+                window = frame_subset(plan.sample(gen), cfg.frames, gen)  # the clip, or a window, or some of its frames
+                rows = list(window.frames)
+                m, s = (mean, std) if len(rows) == mean.shape[1] else (mean[:, rows], std[:, rows])
                 z0 = m + s * torch.randn(m.shape, generator=gen, device=device).to(m)  # (1, F_w, C, h, w)
                 with amp:
                     loss = denoising_loss(
@@ -135,7 +137,9 @@ def tune(
         cast_training_params(unet, weights)
         unet.train(was_training)
         unet.requires_grad_(False)
-    return TuneResult(losses=losses, metadata={"steps": cfg.steps, "lr": cfg.lr, "seed": cfg.seed})
+    return TuneResult(
+        losses=losses, metadata={"steps": cfg.steps, "frames": cfg.frames, "lr": cfg.lr, "seed": cfg.seed}
+    )
 
 
 def save_delta(model: T2SModel, path: str | os.PathLike, identity: dict) -> Path:

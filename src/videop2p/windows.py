@@ -66,6 +66,26 @@ class WindowPlan:
         return _window(range(start, start + length), self.windows[0].anchor_frames)
 
 
+def frame_subset(window: Window, count: int | None, generator: torch.Generator) -> Window:
+    """`count` of the window's frames for one tuning step: its anchors and others drawn at random
+    without replacement, in clip order (None, or not fewer than it has: the window itself).
+
+    Temporal attention has no position encoding (Tune-A-Video), so a subset is a shorter clip of the
+    same motion, and frame attention still reads the anchors."""
+    if count is None or count >= len(window.frames):
+        return window
+    anchors = window.anchor_frames
+    others = [f for f in window.frames if f not in anchors]
+    draw = torch.randperm(len(others), generator=generator, device=generator.device)[: max(count - len(anchors), 0)]
+    frames = sorted([*anchors, *(others[int(i)] for i in draw)])
+    own = set(window.own_frames)
+    return Window(
+        frames=tuple(frames),
+        anchors=tuple(frames.index(a) for a in anchors),
+        own=tuple(i for i, f in enumerate(frames) if f in own),
+    )
+
+
 def anchor_frames(num_frames: int, mode: AnchorMode | str) -> tuple[int, ...]:
     """Clip indices of the anchor frames: frame 0, and with FIRST_MIDDLE the middle frame too."""
     if AnchorMode(mode) is AnchorMode.FIRST or num_frames < 3:
