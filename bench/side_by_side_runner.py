@@ -284,6 +284,16 @@ def authors_p2p(a, clock: StageClock) -> None:
         )
         namespace = run_videop2p.__dict__
         exec(compile(source, run_videop2p.__file__, "exec"), namespace)
+    if a.steps != 50:  # their DDIM step count is a module constant, and their pipeline's default
+        run_videop2p.NUM_DDIM_STEPS = a.steps
+        pipeline_cls = run_videop2p.TuneAVideoPipeline
+        call = pipeline_cls.__call__
+
+        def with_steps(self, *args, **kwargs):
+            kwargs.setdefault("num_inference_steps", a.steps)
+            return call(self, *args, **kwargs)
+
+        pipeline_cls.__call__ = with_steps
     clock.mark("load")
     run_videop2p.main(
         pretrained_model_path=a.output,
@@ -317,6 +327,7 @@ def ours(a, clock: StageClock) -> None:
     cfg.video = VideoConfig(path=a.clip, frames=a.frames, width=512, height=512)
     cfg.tune.steps = a.tune_steps
     cfg.inversion.inner_steps = a.inner_steps
+    cfg.inversion.steps = a.steps
     cfg.edit = EditConfig(blend=(a.blend, a.blend), reweight={a.reweight_word: a.reweight})
     cfg.tune.progress = cfg.inversion.progress = cfg.edit.progress = False
     torch.set_num_threads(a.threads)
@@ -352,6 +363,7 @@ def main() -> None:
     p.add_argument("--reweight", type=float, default=2.0)
     p.add_argument("--tune-steps", type=int, default=500)
     p.add_argument("--inner-steps", type=int, default=10)
+    p.add_argument("--steps", type=int, default=50)
     p.add_argument("--fast", action="store_true")
     p.add_argument("--preset", default="official")
     p.add_argument("--modes", nargs="+", default=["fast", "null-text"])

@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import logging
 
 import numpy as np
@@ -45,8 +46,8 @@ def test_decode_slices_are_sized_by_the_frames_pixels(tiny, monkeypatch):
     f = tiny.info.vae_scale_factor
     assert latents.decode_batch(tiny, (64 // f, 64 // f), pixels=4 * 64 * 64) == 4
     assert latents.decode_batch(tiny, (512, 512), pixels=64) == 1  # never fewer than one frame
-    sd = SDComponents(tiny.tokenizer, tiny.text_encoder, tiny.vae, tiny.unet, tiny.scheduler, copy.copy(tiny.info))
-    sd.info.vae_scale_factor = 8
+    info = dataclasses.replace(tiny.info, vae_scale_factor=8)
+    sd = SDComponents(tiny.tokenizer, tiny.text_encoder, tiny.vae, tiny.unet, tiny.scheduler, info)
     assert latents.decode_batch(sd, (64, 64)) == 2  # SD at 512x512: two frames per call
     calls = []
     decode = tiny.vae.decode

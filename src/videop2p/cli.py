@@ -117,7 +117,7 @@ def _build_config(
     from videop2p.config import OPTIONS, ConfigError, OptionError, apply_options, load_config, preset_config
 
     try:
-        base = preset_config(flags.pop("preset") or "official")
+        base = preset_config(flags.pop("preset", None) or "official")
     except OptionError as e:
         _fail(f"--preset {e.reason}")
     try:
