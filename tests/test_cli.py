@@ -328,7 +328,12 @@ def test_presets_start_from_their_settings_under_config_files_and_flags(tmp_path
 
 
 def test_a_quick_preset_run_and_bad_presets_or_frame_counts(tiny_dir, clip_dir, tmp_path):
-    _invoke(_args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws", "--preset", "quick", "--tune-frames", "2"))
+    from videop2p.config import PRESET_MARGINS, Preset
+
+    args = _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws", "--preset", "quick", "--tune-frames", "2")
+    args.remove("--quiet")
+    result = _invoke(args)
+    assert f"preset quick: {PRESET_MARGINS[Preset.QUICK]}" in " ".join(result.output.split())  # its measured margin
     resolved = yaml.safe_load((tmp_path / "o" / "config.yaml").read_text())
     assert resolved["tune"]["frames"] == 2 and resolved["inversion"]["method"] == "fast"
     result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2", "--preset", "fastest"))

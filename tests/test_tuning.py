@@ -137,3 +137,10 @@ def test_tuning_on_a_frame_subset_trains_every_trainable_tensor_on_fewer_rows(ti
     tune(sub, tiny, (mean, std), text, TuneConfig(steps=5, frames=6, lr=2e-3, progress=False))
     for (n, a), b in zip(full.trainable_parameters().items(), sub.trainable_parameters().values(), strict=True):
         assert torch.equal(a, b), f"frames=6 of 6 should be the official run ({n})"
+
+
+def test_a_setting_added_later_keeps_the_keys_of_results_kept_before_it():
+    from videop2p.config import settings_of
+
+    assert "frames" not in settings_of(TuneConfig(steps=3))  # unset: the key every earlier delta was kept under
+    assert settings_of(TuneConfig(steps=3, frames=4))["frames"] == 4

@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from videop2p.config import OFFICIAL_TUNE_STEPS, PRESETS, ExportFormat, GroupNormMode, default_of
+from videop2p.config import (
+    OFFICIAL_TUNE_STEPS,
+    PRESET_MARGINS,
+    PRESETS,
+    ExportFormat,
+    GroupNormMode,
+    Preset,
+    default_of,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Text-driven video editing with Video-P2P.")
 toy_app = typer.Typer(no_args_is_help=True, help="The procedural toy world and its bundled model.")
@@ -116,10 +124,12 @@ def _build_config(
 ):
     from videop2p.config import OPTIONS, ConfigError, OptionError, apply_options, load_config, preset_config
 
+    name = flags.pop("preset", None) or Preset.OFFICIAL.value
     try:
-        base = preset_config(flags.pop("preset", None) or "official")
+        base = preset_config(name)
     except OptionError as e:
         _fail(f"--preset {e.reason}")
+    preset = Preset(name)
     try:
         cfg = load_config(config, base) if config else base
     except ConfigError as e:
@@ -146,6 +156,8 @@ def _build_config(
         cfg.video.frames = None
     cfg.force = bool(flags.get("force")) or cfg.force
     cfg.quiet = bool(flags.get("quiet")) or cfg.quiet
+    if preset in PRESET_MARGINS and not cfg.quiet:
+        typer.echo(f"preset {preset.value}: {PRESET_MARGINS[preset]}", err=True)
     if cfg.workspace is None:
         from videop2p.store.workspace import default_workspace
 
@@ -675,8 +687,12 @@ def eval_command(
     s = quick_settings() if quick else EvalSettings()
     s.tune_steps, s.steps = tune_steps or s.tune_steps, steps or s.steps
     if tune_frames is not None:
-        if tune_frames < 2:
-            _fail(f"--tune-frames {tune_frames} is not valid; expected a whole number >= 2.")
+        from videop2p.config import OptionError, RunConfig, TuneConfig, option_label, validate
+
+        try:
+            validate(RunConfig(tune=TuneConfig(frames=tune_frames)))  # the run's own check of the value
+        except OptionError as e:
+            _fail(f"{option_label(e.option)} {e.reason}")
         s.tune_frames = tune_frames
     if methods:
         try:
