@@ -11,7 +11,7 @@ that temporal attention, seeing only its own window, would leave. Peak memory is
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -77,13 +77,7 @@ def frame_subset(window: Window, count: int | None, generator: torch.Generator) 
     anchors = window.anchor_frames
     others = [f for f in window.frames if f not in anchors]
     draw = torch.randperm(len(others), generator=generator, device=generator.device)[: max(count - len(anchors), 0)]
-    frames = sorted([*anchors, *(others[int(i)] for i in draw)])
-    own = set(window.own_frames)
-    return Window(
-        frames=tuple(frames),
-        anchors=tuple(frames.index(a) for a in anchors),
-        own=tuple(i for i, f in enumerate(frames) if f in own),
-    )
+    return _window(window.own_frames, anchors, [*anchors, *(others[int(i)] for i in draw)])
 
 
 def anchor_frames(num_frames: int, mode: AnchorMode | str) -> tuple[int, ...]:
@@ -103,8 +97,10 @@ def spans(num_frames: int, size: int, overlap: int) -> list[range]:
     return [range(s, s + size) for s in starts]
 
 
-def _window(span: range, anchors: tuple[int, ...]) -> Window:
-    frames = sorted(set(span) | set(anchors))
+def _window(span: Iterable[int], anchors: tuple[int, ...], frames: Iterable[int] | None = None) -> Window:
+    """The window of `span` and the anchors; `frames`: only these of its frames (default: all of them)."""
+    span = set(span)
+    frames = sorted(set(frames) if frames is not None else span | set(anchors))
     return Window(
         frames=tuple(frames),
         anchors=tuple(frames.index(a) for a in anchors),
