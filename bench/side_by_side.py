@@ -31,6 +31,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -108,9 +109,8 @@ def runner(py: Path, command: str, json_path: Path, log: Path, threads: int, **k
     return subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=json_path.parent)
 
 
-def chain(steps: list) -> subprocess.Popen | None:
+def chain(steps: list) -> threading.Thread:
     """Run the steps (callables returning a Popen) one after the other in a thread; returns the thread."""
-    import threading
 
     def go():
         for step in steps:

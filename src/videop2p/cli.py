@@ -687,10 +687,10 @@ def eval_command(
     s = quick_settings() if quick else EvalSettings()
     s.tune_steps, s.steps = tune_steps or s.tune_steps, steps or s.steps
     if tune_frames is not None:
-        from videop2p.config import OptionError, RunConfig, TuneConfig, option_label, validate
+        from videop2p.config import OptionError, TuneConfig, check_tune, option_label
 
         try:
-            validate(RunConfig(tune=TuneConfig(frames=tune_frames)))  # the run's own check of the value
+            check_tune(TuneConfig(frames=tune_frames))  # the run's own check of the value
         except OptionError as e:
             _fail(f"{option_label(e.option)} {e.reason}")
         s.tune_frames = tune_frames

@@ -575,14 +575,7 @@ def validate(cfg: RunConfig) -> None:
         if getattr(v, attr) is not None:
             _number("video", attr, getattr(v, attr), 1, whole=True)
     _enum_ok("video", "resize", v.resize, ResizeMode)
-    if t.steps is not None:
-        _number("tune", "steps", t.steps, 0, whole=True)
-    if t.frames is not None:
-        _number("tune", "frames", t.frames, 2, whole=True)
-    _number("tune", "lr", t.lr, 0.0)
-    _number("tune", "seed", t.seed, 0, whole=True)
-    if t.mixed_precision not in ("no", "fp16", "bf16"):
-        raise OptionError("tune.mixed_precision", f"{t.mixed_precision!r} is not one of no, fp16, bf16.")
+    check_tune(t)
     _enum_ok("edit", "mode", e.mode, EditMode)
     _enum_ok("edit", "mask_norm", e.mask_norm, MaskNorm)
     _number("edit", "guidance", e.guidance, 0.0)
@@ -612,6 +605,18 @@ def validate(cfg: RunConfig) -> None:
         _number(None, "attention_slicing", cfg.attention_slicing, 1, whole=True)
     if not isinstance(cfg.device, str) or not cfg.device.strip():
         raise OptionError("device", f"{cfg.device!r} is not a device name such as cpu, cuda or cuda:1.")
+
+
+def check_tune(t: TuneConfig) -> None:
+    """Tuning steps, frames per step, learning rate, seed and mixed precision in range."""
+    if t.steps is not None:
+        _number("tune", "steps", t.steps, 0, whole=True)
+    if t.frames is not None:
+        _number("tune", "frames", t.frames, 2, whole=True)
+    _number("tune", "lr", t.lr, 0.0)
+    _number("tune", "seed", t.seed, 0, whole=True)
+    if t.mixed_precision not in ("no", "fp16", "bf16"):
+        raise OptionError("tune.mixed_precision", f"{t.mixed_precision!r} is not one of no, fp16, bf16.")
 
 
 def check_window(w: WindowConfig) -> None:
