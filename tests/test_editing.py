@@ -11,8 +11,8 @@ SRC = "a red circle moving on the grass"
 STEPS = 5
 
 
-def _inverted(comps, frames=3, h=8, w=8, method="fast"):
-    model = T2SModel.from_image_unet(comps.unet)
+def _inverted(comps, frames=3, h=8, w=8, method="fast", frame_mode="first"):
+    model = T2SModel.from_image_unet(comps.unet, frame_mode)
     g = torch.Generator().manual_seed(0)
     z0 = torch.randn(1, frames, 4, h, w, generator=g) * 0.5
     cond, empty = encode_prompts(comps, [SRC]), encode_prompts(comps, [""])
@@ -27,6 +27,23 @@ def test_same_prompt_with_full_replacement_reproduces_the_reconstruction(tiny):
     out = edit(model, tiny, inv, SRC, [SRC], c).latents
     torch.testing.assert_close(out[0], rec[0], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(out[1], rec[0], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["null-text", "direct"])
+def test_a_source_on_its_kept_path_edits_as_a_sampled_one_with_a_row_less(tiny, method):
+    model, inv = _inverted(tiny, method=method)
+    assert inv.trajectory.shape == (STEPS + 1, *inv.latent_T.shape)
+    c = EditConfig(blend=("red", "blue"), decoupled=method == "direct", progress=False)
+    target = "a blue circle moving on the grass"
+    kept = edit(model, tiny, inv, SRC, [target], c)
+    inv.trajectory, path = None, inv.trajectory  # the source sampled under its own guidance instead
+    sampled = edit(model, tiny, inv, SRC, [target], c)
+    if method == "null-text":  # the optimisation's own sampling is what the source branch computes
+        torch.testing.assert_close(sampled.latents[0], path[0][0], atol=1e-4, rtol=1e-4)  # batching rounds apart
+        torch.testing.assert_close(kept.latents, sampled.latents, atol=1e-4, rtol=1e-4)
+    else:  # PnP Inversion puts the source back onto the path whatever it computed
+        torch.testing.assert_close(kept.latents[0], path[0][0])
+    assert kept.counts["edit"] == STEPS * 3 and sampled.counts["edit"] == STEPS * 4
 
 
 def test_outside_the_blend_mask_targets_equal_the_source_at_every_step(tiny):
@@ -171,8 +188,7 @@ def test_clear_errors(tiny):
 
 @pytest.mark.parametrize("frame_mode", ["first", "sparse-causal"])
 def test_optional_frame_attention_control_keeps_identity_edits_exact(tiny, frame_mode):
-    model, inv = _inverted(tiny, method="null-text")
-    model = T2SModel(model.unet, frame_mode)
+    model, inv = _inverted(tiny, method="null-text", frame_mode=frame_mode)
     rec = reconstruct(model, tiny, inv, SRC)
     c = EditConfig(cross_replace=1.0, self_replace=1.0, decoupled=False, control_frame_attention=True, progress=False)
     out = edit(model, tiny, inv, SRC, [SRC], c).latents

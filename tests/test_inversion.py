@@ -77,10 +77,10 @@ def test_one_shared_embedding_per_step_and_objective_over_all_frames(tiny):
     traj = torch.stack([z0] * 5)
     sched = ddim_schedule(tiny.scheduler, 4)
     c = InversionConfig(steps=4, inner_steps=2, progress=False)
-    a = optimise_null_text(model, traj, cond, empty, sched, c)
+    a, _ = optimise_null_text(model, traj, cond, empty, sched, c)
     traj2 = traj.clone()
     traj2[:, :, 3] += 0.5
-    b = optimise_null_text(model, traj2, cond, empty, sched, c)
+    b, _ = optimise_null_text(model, traj2, cond, empty, sched, c)
     assert not torch.equal(a[0], b[0])
 
 
@@ -130,3 +130,52 @@ def test_null_text_on_a_half_precision_model_stays_finite_and_close_to_float32(t
     assert torch.isfinite(got).all()  # an fp16 embedding under Adam turned NaN
     moved = (ref - empty).abs().mean()  # how far the optimisation moved the embedding
     assert (got.float() - ref).abs().mean() < 0.15 * moved
+
+
+def _unet_frames(model):
+    """Frame counts the UNet saw with gradients on (the null-text loss's passes)."""
+    seen = []
+    hook = model.unet.register_forward_pre_hook(
+        lambda _, args: seen.append(args[0].shape[0]) if torch.is_grad_enabled() else None
+    )
+    return seen, hook
+
+
+def test_null_text_on_some_frames_reads_those_frames_and_still_reconstructs(tiny):
+    model, z0, cond, empty = _setup(tiny, frames=6)
+    base = InversionConfig(method="null-text", steps=STEPS, progress=False)
+    every = invert(model, tiny.scheduler, z0, cond, empty, base)
+    # as many frames as the clip has: the official optimisation, bit for bit
+    same = invert(model, tiny.scheduler, z0, cond, empty, InversionConfig(**{**vars(base), "frames": 6}))
+    assert torch.equal(same.uncond_embeddings, every.uncond_embeddings)
+    seen, hook = _unet_frames(model)
+    try:
+        c = InversionConfig(**{**vars(base), "frames": 2})
+        some = invert(model, tiny.scheduler, z0, cond, empty, c)
+    finally:
+        hook.remove()
+    assert seen and set(seen) == {2}  # every iteration's forward and backward on 2 of the 6 frames
+    assert not torch.equal(some.uncond_embeddings, every.uncond_embeddings)
+    again = invert(model, tiny.scheduler, z0, cond, empty, c)
+    assert torch.equal(again.uncond_embeddings, some.uncond_embeddings)  # the draws are fixed per step
+    # the step is still taken on every frame, so the source reconstructs about as well
+    fast = invert(model, tiny.scheduler, z0, cond, empty, InversionConfig(method="fast", steps=STEPS, progress=False))
+    fast.method, fast.uncond_embeddings = InversionMethod.NULL_TEXT, empty[None].expand(STEPS, 1, *empty.shape[1:])
+    plain = _mse(_rec(model, tiny, fast), z0)
+    assert _mse(_rec(model, tiny, some), z0) * 2 < plain, (_mse(_rec(model, tiny, some), z0), plain)
+
+
+def test_null_text_on_some_frames_of_each_window(tiny):
+    from videop2p.config import WindowConfig
+    from videop2p.windows import plan_windows
+
+    model, z0, cond, empty = _setup(tiny, frames=7)
+    plan = plan_windows(7, WindowConfig(size=4, overlap=1))
+    c = InversionConfig(method="null-text", steps=4, inner_steps=2, frames=3, progress=False)
+    seen, hook = _unet_frames(model)
+    try:
+        inv = invert(model, tiny.scheduler, z0, cond, empty, c, plan=plan)
+    finally:
+        hook.remove()
+    assert set(seen) == {3}
+    assert torch.isfinite(inv.uncond_embeddings).all() and inv.trajectory.shape == (5, *z0.shape)

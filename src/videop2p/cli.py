@@ -258,6 +258,12 @@ def _stage_command(stage: str, doc: str):
             str | None, typer.Option(help=_h("inversion", "null-text, fast, direct or negative-prompt"))
         ] = None,
         steps: Annotated[int | None, typer.Option(help=_h("steps", "DDIM steps"))] = None,
+        null_text_frames: Annotated[
+            int | None,
+            typer.Option(
+                help="Frames the null-text loss reads per step, drawn with the anchor frame (default: every frame)."
+            ),
+        ] = None,
         guidance: Annotated[float | None, typer.Option(help=_h("guidance", "Classifier-free guidance"))] = None,
         mode: Annotated[str | None, typer.Option(help=_h("mode", "auto, swap or refine"))] = None,
         blend: BlendOpt = None,
@@ -660,6 +666,9 @@ def eval_command(
         int | None, typer.Option(help="Frames per tuning step, the anchor included (default: every frame).")
     ] = None,
     steps: Annotated[int | None, typer.Option(help="DDIM steps (default 50, quick 20).")] = None,
+    null_text_frames: Annotated[
+        int | None, typer.Option(help="Frames the null-text loss reads per step, the anchor included (default: every).")
+    ] = None,
     methods: Annotated[list[str] | None, typer.Option("--method", help="Only these methods (repeatable).")] = None,
     group_norm: Annotated[
         str, typer.Option(help="Resnet GroupNorm statistics: clip (official) or frame (the kept cases in docs/).")
@@ -694,6 +703,14 @@ def eval_command(
         except OptionError as e:
             _fail(f"{option_label(e.option)} {e.reason}")
         s.tune_frames = tune_frames
+    if null_text_frames is not None:
+        from videop2p.config import InversionConfig, OptionError, check_inversion, option_label
+
+        try:
+            check_inversion(InversionConfig(frames=null_text_frames))  # the run's own check of the value
+        except OptionError as e:
+            _fail(f"{option_label(e.option)} {e.reason}")
+        s.null_text_frames = null_text_frames
     if methods:
         try:
             s.methods = [Method(m) for m in methods]

@@ -116,6 +116,7 @@ class InversionConfig:
     inner_steps: int = 10  # at most this many Adam iterations per step
     lr: float = 1e-2  # Adam learning rate at step 0, decays as lr * (1 - i / 100)
     early_stop: float = 1e-5  # stop inner iterations when loss < early_stop + i * 2e-5
+    frames: int | None = None  # null-text loss on this many frames per step, anchors included; None: all (official)
     gradient_checkpointing: bool = False  # null-text backward through checkpoints: less memory, same result
     progress: bool = True  # tqdm bars
 
@@ -306,6 +307,7 @@ OPTIONS: dict[str, tuple[str | None, str]] = {  # flat option (CLI flag, UI fiel
     "seed": ("tune", "seed"),
     "steps": ("inversion", "steps"),
     "inversion": ("inversion", "method"),
+    "null_text_frames": ("inversion", "frames"),
     "guidance": ("edit", "guidance"),
     "mode": ("edit", "mode"),
     "cross_replace": ("edit", "cross_replace"),
@@ -566,7 +568,7 @@ def validate(cfg: RunConfig) -> None:
     Raises OptionError naming the setting (its flag name where it has one), the bad value and what
     would be valid. Model-dependent checks (words, token limits, schedules, the device) come later.
     """
-    v, t, i, e = cfg.video, cfg.tune, cfg.inversion, cfg.edit
+    v, t, e = cfg.video, cfg.tune, cfg.edit
     if v.frames is not None:
         _number("video", "frames", v.frames, 1, whole=True)
     _number("video", "start", v.start, 0, whole=True)
@@ -590,11 +592,7 @@ def validate(cfg: RunConfig) -> None:
             raise OptionError("reweight", f"{word}={factor!r} is not valid; expected a finite factor.")
     if e.mask_side is not None:
         _number("edit", "mask_side", e.mask_side, 1, whole=True)
-    _enum_ok("inversion", "method", i.method, InversionMethod)
-    _number("inversion", "steps", i.steps, 1, whole=True)
-    _number("inversion", "inner_steps", i.inner_steps, 0, whole=True)
-    for attr, low in (("inversion_guidance", 0.0), ("guidance", 0.0), ("lr", 0.0), ("early_stop", 0.0)):
-        _number("inversion", attr, getattr(i, attr), low)
+    check_inversion(cfg.inversion)
     check_window(cfg.window)
     _enum_ok(None, "composite", cfg.composite, CompositeMode)
     _enum_ok(None, "frame_attention", cfg.frame_attention, FrameAttentionMode)
@@ -617,6 +615,17 @@ def check_tune(t: TuneConfig) -> None:
     _number("tune", "seed", t.seed, 0, whole=True)
     if t.mixed_precision not in ("no", "fp16", "bf16"):
         raise OptionError("tune.mixed_precision", f"{t.mixed_precision!r} is not one of no, fp16, bf16.")
+
+
+def check_inversion(i: InversionConfig) -> None:
+    """Inversion method, steps, null-text iterations and frames, guidance and learning rate in range."""
+    _enum_ok("inversion", "method", i.method, InversionMethod)
+    _number("inversion", "steps", i.steps, 1, whole=True)
+    _number("inversion", "inner_steps", i.inner_steps, 0, whole=True)
+    if i.frames is not None:
+        _number("inversion", "frames", i.frames, 2, whole=True)
+    for attr, low in (("inversion_guidance", 0.0), ("guidance", 0.0), ("lr", 0.0), ("early_stop", 0.0)):
+        _number("inversion", attr, getattr(i, attr), low)
 
 
 def check_window(w: WindowConfig) -> None:

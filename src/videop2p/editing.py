@@ -188,8 +188,12 @@ def check_inputs(inv: InversionResult, sched_timesteps: list[int]) -> None:
 def _step_text(
     inv: InversionResult, i: int, cond: torch.Tensor, empty: torch.Tensor, targets: int, decoupled: bool
 ) -> tuple[list[int], torch.Tensor]:
-    """Rows of step i that take guidance, and the text embeddings of every UNet row (unconditional first)."""
-    unconds = [_source_uncond(inv, i, empty, cond[:1])] + [_target_uncond(inv, i, empty, cond[:1], decoupled)] * targets
+    """Rows of step i that take guidance, and the text embeddings of every UNet row (unconditional first).
+
+    A source branch that follows the inversion's kept path needs no unconditional row: its guided
+    prediction would only be replaced; its conditional row still gives the maps the targets read."""
+    source = None if inv.trajectory is not None else _source_uncond(inv, i, empty, cond[:1])
+    unconds = [source] + [_target_uncond(inv, i, empty, cond[:1], decoupled)] * targets
     guided_rows = [b for b, u in enumerate(unconds) if u is not None]
     text = torch.cat([unconds[b].to(cond) for b in guided_rows] + [cond])  # (G + P, L, D)
     return guided_rows, text
@@ -261,8 +265,8 @@ def edit(
                 for r, b in enumerate(guided_rows):
                     guided[b] = cfg(out[r], guided[b], c.guidance)
                 z = denoise_step(guided, z, t, sched)
-                if inv.method is InversionMethod.DIRECT:
-                    z[0] = inv.trajectory[steps - i - 1][0].to(z)  # PnP Inversion: source back onto the trajectory
+                if inv.trajectory is not None:  # the source's latents are known (null-text, PnP Inversion)
+                    z[0] = inv.trajectory[steps - i - 1][0].to(z)
                 z, mask = controller.local_blend(z)
                 union = mask if mask is not None else union
                 if callback is not None:

@@ -208,6 +208,7 @@ class EvalSettings:
 
     tune_steps: int = 200  # tuning steps per clip
     tune_frames: int | None = None  # frames per tuning step (TuneConfig.frames); None: every frame
+    null_text_frames: int | None = None  # frames the null-text loss reads (InversionConfig.frames); None: every frame
     steps: int = 50  # DDIM steps
     frames: int = 8  # frames per clip
     methods: list[Method] = field(default_factory=lambda: list(Method))  # which methods to compare
@@ -265,9 +266,8 @@ def _edit_video(
     key = (id(model), inv_method, case.source)
     if key not in cache:
         cond, empty = encode_prompts(comps, [case.source]), encode_prompts(comps, [""])
-        cache[key] = invert(
-            model, comps.scheduler, z0, cond, empty, InversionConfig(method=inv_method, steps=s.steps, progress=False)
-        )
+        c = InversionConfig(method=inv_method, steps=s.steps, frames=s.null_text_frames, progress=False)
+        cache[key] = invert(model, comps.scheduler, z0, cond, empty, c)
     inv = cache[key]
     cfg = EditConfig(
         blend=case.blend,
@@ -459,8 +459,9 @@ def case_key(case: Case, s: EvalSettings, seed: int, clip_note: str, model: str 
     settings = {**asdict(s), "methods": [m.value for m in s.methods], "group_norm": GroupNormMode(s.group_norm).value}
     if settings["group_norm"] == GroupNormMode.FRAME.value:
         del settings["group_norm"]  # the key of cases kept before the setting existed (per-frame statistics)
-    if settings["tune_frames"] is None:
-        del settings["tune_frames"]  # likewise: every frame in every tuning step
+    for unset in ("tune_frames", "null_text_frames"):
+        if settings[unset] is None:
+            del settings[unset]  # likewise: every frame in every tuning step and null-text loss
     return json.dumps([settings, seed, case.source, case.target, case.spec.seed, clip_note, model], sort_keys=True)
 
 

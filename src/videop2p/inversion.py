@@ -21,7 +21,7 @@ from videop2p.progress import StepHook, steps
 from videop2p.sampling import DDIMSchedule, EvalCounter, cfg, ddim_schedule, denoise_step, invert_step, predict
 from videop2p.store.codec import load_tensors, save_tensors
 from videop2p.store.workspace import StepFiles
-from videop2p.windows import WindowPlan
+from videop2p.windows import WindowPlan, frame_subset, plan_windows
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,10 @@ class InversionResult:
     latent_0: torch.Tensor  # (1, F, C, h, w) the clean latents that were inverted
     timesteps: list[int]  # sampling timesteps, descending
     uncond_embeddings: torch.Tensor | None = None  # (T, 1, L, D) null-text, one per step shared by all frames
-    trajectory: torch.Tensor | None = None  # (T + 1, 1, F, C, h, w) z_0..z_T, for direct inversion
+    # (T + 1, 1, F, C, h, w) z_0..z_T: the latents the source branch takes, so an edit need not guide it.
+    # Direct inversion: DDIM inversion's, which the source is put back onto; null-text: the optimisation's
+    # own guided sampling, which the source branch would retrace step for step. None: the source is sampled.
+    trajectory: torch.Tensor | None = None
     meta: dict = field(default_factory=dict)  # prompt, frames hash, model fingerprint, settings, counts
 
     def check(self, expected: dict) -> None:
@@ -116,12 +119,26 @@ def null_text_step(
     them, so it sums to the clip's mean error where windows do not overlap and bounds the error of
     the blended prediction where they do (convexity); its gradient is accumulated window by window,
     so memory is one window's.
+
+    c.frames: the loss reads that many frames of each window, its anchors and others drawn for the
+    step (the same on a resumed run), so an iteration costs that many frames' forward and backward.
+    The embedding is shared by every frame, so a few of them constrain it; the step is then taken
+    on every frame. None: every frame (official).
     """
     emb = uncond.detach().float().clone().requires_grad_(True)
     opt = torch.optim.Adam([emb], lr=c.lr * (1.0 - i / 100.0))
     scaler = torch.amp.GradScaler(z.device.type) if z.dtype is torch.float16 else None
+    parts = plan or plan_windows(z.shape[1])
+    gen = torch.Generator().manual_seed(i)
+    seen = [frame_subset(w, c.frames, gen) for w in parts.windows]  # (frames of each window the loss reads)
+    every = all(s is w for s, w in zip(seen, parts.windows, strict=True))
+    shares = [  # each window's share of each frame it reads
+        weight[[w.own_frames.index(f) for f in s.own_frames]]
+        for s, w, weight in zip(seen, parts.windows, parts.weights, strict=True)
+    ]
+    total = parts.num_frames if every else float(sum(share.sum() for share in shares))
     for _ in range(c.inner_steps):
-        if plan is None or plan.whole:
+        if parts.whole and every:
             out = cfg(predict(model, z, t, emb, counter, "null_text", plan), cond_out, c.guidance)
             loss = F.mse_loss(denoise_step(out, z, t, sched).float(), target.float())  # over every frame of the clip
             opt.zero_grad(set_to_none=True)
@@ -130,11 +147,11 @@ def null_text_step(
         else:
             opt.zero_grad(set_to_none=True)
             value = 0.0
-            for window, weight in zip(plan.windows, plan.weights, strict=True):
+            for window, share in zip(seen, shares, strict=True):
                 rows, own = list(window.frames), list(window.own)
                 out = cfg(model(z[:, rows], t, emb.to(z.dtype), window.anchors), cond_out[:, rows], c.guidance)
                 err = _frame_mse(denoise_step(out, z[:, rows], t, sched)[:, own], target[:, window.own_frames])
-                loss = (err * weight.to(err)).sum() / plan.num_frames
+                loss = (err * share.to(err)).sum() / total
                 backward(loss, scaler)
                 value += loss.item()
             if counter is not None:
@@ -156,14 +173,17 @@ def optimise_null_text(
     on_step: StepHook | None = None,
     plan: WindowPlan | None = None,
     saved: StepFiles | None = None,
-) -> torch.Tensor:
-    """Per-step unconditional embeddings (T, 1, L, D) that make guided sampling retrace the inversion.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-step unconditional embeddings (T, 1, L, D) that make guided sampling retrace the inversion,
+    and the latents that guided sampling takes with them, (T + 1, 1, F, C, h, w) z_0 first: the source
+    branch of an edit takes the same steps, so it can read them instead of computing them.
 
     With `saved`, every finished step's embedding and latent are kept and an interrupted run resumes."""
     model.unet.requires_grad_(False)
     done = saved.load("null_text", str(trajectory.device)) if saved is not None else []
     embeddings = [d["embedding"].to(uncond.device) for d in done]
-    z = done[-1]["z"].to(trajectory) if done else trajectory[-1]
+    path = [trajectory[-1], *(d["z"].to(trajectory) for d in done)]  # z_T first
+    z = path[-1]
     emb = embeddings[-1] if done else uncond
     n = len(sched.timesteps)
     with checkpointing(model.unet, c.gradient_checkpointing):
@@ -178,9 +198,10 @@ def optimise_null_text(
             with torch.no_grad():
                 uncond_out = predict(model, z, t, emb, counter, "null_text", plan, show=c.progress)
                 z = denoise_step(cfg(uncond_out, cond_out, c.guidance), z, t, sched)
+            path.append(z)
             if saved is not None:
                 saved.save("null_text", i, {"embedding": emb, "z": z})
-    return torch.stack(embeddings)
+    return torch.stack(embeddings), torch.stack(path[::-1])
 
 
 def invert(
@@ -210,7 +231,7 @@ def invert(
         method=method, latent_T=trajectory[-1].clone(), latent_0=z0.clone(), timesteps=sched.timesteps
     )
     if method is InversionMethod.NULL_TEXT:
-        result.uncond_embeddings = optimise_null_text(
+        result.uncond_embeddings, result.trajectory = optimise_null_text(
             model, trajectory, cond, uncond, sched, c, counter, on_step, plan, saved
         )
     elif method is InversionMethod.DIRECT:
