@@ -19,6 +19,10 @@ Changes (before -> after):
 - vae-slicing: decoding 2x`--frames` frames at once -> slices of at most two 512x512 frames' pixels (the default)
 - tune-frames: a tuning step on every frame (official) -> on 4 of them, frame 0 included (`--tune-frames 4`,
   the quick preset)
+- kept-path: null-text edit whose source branch is sampled under its own guidance -> read from the path the
+  null-text optimisation kept (no unconditional source row; same latents)
+- null-text-frames: null-text inversion with the loss on every frame (official) -> on 4 of them per iteration
+  (`--null-text-frames 4`, the quick preset's)
 - frame-attention: the model's first frame-attention layer, the authors' gather of every frame's keys
   and values -> frame 0's keys and values computed once
 """
@@ -55,6 +59,8 @@ CHANGES = {  # name -> (before, after) labels
     "vae-slicing": ("VAE decode, all frames at once", "VAE decode, sliced by pixels"),
     "tune-frames": ("tuning step, every frame", "tuning step, 4 frames"),
     "frame-attention": ("frame-attention layer, authors' gather", "frame-attention layer, frame 0 once"),
+    "kept-path": ("null-text edit, source sampled", "null-text edit, source read from the kept path"),
+    "null-text-frames": ("null-text inversion, every frame", "null-text inversion, 4 frames per iteration"),
 }
 
 
@@ -89,6 +95,11 @@ def work(args, change: str, after: bool) -> dict:
         if change == "fast-source" and not after:  # the source gets an unconditional row (same work as the authors')
             prepared.method = InversionMethod.NULL_TEXT
             prepared.uncond_embeddings = empty[None].expand(args.steps, *empty.shape)
+    if change == "kept-path":
+        nt = InversionConfig(steps=args.steps, inner_steps=args.inner, progress=False)
+        prepared = invert(model, c.scheduler, z0, cond, empty, nt)
+        if not after:
+            prepared.trajectory = None  # the source computed as the authors' code does
     if change == "attention-slicing":
         text = torch.randn(3, *cond.shape[1:], device=z0.device, dtype=z0.dtype)
         rows = z0.expand(3, *z0.shape[1:]).contiguous()
@@ -104,6 +115,12 @@ def work(args, change: str, after: bool) -> dict:
     elif change == "tune-frames":
         cfg = TuneConfig(steps=args.tune_steps, frames=4 if after else None, progress=False)
         tune(model, c, (z0, torch.full_like(z0, 0.01)), cond, cfg)
+    elif change == "null-text-frames":
+        cfg = InversionConfig(steps=args.steps, inner_steps=args.inner, early_stop=-1.0, progress=False)
+        cfg.frames = 4 if after else None
+        invert(model, c.scheduler, z0, cond, empty, cfg, counter=counter)
+    elif change == "kept-path":
+        edit(model, c, prepared, SOURCE, TARGETS[:1], EditConfig(blend=("circle", "circle"), progress=False), counter)
     elif change == "nulltext-checkpointing":
         cfg = InversionConfig(steps=args.steps, inner_steps=args.inner, early_stop=-1.0, progress=False)
         cfg.gradient_checkpointing = after

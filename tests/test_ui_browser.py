@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from videop2p.ui import EXAMPLES, Form, FormError, example_clip, example_prompt, form_to_config, launch, unpack_upload
+from videop2p.ui import (
+    EXAMPLES,
+    Form,
+    FormError,
+    example_clip,
+    example_prompt,
+    form_to_config,
+    launch,
+    preset_fields,
+    unpack_upload,
+)
 
 ARTIFACTS = Path(os.environ.get("VIDEOP2P_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
 EXAMPLE = "red circle on grass"
@@ -138,6 +148,23 @@ def test_form_to_config_maps_every_field(tmp_path):
     assert cfg.edit.mask_norm.value == "range"
 
 
+def test_a_preset_fills_the_fields_that_give_its_settings(tmp_path):
+    from videop2p.config import PRESET_MARGINS, Preset, RunConfig, preset_config
+
+    for preset in Preset:
+        values, margin = preset_fields(preset.value)
+        form = Form(source="a red circle moving on the grass", targets="a blue circle moving on the grass", **values)
+        cfg, want = form_to_config(form, "clip.mp4", tmp_path, tmp_path, None), preset_config(preset.value)
+        assert (cfg.tune, cfg.inversion) == (want.tune, want.inversion)
+        assert margin == PRESET_MARGINS.get(preset, "the authors' settings")
+    assert preset_config("quick").tune != RunConfig().tune  # the quick preset does change the fields
+    blank = Form(source="a red circle moving on the grass", targets="a blue circle", tune_frames=0, null_text_frames=0)
+    cfg = form_to_config(blank, "clip.mp4", tmp_path, tmp_path, None)  # a cleared field reads 0: every frame
+    assert (cfg.tune.frames, cfg.inversion.frames) == (None, None)
+    with pytest.raises(FormError, match="'fastest' is not one of official, quick"):
+        preset_fields("fastest")
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -146,6 +173,8 @@ def test_form_to_config_maps_every_field(tmp_path):
         ({"blend_source": "circle", "blend_target": ""}, "both words"),
         ({"reweight": "blue"}, "WORD=FACTOR"),
         ({"frames": 0}, "frames must be a whole number from 1"),
+        ({"tune_frames": 1}, "frames per tuning step must be a whole number from 2"),
+        ({"null_text_frames": 1}, "null-text frames must be a whole number from 2"),
         ({"mode": "magic"}, "edit mode .magic. is not one of auto, swap, refine"),
         ({"mask_norm": "median"}, "blend maps scaled by .median. is not one of max, range"),
     ],

@@ -264,18 +264,20 @@ def fill(cls, data: dict, where: str, obj: Any = None):
 
 class Preset(str, enum.Enum):
     OFFICIAL = "official"  # the authors' settings
-    QUICK = "quick"  # fewer, smaller tuning steps and fast inversion; quality measured in docs/speed.md
+    QUICK = "quick"  # fewer, smaller tuning steps, fast inversion (null-text on fewer frames); docs/speed.md
 
 
 PRESETS: dict[Preset, dict[str, Any]] = {  # flat options each preset sets; a config file and flags override them
     Preset.OFFICIAL: {},
-    Preset.QUICK: {"tune_steps": 100, "tune_frames": 4, "inversion": "fast"},
+    Preset.QUICK: {"tune_steps": 200, "tune_frames": 4, "inversion": "fast", "null_text_frames": 4},
 }
 PRESET_MARGINS: dict[Preset, str] = {  # what a preset costs against the official settings, as measured (docs/speed.md)
     Preset.QUICK: (
-        "on the 30-case evaluation suite of the bundled model, against the official settings: edit success 0.53 "
-        "(official 0.53), colour swaps 0 of 6 (3 of 6), reconstruction 33.7 dB (34.1), background 34.1 dB (33.3); "
-        "first edit 4.8x faster than the authors' code (docs/speed.md)"
+        "on the 30-case evaluation suite of the bundled model, fast mode: edit success 0.53 (official Video-P2P "
+        "0.53, official fast mode 0.47), colour swaps 2 of 6 (3, 1), reconstruction 33.8 dB (34.1, 34.0), "
+        "background 33.7 dB (33.3, 33.9); with --inversion null-text: success 0.53, colour swaps 2 of 6, "
+        "reconstruction 33.8 dB, background 32.5 dB; first edit 2.8x (fast) and 2.7x (null-text) faster than "
+        "the authors' code on a CPU (docs/speed.md)"
     ),
 }
 

@@ -120,24 +120,25 @@ def null_text_step(
     the blended prediction where they do (convexity); its gradient is accumulated window by window,
     so memory is one window's.
 
-    c.frames: the loss reads that many frames of each window, its anchors and others drawn for the
-    step (the same on a resumed run), so an iteration costs that many frames' forward and backward.
-    The embedding is shared by every frame, so a few of them constrain it; the step is then taken
-    on every frame. None: every frame (official).
+    c.frames: each iteration's loss reads that many frames of each window, its anchors and others
+    drawn anew (from a generator seeded by the step, so a resumed run draws the same), so an
+    iteration costs that many frames' forward and backward. The embedding is shared by every frame,
+    and the iterations of a step see different frames; the step is then taken on every frame.
+    None: every frame (official).
     """
     emb = uncond.detach().float().clone().requires_grad_(True)
     opt = torch.optim.Adam([emb], lr=c.lr * (1.0 - i / 100.0))
     scaler = torch.amp.GradScaler(z.device.type) if z.dtype is torch.float16 else None
     parts = plan or plan_windows(z.shape[1])
     gen = torch.Generator().manual_seed(i)
-    seen = [frame_subset(w, c.frames, gen) for w in parts.windows]  # (frames of each window the loss reads)
-    every = all(s is w for s, w in zip(seen, parts.windows, strict=True))
-    shares = [  # each window's share of each frame it reads
-        weight[[w.own_frames.index(f) for f in s.own_frames]]
-        for s, w, weight in zip(seen, parts.windows, parts.weights, strict=True)
-    ]
-    total = parts.num_frames if every else float(sum(share.sum() for share in shares))
     for _ in range(c.inner_steps):
+        seen = [frame_subset(w, c.frames, gen) for w in parts.windows]  # (frames of each window the loss reads)
+        every = all(s is w for s, w in zip(seen, parts.windows, strict=True))
+        shares = [  # each window's share of each frame it reads
+            weight[[w.own_frames.index(f) for f in s.own_frames]]
+            for s, w, weight in zip(seen, parts.windows, parts.weights, strict=True)
+        ]
+        total = parts.num_frames if every else float(sum(share.sum() for share in shares))
         if parts.whole and every:
             out = cfg(predict(model, z, t, emb, counter, "null_text", plan), cond_out, c.guidance)
             loss = F.mse_loss(denoise_step(out, z, t, sched).float(), target.float())  # over every frame of the clip

@@ -14,7 +14,15 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from videop2p.config import OFFICIAL_TUNE_STEPS, OptionError, RunConfig, apply_options
+from videop2p.config import (
+    OFFICIAL_TUNE_STEPS,
+    PRESET_MARGINS,
+    OptionError,
+    Preset,
+    RunConfig,
+    apply_options,
+    preset_config,
+)
 from videop2p.control.controller import MaskNorm
 from videop2p.inversion import InversionMethod
 from videop2p.io.video import ResizeMode, VideoError, write_frames
@@ -75,7 +83,30 @@ class Form:
     resize: str = _RUN.video.resize.value
     frame_attention: str = _RUN.frame_attention.value
     force: bool = False
+    tune_frames: int | None = _RUN.tune.frames  # None or 0 (a blank field): every frame
+    null_text_frames: int | None = _RUN.inversion.frames  # None or 0: every frame
     extra: dict = field(default_factory=dict)
+
+
+PRESET_FIELDS = ("tune_steps", "tune_frames", "inversion", "null_text_frames")  # the form fields a preset fills
+
+
+def preset_fields(name: str) -> tuple[dict, str]:
+    """The values a preset gives the form's fields (config.PRESETS through the config dataclasses),
+    and what it costs against the official settings as measured (config.PRESET_MARGINS). The page's
+    preset menu fills the fields; what runs is what the fields then say."""
+    try:
+        cfg = preset_config(name)
+    except OptionError as e:
+        raise FormError(f"preset {e.reason}") from None
+    values = {
+        "tune_steps": cfg.tune.steps,
+        "tune_frames": cfg.tune.frames,
+        "inversion": cfg.inversion.method.value,
+        "null_text_frames": cfg.inversion.frames,
+    }
+    margin = PRESET_MARGINS.get(Preset(name), "the authors' settings")
+    return values, margin
 
 
 def example_prompt(name: str) -> str:
@@ -137,6 +168,8 @@ def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: st
         ("frames", form.frames, 1, 1024, False),
         ("DDIM steps", form.steps, 1, 1000, False),
         ("tuning steps", form.tune_steps, 0, 100000, True),  # blank: the default for the model
+        ("frames per tuning step", form.tune_frames or None, 2, 1024, True),  # blank or 0: every frame
+        ("null-text frames", form.null_text_frames or None, 2, 1024, True),  # blank or 0: every frame
         ("stride", form.stride, 1, 1000, False),
     ):
         if value is None and optional:
@@ -156,6 +189,8 @@ def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: st
         "height": int(form.height) if form.height else None,
         "resize": form.resize,
         "tune_steps": None if form.tune_steps is None else int(form.tune_steps),
+        "tune_frames": int(form.tune_frames) if form.tune_frames else None,
+        "null_text_frames": int(form.null_text_frames) if form.null_text_frames else None,
         "lr": float(form.lr),
         "seed": int(form.seed),
         "inversion": form.inversion,
@@ -236,6 +271,11 @@ class Session:
         return {**manifest, "out": str(out)}
 
 
+def _frame_count(gr, value: int | None, label: str, elem_id: str):
+    """A field for a number of frames that may be left blank for every frame."""
+    return gr.Number(value=value, precision=0, label=label, info="blank or 0: every frame", elem_id=elem_id)
+
+
 def build_app(session: Session):
     """The Gradio Blocks of the editor."""
     import gradio as gr
@@ -290,6 +330,14 @@ def build_app(session: Session):
                     )
                     seed = gr.Number(value=defaults.seed, precision=0, label="Seed")
                 with gr.Row():
+                    presets = [p.value for p in Preset]
+                    preset = gr.Dropdown(presets, value=Preset.OFFICIAL.value, label="Preset", elem_id="preset")
+                    tune_frames = _frame_count(gr, defaults.tune_frames, "Frames per tuning step", "tune-frames")
+                    null_text_frames = _frame_count(
+                        gr, defaults.null_text_frames, "Null-text frames", "null-text-frames"
+                    )
+                preset_note = gr.Markdown(preset_fields(Preset.OFFICIAL.value)[1], elem_id="preset-note")
+                with gr.Row():
                     frames = gr.Number(value=defaults.frames, precision=0, label="Frames", elem_id="frames")
                     width = gr.Number(value=None, precision=0, label="Width (0: keep aspect)")
                     height = gr.Number(value=None, precision=0, label="Height (0: keep aspect)")
@@ -331,7 +379,7 @@ def build_app(session: Session):
         fields = [
             source, targets, mode, blend_source, blend_target, reweight, cross_replace, self_replace, steps,
             tune_steps, inversion, seed, frames, width, height, guidance, threshold, mask_norm, lr, start, stride, resize,
-            frame_attention, force,
+            frame_attention, force, tune_frames, null_text_frames,
         ]  # fmt: skip
         names = [f for f in Form.__dataclass_fields__ if f != "extra"]
 
@@ -339,6 +387,12 @@ def build_app(session: Session):
             return example_prompt(name) if name else gr.update()
 
         example.change(pick_example, example, source)
+
+        def pick_preset(name):
+            values, margin = preset_fields(name)
+            return *(values[f] for f in PRESET_FIELDS), f"**{name}**: {margin}"
+
+        preset.change(pick_preset, preset, [tune_steps, tune_frames, inversion, null_text_frames, preset_note])
 
         def on_run(upload_file, example_name, *values, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
             form = Form(**dict(zip(names, values, strict=True)))
