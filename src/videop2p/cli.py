@@ -93,6 +93,16 @@ def _h(option: str, text: str) -> str:
     return f"{text} (default: {default_of(option)})."
 
 
+def _check_flag(check, section) -> None:
+    """A run's own check of a config section that carries one flag's value; a bad value fails in one line."""
+    from videop2p.config import OptionError, option_label
+
+    try:
+        check(section)
+    except OptionError as e:
+        _fail(f"{option_label(e.option)} {e.reason}")
+
+
 def _presets_help() -> str:
     """Each preset with the options it sets, read from config.PRESETS."""
 
@@ -696,20 +706,14 @@ def eval_command(
     s = quick_settings() if quick else EvalSettings()
     s.tune_steps, s.steps = tune_steps or s.tune_steps, steps or s.steps
     if tune_frames is not None:
-        from videop2p.config import OptionError, TuneConfig, check_tune, option_label
+        from videop2p.config import TuneConfig, check_tune
 
-        try:
-            check_tune(TuneConfig(frames=tune_frames))  # the run's own check of the value
-        except OptionError as e:
-            _fail(f"{option_label(e.option)} {e.reason}")
+        _check_flag(check_tune, TuneConfig(frames=tune_frames))
         s.tune_frames = tune_frames
     if null_text_frames is not None:
-        from videop2p.config import InversionConfig, OptionError, check_inversion, option_label
+        from videop2p.config import InversionConfig, check_inversion
 
-        try:
-            check_inversion(InversionConfig(frames=null_text_frames))  # the run's own check of the value
-        except OptionError as e:
-            _fail(f"{option_label(e.option)} {e.reason}")
+        _check_flag(check_inversion, InversionConfig(frames=null_text_frames))
         s.null_text_frames = null_text_frames
     if methods:
         try:

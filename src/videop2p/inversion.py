@@ -134,11 +134,6 @@ def null_text_step(
     for _ in range(c.inner_steps):
         seen = [frame_subset(w, c.frames, gen) for w in parts.windows]  # (frames of each window the loss reads)
         every = all(s is w for s, w in zip(seen, parts.windows, strict=True))
-        shares = [  # each window's share of each frame it reads
-            weight[[w.own_frames.index(f) for f in s.own_frames]]
-            for s, w, weight in zip(seen, parts.windows, parts.weights, strict=True)
-        ]
-        total = parts.num_frames if every else float(sum(share.sum() for share in shares))
         if parts.whole and every:
             out = cfg(predict(model, z, t, emb, counter, "null_text", plan), cond_out, c.guidance)
             loss = F.mse_loss(denoise_step(out, z, t, sched).float(), target.float())  # over every frame of the clip
@@ -146,6 +141,11 @@ def null_text_step(
             backward_step(loss, opt, scaler)
             value = loss.item()
         else:
+            shares = [  # each window's share of each frame it reads
+                weight[[w.own_frames.index(f) for f in s.own_frames]]
+                for s, w, weight in zip(seen, parts.windows, parts.weights, strict=True)
+            ]
+            total = parts.num_frames if every else float(sum(share.sum() for share in shares))
             opt.zero_grad(set_to_none=True)
             value = 0.0
             for window, share in zip(seen, shares, strict=True):
