@@ -271,7 +271,7 @@ def _stage_command(stage: str, doc: str):
         null_text_frames: Annotated[
             int | None,
             typer.Option(
-                help="Frames the null-text loss reads per step, drawn with the anchor frame (default: every frame)."
+                help="Frames the null-text loss reads per iteration, drawn with the anchor frame (default: every frame)."
             ),
         ] = None,
         guidance: Annotated[float | None, typer.Option(help=_h("guidance", "Classifier-free guidance"))] = None,
@@ -677,7 +677,8 @@ def eval_command(
     ] = None,
     steps: Annotated[int | None, typer.Option(help="DDIM steps (default 50, quick 20).")] = None,
     null_text_frames: Annotated[
-        int | None, typer.Option(help="Frames the null-text loss reads per step, the anchor included (default: every).")
+        int | None,
+        typer.Option(help="Frames the null-text loss reads per iteration, the anchor included (default: every)."),
     ] = None,
     methods: Annotated[list[str] | None, typer.Option("--method", help="Only these methods (repeatable).")] = None,
     group_norm: Annotated[

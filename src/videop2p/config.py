@@ -116,7 +116,7 @@ class InversionConfig:
     inner_steps: int = 10  # at most this many Adam iterations per step
     lr: float = 1e-2  # Adam learning rate at step 0, decays as lr * (1 - i / 100)
     early_stop: float = 1e-5  # stop inner iterations when loss < early_stop + i * 2e-5
-    frames: int | None = None  # null-text loss on this many frames per step, anchors included; None: all (official)
+    frames: int | None = None  # null-text loss on this many frames per iteration, anchors in; None: all (official)
     gradient_checkpointing: bool = False  # null-text backward through checkpoints: less memory, same result
     progress: bool = True  # tqdm bars
 

@@ -12,10 +12,12 @@ import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from videop2p.config import (
     OFFICIAL_TUNE_STEPS,
+    OPTIONS,
     PRESET_MARGINS,
     OptionError,
     Preset,
@@ -99,12 +101,11 @@ def preset_fields(name: str) -> tuple[dict, str]:
         cfg = preset_config(name)
     except OptionError as e:
         raise FormError(f"preset {e.reason}") from None
-    values = {
-        "tune_steps": cfg.tune.steps,
-        "tune_frames": cfg.tune.frames,
-        "inversion": cfg.inversion.method.value,
-        "null_text_frames": cfg.inversion.frames,
-    }
+    values = {}
+    for name_ in PRESET_FIELDS:  # each field's setting, where the flat options say it lives
+        section, attr = OPTIONS[name_]
+        value = getattr(getattr(cfg, section), attr)
+        values[name_] = value.value if isinstance(value, Enum) else value
     margin = PRESET_MARGINS.get(Preset(name), "the authors' settings")
     return values, margin
 
