@@ -305,7 +305,7 @@ def test_truncated_or_foreign_weights_are_one_line_errors(tiny_dir, clip_dir, tm
 
 
 def test_presets_start_from_their_settings_under_config_files_and_flags(tmp_path):
-    from videop2p.cli import _build_config
+    from videop2p.cli import _build_config, _presets_help
     from videop2p.config import PRESETS, Preset, RunConfig, apply_options, preset_config
 
     quick = preset_config("quick")
@@ -324,7 +324,12 @@ def test_presets_start_from_their_settings_under_config_files_and_flags(tmp_path
     assert (cfg.tune.lr, cfg.inversion.method.value) == (0.001, "null-text")  # the file over the preset
     assert (cfg.tune.steps, cfg.tune.frames) == (7, quick.tune.frames)  # the flag over both
     help_text = runner.invoke(app, ["run", "--help"], terminal_width=200).output
-    assert "quick (--tune-steps" in " ".join(help_text.split())
+    assert "quick (--tune-steps" in " ".join(help_text.replace("│", " ").split())  # the box's borders aside
+    assert "--no-tune-checkpointing --inversion fast" in _presets_help()  # a switch reads as the flag that sets it
+    assert quick.tune.gradient_checkpointing is False and RunConfig().tune.gradient_checkpointing is True
+    flags["tune_checkpointing"] = True
+    cfg = _build_config("clip.mp4", SRC, [TGT], None, preset="quick", **flags)
+    assert cfg.tune.gradient_checkpointing is True and cfg.tune.frames == quick.tune.frames  # the flag over the preset
 
 
 def test_a_quick_preset_run_and_bad_presets_or_frame_counts(tiny_dir, clip_dir, tmp_path):
@@ -342,6 +347,10 @@ def test_a_quick_preset_run_and_bad_presets_or_frame_counts(tiny_dir, clip_dir, 
     _one_line_error(result, "--tune-frames 1", ">= 2")
     result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2", "--null-text-frames", "0"))
     _one_line_error(result, "--null-text-frames 0", ">= 2")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tune: {gradient_checkpointing: sometimes}\n")
+    result = runner.invoke(app, [*_args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2"), "--config", str(bad)])
+    _one_line_error(result, "--tune-checkpointing 'sometimes'", "true or false")
     result = runner.invoke(app, ["eval", "--out", str(tmp_path / "b"), "--null-text-frames", "1.5"])
     assert result.exit_code != 0 and not (tmp_path / "b").exists()
     result = runner.invoke(app, ["eval", "--out", str(tmp_path / "b"), "--null-text-frames", "1"])

@@ -106,8 +106,14 @@ def _check_flag(check, section) -> None:
 def _presets_help() -> str:
     """Each preset with the options it sets, read from config.PRESETS."""
 
+    def flag(name: str, value) -> str:
+        name = name.replace("_", "-")
+        if isinstance(value, bool):  # a switch: --name or --no-name
+            return f"--{name}" if value else f"--no-{name}"
+        return f"--{name} {value}"
+
     def flags(options: dict) -> str:
-        return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in options.items()) or "the defaults"
+        return " ".join(flag(k, v) for k, v in options.items()) or "the defaults"
 
     return "; ".join(f"{p.value} ({flags(o)})" for p, o in PRESETS.items())
 
@@ -261,6 +267,16 @@ def _stage_command(stage: str, doc: str):
         tune_frames: Annotated[
             int | None,
             typer.Option(help="Frames per tuning step, drawn at random with the anchor frame (default: every frame)."),
+        ] = None,
+        tune_checkpointing: Annotated[
+            bool | None,
+            typer.Option(
+                "--tune-checkpointing/--no-tune-checkpointing",
+                help=_h(
+                    "tune_checkpointing",
+                    "Recompute activations in the tuning backward pass: less memory, same result, slower",
+                ),
+            ),
         ] = None,
         lr: Annotated[float | None, typer.Option(help=_h("lr", "Tuning learning rate"))] = None,
         seed: Annotated[int | None, typer.Option(help=_h("seed", "Tuning seed"))] = None,

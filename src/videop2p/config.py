@@ -95,7 +95,7 @@ class TuneConfig:
     frames: int | None = None  # frames per step, drawn anew each step, anchors always in; None: every frame (official)
     lr: float = 3e-5  # constant AdamW learning rate
     seed: int = 33  # seeds noise and timesteps
-    gradient_checkpointing: bool = True  # recompute activations in the backward pass
+    gradient_checkpointing: bool = True  # recompute activations in the backward pass: less memory, same result
     mixed_precision: str = "no"  # "no", "fp16" or "bf16" (autocast; used on CUDA only)
     progress: bool = True  # show a tqdm bar
 
@@ -269,7 +269,13 @@ class Preset(str, enum.Enum):
 
 PRESETS: dict[Preset, dict[str, Any]] = {  # flat options each preset sets; a config file and flags override them
     Preset.OFFICIAL: {},
-    Preset.QUICK: {"tune_steps": 200, "tune_frames": 4, "inversion": "fast", "null_text_frames": 4},
+    Preset.QUICK: {
+        "tune_steps": 200,
+        "tune_frames": 4,
+        "tune_checkpointing": False,  # 4 frames a step keep every activation within the official run's memory
+        "inversion": "fast",
+        "null_text_frames": 4,
+    },
 }
 PRESET_MARGINS: dict[Preset, str] = {  # what a preset costs against the official settings, as measured (docs/speed.md)
     Preset.QUICK: (
@@ -305,6 +311,7 @@ OPTIONS: dict[str, tuple[str | None, str]] = {  # flat option (CLI flag, UI fiel
     "resize": ("video", "resize"),
     "tune_steps": ("tune", "steps"),
     "tune_frames": ("tune", "frames"),
+    "tune_checkpointing": ("tune", "gradient_checkpointing"),
     "lr": ("tune", "lr"),
     "seed": ("tune", "seed"),
     "steps": ("inversion", "steps"),
@@ -615,6 +622,10 @@ def check_tune(t: TuneConfig) -> None:
         _number("tune", "frames", t.frames, 2, whole=True)
     _number("tune", "lr", t.lr, 0.0)
     _number("tune", "seed", t.seed, 0, whole=True)
+    if not isinstance(t.gradient_checkpointing, bool):
+        raise OptionError(
+            _where("tune", "gradient_checkpointing"), f"{t.gradient_checkpointing!r} is not true or false."
+        )
     if t.mixed_precision not in ("no", "fp16", "bf16"):
         raise OptionError("tune.mixed_precision", f"{t.mixed_precision!r} is not one of no, fp16, bf16.")
 

@@ -87,10 +87,17 @@ class Form:
     force: bool = False
     tune_frames: int | None = _RUN.tune.frames  # None or 0 (a blank field): every frame
     null_text_frames: int | None = _RUN.inversion.frames  # None or 0: every frame
+    tune_checkpointing: bool = _RUN.tune.gradient_checkpointing  # how tuning runs, not what it gives
     extra: dict = field(default_factory=dict)
 
 
-PRESET_FIELDS = ("tune_steps", "tune_frames", "inversion", "null_text_frames")  # the form fields a preset fills
+PRESET_FIELDS = (
+    "tune_steps",
+    "tune_frames",
+    "tune_checkpointing",
+    "inversion",
+    "null_text_frames",
+)  # the form fields a preset fills
 
 
 def preset_fields(name: str) -> tuple[dict, str]:
@@ -192,6 +199,7 @@ def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: st
         "tune_steps": None if form.tune_steps is None else int(form.tune_steps),
         "tune_frames": int(form.tune_frames) if form.tune_frames else None,
         "null_text_frames": int(form.null_text_frames) if form.null_text_frames else None,
+        "tune_checkpointing": bool(form.tune_checkpointing),
         "lr": float(form.lr),
         "seed": int(form.seed),
         "inversion": form.inversion,
@@ -337,6 +345,12 @@ def build_app(session: Session):
                     null_text_frames = _frame_count(
                         gr, defaults.null_text_frames, "Null-text frames", "null-text-frames"
                     )
+                    tune_checkpointing = gr.Checkbox(
+                        value=defaults.tune_checkpointing,
+                        label="Recompute tuning activations",
+                        info="less memory, same result, slower",
+                        elem_id="tune-checkpointing",
+                    )
                 preset_note = gr.Markdown(preset_fields(Preset.OFFICIAL.value)[1], elem_id="preset-note")
                 with gr.Row():
                     frames = gr.Number(value=defaults.frames, precision=0, label="Frames", elem_id="frames")
@@ -380,7 +394,7 @@ def build_app(session: Session):
         fields = [
             source, targets, mode, blend_source, blend_target, reweight, cross_replace, self_replace, steps,
             tune_steps, inversion, seed, frames, width, height, guidance, threshold, mask_norm, lr, start, stride, resize,
-            frame_attention, force, tune_frames, null_text_frames,
+            frame_attention, force, tune_frames, null_text_frames, tune_checkpointing,
         ]  # fmt: skip
         names = [f for f in Form.__dataclass_fields__ if f != "extra"]
 
@@ -393,7 +407,13 @@ def build_app(session: Session):
             values, margin = preset_fields(name)
             return *(values[f] for f in PRESET_FIELDS), f"**{name}**: {margin}"
 
-        preset.change(pick_preset, preset, [tune_steps, tune_frames, inversion, null_text_frames, preset_note])
+        preset_outputs = {
+            "tune_steps": tune_steps,
+            "tune_frames": tune_frames,
+            "tune_checkpointing": tune_checkpointing,
+        }
+        preset_outputs |= {"inversion": inversion, "null_text_frames": null_text_frames}
+        preset.change(pick_preset, preset, [*(preset_outputs[f] for f in PRESET_FIELDS), preset_note])
 
         def on_run(upload_file, example_name, *values, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
             form = Form(**dict(zip(names, values, strict=True)))
