@@ -46,6 +46,26 @@ def test_a_source_on_its_kept_path_edits_as_a_sampled_one_with_a_row_less(tiny, 
     assert kept.counts["edit"] == STEPS * 3 and sampled.counts["edit"] == STEPS * 4
 
 
+@pytest.mark.parametrize("method", ["fast", "null-text"])
+def test_probabilities_only_where_read_edit_as_probabilities_everywhere(tiny, method):
+    """Fused attention in every layer and step whose maps nobody reads gives the edit that explicit
+    probabilities in every controlled layer at every step give (the official code's way)."""
+    model, inv = _inverted(tiny, frames=4, method=method)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # temporal layers start as identities (zero output); give them a say
+        for n, p in model.unet.named_parameters():
+            if ".temporal." in n and n.endswith("to_out.0.weight"):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    targets = ["a blue circle moving on the grass", "a red circle moving on the sand"]
+    edits = []
+    for explicit in (False, True):
+        c = EditConfig(self_replace=0.6, blend=("circle", "circle"), materialize_all=explicit, progress=False)
+        edits.append(edit(model, tiny, inv, SRC, targets, c).latents)
+    torch.testing.assert_close(edits[0], edits[1], atol=1e-4, rtol=1e-4)  # fused and explicit softmax round apart
+    c = EditConfig(self_replace=0.0, blend=("circle", "circle"), progress=False)  # maps no longer follow
+    assert not torch.allclose(edit(model, tiny, inv, SRC, targets, c).latents[1:], edits[0][1:], atol=1e-4)
+
+
 def test_outside_the_blend_mask_targets_equal_the_source_at_every_step(tiny):
     model, inv = _inverted(tiny)
     with torch.no_grad():  # sharpen cross-attention so that maps differ across positions
