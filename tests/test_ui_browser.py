@@ -136,6 +136,18 @@ def test_blend_word_not_in_prompt_is_named_in_the_page(page):
 
 
 # -- the form's logic, without a browser -----------------------------------------------------------
+def test_the_preset_menu_fills_the_page_fields(page):
+    want, _ = preset_fields("quick")
+    _choose(page, "Preset", "quick")
+    page.wait_for_function(
+        f"() => document.querySelector('#tune-steps input').value === '{want['tune_steps']}'", timeout=30_000
+    )
+    assert page.locator("#tune-frames input").input_value() == str(want["tune_frames"])
+    assert page.locator("#null-text-frames input").input_value() == str(want["null_text_frames"])
+    assert page.locator("#tune-checkpointing input").is_checked() is want["tune_checkpointing"]
+    assert "first edit" in page.locator("#preset-note").inner_text()  # the preset's measured margin
+
+
 def test_form_to_config_maps_every_field(tmp_path):
     form = Form(source="a red circle moving on the grass", targets="a blue circle moving on the grass\n\n a b\n",
                 blend_source="circle", blend_target="circle", reweight="blue=2, grass=0.5", steps=7, frames=5,

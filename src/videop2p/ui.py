@@ -407,13 +407,8 @@ def build_app(session: Session):
             values, margin = preset_fields(name)
             return *(values[f] for f in PRESET_FIELDS), f"**{name}**: {margin}"
 
-        preset_outputs = {
-            "tune_steps": tune_steps,
-            "tune_frames": tune_frames,
-            "tune_checkpointing": tune_checkpointing,
-        }
-        preset_outputs |= {"inversion": inversion, "null_text_frames": null_text_frames}
-        preset.change(pick_preset, preset, [*(preset_outputs[f] for f in PRESET_FIELDS), preset_note])
+        by_name = dict(zip(names, fields, strict=True))  # each Form field's component
+        preset.change(pick_preset, preset, [*(by_name[f] for f in PRESET_FIELDS), preset_note])
 
         def on_run(upload_file, example_name, *values, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
             form = Form(**dict(zip(names, values, strict=True)))
