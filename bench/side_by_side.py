@@ -193,6 +193,13 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=50, help="DDIM steps, both sides (theirs: a constant, patched).")
     p.add_argument("--preset", default="quick", help="Our preset (official or quick).")
     p.add_argument("--threads", type=int, default=1, help="Threads per side.")
+    p.add_argument("--modes", nargs="+", choices=["fast", "null-text"], default=["fast", "null-text"])
+    p.add_argument(
+        "--null-text-frames",
+        type=int,
+        default=None,
+        help="Ours: frames the null-text loss reads per iteration (default: the preset's; 0: every frame).",
+    )
     p.add_argument(
         "--reuse-tuning",
         action="store_true",
@@ -224,16 +231,20 @@ def main() -> None:
         lambda: runner(py, "authors-tune", out / "authors_tune.json", out / "authors_tune.log", a.threads,
                        authors=a.authors, model=model, output=tuned, tune_steps=a.tune_steps, **common),
     ]  # fmt: skip
-    authors_steps += [
-        lambda: runner(py, "authors-p2p", out / "authors_fast.json", out / "authors_fast.log", a.threads,
-                       authors=a.authors, output=tuned, fast=True, **common),
-        lambda: runner(py, "authors-p2p", out / "authors_null.json", out / "authors_null.log", a.threads,
-                       authors=a.authors, output=tuned, **common),
-    ]  # fmt: skip
+    if "fast" in a.modes:
+        authors_steps.append(
+            lambda: runner(py, "authors-p2p", out / "authors_fast.json", out / "authors_fast.log", a.threads,
+                           authors=a.authors, output=tuned, fast=True, **common)
+        )  # fmt: skip
+    if "null-text" in a.modes:
+        authors_steps.append(
+            lambda: runner(py, "authors-p2p", out / "authors_null.json", out / "authors_null.log", a.threads,
+                           authors=a.authors, output=tuned, **common)
+        )  # fmt: skip
     ours_steps_ = [
         lambda: runner(Path(sys.executable), "ours", out / "ours.json", out / "ours.log", a.threads,
                        model=model, output=out / "ours", preset=a.preset, tune_steps=ours_steps,
-                       modes=["fast", "null-text"], **common),
+                       modes=a.modes, null_text_frames=a.null_text_frames, **common),
     ]  # fmt: skip
     started = time.perf_counter()
     threads = [chain(authors_steps), chain(ours_steps_)]

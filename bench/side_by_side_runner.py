@@ -328,6 +328,8 @@ def ours(a, clock: StageClock) -> None:
     cfg.tune.steps = a.tune_steps
     cfg.inversion.inner_steps = a.inner_steps
     cfg.inversion.steps = a.steps
+    if a.null_text_frames is not None:  # 0: every frame
+        cfg.inversion.frames = a.null_text_frames or None
     cfg.edit = EditConfig(blend=(a.blend, a.blend), reweight={a.reweight_word: a.reweight})
     cfg.tune.progress = cfg.inversion.progress = cfg.edit.progress = False
     torch.set_num_threads(a.threads)
@@ -367,6 +369,7 @@ def main() -> None:
     p.add_argument("--fast", action="store_true")
     p.add_argument("--preset", default="official")
     p.add_argument("--modes", nargs="+", default=["fast", "null-text"])
+    p.add_argument("--null-text-frames", type=int, default=None)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
