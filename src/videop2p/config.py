@@ -264,7 +264,7 @@ def fill(cls, data: dict, where: str, obj: Any = None):
 
 class Preset(str, enum.Enum):
     OFFICIAL = "official"  # the authors' settings
-    QUICK = "quick"  # fewer, smaller tuning steps, fast inversion (null-text on fewer frames); docs/speed.md
+    QUICK = "quick"  # fewer, smaller tuning steps kept in memory, fast inversion; docs/speed.md
 
 
 PRESETS: dict[Preset, dict[str, Any]] = {  # flat options each preset sets; a config file and flags override them
@@ -274,16 +274,16 @@ PRESETS: dict[Preset, dict[str, Any]] = {  # flat options each preset sets; a co
         "tune_frames": 4,
         "tune_checkpointing": False,  # 4 frames a step keep every activation within the official run's memory
         "inversion": "fast",
-        "null_text_frames": 4,
     },
 }
 PRESET_MARGINS: dict[Preset, str] = {  # what a preset costs against the official settings, as measured (docs/speed.md)
     Preset.QUICK: (
         "on the 30-case evaluation suite of the bundled model, fast mode: edit success 0.53 (official Video-P2P "
         "0.53, official fast mode 0.47), colour swaps 2 of 6 (3, 1), reconstruction 33.8 dB (34.1, 34.0), "
-        "background 33.7 dB (33.3, 33.9); with --inversion null-text: success 0.53, colour swaps 2 of 6, "
-        "reconstruction 33.8 dB, background 32.5 dB; first edit 4.4x (fast) and 3.4x (null-text) faster than "
-        "the authors' code at the full budget on a CPU (docs/speed.md)"
+        "background 33.7 dB (33.3, 33.9); with --inversion null-text: success 0.50, colour swaps 2 of 6, "
+        "reconstruction 34.1 dB, background 33.0 dB, each within case-to-case noise of the official settings; "
+        "first edit 4.4x (fast) and 3.2x (null-text) faster than the authors' code at the full budget on a CPU "
+        "(docs/speed.md)"
     ),
 }
 
