@@ -67,5 +67,19 @@ def test_ddim_steps_through_the_pure_noise_timestep_stay_finite():
     down = denoise_step(v, x, 999, sched)
     up = invert_step(v, x, 999, sched)  # inverting onto the last timestep lands on the noise estimate
     assert torch.isfinite(down).all() and torch.isfinite(up).all()
-    x0_prev, eps_prev = to_x0_eps(v, x, sched.alpha(999 - sched.step_size), "v_prediction")
-    torch.testing.assert_close(up, eps_prev)
+    torch.testing.assert_close(up, eps)  # the noise a model told "t = 999" sees in x: x itself
+
+
+@pytest.mark.parametrize("spacing", ["leading", "trailing"])
+def test_a_v_model_inverts_exactly_as_the_epsilon_model_it_re_expresses(spacing):
+    """DDIM inversion reuses the noise the model predicts at t; a v-model that is an epsilon model written
+    as v = (eps - sqrt(1 - abar_t) x) / sqrt(abar_t) must take the same step, on any schedule."""
+    v_sched = ddim_schedule(make_scheduler("v_prediction", snr_shift=4.0, timestep_spacing=spacing), 10)
+    e_sched = ddim_schedule(make_scheduler("epsilon", snr_shift=4.0, timestep_spacing=spacing), 10)
+    gen = torch.Generator().manual_seed(0)
+    x, eps = torch.randn(2, 4, 8, 8, generator=gen), torch.randn(2, 4, 8, 8, generator=gen)
+    for t in v_sched.timesteps:
+        a = v_sched.alpha(t)
+        v = (eps - (1 - a) ** 0.5 * x) / a**0.5
+        torch.testing.assert_close(invert_step(v, x, t, v_sched), invert_step(eps, x, t, e_sched))
+        torch.testing.assert_close(denoise_step(v, x, t, v_sched), denoise_step(eps, x, t, e_sched))

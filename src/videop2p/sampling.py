@@ -72,9 +72,19 @@ def denoise_step(out: torch.Tensor, x: torch.Tensor, t: int, sched: DDIMSchedule
 
 
 def invert_step(out: torch.Tensor, x: torch.Tensor, t: int, sched: DDIMSchedule) -> torch.Tensor:
-    """One DDIM inversion step from t - step_size up to t, with the model evaluated at t."""
-    x0, eps = to_x0_eps(out, x, sched.alpha(t - sched.step_size), sched.prediction_type)
-    return ddim_move(x0, eps, sched.alpha(t))
+    """One DDIM inversion step from t - step_size up to t, with the model evaluated at t.
+
+    DDIM inversion (Mokady et al. 2023, sec. 3) reuses the noise the model predicts at t for the step
+    that leaves t - step_size. An epsilon model gives that noise directly. A v-prediction model's noise
+    is read at the level the model was told, eps = sqrt(abar_t) v + sqrt(1 - abar_t) x (Salimans & Ho
+    2022), so that a v-model inverts exactly as the epsilon model it is equivalent to; the clean
+    estimate then follows from x's own level. Reading the noise at t - step_size instead (diffusers'
+    DDIMInverseScheduler) breaks the round trip on shifted schedules (docs/bundled_layout.md).
+    """
+    alpha_from, alpha_to = sched.alpha(t - sched.step_size), sched.alpha(t)
+    _, eps = to_x0_eps(out, x, alpha_to, sched.prediction_type)
+    x0 = (x - (1 - alpha_from) ** 0.5 * eps) / alpha_from**0.5
+    return ddim_move(x0, eps, alpha_to)
 
 
 def cfg(uncond: torch.Tensor, cond: torch.Tensor, guidance: float) -> torch.Tensor:
