@@ -10,6 +10,8 @@ steps, inside Video-P2P's 20% cross-attention window.
 Identity edit: a clip of the evaluation suite edited into its own prompt with Video-P2P
 (`--tune-steps`, `--inversion`, DDIM `--steps`; the official settings by default) must keep its
 object: object IoU with the source object in every frame, and frames judged right (the suite's judge).
+Beside it, the same IoU for the clip only encoded and decoded by the model's VAE: no edit can keep
+the object better than its VAE draws it, so that is the ceiling of the identity IoU.
 
     python bench/layout_probe.py                                   # the bundled model
     python bench/layout_probe.py --model OUT/model --samples 16    # a candidate
@@ -72,8 +74,10 @@ def x0_masks(comps, caption: str, background_rgb: np.ndarray, steps: int, seed: 
 
 
 def identity_edits(comps, cases: list[int], tune_steps: int, steps: int, inversion: str) -> list[dict]:
-    """Video-P2P edits of the evaluation suite's clips into their own prompts, judged per frame."""
+    """Video-P2P edits of the evaluation suite's clips into their own prompts, judged per frame, beside the
+    VAE round trip's IoU (the ceiling)."""
     from videop2p.evaluation import Case, EditKind, EvalSettings, Method, make_suite, run_case
+    from videop2p.latents import encode_posterior
     from videop2p.toy.checker import read_image
 
     suite = make_suite(max(cases) + 1)
@@ -90,6 +94,9 @@ def identity_edits(comps, cases: list[int], tune_steps: int, steps: int, inversi
         clip = render_clip(spec)
         metrics = run_case(comps, case, settings, clip=clip)[method.value]
         per_frame = [iou(read_image(f).mask, m) for f, m in zip(metrics["frames"], clip.masks[:, 0], strict=True)]
+        with torch.no_grad():
+            round_trip = decode_latents(comps, encode_posterior(comps, clip.frames)[0])[0]
+        ceiling = [iou(read_image(f).mask, m) for f, m in zip(round_trip, clip.masks[:, 0], strict=True)]
         rows.append(
             {
                 "case": index,
@@ -97,6 +104,8 @@ def identity_edits(comps, cases: list[int], tune_steps: int, steps: int, inversi
                 "object_iou": metrics["object_iou"],
                 "min_frame_iou": min(per_frame),
                 "frame_iou": per_frame,
+                "vae_frame_iou": ceiling,
+                "vae_min_frame_iou": min(ceiling),
                 "frames_right": metrics["frames_right"],
                 "reconstruction_psnr": metrics["reconstruction_psnr"],
                 "background_psnr": metrics["background_psnr"],
@@ -104,8 +113,9 @@ def identity_edits(comps, cases: list[int], tune_steps: int, steps: int, inversi
         )
         print(
             f"identity edit, case {index}: object IoU {rows[-1]['object_iou']:.2f} (lowest frame "
-            f"{rows[-1]['min_frame_iou']:.2f}), frames right {rows[-1]['frames_right']:.0%}, reconstruction "
-            f"{rows[-1]['reconstruction_psnr']:.1f} dB  {caption}",
+            f"{rows[-1]['min_frame_iou']:.2f}; VAE round trip {np.mean(ceiling):.2f}, lowest {min(ceiling):.2f}), "
+            f"frames right {rows[-1]['frames_right']:.0%}, reconstruction {rows[-1]['reconstruction_psnr']:.1f} dB  "
+            f"{caption}",
             flush=True,
         )
     return rows

@@ -1,7 +1,9 @@
 """Where is the candidates' reconstruction lost? Fast-mode (DDIM inversion, guidance 1) reconstruction PSNR
-of suite case 0's clip, untuned and tuned 500 steps, for the bundled model and a candidate folder.
+of suite case 0's clip, untuned and tuned 500 steps (or the tuning steps given), for the bundled model and a
+candidate folder.
 
     python docs/eval/scripts/fast_reconstruction.py CANDIDATE_FOLDER OUT.json
+    python docs/eval/scripts/fast_reconstruction.py CANDIDATE_FOLDER OUT.json 0   # untuned only
 """
 
 import json
@@ -18,7 +20,7 @@ cap = caption_for(spec.objects, spec.background)
 case = Case(spec, EditKind.COLOR, cap, cap, (obj.shape.value, obj.shape.value), {"color": obj.color.value})
 for name, path in (("bundled", None), ("candidate", sys.argv[1])):
     comps = load_components(path)
-    for tune in (0, 500):
+    for tune in [int(n) for n in sys.argv[3:]] or (0, 500):
         m = run_case(
             comps,
             case,
