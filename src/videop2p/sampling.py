@@ -83,7 +83,7 @@ def invert_step(out: torch.Tensor, x: torch.Tensor, t: int, sched: DDIMSchedule)
     """
     alpha_from, alpha_to = sched.alpha(t - sched.step_size), sched.alpha(t)
     _, eps = to_x0_eps(out, x, alpha_to, sched.prediction_type)
-    x0 = (x - (1 - alpha_from) ** 0.5 * eps) / alpha_from**0.5
+    x0, _ = to_x0_eps(eps, x, alpha_from, "epsilon")
     return ddim_move(x0, eps, alpha_to)
 
 

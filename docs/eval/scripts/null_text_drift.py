@@ -7,11 +7,9 @@ latent of the guided null-text path against the DDIM trajectory it is fitted to,
 import json
 import sys
 
-import torch
-
 from videop2p.config import InversionConfig, TuneConfig
 from videop2p.evaluation import make_suite
-from videop2p.inversion import ddim_invert, invert
+from videop2p.inversion import ddim_invert, optimise_null_text
 from videop2p.latents import encode_posterior, encode_prompts
 from videop2p.models.loading import load_components
 from videop2p.models.t2s import T2SModel
@@ -27,11 +25,10 @@ posterior = encode_posterior(comps, clip.frames)
 model = T2SModel.from_image_unet(comps.unet)
 text = encode_prompts(comps, [caption_for(spec.objects, spec.background)])
 tune(model, comps, posterior, text, TuneConfig(steps=500, frames=len(clip.frames), progress=False))
-z0 = posterior[0]
-settings = InversionConfig(progress=False)
-result = invert(model, comps.scheduler, z0, text, encode_prompts(comps, [""]), settings)
+settings = InversionConfig(progress=False)  # the official null-text inversion, as `invert` runs it
 sched = ddim_schedule(comps.scheduler, settings.steps)
-with torch.no_grad():
-    ddim = ddim_invert(model, z0, text, None, sched, 1.0, progress=False)  # (T + 1, 1, F, C, h, w)
-error = [float(((result.trajectory[k] - ddim[k]) ** 2).mean() / (ddim[k] ** 2).mean()) for k in range(len(ddim))]
+empty = encode_prompts(comps, [""])
+ddim = ddim_invert(model, posterior[0], text, empty, sched, settings.inversion_guidance, progress=False)
+_, path = optimise_null_text(model, ddim, text, empty, sched, settings)  # each (T + 1, 1, F, C, h, w), z_0 first
+error = [float(((path[k] - ddim[k]) ** 2).mean() / (ddim[k] ** 2).mean()) for k in range(len(ddim))]
 print(json.dumps({"model": folder, "case": index, "timesteps": sched.timesteps, "relative_error_z0_first": error}))
