@@ -231,15 +231,12 @@ def main() -> None:
         lambda: runner(py, "authors-tune", out / "authors_tune.json", out / "authors_tune.log", a.threads,
                        authors=a.authors, model=model, output=tuned, tune_steps=a.tune_steps, **common),
     ]  # fmt: skip
-    if "fast" in a.modes:
+    for mode in a.modes:  # each mode's files: authors_fast.*, authors_null.*
+        name = "authors_fast" if mode == "fast" else "authors_null"
         authors_steps.append(
-            lambda: runner(py, "authors-p2p", out / "authors_fast.json", out / "authors_fast.log", a.threads,
-                           authors=a.authors, output=tuned, fast=True, **common)
-        )  # fmt: skip
-    if "null-text" in a.modes:
-        authors_steps.append(
-            lambda: runner(py, "authors-p2p", out / "authors_null.json", out / "authors_null.log", a.threads,
-                           authors=a.authors, output=tuned, **common)
+            lambda name=name, fast=mode == "fast": runner(py, "authors-p2p", out / f"{name}.json", out / f"{name}.log",
+                                                          a.threads, authors=a.authors, output=tuned, fast=fast,
+                                                          **common)
         )  # fmt: skip
     ours_steps_ = [
         lambda: runner(Path(sys.executable), "ours", out / "ours.json", out / "ours.log", a.threads,

@@ -135,7 +135,6 @@ def test_blend_word_not_in_prompt_is_named_in_the_page(page):
     _close_errors(page)
 
 
-# -- the form's logic, without a browser -----------------------------------------------------------
 def test_the_preset_menu_fills_the_page_fields(page):
     want, _ = preset_fields("quick")
     _choose(page, "Preset", "quick")
@@ -148,6 +147,7 @@ def test_the_preset_menu_fills_the_page_fields(page):
     assert "first edit" in page.locator("#preset-note").inner_text()  # the preset's measured margin
 
 
+# -- the form's logic, without a browser -----------------------------------------------------------
 def test_form_to_config_maps_every_field(tmp_path):
     form = Form(source="a red circle moving on the grass", targets="a blue circle moving on the grass\n\n a b\n",
                 blend_source="circle", blend_target="circle", reweight="blue=2, grass=0.5", steps=7, frames=5,
