@@ -112,6 +112,38 @@ def test_phase_two_can_start_from_a_model_of_the_same_sizes(tiny, tmp_path):
         tt.train_toy_model(tmp_path / "c", cfg)
 
 
+def test_the_decoder_phase_sharpens_the_decoder_only_resumes_and_exports(tiny, tmp_path):
+    init = save_pretrained_folder(tiny, tmp_path / "init")
+    cfg = _cfg(init, steps=1)
+    cfg.decoder_lr, cfg.decoder_batch = 3e-3, 6
+    run = tmp_path / "run"
+    images = td.render_dataset(cfg.dataset_size, cfg.model.image_size, cfg.seed)[0]
+    x = td.to_tensor(images)
+
+    def recon_loss(vae) -> float:
+        with torch.no_grad():
+            return torch.nn.functional.l1_loss(vae.decode(vae.encode(x).latent_dist.mean).sample, x).item()
+
+    cfg.decoder_steps = 1
+    tt.train_toy_model(run, cfg)
+    assert torch.load(run / "ckpt" / "decoder.pt", weights_only=False)["step"] == 1
+    cfg.decoder_steps = 30
+    model = load_components(tt.train_toy_model(run, cfg))  # goes on from the checkpoint of step 1
+    assert torch.load(run / "ckpt" / "decoder.pt", weights_only=False)["step"] == 30
+    vae, before = model.vae, tiny.vae
+    for name, p in before.state_dict().items():  # the encoder, and so every latent, is unchanged
+        if name.startswith(("encoder.", "quant_conv.")):
+            assert torch.equal(vae.state_dict()[name], p), name
+    assert any(
+        not torch.equal(a, b) for a, b in zip(vae.decoder.parameters(), before.decoder.parameters(), strict=True)
+    )
+    assert recon_loss(vae) < 0.9 * recon_loss(before)
+    assert vae.config.scaling_factor == before.config.scaling_factor
+    exported = load_components(tt.export_checkpoint(run, tmp_path / "exported"))  # the run's checkpoints
+    for a, b in zip(exported.vae.parameters(), vae.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_the_token_loss_needs_masks(tiny, tmp_path):
     cfg = _cfg(save_pretrained_folder(tiny, tmp_path / "init"), steps=1)
     mean = std = torch.zeros(2, 4, 8, 8)
@@ -121,7 +153,12 @@ def test_the_token_loss_needs_masks(tiny, tmp_path):
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--text-layers", "-1"], "--text-layers -1"), (["--vae-from", "/nowhere"], "--vae-from /nowhere")],
+    [
+        (["--text-layers", "-1"], "--text-layers -1"),
+        (["--vae-from", "/nowhere"], "--vae-from /nowhere"),
+        (["--decoder-steps", "-5"], "--decoder-steps -5"),
+        (["--decoder-lr", "nan"], "--decoder-lr nan"),
+    ],
 )
 def test_train_rejects_bad_options_by_name(tmp_path, args, message):
     result = CliRunner().invoke(app, ["toy", "train", str(tmp_path / "run"), *args])

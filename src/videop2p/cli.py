@@ -474,6 +474,16 @@ def _toy_default(name: str):
 def toy_train(
     out_dir: Path,
     vae_steps: int = _toy_default("vae_steps"),
+    decoder_steps: Annotated[
+        int,
+        typer.Option(
+            help="Steps that sharpen the VAE's decoder on whole frames, its encoder (and so the latents) frozen "
+            "(0: none)."
+        ),
+    ] = _toy_default("decoder_steps"),
+    decoder_lr: Annotated[float, typer.Option(help="Peak learning rate of the decoder steps.")] = _toy_default(
+        "decoder_lr"
+    ),
     unet_steps: int = _toy_default("unet_steps"),
     dataset_size: int = _toy_default("dataset_size"),
     batch_size: int = _toy_default("batch_size"),
@@ -540,12 +550,19 @@ def toy_train(
         check_schedule(prediction_type, snr_shift, zero_terminal_snr, timestep_spacing, show=_as_flag)
     except ValueError as e:
         _fail(str(e))
+    for name, value in (("--vae-steps", vae_steps), ("--decoder-steps", decoder_steps), ("--unet-steps", unet_steps)):
+        if value < 0:
+            _fail(f"{name} {value}: must be 0 or more.")
+    if not decoder_lr > 0:
+        _fail(f"--decoder-lr {decoder_lr}: must be a positive number.")
     for name, value in (("--offset-noise", offset_noise), ("--color-dropout", color_dropout)):
         if not 0 <= value <= 1:
             _fail(f"{name} {value}: must be between 0 and 1.")
     cfg = ToyTrainConfig(
         model=ToyModelConfig(text_layers=text_layers),
         vae_steps=vae_steps,
+        decoder_steps=decoder_steps,
+        decoder_lr=decoder_lr,
         unet_steps=unet_steps,
         dataset_size=dataset_size,
         batch_size=batch_size,

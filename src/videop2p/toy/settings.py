@@ -31,6 +31,9 @@ class ToyTrainConfig:
     vae_lr: float = 1e-3  # VAE peak learning rate (cosine decay)
     vae_crop: int = 32  # VAE trains on random crops of this side (fully convolutional)
     vae_kl_weight: float = 1e-6  # weight of the KL term
+    decoder_steps: int = 0  # steps that sharpen the VAE's decoder on whole frames, encoder frozen (0: none)
+    decoder_lr: float = 3e-4  # decoder peak learning rate (cosine decay)
+    decoder_batch: int = 32  # whole frames per decoder step
     unet_steps: int = 3000  # UNet + text encoder steps
     unet_lr: float = 1e-3  # UNet peak learning rate (cosine decay)
     caption_dropout: float = 0.1  # fraction of empty captions (for classifier-free guidance)

@@ -104,6 +104,57 @@ def train_vae(cfg: ToyTrainConfig, images: np.ndarray, ckpt: Path):
     return vae
 
 
+def train_decoder(cfg: ToyTrainConfig, vae, images: np.ndarray, posterior: tuple, ckpt: Path):
+    """Phase 1b: sharpen the decoder on whole frames, L1 + MSE, with the encoder frozen.
+
+    Phase 1 trains on small crops, where every decoded edge sits near a padded border; on whole frames
+    the decoder learns to draw an object's outline as the renderer does. The encoder, and so every
+    latent a UNet was trained on, is unchanged: a model's UNet keeps working with the sharper decoder.
+    `posterior` is the (means, stds) of `images`, (N, C, h, w) each.
+    """
+    mean, std = posterior
+    decoder = [vae.post_quant_conv, vae.decoder]
+    params = [p for m in decoder for p in m.parameters()]
+    vae.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(params, lr=cfg.decoder_lr)
+    gen = torch.Generator().manual_seed(cfg.seed + 3)
+    step = 0
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        gen.set_state(state["gen"])
+        step = state["step"]
+        logger.info("resumed decoder training at step %d", step)
+    data = to_tensor(images)
+    for m in decoder:
+        m.train()
+    bar = tqdm(total=cfg.decoder_steps, initial=step, desc="sharpen decoder")
+    while step < cfg.decoder_steps:
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, cfg.decoder_steps, cfg.decoder_lr)
+        idx = torch.randint(0, len(data), (cfg.decoder_batch,), generator=gen)
+        z = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)  # a posterior draw, (B, C, h, w)
+        x = data[idx].to(cfg.device)  # (B, 3, H, W)
+        y = vae.decode(z.to(cfg.device)).sample
+        loss = F.l1_loss(y, x) + F.mse_loss(y, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if step % cfg.checkpoint_every == 0 or step == cfg.decoder_steps:
+            save_checkpoint(
+                ckpt, {"model": vae.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "step": step}
+            )
+    bar.close()
+    vae.requires_grad_(False)
+    return vae.eval()
+
+
 def _ema_update(ema: dict[str, torch.Tensor], modules: dict[str, torch.nn.Module], decay: float) -> None:
     for prefix, module in modules.items():
         for name, p in module.state_dict().items():
@@ -251,6 +302,9 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
     vae = vae.to(cfg.device).eval()
     t_vae = time.perf_counter() - start
     mean, std = encode_dataset(vae, images)
+    if cfg.decoder_steps > 0:
+        vae = train_decoder(cfg, vae, images, (mean, std), out / "ckpt" / "decoder.pt")
+    t_decoder = time.perf_counter() - start - t_vae
     scaling = vae.config.scaling_factor if cfg.vae_from else float(1.0 / mean.std())
     vae.register_to_config(scaling_factor=scaling)
     tokenizer = bundled_tokenizer()
@@ -266,7 +320,9 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
     )
     save_pipeline(vae.cpu(), text_encoder, tokenizer, unet, out / "model", train_scheduler(cfg))
     elapsed = time.perf_counter() - start
-    (out / "train_time.json").write_text(json.dumps({"total_s": elapsed, "vae_s": t_vae, "scaling_factor": scaling}))
+    (out / "train_time.json").write_text(
+        json.dumps({"total_s": elapsed, "vae_s": t_vae, "decoder_s": t_decoder, "scaling_factor": scaling})
+    )
     logger.info("toy model written to %s in %.0f s", out / "model", elapsed)
     return out / "model"
 
@@ -306,6 +362,8 @@ def export_checkpoint(out_dir: str | Path, dest: str | Path, cfg: ToyTrainConfig
     else:
         vae = make_vae(cfg.model)
         vae.load_state_dict(torch.load(out / "ckpt" / "vae.pt", weights_only=False, map_location="cpu")["model"])
+    if cfg.decoder_steps > 0 and (out / "ckpt" / "decoder.pt").exists():
+        vae.load_state_dict(torch.load(out / "ckpt" / "decoder.pt", weights_only=False, map_location="cpu")["model"])
     state = torch.load(out / "ckpt" / "unet.pt", weights_only=False, map_location="cpu")
     check_heads(state, cfg.model, out / "ckpt" / "unet.pt")
     tokenizer = bundled_tokenizer()
