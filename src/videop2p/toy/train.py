@@ -64,12 +64,14 @@ def steps_in_budget(step: int, total: int, rate: float, seconds_left: float) -> 
     return max(step + 1, min(total, step + int(rate * max(0.0, seconds_left))))
 
 
-def train_vae(cfg: ToyTrainConfig, images: np.ndarray, ckpt: Path):
-    """Phase 1: the autoencoder, on random crops, L1 + MSE + tiny KL."""
-    torch.manual_seed(cfg.seed)
-    vae = make_vae(cfg.model).to(cfg.device)
-    opt = torch.optim.Adam(vae.parameters(), lr=cfg.vae_lr)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
+def _fit_autoencoder(
+    vae, opt, gen: torch.Generator, loss_fn, cfg: ToyTrainConfig, steps: int, peak_lr: float, ckpt: Path, what: str
+):
+    """The loop both VAE phases share: cosine learning rate, `loss_fn()` per step, resumable checkpoints.
+
+    `loss_fn` draws its batch from `gen`, whose state is checkpointed with the weights, so a resumed
+    run draws the batches an uninterrupted one would have.
+    """
     step = 0
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
@@ -77,30 +79,43 @@ def train_vae(cfg: ToyTrainConfig, images: np.ndarray, ckpt: Path):
         opt.load_state_dict(state["opt"])
         gen.set_state(state["gen"])
         step = state["step"]
-        logger.info("resumed VAE training at step %d", step)
-    data = to_tensor(images)
-    bar = tqdm(total=cfg.vae_steps, initial=step, desc="train VAE")
-    c = cfg.vae_crop
-    while step < cfg.vae_steps:
+        logger.info("resumed %s at step %d", what, step)
+    bar = tqdm(total=steps, initial=step, desc=what)
+    while step < steps:
         for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, cfg.vae_steps, cfg.vae_lr)
-        idx = torch.randint(0, len(data), (cfg.batch_size,), generator=gen)
-        oy, ox = torch.randint(0, data.shape[-1] - c + 1, (2,), generator=gen).tolist()
-        x = data[idx, :, oy : oy + c, ox : ox + c].to(cfg.device)  # (B, 3, c, c)
-        post = vae.encode(x).latent_dist
-        y = vae.decode(post.sample(generator=gen)).sample  # CPU generator: the same draw on any device
-        loss = F.l1_loss(y, x) + F.mse_loss(y, x) + cfg.vae_kl_weight * post.kl().mean()
+            g["lr"] = cosine_lr(step, steps, peak_lr)
+        loss = loss_fn()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
-        if step % cfg.checkpoint_every == 0 or step == cfg.vae_steps:
+        if step % cfg.checkpoint_every == 0 or step == steps:
             save_checkpoint(
                 ckpt, {"model": vae.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "step": step}
             )
     bar.close()
+
+
+def train_vae(cfg: ToyTrainConfig, images: np.ndarray, ckpt: Path):
+    """Phase 1: the autoencoder, on random crops, L1 + MSE + tiny KL."""
+    torch.manual_seed(cfg.seed)
+    vae = make_vae(cfg.model).to(cfg.device)
+    opt = torch.optim.Adam(vae.parameters(), lr=cfg.vae_lr)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    data = to_tensor(images)
+    c = cfg.vae_crop
+
+    def loss_fn() -> torch.Tensor:
+        idx = torch.randint(0, len(data), (cfg.batch_size,), generator=gen)
+        oy, ox = torch.randint(0, data.shape[-1] - c + 1, (2,), generator=gen).tolist()
+        x = data[idx, :, oy : oy + c, ox : ox + c].to(cfg.device)  # (B, 3, c, c)
+        post = vae.encode(x).latent_dist
+        y = vae.decode(post.sample(generator=gen)).sample  # CPU generator: the same draw on any device
+        return F.l1_loss(y, x) + F.mse_loss(y, x) + cfg.vae_kl_weight * post.kl().mean()
+
+    _fit_autoencoder(vae, opt, gen, loss_fn, cfg, cfg.vae_steps, cfg.vae_lr, ckpt, "train VAE")
     return vae
 
 
@@ -118,39 +133,20 @@ def train_decoder(cfg: ToyTrainConfig, vae, images: np.ndarray, posterior: tuple
     vae.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
-    opt = torch.optim.Adam(params, lr=cfg.decoder_lr)
-    gen = torch.Generator().manual_seed(cfg.seed + 3)
-    step = 0
-    if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        vae.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        gen.set_state(state["gen"])
-        step = state["step"]
-        logger.info("resumed decoder training at step %d", step)
-    data = to_tensor(images)
     for m in decoder:
         m.train()
-    bar = tqdm(total=cfg.decoder_steps, initial=step, desc="sharpen decoder")
-    while step < cfg.decoder_steps:
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, cfg.decoder_steps, cfg.decoder_lr)
+    opt = torch.optim.Adam(params, lr=cfg.decoder_lr)
+    gen = torch.Generator().manual_seed(cfg.seed + 3)
+    data = to_tensor(images)
+
+    def loss_fn() -> torch.Tensor:
         idx = torch.randint(0, len(data), (cfg.decoder_batch,), generator=gen)
         z = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)  # a posterior draw, (B, C, h, w)
         x = data[idx].to(cfg.device)  # (B, 3, H, W)
         y = vae.decode(z.to(cfg.device)).sample
-        loss = F.l1_loss(y, x) + F.mse_loss(y, x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        if step % cfg.checkpoint_every == 0 or step == cfg.decoder_steps:
-            save_checkpoint(
-                ckpt, {"model": vae.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "step": step}
-            )
-    bar.close()
+        return F.l1_loss(y, x) + F.mse_loss(y, x)
+
+    _fit_autoencoder(vae, opt, gen, loss_fn, cfg, cfg.decoder_steps, cfg.decoder_lr, ckpt, "sharpen decoder")
     vae.requires_grad_(False)
     return vae.eval()
 
