@@ -78,8 +78,9 @@ def x0_masks(comps, caption: str, background_rgb: np.ndarray, steps: int, seed: 
 def identity_edits(comps, cases: list[int], tune_steps: int, steps: int, inversion: str) -> list[dict]:
     """Video-P2P edits of the evaluation suite's clips into their own prompts, judged per frame, beside the
     VAE round trip's IoU (the ceiling)."""
+    from vae_round_trip import round_trip
+
     from videop2p.evaluation import Case, EditKind, EvalSettings, Method, make_suite, run_case
-    from videop2p.latents import encode_posterior
     from videop2p.toy.checker import read_image
 
     suite = make_suite(max(cases) + 1)
@@ -95,13 +96,11 @@ def identity_edits(comps, cases: list[int], tune_steps: int, steps: int, inversi
         settings = EvalSettings(tune_steps=tune_steps, steps=steps, frames=spec.frames, methods=[method])
         clip = render_clip(spec)
         metrics = run_case(comps, case, settings, clip=clip)[method.value]
+        trip = round_trip(comps, clip)  # the VAE's ceiling, and the judge's reading of the source frames
+        ceiling = trip["truth"]
         found = [read_image(f).mask for f in metrics["frames"]]
-        seen = [read_image(f).mask for f in clip.frames]  # the judge's reading of the unedited source frames
         per_frame = [iou(a, m) for a, m in zip(found, clip.masks[:, 0], strict=True)]
-        per_frame_seen = [iou(a, b) for a, b in zip(found, seen, strict=True)]
-        with torch.no_grad():
-            round_trip = decode_latents(comps, encode_posterior(comps, clip.frames)[0])[0]
-        ceiling = [iou(read_image(f).mask, m) for f, m in zip(round_trip, clip.masks[:, 0], strict=True)]
+        per_frame_seen = [iou(a, b) for a, b in zip(found, trip["source_masks"], strict=True)]
         rows.append(
             {
                 "case": index,
@@ -111,7 +110,7 @@ def identity_edits(comps, cases: list[int], tune_steps: int, steps: int, inversi
                 "frame_iou": per_frame,
                 "vae_frame_iou": ceiling,
                 "vae_min_frame_iou": min(ceiling),
-                "judge_frame_iou": [iou(b, m) for b, m in zip(seen, clip.masks[:, 0], strict=True)],
+                "judge_frame_iou": trip["judge"],
                 "frame_iou_vs_source_reading": per_frame_seen,
                 "frames_right": metrics["frames_right"],
                 "reconstruction_psnr": metrics["reconstruction_psnr"],

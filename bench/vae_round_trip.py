@@ -28,6 +28,27 @@ from videop2p.toy.world import render_clip
 BAR_IOU = 0.95  # issue 23's identity bar
 
 
+def round_trip(comps, clip) -> dict:
+    """One clip through the VAE alone (posterior mean), read by the judge.
+
+    Per frame: the decoded object's IoU with the ground truth ("truth") and with the judge's reading of
+    the source frame ("seen"), and the judge's reading of the source against the ground truth
+    ("judge"); the round trip's PSNR; the judge's source masks, (H, W) bool each ("source_masks").
+    """
+    with torch.no_grad():
+        decoded = decode_latents(comps, encode_posterior(comps, clip.frames)[0])[0]  # (F, H, W, 3)
+    found = [read_image(f).mask for f in decoded]
+    source = [read_image(f).mask for f in clip.frames]
+    truth = clip.masks[:, 0]  # (F, H, W)
+    return {
+        "truth": [iou(a, m) for a, m in zip(found, truth, strict=True)],
+        "seen": [iou(a, b) for a, b in zip(found, source, strict=True)],
+        "judge": [iou(b, m) for b, m in zip(source, truth, strict=True)],
+        "psnr": psnr(decoded, clip.frames),
+        "source_masks": source,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="Model folder (default: the bundled toy model).")
@@ -36,18 +57,9 @@ def main() -> None:
     args = parser.parse_args()
 
     comps = load_components(args.model)
-    truth, seen, judge, psnrs = [], [], [], []
-    for case in make_suite(args.cases):
-        clip = render_clip(case.spec)
-        with torch.no_grad():
-            decoded = decode_latents(comps, encode_posterior(comps, clip.frames)[0])[0]  # (F, H, W, 3)
-        found = [read_image(f).mask for f in decoded]
-        source = [read_image(f).mask for f in clip.frames]
-        truth.append([iou(a, m) for a, m in zip(found, clip.masks[:, 0], strict=True)])
-        seen.append([iou(a, b) for a, b in zip(found, source, strict=True)])
-        judge.append([iou(b, m) for b, m in zip(source, clip.masks[:, 0], strict=True)])
-        psnrs.append(psnr(decoded, clip.frames))
-    truth, seen, judge = np.array(truth), np.array(seen), np.array(judge)  # (cases, F) each
+    trips = [round_trip(comps, render_clip(case.spec)) for case in make_suite(args.cases)]
+    truth, seen, judge = (np.array([t[k] for t in trips]) for k in ("truth", "seen", "judge"))  # (cases, F) each
+    psnrs = [t["psnr"] for t in trips]
     rows = (
         ("decoded vs ground truth", truth),
         ("decoded vs the judge's reading of the source", seen),
