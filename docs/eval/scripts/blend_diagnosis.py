@@ -37,15 +37,16 @@ VARIANTS = {
 }
 
 
-def tune_and_invert(comps, case, tune_steps: int, steps: int):
-    """The case's clip, tuned model and fast inversion (fast mode reconstructs as well as null-text here)."""
+def tune_and_invert(comps, case, tune_steps: int, steps: int, method: str = "fast"):
+    """The case's clip, tuned model and inversion, as `videop2p eval` makes them (fast mode by default:
+    it reconstructs as well as null-text here)."""
     clip = render_clip(case.spec)
     posterior = encode_posterior(comps, clip.frames)
     model = T2SModel.from_image_unet(comps.unet)
     text = encode_prompts(comps, [case.source])
     tune(model, comps, posterior, text, TuneConfig(steps=tune_steps, progress=False))
     inv = invert(model, comps.scheduler, posterior[0], text, encode_prompts(comps, [""]),
-                 InversionConfig(method="fast", steps=steps, progress=False))  # fmt: skip
+                 InversionConfig(method=method, steps=steps, progress=False))  # fmt: skip
     return clip, model, inv
 
 

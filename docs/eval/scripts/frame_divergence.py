@@ -26,18 +26,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from blend_diagnosis import tune_and_invert  # the script's folder is first on sys.path
 from PIL import Image
 
 from videop2p.editing import EditConfig, edit
 from videop2p.evaluation import iou, judge, make_suite
-from videop2p.inversion import InversionConfig, invert
-from videop2p.latents import decode_latents, encode_posterior, encode_prompts
+from videop2p.latents import decode_latents
 from videop2p.models.loading import load_components
-from videop2p.models.t2s import T2SModel
 from videop2p.sampling import ddim_schedule
 from videop2p.toy.checker import read_image
-from videop2p.toy.world import render_clip
-from videop2p.tuning import TuneConfig, tune
 
 VARIANTS = {
     "official": {},
@@ -116,13 +113,7 @@ def main() -> None:
     report = {}
     for index in args.cases:
         case, start = suite[index], time.perf_counter()
-        clip = render_clip(case.spec)
-        posterior = encode_posterior(comps, clip.frames)
-        model = T2SModel.from_image_unet(comps.unet)
-        text, empty = encode_prompts(comps, [case.source]), encode_prompts(comps, [""])
-        tune(model, comps, posterior, text, TuneConfig(steps=args.tune_steps, progress=False))
-        inv = invert(model, comps.scheduler, posterior[0], text, empty,
-                     InversionConfig(method=args.inversion, steps=args.steps, progress=False))  # fmt: skip
+        clip, model, inv = tune_and_invert(comps, case, args.tune_steps, args.steps, args.inversion)
         print(f"case {index} {case.source!r} -> {case.target!r}: tuned and inverted in "
               f"{time.perf_counter() - start:.0f} s")  # fmt: skip
         report[index] = {}
