@@ -52,9 +52,8 @@ def x0_from_pair(z_t: torch.Tensor, z_s: torch.Tensor, a_t: float, a_s: float) -
     return (z_s * b_t - z_t * b_s) / (a_s**0.5 * b_t - a_t**0.5 * b_s)
 
 
-def object_masks(comps, x0: torch.Tensor) -> np.ndarray:
-    """(F, C, h, w) latents -> the checker's object masks (F, H, W)."""
-    frames = decode_latents(comps, x0[None])[0]
+def object_masks(frames: np.ndarray) -> np.ndarray:
+    """(F, H, W, 3) decoded frames -> the checker's object masks (F, H, W)."""
     return np.stack([read_image(f).mask for f in frames])
 
 
@@ -77,12 +76,13 @@ def trace(comps, model, inv, case, variant: str, steps: int, clip, pictures: lis
     source_alone = []  # (steps, F): IoU of the source x0's object with the source object
     for i in range(steps):
         x0 = x0_from_pair(latents[i], latents[i + 1], float(alpha[i]), float(alpha[i + 1]))  # (2, F, C, h, w)
-        src, tgt = object_masks(comps, x0[0]), object_masks(comps, x0[1])
+        decoded = decode_latents(comps, x0)  # (2, F, H, W, 3): source, target
+        src, tgt = object_masks(decoded[0]), object_masks(decoded[1])
         per_step.append([iou(tgt[f], source_obj[f]) for f in range(len(tgt))])
         per_step_src.append([iou(tgt[f], src[f]) for f in range(len(tgt))])
         source_alone.append([iou(src[f], source_obj[f]) for f in range(len(src))])
         if pictures is not None and i in SHOWN_STEPS:
-            pictures.append(decode_latents(comps, x0)[:, :])  # (2, F, H, W, 3)
+            pictures.append(decoded)
     frames = decode_latents(comps, res.latents)
     m = judge(case, clip, frames[1], frames[0])
     final = [iou(read_image(f).mask, source_obj[k]) for k, f in enumerate(frames[1])]
