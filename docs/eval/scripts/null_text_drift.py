@@ -1,5 +1,6 @@
 """Where does null-text inversion lose a clip? After 500 tuning steps on a suite case, the relative error of each
-latent of the guided null-text path against the DDIM trajectory it is fitted to, z_0 first.
+latent of the guided null-text path against the DDIM trajectory it is fitted to, z_0 first: over the clip,
+and per frame.
 
     python docs/eval/scripts/null_text_drift.py FOLDER CASE     # FOLDER: a model folder, or "bundled"
 """
@@ -31,4 +32,7 @@ empty = encode_prompts(comps, [""])
 ddim = ddim_invert(model, posterior[0], text, empty, sched, settings.inversion_guidance, progress=False)
 _, path = optimise_null_text(model, ddim, text, empty, sched, settings)  # each (T + 1, 1, F, C, h, w), z_0 first
 error = [float(((path[k] - ddim[k]) ** 2).mean() / (ddim[k] ** 2).mean()) for k in range(len(ddim))]
-print(json.dumps({"model": folder, "case": index, "timesteps": sched.timesteps, "relative_error_z0_first": error}))
+dims = (0, 2, 3, 4)  # every axis of (1, F, C, h, w) but the frame
+per_frame = [(((path[k] - ddim[k]) ** 2).mean(dims) / (ddim[k] ** 2).mean(dims)).tolist() for k in range(len(ddim))]
+print(json.dumps({"model": folder, "case": index, "timesteps": sched.timesteps, "relative_error_z0_first": error,
+                  "relative_error_per_frame_z0_first": per_frame}))  # fmt: skip
