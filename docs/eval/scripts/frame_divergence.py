@@ -58,6 +58,8 @@ def object_masks(frames: np.ndarray) -> np.ndarray:
 
 
 def trace(comps, model, inv, case, variant: str, steps: int, clip, pictures: list | None = None) -> dict:
+    """Edit `case` with one variant; per step and frame, where each branch's x0 puts the object.
+    With `pictures`, the decoded x0 of both branches, (2, F, H, W, 3), is appended at SHOWN_STEPS."""
     sched = ddim_schedule(comps.scheduler, steps)
     alpha = [sched.alpha(t) for t in sched.timesteps] + [sched.alpha(sched.timesteps[-1] - sched.step_size)]
     latents = [inv.latent_T.expand(2, *inv.latent_T.shape[1:]).clone()]
@@ -71,8 +73,8 @@ def trace(comps, model, inv, case, variant: str, steps: int, clip, pictures: lis
         callback=lambda info: latents.append(info.latents.detach().clone()),
     )
     source_obj = clip.masks[:, 0]
-    per_step = []  # (steps, F): IoU of the target x0's object with the source object; and with the source x0's
-    per_step_src = []
+    per_step = []  # (steps, F): IoU of the target x0's object with the source object
+    per_step_src = []  # (steps, F): IoU of the target x0's object with the source x0's
     source_alone = []  # (steps, F): IoU of the source x0's object with the source object
     for i in range(steps):
         x0 = x0_from_pair(latents[i], latents[i + 1], float(alpha[i]), float(alpha[i + 1]))  # (2, F, C, h, w)
