@@ -158,6 +158,7 @@ def test_the_token_loss_needs_masks(tiny, tmp_path):
         (["--vae-from", "/nowhere"], "--vae-from /nowhere"),
         (["--decoder-steps", "-5"], "--decoder-steps -5"),
         (["--decoder-lr", "nan"], "--decoder-lr nan"),
+        (["--text-rms", "nan"], "--text-rms nan"),
     ],
 )
 def test_train_rejects_bad_options_by_name(tmp_path, args, message):
@@ -235,3 +236,70 @@ def test_a_time_budget_shortens_the_schedule_and_a_resume_keeps_it(tiny, tmp_pat
     cfg.time_budget_s = 0.0
     tt.train_toy_model(tmp_path / "run", cfg)  # the resumed run keeps the shortened schedule
     assert torch.load(tmp_path / "run" / "ckpt" / "unet.pt", weights_only=False)["step"] == state["planned"]
+
+
+def test_rescaled_text_is_the_same_model_on_which_null_text_moves_as_with_a_larger_learning_rate(tiny):
+    import copy
+    import dataclasses
+
+    from videop2p.inversion import InversionConfig, ddim_invert, optimise_null_text
+    from videop2p.latents import encode_prompts
+    from videop2p.models.t2s import T2SModel
+    from videop2p.sampling import ddim_schedule
+    from videop2p.toy.model import rescale_text, text_rms
+
+    factor = 0.25
+    scaled = dataclasses.replace(tiny, text_encoder=copy.deepcopy(tiny.text_encoder), unet=copy.deepcopy(tiny.unet))
+    rescale_text(scaled.text_encoder, scaled.unet, factor)
+    prompt = "a red circle moving on the grass"
+    cond, empty = encode_prompts(tiny, [prompt]), encode_prompts(tiny, [""])
+    cond_s, empty_s = encode_prompts(scaled, [prompt]), encode_prompts(scaled, [""])
+    torch.testing.assert_close(cond_s, cond * factor)
+    assert text_rms(scaled.text_encoder, scaled.tokenizer) == pytest.approx(
+        factor * text_rms(tiny.text_encoder, tiny.tokenizer), rel=1e-5
+    )
+    model, model_s = T2SModel.from_image_unet(tiny.unet), T2SModel.from_image_unet(scaled.unet)
+    z0 = torch.randn(1, 3, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.5
+    sched = ddim_schedule(tiny.scheduler, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(model_s(z0, 500, cond_s), model(z0, 500, cond), atol=1e-5, rtol=1e-4)
+    traj = ddim_invert(model, z0, cond, empty, sched, progress=False)
+    c = InversionConfig(steps=4, inner_steps=3, early_stop=-1.0, progress=False)
+    emb, path = optimise_null_text(model, traj, cond, empty, sched, dataclasses.replace(c, lr=c.lr / factor))
+    emb_s, path_s = optimise_null_text(model_s, traj, cond_s, empty_s, sched, c)
+    # the same steps in its own units (up to Adam's epsilon, which is not scale-free), so the same path
+    moved, moved_s = (emb - empty).flatten(), (emb_s / factor - empty).flatten()
+    assert torch.nn.functional.cosine_similarity(moved, moved_s, 0) > 0.999
+    assert moved_s.norm() == pytest.approx(float(moved.norm()), rel=0.01)
+    torch.testing.assert_close(path_s, path, atol=1e-3, rtol=1e-3)
+    emb_plain, _ = optimise_null_text(model, traj, cond, empty, sched, c)
+    assert (emb_plain - empty).norm() < 0.5 * moved.norm()  # the plain learning rate moves it less
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="text scale factor"):
+            rescale_text(scaled.text_encoder, scaled.unet, bad)
+
+
+def test_a_run_saves_the_text_scale_it_was_asked_for_once_and_export_can_set_it(tiny, tmp_path):
+    from videop2p.toy.model import text_rms
+
+    init = save_pretrained_folder(tiny, tmp_path / "init")
+    cfg = _cfg(init, steps=1)
+    cfg.text_rms = 0.3
+    first = load_components(tt.train_toy_model(tmp_path / "a", cfg))
+    assert text_rms(first.text_encoder, first.tokenizer) == pytest.approx(0.3, rel=1e-4)
+    plain = load_components(tt.export_checkpoint(tmp_path / "a", tmp_path / "plain", _cfg(init, steps=1)))
+    ids = plain.tokenizer(["a red circle"], padding="max_length", return_tensors="pt").input_ids
+    z = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = [c.unet(z, 300, encoder_hidden_states=c.text_encoder(ids)[0]).sample for c in (first, plain)]
+    torch.testing.assert_close(out[0], out[1], atol=1e-5, rtol=1e-4)  # the same model as saved without it
+    again = _cfg(init, steps=0)
+    again.init_from, again.text_rms = str(tmp_path / "a" / "model"), 0.3
+    second = load_components(tt.train_toy_model(tmp_path / "b", again))  # no step: rescaled to 0.3, not 0.09
+    assert text_rms(second.text_encoder, second.tokenizer) == pytest.approx(0.3, rel=1e-4)
+    result = CliRunner().invoke(app, ["toy", "export", str(tmp_path / "a"), str(tmp_path / "e"), "--text-rms", "2"])
+    assert result.exit_code == 0, result.output
+    exported = load_components(tmp_path / "e")
+    assert text_rms(exported.text_encoder, exported.tokenizer) == pytest.approx(2.0, rel=1e-4)
+    result = CliRunner().invoke(app, ["toy", "export", str(tmp_path / "a"), str(tmp_path / "f"), "--text-rms", "-1"])
+    assert result.exit_code != 0 and "--text-rms -1" in result.output and not (tmp_path / "f").exists()

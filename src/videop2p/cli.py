@@ -459,6 +459,13 @@ def _as_flag(key: str, value=None) -> str:
     return f"--{key.replace('_', '-')}" + ("" if value is None else f" {value}")
 
 
+TEXT_RMS_HELP = (
+    "Save the model with its text outputs rescaled so that the empty prompt's embedding has this RMS, and its "
+    "cross-attention keys and values scaled back: the same model, on which null-text's fixed learning rate moves "
+    "the embedding further for its size (0: as trained)."
+)
+
+
 def _toy_default(name: str):
     """A toy-training default, read from its dataclass (torch-free)."""
     from videop2p.toy.settings import ToyModelConfig, ToyTrainConfig
@@ -525,6 +532,7 @@ def toy_train(
     unet_lr: Annotated[float, typer.Option(help="Peak learning rate of phase 2 (cosine decay).")] = _toy_default(
         "unet_lr"
     ),
+    text_rms: Annotated[float, typer.Option(help=TEXT_RMS_HELP)] = _toy_default("text_rms"),
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
     workers: Annotated[int, typer.Option(help="Processes that render the dataset.")] = 0,
     threads: int = 0,
@@ -555,6 +563,7 @@ def toy_train(
             _fail(f"{name} {value}: must be 0 or more.")
     if not decoder_lr > 0:
         _fail(f"--decoder-lr {decoder_lr}: must be a positive number.")
+    _check_text_rms(text_rms)
     for name, value in (("--offset-noise", offset_noise), ("--color-dropout", color_dropout)):
         if not 0 <= value <= 1:
             _fail(f"{name} {value}: must be between 0 and 1.")
@@ -577,6 +586,7 @@ def toy_train(
         vae_from=str(vae_from) if vae_from else None,
         init_from=str(init_from) if init_from else None,
         unet_lr=unet_lr,
+        text_rms=text_rms,
         device=device,
         workers=workers,
         time_budget_s=time_budget,
@@ -588,15 +598,30 @@ def toy_train(
     typer.echo(f"model written to {path}")
 
 
+def _check_text_rms(value: float) -> None:
+    if not 0 <= value < float("inf"):
+        _fail(f"--text-rms {value}: must be 0 (outputs as trained) or a positive number.")
+
+
 @toy_app.command("export")
-def toy_export(out_dir: Path, dest: Path) -> None:
+def toy_export(
+    out_dir: Path,
+    dest: Path,
+    text_rms: Annotated[float | None, typer.Option(help=TEXT_RMS_HELP + " Default: the run's own setting.")] = None,
+) -> None:
     """Write a model folder from the last checkpoint (EMA weights) of an unfinished training run."""
-    from videop2p.toy.train import export_checkpoint
+    from dataclasses import replace
+
+    from videop2p.toy.train import export_checkpoint, read_train_config
 
     _setup_logging()
     if not (out_dir / "ckpt" / "unet.pt").exists():
         _fail(f"{out_dir}: no ckpt/unet.pt there; is it a `videop2p toy train` folder?")
-    typer.echo(f"model written to {export_checkpoint(out_dir, dest)}")
+    cfg = read_train_config(out_dir / "train_config.json")
+    if text_rms is not None:
+        _check_text_rms(text_rms)
+        cfg = replace(cfg, text_rms=text_rms)
+    typer.echo(f"model written to {export_checkpoint(out_dir, dest, cfg)}")
 
 
 @toy_app.command("ground")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers.models.attention_processor import Attention
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from videop2p.toy.settings import ToyModelConfig
@@ -77,3 +79,34 @@ def make_text_encoder(cfg: ToyModelConfig, vocab_size: int, max_length: int) -> 
         pad_token_id=49407,
     )
     return CLIPTextModel(config)
+
+
+@torch.no_grad()
+def text_rms(text_encoder: CLIPTextModel, tokenizer) -> float:
+    """Root mean square of the empty prompt's embedding (1, L, D): the scale of the text encoder's outputs."""
+    ids = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt").input_ids
+    return float(text_encoder(ids.to(text_encoder.device))[0].float().pow(2).mean().sqrt())
+
+
+@torch.no_grad()
+def rescale_text(text_encoder: CLIPTextModel, unet: UNet2DConditionModel, factor: float) -> None:
+    """Scale the text encoder's outputs by `factor` and every cross-attention key and value weight by 1 / factor,
+    in place: the same model in another parametrisation.
+
+    The output is the final layer norm's (any depth), so scaling its gain and bias scales it; keys and
+    values are linear in the text (their biases, if any, do not read it), so attention is unchanged. What
+    changes is how far a fixed optimiser step moves an embedding relative to its size: Adam's steps do not
+    depend on the gradient's scale, so null-text optimisation (Mokady et al. 2023) with learning rate lr on
+    the rescaled model takes the steps that lr / factor takes on the original.
+    """
+    if not (factor > 0 and factor < float("inf")):
+        raise ValueError(f"text scale factor {factor}: must be a positive finite number.")
+    norm = getattr(text_encoder, "text_model", text_encoder).final_layer_norm  # transformers 4 nests it
+    norm.weight.mul_(factor)
+    norm.bias.mul_(factor)
+    layers = [m for m in unet.modules() if isinstance(m, Attention) and m.is_cross_attention]
+    if not layers:
+        raise ValueError("the UNet has no cross-attention layer: nothing reads the text encoder's outputs.")
+    for attn in layers:
+        attn.to_k.weight.div_(factor)
+        attn.to_v.weight.div_(factor)

@@ -44,6 +44,7 @@ class ToyTrainConfig:
     zero_terminal_snr: bool = False  # rescale the schedule so its last timestep is pure noise
     timestep_spacing: str = "leading"  # how DDIM picks its timesteps ("trailing" starts at the last one)
     ema_decay: float = 0.999  # EMA of UNet and text-encoder weights
+    text_rms: float = 0.0  # saved model's text outputs rescaled to this RMS, keys and values inverse (0: as trained)
     checkpoint_every: int = 250  # steps between checkpoints
     token_weight: float = 0.1  # weight of TokenCompose's token loss in phase 2 (0: plain denoising loss)
     vae_from: str | None = None  # reuse this model folder's VAE and scaling factor (skips phase 1)

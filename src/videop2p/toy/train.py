@@ -34,6 +34,8 @@ from videop2p.toy.model import (
     make_text_encoder,
     make_unet,
     make_vae,
+    rescale_text,
+    text_rms,
 )
 from videop2p.toy.settings import ToyModelConfig, ToyTrainConfig
 from videop2p.tuning import diffusion_target
@@ -314,6 +316,7 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
         masks=None if masks is None else torch.from_numpy(masks),
         deadline=deadline,
     )
+    reparametrise_text(cfg, text_encoder, unet, tokenizer)
     save_pipeline(vae.cpu(), text_encoder, tokenizer, unet, out / "model", train_scheduler(cfg))
     elapsed = time.perf_counter() - start
     (out / "train_time.json").write_text(
@@ -321,6 +324,15 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
     )
     logger.info("toy model written to %s in %.0f s", out / "model", elapsed)
     return out / "model"
+
+
+def reparametrise_text(cfg: ToyTrainConfig, text_encoder, unet, tokenizer) -> None:
+    """Give the model to be saved the text scale `cfg.text_rms` asks for (the same model; see `rescale_text`).
+
+    The target is absolute, the empty prompt's RMS, so a run that starts from a model saved this way
+    and is saved again is not rescaled twice."""
+    if cfg.text_rms > 0:
+        rescale_text(text_encoder, unet, cfg.text_rms / text_rms(text_encoder, tokenizer))
 
 
 def check_heads(state: dict, model: ToyModelConfig, path: Path) -> None:
@@ -379,6 +391,7 @@ def export_checkpoint(out_dir: str | Path, dest: str | Path, cfg: ToyTrainConfig
         mean, _ = encode_dataset(vae.eval(), images[:2000])
         scaling = float(1.0 / mean.std())
     vae.register_to_config(scaling_factor=scaling)
+    reparametrise_text(cfg, text_encoder, unet, tokenizer)
     save_pipeline(vae, text_encoder, tokenizer, unet, dest, train_scheduler(cfg))
     logger.info("exported step %d to %s", state["step"], dest)
     return Path(dest)
