@@ -130,9 +130,9 @@ def main() -> None:
                       f"{sum(rec['loss_end'][i]) / len(rec['loss_end'][i]):.1e} (frame {worst}: "
                       f"{rec['loss_start'][i][worst]:.1e} -> {rec['loss_end'][i][worst]:.1e}); drift "
                       + " ".join(f"{d:.1%}" for d in rec["drift"][i]))  # fmt: skip
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(report, fh, indent=1)
+        if args.json:  # after every variant, so an interrupted run keeps what it measured
+            with open(args.json, "w") as fh:
+                json.dump(report, fh, indent=1)
 
 
 if __name__ == "__main__":
