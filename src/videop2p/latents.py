@@ -113,13 +113,16 @@ def check_prompt_length(tokenizer, prompt: str) -> None:
 
 
 @torch.no_grad()
+def encode_text(tokenizer, text_encoder, prompts: list[str]) -> torch.Tensor:
+    """Text embeddings (B, L, D) padded to the tokenizer's own limit, from a tokenizer and encoder alone."""
+    for p in prompts:
+        check_prompt_length(tokenizer, p)
+    ids = tokenizer(
+        prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids
+    return text_encoder(ids.to(text_encoder.device))[0]
+
+
 def encode_prompts(components: SDComponents, prompts: list[str]) -> torch.Tensor:
     """Text embeddings (B, L, D) padded to the tokenizer's own limit."""
-    tok = components.tokenizer
-    for p in prompts:
-        check_prompt_length(tok, p)
-    ids = tok(
-        prompts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt"
-    ).input_ids
-    enc = components.text_encoder
-    return enc(ids.to(enc.device))[0]
+    return encode_text(components.tokenizer, components.text_encoder, prompts)

@@ -7,6 +7,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.models.attention_processor import Attention
 from transformers import CLIPTextConfig, CLIPTextModel
 
+from videop2p.latents import encode_text
 from videop2p.toy.settings import ToyModelConfig
 
 
@@ -81,11 +82,9 @@ def make_text_encoder(cfg: ToyModelConfig, vocab_size: int, max_length: int) -> 
     return CLIPTextModel(config)
 
 
-@torch.no_grad()
 def text_rms(text_encoder: CLIPTextModel, tokenizer) -> float:
     """Root mean square of the empty prompt's embedding (1, L, D): the scale of the text encoder's outputs."""
-    ids = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt").input_ids
-    return float(text_encoder(ids.to(text_encoder.device))[0].float().pow(2).mean().sqrt())
+    return float(encode_text(tokenizer, text_encoder, [""]).float().pow(2).mean().sqrt())
 
 
 @torch.no_grad()
