@@ -10,7 +10,9 @@ from typer.testing import CliRunner
 from videop2p.cli import app
 from videop2p.io.video import read_video, write_frames
 from videop2p.models.loading import bundled_model_path, load_components
+from videop2p.models.schedulers import make_scheduler
 from videop2p.toy.checker import classify_color, read_image
+from videop2p.toy.model import text_rms
 from videop2p.toy.world import Background, Color, Shape, ToyClipSpec, ToyObject, render_clip
 
 CASES = [
@@ -29,6 +31,17 @@ def test_bundled_model_is_found_and_reports_its_facts():
     assert info.scaling_factor != pytest.approx(0.18215)  # computed from data, not SD's constant
     total = sum(p.stat().st_size for p in bundled_model_path().rglob("*") if p.is_file())
     assert total < 40 * 2**20
+
+
+def test_bundled_model_has_the_schedule_and_text_scale_its_card_gives():
+    comps = load_components(None)
+    sched = comps.scheduler
+    assert sched.config.prediction_type == "v_prediction" and sched.config.timestep_spacing == "leading"
+    assert float(sched.alphas_cumprod[-1]) == 0.0  # zero terminal SNR
+    # SD's scaled-linear schedule with the log-SNR raised by 2 ln 8, then rescaled to zero terminal SNR
+    made = make_scheduler("v_prediction", snr_shift=8.0, zero_terminal_snr=True, timestep_spacing="leading")
+    assert torch.allclose(sched.betas, made.betas, rtol=1e-5, atol=1e-7)
+    assert text_rms(comps.text_encoder, comps.tokenizer) == pytest.approx(0.322, rel=0.01)
 
 
 def test_plain_diffusers_pipeline_draws_the_right_colour():
