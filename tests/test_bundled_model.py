@@ -116,4 +116,4 @@ def test_the_demo_keeps_every_edited_circle_on_the_source_circle(tmp_path):
     for name in DEMO_EDITS:
         frames = read_video(tmp_path / name / "edit_1.gif").frames  # (F, H, W, 3)
         ious = [iou(read_image(f).mask, m) for f, m in zip(frames, source, strict=True)]
-        assert len(ious) == len(source) and min(ious) >= 0.8, (name, [round(x, 2) for x in ious])
+        assert min(ious) >= 0.8, (name, [round(x, 2) for x in ious])

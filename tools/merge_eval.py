@@ -34,12 +34,10 @@ def main() -> None:
             seen[method] = folder
         rows += mine
     if args.cases is not None:
-        missing = sorted(set(args.cases) - {r["case"] for r in rows})
-        if missing:
-            raise SystemExit(
-                f"--cases {missing} are in none of the folders; they hold {sorted({r['case'] for r in rows})}"
-            )
-        rows = [r for r in rows if r["case"] in set(args.cases)]
+        wanted, held = set(args.cases), {r["case"] for r in rows}
+        if wanted - held:
+            raise SystemExit(f"--cases {sorted(wanted - held)} are in none of the folders; they hold {sorted(held)}")
+        rows = [r for r in rows if r["case"] in wanted]
     rows.sort(key=lambda r: r["case"])
     write_tables(rows, summarise(rows), args.out)
     print((args.out / "summary.md").read_text())
