@@ -19,17 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from videop2p.demo import DEMO_CLIP, DEMO_EDITS, run_demo
-from videop2p.evaluation import iou
+from videop2p.demo import DEMO_EDITS, edit_overlaps, run_demo
 from videop2p.io.video import read_video
 from videop2p.outputs import write_png
-from videop2p.toy.checker import read_image
-from videop2p.toy.world import render_clip
-
-
-def covered(found: np.ndarray, source: np.ndarray) -> float:
-    """Share of the source object's pixels that the found object covers."""
-    return float(np.logical_and(found, source).sum() / source.sum()) if source.any() else 1.0
 
 
 def main() -> None:
@@ -43,14 +35,9 @@ def main() -> None:
     out = Path(args.out)
     if not args.no_run:
         print(run_demo(out, quiet=True, model=args.model))
-    source = render_clip(DEMO_CLIP).masks[:, 0]  # (F, H, W)
-    result = {}
-    for name in DEMO_EDITS:
-        frames = read_video(out / name / "edit_1.gif").frames  # (F, H, W, 3)
-        found = [read_image(f).mask for f in frames]
-        ious = [iou(a, b) for a, b in zip(found, source, strict=True)]
-        cover = [covered(a, b) for a, b in zip(found, source, strict=True)]
-        result[name] = {"iou": ious, "covered": cover}
+    result = edit_overlaps(out)
+    for name, r in result.items():
+        ious, cover = r["iou"], r["covered"]
         print(
             f"{name:8s} IoU per frame {' '.join(f'{x:.2f}' for x in ious)}  (lowest {min(ious):.2f}); "
             f"source covered {min(cover):.0%} at least"

@@ -8,8 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from videop2p.cli import app
-from videop2p.demo import DEMO_CLIP, DEMO_EDITS, run_demo
-from videop2p.evaluation import iou
+from videop2p.demo import edit_overlaps, run_demo
 from videop2p.io.video import read_video, write_frames
 from videop2p.models.loading import bundled_model_path, load_components
 from videop2p.models.schedulers import make_scheduler
@@ -112,8 +111,7 @@ def test_toy_run_end_to_end_swaps_the_colour_inside_the_object(tmp_path):
 def test_the_demo_keeps_every_edited_circle_on_the_source_circle(tmp_path):
     """Issue 23's demo bar: in every frame of every demo edit, IoU >= 0.8 with the source object (about 2.5 min)."""
     run_demo(tmp_path, quiet=True)
-    source = render_clip(DEMO_CLIP).masks[:, 0]  # (F, H, W)
-    for name in DEMO_EDITS:
-        frames = read_video(tmp_path / name / "edit_1.gif").frames  # (F, H, W, 3)
-        ious = [iou(read_image(f).mask, m) for f, m in zip(frames, source, strict=True)]
+    overlaps = edit_overlaps(tmp_path)
+    for name, r in overlaps.items():
+        ious = r["iou"]
         assert min(ious) >= 0.8, (name, [round(x, 2) for x in ious])

@@ -6,10 +6,14 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
+
 from videop2p.config import RunConfig
 from videop2p.editing import EditConfig
-from videop2p.io.video import write_frames
+from videop2p.evaluation import iou
+from videop2p.io.video import read_video, write_frames
 from videop2p.pipeline import VideoP2P
+from videop2p.toy.checker import read_image
 from videop2p.toy.world import Background, Color, Motion, Shape, ToyClipSpec, ToyObject, render_clip
 
 logger = logging.getLogger(__name__)
@@ -64,3 +68,23 @@ def run_demo(
         lines.append(f"{name:8s} {time.perf_counter() - t0:6.1f} s  ({actions})  -> {out / name / 'side_by_side.mp4'}")
     lines.append(f"total    {time.perf_counter() - start:6.1f} s; outputs in {out.resolve()}")
     return "\n".join(lines)
+
+
+def covered(found: np.ndarray, source: np.ndarray) -> float:
+    """Share of the source object's pixels that the found object covers."""
+    return float(np.logical_and(found, source).sum() / source.sum()) if source.any() else 1.0
+
+
+def edit_overlaps(out: str | Path) -> dict[str, dict[str, list[float]]]:
+    """Per demo edit in `out`, per frame: the edited object's IoU with the source object (the toy world's
+    checker reads the edit, the clip gives the truth) and the share of the source object it covers."""
+    source = render_clip(DEMO_CLIP).masks[:, 0]  # (F, H, W)
+    result = {}
+    for name in DEMO_EDITS:
+        frames = read_video(Path(out) / name / "edit_1.gif").frames  # (F, H, W, 3)
+        found = [read_image(f).mask for f in frames]
+        result[name] = {
+            "iou": [iou(a, b) for a, b in zip(found, source, strict=True)],
+            "covered": [covered(a, b) for a, b in zip(found, source, strict=True)],
+        }
+    return result
