@@ -13,11 +13,16 @@ object: object IoU with the source object in every frame, and frames judged righ
 Beside it, the same IoU for the clip only encoded and decoded by the model's VAE: no edit can keep
 the object better than its VAE draws it, so that is the ceiling of the identity IoU. The judge itself
 reads an unedited frame's object at IoU 0.91-1.0 with the ground-truth mask (anti-aliased edges,
-border-touching objects), so the edit is also compared with the judge's reading of the source frame.
+border-touching objects), so the edit is also compared with the judge's reading of the source frame,
+beside the reconstruction's IoU (the source branch of the same run) and a frame's "within one pixel"
+reading: every pixel where the edit's object and the source's differ lies on the source object's
+boundary, one pixel either side. On 64-pixel toy frames a boundary one pixel thick is worth 0.1-0.2 of
+IoU, so IoU alone cannot tell a moved object from an edge drawn a pixel wider.
 
     python bench/layout_probe.py                                   # the bundled model
     python bench/layout_probe.py --model OUT/model --samples 16    # a candidate
     python bench/layout_probe.py --samples 0 --identity-cases 0 1 2 3   # identity edits of suite cases only
+    python bench/layout_probe.py --samples 0 --method Video-P2P --method "Video-P2P + frame-attention control"
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import numpy as np
 import torch
 from diffusers import DDIMScheduler
 
+from videop2p.evaluation import Method
 from videop2p.latents import decode_latents, encode_prompts
 from videop2p.models.loading import load_components
 from videop2p.toy.checker import object_mask
@@ -75,16 +81,24 @@ def x0_masks(comps, caption: str, background_rgb: np.ndarray, steps: int, seed: 
     return masks
 
 
-def identity_edits(comps, cases: list[int], tune_steps: int, steps: int, inversion: str) -> list[dict]:
-    """Video-P2P edits of the evaluation suite's clips into their own prompts, judged per frame, beside the
-    VAE round trip's IoU (the ceiling)."""
+def within(found: np.ndarray, source: np.ndarray, pixels: int = 1) -> bool:
+    """The found mask equals the source mask up to its boundary: it holds the source eroded by `pixels`
+    and lies inside the source dilated by `pixels` (DAVIS's boundary measure in spirit)."""
+    from videop2p.evaluation import dilate
+
+    inner = ~dilate(~source[None], pixels)[0]
+    return bool((found & inner).sum() == inner.sum() and not (found & ~dilate(source[None], pixels)[0]).any())
+
+
+def identity_edits(comps, cases: list[int], tune_steps: int, steps: int, methods: list) -> list[dict]:
+    """Edits of the evaluation suite's clips into their own prompts with each method, judged per frame,
+    beside the reconstruction's IoU and the VAE round trip's (the ceiling)."""
     from vae_round_trip import round_trip
 
-    from videop2p.evaluation import Case, EditKind, EvalSettings, Method, make_suite, run_case
+    from videop2p.evaluation import Case, EditKind, EvalSettings, dilate, make_suite, run_case
     from videop2p.toy.checker import read_image
 
     suite = make_suite(max(cases) + 1)
-    method = Method.VIDEO_P2P if inversion == "null-text" else Method.FAST
     rows = []
     for index in cases:
         spec = suite[index].spec
@@ -93,39 +107,54 @@ def identity_edits(comps, cases: list[int], tune_steps: int, steps: int, inversi
         case = Case(
             spec, EditKind.COLOR, caption, caption, (obj.shape.value, obj.shape.value), {"color": obj.color.value}
         )
-        settings = EvalSettings(tune_steps=tune_steps, steps=steps, frames=spec.frames, methods=[method])
+        settings = EvalSettings(tune_steps=tune_steps, steps=steps, frames=spec.frames, methods=methods)
         clip = render_clip(spec)
-        metrics = run_case(comps, case, settings, clip=clip)[method.value]
+        results = run_case(comps, case, settings, clip=clip)
         trip = round_trip(comps, clip)  # the VAE's ceiling, and the judge's reading of the source frames
-        ceiling = trip["truth"]
-        found = [read_image(f).mask for f in metrics["frames"]]
-        per_frame = [iou(a, m) for a, m in zip(found, clip.masks[:, 0], strict=True)]
-        per_frame_seen = [iou(a, b) for a, b in zip(found, trip["source_masks"], strict=True)]
-        rows.append(
-            {
-                "case": index,
-                "caption": caption,
-                "object_iou": metrics["object_iou"],
-                "min_frame_iou": min(per_frame),
-                "frame_iou": per_frame,
-                "vae_frame_iou": ceiling,
-                "vae_min_frame_iou": min(ceiling),
-                "judge_frame_iou": trip["judge"],
-                "frame_iou_vs_source_reading": per_frame_seen,
-                "frames_right": metrics["frames_right"],
-                "reconstruction_psnr": metrics["reconstruction_psnr"],
-                "background_psnr": metrics["background_psnr"],
-            }
-        )
-        print(
-            f"identity edit, case {index}: object IoU {rows[-1]['object_iou']:.2f} (lowest frame "
-            f"{rows[-1]['min_frame_iou']:.2f}; VAE round trip {np.mean(ceiling):.2f}, lowest {min(ceiling):.2f}; "
-            f"against the source frames as the judge reads them {np.mean(per_frame_seen):.2f}, lowest "
-            f"{min(per_frame_seen):.2f}), "
-            f"frames right {rows[-1]['frames_right']:.0%}, reconstruction {rows[-1]['reconstruction_psnr']:.1f} dB  "
-            f"{caption}",
-            flush=True,
-        )
+        seen = trip["source_masks"]
+        # what a boundary one pixel thick is worth: the source reading against itself grown by one pixel
+        one_pixel = [iou(m, dilate(m[None], 1)[0]) for m in seen]
+        for method in methods:
+            metrics = results[method.value]
+            found = [read_image(f).mask for f in metrics["frames"]]
+            rebuilt = [read_image(f).mask for f in metrics["reconstruction_frames"]]
+            per_frame = [iou(a, m) for a, m in zip(found, clip.masks[:, 0], strict=True)]
+            per_frame_seen = [iou(a, b) for a, b in zip(found, seen, strict=True)]
+            rows.append(
+                {
+                    "case": index,
+                    "method": method.value,
+                    "caption": caption,
+                    "object_iou": metrics["object_iou"],
+                    "min_frame_iou": min(per_frame),
+                    "frame_iou": per_frame,
+                    "vae_frame_iou": trip["truth"],
+                    "vae_min_frame_iou": min(trip["truth"]),
+                    "vae_frame_iou_vs_source_reading": trip["seen"],
+                    "judge_frame_iou": trip["judge"],
+                    "frame_iou_vs_source_reading": per_frame_seen,
+                    "reconstruction_frame_iou_vs_source_reading": [
+                        iou(a, b) for a, b in zip(rebuilt, seen, strict=True)
+                    ],
+                    "one_pixel_frame_iou": one_pixel,
+                    "frames_within_one_pixel": [within(a, b) for a, b in zip(found, seen, strict=True)],
+                    "frames_right": metrics["frames_right"],
+                    "reconstruction_psnr": metrics["reconstruction_psnr"],
+                    "background_psnr": metrics["background_psnr"],
+                }
+            )
+            r = rows[-1]
+            print(
+                f"identity edit, case {index}, {method.value}: object IoU {r['object_iou']:.2f} (lowest frame "
+                f"{r['min_frame_iou']:.2f}; VAE round trip {np.mean(trip['truth']):.2f}, lowest {min(trip['truth']):.2f}); "
+                f"against the source frames as the judge reads them {np.mean(per_frame_seen):.2f}, lowest "
+                f"{min(per_frame_seen):.2f} (reconstruction lowest "
+                f"{min(r['reconstruction_frame_iou_vs_source_reading']):.2f}, VAE round trip lowest "
+                f"{min(trip['seen']):.2f}, one pixel of boundary {np.mean(one_pixel):.2f}); "
+                f"frames within one pixel {np.mean(r['frames_within_one_pixel']):.0%}; "
+                f"frames right {r['frames_right']:.0%}, reconstruction {r['reconstruction_psnr']:.1f} dB  {caption}",
+                flush=True,
+            )
     return rows
 
 
@@ -145,7 +174,13 @@ def main() -> None:
     parser.add_argument(
         "--tune-steps", type=int, default=500, help="Tuning steps of the identity edits (official 500)."
     )
-    parser.add_argument("--inversion", choices=("null-text", "fast"), default="null-text")
+    parser.add_argument(
+        "--method",
+        dest="methods",
+        action="append",
+        choices=[m.value for m in Method if m is not Method.PER_FRAME],
+        help="Method of the identity edits, repeatable (default: Video-P2P, the official settings).",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="Also write the figures here.")
     args = parser.parse_args()
@@ -168,11 +203,16 @@ def main() -> None:
         )
     identity = []
     if args.identity_cases:
-        identity = identity_edits(comps, args.identity_cases, args.tune_steps, args.steps, args.inversion)
-        print(
-            f"identity edits: lowest frame IoU {min(r['min_frame_iou'] for r in identity):.2f} over "
-            f"{len(identity)} clips  [{time.perf_counter() - started:.0f} s]"
-        )
+        methods = [Method(m) for m in args.methods or [Method.VIDEO_P2P.value]]
+        identity = identity_edits(comps, args.identity_cases, args.tune_steps, args.steps, methods)
+        for m in methods:
+            rows = [r for r in identity if r["method"] == m.value]
+            print(
+                f"identity edits, {m.value}: lowest frame IoU {min(r['min_frame_iou'] for r in rows):.2f}, "
+                f"against the judge's reading {min(min(r['frame_iou_vs_source_reading']) for r in rows):.2f}, "
+                f"frames within one pixel {np.mean([r['frames_within_one_pixel'] for r in rows]):.0%} over "
+                f"{len(rows)} clips  [{time.perf_counter() - started:.0f} s]"
+            )
     result = {
         "model": comps.info.identity,
         "steps": args.steps,

@@ -332,6 +332,19 @@ def test_presets_start_from_their_settings_under_config_files_and_flags(tmp_path
     assert cfg.tune.gradient_checkpointing is True and cfg.tune.frames == quick.tune.frames  # the flag over the preset
 
 
+def test_toy_eval_samples_with_the_step_count_and_guidance_of_a_run():
+    from videop2p.config import RunConfig
+    from videop2p.toy.quality import evaluate_model
+
+    run = RunConfig()
+    help_text = runner.invoke(app, ["toy", "eval", "--help"], terminal_width=200).output
+    help_text = " ".join(help_text.replace("│", " ").split())  # the box's borders aside
+    assert f"(those of videop2p run). [default: {run.inversion.steps}]" in help_text
+    assert f"(that of videop2p run). [default: {run.edit.guidance}]" in help_text
+    defaults = evaluate_model.__defaults__  # (seeds, steps, guidance, progress, device)
+    assert defaults[1:3] == (run.inversion.steps, run.edit.guidance)
+
+
 def test_a_quick_preset_run_and_bad_presets_or_frame_counts(tiny_dir, clip_dir, tmp_path):
     from videop2p.config import PRESET_MARGINS, Preset
 

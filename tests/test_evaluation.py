@@ -100,7 +100,8 @@ def test_a_stopped_evaluation_goes_on_where_it_stopped_and_new_settings_rerun(tm
         keys = ("edit_success", "frames_right", "object_iou", "background_psnr", "background_ssim")
         keys += ("reconstruction_psnr", "colour_jitter", "position_jitter", "mask_coverage", "seconds")
         metrics = {k: float(len(calls)) for k in keys}
-        return {"Video-P2P": {**metrics, "frames": np.zeros_like(render_clip(case.spec).frames)}}
+        frames = np.zeros_like(render_clip(case.spec).frames)
+        return {"Video-P2P": {**metrics, "frames": frames, "reconstruction_frames": frames}}
 
     monkeypatch.setattr(ev, "run_case", fake_run_case)
     settings = ev.EvalSettings(tune_steps=1, steps=1, frames=2, methods=[ev.Method.VIDEO_P2P])
@@ -136,7 +137,8 @@ def test_shards_split_the_suite_and_a_plain_run_reads_every_shard_back(tmp_path,
         calls.append(case.target)
         keys = ("edit_success", "frames_right", "object_iou", "background_psnr", "background_ssim")
         keys += ("reconstruction_psnr", "colour_jitter", "position_jitter", "mask_coverage", "seconds")
-        return {"Video-P2P": {**{k: 0.5 for k in keys}, "frames": np.zeros_like(render_clip(case.spec).frames)}}
+        frames = np.zeros_like(render_clip(case.spec).frames)
+        return {"Video-P2P": {**{k: 0.5 for k in keys}, "frames": frames, "reconstruction_frames": frames}}
 
     monkeypatch.setattr(ev, "run_case", fake_run_case)
     settings = ev.EvalSettings(tune_steps=1, steps=1, frames=2, methods=[ev.Method.VIDEO_P2P])

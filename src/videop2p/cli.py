@@ -816,9 +816,11 @@ def _parse_shard(text: str) -> tuple[int, int]:
 @toy_app.command("eval")
 def toy_eval(
     model: Annotated[str | None, typer.Option(help="Model folder (default: the bundled toy model).")] = None,
-    seeds: int = 3,
-    steps: int = 25,
-    guidance: float = 7.5,
+    seeds: Annotated[int, typer.Option(help="Images per caption, each from its own seed.")] = 3,
+    steps: Annotated[int, typer.Option(help="DDIM steps (those of videop2p run).")] = default_of("steps"),
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance (that of videop2p run).")] = default_of(
+        "guidance"
+    ),
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON.")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
 ) -> None:

@@ -209,7 +209,7 @@ class EvalSettings:
     tune_steps: int = 200  # tuning steps per clip
     tune_frames: int | None = None  # frames per tuning step (TuneConfig.frames); None: every frame
     null_text_frames: int | None = None  # frames the null-text loss reads (InversionConfig.frames); None: every frame
-    steps: int = 50  # DDIM steps
+    steps: int = InversionConfig.steps  # DDIM steps
     frames: int = 8  # frames per clip
     methods: list[Method] = field(default_factory=lambda: list(Method))  # which methods to compare
     group_norm: GroupNormMode = GroupNormMode.FRAME  # resnet GroupNorm statistics (clip: the authors')
@@ -311,7 +311,12 @@ def run_case(
         metrics = {**judge(case, clip, edited, recon), "mask_coverage": coverage}
         if scorer is not None:
             metrics.update(clip_scores(scorer, edited, case.target))
-        out[method.value] = {**metrics, "seconds": time.perf_counter() - t0, "frames": edited}
+        out[method.value] = {
+            **metrics,
+            "seconds": time.perf_counter() - t0,
+            "frames": edited,
+            "reconstruction_frames": recon,
+        }
     return out
 
 
@@ -537,6 +542,7 @@ def evaluate(
         source = clip.frames  # the strips show the source above each edit
         for method, r in results.items():
             frames = r.pop("frames")
+            del r["reconstruction_frames"]  # the reconstruction is kept as its PSNR
             if i < 3:
                 save_strip(frames, out / f"strip_case{i}_{method.replace(' ', '_')}.png", source)
             elif method == Method.VIDEO_P2P.value and not r["edit_success"]:

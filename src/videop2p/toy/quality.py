@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from videop2p.config import EditConfig, InversionConfig
 from videop2p.metrics import psnr
 from videop2p.toy.checker import read_image
 from videop2p.toy.data import to_tensor
@@ -33,12 +34,15 @@ def vae_psnr(pipe, n: int = 128, seed: int = 123) -> float:
 def evaluate_model(
     model_path: str | Path,
     seeds: int = 3,
-    steps: int = 25,
-    guidance: float = 7.5,
+    steps: int = InversionConfig.steps,
+    guidance: float = EditConfig.guidance,
     progress: bool = True,
     device: str = "cpu",
 ) -> dict:
     """Generate every (shape, colour, background) caption with `seeds` seeds and judge with the checker.
+
+    The step count and guidance default to the ones Video-P2P samples with (50 DDIM steps, 7.5), so a
+    model is judged as the product uses it.
 
     The initial noise is drawn on the CPU, so a GPU judges the same images as the CPU up to rounding.
     """
