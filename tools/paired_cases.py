@@ -33,9 +33,9 @@ def paired(a: dict[int, dict], b: dict[int, dict], metric: str) -> tuple[int, fl
     """(n, mean of a - b, standard error, cases a > b, cases a < b) over the cases both hold finitely."""
     d = []
     for case in sorted(a.keys() & b.keys()):
-        x, y = a[case].get(metric, ""), b[case].get(metric, "")
-        if x and y and math.isfinite(float(x)) and math.isfinite(float(y)):
-            d.append(float(x) - float(y))
+        x, y = (float(v) if (v := row.get(metric, "")) else math.nan for row in (a[case], b[case]))
+        if math.isfinite(x) and math.isfinite(y):
+            d.append(x - y)
     if len(d) < 2:
         return len(d), math.nan, math.nan, 0, 0
     se = statistics.stdev(d) / math.sqrt(len(d))
