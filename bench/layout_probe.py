@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from diffusers import DDIMScheduler
 
-from videop2p.evaluation import Method
+from videop2p.evaluation import Method, dilate
 from videop2p.latents import decode_latents, encode_prompts
 from videop2p.models.loading import load_components
 from videop2p.toy.checker import object_mask
@@ -84,8 +84,6 @@ def x0_masks(comps, caption: str, background_rgb: np.ndarray, steps: int, seed: 
 def within(found: np.ndarray, source: np.ndarray, pixels: int = 1) -> bool:
     """The found mask equals the source mask up to its boundary: it holds the source eroded by `pixels`
     and lies inside the source dilated by `pixels` (DAVIS's boundary measure in spirit)."""
-    from videop2p.evaluation import dilate
-
     inner = ~dilate(~source[None], pixels)[0]
     return bool((found & inner).sum() == inner.sum() and not (found & ~dilate(source[None], pixels)[0]).any())
 
@@ -95,18 +93,15 @@ def identity_edits(comps, cases: list[int], tune_steps: int, steps: int, methods
     beside the reconstruction's IoU and the VAE round trip's (the ceiling)."""
     from vae_round_trip import round_trip
 
-    from videop2p.evaluation import Case, EditKind, EvalSettings, dilate, make_suite, run_case
+    from videop2p.evaluation import EvalSettings, identity_case, make_suite, run_case
     from videop2p.toy.checker import read_image
 
     suite = make_suite(max(cases) + 1)
     rows = []
     for index in cases:
         spec = suite[index].spec
-        obj = spec.objects[0]
-        caption = caption_for(spec.objects, spec.background)
-        case = Case(
-            spec, EditKind.COLOR, caption, caption, (obj.shape.value, obj.shape.value), {"color": obj.color.value}
-        )
+        case = identity_case(spec)
+        caption = case.source
         settings = EvalSettings(tune_steps=tune_steps, steps=steps, frames=spec.frames, methods=methods)
         clip = render_clip(spec)
         results = run_case(comps, case, settings, clip=clip)

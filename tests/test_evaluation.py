@@ -207,3 +207,15 @@ def test_success_is_counted_per_method_and_edit_kind():
     md = by_kind_markdown(table).splitlines()
     assert md[0] == "| method | colour swap | shape swap |"
     assert md[2:] == ["| Video-P2P | 2 of 2 | 0 of 1 |", "| fast | 0 of 2 | 1 of 1 |"]
+
+
+def test_an_identity_case_edits_a_clip_into_its_own_prompt_and_wants_it_unchanged():
+    import videop2p.evaluation as ev
+    from videop2p.toy.world import parse_caption
+
+    for case in ev.make_suite(5):  # every edit kind, refinements' colourless prompts included
+        same = ev.identity_case(case.spec)
+        obj = case.spec.objects[0]
+        assert same.spec is case.spec and same.source == same.target
+        assert parse_caption(same.source) == (case.spec.objects, case.spec.background)  # the clip's full caption
+        assert same.blend == (obj.shape.value, obj.shape.value) and same.want == {"color": obj.color.value}

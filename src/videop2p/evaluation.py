@@ -76,6 +76,13 @@ class Case:
     reweight: dict[str, float] = field(default_factory=dict)
 
 
+def identity_case(spec: ToyClipSpec) -> Case:
+    """The clip edited into its own prompt, blending on its object's word: what an edit must keep."""
+    obj = spec.objects[0]
+    caption = caption_for(spec.objects, spec.background)
+    return Case(spec, EditKind.COLOR, caption, caption, (obj.shape.value, obj.shape.value), {"color": obj.color.value})
+
+
 def make_suite(n: int, seed: int = 0, frames: int = 8) -> list[Case]:
     """A seeded suite cycling through the edit kinds."""
     rng = np.random.default_rng(seed)

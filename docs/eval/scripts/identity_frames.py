@@ -17,10 +17,10 @@ import argparse
 
 import numpy as np
 
-from videop2p.evaluation import Case, EditKind, EvalSettings, Method, iou, make_suite, run_case
+from videop2p.evaluation import EvalSettings, Method, identity_case, iou, make_suite, run_case
 from videop2p.models.loading import load_components
 from videop2p.toy.checker import read_image
-from videop2p.toy.world import caption_for, render_clip
+from videop2p.toy.world import render_clip
 
 
 def main() -> None:
@@ -35,16 +35,14 @@ def main() -> None:
 
     comps = load_components(args.model)
     spec = make_suite(args.case + 1)[args.case].spec
-    obj = spec.objects[0]
-    caption = caption_for(spec.objects, spec.background)
-    case = Case(spec, EditKind.COLOR, caption, caption, (obj.shape.value, obj.shape.value), {"color": obj.color.value})
+    case = identity_case(spec)
     settings = EvalSettings(tune_steps=args.tune_steps, frames=spec.frames, methods=[Method.VIDEO_P2P])
     clip = render_clip(spec)
     result = run_case(comps, case, settings, clip=clip)[Method.VIDEO_P2P.value]
     edits, recons = result["frames"], result["reconstruction_frames"]
     if args.npz:
         np.savez(args.npz, edit=edits, reconstruction=recons, source=clip.frames)
-    print(caption)
+    print(case.source)
     for f, (e, r, src) in enumerate(zip(edits, recons, clip.frames, strict=True)):
         a, b, c = read_image(e).mask, read_image(r).mask, read_image(src).mask
         shift = np.argwhere(a).mean(0) - np.argwhere(c).mean(0)
