@@ -333,6 +333,8 @@ def test_presets_start_from_their_settings_under_config_files_and_flags(tmp_path
 
 
 def test_toy_eval_samples_with_the_step_count_and_guidance_of_a_run():
+    import inspect
+
     from videop2p.config import RunConfig
     from videop2p.toy.quality import evaluate_model
 
@@ -341,8 +343,8 @@ def test_toy_eval_samples_with_the_step_count_and_guidance_of_a_run():
     help_text = " ".join(help_text.replace("│", " ").split())  # the box's borders aside
     assert f"(those of videop2p run). [default: {run.inversion.steps}]" in help_text
     assert f"(that of videop2p run). [default: {run.edit.guidance}]" in help_text
-    defaults = evaluate_model.__defaults__  # (seeds, steps, guidance, progress, device)
-    assert defaults[1:3] == (run.inversion.steps, run.edit.guidance)
+    params = inspect.signature(evaluate_model).parameters
+    assert (params["steps"].default, params["guidance"].default) == (run.inversion.steps, run.edit.guidance)
 
 
 def test_a_quick_preset_run_and_bad_presets_or_frame_counts(tiny_dir, clip_dir, tmp_path):

@@ -13,6 +13,7 @@ world's checker reads it, whether it is blue, and the background PSNR outside th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -20,21 +21,18 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from videop2p.cli import app
+from videop2p.demo import DEMO_CLIP, DEMO_EDITS, DEMO_SOURCE
 from videop2p.evaluation import dilate, iou
 from videop2p.io.video import read_video, write_frames
 from videop2p.metrics import psnr
 from videop2p.toy.checker import read_image
-from videop2p.toy.world import Background, Color, Motion, Shape, ToyClipSpec, ToyObject, render_clip
+from videop2p.toy.world import Color, render_clip
 
-SOURCE = "a red circle moving on the grass"
-TARGET = "a blue circle moving on the grass"
+SOURCE, TARGET = DEMO_SOURCE, DEMO_EDITS["swap"][0]  # the prompts: the demo's colour swap
 
 
 def check(out: Path, seed: int, model: str | None) -> dict:
-    spec = ToyClipSpec(
-        [ToyObject(Shape.CIRCLE, Color.RED)], Background.GRASS, Motion.LINEAR, frames=8, size=64, seed=seed
-    )
-    clip = render_clip(spec)
+    clip = render_clip(dataclasses.replace(DEMO_CLIP, seed=seed))  # the demo's clip on another path
     frames_dir = write_frames(clip.frames, out / f"clip{seed}")
     args = ["run", str(frames_dir), "--source", SOURCE, "--target", TARGET, "--blend", "circle", "circle"]
     args += ["--out", str(out / f"edit{seed}"), "--quiet"] + (["--model", model] if model else [])
