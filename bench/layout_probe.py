@@ -28,6 +28,7 @@ IoU, so IoU alone cannot tell a moved object from an edge drawn a pixel wider.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
@@ -88,7 +89,15 @@ def within(found: np.ndarray, source: np.ndarray, pixels: int = 1) -> bool:
     return bool((found & inner).sum() == inner.sum() and not (found & ~dilate(source[None], pixels)[0]).any())
 
 
-def identity_edits(comps, cases: list[int], tune_steps: int, steps: int, methods: list) -> list[dict]:
+def identity_edits(
+    comps,
+    cases: list[int],
+    tune_steps: int,
+    steps: int,
+    methods: list,
+    empty_prompt_rate: float = 0.0,
+    size: int | None = None,
+) -> list[dict]:
     """Edits of the evaluation suite's clips into their own prompts with each method, judged per frame,
     beside the reconstruction's IoU and the VAE round trip's (the ceiling)."""
     from vae_round_trip import round_trip
@@ -99,10 +108,16 @@ def identity_edits(comps, cases: list[int], tune_steps: int, steps: int, methods
     suite = make_suite(max(cases) + 1)
     rows = []
     for index in cases:
-        spec = suite[index].spec
+        spec = suite[index].spec if size is None else dataclasses.replace(suite[index].spec, size=size)
         case = identity_case(spec)
         caption = case.source
-        settings = EvalSettings(tune_steps=tune_steps, steps=steps, frames=spec.frames, methods=methods)
+        settings = EvalSettings(
+            tune_steps=tune_steps,
+            steps=steps,
+            frames=spec.frames,
+            methods=methods,
+            empty_prompt_rate=empty_prompt_rate,
+        )
         clip = render_clip(spec)
         results = run_case(comps, case, settings, clip=clip)
         trip = round_trip(comps, clip)  # the VAE's ceiling, and the judge's reading of the source frames
@@ -176,6 +191,18 @@ def main() -> None:
         choices=[m.value for m in Method if m is not Method.PER_FRAME],
         help="Method of the identity edits, repeatable (default: Video-P2P, the official settings).",
     )
+    parser.add_argument(
+        "--empty-prompt-rate",
+        type=float,
+        default=0.0,
+        help="Share of tuning steps on the empty prompt (TuneConfig.empty_prompt_rate; official 0).",
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="Frame side of the identity clips in pixels: the suite's scene drawn larger or smaller (default: the suite's).",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="Also write the figures here.")
     args = parser.parse_args()
@@ -199,7 +226,9 @@ def main() -> None:
     identity = []
     if args.identity_cases:
         methods = [Method(m) for m in args.methods or [Method.VIDEO_P2P.value]]
-        identity = identity_edits(comps, args.identity_cases, args.tune_steps, args.steps, methods)
+        identity = identity_edits(
+            comps, args.identity_cases, args.tune_steps, args.steps, methods, args.empty_prompt_rate, args.size
+        )
         for m in methods:
             rows = [r for r in identity if r["method"] == m.value]
             print(
