@@ -17,12 +17,14 @@ border-touching objects), so the edit is also compared with the judge's reading 
 beside the reconstruction's IoU (the source branch of the same run) and a frame's "within one pixel"
 reading: every pixel where the edit's object and the source's differ lies on the source object's
 boundary, one pixel either side. On 64-pixel toy frames a boundary one pixel thick is worth 0.1-0.2 of
-IoU, so IoU alone cannot tell a moved object from an edge drawn a pixel wider.
+IoU, so IoU alone cannot tell a moved object from an edge drawn a pixel wider. `--size` draws the
+suite's scenes on larger (or smaller) frames, where a pixel of boundary is worth less.
 
     python bench/layout_probe.py                                   # the bundled model
     python bench/layout_probe.py --model OUT/model --samples 16    # a candidate
     python bench/layout_probe.py --samples 0 --identity-cases 0 1 2 3   # identity edits of suite cases only
     python bench/layout_probe.py --samples 0 --method Video-P2P --method "Video-P2P + frame-attention control"
+    python bench/layout_probe.py --samples 0 --identity-cases 6 --size 128   # the same scene on 128-pixel frames
 """
 
 from __future__ import annotations
@@ -90,13 +92,7 @@ def within(found: np.ndarray, source: np.ndarray, pixels: int = 1) -> bool:
 
 
 def identity_edits(
-    comps,
-    cases: list[int],
-    tune_steps: int,
-    steps: int,
-    methods: list,
-    empty_prompt_rate: float = 0.0,
-    size: int | None = None,
+    comps, cases: list[int], tune_steps: int, steps: int, methods: list, size: int | None = None
 ) -> list[dict]:
     """Edits of the evaluation suite's clips into their own prompts with each method, judged per frame,
     beside the reconstruction's IoU and the VAE round trip's (the ceiling)."""
@@ -111,13 +107,7 @@ def identity_edits(
         spec = suite[index].spec if size is None else dataclasses.replace(suite[index].spec, size=size)
         case = identity_case(spec)
         caption = case.source
-        settings = EvalSettings(
-            tune_steps=tune_steps,
-            steps=steps,
-            frames=spec.frames,
-            methods=methods,
-            empty_prompt_rate=empty_prompt_rate,
-        )
+        settings = EvalSettings(tune_steps=tune_steps, steps=steps, frames=spec.frames, methods=methods)
         clip = render_clip(spec)
         results = run_case(comps, case, settings, clip=clip)
         trip = round_trip(comps, clip)  # the VAE's ceiling, and the judge's reading of the source frames
@@ -192,12 +182,6 @@ def main() -> None:
         help="Method of the identity edits, repeatable (default: Video-P2P, the official settings).",
     )
     parser.add_argument(
-        "--empty-prompt-rate",
-        type=float,
-        default=0.0,
-        help="Share of tuning steps on the empty prompt (TuneConfig.empty_prompt_rate; official 0).",
-    )
-    parser.add_argument(
         "--size",
         type=int,
         default=None,
@@ -226,9 +210,7 @@ def main() -> None:
     identity = []
     if args.identity_cases:
         methods = [Method(m) for m in args.methods or [Method.VIDEO_P2P.value]]
-        identity = identity_edits(
-            comps, args.identity_cases, args.tune_steps, args.steps, methods, args.empty_prompt_rate, args.size
-        )
+        identity = identity_edits(comps, args.identity_cases, args.tune_steps, args.steps, methods, size=args.size)
         for m in methods:
             rows = [r for r in identity if r["method"] == m.value]
             print(

@@ -97,7 +97,6 @@ class TuneConfig:
     seed: int = 33  # seeds noise and timesteps
     gradient_checkpointing: bool = True  # recompute activations in the backward pass: less memory, same result
     mixed_precision: str = "no"  # "no", "fp16" or "bf16" (autocast; used on CUDA only)
-    empty_prompt_rate: float = 0.0  # share of steps tuned on the empty prompt (ours; 0: official, the caption only)
     progress: bool = True  # show a tqdm bar
 
     def resolved(self, pretuned: bool = False) -> TuneConfig:

@@ -215,7 +215,6 @@ class EvalSettings:
 
     tune_steps: int = 200  # tuning steps per clip
     tune_frames: int | None = None  # frames per tuning step (TuneConfig.frames); None: every frame
-    empty_prompt_rate: float = TuneConfig.empty_prompt_rate  # share of tuning steps on the empty prompt
     null_text_frames: int | None = None  # frames the null-text loss reads (InversionConfig.frames); None: every frame
     steps: int = InversionConfig.steps  # DDIM steps
     frames: int = 8  # frames per clip
@@ -303,13 +302,7 @@ def run_case(
         text = encode_prompts(comps, [case.source])
         # no gradient checkpointing: the suite's clips are 64 pixels, so memory is small, and the weights are the
         # same bit for bit while tuning takes 30% less time on a 2-core CPU (`python bench/tune_checkpointing.py --steps 200`)
-        cfg = TuneConfig(
-            steps=s.tune_steps,
-            frames=s.tune_frames,
-            empty_prompt_rate=s.empty_prompt_rate,
-            gradient_checkpointing=False,
-            progress=False,
-        )
+        cfg = TuneConfig(steps=s.tune_steps, frames=s.tune_frames, gradient_checkpointing=False, progress=False)
         tune(model, comps, posterior, text, cfg)
     cache: dict = {}
     out = {}

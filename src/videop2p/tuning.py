@@ -14,7 +14,6 @@ from diffusers.training_utils import cast_training_params
 from tqdm.auto import tqdm
 
 from videop2p.config import TuneConfig
-from videop2p.latents import encode_prompts
 from videop2p.models.loading import SDComponents
 from videop2p.models.t2s import T2SModel, backward_step, checkpointing
 from videop2p.progress import StepHook
@@ -114,7 +113,6 @@ def tune(
     amp = torch.autocast(device.type, dtype=half) if half is not None else contextlib.nullcontext()
     mean, std = posterior
     plan = plan or plan_windows(mean.shape[1])  # default: the whole clip, frame 0 the anchor
-    empty = encode_prompts(components, [""]).to(text) if cfg.empty_prompt_rate > 0 else None  # (1, L, D)
     losses = []
     try:  # a cancelled or failed run leaves the UNet as it found it: eval mode, frozen, its own dtype
         unet.train()
@@ -127,15 +125,9 @@ def tune(
                 rows = list(window.frames)
                 m, s = (mean, std) if len(rows) == mean.shape[1] else (mean[:, rows], std[:, rows])
                 z0 = m + s * torch.randn(m.shape, generator=gen, device=device).to(m)  # (1, F_w, C, h, w)
-                # drawn only when asked for, so the official run's random stream is unchanged
-                caption = (
-                    empty
-                    if empty is not None and float(torch.rand(1, generator=gen, device=device)) < cfg.empty_prompt_rate
-                    else text
-                )
                 with amp:
                     loss = denoising_loss(
-                        model, components.scheduler, z0.to(weights), caption.to(weights), gen, window.anchors
+                        model, components.scheduler, z0.to(weights), text.to(weights), gen, window.anchors
                     )
                 opt.zero_grad(set_to_none=True)
                 backward_step(loss, opt, scaler)
