@@ -1,5 +1,6 @@
 """Training the toy model: the dataset, phase 2 with the token loss on a reused VAE, resuming and exporting."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -107,6 +108,12 @@ def test_phase_two_can_start_from_a_model_of_the_same_sizes(tiny, tmp_path):
     again = load_components(tt.train_toy_model(tmp_path / "b", cfg))  # no step: the EMA is the starting point
     for a, b in zip(again.unet.parameters(), load_components(first).unet.parameters(), strict=True):
         assert torch.equal(a, b)
+    # the same weights on larger frames
+    larger = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, image_size=32))
+    bigger = load_components(tt.train_toy_model(tmp_path / "big", larger))
+    assert (bigger.info.native_size, bigger.info.sample_size) == (32, 2 * again.info.sample_size)
+    for a, b in zip(bigger.unet.parameters(), again.unet.parameters(), strict=True):
+        assert torch.equal(a, b)
     cfg.init_from = str(init)  # the tiny test model's UNet has other sizes than the configured one
     with pytest.raises(ValueError, match="does not match the configured unet sizes"):
         tt.train_toy_model(tmp_path / "c", cfg)
@@ -159,6 +166,7 @@ def test_the_token_loss_needs_masks(tiny, tmp_path):
         (["--decoder-steps", "-5"], "--decoder-steps -5"),
         (["--decoder-lr", "nan"], "--decoder-lr nan"),
         (["--text-rms", "nan"], "--text-rms nan"),
+        (["--image-size", "100"], "--image-size 100"),
     ],
 )
 def test_train_rejects_bad_options_by_name(tmp_path, args, message):

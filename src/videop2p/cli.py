@@ -495,6 +495,9 @@ def toy_train(
     dataset_size: int = _toy_default("dataset_size"),
     batch_size: int = _toy_default("batch_size"),
     seed: int = _toy_default("seed"),
+    image_size: Annotated[
+        int, typer.Option(help="Side of the training frames in pixels (a multiple of the VAE's downsampling).")
+    ] = _toy_default("image_size"),
     text_layers: Annotated[
         int, typer.Option(help="CLIP text encoder depth; 0 keeps each word's embedding to itself.")
     ] = _toy_default("text_layers"),
@@ -548,6 +551,9 @@ def toy_train(
     _setup_logging()
     if text_layers < 0:
         _fail(f"--text-layers {text_layers}: must be 0 or more.")
+    step = 2 ** (len(ToyModelConfig.vae_channels) - 1) * 2 ** (len(ToyModelConfig.unet_channels) - 1)
+    if image_size < 16 or image_size % step:
+        _fail(f"--image-size {image_size}: must be a multiple of {step} and at least 16 pixels.")
     if vae_from is not None and not (vae_from / "vae").is_dir():
         _fail(f"--vae-from {vae_from}: no vae/ folder there; give a diffusers model folder.")
     if init_from is not None and not (init_from / "unet").is_dir():
@@ -568,7 +574,7 @@ def toy_train(
         if not 0 <= value <= 1:
             _fail(f"{name} {value}: must be between 0 and 1.")
     cfg = ToyTrainConfig(
-        model=ToyModelConfig(text_layers=text_layers),
+        model=ToyModelConfig(image_size=image_size, text_layers=text_layers),
         vae_steps=vae_steps,
         decoder_steps=decoder_steps,
         decoder_lr=decoder_lr,
