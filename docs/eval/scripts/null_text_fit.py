@@ -4,8 +4,8 @@ python docs/eval/scripts/null_text_fit.py --model FOLDER --case 0 [--tune-steps 
        [--variants official nostop inner50] [--json OUT.json]
 
 Tunes on one suite case and DDIM-inverts it as `videop2p eval` does (200 tuning steps by default,
-50 steps), then runs null-text optimisation (Mokady et al. 2023, Alg. 1, as the library's
-`null_text_step` does it) with each variant of its settings. For every step it records how many
+50 steps), then runs null-text optimisation (Mokady et al. 2023, Alg. 1: the library's
+`optimise_null_text` itself) with each variant of its settings. For every step it records how many
 Adam iterations ran, the loss (mean squared error of the guided step against the DDIM latent) with
 the embedding the step starts from and with the one it ends with, per frame, the early-stop
 threshold, and after the step each frame's relative error against the DDIM trajectory,
@@ -30,7 +30,7 @@ import torch
 from videop2p.config import InversionConfig, InversionMethod, TuneConfig
 from videop2p.editing import EditConfig, edit
 from videop2p.evaluation import judge, make_suite
-from videop2p.inversion import InversionResult, ddim_invert, null_text_step
+from videop2p.inversion import InversionResult, ddim_invert, optimise_null_text
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts
 from videop2p.models.loading import load_components
 from videop2p.models.t2s import T2SModel
@@ -61,28 +61,31 @@ def guided_step(model, z, t, emb, cond_out, sched, guidance: float) -> torch.Ten
 
 
 def fit(model, ddim: torch.Tensor, cond, empty, sched, c: InversionConfig) -> tuple[dict, torch.Tensor, torch.Tensor]:
-    """Null-text optimisation step by step, recorded: (per-step records, embeddings (T, 1, L, D), path z_0 first)."""
+    """The library's null-text optimisation, recorded step by step: (per-step records, embeddings (T, 1, L, D),
+    path z_0 first)."""
+    counter = EvalCounter()
+    before = []  # UNet evaluations done before each step (and after the last)
+    embeddings, path = optimise_null_text(
+        model, ddim, cond, empty, sched, c, counter, on_step=lambda *_: before.append(counter.counts["null_text"])
+    )
     n = len(sched.timesteps)
-    z, emb = ddim[-1], empty
-    embeddings, path = [], [z]
+    zs = path.flip(0)  # z_T first: zs[i] enters step i, zs[i + 1] leaves it
     rec = {"iterations": [], "threshold": [], "loss_start": [], "loss_end": [], "drift": []}
     for i, t in enumerate(sched.timesteps):
         target = ddim[n - i - 1]
+        start_emb = embeddings[i - 1] if i else empty  # the embedding the step starts from
         with torch.no_grad():
-            cond_out = model(z, t, cond)
-        start = frame_error(guided_step(model, z, t, emb, cond_out, sched, c.guidance), target, relative=False)
-        counter = EvalCounter()
-        with torch.enable_grad():
-            emb = null_text_step(model, z, target, t, i, cond_out, emb, sched, c, counter)
-        z = guided_step(model, z, t, emb, cond_out, sched, c.guidance)
-        rec["iterations"].append(counter.counts["null_text"])  # one UNet evaluation per Adam iteration
+            cond_out = model(zs[i], t, cond)
+        start = frame_error(
+            guided_step(model, zs[i], t, start_emb, cond_out, sched, c.guidance), target, relative=False
+        )
+        # one UNet evaluation per Adam iteration, besides the step's conditional and guided predictions
+        rec["iterations"].append(before[i + 1] - before[i] - 2)
         rec["threshold"].append(c.early_stop + i * 2e-5)
         rec["loss_start"].append(start)
-        rec["loss_end"].append(frame_error(z, target, relative=False))
-        rec["drift"].append(frame_error(z, target, relative=True))
-        embeddings.append(emb)
-        path.append(z)
-    return rec, torch.stack(embeddings), torch.stack(path[::-1])
+        rec["loss_end"].append(frame_error(zs[i + 1], target, relative=False))
+        rec["drift"].append(frame_error(zs[i + 1], target, relative=True))
+    return rec, embeddings, path
 
 
 def main() -> None:
