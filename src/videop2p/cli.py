@@ -496,7 +496,7 @@ def toy_train(
     batch_size: int = _toy_default("batch_size"),
     seed: int = _toy_default("seed"),
     image_size: Annotated[
-        int, typer.Option(help="Side of the training frames in pixels (a multiple of the VAE's downsampling).")
+        int, typer.Option(help="Side of the training frames in pixels (a multiple of the model's downsampling).")
     ] = _toy_default("image_size"),
     text_layers: Annotated[
         int, typer.Option(help="CLIP text encoder depth; 0 keeps each word's embedding to itself.")
@@ -551,7 +551,7 @@ def toy_train(
     _setup_logging()
     if text_layers < 0:
         _fail(f"--text-layers {text_layers}: must be 0 or more.")
-    step = 2 ** (len(ToyModelConfig.vae_channels) - 1) * 2 ** (len(ToyModelConfig.unet_channels) - 1)
+    step = ToyModelConfig().size_step
     if image_size < 16 or image_size % step:
         _fail(f"--image-size {image_size}: must be a multiple of {step} and at least 16 pixels.")
     if vae_from is not None and not (vae_from / "vae").is_dir():

@@ -13,7 +13,7 @@ from videop2p.toy.settings import ToyModelConfig
 
 def latent_size(cfg: ToyModelConfig) -> int:
     """Side of the latent grid: the image size over the VAE's downsampling."""
-    return cfg.image_size // 2 ** (len(cfg.vae_channels) - 1)
+    return cfg.image_size // cfg.vae_factor
 
 
 def make_vae(cfg: ToyModelConfig) -> AutoencoderKL:

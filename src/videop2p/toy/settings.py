@@ -18,6 +18,16 @@ class ToyModelConfig:
     text_hidden: int = 64  # CLIP text encoder width (= cross-attention width)
     text_layers: int = 0  # CLIP text encoder depth (0: each word keeps its own embedding)
 
+    @property
+    def vae_factor(self) -> int:
+        """Pixels per latent cell: each VAE block after the first halves the side."""
+        return 2 ** (len(self.vae_channels) - 1)
+
+    @property
+    def size_step(self) -> int:
+        """A frame side must be a multiple of this: the VAE's factor times the UNet's own downsampling."""
+        return self.vae_factor * 2 ** (len(self.unet_channels) - 1)
+
 
 @dataclass
 class ToyTrainConfig:
