@@ -195,6 +195,7 @@ def test_colour_dropout_leaves_the_colour_word_out_of_that_share_of_captions():
         (["--timestep-spacing", "middle"], "--timestep-spacing middle"),
         (["--prediction-type", "epsilon", "--zero-terminal-snr"], "--zero-terminal-snr needs"),
         (["--color-dropout", "1.5"], "--color-dropout 1.5"),
+        (["--caption-dropout", "-0.1"], "--caption-dropout -0.1"),
     ],
 )
 def test_train_rejects_bad_schedules_by_name(tmp_path, args, message):

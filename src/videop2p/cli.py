@@ -523,6 +523,9 @@ def toy_train(
     offset_noise: Annotated[float, typer.Option(help="Per-channel offset-noise scale (0: none).")] = _toy_default(
         "offset_noise"
     ),
+    caption_dropout: Annotated[
+        float, typer.Option(help="Share of empty captions, which train the unconditional branch of guidance.")
+    ] = _toy_default("caption_dropout"),
     color_dropout: Annotated[
         float, typer.Option(help='Share of captions without their colour word ("a circle moving on the sand").')
     ] = _toy_default("color_dropout"),
@@ -570,7 +573,11 @@ def toy_train(
     if not decoder_lr > 0:
         _fail(f"--decoder-lr {decoder_lr}: must be a positive number.")
     _check_text_rms(text_rms)
-    for name, value in (("--offset-noise", offset_noise), ("--color-dropout", color_dropout)):
+    for name, value in (
+        ("--offset-noise", offset_noise),
+        ("--caption-dropout", caption_dropout),
+        ("--color-dropout", color_dropout),
+    ):
         if not 0 <= value <= 1:
             _fail(f"{name} {value}: must be between 0 and 1.")
     cfg = ToyTrainConfig(
@@ -588,6 +595,7 @@ def toy_train(
         zero_terminal_snr=zero_terminal_snr,
         timestep_spacing=timestep_spacing,
         offset_noise=offset_noise,
+        caption_dropout=caption_dropout,
         color_dropout=color_dropout,
         vae_from=str(vae_from) if vae_from else None,
         init_from=str(init_from) if init_from else None,
