@@ -227,6 +227,7 @@ def test_flat_options_set_their_settings_and_bad_ones_are_named():
         apply_options(RunConfig(), {"mode": "magic"})
     assert e.value.option == "mode"
     assert apply_options(RunConfig(), {"mask_norm": "range"}).edit.mask_norm.value == "range"
+    assert apply_options(RunConfig(), {"frame_attention_control": True}).edit.control_frame_attention is True
     with pytest.raises(OptionError, match="mask_norm: 'median' is not one of max, range"):
         apply_options(RunConfig(), {"mask_norm": "median"})
     with pytest.raises(ConfigError, match="Unknown option 'colour'; valid options are: .*guidance"):
@@ -366,6 +367,9 @@ def test_a_quick_preset_run_and_bad_presets_or_frame_counts(tiny_dir, clip_dir, 
     bad.write_text("tune: {gradient_checkpointing: sometimes}\n")
     result = runner.invoke(app, [*_args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2"), "--config", str(bad)])
     _one_line_error(result, "--tune-checkpointing 'sometimes'", "true or false")
+    bad.write_text("edit: {control_frame_attention: sometimes}\n")
+    result = runner.invoke(app, [*_args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2"), "--config", str(bad)])
+    _one_line_error(result, "--frame-attention-control 'sometimes'", "true or false")
     result = runner.invoke(app, ["eval", "--out", str(tmp_path / "b"), "--null-text-frames", "1.5"])
     assert result.exit_code != 0 and not (tmp_path / "b").exists()
     result = runner.invoke(app, ["eval", "--out", str(tmp_path / "b"), "--null-text-frames", "1"])

@@ -151,13 +151,15 @@ def test_the_preset_menu_fills_the_page_fields(page):
 def test_form_to_config_maps_every_field(tmp_path):
     form = Form(source="a red circle moving on the grass", targets="a blue circle moving on the grass\n\n a b\n",
                 blend_source="circle", blend_target="circle", reweight="blue=2, grass=0.5", steps=7, frames=5,
-                width=96, height=64, inversion="fast", mode="swap", mask_norm="range")  # fmt: skip
+                width=96, height=64, inversion="fast", mode="swap", mask_norm="range",
+                frame_attention_control=True)  # fmt: skip
     cfg = form_to_config(form, "clip.mp4", tmp_path / "out", tmp_path / "ws", None)
     assert cfg.targets == ["a blue circle moving on the grass", "a b"]
     assert cfg.edit.blend == ("circle", "circle") and cfg.edit.reweight == {"blue": 2.0, "grass": 0.5}
     assert cfg.inversion.steps == 7 and cfg.inversion.method.value == "fast" and cfg.edit.mode.value == "swap"
     assert (cfg.video.frames, cfg.video.width, cfg.video.height) == (5, 96, 64)
     assert cfg.edit.mask_norm.value == "range"
+    assert cfg.edit.control_frame_attention is True and Form().frame_attention_control is False  # off: official
 
 
 def test_a_preset_fills_the_fields_that_give_its_settings(tmp_path):

@@ -303,6 +303,17 @@ def _stage_command(stage: str, doc: str):
         self_replace: Annotated[
             float | None, typer.Option(help=_h("self_replace", "Fraction of steps with temporal maps replaced"))
         ] = None,
+        frame_attention_control: Annotated[
+            bool | None,
+            typer.Option(
+                "--frame-attention-control/--no-frame-attention-control",
+                help=_h(
+                    "frame_attention_control",
+                    "Also replace the frame-attention maps in the temporal window (ours, not the authors'): "
+                    "outlines stay in place, docs/bundled_layout.md",
+                ),
+            ),
+        ] = None,
         threshold: Annotated[float | None, typer.Option(help=_h("threshold", "Local-blend mask threshold"))] = None,
         mask_norm: Annotated[
             str | None,

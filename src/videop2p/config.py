@@ -323,6 +323,7 @@ OPTIONS: dict[str, tuple[str | None, str]] = {  # flat option (CLI flag, UI fiel
     "self_replace": ("edit", "self_replace"),
     "threshold": ("edit", "threshold"),
     "mask_norm": ("edit", "mask_norm"),
+    "frame_attention_control": ("edit", "control_frame_attention"),
     "blend": ("edit", "blend"),
     "subtract": ("edit", "subtract"),
     "reweight": ("edit", "reweight"),
@@ -553,6 +554,12 @@ def _number(section: str | None, attr: str, value: Any, low: float, high: float 
         raise OptionError(_where(section, attr), f"{value!r} is not valid; expected {kind} {span}.")
 
 
+def _bool_ok(section: str, attr: str, value: Any) -> None:
+    """Raise OptionError unless `value` is true or false (YAML's "sometimes" is neither)."""
+    if not isinstance(value, bool):
+        raise OptionError(_where(section, attr), f"{value!r} is not true or false.")
+
+
 def _bounds_ok(section: str, attr: str, value: Any) -> None:
     pair = value if isinstance(value, list | tuple) else (0.0, value)
     if len(pair) != 2:
@@ -592,6 +599,8 @@ def validate(cfg: RunConfig) -> None:
     _number("edit", "guidance", e.guidance, 0.0)
     _number("edit", "threshold", e.threshold, 0.0, 1.0)
     _number("edit", "blend_start", e.blend_start, 0.0, 1.0)
+    for attr in ("decoupled", "control_frame_attention", "materialize_all"):
+        _bool_ok("edit", attr, getattr(e, attr))
     _bounds_ok("edit", "cross_replace", e.cross_replace)
     _bounds_ok("edit", "self_replace", e.self_replace)
     for word, bounds in e.cross_replace_words.items():
@@ -622,10 +631,7 @@ def check_tune(t: TuneConfig) -> None:
         _number("tune", "frames", t.frames, 2, whole=True)
     _number("tune", "lr", t.lr, 0.0)
     _number("tune", "seed", t.seed, 0, whole=True)
-    if not isinstance(t.gradient_checkpointing, bool):
-        raise OptionError(
-            _where("tune", "gradient_checkpointing"), f"{t.gradient_checkpointing!r} is not true or false."
-        )
+    _bool_ok("tune", "gradient_checkpointing", t.gradient_checkpointing)
     if t.mixed_precision not in ("no", "fp16", "bf16"):
         raise OptionError("tune.mixed_precision", f"{t.mixed_precision!r} is not one of no, fp16, bf16.")
 

@@ -88,6 +88,7 @@ class Form:
     tune_frames: int | None = _RUN.tune.frames  # None or 0 (a blank field): every frame
     null_text_frames: int | None = _RUN.inversion.frames  # None or 0: every frame
     tune_checkpointing: bool = _RUN.tune.gradient_checkpointing  # how tuning runs, not what it gives
+    frame_attention_control: bool = _RUN.edit.control_frame_attention  # ours, not the authors'
     extra: dict = field(default_factory=dict)
 
 
@@ -212,6 +213,7 @@ def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: st
         "guidance": float(form.guidance),
         "threshold": float(form.threshold),
         "mask_norm": form.mask_norm,
+        "frame_attention_control": bool(form.frame_attention_control),
     }
     try:
         cfg = apply_options(RunConfig(source=source, targets=targets, force=bool(form.force)), options)
@@ -373,6 +375,12 @@ def build_app(session: Session):
                             value=defaults.frame_attention,
                             label="Frame attention",
                         )
+                        frame_attention_control = gr.Checkbox(
+                            value=defaults.frame_attention_control,
+                            label="Frame-attention control",
+                            info="also replace the frame-attention maps (ours): outlines stay in place",
+                            elem_id="frame-attention-control",
+                        )
                     force = gr.Checkbox(
                         value=False, label="Recompute tuning and inversion even if the workspace has them"
                     )
@@ -394,7 +402,7 @@ def build_app(session: Session):
         fields = [
             source, targets, mode, blend_source, blend_target, reweight, cross_replace, self_replace, steps,
             tune_steps, inversion, seed, frames, width, height, guidance, threshold, mask_norm, lr, start, stride, resize,
-            frame_attention, force, tune_frames, null_text_frames, tune_checkpointing,
+            frame_attention, force, tune_frames, null_text_frames, tune_checkpointing, frame_attention_control,
         ]  # fmt: skip
         names = [f for f in Form.__dataclass_fields__ if f != "extra"]
 
