@@ -561,13 +561,16 @@ def toy_train(
     """Train the toy model, from scratch or from --init-from (resumes from OUT_DIR/ckpt when interrupted)."""
     from videop2p.models.schedulers import check_schedule
     from videop2p.toy.settings import ToyModelConfig, ToyTrainConfig
+    from videop2p.toy.world import MIN_FRAME_SIDE
 
     _setup_logging()
     if text_layers < 0:
         _fail(f"--text-layers {text_layers}: must be 0 or more.")
-    step = ToyModelConfig().size_step
-    if image_size < 16 or image_size % step:
-        _fail(f"--image-size {image_size}: must be a multiple of {step} and at least 16 pixels.")
+    model = ToyModelConfig(image_size=image_size, text_layers=text_layers)
+    if image_size < MIN_FRAME_SIDE or image_size % model.size_step:
+        _fail(
+            f"--image-size {image_size}: must be a multiple of {model.size_step} and at least {MIN_FRAME_SIDE} pixels."
+        )
     if vae_from is not None and not (vae_from / "vae").is_dir():
         _fail(f"--vae-from {vae_from}: no vae/ folder there; give a diffusers model folder.")
     if init_from is not None and not (init_from / "unet").is_dir():
@@ -592,7 +595,7 @@ def toy_train(
         if not 0 <= value <= 1:
             _fail(f"{name} {value}: must be between 0 and 1.")
     cfg = ToyTrainConfig(
-        model=ToyModelConfig(image_size=image_size, text_layers=text_layers),
+        model=model,
         vae_steps=vae_steps,
         decoder_steps=decoder_steps,
         decoder_lr=decoder_lr,

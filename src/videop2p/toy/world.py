@@ -62,6 +62,7 @@ BACKGROUND_RGB: dict[Background, tuple[int, int, int]] = {
     Background.SNOW: (236, 240, 246),
 }
 # Object radius as a fraction of the frame side.
+MIN_FRAME_SIDE = 16  # the smallest frame the world draws, in pixels
 SIZE_FRACTION: dict[Size, float] = {Size.SMALL: 0.14, Size.BIG: 0.22}
 VERBS = ("moving", "sliding", "gliding")
 _SUPERSAMPLE = 4
@@ -233,8 +234,8 @@ def render_clip(spec: ToyClipSpec) -> ToyClip:
     """Render a clip deterministically from its spec."""
     if spec.frames < 1:
         raise ValueError(f"frames must be >= 1, got {spec.frames}.")
-    if spec.size < 16:
-        raise ValueError(f"size must be >= 16 pixels, got {spec.size}.")
+    if spec.size < MIN_FRAME_SIDE:
+        raise ValueError(f"size must be >= {MIN_FRAME_SIDE} pixels, got {spec.size}.")
     if not 1 <= len(spec.objects) <= 2:
         raise ValueError(f"a toy clip has one or two objects, got {len(spec.objects)}.")
     rng = np.random.default_rng(spec.seed)
