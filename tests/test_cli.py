@@ -206,6 +206,12 @@ def test_bad_inputs_fail_before_any_work(tiny_dir, clip_dir, tmp_path):
     assert r.exit_code == 2 and "fewer than the 40 asked" in r.output
     r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--size", "30x32"))
     assert r.exit_code == 2 and "nearest valid widths are 28 and 32" in r.output
+    r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--size", "2x32"))
+    assert r.exit_code == 2 and "the smallest valid width is 4" in r.output
+    r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--size", "0x32"))
+    assert r.exit_code == 2 and "--size '0x32' is not valid" in r.output
+    r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--frames", "2", "--start", "99"))
+    assert r.exit_code == 2 and "start=99 is past its last frame" in r.output
     r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--inversion", "magic"))
     assert r.exit_code == 2 and "--inversion 'magic' is not one of null-text, fast" in r.output
     r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--reweight", "blue"))

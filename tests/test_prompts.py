@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 import torch
 
@@ -10,6 +12,7 @@ from videop2p.control.prompts import (
     replacement_mapper,
     word_indices,
 )
+from videop2p.latents import check_prompt_length
 from videop2p.models.tokenizer import bundled_tokenizer
 
 
@@ -29,6 +32,19 @@ def test_word_indices_multi_token_words_case_punctuation_and_repeats(tok):
     long = " ".join(["red"] * 80)
     with pytest.raises(ValueError, match="82 tokens .* limit of 77"):
         word_indices(tok, long, "red")
+
+
+def test_a_prompt_over_the_limit_is_refused_without_the_tokenizers_own_warning(caplog):
+    tok = bundled_tokenizer()  # a fresh one: transformers warns once per tokenizer
+    long = " ".join(["red"] * 80)
+    with caplog.at_level(logging.WARNING):
+        with pytest.raises(ValueError, match="82 tokens .* limit of 77"):
+            check_prompt_length(tok, long)
+        with pytest.raises(ValueError, match="82 tokens .* limit of 77"):
+            word_indices(tok, long, "red")
+        quiet = [r.getMessage() for r in caplog.records]
+        tok(long)  # the plain call warns: caplog does see the tokenizer's warning
+    assert quiet == [] and "sequence length is longer" in caplog.records[-1].getMessage()
 
 
 def test_official_swap_man_to_spider_man(tok):

@@ -122,13 +122,13 @@ def _parse_size(size: str | None) -> tuple[int | None, int | None]:
     if size is None:
         return None, None
     try:
-        if "x" in size.lower():
-            w, h = size.lower().split("x")
-            return int(w), int(h)
-        return int(size), int(size)
+        w, h = size.lower().split("x") if "x" in size.lower() else (size, size)
+        w, h = int(w), int(h)
     except ValueError:
         _fail(f"--size {size!r} must be WIDTHxHEIGHT (e.g. 512x512) or one number.")
-    return None, None
+    if w < 1 or h < 1:
+        _fail(f"--size {size!r} is not valid; width and height must be whole numbers >= 1.")
+    return w, h
 
 
 def _build_config(

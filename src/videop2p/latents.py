@@ -101,7 +101,7 @@ def decode_latents(components: SDComponents, latents: torch.Tensor, batch: int |
 
 def token_count(tokenizer, prompt: str) -> int:
     """Tokens of `prompt` including the start and end tokens."""
-    return len(tokenizer(prompt, truncation=False).input_ids)
+    return len(tokenizer(prompt, truncation=False, verbose=False).input_ids)  # verbose: no over-length warning
 
 
 def check_prompt_length(tokenizer, prompt: str) -> None:

@@ -30,7 +30,7 @@ def word_tokens(tokenizer, prompt: str) -> list[list[int]]:
         n = len(tokenizer(w, add_special_tokens=False).input_ids) if w else 0
         positions.append(list(range(cur, cur + n)))
         cur += n
-    total = len(tokenizer(prompt, add_special_tokens=False).input_ids)
+    total = len(tokenizer(prompt, add_special_tokens=False, verbose=False).input_ids)
     if cur - 1 != total:
         raise ValueError(
             f"Prompt {prompt!r} does not tokenize word by word ({cur - 1} vs {total} tokens); use single spaces between words."

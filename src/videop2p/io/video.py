@@ -216,8 +216,10 @@ def read_video(
     available = len(range(start, len(frames), stride))
     if num_frames is None:
         num_frames = available
-    if available < num_frames or available == 0:
-        most = max(0, available)
+    if available == 0:
+        raise VideoError(f"{path} has {len(frames)} frames; start={start} is past its last frame ({len(frames) - 1}).")
+    if available < num_frames:
+        most = available
         raise VideoError(
             f"{path} has {len(frames)} frames; start={start}, stride={stride} gives {most}, "
             f"fewer than the {num_frames} asked for. Ask for at most {most} frames, or lower start or stride."
@@ -259,8 +261,9 @@ def check_size(width: int, height: int, multiple: int) -> None:
     for name, v in (("width", width), ("height", height)):
         if v <= 0 or v % multiple:
             lo, hi = nearest_valid_sizes(max(v, 1), multiple)
+            valid = f"the smallest valid {name} is {lo}" if v < lo else f"nearest valid {name}s are {lo} and {hi}"
             raise VideoError(
-                f"{name} {v} is not allowed by the model: sides must be positive multiples of {multiple}; nearest valid {name}s are {lo} and {hi}."
+                f"{name} {v} is not allowed by the model: sides must be positive multiples of {multiple}; {valid}."
             )
 
 
