@@ -298,6 +298,34 @@ def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
     assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
 
 
+@pytest.mark.parametrize(
+    "text, needles",
+    [
+        ("source: [a, b]\ntargets: [a cat]\n", ["source ['a', 'b']", "expected text"]),
+        ("source: a circle\ntargets: [7]\n", ["target 7", "expected text"]),
+        ("source: a circle\nvideo: 5\n", ["video: 5", "a mapping"]),
+        ("source: a circle\nedit: {reweight: [1, 2]}\n", ["edit.reweight: 1", "WORD=FACTOR"]),
+        ("source: a circle\nedit: {reweight: {blue: abc}}\n", ["--reweight blue='abc'", "finite factor"]),
+        ("source: a circle\nedit: {blend: [circle, 3]}\n", ["--blend ['circle', 3]", "two words"]),
+        (": : :\n", ["not valid YAML at line 1, column 1"]),
+        ("prompt: a circle\nprompts: a circle\nimage_path: x\n", ["prompts: 'a circle'", "a list"]),
+        (
+            "image_path: x\nprompt: a\nprompts: [a, b]\neq_params: {words: [b], values: [x]}\n",
+            ["eq_params.values: 'x'"],
+        ),
+        ("image_path: x\nprompt: a\nprompts: [a, b]\nis_word_swap: maybe\n", ["is_word_swap: 'maybe'"]),
+        ("pretrained_model_path: x\ntrain_data: 5\n", ["train_data: 5", "a mapping"]),
+        ("pretrained_model_path: x\ntrain_data: {prompt: a}\nlearning_rate: fast\n", ["learning_rate: 'fast'"]),
+    ],
+)
+def test_badly_typed_config_values_are_one_line_errors(tiny_dir, clip_dir, tmp_path, text, needles):
+    (tmp_path / "c.yaml").write_text(text)
+    args = ["run", "--config", str(tmp_path / "c.yaml"), str(clip_dir), "--model", str(tiny_dir)]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "o"), "--workspace", str(tmp_path / "ws")])
+    _one_line_error(result, *needles)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
+
+
 def test_truncated_or_foreign_weights_are_one_line_errors(tiny_dir, clip_dir, tmp_path):
     broken = shutil.copytree(tiny_dir, tmp_path / "broken")
     weights = broken / "unet" / "diffusion_pytorch_model.safetensors"

@@ -245,7 +245,12 @@ def _coerce(cls, name: str, value: Any) -> Any:
     if name in ("cross_replace", "self_replace") and isinstance(value, list):
         return tuple(value)
     if name == "reweight" and isinstance(value, list | tuple):  # ["origami=2", ...] from flags and forms
-        return parse_reweight(list(value))
+        try:
+            return parse_reweight(list(value))
+        except ConfigError as e:
+            raise ConfigError(f"{name}: {e}") from None
+    if name == "targets" and isinstance(value, str):  # one target prompt written without a list
+        return [value]
     return value
 
 
@@ -257,8 +262,15 @@ def fill(cls, data: dict, where: str, obj: Any = None):
         if key not in names:
             raise ConfigError(f"Unknown key {where}{key!r}; valid keys are: {', '.join(sorted(names))}.")
         sub = getattr(obj, key)
-        nested = dataclasses.is_dataclass(sub)
-        setattr(obj, key, fill(type(sub), value, f"{where}{key}.", sub) if nested else _coerce(cls, key, value))
+        if dataclasses.is_dataclass(sub):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}{key}: {value!r} is not valid; expected a mapping of its settings.")
+            setattr(obj, key, fill(type(sub), value, f"{where}{key}.", sub))
+            continue
+        try:
+            setattr(obj, key, _coerce(cls, key, value))
+        except ConfigError as e:
+            raise ConfigError(f"{where}{e}") from None
     return obj
 
 
@@ -354,6 +366,8 @@ def parse_reweight(items: list[str]) -> dict[str, float]:
     """`["origami=2", "snow=0.5"]` -> {"origami": 2.0, "snow": 0.5}."""
     out = {}
     for item in items:
+        if not isinstance(item, str):
+            raise ConfigError(f"{item!r} must be WORD=FACTOR, e.g. origami=2.")
         word, sep, value = item.strip().rpartition("=")
         try:
             if not sep or not word.strip():
@@ -370,7 +384,10 @@ def load_yaml(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise ConfigError(f"Config file {str(path)!r} does not exist.") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"Config file {path} is not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"Config file {path} is not valid YAML{at}: {what}.") from None
     if not isinstance(data, dict):
         raise ConfigError(f"Config file {path} must hold a mapping, got {type(data).__name__}.")
     return data
@@ -444,14 +461,37 @@ def _check_keys(data: dict, allowed: set[str], where: str) -> None:
             )
 
 
+def _official_mapping(value: Any, key: str) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: {value!r} is not valid; expected a mapping of its settings.")
+    return value
+
+
+def _official_list(value: Any, key: str) -> list:
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}: {value!r} is not valid; expected a list.")
+    return value
+
+
+def _official_number(value: Any, key: str) -> float:
+    """A number the official configs may write as text (YAML reads `3e-5` as a string)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: {value!r} is not valid; expected a number.") from None
+
+
 def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = None) -> RunConfig:
     """Translate the official tune and p2p YAMLs (either or both) into a RunConfig."""
     cfg = base or RunConfig()
     if tune:
         _check_keys(tune, _OFFICIAL_TUNE, "")
-        td = tune.get("train_data", {}) or {}
+        td = _official_mapping(tune.get("train_data", {}) or {}, "train_data")
         _check_keys(td, _OFFICIAL_TRAIN_DATA, "train_data.")
-        mods = set(tune.get("trainable_modules", _OFFICIAL_TRAINABLE))
+        mods = {
+            str(m)
+            for m in _official_list(tune.get("trainable_modules", sorted(_OFFICIAL_TRAINABLE)), "trainable_modules")
+        }
         if mods != _OFFICIAL_TRAINABLE:
             raise ConfigError(
                 f"trainable_modules {sorted(mods)} differ from the supported set {sorted(_OFFICIAL_TRAINABLE)}."
@@ -463,12 +503,13 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
         cfg.video.height = td.get("height", cfg.video.height)
         cfg.video.start = td.get("sample_start_idx", cfg.video.start)
         cfg.video.stride = td.get("sample_frame_rate", cfg.video.stride)
-        cfg.tune.lr = float(tune.get("learning_rate", cfg.tune.lr))
-        if "max_train_steps" in tune:
-            cfg.tune.steps = int(tune["max_train_steps"])
-        cfg.tune.seed = int(tune.get("seed", cfg.tune.seed))
+        cfg.tune.lr = _official_number(
+            tune.get("learning_rate", cfg.tune.lr), "learning_rate"
+        )  # YAML reads 3e-5 as text
+        cfg.tune.steps = tune.get("max_train_steps", cfg.tune.steps)
+        cfg.tune.seed = tune.get("seed", cfg.tune.seed)
         cfg.tune.mixed_precision = tune.get("mixed_precision", cfg.tune.mixed_precision)
-        cfg.tune.gradient_checkpointing = bool(tune.get("gradient_checkpointing", cfg.tune.gradient_checkpointing))
+        cfg.tune.gradient_checkpointing = tune.get("gradient_checkpointing", cfg.tune.gradient_checkpointing)
         cfg.model = tune.get("pretrained_model_path", cfg.model)
     if p2p:
         _check_keys(p2p, _OFFICIAL_P2P, "")
@@ -477,7 +518,7 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
                 f"prompt {p2p['prompt']!r} of the p2p config contradicts train_data.prompt {cfg.source!r}."
             )
         cfg.source = p2p.get("prompt", cfg.source)
-        prompts = list(p2p.get("prompts", []))
+        prompts = _official_list(p2p.get("prompts", []), "prompts")
         if prompts:
             if prompts[0] != cfg.source:
                 raise ConfigError(
@@ -486,17 +527,21 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
             cfg.targets = prompts[1:]
         cfg.video.path = cfg.video.path or p2p.get("image_path", "")
         if "blend_word" in p2p and p2p["blend_word"]:
-            bw = p2p["blend_word"]
+            bw = _official_list(p2p["blend_word"], "blend_word")
             if len(bw) != 2:
                 raise ConfigError(f"blend_word needs two words, got {bw!r}.")
             cfg.edit.blend = (bw[0], bw[1])
         eq = p2p.get("eq_params")
         if eq:
-            words, values = eq.get("words", []), eq.get("values", [])
+            eq = _official_mapping(eq, "eq_params")
+            words = _official_list(eq.get("words", []), "eq_params.words")
+            values = _official_list(eq.get("values", []), "eq_params.values")
             if len(words) != len(values):
                 raise ConfigError(f"eq_params has {len(words)} words but {len(values)} values.")
-            cfg.edit.reweight = {w: float(v) for w, v in zip(words, values, strict=True)}
+            cfg.edit.reweight = {w: _official_number(v, "eq_params.values") for w, v in zip(words, values, strict=True)}
         if "is_word_swap" in p2p:
+            if not isinstance(p2p["is_word_swap"], bool):
+                raise ConfigError(f"is_word_swap: {p2p['is_word_swap']!r} is not true or false.")
             cfg.edit.mode = EditMode.SWAP if p2p["is_word_swap"] else EditMode.REFINE
         if "cross_replace_steps" in p2p:
             v = p2p["cross_replace_steps"]
@@ -554,6 +599,12 @@ def _number(section: str | None, attr: str, value: Any, low: float, high: float 
         raise OptionError(_where(section, attr), f"{value!r} is not valid; expected {kind} {span}.")
 
 
+def _text(section: str | None, attr: str, value: Any) -> None:
+    """Raise OptionError unless `value` is a string (YAML reads `source: 5` as a number)."""
+    if not isinstance(value, str):
+        raise OptionError(_where(section, attr), f"{value!r} is not valid; expected text.")
+
+
 def _bool_ok(section: str, attr: str, value: Any) -> None:
     """Raise OptionError unless `value` is true or false (YAML's "sometimes" is neither)."""
     if not isinstance(value, bool):
@@ -585,6 +636,24 @@ def validate(cfg: RunConfig) -> None:
     would be valid. Model-dependent checks (words, token limits, schedules, the device) come later.
     """
     v, t, e = cfg.video, cfg.tune, cfg.edit
+    _text(None, "source", cfg.source)
+    if not isinstance(cfg.targets, list | tuple):
+        raise OptionError("target", f"{cfg.targets!r} is not valid; expected a list of prompts.")
+    for prompt in cfg.targets:
+        _text(None, "target", prompt)
+    _text("video", "path", v.path)
+    for attr in ("model", "out", "workspace"):
+        if attr != "out" and getattr(cfg, attr) is None:
+            continue
+        _text(None, attr, getattr(cfg, attr))
+    for attr in ("blend", "subtract"):
+        words = getattr(e, attr)
+        if words is not None and (len(words) != 2 or not all(isinstance(w, str) and w.strip() for w in words)):
+            raise OptionError(attr, f"{list(words)!r} is not valid; expected two words [source_word, target_word].")
+    for attr in ("reweight", "cross_replace_words"):
+        words = getattr(e, attr)
+        if not isinstance(words, dict) or not all(isinstance(w, str) and w.strip() for w in words):
+            raise OptionError(_where("edit", attr), f"{words!r} is not valid; expected a mapping from words.")
     if v.frames is not None:
         _number("video", "frames", v.frames, 1, whole=True)
     _number("video", "start", v.start, 0, whole=True)
