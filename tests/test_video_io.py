@@ -41,6 +41,22 @@ def test_tiff_files_named_jpg_load(clips_dir):
         assert video.frames.std() > 5
 
 
+@pytest.mark.parametrize(
+    "array, suffix",
+    [
+        (np.arange(0, 65536, 16, dtype=np.uint16).reshape(64, 64), ".png"),  # 16-bit greyscale: mode I;16
+        (np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64), ".tif"),  # float greyscale in 0..1: mode F
+    ],
+)
+def test_deep_greyscale_frames_are_scaled_not_clipped(tmp_path, array, suffix):
+    for i in range(2):
+        Image.fromarray(array).save(tmp_path / f"{i}{suffix}")
+    frames = read_video(tmp_path).frames  # (2, 64, 64, 3) uint8
+    expected = np.rint(array.astype(np.float64) / array.max() * 255).astype(np.uint8)
+    assert frames.dtype == np.uint8 and frames.shape == (2, 64, 64, 3)
+    assert np.abs(frames[0, ..., 0].astype(int) - expected).max() <= 1 and (frames[..., 0] == frames[..., 2]).all()
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv", ".webm", ".avi"])
 def test_containers_round_trip(tmp_path, suffix):
     import av

@@ -60,6 +60,14 @@ def natural_key(name: str) -> list:
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:
+    if img.mode.startswith("I") or img.mode == "F":  # 16-bit or float greyscale: Pillow's RGB would clip it
+        a = np.asarray(img, dtype=np.float64)
+        if img.mode.startswith("I;16"):
+            top = 65535.0
+        else:  # "I" (32-bit) or "F": the range its values suggest
+            top = 1.0 if img.mode == "F" and a.max() <= 1.0 else 255.0 if a.max() <= 255 else 65535.0
+        grey = np.clip(np.rint(a / top * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
     if img.mode in ("RGBA", "LA", "P"):
         img = img.convert("RGBA")
         bg = Image.new("RGBA", img.size, (0, 0, 0, 255))
