@@ -102,6 +102,12 @@ def test_jobs_file_groups_by_clip_and_resolves_paths_beside_the_file(jobs_file):
             "guidance nan",
         ),
         ({"jobs": [{"video": "a", "source": "s", "targets": ["t"], "tune": {"steps": -1}}]}, "tune_steps -1"),
+        (
+            {"out": 5, "jobs": [{"video": "a", "source": "s", "targets": ["t"]}]},
+            "'out' .* must be a folder path, got 5",
+        ),
+        ({"jobs": [{"video": "a", "source": 5, "targets": ["t"]}]}, "source 5 is not valid; expected text"),
+        ({"jobs": [{"video": "a", "source": "s", "targets": ["t"], "tune": 3}]}, r"tune: 3 is not valid"),
     ],
 )
 def test_bad_jobs_files_are_rejected_with_the_offending_key(tmp_path, data, message):

@@ -112,6 +112,9 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
     raw_jobs = data.get("jobs")
     if not isinstance(raw_jobs, list) or not raw_jobs:
         raise BatchError(f"{path} needs a non-empty list under 'jobs', got {raw_jobs!r}.")
+    for key in ("out", "workspace"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise BatchError(f"'{key}' in {path} must be a folder path, got {data[key]!r}.")
     here = path.resolve().parent
     out_root = _resolve(out, Path.cwd()) if out else _resolve(data.get("out") or f"{path.stem}-outputs", here)
     if workspace:
