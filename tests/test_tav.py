@@ -122,6 +122,19 @@ def test_export_refuses_another_model_and_an_empty_entry(tuned, tiny, tmp_path):
         result.exit_code == 0
         and (tmp_path / "delta" / "tune.safetensors").read_bytes() == (entry / "tune.safetensors").read_bytes()
     )
+    again = runner.invoke(app, ["export", str(entry), str(tmp_path / "delta"), "--model", str(base)])
+    assert again.exit_code == 0  # an earlier export of the same format is replaced
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    for fmt in ("diffusers-delta", "tune-a-video"):
+        result = runner.invoke(app, ["export", str(entry), str(mine), "--model", str(base), "--format", fmt])
+        assert result.exit_code == 2 and "already holds other files (notes.txt)" in result.output
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    result = runner.invoke(
+        app, ["export", str(entry), str(tmp_path / "delta"), "--model", str(base), "--format", "tune-a-video"]
+    )
+    assert result.exit_code == 2 and "key.json, tune.safetensors" in result.output  # a delta is not a folder of theirs
 
 
 def test_a_toy_clip_edited_from_its_exported_folder_equals_the_workspace_edit(tmp_path):

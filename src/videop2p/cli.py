@@ -390,7 +390,7 @@ def export(
     ] = None,
 ) -> None:
     """Write a tuned clip as our delta, or as a Tune-A-Video / Video-P2P folder their scripts load."""
-    from videop2p.exporting import export_tuned
+    from videop2p.exporting import check_export_folder, export_tuned
     from videop2p.models.loading import load_components
 
     _setup_logging()
@@ -400,6 +400,7 @@ def export(
         _fail(f"--format {fmt!r} is not one of {', '.join(f.value for f in ExportFormat)}.")
     _quiet_loaders()
     try:
+        check_export_folder(out, fmt)
         path = export_tuned(load_components(model), entry, out, fmt)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))

@@ -16,11 +16,37 @@ from videop2p.store.files import atomic_path
 from videop2p.tuning import load_delta
 
 
+DELTA_FILES = ("tune.safetensors", "key.json")  # what a diffusers-delta export holds
+
+
+def check_export_folder(out: str | Path, fmt: ExportFormat) -> None:
+    """Raise unless `out` is new, empty, or an earlier export of the same format: an export replaces
+    the whole folder, so it must not take other files with it."""
+    out = Path(out)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ValueError(f"{out} is a file; give a folder to write the export into.")
+    names = sorted(p.name for p in out.iterdir())
+    earlier = (
+        set(names) <= set(DELTA_FILES)
+        if ExportFormat(fmt) is ExportFormat.DELTA
+        else (out / "model_index.json").is_file() and (out / "unet").is_dir()
+    )
+    if names and not earlier:
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        raise ValueError(
+            f"{out} already holds other files ({shown}) and an export replaces the whole folder; "
+            "give a new or empty folder."
+        )
+
+
 def export_tuned(
     components: SDComponents, entry: str | Path, out: str | Path, fmt: ExportFormat = ExportFormat.DELTA
 ) -> Path:
     """Write a workspace's tuned clip (its folder or its `tune.safetensors`) to `out` as our delta or as
     the authors' folder; `components` must be the model it was tuned from."""
+    check_export_folder(out, fmt)
     path = Path(entry) / "tune.safetensors" if Path(entry).is_dir() else Path(entry)
     if not path.exists():
         raise FileNotFoundError(f"{entry} holds no tuned delta (tune.safetensors); give a workspace clip folder.")
@@ -32,8 +58,8 @@ def export_tuned(
         )
     if ExportFormat(fmt) is ExportFormat.DELTA:
         with atomic_path(Path(out), directory=True) as tmp:
-            shutil.copyfile(path, tmp / "tune.safetensors")
-            (tmp / "key.json").write_text(json.dumps(identity, indent=2))
+            shutil.copyfile(path, tmp / DELTA_FILES[0])
+            (tmp / DELTA_FILES[1]).write_text(json.dumps(identity, indent=2))
         return Path(out)
     frame_mode = FrameAttentionMode(identity["frame_mode"])
     group_norm = GroupNormMode(identity.get("group_norm", GroupNormMode.FRAME))
