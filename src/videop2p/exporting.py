@@ -15,7 +15,6 @@ from videop2p.store.codec import read_meta
 from videop2p.store.files import atomic_path
 from videop2p.tuning import load_delta
 
-
 DELTA_FILES = ("tune.safetensors", "key.json")  # what a diffusers-delta export holds
 
 
