@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from videop2p.config import GroupNormMode
+from videop2p.config import GroupNormMode, RunConfig, VideoConfig
 from videop2p.editing import EditConfig, edit
 from videop2p.inversion import InversionConfig, InversionMethod, invert
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts
@@ -217,9 +217,9 @@ class EvalSettings:
     tune_frames: int | None = None  # frames per tuning step (TuneConfig.frames); None: every frame
     null_text_frames: int | None = None  # frames the null-text loss reads (InversionConfig.frames); None: every frame
     steps: int = InversionConfig.steps  # DDIM steps
-    frames: int = 8  # frames per clip
+    frames: int = VideoConfig.frames  # frames per clip: a run's default
     methods: list[Method] = field(default_factory=lambda: list(Method))  # which methods to compare
-    group_norm: GroupNormMode = GroupNormMode.FRAME  # resnet GroupNorm statistics (clip: the authors')
+    group_norm: GroupNormMode = RunConfig.group_norm  # GroupNorm statistics: a run's default
 
 
 QUICK_CASES = 2  # a colour swap and a shape swap
