@@ -70,6 +70,44 @@ def test_an_inversion_is_filed_under_the_delta_it_was_made_with(tiny, clip_path,
     assert third.action == "reused" and third.entry == first.entry and third.unet_evaluations == 0
 
 
+def test_each_stage_of_the_api_refuses_bad_settings_and_prompts_before_writing(tiny, clip_path, tmp_path):
+    from videop2p.config import EditConfig
+
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    clip = vp.load_clip(VideoConfig(path=str(clip_path), frames=3))
+    for prompt, cfg, message in (
+        (PROMPT, TuneConfig(steps=-1), "tune_steps: -1"),
+        (PROMPT, TuneConfig(lr=float("nan")), "lr: nan"),
+        ("", TuneConfig(steps=1), "Give the source prompt"),
+        (5, TuneConfig(steps=1), "source: 5 is not valid; expected text"),
+        (" ".join(["red"] * 80), TuneConfig(steps=1), "82 tokens"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            vp.tune(clip, prompt, cfg)
+    assert not (tmp_path / "ws").exists() or not list((tmp_path / "ws").rglob("*.safetensors"))
+    model, _ = vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+    for cfg, message in (
+        (InversionConfig(method="magic"), "'magic' is not one of null-text, fast"),
+        (InversionConfig(steps=0), "steps: 0"),
+        (InversionConfig(steps=5000), "exceed the scheduler's"),
+        (InversionConfig(guidance=float("inf")), "inversion.guidance: inf"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            vp.invert(model, clip, PROMPT, cfg)
+    inversion, _ = vp.invert(model, clip, PROMPT, InversionConfig(method=InversionMethod.FAST, steps=2, progress=False))
+    target = "a blue circle moving on the grass"
+    for source, targets, cfg, message in (
+        (PROMPT, [], EditConfig(), "at least one target"),
+        (PROMPT, target, EditConfig(), "expected a list of prompts"),
+        ("a red square moving on the grass", [target], EditConfig(), "not the prompt the clip was inverted with"),
+        (PROMPT, [target], EditConfig(guidance=-1), "guidance: -1"),
+        (PROMPT, [target], EditConfig(threshold=float("nan")), "threshold: nan"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            vp.edit(model, inversion, source, targets, cfg)
+    assert not list((tmp_path / "ws").rglob("edit*"))
+
+
 def test_each_run_reports_only_its_own_stages(tiny, clip_path, tmp_path):
     from videop2p.config import RunConfig
 

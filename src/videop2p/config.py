@@ -636,24 +636,12 @@ def validate(cfg: RunConfig) -> None:
     would be valid. Model-dependent checks (words, token limits, schedules, the device) come later.
     """
     v, t, e = cfg.video, cfg.tune, cfg.edit
-    _text(None, "source", cfg.source)
-    if not isinstance(cfg.targets, list | tuple):
-        raise OptionError("target", f"{cfg.targets!r} is not valid; expected a list of prompts.")
-    for prompt in cfg.targets:
-        _text(None, "target", prompt)
+    check_prompts(cfg.source, cfg.targets)
     _text("video", "path", v.path)
     for attr in ("model", "out", "workspace"):
         if attr != "out" and getattr(cfg, attr) is None:
             continue
         _text(None, attr, getattr(cfg, attr))
-    for attr in ("blend", "subtract"):
-        words = getattr(e, attr)
-        if words is not None and (len(words) != 2 or not all(isinstance(w, str) and w.strip() for w in words)):
-            raise OptionError(attr, f"{list(words)!r} is not valid; expected two words [source_word, target_word].")
-    for attr in ("reweight", "cross_replace_words"):
-        words = getattr(e, attr)
-        if not isinstance(words, dict) or not all(isinstance(w, str) and w.strip() for w in words):
-            raise OptionError(_where("edit", attr), f"{words!r} is not valid; expected a mapping from words.")
     if v.frames is not None:
         _number("video", "frames", v.frames, 1, whole=True)
     _number("video", "start", v.start, 0, whole=True)
@@ -663,6 +651,39 @@ def validate(cfg: RunConfig) -> None:
             _number("video", attr, getattr(v, attr), 1, whole=True)
     _enum_ok("video", "resize", v.resize, ResizeMode)
     check_tune(t)
+    check_edit(e)
+    check_inversion(cfg.inversion)
+    check_window(cfg.window)
+    _enum_ok(None, "composite", cfg.composite, CompositeMode)
+    _enum_ok(None, "frame_attention", cfg.frame_attention, FrameAttentionMode)
+    _enum_ok(None, "group_norm", cfg.group_norm, GroupNormMode)
+    if cfg.dtype not in DTYPES:
+        raise OptionError("dtype", f"{cfg.dtype!r} is not one of {', '.join(DTYPES)}.")
+    if cfg.attention_slicing is not None:
+        _number(None, "attention_slicing", cfg.attention_slicing, 1, whole=True)
+    if not isinstance(cfg.device, str) or not cfg.device.strip():
+        raise OptionError("device", f"{cfg.device!r} is not a device name such as cpu, cuda or cuda:1.")
+
+
+def check_prompts(source: Any, targets: Any = ()) -> None:
+    """The source prompt and the target prompts are text (their emptiness and length are the model's checks)."""
+    _text(None, "source", source)
+    if not isinstance(targets, list | tuple):
+        raise OptionError("target", f"{targets!r} is not valid; expected a list of prompts.")
+    for prompt in targets:
+        _text(None, "target", prompt)
+
+
+def check_edit(e: EditConfig) -> None:
+    """Edit mode, guidance, windows, mask settings, blend and reweighting words in range."""
+    for attr in ("blend", "subtract"):
+        words = getattr(e, attr)
+        if words is not None and (len(words) != 2 or not all(isinstance(w, str) and w.strip() for w in words)):
+            raise OptionError(attr, f"{list(words)!r} is not valid; expected two words [source_word, target_word].")
+    for attr in ("reweight", "cross_replace_words"):
+        words = getattr(e, attr)
+        if not isinstance(words, dict) or not all(isinstance(w, str) and w.strip() for w in words):
+            raise OptionError(_where("edit", attr), f"{words!r} is not valid; expected a mapping from words.")
     _enum_ok("edit", "mode", e.mode, EditMode)
     _enum_ok("edit", "mask_norm", e.mask_norm, MaskNorm)
     _number("edit", "guidance", e.guidance, 0.0)
@@ -679,17 +700,6 @@ def validate(cfg: RunConfig) -> None:
             raise OptionError("reweight", f"{word}={factor!r} is not valid; expected a finite factor.")
     if e.mask_side is not None:
         _number("edit", "mask_side", e.mask_side, 1, whole=True)
-    check_inversion(cfg.inversion)
-    check_window(cfg.window)
-    _enum_ok(None, "composite", cfg.composite, CompositeMode)
-    _enum_ok(None, "frame_attention", cfg.frame_attention, FrameAttentionMode)
-    _enum_ok(None, "group_norm", cfg.group_norm, GroupNormMode)
-    if cfg.dtype not in DTYPES:
-        raise OptionError("dtype", f"{cfg.dtype!r} is not one of {', '.join(DTYPES)}.")
-    if cfg.attention_slicing is not None:
-        _number(None, "attention_slicing", cfg.attention_slicing, 1, whole=True)
-    if not isinstance(cfg.device, str) or not cfg.device.strip():
-        raise OptionError("device", f"{cfg.device!r} is not a device name such as cpu, cuda or cuda:1.")
 
 
 def check_tune(t: TuneConfig) -> None:

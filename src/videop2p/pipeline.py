@@ -25,13 +25,18 @@ from videop2p.config import (
     TuneConfig,
     VideoConfig,
     WindowConfig,
+    check_edit,
+    check_inversion,
+    check_prompts,
+    check_tune,
+    check_window,
     settings_of,
     validate,
 )
 from videop2p.editing import EditResult, build_plan, edit, load_edit_result, save_edit_result
 from videop2p.inversion import InversionResult, invert, load_inversion, save_inversion
 from videop2p.io.video import AudioSpan, iter_video, read_video, resize_frames, resolve_size, video_size
-from videop2p.latents import decode_latents, encode_posterior, encode_prompts, frames_hash
+from videop2p.latents import check_prompt_length, decode_latents, encode_posterior, encode_prompts, frames_hash
 from videop2p.models.loading import SDComponents, load_components, parse_dtype
 from videop2p.models.t2s import T2SModel
 from videop2p.models.tav import apply_temporal
@@ -191,6 +196,10 @@ class VideoP2P:
     ) -> tuple[T2SModel, StageReport]:
         """Stage 1: the T2S model tuned on `clip` (loaded from the workspace when it has it); a clip
         longer than a window trains on one window (and its anchors) per step."""
+        self._check_source(prompt)
+        check_tune(cfg or TuneConfig())
+        if window is not None:
+            check_window(window)
         cfg = (cfg or TuneConfig()).resolved(pretuned=self.components.video is not None)
         plan = plan_windows(len(clip.frames), window)
         mode, norm = self.architecture(frame_mode, group_norm)
@@ -236,6 +245,11 @@ class VideoP2P:
         """Stage 2: invert `clip` with `prompt` on `model`; filed under the model's own delta. Every
         finished step is kept beside the entry, so an interrupted inversion resumes where it stopped."""
         cfg = cfg or InversionConfig()
+        self._check_source(prompt)
+        check_inversion(cfg)
+        self._check_steps(cfg.steps)
+        if window is not None:
+            check_window(window)
         plan = plan_windows(len(clip.frames), window)
         expected = {"prompt": prompt, "frames_hash": clip.digest, "delta": model.delta_key}
         path, saved = None, None
@@ -278,6 +292,18 @@ class VideoP2P:
     ) -> tuple[EditOutput, StageReport]:
         """Stage 3: decoupled-guidance sampling under attention control, decoded."""
         cfg = cfg or EditConfig()
+        check_prompts(source, targets)
+        if not targets:
+            raise ValueError("Give at least one target prompt.")
+        inverted = inversion.meta.get("prompt")
+        if inverted is not None and inverted != source:
+            raise ValueError(
+                f"source {source!r} is not the prompt the clip was inverted with ({inverted!r}); "
+                "edit from that prompt, or invert again with this one."
+            )
+        check_edit(cfg)
+        if window is not None:
+            check_window(window)
         plan = plan_windows(inversion.latent_T.shape[1], window)
         key = {
             "source": source,
@@ -302,16 +328,25 @@ class VideoP2P:
         frames = decode_latents(self.components, result.latents)  # (1 + K, F, H, W, 3)
         return EditOutput(reconstruction=frames[0], edits=list(frames[1:]), result=result), report
 
+    def _check_source(self, prompt: str) -> None:
+        """The prompt a clip is tuned and inverted with: text, not empty, within the tokenizer's limit."""
+        check_prompts(prompt)
+        if not prompt.strip():
+            raise ValueError("Give the source prompt that describes the clip.")
+        check_prompt_length(self.components.tokenizer, prompt)
+
+    def _check_steps(self, steps: int) -> None:
+        train_steps = self.components.scheduler.config.num_train_timesteps
+        if steps > train_steps:
+            raise ValueError(f"steps {steps} exceed the scheduler's {train_steps} training timesteps.")
+
     def check_inputs(self, cfg: RunConfig) -> None:
         """Validate settings, prompts, words and schedules before any expensive stage."""
         validate(cfg)
-        if not cfg.source.strip():
-            raise ValueError("Give the source prompt that describes the clip.")
+        self._check_source(cfg.source)
         if not cfg.targets:
             raise ValueError("Give at least one target prompt.")
-        train_steps = self.components.scheduler.config.num_train_timesteps
-        if cfg.inversion.steps > train_steps:
-            raise ValueError(f"steps {cfg.inversion.steps} exceed the scheduler's {train_steps} training timesteps.")
+        self._check_steps(cfg.inversion.steps)
         info = self.components.info
         side = info.native_size // info.vae_scale_factor
         build_plan(self.components, cfg.source, cfg.targets, cfg.edit, cfg.inversion.steps, (side, side))
