@@ -78,6 +78,34 @@ def test_containers_round_trip(tmp_path, suffix):
     assert np.abs(video.frames.astype(float) - frames).mean() < 25
 
 
+def _set_display_rotation(path, clockwise: int) -> None:
+    """Write a rotation into an mp4's track header matrix, as a phone does for a portrait clip."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd")
+    matrix_at = at + 4 + 4 + (32 if data[at + 4] == 1 else 20) + 16  # version/flags, times and ids, reserved
+    one, minus_one = 0x00010000, 0xFFFF0000  # 16.16 fixed point
+    a, b, c, d = {90: (0, one, minus_one, 0), 180: (minus_one, 0, 0, minus_one), 270: (0, minus_one, one, 0)}[clockwise]
+    struct.pack_into(">9I", data, matrix_at, a, b, 0, c, d, 0, 0, 0, 0x40000000)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("clockwise", [90, 180, 270])
+def test_a_clip_stored_with_a_display_rotation_reads_upright(tmp_path, clockwise):
+    from videop2p.io.video import iter_video, video_size
+
+    frames = np.zeros((3, 32, 48, 3), np.uint8)
+    frames[:, :, :24] = 255  # the left half white
+    path = write_mp4(frames, tmp_path / "phone.mp4", fps=8)
+    _set_display_rotation(path, clockwise)
+    video = read_video(path)
+    upright = np.rot90(frames, k=-clockwise // 90, axes=(1, 2))  # turned clockwise
+    assert video.frames.shape == upright.shape and video_size(path) == (upright.shape[2], upright.shape[1])
+    assert np.abs(video.frames.astype(float) - upright).mean() < 10
+    np.testing.assert_array_equal(np.stack(list(iter_video(path, 0, 3))), video.frames)  # the full-size pass too
+
+
 def test_mp4_writer_round_trip_and_odd_sizes(tmp_path):
     frames = _clip(8, 24, 32)
     video = read_video(write_mp4(frames, tmp_path / "a.mp4", fps=12))

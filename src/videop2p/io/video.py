@@ -130,6 +130,19 @@ def _read_animated_image(img: Image.Image, wanted: range | None, transform: Tran
     return _Decoded(frames, img.size, fps)
 
 
+def _upright(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as RGB (H, W, 3), turned as its display matrix says (a phone's portrait clip is
+    stored sideways with a rotation to show it upright), as players and ffmpeg's autorotate do."""
+    rgb = frame.to_ndarray(format="rgb24")
+    turn = round(frame.rotation / 90) % 4 if abs(frame.rotation) <= 360 else 0  # counter-clockwise quarter turns
+    return np.ascontiguousarray(np.rot90(rgb, k=turn)) if turn else rgb
+
+
+def _upright_size(frame: av.VideoFrame) -> tuple[int, int]:
+    turned = abs(frame.rotation) <= 360 and round(frame.rotation / 90) % 2 == 1
+    return (frame.height, frame.width) if turned else (frame.width, frame.height)
+
+
 def _read_container(path: Path, wanted: range | None, transform: Transform | None) -> _Decoded:
     """Frames are decoded one by one and only the `wanted` ones kept (transformed), so memory holds the
     selection only; decoding stops after its last frame."""
@@ -142,11 +155,11 @@ def _read_container(path: Path, wanted: range | None, transform: Transform | Non
             stream = container.streams.video[0]
             fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
             for i, frame in _frames_until(container, wanted):
-                size = (frame.width, frame.height)
+                size = _upright_size(frame)
                 if size[0] == 0 or size[1] == 0:
                     break
                 wants = _wanted(i, wanted)  # only wanted frames are converted to RGB
-                frames.append(_kept(frame.to_ndarray(format="rgb24"), transform) if wants else None)
+                frames.append(_kept(_upright(frame), transform) if wants else None)
     except av.error.FFmpegError as e:
         if not frames:
             raise VideoError(
@@ -248,7 +261,7 @@ def iter_video(path: str | os.PathLike, start: int, num_frames: int, stride: int
     with av.open(str(path)) as container:
         for i, frame in _frames_until(container, wanted):
             if i in wanted:
-                yield frame.to_ndarray(format="rgb24")
+                yield _upright(frame)
 
 
 def _is_container(path: Path) -> bool:
