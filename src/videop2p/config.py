@@ -503,9 +503,8 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
         cfg.video.height = td.get("height", cfg.video.height)
         cfg.video.start = td.get("sample_start_idx", cfg.video.start)
         cfg.video.stride = td.get("sample_frame_rate", cfg.video.stride)
-        cfg.tune.lr = _official_number(
-            tune.get("learning_rate", cfg.tune.lr), "learning_rate"
-        )  # YAML reads 3e-5 as text
+        lr = tune.get("learning_rate", cfg.tune.lr)  # YAML reads 3e-5 as text
+        cfg.tune.lr = _official_number(lr, "learning_rate")
         cfg.tune.steps = tune.get("max_train_steps", cfg.tune.steps)
         cfg.tune.seed = tune.get("seed", cfg.tune.seed)
         cfg.tune.mixed_precision = tune.get("mixed_precision", cfg.tune.mixed_precision)
