@@ -409,3 +409,12 @@ def test_a_quick_preset_run_and_bad_presets_or_frame_counts(tiny_dir, clip_dir, 
     result = runner.invoke(app, ["eval", "--out", str(tmp_path / "b"), "--null-text-frames", "1"])
     _one_line_error(result, "--null-text-frames 1", ">= 2")
     assert not (tmp_path / "b").exists() and not (tmp_path / "ws2").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"), [(["--tune-steps", "-3"], "--tune-steps -3"), (["--steps", "0"], "--steps 0")]
+)
+def test_demo_refuses_bad_budgets_before_any_work(tmp_path, flags, needle):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), *flags])
+    _one_line_error(result, needle, "expected a whole number")
+    assert not (tmp_path / "demo").exists()

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from videop2p.config import (
+    DEMO_TUNE_STEPS,
     OFFICIAL_TUNE_STEPS,
     PRESET_MARGINS,
     PRESETS,
@@ -410,13 +411,16 @@ def export(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("videop2p-demo"),
-    tune_steps: Annotated[int, typer.Option(help="Tuning steps.")] = 300,
-    steps: Annotated[int, typer.Option(help="DDIM steps.")] = 50,
+    tune_steps: Annotated[int, typer.Option(help="Tuning steps.")] = DEMO_TUNE_STEPS,
+    steps: Annotated[int, typer.Option(help="DDIM steps.")] = default_of("steps"),
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
 ) -> None:
     """Render a toy clip and make three edits with the bundled model (no download)."""
+    from videop2p.config import InversionConfig, TuneConfig, check_inversion, check_tune
     from videop2p.demo import run_demo
 
+    _check_flag(check_tune, TuneConfig(steps=tune_steps))
+    _check_flag(check_inversion, InversionConfig(steps=steps))
     _setup_logging(quiet)
     _quiet_loaders()
     summary = run_demo(out, tune_steps=tune_steps, steps=steps, quiet=quiet)

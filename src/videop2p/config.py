@@ -82,8 +82,9 @@ class ExportFormat(str, enum.Enum):
     TUNE_A_VIDEO = "tune-a-video"  # the authors' folder: UNet3DConditionModel beside the base model's parts
 
 
-DTYPES = ("float32", "float16", "bfloat16")
-OFFICIAL_TUNE_STEPS = 500  # the authors' max_train_steps  # names a run's dtype may take
+DTYPES = ("float32", "float16", "bfloat16")  # names a run's dtype may take
+OFFICIAL_TUNE_STEPS = 500  # the authors' max_train_steps
+DEMO_TUNE_STEPS = 300  # `videop2p demo`'s tuning budget
 Bounds = float | tuple[float, float]  # a fraction of the steps, or a (start, end) pair of fractions
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from videop2p.config import RunConfig
+from videop2p.config import DEMO_TUNE_STEPS, InversionConfig, RunConfig
 from videop2p.editing import EditConfig
 from videop2p.evaluation import iou
 from videop2p.io.video import read_video, write_frames
@@ -44,7 +44,11 @@ DEMO_EDITS = {
 
 
 def run_demo(
-    out: str | Path, tune_steps: int = 300, steps: int = 50, quiet: bool = False, model: str | None = None
+    out: str | Path,
+    tune_steps: int = DEMO_TUNE_STEPS,
+    steps: int = InversionConfig.steps,
+    quiet: bool = False,
+    model: str | None = None,
 ) -> str:
     """Run the demo into `out`; returns a summary with the time of each part."""
     out = Path(out)
