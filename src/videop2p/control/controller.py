@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention
 from einops import rearrange
 
-from videop2p.config import MaskNorm
+from videop2p.config import EditConfig, InversionConfig, MaskNorm
 from videop2p.models.attention import (
     Anchors,
     FrameAttentionMode,
@@ -49,11 +49,11 @@ class ControlPlan:
     store_layers: set[str]  # cross-attention layers whose maps are averaged and kept
     blend_tokens: torch.Tensor | None = None  # (P, L) 1 on blend-word tokens per prompt (source first)
     subtract_tokens: torch.Tensor | None = None  # (P, L) 1 on subtract-word tokens
-    blend_start: int = 10  # blending applies from this step on
-    threshold: float = 0.3  # mask threshold after per-frame normalisation
-    mask_norm: MaskNorm = MaskNorm.MAX  # per-frame normalisation of the maps before the threshold
-    materialize_all: bool = False  # benchmark baseline: probabilities in every controlled layer at every step
-    control_frame_attention: bool = False  # also make target frame-attention maps follow the source (off: official)
+    blend_start: int = int(EditConfig.blend_start * InversionConfig.steps)  # blending applies from this step on
+    threshold: float = EditConfig.threshold  # mask threshold after per-frame normalisation
+    mask_norm: MaskNorm = EditConfig.mask_norm  # per-frame normalisation of the maps before the threshold
+    materialize_all: bool = EditConfig.materialize_all  # benchmark baseline: probabilities everywhere, every step
+    control_frame_attention: bool = EditConfig.control_frame_attention  # target frame maps follow the source
 
 
 @dataclass
