@@ -19,6 +19,8 @@ from videop2p.config import (
     Preset,
     default_of,
 )
+from videop2p.toy.settings import GroundingConfig, ToyModelConfig, ToyTrainConfig
+from videop2p.toy.world import ToyClipSpec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Text-driven video editing with Video-P2P.")
 toy_app = typer.Typer(no_args_is_help=True, help="The procedural toy world and its bundled model.")
@@ -435,9 +437,9 @@ def toy_render(
     background: Annotated[str, typer.Option(help="grass, sand, water or snow")] = "grass",
     motion: Annotated[str, typer.Option(help="linear, bounce or arc")] = "linear",
     object_size: Annotated[str, typer.Option("--object-size", help="small or big")] = "big",
-    frames: int = 8,
-    size: int = 64,
-    seed: int = 0,
+    frames: int = ToyClipSpec.frames,
+    size: int = ToyClipSpec.size,
+    seed: int = ToyClipSpec.seed,
 ) -> None:
     """Render a toy clip: mp4, PNG frames, masks and clip.json."""
     from videop2p.io.video import write_frames, write_mp4
@@ -482,15 +484,12 @@ TEXT_RMS_HELP = (
 )
 
 
-def _toy_default(name: str):
-    """A toy-training default, read from its dataclass (torch-free)."""
-    from videop2p.toy.settings import ToyModelConfig, ToyTrainConfig
-
-    return (
-        getattr(ToyModelConfig(), name)
-        if name in ToyModelConfig.__dataclass_fields__
-        else getattr(ToyTrainConfig(), name)
-    )
+def _toy_default(name: str, settings: type | None = None):
+    """A toy-training default, read from its dataclass (torch-free): `settings`, else the model's or the
+    training's config, whichever has the field."""
+    if settings is None:
+        settings = ToyModelConfig if name in ToyModelConfig.__dataclass_fields__ else ToyTrainConfig
+    return getattr(settings(), name)
 
 
 @toy_app.command("train")
@@ -565,7 +564,6 @@ def toy_train(
 ) -> None:
     """Train the toy model, from scratch or from --init-from (resumes from OUT_DIR/ckpt when interrupted)."""
     from videop2p.models.schedulers import check_schedule
-    from videop2p.toy.settings import ToyModelConfig, ToyTrainConfig
     from videop2p.toy.world import MIN_FRAME_SIDE
 
     _setup_logging()
@@ -663,17 +661,19 @@ def toy_ground(
     init: Annotated[
         Path | None, typer.Option(help="Model folder to start from (default: the bundled toy model).")
     ] = None,
-    steps: int = 300,
-    lr: float = 1e-4,
-    batch_size: int = 16,
-    weight: Annotated[float, typer.Option(help="Weight of the token loss beside the denoising loss.")] = 0.1,
-    dataset_size: int = 4000,
-    seed: int = 0,
+    steps: int = _toy_default("steps", GroundingConfig),
+    lr: float = _toy_default("lr", GroundingConfig),
+    batch_size: int = _toy_default("batch_size", GroundingConfig),
+    weight: Annotated[float, typer.Option(help="Weight of the token loss beside the denoising loss.")] = _toy_default(
+        "weight", GroundingConfig
+    ),
+    dataset_size: int = _toy_default("dataset_size", GroundingConfig),
+    seed: int = _toy_default("seed", GroundingConfig),
     threads: int = 0,
 ) -> None:
     """Ground caption words' cross-attention on their regions (resumes from OUT_DIR/ckpt)."""
     from videop2p.models.loading import bundled_model_path
-    from videop2p.toy.grounding import GroundingConfig, ground_toy_model
+    from videop2p.toy.grounding import ground_toy_model
 
     _setup_logging()
     cfg = GroundingConfig(

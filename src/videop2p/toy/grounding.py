@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from tqdm.auto import tqdm
 
+from videop2p.toy.settings import GroundingConfig
 from videop2p.toy.world import Background, Color, Shape, Size, random_spec, render_clip
 from videop2p.tuning import diffusion_target
 
@@ -30,21 +31,6 @@ logger = logging.getLogger(__name__)
 
 OBJECT_WORDS = frozenset(v.value for kind in (Color, Shape, Size) for v in kind)  # attend to the object
 BACKGROUND_WORDS = frozenset(b.value for b in Background)  # attend to everything but the object
-
-
-@dataclass
-class GroundingConfig:
-    """Settings of the grounding fine-tune."""
-
-    steps: int = 300  # optimisation steps
-    lr: float = 1e-4  # AdamW learning rate (linear warm-up, then constant)
-    warmup: int = 20  # warm-up steps
-    batch_size: int = 16  # images per step
-    weight: float = 0.1  # weight of the token loss beside the denoising loss
-    dataset_size: int = 4000  # rendered images with their masks
-    caption_dropout: float = 0.1  # empty captions, as in phase 2 (no token loss on them)
-    seed: int = 0  # seeds data, batches and noise
-    checkpoint_every: int = 25  # steps between checkpoints
 
 
 class MapStore:

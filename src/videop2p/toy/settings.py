@@ -62,3 +62,18 @@ class ToyTrainConfig:
     device: str = "cpu"  # where to train; data, noise and batches are drawn on the CPU, so runs match
     workers: int = 0  # processes that render the dataset (0 or 1: this one)
     time_budget_s: float = 0.0  # wall-clock seconds for the whole run; phase 2 shortens its schedule to fit (0: none)
+
+
+@dataclass
+class GroundingConfig:
+    """Settings of the grounding fine-tune."""
+
+    steps: int = 300  # optimisation steps
+    lr: float = 1e-4  # AdamW learning rate (linear warm-up, then constant)
+    warmup: int = 20  # warm-up steps
+    batch_size: int = 16  # images per step
+    weight: float = 0.1  # weight of the token loss beside the denoising loss
+    dataset_size: int = 4000  # rendered images with their masks
+    caption_dropout: float = 0.1  # empty captions, as in phase 2 (no token loss on them)
+    seed: int = 0  # seeds data, batches and noise
+    checkpoint_every: int = 25  # steps between checkpoints
