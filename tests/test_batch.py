@@ -189,3 +189,24 @@ def test_changed_job_is_not_skipped(local_run, jobs_file):
     results = run_batch(changed, ws)
     assert _statuses(results) == {"green": "done"}
     assert results[0].stages["tune"]["action"] == "reused"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--executor", "spark"], "--executor 'spark' is not one of local, ray"),
+        (["--gpus-per-task", "nan"], "--gpus-per-task nan"),
+        (["--cpus-per-task", "0"], "--cpus-per-task 0.0 is not valid; expected a finite number > 0"),
+    ],
+)
+def test_bad_batch_flags_are_one_line_errors_before_any_job(tmp_path, flags, message):
+    from typer.testing import CliRunner
+
+    from videop2p.cli import app
+
+    path = tmp_path / "jobs.yaml"
+    path.write_text(yaml.safe_dump({"jobs": [{"video": "a", "source": "s", "targets": ["t"]}]}))
+    result = CliRunner().invoke(app, ["batch", str(path), "--out", str(tmp_path / "o"), *flags])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert not (tmp_path / "o").exists()

@@ -9,7 +9,6 @@ go on; a job whose outputs were finished by an earlier run of the same batch is 
 from __future__ import annotations
 
 import copy
-import enum
 import json
 import logging
 import os
@@ -21,7 +20,17 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from videop2p.config import ConfigError, OptionError, RunConfig, fill, load_yaml, to_plain, validate
+from videop2p.config import (
+    BatchSettings,
+    ConfigError,
+    Executor,
+    OptionError,
+    RunConfig,
+    fill,
+    load_yaml,
+    to_plain,
+    validate,
+)
 from videop2p.store.files import write_json
 from videop2p.store.workspace import key_of
 
@@ -30,11 +39,6 @@ logger = logging.getLogger(__name__)
 RAY_INSTALL = "pip install 'videop2p[ray]'"
 _BATCH_KEYS = {"jobs", "defaults", "out", "workspace"}
 _JOB_NOT_IN_KEY = {"quiet", "force", "out", "workspace", "device"}  # settings that do not change a job's outputs
-
-
-class Executor(str, enum.Enum):
-    LOCAL = "local"  # one process, jobs in file order
-    RAY = "ray"  # one Ray task per clip group
 
 
 class BatchError(ValueError):
@@ -76,17 +80,6 @@ class JobResult:
     stages: dict = field(default_factory=dict)  # per stage: seconds and computed/reused
     error: str | None = None
     worker: str = ""  # host and process that ran it
-
-
-@dataclass
-class BatchSettings:
-    """How to run a batch."""
-
-    executor: Executor = Executor.LOCAL
-    address: str | None = None  # Ray cluster to join; None starts a local Ray for the run
-    num_gpus: float = 0.0  # GPUs per Ray task (1 on GPU clusters)
-    num_cpus: float = 1.0  # CPUs per Ray task; also torch's thread count in that task
-    quiet: bool = True  # no progress bars inside jobs
 
 
 # -- the jobs file ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from videop2p.config import (
     OFFICIAL_TUNE_STEPS,
     PRESET_MARGINS,
     PRESETS,
+    BatchSettings,
     ExportFormat,
     GroupNormMode,
     Preset,
@@ -708,12 +709,16 @@ def batch(
     jobs_file: Annotated[
         Path, typer.Argument(help="Jobs YAML: `jobs:` (list of run settings) and optional `defaults:`.")
     ],
-    executor: Annotated[str, typer.Option(help="local (one process, in order) or ray.")] = "local",
+    executor: Annotated[str, typer.Option(help="local (one process, in order) or ray.")] = BatchSettings.executor.value,
     address: Annotated[
         str | None, typer.Option(help="Ray cluster to join (e.g. ray://head:10001); default: a local Ray.")
-    ] = None,
-    gpus_per_task: Annotated[float, typer.Option(help="GPUs per Ray task (1 on GPU clusters).")] = 0.0,
-    cpus_per_task: Annotated[float, typer.Option(help="CPUs per Ray task (also torch threads there).")] = 1.0,
+    ] = BatchSettings.address,
+    gpus_per_task: Annotated[
+        float, typer.Option(help="GPUs per Ray task (1 on GPU clusters).")
+    ] = BatchSettings.num_gpus,
+    cpus_per_task: Annotated[
+        float, typer.Option(help="CPUs per Ray task (also torch threads there).")
+    ] = BatchSettings.num_cpus,
     out: Annotated[str | None, typer.Option(help="Output root, one folder per job (default: from the file).")] = None,
     workspace: Annotated[
         str | None, typer.Option(help="Workspace root; on Ray, a path every node sees (default: from the file).")
@@ -723,14 +728,16 @@ def batch(
     """Run many edits: tuning and inversion once per clip, failures isolated, finished jobs skipped."""
     import time
 
-    from videop2p.batch import BatchError, BatchSettings, Executor, load_jobs, run_batch, summary_table, write_manifest
-    from videop2p.config import ConfigError
+    from videop2p.batch import BatchError, load_jobs, run_batch, summary_table, write_manifest
+    from videop2p.config import ConfigError, Executor, OptionError, check_batch
 
-    _setup_logging(quiet=False)
+    settings = BatchSettings(executor, address, gpus_per_task, cpus_per_task)
     try:
-        settings = BatchSettings(Executor(executor), address, gpus_per_task, cpus_per_task)
-    except ValueError:
-        _fail(f"--executor {executor!r} is not one of {', '.join(e.value for e in Executor)}.")
+        check_batch(settings)
+    except OptionError as e:  # the batch command's own flags
+        _fail(f"--{e.option.replace('_', '-')} {e.reason}")
+    settings.executor = Executor(executor)
+    _setup_logging(quiet=False)
     try:
         jobs, ws = load_jobs(jobs_file, out, workspace)
         started = time.perf_counter()

@@ -218,6 +218,31 @@ class RunConfig:
     quiet: bool = False  # no progress bars
 
 
+class Executor(str, enum.Enum):
+    LOCAL = "local"  # one process, jobs in file order
+    RAY = "ray"  # one Ray task per clip group
+
+
+@dataclass
+class BatchSettings:
+    """How `videop2p batch` runs its jobs."""
+
+    executor: Executor = Executor.LOCAL
+    address: str | None = None  # Ray cluster to join; None starts a local Ray for the run
+    num_gpus: float = 0.0  # GPUs per Ray task (1 on GPU clusters)
+    num_cpus: float = 1.0  # CPUs per Ray task; also torch's thread count in that task
+    quiet: bool = True  # no progress bars inside jobs
+
+
+def check_batch(b: BatchSettings) -> None:
+    """A known executor and finite, non-negative resources per Ray task (at least a part of a CPU)."""
+    _enum_ok(None, "executor", b.executor, Executor)
+    _number(None, "gpus_per_task", b.num_gpus, 0.0)
+    cpus = b.num_cpus
+    if isinstance(cpus, bool) or not isinstance(cpus, int | float) or not math.isfinite(cpus) or cpus <= 0:
+        raise OptionError("cpus_per_task", f"{cpus!r} is not valid; expected a finite number > 0.")
+
+
 def to_plain(obj: Any) -> Any:
     """Dataclasses and enums -> JSON/YAML-friendly values."""
     if dataclasses.is_dataclass(obj):
