@@ -418,3 +418,19 @@ def test_demo_refuses_bad_budgets_before_any_work(tmp_path, flags, needle):
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), *flags])
     _one_line_error(result, needle, "expected a whole number")
     assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--seeds", "0"], "--seeds 0"),
+        (["--steps", "0"], "--steps 0"),
+        (["--guidance", "nan"], "--guidance nan"),
+        (["--device", "tpu"], "device 'tpu' is not available here"),
+        (["--model", "/nonexistent/model"], "/nonexistent/model is not a model folder"),
+    ],
+)
+def test_toy_eval_refuses_bad_settings_before_loading(flags, needle, tmp_path):
+    result = runner.invoke(app, ["toy", "eval", *flags, "--json", str(tmp_path / "r.json")])
+    _one_line_error(result, needle)
+    assert not (tmp_path / "r.json").exists()

@@ -20,7 +20,7 @@ from videop2p.config import (
     Preset,
     default_of,
 )
-from videop2p.toy.settings import GroundingConfig, ToyModelConfig, ToyTrainConfig
+from videop2p.toy.settings import TOY_EVAL_SEEDS, GroundingConfig, ToyModelConfig, ToyTrainConfig
 from videop2p.toy.world import ToyClipSpec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Text-driven video editing with Video-P2P.")
@@ -856,7 +856,7 @@ def _parse_shard(text: str) -> tuple[int, int]:
 @toy_app.command("eval")
 def toy_eval(
     model: Annotated[str | None, typer.Option(help="Model folder (default: the bundled toy model).")] = None,
-    seeds: Annotated[int, typer.Option(help="Images per caption, each from its own seed.")] = 3,
+    seeds: Annotated[int, typer.Option(help="Images per caption, each from its own seed.")] = TOY_EVAL_SEEDS,
     steps: Annotated[int, typer.Option(help="DDIM steps (those of videop2p run).")] = default_of("steps"),
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance (that of videop2p run).")] = default_of(
         "guidance"
@@ -865,11 +865,19 @@ def toy_eval(
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
 ) -> None:
     """Judge the toy model: colour, shape and background accuracy of generated images, VAE PSNR."""
+    from videop2p.config import OptionError
     from videop2p.models.loading import bundled_model_path
-    from videop2p.toy.quality import evaluate_model, format_report
+    from videop2p.toy.quality import check_eval_inputs, evaluate_model, format_report
 
     _setup_logging()
-    result = evaluate_model(model or bundled_model_path(), seeds=seeds, steps=steps, guidance=guidance, device=device)
+    path = model or bundled_model_path()
+    try:
+        check_eval_inputs(path, seeds, steps, guidance, device)
+    except OptionError as e:
+        _fail(f"--{e.option.replace('_', '-')} {e.reason}")
+    except ValueError as e:
+        _fail(str(e))
+    result = evaluate_model(path, seeds=seeds, steps=steps, guidance=guidance, device=device)
     typer.echo(format_report(result))
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2))

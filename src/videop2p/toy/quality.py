@@ -11,10 +11,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from videop2p.config import EditConfig, InversionConfig
+from videop2p.config import EditConfig, InversionConfig, OptionError, check_edit, check_inversion
 from videop2p.metrics import psnr
 from videop2p.toy.checker import read_image
 from videop2p.toy.data import to_tensor
+from videop2p.toy.settings import TOY_EVAL_SEEDS
 from videop2p.toy.world import Background, Color, Shape, ToyObject, caption_for, random_spec, render_clip
 
 logger = logging.getLogger(__name__)
@@ -31,9 +32,23 @@ def vae_psnr(pipe, n: int = 128, seed: int = 123) -> float:
     return float(np.mean([psnr(a, b) for a, b in zip(frames, rec, strict=True)]))
 
 
+def check_eval_inputs(model_path: str | Path, seeds: int, steps: int, guidance: float, device: str) -> None:
+    """Refuse, before loading anything, a model folder that is not there, a seed count below 1, steps or
+    guidance out of range (a run's own checks, OptionError naming them) and a device this machine lacks."""
+    from videop2p.models.loading import check_device
+
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise OptionError("seeds", f"{seeds!r} is not valid; expected a whole number >= 1.")
+    check_inversion(InversionConfig(steps=steps))
+    check_edit(EditConfig(guidance=guidance))
+    check_device(device)
+    if not (Path(model_path) / "model_index.json").is_file():
+        raise ValueError(f"{model_path} is not a model folder (it has no model_index.json).")
+
+
 def evaluate_model(
     model_path: str | Path,
-    seeds: int = 3,
+    seeds: int = TOY_EVAL_SEEDS,
     steps: int = InversionConfig.steps,
     guidance: float = EditConfig.guidance,
     progress: bool = True,
@@ -48,6 +63,7 @@ def evaluate_model(
     """
     from diffusers import StableDiffusionPipeline
 
+    check_eval_inputs(model_path, seeds, steps, guidance, device)
     pipe = StableDiffusionPipeline.from_pretrained(str(model_path), safety_checker=None, requires_safety_checker=False)
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+TOY_EVAL_SEEDS = 3  # images per caption that `videop2p toy eval` generates, each from its own seed
+
 
 @dataclass
 class ToyModelConfig:
