@@ -434,3 +434,13 @@ def test_toy_eval_refuses_bad_settings_before_loading(flags, needle, tmp_path):
     result = runner.invoke(app, ["toy", "eval", *flags, "--json", str(tmp_path / "r.json")])
     _one_line_error(result, needle)
     assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [(["--cases", "0"], "--cases 0"), (["--tune-steps", "-1"], "--tune-steps -1"), (["--steps", "0"], "--steps 0")],
+)
+def test_eval_refuses_bad_budgets_before_any_case(flags, needle, tmp_path):
+    result = runner.invoke(app, ["eval", "--out", str(tmp_path / "ev"), *flags])
+    _one_line_error(result, needle, "expected a whole number")
+    assert not (tmp_path / "ev").exists()

@@ -796,22 +796,26 @@ def eval_command(
     dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = default_of("dtype"),
 ) -> None:
     """Measure edit quality on a seeded toy-world suite and compare Video-P2P with the baselines."""
+    from videop2p.config import InversionConfig, TuneConfig, check_inversion, check_tune
     from videop2p.evaluation import QUICK_CASES, EvalSettings, Method, evaluate, quick_settings
     from videop2p.models.loading import load_components, parse_dtype
 
     _setup_logging()
     shard_kn = _parse_shard(shard) if shard else None
+    if cases is not None and cases < 1:
+        _fail(f"--cases {cases} is not valid; expected a whole number >= 1.")
     n = cases or (QUICK_CASES if quick else 30)
     s = quick_settings() if quick else EvalSettings()
-    s.tune_steps, s.steps = tune_steps or s.tune_steps, steps or s.steps
+    if tune_steps is not None:
+        _check_flag(check_tune, TuneConfig(steps=tune_steps))
+        s.tune_steps = tune_steps
+    if steps is not None:
+        _check_flag(check_inversion, InversionConfig(steps=steps))
+        s.steps = steps
     if tune_frames is not None:
-        from videop2p.config import TuneConfig, check_tune
-
         _check_flag(check_tune, TuneConfig(frames=tune_frames))
         s.tune_frames = tune_frames
     if null_text_frames is not None:
-        from videop2p.config import InversionConfig, check_inversion
-
         _check_flag(check_inversion, InversionConfig(frames=null_text_frames))
         s.null_text_frames = null_text_frames
     if methods:
