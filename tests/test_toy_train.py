@@ -167,6 +167,12 @@ def test_the_token_loss_needs_masks(tiny, tmp_path):
         (["--decoder-lr", "nan"], "--decoder-lr nan"),
         (["--text-rms", "nan"], "--text-rms nan"),
         (["--image-size", "100"], "--image-size 100"),
+        (["--unet-lr", "nan"], "--unet-lr nan"),
+        (["--batch-size", "0"], "--batch-size 0"),
+        (["--dataset-size", "0"], "--dataset-size 0"),
+        (["--time-budget", "-5"], "--time-budget -5.0"),
+        (["--token-weight", "-1"], "--token-weight -1.0"),
+        (["--device", "tpu"], "device 'tpu' is not available here"),
     ],
 )
 def test_train_rejects_bad_options_by_name(tmp_path, args, message):
@@ -312,3 +318,19 @@ def test_a_run_saves_the_text_scale_it_was_asked_for_once_and_export_can_set_it(
     assert text_rms(exported.text_encoder, exported.tokenizer) == pytest.approx(2.0, rel=1e-4)
     result = CliRunner().invoke(app, ["toy", "export", str(tmp_path / "a"), str(tmp_path / "f"), "--text-rms", "-1"])
     assert result.exit_code != 0 and "--text-rms -1" in result.output and not (tmp_path / "f").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--steps", "-1"], "--steps -1 is not valid"),
+        (["--lr", "nan"], "--lr nan is not valid"),
+        (["--batch-size", "0"], "--batch-size 0 is not valid"),
+        (["--weight", "-1"], "--weight -1.0 is not valid"),
+        (["--dataset-size", "0"], "--dataset-size 0 is not valid"),
+    ],
+)
+def test_ground_rejects_bad_options_by_name_before_any_work(tmp_path, args, message):
+    result = CliRunner().invoke(app, ["toy", "ground", str(tmp_path / "run"), *args])
+    assert result.exit_code == 2 and result.output.startswith("error: ") and message in result.output, result.output
+    assert not (tmp_path / "run").exists()

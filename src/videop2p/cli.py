@@ -564,40 +564,12 @@ def toy_train(
     ] = 0.0,
 ) -> None:
     """Train the toy model, from scratch or from --init-from (resumes from OUT_DIR/ckpt when interrupted)."""
+    from videop2p.models.loading import check_device
     from videop2p.models.schedulers import check_schedule
     from videop2p.toy.world import MIN_FRAME_SIDE
 
     _setup_logging()
-    if text_layers < 0:
-        _fail(f"--text-layers {text_layers}: must be 0 or more.")
     model = ToyModelConfig(image_size=image_size, text_layers=text_layers)
-    if image_size < MIN_FRAME_SIDE or image_size % model.size_step:
-        _fail(
-            f"--image-size {image_size}: must be a multiple of {model.size_step} and at least {MIN_FRAME_SIDE} pixels."
-        )
-    if vae_from is not None and not (vae_from / "vae").is_dir():
-        _fail(f"--vae-from {vae_from}: no vae/ folder there; give a diffusers model folder.")
-    if init_from is not None and not (init_from / "unet").is_dir():
-        _fail(f"--init-from {init_from}: no unet/ folder there; give a diffusers model folder.")
-    if time_budget < 0:
-        _fail(f"--time-budget {time_budget}: must be 0 (no limit) or a number of seconds.")
-    try:
-        check_schedule(prediction_type, snr_shift, zero_terminal_snr, timestep_spacing, show=_as_flag)
-    except ValueError as e:
-        _fail(str(e))
-    for name, value in (("--vae-steps", vae_steps), ("--decoder-steps", decoder_steps), ("--unet-steps", unet_steps)):
-        if value < 0:
-            _fail(f"{name} {value}: must be 0 or more.")
-    if not decoder_lr > 0:
-        _fail(f"--decoder-lr {decoder_lr}: must be a positive number.")
-    _check_text_rms(text_rms)
-    for name, value in (
-        ("--offset-noise", offset_noise),
-        ("--caption-dropout", caption_dropout),
-        ("--color-dropout", color_dropout),
-    ):
-        if not 0 <= value <= 1:
-            _fail(f"{name} {value}: must be between 0 and 1.")
     cfg = ToyTrainConfig(
         model=model,
         vae_steps=vae_steps,
@@ -623,11 +595,36 @@ def toy_train(
         workers=workers,
         time_budget_s=time_budget,
     )
+    _check_toy_numbers(cfg)
+    if image_size < MIN_FRAME_SIDE or image_size % model.size_step:
+        _fail(
+            f"--image-size {image_size}: must be a multiple of {model.size_step} and at least {MIN_FRAME_SIDE} pixels."
+        )
+    if vae_from is not None and not (vae_from / "vae").is_dir():
+        _fail(f"--vae-from {vae_from}: no vae/ folder there; give a diffusers model folder.")
+    if init_from is not None and not (init_from / "unet").is_dir():
+        _fail(f"--init-from {init_from}: no unet/ folder there; give a diffusers model folder.")
+    try:
+        check_schedule(prediction_type, snr_shift, zero_terminal_snr, timestep_spacing, show=_as_flag)
+        check_device(device)
+    except ValueError as e:
+        _fail(str(e))
     _set_threads(threads)
     from videop2p.toy.train import train_toy_model
 
     path = train_toy_model(out_dir, cfg)
     typer.echo(f"model written to {path}")
+
+
+def _check_toy_numbers(settings) -> None:
+    """Every number of a toy training's settings in range, or a one-line error naming its flag."""
+    from videop2p.config import OptionError
+    from videop2p.toy.settings import check_numbers
+
+    try:
+        check_numbers(settings)
+    except OptionError as e:
+        _fail(f"--{e.option.replace('_', '-')} {e.reason}")
 
 
 def _check_text_rms(value: float) -> None:
@@ -680,6 +677,7 @@ def toy_ground(
     cfg = GroundingConfig(
         steps=steps, lr=lr, batch_size=batch_size, weight=weight, dataset_size=dataset_size, seed=seed
     )
+    _check_toy_numbers(cfg)
     _set_threads(threads)
     path = ground_toy_model(init or bundled_model_path(), out_dir, cfg)
     typer.echo(f"model written to {path}")

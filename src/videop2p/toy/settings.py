@@ -3,7 +3,11 @@ defaults from here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from videop2p.config import OptionError
 
 TOY_EVAL_SEEDS = 3  # images per caption that `videop2p toy eval` generates, each from its own seed
 
@@ -79,3 +83,64 @@ class GroundingConfig:
     caption_dropout: float = 0.1  # empty captions, as in phase 2 (no token loss on them)
     seed: int = 0  # seeds data, batches and noise
     checkpoint_every: int = 25  # steps between checkpoints
+
+
+# Range of every number of the settings above: (lowest, highest, whole number, lowest excluded).
+_COUNT = (0, math.inf, True, False)  # a whole number, 0 or more
+_SIZE = (1, math.inf, True, False)  # a whole number, 1 or more
+_RATE = (0, math.inf, False, True)  # a positive number
+_SHARE = (0, 1, False, False)  # a fraction
+_AMOUNT = (0, math.inf, False, False)  # 0 or a positive number
+NUMBER_RULES: dict[str, tuple[float, float, bool, bool]] = {
+    "image_size": _SIZE,
+    "latent_channels": _SIZE,
+    "unet_head_dim": _SIZE,
+    "text_hidden": _SIZE,
+    "text_layers": _COUNT,
+    "dataset_size": _SIZE,
+    "seed": _COUNT,
+    "batch_size": _SIZE,
+    "vae_steps": _COUNT,
+    "vae_lr": _RATE,
+    "vae_crop": _SIZE,
+    "vae_kl_weight": _AMOUNT,
+    "decoder_steps": _COUNT,
+    "decoder_lr": _RATE,
+    "decoder_batch": _SIZE,
+    "unet_steps": _COUNT,
+    "unet_lr": _RATE,
+    "caption_dropout": _SHARE,
+    "color_dropout": _SHARE,
+    "offset_noise": _SHARE,
+    "snr_shift": _RATE,
+    "ema_decay": _SHARE,
+    "text_rms": _AMOUNT,
+    "checkpoint_every": _SIZE,
+    "token_weight": _AMOUNT,
+    "workers": _COUNT,
+    "time_budget_s": _AMOUNT,
+    "steps": _COUNT,
+    "lr": _RATE,
+    "warmup": _COUNT,
+    "weight": _AMOUNT,
+}
+FLAG_NAMES = {"time_budget_s": "time_budget"}  # fields whose command-line flag is named otherwise
+
+
+def check_numbers(settings: Any) -> None:
+    """Raise OptionError (named by the field's flag) for the first number of `settings` (a dataclass above,
+    its model config included) that is not finite, not whole where it must be, or out of its range."""
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if f.name == "model" and isinstance(value, ToyModelConfig):
+            check_numbers(value)
+            continue
+        if f.name not in NUMBER_RULES:
+            continue
+        low, high, whole, open_low = NUMBER_RULES[f.name]
+        bad = isinstance(value, bool) or not isinstance(value, int | float) or (whole and not isinstance(value, int))
+        bad = bad or not math.isfinite(value) or not low <= value <= high or (open_low and value == low)
+        if bad:
+            kind = "a whole number" if whole else "a finite number"
+            span = f"{'>' if open_low else '>='} {low:g}" if high == math.inf else f"from {low:g} to {high:g}"
+            raise OptionError(FLAG_NAMES.get(f.name, f.name), f"{value!r} is not valid; expected {kind} {span}.")
