@@ -804,18 +804,12 @@ def eval_command(
         _fail(f"--cases {cases} is not valid; expected a whole number >= 1.")
     n = cases or (QUICK_CASES if quick else 30)
     s = quick_settings() if quick else EvalSettings()
-    if tune_steps is not None:
-        _check_flag(check_tune, TuneConfig(steps=tune_steps))
-        s.tune_steps = tune_steps
-    if steps is not None:
-        _check_flag(check_inversion, InversionConfig(steps=steps))
-        s.steps = steps
-    if tune_frames is not None:
-        _check_flag(check_tune, TuneConfig(frames=tune_frames))
-        s.tune_frames = tune_frames
-    if null_text_frames is not None:
-        _check_flag(check_inversion, InversionConfig(frames=null_text_frames))
-        s.null_text_frames = null_text_frames
+    tune = TuneConfig(steps=_given(tune_steps, s.tune_steps), frames=_given(tune_frames, s.tune_frames))
+    inversion = InversionConfig(steps=_given(steps, s.steps), frames=_given(null_text_frames, s.null_text_frames))
+    _check_flag(check_tune, tune)  # a run's own checks of the budget's flags
+    _check_flag(check_inversion, inversion)
+    s.tune_steps, s.tune_frames = tune.steps, tune.frames
+    s.steps, s.null_text_frames = inversion.steps, inversion.frames
     if methods:
         try:
             s.methods = [Method(m) for m in methods]
@@ -841,6 +835,11 @@ def eval_command(
         typer.echo(f"bar {name} >= {bar['bar']}: {bar['measured']:.3f} ({verdict}, {result['bars_method']})")
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2))
+
+
+def _given(flag, default):
+    """A flag's value where it was given (0 included), else the default."""
+    return default if flag is None else flag
 
 
 def _parse_shard(text: str) -> tuple[int, int]:
