@@ -191,6 +191,13 @@ def test_a_preset_fills_the_fields_that_give_its_settings(tmp_path):
         ({"null_text_frames": 1}, "null-text frames must be a whole number from 2"),
         ({"mode": "magic"}, "edit mode .magic. is not one of auto, swap, refine"),
         ({"mask_norm": "median"}, "blend maps scaled by .median. is not one of max, range"),
+        ({"frames": float("nan")}, "frames must be a whole number from 1 to 1024, got nan"),
+        ({"frames": 2.5}, "frames must be a whole number from 1 to 1024, got 2.5"),
+        ({"seed": None}, "seed must be a whole number"),
+        ({"start": -1}, "first frame must be a whole number from 0"),
+        ({"width": float("inf")}, "width must be a whole number"),
+        ({"lr": None}, "learning rate must be a number, got None"),
+        ({"guidance": "strong"}, "guidance must be a number, got 'strong'"),
     ],
 )
 def test_bad_form_values_are_named(tmp_path, changes, message):

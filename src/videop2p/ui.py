@@ -8,6 +8,7 @@ outputs that `run` wrote. Everything the user can get wrong becomes a message in
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import zipfile
@@ -160,6 +161,27 @@ FIELD_NAMES = {
 }  # option -> the form's name for it, where they differ
 
 
+def _whole_field(name: str, value, low: int, high: int, optional: bool) -> int | None:
+    """A whole-number field's value (None where it may be blank and is), or FormError naming the field."""
+    if value is None and optional:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number != int(number) or not low <= number <= high:
+        raise FormError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
+    return int(number)
+
+
+def _number_field(name: str, value) -> float:
+    """A number field's value (its range is the run's own check), or FormError naming the field."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise FormError(f"{name} must be a number, got {value!r}.") from None
+
+
 def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: str | None) -> RunConfig:
     """The `RunConfig` of a filled form; FormError names the first bad field."""
     source = form.source.strip()
@@ -173,45 +195,39 @@ def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: st
         raise FormError(
             f"Local blending needs both words (source word, target word); got {blend[0]!r} and {blend[1]!r}."
         )
-    for name, value, low, high, optional in (
-        ("frames", form.frames, 1, 1024, False),
-        ("DDIM steps", form.steps, 1, 1000, False),
-        ("tuning steps", form.tune_steps, 0, 100000, True),  # blank: the default for the model
-        ("frames per tuning step", form.tune_frames or None, 2, 1024, True),  # blank or 0: every frame
-        ("null-text frames", form.null_text_frames or None, 2, 1024, True),  # blank or 0: every frame
-        ("stride", form.stride, 1, 1000, False),
-    ):
-        if value is None and optional:
-            continue
-        if value is None or not low <= int(value) <= high:
-            raise FormError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
+    whole = {  # whole-number fields: (form's name, value, lowest, highest, may be blank)
+        "frames": ("frames", form.frames, 1, 1024, False),
+        "start": ("first frame", form.start, 0, 10**6, False),
+        "stride": ("stride", form.stride, 1, 1000, False),
+        "width": ("width", form.width or None, 1, 16384, True),  # blank or 0: keep the aspect ratio
+        "height": ("height", form.height or None, 1, 16384, True),
+        "tune_steps": ("tuning steps", form.tune_steps, 0, 100000, True),  # blank: the default for the model
+        "tune_frames": ("frames per tuning step", form.tune_frames or None, 2, 1024, True),  # blank or 0: every
+        "null_text_frames": ("null-text frames", form.null_text_frames or None, 2, 1024, True),
+        "seed": ("seed", form.seed, 0, 2**32 - 1, False),
+        "steps": ("DDIM steps", form.steps, 1, 1000, False),
+    }
+    real = {  # number fields whose ranges the run's own checks give
+        "lr": ("learning rate", form.lr),
+        "cross_replace": ("cross-attention window", form.cross_replace),
+        "self_replace": ("temporal-attention window", form.self_replace),
+        "guidance": ("guidance", form.guidance),
+        "threshold": ("blend threshold", form.threshold),
+    }
     options = {
         "video": video,
         "model": model,
         "out": str(out),
         "workspace": str(workspace),
         "frame_attention": form.frame_attention,
-        "frames": int(form.frames),
-        "start": int(form.start),
-        "stride": int(form.stride),
-        "width": int(form.width) if form.width else None,
-        "height": int(form.height) if form.height else None,
+        **{key: _whole_field(*spec) for key, spec in whole.items()},
+        **{key: _number_field(*spec) for key, spec in real.items()},
         "resize": form.resize,
-        "tune_steps": None if form.tune_steps is None else int(form.tune_steps),
-        "tune_frames": int(form.tune_frames) if form.tune_frames else None,
-        "null_text_frames": int(form.null_text_frames) if form.null_text_frames else None,
         "tune_checkpointing": bool(form.tune_checkpointing),
-        "lr": float(form.lr),
-        "seed": int(form.seed),
         "inversion": form.inversion,
-        "steps": int(form.steps),
         "mode": form.mode,
         "blend": blend if all(blend) else None,
         "reweight": [x for x in form.reweight.replace(",", "\n").splitlines() if x.strip()],
-        "cross_replace": float(form.cross_replace),
-        "self_replace": float(form.self_replace),
-        "guidance": float(form.guidance),
-        "threshold": float(form.threshold),
         "mask_norm": form.mask_norm,
         "frame_attention_control": bool(form.frame_attention_control),
     }
@@ -256,7 +272,8 @@ class Session:
         if upload:
             video = str(unpack_upload(Path(upload), self.root))
         elif example:
-            video = str(example_clip(example, self.root, int(form.frames or 8)))
+            frames = _whole_field("frames", form.frames, 1, 1024, False)
+            video = str(example_clip(example, self.root, frames))
         else:
             raise FormError("Upload a clip (mp4, gif or a zip of frames) or choose a toy example.")
         out = self.root / "runs" / time.strftime("%Y%m%d-%H%M%S") / f"{time.time_ns() % 10**6:06d}"
