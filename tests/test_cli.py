@@ -74,7 +74,7 @@ def _manifest(out):
 
 
 def test_run_writes_every_output_named_in_the_manifest(tiny_dir, clip_dir, tmp_path):
-    out = tmp_path / "out"
+    out = tmp_path / "out ü"  # the resolved config keeps the path as typed, in UTF-8
     _invoke(_args(tiny_dir, clip_dir, out, tmp_path / "ws", "--target", "a green circle moving on the grass"))
     m = _manifest(out)
     assert m["targets"] == [TGT, "a green circle moving on the grass"]
@@ -89,6 +89,10 @@ def test_run_writes_every_output_named_in_the_manifest(tiny_dir, clip_dir, tmp_p
     assert "side_by_side.gif" in (out / "report.md").read_text()
     assert len(m["mask_coverage"]) == 2 and all(0.0 <= c <= 1.0 for c in m["mask_coverage"])
     assert f"the blend mask covers {m['mask_coverage'][0]:.0%} of the frames" in (out / "report.md").read_text()
+    assert (
+        "out ü" in (out / "config.yaml").read_text(encoding="utf-8") and "\\xFC" not in (out / "report.md").read_text()
+    )
+    assert yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))["out"] == str(out)
 
 
 def test_second_run_reuses_and_changed_settings_invalidate_exactly_their_stages(tiny_dir, clip_dir, tmp_path):

@@ -406,7 +406,7 @@ def parse_reweight(items: list[str]) -> dict[str, float]:
 
 def load_yaml(path: str | os.PathLike) -> dict:
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"Config file {str(path)!r} does not exist.") from None
     except yaml.YAMLError as e:

@@ -142,7 +142,7 @@ def write_run_outputs(cfg: RunConfig, clip: Clip, out: EditOutput, reports: list
             name = "attention_source.png" if p == 0 else f"attention_{p}.png"
             write_png(attention_grid(res.attention[p], tokens), root / name)
             files["attention"].append(name)
-    config_yaml = yaml.safe_dump(to_plain(cfg), sort_keys=False)
+    config_yaml = yaml.safe_dump(to_plain(cfg), sort_keys=False, allow_unicode=True)  # paths and prompts as typed
     write_text(root / "config.yaml", config_yaml)
     reports = [*reports, StageReport("write", "computed", time.perf_counter() - started)]
     manifest = {

@@ -274,8 +274,8 @@ def _save_legacy_tokenizer(tokenizer, dest: Path) -> None:
     tokenizer.save_pretrained(dest)
     model = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
     merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    (dest / "vocab.json").write_text(json.dumps(model["vocab"], ensure_ascii=False))
-    (dest / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    (dest / "vocab.json").write_text(json.dumps(model["vocab"], ensure_ascii=False), encoding="utf-8")
+    (dest / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
 
 
 def _legacy_weights(path: Path, rename) -> None:

@@ -43,7 +43,7 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write `text` to `path` atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
     return Path(path)
 
 
