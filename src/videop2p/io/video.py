@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -130,17 +131,22 @@ def _read_animated_image(img: Image.Image, wanted: range | None, transform: Tran
     return _Decoded(frames, img.size, fps)
 
 
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns the frame's display matrix asks for (0 where it has none, or where
+    PyAV is too old to read it)."""
+    degrees = getattr(frame, "rotation", 0)
+    return round(degrees / 90) % 4 if math.isfinite(degrees) and abs(degrees) <= 360 else 0
+
+
 def _upright(frame: av.VideoFrame) -> np.ndarray:
     """A decoded frame as RGB (H, W, 3), turned as its display matrix says (a phone's portrait clip is
     stored sideways with a rotation to show it upright), as players and ffmpeg's autorotate do."""
-    rgb = frame.to_ndarray(format="rgb24")
-    turn = round(frame.rotation / 90) % 4 if abs(frame.rotation) <= 360 else 0  # counter-clockwise quarter turns
-    return np.ascontiguousarray(np.rot90(rgb, k=turn)) if turn else rgb
+    rgb, turns = frame.to_ndarray(format="rgb24"), _quarter_turns(frame)
+    return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
 
 
 def _upright_size(frame: av.VideoFrame) -> tuple[int, int]:
-    turned = abs(frame.rotation) <= 360 and round(frame.rotation / 90) % 2 == 1
-    return (frame.height, frame.width) if turned else (frame.width, frame.height)
+    return (frame.height, frame.width) if _quarter_turns(frame) % 2 else (frame.width, frame.height)
 
 
 def _read_container(path: Path, wanted: range | None, transform: Transform | None) -> _Decoded:
