@@ -312,6 +312,8 @@ def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
         ("source: a circle\nedit: {reweight: {blue: abc}}\n", ["--reweight blue='abc'", "finite factor"]),
         ("source: a circle\nedit: {blend: [circle, 3]}\n", ["--blend ['circle', 3]", "two words"]),
         (": : :\n", ["not valid YAML at line 1, column 1"]),
+        (b"\xff\xfe not text", ["is not UTF-8 text"]),
+        (None, ["cannot be read (Is a directory)"]),  # the config path is a folder
         ("prompt: a circle\nprompts: a circle\nimage_path: x\n", ["prompts: 'a circle'", "a list"]),
         (
             "image_path: x\nprompt: a\nprompts: [a, b]\neq_params: {words: [b], values: [x]}\n",
@@ -323,7 +325,12 @@ def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
     ],
 )
 def test_badly_typed_config_values_are_one_line_errors(tiny_dir, clip_dir, tmp_path, text, needles):
-    (tmp_path / "c.yaml").write_text(text)
+    if text is None:
+        (tmp_path / "c.yaml").mkdir()
+    elif isinstance(text, bytes):
+        (tmp_path / "c.yaml").write_bytes(text)
+    else:
+        (tmp_path / "c.yaml").write_text(text)
     args = ["run", "--config", str(tmp_path / "c.yaml"), str(clip_dir), "--model", str(tiny_dir)]
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "o"), "--workspace", str(tmp_path / "ws")])
     _one_line_error(result, *needles)

@@ -409,6 +409,10 @@ def load_yaml(path: str | os.PathLike) -> dict:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"Config file {str(path)!r} does not exist.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"Config file {path} is not UTF-8 text; give a YAML file.") from None
+    except OSError as e:  # a folder, or no permission to read it
+        raise ConfigError(f"Config file {path} cannot be read ({e.strerror}); give a YAML file.") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
