@@ -52,5 +52,21 @@ def test_missing_models_give_clear_errors(tmp_path, monkeypatch):
     with pytest.raises(ModelNotFoundError, match="does not exist"):
         load_components(tmp_path / "nothing.safetensors")
     (tmp_path / "notsd").mkdir()
-    with pytest.raises(ModelNotFoundError, match="no 'unet' subfolder"):
+    with pytest.raises(
+        ModelNotFoundError, match="no 'tokenizer', 'text_encoder', 'vae', 'unet', 'scheduler' subfolders"
+    ):
         load_components(tmp_path / "notsd")
+
+
+def test_a_folder_without_its_tokenizer_is_named_not_loaded_with_a_stand_in(tiny, tmp_path):
+    """transformers builds a two-token tokenizer with an unbounded length from a missing or empty
+    tokenizer folder instead of failing; the loader names the folder instead."""
+    import shutil
+
+    broken = save_pretrained_folder(tiny, tmp_path / "no-tokenizer")
+    shutil.rmtree(broken / "tokenizer")
+    with pytest.raises(ModelNotFoundError, match="it has no 'tokenizer' subfolder"):
+        load_components(broken)
+    (broken / "tokenizer").mkdir()
+    with pytest.raises(ModelNotFoundError, match="tokenizer's files are missing or are not this model's"):
+        load_components(broken)

@@ -200,6 +200,9 @@ def _ddim(scheduler_config: dict) -> DDIMScheduler:
     return DDIMScheduler.from_config(scheduler_config)
 
 
+FOLDER_PARTS = ("tokenizer", "text_encoder", "vae", "unet", "scheduler")  # a diffusers SD folder's subfolders
+
+
 def _load_folder(path: Path, local_files_only: bool) -> tuple:
     """(tokenizer, text encoder, VAE, image UNet, scheduler, video weights or None) of a diffusers folder
     or hub id; an authors' tuned video folder gives its image UNet and its temporal layers apart."""
@@ -233,7 +236,7 @@ def _hub_video_folder(repo: str, local_files_only: bool) -> Path | None:
     config = Path(hf_hub_download(repo, "unet/config.json", local_files_only=local_files_only))
     if not tav.is_authors_folder(config.parent.parent):
         return None
-    parts = ["model_index.json", "tokenizer/*", "text_encoder/*", "vae/*", "unet/*", "scheduler/*"]
+    parts = ["model_index.json", *(f"{part}/*" for part in FOLDER_PARTS)]
     return Path(snapshot_download(repo, local_files_only=local_files_only, allow_patterns=parts))
 
 
@@ -412,9 +415,11 @@ def load_components(
         path = Path(model).expanduser()
         source = str(model)
         if path.is_dir():
-            if not (path / "unet").is_dir():
+            missing = [part for part in FOLDER_PARTS if not (path / part).is_dir()]
+            if missing:
                 raise ModelNotFoundError(
-                    f"{path} is not a diffusers Stable Diffusion folder: it has no 'unet' subfolder."
+                    f"{path} is not a diffusers Stable Diffusion folder: it has no {', '.join(map(repr, missing))} "
+                    f"subfolder{'s' if len(missing) > 1 else ''} (expected {', '.join(FOLDER_PARTS)})."
                 )
             parts = _load_local_folder(path)
             source = path.name
@@ -436,6 +441,12 @@ def load_components(
                     "or pass a local diffusers folder or a .safetensors file."
                 ) from e
     tokenizer, text_encoder, vae, unet, scheduler, video = parts
+    positions = text_encoder.config.max_position_embeddings
+    if not 2 < tokenizer.model_max_length <= positions:
+        raise ModelNotFoundError(
+            f"{source}: its tokenizer allows {tokenizer.model_max_length} tokens but its text encoder has {positions} "
+            "positions; the tokenizer's files are missing or are not this model's."
+        )
     info = model_info(tokenizer, text_encoder, vae, unet, scheduler, source, video)
     for module in (text_encoder, vae, unet):
         p = next(module.parameters())
