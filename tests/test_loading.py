@@ -49,8 +49,10 @@ def test_missing_models_give_clear_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelNotFoundError, match="huggingface-cli download no-such-org/no-such-model"):
         load_components("no-such-org/no-such-model")
-    with pytest.raises(ModelNotFoundError, match="does not exist"):
+    with pytest.raises(ModelNotFoundError, match="Model file .* does not exist"):
         load_components(tmp_path / "nothing.safetensors")
+    with pytest.raises(ModelNotFoundError, match="Model folder .* does not exist; give a diffusers folder"):
+        load_components(tmp_path / "stable-diffusion-v1-5")  # the authors' configs name such a folder
     (tmp_path / "notsd").mkdir()
     with pytest.raises(
         ModelNotFoundError, match="no 'tokenizer', 'text_encoder', 'vae', 'unet', 'scheduler' subfolders"

@@ -428,8 +428,13 @@ def load_components(
                 _load_flat_file(path) if _is_flat_file(path) else _load_original_checkpoint(path, config, _offline())
             )
             source = path.name
-        elif path.suffix in {".safetensors", ".ckpt", ".pt", ".bin"} or str(model).startswith((".", "/", "~")):
+        elif path.suffix in {".safetensors", ".ckpt", ".pt", ".bin"}:
             raise ModelNotFoundError(f"Model file {str(model)!r} does not exist.")
+        elif str(model).startswith((".", "/", "~")):
+            raise ModelNotFoundError(
+                f"Model folder {str(model)!r} does not exist; give a diffusers folder, a .safetensors or .ckpt "
+                "file, or a hub id such as runwayml/stable-diffusion-v1-5 (--model)."
+            )
         else:
             try:
                 video_folder = _hub_video_folder(str(model), _offline())
