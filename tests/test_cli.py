@@ -455,3 +455,33 @@ def test_eval_refuses_bad_budgets_before_any_case(flags, needle, tmp_path):
     result = runner.invoke(app, ["eval", "--out", str(tmp_path / "ev"), *flags])
     _one_line_error(result, needle, "expected a whole number")
     assert not (tmp_path / "ev").exists()
+
+
+@pytest.mark.parametrize("command", [["eval", "--quick"], ["info"], ["ui"]])
+def test_a_missing_or_broken_model_is_one_line_for_every_command(command, tmp_path):
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not weights")
+    cases = [(str(tmp_path / "absent"), "does not exist")]
+    if command != ["ui"]:  # the editor reads a model file at its first edit; it checks only that it is there
+        cases.append((str(broken), "broken.safetensors"))
+    for model, needle in cases:
+        out = ["--out", str(tmp_path / "ev")] if command[0] == "eval" else []
+        result = runner.invoke(app, [*command, "--model", model, *out])
+        assert "Traceback" not in result.output and needle in result.output, result.output
+        if command == ["info"]:  # info reports the model and carries on
+            assert result.exit_code == 0 and "not available: " in result.output
+        else:
+            _one_line_error(result, needle)
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--port", "99999"], "--port 99999"),
+        (["--device", "tpu"], "'tpu'"),
+        (["--dtype", "float64"], "--dtype 'float64'"),
+    ],
+)
+def test_ui_refuses_bad_settings_before_starting(flags, needle, tmp_path):
+    _one_line_error(runner.invoke(app, ["ui", "--root", str(tmp_path / "ui"), *flags]), needle)
+    assert not (tmp_path / "ui").exists()

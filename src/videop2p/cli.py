@@ -66,7 +66,7 @@ def info(
     import torch
 
     from videop2p import __version__
-    from videop2p.models.loading import ModelNotFoundError, bundled_model_path, load_components
+    from videop2p.models.loading import ModelLoadError, ModelNotFoundError, bundled_model_path, load_components
 
     lines = [f"videop2p {__version__}", f"torch {torch.__version__}"]
     devices = ["cpu"]
@@ -87,7 +87,7 @@ def info(
         comps = load_components(model)
         for k, v in comps.info.to_dict().items():
             lines.append(f"  {k}: {v}")
-    except ModelNotFoundError as e:
+    except (ModelNotFoundError, ModelLoadError) as e:
         lines.append(f"  not available: {e}")
     typer.echo("\n".join(lines))
 
@@ -693,6 +693,19 @@ def ui(
     dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = default_of("dtype"),
 ) -> None:
     """Start the web editor (Gradio) on localhost."""
+    from videop2p.config import DTYPES
+    from videop2p.models.loading import check_device, check_model_path
+
+    if not 1 <= port <= 65535:
+        _fail(f"--port {port} is not valid; expected a whole number from 1 to 65535.")
+    if dtype not in DTYPES:
+        _fail(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}.")
+    try:
+        check_device(device)
+        if model is not None:
+            check_model_path(model)
+    except (ValueError, FileNotFoundError) as e:  # ModelNotFoundError is a FileNotFoundError
+        _fail(str(e))
     _setup_logging()
     try:
         from videop2p.ui import launch
@@ -822,7 +835,7 @@ def eval_command(
     try:
         comps = load_components(model, device=device, dtype=parse_dtype(dtype))
         result = evaluate(comps, n, out, s, clip_model=clip_model, resume=resume, shard=shard_kn)
-    except ValueError as e:
+    except (ValueError, FileNotFoundError) as e:  # a missing model is a FileNotFoundError (ModelNotFoundError)
         _fail(str(e))
     typer.echo((out / "summary.md").read_text())
     kept = f" ({result['cases_read_back']} read back from {out / 'cases'})" if result["cases_read_back"] else ""

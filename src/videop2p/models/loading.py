@@ -390,6 +390,28 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
 
 
+def check_model_path(model: str | os.PathLike) -> None:
+    """Refuse, before anything is read, a local model path that is missing or a folder without the parts
+    of a diffusers Stable Diffusion folder (a hub id passes: it is resolved when loaded)."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        missing = [part for part in FOLDER_PARTS if not (path / part).is_dir()]
+        if missing:
+            raise ModelNotFoundError(
+                f"{path} is not a diffusers Stable Diffusion folder: it has no {', '.join(map(repr, missing))} "
+                f"subfolder{'s' if len(missing) > 1 else ''} (expected {', '.join(FOLDER_PARTS)})."
+            )
+    elif path.is_file():
+        return
+    elif path.suffix in {".safetensors", ".ckpt", ".pt", ".bin"}:
+        raise ModelNotFoundError(f"Model file {str(model)!r} does not exist.")
+    elif str(model).startswith((".", "/", "~")):
+        raise ModelNotFoundError(
+            f"Model folder {str(model)!r} does not exist; give a diffusers folder, a .safetensors or .ckpt "
+            "file, or a hub id such as runwayml/stable-diffusion-v1-5 (--model)."
+        )
+
+
 def load_components(
     model: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
@@ -412,15 +434,10 @@ def load_components(
         source = "videop2p-toy"
         parts = _load_local_folder(path)
     else:
+        check_model_path(model)
         path = Path(model).expanduser()
         source = str(model)
         if path.is_dir():
-            missing = [part for part in FOLDER_PARTS if not (path / part).is_dir()]
-            if missing:
-                raise ModelNotFoundError(
-                    f"{path} is not a diffusers Stable Diffusion folder: it has no {', '.join(map(repr, missing))} "
-                    f"subfolder{'s' if len(missing) > 1 else ''} (expected {', '.join(FOLDER_PARTS)})."
-                )
             parts = _load_local_folder(path)
             source = path.name
         elif path.is_file():
@@ -428,13 +445,6 @@ def load_components(
                 _load_flat_file(path) if _is_flat_file(path) else _load_original_checkpoint(path, config, _offline())
             )
             source = path.name
-        elif path.suffix in {".safetensors", ".ckpt", ".pt", ".bin"}:
-            raise ModelNotFoundError(f"Model file {str(model)!r} does not exist.")
-        elif str(model).startswith((".", "/", "~")):
-            raise ModelNotFoundError(
-                f"Model folder {str(model)!r} does not exist; give a diffusers folder, a .safetensors or .ckpt "
-                "file, or a hub id such as runwayml/stable-diffusion-v1-5 (--model)."
-            )
         else:
             try:
                 video_folder = _hub_video_folder(str(model), _offline())
