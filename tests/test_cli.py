@@ -485,3 +485,14 @@ def test_a_missing_or_broken_model_is_one_line_for_every_command(command, tmp_pa
 def test_ui_refuses_bad_settings_before_starting(flags, needle, tmp_path):
     _one_line_error(runner.invoke(app, ["ui", "--root", str(tmp_path / "ui"), *flags]), needle)
     assert not (tmp_path / "ui").exists()
+
+
+def test_an_output_or_workspace_path_that_is_a_file_is_refused_before_any_work(tiny_dir, clip_dir, tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine")
+    result = runner.invoke(app, _args(tiny_dir, clip_dir, a_file, tmp_path / "ws"))
+    _one_line_error(result, "out", "is a file, not a folder")
+    assert not (tmp_path / "ws").exists() or not list((tmp_path / "ws").rglob("*.safetensors"))
+    result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", a_file))
+    _one_line_error(result, "workspace", "is a file, not a folder")
+    assert a_file.read_text() == "mine" and not (tmp_path / "o").exists()

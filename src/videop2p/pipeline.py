@@ -90,9 +90,9 @@ class VideoP2P:
         self,
         components: SDComponents,
         workspace: Workspace | None = None,
-        frame_mode: FrameAttentionMode | str = FrameAttentionMode.FIRST,
-        attention_slicing: int | None = None,
-        group_norm: GroupNormMode | str = GroupNormMode.FRAME,
+        frame_mode: FrameAttentionMode | str = RunConfig.frame_attention,
+        attention_slicing: int | None = RunConfig.attention_slicing,
+        group_norm: GroupNormMode | str = RunConfig.group_norm,
     ):
         self.components = components
         self.workspace = workspace
@@ -103,15 +103,19 @@ class VideoP2P:
     @classmethod
     def from_pretrained(
         cls,
-        model: str | None = None,
-        device: str = "cpu",
-        dtype: str = "float32",
+        model: str | None = RunConfig.model,
+        device: str = RunConfig.device,
+        dtype: str = RunConfig.dtype,
         workspace: str | Path | None = None,
-        frame_mode: str = "first",
-        attention_slicing: int | None = None,
-        group_norm: str = "frame",
+        frame_mode: FrameAttentionMode | str = RunConfig.frame_attention,
+        attention_slicing: int | None = RunConfig.attention_slicing,
+        group_norm: GroupNormMode | str = RunConfig.group_norm,
     ) -> VideoP2P:
         """Load a model (None: the bundled toy model); `workspace` enables reuse between runs."""
+        if workspace and Path(workspace).exists() and not Path(workspace).is_dir():
+            raise ValueError(
+                f"workspace {str(workspace)!r} is a file, not a folder; give a folder to keep tuned clips in."
+            )
         components = load_components(model, device=device, dtype=parse_dtype(dtype))
         ws = Workspace(Path(workspace)) if workspace else None
         return cls(components, ws, frame_mode, attention_slicing, group_norm)
@@ -343,6 +347,8 @@ class VideoP2P:
     def check_inputs(self, cfg: RunConfig) -> None:
         """Validate settings, prompts, words and schedules before any expensive stage."""
         validate(cfg)
+        if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+            raise ValueError(f"out {cfg.out!r} is a file, not a folder; give a folder for the outputs.")
         self._check_source(cfg.source)
         if not cfg.targets:
             raise ValueError("Give at least one target prompt.")
