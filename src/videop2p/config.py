@@ -237,10 +237,8 @@ class BatchSettings:
 def check_batch(b: BatchSettings) -> None:
     """A known executor and finite, non-negative resources per Ray task (at least a part of a CPU)."""
     _enum_ok(None, "executor", b.executor, Executor)
-    _number(None, "gpus_per_task", b.num_gpus, 0.0)
-    cpus = b.num_cpus
-    if isinstance(cpus, bool) or not isinstance(cpus, int | float) or not math.isfinite(cpus) or cpus <= 0:
-        raise OptionError("cpus_per_task", f"{cpus!r} is not valid; expected a finite number > 0.")
+    check_number(None, "gpus_per_task", b.num_gpus, 0.0)
+    check_number(None, "cpus_per_task", b.num_cpus, 0.0, above=True)
 
 
 def to_plain(obj: Any) -> Any:
@@ -618,13 +616,22 @@ def _where(section: str | None, attr: str) -> str:
     return _FLAT_NAMES.get((section, attr), f"{section}.{attr}" if section else attr)
 
 
-def _number(section: str | None, attr: str, value: Any, low: float, high: float = math.inf, whole: bool = False):
-    """Raise OptionError unless `value` is a finite (whole) number in [low, high]."""
+def check_number(
+    section: str | None,
+    attr: str,
+    value: Any,
+    low: float,
+    high: float = math.inf,
+    whole: bool = False,
+    above: bool = False,
+) -> None:
+    """Raise OptionError (named by the setting's flag) unless `value` is a finite (whole) number in
+    [low, high], or in (low, high] when `above`."""
     kind = "a whole number" if whole else "a finite number"
     bad = isinstance(value, bool) or not isinstance(value, int | float)
     bad = bad or (whole and not isinstance(value, int)) or not math.isfinite(value) or not low <= value <= high
-    if bad:
-        span = f">= {low:g}" if high == math.inf else f"from {low:g} to {high:g}"
+    if bad or (above and value == low):
+        span = f"{'>' if above else '>='} {low:g}" if high == math.inf else f"from {low:g} to {high:g}"
         raise OptionError(_where(section, attr), f"{value!r} is not valid; expected {kind} {span}.")
 
 
@@ -645,7 +652,7 @@ def _bounds_ok(section: str, attr: str, value: Any) -> None:
     if len(pair) != 2:
         raise OptionError(_where(section, attr), f"{value!r} is not valid; expected a fraction or [start, end].")
     for v in pair:
-        _number(section, attr, v, 0.0, 1.0)
+        check_number(section, attr, v, 0.0, 1.0)
     if pair[0] > pair[1]:
         raise OptionError(_where(section, attr), f"{value!r} is not valid; start must not exceed end.")
 
@@ -672,12 +679,12 @@ def validate(cfg: RunConfig) -> None:
             continue
         _text(None, attr, getattr(cfg, attr))
     if v.frames is not None:
-        _number("video", "frames", v.frames, 1, whole=True)
-    _number("video", "start", v.start, 0, whole=True)
-    _number("video", "stride", v.stride, 1, whole=True)
+        check_number("video", "frames", v.frames, 1, whole=True)
+    check_number("video", "start", v.start, 0, whole=True)
+    check_number("video", "stride", v.stride, 1, whole=True)
     for attr in ("width", "height"):
         if getattr(v, attr) is not None:
-            _number("video", attr, getattr(v, attr), 1, whole=True)
+            check_number("video", attr, getattr(v, attr), 1, whole=True)
     _enum_ok("video", "resize", v.resize, ResizeMode)
     check_tune(t)
     check_edit(e)
@@ -689,7 +696,7 @@ def validate(cfg: RunConfig) -> None:
     if cfg.dtype not in DTYPES:
         raise OptionError("dtype", f"{cfg.dtype!r} is not one of {', '.join(DTYPES)}.")
     if cfg.attention_slicing is not None:
-        _number(None, "attention_slicing", cfg.attention_slicing, 1, whole=True)
+        check_number(None, "attention_slicing", cfg.attention_slicing, 1, whole=True)
     if not isinstance(cfg.device, str) or not cfg.device.strip():
         raise OptionError("device", f"{cfg.device!r} is not a device name such as cpu, cuda or cuda:1.")
 
@@ -715,9 +722,9 @@ def check_edit(e: EditConfig) -> None:
             raise OptionError(_where("edit", attr), f"{words!r} is not valid; expected a mapping from words.")
     _enum_ok("edit", "mode", e.mode, EditMode)
     _enum_ok("edit", "mask_norm", e.mask_norm, MaskNorm)
-    _number("edit", "guidance", e.guidance, 0.0)
-    _number("edit", "threshold", e.threshold, 0.0, 1.0)
-    _number("edit", "blend_start", e.blend_start, 0.0, 1.0)
+    check_number("edit", "guidance", e.guidance, 0.0)
+    check_number("edit", "threshold", e.threshold, 0.0, 1.0)
+    check_number("edit", "blend_start", e.blend_start, 0.0, 1.0)
     for attr in ("decoupled", "control_frame_attention", "materialize_all"):
         _bool_ok("edit", attr, getattr(e, attr))
     _bounds_ok("edit", "cross_replace", e.cross_replace)
@@ -728,17 +735,17 @@ def check_edit(e: EditConfig) -> None:
         if isinstance(factor, bool) or not isinstance(factor, int | float) or not math.isfinite(factor):
             raise OptionError("reweight", f"{word}={factor!r} is not valid; expected a finite factor.")
     if e.mask_side is not None:
-        _number("edit", "mask_side", e.mask_side, 1, whole=True)
+        check_number("edit", "mask_side", e.mask_side, 1, whole=True)
 
 
 def check_tune(t: TuneConfig) -> None:
     """Tuning steps, frames per step, learning rate, seed and mixed precision in range."""
     if t.steps is not None:
-        _number("tune", "steps", t.steps, 0, whole=True)
+        check_number("tune", "steps", t.steps, 0, whole=True)
     if t.frames is not None:
-        _number("tune", "frames", t.frames, 2, whole=True)
-    _number("tune", "lr", t.lr, 0.0)
-    _number("tune", "seed", t.seed, 0, whole=True)
+        check_number("tune", "frames", t.frames, 2, whole=True)
+    check_number("tune", "lr", t.lr, 0.0)
+    check_number("tune", "seed", t.seed, 0, whole=True)
     _bool_ok("tune", "gradient_checkpointing", t.gradient_checkpointing)
     if t.mixed_precision not in ("no", "fp16", "bf16"):
         raise OptionError("tune.mixed_precision", f"{t.mixed_precision!r} is not one of no, fp16, bf16.")
@@ -747,21 +754,21 @@ def check_tune(t: TuneConfig) -> None:
 def check_inversion(i: InversionConfig) -> None:
     """Inversion method, steps, null-text iterations and frames, guidance and learning rate in range."""
     _enum_ok("inversion", "method", i.method, InversionMethod)
-    _number("inversion", "steps", i.steps, 1, whole=True)
-    _number("inversion", "inner_steps", i.inner_steps, 0, whole=True)
+    check_number("inversion", "steps", i.steps, 1, whole=True)
+    check_number("inversion", "inner_steps", i.inner_steps, 0, whole=True)
     if i.frames is not None:
-        _number("inversion", "frames", i.frames, 2, whole=True)
+        check_number("inversion", "frames", i.frames, 2, whole=True)
     for attr, low in (("inversion_guidance", 0.0), ("guidance", 0.0), ("lr", 0.0), ("early_stop", 0.0)):
-        _number("inversion", attr, getattr(i, attr), low)
+        check_number("inversion", attr, getattr(i, attr), low)
 
 
 def check_window(w: WindowConfig) -> None:
     """A window of at least 2 frames and an overlap that leaves each window a frame of its own."""
     if w.size is not None:
-        _number("window", "size", w.size, 2, whole=True)
-        _number("window", "overlap", w.overlap, 0, w.size - 1, whole=True)
+        check_number("window", "size", w.size, 2, whole=True)
+        check_number("window", "overlap", w.overlap, 0, w.size - 1, whole=True)
     else:
-        _number("window", "overlap", w.overlap, 0, whole=True)
+        check_number("window", "overlap", w.overlap, 0, whole=True)
     _enum_ok("window", "anchors", w.anchors, AnchorMode)
     _enum_ok("window", "blend", w.blend, WindowBlend)
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from videop2p.config import EditConfig, InversionConfig, OptionError, check_edit, check_inversion
+from videop2p.config import EditConfig, InversionConfig, check_edit, check_inversion, check_number
 from videop2p.metrics import psnr
 from videop2p.toy.checker import read_image
 from videop2p.toy.data import to_tensor
@@ -37,8 +37,7 @@ def check_eval_inputs(model_path: str | Path, seeds: int, steps: int, guidance: 
     guidance out of range (a run's own checks, OptionError naming them) and a device this machine lacks."""
     from videop2p.models.loading import check_device
 
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise OptionError("seeds", f"{seeds!r} is not valid; expected a whole number >= 1.")
+    check_number(None, "seeds", seeds, 1, whole=True)
     check_inversion(InversionConfig(steps=steps))
     check_edit(EditConfig(guidance=guidance))
     check_device(device)

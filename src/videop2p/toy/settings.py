@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from videop2p.config import OptionError
+from videop2p.config import check_number
 
 TOY_EVAL_SEEDS = 3  # images per caption that `videop2p toy eval` generates, each from its own seed
 
@@ -134,13 +134,6 @@ def check_numbers(settings: Any) -> None:
         value = getattr(settings, f.name)
         if f.name == "model" and isinstance(value, ToyModelConfig):
             check_numbers(value)
-            continue
-        if f.name not in NUMBER_RULES:
-            continue
-        low, high, whole, open_low = NUMBER_RULES[f.name]
-        bad = isinstance(value, bool) or not isinstance(value, int | float) or (whole and not isinstance(value, int))
-        bad = bad or not math.isfinite(value) or not low <= value <= high or (open_low and value == low)
-        if bad:
-            kind = "a whole number" if whole else "a finite number"
-            span = f"{'>' if open_low else '>='} {low:g}" if high == math.inf else f"from {low:g} to {high:g}"
-            raise OptionError(FLAG_NAMES.get(f.name, f.name), f"{value!r} is not valid; expected {kind} {span}.")
+        elif f.name in NUMBER_RULES:
+            low, high, whole, above = NUMBER_RULES[f.name]
+            check_number(None, FLAG_NAMES.get(f.name, f.name), value, low, high, whole, above)
