@@ -174,6 +174,11 @@ def _whole_field(name: str, value, low: int, high: int, optional: bool) -> int |
     return int(number)
 
 
+def _form_frames(form: Form) -> int:
+    """The form's frame count (the example clips are rendered with it too)."""
+    return _whole_field("frames", form.frames, 1, 1024, False)
+
+
 def _number_field(name: str, value) -> float:
     """A number field's value (its range is the run's own check), or FormError naming the field."""
     try:
@@ -196,7 +201,6 @@ def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: st
             f"Local blending needs both words (source word, target word); got {blend[0]!r} and {blend[1]!r}."
         )
     whole = {  # whole-number fields: (form's name, value, lowest, highest, may be blank)
-        "frames": ("frames", form.frames, 1, 1024, False),
         "start": ("first frame", form.start, 0, 10**6, False),
         "stride": ("stride", form.stride, 1, 1000, False),
         "width": ("width", form.width or None, 1, 16384, True),  # blank or 0: keep the aspect ratio
@@ -220,6 +224,7 @@ def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: st
         "out": str(out),
         "workspace": str(workspace),
         "frame_attention": form.frame_attention,
+        "frames": _form_frames(form),
         **{key: _whole_field(*spec) for key, spec in whole.items()},
         **{key: _number_field(*spec) for key, spec in real.items()},
         "resize": form.resize,
@@ -272,8 +277,7 @@ class Session:
         if upload:
             video = str(unpack_upload(Path(upload), self.root))
         elif example:
-            frames = _whole_field("frames", form.frames, 1, 1024, False)
-            video = str(example_clip(example, self.root, frames))
+            video = str(example_clip(example, self.root, _form_frames(form)))
         else:
             raise FormError("Upload a clip (mp4, gif or a zip of frames) or choose a toy example.")
         out = self.root / "runs" / time.strftime("%Y%m%d-%H%M%S") / f"{time.time_ns() % 10**6:06d}"
