@@ -20,7 +20,7 @@ from videop2p.config import (
     Preset,
     default_of,
 )
-from videop2p.toy.settings import TOY_EVAL_SEEDS, GroundingConfig, ToyModelConfig, ToyTrainConfig
+from videop2p.toy.settings import TOY_EVAL_SEEDS, GroundingConfig, ToyModelConfig, ToyTrainConfig, check_numbers
 from videop2p.toy.world import ToyClipSpec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Text-driven video editing with Video-P2P.")
@@ -97,6 +97,21 @@ def _h(option: str, text: str) -> str:
     return f"{text} (default: {default_of(option)})."
 
 
+def _flag(e) -> str:
+    """An OptionError of a command's own setting, as its flag: `--name value is not valid; ...`."""
+    return f"--{e.option.replace('_', '-')} {e.reason}"
+
+
+def _check_own_flags(check, settings) -> None:
+    """A command's own check of the settings its flags fill (each named `--name`); a bad one fails in one line."""
+    from videop2p.config import OptionError
+
+    try:
+        check(settings)
+    except OptionError as e:
+        _fail(_flag(e))
+
+
 def _check_flag(check, section) -> None:
     """A run's own check of a config section that carries one flag's value; a bad value fails in one line."""
     from videop2p.config import OptionError, option_label
@@ -169,7 +184,7 @@ def _build_config(
     try:
         apply_options(cfg, {"video": video, **options})
     except OptionError as e:
-        _fail(f"--{e.option.replace('_', '-')} {e.reason}")
+        _fail(_flag(e))
     if whole:
         cfg.window.size = None
     if every:
@@ -595,7 +610,7 @@ def toy_train(
         workers=workers,
         time_budget_s=time_budget,
     )
-    _check_toy_numbers(cfg)
+    _check_own_flags(check_numbers, cfg)
     if image_size < MIN_FRAME_SIDE or image_size % model.size_step:
         _fail(
             f"--image-size {image_size}: must be a multiple of {model.size_step} and at least {MIN_FRAME_SIDE} pixels."
@@ -616,22 +631,6 @@ def toy_train(
     typer.echo(f"model written to {path}")
 
 
-def _check_toy_numbers(settings) -> None:
-    """Every number of a toy training's settings in range, or a one-line error naming its flag."""
-    from videop2p.config import OptionError
-    from videop2p.toy.settings import check_numbers
-
-    try:
-        check_numbers(settings)
-    except OptionError as e:
-        _fail(f"--{e.option.replace('_', '-')} {e.reason}")
-
-
-def _check_text_rms(value: float) -> None:
-    if not 0 <= value < float("inf"):
-        _fail(f"--text-rms {value}: must be 0 (outputs as trained) or a positive number.")
-
-
 @toy_app.command("export")
 def toy_export(
     out_dir: Path,
@@ -648,8 +647,8 @@ def toy_export(
         _fail(f"{out_dir}: no ckpt/unet.pt there; is it a `videop2p toy train` folder?")
     cfg = read_train_config(out_dir / "train_config.json")
     if text_rms is not None:
-        _check_text_rms(text_rms)
         cfg = replace(cfg, text_rms=text_rms)
+        _check_own_flags(check_numbers, cfg)
     typer.echo(f"model written to {export_checkpoint(out_dir, dest, cfg)}")
 
 
@@ -677,7 +676,7 @@ def toy_ground(
     cfg = GroundingConfig(
         steps=steps, lr=lr, batch_size=batch_size, weight=weight, dataset_size=dataset_size, seed=seed
     )
-    _check_toy_numbers(cfg)
+    _check_own_flags(check_numbers, cfg)
     _set_threads(threads)
     path = ground_toy_model(init or bundled_model_path(), out_dir, cfg)
     typer.echo(f"model written to {path}")
@@ -693,11 +692,10 @@ def ui(
     dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = default_of("dtype"),
 ) -> None:
     """Start the web editor (Gradio) on localhost."""
-    from videop2p.config import DTYPES
+    from videop2p.config import DTYPES, check_number
     from videop2p.models.loading import check_device, check_model_path
 
-    if not 1 <= port <= 65535:
-        _fail(f"--port {port} is not valid; expected a whole number from 1 to 65535.")
+    _check_own_flags(lambda p: check_number(None, "port", p, 1, 65535, whole=True), port)
     if dtype not in DTYPES:
         _fail(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}.")
     try:
@@ -740,13 +738,10 @@ def batch(
     import time
 
     from videop2p.batch import BatchError, load_jobs, run_batch, summary_table, write_manifest
-    from videop2p.config import ConfigError, Executor, OptionError, check_batch
+    from videop2p.config import ConfigError, Executor, check_batch
 
     settings = BatchSettings(executor, address, gpus_per_task, cpus_per_task)
-    try:
-        check_batch(settings)
-    except OptionError as e:  # the batch command's own flags
-        _fail(f"--{e.option.replace('_', '-')} {e.reason}")
+    _check_own_flags(check_batch, settings)
     settings.executor = Executor(executor)
     _setup_logging(quiet=False)
     try:
@@ -807,14 +802,14 @@ def eval_command(
     dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = default_of("dtype"),
 ) -> None:
     """Measure edit quality on a seeded toy-world suite and compare Video-P2P with the baselines."""
-    from videop2p.config import InversionConfig, TuneConfig, check_inversion, check_tune
+    from videop2p.config import InversionConfig, TuneConfig, check_inversion, check_number, check_tune
     from videop2p.evaluation import QUICK_CASES, EvalSettings, Method, evaluate, quick_settings
     from videop2p.models.loading import load_components, parse_dtype
 
     _setup_logging()
     shard_kn = _parse_shard(shard) if shard else None
-    if cases is not None and cases < 1:
-        _fail(f"--cases {cases} is not valid; expected a whole number >= 1.")
+    if cases is not None:
+        _check_own_flags(lambda n: check_number(None, "cases", n, 1, whole=True), cases)
     n = cases or (QUICK_CASES if quick else 30)
     s = quick_settings() if quick else EvalSettings()
     tune = TuneConfig(steps=_given(tune_steps, s.tune_steps), frames=_given(tune_frames, s.tune_frames))
@@ -888,7 +883,7 @@ def toy_eval(
     try:
         check_eval_inputs(path, seeds, steps, guidance, device)
     except OptionError as e:
-        _fail(f"--{e.option.replace('_', '-')} {e.reason}")
+        _fail(_flag(e))
     except ValueError as e:
         _fail(str(e))
     result = evaluate_model(path, seeds=seeds, steps=steps, guidance=guidance, device=device)

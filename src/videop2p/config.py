@@ -287,9 +287,7 @@ def fill(cls, data: dict, where: str, obj: Any = None):
             raise ConfigError(f"Unknown key {where}{key!r}; valid keys are: {', '.join(sorted(names))}.")
         sub = getattr(obj, key)
         if dataclasses.is_dataclass(sub):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{where}{key}: {value!r} is not valid; expected a mapping of its settings.")
-            setattr(obj, key, fill(type(sub), value, f"{where}{key}.", sub))
+            setattr(obj, key, fill(type(sub), _mapping(value, f"{where}{key}"), f"{where}{key}.", sub))
             continue
         try:
             setattr(obj, key, _coerce(cls, key, value))
@@ -489,13 +487,13 @@ def _check_keys(data: dict, allowed: set[str], where: str) -> None:
             )
 
 
-def _official_mapping(value: Any, key: str) -> dict:
+def _mapping(value: Any, key: str) -> dict:
     if not isinstance(value, dict):
         raise ConfigError(f"{key}: {value!r} is not valid; expected a mapping of its settings.")
     return value
 
 
-def _official_list(value: Any, key: str) -> list:
+def _list(value: Any, key: str) -> list:
     if not isinstance(value, list):
         raise ConfigError(f"{key}: {value!r} is not valid; expected a list.")
     return value
@@ -514,12 +512,9 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
     cfg = base or RunConfig()
     if tune:
         _check_keys(tune, _OFFICIAL_TUNE, "")
-        td = _official_mapping(tune.get("train_data", {}) or {}, "train_data")
+        td = _mapping(tune.get("train_data", {}) or {}, "train_data")
         _check_keys(td, _OFFICIAL_TRAIN_DATA, "train_data.")
-        mods = {
-            str(m)
-            for m in _official_list(tune.get("trainable_modules", sorted(_OFFICIAL_TRAINABLE)), "trainable_modules")
-        }
+        mods = {str(m) for m in _list(tune.get("trainable_modules", sorted(_OFFICIAL_TRAINABLE)), "trainable_modules")}
         if mods != _OFFICIAL_TRAINABLE:
             raise ConfigError(
                 f"trainable_modules {sorted(mods)} differ from the supported set {sorted(_OFFICIAL_TRAINABLE)}."
@@ -545,7 +540,7 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
                 f"prompt {p2p['prompt']!r} of the p2p config contradicts train_data.prompt {cfg.source!r}."
             )
         cfg.source = p2p.get("prompt", cfg.source)
-        prompts = _official_list(p2p.get("prompts", []), "prompts")
+        prompts = _list(p2p.get("prompts", []), "prompts")
         if prompts:
             if prompts[0] != cfg.source:
                 raise ConfigError(
@@ -554,21 +549,20 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
             cfg.targets = prompts[1:]
         cfg.video.path = cfg.video.path or p2p.get("image_path", "")
         if "blend_word" in p2p and p2p["blend_word"]:
-            bw = _official_list(p2p["blend_word"], "blend_word")
+            bw = _list(p2p["blend_word"], "blend_word")
             if len(bw) != 2:
                 raise ConfigError(f"blend_word needs two words, got {bw!r}.")
             cfg.edit.blend = (bw[0], bw[1])
         eq = p2p.get("eq_params")
         if eq:
-            eq = _official_mapping(eq, "eq_params")
-            words = _official_list(eq.get("words", []), "eq_params.words")
-            values = _official_list(eq.get("values", []), "eq_params.values")
+            eq = _mapping(eq, "eq_params")
+            words = _list(eq.get("words", []), "eq_params.words")
+            values = _list(eq.get("values", []), "eq_params.values")
             if len(words) != len(values):
                 raise ConfigError(f"eq_params has {len(words)} words but {len(values)} values.")
             cfg.edit.reweight = {w: _official_number(v, "eq_params.values") for w, v in zip(words, values, strict=True)}
         if "is_word_swap" in p2p:
-            if not isinstance(p2p["is_word_swap"], bool):
-                raise ConfigError(f"is_word_swap: {p2p['is_word_swap']!r} is not true or false.")
+            _bool_ok(None, "is_word_swap", p2p["is_word_swap"])
             cfg.edit.mode = EditMode.SWAP if p2p["is_word_swap"] else EditMode.REFINE
         if "cross_replace_steps" in p2p:
             v = p2p["cross_replace_steps"]
@@ -641,7 +635,7 @@ def _text(section: str | None, attr: str, value: Any) -> None:
         raise OptionError(_where(section, attr), f"{value!r} is not valid; expected text.")
 
 
-def _bool_ok(section: str, attr: str, value: Any) -> None:
+def _bool_ok(section: str | None, attr: str, value: Any) -> None:
     """Raise OptionError unless `value` is true or false (YAML's "sometimes" is neither)."""
     if not isinstance(value, bool):
         raise OptionError(_where(section, attr), f"{value!r} is not true or false.")
@@ -674,10 +668,10 @@ def validate(cfg: RunConfig) -> None:
     v, t, e = cfg.video, cfg.tune, cfg.edit
     check_prompts(cfg.source, cfg.targets)
     _text("video", "path", v.path)
-    for attr in ("model", "out", "workspace"):
-        if attr != "out" and getattr(cfg, attr) is None:
-            continue
-        _text(None, attr, getattr(cfg, attr))
+    _text(None, "out", cfg.out)
+    for attr in ("model", "workspace"):  # None: the bundled model, the default workspace
+        if getattr(cfg, attr) is not None:
+            _text(None, attr, getattr(cfg, attr))
     if v.frames is not None:
         check_number("video", "frames", v.frames, 1, whole=True)
     check_number("video", "start", v.start, 0, whole=True)
