@@ -43,6 +43,24 @@ DEMO_EDITS = {
 }
 
 
+def demo_config(
+    clip_dir: Path,
+    edit_out: Path,
+    target: str,
+    edit_cfg: EditConfig,
+    tune_steps: int = DEMO_TUNE_STEPS,
+    steps: int = InversionConfig.steps,
+    quiet: bool = False,
+    model: str | None = None,
+) -> RunConfig:
+    """The run of one edit of the demo's clip (its frames in `clip_dir`) into `edit_out`."""
+    cfg = RunConfig(source=DEMO_SOURCE, targets=[target], out=str(edit_out), quiet=quiet, model=model)
+    cfg.video.path, cfg.video.frames = str(clip_dir), DEMO_CLIP.frames
+    cfg.tune.steps, cfg.inversion.steps = tune_steps, steps
+    cfg.edit = edit_cfg
+    return cfg
+
+
 def run_demo(
     out: str | Path,
     tune_steps: int = DEMO_TUNE_STEPS,
@@ -58,10 +76,7 @@ def run_demo(
     lines = []
     start = time.perf_counter()
     for name, (target, edit_cfg) in DEMO_EDITS.items():
-        cfg = RunConfig(source=DEMO_SOURCE, targets=[target], out=str(out / name), quiet=quiet, model=model)
-        cfg.video.path, cfg.video.frames = str(clip_dir), 8
-        cfg.tune.steps, cfg.inversion.steps = tune_steps, steps
-        cfg.edit = edit_cfg
+        cfg = demo_config(clip_dir, out / name, target, edit_cfg, tune_steps, steps, quiet, model)
         t0 = time.perf_counter()
         manifest = vp.run(cfg)
         actions = ", ".join(
@@ -79,16 +94,20 @@ def covered(found: np.ndarray, source: np.ndarray) -> float:
     return float(np.logical_and(found, source).sum() / source.sum()) if source.any() else 1.0
 
 
-def edit_overlaps(out: str | Path) -> dict[str, dict[str, list[float]]]:
-    """Per demo edit in `out`, per frame: the edited object's IoU with the source object (the toy world's
-    checker reads the edit, the clip gives the truth) and the share of the source object it covers."""
+def edit_overlap(edit_dir: str | Path) -> dict[str, list[float]]:
+    """Per frame of the demo edit in `edit_dir`: the edited object's IoU with the source object (the toy
+    world's checker reads the edit, the clip gives the truth), the share of the source object it covers,
+    and its area against the source object's."""
     source = render_clip(DEMO_CLIP).masks[:, 0]  # (F, H, W)
-    result = {}
-    for name in DEMO_EDITS:
-        frames = read_video(Path(out) / name / "edit_1.gif").frames  # (F, H, W, 3)
-        found = [read_image(f).mask for f in frames]
-        result[name] = {
-            "iou": [iou(a, b) for a, b in zip(found, source, strict=True)],
-            "covered": [covered(a, b) for a, b in zip(found, source, strict=True)],
-        }
-    return result
+    found = [read_image(f).mask for f in read_video(Path(edit_dir) / "edit_1.gif").frames]
+    pairs = list(zip(found, source, strict=True))
+    return {
+        "iou": [iou(a, b) for a, b in pairs],
+        "covered": [covered(a, b) for a, b in pairs],
+        "area_ratio": [float(a.sum() / b.sum()) for a, b in pairs],
+    }
+
+
+def edit_overlaps(out: str | Path) -> dict[str, dict[str, list[float]]]:
+    """`edit_overlap` of every demo edit in `out`."""
+    return {name: edit_overlap(Path(out) / name) for name in DEMO_EDITS}
