@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from videop2p.batch import BatchError, BatchSettings, Executor, group_jobs, load_jobs, run_batch
 from videop2p.cli import app
 from videop2p.io.video import read_video, write_frames
+from videop2p.testing import assert_one_line_error
 from videop2p.toy.world import Background, Color, Motion, Shape, ToyClipSpec, ToyObject, render_clip
 
 runner = CliRunner()
@@ -200,13 +201,8 @@ def test_changed_job_is_not_skipped(local_run, jobs_file):
     ],
 )
 def test_bad_batch_flags_are_one_line_errors_before_any_job(tmp_path, flags, message):
-    from typer.testing import CliRunner
-
-    from videop2p.cli import app
-
     path = tmp_path / "jobs.yaml"
     path.write_text(yaml.safe_dump({"jobs": [{"video": "a", "source": "s", "targets": ["t"]}]}))
-    result = CliRunner().invoke(app, ["batch", str(path), "--out", str(tmp_path / "o"), *flags])
-    lines = result.output.strip().splitlines()
-    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    result = runner.invoke(app, ["batch", str(path), "--out", str(tmp_path / "o"), *flags])
+    assert_one_line_error(result, message)
     assert not (tmp_path / "o").exists()

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from videop2p.cli import app
 from videop2p.io.video import read_video, write_frames
+from videop2p.testing import assert_one_line_error
 from videop2p.toy.world import Color, Shape, ToyClipSpec, ToyObject, render_clip
 
 SRC = "a red circle moving on the grass"
@@ -276,12 +277,6 @@ def test_attention_slicing_flag_gives_the_same_edit(tiny_dir, clip_dir, tmp_path
     assert bad.exit_code == 2 and "--attention-slicing 0" in bad.output and not (tmp_path / "bad").exists()
 
 
-def _one_line_error(result, *needles):
-    lines = result.output.strip().splitlines()
-    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert "Traceback" not in result.output and all(n in lines[0] for n in needles), lines[0]
-
-
 @pytest.mark.parametrize(
     "flags, needles",
     [
@@ -298,7 +293,7 @@ def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
     tiny_dir, clip_dir, tmp_path, flags, needles
 ):
     result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws", *flags))
-    _one_line_error(result, *needles)
+    assert_one_line_error(result, *needles)
     assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
 
 
@@ -333,7 +328,7 @@ def test_badly_typed_config_values_are_one_line_errors(tiny_dir, clip_dir, tmp_p
         (tmp_path / "c.yaml").write_text(text)
     args = ["run", "--config", str(tmp_path / "c.yaml"), str(clip_dir), "--model", str(tiny_dir)]
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "o"), "--workspace", str(tmp_path / "ws")])
-    _one_line_error(result, *needles)
+    assert_one_line_error(result, *needles)
     assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
 
 
@@ -342,11 +337,11 @@ def test_truncated_or_foreign_weights_are_one_line_errors(tiny_dir, clip_dir, tm
     weights = broken / "unet" / "diffusion_pytorch_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     result = runner.invoke(app, _args(broken, clip_dir, tmp_path / "o", tmp_path / "ws", "--model", str(broken)))
-    _one_line_error(result, str(broken))
+    assert_one_line_error(result, str(broken))
     flat = tmp_path / "model.safetensors"
     flat.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}")
     result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws", "--model", str(flat)))
-    _one_line_error(result, "model.safetensors")
+    assert_one_line_error(result, "model.safetensors")
     assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
 
 
@@ -403,22 +398,22 @@ def test_a_quick_preset_run_and_bad_presets_or_frame_counts(tiny_dir, clip_dir, 
     resolved = yaml.safe_load((tmp_path / "o" / "config.yaml").read_text())
     assert resolved["tune"]["frames"] == 2 and resolved["inversion"]["method"] == "fast"
     result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2", "--preset", "fastest"))
-    _one_line_error(result, "--preset 'fastest'", "official, quick")
+    assert_one_line_error(result, "--preset 'fastest'", "official, quick")
     result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2", "--tune-frames", "1"))
-    _one_line_error(result, "--tune-frames 1", ">= 2")
+    assert_one_line_error(result, "--tune-frames 1", ">= 2")
     result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2", "--null-text-frames", "0"))
-    _one_line_error(result, "--null-text-frames 0", ">= 2")
+    assert_one_line_error(result, "--null-text-frames 0", ">= 2")
     bad = tmp_path / "bad.yaml"
     bad.write_text("tune: {gradient_checkpointing: sometimes}\n")
     result = runner.invoke(app, [*_args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2"), "--config", str(bad)])
-    _one_line_error(result, "--tune-checkpointing 'sometimes'", "true or false")
+    assert_one_line_error(result, "--tune-checkpointing 'sometimes'", "true or false")
     bad.write_text("edit: {control_frame_attention: sometimes}\n")
     result = runner.invoke(app, [*_args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2"), "--config", str(bad)])
-    _one_line_error(result, "--frame-attention-control 'sometimes'", "true or false")
+    assert_one_line_error(result, "--frame-attention-control 'sometimes'", "true or false")
     result = runner.invoke(app, ["eval", "--out", str(tmp_path / "b"), "--null-text-frames", "1.5"])
     assert result.exit_code != 0 and not (tmp_path / "b").exists()
     result = runner.invoke(app, ["eval", "--out", str(tmp_path / "b"), "--null-text-frames", "1"])
-    _one_line_error(result, "--null-text-frames 1", ">= 2")
+    assert_one_line_error(result, "--null-text-frames 1", ">= 2")
     assert not (tmp_path / "b").exists() and not (tmp_path / "ws2").exists()
 
 
@@ -427,7 +422,7 @@ def test_a_quick_preset_run_and_bad_presets_or_frame_counts(tiny_dir, clip_dir, 
 )
 def test_demo_refuses_bad_budgets_before_any_work(tmp_path, flags, needle):
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), *flags])
-    _one_line_error(result, needle, "expected a whole number")
+    assert_one_line_error(result, needle, "expected a whole number")
     assert not (tmp_path / "demo").exists()
 
 
@@ -443,7 +438,7 @@ def test_demo_refuses_bad_budgets_before_any_work(tmp_path, flags, needle):
 )
 def test_toy_eval_refuses_bad_settings_before_loading(flags, needle, tmp_path):
     result = runner.invoke(app, ["toy", "eval", *flags, "--json", str(tmp_path / "r.json")])
-    _one_line_error(result, needle)
+    assert_one_line_error(result, needle)
     assert not (tmp_path / "r.json").exists()
 
 
@@ -453,7 +448,7 @@ def test_toy_eval_refuses_bad_settings_before_loading(flags, needle, tmp_path):
 )
 def test_eval_refuses_bad_budgets_before_any_case(flags, needle, tmp_path):
     result = runner.invoke(app, ["eval", "--out", str(tmp_path / "ev"), *flags])
-    _one_line_error(result, needle, "expected a whole number")
+    assert_one_line_error(result, needle, "expected a whole number")
     assert not (tmp_path / "ev").exists()
 
 
@@ -471,7 +466,7 @@ def test_a_missing_or_broken_model_is_one_line_for_every_command(command, tmp_pa
         if command == ["info"]:  # info reports the model and carries on
             assert result.exit_code == 0 and "not available: " in result.output
         else:
-            _one_line_error(result, needle)
+            assert_one_line_error(result, needle)
 
 
 @pytest.mark.parametrize(
@@ -483,7 +478,7 @@ def test_a_missing_or_broken_model_is_one_line_for_every_command(command, tmp_pa
     ],
 )
 def test_ui_refuses_bad_settings_before_starting(flags, needle, tmp_path):
-    _one_line_error(runner.invoke(app, ["ui", "--root", str(tmp_path / "ui"), *flags]), needle)
+    assert_one_line_error(runner.invoke(app, ["ui", "--root", str(tmp_path / "ui"), *flags]), needle)
     assert not (tmp_path / "ui").exists()
 
 
@@ -491,8 +486,8 @@ def test_an_output_or_workspace_path_that_is_a_file_is_refused_before_any_work(t
     a_file = tmp_path / "a-file"
     a_file.write_text("mine")
     result = runner.invoke(app, _args(tiny_dir, clip_dir, a_file, tmp_path / "ws"))
-    _one_line_error(result, "out", "is a file, not a folder")
+    assert_one_line_error(result, "out", "is a file, not a folder")
     assert not (tmp_path / "ws").exists() or not list((tmp_path / "ws").rglob("*.safetensors"))
     result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", a_file))
-    _one_line_error(result, "workspace", "is a file, not a folder")
+    assert_one_line_error(result, "workspace", "is a file, not a folder")
     assert a_file.read_text() == "mine" and not (tmp_path / "o").exists()

@@ -106,3 +106,11 @@ def write_mp4_with_tone(
             f.sample_rate, f.pts = rate, i
             c.mux(a.encode(f))
         c.mux(a.encode())
+
+
+def assert_one_line_error(result, *needles: str) -> None:
+    """A command-line result (typer's CliRunner) that failed with exit code 2 in one `error: ...` line,
+    no traceback, holding every needle."""
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output and all(n in lines[0] for n in needles), lines[0]
