@@ -70,6 +70,37 @@ def test_an_inversion_is_filed_under_the_delta_it_was_made_with(tiny, clip_path,
     assert third.action == "reused" and third.entry == first.entry and third.unet_evaluations == 0
 
 
+def test_an_interrupted_tuning_resumes_in_the_workspace_and_its_state_goes_once_the_delta_is_kept(
+    tiny, clip_path, tmp_path
+):
+    from videop2p.progress import Cancelled
+
+    cfg = TuneConfig(steps=8, save_every=2, progress=False)
+    plain = VideoP2P(tiny, None)
+    clip = plain.load_clip(VideoConfig(path=str(clip_path), frames=3))
+    whole, _ = plain.tune(clip, PROMPT, cfg)
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+
+    def stop(stage, i, total):
+        if i == 5:
+            raise Cancelled(stage)
+
+    with pytest.raises(Cancelled):
+        vp.tune(clip, PROMPT, cfg, on_step=stop)
+    (kept,) = (tmp_path / "ws").rglob("tune.steps/*.safetensors")
+    assert kept.name == "tune-00004.safetensors" and not list((tmp_path / "ws").rglob("tune.safetensors"))
+    model, report = vp.tune(clip, PROMPT, cfg)
+    assert report.action == "computed" and report.unet_evaluations == 4  # steps 4-7 only
+    assert model.delta_key == whole.delta_key
+    for (n, a), b in zip(whole.trainable_parameters().items(), model.trainable_parameters().values(), strict=True):
+        assert torch.equal(a, b), n
+    assert not list((tmp_path / "ws").rglob("tune.steps"))  # the delta is kept: its state is gone
+    with pytest.raises(Cancelled):
+        vp.tune(clip, PROMPT, cfg, force=True, on_step=stop)  # a state at step 4 again
+    _, again = vp.tune(clip, PROMPT, cfg, force=True)  # forced: every step again, the state not read
+    assert again.unet_evaluations == 8
+
+
 def test_each_stage_of_the_api_refuses_bad_settings_and_prompts_before_writing(tiny, clip_path, tmp_path):
     from videop2p.config import EditConfig
 

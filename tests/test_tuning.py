@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from videop2p.models.t2s import T2SModel
+from videop2p.store.codec import load_tensors
 from videop2p.tuning import DeltaMismatchError, TuneConfig, denoising_loss, load_delta, save_delta, tune
 
 
@@ -144,3 +145,97 @@ def test_a_setting_added_later_keeps_the_keys_of_results_kept_before_it():
 
     assert "frames" not in settings_of(TuneConfig(steps=3))  # unset: the key every earlier delta was kept under
     assert settings_of(TuneConfig(steps=3, frames=4))["frames"] == 4
+
+
+def _stop_at(step):
+    from videop2p.progress import Cancelled
+
+    def hook(stage, i, total):
+        if i == step:
+            raise Cancelled(stage)
+
+    return hook
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_an_interrupted_tuning_resumes_from_its_kept_state_to_the_same_weights(tiny, tmp_path, dtype):
+    """Stopped at step 7 with a state kept every 3 steps, the next run starts at step 6 and ends with
+    exactly the weights and losses of a run that never stopped (noise, timesteps, frames, AdamW, and
+    the loss scale of a float16 model)."""
+    import copy
+
+    from videop2p.progress import Cancelled
+    from videop2p.store.workspace import StepFiles
+    from videop2p.windows import plan_windows
+
+    unet = copy.deepcopy(tiny.unet).to(dtype)
+    mean, std, text = _clip(seed=5, f=5)
+    plan = plan_windows(5)
+    cfg = TuneConfig(steps=10, frames=3, lr=2e-3, save_every=3, progress=False)
+    whole = T2SModel.from_image_unet(unet)
+    expected = tune(whole, tiny, (mean, std), text, cfg, plan=plan)
+    saved = StepFiles(tmp_path / "tune.steps", {"clip": "abc", "steps": 10})
+    with pytest.raises(Cancelled):
+        tune(T2SModel.from_image_unet(unet), tiny, (mean, std), text, cfg, _stop_at(7), plan, saved)
+    assert [p.name for p in (tmp_path / "tune.steps").iterdir()] == ["tune-00006.safetensors"]  # the last one only
+    if dtype == torch.float16:
+        assert "scaler.scale" in load_tensors(tmp_path / "tune.steps" / "tune-00006.safetensors")[0]
+    seen = []
+    resumed = T2SModel.from_image_unet(unet)
+    result = tune(resumed, tiny, (mean, std), text, cfg, lambda s, i, n: seen.append(i), plan, saved)
+    assert result.resumed_from == 6 and seen == [6, 7, 8, 9]
+    assert result.losses == expected.losses
+    for (n, a), b in zip(whole.trainable_parameters().items(), resumed.trainable_parameters().values(), strict=True):
+        assert torch.equal(a, b), n
+
+
+def test_a_kept_tuning_state_for_other_settings_or_damaged_is_not_resumed(tiny, tmp_path):
+    from videop2p.progress import Cancelled
+    from videop2p.store.workspace import StepFiles
+
+    mean, std, text = _clip()
+    cfg = TuneConfig(steps=6, lr=2e-3, save_every=2, progress=False)
+    fresh = tune(T2SModel.from_image_unet(tiny.unet), tiny, (mean, std), text, cfg)
+    with pytest.raises(Cancelled):
+        tune(
+            T2SModel.from_image_unet(tiny.unet),
+            tiny,
+            (mean, std),
+            text,
+            cfg,
+            _stop_at(5),
+            None,
+            StepFiles(tmp_path, {"clip": "a"}),
+        )
+    other = tune(
+        T2SModel.from_image_unet(tiny.unet),
+        tiny,
+        (mean, std),
+        text,
+        cfg,
+        None,
+        None,
+        StepFiles(tmp_path, {"clip": "b"}),
+    )
+    assert other.resumed_from == 0 and other.losses == fresh.losses
+    (tmp_path / "tune-00004.safetensors").write_bytes(b"not a safetensors file")
+    damaged = tune(
+        T2SModel.from_image_unet(tiny.unet),
+        tiny,
+        (mean, std),
+        text,
+        cfg,
+        None,
+        None,
+        StepFiles(tmp_path, {"clip": "a"}),
+    )
+    assert damaged.resumed_from == 0 and damaged.losses == fresh.losses
+
+
+def test_the_state_interval_is_checked_and_is_not_part_of_a_results_key():
+    from videop2p.config import OptionError, check_tune, settings_of
+
+    assert settings_of(TuneConfig(steps=3, save_every=7)) == settings_of(TuneConfig(steps=3))
+    for bad in (-1, 2.5, float("nan"), "often"):
+        with pytest.raises(OptionError, match="save_every"):
+            check_tune(TuneConfig(save_every=bad))

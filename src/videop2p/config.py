@@ -98,6 +98,7 @@ class TuneConfig:
     seed: int = 33  # seeds noise and timesteps
     gradient_checkpointing: bool = True  # recompute activations in the backward pass: less memory, same result
     mixed_precision: str = "no"  # "no", "fp16" or "bf16" (autocast; used on CUDA only)
+    save_every: int = 50  # keep the tuning's state every this many steps, so an interrupted tuning resumes; 0: never
     progress: bool = True  # show a tqdm bar
 
     def resolved(self, pretuned: bool = False) -> TuneConfig:
@@ -122,7 +123,8 @@ class InversionConfig:
     progress: bool = True  # tqdm bars
 
 
-NOT_SETTINGS = ("progress", "gradient_checkpointing")  # change how, not what: not part of a saved result's key
+# Settings that change how, not what: not part of a saved result's key.
+NOT_SETTINGS = ("progress", "gradient_checkpointing", "save_every")
 
 
 @dataclass
@@ -733,7 +735,7 @@ def check_edit(e: EditConfig) -> None:
 
 
 def check_tune(t: TuneConfig) -> None:
-    """Tuning steps, frames per step, learning rate, seed and mixed precision in range."""
+    """Tuning steps, frames per step, learning rate, seed, state interval and mixed precision in range."""
     if t.steps is not None:
         check_number("tune", "steps", t.steps, 0, whole=True)
     if t.frames is not None:
@@ -741,6 +743,7 @@ def check_tune(t: TuneConfig) -> None:
     check_number("tune", "lr", t.lr, 0.0)
     check_number("tune", "seed", t.seed, 0, whole=True)
     _bool_ok("tune", "gradient_checkpointing", t.gradient_checkpointing)
+    check_number("tune", "save_every", t.save_every, 0, whole=True)
     if t.mixed_precision not in ("no", "fp16", "bf16"):
         raise OptionError("tune.mixed_precision", f"{t.mixed_precision!r} is not one of no, fp16, bf16.")
 

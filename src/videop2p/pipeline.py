@@ -199,7 +199,8 @@ class VideoP2P:
         window: WindowConfig | None = None,
     ) -> tuple[T2SModel, StageReport]:
         """Stage 1: the T2S model tuned on `clip` (loaded from the workspace when it has it); a clip
-        longer than a window trains on one window (and its anchors) per step."""
+        longer than a window trains on one window (and its anchors) per step. The training state is
+        kept beside the entry every `cfg.save_every` steps, so an interrupted tuning resumes."""
         self._check_source(prompt)
         check_tune(cfg or TuneConfig())
         if window is not None:
@@ -214,10 +215,15 @@ class VideoP2P:
         identity = self.identity(clip, prompt, cfg, mode, norm, plan)
         model.delta_key = key_of(identity)
 
+        ran = [0]  # steps this run made (fewer than cfg.steps when it resumed a stopped tuning)
+
         def compute() -> T2SModel:
+            if force and saved is not None:
+                saved.clear()
             if cfg.steps > 0:
                 text = encode_prompts(self.components, [prompt])
-                tune(model, self.components, self.posterior(clip), text, cfg, on_step, plan)
+                result = tune(model, self.components, self.posterior(clip), text, cfg, on_step, plan, saved)
+                ran[0] = cfg.steps - result.resumed_from
             return model
 
         def load() -> T2SModel:
@@ -225,7 +231,8 @@ class VideoP2P:
             return model
 
         path = self.workspace.open_clip(identity) if self.workspace else None
-        return reuse_or_compute(
+        saved = self.workspace.steps_of(path, identity) if path is not None else None
+        result = reuse_or_compute(
             self.workspace,
             "tune",
             path,
@@ -233,8 +240,11 @@ class VideoP2P:
             compute,
             load,
             lambda m: save_delta(m, path, identity),
-            lambda m: cfg.steps,
+            lambda m: ran[0],
         )
+        if saved is not None:
+            saved.clear()  # the delta is saved (or was already there): the kept state is no longer needed
+        return result
 
     def invert(
         self,

@@ -12,7 +12,7 @@ StepHook = Callable[[str, int, int], None]  # (stage, steps done, total); may ra
 
 
 class Cancelled(RuntimeError):
-    """A run stopped on request; nothing of the stopped stage was kept."""
+    """A run stopped on request; no result of the stopped stage was written (its kept steps stay, to resume)."""
 
 
 def steps(items: Iterable[T], stage: str, show: bool, on_step: StepHook | None = None) -> Iterator[T]:

@@ -18,6 +18,7 @@ from videop2p.models.loading import SDComponents
 from videop2p.models.t2s import T2SModel, backward_step, checkpointing
 from videop2p.progress import StepHook
 from videop2p.store.codec import load_tensors, read_meta, save_tensors
+from videop2p.store.workspace import StepFiles
 from videop2p.windows import WindowPlan, frame_subset, plan_windows
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class TuneResult:
 
     losses: list[float]  # denoising loss per step
     metadata: dict = field(default_factory=dict)  # what the delta was made for
+    resumed_from: int = 0  # steps already done by an interrupted run this one resumed
 
 
 def diffusion_target(scheduler, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -78,6 +80,58 @@ def compute_dtype(weights: torch.dtype, device: torch.device, mixed_precision: s
     return {"fp16": torch.float16, "bf16": torch.bfloat16}[mixed_precision]
 
 
+def training_state(
+    params: dict[str, torch.Tensor],
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    losses: list[float],
+    scaler: torch.amp.GradScaler | None,
+) -> dict[str, torch.Tensor]:
+    """Everything a tuning run needs to go on exactly as if it had not stopped: the trainable
+    weights, AdamW's moments and step counts, the generator (noise, timesteps, frames) and the losses."""
+    state = {f"param.{name}": p.detach() for name, p in params.items()}
+    for index, slots in opt.state_dict()["state"].items():  # index: the parameter's place in `params`
+        for slot, value in slots.items():
+            state[f"opt.{index}.{slot}"] = torch.as_tensor(value).detach().clone()
+    state["generator"] = gen.get_state()
+    state["losses"] = torch.tensor(losses, dtype=torch.float64)
+    if scaler is not None:
+        state["scaler.scale"] = torch.tensor(scaler.get_scale(), dtype=torch.float64)
+        state["scaler.growth_tracker"] = torch.tensor(scaler.state_dict()["_growth_tracker"])
+    return state
+
+
+def restore_training_state(
+    state: dict[str, torch.Tensor],
+    params: dict[str, torch.Tensor],
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    scaler: torch.amp.GradScaler | None,
+) -> list[float]:
+    """Put a `training_state` back (weights, optimiser, generator, loss scale); returns its losses."""
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(state[f"param.{name}"])
+    saved = opt.state_dict()
+    slots: dict[int, dict] = {}
+    for key, value in state.items():
+        if key.startswith("opt."):
+            _, index, slot = key.split(".", 2)
+            slots.setdefault(int(index), {})[slot] = value
+    saved["state"] = slots
+    opt.load_state_dict(saved)
+    gen.set_state(state["generator"])
+    if scaler is not None and "scaler.scale" in state:
+        scaler.load_state_dict(
+            {
+                **scaler.state_dict(),
+                "scale": float(state["scaler.scale"]),
+                "_growth_tracker": int(state["scaler.growth_tracker"]),
+            }
+        )
+    return state["losses"].tolist()
+
+
 def tune(
     model: T2SModel,
     components: SDComponents,
@@ -86,6 +140,7 @@ def tune(
     cfg: TuneConfig,
     on_step: StepHook | None = None,
     plan: WindowPlan | None = None,
+    saved: StepFiles | None = None,
 ) -> TuneResult:
     """Fine-tune the trainable set of `model` in place on one clip.
 
@@ -93,6 +148,9 @@ def tune(
     plan: windows of a long clip; each step then trains on one window at a random place, anchors
     included, so a step costs one window whatever the clip length. cfg.frames: each step trains on
     that many of the window's frames, its anchors included, drawn anew each step.
+    saved: with it, the training state is kept every `cfg.save_every` steps, and a run that finds a
+    state made for the same settings resumes from it and ends with the same weights as one that
+    never stopped.
     """
     cfg = cfg.resolved()
     unet = model.unet
@@ -113,11 +171,15 @@ def tune(
     amp = torch.autocast(device.type, dtype=half) if half is not None else contextlib.nullcontext()
     mean, std = posterior
     plan = plan or plan_windows(mean.shape[1])  # default: the whole clip, frame 0 the anchor
-    losses = []
+    losses, start = [], 0
+    found = saved.latest("tune") if saved is not None else None
+    if found is not None and found[0] < cfg.steps:
+        start = found[0]
+        losses = restore_training_state(found[1], params, opt, gen, scaler)
     try:  # a cancelled or failed run leaves the UNet as it found it: eval mode, frozen, its own dtype
         unet.train()
         with checkpointing(unet, cfg.gradient_checkpointing):
-            bar = tqdm(range(cfg.steps), desc="tune", disable=not cfg.progress)
+            bar = tqdm(range(start, cfg.steps), desc="tune", disable=not cfg.progress, initial=start, total=cfg.steps)
             for i in bar:
                 if on_step is not None:
                     on_step("tune", i, cfg.steps)
@@ -133,12 +195,17 @@ def tune(
                 backward_step(loss, opt, scaler)
                 losses.append(float(loss.detach()))
                 bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
+                done = i + 1
+                if saved is not None and cfg.save_every and done % cfg.save_every == 0 and done < cfg.steps:
+                    saved.save_latest("tune", done, training_state(params, opt, gen, losses, scaler))
     finally:
         cast_training_params(unet, weights)
         unet.train(was_training)
         unet.requires_grad_(False)
     return TuneResult(
-        losses=losses, metadata={"steps": cfg.steps, "frames": cfg.frames, "lr": cfg.lr, "seed": cfg.seed}
+        losses=losses,
+        metadata={"steps": cfg.steps, "frames": cfg.frames, "lr": cfg.lr, "seed": cfg.seed},
+        resumed_from=start,
     )
 
 

@@ -290,7 +290,9 @@ class Session:
 
         def on_step(stage: str, done: int, total: int) -> None:
             if self.cancel.is_set():
-                raise Cancelled(f"Cancelled during {STAGE_LABELS.get(stage, stage)}; nothing of that stage was kept.")
+                raise Cancelled(
+                    f"Cancelled during {STAGE_LABELS.get(stage, stage)}; no result of that stage was written."
+                )
             if progress is not None:
                 progress((done, total), desc=STAGE_LABELS.get(stage, stage))
 

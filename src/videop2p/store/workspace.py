@@ -121,9 +121,10 @@ class Workspace:
 
 @dataclass(frozen=True)
 class StepFiles:
-    """The finished steps of a long stage, one file each beside its entry, so that a stage interrupted
-    at any moment resumes from its last finished step. Steps made for other settings (`meta`) or
-    damaged are ignored; `clear` removes them once the entry is saved."""
+    """The finished steps of a long stage, one file each beside its entry (or only the last state,
+    `save_latest`), so that a stage interrupted at any moment resumes from its last finished step.
+    Steps made for other settings (`meta`) or damaged are ignored; `clear` removes them once the
+    entry is saved."""
 
     root: Path  # folder of the step files
     meta: dict  # what the steps are made for
@@ -149,6 +150,29 @@ class StepFiles:
         if done:
             logger.info("resuming %s from step %d (%s)", phase, len(done), self.root)
         return done
+
+    def save_latest(self, phase: str, step: int, tensors: dict) -> None:
+        """Keep the state of `phase` after `step` steps in place of any earlier one (a stage that
+        resumes from its last state, not from every step)."""
+        self.save(phase, step, tensors)
+        for older in Path(self.root).glob(f"{phase}-*.safetensors"):
+            if older != self.path(phase, step):
+                older.unlink(missing_ok=True)
+
+    def latest(self, phase: str, device: str = "cpu") -> tuple[int, dict] | None:
+        """The last kept state of `phase` made for these settings, as (steps done, tensors); None
+        when there is none. Damaged states and states made for other settings are ignored."""
+        made_for = json.loads(json.dumps(self.meta, default=str))  # as it reads back from a file
+        for path in sorted(Path(self.root).glob(f"{phase}-*.safetensors"), reverse=True):
+            try:
+                tensors, meta = load_tensors(path, device)
+            except CorruptFileError as e:
+                logger.warning("ignoring a damaged step file: %s", e)
+                continue
+            if meta.get("for") == made_for and meta.get("phase") == phase:
+                logger.info("resuming %s from step %d (%s)", phase, meta["step"], self.root)
+                return int(meta["step"]), tensors
+        return None
 
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
