@@ -491,3 +491,43 @@ def test_an_output_or_workspace_path_that_is_a_file_is_refused_before_any_work(t
     result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", a_file))
     assert_one_line_error(result, "workspace", "is a file, not a folder")
     assert a_file.read_text() == "mine" and not (tmp_path / "o").exists()
+
+
+def test_workspace_list_and_remove_show_and_free_exactly_what_they_name(tiny_dir, clip_dir, tmp_path):
+    from videop2p.store.workspace import Workspace
+
+    ws = tmp_path / "ws"
+    _invoke(_args(tiny_dir, clip_dir, tmp_path / "a", ws))
+    _invoke(_args(tiny_dir, clip_dir, tmp_path / "b", ws, "--lr", "1e-4"))  # another tuning: another clip entry
+    first, second = sorted(Workspace(ws).clips(), key=lambda c: c.key)
+    listing = _invoke(["workspace", "list", str(ws)]).output
+    assert first.key in listing and second.key in listing and SRC in listing and "2 clip(s)" in listing
+    assert all(c.tuned and c.inversions == 1 and c.edits == 1 and c.unfinished == 0 for c in (first, second))
+    stopped = first.folder / "inversions" / "inv-0.steps"  # what a stopped inversion leaves
+    stopped.mkdir()
+    (stopped / "ddim-00000.safetensors").write_bytes(b"x" * 1000)
+    assert {c.key: c.unfinished for c in Workspace(ws).clips()} == {first.key: 1, second.key: 0}
+    dry = _invoke(["workspace", "remove", str(ws), "--unfinished", "--dry-run"]).output
+    assert f"would remove the kept states of {first.key}" in dry and second.key not in dry and stopped.exists()
+    _invoke(["workspace", "remove", str(ws), "--unfinished"])
+    assert not stopped.exists() and (first.folder / "tune.safetensors").is_file()
+    assert "nothing to remove" in _invoke(["workspace", "remove", str(ws), "--older-than", "1"]).output
+    removed = _invoke(["workspace", "remove", str(ws), "--clip", first.key[:6]]).output
+    assert f"removed clip {first.key}" in removed and "freed" in removed
+    assert [c.key for c in Workspace(ws).clips()] == [second.key]
+    again = _manifest_of_run(tiny_dir, clip_dir, tmp_path / "c", ws)  # the workspace still works: tuned anew
+    assert again["tune"]["action"] == "computed"
+    for args, needles in (
+        (["remove", str(ws)], ("say what to remove",)),
+        (["remove", str(ws), "--clip", "zz"], ("'zz' matches no clip", second.key)),
+        (["remove", str(ws), "--older-than", "-1"], ("--older-than -1",)),
+        (["list", str(tmp_path / "nowhere")], ("no workspace at", "does not exist")),
+        (["remove", str(tmp_path / "a"), "--older-than", "0"], ("is not a videop2p workspace",)),
+    ):
+        assert_one_line_error(runner.invoke(app, ["workspace", *args]), *needles)
+    assert (tmp_path / "a" / "outputs.json").is_file() and len(Workspace(ws).clips()) == 2
+
+
+def _manifest_of_run(tiny_dir, clip_dir, out, ws):
+    _invoke(_args(tiny_dir, clip_dir, out, ws))
+    return _manifest(out)["stages"]

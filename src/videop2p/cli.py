@@ -26,6 +26,10 @@ from videop2p.toy.world import ToyClipSpec
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Text-driven video editing with Video-P2P.")
 toy_app = typer.Typer(no_args_is_help=True, help="The procedural toy world and its bundled model.")
 app.add_typer(toy_app, name="toy")
+workspace_app = typer.Typer(
+    no_args_is_help=True, help="List and clean a workspace's tuned clips, inversions and edits."
+)
+app.add_typer(workspace_app, name="workspace")
 
 logger = logging.getLogger("videop2p")
 
@@ -424,6 +428,108 @@ def export(
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     typer.echo(f"{fmt.value} written to {path}")
+
+
+WORKSPACE_HELP = "The workspace folder (`run`'s default: .videop2p-workspace beside the output folder)."
+
+
+def _open_workspace(root: Path):
+    """The workspace at `root`, or a one-line error when there is none."""
+    from videop2p.store.workspace import Workspace
+
+    if not root.is_dir():
+        _fail(
+            f"no workspace at {root}: the folder does not exist; give the folder a run kept its work in "
+            "(its --workspace, or .videop2p-workspace beside its output folder)."
+        )
+    if not (root / "events.jsonl").is_file() and not any(root.glob("clip-*/key.json")):
+        _fail(f"{root} is not a videop2p workspace: it has no clip-*/ folders and no events.jsonl.")
+    return Workspace(root)
+
+
+def _clip_line(c) -> str:
+    import datetime
+
+    size = "x".join(str(n) for n in c.identity.get("size", [])) or "?"
+    used = datetime.datetime.fromtimestamp(c.last_used).strftime("%Y-%m-%d %H:%M")
+    prompt = str(c.identity.get("prompt", "?"))
+    prompt = prompt if len(prompt) <= 40 else prompt[:39] + "…"
+    return (
+        f"{c.key}  {prompt:<40}  {c.identity.get('num_frames', '?'):>6}  {size:>9}  {'yes' if c.tuned else 'no':>5}  "
+        f"{c.inversions:>10}  {c.edits:>5}  {c.unfinished:>10}  {c.size_bytes / 2**20:>8.1f}  {used}"
+    )
+
+
+@workspace_app.command("list")
+def workspace_list(
+    root: Annotated[Path, typer.Argument(help=WORKSPACE_HELP)] = Path(".videop2p-workspace"),
+) -> None:
+    """List the tuned clips kept in a workspace: prompt, frames, size, what is kept, disk use, last use."""
+    clips = _open_workspace(root).clips()
+    typer.echo(
+        f"{'clip':<16}  {'prompt':<40}  {'frames':>6}  {'size':>9}  {'tuned':>5}  {'inversions':>10}  {'edits':>5}  "
+        f"{'unfinished':>10}  {'MiB':>8}  last used"
+    )
+    for c in clips:
+        typer.echo(_clip_line(c))
+    total = sum(c.size_bytes for c in clips) / 2**20
+    typer.echo(f"{len(clips)} clip(s), {total:.1f} MiB in {root}")
+
+
+@workspace_app.command("remove")
+def workspace_remove(
+    root: Annotated[Path, typer.Argument(help=WORKSPACE_HELP)] = Path(".videop2p-workspace"),
+    clip: Annotated[
+        list[str] | None,
+        typer.Option("--clip", help="A clip's key (or a unique start of it), as `list` shows; repeatable."),
+    ] = None,
+    older_than: Annotated[
+        float | None, typer.Option("--older-than", help="Clips not used for more than this many days.")
+    ] = None,
+    unfinished: Annotated[
+        bool,
+        typer.Option(
+            "--unfinished", help="Remove only the kept states of stopped stages (of every clip, or those chosen)."
+        ),
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")] = False,
+) -> None:
+    """Remove tuned clips (with their inversions and edits) or the kept states of stopped stages."""
+    import time
+
+    from videop2p.config import check_number
+
+    if not clip and older_than is None and not unfinished:
+        _fail("say what to remove: --clip KEY, --older-than DAYS or --unfinished.")
+    if older_than is not None:
+        _check_own_flags(lambda days: check_number(None, "older_than", days, 0.0), older_than)
+    workspace = _open_workspace(root)
+    clips = workspace.clips()
+    chosen = clips
+    if clip:
+        chosen = []
+        for wanted in clip:
+            matches = [c for c in clips if c.key.startswith(wanted)]
+            if len(matches) != 1:
+                known = ", ".join(c.key for c in clips) or "none"
+                what = "matches no clip" if not matches else f"matches {len(matches)} clips"
+                _fail(f"--clip {wanted!r} {what} of {root}; its clips: {known}.")
+            chosen += [m for m in matches if m not in chosen]
+    if older_than is not None:
+        cutoff = time.time() - older_than * 86400
+        chosen = [c for c in chosen if c.last_used < cutoff]
+    if unfinished:
+        chosen = [c for c in chosen if c.unfinished]
+    freed = 0
+    for c in chosen:
+        what = "the kept states of" if unfinished else "clip"
+        typer.echo(f"{'would remove' if dry_run else 'removed'} {what} {c.key} ({c.identity.get('prompt', '?')})")
+        if not dry_run:
+            freed += workspace.remove(c, unfinished_only=unfinished)
+    if not chosen:
+        typer.echo("nothing to remove")
+    elif not dry_run:
+        typer.echo(f"freed {freed / 2**20:.1f} MiB")
 
 
 @app.command()

@@ -112,11 +112,94 @@ class Workspace:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def log(self, report: StageReport) -> None:
-        """Append a stage's report to the workspace's history (`events.jsonl`)."""
+        """Append a stage's report, with the time, to the workspace's history (`events.jsonl`)."""
         logger.info("%s: %s (%s) in %.1f s", report.stage, report.action, report.entry, report.seconds)
         Path(self.root).mkdir(parents=True, exist_ok=True)
-        with open(Path(self.root) / "events.jsonl", "a") as f:
-            f.write(json.dumps(report.to_dict()) + "\n")
+        with open(Path(self.root) / "events.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps({**report.to_dict(), "at": time.time()}) + "\n")
+
+    def clips(self) -> list[ClipEntry]:
+        """Every tuned clip kept here, the most recently used first."""
+        used: dict[str, float] = {}
+        for event in read_events(self.root):
+            folder = next(
+                (part for part in Path(str(event.get("entry") or "")).parts if part.startswith("clip-")), None
+            )
+            if folder is not None and isinstance(event.get("at"), int | float):
+                used[folder] = max(used.get(folder, 0.0), float(event["at"]))
+        found = [clip_entry(d, used.get(d.name)) for d in sorted(Path(self.root).glob("clip-*")) if d.is_dir()]
+        return sorted(found, key=lambda c: c.last_used, reverse=True)
+
+    def remove(self, entry: ClipEntry, unfinished_only: bool = False) -> int:
+        """Delete a tuned clip with its inversions and edits (or only the kept states of its stopped
+        stages); returns the bytes freed. Only folders this workspace made are touched."""
+        if entry.folder.parent.resolve() != Path(self.root).resolve() or not entry.folder.name.startswith("clip-"):
+            raise ValueError(f"{entry.folder} is not a clip folder of the workspace {self.root}.")
+        if unfinished_only:
+            freed = 0
+            for steps in entry.folder.rglob("*.steps"):
+                freed += folder_bytes(steps)
+                shutil.rmtree(steps, ignore_errors=True)
+            return freed
+        freed = folder_bytes(entry.folder)
+        shutil.rmtree(entry.folder, ignore_errors=True)
+        return freed
+
+
+@dataclass(frozen=True)
+class ClipEntry:
+    """One tuned clip of a workspace: what it was tuned for and what is kept of it."""
+
+    folder: Path  # clip-<key>/
+    identity: dict  # its key.json: model, clip, size, frames, prompt, settings ({} when unreadable)
+    tuned: bool  # its tuned delta is there
+    inversions: int
+    edits: int
+    unfinished: int  # kept states of stopped stages (resumed by the next run with their settings)
+    size_bytes: int
+    last_used: float  # seconds since the epoch: the latest run that used it, else its newest file
+
+    @property
+    def key(self) -> str:
+        return self.folder.name.removeprefix("clip-")
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+def read_events(root: str | os.PathLike) -> list[dict]:
+    """The workspace's history (`events.jsonl`), skipping lines that do not read (a run killed mid-line)."""
+    path = Path(root) / "events.jsonl"
+    if not path.is_file():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            event = json.loads(line)
+            if isinstance(event, dict):
+                events.append(event)
+    return events
+
+
+def clip_entry(folder: Path, last_used: float | None = None) -> ClipEntry:
+    """What a clip folder holds; `last_used` from the history, else the newest file's time."""
+    try:
+        identity = json.loads((folder / "key.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        identity = {}
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    newest = max((p.stat().st_mtime for p in files), default=folder.stat().st_mtime)
+    return ClipEntry(
+        folder=folder,
+        identity=identity if isinstance(identity, dict) else {},
+        tuned=(folder / "tune.safetensors").is_file(),
+        inversions=len(list(folder.glob("inversions/inv-*.safetensors"))),
+        edits=len(list(folder.glob("edits/edit-*.safetensors"))),
+        unfinished=len(list(folder.rglob("*.steps"))),
+        size_bytes=sum(p.stat().st_size for p in files),
+        last_used=last_used if last_used is not None else newest,
+    )
 
 
 @dataclass(frozen=True)
