@@ -122,9 +122,8 @@ class Workspace:
         """Every tuned clip kept here, the most recently used first."""
         used: dict[str, float] = {}
         for event in read_events(self.root):
-            folder = next(
-                (part for part in Path(str(event.get("entry") or "")).parts if part.startswith("clip-")), None
-            )
+            parts = reversed(Path(str(event.get("entry") or "")).parts)  # the innermost clip-<key>/ folder
+            folder = next((part for part in parts if part.startswith("clip-")), None)
             if folder is not None and isinstance(event.get("at"), int | float):
                 used[folder] = max(used.get(folder, 0.0), float(event["at"]))
         found = [clip_entry(d, used.get(d.name)) for d in sorted(Path(self.root).glob("clip-*")) if d.is_dir()]
