@@ -266,6 +266,31 @@ def test_a_run_killed_mid_write_leaves_the_workspace_valid(tiny_dir, clip_dir, t
     assert _manifest(tmp_path / "o")["stages"]["tune"]["action"] == "computed"
 
 
+def test_ctrl_c_says_how_to_resume_and_keeps_the_tuning_state(tiny_dir, clip_dir, tmp_path):
+    ws = tmp_path / "ws"
+    (tmp_path / "c.yaml").write_text("tune: {save_every: 3}\n")
+    args = [*_args(tiny_dir, clip_dir, tmp_path / "o", ws), "--config", str(tmp_path / "c.yaml")]
+    args[args.index("--tune-steps") + 1] = "100000"
+    proc = (
+        subprocess.Popen(  # SIGINT at its default, whatever the test runner's is (a shell's background job ignores it)
+            [sys.executable, "-m", "videop2p.cli", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(ws.rglob("tune.steps/tune-*.safetensors")):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted: no result"), err
+    assert "resumes it" in err and str(ws) in err
+    assert list(ws.rglob("tune.steps/tune-*.safetensors")) and not list(ws.rglob("tune.safetensors"))
+
+
 def test_attention_slicing_flag_gives_the_same_edit(tiny_dir, clip_dir, tmp_path):
     _invoke(_args(tiny_dir, clip_dir, tmp_path / "plain", tmp_path / "ws1"))
     _invoke(_args(tiny_dir, clip_dir, tmp_path / "sliced", tmp_path / "ws2", "--attention-slicing", "8"))

@@ -255,6 +255,14 @@ def _execute(cfg, stage: str) -> None:
         typer.echo(f"{stage}: {report.action} in {report.seconds:.1f} s; workspace {cfg.workspace}")
     except (ValueError, ModelNotFoundError, ModelLoadError, FileNotFoundError) as e:
         _fail(str(e))
+    except KeyboardInterrupt:
+        typer.secho(
+            f"interrupted: no result of the stopped stage was written; the same command resumes it from its kept "
+            f"steps (workspace {cfg.workspace}).",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+        raise typer.Exit(code=130) from None
 
 
 def _stage_command(stage: str, doc: str):
