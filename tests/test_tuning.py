@@ -239,3 +239,26 @@ def test_the_state_interval_is_checked_and_is_not_part_of_a_results_key():
     for bad in (-1, 2.5, float("nan"), "often"):
         with pytest.raises(OptionError, match="save_every"):
             check_tune(TuneConfig(save_every=bad))
+
+
+def test_a_disk_that_refuses_the_state_costs_the_resume_not_the_tuning(tiny, tmp_path, caplog):
+    from videop2p.store.workspace import StepFiles
+
+    mean, std, text = _clip()
+    cfg = TuneConfig(steps=4, lr=2e-3, save_every=1, progress=False)
+    expected = tune(T2SModel.from_image_unet(tiny.unet), tiny, (mean, std), text, cfg)
+    (tmp_path / "a-file").write_text("x")  # the states' folder cannot be made under a file
+    with caplog.at_level("WARNING"):
+        result = tune(
+            T2SModel.from_image_unet(tiny.unet),
+            tiny,
+            (mean, std),
+            text,
+            cfg,
+            None,
+            None,
+            StepFiles(tmp_path / "a-file" / "tune.steps", {"clip": "a"}),
+        )
+    assert result.losses == expected.losses
+    warnings = [r for r in caplog.records if "could not keep the tuning state" in r.getMessage()]
+    assert len(warnings) == 1  # warned once, then no more tries

@@ -132,6 +132,17 @@ def restore_training_state(
     return state["losses"].tolist()
 
 
+def keep_state(saved: StepFiles, step: int, state: dict[str, torch.Tensor]) -> StepFiles | None:
+    """Keep a tuning state; a disk that refuses it (full, read-only) costs the resume, not the tuning:
+    returns None (keep no more) after a warning."""
+    try:
+        saved.save_latest("tune", step, state)
+    except OSError as e:
+        logger.warning("could not keep the tuning state in %s (%s); tuning goes on without it", saved.root, e)
+        return None
+    return saved
+
+
 def tune(
     model: T2SModel,
     components: SDComponents,
@@ -197,7 +208,7 @@ def tune(
                 bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
                 done = i + 1
                 if saved is not None and cfg.save_every and done % cfg.save_every == 0 and done < cfg.steps:
-                    saved.save_latest("tune", done, training_state(params, opt, gen, losses, scaler))
+                    saved = keep_state(saved, done, training_state(params, opt, gen, losses, scaler))
     finally:
         cast_training_params(unet, weights)
         unet.train(was_training)
