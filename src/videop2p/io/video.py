@@ -213,6 +213,11 @@ def video_size(path: str | os.PathLike) -> tuple[int, int]:
     return _decode(Path(path), range(1)).size
 
 
+def _count(n: int, noun: str) -> str:
+    """'1 frame', '8 frames'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def read_video(
     path: str | os.PathLike,
     start: int = 0,
@@ -243,13 +248,13 @@ def read_video(
     available = len(range(start, len(frames), stride))
     if num_frames is None:
         num_frames = available
+    has = f"{path} has {_count(len(frames), 'frame')}"
     if available == 0:
-        raise VideoError(f"{path} has {len(frames)} frames; start={start} is past its last frame ({len(frames) - 1}).")
+        raise VideoError(f"{has}; start={start} is past its last frame ({len(frames) - 1}).")
     if available < num_frames:
-        most = available
         raise VideoError(
-            f"{path} has {len(frames)} frames; start={start}, stride={stride} gives {most}, "
-            f"fewer than the {num_frames} asked for. Ask for at most {most} frames, or lower start or stride."
+            f"{has}; start={start}, stride={stride} gives {available}, fewer than the {num_frames} asked for. "
+            f"Ask for at most {_count(available, 'frame')}, or lower start or stride."
         )
     picked = frames[start : start + num_frames * stride : stride]
     audio = AudioSpan(str(path), start / fps, (start + num_frames * stride) / fps) if decoded.has_audio else None
