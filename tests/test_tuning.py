@@ -189,46 +189,24 @@ def test_an_interrupted_tuning_resumes_from_its_kept_state_to_the_same_weights(t
         assert torch.equal(a, b), n
 
 
+def _tune_fresh(tiny, cfg, on_step=None, saved=None):
+    """Tune a freshly inflated model on `_clip()`; returns the TuneResult."""
+    mean, std, text = _clip()
+    return tune(T2SModel.from_image_unet(tiny.unet), tiny, (mean, std), text, cfg, on_step, None, saved)
+
+
 def test_a_kept_tuning_state_for_other_settings_or_damaged_is_not_resumed(tiny, tmp_path):
     from videop2p.progress import Cancelled
     from videop2p.store.workspace import StepFiles
 
-    mean, std, text = _clip()
     cfg = TuneConfig(steps=6, lr=2e-3, save_every=2, progress=False)
-    fresh = tune(T2SModel.from_image_unet(tiny.unet), tiny, (mean, std), text, cfg)
+    fresh = _tune_fresh(tiny, cfg)
     with pytest.raises(Cancelled):
-        tune(
-            T2SModel.from_image_unet(tiny.unet),
-            tiny,
-            (mean, std),
-            text,
-            cfg,
-            _stop_at(5),
-            None,
-            StepFiles(tmp_path, {"clip": "a"}),
-        )
-    other = tune(
-        T2SModel.from_image_unet(tiny.unet),
-        tiny,
-        (mean, std),
-        text,
-        cfg,
-        None,
-        None,
-        StepFiles(tmp_path, {"clip": "b"}),
-    )
+        _tune_fresh(tiny, cfg, _stop_at(5), StepFiles(tmp_path, {"clip": "a"}))
+    other = _tune_fresh(tiny, cfg, saved=StepFiles(tmp_path, {"clip": "b"}))
     assert other.resumed_from == 0 and other.losses == fresh.losses
     (tmp_path / "tune-00004.safetensors").write_bytes(b"not a safetensors file")
-    damaged = tune(
-        T2SModel.from_image_unet(tiny.unet),
-        tiny,
-        (mean, std),
-        text,
-        cfg,
-        None,
-        None,
-        StepFiles(tmp_path, {"clip": "a"}),
-    )
+    damaged = _tune_fresh(tiny, cfg, saved=StepFiles(tmp_path, {"clip": "a"}))
     assert damaged.resumed_from == 0 and damaged.losses == fresh.losses
 
 
@@ -244,21 +222,11 @@ def test_the_state_interval_is_checked_and_is_not_part_of_a_results_key():
 def test_a_disk_that_refuses_the_state_costs_the_resume_not_the_tuning(tiny, tmp_path, caplog):
     from videop2p.store.workspace import StepFiles
 
-    mean, std, text = _clip()
     cfg = TuneConfig(steps=4, lr=2e-3, save_every=1, progress=False)
-    expected = tune(T2SModel.from_image_unet(tiny.unet), tiny, (mean, std), text, cfg)
+    expected = _tune_fresh(tiny, cfg)
     (tmp_path / "a-file").write_text("x")  # the states' folder cannot be made under a file
     with caplog.at_level("WARNING"):
-        result = tune(
-            T2SModel.from_image_unet(tiny.unet),
-            tiny,
-            (mean, std),
-            text,
-            cfg,
-            None,
-            None,
-            StepFiles(tmp_path / "a-file" / "tune.steps", {"clip": "a"}),
-        )
+        result = _tune_fresh(tiny, cfg, saved=StepFiles(tmp_path / "a-file" / "tune.steps", {"clip": "a"}))
     assert result.losses == expected.losses
     warnings = [r for r in caplog.records if "could not keep the tuning state" in r.getMessage()]
     assert len(warnings) == 1  # warned once, then no more tries

@@ -214,12 +214,16 @@ class StepFiles:
     def path(self, phase: str, step: int) -> Path:
         return Path(self.root) / f"{phase}-{step:05d}.safetensors"
 
+    def made_for(self) -> dict:
+        """`meta` as it reads back from a step file (what a kept step must carry to be used)."""
+        return json.loads(json.dumps(self.meta, default=str))
+
     def save(self, phase: str, step: int, tensors: dict) -> None:
         save_tensors(self.path(phase, step), tensors, {"for": self.meta, "phase": phase, "step": step})
 
     def load(self, phase: str, device: str = "cpu") -> list[dict]:
         """Tensors of the consecutive finished steps of `phase` from step 0 on."""
-        done, made_for = [], json.loads(json.dumps(self.meta, default=str))  # as it reads back from a file
+        done, made_for = [], self.made_for()
         while self.path(phase, len(done)).exists():
             try:
                 tensors, meta = load_tensors(self.path(phase, len(done)), device)
@@ -244,7 +248,7 @@ class StepFiles:
     def latest(self, phase: str, device: str = "cpu") -> tuple[int, dict] | None:
         """The last kept state of `phase` made for these settings, as (steps done, tensors); None
         when there is none. Damaged states and states made for other settings are ignored."""
-        made_for = json.loads(json.dumps(self.meta, default=str))  # as it reads back from a file
+        made_for = self.made_for()
         for path in sorted(Path(self.root).glob(f"{phase}-*.safetensors"), reverse=True):
             try:
                 tensors, meta = load_tensors(path, device)
