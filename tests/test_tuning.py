@@ -164,13 +164,15 @@ def test_an_interrupted_tuning_resumes_from_its_kept_state_to_the_same_weights(t
     the loss scale of a float16 model)."""
     import copy
 
+    from videop2p.config import WindowConfig
     from videop2p.progress import Cancelled
     from videop2p.store.workspace import StepFiles
     from videop2p.windows import plan_windows
 
     unet = copy.deepcopy(tiny.unet).to(dtype)
     mean, std, text = _clip(seed=5, f=5)
-    plan = plan_windows(5)
+    plan = plan_windows(5, WindowConfig(size=3, overlap=1))  # each step: one window at a random place
+    assert len(plan.windows) > 1
     cfg = TuneConfig(steps=10, frames=3, lr=2e-3, save_every=3, progress=False)
     whole = T2SModel.from_image_unet(unet)
     expected = tune(whole, tiny, (mean, std), text, cfg, plan=plan)
