@@ -92,7 +92,7 @@ def training_state(
     state = {f"param.{name}": p.detach() for name, p in params.items()}
     for index, slots in opt.state_dict()["state"].items():  # index: the parameter's place in `params`
         for slot, value in slots.items():
-            state[f"opt.{index}.{slot}"] = torch.as_tensor(value).detach().clone()
+            state[f"opt.{index}.{slot}"] = torch.as_tensor(value).detach()  # no copy: written before the next step
     state["generator"] = gen.get_state()
     state["losses"] = torch.tensor(losses, dtype=torch.float64)
     if scaler is not None:
