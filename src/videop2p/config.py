@@ -421,7 +421,9 @@ def load_yaml(path: str | os.PathLike) -> dict:
     return data
 
 
-# Keys of the official configs that change nothing here (logging, validation, hardware switches).
+# Keys of the official configs that change nothing here (logging, validation, hardware switches). Their
+# `checkpointing_steps` / `resume_from_checkpoint` are ours already: tuning keeps its state every
+# `TuneConfig.save_every` steps and resumes from it by itself (their configs' 1000 would keep none).
 _OFFICIAL_IGNORED = {
     "output_dir",
     "validation_data",
