@@ -95,7 +95,7 @@ def training_state(
             state[f"opt.{index}.{slot}"] = torch.as_tensor(value).detach()  # no copy: written before the next step
     state["generator"] = gen.get_state()
     state["losses"] = torch.tensor(losses, dtype=torch.float64)
-    if scaler is not None:
+    if scaler is not None and scaler.is_enabled():  # a scaler without CUDA is disabled and has no state
         state["scaler.scale"] = torch.tensor(scaler.get_scale(), dtype=torch.float64)
         state["scaler.growth_tracker"] = torch.tensor(scaler.state_dict()["_growth_tracker"])
     return state
@@ -121,7 +121,7 @@ def restore_training_state(
     saved["state"] = slots
     opt.load_state_dict(saved)
     gen.set_state(state["generator"])
-    if scaler is not None and "scaler.scale" in state:
+    if scaler is not None and scaler.is_enabled() and "scaler.scale" in state:
         scaler.load_state_dict(
             {
                 **scaler.state_dict(),
