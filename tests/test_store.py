@@ -90,7 +90,7 @@ def test_an_interrupted_tuning_resumes_in_the_workspace_and_its_state_goes_once_
     (kept,) = (tmp_path / "ws").rglob("tune.steps/*.safetensors")
     assert kept.name == "tune-00004.safetensors" and not list((tmp_path / "ws").rglob("tune.safetensors"))
     model, report = vp.tune(clip, PROMPT, cfg)
-    assert report.action == "computed" and report.unet_evaluations == 4  # steps 4-7 only
+    assert report.action == "resumed" and report.unet_evaluations == 4  # steps 4-7 only
     assert model.delta_key == whole.delta_key
     for (n, a), b in zip(whole.trainable_parameters().items(), model.trainable_parameters().values(), strict=True):
         assert torch.equal(a, b), n
@@ -98,7 +98,7 @@ def test_an_interrupted_tuning_resumes_in_the_workspace_and_its_state_goes_once_
     with pytest.raises(Cancelled):
         vp.tune(clip, PROMPT, cfg, force=True, on_step=stop)  # a state at step 4 again
     _, again = vp.tune(clip, PROMPT, cfg, force=True)  # forced: every step again, the state not read
-    assert again.unet_evaluations == 8
+    assert again.action == "computed" and again.unet_evaluations == 8
 
 
 def test_each_stage_of_the_api_refuses_bad_settings_and_prompts_before_writing(tiny, clip_path, tmp_path):

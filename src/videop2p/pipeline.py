@@ -83,7 +83,7 @@ class EditOutput:
 class VideoP2P:
     """Video-P2P with a loaded model: `tune`, `invert`, `edit`, or `run` for all three.
 
-    Each stage returns its value and a `StageReport` (computed or reused, seconds, UNet calls).
+    Each stage returns its value and a `StageReport` (computed, resumed or reused; seconds, UNet calls).
     """
 
     def __init__(
@@ -241,6 +241,7 @@ class VideoP2P:
             load,
             lambda m: save_delta(m, path, identity),
             lambda m: ran[0],
+            lambda m: ran[0] < cfg.steps,
         )
         if saved is not None:
             saved.clear()  # the delta is saved (or was already there): the kept state is no longer needed

@@ -64,7 +64,7 @@ class StageReport:
     """What one stage of one run did."""
 
     stage: str  # "load", "tune", "invert", "edit" or "write"
-    action: str  # "computed" or "reused"
+    action: str  # "computed", "resumed" (computed on from a stopped run's kept state) or "reused"
     seconds: float  # wall time of the stage
     unet_evaluations: int = 0  # UNet calls it made (0 when reused)
     entry: str | None = None  # the workspace entry it read or wrote
@@ -273,10 +273,12 @@ def reuse_or_compute(
     load: Callable[[], Any],
     save: Callable[[Any], Any],
     evaluations: Callable[[Any], int],
+    resumed: Callable[[Any], bool] | None = None,
 ) -> tuple[Any, StageReport]:
     """`load()` the entry at `path` when it is there and valid (unless `force`), else `compute()` and
-    `save` it under the entry's lock; returns the value and what was done. An entry that does not
-    load (another version, a mismatch, a damaged file) is recomputed with a warning."""
+    `save` it under the entry's lock; returns the value and what was done ("resumed" when `resumed`
+    says the computation went on from a stopped run's kept state). An entry that does not load
+    (another version, a mismatch, a damaged file) is recomputed with a warning."""
     started = time.perf_counter()
     value = None
     if path is not None and path.exists() and not force:
@@ -291,6 +293,8 @@ def reuse_or_compute(
             with workspace.lock(path):
                 save(value)
     count = evaluations(value) if action == "computed" else 0
+    if action == "computed" and resumed is not None and resumed(value):
+        action = "resumed"
     report = StageReport(stage, action, time.perf_counter() - started, count, str(path) if path else None)
     if workspace is not None and path is not None:
         workspace.log(report)
