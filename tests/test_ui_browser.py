@@ -245,3 +245,26 @@ def test_cancel_stops_the_run_and_keeps_nothing_of_the_stopped_stage(tmp_path):
     form.tune_steps, form.inversion = 2, "fast"
     manifest = session.run(form, None, EXAMPLE, None)  # the next run starts afresh
     assert manifest["stages"]["tune"]["action"] == "computed"
+
+
+def test_an_edit_after_a_cancelled_tuning_resumes_it(tmp_path):
+    from videop2p.config import TuneConfig
+    from videop2p.progress import Cancelled
+    from videop2p.ui import Session
+
+    session = Session(None, tmp_path)
+    every = TuneConfig.save_every
+    form = Form(
+        source=example_prompt(EXAMPLE), targets=TARGET, steps=2, tune_steps=every + 4, frames=2, inversion="fast"
+    )
+
+    def cancel_after_a_kept_state(done_total, desc):
+        if desc.endswith("tuning the T2S model") and done_total[0] == every + 2:
+            session.cancel.set()
+
+    with pytest.raises(Cancelled, match="resumes it from its last kept step"):
+        session.run(form, None, EXAMPLE, cancel_after_a_kept_state)
+    assert len(list((tmp_path / "workspace").rglob("tune.steps/tune-*.safetensors"))) == 1
+    manifest = session.run(form, None, EXAMPLE, None)
+    assert manifest["stages"]["tune"]["action"] == "resumed"
+    assert manifest["stages"]["tune"]["unet_evaluations"] == 4  # only the steps after the kept state

@@ -291,7 +291,8 @@ class Session:
         def on_step(stage: str, done: int, total: int) -> None:
             if self.cancel.is_set():
                 raise Cancelled(
-                    f"Cancelled during {STAGE_LABELS.get(stage, stage)}; no result of that stage was written."
+                    f"Cancelled during {STAGE_LABELS.get(stage, stage)}; no result of that stage was written "
+                    "(Edit with the same settings resumes it from its last kept step)."
                 )
             if progress is not None:
                 progress((done, total), desc=STAGE_LABELS.get(stage, stage))
