@@ -556,3 +556,35 @@ def test_workspace_list_and_remove_show_and_free_exactly_what_they_name(tiny_dir
 def _manifest_of_run(tiny_dir, clip_dir, out, ws):
     _invoke(_args(tiny_dir, clip_dir, out, ws))
     return _manifest(out)["stages"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 79.15 GiB",
+        "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to "
+        "allocate 68719476736 bytes.",
+    ],
+)
+def test_running_out_of_memory_is_one_line_naming_lighter_settings(tiny_dir, clip_dir, tmp_path, monkeypatch, error):
+    import torch
+
+    from videop2p.pipeline import VideoP2P
+
+    def out_of_memory(self, cfg):
+        raise (torch.OutOfMemoryError if "CUDA" in error else RuntimeError)(error + "\nmore of torch's text")
+
+    monkeypatch.setattr(VideoP2P, "run", out_of_memory)  # what a clip too large for the device does
+    result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws"))
+    assert_one_line_error(result, "out of memory on cpu", error.split(". ")[0], "--dtype float16", "--window 8")
+
+
+def test_other_runtime_errors_are_not_called_out_of_memory(tiny_dir, clip_dir, tmp_path, monkeypatch):
+    from videop2p.pipeline import VideoP2P
+
+    def broken(self, cfg):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(VideoP2P, "run", broken)
+    result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws"))
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)

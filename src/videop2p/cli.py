@@ -255,6 +255,14 @@ def _execute(cfg, stage: str) -> None:
         typer.echo(f"{stage}: {report.action} in {report.seconds:.1f} s; workspace {cfg.workspace}")
     except (ValueError, ModelNotFoundError, ModelLoadError, FileNotFoundError) as e:
         _fail(str(e))
+    except RuntimeError as e:
+        if not _is_out_of_memory(e):
+            raise
+        _fail(
+            f"out of memory on {cfg.device}: {str(e).splitlines()[0]} Lighter settings: --dtype float16, "
+            "--tune-frames 4, --null-text-frames 4, --attention-slicing 1024, --window 8 (memory per stage: "
+            "docs/benchmarks.md)."
+        )
     except KeyboardInterrupt:
         typer.secho(
             f"interrupted: no result of the stopped stage was written; the same command resumes it from its kept "
@@ -263,6 +271,13 @@ def _execute(cfg, stage: str) -> None:
             err=True,
         )
         raise typer.Exit(code=130) from None
+
+
+def _is_out_of_memory(e: RuntimeError) -> bool:
+    """torch's out-of-memory errors: CUDA's own type, and the CPU allocator's RuntimeError."""
+    import torch
+
+    return isinstance(e, torch.OutOfMemoryError) or "can't allocate memory" in str(e)
 
 
 def _stage_command(stage: str, doc: str):
