@@ -206,3 +206,15 @@ def test_bad_batch_flags_are_one_line_errors_before_any_job(tmp_path, flags, mes
     result = runner.invoke(app, ["batch", str(path), "--out", str(tmp_path / "o"), *flags])
     assert_one_line_error(result, message)
     assert not (tmp_path / "o").exists()
+
+
+def test_the_summary_table_keeps_one_line_per_job_whatever_the_error():
+    from videop2p.batch import JobResult, summary_table
+
+    results = [
+        JobResult("big", "failed", "out/big", error="OutOfMemoryError: CUDA out of memory.\nIf reserved but..."),
+        JobResult("ok", "done", "out/ok", 1.5, {"tune": {"seconds": 1.0, "action": "resumed"}}),
+    ]
+    lines = summary_table(results).splitlines()
+    assert len(lines) == 4 and lines[2].endswith("OutOfMemoryError: CUDA out of memory.")
+    assert "resumed" in lines[3] and lines[3].endswith("out/ok")

@@ -310,6 +310,8 @@ def summary_table(results: list[JobResult]) -> str:
         for stage in ("tune", "invert", "edit"):
             s = r.stages.get(stage)
             cells.append(f"{s['seconds']:6.1f}s {s['action'][:7]:7s}" if s else f"{'-':>14s}")
-        tail = r.error if r.status == "failed" else r.out
+        tail = r.out
+        if r.status == "failed":  # the error's first line (a torch error runs on for lines; batch.json keeps it all)
+            tail = (r.error or "").strip().splitlines()[0] if (r.error or "").strip() else "failed"
         lines.append(f"{r.name[:20]:20s} {r.status:8s} {' '.join(cells)} {r.seconds:7.1f}s  {tail}")
     return "\n".join(lines)
