@@ -588,3 +588,16 @@ def test_other_runtime_errors_are_not_called_out_of_memory(tiny_dir, clip_dir, t
     monkeypatch.setattr(VideoP2P, "run", broken)
     result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws"))
     assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)
+
+
+def test_a_full_disk_is_one_line(tiny_dir, clip_dir, tmp_path, monkeypatch):
+    import errno
+
+    from videop2p.pipeline import VideoP2P
+
+    def disk_full(self, cfg):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "o" / "edit_1.mp4"))
+
+    monkeypatch.setattr(VideoP2P, "run", disk_full)
+    result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws"))
+    assert_one_line_error(result, "could not read or write a file", "No space left on device", "edit_1.mp4")

@@ -255,6 +255,8 @@ def _execute(cfg, stage: str) -> None:
         typer.echo(f"{stage}: {report.action} in {report.seconds:.1f} s; workspace {cfg.workspace}")
     except (ValueError, ModelNotFoundError, ModelLoadError, FileNotFoundError) as e:
         _fail(str(e))
+    except OSError as e:  # the disk: full, read-only, no permission (what was written stays valid: atomic writes)
+        _fail(f"could not read or write a file: {e}")
     except RuntimeError as e:
         if not _is_out_of_memory(e):
             raise
