@@ -601,3 +601,31 @@ def test_a_full_disk_is_one_line(tiny_dir, clip_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(VideoP2P, "run", disk_full)
     result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws"))
     assert_one_line_error(result, "could not read or write a file", "No space left on device", "edit_1.mp4")
+
+
+@pytest.mark.parametrize(
+    ("module", "function", "args", "says"),
+    [
+        ("videop2p.demo", "run_demo", ["demo", "--out", "{tmp}/d"], "resumes it from its workspace"),
+        ("videop2p.evaluation", "evaluate", ["eval", "--out", "{tmp}/e", "--cases", "1"], "reads them back"),
+        ("videop2p.toy.train", "train_toy_model", ["toy", "train", "{tmp}/t"], "from its checkpoint in"),
+        ("videop2p.batch", "run_batch", ["batch", "{tmp}/jobs.yaml"], "skips every finished job"),
+    ],
+)
+def test_ctrl_c_in_a_long_command_says_how_the_same_command_goes_on(
+    clip_dir, tmp_path, monkeypatch, module, function, args, says
+):
+    import importlib
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib.import_module(module), function, interrupted)
+    jobs = {
+        "out": str(tmp_path / "b"),
+        "jobs": [{"name": "a", "video": str(clip_dir), "source": SRC, "targets": [TGT]}],
+    }
+    (tmp_path / "jobs.yaml").write_text(yaml.safe_dump(jobs))
+    result = runner.invoke(app, [a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code == 130 and "Traceback" not in result.output, result.output
+    assert result.output.strip().splitlines()[-1].startswith("interrupted: ") and says in result.output

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -215,8 +217,6 @@ BlendOpt = Annotated[tuple[str, str] | None, typer.Option("--blend", help="Local
 
 def _execute(cfg, stage: str) -> None:
     from videop2p.config import OptionError, option_label, validate
-    from videop2p.models.loading import ModelLoadError, ModelNotFoundError
-    from videop2p.pipeline import VideoP2P
 
     _setup_logging(cfg.quiet)
     for what, value in (("source prompt", cfg.source), ("video", cfg.video.path)):
@@ -227,6 +227,19 @@ def _execute(cfg, stage: str) -> None:
     except OptionError as e:
         _fail(f"{option_label(e.option)} {e.reason}")
     _quiet_loaders()
+    resume = (
+        "no result of the stopped stage was written; the same command resumes it from its kept steps "
+        f"(workspace {cfg.workspace})."
+    )
+    with _long_run(cfg.device, resume):
+        _run_stages(cfg, stage)
+
+
+def _run_stages(cfg, stage: str) -> None:
+    """`_execute`'s work once the settings are checked."""
+    from videop2p.models.loading import ModelLoadError, ModelNotFoundError
+    from videop2p.pipeline import VideoP2P
+
     try:
         vp = VideoP2P.from_pretrained(
             cfg.model,
@@ -255,24 +268,6 @@ def _execute(cfg, stage: str) -> None:
         typer.echo(f"{stage}: {report.action} in {report.seconds:.1f} s; workspace {cfg.workspace}")
     except (ValueError, ModelNotFoundError, ModelLoadError, FileNotFoundError) as e:
         _fail(str(e))
-    except OSError as e:  # the disk: full, read-only, no permission (what was written stays valid: atomic writes)
-        _fail(f"could not read or write a file: {e}")
-    except RuntimeError as e:
-        if not _is_out_of_memory(e):
-            raise
-        _fail(
-            f"out of memory on {cfg.device}: {str(e).splitlines()[0]} Lighter settings: --dtype float16, "
-            "--tune-frames 4, --null-text-frames 4, --attention-slicing 1024, --window 8 (memory per stage: "
-            "docs/benchmarks.md)."
-        )
-    except KeyboardInterrupt:
-        typer.secho(
-            f"interrupted: no result of the stopped stage was written; the same command resumes it from its kept "
-            f"steps (workspace {cfg.workspace}).",
-            fg=typer.colors.YELLOW,
-            err=True,
-        )
-        raise typer.Exit(code=130) from None
 
 
 def _is_out_of_memory(e: RuntimeError) -> bool:
@@ -280,6 +275,28 @@ def _is_out_of_memory(e: RuntimeError) -> bool:
     import torch
 
     return isinstance(e, torch.OutOfMemoryError) or "can't allocate memory" in str(e)
+
+
+@contextlib.contextmanager
+def _long_run(device: str | None, resume: str) -> Iterator[None]:
+    """What stops a long command midway, as one line instead of a traceback: the disk (full,
+    read-only; what was written stays valid, every write is atomic), running out of memory, and
+    Ctrl-C (exit 130, with `resume`: how the same command goes on)."""
+    try:
+        yield
+    except OSError as e:
+        _fail(f"could not read or write a file: {e}")
+    except RuntimeError as e:  # typer's Exit is one too: it passes
+        if not _is_out_of_memory(e):
+            raise
+        _fail(
+            f"out of memory{f' on {device}' if device else ''}: {str(e).splitlines()[0]} Lighter settings: "
+            "--dtype float16, --tune-frames 4, --null-text-frames 4, --attention-slicing 1024, --window 8 "
+            "(memory per stage: docs/benchmarks.md)."
+        )
+    except KeyboardInterrupt:
+        typer.secho(f"interrupted: {resume}", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(code=130) from None
 
 
 def _stage_command(stage: str, doc: str):
@@ -572,7 +589,8 @@ def demo(
     _check_flag(check_inversion, InversionConfig(steps=steps))
     _setup_logging(quiet)
     _quiet_loaders()
-    summary = run_demo(out, tune_steps=tune_steps, steps=steps, quiet=quiet)
+    with _long_run("cpu", f"the same command resumes it from its workspace ({out / 'workspace'})."):
+        summary = run_demo(out, tune_steps=tune_steps, steps=steps, quiet=quiet)
     typer.echo(summary)
 
 
@@ -758,7 +776,8 @@ def toy_train(
     _set_threads(threads)
     from videop2p.toy.train import train_toy_model
 
-    path = train_toy_model(out_dir, cfg)
+    with _long_run(device, f"the same command resumes the training from its checkpoint in {out_dir}."):
+        path = train_toy_model(out_dir, cfg)
     typer.echo(f"model written to {path}")
 
 
@@ -875,12 +894,13 @@ def batch(
     _check_own_flags(check_batch, settings)
     settings.executor = Executor(executor)
     _setup_logging(quiet=False)
-    try:
-        jobs, ws = load_jobs(jobs_file, out, workspace)
-        started = time.perf_counter()
-        results = run_batch(jobs, ws, settings)
-    except (BatchError, ConfigError) as e:
-        _fail(str(e))
+    with _long_run(None, "the same command skips every finished job and resumes the stopped one."):
+        try:
+            jobs, ws = load_jobs(jobs_file, out, workspace)
+            started = time.perf_counter()
+            results = run_batch(jobs, ws, settings)
+        except (BatchError, ConfigError) as e:
+            _fail(str(e))
     seconds = time.perf_counter() - started
     path = manifest or Path(jobs[0].config.out).parent / "batch.json"
     write_manifest(results, path, settings, seconds)
@@ -958,11 +978,15 @@ def eval_command(
         s.group_norm = GroupNormMode(group_norm)
     except ValueError:
         _fail(f"--group-norm {group_norm!r} is not one of {', '.join(m.value for m in GroupNormMode)}.")
-    try:
-        comps = load_components(model, device=device, dtype=parse_dtype(dtype))
-        result = evaluate(comps, n, out, s, clip_model=clip_model, resume=resume, shard=shard_kn)
-    except (ValueError, FileNotFoundError) as e:  # a missing model is a FileNotFoundError (ModelNotFoundError)
-        _fail(str(e))
+    again = f"the cases it finished are kept in {out / 'cases'}; the same command" + (
+        " reads them back and goes on." if resume else ", without --no-resume, reads them back and goes on."
+    )
+    with _long_run(device, again):
+        try:
+            comps = load_components(model, device=device, dtype=parse_dtype(dtype))
+            result = evaluate(comps, n, out, s, clip_model=clip_model, resume=resume, shard=shard_kn)
+        except (ValueError, FileNotFoundError) as e:  # a missing model is a FileNotFoundError (ModelNotFoundError)
+            _fail(str(e))
     typer.echo((out / "summary.md").read_text())
     kept = f" ({result['cases_read_back']} read back from {out / 'cases'})" if result["cases_read_back"] else ""
     part = f" of shard {shard}" if shard else ""
