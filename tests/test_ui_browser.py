@@ -268,3 +268,26 @@ def test_an_edit_after_a_cancelled_tuning_resumes_it(tmp_path):
     manifest = session.run(form, None, EXAMPLE, None)
     assert manifest["stages"]["tune"]["action"] == "resumed"
     assert manifest["stages"]["tune"]["unet_evaluations"] == 4  # only the steps after the kept state
+
+
+def test_running_out_of_memory_or_disk_is_a_message_in_the_page(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    from videop2p.pipeline import VideoP2P
+    from videop2p.ui import FormError, Session
+
+    session = Session(None, tmp_path)
+    form = Form(source=example_prompt(EXAMPLE), targets=TARGET, steps=2, tune_steps=1, frames=2)
+    for error, says in (
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB\n..."), "Out of memory on cpu: CUDA"),
+        (OSError(errno.ENOSPC, "No space left on device"), "Could not read or write a file: [Errno 28]"),
+    ):
+
+        def fail(self, cfg, on_step=None, error=error):
+            raise error
+
+        monkeypatch.setattr(VideoP2P, "run", fail)
+        with pytest.raises(FormError, match=re.escape(says)):
+            session.run(form, None, EXAMPLE, None)

@@ -270,13 +270,6 @@ def _run_stages(cfg, stage: str) -> None:
         _fail(str(e))
 
 
-def _is_out_of_memory(e: RuntimeError) -> bool:
-    """torch's out-of-memory errors: CUDA's own type, and the CPU allocator's RuntimeError."""
-    import torch
-
-    return isinstance(e, torch.OutOfMemoryError) or "can't allocate memory" in str(e)
-
-
 @contextlib.contextmanager
 def _long_run(device: str | None, resume: str) -> Iterator[None]:
     """What stops a long command midway, as one line instead of a traceback: the disk (full,
@@ -287,7 +280,9 @@ def _long_run(device: str | None, resume: str) -> Iterator[None]:
     except OSError as e:
         _fail(f"could not read or write a file: {e}")
     except RuntimeError as e:  # typer's Exit is one too: it passes
-        if not _is_out_of_memory(e):
+        from videop2p.models.loading import is_out_of_memory
+
+        if not is_out_of_memory(e):
             raise
         _fail(
             f"out of memory{f' on {device}' if device else ''}: {str(e).splitlines()[0]} Lighter settings: "

@@ -30,6 +30,7 @@ from videop2p.control.controller import MaskNorm
 from videop2p.inversion import InversionMethod
 from videop2p.io.video import ResizeMode, VideoError, write_frames
 from videop2p.models.attention import FrameAttentionMode
+from videop2p.models.loading import is_out_of_memory
 from videop2p.progress import Cancelled
 from videop2p.toy.world import Background, Color, Motion, Shape, ToyClipSpec, ToyObject, caption_for, render_clip
 
@@ -303,6 +304,15 @@ class Session:
             raise FormError(f"Could not read the clip: {e}") from None
         except ValueError as e:
             raise FormError(str(e)) from None
+        except OSError as e:
+            raise FormError(f"Could not read or write a file: {e}") from None
+        except RuntimeError as e:
+            if not is_out_of_memory(e):
+                raise
+            raise FormError(
+                f"Out of memory on {self.device}: {str(e).splitlines()[0]} Lighter settings: fewer frames or a "
+                "smaller size, frames per tuning step 4, null-text frames 4; or start the editor with --dtype float16."
+            ) from None
         return {**manifest, "out": str(out)}
 
 
