@@ -215,15 +215,16 @@ class VideoP2P:
         identity = self.identity(clip, prompt, cfg, mode, norm, plan)
         model.delta_key = key_of(identity)
 
-        ran = [0]  # steps this run made (fewer than cfg.steps when it resumed a stopped tuning)
+        ran = 0  # steps this run made (fewer than cfg.steps when it resumed a stopped tuning)
 
         def compute() -> T2SModel:
+            nonlocal ran
             if force and saved is not None:
                 saved.clear()
             if cfg.steps > 0:
                 text = encode_prompts(self.components, [prompt])
                 result = tune(model, self.components, self.posterior(clip), text, cfg, on_step, plan, saved)
-                ran[0] = cfg.steps - result.resumed_from
+                ran = cfg.steps - result.resumed_from
             return model
 
         def load() -> T2SModel:
@@ -240,8 +241,8 @@ class VideoP2P:
             compute,
             load,
             lambda m: save_delta(m, path, identity),
-            lambda m: ran[0],
-            lambda m: ran[0] < cfg.steps,
+            lambda m: ran,
+            lambda m: ran < cfg.steps,
         )
         if saved is not None:
             saved.clear()  # the delta is saved (or was already there): the kept state is no longer needed
