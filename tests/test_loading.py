@@ -58,6 +58,9 @@ def test_missing_models_give_clear_errors(tmp_path, monkeypatch):
         ModelNotFoundError, match="no 'tokenizer', 'text_encoder', 'vae', 'unet', 'scheduler' subfolders"
     ):
         load_components(tmp_path / "notsd")
+    for empty in ("", "  "):  # not the current folder
+        with pytest.raises(ModelNotFoundError, match="The model is empty; .* leave --model out"):
+            load_components(empty)
 
 
 def test_a_folder_without_its_tokenizer_is_named_not_loaded_with_a_stand_in(tiny, tmp_path):

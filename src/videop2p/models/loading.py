@@ -398,6 +398,11 @@ def is_out_of_memory(e: BaseException) -> bool:
 def check_model_path(model: str | os.PathLike) -> None:
     """Refuse, before anything is read, a local model path that is missing or a folder without the parts
     of a diffusers Stable Diffusion folder (a hub id passes: it is resolved when loaded)."""
+    if not str(model).strip():  # Path("") is the current folder
+        raise ModelNotFoundError(
+            "The model is empty; give a diffusers folder, a .safetensors or .ckpt file or a hub id, or leave "
+            "--model out for the bundled toy model."
+        )
     path = Path(model).expanduser()
     if path.is_dir():
         missing = [part for part in FOLDER_PARTS if not (path / part).is_dir()]
