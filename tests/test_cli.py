@@ -629,3 +629,15 @@ def test_ctrl_c_in_a_long_command_says_how_the_same_command_goes_on(
     result = runner.invoke(app, [a.format(tmp=tmp_path) for a in args])
     assert result.exit_code == 130 and "Traceback" not in result.output, result.output
     assert result.output.strip().splitlines()[-1].startswith("interrupted: ") and says in result.output
+
+
+def test_the_authors_per_word_windows_read_as_prompt_to_prompt_reads_them():
+    from videop2p.config import from_official
+
+    p2p = {"prompt": SRC, "prompts": [SRC, TGT], "is_word_swap": True}
+    words = from_official(None, {**p2p, "cross_replace_steps": {"default_": 0.8, "blue": 0.4}}).edit
+    assert words.cross_replace == 0.8 and words.cross_replace_words == {"blue": 0.4}
+    no_default = from_official(None, {**p2p, "cross_replace_steps": {"blue": [0.1, 0.5]}}).edit
+    assert tuple(no_default.cross_replace) == (0.0, 1.0) and no_default.cross_replace_words == {"blue": [0.1, 0.5]}
+    assert from_official(None, {**p2p, "cross_replace_steps": 0.3}).edit.cross_replace == 0.3
+    assert from_official(None, p2p).edit.cross_replace == 0.2  # run_videop2p.py's own default

@@ -570,7 +570,9 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
             cfg.edit.mode = EditMode.SWAP if p2p["is_word_swap"] else EditMode.REFINE
         if "cross_replace_steps" in p2p:
             v = p2p["cross_replace_steps"]
-            cfg.edit.cross_replace = v.get("default_", 0.2) if isinstance(v, dict) else v
+            # A per-word mapping is prompt-to-prompt's (`get_time_words_attention_alpha`): without its
+            # "default_", every other word keeps the source's maps for all the steps, (0, 1).
+            cfg.edit.cross_replace = v.get("default_", (0.0, 1.0)) if isinstance(v, dict) else v
             if isinstance(v, dict):
                 cfg.edit.cross_replace_words = {k: x for k, x in v.items() if k != "default_"}
         if "self_replace_steps" in p2p:
