@@ -270,11 +270,15 @@ def _run_stages(cfg, stage: str) -> None:
         _fail(str(e))
 
 
+RUN_LIGHTER = "--dtype float16, --tune-frames 4, --null-text-frames 4, --attention-slicing 1024, --window 8"
+
+
 @contextlib.contextmanager
-def _long_run(device: str | None, resume: str) -> Iterator[None]:
+def _long_run(device: str | None, resume: str, lighter: str = RUN_LIGHTER) -> Iterator[None]:
     """What stops a long command midway, as one line instead of a traceback: the disk (full,
-    read-only; what was written stays valid, every write is atomic), running out of memory, and
-    Ctrl-C (exit 130, with `resume`: how the same command goes on)."""
+    read-only; what was written stays valid, every write is atomic), running out of memory (with
+    `lighter`: the command's flags that need less), and Ctrl-C (exit 130, with `resume`: how the same
+    command goes on)."""
     try:
         yield
     except OSError as e:
@@ -285,9 +289,8 @@ def _long_run(device: str | None, resume: str) -> Iterator[None]:
         if not is_out_of_memory(e):
             raise
         _fail(
-            f"out of memory{f' on {device}' if device else ''}: {str(e).splitlines()[0]} Lighter settings: "
-            "--dtype float16, --tune-frames 4, --null-text-frames 4, --attention-slicing 1024, --window 8 "
-            "(memory per stage: docs/benchmarks.md)."
+            f"out of memory{f' on {device}' if device else ''}: {str(e).splitlines()[0]}"
+            + (f" Lighter settings: {lighter} (memory per stage: docs/benchmarks.md)." if lighter else "")
         )
     except KeyboardInterrupt:
         typer.secho(f"interrupted: {resume}", fg=typer.colors.YELLOW, err=True)
@@ -584,7 +587,7 @@ def demo(
     _check_flag(check_inversion, InversionConfig(steps=steps))
     _setup_logging(quiet)
     _quiet_loaders()
-    with _long_run("cpu", f"the same command resumes it from its workspace ({out / 'workspace'})."):
+    with _long_run("cpu", f"the same command resumes it from its workspace ({out / 'workspace'}).", ""):
         summary = run_demo(out, tune_steps=tune_steps, steps=steps, quiet=quiet)
     typer.echo(summary)
 
@@ -771,7 +774,8 @@ def toy_train(
     _set_threads(threads)
     from videop2p.toy.train import train_toy_model
 
-    with _long_run(device, f"the same command resumes the training from its checkpoint in {out_dir}."):
+    resume = f"the same command resumes the training from its checkpoint in {out_dir}."
+    with _long_run(device, resume, "a smaller --batch-size"):
         path = train_toy_model(out_dir, cfg)
     typer.echo(f"model written to {path}")
 
@@ -976,7 +980,7 @@ def eval_command(
     again = f"the cases it finished are kept in {out / 'cases'}; the same command" + (
         " reads them back and goes on." if resume else ", without --no-resume, reads them back and goes on."
     )
-    with _long_run(device, again):
+    with _long_run(device, again, "--dtype float16, --tune-frames 4, --null-text-frames 4"):
         try:
             comps = load_components(model, device=device, dtype=parse_dtype(dtype))
             result = evaluate(comps, n, out, s, clip_model=clip_model, resume=resume, shard=shard_kn)
