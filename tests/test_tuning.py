@@ -232,3 +232,23 @@ def test_a_disk_that_refuses_the_state_costs_the_resume_not_the_tuning(tiny, tmp
     assert result.losses == expected.losses
     warnings = [r for r in caplog.records if "could not keep the tuning state" in r.getMessage()]
     assert len(warnings) == 1  # warned once, then no more tries
+
+
+def test_a_kept_state_that_does_not_fit_the_trainable_set_is_not_resumed(tiny, tmp_path, caplog):
+    from videop2p.progress import Cancelled
+    from videop2p.store.codec import save_tensors
+    from videop2p.store.workspace import StepFiles
+
+    cfg = TuneConfig(steps=6, lr=2e-3, save_every=2, progress=False)
+    fresh = _tune_fresh(tiny, cfg)
+    saved = StepFiles(tmp_path, {"clip": "a"})
+    with pytest.raises(Cancelled):
+        _tune_fresh(tiny, cfg, _stop_at(5), saved)
+    path = tmp_path / "tune-00004.safetensors"
+    state, meta = load_tensors(path)
+    name = next(k for k in state if k.startswith("param."))
+    save_tensors(path, {**state, name: torch.zeros(3)}, meta)  # another shape: another version's trainable set
+    with caplog.at_level("WARNING"):
+        result = _tune_fresh(tiny, cfg, saved=saved)
+    assert result.resumed_from == 0 and result.losses == fresh.losses
+    assert any("does not fit" in r.getMessage() for r in caplog.records)

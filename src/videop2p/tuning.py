@@ -101,6 +101,18 @@ def training_state(
     return state
 
 
+def state_fits(state: dict[str, torch.Tensor], params: dict[str, torch.Tensor], step: int) -> bool:
+    """Whether a kept state holds exactly these trainable tensors, shapes included, and one loss per
+    step (a state from another version of the model's trainable set is not resumed: warned, not used)."""
+    names = {k.removeprefix("param.") for k in state if k.startswith("param.")}
+    fits = names == set(params) and all(state[f"param.{n}"].shape == p.shape for n, p in params.items())
+    fits = fits and "generator" in state and state.get("losses", torch.empty(0)).numel() == step
+    fits = fits and all(int(k.split(".")[1]) < len(params) for k in state if k.startswith("opt."))
+    if not fits:
+        logger.warning("the kept tuning state does not fit this model's trainable set; tuning from step 0")
+    return fits
+
+
 def restore_training_state(
     state: dict[str, torch.Tensor],
     params: dict[str, torch.Tensor],
@@ -184,7 +196,7 @@ def tune(
     plan = plan or plan_windows(mean.shape[1])  # default: the whole clip, frame 0 the anchor
     losses, start = [], 0
     found = saved.latest("tune") if saved is not None else None
-    if found is not None and found[0] < cfg.steps:
+    if found is not None and found[0] < cfg.steps and state_fits(found[1], params, found[0]):
         start = found[0]
         losses = restore_training_state(found[1], params, opt, gen, scaler)
     try:  # a cancelled or failed run leaves the UNet as it found it: eval mode, frozen, its own dtype
