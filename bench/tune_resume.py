@@ -1,4 +1,4 @@
-"""What keeping the tuning's state costs (`TuneConfig.save_every`): its size on disk and the seconds to
+"""What keeping the tuning's state costs (`TuneConfig.save_seconds`): its size on disk and the seconds to
 write it and to read it back, for the Stable Diffusion 1.5 architecture's trainable set (random
 weights, no download) and the bundled toy model's.
 

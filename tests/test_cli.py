@@ -268,7 +268,7 @@ def test_a_run_killed_mid_write_leaves_the_workspace_valid(tiny_dir, clip_dir, t
 
 def test_ctrl_c_says_how_to_resume_and_keeps_the_tuning_state(tiny_dir, clip_dir, tmp_path):
     ws = tmp_path / "ws"
-    (tmp_path / "c.yaml").write_text("tune: {save_every: 3}\n")
+    (tmp_path / "c.yaml").write_text("tune: {save_seconds: 0}\n")
     args = [*_args(tiny_dir, clip_dir, tmp_path / "o", ws), "--config", str(tmp_path / "c.yaml")]
     args[args.index("--tune-steps") + 1] = "100000"
     proc = (

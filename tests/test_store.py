@@ -75,7 +75,7 @@ def test_an_interrupted_tuning_resumes_in_the_workspace_and_its_state_goes_once_
 ):
     from videop2p.progress import Cancelled
 
-    cfg = TuneConfig(steps=8, save_every=2, progress=False)
+    cfg = TuneConfig(steps=8, save_seconds=0, progress=False)
     plain = VideoP2P(tiny, None)
     clip = plain.load_clip(VideoConfig(path=str(clip_path), frames=3))
     whole, _ = plain.tune(clip, PROMPT, cfg)
@@ -88,15 +88,15 @@ def test_an_interrupted_tuning_resumes_in_the_workspace_and_its_state_goes_once_
     with pytest.raises(Cancelled):
         vp.tune(clip, PROMPT, cfg, on_step=stop)
     (kept,) = (tmp_path / "ws").rglob("tune.steps/*.safetensors")
-    assert kept.name == "tune-00004.safetensors" and not list((tmp_path / "ws").rglob("tune.safetensors"))
+    assert kept.name == "tune-00005.safetensors" and not list((tmp_path / "ws").rglob("tune.safetensors"))
     model, report = vp.tune(clip, PROMPT, cfg)
-    assert report.action == "resumed" and report.unet_evaluations == 4  # steps 4-7 only
+    assert report.action == "resumed" and report.unet_evaluations == 3  # steps 5-7 only
     assert model.delta_key == whole.delta_key
     for (n, a), b in zip(whole.trainable_parameters().items(), model.trainable_parameters().values(), strict=True):
         assert torch.equal(a, b), n
     assert not list((tmp_path / "ws").rglob("tune.steps"))  # the delta is kept: its state is gone
     with pytest.raises(Cancelled):
-        vp.tune(clip, PROMPT, cfg, force=True, on_step=stop)  # a state at step 4 again
+        vp.tune(clip, PROMPT, cfg, force=True, on_step=stop)  # a state at step 5 again
     _, again = vp.tune(clip, PROMPT, cfg, force=True)  # forced: every step again, the state not read
     assert again.action == "computed" and again.unet_evaluations == 8
 

@@ -159,9 +159,9 @@ def _stop_at(step):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_an_interrupted_tuning_resumes_from_its_kept_state_to_the_same_weights(tiny, tmp_path, dtype):
-    """Stopped at step 7 with a state kept every 3 steps, the next run starts at step 6 and ends with
-    exactly the weights and losses of a run that never stopped (noise, timesteps, frames, AdamW, and
-    the loss scale of a float16 model)."""
+    """Stopped at step 7 with a state kept after every step, the next run starts at step 7 and ends
+    with exactly the weights and losses of a run that never stopped (noise, timesteps, windows,
+    frames, AdamW, and the loss scale of a float16 model)."""
     import copy
 
     from videop2p.config import WindowConfig
@@ -173,19 +173,19 @@ def test_an_interrupted_tuning_resumes_from_its_kept_state_to_the_same_weights(t
     mean, std, text = _clip(seed=5, f=5)
     plan = plan_windows(5, WindowConfig(size=3, overlap=1))  # each step: one window at a random place
     assert len(plan.windows) > 1
-    cfg = TuneConfig(steps=10, frames=3, lr=2e-3, save_every=3, progress=False)
+    cfg = TuneConfig(steps=10, frames=3, lr=2e-3, save_seconds=0, progress=False)
     whole = T2SModel.from_image_unet(unet)
     expected = tune(whole, tiny, (mean, std), text, cfg, plan=plan)
     saved = StepFiles(tmp_path / "tune.steps", {"clip": "abc", "steps": 10})
     with pytest.raises(Cancelled):
         tune(T2SModel.from_image_unet(unet), tiny, (mean, std), text, cfg, _stop_at(7), plan, saved)
-    assert [p.name for p in (tmp_path / "tune.steps").iterdir()] == ["tune-00006.safetensors"]  # the last one only
+    assert [p.name for p in (tmp_path / "tune.steps").iterdir()] == ["tune-00007.safetensors"]  # the last one only
     if dtype == torch.float16:
-        assert "scaler.scale" in load_tensors(tmp_path / "tune.steps" / "tune-00006.safetensors")[0]
+        assert "scaler.scale" in load_tensors(tmp_path / "tune.steps" / "tune-00007.safetensors")[0]
     seen = []
     resumed = T2SModel.from_image_unet(unet)
     result = tune(resumed, tiny, (mean, std), text, cfg, lambda s, i, n: seen.append(i), plan, saved)
-    assert result.resumed_from == 6 and seen == [6, 7, 8, 9]
+    assert result.resumed_from == 7 and seen == [7, 8, 9]
     assert result.losses == expected.losses
     for (n, a), b in zip(whole.trainable_parameters().items(), resumed.trainable_parameters().values(), strict=True):
         assert torch.equal(a, b), n
@@ -201,13 +201,13 @@ def test_a_kept_tuning_state_for_other_settings_or_damaged_is_not_resumed(tiny, 
     from videop2p.progress import Cancelled
     from videop2p.store.workspace import StepFiles
 
-    cfg = TuneConfig(steps=6, lr=2e-3, save_every=2, progress=False)
+    cfg = TuneConfig(steps=6, lr=2e-3, save_seconds=0, progress=False)
     fresh = _tune_fresh(tiny, cfg)
     with pytest.raises(Cancelled):
         _tune_fresh(tiny, cfg, _stop_at(5), StepFiles(tmp_path, {"clip": "a"}))
     other = _tune_fresh(tiny, cfg, saved=StepFiles(tmp_path, {"clip": "b"}))
     assert other.resumed_from == 0 and other.losses == fresh.losses
-    (tmp_path / "tune-00004.safetensors").write_bytes(b"not a safetensors file")
+    (tmp_path / "tune-00005.safetensors").write_bytes(b"not a safetensors file")  # "b"'s last state
     damaged = _tune_fresh(tiny, cfg, saved=StepFiles(tmp_path, {"clip": "a"}))
     assert damaged.resumed_from == 0 and damaged.losses == fresh.losses
 
@@ -215,16 +215,30 @@ def test_a_kept_tuning_state_for_other_settings_or_damaged_is_not_resumed(tiny, 
 def test_the_state_interval_is_checked_and_is_not_part_of_a_results_key():
     from videop2p.config import OptionError, check_tune, settings_of
 
-    assert settings_of(TuneConfig(steps=3, save_every=7)) == settings_of(TuneConfig(steps=3))
-    for bad in (-1, 2.5, float("nan"), "often"):
-        with pytest.raises(OptionError, match="save_every"):
-            check_tune(TuneConfig(save_every=bad))
+    assert settings_of(TuneConfig(steps=3, save_seconds=7)) == settings_of(TuneConfig(steps=3))
+    for bad in (-1, float("nan"), float("inf"), "often"):
+        with pytest.raises(OptionError, match="save_seconds"):
+            check_tune(TuneConfig(save_seconds=bad))
+    for good in (0, 2.5, None):
+        check_tune(TuneConfig(save_seconds=good))
+
+
+@pytest.mark.parametrize("seconds", [3600.0, None])
+def test_no_state_is_kept_before_its_time_or_when_asked_for_none(tiny, tmp_path, seconds):
+    from videop2p.progress import Cancelled
+    from videop2p.store.workspace import StepFiles
+
+    with pytest.raises(Cancelled):
+        _tune_fresh(
+            tiny, TuneConfig(steps=5, save_seconds=seconds, progress=False), _stop_at(4), StepFiles(tmp_path, {})
+        )
+    assert not list(tmp_path.glob("tune-*"))
 
 
 def test_a_disk_that_refuses_the_state_costs_the_resume_not_the_tuning(tiny, tmp_path, caplog):
     from videop2p.store.workspace import StepFiles
 
-    cfg = TuneConfig(steps=4, lr=2e-3, save_every=1, progress=False)
+    cfg = TuneConfig(steps=4, lr=2e-3, save_seconds=0, progress=False)
     expected = _tune_fresh(tiny, cfg)
     (tmp_path / "a-file").write_text("x")  # the states' folder cannot be made under a file
     with caplog.at_level("WARNING"):
@@ -239,12 +253,12 @@ def test_a_kept_state_that_does_not_fit_the_trainable_set_is_not_resumed(tiny, t
     from videop2p.store.codec import save_tensors
     from videop2p.store.workspace import StepFiles
 
-    cfg = TuneConfig(steps=6, lr=2e-3, save_every=2, progress=False)
+    cfg = TuneConfig(steps=6, lr=2e-3, save_seconds=0, progress=False)
     fresh = _tune_fresh(tiny, cfg)
     saved = StepFiles(tmp_path, {"clip": "a"})
     with pytest.raises(Cancelled):
         _tune_fresh(tiny, cfg, _stop_at(5), saved)
-    path = tmp_path / "tune-00004.safetensors"
+    path = tmp_path / "tune-00005.safetensors"
     state, meta = load_tensors(path)
     name = next(k for k in state if k.startswith("param."))
     save_tensors(path, {**state, name: torch.zeros(3)}, meta)  # another shape: another version's trainable set

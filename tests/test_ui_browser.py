@@ -237,7 +237,7 @@ def test_cancel_stops_the_run_and_keeps_nothing_of_the_stopped_stage(tmp_path):
         if done_total[0] == 2:
             session.cancel.set()  # the user presses Cancel during tuning
 
-    with pytest.raises(Cancelled, match="tuning"):
+    with pytest.raises(Cancelled, match="tuning.*Edit with the same settings resumes it"):
         session.run(form, None, EXAMPLE, progress)
     assert seen[0][0].endswith("tuning the T2S model") and len(seen) == 3  # stopped at the next step
     assert not list((tmp_path / "workspace").rglob("*.safetensors"))  # no tuned delta kept
@@ -247,27 +247,38 @@ def test_cancel_stops_the_run_and_keeps_nothing_of_the_stopped_stage(tmp_path):
     assert manifest["stages"]["tune"]["action"] == "computed"
 
 
-def test_an_edit_after_a_cancelled_tuning_resumes_it(tmp_path):
-    from videop2p.config import TuneConfig
+def test_an_edit_after_a_stopped_tuning_resumes_it(tmp_path):
+    """A tuning stopped after a kept state (here kept after every step; the default keeps one every
+    two minutes) is resumed by the editor's next Edit with the same settings."""
+    import dataclasses
+
     from videop2p.progress import Cancelled
-    from videop2p.ui import Session
+    from videop2p.ui import Session, example_clip, form_to_config
 
     session = Session(None, tmp_path)
-    every = TuneConfig.save_every
-    form = Form(
-        source=example_prompt(EXAMPLE), targets=TARGET, steps=2, tune_steps=every + 4, frames=2, inversion="fast"
-    )
+    form = Form(source=example_prompt(EXAMPLE), targets=TARGET, steps=2, tune_steps=6, frames=2, inversion="fast")
+    video = str(example_clip(EXAMPLE, tmp_path, 2))
+    cfg = form_to_config(form, video, tmp_path / "stopped", tmp_path / "workspace", None)
+    vp = session.pipe
 
-    def cancel_after_a_kept_state(done_total, desc):
-        if desc.endswith("tuning the T2S model") and done_total[0] == every + 2:
-            session.cancel.set()
+    def stop(stage, i, total):
+        if i == 4:
+            raise Cancelled(stage)
 
-    with pytest.raises(Cancelled, match="resumes it from its last kept step"):
-        session.run(form, None, EXAMPLE, cancel_after_a_kept_state)
+    with pytest.raises(Cancelled):
+        vp.tune(
+            vp.load_clip(cfg.video),
+            cfg.source,
+            dataclasses.replace(cfg.tune, save_seconds=0),
+            on_step=stop,
+            frame_mode=cfg.frame_attention,
+            group_norm=cfg.group_norm,
+            window=cfg.window,
+        )
     assert len(list((tmp_path / "workspace").rglob("tune.steps/tune-*.safetensors"))) == 1
     manifest = session.run(form, None, EXAMPLE, None)
     assert manifest["stages"]["tune"]["action"] == "resumed"
-    assert manifest["stages"]["tune"]["unet_evaluations"] == 4  # only the steps after the kept state
+    assert manifest["stages"]["tune"]["unet_evaluations"] == 2  # only the steps after the kept state
 
 
 def test_running_out_of_memory_or_disk_is_a_message_in_the_page(tmp_path, monkeypatch):

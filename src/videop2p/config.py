@@ -98,7 +98,7 @@ class TuneConfig:
     seed: int = 33  # seeds noise and timesteps
     gradient_checkpointing: bool = True  # recompute activations in the backward pass: less memory, same result
     mixed_precision: str = "no"  # "no", "fp16" or "bf16" (autocast; used on CUDA only)
-    save_every: int = 50  # keep the tuning's state every this many steps, so an interrupted tuning resumes; 0: never
+    save_seconds: float | None = 120.0  # seconds between kept tuning states, to resume from; 0: every step; None: none
     progress: bool = True  # show a tqdm bar
 
     def resolved(self, pretuned: bool = False) -> TuneConfig:
@@ -124,7 +124,7 @@ class InversionConfig:
 
 
 # Settings that change how, not what: not part of a saved result's key.
-NOT_SETTINGS = ("progress", "gradient_checkpointing", "save_every")
+NOT_SETTINGS = ("progress", "gradient_checkpointing", "save_seconds")
 
 
 @dataclass
@@ -423,7 +423,7 @@ def load_yaml(path: str | os.PathLike) -> dict:
 
 # Keys of the official configs that change nothing here (logging, validation, hardware switches). Their
 # `checkpointing_steps` / `resume_from_checkpoint` are ours already: tuning keeps its state every
-# `TuneConfig.save_every` steps and resumes from it by itself (their configs' 1000 would keep none).
+# `TuneConfig.save_seconds` and resumes from it by itself (their configs' 1000 steps would keep none).
 _OFFICIAL_IGNORED = {
     "output_dir",
     "validation_data",
@@ -747,7 +747,8 @@ def check_tune(t: TuneConfig) -> None:
     check_number("tune", "lr", t.lr, 0.0)
     check_number("tune", "seed", t.seed, 0, whole=True)
     _bool_ok("tune", "gradient_checkpointing", t.gradient_checkpointing)
-    check_number("tune", "save_every", t.save_every, 0, whole=True)
+    if t.save_seconds is not None:
+        check_number("tune", "save_seconds", t.save_seconds, 0.0)
     if t.mixed_precision not in ("no", "fp16", "bf16"):
         raise OptionError("tune.mixed_precision", f"{t.mixed_precision!r} is not one of no, fp16, bf16.")
 

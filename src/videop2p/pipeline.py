@@ -200,7 +200,7 @@ class VideoP2P:
     ) -> tuple[T2SModel, StageReport]:
         """Stage 1: the T2S model tuned on `clip` (loaded from the workspace when it has it); a clip
         longer than a window trains on one window (and its anchors) per step. The training state is
-        kept beside the entry every `cfg.save_every` steps, so an interrupted tuning resumes."""
+        kept beside the entry every `cfg.save_seconds`, so an interrupted tuning resumes."""
         self._check_source(prompt)
         check_tune(cfg or TuneConfig())
         if window is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,7 +172,8 @@ def tune(
     plan: windows of a long clip; each step then trains on one window at a random place, anchors
     included, so a step costs one window whatever the clip length. cfg.frames: each step trains on
     that many of the window's frames, its anchors included, drawn anew each step.
-    saved: with it, the training state is kept every `cfg.save_every` steps, and a run that finds a
+    saved: with it, the training state is kept every `cfg.save_seconds` (counted from the last one kept,
+    so the time spent writing is not), and a run that finds a
     state made for the same settings resumes from it and ends with the same weights as one that
     never stopped.
     """
@@ -199,6 +201,7 @@ def tune(
     if found is not None and found[0] < cfg.steps and state_fits(found[1], params, found[0]):
         start = found[0]
         losses = restore_training_state(found[1], params, opt, gen, scaler)
+    last_kept = time.monotonic()
     try:  # a cancelled or failed run leaves the UNet as it found it: eval mode, frozen, its own dtype
         unet.train()
         with checkpointing(unet, cfg.gradient_checkpointing):
@@ -219,8 +222,10 @@ def tune(
                 losses.append(float(loss.detach()))
                 bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
                 done = i + 1
-                if saved is not None and cfg.save_every and done % cfg.save_every == 0 and done < cfg.steps:
+                due = cfg.save_seconds is not None and time.monotonic() - last_kept >= cfg.save_seconds
+                if saved is not None and due and done < cfg.steps:
                     saved = keep_state(saved, done, training_state(params, opt, gen, losses, scaler))
+                    last_kept = time.monotonic()
     finally:
         cast_training_params(unet, weights)
         unet.train(was_training)
