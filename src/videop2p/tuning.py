@@ -172,10 +172,9 @@ def tune(
     plan: windows of a long clip; each step then trains on one window at a random place, anchors
     included, so a step costs one window whatever the clip length. cfg.frames: each step trains on
     that many of the window's frames, its anchors included, drawn anew each step.
-    saved: with it, the training state is kept every `cfg.save_seconds` (counted from the last one kept,
-    so the time spent writing is not), and a run that finds a
-    state made for the same settings resumes from it and ends with the same weights as one that
-    never stopped.
+    saved: with it, the training state is kept every `cfg.save_seconds` (counted from the end of the
+    last write), and a run that finds a state made for the same settings resumes from it and ends
+    with the same weights as one that never stopped.
     """
     cfg = cfg.resolved()
     unet = model.unet
