@@ -289,6 +289,9 @@ def test_ctrl_c_says_how_to_resume_and_keeps_the_tuning_state(tiny_dir, clip_dir
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted: no result"), err
     assert "resumes it" in err and str(ws) in err
     assert list(ws.rglob("tune.steps/tune-*.safetensors")) and not list(ws.rglob("tune.safetensors"))
+    (kept,) = ws.rglob("tune.steps/tune-*.safetensors")
+    at = int(kept.stem.removeprefix("tune-"))
+    assert f"{at}/100000" in _invoke(["workspace", "list", str(ws)]).output  # how far the stopped tuning got
 
 
 def test_attention_slicing_flag_gives_the_same_edit(tiny_dir, clip_dir, tmp_path):

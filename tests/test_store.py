@@ -88,6 +88,8 @@ def test_an_interrupted_tuning_resumes_in_the_workspace_and_its_state_goes_once_
     with pytest.raises(Cancelled):
         vp.tune(clip, PROMPT, cfg, on_step=stop)
     (kept,) = (tmp_path / "ws").rglob("tune.steps/*.safetensors")
+    (stopped,) = Workspace(tmp_path / "ws").clips()
+    assert not stopped.tuned and stopped.tuning_at == 5 and stopped.unfinished == 1
     assert kept.name == "tune-00005.safetensors" and not list((tmp_path / "ws").rglob("tune.safetensors"))
     model, report = vp.tune(clip, PROMPT, cfg)
     assert report.action == "resumed" and report.unet_evaluations == 3  # steps 5-7 only

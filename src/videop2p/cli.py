@@ -491,11 +491,14 @@ def _clip_line(c) -> str:
     import datetime
 
     size = "x".join(str(n) for n in c.identity.get("size", [])) or "?"
+    tuned = "yes" if c.tuned else "no"
+    if not c.tuned and c.tuning_at is not None:  # a stopped tuning: how far its kept state got
+        tuned = f"{c.tuning_at}/{c.identity.get('tune', {}).get('steps', '?')}"
     used = datetime.datetime.fromtimestamp(c.last_used).strftime("%Y-%m-%d %H:%M")
     prompt = str(c.identity.get("prompt", "?"))
     prompt = prompt if len(prompt) <= 40 else prompt[:39] + "…"
     return (
-        f"{c.key}  {prompt:<40}  {c.identity.get('num_frames', '?'):>6}  {size:>9}  {'yes' if c.tuned else 'no':>5}  "
+        f"{c.key}  {prompt:<40}  {c.identity.get('num_frames', '?'):>6}  {size:>9}  {tuned:>9}  "
         f"{c.inversions:>10}  {c.edits:>5}  {c.unfinished:>10}  {c.size_bytes / 2**20:>8.1f}  {used}"
     )
 
@@ -507,7 +510,7 @@ def workspace_list(
     """List the tuned clips kept in a workspace: prompt, frames, size, what is kept, disk use, last use."""
     clips = _open_workspace(root).clips()
     typer.echo(
-        f"{'clip':<16}  {'prompt':<40}  {'frames':>6}  {'size':>9}  {'tuned':>5}  {'inversions':>10}  {'edits':>5}  "
+        f"{'clip':<16}  {'prompt':<40}  {'frames':>6}  {'size':>9}  {'tuned':>9}  {'inversions':>10}  {'edits':>5}  "
         f"{'unfinished':>10}  {'MiB':>8}  last used"
     )
     for c in clips:

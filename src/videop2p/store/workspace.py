@@ -152,6 +152,7 @@ class ClipEntry:
     folder: Path  # clip-<key>/
     identity: dict  # its key.json: model, clip, size, frames, prompt, settings ({} when unreadable)
     tuned: bool  # its tuned delta is there
+    tuning_at: int | None  # without it: the step of a stopped tuning's kept state, if any
     inversions: int
     edits: int
     unfinished: int  # kept states of stopped stages (resumed by the next run with their settings)
@@ -181,6 +182,12 @@ def read_events(root: str | os.PathLike) -> list[dict]:
     return events
 
 
+def _kept_steps(root: Path, phase: str) -> list[str]:
+    """The step numbers in the names of a phase's kept files (`tune-00095.safetensors` -> "00095")."""
+    steps = [p.stem.removeprefix(f"{phase}-") for p in root.glob(f"{phase}-*.safetensors")]
+    return [s for s in steps if s.isdigit()]
+
+
 def clip_entry(folder: Path, last_used: float | None = None) -> ClipEntry:
     """What a clip folder holds; `last_used` from the history, else the newest file's time."""
     try:
@@ -193,6 +200,7 @@ def clip_entry(folder: Path, last_used: float | None = None) -> ClipEntry:
         folder=folder,
         identity=identity if isinstance(identity, dict) else {},
         tuned=(folder / "tune.safetensors").is_file(),
+        tuning_at=max((int(s) for s in _kept_steps(folder / "tune.steps", "tune")), default=None),
         inversions=len(list(folder.glob("inversions/inv-*.safetensors"))),
         edits=len(list(folder.glob("edits/edit-*.safetensors"))),
         unfinished=len(list(folder.rglob("*.steps"))),
