@@ -182,12 +182,6 @@ def read_events(root: str | os.PathLike) -> list[dict]:
     return events
 
 
-def _kept_steps(root: Path, phase: str) -> list[str]:
-    """The step numbers in the names of a phase's kept files (`tune-00095.safetensors` -> "00095")."""
-    steps = [p.stem.removeprefix(f"{phase}-") for p in root.glob(f"{phase}-*.safetensors")]
-    return [s for s in steps if s.isdigit()]
-
-
 def clip_entry(folder: Path, last_used: float | None = None) -> ClipEntry:
     """What a clip folder holds; `last_used` from the history, else the newest file's time."""
     try:
@@ -200,7 +194,7 @@ def clip_entry(folder: Path, last_used: float | None = None) -> ClipEntry:
         folder=folder,
         identity=identity if isinstance(identity, dict) else {},
         tuned=(folder / "tune.safetensors").is_file(),
-        tuning_at=max((int(s) for s in _kept_steps(folder / "tune.steps", "tune")), default=None),
+        tuning_at=max(StepFiles(folder / "tune.steps", {}).kept("tune"), default=None),
         inversions=len(list(folder.glob("inversions/inv-*.safetensors"))),
         edits=len(list(folder.glob("edits/edit-*.safetensors"))),
         unfinished=len(list(folder.rglob("*.steps"))),
@@ -221,6 +215,11 @@ class StepFiles:
 
     def path(self, phase: str, step: int) -> Path:
         return Path(self.root) / f"{phase}-{step:05d}.safetensors"
+
+    def kept(self, phase: str) -> list[int]:
+        """The steps of `phase` that have a file here, in order (read from the names `path` gives)."""
+        names = (p.stem.removeprefix(f"{phase}-") for p in Path(self.root).glob(f"{phase}-*.safetensors"))
+        return sorted(int(n) for n in names if n.isdigit())
 
     def made_for(self) -> dict:
         """`meta` as it reads back from a step file (what a kept step must carry to be used)."""
@@ -249,15 +248,16 @@ class StepFiles:
         """Keep the state of `phase` after `step` steps in place of any earlier one (a stage that
         resumes from its last state, not from every step)."""
         self.save(phase, step, tensors)
-        for older in Path(self.root).glob(f"{phase}-*.safetensors"):
-            if older != self.path(phase, step):
-                older.unlink(missing_ok=True)
+        for older in self.kept(phase):
+            if older != step:
+                self.path(phase, older).unlink(missing_ok=True)
 
     def latest(self, phase: str, device: str = "cpu") -> tuple[int, dict] | None:
         """The last kept state of `phase` made for these settings, as (steps done, tensors); None
         when there is none. Damaged states and states made for other settings are ignored."""
         made_for = self.made_for()
-        for path in sorted(Path(self.root).glob(f"{phase}-*.safetensors"), reverse=True):
+        for step in reversed(self.kept(phase)):
+            path = self.path(phase, step)
             try:
                 tensors, meta = load_tensors(path, device)
             except CorruptFileError as e:
