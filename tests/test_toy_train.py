@@ -13,6 +13,7 @@ import videop2p.toy.train as tt
 from videop2p.cli import app
 from videop2p.models.loading import load_components, save_pretrained_folder
 from videop2p.models.schedulers import make_scheduler
+from videop2p.testing import assert_one_line_error
 from videop2p.toy.data import random_caption
 from videop2p.toy.model import ToyModelConfig, make_unet
 from videop2p.toy.world import random_spec, render_clip
@@ -331,6 +332,5 @@ def test_a_run_saves_the_text_scale_it_was_asked_for_once_and_export_can_set_it(
     ],
 )
 def test_ground_rejects_bad_options_by_name_before_any_work(tmp_path, args, message):
-    result = CliRunner().invoke(app, ["toy", "ground", str(tmp_path / "run"), *args])
-    assert result.exit_code == 2 and result.output.startswith("error: ") and message in result.output, result.output
+    assert_one_line_error(CliRunner().invoke(app, ["toy", "ground", str(tmp_path / "run"), *args]), message)
     assert not (tmp_path / "run").exists()
