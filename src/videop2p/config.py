@@ -764,8 +764,11 @@ def check_inversion(i: InversionConfig) -> None:
         check_number("inversion", attr, getattr(i, attr), low)
 
 
-def check_window(w: WindowConfig) -> None:
-    """A window of at least 2 frames and an overlap that leaves each window a frame of its own."""
+def check_window(w: WindowConfig | None) -> None:
+    """A window of at least 2 frames and an overlap that leaves each window a frame of its own (None:
+    the default windows, nothing to check)."""
+    if w is None:
+        return
     if w.size is not None:
         check_number("window", "size", w.size, 2, whole=True)
         check_number("window", "overlap", w.overlap, 0, w.size - 1, whole=True)

@@ -203,8 +203,7 @@ class VideoP2P:
         kept beside the entry every `cfg.save_seconds`, so an interrupted tuning resumes."""
         self._check_source(prompt)
         check_tune(cfg or TuneConfig())
-        if window is not None:
-            check_window(window)
+        check_window(window)
         cfg = (cfg or TuneConfig()).resolved(pretuned=self.components.video is not None)
         plan = plan_windows(len(clip.frames), window)
         mode, norm = self.architecture(frame_mode, group_norm)
@@ -264,8 +263,7 @@ class VideoP2P:
         self._check_source(prompt)
         check_inversion(cfg)
         self._check_steps(cfg.steps)
-        if window is not None:
-            check_window(window)
+        check_window(window)
         plan = plan_windows(len(clip.frames), window)
         expected = {"prompt": prompt, "frames_hash": clip.digest, "delta": model.delta_key}
         path, saved = None, None
@@ -318,8 +316,7 @@ class VideoP2P:
                 "edit from that prompt, or invert again with this one."
             )
         check_edit(cfg)
-        if window is not None:
-            check_window(window)
+        check_window(window)
         plan = plan_windows(inversion.latent_T.shape[1], window)
         key = {
             "source": source,
