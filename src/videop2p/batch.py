@@ -310,8 +310,7 @@ def summary_table(results: list[JobResult]) -> str:
         for stage in ("tune", "invert", "edit"):
             s = r.stages.get(stage)
             cells.append(f"{s['seconds']:6.1f}s {s['action'][:7]:7s}" if s else f"{'-':>14s}")
-        tail = r.out
-        if r.status == "failed":  # the error's first line (a torch error runs on for lines; batch.json keeps it all)
-            tail = (r.error or "").strip().splitlines()[0] if (r.error or "").strip() else "failed"
+        error = (r.error or "failed").strip().splitlines() or ["failed"]
+        tail = error[0] if r.status == "failed" else r.out  # a torch error runs on for lines; batch.json keeps all
         lines.append(f"{r.name[:20]:20s} {r.status:8s} {' '.join(cells)} {r.seconds:7.1f}s  {tail}")
     return "\n".join(lines)
