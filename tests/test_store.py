@@ -187,3 +187,34 @@ def test_a_run_tunes_with_its_own_frame_attention_and_group_norm(tiny, clip_path
     manifest = vp.run(cfg)
     key = json.loads((tmp_path / "ws" / Path(manifest["workspace"][0]["entry"]).parent.name / "key.json").read_text())
     assert (key["frame_mode"], key["group_norm"]) == ("sparse-causal", "clip")
+
+
+@pytest.mark.parametrize("method", list(InversionMethod))
+def test_a_half_precision_model_runs_every_stage_and_edits_from_a_float32_inversion(tiny, clip_path, tmp_path, method):
+    """Regression: the VAE's float32 latents reached a bfloat16 UNet ("mat1 and mat2 must have the same
+    dtype"), so `--dtype float16|bfloat16` failed at the inversion; an inversion kept in float32 (the
+    workspace files it under the same model) failed the same way in the edit."""
+    from videop2p.models.loading import load_components, save_pretrained_folder
+
+    folder = save_pretrained_folder(tiny, tmp_path / "model")
+    inv_cfg = InversionConfig(method=method, steps=2, inner_steps=2, progress=False)
+    target = ["a blue circle moving on the grass"]
+    recons = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        vp = VideoP2P(load_components(folder, dtype=dtype), Workspace(tmp_path / str(dtype)))
+        clip = vp.load_clip(VideoConfig(path=str(clip_path), frames=3))
+        model, _ = vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+        inversion, _ = vp.invert(model, clip, PROMPT, inv_cfg)
+        assert inversion.latent_T.dtype == dtype
+        out, _ = vp.edit(model, inversion, PROMPT, target)
+        recons[dtype] = out.reconstruction.astype(float)
+        assert np.isfinite(out.result.latents.float()).all()
+    assert np.abs(recons[torch.bfloat16] - recons[torch.float32]).mean() < 8.0  # of 255 (bfloat16 keeps 3 digits)
+    half = VideoP2P(load_components(folder, dtype=torch.bfloat16), Workspace(tmp_path / str(torch.float32)))
+    clip = half.load_clip(VideoConfig(path=str(clip_path), frames=3))
+    model, _ = half.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+    inversion, report = half.invert(model, clip, PROMPT, inv_cfg)
+    assert report.action == "reused" and inversion.latent_T.dtype == torch.float32
+    out, report = half.edit(model, inversion, PROMPT, ["a green circle moving on the grass"])
+    assert report.action == "computed" and out.result.latents.dtype == torch.bfloat16
+    assert np.abs(out.reconstruction.astype(float) - recons[torch.float32]).mean() < 8.0

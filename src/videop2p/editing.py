@@ -245,11 +245,11 @@ def edit(
     plan, modes = build_plan(components, source, targets, c, steps, latent_hw)
     # 2. Encode the prompts: conditional rows (P, L, D), the empty prompt (1, L, D)
     prompts = [source, *targets]
-    device, dtype = inv.latent_T.device, inv.latent_T.dtype
+    device, dtype = inv.latent_T.device, model.unet.dtype  # an inversion kept in another dtype is cast
     cond = encode_prompts(components, prompts).to(device, dtype)
     empty = encode_prompts(components, [""]).to(device, dtype)
     # 3. Every branch starts from the inverted noise; the controller's processors go in
-    z = inv.latent_T.expand(len(prompts), *inv.latent_T.shape[1:]).clone()  # (P, F, C, h, w)
+    z = inv.latent_T.to(dtype).expand(len(prompts), *inv.latent_T.shape[1:]).clone()  # (P, F, C, h, w)
     controller = EditController(plan, num_frames=z.shape[1])
     model.set_processors(lambda name: controlled_processor(controller, name, model.frame_mode, model.query_chunk))
     union = None

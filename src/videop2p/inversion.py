@@ -225,6 +225,7 @@ def invert(
     method = InversionMethod(c.method)
     sched = ddim_schedule(scheduler, c.steps)
     counter = counter or EvalCounter()
+    z0 = z0.to(model.unet.dtype)  # a VAE's float32 latents into a half-precision model's dtype
     trajectory = ddim_invert(
         model, z0, cond, uncond, sched, c.inversion_guidance, counter, c.progress, on_step, plan, saved
     )
