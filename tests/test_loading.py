@@ -65,6 +65,20 @@ def test_missing_models_give_clear_errors(tmp_path, monkeypatch):
             load_components(empty)
 
 
+def test_the_bundled_model_has_a_name_for_configs_that_must_name_one(tmp_path, monkeypatch):
+    """An authors' config names its base model; `--model videop2p-toy` runs it on the bundled one."""
+    from videop2p.models.loading import BUNDLED_MODEL, bundled_model_path, check_model_path, model_location
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)  # not read as a folder of that name
+    check_model_path(BUNDLED_MODEL)
+    assert model_location(BUNDLED_MODEL) == model_location(None) == bundled_model_path()
+    assert model_location("other/model") == "other/model"
+    assert load_components(BUNDLED_MODEL).info.identity == load_components().info.identity
+    with pytest.raises(ModelNotFoundError, match="or videop2p-toy for the bundled model"):
+        load_components("/data/stable-diffusion/stable-diffusion-v1-5")
+
+
 def test_a_folder_without_its_tokenizer_is_named_not_loaded_with_a_stand_in(tiny, tmp_path):
     """transformers builds a two-token tokenizer with an unbounded length from a missing or empty
     tokenizer folder instead of failing; the loader names the folder instead."""

@@ -66,7 +66,9 @@ def _fail(message: str) -> None:
 
 @app.command()
 def info(
-    model: Annotated[str | None, typer.Option(help="Model id or path (default: bundled toy model).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model id or path (default: the bundled toy model, videop2p-toy).")
+    ] = None,
 ) -> None:
     """Print the version, torch devices, dtype support and the model that would be used."""
     import torch
@@ -87,7 +89,7 @@ def info(
         if torch.cuda.is_bf16_supported():
             dtypes.append("bfloat16 (CUDA)")
     lines.append(f"dtypes: {', '.join(dtypes)}")
-    lines.append(f"model: {model or f'bundled toy model ({bundled_model_path()})'}")
+    lines.append(f"model: {model or f'bundled toy model, videop2p-toy ({bundled_model_path()})'}")
     _quiet_loaders()
     try:
         comps = load_components(model)
@@ -308,7 +310,10 @@ def _stage_command(stage: str, doc: str):
             typer.Option(help=f"Settings to start from, under --config and flags: {_presets_help()}."),
         ] = None,
         model: Annotated[
-            str | None, typer.Option(help="Hub id, diffusers folder or .safetensors (default: bundled toy model).")
+            str | None,
+            typer.Option(
+                help="Hub id, diffusers folder or .safetensors (default: the bundled toy model, videop2p-toy)."
+            ),
         ] = None,
         out: Annotated[str | None, typer.Option(help="Output folder.")] = None,
         workspace: Annotated[str | None, typer.Option(help="Workspace root (default: beside OUT).")] = None,
@@ -449,7 +454,8 @@ def export(
         str, typer.Option("--format", help="diffusers-delta (ours) or tune-a-video (the authors' folder).")
     ] = ExportFormat.DELTA.value,
     model: Annotated[
-        str | None, typer.Option(help="The model the clip was tuned from (default: the bundled toy model).")
+        str | None,
+        typer.Option(help="The model the clip was tuned from (default: the bundled toy model, videop2p-toy)."),
     ] = None,
 ) -> None:
     """Write a tuned clip as our delta, or as a Tune-A-Video / Video-P2P folder their scripts load."""
@@ -836,7 +842,9 @@ def toy_ground(
 
 @app.command()
 def ui(
-    model: Annotated[str | None, typer.Option(help="Hub id, folder or file (default: the bundled toy model).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Hub id, folder or file (default: the bundled toy model, videop2p-toy).")
+    ] = None,
     port: Annotated[int, typer.Option(help="Port on localhost.")] = 7860,
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 to share on a network).")] = "127.0.0.1",
     root: Annotated[Path, typer.Option(help="Folder for the workspace, uploads and results.")] = Path("videop2p-ui"),
@@ -927,7 +935,7 @@ def eval_command(
     cases: Annotated[int | None, typer.Option(help="Number of cases (default 30, quick 2).")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the summary as JSON here.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for tables, plots and frame strips.")] = Path("videop2p-eval"),
-    model: Annotated[str | None, typer.Option(help="Model (default: the bundled toy model).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model (default: the bundled toy model, videop2p-toy).")] = None,
     tune_steps: Annotated[int | None, typer.Option(help="Tuning steps per clip (default 200, quick 20).")] = None,
     tune_frames: Annotated[
         int | None, typer.Option(help="Frames per tuning step, the anchor included (default: every frame).")
@@ -1021,7 +1029,9 @@ def _parse_shard(text: str) -> tuple[int, int]:
 
 @toy_app.command("eval")
 def toy_eval(
-    model: Annotated[str | None, typer.Option(help="Model folder (default: the bundled toy model).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model folder (default: the bundled toy model, videop2p-toy).")
+    ] = None,
     seeds: Annotated[int, typer.Option(help="Images per caption, each from its own seed.")] = TOY_EVAL_SEEDS,
     steps: Annotated[int, typer.Option(help="DDIM steps (those of videop2p run).")] = default_of("steps"),
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance (that of videop2p run).")] = default_of(
@@ -1032,11 +1042,11 @@ def toy_eval(
 ) -> None:
     """Judge the toy model: colour, shape and background accuracy of generated images, VAE PSNR."""
     from videop2p.config import OptionError
-    from videop2p.models.loading import bundled_model_path
+    from videop2p.models.loading import model_location
     from videop2p.toy.quality import check_eval_inputs, evaluate_model, format_report
 
     _setup_logging()
-    path = model or bundled_model_path()
+    path = model_location(model)
     try:
         check_eval_inputs(path, seeds, steps, guidance, device)
     except OptionError as e:

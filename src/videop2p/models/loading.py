@@ -139,9 +139,17 @@ def check_device(device: str | torch.device) -> torch.device:
     return parsed
 
 
+BUNDLED_MODEL = "videop2p-toy"  # names the bundled model where a model must be named (an authors' config)
+
+
 def bundled_model_path() -> Path:
     """Folder of the bundled toy-world model (a diffusers pipeline folder)."""
     return Path(str(resources.files("videop2p") / "data" / "toy_model"))
+
+
+def model_location(model: str | os.PathLike | None) -> str | os.PathLike:
+    """Where a model is read from: the bundled model's folder for None or its name, else `model` itself."""
+    return bundled_model_path() if model is None or str(model) == BUNDLED_MODEL else model
 
 
 def attention_layers(unet: UNet2DConditionModel) -> tuple[AttentionLayer, ...]:
@@ -398,10 +406,12 @@ def is_out_of_memory(e: BaseException) -> bool:
 def check_model_path(model: str | os.PathLike) -> None:
     """Refuse, before anything is read, a local model path that is missing or a folder without the parts
     of a diffusers Stable Diffusion folder (a hub id passes: it is resolved when loaded)."""
+    if str(model) == BUNDLED_MODEL:
+        return
     if not str(model).strip():  # Path("") is the current folder
         raise ModelNotFoundError(
             "The model is empty; give a diffusers folder, a .safetensors or .ckpt file or a hub id, or leave "
-            "--model out for the bundled toy model."
+            "--model out (or give videop2p-toy) for the bundled toy model."
         )
     path = Path(model).expanduser()
     if path.is_dir():
@@ -418,7 +428,7 @@ def check_model_path(model: str | os.PathLike) -> None:
     elif str(model).startswith((".", "/", "~")):
         raise ModelNotFoundError(
             f"Model folder {str(model)!r} does not exist; give a diffusers folder, a .safetensors or .ckpt "
-            "file, or a hub id such as runwayml/stable-diffusion-v1-5 (--model)."
+            "file, a hub id such as runwayml/stable-diffusion-v1-5, or videop2p-toy for the bundled model (--model)."
         )
 
 
@@ -444,7 +454,7 @@ def load_components(
     before anything is read.
     """
     device = check_device(device)
-    if model is None:
+    if model is None or str(model) == BUNDLED_MODEL:
         path = bundled_model_path()
         if not (path / "model_index.json").exists():
             raise ModelNotFoundError(
