@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -40,6 +41,10 @@ def _setup_logging(quiet: bool = False) -> None:
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "urllib3", "diffusers", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if "HF_HUB_VERBOSITY" not in os.environ:  # two lines per retried request; the load's own error says why
+        import huggingface_hub.utils.logging
+
+        huggingface_hub.utils.logging.set_verbosity_error()
 
 
 def _quiet_loaders() -> None:

@@ -248,6 +248,29 @@ def _hub_video_folder(repo: str, local_files_only: bool) -> Path | None:
     return Path(snapshot_download(repo, local_files_only=local_files_only, allow_patterns=parts))
 
 
+def _load_hub(repo: str) -> tuple:
+    """`_load_folder`'s parts of a hub id: from its snapshot in the Hugging Face cache when that holds
+    them (no request made), else downloaded, unless HF_HUB_OFFLINE is set."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return _load_folder(Path(snapshot_download(repo, local_files_only=True)), local_files_only=True)
+    except OSError as e:
+        error = e
+    if not _offline():
+        logger.info("%s is not in the Hugging Face cache; downloading it from the hub", repo)
+        try:
+            video_folder = _hub_video_folder(repo, local_files_only=False)
+            return _load_folder(video_folder or Path(repo), local_files_only=False)
+        except OSError as e:
+            error = e
+    raise ModelNotFoundError(
+        f"Model {repo!r} is not a local path and could not be loaded from the Hugging Face hub or its cache "
+        f"({type(error).__name__}: {_first_line(error)}). On a connected machine run `huggingface-cli download "
+        f"{repo}`, or pass a local diffusers folder or a .safetensors file."
+    ) from error
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
@@ -475,15 +498,7 @@ def load_components(
             )
             source = path.name
         else:
-            try:
-                video_folder = _hub_video_folder(str(model), _offline())
-                parts = _load_folder(video_folder or Path(str(model)), local_files_only=_offline())
-            except OSError as e:
-                raise ModelNotFoundError(
-                    f"Model {str(model)!r} is not a local path and could not be loaded from the Hugging Face hub or its cache "
-                    f"({type(e).__name__}). On a connected machine run `huggingface-cli download {model}`, "
-                    "or pass a local diffusers folder or a .safetensors file."
-                ) from e
+            parts = _load_hub(str(model))
     tokenizer, text_encoder, vae, unet, scheduler, video = parts
     positions = text_encoder.config.max_position_embeddings
     if not 2 < tokenizer.model_max_length <= positions:
