@@ -521,6 +521,26 @@ def test_an_output_or_workspace_path_that_is_a_file_is_refused_before_any_work(t
     assert a_file.read_text() == "mine" and not (tmp_path / "o").exists()
 
 
+def test_every_command_refuses_a_folder_that_is_or_lies_under_a_file_before_any_work(tiny_dir, clip_dir, tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine")
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text(yaml.safe_dump({"jobs": [{"video": str(clip_dir), "source": SRC, "targets": [TGT]}]}))
+    for folder, shown in ((a_file, "is a file, not a folder"), (a_file / "sub", f"lies under {str(a_file)!r}, a file")):
+        commands = {
+            "--out": [["demo", "--out", str(folder)], ["eval", "--cases", "1", "--out", str(folder)]],
+            "OUT_DIR": [["toy", "render", str(folder)], ["toy", "train", str(folder)], ["toy", "ground", str(folder)]],
+            "--root": [["ui", "--root", str(folder)]],
+            "out": [["batch", str(jobs), "--out", str(folder)]],
+            "workspace": [["batch", str(jobs), "--out", str(tmp_path / "b"), "--workspace", str(folder)]],
+        }
+        commands["--out"].append(_args(tiny_dir, clip_dir, folder, tmp_path / "ws"))
+        for flag, argvs in commands.items():
+            for argv in argvs:
+                assert_one_line_error(runner.invoke(app, argv), f"{flag} ", shown, "give a folder")
+    assert a_file.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "jobs.yaml"]
+
+
 def test_workspace_list_and_remove_show_and_free_exactly_what_they_name(tiny_dir, clip_dir, tmp_path):
     from videop2p.store.workspace import Workspace
 

@@ -125,6 +125,16 @@ def _check_own_flags(check, settings) -> None:
         _fail(_flag(e))
 
 
+def _check_folder(flag: str, path: Path | str | None, purpose: str) -> None:
+    """A folder the command writes into, checked before any work (a file there fails in one line)."""
+    from videop2p.config import check_folder
+
+    try:
+        check_folder(flag, path, purpose)
+    except ValueError as e:
+        _fail(str(e))
+
+
 def _check_flag(check, section) -> None:
     """A run's own check of a config section that carries one flag's value; a bad value fails in one line."""
     from videop2p.config import OptionError, option_label
@@ -233,6 +243,8 @@ def _execute(cfg, stage: str) -> None:
         validate(cfg)
     except OptionError as e:
         _fail(f"{option_label(e.option)} {e.reason}")
+    _check_folder("--out", cfg.out, "for the outputs")
+    _check_folder("--workspace", cfg.workspace, "to keep tuned clips in")
     _quiet_loaders()
     resume = (
         "no result of the stopped stage was written; the same command resumes it from its kept steps "
@@ -599,6 +611,7 @@ def demo(
 
     _check_flag(check_tune, TuneConfig(steps=tune_steps))
     _check_flag(check_inversion, InversionConfig(steps=steps))
+    _check_folder("--out", out, "for the demo's outputs")
     _setup_logging(quiet)
     _quiet_loaders()
     with _long_run("cpu", f"the same command resumes it from its workspace ({out / 'workspace'}).", ""):
@@ -639,6 +652,7 @@ def toy_render(
         clip = render_clip(spec)
     except ValueError as e:
         _fail(str(e))
+    _check_folder("OUT_DIR", out_dir, "for the clip")
     out_dir.mkdir(parents=True, exist_ok=True)
     write_mp4(clip.frames, out_dir / "clip.mp4")
     write_frames(clip.frames, out_dir / "frames")
@@ -772,6 +786,7 @@ def toy_train(
         time_budget_s=time_budget,
     )
     _check_own_flags(check_numbers, cfg)
+    _check_folder("OUT_DIR", out_dir, "for the training's checkpoints and model")
     if image_size < MIN_FRAME_SIDE or image_size % model.size_step:
         _fail(
             f"--image-size {image_size}: must be a multiple of {model.size_step} and at least {MIN_FRAME_SIDE} pixels."
@@ -812,6 +827,7 @@ def toy_export(
     if text_rms is not None:
         cfg = replace(cfg, text_rms=text_rms)
         _check_own_flags(check_numbers, cfg)
+    _check_folder("DEST", dest, "for the model")
     typer.echo(f"model written to {export_checkpoint(out_dir, dest, cfg)}")
 
 
@@ -840,6 +856,7 @@ def toy_ground(
         steps=steps, lr=lr, batch_size=batch_size, weight=weight, dataset_size=dataset_size, seed=seed
     )
     _check_own_flags(check_numbers, cfg)
+    _check_folder("OUT_DIR", out_dir, "for the grounding's checkpoints and model")
     _set_threads(threads)
     path = ground_toy_model(init or bundled_model_path(), out_dir, cfg)
     typer.echo(f"model written to {path}")
@@ -869,6 +886,7 @@ def ui(
             check_model_path(model)
     except (ValueError, FileNotFoundError) as e:  # ModelNotFoundError is a FileNotFoundError
         _fail(str(e))
+    _check_folder("--root", root, "for the workspace, uploads and results")
     _setup_logging()
     try:
         from videop2p.ui import launch
@@ -912,6 +930,8 @@ def batch(
     with _long_run(None, "the same command skips every finished job and resumes the stopped one."):
         try:
             jobs, ws = load_jobs(jobs_file, out, workspace)
+            _check_folder("out", Path(jobs[0].config.out).parent, "for the jobs' outputs")
+            _check_folder("workspace", ws, "to keep tuned clips in")
             started = time.perf_counter()
             results = run_batch(jobs, ws, settings)
         except (BatchError, ConfigError) as e:
@@ -972,6 +992,7 @@ def eval_command(
     from videop2p.evaluation import QUICK_CASES, EvalSettings, Method, evaluate, quick_settings
     from videop2p.models.loading import load_components, parse_dtype
 
+    _check_folder("--out", out, "for the tables, plots and frame strips")
     _setup_logging()
     shard_kn = _parse_shard(shard) if shard else None
     if cases is not None:

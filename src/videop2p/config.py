@@ -701,6 +701,20 @@ def validate(cfg: RunConfig) -> None:
         raise OptionError("device", f"{cfg.device!r} is not a device name such as cpu, cuda or cuda:1.")
 
 
+def check_folder(what: str, path: str | os.PathLike | None, purpose: str) -> None:
+    """A folder to write into is a folder or can become one: neither it nor a folder above it is a file.
+
+    `what` names it as the user gave it (`--out`, `workspace`); `purpose` ends the message."""
+    if path is None:
+        return
+    path = Path(path)
+    file = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if file == path:
+        raise ValueError(f"{what} {str(path)!r} is a file, not a folder; give a folder {purpose}.")
+    if file is not None:
+        raise ValueError(f"{what} {str(path)!r} lies under {str(file)!r}, a file; give a folder {purpose}.")
+
+
 def check_prompts(source: Any, targets: Any = ()) -> None:
     """The source prompt and the target prompts are text (their emptiness and length are the model's checks)."""
     _text(None, "source", source)

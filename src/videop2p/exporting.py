@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from videop2p.config import ExportFormat, FrameAttentionMode, GroupNormMode
+from videop2p.config import ExportFormat, FrameAttentionMode, GroupNormMode, check_folder
 from videop2p.models.loading import SDComponents, save_video_folder
 from videop2p.models.t2s import T2SModel
 from videop2p.models.tav import apply_temporal
@@ -21,11 +21,10 @@ DELTA_FILES = ("tune.safetensors", "key.json")  # what a diffusers-delta export 
 def check_export_folder(out: str | Path, fmt: ExportFormat) -> None:
     """Raise unless `out` is new, empty, or an earlier export of the same format: an export replaces
     the whole folder, so it must not take other files with it."""
+    check_folder("OUT", out, "to write the export into")
     out = Path(out)
     if not out.exists():
         return
-    if not out.is_dir():
-        raise ValueError(f"{out} is a file; give a folder to write the export into.")
     names = sorted(p.name for p in out.iterdir())
     earlier = (
         set(names) <= set(DELTA_FILES)

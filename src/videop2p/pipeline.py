@@ -26,6 +26,7 @@ from videop2p.config import (
     VideoConfig,
     WindowConfig,
     check_edit,
+    check_folder,
     check_inversion,
     check_prompts,
     check_tune,
@@ -112,10 +113,7 @@ class VideoP2P:
         group_norm: GroupNormMode | str = RunConfig.group_norm,
     ) -> VideoP2P:
         """Load a model (None: the bundled toy model); `workspace` enables reuse between runs."""
-        if workspace and Path(workspace).exists() and not Path(workspace).is_dir():
-            raise ValueError(
-                f"workspace {str(workspace)!r} is a file, not a folder; give a folder to keep tuned clips in."
-            )
+        check_folder("workspace", workspace or None, "to keep tuned clips in")
         components = load_components(model, device=device, dtype=parse_dtype(dtype))
         ws = Workspace(Path(workspace)) if workspace else None
         return cls(components, ws, frame_mode, attention_slicing, group_norm)
@@ -356,8 +354,7 @@ class VideoP2P:
     def check_inputs(self, cfg: RunConfig) -> None:
         """Validate settings, prompts, words and schedules before any expensive stage."""
         validate(cfg)
-        if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
-            raise ValueError(f"out {cfg.out!r} is a file, not a folder; give a folder for the outputs.")
+        check_folder("out", cfg.out, "for the outputs")
         self._check_source(cfg.source)
         if not cfg.targets:
             raise ValueError("Give at least one target prompt.")
