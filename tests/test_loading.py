@@ -79,6 +79,14 @@ def test_the_bundled_model_has_a_name_for_configs_that_must_name_one(tmp_path, m
         load_components("/data/stable-diffusion/stable-diffusion-v1-5")
 
 
+def test_a_folder_without_a_parts_weights_is_named_before_anything_is_read(tiny, tmp_path):
+    folder = save_pretrained_folder(tiny, tmp_path / "no-vae-weights")
+    for weights in (folder / "vae").glob("*.safetensors"):
+        weights.unlink()
+    with pytest.raises(ModelNotFoundError, match=r"no-vae-weights/vae holds no weights \(a .safetensors or .bin"):
+        load_components(folder)
+
+
 def test_a_folder_without_its_tokenizer_is_named_not_loaded_with_a_stand_in(tiny, tmp_path):
     """transformers builds a two-token tokenizer with an unbounded length from a missing or empty
     tokenizer folder instead of failing; the loader names the folder instead."""

@@ -209,6 +209,7 @@ def _ddim(scheduler_config: dict) -> DDIMScheduler:
 
 
 FOLDER_PARTS = ("tokenizer", "text_encoder", "vae", "unet", "scheduler")  # a diffusers SD folder's subfolders
+WEIGHTED_PARTS = ("text_encoder", "vae", "unet")  # those with weights files
 
 
 def _load_folder(path: Path, local_files_only: bool) -> tuple:
@@ -444,6 +445,9 @@ def check_model_path(model: str | os.PathLike) -> None:
                 f"{path} is not a diffusers Stable Diffusion folder: it has no {', '.join(map(repr, missing))} "
                 f"subfolder{'s' if len(missing) > 1 else ''} (expected {', '.join(FOLDER_PARTS)})."
             )
+        for part in WEIGHTED_PARTS:
+            if not any(f.name.endswith((".safetensors", ".bin")) for f in (path / part).iterdir()):
+                raise ModelNotFoundError(f"{path / part} holds no weights (a .safetensors or .bin file).")
     elif path.is_file():
         return
     elif path.suffix in {".safetensors", ".ckpt", ".pt", ".bin"}:
