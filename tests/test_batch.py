@@ -218,3 +218,19 @@ def test_the_summary_table_keeps_one_line_per_job_whatever_the_error():
     lines = summary_table(results).splitlines()
     assert len(lines) == 4 and lines[2].endswith("OutOfMemoryError: CUDA out of memory.")
     assert "resumed" in lines[3] and lines[3].endswith("out/ok")
+
+
+def test_a_clip_may_be_named_by_its_path_alone_in_defaults_jobs_and_run_configs(tmp_path):
+    """`video: clip.mp4` stands for `video: {path: clip.mp4}` wherever a run's settings are read."""
+    from videop2p.config import VideoConfig, load_config
+
+    data = {
+        "defaults": {"video": "clip"},
+        "jobs": [{"source": "a", "targets": ["b"], "video": {"frames": 2}}, {"source": "a", "targets": ["c"]}],
+    }
+    (tmp_path / "jobs.yaml").write_text(yaml.safe_dump(data))
+    jobs, _ = load_jobs(tmp_path / "jobs.yaml")
+    clip = str(tmp_path / "clip")
+    assert [(j.config.video.path, j.config.video.frames) for j in jobs] == [(clip, 2), (clip, VideoConfig().frames)]
+    (tmp_path / "run.yaml").write_text("source: a\ntargets: [b]\nvideo: clip.mp4\n")
+    assert load_config([tmp_path / "run.yaml"]).video.path == "clip.mp4"

@@ -28,6 +28,7 @@ from videop2p.config import (
     RunConfig,
     fill,
     load_yaml,
+    path_shorthand,
     to_plain,
     validate,
 )
@@ -117,6 +118,8 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise BatchError(f"'defaults' in {path} must be a mapping of run settings, got {defaults!r}.")
+    if "video" in defaults:
+        defaults = {**defaults, "video": path_shorthand(defaults["video"])}
     jobs, names = [], set()
     for i, raw in enumerate(raw_jobs):
         if not isinstance(raw, dict):
@@ -126,8 +129,8 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
         if name in names or not name or "/" in name:
             raise BatchError(f"jobs[{i}]: name {name!r} must be unique, non-empty and without '/'.")
         names.add(name)
-        if isinstance(raw.get("video"), str):
-            raw["video"] = {"path": raw["video"]}
+        if "video" in raw:
+            raw["video"] = path_shorthand(raw["video"])
         merged = _merge(defaults, raw)
         if "out" in merged or "workspace" in merged:
             raise BatchError(f"jobs[{i}] ({name}): 'out' and 'workspace' are set for the whole batch, not per job.")

@@ -280,6 +280,11 @@ def _coerce(cls, name: str, value: Any) -> Any:
     return value
 
 
+def path_shorthand(video: Any) -> Any:
+    """`video: clip.mp4` in a config or a batch job stands for `video: {path: clip.mp4}`."""
+    return {"path": video} if isinstance(video, str) else video
+
+
 def fill(cls, data: dict, where: str, obj: Any = None):
     """Build dataclass `cls` from a dict (over `obj`'s values when given), rejecting unknown keys by name."""
     names = {f.name for f in dataclasses.fields(cls)}
@@ -289,6 +294,7 @@ def fill(cls, data: dict, where: str, obj: Any = None):
             raise ConfigError(f"Unknown key {where}{key!r}; valid keys are: {', '.join(sorted(names))}.")
         sub = getattr(obj, key)
         if dataclasses.is_dataclass(sub):
+            value = path_shorthand(value) if isinstance(sub, VideoConfig) else value
             setattr(obj, key, fill(type(sub), _mapping(value, f"{where}{key}"), f"{where}{key}.", sub))
             continue
         try:
