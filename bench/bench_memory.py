@@ -88,7 +88,7 @@ def measure(args) -> dict:
     from sd15 import sd15_components
 
     from videop2p.config import WindowConfig
-    from videop2p.latents import decode_latents
+    from videop2p.latents import decode_latents, encode_posterior
     from videop2p.models.t2s import T2SModel
     from videop2p.sampling import predict
     from videop2p.windows import plan_windows
@@ -104,6 +104,7 @@ def measure(args) -> dict:
     text = torch.randn(3, c.tokenizer.model_max_length, 768, device=args.device, dtype=dtype)
     z = torch.randn(3, f, 4, side, side, device=args.device, dtype=dtype)
     plan = plan_windows(f, WindowConfig(size=args.window)) if args.window else None
+    frames = np.random.default_rng(0).integers(0, 256, (f, args.size, args.size, 3), dtype=np.uint8)
     _reset_peak(args.device)
     base = _current_mb(args.device)
     if args.what.startswith("infer"):
@@ -127,6 +128,8 @@ def measure(args) -> dict:
         anchors = window.anchors if window is not None else (0,)
         loss = model(clip, 500, text[:1], anchors).float().pow(2).mean()
         loss.backward()
+    elif args.what.startswith("vae-encode"):
+        encode_posterior(c, frames, batch=int(args.what.split(":")[1]) or f)
     elif args.what.startswith("vae"):
         batch = int(args.what.split(":")[1]) or f
         decode_latents(c, z[:1], batch=batch)
@@ -157,7 +160,8 @@ def main() -> None:
     p.add_argument("--frames", type=int, nargs="+", default=[1, 2, 4])
     p.add_argument("--window", type=int, help="process clips longer than this in windows (infer and tune cases)")
     p.add_argument("--cases", nargs="+", help="only these cases (infer, infer-math, infer-math-sliced, tune, "
-                   "tune-checkpointing, vae:0 (all frames at once), vae:N (N at a time), frameattn-ours, frameattn-official)")  # fmt: skip
+                   "tune-checkpointing, vae:0 (all frames at once), vae:N (N at a time), vae-encode:0, vae-encode:N, "
+                   "frameattn-ours, frameattn-official)")  # fmt: skip
     p.add_argument("--what", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.what:

@@ -55,3 +55,18 @@ def test_decode_slices_are_sized_by_the_frames_pixels(tiny, monkeypatch):
     monkeypatch.setattr(latents, "decode_batch", lambda c, hw: 3 if tuple(hw) == (8, 8) else 0)
     latents.decode_latents(tiny, torch.zeros(1, 7, 4, 8, 8))
     assert calls == [3, 3, 1]  # the slices decode_batch sizes for these latents
+
+
+def test_encode_slices_are_sized_by_the_frames_pixels_as_decode_slices_are(tiny, monkeypatch):
+    """Regression: the encoder took 8 frames per call whatever their size (at 512x512, 5200 MB over the
+    SD 1.5 model against about 1400 MB two at a time, bench/bench_memory.py)."""
+    from videop2p import latents
+
+    assert latents.frames_per_call(512, 512) == 2 and latents.frames_per_call(4096, 4096) == 1
+    assert latents.frames_per_call(64, 64, pixels=4 * 64 * 64) == 4
+    calls = []
+    encode = tiny.vae.encode
+    monkeypatch.setattr(tiny.vae, "encode", lambda x: calls.append(len(x)) or encode(x))
+    monkeypatch.setattr(latents, "frames_per_call", lambda h, w: 3 if (h, w) == (16, 24) else 0)
+    latents.encode_posterior(tiny, np.zeros((7, 16, 24, 3), np.uint8))
+    assert calls == [3, 3, 1]  # the slices frames_per_call sizes for these frames

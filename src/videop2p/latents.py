@@ -55,10 +55,25 @@ def _vae_call(components: SDComponents, fn, x: torch.Tensor) -> torch.Tensor:
     return fn(_float32_vae(components), x.float())
 
 
+VAE_PIXELS = 2 * 512 * 512  # frame pixels per VAE call: two SD frames, under a tuning or edit step's peak
+
+
+def frames_per_call(height: int, width: int, pixels: int = VAE_PIXELS) -> int:
+    """Frames per VAE call (encoding or decoding) so that a call sees at most `pixels` frame pixels (at
+    least one frame). The VAE's activations grow with the pixels of a call; at 512x512, 8 frames at once
+    cost as much as an 8-frame edit step or more (decoding: 6199 MB against 1064 MB one at a time;
+    encoding: 5200 MB against 1414 MB two at a time; docs/benchmarks.md), 2 stay well under it."""
+    return max(1, pixels // (height * width))
+
+
 @torch.no_grad()
-def encode_posterior(components: SDComponents, frames: np.ndarray, batch: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scaled posterior mean and std of every frame, each (1, F, C, h, w)."""
+def encode_posterior(
+    components: SDComponents, frames: np.ndarray, batch: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scaled posterior mean and std of every frame, each (1, F, C, h, w); `batch` frames per VAE call
+    (None: `frames_per_call`, sized by the frames' pixels)."""
     vae = components.vae
+    batch = batch or frames_per_call(*frames.shape[1:3])
     x = frames_to_tensor(frames).to(device=vae.device)
     means, stds = [], []
     for i in range(0, len(x), batch):  # slices of `batch` frames bound the VAE's activation memory
@@ -72,17 +87,10 @@ def encode_posterior(components: SDComponents, frames: np.ndarray, batch: int = 
     return mean.float(), std.float()
 
 
-DECODE_PIXELS = 2 * 512 * 512  # output pixels per VAE decode call: two SD frames, under an edit step's peak
-
-
-def decode_batch(components: SDComponents, latent_hw: tuple[int, int], pixels: int = DECODE_PIXELS) -> int:
-    """Frames per VAE decode call so that a call writes at most `pixels` output pixels (at least one frame).
-
-    The decoder's activations grow with the pixels of a call; at 512x512, 8 frames at once peaked above
-    the editing loop that precedes them (docs/speed.md), 2 stay under it."""
-    h, w = latent_hw
+def decode_batch(components: SDComponents, latent_hw: tuple[int, int], pixels: int = VAE_PIXELS) -> int:
+    """`frames_per_call` for latents of `latent_hw`, by the frames they decode to."""
     factor = components.info.vae_scale_factor
-    return max(1, pixels // (h * factor * w * factor))
+    return frames_per_call(latent_hw[0] * factor, latent_hw[1] * factor, pixels)
 
 
 @torch.no_grad()
