@@ -461,10 +461,21 @@ def test_demo_refuses_bad_budgets_before_any_work(tmp_path, flags, needle):
         (["--steps", "0"], "--steps 0"),
         (["--guidance", "nan"], "--guidance nan"),
         (["--device", "tpu"], "device 'tpu' is not available here"),
-        (["--model", "/nonexistent/model"], "/nonexistent/model is not a model folder"),
+        (["--model", "/nonexistent/model"], "Model folder '/nonexistent/model' does not exist"),
+        (["--model", "{model}"], "vae holds no weights"),
+        (["--model", "{bare}"], "has no model_index.json"),
     ],
 )
-def test_toy_eval_refuses_bad_settings_before_loading(flags, needle, tmp_path):
+def test_toy_eval_refuses_bad_settings_before_loading(flags, needle, tiny_dir, tmp_path):
+    import shutil
+
+    model, bare = tmp_path / "model", tmp_path / "bare"
+    shutil.copytree(tiny_dir, model)
+    for weights in (model / "vae").glob("*.safetensors"):
+        weights.unlink()
+    shutil.copytree(tiny_dir, bare)
+    (bare / "model_index.json").unlink()
+    flags = [f.format(model=model, bare=bare) for f in flags]
     result = runner.invoke(app, ["toy", "eval", *flags, "--json", str(tmp_path / "r.json")])
     assert_one_line_error(result, needle)
     assert not (tmp_path / "r.json").exists()

@@ -1077,7 +1077,7 @@ def toy_eval(
         check_eval_inputs(path, seeds, steps, guidance, device)
     except OptionError as e:
         _fail(_flag(e))
-    except ValueError as e:
+    except (ValueError, FileNotFoundError) as e:  # ModelNotFoundError is a FileNotFoundError
         _fail(str(e))
     result = evaluate_model(path, seeds=seeds, steps=steps, guidance=guidance, device=device)
     typer.echo(format_report(result))
