@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from videop2p.config import (
     Preset,
     default_of,
 )
+from videop2p.store.files import write_json
 from videop2p.toy.settings import TOY_EVAL_SEEDS, GroundingConfig, ToyModelConfig, ToyTrainConfig, check_numbers
 from videop2p.toy.world import ToyClipSpec
 
@@ -659,7 +659,7 @@ def toy_render(
     masks = (clip.masks.any(axis=1)[..., None].repeat(3, axis=-1) * 255).astype("uint8")
     write_frames(masks, out_dir / "masks")
     meta = {"caption": clip.caption, "params": spec.to_dict(), "centers": clip.centers.tolist()}
-    (out_dir / "clip.json").write_text(json.dumps(meta, indent=2))
+    write_json(out_dir / "clip.json", meta)
     typer.echo(f"wrote {out_dir} ({clip.caption!r})")
 
 
@@ -1033,7 +1033,7 @@ def eval_command(
         verdict = "met" if bar["met"] else "MISSED"
         typer.echo(f"bar {name} >= {bar['bar']}: {bar['measured']:.3f} ({verdict}, {result['bars_method']})")
     if json_path is not None:
-        json_path.write_text(json.dumps(result, indent=2))
+        write_json(json_path, result)
 
 
 def _given(flag, default):
@@ -1082,7 +1082,7 @@ def toy_eval(
     result = evaluate_model(path, seeds=seeds, steps=steps, guidance=guidance, device=device)
     typer.echo(format_report(result))
     if json_path is not None:
-        json_path.write_text(json.dumps(result, indent=2))
+        write_json(json_path, result)
 
 
 def main() -> None:

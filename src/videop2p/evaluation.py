@@ -26,7 +26,7 @@ from videop2p.latents import decode_latents, encode_posterior, encode_prompts
 from videop2p.metrics import psnr
 from videop2p.models.loading import SDComponents
 from videop2p.models.t2s import T2SModel
-from videop2p.store.files import write_json, write_text
+from videop2p.store.files import atomic_path, write_json, write_text
 from videop2p.toy.checker import classify_background, read_image
 from videop2p.toy.world import (
     Background,
@@ -466,7 +466,8 @@ def plot(summary: dict, out: Path) -> None:
         ax.set_xticks(range(len(summary)), list(summary), rotation=60, ha="right", fontsize=7)
         ax.set_title(metric)
     fig.tight_layout()
-    fig.savefig(out / "metrics.png", dpi=100)
+    with atomic_path(out / "metrics.png") as tmp:
+        fig.savefig(tmp, dpi=100)
 
 
 def case_key(case: Case, s: EvalSettings, seed: int, clip_note: str, model: str = "") -> str:

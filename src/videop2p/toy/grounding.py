@@ -11,7 +11,6 @@ on the rest. Measured effect and cost: the toy model's card (`data/toy_model/REA
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from tqdm.auto import tqdm
 
+from videop2p.store.files import write_json
 from videop2p.toy.settings import GroundingConfig
 from videop2p.toy.world import Background, Color, Shape, Size, random_spec, render_clip
 from videop2p.tuning import diffusion_target
@@ -174,7 +174,7 @@ def ground_toy_model(init: str | Path, out_dir: str | Path, cfg: GroundingConfig
     cfg = cfg or GroundingConfig()
     init, out = Path(init), Path(out_dir)
     (out / "ckpt").mkdir(parents=True, exist_ok=True)
-    (out / "grounding_config.json").write_text(json.dumps({**asdict(cfg), "init": str(init)}, indent=2))
+    write_json(out / "grounding_config.json", {**asdict(cfg), "init": str(init)})
     comps = load_components(init)  # frozen, in eval mode: the UNet and text encoder are unfrozen to train
     tokenizer, text_encoder, vae, unet = comps.tokenizer, comps.text_encoder, comps.vae, comps.unet
     unet.requires_grad_(True), text_encoder.requires_grad_(True)
@@ -228,7 +228,7 @@ def ground_toy_model(init: str | Path, out_dir: str | Path, cfg: GroundingConfig
             )
     bar.close()
     unet.set_attn_processor(AttnProcessor2_0())  # back to diffusers' default processor everywhere
-    (out / "grounding_history.json").write_text(json.dumps(history))
+    write_json(out / "grounding_history.json", history)
     save_pipeline(vae, text_encoder.eval(), tokenizer, unet.eval(), out / "model", scheduler)
     logger.info("grounded model written to %s (%.0f s this run)", out / "model", time.perf_counter() - start)
     return out / "model"

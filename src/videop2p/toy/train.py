@@ -16,6 +16,7 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 from tqdm.auto import tqdm
 
 from videop2p.models.schedulers import make_scheduler
+from videop2p.store.files import write_json
 from videop2p.toy.data import (
     caption_ids,
     encode_dataset,
@@ -283,7 +284,7 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
     cfg = cfg or ToyTrainConfig()
     out = Path(out_dir)
     (out / "ckpt").mkdir(parents=True, exist_ok=True)
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    write_json(out / "train_config.json", asdict(cfg))
     start = time.perf_counter()
     deadline = time.monotonic() + cfg.time_budget_s if cfg.time_budget_s > 0 else None
     cache = out / "ckpt" / "dataset.pt"
@@ -319,8 +320,8 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
     reparametrise_text(cfg, text_encoder, unet, tokenizer)
     save_pipeline(vae.cpu(), text_encoder, tokenizer, unet, out / "model", train_scheduler(cfg))
     elapsed = time.perf_counter() - start
-    (out / "train_time.json").write_text(
-        json.dumps({"total_s": elapsed, "vae_s": t_vae, "decoder_s": t_decoder, "scaling_factor": scaling})
+    write_json(
+        out / "train_time.json", {"total_s": elapsed, "vae_s": t_vae, "decoder_s": t_decoder, "scaling_factor": scaling}
     )
     logger.info("toy model written to %s in %.0f s", out / "model", elapsed)
     return out / "model"
