@@ -26,6 +26,7 @@ from videop2p.latents import decode_latents, encode_posterior, encode_prompts
 from videop2p.metrics import psnr
 from videop2p.models.loading import SDComponents
 from videop2p.models.t2s import T2SModel
+from videop2p.outputs import write_png
 from videop2p.store.files import atomic_path, write_json, write_text
 from videop2p.toy.checker import classify_background, read_image
 from videop2p.toy.world import (
@@ -444,11 +445,8 @@ def write_tables(rows: list[dict], summary: dict, out: Path) -> None:
 
 def save_strip(frames: np.ndarray, path: Path, source: np.ndarray | None = None) -> None:
     """(F, H, W, 3) frames side by side in one PNG, below the (F, H, W, 3) source frames when given."""
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
     rows = [frames] if source is None else [source, frames]
-    Image.fromarray(np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)).save(path)  # (R*H, F*W, 3)
+    write_png(np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0), path)  # (R*H, F*W, 3)
 
 
 def plot(summary: dict, out: Path) -> None:
