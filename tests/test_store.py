@@ -192,29 +192,25 @@ def test_a_run_tunes_with_its_own_frame_attention_and_group_norm(tiny, clip_path
 @pytest.mark.parametrize("method", list(InversionMethod))
 def test_a_half_precision_model_runs_every_stage_and_edits_from_a_float32_inversion(tiny, clip_path, tmp_path, method):
     """Regression: the VAE's float32 latents reached a bfloat16 UNet ("mat1 and mat2 must have the same
-    dtype"), so `--dtype float16|bfloat16` failed at the inversion; an inversion kept in float32 (the
-    workspace files it under the same model) failed the same way in the edit."""
+    dtype"), so `--dtype float16|bfloat16` failed at the inversion, and an inversion made in float32
+    failed the same way in the edit. The dtype changes every result, so a workspace keeps each apart."""
     from videop2p.models.loading import load_components, save_pretrained_folder
 
     folder = save_pretrained_folder(tiny, tmp_path / "model")
     inv_cfg = InversionConfig(method=method, steps=2, inner_steps=2, progress=False)
     target = ["a blue circle moving on the grass"]
-    recons = {}
+    inversions, recons, keys = {}, {}, {}
     for dtype in (torch.float32, torch.bfloat16):
-        vp = VideoP2P(load_components(folder, dtype=dtype), Workspace(tmp_path / str(dtype)))
+        vp = VideoP2P(load_components(folder, dtype=dtype), Workspace(tmp_path / "ws"))  # one workspace
         clip = vp.load_clip(VideoConfig(path=str(clip_path), frames=3))
-        model, _ = vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
-        inversion, _ = vp.invert(model, clip, PROMPT, inv_cfg)
-        assert inversion.latent_T.dtype == dtype
+        model, tuned = vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+        inversion, inverted = vp.invert(model, clip, PROMPT, inv_cfg)
+        assert (tuned.action, inverted.action) == ("computed", "computed") and inversion.latent_T.dtype == dtype
         out, _ = vp.edit(model, inversion, PROMPT, target)
-        recons[dtype] = out.reconstruction.astype(float)
         assert np.isfinite(out.result.latents.float()).all()
+        inversions[dtype], recons[dtype], keys[dtype] = inversion, out.reconstruction.astype(float), model.delta_key
+    assert keys[torch.float32] != keys[torch.bfloat16]
     assert np.abs(recons[torch.bfloat16] - recons[torch.float32]).mean() < 8.0  # of 255 (bfloat16 keeps 3 digits)
-    half = VideoP2P(load_components(folder, dtype=torch.bfloat16), Workspace(tmp_path / str(torch.float32)))
-    clip = half.load_clip(VideoConfig(path=str(clip_path), frames=3))
-    model, _ = half.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
-    inversion, report = half.invert(model, clip, PROMPT, inv_cfg)
-    assert report.action == "reused" and inversion.latent_T.dtype == torch.float32
-    out, report = half.edit(model, inversion, PROMPT, ["a green circle moving on the grass"])
-    assert report.action == "computed" and out.result.latents.dtype == torch.bfloat16
+    out, edited = vp.edit(model, inversions[torch.float32], PROMPT, ["a green circle moving on the grass"])
+    assert edited.action == "computed" and out.result.latents.dtype == torch.bfloat16
     assert np.abs(out.reconstruction.astype(float) - recons[torch.float32]).mean() < 8.0

@@ -178,9 +178,12 @@ class VideoP2P:
         norm: GroupNormMode,
         plan: WindowPlan | None = None,
     ) -> dict:
-        """The clip identity a tuned delta is made for and filed under (windows only where a clip has them)."""
+        """The clip identity a tuned delta is made for and filed under (windows only where a clip has them;
+        the weights' dtype only where it is not float32, which every earlier key was made in)."""
         fingerprint = self.components.info.fingerprint
-        settings = {**settings_of(cfg), **(plan.key() if plan is not None else {})}
+        dtype = self.components.unet.dtype
+        precision = {} if dtype == torch.float32 else {"dtype": str(dtype).removeprefix("torch.")}
+        settings = {**settings_of(cfg), **precision, **(plan.key() if plan is not None else {})}
         return clip_identity(
             fingerprint, clip.digest, clip.size, len(clip.frames), prompt, mode.value, norm.value, settings
         )
