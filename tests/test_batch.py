@@ -234,3 +234,28 @@ def test_a_clip_may_be_named_by_its_path_alone_in_defaults_jobs_and_run_configs(
     assert [(j.config.video.path, j.config.video.frames) for j in jobs] == [(clip, 2), (clip, VideoConfig().frames)]
     (tmp_path / "run.yaml").write_text("source: a\ntargets: [b]\nvideo: clip.mp4\n")
     assert load_config([tmp_path / "run.yaml"]).video.path == "clip.mp4"
+
+
+def test_a_local_batch_names_a_missing_clip_or_model_before_any_job_and_skips_finished_jobs(tmp_path):
+    import shutil
+
+    spec = ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], Background.GRASS, Motion.LINEAR, frames=4, size=64)
+    write_frames(render_clip(spec).frames, tmp_path / "clip")
+    source = "a red circle moving on the grass"
+    job = {"name": "blue", "video": "clip", "source": source, "targets": [source.replace("red", "blue")]}
+    defaults = {"video": {"frames": 4}, "tune": {"steps": 1}, "inversion": {"steps": 2, "method": "fast"}}
+    data = {"defaults": defaults, "jobs": [job]}
+    path = tmp_path / "jobs.yaml"
+    for extra, shown in (
+        ({"name": "typo", "video": "clpi"}, "typo: Video path"),
+        ({"name": "no-model", "model": str(tmp_path / "sd15")}, "no-model: Model folder"),
+    ):
+        path.write_text(yaml.safe_dump({**data, "jobs": [job, {**job, **extra}]}))
+        result = runner.invoke(app, ["batch", str(path)])
+        assert_one_line_error(result, shown, "does not exist")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["clip", "jobs.yaml"]  # nothing run or written
+    path.write_text(yaml.safe_dump(data))
+    assert runner.invoke(app, ["batch", str(path)]).exit_code == 0
+    shutil.rmtree(tmp_path / "clip")  # a finished job's clip may go: the job is skipped, not checked
+    result = runner.invoke(app, ["batch", str(path)])
+    assert result.exit_code == 0 and "0 done, 1 skipped, 0 failed" in result.output

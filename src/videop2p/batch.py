@@ -274,11 +274,35 @@ def _run_ray(groups: list[list[Job]], settings: BatchSettings, sentinel: str) ->
 _EXECUTORS: dict[Executor, Callable] = {Executor.LOCAL: _run_local, Executor.RAY: _run_ray}
 
 
+def check_local_inputs(jobs: list[Job]) -> None:
+    """Before any job runs here, every unfinished job's clip is readable (its first frame) and its model
+    path is there: a typo in a path fails the batch at once, naming the job, instead of after the jobs
+    before it. (A Ray task checks its own: the driver may not see the nodes' files.)"""
+    from videop2p.io.video import video_size
+    from videop2p.models.loading import check_model_path
+
+    seen: set[tuple[str, str]] = set()
+    for job in jobs:
+        cfg = job.config
+        if is_finished(job):
+            continue
+        for kind, value, check in (("video", cfg.video.path, video_size), ("model", cfg.model, check_model_path)):
+            if value is None or (kind, value) in seen:
+                continue
+            try:
+                check(value)
+            except (ValueError, OSError) as e:  # VideoError, ModelNotFoundError
+                raise BatchError(f"{job.name}: {e}") from None
+            seen.add((kind, value))
+
+
 def run_batch(jobs: list[Job], workspace: Path, settings: BatchSettings | None = None) -> list[JobResult]:
     """Run every job with the chosen executor; results in job order."""
     settings = settings or BatchSettings()
     if settings.executor is Executor.RAY:
         import_ray()  # fail before any work when Ray is missing
+    else:
+        check_local_inputs(jobs)
     for job in jobs:
         job.config.quiet = settings.quiet
     workspace.mkdir(parents=True, exist_ok=True)
