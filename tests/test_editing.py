@@ -182,7 +182,7 @@ def test_clear_errors(tiny):
             ["a blue circle moving on the grass"],
             EditConfig(blend=("dog", "circle"), progress=False),
         )
-    with pytest.raises(ValueError, match="Word 'huge' is not in prompt"):
+    with pytest.raises(ValueError, match=r"^reweight word: Word 'huge' is not in prompt .*'grass'\]\.$"):
         edit(
             model,
             tiny,
@@ -191,6 +191,9 @@ def test_clear_errors(tiny):
             ["a blue circle moving on the grass"],
             EditConfig(reweight={"huge": 2.0}, progress=False),
         )
+    with pytest.raises(ValueError, match=r"Word 'big' is not in prompt 'a blue .* applies to every target\)$"):
+        targets = ["a big red circle moving on the grass", "a blue circle moving on the grass"]
+        edit(model, tiny, inv, SRC, targets, EditConfig(reweight={"big": 2.0}, progress=False))
     with pytest.raises(ValueError, match=r"cross_replace values must lie in \[0, 1\]"):
         edit(
             model, tiny, inv, SRC, ["a blue circle moving on the grass"], EditConfig(cross_replace=1.5, progress=False)

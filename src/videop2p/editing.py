@@ -106,7 +106,11 @@ def build_plan(
     edits, modes = [], []
     for t in targets:
         mode = choose_mode(source, t, c.mode)
-        eq = equalizer(tok, t, c.reweight) if c.reweight else None
+        try:
+            eq = equalizer(tok, t, c.reweight) if c.reweight else None
+        except ValueError as e:
+            every = " (a reweighting applies to every target)" if len(targets) > 1 else ""
+            raise ValueError(f"reweight word: {e}{every}") from None
         alpha = cross_alpha(tok, t, steps, c.cross_replace, c.cross_replace_words)
         if mode is EditMode.SWAP:
             edits.append(TargetEdit("swap", replacement_mapper(tok, source, t), None, eq, alpha))
