@@ -5,6 +5,7 @@ import torch
 
 from videop2p.control.prompts import (
     EditMode,
+    check_prompt_length,
     choose_mode,
     equalizer,
     global_alignment,
@@ -12,7 +13,6 @@ from videop2p.control.prompts import (
     replacement_mapper,
     word_indices,
 )
-from videop2p.latents import check_prompt_length
 from videop2p.models.tokenizer import bundled_tokenizer
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
+from videop2p.control.prompts import check_prompt_length
 from videop2p.models.loading import SDComponents
 
 logger = logging.getLogger(__name__)
@@ -105,19 +106,6 @@ def decode_latents(components: SDComponents, latents: torch.Tensor, batch: int |
     outs = [_vae_call(components, lambda m, v: m.decode(v).sample, z[i : i + batch]) for i in range(0, len(z), batch)]
     frames = tensor_to_frames(torch.cat(outs))
     return frames.reshape(b, -1, *frames.shape[1:])
-
-
-def token_count(tokenizer, prompt: str) -> int:
-    """Tokens of `prompt` including the start and end tokens."""
-    return len(tokenizer(prompt, truncation=False, verbose=False).input_ids)  # verbose: no over-length warning
-
-
-def check_prompt_length(tokenizer, prompt: str) -> None:
-    n = token_count(tokenizer, prompt)
-    if n > tokenizer.model_max_length:
-        raise ValueError(
-            f"Prompt {prompt!r} has {n} tokens (with start and end), over the tokenizer's limit of {tokenizer.model_max_length}."
-        )
 
 
 @torch.no_grad()

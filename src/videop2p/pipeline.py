@@ -34,10 +34,11 @@ from videop2p.config import (
     settings_of,
     validate,
 )
+from videop2p.control.prompts import check_prompt_length
 from videop2p.editing import EditResult, build_plan, edit, load_edit_result, save_edit_result
 from videop2p.inversion import InversionResult, invert, load_inversion, save_inversion
 from videop2p.io.video import AudioSpan, iter_video, read_video, resize_frames, resolve_size, video_size
-from videop2p.latents import check_prompt_length, decode_latents, encode_posterior, encode_prompts, frames_hash
+from videop2p.latents import decode_latents, encode_posterior, encode_prompts, frames_hash
 from videop2p.models.loading import SDComponents, load_components, parse_dtype
 from videop2p.models.t2s import T2SModel
 from videop2p.models.tav import apply_temporal

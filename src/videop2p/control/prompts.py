@@ -23,8 +23,29 @@ def _norm(word: str) -> str:
     return word.lower().strip(_PUNCT)
 
 
+def shown(prompt: str, limit: int = 60) -> str:
+    """A prompt as an error message shows it: quoted, cut after `limit` characters."""
+    return repr(prompt if len(prompt) <= limit else prompt[:limit] + "...")
+
+
+def token_count(tokenizer, prompt: str) -> int:
+    """Tokens of `prompt` including the start and end tokens."""
+    return len(tokenizer(prompt, truncation=False, verbose=False).input_ids)  # verbose: no over-length warning
+
+
+def check_prompt_length(tokenizer, prompt: str) -> None:
+    """Refuse a prompt over the tokenizer's own limit (it would be cut silently)."""
+    n = token_count(tokenizer, prompt)
+    if n > tokenizer.model_max_length:
+        raise ValueError(
+            f"Prompt {shown(prompt)} has {n} tokens (with start and end), over the tokenizer's limit of "
+            f"{tokenizer.model_max_length}."
+        )
+
+
 def word_tokens(tokenizer, prompt: str) -> list[list[int]]:
     """Token positions (start token = 0) of every word of `prompt`."""
+    check_prompt_length(tokenizer, prompt)
     positions, cur = [], 1
     for w in words(prompt):
         n = len(tokenizer(w, add_special_tokens=False).input_ids) if w else 0
@@ -34,10 +55,6 @@ def word_tokens(tokenizer, prompt: str) -> list[list[int]]:
     if cur - 1 != total:
         raise ValueError(
             f"Prompt {prompt!r} does not tokenize word by word ({cur - 1} vs {total} tokens); use single spaces between words."
-        )
-    if total + 2 > tokenizer.model_max_length:
-        raise ValueError(
-            f"Prompt {prompt!r} has {total + 2} tokens (with start and end), over the tokenizer's limit of {tokenizer.model_max_length}."
         )
     return positions
 
