@@ -38,8 +38,9 @@ def test_a_prompt_over_the_limit_is_refused_without_the_tokenizers_own_warning(c
     tok = bundled_tokenizer()  # a fresh one: transformers warns once per tokenizer
     long = " ".join(["red"] * 80)
     with caplog.at_level(logging.WARNING):
-        with pytest.raises(ValueError, match="82 tokens .* limit of 77"):
+        with pytest.raises(ValueError, match="82 tokens .* limit of 77") as error:
             check_prompt_length(tok, long)
+        assert f"Prompt {long[:60]!r}"[:-1] + "...' has 82 tokens" in str(error.value)  # shown cut, not whole
         with pytest.raises(ValueError, match="82 tokens .* limit of 77"):
             word_indices(tok, long, "red")
         quiet = [r.getMessage() for r in caplog.records]
