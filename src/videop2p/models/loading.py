@@ -147,9 +147,14 @@ def bundled_model_path() -> Path:
     return Path(str(resources.files("videop2p") / "data" / "toy_model"))
 
 
+def is_bundled(model: str | os.PathLike | None) -> bool:
+    """Whether `model` asks for the bundled model: None (no model given) or its name."""
+    return model is None or str(model) == BUNDLED_MODEL
+
+
 def model_location(model: str | os.PathLike | None) -> str | os.PathLike:
-    """Where a model is read from: the bundled model's folder for None or its name, else `model` itself."""
-    return bundled_model_path() if model is None or str(model) == BUNDLED_MODEL else model
+    """Where a model is read from: the bundled model's folder when it asks for it, else `model` itself."""
+    return bundled_model_path() if is_bundled(model) else model
 
 
 def attention_layers(unet: UNet2DConditionModel) -> tuple[AttentionLayer, ...]:
@@ -238,15 +243,15 @@ def _load_video_unet(path: Path) -> tuple[UNet2DConditionModel, tav.VideoWeights
     return unet, tav.VideoWeights(temporal, tav.frame_mode_of(config), tav.group_norm_of(config), str(path))
 
 
-def _hub_video_folder(repo: str, local_files_only: bool) -> Path | None:
-    """A local snapshot of a hub repository that holds an authors' tuned video folder, else None."""
+def _hub_video_folder(repo: str) -> Path | None:
+    """A downloaded snapshot of a hub repository that holds an authors' tuned video folder, else None."""
     from huggingface_hub import hf_hub_download, snapshot_download
 
-    config = Path(hf_hub_download(repo, "unet/config.json", local_files_only=local_files_only))
+    config = Path(hf_hub_download(repo, "unet/config.json"))
     if not tav.is_authors_folder(config.parent.parent):
         return None
     parts = ["model_index.json", *(f"{part}/*" for part in FOLDER_PARTS)]
-    return Path(snapshot_download(repo, local_files_only=local_files_only, allow_patterns=parts))
+    return Path(snapshot_download(repo, allow_patterns=parts))
 
 
 def _load_hub(repo: str) -> tuple:
@@ -261,7 +266,7 @@ def _load_hub(repo: str) -> tuple:
     if not _offline():
         logger.info("%s is not in the Hugging Face cache; downloading it from the hub", repo)
         try:
-            video_folder = _hub_video_folder(repo, local_files_only=False)
+            video_folder = _hub_video_folder(repo)
             return _load_folder(video_folder or Path(repo), local_files_only=False)
         except OSError as e:
             error = e
@@ -430,7 +435,7 @@ def is_out_of_memory(e: BaseException) -> bool:
 def check_model_path(model: str | os.PathLike) -> None:
     """Refuse, before anything is read, a local model path that is missing or a folder without the parts
     of a diffusers Stable Diffusion folder (a hub id passes: it is resolved when loaded)."""
-    if str(model) == BUNDLED_MODEL:
+    if is_bundled(model):
         return
     if not str(model).strip():  # Path("") is the current folder
         raise ModelNotFoundError(
@@ -481,7 +486,7 @@ def load_components(
     before anything is read.
     """
     device = check_device(device)
-    if model is None or str(model) == BUNDLED_MODEL:
+    if is_bundled(model):
         path = bundled_model_path()
         if not (path / "model_index.json").exists():
             raise ModelNotFoundError(
