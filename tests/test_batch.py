@@ -9,7 +9,7 @@ import yaml
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from videop2p.batch import BatchError, BatchSettings, Executor, group_jobs, load_jobs, run_batch
+from videop2p.batch import BatchError, BatchSettings, Executor, group_jobs, load_jobs, run_batch, write_manifest
 from videop2p.cli import app
 from videop2p.io.video import read_video, write_frames
 from videop2p.testing import assert_one_line_error
@@ -138,9 +138,12 @@ def test_local_batch_tunes_once_per_clip_and_isolates_a_failing_job(local_run):
 def test_rerun_skips_finished_jobs_and_retries_the_failed_one(local_run):
     out, jobs, ws, _ = local_run
     before = len(_events(ws))
-    results = run_batch(jobs, ws)
+    settings = BatchSettings(executor="local")  # the executor's name, as a config file gives it
+    results = run_batch(jobs, ws, settings)
     assert _statuses(results) == {"blue": "skipped", "bad-word": "failed", "green": "skipped", "square": "skipped"}
     assert len(_events(ws)) == before  # nothing tuned, inverted or edited again
+    write_manifest(results, out / "again.json", settings, 0.0)
+    assert json.loads((out / "again.json").read_text())["executor"] == "local"
 
 
 def test_ray_executor_gives_the_local_outputs(local_run, jobs_file, tmp_path):

@@ -299,7 +299,8 @@ def check_local_inputs(jobs: list[Job]) -> None:
 def run_batch(jobs: list[Job], workspace: Path, settings: BatchSettings | None = None) -> list[JobResult]:
     """Run every job with the chosen executor; results in job order."""
     settings = settings or BatchSettings()
-    if settings.executor is Executor.RAY:
+    executor = Executor(settings.executor)  # the enum or its name
+    if executor is Executor.RAY:
         import_ray()  # fail before any work when Ray is missing
     else:
         check_local_inputs(jobs)
@@ -309,7 +310,7 @@ def run_batch(jobs: list[Job], workspace: Path, settings: BatchSettings | None =
     sentinel = f".batch-{uuid.uuid4().hex}"
     (workspace / sentinel).write_text(socket.gethostname())
     try:
-        results = _EXECUTORS[settings.executor](group_jobs(jobs), settings, sentinel)
+        results = _EXECUTORS[executor](group_jobs(jobs), settings, sentinel)
     finally:
         (workspace / sentinel).unlink(missing_ok=True)
     order = {j.name: i for i, j in enumerate(jobs)}
@@ -320,7 +321,7 @@ def write_manifest(results: list[JobResult], path: Path, settings: BatchSettings
     """The batch manifest, written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {
-        "executor": settings.executor.value,
+        "executor": Executor(settings.executor).value,
         "seconds": seconds,
         "counts": {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")},
         "jobs": [asdict(r) for r in results],
