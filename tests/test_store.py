@@ -214,3 +214,28 @@ def test_a_half_precision_model_runs_every_stage_and_edits_from_a_float32_invers
     out, edited = vp.edit(model, inversions[torch.float32], PROMPT, ["a green circle moving on the grass"])
     assert edited.action == "computed" and out.result.latents.dtype == torch.bfloat16
     assert np.abs(out.reconstruction.astype(float) - recons[torch.float32]).mean() < 8.0
+
+
+def test_a_run_into_an_earlier_runs_folder_leaves_none_of_its_numbered_outputs(tiny, clip_path, tmp_path):
+    """Regression: a second run with fewer targets (or no blend) into the same --out left the first run's
+    edit_2.*, mask_*.* and attention_2.png beside its own outputs; files that are not a run's stay."""
+    from videop2p.config import RunConfig
+
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    out = tmp_path / "out"
+    for targets, blend in (
+        (["a blue circle moving on the grass", "a green circle moving on the grass"], ("circle", "circle")),
+        (["a green circle moving on the grass"], None),
+    ):
+        cfg = RunConfig(source=PROMPT, targets=targets, out=str(out), quiet=True)
+        cfg.video = VideoConfig(path=str(clip_path), frames=3)
+        cfg.tune.steps, cfg.inversion.steps, cfg.inversion.method = 1, 2, InversionMethod.FAST
+        cfg.edit.blend = blend
+        manifest = vp.run(cfg)
+        (out / "notes.txt").write_text("mine")
+        (out / "edit_final.mp4").write_bytes(b"mine")
+    names = {p.name for p in out.iterdir()}
+    assert not {"edit_2.mp4", "edit_2.gif", "mask_1.gif", "mask_1.mp4", "attention_2.png"} & names
+    assert {"edit_1.mp4", "edit_1.gif", "attention_1.png", "notes.txt", "edit_final.mp4"} <= names
+    listed = [n for v in manifest["outputs"].values() for n in ([v] if isinstance(v, str) else v)]
+    assert all((out / n).is_file() for n in listed)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,8 @@ from videop2p.store.workspace import StageReport
 
 if TYPE_CHECKING:
     from videop2p.pipeline import Clip, EditOutput
+
+logger = logging.getLogger(__name__)
 
 
 def upsample_masks(masks: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
@@ -119,6 +123,7 @@ def write_run_outputs(cfg: RunConfig, clip: Clip, out: EditOutput, reports: list
     """
     started = time.perf_counter()
     root = Path(cfg.out)
+    earlier = (root / "outputs.json").exists()  # a folder an earlier run wrote into
     source, fps = clip.frames, clip.fps
     full = clip.full_size is not None and CompositeMode(cfg.composite) is CompositeMode.AUTO
     files: dict[str, list[str] | str] = {"edits": [], "edits_gif": [], "masks": [], "attention": []}
@@ -161,8 +166,26 @@ def write_run_outputs(cfg: RunConfig, clip: Clip, out: EditOutput, reports: list
         "workspace": [r.to_dict() for r in reports if r.entry is not None],  # this run's entries only
     }
     write_text(root / "report.md", report_markdown({**manifest, "config_yaml": config_yaml}))
+    if earlier:
+        _remove_stale(root, files)
     write_json(root / "outputs.json", manifest)
     return manifest
+
+
+_NUMBERED = re.compile(r"(edit|mask)_\d+\.(mp4|gif)|attention_\d+\.png")  # the outputs a run writes one per target
+
+
+def _remove_stale(root: Path, files: dict) -> list[str]:
+    """Remove the numbered outputs an earlier run left in `root` that this run did not write (it had more
+    targets, or a blend this one has not), so that the folder holds one run; returns their names."""
+    kept = {name for value in files.values() for name in ([value] if isinstance(value, str) else value)}
+    kept |= {f"{Path(name).stem}.{ext}" for name in kept for ext in ("mp4", "gif")}  # mp4 and gif go together
+    stale = sorted(p.name for p in root.iterdir() if _NUMBERED.fullmatch(p.name) and p.name not in kept)
+    for name in stale:
+        (root / name).unlink()
+    if stale:
+        logger.info("removed %s, left in %s by an earlier run", ", ".join(stale), root)
+    return stale
 
 
 def _stage_entry(report: StageReport) -> dict:
