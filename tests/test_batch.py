@@ -239,7 +239,7 @@ def test_a_clip_may_be_named_by_its_path_alone_in_defaults_jobs_and_run_configs(
     assert load_config([tmp_path / "run.yaml"]).video.path == "clip.mp4"
 
 
-def test_a_local_batch_names_a_missing_clip_or_model_before_any_job_and_skips_finished_jobs(tmp_path):
+def test_a_local_batch_names_a_missing_clip_too_few_frames_or_a_missing_model_before_any_job(tmp_path):
     import shutil
 
     spec = ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], Background.GRASS, Motion.LINEAR, frames=4, size=64)
@@ -250,12 +250,12 @@ def test_a_local_batch_names_a_missing_clip_or_model_before_any_job_and_skips_fi
     data = {"defaults": defaults, "jobs": [job]}
     path = tmp_path / "jobs.yaml"
     for extra, shown in (
-        ({"name": "typo", "video": "clpi"}, "typo: Video path"),
-        ({"name": "no-model", "model": str(tmp_path / "sd15")}, "no-model: Model folder"),
+        ({"name": "typo", "video": "clpi"}, ("typo: Video path", "does not exist")),
+        ({"name": "long", "video": {"path": "clip", "frames": 16}}, ("long: ", "has 4 frames", "fewer than the 16")),
+        ({"name": "no-model", "model": str(tmp_path / "sd15")}, ("no-model: Model folder", "does not exist")),
     ):
         path.write_text(yaml.safe_dump({**data, "jobs": [job, {**job, **extra}]}))
-        result = runner.invoke(app, ["batch", str(path)])
-        assert_one_line_error(result, shown, "does not exist")
+        assert_one_line_error(runner.invoke(app, ["batch", str(path)]), *shown)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["clip", "jobs.yaml"]  # nothing run or written
     path.write_text(yaml.safe_dump(data))
     assert runner.invoke(app, ["batch", str(path)]).exit_code == 0

@@ -26,6 +26,7 @@ from videop2p.config import (
     Executor,
     OptionError,
     RunConfig,
+    VideoConfig,
     fill,
     load_yaml,
     path_shorthand,
@@ -274,26 +275,41 @@ def _run_ray(groups: list[list[Job]], settings: BatchSettings, sentinel: str) ->
 _EXECUTORS: dict[Executor, Callable] = {Executor.LOCAL: _run_local, Executor.RAY: _run_ray}
 
 
+def _check_selection(video: VideoConfig) -> None:
+    """The clip is readable and holds the frames asked for (decoded to one pixel each: the count is
+    checked, not the pixels kept); every frame asked for: its first frame only."""
+    from videop2p.io.video import read_video, video_size
+
+    if video.frames is None:
+        video_size(video.path)
+    else:
+        read_video(video.path, video.start, video.frames, video.stride, lambda frame: frame[:1, :1])
+
+
 def check_local_inputs(jobs: list[Job]) -> None:
-    """Before any job runs here, every unfinished job's clip is readable (its first frame) and its model
-    path is there: a typo in a path fails the batch at once, naming the job, instead of after the jobs
-    before it. (A Ray task checks its own: the driver may not see the nodes' files.)"""
-    from videop2p.io.video import video_size
+    """Before any job runs here, every unfinished job's clip holds the frames it asks for and its model
+    path is there: a typo in a path or a frame count fails the batch at once, naming the job, instead of
+    after the jobs before it. (A Ray task checks its own: the driver may not see the nodes' files.)"""
     from videop2p.models.loading import check_model_path
 
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple] = set()
     for job in jobs:
         cfg = job.config
         if is_finished(job):
             continue
-        for kind, value, check in (("video", cfg.video.path, video_size), ("model", cfg.model, check_model_path)):
-            if value is None or (kind, value) in seen:
+        v = cfg.video
+        checks = (
+            (("video", v.path, v.start, v.frames, v.stride), _check_selection, v),
+            (("model", cfg.model), check_model_path, cfg.model),
+        )
+        for key, check, value in checks:
+            if value is None or key in seen:
                 continue
             try:
                 check(value)
             except (ValueError, OSError) as e:  # VideoError, ModelNotFoundError
                 raise BatchError(f"{job.name}: {e}") from None
-            seen.add((kind, value))
+            seen.add(key)
 
 
 def run_batch(jobs: list[Job], workspace: Path, settings: BatchSettings | None = None) -> list[JobResult]:
