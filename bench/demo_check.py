@@ -9,19 +9,22 @@ IoU >= 0.8 in every frame, and containment for the bigger circle.
     python bench/demo_check.py --out runs/demo            # run the demo, then check it
     python bench/demo_check.py --out runs/demo --no-run   # check a demo already run there
     python bench/demo_check.py --out runs/demo --no-run --picture docs/demo_side_by_side.png   # the README's picture
+    python bench/demo_check.py --out runs/small --object-size small   # the demo on a small circle (a study)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 
-from videop2p.demo import DEMO_EDITS, edit_overlaps, run_demo
+from videop2p.demo import DEMO_CLIP, DEMO_EDITS, edit_overlaps, run_demo
 from videop2p.io.video import read_video
 from videop2p.outputs import write_png
+from videop2p.toy.world import Size
 
 
 def main() -> None:
@@ -31,11 +34,19 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="Model folder (default: the bundled toy model).")
     parser.add_argument("--json", default=None, help="Also write the figures here.")
     parser.add_argument("--picture", default=None, help="Write the README's picture here (4 frames of each edit).")
+    parser.add_argument(
+        "--object-size", choices=["small", "big"], default=None, help="The circle's size (default: the demo's)."
+    )
     args = parser.parse_args()
     out = Path(args.out)
+    clip = DEMO_CLIP
+    if args.object_size:
+        clip = dataclasses.replace(
+            clip, objects=[dataclasses.replace(o, size=Size(args.object_size)) for o in clip.objects]
+        )
     if not args.no_run:
-        print(run_demo(out, quiet=True, model=args.model))
-    result = edit_overlaps(out)
+        print(run_demo(out, quiet=True, model=args.model, clip=clip))
+    result = edit_overlaps(out, clip)
     for name, r in result.items():
         ious, cover = r["iou"], r["covered"]
         print(

@@ -52,10 +52,11 @@ def demo_config(
     steps: int = InversionConfig.steps,
     quiet: bool = False,
     model: str | None = None,
+    clip: ToyClipSpec = DEMO_CLIP,
 ) -> RunConfig:
-    """The run of one edit of the demo's clip (its frames in `clip_dir`) into `edit_out`."""
+    """The run of one edit of the demo's clip (`clip`'s frames in `clip_dir`) into `edit_out`."""
     cfg = RunConfig(source=DEMO_SOURCE, targets=[target], out=str(edit_out), quiet=quiet, model=model)
-    cfg.video.path, cfg.video.frames = str(clip_dir), DEMO_CLIP.frames
+    cfg.video.path, cfg.video.frames = str(clip_dir), clip.frames
     cfg.tune.steps, cfg.inversion.steps = tune_steps, steps
     cfg.edit = edit_cfg
     return cfg
@@ -67,16 +68,17 @@ def run_demo(
     steps: int = InversionConfig.steps,
     quiet: bool = False,
     model: str | None = None,
+    clip: ToyClipSpec = DEMO_CLIP,
 ) -> str:
-    """Run the demo into `out`; returns a summary with the time of each part."""
+    """Run the demo (on `clip`, a studies' variation of the demo's) into `out`; returns a summary with
+    the time of each part."""
     out = Path(out)
-    clip = render_clip(DEMO_CLIP)
-    clip_dir = write_frames(clip.frames, out / "clip")
+    clip_dir = write_frames(render_clip(clip).frames, out / "clip")
     vp = VideoP2P.from_pretrained(model, workspace=out / "workspace")
     lines = []
     start = time.perf_counter()
     for name, (target, edit_cfg) in DEMO_EDITS.items():
-        cfg = demo_config(clip_dir, out / name, target, edit_cfg, tune_steps, steps, quiet, model)
+        cfg = demo_config(clip_dir, out / name, target, edit_cfg, tune_steps, steps, quiet, model, clip)
         t0 = time.perf_counter()
         manifest = vp.run(cfg)
         actions = ", ".join(
@@ -94,11 +96,11 @@ def covered(found: np.ndarray, source: np.ndarray) -> float:
     return float(np.logical_and(found, source).sum() / source.sum()) if source.any() else 1.0
 
 
-def edit_overlap(edit_dir: str | Path) -> dict[str, list[float]]:
+def edit_overlap(edit_dir: str | Path, clip: ToyClipSpec = DEMO_CLIP) -> dict[str, list[float]]:
     """Per frame of the demo edit in `edit_dir`: the edited object's IoU with the source object (the toy
-    world's checker reads the edit, the clip gives the truth), the share of the source object it covers,
+    world's checker reads the edit, `clip` gives the truth), the share of the source object it covers,
     and its area against the source object's."""
-    source = render_clip(DEMO_CLIP).masks[:, 0]  # (F, H, W)
+    source = render_clip(clip).masks[:, 0]  # (F, H, W)
     found = [read_image(f).mask for f in read_video(Path(edit_dir) / "edit_1.gif").frames]
     pairs = list(zip(found, source, strict=True))
     return {
@@ -108,6 +110,6 @@ def edit_overlap(edit_dir: str | Path) -> dict[str, list[float]]:
     }
 
 
-def edit_overlaps(out: str | Path) -> dict[str, dict[str, list[float]]]:
+def edit_overlaps(out: str | Path, clip: ToyClipSpec = DEMO_CLIP) -> dict[str, dict[str, list[float]]]:
     """`edit_overlap` of every demo edit in `out`."""
-    return {name: edit_overlap(Path(out) / name) for name in DEMO_EDITS}
+    return {name: edit_overlap(Path(out) / name, clip) for name in DEMO_EDITS}
