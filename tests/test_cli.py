@@ -345,6 +345,10 @@ def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
         ("image_path: x\nprompt: a\nprompts: [a, b]\nis_word_swap: maybe\n", ["is_word_swap: 'maybe'"]),
         ("pretrained_model_path: x\ntrain_data: 5\n", ["train_data: 5", "a mapping"]),
         ("pretrained_model_path: x\ntrain_data: {prompt: a}\nlearning_rate: fast\n", ["learning_rate: 'fast'"]),
+        ("train_data: {prompt: a}\nadam_weight_decay: 0.1\n", ["adam_weight_decay: 0.1 is not supported", "0.01"]),
+        ("train_data: {prompt: a}\nlr_scheduler: cosine\n", ["lr_scheduler: 'cosine' is not", "'constant'"]),
+        ("train_data: {prompt: a}\nmax_grad_norm: 0\n", ["max_grad_norm 0.0 is not valid", "> 0"]),
+        ("source: a\ntargets: [b]\ntune: {max_grad_norm: .nan}\n", ["max_grad_norm nan is not valid"]),
     ],
 )
 def test_badly_typed_config_values_are_one_line_errors(tiny_dir, clip_dir, tmp_path, text, needles):
@@ -675,3 +679,17 @@ def test_the_authors_per_word_windows_read_as_prompt_to_prompt_reads_them():
     assert tuple(no_default.cross_replace) == (0.0, 1.0) and no_default.cross_replace_words == {"blue": [0.1, 0.5]}
     assert from_official(None, {**p2p, "cross_replace_steps": 0.3}).edit.cross_replace == 0.3
     assert from_official(None, p2p).edit.cross_replace == 0.2  # run_videop2p.py's own default
+
+
+def test_the_authors_tuning_optimiser_keys_are_read_or_held_to_their_defaults():
+    """run_tuning.py clips gradients to max_grad_norm (read); its AdamW and schedule keys are what the
+    tuning here always uses at their defaults (accepted, even as YAML text), another value is refused."""
+    from videop2p.config import ConfigError, TuneConfig, from_official
+
+    tune = {"train_data": {"prompt": SRC}}
+    assert from_official(tune, None).tune.max_grad_norm == TuneConfig().max_grad_norm == 1.0
+    assert from_official({**tune, "max_grad_norm": "0.5"}, None).tune.max_grad_norm == 0.5
+    defaults = {"adam_epsilon": "1e-08", "adam_beta2": 0.999, "scale_lr": False, "lr_scheduler": "constant"}
+    assert from_official({**tune, **defaults, "lr_warmup_steps": 10}, None).tune == from_official(tune, None).tune
+    with pytest.raises(ConfigError, match="train_batch_size: 2 is not supported; the tuning here uses 1"):
+        from_official({**tune, "train_batch_size": 2}, None)

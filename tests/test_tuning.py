@@ -266,3 +266,33 @@ def test_a_kept_state_that_does_not_fit_the_trainable_set_is_not_resumed(tiny, t
         result = _tune_fresh(tiny, cfg, saved=saved)
     assert result.resumed_from == 0 and result.losses == fresh.losses
     assert any("does not fit" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_each_tuning_step_clips_the_gradient_norm_as_the_authors_script_does(tiny, dtype, monkeypatch):
+    """run_tuning.py clips the gradients to `max_grad_norm` (1.0) before every step; in float16 the
+    clipping reads the unscaled gradients, so the loss scale does not change what is clipped."""
+    import copy
+
+    import videop2p.tuning as tuning
+
+    seen, step = [], tuning.optimizer_step
+
+    def spy(opt, scaler):  # the gradients the optimiser steps on (unscaled already where clipped)
+        grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        seen.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+        step(opt, scaler)
+
+    monkeypatch.setattr(tuning, "optimizer_step", spy)
+    mean, std, text = _clip()
+    norms = {}
+    for limit in (None, 1e-3):
+        model = T2SModel.from_image_unet(tiny.unet)
+        model.unet.to(dtype)
+        seen.clear()
+        cfg = TuneConfig(steps=4, lr=1e-3, max_grad_norm=limit, progress=False)
+        tune(copy.deepcopy(model), tiny, (mean.to(dtype), std.to(dtype)), text.to(dtype), cfg)
+        norms[limit] = list(seen)
+    assert min(norms[None]) > 1e-3  # unclipped, the gradients are larger than the limit (float16: and scaled)
+    assert max(norms[1e-3]) <= 1e-3 * 1.001
+    assert TuneConfig().max_grad_norm == 1.0  # the script's default

@@ -98,6 +98,7 @@ class TuneConfig:
     seed: int = 33  # seeds noise and timesteps
     gradient_checkpointing: bool = True  # recompute activations in the backward pass: less memory, same result
     mixed_precision: str = "no"  # "no", "fp16" or "bf16" (autocast; used on CUDA only)
+    max_grad_norm: float | None = 1.0  # the trainable set's gradient norm is clipped to this (official); None: not
     save_seconds: float | None = 120.0  # seconds between kept tuning states, to resume from; 0: every step; None: none
     progress: bool = True  # show a tqdm bar
 
@@ -435,21 +436,24 @@ _OFFICIAL_IGNORED = {
     "validation_data",
     "validation_steps",
     "checkpointing_steps",
-    "train_batch_size",
     "use_8bit_adam",
     "enable_xformers_memory_efficient_attention",
     "save_name",
-    "gradient_accumulation_steps",
     "resume_from_checkpoint",
-    "lr_scheduler",
-    "lr_warmup_steps",
-    "adam_beta1",
-    "adam_beta2",
-    "adam_weight_decay",
-    "adam_epsilon",
-    "max_grad_norm",
-    "scale_lr",
+    "lr_warmup_steps",  # read by their "constant" schedule not at all
     "checkpoints_total_limit",
+}
+# Optimiser keys of the official tuning script that the tuning here always has at the script's defaults
+# (torch's AdamW defaults are the same): another value is refused, not silently trained without.
+_OFFICIAL_FIXED = {
+    "train_batch_size": 1,
+    "gradient_accumulation_steps": 1,
+    "scale_lr": False,
+    "lr_scheduler": "constant",
+    "adam_beta1": 0.9,
+    "adam_beta2": 0.999,
+    "adam_weight_decay": 1e-2,
+    "adam_epsilon": 1e-8,
 }
 _OFFICIAL_TUNE = {
     "pretrained_model_path",
@@ -460,6 +464,8 @@ _OFFICIAL_TUNE = {
     "seed",
     "mixed_precision",
     "gradient_checkpointing",
+    "max_grad_norm",
+    *_OFFICIAL_FIXED,
 }
 _OFFICIAL_P2P = {
     "pretrained_model_path",
@@ -542,6 +548,15 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
         cfg.tune.seed = tune.get("seed", cfg.tune.seed)
         cfg.tune.mixed_precision = tune.get("mixed_precision", cfg.tune.mixed_precision)
         cfg.tune.gradient_checkpointing = tune.get("gradient_checkpointing", cfg.tune.gradient_checkpointing)
+        if "max_grad_norm" in tune:
+            cfg.tune.max_grad_norm = _official_number(tune["max_grad_norm"], "max_grad_norm")
+        for key, value in _OFFICIAL_FIXED.items():
+            given = tune.get(key, value)
+            same = given == value if isinstance(value, str | bool) else _official_number(given, key) == value
+            if not same:
+                raise ConfigError(
+                    f"{key}: {given!r} is not supported; the tuning here uses {value!r} (the official default)."
+                )
         cfg.model = tune.get("pretrained_model_path", cfg.model)
     if p2p:
         _check_keys(p2p, _OFFICIAL_P2P, "")
@@ -771,6 +786,8 @@ def check_tune(t: TuneConfig) -> None:
         check_number("tune", "save_seconds", t.save_seconds, 0.0)
     if t.mixed_precision not in ("no", "fp16", "bf16"):
         raise OptionError("tune.mixed_precision", f"{t.mixed_precision!r} is not one of no, fp16, bf16.")
+    if t.max_grad_norm is not None:
+        check_number("tune", "max_grad_norm", t.max_grad_norm, 0.0, above=True)
 
 
 def check_inversion(i: InversionConfig) -> None:

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from videop2p.config import TuneConfig
 from videop2p.models.loading import SDComponents
-from videop2p.models.t2s import T2SModel, backward_step, checkpointing
+from videop2p.models.t2s import T2SModel, backward, checkpointing, optimizer_step
 from videop2p.progress import StepHook
 from videop2p.store.codec import load_tensors, read_meta, save_tensors
 from videop2p.store.workspace import StepFiles
@@ -217,7 +217,12 @@ def tune(
                         model, components.scheduler, z0.to(weights), text.to(weights), gen, window.anchors
                     )
                 opt.zero_grad(set_to_none=True)
-                backward_step(loss, opt, scaler)
+                backward(loss, scaler)
+                if cfg.max_grad_norm is not None:  # the authors' accelerator.clip_grad_norm_, on true gradients
+                    if scaler is not None:
+                        scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(params.values(), cfg.max_grad_norm)
+                optimizer_step(opt, scaler)
                 losses.append(float(loss.detach()))
                 bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
                 done = i + 1
