@@ -239,3 +239,24 @@ def test_a_run_into_an_earlier_runs_folder_leaves_none_of_its_numbered_outputs(t
     assert {"edit_1.mp4", "edit_1.gif", "attention_1.png", "notes.txt", "edit_final.mp4"} <= names
     listed = [n for v in manifest["outputs"].values() for n in ([v] if isinstance(v, str) else v)]
     assert all((out / n).is_file() for n in listed)
+
+
+def test_frames_far_above_the_models_size_are_warned_about_before_any_work(tiny, clip_path, caplog):
+    """A CPU run at many times the model's area can be killed by the system for memory without a word
+    of ours (the bundled model at 4096x4096: killed after 45 s); the clip's loading says so first."""
+    import logging
+
+    from videop2p.pipeline import LARGE_AREA
+
+    vp = VideoP2P(tiny, None)
+    native = tiny.info.native_size
+    with caplog.at_level(logging.WARNING, logger="videop2p.pipeline"):
+        vp.load_clip(VideoConfig(path=str(clip_path), frames=3, width=2 * native, height=2 * native))
+        assert not caplog.records  # 4x the area: within what the model is used at (SD 1.5 at 1024x1024)
+        step = tiny.info.size_multiple
+        side = (int(native * LARGE_AREA**0.5) // step + 1) * step  # the next allowed side above the limit
+        vp.load_clip(VideoConfig(path=str(clip_path), frames=3, width=side, height=side))
+    (record,) = caplog.records
+    assert (
+        f"{side}x{side} frames have" in record.getMessage() and "on the CPU the system may stop" in record.getMessage()
+    )

@@ -82,6 +82,9 @@ class EditOutput:
     result: EditResult  # latents, masks, maps, counts
 
 
+LARGE_AREA = 4.0  # frames above this many times the model's native area are warned about (SD 1.5: 1024x1024)
+
+
 class VideoP2P:
     """Video-P2P with a loaded model: `tune`, `invert`, `edit`, or `run` for all three.
 
@@ -128,6 +131,14 @@ class VideoP2P:
         info = self.components.info
         size = video_size(video.path)
         width, height = resolve_size(size, video.width, video.height, info.native_size, info.size_multiple)
+        times = width * height / info.native_size**2
+        if times > LARGE_AREA:  # memory and time grow with the area; far from its size a model draws worse
+            killed = " (on the CPU the system may stop the run for memory)" if self.device.type == "cpu" else ""
+            logger.warning(
+                "%dx%d frames have %.0fx the area of the %dx%d frames the model was trained on: memory and time "
+                "grow with it%s, and the model may draw worse",
+                width, height, times, info.native_size, info.native_size, killed,
+            )  # fmt: skip
         raw = read_video(  # resized as decoded: memory holds the working-size frames only
             video.path,
             video.start,
