@@ -27,6 +27,7 @@ from videop2p.config import (
     OptionError,
     RunConfig,
     VideoConfig,
+    check_folder,
     fill,
     load_yaml,
     path_shorthand,
@@ -116,6 +117,11 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
         ws_root = _resolve(workspace, Path.cwd())
     else:
         ws_root = _resolve(data["workspace"], here) if data.get("workspace") else out_root / ".videop2p-workspace"
+    try:
+        check_folder("out", out_root, "for the jobs' outputs")
+        check_folder("workspace", ws_root, "to keep tuned clips in")
+    except ValueError as e:
+        raise BatchError(str(e)) from None
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise BatchError(f"'defaults' in {path} must be a mapping of run settings, got {defaults!r}.")

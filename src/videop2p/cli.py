@@ -930,8 +930,6 @@ def batch(
     with _long_run(None, "the same command skips every finished job and resumes the stopped one."):
         try:
             jobs, ws = load_jobs(jobs_file, out, workspace)
-            _check_folder("out", Path(jobs[0].config.out).parent, "for the jobs' outputs")
-            _check_folder("workspace", ws, "to keep tuned clips in")
             started = time.perf_counter()
             results = run_batch(jobs, ws, settings)
         except (BatchError, ConfigError) as e:
