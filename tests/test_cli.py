@@ -315,6 +315,9 @@ def test_attention_slicing_flag_gives_the_same_edit(tiny_dir, clip_dir, tmp_path
         (["--steps", "0"], ["--steps 0", ">= 1"]),
         (["--device", "tpu:7"], ["'tpu:7'", "valid: cpu"]),
         (["--dtype", "float64"], ["--dtype 'float64'", "float32, float16, bfloat16"]),
+        (["--lr", "0"], ["--lr 0", "> 0"]),
+        (["--reweight", "blue=2", "--reweight", "blue=3"], ["'blue' is reweighted twice"]),
+        (["--target", "  "], ["target 2 prompt '  ' is empty", "at least one word"]),
     ],
 )
 def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
@@ -343,6 +346,11 @@ def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
             ["eq_params.values: 'x'"],
         ),
         ("image_path: x\nprompt: a\nprompts: [a, b]\nis_word_swap: maybe\n", ["is_word_swap: 'maybe'"]),
+        (
+            "image_path: x\nprompt: a b\nprompts: [a b, a b]\neq_params: {words: [b, b], values: [2, 3]}\n",
+            ["eq_params.words ['b', 'b'] names a word twice"],
+        ),
+        ("source: a\ntargets: [b]\ninversion: {lr: 0}\n", ["inversion.lr 0 is not valid", "> 0"]),
         ("pretrained_model_path: x\ntrain_data: 5\n", ["train_data: 5", "a mapping"]),
         ("pretrained_model_path: x\ntrain_data: {prompt: a}\nlearning_rate: fast\n", ["learning_rate: 'fast'"]),
         ("train_data: {prompt: a}\nadam_weight_decay: 0.1\n", ["adam_weight_decay: 0.1 is not supported", "0.01"]),

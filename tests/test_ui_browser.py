@@ -186,24 +186,34 @@ def test_a_preset_fills_the_fields_that_give_its_settings(tmp_path):
         ({"targets": ""}, "at least one target"),
         ({"blend_source": "circle", "blend_target": ""}, "both words"),
         ({"reweight": "blue"}, "WORD=FACTOR"),
-        ({"frames": 0}, "frames must be a whole number from 1"),
-        ({"tune_frames": 1}, "frames per tuning step must be a whole number from 2"),
-        ({"null_text_frames": 1}, "null-text frames must be a whole number from 2"),
+        ({"frames": 0}, "frames 0 is not valid; expected a whole number >= 1"),
+        ({"tune_frames": 1}, "frames per tuning step 1 is not valid; expected a whole number >= 2"),
+        ({"null_text_frames": 1}, "null-text frames 1 is not valid; expected a whole number >= 2"),
         ({"mode": "magic"}, "edit mode .magic. is not one of auto, swap, refine"),
         ({"mask_norm": "median"}, "blend maps scaled by .median. is not one of max, range"),
-        ({"frames": float("nan")}, "frames must be a whole number from 1 to 1024, got nan"),
-        ({"frames": 2.5}, "frames must be a whole number from 1 to 1024, got 2.5"),
-        ({"seed": None}, "seed must be a whole number"),
-        ({"start": -1}, "first frame must be a whole number from 0"),
-        ({"width": float("inf")}, "width must be a whole number"),
-        ({"lr": None}, "learning rate must be a number, got None"),
-        ({"guidance": "strong"}, "guidance must be a number, got 'strong'"),
+        ({"frames": float("nan")}, "frames nan is not valid; expected a whole number >= 1"),
+        ({"frames": 2.5}, "frames 2.5 is not valid; expected a whole number >= 1"),
+        ({"seed": None}, "seed is blank; enter a number"),
+        ({"start": -1}, "first frame -1 is not valid; expected a whole number >= 0"),
+        ({"width": float("inf")}, "width inf is not valid; expected a whole number >= 1"),
+        ({"lr": None}, "learning rate is blank; enter a number"),
+        ({"lr": 0}, "learning rate 0.0 is not valid; expected a finite number > 0"),
+        ({"guidance": "strong"}, "guidance 'strong' is not valid; expected a finite number >= 0"),
+        ({"cross_replace": 1.5}, "cross-attention window 1.5 is not valid"),
+        ({"steps": 3.0}, None),  # a whole number typed as 3.0 is 3 steps
+        ({"tune_steps": None}, None),  # blank: the model's default
+        ({"tune_frames": 0, "width": 0}, None),  # a cleared field: every frame, the aspect ratio kept
     ],
 )
 def test_bad_form_values_are_named(tmp_path, changes, message):
     form = Form(source="a red circle moving on the grass", targets="a blue circle moving on the grass")
     for k, v in changes.items():
         setattr(form, k, v)
+    if message is None:
+        cfg = form_to_config(form, "clip.mp4", tmp_path, tmp_path, None)
+        assert (cfg.inversion.steps, cfg.tune.frames, cfg.video.width) == (form.steps, None, None)
+        assert cfg.tune.steps == form.tune_steps and isinstance(cfg.inversion.steps, int)
+        return
     with pytest.raises(FormError, match=message):
         form_to_config(form, "clip.mp4", tmp_path, tmp_path, None)
 

@@ -403,9 +403,12 @@ def parse_reweight(items: list[str]) -> dict[str, float]:
         try:
             if not sep or not word.strip():
                 raise ValueError
-            out[word.strip()] = float(value)
+            factor = float(value)
         except ValueError:
             raise ConfigError(f"{item.strip()!r} must be WORD=FACTOR, e.g. origami=2.") from None
+        if word.strip() in out:
+            raise ConfigError(f"{word.strip()!r} is reweighted twice; give each word once.")
+        out[word.strip()] = factor
     return out
 
 
@@ -585,6 +588,8 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
             values = _list(eq.get("values", []), "eq_params.values")
             if len(words) != len(values):
                 raise ConfigError(f"eq_params has {len(words)} words but {len(values)} values.")
+            if len(set(words)) != len(words):
+                raise ConfigError(f"eq_params.words {words!r} names a word twice; give each word once.")
             cfg.edit.reweight = {w: _official_number(v, "eq_params.values") for w, v in zip(words, values, strict=True)}
         if "is_word_swap" in p2p:
             _bool_ok(None, "is_word_swap", p2p["is_word_swap"])
@@ -779,7 +784,7 @@ def check_tune(t: TuneConfig) -> None:
         check_number("tune", "steps", t.steps, 0, whole=True)
     if t.frames is not None:
         check_number("tune", "frames", t.frames, 2, whole=True)
-    check_number("tune", "lr", t.lr, 0.0)
+    check_number("tune", "lr", t.lr, 0.0, above=True)  # 0 tunes nothing: --tune-steps 0 says that
     check_number("tune", "seed", t.seed, 0, whole=True)
     _bool_ok("tune", "gradient_checkpointing", t.gradient_checkpointing)
     if t.save_seconds is not None:
@@ -797,8 +802,9 @@ def check_inversion(i: InversionConfig) -> None:
     check_number("inversion", "inner_steps", i.inner_steps, 0, whole=True)
     if i.frames is not None:
         check_number("inversion", "frames", i.frames, 2, whole=True)
-    for attr, low in (("inversion_guidance", 0.0), ("guidance", 0.0), ("lr", 0.0), ("early_stop", 0.0)):
+    for attr, low in (("inversion_guidance", 0.0), ("guidance", 0.0), ("early_stop", 0.0)):
         check_number("inversion", attr, getattr(i, attr), low)
+    check_number("inversion", "lr", i.lr, 0.0, above=True)  # 0 fits nothing: inner_steps 0 says that
 
 
 def check_window(w: WindowConfig | None) -> None:

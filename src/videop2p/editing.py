@@ -96,9 +96,9 @@ def build_plan(
 ) -> tuple[ControlPlan, list[str]]:
     """Check the prompts and settings, and turn them into the controller's plan."""
     tok = components.tokenizer
-    for p in [source, *targets]:
+    for what, p in [("source", source), *((f"target {i}", t) for i, t in enumerate(targets, 1))]:
         if not p.strip():
-            raise ValueError("Prompts must not be empty.")
+            raise ValueError(f"The {what} prompt {p!r} is empty; a prompt needs at least one word.")
         word_indices(tok, p, 0)  # validates length and tokenisation
     _bounds(c.self_replace, "self_replace")
     if not 0.0 <= c.threshold <= 1.0:

@@ -24,7 +24,9 @@ from videop2p.config import (
     Preset,
     RunConfig,
     apply_options,
+    check_number,
     preset_config,
+    validate,
 )
 from videop2p.control.controller import MaskNorm
 from videop2p.inversion import InversionMethod
@@ -155,37 +157,57 @@ def unpack_upload(path: Path, root: Path) -> Path:
     return folder
 
 
-FIELD_NAMES = {
+FIELD_NAMES = {  # option -> the form's name for it, where they differ
     "mode": "edit mode",
     "reweight": "Reweighting",
     "mask_norm": "blend maps scaled by",
-}  # option -> the form's name for it, where they differ
+    "start": "first frame",
+    "tune_steps": "tuning steps",
+    "tune_frames": "frames per tuning step",
+    "null_text_frames": "null-text frames",
+    "steps": "DDIM steps",
+    "lr": "learning rate",
+    "cross_replace": "cross-attention window",
+    "self_replace": "temporal-attention window",
+    "threshold": "blend threshold",
+}
+EXAMPLE_MAX_FRAMES = 1024  # an example clip is rendered here, so its length is bounded here
+BLANK_IS_DEFAULT = {"width", "height", "tune_steps", "tune_frames", "null_text_frames"}  # blank: the default
+ZERO_IS_DEFAULT = {"width", "height", "tune_frames", "null_text_frames"}  # 0 (a cleared field) too
+WHOLE = ("frames", "start", "stride", "width", "height", "tune_steps", "tune_frames", "null_text_frames", "seed", "steps")
+REAL = ("lr", "cross_replace", "self_replace", "guidance", "threshold")
 
 
-def _whole_field(name: str, value, low: int, high: int, optional: bool) -> int | None:
-    """A whole-number field's value (None where it may be blank and is), or FormError naming the field."""
-    if value is None and optional:
+def _field_error(e: OptionError) -> FormError:
+    """The run's check of a field, worded with the form's name for it."""
+    return FormError(f"{FIELD_NAMES.get(e.option, e.option.replace('_', ' '))} {e.reason}")
+
+
+def _field_value(option: str, value):
+    """A Number field's value as the run reads it: whole numbers as int, the others as float, blank as
+    None where blank means the default. What does not convert is passed on as it is, for the run's own
+    range checks (`config.validate`) to name; a blank field that needs a value is a FormError."""
+    if (value is None and option in BLANK_IS_DEFAULT) or (value == 0 and option in ZERO_IS_DEFAULT):
         return None
+    if value is None:
+        raise FormError(f"{FIELD_NAMES.get(option, option.replace('_', ' '))} is blank; enter a number.")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        number = math.nan
-    if not math.isfinite(number) or number != int(number) or not low <= number <= high:
-        raise FormError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
-    return int(number)
+        return value
+    if option in WHOLE:
+        return int(number) if math.isfinite(number) and number.is_integer() else number
+    return number
 
 
 def _form_frames(form: Form) -> int:
     """The form's frame count (the example clips are rendered with it too)."""
-    return _whole_field("frames", form.frames, 1, 1024, False)
-
-
-def _number_field(name: str, value) -> float:
-    """A number field's value (its range is the run's own check), or FormError naming the field."""
+    frames = _field_value("frames", form.frames)
     try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise FormError(f"{name} must be a number, got {value!r}.") from None
+        check_number("video", "frames", frames, 1, EXAMPLE_MAX_FRAMES, whole=True)
+    except OptionError as e:
+        raise _field_error(e) from None
+    return frames
 
 
 def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: str | None) -> RunConfig:
@@ -201,33 +223,13 @@ def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: st
         raise FormError(
             f"Local blending needs both words (source word, target word); got {blend[0]!r} and {blend[1]!r}."
         )
-    whole = {  # whole-number fields: (form's name, value, lowest, highest, may be blank)
-        "start": ("first frame", form.start, 0, 10**6, False),
-        "stride": ("stride", form.stride, 1, 1000, False),
-        "width": ("width", form.width or None, 1, 16384, True),  # blank or 0: keep the aspect ratio
-        "height": ("height", form.height or None, 1, 16384, True),
-        "tune_steps": ("tuning steps", form.tune_steps, 0, 100000, True),  # blank: the default for the model
-        "tune_frames": ("frames per tuning step", form.tune_frames or None, 2, 1024, True),  # blank or 0: every
-        "null_text_frames": ("null-text frames", form.null_text_frames or None, 2, 1024, True),
-        "seed": ("seed", form.seed, 0, 2**32 - 1, False),
-        "steps": ("DDIM steps", form.steps, 1, 1000, False),
-    }
-    real = {  # number fields whose ranges the run's own checks give
-        "lr": ("learning rate", form.lr),
-        "cross_replace": ("cross-attention window", form.cross_replace),
-        "self_replace": ("temporal-attention window", form.self_replace),
-        "guidance": ("guidance", form.guidance),
-        "threshold": ("blend threshold", form.threshold),
-    }
     options = {
         "video": video,
         "model": model,
         "out": str(out),
         "workspace": str(workspace),
         "frame_attention": form.frame_attention,
-        "frames": _form_frames(form),
-        **{key: _whole_field(*spec) for key, spec in whole.items()},
-        **{key: _number_field(*spec) for key, spec in real.items()},
+        **{option: _field_value(option, getattr(form, option)) for option in WHOLE + REAL},
         "resize": form.resize,
         "tune_checkpointing": bool(form.tune_checkpointing),
         "inversion": form.inversion,
@@ -239,8 +241,9 @@ def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: st
     }
     try:
         cfg = apply_options(RunConfig(source=source, targets=targets, force=bool(form.force)), options)
+        validate(cfg)
     except OptionError as e:
-        raise FormError(f"{FIELD_NAMES.get(e.option, e.option.replace('_', ' '))} {e.reason}") from None
+        raise _field_error(e) from None
     return cfg
 
 
