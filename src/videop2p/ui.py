@@ -174,7 +174,16 @@ FIELD_NAMES = {  # option -> the form's name for it, where they differ
 EXAMPLE_MAX_FRAMES = 1024  # an example clip is rendered here, so its length is bounded here
 BLANK_IS_DEFAULT = {"width", "height", "tune_steps", "tune_frames", "null_text_frames"}  # blank: the default
 ZERO_IS_DEFAULT = {"width", "height", "tune_frames", "null_text_frames"}  # 0 (a cleared field) too
-WHOLE = ("frames", "start", "stride", "width", "height", "seed", "steps", *BLANK_IS_DEFAULT - {"width", "height"})
+WHOLE = (
+    "frames",
+    "start",
+    "stride",
+    "width",
+    "height",
+    "seed",
+    "steps",
+    *sorted(BLANK_IS_DEFAULT - {"width", "height"}),
+)
 REAL = ("lr", "cross_replace", "self_replace", "guidance", "threshold")
 
 
