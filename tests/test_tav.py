@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from videop2p.cli import app
@@ -113,8 +114,16 @@ def test_export_refuses_another_model_and_an_empty_entry(tuned, tiny, tmp_path):
     base, _, _, _, entry, _ = tuned
     result = runner.invoke(app, ["export", str(entry), str(tmp_path / "x"), "--format", "tune-a-video"])
     assert result.exit_code == 2 and "pass the --model it was tuned from" in result.output  # bundled model loaded
-    result = runner.invoke(app, ["export", str(tmp_path), str(tmp_path / "y"), "--model", str(base)])
-    assert result.exit_code == 2 and "holds no tuned delta" in result.output
+    result = runner.invoke(app, ["export", str(tmp_path), str(tmp_path / "y"), "--model", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "holds no tuned delta" in result.output  # named before any model is loaded
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "tune.safetensors").write_bytes((entry / "tune.safetensors").read_bytes()[:100])
+    result = runner.invoke(app, ["export", str(tmp_path / "bad"), str(tmp_path / "y"), "--model", str(base)])
+    assert result.exit_code == 2 and "is not a readable safetensors file" in result.output
+    save_file({"w": torch.zeros(1)}, str(tmp_path / "bad" / "tune.safetensors"))
+    result = runner.invoke(app, ["export", str(tmp_path / "bad"), str(tmp_path / "y"), "--model", str(base)])
+    assert result.exit_code == 2 and "has no videop2p metadata" in result.output
+    assert not (tmp_path / "y").exists()
     result = runner.invoke(app, ["export", str(entry), str(tmp_path / "z"), "--model", str(base), "--format", "x"])
     assert result.exit_code == 2 and "--format 'x' is not one of diffusers-delta, tune-a-video" in result.output
     result = runner.invoke(app, ["export", str(entry), str(tmp_path / "delta"), "--model", str(base)])

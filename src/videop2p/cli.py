@@ -476,7 +476,7 @@ def export(
     ] = None,
 ) -> None:
     """Write a tuned clip as our delta, or as a Tune-A-Video / Video-P2P folder their scripts load."""
-    from videop2p.exporting import check_export_folder, export_tuned
+    from videop2p.exporting import check_export_folder, export_tuned, tuned_delta
     from videop2p.models.loading import load_components
 
     _setup_logging()
@@ -487,6 +487,7 @@ def export(
     _quiet_loaders()
     try:
         check_export_folder(out, fmt)
+        tuned_delta(entry)  # before the model is loaded
         path = export_tuned(load_components(model), entry, out, fmt)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))

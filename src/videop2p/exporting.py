@@ -39,16 +39,25 @@ def check_export_folder(out: str | Path, fmt: ExportFormat) -> None:
         )
 
 
+def tuned_delta(entry: str | Path) -> tuple[Path, dict]:
+    """The delta file of a workspace clip (its folder or its `tune.safetensors`) and the identity it
+    was tuned under; a one-line error names an entry that holds none, or a file that is not one."""
+    path = Path(entry) / "tune.safetensors" if Path(entry).is_dir() else Path(entry)
+    if not path.is_file():
+        raise FileNotFoundError(f"{entry} holds no tuned delta (tune.safetensors); give a workspace clip folder.")
+    identity = read_meta(path)  # CorruptFileError (a ValueError) names a file that is not ours
+    if "frame_mode" not in identity or "model" not in identity:
+        raise ValueError(f"{path} is not a tuned delta (its metadata has no model and frame mode).")
+    return path, identity
+
+
 def export_tuned(
     components: SDComponents, entry: str | Path, out: str | Path, fmt: ExportFormat = ExportFormat.DELTA
 ) -> Path:
     """Write a workspace's tuned clip (its folder or its `tune.safetensors`) to `out` as our delta or as
     the authors' folder; `components` must be the model it was tuned from."""
     check_export_folder(out, fmt)
-    path = Path(entry) / "tune.safetensors" if Path(entry).is_dir() else Path(entry)
-    if not path.exists():
-        raise FileNotFoundError(f"{entry} holds no tuned delta (tune.safetensors); give a workspace clip folder.")
-    identity = read_meta(path)
+    path, identity = tuned_delta(entry)
     if identity.get("model") != components.info.fingerprint:
         raise ValueError(
             f"{path} was tuned from the model with fingerprint {identity.get('model')!r}, not the loaded "
