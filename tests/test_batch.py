@@ -262,3 +262,22 @@ def test_a_local_batch_names_a_missing_clip_too_few_frames_or_a_missing_model_be
     shutil.rmtree(tmp_path / "clip")  # a finished job's clip may go: the job is skipped, not checked
     result = runner.invoke(app, ["batch", str(path)])
     assert result.exit_code == 0 and "0 done, 1 skipped, 0 failed" in result.output
+
+
+def test_a_local_batch_of_several_clips_loads_its_model_once(tmp_path, caplog):
+    source = "a red circle moving on the grass"
+    jobs = []
+    for seed in (1, 2):
+        spec = ToyClipSpec(
+            [ToyObject(Shape.CIRCLE, Color.RED)], Background.GRASS, Motion.LINEAR, frames=2, size=64, seed=seed
+        )
+        write_frames(render_clip(spec).frames, tmp_path / f"clip{seed}")
+        jobs.append({"name": f"c{seed}", "video": f"clip{seed}", "source": source, "targets": [source]})
+    defaults = {"video": {"frames": 2}, "tune": {"steps": 1}, "inversion": {"steps": 2, "method": "fast"}}
+    (tmp_path / "jobs.yaml").write_text(yaml.safe_dump({"defaults": defaults, "jobs": jobs}))
+    loaded, ws = load_jobs(tmp_path / "jobs.yaml")
+    assert len(group_jobs(loaded)) == 2
+    with caplog.at_level("INFO", logger="videop2p.models.loading"):
+        results = run_batch(loaded, ws)
+    assert _statuses(results) == {"c1": "done", "c2": "done"}
+    assert sum(r.getMessage().startswith("loaded ") for r in caplog.records) == 1

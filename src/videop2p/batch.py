@@ -193,8 +193,11 @@ def ray_task(jobs: list[Job], sentinel: str | None, threads: int) -> list[JobRes
     return run_group(jobs, sentinel)
 
 
-def run_group(jobs: list[Job], sentinel: str | None = None) -> list[JobResult]:
-    """Run one clip's jobs in order in this process, sharing one loaded model and the workspace."""
+def run_group(jobs: list[Job], sentinel: str | None = None, pipes: dict | None = None) -> list[JobResult]:
+    """Run one clip's jobs in order in this process, sharing one loaded model and the workspace.
+
+    `pipes` keeps the loaded model for the next group in this process (the local executor's, so a batch
+    of many clips loads its model once); it holds one model at a time."""
     from videop2p.pipeline import VideoP2P
 
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -205,7 +208,7 @@ def run_group(jobs: list[Job], sentinel: str | None = None) -> list[JobResult]:
             "every Ray node mounts at the same path"
         )
         return [JobResult(j.name, "failed", j.config.out, error=message, worker=worker) for j in jobs]
-    pipes: dict[tuple, VideoP2P] = {}
+    pipes = {} if pipes is None else pipes
     results = []
     for job in jobs:
         cfg = job.config
@@ -215,9 +218,10 @@ def run_group(jobs: list[Job], sentinel: str | None = None) -> list[JobResult]:
             continue
         started = time.perf_counter()
         try:
-            spec = (cfg.model, cfg.device, cfg.dtype, cfg.frame_attention.value, cfg.attention_slicing)
+            spec = (cfg.model, cfg.device, cfg.dtype, cfg.workspace, cfg.frame_attention.value, cfg.attention_slicing)
             if spec not in pipes:
-                pipes[spec] = VideoP2P.from_pretrained(*spec[:3], cfg.workspace, *spec[3:])
+                pipes.clear()  # the model before goes before the next is loaded
+                pipes[spec] = VideoP2P.from_pretrained(*spec)
             manifest = pipes[spec].run(cfg)
         except Exception as e:  # one failing job must not stop the others
             logger.error("%s failed: %s", job.name, e)
@@ -240,7 +244,8 @@ def _describe(e: BaseException) -> str:
 
 
 def _run_local(groups: list[list[Job]], settings: BatchSettings, sentinel: str) -> list[JobResult]:
-    return [r for group in groups for r in run_group(group, sentinel)]
+    pipes: dict = {}  # one loaded model, passed from group to group
+    return [r for group in groups for r in run_group(group, sentinel, pipes)]
 
 
 def import_ray():
