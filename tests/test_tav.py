@@ -126,6 +126,7 @@ def test_export_refuses_another_model_and_an_empty_entry(tuned, tiny, tmp_path):
     assert not (tmp_path / "y").exists()
     result = runner.invoke(app, ["export", str(entry), str(tmp_path / "z"), "--model", str(base), "--format", "x"])
     assert result.exit_code == 2 and "--format 'x' is not one of diffusers-delta, tune-a-video" in result.output
+    assert ExportFormat("video-p2p") is ExportFormat.TUNE_A_VIDEO  # the authors' two repositories, one layout
     result = runner.invoke(app, ["export", str(entry), str(tmp_path / "delta"), "--model", str(base)])
     assert (
         result.exit_code == 0

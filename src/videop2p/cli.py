@@ -468,7 +468,10 @@ def export(
     entry: Annotated[Path, typer.Argument(help="A workspace clip folder (clip-<key>/) or its tune.safetensors.")],
     out: Annotated[Path, typer.Argument(help="Folder to write.")],
     fmt: Annotated[
-        str, typer.Option("--format", help="diffusers-delta (ours) or tune-a-video (the authors' folder).")
+        str,
+        typer.Option(
+            "--format", help="diffusers-delta (ours) or tune-a-video (the authors' folder; video-p2p names it too)."
+        ),
     ] = ExportFormat.DELTA.value,
     model: Annotated[
         str | None,
@@ -515,14 +518,18 @@ def _clip_line(c) -> str:
     import datetime
 
     size = "x".join(str(n) for n in c.identity.get("size", [])) or "?"
-    tuned = "yes" if c.tuned else "no"
+    tune = c.identity.get("tune", {})
+    steps = tune.get("steps", "?")
+    tuned = "no" if not c.tuned else f"{steps}"
     if not c.tuned and c.tuning_at is not None:  # a stopped tuning: how far its kept state got
-        tuned = f"{c.tuning_at}/{c.identity.get('tune', {}).get('steps', '?')}"
+        tuned = f"{c.tuning_at}/{steps}"
+    if tuned != "no" and isinstance(tune.get("lr"), int | float):  # what tells two tunings of a clip apart
+        tuned += f" lr {tune['lr']:g}"
     used = datetime.datetime.fromtimestamp(c.last_used).strftime("%Y-%m-%d %H:%M")
     prompt = str(c.identity.get("prompt", "?"))
     prompt = prompt if len(prompt) <= 40 else prompt[:39] + "…"
     return (
-        f"{c.key}  {prompt:<40}  {c.identity.get('num_frames', '?'):>6}  {size:>9}  {tuned:>9}  "
+        f"{c.key}  {prompt:<40}  {c.identity.get('num_frames', '?'):>6}  {size:>9}  {tuned:>16}  "
         f"{c.inversions:>10}  {c.edits:>5}  {c.unfinished:>10}  {c.size_bytes / 2**20:>8.1f}  {used}"
     )
 
@@ -531,10 +538,10 @@ def _clip_line(c) -> str:
 def workspace_list(
     root: Annotated[Path, typer.Argument(help=WORKSPACE_HELP)] = Path(".videop2p-workspace"),
 ) -> None:
-    """List the tuned clips kept in a workspace: prompt, frames, size, what is kept, disk use, last use."""
+    """List the tuned clips kept in a workspace: prompt, frames, size, tuning, what is kept, disk use, last use."""
     clips = _open_workspace(root).clips()
     typer.echo(
-        f"{'clip':<16}  {'prompt':<40}  {'frames':>6}  {'size':>9}  {'tuned':>9}  {'inversions':>10}  {'edits':>5}  "
+        f"{'clip':<16}  {'prompt':<40}  {'frames':>6}  {'size':>9}  {'tuning':>16}  {'inversions':>10}  {'edits':>5}  "
         f"{'unfinished':>10}  {'MiB':>8}  last used"
     )
     for c in clips:

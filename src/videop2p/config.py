@@ -81,6 +81,11 @@ class ExportFormat(str, enum.Enum):
     DELTA = "diffusers-delta"  # ours: the tuned tensors with their clip identity (tune.safetensors)
     TUNE_A_VIDEO = "tune-a-video"  # the authors' folder: UNet3DConditionModel beside the base model's parts
 
+    @classmethod
+    def _missing_(cls, value):
+        """`video-p2p` names the same folder: Video-P2P's `run_tuning.py` writes Tune-A-Video's layout."""
+        return cls.TUNE_A_VIDEO if value == "video-p2p" else None
+
 
 DTYPES = ("float32", "float16", "bfloat16")  # names a run's dtype may take
 OFFICIAL_TUNE_STEPS = 500  # the authors' max_train_steps
