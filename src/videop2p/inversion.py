@@ -96,6 +96,12 @@ def _frame_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (x.float() - target.float()).pow(2).mean(dim=(0, 2, 3, 4))
 
 
+def early_stop_threshold(early_stop: float, i: int) -> float:
+    """The loss under which null-text's inner iterations stop at step i: `epsilon + i * 2e-5` in the
+    authors' `null_optimization` (Mokady et al. 2023's code, kept by Video-P2P)."""
+    return early_stop + i * 2e-5
+
+
 def null_text_step(
     model: T2SModel,
     z: torch.Tensor,
@@ -158,7 +164,7 @@ def null_text_step(
             if counter is not None:
                 counter.add("null_text", 1)
             optimizer_step(opt, scaler)
-        if value < c.early_stop + i * 2e-5:
+        if value < early_stop_threshold(c.early_stop, i):
             break
     return emb.detach()
 

@@ -30,7 +30,7 @@ import torch
 from videop2p.config import InversionConfig, InversionMethod, TuneConfig
 from videop2p.editing import EditConfig, edit
 from videop2p.evaluation import judge, make_suite
-from videop2p.inversion import InversionResult, ddim_invert, optimise_null_text
+from videop2p.inversion import InversionResult, ddim_invert, early_stop_threshold, optimise_null_text
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts
 from videop2p.models.loading import load_components
 from videop2p.models.t2s import T2SModel
@@ -81,7 +81,7 @@ def fit(model, ddim: torch.Tensor, cond, empty, sched, c: InversionConfig) -> tu
         )
         # one UNet evaluation per Adam iteration, besides the step's conditional and guided predictions
         rec["iterations"].append(before[i + 1] - before[i] - 2)
-        rec["threshold"].append(c.early_stop + i * 2e-5)
+        rec["threshold"].append(early_stop_threshold(c.early_stop, i))
         rec["loss_start"].append(start)
         rec["loss_end"].append(frame_error(zs[i + 1], target, relative=False))
         rec["drift"].append(frame_error(zs[i + 1], target, relative=True))
