@@ -458,12 +458,29 @@ def test_a_quick_preset_run_and_bad_presets_or_frame_counts(tiny_dir, clip_dir, 
 
 
 @pytest.mark.parametrize(
-    ("flags", "needle"), [(["--tune-steps", "-3"], "--tune-steps -3"), (["--steps", "0"], "--steps 0")]
+    ("flags", "needles"),
+    [
+        (["--tune-steps", "-3"], ("--tune-steps -3", "expected a whole number")),
+        (["--steps", "0"], ("--steps 0", "expected a whole number")),
+        (["--device", "tpu"], ("device 'tpu' is not available here", "valid: cpu")),
+        (["--dtype", "float64"], ("--dtype 'float64'", "float32, float16, bfloat16")),
+    ],
 )
-def test_demo_refuses_bad_budgets_before_any_work(tmp_path, flags, needle):
+def test_demo_refuses_bad_budgets_and_devices_before_any_work(tmp_path, flags, needles):
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), *flags])
-    assert_one_line_error(result, needle, "expected a whole number")
+    assert_one_line_error(result, *needles)
     assert not (tmp_path / "demo").exists()
+
+
+def test_demo_runs_in_half_precision(tmp_path):
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out), "--tune-steps", "1", "--steps", "2", "--dtype", "bfloat16"])
+    assert result.exit_code == 0, result.output
+    for edit in ("swap", "refine", "reweight"):
+        resolved = yaml.safe_load((out / edit / "config.yaml").read_text())
+        assert resolved["dtype"] == "bfloat16" and (out / edit / "side_by_side.mp4").stat().st_size > 0
+    (key,) = (out / "workspace").glob("clip-*/key.json")  # tuned by the half-precision model: one clip for all three
+    assert json.loads(key.read_text())["tune"]["dtype"] == "bfloat16"
 
 
 @pytest.mark.parametrize(

@@ -611,19 +611,27 @@ def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("videop2p-demo"),
     tune_steps: Annotated[int, typer.Option(help="Tuning steps.")] = DEMO_TUNE_STEPS,
     steps: Annotated[int, typer.Option(help="DDIM steps.")] = default_of("steps"),
-    quiet: Annotated[bool, typer.Option("--quiet")] = False,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
+    dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = default_of("dtype"),
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Render a toy clip and make three edits with the bundled model (no download)."""
-    from videop2p.config import InversionConfig, TuneConfig, check_inversion, check_tune
+    from videop2p.config import InversionConfig, RunConfig, TuneConfig, check_inversion, check_tune, validate
     from videop2p.demo import run_demo
+    from videop2p.models.loading import check_device
 
     _check_flag(check_tune, TuneConfig(steps=tune_steps))
     _check_flag(check_inversion, InversionConfig(steps=steps))
+    _check_flag(validate, RunConfig(source="demo", dtype=dtype, device=device))
     _check_folder("--out", out, "for the demo's outputs")
+    try:
+        check_device(device)
+    except ValueError as e:
+        _fail(str(e))
     _setup_logging(quiet)
     _quiet_loaders()
-    with _long_run("cpu", f"the same command resumes it from its workspace ({out / 'workspace'}).", ""):
-        summary = run_demo(out, tune_steps=tune_steps, steps=steps, quiet=quiet)
+    with _long_run(device, f"the same command resumes it from its workspace ({out / 'workspace'}).", ""):
+        summary = run_demo(out, tune_steps=tune_steps, steps=steps, quiet=quiet, device=device, dtype=dtype)
     typer.echo(summary)
 
 

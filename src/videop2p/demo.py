@@ -53,9 +53,13 @@ def demo_config(
     quiet: bool = False,
     model: str | None = None,
     clip: ToyClipSpec = DEMO_CLIP,
+    device: str = RunConfig.device,
+    dtype: str = RunConfig.dtype,
 ) -> RunConfig:
     """The run of one edit of the demo's clip (`clip`'s frames in `clip_dir`) into `edit_out`."""
-    cfg = RunConfig(source=DEMO_SOURCE, targets=[target], out=str(edit_out), quiet=quiet, model=model)
+    cfg = RunConfig(
+        source=DEMO_SOURCE, targets=[target], out=str(edit_out), quiet=quiet, model=model, device=device, dtype=dtype
+    )
     cfg.video.path, cfg.video.frames = str(clip_dir), clip.frames
     cfg.tune.steps, cfg.inversion.steps = tune_steps, steps
     cfg.edit = edit_cfg
@@ -69,16 +73,18 @@ def run_demo(
     quiet: bool = False,
     model: str | None = None,
     clip: ToyClipSpec = DEMO_CLIP,
+    device: str = RunConfig.device,
+    dtype: str = RunConfig.dtype,
 ) -> str:
-    """Run the demo (on `clip`, a studies' variation of the demo's) into `out`; returns a summary with
-    the time of each part."""
+    """Run the demo (on `clip`, a studies' variation of the demo's) into `out` on `device` in `dtype`;
+    returns a summary with the time of each part."""
     out = Path(out)
+    vp = VideoP2P.from_pretrained(model, device, dtype, workspace=out / "workspace")
     clip_dir = write_frames(render_clip(clip).frames, out / "clip")
-    vp = VideoP2P.from_pretrained(model, workspace=out / "workspace")
     lines = []
     start = time.perf_counter()
     for name, (target, edit_cfg) in DEMO_EDITS.items():
-        cfg = demo_config(clip_dir, out / name, target, edit_cfg, tune_steps, steps, quiet, model, clip)
+        cfg = demo_config(clip_dir, out / name, target, edit_cfg, tune_steps, steps, quiet, model, clip, device, dtype)
         t0 = time.perf_counter()
         manifest = vp.run(cfg)
         actions = ", ".join(
