@@ -5,6 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from videop2p.cli import app
+from videop2p.testing import assert_one_line_error
 from videop2p.toy.checker import read_image
 from videop2p.toy.world import (
     Background,
@@ -95,3 +96,18 @@ def test_render_command_writes_clip_masks_and_json(tmp_path):
     assert (tmp_path / "c" / "clip.mp4").stat().st_size > 0
     bad = CliRunner().invoke(app, ["toy", "render", str(tmp_path / "d"), "--color", "pink"])
     assert bad.exit_code == 2 and "valid values are: red, orange, yellow, green, blue, purple" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--size", "100000"], "size must be from 16 to 1024 pixels, got 100000"),
+        (["--size", "8"], "size must be from 16 to 1024 pixels, got 8"),
+        (["--seed", "-1"], "seed must be a whole number >= 0, got -1"),
+        (["--frames", "300", "--size", "1024"], "300 frames of 1024x1024 pixels are too many"),
+    ],
+)
+def test_render_command_refuses_sizes_it_cannot_hold_in_one_line(tmp_path, flags, needle):
+    result = CliRunner().invoke(app, ["toy", "render", str(tmp_path / "c"), *flags])
+    assert_one_line_error(result, needle)
+    assert not (tmp_path / "c").exists()

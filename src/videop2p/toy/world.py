@@ -7,6 +7,7 @@ made in this world have a ground truth.
 from __future__ import annotations
 
 import enum
+import numbers
 import re
 from dataclasses import asdict, dataclass, field
 
@@ -63,6 +64,8 @@ BACKGROUND_RGB: dict[Background, tuple[int, int, int]] = {
 }
 # Object radius as a fraction of the frame side.
 MIN_FRAME_SIDE = 16  # the smallest frame the world draws, in pixels
+MAX_FRAME_SIDE = 1024  # the largest: 2 frames take 2.3 s and 0.6 GB to render (4096: 44 s, 9 GB)
+MAX_CLIP_PIXELS = 2**28  # frames x side^2 held at once (frames and masks: about 1 GB)
 SIZE_FRACTION: dict[Size, float] = {Size.SMALL: 0.14, Size.BIG: 0.22}
 VERBS = ("moving", "sliding", "gliding")
 _SUPERSAMPLE = 4
@@ -234,8 +237,15 @@ def render_clip(spec: ToyClipSpec) -> ToyClip:
     """Render a clip deterministically from its spec."""
     if spec.frames < 1:
         raise ValueError(f"frames must be >= 1, got {spec.frames}.")
-    if spec.size < MIN_FRAME_SIDE:
-        raise ValueError(f"size must be >= {MIN_FRAME_SIDE} pixels, got {spec.size}.")
+    if not MIN_FRAME_SIDE <= spec.size <= MAX_FRAME_SIDE:
+        raise ValueError(f"size must be from {MIN_FRAME_SIDE} to {MAX_FRAME_SIDE} pixels, got {spec.size}.")
+    if spec.frames * spec.size**2 > MAX_CLIP_PIXELS:
+        most = MAX_CLIP_PIXELS // spec.size**2
+        raise ValueError(
+            f"{spec.frames} frames of {spec.size}x{spec.size} pixels are too many to render at once; at most {most} at this size."
+        )
+    if isinstance(spec.seed, bool) or not isinstance(spec.seed, numbers.Integral) or spec.seed < 0:
+        raise ValueError(f"seed must be a whole number >= 0, got {spec.seed!r}.")
     if not 1 <= len(spec.objects) <= 2:
         raise ValueError(f"a toy clip has one or two objects, got {len(spec.objects)}.")
     rng = np.random.default_rng(spec.seed)
