@@ -520,6 +520,19 @@ def test_eval_refuses_bad_budgets_before_any_case(flags, needle, tmp_path):
     assert not (tmp_path / "ev").exists()
 
 
+@pytest.mark.parametrize("command", [["eval", "--quick", "--out", "{tmp}/ev"], ["toy", "eval", "--seeds", "1"]])
+def test_a_json_path_that_cannot_be_written_is_refused_before_any_work(command, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    command = [c.format(tmp=tmp_path) for c in command]
+    for json_path, needle in (
+        (tmp_path / "afile" / "r.json", "lies under"),
+        (tmp_path, "is a folder; give a file name"),
+    ):
+        result = runner.invoke(app, [*command, "--json", str(json_path)])
+        assert_one_line_error(result, f"--json '{json_path}'", needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
 @pytest.mark.parametrize("command", [["eval", "--quick"], ["info"], ["ui"]])
 def test_a_missing_or_broken_model_is_one_line_for_every_command(command, tmp_path):
     broken = tmp_path / "broken.safetensors"

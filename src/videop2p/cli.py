@@ -135,6 +135,16 @@ def _check_folder(flag: str, path: Path | str | None, purpose: str) -> None:
         _fail(str(e))
 
 
+def _check_file(flag: str, path: Path | None) -> None:
+    """A file the command writes at its end, checked before any work."""
+    from videop2p.config import check_file
+
+    try:
+        check_file(flag, path)
+    except ValueError as e:
+        _fail(str(e))
+
+
 def _check_flag(check, section) -> None:
     """A run's own check of a config section that carries one flag's value; a bad value fails in one line."""
     from videop2p.config import OptionError, option_label
@@ -1007,6 +1017,7 @@ def eval_command(
     from videop2p.models.loading import load_components, parse_dtype
 
     _check_folder("--out", out, "for the tables, plots and frame strips")
+    _check_file("--json", json_path)
     _setup_logging()
     shard_kn = _parse_shard(shard) if shard else None
     if cases is not None:
@@ -1086,6 +1097,7 @@ def toy_eval(
     from videop2p.toy.quality import check_eval_inputs, evaluate_model, format_report
 
     _setup_logging()
+    _check_file("--json", json_path)
     path = model_location(model)
     try:
         check_eval_inputs(path, seeds, steps, guidance, device)

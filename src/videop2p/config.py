@@ -746,6 +746,18 @@ def check_folder(what: str, path: str | os.PathLike | None, purpose: str) -> Non
         raise ValueError(f"{what} {str(path)!r} lies under {str(file)!r}, a file; give a folder {purpose}.")
 
 
+def check_file(what: str, path: str | os.PathLike | None) -> None:
+    """A file to write can be written: it is not a folder and its folder is, or can become, one."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} {str(path)!r} is a folder; give a file name to write.")
+    file = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if file is not None:
+        raise ValueError(f"{what} {str(path)!r} lies under {str(file)!r}, a file; give a path in a folder.")
+
+
 def check_prompts(source: Any, targets: Any = ()) -> None:
     """The source prompt and the target prompts are text (their emptiness and length are the model's checks)."""
     _text(None, "source", source)

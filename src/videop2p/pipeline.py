@@ -39,7 +39,7 @@ from videop2p.editing import EditResult, build_plan, edit, load_edit_result, sav
 from videop2p.inversion import InversionResult, invert, load_inversion, save_inversion
 from videop2p.io.video import AudioSpan, iter_video, read_video, resize_frames, resolve_size, video_size
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts, frames_hash
-from videop2p.models.loading import SDComponents, load_components, parse_dtype
+from videop2p.models.loading import SDComponents, dtype_name, load_components, parse_dtype
 from videop2p.models.t2s import T2SModel
 from videop2p.models.tav import apply_temporal
 from videop2p.outputs import write_run_outputs
@@ -194,7 +194,7 @@ class VideoP2P:
         the weights' dtype only where it is not float32, which every earlier key was made in)."""
         fingerprint = self.components.info.fingerprint
         dtype = self.components.unet.dtype
-        precision = {} if dtype == torch.float32 else {"dtype": str(dtype).removeprefix("torch.")}
+        precision = {} if dtype == torch.float32 else {"dtype": dtype_name(dtype)}
         settings = {**settings_of(cfg), **precision, **(plan.key() if plan is not None else {})}
         return clip_identity(
             fingerprint, clip.digest, clip.size, len(clip.frames), prompt, mode.value, norm.value, settings

@@ -117,6 +117,11 @@ def parse_dtype(name: str) -> torch.dtype:
     return _DTYPES[name]
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """The name `parse_dtype` reads for a dtype (float32, float16 or bfloat16)."""
+    return next(name for name, known in _DTYPES.items() if known == dtype)
+
+
 def available_devices() -> list[str]:
     """Device names this machine has."""
     names = ["cpu"]
