@@ -145,6 +145,19 @@ def _check_file(flag: str, path: Path | None) -> None:
         _fail(str(e))
 
 
+def _check_device_dtype(device: str, dtype: str) -> None:
+    """--device names a device this machine has and --dtype one of the dtypes, before any work."""
+    from videop2p.config import DTYPES
+    from videop2p.models.loading import check_device
+
+    if dtype not in DTYPES:
+        _fail(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}.")
+    try:
+        check_device(device)
+    except ValueError as e:
+        _fail(str(e))
+
+
 def _check_flag(check, section) -> None:
     """A run's own check of a config section that carries one flag's value; a bad value fails in one line."""
     from videop2p.config import OptionError, option_label
@@ -626,18 +639,13 @@ def demo(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Render a toy clip and make three edits with the bundled model (no download)."""
-    from videop2p.config import InversionConfig, RunConfig, TuneConfig, check_inversion, check_tune, validate
+    from videop2p.config import InversionConfig, TuneConfig, check_inversion, check_tune
     from videop2p.demo import run_demo
-    from videop2p.models.loading import check_device
 
     _check_flag(check_tune, TuneConfig(steps=tune_steps))
     _check_flag(check_inversion, InversionConfig(steps=steps))
-    _check_flag(validate, RunConfig(source="demo", dtype=dtype, device=device))
+    _check_device_dtype(device, dtype)
     _check_folder("--out", out, "for the demo's outputs")
-    try:
-        check_device(device)
-    except ValueError as e:
-        _fail(str(e))
     _setup_logging(quiet)
     _quiet_loaders()
     with _long_run(device, f"the same command resumes it from its workspace ({out / 'workspace'}).", ""):
@@ -900,14 +908,12 @@ def ui(
     dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = default_of("dtype"),
 ) -> None:
     """Start the web editor (Gradio) on localhost."""
-    from videop2p.config import DTYPES, check_number
-    from videop2p.models.loading import check_device, check_model_path
+    from videop2p.config import check_number
+    from videop2p.models.loading import check_model_path
 
     _check_own_flags(lambda p: check_number(None, "port", p, 1, 65535, whole=True), port)
-    if dtype not in DTYPES:
-        _fail(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}.")
+    _check_device_dtype(device, dtype)
     try:
-        check_device(device)
         if model is not None:
             check_model_path(model)
     except (ValueError, FileNotFoundError) as e:  # ModelNotFoundError is a FileNotFoundError
@@ -1018,6 +1024,7 @@ def eval_command(
 
     _check_folder("--out", out, "for the tables, plots and frame strips")
     _check_file("--json", json_path)
+    _check_device_dtype(device, dtype)
     _setup_logging()
     shard_kn = _parse_shard(shard) if shard else None
     if cases is not None:
