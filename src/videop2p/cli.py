@@ -543,9 +543,12 @@ def _clip_line(c) -> str:
     size = "x".join(str(n) for n in c.identity.get("size", [])) or "?"
     tune = c.identity.get("tune", {})
     steps = tune.get("steps", "?")
-    tuned = "no" if not c.tuned else f"{steps}"
-    if not c.tuned and c.tuning_at is not None:  # a stopped tuning: how far its kept state got
+    if c.tuned:
+        tuned = f"{steps}"
+    elif c.tuning_at is not None:  # a stopped tuning: how far its kept state got
         tuned = f"{c.tuning_at}/{steps}"
+    else:
+        tuned = "no"
     if tuned != "no" and isinstance(tune.get("lr"), int | float):  # what tells two tunings of a clip apart
         tuned += f" lr {tune['lr']:g}"
     used = datetime.datetime.fromtimestamp(c.last_used).strftime("%Y-%m-%d %H:%M")
