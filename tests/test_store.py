@@ -1,5 +1,7 @@
+
 """The store: one atomic writer, one codec, and a workspace whose entries follow the tuned model."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -260,3 +262,17 @@ def test_frames_far_above_the_models_size_are_warned_about_before_any_work(tiny,
     assert (
         f"{side}x{side} frames have" in record.getMessage() and "on the CPU the system may stop" in record.getMessage()
     )
+
+
+def test_more_frames_per_step_than_the_clip_has_is_every_frame_and_reuses_its_results(tiny, clip_path, tmp_path):
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    clip = vp.load_clip(VideoConfig(path=str(clip_path), frames=3))
+    every, tuned = vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+    inv_cfg = InversionConfig(steps=2, inner_steps=1, progress=False)  # null-text: its loss reads the frames
+    _, inverted = vp.invert(every, clip, PROMPT, inv_cfg)
+    more, again = vp.tune(clip, PROMPT, TuneConfig(steps=1, frames=5, progress=False))
+    assert again.action == "reused" and more.delta_key == every.delta_key
+    _, inverted_again = vp.invert(more, clip, PROMPT, dataclasses.replace(inv_cfg, frames=3))
+    assert inverted_again.action == "reused" and inverted_again.entry == inverted.entry
+    fewer, computed = vp.tune(clip, PROMPT, TuneConfig(steps=1, frames=2, progress=False))
+    assert computed.action == "computed" and fewer.delta_key != every.delta_key

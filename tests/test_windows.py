@@ -221,3 +221,20 @@ def test_a_tuning_frame_subset_keeps_the_anchors_and_draws_the_rest_from_the_win
         seen |= set(sub.frames)
     assert seen == set(range(frames)) if size is None else len(seen) > count  # every frame gets its turn
     assert frame_subset(window, None, g) is window and frame_subset(window, len(window.frames), g) is window
+
+
+@pytest.mark.parametrize("frames, size, anchors", [(8, None, "first"), (40, 16, "first"), (40, 16, "first+middle")])
+def test_frames_per_step_drops_a_count_only_where_every_step_reads_whole_windows(frames, size, anchors):
+    from videop2p.windows import frame_subset, frames_per_step
+
+    plan = plan_windows(frames, WindowConfig(size=size, anchors=anchors))
+    g = torch.Generator().manual_seed(0)
+    windows = [plan.sample(g) for _ in range(50)] + list(plan.windows)  # tuning's and the inversion's
+    for count in range(2, frames + 3):
+        kept = frames_per_step(count, plan)
+        assert kept in (None, count)
+        if kept is None:
+            assert all(frame_subset(w, count, g) is w for w in windows)
+    assert frames_per_step(2, plan) == 2 and frames_per_step(None, plan) is None
+    if plan.whole:  # one frame short of the clip still draws
+        assert frames_per_step(frames - 1, plan) == frames - 1

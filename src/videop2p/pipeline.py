@@ -46,7 +46,7 @@ from videop2p.outputs import write_run_outputs
 from videop2p.progress import StepHook
 from videop2p.store.workspace import StageReport, Workspace, clip_identity, key_of, reuse_or_compute
 from videop2p.tuning import load_delta, save_delta, tune
-from videop2p.windows import WindowPlan, plan_windows
+from videop2p.windows import WindowPlan, frames_per_step, plan_windows
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +219,7 @@ class VideoP2P:
         check_window(window)
         cfg = (cfg or TuneConfig()).resolved(pretuned=self.components.video is not None)
         plan = plan_windows(len(clip.frames), window)
+        cfg = dataclasses.replace(cfg, frames=frames_per_step(cfg.frames, plan))
         mode, norm = self.architecture(frame_mode, group_norm)
         model = T2SModel.from_image_unet(self.components.unet, mode, norm)
         if self.components.video is not None:  # a tuned Tune-A-Video / Video-P2P folder: its temporal layers
@@ -278,6 +279,7 @@ class VideoP2P:
         self._check_steps(cfg.steps)
         check_window(window)
         plan = plan_windows(len(clip.frames), window)
+        cfg = dataclasses.replace(cfg, frames=frames_per_step(cfg.frames, plan))
         expected = {"prompt": prompt, "frames_hash": clip.digest, "delta": model.delta_key}
         path, saved = None, None
         if self.workspace is not None and model.delta_key is not None:

@@ -66,6 +66,15 @@ class WindowPlan:
         return _window(range(start, start + length), self.windows[0].anchor_frames)
 
 
+def frames_per_step(count: int | None, plan: WindowPlan) -> int | None:
+    """`count` frames per step, or None where it takes every frame of any window the plan gives (a
+    sampled one included: its own span and every anchor), so that asking for more frames than a clip
+    has is the same setting, and the same saved result, as asking for every frame."""
+    window = plan.windows[0]
+    most = plan.num_frames if plan.whole else len(window.own) + len(window.anchors)
+    return None if count is None or count >= most else count
+
+
 def frame_subset(window: Window, count: int | None, generator: torch.Generator) -> Window:
     """`count` of the window's frames for one tuning step: its anchors and others drawn at random
     without replacement, in clip order (None, or not fewer than it has: the window itself).
