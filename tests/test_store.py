@@ -1,4 +1,3 @@
-
 """The store: one atomic writer, one codec, and a workspace whose entries follow the tuned model."""
 
 import dataclasses
