@@ -736,3 +736,13 @@ def test_the_authors_tuning_optimiser_keys_are_read_or_held_to_their_defaults():
     assert from_official({**tune, **defaults, "lr_warmup_steps": 10}, None).tune == from_official(tune, None).tune
     with pytest.raises(ConfigError, match="train_batch_size: 2 is not supported; the tuning here uses 1"):
         from_official({**tune, "train_batch_size": 2}, None)
+
+
+def test_an_inpainting_model_is_refused_in_one_line_before_any_work(clip_dir, tmp_path):
+    from videop2p.models.loading import save_pretrained_folder
+    from videop2p.testing import dummy_components
+
+    folder = save_pretrained_folder(dummy_components(unet_overrides={"in_channels": 9}), tmp_path / "inpaint")
+    result = runner.invoke(app, _args(folder, clip_dir, tmp_path / "o", tmp_path / "ws"))
+    assert_one_line_error(result, "inpaint: its UNet takes 9 input channels", "text-to-image Stable Diffusion")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()

@@ -127,3 +127,20 @@ def test_a_cached_hub_model_loads_without_a_request_even_online(tiny, tmp_path, 
     with pytest.raises(ModelNotFoundError, match=r"'some-org/other' .* \(LocalEntryNotFoundError: .*\)\. On a conn"):
         load_components("some-org/other")
     assert connects == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"in_channels": 9}, "takes 9 input channels but its VAE gives 4 latent channels (an inpainting"),
+        ({"class_embed_type": "timestep"}, "conditioned on more than the text (class_embed_type='timestep'"),
+        ({"cross_attention_dim": 48}, "attends to text of width 48 but its text encoder gives 32"),
+    ],
+)
+def test_a_model_video_p2p_cannot_edit_with_is_named(overrides, needle, tmp_path):
+    from videop2p.testing import dummy_components
+
+    folder = save_pretrained_folder(dummy_components(unet_overrides=overrides), tmp_path / "other")
+    with pytest.raises(ValueError, match="give a text-to-image Stable Diffusion model") as e:
+        load_components(folder)
+    assert needle in str(e.value)

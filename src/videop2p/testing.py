@@ -26,23 +26,26 @@ def dummy_components(
     snr_shift: float = 1.0,
     zero_terminal_snr: bool = False,
     timestep_spacing: str = "leading",
+    unet_overrides: dict | None = None,
 ) -> SDComponents:
     """Tiny SD components: UNet channels (32, 64), VAE downsampling 2, CLIP text width 32, real tokenizer;
-    Stable Diffusion's DDIM schedule unless the schedule arguments (`make_scheduler`'s) say otherwise."""
+    Stable Diffusion's DDIM schedule unless the schedule arguments (`make_scheduler`'s) say otherwise.
+    `unet_overrides` changes the UNet's config (another architecture's, for the loader's checks)."""
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=sample_size,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=cross_attention_dim,
-        attention_head_dim=(2, 4),
-        use_linear_projection=True,
-        norm_num_groups=8,
-    )
+    unet_config = {
+        "block_out_channels": (32, 64),
+        "layers_per_block": 1,
+        "sample_size": sample_size,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
+        "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"),
+        "cross_attention_dim": cross_attention_dim,
+        "attention_head_dim": (2, 4),
+        "use_linear_projection": True,
+        "norm_num_groups": 8,
+    }
+    unet = UNet2DConditionModel(**{**unet_config, **(unet_overrides or {})})
     torch.manual_seed(0)
     vae = AutoencoderKL(
         block_out_channels=(16, 32),

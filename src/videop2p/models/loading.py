@@ -198,6 +198,31 @@ def fingerprint(*modules: torch.nn.Module, configs: tuple = (), tensors: dict[st
     return h.hexdigest()[:16]
 
 
+def check_architecture(unet_config: dict, vae_config: dict, text_width: int, source: str) -> None:
+    """Refuse a model that Video-P2P cannot edit with: a UNet that takes more than the VAE's latents
+    (inpainting, depth or image-conditioned models), one conditioned on more than the text (SDXL's
+    added time and pooled-text embeddings, class labels), or a text encoder of another width."""
+    wanted = "; give a text-to-image Stable Diffusion model (1.x or 2.x)."
+    latents, inputs = int(vae_config["latent_channels"]), int(unet_config["in_channels"])
+    if inputs != latents:
+        raise ModelLoadError(
+            f"{source}: its UNet takes {inputs} input channels but its VAE gives {latents} latent channels "
+            f"(an inpainting, depth or image-conditioned model){wanted}"
+        )
+    extra = {k: unet_config.get(k) for k in ("addition_embed_type", "class_embed_type") if unet_config.get(k)}
+    if extra:
+        shown = ", ".join(f"{k}={v!r}" for k, v in extra.items())
+        raise ModelLoadError(
+            f"{source}: its UNet is conditioned on more than the text ({shown}: an SDXL or unCLIP model){wanted}"
+        )
+    widths = unet_config["cross_attention_dim"]  # one width, or one per block
+    if any(int(w) != text_width for w in (widths if isinstance(widths, list | tuple) else [widths])):
+        raise ModelLoadError(
+            f"{source}: its UNet attends to text of width {widths} but its text "
+            f"encoder gives {text_width} (a second text encoder, as in SDXL, is not read){wanted}"
+        )
+
+
 def model_info(tokenizer, text_encoder, vae, unet, scheduler, source: str, video=None) -> ModelInfo:
     """Read the facts of loaded components (a tuned video folder's temporal layers count in the fingerprint)."""
     configs = (dict(unet.config), dict(vae.config), text_encoder.config.to_dict(), dict(scheduler.config))
@@ -520,6 +545,7 @@ def load_components(
             f"{source}: its tokenizer allows {tokenizer.model_max_length} tokens but its text encoder has {positions} "
             "positions; the tokenizer's files are missing or are not this model's."
         )
+    check_architecture(dict(unet.config), dict(vae.config), int(text_encoder.config.hidden_size), source)
     info = model_info(tokenizer, text_encoder, vae, unet, scheduler, source, video)
     for module in (text_encoder, vae, unet):
         p = next(module.parameters())
