@@ -251,6 +251,12 @@ def _load_folder(path: Path, local_files_only: bool) -> tuple:
     """(tokenizer, text encoder, VAE, image UNet, scheduler, video weights or None) of a diffusers folder
     or hub id; an authors' tuned video folder gives its image UNet and its temporal layers apart."""
     kw = {"local_files_only": local_files_only}
+    check_architecture(  # from the configs alone: a model of another kind is named before its weights are read
+        UNet2DConditionModel.load_config(str(path), subfolder="unet", **kw),
+        AutoencoderKL.load_config(str(path), subfolder="vae", **kw),
+        CLIPTextConfig.from_pretrained(str(path), subfolder="text_encoder", **kw).hidden_size,
+        path.name,
+    )
     tokenizer = CLIPTokenizer.from_pretrained(str(path), subfolder="tokenizer", **kw)
     text_encoder = CLIPTextModel.from_pretrained(str(path), subfolder="text_encoder", **kw)
     vae = AutoencoderKL.from_pretrained(str(path), subfolder="vae", **kw)
@@ -316,6 +322,8 @@ def _load_local_folder(path: Path) -> tuple:
     """`_load_folder` of a local folder; a truncated, corrupt or missing part is a ModelLoadError naming it."""
     try:
         return _load_folder(path, local_files_only=True)
+    except ModelLoadError:  # a model of another kind, named already
+        raise
     except (OSError, ValueError, RuntimeError, SafetensorError) as e:
         raise ModelLoadError(f"{path} could not be loaded as a Stable Diffusion folder: {_first_line(e)}") from None
 
@@ -545,7 +553,7 @@ def load_components(
             f"{source}: its tokenizer allows {tokenizer.model_max_length} tokens but its text encoder has {positions} "
             "positions; the tokenizer's files are missing or are not this model's."
         )
-    check_architecture(dict(unet.config), dict(vae.config), int(text_encoder.config.hidden_size), source)
+    check_architecture(dict(unet.config), dict(vae.config), int(text_encoder.config.hidden_size), source)  # any source
     info = model_info(tokenizer, text_encoder, vae, unet, scheduler, source, video)
     for module in (text_encoder, vae, unet):
         p = next(module.parameters())
