@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from videop2p.demo import DEMO_CLIP, DEMO_EDITS, edit_overlaps, run_demo
+from videop2p.demo import DEMO_CLIP, DEMO_EDITS, DemoSettings, edit_overlaps, run_demo
 from videop2p.io.video import read_video
 from videop2p.outputs import write_png
 from videop2p.toy.world import Size
@@ -45,7 +45,7 @@ def main() -> None:
             clip, objects=[dataclasses.replace(o, size=Size(args.object_size)) for o in clip.objects]
         )
     if not args.no_run:
-        print(run_demo(out, quiet=True, model=args.model, clip=clip))
+        print(run_demo(out, DemoSettings(model=args.model, quiet=True, clip=clip)))
     result = edit_overlaps(out, clip)
     for name, r in result.items():
         ious, cover = r["iou"], r["covered"]

@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from videop2p.cli import app
-from videop2p.demo import edit_overlaps, run_demo
+from videop2p.demo import DemoSettings, edit_overlaps, run_demo
 from videop2p.io.video import read_video, write_frames
 from videop2p.models.loading import bundled_model_path, load_components
 from videop2p.models.schedulers import make_scheduler
@@ -110,7 +110,7 @@ def test_toy_run_end_to_end_swaps_the_colour_inside_the_object(tmp_path):
 @pytest.mark.slow
 def test_the_demo_keeps_every_edited_circle_on_the_source_circle(tmp_path):
     """Issue 23's demo bar: in every frame of every demo edit, IoU >= 0.8 with the source object (about 2.5 min)."""
-    run_demo(tmp_path, quiet=True)
+    run_demo(tmp_path, DemoSettings(quiet=True))
     overlaps = edit_overlaps(tmp_path)
     for name, r in overlaps.items():
         ious = r["iou"]

@@ -643,7 +643,7 @@ def demo(
 ) -> None:
     """Render a toy clip and make three edits with the bundled model (no download)."""
     from videop2p.config import InversionConfig, TuneConfig, check_inversion, check_tune
-    from videop2p.demo import run_demo
+    from videop2p.demo import DemoSettings, run_demo
 
     _check_flag(check_tune, TuneConfig(steps=tune_steps))
     _check_flag(check_inversion, InversionConfig(steps=steps))
@@ -652,7 +652,7 @@ def demo(
     _setup_logging(quiet)
     _quiet_loaders()
     with _long_run(device, f"the same command resumes it from its workspace ({out / 'workspace'}).", ""):
-        summary = run_demo(out, tune_steps=tune_steps, steps=steps, quiet=quiet, device=device, dtype=dtype)
+        summary = run_demo(out, DemoSettings(tune_steps, steps, device=device, dtype=dtype, quiet=quiet))
     typer.echo(summary)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,48 +44,47 @@ DEMO_EDITS = {
 }
 
 
-def demo_config(
-    clip_dir: Path,
-    edit_out: Path,
-    target: str,
-    edit_cfg: EditConfig,
-    tune_steps: int = DEMO_TUNE_STEPS,
-    steps: int = InversionConfig.steps,
-    quiet: bool = False,
-    model: str | None = None,
-    clip: ToyClipSpec = DEMO_CLIP,
-    device: str = RunConfig.device,
-    dtype: str = RunConfig.dtype,
-) -> RunConfig:
-    """The run of one edit of the demo's clip (`clip`'s frames in `clip_dir`) into `edit_out`."""
+@dataclass
+class DemoSettings:
+    """What a demo run may change; its prompts and edits are the demo's. `clip` is for studies'
+    variations of the demo's clip."""
+
+    tune_steps: int = DEMO_TUNE_STEPS
+    steps: int = InversionConfig.steps  # DDIM steps
+    model: str | None = None  # None: the bundled toy model
+    device: str = RunConfig.device
+    dtype: str = RunConfig.dtype
+    quiet: bool = False  # no progress bars
+    clip: ToyClipSpec = field(default_factory=lambda: DEMO_CLIP)
+
+
+def demo_config(clip_dir: Path, edit_out: Path, target: str, edit_cfg: EditConfig, s: DemoSettings) -> RunConfig:
+    """The run of one edit of the demo's clip (`s.clip`'s frames in `clip_dir`) into `edit_out`."""
     cfg = RunConfig(
-        source=DEMO_SOURCE, targets=[target], out=str(edit_out), quiet=quiet, model=model, device=device, dtype=dtype
+        source=DEMO_SOURCE,
+        targets=[target],
+        out=str(edit_out),
+        quiet=s.quiet,
+        model=s.model,
+        device=s.device,
+        dtype=s.dtype,
     )
-    cfg.video.path, cfg.video.frames = str(clip_dir), clip.frames
-    cfg.tune.steps, cfg.inversion.steps = tune_steps, steps
+    cfg.video.path, cfg.video.frames = str(clip_dir), s.clip.frames
+    cfg.tune.steps, cfg.inversion.steps = s.tune_steps, s.steps
     cfg.edit = edit_cfg
     return cfg
 
 
-def run_demo(
-    out: str | Path,
-    tune_steps: int = DEMO_TUNE_STEPS,
-    steps: int = InversionConfig.steps,
-    quiet: bool = False,
-    model: str | None = None,
-    clip: ToyClipSpec = DEMO_CLIP,
-    device: str = RunConfig.device,
-    dtype: str = RunConfig.dtype,
-) -> str:
-    """Run the demo (on `clip`, a studies' variation of the demo's) into `out` on `device` in `dtype`;
-    returns a summary with the time of each part."""
+def run_demo(out: str | Path, settings: DemoSettings | None = None) -> str:
+    """Run the demo into `out`; returns a summary with the time of each part."""
+    s = settings or DemoSettings()
     out = Path(out)
-    vp = VideoP2P.from_pretrained(model, device, dtype, workspace=out / "workspace")
-    clip_dir = write_frames(render_clip(clip).frames, out / "clip")
+    vp = VideoP2P.from_pretrained(s.model, s.device, s.dtype, workspace=out / "workspace")
+    clip_dir = write_frames(render_clip(s.clip).frames, out / "clip")
     lines = []
     start = time.perf_counter()
     for name, (target, edit_cfg) in DEMO_EDITS.items():
-        cfg = demo_config(clip_dir, out / name, target, edit_cfg, tune_steps, steps, quiet, model, clip, device, dtype)
+        cfg = demo_config(clip_dir, out / name, target, edit_cfg, s)
         t0 = time.perf_counter()
         manifest = vp.run(cfg)
         actions = ", ".join(

@@ -15,7 +15,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from videop2p.demo import DEMO_EDITS, demo_config, edit_overlap, run_demo
+from videop2p.demo import DEMO_EDITS, DemoSettings, demo_config, edit_overlap, run_demo
 from videop2p.pipeline import VideoP2P
 
 
@@ -27,7 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     if not (out / "clip").exists():
-        print(run_demo(out, quiet=True))
+        print(run_demo(out, DemoSettings(quiet=True)))
     target, base = DEMO_EDITS["reweight"]
     vp = VideoP2P.from_pretrained(None, workspace=out / "workspace")
     result = {}
@@ -35,7 +35,7 @@ def main() -> None:
         for factor in args.factors:
             name = f"big_x{factor:g}" + ("_frame_control" if frame_control else "")
             edit_cfg = dataclasses.replace(base, reweight={"big": factor}, control_frame_attention=frame_control)
-            vp.run(demo_config(out / "clip", out / name, target, edit_cfg, quiet=True))
+            vp.run(demo_config(out / "clip", out / name, target, edit_cfg, DemoSettings(quiet=True)))
             row = result[name] = edit_overlap(out / name)
             print(
                 f"{name}: source covered {min(row['covered']):.1%} in the lowest frame, "
