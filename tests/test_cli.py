@@ -88,6 +88,8 @@ def test_run_writes_every_output_named_in_the_manifest(tiny_dir, clip_dir, tmp_p
     assert read_video(out / "edit_1.mp4").num_frames == 4
     assert set(m["stages"]) >= {"tune", "invert", "edit"} and m["stages"]["edit"]["unet_evaluations"] > 0
     assert "side_by_side.gif" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()  # each attention map under the prompt it belongs to
+    assert "![source attention](attention_source.png)" in report and "![target 2 attention](attention_2.png)" in report
     assert len(m["mask_coverage"]) == 2 and all(0.0 <= c <= 1.0 for c in m["mask_coverage"])
     assert f"the blend mask covers {m['mask_coverage'][0]:.0%} of the frames" in (out / "report.md").read_text()
     assert (

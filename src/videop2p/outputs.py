@@ -91,8 +91,8 @@ def report_markdown(manifest: dict) -> str:
     lines += ["", "## Outputs", "", "![side by side](side_by_side.gif)", ""]
     for k, path in enumerate(manifest["outputs"].get("masks", [])):
         lines.append(f"![mask {k + 1}]({path})")
-    for k, path in enumerate(manifest["outputs"].get("attention", [])):
-        lines.append(f"![attention {k + 1}]({path})")
+    for k, path in enumerate(manifest["outputs"].get("attention", [])):  # the source's first, then each target's
+        lines.append(f"![{'source' if k == 0 else f'target {k}'} attention]({path})")
     lines += ["", "## Settings", "", "```yaml", manifest.get("config_yaml", "").rstrip(), "```", ""]
     return "\n".join(lines)
 
