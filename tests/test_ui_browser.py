@@ -116,6 +116,8 @@ def test_toy_example_swap_edit_shows_the_result_video_and_masks(page):
     assert stages["invert"]["unet_evaluations"] == 4  # the chosen fast inversion: one per DDIM step, no null-text
     assert page.locator("#edits img, #edits video").count() >= 1
     assert page.locator("#attention img").count() == 2  # source and target token maps
+    captions = page.locator("#attention").inner_text()  # each under the prompt it belongs to
+    assert example_prompt(EXAMPLE) in captions and TARGET in captions
     page.screenshot(path=str(ARTIFACTS / "ui_result.png"), full_page=True)
 
 

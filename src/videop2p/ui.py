@@ -474,7 +474,8 @@ def build_app(session: Session):
             files = manifest["outputs"]
             mask = root / files["masks"][0] if files["masks"] else None
             gallery = [(str(root / g), t) for g, t in zip(files["edits_gif"], manifest["targets"], strict=True)]
-            atts = [str(root / a) for a in files["attention"]]
+            prompts = [manifest["source"], *manifest["targets"]]  # the source's maps first, then each target's
+            atts = [(str(root / a), p) for a, p in zip(files["attention"], prompts, strict=False)]  # none: no maps
             downloads_list = [str(p) for p in sorted(root.iterdir()) if p.is_file()]
             text = f"**Done** — {len(manifest['targets'])} edit(s), outputs in `{root}`\n\n" + describe_reuse(manifest)
             return text, str(root / files["side_by_side"]), str(mask) if mask else None, gallery, atts, downloads_list
