@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from videop2p.config import (
     BatchSettings,
@@ -36,6 +37,9 @@ from videop2p.config import (
 )
 from videop2p.store.files import write_json
 from videop2p.store.workspace import key_of
+
+if TYPE_CHECKING:
+    from videop2p.pipeline import VideoP2P
 
 logger = logging.getLogger(__name__)
 
@@ -193,13 +197,28 @@ def ray_task(jobs: list[Job], sentinel: str | None, threads: int) -> list[JobRes
     return run_group(jobs, sentinel)
 
 
-def run_group(jobs: list[Job], sentinel: str | None = None, pipes: dict | None = None) -> list[JobResult]:
-    """Run one clip's jobs in order in this process, sharing one loaded model and the workspace.
+@dataclass
+class LoadedModel:
+    """The one model a worker keeps loaded, for every job that asks for the same one (the local
+    executor passes it from clip group to clip group, so a batch of many clips loads its model once)."""
 
-    `pipes` keeps the loaded model for the next group in this process (the local executor's, so a batch
-    of many clips loads its model once); it holds one model at a time."""
-    from videop2p.pipeline import VideoP2P
+    spec: tuple | None = None  # what it was loaded with: model, device, dtype, workspace, frame mode, slicing
+    pipe: VideoP2P | None = None
 
+    def for_job(self, cfg: RunConfig) -> VideoP2P:
+        """The pipeline `cfg` runs on: the kept one, or a new one loaded in its place."""
+        from videop2p.pipeline import VideoP2P
+
+        spec = (cfg.model, cfg.device, cfg.dtype, cfg.workspace, cfg.frame_attention.value, cfg.attention_slicing)
+        if spec != self.spec:
+            self.spec = self.pipe = None  # the model before goes before the next is loaded
+            self.pipe, self.spec = VideoP2P.from_pretrained(*spec), spec
+        return self.pipe
+
+
+def run_group(jobs: list[Job], sentinel: str | None = None, loaded: LoadedModel | None = None) -> list[JobResult]:
+    """Run one clip's jobs in order in this process, sharing one loaded model (`loaded`, kept for the
+    next group when the caller passes one) and the workspace."""
     worker = f"{socket.gethostname()}:{os.getpid()}"
     root = Path(jobs[0].config.workspace)
     if sentinel is not None and not (root / sentinel).exists():
@@ -208,7 +227,7 @@ def run_group(jobs: list[Job], sentinel: str | None = None, pipes: dict | None =
             "every Ray node mounts at the same path"
         )
         return [JobResult(j.name, "failed", j.config.out, error=message, worker=worker) for j in jobs]
-    pipes = {} if pipes is None else pipes
+    loaded = LoadedModel() if loaded is None else loaded
     results = []
     for job in jobs:
         cfg = job.config
@@ -218,11 +237,7 @@ def run_group(jobs: list[Job], sentinel: str | None = None, pipes: dict | None =
             continue
         started = time.perf_counter()
         try:
-            spec = (cfg.model, cfg.device, cfg.dtype, cfg.workspace, cfg.frame_attention.value, cfg.attention_slicing)
-            if spec not in pipes:
-                pipes.clear()  # the model before goes before the next is loaded
-                pipes[spec] = VideoP2P.from_pretrained(*spec)
-            manifest = pipes[spec].run(cfg)
+            manifest = loaded.for_job(cfg).run(cfg)
         except Exception as e:  # one failing job must not stop the others
             logger.error("%s failed: %s", job.name, e)
             logger.debug("%s", traceback.format_exc())
@@ -244,8 +259,8 @@ def _describe(e: BaseException) -> str:
 
 
 def _run_local(groups: list[list[Job]], settings: BatchSettings, sentinel: str) -> list[JobResult]:
-    pipes: dict = {}  # one loaded model, passed from group to group
-    return [r for group in groups for r in run_group(group, sentinel, pipes)]
+    loaded = LoadedModel()
+    return [r for group in groups for r in run_group(group, sentinel, loaded)]
 
 
 def import_ray():
