@@ -118,6 +118,7 @@ def test_toy_example_swap_edit_shows_the_result_video_and_masks(page):
     assert page.locator("#attention img").count() == 2  # source and target token maps
     captions = page.locator("#attention").inner_text()  # each under the prompt it belongs to
     assert example_prompt(EXAMPLE) in captions and TARGET in captions
+    assert TARGET in page.locator("#masks").inner_text()  # one blend mask per target, under its prompt
     page.screenshot(path=str(ARTIFACTS / "ui_result.png"), full_page=True)
 
 

@@ -438,7 +438,9 @@ def build_app(session: Session):
                 side_by_side = gr.Video(
                     label="Source | reconstruction | edits", elem_id="result-video", loop=True, autoplay=True
                 )
-                masks = gr.Image(label="Local-blend masks", type="filepath", elem_id="masks", height=220)
+                masks = gr.Gallery(  # one per target: the blend mask over the source frames
+                    label="Local-blend masks", elem_id="masks", columns=4, height="auto", allow_preview=False
+                )
                 edits = gr.Gallery(label="Edits", elem_id="edits", columns=2, height="auto")
                 attention = gr.Gallery(
                     label="Token attention maps", elem_id="attention", columns=2, height=360, object_fit="contain"
@@ -472,13 +474,13 @@ def build_app(session: Session):
                 raise gr.Error(str(e), duration=None) from None
             root = Path(manifest["out"])
             files = manifest["outputs"]
-            mask = root / files["masks"][0] if files["masks"] else None
+            mask_list = [(str(root / m), t) for m, t in zip(files["masks"], manifest["targets"], strict=False)]
             gallery = [(str(root / g), t) for g, t in zip(files["edits_gif"], manifest["targets"], strict=True)]
             prompts = [manifest["source"], *manifest["targets"]]  # the source's maps first, then each target's
             atts = [(str(root / a), p) for a, p in zip(files["attention"], prompts, strict=False)]  # none: no maps
             downloads_list = [str(p) for p in sorted(root.iterdir()) if p.is_file()]
             text = f"**Done** — {len(manifest['targets'])} edit(s), outputs in `{root}`\n\n" + describe_reuse(manifest)
-            return text, str(root / files["side_by_side"]), str(mask) if mask else None, gallery, atts, downloads_list
+            return text, str(root / files["side_by_side"]), mask_list, gallery, atts, downloads_list
 
         run_event = run_btn.click(
             on_run,
