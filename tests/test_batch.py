@@ -201,11 +201,15 @@ def test_changed_job_is_not_skipped(local_run, jobs_file):
         (["--executor", "spark"], "--executor 'spark' is not one of local, ray"),
         (["--gpus-per-task", "nan"], "--gpus-per-task nan"),
         (["--cpus-per-task", "0"], "--cpus-per-task 0.0 is not valid; expected a finite number > 0"),
+        (["--address", "ray://head:10001"], "--address 'ray://head:10001' is for Ray; add --executor ray"),
+        (["--gpus-per-task", "1"], "--gpus-per-task 1.0 is for Ray; add --executor ray (the local executor"),
+        (["--manifest", "{tmp}"], "is a folder; give a file name"),
     ],
 )
 def test_bad_batch_flags_are_one_line_errors_before_any_job(tmp_path, flags, message):
     path = tmp_path / "jobs.yaml"
     path.write_text(yaml.safe_dump({"jobs": [{"video": "a", "source": "s", "targets": ["t"]}]}))
+    flags = [f.format(tmp=tmp_path) for f in flags]
     result = runner.invoke(app, ["batch", str(path), "--out", str(tmp_path / "o"), *flags])
     assert_one_line_error(result, message)
     assert not (tmp_path / "o").exists()

@@ -960,6 +960,7 @@ def batch(
 
     settings = BatchSettings(executor, address, gpus_per_task, cpus_per_task)
     _check_own_flags(check_batch, settings)
+    _check_file("--manifest", manifest)
     settings.executor = Executor(executor)
     _setup_logging(quiet=False)
     with _long_run(None, "the same command skips every finished job and resumes the stopped one."):

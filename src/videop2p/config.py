@@ -243,10 +243,23 @@ class BatchSettings:
 
 
 def check_batch(b: BatchSettings) -> None:
-    """A known executor and finite, non-negative resources per Ray task (at least a part of a CPU)."""
+    """A known executor and finite, non-negative resources per Ray task (at least a part of a CPU);
+    the Ray settings only with the Ray executor, which alone reads them."""
     _enum_ok(None, "executor", b.executor, Executor)
     check_number(None, "gpus_per_task", b.num_gpus, 0.0)
     check_number(None, "cpus_per_task", b.num_cpus, 0.0, above=True)
+    executor = Executor(b.executor)
+    if executor is not Executor.RAY:
+        defaults = BatchSettings()
+        for option, value, default in (
+            ("address", b.address, defaults.address),
+            ("gpus_per_task", b.num_gpus, defaults.num_gpus),
+            ("cpus_per_task", b.num_cpus, defaults.num_cpus),
+        ):
+            if value != default:
+                raise OptionError(
+                    option, f"{value!r} is for Ray; add --executor ray (the {executor.value} executor reads none)."
+                )
 
 
 def to_plain(obj: Any) -> Any:
