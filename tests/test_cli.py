@@ -748,3 +748,11 @@ def test_an_inpainting_model_is_refused_in_one_line_before_any_work(clip_dir, tm
     result = runner.invoke(app, _args(folder, clip_dir, tmp_path / "o", tmp_path / "ws"))
     assert_one_line_error(result, "inpaint: its UNet takes 9 input channels", "text-to-image Stable Diffusion")
     assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
+
+
+def test_the_clips_own_folder_of_frames_is_refused_as_the_output_folder(tiny_dir, clip_dir, tmp_path):
+    clip = shutil.copytree(clip_dir, tmp_path / "frames")
+    before = sorted(p.name for p in clip.iterdir())
+    result = runner.invoke(app, _args(tiny_dir, clip, clip, tmp_path / "ws"))
+    assert_one_line_error(result, f"out '{clip}' is the clip's own folder of frames", "give another folder")
+    assert sorted(p.name for p in clip.iterdir()) == before and not (tmp_path / "ws").exists()

@@ -372,6 +372,12 @@ class VideoP2P:
         """Validate settings, prompts, words and schedules before any expensive stage."""
         validate(cfg)
         check_folder("out", cfg.out, "for the outputs")
+        clip = Path(cfg.video.path)
+        if clip.is_dir() and Path(cfg.out).resolve() == clip.resolve():
+            raise ValueError(
+                f"out {cfg.out!r} is the clip's own folder of frames; give another folder for the outputs "
+                "(their pictures would join the clip's frames)."
+            )
         self._check_source(cfg.source)
         if not cfg.targets:
             raise ValueError("Give at least one target prompt.")
