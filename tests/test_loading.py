@@ -63,6 +63,10 @@ def test_missing_models_give_clear_errors(tmp_path, monkeypatch):
     for empty in ("", "  "):  # not the current folder
         with pytest.raises(ModelNotFoundError, match="The model is empty; .* leave --model out"):
             load_components(empty)
+    original = tmp_path / "original.ckpt"  # an original-format checkpoint whose architecture is not cached
+    torch.save({"state_dict": {"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(4, 4, 3, 3)}}, original)
+    with pytest.raises(ValueError, match=r"convert it once on a connected machine .*save_pretrained\(FOLDER\)"):
+        load_components(original)
 
 
 def test_the_bundled_model_has_a_name_for_configs_that_must_name_one(tmp_path, monkeypatch):

@@ -455,8 +455,10 @@ def _load_original_checkpoint(path: Path, config: str | None, local_files_only: 
         pipe = StableDiffusionPipeline.from_single_file(str(path), config=config, local_files_only=local_files_only)
     except Exception as e:  # noqa: BLE001 (whatever the checkpoint reader raises becomes one line)
         raise ModelLoadError(
-            f"Could not load the single-file checkpoint {path} ({_first_line(e)}). For an original Stable Diffusion "
-            "checkpoint offline, pass `config=` a local diffusers folder of the same architecture."
+            f"Could not load the single-file checkpoint {path} ({_first_line(e)}). diffusers reads an original "
+            "checkpoint's architecture from the hub or its cache; where neither is at hand, convert it once on a "
+            f"connected machine (StableDiffusionPipeline.from_single_file({str(path)!r}).save_pretrained(FOLDER)) "
+            "and pass that folder as the model."
         ) from e
     return pipe.tokenizer, pipe.text_encoder, pipe.vae, pipe.unet, _ddim(pipe.scheduler.config), None
 
