@@ -756,3 +756,25 @@ def test_the_clips_own_folder_of_frames_is_refused_as_the_output_folder(tiny_dir
     result = runner.invoke(app, _args(tiny_dir, clip, clip, tmp_path / "ws"))
     assert_one_line_error(result, f"out '{clip}' is the clip's own folder of frames", "give another folder")
     assert sorted(p.name for p in clip.iterdir()) == before and not (tmp_path / "ws").exists()
+
+
+def test_an_original_checkpoint_runs_with_model_config_and_is_the_same_model_as_its_folder(
+    tiny_dir, clip_dir, tmp_path, monkeypatch
+):
+    from ldm_checkpoint import ldm_state_dict
+    from safetensors.torch import save_file
+
+    from videop2p.models.loading import load_components
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    original = tmp_path / "original.safetensors"
+    save_file(ldm_state_dict(load_components(tiny_dir)), original)
+    ws = tmp_path / "ws"
+    _invoke(_args(tiny_dir, clip_dir, tmp_path / "folder", ws))
+    args = _args(original, clip_dir, tmp_path / "file", ws, "--model-config", str(tiny_dir))
+    _invoke(args)
+    stages = _manifest(tmp_path / "file")["stages"]
+    assert stages["tune"]["action"] == stages["invert"]["action"] == "reused"  # the same weights, the same key
+    bad = runner.invoke(app, [*_args(tiny_dir, clip_dir, tmp_path / "bad", ws), "--model-config", str(tiny_dir)])
+    assert_one_line_error(bad, "--model-config", "describes an original single-file checkpoint")
+    assert not (tmp_path / "bad").exists()

@@ -150,3 +150,36 @@ def test_a_model_video_p2p_cannot_edit_with_is_named(overrides, needle, tmp_path
     with pytest.raises(ValueError, match="give a text-to-image Stable Diffusion model") as e:
         load_components(folder)
     assert str(e.value).startswith("other: its UNet") and needle in str(e.value)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
+def test_an_original_single_file_checkpoint_loads_offline_with_its_architecture_named(
+    tiny, tmp_path, monkeypatch, suffix
+):
+    from ldm_checkpoint import ldm_state_dict
+    from safetensors.torch import save_file
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    configs = save_pretrained_folder(tiny, tmp_path / "configs")
+    for weights in configs.glob("*/*.safetensors"):
+        weights.unlink()  # its configs and tokenizer are what is read
+    original = tmp_path / f"original{suffix}"
+    state = ldm_state_dict(tiny)
+    save_file(state, original) if suffix == ".safetensors" else torch.save({"state_dict": state}, original)
+    loaded = load_components(original, config=str(configs))
+    _same_weights(tiny, loaded)
+    assert loaded.info.identity.split("@")[1] == tiny.info.identity.split("@")[1]
+
+
+def test_a_model_config_is_only_for_an_original_checkpoint_and_must_be_a_diffusers_folder(tiny, tmp_path):
+    from videop2p.models.loading import ModelLoadError
+
+    folder = save_pretrained_folder(tiny, tmp_path / "tiny")
+    with pytest.raises(ModelLoadError, match="--model-config .* describes an original single-file checkpoint"):
+        load_components(folder, config=str(folder))
+    with pytest.raises(ModelLoadError, match="the model 'videop2p-toy' carries its own configs"):
+        load_components(None, config=str(folder))
+    original = tmp_path / "original.ckpt"
+    torch.save({"state_dict": {}}, original)
+    with pytest.raises(ModelNotFoundError, match="--model-config .*nowhere' is not a diffusers folder"):
+        load_components(original, config=str(tmp_path / "nowhere"))

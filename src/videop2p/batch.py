@@ -202,7 +202,7 @@ class LoadedModel:
     """The one model a worker keeps loaded, for every job that asks for the same one (the local
     executor passes it from clip group to clip group, so a batch of many clips loads its model once)."""
 
-    spec: tuple | None = None  # what it was loaded with: model, device, dtype, workspace, frame mode, slicing
+    spec: tuple | None = None  # what it was loaded with: `VideoP2P.from_pretrained`'s arguments
     pipe: VideoP2P | None = None
 
     def for_job(self, cfg: RunConfig) -> VideoP2P:
@@ -210,6 +210,7 @@ class LoadedModel:
         from videop2p.pipeline import VideoP2P
 
         spec = (cfg.model, cfg.device, cfg.dtype, cfg.workspace, cfg.frame_attention.value, cfg.attention_slicing)
+        spec += (cfg.group_norm.value, cfg.model_config)
         if spec != self.spec:
             self.spec = self.pipe = None  # the model before goes before the next is loaded
             self.pipe, self.spec = VideoP2P.from_pretrained(*spec), spec

@@ -36,6 +36,11 @@ app.add_typer(workspace_app, name="workspace")
 
 logger = logging.getLogger("videop2p")
 
+MODEL_CONFIG_HELP = (
+    "For an original single-file checkpoint (--model FILE): a diffusers folder or hub id of its architecture, "
+    "whose configs and tokenizer are read (default: diffusers' guess, from the hub)."
+)
+
 
 def _setup_logging(quiet: bool = False) -> None:
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -74,6 +79,7 @@ def info(
     model: Annotated[
         str | None, typer.Option(help="Model id or path (default: the bundled toy model, videop2p-toy).")
     ] = None,
+    model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,
 ) -> None:
     """Print the version, torch devices, dtype support and the model that would be used."""
     import torch
@@ -97,7 +103,7 @@ def info(
     lines.append(f"model: {model or f'bundled toy model, videop2p-toy ({bundled_model_path()})'}")
     _quiet_loaders()
     try:
-        comps = load_components(model)
+        comps = load_components(model, config=model_config)
         for k, v in comps.info.to_dict().items():
             lines.append(f"  {k}: {v}")
     except (ModelNotFoundError, ModelLoadError) as e:
@@ -291,6 +297,7 @@ def _run_stages(cfg, stage: str) -> None:
             cfg.frame_attention.value,
             cfg.attention_slicing,
             cfg.group_norm.value,
+            cfg.model_config,
         )
         cfg.tune.progress = cfg.inversion.progress = cfg.edit.progress = not cfg.quiet
         if stage == "run":
@@ -355,6 +362,7 @@ def _stage_command(stage: str, doc: str):
                 help="Hub id, diffusers folder or .safetensors (default: the bundled toy model, videop2p-toy)."
             ),
         ] = None,
+        model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,
         out: Annotated[str | None, typer.Option(help="Output folder.")] = None,
         workspace: Annotated[str | None, typer.Option(help="Workspace root (default: beside OUT).")] = None,
         frames: Annotated[
@@ -500,6 +508,7 @@ def export(
         str | None,
         typer.Option(help="The model the clip was tuned from (default: the bundled toy model, videop2p-toy)."),
     ] = None,
+    model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,
 ) -> None:
     """Write a tuned clip as our delta, or as a Tune-A-Video / Video-P2P folder their scripts load."""
     from videop2p.exporting import check_export_folder, export_tuned, tuned_delta
@@ -514,7 +523,7 @@ def export(
     try:
         check_export_folder(out, fmt)
         tuned_delta(entry)  # before the model is loaded
-        path = export_tuned(load_components(model), entry, out, fmt)
+        path = export_tuned(load_components(model, config=model_config), entry, out, fmt)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     typer.echo(f"{fmt.value} written to {path}")
@@ -909,16 +918,18 @@ def ui(
     root: Annotated[Path, typer.Option(help="Folder for the workspace, uploads and results.")] = Path("videop2p-ui"),
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
     dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = default_of("dtype"),
+    model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,
 ) -> None:
     """Start the web editor (Gradio) on localhost."""
     from videop2p.config import check_number
-    from videop2p.models.loading import check_model_path
+    from videop2p.models.loading import check_model_config, check_model_path
 
     _check_own_flags(lambda p: check_number(None, "port", p, 1, 65535, whole=True), port)
     _check_device_dtype(device, dtype)
     try:
         if model is not None:
             check_model_path(model)
+        check_model_config(model, model_config)
     except (ValueError, FileNotFoundError) as e:  # ModelNotFoundError is a FileNotFoundError
         _fail(str(e))
     _check_folder("--root", root, "for the workspace, uploads and results")
@@ -928,7 +939,7 @@ def ui(
     except ImportError as e:
         _fail(f"the web UI needs gradio ({e}): pip install 'videop2p[ui]'")
     typer.echo(f"videop2p editor on http://{host}:{port} (workspace and results in {root.resolve()})")
-    launch(model, root, host, port, device, dtype)
+    launch(model, root, host, port, device, dtype, model_config=model_config)
 
 
 @app.command()

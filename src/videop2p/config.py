@@ -208,6 +208,7 @@ class RunConfig:
     source: str = ""  # prompt describing the clip
     targets: list[str] = field(default_factory=list)  # edited prompts
     model: str | None = None  # hub id, folder or file; None: the bundled toy model
+    model_config: str | None = None  # an original single-file model's architecture: diffusers folder or hub id
     out: str = "outputs"  # output folder
     workspace: str | None = None  # workspace root; None: OUT/../.videop2p-workspace
     device: str = "cpu"  # torch device
@@ -351,6 +352,7 @@ PRESET_MARGINS: dict[Preset, str] = {  # what a preset costs against the officia
 
 OPTIONS: dict[str, tuple[str | None, str]] = {  # flat option (CLI flag, UI field) -> (RunConfig section, field)
     "model": (None, "model"),
+    "model_config": (None, "model_config"),
     "out": (None, "out"),
     "device": (None, "device"),
     "dtype": (None, "dtype"),
@@ -719,7 +721,7 @@ def validate(cfg: RunConfig) -> None:
     check_prompts(cfg.source, cfg.targets)
     _text("video", "path", v.path)
     _text(None, "out", cfg.out)
-    for attr in ("model", "workspace"):  # None: the bundled model, the default workspace
+    for attr in ("model", "model_config", "workspace"):  # None: the bundled model, diffusers' guess, the default
         if getattr(cfg, attr) is not None:
             _text(None, attr, getattr(cfg, attr))
     if v.frames is not None:

@@ -115,10 +115,12 @@ class VideoP2P:
         frame_mode: FrameAttentionMode | str = RunConfig.frame_attention,
         attention_slicing: int | None = RunConfig.attention_slicing,
         group_norm: GroupNormMode | str = RunConfig.group_norm,
+        model_config: str | None = RunConfig.model_config,
     ) -> VideoP2P:
-        """Load a model (None: the bundled toy model); `workspace` enables reuse between runs."""
+        """Load a model (None: the bundled toy model; `model_config`: an original single-file checkpoint's
+        architecture); `workspace` enables reuse between runs."""
         check_folder("workspace", workspace or None, "to keep tuned clips in")
-        components = load_components(model, device=device, dtype=parse_dtype(dtype))
+        components = load_components(model, device=device, dtype=parse_dtype(dtype), config=model_config)
         ws = Workspace(Path(workspace)) if workspace else None
         return cls(components, ws, frame_mode, attention_slicing, group_norm)
 

@@ -269,8 +269,16 @@ def describe_reuse(manifest: dict) -> str:
 class Session:
     """The loaded pipeline, its workspace, and the cancel flag of the running edit."""
 
-    def __init__(self, model: str | None, root: Path, device: str = _RUN.device, dtype: str = _RUN.dtype):
+    def __init__(
+        self,
+        model: str | None,
+        root: Path,
+        device: str = _RUN.device,
+        dtype: str = _RUN.dtype,
+        model_config: str | None = _RUN.model_config,
+    ):
         self.model, self.root, self.device, self.dtype = model, Path(root), device, dtype
+        self.model_config = model_config  # an original single-file model's architecture
         self.cancel = threading.Event()
         self._pipe = None
         self._lock = threading.Lock()
@@ -281,7 +289,9 @@ class Session:
 
         with self._lock:
             if self._pipe is None:
-                self._pipe = VideoP2P.from_pretrained(self.model, self.device, self.dtype, self.root / "workspace")
+                self._pipe = VideoP2P.from_pretrained(
+                    self.model, self.device, self.dtype, self.root / "workspace", model_config=self.model_config
+                )
             return self._pipe
 
     def run(self, form: Form, upload: str | None, example: str | None, progress=None) -> dict:
@@ -505,11 +515,12 @@ def launch(
     device: str = _RUN.device,
     dtype: str = _RUN.dtype,
     block: bool = True,
+    model_config: str | None = _RUN.model_config,
 ):
     """Build and serve the app; returns it (running in the background when `block` is False)."""
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    app = build_app(Session(model, root, device, dtype))
+    app = build_app(Session(model, root, device, dtype, model_config))
     app.queue(default_concurrency_limit=1)
     app.launch(
         server_name=host,

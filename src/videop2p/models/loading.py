@@ -504,6 +504,27 @@ def check_model_path(model: str | os.PathLike) -> None:
         )
 
 
+def check_model_config(model: str | os.PathLike | None, config: str | os.PathLike | None) -> None:
+    """An architecture given for a model (`--model-config`) belongs to an original single-file checkpoint,
+    and names a diffusers folder with the parts' configs, or a hub id (resolved when loaded)."""
+    if config is None:
+        return
+    path = None if is_bundled(model) else Path(model).expanduser()
+    if path is None or not path.is_file() or _is_flat_file(path):
+        raise ModelLoadError(
+            f"--model-config {str(config)!r} describes an original single-file checkpoint (--model FILE.safetensors "
+            f"or .ckpt); the model {str(model or 'videop2p-toy')!r} carries its own configs."
+        )
+    folder = Path(config).expanduser()
+    if folder.exists() or str(config).startswith((".", "/", "~")):
+        missing = [part for part in FOLDER_PARTS if not (folder / part).is_dir()]
+        if missing:
+            raise ModelNotFoundError(
+                f"--model-config {str(config)!r} is not a diffusers folder: it has no {', '.join(map(repr, missing))} "
+                f"(expected {', '.join(FOLDER_PARTS)}; their configs are enough, weights are not read)."
+            )
+
+
 def _cast(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> None:
     """Move and cast a loaded part. diffusers' `ModelMixin.to` warns on every cast that the modules to
     keep in float32 are "[]" when there are none (0.42); a part with such modules still goes through it."""
@@ -522,10 +543,12 @@ def load_components(
     """Load tokenizer, text encoder, VAE, UNet and a DDIM scheduler.
 
     `model` is a diffusers folder, a `.safetensors`/`.ckpt` file, a hub id resolved through the
-    Hugging Face cache, or None for the bundled toy model. A device this machine lacks is refused
-    before anything is read.
+    Hugging Face cache, or None for the bundled toy model; `config` names an original single-file
+    checkpoint's architecture (a diffusers folder or hub id; default: diffusers' guess, read from the
+    hub). A device this machine lacks is refused before anything is read.
     """
     device = check_device(device)
+    check_model_config(model, config)
     if is_bundled(model):
         path = bundled_model_path()
         if not (path / "model_index.json").exists():
