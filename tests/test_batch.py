@@ -257,6 +257,7 @@ def test_a_local_batch_names_a_missing_clip_too_few_frames_or_a_missing_model_be
         ({"name": "typo", "video": "clpi"}, ("typo: Video path", "does not exist")),
         ({"name": "long", "video": {"path": "clip", "frames": 16}}, ("long: ", "has 4 frames", "fewer than the 16")),
         ({"name": "no-model", "model": str(tmp_path / "sd15")}, ("no-model: Model folder", "does not exist")),
+        ({"name": "own-config", "model_config": "clip"}, ("own-config: --model-config 'clip'", "its own configs")),
     ):
         path.write_text(yaml.safe_dump({**data, "jobs": [job, {**job, **extra}]}))
         assert_one_line_error(runner.invoke(app, ["batch", str(path)]), *shown)

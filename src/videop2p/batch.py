@@ -313,9 +313,16 @@ def _check_selection(video: VideoConfig) -> None:
         read_video(video.path, video.start, video.frames, video.stride, lambda frame: frame[:1, :1])
 
 
+def _check_model_config(cfg: RunConfig) -> None:
+    """`--model-config` only for an original checkpoint, naming a diffusers folder or a hub id."""
+    from videop2p.models.loading import check_model_config
+
+    check_model_config(cfg.model, cfg.model_config)
+
+
 def check_local_inputs(jobs: list[Job]) -> None:
     """Before any job runs here, every unfinished job's clip holds the frames it asks for and its model
-    path is there: a typo in a path or a frame count fails the batch at once, naming the job, instead of
+    path (with the architecture it names, if any) is there: a typo in a path or a frame count fails the batch at once, naming the job, instead of
     after the jobs before it. (A Ray task checks its own: the driver may not see the nodes' files.)"""
     from videop2p.models.loading import check_model_path
 
@@ -328,6 +335,7 @@ def check_local_inputs(jobs: list[Job]) -> None:
         checks = (
             (("video", v.path, v.start, v.frames, v.stride), _check_selection, v),
             (("model", cfg.model), check_model_path, cfg.model),
+            (("model_config", cfg.model, cfg.model_config), _check_model_config, cfg),
         )
         for key, check, value in checks:
             if value is None or key in seen:
