@@ -456,9 +456,8 @@ def _load_original_checkpoint(path: Path, config: str | None, local_files_only: 
     except Exception as e:  # noqa: BLE001 (whatever the checkpoint reader raises becomes one line)
         raise ModelLoadError(
             f"Could not load the single-file checkpoint {path} ({_first_line(e)}). diffusers reads an original "
-            "checkpoint's architecture from the hub or its cache; where neither is at hand, convert it once on a "
-            f"connected machine (StableDiffusionPipeline.from_single_file({str(path)!r}).save_pretrained(FOLDER)) "
-            "and pass that folder as the model."
+            "checkpoint's architecture from the hub or its cache; where neither is at hand, name it with "
+            "--model-config: a diffusers folder (or cached hub id) of the same architecture, e.g. Stable Diffusion 1.5's."
         ) from e
     return pipe.tokenizer, pipe.text_encoder, pipe.vae, pipe.unet, _ddim(pipe.scheduler.config), None
 
