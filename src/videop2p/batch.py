@@ -322,8 +322,9 @@ def _check_model_config(cfg: RunConfig) -> None:
 
 def check_local_inputs(jobs: list[Job]) -> None:
     """Before any job runs here, every unfinished job's clip holds the frames it asks for and its model
-    path (with the architecture it names, if any) is there: a typo in a path or a frame count fails the batch at once, naming the job, instead of
-    after the jobs before it. (A Ray task checks its own: the driver may not see the nodes' files.)"""
+    path (with the architecture it names, if any) is there: a typo in a path or a frame count fails the
+    batch at once, naming the job, instead of after the jobs before it. (A Ray task checks its own: the
+    driver may not see the nodes' files.)"""
     from videop2p.models.loading import check_model_path
 
     seen: set[tuple] = set()
