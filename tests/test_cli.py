@@ -778,3 +778,25 @@ def test_an_original_checkpoint_runs_with_model_config_and_is_the_same_model_as_
     bad = runner.invoke(app, [*_args(tiny_dir, clip_dir, tmp_path / "bad", ws), "--model-config", str(tiny_dir)])
     assert_one_line_error(bad, "--model-config", "describes an original single-file checkpoint")
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_configs_relative_paths_are_read_from_the_current_folder_or_else_beside_the_config(
+    tiny_dir, clip_dir, tmp_path, monkeypatch
+):
+    from videop2p.config import load_config
+
+    project = tmp_path / "project"
+    shutil.copytree(clip_dir, project / "clip")
+    (project / "run.yaml").write_text(f"source: {SRC}\ntargets: [{TGT}]\nvideo: clip\nmodel: weights\n")
+    shutil.copytree(tiny_dir, project / "weights")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = load_config([project / "run.yaml"])
+    assert (cfg.video.path, cfg.model) == (str(project / "clip"), str(project / "weights"))
+    (elsewhere / "clip").mkdir()  # the current folder has one too: it wins, as the authors' scripts read paths
+    assert load_config([project / "run.yaml"]).video.path == "clip"
+    (elsewhere / "clip").rmdir()
+    flags = ["--frames", "4", "--tune-steps", "1", "--steps", "2", "--inversion", "fast"]
+    result = runner.invoke(app, ["run", "--config", str(project / "run.yaml"), *flags])
+    assert result.exit_code == 0, result.output

@@ -640,7 +640,10 @@ def preset_config(name: Preset | str = Preset.OFFICIAL) -> RunConfig:
 
 
 def load_config(paths: list[str | os.PathLike], base: RunConfig | None = None) -> RunConfig:
-    """Read one of our YAMLs, or an official tune and/or p2p YAML pair, over `base` (default: the defaults)."""
+    """Read one of our YAMLs, or an official tune and/or p2p YAML pair, over `base` (default: the defaults).
+
+    Relative paths are read from the current folder, as the authors' scripts read theirs; one that
+    names nothing there but names something beside a config file is taken from there."""
     datas = [load_yaml(p) for p in paths]
     if any(is_official(d) for d in datas):
         tune = next((d for d in datas if "train_data" in d), None)
@@ -648,10 +651,25 @@ def load_config(paths: list[str | os.PathLike], base: RunConfig | None = None) -
         others = [d for d in datas if d is not tune and d is not p2p]
         if others:
             raise ConfigError("Pass at most one official tune config and one official p2p config.")
-        return from_official(tune, p2p, base)
-    if len(datas) != 1:
+        cfg = from_official(tune, p2p, base)
+    elif len(datas) != 1:
         raise ConfigError(f"Pass one videop2p config, got {len(datas)}.")
-    return fill(RunConfig, datas[0], "", base)
+    else:
+        cfg = fill(RunConfig, datas[0], "", base)
+    folders = [Path(p).resolve().parent for p in paths]
+    cfg.video.path = _beside(cfg.video.path, folders)
+    cfg.model, cfg.model_config = _beside(cfg.model, folders), _beside(cfg.model_config, folders)
+    return cfg
+
+
+def _beside(value: Any, folders: list[Path]) -> Any:
+    """A relative path that names nothing from the current folder, but something in one of `folders`:
+    the path there (anything else as it is: absolute paths, hub ids, values `validate` refuses)."""
+    if not isinstance(value, str) or not value.strip() or Path(value).expanduser().is_absolute():
+        return value
+    if Path(value).expanduser().exists():
+        return value
+    return next((str(folder / value) for folder in folders if (folder / value).exists()), value)
 
 
 _FLAT_NAMES = {(section, attr): name for name, (section, attr) in OPTIONS.items()}
