@@ -9,7 +9,7 @@ import torch
 
 from videop2p.compositing import composite, working_boxes
 from videop2p.config import ResizeMode
-from videop2p.io.video import read_video, resize_frames, write_mp4
+from videop2p.io.video import read_video, resize_frames, write_frames, write_mp4
 from videop2p.testing import write_mp4_with_tone
 
 
@@ -95,3 +95,26 @@ def test_a_run_on_a_larger_clip_with_sound_writes_the_edit_at_its_size_rate_and_
     assert VideoP2P(tiny).run(cfg)["output_size"] is None
     with av.open(str(tmp_path / "off" / "edit_1.mp4")) as c:
         assert c.streams.video[0].width < 64
+
+
+def test_a_clip_smaller_than_the_working_size_gets_its_edits_at_its_own_size(tmp_path, tiny):
+    from videop2p.config import InversionConfig, RunConfig, TuneConfig, VideoConfig
+    from videop2p.pipeline import VideoP2P
+
+    frames = np.zeros((2, 10, 14, 3), dtype=np.uint8)  # smaller than the tiny model's 16-pixel working frames
+    frames[..., 1] = 120
+    write_frames(frames, tmp_path / "small")
+    src = "a green field"
+    cfg = RunConfig(
+        video=VideoConfig(path=str(tmp_path / "small"), frames=2),
+        source=src,
+        targets=["a red field"],
+        out=str(tmp_path / "out"),
+        tune=TuneConfig(steps=1, progress=False),
+        inversion=InversionConfig(method="fast", steps=2, progress=False),
+    )
+    manifest = VideoP2P(tiny).run(cfg)
+    assert manifest["output_size"] == [14, 10] and manifest["size"] != [14, 10]
+    assert read_video(tmp_path / "out" / "edit_1.gif").frames.shape[1:3] != (10, 14)  # the previews: working size
+    with av.open(str(tmp_path / "out" / "edit_1.mp4")) as c:  # mp4 sides are even: 14 x 10 as it is
+        assert (c.streams.video[0].width, c.streams.video[0].height) == (14, 10)

@@ -60,7 +60,7 @@ class WindowBlend(str, enum.Enum):
 class CompositeMode(str, enum.Enum):
     """How edits are written at the input's own resolution."""
 
-    AUTO = "auto"  # when the input is larger than the working size: paste the edit into the input frames
+    AUTO = "auto"  # when the input's size is not the working size: paste the edit into the input frames
     OFF = "off"  # write the working-size frames only
 
 

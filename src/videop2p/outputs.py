@@ -118,7 +118,7 @@ def write_run_outputs(cfg: RunConfig, clip: Clip, out: EditOutput, reports: list
     """Videos, overlays, attention grids, config, report and `outputs.json` of one run into `cfg.out`.
 
     The edits' mp4s have the input's resolution (pasted into its frames through the blend mask, see
-    `compositing`) when it is larger than the working size and `cfg.composite` allows, the clip's
+    `compositing`) when it is not the working size and `cfg.composite` allows, the clip's
     frame rate, and its sound. Returns the manifest written to `outputs.json`.
     """
     started = time.perf_counter()

@@ -60,7 +60,7 @@ class Clip:
     digest: str  # content hash of the frames
     posterior: tuple[torch.Tensor, torch.Tensor] | None = None  # scaled VAE mean and std, (1, F, C, h, w) each
     video: VideoConfig | None = None  # where the frames were read from, to read them again at full size
-    full_size: tuple[int, int] | None = None  # (width, height) of the input's frames, when larger than `frames`'
+    full_size: tuple[int, int] | None = None  # (width, height) of the input's frames, when not `frames`'
     audio: AudioSpan | None = None  # the selection's sound
 
     def originals(self) -> Iterator[np.ndarray]:
@@ -155,7 +155,7 @@ class VideoP2P:
             fps=raw.fps,
             digest=frames_hash(raw.frames),
             video=video,
-            full_size=size if size[0] * size[1] > width * height else None,
+            full_size=tuple(size) if tuple(size) != (width, height) else None,
             audio=raw.audio,
         )
 
