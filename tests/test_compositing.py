@@ -65,24 +65,32 @@ def test_selected_frames_keep_the_frame_rate_and_the_sound_of_their_span(tmp_pat
     assert span <= samples <= span + 2048  # the span, plus the AAC encoder's priming
 
 
-def test_a_run_on_a_larger_clip_with_sound_writes_the_edit_at_its_size_rate_and_sound(tmp_path, tiny):
+def _quick_run(video, frames: int, source: str, target: str, out, edit=None):
+    """A run of the tiny model at the smallest budget (one tuning step, fast inversion)."""
     from videop2p.config import EditConfig, InversionConfig, RunConfig, TuneConfig, VideoConfig
+
+    return RunConfig(
+        video=VideoConfig(path=str(video), frames=frames),
+        source=source,
+        targets=[target],
+        out=str(out),
+        tune=TuneConfig(steps=1, progress=False),
+        inversion=InversionConfig(method="fast", steps=3, progress=False),
+        edit=edit or EditConfig(progress=False),
+    )
+
+
+def test_a_run_on_a_larger_clip_with_sound_writes_the_edit_at_its_size_rate_and_sound(tmp_path, tiny):
+    from videop2p.config import EditConfig
     from videop2p.pipeline import VideoP2P
 
     frames = np.zeros((6, 48, 64, 3), dtype=np.uint8)
     frames[..., 1] = 120  # green ground
     frames[:, 16:32, 24:40, 0] = 220  # a red square
     write_mp4_with_tone(tmp_path / "in.mp4", frames, Fraction(25))
-    src = "a red square moving on the grass"
-    cfg = RunConfig(
-        video=VideoConfig(path=str(tmp_path / "in.mp4"), frames=6),
-        source=src,
-        targets=["a blue square moving on the grass"],
-        out=str(tmp_path / "out"),
-        tune=TuneConfig(steps=1, progress=False),
-        inversion=InversionConfig(method="fast", steps=3, progress=False),
-        edit=EditConfig(blend=("square", "square"), blend_start=0.0, threshold=0.6, progress=False),
-    )
+    blend = EditConfig(blend=("square", "square"), blend_start=0.0, threshold=0.6, progress=False)
+    src, tgt = "a red square moving on the grass", "a blue square moving on the grass"
+    cfg = _quick_run(tmp_path / "in.mp4", 6, src, tgt, tmp_path / "out", blend)
     manifest = VideoP2P(tiny).run(cfg)
     assert manifest["output_size"] == [64, 48] and manifest["audio"] and manifest["fps"] == 25
     with av.open(str(tmp_path / "out" / "edit_1.mp4")) as c:
@@ -98,22 +106,12 @@ def test_a_run_on_a_larger_clip_with_sound_writes_the_edit_at_its_size_rate_and_
 
 
 def test_a_clip_smaller_than_the_working_size_gets_its_edits_at_its_own_size(tmp_path, tiny):
-    from videop2p.config import InversionConfig, RunConfig, TuneConfig, VideoConfig
     from videop2p.pipeline import VideoP2P
 
     frames = np.zeros((2, 10, 14, 3), dtype=np.uint8)  # smaller than the tiny model's 16-pixel working frames
     frames[..., 1] = 120
     write_frames(frames, tmp_path / "small")
-    src = "a green field"
-    cfg = RunConfig(
-        video=VideoConfig(path=str(tmp_path / "small"), frames=2),
-        source=src,
-        targets=["a red field"],
-        out=str(tmp_path / "out"),
-        tune=TuneConfig(steps=1, progress=False),
-        inversion=InversionConfig(method="fast", steps=2, progress=False),
-    )
-    manifest = VideoP2P(tiny).run(cfg)
+    manifest = VideoP2P(tiny).run(_quick_run(tmp_path / "small", 2, "a green field", "a red field", tmp_path / "out"))
     assert manifest["output_size"] == [14, 10] and manifest["size"] != [14, 10]
     assert read_video(tmp_path / "out" / "edit_1.gif").frames.shape[1:3] != (10, 14)  # the previews: working size
     with av.open(str(tmp_path / "out" / "edit_1.mp4")) as c:  # mp4 sides are even: 14 x 10 as it is
