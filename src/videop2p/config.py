@@ -765,6 +765,11 @@ def validate(cfg: RunConfig) -> None:
         raise OptionError("device", f"{cfg.device!r} is not a device name such as cpu, cuda or cuda:1.")
 
 
+def _file_at(*paths: Path) -> Path | None:
+    """The first of `paths` that is a file (or anything but a folder), else None."""
+    return next((p for p in paths if p.exists() and not p.is_dir()), None)
+
+
 def check_folder(what: str, path: str | os.PathLike | None, purpose: str) -> None:
     """A folder to write into is a folder or can become one: neither it nor a folder above it is a file.
 
@@ -772,7 +777,7 @@ def check_folder(what: str, path: str | os.PathLike | None, purpose: str) -> Non
     if path is None:
         return
     path = Path(path)
-    file = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    file = _file_at(path, *path.parents)
     if file == path:
         raise ValueError(f"{what} {str(path)!r} is a file, not a folder; give a folder {purpose}.")
     if file is not None:
@@ -786,7 +791,7 @@ def check_file(what: str, path: str | os.PathLike | None) -> None:
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{what} {str(path)!r} is a folder; give a file name to write.")
-    file = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    file = _file_at(*path.parents)
     if file is not None:
         raise ValueError(f"{what} {str(path)!r} lies under {str(file)!r}, a file; give a path in a folder.")
 

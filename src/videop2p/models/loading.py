@@ -459,6 +459,9 @@ def _load_original_checkpoint(path: Path, config: str | None, local_files_only: 
             "checkpoint's architecture from the hub or its cache; where neither is at hand, name it with "
             "--model-config: a diffusers folder (or cached hub id) of the same architecture, e.g. Stable Diffusion 1.5's."
         ) from e
+    # diffusers builds the parts before anything can be asked of them (a folder is checked from its configs;
+    # a flat file of ours holds parts that were loaded, so checked, before it was written)
+    check_architecture(dict(pipe.unet.config), dict(pipe.vae.config), pipe.text_encoder.config.hidden_size, path.name)
     return pipe.tokenizer, pipe.text_encoder, pipe.vae, pipe.unet, _ddim(pipe.scheduler.config), None
 
 
@@ -469,6 +472,16 @@ def _offline() -> bool:
 def is_out_of_memory(e: BaseException) -> bool:
     """torch's out-of-memory errors: CUDA's own type, and the CPU allocator's RuntimeError."""
     return isinstance(e, torch.OutOfMemoryError) or (isinstance(e, RuntimeError) and "can't allocate memory" in str(e))
+
+
+def _missing_parts(folder: Path, what: str, kind: str = "diffusers Stable Diffusion folder", note: str = "") -> None:
+    """Refuse a folder (`what` names it) without every part of a diffusers Stable Diffusion folder."""
+    missing = [part for part in FOLDER_PARTS if not (folder / part).is_dir()]
+    if missing:
+        raise ModelNotFoundError(
+            f"{what} is not a {kind}: it has no {', '.join(map(repr, missing))} "
+            f"subfolder{'s' if len(missing) > 1 else ''} (expected {', '.join(FOLDER_PARTS)}{note})."
+        )
 
 
 def check_model_path(model: str | os.PathLike) -> None:
@@ -483,12 +496,7 @@ def check_model_path(model: str | os.PathLike) -> None:
         )
     path = Path(model).expanduser()
     if path.is_dir():
-        missing = [part for part in FOLDER_PARTS if not (path / part).is_dir()]
-        if missing:
-            raise ModelNotFoundError(
-                f"{path} is not a diffusers Stable Diffusion folder: it has no {', '.join(map(repr, missing))} "
-                f"subfolder{'s' if len(missing) > 1 else ''} (expected {', '.join(FOLDER_PARTS)})."
-            )
+        _missing_parts(path, str(path))
         for part in WEIGHTED_PARTS:
             if not any(f.name.endswith((".safetensors", ".bin")) for f in (path / part).iterdir()):
                 raise ModelNotFoundError(f"{path / part} holds no weights (a .safetensors or .bin file).")
@@ -515,13 +523,8 @@ def check_model_config(model: str | os.PathLike | None, config: str | os.PathLik
             f"or .ckpt); the model {str(model or 'videop2p-toy')!r} carries its own configs."
         )
     folder = Path(config).expanduser()
-    if folder.exists() or str(config).startswith((".", "/", "~")):
-        missing = [part for part in FOLDER_PARTS if not (folder / part).is_dir()]
-        if missing:
-            raise ModelNotFoundError(
-                f"--model-config {str(config)!r} is not a diffusers folder: it has no {', '.join(map(repr, missing))} "
-                f"(expected {', '.join(FOLDER_PARTS)}; their configs are enough, weights are not read)."
-            )
+    if folder.exists() or str(config).startswith((".", "/", "~")):  # a local folder (its configs are enough)
+        _missing_parts(folder, f"--model-config {str(config)!r}", "diffusers folder", "; their configs are enough")
 
 
 def _cast(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> None:
@@ -577,7 +580,6 @@ def load_components(
             f"{source}: its tokenizer allows {tokenizer.model_max_length} tokens but its text encoder has {positions} "
             "positions; the tokenizer's files are missing or are not this model's."
         )
-    check_architecture(dict(unet.config), dict(vae.config), int(text_encoder.config.hidden_size), source)  # any source
     info = model_info(tokenizer, text_encoder, vae, unet, scheduler, source, video)
     for module in (text_encoder, vae, unet):
         p = next(module.parameters())
