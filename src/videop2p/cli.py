@@ -131,37 +131,36 @@ def _check_own_flags(check, settings) -> None:
         _fail(_flag(e))
 
 
-def _check_folder(flag: str, path: Path | str | None, purpose: str) -> None:
-    """A folder the command writes into, checked before any work (a file there fails in one line)."""
-    from videop2p.config import check_folder
-
+def _or_fail(check, *args) -> None:
+    """Run a library check before any work; the ValueError it raises is the command's one-line error."""
     try:
-        check_folder(flag, path, purpose)
+        check(*args)
     except ValueError as e:
         _fail(str(e))
+
+
+def _check_folder(flag: str, path: Path | str | None, purpose: str) -> None:
+    """A folder the command writes into (a file there fails in one line)."""
+    from videop2p.config import check_folder
+
+    _or_fail(check_folder, flag, path, purpose)
 
 
 def _check_file(flag: str, path: Path | None) -> None:
-    """A file the command writes at its end, checked before any work."""
+    """A file the command writes at its end."""
     from videop2p.config import check_file
 
-    try:
-        check_file(flag, path)
-    except ValueError as e:
-        _fail(str(e))
+    _or_fail(check_file, flag, path)
 
 
 def _check_device_dtype(device: str, dtype: str) -> None:
-    """--device names a device this machine has and --dtype one of the dtypes, before any work."""
+    """--device names a device this machine has and --dtype one of the dtypes."""
     from videop2p.config import DTYPES
     from videop2p.models.loading import check_device
 
     if dtype not in DTYPES:
         _fail(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}.")
-    try:
-        check_device(device)
-    except ValueError as e:
-        _fail(str(e))
+    _or_fail(check_device, device)
 
 
 def _check_flag(check, section) -> None:
