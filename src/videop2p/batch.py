@@ -202,18 +202,26 @@ class LoadedModel:
     """The one model a worker keeps loaded, for every job that asks for the same one (the local
     executor passes it from clip group to clip group, so a batch of many clips loads its model once)."""
 
-    spec: tuple | None = None  # what it was loaded with: `VideoP2P.from_pretrained`'s arguments
+    spec: dict | None = None  # what it was loaded with: `VideoP2P.from_pretrained`'s arguments
     pipe: VideoP2P | None = None
 
     def for_job(self, cfg: RunConfig) -> VideoP2P:
         """The pipeline `cfg` runs on: the kept one, or a new one loaded in its place."""
         from videop2p.pipeline import VideoP2P
 
-        spec = (cfg.model, cfg.device, cfg.dtype, cfg.workspace, cfg.frame_attention.value, cfg.attention_slicing)
-        spec += (cfg.group_norm.value, cfg.model_config)
+        spec = {
+            "model": cfg.model,
+            "device": cfg.device,
+            "dtype": cfg.dtype,
+            "workspace": cfg.workspace,
+            "frame_mode": cfg.frame_attention.value,
+            "attention_slicing": cfg.attention_slicing,
+            "group_norm": cfg.group_norm.value,
+            "model_config": cfg.model_config,
+        }
         if spec != self.spec:
             self.spec = self.pipe = None  # the model before goes before the next is loaded
-            self.pipe, self.spec = VideoP2P.from_pretrained(*spec), spec
+            self.pipe, self.spec = VideoP2P.from_pretrained(**spec), spec
         return self.pipe
 
 
