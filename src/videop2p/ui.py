@@ -182,14 +182,21 @@ WHOLE = (
     "height",
     "seed",
     "steps",
-    *sorted(BLANK_IS_DEFAULT - {"width", "height"}),
+    "tune_steps",
+    "tune_frames",
+    "null_text_frames",
 )
 REAL = ("lr", "cross_replace", "self_replace", "guidance", "threshold")
 
 
+def _field_name(option: str) -> str:
+    """The form's name for an option's field."""
+    return FIELD_NAMES.get(option, option.replace("_", " "))
+
+
 def _field_error(e: OptionError) -> FormError:
     """The run's check of a field, worded with the form's name for it."""
-    return FormError(f"{FIELD_NAMES.get(e.option, e.option.replace('_', ' '))} {e.reason}")
+    return FormError(f"{_field_name(e.option)} {e.reason}")
 
 
 def _field_value(option: str, value):
@@ -199,7 +206,7 @@ def _field_value(option: str, value):
     if (value is None and option in BLANK_IS_DEFAULT) or (value == 0 and option in ZERO_IS_DEFAULT):
         return None
     if value is None:
-        raise FormError(f"{FIELD_NAMES.get(option, option.replace('_', ' '))} is blank; enter a number.")
+        raise FormError(f"{_field_name(option)} is blank; enter a number.")
     try:
         number = float(value)
     except (TypeError, ValueError):
