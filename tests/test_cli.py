@@ -387,6 +387,28 @@ def test_truncated_or_foreign_weights_are_one_line_errors(tiny_dir, clip_dir, tm
     assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
 
 
+def test_weights_that_are_not_finite_are_named_before_any_work(tiny_dir, clip_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    damaged = shutil.copytree(tiny_dir, tmp_path / "damaged")
+    weights = damaged / "vae" / "diffusion_pytorch_model.safetensors"
+    tensors = load_file(weights)
+    name = sorted(k for k in tensors if k.endswith(".weight"))[3]
+    tensors[name].view(-1)[-1] = float("nan")
+    save_file(tensors, weights)
+    result = runner.invoke(app, _args(damaged, clip_dir, tmp_path / "o", tmp_path / "ws", "--model", str(damaged)))
+    assert_one_line_error(result, f"vae.{name}", "NaN or infinite", "damaged")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
+
+
+def test_a_tuning_that_diverges_is_one_line_naming_the_rate_and_keeps_no_result(tiny_dir, clip_dir, tmp_path):
+    args = _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws", "--tune-steps", "20", "--lr", "1e12")
+    result = runner.invoke(app, args)
+    assert_one_line_error(result, "Tuning diverged at step", "of 20", "lower learning rate than 1e+12")
+    assert not (tmp_path / "o").exists()
+    assert not list((tmp_path / "ws").rglob("tune.safetensors")) and not list((tmp_path / "ws").rglob("inv-*"))
+
+
 def test_presets_start_from_their_settings_under_config_files_and_flags(tmp_path):
     from videop2p.cli import _build_config, _presets_help
     from videop2p.config import PRESETS, Preset, RunConfig, apply_options, preset_config

@@ -279,3 +279,14 @@ def test_range_normalised_masks_find_the_object_on_a_flat_map():
     expected = torch.zeros(8, 8, dtype=torch.bool)
     expected[1:5, 1:5] = True  # the object grown by the official 3x3 max-pool
     assert torch.equal(ranged, expected)
+
+
+def test_an_edit_that_stops_being_finite_names_its_step_and_what_keeps_it_finite(tiny):
+    from videop2p.sampling import DivergedError
+
+    model, inv = _inverted(tiny)
+    c = EditConfig(guidance=1e38, progress=False)
+    with pytest.raises(
+        DivergedError, match=f"The edit diverged at step \\d+ of {STEPS}: .*lower guidance than 1e\\+38"
+    ):
+        edit(model, tiny, inv, SRC, ["a blue circle moving on the grass"], c)

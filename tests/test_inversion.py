@@ -179,3 +179,29 @@ def test_null_text_on_some_frames_of_each_window(tiny):
         hook.remove()
     assert set(seen) == {3}
     assert torch.isfinite(inv.uncond_embeddings).all() and inv.trajectory.shape == (5, *z0.shape)
+
+
+def test_an_inversion_that_stops_being_finite_names_its_step_and_cause(tiny, tmp_path):
+    from videop2p.sampling import DivergedError
+
+    model, z0, cond, empty = _setup(tiny)
+    fast = InversionConfig(method=InversionMethod.FAST, steps=STEPS, progress=False)
+    with pytest.raises(
+        DivergedError, match=f"Null-text optimisation diverged at step \\d+ of {STEPS}: the embedding .*1e\\+15"
+    ):
+        invert(model, tiny.scheduler, z0, cond, empty, InversionConfig(steps=STEPS, lr=1e15, progress=False))
+    with torch.no_grad():
+        model.unet.conv_out.bias.fill_(float("nan"))
+    with pytest.raises(DivergedError, match=f"DDIM inversion diverged at step 1 of {STEPS}: .*check its weights"):
+        invert(model, tiny.scheduler, z0, cond, empty, fast)
+
+
+def test_a_kept_inversion_that_is_not_finite_is_refused_so_the_workspace_inverts_again(tiny, tmp_path):
+    model, z0, cond, empty = _setup(tiny)
+    inv = invert(
+        model, tiny.scheduler, z0, cond, empty, InversionConfig(method=InversionMethod.FAST, steps=4, progress=False)
+    )
+    inv.latent_T[0, 0, 0, 0, 0] = float("nan")
+    path = save_inversion(inv, tmp_path / "inv.safetensors")
+    with pytest.raises(InversionMismatchError, match="not finite; invert again"):
+        load_inversion(path)

@@ -183,3 +183,15 @@ def test_a_model_config_is_only_for_an_original_checkpoint_and_must_be_a_diffuse
     torch.save({"state_dict": {}}, original)
     with pytest.raises(ModelNotFoundError, match="--model-config .*nowhere' is not a diffusers folder"):
         load_components(original, config=str(tmp_path / "nowhere"))
+
+
+def test_weights_that_are_not_finite_are_refused_at_load_naming_the_tensor(tiny, tmp_path):
+    from videop2p.models.loading import ModelLoadError
+
+    folder = save_pretrained_folder(tiny, tmp_path / "tiny")
+    unet = load_components(folder).unet
+    name = "down_blocks.0.attentions.0.proj_in.weight"
+    unet.get_parameter(name).data.view(-1)[0] = float("inf")
+    unet.save_pretrained(folder / "unet")
+    with pytest.raises(ModelLoadError, match=f"unet.{name} holds NaN or infinite values"):
+        load_components(folder)

@@ -296,3 +296,44 @@ def test_each_tuning_step_clips_the_gradient_norm_as_the_authors_script_does(tin
     assert min(norms[None]) > 1e-3  # unclipped, the gradients are larger than the limit (float16: and scaled)
     assert max(norms[1e-3]) <= 1e-3 * 1.001
     assert TuneConfig().max_grad_norm == 1.0  # the script's default
+
+
+def test_a_diverging_tuning_stops_at_its_step_naming_the_rate_and_keeps_nothing(tiny, tmp_path):
+    from videop2p.sampling import DivergedError
+    from videop2p.store.workspace import StepFiles
+
+    model = T2SModel.from_image_unet(tiny.unet)
+    mean, std, text = _clip()
+    saved = StepFiles(tmp_path, {"key": "k"})
+    cfg = TuneConfig(steps=20, lr=1e12, save_seconds=0, progress=False)
+    with pytest.raises(
+        DivergedError,
+        match=r"Tuning diverged at step \d+ of 20: the (loss|tuned weight \S+) is not finite.*lower learning rate than 1e\+12",
+    ) as e:
+        tune(model, tiny, (mean, std), text, cfg, saved=saved)
+    step = int(e.value.args[0].split("step ")[1].split(" ")[0])
+    assert 1 < step <= 20  # the first step's loss was finite: the rate, not the model, is named
+    found = saved.latest("tune")  # kept at every step until then
+    assert found is not None and found[0] < step
+    assert all(torch.isfinite(v).all() for v in found[1].values() if v.is_floating_point())
+
+
+def test_a_model_whose_predictions_are_not_finite_is_named_at_the_first_step(tiny):
+    from videop2p.sampling import DivergedError
+
+    model = T2SModel.from_image_unet(tiny.unet)
+    with torch.no_grad():
+        model.unet.conv_out.bias.fill_(float("nan"))
+    mean, std, text = _clip()
+    with pytest.raises(DivergedError, match="step 1 of 5: the loss .*not finite before any update"):
+        tune(model, tiny, (mean, std), text, TuneConfig(steps=5, progress=False))
+
+
+def test_a_kept_delta_that_is_not_finite_is_refused_so_the_workspace_tunes_again(tiny, tmp_path):
+    model = T2SModel.from_image_unet(tiny.unet)
+    name, p = next(iter(model.trainable_parameters().items()))
+    with torch.no_grad():
+        p.view(-1)[0] = float("inf")
+    path = save_delta(model, tmp_path / "delta.safetensors", {"num_frames": 3})
+    with pytest.raises(DeltaMismatchError, match="not finite; tune again"):
+        load_delta(T2SModel.from_image_unet(tiny.unet), path, expected={"num_frames": 3})

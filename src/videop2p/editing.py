@@ -34,7 +34,7 @@ from videop2p.latents import encode_prompts
 from videop2p.models.loading import AttentionLayer, SDComponents
 from videop2p.models.t2s import T2SModel, video_key
 from videop2p.progress import StepHook
-from videop2p.sampling import EvalCounter, cfg, ddim_schedule, denoise_step, predict
+from videop2p.sampling import EvalCounter, cfg, check_finite, ddim_schedule, denoise_step, half_hint, predict
 from videop2p.store.codec import load_tensors, save_tensors
 from videop2p.windows import WindowPlan
 
@@ -189,6 +189,11 @@ def check_inputs(inv: InversionResult, sched_timesteps: list[int]) -> None:
         )
 
 
+def _divergence_hint(c: EditConfig, dtype: torch.dtype) -> str:
+    """What to change when an edit's latents stop being finite."""
+    return half_hint(dtype) or f"a lower guidance than {c.guidance:g} or smaller reweighting factors keep it finite"
+
+
 def _step_text(
     inv: InversionResult, i: int, cond: torch.Tensor, empty: torch.Tensor, targets: int, decoupled: bool
 ) -> tuple[list[int], torch.Tensor]:
@@ -272,6 +277,7 @@ def edit(
                 if inv.trajectory is not None:  # the source's latents are known (null-text, PnP Inversion)
                     z[0] = inv.trajectory[steps - i - 1][0].to(z)
                 z, mask = controller.local_blend(z)
+                check_finite(z, "The edit", i + 1, steps, "the latent", _divergence_hint(c, dtype))
                 union = mask if mask is not None else union
                 if callback is not None:
                     callback(StepInfo(i, t, z, mask))

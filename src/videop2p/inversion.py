@@ -18,7 +18,17 @@ import torch.nn.functional as F
 from videop2p.config import InversionConfig, InversionMethod, settings_of
 from videop2p.models.t2s import T2SModel, backward, backward_step, checkpointing, optimizer_step
 from videop2p.progress import StepHook, steps
-from videop2p.sampling import DDIMSchedule, EvalCounter, cfg, ddim_schedule, denoise_step, invert_step, predict
+from videop2p.sampling import (
+    DDIMSchedule,
+    EvalCounter,
+    cfg,
+    check_finite,
+    ddim_schedule,
+    denoise_step,
+    half_hint,
+    invert_step,
+    predict,
+)
 from videop2p.store.codec import load_tensors, save_tensors
 from videop2p.store.workspace import StepFiles
 from videop2p.windows import WindowPlan, frame_subset, plan_windows
@@ -85,10 +95,16 @@ def ddim_invert(
             )
             out = cfg(both[:1], both[1:], guidance)
         z = invert_step(out, z, t, sched)
+        check_finite(z, "DDIM inversion", i + 1, len(sched.timesteps), "the latent", _model_hint(model))
         latents.append(z)
         if saved is not None:
             saved.save("ddim", i, {"z": z})
     return torch.stack(latents)
+
+
+def _model_hint(model: T2SModel) -> str:
+    """What to try when a tuned model's predictions stop being finite."""
+    return half_hint(model.unet.dtype) or "the model's predictions are not finite: check its weights"
 
 
 def _frame_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -205,6 +221,11 @@ def optimise_null_text(
             with torch.no_grad():
                 uncond_out = predict(model, z, t, emb, counter, "null_text", plan, show=c.progress)
                 z = denoise_step(cfg(uncond_out, cond_out, c.guidance), z, t, sched)
+            # DDIM inversion's predictions were finite with this model: the optimisation took them off
+            lower = f"optimise with a lower learning rate than {c.lr:g} (the official rate is {InversionConfig.lr:g})"
+            hint = "; ".join(filter(None, [lower, half_hint(model.unet.dtype)]))
+            check_finite(emb, "Null-text optimisation", i + 1, n, "the embedding", hint)
+            check_finite(z, "Null-text optimisation", i + 1, n, "the latent", hint)
             path.append(z)
             if saved is not None:
                 saved.save("null_text", i, {"embedding": emb, "z": z})
@@ -281,4 +302,6 @@ def load_inversion(
     )
     if expected:
         result.check(expected)
+    if not all(bool(torch.isfinite(x).all()) for x in tensors.values()):  # kept by a version that did not check
+        raise InversionMismatchError(f"Inversion {path} holds values that are not finite; invert again.")
     return result

@@ -12,6 +12,23 @@ from videop2p.models.t2s import T2SModel
 from videop2p.windows import Window, WindowPlan, windowed
 
 
+class DivergedError(ValueError):
+    """A stage whose numbers stopped being finite (NaN or infinite): nothing of it is kept."""
+
+
+def check_finite(x: torch.Tensor, stage: str, step: int, total: int, what: str, hint: str) -> None:
+    """Stop a stage at the step where `x` stops being finite, naming the step and what would help."""
+    if not bool(torch.isfinite(x).all()):
+        raise DivergedError(
+            f"{stage} diverged at step {step} of {total}: {what} is not finite (NaN or infinite); {hint}"
+        )
+
+
+def half_hint(dtype: torch.dtype) -> str:
+    """What to try when a model's numbers overflow: float32 or bfloat16 when it runs in float16."""
+    return "in float16 they can overflow: run in float32 or bfloat16" if dtype is torch.float16 else ""
+
+
 @dataclass
 class EvalCounter:
     """UNet evaluations (one video through the UNet counts one) per phase."""

@@ -18,6 +18,7 @@ from videop2p.config import TuneConfig
 from videop2p.models.loading import SDComponents
 from videop2p.models.t2s import T2SModel, backward, checkpointing, optimizer_step
 from videop2p.progress import StepHook
+from videop2p.sampling import check_finite, half_hint
 from videop2p.store.codec import load_tensors, read_meta, save_tensors
 from videop2p.store.workspace import StepFiles
 from videop2p.windows import WindowPlan, frame_subset, plan_windows
@@ -79,6 +80,20 @@ def compute_dtype(weights: torch.dtype, device: torch.device, mixed_precision: s
     if mixed_precision == "no" or device.type != "cuda":
         return None
     return {"fp16": torch.float16, "bf16": torch.bfloat16}[mixed_precision]
+
+
+def divergence_hint(cfg: TuneConfig, half: torch.dtype | None, updated: bool) -> str:
+    """What to change when tuning diverges: the learning rate once weights have moved, or the
+    precision it ran in; before any update, the model itself."""
+    lr = f"tune with a lower learning rate than {cfg.lr:g} (the official rate is {TuneConfig.lr:g})"
+    first = "the model's predictions are not finite before any update"
+    return "; ".join(filter(None, [lr if updated else first, half_hint(half) if half is not None else ""]))
+
+
+def check_weights(params: dict[str, torch.Tensor], step: int, cfg: TuneConfig, half: torch.dtype | None) -> None:
+    """Stop a tuning whose trainable weights are no longer finite after `step` steps."""
+    for name, p in params.items():
+        check_finite(p, "Tuning", step, cfg.steps, f"the tuned weight {name}", divergence_hint(cfg, half, True))
 
 
 def training_state(
@@ -216,6 +231,9 @@ def tune(
                     loss = denoising_loss(
                         model, components.scheduler, z0.to(weights), text.to(weights), gen, window.anchors
                     )
+                if scaler is None:  # with fp16 loss scaling, an overflowed step is the scaler's to skip
+                    hint = divergence_hint(cfg, half, updated=i > 0)
+                    check_finite(loss.detach(), "Tuning", i + 1, cfg.steps, "the loss", hint)
                 opt.zero_grad(set_to_none=True)
                 backward(loss, scaler)
                 if cfg.max_grad_norm is not None:  # the authors' accelerator.clip_grad_norm_, on true gradients
@@ -228,12 +246,14 @@ def tune(
                 done = i + 1
                 due = cfg.save_seconds is not None and time.monotonic() - last_kept >= cfg.save_seconds
                 if saved is not None and due and done < cfg.steps:
+                    check_weights(params, done, cfg, half)  # a state is kept only of finite weights
                     saved = keep_state(saved, done, training_state(params, opt, gen, losses, scaler))
                     last_kept = time.monotonic()
     finally:
         cast_training_params(unet, weights)
         unet.train(was_training)
         unet.requires_grad_(False)
+    check_weights(params, cfg.steps, cfg, half)
     return TuneResult(
         losses=losses,
         metadata={"steps": cfg.steps, "frames": cfg.frames, "lr": cfg.lr, "seed": cfg.seed},
@@ -266,6 +286,8 @@ def load_delta(model: T2SModel, path: str | os.PathLike, expected: dict | None =
         raise DeltaMismatchError(
             f"Delta {path} does not fit this model: missing {missing[:3]}, unexpected {extra[:3]}."
         )
+    if not all(bool(torch.isfinite(x).all()) for x in tensors.values()):  # kept by a version that did not check
+        raise DeltaMismatchError(f"Delta {path} holds weights that are not finite; tune again.")
     with torch.no_grad():
         for name, p in params.items():
             if p.shape != tensors[name].shape:

@@ -527,6 +527,19 @@ def check_model_config(model: str | os.PathLike | None, config: str | os.PathLik
         _missing_parts(folder, f"--model-config {str(config)!r}", "diffusers folder", "; their configs are enough")
 
 
+def check_weights_finite(source: str, parts: dict[str, dict[str, torch.Tensor]]) -> None:
+    """Refuse a model whose weights (each part's named tensors) hold NaN or infinite values, a damaged
+    file, before any work. A tensor's float32 sum is finite when its values are: one reduction each."""
+    for part, tensors in parts.items():
+        for name, t in tensors.items():
+            summed = t.sum(dtype=torch.float32) if t.is_floating_point() else torch.zeros(())
+            if not torch.isfinite(summed) and not bool(torch.isfinite(t).all()):
+                raise ModelLoadError(
+                    f"{source}: the weight {part}.{name} holds NaN or infinite values; the model's files are "
+                    "damaged (download or convert it again)."
+                )
+
+
 def _cast(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> None:
     """Move and cast a loaded part. diffusers' `ModelMixin.to` warns on every cast that the modules to
     keep in float32 are "[]" when there are none (0.42); a part with such modules still goes through it."""
@@ -580,6 +593,11 @@ def load_components(
             f"{source}: its tokenizer allows {tokenizer.model_max_length} tokens but its text encoder has {positions} "
             "positions; the tokenizer's files are missing or are not this model's."
         )
+    temporal = {"temporal": video.temporal} if video is not None else {}
+    check_weights_finite(
+        source,
+        {"text_encoder": text_encoder.state_dict(), "vae": vae.state_dict(), "unet": unet.state_dict(), **temporal},
+    )
     info = model_info(tokenizer, text_encoder, vae, unet, scheduler, source, video)
     for module in (text_encoder, vae, unet):
         p = next(module.parameters())
