@@ -822,3 +822,43 @@ def test_a_configs_relative_paths_are_read_from_the_current_folder_or_else_besid
     flags = ["--frames", "4", "--tune-steps", "1", "--steps", "2", "--inversion", "fast"]
     result = runner.invoke(app, ["run", "--config", str(project / "run.yaml"), *flags])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (
+            ["run", "clip.mp4", "--seed", "1.5"],
+            ["--seed '1.5' is not valid; expected a whole number", "videop2p run --help"],
+        ),
+        (["run", "--guidance=abc"], ["--guidance 'abc' is not valid; expected a number"]),
+        (["toy", "render", "--size", "big"], ["--size 'big' is not valid", "videop2p toy render --help"]),
+        (["run", "--frobnicate"], ["No such option: --frobnicate"]),
+        (["runn"], ["No such command 'runn'", "Did you mean 'run'?"]),
+        (["run", "--blend", "rabbit"], ["--blend", "2 arguments"]),
+        (["batch"], ["Missing argument", "videop2p batch --help"]),
+    ],
+)
+def test_usage_errors_of_the_command_are_one_line_naming_the_value(args, needles, capsys, tmp_path, monkeypatch):
+    from videop2p.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert e.value.code == 2 and out == "" and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert all(n in lines[0] for n in needles), lines[0]
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_command_exits_with_its_commands_code(capsys):
+    from videop2p.cli import main
+
+    for args, code in ((["--help"], 0), (["info"], 0), ([], 2), (["run", "--size", "0x8", "clip.mp4"], 2)):
+        with pytest.raises(SystemExit) as e:
+            main(args)
+        assert e.value.code == code, args
+    out, err = capsys.readouterr()
+    assert "videop2p" in out and "Usage" in out  # the help, and the help a bare command prints
+    assert err.strip().splitlines()[-1].startswith("error: --size '0x8' is not valid")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -1132,8 +1133,50 @@ def toy_eval(
         write_json(json_path, result)
 
 
-def main() -> None:
-    app()
+UsageError = typer.BadParameter.__base__  # click's UsageError, from the click this typer uses (vendored or not)
+EXPECTED = {"valid integer": "expected a whole number", "valid number": "expected a number"}  # typer's words -> ours
+
+
+def _bad_value(option: str, args: list[str]) -> str | None:
+    """The value given to `option` on the command line (`--opt VALUE` or `--opt=VALUE`), if any."""
+    for i, arg in enumerate(args):
+        if arg == option and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(f"{option}="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def usage_line(e: Exception, args: list[str]) -> str:
+    """A usage error (an unknown command or option, a value of the wrong type, a missing argument) as
+    the one line every other error is: the option, the value given, what would be valid."""
+    message = e.format_message().strip()
+    param = getattr(e, "param", None)
+    opts = [o for o in getattr(param, "opts", []) if o.startswith("-")]
+    value = next((v for v in (_bad_value(o, args) for o in opts) if v is not None), None)
+    if isinstance(e, typer.BadParameter) and value is not None:
+        reason = next((ours for theirs, ours in EXPECTED.items() if theirs in e.message), e.message.rstrip("."))
+        message = f"{opts[0]} {value!r} is not valid; {reason[0].lower()}{reason[1:]}."
+    message = " ".join(message.split())
+    message += "" if message.endswith((".", "?", "!")) else "."
+    where = getattr(getattr(e, "ctx", None), "command_path", None)
+    return message + (f" See `{where} --help`." if where else "")
+
+
+def main(args: list[str] | None = None) -> None:
+    """The `videop2p` command. Usage errors are one line on stderr with exit code 2, as every error
+    of a command is, instead of typer's framed message."""
+    args = sys.argv[1:] if args is None else list(args)
+    try:
+        code = app(args, prog_name="videop2p", standalone_mode=False)
+    except UsageError as e:
+        if e.format_message():  # a command run without arguments has printed its help: nothing to add
+            typer.secho(f"error: {usage_line(e, args)}", fg=typer.colors.RED, err=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
