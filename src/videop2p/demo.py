@@ -71,6 +71,9 @@ def demo_config(clip_dir: Path, edit_out: Path, target: str, edit_cfg: EditConfi
     )
     cfg.video.path, cfg.video.frames = str(clip_dir), s.clip.frames
     cfg.tune.steps, cfg.inversion.steps = s.tune_steps, s.steps
+    # A 64-pixel clip keeps every activation in little memory (docs/benchmarks.md): recomputing them (the
+    # official setting; the same weights bit for bit) only makes tuning slower (bench/tune_checkpointing.py).
+    cfg.tune.gradient_checkpointing = False
     cfg.edit = edit_cfg
     return cfg
 
