@@ -139,6 +139,13 @@ def test_each_stage_of_the_api_refuses_bad_settings_and_prompts_before_writing(t
     ):
         with pytest.raises(ValueError, match=message):
             vp.edit(model, inversion, source, targets, cfg)
+    for call, given, wanted in (
+        (lambda: vp.tune(clip, PROMPT, EditConfig()), "EditConfig", "TuneConfig"),
+        (lambda: vp.invert(model, clip, PROMPT, TuneConfig()), "TuneConfig", "InversionConfig"),
+        (lambda: vp.edit(model, inversion, PROMPT, [target], InversionConfig()), "InversionConfig", "EditConfig"),
+    ):
+        with pytest.raises(TypeError, match=f"expected a {wanted}, got {given}"):
+            call()
     assert not list((tmp_path / "ws").rglob("edit*"))
 
 

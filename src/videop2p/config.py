@@ -805,8 +805,15 @@ def check_prompts(source: Any, targets: Any = ()) -> None:
         _text(None, "target", prompt)
 
 
+def _config_ok(cfg: Any, kind: type) -> None:
+    """A stage's settings are its own config dataclass (an API caller may pass another stage's)."""
+    if not isinstance(cfg, kind):
+        raise TypeError(f"expected a {kind.__name__}, got {type(cfg).__name__}: {cfg!r}"[:300])
+
+
 def check_edit(e: EditConfig) -> None:
     """Edit mode, guidance, windows, mask settings, blend and reweighting words in range."""
+    _config_ok(e, EditConfig)
     for attr in ("blend", "subtract"):
         words = getattr(e, attr)
         if words is not None and (len(words) != 2 or not all(isinstance(w, str) and w.strip() for w in words)):
@@ -835,6 +842,7 @@ def check_edit(e: EditConfig) -> None:
 
 def check_tune(t: TuneConfig) -> None:
     """Tuning steps, frames per step, learning rate, seed, state interval and mixed precision in range."""
+    _config_ok(t, TuneConfig)
     if t.steps is not None:
         check_number("tune", "steps", t.steps, 0, whole=True)
     if t.frames is not None:
@@ -852,6 +860,7 @@ def check_tune(t: TuneConfig) -> None:
 
 def check_inversion(i: InversionConfig) -> None:
     """Inversion method, steps, null-text iterations and frames, guidance and learning rate in range."""
+    _config_ok(i, InversionConfig)
     _enum_ok("inversion", "method", i.method, InversionMethod)
     check_number("inversion", "steps", i.steps, 1, whole=True)
     check_number("inversion", "inner_steps", i.inner_steps, 0, whole=True)
@@ -867,6 +876,7 @@ def check_window(w: WindowConfig | None) -> None:
     the default windows, nothing to check)."""
     if w is None:
         return
+    _config_ok(w, WindowConfig)
     if w.size is not None:
         check_number("window", "size", w.size, 2, whole=True)
         check_number("window", "overlap", w.overlap, 0, w.size - 1, whole=True)
