@@ -282,3 +282,22 @@ def test_more_frames_per_step_than_the_clip_has_is_every_frame_and_reuses_its_re
     assert inverted_again.action == "reused" and inverted_again.entry == inverted.entry
     fewer, computed = vp.tune(clip, PROMPT, TuneConfig(steps=1, frames=2, progress=False))
     assert computed.action == "computed" and fewer.delta_key != every.delta_key
+
+
+def test_an_entry_locked_by_one_process_waits_in_another_until_released(tmp_path):
+    import subprocess
+    import sys
+
+    ws = Workspace(tmp_path / "ws")
+    entry = tmp_path / "ws" / "clip-x" / "tune.safetensors"
+    other = [
+        sys.executable,
+        "-c",
+        "from pathlib import Path\nfrom videop2p.store.workspace import Workspace\n"
+        f"with Workspace(Path({str(tmp_path / 'ws')!r})).lock(Path({str(entry)!r})): print('locked')",
+    ]
+    with ws.lock(entry):
+        with pytest.raises(subprocess.TimeoutExpired):
+            subprocess.run(other, capture_output=True, timeout=3)
+    done = subprocess.run(other, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "locked", done.stderr

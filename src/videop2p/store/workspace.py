@@ -9,7 +9,6 @@ atomic writer under a file lock, so a run killed at any moment never leaves an e
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -20,6 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 from videop2p.store.files import write_json
@@ -102,14 +103,11 @@ class Workspace:
 
     @contextlib.contextmanager
     def lock(self, entry: Path) -> Iterator[None]:
-        """Exclusive lock on one entry, so two runs never write it at once."""
+        """Exclusive lock on one entry, so two runs never write it at once (an OS file lock, on every
+        platform: `flock` on Linux and macOS, `msvcrt` on Windows)."""
         entry.parent.mkdir(parents=True, exist_ok=True)
-        with open(entry.with_name(f".{entry.name}.lock"), "w") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        with FileLock(entry.with_name(f".{entry.name}.lock")):
+            yield
 
     def log(self, report: StageReport) -> None:
         """Append a stage's report, with the time, to the workspace's history (`events.jsonl`)."""
