@@ -179,7 +179,7 @@ def group_jobs(jobs: list[Job]) -> list[list[Job]]:
 def is_finished(job: Job) -> bool:
     """True when an earlier run wrote this exact job's outputs."""
     try:
-        done = json.loads(Path(job.config.out, "job.json").read_text())
+        done = json.loads(Path(job.config.out, "job.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return done.get("key") == job.key and Path(job.config.out, "outputs.json").exists()

@@ -1070,7 +1070,7 @@ def eval_command(
             result = evaluate(comps, n, out, s, clip_model=clip_model, resume=resume, shard=shard_kn)
         except (ValueError, FileNotFoundError) as e:  # a missing model is a FileNotFoundError (ModelNotFoundError)
             _fail(str(e))
-    typer.echo((out / "summary.md").read_text())
+    typer.echo((out / "summary.md").read_text(encoding="utf-8"))
     kept = f" ({result['cases_read_back']} read back from {out / 'cases'})" if result["cases_read_back"] else ""
     part = f" of shard {shard}" if shard else ""
     typer.echo(

@@ -486,7 +486,7 @@ def _model_key(comps: SDComponents) -> str:
 
 def _read_kept(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):  # missing or unreadable: run the case
         return None
 

@@ -270,7 +270,7 @@ def _load_folder(path: Path, local_files_only: bool) -> tuple:
 
 def _load_video_unet(path: Path) -> tuple[UNet2DConditionModel, tav.VideoWeights]:
     """The image UNet and the temporal layers of a Tune-A-Video / Video-P2P tuned folder, every key checked."""
-    config = json.loads((path / "unet" / "config.json").read_text())
+    config = json.loads((path / "unet" / "config.json").read_text(encoding="utf-8"))
     with torch.device("meta"):  # no random initialisation: every tensor comes from the file
         unet = UNet2DConditionModel.from_config(tav.image_unet_config(config))
     image_state, temporal = tav.split_state(tav.read_state(path / "unet"))

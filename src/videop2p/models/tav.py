@@ -76,7 +76,7 @@ def is_authors_folder(path: str | os.PathLike) -> bool:
     """True for a model folder whose `unet/config.json` names the authors' `UNet3DConditionModel`."""
     config = Path(path) / "unet" / "config.json"
     try:
-        return json.loads(config.read_text()).get("_class_name") == CLASS_NAME
+        return json.loads(config.read_text(encoding="utf-8")).get("_class_name") == CLASS_NAME
     except (OSError, ValueError):
         return False
 

@@ -354,7 +354,7 @@ def check_heads(state: dict, model: ToyModelConfig, path: Path) -> None:
 
 def read_train_config(path: str | Path) -> ToyTrainConfig:
     """The settings a run wrote to its `train_config.json`."""
-    d = json.loads(Path(path).read_text())
+    d = json.loads(Path(path).read_text(encoding="utf-8"))
     d.pop("threads", None)  # written by earlier versions; threads are the command line's business
     model = ToyModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("model").items()})
     return ToyTrainConfig(model=model, **d)
@@ -384,7 +384,7 @@ def export_checkpoint(out_dir: str | Path, dest: str | Path, cfg: ToyTrainConfig
         {n[len("text_encoder.") :]: p for n, p in ema.items() if n.startswith("text_encoder.")}
     )
     if (out / "train_time.json").exists():
-        scaling = json.loads((out / "train_time.json").read_text())["scaling_factor"]
+        scaling = json.loads((out / "train_time.json").read_text(encoding="utf-8"))["scaling_factor"]
     elif cfg.vae_from:
         scaling = vae.config.scaling_factor
     else:
