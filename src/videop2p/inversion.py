@@ -209,6 +209,9 @@ def optimise_null_text(
     z = path[-1]
     emb = embeddings[-1] if done else uncond
     n = len(sched.timesteps)
+    # DDIM inversion's predictions were finite with this model: what makes them not is the optimisation
+    lower = f"optimise with a lower learning rate than {c.lr:g} (the official rate is {InversionConfig.lr:g})"
+    hint = "; ".join(filter(None, [lower, half_hint(model.unet.dtype)]))
     with checkpointing(model.unet, c.gradient_checkpointing):
         for i, t in enumerate(steps(sched.timesteps, "null-text optimisation", c.progress, on_step)):
             if i < len(done):
@@ -221,9 +224,6 @@ def optimise_null_text(
             with torch.no_grad():
                 uncond_out = predict(model, z, t, emb, counter, "null_text", plan, show=c.progress)
                 z = denoise_step(cfg(uncond_out, cond_out, c.guidance), z, t, sched)
-            # DDIM inversion's predictions were finite with this model: the optimisation took them off
-            lower = f"optimise with a lower learning rate than {c.lr:g} (the official rate is {InversionConfig.lr:g})"
-            hint = "; ".join(filter(None, [lower, half_hint(model.unet.dtype)]))
             check_finite(emb, "Null-text optimisation", i + 1, n, "the embedding", hint)
             check_finite(z, "Null-text optimisation", i + 1, n, "the latent", hint)
             path.append(z)

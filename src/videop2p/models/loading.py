@@ -532,8 +532,8 @@ def check_weights_finite(source: str, parts: dict[str, dict[str, torch.Tensor]])
     file, before any work. A tensor's float32 sum is finite when its values are: one reduction each."""
     for part, tensors in parts.items():
         for name, t in tensors.items():
-            summed = t.sum(dtype=torch.float32) if t.is_floating_point() else torch.zeros(())
-            if not torch.isfinite(summed) and not bool(torch.isfinite(t).all()):
+            finite_sum = not t.is_floating_point() or bool(torch.isfinite(t.sum(dtype=torch.float32)))
+            if not finite_sum and not bool(torch.isfinite(t).all()):
                 raise ModelLoadError(
                     f"{source}: the weight {part}.{name} holds NaN or infinite values; the model's files are "
                     "damaged (download or convert it again)."
