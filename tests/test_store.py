@@ -296,8 +296,7 @@ def test_an_entry_locked_by_one_process_waits_in_another_until_released(tmp_path
         "from pathlib import Path\nfrom videop2p.store.workspace import Workspace\n"
         f"with Workspace(Path({str(tmp_path / 'ws')!r})).lock(Path({str(entry)!r})): print('locked')",
     ]
-    with ws.lock(entry):
-        with pytest.raises(subprocess.TimeoutExpired):
-            subprocess.run(other, capture_output=True, timeout=3)
+    with ws.lock(entry), pytest.raises(subprocess.TimeoutExpired):
+        subprocess.run(other, capture_output=True, timeout=3)
     done = subprocess.run(other, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "locked", done.stderr

@@ -1,3 +1,6 @@
+from fractions import Fraction
+
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -103,6 +106,27 @@ def test_a_clip_stored_with_a_display_rotation_reads_upright(tmp_path, clockwise
     upright = np.rot90(frames, k=-clockwise // 90, axes=(1, 2))  # turned clockwise
     assert video.frames.shape == upright.shape and video_size(path) == (upright.shape[2], upright.shape[1])
     assert np.abs(video.frames.astype(float) - upright).mean() < 10
+    np.testing.assert_array_equal(np.stack(list(iter_video(path, 0, 3))), video.frames)  # the full-size pass too
+
+
+@pytest.mark.parametrize("sar", [Fraction(2, 1), Fraction(3, 4)])
+def test_an_anamorphic_clip_reads_in_square_pixels_as_players_show_it(tmp_path, sar):
+    from videop2p.io.video import iter_video, video_size
+
+    frames = np.zeros((3, 32, 48, 3), np.uint8)
+    frames[:, :, :24] = 255  # the left half white
+    path = tmp_path / "anamorphic.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        stream.codec_context.sample_aspect_ratio = sar
+        for fr in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(fr, format="rgb24")))
+        container.mux(stream.encode())
+    width = round(48 * sar)  # the width players show
+    video = read_video(path)
+    assert video.size == (width, 32) and video_size(path) == (width, 32)
+    assert video.frames[:, :, : width // 2 - 2].mean() > 245 and video.frames[:, :, width // 2 + 2 :].mean() < 10
     np.testing.assert_array_equal(np.stack(list(iter_video(path, 0, 3))), video.frames)  # the full-size pass too
 
 

@@ -138,15 +138,33 @@ def _quarter_turns(frame: av.VideoFrame) -> int:
     return round(degrees / 90) % 4 if math.isfinite(degrees) and abs(degrees) <= 360 else 0
 
 
-def _upright(frame: av.VideoFrame) -> np.ndarray:
-    """A decoded frame as RGB (H, W, 3), turned as its display matrix says (a phone's portrait clip is
-    stored sideways with a rotation to show it upright), as players and ffmpeg's autorotate do."""
+def _pixel_aspect(stream) -> Fraction:
+    """The stream's sample (pixel) aspect ratio: 1 for square pixels, e.g. 4/3 for HDV's 1440x1080
+    shown at 1920x1080; 1 where the file does not say or says nonsense."""
+    sar = stream.sample_aspect_ratio
+    return Fraction(sar) if sar and 1 / 16 <= sar <= 16 else Fraction(1)
+
+
+def _square_width(width: int, sar: Fraction) -> int:
+    """The width a row of `width` pixels of aspect `sar` is shown at, in square pixels (ffmpeg's display width)."""
+    return round(width * sar)
+
+
+def _upright(frame: av.VideoFrame, sar: Fraction = Fraction(1)) -> np.ndarray:
+    """A decoded frame as RGB (H, W, 3) as players show it: in square pixels (an anamorphic clip's
+    non-square pixels resampled to its display width) and turned as its display matrix says (a phone's
+    portrait clip is stored sideways with a rotation to show it upright), as ffmpeg's autorotate does."""
     rgb, turns = frame.to_ndarray(format="rgb24"), _quarter_turns(frame)
+    if sar != 1:
+        rgb = np.asarray(
+            Image.fromarray(rgb).resize((_square_width(frame.width, sar), frame.height), Image.Resampling.BICUBIC)
+        )
     return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
 
 
-def _upright_size(frame: av.VideoFrame) -> tuple[int, int]:
-    return (frame.height, frame.width) if _quarter_turns(frame) % 2 else (frame.width, frame.height)
+def _upright_size(frame: av.VideoFrame, sar: Fraction = Fraction(1)) -> tuple[int, int]:
+    width = _square_width(frame.width, sar)
+    return (frame.height, width) if _quarter_turns(frame) % 2 else (width, frame.height)
 
 
 def _read_container(path: Path, wanted: range | None, transform: Transform | None) -> _Decoded:
@@ -160,12 +178,13 @@ def _read_container(path: Path, wanted: range | None, transform: Transform | Non
             has_audio = bool(container.streams.audio)
             stream = container.streams.video[0]
             fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
+            sar = _pixel_aspect(stream)
             for i, frame in _frames_until(container, wanted):
-                size = _upright_size(frame)
-                if size[0] == 0 or size[1] == 0:
+                size = _upright_size(frame, sar)
+                if 0 in size:
                     break
                 wants = _wanted(i, wanted)  # only wanted frames are converted to RGB
-                frames.append(_kept(_upright(frame), transform) if wants else None)
+                frames.append(_kept(_upright(frame, sar), transform) if wants else None)
     except av.error.FFmpegError as e:
         if not frames:
             raise VideoError(
@@ -270,9 +289,10 @@ def iter_video(path: str | os.PathLike, start: int, num_frames: int, stride: int
         yield from read_video(path, start, num_frames, stride).frames
         return
     with av.open(str(path)) as container:
+        sar = _pixel_aspect(container.streams.video[0])
         for i, frame in _frames_until(container, wanted):
             if i in wanted:
-                yield _upright(frame)
+                yield _upright(frame, sar)
 
 
 def _is_container(path: Path) -> bool:
