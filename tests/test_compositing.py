@@ -38,6 +38,31 @@ def test_pasted_edits_keep_every_input_pixel_outside_the_mask(mode, source, work
     assert (whole[:, src[1] : src[3], src[0] : src[2]] == (0, 0, 255)).all()
 
 
+def test_a_large_input_is_feathered_over_as_many_pixels_and_keeps_every_pixel_outside(tmp_path):
+    from videop2p.compositing import FEATHER_RADIUS, paste_weights
+
+    source, work, cell = (1280, 720), (88, 48), 4  # an edit at the bundled model's size over a 720p frame
+    masks = torch.zeros(1, 12, 22, dtype=torch.bool)
+    masks[:, 4:8, 7:14] = True  # mask cells 7-13 across, 4-7 down
+    weight = paste_weights(masks, source, work, "crop", cell)[0]
+    src, dst = working_boxes(source, work, "crop")
+    sx = (src[2] - src[0]) / (dst[2] - dst[0])
+    radius = int(np.ceil(cell * sx / 2))
+    assert radius > 4 * FEATHER_RADIUS  # the coarse-grid path
+    x_in, x_out = src[0] + 7 * cell * sx, src[0] + 14 * cell * sx  # the mask's edges in input pixels
+    row = weight[int(src[1] + 6 * cell * sx)]  # a row through the mask
+    assert (row[int(x_in) + 1 : int(x_out) - 1] == 1).all()  # 1 on the mask
+    ramp = row[int(x_out) : int(x_out + 2 * radius)]
+    assert (ramp[1:] <= ramp[:-1] + 1e-6).all() and (ramp > 0.02).sum() >= 1.5 * radius  # a gradual ramp
+    grown = 2 * radius + 3 * (radius // FEATHER_RADIUS) + 1  # two radii, and up to three coarse cells
+    assert (row[int(x_out) + grown :] == 0).all() and (row[: int(x_in) - grown] == 0).all()
+    original = np.random.default_rng(0).integers(0, 255, (1, source[1], source[0], 3), dtype=np.uint8)
+    edited = np.full((1, work[1], work[0], 3), (0, 0, 255), dtype=np.uint8)
+    out = next(composite(original, edited, masks, "crop", cell))
+    changed = (out != original[0]).any(-1)
+    assert not changed[weight.numpy() == 0].any() and changed[weight.numpy() > 0.99].all()
+
+
 def test_working_boxes_match_resize_frames():
     y, x = np.mgrid[0:60, 0:100]
     smooth = np.stack([x * 2.5, y * 4.0, 127 + 120 * np.sin(x / 9.0) * np.cos(y / 7.0)], -1)
