@@ -243,3 +243,21 @@ def test_too_few_frames_names_the_count_in_words_that_read(tmp_path):
     with pytest.raises(VideoError, match=r"has 1 frame; start=0, stride=1 gives 1, .*at most 1 frame, or"):
         read_video(tmp_path / "one.gif", num_frames=8)
     assert read_video(tmp_path / "one.gif", num_frames=1).frames.shape[0] == 1  # one frame is a clip too
+
+
+def test_the_full_size_pass_over_a_folder_of_frames_decodes_one_frame_at_a_time(tmp_path, monkeypatch):
+    import videop2p.io.video as video_io
+
+    frames = _clip(8)
+    folder = write_frames(frames, tmp_path / "frames")
+    (folder / "notes.txt").write_text("not a frame")
+    decoded = []
+    to_rgb = video_io._to_rgb
+    monkeypatch.setattr(video_io, "_to_rgb", lambda img: decoded.append(1) or to_rgb(img))
+    passing = video_io.iter_video(folder, 1, 3, stride=2)
+    first = next(passing)
+    assert len(decoded) == 1  # only the first selected frame is decoded yet
+    rest = list(passing)
+    assert len(decoded) == 3  # frames 1, 3 and 5 only; none after the last
+    np.testing.assert_array_equal(np.stack([first, *rest]), read_video(folder, 1, 3, stride=2).frames)
+    np.testing.assert_array_equal(np.stack([first, *rest]), frames[1:7:2])

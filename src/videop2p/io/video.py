@@ -97,22 +97,36 @@ def _kept(frame: np.ndarray, transform: Transform | None) -> np.ndarray:
     return transform(frame) if transform is not None else frame
 
 
-def _read_frame_dir(path: Path, wanted: range | None, transform: Transform | None) -> _Decoded:
+def _iter_frame_dir(
+    path: Path, wanted: range | None, transform: Transform | None
+) -> Iterator[tuple[tuple[int, int], np.ndarray | None]]:
+    """Each image of a folder of frames in natural order: its (width, height), and its pixels
+    (transformed) when it is wanted, one at a time; files that are not images are passed over."""
     files = sorted(
         (p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: natural_key(p.name)
     )
-    frames, sizes, skipped = [], set(), []
+    index, skipped = 0, []
     for f in files:
         try:
             with Image.open(f) as img:  # Pillow detects the format from the content, not the extension
-                sizes.add(img.size)  # read from the header; pixels are decoded for wanted frames only
-                frames.append(_kept(_to_rgb(img), transform) if _wanted(len(frames), wanted) else None)
+                size = img.size  # read from the header; pixels are decoded for wanted frames only
+                frame = _kept(_to_rgb(img), transform) if _wanted(index, wanted) else None
         except (UnidentifiedImageError, OSError) as e:
             if f.suffix.lower() in {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"}:
                 raise VideoError(f"Frame {f} is not a readable image ({e}).") from e
             skipped.append(f.name)
+            continue
+        index += 1
+        yield size, frame
     if skipped:
         logger.info("ignored %d non-image files in %s", len(skipped), path)
+
+
+def _read_frame_dir(path: Path, wanted: range | None, transform: Transform | None) -> _Decoded:
+    frames, sizes = [], set()
+    for size, frame in _iter_frame_dir(path, wanted, transform):
+        sizes.add(size)
+        frames.append(frame)
     if not frames:
         raise VideoError(f"Directory {path} contains no image frames; expected files such as 1.jpg, 2.jpg, ...")
     if len(sizes) > 1:
@@ -282,10 +296,17 @@ def read_video(
 
 def iter_video(path: str | os.PathLike, start: int, num_frames: int, stride: int = 1) -> Iterator[np.ndarray]:
     """The selected frames one at a time, at the file's size: a second pass over a long clip holds one
-    frame in memory (containers; frame folders and animated images are read whole)."""
+    frame in memory (containers and folders of frames; animated images are read whole)."""
     path = Path(path)
     wanted = range(start, start + num_frames * stride, stride)
-    if path.is_dir() or not _is_container(path):
+    if path.is_dir():
+        for i, (_, frame) in enumerate(_iter_frame_dir(path, wanted, None)):
+            if frame is not None:
+                yield frame
+            if i >= wanted[-1]:
+                return
+        return
+    if not _is_container(path):
         yield from read_video(path, start, num_frames, stride).frames
         return
     with av.open(str(path)) as container:
