@@ -374,6 +374,29 @@ def test_badly_typed_config_values_are_one_line_errors(tiny_dir, clip_dir, tmp_p
     assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
 
 
+def test_numbers_in_exponent_form_read_as_numbers_in_config_files_and_batches(tmp_path):
+    from videop2p.batch import load_jobs
+    from videop2p.config import load_config
+
+    (tmp_path / "run.yaml").write_text(
+        "source: a red circle\ntargets: [a blue circle]\ntune: {lr: 3e-5, steps: 2}\n"
+        "inversion: {early_stop: 1e-5, lr: 1E-2}\nedit: {reweight: {blue: 2e0}}\n"
+    )
+    cfg = load_config([tmp_path / "run.yaml"])
+    assert (cfg.tune.lr, cfg.inversion.early_stop, cfg.inversion.lr, cfg.edit.reweight) == (
+        3e-5,
+        1e-5,
+        1e-2,
+        {"blue": 2.0},
+    )
+    (tmp_path / "jobs.yaml").write_text(
+        "jobs:\n  - {name: a, video: clip.mp4, source: a red circle, targets: [a blue circle], tune: {lr: 5e-5}}\n"
+    )
+    assert load_jobs(tmp_path / "jobs.yaml")[0][0].config.tune.lr == 5e-5
+    (tmp_path / "quoted.yaml").write_text('source: "1e5"\ntargets: ["2e5"]\n')  # quoted text stays text
+    assert load_config([tmp_path / "quoted.yaml"]).source == "1e5"
+
+
 def test_truncated_or_foreign_weights_are_one_line_errors(tiny_dir, clip_dir, tmp_path):
     broken = shutil.copytree(tiny_dir, tmp_path / "broken")
     weights = broken / "unet" / "diffusion_pytorch_model.safetensors"

@@ -11,6 +11,7 @@ import dataclasses
 import enum
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -432,9 +433,24 @@ def parse_reweight(items: list[str]) -> dict[str, float]:
     return out
 
 
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader reading numbers as YAML 1.2 (and OmegaConf, the authors' reader) does:
+    `3e-5` and `1e12` are floats, where YAML 1.1 wants `3.0e-05` and reads them as text."""
+
+
+YamlLoader.add_implicit_resolver(  # YAML 1.2's float, and 1.1's infinities and NaN (a copy for this loader only)
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
+        r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+
+
 def load_yaml(path: str | os.PathLike) -> dict:
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        data = yaml.load(Path(path).read_text(encoding="utf-8"), YamlLoader) or {}
     except FileNotFoundError:
         raise ConfigError(f"Config file {str(path)!r} does not exist.") from None
     except UnicodeDecodeError:
@@ -539,7 +555,7 @@ def _list(value: Any, key: str) -> list:
 
 
 def _official_number(value: Any, key: str) -> float:
-    """A number the official configs may write as text (YAML reads `3e-5` as a string)."""
+    """A number of the official configs (text as well: a caller may have read them as YAML 1.1 does)."""
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -565,7 +581,7 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
         cfg.video.height = td.get("height", cfg.video.height)
         cfg.video.start = td.get("sample_start_idx", cfg.video.start)
         cfg.video.stride = td.get("sample_frame_rate", cfg.video.stride)
-        lr = tune.get("learning_rate", cfg.tune.lr)  # YAML reads 3e-5 as text
+        lr = tune.get("learning_rate", cfg.tune.lr)
         cfg.tune.lr = _official_number(lr, "learning_rate")
         cfg.tune.steps = tune.get("max_train_steps", cfg.tune.steps)
         cfg.tune.seed = tune.get("seed", cfg.tune.seed)
