@@ -374,7 +374,7 @@ def test_badly_typed_config_values_are_one_line_errors(tiny_dir, clip_dir, tmp_p
     assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
 
 
-def test_numbers_in_exponent_form_read_as_numbers_in_config_files_and_batches(tmp_path):
+def test_config_files_read_numbers_and_booleans_as_yaml_1_2_does(tmp_path):
     from videop2p.batch import load_jobs
     from videop2p.config import load_config
 
@@ -395,6 +395,12 @@ def test_numbers_in_exponent_form_read_as_numbers_in_config_files_and_batches(tm
     assert load_jobs(tmp_path / "jobs.yaml")[0][0].config.tune.lr == 5e-5
     (tmp_path / "quoted.yaml").write_text('source: "1e5"\ntargets: ["2e5"]\n')  # quoted text stays text
     assert load_config([tmp_path / "quoted.yaml"]).source == "1e5"
+    (tmp_path / "words.yaml").write_text("composite: off\ntune: {mixed_precision: no, gradient_checkpointing: false}\n")
+    cfg = load_config([tmp_path / "words.yaml"])  # YAML 1.1 made booleans of off and no
+    assert (cfg.composite.value, cfg.tune.mixed_precision, cfg.tune.gradient_checkpointing) == ("off", "no", False)
+    args = ["run", "clip.mp4", "--source", "a", "--target", "b", "--config", str(tmp_path / "yes.yaml")]
+    (tmp_path / "yes.yaml").write_text("tune: {gradient_checkpointing: yes}\n")
+    assert_one_line_error(runner.invoke(app, args), "checkpointing 'yes' is not true or false")
 
 
 def test_truncated_or_foreign_weights_are_one_line_errors(tiny_dir, clip_dir, tmp_path):

@@ -433,12 +433,23 @@ def parse_reweight(items: list[str]) -> dict[str, float]:
     return out
 
 
+YAML_BOOL = "tag:yaml.org,2002:bool"
+
+
 class YamlLoader(yaml.SafeLoader):
-    """PyYAML's safe loader reading numbers as YAML 1.2 (and OmegaConf, the authors' reader) does:
-    `3e-5` and `1e12` are floats, where YAML 1.1 wants `3.0e-05` and reads them as text."""
+    """PyYAML's safe loader reading plain scalars as YAML 1.2 does: `3e-5` and `1e12` are floats (as
+    OmegaConf, the authors' reader, has them too), where YAML 1.1 reads them as text; only true and
+    false are booleans, where YAML 1.1 also turns `off`, `no`, `on` and `yes` into them (so that
+    `composite: off` was False, not "off")."""
+
+    yaml_implicit_resolvers = {  # SafeLoader's, less its booleans (copies: SafeLoader keeps its own)
+        first: [(tag, rx) for tag, rx in resolvers if tag != YAML_BOOL]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
 
-YamlLoader.add_implicit_resolver(  # YAML 1.2's float, and 1.1's infinities and NaN (a copy for this loader only)
+YamlLoader.add_implicit_resolver(YAML_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+YamlLoader.add_implicit_resolver(  # YAML 1.2's float, and 1.1's infinities and NaN
     "tag:yaml.org,2002:float",
     re.compile(
         r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
