@@ -517,6 +517,7 @@ def test_a_quick_preset_run_and_bad_presets_or_frame_counts(tiny_dir, clip_dir, 
         (["--steps", "0"], ("--steps 0", "expected a whole number")),
         (["--device", "tpu"], ("device 'tpu' is not available here", "valid: cpu")),
         (["--dtype", "float64"], ("--dtype 'float64'", "float32, float16, bfloat16")),
+        (["--steps", "1000"], ("steps 1000 is more than this model's scheduler allows: at most 999",)),
     ],
 )
 def test_demo_refuses_bad_budgets_and_devices_before_any_work(tmp_path, flags, needles):
@@ -546,6 +547,7 @@ def test_demo_runs_in_half_precision(tmp_path):
         (["--model", "/nonexistent/model"], "Model folder '/nonexistent/model' does not exist"),
         (["--model", "{model}"], "vae holds no weights"),
         (["--model", "{bare}"], "has no model_index.json"),
+        (["--steps", "1000"], "steps 1000 is more than this model's scheduler allows: at most 999"),
     ],
 )
 def test_toy_eval_refuses_bad_settings_before_loading(flags, needle, tiny_dir, tmp_path):
@@ -570,6 +572,12 @@ def test_toy_eval_refuses_bad_settings_before_loading(flags, needle, tiny_dir, t
 def test_eval_refuses_bad_budgets_before_any_case(flags, needle, tmp_path):
     result = runner.invoke(app, ["eval", "--out", str(tmp_path / "ev"), *flags])
     assert_one_line_error(result, needle, "expected a whole number")
+    assert not (tmp_path / "ev").exists()
+
+
+def test_eval_refuses_more_steps_than_the_models_scheduler_takes_before_any_case(tmp_path):
+    result = runner.invoke(app, ["eval", "--out", str(tmp_path / "ev"), "--steps", "1000", "--cases", "1"])
+    assert_one_line_error(result, "steps 1000 is more than this model's scheduler allows: at most 999")
     assert not (tmp_path / "ev").exists()
 
 

@@ -83,3 +83,18 @@ def test_a_v_model_inverts_exactly_as_the_epsilon_model_it_re_expresses(spacing)
         v = (eps - (1 - a) ** 0.5 * x) / a**0.5
         torch.testing.assert_close(invert_step(v, x, t, v_sched), invert_step(eps, x, t, e_sched))
         torch.testing.assert_close(denoise_step(v, x, t, v_sched), denoise_step(eps, x, t, e_sched))
+
+
+def test_the_most_ddim_steps_are_read_from_the_schedulers_spacing_and_offset(tiny):
+    from diffusers import DDIMScheduler
+
+    from videop2p.sampling import ddim_schedule, most_steps, steps_fit
+
+    leading = tiny.scheduler  # SD's: leading spacing, offset 1
+    assert steps_fit(leading, 999) and not steps_fit(leading, 1000) and most_steps(leading, 5000) == 999
+    assert max(ddim_schedule(leading, 999).timesteps) == 999
+    trailing = DDIMScheduler.from_config(leading.config, timestep_spacing="trailing", steps_offset=0)
+    assert steps_fit(trailing, 1000) and not steps_fit(trailing, 1001) and most_steps(trailing, 1001) == 1000
+    before = list(leading.timesteps)
+    steps_fit(leading, 7)
+    assert list(leading.timesteps) == before  # the model's own scheduler is not touched

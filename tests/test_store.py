@@ -123,7 +123,8 @@ def test_each_stage_of_the_api_refuses_bad_settings_and_prompts_before_writing(t
     for cfg, message in (
         (InversionConfig(method="magic"), "'magic' is not one of null-text, fast"),
         (InversionConfig(steps=0), "steps: 0"),
-        (InversionConfig(steps=5000), "exceed the scheduler's"),
+        (InversionConfig(steps=5000), "5000 is more than this model's scheduler allows: at most 999"),
+        (InversionConfig(steps=1000), "1000 is more than .* at most 999 .*'leading' spacing, offset 1"),  # t = 1000
         (InversionConfig(guidance=float("inf")), "inversion.guidance: inf"),
     ):
         with pytest.raises(ValueError, match=message):

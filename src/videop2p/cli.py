@@ -661,7 +661,10 @@ def demo(
     _setup_logging(quiet)
     _quiet_loaders()
     with _long_run(device, f"the same command resumes it from its workspace ({out / 'workspace'}).", ""):
-        summary = run_demo(out, DemoSettings(tune_steps, steps, device=device, dtype=dtype, quiet=quiet))
+        try:
+            summary = run_demo(out, DemoSettings(tune_steps, steps, device=device, dtype=dtype, quiet=quiet))
+        except ValueError as e:  # the model's own limits (its scheduler's steps), a stage that diverged
+            _fail(str(e))
     typer.echo(summary)
 
 
@@ -1036,6 +1039,7 @@ def eval_command(
     from videop2p.config import InversionConfig, TuneConfig, check_inversion, check_number, check_tune
     from videop2p.evaluation import QUICK_CASES, EvalSettings, Method, evaluate, quick_settings
     from videop2p.models.loading import load_components, parse_dtype
+    from videop2p.sampling import check_steps
 
     _check_folder("--out", out, "for the tables, plots and frame strips")
     _check_file("--json", json_path)
@@ -1067,6 +1071,7 @@ def eval_command(
     with _long_run(device, again, "--dtype float16, --tune-frames 4, --null-text-frames 4"):
         try:
             comps = load_components(model, device=device, dtype=parse_dtype(dtype))
+            check_steps(comps.scheduler, s.steps)
             result = evaluate(comps, n, out, s, clip_model=clip_model, resume=resume, shard=shard_kn)
         except (ValueError, FileNotFoundError) as e:  # a missing model is a FileNotFoundError (ModelNotFoundError)
             _fail(str(e))

@@ -14,6 +14,7 @@ from videop2p.editing import EditConfig
 from videop2p.evaluation import iou
 from videop2p.io.video import read_video, write_frames
 from videop2p.pipeline import VideoP2P
+from videop2p.sampling import check_steps
 from videop2p.toy.checker import read_image
 from videop2p.toy.world import Background, Color, Motion, Shape, ToyClipSpec, ToyObject, render_clip
 
@@ -83,6 +84,7 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None) -> str:
     s = settings or DemoSettings()
     out = Path(out)
     vp = VideoP2P.from_pretrained(s.model, s.device, s.dtype, workspace=out / "workspace")
+    check_steps(vp.components.scheduler, s.steps)  # the model's own limit, before the clip is written
     clip_dir = write_frames(render_clip(s.clip).frames, out / "clip")
     lines = []
     start = time.perf_counter()

@@ -44,6 +44,7 @@ from videop2p.models.t2s import T2SModel
 from videop2p.models.tav import apply_temporal
 from videop2p.outputs import write_run_outputs
 from videop2p.progress import StepHook
+from videop2p.sampling import check_steps
 from videop2p.store.workspace import StageReport, Workspace, clip_identity, key_of, reuse_or_compute
 from videop2p.tuning import load_delta, save_delta, tune
 from videop2p.windows import WindowPlan, frames_per_step, plan_windows
@@ -366,9 +367,7 @@ class VideoP2P:
         check_prompt_length(self.components.tokenizer, prompt)
 
     def _check_steps(self, steps: int) -> None:
-        train_steps = self.components.scheduler.config.num_train_timesteps
-        if steps > train_steps:
-            raise ValueError(f"steps {steps} exceed the scheduler's {train_steps} training timesteps.")
+        check_steps(self.components.scheduler, steps)
 
     def check_inputs(self, cfg: RunConfig) -> None:
         """Validate settings, prompts, words and schedules before any expensive stage."""

@@ -53,6 +53,35 @@ class DDIMSchedule:
         return float(self.alphas_cumprod[t]) if t >= 0 else self.final_alpha_cumprod
 
 
+def steps_fit(scheduler, num_steps: int) -> bool:
+    """Whether `num_steps` DDIM steps stay within the scheduler's training timesteps, spacing and offset
+    included ("leading" spacing with an offset of 1, as Stable Diffusion's, reaches timestep
+    1000 of 0-999 at 1000 steps). Read from a copy: the model's scheduler is not touched."""
+    n = scheduler.config.num_train_timesteps
+    if not 1 <= num_steps <= n:
+        return False
+    probe = type(scheduler).from_config(scheduler.config)
+    probe.set_timesteps(num_steps)
+    return int(probe.timesteps.max()) < n
+
+
+def most_steps(scheduler, upto: int) -> int:
+    """The largest DDIM step count up to `upto` that `steps_fit` the scheduler (1 when none larger does)."""
+    return next(
+        (k for k in range(min(upto, scheduler.config.num_train_timesteps), 1, -1) if steps_fit(scheduler, k)), 1
+    )
+
+
+def check_steps(scheduler, num_steps: int) -> None:
+    """Refuse a DDIM step count the scheduler cannot take, naming the most it can."""
+    if not steps_fit(scheduler, num_steps):
+        c = scheduler.config
+        raise ValueError(
+            f"steps {num_steps} is more than this model's scheduler allows: at most {most_steps(scheduler, num_steps)} "
+            f"({c.num_train_timesteps} training timesteps, {c.timestep_spacing!r} spacing, offset {c.steps_offset})."
+        )
+
+
 def ddim_schedule(scheduler, num_steps: int) -> DDIMSchedule:
     """Read timesteps, alphas and the final alpha from a diffusers scheduler configured by the model."""
     scheduler.set_timesteps(num_steps)

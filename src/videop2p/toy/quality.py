@@ -35,7 +35,10 @@ def vae_psnr(pipe, n: int = 128, seed: int = 123) -> float:
 def check_eval_inputs(model_path: str | Path, seeds: int, steps: int, guidance: float, device: str) -> None:
     """Refuse, before loading anything, a model folder that is not there, a seed count below 1, steps or
     guidance out of range (a run's own checks, OptionError naming them) and a device this machine lacks."""
+    from diffusers import DDIMScheduler
+
     from videop2p.models.loading import check_device, check_model_path
+    from videop2p.sampling import check_steps
 
     check_number(None, "seeds", seeds, 1, whole=True)
     check_inversion(InversionConfig(steps=steps))
@@ -44,6 +47,7 @@ def check_eval_inputs(model_path: str | Path, seeds: int, steps: int, guidance: 
     check_model_path(model_path)  # its parts and their weights
     if not (Path(model_path) / "model_index.json").is_file():  # what StableDiffusionPipeline reads first
         raise ValueError(f"{model_path} is not a model folder (it has no model_index.json).")
+    check_steps(DDIMScheduler.from_config(DDIMScheduler.load_config(model_path, subfolder="scheduler")), steps)
 
 
 def evaluate_model(
