@@ -91,6 +91,8 @@ class ExportFormat(str, enum.Enum):
 DTYPES = ("float32", "float16", "bfloat16")  # names a run's dtype may take
 OFFICIAL_TUNE_STEPS = 500  # the authors' max_train_steps
 DEMO_TUNE_STEPS = 300  # `videop2p demo`'s tuning budget
+SEED_MAX = 2**64 - 1  # the largest seed torch.Generator.manual_seed takes
+COUNT_MAX = 2**31 - 1  # the largest frame count, index, stride or side (more than any clip has)
 Bounds = float | tuple[float, float]  # a fraction of the steps, or a (start, end) pair of fractions
 
 
@@ -720,10 +722,17 @@ def check_number(
     [low, high], or in (low, high] when `above`."""
     kind = "a whole number" if whole else "a finite number"
     bad = isinstance(value, bool) or not isinstance(value, int | float)
-    bad = bad or (whole and not isinstance(value, int)) or not math.isfinite(value) or not low <= value <= high
+    bad = bad or (whole and not isinstance(value, int))
+    bad = bad or (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high  # ints: any size
     if bad or (above and value == low):
-        span = f"{'>' if above else '>='} {low:g}" if high == math.inf else f"from {low:g} to {high:g}"
-        raise OptionError(_where(section, attr), f"{value!r} is not valid; expected {kind} {span}.")
+        span = f"{'>' if above else '>='} {_num(low)}" if high == math.inf else f"from {_num(low)} to {_num(high)}"
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}... ({len(repr(value))} digits)"
+        raise OptionError(_where(section, attr), f"{shown} is not valid; expected {kind} {span}.")
+
+
+def _num(bound: float) -> str:
+    """A bound as people write it: whole numbers in full (2**64 - 1 too), others in short form."""
+    return str(bound) if isinstance(bound, int) else f"{bound:g}"
 
 
 def _text(section: str | None, attr: str, value: Any) -> None:
@@ -770,12 +779,12 @@ def validate(cfg: RunConfig) -> None:
         if getattr(cfg, attr) is not None:
             _text(None, attr, getattr(cfg, attr))
     if v.frames is not None:
-        check_number("video", "frames", v.frames, 1, whole=True)
-    check_number("video", "start", v.start, 0, whole=True)
-    check_number("video", "stride", v.stride, 1, whole=True)
+        check_number("video", "frames", v.frames, 1, COUNT_MAX, whole=True)
+    check_number("video", "start", v.start, 0, COUNT_MAX, whole=True)
+    check_number("video", "stride", v.stride, 1, COUNT_MAX, whole=True)
     for attr in ("width", "height"):
         if getattr(v, attr) is not None:
-            check_number("video", attr, getattr(v, attr), 1, whole=True)
+            check_number("video", attr, getattr(v, attr), 1, COUNT_MAX, whole=True)
     _enum_ok("video", "resize", v.resize, ResizeMode)
     check_tune(t)
     check_edit(e)
@@ -875,7 +884,7 @@ def check_tune(t: TuneConfig) -> None:
     if t.frames is not None:
         check_number("tune", "frames", t.frames, 2, whole=True)
     check_number("tune", "lr", t.lr, 0.0, above=True)  # 0 tunes nothing: --tune-steps 0 says that
-    check_number("tune", "seed", t.seed, 0, whole=True)
+    check_number("tune", "seed", t.seed, 0, SEED_MAX, whole=True)
     _bool_ok("tune", "gradient_checkpointing", t.gradient_checkpointing)
     if t.save_seconds is not None:
         check_number("tune", "save_seconds", t.save_seconds, 0.0)
