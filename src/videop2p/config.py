@@ -717,14 +717,18 @@ def check_number(
     high: float = math.inf,
     whole: bool = False,
     above: bool = False,
+    cap: int | None = None,
 ) -> None:
     """Raise OptionError (named by the setting's flag) unless `value` is a finite (whole) number in
-    [low, high], or in (low, high] when `above`."""
+    [low, high], or in (low, high] when `above`, and at most `cap`, a machine's limit that the message
+    names only to a value past it."""
     kind = "a whole number" if whole else "a finite number"
     bad = isinstance(value, bool) or not isinstance(value, int | float)
     bad = bad or (whole and not isinstance(value, int))
     bad = bad or (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high  # ints: any size
-    if bad or (above and value == low):
+    past_cap = not bad and cap is not None and value > cap
+    high = cap if past_cap else high
+    if bad or past_cap or (above and value == low):
         span = f"{'>' if above else '>='} {_num(low)}" if high == math.inf else f"from {_num(low)} to {_num(high)}"
         shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}... ({len(repr(value))} digits)"
         raise OptionError(_where(section, attr), f"{shown} is not valid; expected {kind} {span}.")
@@ -779,12 +783,12 @@ def validate(cfg: RunConfig) -> None:
         if getattr(cfg, attr) is not None:
             _text(None, attr, getattr(cfg, attr))
     if v.frames is not None:
-        check_number("video", "frames", v.frames, 1, COUNT_MAX, whole=True)
-    check_number("video", "start", v.start, 0, COUNT_MAX, whole=True)
-    check_number("video", "stride", v.stride, 1, COUNT_MAX, whole=True)
+        check_number("video", "frames", v.frames, 1, whole=True, cap=COUNT_MAX)
+    check_number("video", "start", v.start, 0, whole=True, cap=COUNT_MAX)
+    check_number("video", "stride", v.stride, 1, whole=True, cap=COUNT_MAX)
     for attr in ("width", "height"):
         if getattr(v, attr) is not None:
-            check_number("video", attr, getattr(v, attr), 1, COUNT_MAX, whole=True)
+            check_number("video", attr, getattr(v, attr), 1, whole=True, cap=COUNT_MAX)
     _enum_ok("video", "resize", v.resize, ResizeMode)
     check_tune(t)
     check_edit(e)
@@ -884,7 +888,7 @@ def check_tune(t: TuneConfig) -> None:
     if t.frames is not None:
         check_number("tune", "frames", t.frames, 2, whole=True)
     check_number("tune", "lr", t.lr, 0.0, above=True)  # 0 tunes nothing: --tune-steps 0 says that
-    check_number("tune", "seed", t.seed, 0, SEED_MAX, whole=True)
+    check_number("tune", "seed", t.seed, 0, whole=True, cap=SEED_MAX)
     _bool_ok("tune", "gradient_checkpointing", t.gradient_checkpointing)
     if t.save_seconds is not None:
         check_number("tune", "save_seconds", t.save_seconds, 0.0)

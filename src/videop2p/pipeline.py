@@ -279,7 +279,7 @@ class VideoP2P:
         cfg = cfg or InversionConfig()
         self._check_source(prompt)
         check_inversion(cfg)
-        self._check_steps(cfg.steps)
+        check_steps(self.components.scheduler, cfg.steps)
         check_window(window)
         plan = plan_windows(len(clip.frames), window)
         cfg = dataclasses.replace(cfg, frames=frames_per_step(cfg.frames, plan))
@@ -366,9 +366,6 @@ class VideoP2P:
             raise ValueError("Give the source prompt that describes the clip.")
         check_prompt_length(self.components.tokenizer, prompt)
 
-    def _check_steps(self, steps: int) -> None:
-        check_steps(self.components.scheduler, steps)
-
     def check_inputs(self, cfg: RunConfig) -> None:
         """Validate settings, prompts, words and schedules before any expensive stage."""
         validate(cfg)
@@ -382,7 +379,7 @@ class VideoP2P:
         self._check_source(cfg.source)
         if not cfg.targets:
             raise ValueError("Give at least one target prompt.")
-        self._check_steps(cfg.inversion.steps)
+        check_steps(self.components.scheduler, cfg.inversion.steps)
         info = self.components.info
         side = info.native_size // info.vae_scale_factor
         build_plan(self.components, cfg.source, cfg.targets, cfg.edit, cfg.inversion.steps, (side, side))
