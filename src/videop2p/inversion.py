@@ -29,7 +29,7 @@ from videop2p.sampling import (
     invert_step,
     predict,
 )
-from videop2p.store.codec import load_tensors, save_tensors
+from videop2p.store.codec import all_finite, load_tensors, save_tensors
 from videop2p.store.workspace import StepFiles
 from videop2p.windows import WindowPlan, frame_subset, plan_windows
 
@@ -302,6 +302,6 @@ def load_inversion(
     )
     if expected:
         result.check(expected)
-    if not all(bool(torch.isfinite(x).all()) for x in tensors.values()):  # kept by a version that did not check
+    if not all_finite(tensors):  # kept by a version that did not check
         raise InversionMismatchError(f"Inversion {path} holds values that are not finite; invert again.")
     return result

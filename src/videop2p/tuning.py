@@ -19,7 +19,7 @@ from videop2p.models.loading import SDComponents
 from videop2p.models.t2s import T2SModel, backward, checkpointing, optimizer_step
 from videop2p.progress import StepHook
 from videop2p.sampling import check_finite, half_hint
-from videop2p.store.codec import load_tensors, read_meta, save_tensors
+from videop2p.store.codec import all_finite, load_tensors, read_meta, save_tensors
 from videop2p.store.workspace import StepFiles
 from videop2p.windows import WindowPlan, frame_subset, plan_windows
 
@@ -286,7 +286,7 @@ def load_delta(model: T2SModel, path: str | os.PathLike, expected: dict | None =
         raise DeltaMismatchError(
             f"Delta {path} does not fit this model: missing {missing[:3]}, unexpected {extra[:3]}."
         )
-    if not all(bool(torch.isfinite(x).all()) for x in tensors.values()):  # kept by a version that did not check
+    if not all_finite(tensors):  # kept by a version that did not check
         raise DeltaMismatchError(f"Delta {path} holds weights that are not finite; tune again.")
     with torch.no_grad():
         for name, p in params.items():

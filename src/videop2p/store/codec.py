@@ -54,6 +54,11 @@ def read_meta(path: str | os.PathLike, required: bool = True) -> dict:
     return _parse_meta(path, raw, required)
 
 
+def all_finite(tensors: dict[str, torch.Tensor]) -> bool:
+    """Whether every value of every tensor is finite (a saved result with NaN in it is damaged)."""
+    return all(bool(torch.isfinite(t).all()) for t in tensors.values())
+
+
 def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
     """(tensors, metadata) of a file written by `save_tensors`, read in one pass."""
     try:
