@@ -9,7 +9,6 @@ go on; a job whose outputs were finished by an earlier run of the same batch is 
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import os
 import socket
@@ -35,7 +34,7 @@ from videop2p.config import (
     to_plain,
     validate,
 )
-from videop2p.store.files import write_json
+from videop2p.store.files import read_json, write_json
 from videop2p.store.workspace import key_of
 
 if TYPE_CHECKING:
@@ -179,7 +178,7 @@ def group_jobs(jobs: list[Job]) -> list[list[Job]]:
 def is_finished(job: Job) -> bool:
     """True when an earlier run wrote this exact job's outputs."""
     try:
-        done = json.loads(Path(job.config.out, "job.json").read_text(encoding="utf-8"))
+        done = read_json(Path(job.config.out, "job.json"))
     except (OSError, ValueError):
         return False
     return done.get("key") == job.key and Path(job.config.out, "outputs.json").exists()

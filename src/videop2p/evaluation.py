@@ -27,7 +27,7 @@ from videop2p.metrics import psnr
 from videop2p.models.loading import SDComponents
 from videop2p.models.t2s import T2SModel
 from videop2p.outputs import write_png
-from videop2p.store.files import atomic_path, write_json, write_text
+from videop2p.store.files import atomic_path, read_json, write_json, write_text
 from videop2p.toy.checker import classify_background, read_image
 from videop2p.toy.world import (
     Background,
@@ -486,7 +486,7 @@ def _model_key(comps: SDComponents) -> str:
 
 def _read_kept(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_json(path)
     except (OSError, ValueError):  # missing or unreadable: run the case
         return None
 

@@ -20,7 +20,7 @@ from videop2p.config import DTYPES, FrameAttentionMode, GroupNormMode
 from videop2p.models import tav
 from videop2p.models.tokenizer import bundled_tokenizer
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
-from videop2p.store.files import atomic_path
+from videop2p.store.files import atomic_path, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ def _load_folder(path: Path, local_files_only: bool) -> tuple:
 
 def _load_video_unet(path: Path) -> tuple[UNet2DConditionModel, tav.VideoWeights]:
     """The image UNet and the temporal layers of a Tune-A-Video / Video-P2P tuned folder, every key checked."""
-    config = json.loads((path / "unet" / "config.json").read_text(encoding="utf-8"))
+    config = read_json(path / "unet" / "config.json")
     with torch.device("meta"):  # no random initialisation: every tensor comes from the file
         unet = UNet2DConditionModel.from_config(tav.image_unet_config(config))
     image_state, temporal = tav.split_state(tav.read_state(path / "unet"))

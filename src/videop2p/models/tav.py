@@ -14,7 +14,6 @@ statistics (over the clip); a folder we write records both.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from safetensors.torch import load_file
 
 from videop2p.config import FrameAttentionMode, GroupNormMode
 from videop2p.models.t2s import is_temporal, temporal_shapes, video_key
-from videop2p.store.files import atomic_path, write_json
+from videop2p.store.files import atomic_path, read_json, write_json
 
 CLASS_NAME = "UNet3DConditionModel"
 FRAME_KEY = "videop2p_frame_attention"  # our record of the frame-attention kind in unet/config.json
@@ -76,7 +75,7 @@ def is_authors_folder(path: str | os.PathLike) -> bool:
     """True for a model folder whose `unet/config.json` names the authors' `UNet3DConditionModel`."""
     config = Path(path) / "unet" / "config.json"
     try:
-        return json.loads(config.read_text(encoding="utf-8")).get("_class_name") == CLASS_NAME
+        return read_json(config).get("_class_name") == CLASS_NAME
     except (OSError, ValueError):
         return False
 

@@ -47,6 +47,11 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file as `write_json` writes it (UTF-8 whatever the platform's default)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     """Write `data` as indented JSON to `path` atomically."""
     return write_text(path, json.dumps(data, indent=2, default=str))

@@ -23,7 +23,7 @@ from typing import Any
 from filelock import FileLock
 
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
-from videop2p.store.files import write_json
+from videop2p.store.files import read_json, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def read_events(root: str | os.PathLike) -> list[dict]:
 def clip_entry(folder: Path, last_used: float | None = None) -> ClipEntry:
     """What a clip folder holds; `last_used` from the history, else the newest file's time."""
     try:
-        identity = json.loads((folder / "key.json").read_text(encoding="utf-8"))
+        identity = read_json(folder / "key.json")
     except (OSError, ValueError):
         identity = {}
     files = [p for p in folder.rglob("*") if p.is_file()]

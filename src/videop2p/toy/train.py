@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -16,7 +15,7 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 from tqdm.auto import tqdm
 
 from videop2p.models.schedulers import make_scheduler
-from videop2p.store.files import write_json
+from videop2p.store.files import read_json, write_json
 from videop2p.toy.data import (
     caption_ids,
     encode_dataset,
@@ -354,7 +353,7 @@ def check_heads(state: dict, model: ToyModelConfig, path: Path) -> None:
 
 def read_train_config(path: str | Path) -> ToyTrainConfig:
     """The settings a run wrote to its `train_config.json`."""
-    d = json.loads(Path(path).read_text(encoding="utf-8"))
+    d = read_json(path)
     d.pop("threads", None)  # written by earlier versions; threads are the command line's business
     model = ToyModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("model").items()})
     return ToyTrainConfig(model=model, **d)
@@ -384,7 +383,7 @@ def export_checkpoint(out_dir: str | Path, dest: str | Path, cfg: ToyTrainConfig
         {n[len("text_encoder.") :]: p for n, p in ema.items() if n.startswith("text_encoder.")}
     )
     if (out / "train_time.json").exists():
-        scaling = json.loads((out / "train_time.json").read_text(encoding="utf-8"))["scaling_factor"]
+        scaling = read_json(out / "train_time.json")["scaling_factor"]
     elif cfg.vae_from:
         scaling = vae.config.scaling_factor
     else:
