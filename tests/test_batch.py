@@ -20,7 +20,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def jobs_file(tmp_path_factory):
-    """Four jobs on two toy clips of the bundled model's world; one names a word not in its prompt."""
+    """Four jobs on two toy clips of the bundled model's world; one diverges in its edit."""
     root = tmp_path_factory.mktemp("batch")
     for name, shape, color in (("circle", Shape.CIRCLE, Color.RED), ("square", Shape.SQUARE, Color.BLUE)):
         spec = ToyClipSpec([ToyObject(shape, color)], Background.GRASS, Motion.LINEAR, frames=4, size=64, seed=3)
@@ -40,11 +40,11 @@ def jobs_file(tmp_path_factory):
                 "edit": {"blend": ["circle", "circle"]},
             },
             {
-                "name": "bad-word",
+                "name": "diverges",
                 "video": "circle",
                 "source": "a red circle moving on the grass",
                 "targets": ["a green circle moving on the grass"],
-                "edit": {"blend": ["triangle", "triangle"]},
+                "edit": {"guidance": 1e300},  # valid input, but float32 overflows in the edit
             },
             {
                 "name": "green",
@@ -82,11 +82,11 @@ def local_run(jobs_file, tmp_path_factory):
 
 def test_jobs_file_groups_by_clip_and_resolves_paths_beside_the_file(jobs_file):
     jobs, ws = load_jobs(jobs_file)
-    assert [j.name for j in jobs] == ["blue", "bad-word", "green", "square"]
+    assert [j.name for j in jobs] == ["blue", "diverges", "green", "square"]
     assert jobs[0].config.video.path == str(jobs_file.parent / "circle")
     assert jobs[0].config.tune.steps == 3 and jobs[3].config.inversion.steps == 4  # defaults merged
     assert ws == jobs_file.parent / "jobs-outputs" / ".videop2p-workspace"
-    assert [[j.name for j in g] for g in group_jobs(jobs)] == [["blue", "bad-word", "green"], ["square"]]
+    assert [[j.name for j in g] for g in group_jobs(jobs)] == [["blue", "diverges", "green"], ["square"]]
 
 
 @pytest.mark.parametrize(
@@ -120,14 +120,15 @@ def test_bad_jobs_files_are_rejected_with_the_offending_key(tmp_path, data, mess
 
 def test_local_batch_tunes_once_per_clip_and_isolates_a_failing_job(local_run):
     out, jobs, ws, results = local_run
-    assert _statuses(results) == {"blue": "done", "bad-word": "failed", "green": "done", "square": "done"}
-    bad = next(r for r in results if r.name == "bad-word")
-    assert "triangle" in bad.error and not (out / "outputs" / "bad-word" / "job.json").exists()
+    assert _statuses(results) == {"blue": "done", "diverges": "failed", "green": "done", "square": "done"}
+    bad = next(r for r in results if r.name == "diverges")
+    assert "The edit diverged at step 1" in bad.error and "guidance" in bad.error
+    assert not (out / "outputs" / "diverges").exists()  # nothing half-written
     events = _events(ws)
     tunes = [e["action"] for e in events if e["stage"] == "tune"]
     inversions = [e["action"] for e in events if e["stage"] == "invert"]
-    assert tunes.count("computed") == 2 and tunes.count("reused") == 1  # two clips, three good jobs
-    assert inversions.count("computed") == 2 and inversions.count("reused") == 1
+    assert tunes == ["computed", "reused", "reused", "computed"]  # one tuning per clip, four jobs
+    assert inversions == ["computed", "computed", "reused", "computed"]  # guidance is in the inversion's key
     green = next(r for r in results if r.name == "green")
     assert green.stages["tune"]["action"] == "reused" and green.stages["edit"]["action"] == "computed"
     for name in ("blue", "green", "square"):
@@ -140,8 +141,9 @@ def test_rerun_skips_finished_jobs_and_retries_the_failed_one(local_run):
     before = len(_events(ws))
     settings = BatchSettings(executor="local")  # the executor's name, as a config file gives it
     results = run_batch(jobs, ws, settings)
-    assert _statuses(results) == {"blue": "skipped", "bad-word": "failed", "green": "skipped", "square": "skipped"}
-    assert len(_events(ws)) == before  # nothing tuned, inverted or edited again
+    assert _statuses(results) == {"blue": "skipped", "diverges": "failed", "green": "skipped", "square": "skipped"}
+    again = _events(ws)[before:]  # only the failed job ran again, on its kept tuning and inversion
+    assert [(e["stage"], e["action"]) for e in again] == [("tune", "reused"), ("invert", "reused")]
     write_manifest(results, out / "again.json", settings, 0.0)
     assert json.loads((out / "again.json").read_text())["executor"] == "local"
 
@@ -151,7 +153,7 @@ def test_ray_executor_gives_the_local_outputs(local_run, jobs_file, tmp_path):
     out, _, ws_local, _ = local_run
     jobs, ws = load_jobs(jobs_file, out=str(tmp_path / "outputs"), workspace=str(tmp_path / "ws"))
     results = run_batch(jobs, ws, BatchSettings(executor=Executor.RAY, num_cpus=torch.get_num_threads()))
-    assert _statuses(results) == {"blue": "done", "bad-word": "failed", "green": "done", "square": "done"}
+    assert _statuses(results) == {"blue": "done", "diverges": "failed", "green": "done", "square": "done"}
     by_name = {r.name: r for r in results}
     assert by_name["blue"].worker == by_name["green"].worker  # a clip's jobs share one task
     assert all(r.worker.split(":")[1] != str(os.getpid()) for r in results)  # run by Ray workers
@@ -177,10 +179,10 @@ def test_batch_command_prints_a_summary_writes_a_manifest_and_fails_on_a_failed_
     out, _, ws, _ = local_run
     result = runner.invoke(app, ["batch", str(jobs_file), "--out", str(out / "outputs"), "--workspace", str(ws)])
     assert result.exit_code == 1, result.output
-    assert "bad-word" in result.output and "triangle" in result.output and "skipped" in result.output
+    assert "diverges" in result.output and "diverged at step 1" in result.output and "skipped" in result.output
     manifest = json.loads((out / "outputs" / "batch.json").read_text())
     assert manifest["counts"] == {"done": 0, "skipped": 3, "failed": 1}
-    assert [j["name"] for j in manifest["jobs"]] == ["blue", "bad-word", "green", "square"]
+    assert [j["name"] for j in manifest["jobs"]] == ["blue", "diverges", "green", "square"]
     bad = runner.invoke(app, ["batch", str(jobs_file), "--executor", "dask"])
     assert bad.exit_code == 2 and "dask" in bad.output
 
@@ -258,6 +260,11 @@ def test_a_local_batch_names_a_missing_clip_too_few_frames_or_a_missing_model_be
         ({"name": "long", "video": {"path": "clip", "frames": 16}}, ("long: ", "has 4 frames", "fewer than the 16")),
         ({"name": "no-model", "model": str(tmp_path / "sd15")}, ("no-model: Model folder", "does not exist")),
         ({"name": "own-config", "model_config": "clip"}, ("own-config: --model-config 'clip'", "its own configs")),
+        (
+            {"name": "bad-word", "edit": {"blend": ["triangle", "circle"]}},
+            ("bad-word: blend word", "'triangle' is not in prompt"),
+        ),
+        ({"name": "long-prompt", "targets": [" ".join(["red"] * 80)]}, ("long-prompt: ", "77")),
     ):
         path.write_text(yaml.safe_dump({**data, "jobs": [job, {**job, **extra}]}))
         assert_one_line_error(runner.invoke(app, ["batch", str(path)]), *shown)

@@ -2,13 +2,15 @@
 
 A jobs file lists runs (each a `RunConfig`, with shared `defaults`). Jobs that share a clip (same
 frames, source prompt, model and tuning settings) form a group that runs in one worker, in order,
-so the workspace gives them one tuning and one inversion. A failing job is reported and the others
-go on; a job whose outputs were finished by an earlier run of the same batch is skipped.
+so the workspace gives them one tuning and one inversion. A job that fails while it runs is reported
+and the others go on (locally, a job whose inputs are wrong stops the batch before any job runs); a
+job whose outputs were finished by an earlier run of the same batch is skipped.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 import socket
@@ -196,6 +198,20 @@ def ray_task(jobs: list[Job], sentinel: str | None, threads: int) -> list[JobRes
     return run_group(jobs, sentinel)
 
 
+def model_spec(cfg: RunConfig) -> dict:
+    """What a job's pipeline is loaded with: `VideoP2P.from_pretrained`'s arguments."""
+    return {
+        "model": cfg.model,
+        "device": cfg.device,
+        "dtype": cfg.dtype,
+        "workspace": cfg.workspace,
+        "frame_mode": cfg.frame_attention.value,
+        "attention_slicing": cfg.attention_slicing,
+        "group_norm": cfg.group_norm.value,
+        "model_config": cfg.model_config,
+    }
+
+
 @dataclass
 class LoadedModel:
     """The one model a worker keeps loaded, for every job that asks for the same one (the local
@@ -208,16 +224,7 @@ class LoadedModel:
         """The pipeline `cfg` runs on: the kept one, or a new one loaded in its place."""
         from videop2p.pipeline import VideoP2P
 
-        spec = {
-            "model": cfg.model,
-            "device": cfg.device,
-            "dtype": cfg.dtype,
-            "workspace": cfg.workspace,
-            "frame_mode": cfg.frame_attention.value,
-            "attention_slicing": cfg.attention_slicing,
-            "group_norm": cfg.group_norm.value,
-            "model_config": cfg.model_config,
-        }
+        spec = model_spec(cfg)
         if spec != self.spec:
             self.spec = self.pipe = None  # the model before goes before the next is loaded
             self.pipe, self.spec = VideoP2P.from_pretrained(**spec), spec
@@ -266,8 +273,10 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def _run_local(groups: list[list[Job]], settings: BatchSettings, sentinel: str) -> list[JobResult]:
-    loaded = LoadedModel()
+def _run_local(
+    groups: list[list[Job]], settings: BatchSettings, sentinel: str, loaded: LoadedModel | None = None
+) -> list[JobResult]:
+    loaded = LoadedModel() if loaded is None else loaded
     return [r for group in groups for r in run_group(group, sentinel, loaded)]
 
 
@@ -327,18 +336,19 @@ def _check_model_config(cfg: RunConfig) -> None:
     check_model_config(cfg.model, cfg.model_config)
 
 
-def check_local_inputs(jobs: list[Job]) -> None:
-    """Before any job runs here, every unfinished job's clip holds the frames it asks for and its model
-    path (with the architecture it names, if any) is there: a typo in a path or a frame count fails the
-    batch at once, naming the job, instead of after the jobs before it. (A Ray task checks its own: the
-    driver may not see the nodes' files.)"""
+def check_local_inputs(jobs: list[Job], loaded: LoadedModel | None = None) -> None:
+    """Before any job runs here, every unfinished job's clip holds the frames it asks for, its model
+    path (with the architecture it names, if any) is there, and its prompts, words and schedules suit
+    its model (`VideoP2P.check_inputs`, each model loaded once, the first group's last so that it stays
+    loaded in `loaded` for the run): a typo in a path, a frame count or a blend word fails the batch at
+    once, naming the job, instead of after the jobs before it. (A Ray task checks its own: the driver
+    may not see the nodes' files.)"""
     from videop2p.models.loading import check_model_path
 
+    todo = [job for job in jobs if not is_finished(job)]
     seen: set[tuple] = set()
-    for job in jobs:
+    for job in todo:
         cfg = job.config
-        if is_finished(job):
-            continue
         v = cfg.video
         checks = (
             (("video", v.path, v.start, v.frames, v.stride), _check_selection, v),
@@ -353,23 +363,36 @@ def check_local_inputs(jobs: list[Job]) -> None:
             except (ValueError, OSError) as e:  # VideoError, ModelNotFoundError
                 raise BatchError(f"{job.name}: {e}") from None
             seen.add(key)
+    by_model: dict[str, list[Job]] = {}
+    for job in todo:
+        by_model.setdefault(key_of(model_spec(job.config)), []).append(job)
+    loaded = LoadedModel() if loaded is None else loaded
+    for model_jobs in reversed(by_model.values()):  # the first job's model is loaded last, and kept
+        for job in model_jobs:
+            try:
+                loaded.for_job(job.config).check_inputs(job.config)
+            except (ValueError, OSError) as e:
+                raise BatchError(f"{job.name}: {e}") from None
 
 
 def run_batch(jobs: list[Job], workspace: Path, settings: BatchSettings | None = None) -> list[JobResult]:
     """Run every job with the chosen executor; results in job order."""
     settings = settings or BatchSettings()
     executor = Executor(settings.executor)  # the enum or its name
+    for job in jobs:
+        job.config.quiet = settings.quiet
+    run = _EXECUTORS[executor]
     if executor is Executor.RAY:
         import_ray()  # fail before any work when Ray is missing
     else:
-        check_local_inputs(jobs)
-    for job in jobs:
-        job.config.quiet = settings.quiet
+        loaded = LoadedModel()
+        check_local_inputs(jobs, loaded)
+        run = functools.partial(_run_local, loaded=loaded)
     workspace.mkdir(parents=True, exist_ok=True)
     sentinel = f".batch-{uuid.uuid4().hex}"
     (workspace / sentinel).write_text(socket.gethostname())
     try:
-        results = _EXECUTORS[executor](group_jobs(jobs), settings, sentinel)
+        results = run(group_jobs(jobs), settings, sentinel)
     finally:
         (workspace / sentinel).unlink(missing_ok=True)
     order = {j.name: i for i, j in enumerate(jobs)}

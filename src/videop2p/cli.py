@@ -977,6 +977,7 @@ def batch(
     _check_file("--manifest", manifest)
     settings.executor = Executor(executor)
     _setup_logging(quiet=False)
+    _quiet_loaders()
     with _long_run(None, "the same command skips every finished job and resumes the stopped one."):
         try:
             jobs, ws = load_jobs(jobs_file, out, workspace)
