@@ -104,6 +104,35 @@ def test_an_interrupted_tuning_resumes_in_the_workspace_and_its_state_goes_once_
     assert again.action == "computed" and again.unet_evaluations == 8
 
 
+def test_a_tuning_that_fails_before_keeping_anything_or_diverges_leaves_no_clip_folder(tiny, clip_path, tmp_path):
+    from videop2p.progress import Cancelled
+    from videop2p.sampling import DivergedError
+
+    ws = tmp_path / "ws"
+    vp = VideoP2P(tiny, Workspace(ws))
+    clip = vp.load_clip(VideoConfig(path=str(clip_path), frames=3))
+
+    def stop(stage, i, total):
+        raise Cancelled(stage)
+
+    with pytest.raises(Cancelled):  # stopped at its first step, before any state was kept
+        vp.tune(clip, PROMPT, TuneConfig(steps=4, progress=False), on_step=stop)
+    assert not ws.exists()  # not even the workspace root: nothing was kept in it
+    diverging = TuneConfig(steps=20, lr=1e12, save_seconds=0, progress=False)  # a state kept at every step
+    with pytest.raises(DivergedError):
+        vp.tune(clip, PROMPT, diverging)
+    assert not ws.exists()  # the states before the divergence would only diverge again
+    vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+    with pytest.raises(DivergedError):
+        vp.tune(clip, PROMPT, diverging)
+    (entry,) = Workspace(ws).clips()  # the other clip's folder and the root stay
+    assert entry.tuned and entry.identity["tune"]["steps"] == 1
+    model, _ = vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+    with pytest.raises(DivergedError, match="Null-text optimisation diverged"):  # after its DDIM steps were kept
+        vp.invert(model, clip, PROMPT, InversionConfig(steps=3, lr=1e30, progress=False))
+    assert not (entry.folder / "inversions").exists()
+
+
 def test_each_stage_of_the_api_refuses_bad_settings_and_prompts_before_writing(tiny, clip_path, tmp_path):
     from videop2p.config import EditConfig
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -44,7 +45,7 @@ from videop2p.models.t2s import T2SModel
 from videop2p.models.tav import apply_temporal
 from videop2p.outputs import write_run_outputs
 from videop2p.progress import StepHook
-from videop2p.sampling import check_steps
+from videop2p.sampling import DivergedError, check_steps
 from videop2p.store.workspace import StageReport, Workspace, clip_identity, key_of, reuse_or_compute
 from videop2p.tuning import load_delta, save_delta, tune
 from videop2p.windows import WindowPlan, frames_per_step, plan_windows
@@ -249,17 +250,24 @@ class VideoP2P:
 
         path = self.workspace.open_clip(identity) if self.workspace else None
         saved = self.workspace.steps_of(path, identity) if path is not None else None
-        result = reuse_or_compute(
-            self.workspace,
-            "tune",
-            path,
-            force,
-            compute,
-            load,
-            lambda m: save_delta(m, path, identity),
-            lambda m: ran,
-            lambda m: ran < cfg.steps,
-        )
+        try:
+            result = reuse_or_compute(
+                self.workspace,
+                "tune",
+                path,
+                force,
+                compute,
+                load,
+                lambda m: save_delta(m, path, identity),
+                lambda m: ran,
+                lambda m: ran < cfg.steps,
+            )
+        except BaseException as e:
+            if isinstance(e, DivergedError) and saved is not None:
+                saved.clear()  # these settings diverge again from any state they kept
+            if path is not None:
+                self.workspace.close_unused(path)  # nothing half-written: no folder of a clip never tuned
+            raise
         if saved is not None:
             saved.clear()  # the delta is saved (or was already there): the kept state is no longer needed
         return result
@@ -297,16 +305,23 @@ class VideoP2P:
             cond, empty = encode_prompts(self.components, [prompt]), encode_prompts(self.components, [""])
             return invert(model, self.components.scheduler, z0, cond, empty, cfg, expected, None, on_step, plan, saved)
 
-        result = reuse_or_compute(
-            self.workspace,
-            "invert",
-            path,
-            force,
-            compute,
-            lambda: load_inversion(path, expected, self.device),
-            lambda r: save_inversion(r, path),
-            lambda r: sum(r.meta.get("unet_evaluations", {}).values()),
-        )
+        try:
+            result = reuse_or_compute(
+                self.workspace,
+                "invert",
+                path,
+                force,
+                compute,
+                lambda: load_inversion(path, expected, self.device),
+                lambda r: save_inversion(r, path),
+                lambda r: sum(r.meta.get("unet_evaluations", {}).values()),
+            )
+        except DivergedError:
+            if saved is not None:
+                saved.clear()  # these settings diverge again from any step they kept
+                with contextlib.suppress(OSError):  # other inversions of the clip are there
+                    path.parent.rmdir()
+            raise
         if saved is not None:
             saved.clear()  # the entry is saved (or was already there): its steps are no longer needed
         return result

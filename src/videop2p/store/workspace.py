@@ -91,6 +91,19 @@ class Workspace:
             write_json(d / "key.json", identity)
         return d / "tune.safetensors"
 
+    def close_unused(self, path: Path) -> None:
+        """After a tuning that failed before it kept anything: remove the folder `open_clip` made for
+        it (its `key.json` alone) and the workspace root when nothing else is in it either. A folder
+        with anything more (a kept state, another run's files) stays."""
+        folder = path.parent
+        if not folder.is_dir() or {p.name for p in folder.iterdir()} - {"key.json", f".{path.name}.lock"}:
+            return
+        for p in folder.iterdir():
+            p.unlink(missing_ok=True)
+        for d in (folder, Path(self.root)):
+            with contextlib.suppress(OSError):  # not empty: another run's files are there
+                d.rmdir()
+
     def inversion_path(self, delta_key: str, inversion_key: dict) -> Path:
         return self.clip_dir(delta_key) / "inversions" / f"inv-{key_of(inversion_key)}.safetensors"
 
