@@ -101,9 +101,10 @@ def test_render_command_writes_clip_masks_and_json(tmp_path):
 @pytest.mark.parametrize(
     ("flags", "needle"),
     [
-        (["--size", "100000"], "size must be from 16 to 1024 pixels, got 100000"),
-        (["--size", "8"], "size must be from 16 to 1024 pixels, got 8"),
-        (["--seed", "-1"], "seed must be a whole number >= 0, got -1"),
+        (["--size", "100000"], "--size 100000 is not valid; expected a whole number from 16 to 1024."),
+        (["--size", "8"], "--size 8 is not valid; expected a whole number from 16 to 1024."),
+        (["--seed", "-1"], "--seed -1 is not valid; expected a whole number >= 0."),
+        (["--frames", "0"], "--frames 0 is not valid; expected a whole number >= 1."),
         (["--frames", "300", "--size", "1024"], "300 frames of 1024x1024 pixels are too many"),
     ],
 )

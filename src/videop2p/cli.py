@@ -197,8 +197,12 @@ def _parse_size(size: str | None) -> tuple[int | None, int | None]:
         w, h = int(w), int(h)
     except ValueError:
         _fail(f"--size {size!r} must be WIDTHxHEIGHT (e.g. 512x512) or one number.")
-    if w < 1 or h < 1:
+    from videop2p.config import COUNT_MAX
+
+    if min(w, h) < 1:
         _fail(f"--size {size!r} is not valid; width and height must be whole numbers >= 1.")
+    if max(w, h) > COUNT_MAX:  # a machine's limit, named only to a value past it
+        _fail(f"--size {size!r} is not valid; width and height must be whole numbers from 1 to {COUNT_MAX}.")
     return w, h
 
 
@@ -681,6 +685,7 @@ def toy_render(
     seed: int = ToyClipSpec.seed,
 ) -> None:
     """Render a toy clip: mp4, PNG frames, masks and clip.json."""
+    from videop2p.config import OptionError
     from videop2p.io.video import write_frames, write_mp4
     from videop2p.toy.world import (
         Background,
@@ -699,6 +704,8 @@ def toy_render(
         obj = ToyObject(parse_enum(Shape, shape), parse_enum(Color, color), parse_enum(Size, object_size))
         spec = ToyClipSpec([obj], parse_enum(Background, background), parse_enum(Motion, motion), frames, size, seed)
         clip = render_clip(spec)
+    except OptionError as e:
+        _fail(_flag(e))
     except ValueError as e:
         _fail(str(e))
     _check_folder("OUT_DIR", out_dir, "for the clip")

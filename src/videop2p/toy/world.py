@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from videop2p.config import OptionError, check_number
+
 
 class Shape(str, enum.Enum):
     CIRCLE = "circle"
@@ -235,17 +237,15 @@ def motion_path(motion: Motion, frames: int, radius: float, size: int, rng: np.r
 
 def render_clip(spec: ToyClipSpec) -> ToyClip:
     """Render a clip deterministically from its spec."""
-    if spec.frames < 1:
-        raise ValueError(f"frames must be >= 1, got {spec.frames}.")
-    if not MIN_FRAME_SIDE <= spec.size <= MAX_FRAME_SIDE:
-        raise ValueError(f"size must be from {MIN_FRAME_SIDE} to {MAX_FRAME_SIDE} pixels, got {spec.size}.")
+    check_number(None, "frames", spec.frames, 1, whole=True)
+    check_number(None, "size", spec.size, MIN_FRAME_SIDE, MAX_FRAME_SIDE, whole=True)
     if spec.frames * spec.size**2 > MAX_CLIP_PIXELS:
         most = MAX_CLIP_PIXELS // spec.size**2
         raise ValueError(
             f"{spec.frames} frames of {spec.size}x{spec.size} pixels are too many to render at once; at most {most} at this size."
         )
     if isinstance(spec.seed, bool) or not isinstance(spec.seed, numbers.Integral) or spec.seed < 0:
-        raise ValueError(f"seed must be a whole number >= 0, got {spec.seed!r}.")
+        raise OptionError("seed", f"{spec.seed!r} is not valid; expected a whole number >= 0.")
     if not 1 <= len(spec.objects) <= 2:
         raise ValueError(f"a toy clip has one or two objects, got {len(spec.objects)}.")
     rng = np.random.default_rng(spec.seed)
