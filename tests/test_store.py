@@ -330,3 +330,15 @@ def test_an_entry_locked_by_one_process_waits_in_another_until_released(tmp_path
         subprocess.run(other, capture_output=True, timeout=3)
     done = subprocess.run(other, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "locked", done.stderr
+
+
+def test_the_default_workspace_is_beside_the_output_folder_unless_that_is_where_the_user_is(tmp_path, monkeypatch):
+    from videop2p.store.workspace import default_workspace
+
+    here = tmp_path / "project"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert default_workspace("out") == default_workspace("other") == here / ".videop2p-workspace"  # shared
+    assert default_workspace(tmp_path / "elsewhere" / "o") == tmp_path / "elsewhere" / ".videop2p-workspace"
+    assert default_workspace(".") == here / ".videop2p-workspace"  # not in the parent folder
+    assert default_workspace("..") == tmp_path / ".videop2p-workspace"

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from videop2p.config import (
+    WORKSPACE_NAME,
     BatchSettings,
     ConfigError,
     Executor,
@@ -121,7 +122,7 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
     if workspace:
         ws_root = _resolve(workspace, Path.cwd())
     else:
-        ws_root = _resolve(data["workspace"], here) if data.get("workspace") else out_root / ".videop2p-workspace"
+        ws_root = _resolve(data["workspace"], here) if data.get("workspace") else out_root / WORKSPACE_NAME
     try:
         check_folder("out", out_root, "for the jobs' outputs")
         check_folder("workspace", ws_root, "to keep tuned clips in")

@@ -17,6 +17,7 @@ from videop2p.config import (
     OFFICIAL_TUNE_STEPS,
     PRESET_MARGINS,
     PRESETS,
+    WORKSPACE_NAME,
     BatchSettings,
     ExportFormat,
     GroupNormMode,
@@ -533,7 +534,7 @@ def export(
     typer.echo(f"{fmt.value} written to {path}")
 
 
-WORKSPACE_HELP = "The workspace folder (`run`'s default: .videop2p-workspace beside the output folder)."
+WORKSPACE_HELP = f"The workspace folder (`run`'s default: {WORKSPACE_NAME} beside the output folder)."
 
 
 def _open_workspace(root: Path):
@@ -575,7 +576,7 @@ def _clip_line(c) -> str:
 
 @workspace_app.command("list")
 def workspace_list(
-    root: Annotated[Path, typer.Argument(help=WORKSPACE_HELP)] = Path(".videop2p-workspace"),
+    root: Annotated[Path, typer.Argument(help=WORKSPACE_HELP)] = Path(WORKSPACE_NAME),
 ) -> None:
     """List the tuned clips kept in a workspace: prompt, frames, size, tuning, what is kept, disk use, last use."""
     clips = _open_workspace(root).clips()
@@ -591,7 +592,7 @@ def workspace_list(
 
 @workspace_app.command("remove")
 def workspace_remove(
-    root: Annotated[Path, typer.Argument(help=WORKSPACE_HELP)] = Path(".videop2p-workspace"),
+    root: Annotated[Path, typer.Argument(help=WORKSPACE_HELP)] = Path(WORKSPACE_NAME),
     clip: Annotated[
         list[str] | None,
         typer.Option("--clip", help="A clip's key (or a unique start of it), as `list` shows; repeatable."),

@@ -93,6 +93,7 @@ OFFICIAL_TUNE_STEPS = 500  # the authors' max_train_steps
 DEMO_TUNE_STEPS = 300  # `videop2p demo`'s tuning budget
 SEED_MAX = 2**64 - 1  # the largest seed torch.Generator.manual_seed takes
 COUNT_MAX = 2**31 - 1  # the largest frame count, index, stride or side (more than any clip has)
+WORKSPACE_NAME = ".videop2p-workspace"  # the workspace folder a run or batch makes by default
 Bounds = float | tuple[float, float]  # a fraction of the steps, or a (start, end) pair of fractions
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from videop2p.config import WORKSPACE_NAME
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 from videop2p.store.files import read_json, write_json
 
@@ -323,4 +324,8 @@ def reuse_or_compute(
 
 
 def default_workspace(out_dir: str | os.PathLike) -> Path:
-    return Path(out_dir).resolve().parent / ".videop2p-workspace"
+    """`.videop2p-workspace` beside the output folder, so that runs into other output folders share it;
+    inside it when the output folder is the current folder or above it (`--out .` keeps the workspace
+    where the user is, not in a parent folder they may not own)."""
+    out, here = Path(out_dir).resolve(), Path.cwd().resolve()
+    return out / WORKSPACE_NAME if out == here or out in here.parents else out.parent / WORKSPACE_NAME
