@@ -433,6 +433,36 @@ def test_weights_that_are_not_finite_are_named_before_any_work(tiny_dir, clip_di
     assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
 
 
+def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_half_set_of_outputs(
+    tiny_dir, clip_dir, tmp_path, monkeypatch
+):
+    import errno
+
+    from PIL import Image
+
+    def full(*args, **kwargs):  # what PIL raises when the disk fills: no file name
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    out, ws = tmp_path / "o", tmp_path / "ws"
+    with monkeypatch.context() as m:
+        m.setattr(Image.Image, "save", full)  # the gifs and PNGs fail; the mp4s before them were written
+        result = runner.invoke(app, _args(tiny_dir, clip_dir, out, ws))
+    assert_one_line_error(result, "No space left on device", f"{out / 'source.gif'}'", "the disk is full")
+    assert not out.exists()  # the mp4s written before the failure went with it
+    assert len(list(ws.rglob("*.safetensors"))) == 3  # tuning, inversion and edit stay for the next run
+    out.mkdir()
+    (out / "mine.txt").write_text("the user's")
+    with monkeypatch.context() as m:
+        m.setattr(Image.Image, "save", full)
+        assert runner.invoke(app, _args(tiny_dir, clip_dir, out, ws)).exit_code == 2
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]  # a folder that was there keeps what it held
+    result = _invoke(_args(tiny_dir, clip_dir, out, ws))
+    manifest = json.loads((out / "outputs.json").read_text())
+    assert all(s.get("action", "reused") == "reused" for s in manifest["stages"].values())
+    assert (out / "source.gif").exists() and (out / "mine.txt").exists()
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no hidden folder left
+
+
 def test_a_tuning_that_diverges_is_one_line_naming_the_rate_and_keeps_no_result(tiny_dir, clip_dir, tmp_path):
     args = _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws", "--tune-steps", "20", "--lr", "1e12")
     result = runner.invoke(app, args)

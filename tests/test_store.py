@@ -342,3 +342,44 @@ def test_the_default_workspace_is_beside_the_output_folder_unless_that_is_where_
     assert default_workspace(tmp_path / "elsewhere" / "o") == tmp_path / "elsewhere" / ".videop2p-workspace"
     assert default_workspace(".") == here / ".videop2p-workspace"  # not in the parent folder
     assert default_workspace("..") == tmp_path / ".videop2p-workspace"
+
+
+def test_a_failed_write_is_an_os_error_naming_the_file_whatever_the_writer_raised(tmp_path, monkeypatch):
+    import errno
+
+    from safetensors.torch import save_file
+
+    from videop2p.store import codec
+
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    # safetensors' own error, from a real failed write (its target is a folder): SafetensorError, not OSError
+    monkeypatch.setattr(codec, "save_file", lambda t, path, metadata: save_file(t, str(folder), metadata=metadata))
+    with pytest.raises(OSError) as e:
+        save_tensors(tmp_path / "entry.safetensors", {"x": torch.zeros(2)}, {})
+    assert e.value.errno == errno.EISDIR and e.value.filename == str(tmp_path / "entry.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder"]  # no temporary left
+    with pytest.raises(ValueError, match="not a write"):  # any other error passes as it is
+        with atomic_path(tmp_path / "b.txt"):
+            raise ValueError("not a write")
+
+
+def test_staged_files_land_as_a_set_or_not_at_all(tmp_path):
+    from videop2p.store.files import staged_files
+
+    with pytest.raises(OSError), staged_files(tmp_path / "new") as stage:
+        write_json(stage / "a.json", {})
+        raise OSError(28, "No space left on device", str(stage / "b.json"))
+    assert not (tmp_path / "new").exists()  # made for the set: gone with it
+    kept = tmp_path / "kept"
+    write_json(kept / "old.json", {"v": 1})
+    with pytest.raises(OSError) as e, staged_files(kept) as stage:
+        write_json(stage / "old.json", {"v": 2})
+        raise OSError(28, "No space left on device", str(stage / "b.json"))
+    assert e.value.filename == str(kept / "b.json")  # where it was going, not the hidden folder
+    assert [p.name for p in kept.iterdir()] == ["old.json"] and json.loads((kept / "old.json").read_text())["v"] == 1
+    with staged_files(kept, last="b.json") as stage:
+        write_json(stage / "old.json", {"v": 2})
+        write_json(stage / "b.json", {})
+    assert sorted(p.name for p in kept.iterdir()) == ["b.json", "old.json"]
+    assert json.loads((kept / "old.json").read_text())["v"] == 2

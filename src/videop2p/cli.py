@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import sys
@@ -336,7 +337,8 @@ def _long_run(device: str | None, resume: str, lighter: str = RUN_LIGHTER) -> It
     try:
         yield
     except OSError as e:
-        _fail(f"could not read or write a file: {e}")
+        full = " (the disk is full: free some space, or write elsewhere)" if e.errno == errno.ENOSPC else ""
+        _fail(f"could not read or write a file: {e}{full}")
     except RuntimeError as e:  # typer's Exit is one too: it passes
         from videop2p.models.loading import is_out_of_memory
 

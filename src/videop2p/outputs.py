@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 from videop2p.compositing import composite
 from videop2p.config import CompositeMode, RunConfig, to_plain
 from videop2p.io.video import side_by_side, write_video
-from videop2p.store.files import atomic_path, write_json, write_text
+from videop2p.store.files import atomic_path, staged_files, write_json, write_text
 from videop2p.store.workspace import StageReport
 
 if TYPE_CHECKING:
@@ -122,8 +122,18 @@ def write_run_outputs(cfg: RunConfig, clip: Clip, out: EditOutput, reports: list
     frame rate, and its sound. Returns the manifest written to `outputs.json`.
     """
     started = time.perf_counter()
-    root = Path(cfg.out)
-    earlier = (root / "outputs.json").exists()  # a folder an earlier run wrote into
+    earlier = (Path(cfg.out) / "outputs.json").exists()  # a folder an earlier run wrote into
+    with staged_files(cfg.out, last="outputs.json") as root:  # every output, or none (a full disk)
+        manifest, files = _write_outputs(root, cfg, clip, out, reports, info, started)
+    if earlier:
+        _remove_stale(Path(cfg.out), files)
+    return manifest
+
+
+def _write_outputs(
+    root: Path, cfg: RunConfig, clip: Clip, out: EditOutput, reports: list[StageReport], info, started: float
+) -> tuple[dict, dict]:
+    """`write_run_outputs`' files, into `root`; returns the manifest and the files by kind."""
     source, fps = clip.frames, clip.fps
     full = clip.full_size is not None and CompositeMode(cfg.composite) is CompositeMode.AUTO
     files: dict[str, list[str] | str] = {"edits": [], "edits_gif": [], "masks": [], "attention": []}
@@ -166,10 +176,8 @@ def write_run_outputs(cfg: RunConfig, clip: Clip, out: EditOutput, reports: list
         "workspace": [r.to_dict() for r in reports if r.entry is not None],  # this run's entries only
     }
     write_text(root / "report.md", report_markdown({**manifest, "config_yaml": config_yaml}))
-    if earlier:
-        _remove_stale(root, files)
     write_json(root / "outputs.json", manifest)
-    return manifest
+    return manifest, files
 
 
 _NUMBERED = re.compile(r"(edit|mask)_\d+\.(mp4|gif)|attention_\d+\.png")  # the outputs a run writes one per target

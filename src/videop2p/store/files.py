@@ -5,8 +5,10 @@ download-then-move pattern)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -33,11 +35,66 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
         if directory and path.is_dir():
             shutil.rmtree(path)
         os.replace(tmp, path)
+    except Exception as e:
+        failed = write_failure(e, path, tmp)
+        if failed is None:
+            raise
+        raise failed from e
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def staged_files(root: str | os.PathLike, last: str | None = None) -> Iterator[Path]:
+    """Yield a hidden folder inside `root` to write a set of files into; when the block ends without
+    an exception, each is moved into `root` (renames on one disk: no copy, no space needed), `last`
+    after the others, so that `root` gains the whole set or, when the block raises, none of it (the
+    folder goes, and `root` too when this made it and nothing else is in it)."""
+    root = Path(root)
+    made = not root.exists()
+    stage = root / f".videop2p-writing-{os.getpid()}-{threading.get_ident()}"
+    stage.mkdir(parents=True, exist_ok=True)
+    try:
+        yield stage
+        for entry in sorted(stage.iterdir(), key=lambda p: p.name == last):
+            if entry.is_dir() and (root / entry.name).is_dir():
+                shutil.rmtree(root / entry.name)
+            os.replace(entry, root / entry.name)
+    except OSError as e:  # named by where the file was going, not by the hidden folder
+        if e.errno is None or e.filename is None or stage not in Path(e.filename).parents:
+            raise
+        raise OSError(e.errno, e.strerror, str(root / Path(e.filename).relative_to(stage))) from e
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if made:
+            with contextlib.suppress(OSError):  # not empty: the set was moved in
+                root.rmdir()
+
+
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")  # how Rust's io::Error ends (safetensors' SafetensorError)
+LOW_SPACE = 1 << 20  # bytes: a write that failed with less free than this ran out of room
+
+
+def write_failure(e: Exception, path: Path, tmp: Path) -> OSError | None:
+    """The OSError behind a writer's failure that does not say it is one, naming `path`: safetensors'
+    SafetensorError carries the OS error in its text, and torch.save's stream writer only says
+    "unexpected pos", so a full disk is told by the space left beside `tmp`. None when `e` is not
+    a write failure (or already an OSError)."""
+    if isinstance(e, OSError):  # named by its temporary path, or not at all (PIL, PyAV): named by `path`
+        unnamed = e.filename is None or Path(e.filename).name == tmp.name
+        return OSError(e.errno, e.strerror or os.strerror(e.errno), str(path)) if e.errno and unnamed else None
+    found = _OS_ERROR.search(str(e))
+    if found is not None:
+        code = int(found.group(1))
+        return OSError(code, os.strerror(code), str(path))
+    try:
+        full = shutil.disk_usage(tmp.parent).free < LOW_SPACE
+    except OSError:
+        full = False
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) if full else None
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
