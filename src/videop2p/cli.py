@@ -25,7 +25,7 @@ from videop2p.config import (
     Preset,
     default_of,
 )
-from videop2p.store.files import write_json
+from videop2p.store.files import staged_files, write_json
 from videop2p.toy.settings import TOY_EVAL_SEEDS, GroundingConfig, ToyModelConfig, ToyTrainConfig, check_numbers
 from videop2p.toy.world import ToyClipSpec
 
@@ -712,13 +712,13 @@ def toy_render(
     except ValueError as e:
         _fail(str(e))
     _check_folder("OUT_DIR", out_dir, "for the clip")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_mp4(clip.frames, out_dir / "clip.mp4")
-    write_frames(clip.frames, out_dir / "frames")
-    masks = (clip.masks.any(axis=1)[..., None].repeat(3, axis=-1) * 255).astype("uint8")
-    write_frames(masks, out_dir / "masks")
-    meta = {"caption": clip.caption, "params": spec.to_dict(), "centers": clip.centers.tolist()}
-    write_json(out_dir / "clip.json", meta)
+    with _long_run(None, "nothing was kept; run the same command again."), staged_files(out_dir) as stage:
+        write_mp4(clip.frames, stage / "clip.mp4")
+        write_frames(clip.frames, stage / "frames")
+        masks = (clip.masks.any(axis=1)[..., None].repeat(3, axis=-1) * 255).astype("uint8")
+        write_frames(masks, stage / "masks")
+        meta = {"caption": clip.caption, "params": spec.to_dict(), "centers": clip.centers.tolist()}
+        write_json(stage / "clip.json", meta)
     typer.echo(f"wrote {out_dir} ({clip.caption!r})")
 
 
