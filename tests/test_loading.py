@@ -83,6 +83,16 @@ def test_the_bundled_model_has_a_name_for_configs_that_must_name_one(tmp_path, m
         load_components("/data/stable-diffusion/stable-diffusion-v1-5")
 
 
+@pytest.mark.parametrize("name", ["not a model", "C:\\models\\sd15", "models/sd/v1-5", "runwayml/sd--v1"])
+def test_a_name_that_is_neither_a_path_nor_a_hub_id_is_named_before_the_hub_is_asked(name, tmp_path, monkeypatch):
+    from videop2p.models.loading import check_model_path
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelNotFoundError, match=r"is not a local path, nor a hub id \(owner/name"):
+        check_model_path(name)
+    check_model_path("runwayml/stable-diffusion-v1-5")  # a hub id passes: it is resolved when loaded
+
+
 def test_a_folder_without_a_parts_weights_is_named_before_anything_is_read(tiny, tmp_path):
     folder = save_pretrained_folder(tiny, tmp_path / "no-vae-weights")
     for weights in (folder / "vae").glob("*.safetensors"):

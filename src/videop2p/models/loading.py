@@ -509,6 +509,23 @@ def check_model_path(model: str | os.PathLike) -> None:
             f"Model folder {str(model)!r} does not exist; give a diffusers folder, a .safetensors or .ckpt "
             "file, a hub id such as runwayml/stable-diffusion-v1-5, or videop2p-toy for the bundled model (--model)."
         )
+    elif not is_hub_id(str(model)):
+        raise ModelNotFoundError(
+            f"Model {str(model)!r} is not a local path, nor a hub id (owner/name in letters, digits, '-', '_' and "
+            "'.'); give a diffusers folder, a .safetensors or .ckpt file, a hub id such as "
+            "runwayml/stable-diffusion-v1-5, or videop2p-toy for the bundled model (--model)."
+        )
+
+
+def is_hub_id(name: str) -> bool:
+    """Whether `name` has the form of a Hugging Face hub repository id (huggingface_hub's own rule)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
 
 
 def check_model_config(model: str | os.PathLike | None, config: str | os.PathLike | None) -> None:
