@@ -366,7 +366,7 @@ def test_a_failed_write_is_an_os_error_naming_the_file_whatever_the_writer_raise
 def test_staged_files_land_as_a_set_or_not_at_all(tmp_path):
     from videop2p.store.files import staged_files
 
-    with pytest.raises(OSError), staged_files(tmp_path / "new") as stage:
+    with pytest.raises(OSError), staged_files(tmp_path / "new" / "deeper") as stage:
         write_json(stage / "a.json", {})
         raise OSError(28, "No space left on device", str(stage / "b.json"))
     assert not (tmp_path / "new").exists()  # made for the set: gone with it

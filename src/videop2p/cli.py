@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from videop2p.config import (
+    COUNT_MAX,
     DEMO_TUNE_STEPS,
     OFFICIAL_TUNE_STEPS,
     PRESET_MARGINS,
@@ -199,8 +200,6 @@ def _parse_size(size: str | None) -> tuple[int | None, int | None]:
         w, h = int(w), int(h)
     except ValueError:
         _fail(f"--size {size!r} must be WIDTHxHEIGHT (e.g. 512x512) or one number.")
-    from videop2p.config import COUNT_MAX
-
     if min(w, h) < 1:
         _fail(f"--size {size!r} is not valid; width and height must be whole numbers >= 1.")
     if max(w, h) > COUNT_MAX:  # a machine's limit, named only to a value past it

@@ -52,9 +52,9 @@ def staged_files(root: str | os.PathLike, last: str | None = None) -> Iterator[P
     """Yield a hidden folder inside `root` to write a set of files into; when the block ends without
     an exception, each is moved into `root` (renames on one disk: no copy, no space needed), `last`
     after the others, so that `root` gains the whole set or, when the block raises, none of it (the
-    folder goes, and `root` too when this made it and nothing else is in it)."""
+    folder goes, and so do `root` and the folders above it that this made, when nothing else is in them)."""
     root = Path(root)
-    made = not root.exists()
+    made = [d for d in (root, *root.parents) if not d.exists()]  # the folders this makes, innermost first
     stage = root / f".videop2p-writing-{os.getpid()}-{threading.get_ident()}"
     stage.mkdir(parents=True, exist_ok=True)
     try:
@@ -69,9 +69,9 @@ def staged_files(root: str | os.PathLike, last: str | None = None) -> Iterator[P
         raise OSError(e.errno, e.strerror, str(root / Path(e.filename).relative_to(stage))) from e
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-        if made:
+        for folder in made:
             with contextlib.suppress(OSError):  # not empty: the set was moved in
-                root.rmdir()
+                folder.rmdir()
 
 
 _OS_ERROR = re.compile(r"\(os error (\d+)\)")  # how Rust's io::Error ends (safetensors' SafetensorError)
