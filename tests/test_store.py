@@ -122,7 +122,13 @@ def test_a_tuning_that_fails_before_keeping_anything_or_diverges_leaves_no_clip_
     with pytest.raises(DivergedError):
         vp.tune(clip, PROMPT, diverging)
     assert not ws.exists()  # the states before the divergence would only diverge again
-    vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+
+    def another_run_closes_it(stage, i, total):  # as a run of the same clip that failed meanwhile would
+        for key in ws.glob("clip-*/key.json"):
+            Workspace(ws).close_unused(key.with_name("tune.safetensors"))
+
+    vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False), on_step=another_run_closes_it)
+    assert len(list(ws.glob("clip-*/key.json"))) == 1  # written again with the delta
     with pytest.raises(DivergedError):
         vp.tune(clip, PROMPT, diverging)
     (entry,) = Workspace(ws).clips()  # the other clip's folder and the root stay

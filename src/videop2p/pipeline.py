@@ -258,7 +258,7 @@ class VideoP2P:
                 force,
                 compute,
                 load,
-                lambda m: save_delta(m, path, identity),
+                lambda m: save_delta(m, self.workspace.open_clip(identity), identity),  # key.json kept with it
                 lambda m: ran,
                 lambda m: ran < cfg.steps,
             )

@@ -95,7 +95,8 @@ class Workspace:
     def close_unused(self, path: Path) -> None:
         """After a tuning that failed before it kept anything: remove the folder `open_clip` made for
         it (its `key.json` alone) and the workspace root when nothing else is in it either. A folder
-        with anything more (a kept state, another run's files) stays."""
+        with anything more (a kept state, another run's files) stays; a run of the same clip that
+        opened it meanwhile writes `key.json` again with its delta."""
         folder = path.parent
         if not folder.is_dir() or {p.name for p in folder.iterdir()} - {"key.json", f".{path.name}.lock"}:
             return
