@@ -817,6 +817,7 @@ def toy_train(
     from videop2p.toy.world import MIN_FRAME_SIDE
 
     _setup_logging()
+    _quiet_loaders()
     model = ToyModelConfig(image_size=image_size, text_layers=text_layers)
     cfg = ToyTrainConfig(
         model=model,
@@ -879,6 +880,7 @@ def toy_export(
     from videop2p.toy.train import export_checkpoint, read_train_config
 
     _setup_logging()
+    _quiet_loaders()
     if not (out_dir / "ckpt" / "unet.pt").exists():
         _fail(f"{out_dir}: no ckpt/unet.pt there; is it a `videop2p toy train` folder?")
     cfg = read_train_config(out_dir / "train_config.json")
@@ -910,6 +912,7 @@ def toy_ground(
     from videop2p.toy.grounding import ground_toy_model
 
     _setup_logging()
+    _quiet_loaders()
     cfg = GroundingConfig(
         steps=steps, lr=lr, batch_size=batch_size, weight=weight, dataset_size=dataset_size, seed=seed
     )
@@ -946,6 +949,7 @@ def ui(
         _fail(str(e))
     _check_folder("--root", root, "for the workspace, uploads and results")
     _setup_logging()
+    _quiet_loaders()
     try:
         from videop2p.ui import launch
     except ImportError as e:
@@ -1055,6 +1059,7 @@ def eval_command(
     _check_file("--json", json_path)
     _check_device_dtype(device, dtype)
     _setup_logging()
+    _quiet_loaders()
     shard_kn = _parse_shard(shard) if shard else None
     if cases is not None:
         _check_own_flags(lambda n: check_number(None, "cases", n, 1, whole=True), cases)
@@ -1134,6 +1139,7 @@ def toy_eval(
     from videop2p.toy.quality import check_eval_inputs, evaluate_model, format_report
 
     _setup_logging()
+    _quiet_loaders()
     _check_file("--json", json_path)
     path = model_location(model)
     try:
