@@ -657,6 +657,23 @@ def test_ui_refuses_bad_settings_before_starting(flags, needle, tmp_path):
     assert not (tmp_path / "ui").exists()
 
 
+def test_ui_refuses_a_host_a_port_or_a_root_it_cannot_use_before_loading_anything(tmp_path):
+    import socket
+
+    ui = ["ui", "--root", str(tmp_path / "ui")]
+    result = runner.invoke(app, [*ui, "--host", "not..a..host"])
+    assert_one_line_error(result, "--host 'not..a..host' is not a name or address to listen on", "127.0.0.1")
+    with socket.socket() as taken:  # another program listens on the port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, [*ui, "--port", str(port)])
+    assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}", "give another --port")
+    assert not (tmp_path / "ui").exists()
+    result = runner.invoke(app, ["ui", "--root", "/proc/videop2p-ui"])  # /proc takes no new folders
+    assert_one_line_error(result, "--root '/proc/videop2p-ui' cannot be made", "give a folder you can write in")
+
+
 def test_an_output_or_workspace_path_that_is_a_file_is_refused_before_any_work(tiny_dir, clip_dir, tmp_path):
     a_file = tmp_path / "a-file"
     a_file.write_text("mine")

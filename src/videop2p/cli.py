@@ -948,14 +948,43 @@ def ui(
     except (ValueError, FileNotFoundError) as e:  # ModelNotFoundError is a FileNotFoundError
         _fail(str(e))
     _check_folder("--root", root, "for the workspace, uploads and results")
+    _check_listen(host, port)
     _setup_logging()
     _quiet_loaders()
     try:
         from videop2p.ui import launch
     except ImportError as e:
         _fail(f"the web UI needs gradio ({e}): pip install 'videop2p[ui]'")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        _fail(f"--root {str(root)!r} cannot be made ({e.strerror}); give a folder you can write in.")
     typer.echo(f"videop2p editor on http://{host}:{port} (workspace and results in {root.resolve()})")
-    launch(model, root, host, port, device, dtype, model_config=model_config)
+    try:
+        launch(model, root, host, port, device, dtype, model_config=model_config)
+    except OSError as e:  # the port taken between the check and the start, or a platform's own refusal
+        _fail(f"the editor could not listen on {host}:{port}: {str(e).splitlines()[0]}")
+
+
+def _check_listen(host: str, port: int) -> None:
+    """The editor can listen on `host`:`port` (a name this machine resolves, a port not in use), checked by
+    binding it as the server will (SO_REUSEADDR, as uvicorn does) before the model is loaded."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as e:  # UnicodeError: a label idna cannot encode ('a..b')
+        reason = e.strerror if isinstance(e, socket.gaierror) else "not a valid host name"
+        _fail(
+            f"--host {host!r} is not a name or address to listen on ({reason}); "
+            "give 127.0.0.1, 0.0.0.0 or one of this machine's addresses."
+        )
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as e:
+            _fail(f"cannot listen on {host}:{port} ({e.strerror}); give another --port, or a --host of this machine.")
 
 
 @app.command()
