@@ -167,7 +167,9 @@ def test_the_token_loss_needs_masks(tiny, tmp_path):
         (["--decoder-steps", "-5"], "--decoder-steps -5"),
         (["--decoder-lr", "nan"], "--decoder-lr nan"),
         (["--text-rms", "nan"], "--text-rms nan"),
-        (["--image-size", "100"], "--image-size 100"),
+        (["--image-size", "100"], "--image-size 100 is not valid; expected a multiple of"),
+        (["--image-size", "100000"], "--image-size 100000 is not valid; expected a multiple of 8 from 16 to 1024"),
+        (["--threads", "-1"], "--threads -1 is not valid; expected a whole number >= 0"),
         (["--unet-lr", "nan"], "--unet-lr nan"),
         (["--batch-size", "0"], "--batch-size 0"),
         (["--dataset-size", "0"], "--dataset-size 0"),
@@ -178,7 +180,7 @@ def test_the_token_loss_needs_masks(tiny, tmp_path):
 )
 def test_train_rejects_bad_options_by_name(tmp_path, args, message):
     result = CliRunner().invoke(app, ["toy", "train", str(tmp_path / "run"), *args])
-    assert result.exit_code != 0 and message in result.output
+    assert_one_line_error(result, message)
     assert not (tmp_path / "run").exists()  # nothing written
 
 

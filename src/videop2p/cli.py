@@ -67,6 +67,9 @@ def _quiet_loaders() -> None:
 
 def _set_threads(threads: int) -> None:
     """torch's thread count for this process, when a command asks for one (0: leave it)."""
+    from videop2p.config import check_number
+
+    _check_own_flags(lambda t: check_number(None, "threads", t, 0, whole=True, cap=COUNT_MAX), threads)
     if threads:
         import torch
 
@@ -814,7 +817,7 @@ def toy_train(
     """Train the toy model, from scratch or from --init-from (resumes from OUT_DIR/ckpt when interrupted)."""
     from videop2p.models.loading import check_device
     from videop2p.models.schedulers import check_schedule
-    from videop2p.toy.world import MIN_FRAME_SIDE
+    from videop2p.toy.world import MAX_FRAME_SIDE, MIN_FRAME_SIDE
 
     _setup_logging()
     _quiet_loaders()
@@ -846,9 +849,10 @@ def toy_train(
     )
     _check_own_flags(check_numbers, cfg)
     _check_folder("OUT_DIR", out_dir, "for the training's checkpoints and model")
-    if image_size < MIN_FRAME_SIDE or image_size % model.size_step:
+    if not MIN_FRAME_SIDE <= image_size <= MAX_FRAME_SIDE or image_size % model.size_step:
         _fail(
-            f"--image-size {image_size}: must be a multiple of {model.size_step} and at least {MIN_FRAME_SIDE} pixels."
+            f"--image-size {image_size} is not valid; expected a multiple of {model.size_step} from {MIN_FRAME_SIDE} "
+            f"to {MAX_FRAME_SIDE} pixels (the toy world's frames)."
         )
     if vae_from is not None and not (vae_from / "vae").is_dir():
         _fail(f"--vae-from {vae_from}: no vae/ folder there; give a diffusers model folder.")
