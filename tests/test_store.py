@@ -388,3 +388,40 @@ def test_staged_files_land_as_a_set_or_not_at_all(tmp_path):
         write_json(stage / "b.json", {})
     assert sorted(p.name for p in kept.iterdir()) == ["b.json", "old.json"]
     assert json.loads((kept / "old.json").read_text())["v"] == 2
+
+
+def test_frames_held_in_memory_are_the_same_clip_as_their_file_and_reuse_its_tuning(tiny, clip_path, tmp_path):
+    from PIL import Image
+
+    from videop2p.io.video import read_video
+
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    from_file = vp.load_clip(VideoConfig(path=str(clip_path), frames=3, width=24, height=16))
+    frames = read_video(clip_path, 0, 3, 1).frames  # (3, 32, 32, 3), cropped to 24x16 like the file's
+    for given in (frames, [Image.fromarray(f) for f in frames], list(frames)):
+        clip = vp.clip_from_frames(given, width=24, height=16)
+        assert clip.digest == from_file.digest and np.array_equal(clip.frames, from_file.frames)
+    _, first = vp.tune(from_file, PROMPT, TuneConfig(steps=1, progress=False))
+    _, again = vp.tune(vp.clip_from_frames(frames, fps=12, width=24, height=16), PROMPT, TuneConfig(steps=1))
+    assert first.action == "computed" and again.action == "reused"
+    assert vp.clip_from_frames(frames).size == vp.load_clip(VideoConfig(path=str(clip_path), frames=3)).size
+
+
+@pytest.mark.parametrize(
+    ("frames", "kwargs", "message"),
+    [
+        (np.zeros((2, 8, 8, 3), np.float32), {}, "dtype float32 are not uint8"),
+        (np.zeros((2, 8, 8), np.uint8), {}, r"shape \(2, 8, 8\) are not \(F, H, W, 3\)"),
+        (np.zeros((0, 8, 8, 3), np.uint8), {}, r"shape \(0, 8, 8, 3\)"),
+        ([], {}, "the sequence of frames is empty"),
+        ("clip.mp4", {}, "got str"),
+        ([np.zeros((8, 8, 3), np.uint8), np.zeros((4, 8, 3), np.uint8)], {}, "mixed shapes"),
+        ([np.zeros((8, 8, 3), np.uint8), "frame"], {}, "got str"),
+        (np.zeros((2, 8, 8, 3), np.uint8), {"fps": float("nan")}, "fps: nan is not valid"),
+        (np.zeros((2, 8, 8, 3), np.uint8), {"width": 1.5}, "width: 1.5 is not valid"),
+        (np.zeros((2, 8, 8, 3), np.uint8), {"resize": "zoom"}, "'zoom' is not one of crop, pad, stretch"),
+    ],
+)
+def test_frames_that_are_not_a_clip_are_named_before_any_work(tiny, frames, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        VideoP2P(tiny, None).clip_from_frames(frames, **kwargs)

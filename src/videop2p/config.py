@@ -787,10 +787,7 @@ def validate(cfg: RunConfig) -> None:
         check_number("video", "frames", v.frames, 1, whole=True, cap=COUNT_MAX)
     check_number("video", "start", v.start, 0, whole=True, cap=COUNT_MAX)
     check_number("video", "stride", v.stride, 1, whole=True, cap=COUNT_MAX)
-    for attr in ("width", "height"):
-        if getattr(v, attr) is not None:
-            check_number("video", attr, getattr(v, attr), 1, whole=True, cap=COUNT_MAX)
-    _enum_ok("video", "resize", v.resize, ResizeMode)
+    check_frame_size(v)
     check_tune(t)
     check_edit(e)
     check_inversion(cfg.inversion)
@@ -804,6 +801,14 @@ def validate(cfg: RunConfig) -> None:
         check_number(None, "attention_slicing", cfg.attention_slicing, 1, whole=True)
     if not isinstance(cfg.device, str) or not cfg.device.strip():
         raise OptionError("device", f"{cfg.device!r} is not a device name such as cpu, cuda or cuda:1.")
+
+
+def check_frame_size(v: VideoConfig) -> None:
+    """The working size asked for: whole sides (or None, from the aspect ratio) and a known resize mode."""
+    for attr in ("width", "height"):
+        if getattr(v, attr) is not None:
+            check_number("video", attr, getattr(v, attr), 1, whole=True, cap=COUNT_MAX)
+    _enum_ok("video", "resize", v.resize, ResizeMode)
 
 
 def _file_at(*paths: Path) -> Path | None:

@@ -22,13 +22,16 @@ from videop2p.config import (
     FrameAttentionMode,
     GroupNormMode,
     InversionConfig,
+    ResizeMode,
     RunConfig,
     TuneConfig,
     VideoConfig,
     WindowConfig,
     check_edit,
     check_folder,
+    check_frame_size,
     check_inversion,
+    check_number,
     check_prompts,
     check_tune,
     check_window,
@@ -38,7 +41,16 @@ from videop2p.config import (
 from videop2p.control.prompts import check_prompt_length
 from videop2p.editing import EditResult, build_plan, edit, load_edit_result, save_edit_result
 from videop2p.inversion import InversionResult, invert, load_inversion, save_inversion
-from videop2p.io.video import AudioSpan, iter_video, read_video, resize_frames, resolve_size, video_size
+from videop2p.io.video import (
+    DEFAULT_FPS,
+    AudioSpan,
+    as_frames,
+    iter_video,
+    read_video,
+    resize_frames,
+    resolve_size,
+    video_size,
+)
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts, frames_hash
 from videop2p.models.loading import SDComponents, dtype_name, load_components, parse_dtype
 from videop2p.models.t2s import T2SModel
@@ -132,17 +144,8 @@ class VideoP2P:
 
     def load_clip(self, video: VideoConfig) -> Clip:
         """Read, select and resize frames to a size the model allows."""
-        info = self.components.info
         size = video_size(video.path)
-        width, height = resolve_size(size, video.width, video.height, info.native_size, info.size_multiple)
-        times = width * height / info.native_size**2
-        if times > LARGE_AREA:  # memory and time grow with the area; far from its size a model draws worse
-            killed = " (on the CPU the system may stop the run for memory)" if self.device.type == "cpu" else ""
-            logger.warning(
-                "%dx%d frames have %.0fx the area of the %dx%d frames the model was trained on: memory and time "
-                "grow with it%s, and the model may draw worse",
-                width, height, times, info.native_size, info.native_size, killed,
-            )  # fmt: skip
+        width, height = self._working_size(size, video.width, video.height)
         raw = read_video(  # resized as decoded: memory holds the working-size frames only
             video.path,
             video.start,
@@ -160,6 +163,38 @@ class VideoP2P:
             full_size=tuple(size) if tuple(size) != (width, height) else None,
             audio=raw.audio,
         )
+
+    def clip_from_frames(
+        self,
+        frames: np.ndarray | list,
+        fps: float = DEFAULT_FPS,
+        width: int | None = None,
+        height: int | None = None,
+        resize: ResizeMode | str = VideoConfig.resize,
+    ) -> Clip:
+        """A clip from frames held in memory ((F, H, W, 3) uint8, or a list of PIL images), resized as
+        `load_clip` resizes a file's: the same frames give the same clip, and so reuse the same tuning."""
+        arr = as_frames(frames)
+        check_number(None, "fps", fps, 0.0, above=True)
+        check_frame_size(VideoConfig(width=width, height=height, resize=resize))
+        width, height = self._working_size((arr.shape[2], arr.shape[1]), width, height)
+        resized = np.stack([resize_frames(f[None], width, height, resize)[0] for f in arr])  # as load_clip
+        return Clip(frames=resized, fps=float(fps), digest=frames_hash(resized))
+
+    def _working_size(self, size: tuple[int, int], width: int | None, height: int | None) -> tuple[int, int]:
+        """The (width, height) a clip of `size` is worked at (given sides checked, missing ones at the model's
+        native area), with a warning far above that area."""
+        info = self.components.info
+        width, height = resolve_size(size, width, height, info.native_size, info.size_multiple)
+        times = width * height / info.native_size**2
+        if times > LARGE_AREA:  # memory and time grow with the area; far from its size a model draws worse
+            killed = " (on the CPU the system may stop the run for memory)" if self.device.type == "cpu" else ""
+            logger.warning(
+                "%dx%d frames have %.0fx the area of the %dx%d frames the model was trained on: memory and time "
+                "grow with it%s, and the model may draw worse",
+                width, height, times, info.native_size, info.native_size, killed,
+            )  # fmt: skip
+        return width, height
 
     def posterior(self, clip: Clip) -> tuple[torch.Tensor, torch.Tensor]:
         """Scaled VAE posterior of the clip, encoded once per clip and kept on it."""

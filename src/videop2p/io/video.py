@@ -76,6 +76,34 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
+def as_frames(frames: object) -> np.ndarray:
+    """Frames held in memory as (F, H, W, 3) uint8: an array of that shape, or a sequence of PIL
+    images (any mode, converted as files' frames are) or of (H, W, 3) uint8 arrays. VideoError names
+    what does not fit."""
+    if isinstance(frames, np.ndarray):
+        arr = frames
+    elif isinstance(frames, list | tuple):
+        if not frames:
+            raise VideoError("No frames given: the sequence of frames is empty.")
+        images = [_to_rgb(f) if isinstance(f, Image.Image) else f for f in frames]
+        if not all(isinstance(f, np.ndarray) for f in images):
+            kinds = sorted({type(f).__name__ for f in images if not isinstance(f, np.ndarray)})
+            raise VideoError(f"Frames must be PIL images or (H, W, 3) uint8 arrays; got {', '.join(kinds)}.")
+        sizes = sorted({f.shape for f in images}, key=str)
+        if len(sizes) > 1:
+            raise VideoError(f"The frames have mixed shapes ({', '.join(map(str, sizes[:3]))}); all must match.")
+        arr = np.stack(images)
+    else:
+        raise VideoError(
+            f"Frames must be an (F, H, W, 3) uint8 array or a list of PIL images, got {type(frames).__name__}."
+        )
+    if arr.ndim != 4 or arr.shape[-1] != 3 or 0 in arr.shape:
+        raise VideoError(f"Frames of shape {tuple(arr.shape)} are not (F, H, W, 3) with F, H, W >= 1 (RGB).")
+    if arr.dtype != np.uint8:
+        raise VideoError(f"Frames of dtype {arr.dtype} are not uint8 (0-255); convert them first.")
+    return arr
+
+
 Transform = Callable[[np.ndarray], np.ndarray]  # applied to each kept frame as it is decoded (a resize)
 
 
