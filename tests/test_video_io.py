@@ -236,6 +236,23 @@ def test_side_by_side_labels_and_layout():
         side_by_side([a, b[:2]], ["x", "y"])
 
 
+@pytest.mark.parametrize(
+    ("target", "label"),
+    [
+        ("a blue circle moving on the grass", "red > blue"),
+        ("a red circle moving on the snow", "grass > snow"),
+        ("a big red circle moving on the grass", "+big"),
+        ("a circle moving on the grass", "-red"),
+        ("A Red Circle moving on the grass", "same prompt"),
+        ("a blue square moving on the grass in the evening light", "red circle > blue square, +in the evening light"),
+    ],
+)
+def test_an_edit_is_labelled_by_what_it_changes_so_long_prompts_stay_apart(target, label):
+    from videop2p.outputs import edit_label
+
+    assert edit_label("a red circle moving on the grass", target) == label
+
+
 def test_too_few_frames_names_the_count_in_words_that_read(tmp_path):
     from videop2p.io.video import VideoError, read_video
 

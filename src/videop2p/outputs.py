@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 import time
@@ -68,6 +69,23 @@ def attention_grid(maps: torch.Tensor, tokens: list[str], cell: int = 48, max_fr
             tile = Image.fromarray(_heat(m[f].cpu().numpy())).resize((cell - 2, cell - 2), Image.Resampling.NEAREST)
             img.paste(tile, (label_w + f * cell + 1, r * cell + 1))
     return np.asarray(img)
+
+
+def edit_label(source: str, target: str) -> str:
+    """What `target` changes in `source`, for a picture's label (a tile's width holds a dozen
+    characters, so a long prompt's common start would hide the change): "red > blue" for words
+    swapped, "+big" for words added, "-red" for words left out; words compared case-blind."""
+    a, b = source.split(), target.split()
+    parts = []
+    matcher = difflib.SequenceMatcher(a=[w.lower() for w in a], b=[w.lower() for w in b], autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "replace":
+            parts.append(f"{' '.join(a[i1:i2])} > {' '.join(b[j1:j2])}")
+        elif op == "insert":
+            parts.append("+" + " ".join(b[j1:j2]))
+        elif op == "delete":
+            parts.append("-" + " ".join(a[i1:i2]))
+    return ", ".join(parts) or "same prompt"
 
 
 def report_markdown(manifest: dict) -> str:
@@ -145,7 +163,8 @@ def _write_outputs(
         mp4, gif = _write_clip(frames, root, f"edit_{k}", fps, pasted, clip.audio)
         files["edits"].append(mp4)
         files["edits_gif"].append(gif)
-    grid = side_by_side([source, out.reconstruction, *out.edits], ["source", "reconstruction", *cfg.targets])
+    labels = ["source", "reconstruction", *(edit_label(cfg.source, t) for t in cfg.targets)]
+    grid = side_by_side([source, out.reconstruction, *out.edits], labels)
     files["side_by_side"] = _write_clip(grid, root, "side_by_side", fps)[0]
     res = out.result
     if res.masks is not None:
