@@ -343,6 +343,11 @@ def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
         ("source: a circle\nedit: {reweight: {blue: abc}}\n", ["--reweight blue='abc'", "finite factor"]),
         ("source: a circle\nedit: {blend: [circle, 3]}\n", ["--blend ['circle', 3]", "two words"]),
         (": : :\n", ["not valid YAML at line 1, column 1"]),
+        (
+            "source: a\ntune: {lr: 1.0e-4}\ntune: {lr: 2.0e-4}\n",
+            ["line 3, column 1: key 'tune' appears twice (first at line 2)"],
+        ),
+        ("source: a\ntune: {lr: 1.0e-4, lr: 2.0e-4}\n", ["key 'lr' appears twice"]),
         (b"\xff\xfe not text", ["is not UTF-8 text"]),
         (None, ["cannot be read (Is a directory)"]),  # the config path is a folder
         ("prompt: a circle\nprompts: a circle\nimage_path: x\n", ["prompts: 'a circle'", "a list"]),
@@ -401,6 +406,11 @@ def test_config_files_read_numbers_and_booleans_as_yaml_1_2_does(tmp_path):
     (tmp_path / "words.yaml").write_text("composite: off\ntune: {mixed_precision: no, gradient_checkpointing: false}\n")
     cfg = load_config([tmp_path / "words.yaml"])  # YAML 1.1 made booleans of off and no
     assert (cfg.composite.value, cfg.tune.mixed_precision, cfg.tune.gradient_checkpointing) == ("off", "no", False)
+    (tmp_path / "anchors.yaml").write_text(  # keys merged in with << may be overridden: not a repeated key
+        "defaults: {tune: &quick {steps: 2, lr: 1.0e-4}}\n"
+        "jobs:\n  - {name: a, video: clip.mp4, source: a, targets: [b], tune: {<<: *quick, lr: 5.0e-5}}\n"
+    )
+    assert load_jobs(tmp_path / "anchors.yaml")[0][0].config.tune.lr == 5e-5
     args = ["run", "clip.mp4", "--source", "a", "--target", "b", "--config", str(tmp_path / "yes.yaml")]
     (tmp_path / "yes.yaml").write_text("tune: {gradient_checkpointing: yes}\n")
     assert_one_line_error(runner.invoke(app, args), "checkpointing 'yes' is not true or false")

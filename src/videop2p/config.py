@@ -450,6 +450,23 @@ class YamlLoader(yaml.SafeLoader):
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
 
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        """A mapping whose keys are unique, as YAML 1.2 requires: PyYAML keeps the last of a repeated
+        key without a word, so `tune: {lr: 1e-4}` written twice ran with the second. Keys merged in
+        with `<<` may still be overridden."""
+        first: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in first:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (first at line {first[key]})", key_node.start_mark
+                )
+            first[key] = line
+        return super().construct_mapping(node, deep)
+
 
 YamlLoader.add_implicit_resolver(YAML_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 YamlLoader.add_implicit_resolver(  # YAML 1.2's float, and 1.1's infinities and NaN
