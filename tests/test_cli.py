@@ -473,6 +473,23 @@ def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_half_set_of_outpu
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no hidden folder left
 
 
+def test_the_config_a_run_writes_runs_it_again_from_any_folder(tiny_dir, clip_dir, tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copytree(clip_dir, tmp_path / "here" / "clip")
+    shutil.copytree(tiny_dir, tmp_path / "here" / "model")
+    monkeypatch.chdir(tmp_path / "here")
+    args = _args("model", "clip", "o", "ws")  # every path relative to where the user is
+    _invoke(args)
+    resolved = yaml.safe_load((tmp_path / "here" / "o" / "config.yaml").read_text())
+    assert resolved["video"]["path"] == str(tmp_path / "here" / "clip")
+    assert (resolved["model"], resolved["out"]) == (str(tmp_path / "here" / "model"), str(tmp_path / "here" / "o"))
+    monkeypatch.chdir(tmp_path)
+    _invoke(["run", "--config", str(tmp_path / "here" / "o" / "config.yaml")])
+    stages = _manifest(tmp_path / "here" / "o")["stages"]
+    assert [stages[s]["action"] for s in ("tune", "invert", "edit")] == ["reused"] * 3
+
+
 def test_a_tuning_that_diverges_is_one_line_naming_the_rate_and_keeps_no_result(tiny_dir, clip_dir, tmp_path):
     args = _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws", "--tune-steps", "20", "--lr", "1e12")
     result = runner.invoke(app, args)

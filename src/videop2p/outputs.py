@@ -88,6 +88,20 @@ def edit_label(source: str, target: str) -> str:
     return ", ".join(parts) or "same prompt"
 
 
+def rerunnable(cfg: RunConfig) -> dict:
+    """`cfg` as plain data whose local paths (clip, model files, output folder, workspace) are absolute,
+    so that `videop2p run --config OUT/config.yaml` runs it again from any folder (a hub id stays as
+    it is)."""
+    plain = to_plain(cfg)
+    local = (("video", "path"), (None, "model"), (None, "model_config"), (None, "out"), (None, "workspace"))
+    for section, key in local:
+        holder = plain[section] if section else plain
+        value = holder.get(key)
+        if isinstance(value, str) and value and (key in ("out", "workspace") or Path(value).expanduser().exists()):
+            holder[key] = str(Path(value).expanduser().resolve())
+    return plain
+
+
 def report_markdown(manifest: dict) -> str:
     """A short human report of a run."""
     lines = ["# videop2p run", "", f"- source: `{manifest['source']}`"]
@@ -176,7 +190,7 @@ def _write_outputs(
             name = "attention_source.png" if p == 0 else f"attention_{p}.png"
             write_png(attention_grid(res.attention[p], tokens), root / name)
             files["attention"].append(name)
-    config_yaml = yaml.safe_dump(to_plain(cfg), sort_keys=False, allow_unicode=True)  # paths and prompts as typed
+    config_yaml = yaml.safe_dump(rerunnable(cfg), sort_keys=False, allow_unicode=True)  # prompts as typed
     write_text(root / "config.yaml", config_yaml)
     reports = [*reports, StageReport("write", "computed", time.perf_counter() - started)]
     manifest = {
