@@ -712,6 +712,16 @@ def test_an_output_or_workspace_path_that_is_a_file_is_refused_before_any_work(t
     assert a_file.read_text() == "mine" and not (tmp_path / "o").exists()
 
 
+def test_an_output_or_workspace_folder_that_cannot_be_written_is_refused_before_any_work(tiny_dir, clip_dir, tmp_path):
+    # /proc takes no new folders: a read-only disk or a folder without permission reads the same
+    result = runner.invoke(app, _args(tiny_dir, clip_dir, "/proc/videop2p-out", tmp_path / "ws"))
+    assert_one_line_error(result, "out '/proc/videop2p-out' cannot be written (", "give a folder you can write in")
+    assert not (tmp_path / "ws").exists()  # refused before tuning, not after the edit
+    result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", "/proc/videop2p-ws"))
+    assert_one_line_error(result, "workspace '/proc/videop2p-ws' cannot be written (")
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".videop2p-probe-*"))
+
+
 def test_every_command_refuses_a_folder_that_is_or_lies_under_a_file_before_any_work(tiny_dir, clip_dir, tmp_path):
     a_file = tmp_path / "a-file"
     a_file.write_text("mine")

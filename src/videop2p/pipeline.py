@@ -58,6 +58,7 @@ from videop2p.models.tav import apply_temporal
 from videop2p.outputs import write_run_outputs
 from videop2p.progress import StepHook
 from videop2p.sampling import DivergedError, check_steps
+from videop2p.store.files import check_writable
 from videop2p.store.workspace import StageReport, Workspace, clip_identity, key_of, reuse_or_compute
 from videop2p.tuning import load_delta, save_delta, tune
 from videop2p.windows import WindowPlan, frames_per_step, plan_windows
@@ -134,6 +135,8 @@ class VideoP2P:
         """Load a model (None: the bundled toy model; `model_config`: an original single-file checkpoint's
         architecture); `workspace` enables reuse between runs."""
         check_folder("workspace", workspace or None, "to keep tuned clips in")
+        if workspace:
+            check_writable("workspace", workspace, "to keep tuned clips in")
         components = load_components(model, device=device, dtype=parse_dtype(dtype), config=model_config)
         ws = Workspace(Path(workspace)) if workspace else None
         return cls(components, ws, frame_mode, attention_slicing, group_norm)
@@ -420,6 +423,7 @@ class VideoP2P:
         """Validate settings, prompts, words and schedules before any expensive stage."""
         validate(cfg)
         check_folder("out", cfg.out, "for the outputs")
+        check_writable("out", cfg.out, "for the outputs")
         clip = Path(cfg.video.path)
         if clip.is_dir() and Path(cfg.out).resolve() == clip.resolve():
             raise ValueError(

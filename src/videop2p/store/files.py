@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,21 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+
+
+def check_writable(what: str, path: str | os.PathLike, purpose: str) -> None:
+    """Before any work: a folder `path` can be made (or written into, when it is there), tried by making
+    and removing a hidden folder in the nearest folder of it that exists, so that a read-only disk or
+    a folder without permission is named now, not after the stages that write into it. ValueError
+    names it, as `config.check_folder` does (which runs first: no part of the path is a file)."""
+    path = Path(path).expanduser()
+    there = next(p for p in (path, *path.parents) if p.exists())
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".videop2p-probe-", dir=there))
+    except OSError as e:
+        raise ValueError(
+            f"{what} {str(path)!r} cannot be written ({e.strerror}); give a folder you can write in {purpose}."
+        ) from None
 
 
 @contextlib.contextmanager
