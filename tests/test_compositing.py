@@ -90,6 +90,19 @@ def test_selected_frames_keep_the_frame_rate_and_the_sound_of_their_span(tmp_pat
     assert span <= samples <= span + 2048  # the span, plus the AAC encoder's priming
 
 
+def test_sound_at_a_rate_aac_does_not_take_is_written_at_one_it_does(tmp_path):
+    """AAC stops at 96 kHz: a clip with a 192 kHz track failed to write after the whole run."""
+    frames = np.random.default_rng(0).integers(0, 255, (8, 32, 48, 3), dtype=np.uint8)
+    write_mp4_with_tone(tmp_path / "in.mkv", frames, 8, rate=192000, codec="pcm_s16le")
+    video = read_video(tmp_path / "in.mkv", start=2, num_frames=4)
+    write_mp4(video.frames, tmp_path / "out.mp4", video.fps, video.audio)
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.audio[0].codec_context.name == "aac" and c.streams.audio[0].rate == 96000
+        samples = sum(f.samples for f in c.decode(c.streams.audio[0]))
+    span = (video.audio.end - video.audio.start) * 96000
+    assert span - 64 <= samples <= span + 2048  # the span (resampled), plus the AAC encoder's priming
+
+
 def _quick_run(video, frames: int, source: str, target: str, out, edit=None):
     """A run of the tiny model at the smallest budget (one tuning step, fast inversion)."""
     from videop2p.config import EditConfig, InversionConfig, RunConfig, TuneConfig, VideoConfig

@@ -89,23 +89,35 @@ def dummy_components(
 
 
 def write_mp4_with_tone(
-    path: str | os.PathLike, frames: np.ndarray, fps: Fraction | float, rate: int = 44100, hz: float = 440.0
+    path: str | os.PathLike,
+    frames: np.ndarray,
+    fps: Fraction | float,
+    rate: int = 44100,
+    hz: float = 440.0,
+    codec: str = "aac",
 ) -> None:
-    """An H.264 clip (F, H, W, 3) with a stereo AAC sine tone as long as its frames: a test input with sound."""
+    """An H.264 clip (F, H, W, 3) with a stereo sine tone as long as its frames, in AAC (or `codec`, as
+    16-bit PCM in a Matroska file when `codec` is a PCM one): a test input with sound."""
     fps = Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), "w", format="mp4") as c:
+    pcm16 = codec.startswith("pcm_s16")
+    with av.open(str(path), "w", format="matroska" if pcm16 else "mp4") as c:
         v = c.add_stream("libx264", rate=fps)
         v.width, v.height, v.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         v.options = {"crf": "10"}
-        a = c.add_stream("aac", rate=rate, layout="stereo")
+        a = c.add_stream(codec, rate=rate, layout="stereo")
         for fr in frames:
             c.mux(v.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")))
         c.mux(v.encode())
         n = int(len(frames) / fps * rate)
         tone = (0.3 * np.sin(2 * np.pi * hz * np.arange(n) / rate)).astype(np.float32)
-        pcm = np.stack([tone, tone])
+        pcm = np.stack([tone, tone])  # (2, n) planar
         for i in range(0, n, 1024):
-            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, i : i + 1024]), format="fltp", layout="stereo")
+            chunk = np.ascontiguousarray(pcm[:, i : i + 1024])
+            if pcm16:  # packed: (1, 2 * samples), channels interleaved
+                chunk, fmt = np.ascontiguousarray((chunk.T.reshape(1, -1) * 32767).astype(np.int16)), "s16"
+            else:
+                fmt = "fltp"
+            f = av.AudioFrame.from_ndarray(chunk, format=fmt, layout="stereo")
             f.sample_rate, f.pts = rate, i
             c.mux(a.encode(f))
         c.mux(a.encode())

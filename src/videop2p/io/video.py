@@ -444,7 +444,7 @@ def write_mp4(
         sound = None
         if audio is not None:  # every stream is added before the first packet is written
             rate, layout = _audio_format(audio)
-            sound = container.add_stream("aac", rate=rate, layout=layout)
+            sound = container.add_stream("aac", rate=encoder_rate("aac", rate), layout=layout)  # resampled to it
         for fr in itertools.chain([first], frames):
             if (ph, pw) != (h, w):
                 fr = np.pad(fr, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
@@ -457,11 +457,24 @@ def write_mp4(
     return path
 
 
+def encoder_rate(codec: str, rate: int) -> int:
+    """The sample rate `codec`'s encoder writes `rate` at: `rate` itself when it takes it, else the
+    nearest it takes above (nothing lost), else its highest (AAC stops at 96 kHz: a 192 kHz track)."""
+    rates = av.codec.Codec(codec, "w").audio_rates
+    if not rates or rate in rates:
+        return rate
+    above = [r for r in rates if r >= rate]
+    return min(above) if above else max(rates)
+
+
 def _audio_format(audio: AudioSpan) -> tuple[int, str]:
-    """Sample rate and channel layout of the span's audio stream."""
+    """Sample rate and channel layout of the span's audio stream (a layout of unnamed channels, as PCM
+    in Matroska has, read as FFmpeg's usual one for that many, "Nc": an encoder takes no "2 channels")."""
     with av.open(audio.path) as source:
         src = source.streams.audio[0]
-        return src.rate or src.codec_context.sample_rate, src.layout.name
+        channels = len(src.layout.channels)
+        layout = av.AudioLayout(f"{channels}c").name if src.layout.name == f"{channels} channels" else src.layout.name
+        return src.rate or src.codec_context.sample_rate, layout
 
 
 def _audio_span(audio: AudioSpan, rate: int, layout: str) -> Iterator[av.AudioFrame]:
