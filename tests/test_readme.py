@@ -21,3 +21,6 @@ def test_the_readme_python_example_runs_and_edits_the_clip(tmp_path, monkeypatch
     edit = scope["out"].edits[0]
     assert edit.shape == clip.frames.shape and edit.dtype == np.uint8
     assert scope["tuned"].action == "computed" and scope["edited"].unet_evaluations > 0
+    from videop2p import read_video
+
+    assert read_video(tmp_path / "blue.mp4").frames.shape == edit.shape  # written where the example says

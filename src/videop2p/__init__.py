@@ -26,6 +26,8 @@ _EXPORTS = {
     "load_config": "videop2p.config",
     "StageReport": "videop2p.store.workspace",
     "Workspace": "videop2p.store.workspace",
+    "read_video": "videop2p.io.video",
+    "write_video": "videop2p.io.video",
 }
 __all__ = [  # noqa: RUF022 (grouped as in _EXPORTS)
     "__version__",
@@ -42,6 +44,8 @@ __all__ = [  # noqa: RUF022 (grouped as in _EXPORTS)
     "load_config",
     "StageReport",
     "Workspace",
+    "read_video",
+    "write_video",
 ]
 
 if TYPE_CHECKING:
@@ -55,6 +59,7 @@ if TYPE_CHECKING:
         VideoConfig,
         load_config,
     )
+    from videop2p.io.video import read_video, write_video
     from videop2p.pipeline import Clip, EditOutput, VideoP2P
     from videop2p.store.workspace import StageReport, Workspace
 
