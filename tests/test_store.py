@@ -425,3 +425,25 @@ def test_frames_held_in_memory_are_the_same_clip_as_their_file_and_reuse_its_tun
 def test_frames_that_are_not_a_clip_are_named_before_any_work(tiny, frames, kwargs, message):
     with pytest.raises(ValueError, match=message):
         VideoP2P(tiny, None).clip_from_frames(frames, **kwargs)
+
+
+def test_the_stages_name_an_argument_of_the_wrong_kind(tiny, tmp_path):
+    eight = write_frames(render_clip(ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], size=32)).frames, tmp_path / "c")
+    vp = VideoP2P(tiny, None)
+    clip = vp.load_clip(eight)  # a path alone: the defaults for the rest, as `videop2p run CLIP` takes them
+    assert clip.digest == vp.load_clip(str(eight)).digest == vp.load_clip(VideoConfig(path=str(eight))).digest
+    clip_path = eight
+    with pytest.raises(
+        TypeError, match=r"clip must be a Clip \(what `load_clip` or `clip_from_frames` returns\), got str"
+    ):
+        vp.tune(str(clip_path), PROMPT, TuneConfig(steps=1))
+    with pytest.raises(TypeError, match="video must be a VideoConfig .*got int"):
+        vp.load_clip(3)
+    model, _ = vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+    with pytest.raises(TypeError, match="model must be a T2SModel .*got Clip"):
+        vp.invert(clip, model, PROMPT)  # arguments swapped
+    inversion, _ = vp.invert(model, clip, PROMPT, InversionConfig(method=InversionMethod.FAST, steps=2))
+    with pytest.raises(TypeError, match="inversion must be an InversionResult .*got str"):
+        vp.edit(model, "inversion", PROMPT, [PROMPT])
+    with pytest.raises(TypeError, match="model must be a T2SModel .*got UNet2DConditionModel"):
+        vp.edit(tiny.unet, inversion, PROMPT, [PROMPT])

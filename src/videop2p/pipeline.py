@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -97,6 +98,16 @@ class EditOutput:
     result: EditResult  # latents, masks, maps, counts
 
 
+CLIP_FROM = "what `load_clip` or `clip_from_frames` returns"
+
+
+def _given(value: object, kind: type, name: str, what: str) -> None:
+    """An API argument of the kind a stage takes (a path or a tensor passed instead is named at once)."""
+    if not isinstance(value, kind):
+        article = "an" if kind.__name__[0] in "AEIOU" else "a"
+        raise TypeError(f"{name} must be {article} {kind.__name__} ({what}), got {type(value).__name__}.")
+
+
 LARGE_AREA = 4.0  # frames above this many times the model's native area are warned about (SD 1.5: 1024x1024)
 
 
@@ -145,8 +156,12 @@ class VideoP2P:
     def device(self) -> torch.device:
         return self.components.unet.device
 
-    def load_clip(self, video: VideoConfig) -> Clip:
-        """Read, select and resize frames to a size the model allows."""
+    def load_clip(self, video: VideoConfig | str | os.PathLike) -> Clip:
+        """Read, select and resize frames to a size the model allows (a path alone: `VideoConfig`'s
+        defaults for the rest, as `videop2p run CLIP` takes them)."""
+        if isinstance(video, str | os.PathLike):
+            video = VideoConfig(path=str(video))
+        _given(video, VideoConfig, "video", "or the clip's path")
         size = video_size(video.path)
         width, height = self._working_size(size, video.width, video.height)
         raw = read_video(  # resized as decoded: memory holds the working-size frames only
@@ -256,6 +271,7 @@ class VideoP2P:
         """Stage 1: the T2S model tuned on `clip` (loaded from the workspace when it has it); a clip
         longer than a window trains on one window (and its anchors) per step. The training state is
         kept beside the entry every `cfg.save_seconds`, so an interrupted tuning resumes."""
+        _given(clip, Clip, "clip", CLIP_FROM)
         self._check_source(prompt)
         check_tune(cfg or TuneConfig())
         check_window(window)
@@ -322,6 +338,8 @@ class VideoP2P:
     ) -> tuple[InversionResult, StageReport]:
         """Stage 2: invert `clip` with `prompt` on `model`; filed under the model's own delta. Every
         finished step is kept beside the entry, so an interrupted inversion resumes where it stopped."""
+        _given(model, T2SModel, "model", "the model `tune` returns")
+        _given(clip, Clip, "clip", CLIP_FROM)
         cfg = cfg or InversionConfig()
         self._check_source(prompt)
         check_inversion(cfg)
@@ -376,6 +394,8 @@ class VideoP2P:
         window: WindowConfig | None = None,
     ) -> tuple[EditOutput, StageReport]:
         """Stage 3: decoupled-guidance sampling under attention control, decoded."""
+        _given(model, T2SModel, "model", "the model `tune` returns")
+        _given(inversion, InversionResult, "inversion", "what `invert` returns")
         cfg = cfg or EditConfig()
         check_prompts(source, targets)
         if not targets:
