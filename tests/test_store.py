@@ -447,3 +447,24 @@ def test_the_stages_name_an_argument_of_the_wrong_kind(tiny, tmp_path):
         vp.edit(model, "inversion", PROMPT, [PROMPT])
     with pytest.raises(TypeError, match="model must be a T2SModel .*got UNet2DConditionModel"):
         vp.edit(tiny.unet, inversion, PROMPT, [PROMPT])
+
+
+def test_run_takes_its_settings_as_a_dict_read_as_a_config_file_is(tiny, clip_path, tmp_path):
+    from videop2p.config import ConfigError
+
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    settings = {
+        "source": PROMPT,
+        "targets": [PROMPT.replace("red", "blue")],
+        "video": {"path": str(clip_path), "frames": 3},
+        "tune": {"steps": 1},
+        "inversion": {"method": "fast", "steps": 2},
+        "out": str(tmp_path / "o"),
+        "quiet": True,
+    }
+    manifest = vp.run(settings)
+    assert manifest["targets"] == settings["targets"] and (tmp_path / "o" / "outputs.json").exists()
+    with pytest.raises(ConfigError, match="Unknown key 'sourc'"):
+        vp.run({**settings, "sourc": PROMPT})
+    with pytest.raises(TypeError, match="cfg must be a RunConfig .*got list"):
+        vp.run([PROMPT])

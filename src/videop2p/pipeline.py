@@ -36,6 +36,7 @@ from videop2p.config import (
     check_prompts,
     check_tune,
     check_window,
+    fill,
     settings_of,
     validate,
 )
@@ -441,6 +442,7 @@ class VideoP2P:
 
     def check_inputs(self, cfg: RunConfig) -> None:
         """Validate settings, prompts, words and schedules before any expensive stage."""
+        _given(cfg, RunConfig, "cfg", "or, for `run`, a dict of its fields")
         validate(cfg)
         check_folder("out", cfg.out, "for the outputs")
         check_writable("out", cfg.out, "for the outputs")
@@ -458,11 +460,14 @@ class VideoP2P:
         side = info.native_size // info.vae_scale_factor
         build_plan(self.components, cfg.source, cfg.targets, cfg.edit, cfg.inversion.steps, (side, side))
 
-    def run(self, cfg: RunConfig, on_step: StepHook | None = None) -> dict:
-        """Tune, invert and edit, write every output and `outputs.json`; returns the manifest.
+    def run(self, cfg: RunConfig | dict, on_step: StepHook | None = None) -> dict:
+        """Tune, invert and edit, write every output and `outputs.json`; returns the manifest. `cfg` may
+        be a dict of `RunConfig`'s fields, read as a config file is (`{"video": "clip.mp4", ...}`).
 
         `on_step(stage, done, total)` hears of every step of every stage (and may raise to stop).
         """
+        if isinstance(cfg, dict):
+            cfg = fill(RunConfig, cfg, "")
         self.check_inputs(cfg)
         cfg = dataclasses.replace(cfg, tune=cfg.tune.resolved(pretuned=self.components.video is not None))
         progress = not cfg.quiet
