@@ -468,3 +468,30 @@ def test_run_takes_its_settings_as_a_dict_read_as_a_config_file_is(tiny, clip_pa
         vp.run({**settings, "sourc": PROMPT})
     with pytest.raises(TypeError, match="cfg must be a RunConfig .*got list"):
         vp.run([PROMPT])
+
+
+def test_a_tuning_whose_weights_the_workspace_disk_cannot_hold_is_refused_before_it_starts(
+    tiny, clip_path, tmp_path, monkeypatch
+):
+    import shutil
+    from collections import namedtuple
+
+    from videop2p.store import files
+
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    clip = vp.load_clip(VideoConfig(path=str(clip_path), frames=3))
+    usage = namedtuple("usage", "total used free")
+    real = shutil.disk_usage
+
+    def full(path):  # the disk as a full one reports itself
+        return usage(real(path).total, real(path).total - 4096, 4096)
+
+    monkeypatch.setattr(files.shutil, "disk_usage", full)
+    with pytest.raises(ValueError, match=r"workspace '.*ws' has 0.0 MiB free; the tuned weights take \d+\.\d MiB"):
+        vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+    assert not (tmp_path / "ws").exists()  # refused before the tuning, nothing written
+    monkeypatch.setattr(files.shutil, "disk_usage", real)
+    vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+    monkeypatch.setattr(files.shutil, "disk_usage", full)
+    _, again = vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+    assert again.action == "reused"  # a kept delta needs no room

@@ -60,7 +60,7 @@ from videop2p.models.tav import apply_temporal
 from videop2p.outputs import write_run_outputs
 from videop2p.progress import StepHook
 from videop2p.sampling import DivergedError, check_steps
-from videop2p.store.files import check_writable
+from videop2p.store.files import check_room, check_writable
 from videop2p.store.workspace import StageReport, Workspace, clip_identity, key_of, reuse_or_compute
 from videop2p.tuning import load_delta, save_delta, tune
 from videop2p.windows import WindowPlan, frames_per_step, plan_windows
@@ -303,6 +303,11 @@ class VideoP2P:
             load_delta(model, path, identity)
             return model
 
+        if self.workspace is not None and (force or not self.workspace.delta_path(model.delta_key).exists()):
+            delta = sum(p.numel() * p.element_size() for p in model.trainable_parameters().values())
+            check_room(
+                "workspace", self.workspace.root, delta, "the tuned weights"
+            )  # a state that does not fit: skipped
         path = self.workspace.open_clip(identity) if self.workspace else None
         saved = self.workspace.steps_of(path, identity) if path is not None else None
         try:

@@ -54,13 +54,34 @@ def check_writable(what: str, path: str | os.PathLike, purpose: str) -> None:
     a folder without permission is named now, not after the stages that write into it. ValueError
     names it, as `config.check_folder` does (which runs first: no part of the path is a file)."""
     path = Path(path).expanduser()
-    there = next(p for p in (path, *path.parents) if p.exists())
     try:
-        os.rmdir(tempfile.mkdtemp(prefix=".videop2p-probe-", dir=there))
+        os.rmdir(tempfile.mkdtemp(prefix=".videop2p-probe-", dir=_nearest_folder(path)))
     except OSError as e:
         raise ValueError(
             f"{what} {str(path)!r} cannot be written ({e.strerror}); give a folder you can write in {purpose}."
         ) from None
+
+
+def check_room(what: str, path: str | os.PathLike, need: int, purpose: str) -> None:
+    """Before a long stage: the disk of folder `path` has `need` bytes free for what it will write at
+    its end (`purpose`), so that a full disk is named before the work, not after it."""
+    path = Path(path).expanduser()
+    free = shutil.disk_usage(_nearest_folder(path)).free
+    if free < need:
+        raise ValueError(
+            f"{what} {str(path)!r} has {_mib(free)} free; {purpose} take {_mib(need)}: free some space "
+            "there, or give another folder."
+        )
+
+
+def _mib(size: int) -> str:
+    """A byte count in MiB, to a tenth below 10 MiB."""
+    return f"{size / 2**20:.{1 if size < 10 * 2**20 else 0}f} MiB"
+
+
+def _nearest_folder(path: Path) -> Path:
+    """`path`, or the nearest folder above it that exists (where a folder at `path` would be made)."""
+    return next(p for p in (path, *path.parents) if p.exists())
 
 
 @contextlib.contextmanager

@@ -84,13 +84,17 @@ class Workspace:
     def clip_dir(self, delta_key: str) -> Path:
         return Path(self.root) / f"clip-{delta_key}"
 
+    def delta_path(self, delta_key: str) -> Path:
+        """Where the tuned delta of clip `delta_key` is kept."""
+        return self.clip_dir(delta_key) / "tune.safetensors"
+
     def open_clip(self, identity: dict) -> Path:
         """Create the folder of `identity` with its `key.json` (for people to read) when new; returns
         where its tuned delta is kept."""
         d = self.clip_dir(key_of(identity))
         if not (d / "key.json").exists():
             write_json(d / "key.json", identity)
-        return d / "tune.safetensors"
+        return self.delta_path(key_of(identity))
 
     def close_unused(self, path: Path) -> None:
         """After a tuning that failed before it kept anything: remove the folder `open_clip` made for
