@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -495,3 +496,22 @@ def test_a_tuning_whose_weights_the_workspace_disk_cannot_hold_is_refused_before
     monkeypatch.setattr(files.shutil, "disk_usage", full)
     _, again = vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
     assert again.action == "reused"  # a kept delta needs no room
+
+
+def test_a_set_whose_writer_was_killed_leaves_its_hidden_folder_only_until_the_next_set(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from videop2p.store.files import STAGE_PREFIX, staged_files
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    killed = tmp_path / f"{STAGE_PREFIX}{host}-{int(gone.stdout)}-1"  # its process has ended
+    alive = tmp_path / f"{STAGE_PREFIX}{host}-{os.getpid()}-1"  # another thread of this process, writing
+    elsewhere = tmp_path / f"{STAGE_PREFIX}other-host-{int(gone.stdout)}-1"  # a machine sharing the disk
+    for folder in (killed, alive, elsewhere):
+        write_json(folder / "half.json", {})
+    with staged_files(tmp_path) as stage:
+        write_json(stage / "a.json", {})
+    assert not killed.exists() and alive.exists() and elsewhere.exists() and (tmp_path / "a.json").exists()

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -84,6 +85,32 @@ def _nearest_folder(path: Path) -> Path:
     return next(p for p in (path, *path.parents) if p.exists())
 
 
+STAGE_PREFIX = ".videop2p-writing-"  # then host, process and thread: the hidden folder of a set being written
+
+
+def _remove_abandoned(root: Path) -> None:
+    """The hidden folders of sets whose writer was killed outright (SIGKILL, the system's out-of-memory
+    killer) on this machine: their process is gone. Other machines' (a shared disk) are left alone."""
+    for folder in root.glob(f"{STAGE_PREFIX}{socket.gethostname()}-*"):
+        pid = folder.name.rsplit("-", 2)[-2]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` exists (POSIX: signal 0 probes it; elsewhere it is taken to run, as
+    Windows' os.kill would end it)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, under another user
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def staged_files(root: str | os.PathLike, last: str | None = None) -> Iterator[Path]:
     """Yield a hidden folder inside `root` to write a set of files into; when the block ends without
@@ -92,7 +119,8 @@ def staged_files(root: str | os.PathLike, last: str | None = None) -> Iterator[P
     folder goes, and so do `root` and the folders above it that this made, when nothing else is in them)."""
     root = Path(root)
     made = [d for d in (root, *root.parents) if not d.exists()]  # the folders this makes, innermost first
-    stage = root / f".videop2p-writing-{os.getpid()}-{threading.get_ident()}"
+    _remove_abandoned(root)
+    stage = root / f"{STAGE_PREFIX}{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
     stage.mkdir(parents=True, exist_ok=True)
     try:
         yield stage
