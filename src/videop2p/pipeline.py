@@ -304,10 +304,9 @@ class VideoP2P:
             return model
 
         if self.workspace is not None and (force or not self.workspace.delta_path(model.delta_key).exists()):
+            # the tuned weights must fit; a tuning state that does not is skipped with a warning
             delta = sum(p.numel() * p.element_size() for p in model.trainable_parameters().values())
-            check_room(
-                "workspace", self.workspace.root, delta, "the tuned weights"
-            )  # a state that does not fit: skipped
+            check_room("workspace", self.workspace.root, delta, "the tuned weights")
         path = self.workspace.open_clip(identity) if self.workspace else None
         saved = self.workspace.steps_of(path, identity) if path is not None else None
         try:
