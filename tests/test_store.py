@@ -515,3 +515,22 @@ def test_a_set_whose_writer_was_killed_leaves_its_hidden_folder_only_until_the_n
     with staged_files(tmp_path) as stage:
         write_json(stage / "a.json", {})
     assert not killed.exists() and alive.exists() and elsewhere.exists() and (tmp_path / "a.json").exists()
+
+
+def test_a_file_whose_writer_was_killed_leaves_its_temporary_only_until_the_file_is_written_again(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    gone = int(
+        subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout
+    )
+    host = socket.gethostname()
+    killed = tmp_path / f".entry.{host}.{gone}.1.tmp.json"
+    writing = tmp_path / f".entry.{host}.{os.getpid()}.1.tmp.json"  # another thread of this process
+    other = tmp_path / f".entry.other-host.{gone}.1.tmp.json"  # a machine sharing the disk
+    unrelated = tmp_path / f".other.{host}.{gone}.1.tmp.json"  # another file's
+    for p in (killed, writing, other, unrelated):
+        p.write_text("half")
+    write_json(tmp_path / "entry.json", {"v": 1})
+    assert not killed.exists() and writing.exists() and other.exists() and unrelated.exists()

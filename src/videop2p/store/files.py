@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import os
 import re
@@ -19,8 +20,23 @@ from typing import Any
 
 
 def _temporary(path: Path) -> Path:
-    """A hidden sibling of `path` unique to this process and thread, with the same suffix."""
-    return path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp{path.suffix}")
+    """A hidden sibling of `path` unique to this machine, process and thread, with the same suffix."""
+    return path.with_name(f".{path.stem}.{socket.gethostname()}.{os.getpid()}.{threading.get_ident()}.tmp{path.suffix}")
+
+
+def _remove_abandoned_temporaries(path: Path) -> None:
+    """The temporaries of `path` whose writer was killed outright on this machine (a delta or an inversion
+    of Stable Diffusion's size is hundreds of MiB): their process is gone. (A stopped tuning's step files
+    go with their folder once the delta is kept.)"""
+    head, tail = f".{path.stem}.{socket.gethostname()}.", f".tmp{path.suffix}"
+    for tmp in path.parent.glob(f"{glob.escape(head)}*{glob.escape(tail)}"):
+        pid = tmp.name[len(head) : -len(tail)].split(".")[0]
+        if not pid.isdigit() or _running(int(pid)):
+            continue
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -29,6 +45,7 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
     without an exception, and is removed when it raises."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_temporaries(path)
     tmp = _temporary(path)
     if directory:
         tmp.mkdir()
