@@ -25,8 +25,8 @@ def _temporary(path: Path) -> Path:
 
 
 def _remove_abandoned_temporaries(path: Path) -> None:
-    """The temporaries of `path` whose writer was killed outright on this machine (a delta or an inversion
-    of Stable Diffusion's size is hundreds of MiB): their process is gone. (A stopped tuning's step files
+    """The temporaries of `path` whose writer was killed outright on this machine (a tuned delta of
+    Stable Diffusion's size is hundreds of MiB): their process is gone. (A stopped tuning's step files
     go with their folder once the delta is kept.)"""
     head, tail = f".{path.stem}.{socket.gethostname()}.", f".tmp{path.suffix}"
     for tmp in path.parent.glob(f"{glob.escape(head)}*{glob.escape(tail)}"):
