@@ -368,6 +368,12 @@ def test_a_failed_write_is_an_os_error_naming_the_file_whatever_the_writer_raise
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder"]  # no temporary left
     with pytest.raises(ValueError, match="not a write"), atomic_path(tmp_path / "b.txt"):  # passes as it is
         raise ValueError("not a write")
+    with pytest.raises(OSError) as e, atomic_path(tmp_path / "export", directory=True) as tmp:
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder / "src"), None, str(tmp / "unet" / "w.bin"))
+    assert e.value.filename == str(tmp_path / "export" / "unet" / "w.bin")  # a copy's target, where it was going
+    with pytest.raises(OSError) as e, atomic_path(tmp_path / "c.txt"):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(folder / "missing"))
+    assert e.value.filename == str(folder / "missing")  # another file's error names that file
 
 
 def test_staged_files_land_as_a_set_or_not_at_all(tmp_path):

@@ -18,6 +18,7 @@ from videop2p.models.loading import load_components, save_pretrained_folder
 from videop2p.models.tav import from_authors_key, to_authors_key
 from videop2p.pipeline import VideoP2P
 from videop2p.store.workspace import Workspace
+from videop2p.testing import assert_one_line_error
 from videop2p.toy.world import Color, Shape, ToyClipSpec, ToyObject, render_clip
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "tav_unet3d_keys_tiny.json").read_text())
@@ -145,6 +146,24 @@ def test_export_refuses_another_model_and_an_empty_entry(tuned, tiny, tmp_path):
         app, ["export", str(entry), str(tmp_path / "delta"), "--model", str(base), "--format", "tune-a-video"]
     )
     assert result.exit_code == 2 and "key.json, tune.safetensors" in result.output  # a delta is not a folder of theirs
+
+
+def test_an_export_onto_a_full_disk_is_one_line_naming_the_file_and_writes_nothing(tuned, tmp_path, monkeypatch):
+    import errno
+
+    import videop2p.exporting
+
+    base, _, _, _, entry, _ = tuned
+
+    def full(src, dst, **kwargs):  # as the system reports a copy that fills the disk: source, then target
+        raise OSError(errno.ENOSPC, "No space left on device", str(src), None, str(dst))
+
+    monkeypatch.setattr(videop2p.exporting.shutil, "copyfile", full)
+    result = runner.invoke(app, ["export", str(entry), str(tmp_path / "delta"), "--model", str(base)])
+    assert_one_line_error(
+        result, "No space left on device", f"{tmp_path / 'delta' / 'tune.safetensors'}'", "disk is full"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_a_toy_clip_edited_from_its_exported_folder_equals_the_workspace_edit(tmp_path):

@@ -532,7 +532,9 @@ def export(
     try:
         check_export_folder(out, fmt)
         tuned_delta(entry)  # before the model is loaded
-        path = export_tuned(load_components(model, config=model_config), entry, out, fmt)
+        components = load_components(model, config=model_config)
+        with _long_run(None, "nothing was written; run the same command again.", ""):  # a full disk: one line
+            path = export_tuned(components, entry, out, fmt)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     typer.echo(f"{fmt.value} written to {path}")

@@ -165,9 +165,15 @@ def write_failure(e: Exception, path: Path, tmp: Path) -> OSError | None:
     SafetensorError carries the OS error in its text, and torch.save's stream writer only says
     "unexpected pos", so a full disk is told by the space left beside `tmp`. None when `e` is not
     a write failure (or already an OSError)."""
-    if isinstance(e, OSError):  # named by its temporary path, or not at all (PIL, PyAV): named by `path`
-        unnamed = e.filename is None or Path(e.filename).name == tmp.name
-        return OSError(e.errno, e.strerror or os.strerror(e.errno), str(path)) if e.errno and unnamed else None
+    if isinstance(e, OSError):  # named by the temporary (or a file in it: a folder's), or not at all (PIL, PyAV)
+        if not e.errno:
+            return None
+        named = [Path(n) for n in (e.filename2, e.filename) if n is not None]  # a copy names its target second
+        inside = next((n for n in named if n == tmp or tmp in n.parents), None)
+        if named and inside is None:
+            return None
+        where = path if inside is None else path / inside.relative_to(tmp)
+        return OSError(e.errno, e.strerror or os.strerror(e.errno), str(where))
     found = _OS_ERROR.search(str(e))
     if found is not None:
         code = int(found.group(1))
