@@ -894,7 +894,9 @@ def toy_export(
         cfg = replace(cfg, text_rms=text_rms)
         _check_own_flags(check_numbers, cfg)
     _check_folder("DEST", dest, "for the model")
-    typer.echo(f"model written to {export_checkpoint(out_dir, dest, cfg)}")
+    with _long_run(None, "nothing was written; run the same command again.", ""):
+        path = export_checkpoint(out_dir, dest, cfg)
+    typer.echo(f"model written to {path}")
 
 
 @toy_app.command("ground")
@@ -925,7 +927,8 @@ def toy_ground(
     _check_own_flags(check_numbers, cfg)
     _check_folder("OUT_DIR", out_dir, "for the grounding's checkpoints and model")
     _set_threads(threads)
-    path = ground_toy_model(init or bundled_model_path(), out_dir, cfg)
+    with _long_run(None, f"the same command resumes the grounding from its checkpoint in {out_dir}.", ""):
+        path = ground_toy_model(init or bundled_model_path(), out_dir, cfg)
     typer.echo(f"model written to {path}")
 
 
