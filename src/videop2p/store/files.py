@@ -29,14 +29,19 @@ def _remove_abandoned_temporaries(path: Path) -> None:
     Stable Diffusion's size is hundreds of MiB): their process is gone. (A stopped tuning's step files
     go with their folder once the delta is kept.)"""
     head, tail = f".{path.stem}.{socket.gethostname()}.", f".tmp{path.suffix}"
-    for tmp in path.parent.glob(f"{glob.escape(head)}*{glob.escape(tail)}"):
-        pid = tmp.name[len(head) : -len(tail)].split(".")[0]
+    found = path.parent.glob(f"{glob.escape(head)}*{glob.escape(tail)}")
+    _remove_dead_writers((tmp, tmp.name[len(head) : -len(tail)].split(".")[0]) for tmp in found)
+
+
+def _remove_dead_writers(found: Iterator[tuple[Path, str]]) -> None:
+    """Remove each (file or folder, the process id its name holds) whose process is gone."""
+    for item, pid in found:
         if not pid.isdigit() or _running(int(pid)):
             continue
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
+        if item.is_dir():
+            shutil.rmtree(item, ignore_errors=True)
         else:
-            tmp.unlink(missing_ok=True)
+            item.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -108,10 +113,8 @@ STAGE_PREFIX = ".videop2p-writing-"  # then host, process and thread: the hidden
 def _remove_abandoned(root: Path) -> None:
     """The hidden folders of sets whose writer was killed outright (SIGKILL, the system's out-of-memory
     killer) on this machine: their process is gone. Other machines' (a shared disk) are left alone."""
-    for folder in root.glob(f"{STAGE_PREFIX}{socket.gethostname()}-*"):
-        pid = folder.name.rsplit("-", 2)[-2]
-        if pid.isdigit() and not _running(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
+    found = root.glob(f"{glob.escape(STAGE_PREFIX + socket.gethostname())}-*")
+    _remove_dead_writers((folder, folder.name.rsplit("-", 2)[-2]) for folder in found)
 
 
 def _running(pid: int) -> bool:
