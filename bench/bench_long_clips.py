@@ -11,6 +11,11 @@ the object moves slowly across the clip, so it crosses every window border.
     python bench/bench_long_clips.py                         # 8, 32, 64, 128 frames, windows and whole
     python bench/bench_long_clips.py --lengths 8 32 --modes windows
     python bench/bench_long_clips.py --release-memory          # the memory figures
+    python bench/bench_long_clips.py --release-memory --workspace --steps 50 --inner-steps 1 \
+        --lengths 32 128 --modes windows --method direct null-text   # the inversion's kept latents
+
+`--workspace` runs every stage with a workspace in a temporary folder, as the command line does (the
+inversion keeps its finished steps there), instead of in memory as the API without one.
 
 The stages run at a reduced budget (tuning steps, DDIM steps and null-text iterations are flags;
 defaults 20, 10 and 2), which scales every row alike: memory does not depend on the step counts,
@@ -20,11 +25,13 @@ and time is linear in them.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -51,6 +58,7 @@ def one(args) -> dict:
     from videop2p.latents import frames_hash
     from videop2p.models.loading import load_components
     from videop2p.pipeline import Clip, VideoP2P
+    from videop2p.store.workspace import Workspace
     from videop2p.toy.world import Color, Shape, ToyClipSpec, ToyObject, render_clip
 
     torch.set_num_threads(args.threads)
@@ -60,7 +68,7 @@ def one(args) -> dict:
     toy = render_clip(spec)
     clip = Clip(toy.frames, 8.0, frames_hash(toy.frames))
     window = WindowConfig() if args.mode == "windows" else WindowConfig(size=None)
-    vp = VideoP2P(components)
+    vp = VideoP2P(components, Workspace(args.workspace_dir) if args.workspace_dir else None)
     vp.posterior(clip)
     stages = {}
 
@@ -73,13 +81,13 @@ def one(args) -> dict:
         return value
 
     tune = TuneConfig(steps=args.tune_steps, progress=False)
-    inv = InversionConfig(steps=args.steps, inner_steps=args.inner_steps, progress=False)
+    inv = InversionConfig(method=args.method, steps=args.steps, inner_steps=args.inner_steps, progress=False)
     model, _ = measure("tune", lambda: vp.tune(clip, spec.caption(), tune, window=window))
     inversion, _ = measure("invert", lambda: vp.invert(model, clip, spec.caption(), inv, window=window))
     target = spec.caption().replace("red", "blue")
     edit = EditConfig(blend=("circle", "circle"), progress=False)
     measure("edit", lambda: vp.edit(model, inversion, spec.caption(), [target], edit, window=window))
-    return {"length": args.length, "mode": args.mode, "stages": stages}
+    return {"length": args.length, "mode": args.mode, "method": args.method, "stages": stages}
 
 
 def main() -> None:
@@ -90,6 +98,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--inner-steps", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--method", nargs="+", default=["null-text"], help="inversion methods (a row each)")
+    p.add_argument("--workspace", action="store_true", help="a workspace in a temporary folder, as the CLI has")
+    p.add_argument("--workspace-dir", help=argparse.SUPPRESS)
     p.add_argument("--json", help="also write the rows here")
     p.add_argument(
         "--release-memory", action="store_true", help="memory figures (slower): freed memory returned at once"
@@ -99,16 +110,18 @@ def main() -> None:
     p.add_argument("--mode", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
+        args.method = args.method[0]
         sys.stdout.write(json.dumps(one(args)) + "\n")
         return
     rows = []
     flags = ["--tune-steps", str(args.tune_steps), "--steps", str(args.steps), "--inner-steps", str(args.inner_steps)]
     flags += ["--threads", str(args.threads)]
-    print("| frames | mode | tune s | tune MB | invert s | invert MB | edit s | edit MB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for mode in args.modes:
-        for length in args.lengths:
-            cmd = [sys.executable, __file__, "--one", "--length", str(length), "--mode", mode, *flags]
+    print("| frames | mode | inversion | tune s | tune MB | invert s | invert MB | edit s | edit MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for mode, method, length in itertools.product(args.modes, args.method, args.lengths):
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, __file__, "--one", "--length", str(length), "--mode", mode, "--method", method]
+            cmd += [*flags, *(["--workspace-dir", tmp] if args.workspace else [])]
             release = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"} if args.release_memory else {}
             env = {**os.environ, **release}
             out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
@@ -116,7 +129,7 @@ def main() -> None:
             rows.append(row)
             s = row["stages"]
             cells = " | ".join(f"{s[k]['seconds']:.1f} | {s[k]['peak_mb']:.0f}" for k in ("tune", "invert", "edit"))
-            print(f"| {length} | {mode} | {cells} |", flush=True)
+            print(f"| {length} | {mode} | {method} | {cells} |", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)

@@ -205,3 +205,22 @@ def test_a_kept_inversion_that_is_not_finite_is_refused_so_the_workspace_inverts
     path = save_inversion(inv, tmp_path / "inv.safetensors")
     with pytest.raises(InversionMismatchError, match="not finite; invert again"):
         load_inversion(path)
+
+
+@pytest.mark.parametrize("method", [InversionMethod.NULL_TEXT, InversionMethod.DIRECT])
+def test_an_inversion_with_step_files_reads_its_trajectory_from_them_one_step_at_a_time(tiny, tmp_path, method):
+    from videop2p.store.codec import CorruptFileError
+    from videop2p.store.workspace import StepFiles
+
+    model, z0, cond, empty = _setup(tiny)
+    c = InversionConfig(method=method, steps=STEPS, inner_steps=2, progress=False)
+    in_memory = invert(model, tiny.scheduler, z0, cond, empty, c)
+    saved = StepFiles(tmp_path / "inv.steps", {"clip": "abc"})
+    kept = invert(model, tiny.scheduler, z0, cond, empty, c, saved=saved)
+    assert torch.equal(kept.trajectory.stack(), in_memory.trajectory.stack())
+    loaded = load_inversion(save_inversion(kept, tmp_path / "inv.safetensors"))  # written step by step
+    saved.clear()
+    with pytest.raises(CorruptFileError):  # none of its steps was held in memory: they are read from their files
+        kept.trajectory[1]
+    assert torch.equal(loaded.trajectory.stack(), in_memory.trajectory.stack())
+    assert torch.equal(_rec(model, tiny, loaded), _rec(model, tiny, in_memory))

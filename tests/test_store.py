@@ -49,6 +49,35 @@ def test_codec_round_trips_and_names_a_truncated_or_foreign_file(tmp_path):
         read_meta(tmp_path / "foreign.safetensors")
 
 
+def test_codec_writes_what_safetensors_reads_and_reads_a_large_tensor_one_row_at_a_time(tmp_path):
+    from safetensors.torch import load_file
+
+    from videop2p.store.codec import DTYPES, all_finite, file_rows, rows_of
+
+    g = torch.Generator().manual_seed(0)
+    tensors = {f"t{i}": (torch.randn(3, 2, generator=g) * 50).to(dtype) for i, dtype in enumerate(DTYPES)}
+    tensors |= {"scalar": torch.tensor(2.5), "empty": torch.zeros(0, 4), "strided": torch.randn(4, 6, generator=g).T}
+    steps = [torch.randn(1, 3, 4, generator=g) for _ in range(5)]
+    path = save_tensors(tmp_path / "t.safetensors", {**tensors, "steps": rows_of(steps)}, {"prompt": PROMPT})
+    read = load_file(str(path))  # safetensors' own reader
+    assert all(torch.equal(read[k], v) and read[k].dtype == v.dtype for k, v in tensors.items())
+    assert torch.equal(read["steps"], torch.stack(steps))
+    loaded, meta = load_tensors(path, rows=["steps"])
+    assert meta == {"prompt": PROMPT} and torch.equal(loaded["t0"], tensors["t0"])
+    rows = loaded["steps"]
+    assert rows.shape == (5, 1, 3, 4) and len(rows) == 5 and rows.dtype == torch.float32
+    assert (
+        torch.equal(rows[1], steps[1]) and torch.equal(rows[-1], steps[4]) and torch.equal(rows.stack(), read["steps"])
+    )
+    assert torch.equal(rows.reversed()[0], steps[4])
+    with pytest.raises(IndexError):
+        rows[5]
+    assert all_finite(loaded)
+    steps[3][0, 1, 2] = float("nan")
+    save_tensors(path, {"steps": rows_of(steps)}, {})
+    assert not all_finite({"steps": file_rows(path, "steps")})  # one row of five holds a NaN
+
+
 @pytest.fixture(scope="module")
 def clip_path(tmp_path_factory):
     clip = render_clip(ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], frames=3, size=32, seed=2))
@@ -360,12 +389,22 @@ def test_a_failed_write_is_an_os_error_naming_the_file_whatever_the_writer_raise
 
     folder = tmp_path / "a-folder"
     folder.mkdir()
-    # safetensors' own error, from a real failed write (its target is a folder): SafetensorError, not OSError
-    monkeypatch.setattr(codec, "save_file", lambda t, path, metadata: save_file(t, str(folder), metadata=metadata))
-    with pytest.raises(OSError) as e:
-        save_tensors(tmp_path / "entry.safetensors", {"x": torch.zeros(2)}, {})
+    # safetensors' own error (diffusers' writers use it), from a real failed write (its target is a folder):
+    # SafetensorError, not OSError
+    with pytest.raises(OSError) as e, atomic_path(tmp_path / "entry.safetensors"):
+        save_file({"x": torch.zeros(2)}, str(folder))
     assert e.value.errno == errno.EISDIR and e.value.filename == str(tmp_path / "entry.safetensors")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder"]  # no temporary left
+
+    def full(f, tensors, metadata):  # the disk fills up under the tensors' writer
+        f.write(b"12345678")
+        raise OSError(errno.ENOSPC, "No space left on device", f.name)
+
+    monkeypatch.setattr(codec, "_write_safetensors", full)
+    with pytest.raises(OSError) as e:
+        save_tensors(tmp_path / "delta.safetensors", {"x": torch.zeros(2)}, {})
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(tmp_path / "delta.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder"]
     with pytest.raises(ValueError, match="not a write"), atomic_path(tmp_path / "b.txt"):  # passes as it is
         raise ValueError("not a write")
     with pytest.raises(OSError) as e, atomic_path(tmp_path / "export", directory=True) as tmp:

@@ -186,6 +186,8 @@ def test_an_interrupted_inversion_resumes_from_its_last_finished_step(tmp_path):
     assert torch.equal(resumed.latent_T, uninterrupted.latent_T)
     assert torch.equal(resumed.uncond_embeddings, uninterrupted.uncond_embeddings)
     assert not steps_dir.exists()  # finished: the steps are gone, the entry is there
+    # the path the source branch takes is read from the entry, one step at a time
+    assert torch.equal(resumed.trajectory.stack(), uninterrupted.trajectory.stack())
 
 
 def test_cli_zero_means_every_frame_and_the_whole_clip():

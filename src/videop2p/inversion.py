@@ -7,6 +7,8 @@ negative-prompt inversion (Miyake et al. 2023).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -29,7 +31,7 @@ from videop2p.sampling import (
     invert_step,
     predict,
 )
-from videop2p.store.codec import all_finite, load_tensors, save_tensors
+from videop2p.store.codec import Rows, all_finite, file_rows, load_tensors, rows_of, save_tensors
 from videop2p.store.workspace import StepFiles
 from videop2p.windows import WindowPlan, frame_subset, plan_windows
 
@@ -52,7 +54,9 @@ class InversionResult:
     # (T + 1, 1, F, C, h, w) z_0..z_T: the latents the source branch takes, so an edit need not guide it.
     # Direct inversion: DDIM inversion's, which the source is put back onto; null-text: the optimisation's
     # own guided sampling, which the source branch would retrace step for step. None: the source is sampled.
-    trajectory: torch.Tensor | None = None
+    # Read one step at a time (from the workspace entry, or held on the CPU without a workspace), so that
+    # a long clip's T + 1 copies of its latents are never in memory, or on the device, together.
+    trajectory: Rows | None = None
     meta: dict = field(default_factory=dict)  # prompt, frames hash, model fingerprint, settings, counts
 
     def check(self, expected: dict) -> None:
@@ -62,6 +66,18 @@ class InversionResult:
                 raise InversionMismatchError(
                     f"Inversion was made for {key}={self.meta.get(key)!r}, not {value!r}; invert again."
                 )
+
+
+def _kept_latent(first: torch.Tensor, saved: StepFiles, phase: str, k: int) -> torch.Tensor:
+    return first.cpu().contiguous() if k == 0 else saved.tensor(phase, k - 1, "z")
+
+
+def _steps(first: torch.Tensor, later: list[torch.Tensor], n: int, saved: StepFiles | None, phase: str) -> Rows:
+    """`first` and the latent after each of the n steps of `phase`: read from its kept step files (with
+    `saved`), else from `later`, held on the CPU."""
+    if saved is None:
+        return rows_of([first.cpu().contiguous(), *later])
+    return Rows(functools.partial(_kept_latent, first, saved, phase), n + 1, tuple(first.shape), first.dtype)
 
 
 @torch.no_grad()
@@ -77,15 +93,16 @@ def ddim_invert(
     on_step: StepHook | None = None,
     plan: WindowPlan | None = None,
     saved: StepFiles | None = None,
-) -> torch.Tensor:
+) -> Rows:
     """DDIM inversion keeping every latent: (1, F, C, h, w) -> (T + 1, 1, F, C, h, w), z_0 first.
 
-    With `saved`, every finished step is kept and an interrupted inversion resumes after the last one."""
-    done = [d["z"].to(z0) for d in saved.load("ddim", str(z0.device))] if saved is not None else []
-    latents = [z0, *done]
-    z = latents[-1]
+    With `saved`, every finished step is kept there (and read from there, one at a time) and an
+    interrupted inversion resumes after the last one; without, the latents are held on the CPU."""
+    done = saved.count("ddim") if saved is not None else 0
+    z = saved.tensor("ddim", done - 1, "z", z0.device).to(z0) if done else z0
+    later: list[torch.Tensor] = []
     for i, t in enumerate(steps(reversed(sched.timesteps), "ddim inversion", progress, on_step)):
-        if i < len(done):
+        if i < done:
             continue
         if guidance == 1.0:
             out = predict(model, z, t, cond, counter, "ddim_inversion", plan, show=progress)
@@ -96,10 +113,11 @@ def ddim_invert(
             out = cfg(both[:1], both[1:], guidance)
         z = invert_step(out, z, t, sched)
         check_finite(z, "DDIM inversion", i + 1, len(sched.timesteps), "the latent", _model_hint(model))
-        latents.append(z)
         if saved is not None:
             saved.save("ddim", i, {"z": z})
-    return torch.stack(latents)
+        else:
+            later.append(z.cpu().contiguous())  # as a step file gives it back
+    return _steps(z0, later, len(sched.timesteps), saved, "ddim")
 
 
 def _model_hint(model: T2SModel) -> str:
@@ -187,7 +205,7 @@ def null_text_step(
 
 def optimise_null_text(
     model: T2SModel,
-    trajectory: torch.Tensor,
+    trajectory: Rows | torch.Tensor,
     cond: torch.Tensor,
     uncond: torch.Tensor,
     sched: DDIMSchedule,
@@ -196,17 +214,20 @@ def optimise_null_text(
     on_step: StepHook | None = None,
     plan: WindowPlan | None = None,
     saved: StepFiles | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, Rows]:
     """Per-step unconditional embeddings (T, 1, L, D) that make guided sampling retrace the inversion,
     and the latents that guided sampling takes with them, (T + 1, 1, F, C, h, w) z_0 first: the source
     branch of an edit takes the same steps, so it can read them instead of computing them.
 
-    With `saved`, every finished step's embedding and latent are kept and an interrupted run resumes."""
+    trajectory: DDIM inversion's latents, z_0 first, read one step at a time. With `saved`, every
+    finished step's embedding and latent are kept there (the latents read from there) and an
+    interrupted run resumes; without, the latents are held on the CPU."""
     model.unet.requires_grad_(False)
-    done = saved.load("null_text", str(trajectory.device)) if saved is not None else []
-    embeddings = [d["embedding"].to(uncond.device) for d in done]
-    path = [trajectory[-1], *(d["z"].to(trajectory) for d in done)]  # z_T first
-    z = path[-1]
+    z_T = trajectory[-1].to(uncond.device)
+    done = saved.count("null_text") if saved is not None else 0
+    embeddings = [saved.tensor("null_text", k, "embedding", uncond.device) for k in range(done)]
+    z = saved.tensor("null_text", done - 1, "z", uncond.device).to(z_T) if done else z_T
+    later: list[torch.Tensor] = []  # the latent after each step, without `saved`
     emb = embeddings[-1] if done else uncond
     n = len(sched.timesteps)
     # DDIM inversion's predictions were finite with this model: what makes them not is the optimisation
@@ -214,22 +235,24 @@ def optimise_null_text(
     hint = "; ".join(filter(None, [lower, half_hint(model.unet.dtype)]))
     with checkpointing(model.unet, c.gradient_checkpointing):
         for i, t in enumerate(steps(sched.timesteps, "null-text optimisation", c.progress, on_step)):
-            if i < len(done):
+            if i < done:
                 continue
             with torch.no_grad():
                 cond_out = predict(model, z, t, cond, counter, "null_text", plan, show=c.progress)  # once per step
+            target = trajectory[n - i - 1].to(z)
             with torch.enable_grad():
-                emb = null_text_step(model, z, trajectory[n - i - 1], t, i, cond_out, emb, sched, c, counter, plan)
+                emb = null_text_step(model, z, target, t, i, cond_out, emb, sched, c, counter, plan)
             embeddings.append(emb)
             with torch.no_grad():
                 uncond_out = predict(model, z, t, emb, counter, "null_text", plan, show=c.progress)
                 z = denoise_step(cfg(uncond_out, cond_out, c.guidance), z, t, sched)
             check_finite(emb, "Null-text optimisation", i + 1, n, "the embedding", hint)
             check_finite(z, "Null-text optimisation", i + 1, n, "the latent", hint)
-            path.append(z)
             if saved is not None:
                 saved.save("null_text", i, {"embedding": emb, "z": z})
-    return torch.stack(embeddings), torch.stack(path[::-1])
+            else:
+                later.append(z.cpu().contiguous())  # as a step file gives it back
+    return torch.stack(embeddings), _steps(z_T, later, n, saved, "null_text").reversed()
 
 
 def invert(
@@ -257,7 +280,7 @@ def invert(
         model, z0, cond, uncond, sched, c.inversion_guidance, counter, c.progress, on_step, plan, saved
     )
     result = InversionResult(
-        method=method, latent_T=trajectory[-1].clone(), latent_0=z0.clone(), timesteps=sched.timesteps
+        method=method, latent_T=trajectory[-1].to(z0, copy=True), latent_0=z0.clone(), timesteps=sched.timesteps
     )
     if method is InversionMethod.NULL_TEXT:
         result.uncond_embeddings, result.trajectory = optimise_null_text(
@@ -286,11 +309,20 @@ def save_inversion(result: InversionResult, path: str | os.PathLike) -> Path:
     return save_tensors(path, tensors, meta)
 
 
+def kept_at(result: InversionResult, path: str | os.PathLike) -> InversionResult:
+    """The same inversion with its trajectory read from the entry saved at `path`, not from the step
+    files it was computed in (removed once the entry is saved)."""
+    if result.trajectory is None:
+        return result
+    return dataclasses.replace(result, trajectory=file_rows(path, "trajectory"))
+
+
 def load_inversion(
     path: str | os.PathLike, expected: dict | None = None, device: str | torch.device = "cpu"
 ) -> InversionResult:
-    """Read a saved inversion; `expected` entries must match its metadata."""
-    tensors, meta = load_tensors(path, device)
+    """Read a saved inversion; `expected` entries must match its metadata. Its trajectory is read from
+    the file one step at a time, when the edit asks for it."""
+    tensors, meta = load_tensors(path, device, rows=["trajectory"])
     result = InversionResult(
         method=InversionMethod(meta["method"]),
         latent_T=tensors["latent_T"],

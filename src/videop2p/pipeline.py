@@ -42,7 +42,7 @@ from videop2p.config import (
 )
 from videop2p.control.prompts import check_prompt_length
 from videop2p.editing import EditResult, build_plan, edit, load_edit_result, save_edit_result
-from videop2p.inversion import InversionResult, invert, load_inversion, save_inversion
+from videop2p.inversion import InversionResult, invert, kept_at, load_inversion, save_inversion
 from videop2p.io.video import (
     DEFAULT_FPS,
     AudioSpan,
@@ -367,7 +367,7 @@ class VideoP2P:
             return invert(model, self.components.scheduler, z0, cond, empty, cfg, expected, None, on_step, plan, saved)
 
         try:
-            result = reuse_or_compute(
+            result, report = reuse_or_compute(
                 self.workspace,
                 "invert",
                 path,
@@ -383,9 +383,10 @@ class VideoP2P:
                 with contextlib.suppress(OSError):  # other inversions of the clip are there
                     path.parent.rmdir()
             raise
-        if saved is not None:
-            saved.clear()  # the entry is saved (or was already there): its steps are no longer needed
-        return result
+        if saved is not None:  # the entry is saved (or was already there): its steps are no longer needed
+            result = kept_at(result, path)
+            saved.clear()
+        return result, report
 
     def edit(
         self,

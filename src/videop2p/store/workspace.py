@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from filelock import FileLock
 
 from videop2p.config import WORKSPACE_NAME
@@ -245,21 +246,27 @@ class StepFiles:
     def save(self, phase: str, step: int, tensors: dict) -> None:
         save_tensors(self.path(phase, step), tensors, {"for": self.meta, "phase": phase, "step": step})
 
-    def load(self, phase: str, device: str = "cpu") -> list[dict]:
-        """Tensors of the consecutive finished steps of `phase` from step 0 on."""
-        done, made_for = [], self.made_for()
-        while self.path(phase, len(done)).exists():
+    def count(self, phase: str) -> int:
+        """How many consecutive finished steps of `phase`, from step 0 on, are kept here for these
+        settings (only their headers are read: a damaged or truncated file ends the count)."""
+        done, made_for = 0, self.made_for()
+        while self.path(phase, done).exists():
             try:
-                tensors, meta = load_tensors(self.path(phase, len(done)), device)
+                meta = read_meta(self.path(phase, done))  # safetensors checks the file's length against its header
             except CorruptFileError as e:
                 logger.warning("ignoring a damaged step file: %s", e)
                 break
-            if meta.get("for") != made_for:
+            if meta.get("for") != made_for or meta.get("phase") != phase:
                 break
-            done.append(tensors)
+            done += 1
         if done:
-            logger.info("resuming %s from step %d (%s)", phase, len(done), self.root)
+            logger.info("resuming %s from step %d (%s)", phase, done, self.root)
         return done
+
+    def tensor(self, phase: str, step: int, name: str, device: str | torch.device = "cpu") -> torch.Tensor:
+        """Tensor `name` of a kept step (one that `count` counted)."""
+        tensors, _ = load_tensors(self.path(phase, step), device)
+        return tensors[name]
 
     def save_latest(self, phase: str, step: int, tensors: dict) -> None:
         """Keep the state of `phase` after `step` steps in place of any earlier one (a stage that
