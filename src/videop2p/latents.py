@@ -103,8 +103,13 @@ def decode_latents(components: SDComponents, latents: torch.Tensor, batch: int |
     batch = batch or decode_batch(components, latents.shape[-2:])
     z = rearrange(latents, "b f c h w -> (b f) c h w") / components.info.scaling_factor
     z = z.to(vae.device)
-    outs = [_vae_call(components, lambda m, v: m.decode(v).sample, z[i : i + batch]) for i in range(0, len(z), batch)]
-    frames = tensor_to_frames(torch.cat(outs))
+    # each call's frames go to uint8 on the CPU at once: a long clip's float frames are never held together
+    frames = np.concatenate(
+        [
+            tensor_to_frames(_vae_call(components, lambda m, v: m.decode(v).sample, z[i : i + batch]))
+            for i in range(0, len(z), batch)
+        ]
+    )
     return frames.reshape(b, -1, *frames.shape[1:])
 
 
