@@ -224,3 +224,6 @@ def test_an_inversion_with_step_files_reads_its_trajectory_from_them_one_step_at
         kept.trajectory[1]
     assert torch.equal(loaded.trajectory.stack(), in_memory.trajectory.stack())
     assert torch.equal(_rec(model, tiny, loaded), _rec(model, tiny, in_memory))
+    (tmp_path / "inv.safetensors").unlink()  # removed meanwhile (`videop2p workspace remove`): the file is named
+    with pytest.raises(CorruptFileError, match="inv.safetensors"):
+        loaded.trajectory[2]

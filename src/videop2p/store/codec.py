@@ -155,8 +155,11 @@ def all_finite(tensors: Mapping[str, torch.Tensor | Rows]) -> bool:
 
 
 def _read_row(path: str, name: str, k: int) -> torch.Tensor:
-    with safe_open(path, framework="pt") as f:
-        return f.get_slice(name)[k]
+    try:
+        with safe_open(path, framework="pt") as f:
+            return f.get_slice(name)[k]
+    except (SafetensorError, OSError) as e:  # removed or replaced since (`videop2p workspace remove`)
+        raise _open_error(path, e) from None
 
 
 def file_rows(path: str | os.PathLike, name: str) -> Rows:
@@ -169,6 +172,15 @@ def file_rows(path: str | os.PathLike, name: str) -> Rows:
         raise _open_error(path, e) from None
     by_name = {v: k for k, v in DTYPES.items()}
     return Rows(functools.partial(_read_row, str(path), name), shape[0], tuple(shape[1:]), by_name[dtype])
+
+
+def read_tensor(path: str | os.PathLike, name: str, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Tensor `name` of a file written by `save_tensors`, read alone."""
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            return f.get_tensor(name)
+    except (SafetensorError, OSError) as e:
+        raise _open_error(path, e) from None
 
 
 def load_tensors(

@@ -24,7 +24,7 @@ import torch
 from filelock import FileLock
 
 from videop2p.config import WORKSPACE_NAME
-from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
+from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, read_tensor, save_tensors
 from videop2p.store.files import read_json, write_json
 
 logger = logging.getLogger(__name__)
@@ -264,9 +264,8 @@ class StepFiles:
         return done
 
     def tensor(self, phase: str, step: int, name: str, device: str | torch.device = "cpu") -> torch.Tensor:
-        """Tensor `name` of a kept step (one that `count` counted)."""
-        tensors, _ = load_tensors(self.path(phase, step), device)
-        return tensors[name]
+        """Tensor `name` of a kept step (one that `count` counted), read alone."""
+        return read_tensor(self.path(phase, step), name, device)
 
     def save_latest(self, phase: str, step: int, tensors: dict) -> None:
         """Keep the state of `phase` after `step` steps in place of any earlier one (a stage that
