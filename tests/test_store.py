@@ -52,7 +52,7 @@ def test_codec_round_trips_and_names_a_truncated_or_foreign_file(tmp_path):
 def test_codec_writes_what_safetensors_reads_and_reads_a_large_tensor_one_row_at_a_time(tmp_path):
     from safetensors.torch import load_file
 
-    from videop2p.store.codec import DTYPES, all_finite, file_rows, rows_of
+    from videop2p.store.codec import DTYPES, Rows, all_finite, file_rows, rows_of
 
     g = torch.Generator().manual_seed(0)
     tensors = {f"t{i}": (torch.randn(3, 2, generator=g) * 50).to(dtype) for i, dtype in enumerate(DTYPES)}
@@ -76,6 +76,13 @@ def test_codec_writes_what_safetensors_reads_and_reads_a_large_tensor_one_row_at
     steps[3][0, 1, 2] = float("nan")
     save_tensors(path, {"steps": rows_of(steps)}, {})
     assert not all_finite({"steps": file_rows(path, "steps")})  # one row of five holds a NaN
+    with pytest.raises(
+        ValueError, match="a row of 'steps' is torch.float32 \\(2, 4\\), not torch.float32 \\(1, 3, 4\\)"
+    ):
+        save_tensors(
+            path, {"steps": Rows(lambda k: torch.zeros(2, 4) if k == 2 else steps[k], 5, (1, 3, 4), torch.float32)}, {}
+        )
+    assert file_rows(path, "steps").shape == (5, 1, 3, 4)  # the file written before is left as it was
 
 
 @pytest.fixture(scope="module")

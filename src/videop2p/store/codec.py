@@ -107,8 +107,10 @@ def _write_safetensors(f: BinaryIO, tensors: Mapping[str, torch.Tensor | Rows], 
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
     f.write(struct.pack("<Q", len(text)) + text)
-    for t in tensors.values():
+    for name, t in tensors.items():
         for part in t if isinstance(t, Rows) else [t]:
+            if isinstance(t, Rows) and (tuple(part.shape), part.dtype) != (t.row_shape, t.dtype):
+                raise ValueError(f"a row of {name!r} is {part.dtype} {tuple(part.shape)}, not {t.dtype} {t.row_shape}")
             f.write(_tensor_bytes(part))
 
 
