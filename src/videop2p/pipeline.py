@@ -197,7 +197,7 @@ class VideoP2P:
         check_number(None, "fps", fps, 0.0, above=True)
         check_frame_size(VideoConfig(width=width, height=height, resize=resize))
         width, height = self._working_size((arr.shape[2], arr.shape[1]), width, height)
-        resized = np.stack([resize_frames(f[None], width, height, resize)[0] for f in arr])  # as load_clip
+        resized = resize_frames(arr, width, height, resize)  # frame by frame, as load_clip resizes
         return Clip(frames=resized, fps=float(fps), digest=frames_hash(resized))
 
     def _working_size(self, size: tuple[int, int], width: int | None, height: int | None) -> tuple[int, int]:

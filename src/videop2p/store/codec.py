@@ -7,6 +7,7 @@ at a time (`Rows`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -36,6 +37,7 @@ DTYPES = {
     torch.uint8: "U8",
     torch.bool: "BOOL",
 }
+_BY_NAME = {name: dtype for dtype, name in DTYPES.items()}
 
 
 class CorruptFileError(ValueError):
@@ -81,6 +83,11 @@ def _read_reversed(rows: Rows, k: int) -> torch.Tensor:
     return rows.read(rows.count - 1 - k)
 
 
+def _parts(t: torch.Tensor | Rows) -> Iterator[torch.Tensor] | list[torch.Tensor]:
+    """A `Rows` value's rows, one at a time, or a tensor whole."""
+    return t if isinstance(t, Rows) else [t]
+
+
 def rows_of(rows: Sequence[torch.Tensor]) -> Rows:
     """Rows held in memory (a short clip's, or a stage run without a workspace to keep them in)."""
     kept = list(rows)
@@ -108,7 +115,7 @@ def _write_safetensors(f: BinaryIO, tensors: Mapping[str, torch.Tensor | Rows], 
     text += b" " * (-len(text) % 8)
     f.write(struct.pack("<Q", len(text)) + text)
     for name, t in tensors.items():
-        for part in t if isinstance(t, Rows) else [t]:
+        for part in _parts(t):
             if isinstance(t, Rows) and (tuple(part.shape), part.dtype) != (t.row_shape, t.dtype):
                 raise ValueError(f"a row of {name!r} is {part.dtype} {tuple(part.shape)}, not {t.dtype} {t.row_shape}")
             f.write(_tensor_bytes(part))
@@ -124,8 +131,15 @@ def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor | R
     return Path(path)
 
 
-def _open_error(path: str | os.PathLike, e: Exception) -> CorruptFileError:
-    return CorruptFileError(f"{path} is not a readable safetensors file, or is truncated ({e}).")
+@contextlib.contextmanager
+def _opened(path: str | os.PathLike, device: str | torch.device = "cpu") -> Iterator[Any]:
+    """safe_open on `path`; a file that is missing (removed since: `videop2p workspace remove`),
+    truncated or not safetensors, or a tensor name it lacks, is a CorruptFileError naming it."""
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            yield f
+    except (SafetensorError, OSError) as e:
+        raise CorruptFileError(f"{path} is not a readable safetensors file, or is truncated ({e}).") from None
 
 
 def _parse_meta(path: str | os.PathLike, raw: dict | None, required: bool) -> dict:
@@ -140,49 +154,34 @@ def _parse_meta(path: str | os.PathLike, raw: dict | None, required: bool) -> di
 def read_meta(path: str | os.PathLike, required: bool = True) -> dict:
     """The JSON metadata of a tensors file (only its header is read); {} for another program's file
     when not `required`. CorruptFileError names a file that cannot be read."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = f.metadata()
-    except (SafetensorError, OSError) as e:
-        raise _open_error(path, e) from None
+    with _opened(path) as f:
+        raw = f.metadata()
     return _parse_meta(path, raw, required)
 
 
 def all_finite(tensors: Mapping[str, torch.Tensor | Rows]) -> bool:
     """Whether every value of every tensor is finite (a saved result with NaN in it is damaged); `Rows`
     are read one row at a time."""
-    return all(
-        bool(torch.isfinite(part).all()) for t in tensors.values() for part in (t if isinstance(t, Rows) else [t])
-    )
+    return all(bool(torch.isfinite(part).all()) for t in tensors.values() for part in _parts(t))
 
 
 def _read_row(path: str, name: str, k: int) -> torch.Tensor:
-    try:
-        with safe_open(path, framework="pt") as f:
-            return f.get_slice(name)[k]
-    except (SafetensorError, OSError) as e:  # removed or replaced since (`videop2p workspace remove`)
-        raise _open_error(path, e) from None
+    with _opened(path) as f:
+        return f.get_slice(name)[k]
 
 
 def file_rows(path: str | os.PathLike, name: str) -> Rows:
     """Tensor `name` of a tensors file, read one row at a time from the file (onto the CPU) when asked."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            found = f.get_slice(name)
-            shape, dtype = found.get_shape(), found.get_dtype()
-    except (SafetensorError, OSError) as e:
-        raise _open_error(path, e) from None
-    by_name = {v: k for k, v in DTYPES.items()}
-    return Rows(functools.partial(_read_row, str(path), name), shape[0], tuple(shape[1:]), by_name[dtype])
+    with _opened(path) as f:
+        found = f.get_slice(name)
+        shape, dtype = found.get_shape(), found.get_dtype()
+    return Rows(functools.partial(_read_row, str(path), name), shape[0], tuple(shape[1:]), _BY_NAME[dtype])
 
 
 def read_tensor(path: str | os.PathLike, name: str, device: str | torch.device = "cpu") -> torch.Tensor:
     """Tensor `name` of a file written by `save_tensors`, read alone."""
-    try:
-        with safe_open(str(path), framework="pt", device=str(device)) as f:
-            return f.get_tensor(name)
-    except (SafetensorError, OSError) as e:
-        raise _open_error(path, e) from None
+    with _opened(path, device) as f:
+        return f.get_tensor(name)
 
 
 def load_tensors(
@@ -190,11 +189,8 @@ def load_tensors(
 ) -> tuple[dict[str, torch.Tensor | Rows], dict]:
     """(tensors, metadata) of a file written by `save_tensors`, read in one pass; a tensor named in
     `rows` comes back as `Rows` read from the file when asked (onto the CPU)."""
-    try:
-        with safe_open(str(path), framework="pt", device=str(device)) as f:
-            meta = _parse_meta(path, f.metadata(), required=True)
-            names = list(f.keys())
-            tensors = {k: f.get_tensor(k) for k in names if k not in rows}
-    except (SafetensorError, OSError) as e:
-        raise _open_error(path, e) from None
+    with _opened(path, device) as f:
+        meta = _parse_meta(path, f.metadata(), required=True)
+        names = list(f.keys())
+        tensors = {k: f.get_tensor(k) for k in names if k not in rows}
     return {**tensors, **{k: file_rows(path, k) for k in names if k in rows}}, meta

@@ -92,10 +92,10 @@ class Workspace:
     def open_clip(self, identity: dict) -> Path:
         """Create the folder of `identity` with its `key.json` (for people to read) when new; returns
         where its tuned delta is kept."""
-        d = self.clip_dir(key_of(identity))
-        if not (d / "key.json").exists():
-            write_json(d / "key.json", identity)
-        return self.delta_path(key_of(identity))
+        key = key_of(identity)
+        if not (self.clip_dir(key) / "key.json").exists():
+            write_json(self.clip_dir(key) / "key.json", identity)
+        return self.delta_path(key)
 
     def close_unused(self, path: Path) -> None:
         """After a tuning that failed before it kept anything: remove the folder `open_clip` made for
@@ -256,7 +256,7 @@ class StepFiles:
             except CorruptFileError as e:
                 logger.warning("ignoring a damaged step file: %s", e)
                 break
-            if meta.get("for") != made_for or meta.get("phase") != phase:
+            if not _made_for(meta, made_for, phase):
                 break
             done += 1
         if done:
@@ -283,7 +283,7 @@ class StepFiles:
             path = self.path(phase, step)
             try:  # the header first: a state made for other settings is not read whole (SD 1.5's: 851 MiB)
                 meta = read_meta(path)
-                if meta.get("for") != made_for or meta.get("phase") != phase:
+                if not _made_for(meta, made_for, phase):
                     continue
                 tensors, _ = load_tensors(path, device)
             except CorruptFileError as e:
@@ -295,6 +295,11 @@ class StepFiles:
 
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _made_for(meta: dict, made_for: dict, phase: str) -> bool:
+    """Whether a kept step's metadata says it is a step of `phase` made for these settings."""
+    return meta.get("for") == made_for and meta.get("phase") == phase
 
 
 def reuse_or_compute(
