@@ -153,7 +153,8 @@ def test_any_frame_count_and_non_square(tiny, frames, h, w):
     )
     assert res.latents.shape == (2, frames, 4, h, w)
     assert res.masks.shape == (1, frames, h, w)
-    assert res.attention.shape[:2] == (2, frames) and res.attention.shape[-1] == 77
+    assert res.attention.shape[:2] == (2, frames)
+    assert res.attention.shape[-1] == max(len(t) for t in res.tokens) < tiny.tokenizer.model_max_length
 
 
 def test_two_targets_in_one_pass_equal_two_separate_runs(tiny):
@@ -244,6 +245,36 @@ def test_a_blend_mask_over_the_whole_frame_is_reported(tiny, caplog):
     assert "Local blending" not in caplog.text  # no blending asked, nothing to report
 
 
+def test_the_kept_maps_are_one_sum_that_masks_as_the_official_per_layer_average():
+    """One sum over the stored layers, on the prompts' token positions only, gives the official
+    LocalBlend's masks (each layer's maps averaged over the steps, word maps averaged over the layers)
+    and the same averaged maps on the positions it keeps."""
+    torch.manual_seed(0)
+    frames, heads, side, length, kept = 3, 2, 8, 10, 6
+    plan = _plan("swap", torch.eye(length), length=length)
+    plan.store_layers, plan.map_tokens = {"a", "b"}, kept
+    ctl = EditController(plan)
+    raw = {"a": [], "b": []}
+    for step in range(3):
+        ctl.begin_step(step, Layout(0, 2, 2))
+        for name in raw:
+            probs = (4 * torch.randn(2 * frames * heads, side * side, length)).softmax(-1)
+            ctl.on_cross(name, probs, rows=2, heads=heads)
+            raw[name].append(probs.reshape(2, frames, heads, side * side, length).mean(2))
+    tokens = torch.zeros(2, length)
+    tokens[0, 2], tokens[1, 3] = 1.0, 1.0
+    per_layer = [torch.stack(maps).mean(0) for maps in raw.values()]  # (P, F, N, L) each
+    words = torch.stack([(m * tokens[:, None, None, :]).sum(-1) for m in per_layer]).mean(0)  # (P, F, N)
+    pooled = torch.nn.functional.max_pool2d(words.reshape(2 * frames, 1, side, side), 3, 1, padding=1)
+    scaled = torch.nn.functional.interpolate(pooled, size=(16, 16))
+    scaled = scaled / scaled.amax(dim=(2, 3), keepdim=True)
+    expected = (scaled > 0.7).reshape(2, frames, 1, 16, 16)
+    assert 0 < expected.sum() < expected.numel()
+    assert torch.equal(ctl.blend_mask((16, 16), tokens, 0.7), expected)
+    assert ctl.sums.shape == (2, frames, side * side, kept)
+    torch.testing.assert_close(ctl.averaged_maps(), torch.stack(per_layer).mean(0)[..., :kept])
+
+
 def _controller_with_map(word_map: torch.Tensor, norm: str) -> EditController:
     """A controller whose one stored layer holds `word_map` (y, x) on token 1 of a source and a target."""
     from videop2p.control.controller import MaskNorm
@@ -253,7 +284,7 @@ def _controller_with_map(word_map: torch.Tensor, norm: str) -> EditController:
     ctl = EditController(plan)
     maps = torch.zeros(2, 1, word_map.numel(), 6)  # (P, F, N, L)
     maps[:, 0, :, 1] = word_map.flatten()
-    ctl._store("layer", maps)
+    ctl._store(maps)
     return ctl
 
 

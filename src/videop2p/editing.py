@@ -27,6 +27,7 @@ from videop2p.control.prompts import (
     equalizer,
     refinement_mapper,
     replacement_mapper,
+    token_count,
     word_indices,
 )
 from videop2p.inversion import InversionMethod, InversionResult
@@ -50,7 +51,7 @@ class EditResult:
 
     latents: torch.Tensor  # (1 + K, F, C, h, w): reconstruction then each target
     masks: torch.Tensor | None  # (K, F, h, w) bool local-blend masks at the last step
-    attention: torch.Tensor | None  # (1 + K, F, y, x, L) step-averaged cross-attention maps per token
+    attention: torch.Tensor | None  # (1 + K, F, y, x, L') step-averaged cross-attention maps per prompt token
     tokens: list[list[str]]  # decoded tokens of every prompt (start token first)
     counts: dict[str, int]  # UNet evaluations per phase
     modes: list[str]  # edit mode per target
@@ -124,6 +125,7 @@ def build_plan(
         targets=edits,
         self_window=(int(steps * s0), int(steps * s1)),
         store_layers={video_key(n) for n in store},
+        map_tokens=max(token_count(tok, p) for p in [source, *targets]),
         blend_start=int(c.blend_start * steps),
         threshold=c.threshold,
         mask_norm=MaskNorm(c.mask_norm),
@@ -209,11 +211,12 @@ def _step_text(
 
 
 def _averaged_attention(controller: EditController, latent_hw: tuple[int, int]) -> torch.Tensor | None:
-    """The stored cross-attention maps averaged over steps and layers, (P, F, y, x, L), or None."""
-    maps = controller.averaged_maps()
-    if not maps:
+    """The stored cross-attention maps averaged over steps and layers, (P, F, y, x, L'), or None.
+
+    L' is the longest prompt's token count: the padding's maps are not kept."""
+    mean = controller.averaged_maps()  # (P, F, N, L')
+    if mean is None:
         return None
-    mean = torch.stack(list(maps.values())).mean(0)  # (P, F, N, L)
     side_x = int(round((mean.shape[2] * latent_hw[1] / latent_hw[0]) ** 0.5))
     return mean.reshape(*mean.shape[:2], mean.shape[2] // side_x, side_x, mean.shape[-1])
 

@@ -46,7 +46,8 @@ class ControlPlan:
 
     targets: list[TargetEdit]  # one per target prompt
     self_window: tuple[int, int]  # steps [start, end) where temporal maps follow the source
-    store_layers: set[str]  # cross-attention layers whose maps are averaged and kept
+    store_layers: set[str]  # cross-attention layers whose maps are averaged and kept, all of one map size
+    map_tokens: int | None = None  # token positions kept in the averaged maps (the longest prompt's); None: all
     blend_tokens: torch.Tensor | None = None  # (P, L) 1 on blend-word tokens per prompt (source first)
     subtract_tokens: torch.Tensor | None = None  # (P, L) 1 on subtract-word tokens
     blend_start: int = int(EditConfig.blend_start * InversionConfig.steps)  # blending applies from this step on
@@ -69,7 +70,10 @@ class EditController:
     """Edits cross-attention and temporal-attention maps of the target branches; stores averaged maps.
 
     On a long clip the sampling loop calls the model window by window and says which window runs
-    (`set_window`); maps are kept per clip frame, averaged over the steps and the windows that own it.
+    (`set_window`); maps are kept per clip frame, averaged over the steps, the stored layers and the
+    windows that own it. One sum holds them all, on the prompts' own token positions only: local
+    blending averages over those layers anyway (its word maps are linear in the maps), and a clip's
+    maps are the one part of the edit's state that grows with every frame.
     """
 
     def __init__(self, plan: ControlPlan, num_frames: int | None = None):
@@ -78,8 +82,8 @@ class EditController:
         self.layout = Layout(0, 1 + len(plan.targets), 1 + len(plan.targets))
         self.num_frames = num_frames  # frames of the clip; None: those of the first call
         self.window: Window | None = None  # the window being predicted; None: the whole clip
-        self.sums: dict[str, torch.Tensor] = {}  # layer -> (P, F, N, L) sum over steps of head-mean maps
-        self.counts: dict[str, torch.Tensor] = {}  # layer -> (F,) maps summed per frame
+        self.sums: torch.Tensor | None = None  # (P, F, N, L') head-mean maps summed over steps and layers
+        self.counts: torch.Tensor | None = None  # (F,) maps summed per frame
 
     # -- driven by the sampling loop -------------------------------------------------------------
     def begin_step(self, step: int, layout: Layout) -> None:
@@ -130,7 +134,7 @@ class EditController:
         c0, n_prompts = self.layout.cond_start, self.layout.prompts
         cond = p[c0 : c0 + n_prompts]  # (P, F, h, N, L)
         if name in self.plan.store_layers:
-            self._store(name, cond.mean(dim=2).detach().float())  # (P, F, N, L)
+            self._store(cond[..., : self.plan.map_tokens].mean(dim=2).detach().float())  # (P, F, N, L')
         if n_prompts > 1 and self.in_cross_window():
             p = p.clone()
             p[c0 + 1 : c0 + n_prompts] = self.edit_cross(cond[0], cond[1:])
@@ -147,31 +151,32 @@ class EditController:
         return rearrange(p, "r n h f g -> (r n h) f g")
 
     # -- averaged maps and local blending ---------------------------------------------------------
-    def _store(self, name: str, maps: torch.Tensor) -> None:
-        """Add a call's maps (P, F_w, N, L) to the sums of the clip frames its window owns."""
+    def _store(self, maps: torch.Tensor) -> None:
+        """Add a stored layer's maps (P, F_w, N, L') to the sums of the clip frames its window owns."""
         if self.window is None:
             frames = own = list(range(maps.shape[1]))
         else:
             frames, own = self.window.own_frames, list(self.window.own)
-        if name not in self.sums:
+        if self.sums is None:
             f = self.num_frames or maps.shape[1]
-            self.sums[name] = maps.new_zeros(maps.shape[0], f, *maps.shape[2:])
-            self.counts[name] = maps.new_zeros(f)
-        self.sums[name][:, frames] += maps[:, own]
-        self.counts[name][frames] += 1
+            self.sums = maps.new_zeros(maps.shape[0], f, *maps.shape[2:])
+            self.counts = maps.new_zeros(f)
+        self.sums[:, frames] += maps[:, own]
+        self.counts[frames] += 1
 
-    def averaged_maps(self) -> dict[str, torch.Tensor]:
-        """Layer -> (P, F, N, L) maps averaged over the steps (and windows) stored so far."""
-        return {k: v / self.counts[k].clamp_min(1)[None, :, None, None] for k, v in self.sums.items()}
+    def averaged_maps(self) -> torch.Tensor | None:
+        """(P, F, N, L') maps averaged over the steps, stored layers (and windows) so far; None before any."""
+        if self.sums is None:
+            return None
+        return self.sums / self.counts.clamp_min(1)[None, :, None, None]
 
     def blend_mask(self, latent_hw: tuple[int, int], tokens: torch.Tensor, threshold: float) -> torch.Tensor:
         """Per-frame masks (P, F, 1, h, w) from the stored maps of `tokens` (P, L)."""
-        maps = []
-        for m in self.averaged_maps().values():  # (P, F, N, L), all layers at one resolution
-            side_x = int(round((m.shape[2] * latent_hw[1] / latent_hw[0]) ** 0.5))
-            words_map = (m * tokens.to(m)[:, None, None, :]).sum(-1)  # (P, F, N)
-            maps.append(rearrange(words_map, "p f (y x) -> (p f) 1 y x", x=side_x))
-        mean = torch.stack(maps).mean(0)  # mean over layers, (P*F, 1, y, x)
+        sums, counts = self.sums, self.counts.clamp_min(1)
+        side_x = int(round((sums.shape[2] * latent_hw[1] / latent_hw[0]) ** 0.5))
+        words = tokens[:, : sums.shape[-1]].to(sums)
+        words_map = torch.einsum("pfnl,pl->pfn", sums, words) / counts[None, :, None]  # (P, F, N), mean over layers
+        mean = rearrange(words_map, "p f (y x) -> (p f) 1 y x", x=side_x)
         pooled = F.max_pool2d(mean, 3, 1, padding=1)  # the official 3x3 max-pool at map resolution
         mask = F.interpolate(pooled, size=latent_hw)  # nearest, as the official code
         mask = normalize_maps(mask, self.plan.mask_norm)
@@ -180,7 +185,7 @@ class EditController:
     def local_blend(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """latents (P, F, C, h, w): targets keep the source outside the union of source and target masks."""
         plan = self.plan
-        if plan.blend_tokens is None or self.step < plan.blend_start or not self.sums:
+        if plan.blend_tokens is None or self.step < plan.blend_start or self.sums is None:
             return latents, None
         hw = latents.shape[-2:]
         masks = self.blend_mask(hw, plan.blend_tokens, plan.threshold)  # (P, F, 1, h, w)
