@@ -20,6 +20,7 @@ from videop2p.control.controller import (
     MaskNorm,
     TargetEdit,
     controlled_processor,
+    map_width,
 )
 from videop2p.control.prompts import (
     EditMode,
@@ -217,7 +218,7 @@ def _averaged_attention(controller: EditController, latent_hw: tuple[int, int]) 
     mean = controller.averaged_maps()  # (P, F, N, L')
     if mean is None:
         return None
-    side_x = int(round((mean.shape[2] * latent_hw[1] / latent_hw[0]) ** 0.5))
+    side_x = map_width(mean.shape[2], latent_hw)
     return mean.reshape(*mean.shape[:2], mean.shape[2] // side_x, side_x, mean.shape[-1])
 
 

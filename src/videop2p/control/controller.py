@@ -173,10 +173,9 @@ class EditController:
     def blend_mask(self, latent_hw: tuple[int, int], tokens: torch.Tensor, threshold: float) -> torch.Tensor:
         """Per-frame masks (P, F, 1, h, w) from the stored maps of `tokens` (P, L)."""
         sums, counts = self.sums, self.counts.clamp_min(1)
-        side_x = int(round((sums.shape[2] * latent_hw[1] / latent_hw[0]) ** 0.5))
         words = tokens[:, : sums.shape[-1]].to(sums)
         words_map = torch.einsum("pfnl,pl->pfn", sums, words) / counts[None, :, None]  # (P, F, N), mean over layers
-        mean = rearrange(words_map, "p f (y x) -> (p f) 1 y x", x=side_x)
+        mean = rearrange(words_map, "p f (y x) -> (p f) 1 y x", x=map_width(sums.shape[2], latent_hw))
         pooled = F.max_pool2d(mean, 3, 1, padding=1)  # the official 3x3 max-pool at map resolution
         mask = F.interpolate(pooled, size=latent_hw)  # nearest, as the official code
         mask = normalize_maps(mask, self.plan.mask_norm)
@@ -204,6 +203,12 @@ class EditController:
         c0, n_prompts = self.layout.cond_start, self.layout.prompts
         p[c0 + 1 : c0 + n_prompts] = p[c0 : c0 + 1]
         return rearrange(p, "r h q k -> (r h) q k")
+
+
+def map_width(cells: int, latent_hw: tuple[int, int]) -> int:
+    """Width of an attention map of `cells` positions over a latent of `latent_hw` (h, w): its
+    aspect ratio is the latent's, so cells = (width * h / w) * width."""
+    return int(round((cells * latent_hw[1] / latent_hw[0]) ** 0.5))
 
 
 def normalize_maps(maps: torch.Tensor, norm: MaskNorm) -> torch.Tensor:

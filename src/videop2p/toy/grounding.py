@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from tqdm.auto import tqdm
 
+from videop2p.control.controller import map_width
 from videop2p.store.files import write_json
 from videop2p.toy.settings import GroundingConfig
 from videop2p.toy.world import Background, Color, Shape, Size, random_spec, render_clip
@@ -108,7 +109,7 @@ def token_shares(maps: list[torch.Tensor], regions: torch.Tensor) -> torch.Tenso
     h, w = regions.shape[-2:]
     shares = []
     for m in maps:
-        side = int(round((m.shape[1] * w / h) ** 0.5))  # map width; N = (side * h / w) * side
+        side = map_width(m.shape[1], (h, w))
         r = F.adaptive_avg_pool2d(regions, (m.shape[1] // side, side)).flatten(2)  # (B, L, N)
         a = m.transpose(1, 2)  # (B, L, N)
         shares.append((a * r).sum(-1) / a.sum(-1).clamp_min(1e-8))  # (B, L)
