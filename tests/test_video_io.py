@@ -11,10 +11,11 @@ from videop2p.io.video import (
     read_video,
     resize_frames,
     resolve_size,
-    side_by_side,
+    side_by_side_frames,
     write_frames,
     write_gif,
     write_mp4,
+    write_video,
 )
 
 
@@ -226,14 +227,30 @@ def test_resolve_size_keeps_aspect_and_validates():
         resolve_size((640, 360), 64, 0, base=512, multiple=64)
 
 
-def test_side_by_side_labels_and_layout():
-    a, b = _clip(3, 24, 32), _clip(3, 24, 32)
-    grid = side_by_side([a, b], ["source", "edit"], label_height=12)
-    assert grid.shape == (3, 36, 64, 3)
+def test_side_by_side_labels_and_layout_one_frame_at_a_time():
+    a, b = _clip(3, 24, 32), _clip(3, 16, 40)
+    frames = side_by_side_frames([a, b], ["source", "edit"], label_height=12)
+    first = next(frames)
+    assert first.shape == (36, 72, 3)  # a frame, not the clip
+    grid = np.stack([first, *frames])
+    assert grid.shape == (3, 36, 72, 3)
     assert (grid[:, :12] < 128).any()  # text drawn in the header
-    np.testing.assert_array_equal(grid[:, 12:, 32:], b)
+    np.testing.assert_array_equal(grid[:, 12:, :32], a)
+    np.testing.assert_array_equal(grid[:, 12:28, 32:], b)
+    assert not grid[:, 28:, 32:].any()  # the shorter video is padded below
     with pytest.raises(ValueError, match="different frame counts"):
-        side_by_side([a, b[:2]], ["x", "y"])
+        side_by_side_frames([a, b[:2]], ["x", "y"])  # refused at the call, before any frame
+
+
+def test_a_gif_written_from_frames_as_they_come_equals_one_written_from_the_array(tmp_path):
+    frames = _clip(6, 24, 32)
+    whole = write_gif(frames, tmp_path / "whole.gif", fps=10)
+    streamed = write_video(iter(list(frames)), tmp_path / "streamed.gif", fps=10)
+    assert whole.read_bytes() == streamed.read_bytes()
+    assert read_video(streamed).num_frames == 6
+    with pytest.raises(VideoError, match="no frames"):
+        write_gif(iter([]), tmp_path / "none.gif")
+    assert not (tmp_path / "none.gif").exists()
 
 
 @pytest.mark.parametrize(
@@ -278,3 +295,23 @@ def test_the_full_size_pass_over_a_folder_of_frames_decodes_one_frame_at_a_time(
     assert len(decoded) == 3  # frames 1, 3 and 5 only; none after the last
     np.testing.assert_array_equal(np.stack([first, *rest]), read_video(folder, 1, 3, stride=2).frames)
     np.testing.assert_array_equal(np.stack([first, *rest]), frames[1:7:2])
+
+
+def test_mask_overlays_one_frame_at_a_time_tint_exactly_the_upsampled_masks():
+    import torch
+
+    from videop2p.outputs import overlay_frames
+
+    frames = _clip(3, 24, 32)
+    masks = torch.zeros(3, 6, 8, dtype=torch.bool)  # working-size masks, a quarter of the frame's side
+    masks[1, 2:4, 3:5] = True
+    masks[2] = True
+    out = list(overlay_frames(frames, masks))
+    assert len(out) == 3 and out[0].shape == frames.shape[1:]
+    np.testing.assert_array_equal(out[0], frames[0])  # an empty mask tints nothing
+    inside = np.zeros((24, 32), dtype=bool)
+    inside[8:16, 12:20] = True  # the mask's cells, scaled by 4 (nearest)
+    tinted = np.round(0.5 * frames[1].astype(np.float32) + 0.5 * np.array([255, 40, 40], np.float32))
+    np.testing.assert_array_equal(out[1][inside], tinted[inside].astype(np.uint8))
+    np.testing.assert_array_equal(out[1][~inside], frames[1][~inside])
+    assert (out[2] != frames[2]).any(axis=-1).mean() > 0.9  # a full mask tints the whole frame

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from videop2p.compositing import composite
 from videop2p.config import CompositeMode, RunConfig, to_plain
-from videop2p.io.video import side_by_side, write_video
+from videop2p.io.video import side_by_side_frames, write_video
 from videop2p.store.files import atomic_path, staged_files, write_json, write_text
 from videop2p.store.workspace import StageReport
 
@@ -37,11 +38,17 @@ def upsample_masks(masks: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
 def mask_overlay(
     frames: np.ndarray, masks: np.ndarray, color: tuple[int, int, int] = (255, 40, 40), alpha: float = 0.5
 ) -> np.ndarray:
-    """Frames (F, H, W, 3) tinted inside masks (F, H, W)."""
-    out = frames.astype(np.float32).copy()
+    """Frames (..., H, W, 3) uint8 tinted inside masks (..., H, W): a clip or one frame."""
+    out = frames.copy()
     tint = np.array(color, dtype=np.float32)
-    out[masks] = (1 - alpha) * out[masks] + alpha * tint
-    return out.round().astype(np.uint8)
+    out[masks] = np.round((1 - alpha) * frames[masks].astype(np.float32) + alpha * tint).astype(np.uint8)
+    return out
+
+
+def overlay_frames(frames: np.ndarray, masks: torch.Tensor) -> Iterator[np.ndarray]:
+    """`mask_overlay` of frames (F, H, W, 3) with working-size masks (F, h, w), one frame at a time."""
+    for f in range(frames.shape[0]):
+        yield mask_overlay(frames[f], upsample_masks(masks[f : f + 1], frames.shape[1:3])[0])
 
 
 def _heat(x: np.ndarray) -> np.ndarray:
@@ -137,12 +144,19 @@ def write_png(image: np.ndarray, path: Path) -> Path:
 
 
 def _write_clip(
-    frames: np.ndarray, root: Path, stem: str, fps: float, full: Iterator[np.ndarray] | None = None, audio=None
+    frames: np.ndarray | Callable[[], Iterable[np.ndarray]],
+    root: Path,
+    stem: str,
+    fps: float,
+    full: Iterator[np.ndarray] | None = None,
+    audio=None,
 ) -> tuple[str, str]:
     """The clip as `stem.mp4` (at full resolution with the sound, when given) and `stem.gif` (working
-    size, a preview); returns both names."""
-    write_video(frames if full is None else full, root / f"{stem}.mp4", fps, audio)
-    write_video(frames, root / f"{stem}.gif", fps)
+    size, a preview); returns both names. `frames`: the frames, or a function that makes them afresh
+    one at a time for each file (a long clip's grid or overlay is never held whole)."""
+    again = frames if callable(frames) else lambda: frames
+    write_video(again() if full is None else full, root / f"{stem}.mp4", fps, audio)
+    write_video(again(), root / f"{stem}.gif", fps)
     return f"{stem}.mp4", f"{stem}.gif"
 
 
@@ -178,13 +192,14 @@ def _write_outputs(
         files["edits"].append(mp4)
         files["edits_gif"].append(gif)
     labels = ["source", "reconstruction", *(edit_label(cfg.source, t) for t in cfg.targets)]
-    grid = side_by_side([source, out.reconstruction, *out.edits], labels)
+    videos = [source, out.reconstruction, *out.edits]
+    grid = functools.partial(side_by_side_frames, videos, labels)
     files["side_by_side"] = _write_clip(grid, root, "side_by_side", fps)[0]
     res = out.result
     if res.masks is not None:
-        for k in range(res.masks.shape[0]):
-            overlay = mask_overlay(source, upsample_masks(res.masks[k], source.shape[1:3]))
-            files["masks"].append(_write_clip(overlay, root, f"mask_{k + 1}", fps)[1])
+        for k, masks in enumerate(res.masks, start=1):
+            overlay = functools.partial(overlay_frames, source, masks)
+            files["masks"].append(_write_clip(overlay, root, f"mask_{k}", fps)[1])
     if res.attention is not None:
         for p, tokens in enumerate(res.tokens):
             name = "attention_source.png" if p == 0 else f"attention_{p}.png"

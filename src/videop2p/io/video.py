@@ -500,16 +500,22 @@ def _audio_span(audio: AudioSpan, rate: int, layout: str) -> Iterator[av.AudioFr
             yield cut
 
 
-def write_gif(frames: np.ndarray, path: str | os.PathLike, fps: float = DEFAULT_FPS) -> Path:
+def write_gif(frames: np.ndarray | Iterable[np.ndarray], path: str | os.PathLike, fps: float = DEFAULT_FPS) -> Path:
+    """Write an animated GIF (an adaptive palette per frame). `frames` may be an iterable of (H, W, 3)
+    frames: each is turned into the GIF's 8-bit frame as it comes, so the clip's RGB frames are never
+    held whole (the encoder keeps the 8-bit frames, a third of their size, until it writes)."""
     path = Path(path)
-    images = [Image.fromarray(f) for f in frames]
+    images = (Image.fromarray(f) for f in frames)
+    first = next(images, None)
+    if first is None:
+        raise VideoError(f"Cannot write {path}: no frames.")
     with atomic_path(path) as tmp:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+        first.save(tmp, format="GIF", save_all=True, append_images=images, duration=round(1000 / fps), loop=0)
     return path
 
 
-def write_frames(frames: np.ndarray, directory: str | os.PathLike) -> Path:
-    """Write frames as 1.png, 2.png, ... into a folder (created atomically)."""
+def write_frames(frames: np.ndarray | Iterable[np.ndarray], directory: str | os.PathLike) -> Path:
+    """Write frames as 1.png, 2.png, ... into a folder (created atomically), one at a time."""
     with atomic_path(directory, directory=True) as tmp:
         for i, f in enumerate(frames, start=1):
             Image.fromarray(f).save(tmp / f"{i}.png")
@@ -522,11 +528,11 @@ def write_video(
     fps: float = DEFAULT_FPS,
     audio: AudioSpan | None = None,
 ) -> Path:
-    """Write by suffix: .mp4 (with `audio` when given), .gif, or a folder of PNGs for a path without suffix."""
+    """Write by suffix: .mp4 (with `audio` when given), .gif, or a folder of PNGs for a path without
+    suffix. `frames` may be an iterable of (H, W, 3) frames; every writer takes them as they come."""
     suffix = Path(path).suffix.lower()
     if suffix == ".mp4":
-        return write_mp4(frames, path, fps, audio)  # frames encoded as they come
-    frames = frames if isinstance(frames, np.ndarray) else np.stack(list(frames))
+        return write_mp4(frames, path, fps, audio)
     if suffix == ".gif":
         return write_gif(frames, path, fps)
     if suffix == "":
@@ -534,8 +540,11 @@ def write_video(
     raise VideoError(f"Cannot write {path}: supported outputs are .mp4, .gif or a folder (no suffix).")
 
 
-def side_by_side(videos: list[np.ndarray], labels: list[str], label_height: int | None = None) -> np.ndarray:
-    """Place videos of equal frame count side by side with a text label above each, (F, H', W', 3)."""
+def side_by_side_frames(
+    videos: list[np.ndarray], labels: list[str], label_height: int | None = None
+) -> Iterator[np.ndarray]:
+    """Videos of equal frame count placed side by side with a text label above each, one (H', W', 3)
+    frame at a time (a long clip's grid is never held whole); the videos are checked at the call."""
     if len(videos) != len(labels):
         raise ValueError(f"got {len(videos)} videos but {len(labels)} labels.")
     n_frames = {v.shape[0] for v in videos}
@@ -543,18 +552,27 @@ def side_by_side(videos: list[np.ndarray], labels: list[str], label_height: int 
         raise ValueError(f"videos have different frame counts {sorted(n_frames)}.")
     h = max(v.shape[1] for v in videos)
     label_height = label_height or max(12, h // 8)
+    heads = [_label(label, v.shape[2], label_height) for v, label in zip(videos, labels, strict=True)]
+    return _grid_frames(videos, heads, h)
+
+
+def _label(label: str, width: int, height: int) -> np.ndarray:
+    """A white (height, width, 3) header with `label` in it, cut with an ellipsis to fit."""
+    header = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(header)
     font = ImageFont.load_default()
-    tiles = []
-    for v, label in zip(videos, labels, strict=True):
-        w = v.shape[2]
-        header = Image.new("RGB", (w, label_height), (255, 255, 255))
-        draw = ImageDraw.Draw(header)
-        text = label
-        while text and draw.textlength(text, font=font) > w - 4:
-            text = text[:-2] + "…" if len(text) > 2 else ""
-        draw.text((2, max(0, (label_height - 11) // 2)), text, fill=(0, 0, 0), font=font)
-        head = np.broadcast_to(np.asarray(header), (v.shape[0], label_height, w, 3))
-        body = np.zeros((v.shape[0], h, w, 3), dtype=np.uint8)
-        body[:, : v.shape[1]] = v
-        tiles.append(np.concatenate([head, body], axis=1))
-    return np.concatenate(tiles, axis=2)
+    text = label
+    while text and draw.textlength(text, font=font) > width - 4:
+        text = text[:-2] + "…" if len(text) > 2 else ""
+    draw.text((2, max(0, (height - 11) // 2)), text, fill=(0, 0, 0), font=font)
+    return np.asarray(header)
+
+
+def _grid_frames(videos: list[np.ndarray], heads: list[np.ndarray], h: int) -> Iterator[np.ndarray]:
+    for f in range(videos[0].shape[0]):
+        tiles = []
+        for v, head in zip(videos, heads, strict=True):
+            body = np.zeros((h, v.shape[2], 3), dtype=np.uint8)
+            body[: v.shape[1]] = v[f]
+            tiles.append(np.concatenate([head, body], axis=0))
+        yield np.concatenate(tiles, axis=1)
