@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from types import SimpleNamespace
 
-from bench_long_clips import _current_mb, _peak_mb, _reset_peak
+from bench_long_clips import _current_mb, _peak_mb, _reset_peak, run_one
 
 SOURCE = "a rabbit is jumping on the grass"
 TARGET = "an origami rabbit is jumping on the grass"
@@ -99,13 +97,10 @@ def main() -> None:
     rows = []
     print("| frames | stored layers | kept maps (P, F, y, x, L) | seconds | peak MB |")
     print("|---|---|---|---|---|")
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
     for length in args.lengths:
         cmd = [sys.executable, __file__, "--one", "--length", str(length), "--steps", str(args.steps)]
         cmd += ["--heads", str(args.heads), "--threads", str(args.threads)]
-        row = json.loads(
-            subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout.splitlines()[-1]
-        )
+        row = run_one(cmd)
         rows.append(row)
         shape = " x ".join(map(str, row["attention_shape"]))
         print(f"| {length} | {row['layers']} | {shape} | {row['seconds']:.1f} | {row['peak_mb']:.0f} |", flush=True)

@@ -50,6 +50,16 @@ def _reset_peak() -> None:
         f.write("5")
 
 
+RELEASE_MEMORY = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}  # freed memory back at once
+
+
+def run_one(cmd: list[str], release_memory: bool = True) -> dict:
+    """Run `cmd` (a benchmark's `--one` mode) in its own process; the JSON row it prints last."""
+    env = {**os.environ, **(RELEASE_MEMORY if release_memory else {})}
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def one(args) -> dict:
     """Tune, invert and edit one toy clip of `args.length` frames; per stage seconds and peak MB."""
     import torch
@@ -122,10 +132,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [sys.executable, __file__, "--one", "--length", str(length), "--mode", mode, "--method", method]
             cmd += [*flags, *(["--workspace-dir", tmp] if args.workspace else [])]
-            release = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"} if args.release_memory else {}
-            env = {**os.environ, **release}
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
-            row = json.loads(out.strip().splitlines()[-1])
+            row = run_one(cmd, args.release_memory)
             rows.append(row)
             s = row["stages"]
             cells = " | ".join(f"{s[k]['seconds']:.1f} | {s[k]['peak_mb']:.0f}" for k in ("tune", "invert", "edit"))

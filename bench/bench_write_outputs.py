@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from types import SimpleNamespace
 
-from bench_long_clips import _current_mb, _peak_mb, _reset_peak
+from bench_long_clips import _current_mb, _peak_mb, _reset_peak, run_one
 
 
 def one(args) -> dict:
@@ -70,12 +68,9 @@ def main() -> None:
     rows = []
     print("| frames | size | one clip, MB | seconds | peak MB |")
     print("|---|---|---|---|---|")
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
     for length in args.lengths:
         cmd = [sys.executable, __file__, "--one", "--length", str(length), "--size", str(args.size)]
-        row = json.loads(
-            subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout.splitlines()[-1]
-        )
+        row = run_one(cmd)
         rows.append(row)
         print(
             f"| {length} | {args.size} | {row['clip_mb']:.0f} | {row['seconds']:.1f} | {row['peak_mb']:.0f} |",
