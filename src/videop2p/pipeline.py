@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
 
 from videop2p.config import (
@@ -107,6 +108,28 @@ def _given(value: object, kind: type, name: str, what: str) -> None:
     if not isinstance(value, kind):
         article = "an" if kind.__name__[0] in "AEIOU" else "a"
         raise TypeError(f"{name} must be {article} {kind.__name__} ({what}), got {type(value).__name__}.")
+
+
+def free_memory() -> int:
+    """Bytes of memory a process may still take: available RAM and free swap (psutil)."""
+    return psutil.virtual_memory().available + psutil.swap_memory().free
+
+
+def check_memory_for_clips(frames: int, size: tuple[int, int], targets: int, free: int) -> None:
+    """Before the work: the decoded clips a run holds together when it writes them (the source, its
+    reconstruction and each of `targets` edits, 8-bit frames of `size` (width, height)) fit in `free`
+    bytes. It is a floor of what the run needs, not an estimate: a run above it would be stopped by
+    the system for memory at its end, after its tuning, inversion and edit."""
+    width, height = size
+    frame = width * height * 3
+    need = (2 + targets) * frames * frame
+    if need > free:
+        fit = free // ((2 + targets) * frame)
+        raise ValueError(
+            f"{frames} frames of {width}x{height} need {need / 2**30:.1f} GiB of memory for the clip, its "
+            f"reconstruction and {targets} edit{'s' if targets != 1 else ''} held together when they are written, and "
+            f"{free / 2**30:.1f} GiB is free; take at most {fit} frames (--frames), a smaller --size, or fewer targets."
+        )
 
 
 LARGE_AREA = 4.0  # frames above this many times the model's native area are warned about (SD 1.5: 1024x1024)
@@ -414,7 +437,10 @@ class VideoP2P:
             )
         check_edit(cfg)
         check_window(window)
-        plan = plan_windows(inversion.latent_T.shape[1], window)
+        frames, (h, w) = inversion.latent_T.shape[1], inversion.latent_T.shape[-2:]
+        scale = self.components.info.vae_scale_factor
+        check_memory_for_clips(frames, (w * scale, h * scale), len(targets), free_memory())
+        plan = plan_windows(frames, window)
         key = {
             "source": source,
             "targets": targets,
@@ -479,6 +505,7 @@ class VideoP2P:
         cfg.tune.progress = cfg.inversion.progress = cfg.edit.progress = progress
         started = time.perf_counter()
         clip = self.load_clip(cfg.video)
+        check_memory_for_clips(len(clip.frames), clip.size, len(cfg.targets), free_memory())  # before tuning
         reports = [StageReport("load", "computed", time.perf_counter() - started)]
         model, report = self.tune(
             clip, cfg.source, cfg.tune, cfg.force, on_step, cfg.frame_attention, cfg.group_norm, cfg.window
