@@ -234,12 +234,12 @@ def test_a_run_whose_decoded_clips_cannot_fit_in_memory_is_refused_before_tuning
     assert runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "fits", tmp_path / "ws1")).exit_code == 0
     manifest = json.loads((tmp_path / "fits" / "outputs.json").read_text())
     (width, height), frames = manifest["size"], manifest["frames"]
-    need = (2 + 1) * frames * width * height * 3  # the clip, its reconstruction and one edit, 8-bit
+    need = (1 + 1) * frames * width * height * 3  # the reconstruction and one edit, 8-bit, beside the clip
     monkeypatch.setattr(pipeline, "free_memory", lambda: need - 1)
     ws, out = tmp_path / "ws2", tmp_path / "o"
     r = runner.invoke(app, _args(tiny_dir, clip_dir, out, ws))
     shown = f"{frames} frames of {width}x{height} need"
-    assert_one_line_error(r, shown, "1 edit held together", f"take at most {frames - 1} frames (--frames)")
+    assert_one_line_error(r, shown, "and 1 edit, held with the clip", f"take at most {frames - 1} frames (--frames)")
     assert not list(ws.rglob("*.safetensors")) and not out.exists()  # no tuning, nothing written
     from videop2p.config import EditConfig, InversionConfig, TuneConfig, VideoConfig
 
@@ -257,9 +257,11 @@ def test_the_memory_floor_of_the_decoded_clips_counts_every_target():
     from videop2p.pipeline import check_memory_for_clips
 
     frame = 512 * 512 * 3
-    check_memory_for_clips(1000, (512, 512), 2, free=4 * 1000 * frame)
-    with pytest.raises(ValueError, match=r"1000 frames of 512x512 need 2\.9 GiB .* and 2 edits .* at most 999 frames"):
-        check_memory_for_clips(1000, (512, 512), 2, free=4 * 1000 * frame - 1)
+    check_memory_for_clips(1000, (512, 512), 2, free=3 * 1000 * frame)
+    with pytest.raises(
+        ValueError, match=r"1000 frames of 512x512 need 2\.2 GiB more .* and 2 edits, .* at most 999 frames"
+    ):
+        check_memory_for_clips(1000, (512, 512), 2, free=3 * 1000 * frame - 1)
 
 
 def test_flat_options_set_their_settings_and_bad_ones_are_named():

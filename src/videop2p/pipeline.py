@@ -116,19 +116,20 @@ def free_memory() -> int:
 
 
 def check_memory_for_clips(frames: int, size: tuple[int, int], targets: int, free: int) -> None:
-    """Before the work: the decoded clips a run holds together when it writes them (the source, its
-    reconstruction and each of `targets` edits, 8-bit frames of `size` (width, height)) fit in `free`
-    bytes. It is a floor of what the run needs, not an estimate: a run above it would be stopped by
-    the system for memory at its end, after its tuning, inversion and edit."""
+    """Before the work, with the clip read: its reconstruction and each of `targets` edits, decoded to
+    8-bit frames of `size` (width, height) and held with the clip when the outputs are written, fit in
+    `free` bytes. It is a floor of what the run still needs, not an estimate: a run above it would be
+    stopped by the system for memory at its end, after its tuning, inversion and edit."""
     width, height = size
     frame = width * height * 3
-    need = (2 + targets) * frames * frame
+    need = (1 + targets) * frames * frame
     if need > free:
-        fit = free // ((2 + targets) * frame)
+        fit = free // ((1 + targets) * frame)
+        edits = f"{targets} edit{'s' if targets != 1 else ''}"
         raise ValueError(
-            f"{frames} frames of {width}x{height} need {need / 2**30:.1f} GiB of memory for the clip, its "
-            f"reconstruction and {targets} edit{'s' if targets != 1 else ''} held together when they are written, and "
-            f"{free / 2**30:.1f} GiB is free; take at most {fit} frames (--frames), a smaller --size, or fewer targets."
+            f"{frames} frames of {width}x{height} need {need / 2**30:.1f} GiB more memory for the reconstruction "
+            f"and {edits}, held with the clip when they are written, and {free / 2**30:.1f} GiB is free; take at "
+            f"most {fit} frames (--frames), a smaller --size, or fewer targets."
         )
 
 
