@@ -19,13 +19,12 @@ Memory does not depend on the step count beyond one step with blending; time is 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from types import SimpleNamespace
 
-from bench_long_clips import _current_mb, _peak_mb, _reset_peak, run_one
+from bench_long_clips import _current_mb, _peak_mb, _reset_peak, length_parser, rows_by_length
 
 SOURCE = "a rabbit is jumping on the grass"
 TARGET = "an origami rabbit is jumping on the grass"
@@ -82,31 +81,22 @@ def one(args) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024])
+    p = length_parser(__doc__, [64, 256, 1024])
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--heads", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--json", help="also write the rows here")
-    p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--length", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
         sys.stdout.write(json.dumps(one(args)) + "\n")
         return
-    rows = []
-    print("| frames | stored layers | kept maps (P, F, y, x, L) | seconds | peak MB |")
-    print("|---|---|---|---|---|")
-    for length in args.lengths:
-        cmd = [sys.executable, __file__, "--one", "--length", str(length), "--steps", str(args.steps)]
-        cmd += ["--heads", str(args.heads), "--threads", str(args.threads)]
-        row = run_one(cmd)
-        rows.append(row)
-        shape = " x ".join(map(str, row["attention_shape"]))
-        print(f"| {length} | {row['layers']} | {shape} | {row['seconds']:.1f} | {row['peak_mb']:.0f} |", flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+    flags = ["--steps", str(args.steps), "--heads", str(args.heads), "--threads", str(args.threads)]
+    header = "| frames | stored layers | kept maps (P, F, y, x, L) | seconds | peak MB |"
+    rows_by_length(__file__, args, flags, header, _cells)
+
+
+def _cells(row: dict) -> str:
+    shape = " x ".join(map(str, row["attention_shape"]))
+    return f"| {row['length']} | {row['layers']} | {shape} | {row['seconds']:.1f} | {row['peak_mb']:.0f} |"
 
 
 if __name__ == "__main__":

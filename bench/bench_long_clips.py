@@ -60,6 +60,34 @@ def run_one(cmd: list[str], release_memory: bool = True) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def length_parser(doc: str, lengths: list[int]) -> argparse.ArgumentParser:
+    """A benchmark's parser with the flags `rows_by_length` reads: --lengths, --json, and the hidden
+    --one --length a row's own process is run with."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--lengths", type=int, nargs="+", default=lengths)
+    p.add_argument("--json", help="also write the rows here")
+    p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--length", type=int, help=argparse.SUPPRESS)
+    return p
+
+
+def rows_by_length(script: str, args, flags: list[str], header: str, cells) -> list[dict]:
+    """Run `script --one --length L *flags` for every L of `args.lengths`, each in its own process with
+    freed memory given back at once; print a Markdown table (`header`, then `cells(row)` per row) as
+    rows come, and write the rows to `args.json` when given."""
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    rows = []
+    for length in args.lengths:
+        row = run_one([sys.executable, script, "--one", "--length", str(length), *flags])
+        rows.append(row)
+        print(cells(row), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+    return rows
+
+
 def one(args) -> dict:
     """Tune, invert and edit one toy clip of `args.length` frames; per stage seconds and peak MB."""
     import torch

@@ -13,14 +13,13 @@ before the stage, with glibc giving freed memory back at once, as in bench_long_
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
 import time
 from types import SimpleNamespace
 
-from bench_long_clips import _current_mb, _peak_mb, _reset_peak, run_one
+from bench_long_clips import _current_mb, _peak_mb, _reset_peak, length_parser, rows_by_length
 
 
 def one(args) -> dict:
@@ -55,30 +54,18 @@ def one(args) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--lengths", type=int, nargs="+", default=[24, 96])
+    p = length_parser(__doc__, [24, 96])
     p.add_argument("--size", type=int, default=512)
-    p.add_argument("--json", help="also write the rows here")
-    p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--length", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
         sys.stdout.write(json.dumps(one(args)) + "\n")
         return
-    rows = []
-    print("| frames | size | one clip, MB | seconds | peak MB |")
-    print("|---|---|---|---|---|")
-    for length in args.lengths:
-        cmd = [sys.executable, __file__, "--one", "--length", str(length), "--size", str(args.size)]
-        row = run_one(cmd)
-        rows.append(row)
-        print(
-            f"| {length} | {args.size} | {row['clip_mb']:.0f} | {row['seconds']:.1f} | {row['peak_mb']:.0f} |",
-            flush=True,
-        )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+    header = "| frames | size | one clip, MB | seconds | peak MB |"
+    rows_by_length(__file__, args, ["--size", str(args.size)], header, _cells)
+
+
+def _cells(row: dict) -> str:
+    return f"| {row['length']} | {row['size']} | {row['clip_mb']:.0f} | {row['seconds']:.1f} | {row['peak_mb']:.0f} |"
 
 
 if __name__ == "__main__":
