@@ -173,8 +173,13 @@ def _read_row(path: str, name: str, k: int) -> torch.Tensor:
 def file_rows(path: str | os.PathLike, name: str) -> Rows:
     """Tensor `name` of a tensors file, read one row at a time from the file (onto the CPU) when asked."""
     with _opened(path) as f:
-        found = f.get_slice(name)
-        shape, dtype = found.get_shape(), found.get_dtype()
+        return _rows_in(path, f, name)
+
+
+def _rows_in(path: str | os.PathLike, f, name: str) -> Rows:
+    """`file_rows` of `path`, whose header `f` (a safetensors handle) has already read."""
+    found = f.get_slice(name)
+    shape, dtype = found.get_shape(), found.get_dtype()
     return Rows(functools.partial(_read_row, str(path), name), shape[0], tuple(shape[1:]), _BY_NAME[dtype])
 
 
@@ -192,5 +197,5 @@ def load_tensors(
     with _opened(path, device) as f:
         meta = _parse_meta(path, f.metadata(), required=True)
         names = list(f.keys())
-        tensors = {k: f.get_tensor(k) for k in names if k not in rows}
-    return {**tensors, **{k: file_rows(path, k) for k in names if k in rows}}, meta
+        tensors = {k: f.get_tensor(k) if k not in rows else _rows_in(path, f, k) for k in names}
+    return tensors, meta
