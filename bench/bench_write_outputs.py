@@ -9,6 +9,7 @@ before the stage, with glibc giving freed memory back at once, as in bench_long_
 
     python bench/bench_write_outputs.py                  # 24 and 96 frames at 512x512
     python bench/bench_write_outputs.py --lengths 8 --size 256
+    python bench/bench_write_outputs.py --threads 1      # torch's threads, which make the GIF palettes
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def one(args) -> dict:
     from videop2p.outputs import write_run_outputs
     from videop2p.pipeline import Clip, EditOutput
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     side, frames = args.size, args.length
     y, x = np.mgrid[0:side, 0:side]
     t = np.arange(frames)[:, None, None]
@@ -50,22 +53,24 @@ def one(args) -> dict:
         started = time.perf_counter()
         write_run_outputs(cfg, clip, out, [], SimpleNamespace(identity="synthetic"))
         seconds, peak = time.perf_counter() - started, _peak_mb() - base
-    return {"length": frames, "size": side, "clip_mb": source.nbytes / 2**20, "seconds": seconds, "peak_mb": peak}
+    threads, clip_mb = torch.get_num_threads(), source.nbytes / 2**20
+    return {"length": frames, "size": side, "threads": threads, "clip_mb": clip_mb, "seconds": seconds, "peak_mb": peak}
 
 
 def main() -> None:
     p = length_parser(__doc__, [24, 96])
     p.add_argument("--size", type=int, default=512)
+    p.add_argument("--threads", type=int, default=0, help="torch's thread count (default: torch's own)")
     args = p.parse_args()
     if args.one:
         sys.stdout.write(json.dumps(one(args)) + "\n")
         return
-    header = "| frames | size | one clip, MB | seconds | peak MB |"
-    rows_by_length(__file__, args, ["--size", str(args.size)], header, _cells)
+    header = "| frames | size | threads | one clip, MB | seconds | peak MB |"
+    rows_by_length(__file__, args, ["--size", str(args.size), "--threads", str(args.threads)], header, _cells)
 
 
-def _cells(row: dict) -> str:
-    return f"| {row['length']} | {row['size']} | {row['clip_mb']:.0f} | {row['seconds']:.1f} | {row['peak_mb']:.0f} |"
+def _cells(r: dict) -> str:
+    return f"| {r['length']} | {r['size']} | {r['threads']} | {r['clip_mb']:.0f} | {r['seconds']:.1f} | {r['peak_mb']:.0f} |"
 
 
 if __name__ == "__main__":

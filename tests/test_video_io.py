@@ -8,6 +8,7 @@ from PIL import Image
 from videop2p.io.video import (
     ResizeMode,
     VideoError,
+    paletted_frames,
     read_video,
     resize_frames,
     resolve_size,
@@ -251,6 +252,48 @@ def test_a_gif_written_from_frames_as_they_come_equals_one_written_from_the_arra
     with pytest.raises(VideoError, match="no frames"):
         write_gif(iter([]), tmp_path / "none.gif")
     assert not (tmp_path / "none.gif").exists()
+
+
+def _many_colours(n: int, h: int = 40, w: int = 48) -> np.ndarray:
+    """Frames of noise: far more than a GIF's 256 colours, so each palette is a real median cut."""
+    return np.random.default_rng(1).integers(0, 256, size=(n, h, w, 3), dtype=np.uint8)
+
+
+def test_a_gif_is_the_file_pillow_writes_for_any_number_of_palette_threads(tmp_path):
+    frames = _many_colours(7)
+    images = [Image.fromarray(f) for f in frames]
+    plain = tmp_path / "pillow.gif"  # Pillow's own GIF of the RGB frames: what the writer wrote before threads
+    images[0].save(plain, format="GIF", save_all=True, append_images=images[1:], duration=100, loop=0)
+    for workers in (1, 2, 3):
+        out = write_video(iter(list(frames)), tmp_path / f"w{workers}.gif", fps=10, workers=workers)
+        assert out.read_bytes() == plain.read_bytes(), workers
+    assert read_video(tmp_path / "w3.gif").num_frames == 7
+
+
+def test_gif_palettes_are_made_in_order_reading_at_most_twice_the_threads_ahead():
+    frames, pulled = _many_colours(20), []
+
+    def source():
+        for i, f in enumerate(frames):
+            pulled.append(i)
+            yield f
+
+    made = paletted_frames(source(), workers=3)
+    first = next(made)
+    assert len(pulled) == 6  # the first palette is returned once 2 x 3 frames are read, not the clip
+    rest = list(made)
+    assert len(pulled) == 20 and len(rest) == 19
+    for frame, image in zip(frames, [first, *rest], strict=True):
+        single = Image.fromarray(frame).convert("P", palette=Image.Palette.ADAPTIVE)
+        assert image.mode == "P" and image.tobytes() == single.tobytes()
+        assert image.getpalette() == single.getpalette()
+
+
+def test_a_bad_frame_in_a_threaded_gif_is_the_error_and_nothing_is_written(tmp_path):
+    frames = [*_many_colours(5), np.zeros((40, 48, 3), np.float64), *_many_colours(5)]
+    with pytest.raises(TypeError):
+        write_gif(iter(frames), tmp_path / "bad.gif", workers=2)
+    assert list(tmp_path.iterdir()) == []  # neither the GIF nor its temporary
 
 
 @pytest.mark.parametrize(

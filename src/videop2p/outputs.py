@@ -153,10 +153,11 @@ def _write_clip(
 ) -> tuple[str, str]:
     """The clip as `stem.mp4` (at full resolution with the sound, when given) and `stem.gif` (working
     size, a preview); returns both names. `frames`: the frames, or a function that makes them afresh
-    one at a time for each file (a long clip's grid or overlay is never held whole)."""
+    one at a time for each file (a long clip's grid or overlay is never held whole). The GIF's palettes
+    are made on as many threads as torch uses."""
     again = frames if callable(frames) else lambda: frames
     write_video(again() if full is None else full, root / f"{stem}.mp4", fps, audio)
-    write_video(again(), root / f"{stem}.gif", fps)
+    write_video(again(), root / f"{stem}.gif", fps, workers=torch.get_num_threads())
     return f"{stem}.mp4", f"{stem}.gif"
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import math
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -500,12 +502,37 @@ def _audio_span(audio: AudioSpan, rate: int, layout: str) -> Iterator[av.AudioFr
             yield cut
 
 
-def write_gif(frames: np.ndarray | Iterable[np.ndarray], path: str | os.PathLike, fps: float = DEFAULT_FPS) -> Path:
+def _paletted(frame: np.ndarray) -> Image.Image:
+    """An (H, W, 3) frame as a GIF's 8-bit frame: Pillow's adaptive (median-cut) palette, what its GIF
+    writer itself makes of an RGB frame (Heckbert 1982, "Color image quantization for frame buffer display")."""
+    return Image.fromarray(frame).convert("P", palette=Image.Palette.ADAPTIVE)
+
+
+def paletted_frames(frames: Iterable[np.ndarray], workers: int = 1) -> Iterator[Image.Image]:
+    """`_paletted` of each frame, in order, `workers` frames at a time in threads (Pillow's quantizer
+    releases the GIL), reading at most 2 x `workers` frames ahead of the one returned."""
+    if workers <= 1:
+        yield from map(_paletted, frames)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending: collections.deque[Future[Image.Image]] = collections.deque()
+        for frame in frames:
+            pending.append(pool.submit(_paletted, frame))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def write_gif(
+    frames: np.ndarray | Iterable[np.ndarray], path: str | os.PathLike, fps: float = DEFAULT_FPS, workers: int = 1
+) -> Path:
     """Write an animated GIF (an adaptive palette per frame). `frames` may be an iterable of (H, W, 3)
     frames: each is turned into the GIF's 8-bit frame as it comes, so the clip's RGB frames are never
-    held whole (the encoder keeps the 8-bit frames, a third of their size, until it writes)."""
+    held whole (the encoder keeps the 8-bit frames, a third of their size, until it writes). The
+    palettes, most of the time, are made by `workers` threads; the file is the same for any number."""
     path = Path(path)
-    images = (Image.fromarray(f) for f in frames)
+    images = paletted_frames(frames, workers)
     first = next(images, None)
     if first is None:
         raise VideoError(f"Cannot write {path}: no frames.")
@@ -527,14 +554,16 @@ def write_video(
     path: str | os.PathLike,
     fps: float = DEFAULT_FPS,
     audio: AudioSpan | None = None,
+    workers: int = 1,
 ) -> Path:
     """Write by suffix: .mp4 (with `audio` when given), .gif, or a folder of PNGs for a path without
-    suffix. `frames` may be an iterable of (H, W, 3) frames; every writer takes them as they come."""
+    suffix. `frames` may be an iterable of (H, W, 3) frames; every writer takes them as they come.
+    `workers`: threads that make a GIF's palettes (the file is the same for any number)."""
     suffix = Path(path).suffix.lower()
     if suffix == ".mp4":
         return write_mp4(frames, path, fps, audio)
     if suffix == ".gif":
-        return write_gif(frames, path, fps)
+        return write_gif(frames, path, fps, workers)
     if suffix == "":
         return write_frames(frames, path)
     raise VideoError(f"Cannot write {path}: supported outputs are .mp4, .gif or a folder (no suffix).")
