@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 from fractions import Fraction
 
 import av
@@ -252,6 +255,28 @@ def test_a_gif_written_from_frames_as_they_come_equals_one_written_from_the_arra
     with pytest.raises(VideoError, match="no frames"):
         write_gif(iter([]), tmp_path / "none.gif")
     assert not (tmp_path / "none.gif").exists()
+
+
+_WRITE_IN_A_NEW_PROCESS = """
+import sys
+import numpy as np
+from videop2p.io.video import write_mp4
+texture = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+write_mp4([texture[2 * t : 2 * t + 64, t : t + 64] for t in range(8)], sys.argv[1], 8.0)  # a pan over it
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="MALLOC_PERTURB_ is glibc's")
+def test_the_same_frames_give_the_same_mp4_whatever_the_process_allocated_before(tmp_path):
+    # glibc fills every allocation with MALLOC_PERTURB_'s byte: a writer that reads memory it has not
+    # set (x264 planning B-frames did) writes different files in the two processes.
+    files = []
+    for byte in ("0", "165"):
+        env = {**os.environ, "MALLOC_PERTURB_": byte, "MALLOC_MMAP_THRESHOLD_": str(1 << 30)}
+        files.append(tmp_path / f"perturb{byte}.mp4")
+        subprocess.run([sys.executable, "-c", _WRITE_IN_A_NEW_PROCESS, str(files[-1])], env=env, check=True)
+    assert files[0].read_bytes() == files[1].read_bytes()
+    assert read_video(files[0]).num_frames == 8
 
 
 def _many_colours(n: int, h: int = 40, w: int = 48) -> np.ndarray:

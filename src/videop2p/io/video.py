@@ -431,7 +431,12 @@ def write_mp4(
 ) -> Path:
     """Write H.264 / yuv420p at `fps` (kept exactly, as a fraction), with `audio` as AAC when given;
     odd sides are padded by one pixel (the codec needs even sizes). `frames` may be an iterable of
-    (H, W, 3) frames, encoded as they come (one frame in memory)."""
+    (H, W, 3) frames, encoded as they come (one frame in memory).
+
+    The same frames give the same file in any process: x264 runs on one thread (its output depends on
+    the thread count) and without B-frames (planning them, its macroblock-tree rate control reads
+    memory it has not set at most frame sizes, so the file depended on what the process had allocated
+    before; docs/long_clips.md, "The same mp4 from the same frames")."""
     path = Path(path)
     frames = iter(frames)
     first = next(frames, None)
@@ -442,7 +447,7 @@ def write_mp4(
     with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=frame_rate(fps))
         stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
-        stream.options = {"crf": "16", "threads": "1"}  # one thread: output independent of the core count
+        stream.options = {"crf": "16", "threads": "1", "bf": "0"}  # one thread, no B-frames: reproducible
         sound = None
         if audio is not None:  # every stream is added before the first packet is written
             rate, layout = _audio_format(audio)
