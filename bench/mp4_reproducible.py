@@ -23,7 +23,11 @@ from pathlib import Path
 import av
 import numpy as np
 
-SETTINGS = {"x264's default B-frames": {}, "no B-frames (write_mp4)": {"bf": "0"}}
+SETTINGS = {
+    "x264's default B-frames": {},
+    "no B-frames (write_mp4)": {"bf": "0"},
+    "B-frames, no macroblock tree": {"x264-params": "mbtree=0"},
+}
 
 
 def encode(frames: np.ndarray, extra: dict[str, str]) -> bytes:
