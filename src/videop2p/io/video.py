@@ -535,7 +535,7 @@ def write_gif(
     """Write an animated GIF (an adaptive palette per frame). `frames` may be an iterable of (H, W, 3)
     frames: each is turned into the GIF's 8-bit frame as it comes, so the clip's RGB frames are never
     held whole (the encoder keeps the 8-bit frames, a third of their size, until it writes). The
-    palettes, most of the time, are made by `workers` threads; the file is the same for any number."""
+    palettes, most of the writing time, are made on `workers` threads; the file is the same for any number."""
     path = Path(path)
     images = paletted_frames(frames, workers)
     first = next(images, None)
