@@ -5,7 +5,7 @@ frame sizes, so one clip's mp4 depended on what its process had allocated before
 same edit wrote different files). This writes the same frames in fresh processes whose allocations
 glibc fills with different bytes (MALLOC_PERTURB_), with x264's default B-frames and without them
 (`write_mp4`'s setting), and prints whether the files are the same; then each sample clip's size and
-PSNR against its frames with both settings (CRF 16, one thread, as `write_mp4`).
+PSNR against its frames with both settings (`write_mp4`'s CRF 16 and one thread).
 
     python bench/mp4_reproducible.py --clips ../shared/data/videop2p-clips
 """
@@ -23,21 +23,24 @@ from pathlib import Path
 import av
 import numpy as np
 
+from videop2p.io.video import MP4_OPTIONS, read_video, resize_frames
+
+_X264_DEFAULT = {k: v for k, v in MP4_OPTIONS.items() if k != "bf"}  # write_mp4's, with x264's B-frames
 SETTINGS = {
-    "x264's default B-frames": {},
-    "no B-frames (write_mp4)": {"bf": "0"},
-    "B-frames, no macroblock tree": {"x264-params": "mbtree=0"},
+    "x264's default B-frames": _X264_DEFAULT,
+    "no B-frames (write_mp4)": MP4_OPTIONS,
+    "B-frames, no macroblock tree": {**_X264_DEFAULT, "x264-params": "mbtree=0"},
 }
 
 
-def encode(frames: np.ndarray, extra: dict[str, str]) -> bytes:
-    """`frames` (F, H, W, 3) as `write_mp4` writes them, with `extra` x264 options."""
+def encode(frames: np.ndarray, options: dict[str, str]) -> bytes:
+    """`frames` (F, H, W, 3) encoded as `write_mp4` encodes them, with these x264 options."""
     out = io.BytesIO()
     with av.open(out, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=8)
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "16", "threads": "1", **extra}
+        stream.options = dict(options)
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
@@ -82,15 +85,13 @@ def main() -> None:
                 print(f"| 8 of {side}x{side} (a pan) | {setting} | {'same' if same else 'differ'} |", flush=True)
     if args.clips is None:
         return
-    from videop2p.io.video import read_video, resize_frames
-
     print("\n| clip (8 frames at 512x512) | " + " | ".join(SETTINGS) + " |")
     print("|---|" + "---|" * len(SETTINGS))
     for clip in sorted(c for c in args.clips.iterdir() if c.is_dir()):
         frames = resize_frames(read_video(clip, num_frames=8).frames, 512, 512)
         cells = []
-        for extra in SETTINGS.values():
-            data = encode(frames, extra)
+        for options in SETTINGS.values():
+            data = encode(frames, options)
             cells.append(f"{len(data) / 1024:.0f} KiB, {psnr(data, frames):.2f} dB")
         print(f"| {clip.name} | " + " | ".join(cells) + " |", flush=True)
 

@@ -423,6 +423,9 @@ def frame_rate(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
+MP4_OPTIONS = {"crf": "16", "threads": "1", "bf": "0"}  # x264's, for `write_mp4`: one thread, no B-frames
+
+
 def write_mp4(
     frames: np.ndarray | Iterable[np.ndarray],
     path: str | os.PathLike,
@@ -447,7 +450,7 @@ def write_mp4(
     with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=frame_rate(fps))
         stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
-        stream.options = {"crf": "16", "threads": "1", "bf": "0"}  # one thread, no B-frames: reproducible
+        stream.options = dict(MP4_OPTIONS)
         sound = None
         if audio is not None:  # every stream is added before the first packet is written
             rate, layout = _audio_format(audio)
