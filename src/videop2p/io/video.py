@@ -519,9 +519,7 @@ def _paletted(frame: np.ndarray) -> Image.Image:
 def paletted_frames(frames: Iterable[np.ndarray], workers: int = 1) -> Iterator[Image.Image]:
     """`_paletted` of each frame, in order, `workers` frames at a time in threads (Pillow's quantizer
     releases the GIL), reading at most 2 x `workers` frames ahead of the one returned."""
-    if workers <= 1:
-        yield from map(_paletted, frames)
-        return
+    workers = max(1, workers)
     with ThreadPoolExecutor(workers) as pool:
         pending: collections.deque[Future[Image.Image]] = collections.deque()
         for frame in frames:
