@@ -195,6 +195,12 @@ def test_clear_errors(tiny):
     with pytest.raises(ValueError, match=r"Word 'big' is not in prompt 'a blue .* applies to every target\)$"):
         targets = ["a big red circle moving on the grass", "a blue circle moving on the grass"]
         edit(model, tiny, inv, SRC, targets, EditConfig(reweight={"big": 2.0}, progress=False))
+    with pytest.raises(ValueError, match=r"^blend word: Word 'blue' is not in prompt 'a big .*runs of their own.*\)$"):
+        targets = ["a blue circle moving on the grass", "a big red circle moving on the grass"]
+        edit(model, tiny, inv, SRC, targets, EditConfig(blend=("circle", "blue"), progress=False))
+    with pytest.raises(ValueError, match=r"^blend word: Word 'dog' is not in prompt 'a red [^(]*\]\.$"):
+        targets = ["a blue circle moving on the grass", "a big red circle moving on the grass"]
+        edit(model, tiny, inv, SRC, targets, EditConfig(blend=("dog", "circle"), progress=False))
     with pytest.raises(ValueError, match=r"cross_replace values must lie in \[0, 1\]"):
         edit(
             model, tiny, inv, SRC, ["a blue circle moving on the grass"], EditConfig(cross_replace=1.5, progress=False)

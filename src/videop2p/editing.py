@@ -149,7 +149,13 @@ def _word_tokens_per_prompt(tok, prompts: list[str], pair: tuple[str, str], what
         try:
             out[i, word_indices(tok, p, word)] = 1.0
         except ValueError as e:
-            raise ValueError(f"{what} word: {e}") from None
+            every = ""
+            if i > 0 and len(prompts) > 2:
+                every = (
+                    f" (a {what} pair applies to every target; edit targets that change other words in"
+                    " runs of their own, which reuse the tuning and inversion)"
+                )
+            raise ValueError(f"{what} word: {e}{every}") from None
     return out
 
 
