@@ -59,14 +59,17 @@ def main() -> None:
         write_png(picture(out), Path(args.picture))
 
 
-def picture(out: Path, columns: int = 4) -> np.ndarray:
-    """One row per demo edit: `columns` frames of its side-by-side (source, reconstruction, edit), evenly spread."""
+def picture(out: Path, columns: int = 4, gap: int = 6) -> np.ndarray:
+    """One row per demo edit: `columns` frames of its side-by-side (source, reconstruction, edit), evenly
+    spread, with a white `gap` between frames and between rows."""
     rows = []
     for name in DEMO_EDITS:
         grid = read_video(out / name / "side_by_side.gif").frames  # (F, H, W, 3)
         picks = np.linspace(0, len(grid) - 1, columns).round().astype(int)
-        rows.append(np.concatenate([grid[i] for i in picks], axis=1))
-    return np.concatenate(rows, axis=0)
+        space = np.full((grid.shape[1], gap, 3), 255, dtype=np.uint8)
+        rows.append(np.concatenate([part for i in picks for part in (space, grid[i])][1:], axis=1))
+    space = np.full((gap, rows[0].shape[1], 3), 255, dtype=np.uint8)
+    return np.concatenate([part for row in rows for part in (space, row)][1:], axis=0)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ from PIL import Image
 from videop2p.io.video import (
     ResizeMode,
     VideoError,
+    _label,
     paletted_frames,
+    preview_factor,
     read_video,
     resize_frames,
     resolve_size,
@@ -233,7 +235,7 @@ def test_resolve_size_keeps_aspect_and_validates():
 
 def test_side_by_side_labels_and_layout_one_frame_at_a_time():
     a, b = _clip(3, 24, 32), _clip(3, 16, 40)
-    frames = side_by_side_frames([a, b], ["source", "edit"], label_height=12)
+    frames = side_by_side_frames([a, b], ["source", "edit"], label_height=12, min_width=32)
     first = next(frames)
     assert first.shape == (36, 72, 3)  # a frame, not the clip
     grid = np.stack([first, *frames])
@@ -244,6 +246,24 @@ def test_side_by_side_labels_and_layout_one_frame_at_a_time():
     assert not grid[:, 28:, 32:].any()  # the shorter video is padded below
     with pytest.raises(ValueError, match="different frame counts"):
         side_by_side_frames([a, b[:2]], ["x", "y"])  # refused at the call, before any frame
+
+
+def test_narrow_tiles_are_enlarged_by_one_whole_factor_so_their_labels_fit():
+    a, b = _clip(2, 24, 32), _clip(2, 16, 40)
+    grid = np.stack(list(side_by_side_frames([a, b], ["reconstruction", "edit"], min_width=64)))
+    # the narrowest tile (32) needs x2 to reach 64; both tiles take it, each pixel a 2x2 block
+    head = max(12, 48 // 8)
+    assert grid.shape == (2, head + 48, 64 + 80, 3)
+    np.testing.assert_array_equal(grid[:, head:, :64], a.repeat(2, axis=1).repeat(2, axis=2))
+    np.testing.assert_array_equal(grid[:, head : head + 32, 64:], b.repeat(2, axis=1).repeat(2, axis=2))
+    assert not grid[:, head + 32 :, 64:].any()
+    assert [preview_factor(w, 128) for w in (64, 100, 128, 512)] == [2, 2, 1, 1]
+    # the bundled model's 64-pixel frames, enlarged to 128, hold "reconstruction" whole (its ink runs
+    # past 64 pixels); in a 64-pixel tile it is cut to fit, with an ellipsis
+    whole, cut = ((_label("reconstruction", w, 16) < 128).any(axis=-1) for w in (128, 64))
+    assert 64 < np.flatnonzero(whole.any(axis=0)).max() < 100
+    assert np.flatnonzero(cut.any(axis=0)).max() < 62
+    assert not np.array_equal(whole[:, :64], cut)
 
 
 def test_a_gif_written_from_frames_as_they_come_equals_one_written_from_the_array(tmp_path):
@@ -374,8 +394,11 @@ def test_mask_overlays_one_frame_at_a_time_tint_exactly_the_upsampled_masks():
     masks = torch.zeros(3, 6, 8, dtype=torch.bool)  # working-size masks, a quarter of the frame's side
     masks[1, 2:4, 3:5] = True
     masks[2] = True
-    out = list(overlay_frames(frames, masks))
+    out = list(overlay_frames(frames, masks, min_width=32))
     assert len(out) == 3 and out[0].shape == frames.shape[1:]
+    enlarged = list(overlay_frames(frames, masks, min_width=64))  # a preview of narrow frames, x2
+    for small, large in zip(out, enlarged, strict=True):
+        np.testing.assert_array_equal(large, small.repeat(2, axis=0).repeat(2, axis=1))
     np.testing.assert_array_equal(out[0], frames[0])  # an empty mask tints nothing
     inside = np.zeros((24, 32), dtype=bool)
     inside[8:16, 12:20] = True  # the mask's cells, scaled by 4 (nearest)

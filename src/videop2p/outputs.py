@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from videop2p.compositing import composite
 from videop2p.config import CompositeMode, RunConfig, to_plain
-from videop2p.io.video import side_by_side_frames, write_video
+from videop2p.io.video import PREVIEW_MIN_WIDTH, enlarge, preview_factor, side_by_side_frames, write_video
 from videop2p.store.files import atomic_path, staged_files, write_json, write_text
 from videop2p.store.workspace import StageReport
 
@@ -45,10 +45,12 @@ def mask_overlay(
     return out
 
 
-def overlay_frames(frames: np.ndarray, masks: torch.Tensor) -> Iterator[np.ndarray]:
-    """`mask_overlay` of frames (F, H, W, 3) with working-size masks (F, h, w), one frame at a time."""
+def overlay_frames(frames: np.ndarray, masks: torch.Tensor, min_width: int = PREVIEW_MIN_WIDTH) -> Iterator[np.ndarray]:
+    """`mask_overlay` of frames (F, H, W, 3) with working-size masks (F, h, w), one frame at a time,
+    enlarged as a preview's tiles are (`preview_factor`) when the frames are narrower than `min_width`."""
+    factor = preview_factor(frames.shape[2], min_width)
     for f in range(frames.shape[0]):
-        yield mask_overlay(frames[f], upsample_masks(masks[f : f + 1], frames.shape[1:3])[0])
+        yield enlarge(mask_overlay(frames[f], upsample_masks(masks[f : f + 1], frames.shape[1:3])[0]), factor)
 
 
 def _heat(x: np.ndarray) -> np.ndarray:

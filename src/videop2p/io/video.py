@@ -24,6 +24,7 @@ from videop2p.store.files import atomic_path
 logger = logging.getLogger(__name__)
 
 DEFAULT_FPS = 8.0
+PREVIEW_MIN_WIDTH = 128  # pixels: a narrower tile of a preview (side by side, mask overlay) is enlarged
 
 
 class VideoError(ValueError):
@@ -575,39 +576,59 @@ def write_video(
     raise VideoError(f"Cannot write {path}: supported outputs are .mp4, .gif or a folder (no suffix).")
 
 
+def preview_factor(width: int, min_width: int = PREVIEW_MIN_WIDTH) -> int:
+    """The whole number by which a tile `width` pixels wide is enlarged in a preview so that it is at
+    least `min_width` wide (1 when it already is): a 64-pixel working size is shown at 128."""
+    return max(1, -(-min_width // max(1, width)))
+
+
+def enlarge(frame: np.ndarray, factor: int) -> np.ndarray:
+    """(H, W, C) -> (H * factor, W * factor, C), every pixel a factor x factor block (nearest
+    neighbour: a preview shows the pixels the model made, none invented between them)."""
+    if factor == 1:
+        return frame
+    return frame.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
 def side_by_side_frames(
-    videos: list[np.ndarray], labels: list[str], label_height: int | None = None
+    videos: list[np.ndarray], labels: list[str], label_height: int | None = None, min_width: int = PREVIEW_MIN_WIDTH
 ) -> Iterator[np.ndarray]:
     """Videos of equal frame count placed side by side with a text label above each, one (H', W', 3)
-    frame at a time (a long clip's grid is never held whole); the videos are checked at the call."""
+    frame at a time (a long clip's grid is never held whole); the videos are checked at the call.
+    Tiles narrower than `min_width` are all enlarged by one whole factor (`preview_factor`), so that
+    a small working size stays readable and its labels fit."""
     if len(videos) != len(labels):
         raise ValueError(f"got {len(videos)} videos but {len(labels)} labels.")
     n_frames = {v.shape[0] for v in videos}
     if len(n_frames) != 1:
         raise ValueError(f"videos have different frame counts {sorted(n_frames)}.")
-    h = max(v.shape[1] for v in videos)
+    factor = preview_factor(min(v.shape[2] for v in videos), min_width)
+    h = max(v.shape[1] for v in videos) * factor
     label_height = label_height or max(12, h // 8)
-    heads = [_label(label, v.shape[2], label_height) for v, label in zip(videos, labels, strict=True)]
-    return _grid_frames(videos, heads, h)
+    heads = [_label(label, v.shape[2] * factor, label_height) for v, label in zip(videos, labels, strict=True)]
+    return _grid_frames(videos, heads, h, factor)
 
 
 def _label(label: str, width: int, height: int) -> np.ndarray:
-    """A white (height, width, 3) header with `label` in it, cut with an ellipsis to fit."""
+    """A white (height, width, 3) header with `label` in it, its letters about 0.6 of the header's
+    height (10 pixels at least), cut with an ellipsis to fit."""
     header = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(header)
-    font = ImageFont.load_default()
+    font = ImageFont.load_default(size=max(10, round(0.6 * height)))
     text = label
     while text and draw.textlength(text, font=font) > width - 4:
         text = text[:-2] + "…" if len(text) > 2 else ""
-    draw.text((2, max(0, (height - 11) // 2)), text, fill=(0, 0, 0), font=font)
+    top, bottom = font.getbbox("Ag")[1::2]  # the line's ink, so that every label sits at one height
+    draw.text((2, (height - (bottom - top)) // 2 - top), text, fill=(0, 0, 0), font=font)
     return np.asarray(header)
 
 
-def _grid_frames(videos: list[np.ndarray], heads: list[np.ndarray], h: int) -> Iterator[np.ndarray]:
+def _grid_frames(videos: list[np.ndarray], heads: list[np.ndarray], h: int, factor: int) -> Iterator[np.ndarray]:
     for f in range(videos[0].shape[0]):
         tiles = []
         for v, head in zip(videos, heads, strict=True):
-            body = np.zeros((h, v.shape[2], 3), dtype=np.uint8)
-            body[: v.shape[1]] = v[f]
+            tile = enlarge(v[f], factor)
+            body = np.zeros((h, tile.shape[1], 3), dtype=np.uint8)
+            body[: tile.shape[0]] = tile
             tiles.append(np.concatenate([head, body], axis=0))
         yield np.concatenate(tiles, axis=1)
