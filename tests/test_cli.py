@@ -564,6 +564,36 @@ def test_presets_start_from_their_settings_under_config_files_and_flags(tmp_path
     assert cfg.tune.gradient_checkpointing is True and cfg.tune.frames == quick.tune.frames  # the flag over the preset
 
 
+@pytest.mark.parametrize("stage", ["run", "tune", "invert", "edit"])
+def test_stage_help_groups_every_option_by_what_it_sets(stage):
+    import re
+
+    help_text = runner.invoke(app, [stage, "--help"], env={"COLUMNS": "160"}).output
+    panels, current = {}, None
+    for line in help_text.splitlines():
+        if head := re.match(r"╭─ (.+?) ─", line):
+            current = panels.setdefault(head.group(1), [])
+        elif row := re.match(r"│ (--[a-z-]+)(?: +(--[a-z-]+))? +<", line):  # an option's row, not its description
+            current += [name for name in row.groups() if name]
+    assert list(panels)[2:] == [
+        "Clip and prompts",
+        "Model and device",
+        "Stage 1: tuning",
+        "Stage 2: inversion",
+        "Stage 3: editing",
+        "Long clips and full resolution",
+        "Outputs and workspace",
+    ]
+    assert panels["Options"] == ["--help"]  # every setting sits in a panel of its own kind
+    assert {"--blend", "--reweight", "--cross-replace", "--frame-attention-control"} <= set(panels["Stage 3: editing"])
+    assert {"--inversion", "--steps", "--guidance"} <= set(panels["Stage 2: inversion"])
+    assert {"--tune-steps", "--lr", "--tune-checkpointing", "--no-tune-checkpointing"} <= set(panels["Stage 1: tuning"])
+    assert {"--window", "--composite"} <= set(panels["Long clips and full resolution"])
+    assert {"--out", "--workspace", "--force", "--quiet"} <= set(panels["Outputs and workspace"])
+    options = [name for names in panels.values() for name in names]
+    assert len(options) == len(set(options)) > 40  # each option once
+
+
 def test_toy_eval_samples_with_the_step_count_and_guidance_of_a_run():
     import inspect
 

@@ -260,13 +260,30 @@ def _build_config(
     return cfg
 
 
+# `run`, `tune`, `invert` and `edit --help` group their options by what they set
+CLIP_PANEL = "Clip and prompts"
+MODEL_PANEL = "Model and device"
+TUNE_PANEL = "Stage 1: tuning"
+INVERT_PANEL = "Stage 2: inversion"
+EDIT_PANEL = "Stage 3: editing"
+LONG_PANEL = "Long clips and full resolution"
+OUT_PANEL = "Outputs and workspace"
+
 VideoArg = Annotated[str | None, typer.Argument(help="Clip: video file, gif/webp or folder of frames.")]
-SourceOpt = Annotated[str | None, typer.Option("--source", help="Prompt that describes the clip.")]
-TargetOpt = Annotated[list[str] | None, typer.Option("--target", help="Edited prompt (repeat for several).")]
-ConfigOpt = Annotated[
-    list[Path] | None, typer.Option("--config", help="videop2p YAML, or the official tune/p2p YAMLs.")
+SourceOpt = Annotated[
+    str | None, typer.Option("--source", help="Prompt that describes the clip.", rich_help_panel=CLIP_PANEL)
 ]
-BlendOpt = Annotated[tuple[str, str] | None, typer.Option("--blend", help="Local blending: SOURCE_WORD TARGET_WORD.")]
+TargetOpt = Annotated[
+    list[str] | None, typer.Option("--target", help="Edited prompt (repeat for several).", rich_help_panel=CLIP_PANEL)
+]
+ConfigOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--config", help="videop2p YAML, or the official tune/p2p YAMLs.", rich_help_panel=CLIP_PANEL),
+]
+BlendOpt = Annotated[
+    tuple[str, str] | None,
+    typer.Option("--blend", help="Local blending: SOURCE_WORD TARGET_WORD.", rich_help_panel=EDIT_PANEL),
+]
 
 
 def _execute(cfg, stage: str) -> None:
@@ -363,35 +380,52 @@ def _stage_command(stage: str, doc: str):
         config: ConfigOpt = None,
         preset: Annotated[
             str | None,
-            typer.Option(help=f"Settings to start from, under --config and flags: {_presets_help()}."),
+            typer.Option(
+                help=f"Settings to start from, under --config and flags: {_presets_help()}.", rich_help_panel=CLIP_PANEL
+            ),
         ] = None,
         model: Annotated[
             str | None,
             typer.Option(
-                help="Hub id, diffusers folder or .safetensors (default: the bundled toy model, videop2p-toy)."
+                help="Hub id, diffusers folder or .safetensors (default: the bundled toy model, videop2p-toy).",
+                rich_help_panel=MODEL_PANEL,
             ),
         ] = None,
-        model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,
-        out: Annotated[str | None, typer.Option(help="Output folder.")] = None,
-        workspace: Annotated[str | None, typer.Option(help="Workspace root (default: beside OUT).")] = None,
+        model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP, rich_help_panel=MODEL_PANEL)] = None,
         frames: Annotated[
-            int | None, typer.Option(help=_h("frames", "Number of frames (official n_sample_frames); 0: every frame"))
+            int | None,
+            typer.Option(
+                help=_h("frames", "Number of frames (official n_sample_frames); 0: every frame"),
+                rich_help_panel=CLIP_PANEL,
+            ),
         ] = None,
-        start: Annotated[int | None, typer.Option(help=_h("start", "First frame (official sample_start_idx)"))] = None,
+        start: Annotated[
+            int | None,
+            typer.Option(help=_h("start", "First frame (official sample_start_idx)"), rich_help_panel=CLIP_PANEL),
+        ] = None,
         stride: Annotated[
-            int | None, typer.Option(help=_h("stride", "Frame stride (official sample_frame_rate)"))
+            int | None,
+            typer.Option(help=_h("stride", "Frame stride (official sample_frame_rate)"), rich_help_panel=CLIP_PANEL),
         ] = None,
-        size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT; default keeps the aspect ratio.")] = None,
-        resize: Annotated[str | None, typer.Option(help=_h("resize", "crop (official), pad or stretch"))] = None,
+        size: Annotated[
+            str | None, typer.Option(help="WIDTHxHEIGHT; default keeps the aspect ratio.", rich_help_panel=CLIP_PANEL)
+        ] = None,
+        resize: Annotated[
+            str | None, typer.Option(help=_h("resize", "crop (official), pad or stretch"), rich_help_panel=CLIP_PANEL)
+        ] = None,
         tune_steps: Annotated[
             int | None,
             typer.Option(
-                help=f"Tuning steps (default: {OFFICIAL_TUNE_STEPS}; none on a tuned Tune-A-Video/Video-P2P folder, where N continues tuning)."
+                help=f"Tuning steps (default: {OFFICIAL_TUNE_STEPS}; none on a tuned Tune-A-Video/Video-P2P folder, where N continues tuning).",
+                rich_help_panel=TUNE_PANEL,
             ),
         ] = None,
         tune_frames: Annotated[
             int | None,
-            typer.Option(help="Frames per tuning step, drawn at random with the anchor frame (default: every frame)."),
+            typer.Option(
+                help="Frames per tuning step, drawn at random with the anchor frame (default: every frame).",
+                rich_help_panel=TUNE_PANEL,
+            ),
         ] = None,
         tune_checkpointing: Annotated[
             bool | None,
@@ -401,90 +435,146 @@ def _stage_command(stage: str, doc: str):
                     "tune_checkpointing",
                     "Recompute activations in the tuning backward pass: less memory, same result, slower",
                 ),
+                rich_help_panel=TUNE_PANEL,
             ),
         ] = None,
-        lr: Annotated[float | None, typer.Option(help=_h("lr", "Tuning learning rate"))] = None,
-        seed: Annotated[int | None, typer.Option(help=_h("seed", "Tuning seed"))] = None,
-        inversion: Annotated[
-            str | None, typer.Option(help=_h("inversion", "null-text, fast, direct or negative-prompt"))
+        lr: Annotated[
+            float | None, typer.Option(help=_h("lr", "Tuning learning rate"), rich_help_panel=TUNE_PANEL)
         ] = None,
-        steps: Annotated[int | None, typer.Option(help=_h("steps", "DDIM steps"))] = None,
+        seed: Annotated[int | None, typer.Option(help=_h("seed", "Tuning seed"), rich_help_panel=TUNE_PANEL)] = None,
+        inversion: Annotated[
+            str | None,
+            typer.Option(
+                help=_h("inversion", "null-text, fast, direct or negative-prompt"), rich_help_panel=INVERT_PANEL
+            ),
+        ] = None,
+        steps: Annotated[int | None, typer.Option(help=_h("steps", "DDIM steps"), rich_help_panel=INVERT_PANEL)] = None,
         null_text_frames: Annotated[
             int | None,
             typer.Option(
-                help="Frames the null-text loss reads per iteration, drawn with the anchor frame (default: every frame)."
+                help="Frames the null-text loss reads per iteration, drawn with the anchor frame (default: every frame).",
+                rich_help_panel=INVERT_PANEL,
             ),
         ] = None,
-        guidance: Annotated[float | None, typer.Option(help=_h("guidance", "Classifier-free guidance"))] = None,
-        mode: Annotated[str | None, typer.Option(help=_h("mode", "auto, swap or refine"))] = None,
+        guidance: Annotated[
+            float | None, typer.Option(help=_h("guidance", "Classifier-free guidance"), rich_help_panel=INVERT_PANEL)
+        ] = None,
+        mode: Annotated[
+            str | None, typer.Option(help=_h("mode", "auto, swap or refine"), rich_help_panel=EDIT_PANEL)
+        ] = None,
         blend: BlendOpt = None,
         subtract: Annotated[
-            tuple[str, str] | None, typer.Option(help="Words never edited: SOURCE_WORD TARGET_WORD.")
+            tuple[str, str] | None,
+            typer.Option(help="Words never edited: SOURCE_WORD TARGET_WORD.", rich_help_panel=EDIT_PANEL),
         ] = None,
-        reweight: Annotated[list[str] | None, typer.Option(help="WORD=FACTOR (repeatable).")] = None,
+        reweight: Annotated[
+            list[str] | None, typer.Option(help="WORD=FACTOR (repeatable).", rich_help_panel=EDIT_PANEL)
+        ] = None,
         cross_replace: Annotated[
-            float | None, typer.Option(help=_h("cross_replace", "Fraction of steps with cross-attention replaced"))
+            float | None,
+            typer.Option(
+                help=_h("cross_replace", "Fraction of steps with cross-attention replaced"), rich_help_panel=EDIT_PANEL
+            ),
         ] = None,
         self_replace: Annotated[
-            float | None, typer.Option(help=_h("self_replace", "Fraction of steps with temporal maps replaced"))
+            float | None,
+            typer.Option(
+                help=_h("self_replace", "Fraction of steps with temporal maps replaced"), rich_help_panel=EDIT_PANEL
+            ),
         ] = None,
         frame_attention_control: Annotated[
             bool | None,
             typer.Option(
-                "--frame-attention-control/--no-frame-attention-control",
+                "--frame-attention-control",
                 help=_h(
                     "frame_attention_control",
                     "Also replace the frame-attention maps in the temporal window (ours, not the authors'): "
                     "outlines stay in place, docs/bundled_layout.md",
                 ),
+                rich_help_panel=EDIT_PANEL,
             ),
         ] = None,
-        threshold: Annotated[float | None, typer.Option(help=_h("threshold", "Local-blend mask threshold"))] = None,
+        threshold: Annotated[
+            float | None, typer.Option(help=_h("threshold", "Local-blend mask threshold"), rich_help_panel=EDIT_PANEL)
+        ] = None,
         mask_norm: Annotated[
             str | None,
             typer.Option(
                 help=_h(
                     "mask_norm",
                     "Blend maps scaled by their max (official) or range (for flat maps) before the threshold",
-                )
+                ),
+                rich_help_panel=EDIT_PANEL,
             ),
         ] = None,
-        device: Annotated[str | None, typer.Option(help=_h("device", "cpu, cuda, cuda:1, mps"))] = None,
-        dtype: Annotated[str | None, typer.Option(help=_h("dtype", "float32, float16 or bfloat16"))] = None,
+        device: Annotated[
+            str | None, typer.Option(help=_h("device", "cpu, cuda, cuda:1, mps"), rich_help_panel=MODEL_PANEL)
+        ] = None,
+        dtype: Annotated[
+            str | None, typer.Option(help=_h("dtype", "float32, float16 or bfloat16"), rich_help_panel=MODEL_PANEL)
+        ] = None,
         frame_attention: Annotated[
             str | None,
-            typer.Option(help=_h("frame_attention", "Frames that frame attention reads: first or sparse-causal")),
+            typer.Option(
+                help=_h("frame_attention", "Frames that frame attention reads: first or sparse-causal"),
+                rich_help_panel=TUNE_PANEL,
+            ),
         ] = None,
         group_norm: Annotated[
             str | None,
-            typer.Option(help=_h("group_norm", "Resnet GroupNorm statistics over the clip (official) or per frame")),
+            typer.Option(
+                help=_h("group_norm", "Resnet GroupNorm statistics over the clip (official) or per frame"),
+                rich_help_panel=TUNE_PANEL,
+            ),
         ] = None,
         attention_slicing: Annotated[
-            int | None, typer.Option(help="Attend with at most N queries at a time (memory fallback).")
+            int | None,
+            typer.Option(
+                help="Attend with at most N queries at a time (memory fallback).", rich_help_panel=MODEL_PANEL
+            ),
         ] = None,
         window: Annotated[
             int | None,
-            typer.Option(help=_h("window", "Frames per window on clips longer than it; 0: always the whole clip")),
+            typer.Option(
+                help=_h("window", "Frames per window on clips longer than it; 0: always the whole clip"),
+                rich_help_panel=LONG_PANEL,
+            ),
         ] = None,
         overlap: Annotated[
-            int | None, typer.Option(help=_h("overlap", "Frames shared by consecutive windows, blended"))
+            int | None,
+            typer.Option(
+                help=_h("overlap", "Frames shared by consecutive windows, blended"), rich_help_panel=LONG_PANEL
+            ),
         ] = None,
         anchors: Annotated[
             str | None,
-            typer.Option(help=_h("anchors", "Frames every frame attends to: first (Video-P2P) or first+middle")),
+            typer.Option(
+                help=_h("anchors", "Frames every frame attends to: first (Video-P2P) or first+middle"),
+                rich_help_panel=LONG_PANEL,
+            ),
         ] = None,
         window_blend: Annotated[
             str | None,
-            typer.Option(help=_h("window_blend", "Overlapping windows combined by a ramp (cross-fade) or uniform")),
+            typer.Option(
+                help=_h("window_blend", "Overlapping windows combined by a ramp (cross-fade) or uniform"),
+                rich_help_panel=LONG_PANEL,
+            ),
         ] = None,
         composite: Annotated[
             str | None,
             typer.Option(
-                help=_h("composite", "auto: edits pasted into the input at its own resolution; off: working size")
+                help=_h("composite", "auto: edits pasted into the input at its own resolution; off: working size"),
+                rich_help_panel=LONG_PANEL,
             ),
         ] = None,
-        force: Annotated[bool, typer.Option("--force", help="Redo tuning and inversion.")] = False,
-        quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+        out: Annotated[str | None, typer.Option(help="Output folder.", rich_help_panel=OUT_PANEL)] = None,
+        workspace: Annotated[
+            str | None, typer.Option(help="Workspace root (default: beside OUT).", rich_help_panel=OUT_PANEL)
+        ] = None,
+        force: Annotated[
+            bool, typer.Option("--force", help="Redo tuning and inversion.", rich_help_panel=OUT_PANEL)
+        ] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.", rich_help_panel=OUT_PANEL)] = False,
     ) -> None:
         flags = {k: v for k, v in locals().items() if k not in ("video", "source", "target", "config")}
         cfg = _build_config(video, source, target, config, **flags)
