@@ -253,6 +253,33 @@ def test_a_run_whose_decoded_clips_cannot_fit_in_memory_is_refused_before_tuning
     assert runner.invoke(app, _args(tiny_dir, clip_dir, out, ws)).exit_code == 0
 
 
+def test_a_clip_too_long_for_memory_is_refused_before_it_is_decoded(tiny_dir, clip_dir, tmp_path, monkeypatch):
+    import videop2p.pipeline as pipeline
+    from videop2p.config import VideoConfig
+
+    vp = pipeline.VideoP2P.from_pretrained(str(tiny_dir))
+    clip = vp.load_clip(VideoConfig(path=str(clip_dir), frames=None))  # every frame: what it would hold
+    frames, (width, height) = len(clip.frames), clip.size
+    decoded = []
+
+    def read_video(*args, **kwargs):
+        decoded.append(args)
+        raise ValueError("decoding started")
+
+    monkeypatch.setattr(pipeline, "read_video", read_video)
+    monkeypatch.setattr(pipeline, "free_memory", lambda: frames * width * height * 3 - 1)
+    with pytest.raises(ValueError, match=rf"^{frames} frames of {width}x{height} need .* for the clip, and"):
+        vp.load_clip(VideoConfig(path=str(clip_dir), frames=None))
+    ws, out = tmp_path / "ws", tmp_path / "o"
+    for stage in ("run", "tune"):
+        r = runner.invoke(app, [stage, *_args(tiny_dir, clip_dir, out, ws, "--frames", "0")[1:]])
+        assert_one_line_error(r, "for the clip, and", f"take at most {frames - 1} frames (--frames)")
+    assert not decoded and not out.exists() and not list(ws.rglob("*.safetensors"))
+    r = runner.invoke(app, _args(tiny_dir, clip_dir, out, ws, "--frames", "0", "--stride", "2"))
+    assert_one_line_error(r, "decoding started")  # every other frame: half the clip, which fits, is read
+    assert len(decoded) == 1
+
+
 def test_the_memory_floor_of_the_decoded_clips_counts_every_target():
     from videop2p.pipeline import check_memory_for_clips
 
@@ -262,6 +289,11 @@ def test_the_memory_floor_of_the_decoded_clips_counts_every_target():
         ValueError, match=r"1000 frames of 512x512 need 2\.2 GiB more .* and 2 edits, .* at most 999 frames"
     ):
         check_memory_for_clips(1000, (512, 512), 2, free=3 * 1000 * frame - 1)
+    check_memory_for_clips(1000, (512, 512), 2, free=4 * 1000 * frame, read=False)  # the clip counts too
+    with pytest.raises(ValueError, match=r"for the clip, the reconstruction and 2 edits, .* at most 999 frames"):
+        check_memory_for_clips(1000, (512, 512), 2, free=4 * 1000 * frame - 1, read=False)
+    with pytest.raises(ValueError, match=r"for the clip, and .* at most 499 frames \(--frames\), a smaller --size\.$"):
+        check_memory_for_clips(1000, (512, 512), 0, free=500 * frame - 1, read=False)  # tuning it alone
 
 
 def test_flat_options_set_their_settings_and_bad_ones_are_named():

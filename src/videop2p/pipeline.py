@@ -48,10 +48,12 @@ from videop2p.io.video import (
     DEFAULT_FPS,
     AudioSpan,
     as_frames,
+    declared_frames,
     iter_video,
     read_video,
     resize_frames,
     resolve_size,
+    selected_count,
     video_size,
 )
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts, frames_hash
@@ -115,22 +117,30 @@ def free_memory() -> int:
     return psutil.virtual_memory().available + psutil.swap_memory().free
 
 
-def check_memory_for_clips(frames: int, size: tuple[int, int], targets: int, free: int) -> None:
-    """Before the work, with the clip read: its reconstruction and each of `targets` edits, decoded to
-    8-bit frames of `size` (width, height) and held with the clip when the outputs are written, fit in
+def check_memory_for_clips(frames: int, size: tuple[int, int], targets: int, free: int, read: bool = True) -> None:
+    """Before the work: the clip (when not `read` yet), its reconstruction and each of `targets` edits,
+    decoded to 8-bit frames of `size` (width, height) and all held when the outputs are written, fit in
     `free` bytes. It is a floor of what the run still needs, not an estimate: a run above it would be
-    stopped by the system for memory at its end, after its tuning, inversion and edit."""
+    stopped by the system for memory, while reading the clip or at its end, after its tuning,
+    inversion and edit. `targets` 0 and not `read`: the clip alone (tuning or inverting it)."""
     width, height = size
     frame = width * height * 3
-    need = (1 + targets) * frames * frame
-    if need > free:
-        fit = free // ((1 + targets) * frame)
-        edits = f"{targets} edit{'s' if targets != 1 else ''}"
-        raise ValueError(
-            f"{frames} frames of {width}x{height} need {need / 2**30:.1f} GiB more memory for the reconstruction "
-            f"and {edits}, held with the clip when they are written, and {free / 2**30:.1f} GiB is free; take at "
-            f"most {fit} frames (--frames), a smaller --size, or fewer targets."
-        )
+    clips = (0 if read else 1) + (1 + targets if targets else 0)
+    need = clips * frames * frame
+    if need <= free:
+        return
+    edits = f"the reconstruction and {targets} edit{'s' if targets != 1 else ''}"
+    if not targets:
+        held = "the clip"
+    elif read:
+        held = f"{edits}, held with the clip when they are written"
+    else:
+        held = f"the clip, {edits}, held together when they are written"
+    raise ValueError(
+        f"{frames} frames of {width}x{height} need {need / 2**30:.1f} GiB more memory for {held}, and "
+        f"{free / 2**30:.1f} GiB is free; take at most {free // (clips * frame)} frames (--frames), a smaller "
+        f"--size{', or fewer targets' if targets else ''}."
+    )
 
 
 LARGE_AREA = 4.0  # frames above this many times the model's native area are warned about (SD 1.5: 1024x1024)
@@ -189,6 +199,10 @@ class VideoP2P:
         _given(video, VideoConfig, "video", "or the clip's path")
         size = video_size(video.path)
         width, height = self._working_size(size, video.width, video.height)
+        declared = declared_frames(video.path)
+        if declared:  # a clip too long for memory is refused before it is decoded
+            selected = selected_count(declared, video.start, video.frames, video.stride)
+            check_memory_for_clips(selected, (width, height), 0, free_memory(), read=False)
         raw = read_video(  # resized as decoded: memory holds the working-size frames only
             video.path,
             video.start,

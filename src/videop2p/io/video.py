@@ -143,7 +143,7 @@ def _iter_frame_dir(
                 size = img.size  # read from the header; pixels are decoded for wanted frames only
                 frame = _kept(_to_rgb(img), transform) if _wanted(index, wanted) else None
         except (UnidentifiedImageError, OSError) as e:
-            if f.suffix.lower() in {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"}:
+            if f.suffix.lower() in IMAGE_SUFFIXES:
                 raise VideoError(f"Frame {f} is not a readable image ({e}).") from e
             skipped.append(f.name)
             continue
@@ -277,6 +277,42 @@ def video_size(path: str | os.PathLike) -> tuple[int, int]:
     return _decode(Path(path), range(1)).size
 
 
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"})
+
+
+def declared_frames(path: str | os.PathLike) -> int | None:
+    """The frame count a clip declares, read without decoding a frame (None where it does not say):
+    a container's count, an animated image's, a folder's image files (by name: a file of another
+    name that holds an image is not counted). A damaged file may hold fewer than it declares."""
+    path = Path(path)
+    _check_path(path)
+    if path.is_dir():
+        return sum(
+            1
+            for p in path.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+    try:
+        with Image.open(path) as img:
+            return int(getattr(img, "n_frames", 1))
+    except (UnidentifiedImageError, OSError):
+        pass
+    try:
+        with av.open(str(path)) as container:
+            streams = container.streams.video
+            count = int(streams[0].frames) if streams else 0  # 0 where the container does not say
+            return count or None
+    except av.error.FFmpegError:
+        return None  # read_video names what is wrong with it
+
+
+def selected_count(available: int, start: int, num_frames: int | None, stride: int) -> int:
+    """Frames a selection (the official sample_start_idx, n_sample_frames, sample_frame_rate) takes
+    from a clip of `available` frames: every stride-th from `start`, at most `num_frames`."""
+    n = len(range(start, available, stride))
+    return n if num_frames is None else min(n, num_frames)
+
+
 def _count(n: int, noun: str) -> str:
     """'1 frame', '8 frames'."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
@@ -309,7 +345,7 @@ def read_video(
     frames, fps = decoded.frames, decoded.fps
     if decoded.size[0] == 0 or decoded.size[1] == 0:
         raise VideoError(f"{path} has zero-size frames ({decoded.size[0]}x{decoded.size[1]}).")
-    available = len(range(start, len(frames), stride))
+    available = selected_count(len(frames), start, None, stride)
     if num_frames is None:
         num_frames = available
     has = f"{path} has {_count(len(frames), 'frame')}"
@@ -322,7 +358,18 @@ def read_video(
         )
     picked = frames[start : start + num_frames * stride : stride]
     audio = AudioSpan(str(path), start / fps, (start + num_frames * stride) / fps) if decoded.has_audio else None
-    return Video(frames=np.stack(picked), fps=fps / stride, audio=audio)
+    del frames, decoded  # each frame is then held by `picked` alone, and let go once copied
+    return Video(frames=_stacked(picked), fps=fps / stride, audio=audio)
+
+
+def _stacked(frames: list[np.ndarray]) -> np.ndarray:
+    """np.stack of `frames`, each let go of as soon as it is copied: a long clip is held about once,
+    not twice, at the peak. The list is emptied."""
+    out = np.empty((len(frames), *frames[0].shape), dtype=frames[0].dtype)
+    for i in range(len(frames)):
+        out[i], frames[i] = frames[i], None
+    frames.clear()
+    return out
 
 
 def iter_video(path: str | os.PathLike, start: int, num_frames: int, stride: int = 1) -> Iterator[np.ndarray]:
