@@ -457,7 +457,11 @@ def _stage_command(stage: str, doc: str):
             ),
         ] = None,
         guidance: Annotated[
-            float | None, typer.Option(help=_h("guidance", "Classifier-free guidance"), rich_help_panel=INVERT_PANEL)
+            float | None,
+            typer.Option(
+                help=_h("guidance", "Classifier-free guidance, of null-text inversion and of the edit"),
+                rich_help_panel=INVERT_PANEL,
+            ),
         ] = None,
         mode: Annotated[
             str | None, typer.Option(help=_h("mode", "auto, swap or refine"), rich_help_panel=EDIT_PANEL)

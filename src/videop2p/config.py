@@ -344,11 +344,11 @@ PRESETS: dict[Preset, dict[str, Any]] = {  # flat options each preset sets; a co
 }
 PRESET_MARGINS: dict[Preset, str] = {  # what a preset costs against the official settings, as measured (docs/speed.md)
     Preset.QUICK: (
-        "on the 30-case evaluation suite of the bundled model, fast mode: edit success 0.53 (official Video-P2P "
-        "0.53, official fast mode 0.47), colour swaps 2 of 6 (3, 1), reconstruction 33.8 dB (34.1, 34.0), "
-        "background 33.7 dB (33.3, 33.9); with --inversion null-text: success 0.50, colour swaps 2 of 6, "
-        "reconstruction 34.1 dB, background 33.0 dB, each within case-to-case noise of the official settings; "
-        "first edit 4.4x (fast) and 3.2x (null-text) faster than the authors' code at the full budget on a CPU "
+        "on the bundled model's 30-case evaluation suite: as it runs (fast mode) edit success 0.70, colour swaps "
+        "5 of 6, reconstruction 35.1 dB, background 40.2 dB, within case-to-case noise of the official fast mode "
+        "(0.77, 6 of 6, 35.0, 40.0 dB) and below official Video-P2P (0.80, 6 of 6, 39.9, 40.7 dB); with "
+        "--inversion null-text 0.77, 5 of 6, 40.0 dB, 40.9 dB, within noise of official Video-P2P; first edit "
+        "4.4x (fast) and 3.2x (null-text) faster than the authors' code at the full budget on a CPU "
         "(docs/speed.md)"
     ),
 }
