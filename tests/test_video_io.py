@@ -69,21 +69,23 @@ def test_deep_greyscale_frames_are_scaled_not_clipped(tmp_path, array, suffix):
     assert np.abs(frames[0, ..., 0].astype(int) - expected).max() <= 1 and (frames[..., 0] == frames[..., 2]).all()
 
 
+def _encode(frames: np.ndarray, path, codec: str, rate: int) -> None:
+    """Frames (F, H, W, 3) into a container of `path`'s kind with `codec`, through PyAV alone."""
+    with av.open(str(path), "w") as c:
+        stream = c.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(packet)
+        for packet in stream.encode():
+            c.mux(packet)
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv", ".webm", ".avi"])
 def test_containers_round_trip(tmp_path, suffix):
-    import av
-
     frames = _clip(6, 32, 48)
     path = tmp_path / f"clip{suffix}"
-    codec = {".webm": "libvpx-vp9", ".avi": "mpeg4"}.get(suffix, "libx264")
-    with av.open(str(path), "w") as c:
-        s = c.add_stream(codec, rate=6)
-        s.width, s.height, s.pix_fmt = 48, 32, "yuv420p"
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    _encode(frames, path, {".webm": "libvpx-vp9", ".avi": "mpeg4"}.get(suffix, "libx264"), rate=6)
     video = read_video(path)
     assert video.num_frames == 6 and video.size == (48, 32)
     assert abs(video.fps - 6) < 0.5
@@ -215,21 +217,12 @@ def test_truncated_mp4_gives_decoded_frames_or_clear_error(tmp_path):
 
 
 def test_a_clip_declares_its_frame_count_without_its_frames_decoded(tmp_path):
-    import av
-
     frames = _clip(5, 32, 48)
     write_mp4(frames, tmp_path / "clip.mp4", fps=5)
     write_gif(frames, tmp_path / "clip.gif", fps=5)
     folder = write_frames(frames, tmp_path / "frames")
     (folder / "notes.txt").write_text("not a frame")  # passed over by the reader, not counted
-    with av.open(str(tmp_path / "clip.mkv"), "w") as c:  # Matroska keeps no frame count
-        s = c.add_stream("ffv1", rate=5)
-        s.width, s.height, s.pix_fmt = 48, 32, "yuv420p"
-        for f in frames:
-            for packet in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(packet)
-        for packet in s.encode():
-            c.mux(packet)
+    _encode(frames, tmp_path / "clip.mkv", "ffv1", rate=5)  # Matroska keeps no frame count
     counts = {name: declared_frames(tmp_path / name) for name in ("clip.mp4", "clip.gif", "frames", "clip.mkv")}
     assert counts == {"clip.mp4": 5, "clip.gif": 5, "frames": 5, "clip.mkv": None}
     assert read_video(tmp_path / "clip.mkv").num_frames == 5  # what it did not declare is still read
