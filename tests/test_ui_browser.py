@@ -140,6 +140,8 @@ def test_blend_word_not_in_prompt_is_named_in_the_page(page):
 
 def test_the_preset_menu_fills_the_page_fields(page):
     want, _ = preset_fields("quick")
+    note = page.locator("#preset-note")
+    assert note.inner_text().strip() == "official: the authors' settings"  # at load, as after a choice
     _choose(page, "Preset", "quick")
     page.wait_for_function(
         f"() => document.querySelector('#tune-steps input').value === '{want['tune_steps']}'", timeout=30_000
@@ -147,7 +149,7 @@ def test_the_preset_menu_fills_the_page_fields(page):
     assert page.locator("#tune-frames input").input_value() == str(want["tune_frames"])
     assert page.locator("#null-text-frames input").input_value() == str(want["null_text_frames"] or "")  # blank: all
     assert page.locator("#tune-checkpointing input").is_checked() is want["tune_checkpointing"]
-    assert "first edit" in page.locator("#preset-note").inner_text()  # the preset's measured margin
+    assert note.inner_text().startswith("quick: ") and "first edit" in note.inner_text()  # its measured margin
 
 
 # -- the form's logic, without a browser -----------------------------------------------------------

@@ -122,6 +122,11 @@ def preset_fields(name: str) -> tuple[dict, str]:
     return values, margin
 
 
+def _preset_note(name: str) -> str:
+    """The line under the preset menu: the preset's name and what it costs (the same at load and on change)."""
+    return f"**{name}**: {preset_fields(name)[1]}"
+
+
 def example_prompt(name: str) -> str:
     shape, color, background, _ = EXAMPLES[name]
     return caption_for([ToyObject(shape, color)], background)
@@ -416,7 +421,7 @@ def build_app(session: Session):
                         info="less memory, same result, slower",
                         elem_id="tune-checkpointing",
                     )
-                preset_note = gr.Markdown(preset_fields(Preset.OFFICIAL.value)[1], elem_id="preset-note")
+                preset_note = gr.Markdown(_preset_note(Preset.OFFICIAL.value), elem_id="preset-note")
                 with gr.Row():
                     frames = gr.Number(value=defaults.frames, precision=0, label="Frames", elem_id="frames")
                     width = gr.Number(value=None, precision=0, label="Width (0: keep aspect)")
@@ -477,8 +482,8 @@ def build_app(session: Session):
         example.change(pick_example, example, source)
 
         def pick_preset(name):
-            values, margin = preset_fields(name)
-            return *(values[f] for f in PRESET_FIELDS), f"**{name}**: {margin}"
+            values = preset_fields(name)[0]
+            return *(values[f] for f in PRESET_FIELDS), _preset_note(name)
 
         by_name = dict(zip(names, fields, strict=True))  # each Form field's component
         preset.change(pick_preset, preset, [*(by_name[f] for f in PRESET_FIELDS), preset_note])
