@@ -122,9 +122,10 @@ def preset_fields(name: str) -> tuple[dict, str]:
     return values, margin
 
 
-def _preset_note(name: str) -> str:
-    """The line under the preset menu: the preset's name and what it costs (the same at load and on change)."""
-    return f"**{name}**: {preset_fields(name)[1]}"
+def _preset_note(name: str, margin: str) -> str:
+    """The line under the preset menu: the preset's name and `margin`, what it costs (`preset_fields`),
+    the same at load and on change."""
+    return f"**{name}**: {margin}"
 
 
 def example_prompt(name: str) -> str:
@@ -421,7 +422,8 @@ def build_app(session: Session):
                         info="less memory, same result, slower",
                         elem_id="tune-checkpointing",
                     )
-                preset_note = gr.Markdown(_preset_note(Preset.OFFICIAL.value), elem_id="preset-note")
+                official = Preset.OFFICIAL.value
+                preset_note = gr.Markdown(_preset_note(official, preset_fields(official)[1]), elem_id="preset-note")
                 with gr.Row():
                     frames = gr.Number(value=defaults.frames, precision=0, label="Frames", elem_id="frames")
                     width = gr.Number(value=None, precision=0, label="Width (0: keep aspect)")
@@ -482,8 +484,8 @@ def build_app(session: Session):
         example.change(pick_example, example, source)
 
         def pick_preset(name):
-            values = preset_fields(name)[0]
-            return *(values[f] for f in PRESET_FIELDS), _preset_note(name)
+            values, margin = preset_fields(name)
+            return *(values[f] for f in PRESET_FIELDS), _preset_note(name, margin)
 
         by_name = dict(zip(names, fields, strict=True))  # each Form field's component
         preset.change(pick_preset, preset, [*(by_name[f] for f in PRESET_FIELDS), preset_note])
