@@ -74,6 +74,21 @@ def _manifest(out):
     return json.loads((out / "outputs.json").read_text())
 
 
+def test_each_target_takes_its_own_blend_pair_from_the_command_line(tiny_dir, clip_dir, tmp_path):
+    out = tmp_path / "out"
+    second = "a red circle moving on the snow"
+    _invoke(_args(tiny_dir, clip_dir, out, tmp_path / "ws", "--target", second, "--blend", "circle,-", "circle,-"))
+    m = _manifest(out)
+    assert m["targets"] == [TGT, second] and m["blend"] == [["circle", "circle"], None]
+    assert 0.0 <= m["mask_coverage"][0] <= 1.0 and m["mask_coverage"][1] is None
+    report = (out / "report.md").read_text()
+    assert "the blend mask of 'circle'/'circle' covers" in report and f"`{second}` (swap; no local blending)" in report
+    assert yaml.safe_load((out / "config.yaml").read_text())["edit"]["blend"] == [["circle", "circle"], None]
+    rerun = tmp_path / "rerun"  # the kept config runs again with the same pairs: the edit is reused
+    _invoke(["run", "--config", str(out / "config.yaml"), "--out", str(rerun), "--quiet"])
+    assert _manifest(rerun)["stages"]["edit"]["action"] == "reused"
+
+
 def test_run_writes_every_output_named_in_the_manifest(tiny_dir, clip_dir, tmp_path):
     out = tmp_path / "out ü"  # the resolved config keeps the path as typed, in UTF-8
     _invoke(_args(tiny_dir, clip_dir, out, tmp_path / "ws", "--target", "a green circle moving on the grass"))
@@ -91,7 +106,8 @@ def test_run_writes_every_output_named_in_the_manifest(tiny_dir, clip_dir, tmp_p
     report = (out / "report.md").read_text()  # each attention map under the prompt it belongs to
     assert "![source attention](attention_source.png)" in report and "![target 2 attention](attention_2.png)" in report
     assert len(m["mask_coverage"]) == 2 and all(0.0 <= c <= 1.0 for c in m["mask_coverage"])
-    assert f"the blend mask covers {m['mask_coverage'][0]:.0%} of the frames" in (out / "report.md").read_text()
+    assert m["blend"] == [["circle", "circle"]] * 2  # one pair: every target's
+    assert f"the blend mask of 'circle'/'circle' covers {m['mask_coverage'][0]:.0%} of the frames" in report
     assert (
         "out ü" in (out / "config.yaml").read_text(encoding="utf-8") and "\\xFC" not in (out / "report.md").read_text()
     )
@@ -393,6 +409,10 @@ def test_attention_slicing_flag_gives_the_same_edit(tiny_dir, clip_dir, tmp_path
         (["--size", "99999999999x32"], ["--size '99999999999x32'", "from 1 to 2147483647"]),
         (["--reweight", "blue=2", "--reweight", "blue=3"], ["'blue' is reweighted twice"]),
         (["--target", "  "], ["target 2 prompt '  ' is empty", "at least one word"]),
+        (["--blend", "circle,grass", "circle"], ["--blend", "'circle,grass' and 'circle' give 2 source and 1 target"]),
+        (["--blend", "circle,circle", "circle,circle"], ["--blend gives 2 word pairs for 1 target prompt"]),
+        (["--blend", "circle,-", "circle,circle"], ["--blend", "['-', 'circle'] has one word"]),
+        (["--subtract", "dog", "circle"], ["subtract word: Word 'dog' is not in prompt"]),
     ],
 )
 def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
@@ -450,6 +470,27 @@ def test_badly_typed_config_values_are_one_line_errors(tiny_dir, clip_dir, tmp_p
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "o"), "--workspace", str(tmp_path / "ws")])
     assert_one_line_error(result, *needles)
     assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
+
+
+def test_config_files_give_blend_pairs_per_target_as_lists_or_comma_separated_words(tmp_path):
+    from videop2p.config import OptionError, load_config, validate
+
+    forms = {
+        "lists": "edit: {blend: [[circle, circle], null, [grass, snow]]}",
+        "commas": "edit: {blend: ['circle, -, grass', 'circle, -, snow']}",
+        "dashes": "edit: {blend: [[circle, circle], [-, -], [grass, snow]]}",
+    }
+    targets = "targets: [a blue circle on the grass, a big circle on the grass, a circle on the snow]\n"
+    for name, text in forms.items():
+        (tmp_path / f"{name}.yaml").write_text(f"source: a circle on the grass\n{targets}{text}\n")
+        cfg = load_config([tmp_path / f"{name}.yaml"])
+        assert cfg.edit.blend == [("circle", "circle"), None, ("grass", "snow")], name
+        validate(cfg)
+    cfg.targets = cfg.targets[:2]  # three pairs for two targets: named before any work
+    with pytest.raises(OptionError, match=r"^blend: gives 3 word pairs for 2 target prompts"):
+        validate(cfg)
+    (tmp_path / "off.yaml").write_text("edit: {blend: [-, -]}\n")  # '- -' alone: no blending
+    assert load_config([tmp_path / "off.yaml"]).edit.blend is None
 
 
 def test_config_files_read_numbers_and_booleans_as_yaml_1_2_does(tmp_path):

@@ -170,6 +170,27 @@ def test_two_targets_in_one_pass_equal_two_separate_runs(tiny):
     assert both.counts["edit"] == STEPS * (3 + 2)  # fast source: no unconditional row; targets: one each
 
 
+def test_each_target_blends_its_own_words_as_it_would_alone(tiny):
+    """Per-target blend pairs (and a target without any) in one pass give what each target's run
+    alone gives; a reweighted word applies to the targets whose prompt has it."""
+    model, inv = _inverted(tiny)
+    t1, t2 = "a blue circle moving on the grass", "a red circle moving on the snow"
+    t3 = "a big red circle moving on the grass"
+    masking = dict(threshold=0.9, mask_norm="range", progress=False)  # the random model's maps are flat
+    c = EditConfig(blend=[("circle", "circle"), ("grass", "snow"), None], reweight={"big": 2.0}, **masking)
+    each = edit(model, tiny, inv, SRC, [t1, t2, t3], c)
+    one = edit(model, tiny, inv, SRC, [t1], EditConfig(blend=("circle", "circle"), **masking))
+    two = edit(model, tiny, inv, SRC, [t2], EditConfig(blend=("grass", "snow"), **masking))
+    three = edit(model, tiny, inv, SRC, [t3], EditConfig(reweight={"big": 2.0}, **masking))
+    for k, alone in enumerate([one, two, three], start=1):
+        torch.testing.assert_close(each.latents[k], alone.latents[1], atol=1e-4, rtol=1e-4)
+    assert torch.equal(each.masks[0], one.masks[0]) and torch.equal(each.masks[1], two.masks[0])
+    assert 0 < one.masks.float().mean() < 1 and 0 < two.masks.float().mean() < 1
+    assert each.masks[2].all() and three.masks is None  # the target without words is edited everywhere
+    shared = edit(model, tiny, inv, SRC, [t1, t2], EditConfig(blend=("circle", "circle"), **masking))
+    assert not torch.allclose(shared.latents[2], two.latents[1], atol=1e-3)  # one pair for both: another edit
+
+
 def test_clear_errors(tiny):
     model, inv = _inverted(tiny)
     with pytest.raises(ValueError, match="same number of words"):
@@ -192,12 +213,15 @@ def test_clear_errors(tiny):
             ["a blue circle moving on the grass"],
             EditConfig(reweight={"huge": 2.0}, progress=False),
         )
-    with pytest.raises(ValueError, match=r"Word 'big' is not in prompt 'a blue .* applies to every target\)$"):
+    with pytest.raises(ValueError, match=r"^reweight word: Word 'huge' is not in prompt 'a big .*other target\)$"):
         targets = ["a big red circle moving on the grass", "a blue circle moving on the grass"]
-        edit(model, tiny, inv, SRC, targets, EditConfig(reweight={"big": 2.0}, progress=False))
-    with pytest.raises(ValueError, match=r"^blend word: Word 'blue' is not in prompt 'a big .*runs of their own.*\)$"):
+        edit(model, tiny, inv, SRC, targets, EditConfig(reweight={"huge": 2.0}, progress=False))
+    with pytest.raises(ValueError, match=r"^blend word: Word 'blue' is not in prompt 'a big .*circle,grass.*\)$"):
         targets = ["a blue circle moving on the grass", "a big red circle moving on the grass"]
         edit(model, tiny, inv, SRC, targets, EditConfig(blend=("circle", "blue"), progress=False))
+    with pytest.raises(ValueError, match=r"^blend: gives 1 word pair for 2 target prompts; give one pair"):
+        targets = ["a blue circle moving on the grass", "a big red circle moving on the grass"]
+        edit(model, tiny, inv, SRC, targets, EditConfig(blend=[("circle", "circle")], progress=False))
     with pytest.raises(ValueError, match=r"^blend word: Word 'dog' is not in prompt 'a red [^(]*\]\.$"):
         targets = ["a blue circle moving on the grass", "a big red circle moving on the grass"]
         edit(model, tiny, inv, SRC, targets, EditConfig(blend=("dog", "circle"), progress=False))

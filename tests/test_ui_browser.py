@@ -165,6 +165,9 @@ def test_form_to_config_maps_every_field(tmp_path):
     assert (cfg.video.frames, cfg.video.width, cfg.video.height) == (5, 96, 64)
     assert cfg.edit.mask_norm.value == "range"
     assert cfg.edit.control_frame_attention is True and Form().frame_attention_control is False  # off: official
+    form.blend_source, form.blend_target = "circle, -", "circle, -"  # a pair per target line, - for none
+    cfg = form_to_config(form, "clip.mp4", tmp_path / "out", tmp_path / "ws", None)
+    assert cfg.edit.blend == [("circle", "circle"), None]
 
 
 def test_a_preset_fills_the_fields_that_give_its_settings(tmp_path):
@@ -205,6 +208,11 @@ def test_a_preset_fills_the_fields_that_give_its_settings(tmp_path):
         ({"lr": 0}, "learning rate 0.0 is not valid; expected a finite number > 0"),
         ({"guidance": "strong"}, "guidance 'strong' is not valid; expected a finite number >= 0"),
         ({"cross_replace": 1.5}, "cross-attention window 1.5 is not valid"),
+        (
+            {"blend_source": "circle, grass", "blend_target": "circle"},
+            "^Blend words: 'circle, grass' and 'circle' give",
+        ),
+        ({"blend_source": "circle, -", "blend_target": "circle, -"}, "^Blend words: gives 2 word pairs for 1 target"),
         ({"steps": 3.0}, None),  # a whole number typed as 3.0 is 3 steps
         ({"tune_steps": None}, None),  # blank: the model's default
         ({"tune_frames": 0, "width": 0}, None),  # a cleared field: every frame, the aspect ratio kept

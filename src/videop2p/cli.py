@@ -280,9 +280,10 @@ ConfigOpt = Annotated[
     list[Path] | None,
     typer.Option("--config", help="videop2p YAML, or the official tune/p2p YAMLs.", rich_help_panel=CLIP_PANEL),
 ]
+PER_TARGET = " (one pair for every target; or comma-separated, one per target: circle,grass circle,snow; - for none)"
 BlendOpt = Annotated[
     tuple[str, str] | None,
-    typer.Option("--blend", help="Local blending: SOURCE_WORD TARGET_WORD.", rich_help_panel=EDIT_PANEL),
+    typer.Option("--blend", help=f"Local blending: SOURCE_WORD TARGET_WORD{PER_TARGET}.", rich_help_panel=EDIT_PANEL),
 ]
 
 
@@ -469,7 +470,7 @@ def _stage_command(stage: str, doc: str):
         blend: BlendOpt = None,
         subtract: Annotated[
             tuple[str, str] | None,
-            typer.Option(help="Words never edited: SOURCE_WORD TARGET_WORD.", rich_help_panel=EDIT_PANEL),
+            typer.Option(help=f"Words never edited: SOURCE_WORD TARGET_WORD{PER_TARGET}.", rich_help_panel=EDIT_PANEL),
         ] = None,
         reweight: Annotated[
             list[str] | None, typer.Option(help="WORD=FACTOR (repeatable).", rich_help_panel=EDIT_PANEL)

@@ -95,6 +95,10 @@ SEED_MAX = 2**64 - 1  # the largest seed torch.Generator.manual_seed takes
 COUNT_MAX = 2**31 - 1  # the largest frame count, index, stride or side (more than any clip has)
 WORKSPACE_NAME = ".videop2p-workspace"  # the workspace folder a run or batch makes by default
 Bounds = float | tuple[float, float]  # a fraction of the steps, or a (start, end) pair of fractions
+WordPair = tuple[str, str]  # (source word, target word)
+Words = WordPair | list[WordPair | None]  # one pair for every target, or one per target (None: none for it)
+NO_WORDS = "-"  # a per-target pair written "-" in both places: no words for that target
+PAIR_SEP = ","  # "circle,grass" "circle,snow": one blend (or subtract) pair per target
 
 
 @dataclass
@@ -146,8 +150,8 @@ class EditConfig:
     cross_replace: Bounds = 0.2  # fraction (or (start, end)) of steps with cross-attention replaced
     cross_replace_words: dict[str, Bounds] = field(default_factory=dict)  # per-word windows
     self_replace: Bounds = 0.5  # fraction (or (start, end)) of steps with temporal maps replaced
-    blend: tuple[str, str] | None = None  # (source word, target word) for local blending
-    subtract: tuple[str, str] | None = None  # words whose region is never edited
+    blend: Words | None = None  # (source word, target word) for local blending; or one pair per target
+    subtract: Words | None = None  # words whose region is never edited; or one pair per target
     reweight: dict[str, float] = field(default_factory=dict)  # target word -> attention factor
     threshold: float = 0.3  # local-blend mask threshold
     mask_norm: MaskNorm = MaskNorm.MAX  # maps divided by their maximum (official) or scaled by their range
@@ -289,9 +293,7 @@ def _coerce(cls, name: str, value: Any) -> Any:
             valid = ", ".join(m.value for m in type(current))
             raise ConfigError(f"{name}: {value!r} is not one of {valid}.") from None
     if name in ("blend", "subtract") and value is not None:
-        if not isinstance(value, list | tuple) or len(value) != 2:
-            raise ConfigError(f"{name} needs two words [source_word, target_word], got {value!r}.")
-        return tuple(value)
+        return _word_pairs(name, value)
     if name in ("cross_replace", "self_replace") and isinstance(value, list):
         return tuple(value)
     if name == "reweight" and isinstance(value, list | tuple):  # ["origami=2", ...] from flags and forms
@@ -302,6 +304,57 @@ def _coerce(cls, name: str, value: Any) -> Any:
     if name == "targets" and isinstance(value, str):  # one target prompt written without a list
         return [value]
     return value
+
+
+def _is_pair(value: Any) -> bool:
+    """Two words, [source_word, target_word]."""
+    return isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(w, str) for w in value)
+
+
+def _word_pairs(name: str, value: Any) -> Words | None:
+    """A blend or subtract setting: one pair [source_word, target_word] for every target; or one pair
+    per target in order, as a list of pairs (null: none for that target) or as the pair's two words
+    comma-separated ("circle,grass", "circle,snow"; "-,-" for none), as the command line and the editor
+    take them. The pair "-", "-" alone is none."""
+    if _is_pair(value) and any(PAIR_SEP in w for w in value):
+        sources, targets = ([w.strip() for w in words.split(PAIR_SEP)] for words in value)
+        if len(sources) != len(targets):
+            raise ConfigError(
+                f"{name}: {value[0]!r} and {value[1]!r} give {len(sources)} source and {len(targets)} target "
+                "words; give one of each per target, comma-separated in the same order (- for none)."
+            )
+        value = [list(pair) for pair in zip(sources, targets, strict=True)]
+    pairs = isinstance(value, list | tuple) and value and all(isinstance(v, list | tuple) or v is None for v in value)
+    if not pairs:
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise ConfigError(
+                f"{name} needs two words [source_word, target_word], or one such pair (or null) per target, "
+                f"got {value!r}."
+            )
+        return _pair_or_none(value)  # its words are check_edit's to judge
+    for v in value:
+        if v is not None and NO_WORDS in v and tuple(v) != (NO_WORDS, NO_WORDS):
+            raise ConfigError(f"{name}: {list(v)!r} has one word; '-' stands for no pair, in both places.")
+    return [_pair_or_none(v) for v in value]
+
+
+def _pair_or_none(value: Any) -> WordPair | None:
+    """A per-target entry: its pair, or None for null and "-", "-"."""
+    return None if value is None or tuple(value) == (NO_WORDS, NO_WORDS) else tuple(value)
+
+
+def target_pairs(name: str, value: Words | None, targets: int) -> list[WordPair | None]:
+    """`value` as one pair (or None) per target: a single pair applies to every target."""
+    if value is None or _is_pair(value):
+        return [None if value is None else tuple(value)] * targets
+    if len(value) != targets:
+        raise OptionError(
+            name,
+            f"gives {len(value)} word pair{'s' if len(value) != 1 else ''} for {targets} target "
+            f"prompt{'s' if targets != 1 else ''}; give one "
+            f"pair for every target, or one per target in order ({NO_WORDS} or null: none for it).",
+        )
+    return [_pair_or_none(v) for v in value]
 
 
 def path_shorthand(video: Any) -> Any:
@@ -807,6 +860,8 @@ def validate(cfg: RunConfig) -> None:
     check_frame_size(v)
     check_tune(t)
     check_edit(e)
+    for attr in ("blend", "subtract"):
+        target_pairs(attr, getattr(e, attr), len(cfg.targets))
     check_inversion(cfg.inversion)
     check_window(cfg.window)
     _enum_ok(None, "composite", cfg.composite, CompositeMode)
@@ -879,8 +934,14 @@ def check_edit(e: EditConfig) -> None:
     _config_ok(e, EditConfig)
     for attr in ("blend", "subtract"):
         words = getattr(e, attr)
-        if words is not None and (len(words) != 2 or not all(isinstance(w, str) and w.strip() for w in words)):
-            raise OptionError(attr, f"{list(words)!r} is not valid; expected two words [source_word, target_word].")
+        if words is None:
+            continue
+        per_target = isinstance(words, list) and words and all(isinstance(w, list | tuple) or w is None for w in words)
+        for pair in words if per_target else [words]:
+            if pair is not None and not (_is_pair(pair) and all(w.strip() for w in pair)):
+                expected = "two words [source_word, target_word]" + (", or null" if per_target else "")
+                shown = list(pair) if isinstance(pair, tuple) else pair
+                raise OptionError(attr, f"{shown!r} is not valid; expected {expected}.")
     for attr in ("reweight", "cross_replace_words"):
         words = getattr(e, attr)
         if not isinstance(words, dict) or not all(isinstance(w, str) and w.strip() for w in words):

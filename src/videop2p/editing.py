@@ -12,13 +12,14 @@ from pathlib import Path
 import torch
 
 from videop2p import progress
-from videop2p.config import Bounds, EditConfig
+from videop2p.config import Bounds, EditConfig, WordPair, target_pairs
 from videop2p.control.controller import (
     ControlPlan,
     EditController,
     Layout,
     MaskNorm,
     TargetEdit,
+    TargetWords,
     controlled_processor,
     map_width,
 )
@@ -105,14 +106,11 @@ def build_plan(
     _bounds(c.self_replace, "self_replace")
     if not 0.0 <= c.threshold <= 1.0:
         raise ValueError(f"threshold must lie in [0, 1], got {c.threshold}.")
+    blends, subtracts = (target_pairs(what, getattr(c, what), len(targets)) for what in ("blend", "subtract"))
     edits, modes = [], []
-    for t in targets:
+    for t, factors in zip(targets, _reweights(tok, targets, c.reweight), strict=True):
         mode = choose_mode(source, t, c.mode)
-        try:
-            eq = equalizer(tok, t, c.reweight) if c.reweight else None
-        except ValueError as e:
-            every = " (a reweighting applies to every target)" if len(targets) > 1 else ""
-            raise ValueError(f"reweight word: {e}{every}") from None
+        eq = equalizer(tok, t, factors) if factors else None
         alpha = cross_alpha(tok, t, steps, c.cross_replace, c.cross_replace_words)
         if mode is EditMode.SWAP:
             edits.append(TargetEdit("swap", replacement_mapper(tok, source, t), None, eq, alpha))
@@ -133,30 +131,51 @@ def build_plan(
         materialize_all=c.materialize_all,
         control_frame_attention=c.control_frame_attention,
     )
-    prompts = [source, *targets]
-    if c.blend is not None and targets:
-        plan.blend_tokens = _word_tokens_per_prompt(tok, prompts, c.blend, "blend")
-    if c.subtract is not None and targets:
-        plan.subtract_tokens = _word_tokens_per_prompt(tok, prompts, c.subtract, "subtract")
+    plan.blend = _target_words(tok, source, targets, blends, "blend")
+    plan.subtract = _target_words(tok, source, targets, subtracts, "subtract")
     return plan, modes
 
 
-def _word_tokens_per_prompt(tok, prompts: list[str], pair: tuple[str, str], what: str) -> torch.Tensor:
-    """(P, L) with 1 on the source word's tokens (row 0) and the target word's tokens (other rows)."""
-    out = torch.zeros(len(prompts), tok.model_max_length)
-    for i, p in enumerate(prompts):
-        word = pair[0] if i == 0 else pair[1]
-        try:
-            out[i, word_indices(tok, p, word)] = 1.0
-        except ValueError as e:
-            every = ""
-            if i > 0 and len(prompts) > 2:
-                every = (
-                    f" (a {what} pair applies to every target; edit targets that change other words in"
-                    " runs of their own, which reuse the tuning and inversion)"
-                )
-            raise ValueError(f"{what} word: {e}{every}") from None
-    return out
+def _reweights(tok, targets: list[str], factors: dict[str, float]) -> list[dict[str, float]]:
+    """Each target's reweighting factors: those of the words its prompt has. A word in no target is an
+    error (a misspelt word is not skipped)."""
+    per_target: list[dict[str, float]] = [{} for _ in targets]
+    for word, factor in factors.items():
+        missing = []
+        for k, t in enumerate(targets):
+            try:
+                word_indices(tok, t, word)
+            except ValueError as e:
+                missing.append(e)
+                continue
+            per_target[k][word] = factor
+        if targets and len(missing) == len(targets):
+            several = " (nor in any other target)" if len(targets) > 1 else ""
+            raise ValueError(f"reweight word: {missing[0]}{several}")
+    return per_target
+
+
+def _target_words(tok, source: str, targets: list[str], pairs: list[WordPair | None], what: str) -> TargetWords | None:
+    """The blend (or subtract) words of each target as token rows; None when no target has words."""
+    if all(pair is None for pair in pairs):
+        return None
+    shared = len(pairs) > 1 and len(set(pairs)) == 1  # one pair for every target: said when a target lacks its word
+    source_rows, target_rows = (torch.zeros(len(targets), tok.model_max_length) for _ in range(2))
+    for k, (t, pair) in enumerate(zip(targets, pairs, strict=True)):
+        if pair is None:
+            continue
+        for rows, prompt, word, in_target in ((source_rows, source, pair[0], False), (target_rows, t, pair[1], True)):
+            try:
+                rows[k, word_indices(tok, prompt, word)] = 1.0
+            except ValueError as e:
+                hint = ""
+                if in_target and shared:
+                    hint = (
+                        f" (one {what} pair applies to every target; give one per target, comma-separated "
+                        f"in order, e.g. --{what} circle,grass circle,snow; - for none)"
+                    )
+                raise ValueError(f"{what} word: {e}{hint}") from None
+    return TargetWords(source_rows, target_rows, torch.tensor([pair is not None for pair in pairs]))
 
 
 def _source_uncond(inv: InversionResult, i: int, empty: torch.Tensor, cond_src: torch.Tensor) -> torch.Tensor | None:
@@ -229,15 +248,22 @@ def _averaged_attention(controller: EditController, latent_hw: tuple[int, int]) 
 
 
 def _warn_full_mask(masks: torch.Tensor | None, c: EditConfig) -> None:
-    if masks is not None and masks.float().mean() >= FULL_MASK:
-        logger.warning(
-            "Local blending kept nothing of the source: the mask of %r/%r covers %.0f%% of the frames at "
-            "threshold %s. This model's attention maps of those words are flat; --mask-norm range or a higher "
-            "--threshold (up to 1) narrows the mask (see the mask overlay).",
-            *c.blend,
-            100 * float(masks.float().mean()),
-            c.threshold,
-        )
+    """Warn for each target whose blend mask covers (nearly) every frame."""
+    if masks is None:
+        return
+    pairs = target_pairs("blend", c.blend, len(masks))
+    for k, pair in enumerate(pairs):
+        cover = float(masks[k].float().mean())
+        if pair is not None and cover >= FULL_MASK:
+            logger.warning(
+                "Local blending kept nothing of the source%s: the mask of %r/%r covers %.0f%% of the frames at "
+                "threshold %s. This model's attention maps of those words are flat; --mask-norm range or a higher "
+                "--threshold (up to 1) narrows the mask (see the mask overlay).",
+                f" in target {k + 1}" if len(pairs) > 1 else "",
+                *pair,
+                100 * cover,
+                c.threshold,
+            )
 
 
 def edit(

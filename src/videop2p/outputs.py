@@ -18,7 +18,7 @@ import yaml
 from PIL import Image, ImageDraw, ImageFont
 
 from videop2p.compositing import composite
-from videop2p.config import CompositeMode, RunConfig, to_plain
+from videop2p.config import CompositeMode, RunConfig, target_pairs, to_plain
 from videop2p.io.video import PREVIEW_MIN_WIDTH, enlarge, preview_factor, side_by_side_frames, write_video
 from videop2p.store.files import atomic_path, staged_files, write_json, write_text
 from videop2p.store.workspace import StageReport
@@ -114,9 +114,14 @@ def rerunnable(cfg: RunConfig) -> dict:
 def report_markdown(manifest: dict) -> str:
     """A short human report of a run."""
     lines = ["# videop2p run", "", f"- source: `{manifest['source']}`"]
-    coverage = manifest.get("mask_coverage")
+    coverage, pairs = manifest.get("mask_coverage"), manifest.get("blend")
     for k, t in enumerate(manifest["targets"]):
-        blend = f"; the blend mask covers {coverage[k]:.0%} of the frames" if coverage else ""
+        blend = ""
+        if coverage and coverage[k] is not None:
+            words = f" '{pairs[k][0]}'/'{pairs[k][1]}'" if pairs else ""
+            blend = f"; the blend mask of{words} covers {coverage[k]:.0%} of the frames"
+        elif coverage:
+            blend = "; no local blending"
         lines.append(f"- target {k + 1}: `{t}` ({manifest['modes'][k]}{blend})")
     lines += [
         "",
@@ -199,6 +204,7 @@ def _write_outputs(
     grid = functools.partial(side_by_side_frames, videos, labels)
     files["side_by_side"] = _write_clip(grid, root, "side_by_side", fps)[0]
     res = out.result
+    pairs = target_pairs("blend", cfg.edit.blend, len(cfg.targets))  # (source word, target word) per target
     if res.masks is not None:
         for k, masks in enumerate(res.masks, start=1):
             overlay = functools.partial(overlay_frames, source, masks)
@@ -215,7 +221,10 @@ def _write_outputs(
         "source": cfg.source,
         "targets": cfg.targets,
         "modes": res.modes,
-        "mask_coverage": [float(m.float().mean()) for m in res.masks] if res.masks is not None else None,
+        "blend": [list(p) if p else None for p in pairs] if res.masks is not None else None,
+        "mask_coverage": [float(m.float().mean()) if p else None for m, p in zip(res.masks, pairs, strict=True)]
+        if res.masks is not None
+        else None,
         "model": info.identity,
         "frames": len(source),
         "size": [int(source.shape[2]), int(source.shape[1])],

@@ -165,6 +165,7 @@ def unpack_upload(path: Path, root: Path) -> Path:
 
 FIELD_NAMES = {  # option -> the form's name for it, where they differ
     "mode": "edit mode",
+    "blend": "Blend words:",
     "reweight": "Reweighting",
     "mask_norm": "blend maps scaled by",
     "start": "first frame",
@@ -389,8 +390,13 @@ def build_app(session: Session):
                         [m.value for m in InversionMethod], value=defaults.inversion, label="Inversion"
                     )
                 with gr.Row():
-                    blend_source = gr.Textbox(label="Blend word (source)", placeholder="rabbit", elem_id="blend-source")
-                    blend_target = gr.Textbox(label="Blend word (target)", placeholder="rabbit", elem_id="blend-target")
+                    per_target = " (or one per target line: rabbit, grass; - for none)"
+                    blend_source = gr.Textbox(
+                        label="Blend word (source)", placeholder=f"rabbit{per_target}", elem_id="blend-source"
+                    )
+                    blend_target = gr.Textbox(
+                        label="Blend word (target)", placeholder=f"rabbit{per_target}", elem_id="blend-target"
+                    )
                 reweight = gr.Textbox(label="Reweight (word=factor, …)", placeholder="origami=2", elem_id="reweight")
                 with gr.Row():
                     cross_replace = gr.Slider(

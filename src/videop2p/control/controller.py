@@ -41,6 +41,17 @@ class TargetEdit:
 
 
 @dataclass
+class TargetWords:
+    """Local blending's (or subtraction's) words for each target: the source word's tokens in the
+    source prompt and the target word's tokens in that target's prompt (prompt-to-prompt's LocalBlend
+    takes the union of both words' regions)."""
+
+    source: torch.Tensor  # (K, L) 1 on the source word's tokens, one row per target
+    target: torch.Tensor  # (K, L) 1 on the target word's tokens in target k's prompt
+    given: torch.Tensor  # (K,) bool: targets that have words (the others: no blending, or nothing subtracted)
+
+
+@dataclass
 class ControlPlan:
     """Everything the controller needs, computed from prompts and schedules."""
 
@@ -48,8 +59,8 @@ class ControlPlan:
     self_window: tuple[int, int]  # steps [start, end) where temporal maps follow the source
     store_layers: set[str]  # cross-attention layers whose maps are averaged and kept, all of one map size
     map_tokens: int | None = None  # token positions kept in the averaged maps (the longest prompt's); None: all
-    blend_tokens: torch.Tensor | None = None  # (P, L) 1 on blend-word tokens per prompt (source first)
-    subtract_tokens: torch.Tensor | None = None  # (P, L) 1 on subtract-word tokens
+    blend: TargetWords | None = None  # local blending's words per target; None: no target blends
+    subtract: TargetWords | None = None  # words whose region is never edited, per target
     blend_start: int = int(EditConfig.blend_start * InversionConfig.steps)  # blending applies from this step on
     threshold: float = EditConfig.threshold  # mask threshold after per-frame normalisation
     mask_norm: MaskNorm = EditConfig.mask_norm  # per-frame normalisation of the maps before the threshold
@@ -170,28 +181,39 @@ class EditController:
             return None
         return self.sums / self.counts.clamp_min(1)[None, :, None, None]
 
-    def blend_mask(self, latent_hw: tuple[int, int], tokens: torch.Tensor, threshold: float) -> torch.Tensor:
-        """Per-frame masks (P, F, 1, h, w) from the stored maps of `tokens` (P, L)."""
-        sums, counts = self.sums, self.counts.clamp_min(1)
+    def blend_mask(
+        self, latent_hw: tuple[int, int], tokens: torch.Tensor, threshold: float, rows: list[int] | None = None
+    ) -> torch.Tensor:
+        """Per-frame masks (R, F, 1, h, w) from the stored maps of prompt rows[r] (default: every prompt,
+        source first) on the tokens of tokens[r] (R, L)."""
+        sums, counts = self.sums if rows is None else self.sums[rows], self.counts.clamp_min(1)
         words = tokens[:, : sums.shape[-1]].to(sums)
-        words_map = torch.einsum("pfnl,pl->pfn", sums, words) / counts[None, :, None]  # (P, F, N), mean over layers
+        words_map = torch.einsum("pfnl,pl->pfn", sums, words) / counts[None, :, None]  # (R, F, N), mean over layers
         mean = rearrange(words_map, "p f (y x) -> (p f) 1 y x", x=map_width(sums.shape[2], latent_hw))
         pooled = F.max_pool2d(mean, 3, 1, padding=1)  # the official 3x3 max-pool at map resolution
         mask = F.interpolate(pooled, size=latent_hw)  # nearest, as the official code
         mask = normalize_maps(mask, self.plan.mask_norm)
         return rearrange(mask > threshold, "(p f) 1 y x -> p f 1 y x", p=tokens.shape[0])
 
+    def word_regions(self, latent_hw: tuple[int, int], words: TargetWords) -> torch.Tensor:
+        """(K, F, 1, h, w): each target's region of its words, the source word's mask over the source's
+        maps joined with the target word's over that target's (LocalBlend's union); empty without words."""
+        k = words.source.shape[0]
+        source = self.blend_mask(latent_hw, words.source, self.plan.threshold, rows=[0] * k)
+        target = self.blend_mask(latent_hw, words.target, self.plan.threshold, rows=list(range(1, k + 1)))
+        return (source | target) & words.given.to(source.device).view(k, 1, 1, 1, 1)
+
     def local_blend(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """latents (P, F, C, h, w): targets keep the source outside the union of source and target masks."""
+        """latents (P, F, C, h, w): targets keep the source outside the union of source and target masks
+        (a target without blend words keeps its own latents everywhere)."""
         plan = self.plan
-        if plan.blend_tokens is None or self.step < plan.blend_start or self.sums is None:
+        if plan.blend is None or self.step < plan.blend_start or self.sums is None:
             return latents, None
         hw = latents.shape[-2:]
-        masks = self.blend_mask(hw, plan.blend_tokens, plan.threshold)  # (P, F, 1, h, w)
-        union = masks[:1] | masks[1:]  # (K, F, 1, h, w)
-        if plan.subtract_tokens is not None:
-            sub = self.blend_mask(hw, plan.subtract_tokens, plan.threshold)
-            union = union & ~(sub[:1] | sub[1:])
+        unblended = ~plan.blend.given.to(latents.device).view(-1, 1, 1, 1, 1)
+        union = self.word_regions(hw, plan.blend) | unblended  # (K, F, 1, h, w)
+        if plan.subtract is not None:
+            union = union & ~self.word_regions(hw, plan.subtract)
         m = union.to(latents.dtype)
         out = latents.clone()
         out[1:] = latents[:1] + m * (latents[1:] - latents[:1])
