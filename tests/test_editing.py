@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from videop2p.control.controller import ControlPlan, EditController, Layout, TargetEdit
+from videop2p.control.prompts import word_indices
 from videop2p.editing import EditConfig, edit, reconstruct
 from videop2p.inversion import InversionConfig, invert
 from videop2p.latents import encode_prompts
@@ -189,6 +190,33 @@ def test_each_target_blends_its_own_words_as_it_would_alone(tiny):
     assert each.masks[2].all() and three.masks is None  # the target without words is edited everywhere
     shared = edit(model, tiny, inv, SRC, [t1, t2], EditConfig(blend=("circle", "circle"), **masking))
     assert not torch.allclose(shared.latents[2], two.latents[1], atol=1e-3)  # one pair for both: another edit
+
+
+def test_a_change_whose_attention_lies_outside_the_blend_mask_is_reported(caplog):
+    """A target whose changed word attends where its blend mask keeps the source is warned about; a
+    changed word that attends inside the mask, or a target without blend words, is not."""
+    from videop2p.editing import _warn_change_outside_mask
+    from videop2p.models.tokenizer import bundled_tokenizer
+
+    tok = bundled_tokenizer()
+    source = "a red circle moving on the grass"
+    targets = ["a blue circle moving on the grass", "a red circle moving on the snow"]
+    frames, side, length = 2, 8, 9
+    masks = torch.zeros(2, frames, 16, 16, dtype=torch.bool)
+    masks[:, :, 4:8, 4:8] = True  # the circle: a 2x2 block of the 8x8 maps
+    attention = torch.full((3, frames, side, side, length), 0.01)
+    blue, snow = word_indices(tok, targets[0], "blue")[0], word_indices(tok, targets[1], "snow")[0]
+    attention[1, :, 2:4, 2:4, blue] = 1.0  # 'blue' on the circle
+    attention[2, :, :, :, snow] = 1.0  # 'snow' everywhere
+    with caplog.at_level("WARNING", logger="videop2p.editing"):
+        _warn_change_outside_mask(tok, attention, masks, source, targets, EditConfig(blend=("circle", "circle")))
+    assert "Target 2 changes 'snow', but 94% of that word's attention lies outside" in caplog.text
+    assert "'blue'" not in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="videop2p.editing"):
+        c = EditConfig(blend=[("circle", "circle"), None])
+        _warn_change_outside_mask(tok, attention, masks, source, targets, c)
+    assert caplog.text == ""
 
 
 def test_clear_errors(tiny):

@@ -5,6 +5,7 @@ import torch
 
 from videop2p.control.prompts import (
     EditMode,
+    changed_words,
     check_prompt_length,
     choose_mode,
     equalizer,
@@ -19,6 +20,14 @@ from videop2p.models.tokenizer import bundled_tokenizer
 @pytest.fixture(scope="module")
 def tok():
     return bundled_tokenizer()
+
+
+def test_changed_words_are_the_targets_replaced_and_added_words():
+    assert changed_words("a rabbit is jumping on the grass", "a origami rabbit is jumping on the grass") == ["origami"]
+    assert changed_words("a car is driving on the road", "a car is driving on the railway.") == ["railway"]
+    assert changed_words("a man is driving", "a Spider-Man is driving") == ["spider-man"]
+    assert changed_words("a red circle on the grass", "A red circle on the snow, snow") == ["snow"]  # each once
+    assert changed_words("a big red circle", "a red circle") == [] == changed_words("a b", "a b")  # removals
 
 
 def test_word_indices_multi_token_words_case_punctuation_and_repeats(tok):

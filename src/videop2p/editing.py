@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from videop2p import progress
 from videop2p.config import Bounds, EditConfig, WordPair, target_pairs
@@ -25,6 +26,7 @@ from videop2p.control.controller import (
 )
 from videop2p.control.prompts import (
     EditMode,
+    changed_words,
     choose_mode,
     equalizer,
     refinement_mapper,
@@ -43,6 +45,10 @@ from videop2p.windows import WindowPlan
 
 logger = logging.getLogger(__name__)
 FULL_MASK = 0.95  # a blend mask covering this share of the frames leaves local blending nothing to keep
+# A changed word with less than this share of its attention inside its target's blend mask, and a
+# density there under CONCENTRATED times the density outside, is changed mostly where blending keeps the source.
+INSIDE_SHARE = 0.5
+CONCENTRATED = 2.0
 
 OFFICIAL_MASK_SIDE = 16  # the official code builds masks from 16x16 maps (512 px, SD 1.5)
 
@@ -266,6 +272,36 @@ def _warn_full_mask(masks: torch.Tensor | None, c: EditConfig) -> None:
             )
 
 
+def _warn_change_outside_mask(
+    tok, attention: torch.Tensor | None, masks: torch.Tensor | None, source: str, targets: list[str], c: EditConfig
+) -> None:
+    """Warn for each blended target that changes a word whose attention lies mostly outside its blend
+    mask: local blending keeps the source there, so that change may not show (a pair meant for another
+    target, or words that do not cover the change).
+
+    attention (1 + K, F, y, x, L') step-averaged maps; masks (K, F, h, w) the last step's blend masks."""
+    if attention is None or masks is None:
+        return
+    pairs = target_pairs("blend", c.blend, len(targets))
+    for k, (t, pair) in enumerate(zip(targets, pairs, strict=True)):
+        if pair is None:
+            continue
+        region = F.interpolate(masks[k][:, None].float(), size=attention.shape[2:4], mode="area")[:, 0]  # (F, y, x)
+        area = float(region.mean())
+        for word in changed_words(source, t):
+            cells = attention[k + 1][..., word_indices(tok, t, word)].sum(-1).float()  # (F, y, x)
+            share = float((cells * region).sum() / cells.sum().clamp_min(1e-12))
+            density = (share / max(area, 1e-12)) / max((1 - share) / max(1 - area, 1e-12), 1e-12)
+            if share < INSIDE_SHARE and density < CONCENTRATED:
+                logger.warning(
+                    "Target %d changes %r, but %.0f%% of that word's attention lies outside its blend mask of "
+                    "%r/%r, where local blending keeps the source: the change may not show. Give the target blend "
+                    "words that cover it (one pair per target, comma-separated, e.g. --blend circle,grass "
+                    "circle,snow; - for none).",
+                    k + 1, word, 100 * (1 - share), *pair,
+                )  # fmt: skip
+
+
 def edit(
     model: T2SModel,
     components: SDComponents,
@@ -321,12 +357,14 @@ def edit(
         model.set_processors()
     # 5. Maps and masks people look at
     masks = union[:, :, 0] if union is not None else None  # (K, F, h, w)
+    attention = _averaged_attention(controller, latent_hw)
     _warn_full_mask(masks, c)
+    _warn_change_outside_mask(components.tokenizer, attention, masks, source, targets, c)
     tokens = [components.tokenizer.convert_ids_to_tokens(components.tokenizer(p).input_ids) for p in prompts]
     return EditResult(
         latents=z,
         masks=masks,
-        attention=_averaged_attention(controller, latent_hw),
+        attention=attention,
         tokens=tokens,
         counts=dict(counter.counts),
         modes=modes,

@@ -5,6 +5,7 @@ After Hertz et al., "Prompt-to-Prompt Image Editing with Cross-Attention Control
 
 from __future__ import annotations
 
+import difflib
 import string
 
 import torch
@@ -74,6 +75,15 @@ def word_indices(tokenizer, prompt: str, word: str | int) -> list[int]:
     if not hits:
         raise ValueError(f"Word {word!r} is not in prompt {prompt!r}; its words are {[_norm(w) for w in ws if w]}.")
     return hits
+
+
+def changed_words(source: str, target: str) -> list[str]:
+    """The words of `target` that replace or add to words of `source` (case and punctuation ignored),
+    in order, each once."""
+    a, b = [_norm(w) for w in words(source)], [_norm(w) for w in words(target)]
+    ops = difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
+    changed = [w for op, _, _, j1, j2 in ops if op in ("replace", "insert") for w in b[j1:j2] if w]
+    return list(dict.fromkeys(changed))
 
 
 def choose_mode(source: str, target: str, mode: EditMode | str = EditMode.AUTO) -> EditMode:
