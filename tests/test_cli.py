@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import av
 import numpy as np
 import pytest
 import yaml
@@ -293,6 +294,16 @@ def test_a_clip_too_long_for_memory_is_refused_before_it_is_decoded(tiny_dir, cl
     assert not decoded and not out.exists() and not list(ws.rglob("*.safetensors"))
     r = runner.invoke(app, _args(tiny_dir, clip_dir, out, ws, "--frames", "0", "--stride", "2"))
     assert_one_line_error(r, "decoding started")  # every other frame: half the clip, which fits, is read
+    assert len(decoded) == 1
+    webm = tmp_path / "clip.webm"  # a container that keeps no frame count: its packets are counted
+    with av.open(str(webm), "w") as container:
+        stream = container.add_stream("libvpx-vp9", rate=8)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for frame in clip.frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    with pytest.raises(ValueError, match=rf"^{frames} frames of {width}x{height} need .* for the clip, and"):
+        vp.load_clip(VideoConfig(path=str(webm), frames=None))
     assert len(decoded) == 1
 
 

@@ -222,10 +222,13 @@ def test_a_clip_declares_its_frame_count_without_its_frames_decoded(tmp_path):
     write_gif(frames, tmp_path / "clip.gif", fps=5)
     folder = write_frames(frames, tmp_path / "frames")
     (folder / "notes.txt").write_text("not a frame")  # passed over by the reader, not counted
-    _encode(frames, tmp_path / "clip.mkv", "ffv1", rate=5)  # Matroska keeps no frame count
-    counts = {name: declared_frames(tmp_path / name) for name in ("clip.mp4", "clip.gif", "frames", "clip.mkv")}
-    assert counts == {"clip.mp4": 5, "clip.gif": 5, "frames": 5, "clip.mkv": None}
-    assert read_video(tmp_path / "clip.mkv").num_frames == 5  # what it did not declare is still read
+    _encode(frames, tmp_path / "clip.mkv", "ffv1", rate=5)  # Matroska and WebM keep no frame count:
+    _encode(frames, tmp_path / "clip.webm", "libvpx-vp9", rate=5)  # their packets are counted
+    names = ("clip.mp4", "clip.gif", "frames", "clip.mkv", "clip.webm")
+    assert {name: declared_frames(tmp_path / name) for name in names} == dict.fromkeys(names, 5)
+    assert read_video(tmp_path / "clip.webm").num_frames == 5
+    (tmp_path / "none.mkv").write_bytes((tmp_path / "clip.mkv").read_bytes()[:200])  # its header, no frame
+    assert declared_frames(tmp_path / "none.mkv") is None  # read_video names what is wrong with it
     with pytest.raises(VideoError, match="does not exist"):
         declared_frames(tmp_path / "missing.mp4")
     # the official selection (sample_start_idx, n_sample_frames, sample_frame_rate) over 10 frames

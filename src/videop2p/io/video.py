@@ -281,9 +281,10 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".
 
 
 def declared_frames(path: str | os.PathLike) -> int | None:
-    """The frame count a clip declares, read without decoding a frame (None where it does not say):
-    a container's count, an animated image's, a folder's image files (by name: a file of another
-    name that holds an image is not counted). A damaged file may hold fewer than it declares."""
+    """The frame count a clip declares, read without decoding a frame (None where it cannot say): a
+    container's count (Matroska and WebM keep none: their video packets are counted, read but not
+    decoded), an animated image's, a folder's image files (by name: a file of another name that holds
+    an image is not counted). A damaged file may hold fewer than it declares."""
     path = Path(path)
     _check_path(path)
     if path.is_dir():
@@ -300,7 +301,11 @@ def declared_frames(path: str | os.PathLike) -> int | None:
     try:
         with av.open(str(path)) as container:
             streams = container.streams.video
-            count = int(streams[0].frames) if streams else 0  # 0 where the container does not say
+            if not streams:
+                return None
+            count = int(streams[0].frames)  # 0 where the container does not say
+            if not count:  # one packet per frame; the demuxer's closing packets are empty
+                count = sum(1 for packet in container.demux(streams[0]) if packet.size)
             return count or None
     except av.error.FFmpegError:
         return None  # read_video names what is wrong with it
