@@ -1,6 +1,7 @@
 """The web editor, driven in headless Chromium (Debian's package) through Playwright."""
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -268,6 +269,23 @@ def test_cancel_stops_the_run_and_keeps_nothing_of_the_stopped_stage(tmp_path):
     form.tune_steps, form.inversion = 2, "fast"
     manifest = session.run(form, None, EXAMPLE, None)  # the next run starts afresh
     assert manifest["stages"]["tune"]["action"] == "computed"
+
+
+def test_the_runs_warnings_are_shown_in_the_page(tmp_path):
+    from videop2p.ui import Session, status_text
+
+    session = Session(None, tmp_path)
+    snow = "a red circle moving on the snow"  # one blend pair for a colour swap and a background change
+    form = Form(source=example_prompt(EXAMPLE), targets=f"{TARGET}\n{snow}", blend_source="circle",
+                blend_target="circle", steps=3, tune_steps=2, frames=2, inversion="fast", threshold=0.0)  # fmt: skip
+    manifest = session.run(form, None, EXAMPLE, None)
+    text = status_text(manifest)
+    assert text.startswith("**Done** — 2 edit(s)")
+    assert "**Warning:** Local blending kept nothing of the source in target 1" in text  # threshold 0: all of it
+    form.blend_source, form.blend_target, form.threshold = "circle, -", "circle, -", 0.3
+    manifest = session.run(form, None, EXAMPLE, None)  # each target its own words: nothing to warn about
+    assert manifest["warnings"] == [] and "Warning" not in status_text(manifest)
+    assert not logging.getLogger("videop2p").handlers  # the page's collector is gone after the run
 
 
 def test_an_edit_after_a_stopped_tuning_resumes_it(tmp_path):

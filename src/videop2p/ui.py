@@ -280,6 +280,26 @@ def describe_reuse(manifest: dict) -> str:
     return "\n".join(lines)
 
 
+def status_text(manifest: dict) -> str:
+    """The page's line after an edit: what was written, what the workspace saved, and the warnings the
+    run gave (a terminal shows them as they come; the page would not)."""
+    text = f"**Done** — {len(manifest['targets'])} edit(s), outputs in `{manifest['out']}`\n\n"
+    text += describe_reuse(manifest)
+    warnings = manifest.get("warnings") or []
+    return text + "".join(f"\n\n**Warning:** {w}" for w in warnings)
+
+
+class _Warnings(logging.Handler):
+    """The library's warnings during one edit, kept for the page."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 class Session:
     """The loaded pipeline, its workspace, and the cancel flag of the running edit."""
 
@@ -334,6 +354,9 @@ class Session:
             if progress is not None:
                 progress((done, total), desc=STAGE_LABELS.get(stage, stage))
 
+        warnings = _Warnings()
+        library = logging.getLogger("videop2p")
+        library.addHandler(warnings)
         try:
             manifest = vp.run(cfg, on_step=on_step)
         except (VideoError, FileNotFoundError) as e:
@@ -349,7 +372,9 @@ class Session:
                 f"Out of memory on {self.device}: {str(e).splitlines()[0]} Lighter settings: fewer frames or a "
                 "smaller size, frames per tuning step 4, null-text frames 4; or start the editor with --dtype float16."
             ) from None
-        return {**manifest, "out": str(out)}
+        finally:
+            library.removeHandler(warnings)
+        return {**manifest, "out": str(out), "warnings": warnings.messages}
 
 
 def _frame_count(gr, value: int | None, label: str, elem_id: str):
@@ -509,8 +534,7 @@ def build_app(session: Session):
             prompts = [manifest["source"], *manifest["targets"]]  # the source's maps first, then each target's
             atts = [(str(root / a), p) for a, p in zip(files["attention"], prompts, strict=False)]  # none: no maps
             downloads_list = [str(p) for p in sorted(root.iterdir()) if p.is_file()]
-            text = f"**Done** — {len(manifest['targets'])} edit(s), outputs in `{root}`\n\n" + describe_reuse(manifest)
-            return text, str(root / files["side_by_side"]), mask_list, gallery, atts, downloads_list
+            return status_text(manifest), str(root / files["side_by_side"]), mask_list, gallery, atts, downloads_list
 
         run_event = run_btn.click(
             on_run,
