@@ -96,8 +96,9 @@ def main() -> None:
             json.loads((out / e / "outputs.json").read_text())["stages"]["edit"]["seconds"] for e in DEMO_EDITS
         )
         result[label] = {"blend": blend, "edit seconds": round(seconds, 1), "rows": rows}
+        flag = " ".join(",".join(w) for w in zip(*blend, strict=True)) if isinstance(blend, list) else " ".join(blend)
         print(
-            f"{label} (--blend {blend}): edit {seconds:.1f} s in one pass; the demo's three runs' edits {separate:.1f} s"
+            f"{label} (--blend {flag}): edit {seconds:.1f} s in one pass; the demo's three runs' edits {separate:.1f} s"
         )
         for row in rows:
             print("  " + "; ".join(f"{k}: {v}" for k, v in row.items()))
