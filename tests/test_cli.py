@@ -502,6 +502,8 @@ def test_config_files_give_blend_pairs_per_target_as_lists_or_comma_separated_wo
         validate(cfg)
     (tmp_path / "off.yaml").write_text("edit: {blend: [-, -]}\n")  # '- -' alone: no blending
     assert load_config([tmp_path / "off.yaml"]).edit.blend is None
+    (tmp_path / "comma.yaml").write_text("edit: {blend: ['motorbike,', 'motorbike,']}\n")  # copied with its comma
+    assert load_config([tmp_path / "comma.yaml"]).edit.blend == ("motorbike", "motorbike")
 
 
 def test_config_files_read_numbers_and_booleans_as_yaml_1_2_does(tmp_path):

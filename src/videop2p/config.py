@@ -316,6 +316,8 @@ def _word_pairs(name: str, value: Any) -> Words | None:
     per target in order, as a list of pairs (null: none for that target) or as the pair's two words
     comma-separated ("circle,grass", "circle,snow"; "-,-" for none), as the command line and the editor
     take them. The pair "-", "-" alone is none."""
+    if _is_pair(value):  # a word copied with the prompt's comma after it ("motorbike,") is that word
+        value = [w.strip().strip(PAIR_SEP) for w in value]
     if _is_pair(value) and any(PAIR_SEP in w for w in value):
         sources, targets = ([w.strip() for w in words.split(PAIR_SEP)] for words in value)
         if len(sources) != len(targets):
