@@ -90,6 +90,17 @@ def test_each_target_takes_its_own_blend_pair_from_the_command_line(tiny_dir, cl
     assert _manifest(rerun)["stages"]["edit"]["action"] == "reused"
 
 
+def test_an_edits_warnings_are_kept_in_its_report_and_with_the_edit(tiny_dir, clip_dir, tmp_path):
+    first, again = tmp_path / "first", tmp_path / "again"
+    _invoke(_args(tiny_dir, clip_dir, first, tmp_path / "ws", "--threshold", "0"))  # every cell in the mask
+    warnings = _manifest(first)["warnings"]
+    assert len(warnings) == 1 and warnings[0].startswith("Local blending kept nothing of the source: the mask of")
+    assert f"## Warnings\n\n- {warnings[0]}\n" in (first / "report.md").read_text()
+    _invoke(_args(tiny_dir, clip_dir, again, tmp_path / "ws", "--threshold", "0"))
+    m = _manifest(again)
+    assert m["stages"]["edit"]["action"] == "reused" and m["warnings"] == warnings  # kept with the edit
+
+
 def test_run_writes_every_output_named_in_the_manifest(tiny_dir, clip_dir, tmp_path):
     out = tmp_path / "out ü"  # the resolved config keeps the path as typed, in UTF-8
     _invoke(_args(tiny_dir, clip_dir, out, tmp_path / "ws", "--target", "a green circle moving on the grass"))

@@ -192,10 +192,10 @@ def test_each_target_blends_its_own_words_as_it_would_alone(tiny):
     assert not torch.allclose(shared.latents[2], two.latents[1], atol=1e-3)  # one pair for both: another edit
 
 
-def test_a_change_whose_attention_lies_outside_the_blend_mask_is_reported(caplog):
+def test_a_change_whose_attention_lies_outside_the_blend_mask_is_reported():
     """A target whose changed word attends where its blend mask keeps the source is warned about; a
     changed word that attends inside the mask, or a target without blend words, is not."""
-    from videop2p.editing import _warn_change_outside_mask
+    from videop2p.editing import _outside_mask_warnings
     from videop2p.models.tokenizer import bundled_tokenizer
 
     tok = bundled_tokenizer()
@@ -208,15 +208,10 @@ def test_a_change_whose_attention_lies_outside_the_blend_mask_is_reported(caplog
     blue, snow = word_indices(tok, targets[0], "blue")[0], word_indices(tok, targets[1], "snow")[0]
     attention[1, :, 2:4, 2:4, blue] = 1.0  # 'blue' on the circle
     attention[2, :, :, :, snow] = 1.0  # 'snow' everywhere
-    with caplog.at_level("WARNING", logger="videop2p.editing"):
-        _warn_change_outside_mask(tok, attention, masks, source, targets, EditConfig(blend=("circle", "circle")))
-    assert "Target 2 changes 'snow', but 94% of that word's attention lies outside" in caplog.text
-    assert "'blue'" not in caplog.text
-    caplog.clear()
-    with caplog.at_level("WARNING", logger="videop2p.editing"):
-        c = EditConfig(blend=[("circle", "circle"), None])
-        _warn_change_outside_mask(tok, attention, masks, source, targets, c)
-    assert caplog.text == ""
+    shared = _outside_mask_warnings(tok, attention, masks, source, targets, EditConfig(blend=("circle", "circle")))
+    assert len(shared) == 1 and shared[0].startswith("Target 2 changes 'snow', but 94% of that word's attention")
+    own = EditConfig(blend=[("circle", "circle"), None])
+    assert _outside_mask_warnings(tok, attention, masks, source, targets, own) == []
 
 
 def test_clear_errors(tiny):
@@ -297,6 +292,7 @@ def test_a_blend_mask_over_the_whole_frame_is_reported(tiny, caplog):
         res = edit(model, tiny, inv, SRC, ["a red square moving on the grass"], c)
     assert res.masks.all()
     assert "'circle'/'square' covers 100% of the frames at threshold 0.0" in caplog.text
+    assert len(res.warnings) == 1 and res.warnings[0] in caplog.text  # kept with the result
     caplog.clear()
     with caplog.at_level("WARNING", logger="videop2p.editing"):
         edit(model, tiny, inv, SRC, ["a red square moving on the grass"], EditConfig(progress=False))

@@ -6,7 +6,7 @@ import logging
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -63,6 +63,7 @@ class EditResult:
     tokens: list[list[str]]  # decoded tokens of every prompt (start token first)
     counts: dict[str, int]  # UNet evaluations per phase
     modes: list[str]  # edit mode per target
+    warnings: list[str] = field(default_factory=list)  # what the edit warned about (kept with it, for the report)
 
 
 def _bounds(value: Bounds, name: str) -> tuple[float, float]:
@@ -253,36 +254,34 @@ def _averaged_attention(controller: EditController, latent_hw: tuple[int, int]) 
     return mean.reshape(*mean.shape[:2], mean.shape[2] // side_x, side_x, mean.shape[-1])
 
 
-def _warn_full_mask(masks: torch.Tensor | None, c: EditConfig) -> None:
-    """Warn for each target whose blend mask covers (nearly) every frame."""
+def _full_mask_warnings(masks: torch.Tensor | None, c: EditConfig) -> list[str]:
+    """A warning for each target whose blend mask covers (nearly) every frame."""
     if masks is None:
-        return
-    pairs = target_pairs("blend", c.blend, len(masks))
+        return []
+    pairs, found = target_pairs("blend", c.blend, len(masks)), []
     for k, pair in enumerate(pairs):
         cover = float(masks[k].float().mean())
         if pair is not None and cover >= FULL_MASK:
-            logger.warning(
-                "Local blending kept nothing of the source%s: the mask of %r/%r covers %.0f%% of the frames at "
-                "threshold %s. This model's attention maps of those words are flat; --mask-norm range or a higher "
-                "--threshold (up to 1) narrows the mask (see the mask overlay).",
-                f" in target {k + 1}" if len(pairs) > 1 else "",
-                *pair,
-                100 * cover,
-                c.threshold,
+            found.append(
+                f"Local blending kept nothing of the source{f' in target {k + 1}' if len(pairs) > 1 else ''}: the "
+                f"mask of {pair[0]!r}/{pair[1]!r} covers {100 * cover:.0f}% of the frames at threshold {c.threshold}. "
+                "This model's attention maps of those words are flat; --mask-norm range or a higher --threshold "
+                "(up to 1) narrows the mask (see the mask overlay)."
             )
+    return found
 
 
-def _warn_change_outside_mask(
+def _outside_mask_warnings(
     tok, attention: torch.Tensor | None, masks: torch.Tensor | None, source: str, targets: list[str], c: EditConfig
-) -> None:
-    """Warn for each blended target that changes a word whose attention lies mostly outside its blend
+) -> list[str]:
+    """A warning for each word a blended target changes whose attention lies mostly outside its blend
     mask: local blending keeps the source there, so that change may not show (a pair meant for another
     target, or words that do not cover the change).
 
     attention (1 + K, F, y, x, L') step-averaged maps; masks (K, F, h, w) the last step's blend masks."""
     if attention is None or masks is None:
-        return
-    pairs = target_pairs("blend", c.blend, len(targets))
+        return []
+    pairs, found = target_pairs("blend", c.blend, len(targets)), []
     for k, (t, pair) in enumerate(zip(targets, pairs, strict=True)):
         if pair is None:
             continue
@@ -293,13 +292,13 @@ def _warn_change_outside_mask(
             share = float((cells * region).sum() / cells.sum().clamp_min(1e-12))
             density = (share / max(area, 1e-12)) / max((1 - share) / max(1 - area, 1e-12), 1e-12)
             if share < INSIDE_SHARE and density < CONCENTRATED:
-                logger.warning(
-                    "Target %d changes %r, but %.0f%% of that word's attention lies outside its blend mask of "
-                    "%r/%r, where local blending keeps the source: the change may not show. Give the target blend "
-                    "words that cover it (one pair per target, comma-separated, e.g. --blend circle,grass "
-                    "circle,snow; - for none).",
-                    k + 1, word, 100 * (1 - share), *pair,
-                )  # fmt: skip
+                found.append(
+                    f"Target {k + 1} changes {word!r}, but {100 * (1 - share):.0f}% of that word's attention lies "
+                    f"outside its blend mask of {pair[0]!r}/{pair[1]!r}, where local blending keeps the source: the "
+                    "change may not show. Give the target blend words that cover it (one pair per target, "
+                    "comma-separated, e.g. --blend circle,grass circle,snow; - for none)."
+                )
+    return found
 
 
 def edit(
@@ -358,8 +357,11 @@ def edit(
     # 5. Maps and masks people look at
     masks = union[:, :, 0] if union is not None else None  # (K, F, h, w)
     attention = _averaged_attention(controller, latent_hw)
-    _warn_full_mask(masks, c)
-    _warn_change_outside_mask(components.tokenizer, attention, masks, source, targets, c)
+    warnings = _full_mask_warnings(masks, c) + _outside_mask_warnings(
+        components.tokenizer, attention, masks, source, targets, c
+    )
+    for warning in warnings:
+        logger.warning(warning)
     tokens = [components.tokenizer.convert_ids_to_tokens(components.tokenizer(p).input_ids) for p in prompts]
     return EditResult(
         latents=z,
@@ -368,6 +370,7 @@ def edit(
         tokens=tokens,
         counts=dict(counter.counts),
         modes=modes,
+        warnings=warnings,
     )
 
 
@@ -390,10 +393,12 @@ def save_edit_result(result: EditResult, path: str | os.PathLike) -> Path:
         tensors["masks"] = result.masks.to(torch.uint8)
     if result.attention is not None:
         tensors["attention"] = result.attention
-    return save_tensors(path, tensors, {"tokens": result.tokens, "counts": result.counts, "modes": result.modes})
+    meta = {"tokens": result.tokens, "counts": result.counts, "modes": result.modes, "warnings": result.warnings}
+    return save_tensors(path, tensors, meta)
 
 
 def load_edit_result(path: str | os.PathLike, device: str | torch.device = "cpu") -> EditResult:
     t, meta = load_tensors(path, device)
     masks = t["masks"].bool() if "masks" in t else None
-    return EditResult(t["latents"], masks, t.get("attention"), meta["tokens"], meta["counts"], meta["modes"])
+    warnings = meta.get("warnings", [])  # an edit kept before its warnings were
+    return EditResult(t["latents"], masks, t.get("attention"), meta["tokens"], meta["counts"], meta["modes"], warnings)

@@ -123,6 +123,8 @@ def report_markdown(manifest: dict) -> str:
         elif coverage:
             blend = "; no local blending"
         lines.append(f"- target {k + 1}: `{t}` ({manifest['modes'][k]}{blend})")
+    if manifest.get("warnings"):
+        lines += ["", "## Warnings", "", *(f"- {w}" for w in manifest["warnings"])]
     lines += [
         "",
         "## Time and UNet evaluations per stage",
@@ -231,6 +233,7 @@ def _write_outputs(
         "output_size": list(clip.full_size) if full else None,
         "fps": fps,
         "audio": clip.audio is not None,
+        "warnings": res.warnings,  # the edit's (kept with it, so a reused edit's too)
         "stages": {r.stage: _stage_entry(r) for r in reports},
         "outputs": {**files, "report": "report.md", "config": "config.yaml"},
         "workspace": [r.to_dict() for r in reports if r.entry is not None],  # this run's entries only

@@ -285,8 +285,7 @@ def status_text(manifest: dict) -> str:
     run gave (a terminal shows them as they come; the page would not)."""
     text = f"**Done** — {len(manifest['targets'])} edit(s), outputs in `{manifest['out']}`\n\n"
     text += describe_reuse(manifest)
-    warnings = manifest.get("warnings") or []
-    return text + "".join(f"\n\n**Warning:** {w}" for w in warnings)
+    return text + "".join(f"\n\n**Warning:** {w}" for w in manifest.get("warnings") or [])
 
 
 class _Warnings(logging.Handler):
@@ -374,7 +373,8 @@ class Session:
             ) from None
         finally:
             library.removeHandler(warnings)
-        return {**manifest, "out": str(out), "warnings": warnings.messages}
+        every = dict.fromkeys([*warnings.messages, *manifest["warnings"]])  # a reused edit's are in its manifest
+        return {**manifest, "out": str(out), "warnings": list(every)}
 
 
 def _frame_count(gr, value: int | None, label: str, elem_id: str):
