@@ -134,6 +134,7 @@ def test_local_batch_tunes_once_per_clip_and_isolates_a_failing_job(local_run):
     for name in ("blue", "green", "square"):
         manifest = json.loads((out / "outputs" / name / "outputs.json").read_text())
         assert (out / "outputs" / name / manifest["outputs"]["edits"][0]).exists()
+        assert next(r for r in results if r.name == name).warnings == manifest["warnings"]  # in batch.json too
 
 
 def test_rerun_skips_finished_jobs_and_retries_the_failed_one(local_run):
@@ -223,10 +224,12 @@ def test_the_summary_table_keeps_one_line_per_job_whatever_the_error():
     results = [
         JobResult("big", "failed", "out/big", error="OutOfMemoryError: CUDA out of memory.\nIf reserved but..."),
         JobResult("ok", "done", "out/ok", 1.5, {"tune": {"seconds": 1.0, "action": "resumed"}}),
+        JobResult("warned", "done", "out/warned", 1.5, warnings=["Target 2 changes 'snow', but ..."]),
     ]
     lines = summary_table(results).splitlines()
-    assert len(lines) == 4 and lines[2].endswith("OutOfMemoryError: CUDA out of memory.")
+    assert len(lines) == 5 and lines[2].endswith("OutOfMemoryError: CUDA out of memory.")
     assert "resumed" in lines[3] and lines[3].endswith("out/ok")
+    assert lines[4].endswith("out/warned (1 warning: see its report.md)")
 
 
 def test_a_clip_may_be_named_by_its_path_alone_in_defaults_jobs_and_run_configs(tmp_path):

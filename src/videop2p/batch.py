@@ -89,6 +89,7 @@ class JobResult:
     stages: dict = field(default_factory=dict)  # per stage: seconds and computed/reused
     error: str | None = None
     worker: str = ""  # host and process that ran it
+    warnings: list[str] = field(default_factory=list)  # what its edit warned about (also in its report.md)
 
 
 # -- the jobs file ---------------------------------------------------------------------------------
@@ -264,7 +265,8 @@ def run_group(jobs: list[Job], sentinel: str | None = None, loaded: LoadedModel 
         stages = {
             k: {"seconds": round(v["seconds"], 3), "action": v.get("action", "")} for k, v in manifest["stages"].items()
         }
-        result = JobResult(job.name, "done", cfg.out, time.perf_counter() - started, stages, worker=worker)
+        seconds = time.perf_counter() - started
+        result = JobResult(job.name, "done", cfg.out, seconds, stages, worker=worker, warnings=manifest["warnings"])
         _mark_finished(job, result)
         results.append(result)
     return results
@@ -423,5 +425,7 @@ def summary_table(results: list[JobResult]) -> str:
             cells.append(f"{s['seconds']:6.1f}s {s['action'][:7]:7s}" if s else f"{'-':>14s}")
         error = (r.error or "failed").strip().splitlines() or ["failed"]
         tail = error[0] if r.status == "failed" else r.out  # a torch error runs on for lines; batch.json keeps all
+        if r.warnings:
+            tail += f" ({len(r.warnings)} warning{'s' if len(r.warnings) > 1 else ''}: see its report.md)"
         lines.append(f"{r.name[:20]:20s} {r.status:8s} {' '.join(cells)} {r.seconds:7.1f}s  {tail}")
     return "\n".join(lines)
