@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -30,31 +29,14 @@ from videop2p.toy.checker import read_image
 from videop2p.toy.world import parse_caption, render_clip
 
 
-class _Warnings(logging.Handler):
-    """The edit stage's warnings, kept to be counted."""
-
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-def one_pass(vp: VideoP2P, out: Path, name: str, blend) -> tuple[dict, list[str]]:
-    """Every demo target edited in one run into out/name with `blend`; the manifest and the warnings."""
+def one_pass(vp: VideoP2P, out: Path, name: str, blend) -> dict:
+    """Every demo target edited in one run into out/name with `blend`; its manifest (with the edit's warnings)."""
     edits = list(DEMO_EDITS.values())
     first = edits[0][1]
     cfg = demo_config(out / "clip", out / name, edits[0][0], first, DemoSettings(quiet=True))
     cfg.targets = [target for target, _ in edits]
     cfg.edit = dataclasses.replace(first, blend=blend, reweight={"big": 2.0})  # the reweighted word: one target's
-    warnings = _Warnings()
-    logging.getLogger("videop2p").addHandler(warnings)
-    try:
-        manifest = vp.run(cfg)
-    finally:
-        logging.getLogger("videop2p").removeHandler(warnings)
-    return manifest, warnings.messages
+    return vp.run(cfg)
 
 
 def main() -> None:
@@ -73,7 +55,8 @@ def main() -> None:
     result = {}
     for label, blend in runs.items():
         name = label.replace(" ", "_")
-        manifest, warnings = one_pass(vp, out, name, blend)
+        manifest = one_pass(vp, out, name, blend)
+        warnings = manifest["warnings"]
         rows = []
         for k, (edit, (target, _)) in enumerate(DEMO_EDITS.items(), start=1):
             frames = read_video(out / name / f"edit_{k}.gif").frames.astype(int)
