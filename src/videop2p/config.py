@@ -311,6 +311,13 @@ def _is_pair(value: Any) -> bool:
     return isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(w, str) for w in value)
 
 
+def _per_target(value: Any) -> bool:
+    """A list of word pairs, one per target (each a list, a tuple or None), not one pair of words."""
+    return (
+        isinstance(value, list | tuple) and bool(value) and all(isinstance(v, list | tuple) or v is None for v in value)
+    )
+
+
 def _word_pairs(name: str, value: Any) -> Words | None:
     """A blend or subtract setting: one pair [source_word, target_word] for every target; or one pair
     per target in order, as a list of pairs (null: none for that target) or as the pair's two words
@@ -326,8 +333,7 @@ def _word_pairs(name: str, value: Any) -> Words | None:
                 "words; give one of each per target, comma-separated in the same order (- for none)."
             )
         value = [list(pair) for pair in zip(sources, targets, strict=True)]
-    pairs = isinstance(value, list | tuple) and value and all(isinstance(v, list | tuple) or v is None for v in value)
-    if not pairs:
+    if not _per_target(value):
         if not isinstance(value, list | tuple) or len(value) != 2:
             raise ConfigError(
                 f"{name} needs two words [source_word, target_word], or one such pair (or null) per target, "
@@ -938,7 +944,7 @@ def check_edit(e: EditConfig) -> None:
         words = getattr(e, attr)
         if words is None:
             continue
-        per_target = isinstance(words, list) and words and all(isinstance(w, list | tuple) or w is None for w in words)
+        per_target = isinstance(words, list) and _per_target(words)
         for pair in words if per_target else [words]:
             if pair is not None and not (_is_pair(pair) and all(w.strip() for w in pair)):
                 expected = "two words [source_word, target_word]" + (", or null" if per_target else "")
