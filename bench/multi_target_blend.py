@@ -35,7 +35,8 @@ def one_pass(vp: VideoP2P, out: Path, name: str, blend) -> dict:
     first = edits[0][1]
     cfg = demo_config(out / "clip", out / name, edits[0][0], first, DemoSettings(quiet=True))
     cfg.targets = [target for target, _ in edits]
-    cfg.edit = dataclasses.replace(first, blend=blend, reweight={"big": 2.0})  # the reweighted word: one target's
+    reweight = {word: f for _, edit in edits for word, f in edit.reweight.items()}  # each applies where it occurs
+    cfg.edit = dataclasses.replace(first, blend=blend, reweight=reweight)
     return vp.run(cfg)
 
 
