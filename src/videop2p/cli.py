@@ -473,7 +473,11 @@ def _stage_command(stage: str, doc: str):
             typer.Option(help=f"Words never edited: SOURCE_WORD TARGET_WORD{PER_TARGET}.", rich_help_panel=EDIT_PANEL),
         ] = None,
         reweight: Annotated[
-            list[str] | None, typer.Option(help="WORD=FACTOR (repeatable).", rich_help_panel=EDIT_PANEL)
+            list[str] | None,
+            typer.Option(
+                help="WORD=FACTOR (repeatable; each applies to the targets whose prompt has the word).",
+                rich_help_panel=EDIT_PANEL,
+            ),
         ] = None,
         cross_replace: Annotated[
             float | None,
