@@ -24,3 +24,14 @@ def test_the_readme_python_example_runs_and_edits_the_clip(tmp_path, monkeypatch
     from videop2p import read_video
 
     assert read_video(tmp_path / "blue.mp4").frames.shape == edit.shape  # written where the example says
+
+
+def test_the_readme_config_example_is_read_and_checked(tmp_path):
+    from videop2p.config import load_config, validate
+
+    text = re.search(r"### Configuration files\n.*?```yaml\n(.*?)```", README.read_text(), re.S).group(1)
+    (tmp_path / "run.yaml").write_text(text)
+    cfg = load_config([tmp_path / "run.yaml"])
+    validate(cfg)
+    assert len(cfg.targets) == 2 and cfg.edit.blend == [("rabbit", "rabbit"), ("grass", "snow")]
+    assert cfg.edit.reweight == {"origami": 2.0} and cfg.video.frames == 8
