@@ -208,9 +208,9 @@ def test_a_change_whose_attention_lies_outside_the_blend_mask_is_reported():
     blue, snow = word_indices(tok, targets[0], "blue")[0], word_indices(tok, targets[1], "snow")[0]
     attention[1, :, 2:4, 2:4, blue] = 1.0  # 'blue' on the circle
     attention[2, :, :, :, snow] = 1.0  # 'snow' everywhere
-    shared = _outside_mask_warnings(tok, attention, masks, source, targets, EditConfig(blend=("circle", "circle")))
+    shared = _outside_mask_warnings(tok, attention, masks, source, targets, [("circle", "circle")] * 2)
     assert len(shared) == 1 and shared[0].startswith("Target 2 changes 'snow', but 94% of that word's attention")
-    own = EditConfig(blend=[("circle", "circle"), None])
+    own = [("circle", "circle"), None]
     assert _outside_mask_warnings(tok, attention, masks, source, targets, own) == []
 
 

@@ -17,6 +17,7 @@ from videop2p.config import (
     COUNT_MAX,
     DEMO_TUNE_STEPS,
     OFFICIAL_TUNE_STEPS,
+    PER_TARGET_PAIRS,
     PRESET_MARGINS,
     PRESETS,
     WORKSPACE_NAME,
@@ -280,10 +281,13 @@ ConfigOpt = Annotated[
     list[Path] | None,
     typer.Option("--config", help="videop2p YAML, or the official tune/p2p YAMLs.", rich_help_panel=CLIP_PANEL),
 ]
-PER_TARGET = " (one pair for every target; or comma-separated, one per target: circle,grass circle,snow; - for none)"
 BlendOpt = Annotated[
     tuple[str, str] | None,
-    typer.Option("--blend", help=f"Local blending: SOURCE_WORD TARGET_WORD{PER_TARGET}.", rich_help_panel=EDIT_PANEL),
+    typer.Option(
+        "--blend",
+        help=f"Local blending: SOURCE_WORD TARGET_WORD for every target; or {PER_TARGET_PAIRS.format(what='blend')}.",
+        rich_help_panel=EDIT_PANEL,
+    ),
 ]
 
 
@@ -470,7 +474,10 @@ def _stage_command(stage: str, doc: str):
         blend: BlendOpt = None,
         subtract: Annotated[
             tuple[str, str] | None,
-            typer.Option(help=f"Words never edited: SOURCE_WORD TARGET_WORD{PER_TARGET}.", rich_help_panel=EDIT_PANEL),
+            typer.Option(
+                help=f"Words never edited: SOURCE_WORD TARGET_WORD for every target; or {PER_TARGET_PAIRS.format(what='subtract')}.",
+                rich_help_panel=EDIT_PANEL,
+            ),
         ] = None,
         reweight: Annotated[
             list[str] | None,

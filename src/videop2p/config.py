@@ -99,6 +99,7 @@ WordPair = tuple[str, str]  # (source word, target word)
 Words = WordPair | list[WordPair | None]  # one pair for every target, or one per target (None: none for it)
 NO_WORDS = "-"  # a per-target pair written "-" in both places: no words for that target
 PAIR_SEP = ","  # "circle,grass" "circle,snow": one blend (or subtract) pair per target
+PER_TARGET_PAIRS = "comma-separated, one per target in order, e.g. --{what} circle,grass circle,snow; - for none"
 
 
 @dataclass

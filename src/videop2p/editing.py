@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from videop2p import progress
-from videop2p.config import Bounds, EditConfig, WordPair, target_pairs
+from videop2p.config import PER_TARGET_PAIRS, Bounds, EditConfig, WordPair, target_pairs
 from videop2p.control.controller import (
     ControlPlan,
     EditController,
@@ -177,10 +177,7 @@ def _target_words(tok, source: str, targets: list[str], pairs: list[WordPair | N
             except ValueError as e:
                 hint = ""
                 if in_target and shared:
-                    hint = (
-                        f" (one {what} pair applies to every target; give one per target, comma-separated "
-                        f"in order, e.g. --{what} circle,grass circle,snow; - for none)"
-                    )
+                    hint = f" (one {what} pair applies to every target; give one {PER_TARGET_PAIRS.format(what=what)})"
                 raise ValueError(f"{what} word: {e}{hint}") from None
     return TargetWords(source_rows, target_rows, torch.tensor([pair is not None for pair in pairs]))
 
@@ -254,17 +251,17 @@ def _averaged_attention(controller: EditController, latent_hw: tuple[int, int]) 
     return mean.reshape(*mean.shape[:2], mean.shape[2] // side_x, side_x, mean.shape[-1])
 
 
-def _full_mask_warnings(masks: torch.Tensor | None, c: EditConfig) -> list[str]:
-    """A warning for each target whose blend mask covers (nearly) every frame."""
+def _full_mask_warnings(masks: torch.Tensor | None, pairs: list[WordPair | None], threshold: float) -> list[str]:
+    """A warning for each target whose blend mask covers (nearly) every frame; `pairs`: each target's words."""
     if masks is None:
         return []
-    pairs, found = target_pairs("blend", c.blend, len(masks)), []
+    found = []
     for k, pair in enumerate(pairs):
         cover = float(masks[k].float().mean())
         if pair is not None and cover >= FULL_MASK:
             found.append(
                 f"Local blending kept nothing of the source{f' in target {k + 1}' if len(pairs) > 1 else ''}: the "
-                f"mask of {pair[0]!r}/{pair[1]!r} covers {100 * cover:.0f}% of the frames at threshold {c.threshold}. "
+                f"mask of {pair[0]!r}/{pair[1]!r} covers {100 * cover:.0f}% of the frames at threshold {threshold}. "
                 "This model's attention maps of those words are flat; --mask-norm range or a higher --threshold "
                 "(up to 1) narrows the mask (see the mask overlay)."
             )
@@ -272,16 +269,22 @@ def _full_mask_warnings(masks: torch.Tensor | None, c: EditConfig) -> list[str]:
 
 
 def _outside_mask_warnings(
-    tok, attention: torch.Tensor | None, masks: torch.Tensor | None, source: str, targets: list[str], c: EditConfig
+    tok,
+    attention: torch.Tensor | None,
+    masks: torch.Tensor | None,
+    source: str,
+    targets: list[str],
+    pairs: list[WordPair | None],
 ) -> list[str]:
     """A warning for each word a blended target changes whose attention lies mostly outside its blend
     mask: local blending keeps the source there, so that change may not show (a pair meant for another
     target, or words that do not cover the change).
 
-    attention (1 + K, F, y, x, L') step-averaged maps; masks (K, F, h, w) the last step's blend masks."""
+    attention (1 + K, F, y, x, L') step-averaged maps; masks (K, F, h, w) the last step's blend masks;
+    pairs: each target's blend words."""
     if attention is None or masks is None:
         return []
-    pairs, found = target_pairs("blend", c.blend, len(targets)), []
+    found = []
     for k, (t, pair) in enumerate(zip(targets, pairs, strict=True)):
         if pair is None:
             continue
@@ -295,8 +298,8 @@ def _outside_mask_warnings(
                 found.append(
                     f"Target {k + 1} changes {word!r}, but {100 * (1 - share):.0f}% of that word's attention lies "
                     f"outside its blend mask of {pair[0]!r}/{pair[1]!r}, where local blending keeps the source: the "
-                    "change may not show. Give the target blend words that cover it (one pair per target, "
-                    "comma-separated, e.g. --blend circle,grass circle,snow; - for none)."
+                    f"change may not show. Give the target blend words that cover it (one pair per target, "
+                    f"{PER_TARGET_PAIRS.format(what='blend')})."
                 )
     return found
 
@@ -357,9 +360,9 @@ def edit(
     # 5. Maps and masks people look at
     masks = union[:, :, 0] if union is not None else None  # (K, F, h, w)
     attention = _averaged_attention(controller, latent_hw)
-    warnings = _full_mask_warnings(masks, c) + _outside_mask_warnings(
-        components.tokenizer, attention, masks, source, targets, c
-    )
+    pairs = target_pairs("blend", c.blend, len(targets))  # checked by build_plan
+    warnings = _full_mask_warnings(masks, pairs, c.threshold)
+    warnings += _outside_mask_warnings(components.tokenizer, attention, masks, source, targets, pairs)
     for warning in warnings:
         logger.warning(warning)
     tokens = [components.tokenizer.convert_ids_to_tokens(components.tokenizer(p).input_ids) for p in prompts]
