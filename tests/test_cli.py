@@ -1,3 +1,4 @@
+import io
 import json
 import shutil
 import signal
@@ -9,6 +10,7 @@ import av
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 from typer.testing import CliRunner
 
 from videop2p.cli import app
@@ -1139,6 +1141,21 @@ def test_usage_errors_of_the_command_are_one_line_naming_the_value(args, needles
     assert e.value.code == 2 and out == "" and len(lines) == 1 and lines[0].startswith("error: "), err
     assert all(n in lines[0] for n in needles), lines[0]
     assert not list(tmp_path.iterdir())
+
+
+def test_a_library_warning_on_a_damaged_frame_is_one_line_before_the_error(tiny_dir, clip_dir, tmp_path):
+    frames = tmp_path / "frames"
+    shutil.copytree(clip_dir, frames)
+    damaged = sorted(frames.iterdir())[1]
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(buffer, format="TIFF")  # a TIFF named .jpg, cut inside its header
+    damaged.write_bytes(buffer.getvalue()[:100])
+    args = _args(tiny_dir, frames, tmp_path / "o", tmp_path / "ws")  # as a user runs it: Python's own warning display
+    proc = subprocess.run([sys.executable, "-m", "videop2p.cli", *args], capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and lines[-1].startswith(f"error: Frame {damaged} is not a readable image"), lines
+    assert lines[:-1] and all(line.startswith("WARNING py.warnings: UserWarning: ") for line in lines[:-1]), lines
+    assert not (tmp_path / "o").exists()
 
 
 def test_the_command_exits_with_its_commands_code(capsys):

@@ -7,6 +7,7 @@ import errno
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -47,8 +48,22 @@ MODEL_CONFIG_HELP = (
 )
 
 
+def _warning_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: object = None,
+) -> None:
+    """A Python warning from a library the command uses (Pillow on a damaged frame's header, torch) as one
+    log line like the command's own, instead of the file, line number and source line Python prints."""
+    logging.getLogger("py.warnings").warning("%s: %s", category.__name__, " ".join(str(message).split()))
+
+
 def _setup_logging(quiet: bool = False) -> None:
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    warnings.showwarning = _warning_line
     for noisy in ("httpx", "urllib3", "diffusers", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if "HF_HUB_VERBOSITY" not in os.environ:  # two lines per retried request; the load's own error says why
