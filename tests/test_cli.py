@@ -437,6 +437,8 @@ def test_attention_slicing_flag_gives_the_same_edit(tiny_dir, clip_dir, tmp_path
         (["--blend", "circle,circle", "circle,circle"], ["--blend gives 2 word pairs for 1 target prompt"]),
         (["--blend", "circle,-", "circle,circle"], ["--blend", "['-', 'circle'] has one word"]),
         (["--subtract", "dog", "circle"], ["subtract word: Word 'dog' is not in prompt"]),
+        (["--reweight", "blue=1e30"], ["--reweight blue=1e+30 is not valid", "from -100 to 100"]),
+        (["--reweight", "blue=-101"], ["--reweight blue=-101.0 is not valid"]),
     ],
 )
 def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(

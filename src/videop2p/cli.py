@@ -21,6 +21,7 @@ from videop2p.config import (
     PER_TARGET_PAIRS,
     PRESET_MARGINS,
     PRESETS,
+    REWEIGHT_MAX,
     WORKSPACE_NAME,
     BatchSettings,
     ExportFormat,
@@ -497,7 +498,10 @@ def _stage_command(stage: str, doc: str):
         reweight: Annotated[
             list[str] | None,
             typer.Option(
-                help="WORD=FACTOR (repeatable; each applies to the targets whose prompt has the word).",
+                help=(
+                    f"WORD=FACTOR, the factor from {-REWEIGHT_MAX:g} to {REWEIGHT_MAX:g} (repeatable; each applies "
+                    "to the targets whose prompt has the word)."
+                ),
                 rich_help_panel=EDIT_PANEL,
             ),
         ] = None,

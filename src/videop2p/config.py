@@ -93,6 +93,9 @@ OFFICIAL_TUNE_STEPS = 500  # the authors' max_train_steps
 DEMO_TUNE_STEPS = 300  # `videop2p demo`'s tuning budget
 SEED_MAX = 2**64 - 1  # the largest seed torch.Generator.manual_seed takes
 COUNT_MAX = 2**31 - 1  # the largest frame count, index, stride or side (more than any clip has)
+# A reweighted word's map times this at most: prompt-to-prompt's examples use -5 to 20; at 100 the word
+# already holds a hundred times the attention of the whole prompt, and float16 (max 65504) stays finite.
+REWEIGHT_MAX = 100.0
 WORKSPACE_NAME = ".videop2p-workspace"  # the workspace folder a run or batch makes by default
 Bounds = float | tuple[float, float]  # a fraction of the steps, or a (start, end) pair of fractions
 WordPair = tuple[str, str]  # (source word, target word)
@@ -967,8 +970,16 @@ def check_edit(e: EditConfig) -> None:
     for word, bounds in e.cross_replace_words.items():
         _bounds_ok("edit", f"cross_replace_words.{word}", bounds)
     for word, factor in e.reweight.items():
-        if isinstance(factor, bool) or not isinstance(factor, int | float) or not math.isfinite(factor):
-            raise OptionError("reweight", f"{word}={factor!r} is not valid; expected a finite factor.")
+        if (
+            isinstance(factor, bool)
+            or not isinstance(factor, int | float)
+            or not math.isfinite(factor)
+            or abs(factor) > REWEIGHT_MAX
+        ):
+            raise OptionError(
+                "reweight",
+                f"{word}={factor!r} is not valid; expected a finite factor from {-REWEIGHT_MAX:g} to {REWEIGHT_MAX:g}.",
+            )
     if e.mask_side is not None:
         check_number("edit", "mask_side", e.mask_side, 1, whole=True)
 
