@@ -885,6 +885,14 @@ def toy_train(
     decoder_lr: Annotated[float, typer.Option(help="Peak learning rate of the decoder steps.")] = _toy_default(
         "decoder_lr"
     ),
+    decoder_splice: Annotated[
+        float,
+        typer.Option(
+            help="Share of each decoder batch spliced from two frames' latents (one's object cells over the "
+            "other), decoded into the same pixels spliced, so that local blending's pasted latents decode "
+            "as pasted pixels (0: none)."
+        ),
+    ] = _toy_default("decoder_splice"),
     unet_steps: int = _toy_default("unet_steps"),
     dataset_size: int = _toy_default("dataset_size"),
     batch_size: int = _toy_default("batch_size"),
@@ -954,6 +962,7 @@ def toy_train(
         vae_steps=vae_steps,
         decoder_steps=decoder_steps,
         decoder_lr=decoder_lr,
+        decoder_splice=decoder_splice,
         unet_steps=unet_steps,
         dataset_size=dataset_size,
         batch_size=batch_size,

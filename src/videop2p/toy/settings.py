@@ -50,6 +50,7 @@ class ToyTrainConfig:
     decoder_steps: int = 0  # steps that sharpen the VAE's decoder on whole frames, encoder frozen (0: none)
     decoder_lr: float = 3e-4  # decoder peak learning rate (cosine decay)
     decoder_batch: int = 32  # whole frames per decoder step
+    decoder_splice: float = 0.0  # share of a decoder batch spliced from two frames' latents (see train_decoder)
     unet_steps: int = 3000  # UNet + text encoder steps
     unet_lr: float = 1e-3  # UNet peak learning rate (cosine decay)
     caption_dropout: float = 0.1  # fraction of empty captions (for classifier-free guidance)
@@ -107,6 +108,7 @@ NUMBER_RULES: dict[str, tuple[float, float, bool, bool]] = {
     "decoder_steps": _COUNT,
     "decoder_lr": _RATE,
     "decoder_batch": _SIZE,
+    "decoder_splice": _SHARE,
     "unet_steps": _COUNT,
     "unet_lr": _RATE,
     "caption_dropout": _SHARE,

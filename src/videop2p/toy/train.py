@@ -121,14 +121,40 @@ def train_vae(cfg: ToyTrainConfig, images: np.ndarray, ckpt: Path):
     return vae
 
 
-def train_decoder(cfg: ToyTrainConfig, vae, images: np.ndarray, posterior: tuple, ckpt: Path):
+def object_cells(masks: torch.Tensor, factor: int, grow: list[int]) -> torch.Tensor:
+    """(B, 1, h, w) float: the latent cells that hold any pixel of each object mask (B, H, W), grown by
+    `grow[b]` cells on every side (local blending's masks are grown by one, its 3x3 max-pool)."""
+    cells = F.max_pool2d(masks[:, None].float(), factor)  # a cell is the object's if any of its pixels is
+    return torch.cat(
+        [F.max_pool2d(c[None], 2 * g + 1, 1, g) if g else c[None] for c, g in zip(cells, grow, strict=True)]
+    )
+
+
+def splice(a: torch.Tensor, b: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """`a` on the cells (B, 1, h, w), `b` elsewhere; frames (B, 3, H, W) take the cells at their own size."""
+    m = F.interpolate(cells, size=a.shape[-2:], mode="nearest")
+    return m * a + (1 - m) * b
+
+
+def train_decoder(
+    cfg: ToyTrainConfig, vae, images: np.ndarray, posterior: tuple, ckpt: Path, masks: np.ndarray | None = None
+):
     """Phase 1b: sharpen the decoder on whole frames, L1 + MSE, with the encoder frozen.
 
     Phase 1 trains on small crops, where every decoded edge sits near a padded border; on whole frames
     the decoder learns to draw an object's outline as the renderer does. The encoder, and so every
     latent a UNet was trained on, is unchanged: a model's UNet keeps working with the sharper decoder.
     `posterior` is the (means, stds) of `images`, (N, C, h, w) each.
+
+    A share `cfg.decoder_splice` of each batch is spliced: the latents of one frame's object cells
+    (grown by 0-2 cells) over another frame's latents, to be decoded into the same two frames' pixels
+    spliced along the same cells. Local blending pastes latents so (prompt-to-prompt keeps the source's
+    latents outside the edited words' cells), and Stable Diffusion's VAE decodes such a paste into the
+    pasted pixels; a decoder trained on whole frames only may draw a pasted object in the colours of
+    its new surroundings. `masks` (N, H, W) bool: the objects of `images`, needed for splicing.
     """
+    if cfg.decoder_splice > 0 and masks is None:
+        raise ValueError(f"decoder_splice={cfg.decoder_splice} needs the object masks of the frames.")
     mean, std = posterior
     decoder = [vae.post_quant_conv, vae.decoder]
     params = [p for m in decoder for p in m.parameters()]
@@ -141,11 +167,25 @@ def train_decoder(cfg: ToyTrainConfig, vae, images: np.ndarray, posterior: tuple
     gen = torch.Generator().manual_seed(cfg.seed + 3)
     data = to_tensor(images)
 
-    def loss_fn() -> torch.Tensor:
-        idx = torch.randint(0, len(data), (cfg.decoder_batch,), generator=gen)
+    spliced = round(cfg.decoder_batch * cfg.decoder_splice)
+    factor = data.shape[-1] // mean.shape[-1]
+    objects = torch.from_numpy(masks) if spliced else None
+
+    def draw(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)  # a posterior draw, (B, C, h, w)
-        x = data[idx].to(cfg.device)  # (B, 3, H, W)
+        return z, data[idx]  # (B, 3, H, W)
+
+    def loss_fn() -> torch.Tensor:
+        z, x = draw(torch.randint(0, len(data), (cfg.decoder_batch,), generator=gen))
+        if spliced:
+            pasted = torch.randint(0, len(data), (spliced,), generator=gen)
+            grow = torch.randint(0, 3, (spliced,), generator=gen).tolist()
+            cells = object_cells(objects[pasted], factor, grow)  # (S, 1, h, w)
+            z_obj, x_obj = draw(pasted)
+            z = torch.cat([splice(z_obj, z[:spliced], cells), z[spliced:]])
+            x = torch.cat([splice(x_obj, x[:spliced], cells), x[spliced:]])
         y = vae.decode(z.to(cfg.device)).sample
+        x = x.to(cfg.device)
         return F.l1_loss(y, x) + F.mse_loss(y, x)
 
     _fit_autoencoder(vae, opt, gen, loss_fn, cfg, cfg.decoder_steps, cfg.decoder_lr, ckpt, "sharpen decoder")
@@ -294,14 +334,14 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
     else:
         images, masks, specs = render_dataset(cfg.dataset_size, cfg.model.image_size, cfg.seed, cfg.workers)
         save_checkpoint(cache, (images, masks, specs))
-    if masks is None and cfg.token_weight > 0:
+    if masks is None and (cfg.token_weight > 0 or cfg.decoder_splice > 0):
         masks = render_dataset(cfg.dataset_size, cfg.model.image_size, cfg.seed, cfg.workers)[1]
     vae = load_vae(cfg.vae_from) if cfg.vae_from else train_vae(cfg, images, out / "ckpt" / "vae.pt")
     vae = vae.to(cfg.device).eval()
     t_vae = time.perf_counter() - start
     mean, std = encode_dataset(vae, images)
     if cfg.decoder_steps > 0:
-        vae = train_decoder(cfg, vae, images, (mean, std), out / "ckpt" / "decoder.pt")
+        vae = train_decoder(cfg, vae, images, (mean, std), out / "ckpt" / "decoder.pt", masks)
     t_decoder = time.perf_counter() - start - t_vae
     scaling = vae.config.scaling_factor if cfg.vae_from else float(1.0 / mean.std())
     vae.register_to_config(scaling_factor=scaling)
