@@ -214,6 +214,19 @@ def test_a_change_whose_attention_lies_outside_the_blend_mask_is_reported():
     assert _outside_mask_warnings(tok, attention, masks, source, targets, own) == []
 
 
+def test_a_blend_mask_over_the_whole_frame_is_reported_but_one_that_keeps_the_object_is_not():
+    """A background word's mask covers all but the object (95% of the frame around the demo's circle,
+    grown by the max-pool): blending keeps the object, no warning. A flat map's mask covers everything."""
+    from videop2p.editing import _full_mask_warnings
+
+    masks = torch.ones(2, 4, 16, 16, dtype=torch.bool)
+    masks[0, :, 7:10, 7:10] = False  # 9 of 256 cells kept: 96.5% covered
+    pairs = [("grass", "snow"), ("grass", "snow")]
+    found = _full_mask_warnings(masks, pairs, 0.3)
+    assert len(found) == 1 and found[0].startswith("Local blending kept nothing of the source in target 2: the mask")
+    assert _full_mask_warnings(masks, [("grass", "snow"), None], 0.3) == []  # a target without blend words
+
+
 def test_clear_errors(tiny):
     model, inv = _inverted(tiny)
     with pytest.raises(ValueError, match="same number of words"):

@@ -44,7 +44,10 @@ from videop2p.store.codec import load_tensors, save_tensors
 from videop2p.windows import WindowPlan
 
 logger = logging.getLogger(__name__)
-FULL_MASK = 0.95  # a blend mask covering this share of the frames leaves local blending nothing to keep
+# A blend mask covering this share of the frames leaves local blending nothing to keep. A background word's
+# mask rightly covers all but the object, grown by the 3x3 max-pool (95% around the demo's circle), so the
+# warning is for a mask that covers the whole frame, as a flat map's does.
+FULL_MASK = 0.99
 # A changed word with less than this share of its attention inside its target's blend mask, and a
 # density there under CONCENTRATED times the density outside, is changed mostly where blending keeps the source.
 INSIDE_SHARE = 0.5
