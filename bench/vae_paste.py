@@ -18,12 +18,10 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from videop2p.toy.checker import read_image
 from videop2p.toy.data import load_vae, render_dataset, to_tensor
-from videop2p.toy.train import object_cells, splice
+from videop2p.toy.quality import colours_kept, pasted_round_trip
 
 BUNDLED = Path(__file__).resolve().parents[1] / "src" / "videop2p" / "data" / "toy_model"
 
@@ -34,36 +32,20 @@ def psnr_on(a: torch.Tensor, b: torch.Tensor, where: torch.Tensor) -> float:
     return float(10 * torch.log10(4 / mse))
 
 
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-
-
 @torch.no_grad()
 def measure(model: str | Path, frames: int, seed: int, grow: list[int]) -> dict:
     vae = load_vae(model).eval()
     images, masks, _ = render_dataset(frames, vae.config.sample_size, seed)
-    x, objects = to_tensor(images), torch.from_numpy(masks)
-    z = vae.encode(x).latent_dist.mean
-    factor = x.shape[-1] // z.shape[-1]
-    nxt = torch.roll(torch.arange(len(x)), -1)
-    everywhere = torch.ones_like(x[:, :1])
-    out = {
-        "model": str(model),
-        "frames": frames,
-        "seed": seed,
-        "round_trip_psnr": psnr_on(vae.decode(z).sample, x, everywhere),
-    }
-    colours = [read_image(images[k], masks[k]).color for k in range(len(x))]
+    x, objects = to_tensor(images), torch.from_numpy(masks)[:, None].float()
+    everywhere = torch.ones_like(objects)
+    plain = vae.decode(vae.encode(x).latent_dist.mean).sample
+    out = {"model": str(model), "frames": frames, "seed": seed, "round_trip_psnr": psnr_on(plain, x, everywhere)}
     for g in grow:
-        cells = object_cells(objects, factor, [g] * len(x))
-        decoded = vae.decode(splice(z, z[nxt], cells)).sample
-        target = splice(x, x[nxt], cells)
-        pasted = to_uint8(decoded)
-        kept = [read_image(pasted[k], masks[k]).color == colours[k] for k in range(len(x))]
+        decoded, expected = pasted_round_trip(vae, images, masks, g)
         out[f"grown_{g}"] = {
-            "object_psnr": psnr_on(decoded, target, objects[:, None].float()),
-            "frame_psnr": psnr_on(decoded, target, everywhere),
-            "colour_kept": float(np.mean(kept)),
+            "object_psnr": psnr_on(decoded, expected, objects),
+            "frame_psnr": psnr_on(decoded, expected, everywhere),
+            "colour_kept": colours_kept(decoded, images, masks),
         }
     return out
 

@@ -13,9 +13,9 @@ from videop2p.io.video import read_video, write_frames
 from videop2p.models.loading import bundled_model_path, load_components
 from videop2p.models.schedulers import make_scheduler
 from videop2p.toy.checker import classify_color, read_image
-from videop2p.toy.data import render_dataset, to_tensor
+from videop2p.toy.data import render_dataset
 from videop2p.toy.model import text_rms
-from videop2p.toy.train import object_cells, splice
+from videop2p.toy.quality import colours_kept, pasted_round_trip
 from videop2p.toy.world import Background, Color, Shape, ToyClipSpec, ToyObject, render_clip
 
 CASES = [
@@ -50,16 +50,10 @@ def test_bundled_model_has_the_schedule_and_text_scale_its_card_gives():
 def test_the_bundled_decoder_draws_pasted_latents_in_their_own_colours():
     """Local blending pastes the source's latents beside the edit's; the decoder must draw a pasted
     object as it was, not in its new surroundings' colours (bench/vae_paste.py has the figures)."""
-    vae = load_components(None).vae
     images, masks, _ = render_dataset(48, 64, seed=123)  # frames the training data do not hold
-    x, nxt = to_tensor(images), torch.roll(torch.arange(len(images)), -1)
-    with torch.no_grad():
-        z = vae.encode(x).latent_dist.mean
-        cells = object_cells(torch.from_numpy(masks), x.shape[-1] // z.shape[-1], [1] * len(x))
-        pasted = vae.decode(splice(z, z[nxt], cells)).sample  # each object's cells over the next frame
-    pasted = ((pasted.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-    kept = [read_image(pasted[k], masks[k]).color == read_image(images[k], masks[k]).color for k in range(len(x))]
-    assert np.mean(kept) >= 0.95, f"{np.mean(kept):.0%} of pasted objects keep their colour"
+    decoded, _ = pasted_round_trip(load_components(None).vae, images, masks, grow=1)  # over the next frame
+    kept = colours_kept(decoded, images, masks)
+    assert kept >= 0.95, f"{kept:.0%} of pasted objects keep their colour"
 
 
 def test_plain_diffusers_pipeline_draws_the_right_colour():

@@ -16,6 +16,7 @@ from videop2p.models.schedulers import make_scheduler
 from videop2p.testing import assert_one_line_error
 from videop2p.toy.data import random_caption
 from videop2p.toy.model import ToyModelConfig, make_unet
+from videop2p.toy.quality import pasted_round_trip
 from videop2p.toy.world import random_spec, render_clip
 
 
@@ -155,28 +156,22 @@ def test_the_decoder_phase_sharpens_the_decoder_only_resumes_and_exports(tiny, t
 def test_object_cells_hold_any_object_pixel_grown_by_whole_cells_and_splice_pastes_them():
     mask = torch.zeros(2, 16, 16, dtype=torch.bool)
     mask[:, 5, 6] = True  # one pixel, in cell (1, 1) of 4x4 pixels
-    cells = tt.object_cells(mask, 4, [0, 1])
+    cells = td.object_cells(mask, 4, [0, 1])
     assert cells.shape == (2, 1, 4, 4) and cells[0, 0].nonzero().tolist() == [[1, 1]]
     assert cells[1, 0, :3, :3].all() and cells[1].sum() == 9  # grown by one cell on every side
     a, b = torch.ones(2, 3, 16, 16), torch.zeros(2, 3, 16, 16)
-    pasted = tt.splice(a, b, cells)  # frames take the cells at their own size
+    pasted = td.splice(a, b, cells)  # frames take the cells at their own size
     assert pasted[0, :, 4:8, 4:8].eq(1).all() and pasted[0].sum() == 3 * 16
-    assert torch.equal(tt.splice(a[:, :2, :4, :4], b[:, :2, :4, :4], cells)[:, :1], cells)  # latents: cell by cell
+    assert torch.equal(td.splice(a[:, :2, :4, :4], b[:, :2, :4, :4], cells)[:, :1], cells)  # latents: cell by cell
 
 
 def test_the_decoder_phase_learns_to_decode_pasted_latents_as_pasted_pixels(tiny, tmp_path):
     cfg = _cfg(save_pretrained_folder(tiny, tmp_path / "init"), steps=1)
     cfg.decoder_lr, cfg.decoder_batch, cfg.decoder_steps, cfg.decoder_splice = 3e-3, 6, 30, 0.5
     images, masks, _ = td.render_dataset(cfg.dataset_size, cfg.model.image_size, cfg.seed)
-    x, objects = td.to_tensor(images), torch.from_numpy(masks)
-    other = torch.roll(torch.arange(len(x)), 1)
 
     def paste_loss(vae) -> float:  # each frame's object cells over the next frame's latents
-        with torch.no_grad():
-            z = vae.encode(x).latent_dist.mean
-            cells = tt.object_cells(objects, x.shape[-1] // z.shape[-1], [1] * len(x))
-            decoded = vae.decode(tt.splice(z, z[other], cells)).sample
-            return torch.nn.functional.l1_loss(decoded, tt.splice(x, x[other], cells)).item()
+        return torch.nn.functional.l1_loss(*pasted_round_trip(vae, images, masks, grow=1)).item()
 
     model = load_components(tt.train_toy_model(tmp_path / "run", cfg))
     assert paste_loss(model.vae) < 0.9 * paste_loss(tiny.vae)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from videop2p.models.schedulers import make_scheduler
@@ -37,6 +38,26 @@ def render_dataset(n: int, size: int, seed: int, workers: int = 0) -> tuple[np.n
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1]."""
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) float in [-1, 1] -> (N, H, W, 3) uint8, `to_tensor`'s inverse."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def object_cells(masks: torch.Tensor, factor: int, grow: list[int]) -> torch.Tensor:
+    """(B, 1, h, w) float: the latent cells that hold any pixel of each object mask (B, H, W), grown by
+    `grow[b]` cells on every side (local blending's masks are grown by one, its 3x3 max-pool)."""
+    cells = F.max_pool2d(masks[:, None].float(), factor)  # a cell is the object's if any of its pixels is
+    return torch.cat(
+        [F.max_pool2d(c[None], 2 * g + 1, 1, g) if g else c[None] for c, g in zip(cells, grow, strict=True)]
+    )
+
+
+def splice(a: torch.Tensor, b: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """`a` on the cells (B, 1, h, w), `b` elsewhere; frames (B, 3, H, W) take the cells at their own size."""
+    m = F.interpolate(cells, size=a.shape[-2:], mode="nearest")
+    return m * a + (1 - m) * b
 
 
 def random_caption(spec, rng: np.random.Generator, color_dropout: float = 0.0) -> str:

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from videop2p.config import EditConfig, InversionConfig, check_edit, check_inversion, check_number
 from videop2p.metrics import psnr
 from videop2p.toy.checker import read_image
-from videop2p.toy.data import to_tensor
+from videop2p.toy.data import object_cells, splice, to_tensor, to_uint8
 from videop2p.toy.settings import TOY_EVAL_SEEDS
 from videop2p.toy.world import Background, Color, Shape, ToyObject, caption_for, random_spec, render_clip
 
@@ -28,8 +28,31 @@ def vae_psnr(pipe, n: int = 128, seed: int = 123) -> float:
     frames = np.stack([render_clip(random_spec(rng, frames=1)).frames[0] for _ in range(n)])
     x = to_tensor(frames).to(pipe.vae.device)  # (N, 3, H, W) in [-1, 1]
     y = pipe.vae.decode(pipe.vae.encode(x).latent_dist.mean).sample
-    rec = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    return float(np.mean([psnr(a, b) for a, b in zip(frames, rec, strict=True)]))
+    return float(np.mean([psnr(a, b) for a, b in zip(frames, to_uint8(y), strict=True)]))
+
+
+@torch.no_grad()
+def pasted_round_trip(vae, images: np.ndarray, masks: np.ndarray, grow: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents pasted as local blending pastes them, and what a VAE should decode them into.
+
+    Each frame's object cells (the latent cells holding any of its mask's pixels, grown by `grow`) are
+    pasted over the next frame's latents (posterior means) and decoded; the expected frame is the two
+    frames' pixels pasted along the same cells. images (N, H, W, 3) uint8, masks (N, H, W) bool;
+    returns (decoded, expected), (N, 3, H, W) in [-1, 1] each.
+    """
+    x = to_tensor(images).to(vae.device)
+    nxt = torch.roll(torch.arange(len(x)), -1)
+    z = vae.encode(x).latent_dist.mean
+    cells = object_cells(torch.from_numpy(masks), x.shape[-1] // z.shape[-1], [grow] * len(x)).to(x)
+    return vae.decode(splice(z, z[nxt], cells)).sample, splice(x, x[nxt], cells)
+
+
+def colours_kept(decoded: torch.Tensor, images: np.ndarray, masks: np.ndarray) -> float:
+    """Share of frames whose object (at its mask in `images`) the judge reads in its own colour in `decoded`."""
+    out = to_uint8(decoded)
+    return float(
+        np.mean([read_image(o, m).color == read_image(i, m).color for o, i, m in zip(out, images, masks, strict=True)])
+    )
 
 
 def check_eval_inputs(model_path: str | Path, seeds: int, steps: int, guidance: float, device: str) -> None:

@@ -21,10 +21,12 @@ from videop2p.toy.data import (
     encode_dataset,
     load_vae,
     load_weights,
+    object_cells,
     random_caption,
     render_dataset,
     save_checkpoint,
     save_pipeline,
+    splice,
     to_tensor,
 )
 from videop2p.toy.grounding import MapStore, ground_processors, token_loss, word_regions
@@ -119,21 +121,6 @@ def train_vae(cfg: ToyTrainConfig, images: np.ndarray, ckpt: Path):
 
     _fit_autoencoder(vae, opt, gen, loss_fn, cfg, cfg.vae_steps, cfg.vae_lr, ckpt, "train VAE")
     return vae
-
-
-def object_cells(masks: torch.Tensor, factor: int, grow: list[int]) -> torch.Tensor:
-    """(B, 1, h, w) float: the latent cells that hold any pixel of each object mask (B, H, W), grown by
-    `grow[b]` cells on every side (local blending's masks are grown by one, its 3x3 max-pool)."""
-    cells = F.max_pool2d(masks[:, None].float(), factor)  # a cell is the object's if any of its pixels is
-    return torch.cat(
-        [F.max_pool2d(c[None], 2 * g + 1, 1, g) if g else c[None] for c, g in zip(cells, grow, strict=True)]
-    )
-
-
-def splice(a: torch.Tensor, b: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
-    """`a` on the cells (B, 1, h, w), `b` elsewhere; frames (B, 3, H, W) take the cells at their own size."""
-    m = F.interpolate(cells, size=a.shape[-2:], mode="nearest")
-    return m * a + (1 - m) * b
 
 
 def train_decoder(
