@@ -20,31 +20,25 @@ from pathlib import Path
 
 import torch
 
-from videop2p.toy.data import load_vae, render_dataset, to_tensor
+from videop2p.metrics import psnr
+from videop2p.toy.data import load_vae, render_dataset, to_tensor, to_uint8
 from videop2p.toy.quality import colours_kept, pasted_round_trip
 
 BUNDLED = Path(__file__).resolve().parents[1] / "src" / "videop2p" / "data" / "toy_model"
-
-
-def psnr_on(a: torch.Tensor, b: torch.Tensor, where: torch.Tensor) -> float:
-    """PSNR of (B, 3, H, W) frames in [-1, 1] over the pixels of `where` (B, 1, H, W)."""
-    mse = (((a - b) ** 2) * where).sum() / (where.sum() * a.shape[1])
-    return float(10 * torch.log10(4 / mse))
 
 
 @torch.no_grad()
 def measure(model: str | Path, frames: int, seed: int, grow: list[int]) -> dict:
     vae = load_vae(model).eval()
     images, masks, _ = render_dataset(frames, vae.config.sample_size, seed)
-    x, objects = to_tensor(images), torch.from_numpy(masks)[:, None].float()
-    everywhere = torch.ones_like(objects)
-    plain = vae.decode(vae.encode(x).latent_dist.mean).sample
-    out = {"model": str(model), "frames": frames, "seed": seed, "round_trip_psnr": psnr_on(plain, x, everywhere)}
+    plain = to_uint8(vae.decode(vae.encode(to_tensor(images)).latent_dist.mean).sample)
+    out = {"model": str(model), "frames": frames, "seed": seed, "round_trip_psnr": psnr(plain, images)}
     for g in grow:
         decoded, expected = pasted_round_trip(vae, images, masks, g)
+        pasted, wanted = to_uint8(decoded), to_uint8(expected)  # 8-bit, as every round trip is measured
         out[f"grown_{g}"] = {
-            "object_psnr": psnr_on(decoded, expected, objects),
-            "frame_psnr": psnr_on(decoded, expected, everywhere),
+            "object_psnr": psnr(pasted, wanted, masks),
+            "frame_psnr": psnr(pasted, wanted),
             "colour_kept": colours_kept(decoded, images, masks),
         }
     return out
