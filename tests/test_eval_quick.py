@@ -40,3 +40,13 @@ def test_quick_eval_writes_the_report_and_meets_every_bar(tmp_path):
     # the bundled model's word maps hold the layout: the colour swap succeeds in place, the rest is kept
     assert all(bar["met"] for bar in data["bars"].values()), data["bars"]
     assert "(MISSED" not in result.output
+
+
+def test_a_run_without_the_full_method_or_its_fast_mode_says_its_bars_were_not_checked(tmp_path):
+    args = ["eval", "--quick", "--cases", "1", "--method", "Tune-A-Video", "--out", str(tmp_path / "eval")]
+    result = CliRunner().invoke(app, [*args, "--json", str(tmp_path / "eval.json")])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "eval.json").read_text())
+    assert data["bars"] == {} and data["bars_method"] is None
+    assert "bars not checked: they are Video-P2P's (or its fast mode's), which did not run" in result.output
+    assert not [line for line in result.output.splitlines() if line.startswith("bar ")]  # none read a method not run

@@ -176,7 +176,7 @@ def test_eval_rejects_a_bad_shard_by_name(shard):
 def test_bars_are_checked_on_the_full_method_or_else_its_fast_mode():
     assert bar_method([Method.FAST, Method.TUNE_A_VIDEO]) is Method.FAST  # the quick run's method
     assert bar_method([Method.VIDEO_P2P, Method.FAST]) is Method.VIDEO_P2P
-    assert bar_method([Method.TUNE_A_VIDEO]) is Method.VIDEO_P2P  # not run: its bars read NaN, missed
+    assert bar_method([Method.TUNE_A_VIDEO, Method.PER_FRAME]) is None  # neither ran: no bars to check
 
 
 def test_kept_cases_follow_the_weights_not_the_folder_they_were_loaded_from(tiny, tmp_path):

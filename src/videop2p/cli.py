@@ -1268,6 +1268,8 @@ def eval_command(
     typer.echo(
         f"{result['cases']} cases{part}{kept} in {result['seconds']:.0f} s; tables and plots in {out}; {result['clip']}"
     )
+    if result["bars_method"] is None:
+        typer.echo(f"bars not checked: they are {Method.VIDEO_P2P.value}'s (or its fast mode's), which did not run")
     for name, bar in result["bars"].items():
         verdict = "met" if bar["met"] else "MISSED"
         typer.echo(f"bar {name} >= {bar['bar']}: {bar['measured']:.3f} ({verdict}, {result['bars_method']})")
