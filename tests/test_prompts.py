@@ -12,6 +12,7 @@ from videop2p.control.prompts import (
     global_alignment,
     refinement_mapper,
     replacement_mapper,
+    word_changes,
     word_indices,
 )
 from videop2p.models.tokenizer import bundled_tokenizer
@@ -27,6 +28,17 @@ def test_changed_words_are_the_targets_replaced_and_added_words():
     assert changed_words("a car is driving on the road", "a car is driving on the railway.") == ["railway"]
     assert changed_words("a man is driving", "a Spider-Man is driving") == ["spider-man"]
     assert changed_words("a red circle on the grass", "A red circle on the snow, snow") == ["snow"]  # each once
+
+
+def test_word_changes_give_the_words_as_written_for_each_run_replaced_added_or_left_out():
+    src = "a red circle moving on the grass"
+    assert word_changes(src, "A blue circle moving on the grass.") == [("replace", ["red"], ["blue"])]
+    assert word_changes(src, "a big red circle moving on the snow") == [
+        ("insert", [], ["big"]),
+        ("replace", ["grass"], ["snow"]),
+    ]
+    assert word_changes(src, "a circle moving on the grass") == [("delete", ["red"], [])]
+    assert word_changes(src, src.upper()) == []
     assert changed_words("a big red circle", "a red circle") == [] == changed_words("a b", "a b")  # removals
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import logging
 import re
@@ -19,6 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from videop2p.compositing import composite
 from videop2p.config import CompositeMode, RunConfig, target_pairs, to_plain
+from videop2p.control.prompts import word_changes
 from videop2p.io.video import PREVIEW_MIN_WIDTH, enlarge, preview_factor, side_by_side_frames, write_video
 from videop2p.store.files import atomic_path, staged_files, write_json, write_text
 from videop2p.store.workspace import StageReport
@@ -83,17 +83,12 @@ def attention_grid(maps: torch.Tensor, tokens: list[str], cell: int = 48, max_fr
 def edit_label(source: str, target: str) -> str:
     """What `target` changes in `source`, for a picture's label (a tile's width holds a dozen
     characters, so a long prompt's common start would hide the change): "red > blue" for words
-    swapped, "+big" for words added, "-red" for words left out; words compared case-blind."""
-    a, b = source.split(), target.split()
+    swapped, "+big" for words added, "-red" for words left out; words compared as prompt-to-prompt
+    compares them (`word_changes`: case and punctuation ignored)."""
     parts = []
-    matcher = difflib.SequenceMatcher(a=[w.lower() for w in a], b=[w.lower() for w in b], autojunk=False)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op == "replace":
-            parts.append(f"{' '.join(a[i1:i2])} > {' '.join(b[j1:j2])}")
-        elif op == "insert":
-            parts.append("+" + " ".join(b[j1:j2]))
-        elif op == "delete":
-            parts.append("-" + " ".join(a[i1:i2]))
+    for op, old, new in word_changes(source, target):
+        old_text, new_text = " ".join(old), " ".join(new)
+        parts.append({"replace": f"{old_text} > {new_text}", "insert": f"+{new_text}", "delete": f"-{old_text}"}[op])
     return ", ".join(parts) or "same prompt"
 
 

@@ -77,13 +77,20 @@ def word_indices(tokenizer, prompt: str, word: str | int) -> list[int]:
     return hits
 
 
+def word_changes(source: str, target: str) -> list[tuple[str, list[str], list[str]]]:
+    """(op, source words, target words) for each run of words that `target` replaces ("replace"),
+    adds ("insert") or leaves out ("delete") of `source`, in order; words as written, compared with
+    case and punctuation ignored."""
+    a, b = words(source), words(target)
+    matcher = difflib.SequenceMatcher(a=[_norm(w) for w in a], b=[_norm(w) for w in b], autojunk=False)
+    return [(op, a[i1:i2], b[j1:j2]) for op, i1, i2, j1, j2 in matcher.get_opcodes() if op != "equal"]
+
+
 def changed_words(source: str, target: str) -> list[str]:
     """The words of `target` that replace or add to words of `source` (case and punctuation ignored),
     in order, each once."""
-    a, b = [_norm(w) for w in words(source)], [_norm(w) for w in words(target)]
-    ops = difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
-    changed = [w for op, _, _, j1, j2 in ops if op in ("replace", "insert") for w in b[j1:j2] if w]
-    return list(dict.fromkeys(changed))
+    changed = [_norm(w) for op, _, new in word_changes(source, target) if op != "delete" for w in new]
+    return list(dict.fromkeys(w for w in changed if w))
 
 
 def choose_mode(source: str, target: str, mode: EditMode | str = EditMode.AUTO) -> EditMode:
