@@ -402,6 +402,7 @@ def test_a_bad_frame_in_a_threaded_gif_is_the_error_and_nothing_is_written(tmp_p
         ("a circle moving on the grass", "-red"),
         ("A Red Circle moving on the grass", "same prompt"),
         ("a red circle moving on the grass.", "same prompt"),  # as prompt-to-prompt compares words
+        ("a red  circle moving on the  snow", "grass > snow"),  # a double space is no word
         ("a blue square moving on the grass in the evening light", "red circle > blue square, +in the evening light"),
     ],
 )
