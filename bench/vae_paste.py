@@ -39,7 +39,7 @@ def measure(model: str | Path, frames: int, seed: int, grow: list[int]) -> dict:
         out[f"grown_{g}"] = {
             "object_psnr": psnr(pasted, wanted, masks),
             "frame_psnr": psnr(pasted, wanted),
-            "colour_kept": colours_kept(decoded, images, masks),
+            "colour_kept": colours_kept(pasted, images, masks),
         }
     return out
 

@@ -13,7 +13,7 @@ from videop2p.io.video import read_video, write_frames
 from videop2p.models.loading import bundled_model_path, load_components
 from videop2p.models.schedulers import make_scheduler
 from videop2p.toy.checker import classify_color, read_image
-from videop2p.toy.data import render_dataset
+from videop2p.toy.data import render_dataset, to_uint8
 from videop2p.toy.model import text_rms
 from videop2p.toy.quality import colours_kept, pasted_round_trip
 from videop2p.toy.world import Background, Color, Shape, ToyClipSpec, ToyObject, render_clip
@@ -52,7 +52,7 @@ def test_the_bundled_decoder_draws_pasted_latents_in_their_own_colours():
     object as it was, not in its new surroundings' colours (bench/vae_paste.py has the figures)."""
     images, masks, _ = render_dataset(48, 64, seed=123)  # frames the training data do not hold
     decoded, _ = pasted_round_trip(load_components(None).vae, images, masks, grow=1)  # over the next frame
-    kept = colours_kept(decoded, images, masks)
+    kept = colours_kept(to_uint8(decoded), images, masks)
     assert kept >= 0.95, f"{kept:.0%} of pasted objects keep their colour"
 
 

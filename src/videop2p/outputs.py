@@ -86,12 +86,9 @@ def edit_label(source: str, target: str) -> str:
     swapped, "+big" for words added, "-red" for words left out; words compared as prompt-to-prompt
     compares them (`word_changes`: case and punctuation ignored)."""
     parts = []
-    for _, old, new in word_changes(source, target):
-        old_text, new_text = " ".join(w for w in old if w), " ".join(w for w in new if w)  # a double space's empty word
-        if old_text and new_text:
-            parts.append(f"{old_text} > {new_text}")
-        elif old_text or new_text:
-            parts.append(f"-{old_text}" if old_text else f"+{new_text}")
+    for op, old, new in word_changes(source, target):
+        old_text, new_text = " ".join(old), " ".join(new)
+        parts.append({"replace": f"{old_text} > {new_text}", "insert": f"+{new_text}", "delete": f"-{old_text}"}[op])
     return ", ".join(parts) or "same prompt"
 
 

@@ -80,8 +80,8 @@ def word_indices(tokenizer, prompt: str, word: str | int) -> list[int]:
 def word_changes(source: str, target: str) -> list[tuple[str, list[str], list[str]]]:
     """(op, source words, target words) for each run of words that `target` replaces ("replace"),
     adds ("insert") or leaves out ("delete") of `source`, in order; words as written, compared with
-    case and punctuation ignored."""
-    a, b = words(source), words(target)
+    case and punctuation ignored (a double space's empty word, or a lone dash, is no word)."""
+    a, b = ([w for w in words(p) if _norm(w)] for p in (source, target))
     matcher = difflib.SequenceMatcher(a=[_norm(w) for w in a], b=[_norm(w) for w in b], autojunk=False)
     return [(op, a[i1:i2], b[j1:j2]) for op, i1, i2, j1, j2 in matcher.get_opcodes() if op != "equal"]
 
@@ -89,8 +89,7 @@ def word_changes(source: str, target: str) -> list[tuple[str, list[str], list[st
 def changed_words(source: str, target: str) -> list[str]:
     """The words of `target` that replace or add to words of `source` (case and punctuation ignored),
     in order, each once."""
-    changed = [_norm(w) for op, _, new in word_changes(source, target) if op != "delete" for w in new]
-    return list(dict.fromkeys(w for w in changed if w))
+    return list(dict.fromkeys(_norm(w) for op, _, new in word_changes(source, target) if op != "delete" for w in new))
 
 
 def choose_mode(source: str, target: str, mode: EditMode | str = EditMode.AUTO) -> EditMode:

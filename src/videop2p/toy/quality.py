@@ -47,12 +47,10 @@ def pasted_round_trip(vae, images: np.ndarray, masks: np.ndarray, grow: int) -> 
     return vae.decode(splice(z, z[nxt], cells)).sample, splice(x, x[nxt], cells)
 
 
-def colours_kept(decoded: torch.Tensor, images: np.ndarray, masks: np.ndarray) -> float:
-    """Share of frames whose object (at its mask in `images`) the judge reads in its own colour in `decoded`."""
-    out = to_uint8(decoded)
-    return float(
-        np.mean([read_image(o, m).color == read_image(i, m).color for o, i, m in zip(out, images, masks, strict=True)])
-    )
+def colours_kept(frames: np.ndarray, images: np.ndarray, masks: np.ndarray) -> float:
+    """Share of `frames` (N, H, W, 3) uint8 whose object (at its mask in `images`) the judge reads in its own colour."""
+    pairs = zip(frames, images, masks, strict=True)
+    return float(np.mean([read_image(f, m).color == read_image(i, m).color for f, i, m in pairs]))
 
 
 def check_eval_inputs(model_path: str | Path, seeds: int, steps: int, guidance: float, device: str) -> None:
