@@ -343,7 +343,7 @@ def edit(
         # 4. Denoise: one UNet call for every row, guidance per branch, DDIM step, local blend
         with torch.no_grad():
             for i, t in enumerate(progress.steps(sched.timesteps, "edit", c.progress, on_step)):
-                guided_rows, text = _step_text(inv, i, cond, empty, len(targets), c.decoupled and i < int(__import__('os').environ.get('VP2P_DEC_UNTIL', '1000')))
+                guided_rows, text = _step_text(inv, i, cond, empty, len(targets), c.decoupled)
                 rows = torch.cat([z[guided_rows], z]) if guided_rows else z  # (G + P, F, C, h, w)
                 controller.begin_step(i, Layout(cond_start=len(guided_rows), prompts=len(prompts), rows=len(rows)))
                 out = predict(model, rows, t, text, counter, "edit", windows, controller.set_window, c.progress)
