@@ -227,6 +227,20 @@ def test_a_blend_mask_over_the_whole_frame_is_reported_but_one_that_keeps_the_ob
     assert _full_mask_warnings(masks, [("grass", "snow"), None], 0.3) == []  # a target without blend words
 
 
+def test_a_target_that_asks_for_no_change_is_reported(tiny, caplog):
+    """The source prompt again as a target (as written differently) is edited, with a warning kept
+    with the result; a target that changes a word is not warned about."""
+    model, inv = _inverted(tiny)
+    targets = ["A red circle moving on the grass.", "a red square moving on the grass"]
+    with caplog.at_level("WARNING", logger="videop2p.editing"):
+        res = edit(model, tiny, inv, SRC, targets, EditConfig(progress=False))
+    assert res.latents.shape[0] == 3 and torch.isfinite(res.latents).all()
+    assert len(res.warnings) == 1 and res.warnings[0].startswith("Target 1 'A red circle moving on the grass.' asks")
+    assert res.warnings[0] in caplog.text
+    again = edit(model, tiny, inv, SRC, [SRC], EditConfig(reweight={"red": 2.0}, progress=False))
+    assert again.warnings == []  # a reweighting is an edit
+
+
 def test_clear_errors(tiny):
     model, inv = _inverted(tiny)
     with pytest.raises(ValueError, match="same number of words"):

@@ -92,6 +92,14 @@ def changed_words(source: str, target: str) -> list[str]:
     return list(dict.fromkeys(_norm(w) for op, _, new in word_changes(source, target) if op != "delete" for w in new))
 
 
+def asks_no_change(source: str, target: str, reweight: dict[str, float]) -> bool:
+    """Whether `target` asks nothing of the edit: the source's words (case and punctuation ignored) and
+    no word of it reweighted (a factor other than 1)."""
+    present = {_norm(w) for w in words(target)}
+    reweighted = any(f != 1.0 and all(_norm(part) in present for part in w.split()) for w, f in reweight.items())
+    return not word_changes(source, target) and not reweighted
+
+
 def choose_mode(source: str, target: str, mode: EditMode | str = EditMode.AUTO) -> EditMode:
     """Auto: same word count and differing words -> swap, else refine; a forced swap needs equal counts."""
     mode = EditMode(mode)
