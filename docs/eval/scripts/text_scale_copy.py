@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--rms", type=float, required=True, help="RMS of the empty prompt's embedding in the copy.")
     parser.add_argument("--dest", type=Path, required=True, help="New folder for the copy.")
     args = parser.parse_args()
+    if not 0 < args.rms < float("inf"):
+        parser.error(f"--rms {args.rms}: give a positive finite number")
     if args.dest.exists():
         parser.error(f"--dest {args.dest} exists; give a new folder")
     text_encoder = CLIPTextModel.from_pretrained(args.model / "text_encoder")
