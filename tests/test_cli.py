@@ -454,6 +454,11 @@ def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
     [
         ("source: [a, b]\ntargets: [a cat]\n", ["source ['a', 'b']", "expected text"]),
         ("source: a circle\ntargets: [7]\n", ["target 7", "expected text"]),
+        (  # a YAML folded block ends in a line break
+            "source: >\n  a red circle\n  on the grass\ntargets: [a blue circle on the grass]\n",
+            ["source 'a red circle on the grass\\n' is not valid", "one line", "(it holds '\\n')"],
+        ),
+        ('source: a circle\ntargets: ["a blue\\tcircle"]\n', ["target 'a blue\\tcircle'", "(it holds '\\t')"]),
         ("source: a circle\nvideo: 5\n", ["video: 5", "a mapping"]),
         ("source: a circle\nedit: {reweight: [1, 2]}\n", ["edit.reweight: 1", "WORD=FACTOR"]),
         ("source: a circle\nedit: {reweight: {blue: abc}}\n", ["--reweight blue='abc'", "finite factor"]),

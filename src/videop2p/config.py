@@ -12,6 +12,7 @@ import enum
 import math
 import os
 import re
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -926,13 +927,26 @@ def check_file(what: str, path: str | os.PathLike | None) -> None:
         raise ValueError(f"{what} {str(path)!r} lies under {str(file)!r}, a file; give a path in a folder.")
 
 
+def _one_line(attr: str, prompt: str) -> None:
+    """Raise OptionError for a prompt with a control character: prompt-to-prompt splits words on spaces,
+    so a line break or tab would join two words into one (and a YAML block scalar ends in a line break)."""
+    bad = next((ch for ch in prompt if unicodedata.category(ch) == "Cc"), None)
+    if bad is not None:
+        raise OptionError(
+            attr, f"{prompt!r} is not valid; a prompt is one line of words separated by spaces (it holds {bad!r})."
+        )
+
+
 def check_prompts(source: Any, targets: Any = ()) -> None:
-    """The source prompt and the target prompts are text (their emptiness and length are the model's checks)."""
+    """The source prompt and the target prompts are one line of text each (their emptiness and length are
+    the model's checks)."""
     _text(None, "source", source)
+    _one_line("source", source)
     if not isinstance(targets, list | tuple):
         raise OptionError("target", f"{targets!r} is not valid; expected a list of prompts.")
     for prompt in targets:
         _text(None, "target", prompt)
+        _one_line("target", prompt)
 
 
 def _config_ok(cfg: Any, kind: type) -> None:
