@@ -233,11 +233,12 @@ def test_a_blend_mask_over_the_whole_frame_is_reported_but_one_that_keeps_the_ob
 
 def test_a_target_that_asks_for_no_change_is_reported(tiny, caplog):
     """The source prompt again as a target (as written differently) is edited, with a warning kept
-    with the result; a target that changes a word is not warned about."""
+    with the result; a target that changes a word is not warned about, nor one whose word is reweighted
+    (a reweighted word applies where it occurs)."""
     model, inv = _inverted(tiny)
     targets = ["A red circle moving on the grass.", "a red square moving on the grass"]
     with caplog.at_level("WARNING", logger="videop2p.editing"):
-        res = edit(model, tiny, inv, SRC, targets, EditConfig(progress=False))
+        res = edit(model, tiny, inv, SRC, targets, EditConfig(reweight={"square": 2.0}, progress=False))
     assert res.latents.shape[0] == 3 and torch.isfinite(res.latents).all()
     assert len(res.warnings) == 1 and res.warnings[0].startswith("Target 1 'A red circle moving on the grass.' asks")
     assert res.warnings[0] in caplog.text

@@ -46,10 +46,9 @@ def test_word_changes_give_the_words_as_written_for_each_run_replaced_added_or_l
 def test_a_target_asks_for_no_change_only_with_the_source_words_and_nothing_reweighted():
     src = "a red circle moving on the grass"
     assert asks_no_change(src, "A red circle moving on the grass.", {})  # case and punctuation aside
-    assert asks_no_change(src, src, {"snow": 2.0})  # a factor for a word the target does not have
     assert asks_no_change(src, src, {"red": 1.0})  # a factor of 1 changes nothing
     assert not asks_no_change(src, src, {"red": 2.0})  # a reweighting is an edit
-    assert not asks_no_change(src, src, {"red circle": 0.5})  # of a phrase too
+    assert not asks_no_change(src, src, {"red circle": 0.5, "grass": 1.0})  # of a phrase too
     assert not asks_no_change(src, "a red circle moving on the snow", {})
     assert not asks_no_change(src, "a circle moving on the grass", {})  # a word left out
 

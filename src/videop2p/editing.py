@@ -273,16 +273,17 @@ def _full_mask_warnings(masks: torch.Tensor | None, pairs: list[WordPair | None]
     return found
 
 
-def _unchanged_target_warnings(source: str, targets: list[str], reweight: dict[str, float]) -> list[str]:
+def _unchanged_target_warnings(tok, source: str, targets: list[str], reweight: dict[str, float]) -> list[str]:
     """A warning for each target that asks for no change: its edit is the clip drawn again by the edited
     branch (with decoupled guidance, by the plain empty prompt's), not an edit, and differs from the
-    reconstruction only by that branch's drift (docs/bundled_layout.md measures it)."""
+    reconstruction only by that branch's drift (docs/bundled_layout.md measures it). Each target's
+    factors are found as `build_plan` finds them."""
     return [
         f"{f'Target {k}' if len(targets) > 1 else 'The target'} {shown(t)} asks for no change (the source "
         "prompt's words, none reweighted): its edit only shows how far the edited branch drifts from the "
         "reconstruction."
-        for k, t in enumerate(targets, start=1)
-        if asks_no_change(source, t, reweight)
+        for k, (t, factors) in enumerate(zip(targets, _reweights(tok, targets, reweight), strict=True), start=1)
+        if asks_no_change(source, t, factors)
     ]
 
 
@@ -379,7 +380,7 @@ def edit(
     masks = union[:, :, 0] if union is not None else None  # (K, F, h, w)
     attention = _averaged_attention(controller, latent_hw)
     pairs = target_pairs("blend", c.blend, len(targets))  # checked by build_plan
-    warnings = _unchanged_target_warnings(source, targets, c.reweight)
+    warnings = _unchanged_target_warnings(components.tokenizer, source, targets, c.reweight)
     warnings += _full_mask_warnings(masks, pairs, c.threshold)
     warnings += _outside_mask_warnings(components.tokenizer, attention, masks, source, targets, pairs)
     for warning in warnings:

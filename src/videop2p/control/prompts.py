@@ -92,12 +92,10 @@ def changed_words(source: str, target: str) -> list[str]:
     return list(dict.fromkeys(_norm(w) for op, _, new in word_changes(source, target) if op != "delete" for w in new))
 
 
-def asks_no_change(source: str, target: str, reweight: dict[str, float]) -> bool:
+def asks_no_change(source: str, target: str, factors: dict[str, float]) -> bool:
     """Whether `target` asks nothing of the edit: the source's words (case and punctuation ignored) and
-    no word of it reweighted (a factor other than 1)."""
-    present = {_norm(w) for w in words(target)}
-    reweighted = any(f != 1.0 and all(_norm(part) in present for part in w.split()) for w, f in reweight.items())
-    return not word_changes(source, target) and not reweighted
+    no factor other than 1 among `factors`, the reweighting of its own words."""
+    return not word_changes(source, target) and all(f == 1.0 for f in factors.values())
 
 
 def choose_mode(source: str, target: str, mode: EditMode | str = EditMode.AUTO) -> EditMode:
