@@ -927,9 +927,11 @@ def check_file(what: str, path: str | os.PathLike | None) -> None:
         raise ValueError(f"{what} {str(path)!r} lies under {str(file)!r}, a file; give a path in a folder.")
 
 
-def _one_line(attr: str, prompt: str) -> None:
-    """Raise OptionError for a prompt with a control character: prompt-to-prompt splits words on spaces,
-    so a line break or tab would join two words into one (and a YAML block scalar ends in a line break)."""
+def _prompt_ok(attr: str, prompt: Any) -> None:
+    """Raise OptionError unless `prompt` is text without control characters: prompt-to-prompt splits words
+    on spaces, so a line break or tab would join two words into one (and a YAML block scalar ends in a
+    line break)."""
+    _text(None, attr, prompt)
     bad = next((ch for ch in prompt if unicodedata.category(ch) == "Cc"), None)
     if bad is not None:
         raise OptionError(
@@ -940,13 +942,11 @@ def _one_line(attr: str, prompt: str) -> None:
 def check_prompts(source: Any, targets: Any = ()) -> None:
     """The source prompt and the target prompts are one line of text each (their emptiness and length are
     the model's checks)."""
-    _text(None, "source", source)
-    _one_line("source", source)
+    _prompt_ok("source", source)
     if not isinstance(targets, list | tuple):
         raise OptionError("target", f"{targets!r} is not valid; expected a list of prompts.")
     for prompt in targets:
-        _text(None, "target", prompt)
-        _one_line("target", prompt)
+        _prompt_ok("target", prompt)
 
 
 def _config_ok(cfg: Any, kind: type) -> None:

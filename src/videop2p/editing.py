@@ -345,6 +345,9 @@ def edit(
     sched = ddim_schedule(components.scheduler, steps)
     check_inputs(inv, sched.timesteps)
     plan, modes = build_plan(components, source, targets, c, steps, latent_hw)
+    unchanged = _unchanged_target_warnings(components.tokenizer, source, targets, c.reweight)
+    for warning in unchanged:  # the prompts alone decide them: said before the sampling starts
+        logger.warning(warning)
     # 2. Encode the prompts: conditional rows (P, L, D), the empty prompt (1, L, D)
     prompts = [source, *targets]
     device, dtype = inv.latent_T.device, model.unet.dtype  # an inversion kept in another dtype is cast
@@ -380,11 +383,11 @@ def edit(
     masks = union[:, :, 0] if union is not None else None  # (K, F, h, w)
     attention = _averaged_attention(controller, latent_hw)
     pairs = target_pairs("blend", c.blend, len(targets))  # checked by build_plan
-    warnings = _unchanged_target_warnings(components.tokenizer, source, targets, c.reweight)
-    warnings += _full_mask_warnings(masks, pairs, c.threshold)
-    warnings += _outside_mask_warnings(components.tokenizer, attention, masks, source, targets, pairs)
-    for warning in warnings:
+    found = _full_mask_warnings(masks, pairs, c.threshold)
+    found += _outside_mask_warnings(components.tokenizer, attention, masks, source, targets, pairs)
+    for warning in found:
         logger.warning(warning)
+    warnings = unchanged + found
     tokens = [components.tokenizer.convert_ids_to_tokens(components.tokenizer(p).input_ids) for p in prompts]
     return EditResult(
         latents=z,
