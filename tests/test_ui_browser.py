@@ -63,6 +63,14 @@ def page(server):
         browser.close()
 
 
+@pytest.fixture
+def fresh(page, server):
+    """The page loaded anew, so that each test starts from the form's defaults whatever ran before it."""
+    page.goto(server, wait_until="domcontentloaded")
+    page.get_by_role("button", name="Edit", exact=True).wait_for(timeout=60_000)
+    return page
+
+
 def _fill(page, label: str, value: str) -> None:
     box = page.get_by_label(label, exact=True)
     box.fill(value)
@@ -83,34 +91,57 @@ def _close_errors(page) -> None:
         button.click()
 
 
-def test_no_clip_no_prompt_shows_a_message_not_a_traceback(page):
+def _status(page) -> str:
+    return page.locator("#status").inner_text()
+
+
+def _edit_and_wait(page, timeout: int = 240_000) -> str:
+    """Press Edit and wait for this run's "Done" line, told from an earlier run's by its outputs folder
+    (Gradio shows "processing" over the earlier text while a run or a field's event is under way)."""
+    found = re.search(r"outputs in (\S+)", _status(page))
+    before = found.group(1) if found else ""
     _run(page)
-    message = page.get_by_text("Upload a clip (mp4, gif or a zip of frames) or choose a toy example.")
-    message.first.wait_for(timeout=30_000)
-    page.screenshot(path=str(ARTIFACTS / "ui_error_no_clip.png"), full_page=True)
-    assert "Traceback" not in page.content()
-    _close_errors(page)
+    page.wait_for_function(
+        "before => { const s = document.querySelector('#status').innerText;"
+        " const m = s.match(/outputs in (\\S+)/);"
+        " return !s.includes('processing') && m !== null && m[1] !== before; }",
+        arg=before,
+        timeout=timeout,
+    )
+    return _status(page)
 
 
-def test_toy_example_swap_edit_shows_the_result_video_and_masks(page):
+def _toy_swap_form(page, frames: int = 4) -> None:
+    """The toy example with a colour swap at a tiny budget: 3 tuning and 4 DDIM steps, fast inversion
+    (null-text's optimisation is tested in test_inversion; here it would be 3/4 of the run). Tests that
+    must compute give a frame count of their own: another clip for the workspace."""
     page.get_by_label(EXAMPLE).check()
-    source = page.get_by_label("Source prompt", exact=True)
     page.wait_for_function("() => document.querySelector('#source textarea').value.length > 0", timeout=30_000)
-    assert source.input_value() == example_prompt(EXAMPLE)
     _fill(page, "Target prompts (one per line)", TARGET)
     _fill(page, "Blend word (source)", "circle")
     _fill(page, "Blend word (target)", "circle")
     _fill(page, "DDIM steps", "4")
     _fill(page, "Tuning steps", "3")
-    _fill(page, "Frames", "4")
-    _choose(
-        page, "Inversion", "fast"
-    )  # null-text's optimisation is tested in test_inversion; here it would be 3/4 of the run
-    _run(page)
-    page.locator("#result-video video").wait_for(timeout=240_000)
+    _fill(page, "Frames", str(frames))
+    _choose(page, "Inversion", "fast")
+
+
+def test_no_clip_no_prompt_shows_a_message_not_a_traceback(fresh):
+    _run(fresh)
+    message = fresh.get_by_text("Upload a clip (mp4, gif or a zip of frames) or choose a toy example.")
+    message.first.wait_for(timeout=30_000)
+    fresh.screenshot(path=str(ARTIFACTS / "ui_error_no_clip.png"), full_page=True)
+    assert "Traceback" not in fresh.content()
+    _close_errors(fresh)
+
+
+def test_toy_example_swap_edit_shows_the_result_video_and_masks(fresh):
+    page = fresh
+    _toy_swap_form(page)
+    assert page.get_by_label("Source prompt", exact=True).input_value() == example_prompt(EXAMPLE)
+    status = _edit_and_wait(page)
+    page.locator("#result-video video").wait_for(timeout=30_000)
     page.locator("#masks img").wait_for(timeout=30_000)
-    page.get_by_text("Done").first.wait_for()
-    status = page.locator("#status").inner_text()
     assert "tune" in status and "computed" in status
     out = Path(re.search(r"outputs in (\S+)", status).group(1).strip("`"))
     stages = json.loads((out / "outputs.json").read_text())["stages"]
@@ -123,23 +154,27 @@ def test_toy_example_swap_edit_shows_the_result_video_and_masks(page):
     page.screenshot(path=str(ARTIFACTS / "ui_result.png"), full_page=True)
 
 
-def test_re_edit_reuses_the_workspace_and_says_so(page):
-    _fill(page, "Target prompts (one per line)", "a green circle moving on the grass")
-    _run(page)
-    page.get_by_text("Re-edit of a known clip").first.wait_for(timeout=240_000)
-    assert "reused" in page.locator("#status").inner_text()
+def test_re_edit_reuses_the_workspace_and_says_so(fresh):
+    _toy_swap_form(fresh, frames=3)
+    assert "Re-edit" not in _edit_and_wait(fresh)  # 3 frames: a clip no other test edits
+    _fill(fresh, "Target prompts (one per line)", "a green circle moving on the grass")
+    status = _edit_and_wait(fresh)
+    assert "Re-edit of a known clip: the workspace's tune and invert result was reused." in status
+    assert "a green circle moving on the grass" in fresh.locator("#masks").inner_text()  # this run's result
 
 
-def test_blend_word_not_in_prompt_is_named_in_the_page(page):
-    _fill(page, "Blend word (source)", "triangle")
-    _fill(page, "Blend word (target)", "triangle")
-    _run(page)
-    page.get_by_text("Word 'triangle' is not in prompt").first.wait_for(timeout=30_000)
-    page.screenshot(path=str(ARTIFACTS / "ui_error_blend_word.png"), full_page=True)
-    _close_errors(page)
+def test_blend_word_not_in_prompt_is_named_in_the_page(fresh):
+    _toy_swap_form(fresh)
+    _fill(fresh, "Blend word (source)", "triangle")
+    _fill(fresh, "Blend word (target)", "triangle")
+    _run(fresh)
+    fresh.get_by_text("Word 'triangle' is not in prompt").first.wait_for(timeout=30_000)
+    fresh.screenshot(path=str(ARTIFACTS / "ui_error_blend_word.png"), full_page=True)
+    _close_errors(fresh)
 
 
-def test_the_preset_menu_fills_the_page_fields(page):
+def test_the_preset_menu_fills_the_page_fields(fresh):
+    page = fresh
     want, _ = preset_fields("quick")
     note = page.locator("#preset-note")
     assert note.inner_text().strip() == "official: the authors' settings"  # at load, as after a choice
