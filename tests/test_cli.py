@@ -1,5 +1,6 @@
 import io
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -571,6 +572,62 @@ def test_truncated_or_foreign_weights_are_one_line_errors(tiny_dir, clip_dir, tm
     result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws", "--model", str(flat)))
     assert_one_line_error(result, "model.safetensors")
     assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("model", b"", "is empty (0 bytes)"),  # a file without a suffix is read as a torch save
+        ("model.safetensors", b"", "is empty (0 bytes)"),
+        ("model.ckpt", bytes(range(7, 250)) * 40, "is not a checkpoint, or is truncated"),
+        ("model.bin", "torch zip cut short", "is not a checkpoint, or is truncated"),
+    ],
+)
+def test_a_single_file_that_cannot_be_a_checkpoint_is_named_before_diffusers_reads_it(
+    tiny_dir, clip_dir, tmp_path, name, content, message
+):
+    import torch
+
+    bad = tmp_path / name
+    if content == "torch zip cut short":  # a real torch save (a zip archive) without its end
+        torch.save({"weight": torch.zeros(4096)}, bad)
+        content = bad.read_bytes()[:2000]
+    bad.write_bytes(content)
+    result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws", "--model", str(bad)))
+    assert_one_line_error(result, repr(str(bad)), message)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
+
+
+def test_a_torch_save_passes_the_file_check_and_reaches_the_checkpoint_reader(tmp_path):
+    import torch
+
+    from videop2p.models.loading import check_model_path
+
+    for name in ("model.ckpt", "model"):
+        torch.save({"weight": torch.zeros(4)}, tmp_path / name)
+        check_model_path(tmp_path / name)  # a zip archive: what diffusers makes of its keys is its reader's call
+    (tmp_path / "legacy.pt").write_bytes(b"\x80\x02" + bytes(30))  # a pickle before torch 1.6's zip files
+    check_model_path(tmp_path / "legacy.pt")
+
+
+def test_transformers_lines_about_image_processors_stay_out_of_a_stable_diffusion_run(clip_dir, tmp_path):
+    import torch
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    bare = subprocess.run(
+        [sys.executable, "-c", "from diffusers import StableDiffusionPipeline"], capture_output=True, text=True, env=env
+    )
+    assert "requires torchvision" in bare.stderr  # diffusers' pipelines make transformers say it, without torchvision
+    torch.save({"weight": torch.zeros(4)}, tmp_path / "model.ckpt")  # read by diffusers: no architecture offline
+    args = ["run", str(clip_dir), "--source", "a", "--target", "b", "--out", str(tmp_path / "o")]
+    run = subprocess.run(
+        [sys.executable, "-m", "videop2p.cli", *args, "--model", str(tmp_path / "model.ckpt")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert run.returncode == 2 and "error: Could not load the single-file checkpoint" in run.stderr
+    assert "requires torchvision" not in run.stderr and "[transformers]" not in run.stderr
 
 
 def test_weights_that_are_not_finite_are_named_before_any_work(tiny_dir, clip_dir, tmp_path):

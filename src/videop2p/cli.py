@@ -67,6 +67,9 @@ def _setup_logging(quiet: bool = False) -> None:
     warnings.showwarning = _warning_line
     for noisy in ("httpx", "urllib3", "diffusers", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # transformers says, when diffusers' pipelines are imported, which image processors of models this tool
+    # never uses fall back to Pillow without torchvision (a line each, on every Stable Diffusion run)
+    logging.getLogger("transformers.utils.import_utils").setLevel(logging.ERROR)
     if "HF_HUB_VERBOSITY" not in os.environ:  # two lines per retried request; the load's own error says why
         import huggingface_hub.utils.logging
 

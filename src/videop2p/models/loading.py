@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -501,8 +502,8 @@ def check_model_path(model: str | os.PathLike) -> None:
             if not any(f.name.endswith((".safetensors", ".bin")) for f in (path / part).iterdir()):
                 raise ModelNotFoundError(f"{path / part} holds no weights (a .safetensors or .bin file).")
     elif path.is_file():
-        return
-    elif path.suffix in {".safetensors", ".ckpt", ".pt", ".bin"}:
+        _check_model_file(path)
+    elif path.suffix in {".safetensors", *_TORCH_SAVE_SUFFIXES}:
         raise ModelNotFoundError(f"Model file {str(model)!r} does not exist.")
     elif str(model).startswith((".", "/", "~")):
         raise ModelNotFoundError(
@@ -514,6 +515,28 @@ def check_model_path(model: str | os.PathLike) -> None:
             f"Model {str(model)!r} is not a local path, nor a hub id (owner/name in letters, digits, '-', '_' and "
             "'.'); give a diffusers folder, a .safetensors or .ckpt file, a hub id such as "
             "runwayml/stable-diffusion-v1-5, or videop2p-toy for the bundled model (--model)."
+        )
+
+
+_TORCH_SAVE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin"}  # what diffusers reads with torch.load (any but .safetensors)
+
+
+def _check_model_file(path: Path) -> None:
+    """Refuse a single model file that cannot be a checkpoint, from its first bytes: empty, a safetensors file
+    whose header does not read, or a file of another name that is not a torch save (a zip archive or, from
+    torch before 1.6, a pickle, whose first byte is the protocol marker 0x80)."""
+    if path.stat().st_size == 0:
+        raise ModelLoadError(f"Model file {str(path)!r} is empty (0 bytes); give a .safetensors or .ckpt checkpoint.")
+    if path.suffix == ".safetensors":
+        _is_flat_file(path)  # reads the header: a truncated or damaged one is named
+        return
+    with path.open("rb") as f:
+        first = f.read(1)
+    if first != b"\x80" and not zipfile.is_zipfile(path):
+        raise ModelLoadError(
+            f"Model file {str(path)!r} is not a checkpoint, or is truncated: a {path.suffix or 'file without a suffix'} "
+            "is read as a torch save (a zip archive or a pickle) and this one is neither; give a .safetensors or "
+            ".ckpt checkpoint of a Stable Diffusion 1.x or 2.x model, a diffusers folder or a hub id."
         )
 
 
