@@ -66,9 +66,13 @@ def test_bad_window_settings_are_named(option, value, expected):
 def test_cli_refuses_bad_windows_in_one_line(tmp_path):
     from videop2p.cli import app
 
-    for flags, word in ((["--window", "1"], "--window 1"), (["--window", "6", "--overlap", "6"], "--overlap 6")):
+    for flags, words in (
+        (["--window", "1"], ["--window 1"]),
+        (["--window", "6", "--overlap", "6"], ["--overlap 6", "window of 6 frames", "from 0 to 5"]),
+        (["--window", "3"], ["--overlap 4", "window of 3 frames", "from 0 to 2", "at least 5 frames"]),  # the default
+    ):
         r = CliRunner().invoke(app, ["run", str(tmp_path), "--source", SRC, "--target", TGT, *flags])
-        assert r.exit_code == 2 and word in r.output and "Traceback" not in r.output, r.output
+        assert r.exit_code == 2 and all(w in r.output for w in words) and "Traceback" not in r.output, r.output
         assert len(r.output.strip().splitlines()) == 1
     assert not (tmp_path / "outputs").exists()
 

@@ -1037,7 +1037,13 @@ def check_window(w: WindowConfig | None) -> None:
     _config_ok(w, WindowConfig)
     if w.size is not None:
         check_number("window", "size", w.size, 2, whole=True)
-        check_number("window", "overlap", w.overlap, 0, w.size - 1, whole=True)
+        check_number("window", "overlap", w.overlap, 0, whole=True)
+        if w.overlap >= w.size:  # both named: the overlap is often the default, not given with the window
+            raise OptionError(
+                _where("window", "overlap"),
+                f"{w.overlap} is not valid with a window of {w.size} frames; expected a whole number from 0 to "
+                f"{w.size - 1} (each window needs a frame of its own), or a window of at least {w.overlap + 1} frames.",
+            )
     else:
         check_number("window", "overlap", w.overlap, 0, whole=True)
     _enum_ok("window", "anchors", w.anchors, AnchorMode)
