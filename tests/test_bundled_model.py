@@ -1,6 +1,7 @@
 """The bundled toy model: loads with plain diffusers, draws what the caption says, edits on a CPU."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -45,6 +46,32 @@ def test_bundled_model_has_the_schedule_and_text_scale_its_card_gives():
     made = make_scheduler("v_prediction", snr_shift=8.0, zero_terminal_snr=True, timestep_spacing="leading")
     assert torch.allclose(sched.betas, made.betas, rtol=1e-5, atol=1e-7)
     assert text_rms(comps.text_encoder, comps.tokenizer) == pytest.approx(0.322, rel=0.01)
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+PRESET_ROWS = {  # the stored suite runs whose figures the quick preset's printed margin quotes: (folder, method)
+    "the quick preset": ("speed/quick_paste_suite", "fast"),
+    "the quick preset with null-text": ("speed/quick_paste_nulltext_suite", "Video-P2P"),
+    "the official fast mode": ("eval/bundled_paste/cheap", "fast"),
+    "official Video-P2P": ("eval/bundled_paste/vp2p", "Video-P2P"),
+}
+
+
+def test_the_quick_presets_printed_margin_is_measured_on_the_bundled_model():
+    from videop2p.config import PRESET_MARGINS, Preset
+
+    fingerprint = load_components(None).info.fingerprint
+    margin = PRESET_MARGINS[Preset.QUICK]
+    for row, (folder, method) in PRESET_ROWS.items():
+        kept = [json.loads(f.read_text())["key"] for f in sorted((DOCS / folder / "cases").glob("*.json"))]
+        assert len(kept) == 30 and all(fingerprint in key for key in kept), row  # every case on the bundled model
+        stored = json.loads((DOCS / folder / "summary.json").read_text())
+        figures, colour = stored["summary"][method], stored["by_kind"][method]["colour swap"]
+        quoted = (
+            f"success {figures['edit_success']:.2f}, colour swaps {colour[0]} of {colour[1]}, reconstruction "
+            f"{figures['reconstruction_psnr']:.1f} dB, background {figures['background_psnr']:.1f} dB"
+        )
+        assert quoted in margin, (row, quoted)
 
 
 def test_the_bundled_decoder_draws_pasted_latents_in_their_own_colours():

@@ -410,12 +410,13 @@ PRESETS: dict[Preset, dict[str, Any]] = {  # flat options each preset sets; a co
 }
 PRESET_MARGINS: dict[Preset, str] = {  # what a preset costs against the official settings, as measured (docs/speed.md)
     Preset.QUICK: (
-        "on the bundled model's 30-case evaluation suite: as it runs (fast mode) edit success 0.70, colour swaps "
-        "5 of 6, reconstruction 35.1 dB, background 40.2 dB, within case-to-case noise of the official fast mode "
-        "(0.77, 6 of 6, 35.0, 40.0 dB) and below official Video-P2P (0.80, 6 of 6, 39.9, 40.7 dB); with "
-        "--inversion null-text 0.77, 5 of 6, 40.0 dB, 40.9 dB, within noise of official Video-P2P; first edit "
-        "4.4x (fast) and 3.2x (null-text) faster than the authors' code at the full budget on a CPU "
-        "(docs/speed.md)"
+        "on the bundled model's 30-case evaluation suite: as it runs (fast mode) success 0.70, colour swaps 5 of 6, "
+        "reconstruction 35.2 dB, background 41.4 dB, within case-to-case noise of the official fast mode (success "
+        "0.77, colour swaps 6 of 6, reconstruction 35.0 dB, background 41.2 dB) and below official Video-P2P "
+        "(success 0.80, colour swaps 6 of 6, reconstruction 39.8 dB, background 42.1 dB); with --inversion "
+        "null-text success 0.77, colour swaps 5 of 6, reconstruction 39.8 dB, background 42.3 dB, within noise of "
+        "official Video-P2P; first edit 4.4x (fast) and 3.2x (null-text) faster than the authors' code at the full "
+        "budget on a CPU (docs/speed.md)"
     ),
 }
 

@@ -232,8 +232,8 @@ def quick_settings() -> EvalSettings:
     Fast mode is the full method without null-text optimisation (the authors' `--fast`). Null-text's
     50 x 10 UNet backward passes take about a minute per clip on a 2-core CPU. On the 30 default-budget
     cases of the bundled model, fast mode succeeds on as many colour swaps as the full method (6 of 6)
-    and keeps the background nearly as well (40.0 vs 40.7 dB), but reconstructs worse (35.0 vs
-    39.9 dB), so the quick reconstruction figure is a floor for the full method's.
+    and keeps the background nearly as well (41.2 vs 42.1 dB), but reconstructs worse (35.0 vs
+    39.8 dB; docs/eval/bundled_paste/), so the quick reconstruction figure is a floor for the full method's.
     """
     return EvalSettings(tune_steps=20, steps=20, frames=2, methods=[Method.FAST])
 
