@@ -1222,6 +1222,16 @@ def test_a_library_warning_on_a_damaged_frame_is_one_line_before_the_error(tiny_
     assert not (tmp_path / "o").exists()
 
 
+def test_version_prints_the_installed_packages_version_and_nothing_else():
+    from importlib.metadata import version
+
+    from videop2p import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output == f"videop2p {__version__}\n"
+    assert version("videop2p") == __version__  # the package's metadata (pyproject) and the module agree
+
+
 def test_the_command_exits_with_its_commands_code(capsys):
     from videop2p.cli import main
 

@@ -43,6 +43,25 @@ app.add_typer(workspace_app, name="workspace")
 
 logger = logging.getLogger("videop2p")
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from videop2p import __version__
+
+        typer.echo(f"videop2p {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Text-driven video editing with Video-P2P."""
+
+
 MODEL_CONFIG_HELP = (
     "For an original single-file checkpoint (--model FILE): a diffusers folder or hub id of its architecture, "
     "whose configs and tokenizer are read (default: diffusers' guess, from the hub)."
