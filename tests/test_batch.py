@@ -188,6 +188,21 @@ def test_batch_command_prints_a_summary_writes_a_manifest_and_fails_on_a_failed_
     assert bad.exit_code == 2 and "dask" in bad.output
 
 
+def test_a_quiet_batch_prints_its_failures_and_summary_but_no_line_per_job(local_run, jobs_file):
+    import subprocess
+
+    out, _, ws, _ = local_run
+    args = ["batch", str(jobs_file), "--out", str(out / "outputs"), "--workspace", str(ws)]
+    loud, quiet = (
+        subprocess.run([sys.executable, "-m", "videop2p.cli", *args, *extra], capture_output=True, text=True)
+        for extra in ([], ["--quiet"])
+    )
+    assert loud.returncode == quiet.returncode == 1  # the diverging job fails again, the others are skipped
+    assert "INFO videop2p.batch: blue: finished by an earlier run, skipped" in loud.stderr
+    assert "INFO" not in quiet.stderr and "diverged at step 1" in quiet.stdout + quiet.stderr
+    assert "0 done, 3 skipped, 1 failed" in quiet.stdout
+
+
 def test_changed_job_is_not_skipped(local_run, jobs_file):
     out, jobs, ws, _ = local_run
     changed, _ = load_jobs(jobs_file, out=str(out / "outputs"), workspace=str(ws))

@@ -1172,6 +1172,9 @@ def batch(
         str | None, typer.Option(help="Workspace root; on Ray, a path every node sees (default: from the file).")
     ] = None,
     manifest: Annotated[Path | None, typer.Option(help="JSON manifest path (default: OUT/batch.json).")] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="Warnings, errors and the summary only (no line per stage).")
+    ] = False,
 ) -> None:
     """Run many edits: tuning and inversion once per clip, failures isolated, finished jobs skipped."""
     import time
@@ -1183,7 +1186,7 @@ def batch(
     _check_own_flags(check_batch, settings)
     _check_file("--manifest", manifest)
     settings.executor = Executor(executor)
-    _setup_logging(quiet=False)
+    _setup_logging(quiet=quiet)
     _quiet_loaders()
     with _long_run(None, "the same command skips every finished job and resumes the stopped one."):
         try:
