@@ -1007,6 +1007,7 @@ def test_workspace_list_and_remove_show_and_free_exactly_what_they_name(tiny_dir
         (["remove", str(ws), "--clip", "zz"], ("'zz' matches no clip", second.key)),
         (["remove", str(ws), "--older-than", "-1"], ("--older-than -1",)),
         (["list", str(tmp_path / "nowhere")], ("no workspace at", "does not exist")),
+        (["list", str(tmp_path / "a" / "outputs.json")], ("no workspace at", "it is a file")),
         (["remove", str(tmp_path / "a"), "--older-than", "0"], ("is not a videop2p workspace",)),
     ):
         assert_one_line_error(runner.invoke(app, ["workspace", *args]), *needles)

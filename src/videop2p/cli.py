@@ -696,7 +696,8 @@ def _open_workspace(root: Path):
 
     if not root.is_dir():
         _fail(
-            f"no workspace at {root}: the folder does not exist; give the folder a run kept its work in "
+            f"no workspace at {root}: {'it is a file' if root.is_file() else 'the folder does not exist'}; give the "
+            "folder a run kept its work in "
             "(its --workspace, or .videop2p-workspace beside its output folder)."
         )
     if not (root / "events.jsonl").is_file() and not any(root.glob("clip-*/key.json")):
