@@ -57,21 +57,51 @@ PRESET_ROWS = {  # the stored suite runs whose figures the quick preset's printe
 }
 
 
+def _stored_run(folder: str, method: str, fingerprint: str) -> tuple[dict, dict]:
+    """A stored suite run's summary and successes by kind for `method`, after checking that each of its 30
+    kept cases was measured on the model of `fingerprint`."""
+    kept = [json.loads(f.read_text())["key"] for f in sorted((DOCS / folder / "cases").glob("*.json"))]
+    assert len(kept) == 30 and all(fingerprint in key for key in kept), folder  # every case on that model
+    stored = json.loads((DOCS / folder / "summary.json").read_text())
+    return stored["summary"][method], stored["by_kind"][method]
+
+
 def test_the_quick_presets_printed_margin_is_measured_on_the_bundled_model():
     from videop2p.config import PRESET_MARGINS, Preset
 
     fingerprint = load_components(None).info.fingerprint
     margin = PRESET_MARGINS[Preset.QUICK]
     for row, (folder, method) in PRESET_ROWS.items():
-        kept = [json.loads(f.read_text())["key"] for f in sorted((DOCS / folder / "cases").glob("*.json"))]
-        assert len(kept) == 30 and all(fingerprint in key for key in kept), row  # every case on the bundled model
-        stored = json.loads((DOCS / folder / "summary.json").read_text())
-        figures, colour = stored["summary"][method], stored["by_kind"][method]["colour swap"]
+        figures, by_kind = _stored_run(folder, method, fingerprint)
+        colour = by_kind["colour swap"]
         quoted = (
             f"success {figures['edit_success']:.2f}, colour swaps {colour[0]} of {colour[1]}, reconstruction "
             f"{figures['reconstruction_psnr']:.1f} dB, background {figures['background_psnr']:.1f} dB"
         )
         assert quoted in margin, (row, quoted)
+
+
+def test_the_readmes_suite_figures_are_measured_on_the_bundled_model():
+    fingerprint = load_components(None).info.fingerprint
+    readme = " ".join((DOCS.parent / "README.md").read_text().split())
+
+    def edits(folder: str, method: str) -> int:
+        return round(_stored_run(folder, method, fingerprint)[0]["edit_success"] * 30)
+
+    official, official_kinds = _stored_run("eval/bundled_paste/vp2p", "Video-P2P", fingerprint)
+    assert official_kinds["colour swap"][0] == official_kinds["colour swap"][1]  # "every colour swap included"
+    tav, _ = _stored_run("eval/bundled_paste/cheap", "Tune-A-Video", fingerprint)
+    assert (
+        f"the official settings succeeds on {edits('eval/bundled_paste/vp2p', 'Video-P2P')} of 30 edits, every "
+        f"colour swap included, and keeps the background outside the object at {official['background_psnr']:.1f} "
+        f"dB PSNR; Tune-A-Video, without attention control, succeeds on {edits('eval/bundled_paste/cheap', 'Tune-A-Video')} "
+        f"at {tav['background_psnr']:.1f} dB."
+    ) in readme
+    assert (
+        f"it succeeds on {edits(*PRESET_ROWS['the quick preset'])} of 30 edits in fast mode and "
+        f"{edits(*PRESET_ROWS['the quick preset with null-text'])} with `--inversion null-text` (within noise), "
+        f"against {edits(*PRESET_ROWS['official Video-P2P'])} at the official settings"
+    ) in readme
 
 
 def test_the_bundled_decoder_draws_pasted_latents_in_their_own_colours():
