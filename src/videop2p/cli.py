@@ -59,7 +59,7 @@ def _main(
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
-    """Text-driven video editing with Video-P2P."""
+    """The options before any command (the command line's help is the app's)."""
 
 
 MODEL_CONFIG_HELP = (
