@@ -415,8 +415,8 @@ PRESET_MARGINS: dict[Preset, str] = {  # what a preset costs against the officia
         "0.77, colour swaps 6 of 6, reconstruction 35.0 dB, background 41.2 dB) and below official Video-P2P "
         "(success 0.80, colour swaps 6 of 6, reconstruction 39.8 dB, background 42.1 dB); with --inversion "
         "null-text success 0.77, colour swaps 5 of 6, reconstruction 39.8 dB, background 42.3 dB, within noise of "
-        "official Video-P2P; first edit 4.4x (fast) and 3.2x (null-text) faster than the authors' code at the full "
-        "budget on a CPU (docs/speed.md)"
+        "official Video-P2P; first edit 4.2x (fast) and 3.2x (null-text) faster than the authors' code at the full "
+        "budget on a CPU, each side's tuning step timed alone (docs/speed.md)"
     ),
 }
 
