@@ -207,7 +207,7 @@ def test_changed_job_is_not_skipped(local_run, jobs_file):
     out, jobs, ws, _ = local_run
     changed, _ = load_jobs(jobs_file, out=str(out / "outputs"), workspace=str(ws))
     changed = [j for j in changed if j.name == "green"]
-    changed[0].config.edit.guidance = 5.0
+    changed[0].config.edit.guidance = changed[0].config.inversion.guidance = 5.0  # one guidance: both
     results = run_batch(changed, ws)
     assert _statuses(results) == {"green": "done"}
     assert results[0].stages["tune"]["action"] == "reused"

@@ -489,6 +489,14 @@ def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
         ("train_data: {prompt: a}\nlr_scheduler: cosine\n", ["lr_scheduler: 'cosine' is not", "'constant'"]),
         ("train_data: {prompt: a}\nmax_grad_norm: 0\n", ["max_grad_norm 0.0 is not valid", "> 0"]),
         ("source: a\ntargets: [b]\ntune: {max_grad_norm: .nan}\n", ["max_grad_norm nan is not valid"]),
+        (
+            "source: a\ntargets: [b]\ninversion: {guidance: 5}\n",
+            ["inversion.guidance 5 is not the edit's guidance 7.5"],
+        ),
+        (
+            "source: a\ntargets: [b]\nedit: {guidance: 5}\ninversion: {guidance: 6}\n",
+            ["inversion.guidance 6 is not the edit's guidance 5", "--guidance, or edit.guidance alone"],
+        ),
     ],
 )
 def test_badly_typed_config_values_are_one_line_errors(tiny_dir, clip_dir, tmp_path, text, needles):
@@ -525,6 +533,27 @@ def test_config_files_give_blend_pairs_per_target_as_lists_or_comma_separated_wo
     assert load_config([tmp_path / "off.yaml"]).edit.blend is None
     (tmp_path / "comma.yaml").write_text("edit: {blend: ['motorbike,', 'motorbike,']}\n")  # copied with its comma
     assert load_config([tmp_path / "comma.yaml"]).edit.blend == ("motorbike", "motorbike")
+
+
+def test_one_guidance_is_the_edits_and_the_null_text_inversions_from_files_jobs_and_flags(tmp_path):
+    from videop2p.batch import load_jobs
+    from videop2p.config import RunConfig, apply_options, fill_run, load_config, validate
+
+    (tmp_path / "edit.yaml").write_text("source: a\ntargets: [b]\nedit: {guidance: 5}\n")
+    cfg = load_config([tmp_path / "edit.yaml"])
+    assert cfg.edit.guidance == cfg.inversion.guidance == 5  # null-text is fitted to the guidance the edit uses
+    validate(cfg)
+    assert fill_run({"edit": {"guidance": 4}}).inversion.guidance == 4  # `VideoP2P.run`'s dict, read the same way
+    (tmp_path / "inv.yaml").write_text("source: a\ntargets: [b]\ninversion: {guidance: 5}\n")
+    flagged = apply_options(load_config([tmp_path / "inv.yaml"]), {"guidance": 6.0})  # the flag sets both
+    assert flagged.edit.guidance == flagged.inversion.guidance == 6
+    unflagged = apply_options(load_config([tmp_path / "inv.yaml"]), {"steps": 10})  # the file's value is kept
+    assert unflagged.inversion.guidance == 5 and unflagged.edit.guidance == RunConfig().edit.guidance
+    (tmp_path / "jobs.yaml").write_text(
+        "defaults: {edit: {guidance: 3}}\njobs:\n  - {video: clip, source: a, targets: [b]}\n"
+    )
+    (job,), _ = load_jobs(tmp_path / "jobs.yaml")
+    assert job.config.edit.guidance == job.config.inversion.guidance == 3
 
 
 def test_config_files_read_numbers_and_booleans_as_yaml_1_2_does(tmp_path):

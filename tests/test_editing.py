@@ -246,6 +246,24 @@ def test_a_target_that_asks_for_no_change_is_reported(tiny, caplog):
     assert again.warnings == []  # a reweighting is an edit
 
 
+def test_null_text_embeddings_fitted_to_another_guidance_are_refused_before_the_edit(tiny):
+    model, inv = _inverted(tiny, method="null-text")  # fitted to InversionConfig's default guidance
+    fitted = InversionConfig().guidance
+    with pytest.raises(ValueError, match=f"fitted to guidance {fitted:g} and the edit samples with 3"):
+        edit(model, tiny, inv, SRC, ["a blue circle moving on the grass"], EditConfig(guidance=3.0, progress=False))
+    assert torch.isfinite(
+        edit(
+            model, tiny, inv, SRC, ["a blue circle moving on the grass"], EditConfig(guidance=fitted, progress=False)
+        ).latents
+    ).all()
+    model, fast = _inverted(tiny, method="fast")  # the source is sampled without guidance: any edit guidance
+    assert torch.isfinite(
+        edit(
+            model, tiny, fast, SRC, ["a blue circle moving on the grass"], EditConfig(guidance=3.0, progress=False)
+        ).latents
+    ).all()
+
+
 def test_clear_errors(tiny):
     model, inv = _inverted(tiny)
     with pytest.raises(ValueError, match="same number of words"):

@@ -31,7 +31,7 @@ from videop2p.config import (
     RunConfig,
     VideoConfig,
     check_folder,
-    fill,
+    fill_run,
     load_yaml,
     path_shorthand,
     to_plain,
@@ -149,7 +149,7 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
         if "out" in merged or "workspace" in merged:
             raise BatchError(f"jobs[{i}] ({name}): 'out' and 'workspace' are set for the whole batch, not per job.")
         try:
-            cfg = fill(RunConfig, merged, f"jobs[{i}] ({name}): ")
+            cfg = fill_run(merged, f"jobs[{i}] ({name}): ")
             validate(cfg)
         except OptionError as e:
             raise BatchError(f"jobs[{i}] ({name}): {e.option} {e.reason}") from None
@@ -163,7 +163,6 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
         cfg.video.path = str(_resolve(cfg.video.path, here))
         if cfg.model and (here / cfg.model).exists():  # a folder beside the file; otherwise a hub id
             cfg.model = str(_resolve(cfg.model, here))
-        cfg.inversion.guidance = cfg.edit.guidance
         cfg.out = str(out_root / name)
         cfg.workspace = str(ws_root)
         jobs.append(Job(name, cfg))

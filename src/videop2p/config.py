@@ -467,7 +467,7 @@ OPTIONS: dict[str, tuple[str | None, str]] = {  # flat option (CLI flag, UI fiel
 def apply_options(cfg: RunConfig, options: dict[str, Any]) -> RunConfig:
     """Set flat options (CLI flags, UI fields) on `cfg`; None leaves a setting as it is.
 
-    The inversion's guidance follows the edit's. ConfigError names the option.
+    A given `guidance` is the edit's and the null-text inversion's. ConfigError names the option.
     """
     for name, value in options.items():
         if name not in OPTIONS:
@@ -480,7 +480,19 @@ def apply_options(cfg: RunConfig, options: dict[str, Any]) -> RunConfig:
             setattr(obj, attr, _coerce(type(obj), attr, value))
         except ConfigError as e:
             raise OptionError(name, str(e).removeprefix(f"{attr}: ")) from None
-    cfg.inversion.guidance = cfg.edit.guidance
+    if options.get("guidance") is not None:
+        cfg.inversion.guidance = cfg.edit.guidance
+    return cfg
+
+
+def fill_run(data: dict, where: str = "", base: RunConfig | None = None) -> RunConfig:
+    """A RunConfig from a config file's (or a batch job's, or `run`'s) dict over `base`. The null-text
+    inversion is fitted to the guidance the edit samples with, so an edit guidance given without an
+    inversion one is both; two that differ are refused by `validate`."""
+    cfg = fill(RunConfig, data, where, base)
+    given = {section: "guidance" in (data.get(section) or {}) for section in ("edit", "inversion")}
+    if given["edit"] and not given["inversion"]:
+        cfg.inversion.guidance = cfg.edit.guidance
     return cfg
 
 
@@ -769,7 +781,7 @@ def load_config(paths: list[str | os.PathLike], base: RunConfig | None = None) -
     elif len(datas) != 1:
         raise ConfigError(f"Pass one videop2p config, got {len(datas)}.")
     else:
-        cfg = fill(RunConfig, datas[0], "", base)
+        cfg = fill_run(datas[0], "", base)
     folders = [Path(p).resolve().parent for p in paths]
     cfg.video.path = _beside(cfg.video.path, folders)
     cfg.model, cfg.model_config = _beside(cfg.model, folders), _beside(cfg.model_config, folders)
@@ -877,6 +889,13 @@ def validate(cfg: RunConfig) -> None:
     for attr in ("blend", "subtract"):
         target_pairs(attr, getattr(e, attr), len(cfg.targets))
     check_inversion(cfg.inversion)
+    if cfg.inversion.guidance != e.guidance:
+        raise OptionError(
+            "inversion.guidance",
+            f"{cfg.inversion.guidance:g} is not the edit's guidance {e.guidance:g}: null-text inversion is fitted to "
+            "the guidance the edit samples with; give both the same value (--guidance, or edit.guidance alone in a "
+            "config file, sets both).",
+        )
     check_window(cfg.window)
     _enum_ok(None, "composite", cfg.composite, CompositeMode)
     _enum_ok(None, "frame_attention", cfg.frame_attention, FrameAttentionMode)
@@ -1085,6 +1104,7 @@ __all__ = [
     "WindowBlend",
     "WindowConfig",
     "default_of",
+    "fill_run",
     "load_config",
     "preset_config",
     "to_plain",

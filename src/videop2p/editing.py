@@ -216,13 +216,20 @@ class StepInfo:
     mask: torch.Tensor | None  # (K, F, 1, h, w) bool blend mask applied at this step, if any
 
 
-def check_inputs(inv: InversionResult, sched_timesteps: list[int]) -> None:
-    """Refuse an inversion that cannot be edited: non-finite noise, or another schedule."""
+def check_inputs(inv: InversionResult, sched_timesteps: list[int], guidance: float) -> None:
+    """Refuse an inversion that cannot be edited: non-finite noise, another schedule, or null-text
+    embeddings fitted to another guidance than the edit's (they reconstruct the clip only at theirs)."""
     if not torch.isfinite(inv.latent_T).all():
         raise ValueError("The inversion's latent contains NaN or infinite values; invert again.")
     if sched_timesteps != inv.timesteps:
         raise ValueError(
             f"the scheduler's timesteps differ from the inversion's ({sched_timesteps[:3]} vs {inv.timesteps[:3]})"
+        )
+    fitted = inv.meta.get("settings", {}).get("guidance")
+    if inv.method is InversionMethod.NULL_TEXT and fitted is not None and fitted != guidance:
+        raise ValueError(
+            f"The null-text inversion was fitted to guidance {fitted:g} and the edit samples with {guidance:g}; "
+            f"edit with guidance {fitted:g}, or invert with InversionConfig(guidance={guidance:g})."
         )
 
 
@@ -343,7 +350,7 @@ def edit(
     # 1. Check the inversion and turn prompts and settings into the controller's plan
     steps, latent_hw = len(inv.timesteps), tuple(inv.latent_T.shape[-2:])
     sched = ddim_schedule(components.scheduler, steps)
-    check_inputs(inv, sched.timesteps)
+    check_inputs(inv, sched.timesteps, c.guidance)
     plan, modes = build_plan(components, source, targets, c, steps, latent_hw)
     unchanged = _unchanged_target_warnings(components.tokenizer, source, targets, c.reweight)
     for warning in unchanged:  # the prompts alone decide them: said before the sampling starts

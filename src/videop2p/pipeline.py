@@ -37,7 +37,7 @@ from videop2p.config import (
     check_prompts,
     check_tune,
     check_window,
-    fill,
+    fill_run,
     settings_of,
     validate,
 )
@@ -513,7 +513,7 @@ class VideoP2P:
         `on_step(stage, done, total)` hears of every step of every stage (and may raise to stop).
         """
         if isinstance(cfg, dict):
-            cfg = fill(RunConfig, cfg, "")
+            cfg = fill_run(cfg)
         self.check_inputs(cfg)
         cfg = dataclasses.replace(cfg, tune=cfg.tune.resolved(pretuned=self.components.video is not None))
         progress = not cfg.quiet
