@@ -65,8 +65,8 @@ def test_clip_metrics_from_a_local_model_and_a_note_without_one(tmp_path):
 
     scorer, note = load_clip_scorer(None)
     assert scorer is None and "skipped" in note
-    scorer, note = load_clip_scorer(str(tmp_path / "missing"))
-    assert scorer is None and "not available locally" in note
+    with pytest.raises(ValueError, match="CLIP model .*missing' is not available locally"):  # asked for: refused
+        load_clip_scorer(str(tmp_path / "missing"))
     torch.manual_seed(0)
     text = {"hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 4, "num_hidden_layers": 2}
     vision = {**text, "image_size": 32, "patch_size": 8}
@@ -80,6 +80,17 @@ def test_clip_metrics_from_a_local_model_and_a_note_without_one(tmp_path):
     assert -1 <= scores["clip_text_alignment"] <= 1 and 0.5 < scores["clip_frame_consistency"] <= 1.0 + 1e-6
     still = clip_scores(scorer, np.repeat(clip.frames[:1], 3, axis=0), "a red circle")
     assert abs(still["clip_frame_consistency"] - 1.0) < 1e-5  # identical frames are perfectly consistent
+
+
+def test_eval_with_a_clip_model_that_is_not_there_stops_before_the_first_case(tmp_path):
+    from typer.testing import CliRunner
+
+    from videop2p.cli import app
+    from videop2p.testing import assert_one_line_error
+
+    args = ["eval", "--cases", "1", "--out", str(tmp_path / "ev"), "--clip-model", str(tmp_path / "nope")]
+    assert_one_line_error(CliRunner().invoke(app, args), "CLIP model", "is not available locally (no such folder)")
+    assert not (tmp_path / "ev").exists()
 
 
 def fake_comps(identity: str = "toy@1234"):

@@ -340,7 +340,9 @@ class ClipScorer:
 
 
 def load_clip_scorer(name: str | None) -> tuple[ClipScorer | None, str]:
-    """A CLIP model from a folder or the local Hugging Face cache (never the network), and a note."""
+    """A CLIP model from a folder or the local Hugging Face cache (never the network), and a note; none
+    (the metrics skipped) when no model is named. A named model that is not there is a ValueError: the
+    suite runs for hours and would end without the metrics it was asked for."""
     if not name:
         return None, "CLIP metrics skipped: no CLIP model given (--clip-model FOLDER_OR_CACHED_ID)"
     from transformers import CLIPModel, CLIPProcessor
@@ -349,7 +351,12 @@ def load_clip_scorer(name: str | None) -> tuple[ClipScorer | None, str]:
         model = CLIPModel.from_pretrained(name, local_files_only=True).eval()
         processor = CLIPProcessor.from_pretrained(name, local_files_only=True)
     except OSError as e:
-        return None, f"CLIP metrics skipped: {name!r} is not available locally ({str(e).splitlines()[0]})"
+        path_like = name.startswith(("/", ".", "~")) and not Path(name).expanduser().exists()
+        raise ValueError(
+            f"CLIP model {name!r} is not available locally ({'no such folder' if path_like else str(e).splitlines()[0]}); "
+            "give a CLIP model's folder "
+            "or the id of one in the Hugging Face cache, or no --clip-model to skip the CLIP metrics."
+        ) from None
     return ClipScorer(model, processor, name), f"CLIP metrics from {name}"
 
 
