@@ -352,10 +352,10 @@ def load_clip_scorer(name: str | None) -> tuple[ClipScorer | None, str]:
         processor = CLIPProcessor.from_pretrained(name, local_files_only=True)
     except OSError as e:
         path_like = name.startswith(("/", ".", "~")) and not Path(name).expanduser().exists()
+        why = "no such folder" if path_like else str(e).splitlines()[0]
         raise ValueError(
-            f"CLIP model {name!r} is not available locally ({'no such folder' if path_like else str(e).splitlines()[0]}); "
-            "give a CLIP model's folder "
-            "or the id of one in the Hugging Face cache, or no --clip-model to skip the CLIP metrics."
+            f"CLIP model {name!r} is not available locally ({why}); give a CLIP model's folder or the id of one in "
+            "the Hugging Face cache, or no --clip-model to skip the CLIP metrics."
         ) from None
     return ClipScorer(model, processor, name), f"CLIP metrics from {name}"
 
