@@ -264,6 +264,17 @@ def test_null_text_embeddings_fitted_to_another_guidance_are_refused_before_the_
     ).all()
 
 
+def test_words_to_subtract_without_blend_words_are_refused_before_the_edit(tiny):
+    from videop2p.config import OptionError
+
+    model, inv = _inverted(tiny)
+    target = "a blue circle moving on the grass"
+    with pytest.raises(OptionError, match=r"^subtract: \['grass', 'grass'\] is given for the target without blend"):
+        edit(model, tiny, inv, SRC, [target], EditConfig(subtract=("grass", "grass"), progress=False))
+    c = EditConfig(blend=("circle", "circle"), subtract=("grass", "grass"), progress=False)  # narrowing a mask
+    assert edit(model, tiny, inv, SRC, [target], c).masks is not None
+
+
 def test_clear_errors(tiny):
     model, inv = _inverted(tiny)
     with pytest.raises(ValueError, match="same number of words"):

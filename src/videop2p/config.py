@@ -370,6 +370,19 @@ def target_pairs(name: str, value: Words | None, targets: int) -> list[WordPair 
     return [_pair_or_none(v) for v in value]
 
 
+def check_subtract(blends: list[WordPair | None], subtracts: list[WordPair | None]) -> None:
+    """Words to subtract narrow a target's blend mask, so a target with them needs blend words (P2P's
+    LocalBlend): without, they would change nothing."""
+    for k, (blend, subtract) in enumerate(zip(blends, subtracts, strict=True), start=1):
+        if subtract is not None and blend is None:
+            which = f"target {k}" if len(blends) > 1 else "the target"
+            raise OptionError(
+                "subtract",
+                f"{list(subtract)} is given for {which} without blend words: subtracted words narrow a blend "
+                "mask; give --blend words for it too, or no --subtract.",
+            )
+
+
 def path_shorthand(video: Any) -> Any:
     """`video: clip.mp4` in a config or a batch job stands for `video: {path: clip.mp4}`."""
     return {"path": video} if isinstance(video, str) else video
@@ -886,8 +899,7 @@ def validate(cfg: RunConfig) -> None:
     check_frame_size(v)
     check_tune(t)
     check_edit(e)
-    for attr in ("blend", "subtract"):
-        target_pairs(attr, getattr(e, attr), len(cfg.targets))
+    check_subtract(*(target_pairs(attr, getattr(e, attr), len(cfg.targets)) for attr in ("blend", "subtract")))
     check_inversion(cfg.inversion)
     if cfg.inversion.guidance != e.guidance:
         raise OptionError(

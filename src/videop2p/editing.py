@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from videop2p import progress
-from videop2p.config import PER_TARGET_PAIRS, Bounds, EditConfig, WordPair, target_pairs
+from videop2p.config import PER_TARGET_PAIRS, Bounds, EditConfig, WordPair, check_subtract, target_pairs
 from videop2p.control.controller import (
     ControlPlan,
     EditController,
@@ -119,6 +119,7 @@ def build_plan(
     if not 0.0 <= c.threshold <= 1.0:
         raise ValueError(f"threshold must lie in [0, 1], got {c.threshold}.")
     blends, subtracts = (target_pairs(what, getattr(c, what), len(targets)) for what in ("blend", "subtract"))
+    check_subtract(blends, subtracts)
     edits, modes = [], []
     for t, factors in zip(targets, _reweights(tok, targets, c.reweight), strict=True):
         mode = choose_mode(source, t, c.mode)
