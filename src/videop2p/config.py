@@ -370,15 +370,20 @@ def target_pairs(name: str, value: Words | None, targets: int) -> list[WordPair 
     return [_pair_or_none(v) for v in value]
 
 
+def target_label(k: int, targets: int) -> str:
+    """How a message names target `k` (from 1) of `targets`: "target 2", or "the target" when it is the only one."""
+    return f"target {k}" if targets > 1 else "the target"
+
+
 def check_subtract(blends: list[WordPair | None], subtracts: list[WordPair | None]) -> None:
     """Words to subtract narrow a target's blend mask, so a target with them needs blend words (P2P's
     LocalBlend): without, they would change nothing."""
     for k, (blend, subtract) in enumerate(zip(blends, subtracts, strict=True), start=1):
         if subtract is not None and blend is None:
-            which = f"target {k}" if len(blends) > 1 else "the target"
             raise OptionError(
                 "subtract",
-                f"{list(subtract)} is given for {which} without blend words: subtracted words narrow a blend "
+                f"{list(subtract)} is given for {target_label(k, len(blends))} without blend words: subtracted "
+                "words narrow a blend "
                 "mask; give --blend words for it too, or no --subtract.",
             )
 
@@ -503,8 +508,7 @@ def fill_run(data: dict, where: str = "", base: RunConfig | None = None) -> RunC
     inversion is fitted to the guidance the edit samples with, so an edit guidance given without an
     inversion one is both; two that differ are refused by `validate`."""
     cfg = fill(RunConfig, data, where, base)
-    given = {section: "guidance" in (data.get(section) or {}) for section in ("edit", "inversion")}
-    if given["edit"] and not given["inversion"]:
+    if "guidance" in (data.get("edit") or {}) and "guidance" not in (data.get("inversion") or {}):
         cfg.inversion.guidance = cfg.edit.guidance
     return cfg
 

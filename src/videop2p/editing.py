@@ -13,7 +13,15 @@ import torch
 import torch.nn.functional as F
 
 from videop2p import progress
-from videop2p.config import PER_TARGET_PAIRS, Bounds, EditConfig, WordPair, check_subtract, target_pairs
+from videop2p.config import (
+    PER_TARGET_PAIRS,
+    Bounds,
+    EditConfig,
+    WordPair,
+    check_subtract,
+    target_label,
+    target_pairs,
+)
 from videop2p.control.controller import (
     ControlPlan,
     EditController,
@@ -287,7 +295,7 @@ def _unchanged_target_warnings(tok, source: str, targets: list[str], reweight: d
     reconstruction only by that branch's drift (docs/bundled_layout.md measures it). Each target's
     factors are found as `build_plan` finds them."""
     return [
-        f"{f'Target {k}' if len(targets) > 1 else 'The target'} {shown(t)} asks for no change (the source "
+        f"{target_label(k, len(targets)).capitalize()} {shown(t)} asks for no change (the source "
         "prompt's words, none reweighted): its edit only shows how far the edited branch drifts from the "
         "reconstruction."
         for k, (t, factors) in enumerate(zip(targets, _reweights(tok, targets, reweight), strict=True), start=1)

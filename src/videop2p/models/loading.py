@@ -26,6 +26,7 @@ from videop2p.store.files import atomic_path, read_json
 logger = logging.getLogger(__name__)
 
 _FLAT_FORMAT = "videop2p-single-file-v1"
+_TORCH_SAVE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin"}  # what diffusers reads with torch.load (any but .safetensors)
 _LAYER_RE = re.compile(r"^(down_blocks|mid_block|up_blocks)\.?(\d*)\..*\.(attn1|attn2)\.processor$")
 
 
@@ -516,9 +517,6 @@ def check_model_path(model: str | os.PathLike) -> None:
             "'.'); give a diffusers folder, a .safetensors or .ckpt file, a hub id such as "
             "runwayml/stable-diffusion-v1-5, or videop2p-toy for the bundled model (--model)."
         )
-
-
-_TORCH_SAVE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin"}  # what diffusers reads with torch.load (any but .safetensors)
 
 
 def _check_model_file(path: Path) -> None:
