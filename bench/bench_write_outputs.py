@@ -4,12 +4,15 @@
 side-by-side grid and each mask overlay (mp4 and GIF), the report and `outputs.json`. This writes
 them for synthetic clips (moving colour ramps, one target, a mask over a quarter of each frame) with
 no model, so that the write stage's own memory shows; the decoded clips exist before it and are not
-counted. Each length runs in its own process; peak MB is the growth of the peak RSS over the RSS
-before the stage, with glibc giving freed memory back at once, as in bench_long_clips.py.
+counted. With `--full WxH` the clip is cut from an input of that size, written as an mp4 first, and
+each edit is pasted back into it (the edits' mp4s at the input's size, read again from the file), as
+a run on a larger input does. Each length runs in its own process; peak MB is the growth of the peak
+RSS over the RSS before the stage, with glibc giving freed memory back at once, as in bench_long_clips.py.
 
     python bench/bench_write_outputs.py                  # 24 and 96 frames at 512x512
     python bench/bench_write_outputs.py --lengths 8 --size 256
-    python bench/bench_write_outputs.py --threads 1      # torch's threads, which make the GIF palettes
+    python bench/bench_write_outputs.py --threads 1      # torch's threads: the files written at once, GIF palettes
+    python bench/bench_write_outputs.py --full 1920x1080 --targets 2   # edits pasted into a 1080p input
 """
 
 from __future__ import annotations
@@ -20,57 +23,79 @@ import tempfile
 import time
 from types import SimpleNamespace
 
+import numpy as np
 from bench_long_clips import _current_mb, _peak_mb, _reset_peak, length_parser, rows_by_length
+
+
+def _ramps(width: int, height: int, t: int) -> np.ndarray:
+    """Frame `t` (height, width, 3) of colour ramps moving right and down."""
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([(x + 3 * t) % 256, (y + 2 * t) % 256, (x + y) % 256], -1).astype(np.uint8)
 
 
 def one(args) -> dict:
     """Write one run's outputs for a synthetic clip of `args.length` frames; seconds and peak MB."""
-    import numpy as np
     import torch
 
-    from videop2p.config import RunConfig
+    from videop2p.config import RunConfig, VideoConfig
     from videop2p.editing import EditResult
+    from videop2p.io.video import read_video, resize_frames, write_mp4
     from videop2p.outputs import write_run_outputs
     from videop2p.pipeline import Clip, EditOutput
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    side, frames = args.size, args.length
-    y, x = np.mgrid[0:side, 0:side]
-    t = np.arange(frames)[:, None, None]
-    source = np.stack([(x + 3 * t) % 256, (y + 2 * t) % 256, (x + y + 0 * t) % 256], -1).astype(np.uint8)
-    edit = 255 - source
-    cells = side // 8  # the mask at Stable Diffusion's latent size
-    masks = torch.zeros(1, frames, cells, cells, dtype=torch.bool)
-    masks[:, :, cells // 4 : 3 * cells // 4, cells // 4 : 3 * cells // 4] = True
-    result = EditResult(torch.zeros(2, frames, 4, cells, cells), masks, None, [["a"], ["b"]], {}, ["swap"])
-    out = EditOutput(source.copy(), [edit], result)
-    clip = Clip(source, 24.0, "synthetic")
+    side, frames, targets = args.size, args.length, args.targets
+    width, height = (int(v) for v in args.full.split("x")) if args.full else (side, side)
     with tempfile.TemporaryDirectory() as d:
-        cfg = RunConfig(source="a red circle", targets=["a blue circle"], out=d)
+        if args.full:  # the input at its own size, and the working frames cut from it as a run cuts them
+            video = write_mp4((_ramps(width, height, t) for t in range(frames)), f"{d}/input.mp4", 24.0)
+            source = np.stack([resize_frames(f[None], side, side)[0] for f in read_video(video).frames])
+            clip = Clip(
+                source, 24.0, "synthetic", video=VideoConfig(path=str(video), frames=frames), full_size=(width, height)
+            )
+        else:
+            source = np.stack([_ramps(side, side, t) for t in range(frames)])
+            clip = Clip(source, 24.0, "synthetic")
+        edits = [np.roll(255 - source, 17 * k, axis=2) for k in range(targets)]
+        cells = side // 8  # the mask at Stable Diffusion's latent size
+        masks = torch.zeros(targets, frames, cells, cells, dtype=torch.bool)
+        masks[:, :, cells // 4 : 3 * cells // 4, cells // 4 : 3 * cells // 4] = True
+        tokens = [["a"]] * (1 + targets)
+        result = EditResult(
+            torch.zeros(1 + targets, frames, 4, cells, cells), masks, None, tokens, {}, ["swap"] * targets
+        )
+        out = EditOutput(source.copy(), edits, result)
+        cfg = RunConfig(source="a red circle", targets=[f"a circle {k}" for k in range(targets)], out=f"{d}/out")
         _reset_peak()
         base = _current_mb()
         started = time.perf_counter()
-        write_run_outputs(cfg, clip, out, [], SimpleNamespace(identity="synthetic"))
+        write_run_outputs(cfg, clip, out, [], SimpleNamespace(identity="synthetic", vae_scale_factor=8))
         seconds, peak = time.perf_counter() - started, _peak_mb() - base
     threads, clip_mb = torch.get_num_threads(), source.nbytes / 2**20
-    return {"length": frames, "size": side, "threads": threads, "clip_mb": clip_mb, "seconds": seconds, "peak_mb": peak}
+    row = {"length": frames, "size": side, "threads": threads, "clip_mb": clip_mb, "seconds": seconds, "peak_mb": peak}
+    return row | {"full": args.full or "", "targets": targets}
 
 
 def main() -> None:
     p = length_parser(__doc__, [24, 96])
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--threads", type=int, default=0, help="torch's thread count (default: torch's own)")
+    p.add_argument("--full", help="WxH of an input the edits are pasted into (default: none, the working size)")
+    p.add_argument("--targets", type=int, default=1)
     args = p.parse_args()
     if args.one:
         sys.stdout.write(json.dumps(one(args)) + "\n")
         return
-    header = "| frames | size | threads | one clip, MB | seconds | peak MB |"
-    rows_by_length(__file__, args, ["--size", str(args.size), "--threads", str(args.threads)], header, _cells)
+    header = "| frames | size | input | targets | threads | one clip, MB | seconds | peak MB |"
+    flags = ["--size", str(args.size), "--threads", str(args.threads), "--targets", str(args.targets)]
+    rows_by_length(__file__, args, flags + (["--full", args.full] if args.full else []), header, _cells)
 
 
 def _cells(r: dict) -> str:
-    return f"| {r['length']} | {r['size']} | {r['threads']} | {r['clip_mb']:.0f} | {r['seconds']:.1f} | {r['peak_mb']:.0f} |"
+    size = r.get("full") or "the working size"
+    cells = [r["length"], r["size"], size, r.get("targets", 1), r["threads"], f"{r['clip_mb']:.0f}"]
+    return "| " + " | ".join(map(str, cells)) + f" | {r['seconds']:.1f} | {r['peak_mb']:.0f} |"
 
 
 if __name__ == "__main__":

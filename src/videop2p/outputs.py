@@ -7,6 +7,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -147,70 +148,126 @@ def write_png(image: np.ndarray, path: Path) -> Path:
     return path
 
 
-def _write_clip(
+def _clip_writers(
     frames: np.ndarray | Callable[[], Iterable[np.ndarray]],
     root: Path,
     stem: str,
     fps: float,
-    full: Iterator[np.ndarray] | None = None,
+    full: Callable[[], Iterable[np.ndarray]] | None = None,
     audio=None,
-) -> tuple[str, str]:
-    """The clip as `stem.mp4` (at full resolution with the sound, when given) and `stem.gif` (working
-    size, a preview); returns both names. `frames`: the frames, or a function that makes them afresh
-    one at a time for each file (a long clip's grid or overlay is never held whole). The GIF's palettes
-    are made on as many threads as torch uses."""
+) -> list[Callable[[], Path]]:
+    """The writers of `stem.mp4` (at full resolution with the sound, when `full` makes the frames) and
+    `stem.gif` (working size, a preview), to run in any order. `frames`: the frames, or a function that
+    makes them afresh one at a time for each file (a long clip's grid or overlay is never held whole).
+    The GIF's palettes are made on as many threads as torch uses."""
     again = frames if callable(frames) else lambda: frames
-    write_video(again() if full is None else full, root / f"{stem}.mp4", fps, audio)
-    write_video(again(), root / f"{stem}.gif", fps, workers=torch.get_num_threads())
-    return f"{stem}.mp4", f"{stem}.gif"
+    return [
+        lambda: write_video((full or again)(), root / f"{stem}.mp4", fps, audio),
+        lambda: write_video(again(), root / f"{stem}.gif", fps, workers=torch.get_num_threads()),
+    ]
 
 
-def write_run_outputs(cfg: RunConfig, clip: Clip, out: EditOutput, reports: list[StageReport], info) -> dict:
+def _pasted(clip: Clip, edited: np.ndarray, masks: torch.Tensor | None, cell: int) -> Iterator[np.ndarray]:
+    """The edit's frames pasted into the input's, read again from the input (`composite`)."""
+    return composite(clip.originals(), edited, masks, clip.video.resize, cell)
+
+
+def run_writers(writers: list[Callable[[], Path]], workers: int) -> list[Path]:
+    """Each writer's file, in order, `workers` writers at a time on threads (the mp4 and GIF encoders
+    release the GIL; each file is the one its writer makes alone). At a writer's error the writers not
+    started are dropped and the running ones finish; then the first error in order is raised."""
+    if workers <= 1:
+        return [w() for w in writers]
+    pool = ThreadPoolExecutor(workers)
+    try:
+        futures = [pool.submit(w) for w in writers]
+        wait(futures, return_when=FIRST_EXCEPTION)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [f.result() for f in futures]  # writers start in order: a failed one comes before any dropped
+
+
+PASTED_WRITER_BYTES_PER_PIXEL = 200  # peak memory of writing one edit's mp4 at the input's size, per input pixel:
+# x264's look-ahead frames, the input's decoder and the paste (375 MB at 1920x1080, bench/bench_write_outputs.py)
+
+
+def pasting(cfg: RunConfig, clip: Clip) -> bool:
+    """Whether the edits' mp4s are pasted into the input's frames at its own size (`compositing`)."""
+    return clip.full_size is not None and CompositeMode(cfg.composite) is CompositeMode.AUTO
+
+
+def writer_count(cfg: RunConfig, clip: Clip, threads: int, free: int) -> int:
+    """How many of a run's files to write at once: one per thread, fewer when that many edits' mp4s
+    pasted at the input's size would not fit in `free` bytes side by side."""
+    if not pasting(cfg, clip):
+        return max(1, threads)
+    width, height = clip.full_size
+    return max(1, min(threads, free // (PASTED_WRITER_BYTES_PER_PIXEL * width * height)))
+
+
+def write_run_outputs(
+    cfg: RunConfig, clip: Clip, out: EditOutput, reports: list[StageReport], info, workers: int | None = None
+) -> dict:
     """Videos, overlays, attention grids, config, report and `outputs.json` of one run into `cfg.out`.
 
     The edits' mp4s have the input's resolution (pasted into its frames through the blend mask, see
     `compositing`) when it is not the working size and `cfg.composite` allows, the clip's
-    frame rate, and its sound. Returns the manifest written to `outputs.json`.
+    frame rate, and its sound. The files are written `workers` at a time (None: as many as torch's
+    threads; `writer_count` fits them in memory), each as its writer makes it alone. Returns the manifest written to `outputs.json`.
     """
     started = time.perf_counter()
     earlier = (Path(cfg.out) / "outputs.json").exists()  # a folder an earlier run wrote into
     with staged_files(cfg.out, last="outputs.json") as root:  # every output, or none (a full disk)
-        manifest, files = _write_outputs(root, cfg, clip, out, reports, info, started)
+        workers = torch.get_num_threads() if workers is None else workers
+        manifest, files = _write_outputs(root, cfg, clip, out, reports, info, started, workers)
     if earlier:
         _remove_stale(Path(cfg.out), files)
     return manifest
 
 
 def _write_outputs(
-    root: Path, cfg: RunConfig, clip: Clip, out: EditOutput, reports: list[StageReport], info, started: float
+    root: Path,
+    cfg: RunConfig,
+    clip: Clip,
+    out: EditOutput,
+    reports: list[StageReport],
+    info,
+    started: float,
+    workers: int,
 ) -> tuple[dict, dict]:
     """`write_run_outputs`' files, into `root`; returns the manifest and the files by kind."""
     source, fps = clip.frames, clip.fps
-    full = clip.full_size is not None and CompositeMode(cfg.composite) is CompositeMode.AUTO
+    full = pasting(cfg, clip)
     files: dict[str, list[str] | str] = {"edits": [], "edits_gif": [], "masks": [], "attention": []}
-    files["source"] = _write_clip(source, root, "source", fps)[0]
-    files["reconstruction"] = _write_clip(out.reconstruction, root, "reconstruction", fps)[0]
+    pasted: list[Callable[[], Path]] = []  # the edits' mp4s at full size, the longest writers: started first
+    writers = _clip_writers(source, root, "source", fps) + _clip_writers(
+        out.reconstruction, root, "reconstruction", fps
+    )
+    files["source"], files["reconstruction"] = "source.mp4", "reconstruction.mp4"
     for k, frames in enumerate(out.edits, start=1):
         masks = out.result.masks[k - 1] if out.result.masks is not None else None
-        pasted = composite(clip.originals(), frames, masks, clip.video.resize, info.vae_scale_factor) if full else None
-        mp4, gif = _write_clip(frames, root, f"edit_{k}", fps, pasted, clip.audio)
-        files["edits"].append(mp4)
-        files["edits_gif"].append(gif)
+        paste = functools.partial(_pasted, clip, frames, masks, info.vae_scale_factor) if full else None
+        mp4_writer, gif_writer = _clip_writers(frames, root, f"edit_{k}", fps, paste, clip.audio)
+        (pasted if full else writers).append(mp4_writer)
+        writers.append(gif_writer)
+        files["edits"].append(f"edit_{k}.mp4")
+        files["edits_gif"].append(f"edit_{k}.gif")
     labels = ["source", "reconstruction", *(edit_label(cfg.source, t) for t in cfg.targets)]
     videos = [source, out.reconstruction, *out.edits]
-    grid = functools.partial(side_by_side_frames, videos, labels)
-    files["side_by_side"] = _write_clip(grid, root, "side_by_side", fps)[0]
+    writers += _clip_writers(functools.partial(side_by_side_frames, videos, labels), root, "side_by_side", fps)
+    files["side_by_side"] = "side_by_side.mp4"
     res = out.result
     pairs = target_pairs("blend", cfg.edit.blend, len(cfg.targets))  # (source word, target word) per target
     if res.masks is not None:
         for k, masks in enumerate(res.masks, start=1):
-            overlay = functools.partial(overlay_frames, source, masks)
-            files["masks"].append(_write_clip(overlay, root, f"mask_{k}", fps)[1])
+            writers += _clip_writers(functools.partial(overlay_frames, source, masks), root, f"mask_{k}", fps)
+            files["masks"].append(f"mask_{k}.gif")
     if res.attention is not None:
         for p, tokens in enumerate(res.tokens):
             name = "attention_source.png" if p == 0 else f"attention_{p}.png"
-            write_png(attention_grid(res.attention[p], tokens), root / name)
+            writers.append(functools.partial(write_png, attention_grid(res.attention[p], tokens), root / name))
             files["attention"].append(name)
+    run_writers(pasted + writers, workers)
     config_yaml = yaml.safe_dump(rerunnable(cfg), sort_keys=False, allow_unicode=True)  # prompts as typed
     write_text(root / "config.yaml", config_yaml)
     reports = [*reports, StageReport("write", "computed", time.perf_counter() - started)]

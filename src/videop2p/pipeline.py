@@ -60,7 +60,7 @@ from videop2p.latents import decode_latents, encode_posterior, encode_prompts, f
 from videop2p.models.loading import SDComponents, dtype_name, load_components, parse_dtype
 from videop2p.models.t2s import T2SModel
 from videop2p.models.tav import apply_temporal
-from videop2p.outputs import write_run_outputs
+from videop2p.outputs import write_run_outputs, writer_count
 from videop2p.progress import StepHook
 from videop2p.sampling import DivergedError, check_steps
 from videop2p.store.files import check_room, check_writable
@@ -530,4 +530,5 @@ class VideoP2P:
         reports.append(report)
         out, report = self.edit(model, inversion, cfg.source, cfg.targets, cfg.edit, cfg.force, on_step, cfg.window)
         reports.append(report)
-        return write_run_outputs(cfg, clip, out, reports, self.components.info)
+        workers = writer_count(cfg, clip, torch.get_num_threads(), free_memory())
+        return write_run_outputs(cfg, clip, out, reports, self.components.info, workers)

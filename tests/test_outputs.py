@@ -1,0 +1,117 @@
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from videop2p.config import RunConfig, VideoConfig
+from videop2p.editing import EditResult
+from videop2p.io.video import read_video, write_mp4
+from videop2p.outputs import PASTED_WRITER_BYTES_PER_PIXEL, run_writers, write_run_outputs, writer_count
+from videop2p.pipeline import Clip, EditOutput
+
+
+def _run(tmp_path: Path, targets: int = 2) -> tuple[RunConfig, Clip, EditOutput]:
+    """A run's decoded results for a 6-frame input of 96x72 edited at 32x32 (its centre, cropped):
+    each target's edit a flat colour of its own, its mask the middle of the frame."""
+    y, x = np.mgrid[0:72, 0:96]
+    frames = [
+        np.stack([(x * 2 + t * 9) % 256, (y * 3) % 256, (x + y + t) % 256], -1).astype(np.uint8) for t in range(6)
+    ]
+    video = write_mp4(frames, tmp_path / "input.mp4", 8.0)
+    source = np.stack([f[4:68, 16:80][::2, ::2] for f in frames])  # (6, 32, 32, 3)
+    edits = [np.full_like(source, (60 * k, 200 - 60 * k, 90)) for k in range(1, targets + 1)]
+    masks = torch.zeros(targets, 6, 4, 4, dtype=torch.bool)
+    masks[:, :, 1:3, 1:3] = True
+    tokens = [["<start>", "a", "word"]] * (1 + targets)
+    result = EditResult(
+        torch.zeros(1 + targets, 6, 4, 4, 4), masks, torch.rand(1 + targets, 6, 4, 4, 3), tokens, {}, ["swap"] * targets
+    )
+    clip = Clip(source, 8.0, "synthetic", video=VideoConfig(path=str(video), frames=6), full_size=(96, 72))
+    cfg = RunConfig(source="a red circle", targets=[f"a {c} circle" for c in ("blue", "green")[:targets]])
+    return cfg, clip, EditOutput(source.copy(), edits, result)
+
+
+def test_a_runs_files_are_the_same_written_side_by_side_or_one_at_a_time(tmp_path):
+    cfg, clip, out = _run(tmp_path)
+    info = SimpleNamespace(identity="synthetic", vae_scale_factor=8)
+    folders = []
+    for workers in (1, 4):
+        cfg.out = str(tmp_path / f"workers{workers}")
+        manifest = write_run_outputs(cfg, clip, out, [], info, workers=workers)
+        folders.append(Path(cfg.out))
+    one, many = folders
+    names = sorted(p.name for p in one.iterdir())
+    assert names == sorted(p.name for p in many.iterdir())
+    assert manifest["outputs"]["edits"] == ["edit_1.mp4", "edit_2.mp4"] and manifest["output_size"] == [96, 72]
+    for name in names:
+        if name.endswith((".gif", ".png")):  # Pillow's files are the same byte for byte
+            assert (one / name).read_bytes() == (many / name).read_bytes(), name
+        elif name.endswith(".mp4"):  # x264's are its own (docs/long_clips.md); each is its own clip
+            a, b = read_video(one / name).frames, read_video(many / name).frames
+            assert a.shape == b.shape and np.abs(a.astype(int) - b).mean() < 1.0, name
+    for k, colour in ((1, (60, 140, 90)), (2, (120, 80, 90))):  # each edit's own colour, pasted at full size
+        pasted = read_video(many / f"edit_{k}.mp4").frames
+        assert pasted.shape == (6, 72, 96, 3)
+        assert np.abs(pasted[:, 34:38, 46:50].astype(int) - colour).max() <= 6
+
+
+def test_writers_run_side_by_side_and_give_their_files_in_order():
+    running, most = [], []
+    lock = threading.Lock()
+
+    def writer(k: int, seconds: float):
+        def write() -> Path:
+            with lock:
+                running.append(k)
+                most.append(len(running))
+            time.sleep(seconds)
+            with lock:
+                running.remove(k)
+            return Path(f"{k}.mp4")
+
+        return write
+
+    writers = [writer(k, 0.05 * (4 - k)) for k in range(4)]  # the first ones take longest
+    assert run_writers(writers, 2) == [Path(f"{k}.mp4") for k in range(4)]
+    assert max(most) == 2
+    assert run_writers(writers, 1) == [Path(f"{k}.mp4") for k in range(4)] and max(most[4:]) == 1
+
+
+def test_a_failing_writer_drops_those_not_started_and_its_error_is_raised():
+    started = []
+
+    def slow() -> Path:
+        time.sleep(0.3)
+        return Path("slow")
+
+    def fail() -> Path:
+        raise OSError("No space left on device")
+
+    def later(k: int):
+        def write() -> Path:
+            started.append(k)
+            time.sleep(0.1)
+            return Path(str(k))
+
+        return write
+
+    with pytest.raises(OSError, match="No space left"):
+        run_writers([slow, fail, *(later(k) for k in range(10))], 2)
+    assert len(started) <= 2  # at most the one a freed thread took before the rest were dropped
+
+
+def test_edits_pasted_at_the_inputs_size_are_written_side_by_side_only_as_far_as_memory_allows(tmp_path):
+    cfg, clip, _ = _run(tmp_path)
+    clip.full_size = (1920, 1080)
+    one = PASTED_WRITER_BYTES_PER_PIXEL * 1920 * 1080  # what one such writer holds at its peak
+    assert writer_count(cfg, clip, threads=8, free=3 * one + one // 2) == 3
+    assert writer_count(cfg, clip, threads=2, free=100 * one) == 2
+    assert writer_count(cfg, clip, threads=8, free=one // 2) == 1  # one at a time, however little is free
+    cfg.composite = "off"  # the working size only: one file per thread
+    assert writer_count(cfg, clip, threads=8, free=one // 2) == 8
+    clip.full_size, cfg.composite = None, "auto"
+    assert writer_count(cfg, clip, threads=4, free=0) == 4
