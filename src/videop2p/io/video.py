@@ -482,10 +482,11 @@ def write_mp4(
     odd sides are padded by one pixel (the codec needs even sizes). `frames` may be an iterable of
     (H, W, 3) frames, encoded as they come (one frame in memory).
 
-    The same frames give the same file in any process: x264 runs on one thread (its output depends on
-    the thread count) and without B-frames (planning them, its macroblock-tree rate control reads
-    memory it has not set at most frame sizes, so the file depended on what the process had allocated
-    before; docs/long_clips.md, "The same mp4 from the same frames")."""
+    x264 runs on one thread (its output depends on the thread count) and without B-frames (planning
+    them, its macroblock-tree rate control reads memory it has not set, so the file depended on what
+    the process had allocated before). Its macroblock tree can still make a file depend on the
+    process's history (at times, after the process decoded another video); turning it off costs more
+    than that is worth (docs/long_clips.md, "The same mp4 from the same frames")."""
     path = Path(path)
     frames = iter(frames)
     first = next(frames, None)
