@@ -9,8 +9,8 @@ import torch
 
 from videop2p.config import RunConfig, VideoConfig
 from videop2p.editing import EditResult
-from videop2p.io.video import read_video, write_mp4
-from videop2p.outputs import PASTED_WRITER_BYTES_PER_PIXEL, run_writers, write_run_outputs, writer_count
+from videop2p.io.video import read_video, write_mp4, write_video
+from videop2p.outputs import PASTED_WRITER_BYTES_PER_PIXEL, _until, run_writers, write_run_outputs, writer_count
 from videop2p.pipeline import Clip, EditOutput
 
 
@@ -64,7 +64,7 @@ def test_writers_run_side_by_side_and_give_their_files_in_order():
     lock = threading.Lock()
 
     def writer(k: int, seconds: float):
-        def write() -> Path:
+        def write(stop) -> Path:
             with lock:
                 running.append(k)
                 most.append(len(running))
@@ -81,27 +81,36 @@ def test_writers_run_side_by_side_and_give_their_files_in_order():
     assert run_writers(writers, 1) == [Path(f"{k}.mp4") for k in range(4)] and max(most[4:]) == 1
 
 
-def test_a_failing_writer_drops_those_not_started_and_its_error_is_raised():
-    started = []
+def test_a_failing_writer_stops_the_others_at_their_next_frame_and_its_error_is_raised(tmp_path):
+    started, written = [], []
 
-    def slow() -> Path:
-        time.sleep(0.3)
-        return Path("slow")
+    def frames():  # a long clip's frames, made slowly
+        for _ in range(100):
+            written.append(1)
+            time.sleep(0.01)
+            yield np.zeros((16, 16, 3), np.uint8)
 
-    def fail() -> Path:
+    def long(stop) -> Path:
+        return write_video(_until(frames(), stop), tmp_path / "long.mp4", 8.0)
+
+    def fail(stop) -> Path:
+        time.sleep(0.1)
         raise OSError("No space left on device")
 
     def later(k: int):
-        def write() -> Path:
+        def write(stop) -> Path:
             started.append(k)
             time.sleep(0.1)
             return Path(str(k))
 
         return write
 
-    with pytest.raises(OSError, match="No space left"):
-        run_writers([slow, fail, *(later(k) for k in range(10))], 2)
-    assert len(started) <= 2  # at most the one a freed thread took before the rest were dropped
+    with pytest.raises(OSError, match="No space left"):  # the cause, not the writer it stopped
+        run_writers([long, fail, *(later(k) for k in range(10))], 2)
+    assert len(written) < 50  # the long writer stopped at a frame soon after the failure
+    assert not (tmp_path / "long.mp4").exists()  # and wrote nothing
+    assert len(started) <= 1  # at most the one the freed thread took before the rest were dropped
+    assert run_writers([long], 2) == [tmp_path / "long.mp4"] and len(written) >= 100  # alone, it ends
 
 
 def test_edits_pasted_at_the_inputs_size_are_written_side_by_side_only_as_far_as_memory_allows(tmp_path):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -148,6 +149,21 @@ def write_png(image: np.ndarray, path: Path) -> Path:
     return path
 
 
+Writer = Callable[[threading.Event], Path]  # writes one file; stops between frames once the event is set
+
+
+class WritingStopped(Exception):
+    """A writer stopped between two frames: another failed, or the run was interrupted."""
+
+
+def _until(frames: Iterable[np.ndarray], stop: threading.Event) -> Iterator[np.ndarray]:
+    """`frames` one by one until `stop` is set, then `WritingStopped` (the file is not written)."""
+    for frame in frames:
+        if stop.is_set():
+            raise WritingStopped
+        yield frame
+
+
 def _clip_writers(
     frames: np.ndarray | Callable[[], Iterable[np.ndarray]],
     root: Path,
@@ -155,16 +171,21 @@ def _clip_writers(
     fps: float,
     full: Callable[[], Iterable[np.ndarray]] | None = None,
     audio=None,
-) -> list[Callable[[], Path]]:
+) -> list[Writer]:
     """The writers of `stem.mp4` (at full resolution with the sound, when `full` makes the frames) and
     `stem.gif` (working size, a preview), to run in any order. `frames`: the frames, or a function that
     makes them afresh one at a time for each file (a long clip's grid or overlay is never held whole).
     The GIF's palettes are made on as many threads as torch uses."""
     again = frames if callable(frames) else lambda: frames
     return [
-        lambda: write_video((full or again)(), root / f"{stem}.mp4", fps, audio),
-        lambda: write_video(again(), root / f"{stem}.gif", fps, workers=torch.get_num_threads()),
+        lambda stop: write_video(_until((full or again)(), stop), root / f"{stem}.mp4", fps, audio),
+        lambda stop: write_video(_until(again(), stop), root / f"{stem}.gif", fps, workers=torch.get_num_threads()),
     ]
+
+
+def _picture_writer(image: np.ndarray, path: Path, stop: threading.Event) -> Path:
+    """A picture's writer (one frame: nothing to stop between)."""
+    return write_png(image, path)
 
 
 def _pasted(clip: Clip, edited: np.ndarray, masks: torch.Tensor | None, cell: int) -> Iterator[np.ndarray]:
@@ -172,19 +193,27 @@ def _pasted(clip: Clip, edited: np.ndarray, masks: torch.Tensor | None, cell: in
     return composite(clip.originals(), edited, masks, clip.video.resize, cell)
 
 
-def run_writers(writers: list[Callable[[], Path]], workers: int) -> list[Path]:
+def run_writers(writers: list[Writer], workers: int) -> list[Path]:
     """Each writer's file, in order, `workers` writers at a time on threads (the mp4 and GIF encoders
-    release the GIL; each file is the one its writer makes alone). At a writer's error the writers not
-    started are dropped and the running ones finish; then the first error in order is raised."""
+    release the GIL; each file is the one its writer makes alone). At a writer's error, or Ctrl-C, the
+    writers not started are dropped and the running ones stop at their next frame, writing nothing;
+    then the first error in order is raised."""
+    stop = threading.Event()
     if workers <= 1:
-        return [w() for w in writers]
+        return [w(stop) for w in writers]
     pool = ThreadPoolExecutor(workers)
+    futures: list[Future[Path]] = []
     try:
-        futures = [pool.submit(w) for w in writers]
+        futures += [pool.submit(w, stop) for w in writers]
         wait(futures, return_when=FIRST_EXCEPTION)
     finally:
+        stop.set()  # all done, or an error or Ctrl-C: those still running stop
         pool.shutdown(wait=True, cancel_futures=True)
-    return [f.result() for f in futures]  # writers start in order: a failed one comes before any dropped
+    errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+    failed = [e for e in errors if not isinstance(e, WritingStopped)]  # the cause, not those it stopped
+    if failed:
+        raise failed[0]
+    return [f.result() for f in futures]
 
 
 PASTED_WRITER_BYTES_PER_PIXEL = 200  # peak memory of writing one edit's mp4 at the input's size, per input pixel:
@@ -239,7 +268,7 @@ def _write_outputs(
     source, fps = clip.frames, clip.fps
     full = pasting(cfg, clip)
     files: dict[str, list[str] | str] = {"edits": [], "edits_gif": [], "masks": [], "attention": []}
-    pasted: list[Callable[[], Path]] = []  # the edits' mp4s at full size, the longest writers: started first
+    pasted: list[Writer] = []  # the edits' mp4s at full size, the longest writers: started first
     writers = _clip_writers(source, root, "source", fps) + _clip_writers(
         out.reconstruction, root, "reconstruction", fps
     )
@@ -265,7 +294,7 @@ def _write_outputs(
     if res.attention is not None:
         for p, tokens in enumerate(res.tokens):
             name = "attention_source.png" if p == 0 else f"attention_{p}.png"
-            writers.append(functools.partial(write_png, attention_grid(res.attention[p], tokens), root / name))
+            writers.append(functools.partial(_picture_writer, attention_grid(res.attention[p], tokens), root / name))
             files["attention"].append(name)
     run_writers(pasted + writers, workers)
     config_yaml = yaml.safe_dump(rerunnable(cfg), sort_keys=False, allow_unicode=True)  # prompts as typed
