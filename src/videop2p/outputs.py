@@ -242,12 +242,13 @@ def write_run_outputs(
     The edits' mp4s have the input's resolution (pasted into its frames through the blend mask, see
     `compositing`) when it is not the working size and `cfg.composite` allows, the clip's
     frame rate, and its sound. The files are written `workers` at a time (None: as many as torch's
-    threads; `writer_count` fits them in memory), each as its writer makes it alone. Returns the manifest written to `outputs.json`.
+    threads; `writer_count` fits them in memory), each as its writer makes it alone. Returns the
+    manifest written to `outputs.json`.
     """
     started = time.perf_counter()
+    workers = torch.get_num_threads() if workers is None else workers
     earlier = (Path(cfg.out) / "outputs.json").exists()  # a folder an earlier run wrote into
     with staged_files(cfg.out, last="outputs.json") as root:  # every output, or none (a full disk)
-        workers = torch.get_num_threads() if workers is None else workers
         manifest, files = _write_outputs(root, cfg, clip, out, reports, info, started, workers)
     if earlier:
         _remove_stale(Path(cfg.out), files)
@@ -269,9 +270,8 @@ def _write_outputs(
     full = pasting(cfg, clip)
     files: dict[str, list[str] | str] = {"edits": [], "edits_gif": [], "masks": [], "attention": []}
     pasted: list[Writer] = []  # the edits' mp4s at full size, the longest writers: started first
-    writers = _clip_writers(source, root, "source", fps) + _clip_writers(
-        out.reconstruction, root, "reconstruction", fps
-    )
+    writers = _clip_writers(source, root, "source", fps)
+    writers += _clip_writers(out.reconstruction, root, "reconstruction", fps)
     files["source"], files["reconstruction"] = "source.mp4", "reconstruction.mp4"
     for k, frames in enumerate(out.edits, start=1):
         masks = out.result.masks[k - 1] if out.result.masks is not None else None
