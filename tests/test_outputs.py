@@ -124,3 +124,34 @@ def test_edits_pasted_at_the_inputs_size_are_written_side_by_side_only_as_far_as
     assert writer_count(cfg, clip, threads=8, free=one // 2) == 8
     clip.full_size, cfg.composite = None, "auto"
     assert writer_count(cfg, clip, threads=4, free=0) == 4
+
+
+def slowly(frame: np.ndarray, count: int = 20):
+    """`count` copies of `frame`, 10 ms apart (a writer that takes a while)."""
+    for _ in range(count):
+        time.sleep(0.01)
+        yield frame
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_each_file_written_is_heard_of_and_the_hook_can_stop_the_rest(tmp_path, workers):
+    def clip_writer(k: int):
+        def write(stop) -> Path:
+            return write_video(_until(slowly(np.full((16, 16, 3), 40 * k, np.uint8)), stop), tmp_path / f"{k}.gif", 8.0)
+
+        return write
+
+    heard = []
+    paths = run_writers([clip_writer(k) for k in range(5)], workers, lambda *a: heard.append(a))
+    assert paths == [tmp_path / f"{k}.gif" for k in range(5)]
+    assert heard == [("write", done, 5) for done in range(6)]  # none yet, then each file
+
+    def stop_after_two(stage: str, done: int, total: int) -> None:
+        if done == 2:
+            raise RuntimeError("stop asked for")
+
+    for gif in tmp_path.glob("*.gif"):
+        gif.unlink()
+    with pytest.raises(RuntimeError, match="stop asked for"):
+        run_writers([clip_writer(k) for k in range(5)], workers, stop_after_two)
+    assert len(list(tmp_path.glob("*.gif"))) < 5 and not list(tmp_path.glob(".*"))  # no half-written file

@@ -306,6 +306,28 @@ def test_cancel_stops_the_run_and_keeps_nothing_of_the_stopped_stage(tmp_path):
     assert manifest["stages"]["tune"]["action"] == "computed"
 
 
+def test_cancel_while_the_videos_are_written_leaves_no_outputs_and_the_next_edit_reuses_every_stage(tmp_path):
+    from videop2p.progress import Cancelled
+    from videop2p.ui import Session
+
+    session = Session(None, tmp_path)
+    form = Form(source=example_prompt(EXAMPLE), targets=TARGET, steps=3, tune_steps=2, frames=4, inversion="fast")
+    seen = []
+
+    def progress(done_total, desc):
+        seen.append(desc)
+        if desc.endswith("writing the videos") and done_total[0] == 1:
+            session.cancel.set()  # the user presses Cancel once the first video is written
+
+    with pytest.raises(Cancelled, match="writing the videos.*Edit with the same settings"):
+        session.run(form, None, EXAMPLE, progress)
+    assert seen[-1].endswith("writing the videos") and seen.count(seen[-1]) == 2  # none, one; stopped at the next
+    assert not [p for p in (tmp_path / "runs").rglob("*") if p.is_file()]  # not one file of the stopped run
+    manifest = session.run(form, None, EXAMPLE, None)
+    assert [manifest["stages"][s]["action"] for s in ("tune", "invert", "edit")] == ["reused"] * 3
+    assert (Path(manifest["out"]) / "side_by_side.mp4").exists()
+
+
 def test_the_runs_warnings_are_shown_in_the_page(tmp_path):
     from videop2p.ui import Session, status_text
 

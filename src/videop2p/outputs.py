@@ -8,7 +8,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,11 +17,13 @@ import torch
 import torch.nn.functional as F
 import yaml
 from PIL import Image, ImageDraw, ImageFont
+from tqdm.auto import tqdm
 
 from videop2p.compositing import composite
 from videop2p.config import CompositeMode, RunConfig, target_pairs, to_plain
 from videop2p.control.prompts import word_changes
 from videop2p.io.video import PREVIEW_MIN_WIDTH, enlarge, preview_factor, side_by_side_frames, write_video
+from videop2p.progress import StepHook
 from videop2p.store.files import atomic_path, staged_files, write_json, write_text
 from videop2p.store.workspace import StageReport
 
@@ -193,22 +195,41 @@ def _pasted(clip: Clip, edited: np.ndarray, masks: torch.Tensor | None, cell: in
     return composite(clip.originals(), edited, masks, clip.video.resize, cell)
 
 
-def run_writers(writers: list[Writer], workers: int) -> list[Path]:
+def run_writers(writers: list[Writer], workers: int, on_step: StepHook | None = None, show: bool = False) -> list[Path]:
     """Each writer's file, in order, `workers` writers at a time on threads (the mp4 and GIF encoders
-    release the GIL; each file is the one its writer makes alone). At a writer's error, or Ctrl-C, the
-    writers not started are dropped and the running ones stop at their next frame, writing nothing;
-    then the first error in order is raised."""
-    stop = threading.Event()
-    if workers <= 1:
-        return [w(stop) for w in writers]
-    pool = ThreadPoolExecutor(workers)
+    release the GIL; each file is the one its writer makes alone), under a tqdm bar "write" when `show`.
+    `on_step("write", files done, files)` hears of each file written (and of none, before the first)
+    and may raise to stop them all. At a writer's error, a raising `on_step` or Ctrl-C, the writers not
+    started are dropped and the running ones stop at their next frame, writing nothing; then the first
+    error in order is raised."""
+    stop, total = threading.Event(), len(writers)
+    bar = tqdm(total=total, desc="write", disable=not show)
+
+    def written(done: int) -> None:
+        bar.update(done - bar.n)
+        if on_step is not None:
+            on_step("write", done, total)
+
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
     futures: list[Future[Path]] = []
     try:
+        written(0)
+        if pool is None:  # one at a time, in this thread
+            paths = []
+            for w in writers:
+                paths.append(w(stop))
+                written(len(paths))
+            return paths
         futures += [pool.submit(w, stop) for w in writers]
-        wait(futures, return_when=FIRST_EXCEPTION)
+        for done, future in enumerate(as_completed(futures), start=1):
+            if future.exception() is not None:
+                break
+            written(done)
     finally:
-        stop.set()  # all done, or an error or Ctrl-C: those still running stop
-        pool.shutdown(wait=True, cancel_futures=True)
+        stop.set()  # all done, or an error, a stop asked for or Ctrl-C: those still running stop
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
     errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
     failed = [e for e in errors if not isinstance(e, WritingStopped)]  # the cause, not those it stopped
     if failed:
@@ -235,21 +256,28 @@ def writer_count(cfg: RunConfig, clip: Clip, threads: int, free: int) -> int:
 
 
 def write_run_outputs(
-    cfg: RunConfig, clip: Clip, out: EditOutput, reports: list[StageReport], info, workers: int | None = None
+    cfg: RunConfig,
+    clip: Clip,
+    out: EditOutput,
+    reports: list[StageReport],
+    info,
+    workers: int | None = None,
+    on_step: StepHook | None = None,
 ) -> dict:
     """Videos, overlays, attention grids, config, report and `outputs.json` of one run into `cfg.out`.
 
     The edits' mp4s have the input's resolution (pasted into its frames through the blend mask, see
     `compositing`) when it is not the working size and `cfg.composite` allows, the clip's
     frame rate, and its sound. The files are written `workers` at a time (None: as many as torch's
-    threads; `writer_count` fits them in memory), each as its writer makes it alone. Returns the
-    manifest written to `outputs.json`.
+    threads; `writer_count` fits them in memory), each as its writer makes it alone, under a "write"
+    bar unless `cfg.quiet`; `on_step("write", files done, files)` may raise to stop them, leaving no
+    output. Returns the manifest written to `outputs.json`.
     """
     started = time.perf_counter()
     workers = torch.get_num_threads() if workers is None else workers
     earlier = (Path(cfg.out) / "outputs.json").exists()  # a folder an earlier run wrote into
     with staged_files(cfg.out, last="outputs.json") as root:  # every output, or none (a full disk)
-        manifest, files = _write_outputs(root, cfg, clip, out, reports, info, started, workers)
+        manifest, files = _write_outputs(root, cfg, clip, out, reports, info, started, workers, on_step)
     if earlier:
         _remove_stale(Path(cfg.out), files)
     return manifest
@@ -264,6 +292,7 @@ def _write_outputs(
     info,
     started: float,
     workers: int,
+    on_step: StepHook | None,
 ) -> tuple[dict, dict]:
     """`write_run_outputs`' files, into `root`; returns the manifest and the files by kind."""
     source, fps = clip.frames, clip.fps
@@ -296,7 +325,7 @@ def _write_outputs(
             name = "attention_source.png" if p == 0 else f"attention_{p}.png"
             writers.append(functools.partial(_picture_writer, attention_grid(res.attention[p], tokens), root / name))
             files["attention"].append(name)
-    run_writers(pasted + writers, workers)
+    run_writers(pasted + writers, workers, on_step, show=not cfg.quiet)
     config_yaml = yaml.safe_dump(rerunnable(cfg), sort_keys=False, allow_unicode=True)  # prompts as typed
     write_text(root / "config.yaml", config_yaml)
     reports = [*reports, StageReport("write", "computed", time.perf_counter() - started)]

@@ -531,4 +531,4 @@ class VideoP2P:
         out, report = self.edit(model, inversion, cfg.source, cfg.targets, cfg.edit, cfg.force, on_step, cfg.window)
         reports.append(report)
         workers = writer_count(cfg, clip, torch.get_num_threads(), free_memory())
-        return write_run_outputs(cfg, clip, out, reports, self.components.info, workers)
+        return write_run_outputs(cfg, clip, out, reports, self.components.info, workers, on_step)

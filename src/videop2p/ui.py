@@ -43,6 +43,7 @@ STAGE_LABELS = {
     "ddim inversion": "2/3 DDIM inversion",
     "null-text optimisation": "2/3 null-text optimisation",
     "edit": "3/3 editing",
+    "write": "3/3 writing the videos",
 }
 # Toy clips the bundled model knows: name -> (shape, colour, background, motion)
 EXAMPLES = {
