@@ -510,7 +510,8 @@ class VideoP2P:
         """Tune, invert and edit, write every output and `outputs.json`; returns the manifest. `cfg` may
         be a dict of `RunConfig`'s fields, read as a config file is (`{"video": "clip.mp4", ...}`).
 
-        `on_step(stage, done, total)` hears of every step of every stage (and may raise to stop).
+        `on_step(stage, done, total)` hears of every step of every stage, and of each file written (stage
+        "write"), and may raise to stop.
         """
         if isinstance(cfg, dict):
             cfg = fill_run(cfg)
