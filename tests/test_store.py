@@ -341,6 +341,8 @@ def test_frames_far_above_the_models_size_are_warned_about_before_any_work(tiny,
     assert (
         f"{side}x{side} frames have" in record.getMessage() and "on the CPU the system may stop" in record.getMessage()
     )
+    own = vp.load_clip(VideoConfig(path=str(clip_path), frames=3)).size  # the size a run takes without one
+    assert record.getMessage().endswith(f"; --size {own[0]}x{own[1]} works at its own area")
 
 
 def test_more_frames_per_step_than_the_clip_has_is_every_frame_and_reuses_its_results(tiny, clip_path, tmp_path):

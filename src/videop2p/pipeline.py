@@ -246,10 +246,11 @@ class VideoP2P:
         times = width * height / info.native_size**2
         if times > LARGE_AREA:  # memory and time grow with the area; far from its size a model draws worse
             killed = " (on the CPU the system may stop the run for memory)" if self.device.type == "cpu" else ""
+            own = resolve_size(size, None, None, info.native_size, info.size_multiple)  # what no size would give
             logger.warning(
                 "%dx%d frames have %.0fx the area of the %dx%d frames the model was trained on: memory and time "
-                "grow with it%s, and the model may draw worse",
-                width, height, times, info.native_size, info.native_size, killed,
+                "grow with it%s, and the model may draw worse; --size %dx%d works at its own area",
+                width, height, times, info.native_size, info.native_size, killed, *own,
             )  # fmt: skip
         return width, height
 
