@@ -358,6 +358,32 @@ def test_flat_options_set_their_settings_and_bad_ones_are_named():
         apply_options(RunConfig(), {"colour": "red"})
 
 
+def test_a_blend_threshold_per_target_from_flags_and_files_and_bad_ones_named(tmp_path):
+    from videop2p.config import OptionError, RunConfig, apply_options, load_config, validate
+
+    assert apply_options(RunConfig(), {"threshold": "0.3,0.9"}).edit.threshold == [0.3, 0.9]
+    assert apply_options(RunConfig(), {"threshold": "0.4"}).edit.threshold == 0.4  # one for every target
+    assert apply_options(RunConfig(), {"threshold": 0.5}).edit.threshold == 0.5  # the editor's number
+    with pytest.raises(OptionError, match=r"threshold: '0.3,x' is not valid; expected a number from 0 to 1, or one"):
+        apply_options(RunConfig(), {"threshold": "0.3,x"})
+    run = tmp_path / "run.yaml"
+    run.write_text(
+        "source: a red circle\ntargets: [a blue circle, a red square]\nvideo: clip.mp4\nedit: {threshold: [0.3, 0.9]}\n"
+    )
+    cfg = load_config([run])
+    assert cfg.edit.threshold == [0.3, 0.9]
+    validate(cfg)
+    cfg.targets = ["a blue circle"]
+    with pytest.raises(OptionError, match="threshold: gives 2 thresholds for 1 target prompt; give one for every"):
+        validate(cfg)
+    cfg.targets, cfg.edit.threshold = ["a blue circle", "a red square"], [0.3, 1.5]
+    with pytest.raises(OptionError, match="threshold: 1.5 is not valid; expected a finite number from 0 to 1"):
+        validate(cfg)
+    cfg.edit.threshold = []
+    with pytest.raises(OptionError, match=r"threshold: \[\] is not valid"):
+        validate(cfg)
+
+
 def test_a_run_killed_mid_write_leaves_the_workspace_valid(tiny_dir, clip_dir, tmp_path):
     ws = tmp_path / "ws"
     args = _args(tiny_dir, clip_dir, tmp_path / "o", ws)

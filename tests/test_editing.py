@@ -360,6 +360,34 @@ def test_a_blend_mask_over_the_whole_frame_is_reported(tiny, caplog):
     assert "Local blending" not in caplog.text  # no blending asked, nothing to report
 
 
+def test_each_target_can_have_its_own_blend_threshold(tiny, caplog):
+    model, inv = _inverted(tiny)
+    square = "a red square moving on the grass"
+    per_target = EditConfig(blend=("circle", "square"), threshold=[0.0, 1.0], progress=False)
+    with caplog.at_level("WARNING", logger="videop2p.editing"):
+        res = edit(model, tiny, inv, SRC, [square, square], per_target)
+    assert res.masks[0].all() and not res.masks[1].any()  # 0 passes every cell, 1 none (maps scaled to at most 1)
+    assert "in target 1: the mask of 'circle'/'square' covers 100% of the frames at threshold 0.0" in caplog.text
+    assert "in target 2" not in caplog.text and "one per target, comma-separated" in caplog.text
+    alone = edit(model, tiny, inv, SRC, [square], EditConfig(blend=("circle", "square"), threshold=1.0, progress=False))
+    assert torch.equal(alone.masks[0], res.masks[1])  # the same mask as the run of that target alone
+    assert torch.allclose(alone.latents[1], res.latents[2], atol=1e-5)
+    same = edit(
+        model,
+        tiny,
+        inv,
+        SRC,
+        [square, square],
+        EditConfig(blend=("circle", "square"), threshold=[0.6, 0.6], progress=False),
+    )
+    scalar = edit(
+        model, tiny, inv, SRC, [square, square], EditConfig(blend=("circle", "square"), threshold=0.6, progress=False)
+    )
+    assert torch.equal(same.masks, scalar.masks) and torch.equal(same.latents, scalar.latents)
+    with pytest.raises(ValueError, match="gives 3 thresholds for 2 target prompts"):
+        edit(model, tiny, inv, SRC, [square, square], EditConfig(threshold=[0.1, 0.2, 0.3], progress=False))
+
+
 def test_the_kept_maps_are_one_sum_that_masks_as_the_official_per_layer_average():
     """One sum over the stored layers, on the prompts' token positions only, gives the official
     LocalBlend's masks (each layer's maps averaged over the steps, word maps averaged over the layers)

@@ -552,7 +552,11 @@ def _stage_command(stage: str, doc: str):
             ),
         ] = None,
         threshold: Annotated[
-            float | None, typer.Option(help=_h("threshold", "Local-blend mask threshold"), rich_help_panel=EDIT_PANEL)
+            str | None,
+            typer.Option(
+                help=_h("threshold", "Local-blend mask threshold; or one per target, comma-separated (0.3,0.6)"),
+                rich_help_panel=EDIT_PANEL,
+            ),
         ] = None,
         mask_norm: Annotated[
             str | None,

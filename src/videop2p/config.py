@@ -104,6 +104,7 @@ Words = WordPair | list[WordPair | None]  # one pair for every target, or one pe
 NO_WORDS = "-"  # a per-target pair written "-" in both places: no words for that target
 PAIR_SEP = ","  # "circle,grass" "circle,snow": one blend (or subtract) pair per target
 PER_TARGET_PAIRS = "comma-separated, one per target in order, e.g. --{what} circle,grass circle,snow; - for none"
+Thresholds = float | list[float]  # one local-blend threshold for every target, or one per target
 
 
 @dataclass
@@ -158,7 +159,7 @@ class EditConfig:
     blend: Words | None = None  # (source word, target word) for local blending; or one pair per target
     subtract: Words | None = None  # words whose region is never edited; or one pair per target
     reweight: dict[str, float] = field(default_factory=dict)  # target word -> attention factor
-    threshold: float = 0.3  # local-blend mask threshold
+    threshold: Thresholds = 0.3  # local-blend mask threshold; or one per target
     mask_norm: MaskNorm = MaskNorm.MAX  # maps divided by their maximum (official) or scaled by their range
     blend_start: float = 0.2  # blending starts after this fraction of steps
     decoupled: bool = True  # targets use the plain empty-prompt embedding (Video-P2P); False: the source's
@@ -306,9 +307,36 @@ def _coerce(cls, name: str, value: Any) -> Any:
             return parse_reweight(list(value))
         except ConfigError as e:
             raise ConfigError(f"{name}: {e}") from None
+    if name == "threshold" and isinstance(value, str):  # "0.3" or "0.3,0.6" from flags
+        return _thresholds(value)
     if name == "targets" and isinstance(value, str):  # one target prompt written without a list
         return [value]
     return value
+
+
+def _thresholds(text: str) -> Thresholds:
+    """ "0.3" -> 0.3; "0.3,0.6" -> [0.3, 0.6], one per target (ranges are checked with the config)."""
+    try:
+        values = [float(v) for v in text.split(PAIR_SEP)]
+    except ValueError:
+        raise ConfigError(
+            f"threshold: {text!r} is not valid; expected a number from 0 to 1, or one per target "
+            "comma-separated (0.3,0.6)."
+        ) from None
+    return values[0] if len(values) == 1 else values
+
+
+def target_thresholds(value: Thresholds, targets: int) -> list[float]:
+    """`value` as one local-blend threshold per target: a single number applies to every target."""
+    if not isinstance(value, list | tuple):
+        return [float(value)] * targets
+    if len(value) != targets:
+        raise OptionError(
+            "threshold",
+            f"gives {len(value)} threshold{'s' if len(value) != 1 else ''} for {targets} target "
+            f"prompt{'s' if targets != 1 else ''}; give one for every target, or one per target in order.",
+        )
+    return [float(v) for v in value]
 
 
 def _is_pair(value: Any) -> bool:
@@ -904,6 +932,7 @@ def validate(cfg: RunConfig) -> None:
     check_tune(t)
     check_edit(e)
     check_subtract(*(target_pairs(attr, getattr(e, attr), len(cfg.targets)) for attr in ("blend", "subtract")))
+    target_thresholds(e.threshold, len(cfg.targets))
     check_inversion(cfg.inversion)
     if cfg.inversion.guidance != e.guidance:
         raise OptionError(
@@ -1011,7 +1040,8 @@ def check_edit(e: EditConfig) -> None:
     _enum_ok("edit", "mode", e.mode, EditMode)
     _enum_ok("edit", "mask_norm", e.mask_norm, MaskNorm)
     check_number("edit", "guidance", e.guidance, 0.0)
-    check_number("edit", "threshold", e.threshold, 0.0, 1.0)
+    for value in e.threshold if isinstance(e.threshold, list | tuple) and e.threshold else [e.threshold]:
+        check_number("edit", "threshold", value, 0.0, 1.0)
     check_number("edit", "blend_start", e.blend_start, 0.0, 1.0)
     for attr in ("decoupled", "control_frame_attention", "materialize_all"):
         _bool_ok("edit", attr, getattr(e, attr))

@@ -21,6 +21,7 @@ from videop2p.config import (
     check_subtract,
     target_label,
     target_pairs,
+    target_thresholds,
 )
 from videop2p.control.controller import (
     ControlPlan,
@@ -124,7 +125,8 @@ def build_plan(
             raise ValueError(f"The {what} prompt {p!r} is empty; a prompt needs at least one word.")
         word_indices(tok, p, 0)  # validates length and tokenisation
     _bounds(c.self_replace, "self_replace")
-    if not 0.0 <= c.threshold <= 1.0:
+    thresholds = target_thresholds(c.threshold, len(targets))
+    if not all(0.0 <= v <= 1.0 for v in thresholds):
         raise ValueError(f"threshold must lie in [0, 1], got {c.threshold}.")
     blends, subtracts = (target_pairs(what, getattr(c, what), len(targets)) for what in ("blend", "subtract"))
     check_subtract(blends, subtracts)
@@ -147,7 +149,7 @@ def build_plan(
         store_layers={video_key(n) for n in store},
         map_tokens=max(token_count(tok, p) for p in [source, *targets]),
         blend_start=int(c.blend_start * steps),
-        threshold=c.threshold,
+        threshold=thresholds,
         mask_norm=MaskNorm(c.mask_norm),
         materialize_all=c.materialize_all,
         control_frame_attention=c.control_frame_attention,
@@ -272,19 +274,24 @@ def _averaged_attention(controller: EditController, latent_hw: tuple[int, int]) 
     return mean.reshape(*mean.shape[:2], mean.shape[2] // side_x, side_x, mean.shape[-1])
 
 
-def _full_mask_warnings(masks: torch.Tensor | None, pairs: list[WordPair | None], threshold: float) -> list[str]:
-    """A warning for each target whose blend mask covers (nearly) every frame; `pairs`: each target's words."""
+def _full_mask_warnings(
+    masks: torch.Tensor | None, pairs: list[WordPair | None], threshold: float | list[float]
+) -> list[str]:
+    """A warning for each target whose blend mask covers (nearly) every frame; `pairs`: each target's words,
+    `threshold`: the threshold (or each target's)."""
     if masks is None:
         return []
     found = []
-    for k, pair in enumerate(pairs):
+    many = len(pairs) > 1
+    for k, (pair, limit) in enumerate(zip(pairs, target_thresholds(threshold, len(pairs)), strict=True)):
         cover = float(masks[k].float().mean())
         if pair is not None and cover >= FULL_MASK:
             found.append(
-                f"Local blending kept nothing of the source{f' in target {k + 1}' if len(pairs) > 1 else ''}: the "
-                f"mask of {pair[0]!r}/{pair[1]!r} covers {100 * cover:.0f}% of the frames at threshold {threshold}. "
+                f"Local blending kept nothing of the source{f' in target {k + 1}' if many else ''}: the "
+                f"mask of {pair[0]!r}/{pair[1]!r} covers {100 * cover:.0f}% of the frames at threshold {limit}. "
                 "This model's attention maps of those words are flat; --mask-norm range or a higher --threshold "
-                "(up to 1) narrows the mask (see the mask overlay)."
+                f"(up to 1{'; one per target, comma-separated' if many else ''}) narrows the mask (see the mask "
+                "overlay)."
             )
     return found
 

@@ -62,7 +62,7 @@ class ControlPlan:
     blend: TargetWords | None = None  # local blending's words per target; None: no target blends
     subtract: TargetWords | None = None  # words whose region is never edited, per target
     blend_start: int = int(EditConfig.blend_start * InversionConfig.steps)  # blending applies from this step on
-    threshold: float = EditConfig.threshold  # mask threshold after per-frame normalisation
+    threshold: float | list[float] = EditConfig.threshold  # mask threshold after per-frame normalisation; or per target
     mask_norm: MaskNorm = EditConfig.mask_norm  # per-frame normalisation of the maps before the threshold
     materialize_all: bool = EditConfig.materialize_all  # benchmark baseline: probabilities everywhere, every step
     control_frame_attention: bool = EditConfig.control_frame_attention  # target frame maps follow the source
@@ -182,18 +182,23 @@ class EditController:
         return self.sums / self.counts.clamp_min(1)[None, :, None, None]
 
     def blend_mask(
-        self, latent_hw: tuple[int, int], tokens: torch.Tensor, threshold: float, rows: list[int] | None = None
+        self,
+        latent_hw: tuple[int, int],
+        tokens: torch.Tensor,
+        threshold: float | list[float],
+        rows: list[int] | None = None,
     ) -> torch.Tensor:
         """Per-frame masks (R, F, 1, h, w) from the stored maps of prompt rows[r] (default: every prompt,
-        source first) on the tokens of tokens[r] (R, L)."""
+        source first) on the tokens of tokens[r] (R, L), above `threshold` (or threshold[r])."""
         sums, counts = self.sums if rows is None else self.sums[rows], self.counts.clamp_min(1)
         words = tokens[:, : sums.shape[-1]].to(sums)
         words_map = torch.einsum("pfnl,pl->pfn", sums, words) / counts[None, :, None]  # (R, F, N), mean over layers
         mean = rearrange(words_map, "p f (y x) -> (p f) 1 y x", x=map_width(sums.shape[2], latent_hw))
         pooled = F.max_pool2d(mean, 3, 1, padding=1)  # the official 3x3 max-pool at map resolution
         mask = F.interpolate(pooled, size=latent_hw)  # nearest, as the official code
-        mask = normalize_maps(mask, self.plan.mask_norm)
-        return rearrange(mask > threshold, "(p f) 1 y x -> p f 1 y x", p=tokens.shape[0])
+        mask = rearrange(normalize_maps(mask, self.plan.mask_norm), "(p f) 1 y x -> p f 1 y x", p=tokens.shape[0])
+        limit = torch.as_tensor(threshold, dtype=mask.dtype, device=mask.device)
+        return mask > (limit.view(-1, 1, 1, 1, 1) if limit.dim() else limit)
 
     def word_regions(self, latent_hw: tuple[int, int], words: TargetWords) -> torch.Tensor:
         """(K, F, 1, h, w): each target's region of its words, the source word's mask over the source's
