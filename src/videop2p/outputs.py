@@ -238,7 +238,8 @@ def run_writers(writers: list[Writer], workers: int, on_step: StepHook | None = 
 
 
 PASTED_WRITER_BYTES_PER_PIXEL = 200  # peak memory of writing one edit's mp4 at the input's size, per input pixel:
-# x264's look-ahead frames, the input's decoder and the paste (375 MB at 1920x1080, bench/bench_write_outputs.py)
+# x264's look-ahead frames, the input's decoder and the paste: 375 MB at 1920x1080, 1,267 MB at 3840x2160
+# (bench/bench_write_outputs.py), rounded up
 
 
 def pasting(cfg: RunConfig, clip: Clip) -> bool:
