@@ -223,6 +223,23 @@ def test_a_preset_fills_the_fields_that_give_its_settings(tmp_path):
         preset_fields("fastest")
 
 
+def test_the_blend_threshold_field_takes_one_per_target(tmp_path):
+    form = Form(source="a red circle moving on the grass", targets="a blue circle moving on the grass\na red square")
+    form.threshold = "0.3, 0.6"  # as the blend words, one per target
+    assert form_to_config(form, "clip.mp4", tmp_path, tmp_path, None).edit.threshold == [0.3, 0.6]
+    form.threshold = "0.45"  # one for every target, typed
+    assert form_to_config(form, "clip.mp4", tmp_path, tmp_path, None).edit.threshold == 0.45
+    form.threshold = 0.2  # the form's number, as the API gives it
+    assert form_to_config(form, "clip.mp4", tmp_path, tmp_path, None).edit.threshold == 0.2
+    import gradio as gr
+
+    from videop2p.ui import Session, build_app
+
+    app = build_app(Session(None, tmp_path))
+    (field,) = [b for b in app.blocks.values() if getattr(b, "label", None) == "Blend threshold"]
+    assert isinstance(field, gr.Textbox) and field.value == str(Form().threshold)  # text, so "0.3, 0.6" fits
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -249,6 +266,9 @@ def test_a_preset_fills_the_fields_that_give_its_settings(tmp_path):
             "^Blend words: 'circle, grass' and 'circle' give",
         ),
         ({"blend_source": "circle, -", "blend_target": "circle, -"}, "^Blend words: gives 2 word pairs for 1 target"),
+        ({"threshold": "0.3, x"}, "^blend threshold '0.3, x' is not valid; expected a number from 0 to 1, or one per"),
+        ({"threshold": "0.3, 0.6"}, "^blend threshold gives 2 thresholds for 1 target prompt"),
+        ({"threshold": "1.5"}, "^blend threshold 1.5 is not valid; expected a finite number from 0 to 1"),
         ({"steps": 3.0}, None),  # a whole number typed as 3.0 is 3 steps
         ({"tune_steps": None}, None),  # blank: the model's default
         ({"tune_frames": 0, "width": 0}, None),  # a cleared field: every frame, the aspect ratio kept

@@ -82,7 +82,7 @@ class Form:
     height: int | None = _RUN.video.height
     # advanced
     guidance: float = _RUN.edit.guidance
-    threshold: float = _RUN.edit.threshold
+    threshold: float | str = _RUN.edit.threshold  # or one per target, comma-separated (a text field)
     mask_norm: str = _RUN.edit.mask_norm.value
     lr: float = _RUN.tune.lr
     start: int = _RUN.video.start
@@ -463,7 +463,11 @@ def build_app(session: Session):
                 with gr.Accordion("Advanced (official defaults)", open=False):
                     with gr.Row():
                         guidance = gr.Number(value=defaults.guidance, label="Guidance")
-                        threshold = gr.Number(value=defaults.threshold, label="Blend threshold")
+                        threshold = gr.Textbox(
+                            value=str(defaults.threshold),
+                            label="Blend threshold",
+                            info="0 to 1; or one per target, comma-separated: 0.3, 0.6",
+                        )
                         mask_norm = gr.Dropdown(
                             [m.value for m in MaskNorm], value=defaults.mask_norm, label="Blend maps scaled by"
                         )
