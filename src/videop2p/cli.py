@@ -19,6 +19,7 @@ from videop2p.config import (
     DEMO_TUNE_STEPS,
     OFFICIAL_TUNE_STEPS,
     PER_TARGET_PAIRS,
+    PER_TARGET_THRESHOLDS,
     PRESET_MARGINS,
     PRESETS,
     REWEIGHT_MAX,
@@ -554,7 +555,7 @@ def _stage_command(stage: str, doc: str):
         threshold: Annotated[
             str | None,
             typer.Option(
-                help=_h("threshold", "Local-blend mask threshold; or one per target, comma-separated (0.3,0.6)"),
+                help=_h("threshold", f"Local-blend mask threshold; or {PER_TARGET_THRESHOLDS}"),
                 rich_help_panel=EDIT_PANEL,
             ),
         ] = None,
@@ -699,10 +700,10 @@ def _open_workspace(root: Path):
     from videop2p.store.workspace import Workspace
 
     if not root.is_dir():
+        why = "it is a file" if root.is_file() else "the folder does not exist"
         _fail(
-            f"no workspace at {root}: {'it is a file' if root.is_file() else 'the folder does not exist'}; give the "
-            "folder a run kept its work in "
-            "(its --workspace, or .videop2p-workspace beside its output folder)."
+            f"no workspace at {root}: {why}; give the folder a run kept its work in (its --workspace, or "
+            ".videop2p-workspace beside its output folder)."
         )
     if not (root / "events.jsonl").is_file() and not any(root.glob("clip-*/key.json")):
         _fail(f"{root} is not a videop2p workspace: it has no clip-*/ folders and no events.jsonl.")

@@ -105,6 +105,7 @@ NO_WORDS = "-"  # a per-target pair written "-" in both places: no words for tha
 PAIR_SEP = ","  # "circle,grass" "circle,snow": one blend (or subtract) pair per target
 PER_TARGET_PAIRS = "comma-separated, one per target in order, e.g. --{what} circle,grass circle,snow; - for none"
 Thresholds = float | list[float]  # one local-blend threshold for every target, or one per target
+PER_TARGET_THRESHOLDS = "one per target, comma-separated (0.3,0.6)"  # how messages and help texts say it
 
 
 @dataclass
@@ -315,13 +316,13 @@ def _coerce(cls, name: str, value: Any) -> Any:
 
 
 def _thresholds(text: str) -> Thresholds:
-    """ "0.3" -> 0.3; "0.3,0.6" -> [0.3, 0.6], one per target (ranges are checked with the config)."""
+    """A threshold as flags and the editor write it: "0.3" -> 0.3; "0.3,0.6" -> [0.3, 0.6], one per target
+    (ranges are checked with the config)."""
     try:
         values = [float(v) for v in text.split(PAIR_SEP)]
     except ValueError:
         raise ConfigError(
-            f"threshold: {text!r} is not valid; expected a number from 0 to 1, or one per target "
-            "comma-separated (0.3,0.6)."
+            f"threshold: {text!r} is not valid; expected a number from 0 to 1, or {PER_TARGET_THRESHOLDS}."
         ) from None
     return values[0] if len(values) == 1 else values
 
@@ -411,8 +412,7 @@ def check_subtract(blends: list[WordPair | None], subtracts: list[WordPair | Non
             raise OptionError(
                 "subtract",
                 f"{list(subtract)} is given for {target_label(k, len(blends))} without blend words: subtracted "
-                "words narrow a blend "
-                "mask; give --blend words for it too, or no --subtract.",
+                "words narrow a blend mask; give --blend words for it too, or no --subtract.",
             )
 
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from videop2p import progress
 from videop2p.config import (
     PER_TARGET_PAIRS,
+    PER_TARGET_THRESHOLDS,
     Bounds,
     EditConfig,
     WordPair,
@@ -290,7 +291,7 @@ def _full_mask_warnings(
                 f"Local blending kept nothing of the source{f' in target {k + 1}' if many else ''}: the "
                 f"mask of {pair[0]!r}/{pair[1]!r} covers {100 * cover:.0f}% of the frames at threshold {limit}. "
                 "This model's attention maps of those words are flat; --mask-norm range or a higher --threshold "
-                f"(up to 1{'; one per target, comma-separated' if many else ''}) narrows the mask (see the mask "
+                f"(up to 1{f'; {PER_TARGET_THRESHOLDS}' if many else ''}) narrows the mask (see the mask "
                 "overlay)."
             )
     return found
@@ -406,7 +407,7 @@ def edit(
     masks = union[:, :, 0] if union is not None else None  # (K, F, h, w)
     attention = _averaged_attention(controller, latent_hw)
     pairs = target_pairs("blend", c.blend, len(targets))  # checked by build_plan
-    found = _full_mask_warnings(masks, pairs, c.threshold)
+    found = _full_mask_warnings(masks, pairs, plan.threshold)  # each target's, as build_plan read them
     found += _outside_mask_warnings(components.tokenizer, attention, masks, source, targets, pairs)
     for warning in found:
         logger.warning(warning)

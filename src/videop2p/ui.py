@@ -19,6 +19,7 @@ from pathlib import Path
 from videop2p.config import (
     OFFICIAL_TUNE_STEPS,
     OPTIONS,
+    PER_TARGET_THRESHOLDS,
     PRESET_MARGINS,
     OptionError,
     Preset,
@@ -466,7 +467,7 @@ def build_app(session: Session):
                         threshold = gr.Textbox(
                             value=str(defaults.threshold),
                             label="Blend threshold",
-                            info="0 to 1; or one per target, comma-separated: 0.3, 0.6",
+                            info=f"0 to 1; or {PER_TARGET_THRESHOLDS}",
                         )
                         mask_norm = gr.Dropdown(
                             [m.value for m in MaskNorm], value=defaults.mask_norm, label="Blend maps scaled by"
