@@ -47,12 +47,16 @@ def test_a_runs_files_are_the_same_written_side_by_side_or_one_at_a_time(tmp_pat
     names = sorted(p.name for p in one.iterdir())
     assert names == sorted(p.name for p in many.iterdir())
     assert manifest["outputs"]["edits"] == ["edit_1.mp4", "edit_2.mp4"] and manifest["output_size"] == [96, 72]
+    # x264 does not always write the same bytes for the same frames (docs/long_clips.md), so two
+    # writes of an mp4 may differ by the codec's own error: how far it takes the source's frames
+    codec = np.abs(read_video(one / "source.mp4").frames.astype(int) - clip.frames).mean()
+    assert 0 < codec < 4
     for name in names:
         if name.endswith((".gif", ".png")):  # Pillow's files are the same byte for byte
             assert (one / name).read_bytes() == (many / name).read_bytes(), name
-        elif name.endswith(".mp4"):  # x264's are its own (docs/long_clips.md); each is its own clip
+        elif name.endswith(".mp4"):  # each is its own clip, the same frames up to the codec
             a, b = read_video(one / name).frames, read_video(many / name).frames
-            assert a.shape == b.shape and np.abs(a.astype(int) - b).mean() < 1.0, name
+            assert a.shape == b.shape and np.abs(a.astype(int) - b).mean() < 1.5 * codec, name
     for k, colour in ((1, (60, 140, 90)), (2, (120, 80, 90))):  # each edit's own colour, pasted at full size
         pasted = read_video(many / f"edit_{k}.mp4").frames
         assert pasted.shape == (6, 72, 96, 3)
