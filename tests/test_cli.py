@@ -242,6 +242,14 @@ def test_bad_inputs_fail_before_any_work(tiny_dir, clip_dir, tmp_path):
     assert not list(ws.rglob("*.safetensors"))
     r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--frames", "40"))
     assert r.exit_code == 2 and "fewer than the 40 asked" in r.output
+    # the clip is checked before the model is loaded: a model path that is not there is not reached
+    for stage in ("run", "tune", "invert", "edit"):
+        args = _args(tmp_path / "no-model", clip_dir, tmp_path / "o", ws, "--frames", "40")
+        r = runner.invoke(app, [stage, *args[1:]])
+        assert r.exit_code == 2 and "fewer than the 40 asked" in r.output, stage
+        args[args.index(str(clip_dir))] = str(tmp_path / "no-clip")
+        r = runner.invoke(app, [stage, *args[1:]])
+        assert_one_line_error(r, f"Video path '{tmp_path / 'no-clip'}' does not exist")
     r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--size", "30x32"))
     assert r.exit_code == 2 and "nearest valid widths are 28 and 32" in r.output
     r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--size", "2x32"))

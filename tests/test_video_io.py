@@ -12,6 +12,7 @@ from videop2p.io.video import (
     ResizeMode,
     VideoError,
     _label,
+    check_video,
     declared_frames,
     paletted_frames,
     preview_factor,
@@ -206,6 +207,34 @@ def test_errors_name_the_bad_value(tmp_path):
     (broken / "1.jpg").write_bytes(b"\xff\xd8\xff garbage")
     with pytest.raises(VideoError, match="not a readable image"):
         read_video(broken)
+
+
+def test_a_clip_is_refused_as_read_video_refuses_it_without_being_decoded(tmp_path):
+    write_frames(_clip(5), tmp_path / "five")
+    write_mp4(_clip(5, 32, 32), tmp_path / "five.mp4")
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    (tmp_path / "junk.mp4").write_bytes(b"not a video at all" * 100)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    Image.new("RGB", (8, 8)).save(mixed / "1.png")
+    Image.new("RGB", (16, 8)).save(mixed / "2.png")
+    bad = [("missing.mp4", 0, 8, 1), ("zero.mp4", 0, 8, 1), ("junk.mp4", 0, 8, 1), ("mixed", 0, 2, 1)]
+    bad += [(clip, *sel) for clip in ("five", "five.mp4") for sel in [(2, 8, 1), (5, None, 1), (1, 3, 2)]]
+    for name, *selection in bad:  # the same one-line error as reading the clip
+        with pytest.raises(VideoError) as read:
+            read_video(tmp_path / name, *selection)
+        with pytest.raises(VideoError) as checked:
+            check_video(tmp_path / name, *selection)
+        assert str(checked.value) == str(read.value), name
+    for name in ("five", "five.mp4"):
+        check_video(tmp_path / name, 1, 2, 2)  # frames 1 and 3: there
+    plain = tmp_path / "plain"  # images without a suffix are frames too (by their content)
+    plain.mkdir()
+    for i, frame in enumerate(_clip(3)):
+        Image.fromarray(frame).save(plain / f"frame{i}", format="PNG")
+    check_video(plain, 0, 3)
+    with pytest.raises(VideoError, match="has 3 frames.*fewer than the 4"):
+        check_video(plain, 0, 4)
 
 
 def test_truncated_mp4_gives_decoded_frames_or_clear_error(tmp_path):

@@ -343,6 +343,7 @@ def _execute(cfg, stage: str) -> None:
         _fail(f"{option_label(e.option)} {e.reason}")
     _check_folder("--out", cfg.out, "for the outputs")
     _check_folder("--workspace", cfg.workspace, "to keep tuned clips in")
+    _check_clip(cfg.video)
     _quiet_loaders()
     resume = (
         "no result of the stopped stage was written; the same command resumes it from its kept steps "
@@ -350,6 +351,13 @@ def _execute(cfg, stage: str) -> None:
     )
     with _long_run(cfg.device, resume):
         _run_stages(cfg, stage)
+
+
+def _check_clip(video) -> None:
+    """The clip and its frame selection, before the model is loaded (seconds for a real one)."""
+    from videop2p.io.video import check_video
+
+    _or_fail(check_video, video.path, video.start, video.frames, video.stride)
 
 
 def _run_stages(cfg, stage: str) -> None:

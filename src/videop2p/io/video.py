@@ -318,6 +318,41 @@ def selected_count(available: int, start: int, num_frames: int | None, stride: i
     return n if num_frames is None else min(n, num_frames)
 
 
+def check_selection(path: str | os.PathLike, count: int, start: int, num_frames: int | None, stride: int) -> None:
+    """That a clip of `count` frames holds the selection `read_video` takes from it (`selected_count`);
+    else a `VideoError` naming what it holds and what to ask for instead."""
+    available = selected_count(count, start, None, stride)
+    has = f"{path} has {_count(count, 'frame')}"
+    if available == 0:
+        raise VideoError(f"{has}; start={start} is past its last frame ({count - 1}).")
+    if num_frames is not None and available < num_frames:
+        raise VideoError(
+            f"{has}; start={start}, stride={stride} gives {available}, fewer than the {num_frames} asked for. "
+            f"Ask for at most {_count(available, 'frame')}, or lower start or stride."
+        )
+
+
+def _check_frame_size(path: str | os.PathLike, size: tuple[int, int]) -> None:
+    if size[0] == 0 or size[1] == 0:
+        raise VideoError(f"{path} has zero-size frames ({size[0]}x{size[1]}).")
+
+
+def check_video(path: str | os.PathLike, start: int = 0, num_frames: int | None = None, stride: int = 1) -> None:
+    """What `read_video` would refuse, found without decoding the clip: a path missing, an empty,
+    damaged or unknown file, zero-size frames, too few frames for the selection. A file is judged by
+    its first frame and declared frame count (`declared_frames`: one that holds fewer frames than it
+    declares passes, and `read_video` names it); a folder by every image's header (unreadable and
+    mixed-size frames too)."""
+    if Path(path).is_dir():
+        decoded = _read_frame_dir(Path(path), range(0), None)  # headers only
+        count, size = len(decoded.frames), decoded.size
+    else:
+        size, count = video_size(path), declared_frames(path)
+    _check_frame_size(path, size)
+    if count is not None:
+        check_selection(path, count, start, num_frames, stride)
+
+
 def _count(n: int, noun: str) -> str:
     """'1 frame', '8 frames'."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
@@ -348,19 +383,9 @@ def read_video(
     )
     decoded = _decode(Path(path), wanted, transform)
     frames, fps = decoded.frames, decoded.fps
-    if decoded.size[0] == 0 or decoded.size[1] == 0:
-        raise VideoError(f"{path} has zero-size frames ({decoded.size[0]}x{decoded.size[1]}).")
-    available = selected_count(len(frames), start, None, stride)
-    if num_frames is None:
-        num_frames = available
-    has = f"{path} has {_count(len(frames), 'frame')}"
-    if available == 0:
-        raise VideoError(f"{has}; start={start} is past its last frame ({len(frames) - 1}).")
-    if available < num_frames:
-        raise VideoError(
-            f"{has}; start={start}, stride={stride} gives {available}, fewer than the {num_frames} asked for. "
-            f"Ask for at most {_count(available, 'frame')}, or lower start or stride."
-        )
+    _check_frame_size(path, decoded.size)
+    check_selection(path, len(frames), start, num_frames, stride)
+    num_frames = selected_count(len(frames), start, num_frames, stride)
     picked = frames[start : start + num_frames * stride : stride]
     audio = AudioSpan(str(path), start / fps, (start + num_frames * stride) / fps) if decoded.has_audio else None
     del frames, decoded  # each frame is then held by `picked` alone
