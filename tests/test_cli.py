@@ -392,6 +392,49 @@ def test_a_blend_threshold_per_target_from_flags_and_files_and_bad_ones_named(tm
         validate(cfg)
 
 
+def test_windows_per_target_from_flags_and_files_and_bad_ones_named(tmp_path):
+    from videop2p.config import ConfigError, OptionError, RunConfig, apply_options, load_config, validate
+    from videop2p.outputs import rerunnable
+
+    for name in ("cross_replace", "self_replace"):
+        assert apply_options(RunConfig(), {name: "0.3,0.9"}).edit.__dict__[name] == [(0.0, 0.3), (0.0, 0.9)]
+        assert apply_options(RunConfig(), {name: "0.4"}).edit.__dict__[name] == 0.4  # one for every target
+        assert apply_options(RunConfig(), {name: 0.5}).edit.__dict__[name] == 0.5  # the editor's slider
+        with pytest.raises(
+            ConfigError, match=rf"{name}: '0.3,x' is not valid; expected a fraction from 0 to 1, or one"
+        ):
+            apply_options(RunConfig(), {name: "0.3,x"})
+    run = tmp_path / "run.yaml"
+    run.write_text(
+        "source: a red circle\ntargets: [a blue circle, a red square]\nvideo: clip.mp4\n"
+        "edit: {cross_replace: [0.2, 0.8], self_replace: [[0, 0.3], 0.6]}\n"
+    )
+    cfg = load_config([run])  # two numbers are one (start, end) window, as the authors' code reads them
+    assert cfg.edit.cross_replace == (0.2, 0.8) and cfg.edit.self_replace == [(0, 0.3), 0.6]
+    validate(cfg)
+    again = tmp_path / "again.yaml"  # a run's config.yaml, read again, is the same run
+    again.write_text(yaml.safe_dump(rerunnable(apply_options(load_config([run]), {"cross_replace": "0.1,0.7"}))))
+    assert load_config([again]).edit.cross_replace == [(0.0, 0.1), (0.0, 0.7)]
+    assert load_config([again]).edit.self_replace == [(0, 0.3), 0.6]
+    cfg.targets = ["a blue circle"]
+    with pytest.raises(OptionError, match="self_replace: gives 2 windows for 1 target prompt; give one for every"):
+        validate(cfg)
+    cfg.targets, cfg.edit.self_replace = ["a blue circle", "a red square"], [(0.0, 0.3), 1.5]
+    with pytest.raises(OptionError, match="self_replace: 1.5 is not valid; expected a finite number from 0 to 1"):
+        validate(cfg)
+    cfg.edit.self_replace = [(0.6, 0.3), 0.5]
+    with pytest.raises(OptionError, match=r"self_replace: \(0.6, 0.3\) is not valid; start must not exceed end"):
+        validate(cfg)
+    run.write_text(
+        "source: a red circle\ntargets: [a, b, c]\nvideo: clip.mp4\nedit: {cross_replace: [0.2, 0.5, 0.8]}\n"
+    )
+    with pytest.raises(
+        OptionError,
+        match=r"cross_replace: \[0.2, 0.5, 0.8\] is not valid; expected a fraction or \[start, end\], or one per target, comma-separated",
+    ):
+        validate(load_config([run]))
+
+
 def test_a_run_killed_mid_write_leaves_the_workspace_valid(tiny_dir, clip_dir, tmp_path):
     ws = tmp_path / "ws"
     args = _args(tiny_dir, clip_dir, tmp_path / "o", ws)
@@ -695,7 +738,7 @@ def test_transformers_lines_about_image_processors_stay_out_of_a_stable_diffusio
     )
     assert "requires torchvision" in bare.stderr  # diffusers' pipelines make transformers say it, without torchvision
     torch.save({"weight": torch.zeros(4)}, tmp_path / "model.ckpt")  # read by diffusers: no architecture offline
-    args = ["run", str(clip_dir), "--source", "a", "--target", "b", "--out", str(tmp_path / "o")]
+    args = ["run", str(clip_dir), "--frames", "4", "--source", "a", "--target", "b", "--out", str(tmp_path / "o")]
     run = subprocess.run(
         [sys.executable, "-m", "videop2p.cli", *args, "--model", str(tmp_path / "model.ckpt")],
         capture_output=True,

@@ -97,7 +97,7 @@ def test_outside_the_blend_mask_targets_equal_the_source_at_every_step(tiny):
 def _plan(mode, mapper, alphas=None, eq=None, window=2, steps=5, length=6):
     alpha = torch.zeros(steps + 1, length)
     alpha[:window] = 1
-    return ControlPlan(targets=[TargetEdit(mode, mapper, alphas, eq, alpha)], self_window=(0, 2), store_layers=set())
+    return ControlPlan(targets=[TargetEdit(mode, mapper, alphas, eq, alpha, (0, 2))], store_layers=set())
 
 
 def test_swap_replaces_maps_inside_the_window_only():
@@ -143,6 +143,22 @@ def test_temporal_maps_follow_the_source_in_the_self_window():
     torch.testing.assert_close(out[0], p[0])
     ctl.begin_step(2, Layout(1, 2, 3))
     torch.testing.assert_close(ctl.on_temporal(probs.clone(), 3, 2), probs)
+
+
+def test_each_target_follows_the_source_in_its_own_self_window():
+    alpha = torch.zeros(6, 6)
+    windows = [(0, 2), (1, 4), (0, 0)]
+    targets = [TargetEdit("swap", torch.eye(6), None, None, alpha, w) for w in windows]
+    ctl = EditController(ControlPlan(targets=targets, store_layers=set()))
+    probs = torch.rand(5 * 4 * 2, 3, 3)  # rows=5 (1 uncond + 4 cond), N=4, heads=2, F=3
+    p = probs.reshape(5, 4, 2, 3, 3)
+    for step in range(5):
+        ctl.begin_step(step, Layout(1, 4, 5))
+        out = ctl.on_temporal(probs.clone(), rows=5, heads=2).reshape(5, 4, 2, 3, 3)
+        torch.testing.assert_close(out[:2], p[:2])  # the unconditional row and the source
+        for k, (start, end) in enumerate(windows):
+            torch.testing.assert_close(out[2 + k], p[1] if start <= step < end else p[2 + k])
+        assert ctl.in_self_window() == (step < 4)
 
 
 @pytest.mark.parametrize("frames,h,w", [(1, 8, 8), (3, 8, 8), (8, 8, 8), (17, 8, 8), (2, 8, 16)])
@@ -386,6 +402,26 @@ def test_each_target_can_have_its_own_blend_threshold(tiny, caplog):
     assert torch.equal(same.masks, scalar.masks) and torch.equal(same.latents, scalar.latents)
     with pytest.raises(ValueError, match="gives 3 thresholds for 2 target prompts"):
         edit(model, tiny, inv, SRC, [square, square], EditConfig(threshold=[0.1, 0.2, 0.3], progress=False))
+
+
+def test_each_target_can_have_its_own_windows(tiny):
+    model, inv = _inverted(tiny)
+    blue, square = "a blue circle moving on the grass", "a green circle moving on the grass"
+    windows = {"cross_replace": [(0.0, 0.8), (0.2, 0.4)], "self_replace": [(0.0, 0.2), (0.4, 1.0)]}
+    res = edit(model, tiny, inv, SRC, [blue, square], EditConfig(blend=("circle", "circle"), progress=False, **windows))
+    for k, target in enumerate((blue, square)):  # each target as the run of it alone with its windows
+        own = {name: value[k] for name, value in windows.items()}
+        alone = edit(model, tiny, inv, SRC, [target], EditConfig(blend=("circle", "circle"), progress=False, **own))
+        assert torch.allclose(alone.latents[1], res.latents[1 + k], atol=1e-4)  # batched with another target
+        assert torch.equal(alone.masks[0], res.masks[k])
+    shared = edit(model, tiny, inv, SRC, [blue, square], EditConfig(blend=("circle", "circle"), progress=False))
+    for k in (1, 2):  # the windows matter, to each target
+        assert (shared.latents[k] - res.latents[k]).abs().max() > 0.05
+    same = EditConfig(blend=("circle", "circle"), cross_replace=[(0.0, 0.2)] * 2, self_replace=[0.5, (0.0, 0.5)])
+    same.progress = False
+    assert torch.equal(edit(model, tiny, inv, SRC, [blue, square], same).latents, shared.latents)
+    with pytest.raises(ValueError, match="cross_replace: gives 3 windows for 2 target prompts"):
+        edit(model, tiny, inv, SRC, [blue, square], EditConfig(cross_replace=[0.1, 0.2, (0, 0.3)], progress=False))
 
 
 def test_the_kept_maps_are_one_sum_that_masks_as_the_official_per_layer_average():

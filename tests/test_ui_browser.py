@@ -240,6 +240,30 @@ def test_the_blend_threshold_field_takes_one_per_target(tmp_path):
     assert isinstance(field, gr.Textbox) and field.value == str(Form().threshold)  # text, so "0.3, 0.6" fits
 
 
+def test_the_window_fields_take_one_per_target(tmp_path):
+    form = Form(source="a red circle moving on the grass", targets="a blue circle moving on the grass\na red square")
+    form.cross_replace, form.self_replace = "0.2, 0.8", "0.4"
+    edit = form_to_config(form, "clip.mp4", tmp_path, tmp_path, None).edit
+    assert edit.cross_replace == [(0.0, 0.2), (0.0, 0.8)] and edit.self_replace == 0.4
+    form.cross_replace = "0.2, 0.8, 0.5"
+    with pytest.raises(FormError, match="^cross-attention window gives 3 windows for 2 target prompts"):
+        form_to_config(form, "clip.mp4", tmp_path, tmp_path, None)
+    form.cross_replace, form.self_replace = 0.3, "0.2, x"
+    with pytest.raises(FormError, match="^temporal-attention window '0.2, x' is not valid; expected a fraction from 0"):
+        form_to_config(form, "clip.mp4", tmp_path, tmp_path, None)
+    import gradio as gr
+
+    from videop2p.ui import Session, build_app
+
+    app = build_app(Session(None, tmp_path))
+    for label, default in (
+        ("Cross-attention replace", Form().cross_replace),
+        ("Temporal-attention replace", Form().self_replace),
+    ):
+        (field,) = [b for b in app.blocks.values() if getattr(b, "label", None) == label]
+        assert isinstance(field, gr.Textbox) and field.value == str(default)
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

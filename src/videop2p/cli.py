@@ -20,6 +20,7 @@ from videop2p.config import (
     OFFICIAL_TUNE_STEPS,
     PER_TARGET_PAIRS,
     PER_TARGET_THRESHOLDS,
+    PER_TARGET_WINDOWS,
     PRESET_MARGINS,
     PRESETS,
     REWEIGHT_MAX,
@@ -537,15 +538,17 @@ def _stage_command(stage: str, doc: str):
             ),
         ] = None,
         cross_replace: Annotated[
-            float | None,
+            str | None,
             typer.Option(
-                help=_h("cross_replace", "Fraction of steps with cross-attention replaced"), rich_help_panel=EDIT_PANEL
+                help=_h("cross_replace", f"Fraction of steps with cross-attention replaced; or {PER_TARGET_WINDOWS}"),
+                rich_help_panel=EDIT_PANEL,
             ),
         ] = None,
         self_replace: Annotated[
-            float | None,
+            str | None,
             typer.Option(
-                help=_h("self_replace", "Fraction of steps with temporal maps replaced"), rich_help_panel=EDIT_PANEL
+                help=_h("self_replace", f"Fraction of steps with temporal maps replaced; or {PER_TARGET_WINDOWS}"),
+                rich_help_panel=EDIT_PANEL,
             ),
         ] = None,
         frame_attention_control: Annotated[

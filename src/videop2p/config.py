@@ -106,6 +106,11 @@ PAIR_SEP = ","  # "circle,grass" "circle,snow": one blend (or subtract) pair per
 PER_TARGET_PAIRS = "comma-separated, one per target in order, e.g. --{what} circle,grass circle,snow; - for none"
 Thresholds = float | list[float]  # one local-blend threshold for every target, or one per target
 PER_TARGET_THRESHOLDS = "one per target, comma-separated (0.3,0.6)"  # how messages and help texts say it
+# One window for every target, or one per target: a list of windows, each a fraction or a (start, end)
+# pair, at least one of them a pair ([0.2, 0.8] alone is one (start, end) window, as the authors read it).
+# "0.2,0.8" (the flag's form) is read as [(0, 0.2), (0, 0.8)].
+Windows = Bounds | list[Bounds]
+PER_TARGET_WINDOWS = "one per target, comma-separated (0.2,0.8)"  # how messages and help texts say it
 
 
 @dataclass
@@ -154,9 +159,9 @@ class EditConfig:
 
     mode: EditMode = EditMode.AUTO  # swap, refine, or chosen from the prompts
     guidance: float = 7.5  # classifier-free guidance of the branches that use it
-    cross_replace: Bounds = 0.2  # fraction (or (start, end)) of steps with cross-attention replaced
+    cross_replace: Windows = 0.2  # fraction (or (start, end)) of steps with cross-attention replaced; or per target
     cross_replace_words: dict[str, Bounds] = field(default_factory=dict)  # per-word windows
-    self_replace: Bounds = 0.5  # fraction (or (start, end)) of steps with temporal maps replaced
+    self_replace: Windows = 0.5  # fraction (or (start, end)) of steps with temporal maps replaced; or per target
     blend: Words | None = None  # (source word, target word) for local blending; or one pair per target
     subtract: Words | None = None  # words whose region is never edited; or one pair per target
     reweight: dict[str, float] = field(default_factory=dict)  # target word -> attention factor
@@ -301,8 +306,8 @@ def _coerce(cls, name: str, value: Any) -> Any:
             raise ConfigError(f"{name}: {value!r} is not one of {valid}.") from None
     if name in ("blend", "subtract") and value is not None:
         return _word_pairs(name, value)
-    if name in ("cross_replace", "self_replace") and isinstance(value, list):
-        return tuple(value)
+    if name in ("cross_replace", "self_replace"):
+        return _windows(name, value)
     if name == "reweight" and isinstance(value, list | tuple):  # ["origami=2", ...] from flags and forms
         try:
             return parse_reweight(list(value))
@@ -325,6 +330,41 @@ def _thresholds(text: str) -> Thresholds:
             f"threshold: {text!r} is not valid; expected a number from 0 to 1, or {PER_TARGET_THRESHOLDS}."
         ) from None
     return values[0] if len(values) == 1 else values
+
+
+def per_target_windows(value: Any) -> bool:
+    """A list of windows, one per target (`Windows`), not one window."""
+    return isinstance(value, list | tuple) and any(isinstance(v, list | tuple) for v in value)
+
+
+def _windows(name: str, value: Any) -> Any:
+    """A window as flags, forms and config files write it: "0.2" -> 0.2; "0.2,0.8" -> one per target,
+    [(0, 0.2), (0, 0.8)]; a list of two numbers -> a (start, end) tuple; a list of windows -> the same
+    with each pair a tuple (ranges are checked with the config)."""
+    if isinstance(value, str):
+        try:
+            values = [float(v) for v in value.split(PAIR_SEP)]
+        except ValueError:
+            raise ConfigError(
+                f"{name}: {value!r} is not valid; expected a fraction from 0 to 1, or {PER_TARGET_WINDOWS}."
+            ) from None
+        return values[0] if len(values) == 1 else [(0.0, v) for v in values]
+    if per_target_windows(value):
+        return [tuple(v) if isinstance(v, list | tuple) else v for v in value]
+    return tuple(value) if isinstance(value, list) else value
+
+
+def target_windows(value: Windows, targets: int, name: str) -> list[tuple[float, float]]:
+    """`value` as one (start, end) window per target: a single window applies to every target."""
+    if not per_target_windows(value):
+        value = [value] * targets
+    elif len(value) != targets:
+        raise OptionError(
+            name,
+            f"gives {len(value)} window{'s' if len(value) != 1 else ''} for {targets} target "
+            f"prompt{'s' if targets != 1 else ''}; give one for every target, or one per target in order.",
+        )
+    return [(0.0, float(v)) if isinstance(v, int | float) else (float(v[0]), float(v[1])) for v in value]
 
 
 def target_thresholds(value: Thresholds, targets: int) -> list[float]:
@@ -896,7 +936,11 @@ def _bool_ok(section: str | None, attr: str, value: Any) -> None:
 def _bounds_ok(section: str, attr: str, value: Any) -> None:
     pair = value if isinstance(value, list | tuple) else (0.0, value)
     if len(pair) != 2:
-        raise OptionError(_where(section, attr), f"{value!r} is not valid; expected a fraction or [start, end].")
+        per_target = f", or {PER_TARGET_WINDOWS}" if attr in ("cross_replace", "self_replace") else ""
+        shown = list(value) if isinstance(value, tuple) else value
+        raise OptionError(
+            _where(section, attr), f"{shown!r} is not valid; expected a fraction or [start, end]{per_target}."
+        )
     for v in pair:
         check_number(section, attr, v, 0.0, 1.0)
     if pair[0] > pair[1]:
@@ -933,6 +977,8 @@ def validate(cfg: RunConfig) -> None:
     check_edit(e)
     check_subtract(*(target_pairs(attr, getattr(e, attr), len(cfg.targets)) for attr in ("blend", "subtract")))
     target_thresholds(e.threshold, len(cfg.targets))
+    for attr in ("cross_replace", "self_replace"):
+        target_windows(getattr(e, attr), len(cfg.targets), attr)
     check_inversion(cfg.inversion)
     if cfg.inversion.guidance != e.guidance:
         raise OptionError(
@@ -1045,8 +1091,10 @@ def check_edit(e: EditConfig) -> None:
     check_number("edit", "blend_start", e.blend_start, 0.0, 1.0)
     for attr in ("decoupled", "control_frame_attention", "materialize_all"):
         _bool_ok("edit", attr, getattr(e, attr))
-    _bounds_ok("edit", "cross_replace", e.cross_replace)
-    _bounds_ok("edit", "self_replace", e.self_replace)
+    for attr in ("cross_replace", "self_replace"):
+        value = getattr(e, attr)
+        for window in value if per_target_windows(value) else [value]:
+            _bounds_ok("edit", attr, window)
     for word, bounds in e.cross_replace_words.items():
         _bounds_ok("edit", f"cross_replace_words.{word}", bounds)
     for word, factor in e.reweight.items():

@@ -23,6 +23,7 @@ from videop2p.config import (
     target_label,
     target_pairs,
     target_thresholds,
+    target_windows,
 )
 from videop2p.control.controller import (
     ControlPlan,
@@ -125,28 +126,30 @@ def build_plan(
         if not p.strip():
             raise ValueError(f"The {what} prompt {p!r} is empty; a prompt needs at least one word.")
         word_indices(tok, p, 0)  # validates length and tokenisation
-    _bounds(c.self_replace, "self_replace")
+    crosses, selves = (target_windows(getattr(c, w), len(targets), w) for w in ("cross_replace", "self_replace"))
+    for window in selves:
+        _bounds(window, "self_replace")
     thresholds = target_thresholds(c.threshold, len(targets))
     if not all(0.0 <= v <= 1.0 for v in thresholds):
         raise ValueError(f"threshold must lie in [0, 1], got {c.threshold}.")
     blends, subtracts = (target_pairs(what, getattr(c, what), len(targets)) for what in ("blend", "subtract"))
     check_subtract(blends, subtracts)
     edits, modes = [], []
-    for t, factors in zip(targets, _reweights(tok, targets, c.reweight), strict=True):
+    reweights = _reweights(tok, targets, c.reweight)
+    for t, factors, cross, (s0, s1) in zip(targets, reweights, crosses, selves, strict=True):
         mode = choose_mode(source, t, c.mode)
         eq = equalizer(tok, t, factors) if factors else None
-        alpha = cross_alpha(tok, t, steps, c.cross_replace, c.cross_replace_words)
+        alpha = cross_alpha(tok, t, steps, cross, c.cross_replace_words)
+        self_window = (int(steps * s0), int(steps * s1))
         if mode is EditMode.SWAP:
-            edits.append(TargetEdit("swap", replacement_mapper(tok, source, t), None, eq, alpha))
+            edits.append(TargetEdit("swap", replacement_mapper(tok, source, t), None, eq, alpha, self_window))
         else:
             index, alphas = refinement_mapper(tok, source, t)
-            edits.append(TargetEdit("refine", index, alphas, eq, alpha))
+            edits.append(TargetEdit("refine", index, alphas, eq, alpha, self_window))
         modes.append(mode.value)
-    s0, s1 = _bounds(c.self_replace, "self_replace")
     store, _ = mask_layers(components.info.attention_layers, latent_hw, c.mask_side)
     plan = ControlPlan(
         targets=edits,
-        self_window=(int(steps * s0), int(steps * s1)),
         store_layers={video_key(n) for n in store},
         map_tokens=max(token_count(tok, p) for p in [source, *targets]),
         blend_start=int(c.blend_start * steps),

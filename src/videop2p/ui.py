@@ -20,6 +20,7 @@ from videop2p.config import (
     OFFICIAL_TUNE_STEPS,
     OPTIONS,
     PER_TARGET_THRESHOLDS,
+    PER_TARGET_WINDOWS,
     PRESET_MARGINS,
     OptionError,
     Preset,
@@ -72,8 +73,8 @@ class Form:
     blend_source: str = ""
     blend_target: str = ""
     reweight: str = ""  # "word=factor, word=factor"
-    cross_replace: float = _RUN.edit.cross_replace
-    self_replace: float = _RUN.edit.self_replace
+    cross_replace: float | str = _RUN.edit.cross_replace  # or one per target, comma-separated (a text field)
+    self_replace: float | str = _RUN.edit.self_replace  # or one per target, comma-separated (a text field)
     steps: int = _RUN.inversion.steps
     tune_steps: int | None = _RUN.tune.steps  # None: 500, none on a tuned video model
     inversion: str = _RUN.inversion.method.value
@@ -426,11 +427,15 @@ def build_app(session: Session):
                     )
                 reweight = gr.Textbox(label="Reweight (word=factor, …)", placeholder="origami=2", elem_id="reweight")
                 with gr.Row():
-                    cross_replace = gr.Slider(
-                        0, 1, value=defaults.cross_replace, step=0.05, label="Cross-attention replace"
+                    cross_replace = gr.Textbox(
+                        value=str(defaults.cross_replace),
+                        label="Cross-attention replace",
+                        info=f"fraction of the steps, 0 to 1; or {PER_TARGET_WINDOWS}",
                     )
-                    self_replace = gr.Slider(
-                        0, 1, value=defaults.self_replace, step=0.05, label="Temporal-attention replace"
+                    self_replace = gr.Textbox(
+                        value=str(defaults.self_replace),
+                        label="Temporal-attention replace",
+                        info=f"fraction of the steps, 0 to 1; or {PER_TARGET_WINDOWS}",
                     )
                 with gr.Row():
                     steps = gr.Number(value=defaults.steps, precision=0, label="DDIM steps", elem_id="steps")

@@ -31,13 +31,14 @@ from videop2p.windows import Window
 
 @dataclass
 class TargetEdit:
-    """How one target prompt's cross-attention follows the source's."""
+    """How one target prompt's cross- and temporal attention follow the source's."""
 
     mode: str  # "swap" or "refine"
     mapper: torch.Tensor  # swap: (L, L) matrix; refine: (L,) source index per target token
     alphas: torch.Tensor | None  # refine: (L,) 1 where the target token has a source token
     equalizer: torch.Tensor | None  # (L,) reweighting factors, or None
     cross_alpha: torch.Tensor  # (T + 1, L) 1 where the token's map is replaced at that step
+    self_window: tuple[int, int] = (0, 0)  # steps [start, end) where its temporal maps follow the source
 
 
 @dataclass
@@ -56,7 +57,6 @@ class ControlPlan:
     """Everything the controller needs, computed from prompts and schedules."""
 
     targets: list[TargetEdit]  # one per target prompt
-    self_window: tuple[int, int]  # steps [start, end) where temporal maps follow the source
     store_layers: set[str]  # cross-attention layers whose maps are averaged and kept, all of one map size
     map_tokens: int | None = None  # token positions kept in the averaged maps (the longest prompt's); None: all
     blend: TargetWords | None = None  # local blending's words per target; None: no target blends
@@ -108,9 +108,12 @@ class EditController:
     def in_cross_window(self) -> bool:
         return any(bool(t.cross_alpha[self.step].any()) for t in self.plan.targets)
 
+    def self_rows(self) -> list[int]:
+        """The targets (by index) whose temporal maps follow the source's at this step."""
+        return [k for k, t in enumerate(self.plan.targets) if t.self_window[0] <= self.step < t.self_window[1]]
+
     def in_self_window(self) -> bool:
-        start, end = self.plan.self_window
-        return bool(self.plan.targets) and start <= self.step < end
+        return bool(self.self_rows())
 
     def wants(self, name: str) -> bool:
         kind = layer_kind(name)
@@ -153,12 +156,14 @@ class EditController:
 
     # -- temporal ("self") attention ---------------------------------------------------------------
     def on_temporal(self, probs: torch.Tensor, rows: int, heads: int) -> torch.Tensor:
-        """probs ((rows*N)*heads, F, F): target rows take the source's maps inside the self window."""
-        if not self.in_self_window():
+        """probs ((rows*N)*heads, F, F): target rows take the source's maps inside their self window."""
+        following = self.self_rows()
+        if not following:
             return probs
         p = rearrange(probs, "(r n h) f g -> r n h f g", r=rows, h=heads).clone()
-        c0, n_prompts = self.layout.cond_start, self.layout.prompts
-        p[c0 + 1 : c0 + n_prompts] = p[c0 : c0 + 1]
+        c0 = self.layout.cond_start
+        for k in following:
+            p[c0 + 1 + k] = p[c0]
         return rearrange(p, "r n h f g -> (r n h) f g")
 
     # -- averaged maps and local blending ---------------------------------------------------------
@@ -225,10 +230,12 @@ class EditController:
         return out, union
 
     def on_frame(self, probs: torch.Tensor, rows: int, heads: int) -> torch.Tensor:
-        """probs (rows*heads, Q, K) of frame attention: target rows take the source's maps."""
+        """probs (rows*heads, Q, K) of frame attention: target rows take the source's maps inside their
+        self window."""
         p = rearrange(probs, "(r h) q k -> r h q k", r=rows).clone()
-        c0, n_prompts = self.layout.cond_start, self.layout.prompts
-        p[c0 + 1 : c0 + n_prompts] = p[c0 : c0 + 1]
+        c0 = self.layout.cond_start
+        for k in self.self_rows():
+            p[c0 + 1 + k] = p[c0]
         return rearrange(p, "r h q k -> (r h) q k")
 
 
