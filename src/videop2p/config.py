@@ -320,15 +320,28 @@ def _coerce(cls, name: str, value: Any) -> Any:
     return value
 
 
+def _numbers(name: str, text: str, expected: str) -> list[float]:
+    """The comma-separated numbers of a flag or a form's field ("0.3" or "0.3,0.6": one per target)."""
+    try:
+        return [float(v) for v in text.split(PAIR_SEP)]
+    except ValueError:
+        raise ConfigError(f"{name}: {text!r} is not valid; expected {expected}.") from None
+
+
+def _one_per_target(name: str, given: int, targets: int, noun: str) -> None:
+    """A per-target list of `given` values for `targets` target prompts, or the OptionError saying so."""
+    if given != targets:
+        raise OptionError(
+            name,
+            f"gives {given} {noun}{'s' if given != 1 else ''} for {targets} target "
+            f"prompt{'s' if targets != 1 else ''}; give one for every target, or one per target in order.",
+        )
+
+
 def _thresholds(text: str) -> Thresholds:
     """A threshold as flags and the editor write it: "0.3" -> 0.3; "0.3,0.6" -> [0.3, 0.6], one per target
     (ranges are checked with the config)."""
-    try:
-        values = [float(v) for v in text.split(PAIR_SEP)]
-    except ValueError:
-        raise ConfigError(
-            f"threshold: {text!r} is not valid; expected a number from 0 to 1, or {PER_TARGET_THRESHOLDS}."
-        ) from None
+    values = _numbers("threshold", text, f"a number from 0 to 1, or {PER_TARGET_THRESHOLDS}")
     return values[0] if len(values) == 1 else values
 
 
@@ -342,12 +355,7 @@ def _windows(name: str, value: Any) -> Any:
     [(0, 0.2), (0, 0.8)]; a list of two numbers -> a (start, end) tuple; a list of windows -> the same
     with each pair a tuple (ranges are checked with the config)."""
     if isinstance(value, str):
-        try:
-            values = [float(v) for v in value.split(PAIR_SEP)]
-        except ValueError:
-            raise ConfigError(
-                f"{name}: {value!r} is not valid; expected a fraction from 0 to 1, or {PER_TARGET_WINDOWS}."
-            ) from None
+        values = _numbers(name, value, f"a fraction from 0 to 1, or {PER_TARGET_WINDOWS}")
         return values[0] if len(values) == 1 else [(0.0, v) for v in values]
     if per_target_windows(value):
         return [tuple(v) if isinstance(v, list | tuple) else v for v in value]
@@ -356,14 +364,10 @@ def _windows(name: str, value: Any) -> Any:
 
 def target_windows(value: Windows, targets: int, name: str) -> list[tuple[float, float]]:
     """`value` as one (start, end) window per target: a single window applies to every target."""
-    if not per_target_windows(value):
+    if per_target_windows(value):
+        _one_per_target(name, len(value), targets, "window")
+    else:
         value = [value] * targets
-    elif len(value) != targets:
-        raise OptionError(
-            name,
-            f"gives {len(value)} window{'s' if len(value) != 1 else ''} for {targets} target "
-            f"prompt{'s' if targets != 1 else ''}; give one for every target, or one per target in order.",
-        )
     return [(0.0, float(v)) if isinstance(v, int | float) else (float(v[0]), float(v[1])) for v in value]
 
 
@@ -371,12 +375,7 @@ def target_thresholds(value: Thresholds, targets: int) -> list[float]:
     """`value` as one local-blend threshold per target: a single number applies to every target."""
     if not isinstance(value, list | tuple):
         return [float(value)] * targets
-    if len(value) != targets:
-        raise OptionError(
-            "threshold",
-            f"gives {len(value)} threshold{'s' if len(value) != 1 else ''} for {targets} target "
-            f"prompt{'s' if targets != 1 else ''}; give one for every target, or one per target in order.",
-        )
+    _one_per_target("threshold", len(value), targets, "threshold")
     return [float(v) for v in value]
 
 
