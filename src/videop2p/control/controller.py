@@ -38,7 +38,7 @@ class TargetEdit:
     alphas: torch.Tensor | None  # refine: (L,) 1 where the target token has a source token
     equalizer: torch.Tensor | None  # (L,) reweighting factors, or None
     cross_alpha: torch.Tensor  # (T + 1, L) 1 where the token's map is replaced at that step
-    self_window: tuple[int, int] = (0, 0)  # steps [start, end) where its temporal maps follow the source
+    self_window: tuple[int, int]  # steps [start, end) where its temporal maps follow the source
 
 
 @dataclass
