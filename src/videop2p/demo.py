@@ -107,12 +107,14 @@ def covered(found: np.ndarray, source: np.ndarray) -> float:
     return float(np.logical_and(found, source).sum() / source.sum()) if source.any() else 1.0
 
 
-def edit_overlap(edit_dir: str | Path, clip: ToyClipSpec = DEMO_CLIP) -> dict[str, list[float]]:
-    """Per frame of the demo edit in `edit_dir`: the edited object's IoU with the source object (the toy
-    world's checker reads the edit, `clip` gives the truth), the share of the source object it covers,
-    and its area against the source object's."""
+def edit_overlap(
+    edit_dir: str | Path, clip: ToyClipSpec = DEMO_CLIP, video: str = "edit_1.gif"
+) -> dict[str, list[float]]:
+    """Per frame of the demo edit in `edit_dir` (or another of its videos, such as its reconstruction):
+    the edited object's IoU with the source object (the toy world's checker reads the edit, `clip` gives
+    the truth), the share of the source object it covers, and its area against the source object's."""
     source = render_clip(clip).masks[:, 0]  # (F, H, W)
-    found = [read_image(f).mask for f in read_video(Path(edit_dir) / "edit_1.gif").frames]
+    found = [read_image(f).mask for f in read_video(Path(edit_dir) / video).frames]
     pairs = list(zip(found, source, strict=True))
     return {
         "iou": [iou(a, b) for a, b in pairs],
