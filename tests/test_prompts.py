@@ -30,6 +30,9 @@ def test_changed_words_are_the_targets_replaced_and_added_words():
     assert changed_words("a man is driving", "a Spider-Man is driving") == ["spider-man"]
     assert changed_words("a red circle on the grass", "A red circle on the snow, snow") == ["snow"]  # each once
     assert changed_words("a big red circle", "a red circle") == [] == changed_words("a b", "a b")  # removals
+    # an article that only agrees with a new word asks for nothing to be drawn
+    assert changed_words("a rabbit is jumping", "an origami rabbit is jumping") == ["origami"]
+    assert changed_words("a rabbit on a hill", "the rabbit on an orange hill") == ["orange"]
 
 
 def test_word_changes_give_the_words_as_written_for_each_run_replaced_added_or_left_out():

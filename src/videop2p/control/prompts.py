@@ -86,10 +86,16 @@ def word_changes(source: str, target: str) -> list[tuple[str, list[str], list[st
     return [(op, a[i1:i2], b[j1:j2]) for op, i1, i2, j1, j2 in matcher.get_opcodes() if op != "equal"]
 
 
+# A changed article only agrees with the words after it ("a rabbit" -> "an origami rabbit"): it asks
+# for nothing to be drawn, and its attention has no region of its own.
+ARTICLES = frozenset({"a", "an", "the"})
+
+
 def changed_words(source: str, target: str) -> list[str]:
     """The words of `target` that replace or add to words of `source` (case and punctuation ignored),
-    in order, each once."""
-    return list(dict.fromkeys(_norm(w) for op, _, new in word_changes(source, target) if op != "delete" for w in new))
+    in order, each once; articles left out (`ARTICLES`)."""
+    changed = (_norm(w) for op, _, new in word_changes(source, target) if op != "delete" for w in new)
+    return list(dict.fromkeys(w for w in changed if w not in ARTICLES))
 
 
 def asks_no_change(source: str, target: str, factors: dict[str, float]) -> bool:
