@@ -1311,6 +1311,19 @@ def test_a_configs_relative_paths_are_read_from_the_current_folder_or_else_besid
         (["run", "--frobnicate"], ["No such option: --frobnicate"]),
         (["runn"], ["No such command 'runn'", "Did you mean 'run'?"]),
         (["run", "--blend", "rabbit"], ["--blend", "2 arguments"]),
+        (  # a flag taken as the missing word, then its value an extra argument
+            ["run", "clip.mp4", "--blend", "rabbit", "--out", "o1"],
+            ["--blend takes 2 words; it was given only 'rabbit' before --out.", "videop2p run --help"],
+        ),
+        (
+            ["edit", "clip.mp4", "--source", "a b", "--subtract", "--blend", "a", "b"],
+            ["--subtract takes 2 words; it was given none before --blend.", "videop2p edit --help"],
+        ),
+        (  # a flag taken as both words
+            ["run", "clip.mp4", "--source", "a b", "--target", "a c", "--blend", "--out", "o1"],
+            ["--blend ['--out', 'o1'] is not valid: --out is a flag, not a word; give two words."],
+        ),
+        (["edit", "--target", "a c"], ["missing source prompt; see `videop2p edit --help`."]),
         (["batch"], ["Missing argument", "videop2p batch --help"]),
     ],
 )

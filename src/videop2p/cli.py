@@ -331,13 +331,14 @@ BlendOpt = Annotated[
 ]
 
 
-def _execute(cfg, stage: str) -> None:
+def _execute(cfg, stage: str, command: str) -> None:
+    """Check the settings of `videop2p COMMAND`, then run its stages (`edit` runs `run`'s)."""
     from videop2p.config import OptionError, option_label, validate
 
     _setup_logging(cfg.quiet)
     for what, value in (("source prompt", cfg.source), ("video", cfg.video.path)):
         if not value:
-            _fail(f"missing {what}; see `videop2p {stage} --help`.")
+            _fail(f"missing {what}; see `videop2p {command} --help`.")
     try:
         validate(cfg)
     except OptionError as e:
@@ -651,7 +652,7 @@ def _stage_command(stage: str, doc: str):
     ) -> None:
         flags = {k: v for k, v in locals().items() if k not in ("video", "source", "target", "config")}
         cfg = _build_config(video, source, target, config, **flags)
-        _execute(cfg, stage)
+        _execute(cfg, stage, doc)
 
     command.__doc__ = {
         "run": "Tune, invert and edit in one go; writes edits, pictures, report and outputs.json.",
@@ -1384,10 +1385,27 @@ def _bad_value(option: str, args: list[str]) -> str | None:
     return None
 
 
+def _flag_taken_as_word(e: Exception, args: list[str]) -> str | None:
+    """An option of several words given too few, which took the next flag as one of them (`--blend car
+    --out o1` reads `--out` as the target word, then `o1` is an extra argument): said so, or None."""
+    command = getattr(getattr(e, "ctx", None), "command", None)
+    for param in getattr(command, "params", []):
+        if not isinstance(param.nargs, int) or param.nargs < 2:
+            continue
+        for i, arg in enumerate(args):
+            taken = args[i + 1 : i + 1 + param.nargs]
+            flag = next((t for t in taken if t.startswith("--")), None)
+            if arg in param.opts and flag is not None:
+                words = taken[: taken.index(flag)]
+                given = f"only {' '.join(repr(w) for w in words)}" if words else "none"
+                return f"{arg} takes {param.nargs} words; it was given {given} before {flag}."
+    return None
+
+
 def usage_line(e: Exception, args: list[str]) -> str:
     """A usage error (an unknown command or option, a value of the wrong type, a missing argument) as
     the one line every other error is: the option, the value given, what would be valid."""
-    message = e.format_message().strip()
+    message = _flag_taken_as_word(e, args) or e.format_message().strip()
     param = getattr(e, "param", None)
     opts = [o for o in getattr(param, "opts", []) if o.startswith("-")]
     value = next((v for v in (_bad_value(o, args) for o in opts) if v is not None), None)

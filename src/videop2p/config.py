@@ -1074,10 +1074,13 @@ def check_edit(e: EditConfig) -> None:
             continue
         per_target = isinstance(words, list) and _per_target(words)
         for pair in words if per_target else [words]:
+            shown = list(pair) if isinstance(pair, tuple) else pair
             if pair is not None and not (_is_pair(pair) and all(w.strip() for w in pair)):
                 expected = "two words [source_word, target_word]" + (", or null" if per_target else "")
-                shown = list(pair) if isinstance(pair, tuple) else pair
                 raise OptionError(attr, f"{shown!r} is not valid; expected {expected}.")
+            flag = next((w for w in pair or () if w.startswith("--")), None)
+            if flag is not None:  # `--blend car --out o1` reads the flag as the target word
+                raise OptionError(attr, f"{shown!r} is not valid: {flag} is a flag, not a word; give two words.")
     for attr in ("reweight", "cross_replace_words"):
         words = getattr(e, attr)
         if not isinstance(words, dict) or not all(isinstance(w, str) and w.strip() for w in words):
