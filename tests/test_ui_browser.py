@@ -327,6 +327,20 @@ def test_zip_of_frames_is_unpacked_flat_and_a_bad_zip_is_named(tmp_path):
         unpack_upload(tmp_path / "bad.zip", tmp_path)
 
 
+def test_a_damaged_upload_or_too_few_frames_is_named_before_the_model_loads(tmp_path):
+    from videop2p.ui import Session
+
+    session = Session(str(tmp_path / "no-model"), tmp_path)  # loading it would fail: it is not reached
+    (tmp_path / "clip.mp4").write_bytes(b"not a video" * 100)
+    form = Form(source=example_prompt(EXAMPLE), targets=TARGET, frames=4)
+    with pytest.raises(FormError, match="^Could not read the clip: .*clip.mp4 is not a readable video"):
+        session.run(form, str(tmp_path / "clip.mp4"), None, None)
+    form.start = 3  # the example is rendered with the form's 4 frames
+    with pytest.raises(FormError, match="^Could not read the clip: .*has 4 frames; start=3, stride=1 gives 1, fewer"):
+        session.run(form, None, EXAMPLE, None)
+    assert session._pipe is None
+
+
 def test_cancel_stops_the_run_and_keeps_nothing_of_the_stopped_stage(tmp_path):
     from videop2p.progress import Cancelled
     from videop2p.ui import Session

@@ -32,7 +32,7 @@ from videop2p.config import (
 )
 from videop2p.control.controller import MaskNorm
 from videop2p.inversion import InversionMethod
-from videop2p.io.video import ResizeMode, VideoError, write_frames
+from videop2p.io.video import ResizeMode, VideoError, check_video, write_frames
 from videop2p.models.attention import FrameAttentionMode
 from videop2p.models.loading import is_out_of_memory
 from videop2p.progress import Cancelled
@@ -341,6 +341,10 @@ class Session:
             raise FormError("Upload a clip (mp4, gif or a zip of frames) or choose a toy example.")
         out = self.root / "runs" / time.strftime("%Y%m%d-%H%M%S") / f"{time.time_ns() % 10**6:06d}"
         cfg = form_to_config(form, video, out, self.root / "workspace", self.model)
+        try:  # before the model is loaded (the first Edit's): a damaged upload or too few frames
+            check_video(video, cfg.video.start, cfg.video.frames, cfg.video.stride)
+        except VideoError as e:
+            raise FormError(f"Could not read the clip: {e}") from None
         vp = self.pipe
         try:
             vp.check_inputs(cfg)
