@@ -163,10 +163,10 @@ def test_ray_executor_gives_the_local_outputs(local_run, jobs_file, tmp_path):
     for a, b in zip(ours, theirs, strict=True):  # tuned deltas, inversions and edit latents: bit for bit
         ta, tb = load_file(a), load_file(b)
         assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta), a.name
-    for name in ("blue", "green", "square"):
-        mine = read_video(tmp_path / "outputs" / name / "edit_1.mp4").frames.astype(int)
-        local = read_video(out / "outputs" / name / "edit_1.mp4").frames.astype(int)
-        assert np.abs(mine - local).mean() < 2.0, name  # VAE decoding and H.264 may round differently
+    for name in ("blue", "green", "square"):  # the GIFs: x264 does not always write the same mp4 (docs/long_clips.md)
+        mine = read_video(tmp_path / "outputs" / name / "edit_1.gif").frames.astype(int)
+        local = read_video(out / "outputs" / name / "edit_1.gif").frames.astype(int)
+        assert np.abs(mine - local).mean() < 2.0, name  # VAE decoding in another process may round differently
 
 
 def test_ray_executor_without_ray_names_the_install_command(local_run, monkeypatch):
