@@ -302,6 +302,11 @@ class _Warnings(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+def _unreadable_clip(e: Exception) -> FormError:
+    """A clip the run cannot read (checked before the model loads, or read by the run), as the page says it."""
+    return FormError(f"Could not read the clip: {e}")
+
+
 class Session:
     """The loaded pipeline, its workspace, and the cancel flag of the running edit."""
 
@@ -344,7 +349,7 @@ class Session:
         try:  # before the model is loaded (the first Edit's): a damaged upload or too few frames
             check_video(video, cfg.video.start, cfg.video.frames, cfg.video.stride)
         except VideoError as e:
-            raise FormError(f"Could not read the clip: {e}") from None
+            raise _unreadable_clip(e) from None
         vp = self.pipe
         try:
             vp.check_inputs(cfg)
@@ -366,7 +371,7 @@ class Session:
         try:
             manifest = vp.run(cfg, on_step=on_step)
         except (VideoError, FileNotFoundError) as e:
-            raise FormError(f"Could not read the clip: {e}") from None
+            raise _unreadable_clip(e) from None
         except ValueError as e:
             raise FormError(str(e)) from None
         except OSError as e:
