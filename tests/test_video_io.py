@@ -194,8 +194,15 @@ def test_errors_name_the_bad_value(tmp_path):
     with pytest.raises(VideoError, match="empty"):
         read_video(tmp_path / "zero.mp4")
     (tmp_path / "junk.mp4").write_bytes(b"not a video at all" * 100)
-    with pytest.raises(VideoError, match="not a readable video"):
+    with pytest.raises(VideoError, match="not a readable video .*not a video"):
         read_video(tmp_path / "junk.mp4")
+    whole = write_mp4(_clip(8, 32, 32), tmp_path / "whole.mp4").read_bytes()
+    assert whole.find(b"moov") > whole.find(b"mdat")  # its index (codec and all) after the frames
+    (tmp_path / "cut.mp4").write_bytes(whole[: whole.find(b"moov") - 4])  # cut short before it
+    with pytest.raises(VideoError) as cut:
+        read_video(tmp_path / "cut.mp4")
+    assert "cut.mp4 is not a readable video" in str(cut.value) and "cut short" in str(cut.value)
+    assert "Errno" not in str(cut.value)
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     Image.new("RGB", (8, 8)).save(mixed / "1.png")

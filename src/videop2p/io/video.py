@@ -233,12 +233,24 @@ def _read_container(path: Path, wanted: range | None, transform: Transform | Non
     except av.error.FFmpegError as e:
         if not frames:
             raise VideoError(
-                f"{path} is not a readable video ({e}); supported: mp4, mov, webm, mkv, avi, gif, webp or a folder of frames."
+                f"{path} is not a readable video ({_ffmpeg_reason(e)}); supported: mp4, mov, webm, mkv, avi, gif, webp "
+                "or a folder of frames."
             ) from e
-        logger.warning("%s is truncated: decoded %d frames before the error (%s)", path, len(frames), e)
+        logger.warning("%s is truncated: decoded %d frames before the error (%s)", path, len(frames), _ffmpeg_reason(e))
     if not frames and size == (0, 0):
         raise VideoError(f"{path} contains no decodable video frames.")
     return _Decoded(frames, size, fps, has_audio)
+
+
+def _ffmpeg_reason(error: av.error.FFmpegError) -> str:
+    """FFmpeg's words for a failure without PyAV's '[Errno N]', and what they most often mean: a file
+    cut short loses an mp4's index (written after the frames), and with it the codec's description."""
+    reason = error.strerror or str(error)
+    if isinstance(error, av.error.DecoderNotFoundError):
+        return f"{reason}: its video codec could not be read; the file may be cut short, damaged, or in a codec this FFmpeg lacks"
+    if isinstance(error, av.error.InvalidDataError):
+        return f"{reason}: the file may be cut short, damaged, or not a video"
+    return reason
 
 
 def _frames_until(container, wanted: range | None) -> Iterator[tuple[int, av.VideoFrame]]:
