@@ -109,6 +109,14 @@ def test_jobs_file_groups_by_clip_and_resolves_paths_beside_the_file(jobs_file):
         ),
         ({"jobs": [{"video": "a", "source": 5, "targets": ["t"]}]}, "source 5 is not valid; expected text"),
         ({"jobs": [{"video": "a", "source": "s", "targets": ["t"], "tune": 3}]}, r"tune: 3 is not valid"),
+        (  # a key of another section is told where it goes; a bad default is named as one
+            {"defaults": {"steps": 3}, "jobs": [{"video": "a", "source": "s", "targets": ["t"]}]},
+            r"^defaults: Unknown key 'steps'; it goes under 'tune' or 'inversion' \(e.g. tune: \{steps: ...\}\)",
+        ),
+        (
+            {"jobs": [{"video": "a", "source": "s", "targets": ["t"], "inversion": {"blend": ["a", "b"]}}]},
+            r"^jobs\[0\] \(job-1\): Unknown key 'blend' under 'inversion'; it goes under 'window' or 'edit'",
+        ),
     ],
 )
 def test_bad_jobs_files_are_rejected_with_the_offending_key(tmp_path, data, message):

@@ -134,6 +134,10 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
         raise BatchError(f"'defaults' in {path} must be a mapping of run settings, got {defaults!r}.")
     if "video" in defaults:
         defaults = {**defaults, "video": path_shorthand(defaults["video"])}
+    try:  # a bad default is named where it is written, not in the first job that inherits it
+        fill_run(defaults, "defaults: ")
+    except (ConfigError, OptionError) as e:
+        raise BatchError(f"defaults: {e.option} {e.reason}" if isinstance(e, OptionError) else str(e)) from None
     jobs, names = [], set()
     for i, raw in enumerate(raw_jobs):
         if not isinstance(raw, dict):

@@ -460,23 +460,51 @@ def path_shorthand(video: Any) -> Any:
     return {"path": video} if isinstance(video, str) else video
 
 
-def fill(cls, data: dict, where: str, obj: Any = None):
-    """Build dataclass `cls` from a dict (over `obj`'s values when given), rejecting unknown keys by name."""
+def fill(cls, data: dict, where: str = "", obj: Any = None, section: str = "", root: type | None = None):
+    """Build dataclass `cls` from a dict (over `obj`'s values when given), rejecting unknown keys by name.
+    `where` prefixes every message (a batch job's name); `section` is the dotted path of `cls` inside
+    `root`, the top dataclass, where a misplaced key's own section is looked for."""
     names = {f.name for f in dataclasses.fields(cls)}
     obj = cls() if obj is None else obj
+    root = cls if root is None else root
     for key, value in (data or {}).items():
         if key not in names:
-            raise ConfigError(f"Unknown key {where}{key!r}; valid keys are: {', '.join(sorted(names))}.")
+            raise ConfigError(f"{where}{_unknown_key(key, section, sorted(names), root)}")
         sub = getattr(obj, key)
         if dataclasses.is_dataclass(sub):
             value = path_shorthand(value) if isinstance(sub, VideoConfig) else value
-            setattr(obj, key, fill(type(sub), _mapping(value, f"{where}{key}"), f"{where}{key}.", sub))
+            mapping = _mapping(value, f"{where}{section}{key}")
+            setattr(obj, key, fill(type(sub), mapping, where, sub, f"{section}{key}.", root))
             continue
         try:
             setattr(obj, key, _coerce(cls, key, value))
         except ConfigError as e:
-            raise ConfigError(f"{where}{e}") from None
+            raise ConfigError(f"{where}{section}{e}") from None
     return obj
+
+
+def _sections_with(cls: type, key: str, section: str = "") -> list[str]:
+    """The dotted paths of the dataclasses inside `cls` (itself included, as "") that have a field `key`."""
+    found = [section] if key in {f.name for f in dataclasses.fields(cls)} else []
+    for f in dataclasses.fields(cls):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            found += _sections_with(type(default), key, f"{section}{f.name}.")
+    return found
+
+
+def _unknown_key(key: Any, section: str, names: list[str], root: type) -> str:
+    """An unknown key's message; a key that belongs to another section (`steps:` written at the top for
+    `inversion: {steps: ...}`) is told where it goes."""
+    here = f" under '{section[:-1]}'" if section else ""
+    homes = [h[:-1] for h in _sections_with(root, key) if h and h != section] if isinstance(key, str) else []
+    if not homes:
+        return f"Unknown key {key!r}{here}; valid keys{here} are: {', '.join(names)}."
+    goes = " or ".join(repr(h) for h in homes)
+    return (
+        f"Unknown key {key!r}{here}; it goes under {goes} (e.g. {homes[0]}: {{{key}: ...}}). "
+        f"Valid keys{here or ' at the top'} are: {', '.join(names)}."
+    )
 
 
 class Preset(str, enum.Enum):
