@@ -325,11 +325,11 @@ def test_clear_errors(tiny):
     with pytest.raises(ValueError, match=r"^blend word: Word 'dog' is not in prompt 'a red [^(]*\]\.$"):
         targets = ["a blue circle moving on the grass", "a big red circle moving on the grass"]
         edit(model, tiny, inv, SRC, targets, EditConfig(blend=("dog", "circle"), progress=False))
-    with pytest.raises(ValueError, match=r"cross_replace values must lie in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"^cross_replace: 1.5 is not valid; expected a finite number from 0 to 1\.$"):
         edit(
             model, tiny, inv, SRC, ["a blue circle moving on the grass"], EditConfig(cross_replace=1.5, progress=False)
         )
-    with pytest.raises(ValueError, match=r"self_replace values must lie in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"^self_replace: -1 is not valid; expected a finite number from 0 to 1\.$"):
         edit(
             model,
             tiny,
@@ -338,6 +338,9 @@ def test_clear_errors(tiny):
             ["a blue circle moving on the grass"],
             EditConfig(self_replace=(0.2, -1), progress=False),
         )
+    with pytest.raises(ValueError, match=r"^threshold: 2 is not valid; expected a finite number from 0 to 1\.$"):
+        targets = ["a blue circle moving on the grass", "a big red circle moving on the grass"]
+        edit(model, tiny, inv, SRC, targets, EditConfig(threshold=[0.3, 2], progress=False))
 
 
 @pytest.mark.parametrize("frame_mode", ["first", "sparse-causal"])

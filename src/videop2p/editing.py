@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from videop2p.config import (
     Bounds,
     EditConfig,
     WordPair,
+    check_edit,
     check_subtract,
     target_label,
     target_pairs,
@@ -82,23 +82,18 @@ class EditResult:
     warnings: list[str] = field(default_factory=list)  # what the edit warned about (kept with it, for the report)
 
 
-def _bounds(value: Bounds, name: str) -> tuple[float, float]:
-    start, end = (0.0, float(value)) if isinstance(value, int | float) else (float(value[0]), float(value[1]))
-    for v in (start, end):
-        if not 0.0 <= v <= 1.0 or math.isnan(v):
-            raise ValueError(f"{name} values must lie in [0, 1], got {value!r}.")
-    if start > end:
-        raise ValueError(f"{name} start must not exceed its end, got {value!r}.")
-    return start, end
+def _bounds(value: Bounds) -> tuple[float, float]:
+    """A window as (start, end) fractions of the steps: a single fraction f is (0, f) (checked by `check_edit`)."""
+    return (0.0, float(value)) if isinstance(value, int | float) else (float(value[0]), float(value[1]))
 
 
 def cross_alpha(tokenizer, target: str, steps: int, default: Bounds, per_word: dict[str, Bounds]) -> torch.Tensor:
     """(T + 1, L) replacement schedule per token, as the official `get_time_words_attention_alpha`."""
     alpha = torch.zeros(steps + 1, tokenizer.model_max_length)
-    s, e = _bounds(default, "cross_replace")
+    s, e = _bounds(default)
     alpha[int(s * (steps + 1)) : int(e * (steps + 1))] = 1.0
     for word, bounds in per_word.items():
-        s, e = _bounds(bounds, f"cross_replace for {word!r}")
+        s, e = _bounds(bounds)
         inds = word_indices(tokenizer, target, word)
         alpha[:, inds] = 0.0
         alpha[int(s * (steps + 1)) : int(e * (steps + 1)), inds] = 1.0
@@ -121,17 +116,14 @@ def build_plan(
     components: SDComponents, source: str, targets: list[str], c: EditConfig, steps: int, latent_hw: tuple[int, int]
 ) -> tuple[ControlPlan, list[str]]:
     """Check the prompts and settings, and turn them into the controller's plan."""
+    check_edit(c)
     tok = components.tokenizer
     for what, p in [("source", source), *((f"target {i}", t) for i, t in enumerate(targets, 1))]:
         if not p.strip():
             raise ValueError(f"The {what} prompt {p!r} is empty; a prompt needs at least one word.")
         word_indices(tok, p, 0)  # validates length and tokenisation
     crosses, selves = (target_windows(getattr(c, w), len(targets), w) for w in ("cross_replace", "self_replace"))
-    for window in selves:
-        _bounds(window, "self_replace")
     thresholds = target_thresholds(c.threshold, len(targets))
-    if not all(0.0 <= v <= 1.0 for v in thresholds):
-        raise ValueError(f"threshold must lie in [0, 1], got {c.threshold}.")
     blends, subtracts = (target_pairs(what, getattr(c, what), len(targets)) for what in ("blend", "subtract"))
     check_subtract(blends, subtracts)
     edits, modes = [], []
