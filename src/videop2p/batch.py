@@ -324,15 +324,12 @@ def _run_ray(groups: list[list[Job]], settings: BatchSettings, sentinel: str) ->
 _EXECUTORS: dict[Executor, Callable] = {Executor.LOCAL: _run_local, Executor.RAY: _run_ray}
 
 
-def _check_selection(video: VideoConfig) -> None:
-    """The clip is readable and holds the frames asked for (decoded to one pixel each: the count is
-    checked, not the pixels kept); every frame asked for: its first frame only."""
-    from videop2p.io.video import read_video, video_size
+def _check_clip(video: VideoConfig) -> None:
+    """The clip is readable and holds the frames asked for, judged as `videop2p run` judges it before
+    its model loads (`check_video`: headers and declared counts, nothing decoded)."""
+    from videop2p.io.video import check_video
 
-    if video.frames is None:
-        video_size(video.path)
-    else:
-        read_video(video.path, video.start, video.frames, video.stride, lambda frame: frame[:1, :1])
+    check_video(video.path, video.start, video.frames, video.stride)
 
 
 def _check_model_config(cfg: RunConfig) -> None:
@@ -357,7 +354,7 @@ def check_local_inputs(jobs: list[Job], loaded: LoadedModel | None = None) -> No
         cfg = job.config
         v = cfg.video
         checks = (
-            (("video", v.path, v.start, v.frames, v.stride), _check_selection, v),
+            (("video", v.path, v.start, v.frames, v.stride), _check_clip, v),
             (("model", cfg.model), check_model_path, cfg.model),
             (("model_config", cfg.model, cfg.model_config), _check_model_config, cfg),
         )
