@@ -525,6 +525,36 @@ def test_run_takes_its_settings_as_a_dict_read_as_a_config_file_is(tiny, clip_pa
         vp.run([PROMPT])
 
 
+def test_a_runs_config_yaml_names_the_workspace_it_ran_in_so_that_rerunning_it_reuses_the_work(
+    tiny, clip_path, tmp_path
+):
+    import yaml
+
+    from videop2p.config import fill_run
+
+    ws = tmp_path / "ws"
+    vp = VideoP2P(tiny, Workspace(ws))  # the workspace given to the pipeline, not in the settings (as the demo)
+    settings = {
+        "source": PROMPT,
+        "targets": [PROMPT.replace("red", "blue")],
+        "video": {"path": str(clip_path), "frames": 3},
+        "tune": {"steps": 1},
+        "inversion": {"method": "fast", "steps": 2},
+        "out": str(tmp_path / "o"),
+        "quiet": True,
+    }
+    vp.run(settings)
+    written = yaml.safe_load((tmp_path / "o" / "config.yaml").read_text())
+    assert written["workspace"] == str(ws.resolve())
+    again = vp.run(fill_run({**written, "out": str(tmp_path / "o2")}))
+    assert {again["stages"][s]["action"] for s in ("tune", "invert", "edit")} == {"reused"}
+    with pytest.raises(ValueError, match=r"^workspace '.*elsewhere' is not the one this pipeline keeps its work in"):
+        vp.run({**settings, "workspace": str(tmp_path / "elsewhere")})  # it would be ignored
+    assert not (tmp_path / "elsewhere").exists()
+    with pytest.raises(ValueError, match=r"keeps its work in \(None\)"):
+        VideoP2P(tiny).run({**settings, "workspace": str(ws)})
+
+
 def test_a_tuning_whose_weights_the_workspace_disk_cannot_hold_is_refused_before_it_starts(
     tiny, clip_path, tmp_path, monkeypatch
 ):

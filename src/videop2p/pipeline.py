@@ -502,10 +502,23 @@ class VideoP2P:
         self._check_source(cfg.source)
         if not cfg.targets:
             raise ValueError("Give at least one target prompt.")
+        self._check_workspace(cfg.workspace)
         check_steps(self.components.scheduler, cfg.inversion.steps)
         info = self.components.info
         side = info.native_size // info.vae_scale_factor
         build_plan(self.components, cfg.source, cfg.targets, cfg.edit, cfg.inversion.steps, (side, side))
+
+    def _check_workspace(self, workspace: str | None) -> None:
+        """A run's settings may name a workspace only where this pipeline keeps its work (the one it was
+        loaded with): the stages read and write `self.workspace`, and the run's config.yaml records it."""
+        if workspace is None:
+            return
+        own = self.workspace.root if self.workspace is not None else None
+        if own is None or Path(workspace).expanduser().resolve() != Path(own).resolve():
+            raise ValueError(
+                f"workspace {workspace!r} is not the one this pipeline keeps its work in ({own}); load it with "
+                "VideoP2P.from_pretrained(..., workspace=...) or leave the settings' workspace out."
+            )
 
     def run(self, cfg: RunConfig | dict, on_step: StepHook | None = None) -> dict:
         """Tune, invert and edit, write every output and `outputs.json`; returns the manifest. `cfg` may
@@ -517,7 +530,11 @@ class VideoP2P:
         if isinstance(cfg, dict):
             cfg = fill_run(cfg)
         self.check_inputs(cfg)
-        cfg = dataclasses.replace(cfg, tune=cfg.tune.resolved(pretuned=self.components.video is not None))
+        cfg = dataclasses.replace(  # the workspace it ran in, so that `--config OUT/config.yaml` reuses its work
+            cfg,
+            tune=cfg.tune.resolved(pretuned=self.components.video is not None),
+            workspace=str(self.workspace.root) if self.workspace is not None else None,
+        )
         progress = not cfg.quiet
         cfg.tune.progress = cfg.inversion.progress = cfg.edit.progress = progress
         started = time.perf_counter()
