@@ -320,8 +320,18 @@ def test_zip_of_frames_is_unpacked_flat_and_a_bad_zip_is_named(tmp_path):
         for f in sorted(clip.iterdir()):
             zf.write(f, f"../nested/{f.name}")  # a path that must not escape
         zf.writestr("notes.txt", "ignored")
+        for f in sorted(clip.iterdir()):  # what macOS adds to a zip: no pictures
+            zf.writestr(f"__MACOSX/nested/._{f.name}", b"\x00\x05\x16\x07 resource fork")
     folder = unpack_upload(zpath, tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in clip.iterdir())
+    first = sorted(clip.iterdir())[0]
+    with zipfile.ZipFile(tmp_path / "two.zip", "w") as zf:
+        zf.write(first, f"a/{first.name}")
+        zf.write(first, f"b/{first.name}")
+    with pytest.raises(
+        FormError, match=rf"^The zip two.zip holds two frames named {first.name} \(a/.* and b/.*\); zip one"
+    ):
+        unpack_upload(tmp_path / "two.zip", tmp_path)
     (tmp_path / "bad.zip").write_bytes(b"not a zip")
     with pytest.raises(FormError, match="bad.zip is not a readable zip"):
         unpack_upload(tmp_path / "bad.zip", tmp_path)

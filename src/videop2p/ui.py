@@ -148,15 +148,37 @@ def example_clip(name: str, root: Path, frames: int = 8) -> Path:
     return folder
 
 
+def _zip_frames(names: list[str]) -> list[str]:
+    """A zip's frames: its image files, less what an archiver adds beside them (macOS's `__MACOSX/`
+    folder and `._NAME` files hold no pictures)."""
+    return [
+        n
+        for n in names
+        if not n.endswith("/")
+        and Path(n).suffix.lower() in IMAGE_SUFFIXES
+        and "__MACOSX" not in Path(n).parts
+        and not Path(n).name.startswith(".")
+    ]
+
+
 def unpack_upload(path: Path, root: Path) -> Path:
-    """A video/gif is used as it is; a zip of frames is unpacked (images only, no paths outside)."""
+    """A video/gif is used as it is; a zip of frames is unpacked flat (images only, no paths outside);
+    frames of the same name in two folders are refused rather than one kept."""
     if path.suffix.lower() != ".zip":
         return path
     try:
         with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if Path(n).suffix.lower() in IMAGE_SUFFIXES and not n.endswith("/")]
+            names = _zip_frames(zf.namelist())
             if not names:
                 raise FormError(f"The zip {path.name} holds no frames ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+            seen: dict[str, str] = {}
+            for n in names:
+                if Path(n).name in seen:
+                    raise FormError(
+                        f"The zip {path.name} holds two frames named {Path(n).name} ({seen[Path(n).name]} and {n}); "
+                        "zip one folder of frames."
+                    )
+                seen[Path(n).name] = n
             folder = root / "uploads" / f"{path.stem}-{int(time.time() * 1000)}"
             folder.mkdir(parents=True)
             for n in names:
