@@ -504,19 +504,24 @@ def test_the_stages_name_an_argument_of_the_wrong_kind(tiny, tmp_path):
         vp.edit(tiny.unet, inversion, PROMPT, [PROMPT])
 
 
-def test_run_takes_its_settings_as_a_dict_read_as_a_config_file_is(tiny, clip_path, tmp_path):
-    from videop2p.config import ConfigError
-
-    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
-    settings = {
+def _quick_run(clip_path, out) -> dict:
+    """A run's settings as a dict: a colour swap of 3 frames, one tuning step, 2 fast inversion steps."""
+    return {
         "source": PROMPT,
         "targets": [PROMPT.replace("red", "blue")],
         "video": {"path": str(clip_path), "frames": 3},
         "tune": {"steps": 1},
         "inversion": {"method": "fast", "steps": 2},
-        "out": str(tmp_path / "o"),
+        "out": str(out),
         "quiet": True,
     }
+
+
+def test_run_takes_its_settings_as_a_dict_read_as_a_config_file_is(tiny, clip_path, tmp_path):
+    from videop2p.config import ConfigError
+
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    settings = _quick_run(clip_path, tmp_path / "o")
     manifest = vp.run(settings)
     assert manifest["targets"] == settings["targets"] and (tmp_path / "o" / "outputs.json").exists()
     with pytest.raises(ConfigError, match="Unknown key 'sourc'"):
@@ -534,15 +539,7 @@ def test_a_runs_config_yaml_names_the_workspace_it_ran_in_so_that_rerunning_it_r
 
     ws = tmp_path / "ws"
     vp = VideoP2P(tiny, Workspace(ws))  # the workspace given to the pipeline, not in the settings (as the demo)
-    settings = {
-        "source": PROMPT,
-        "targets": [PROMPT.replace("red", "blue")],
-        "video": {"path": str(clip_path), "frames": 3},
-        "tune": {"steps": 1},
-        "inversion": {"method": "fast", "steps": 2},
-        "out": str(tmp_path / "o"),
-        "quiet": True,
-    }
+    settings = _quick_run(clip_path, tmp_path / "o")
     vp.run(settings)
     written = yaml.safe_load((tmp_path / "o" / "config.yaml").read_text())
     assert written["workspace"] == str(ws.resolve())
