@@ -615,3 +615,20 @@ def test_a_file_whose_writer_was_killed_leaves_its_temporary_only_until_the_file
         p.write_text("half")
     write_json(tmp_path / "entry.json", {"v": 1})
     assert not killed.exists() and writing.exists() and other.exists() and unrelated.exists()
+
+
+def test_a_tuned_delta_given_as_the_model_is_named_as_one_not_read_as_a_checkpoint(tiny, clip_path, tmp_path):
+    from videop2p.exporting import export_tuned
+    from videop2p.models.loading import ModelNotFoundError, check_model_path, load_components
+
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    clip = vp.load_clip(VideoConfig(path=str(clip_path), frames=3))
+    model, _ = vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+    entry = vp.workspace.clip_dir(model.delta_key)
+    export = export_tuned(tiny, entry, tmp_path / "delta")  # diffusers-delta, the default
+    for given in (entry, export, export / "tune.safetensors"):
+        message = rf"^{given} is a tuned clip's delta .* not a model: give --model the model it was tuned from"
+        with pytest.raises(ModelNotFoundError, match=message):
+            check_model_path(given)
+        with pytest.raises(ModelNotFoundError, match=message):
+            load_components(given)

@@ -13,9 +13,10 @@ from videop2p.models.t2s import T2SModel
 from videop2p.models.tav import apply_temporal
 from videop2p.store.codec import read_meta
 from videop2p.store.files import atomic_path
+from videop2p.store.workspace import DELTA_FILE
 from videop2p.tuning import load_delta
 
-DELTA_FILES = ("tune.safetensors", "key.json")  # what a diffusers-delta export holds
+DELTA_FILES = (DELTA_FILE, "key.json")  # what a diffusers-delta export holds
 
 
 def check_export_folder(out: str | Path, fmt: ExportFormat) -> None:
@@ -42,7 +43,7 @@ def check_export_folder(out: str | Path, fmt: ExportFormat) -> None:
 def tuned_delta(entry: str | Path) -> tuple[Path, dict]:
     """The delta file of a workspace clip (its folder or its `tune.safetensors`) and the identity it
     was tuned under; a one-line error names an entry that holds none, or a file that is not one."""
-    path = Path(entry) / "tune.safetensors" if Path(entry).is_dir() else Path(entry)
+    path = Path(entry) / DELTA_FILE if Path(entry).is_dir() else Path(entry)
     if not path.is_file():
         raise FileNotFoundError(f"{entry} holds no tuned delta (tune.safetensors); give a workspace clip folder.")
     identity = read_meta(path)  # CorruptFileError (a ValueError) names a file that is not ours

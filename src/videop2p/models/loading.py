@@ -22,6 +22,7 @@ from videop2p.models import tav
 from videop2p.models.tokenizer import bundled_tokenizer
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 from videop2p.store.files import atomic_path, read_json
+from videop2p.store.workspace import DELTA_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -497,6 +498,7 @@ def check_model_path(model: str | os.PathLike) -> None:
             "--model out (or give videop2p-toy) for the bundled toy model."
         )
     path = Path(model).expanduser()
+    _refuse_tuned_delta(path)
     if path.is_dir():
         _missing_parts(path, str(path))
         for part in WEIGHTED_PARTS:
@@ -516,6 +518,25 @@ def check_model_path(model: str | os.PathLike) -> None:
             f"Model {str(model)!r} is not a local path, nor a hub id (owner/name in letters, digits, '-', '_' and "
             "'.'); give a diffusers folder, a .safetensors or .ckpt file, a hub id such as "
             "runwayml/stable-diffusion-v1-5, or videop2p-toy for the bundled model (--model)."
+        )
+
+
+def _refuse_tuned_delta(path: Path) -> None:
+    """A tuned clip's delta (a workspace clip folder, a diffusers-delta export or its tune.safetensors) holds
+    the tuned tensors only, not a model: say so, and what --model takes, rather than "no unet subfolder"
+    or a checkpoint reader's error."""
+    file = path / DELTA_FILE if path.is_dir() and not (path / "unet").is_dir() else path
+    if file.suffix != ".safetensors" or not file.is_file():
+        return
+    try:
+        meta = read_meta(file, required=False)
+    except CorruptFileError:
+        return  # a damaged file is named by the model checks
+    if "frame_mode" in meta and "model" in meta:
+        raise ModelNotFoundError(
+            f"{path} is a tuned clip's delta (a workspace entry or a diffusers-delta export of model "
+            f"{meta['model']}), not a model: give --model the model it was tuned from, or write a folder "
+            "--model takes with `videop2p export CLIP OUT --format tune-a-video`."
         )
 
 

@@ -27,6 +27,8 @@ from videop2p.config import WORKSPACE_NAME
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, read_tensor, save_tensors
 from videop2p.store.files import read_json, write_json
 
+DELTA_FILE = "tune.safetensors"  # a tuned clip's own tensors and identity, in its workspace folder (and exports)
+
 logger = logging.getLogger(__name__)
 
 
@@ -87,7 +89,7 @@ class Workspace:
 
     def delta_path(self, delta_key: str) -> Path:
         """Where the tuned delta of clip `delta_key` is kept."""
-        return self.clip_dir(delta_key) / "tune.safetensors"
+        return self.clip_dir(delta_key) / DELTA_FILE
 
     def open_clip(self, identity: dict) -> Path:
         """Create the folder of `identity` with its `key.json` (for people to read) when new; returns
@@ -211,7 +213,7 @@ def clip_entry(folder: Path, last_used: float | None = None) -> ClipEntry:
     return ClipEntry(
         folder=folder,
         identity=identity if isinstance(identity, dict) else {},
-        tuned=(folder / "tune.safetensors").is_file(),
+        tuned=(folder / DELTA_FILE).is_file(),
         tuning_at=max(StepFiles(folder / "tune.steps", {}).kept("tune"), default=None),
         inversions=len(list(folder.glob("inversions/inv-*.safetensors"))),
         edits=len(list(folder.glob("edits/edit-*.safetensors"))),
