@@ -45,6 +45,20 @@ def test_device_and_dtype_are_the_callers(tiny, tmp_path, caplog):
     assert next(loaded.vae.parameters()).dtype == torch.bfloat16
     assert "kept in float32" not in caplog.text  # diffusers' warning of an empty list on every cast
     assert not any(p.requires_grad for p in loaded.unet.parameters())
+    assert "float16 on the CPU" not in caplog.text
+
+
+def test_float16_on_the_cpu_is_loaded_with_a_warning_of_its_speed_and_the_lighter_dtype_is_the_devices(
+    tiny, tmp_path, caplog
+):
+    from videop2p.models.loading import lighter_dtype
+
+    loaded = load_components(save_pretrained_folder(tiny, tmp_path / "t"), dtype=torch.float16)
+    assert next(loaded.unet.parameters()).dtype == torch.float16  # it runs, as asked
+    assert "float16 on the CPU runs several times slower than float32" in caplog.text
+    assert "--dtype bfloat16" in caplog.text
+    assert lighter_dtype("cpu") == "--dtype bfloat16" and lighter_dtype("cuda:1") == "--dtype float16"
+    assert lighter_dtype("mps") == "--dtype float16" and "bfloat16" in lighter_dtype(None)
 
 
 def test_missing_models_give_clear_errors(tmp_path, monkeypatch):

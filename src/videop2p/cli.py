@@ -142,9 +142,9 @@ def info(
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         devices.append("mps")
     lines.append(f"devices: {', '.join(devices)}")
-    dtypes = ["float32", "bfloat16 (CPU)"]
+    dtypes = ["float32", "bfloat16 (CPU)", "float16 (CPU: runs, slower than float32)"]
     if torch.cuda.is_available():
-        dtypes.append("float16")
+        dtypes.append("float16 (CUDA)")
         if torch.cuda.is_bf16_supported():
             dtypes.append("bfloat16 (CUDA)")
     lines.append(f"dtypes: {', '.join(dtypes)}")
@@ -398,7 +398,8 @@ def _run_stages(cfg, stage: str) -> None:
         _fail(str(e))
 
 
-RUN_LIGHTER = "--dtype float16, --tune-frames 4, --null-text-frames 4, --attention-slicing 1024, --window 8"
+# {dtype}: the device's lighter dtype (models.loading.lighter_dtype)
+RUN_LIGHTER = "{dtype}, --tune-frames 4, --null-text-frames 4, --attention-slicing 1024, --window 8"
 
 
 @contextlib.contextmanager
@@ -413,10 +414,11 @@ def _long_run(device: str | None, resume: str, lighter: str = RUN_LIGHTER) -> It
         full = " (the disk is full: free some space, or write elsewhere)" if e.errno == errno.ENOSPC else ""
         _fail(f"could not read or write a file: {e}{full}")
     except RuntimeError as e:  # typer's Exit is one too: it passes
-        from videop2p.models.loading import is_out_of_memory
+        from videop2p.models.loading import is_out_of_memory, lighter_dtype
 
         if not is_out_of_memory(e):
             raise
+        lighter = lighter.format(dtype=lighter_dtype(device))
         _fail(
             f"out of memory{f' on {device}' if device else ''}: {str(e).splitlines()[0]}"
             + (f" Lighter settings: {lighter} (memory per stage: docs/benchmarks.md)." if lighter else "")
@@ -1298,7 +1300,7 @@ def eval_command(
     again = f"the cases it finished are kept in {out / 'cases'}; the same command" + (
         " reads them back and goes on." if resume else ", without --no-resume, reads them back and goes on."
     )
-    with _long_run(device, again, "--dtype float16, --tune-frames 4, --null-text-frames 4"):
+    with _long_run(device, again, "{dtype}, --tune-frames 4, --null-text-frames 4"):
         try:
             comps = load_components(model, device=device, dtype=parse_dtype(dtype))
             check_steps(comps.scheduler, s.steps)

@@ -34,7 +34,7 @@ from videop2p.control.controller import MaskNorm
 from videop2p.inversion import InversionMethod
 from videop2p.io.video import ResizeMode, VideoError, check_video, write_frames
 from videop2p.models.attention import FrameAttentionMode
-from videop2p.models.loading import is_out_of_memory
+from videop2p.models.loading import is_out_of_memory, lighter_dtype
 from videop2p.progress import Cancelled
 from videop2p.toy.world import Background, Color, Motion, Shape, ToyClipSpec, ToyObject, caption_for, render_clip
 
@@ -403,7 +403,8 @@ class Session:
                 raise
             raise FormError(
                 f"Out of memory on {self.device}: {str(e).splitlines()[0]} Lighter settings: fewer frames or a "
-                "smaller size, frames per tuning step 4, null-text frames 4; or start the editor with --dtype float16."
+                f"smaller size, frames per tuning step 4, null-text frames 4; or start the editor with "
+                f"{lighter_dtype(self.device)}."
             ) from None
         finally:
             library.removeHandler(warnings)

@@ -135,6 +135,15 @@ def available_devices() -> list[str]:
     return names
 
 
+def lighter_dtype(device: str | torch.device | None) -> str:
+    """The half precision (frozen weights and activations in 16 bits) to name for less memory on `device`:
+    bfloat16 on the CPU (float16 runs there several times slower; docs/half_precision.md), float16 on a
+    GPU; as a flag."""
+    if device is None:
+        return "--dtype bfloat16 (float16 on a GPU)"
+    return "--dtype bfloat16" if torch.device(device).type == "cpu" else "--dtype float16"
+
+
 def check_device(device: str | torch.device) -> torch.device:
     """A device this machine has, or a one-line ValueError naming the bad one and the valid ones."""
     available = available_devices()
@@ -623,6 +632,12 @@ def load_components(
     """
     device = check_device(device)
     check_model_config(model, config)
+    if device.type == "cpu" and dtype == torch.float16:
+        logger.warning(
+            "float16 on the CPU runs several times slower than float32 (few CPU kernels take it); for less memory "
+            "on the CPU, %s",
+            lighter_dtype(device),
+        )
     if is_bundled(model):
         path = bundled_model_path()
         if not (path / "model_index.json").exists():
