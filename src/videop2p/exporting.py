@@ -13,7 +13,7 @@ from videop2p.models.t2s import T2SModel
 from videop2p.models.tav import apply_temporal
 from videop2p.store.codec import read_meta
 from videop2p.store.files import atomic_path
-from videop2p.store.workspace import DELTA_FILE
+from videop2p.store.workspace import DELTA_FILE, is_delta_identity
 from videop2p.tuning import load_delta
 
 DELTA_FILES = (DELTA_FILE, "key.json")  # what a diffusers-delta export holds
@@ -47,7 +47,7 @@ def tuned_delta(entry: str | Path) -> tuple[Path, dict]:
     if not path.is_file():
         raise FileNotFoundError(f"{entry} holds no tuned delta (tune.safetensors); give a workspace clip folder.")
     identity = read_meta(path)  # CorruptFileError (a ValueError) names a file that is not ours
-    if "frame_mode" not in identity or "model" not in identity:
+    if not is_delta_identity(identity):
         raise ValueError(f"{path} is not a tuned delta (its metadata has no model and frame mode).")
     return path, identity
 

@@ -22,7 +22,7 @@ from videop2p.models import tav
 from videop2p.models.tokenizer import bundled_tokenizer
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 from videop2p.store.files import atomic_path, read_json
-from videop2p.store.workspace import DELTA_FILE
+from videop2p.store.workspace import DELTA_FILE, is_delta_identity
 
 logger = logging.getLogger(__name__)
 
@@ -541,7 +541,7 @@ def _refuse_tuned_delta(path: Path) -> None:
         meta = read_meta(file, required=False)
     except CorruptFileError:
         return  # a damaged file is named by the model checks
-    if "frame_mode" in meta and "model" in meta:
+    if is_delta_identity(meta):
         raise ModelNotFoundError(
             f"{path} is a tuned clip's delta (a workspace entry or a diffusers-delta export of model "
             f"{meta['model']}), not a model: give --model the model it was tuned from, or write a folder "

@@ -32,6 +32,12 @@ DELTA_FILE = "tune.safetensors"  # a tuned clip's own tensors and identity, in i
 logger = logging.getLogger(__name__)
 
 
+def is_delta_identity(meta: dict) -> bool:
+    """Whether a tensors file's metadata is a tuned clip's identity (what `DELTA_FILE` holds): the model it
+    was tuned from and its frame attention."""
+    return "frame_mode" in meta and "model" in meta
+
+
 def key_of(data: dict) -> str:
     """A stable short hash of a JSON-able dict."""
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
