@@ -230,12 +230,23 @@ def test_changed_job_is_not_skipped(local_run, jobs_file):
         (["--address", "ray://head:10001"], "--address 'ray://head:10001' is for Ray; add --executor ray"),
         (["--gpus-per-task", "1"], "--gpus-per-task 1.0 is for Ray; add --executor ray (the local executor"),
         (["--manifest", "{tmp}"], "is a folder; give a file name"),
+        (["--executor", "ray", "--address", "head"], "--address 'head' is not a Ray cluster address; expected HOST"),
+        (  # nothing listens there: named at once (Ray itself retries for minutes)
+            ["--executor", "ray", "--address", "127.0.0.1:{port}"],
+            "no Ray cluster answers at --address 127.0.0.1:{port} (Connection refused); start one there",
+        ),
     ],
 )
 def test_bad_batch_flags_are_one_line_errors_before_any_job(tmp_path, flags, message):
+    import socket
+
     path = tmp_path / "jobs.yaml"
     path.write_text(yaml.safe_dump({"jobs": [{"video": "a", "source": "s", "targets": ["t"]}]}))
-    flags = [f.format(tmp=tmp_path) for f in flags]
+    with socket.socket() as s:  # a port nothing listens on once it is closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    flags = [f.format(tmp=tmp_path, port=port) for f in flags]
+    message = message.format(port=port)
     result = runner.invoke(app, ["batch", str(path), "--out", str(tmp_path / "o"), *flags])
     assert_one_line_error(result, message)
     assert not (tmp_path / "o").exists()

@@ -34,6 +34,7 @@ from videop2p.config import (
     fill_run,
     load_yaml,
     path_shorthand,
+    ray_host_port,
     to_plain,
     validate,
 )
@@ -294,15 +295,34 @@ def import_ray():
     return ray
 
 
+RAY_ANSWER_SECONDS = 5.0  # how long a cluster's head is given to accept a connection before it is named absent
+
+
+def check_ray_address(address: str | None) -> None:
+    """A cluster address that nothing answers is named at once: Ray itself retries it for minutes."""
+    target = ray_host_port(address) if address else None
+    if target is None:
+        return
+    try:
+        with socket.create_connection(target, timeout=RAY_ANSWER_SECONDS):
+            pass
+    except OSError as e:
+        raise BatchError(
+            f"no Ray cluster answers at --address {address} ({e.strerror or e}); start one there (`ray start "
+            "--head`), or leave --address out to start a local Ray for the batch."
+        ) from None
+
+
 def _run_ray(groups: list[list[Job]], settings: BatchSettings, sentinel: str) -> list[JobResult]:
     ray = import_ray()
     started_here = not ray.is_initialized()
     if started_here:
         kwargs = {"include_dashboard": False, "log_to_driver": not settings.quiet}
-        if settings.address:
-            ray.init(address=settings.address, **kwargs)
-        else:
-            ray.init(**kwargs)
+        try:
+            ray.init(**({"address": settings.address} if settings.address else {}), **kwargs)
+        except Exception as e:  # noqa: BLE001 (Ray's own errors, e.g. Ray Client without its extra, as one line)
+            where = f"join the Ray cluster at {settings.address}" if settings.address else "start a local Ray"
+            raise BatchError(f"could not {where}: {str(e).strip().splitlines()[0]}") from None
     try:
         task = ray.remote(num_cpus=settings.num_cpus, num_gpus=settings.num_gpus, max_retries=0)(ray_task)
         threads = max(1, int(settings.num_cpus))
@@ -386,7 +406,8 @@ def run_batch(jobs: list[Job], workspace: Path, settings: BatchSettings | None =
         job.config.quiet = settings.quiet
     run = _EXECUTORS[executor]
     if executor is Executor.RAY:
-        import_ray()  # fail before any work when Ray is missing
+        import_ray()  # fail before any work when Ray is missing, or no cluster is at the address
+        check_ray_address(settings.address)
     else:
         loaded = LoadedModel()
         check_local_inputs(jobs, loaded)

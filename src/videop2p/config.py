@@ -263,12 +263,31 @@ class BatchSettings:
     quiet: bool = True  # no progress bars inside jobs
 
 
+RAY_ADDRESS_FORMS = (
+    "HOST:PORT (a cluster's head), ray://HOST:PORT (Ray Client) or auto (the cluster this machine is in)"
+)
+
+
+def ray_host_port(address: str) -> tuple[str, int] | None:
+    """The host and port a Ray cluster address names (`HOST:PORT`, `ray://HOST:PORT`, `[IPv6]:PORT`); None
+    for `auto` and `local`, which name none; OptionError for anything else."""
+    if address in ("auto", "local"):
+        return None
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise OptionError("address", f"{address!r} is not a Ray cluster address; expected {RAY_ADDRESS_FORMS}.")
+    return host, int(port)
+
+
 def check_batch(b: BatchSettings) -> None:
     """A known executor and finite, non-negative resources per Ray task (at least a part of a CPU);
     the Ray settings only with the Ray executor, which alone reads them."""
     _enum_ok(None, "executor", b.executor, Executor)
     check_number(None, "gpus_per_task", b.num_gpus, 0.0)
     check_number(None, "cpus_per_task", b.num_cpus, 0.0, above=True)
+    if b.address is not None:
+        ray_host_port(b.address)
     executor = Executor(b.executor)
     if executor is not Executor.RAY:
         defaults = BatchSettings()
