@@ -381,13 +381,18 @@ def _windows(name: str, value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
+def window_bounds(value: Bounds) -> tuple[float, float]:
+    """A window as (start, end) fractions of the steps: a single fraction f is (0, f) (ranges: `check_edit`)."""
+    return (0.0, float(value)) if isinstance(value, int | float) else (float(value[0]), float(value[1]))
+
+
 def target_windows(value: Windows, targets: int, name: str) -> list[tuple[float, float]]:
     """`value` as one (start, end) window per target: a single window applies to every target."""
     if per_target_windows(value):
         _one_per_target(name, len(value), targets, "window")
     else:
         value = [value] * targets
-    return [(0.0, float(v)) if isinstance(v, int | float) else (float(v[0]), float(v[1])) for v in value]
+    return [window_bounds(v) for v in value]
 
 
 def target_thresholds(value: Thresholds, targets: int) -> list[float]:

@@ -24,6 +24,7 @@ from videop2p.config import (
     target_pairs,
     target_thresholds,
     target_windows,
+    window_bounds,
 )
 from videop2p.control.controller import (
     ControlPlan,
@@ -82,18 +83,13 @@ class EditResult:
     warnings: list[str] = field(default_factory=list)  # what the edit warned about (kept with it, for the report)
 
 
-def _bounds(value: Bounds) -> tuple[float, float]:
-    """A window as (start, end) fractions of the steps: a single fraction f is (0, f) (checked by `check_edit`)."""
-    return (0.0, float(value)) if isinstance(value, int | float) else (float(value[0]), float(value[1]))
-
-
 def cross_alpha(tokenizer, target: str, steps: int, default: Bounds, per_word: dict[str, Bounds]) -> torch.Tensor:
     """(T + 1, L) replacement schedule per token, as the official `get_time_words_attention_alpha`."""
     alpha = torch.zeros(steps + 1, tokenizer.model_max_length)
-    s, e = _bounds(default)
+    s, e = window_bounds(default)
     alpha[int(s * (steps + 1)) : int(e * (steps + 1))] = 1.0
     for word, bounds in per_word.items():
-        s, e = _bounds(bounds)
+        s, e = window_bounds(bounds)
         inds = word_indices(tokenizer, target, word)
         alpha[:, inds] = 0.0
         alpha[int(s * (steps + 1)) : int(e * (steps + 1)), inds] = 1.0

@@ -32,7 +32,7 @@ from videop2p.config import (
 )
 from videop2p.control.controller import MaskNorm
 from videop2p.inversion import InversionMethod
-from videop2p.io.video import ResizeMode, VideoError, check_video, write_frames
+from videop2p.io.video import IMAGE_SUFFIXES, ResizeMode, VideoError, check_video, is_frame_name, write_frames
 from videop2p.models.attention import FrameAttentionMode
 from videop2p.models.loading import is_out_of_memory, lighter_dtype
 from videop2p.progress import Cancelled
@@ -53,7 +53,6 @@ EXAMPLES = {
     "blue square on sand": (Shape.SQUARE, Color.BLUE, Background.SAND, Motion.BOUNCE),
     "yellow triangle on snow": (Shape.TRIANGLE, Color.YELLOW, Background.SNOW, Motion.ARC),
 }
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 class FormError(ValueError):
@@ -149,16 +148,9 @@ def example_clip(name: str, root: Path, frames: int = 8) -> Path:
 
 
 def _zip_frames(names: list[str]) -> list[str]:
-    """A zip's frames: its image files, less what an archiver adds beside them (macOS's `__MACOSX/`
-    folder and `._NAME` files hold no pictures)."""
-    return [
-        n
-        for n in names
-        if not n.endswith("/")
-        and Path(n).suffix.lower() in IMAGE_SUFFIXES
-        and "__MACOSX" not in Path(n).parts
-        and not Path(n).name.startswith(".")
-    ]
+    """A zip's frames: the names a folder of frames counts (`is_frame_name`), less macOS's `__MACOSX/`
+    folder, which holds no pictures."""
+    return [n for n in names if not n.endswith("/") and is_frame_name(Path(n).name) and "__MACOSX" not in Path(n).parts]
 
 
 def unpack_upload(path: Path, root: Path) -> Path:

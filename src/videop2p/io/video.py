@@ -292,6 +292,12 @@ def video_size(path: str | os.PathLike) -> tuple[int, int]:
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"})
 
 
+def is_frame_name(name: str) -> bool:
+    """Whether a file of this name counts as a frame of a folder of frames: an image's suffix, and not
+    hidden (a `.DS_Store`, or macOS's `._1.jpg` beside `1.jpg`)."""
+    return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
+
+
 def declared_frames(path: str | os.PathLike) -> int | None:
     """The frame count a clip declares, read without decoding a frame (None where it cannot say): a
     container's count (Matroska and WebM keep none: their video packets are counted, read but not
@@ -300,11 +306,7 @@ def declared_frames(path: str | os.PathLike) -> int | None:
     path = Path(path)
     _check_path(path)
     if path.is_dir():
-        return sum(
-            1
-            for p in path.iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
-        )
+        return sum(1 for p in path.iterdir() if p.is_file() and is_frame_name(p.name))
     try:
         with Image.open(path) as img:
             return int(getattr(img, "n_frames", 1))
