@@ -106,13 +106,22 @@ def test_an_edits_warnings_are_kept_in_its_report_and_with_the_edit(tiny_dir, cl
 
 def test_run_writes_every_output_named_in_the_manifest(tiny_dir, clip_dir, tmp_path):
     out = tmp_path / "out ü"  # the resolved config keeps the path as typed, in UTF-8
-    _invoke(_args(tiny_dir, clip_dir, out, tmp_path / "ws", "--target", "a green circle moving on the grass"))
+    _invoke(
+        _args(
+            tiny_dir, clip_dir, out, tmp_path / "ws", "--target", "a green circle moving on the grass", "--png-frames"
+        )
+    )
     m = _manifest(out)
     assert m["targets"] == [TGT, "a green circle moving on the grass"]
     assert m["outputs"]["edits"] == ["edit_1.mp4", "edit_2.mp4"]
     for key in ("edits", "edits_gif", "masks", "attention"):
         for name in m["outputs"][key]:
             assert (out / name).is_file(), name
+    assert m["outputs"]["edits_png"] == ["edit_1", "edit_2"]  # --png-frames: each edit's frames, lossless
+    for k in (1, 2):
+        assert read_video(out / f"edit_{k}").frames.shape == read_video(out / f"edit_{k}.mp4").frames.shape
+    assert "Lossless frames: `edit_1/`, `edit_2/`" in (out / "report.md").read_text()
+    assert yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))["png_frames"] is True
     for key in ("source", "reconstruction", "side_by_side", "report", "config"):
         assert (out / m["outputs"][key]).is_file()
     assert read_video(out / "edit_1.mp4").num_frames == 4
@@ -678,6 +687,8 @@ def test_config_files_read_numbers_and_booleans_as_yaml_1_2_does(tmp_path):
     args = ["run", "clip.mp4", "--source", "a", "--target", "b", "--config", str(tmp_path / "yes.yaml")]
     (tmp_path / "yes.yaml").write_text("tune: {gradient_checkpointing: yes}\n")
     assert_one_line_error(runner.invoke(app, args), "checkpointing 'yes' is not true or false")
+    (tmp_path / "yes.yaml").write_text("png_frames: sometimes\n")
+    assert_one_line_error(runner.invoke(app, args), "--png-frames 'sometimes' is not true or false")
 
 
 def test_truncated_or_foreign_weights_are_one_line_errors(tiny_dir, clip_dir, tmp_path):

@@ -63,6 +63,28 @@ def test_a_runs_files_are_the_same_written_side_by_side_or_one_at_a_time(tmp_pat
         assert np.abs(pasted[:, 34:38, 46:50].astype(int) - colour).max() <= 6
 
 
+def test_png_frames_are_the_pasted_edit_without_the_codecs_loss(tmp_path):
+    """`png_frames`: each edit's frames also as lossless PNGs at the mp4's size, read back as a clip:
+    the input's own pixels where nothing is pasted, the edit's colour exactly where it is."""
+    cfg, clip, out = _run(tmp_path)
+    cfg.out, cfg.png_frames = str(tmp_path / "out"), True
+    info = SimpleNamespace(identity="synthetic", vae_scale_factor=8)
+    manifest = write_run_outputs(cfg, clip, out, [], info, workers=2)
+    assert manifest["outputs"]["edits_png"] == ["edit_1", "edit_2"]
+    inputs = read_video(clip.video.path).frames.astype(int)
+    for k, colour in ((1, (60, 140, 90)), (2, (120, 80, 90))):
+        folder = Path(cfg.out) / f"edit_{k}"
+        assert sorted(p.name for p in folder.iterdir()) == [f"{i}.png" for i in range(1, 7)]
+        frames = read_video(folder).frames.astype(int)
+        mp4 = read_video(Path(cfg.out) / f"edit_{k}.mp4").frames.astype(int)
+        assert frames.shape == mp4.shape == (6, 72, 96, 3)
+        assert (frames[:, 34:38, 46:50] == colour).all()  # the mp4 is within 6 of it, the PNGs exact
+        assert (frames[:, :, :8] == inputs[:, :, :8]).all()  # left of the crop: the input's pixels
+        assert np.abs(mp4[:, :, :8] - inputs[:, :, :8]).max() > 0  # which the mp4 re-encodes
+    cfg.png_frames = False
+    assert write_run_outputs(cfg, clip, out, [], info)["outputs"]["edits_png"] == []
+
+
 def test_writers_run_side_by_side_and_give_their_files_in_order():
     running, most = [], []
     lock = threading.Lock()

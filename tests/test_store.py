@@ -299,16 +299,24 @@ def test_a_half_precision_model_runs_every_stage_and_edits_from_a_float32_invers
 
 def test_a_run_into_an_earlier_runs_folder_leaves_none_of_its_numbered_outputs(tiny, clip_path, tmp_path):
     """Regression: a second run with fewer targets (or no blend) into the same --out left the first run's
-    edit_2.*, mask_*.* and attention_2.png beside its own outputs; files that are not a run's stay."""
+    edit_2.*, mask_*.* and attention_2.png beside its own outputs (and PNG frames' folders, edit_K/, once
+    they could be written); files and folders that are not a run's stay."""
     from videop2p.config import RunConfig
 
     vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
     out = tmp_path / "out"
-    for targets, blend in (
-        (["a blue circle moving on the grass", "a green circle moving on the grass"], ("circle", "circle")),
-        (["a green circle moving on the grass"], None),
+    for targets, blend, png in (
+        (["a blue circle moving on the grass", "a green circle moving on the grass"], ("circle", "circle"), True),
+        (["a green circle moving on the grass"], None, False),
     ):
-        cfg = RunConfig(source=PROMPT, targets=targets, out=str(out), quiet=True)
+        if png:
+            assert not out.exists()
+        else:  # the first run's PNG frames were written; a folder of the same form with other files is the user's
+            assert {p.name for p in (out / "edit_2").iterdir()} == {"1.png", "2.png", "3.png"}
+            (out / "edit_9").mkdir()
+            (out / "edit_9" / "1.png").write_bytes(b"mine")
+            (out / "edit_9" / "notes.txt").write_text("mine")
+        cfg = RunConfig(source=PROMPT, targets=targets, out=str(out), quiet=True, png_frames=png)
         cfg.video = VideoConfig(path=str(clip_path), frames=3)
         cfg.tune.steps, cfg.inversion.steps, cfg.inversion.method = 1, 2, InversionMethod.FAST
         cfg.edit.blend = blend
@@ -316,8 +324,8 @@ def test_a_run_into_an_earlier_runs_folder_leaves_none_of_its_numbered_outputs(t
         (out / "notes.txt").write_text("mine")
         (out / "edit_final.mp4").write_bytes(b"mine")
     names = {p.name for p in out.iterdir()}
-    assert not {"edit_2.mp4", "edit_2.gif", "mask_1.gif", "mask_1.mp4", "attention_2.png"} & names
-    assert {"edit_1.mp4", "edit_1.gif", "attention_1.png", "notes.txt", "edit_final.mp4"} <= names
+    assert not {"edit_2.mp4", "edit_2.gif", "mask_1.gif", "mask_1.mp4", "attention_2.png", "edit_1", "edit_2"} & names
+    assert {"edit_1.mp4", "edit_1.gif", "attention_1.png", "notes.txt", "edit_final.mp4", "edit_9"} <= names
     listed = [n for v in manifest["outputs"].values() for n in ([v] if isinstance(v, str) else v)]
     assert all((out / n).is_file() for n in listed)
 

@@ -644,6 +644,14 @@ def _stage_command(stage: str, doc: str):
             ),
         ] = None,
         out: Annotated[str | None, typer.Option(help="Output folder.", rich_help_panel=OUT_PANEL)] = None,
+        png_frames: Annotated[
+            bool | None,
+            typer.Option(
+                "--png-frames",
+                help=_h("png_frames", "Also write each edit's frames as lossless PNGs, edit_K/1.png, ..."),
+                rich_help_panel=OUT_PANEL,
+            ),
+        ] = None,
         workspace: Annotated[
             str | None, typer.Option(help="Workspace root (default: beside OUT).", rich_help_panel=OUT_PANEL)
         ] = None,

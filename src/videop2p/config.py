@@ -240,6 +240,7 @@ class RunConfig:
     attention_slicing: int | None = None  # attend with at most this many queries at a time (memory fallback)
     window: WindowConfig = field(default_factory=WindowConfig)
     composite: CompositeMode = CompositeMode.AUTO  # edits pasted into the full-resolution input (auto) or not (off)
+    png_frames: bool = False  # also each edit's frames as lossless PNGs, edit_K/1.png, ... (the mp4's size)
     tune: TuneConfig = field(default_factory=TuneConfig)
     inversion: InversionConfig = field(default_factory=InversionConfig)
     edit: EditConfig = field(default_factory=EditConfig)
@@ -569,6 +570,7 @@ OPTIONS: dict[str, tuple[str | None, str]] = {  # flat option (CLI flag, UI fiel
     "frame_attention": (None, "frame_attention"),
     "group_norm": (None, "group_norm"),
     "composite": (None, "composite"),
+    "png_frames": (None, "png_frames"),
     "window": ("window", "size"),
     "overlap": ("window", "overlap"),
     "anchors": ("window", "anchors"),
@@ -1040,6 +1042,7 @@ def validate(cfg: RunConfig) -> None:
         )
     check_window(cfg.window)
     _enum_ok(None, "composite", cfg.composite, CompositeMode)
+    _bool_ok(None, "png_frames", cfg.png_frames)
     _enum_ok(None, "frame_attention", cfg.frame_attention, FrameAttentionMode)
     _enum_ok(None, "group_norm", cfg.group_norm, GroupNormMode)
     if cfg.dtype not in DTYPES:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -136,6 +137,8 @@ def report_markdown(manifest: dict) -> str:
             f"| {stage} | {info.get('action', '')} | {info['seconds']:.1f} | {info.get('unet_evaluations', '')} |"
         )
     lines += ["", "## Outputs", "", "![side by side](side_by_side.gif)", ""]
+    if folders := manifest["outputs"].get("edits_png"):
+        lines += [f"Lossless frames: {', '.join(f'`{name}/`' for name in folders)}.", ""]
     for k, path in enumerate(manifest["outputs"].get("masks", [])):
         lines.append(f"![mask {k + 1}]({path})")
     for k, path in enumerate(manifest["outputs"].get("attention", [])):  # the source's first, then each target's
@@ -173,16 +176,21 @@ def _clip_writers(
     fps: float,
     full: Callable[[], Iterable[np.ndarray]] | None = None,
     audio=None,
+    png: bool = False,
 ) -> list[Writer]:
-    """The writers of `stem.mp4` (at full resolution with the sound, when `full` makes the frames) and
-    `stem.gif` (working size, a preview), to run in any order. `frames`: the frames, or a function that
-    makes them afresh one at a time for each file (a long clip's grid or overlay is never held whole).
-    The GIF's palettes are made on as many threads as torch uses."""
+    """The writers of `stem.mp4` (at full resolution with the sound, when `full` makes the frames),
+    `stem.gif` (working size, a preview) and, when `png`, the folder `stem/` of lossless PNG frames at
+    the mp4's size, to run in any order. `frames`: the frames, or a function that makes them afresh one
+    at a time for each file (a long clip's grid or overlay is never held whole). The GIF's palettes are
+    made on as many threads as torch uses."""
     again = frames if callable(frames) else lambda: frames
-    return [
+    writers: list[Writer] = [
         lambda stop: write_video(_until((full or again)(), stop), root / f"{stem}.mp4", fps, audio),
         lambda stop: write_video(_until(again(), stop), root / f"{stem}.gif", fps, workers=torch.get_num_threads()),
     ]
+    if png:
+        writers.append(lambda stop: write_video(_until((full or again)(), stop), root / stem))
+    return writers
 
 
 def _picture_writer(image: np.ndarray, path: Path, stop: threading.Event) -> Path:
@@ -298,19 +306,23 @@ def _write_outputs(
     """`write_run_outputs`' files, into `root`; returns the manifest and the files by kind."""
     source, fps = clip.frames, clip.fps
     full = pasting(cfg, clip)
-    files: dict[str, list[str] | str] = {"edits": [], "edits_gif": [], "masks": [], "attention": []}
-    pasted: list[Writer] = []  # the edits' mp4s at full size, the longest writers: started first
+    files: dict[str, list[str] | str] = {"edits": [], "edits_gif": [], "edits_png": [], "masks": [], "attention": []}
+    pasted: list[Writer] = []  # the edits' mp4s (and PNG folders) at full size, the longest writers: started first
     writers = _clip_writers(source, root, "source", fps)
     writers += _clip_writers(out.reconstruction, root, "reconstruction", fps)
     files["source"], files["reconstruction"] = "source.mp4", "reconstruction.mp4"
     for k, frames in enumerate(out.edits, start=1):
         masks = out.result.masks[k - 1] if out.result.masks is not None else None
         paste = functools.partial(_pasted, clip, frames, masks, info.vae_scale_factor) if full else None
-        mp4_writer, gif_writer = _clip_writers(frames, root, f"edit_{k}", fps, paste, clip.audio)
-        (pasted if full else writers).append(mp4_writer)
+        mp4_writer, gif_writer, *png_writer = _clip_writers(
+            frames, root, f"edit_{k}", fps, paste, clip.audio, png=cfg.png_frames
+        )
+        (pasted if full else writers).extend([mp4_writer, *png_writer])
         writers.append(gif_writer)
         files["edits"].append(f"edit_{k}.mp4")
         files["edits_gif"].append(f"edit_{k}.gif")
+        if png_writer:
+            files["edits_png"].append(f"edit_{k}")
     labels = ["source", "reconstruction", *(edit_label(cfg.source, t) for t in cfg.targets)]
     videos = [source, out.reconstruction, *out.edits]
     writers += _clip_writers(functools.partial(side_by_side_frames, videos, labels), root, "side_by_side", fps)
@@ -355,16 +367,32 @@ def _write_outputs(
 
 
 _NUMBERED = re.compile(r"(edit|mask)_\d+\.(mp4|gif)|attention_\d+\.png")  # the outputs a run writes one per target
+_NUMBERED_FOLDER = re.compile(r"edit_\d+")  # an edit's PNG frames (`png_frames`)
+
+
+def _is_stale(path: Path, kept: set[str]) -> bool:
+    """Whether `path` is a numbered output of an earlier run that this run did not write (a folder only
+    when it holds nothing but the numbered PNG frames a run writes)."""
+    if path.name in kept:
+        return False
+    if path.is_dir():
+        return _NUMBERED_FOLDER.fullmatch(path.name) is not None and all(
+            f.is_file() and re.fullmatch(r"\d+\.png", f.name) for f in path.iterdir()
+        )
+    return _NUMBERED.fullmatch(path.name) is not None
 
 
 def _remove_stale(root: Path, files: dict) -> list[str]:
     """Remove the numbered outputs an earlier run left in `root` that this run did not write (it had more
-    targets, or a blend this one has not), so that the folder holds one run; returns their names."""
+    targets, a blend or PNG frames this one has not), so that the folder holds one run; returns their names."""
     kept = {name for value in files.values() for name in ([value] if isinstance(value, str) else value)}
     kept |= {f"{Path(name).stem}.{ext}" for name in kept for ext in ("mp4", "gif")}  # mp4 and gif go together
-    stale = sorted(p.name for p in root.iterdir() if _NUMBERED.fullmatch(p.name) and p.name not in kept)
+    stale = sorted(p.name for p in root.iterdir() if _is_stale(p, kept))
     for name in stale:
-        (root / name).unlink()
+        if (root / name).is_dir():
+            shutil.rmtree(root / name)
+        else:
+            (root / name).unlink()
     if stale:
         logger.info("removed %s, left in %s by an earlier run", ", ".join(stale), root)
     return stale
