@@ -1,6 +1,7 @@
 import json
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -219,6 +220,10 @@ def test_changed_job_is_not_skipped(local_run, jobs_file):
     results = run_batch(changed, ws)
     assert _statuses(results) == {"green": "done"}
     assert results[0].stages["tune"]["action"] == "reused"
+    changed[0].config.png_frames = True  # an output asked for: run again, the edit itself reused
+    results = run_batch(changed, ws)
+    assert _statuses(results) == {"green": "done"} and results[0].stages["edit"]["action"] == "reused"
+    assert (Path(changed[0].config.out) / "edit_1" / "1.png").is_file()
 
 
 @pytest.mark.parametrize(

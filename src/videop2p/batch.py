@@ -68,6 +68,8 @@ class Job:
         plain = {k: v for k, v in to_plain(self.config).items() if k not in _JOB_NOT_IN_KEY}
         for stage in ("tune", "inversion", "edit"):
             plain[stage].pop("progress", None)  # display only
+        if not plain["png_frames"]:  # added after jobs were keyed: off, a finished job keeps its key
+            del plain["png_frames"]
         return key_of(plain)
 
     @property
