@@ -12,7 +12,7 @@ import math
 import threading
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
@@ -95,7 +95,6 @@ class Form:
     null_text_frames: int | None = _RUN.inversion.frames  # None or 0: every frame
     tune_checkpointing: bool = _RUN.tune.gradient_checkpointing  # how tuning runs, not what it gives
     frame_attention_control: bool = _RUN.edit.control_frame_attention  # ours, not the authors'
-    extra: dict = field(default_factory=dict)
 
 
 PRESET_FIELDS = (
@@ -542,7 +541,7 @@ def build_app(session: Session):
             tune_steps, inversion, seed, frames, width, height, guidance, threshold, mask_norm, lr, start, stride, resize,
             frame_attention, force, tune_frames, null_text_frames, tune_checkpointing, frame_attention_control,
         ]  # fmt: skip
-        names = [f for f in Form.__dataclass_fields__ if f != "extra"]
+        names = list(Form.__dataclass_fields__)
 
         def pick_example(name):
             return example_prompt(name) if name else gr.update()
