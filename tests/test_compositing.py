@@ -90,6 +90,22 @@ def test_selected_frames_keep_the_frame_rate_and_the_sound_of_their_span(tmp_pat
     assert span <= samples <= span + 2048  # the span, plus the AAC encoder's priming
 
 
+def test_the_sound_is_cut_from_where_the_first_frame_is_shown(tmp_path):
+    """Regression: the sound was cut from frame index / frame rate, so a video stream that starts after
+    its sound (here by 4 frames, 0.5 s) gave an edit whose sound came 0.5 s late."""
+    frames = np.random.default_rng(0).integers(0, 255, (16, 32, 48, 3), dtype=np.uint8)
+    write_mp4_with_tone(tmp_path / "in.mp4", frames, 8, video_start=4)  # silent until the first frame
+    for start in (0, 4):
+        video = read_video(tmp_path / "in.mp4", start=start, num_frames=8)
+        assert video.audio.start == pytest.approx((4 + start) / 8) and video.audio.end == pytest.approx(
+            (12 + start) / 8
+        )
+        write_mp4(video.frames, tmp_path / "out.mp4", video.fps, video.audio)
+        with av.open(str(tmp_path / "out.mp4")) as c:
+            sound = np.concatenate([f.to_ndarray()[0] for f in c.decode(c.streams.audio[0])])
+        assert np.argmax(np.abs(sound) > 0.1) / 44100 < 1 / 8  # the tone from the first frame on, not 0.5 s later
+
+
 def test_sound_at_a_rate_aac_does_not_take_is_written_at_one_it_does(tmp_path):
     """AAC stops at 96 kHz: a clip with a 192 kHz track failed to write after the whole run."""
     frames = np.random.default_rng(0).integers(0, 255, (8, 32, 48, 3), dtype=np.uint8)

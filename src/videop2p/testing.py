@@ -95,21 +95,25 @@ def write_mp4_with_tone(
     rate: int = 44100,
     hz: float = 440.0,
     codec: str = "aac",
+    video_start: int = 0,
 ) -> None:
     """An H.264 clip (F, H, W, 3) with a stereo sine tone as long as its frames, in AAC (or `codec`, as
-    16-bit PCM in a Matroska file when `codec` is a PCM one): a test input with sound."""
+    16-bit PCM in a Matroska file when `codec` is a PCM one): a test input with sound. `video_start`:
+    frame periods of silence before the first frame is shown and the tone starts (the sound from 0)."""
     fps = Fraction(fps).limit_denominator(1001)
     pcm16 = codec.startswith("pcm_s16")
     with av.open(str(path), "w", format="matroska" if pcm16 else "mp4") as c:
         v = c.add_stream("libx264", rate=fps)
         v.width, v.height, v.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        v.options = {"crf": "10"}
+        v.options = {"crf": "10", "bf": "0"}
         a = c.add_stream(codec, rate=rate, layout="stereo")
-        for fr in frames:
-            c.mux(v.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")))
+        for i, fr in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")
+            frame.pts, frame.time_base = video_start + i, 1 / fps
+            c.mux(v.encode(frame))
         c.mux(v.encode())
-        n = int(len(frames) / fps * rate)
-        tone = (0.3 * np.sin(2 * np.pi * hz * np.arange(n) / rate)).astype(np.float32)
+        silence, n = int(video_start / fps * rate), int((video_start + len(frames)) / fps * rate)
+        tone = (0.3 * np.sin(2 * np.pi * hz * np.arange(n) / rate) * (np.arange(n) >= silence)).astype(np.float32)
         pcm = np.stack([tone, tone])  # (2, n) planar
         for i in range(0, n, 1024):
             chunk = np.ascontiguousarray(pcm[:, i : i + 1024])

@@ -118,6 +118,7 @@ class _Decoded:
     size: tuple[int, int]  # (width, height) of the file's frames
     fps: float
     has_audio: bool = False
+    times: list[float | None] | None = None  # each frame's presentation time in the file (seconds), when known
 
 
 def _wanted(i: int, wanted: range | None) -> bool:
@@ -215,7 +216,7 @@ def _upright_size(frame: av.VideoFrame, sar: Fraction = Fraction(1)) -> tuple[in
 def _read_container(path: Path, wanted: range | None, transform: Transform | None) -> _Decoded:
     """Frames are decoded one by one and only the `wanted` ones kept (transformed), so memory holds the
     selection only; decoding stops after its last frame."""
-    frames, has_audio, size = [], False, (0, 0)
+    frames, times, has_audio, size = [], [], False, (0, 0)
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -230,6 +231,7 @@ def _read_container(path: Path, wanted: range | None, transform: Transform | Non
                     break
                 wants = _wanted(i, wanted)  # only wanted frames are converted to RGB
                 frames.append(_kept(_upright(frame, sar), transform) if wants else None)
+                times.append(frame.time)
     except av.error.FFmpegError as e:
         if not frames:
             raise VideoError(
@@ -239,7 +241,7 @@ def _read_container(path: Path, wanted: range | None, transform: Transform | Non
         logger.warning("%s is truncated: decoded %d frames before the error (%s)", path, len(frames), _ffmpeg_reason(e))
     if not frames and size == (0, 0):
         raise VideoError(f"{path} contains no decodable video frames.")
-    return _Decoded(frames, size, fps, has_audio)
+    return _Decoded(frames, size, fps, has_audio, times)
 
 
 def _ffmpeg_reason(error: av.error.FFmpegError) -> str:
@@ -401,7 +403,10 @@ def read_video(
     check_selection(path, len(frames), start, num_frames, stride)
     num_frames = selected_count(len(frames), start, num_frames, stride)
     picked = frames[start : start + num_frames * stride : stride]
-    audio = AudioSpan(str(path), start / fps, (start + num_frames * stride) / fps) if decoded.has_audio else None
+    audio = None
+    if decoded.has_audio:  # from where the first frame is shown (a video stream may start after its sound)
+        first = decoded.times[start] if decoded.times and decoded.times[start] is not None else start / fps
+        audio = AudioSpan(str(path), first, first + num_frames * stride / fps)
     del frames, decoded  # each frame is then held by `picked` alone
     clip = np.empty((len(picked), *picked[0].shape), dtype=np.uint8)  # (F, H, W, 3)
     for i in range(len(picked)):  # np.stack held every frame twice at its end; this holds each once
