@@ -403,6 +403,23 @@ def test_a_gif_is_the_file_pillow_writes_for_any_number_of_palette_threads(tmp_p
     assert read_video(tmp_path / "w3.gif").num_frames == 7
 
 
+@pytest.mark.parametrize(("fps", "step"), [(8, 1), (30000 / 1001, 1), (50, 1), (60, 2), (120, 3)])
+def test_a_gif_plays_at_the_clips_speed(tmp_path, fps, step):
+    """Regression: every frame was given round(1000 / fps) ms, which GIF's centiseconds cut to 3 cs at
+    30 fps (11% fast) and to 1 cs at 60 fps, a delay browsers show as 10 cs (6x slow); 120 fps had none."""
+    frames = (np.arange(24)[:, None, None, None] * 10 + np.zeros((24, 8, 8, 3))).astype(np.uint8)
+    gif = Image.open(write_gif(frames, tmp_path / "clip.gif", fps))
+    delays, shown = [], []
+    for i in range(gif.n_frames):
+        gif.seek(i)
+        delays.append(gif.info["duration"])
+        shown.append(int(np.asarray(gif.convert("RGB"))[0, 0, 0]))
+    assert shown == list(frames[::step, 0, 0, 0])  # every step-th frame, so that none is shorter than 2 cs
+    assert min(delays) >= 20 and all(d % 10 == 0 for d in delays)
+    assert abs(sum(delays) - 1000 * len(frames) / fps) < 10  # the clip's duration, to the centisecond
+    assert read_video(tmp_path / "clip.gif").fps == pytest.approx(fps / step, rel=0.01)
+
+
 def test_gif_palettes_are_made_in_order_reading_at_most_twice_the_threads_ahead():
     frames, pulled = _many_colours(20), []
 

@@ -621,20 +621,40 @@ def paletted_frames(frames: Iterable[np.ndarray], workers: int = 1) -> Iterator[
             yield pending.popleft().result()
 
 
+GIF_MIN_DELAY = 2  # centiseconds, a GIF's unit of time: browsers show a frame of 0 or 1 cs for 10 cs
+
+
+def gif_step(fps: float) -> int:
+    """Every how many frames a GIF of a `fps` clip shows one, so that each stays at least
+    `GIF_MIN_DELAY` cs and plays at its real speed: 1 up to 50 fps, 2 at 60, 3 at 120."""
+    return max(1, math.ceil(fps * GIF_MIN_DELAY / 100 - 1e-9))
+
+
+def gif_delays(rate: float, count: int) -> list[int]:
+    """The delays, in ms of whole centiseconds, of `count` GIF frames shown `rate` times a second: each
+    frame ends at the centisecond nearest its true end, so the GIF keeps the clip's time whatever the
+    rate (at 30 fps: 3, 4, 3, 3, 4, ... cs, where one delay of 3 cs would play 11% fast)."""
+    ends = [round(100 * (i + 1) / rate) for i in range(count)]
+    return [10 * (end - begin) for begin, end in zip([0, *ends[:-1]], ends, strict=True)]
+
+
 def write_gif(
     frames: np.ndarray | Iterable[np.ndarray], path: str | os.PathLike, fps: float = DEFAULT_FPS, workers: int = 1
 ) -> Path:
-    """Write an animated GIF (an adaptive palette per frame). `frames` may be an iterable of (H, W, 3)
-    frames: each is turned into the GIF's 8-bit frame as it comes, so the clip's RGB frames are never
-    held whole (the encoder keeps the 8-bit frames, a third of their size, until it writes). The
-    palettes, most of the writing time, are made on `workers` threads; the file is the same for any number."""
+    """Write an animated GIF (an adaptive palette per frame) that plays at the clip's speed: above 50
+    fps it shows every `gif_step`-th frame, as a GIF cannot show more in a browser. `frames` may be an
+    iterable of (H, W, 3) frames: each is turned into the GIF's 8-bit frame as it comes, so the clip's
+    RGB frames are never held whole (the 8-bit frames, a third of their size, are kept until the file
+    is written, as Pillow's encoder keeps them). The palettes, most of the writing time, are made on
+    `workers` threads; the file is the same for any number."""
     path = Path(path)
-    images = paletted_frames(frames, workers)
-    first = next(images, None)
-    if first is None:
+    step = gif_step(fps)
+    images = list(paletted_frames(itertools.islice(frames, 0, None, step), workers))
+    if not images:
         raise VideoError(f"Cannot write {path}: no frames.")
+    delays = gif_delays(fps / step, len(images))
     with atomic_path(path) as tmp:
-        first.save(tmp, format="GIF", save_all=True, append_images=images, duration=round(1000 / fps), loop=0)
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=delays, loop=0)
     return path
 
 
