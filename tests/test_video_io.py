@@ -420,6 +420,14 @@ def test_a_gif_plays_at_the_clips_speed(tmp_path, fps, step):
     assert read_video(tmp_path / "clip.gif").fps == pytest.approx(fps / step, rel=0.01)
 
 
+@pytest.mark.parametrize(("ms", "fps"), [(0, 10), (10, 10), (20, 50), (40, 25)])
+def test_a_gifs_rate_is_read_as_browsers_play_it(tmp_path, ms, fps):
+    """A GIF's frames of 0 or 1 cs are shown for 10 cs: read so, the edit lasts as long as the clip seen."""
+    images = [Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)) for i in range(4)]
+    images[0].save(tmp_path / "a.gif", save_all=True, append_images=images[1:], duration=ms, loop=0)
+    assert read_video(tmp_path / "a.gif").fps == pytest.approx(fps)
+
+
 def test_gif_palettes_are_made_in_order_reading_at_most_twice_the_threads_ahead():
     frames, pulled = _many_colours(20), []
 

@@ -24,6 +24,8 @@ from videop2p.store.files import atomic_path
 logger = logging.getLogger(__name__)
 
 DEFAULT_FPS = 8.0
+GIF_MIN_DELAY = 2  # centiseconds, a GIF's unit of time: browsers show a frame of 0 or 1 cs ...
+GIF_SHORT_DELAY_SHOWN = 10  # ... for 10 cs
 PREVIEW_MIN_WIDTH = 128  # pixels: a narrower tile of a preview (side by side, mask overlay) is enlarged
 
 
@@ -168,10 +170,14 @@ def _read_frame_dir(path: Path, wanted: range | None, transform: Transform | Non
 
 
 def _read_animated_image(img: Image.Image, wanted: range | None, transform: Transform | None) -> _Decoded:
+    """An animated GIF, WebP or PNG, its rate read from its frames' durations as browsers show them
+    (a GIF frame of 0 or 1 cs for 10 cs)."""
     frames, durations = [], []
     for i, frame in enumerate(ImageSequence.Iterator(img)):
         frames.append(_kept(_to_rgb(frame.copy()), transform) if _wanted(i, wanted) else None)
         durations.append(frame.info.get("duration", 0) or 0)
+    if img.format == "GIF":
+        durations = [ms if ms >= 10 * GIF_MIN_DELAY else 10 * GIF_SHORT_DELAY_SHOWN for ms in durations]
     mean_ms = float(np.mean(durations)) if durations else 0.0
     fps = 1000.0 / mean_ms if mean_ms > 0 else DEFAULT_FPS
     return _Decoded(frames, img.size, fps)
@@ -619,9 +625,6 @@ def paletted_frames(frames: Iterable[np.ndarray], workers: int = 1) -> Iterator[
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
-
-
-GIF_MIN_DELAY = 2  # centiseconds, a GIF's unit of time: browsers show a frame of 0 or 1 cs for 10 cs
 
 
 def gif_step(fps: float) -> int:
