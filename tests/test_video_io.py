@@ -521,3 +521,42 @@ def test_mask_overlays_one_frame_at_a_time_tint_exactly_the_upsampled_masks():
     np.testing.assert_array_equal(out[1][inside], tinted[inside].astype(np.uint8))
     np.testing.assert_array_equal(out[1][~inside], frames[1][~inside])
     assert (out[2] != frames[2]).any(axis=-1).mean() > 0.9  # a full mask tints the whole frame
+
+
+GREEN = (30, 200, 40)  # where BT.601 and BT.709 differ most: read with the other matrix it is (17, 172, 34)
+
+
+def _one_colour_mp4(path, width: int, height: int, matrix: int, said: bool):
+    """A lossless H.264 frame of GREEN, its YUV made with `matrix` (FFmpeg's number: 1 BT.709, 5 BT.601),
+    which the file says when `said`."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=8)
+        s.width, s.height, s.pix_fmt, s.options = width, height, "yuv420p", {"crf": "0"}
+        if said:
+            s.codec_context.colorspace = matrix
+        rgb = np.full((height, width, 3), GREEN, np.uint8)
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        c.mux(s.encode(frame.reformat(format="yuv420p", dst_colorspace=matrix, dst_color_range=1)))
+        c.mux(s.encode())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("size", "matrix", "said"),
+    [((1280, 720), 1, False), ((640, 480), 5, False), ((1280, 720), 5, True), ((640, 480), 1, True)],
+)
+def test_colours_are_read_with_the_matrix_the_file_says_else_the_one_players_take(tmp_path, size, matrix, said):
+    """Unsaid, players take BT.709 for HD and BT.601 below; what the file says is read as it says."""
+    frame = read_video(_one_colour_mp4(tmp_path / "a.mp4", *size, matrix, said)).frames[0]
+    assert np.abs(frame[size[1] // 2, size[0] // 2].astype(int) - GREEN).max() <= 3
+
+
+def test_written_mp4s_say_their_colours_so_players_show_them_as_written(tmp_path):
+    """Regression: the file was BT.601 without saying so, and players that take an unsaid HD file for
+    BT.709 (most) showed its greens 26 levels darker, the kept background of an edit included."""
+    frames = np.full((2, 720, 1280, 3), GREEN, np.uint8)
+    with av.open(str(write_mp4(frames, tmp_path / "a.mp4", 8.0))) as c:
+        video = c.streams.video[0].codec_context
+        assert (video.colorspace, video.color_primaries, video.color_trc, video.color_range) == (1, 1, 1, 1)
+        shown = next(c.decode(video=0)).to_ndarray(format="rgb24", src_colorspace=1)  # as a BT.709 player
+    assert np.abs(shown[360, 640].astype(int) - GREEN).max() <= 3

@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_FPS = 8.0
 GIF_MIN_DELAY = 2  # centiseconds, a GIF's unit of time: browsers show a frame of 0 or 1 cs ...
 GIF_SHORT_DELAY_SHOWN = 10  # ... for 10 cs
+BT709 = 1  # ITU-R BT.709, in FFmpeg's numbering of matrices, primaries and transfers; limited (MPEG) range: 1
+UNSPECIFIED = 2  # FFmpeg's number of a colour matrix the file does not say
 PREVIEW_MIN_WIDTH = 128  # pixels: a narrower tile of a preview (side by side, mask overlay) is enlarged
 
 
@@ -202,11 +204,20 @@ def _square_width(width: int, sar: Fraction) -> int:
     return round(width * sar)
 
 
+def _guessed_matrix(frame: av.VideoFrame) -> dict:
+    """How to read a YUV frame whose file does not say its colour matrix, as players read it: BT.709
+    for HD (at least 1280 wide or more than 576 high; mpv's rule, as VLC and SDL have it), else
+    FFmpeg's own BT.601. Nothing for a frame whose file says, or that is not YUV."""
+    unsaid = frame.colorspace == UNSPECIFIED and frame.format.name.startswith("yuv")
+    return {"src_colorspace": BT709} if unsaid and (frame.width >= 1280 or frame.height > 576) else {}
+
+
 def _upright(frame: av.VideoFrame, sar: Fraction = Fraction(1)) -> np.ndarray:
-    """A decoded frame as RGB (H, W, 3) as players show it: in square pixels (an anamorphic clip's
-    non-square pixels resampled to its display width) and turned as its display matrix says (a phone's
-    portrait clip is stored sideways with a rotation to show it upright), as ffmpeg's autorotate does."""
-    rgb, turns = frame.to_ndarray(format="rgb24"), _quarter_turns(frame)
+    """A decoded frame as RGB (H, W, 3) as players show it: with its colour matrix (`_guessed_matrix`
+    where the file does not say), in square pixels (an anamorphic clip's non-square pixels resampled to
+    its display width) and turned as its display matrix says (a phone's portrait clip is stored sideways
+    with a rotation to show it upright), as ffmpeg's autorotate does."""
+    rgb, turns = frame.to_ndarray(format="rgb24", **_guessed_matrix(frame)), _quarter_turns(frame)
     if sar != 1:
         rgb = np.asarray(
             Image.fromarray(rgb).resize((_square_width(frame.width, sar), frame.height), Image.Resampling.BICUBIC)
@@ -529,7 +540,9 @@ def write_mp4(
     audio: AudioSpan | None = None,
 ) -> Path:
     """Write H.264 / yuv420p at `fps` (kept exactly, as a fraction), with `audio` as AAC when given;
-    odd sides are padded by one pixel (the codec needs even sizes). `frames` may be an iterable of
+    odd sides are padded by one pixel (the codec needs even sizes). The colours are BT.709 and the
+    file says so (untagged, players guess: most take an HD file for BT.709, FFmpeg's converter for
+    BT.601, and the two differ by up to 26 levels in a saturated green). `frames` may be an iterable of
     (H, W, 3) frames, encoded as they come (one frame in memory).
 
     x264 runs on one thread (its output depends on the thread count) and without B-frames (planning
@@ -548,6 +561,8 @@ def write_mp4(
         stream = container.add_stream("libx264", rate=frame_rate(fps))
         stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
         stream.options = dict(MP4_OPTIONS)
+        video = stream.codec_context  # BT.709, said in the file, so every player shows the colours written
+        video.colorspace = video.color_primaries = video.color_trc = video.color_range = BT709
         sound = None
         if audio is not None:  # every stream is added before the first packet is written
             rate, layout = _audio_format(audio)
@@ -555,7 +570,8 @@ def write_mp4(
         for fr in itertools.chain([first], frames):
             if (ph, pw) != (h, w):
                 fr = np.pad(fr, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")))
+            rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")
+            container.mux(stream.encode(rgb.reformat(format="yuv420p", dst_colorspace=BT709, dst_color_range=BT709)))
         container.mux(stream.encode())
         if sound is not None:
             for frame in _audio_span(audio, rate, layout):
