@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from videop2p.config import InversionConfig, InversionMethod, TuneConfig, VideoConfig
-from videop2p.io.video import write_frames
+from videop2p.io.video import write_frames, write_mp4
 from videop2p.pipeline import VideoP2P
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 from videop2p.store.files import atomic_path, write_json
@@ -351,6 +351,30 @@ def test_frames_far_above_the_models_size_are_warned_about_before_any_work(tiny,
     )
     own = vp.load_clip(VideoConfig(path=str(clip_path), frames=3)).size  # the size a run takes without one
     assert record.getMessage().endswith(f"; --size {own[0]}x{own[1]} works at its own area")
+
+
+def test_hdr_video_is_read_as_stored_with_a_warning_that_says_how_to_make_it_sdr(tiny, tmp_path, caplog):
+    """A phone's default HDR clip (HLG) read as stored looks flat beside its HDR playback: said once, at loading."""
+    import logging
+
+    import av
+
+    frames = np.zeros((3, 32, 32, 3), np.uint8)
+    with av.open(str(tmp_path / "hlg.mp4"), "w") as c:  # as a phone's HLG clip says it is (8 bits here)
+        s = c.add_stream("libx264", rate=8)
+        s.width, s.height, s.pix_fmt = 32, 32, "yuv420p"
+        s.codec_context.color_primaries, s.codec_context.color_trc, s.codec_context.colorspace = 9, 18, 9
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode())
+    vp = VideoP2P(tiny, None)
+    with caplog.at_level(logging.WARNING, logger="videop2p.pipeline"):
+        vp.load_clip(VideoConfig(path=str(write_mp4(frames, tmp_path / "sdr.mp4", 8.0)), frames=3))
+        assert not caplog.records
+        clip = vp.load_clip(VideoConfig(path=str(tmp_path / "hlg.mp4"), frames=3))
+    (record,) = caplog.records
+    assert "hlg.mp4 is HDR video (HLG, ARIB STD-B67): it is read as stored" in record.getMessage()
+    assert "ffmpeg -i IN -vf zscale" in record.getMessage() and clip.frames.shape[0] == 3
 
 
 def test_more_frames_per_step_than_the_clip_has_is_every_frame_and_reuses_its_results(tiny, clip_path, tmp_path):

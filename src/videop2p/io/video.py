@@ -453,6 +453,24 @@ def iter_video(path: str | os.PathLike, start: int, num_frames: int, stride: int
                 yield _upright(frame, sar)
 
 
+HDR_TRANSFERS = {16: "PQ, SMPTE ST 2084", 18: "HLG, ARIB STD-B67"}  # FFmpeg's numbers of the HDR transfers
+SDR_COMMAND = (
+    "ffmpeg -i IN -vf zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable,"
+    "zscale=t=bt709:m=bt709:r=tv,format=yuv420p OUT"
+)
+
+
+def hdr_transfer(path: str | os.PathLike) -> str | None:
+    """The HDR transfer (PQ or HLG) a video file says its frames are in, from its headers; None for
+    SDR video, images and folders of frames."""
+    path = Path(path)
+    if path.is_dir() or not _is_container(path):
+        return None
+    with av.open(str(path)) as container:
+        streams = container.streams.video
+        return HDR_TRANSFERS.get(streams[0].codec_context.color_trc) if streams else None
+
+
 def _is_container(path: Path) -> bool:
     try:
         with Image.open(path):
