@@ -455,7 +455,7 @@ def iter_video(path: str | os.PathLike, start: int, num_frames: int, stride: int
 
 HDR_TRANSFERS = {16: "PQ, SMPTE ST 2084", 18: "HLG, ARIB STD-B67"}  # FFmpeg's numbers of the HDR transfers
 SDR_COMMAND = (
-    "ffmpeg -i IN -vf zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable,"
+    "ffmpeg -i IN -vf zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable:desat=0,"
     "zscale=t=bt709:m=bt709:r=tv,format=yuv420p OUT"
 )
 
