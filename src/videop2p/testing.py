@@ -96,10 +96,12 @@ def write_mp4_with_tone(
     hz: float = 440.0,
     codec: str = "aac",
     video_start: int = 0,
+    pts: list[int] | None = None,
 ) -> None:
     """An H.264 clip (F, H, W, 3) with a stereo sine tone as long as its frames, in AAC (or `codec`, as
     16-bit PCM in a Matroska file when `codec` is a PCM one): a test input with sound. `video_start`:
-    frame periods of silence before the first frame is shown and the tone starts (the sound from 0)."""
+    frame periods of silence before the first frame is shown and the tone starts (the sound from 0);
+    `pts`: each frame's time in frame periods (a variable rate), instead of one after the other."""
     fps = Fraction(fps).limit_denominator(1001)
     pcm16 = codec.startswith("pcm_s16")
     with av.open(str(path), "w", format="matroska" if pcm16 else "mp4") as c:
@@ -109,10 +111,11 @@ def write_mp4_with_tone(
         a = c.add_stream(codec, rate=rate, layout="stereo")
         for i, fr in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")
-            frame.pts, frame.time_base = video_start + i, 1 / fps
+            frame.pts, frame.time_base = video_start + (pts[i] if pts else i), 1 / fps
             c.mux(v.encode(frame))
         c.mux(v.encode())
-        silence, n = int(video_start / fps * rate), int((video_start + len(frames)) / fps * rate)
+        periods = pts[-1] + 1 if pts else len(frames)
+        silence, n = int(video_start / fps * rate), int((video_start + periods) / fps * rate)
         tone = (0.3 * np.sin(2 * np.pi * hz * np.arange(n) / rate) * (np.arange(n) >= silence)).astype(np.float32)
         pcm = np.stack([tone, tone])  # (2, n) planar
         for i in range(0, n, 1024):

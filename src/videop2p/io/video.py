@@ -391,6 +391,13 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def timing_drift(times: list[float | None], period: float) -> float:
+    """How far (seconds) frames shown at `times` stray from a constant rate of one per `period` started
+    at the first: 0 for a constant-rate clip; frames whose time is unknown are left out."""
+    known = [(k, t) for k, t in enumerate(times) if t is not None]
+    return max((abs(t - known[0][1] - k * period) for k, t in known), default=0.0)
+
+
 def read_video(
     path: str | os.PathLike,
     start: int = 0,
@@ -424,6 +431,18 @@ def read_video(
     if decoded.has_audio:  # from where the first frame is shown (a video stream may start after its sound)
         first = decoded.times[start] if decoded.times and decoded.times[start] is not None else start / fps
         audio = AudioSpan(str(path), first, first + num_frames * stride / fps)
+        drift = timing_drift(
+            [decoded.times[i] for i in range(start, start + num_frames * stride, stride)], stride / fps
+        )
+        if drift > 0.5 * stride / fps:
+            logger.warning(
+                "%s has a variable frame rate: its edit is written at the average %.4g fps, so its sound drifts up "
+                "to %.2f s from its frames; for sound in step, make the rate constant first: ffmpeg -i IN -vf fps=%.4g OUT",
+                path,
+                fps / stride,
+                drift,
+                fps,
+            )
     del frames, decoded  # each frame is then held by `picked` alone
     clip = np.empty((len(picked), *picked[0].shape), dtype=np.uint8)  # (F, H, W, 3)
     for i in range(len(picked)):  # np.stack held every frame twice at its end; this holds each once
