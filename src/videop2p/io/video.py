@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_FPS = 8.0
 GIF_MIN_DELAY = 2  # centiseconds, a GIF's unit of time: browsers show a frame of 0 or 1 cs ...
 GIF_SHORT_DELAY_SHOWN = 10  # ... for 10 cs
-BT709 = 1  # ITU-R BT.709, in FFmpeg's numbering of matrices, primaries and transfers; limited (MPEG) range: 1
+BT709 = 1  # ITU-R BT.709, in FFmpeg's numbering of colour matrices, primaries and transfers
+LIMITED_RANGE = 1  # FFmpeg's number of video's limited (MPEG, 16-235) range
 UNSPECIFIED = 2  # FFmpeg's number of a colour matrix the file does not say
 PREVIEW_MIN_WIDTH = 128  # pixels: a narrower tile of a preview (side by side, mask overlay) is enlarged
 
@@ -599,7 +600,8 @@ def write_mp4(
         stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
         stream.options = dict(MP4_OPTIONS)
         video = stream.codec_context  # BT.709, said in the file, so every player shows the colours written
-        video.colorspace = video.color_primaries = video.color_trc = video.color_range = BT709
+        video.colorspace = video.color_primaries = video.color_trc = BT709
+        video.color_range = LIMITED_RANGE
         sound = None
         if audio is not None:  # every stream is added before the first packet is written
             rate, layout = _audio_format(audio)
@@ -608,7 +610,9 @@ def write_mp4(
             if (ph, pw) != (h, w):
                 fr = np.pad(fr, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
             rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")
-            container.mux(stream.encode(rgb.reformat(format="yuv420p", dst_colorspace=BT709, dst_color_range=BT709)))
+            container.mux(
+                stream.encode(rgb.reformat(format="yuv420p", dst_colorspace=BT709, dst_color_range=LIMITED_RANGE))
+            )
         container.mux(stream.encode())
         if sound is not None:
             for frame in _audio_span(audio, rate, layout):
