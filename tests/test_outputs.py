@@ -85,6 +85,21 @@ def test_png_frames_are_the_pasted_edit_without_the_codecs_loss(tmp_path):
     assert write_run_outputs(cfg, clip, out, [], info)["outputs"]["edits_png"] == []
 
 
+def test_a_clip_of_uneven_frames_gives_every_video_its_frames_own_times(tmp_path):
+    """A variable-rate clip's frames keep their times in every video a run writes, pasted edits included."""
+    import av
+
+    cfg, clip, out = _run(tmp_path)
+    cfg.out, clip.times = str(tmp_path / "out"), np.array([0.0, 0.125, 0.25, 0.5, 0.75, 0.875, 1.0])
+    write_run_outputs(cfg, clip, out, [], SimpleNamespace(identity="synthetic", vae_scale_factor=8), workers=2)
+    for name in ("source", "edit_1", "side_by_side", "mask_2"):
+        with av.open(str(Path(cfg.out) / f"{name}.mp4")) as c:
+            assert [f.time for f in c.decode(c.streams.video[0])] == pytest.approx(clip.times[:-1], abs=1e-3), name
+        if name != "edit_1":  # one flat colour: its GIF is one frame (Pillow merges equal frames)
+            gif = read_video(Path(cfg.out) / f"{name}.gif")
+            assert gif.times == pytest.approx(clip.times, abs=0.0051), name  # to the centisecond
+
+
 def test_writers_run_side_by_side_and_give_their_files_in_order():
     running, most = [], []
     lock = threading.Lock()

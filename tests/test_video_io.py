@@ -403,21 +403,38 @@ def test_a_gif_is_the_file_pillow_writes_for_any_number_of_palette_threads(tmp_p
     assert read_video(tmp_path / "w3.gif").num_frames == 7
 
 
-@pytest.mark.parametrize(("fps", "step"), [(8, 1), (30000 / 1001, 1), (50, 1), (60, 2), (120, 3)])
-def test_a_gif_plays_at_the_clips_speed(tmp_path, fps, step):
-    """Regression: every frame was given round(1000 / fps) ms, which GIF's centiseconds cut to 3 cs at
-    30 fps (11% fast) and to 1 cs at 60 fps, a delay browsers show as 10 cs (6x slow); 120 fps had none."""
-    frames = (np.arange(24)[:, None, None, None] * 10 + np.zeros((24, 8, 8, 3))).astype(np.uint8)
-    gif = Image.open(write_gif(frames, tmp_path / "clip.gif", fps))
-    delays, shown = [], []
+def _gif_timing(path) -> tuple[list[int], list[int]]:
+    """A GIF's frames (read by their first pixel's red, frame index x 10) and their delays (ms)."""
+    gif, shown, delays = Image.open(path), [], []
     for i in range(gif.n_frames):
         gif.seek(i)
         delays.append(gif.info["duration"])
-        shown.append(int(np.asarray(gif.convert("RGB"))[0, 0, 0]))
-    assert shown == list(frames[::step, 0, 0, 0])  # every step-th frame, so that none is shorter than 2 cs
-    assert min(delays) >= 20 and all(d % 10 == 0 for d in delays)
+        shown.append(int(np.asarray(gif.convert("RGB"))[0, 0, 0]) // 10)
+    return shown, delays
+
+
+@pytest.mark.parametrize("fps", [8, 30000 / 1001, 50, 60, 120])
+def test_a_gif_plays_at_the_clips_speed(tmp_path, fps):
+    """Regression: every frame was given round(1000 / fps) ms, which GIF's centiseconds cut to 3 cs at
+    30 fps (11% fast) and to 1 cs at 60 fps, a delay browsers show as 10 cs (6x slow); 120 fps had none."""
+    frames = (np.arange(24)[:, None, None, None] * 10 + np.zeros((24, 8, 8, 3))).astype(np.uint8)
+    shown, delays = _gif_timing(write_gif(frames, tmp_path / "clip.gif", fps))
+    assert min(delays) >= 20 and all(d % 10 == 0 for d in delays)  # none shown slower by a browser
+    starts = np.cumsum([0, *delays[:-1]]) / 1000
+    assert np.abs(starts - np.array(shown) / fps).max() <= 0.005 + 1e-9  # each frame at its own time, to the cs
     assert abs(sum(delays) - 1000 * len(frames) / fps) < 10  # the clip's duration, to the centisecond
-    assert read_video(tmp_path / "clip.gif").fps == pytest.approx(fps / step, rel=0.01)
+    assert len(shown) == len(frames) if fps <= 50 else len(shown) < len(frames)  # above 50 fps, some left out
+
+
+def test_uneven_frames_keep_their_own_times_in_a_gif(tmp_path):
+    """A GIF of frames shown at their own times (a variable rate) gives each its own delay, read back
+    as such; frames under 2 cs apart are left out."""
+    frames = (np.arange(6)[:, None, None, None] * 10 + np.zeros((6, 8, 8, 3))).astype(np.uint8)
+    times = np.array([0.0, 0.1, 0.3, 0.31, 0.6, 0.7, 1.0])  # the fourth frame starts 1 cs after the third
+    shown, delays = _gif_timing(write_gif(frames, tmp_path / "clip.gif", 8.0, times=times))
+    assert shown == [0, 1, 2, 4, 5] and delays == [100, 200, 300, 100, 300]
+    video = read_video(tmp_path / "clip.gif")
+    assert video.times == pytest.approx([0.0, 0.1, 0.3, 0.6, 0.7, 1.0])
 
 
 @pytest.mark.parametrize(("ms", "fps"), [(0, 10), (10, 10), (20, 50), (40, 25)])

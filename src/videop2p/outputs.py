@@ -177,16 +177,20 @@ def _clip_writers(
     full: Callable[[], Iterable[np.ndarray]] | None = None,
     audio=None,
     png: bool = False,
+    times: np.ndarray | None = None,
 ) -> list[Writer]:
     """The writers of `stem.mp4` (at full resolution with the sound, when `full` makes the frames),
     `stem.gif` (working size, a preview) and, when `png`, the folder `stem/` of lossless PNG frames at
     the mp4's size, to run in any order. `frames`: the frames, or a function that makes them afresh one
-    at a time for each file (a long clip's grid or overlay is never held whole). The GIF's palettes are
-    made on as many threads as torch uses."""
+    at a time for each file (a long clip's grid or overlay is never held whole). The videos show the
+    frames at `fps`, or at their own `times` (`Video.times`). The GIF's palettes are made on as many
+    threads as torch uses."""
     again = frames if callable(frames) else lambda: frames
     writers: list[Writer] = [
-        lambda stop: write_video(_until((full or again)(), stop), root / f"{stem}.mp4", fps, audio),
-        lambda stop: write_video(_until(again(), stop), root / f"{stem}.gif", fps, workers=torch.get_num_threads()),
+        lambda stop: write_video(_until((full or again)(), stop), root / f"{stem}.mp4", fps, audio, times=times),
+        lambda stop: write_video(
+            _until(again(), stop), root / f"{stem}.gif", fps, workers=torch.get_num_threads(), times=times
+        ),
     ]
     if png:
         writers.append(lambda stop: write_video(_until((full or again)(), stop), root / stem))
@@ -308,14 +312,15 @@ def _write_outputs(
     full = pasting(cfg, clip)
     files: dict[str, list[str] | str] = {"edits": [], "edits_gif": [], "edits_png": [], "masks": [], "attention": []}
     pasted: list[Writer] = []  # the edits' mp4s (and PNG folders) at full size, the longest writers: started first
-    writers = _clip_writers(source, root, "source", fps)
-    writers += _clip_writers(out.reconstruction, root, "reconstruction", fps)
+    clip_writers = functools.partial(_clip_writers, root=root, fps=fps, times=clip.times)  # at the clip's times
+    writers = clip_writers(source, stem="source")
+    writers += clip_writers(out.reconstruction, stem="reconstruction")
     files["source"], files["reconstruction"] = "source.mp4", "reconstruction.mp4"
     for k, frames in enumerate(out.edits, start=1):
         masks = out.result.masks[k - 1] if out.result.masks is not None else None
         paste = functools.partial(_pasted, clip, frames, masks, info.vae_scale_factor) if full else None
-        mp4_writer, gif_writer, *png_writer = _clip_writers(
-            frames, root, f"edit_{k}", fps, paste, clip.audio, png=cfg.png_frames
+        mp4_writer, gif_writer, *png_writer = clip_writers(
+            frames, stem=f"edit_{k}", full=paste, audio=clip.audio, png=cfg.png_frames
         )
         (pasted if full else writers).extend([mp4_writer, *png_writer])
         writers.append(gif_writer)
@@ -325,13 +330,13 @@ def _write_outputs(
             files["edits_png"].append(f"edit_{k}")
     labels = ["source", "reconstruction", *(edit_label(cfg.source, t) for t in cfg.targets)]
     videos = [source, out.reconstruction, *out.edits]
-    writers += _clip_writers(functools.partial(side_by_side_frames, videos, labels), root, "side_by_side", fps)
+    writers += clip_writers(functools.partial(side_by_side_frames, videos, labels), stem="side_by_side")
     files["side_by_side"] = "side_by_side.mp4"
     res = out.result
     pairs = target_pairs("blend", cfg.edit.blend, len(cfg.targets))  # (source word, target word) per target
     if res.masks is not None:
         for k, masks in enumerate(res.masks, start=1):
-            writers += _clip_writers(functools.partial(overlay_frames, source, masks), root, f"mask_{k}", fps)
+            writers += clip_writers(functools.partial(overlay_frames, source, masks), stem=f"mask_{k}")
             files["masks"].append(f"mask_{k}.gif")
     if res.attention is not None:
         for p, tokens in enumerate(res.tokens):

@@ -84,6 +84,7 @@ class Clip:
     video: VideoConfig | None = None  # where the frames were read from, to read them again at full size
     full_size: tuple[int, int] | None = None  # (width, height) of the input's frames, when not `frames`'
     audio: AudioSpan | None = None  # the selection's sound
+    times: np.ndarray | None = None  # (F + 1,) s: when each frame is shown, where not evenly (`Video.times`)
 
     def originals(self) -> Iterator[np.ndarray]:
         """The selected frames at the input's own size, read again one at a time."""
@@ -229,6 +230,7 @@ class VideoP2P:
             video=video,
             full_size=tuple(size) if tuple(size) != (width, height) else None,
             audio=raw.audio,
+            times=raw.times,
         )
 
     def clip_from_frames(

@@ -28,6 +28,7 @@ GIF_MIN_DELAY = 2  # centiseconds, a GIF's unit of time: browsers show a frame o
 GIF_SHORT_DELAY_SHOWN = 10  # ... for 10 cs
 BT709 = 1  # ITU-R BT.709, in FFmpeg's numbering of colour matrices, primaries and transfers
 LIMITED_RANGE = 1  # FFmpeg's number of video's limited (MPEG, 16-235) range
+VARIABLE_RATE_CLOCK = Fraction(1, 90000)  # s: the time base of an mp4 whose frames keep their own times (MPEG's)
 UNSPECIFIED = 2  # FFmpeg's number of a colour matrix the file does not say
 PREVIEW_MIN_WIDTH = 128  # pixels: a narrower tile of a preview (side by side, mask overlay) is enlarged
 
@@ -50,8 +51,9 @@ class Video:
     """Decoded frames and their frame rate."""
 
     frames: np.ndarray  # (F, H, W, 3) uint8
-    fps: float  # frames per second of the selected frames
+    fps: float  # frames per second of the selected frames (their average, where they are not evenly spaced)
     audio: AudioSpan | None = None  # their sound, when the file has an audio stream
+    times: np.ndarray | None = None  # (F + 1,) s: when each is shown from the first, and the last ends; None: even
 
     @property
     def num_frames(self) -> int:
@@ -124,6 +126,7 @@ class _Decoded:
     fps: float
     has_audio: bool = False
     times: list[float | None] | None = None  # each frame's presentation time in the file (seconds), when known
+    end: float | None = None  # when the last frame ends (seconds), when known
 
 
 def _wanted(i: int, wanted: range | None) -> bool:
@@ -182,8 +185,10 @@ def _read_animated_image(img: Image.Image, wanted: range | None, transform: Tran
     if img.format == "GIF":
         durations = [ms if ms >= 10 * GIF_MIN_DELAY else 10 * GIF_SHORT_DELAY_SHOWN for ms in durations]
     mean_ms = float(np.mean(durations)) if durations else 0.0
-    fps = 1000.0 / mean_ms if mean_ms > 0 else DEFAULT_FPS
-    return _Decoded(frames, img.size, fps)
+    if mean_ms <= 0:  # no durations: shown evenly, at the default rate
+        return _Decoded(frames, img.size, DEFAULT_FPS)
+    starts = np.cumsum([0, *durations]) / 1000.0  # each frame's start, and the last one's end
+    return _Decoded(frames, img.size, 1000.0 / mean_ms, times=[float(t) for t in starts[:-1]], end=float(starts[-1]))
 
 
 def _quarter_turns(frame: av.VideoFrame) -> int:
@@ -399,6 +404,22 @@ def timing_drift(times: list[float | None], period: float) -> float:
     return max((abs(t - known[0][1] - k * period) for k, t in known), default=0.0)
 
 
+def _selection_times(decoded: _Decoded, picked: range, period: float) -> np.ndarray | None:
+    """(F + 1,) seconds: when each `picked` frame is shown, from the first, and when the last ends (the
+    next frame's time, the file's end, else one `period` later); None where they are evenly spaced
+    (within half a period: a constant rate, written as such) or their times are unknown."""
+    times = decoded.times
+    if not times or any(times[i] is None for i in picked):
+        return None
+    after = picked[-1] + picked.step  # the frame after the last one picked
+    if after < len(times) and times[after] is not None:
+        end = times[after]
+    else:
+        end = decoded.end if after >= len(times) and decoded.end is not None else times[picked[-1]] + period
+    shown = np.array([*(times[i] for i in picked), end]) - times[picked[0]]
+    return shown if timing_drift(list(shown), period) > 0.5 * period else None
+
+
 def read_video(
     path: str | os.PathLike,
     start: int = 0,
@@ -412,6 +433,8 @@ def read_video(
     These are the official `sample_start_idx`, `n_sample_frames` and `sample_frame_rate`. The frame
     rate of the selection is the file's divided by `stride`, so that it lasts as long as the frames
     it was taken from and keeps in step with their sound (`audio`, the same span of the file's).
+    Frames not evenly spaced (a variable frame rate, a GIF's uneven delays) keep their own times
+    (`times`), which the writers keep too.
     """
     if start < 0:
         raise VideoError(f"start must be >= 0, got {start}.")
@@ -428,27 +451,16 @@ def read_video(
     check_selection(path, len(frames), start, num_frames, stride)
     num_frames = selected_count(len(frames), start, num_frames, stride)
     picked = frames[start : start + num_frames * stride : stride]
+    times = _selection_times(decoded, range(start, start + num_frames * stride, stride), stride / fps)
     audio = None
     if decoded.has_audio:  # from where the first frame is shown (a video stream may start after its sound)
         first = decoded.times[start] if decoded.times and decoded.times[start] is not None else start / fps
-        audio = AudioSpan(str(path), first, first + num_frames * stride / fps)
-        drift = timing_drift(
-            [decoded.times[i] for i in range(start, start + num_frames * stride, stride)], stride / fps
-        )
-        if drift > 0.5 * stride / fps:
-            logger.warning(
-                "%s has a variable frame rate: its edit is written at the average %.4g fps, so its sound drifts up "
-                "to %.2f s from its frames; for sound in step, make the rate constant first: ffmpeg -i IN -vf fps=%.4g OUT",
-                path,
-                fps / stride,
-                drift,
-                fps,
-            )
+        audio = AudioSpan(str(path), first, first + (times[-1] if times is not None else num_frames * stride / fps))
     del frames, decoded  # each frame is then held by `picked` alone
     clip = np.empty((len(picked), *picked[0].shape), dtype=np.uint8)  # (F, H, W, 3)
     for i in range(len(picked)):  # np.stack held every frame twice at its end; this holds each once
         clip[i], picked[i] = picked[i], None
-    return Video(frames=clip, fps=fps / stride, audio=audio)
+    return Video(frames=clip, fps=fps / stride, audio=audio, times=times)
 
 
 def iter_video(path: str | os.PathLike, start: int, num_frames: int, stride: int = 1) -> Iterator[np.ndarray]:
@@ -576,8 +588,10 @@ def write_mp4(
     path: str | os.PathLike,
     fps: float = DEFAULT_FPS,
     audio: AudioSpan | None = None,
+    times: np.ndarray | None = None,
 ) -> Path:
-    """Write H.264 / yuv420p at `fps` (kept exactly, as a fraction), with `audio` as AAC when given;
+    """Write H.264 / yuv420p at `fps` (kept exactly, as a fraction), or each frame at its own time when
+    `times` says them ((F + 1,) s, as `Video.times`), with `audio` as AAC when given;
     odd sides are padded by one pixel (the codec needs even sizes). The colours are BT.709 and the
     file says so (untagged, players guess: most take an HD file for BT.709, FFmpeg's converter for
     BT.601, and the two differ by up to 26 levels in a saturated green). `frames` may be an iterable of
@@ -602,17 +616,20 @@ def write_mp4(
         video = stream.codec_context  # BT.709, said in the file, so every player shows the colours written
         video.colorspace = video.color_primaries = video.color_trc = BT709
         video.color_range = LIMITED_RANGE
+        if times is not None:  # each frame at its own time, in a clock fine enough for any of them
+            video.time_base = VARIABLE_RATE_CLOCK
         sound = None
         if audio is not None:  # every stream is added before the first packet is written
             rate, layout = _audio_format(audio)
             sound = container.add_stream("aac", rate=encoder_rate("aac", rate), layout=layout)  # resampled to it
-        for fr in itertools.chain([first], frames):
+        for k, fr in enumerate(itertools.chain([first], frames)):
             if (ph, pw) != (h, w):
                 fr = np.pad(fr, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
             rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")
-            container.mux(
-                stream.encode(rgb.reformat(format="yuv420p", dst_colorspace=BT709, dst_color_range=LIMITED_RANGE))
-            )
+            yuv = rgb.reformat(format="yuv420p", dst_colorspace=BT709, dst_color_range=LIMITED_RANGE)
+            if times is not None:
+                yuv.pts, yuv.time_base = round(times[k] / VARIABLE_RATE_CLOCK), VARIABLE_RATE_CLOCK
+            container.mux(stream.encode(yuv))
         container.mux(stream.encode())
         if sound is not None:
             for frame in _audio_span(audio, rate, layout):
@@ -684,35 +701,42 @@ def paletted_frames(frames: Iterable[np.ndarray], workers: int = 1) -> Iterator[
             yield pending.popleft().result()
 
 
-def gif_step(fps: float) -> int:
-    """Every how many frames a GIF of a `fps` clip shows one, so that each stays at least
-    `GIF_MIN_DELAY` cs and plays at its real speed: 1 up to 50 fps, 2 at 60, 3 at 120."""
-    return max(1, math.ceil(fps * GIF_MIN_DELAY / 100 - 1e-9))
-
-
-def gif_delays(rate: float, count: int) -> list[int]:
-    """The delays, in ms of whole centiseconds, of `count` GIF frames shown `rate` times a second: each
-    frame ends at the centisecond nearest its true end, so the GIF keeps the clip's time whatever the
-    rate (at 30 fps: 3, 4, 3, 3, 4, ... cs, where one delay of 3 cs would play 11% fast)."""
-    ends = [round(100 * (i + 1) / rate) for i in range(count)]
-    return [10 * (end - begin) for begin, end in zip([0, *ends[:-1]], ends, strict=True)]
+def gif_frames(times: np.ndarray) -> tuple[list[int], list[int]]:
+    """Which frames a GIF shows, and for how long (ms, whole centiseconds), for frames shown at
+    `times` ((F + 1,) s: each frame's start and the last one's end): each frame from the centisecond
+    nearest its start to the next shown frame's, so the GIF keeps the clip's time (at 30 fps: 3, 4, 3,
+    3, 4, ... cs, where one delay of 3 cs played 11% fast); a frame that would last under
+    `GIF_MIN_DELAY` cs is left out (browsers show it for 10 cs: above 50 fps, some frames are)."""
+    at = [round(100 * float(t)) for t in times]  # centiseconds
+    shown = [0]
+    for i in range(1, len(at) - 1):
+        if at[i] - at[shown[-1]] >= GIF_MIN_DELAY:
+            shown.append(i)
+    if len(shown) > 1 and at[-1] - at[shown[-1]] < GIF_MIN_DELAY:
+        shown.pop()  # the last would be too short: the frame before it lasts to the end
+    ends = [at[i] for i in shown[1:]] + [at[-1]]
+    return shown, [10 * max(GIF_MIN_DELAY, end - at[i]) for i, end in zip(shown, ends, strict=True)]
 
 
 def write_gif(
-    frames: np.ndarray | Iterable[np.ndarray], path: str | os.PathLike, fps: float = DEFAULT_FPS, workers: int = 1
+    frames: np.ndarray | Iterable[np.ndarray],
+    path: str | os.PathLike,
+    fps: float = DEFAULT_FPS,
+    workers: int = 1,
+    times: np.ndarray | None = None,
 ) -> Path:
-    """Write an animated GIF (an adaptive palette per frame) that plays at the clip's speed: above 50
-    fps it shows every `gif_step`-th frame, as a GIF cannot show more in a browser. `frames` may be an
+    """Write an animated GIF (an adaptive palette per frame) that plays at the clip's speed, its frames
+    at `fps` or at their own `times` ((F + 1,) s, as `Video.times`; `gif_frames`). `frames` may be an
     iterable of (H, W, 3) frames: each is turned into the GIF's 8-bit frame as it comes, so the clip's
     RGB frames are never held whole (the 8-bit frames, a third of their size, are kept until the file
     is written, as Pillow's encoder keeps them). The palettes, most of the writing time, are made on
     `workers` threads; the file is the same for any number."""
     path = Path(path)
-    step = gif_step(fps)
-    images = list(paletted_frames(itertools.islice(frames, 0, None, step), workers))
+    images = list(paletted_frames(frames, workers))
     if not images:
         raise VideoError(f"Cannot write {path}: no frames.")
-    delays = gif_delays(fps / step, len(images))
+    shown, delays = gif_frames(np.arange(len(images) + 1) / fps if times is None else times)
+    images = [images[i] for i in shown]
     with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=delays, loop=0)
     return path
@@ -732,15 +756,17 @@ def write_video(
     fps: float = DEFAULT_FPS,
     audio: AudioSpan | None = None,
     workers: int = 1,
+    times: np.ndarray | None = None,
 ) -> Path:
     """Write by suffix: .mp4 (with `audio` when given), .gif, or a folder of PNGs for a path without
     suffix. `frames` may be an iterable of (H, W, 3) frames; every writer takes them as they come.
+    The videos show them at `fps`, or at their own `times` ((F + 1,) s, as `Video.times`).
     `workers`: threads that make a GIF's palettes (the file is the same for any number)."""
     suffix = Path(path).suffix.lower()
     if suffix == ".mp4":
-        return write_mp4(frames, path, fps, audio)
+        return write_mp4(frames, path, fps, audio, times)
     if suffix == ".gif":
-        return write_gif(frames, path, fps, workers)
+        return write_gif(frames, path, fps, workers, times)
     if suffix == "":
         return write_frames(frames, path)
     raise VideoError(f"Cannot write {path}: supported outputs are .mp4, .gif or a folder (no suffix).")
