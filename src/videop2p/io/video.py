@@ -705,8 +705,9 @@ def gif_frames(times: np.ndarray) -> tuple[list[int], list[int]]:
     """Which frames a GIF shows, and for how long (ms, whole centiseconds), for frames shown at
     `times` ((F + 1,) s: each frame's start and the last one's end): each frame from the centisecond
     nearest its start to the next shown frame's, so the GIF keeps the clip's time (at 30 fps: 3, 4, 3,
-    3, 4, ... cs, where one delay of 3 cs played 11% fast); a frame that would last under
-    `GIF_MIN_DELAY` cs is left out (browsers show it for 10 cs: above 50 fps, some frames are)."""
+    3, 4, ... cs, where one delay of 3 cs played 11% fast); a frame that would start under
+    `GIF_MIN_DELAY` cs after the one shown before it is left out (browsers would show that one for
+    10 cs: above 50 fps, some frames are)."""
     at = [round(100 * float(t)) for t in times]  # centiseconds
     shown = [0]
     for i in range(1, len(at) - 1):
