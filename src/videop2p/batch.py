@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 RAY_INSTALL = "pip install 'videop2p[ray]'"
 _BATCH_KEYS = {"jobs", "defaults", "out", "workspace"}
 _JOB_NOT_IN_KEY = {"quiet", "force", "out", "workspace", "device"}  # settings that do not change a job's outputs
+_ADDED_SINCE_KEYED = {"png_frames"}  # settings added after jobs were keyed: left out at their default, so that
+# a job finished before they existed stays finished
 
 
 class BatchError(ValueError):
@@ -68,8 +70,9 @@ class Job:
         plain = {k: v for k, v in to_plain(self.config).items() if k not in _JOB_NOT_IN_KEY}
         for stage in ("tune", "inversion", "edit"):
             plain[stage].pop("progress", None)  # display only
-        if not plain["png_frames"]:  # added after jobs were keyed: off, a finished job keeps its key
-            del plain["png_frames"]
+        for name in _ADDED_SINCE_KEYED:
+            if plain[name] == getattr(RunConfig(), name):
+                del plain[name]
         return key_of(plain)
 
     @property
