@@ -353,28 +353,33 @@ def test_frames_far_above_the_models_size_are_warned_about_before_any_work(tiny,
     assert record.getMessage().endswith(f"; --size {own[0]}x{own[1]} works at its own area")
 
 
-def test_hdr_video_is_read_as_stored_with_a_warning_that_says_how_to_make_it_sdr(tiny, tmp_path, caplog):
-    """A phone's default HDR clip (HLG) read as stored looks flat beside its HDR playback: said once, at loading."""
+def test_hdr_or_interlaced_video_is_read_as_stored_with_a_warning_that_says_what_to_do_first(tiny, tmp_path, caplog):
+    """A phone's default HDR clip (HLG) read as stored looks flat beside its HDR playback, and an interlaced
+    one combs where it moves: each said once, at loading, with the ffmpeg command that makes it plain."""
     import logging
 
     import av
 
     frames = np.zeros((3, 32, 32, 3), np.uint8)
-    with av.open(str(tmp_path / "hlg.mp4"), "w") as c:  # as a phone's HLG clip says it is (8 bits here)
-        s = c.add_stream("libx264", rate=8)
-        s.width, s.height, s.pix_fmt = 32, 32, "yuv420p"
-        s.codec_context.color_primaries, s.codec_context.color_trc, s.codec_context.colorspace = 9, 18, 9
-        for f in frames:
-            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
-        c.mux(s.encode())
+    for name, colour, options in (("hlg", (9, 18, 9), {}), ("fields", (2, 2, 2), {"x264-params": "tff=1"})):
+        with av.open(str(tmp_path / f"{name}.mp4"), "w") as c:  # as such a clip says it is (8 bits here)
+            s = c.add_stream("libx264", rate=8)
+            s.width, s.height, s.pix_fmt, s.options = 32, 32, "yuv420p", options
+            s.codec_context.color_primaries, s.codec_context.color_trc, s.codec_context.colorspace = colour
+            for f in frames:
+                c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+            c.mux(s.encode())
     vp = VideoP2P(tiny, None)
     with caplog.at_level(logging.WARNING, logger="videop2p.pipeline"):
         vp.load_clip(VideoConfig(path=str(write_mp4(frames, tmp_path / "sdr.mp4", 8.0)), frames=3))
         assert not caplog.records
         clip = vp.load_clip(VideoConfig(path=str(tmp_path / "hlg.mp4"), frames=3))
-    (record,) = caplog.records
-    assert "hlg.mp4 is HDR video (HLG, ARIB STD-B67): it is read as stored" in record.getMessage()
-    assert "ffmpeg -i IN -vf zscale" in record.getMessage() and clip.frames.shape[0] == 3
+        vp.load_clip(VideoConfig(path=str(tmp_path / "fields.mp4"), frames=3))
+    hdr, fields = (r.getMessage() for r in caplog.records)
+    assert "hlg.mp4 is HDR video (HLG, ARIB STD-B67): it is read as stored" in hdr and "deinterlac" not in hdr
+    assert "ffmpeg -i IN -vf zscale" in hdr and clip.frames.shape[0] == 3
+    assert "fields.mp4 is interlaced (two fields in each frame): it is read without deinterlacing" in fields
+    assert fields.endswith("deinterlace it first: ffmpeg -i IN -vf yadif OUT") and "HDR video" not in fields
 
 
 def test_more_frames_per_step_than_the_clip_has_is_every_frame_and_reuses_its_results(tiny, clip_path, tmp_path):

@@ -46,12 +46,11 @@ from videop2p.editing import EditResult, build_plan, edit, load_edit_result, sav
 from videop2p.inversion import InversionResult, invert, kept_at, load_inversion, save_inversion
 from videop2p.io.video import (
     DEFAULT_FPS,
-    SDR_COMMAND,
     AudioSpan,
     as_frames,
     declared_frames,
-    hdr_transfer,
     iter_video,
+    read_as_stored,
     read_video,
     resize_frames,
     resolve_size,
@@ -200,14 +199,8 @@ class VideoP2P:
         if isinstance(video, str | os.PathLike):
             video = VideoConfig(path=str(video))
         _given(video, VideoConfig, "video", "or the clip's path")
-        if transfer := hdr_transfer(video.path):
-            logger.warning(
-                "%s is HDR video (%s): it is read as stored, without tone mapping, so its colours and the edit's "
-                "look flat beside what an HDR player shows; for a faithful edit, convert it to SDR first: %s",
-                video.path,
-                transfer,
-                SDR_COMMAND,
-            )
+        for caveat in read_as_stored(video.path):
+            logger.warning("%s", caveat)
         size = video_size(video.path)
         width, height = self._working_size(size, video.width, video.height)
         declared = declared_frames(video.path)

@@ -490,17 +490,33 @@ SDR_COMMAND = (
     "ffmpeg -i IN -vf zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable:desat=0,"
     "zscale=t=bt709:m=bt709:r=tv,format=yuv420p OUT"
 )
+INTERLACED = {2, 3, 4, 5}  # FFmpeg's field orders of interlaced video (top or bottom field first)
 
 
-def hdr_transfer(path: str | os.PathLike) -> str | None:
-    """The HDR transfer (PQ or HLG) a video file says its frames are in, from its headers; None for
-    SDR video, images and folders of frames."""
+def read_as_stored(path: str | os.PathLike) -> list[str]:
+    """What a video file's headers say of its frames that this reads as stored, not as players show
+    them (HDR, interlaced fields), each a sentence with what to do first; none for images and folders."""
     path = Path(path)
     if path.is_dir() or not _is_container(path):
-        return None
+        return []
     with av.open(str(path)) as container:
-        streams = container.streams.video
-        return HDR_TRANSFERS.get(streams[0].codec_context.color_trc) if streams else None
+        if not container.streams.video:
+            return []
+        codec = container.streams.video[0].codec_context
+        transfer, fields = HDR_TRANSFERS.get(codec.color_trc), codec.field_order in INTERLACED
+    said = []
+    if transfer:
+        said.append(
+            f"{path} is HDR video ({transfer}): it is read as stored, without tone mapping, so its colours and the "
+            f"edit's look flat beside what an HDR player shows; for a faithful edit, convert it to SDR first: "
+            f"{SDR_COMMAND}"
+        )
+    if fields:
+        said.append(
+            f"{path} is interlaced (two fields in each frame): it is read without deinterlacing, so moving edges "
+            "comb in it and in the edit; deinterlace it first: ffmpeg -i IN -vf yadif OUT"
+        )
+    return said
 
 
 def _is_container(path: Path) -> bool:
