@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from videop2p.config import InversionConfig, InversionMethod, TuneConfig, VideoConfig
-from videop2p.io.video import write_frames, write_mp4
+from videop2p.io.video import VideoError, write_frames, write_mp4
 from videop2p.pipeline import VideoP2P
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 from videop2p.store.files import atomic_path, write_json
@@ -380,6 +380,10 @@ def test_hdr_or_interlaced_video_is_read_as_stored_with_a_warning_that_says_what
     assert "ffmpeg -i IN -vf zscale" in hdr and clip.frames.shape[0] == 3
     assert "fields.mp4 is interlaced (two fields in each frame): it is read without deinterlacing" in fields
     assert fields.endswith("deinterlace it first: ffmpeg -i IN -vf yadif OUT") and "HDR video" not in fields
+    (tmp_path / "junk.mp4").write_bytes(b"not a video")  # what cannot be read is named as before, not by this check
+    for name, words in (("missing.mp4", "does not exist"), ("junk.mp4", "is not a readable video")):
+        with pytest.raises(VideoError, match=words):
+            vp.load_clip(VideoConfig(path=str(tmp_path / name), frames=3))
 
 
 def test_more_frames_per_step_than_the_clip_has_is_every_frame_and_reuses_its_results(tiny, clip_path, tmp_path):

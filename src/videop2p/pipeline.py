@@ -199,9 +199,9 @@ class VideoP2P:
         if isinstance(video, str | os.PathLike):
             video = VideoConfig(path=str(video))
         _given(video, VideoConfig, "video", "or the clip's path")
+        size = video_size(video.path)  # a missing or unreadable clip is named here
         for caveat in read_as_stored(video.path):
             logger.warning("%s", caveat)
-        size = video_size(video.path)
         width, height = self._working_size(size, video.width, video.height)
         declared = declared_frames(video.path)
         if declared:  # a clip too long for memory is refused before it is decoded

@@ -497,13 +497,16 @@ def read_as_stored(path: str | os.PathLike) -> list[str]:
     """What a video file's headers say of its frames that this reads as stored, not as players show
     them (HDR, interlaced fields), each a sentence with what to do first; none for images and folders."""
     path = Path(path)
-    if path.is_dir() or not _is_container(path):
+    if not path.is_file() or not _is_container(path):
         return []
-    with av.open(str(path)) as container:
-        if not container.streams.video:
-            return []
-        codec = container.streams.video[0].codec_context
-        transfer, fields = HDR_TRANSFERS.get(codec.color_trc), codec.field_order in INTERLACED
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return []
+            codec = container.streams.video[0].codec_context
+            transfer, fields = HDR_TRANSFERS.get(codec.color_trc), codec.field_order in INTERLACED
+    except av.error.FFmpegError:
+        return []  # read_video names what is wrong with it
     said = []
     if transfer:
         said.append(
