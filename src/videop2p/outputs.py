@@ -23,7 +23,15 @@ from tqdm.auto import tqdm
 from videop2p.compositing import composite
 from videop2p.config import CompositeMode, RunConfig, target_pairs, to_plain
 from videop2p.control.prompts import word_changes
-from videop2p.io.video import PREVIEW_MIN_WIDTH, enlarge, preview_factor, side_by_side_frames, write_video
+from videop2p.io.video import (
+    PREVIEW_MIN_WIDTH,
+    WRITTEN_FRAME,
+    enlarge,
+    preview_factor,
+    saving_frames,
+    side_by_side_frames,
+    write_video,
+)
 from videop2p.progress import StepHook
 from videop2p.store.files import atomic_path, staged_files, write_json, write_text
 from videop2p.store.workspace import StageReport
@@ -179,22 +187,31 @@ def _clip_writers(
     png: bool = False,
     times: np.ndarray | None = None,
 ) -> list[Writer]:
-    """The writers of `stem.mp4` (at full resolution with the sound, when `full` makes the frames),
-    `stem.gif` (working size, a preview) and, when `png`, the folder `stem/` of lossless PNG frames at
-    the mp4's size, to run in any order. `frames`: the frames, or a function that makes them afresh one
-    at a time for each file (a long clip's grid or overlay is never held whole). The videos show the
-    frames at `fps`, or at their own `times` (`Video.times`). The GIF's palettes are made on as many
-    threads as torch uses."""
+    """The writers of `stem.mp4` (at full resolution with the sound, when `full` makes the frames; with
+    `png`, its frames also as lossless PNGs in the folder `stem/`, from the same pass) and `stem.gif`
+    (working size, a preview), to run in any order. `frames`: the frames, or a function that makes
+    them afresh one at a time for each file (a long clip's grid or overlay is never held whole). The
+    videos show the frames at `fps`, or at their own `times` (`Video.times`). The GIF's palettes are
+    made on as many threads as torch uses."""
     again = frames if callable(frames) else lambda: frames
-    writers: list[Writer] = [
-        lambda stop: write_video(_until((full or again)(), stop), root / f"{stem}.mp4", fps, audio, times=times),
+    pngs = root / stem if png else None
+    return [
+        lambda stop: _mp4_with_pngs(_until((full or again)(), stop), root / f"{stem}.mp4", fps, audio, times, pngs),
         lambda stop: write_video(
             _until(again(), stop), root / f"{stem}.gif", fps, workers=torch.get_num_threads(), times=times
         ),
     ]
-    if png:
-        writers.append(lambda stop: write_video(_until((full or again)(), stop), root / stem))
-    return writers
+
+
+def _mp4_with_pngs(
+    frames: Iterable[np.ndarray], mp4: Path, fps: float, audio, times: np.ndarray | None, pngs: Path | None
+) -> Path:
+    """`mp4`, and when `pngs` names a folder, the same frames as lossless PNGs there: one pass over
+    `frames`, so a pasted edit is read again and pasted once for both; neither is left when one fails."""
+    if pngs is None:
+        return write_video(frames, mp4, fps, audio, times=times)
+    with atomic_path(pngs, directory=True) as folder:
+        return write_video(saving_frames(frames, folder), mp4, fps, audio, times=times)
 
 
 def _picture_writer(image: np.ndarray, path: Path, stop: threading.Event) -> Path:
@@ -311,7 +328,7 @@ def _write_outputs(
     source, fps = clip.frames, clip.fps
     full = pasting(cfg, clip)
     files: dict[str, list[str] | str] = {"edits": [], "edits_gif": [], "edits_png": [], "masks": [], "attention": []}
-    pasted: list[Writer] = []  # the edits' mp4s (and PNG folders) at full size, the longest writers: started first
+    pasted: list[Writer] = []  # the edits' mp4s (with their PNGs) at full size, the longest writers: started first
     clip_writers = functools.partial(_clip_writers, root=root, fps=fps, times=clip.times)  # at the clip's times
     writers = clip_writers(source, stem="source")
     writers += clip_writers(out.reconstruction, stem="reconstruction")
@@ -319,14 +336,14 @@ def _write_outputs(
     for k, frames in enumerate(out.edits, start=1):
         masks = out.result.masks[k - 1] if out.result.masks is not None else None
         paste = functools.partial(_pasted, clip, frames, masks, info.vae_scale_factor) if full else None
-        mp4_writer, gif_writer, *png_writer = clip_writers(
+        mp4_writer, gif_writer = clip_writers(
             frames, stem=f"edit_{k}", full=paste, audio=clip.audio, png=cfg.png_frames
         )
-        (pasted if full else writers).extend([mp4_writer, *png_writer])
+        (pasted if full else writers).append(mp4_writer)
         writers.append(gif_writer)
         files["edits"].append(f"edit_{k}.mp4")
         files["edits_gif"].append(f"edit_{k}.gif")
-        if png_writer:
+        if cfg.png_frames:
             files["edits_png"].append(f"edit_{k}")
     labels = ["source", "reconstruction", *(edit_label(cfg.source, t) for t in cfg.targets)]
     videos = [source, out.reconstruction, *out.edits]
@@ -382,7 +399,7 @@ def _is_stale(path: Path, kept: set[str]) -> bool:
         return False
     if path.is_dir():
         return _NUMBERED_FOLDER.fullmatch(path.name) is not None and all(
-            f.is_file() and re.fullmatch(r"\d+\.png", f.name) for f in path.iterdir()
+            f.is_file() and WRITTEN_FRAME.fullmatch(f.name) for f in path.iterdir()
         )
     return _NUMBERED.fullmatch(path.name) is not None
 

@@ -406,8 +406,9 @@ def timing_drift(times: list[float | None], period: float) -> float:
 
 def _selection_times(decoded: _Decoded, picked: range, period: float) -> np.ndarray | None:
     """(F + 1,) seconds: when each `picked` frame is shown, from the first, and when the last ends (the
-    next frame's time, the file's end, else one `period` later); None where they are evenly spaced
-    (within half a period: a constant rate, written as such) or their times are unknown."""
+    time of the frame after it, or the file's end when it ends before that frame, where known, else one
+    `period` later); None where they are evenly spaced (within half a period: a constant rate, written
+    as such) or their times are unknown."""
     times = decoded.times
     if not times or any(times[i] is None for i in picked):
         return None
@@ -762,11 +763,26 @@ def write_gif(
     return path
 
 
+def frame_name(k: int) -> str:
+    """The name of frame k (from 1) in a folder of frames this writes (read back in natural order)."""
+    return f"{k}.png"
+
+
+WRITTEN_FRAME = re.compile(r"[1-9]\d*\.png")  # the names `frame_name` gives
+
+
+def saving_frames(frames: Iterable[np.ndarray], directory: Path) -> Iterator[np.ndarray]:
+    """`frames` as they come, each also saved into `directory` as a PNG named by `frame_name`."""
+    for k, frame in enumerate(frames, start=1):
+        Image.fromarray(frame).save(directory / frame_name(k))
+        yield frame
+
+
 def write_frames(frames: np.ndarray | Iterable[np.ndarray], directory: str | os.PathLike) -> Path:
     """Write frames as 1.png, 2.png, ... into a folder (created atomically), one at a time."""
     with atomic_path(directory, directory=True) as tmp:
-        for i, f in enumerate(frames, start=1):
-            Image.fromarray(f).save(tmp / f"{i}.png")
+        for _ in saving_frames(frames, tmp):  # each frame saved as it passes
+            pass
     return Path(directory)
 
 
