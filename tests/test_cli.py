@@ -535,7 +535,10 @@ def test_attention_slicing_flag_gives_the_same_edit(tiny_dir, clip_dir, tmp_path
                 "grass",
                 "snow",
             ],
-            ["--subtract ['grass', 'snow'] is given for target 2 without blend words", "give --blend words for it"],
+            [
+                "--subtract ['grass', 'snow'] is given for target 2 without blend words",
+                "give blend words for it too, or no subtract words",
+            ],
         ),
         (["--reweight", "blue=1e30"], ["--reweight blue=1e+30 is not valid", "from -100 to 100"]),
         (["--reweight", "blue=-101"], ["--reweight blue=-101.0 is not valid"]),

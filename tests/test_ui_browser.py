@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import socket
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -158,9 +159,15 @@ def test_re_edit_reuses_the_workspace_and_says_so(fresh):
     _toy_swap_form(fresh, frames=3)
     assert "Re-edit" not in _edit_and_wait(fresh)  # 3 frames: a clip no other test edits
     _fill(fresh, "Target prompts (one per line)", "a green circle moving on the grass")
+    fresh.get_by_text("Long clips and output").click()  # and the edit's frames as PNGs, one zip under Downloads
+    fresh.locator("#png-frames input").check()
     status = _edit_and_wait(fresh)
     assert "Re-edit of a known clip: the workspace's tune and invert result was reused." in status
     assert "a green circle moving on the grass" in fresh.locator("#masks").inner_text()  # this run's result
+    out = Path(re.search(r"outputs in (\S+)", status).group(1).strip("`"))
+    assert re.search(r"edit_1\s*\.zip", fresh.locator("#downloads").inner_text())  # Gradio parts name and suffix
+    with zipfile.ZipFile(out / "edit_1.zip") as zf:
+        assert zf.namelist() == [f"edit_1/{k}.png" for k in (1, 2, 3)]  # the 3 frames, lossless
 
 
 def test_blend_word_not_in_prompt_is_named_in_the_page(fresh):
@@ -204,6 +211,69 @@ def test_form_to_config_maps_every_field(tmp_path):
     form.blend_source, form.blend_target = "circle, -", "circle, -"  # a pair per target line, - for none
     cfg = form_to_config(form, "clip.mp4", tmp_path / "out", tmp_path / "ws", None)
     assert cfg.edit.blend == [("circle", "circle"), None]
+
+
+def test_the_form_offers_every_option_of_run_with_its_default(tmp_path):
+    import gradio as gr
+
+    from videop2p.config import OPTIONS, RunConfig
+    from videop2p.ui import SESSION_OPTIONS, WORD_PAIRS, Session, build_app
+
+    fields = set(Form.__dataclass_fields__)
+    paired = {o for o in WORD_PAIRS if {f"{o}_source", f"{o}_target"} <= fields}
+    assert set(OPTIONS) - fields - paired - set(SESSION_OPTIONS) == set()  # a new flag of run needs a field
+    form = Form(source="a red circle moving on the grass", targets="a blue circle moving on the grass")
+    cfg = form_to_config(form, "clip.mp4", tmp_path / "out", tmp_path / "ws", None)
+    official = RunConfig(source=form.source, targets=[form.targets], out=str(tmp_path / "out"))
+    official.workspace, official.video.path = str(tmp_path / "ws"), "clip.mp4"
+    assert cfg == official  # the form's defaults are the config dataclasses', every one
+    app = build_app(Session(None, tmp_path))
+    for label, name in [("Group norm", "group_norm"), ("Frames per window", "window"), ("Window overlap", "overlap"),
+                        ("Anchors", "anchors"), ("Window blend", "window_blend"), ("Paste into the input", "composite"),
+                        ("Lossless PNG frames", "png_frames"), ("Attention query chunk", "attention_slicing")]:  # fmt: skip
+        (component,) = [b for b in app.blocks.values() if getattr(b, "label", None) == label]
+        assert isinstance(component, gr.components.Component) and component.value == getattr(Form(), name), label
+
+
+def test_the_form_sets_the_long_clip_output_and_rarer_options(tmp_path):
+    form = Form(source="a red circle moving on the grass", targets="a blue circle moving on the grass\na red square",
+                blend_source="circle, -", blend_target="circle, -", subtract_source="grass, -",
+                subtract_target="grass, -", group_norm="clip", attention_slicing=64, window=8, overlap=2,
+                anchors="first+middle", window_blend="ramp", composite="off", png_frames=True)  # fmt: skip
+    cfg = form_to_config(form, "clip.mp4", tmp_path, tmp_path, None)
+    assert cfg.edit.subtract == [("grass", "grass"), None] and cfg.edit.blend == [("circle", "circle"), None]
+    assert (cfg.group_norm.value, cfg.attention_slicing, cfg.composite.value, cfg.png_frames) == (
+        "clip",
+        64,
+        "off",
+        True,
+    )
+    assert (cfg.window.size, cfg.window.overlap, cfg.window.anchors.value, cfg.window.blend.value) == (
+        8, 2, "first+middle", "ramp")  # fmt: skip
+    from videop2p.config import LIGHTER
+
+    lighter = form_to_config(Form(**{**vars(form), **LIGHTER}), "clip.mp4", tmp_path, tmp_path, None)
+    assert (lighter.tune.frames, lighter.attention_slicing, lighter.window.size) == (4, 1024, 8)  # fields it names
+    for blank in (None, 0):  # a cleared field: the whole clip at once, every query at once
+        form.window, form.attention_slicing = blank, blank
+        cfg = form_to_config(form, "clip.mp4", tmp_path, tmp_path, None)
+        assert (cfg.window.size, cfg.attention_slicing) == (None, None)
+
+
+def test_zip_folder_packs_an_edits_frames_in_their_order(tmp_path):
+    import zipfile
+
+    from videop2p.ui import zip_folder
+
+    folder = tmp_path / "edit_1"
+    folder.mkdir()
+    for k in (1, 2, 10):
+        (folder / f"{k}.png").write_bytes(bytes([k]) * 5)
+    path = zip_folder(folder)
+    assert path == tmp_path / "edit_1.zip" and sorted(p.name for p in tmp_path.iterdir()) == ["edit_1", "edit_1.zip"]
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist() == ["edit_1/1.png", "edit_1/2.png", "edit_1/10.png"]  # natural order
+        assert zf.read("edit_1/10.png") == bytes([10]) * 5
 
 
 def test_a_preset_fills_the_fields_that_give_its_settings(tmp_path):
@@ -285,6 +355,14 @@ def test_the_window_fields_take_one_per_target(tmp_path):
         ({"lr": 0}, "learning rate 0.0 is not valid; expected a finite number > 0"),
         ({"guidance": "strong"}, "guidance 'strong' is not valid; expected a finite number >= 0"),
         ({"cross_replace": 1.5}, "cross-attention window 1.5 is not valid"),
+        ({"subtract_source": "grass"}, "^Subtracting from the blend mask needs both words"),
+        ({"subtract_source": "grass", "subtract_target": "grass"}, "^Subtract words: .* without blend words"),
+        ({"window": 8, "overlap": 8}, "^window overlap 8 is not valid with a window of 8 frames"),
+        ({"window": 1}, "^frames per window 1 is not valid; expected a whole number >= 2"),
+        ({"group_norm": "batch"}, "^group norm 'batch' is not one of frame, clip"),
+        ({"composite": "on"}, "^paste into the input 'on' is not one of auto, off"),
+        ({"anchors": "all"}, "^anchor frames 'all' is not one of first, first.middle"),
+        ({"attention_slicing": 2.5}, "^attention query chunk 2.5 is not valid; expected a whole number >= 1"),
         (
             {"blend_source": "circle, grass", "blend_target": "circle"},
             "^Blend words: 'circle, grass' and 'circle' give",
@@ -458,7 +536,12 @@ def test_running_out_of_memory_or_disk_is_a_message_in_the_page(tmp_path, monkey
     session = Session(None, tmp_path)
     form = Form(source=example_prompt(EXAMPLE), targets=TARGET, steps=2, tune_steps=1, frames=2)
     for error, says in (
-        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB\n..."), "Out of memory on cpu: CUDA"),
+        (
+            torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB\n..."),
+            "Out of memory on cpu: CUDA out of memory. Tried to allocate 9.00 GiB Lighter settings: fewer frames or a "
+            "smaller size, frames per tuning step 4, null-text frames 4, attention query chunk 1024, frames per "
+            "window 8; or start the editor with",  # the form's names for config.LIGHTER's settings
+        ),
         (OSError(errno.ENOSPC, "No space left on device"), "Could not read or write a file: [Errno 28]"),
     ):
 

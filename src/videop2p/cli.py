@@ -17,6 +17,7 @@ import typer
 from videop2p.config import (
     COUNT_MAX,
     DEMO_TUNE_STEPS,
+    LIGHTER,
     OFFICIAL_TUNE_STEPS,
     PER_TARGET_PAIRS,
     PER_TARGET_THRESHOLDS,
@@ -164,9 +165,14 @@ def _h(option: str, text: str) -> str:
     return f"{text} (default: {default_of(option)})."
 
 
+def _flag_name(option: str) -> str:
+    """An option's flag: `--name-of-it`."""
+    return f"--{option.replace('_', '-')}"
+
+
 def _flag(e) -> str:
     """An OptionError of a command's own setting, as its flag: `--name value is not valid; ...`."""
-    return f"--{e.option.replace('_', '-')} {e.reason}"
+    return f"{_flag_name(e.option)} {e.reason}"
 
 
 def _check_own_flags(check, settings) -> None:
@@ -398,8 +404,13 @@ def _run_stages(cfg, stage: str) -> None:
         _fail(str(e))
 
 
-# {dtype}: the device's lighter dtype (models.loading.lighter_dtype)
-RUN_LIGHTER = "{dtype}, --tune-frames 4, --null-text-frames 4, --attention-slicing 1024, --window 8"
+def _lighter_flags(options: list[str]) -> str:
+    """`config.LIGHTER`'s settings of `options` as flags, after {dtype}: the device's lighter dtype
+    (models.loading.lighter_dtype), filled in when it is said."""
+    return ", ".join(["{dtype}", *(f"{_flag_name(o)} {LIGHTER[o]}" for o in options)])
+
+
+RUN_LIGHTER = _lighter_flags(list(LIGHTER))
 
 
 @contextlib.contextmanager
@@ -1308,7 +1319,7 @@ def eval_command(
     again = f"the cases it finished are kept in {out / 'cases'}; the same command" + (
         " reads them back and goes on." if resume else ", without --no-resume, reads them back and goes on."
     )
-    with _long_run(device, again, "{dtype}, --tune-frames 4, --null-text-frames 4"):
+    with _long_run(device, again, _lighter_flags(["tune_frames", "null_text_frames"])):
         try:
             comps = load_components(model, device=device, dtype=parse_dtype(dtype))
             check_steps(comps.scheduler, s.steps)

@@ -476,7 +476,7 @@ def check_subtract(blends: list[WordPair | None], subtracts: list[WordPair | Non
             raise OptionError(
                 "subtract",
                 f"{list(subtract)} is given for {target_label(k, len(blends))} without blend words: subtracted "
-                "words narrow a blend mask; give --blend words for it too, or no --subtract.",
+                "words narrow a blend mask; give blend words for it too, or no subtract words.",
             )
 
 
@@ -545,6 +545,12 @@ PRESETS: dict[Preset, dict[str, Any]] = {  # flat options each preset sets; a co
         "tune_checkpointing": False,  # 4 frames a step keep every activation within the official run's memory
         "inversion": "fast",
     },
+}
+LIGHTER: dict[str, int] = {  # flat options that need less memory, said when a run runs out (docs/benchmarks.md)
+    "tune_frames": 4,
+    "null_text_frames": 4,
+    "attention_slicing": 1024,
+    "window": 8,
 }
 PRESET_MARGINS: dict[Preset, str] = {  # what a preset costs against the official settings, as measured (docs/speed.md)
     Preset.QUICK: (

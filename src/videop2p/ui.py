@@ -17,14 +17,19 @@ from enum import Enum
 from pathlib import Path
 
 from videop2p.config import (
+    LIGHTER,
     OFFICIAL_TUNE_STEPS,
     OPTIONS,
     PER_TARGET_THRESHOLDS,
     PER_TARGET_WINDOWS,
     PRESET_MARGINS,
+    AnchorMode,
+    CompositeMode,
+    GroupNormMode,
     OptionError,
     Preset,
     RunConfig,
+    WindowBlend,
     apply_options,
     check_number,
     preset_config,
@@ -32,10 +37,19 @@ from videop2p.config import (
 )
 from videop2p.control.controller import MaskNorm
 from videop2p.inversion import InversionMethod
-from videop2p.io.video import IMAGE_SUFFIXES, ResizeMode, VideoError, check_video, is_frame_name, write_frames
+from videop2p.io.video import (
+    IMAGE_SUFFIXES,
+    ResizeMode,
+    VideoError,
+    check_video,
+    is_frame_name,
+    natural_key,
+    write_frames,
+)
 from videop2p.models.attention import FrameAttentionMode
 from videop2p.models.loading import is_out_of_memory, lighter_dtype
 from videop2p.progress import Cancelled
+from videop2p.store.files import atomic_path
 from videop2p.toy.world import Background, Color, Motion, Shape, ToyClipSpec, ToyObject, caption_for, render_clip
 
 logger = logging.getLogger(__name__)
@@ -95,6 +109,17 @@ class Form:
     null_text_frames: int | None = _RUN.inversion.frames  # None or 0: every frame
     tune_checkpointing: bool = _RUN.tune.gradient_checkpointing  # how tuning runs, not what it gives
     frame_attention_control: bool = _RUN.edit.control_frame_attention  # ours, not the authors'
+    subtract_source: str = ""  # local blending's words whose maps are taken out of the mask
+    subtract_target: str = ""
+    group_norm: str = _RUN.group_norm.value
+    attention_slicing: int | None = _RUN.attention_slicing  # None or 0 (blank): every query at once
+    # long clips and output
+    window: int | None = _RUN.window.size  # None or 0 (blank): always the whole clip
+    overlap: int = _RUN.window.overlap
+    anchors: str = _RUN.window.anchors.value
+    window_blend: str = _RUN.window.blend.value
+    composite: str = _RUN.composite.value
+    png_frames: bool = _RUN.png_frames
 
 
 PRESET_FIELDS = (
@@ -179,6 +204,10 @@ def unpack_upload(path: Path, root: Path) -> Path:
     return folder
 
 
+SESSION_OPTIONS = ("model", "model_config", "device", "dtype", "video", "out", "workspace")  # of `ui`'s flags, the
+# upload and the run's folder; every other option of `run` (config.OPTIONS) is a field of the form
+WORD_PAIRS = ("blend", "subtract")  # options given as two fields, OPTION_source and OPTION_target
+
 FIELD_NAMES = {  # option -> the form's name for it, where they differ
     "mode": "edit mode",
     "blend": "Blend words:",
@@ -193,10 +222,19 @@ FIELD_NAMES = {  # option -> the form's name for it, where they differ
     "cross_replace": "cross-attention window",
     "self_replace": "temporal-attention window",
     "threshold": "blend threshold",
+    "subtract": "Subtract words:",
+    "attention_slicing": "attention query chunk",
+    "window": "frames per window",
+    "overlap": "window overlap",
+    "anchors": "anchor frames",
+    "window_blend": "window blend",
+    "composite": "paste into the input",
+    "png_frames": "lossless PNG frames",
 }
 EXAMPLE_MAX_FRAMES = 1024  # an example clip is rendered here, so its length is bounded here
 BLANK_IS_DEFAULT = {"width", "height", "tune_steps", "tune_frames", "null_text_frames"}  # blank: the default
 ZERO_IS_DEFAULT = {"width", "height", "tune_frames", "null_text_frames"}  # 0 (a cleared field) too
+BLANK_IS_NONE = {"attention_slicing", "window"}  # blank or 0: the setting's None (every query, the whole clip)
 WHOLE = (
     "frames",
     "start",
@@ -208,6 +246,9 @@ WHOLE = (
     "tune_steps",
     "tune_frames",
     "null_text_frames",
+    "attention_slicing",
+    "window",
+    "overlap",
 )
 REAL = ("lr", "cross_replace", "self_replace", "guidance", "threshold")
 
@@ -249,6 +290,15 @@ def _form_frames(form: Form) -> int:
     return frames
 
 
+def _word_pair(what: str, source: str, target: str) -> tuple[str, str] | None:
+    """A (source word, target word) pair of the form's two fields, None when both are blank; one of the two
+    is a FormError. Comma-separated words give one pair per target line (`config.apply_options` reads them)."""
+    pair = ((source or "").strip(), (target or "").strip())  # a field never rendered gives None
+    if any(pair) and not all(pair):
+        raise FormError(f"{what} needs both words (source word, target word); got {pair[0]!r} and {pair[1]!r}.")
+    return pair if all(pair) else None
+
+
 def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: str | None) -> RunConfig:
     """The `RunConfig` of a filled form; FormError names the first bad field."""
     source = form.source.strip()
@@ -257,29 +307,35 @@ def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: st
         raise FormError("Enter the source prompt: a sentence that describes the clip.")
     if not targets:
         raise FormError("Enter at least one target prompt (one per line): the source prompt with your edit.")
-    blend = (form.blend_source.strip(), form.blend_target.strip())
-    if any(blend) and not all(blend):
-        raise FormError(
-            f"Local blending needs both words (source word, target word); got {blend[0]!r} and {blend[1]!r}."
-        )
+    what = {"blend": "Local blending", "subtract": "Subtracting from the blend mask"}
+    pairs = {o: _word_pair(what[o], getattr(form, f"{o}_source"), getattr(form, f"{o}_target")) for o in WORD_PAIRS}
+    unset = [o for o in BLANK_IS_NONE if getattr(form, o) in (None, 0)]  # set to None after the others
     options = {
         "video": video,
         "model": model,
         "out": str(out),
         "workspace": str(workspace),
         "frame_attention": form.frame_attention,
-        **{option: _field_value(option, getattr(form, option)) for option in WHOLE + REAL},
+        **{option: _field_value(option, getattr(form, option)) for option in WHOLE + REAL if option not in unset},
         "resize": form.resize,
         "tune_checkpointing": bool(form.tune_checkpointing),
         "inversion": form.inversion,
         "mode": form.mode,
-        "blend": blend if all(blend) else None,
+        **pairs,
         "reweight": [x for x in form.reweight.replace(",", "\n").splitlines() if x.strip()],
         "mask_norm": form.mask_norm,
         "frame_attention_control": bool(form.frame_attention_control),
+        "group_norm": form.group_norm,
+        "anchors": form.anchors,
+        "window_blend": form.window_blend,
+        "composite": form.composite,
+        "png_frames": bool(form.png_frames),
     }
     try:
         cfg = apply_options(RunConfig(source=source, targets=targets, force=bool(form.force)), options)
+        for option in unset:
+            section, attr = OPTIONS[option]
+            setattr(cfg if section is None else getattr(cfg, section), attr, None)
         validate(cfg)
     except OptionError as e:
         raise _field_error(e) from None
@@ -394,13 +450,23 @@ class Session:
                 raise
             raise FormError(
                 f"Out of memory on {self.device}: {str(e).splitlines()[0]} Lighter settings: fewer frames or a "
-                f"smaller size, frames per tuning step 4, null-text frames 4; or start the editor with "
-                f"{lighter_dtype(self.device)}."
+                f"smaller size, {', '.join(f'{_field_name(o)} {v}' for o, v in LIGHTER.items())}; or start the "
+                f"editor with {lighter_dtype(self.device)}."
             ) from None
         finally:
             library.removeHandler(warnings)
         every = dict.fromkeys([*warnings.messages, *manifest["warnings"]])  # a reused edit's are in its manifest
         return {**manifest, "out": str(out), "warnings": list(every)}
+
+
+def zip_folder(folder: Path) -> Path:
+    """`folder` (an edit's PNG frames) as `folder.zip` beside it, one download; the PNGs are stored as they
+    are (already compressed), in the frames' natural order, and the zip is written atomically."""
+    path = folder.with_suffix(".zip")
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+        for frame in sorted(folder.iterdir(), key=lambda f: natural_key(f.name)):
+            zf.write(frame, f"{folder.name}/{frame.name}")
+    return path
 
 
 def _frame_count(gr, value: int | None, label: str, elem_id: str):
@@ -516,9 +582,57 @@ def build_app(session: Session):
                             info="also replace the frame-attention maps (ours): outlines stay in place",
                             elem_id="frame-attention-control",
                         )
+                    with gr.Row():
+                        subtract_source = gr.Textbox(
+                            value=defaults.subtract_source,
+                            label="Subtract word (source)",
+                            info="its region is taken out of the blend mask (needs blend words)",
+                            elem_id="subtract-source",
+                        )
+                        subtract_target = gr.Textbox(
+                            value=defaults.subtract_target, label="Subtract word (target)", elem_id="subtract-target"
+                        )
+                        group_norm = gr.Dropdown(
+                            [m.value for m in GroupNormMode],
+                            value=defaults.group_norm,
+                            label="Group norm",
+                            info="frame: each frame alone (ours); clip: over every frame (the authors')",
+                        )
+                        attention_slicing = gr.Number(
+                            value=defaults.attention_slicing,
+                            precision=0,
+                            label="Attention query chunk",
+                            info="blank: every query at once; a number: less memory",
+                        )
                     force = gr.Checkbox(
                         value=False, label="Recompute tuning and inversion even if the workspace has them"
                     )
+                with gr.Accordion("Long clips and output", open=False):
+                    with gr.Row():
+                        window = gr.Number(
+                            value=defaults.window,
+                            precision=0,
+                            label="Frames per window",
+                            info="longer clips run in overlapping windows; blank or 0: always the whole clip",
+                        )
+                        overlap = gr.Number(value=defaults.overlap, precision=0, label="Window overlap")
+                        anchors = gr.Dropdown([m.value for m in AnchorMode], value=defaults.anchors, label="Anchors")
+                        window_blend = gr.Dropdown(
+                            [m.value for m in WindowBlend], value=defaults.window_blend, label="Window blend"
+                        )
+                    with gr.Row():
+                        composite = gr.Dropdown(
+                            [m.value for m in CompositeMode],
+                            value=defaults.composite,
+                            label="Paste into the input",
+                            info="auto: edits at the input's own resolution; off: the working size",
+                        )
+                        png_frames = gr.Checkbox(
+                            value=defaults.png_frames,
+                            label="Lossless PNG frames",
+                            info="each edit's frames as PNGs too, one zip per edit under Downloads",
+                            elem_id="png-frames",
+                        )
                 with gr.Row():
                     run_btn = gr.Button("Edit", variant="primary", elem_id="run")
                     cancel_btn = gr.Button("Cancel", elem_id="cancel")
@@ -540,6 +654,8 @@ def build_app(session: Session):
             source, targets, mode, blend_source, blend_target, reweight, cross_replace, self_replace, steps,
             tune_steps, inversion, seed, frames, width, height, guidance, threshold, mask_norm, lr, start, stride, resize,
             frame_attention, force, tune_frames, null_text_frames, tune_checkpointing, frame_attention_control,
+            subtract_source, subtract_target, group_norm, attention_slicing, window, overlap, anchors, window_blend,
+            composite, png_frames,
         ]  # fmt: skip
         names = list(Form.__dataclass_fields__)
 
@@ -567,7 +683,9 @@ def build_app(session: Session):
             gallery = [(str(root / g), t) for g, t in zip(files["edits_gif"], manifest["targets"], strict=True)]
             prompts = [manifest["source"], *manifest["targets"]]  # the source's maps first, then each target's
             atts = [(str(root / a), p) for a, p in zip(files["attention"], prompts, strict=False)]  # none: no maps
-            downloads_list = [str(p) for p in sorted(root.iterdir()) if p.is_file()]
+            for folder in files.get("edits_png", []):  # a folder is no download: each edit's PNGs as a zip
+                zip_folder(root / folder)
+            downloads_list = [str(p) for p in sorted(root.iterdir()) if p.is_file()]  # the zips among them
             return status_text(manifest), str(root / files["side_by_side"]), mask_list, gallery, atts, downloads_list
 
         run_event = run_btn.click(
