@@ -353,9 +353,10 @@ def test_frames_far_above_the_models_size_are_warned_about_before_any_work(tiny,
     assert record.getMessage().endswith(f"; --size {own[0]}x{own[1]} works at its own area")
 
 
-def test_hdr_or_interlaced_video_is_read_as_stored_with_a_warning_that_says_what_to_do_first(tiny, tmp_path, caplog):
-    """A phone's default HDR clip (HLG) read as stored looks flat beside its HDR playback, and an interlaced
-    one combs where it moves: each said once, at loading, with the ffmpeg command that makes it plain."""
+def test_hdr_or_interlaced_video_is_said_at_loading_with_what_the_edit_keeps(tiny, tmp_path, caplog):
+    """A phone's default HDR clip (HLG) is tone-mapped as it is read, so its edit is SDR video; an
+    interlaced one is read as stored and combs where it moves: each said once, at loading (the
+    interlaced one with the ffmpeg command that makes it plain)."""
     import logging
 
     import av
@@ -376,8 +377,8 @@ def test_hdr_or_interlaced_video_is_read_as_stored_with_a_warning_that_says_what
         clip = vp.load_clip(VideoConfig(path=str(tmp_path / "hlg.mp4"), frames=3))
         vp.load_clip(VideoConfig(path=str(tmp_path / "fields.mp4"), frames=3))
     hdr, fields = (r.getMessage() for r in caplog.records)
-    assert "hlg.mp4 is HDR video (HLG, ARIB STD-B67): it is read as stored" in hdr and "deinterlac" not in hdr
-    assert "ffmpeg -i IN -vf zscale" in hdr and clip.frames.shape[0] == 3
+    assert "hlg.mp4 is HDR video (HLG, ARIB STD-B67): it is read as an SDR screen shows it" in hdr
+    assert hdr.endswith("and the edit is SDR video.") and "deinterlac" not in hdr and clip.frames.shape[0] == 3
     assert "fields.mp4 is interlaced (two fields in each frame): it is read without deinterlacing" in fields
     assert fields.endswith("deinterlace it first: ffmpeg -i IN -vf yadif OUT") and "HDR video" not in fields
     (tmp_path / "junk.mp4").write_bytes(b"not a video")  # what cannot be read is named as before, not by this check

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageSequence, UnidentifiedImageError
 
 from videop2p.config import ResizeMode
+from videop2p.io.hdr import HLG, PQ, REFERENCE_WHITE, hdr_to_sdr
 from videop2p.store.files import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,10 @@ BT709 = 1  # ITU-R BT.709, in FFmpeg's numbering of colour matrices, primaries a
 LIMITED_RANGE = 1  # FFmpeg's number of video's limited (MPEG, 16-235) range
 VARIABLE_RATE_CLOCK = Fraction(1, 90000)  # s: the time base of an mp4 whose frames keep their own times (MPEG's)
 UNSPECIFIED = 2  # FFmpeg's number of a colour matrix the file does not say
+RESERVED_MATRIX = 3  # FFmpeg's number of a reserved (meaningless) colour matrix
+BT601 = 5  # FFmpeg's number of the BT.601 matrix (BT.470 BG; SMPTE 170M's, 6, is the same)
+BT2020 = 9  # FFmpeg's number of the BT.2020 (non-constant luminance) matrix, HDR's
+FULL_RANGE = 2  # FFmpeg's number of the full (JPEG, 0-255) range
 PREVIEW_MIN_WIDTH = 128  # pixels: a narrower tile of a preview (side by side, mask overlay) is enlarged
 
 
@@ -210,20 +215,37 @@ def _square_width(width: int, sar: Fraction) -> int:
     return round(width * sar)
 
 
-def _guessed_matrix(frame: av.VideoFrame) -> dict:
-    """How to read a YUV frame whose file does not say its colour matrix, as players read it: BT.709
-    for HD (at least 1280 wide or more than 576 high; mpv's rule, as VLC and SDL have it), else
-    FFmpeg's own BT.601. Nothing for a frame whose file says, or that is not YUV."""
-    unsaid = frame.colorspace == UNSPECIFIED and frame.format.name.startswith("yuv")
-    return {"src_colorspace": BT709} if unsaid and (frame.width >= 1280 or frame.height > 576) else {}
+def _source_colour(frame: av.VideoFrame, hdr: bool) -> dict:
+    """How to read a YUV frame's colours, said to the converter outright rather than left to its defaults:
+    its file's matrix and range where it says them; where it says no matrix, the one players take:
+    BT.2020 for HDR, BT.709 for HD (at least 1280 wide or more than 576 high; mpv's rule, as VLC and SDL
+    have it), else BT.601. Nothing for a frame that is not YUV."""
+    if not frame.format.name.startswith("yuv"):
+        return {}
+    matrix = frame.colorspace
+    if matrix in (UNSPECIFIED, RESERVED_MATRIX):
+        matrix = BT2020 if hdr else BT709 if frame.width >= 1280 or frame.height > 576 else BT601
+    said = {"src_colorspace": matrix}
+    if frame.color_range in (LIMITED_RANGE, FULL_RANGE):  # unsaid: limited, or full for the yuvj formats
+        said["src_color_range"] = frame.color_range
+    return said
 
 
-def _upright(frame: av.VideoFrame, sar: Fraction = Fraction(1)) -> np.ndarray:
-    """A decoded frame as RGB (H, W, 3) as players show it: with its colour matrix (`_guessed_matrix`
-    where the file does not say), in square pixels (an anamorphic clip's non-square pixels resampled to
-    its display width) and turned as its display matrix says (a phone's portrait clip is stored sideways
-    with a rotation to show it upright), as ffmpeg's autorotate does."""
-    rgb, turns = frame.to_ndarray(format="rgb24", **_guessed_matrix(frame)), _quarter_turns(frame)
+def _display_rgb(frame: av.VideoFrame, transfer: int | None = None) -> np.ndarray:
+    """A decoded frame's 8-bit RGB (H, W, 3) in BT.709, as an SDR screen shows it (`_source_colour`); a
+    frame of an HDR stream (`transfer` PQ or HLG, the stream's) read at 16 bits and tone-mapped
+    (`hdr.hdr_to_sdr`)."""
+    if transfer in (PQ, HLG):
+        return hdr_to_sdr(frame.to_ndarray(format="rgb48le", **_source_colour(frame, hdr=True)), transfer)
+    return frame.to_ndarray(format="rgb24", **_source_colour(frame, hdr=False))
+
+
+def _upright(frame: av.VideoFrame, sar: Fraction = Fraction(1), transfer: int | None = None) -> np.ndarray:
+    """A decoded frame as RGB (H, W, 3) as players show it: in BT.709 (`_display_rgb`, with the stream's
+    `transfer`), in square pixels (an anamorphic clip's non-square pixels resampled to its display width)
+    and turned as its display matrix says (a phone's portrait clip is stored sideways with a rotation to
+    show it upright), as ffmpeg's autorotate does."""
+    rgb, turns = _display_rgb(frame, transfer), _quarter_turns(frame)
     if sar != 1:
         rgb = np.asarray(
             Image.fromarray(rgb).resize((_square_width(frame.width, sar), frame.height), Image.Resampling.BICUBIC)
@@ -247,13 +269,13 @@ def _read_container(path: Path, wanted: range | None, transform: Transform | Non
             has_audio = bool(container.streams.audio)
             stream = container.streams.video[0]
             fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
-            sar = _pixel_aspect(stream)
+            sar, transfer = _pixel_aspect(stream), stream.codec_context.color_trc
             for i, frame in _frames_until(container, wanted):
                 size = _upright_size(frame, sar)
                 if 0 in size:
                     break
                 wants = _wanted(i, wanted)  # only wanted frames are converted to RGB
-                frames.append(_kept(_upright(frame, sar), transform) if wants else None)
+                frames.append(_kept(_upright(frame, sar, transfer), transform) if wants else None)
                 times.append(frame.time)
     except av.error.FFmpegError as e:
         if not frames:
@@ -480,23 +502,21 @@ def iter_video(path: str | os.PathLike, start: int, num_frames: int, stride: int
         yield from read_video(path, start, num_frames, stride).frames
         return
     with av.open(str(path)) as container:
-        sar = _pixel_aspect(container.streams.video[0])
+        stream = container.streams.video[0]
+        sar, transfer = _pixel_aspect(stream), stream.codec_context.color_trc
         for i, frame in _frames_until(container, wanted):
             if i in wanted:
-                yield _upright(frame, sar)
+                yield _upright(frame, sar, transfer)
 
 
-HDR_TRANSFERS = {16: "PQ, SMPTE ST 2084", 18: "HLG, ARIB STD-B67"}  # FFmpeg's numbers of the HDR transfers
-SDR_COMMAND = (
-    "ffmpeg -i IN -vf zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable:desat=0,"
-    "zscale=t=bt709:m=bt709:r=tv,format=yuv420p OUT"
-)
+HDR_TRANSFERS = {PQ: "PQ, SMPTE ST 2084", HLG: "HLG, ARIB STD-B67"}
 INTERLACED = {2, 3, 4, 5}  # FFmpeg's field orders of interlaced video (top or bottom field first)
 
 
 def read_as_stored(path: str | os.PathLike) -> list[str]:
-    """What a video file's headers say of its frames that this reads as stored, not as players show
-    them (HDR, interlaced fields), each a sentence with what to do first; none for images and folders."""
+    """What a video file's headers say of its frames that an edit does not keep as the file has it, each a
+    sentence: HDR (tone-mapped to SDR as read), interlaced fields (read as stored: what to do first);
+    none for images and folders."""
     path = Path(path)
     if not path.is_file() or not _is_container(path):
         return []
@@ -511,9 +531,8 @@ def read_as_stored(path: str | os.PathLike) -> list[str]:
     said = []
     if transfer:
         said.append(
-            f"{path} is HDR video ({transfer}): it is read as stored, without tone mapping, so its colours and the "
-            f"edit's look flat beside what an HDR player shows; for a faithful edit, convert it to SDR first: "
-            f"{SDR_COMMAND}"
+            f"{path} is HDR video ({transfer}): it is read as an SDR screen shows it (tone-mapped to BT.709, its "
+            f"reference white {REFERENCE_WHITE:g} cd/m2 as the screen's white), and the edit is SDR video."
         )
     if fields:
         said.append(

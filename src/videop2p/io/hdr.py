@@ -1,0 +1,114 @@
+"""HDR video (ITU-R BT.2100: PQ or HLG, BT.2020 colours) shown on an SDR screen, as 8-bit BT.709 RGB.
+
+The model, the edit and every SDR player work in BT.709; read as stored, an HDR frame's code values
+look flat and dull. The conversion, in small steps that each cite their standard: the signal to
+display light in cd/m2 (BT.2100's PQ EOTF, or HLG's inverse OETF and OOTF on a 1000 cd/m2 display),
+BT.2020 to BT.709 primaries in linear light (BT.2087), the highlights rolled off by BT.2390's EETF onto
+an SDR screen whose white is HDR's reference white (203 cd/m2, BT.2408), applied to each pixel's
+largest component so that hues keep their ratios (as FFmpeg's `tonemap` filter does), and the
+result encoded for a BT.1886 (gamma 2.4) display. Light above the assumed mastering peak (1000
+cd/m2, BT.2100's nominal HLG display and the usual PQ grade) is clipped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PQ, HLG = 16, 18  # FFmpeg's numbers of the HDR transfers (SMPTE ST 2084, ARIB STD-B67)
+PQ_M1, PQ_M2 = 2610 / 16384, 2523 / 4096 * 128  # BT.2100 Table 4
+PQ_C1, PQ_C2, PQ_C3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+PQ_MAX = 10000.0  # cd/m2: PQ's signal 1
+HLG_A = 0.17883277  # BT.2100 Table 5
+HLG_B = 1 - 4 * HLG_A
+HLG_C = 0.5 - HLG_A * np.log(4 * HLG_A)
+HDR_PEAK = 1000.0  # cd/m2: the display HDR is mastered for (HLG's nominal peak, where its system gamma is 1.2)
+REFERENCE_WHITE = 203.0  # cd/m2: HDR's diffuse white (BT.2408), shown as the SDR screen's white
+SDR_GAMMA = 2.4  # BT.1886
+BT2100_LUMA = np.array([0.2627, 0.6780, 0.0593])  # BT.2020 / BT.2100 luminance weights of R, G, B
+BT2020_TO_BT709 = np.array(
+    [
+        [1.6604910021, -0.5876411388, -0.0728498633],
+        [-0.1245504745, 1.1328998971, -0.0083494226],
+        [-0.0181507634, -0.1005788980, 1.1187296614],
+    ]
+)  # BT.2087's matrix (linear light), from the two sets of primaries and D65 to ten places: each row sums to 1
+CODES = 65536  # 16-bit R'G'B' code values, each channel's transfer a table over them
+
+
+def pq_eotf(signal: np.ndarray) -> np.ndarray:
+    """PQ signal [0, 1] -> display light in cd/m2 (BT.2100 Table 4, EOTF)."""
+    p = np.power(np.clip(signal, 0.0, 1.0), 1 / PQ_M2)
+    return PQ_MAX * np.power(np.maximum(p - PQ_C1, 0.0) / (PQ_C2 - PQ_C3 * p), 1 / PQ_M1)
+
+
+def pq_inverse_eotf(light: np.ndarray) -> np.ndarray:
+    """Display light in cd/m2 -> PQ signal [0, 1] (BT.2100 Table 4, inverse EOTF)."""
+    y = np.power(np.clip(light / PQ_MAX, 0.0, 1.0), PQ_M1)
+    return np.power((PQ_C1 + PQ_C2 * y) / (1 + PQ_C3 * y), PQ_M2)
+
+
+def hlg_inverse_oetf(signal: np.ndarray) -> np.ndarray:
+    """HLG signal [0, 1] -> normalised scene light [0, 1] (BT.2100 Table 5, inverse OETF)."""
+    e = np.clip(signal, 0.0, 1.0)
+    high = (np.exp((np.maximum(e, 0.5) - HLG_C) / HLG_A) + HLG_B) / 12
+    return np.where(e <= 0.5, e * e / 3, high)
+
+
+def hlg_system_gamma(peak: float) -> float:
+    """HLG's system gamma for a display of `peak` cd/m2 (BT.2100 Table 5 note: 1.2 at 1000 cd/m2)."""
+    return 1.2 + 0.42 * np.log10(peak / 1000.0)
+
+
+def hlg_ootf(scene: np.ndarray, peak: float = HDR_PEAK) -> np.ndarray:
+    """Scene light (..., 3) [0, 1] -> display light in cd/m2 on a `peak` display (BT.2100 Table 5, OOTF)."""
+    luminance = scene @ BT2100_LUMA  # (...,)
+    return peak * np.power(luminance, hlg_system_gamma(peak) - 1)[..., None] * scene
+
+
+def bt2390_eetf(light: np.ndarray, source_peak: float, target_peak: float) -> np.ndarray:
+    """Light in cd/m2 mastered up to `source_peak`, shown on a `target_peak` display: identity below a knee,
+    a Hermite roll-off above it that reaches `target_peak` at `source_peak` (BT.2390 section 5.4.1, black
+    level 0). A target at least as bright as the source keeps every value."""
+    top = pq_inverse_eotf(np.asarray(source_peak))
+    e1 = pq_inverse_eotf(np.minimum(light, source_peak)) / top  # the source's range as [0, 1]
+    max_lum = pq_inverse_eotf(np.asarray(target_peak)) / top
+    knee = 1.5 * max_lum - 0.5
+    if knee >= 1:
+        return np.minimum(light, source_peak)
+    t = np.clip((e1 - knee) / (1 - knee), 0.0, 1.0)
+    spline = (2 * t**3 - 3 * t**2 + 1) * knee + (t**3 - 2 * t**2 + t) * (1 - knee) + (-2 * t**3 + 3 * t**2) * max_lum
+    return pq_eotf(np.where(e1 < knee, e1, spline) * top)
+
+
+def _channel_light(transfer: int) -> np.ndarray:
+    """Each 16-bit code value's light, (65536,) float32: cd/m2 for PQ (its EOTF), scene light [0, 1] for HLG
+    (its inverse OETF; the OOTF mixes channels and comes after)."""
+    signal = np.arange(CODES, dtype=np.float64) / (CODES - 1)
+    if transfer == PQ:
+        return pq_eotf(signal).astype(np.float32)
+    if transfer == HLG:
+        return hlg_inverse_oetf(signal).astype(np.float32)
+    raise ValueError(f"transfer {transfer} is not an HDR transfer; expected {PQ} (PQ) or {HLG} (HLG).")
+
+
+def _roll_off(peak: np.ndarray) -> np.ndarray:
+    """`bt2390_eetf`'s gain for each pixel's largest component (cd/m2, float32): 1 below the knee, the curve
+    read from a table of 4096 points above it (a pixel's own EETF costs ten times as long)."""
+    grid = np.linspace(0.0, HDR_PEAK, 4096)
+    gain = bt2390_eetf(grid, HDR_PEAK, REFERENCE_WHITE) / np.maximum(grid, 1e-6)
+    gain[0] = 1.0
+    return np.interp(np.minimum(peak, HDR_PEAK), grid, gain).astype(np.float32)
+
+
+def hdr_to_sdr(rgb: np.ndarray, transfer: int) -> np.ndarray:
+    """An HDR frame's R'G'B' (H, W, 3) uint16 (BT.2020, PQ or HLG) -> (H, W, 3) uint8 BT.709 RGB as an SDR
+    screen shows it: display light (BT.2100), BT.709 primaries (BT.2087; out-of-gamut light clipped), the
+    largest component rolled off by BT.2390's EETF onto reference white (BT.2408), encoded for gamma 2.4."""
+    light = _channel_light(transfer)[rgb]  # (H, W, 3) float32
+    if transfer == HLG:  # scene light to display light: BT.2100's OOTF on a HDR_PEAK display
+        luminance = light @ BT2100_LUMA.astype(np.float32)  # (H, W)
+        light *= (HDR_PEAK * np.power(luminance, np.float32(hlg_system_gamma(HDR_PEAK) - 1)))[..., None]
+    light = np.maximum(light @ BT2020_TO_BT709.T.astype(np.float32), 0.0)  # (H, W, 3) cd/m2, BT.709
+    light *= _roll_off(light.max(axis=-1, keepdims=True))  # the largest component at most REFERENCE_WHITE
+    sdr = np.power(np.minimum(light / np.float32(REFERENCE_WHITE), 1.0), np.float32(1 / SDR_GAMMA))
+    return np.round(sdr * 255).astype(np.uint8)

@@ -1,0 +1,150 @@
+"""HDR video (BT.2100 PQ and HLG) read as an SDR screen shows it: the standards' own values, and clips
+made from known colours read back as those colours."""
+
+import av
+import numpy as np
+import pytest
+
+from videop2p.io.hdr import (
+    BT2020_TO_BT709,
+    HDR_PEAK,
+    HLG,
+    HLG_A,
+    HLG_B,
+    HLG_C,
+    PQ,
+    REFERENCE_WHITE,
+    SDR_GAMMA,
+    bt2390_eetf,
+    hdr_to_sdr,
+    hlg_inverse_oetf,
+    hlg_ootf,
+    hlg_system_gamma,
+    pq_eotf,
+    pq_inverse_eotf,
+)
+from videop2p.io.video import read_video
+
+
+def _rgb_to_xyz(primaries: list[tuple[float, float]], white=(0.3127, 0.3290)) -> np.ndarray:
+    """RGB -> XYZ of a set of xy primaries and a white point (SMPTE RP 177), computed here from the
+    chromaticities alone, to check the module's matrix independently."""
+    p = np.array([[x / y for x, y in primaries], [1, 1, 1], [(1 - x - y) / y for x, y in primaries]])
+    w = np.array([white[0] / white[1], 1, (1 - white[0] - white[1]) / white[1]])
+    return p * np.linalg.solve(p, w)
+
+
+BT709_XY = [(0.640, 0.330), (0.300, 0.600), (0.150, 0.060)]
+BT2020_XY = [(0.708, 0.292), (0.170, 0.797), (0.131, 0.046)]
+
+
+def test_the_transfer_curves_give_the_standards_values():
+    # BT.2408 Table 1: 100 cd/m2 is PQ 51%, 203 (HDR reference white) 58%, 1000 75%
+    assert pq_inverse_eotf(np.array([100.0, 203.0, 1000.0])) == pytest.approx([0.5081, 0.5807, 0.7518], abs=2e-4)
+    light = np.array([0.0, 0.01, 1.0, 203.0, 4000.0, 10000.0])
+    assert pq_eotf(pq_inverse_eotf(light)) == pytest.approx(light, rel=1e-6, abs=1e-9)
+    assert hlg_inverse_oetf(np.array([0.0, 0.5, 1.0])) == pytest.approx([0.0, 1 / 12, 1.0], abs=1e-6)
+    assert hlg_system_gamma(1000.0) == pytest.approx(1.2) and hlg_system_gamma(2000.0) > 1.2
+    # BT.2408: HLG's reference white, 75% signal, is 203 cd/m2 on the nominal 1000 cd/m2 display
+    white = hlg_ootf(np.full((1, 3), hlg_inverse_oetf(np.array(0.75))), HDR_PEAK)
+    assert white == pytest.approx(np.full((1, 3), 203.0), abs=0.5)
+    assert float(hlg_ootf(np.ones((1, 3)), HDR_PEAK)[0, 0]) == pytest.approx(HDR_PEAK)  # signal 1 is the peak
+
+
+def test_the_gamut_matrix_is_bt2087s_from_the_primaries():
+    expected = np.linalg.solve(_rgb_to_xyz(BT709_XY), _rgb_to_xyz(BT2020_XY))  # BT.2020 RGB -> BT.709 RGB
+    assert pytest.approx(expected, abs=1e-9) == BT2020_TO_BT709
+    assert BT2020_TO_BT709.sum(axis=1) == pytest.approx(np.ones(3), abs=1e-9)  # white stays white, neutral
+
+
+def test_the_eetf_keeps_what_is_below_its_knee_and_rolls_off_to_the_screens_peak():
+    light = np.linspace(0.0, HDR_PEAK, 2001)
+    out = bt2390_eetf(light, HDR_PEAK, REFERENCE_WHITE)
+    assert out[-1] == pytest.approx(REFERENCE_WHITE, rel=1e-6) and out.max() <= REFERENCE_WHITE * (1 + 1e-6)
+    assert np.all(np.diff(out) >= -1e-9)  # monotone: brighter stays brighter
+    kept = np.isclose(out, light, rtol=1e-6)
+    knee = light[~kept][0]  # identity up to the knee, then below it, without a jump
+    assert kept[light < knee].all() and 80 < knee < REFERENCE_WHITE / 2 and not kept[light > knee].any()
+    assert np.abs(np.diff(out)).max() < 2 * (light[1] - light[0])
+    assert bt2390_eetf(light, HDR_PEAK, 2 * HDR_PEAK) == pytest.approx(light)  # a brighter screen: nothing to do
+    assert bt2390_eetf(np.array([5000.0]), HDR_PEAK, REFERENCE_WHITE) == pytest.approx([REFERENCE_WHITE])  # clipped
+
+
+def _hlg_oetf(scene: np.ndarray) -> np.ndarray:
+    """BT.2100's HLG OETF (scene light [0, 1] -> signal), the inverse the module does not need."""
+    scene = np.clip(scene, 0.0, 1.0)
+    return np.where(scene <= 1 / 12, np.sqrt(3 * scene), HLG_A * np.log(np.maximum(12 * scene - HLG_B, 1e-12)) + HLG_C)
+
+
+def _hdr_signal(display: np.ndarray, transfer: int) -> np.ndarray:
+    """The HDR signal (BT.2020) of BT.709 display light `display` (..., 3), relative to reference white."""
+    nits = display @ np.linalg.inv(BT2020_TO_BT709).T * REFERENCE_WHITE  # (..., 3) cd/m2, BT.2020
+    if transfer == PQ:
+        return pq_inverse_eotf(nits)
+    luminance = (nits / HDR_PEAK) @ np.array([0.2627, 0.6780, 0.0593])  # display, then the OOTF undone
+    scene_luminance = np.maximum(np.power(luminance, 1 / 1.2), 1e-12)  # black stays black
+    return _hlg_oetf(nits / (HDR_PEAK * np.power(scene_luminance, 0.2))[..., None])
+
+
+def _ycbcr_10bit(rgb: np.ndarray) -> list[np.ndarray]:
+    """R'G'B' (H, W, 3) [0, 1] -> 10-bit limited-range Y', Cb, Cr planes (H, W) uint16 with BT.2020's matrix
+    (BT.2020 Table 4, Kr 0.2627, Kb 0.0593), made here so that no converter's defaults enter the test."""
+    kr, kb = 0.2627, 0.0593
+    y = rgb @ np.array([kr, 1 - kr - kb, kb])
+    cb, cr = (rgb[..., 2] - y) / (2 * (1 - kb)), (rgb[..., 0] - y) / (2 * (1 - kr))
+    return [np.round(64 + 876 * y), np.round(512 + 896 * cb), np.round(512 + 896 * cr)]
+
+
+def _write_hdr_clip(path, patches: np.ndarray, transfer: int, matrix: int = 9) -> None:
+    """A clip of flat 16-pixel patches of HDR signal, 10-bit BT.2020 Y'CbCr as a phone's HDR clip is, tagged
+    with `transfer` and the matrix `matrix` (2 says none; the pixels are always BT.2020's); lossless (FFV1),
+    so that what is checked is the reading, not a codec's loss."""
+    height, width = 32, 16 * len(patches)
+    rgb = np.repeat(np.repeat(patches[None, :, None, :], 16, axis=2).reshape(1, width, 3), height, axis=0)
+    planes = _ycbcr_10bit(np.clip(rgb, 0.0, 1.0))  # 3 x (H, W)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=8)
+        s.width, s.height, s.pix_fmt = width, height, "yuv444p10le"
+        s.codec_context.color_primaries, s.codec_context.color_trc, s.codec_context.colorspace = 9, transfer, matrix
+        s.codec_context.color_range = 1  # limited
+        for _ in range(2):
+            frame = av.VideoFrame(width, height, "yuv444p10le")
+            for plane, values in zip(frame.planes, planes, strict=True):
+                rows = np.zeros((height, plane.line_size // 2), np.uint16)  # (H, padded W) little-endian words
+                rows[:, :width] = values
+                plane.update(rows.astype("<u2").tobytes())
+            c.mux(s.encode(frame))
+        c.mux(s.encode())
+
+
+# BT.709 display light relative to reference white: skin, a saturated red, mid grey, a dark green, black,
+# all below the roll-off's knee; reference white; then highlights at 2x and 4.9x reference white (1000 cd/m2)
+BELOW_KNEE = np.array([[0.40, 0.25, 0.18], [0.42, 0.03, 0.02], [0.18, 0.18, 0.18], [0.02, 0.12, 0.03], [0, 0, 0]])
+BRIGHT = np.array([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0], [HDR_PEAK / REFERENCE_WHITE] * 3, [2.0, 0.4, 0.2]])
+
+
+@pytest.mark.parametrize("transfer", [PQ, HLG])
+@pytest.mark.parametrize("matrix", [9, 2])
+def test_an_hdr_clip_reads_as_an_sdr_screen_shows_it(tmp_path, transfer, matrix):
+    patches = np.concatenate([BELOW_KNEE, BRIGHT])
+    path = tmp_path / "hdr.mkv"
+    _write_hdr_clip(path, _hdr_signal(patches, transfer), transfer, matrix)
+    frame = read_video(path).frames[0]  # (32, W, 3) uint8
+    seen = frame[16, 8::16].astype(int)  # each patch's centre
+    want = np.round(255 * np.power(BELOW_KNEE, 1 / SDR_GAMMA)).astype(int)  # as gamma 2.4 shows that light
+    assert np.abs(seen[: len(BELOW_KNEE)] - want).max() <= 3  # 10-bit codes: within 3 levels
+    white, twice, peak, orange = seen[len(BELOW_KNEE) :]
+    assert max(np.ptp(white), np.ptp(twice), np.ptp(peak)) <= 2  # neutral stays neutral
+    assert 215 <= white[0] < twice[0] < peak[0] <= 255  # brighter stays brighter, rolled off below clipping
+    assert orange[0] > orange[1] > orange[2]  # a bright orange keeps its hue's order, not clipped to white
+    as_stored = hdr_to_sdr(np.round(_hdr_signal(patches, transfer) * 65535).astype(np.uint16)[None], transfer)[0]
+    assert np.abs(seen - as_stored.astype(int)).max() <= 3  # the reader is the module's conversion
+
+
+def test_an_sdr_clip_is_not_tone_mapped(tmp_path):
+    from videop2p.io.video import write_mp4
+
+    frames = np.full((2, 32, 32, 3), 180, np.uint8)
+    frames[:, :, 16:] = (200, 40, 30)
+    back = read_video(write_mp4(frames, tmp_path / "sdr.mp4", 8.0)).frames
+    assert np.abs(back[0, 16, [8, 24]].astype(int) - [[180] * 3, [200, 40, 30]]).max() <= 3
