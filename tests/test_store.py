@@ -355,8 +355,7 @@ def test_frames_far_above_the_models_size_are_warned_about_before_any_work(tiny,
 
 def test_hdr_or_interlaced_video_is_said_at_loading_with_what_the_edit_keeps(tiny, tmp_path, caplog):
     """A phone's default HDR clip (HLG) is tone-mapped as it is read, so its edit is SDR video; an
-    interlaced one is read as stored and combs where it moves: each said once, at loading (the
-    interlaced one with the ffmpeg command that makes it plain)."""
+    interlaced one is deinterlaced as it is read, so its edit is progressive: each said once, at loading."""
     import logging
 
     import av
@@ -379,8 +378,8 @@ def test_hdr_or_interlaced_video_is_said_at_loading_with_what_the_edit_keeps(tin
     hdr, fields = (r.getMessage() for r in caplog.records)
     assert "hlg.mp4 is HDR video (HLG, ARIB STD-B67): it is read as an SDR screen shows it" in hdr
     assert hdr.endswith("and the edit is SDR video.") and "deinterlac" not in hdr and clip.frames.shape[0] == 3
-    assert "fields.mp4 is interlaced (two fields in each frame): it is read without deinterlacing" in fields
-    assert fields.endswith("deinterlace it first: ffmpeg -i IN -vf yadif OUT") and "HDR video" not in fields
+    assert "fields.mp4 is interlaced (two fields in each frame): it is deinterlaced as it is read" in fields
+    assert fields.endswith("and the edit is progressive video.") and "HDR video" not in fields
     (tmp_path / "junk.mp4").write_bytes(b"not a video")  # what cannot be read is named as before, not by this check
     for name, words in (("missing.mp4", "does not exist"), ("junk.mp4", "is not a readable video")):
         with pytest.raises(VideoError, match=words):

@@ -577,3 +577,45 @@ def test_written_mp4s_say_their_colours_so_players_show_them_as_written(tmp_path
         assert (video.colorspace, video.color_primaries, video.color_trc, video.color_range) == (1, 1, 1, 1)
         shown = next(c.decode(video=0)).to_ndarray(format="rgb24", src_colorspace=1)  # as a BT.709 player
     assert np.abs(shown[360, 640].astype(int) - GREEN).max() <= 3
+
+
+def _fields_clip(path, interlaced: bool, frames: int = 6, height: int = 64, width: int = 96) -> None:
+    """A bright box moving right on a dark ground, coded as interlaced fields (top field first, the bottom
+    field taken half a frame later, 6 pixels further, as a camcorder takes them) or as progressive frames."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        s.options = {"crf": "10", **({"x264-params": "tff=1"} if interlaced else {})}
+        for k in range(frames):
+            frame = np.full((height, width, 3), 40, np.uint8)
+            for field, dx in ((0, 0), (1, 6 if interlaced else 0)):
+                frame[field::2][10:22, 10 + 12 * k + dx : 30 + 12 * k + dx] = 220  # (H/2, W, 3) view of one field
+            c.mux(s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        c.mux(s.encode())
+
+
+def _combing(frames: np.ndarray) -> float:
+    """Mean difference of each even row from the odd row below it: fields from two moments comb."""
+    grey = frames.astype(float).mean(-1)  # (F, H, W)
+    return float(np.abs(grey[:, 0:-1:2] - grey[:, 1::2]).mean())
+
+
+def test_an_interlaced_clip_is_deinterlaced_as_it_is_read(tmp_path):
+    from videop2p.io.video import iter_video, read_as_stored
+
+    _fields_clip(tmp_path / "fields.mp4", interlaced=True)
+    _fields_clip(tmp_path / "frames.mp4", interlaced=False)
+    with av.open(str(tmp_path / "fields.mp4")) as c:
+        stored = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])  # (F, H, W, 3) as stored
+    fields, frames = read_video(tmp_path / "fields.mp4"), read_video(tmp_path / "frames.mp4")
+    assert _combing(stored) > 6 and _combing(fields.frames) < 1.5 < _combing(stored) / 4  # the combs are gone
+    assert len(fields.frames) == len(stored) == 6 and fields.fps == frames.fps == 25  # one frame per frame
+    assert fields.times is None and frames.times is None  # each at its own time, evenly spaced
+    pasted = np.stack(list(iter_video(tmp_path / "fields.mp4", 1, 4, 1)))  # the pasted writers' reading too
+    assert np.array_equal(pasted, fields.frames[1:5])
+    assert np.array_equal(read_video(tmp_path / "fields.mp4", 2, 2).frames, fields.frames[2:4])
+    with av.open(str(tmp_path / "frames.mp4")) as c:  # a progressive clip is not filtered
+        assert np.array_equal(frames.frames, np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]))
+    (said,) = read_as_stored(tmp_path / "fields.mp4")
+    assert "is interlaced (two fields in each frame): it is deinterlaced as it is read" in said
+    assert read_as_stored(tmp_path / "frames.mp4") == []

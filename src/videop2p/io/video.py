@@ -300,10 +300,40 @@ def _ffmpeg_reason(error: av.error.FFmpegError) -> str:
     return reason
 
 
+def _pulled(graph: av.filter.Graph) -> Iterator[av.VideoFrame]:
+    """The frames a filter graph has ready."""
+    while True:
+        try:
+            yield graph.pull()
+        except (av.error.BlockingIOError, av.error.EOFError):
+            return
+
+
+def _progressive(stream, frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+    """A stream's decoded frames as progressive frames: an interlaced stream's through FFmpeg's yadif (one
+    frame per frame, each at its own time; the frames it marks interlaced only), as players deinterlace;
+    a progressive stream's as they are."""
+    if stream.codec_context.field_order not in INTERLACED:
+        yield from frames
+        return
+    graph = av.filter.Graph()
+    source, sink = graph.add_buffer(template=stream), graph.add("buffersink")
+    yadif = graph.add("yadif", "mode=send_frame:parity=auto:deint=interlaced")
+    source.link_to(yadif)
+    yadif.link_to(sink)
+    graph.configure()
+    for frame in frames:
+        graph.push(frame)
+        yield from _pulled(graph)  # yadif holds one frame back: it reads the next field too
+    graph.push(None)
+    yield from _pulled(graph)
+
+
 def _frames_until(container, wanted: range | None) -> Iterator[tuple[int, av.VideoFrame]]:
-    """The decoded frames of a container's first video stream with their index, up to the last
-    `wanted` one (decoding stops there)."""
-    for i, frame in enumerate(container.decode(container.streams.video[0])):
+    """The decoded (`_progressive`) frames of a container's first video stream with their index, up to the
+    last `wanted` one (decoding stops there)."""
+    stream = container.streams.video[0]
+    for i, frame in enumerate(_progressive(stream, container.decode(stream))):
         yield i, frame
         if wanted is not None and len(wanted) and i >= wanted[-1]:
             return
@@ -515,8 +545,8 @@ INTERLACED = {2, 3, 4, 5}  # FFmpeg's field orders of interlaced video (top or b
 
 def read_as_stored(path: str | os.PathLike) -> list[str]:
     """What a video file's headers say of its frames that an edit does not keep as the file has it, each a
-    sentence: HDR (tone-mapped to SDR as read), interlaced fields (read as stored: what to do first);
-    none for images and folders."""
+    sentence: HDR (tone-mapped to SDR as read), interlaced fields (deinterlaced as read); none for images
+    and folders."""
     path = Path(path)
     if not path.is_file() or not _is_container(path):
         return []
@@ -536,8 +566,8 @@ def read_as_stored(path: str | os.PathLike) -> list[str]:
         )
     if fields:
         said.append(
-            f"{path} is interlaced (two fields in each frame): it is read without deinterlacing, so moving edges "
-            "comb in it and in the edit; deinterlace it first: ffmpeg -i IN -vf yadif OUT"
+            f"{path} is interlaced (two fields in each frame): it is deinterlaced as it is read (FFmpeg's yadif, "
+            "one frame per frame), and the edit is progressive video."
         )
     return said
 
