@@ -50,8 +50,8 @@ from videop2p.io.video import (
     as_frames,
     declared_frames,
     iter_video,
-    read_as_stored,
     read_video,
+    reading_conversions,
     resize_frames,
     resolve_size,
     selected_count,
@@ -200,8 +200,8 @@ class VideoP2P:
             video = VideoConfig(path=str(video))
         _given(video, VideoConfig, "video", "or the clip's path")
         size = video_size(video.path)  # a missing or unreadable clip is named here
-        for caveat in read_as_stored(video.path):
-            logger.warning("%s", caveat)
+        for conversion in reading_conversions(video.path):  # the edit is not in the file's own form
+            logger.warning("%s", conversion)
         width, height = self._working_size(size, video.width, video.height)
         declared = declared_frames(video.path)
         if declared:  # a clip too long for memory is refused before it is decoded

@@ -543,10 +543,10 @@ HDR_TRANSFERS = {PQ: "PQ, SMPTE ST 2084", HLG: "HLG, ARIB STD-B67"}
 INTERLACED = {2, 3, 4, 5}  # FFmpeg's field orders of interlaced video (top or bottom field first)
 
 
-def read_as_stored(path: str | os.PathLike) -> list[str]:
-    """What a video file's headers say of its frames that an edit does not keep as the file has it, each a
-    sentence: HDR (tone-mapped to SDR as read), interlaced fields (deinterlaced as read); none for images
-    and folders."""
+def reading_conversions(path: str | os.PathLike) -> list[str]:
+    """What the reading converts that a video file's headers say of its frames, so that the edit is not in
+    the file's own form, each a sentence: HDR (tone-mapped to SDR), interlaced fields (deinterlaced);
+    none for images and folders."""
     path = Path(path)
     if not path.is_file() or not _is_container(path):
         return []
