@@ -1338,7 +1338,9 @@ def test_a_configs_relative_paths_are_read_from_the_current_folder_or_else_besid
             ["run", "clip.mp4", "--source", "a b", "--target", "a c", "--blend", "--out", "o1"],
             ["--blend ['--out', 'o1'] is not valid: --out is a flag, not a word; give two words."],
         ),
-        (["edit", "--target", "a c"], ["missing source prompt; see `videop2p edit --help`."]),
+        (["edit", "--target", "a c"], ['missing source prompt: give --source "a sentence that describes the clip"']),
+        (["edit", "--source", "", "--target", "a c"], ["missing source prompt: give --source", "videop2p edit --help"]),
+        (["run", "--source", "a b", "--target", "a c"], ["missing video: give the clip's path", "videop2p run --help"]),
         (["batch"], ["Missing argument", "videop2p batch --help"]),
     ],
 )

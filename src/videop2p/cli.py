@@ -342,9 +342,12 @@ def _execute(cfg, stage: str, command: str) -> None:
     from videop2p.config import OptionError, option_label, validate
 
     _setup_logging(cfg.quiet)
-    for what, value in (("source prompt", cfg.source), ("video", cfg.video.path)):
-        if not value:
-            _fail(f"missing {what}; see `videop2p {command} --help`.")
+    for what, value, give in (
+        ("source prompt", cfg.source, '--source "a sentence that describes the clip"'),
+        ("video", cfg.video.path, "the clip's path (a video file or a folder of frames)"),
+    ):
+        if not value:  # an empty --source too
+            _fail(f"missing {what}: give {give}; see `videop2p {command} --help`.")
     try:
         validate(cfg)
     except OptionError as e:
