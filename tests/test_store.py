@@ -380,6 +380,12 @@ def test_hdr_or_interlaced_video_is_said_at_loading_with_what_the_edit_keeps(tin
     assert hdr.endswith("and the edit is SDR video.") and "deinterlac" not in hdr and clip.frames.shape[0] == 3
     assert "fields.mp4 is interlaced (two fields in each frame): it is deinterlaced as it is read" in fields
     assert fields.endswith("and the edit is progressive video.") and "HDR video" not in fields
+    from videop2p.config import RunConfig  # a run keeps what loading said in its outputs.json and report.md
+
+    cfg = RunConfig(source=PROMPT, targets=["a blue circle moving on the grass"], out=str(tmp_path / "o"), quiet=True)
+    cfg.video = VideoConfig(path=str(tmp_path / "hlg.mp4"), frames=3)
+    cfg.tune.steps, cfg.inversion.steps, cfg.inversion.method = 1, 2, InversionMethod.FAST
+    assert vp.run(cfg)["warnings"][0] == hdr and f"## Warnings\n\n- {hdr}" in (tmp_path / "o" / "report.md").read_text()
     (tmp_path / "junk.mp4").write_bytes(b"not a video")  # what cannot be read is named as before, not by this check
     for name, words in (("missing.mp4", "does not exist"), ("junk.mp4", "is not a readable video")):
         with pytest.raises(VideoError, match=words):

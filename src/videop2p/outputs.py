@@ -378,7 +378,7 @@ def _write_outputs(
         "output_size": list(clip.full_size) if full else None,
         "fps": fps,
         "audio": clip.audio is not None,
-        "warnings": res.warnings,  # the edit's (kept with it, so a reused edit's too)
+        "warnings": [*clip.notes, *res.warnings],  # loading's, then the edit's (kept with it: a reused edit's too)
         "stages": {r.stage: _stage_entry(r) for r in reports},
         "outputs": {**files, "report": "report.md", "config": "config.yaml"},
         "workspace": [r.to_dict() for r in reports if r.entry is not None],  # this run's entries only

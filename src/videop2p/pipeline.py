@@ -84,6 +84,7 @@ class Clip:
     full_size: tuple[int, int] | None = None  # (width, height) of the input's frames, when not `frames`'
     audio: AudioSpan | None = None  # the selection's sound
     times: np.ndarray | None = None  # (F + 1,) s: when each frame is shown, where not evenly (`Video.times`)
+    notes: tuple[str, ...] = ()  # what loading warned of (conversions, a size far above the model's), for the report
 
     def originals(self) -> Iterator[np.ndarray]:
         """The selected frames at the input's own size, read again one at a time."""
@@ -200,9 +201,10 @@ class VideoP2P:
             video = VideoConfig(path=str(video))
         _given(video, VideoConfig, "video", "or the clip's path")
         size = video_size(video.path)  # a missing or unreadable clip is named here
-        for conversion in reading_conversions(video.path):  # the edit is not in the file's own form
+        conversions = reading_conversions(video.path)  # the edit is not in the file's own form
+        for conversion in conversions:
             logger.warning("%s", conversion)
-        width, height = self._working_size(size, video.width, video.height)
+        width, height, notes = self._working_size(size, video.width, video.height)
         declared = declared_frames(video.path)
         if declared:  # a clip too long for memory is refused before it is decoded
             selected = selected_count(declared, video.start, video.frames, video.stride)
@@ -224,6 +226,7 @@ class VideoP2P:
             full_size=tuple(size) if tuple(size) != (width, height) else None,
             audio=raw.audio,
             times=raw.times,
+            notes=(*conversions, *notes),
         )
 
     def clip_from_frames(
@@ -239,25 +242,29 @@ class VideoP2P:
         arr = as_frames(frames)
         check_number(None, "fps", fps, 0.0, above=True)
         check_frame_size(VideoConfig(width=width, height=height, resize=resize))
-        width, height = self._working_size((arr.shape[2], arr.shape[1]), width, height)
+        width, height, notes = self._working_size((arr.shape[2], arr.shape[1]), width, height)
         resized = resize_frames(arr, width, height, resize)  # frame by frame, as load_clip resizes
-        return Clip(frames=resized, fps=float(fps), digest=frames_hash(resized))
+        return Clip(frames=resized, fps=float(fps), digest=frames_hash(resized), notes=notes)
 
-    def _working_size(self, size: tuple[int, int], width: int | None, height: int | None) -> tuple[int, int]:
+    def _working_size(
+        self, size: tuple[int, int], width: int | None, height: int | None
+    ) -> tuple[int, int, tuple[str, ...]]:
         """The (width, height) a clip of `size` is worked at (given sides checked, missing ones at the model's
-        native area), with a warning far above that area."""
+        native area), and the warning far above that area (logged here, kept for the run's report)."""
         info = self.components.info
         width, height = resolve_size(size, width, height, info.native_size, info.size_multiple)
         times = width * height / info.native_size**2
-        if times > LARGE_AREA:  # memory and time grow with the area; far from its size a model draws worse
-            killed = " (on the CPU the system may stop the run for memory)" if self.device.type == "cpu" else ""
-            own = resolve_size(size, None, None, info.native_size, info.size_multiple)  # what no size would give
-            logger.warning(
-                "%dx%d frames have %.0fx the area of the %dx%d frames the model was trained on: memory and time "
-                "grow with it%s, and the model may draw worse; --size %dx%d works at its own area",
-                width, height, times, info.native_size, info.native_size, killed, *own,
-            )  # fmt: skip
-        return width, height
+        if times <= LARGE_AREA:  # memory and time grow with the area; far from its size a model draws worse
+            return width, height, ()
+        killed = " (on the CPU the system may stop the run for memory)" if self.device.type == "cpu" else ""
+        own = resolve_size(size, None, None, info.native_size, info.size_multiple)  # what no size would give
+        note = (
+            f"{width}x{height} frames have {times:.0f}x the area of the {info.native_size}x{info.native_size} frames "
+            f"the model was trained on: memory and time grow with it{killed}, and the model may draw worse; "
+            f"--size {own[0]}x{own[1]} works at its own area"
+        )
+        logger.warning("%s", note)
+        return width, height, (note,)
 
     def posterior(self, clip: Clip) -> tuple[torch.Tensor, torch.Tensor]:
         """Scaled VAE posterior of the clip, encoded once per clip and kept on it."""
