@@ -258,9 +258,10 @@ def _upright_size(frame: av.VideoFrame, sar: Fraction = Fraction(1)) -> tuple[in
     return (frame.height, width) if _quarter_turns(frame) % 2 else (width, frame.height)
 
 
-def _read_container(path: Path, wanted: range | None, transform: Transform | None) -> _Decoded:
-    """Frames are decoded one by one and only the `wanted` ones kept (transformed), so memory holds the
-    selection only; decoding stops after its last frame."""
+def _read_container(path: Path, wanted: range | None, transform: Transform | None, pixels: bool = True) -> _Decoded:
+    """Frames are decoded one by one and only the `wanted` ones kept (transformed; None each without
+    `pixels`: their sizes only, no conversion to RGB), so memory holds the selection only; decoding
+    stops after its last frame."""
     frames, times, has_audio, size = [], [], False, (0, 0)
     try:
         with av.open(str(path)) as container:
@@ -274,7 +275,7 @@ def _read_container(path: Path, wanted: range | None, transform: Transform | Non
                 size = _upright_size(frame, sar)
                 if 0 in size:
                     break
-                wants = _wanted(i, wanted)  # only wanted frames are converted to RGB
+                wants = pixels and _wanted(i, wanted)  # only wanted frames are converted to RGB
                 frames.append(_kept(_upright(frame, sar, transfer), transform) if wants else None)
                 times.append(frame.time)
     except av.error.FFmpegError as e:
@@ -346,8 +347,11 @@ def _check_path(path: Path) -> None:
         raise VideoError(f"Video file {path} is empty (0 bytes).")
 
 
-def _decode(path: Path, wanted: range | None = None, transform: Transform | None = None) -> _Decoded:
-    """Decode a clip, keeping (and transforming) only the `wanted` frames."""
+def _decode(
+    path: Path, wanted: range | None = None, transform: Transform | None = None, pixels: bool = True
+) -> _Decoded:
+    """Decode a clip, keeping (and transforming) only the `wanted` frames; without `pixels`, a container's
+    frames are decoded for their sizes only (images are read whole either way)."""
     _check_path(path)
     if path.is_dir():
         return _read_frame_dir(path, wanted, transform)
@@ -358,12 +362,12 @@ def _decode(path: Path, wanted: range | None = None, transform: Transform | None
         pass
     except OSError as e:
         raise VideoError(f"Image file {path} is truncated or corrupt ({e}).") from e
-    return _read_container(path, wanted, transform)
+    return _read_container(path, wanted, transform, pixels)
 
 
 def video_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(width, height) of a clip's frames, from its first frame only."""
-    return _decode(Path(path), range(1)).size
+    """(width, height) of a clip's frames, from its first frame only (a container's not converted to RGB)."""
+    return _decode(Path(path), range(1), pixels=False).size
 
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"})
