@@ -426,6 +426,20 @@ def test_a_gif_plays_at_the_clips_speed(tmp_path, fps):
     assert len(shown) == len(frames) if fps <= 50 else len(shown) < len(frames)  # above 50 fps, some left out
 
 
+def test_a_gif_makes_palettes_only_for_the_frames_it_shows(tmp_path, monkeypatch):
+    """Above 50 fps a GIF leaves frames out; their palettes, most of the writing time, are not made (at
+    120 fps more than half of them; at most the last frame's is made and then left out)."""
+    import videop2p.io.video as video
+
+    made = []
+    paletted = video._paletted
+    monkeypatch.setattr(video, "_paletted", lambda frame: made.append(int(frame[0, 0, 0])) or paletted(frame))
+    frames = (np.arange(24)[:, None, None, None] * 10 + np.zeros((24, 8, 8, 3))).astype(np.uint8)
+    shown, _ = _gif_timing(write_gif(iter(frames), tmp_path / "clip.gif", 120.0, workers=2))
+    assert len(shown) < len(frames) / 2 and sorted(made)[: len(shown)] == [10 * i for i in shown]
+    assert len(made) <= len(shown) + 1
+
+
 def test_uneven_frames_keep_their_own_times_in_a_gif(tmp_path):
     """A GIF of frames shown at their own times (a variable rate) gives each its own delay, read back
     as such; frames under 2 cs apart are left out."""

@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -774,6 +774,36 @@ def paletted_frames(frames: Iterable[np.ndarray], workers: int = 1) -> Iterator[
             yield pending.popleft().result()
 
 
+def _centiseconds(times: Iterable[float]) -> list[int]:
+    """Times in s as a GIF's whole centiseconds, each the nearest."""
+    return [round(100 * float(t)) for t in times]
+
+
+def _far_enough(starts: Iterable[int]) -> Iterator[bool]:
+    """For frames starting at `starts` (cs), whether each starts `GIF_MIN_DELAY` or more after the last one
+    kept (the first is kept): the frames a GIF may show, told as they come, before its end is known."""
+    last = None
+    for at in starts:
+        keep = last is None or at - last >= GIF_MIN_DELAY
+        last = at if keep else last
+        yield keep
+
+
+@dataclass
+class _GifSelection:
+    """The frames `write_gif` makes palettes for, told as the frames come: those `_far_enough` keeps."""
+
+    kept: list[int] = field(default_factory=list)  # their indices
+    count: int = 0  # how many frames came
+
+    def frames(self, frames: Iterable[np.ndarray], starts: Iterable[int]) -> Iterator[np.ndarray]:
+        for i, (frame, keep) in enumerate(zip(frames, _far_enough(starts), strict=False)):  # starts: F + 1 or more
+            self.count = i + 1
+            if keep:
+                self.kept.append(i)
+                yield frame
+
+
 def gif_frames(times: np.ndarray) -> tuple[list[int], list[int]]:
     """Which frames a GIF shows, and for how long (ms, whole centiseconds), for frames shown at
     `times` ((F + 1,) s: each frame's start and the last one's end): each frame from the centisecond
@@ -781,11 +811,8 @@ def gif_frames(times: np.ndarray) -> tuple[list[int], list[int]]:
     3, 4, ... cs, where one delay of 3 cs played 11% fast); a frame that would start under
     `GIF_MIN_DELAY` cs after the one shown before it is left out (browsers would show that one for
     10 cs: above 50 fps, some frames are)."""
-    at = [round(100 * float(t)) for t in times]  # centiseconds
-    shown = [0]
-    for i in range(1, len(at) - 1):
-        if at[i] - at[shown[-1]] >= GIF_MIN_DELAY:
-            shown.append(i)
+    at = _centiseconds(times)
+    shown = [i for i, keep in enumerate(_far_enough(at[:-1])) if keep]
     if len(shown) > 1 and at[-1] - at[shown[-1]] < GIF_MIN_DELAY:
         shown.pop()  # the last would be too short: the frame before it lasts to the end
     ends = [at[i] for i in shown[1:]] + [at[-1]]
@@ -804,13 +831,17 @@ def write_gif(
     iterable of (H, W, 3) frames: each is turned into the GIF's 8-bit frame as it comes, so the clip's
     RGB frames are never held whole (the 8-bit frames, a third of their size, are kept until the file
     is written, as Pillow's encoder keeps them). The palettes, most of the writing time, are made on
-    `workers` threads; the file is the same for any number."""
+    `workers` threads, only for the frames the GIF may show (above 50 fps some are left out); the file
+    is the same for any number."""
     path = Path(path)
-    images = list(paletted_frames(frames, workers))
+    starts = _centiseconds(times) if times is not None else (round(100 * i / fps) for i in itertools.count())
+    selection = _GifSelection()
+    images = list(paletted_frames(selection.frames(frames, starts), workers))
     if not images:
         raise VideoError(f"Cannot write {path}: no frames.")
-    shown, delays = gif_frames(np.arange(len(images) + 1) / fps if times is None else times)
-    images = [images[i] for i in shown]
+    shown, delays = gif_frames(np.arange(selection.count + 1) / fps if times is None else times)
+    position = {i: k for k, i in enumerate(selection.kept)}  # shown is kept, less at most its last
+    images = [images[position[i]] for i in shown]
     with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=delays, loop=0)
     return path
