@@ -615,7 +615,7 @@ def _combing(frames: np.ndarray) -> float:
 
 
 def test_an_interlaced_clip_is_deinterlaced_as_it_is_read(tmp_path):
-    from videop2p.io.video import iter_video, reading_conversions
+    from videop2p.io.video import iter_video, probe_video
 
     _fields_clip(tmp_path / "fields.mp4", interlaced=True)
     _fields_clip(tmp_path / "frames.mp4", interlaced=False)
@@ -630,6 +630,6 @@ def test_an_interlaced_clip_is_deinterlaced_as_it_is_read(tmp_path):
     assert np.array_equal(read_video(tmp_path / "fields.mp4", 2, 2).frames, fields.frames[2:4])
     with av.open(str(tmp_path / "frames.mp4")) as c:  # a progressive clip is not filtered
         assert np.array_equal(frames.frames, np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]))
-    (said,) = reading_conversions(tmp_path / "fields.mp4")
+    (said,) = probe_video(tmp_path / "fields.mp4").conversions
     assert "is interlaced (two fields in each frame): it is deinterlaced as it is read" in said
-    assert reading_conversions(tmp_path / "frames.mp4") == []
+    assert probe_video(tmp_path / "frames.mp4").conversions == ()

@@ -50,12 +50,11 @@ from videop2p.io.video import (
     as_frames,
     declared_frames,
     iter_video,
+    probe_video,
     read_video,
-    reading_conversions,
     resize_frames,
     resolve_size,
     selected_count,
-    video_size,
 )
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts, frames_hash
 from videop2p.models.loading import SDComponents, dtype_name, load_components, parse_dtype
@@ -70,6 +69,13 @@ from videop2p.tuning import load_delta, save_delta, tune
 from videop2p.windows import WindowPlan, frames_per_step, plan_windows
 
 logger = logging.getLogger(__name__)
+
+
+def _warned(notes: tuple[str, ...]) -> tuple[str, ...]:
+    """What loading a clip warns of, logged as it is said, and kept on the clip for the run's report."""
+    for note in notes:
+        logger.warning("%s", note)
+    return notes
 
 
 @dataclass
@@ -200,11 +206,9 @@ class VideoP2P:
         if isinstance(video, str | os.PathLike):
             video = VideoConfig(path=str(video))
         _given(video, VideoConfig, "video", "or the clip's path")
-        size = video_size(video.path)  # a missing or unreadable clip is named here
-        conversions = reading_conversions(video.path)  # the edit is not in the file's own form
-        for conversion in conversions:
-            logger.warning("%s", conversion)
-        width, height, notes = self._working_size(size, video.width, video.height)
+        probe = probe_video(video.path)  # a missing or unreadable clip is named here
+        width, height, large = self._working_size(probe.size, video.width, video.height)
+        notes = _warned((*probe.conversions, *large))  # the edit is not in the file's own form; its size
         declared = declared_frames(video.path)
         if declared:  # a clip too long for memory is refused before it is decoded
             selected = selected_count(declared, video.start, video.frames, video.stride)
@@ -223,10 +227,10 @@ class VideoP2P:
             fps=raw.fps,
             digest=frames_hash(raw.frames),
             video=video,
-            full_size=tuple(size) if tuple(size) != (width, height) else None,
+            full_size=probe.size if probe.size != (width, height) else None,
             audio=raw.audio,
             times=raw.times,
-            notes=(*conversions, *notes),
+            notes=notes,
         )
 
     def clip_from_frames(
@@ -242,15 +246,15 @@ class VideoP2P:
         arr = as_frames(frames)
         check_number(None, "fps", fps, 0.0, above=True)
         check_frame_size(VideoConfig(width=width, height=height, resize=resize))
-        width, height, notes = self._working_size((arr.shape[2], arr.shape[1]), width, height)
+        width, height, large = self._working_size((arr.shape[2], arr.shape[1]), width, height)
         resized = resize_frames(arr, width, height, resize)  # frame by frame, as load_clip resizes
-        return Clip(frames=resized, fps=float(fps), digest=frames_hash(resized), notes=notes)
+        return Clip(frames=resized, fps=float(fps), digest=frames_hash(resized), notes=_warned(large))
 
     def _working_size(
         self, size: tuple[int, int], width: int | None, height: int | None
     ) -> tuple[int, int, tuple[str, ...]]:
         """The (width, height) a clip of `size` is worked at (given sides checked, missing ones at the model's
-        native area), and the warning far above that area (logged here, kept for the run's report)."""
+        native area), and the warning far above that area."""
         info = self.components.info
         width, height = resolve_size(size, width, height, info.native_size, info.size_multiple)
         times = width * height / info.native_size**2
@@ -263,7 +267,6 @@ class VideoP2P:
             f"the model was trained on: memory and time grow with it{killed}, and the model may draw worse; "
             f"--size {own[0]}x{own[1]} works at its own area"
         )
-        logger.warning("%s", note)
         return width, height, (note,)
 
     def posterior(self, clip: Clip) -> tuple[torch.Tensor, torch.Tensor]:

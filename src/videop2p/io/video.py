@@ -36,6 +36,8 @@ BT601 = 5  # FFmpeg's number of the BT.601 matrix (BT.470 BG; SMPTE 170M's, 6, i
 BT2020 = 9  # FFmpeg's number of the BT.2020 (non-constant luminance) matrix, HDR's
 FULL_RANGE = 2  # FFmpeg's number of the full (JPEG, 0-255) range
 PREVIEW_MIN_WIDTH = 128  # pixels: a narrower tile of a preview (side by side, mask overlay) is enlarged
+HDR_TRANSFERS = {PQ: "PQ, SMPTE ST 2084", HLG: "HLG, ARIB STD-B67"}  # the transfers read tone-mapped (`hdr`)
+INTERLACED = {2, 3, 4, 5}  # FFmpeg's field orders of interlaced video (top or bottom field first)
 
 
 class VideoError(ValueError):
@@ -132,6 +134,7 @@ class _Decoded:
     has_audio: bool = False
     times: list[float | None] | None = None  # each frame's presentation time in the file (seconds), when known
     end: float | None = None  # when the last frame ends (seconds), when known
+    conversions: tuple[str, ...] = ()  # what the reader converts so that the frames are not in the file's form
 
 
 def _wanted(i: int, wanted: range | None) -> bool:
@@ -235,7 +238,7 @@ def _display_rgb(frame: av.VideoFrame, transfer: int | None = None) -> np.ndarra
     """A decoded frame's 8-bit RGB (H, W, 3) in BT.709, as an SDR screen shows it (`_source_colour`); a
     frame of an HDR stream (`transfer` PQ or HLG, the stream's) read at 16 bits and tone-mapped
     (`hdr.hdr_to_sdr`)."""
-    if transfer in (PQ, HLG):
+    if transfer in HDR_TRANSFERS:
         return hdr_to_sdr(frame.to_ndarray(format="rgb48le", **_source_colour(frame, hdr=True)), transfer)
     return frame.to_ndarray(format="rgb24", **_source_colour(frame, hdr=False))
 
@@ -271,6 +274,7 @@ def _read_container(path: Path, wanted: range | None, transform: Transform | Non
             stream = container.streams.video[0]
             fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
             sar, transfer = _pixel_aspect(stream), stream.codec_context.color_trc
+            conversions = _conversions(path, stream)
             for i, frame in _frames_until(container, wanted):
                 size = _upright_size(frame, sar)
                 if 0 in size:
@@ -287,7 +291,7 @@ def _read_container(path: Path, wanted: range | None, transform: Transform | Non
         logger.warning("%s is truncated: decoded %d frames before the error (%s)", path, len(frames), _ffmpeg_reason(e))
     if not frames and size == (0, 0):
         raise VideoError(f"{path} contains no decodable video frames.")
-    return _Decoded(frames, size, fps, has_audio, times)
+    return _Decoded(frames, size, fps, has_audio, times, conversions=conversions)
 
 
 def _ffmpeg_reason(error: av.error.FFmpegError) -> str:
@@ -365,9 +369,24 @@ def _decode(
     return _read_container(path, wanted, transform, pixels)
 
 
+@dataclass(frozen=True)
+class Probe:
+    """What a clip says before it is read, from its first frame and headers."""
+
+    size: tuple[int, int]  # (width, height) of its frames as shown
+    conversions: tuple[str, ...]  # what reading it converts (HDR tone-mapped, fields deinterlaced), each a sentence
+
+
+def probe_video(path: str | os.PathLike) -> Probe:
+    """A clip's `Probe`, from its first frame only (a container's not converted to RGB); a missing or
+    unreadable clip is a VideoError naming it."""
+    decoded = _decode(Path(path), range(1), pixels=False)
+    return Probe(decoded.size, decoded.conversions)
+
+
 def video_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(width, height) of a clip's frames, from its first frame only (a container's not converted to RGB)."""
-    return _decode(Path(path), range(1), pixels=False).size
+    """(width, height) of a clip's frames, from its first frame only."""
+    return probe_video(path).size
 
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"})
@@ -543,37 +562,22 @@ def iter_video(path: str | os.PathLike, start: int, num_frames: int, stride: int
                 yield _upright(frame, sar, transfer)
 
 
-HDR_TRANSFERS = {PQ: "PQ, SMPTE ST 2084", HLG: "HLG, ARIB STD-B67"}
-INTERLACED = {2, 3, 4, 5}  # FFmpeg's field orders of interlaced video (top or bottom field first)
-
-
-def reading_conversions(path: str | os.PathLike) -> list[str]:
-    """What the reading converts that a video file's headers say of its frames, so that the edit is not in
-    the file's own form, each a sentence: HDR (tone-mapped to SDR), interlaced fields (deinterlaced);
-    none for images and folders."""
-    path = Path(path)
-    if not path.is_file() or not _is_container(path):
-        return []
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                return []
-            codec = container.streams.video[0].codec_context
-            transfer, fields = HDR_TRANSFERS.get(codec.color_trc), codec.field_order in INTERLACED
-    except av.error.FFmpegError:
-        return []  # read_video names what is wrong with it
-    said = []
-    if transfer:
+def _conversions(path: Path, stream) -> tuple[str, ...]:
+    """What reading `stream` converts, from the headers the reader converts by (`_display_rgb`,
+    `_progressive`), so that the edit is not in the file's own form, each a sentence."""
+    codec, said = stream.codec_context, []
+    if codec.color_trc in HDR_TRANSFERS:
         said.append(
-            f"{path} is HDR video ({transfer}): it is read as an SDR screen shows it (tone-mapped to BT.709, its "
-            f"reference white {REFERENCE_WHITE:g} cd/m2 as the screen's white), and the edit is SDR video."
+            f"{path} is HDR video ({HDR_TRANSFERS[codec.color_trc]}): it is read as an SDR screen shows it "
+            f"(tone-mapped to BT.709, its reference white {REFERENCE_WHITE:g} cd/m2 as the screen's white), and "
+            "the edit is SDR video."
         )
-    if fields:
+    if codec.field_order in INTERLACED:
         said.append(
             f"{path} is interlaced (two fields in each frame): it is deinterlaced as it is read (FFmpeg's yadif, "
             "one frame per frame), and the edit is progressive video."
         )
-    return said
+    return tuple(said)
 
 
 def _is_container(path: Path) -> bool:
