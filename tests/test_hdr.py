@@ -16,6 +16,7 @@ from videop2p.io.hdr import (
     REFERENCE_WHITE,
     SDR_GAMMA,
     bt2390_eetf,
+    content_peak,
     hdr_to_sdr,
     hlg_inverse_oetf,
     hlg_ootf,
@@ -23,7 +24,7 @@ from videop2p.io.hdr import (
     pq_eotf,
     pq_inverse_eotf,
 )
-from videop2p.io.video import read_video
+from videop2p.io.video import probe_video, read_video
 
 
 def _rgb_to_xyz(primaries: list[tuple[float, float]], white=(0.3127, 0.3290)) -> np.ndarray:
@@ -95,20 +96,26 @@ def _ycbcr_10bit(rgb: np.ndarray) -> list[np.ndarray]:
     return [np.round(64 + 876 * y), np.round(512 + 896 * cb), np.round(512 + 896 * cr)]
 
 
-def _write_hdr_clip(path, patches: np.ndarray, transfer: int, matrix: int = 9) -> None:
+def _write_hdr_clip(path, patches: np.ndarray, transfer: int, matrix: int = 9, x265: str | None = None) -> None:
     """A clip of flat 16-pixel patches of HDR signal, 10-bit BT.2020 Y'CbCr as a phone's HDR clip is, tagged
-    with `transfer` and the matrix `matrix` (2 says none; the pixels are always BT.2020's); lossless (FFV1),
-    so that what is checked is the reading, not a codec's loss."""
+    with `transfer` and the matrix `matrix` (2 says none; the pixels are always BT.2020's); lossless (FFV1,
+    or with `x265` HEVC as phones write it, those x265 parameters added: one thread and no B-frames, as
+    x265's frame threads made muxing fail now and then), so that what is checked is the reading, not a
+    codec's loss."""
     height, width = 32, 16 * len(patches)
     rgb = np.repeat(np.repeat(patches[None, :, None, :], 16, axis=2).reshape(1, width, 3), height, axis=0)
     planes = _ycbcr_10bit(np.clip(rgb, 0.0, 1.0))  # 3 x (H, W)
     with av.open(str(path), "w") as c:
-        s = c.add_stream("ffv1", rate=8)
+        s = c.add_stream("ffv1" if x265 is None else "libx265", rate=8)
         s.width, s.height, s.pix_fmt = width, height, "yuv444p10le"
+        if x265 is not None:
+            steady = "log-level=error:lossless=1:bframes=0:frame-threads=1:pools=none"
+            s.options = {"x265-params": ":".join(filter(None, [steady, x265]))}
         s.codec_context.color_primaries, s.codec_context.color_trc, s.codec_context.colorspace = 9, transfer, matrix
         s.codec_context.color_range = 1  # limited
-        for _ in range(2):
+        for i in range(2):
             frame = av.VideoFrame(width, height, "yuv444p10le")
+            frame.pts = i
             for plane, values in zip(frame.planes, planes, strict=True):
                 rows = np.zeros((height, plane.line_size // 2), np.uint16)  # (H, padded W) little-endian words
                 rows[:, :width] = values
@@ -148,3 +155,36 @@ def test_an_sdr_clip_is_not_tone_mapped(tmp_path):
     frames[:, :, 16:] = (200, 40, 30)
     back = read_video(write_mp4(frames, tmp_path / "sdr.mp4", 8.0)).frames
     assert np.abs(back[0, 16, [8, 24]].astype(int) - [[180] * 3, [200, 40, 30]]).max() <= 3
+
+
+def test_the_peak_a_file_says_is_its_content_light_bounded_by_its_mastering_display():
+    assert content_peak(600, 1000) == 600 and content_peak(4000, 1000) == 1000  # MaxCLL, at most the display's
+    assert content_peak(None, 4000) == 4000 and content_peak(1500, None) == 1500  # whichever is said
+    assert content_peak(None, None) is None and content_peak(0, None) is None  # 0: unknown (CTA-861.3)
+    assert content_peak(float("nan"), 20000) is None  # nonsense says nothing
+
+
+def test_highlights_roll_off_from_the_peak_given():
+    light = np.array([[[500.0] * 3, [1000.0] * 3, [2000.0] * 3, [4000.0] * 3]])  # (1, 4, 3) cd/m2, neutral
+    codes = np.round(pq_inverse_eotf(light @ np.linalg.inv(BT2020_TO_BT709).T) * 65535).astype(np.uint16)
+    at_1000, at_4000 = hdr_to_sdr(codes, PQ)[0, :, 0].astype(int), hdr_to_sdr(codes, PQ, 4000.0)[0, :, 0].astype(int)
+    assert at_1000[1] == at_1000[2] == at_1000[3] == 255  # above the default peak: clipped alike
+    assert at_4000[0] < at_4000[1] < at_4000[2] < at_4000[3] == 255  # from 4000: every step shows, 4000 is white
+    assert at_4000[1] < at_1000[1]  # the screen's white goes to the brighter light
+
+
+# the mastering display of HDR10 grades (BT.2020 primaries, D65; 4000 cd/m2 peak) and content up to 4000 cd/m2
+HDR10_4000 = "master-display=G(8500,39850)B(6550,2300)R(35400,14600)WP(15635,16450)L(40000000,50):max-cll=4000,400"
+
+
+@pytest.mark.parametrize("said", [HDR10_4000, None])
+def test_a_pq_clip_is_tone_mapped_from_the_peak_its_file_says(tmp_path, said):
+    patches = np.array([[100.0] * 3, [500.0] * 3, [1000.0] * 3, [2000.0] * 3]) / REFERENCE_WHITE  # cd/m2, neutral
+    path = tmp_path / "hdr10.mkv"
+    _write_hdr_clip(path, _hdr_signal(patches, PQ), PQ, x265=said or "")  # HEVC, as a phone writes HDR10
+    seen = read_video(path).frames[0][16, 8::16, 0].astype(int)[2:]  # the 1000 and 2000 cd/m2 patches' centres
+    (conversion,) = probe_video(path).conversions
+    if said:  # the highlights roll off from 4000 cd/m2: both patches seen, apart
+        assert seen[0] < seen[1] < 255 and "rolled off from 4000 cd/m2, as the file says" in conversion
+    else:  # 1000 cd/m2 assumed, the usual grade: both at or above it, clipped alike
+        assert seen[0] == seen[1] == 255 and "1000 cd/m2, assumed" in conversion

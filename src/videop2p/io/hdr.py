@@ -6,8 +6,11 @@ display light in cd/m2 (BT.2100's PQ EOTF, or HLG's inverse OETF and OOTF on a 1
 BT.2020 to BT.709 primaries in linear light (BT.2087), the highlights rolled off by BT.2390's EETF onto
 an SDR screen whose white is HDR's reference white (203 cd/m2, BT.2408), applied to each pixel's
 largest component so that hues keep their ratios (as FFmpeg's `tonemap` filter does), and the
-result encoded for a BT.1886 (gamma 2.4) display. Light above the assumed mastering peak (1000
-cd/m2, BT.2100's nominal HLG display and the usual PQ grade) is clipped.
+result encoded for a BT.1886 (gamma 2.4) display. A PQ clip's highlights roll off from the brightest
+light its file says it holds (`content_peak`: its content light level, bounded by its mastering
+display's peak); where it says neither, from 1000 cd/m2, the usual grade. HLG is scene light shown on
+BT.2100's nominal 1000 cd/m2 display, whatever its file says of its mastering. Light above the peak is
+clipped.
 """
 
 from __future__ import annotations
@@ -80,6 +83,14 @@ def bt2390_eetf(light: np.ndarray, source_peak: float, target_peak: float) -> np
     return pq_eotf(np.where(e1 < knee, e1, spline) * top)
 
 
+def content_peak(max_cll: float | None, mastering_peak: float | None) -> float | None:
+    """The brightest light a PQ clip holds, in cd/m2, from what its file says: its content light level
+    (MaxCLL, CTA-861.3), bounded by the peak of the display it was mastered on (SMPTE ST 2086), or whichever
+    of the two it says; None where it says neither (a value outside (0, PQ_MAX] says nothing)."""
+    said = [float(v) for v in (max_cll, mastering_peak) if v is not None and 0 < v <= PQ_MAX]
+    return min(said) if said else None
+
+
 def _channel_light(transfer: int) -> np.ndarray:
     """Each 16-bit code value's light, (65536,) float32: cd/m2 for PQ (its EOTF), scene light [0, 1] for HLG
     (its inverse OETF; the OOTF mixes channels and comes after)."""
@@ -91,27 +102,28 @@ def _channel_light(transfer: int) -> np.ndarray:
     raise ValueError(f"transfer {transfer} is not an HDR transfer; expected {PQ} (PQ) or {HLG} (HLG).")
 
 
-def _roll_off(peak: np.ndarray) -> np.ndarray:
-    """`bt2390_eetf`'s gain for each pixel's largest component (cd/m2, float32; 1 below the knee), read from
-    a table over [0, HDR_PEAK] in 65536 steps of 0.015 cd/m2 (a pixel's own EETF, or `np.interp` on the
-    table, costs ten times as long)."""
-    grid = np.linspace(0.0, HDR_PEAK, CODES)
-    gain = (bt2390_eetf(grid, HDR_PEAK, REFERENCE_WHITE) / np.maximum(grid, 1e-6)).astype(np.float32)
+def _roll_off(largest: np.ndarray, peak: float) -> np.ndarray:
+    """`bt2390_eetf`'s gain from `peak` for each pixel's largest component (cd/m2, float32; 1 below the
+    knee), read from a table over [0, peak] in 65536 steps (0.015 cd/m2 for a 1000 cd/m2 peak; a pixel's own
+    EETF, or `np.interp` on the table, costs ten times as long)."""
+    grid = np.linspace(0.0, peak, CODES)
+    gain = (bt2390_eetf(grid, peak, REFERENCE_WHITE) / np.maximum(grid, 1e-6)).astype(np.float32)
     gain[0] = 1.0
-    step = np.float32((CODES - 1) / HDR_PEAK)
-    return gain[(np.minimum(peak, np.float32(HDR_PEAK)) * step + np.float32(0.5)).astype(np.int32)]
+    step = np.float32((CODES - 1) / peak)
+    return gain[(np.minimum(largest, np.float32(peak)) * step + np.float32(0.5)).astype(np.int32)]
 
 
-def hdr_to_sdr(rgb: np.ndarray, transfer: int) -> np.ndarray:
+def hdr_to_sdr(rgb: np.ndarray, transfer: int, peak: float = HDR_PEAK) -> np.ndarray:
     """An HDR frame's R'G'B' (H, W, 3) uint16 (BT.2020, PQ or HLG) -> (H, W, 3) uint8 BT.709 RGB as an SDR
-    screen shows it: display light (BT.2100), BT.709 primaries (BT.2087; out-of-gamut light clipped), the
-    largest component rolled off by BT.2390's EETF onto reference white (BT.2408), encoded for gamma 2.4."""
+    screen shows it: display light (BT.2100; HLG's on a `peak` display), BT.709 primaries (BT.2087;
+    out-of-gamut light clipped), the largest component rolled off from `peak` cd/m2 by BT.2390's EETF onto
+    reference white (BT.2408), encoded for gamma 2.4."""
     light = _channel_light(transfer)[rgb]  # (H, W, 3) float32
-    if transfer == HLG:  # scene light to display light: BT.2100's OOTF on a HDR_PEAK display
+    if transfer == HLG:  # scene light to display light: BT.2100's OOTF on a `peak` display
         luminance = light @ BT2100_LUMA.astype(np.float32)  # (H, W)
-        light *= (HDR_PEAK * np.power(luminance, np.float32(hlg_system_gamma(HDR_PEAK) - 1)))[..., None]
+        light *= (peak * np.power(luminance, np.float32(hlg_system_gamma(peak) - 1)))[..., None]
     light = np.maximum(light @ BT2020_TO_BT709.T.astype(np.float32), 0.0)  # (H, W, 3) cd/m2, BT.709
-    peak = np.maximum(np.maximum(light[..., 0], light[..., 1]), light[..., 2])  # (H, W)
-    light *= _roll_off(peak)[..., None]  # the largest component at most REFERENCE_WHITE
+    largest = np.maximum(np.maximum(light[..., 0], light[..., 1]), light[..., 2])  # (H, W)
+    light *= _roll_off(largest, peak)[..., None]  # the largest component at most REFERENCE_WHITE
     sdr = np.power(np.minimum(light / np.float32(REFERENCE_WHITE), 1.0), np.float32(1 / SDR_GAMMA))
     return (sdr * 255 + 0.5).astype(np.uint8)  # rounded: sdr is in [0, 1]

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageSequence, UnidentifiedImageError
 
 from videop2p.config import ResizeMode
-from videop2p.io.hdr import HLG, PQ, REFERENCE_WHITE, hdr_to_sdr
+from videop2p.io.hdr import HDR_PEAK, HLG, PQ, REFERENCE_WHITE, content_peak, hdr_to_sdr
 from videop2p.store.files import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -234,21 +234,57 @@ def _source_colour(frame: av.VideoFrame, hdr: bool) -> dict:
     return said
 
 
-def _display_rgb(frame: av.VideoFrame, transfer: int | None = None) -> np.ndarray:
+def _light_peak(frame: av.VideoFrame) -> float | None:
+    """The brightest light a PQ frame's file says the clip holds, in cd/m2 (`hdr.content_peak` of its
+    content light level and mastering display, which FFmpeg attaches to decoded frames as side data, from
+    the codec's SEI or the container's boxes); None where it says neither."""
+    max_cll = mastering_peak = None
+    for data in frame.side_data:
+        if data.type == av.sidedata.sidedata.Type.CONTENT_LIGHT_LEVEL:  # AVContentLightMetadata: MaxCLL, MaxFALL
+            max_cll = int(np.frombuffer(bytes(data), np.uint32, count=1)[0])
+        elif data.type == av.sidedata.sidedata.Type.MASTERING_DISPLAY_METADATA:
+            # AVMasteringDisplayMetadata: 10 AVRationals (primaries 3x2, white point, min and max
+            # luminance) as (num, den) int pairs, then has_primaries, has_luminance
+            fields = np.frombuffer(bytes(data), np.int32, count=22)
+            if fields[21] and fields[19] > 0:
+                mastering_peak = fields[18] / fields[19]
+    return content_peak(max_cll, mastering_peak)
+
+
+@dataclass(frozen=True)
+class _Showing:
+    """How players show a stream's frames, decided at its first frame (`_showing`)."""
+
+    sar: Fraction = Fraction(1)  # its pixels' aspect (`_pixel_aspect`)
+    transfer: int | None = None  # its transfer; PQ and HLG are tone-mapped (`_display_rgb`)
+    peak: float = HDR_PEAK  # cd/m2: the light an HDR stream's highlights roll off from
+    peak_said: bool = False  # whether the file says that peak (`_light_peak`) or it is assumed
+
+
+def _showing(stream, first: av.VideoFrame) -> _Showing:
+    """A stream's `_Showing`, from its headers and its `first` decoded frame's side data (a PQ clip's
+    peak is one for the whole clip, so that its frames are tone-mapped alike)."""
+    transfer = stream.codec_context.color_trc
+    said = _light_peak(first) if transfer == PQ else None  # HLG is shown on its nominal display
+    return _Showing(_pixel_aspect(stream), transfer, HDR_PEAK if said is None else said, said is not None)
+
+
+def _display_rgb(frame: av.VideoFrame, showing: _Showing = _Showing()) -> np.ndarray:
     """A decoded frame's 8-bit RGB (H, W, 3) in BT.709, as an SDR screen shows it (`_source_colour`); a
-    frame of an HDR stream (`transfer` PQ or HLG, the stream's) read at 16 bits and tone-mapped
-    (`hdr.hdr_to_sdr`)."""
-    if transfer in HDR_TRANSFERS:
-        return hdr_to_sdr(frame.to_ndarray(format="rgb48le", **_source_colour(frame, hdr=True)), transfer)
+    frame of an HDR stream (`showing.transfer` PQ or HLG) read at 16 bits and tone-mapped from the
+    stream's peak (`hdr.hdr_to_sdr`)."""
+    if showing.transfer in HDR_TRANSFERS:
+        rgb = frame.to_ndarray(format="rgb48le", **_source_colour(frame, hdr=True))
+        return hdr_to_sdr(rgb, showing.transfer, showing.peak)
     return frame.to_ndarray(format="rgb24", **_source_colour(frame, hdr=False))
 
 
-def _upright(frame: av.VideoFrame, sar: Fraction = Fraction(1), transfer: int | None = None) -> np.ndarray:
-    """A decoded frame as RGB (H, W, 3) as players show it: in BT.709 (`_display_rgb`, with the stream's
-    `transfer`), in square pixels (an anamorphic clip's non-square pixels resampled to its display width)
-    and turned as its display matrix says (a phone's portrait clip is stored sideways with a rotation to
-    show it upright), as ffmpeg's autorotate does."""
-    rgb, turns = _display_rgb(frame, transfer), _quarter_turns(frame)
+def _upright(frame: av.VideoFrame, showing: _Showing = _Showing()) -> np.ndarray:
+    """A decoded frame as RGB (H, W, 3) as players show it: in BT.709 (`_display_rgb`), in square pixels
+    (an anamorphic clip's non-square pixels resampled to its display width) and turned as its display
+    matrix says (a phone's portrait clip is stored sideways with a rotation to show it upright), as
+    ffmpeg's autorotate does."""
+    rgb, turns, sar = _display_rgb(frame, showing), _quarter_turns(frame), showing.sar
     if sar != 1:
         rgb = np.asarray(
             Image.fromarray(rgb).resize((_square_width(frame.width, sar), frame.height), Image.Resampling.BICUBIC)
@@ -273,14 +309,16 @@ def _read_container(path: Path, wanted: range | None, transform: Transform | Non
             has_audio = bool(container.streams.audio)
             stream = container.streams.video[0]
             fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
-            sar, transfer = _pixel_aspect(stream), stream.codec_context.color_trc
-            conversions = _conversions(path, stream)
+            showing, conversions = None, ()
             for i, frame in _frames_until(container, wanted):
-                size = _upright_size(frame, sar)
+                if showing is None:
+                    showing = _showing(stream, frame)
+                    conversions = _conversions(path, stream, showing)
+                size = _upright_size(frame, showing.sar)
                 if 0 in size:
                     break
                 wants = pixels and _wanted(i, wanted)  # only wanted frames are converted to RGB
-                frames.append(_kept(_upright(frame, sar, transfer), transform) if wants else None)
+                frames.append(_kept(_upright(frame, showing), transform) if wants else None)
                 times.append(frame.time)
     except av.error.FFmpegError as e:
         if not frames:
@@ -556,21 +594,29 @@ def iter_video(path: str | os.PathLike, start: int, num_frames: int, stride: int
         return
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        sar, transfer = _pixel_aspect(stream), stream.codec_context.color_trc
+        showing = None
         for i, frame in _frames_until(container, wanted):
+            showing = showing or _showing(stream, frame)
             if i in wanted:
-                yield _upright(frame, sar, transfer)
+                yield _upright(frame, showing)
 
 
-def _conversions(path: Path, stream) -> tuple[str, ...]:
-    """What reading `stream` converts, from the headers the reader converts by (`_display_rgb`,
-    `_progressive`), so that the edit is not in the file's own form, each a sentence."""
+def _conversions(path: Path, stream, showing: _Showing) -> tuple[str, ...]:
+    """What reading `stream` converts, from what the reader converts by (`showing`, for `_display_rgb`;
+    the field order, for `_progressive`), so that the edit is not in the file's own form, each a sentence."""
     codec, said = stream.codec_context, []
-    if codec.color_trc in HDR_TRANSFERS:
+    if showing.transfer in HDR_TRANSFERS:
+        peak = (
+            "HLG's nominal display"
+            if showing.transfer == HLG
+            else "as the file says"
+            if showing.peak_said
+            else "assumed: the file does not say its peak"
+        )
         said.append(
-            f"{path} is HDR video ({HDR_TRANSFERS[codec.color_trc]}): it is read as an SDR screen shows it "
-            f"(tone-mapped to BT.709, its reference white {REFERENCE_WHITE:g} cd/m2 as the screen's white), and "
-            "the edit is SDR video."
+            f"{path} is HDR video ({HDR_TRANSFERS[showing.transfer]}): it is read as an SDR screen shows it "
+            f"(tone-mapped to BT.709, its reference white {REFERENCE_WHITE:g} cd/m2 as the screen's white, its "
+            f"highlights rolled off from {showing.peak:g} cd/m2, {peak}), and the edit is SDR video."
         )
     if codec.field_order in INTERLACED:
         said.append(
