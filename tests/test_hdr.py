@@ -188,3 +188,14 @@ def test_a_pq_clip_is_tone_mapped_from_the_peak_its_file_says(tmp_path, said):
         assert seen[0] < seen[1] < 255 and "rolled off from 4000 cd/m2, as the file says" in conversion
     else:  # 1000 cd/m2 assumed, the usual grade: both at or above it, clipped alike
         assert seen[0] == seen[1] == 255 and "1000 cd/m2, assumed" in conversion
+
+
+def test_the_gamma_encoding_table_is_the_power_law_to_the_rounding():
+    from videop2p.io.hdr import _gamma_encoded
+
+    light = np.concatenate([np.geomspace(1e-9, 1.0, 200_000), np.linspace(0.0, 1.2, 200_000)]).astype(np.float32)
+    exact = 255 * np.power(np.minimum(light.astype(np.float64), 1.0), 1 / SDR_GAMMA)  # (N,) in levels
+    got = _gamma_encoded(light.copy()).astype(int)
+    off = got != np.round(exact)
+    assert np.abs(got - np.round(exact)).max() <= 1 and off.mean() < 0.01
+    assert np.abs(exact[off] % 1 - 0.5).max() < 0.03  # off by one only within 0.03 of a level's edge

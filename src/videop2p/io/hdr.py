@@ -122,8 +122,22 @@ def hdr_to_sdr(rgb: np.ndarray, transfer: int, peak: float = HDR_PEAK) -> np.nda
     if transfer == HLG:  # scene light to display light: BT.2100's OOTF on a `peak` display
         luminance = light @ BT2100_LUMA.astype(np.float32)  # (H, W)
         light *= (peak * np.power(luminance, np.float32(hlg_system_gamma(peak) - 1)))[..., None]
-    light = np.maximum(light @ BT2020_TO_BT709.T.astype(np.float32), 0.0)  # (H, W, 3) cd/m2, BT.709
+    light = light @ BT2020_TO_BT709.T.astype(np.float32)  # (H, W, 3) cd/m2, BT.709
+    np.maximum(light, 0.0, out=light)
     largest = np.maximum(np.maximum(light[..., 0], light[..., 1]), light[..., 2])  # (H, W)
-    light *= _roll_off(largest, peak)[..., None]  # the largest component at most REFERENCE_WHITE
-    sdr = np.power(np.minimum(light / np.float32(REFERENCE_WHITE), 1.0), np.float32(1 / SDR_GAMMA))
-    return (sdr * 255 + 0.5).astype(np.uint8)  # rounded: sdr is in [0, 1]
+    gain = _roll_off(largest, peak) * np.float32(1 / REFERENCE_WHITE)  # the largest at most reference white ...
+    light *= gain[..., None]  # ... which is the screen's white, 1
+    return _gamma_encoded(light)
+
+
+def _gamma_encoded(sdr: np.ndarray) -> np.ndarray:
+    """Linear SDR light (..., 3) float32, 1 the screen's white (changed in place) -> 8-bit code values for
+    a BT.1886 (gamma 2.4) display, rounded: a table over the square root of the light in 65536 steps (finer
+    than 8 bits everywhere, its darkest step 0.03 of a level) in place of a power per value, which costs
+    three times as long."""
+    table = np.round(255 * np.power(np.linspace(0.0, 1.0, CODES), 2 / SDR_GAMMA)).astype(np.uint8)
+    np.minimum(sdr, 1.0, out=sdr)
+    np.sqrt(sdr, out=sdr)
+    sdr *= np.float32(CODES - 1)
+    sdr += np.float32(0.5)
+    return table[sdr.astype(np.int32)]
