@@ -302,6 +302,7 @@ def test_a_local_batch_names_a_missing_clip_too_few_frames_or_a_missing_model_be
         ({"name": "long", "video": {"path": "clip", "frames": 16}}, ("long: ", "has 4 frames", "fewer than the 16")),
         ({"name": "no-model", "model": str(tmp_path / "sd15")}, ("no-model: Model folder", "does not exist")),
         ({"name": "own-config", "model_config": "clip"}, ("own-config: --model-config 'clip'", "its own configs")),
+        ({"name": "no-lora", "lora": {"style.safetensors": 0.5}}, ("no-lora: LoRA file", "does not exist")),
         (
             {"name": "bad-word", "edit": {"blend": ["triangle", "circle"]}},
             ("bad-word: blend word", "'triangle' is not in prompt"),

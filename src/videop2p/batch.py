@@ -80,7 +80,10 @@ class Job:
         """Jobs with the same group share one tuned model and inversion."""
         c = to_plain(self.config)
         return key_of(
-            {k: c[k] for k in ("video", "source", "model", "tune", "frame_attention", "window", "dtype", "device")}
+            {
+                k: c[k]
+                for k in ("video", "source", "model", "lora", "tune", "frame_attention", "window", "dtype", "device")
+            }
         )
 
 
@@ -173,6 +176,7 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
         cfg.video.path = str(_resolve(cfg.video.path, here))
         if cfg.model and (here / cfg.model).exists():  # a folder beside the file; otherwise a hub id
             cfg.model = str(_resolve(cfg.model, here))
+        cfg.lora = {str(_resolve(path, here)): scale for path, scale in cfg.lora.items()}  # beside the jobs file
         cfg.out = str(out_root / name)
         cfg.workspace = str(ws_root)
         jobs.append(Job(name, cfg))
@@ -220,6 +224,7 @@ def model_spec(cfg: RunConfig) -> dict:
         "attention_slicing": cfg.attention_slicing,
         "group_norm": cfg.group_norm.value,
         "model_config": cfg.model_config,
+        "lora": cfg.lora,
     }
 
 
@@ -364,6 +369,12 @@ def _check_model_config(cfg: RunConfig) -> None:
     check_model_config(cfg.model, cfg.model_config)
 
 
+def _check_lora(lora: tuple[str, float]) -> None:
+    from videop2p.models.lora import check_lora
+
+    check_lora(*lora)
+
+
 def check_local_inputs(jobs: list[Job], loaded: LoadedModel | None = None) -> None:
     """Before any job runs here, every unfinished job's clip holds the frames it asks for, its model
     path (with the architecture it names, if any) is there, and its prompts, words and schedules suit
@@ -382,6 +393,7 @@ def check_local_inputs(jobs: list[Job], loaded: LoadedModel | None = None) -> No
             (("video", v.path, v.start, v.frames, v.stride), _check_clip, v),
             (("model", cfg.model), check_model_path, cfg.model),
             (("model_config", cfg.model, cfg.model_config), _check_model_config, cfg),
+            *((("lora", path, scale), _check_lora, (path, scale)) for path, scale in cfg.lora.items()),
         )
         for key, check, value in checks:
             if value is None or key in seen:

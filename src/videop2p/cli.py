@@ -18,6 +18,7 @@ from videop2p.config import (
     COUNT_MAX,
     DEMO_TUNE_STEPS,
     LIGHTER,
+    LORA_SCALE_MAX,
     OFFICIAL_TUNE_STEPS,
     PER_TARGET_PAIRS,
     PER_TARGET_THRESHOLDS,
@@ -27,10 +28,13 @@ from videop2p.config import (
     REWEIGHT_MAX,
     WORKSPACE_NAME,
     BatchSettings,
+    ConfigError,
     ExportFormat,
     GroupNormMode,
     Preset,
+    check_lora_settings,
     default_of,
+    parse_lora,
 )
 from videop2p.store.files import staged_files, write_json
 from videop2p.toy.settings import TOY_EVAL_SEEDS, GroundingConfig, ToyModelConfig, ToyTrainConfig, check_numbers
@@ -69,6 +73,11 @@ MODEL_CONFIG_HELP = (
     "For an original single-file checkpoint (--model FILE): a diffusers folder or hub id of its architecture, "
     "whose configs and tokenizer are read (default: diffusers' guess, from the hub)."
 )
+LORA_HELP = (
+    f"LoRA weights fused into the model before tuning: FILE or FILE=SCALE, the scale from {-LORA_SCALE_MAX:g} to "
+    f"{LORA_SCALE_MAX:g} (default 1; repeatable; diffusers', PEFT's or kohya-ss's layout)."
+)
+LoraOpt = Annotated[list[str] | None, typer.Option(help=LORA_HELP)]
 
 
 def _warning_line(
@@ -129,12 +138,15 @@ def info(
         str | None, typer.Option(help="Model id or path (default: the bundled toy model, videop2p-toy).")
     ] = None,
     model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,
+    lora: LoraOpt = None,
 ) -> None:
     """Print the version, torch devices, dtype support and the model that would be used."""
+    loras = _lora_flags(lora)
     import torch
 
     from videop2p import __version__
     from videop2p.models.loading import ModelLoadError, ModelNotFoundError, bundled_model_path, load_components
+    from videop2p.models.lora import LoraError
 
     lines = [f"videop2p {__version__}", f"torch {torch.__version__}"]
     devices = ["cpu"]
@@ -152,12 +164,22 @@ def info(
     lines.append(f"model: {model or f'bundled toy model, videop2p-toy ({bundled_model_path()})'}")
     _quiet_loaders()
     try:
-        comps = load_components(model, config=model_config)
+        comps = load_components(model, config=model_config, lora=loras)
         for k, v in comps.info.to_dict().items():
             lines.append(f"  {k}: {v}")
-    except (ModelNotFoundError, ModelLoadError) as e:
+    except (ModelNotFoundError, ModelLoadError, LoraError) as e:
         lines.append(f"  not available: {e}")
     typer.echo("\n".join(lines))
+
+
+def _lora_flags(items: list[str] | None) -> dict[str, float]:
+    """`--lora` flags of a command that reads no config (info, export, ui) as `RunConfig.lora`, checked."""
+    try:
+        lora = parse_lora(items or [])
+        check_lora_settings(lora)
+    except ConfigError as e:
+        _fail(f"--lora {str(e).removeprefix('lora: ')}")
+    return lora
 
 
 def _h(option: str, text: str) -> str:
@@ -386,6 +408,7 @@ def _run_stages(cfg, stage: str) -> None:
             cfg.attention_slicing,
             cfg.group_norm.value,
             cfg.model_config,
+            cfg.lora,
         )
         cfg.tune.progress = cfg.inversion.progress = cfg.edit.progress = not cfg.quiet
         if stage == "run":
@@ -462,6 +485,7 @@ def _stage_command(stage: str, doc: str):
             ),
         ] = None,
         model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP, rich_help_panel=MODEL_PANEL)] = None,
+        lora: Annotated[list[str] | None, typer.Option(help=LORA_HELP, rich_help_panel=MODEL_PANEL)] = None,
         frames: Annotated[
             int | None,
             typer.Option(
@@ -706,8 +730,10 @@ def export(
         typer.Option(help="The model the clip was tuned from (default: the bundled toy model, videop2p-toy)."),
     ] = None,
     model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,
+    lora: LoraOpt = None,
 ) -> None:
     """Write a tuned clip as our delta, or as a Tune-A-Video / Video-P2P folder their scripts load."""
+    loras = _lora_flags(lora)
     from videop2p.exporting import check_export_folder, export_tuned, tuned_delta
     from videop2p.models.loading import load_components
 
@@ -720,7 +746,7 @@ def export(
     try:
         check_export_folder(out, fmt)
         tuned_delta(entry)  # before the model is loaded
-        components = load_components(model, config=model_config)
+        components = load_components(model, config=model_config, lora=loras)
         with _long_run(None, "nothing was written; run the same command again.", ""):  # a full disk: one line
             path = export_tuned(components, entry, out, fmt)
     except (ValueError, FileNotFoundError) as e:
@@ -1141,17 +1167,22 @@ def ui(
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
     dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = default_of("dtype"),
     model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,
+    lora: LoraOpt = None,
 ) -> None:
     """Start the web editor (Gradio) on localhost."""
     from videop2p.config import check_number
     from videop2p.models.loading import check_model_config, check_model_path
+    from videop2p.models.lora import check_lora
 
     _check_own_flags(lambda p: check_number(None, "port", p, 1, 65535, whole=True), port)
+    loras = _lora_flags(lora)
     _check_device_dtype(device, dtype)
     try:
         if model is not None:
             check_model_path(model)
         check_model_config(model, model_config)
+        for path, scale in loras.items():
+            check_lora(path, scale)
     except (ValueError, FileNotFoundError) as e:  # ModelNotFoundError is a FileNotFoundError
         _fail(str(e))
     _check_folder("--root", root, "for the workspace, uploads and results")
@@ -1168,7 +1199,7 @@ def ui(
         _fail(f"--root {str(root)!r} cannot be made ({e.strerror}); give a folder you can write in.")
     typer.echo(f"videop2p editor on http://{host}:{port} (workspace and results in {root.resolve()})")
     try:
-        launch(model, root, host, port, device, dtype, model_config=model_config)
+        launch(model, root, host, port, device, dtype, model_config=model_config, lora=loras)
     except OSError as e:  # the port taken between the check and the start, or a platform's own refusal
         _fail(f"the editor could not listen on {host}:{port}: {str(e).splitlines()[0]}")
 

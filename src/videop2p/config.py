@@ -94,6 +94,7 @@ OFFICIAL_TUNE_STEPS = 500  # the authors' max_train_steps
 DEMO_TUNE_STEPS = 300  # `videop2p demo`'s tuning budget
 SEED_MAX = 2**64 - 1  # the largest seed torch.Generator.manual_seed takes
 COUNT_MAX = 2**31 - 1  # the largest frame count, index, stride or side (more than any clip has)
+LORA_SCALE_MAX = 10.0  # |LoRA scale| at most: LoRA authors advise 0.5-1, and some styles are used negated
 # A reweighted word's map times this at most: prompt-to-prompt's examples use -5 to 20; at 100 the word
 # already holds a hundred times the attention of the whole prompt, and float16 (max 65504) stays finite.
 REWEIGHT_MAX = 100.0
@@ -229,6 +230,7 @@ class RunConfig:
     targets: list[str] = field(default_factory=list)  # edited prompts
     model: str | None = None  # hub id, folder or file; None: the bundled toy model
     model_config: str | None = None  # an original single-file model's architecture: diffusers folder or hub id
+    lora: dict[str, float] = field(default_factory=dict)  # LoRA file -> scale, fused into the model before tuning
     out: str = "outputs"  # output folder
     workspace: str | None = None  # workspace root; None: OUT/../.videop2p-workspace
     device: str = "cpu"  # torch device
@@ -333,6 +335,8 @@ def _coerce(cls, name: str, value: Any) -> Any:
             return parse_reweight(list(value))
         except ConfigError as e:
             raise ConfigError(f"{name}: {e}") from None
+    if name == "lora" and isinstance(value, list | tuple | str):  # ["style.safetensors=0.8", ...] from flags
+        return parse_lora([value] if isinstance(value, str) else list(value))
     if name == "threshold" and isinstance(value, str):  # "0.3" or "0.3,0.6" from flags
         return _thresholds(value)
     if name == "targets" and isinstance(value, str):  # one target prompt written without a list
@@ -568,6 +572,7 @@ PRESET_MARGINS: dict[Preset, str] = {  # what a preset costs against the officia
 OPTIONS: dict[str, tuple[str | None, str]] = {  # flat option (CLI flag, UI field) -> (RunConfig section, field)
     "model": (None, "model"),
     "model_config": (None, "model_config"),
+    "lora": (None, "lora"),
     "out": (None, "out"),
     "device": (None, "device"),
     "dtype": (None, "dtype"),
@@ -656,6 +661,25 @@ def parse_reweight(items: list[str]) -> dict[str, float]:
         if word.strip() in out:
             raise ConfigError(f"{word.strip()!r} is reweighted twice; give each word once.")
         out[word.strip()] = factor
+    return out
+
+
+def parse_lora(items: list[str]) -> dict[str, float]:
+    """`["style.safetensors", "detail.safetensors=0.5"]` -> {"style.safetensors": 1.0, "detail.safetensors": 0.5}:
+    FILE or FILE=SCALE (scale 1 where none is given, or where what follows `=` is no number: part of the name)."""
+    out = {}
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigError(f"lora: {item!r} must be FILE or FILE=SCALE, e.g. style.safetensors=0.8.")
+        path, sep, value = item.strip().rpartition("=")
+        try:
+            scale = float(value) if sep and path.strip() else None
+        except ValueError:
+            scale = None
+        path = path.strip() if scale is not None else item.strip()
+        if path in out:
+            raise ConfigError(f"lora: {path!r} is given twice; give each file once.")
+        out[path] = 1.0 if scale is None else scale
     return out
 
 
@@ -929,6 +953,8 @@ def load_config(paths: list[str | os.PathLike], base: RunConfig | None = None) -
     folders = [Path(p).resolve().parent for p in paths]
     cfg.video.path = _beside(cfg.video.path, folders)
     cfg.model, cfg.model_config = _beside(cfg.model, folders), _beside(cfg.model_config, folders)
+    if isinstance(cfg.lora, dict):
+        cfg.lora = {_beside(path, folders): scale for path, scale in cfg.lora.items()}
     return cfg
 
 
@@ -986,6 +1012,22 @@ def _text(section: str | None, attr: str, value: Any) -> None:
         raise OptionError(_where(section, attr), f"{value!r} is not valid; expected text.")
 
 
+def check_lora_settings(lora: Any) -> None:
+    """Raise OptionError unless `lora` maps file names to finite scales within +-LORA_SCALE_MAX (the files
+    themselves are checked as the model loads, `models.lora.check_lora`)."""
+    if not isinstance(lora, dict):
+        raise OptionError("lora", f"{lora!r} is not valid; expected FILE=SCALE pairs, e.g. style.safetensors=0.8.")
+    for path, scale in lora.items():
+        _text(None, "lora", path)
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not math.isfinite(scale):
+            raise OptionError("lora", f"{path}={scale!r} is not valid; expected a finite scale (1: as trained).")
+        if abs(scale) > LORA_SCALE_MAX:
+            raise OptionError(
+                "lora",
+                f"{path}={scale:g} is not valid; expected a scale from {-LORA_SCALE_MAX:g} to {LORA_SCALE_MAX:g}.",
+            )
+
+
 def _bool_ok(section: str | None, attr: str, value: Any) -> None:
     """Raise OptionError unless `value` is true or false (YAML's "sometimes" is neither)."""
     if not isinstance(value, bool):
@@ -1027,6 +1069,7 @@ def validate(cfg: RunConfig) -> None:
     for attr in ("model", "model_config", "workspace"):  # None: the bundled model, diffusers' guess, the default
         if getattr(cfg, attr) is not None:
             _text(None, attr, getattr(cfg, attr))
+    check_lora_settings(cfg.lora)
     if v.frames is not None:
         check_number("video", "frames", v.frames, 1, whole=True, cap=COUNT_MAX)
     check_number("video", "start", v.start, 0, whole=True, cap=COUNT_MAX)

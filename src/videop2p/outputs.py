@@ -106,7 +106,7 @@ def edit_label(source: str, target: str) -> str:
 
 
 def rerunnable(cfg: RunConfig) -> dict:
-    """`cfg` as plain data whose local paths (clip, model files, output folder, workspace) are absolute,
+    """`cfg` as plain data whose local paths (clip, model files, LoRA files, output folder, workspace) are absolute,
     so that `videop2p run --config OUT/config.yaml` runs it again from any folder (a hub id stays as
     it is)."""
     plain = to_plain(cfg)
@@ -116,6 +116,7 @@ def rerunnable(cfg: RunConfig) -> dict:
         value = holder.get(key)
         if isinstance(value, str) and value and (key in ("out", "workspace") or Path(value).expanduser().exists()):
             holder[key] = str(Path(value).expanduser().resolve())
+    plain["lora"] = {str(Path(path).expanduser().resolve()): scale for path, scale in plain["lora"].items()}
     return plain
 
 

@@ -186,13 +186,15 @@ class VideoP2P:
         attention_slicing: int | None = RunConfig.attention_slicing,
         group_norm: GroupNormMode | str = RunConfig.group_norm,
         model_config: str | None = RunConfig.model_config,
+        lora: dict[str, float] | None = None,
     ) -> VideoP2P:
         """Load a model (None: the bundled toy model; `model_config`: an original single-file checkpoint's
-        architecture); `workspace` enables reuse between runs."""
+        architecture; `lora`: LoRA files and their scales, fused into it); `workspace` enables reuse
+        between runs."""
         check_folder("workspace", workspace or None, "to keep tuned clips in")
         if workspace:
             check_writable("workspace", workspace, "to keep tuned clips in")
-        components = load_components(model, device=device, dtype=parse_dtype(dtype), config=model_config)
+        components = load_components(model, device=device, dtype=parse_dtype(dtype), config=model_config, lora=lora)
         ws = Workspace(Path(workspace)) if workspace else None
         return cls(components, ws, frame_mode, attention_slicing, group_norm)
 

@@ -204,7 +204,16 @@ def unpack_upload(path: Path, root: Path) -> Path:
     return folder
 
 
-SESSION_OPTIONS = ("model", "model_config", "device", "dtype", "video", "out", "workspace")  # of `ui`'s flags, the
+SESSION_OPTIONS = (
+    "model",
+    "model_config",
+    "lora",
+    "device",
+    "dtype",
+    "video",
+    "out",
+    "workspace",
+)  # of `ui`'s flags, the
 # upload and the run's folder; every other option of `run` (config.OPTIONS) is a field of the form
 WORD_PAIRS = ("blend", "subtract")  # options given as two fields, OPTION_source and OPTION_target
 
@@ -386,9 +395,11 @@ class Session:
         device: str = _RUN.device,
         dtype: str = _RUN.dtype,
         model_config: str | None = _RUN.model_config,
+        lora: dict[str, float] | None = None,
     ):
         self.model, self.root, self.device, self.dtype = model, Path(root), device, dtype
         self.model_config = model_config  # an original single-file model's architecture
+        self.lora = dict(lora or {})  # LoRA files fused into the model, with their scales
         self.cancel = threading.Event()
         self._pipe = None
         self._lock = threading.Lock()
@@ -400,7 +411,12 @@ class Session:
         with self._lock:
             if self._pipe is None:
                 self._pipe = VideoP2P.from_pretrained(
-                    self.model, self.device, self.dtype, self.root / "workspace", model_config=self.model_config
+                    self.model,
+                    self.device,
+                    self.dtype,
+                    self.root / "workspace",
+                    model_config=self.model_config,
+                    lora=self.lora,
                 )
             return self._pipe
 
@@ -415,6 +431,7 @@ class Session:
             raise FormError("Upload a clip (mp4, gif or a zip of frames) or choose a toy example.")
         out = self.root / "runs" / time.strftime("%Y%m%d-%H%M%S") / f"{time.time_ns() % 10**6:06d}"
         cfg = form_to_config(form, video, out, self.root / "workspace", self.model)
+        cfg.model_config, cfg.lora = self.model_config, dict(self.lora)  # the session's model, as config.yaml reruns it
         try:  # before the model is loaded (the first Edit's): a damaged upload or too few frames
             check_video(video, cfg.video.start, cfg.video.frames, cfg.video.stride)
         except VideoError as e:
@@ -712,11 +729,12 @@ def launch(
     dtype: str = _RUN.dtype,
     block: bool = True,
     model_config: str | None = _RUN.model_config,
+    lora: dict[str, float] | None = None,
 ):
     """Build and serve the app; returns it (running in the background when `block` is False)."""
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    app = build_app(Session(model, root, device, dtype, model_config))
+    app = build_app(Session(model, root, device, dtype, model_config, lora))
     app.queue(default_concurrency_limit=1)
     app.launch(
         server_name=host,

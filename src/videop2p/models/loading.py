@@ -19,6 +19,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from videop2p.config import DTYPES, FrameAttentionMode, GroupNormMode
 from videop2p.models import tav
+from videop2p.models.lora import check_lora, fuse_loras
 from videop2p.models.tokenizer import bundled_tokenizer
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 from videop2p.store.files import atomic_path, read_json
@@ -622,16 +623,21 @@ def load_components(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     config: str | None = None,
+    lora: dict[str, float] | None = None,
 ) -> SDComponents:
     """Load tokenizer, text encoder, VAE, UNet and a DDIM scheduler.
 
     `model` is a diffusers folder, a `.safetensors`/`.ckpt` file, a hub id resolved through the
     Hugging Face cache, or None for the bundled toy model; `config` names an original single-file
     checkpoint's architecture (a diffusers folder or hub id; default: diffusers' guess, read from the
-    hub). A device this machine lacks is refused before anything is read.
+    hub); `lora` maps LoRA files to their scales, fused into the weights (`lora.fuse_loras`; the
+    model's name then lists them). A device this machine lacks, and a LoRA file missing or a scale out
+    of range, are refused before anything is read.
     """
     device = check_device(device)
     check_model_config(model, config)
+    for path, scale in (lora or {}).items():
+        check_lora(path, scale)
     if device.type == "cpu" and dtype == torch.float16:
         logger.warning(
             "float16 on the CPU runs several times slower than float32 (few CPU kernels take it); for less memory "
@@ -661,6 +667,9 @@ def load_components(
         else:
             parts = _load_hub(str(model))
     tokenizer, text_encoder, vae, unet, scheduler, video = parts
+    if lora:
+        fuse_loras(parts[:5], lora, source)
+        source = "+".join([source, *(Path(p).stem for p in lora)])
     positions = text_encoder.config.max_position_embeddings
     if not 2 < tokenizer.model_max_length <= positions:
         raise ModelNotFoundError(

@@ -1,0 +1,132 @@
+"""LoRA weights (Hu et al. 2022, "LoRA: Low-Rank Adaptation of Large Language Models") fused into a
+loaded model before it is tuned: W <- W + scale * (alpha / rank) * up @ down for each layer they name.
+
+A LoRA file trained for Stable Diffusion 1.x/2.x (a style, a character) is read by diffusers'
+loader, whatever its layout (diffusers', PEFT's, kohya-ss's or the A1111 web UI's key names), and
+fused for good: the model is then an ordinary one with other weights, so its fingerprint, and with
+it every workspace entry, is that of the fused weights, and tuning, inversion and editing see no
+adapter at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from videop2p.config import LORA_SCALE_MAX
+
+logger = logging.getLogger(__name__)
+
+LORA_SUFFIXES = (".safetensors", ".bin", ".pt", ".ckpt")  # what diffusers' LoRA loader reads
+
+
+class LoraError(ValueError):
+    """A LoRA file that cannot be fused into the model, or a scale out of range."""
+
+
+class _PartWithoutKeys(logging.Filter):
+    """Drops diffusers' note that a LoRA file has no keys for one part of the model (most LoRAs adapt the
+    UNet alone): what it adapts, or that it adapts nothing, is said here (`fuse_loras`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No LoRA keys associated to" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_part_notes() -> Iterator[None]:
+    """`_PartWithoutKeys` on diffusers' LoRA logger while a file loads, and off again after."""
+    lora_logger, note = logging.getLogger("diffusers.loaders.lora_base"), _PartWithoutKeys()
+    lora_logger.addFilter(note)
+    try:
+        yield
+    finally:
+        lora_logger.removeFilter(note)
+
+
+def check_lora(path: str | os.PathLike, scale: float) -> None:
+    """Refuse a LoRA file that is missing, empty or of a kind the loader does not read, and a scale
+    not finite or beyond +-LORA_SCALE_MAX, naming the value and what would be valid."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        what = "is a folder" if p.is_dir() else "does not exist"
+        raise LoraError(f"LoRA file {str(path)!r} {what}; give a {' or '.join(LORA_SUFFIXES)} file of LoRA weights.")
+    if p.stat().st_size == 0:
+        raise LoraError(f"LoRA file {str(path)!r} is empty (0 bytes).")
+    if p.suffix.lower() not in LORA_SUFFIXES:
+        raise LoraError(f"LoRA file {str(path)!r} is not one of {', '.join(LORA_SUFFIXES)}.")
+    if not isinstance(scale, int | float) or not math.isfinite(scale) or abs(scale) > LORA_SCALE_MAX:
+        raise LoraError(
+            f"LoRA scale {scale!r} for {str(path)!r} is not valid; expected a finite number from "
+            f"{-LORA_SCALE_MAX:g} to {LORA_SCALE_MAX:g} (1: as trained)."
+        )
+
+
+def _reason(error: BaseException) -> str:
+    """What a LoRA loader's error means, in a few words (PEFT's own lists every layer it did not find)."""
+    text = str(error).strip()
+    if "not found in the base model" in text:
+        return "the layers it names are not this model's (a LoRA of another architecture?)"
+    if "size mismatch" in text or "Error(s) in loading state_dict" in text:
+        return "its layers' sizes are not this model's (a LoRA of another architecture, such as SDXL's?)"
+    first = text.splitlines()[0] if text else type(error).__name__
+    first = first if len(first) <= 200 else first[:200] + "..."
+    return (
+        f"{first.rstrip('.')} (LoRA weights for Stable Diffusion 1.x/2.x in diffusers', PEFT's or kohya-ss's "
+        "layout are read)"
+    )
+
+
+def _adapted_layers(adapter: str, *modules: torch.nn.Module) -> int:
+    """How many layers of `modules` PEFT gave the adapter `adapter` (a LoRA layer keeps one `lora_A` per adapter)."""
+    return sum(adapter in getattr(layer, "lora_A", {}) for module in modules for layer in module.modules())
+
+
+def fuse_loras(components: tuple, lora: dict[str, float], source: str) -> None:
+    """Fuse each LoRA file of `lora` (path -> scale) into the text encoder and UNet of `components`
+    (tokenizer, text encoder, VAE, UNet, scheduler), in place, through diffusers' loader and PEFT;
+    the adapters are then removed. A file that is not LoRA weights, or whose layers are not this
+    model's (another architecture's), is a LoraError naming it, and so is one that adapts no layer."""
+    from diffusers import StableDiffusionPipeline
+
+    tokenizer, text_encoder, vae, unet, scheduler = components
+    pipe = StableDiffusionPipeline(  # holds the very modules: what it fuses is theirs
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    names = []
+    for i, (path, scale) in enumerate(lora.items()):
+        check_lora(path, scale)
+        name = f"lora{i}"
+        try:
+            with _quiet_part_notes():
+                pipe.load_lora_weights(str(Path(path).expanduser()), adapter_name=name)
+        except ImportError as e:
+            raise LoraError(f"fusing LoRA weights needs PEFT ({e}): pip install peft") from e
+        except (ValueError, KeyError, RuntimeError, OSError) as e:
+            pipe.unload_lora_weights()
+            raise LoraError(f"LoRA file {str(path)!r} could not be fused into {source}: {_reason(e)}.") from e
+        names.append(name)
+        layers = _adapted_layers(name, text_encoder, unet)
+        if not layers:
+            pipe.unload_lora_weights()
+            raise LoraError(
+                f"LoRA file {str(path)!r} adapts no layer of {source}: the layers it names are not this model's "
+                "(a LoRA of another architecture?)."
+            )
+        logger.info("LoRA %s: %d layers of %s, scale %g", Path(path).name, layers, source, scale)
+    if names:
+        pipe.set_adapters(names, adapter_weights=list(lora.values()))
+        pipe.fuse_lora(adapter_names=names, lora_scale=1.0)
+        pipe.unload_lora_weights()  # the adapters go; the fused weights stay

@@ -1,0 +1,188 @@
+"""LoRA files fused into a loaded model (`--lora FILE=SCALE`): the weights the LoRA formula gives, in
+kohya-ss's and PEFT's layouts, several at once; the model's identity follows; bad files and scales are
+one-line errors before any work."""
+
+import json
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from videop2p.cli import app
+from videop2p.config import ConfigError, parse_lora
+from videop2p.io.video import write_frames
+from videop2p.models.loading import load_components, save_pretrained_folder
+from videop2p.models.lora import LoraError, check_lora
+from videop2p.testing import assert_one_line_error, dummy_components
+from videop2p.toy.world import Color, Shape, ToyClipSpec, ToyObject, render_clip
+
+RANK = 4
+UNET_LAYERS = ("attn2.to_k", "attn2.to_v", "attn1.to_q")  # ends of the UNet layers the test LoRAs adapt
+TEXT_LAYERS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj")
+
+
+@pytest.fixture(scope="module")
+def base():
+    return dummy_components()
+
+
+@pytest.fixture(scope="module")
+def model_dir(base, tmp_path_factory):
+    return save_pretrained_folder(base, tmp_path_factory.mktemp("model") / "tiny")
+
+
+def _pairs(base, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """(up, down) of rank RANK for every adapted layer, keyed "unet.NAME" / "text_encoder.NAME"."""
+    g = torch.Generator().manual_seed(seed)
+    pairs = {}
+    for part, ends in (("unet", UNET_LAYERS), ("text_encoder", TEXT_LAYERS)):
+        for name, layer in getattr(base, part).named_modules():
+            if name.endswith(ends):
+                out_features, in_features = layer.weight.shape
+                up, down = torch.randn(out_features, RANK, generator=g), torch.randn(RANK, in_features, generator=g)
+                pairs[f"{part}.{name}"] = (up * 0.1, down * 0.1)
+    return pairs
+
+
+def _kohya(pairs, alpha: float) -> dict[str, torch.Tensor]:
+    """kohya-ss's layout (the A1111 web UI's): lora_unet_/lora_te_text_model_ names with '_' for '.', an alpha each."""
+    sd = {}
+    for key, (up, down) in pairs.items():
+        part, name = key.split(".", 1)
+        prefix = "lora_unet_" if part == "unet" else "lora_te_text_model_"  # SD 1.x's CLIP wrapped in text_model
+        stem = prefix + name.replace(".", "_")
+        sd |= {f"{stem}.lora_up.weight": up, f"{stem}.lora_down.weight": down, f"{stem}.alpha": torch.tensor(alpha)}
+    return sd
+
+
+def _peft(pairs) -> dict[str, torch.Tensor]:
+    """PEFT's layout, as diffusers' training scripts save it (no alpha: alpha = rank)."""
+    return {f"{key}.lora_{ab}.weight": t for key, (up, down) in pairs.items() for ab, t in (("B", up), ("A", down))}
+
+
+def _weights(components) -> dict[str, torch.Tensor]:
+    return {
+        f"{part}.{k}": v for part in ("unet", "text_encoder") for k, v in getattr(components, part).state_dict().items()
+    }
+
+
+def _expected(base, *loras) -> dict[str, torch.Tensor]:
+    """The base weights plus scale * (alpha / rank) * up @ down of each (pairs, alpha, scale) in `loras`."""
+    want = {k: v.clone() for k, v in _weights(base).items()}
+    for pairs, alpha, scale in loras:
+        for key, (up, down) in pairs.items():
+            want[f"{key}.weight"] += scale * (alpha / RANK) * up @ down
+    return want
+
+
+def _assert_weights(components, want):
+    got = _weights(components)
+    assert got.keys() == want.keys()  # the adapters are gone: no lora_A/lora_B tensors are left
+    for key, value in want.items():
+        torch.testing.assert_close(got[key], value, atol=1e-6, rtol=1e-5, msg=key)
+
+
+def test_a_kohya_lora_is_fused_as_its_formula_says_and_the_model_is_named_by_it(base, model_dir, tmp_path):
+    pairs = _pairs(base, seed=1)
+    save_file(_kohya(pairs, alpha=2.0), tmp_path / "style.safetensors")
+    fused = load_components(model_dir, lora={str(tmp_path / "style.safetensors"): 0.5})
+    _assert_weights(fused, _expected(base, (pairs, 2.0, 0.5)))  # UNet and text encoder; every other weight as it was
+    plain = load_components(model_dir)
+    assert fused.info.identity.startswith("tiny+style@") and plain.info.identity.startswith("tiny@")
+    assert fused.info.fingerprint != plain.info.fingerprint  # so its tuned clips are its own in the workspace
+    again = load_components(model_dir, lora={str(tmp_path / "style.safetensors"): 0.5})
+    assert again.info.identity == fused.info.identity  # and the same LoRA finds them again
+
+
+def test_peft_layout_loras_add_up_each_at_its_own_scale(base, model_dir, tmp_path):
+    first, second = _pairs(base, seed=2), _pairs(base, seed=3)
+    save_file(_peft(first), tmp_path / "a.safetensors")
+    save_file(_kohya(second, alpha=1.0), tmp_path / "b.safetensors")
+    fused = load_components(model_dir, lora={str(tmp_path / "a.safetensors"): 0.8, str(tmp_path / "b.safetensors"): -1})
+    _assert_weights(fused, _expected(base, (first, RANK, 0.8), (second, 1.0, -1.0)))
+    assert fused.info.identity.startswith("tiny+a+b@")
+
+
+def test_a_lora_that_does_not_fit_the_model_is_one_line_naming_its_file(base, model_dir, tmp_path):
+    pairs = _pairs(base, seed=4)
+    cases = {
+        "not_lora": {"conv.weight": torch.zeros(3, 3)},  # weights, but no LoRA
+        "other_layers": {  # a LoRA for UNet layers this model has not (blocks it lacks)
+            k.replace("blocks_0", "blocks_7").replace("blocks_1", "blocks_7"): v
+            for k, v in _kohya(pairs, 4.0).items()
+            if k.startswith("lora_unet_")
+        },
+        "other_sizes": _kohya({k: (u.repeat(2, 1), d.repeat(1, 2)) for k, (u, d) in pairs.items()}, 4.0),
+    }
+    for name, sd in cases.items():
+        save_file(sd, tmp_path / f"{name}.safetensors")
+        with pytest.raises(LoraError) as e:
+            load_components(model_dir, lora={str(tmp_path / f"{name}.safetensors"): 1.0})
+        message = str(e.value)
+        assert f"{name}.safetensors" in message and "\n" not in message, (name, message)
+        assert ("not this model's" in message) == (name != "not_lora"), message  # the architecture is named
+    xl = {k.replace("lora_te_", "lora_te2_"): v for k, v in _kohya(pairs, 4.0).items() if k.startswith("lora_te_")}
+    save_file(xl, tmp_path / "xl_text.safetensors")  # SDXL's second text encoder only: nothing of this model
+    with pytest.raises(LoraError, match="adapts no layer"):
+        load_components(model_dir, lora={str(tmp_path / "xl_text.safetensors"): 1.0})
+
+
+def test_a_missing_empty_or_foreign_file_and_a_bad_scale_are_refused_before_loading(tmp_path):
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "ok.safetensors").write_bytes(b"x")
+    for path, scale, needle in (
+        (tmp_path / "missing.safetensors", 1.0, "does not exist"),
+        (tmp_path, 1.0, "is a folder"),
+        (tmp_path / "empty.safetensors", 1.0, "is empty"),
+        (tmp_path / "notes.txt", 1.0, "is not one of .safetensors"),
+        (tmp_path / "ok.safetensors", float("nan"), "expected a finite number from -10 to 10"),
+        (tmp_path / "ok.safetensors", 11.0, "expected a finite number from -10 to 10"),
+    ):
+        with pytest.raises(LoraError, match=needle):
+            check_lora(path, scale)
+
+
+def test_lora_flags_read_file_and_scale():
+    assert parse_lora(["a.safetensors", "b.safetensors=0.5", "c=d.safetensors"]) == {
+        "a.safetensors": 1.0,
+        "b.safetensors": 0.5,
+        "c=d.safetensors": 1.0,  # what follows '=' is no number: part of the name
+    }
+    with pytest.raises(ConfigError, match="given twice"):
+        parse_lora(["a.safetensors", "a.safetensors=2"])
+
+
+runner = CliRunner()
+
+
+def test_run_with_a_lora_records_it_and_reruns_from_its_config(base, model_dir, tmp_path):
+    save_file(_kohya(_pairs(base, seed=5), alpha=4.0), tmp_path / "style.safetensors")
+    clip = render_clip(ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], frames=2, size=32, seed=1))
+    frames = write_frames(clip.frames, tmp_path / "clip")
+    (tmp_path / "job").mkdir()
+    config = tmp_path / "job" / "run.yaml"  # the LoRA named beside the config file
+    (tmp_path / "job" / "style.safetensors").write_bytes((tmp_path / "style.safetensors").read_bytes())
+    config.write_text(yaml.safe_dump({"lora": {"style.safetensors": 0.7}}))
+    common = ["--source", "a red circle moving on the grass", "--target", "a blue circle moving on the grass"]
+    common += ["--model", str(model_dir), "--frames", "2", "--tune-steps", "1", "--steps", "2", "--inversion", "fast"]
+    out = tmp_path / "out"
+    args = ["run", str(frames), *common, "--config", str(config), "--out", str(out), "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    kept = yaml.safe_load((out / "config.yaml").read_text())
+    assert kept["lora"] == {str((tmp_path / "job" / "style.safetensors").resolve()): 0.7}
+    assert json.loads((out / "outputs.json").read_text())["model"].startswith("tiny+style@")
+    rerun = runner.invoke(app, ["run", "--config", str(out / "config.yaml"), "--out", str(tmp_path / "again")])
+    assert rerun.exit_code == 0, rerun.output
+    assert json.loads((tmp_path / "again" / "outputs.json").read_text())["stages"]["edit"]["action"] == "reused"
+    for flag, needle in (
+        ("nothing.safetensors=0.5", "does not exist"),
+        (f"{tmp_path / 'style.safetensors'}=nan", "finite"),
+        (f"{tmp_path / 'style.safetensors'}=20", "from -10 to 10"),
+    ):
+        bad = runner.invoke(app, ["run", str(frames), *common, "--lora", flag, "--out", str(tmp_path / "bad")])
+        assert_one_line_error(bad, needle)
+        assert not (tmp_path / "bad").exists()
