@@ -1,0 +1,78 @@
+"""What fusing a LoRA file costs at load time on the Stable Diffusion 1.5 architecture (`--lora`).
+
+Builds SD 1.5's UNet, VAE and text encoder with random weights (no download), writes a kohya-ss
+LoRA of the given rank over every attention projection of the UNet (attn1 and attn2: to_q, to_k,
+to_v, to_out.0) and of the text encoder (q, k, v, out_proj), as style LoRAs are trained, and times
+`models.lora.fuse_loras` on it: reading, converting, injecting, fusing and removing the adapters.
+Prints the seconds (median of the repeats, each on fresh weights), the file's size and the layers
+it adapts, and checks one fused layer against the LoRA formula.
+
+    python bench/lora.py                    # rank 32, float32 on the CPU
+    python bench/lora.py --rank 128 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from sd15 import sd15_components  # bench/ is on the path when run as a script
+
+from videop2p.models.lora import fuse_loras
+
+UNET_ENDS = ("to_q", "to_k", "to_v", "to_out.0")
+TEXT_ENDS = ("q_proj", "k_proj", "v_proj", "out_proj")
+
+
+def kohya_lora(comps, rank: int) -> dict[str, torch.Tensor]:
+    """A kohya-ss LoRA of `rank` over every attention projection, alpha = rank / 2."""
+    g, sd = torch.Generator().manual_seed(0), {}
+    for part, prefix, ends in (("unet", "lora_unet_", UNET_ENDS), ("text_encoder", "lora_te_text_model_", TEXT_ENDS)):
+        for name, layer in getattr(comps, part).named_modules():
+            if isinstance(layer, torch.nn.Linear) and name.endswith(ends) and ("attn" in name or "self_attn" in name):
+                stem = prefix + name.replace(".", "_")
+                out_features, in_features = layer.weight.shape
+                sd[f"{stem}.lora_down.weight"] = torch.randn(rank, in_features, generator=g) * 0.01
+                sd[f"{stem}.lora_up.weight"] = torch.randn(out_features, rank, generator=g) * 0.01
+                sd[f"{stem}.alpha"] = torch.tensor(rank / 2)
+    return sd
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rank", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    seconds = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "style.safetensors"
+        for i in range(args.repeats):
+            comps = sd15_components(seed=i)
+            if i == 0:
+                lora = kohya_lora(comps, args.rank)
+                save_file(lora, path)
+                layers = sum(k.endswith(".alpha") for k in lora)
+            probe = "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k"
+            before = comps.unet.get_submodule(probe).weight.clone()
+            parts = (comps.tokenizer, comps.text_encoder, comps.vae, comps.unet, comps.scheduler)
+            start = time.perf_counter()
+            fuse_loras(parts, {str(path): 1.0}, "sd15")
+            seconds.append(time.perf_counter() - start)
+            stem = "lora_unet_" + probe.replace(".", "_")
+            want = before + 0.5 * lora[f"{stem}.lora_up.weight"] @ lora[f"{stem}.lora_down.weight"]
+            error = (comps.unet.get_submodule(probe).weight - want).abs().max().item()
+        size = path.stat().st_size / 2**20
+    print(
+        f"SD 1.5 architecture, LoRA rank {args.rank} over {layers} layers ({size:.1f} MiB): fused in "
+        f"{statistics.median(seconds):.2f} s (median of {args.repeats}: "
+        f"{', '.join(f'{s:.2f}' for s in seconds)}); one layer against the formula: max error {error:.1e}"
+    )
+
+
+if __name__ == "__main__":
+    main()
