@@ -115,14 +115,19 @@ def test_a_lora_that_does_not_fit_the_model_is_one_line_naming_its_file(base, mo
             if k.startswith("lora_unet_")
         },
         "other_sizes": _kohya({k: (u.repeat(2, 1), d.repeat(1, 2)) for k, (u, d) in pairs.items()}, 4.0),
+        "cut_short": _kohya(pairs, 4.0),  # written, then cut to half its bytes below
     }
     for name, sd in cases.items():
         save_file(sd, tmp_path / f"{name}.safetensors")
+        if name == "cut_short":
+            data = (tmp_path / f"{name}.safetensors").read_bytes()
+            (tmp_path / f"{name}.safetensors").write_bytes(data[: len(data) // 2])
         with pytest.raises(LoraError) as e:
             load_components(model_dir, lora={str(tmp_path / f"{name}.safetensors"): 1.0})
         message = str(e.value)
         assert f"{name}.safetensors" in message and "\n" not in message, (name, message)
-        assert ("not this model's" in message) == (name != "not_lora"), message  # the architecture is named
+        assert ("not this model's" in message) == (name.startswith("other")), message  # the architecture is named
+        assert ("cannot be read" in message) == (name == "cut_short"), message
     xl = {k.replace("lora_te_", "lora_te2_"): v for k, v in _kohya(pairs, 4.0).items() if k.startswith("lora_te_")}
     save_file(xl, tmp_path / "xl_text.safetensors")  # SDXL's second text encoder only: nothing of this model
     with pytest.raises(LoraError, match="adapts no layer"):
@@ -140,6 +145,7 @@ def test_a_missing_empty_or_foreign_file_and_a_bad_scale_are_refused_before_load
         (tmp_path / "notes.txt", 1.0, "is not one of .safetensors"),
         (tmp_path / "ok.safetensors", float("nan"), "expected a finite number from -10 to 10"),
         (tmp_path / "ok.safetensors", 11.0, "expected a finite number from -10 to 10"),
+        (tmp_path / "ok.safetensors", True, "expected a finite number from -10 to 10"),
     ):
         with pytest.raises(LoraError, match=needle):
             check_lora(path, scale)

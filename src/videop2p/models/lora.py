@@ -60,7 +60,8 @@ def check_lora(path: str | os.PathLike, scale: float) -> None:
         raise LoraError(f"LoRA file {str(path)!r} is empty (0 bytes).")
     if p.suffix.lower() not in LORA_SUFFIXES:
         raise LoraError(f"LoRA file {str(path)!r} is not one of {', '.join(LORA_SUFFIXES)}.")
-    if not isinstance(scale, int | float) or not math.isfinite(scale) or abs(scale) > LORA_SCALE_MAX:
+    number = isinstance(scale, int | float) and not isinstance(scale, bool)
+    if not number or not math.isfinite(scale) or abs(scale) > LORA_SCALE_MAX:
         raise LoraError(
             f"LoRA scale {scale!r} for {str(path)!r} is not valid; expected a finite number from "
             f"{-LORA_SCALE_MAX:g} to {LORA_SCALE_MAX:g} (1: as trained)."
@@ -70,6 +71,8 @@ def check_lora(path: str | os.PathLike, scale: float) -> None:
 def _reason(error: BaseException) -> str:
     """What a LoRA loader's error means, in a few words (PEFT's own lists every layer it did not find)."""
     text = str(error).strip()
+    if "Unable to load weights from checkpoint file" in text:
+        return "it cannot be read as weights (cut short, damaged, or not a weights file)"
     if "not found in the base model" in text:
         return "the layers it names are not this model's (a LoRA of another architecture?)"
     if "size mismatch" in text or "Error(s) in loading state_dict" in text:
