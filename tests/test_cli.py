@@ -1120,6 +1120,7 @@ def test_workspace_list_and_remove_show_and_free_exactly_what_they_name(tiny_dir
     steps = first.identity["tune"]["steps"]
     rows = {c.key: next(line for line in listing.splitlines() if line.startswith(c.key)) for c in (first, second)}
     assert f"{steps} lr 3e-05" in rows[first.key] and f"{steps} lr 0.0001" in rows[second.key]  # told apart
+    assert all(c.identity["model"] in rows[c.key] for c in (first, second))  # the model's fingerprint
     assert all(c.tuned and c.inversions == 1 and c.edits == 1 and c.unfinished == 0 for c in (first, second))
     stopped = first.folder / "inversions" / "inv-0.steps"  # what a stopped inversion leaves
     stopped.mkdir()

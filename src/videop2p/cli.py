@@ -789,8 +789,9 @@ def _clip_line(c) -> str:
     used = datetime.datetime.fromtimestamp(c.last_used).strftime("%Y-%m-%d %H:%M")
     prompt = str(c.identity.get("prompt", "?"))
     prompt = prompt if len(prompt) <= 40 else prompt[:39] + "…"
+    model = str(c.identity.get("model", "?"))  # the fingerprint `videop2p info` prints after a model's name
     return (
-        f"{c.key}  {prompt:<40}  {c.identity.get('num_frames', '?'):>6}  {size:>9}  {tuned:>16}  "
+        f"{c.key}  {model:<16}  {prompt:<40}  {c.identity.get('num_frames', '?'):>6}  {size:>9}  {tuned:>16}  "
         f"{c.inversions:>10}  {c.edits:>5}  {c.unfinished:>10}  {c.size_bytes / 2**20:>8.1f}  {used}"
     )
 
@@ -799,10 +800,10 @@ def _clip_line(c) -> str:
 def workspace_list(
     root: Annotated[Path, typer.Argument(help=WORKSPACE_HELP)] = Path(WORKSPACE_NAME),
 ) -> None:
-    """List the tuned clips kept in a workspace: prompt, frames, size, tuning, what is kept, disk use, last use."""
+    """List the tuned clips kept in a workspace: model, prompt, frames, size, tuning, what is kept, disk use, last use."""
     clips = _open_workspace(root).clips()
     typer.echo(
-        f"{'clip':<16}  {'prompt':<40}  {'frames':>6}  {'size':>9}  {'tuning':>16}  {'inversions':>10}  {'edits':>5}  "
+        f"{'clip':<16}  {'model':<16}  {'prompt':<40}  {'frames':>6}  {'size':>9}  {'tuning':>16}  {'inversions':>10}  {'edits':>5}  "
         f"{'unfinished':>10}  {'MiB':>8}  last used"
     )
     for c in clips:
