@@ -109,8 +109,7 @@ def fuse_loras(components: tuple, lora: dict[str, float], source: str) -> None:
         requires_safety_checker=False,
     )
     names = []
-    for i, (path, scale) in enumerate(lora.items()):
-        check_lora(path, scale)
+    for i, path in enumerate(lora):  # each file and scale checked by the caller first (`check_lora`)
         name = f"lora{i}"
         try:
             with _quiet_part_notes():
@@ -128,7 +127,7 @@ def fuse_loras(components: tuple, lora: dict[str, float], source: str) -> None:
                 f"LoRA file {str(path)!r} adapts no layer of {source}: the layers it names are not this model's "
                 "(a LoRA of another architecture?)."
             )
-        logger.info("LoRA %s: %d layers of %s, scale %g", Path(path).name, layers, source, scale)
+        logger.info("LoRA %s: %d layers of %s, scale %g", Path(path).name, layers, source, lora[path])
     if names:
         pipe.set_adapters(names, adapter_weights=list(lora.values()))
         pipe.fuse_lora(adapter_names=names, lora_scale=1.0)
