@@ -1012,20 +1012,27 @@ def _text(section: str | None, attr: str, value: Any) -> None:
         raise OptionError(_where(section, attr), f"{value!r} is not valid; expected text.")
 
 
+def lora_scale_problem(path: str, scale: Any) -> str | None:
+    """What is wrong with a LoRA file's scale (not a number, not finite, beyond +-LORA_SCALE_MAX), or None."""
+    number = isinstance(scale, int | float) and not isinstance(scale, bool)
+    if number and math.isfinite(scale) and abs(scale) <= LORA_SCALE_MAX:
+        return None
+    return (
+        f"LoRA scale {scale!r} for {path!r} is not valid; expected a finite number from {-LORA_SCALE_MAX:g} to "
+        f"{LORA_SCALE_MAX:g} (1: as trained)."
+    )
+
+
 def check_lora_settings(lora: Any) -> None:
-    """Raise OptionError unless `lora` maps file names to finite scales within +-LORA_SCALE_MAX (the files
-    themselves are checked as the model loads, `models.lora.check_lora`)."""
+    """Raise OptionError unless `lora` maps file names to scales `lora_scale_problem` finds nothing wrong
+    with (the files themselves are checked as the model loads, `models.lora.check_lora`)."""
     if not isinstance(lora, dict):
         raise OptionError("lora", f"{lora!r} is not valid; expected FILE=SCALE pairs, e.g. style.safetensors=0.8.")
     for path, scale in lora.items():
         _text(None, "lora", path)
-        if isinstance(scale, bool) or not isinstance(scale, int | float) or not math.isfinite(scale):
-            raise OptionError("lora", f"{path}={scale!r} is not valid; expected a finite scale (1: as trained).")
-        if abs(scale) > LORA_SCALE_MAX:
-            raise OptionError(
-                "lora",
-                f"{path}={scale:g} is not valid; expected a scale from {-LORA_SCALE_MAX:g} to {LORA_SCALE_MAX:g}.",
-            )
+        problem = lora_scale_problem(path, scale)
+        if problem:
+            raise OptionError("lora", problem)
 
 
 def _bool_ok(section: str | None, attr: str, value: Any) -> None:

@@ -257,8 +257,12 @@ class _Showing:
 
     sar: Fraction = Fraction(1)  # its pixels' aspect (`_pixel_aspect`)
     transfer: int | None = None  # its transfer; PQ and HLG are tone-mapped (`_display_rgb`)
-    peak: float = HDR_PEAK  # cd/m2: the light an HDR stream's highlights roll off from
-    peak_said: bool = False  # whether the file says that peak (`_light_peak`) or it is assumed
+    said_peak: float | None = None  # cd/m2: the peak a PQ stream's file says it holds (`_light_peak`)
+
+    @property
+    def peak(self) -> float:
+        """cd/m2: the light an HDR stream's highlights roll off from (HDR_PEAK where the file says none)."""
+        return HDR_PEAK if self.said_peak is None else self.said_peak
 
 
 def _showing(stream, first: av.VideoFrame) -> _Showing:
@@ -266,7 +270,7 @@ def _showing(stream, first: av.VideoFrame) -> _Showing:
     peak is one for the whole clip, so that its frames are tone-mapped alike)."""
     transfer = stream.codec_context.color_trc
     said = _light_peak(first) if transfer == PQ else None  # HLG is shown on its nominal display
-    return _Showing(_pixel_aspect(stream), transfer, HDR_PEAK if said is None else said, said is not None)
+    return _Showing(_pixel_aspect(stream), transfer, said)
 
 
 def _display_rgb(frame: av.VideoFrame, showing: _Showing = _Showing()) -> np.ndarray:
@@ -610,7 +614,7 @@ def _conversions(path: Path, stream, showing: _Showing) -> tuple[str, ...]:
             "HLG's nominal display"
             if showing.transfer == HLG
             else "as the file says"
-            if showing.peak_said
+            if showing.said_peak is not None
             else "assumed: the file does not say its peak"
         )
         said.append(

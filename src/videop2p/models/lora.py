@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-from videop2p.config import LORA_SCALE_MAX
+from videop2p.config import lora_scale_problem
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +59,9 @@ def check_lora(path: str | os.PathLike, scale: float) -> None:
         raise LoraError(f"LoRA file {str(path)!r} is empty (0 bytes).")
     if p.suffix.lower() not in LORA_SUFFIXES:
         raise LoraError(f"LoRA file {str(path)!r} is not one of {', '.join(LORA_SUFFIXES)}.")
-    number = isinstance(scale, int | float) and not isinstance(scale, bool)
-    if not number or not math.isfinite(scale) or abs(scale) > LORA_SCALE_MAX:
-        raise LoraError(
-            f"LoRA scale {scale!r} for {str(path)!r} is not valid; expected a finite number from "
-            f"{-LORA_SCALE_MAX:g} to {LORA_SCALE_MAX:g} (1: as trained)."
-        )
+    problem = lora_scale_problem(str(path), scale)
+    if problem:
+        raise LoraError(problem)
 
 
 def _reason(error: BaseException) -> str:
