@@ -82,7 +82,18 @@ class Job:
         return key_of(
             {
                 k: c[k]
-                for k in ("video", "source", "model", "lora", "tune", "frame_attention", "window", "dtype", "device")
+                for k in (
+                    "video",
+                    "source",
+                    "model",
+                    "lora",
+                    "embeddings",
+                    "tune",
+                    "frame_attention",
+                    "window",
+                    "dtype",
+                    "device",
+                )
             }
         )
 
@@ -177,6 +188,7 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
         if cfg.model and (here / cfg.model).exists():  # a folder beside the file; otherwise a hub id
             cfg.model = str(_resolve(cfg.model, here))
         cfg.lora = {str(_resolve(path, here)): scale for path, scale in cfg.lora.items()}  # beside the jobs file
+        cfg.embeddings = {str(_resolve(path, here)): token for path, token in cfg.embeddings.items()}  # likewise
         cfg.out = str(out_root / name)
         cfg.workspace = str(ws_root)
         jobs.append(Job(name, cfg))
@@ -225,6 +237,7 @@ def model_spec(cfg: RunConfig) -> dict:
         "group_norm": cfg.group_norm.value,
         "model_config": cfg.model_config,
         "lora": cfg.lora,
+        "embeddings": cfg.embeddings,
     }
 
 
@@ -375,6 +388,12 @@ def _check_lora(lora: tuple[str, float]) -> None:
     check_lora(*lora)
 
 
+def _check_embedding(embedding: tuple[str, str | None]) -> None:
+    from videop2p.models.embeddings import check_embedding
+
+    check_embedding(*embedding)
+
+
 def check_local_inputs(jobs: list[Job], loaded: LoadedModel | None = None) -> None:
     """Before any job runs here, every unfinished job's clip holds the frames it asks for, its model
     path (with the architecture it names, if any) is there, and its prompts, words and schedules suit
@@ -394,6 +413,7 @@ def check_local_inputs(jobs: list[Job], loaded: LoadedModel | None = None) -> No
             (("model", cfg.model), check_model_path, cfg.model),
             (("model_config", cfg.model, cfg.model_config), _check_model_config, cfg),
             *((("lora", path, scale), _check_lora, (path, scale)) for path, scale in cfg.lora.items()),
+            *((("embedding", p, token), _check_embedding, (p, token)) for p, token in cfg.embeddings.items()),
         )
         for key, check, value in checks:
             if value is None or key in seen:

@@ -32,8 +32,10 @@ from videop2p.config import (
     ExportFormat,
     GroupNormMode,
     Preset,
+    check_embedding_settings,
     check_lora_settings,
     default_of,
+    parse_embeddings,
     parse_lora,
 )
 from videop2p.store.files import staged_files, write_json
@@ -78,6 +80,11 @@ LORA_HELP = (
     f"{LORA_SCALE_MAX:g} (default 1; repeatable; diffusers', PEFT's or kohya-ss's layout)."
 )
 LoraOpt = Annotated[list[str] | None, typer.Option(help=LORA_HELP)]
+EMBEDDING_HELP = (
+    "Textual-inversion embedding added to the model: FILE or FILE=TOKEN, the prompts' word for it (default: the "
+    "token the file names, else its file name; repeatable; diffusers' or the A1111 web UI's .pt/.safetensors/.bin)."
+)
+EmbeddingOpt = Annotated[list[str] | None, typer.Option(help=EMBEDDING_HELP)]
 
 
 def _warning_line(
@@ -139,12 +146,14 @@ def info(
     ] = None,
     model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,
     lora: LoraOpt = None,
+    embedding: EmbeddingOpt = None,
 ) -> None:
     """Print the version, torch devices, dtype support and the model that would be used."""
-    loras = _lora_flags(lora)
+    loras, embeddings = _lora_flags(lora), _embedding_flags(embedding)
     import torch
 
     from videop2p import __version__
+    from videop2p.models.embeddings import EmbeddingError
     from videop2p.models.loading import ModelLoadError, ModelNotFoundError, bundled_model_path, load_components
     from videop2p.models.lora import LoraError
 
@@ -164,10 +173,10 @@ def info(
     lines.append(f"model: {model or f'bundled toy model, videop2p-toy ({bundled_model_path()})'}")
     _quiet_loaders()
     try:
-        comps = load_components(model, config=model_config, lora=loras)
+        comps = load_components(model, config=model_config, lora=loras, embeddings=embeddings)
         for k, v in comps.info.to_dict().items():
             lines.append(f"  {k}: {v}")
-    except (ModelNotFoundError, ModelLoadError, LoraError) as e:
+    except (ModelNotFoundError, ModelLoadError, LoraError, EmbeddingError) as e:
         lines.append(f"  not available: {e}")
     typer.echo("\n".join(lines))
 
@@ -180,6 +189,16 @@ def _lora_flags(items: list[str] | None) -> dict[str, float]:
     except ConfigError as e:
         _fail(f"--lora {str(e).removeprefix('lora: ')}")
     return lora
+
+
+def _embedding_flags(items: list[str] | None) -> dict[str, str | None]:
+    """`--embedding` flags of a command that reads no config (info, export, ui) as `RunConfig.embeddings`, checked."""
+    try:
+        embeddings = parse_embeddings(items or [])
+        check_embedding_settings(embeddings)
+    except ConfigError as e:
+        _fail(f"--embedding {str(e).removeprefix('embedding: ')}")
+    return embeddings
 
 
 def _h(option: str, text: str) -> str:
@@ -409,6 +428,7 @@ def _run_stages(cfg, stage: str) -> None:
             cfg.group_norm.value,
             cfg.model_config,
             cfg.lora,
+            cfg.embeddings,
         )
         cfg.tune.progress = cfg.inversion.progress = cfg.edit.progress = not cfg.quiet
         if stage == "run":
@@ -486,6 +506,7 @@ def _stage_command(stage: str, doc: str):
         ] = None,
         model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP, rich_help_panel=MODEL_PANEL)] = None,
         lora: Annotated[list[str] | None, typer.Option(help=LORA_HELP, rich_help_panel=MODEL_PANEL)] = None,
+        embedding: Annotated[list[str] | None, typer.Option(help=EMBEDDING_HELP, rich_help_panel=MODEL_PANEL)] = None,
         frames: Annotated[
             int | None,
             typer.Option(
@@ -731,9 +752,10 @@ def export(
     ] = None,
     model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,
     lora: LoraOpt = None,
+    embedding: EmbeddingOpt = None,
 ) -> None:
     """Write a tuned clip as our delta, or as a Tune-A-Video / Video-P2P folder their scripts load."""
-    loras = _lora_flags(lora)
+    loras, embeddings = _lora_flags(lora), _embedding_flags(embedding)
     from videop2p.exporting import check_export_folder, export_tuned, tuned_delta
     from videop2p.models.loading import load_components
 
@@ -746,7 +768,7 @@ def export(
     try:
         check_export_folder(out, fmt)
         tuned_delta(entry)  # before the model is loaded
-        components = load_components(model, config=model_config, lora=loras)
+        components = load_components(model, config=model_config, lora=loras, embeddings=embeddings)
         with _long_run(None, "nothing was written; run the same command again.", ""):  # a full disk: one line
             path = export_tuned(components, entry, out, fmt)
     except (ValueError, FileNotFoundError) as e:
@@ -1169,14 +1191,16 @@ def ui(
     dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = default_of("dtype"),
     model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,
     lora: LoraOpt = None,
+    embedding: EmbeddingOpt = None,
 ) -> None:
     """Start the web editor (Gradio) on localhost."""
     from videop2p.config import check_number
+    from videop2p.models.embeddings import check_embedding
     from videop2p.models.loading import check_model_config, check_model_path
     from videop2p.models.lora import check_lora
 
     _check_own_flags(lambda p: check_number(None, "port", p, 1, 65535, whole=True), port)
-    loras = _lora_flags(lora)
+    loras, embeddings = _lora_flags(lora), _embedding_flags(embedding)
     _check_device_dtype(device, dtype)
     try:
         if model is not None:
@@ -1184,6 +1208,8 @@ def ui(
         check_model_config(model, model_config)
         for path, scale in loras.items():
             check_lora(path, scale)
+        for path, token in embeddings.items():
+            check_embedding(path, token)
     except (ValueError, FileNotFoundError) as e:  # ModelNotFoundError is a FileNotFoundError
         _fail(str(e))
     _check_folder("--root", root, "for the workspace, uploads and results")
@@ -1200,7 +1226,7 @@ def ui(
         _fail(f"--root {str(root)!r} cannot be made ({e.strerror}); give a folder you can write in.")
     typer.echo(f"videop2p editor on http://{host}:{port} (workspace and results in {root.resolve()})")
     try:
-        launch(model, root, host, port, device, dtype, model_config=model_config, lora=loras)
+        launch(model, root, host, port, device, dtype, model_config=model_config, lora=loras, embeddings=embeddings)
     except OSError as e:  # the port taken between the check and the start, or a platform's own refusal
         _fail(f"the editor could not listen on {host}:{port}: {str(e).splitlines()[0]}")
 

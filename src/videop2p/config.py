@@ -231,6 +231,7 @@ class RunConfig:
     model: str | None = None  # hub id, folder or file; None: the bundled toy model
     model_config: str | None = None  # an original single-file model's architecture: diffusers folder or hub id
     lora: dict[str, float] = field(default_factory=dict)  # LoRA file -> scale, fused into the model before tuning
+    embeddings: dict[str, str | None] = field(default_factory=dict)  # textual-inversion file -> token (None: its own)
     out: str = "outputs"  # output folder
     workspace: str | None = None  # workspace root; None: OUT/../.videop2p-workspace
     device: str = "cpu"  # torch device
@@ -337,6 +338,8 @@ def _coerce(cls, name: str, value: Any) -> Any:
             raise ConfigError(f"{name}: {e}") from None
     if name == "lora" and isinstance(value, list | tuple | str):  # ["style.safetensors=0.8", ...] from flags
         return parse_lora([value] if isinstance(value, str) else list(value))
+    if name == "embeddings" and isinstance(value, list | tuple | str):  # ["style.pt=<style>", ...] from flags
+        return parse_embeddings([value] if isinstance(value, str) else list(value))
     if name == "threshold" and isinstance(value, str):  # "0.3" or "0.3,0.6" from flags
         return _thresholds(value)
     if name == "targets" and isinstance(value, str):  # one target prompt written without a list
@@ -573,6 +576,7 @@ OPTIONS: dict[str, tuple[str | None, str]] = {  # flat option (CLI flag, UI fiel
     "model": (None, "model"),
     "model_config": (None, "model_config"),
     "lora": (None, "lora"),
+    "embedding": (None, "embeddings"),
     "out": (None, "out"),
     "device": (None, "device"),
     "dtype": (None, "dtype"),
@@ -680,6 +684,23 @@ def parse_lora(items: list[str]) -> dict[str, float]:
         if path in out:
             raise ConfigError(f"lora: {path!r} is given twice; give each file once.")
         out[path] = 1.0 if scale is None else scale
+    return out
+
+
+def parse_embeddings(items: list[str]) -> dict[str, str | None]:
+    """`["style.pt", "learned_embeds.bin=<cat-toy>"]` -> {"style.pt": None, "learned_embeds.bin": "<cat-toy>"}:
+    FILE or FILE=TOKEN (None: the token the file names, else the file's name; what follows `=` is part of
+    the name where it holds a path separator or a dot)."""
+    out: dict[str, str | None] = {}
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigError(f"embedding: {item!r} must be FILE or FILE=TOKEN, e.g. style.pt=<my-style>.")
+        path, sep, token = item.strip().rpartition("=")
+        named = sep and path.strip() and token.strip() and not any(c in token for c in "/\\.")
+        path, token = (path.strip(), token.strip()) if named else (item.strip(), None)
+        if path in out:
+            raise ConfigError(f"embedding: {path!r} is given twice; give each file once.")
+        out[path] = token
     return out
 
 
@@ -955,6 +976,8 @@ def load_config(paths: list[str | os.PathLike], base: RunConfig | None = None) -
     cfg.model, cfg.model_config = _beside(cfg.model, folders), _beside(cfg.model_config, folders)
     if isinstance(cfg.lora, dict):
         cfg.lora = {_beside(path, folders): scale for path, scale in cfg.lora.items()}
+    if isinstance(cfg.embeddings, dict):
+        cfg.embeddings = {_beside(path, folders): token for path, token in cfg.embeddings.items()}
     return cfg
 
 
@@ -1035,6 +1058,30 @@ def check_lora_settings(lora: Any) -> None:
             raise OptionError("lora", problem)
 
 
+def embedding_token_problem(path: str, token: Any) -> str | None:
+    """What is wrong with the token given for an embedding file (not text, empty, more than one word), or None."""
+    if token is None or (isinstance(token, str) and len(token.split()) == 1 and token == token.strip()):
+        return None
+    return (
+        f"token {token!r} for {path!r} is not valid; expected one word without spaces, such as <my-style> (the "
+        "prompt's word that stands for the embedding)."
+    )
+
+
+def check_embedding_settings(embeddings: Any) -> None:
+    """Raise OptionError unless `embeddings` maps file names to tokens: one word each, or None for the
+    file's own (the files themselves are checked as the model loads, `models.embeddings.check_embedding`)."""
+    if not isinstance(embeddings, dict):
+        raise OptionError(
+            "embedding", f"{embeddings!r} is not valid; expected FILE=TOKEN pairs, e.g. style.pt=<my-style>."
+        )
+    for path, token in embeddings.items():
+        _text(None, "embeddings", path)
+        problem = embedding_token_problem(path, token)
+        if problem:
+            raise OptionError("embedding", problem)
+
+
 def _bool_ok(section: str | None, attr: str, value: Any) -> None:
     """Raise OptionError unless `value` is true or false (YAML's "sometimes" is neither)."""
     if not isinstance(value, bool):
@@ -1077,6 +1124,7 @@ def validate(cfg: RunConfig) -> None:
         if getattr(cfg, attr) is not None:
             _text(None, attr, getattr(cfg, attr))
     check_lora_settings(cfg.lora)
+    check_embedding_settings(cfg.embeddings)
     if v.frames is not None:
         check_number("video", "frames", v.frames, 1, whole=True, cap=COUNT_MAX)
     check_number("video", "start", v.start, 0, whole=True, cap=COUNT_MAX)

@@ -46,6 +46,7 @@ from videop2p.control.prompts import (
     replacement_mapper,
     shown,
     token_count,
+    tokenize,
     word_indices,
 )
 from videop2p.inversion import InversionMethod, InversionResult
@@ -403,7 +404,7 @@ def edit(
     for warning in found:
         logger.warning(warning)
     warnings = unchanged + found
-    tokens = [components.tokenizer.convert_ids_to_tokens(components.tokenizer(p).input_ids) for p in prompts]
+    tokens = [components.tokenizer.convert_ids_to_tokens(tokenize(components.tokenizer, p).input_ids) for p in prompts]
     return EditResult(
         latents=z,
         masks=masks,

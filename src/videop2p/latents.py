@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from videop2p.control.prompts import check_prompt_length
+from videop2p.control.prompts import check_prompt_length, tokenize
 from videop2p.models.loading import SDComponents
 
 logger = logging.getLogger(__name__)
@@ -118,8 +118,13 @@ def encode_text(tokenizer, text_encoder, prompts: list[str]) -> torch.Tensor:
     """Text embeddings (B, L, D) padded to the tokenizer's own limit, from a tokenizer and encoder alone."""
     for p in prompts:
         check_prompt_length(tokenizer, p)
-    ids = tokenizer(
-        prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ids = tokenize(
+        tokenizer,
+        prompts,
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
     ).input_ids
     return text_encoder(ids.to(text_encoder.device))[0]
 

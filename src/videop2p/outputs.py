@@ -106,9 +106,9 @@ def edit_label(source: str, target: str) -> str:
 
 
 def rerunnable(cfg: RunConfig) -> dict:
-    """`cfg` as plain data whose local paths (clip, model files, LoRA files, output folder, workspace) are absolute,
-    so that `videop2p run --config OUT/config.yaml` runs it again from any folder (a hub id stays as
-    it is)."""
+    """`cfg` as plain data whose local paths (clip, model files, LoRA and embedding files, output
+    folder, workspace) are absolute, so that `videop2p run --config OUT/config.yaml` runs it again
+    from any folder (a hub id stays as it is)."""
     plain = to_plain(cfg)
     local = (("video", "path"), (None, "model"), (None, "model_config"), (None, "out"), (None, "workspace"))
     for section, key in local:
@@ -117,6 +117,7 @@ def rerunnable(cfg: RunConfig) -> dict:
         if isinstance(value, str) and value and (key in ("out", "workspace") or Path(value).expanduser().exists()):
             holder[key] = str(Path(value).expanduser().resolve())
     plain["lora"] = {str(Path(path).expanduser().resolve()): scale for path, scale in plain["lora"].items()}
+    plain["embeddings"] = {str(Path(p).expanduser().resolve()): token for p, token in plain["embeddings"].items()}
     return plain
 
 

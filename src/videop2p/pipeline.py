@@ -187,14 +187,17 @@ class VideoP2P:
         group_norm: GroupNormMode | str = RunConfig.group_norm,
         model_config: str | None = RunConfig.model_config,
         lora: dict[str, float] | None = None,
+        embeddings: dict[str, str | None] | None = None,
     ) -> VideoP2P:
         """Load a model (None: the bundled toy model; `model_config`: an original single-file checkpoint's
-        architecture; `lora`: LoRA files and their scales, fused into it); `workspace` enables reuse
-        between runs."""
+        architecture; `lora`: LoRA files and their scales, fused into it; `embeddings`: textual-inversion
+        files and their tokens, None for a file's own); `workspace` enables reuse between runs."""
         check_folder("workspace", workspace or None, "to keep tuned clips in")
         if workspace:
             check_writable("workspace", workspace, "to keep tuned clips in")
-        components = load_components(model, device=device, dtype=parse_dtype(dtype), config=model_config, lora=lora)
+        components = load_components(
+            model, device=device, dtype=parse_dtype(dtype), config=model_config, lora=lora, embeddings=embeddings
+        )
         ws = Workspace(Path(workspace)) if workspace else None
         return cls(components, ws, frame_mode, attention_slicing, group_norm)
 

@@ -6,6 +6,7 @@ After Hertz et al., "Prompt-to-Prompt Image Editing with Cross-Attention Control
 from __future__ import annotations
 
 import difflib
+import re
 import string
 
 import torch
@@ -29,9 +30,39 @@ def shown(prompt: str, limit: int = 60) -> str:
     return repr(prompt if len(prompt) <= limit else prompt[:limit] + "...")
 
 
+def _vector_runs(tokenizer) -> dict[str, str]:
+    """Each multi-vector embedding token of `tokenizer` (one with TOKEN_1 beside it) -> its tokens written out."""
+    added = tokenizer.added_tokens_encoder
+    runs = {}
+    for token in added:
+        if f"{token}_1" in added:
+            count = 1
+            while f"{token}_{count}" in added:
+                count += 1
+            runs[token] = " ".join([token] + [f"{token}_{i}" for i in range(1, count)])
+    return runs
+
+
+def expand_vectors(tokenizer, text: str) -> str:
+    """`text` with each multi-vector embedding's token written as all of its tokens ("<x>" -> "<x> <x>_1
+    <x>_2"), whole words only, as diffusers' `maybe_convert_prompt` does; text without one is returned as is."""
+    for token, run in _vector_runs(tokenizer).items():
+        text = re.sub(rf"(?<!\w){re.escape(token)}(?!\w)", run, text, flags=re.IGNORECASE)
+    return text
+
+
+def tokenize(tokenizer, text: str | list[str], **kwargs):
+    """The tokenizer's call on `text` (or a list of texts) with multi-vector embeddings written out (`expand_vectors`)."""
+    if isinstance(text, list):
+        return tokenizer([expand_vectors(tokenizer, t) for t in text], **kwargs)
+    return tokenizer(expand_vectors(tokenizer, text), **kwargs)
+
+
 def token_count(tokenizer, prompt: str) -> int:
     """Tokens of `prompt` including the start and end tokens."""
-    return len(tokenizer(prompt, truncation=False, verbose=False).input_ids)  # verbose: no over-length warning
+    return len(
+        tokenize(tokenizer, prompt, truncation=False, verbose=False).input_ids
+    )  # verbose: no over-length warning
 
 
 def check_prompt_length(tokenizer, prompt: str) -> None:
@@ -49,10 +80,10 @@ def word_tokens(tokenizer, prompt: str) -> list[list[int]]:
     check_prompt_length(tokenizer, prompt)
     positions, cur = [], 1
     for w in words(prompt):
-        n = len(tokenizer(w, add_special_tokens=False).input_ids) if w else 0
+        n = len(tokenize(tokenizer, w, add_special_tokens=False).input_ids) if w else 0
         positions.append(list(range(cur, cur + n)))
         cur += n
-    total = len(tokenizer(prompt, add_special_tokens=False, verbose=False).input_ids)
+    total = len(tokenize(tokenizer, prompt, add_special_tokens=False, verbose=False).input_ids)
     if cur - 1 != total:
         raise ValueError(
             f"Prompt {prompt!r} does not tokenize word by word ({cur - 1} vs {total} tokens); use single spaces between words."
@@ -175,7 +206,7 @@ def refinement_mapper(tokenizer, source: str, target: str) -> tuple[torch.Tensor
     tokens new in the target (alpha 0) keep their own maps."""
     length = tokenizer.model_max_length
     word_tokens(tokenizer, source), word_tokens(tokenizer, target)  # validates both prompts
-    x, y = tokenizer(source).input_ids, tokenizer(target).input_ids
+    x, y = tokenize(tokenizer, source).input_ids, tokenize(tokenizer, target).input_ids
     aligned = global_alignment(x, y)
     index = torch.zeros(length, dtype=torch.long)
     alpha = torch.ones(length)

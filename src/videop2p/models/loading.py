@@ -15,10 +15,11 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from safetensors import SafetensorError
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from transformers import AddedToken, CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from videop2p.config import DTYPES, FrameAttentionMode, GroupNormMode
 from videop2p.models import tav
+from videop2p.models.embeddings import add_embeddings, check_embedding
 from videop2p.models.lora import check_lora, fuse_loras
 from videop2p.models.tokenizer import bundled_tokenizer
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
@@ -236,11 +237,22 @@ def check_architecture(unet_config: dict, vae_config: dict, text_width: int, sou
         )
 
 
+def added_token_rows(tokenizer, text_encoder) -> dict[str, torch.Tensor]:
+    """The input embedding of every token added to the tokenizer beside its own specials (textual-inversion
+    embeddings), keyed by token: a strided sample of the whole table would miss them."""
+    weight = text_encoder.get_input_embeddings().weight  # (V, D)
+    special = set(tokenizer.all_special_tokens)
+    added = tokenizer.get_added_vocab().items()
+    return {f"added_token.{t}": weight[i] for t, i in added if t not in special and i < weight.shape[0]}
+
+
 def model_info(tokenizer, text_encoder, vae, unet, scheduler, source: str, video=None) -> ModelInfo:
-    """Read the facts of loaded components (a tuned video folder's temporal layers count in the fingerprint)."""
+    """Read the facts of loaded components (a tuned video folder's temporal layers and the tokens added
+    to the tokenizer count in the fingerprint)."""
     configs = (dict(unet.config), dict(vae.config), text_encoder.config.to_dict(), dict(scheduler.config))
+    tensors = {**(video.temporal if video else {}), **added_token_rows(tokenizer, text_encoder)}
     return ModelInfo(
-        identity=f"{source}@{fingerprint(unet, vae, text_encoder, configs=configs, tensors=video.temporal if video else None)}",
+        identity=f"{source}@{fingerprint(unet, vae, text_encoder, configs=configs, tensors=tensors or None)}",
         vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1),
         scaling_factor=float(vae.config.scaling_factor),
         latent_channels=int(vae.config.latent_channels),
@@ -363,6 +375,10 @@ def _save_legacy_tokenizer(tokenizer, dest: Path) -> None:
     """The tokenizer as saved now, plus the `vocab.json` and `merges.txt` that older transformers
     (the authors' 4.25) read."""
     tokenizer.save_pretrained(dest)
+    special = set(tokenizer.all_special_tokens)
+    added = {t: i for t, i in tokenizer.get_added_vocab().items() if t not in special}
+    if added:  # textual-inversion tokens, where older transformers look for them
+        (dest / "added_tokens.json").write_text(json.dumps(added, ensure_ascii=False), encoding="utf-8")
     model = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
     merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
     (dest / "vocab.json").write_text(json.dumps(model["vocab"], ensure_ascii=False), encoding="utf-8")
@@ -427,6 +443,10 @@ def save_single_file(components: SDComponents, path: str | os.PathLike) -> Path:
         "text_encoder": components.text_encoder.config.to_dict(),
         "scheduler": dict(components.scheduler.config),
         "max_tokens": components.tokenizer.model_max_length,
+        "added_tokens": sorted(
+            (t for t in components.tokenizer.get_added_vocab() if t not in components.tokenizer.all_special_tokens),
+            key=components.tokenizer.convert_tokens_to_ids,
+        ),  # textual-inversion tokens, whose rows the text encoder holds
     }
     return save_tensors(path, tensors, meta)
 
@@ -449,6 +469,7 @@ def _load_flat_file(path: Path) -> tuple:
             raise ModelLoadError(f"{path}: the {prefix} weights do not fit its config ({first}).") from None
     tokenizer = bundled_tokenizer()
     tokenizer.model_max_length = int(meta.get("max_tokens", tokenizer.model_max_length))
+    tokenizer.add_tokens([AddedToken(t, single_word=True) for t in meta.get("added_tokens", [])])
     return tokenizer, text_encoder, vae, unet, _ddim(meta["scheduler"]), None
 
 
@@ -624,6 +645,7 @@ def load_components(
     dtype: torch.dtype = torch.float32,
     config: str | None = None,
     lora: dict[str, float] | None = None,
+    embeddings: dict[str, str | None] | None = None,
 ) -> SDComponents:
     """Load tokenizer, text encoder, VAE, UNet and a DDIM scheduler.
 
@@ -631,13 +653,17 @@ def load_components(
     Hugging Face cache, or None for the bundled toy model; `config` names an original single-file
     checkpoint's architecture (a diffusers folder or hub id; default: diffusers' guess, read from the
     hub); `lora` maps LoRA files to their scales, fused into the weights (`lora.fuse_loras`; the
-    model's name then lists them). A device this machine lacks, and a LoRA file missing or a scale out
-    of range, are refused before anything is read.
+    model's name then lists them); `embeddings` maps textual-inversion files to their tokens (None: the
+    file's own), added to the tokenizer and text encoder (`embeddings.add_embeddings`; named too). A
+    device this machine lacks, and a LoRA or embedding file missing, a scale out of range or a token
+    that is no word, are refused before anything is read.
     """
     device = check_device(device)
     check_model_config(model, config)
     for path, scale in (lora or {}).items():
         check_lora(path, scale)
+    for path, token in (embeddings or {}).items():
+        check_embedding(path, token)
     if device.type == "cpu" and dtype == torch.float16:
         logger.warning(
             "float16 on the CPU runs several times slower than float32 (few CPU kernels take it); for less memory "
@@ -670,6 +696,10 @@ def load_components(
     if lora:
         fuse_loras(parts[:5], lora, source)
         source = "+".join([source, *(Path(p).stem for p in lora)])
+    if embeddings:
+        tokens = add_embeddings(tokenizer, text_encoder, embeddings, source)
+        logger.info("embeddings: %s", ", ".join(tokens))
+        source = "+".join([source, *(Path(p).stem for p in embeddings)])
     positions = text_encoder.config.max_position_embeddings
     if not 2 < tokenizer.model_max_length <= positions:
         raise ModelNotFoundError(

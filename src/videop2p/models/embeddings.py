@@ -1,0 +1,153 @@
+"""Textual-inversion embeddings (Gal et al. 2023, "An Image is Worth One Word: Personalizing
+Text-to-Image Generation using Textual Inversion") added to a loaded model's tokenizer and text
+encoder: a new token whose input embedding is the file's vector.
+
+A file with several vectors is several tokens, `TOKEN`, `TOKEN_1`, ..., named as diffusers'
+`load_textual_inversion` names them, and a prompt's `TOKEN` stands for all of them
+(`control.prompts.tokenize`), so a blend word or a reweighted word covers every vector. The files
+of the Stable Diffusion ecosystem are read: diffusers' (`{token: vector}`, the token in the file),
+the A1111 web UI's `.pt` (`string_to_param`) and `.safetensors` (`emb_params`), and a bare tensor;
+the token of the last three is the file's name, as the web UI has it, unless one is given.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import torch
+from transformers import AddedToken
+
+from videop2p.config import embedding_token_problem
+
+EMBEDDING_SUFFIXES = (".safetensors", ".pt", ".bin")  # what the SD ecosystem writes embeddings as
+_SDXL_KEYS = ("clip_l", "clip_g")  # an SDXL embedding: one vector set per text encoder
+
+
+class EmbeddingError(ValueError):
+    """An embedding file that cannot be added to the model, or a token it cannot take."""
+
+
+def check_embedding(path: str | os.PathLike, token: str | None = None) -> None:
+    """Refuse an embedding file that is missing, empty or of a kind the loader does not read, and a
+    token that is no single word, naming the value and what would be valid."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        what = "is a folder" if p.is_dir() else "does not exist"
+        raise EmbeddingError(
+            f"embedding file {str(path)!r} {what}; give a {' or '.join(EMBEDDING_SUFFIXES)} file of a "
+            "textual-inversion embedding."
+        )
+    if p.stat().st_size == 0:
+        raise EmbeddingError(f"embedding file {str(path)!r} is empty (0 bytes).")
+    if p.suffix.lower() not in EMBEDDING_SUFFIXES:
+        raise EmbeddingError(f"embedding file {str(path)!r} is not one of {', '.join(EMBEDDING_SUFFIXES)}.")
+    problem = embedding_token_problem(str(path), token)
+    if problem:
+        raise EmbeddingError(problem)
+
+
+def _read(path: Path) -> object:
+    """The file's contents: a safetensors dict, or a torch pickle read with weights only (no code runs)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        if path.suffix.lower() == ".safetensors":
+            return load_file(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (SafetensorError, OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise EmbeddingError(
+            f"embedding file {str(path)!r} cannot be read as weights (cut short, damaged, or holding more than "
+            f"tensors: {first[:160]})."
+        ) from None
+
+
+def read_embedding(path: str | os.PathLike) -> tuple[str | None, torch.Tensor]:
+    """(the token the file names, or None where it names none; its vectors (N, D) in float32)."""
+    p = Path(path).expanduser()
+    data = _read(p)
+    named = None
+    if isinstance(data, dict) and any(k in data for k in _SDXL_KEYS):
+        raise EmbeddingError(
+            f"embedding file {str(path)!r} is an SDXL embedding (clip_l and clip_g vectors); embeddings for "
+            "Stable Diffusion 1.x/2.x hold one set of vectors."
+        )
+    if isinstance(data, dict) and isinstance(data.get("string_to_param"), dict) and data["string_to_param"]:
+        vectors = next(iter(data["string_to_param"].values()))  # the A1111 web UI's .pt; its "name" is not used
+    elif isinstance(data, dict) and "emb_params" in data:
+        vectors = data["emb_params"]  # the A1111 web UI's .safetensors
+    elif isinstance(data, dict) and len(data) == 1:
+        named, vectors = next(iter(data.items()))  # diffusers': {token: vectors}
+    else:
+        vectors = data
+    if not isinstance(vectors, torch.Tensor) or not vectors.is_floating_point() or vectors.ndim not in (1, 2):
+        keys = f" (its keys: {', '.join(map(str, list(data)[:6]))})" if isinstance(data, dict) else ""
+        raise EmbeddingError(
+            f"embedding file {str(path)!r} holds no embedding{keys}; expected diffusers' {{token: vectors}}, the "
+            "A1111 web UI's string_to_param or emb_params, or a tensor of vectors."
+        )
+    vectors = vectors.detach().float().reshape(-1, vectors.shape[-1])  # (N, D): one vector per token
+    if vectors.shape[0] == 0 or not bool(torch.isfinite(vectors).all()):
+        what = "no vectors" if vectors.shape[0] == 0 else "NaN or infinite values"
+        raise EmbeddingError(f"embedding file {str(path)!r} holds {what}; it is damaged (download it again).")
+    return (named if isinstance(named, str) else None), vectors
+
+
+def vector_tokens(token: str, count: int) -> list[str]:
+    """The tokens of an embedding of `count` vectors: TOKEN, TOKEN_1, ... (diffusers' names)."""
+    return [token] + [f"{token}_{i}" for i in range(1, count)]
+
+
+def _known(tokenizer, token: str) -> bool:
+    """Whether the tokenizer already reads `token` as one of its own (CLIP lower-cases what it reads)."""
+    vocab = tokenizer.get_vocab()
+    return any(t in vocab for t in (token, token.lower(), token.lower() + "</w>"))
+
+
+def add_embeddings(tokenizer, text_encoder, embeddings: dict[str, str | None], source: str) -> list[str]:
+    """Add each embedding file of `embeddings` (path -> token, None: the token the file names, else its
+    name) to `tokenizer` and `text_encoder`, in place; returns the tokens added. Every file is read
+    and every token checked before either is changed: a file of another text encoder's width, a token
+    the tokenizer already has, and one given twice are EmbeddingErrors naming them."""
+    width = text_encoder.get_input_embeddings().weight.shape[1]
+    limit = tokenizer.model_max_length - 2  # a prompt holds its start and end tokens too
+    new: dict[str, torch.Tensor] = {}  # token -> vector (D,)
+    for path, given in embeddings.items():  # each file and token checked by the caller first (`check_embedding`)
+        named, vectors = read_embedding(path)
+        token = given or named or Path(path).stem
+        problem = embedding_token_problem(str(path), token)
+        if problem:
+            raise EmbeddingError(f"{problem.rstrip('.')}; name one with FILE=TOKEN.")
+        if vectors.shape[1] != width:
+            raise EmbeddingError(
+                f"embedding file {str(path)!r} has vectors {vectors.shape[1]} wide but {source}'s text encoder "
+                f"takes {width} (an embedding for another model: SD 1.x is 768 wide, SD 2.x 1024)."
+            )
+        if vectors.shape[0] > limit:
+            raise EmbeddingError(
+                f"embedding file {str(path)!r} has {vectors.shape[0]} vectors, more than a prompt of {source} "
+                f"holds ({limit} tokens)."
+            )
+        for name, vector in zip(vector_tokens(token, vectors.shape[0]), vectors, strict=True):
+            if _known(tokenizer, name) or name.lower() in (n.lower() for n in new):
+                whose = (
+                    "another embedding's" if name.lower() in (n.lower() for n in new) else "a word the tokenizer has"
+                )
+                other = f"<{token}>" if not token.startswith("<") else f"<{token.strip('<>')}-2>"
+                raise EmbeddingError(
+                    f"token {name!r} of embedding file {str(path)!r} is already {whose}; give it another with "
+                    f"{Path(path).name}=TOKEN, e.g. {Path(path).name}={other}."
+                )
+            new[name] = vector
+    if not new:
+        return []
+    tokenizer.add_tokens([AddedToken(name, single_word=True) for name in new])  # matched as whole words only
+    text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    weight = text_encoder.get_input_embeddings().weight  # (V, D)
+    with torch.no_grad():
+        for name, vector in new.items():
+            weight[tokenizer.convert_tokens_to_ids(name)] = vector.to(weight.dtype)
+    return list(new)
