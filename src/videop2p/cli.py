@@ -149,7 +149,7 @@ def info(
     embedding: EmbeddingOpt = None,
 ) -> None:
     """Print the version, torch devices, dtype support and the model that would be used."""
-    loras, embeddings = _lora_flags(lora), _embedding_flags(embedding)
+    loras, embeddings = _adapter_flags(lora, embedding)
     import torch
 
     from videop2p import __version__
@@ -181,24 +181,22 @@ def info(
     typer.echo("\n".join(lines))
 
 
-def _lora_flags(items: list[str] | None) -> dict[str, float]:
-    """`--lora` flags of a command that reads no config (info, export, ui) as `RunConfig.lora`, checked."""
-    try:
-        lora = parse_lora(items or [])
-        check_lora_settings(lora)
-    except ConfigError as e:
-        _fail(f"--lora {str(e).removeprefix('lora: ')}")
-    return lora
-
-
-def _embedding_flags(items: list[str] | None) -> dict[str, str | None]:
-    """`--embedding` flags of a command that reads no config (info, export, ui) as `RunConfig.embeddings`, checked."""
-    try:
-        embeddings = parse_embeddings(items or [])
-        check_embedding_settings(embeddings)
-    except ConfigError as e:
-        _fail(f"--embedding {str(e).removeprefix('embedding: ')}")
-    return embeddings
+def _adapter_flags(
+    lora: list[str] | None, embedding: list[str] | None
+) -> tuple[dict[str, float], dict[str, str | None]]:
+    """`--lora` and `--embedding` flags of a command that reads no config (info, export, ui) as
+    `RunConfig.lora` and `RunConfig.embeddings`, checked."""
+    kinds = (("lora", lora, parse_lora, check_lora_settings),)
+    kinds += (("embedding", embedding, parse_embeddings, check_embedding_settings),)
+    read = []
+    for flag, items, parse, check in kinds:
+        try:
+            value = parse(items or [])
+            check(value)
+        except ConfigError as e:
+            _fail(f"--{flag} {str(e).removeprefix(f'{flag}: ')}")
+        read.append(value)
+    return read[0], read[1]
 
 
 def _h(option: str, text: str) -> str:
@@ -755,7 +753,7 @@ def export(
     embedding: EmbeddingOpt = None,
 ) -> None:
     """Write a tuned clip as our delta, or as a Tune-A-Video / Video-P2P folder their scripts load."""
-    loras, embeddings = _lora_flags(lora), _embedding_flags(embedding)
+    loras, embeddings = _adapter_flags(lora, embedding)
     from videop2p.exporting import check_export_folder, export_tuned, tuned_delta
     from videop2p.models.loading import load_components
 
@@ -1200,7 +1198,7 @@ def ui(
     from videop2p.models.lora import check_lora
 
     _check_own_flags(lambda p: check_number(None, "port", p, 1, 65535, whole=True), port)
-    loras, embeddings = _lora_flags(lora), _embedding_flags(embedding)
+    loras, embeddings = _adapter_flags(lora, embedding)
     _check_device_dtype(device, dtype)
     try:
         if model is not None:

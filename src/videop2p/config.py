@@ -1035,6 +1035,20 @@ def _text(section: str | None, attr: str, value: Any) -> None:
         raise OptionError(_where(section, attr), f"{value!r} is not valid; expected text.")
 
 
+def weights_file_problem(path: str | os.PathLike, kind: str, suffixes: tuple[str, ...], holding: str) -> str | None:
+    """What is wrong with the `kind` file `path` (missing, a folder, empty, not one of `suffixes`) before it
+    is read, naming it and what would be valid (a file of `holding`), or None."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        what = "is a folder" if p.is_dir() else "does not exist"
+        return f"{kind} file {str(path)!r} {what}; give a {' or '.join(suffixes)} file of {holding}."
+    if p.stat().st_size == 0:
+        return f"{kind} file {str(path)!r} is empty (0 bytes)."
+    if p.suffix.lower() not in suffixes:
+        return f"{kind} file {str(path)!r} is not one of {', '.join(suffixes)}."
+    return None
+
+
 def lora_scale_problem(path: str, scale: Any) -> str | None:
     """What is wrong with a LoRA file's scale (not a number, not finite, beyond +-LORA_SCALE_MAX), or None."""
     number = isinstance(scale, int | float) and not isinstance(scale, bool)

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from transformers import AddedToken
 
-from videop2p.config import embedding_token_problem
+from videop2p.config import embedding_token_problem, weights_file_problem
 
 EMBEDDING_SUFFIXES = (".safetensors", ".pt", ".bin")  # what the SD ecosystem writes embeddings as
 _SDXL_KEYS = ("clip_l", "clip_g")  # an SDXL embedding: one vector set per text encoder
@@ -32,18 +32,8 @@ class EmbeddingError(ValueError):
 def check_embedding(path: str | os.PathLike, token: str | None = None) -> None:
     """Refuse an embedding file that is missing, empty or of a kind the loader does not read, and a
     token that is no single word, naming the value and what would be valid."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        what = "is a folder" if p.is_dir() else "does not exist"
-        raise EmbeddingError(
-            f"embedding file {str(path)!r} {what}; give a {' or '.join(EMBEDDING_SUFFIXES)} file of a "
-            "textual-inversion embedding."
-        )
-    if p.stat().st_size == 0:
-        raise EmbeddingError(f"embedding file {str(path)!r} is empty (0 bytes).")
-    if p.suffix.lower() not in EMBEDDING_SUFFIXES:
-        raise EmbeddingError(f"embedding file {str(path)!r} is not one of {', '.join(EMBEDDING_SUFFIXES)}.")
-    problem = embedding_token_problem(str(path), token)
+    problem = weights_file_problem(path, "embedding", EMBEDDING_SUFFIXES, "a textual-inversion embedding")
+    problem = problem or embedding_token_problem(str(path), token)
     if problem:
         raise EmbeddingError(problem)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from videop2p.config import lora_scale_problem
+from videop2p.config import lora_scale_problem, weights_file_problem
 
 logger = logging.getLogger(__name__)
 
@@ -51,15 +51,8 @@ def _quiet_part_notes() -> Iterator[None]:
 def check_lora(path: str | os.PathLike, scale: float) -> None:
     """Refuse a LoRA file that is missing, empty or of a kind the loader does not read, and a scale
     not finite or beyond +-LORA_SCALE_MAX, naming the value and what would be valid."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        what = "is a folder" if p.is_dir() else "does not exist"
-        raise LoraError(f"LoRA file {str(path)!r} {what}; give a {' or '.join(LORA_SUFFIXES)} file of LoRA weights.")
-    if p.stat().st_size == 0:
-        raise LoraError(f"LoRA file {str(path)!r} is empty (0 bytes).")
-    if p.suffix.lower() not in LORA_SUFFIXES:
-        raise LoraError(f"LoRA file {str(path)!r} is not one of {', '.join(LORA_SUFFIXES)}.")
-    problem = lora_scale_problem(str(path), scale)
+    problem = weights_file_problem(path, "LoRA", LORA_SUFFIXES, "LoRA weights")
+    problem = problem or lora_scale_problem(str(path), scale)
     if problem:
         raise LoraError(problem)
 
