@@ -205,6 +205,16 @@ def test_run_with_an_embedding_records_it_reruns_and_exports_only_with_it(model_
     emb = ["--embedding", str(tmp_path / "job" / "glossyfx.pt")]
     exported = runner.invoke(app, ["export", str(entry), str(tmp_path / "x2"), "--model", str(model_dir), *emb])
     assert exported.exit_code == 0, exported.output
+    authors = ["--format", "tune-a-video", "--model", str(model_dir), *emb]
+    exported = runner.invoke(app, ["export", str(entry), str(tmp_path / "x3"), *authors])
+    assert exported.exit_code == 0, exported.output
+    folder = load_components(tmp_path / "x3")  # the authors' folder keeps the embedding's tokens and vectors
+    assert word_indices(folder.tokenizer, "a glossyfx circle", "glossyfx") == [2, 3]
+    torch.testing.assert_close(_row(folder, "glossyfx_1"), _vectors(2, 11)[1])
+    assert json.loads((tmp_path / "x3" / "tokenizer" / "added_tokens.json").read_text()).keys() == {
+        "glossyfx",
+        "glossyfx_1",
+    }  # where the authors' transformers 4.25 reads them
     for flag, needle in (
         ("nothing.pt", "does not exist"),
         (f"{tmp_path / 'job' / 'glossyfx.pt'}=two words", "one word without spaces"),
