@@ -53,6 +53,7 @@ def test_each_layout_adds_its_vectors_under_the_token_a_prompt_uses(model_dir, t
     for i, name in enumerate(["<neg>", "<neg>_1", "<neg>_2"]):
         torch.testing.assert_close(_row(got, name), a1111_st[i])
     plain = load_components(model_dir)
+    assert dict(got.info.embeddings) == {"<cat-toy>": 1, "oldstyle": 2, "<neg>": 3} and plain.info.embeddings == ()
     assert got.info.identity.startswith("tiny+learned_embeds+oldstyle+neg@")
     assert got.info.fingerprint != plain.info.fingerprint  # its tuned clips are its own in the workspace
     # every other weight is the model's own
@@ -106,7 +107,7 @@ def test_a_model_saved_with_embeddings_loads_with_them(model_dir, tmp_path):
     folder = load_components(save_pretrained_folder(c, tmp_path / "folder"))
     single = load_components(save_single_file(c, tmp_path / "single.safetensors"))
     for again in (folder, single):
-        assert again.info.fingerprint == c.info.fingerprint
+        assert again.info.fingerprint == c.info.fingerprint and dict(again.info.embeddings) == {"<s>": 2}
         assert encode_prompts(again, ["a <s> circle"]).equal(encode_prompts(c, ["a <s> circle"]))
         assert word_indices(again.tokenizer, "a <s> circle", "<s>") == [2, 3]
 

@@ -12,6 +12,7 @@ import string
 import torch
 
 from videop2p.config import EditMode
+from videop2p.models.embeddings import embedding_words, vector_tokens
 
 _PUNCT = string.punctuation
 
@@ -31,16 +32,9 @@ def shown(prompt: str, limit: int = 60) -> str:
 
 
 def _vector_runs(tokenizer) -> dict[str, str]:
-    """Each multi-vector embedding token of `tokenizer` (one with TOKEN_1 beside it) -> its tokens written out."""
-    added = tokenizer.added_tokens_encoder
-    runs = {}
-    for token in added:
-        if f"{token}_1" in added:
-            count = 1
-            while f"{token}_{count}" in added:
-                count += 1
-            runs[token] = " ".join([token] + [f"{token}_{i}" for i in range(1, count)])
-    return runs
+    """Each multi-vector embedding's word in `tokenizer` -> its tokens written out ("<x>" -> "<x> <x>_1 <x>_2")."""
+    words = embedding_words(tokenizer)
+    return {word: " ".join(vector_tokens(word, count)) for word, count in words.items() if count > 1}
 
 
 def expand_vectors(tokenizer, text: str) -> str:

@@ -12,6 +12,7 @@ the token of the last three is the file's name, as the web UI has it, unless one
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 from pathlib import Path
@@ -22,6 +23,8 @@ from transformers import AddedToken
 from videop2p.config import embedding_token_problem, weights_file_problem
 
 EMBEDDING_SUFFIXES = (".safetensors", ".pt", ".bin")  # what the SD ecosystem writes embeddings as
+logger = logging.getLogger(__name__)
+
 _SDXL_KEYS = ("clip_l", "clip_g")  # an SDXL embedding: one vector set per text encoder
 
 
@@ -91,6 +94,24 @@ def vector_tokens(token: str, count: int) -> list[str]:
     return [token] + [f"{token}_{i}" for i in range(1, count)]
 
 
+def embedding_words(tokenizer) -> dict[str, int]:
+    """The prompt words that stand for textual-inversion embeddings in `tokenizer` (the tokens added beside
+    its own specials, TOKEN_1, ... counted with their TOKEN), each with its number of vectors, in the
+    order they were added."""
+    special = set(tokenizer.all_special_tokens)
+    added = sorted((t for t in tokenizer.get_added_vocab() if t not in special), key=tokenizer.convert_tokens_to_ids)
+    names, words = set(added), {}
+    for token in added:
+        base, sep, index = token.rpartition("_")
+        if sep and index.isdigit() and base in names:
+            continue  # a vector of `base`
+        count = 1
+        while f"{token}_{count}" in names:
+            count += 1
+        words[token] = count
+    return words
+
+
 def _known(tokenizer, token: str) -> bool:
     """Whether the tokenizer already reads `token` as one of its own (CLIP lower-cases what it reads)."""
     vocab = tokenizer.get_vocab()
@@ -132,6 +153,7 @@ def add_embeddings(tokenizer, text_encoder, embeddings: dict[str, str | None], s
                     f"{Path(path).name}=TOKEN, e.g. {Path(path).name}={other}."
                 )
             new[name] = vector
+        logger.info("embedding %s: the word %r, %d vector(s), in %s", Path(path).name, token, len(vectors), source)
     if not new:
         return []
     tokenizer.add_tokens([AddedToken(name, single_word=True) for name in new])  # matched as whole words only

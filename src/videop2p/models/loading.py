@@ -19,7 +19,7 @@ from transformers import AddedToken, CLIPTextConfig, CLIPTextModel, CLIPTokenize
 
 from videop2p.config import DTYPES, FrameAttentionMode, GroupNormMode
 from videop2p.models import tav
-from videop2p.models.embeddings import add_embeddings, check_embedding
+from videop2p.models.embeddings import add_embeddings, check_embedding, embedding_words
 from videop2p.models.lora import check_lora, fuse_loras
 from videop2p.models.tokenizer import bundled_tokenizer
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
@@ -64,6 +64,7 @@ class ModelInfo:
     max_tokens: int  # tokenizer length limit including start and end tokens
     cross_attention_dim: int  # width of the text embedding
     attention_layers: tuple[AttentionLayer, ...] = field(default_factory=tuple)  # every attention layer
+    embeddings: tuple[tuple[str, int], ...] = ()  # (prompt word, vectors) of each textual-inversion embedding
 
     @property
     def fingerprint(self) -> str:
@@ -95,6 +96,7 @@ class ModelInfo:
             "max_tokens": self.max_tokens,
             "cross_attention_dim": self.cross_attention_dim,
             "attention_resolutions": sorted({layer.downsample for layer in self.attention_layers}),
+            **({"embeddings": dict(self.embeddings)} if self.embeddings else {}),
         }
 
 
@@ -261,6 +263,7 @@ def model_info(tokenizer, text_encoder, vae, unet, scheduler, source: str, video
         max_tokens=int(tokenizer.model_max_length),
         cross_attention_dim=int(unet.config.cross_attention_dim),
         attention_layers=attention_layers(unet),
+        embeddings=tuple(embedding_words(tokenizer).items()),
     )
 
 
@@ -697,8 +700,7 @@ def load_components(
         fuse_loras(parts[:5], lora, source)
         source = "+".join([source, *(Path(p).stem for p in lora)])
     if embeddings:
-        tokens = add_embeddings(tokenizer, text_encoder, embeddings, source)
-        logger.info("embeddings: %s", ", ".join(tokens))
+        add_embeddings(tokenizer, text_encoder, embeddings, source)
         source = "+".join([source, *(Path(p).stem for p in embeddings)])
     positions = text_encoder.config.max_position_embeddings
     if not 2 < tokenizer.model_max_length <= positions:
