@@ -224,3 +224,16 @@ def test_run_with_an_embedding_records_it_reruns_and_exports_only_with_it(model_
         bad = runner.invoke(app, ["run", str(frames), *common, "--embedding", flag, "--out", str(tmp_path / "bad")])
         assert_one_line_error(bad, needle)
         assert not (tmp_path / "bad").exists()
+
+
+def test_the_web_editor_says_the_word_each_embedding_takes(tmp_path):
+    from videop2p.ui import Session
+
+    torch.save({"<cat-toy>": _vectors(1, 12)[0]}, tmp_path / "learned_embeds.bin")
+    torch.save({"string_to_param": {"*": _vectors(2, 13)}}, tmp_path / "glossyfx.pt")
+    (tmp_path / "cut.pt").write_bytes(b"not a pickle")
+    files = {str(tmp_path / n): None for n in ("learned_embeds.bin", "glossyfx.pt", "cut.pt")}
+    files[str(tmp_path / "glossyfx.pt")] = "<g>"
+    line = Session(None, tmp_path, lora={"style.safetensors": 0.8}, embeddings=files).model_line()
+    assert "Model: videop2p-toy" in line and "LoRA: style.safetensors (0.8)" in line
+    assert "`<cat-toy>` (learned_embeds.bin), `<g>` (glossyfx.pt), cut.pt (unreadable)" in line

@@ -397,6 +397,25 @@ class Session:
         self._pipe = None
         self._lock = threading.Lock()
 
+    def model_line(self) -> str:
+        """The session's model as the page's header says it: its name, its LoRA files with their scales,
+        and the word a prompt uses for each embedding (read from its file; a file that cannot be read is
+        named, and its error is the first Edit's)."""
+        from videop2p.models.embeddings import EmbeddingError, embedding_word
+
+        parts = [f"Model: {self.model or 'videop2p-toy (bundled)'}"]
+        if self.lora:
+            parts.append("LoRA: " + ", ".join(f"{Path(p).name} ({scale:g})" for p, scale in self.lora.items()))
+        words = []
+        for path, token in self.embeddings.items():
+            try:
+                words.append(f"`{embedding_word(path, token)}` ({Path(path).name})")
+            except EmbeddingError:
+                words.append(f"{Path(path).name} (unreadable)")
+        if words:
+            parts.append("embeddings, by the word a prompt uses: " + ", ".join(words))
+        return " · ".join(parts)
+
     @property
     def pipe(self):
         from videop2p.pipeline import VideoP2P
@@ -494,7 +513,9 @@ def build_app(session: Session):
     with gr.Blocks(title="videop2p: edit a video with words") as app:
         gr.Markdown(
             "# videop2p\nDescribe the clip, write the edited prompt, and get the clip back with only that change. "
-            "Video-P2P (CVPR 2024): tune, invert (kept in the workspace), edit with cross-attention control."
+            "Video-P2P (CVPR 2024): tune, invert (kept in the workspace), edit with cross-attention control.\n\n"
+            + session.model_line(),
+            elem_id="model-line",
         )
         with gr.Row():
             with gr.Column(scale=1):

@@ -89,6 +89,16 @@ def read_embedding(path: str | os.PathLike) -> tuple[str | None, torch.Tensor]:
     return (named if isinstance(named, str) else None), vectors
 
 
+def _word(path: str | os.PathLike, given: str | None, named: str | None) -> str:
+    """An embedding's word in prompts: the token given, else the one its file names, else the file's name."""
+    return given or named or Path(path).stem
+
+
+def embedding_word(path: str | os.PathLike, given: str | None = None) -> str:
+    """The word a prompt uses for the embedding file `path` (`_word`; the file is read for the token it names)."""
+    return _word(path, given, read_embedding(path)[0])
+
+
 def vector_tokens(token: str, count: int) -> list[str]:
     """The tokens of an embedding of `count` vectors: TOKEN, TOKEN_1, ... (diffusers' names)."""
     return [token] + [f"{token}_{i}" for i in range(1, count)]
@@ -128,7 +138,7 @@ def add_embeddings(tokenizer, text_encoder, embeddings: dict[str, str | None], s
     new: dict[str, torch.Tensor] = {}  # token -> vector (D,)
     for path, given in embeddings.items():  # each file and token checked by the caller first (`check_embedding`)
         named, vectors = read_embedding(path)
-        token = given or named or Path(path).stem
+        token = _word(path, given, named)
         problem = embedding_token_problem(str(path), token)
         if problem:
             raise EmbeddingError(f"{problem.rstrip('.')}; name one with FILE=TOKEN.")
