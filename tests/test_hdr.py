@@ -1,6 +1,8 @@
 """HDR video (BT.2100 PQ and HLG) read as an SDR screen shows it: the standards' own values, and clips
 made from known colours read back as those colours."""
 
+from dataclasses import dataclass
+
 import av
 import numpy as np
 import pytest
@@ -199,3 +201,54 @@ def test_the_gamma_encoding_table_is_the_power_law_to_the_rounding():
     off = got != np.round(exact)
     assert np.abs(got - np.round(exact)).max() <= 1 and off.mean() < 0.01
     assert np.abs(exact[off] % 1 - 0.5).max() < 0.03  # off by one only within 0.03 of a level's edge
+
+
+@dataclass
+class _Frame:
+    """What `_hdr_read_size` reads of a decoded frame."""
+
+    width: int
+    height: int
+    rotation: int = 0
+
+
+def test_an_hdr_frame_is_read_at_the_size_that_covers_its_working_size():
+    from fractions import Fraction
+
+    from videop2p.io.video import _hdr_read_size, _Showing
+
+    area = {"interpolation": "AREA"}
+    assert _hdr_read_size(_Frame(3840, 2160), _Showing(), (512, 512)) == {"width": 911, "height": 512, **area}
+    assert _hdr_read_size(_Frame(3840, 2160, rotation=-90), _Showing(), (512, 512)) == {
+        "width": 911,
+        "height": 512,
+        **area,
+    }  # a square working size: the same either way
+    assert _hdr_read_size(_Frame(3840, 2160, rotation=90), _Showing(), (288, 512)) == {
+        "width": 512,
+        "height": 288,
+        **area,
+    }  # shown 2160x3840 for 288x512: covered at 288x512 shown, 512x288 as stored
+    anamorphic = _Showing(sar=Fraction(4, 3))  # 1440x1080 shown at 1920x1080
+    assert _hdr_read_size(_Frame(1440, 1080), anamorphic, (480, 270)) == {"width": 360, "height": 270, **area}
+    assert _hdr_read_size(_Frame(1920, 1080), _Showing(), (1920, 1080)) == {}  # not larger: whole
+    assert _hdr_read_size(_Frame(1920, 1080), _Showing(), None) == {}
+
+
+@pytest.mark.parametrize("transfer", [PQ, HLG])
+def test_an_hdr_clip_read_small_shows_what_reading_it_whole_and_resizing_shows(tmp_path, transfer):
+    from videop2p.io.video import resize_frames
+
+    patches = np.concatenate([BELOW_KNEE, BRIGHT])  # 9 patches of 16x32: 144x32
+    path = tmp_path / "hdr.mkv"
+    _write_hdr_clip(path, _hdr_signal(patches, transfer), transfer)
+    size = (36, 8)  # a quarter: read at that size, then resized (a crop of nothing)
+
+    def resize(frame):
+        return resize_frames(frame[None], *size)[0]
+
+    whole = read_video(path, transform=resize).frames[0].astype(int)  # (8, 36, 3)
+    small = read_video(path, transform=resize, small=size).frames[0].astype(int)
+    assert small.shape == whole.shape
+    centres = np.s_[4, 2::4]  # each 4-pixel patch's centre
+    assert np.abs(small[centres] - whole[centres]).max() <= 3

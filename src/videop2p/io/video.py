@@ -273,26 +273,47 @@ def _showing(stream, first: av.VideoFrame) -> _Showing:
     return _Showing(_pixel_aspect(stream), transfer, said)
 
 
-def _display_rgb(frame: av.VideoFrame, showing: _Showing = _Showing()) -> np.ndarray:
+def _hdr_read_size(frame: av.VideoFrame, showing: _Showing, small: tuple[int, int] | None) -> dict:
+    """The size to read an HDR frame at, as `to_ndarray` takes it: the size that covers `small` (width,
+    height as shown) where the frame is larger, scaled by area in its own signal, so that the tone
+    mapping, whose cost is per pixel, works on the pixels the resize to `small` keeps (a phone's
+    3840x2160 HLG frame read for 512x512 is tone-mapped at 911x512); {} to read it whole."""
+    if small is None:
+        return {}
+    width, height = (small[1], small[0]) if _quarter_turns(frame) % 2 else small  # in the frame's stored turn
+    shown_width = _square_width(frame.width, showing.sar)
+    factor = max(width / shown_width, height / frame.height)
+    if factor >= 1:
+        return {}
+    return {
+        "width": min(frame.width, math.ceil(frame.width * factor)),
+        "height": min(frame.height, math.ceil(frame.height * factor)),
+        "interpolation": "AREA",
+    }
+
+
+def _display_rgb(
+    frame: av.VideoFrame, showing: _Showing = _Showing(), small: tuple[int, int] | None = None
+) -> np.ndarray:
     """A decoded frame's 8-bit RGB (H, W, 3) in BT.709, as an SDR screen shows it (`_source_colour`); a
-    frame of an HDR stream (`showing.transfer` PQ or HLG) read at 16 bits and tone-mapped from the
-    stream's peak (`hdr.hdr_to_sdr`)."""
+    frame of an HDR stream (`showing.transfer` PQ or HLG) read at 16 bits (smaller, where it is to be
+    resized to `small`: `_hdr_read_size`) and tone-mapped from the stream's peak (`hdr.hdr_to_sdr`)."""
     if showing.transfer in HDR_TRANSFERS:
-        rgb = frame.to_ndarray(format="rgb48le", **_source_colour(frame, hdr=True))
+        read = _hdr_read_size(frame, showing, small)
+        rgb = frame.to_ndarray(format="rgb48le", **_source_colour(frame, hdr=True), **read)
         return hdr_to_sdr(rgb, showing.transfer, showing.peak)
     return frame.to_ndarray(format="rgb24", **_source_colour(frame, hdr=False))
 
 
-def _upright(frame: av.VideoFrame, showing: _Showing = _Showing()) -> np.ndarray:
+def _upright(frame: av.VideoFrame, showing: _Showing = _Showing(), small: tuple[int, int] | None = None) -> np.ndarray:
     """A decoded frame as RGB (H, W, 3) as players show it: in BT.709 (`_display_rgb`), in square pixels
     (an anamorphic clip's non-square pixels resampled to its display width) and turned as its display
     matrix says (a phone's portrait clip is stored sideways with a rotation to show it upright), as
-    ffmpeg's autorotate does."""
-    rgb, turns, sar = _display_rgb(frame, showing), _quarter_turns(frame), showing.sar
+    ffmpeg's autorotate does. `small`: the size the frame is to be resized to (`_display_rgb`)."""
+    rgb, turns, sar = _display_rgb(frame, showing, small), _quarter_turns(frame), showing.sar
     if sar != 1:
-        rgb = np.asarray(
-            Image.fromarray(rgb).resize((_square_width(frame.width, sar), frame.height), Image.Resampling.BICUBIC)
-        )
+        height, width = rgb.shape[:2]  # (H, W): the frame's, or smaller (`_hdr_read_size`)
+        rgb = np.asarray(Image.fromarray(rgb).resize((_square_width(width, sar), height), Image.Resampling.BICUBIC))
     return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
 
 
@@ -301,10 +322,16 @@ def _upright_size(frame: av.VideoFrame, sar: Fraction = Fraction(1)) -> tuple[in
     return (frame.height, width) if _quarter_turns(frame) % 2 else (width, frame.height)
 
 
-def _read_container(path: Path, wanted: range | None, transform: Transform | None, pixels: bool = True) -> _Decoded:
+def _read_container(
+    path: Path,
+    wanted: range | None,
+    transform: Transform | None,
+    pixels: bool = True,
+    small: tuple[int, int] | None = None,
+) -> _Decoded:
     """Frames are decoded one by one and only the `wanted` ones kept (transformed; None each without
     `pixels`: their sizes only, no conversion to RGB), so memory holds the selection only; decoding
-    stops after its last frame."""
+    stops after its last frame. `small`: the size `transform` brings frames to (`_display_rgb`)."""
     frames, times, has_audio, size = [], [], False, (0, 0)
     try:
         with av.open(str(path)) as container:
@@ -322,7 +349,7 @@ def _read_container(path: Path, wanted: range | None, transform: Transform | Non
                 if 0 in size:
                     break
                 wants = pixels and _wanted(i, wanted)  # only wanted frames are converted to RGB
-                frames.append(_kept(_upright(frame, showing), transform) if wants else None)
+                frames.append(_kept(_upright(frame, showing, small), transform) if wants else None)
                 times.append(frame.time)
     except av.error.FFmpegError as e:
         if not frames:
@@ -394,10 +421,15 @@ def _check_path(path: Path) -> None:
 
 
 def _decode(
-    path: Path, wanted: range | None = None, transform: Transform | None = None, pixels: bool = True
+    path: Path,
+    wanted: range | None = None,
+    transform: Transform | None = None,
+    pixels: bool = True,
+    small: tuple[int, int] | None = None,
 ) -> _Decoded:
     """Decode a clip, keeping (and transforming) only the `wanted` frames; without `pixels`, a container's
-    frames are decoded for their sizes only (images are read whole either way)."""
+    frames are decoded for their sizes only (images are read whole either way). `small`: the size
+    `transform` brings frames to, where an HDR frame may be read smaller (`_display_rgb`)."""
     _check_path(path)
     if path.is_dir():
         return _read_frame_dir(path, wanted, transform)
@@ -408,7 +440,7 @@ def _decode(
         pass
     except OSError as e:
         raise VideoError(f"Image file {path} is truncated or corrupt ({e}).") from e
-    return _read_container(path, wanted, transform, pixels)
+    return _read_container(path, wanted, transform, pixels, small)
 
 
 @dataclass(frozen=True)
@@ -544,9 +576,12 @@ def read_video(
     num_frames: int | None = None,
     stride: int = 1,
     transform: Transform | None = None,
+    small: tuple[int, int] | None = None,
 ) -> Video:
     """Read a clip and select `num_frames` frames from `start` every `stride` frames, each passed
     through `transform` (e.g. a resize) as it is decoded, so that memory holds the selection only.
+    Where `transform` resizes to `small` (width, height), an HDR frame is read at the size that covers
+    it rather than whole before it is tone-mapped (the cost is per pixel).
 
     These are the official `sample_start_idx`, `n_sample_frames` and `sample_frame_rate`. The frame
     rate of the selection is the file's divided by `stride`, so that it lasts as long as the frames
@@ -563,7 +598,7 @@ def read_video(
     wanted = (
         range(start, start + num_frames * stride, stride) if num_frames is not None else range(start, 2**62, stride)
     )
-    decoded = _decode(Path(path), wanted, transform)
+    decoded = _decode(Path(path), wanted, transform, small=small)
     frames, fps = decoded.frames, decoded.fps
     _check_frame_size(path, decoded.size)
     check_selection(path, len(frames), start, num_frames, stride)
