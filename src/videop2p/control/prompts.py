@@ -54,9 +54,8 @@ def tokenize(tokenizer, text: str | list[str], **kwargs):
 
 def token_count(tokenizer, prompt: str) -> int:
     """Tokens of `prompt` including the start and end tokens."""
-    return len(
-        tokenize(tokenizer, prompt, truncation=False, verbose=False).input_ids
-    )  # verbose: no over-length warning
+    ids = tokenize(tokenizer, prompt, truncation=False, verbose=False).input_ids  # verbose: no over-length warning
+    return len(ids)
 
 
 def check_prompt_length(tokenizer, prompt: str) -> None:

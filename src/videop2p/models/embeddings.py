@@ -104,14 +104,19 @@ def vector_tokens(token: str, count: int) -> list[str]:
     return [token] + [f"{token}_{i}" for i in range(1, count)]
 
 
-def embedding_words(tokenizer) -> dict[str, int]:
-    """The prompt words that stand for textual-inversion embeddings in `tokenizer` (the tokens added beside
-    its own specials, TOKEN_1, ... counted with their TOKEN), each with its number of vectors, in the
-    order they were added."""
+def added_tokens(tokenizer) -> dict[str, int]:
+    """The tokens added to `tokenizer` beside its own specials (textual-inversion embeddings' vectors),
+    each with its id, in the order they were added."""
     special = set(tokenizer.all_special_tokens)
-    added = sorted((t for t in tokenizer.get_added_vocab() if t not in special), key=tokenizer.convert_tokens_to_ids)
-    names, words = set(added), {}
-    for token in added:
+    added = tokenizer.get_added_vocab()
+    return dict(sorted(((t, i) for t, i in added.items() if t not in special), key=lambda item: item[1]))
+
+
+def embedding_words(tokenizer) -> dict[str, int]:
+    """The prompt words that stand for textual-inversion embeddings in `tokenizer` (`added_tokens`,
+    TOKEN_1, ... counted with their TOKEN), each with its number of vectors, in the order they were added."""
+    names, words = added_tokens(tokenizer), {}
+    for token in names:
         base, sep, index = token.rpartition("_")
         if sep and index.isdigit() and base in names:
             continue  # a vector of `base`
@@ -128,11 +133,11 @@ def _known(tokenizer, token: str) -> bool:
     return any(t in vocab for t in (token, token.lower(), token.lower() + "</w>"))
 
 
-def add_embeddings(tokenizer, text_encoder, embeddings: dict[str, str | None], source: str) -> list[str]:
+def add_embeddings(tokenizer, text_encoder, embeddings: dict[str, str | None], source: str) -> None:
     """Add each embedding file of `embeddings` (path -> token, None: the token the file names, else its
-    name) to `tokenizer` and `text_encoder`, in place; returns the tokens added. Every file is read
-    and every token checked before either is changed: a file of another text encoder's width, a token
-    the tokenizer already has, and one given twice are EmbeddingErrors naming them."""
+    name) to `tokenizer` and `text_encoder`, in place. Every file is read and every token checked
+    before either is changed: a file of another text encoder's width, a token the tokenizer already
+    has, and one given twice are EmbeddingErrors naming them."""
     width = text_encoder.get_input_embeddings().weight.shape[1]
     limit = tokenizer.model_max_length - 2  # a prompt holds its start and end tokens too
     new: dict[str, torch.Tensor] = {}  # token -> vector (D,)
@@ -153,10 +158,9 @@ def add_embeddings(tokenizer, text_encoder, embeddings: dict[str, str | None], s
                 f"holds ({limit} tokens)."
             )
         for name, vector in zip(vector_tokens(token, vectors.shape[0]), vectors, strict=True):
-            if _known(tokenizer, name) or name.lower() in (n.lower() for n in new):
-                whose = (
-                    "another embedding's" if name.lower() in (n.lower() for n in new) else "a word the tokenizer has"
-                )
+            taken = name.lower() in (n.lower() for n in new)  # CLIP reads "<X>" as "<x>"
+            if taken or _known(tokenizer, name):
+                whose = "another embedding's" if taken else "a word the tokenizer has"
                 other = f"<{token}>" if not token.startswith("<") else f"<{token.strip('<>')}-2>"
                 raise EmbeddingError(
                     f"token {name!r} of embedding file {str(path)!r} is already {whose}; give it another with "
@@ -165,11 +169,10 @@ def add_embeddings(tokenizer, text_encoder, embeddings: dict[str, str | None], s
             new[name] = vector
         logger.info("embedding %s: the word %r, %d vector(s), in %s", Path(path).name, token, len(vectors), source)
     if not new:
-        return []
+        return
     tokenizer.add_tokens([AddedToken(name, single_word=True) for name in new])  # matched as whole words only
     text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     weight = text_encoder.get_input_embeddings().weight  # (V, D)
     with torch.no_grad():
         for name, vector in new.items():
             weight[tokenizer.convert_tokens_to_ids(name)] = vector.to(weight.dtype)
-    return list(new)

@@ -19,7 +19,7 @@ from transformers import AddedToken, CLIPTextConfig, CLIPTextModel, CLIPTokenize
 
 from videop2p.config import DTYPES, FrameAttentionMode, GroupNormMode
 from videop2p.models import tav
-from videop2p.models.embeddings import add_embeddings, check_embedding, embedding_words
+from videop2p.models.embeddings import add_embeddings, added_tokens, check_embedding, embedding_words
 from videop2p.models.lora import check_lora, fuse_loras
 from videop2p.models.tokenizer import bundled_tokenizer
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
@@ -243,9 +243,7 @@ def added_token_rows(tokenizer, text_encoder) -> dict[str, torch.Tensor]:
     """The input embedding of every token added to the tokenizer beside its own specials (textual-inversion
     embeddings), keyed by token: a strided sample of the whole table would miss them."""
     weight = text_encoder.get_input_embeddings().weight  # (V, D)
-    special = set(tokenizer.all_special_tokens)
-    added = tokenizer.get_added_vocab().items()
-    return {f"added_token.{t}": weight[i] for t, i in added if t not in special and i < weight.shape[0]}
+    return {f"added_token.{t}": weight[i] for t, i in added_tokens(tokenizer).items() if i < weight.shape[0]}
 
 
 def model_info(tokenizer, text_encoder, vae, unet, scheduler, source: str, video=None) -> ModelInfo:
@@ -378,8 +376,7 @@ def _save_legacy_tokenizer(tokenizer, dest: Path) -> None:
     """The tokenizer as saved now, plus the `vocab.json` and `merges.txt` that older transformers
     (the authors' 4.25) read."""
     tokenizer.save_pretrained(dest)
-    special = set(tokenizer.all_special_tokens)
-    added = {t: i for t, i in tokenizer.get_added_vocab().items() if t not in special}
+    added = added_tokens(tokenizer)
     if added:  # textual-inversion tokens, where older transformers look for them
         (dest / "added_tokens.json").write_text(json.dumps(added, ensure_ascii=False), encoding="utf-8")
     model = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
@@ -446,10 +443,7 @@ def save_single_file(components: SDComponents, path: str | os.PathLike) -> Path:
         "text_encoder": components.text_encoder.config.to_dict(),
         "scheduler": dict(components.scheduler.config),
         "max_tokens": components.tokenizer.model_max_length,
-        "added_tokens": sorted(
-            (t for t in components.tokenizer.get_added_vocab() if t not in components.tokenizer.all_special_tokens),
-            key=components.tokenizer.convert_tokens_to_ids,
-        ),  # textual-inversion tokens, whose rows the text encoder holds
+        "added_tokens": list(added_tokens(components.tokenizer)),  # textual-inversion tokens, their rows the encoder's
     }
     return save_tensors(path, tensors, meta)
 
