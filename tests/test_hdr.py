@@ -205,7 +205,7 @@ def test_the_gamma_encoding_table_is_the_power_law_to_the_rounding():
 
 @dataclass
 class _Frame:
-    """What `_hdr_read_size` reads of a decoded frame."""
+    """What `_read_size` reads of a decoded frame."""
 
     width: int
     height: int
@@ -215,24 +215,24 @@ class _Frame:
 def test_an_hdr_frame_is_read_at_the_size_that_covers_its_working_size():
     from fractions import Fraction
 
-    from videop2p.io.video import _hdr_read_size, _Showing
+    from videop2p.io.video import _read_size, _Showing
 
     area = {"interpolation": "AREA"}
-    assert _hdr_read_size(_Frame(3840, 2160), _Showing(), (512, 512)) == {"width": 911, "height": 512, **area}
-    assert _hdr_read_size(_Frame(3840, 2160, rotation=-90), _Showing(), (512, 512)) == {
+    assert _read_size(_Frame(3840, 2160), _Showing(), (512, 512)) == {"width": 911, "height": 512, **area}
+    assert _read_size(_Frame(3840, 2160, rotation=-90), _Showing(), (512, 512)) == {
         "width": 911,
         "height": 512,
         **area,
     }  # a square working size: the same either way
-    assert _hdr_read_size(_Frame(3840, 2160, rotation=90), _Showing(), (288, 512)) == {
+    assert _read_size(_Frame(3840, 2160, rotation=90), _Showing(), (288, 512)) == {
         "width": 512,
         "height": 288,
         **area,
     }  # shown 2160x3840 for 288x512: covered at 288x512 shown, 512x288 as stored
     anamorphic = _Showing(sar=Fraction(4, 3))  # 1440x1080 shown at 1920x1080
-    assert _hdr_read_size(_Frame(1440, 1080), anamorphic, (480, 270)) == {"width": 360, "height": 270, **area}
-    assert _hdr_read_size(_Frame(1920, 1080), _Showing(), (1920, 1080)) == {}  # not larger: whole
-    assert _hdr_read_size(_Frame(1920, 1080), _Showing(), None) == {}
+    assert _read_size(_Frame(1440, 1080), anamorphic, (480, 270)) == {"width": 360, "height": 270, **area}
+    assert _read_size(_Frame(1920, 1080), _Showing(), (1920, 1080)) == {}  # not larger: whole
+    assert _read_size(_Frame(1920, 1080), _Showing(), None) == {}
 
 
 @pytest.mark.parametrize("transfer", [PQ, HLG])

@@ -282,6 +282,25 @@ def test_resize_modes():
     assert stretch.shape == (2, 16, 16, 3) and stretch[:, :, 0].max() < 60
 
 
+@pytest.mark.parametrize("mode", ["crop", "pad", "stretch"])
+def test_a_video_read_for_a_smaller_size_shows_what_reading_it_whole_and_resizing_shows(tmp_path, mode):
+    blocks = np.array([[200, 40, 30], [30, 160, 60], [40, 60, 190], [220, 220, 200]], np.uint8)
+    frame = np.repeat(np.repeat(blocks.reshape(1, 4, 3), 64, axis=0), 64, axis=1)  # (64, 256, 3): four blocks
+    path = write_mp4(np.stack([frame, frame]), tmp_path / "wide.mp4", 8.0)
+    size = (32, 16)  # a quarter of the width: converted at 64x16 (crop), 32x8 (pad) or 32x16 (stretch)
+
+    def resize(f):
+        return resize_frames(f[None], *size, mode)[0]
+
+    whole = read_video(path, transform=resize).frames.astype(int)
+    small = read_video(path, transform=resize, small=size).frames.astype(int)
+    assert small.shape == whole.shape == (2, 16, 32, 3)
+    assert np.abs(small - whole).mean() < 3  # the same picture: FFmpeg's area filter and PIL's bicubic differ at edges
+    row = whole[:, 8]  # (F, W, 3): the middle row, through every block the size keeps
+    flat = [c for c in range(2, size[0] - 2) if np.abs(row[:, c - 2 : c + 3] - row[:, c : c + 1]).max() <= 3]
+    assert len(flat) >= 8 and np.abs(small[:, 8, flat] - row[:, flat]).max() <= 4  # inside the blocks
+
+
 def test_resolve_size_keeps_aspect_and_validates():
     assert resolve_size((640, 360), None, None, base=512, multiple=64) == (704, 384)
     assert resolve_size((640, 360), 512, None, base=512, multiple=64) == (512, 256)

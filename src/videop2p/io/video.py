@@ -273,11 +273,12 @@ def _showing(stream, first: av.VideoFrame) -> _Showing:
     return _Showing(_pixel_aspect(stream), transfer, said)
 
 
-def _hdr_read_size(frame: av.VideoFrame, showing: _Showing, small: tuple[int, int] | None) -> dict:
-    """The size to read an HDR frame at, as `to_ndarray` takes it: the size that covers `small` (width,
-    height as shown) where the frame is larger, scaled by area in its own signal, so that the tone
-    mapping, whose cost is per pixel, works on the pixels the resize to `small` keeps (a phone's
-    3840x2160 HLG frame read for 512x512 is tone-mapped at 911x512); {} to read it whole."""
+def _read_size(frame: av.VideoFrame, showing: _Showing, small: tuple[int, int] | None) -> dict:
+    """The size to convert a frame to RGB at, as `to_ndarray` takes it: the size that covers `small`
+    (width, height as shown) where the frame is larger, scaled by area in its own signal as FFmpeg
+    converts it, so that the conversion, the tone mapping of an HDR frame (its cost is per pixel) and the
+    resize to `small` work on the pixels the resize keeps (a phone's 3840x2160 frame read for 512x512 is
+    converted at 911x512); {} to convert it whole."""
     if small is None:
         return {}
     width, height = (small[1], small[0]) if _quarter_turns(frame) % 2 else small  # in the frame's stored turn
@@ -295,14 +296,14 @@ def _hdr_read_size(frame: av.VideoFrame, showing: _Showing, small: tuple[int, in
 def _display_rgb(
     frame: av.VideoFrame, showing: _Showing = _Showing(), small: tuple[int, int] | None = None
 ) -> np.ndarray:
-    """A decoded frame's 8-bit RGB (H, W, 3) in BT.709, as an SDR screen shows it (`_source_colour`); a
-    frame of an HDR stream (`showing.transfer` PQ or HLG) read at 16 bits (smaller, where it is to be
-    resized to `small`: `_hdr_read_size`) and tone-mapped from the stream's peak (`hdr.hdr_to_sdr`)."""
+    """A decoded frame's 8-bit RGB (H, W, 3) in BT.709, as an SDR screen shows it (`_source_colour`),
+    smaller where it is to be resized to `small` (`_read_size`); a frame of an HDR stream
+    (`showing.transfer` PQ or HLG) read at 16 bits and tone-mapped from the stream's peak (`hdr.hdr_to_sdr`)."""
+    read = _read_size(frame, showing, small)
     if showing.transfer in HDR_TRANSFERS:
-        read = _hdr_read_size(frame, showing, small)
         rgb = frame.to_ndarray(format="rgb48le", **_source_colour(frame, hdr=True), **read)
         return hdr_to_sdr(rgb, showing.transfer, showing.peak)
-    return frame.to_ndarray(format="rgb24", **_source_colour(frame, hdr=False))
+    return frame.to_ndarray(format="rgb24", **_source_colour(frame, hdr=False), **read)
 
 
 def _upright(frame: av.VideoFrame, showing: _Showing = _Showing(), small: tuple[int, int] | None = None) -> np.ndarray:
@@ -312,7 +313,7 @@ def _upright(frame: av.VideoFrame, showing: _Showing = _Showing(), small: tuple[
     ffmpeg's autorotate does. `small`: the size the frame is to be resized to (`_display_rgb`)."""
     rgb, turns, sar = _display_rgb(frame, showing, small), _quarter_turns(frame), showing.sar
     if sar != 1:
-        height, width = rgb.shape[:2]  # (H, W): the frame's, or smaller (`_hdr_read_size`)
+        height, width = rgb.shape[:2]  # (H, W): the frame's, or smaller (`_read_size`)
         rgb = np.asarray(Image.fromarray(rgb).resize((_square_width(width, sar), height), Image.Resampling.BICUBIC))
     return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
 
@@ -429,7 +430,7 @@ def _decode(
 ) -> _Decoded:
     """Decode a clip, keeping (and transforming) only the `wanted` frames; without `pixels`, a container's
     frames are decoded for their sizes only (images are read whole either way). `small`: the size
-    `transform` brings frames to, where an HDR frame may be read smaller (`_display_rgb`)."""
+    `transform` brings frames to, where a video's frame may be converted smaller (`_display_rgb`)."""
     _check_path(path)
     if path.is_dir():
         return _read_frame_dir(path, wanted, transform)
@@ -580,8 +581,8 @@ def read_video(
 ) -> Video:
     """Read a clip and select `num_frames` frames from `start` every `stride` frames, each passed
     through `transform` (e.g. a resize) as it is decoded, so that memory holds the selection only.
-    Where `transform` resizes to `small` (width, height), an HDR frame is read at the size that covers
-    it rather than whole before it is tone-mapped (the cost is per pixel).
+    Where `transform` resizes to `small` (width, height), a video's frame is converted to RGB at the size
+    that covers it rather than whole (and an HDR frame tone-mapped there: the cost is per pixel).
 
     These are the official `sample_start_idx`, `n_sample_frames` and `sample_frame_rate`. The frame
     rate of the selection is the file's divided by `stride`, so that it lasts as long as the frames

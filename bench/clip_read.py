@@ -1,0 +1,110 @@
+"""Time of reading a large clip for a working size (`read_video` with the resize `VideoP2P.load_clip` does).
+
+Writes a lossless FFV1 clip of `--frames` frames at `--size` (a diagonal gradient with noise; 8-bit
+BT.709 SDR, or 10-bit BT.2020 HLG as phones record HDR), then reads it for `--work` two ways: each
+frame converted to RGB whole (and tone-mapped whole, for HLG) and then resized, and with `small` (each
+frame converted, and tone-mapped, at the size that covers the working size, then resized). Prints the
+seconds per frame of each (median of `--repeats` reads), the decoding alone, and how far apart the two
+reads' frames are.
+
+    python bench/clip_read.py --size 3840x2160 --work 512x512 --frames 8 --transfer hlg
+    python bench/clip_read.py --size 3840x2160 --transfer sdr
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+from videop2p.io.hdr import HLG
+from videop2p.io.video import read_video, resize_frames
+
+TRANSFERS = {"sdr": (8, 1, "yuv420p"), "hlg": (10, HLG, "yuv420p10le")}  # bits, FFmpeg's transfer, pixel format
+
+
+def write_clip(path: Path, width: int, height: int, frames: int, transfer: str) -> None:
+    """A lossless FFV1 clip: a diagonal gradient of luma with noise, tagged BT.709 (SDR) or BT.2020 HLG."""
+    bits, trc, pix_fmt = TRANSFERS[transfer]
+    scale = 2 ** (bits - 8)  # 10-bit codes are 4x the 8-bit ones
+    rng = np.random.default_rng(0)
+    luma = np.add.outer(np.linspace(16, 175, height), np.linspace(0, 60, width)) * scale  # (H, W)
+    primaries = 9 if transfer == "hlg" else 1
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=30)
+        s.width, s.height, s.pix_fmt = width, height, pix_fmt
+        s.codec_context.color_primaries, s.codec_context.color_trc, s.codec_context.colorspace = (
+            primaries,
+            trc,
+            primaries,
+        )
+        dtype = np.uint16 if bits > 8 else np.uint8
+        for i in range(frames):
+            frame = av.VideoFrame(width, height, pix_fmt)
+            frame.pts = i
+            y = np.clip(luma + rng.normal(0, 2 * scale, luma.shape), 16 * scale, 235 * scale).astype(dtype)
+            chroma = np.full((height // 2, width // 2), 128 * scale, dtype)
+            for plane, values in zip(frame.planes, (y, chroma, chroma + 10 * scale), strict=True):
+                rows = np.zeros((values.shape[0], plane.line_size // values.itemsize), dtype)  # (H, padded W)
+                rows[:, : values.shape[1]] = values
+                plane.update(rows.astype(rows.dtype.newbyteorder("<")).tobytes())
+            c.mux(s.encode(frame))
+        c.mux(s.encode())
+
+
+def _median_read(fn, repeats: int) -> float:
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="3840x2160")
+    parser.add_argument("--work", default="512x512")
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--transfer", choices=list(TRANSFERS), default="hlg")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    work = tuple(int(v) for v in args.work.split("x"))
+
+    def resize(frame):
+        return resize_frames(frame[None], *work)[0]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.mkv"
+        write_clip(path, width, height, args.frames, args.transfer)
+
+        def decode() -> None:
+            with av.open(str(path)) as container:
+                for _ in container.decode(video=0):
+                    pass
+
+        got, seconds = {}, {"decoding alone": _median_read(decode, args.repeats)}
+        for name, small in (("whole, then resized", None), ("small", work)):
+            seconds[name] = _median_read(
+                lambda small=small, name=name: got.__setitem__(
+                    name, read_video(path, transform=resize, small=small).frames
+                ),
+                args.repeats,
+            )
+    apart = np.abs(got["small"].astype(int) - got["whole, then resized"].astype(int))
+    print(
+        f"{args.size} {args.transfer.upper()} clip read for {args.work} ({args.frames} frames, medians of {args.repeats}):"
+    )
+    for name, s in seconds.items():
+        print(f"  {name}: {s / args.frames:.3f} s per frame")
+    print(f"  the two reads' frames: mean {apart.mean():.2f} levels apart, at most {apart.max()}")
+
+
+if __name__ == "__main__":
+    main()
