@@ -1,14 +1,15 @@
 """Time of reading a large clip for a working size (`read_video` with the resize `VideoP2P.load_clip` does).
 
-Writes a lossless FFV1 clip of `--frames` frames at `--size` (a diagonal gradient with noise; 8-bit
-BT.709 SDR, or 10-bit BT.2020 HLG as phones record HDR), then reads it for `--work` two ways: each
-frame converted to RGB whole (and tone-mapped whole, for HLG) and then resized, and with `small` (each
-frame converted, and tone-mapped, at the size that covers the working size, then resized). Prints the
-seconds per frame of each (median of `--repeats` reads), the decoding alone, and how far apart the two
-reads' frames are.
+Writes a clip of `--frames` frames at `--size` (a diagonal gradient with noise): a lossless FFV1 video,
+8-bit BT.709 SDR or 10-bit BT.2020 HLG as phones record HDR, or a folder of JPEG frames (quality 92),
+then reads it for `--work` two ways: each frame converted to RGB whole (and tone-mapped whole, for HLG)
+and then resized, and with `small` (each video frame converted, and tone-mapped, at the size that
+covers the working size; each JPEG decoded at 1/2, 1/4 or 1/8 where that covers it; then resized).
+Prints the seconds per frame of each (median of `--repeats` reads), the decoding alone, and how far
+apart the two reads' frames are.
 
-    python bench/clip_read.py --size 3840x2160 --work 512x512 --frames 8 --transfer hlg
-    python bench/clip_read.py --size 3840x2160 --transfer sdr
+    python bench/clip_read.py --size 3840x2160 --work 512x512 --frames 8 --kind hlg
+    python bench/clip_read.py --size 3840x2160 --kind jpeg
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image
 
 from videop2p.io.hdr import HLG
 from videop2p.io.video import read_video, resize_frames
@@ -57,6 +59,16 @@ def write_clip(path: Path, width: int, height: int, frames: int, transfer: str) 
         c.mux(s.encode())
 
 
+def write_jpegs(folder: Path, width: int, height: int, frames: int) -> None:
+    """A folder of JPEG frames (quality 92): the gradient of `write_clip` in grey, with noise."""
+    rng = np.random.default_rng(0)
+    luma = np.add.outer(np.linspace(16, 175, height), np.linspace(0, 60, width))  # (H, W)
+    folder.mkdir()
+    for i in range(frames):
+        grey = np.clip(luma + rng.normal(0, 2, luma.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(np.repeat(grey[..., None], 3, axis=-1)).save(folder / f"{i + 1}.jpg", quality=92)
+
+
 def _median_read(fn, repeats: int) -> float:
     seconds = []
     for _ in range(repeats):
@@ -71,7 +83,7 @@ def main() -> None:
     parser.add_argument("--size", default="3840x2160")
     parser.add_argument("--work", default="512x512")
     parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--transfer", choices=list(TRANSFERS), default="hlg")
+    parser.add_argument("--kind", choices=[*TRANSFERS, "jpeg"], default="hlg")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
@@ -81,10 +93,19 @@ def main() -> None:
         return resize_frames(frame[None], *work)[0]
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "clip.mkv"
-        write_clip(path, width, height, args.frames, args.transfer)
+        if args.kind == "jpeg":
+            path = Path(tmp) / "frames"
+            write_jpegs(path, width, height, args.frames)
+        else:
+            path = Path(tmp) / "clip.mkv"
+            write_clip(path, width, height, args.frames, args.kind)
 
         def decode() -> None:
+            if args.kind == "jpeg":
+                for frame in sorted(path.iterdir()):
+                    with Image.open(frame) as img:
+                        img.load()
+                return
             with av.open(str(path)) as container:
                 for _ in container.decode(video=0):
                     pass
@@ -99,7 +120,7 @@ def main() -> None:
             )
     apart = np.abs(got["small"].astype(int) - got["whole, then resized"].astype(int))
     print(
-        f"{args.size} {args.transfer.upper()} clip read for {args.work} ({args.frames} frames, medians of {args.repeats}):"
+        f"{args.size} {args.kind.upper()} clip read for {args.work} ({args.frames} frames, medians of {args.repeats}):"
     )
     for name, s in seconds.items():
         print(f"  {name}: {s / args.frames:.3f} s per frame")

@@ -301,6 +301,31 @@ def test_a_video_read_for_a_smaller_size_shows_what_reading_it_whole_and_resizin
     assert len(flat) >= 8 and np.abs(small[:, 8, flat] - row[:, flat]).max() <= 4  # inside the blocks
 
 
+def test_a_folder_of_jpeg_frames_read_for_a_smaller_size_is_decoded_smaller(tmp_path):
+    from videop2p.io.video import _draft
+
+    ramp = np.add.outer(np.linspace(20, 220, 128), np.linspace(0, 30, 256))  # (128, 256) a smooth picture
+    frame = np.stack([ramp, ramp[::-1], np.full_like(ramp, 90)], axis=-1).astype(np.uint8)
+    for i in (1, 2):
+        Image.fromarray(frame).save(tmp_path / f"{i}.jpg", quality=95)
+    Image.fromarray(frame).save(tmp_path / "frame.png")
+    with Image.open(tmp_path / "1.jpg") as img:
+        _draft(img, (40, 16))  # 1/4 covers 40x16 (64x32); 1/8 (32x16) would not
+        assert img.size == (64, 32)
+    with Image.open(tmp_path / "frame.png") as img:
+        _draft(img, (40, 16))
+        assert img.size == (256, 128)  # another format decodes whole
+    (tmp_path / "frame.png").unlink()
+    size = (40, 16)
+
+    def resize(f):
+        return resize_frames(f[None], *size)[0]
+
+    whole = read_video(tmp_path, transform=resize).frames.astype(int)
+    small = read_video(tmp_path, transform=resize, small=size).frames.astype(int)
+    assert small.shape == whole.shape == (2, 16, 40, 3) and np.abs(small - whole).max() <= 4
+
+
 def test_resolve_size_keeps_aspect_and_validates():
     assert resolve_size((640, 360), None, None, base=512, multiple=64) == (704, 384)
     assert resolve_size((640, 360), 512, None, base=512, multiple=64) == (512, 256)
