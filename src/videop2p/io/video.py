@@ -168,9 +168,10 @@ def _iter_frame_dir(
         try:
             with Image.open(f) as img:  # Pillow detects the format from the content, not the extension
                 size = img.size  # read from the header; pixels are decoded for wanted frames only
+                frame = None
                 if _wanted(index, wanted):
                     _draft(img, small)
-                frame = _kept(_to_rgb(img), transform) if _wanted(index, wanted) else None
+                    frame = _kept(_to_rgb(img), transform)
         except (UnidentifiedImageError, OSError) as e:
             if f.suffix.lower() in IMAGE_SUFFIXES:
                 raise VideoError(f"Frame {f} is not a readable image ({e}).") from e
