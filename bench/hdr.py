@@ -1,7 +1,8 @@
 """Time of reading an HDR frame as an SDR screen shows it (`io.hdr.hdr_to_sdr`), per frame.
 
 Frames of random 16-bit R'G'B' codes at the sizes given, PQ and HLG (HLG's OOTF mixes the channels
-and costs more). Prints the median seconds per frame of `--repeats` runs for each size and transfer.
+and costs more). Prints the median seconds per frame of `--repeats` runs for each size and transfer,
+on one thread and in bands of rows on every core this process may use (`hdr_to_sdr`'s default).
 
     python bench/hdr.py                                  # 1920x1080 and 3840x2160
     python bench/hdr.py --sizes 1280x720 --repeats 9
@@ -15,7 +16,7 @@ import time
 
 import numpy as np
 
-from videop2p.io.hdr import HLG, PQ, hdr_to_sdr
+from videop2p.io.hdr import HLG, PQ, available_cores, hdr_to_sdr
 
 
 def main() -> None:
@@ -28,12 +29,13 @@ def main() -> None:
         width, height = (int(v) for v in size.split("x"))
         codes = rng.integers(0, 65536, (height, width, 3), dtype=np.uint16)  # (H, W, 3)
         for name, transfer in (("PQ", PQ), ("HLG", HLG)):
-            seconds = []
-            for _ in range(args.repeats):
-                start = time.perf_counter()
-                hdr_to_sdr(codes, transfer)
-                seconds.append(time.perf_counter() - start)
-            print(f"{size} {name}: {statistics.median(seconds):.3f} s per frame")
+            for workers in (1, available_cores()):
+                seconds = []
+                for _ in range(args.repeats):
+                    start = time.perf_counter()
+                    hdr_to_sdr(codes, transfer, workers=workers)
+                    seconds.append(time.perf_counter() - start)
+                print(f"{size} {name}, {workers} thread(s): {statistics.median(seconds):.3f} s per frame")
 
 
 if __name__ == "__main__":

@@ -193,11 +193,11 @@ def test_a_pq_clip_is_tone_mapped_from_the_peak_its_file_says(tmp_path, said):
 
 
 def test_the_gamma_encoding_table_is_the_power_law_to_the_rounding():
-    from videop2p.io.hdr import _gamma_encoded
+    from videop2p.io.hdr import _gamma_encoded, _gamma_table
 
     light = np.concatenate([np.geomspace(1e-9, 1.0, 200_000), np.linspace(0.0, 1.2, 200_000)]).astype(np.float32)
     exact = 255 * np.power(np.minimum(light.astype(np.float64), 1.0), 1 / SDR_GAMMA)  # (N,) in levels
-    got = _gamma_encoded(light.copy()).astype(int)
+    got = _gamma_encoded(light.copy(), _gamma_table()).astype(int)
     off = got != np.round(exact)
     assert np.abs(got - np.round(exact)).max() <= 1 and off.mean() < 0.01
     assert np.abs(exact[off] % 1 - 0.5).max() < 0.03  # off by one only within 0.03 of a level's edge
@@ -252,3 +252,11 @@ def test_an_hdr_clip_read_small_shows_what_reading_it_whole_and_resizing_shows(t
     assert small.shape == whole.shape
     centres = np.s_[4, 2::4]  # each 4-pixel patch's centre
     assert np.abs(small[centres] - whole[centres]).max() <= 3
+
+
+@pytest.mark.parametrize("transfer", [PQ, HLG])
+def test_a_frame_tone_mapped_in_bands_on_threads_is_the_frame_tone_mapped_whole(transfer):
+    codes = np.random.default_rng(1).integers(0, 65536, (300, 48, 3), dtype=np.uint16)  # (H, W, 3): 4 bands
+    whole = hdr_to_sdr(codes, transfer, 2000.0, workers=1)
+    assert np.array_equal(hdr_to_sdr(codes, transfer, 2000.0, workers=3), whole)
+    assert np.array_equal(hdr_to_sdr(codes[:50], transfer, 2000.0, workers=3), whole[:50])  # one band: no threads

@@ -15,6 +15,10 @@ clipped.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
 import numpy as np
 
 PQ, HLG = 16, 18  # FFmpeg's numbers of the HDR transfers (SMPTE ST 2084, ARIB STD-B67)
@@ -36,6 +40,7 @@ BT2020_TO_BT709 = np.array(
     ]
 )  # BT.2087's matrix (linear light), from the two sets of primaries and D65 to ten places: each row sums to 1
 CODES = 65536  # 16-bit R'G'B' code values, each channel's transfer a table over them
+BAND_ROWS = 64  # rows converted together: a 3840-wide band's float32 light (2.8 MiB) stays in the CPU's caches
 
 
 def pq_eotf(signal: np.ndarray) -> np.ndarray:
@@ -102,40 +107,87 @@ def _channel_light(transfer: int) -> np.ndarray:
     raise ValueError(f"transfer {transfer} is not an HDR transfer; expected {PQ} (PQ) or {HLG} (HLG).")
 
 
-def _roll_off(largest: np.ndarray, peak: float) -> np.ndarray:
-    """`bt2390_eetf`'s gain from `peak` for each pixel's largest component (cd/m2, float32; 1 below the
-    knee), read from a table over [0, peak] in 65536 steps (0.015 cd/m2 for a 1000 cd/m2 peak; a pixel's own
-    EETF, or `np.interp` on the table, costs ten times as long)."""
+def _gain_table(peak: float) -> np.ndarray:
+    """`bt2390_eetf`'s gain from `peak` over [0, peak] in 65536 steps, (65536,) float32 (0.015 cd/m2 a step
+    for a 1000 cd/m2 peak; 1 below the knee)."""
     grid = np.linspace(0.0, peak, CODES)
     gain = (bt2390_eetf(grid, peak, REFERENCE_WHITE) / np.maximum(grid, 1e-6)).astype(np.float32)
     gain[0] = 1.0
+    return gain
+
+
+def _gamma_table() -> np.ndarray:
+    """8-bit code values for a BT.1886 (gamma 2.4) display over the square root of linear light [0, 1] in
+    65536 steps, (65536,) uint8 (finer than 8 bits everywhere: its darkest step is 0.03 of a level)."""
+    return np.round(255 * np.power(np.linspace(0.0, 1.0, CODES), 2 / SDR_GAMMA)).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class _Tables:
+    """What `hdr_to_sdr` reads per value, built once per frame: each 16-bit code's light (`_channel_light`),
+    the roll-off's gain (`_gain_table`) and the gamma encoding (`_gamma_table`)."""
+
+    light: np.ndarray
+    gain: np.ndarray
+    gamma: np.ndarray
+
+
+def _roll_off(largest: np.ndarray, peak: float, gain: np.ndarray) -> np.ndarray:
+    """`bt2390_eetf`'s gain from `peak` for each pixel's largest component (cd/m2, float32), read from its
+    table `gain` (`_gain_table`; a pixel's own EETF, or `np.interp` on the table, costs ten times as long)."""
     step = np.float32((CODES - 1) / peak)
     return gain[(np.minimum(largest, np.float32(peak)) * step + np.float32(0.5)).astype(np.int32)]
 
 
-def hdr_to_sdr(rgb: np.ndarray, transfer: int, peak: float = HDR_PEAK) -> np.ndarray:
-    """An HDR frame's R'G'B' (H, W, 3) uint16 (BT.2020, PQ or HLG) -> (H, W, 3) uint8 BT.709 RGB as an SDR
-    screen shows it: display light (BT.2100; HLG's on a `peak` display), BT.709 primaries (BT.2087;
-    out-of-gamut light clipped), the largest component rolled off from `peak` cd/m2 by BT.2390's EETF onto
-    reference white (BT.2408), encoded for gamma 2.4."""
-    light = _channel_light(transfer)[rgb]  # (H, W, 3) float32
+def _to_sdr(rgb: np.ndarray, transfer: int, peak: float, tables: _Tables) -> np.ndarray:
+    """`hdr_to_sdr` of a band of rows (H, W, 3) uint16 -> (H, W, 3) uint8, with its tables."""
+    light = tables.light[rgb]  # (H, W, 3) float32
     if transfer == HLG:  # scene light to display light: BT.2100's OOTF on a `peak` display
         luminance = light @ BT2100_LUMA.astype(np.float32)  # (H, W)
         light *= (peak * np.power(luminance, np.float32(hlg_system_gamma(peak) - 1)))[..., None]
     light = light @ BT2020_TO_BT709.T.astype(np.float32)  # (H, W, 3) cd/m2, BT.709
     np.maximum(light, 0.0, out=light)
     largest = np.maximum(np.maximum(light[..., 0], light[..., 1]), light[..., 2])  # (H, W)
-    gain = _roll_off(largest, peak) * np.float32(1 / REFERENCE_WHITE)  # the largest at most reference white ...
+    gain = _roll_off(largest, peak, tables.gain) * np.float32(1 / REFERENCE_WHITE)  # the largest at most white ...
     light *= gain[..., None]  # ... which is the screen's white, 1
-    return _gamma_encoded(light)
+    return _gamma_encoded(light, tables.gamma)
 
 
-def _gamma_encoded(sdr: np.ndarray) -> np.ndarray:
+def available_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def hdr_to_sdr(rgb: np.ndarray, transfer: int, peak: float = HDR_PEAK, workers: int | None = None) -> np.ndarray:
+    """An HDR frame's R'G'B' (H, W, 3) uint16 (BT.2020, PQ or HLG) -> (H, W, 3) uint8 BT.709 RGB as an SDR
+    screen shows it: display light (BT.2100; HLG's on a `peak` display), BT.709 primaries (BT.2087;
+    out-of-gamut light clipped), the largest component rolled off from `peak` cd/m2 by BT.2390's EETF onto
+    reference white (BT.2408), encoded for gamma 2.4. The frame is converted in bands of BAND_ROWS rows,
+    whose values stay in the CPU's caches from step to step, on `workers` threads (None: every core this
+    process may use; numpy lets go of the GIL in each step); each pixel is converted alone."""
+    light = _channel_light(transfer)  # a ValueError names a transfer that is not HDR's, before any work
+    tables = _Tables(light, _gain_table(peak), _gamma_table())
+    workers = available_cores() if workers is None else workers
+    edges = np.linspace(0, rgb.shape[0], max(1, rgb.shape[0] // BAND_ROWS) + 1).astype(int)  # bands of rows
+    out = np.empty(rgb.shape, np.uint8)  # (H, W, 3)
+
+    def convert(band: int) -> None:
+        rows = slice(edges[band], edges[band + 1])
+        out[rows] = _to_sdr(rgb[rows], transfer, peak, tables)
+
+    if workers <= 1 or len(edges) <= 2:
+        for band in range(len(edges) - 1):
+            convert(band)
+        return out
+    with ThreadPoolExecutor(min(workers, len(edges) - 1)) as pool:
+        list(pool.map(convert, range(len(edges) - 1)))  # each band's error is raised here
+    return out
+
+
+def _gamma_encoded(sdr: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Linear SDR light (..., 3) float32, 1 the screen's white (changed in place) -> 8-bit code values for
-    a BT.1886 (gamma 2.4) display, rounded: a table over the square root of the light in 65536 steps (finer
-    than 8 bits everywhere, its darkest step 0.03 of a level) in place of a power per value, which costs
-    three times as long."""
-    table = np.round(255 * np.power(np.linspace(0.0, 1.0, CODES), 2 / SDR_GAMMA)).astype(np.uint8)
+    a BT.1886 (gamma 2.4) display, rounded: read from `table` (`_gamma_table`) at the square root of the
+    light, in place of a power per value, which costs three times as long."""
     np.minimum(sdr, 1.0, out=sdr)
     np.sqrt(sdr, out=sdr)
     sdr *= np.float32(CODES - 1)
