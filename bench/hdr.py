@@ -2,7 +2,7 @@
 
 Frames of random 16-bit R'G'B' codes at the sizes given, PQ and HLG (HLG's OOTF mixes the channels
 and costs more). Prints the median seconds per frame of `--repeats` runs for each size and transfer,
-on one thread and in bands of rows on every core this process may use (`hdr_to_sdr`'s default).
+on one thread and on as many as torch uses (`hdr_to_sdr`'s default).
 
     python bench/hdr.py                                  # 1920x1080 and 3840x2160
     python bench/hdr.py --sizes 1280x720 --repeats 9
@@ -15,8 +15,9 @@ import statistics
 import time
 
 import numpy as np
+import torch
 
-from videop2p.io.hdr import HLG, PQ, available_cores, hdr_to_sdr
+from videop2p.io.hdr import HLG, PQ, hdr_to_sdr
 
 
 def main() -> None:
@@ -29,7 +30,7 @@ def main() -> None:
         width, height = (int(v) for v in size.split("x"))
         codes = rng.integers(0, 65536, (height, width, 3), dtype=np.uint16)  # (H, W, 3)
         for name, transfer in (("PQ", PQ), ("HLG", HLG)):
-            for workers in (1, available_cores()):
+            for workers in (1, torch.get_num_threads()):
                 seconds = []
                 for _ in range(args.repeats):
                     start = time.perf_counter()

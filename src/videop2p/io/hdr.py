@@ -15,7 +15,6 @@ clipped.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -153,21 +152,19 @@ def _to_sdr(rgb: np.ndarray, transfer: int, peak: float, tables: _Tables) -> np.
     return _gamma_encoded(light, tables.gamma)
 
 
-def available_cores() -> int:
-    """The CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def hdr_to_sdr(rgb: np.ndarray, transfer: int, peak: float = HDR_PEAK, workers: int | None = None) -> np.ndarray:
     """An HDR frame's R'G'B' (H, W, 3) uint16 (BT.2020, PQ or HLG) -> (H, W, 3) uint8 BT.709 RGB as an SDR
     screen shows it: display light (BT.2100; HLG's on a `peak` display), BT.709 primaries (BT.2087;
     out-of-gamut light clipped), the largest component rolled off from `peak` cd/m2 by BT.2390's EETF onto
     reference white (BT.2408), encoded for gamma 2.4. The frame is converted in bands of BAND_ROWS rows,
-    whose values stay in the CPU's caches from step to step, on `workers` threads (None: every core this
-    process may use; numpy lets go of the GIL in each step); each pixel is converted alone."""
+    whose values stay in the CPU's caches from step to step, on `workers` threads (None: as many as torch
+    uses, as the writers do; numpy lets go of the GIL in each step); each pixel is converted alone."""
     light = _channel_light(transfer)  # a ValueError names a transfer that is not HDR's, before any work
     tables = _Tables(light, _gain_table(peak), _gamma_table())
-    workers = available_cores() if workers is None else workers
+    if workers is None:
+        import torch  # loaded already wherever a clip is read for a model; the rest of io needs none
+
+        workers = torch.get_num_threads()
     edges = np.linspace(0, rgb.shape[0], max(1, rgb.shape[0] // BAND_ROWS) + 1).astype(int)  # bands of rows
     out = np.empty(rgb.shape, np.uint8)  # (H, W, 3)
 
