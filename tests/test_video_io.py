@@ -14,6 +14,7 @@ from videop2p.io.video import (
     _label,
     check_video,
     declared_frames,
+    frames_needed,
     paletted_frames,
     preview_factor,
     read_video,
@@ -263,6 +264,13 @@ def test_a_clip_declares_its_frame_count_without_its_frames_decoded(tmp_path):
     names = ("clip.mp4", "clip.gif", "frames", "clip.mkv", "clip.webm")
     assert {name: declared_frames(tmp_path / name) for name in names} == dict.fromkeys(names, 5)
     assert read_video(tmp_path / "clip.webm").num_frames == 5
+    # a selection from the start of a file whose packets are counted reads only as many as it needs
+    assert [declared_frames(tmp_path / "clip.mkv", n) for n in (3, 5, 9)] == [3, 5, 5]
+    assert declared_frames(tmp_path / "clip.mp4", 3) == 5  # a count the file says is said whole
+    assert frames_needed(0, 3, 1) == 3 and frames_needed(2, 3, 2) == 7 and frames_needed(4, None, 1) is None
+    check_video(tmp_path / "clip.mkv", 2, 3, 1)  # frames 2-4 of 5
+    with pytest.raises(VideoError, match="has 5 frames; start=2, stride=2 gives 2, fewer than the 3"):
+        check_video(tmp_path / "clip.mkv", 2, 3, 2)  # the count is whole where the file holds too few
     (tmp_path / "none.mkv").write_bytes((tmp_path / "clip.mkv").read_bytes()[:200])  # its header, no frame
     assert declared_frames(tmp_path / "none.mkv") is None  # read_video names what is wrong with it
     with pytest.raises(VideoError, match="does not exist"):

@@ -49,6 +49,7 @@ from videop2p.io.video import (
     AudioSpan,
     as_frames,
     declared_frames,
+    frames_needed,
     iter_video,
     probe_video,
     read_video,
@@ -214,7 +215,7 @@ class VideoP2P:
         probe = probe_video(video.path)  # a missing or unreadable clip is named here
         width, height, large = self._working_size(probe.size, video.width, video.height)
         notes = _warned((*probe.conversions, *large))  # the edit is not in the file's own form; its size
-        declared = declared_frames(video.path)
+        declared = declared_frames(video.path, frames_needed(video.start, video.frames, video.stride))
         if declared:  # a clip too long for memory is refused before it is decoded
             selected = selected_count(declared, video.start, video.frames, video.stride)
             check_memory_for_clips(selected, (width, height), 0, free_memory(), read=False)

@@ -489,11 +489,19 @@ def is_frame_name(name: str) -> bool:
     return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
 
 
-def declared_frames(path: str | os.PathLike) -> int | None:
+def frames_needed(start: int, num_frames: int | None, stride: int) -> int | None:
+    """How many frames a clip must hold for the selection (`read_video`'s start, count and stride) to be
+    whole: up to its last frame; None for every frame from `start`."""
+    return None if num_frames is None else start + (num_frames - 1) * stride + 1
+
+
+def declared_frames(path: str | os.PathLike, enough: int | None = None) -> int | None:
     """The frame count a clip declares, read without decoding a frame (None where it cannot say): a
     container's count (Matroska and WebM keep none: their video packets are counted, read but not
-    decoded), an animated image's, a folder's image files (by name: a file of another name that holds
-    an image is not counted). A damaged file may hold fewer than it declares."""
+    decoded, and only up to `enough` where it is given, so that a selection from the start of a long
+    file does not read all of it: a clip holding at least `enough` frames says `enough`), an animated
+    image's, a folder's image files (by name: a file of another name that holds an image is not
+    counted). A damaged file may hold fewer than it declares."""
     path = Path(path)
     _check_path(path)
     if path.is_dir():
@@ -510,7 +518,8 @@ def declared_frames(path: str | os.PathLike) -> int | None:
                 return None
             count = int(streams[0].frames)  # 0 where the container does not say
             if not count:  # one packet per frame; the demuxer's closing packets are empty
-                count = sum(1 for packet in container.demux(streams[0]) if packet.size)
+                packets = (packet for packet in container.demux(streams[0]) if packet.size)
+                count = sum(1 for _ in itertools.islice(packets, enough))  # None: every packet
             return count or None
     except av.error.FFmpegError:
         return None  # read_video names what is wrong with it
@@ -552,7 +561,7 @@ def check_video(path: str | os.PathLike, start: int = 0, num_frames: int | None 
         decoded = _read_frame_dir(Path(path), range(0), None)  # headers only
         count, size = len(decoded.frames), decoded.size
     else:
-        size, count = video_size(path), declared_frames(path)
+        size, count = video_size(path), declared_frames(path, frames_needed(start, num_frames, stride))
     _check_frame_size(path, size)
     if count is not None:
         check_selection(path, count, start, num_frames, stride)
