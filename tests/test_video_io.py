@@ -120,6 +120,18 @@ def test_a_clip_stored_with_a_display_rotation_reads_upright(tmp_path, clockwise
     assert video.frames.shape == upright.shape and video_size(path) == (upright.shape[2], upright.shape[1])
     assert np.abs(video.frames.astype(float) - upright).mean() < 10
     np.testing.assert_array_equal(np.stack(list(iter_video(path, 0, 3))), video.frames)  # the full-size pass too
+    _assert_read_small_as_whole(path, (upright.shape[2] // 2, upright.shape[1] // 2))
+
+
+def _assert_read_small_as_whole(path, size: tuple[int, int]) -> None:
+    """A clip read for `size` (converted smaller, then resized) shows what it read whole and resized shows."""
+
+    def resize(frame):
+        return resize_frames(frame[None], *size)[0]
+
+    small = read_video(path, transform=resize, small=size).frames.astype(float)
+    whole = read_video(path, transform=resize).frames.astype(float)
+    assert small.shape == whole.shape and np.abs(small - whole).mean() < 6  # the half-white edge, filtered apart
 
 
 @pytest.mark.parametrize("sar", [Fraction(2, 1), Fraction(3, 4)])
@@ -141,6 +153,7 @@ def test_an_anamorphic_clip_reads_in_square_pixels_as_players_show_it(tmp_path, 
     assert video.size == (width, 32) and video_size(path) == (width, 32)
     assert video.frames[:, :, : width // 2 - 2].mean() > 245 and video.frames[:, :, width // 2 + 2 :].mean() < 10
     np.testing.assert_array_equal(np.stack(list(iter_video(path, 0, 3))), video.frames)  # the full-size pass too
+    _assert_read_small_as_whole(path, (width // 2, 16))
 
 
 def test_mp4_writer_round_trip_and_odd_sizes(tmp_path):
