@@ -224,6 +224,10 @@ def test_run_with_an_embedding_records_it_reruns_and_exports_only_with_it(model_
         bad = runner.invoke(app, ["run", str(frames), *common, "--embedding", flag, "--out", str(tmp_path / "bad")])
         assert_one_line_error(bad, needle)
         assert not (tmp_path / "bad").exists()
+    twice = ["--embedding", "a.pt", "--embedding", "a.pt=<a>"]
+    for command in (["run", str(frames), *common, "--out", str(tmp_path / "bad")], ["info"]):
+        bad = runner.invoke(app, [*command, *twice])
+        assert_one_line_error(bad, "error: --embedding 'a.pt' is given twice")
 
 
 def test_the_web_editor_says_the_word_each_embedding_takes(tmp_path):

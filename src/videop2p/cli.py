@@ -186,15 +186,15 @@ def _adapter_flags(
 ) -> tuple[dict[str, float], dict[str, str | None]]:
     """`--lora` and `--embedding` flags of a command that reads no config (info, export, ui) as
     `RunConfig.lora` and `RunConfig.embeddings`, checked."""
-    kinds = (("lora", lora, parse_lora, check_lora_settings),)
-    kinds += (("embedding", embedding, parse_embeddings, check_embedding_settings),)
+    kinds = (("lora", "lora", lora, parse_lora, check_lora_settings),)
+    kinds += (("embedding", "embeddings", embedding, parse_embeddings, check_embedding_settings),)
     read = []
-    for flag, items, parse, check in kinds:
+    for flag, field, items, parse, check in kinds:  # a ConfigError starts with the field's name
         try:
             value = parse(items or [])
             check(value)
         except ConfigError as e:
-            _fail(f"--{flag} {str(e).removeprefix(f'{flag}: ')}")
+            _fail(f"--{flag} {str(e).removeprefix(f'{field}: ').removeprefix(f'{flag}: ')}")
         read.append(value)
     return read[0], read[1]
 

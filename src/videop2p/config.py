@@ -694,12 +694,12 @@ def parse_embeddings(items: list[str]) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for item in items:
         if not isinstance(item, str) or not item.strip():
-            raise ConfigError(f"embedding: {item!r} must be FILE or FILE=TOKEN, e.g. style.pt=<my-style>.")
+            raise ConfigError(f"embeddings: {item!r} must be FILE or FILE=TOKEN, e.g. style.pt=<my-style>.")
         path, sep, token = item.strip().rpartition("=")
         named = sep and path.strip() and token.strip() and not any(c in token for c in "/\\.")
         path, token = (path.strip(), token.strip()) if named else (item.strip(), None)
         if path in out:
-            raise ConfigError(f"embedding: {path!r} is given twice; give each file once.")
+            raise ConfigError(f"embeddings: {path!r} is given twice; give each file once.")
         out[path] = token
     return out
 
