@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from videop2p.config import (
+    ADAPTER_FILES,
     WORKSPACE_NAME,
     BatchSettings,
     ConfigError,
@@ -187,8 +188,8 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
         cfg.video.path = str(_resolve(cfg.video.path, here))
         if cfg.model and (here / cfg.model).exists():  # a folder beside the file; otherwise a hub id
             cfg.model = str(_resolve(cfg.model, here))
-        cfg.lora = {str(_resolve(path, here)): scale for path, scale in cfg.lora.items()}  # beside the jobs file
-        cfg.embeddings = {str(_resolve(path, here)): token for path, token in cfg.embeddings.items()}  # likewise
+        for key in ADAPTER_FILES:  # LoRA and embedding files beside the jobs file
+            setattr(cfg, key, {str(_resolve(path, here)): value for path, value in getattr(cfg, key).items()})
         cfg.out = str(out_root / name)
         cfg.workspace = str(ws_root)
         jobs.append(Job(name, cfg))

@@ -31,6 +31,7 @@ from videop2p.config import (
     ConfigError,
     ExportFormat,
     GroupNormMode,
+    OptionError,
     Preset,
     check_embedding_settings,
     check_lora_settings,
@@ -189,12 +190,14 @@ def _adapter_flags(
     kinds = (("lora", "lora", lora, parse_lora, check_lora_settings),)
     kinds += (("embedding", "embeddings", embedding, parse_embeddings, check_embedding_settings),)
     read = []
-    for flag, field, items, parse, check in kinds:  # a ConfigError starts with the field's name
+    for flag, field, items, parse, check in kinds:
         try:
             value = parse(items or [])
             check(value)
-        except ConfigError as e:
-            _fail(f"--{flag} {str(e).removeprefix(f'{field}: ').removeprefix(f'{flag}: ')}")
+        except OptionError as e:  # the check's, naming the flag
+            _fail(f"--{flag} {e.reason}")
+        except ConfigError as e:  # the parser's, naming the field, as `apply_options` reads it
+            _fail(f"--{flag} {str(e).removeprefix(f'{field}: ')}")
         read.append(value)
     return read[0], read[1]
 
@@ -216,7 +219,6 @@ def _flag(e) -> str:
 
 def _check_own_flags(check, settings) -> None:
     """A command's own check of the settings its flags fill (each named `--name`); a bad one fails in one line."""
-    from videop2p.config import OptionError
 
     try:
         check(settings)
@@ -258,7 +260,7 @@ def _check_device_dtype(device: str, dtype: str) -> None:
 
 def _check_flag(check, section) -> None:
     """A run's own check of a config section that carries one flag's value; a bad value fails in one line."""
-    from videop2p.config import OptionError, option_label
+    from videop2p.config import option_label
 
     try:
         check(section)
@@ -303,7 +305,7 @@ def _build_config(
     config: list[Path] | None,
     **flags,
 ):
-    from videop2p.config import OPTIONS, ConfigError, OptionError, apply_options, load_config, preset_config
+    from videop2p.config import OPTIONS, apply_options, load_config, preset_config
 
     name = flags.pop("preset", None) or Preset.OFFICIAL.value
     try:
@@ -378,7 +380,7 @@ BlendOpt = Annotated[
 
 def _execute(cfg, stage: str, command: str) -> None:
     """Check the settings of `videop2p COMMAND`, then run its stages (`edit` runs `run`'s)."""
-    from videop2p.config import OptionError, option_label, validate
+    from videop2p.config import option_label, validate
 
     _setup_logging(cfg.quiet)
     for what, value, give in (
@@ -928,7 +930,6 @@ def toy_render(
     seed: int = ToyClipSpec.seed,
 ) -> None:
     """Render a toy clip: mp4, PNG frames, masks and clip.json."""
-    from videop2p.config import OptionError
     from videop2p.io.video import write_frames, write_mp4
     from videop2p.toy.world import (
         Background,
@@ -1193,9 +1194,7 @@ def ui(
 ) -> None:
     """Start the web editor (Gradio) on localhost."""
     from videop2p.config import check_number
-    from videop2p.models.embeddings import check_embedding
-    from videop2p.models.loading import check_model_config, check_model_path
-    from videop2p.models.lora import check_lora
+    from videop2p.models.loading import check_adapter_files, check_model_config, check_model_path
 
     _check_own_flags(lambda p: check_number(None, "port", p, 1, 65535, whole=True), port)
     loras, embeddings = _adapter_flags(lora, embedding)
@@ -1204,10 +1203,7 @@ def ui(
         if model is not None:
             check_model_path(model)
         check_model_config(model, model_config)
-        for path, scale in loras.items():
-            check_lora(path, scale)
-        for path, token in embeddings.items():
-            check_embedding(path, token)
+        check_adapter_files(loras, embeddings)
     except (ValueError, FileNotFoundError) as e:  # ModelNotFoundError is a FileNotFoundError
         _fail(str(e))
     _check_folder("--root", root, "for the workspace, uploads and results")
@@ -1431,7 +1427,6 @@ def toy_eval(
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
 ) -> None:
     """Judge the toy model: colour, shape and background accuracy of generated images, VAE PSNR."""
-    from videop2p.config import OptionError
     from videop2p.models.loading import model_location
     from videop2p.toy.quality import check_eval_inputs, evaluate_model, format_report
 

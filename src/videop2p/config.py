@@ -94,6 +94,7 @@ OFFICIAL_TUNE_STEPS = 500  # the authors' max_train_steps
 DEMO_TUNE_STEPS = 300  # `videop2p demo`'s tuning budget
 SEED_MAX = 2**64 - 1  # the largest seed torch.Generator.manual_seed takes
 COUNT_MAX = 2**31 - 1  # the largest frame count, index, stride or side (more than any clip has)
+ADAPTER_FILES = ("lora", "embeddings")  # RunConfig's fields that map files to settings (paths placed alike)
 LORA_SCALE_MAX = 10.0  # |LoRA scale| at most: LoRA authors advise 0.5-1, and some styles are used negated
 # A reweighted word's map times this at most: prompt-to-prompt's examples use -5 to 20; at 100 the word
 # already holds a hundred times the attention of the whole prompt, and float16 (max 65504) stays finite.
@@ -974,10 +975,9 @@ def load_config(paths: list[str | os.PathLike], base: RunConfig | None = None) -
     folders = [Path(p).resolve().parent for p in paths]
     cfg.video.path = _beside(cfg.video.path, folders)
     cfg.model, cfg.model_config = _beside(cfg.model, folders), _beside(cfg.model_config, folders)
-    if isinstance(cfg.lora, dict):
-        cfg.lora = {_beside(path, folders): scale for path, scale in cfg.lora.items()}
-    if isinstance(cfg.embeddings, dict):
-        cfg.embeddings = {_beside(path, folders): token for path, token in cfg.embeddings.items()}
+    for key in ADAPTER_FILES:
+        if isinstance(getattr(cfg, key), dict):
+            setattr(cfg, key, {_beside(path, folders): value for path, value in getattr(cfg, key).items()})
     return cfg
 
 

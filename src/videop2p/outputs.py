@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
 from videop2p.compositing import composite
-from videop2p.config import CompositeMode, RunConfig, target_pairs, to_plain
+from videop2p.config import ADAPTER_FILES, CompositeMode, RunConfig, target_pairs, to_plain
 from videop2p.control.prompts import word_changes
 from videop2p.io.video import (
     PREVIEW_MIN_WIDTH,
@@ -116,8 +116,8 @@ def rerunnable(cfg: RunConfig) -> dict:
         value = holder.get(key)
         if isinstance(value, str) and value and (key in ("out", "workspace") or Path(value).expanduser().exists()):
             holder[key] = str(Path(value).expanduser().resolve())
-    plain["lora"] = {str(Path(path).expanduser().resolve()): scale for path, scale in plain["lora"].items()}
-    plain["embeddings"] = {str(Path(p).expanduser().resolve()): token for p, token in plain["embeddings"].items()}
+    for key in ADAPTER_FILES:
+        plain[key] = {str(Path(path).expanduser().resolve()): value for path, value in plain[key].items()}
     return plain
 
 

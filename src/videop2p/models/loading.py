@@ -614,6 +614,15 @@ def check_model_config(model: str | os.PathLike | None, config: str | os.PathLik
         _missing_parts(folder, f"--model-config {str(config)!r}", "diffusers folder", "; their configs are enough")
 
 
+def check_adapter_files(lora: dict[str, float] | None, embeddings: dict[str, str | None] | None) -> None:
+    """Refuse a LoRA or embedding file that is missing, empty or of another kind, a scale out of range and
+    a token that is no word (`lora.check_lora`, `embeddings.check_embedding`), before anything is read."""
+    for path, scale in (lora or {}).items():
+        check_lora(path, scale)
+    for path, token in (embeddings or {}).items():
+        check_embedding(path, token)
+
+
 def check_weights_finite(source: str, parts: dict[str, dict[str, torch.Tensor]]) -> None:
     """Refuse a model whose weights (each part's named tensors) hold NaN or infinite values, a damaged
     file, before any work. A tensor's float32 sum is finite when its values are: one reduction each."""
@@ -657,10 +666,7 @@ def load_components(
     """
     device = check_device(device)
     check_model_config(model, config)
-    for path, scale in (lora or {}).items():
-        check_lora(path, scale)
-    for path, token in (embeddings or {}).items():
-        check_embedding(path, token)
+    check_adapter_files(lora, embeddings)
     if device.type == "cpu" and dtype == torch.float16:
         logger.warning(
             "float16 on the CPU runs several times slower than float32 (few CPU kernels take it); for less memory "
