@@ -25,6 +25,7 @@ from videop2p.io.hdr import (
     hlg_system_gamma,
     pq_eotf,
     pq_inverse_eotf,
+    sdr_to_hdr,
 )
 from videop2p.io.video import probe_video, read_video
 
@@ -260,3 +261,118 @@ def test_a_frame_tone_mapped_in_bands_on_threads_is_the_frame_tone_mapped_whole(
     whole = hdr_to_sdr(codes, transfer, 2000.0, workers=1)
     assert np.array_equal(hdr_to_sdr(codes, transfer, 2000.0, workers=3), whole)
     assert np.array_equal(hdr_to_sdr(codes[:50], transfer, 2000.0, workers=3), whole[:50])  # one band: no threads
+
+
+@pytest.mark.parametrize(("transfer", "peak"), [(PQ, HDR_PEAK), (PQ, 4000.0), (HLG, HDR_PEAK)])
+def test_sdr_to_hdr_gives_values_that_an_sdr_screen_shows_as_the_colours_it_was_given(transfer, peak):
+    """Every 8-bit colour on a grid (and every grey) made HDR and tone-mapped again: within a level but where a
+    channel near black sits beside a bright one (BT.2020's matrix then weighs the 16-bit values' rounding);
+    colours under the roll-off's knee within a level everywhere."""
+    levels = np.arange(0, 256, 5, dtype=np.uint8)
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 1, 3)  # (52^3, 1, 3)
+    greys = np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], 3, axis=2)
+    colours = np.concatenate([grid, greys])
+    hdr = sdr_to_hdr(colours, transfer, peak, workers=1)
+    assert hdr.dtype == np.uint16
+    off = np.abs(hdr_to_sdr(hdr, transfer, peak, workers=1).astype(int) - colours)
+    assert off.max() <= 5 and (off > 1).mean() < 0.004
+    assert off[-256:].max() <= 1  # the greys
+    known = np.round(255 * np.power(np.clip(BELOW_KNEE, 0, 1), 1 / SDR_GAMMA)).astype(np.uint8)[None]  # (1, 5, 3)
+    again = hdr_to_sdr(sdr_to_hdr(known, transfer, peak, workers=1), transfer, peak, workers=1)
+    assert np.abs(again.astype(int) - known).max() <= 1
+    assert np.array_equal(sdr_to_hdr(colours[:300], transfer, peak, workers=3), hdr[:300])  # bands on threads
+
+
+def test_sdr_to_hdr_names_a_transfer_that_is_not_hdrs():
+    with pytest.raises(ValueError, match="transfer 1 is not an HDR transfer"):
+        sdr_to_hdr(np.zeros((2, 2, 3), np.uint8), 1)
+
+
+MASTERING = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290, 4000.0, 0.005)  # BT.2020, D65, 4000 cd/m2
+
+
+def _hdr_run(tmp_path, transfer: int, size: tuple[int, int], composite: str, png: bool = False):
+    """A run of one edit on an HDR input of `size` (width, height) edited at 32x32 (its centre, cropped;
+    64x64 at its own size):
+    the input smooth gradients of mid colours (a channel near black beside a bright one is where 10-bit
+    BT.2020 values, encoded twice, shift most as an SDR screen shows them), the edit a flat colour, its
+    mask the middle of the frame; written with `composite`."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from videop2p.config import RunConfig, VideoConfig
+    from videop2p.editing import EditResult
+    from videop2p.io.video import HdrStream, write_mp4
+    from videop2p.outputs import write_run_outputs
+    from videop2p.pipeline import Clip, EditOutput
+
+    width, height = size
+    y, x = np.mgrid[0:height, 0:width]
+    sdr = [np.stack([60 + x + 5 * t, 60 + 2 * y, 60 + (x + y) // 2 + t], -1).astype(np.uint8) for t in range(4)]
+    said = HdrStream(transfer, MASTERING, (1500, 400)) if transfer == PQ else HdrStream(transfer)
+    video = write_mp4([sdr_to_hdr(f, transfer, said.peak) for f in sdr], tmp_path / "input.mp4", 8.0, hdr=said)
+    probe = probe_video(video)
+    assert probe.hdr == said  # the written file says what it was given
+    top, left = (height - min(size)) // 2, (width - min(size)) // 2
+    step = 1 if size == (64, 64) else min(size) // 32  # 64x64: edited at its own size
+    seen = read_video(video).frames
+    source = seen[:, top : top + min(size), left : left + min(size)][:, ::step, ::step]  # (4, h, w, 3)
+    edit = np.full_like(source, (40, 90, 160))
+    masks = torch.zeros(1, 4, 4, 4, dtype=torch.bool)
+    masks[:, :, 1:3, 1:3] = True
+    result = EditResult(torch.zeros(2, 4, 4, 4, 4), masks, torch.rand(2, 4, 4, 4, 3), [["a"]] * 2, {}, ["swap"])
+    full = size if step > 1 else None
+    clip = Clip(source, 8.0, "hdr", video=VideoConfig(path=str(video), frames=4), full_size=full, hdr=probe.hdr)
+    cfg = RunConfig(source="a red circle", targets=["a blue circle"], out=str(tmp_path / composite))
+    cfg.composite, cfg.png_frames = composite, png
+    info = SimpleNamespace(identity="synthetic", vae_scale_factor=8)
+    return write_run_outputs(cfg, clip, EditOutput(source.copy(), [edit], result), [], info, workers=2), video
+
+
+@pytest.mark.parametrize(("transfer", "size"), [(PQ, (96, 64)), (HLG, (64, 64))])
+def test_an_hdr_clips_edits_stay_hdr_video_with_its_metadata_and_its_own_pixels(tmp_path, transfer, size):
+    """The edit pasted into the HDR input's own frames (at the working size too), written as 10-bit HEVC
+    in its transfer with its HDR10 metadata: the input's signal where nothing is pasted (the PNG frames to
+    the bit, the mp4 to the codec), the edit's colour where it is, as an SDR screen shows both."""
+    from videop2p.io.video import iter_video
+
+    manifest, video = _hdr_run(tmp_path, transfer, size, "auto", png=True)
+    out = tmp_path / "auto"
+    assert manifest["hdr"] == ("PQ" if transfer == PQ else "HLG") and manifest["output_size"] == list(size)
+    assert probe_video(out / "edit_1.mp4").hdr == probe_video(video).hdr  # transfer, mastering, light level
+    with av.open(str(out / "edit_1.mp4")) as c:
+        codec = c.streams.video[0].codec_context
+        assert (codec.name, codec.pix_fmt, codec.color_primaries, codec.colorspace) == ("hevc", "yuv420p10le", 9, 9)
+    width, height = size
+    inside = np.s_[:, height // 2 - 2 : height // 2 + 2, width // 2 - 2 : width // 2 + 2]
+    outside = np.s_[:, :, :4]  # left of the mask's box (feathered over half a cell)
+    signal = np.stack(list(iter_video(video, 0, 4, signal=True))).astype(int)  # (4, H, W, 3) uint16 values
+    pngs = np.stack(list(iter_video(out / "edit_1", 0, 4, signal=True))).astype(int)
+    mp4 = np.stack(list(iter_video(out / "edit_1.mp4", 0, 4, signal=True))).astype(int)
+    assert np.array_equal(pngs[outside], signal[outside])  # lossless: the input's own values
+    assert np.abs(mp4[outside] - signal[outside]).mean() < 0.01 * 65535  # 10-bit HEVC's loss
+    assert probe_video(out / "edit_1").hdr == probe_video(video).hdr  # the PNGs say it too (cICP, mDCv, cLLi)
+    for shown in (read_video(out / "edit_1").frames, read_video(out / "edit_1.mp4").frames):  # tone-mapped
+        assert np.abs(shown[inside].astype(int) - (40, 90, 160)).max() <= 4
+    assert (
+        np.abs(read_video(out / "edit_1.mp4").frames[outside].astype(int) - read_video(video).frames[outside]).mean()
+        < 2
+    )
+    assert probe_video(out / "edit_1.gif").hdr is None  # previews are SDR
+
+
+@pytest.mark.parametrize("composite", ["sdr", "off"])
+def test_an_hdr_clips_edits_are_sdr_video_when_asked(tmp_path, composite):
+    """`composite: sdr` pastes into the input's frames as an SDR screen shows them; `off` writes the
+    working size: both SDR video (H.264, BT.709)."""
+    manifest, video = _hdr_run(tmp_path, PQ, (96, 64), composite)
+    edit = tmp_path / composite / "edit_1.mp4"
+    assert manifest["hdr"] is None and probe_video(edit).hdr is None
+    with av.open(str(edit)) as c:
+        assert (c.streams.video[0].codec_context.name, c.streams.video[0].codec_context.color_trc) == ("h264", 1)
+    shown = read_video(edit).frames
+    assert shown.shape[1:3] == ((64, 96) if composite == "sdr" else (32, 32))
+    assert np.abs(shown[:, shown.shape[1] // 2, shown.shape[2] // 2].astype(int) - (40, 90, 160)).max() <= 4
+    if composite == "sdr":  # the input as it was seen, where nothing is pasted
+        assert np.abs(shown[:, :, :4].astype(int) - read_video(video).frames[:, :, :4]).mean() < 2

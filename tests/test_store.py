@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from videop2p.config import InversionConfig, InversionMethod, TuneConfig, VideoConfig
-from videop2p.io.video import VideoError, write_frames, write_mp4
+from videop2p.io.hdr import HLG
+from videop2p.io.video import VideoError, probe_video, write_frames, write_mp4
 from videop2p.pipeline import VideoP2P
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 from videop2p.store.files import atomic_path, write_json
@@ -376,8 +377,8 @@ def test_hdr_or_interlaced_video_is_said_at_loading_with_what_the_edit_keeps(tin
         clip = vp.load_clip(VideoConfig(path=str(tmp_path / "hlg.mp4"), frames=3))
         vp.load_clip(VideoConfig(path=str(tmp_path / "fields.mp4"), frames=3))
     hdr, fields = (r.getMessage() for r in caplog.records)
-    assert "hlg.mp4 is HDR video (HLG, ARIB STD-B67): it is read as an SDR screen shows it" in hdr
-    assert hdr.endswith("and the edit is SDR video.") and "deinterlac" not in hdr and clip.frames.shape[0] == 3
+    assert "hlg.mp4 is HDR video (HLG, ARIB STD-B67): the model sees it as an SDR screen shows it" in hdr
+    assert hdr.endswith("the previews are SDR.") and "deinterlac" not in hdr and clip.frames.shape[0] == 3
     assert "fields.mp4 is interlaced (two fields in each frame): it is deinterlaced as it is read" in fields
     assert fields.endswith("and the edit is progressive video.") and "HDR video" not in fields
     from videop2p.config import RunConfig  # a run keeps what loading said in its outputs.json and report.md
@@ -385,7 +386,9 @@ def test_hdr_or_interlaced_video_is_said_at_loading_with_what_the_edit_keeps(tin
     cfg = RunConfig(source=PROMPT, targets=["a blue circle moving on the grass"], out=str(tmp_path / "o"), quiet=True)
     cfg.video = VideoConfig(path=str(tmp_path / "hlg.mp4"), frames=3)
     cfg.tune.steps, cfg.inversion.steps, cfg.inversion.method = 1, 2, InversionMethod.FAST
-    assert vp.run(cfg)["warnings"][0] == hdr and f"## Warnings\n\n- {hdr}" in (tmp_path / "o" / "report.md").read_text()
+    manifest = vp.run(cfg)
+    assert manifest["warnings"][0] == hdr and f"## Warnings\n\n- {hdr}" in (tmp_path / "o" / "report.md").read_text()
+    assert manifest["hdr"] == "HLG" and probe_video(tmp_path / "o" / "edit_1.mp4").hdr.transfer == HLG  # stays HDR
     (tmp_path / "junk.mp4").write_bytes(b"not a video")  # what cannot be read is named as before, not by this check
     for name, words in (("missing.mp4", "does not exist"), ("junk.mp4", "is not a readable video")):
         with pytest.raises(VideoError, match=words):

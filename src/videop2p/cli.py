@@ -698,7 +698,11 @@ def _stage_command(stage: str, doc: str):
         composite: Annotated[
             str | None,
             typer.Option(
-                help=_h("composite", "auto: edits pasted into the input at its own resolution; off: working size"),
+                help=_h(
+                    "composite",
+                    "auto: edits pasted into the input at its own resolution, an HDR input's as HDR video; "
+                    "sdr: likewise, as SDR video; off: working size",
+                ),
                 rich_help_panel=LONG_PANEL,
             ),
         ] = None,

@@ -6,7 +6,7 @@ edited region is the input's own.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -92,10 +92,14 @@ def composite(
     masks: torch.Tensor | None,
     resize: ResizeMode | str,
     cell: int = 8,
+    to_signal: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Iterator[np.ndarray]:
     """Paste working-size `edited` frames (F, h, w, 3) into the input frames (each (H, W, 3), read one
     at a time) through `paste_weights` (masks (F, h_m, w_m) bool, or None for the whole edited frame);
-    yields the pasted frames one by one, so a long clip at full resolution is never held whole."""
+    yields the pasted frames one by one, so a long clip at full resolution is never held whole.
+
+    The input frames are 8-bit, or an HDR clip's own 16-bit values, into which the edit is pasted in
+    their form: `to_signal` turns the edit's scaled 8-bit pixels (h', w', 3) into it (`hdr.sdr_to_hdr`)."""
     _, h, w, _ = edited.shape
     for f, original in enumerate(originals):
         h0, w0 = original.shape[:2]
@@ -109,8 +113,9 @@ def composite(
         scaled = Image.fromarray(edited[f, dst[1] : dst[3], dst[0] : dst[2]]).resize(
             (src[2] - src[0], src[3] - src[1]), Image.BICUBIC
         )  # the edit, scaled over the box it shows; blended where its weight is not 0, a box's worth of work
-        part = np.asarray(scaled)[y0 - src[1] : y1 - src[1], x0 - src[0] : x1 - src[0]].astype(np.float32)
+        part = np.asarray(scaled)[y0 - src[1] : y1 - src[1], x0 - src[0] : x1 - src[0]]  # (h', w', 3) uint8
+        part = (to_signal(part) if to_signal is not None else part).astype(np.float32)  # in the input's form
         m, kept = weight[y0:y1, x0:x1].numpy()[..., None], original[y0:y1, x0:x1]
         out = original.copy()
-        out[y0:y1, x0:x1] = np.where(m > 0, np.round(kept * (1 - m) + part * m), kept).astype(np.uint8)
+        out[y0:y1, x0:x1] = np.where(m > 0, np.round(kept * (1 - m) + part * m), kept).astype(original.dtype)
         yield out

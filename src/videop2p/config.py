@@ -62,7 +62,9 @@ class WindowBlend(str, enum.Enum):
 class CompositeMode(str, enum.Enum):
     """How edits are written at the input's own resolution."""
 
-    AUTO = "auto"  # when the input's size is not the working size: paste the edit into the input frames
+    AUTO = "auto"  # paste the edit into the input's frames when their size is not the working size, or they are HDR
+    # (whose edits stay HDR video)
+    SDR = "sdr"  # as auto, an HDR input's edits written as SDR video (as the model saw it)
     OFF = "off"  # write the working-size frames only
 
 
@@ -243,7 +245,9 @@ class RunConfig:
     )  # resnet GroupNorm statistics per frame, or over the clip (authors')
     attention_slicing: int | None = None  # attend with at most this many queries at a time (memory fallback)
     window: WindowConfig = field(default_factory=WindowConfig)
-    composite: CompositeMode = CompositeMode.AUTO  # edits pasted into the full-resolution input (auto) or not (off)
+    composite: CompositeMode = (
+        CompositeMode.AUTO
+    )  # edits pasted into the full-resolution input (auto; sdr) or not (off)
     png_frames: bool = False  # also each edit's frames as lossless PNGs, edit_K/1.png, ... (the mp4's size)
     tune: TuneConfig = field(default_factory=TuneConfig)
     inversion: InversionConfig = field(default_factory=InversionConfig)

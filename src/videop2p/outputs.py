@@ -23,9 +23,11 @@ from tqdm.auto import tqdm
 from videop2p.compositing import composite
 from videop2p.config import ADAPTER_FILES, CompositeMode, RunConfig, target_pairs, to_plain
 from videop2p.control.prompts import word_changes
+from videop2p.io.hdr import sdr_to_hdr
 from videop2p.io.video import (
     PREVIEW_MIN_WIDTH,
     WRITTEN_FRAME,
+    HdrStream,
     enlarge,
     preview_factor,
     saving_frames,
@@ -147,6 +149,9 @@ def report_markdown(manifest: dict) -> str:
             f"| {stage} | {info.get('action', '')} | {info['seconds']:.1f} | {info.get('unet_evaluations', '')} |"
         )
     lines += ["", "## Outputs", "", "![side by side](side_by_side.gif)", ""]
+    if size := manifest.get("output_size"):
+        form = f"HDR video ({manifest['hdr']}, 10-bit HEVC)" if manifest.get("hdr") else "SDR video"
+        lines += [f"The edits' mp4s: pasted into the input's frames at {size[0]}x{size[1]}, {form}.", ""]
     if folders := manifest["outputs"].get("edits_png"):
         lines += [f"Lossless frames: {', '.join(f'`{name}/`' for name in folders)}.", ""]
     for k, path in enumerate(manifest["outputs"].get("masks", [])):
@@ -188,17 +193,21 @@ def _clip_writers(
     audio=None,
     png: bool = False,
     times: np.ndarray | None = None,
+    hdr: HdrStream | None = None,
 ) -> list[Writer]:
     """The writers of `stem.mp4` (at full resolution with the sound, when `full` makes the frames; with
     `png`, its frames also as lossless PNGs in the folder `stem/`, from the same pass) and `stem.gif`
     (working size, a preview), to run in any order. `frames`: the frames, or a function that makes
     them afresh one at a time for each file (a long clip's grid or overlay is never held whole). The
     videos show the frames at `fps`, or at their own `times` (`Video.times`). The GIF's palettes are
-    made on as many threads as torch uses."""
+    made on as many threads as torch uses. `hdr`: `full` makes an HDR input's frames in its own form,
+    written as HDR video (`write_mp4`)."""
     again = frames if callable(frames) else lambda: frames
     pngs = root / stem if png else None
     return [
-        lambda stop: _mp4_with_pngs(_until((full or again)(), stop), root / f"{stem}.mp4", fps, audio, times, pngs),
+        lambda stop: _mp4_with_pngs(
+            _until((full or again)(), stop), root / f"{stem}.mp4", fps, audio, times, pngs, hdr
+        ),
         lambda stop: write_video(
             _until(again(), stop), root / f"{stem}.gif", fps, workers=torch.get_num_threads(), times=times
         ),
@@ -206,14 +215,21 @@ def _clip_writers(
 
 
 def _mp4_with_pngs(
-    frames: Iterable[np.ndarray], mp4: Path, fps: float, audio, times: np.ndarray | None, pngs: Path | None
+    frames: Iterable[np.ndarray],
+    mp4: Path,
+    fps: float,
+    audio,
+    times: np.ndarray | None,
+    pngs: Path | None,
+    hdr: HdrStream | None = None,
 ) -> Path:
     """`mp4`, and when `pngs` names a folder, the same frames as lossless PNGs there: one pass over
-    `frames`, so a pasted edit is read again and pasted once for both; neither is left when one fails."""
+    `frames`, so a pasted edit is read again and pasted once for both; neither is left when one fails.
+    `hdr`: the frames are an HDR input's, both written in its form."""
     if pngs is None:
-        return write_video(frames, mp4, fps, audio, times=times)
+        return write_video(frames, mp4, fps, audio, times=times, hdr=hdr)
     with atomic_path(pngs, directory=True) as folder:
-        return write_video(saving_frames(frames, folder), mp4, fps, audio, times=times)
+        return write_video(saving_frames(frames, folder, hdr), mp4, fps, audio, times=times, hdr=hdr)
 
 
 def _picture_writer(image: np.ndarray, path: Path, stop: threading.Event) -> Path:
@@ -221,9 +237,15 @@ def _picture_writer(image: np.ndarray, path: Path, stop: threading.Event) -> Pat
     return write_png(image, path)
 
 
-def _pasted(clip: Clip, edited: np.ndarray, masks: torch.Tensor | None, cell: int) -> Iterator[np.ndarray]:
-    """The edit's frames pasted into the input's, read again from the input (`composite`)."""
-    return composite(clip.originals(), edited, masks, clip.video.resize, cell)
+def _pasted(
+    clip: Clip, edited: np.ndarray, masks: torch.Tensor | None, cell: int, hdr: HdrStream | None
+) -> Iterator[np.ndarray]:
+    """The edit's frames pasted into the input's, read again from the input (`composite`); with `hdr`
+    (the input's, `written_hdr`), into its own HDR frames, the edit's pixels made HDR (`sdr_to_hdr`)."""
+    if hdr is None:
+        return composite(clip.originals(), edited, masks, clip.video.resize, cell)
+    to_signal = functools.partial(sdr_to_hdr, transfer=hdr.transfer, peak=hdr.peak)
+    return composite(clip.originals(signal=True), edited, masks, clip.video.resize, cell, to_signal)
 
 
 def run_writers(writers: list[Writer], workers: int, on_step: StepHook | None = None, show: bool = False) -> list[Path]:
@@ -274,8 +296,16 @@ PASTED_WRITER_BYTES_PER_PIXEL = 200  # peak memory of writing one edit's mp4 at 
 
 
 def pasting(cfg: RunConfig, clip: Clip) -> bool:
-    """Whether the edits' mp4s are pasted into the input's frames at its own size (`compositing`)."""
-    return clip.full_size is not None and CompositeMode(cfg.composite) is CompositeMode.AUTO
+    """Whether the edits' mp4s are pasted into the input's frames at its own size (`compositing`): when
+    its size is not the working size, or when it is HDR video that they are written as (`written_hdr`)."""
+    mode = CompositeMode(cfg.composite)
+    return mode is not CompositeMode.OFF and (clip.full_size is not None or written_hdr(cfg, clip) is not None)
+
+
+def written_hdr(cfg: RunConfig, clip: Clip) -> HdrStream | None:
+    """The HDR form the edits' mp4s are written in: an HDR input's own, unless `cfg.composite` asks for
+    SDR (sdr) or the working size (off); None for SDR."""
+    return clip.hdr if CompositeMode(cfg.composite) is CompositeMode.AUTO else None
 
 
 def writer_count(cfg: RunConfig, clip: Clip, threads: int, free: int) -> int:
@@ -283,7 +313,7 @@ def writer_count(cfg: RunConfig, clip: Clip, threads: int, free: int) -> int:
     pasted at the input's size would not fit in `free` bytes side by side."""
     if not pasting(cfg, clip):
         return max(1, threads)
-    width, height = clip.full_size
+    width, height = clip.full_size or clip.size
     return max(1, min(threads, free // (PASTED_WRITER_BYTES_PER_PIXEL * width * height)))
 
 
@@ -328,7 +358,7 @@ def _write_outputs(
 ) -> tuple[dict, dict]:
     """`write_run_outputs`' files, into `root`; returns the manifest and the files by kind."""
     source, fps = clip.frames, clip.fps
-    full = pasting(cfg, clip)
+    full, hdr = pasting(cfg, clip), written_hdr(cfg, clip)
     files: dict[str, list[str] | str] = {"edits": [], "edits_gif": [], "edits_png": [], "masks": [], "attention": []}
     pasted: list[Writer] = []  # the edits' mp4s (with their PNGs) at full size, the longest writers: started first
     clip_writers = functools.partial(_clip_writers, root=root, fps=fps, times=clip.times)  # at the clip's times
@@ -337,9 +367,9 @@ def _write_outputs(
     files["source"], files["reconstruction"] = "source.mp4", "reconstruction.mp4"
     for k, frames in enumerate(out.edits, start=1):
         masks = out.result.masks[k - 1] if out.result.masks is not None else None
-        paste = functools.partial(_pasted, clip, frames, masks, info.vae_scale_factor) if full else None
+        paste = functools.partial(_pasted, clip, frames, masks, info.vae_scale_factor, hdr) if full else None
         mp4_writer, gif_writer = clip_writers(
-            frames, stem=f"edit_{k}", full=paste, audio=clip.audio, png=cfg.png_frames
+            frames, stem=f"edit_{k}", full=paste, audio=clip.audio, png=cfg.png_frames, hdr=hdr if full else None
         )
         (pasted if full else writers).append(mp4_writer)
         writers.append(gif_writer)
@@ -377,7 +407,8 @@ def _write_outputs(
         "model": info.identity,
         "frames": len(source),
         "size": [int(source.shape[2]), int(source.shape[1])],
-        "output_size": list(clip.full_size) if full else None,
+        "output_size": list(clip.full_size or clip.size) if full else None,
+        "hdr": hdr.name if full and hdr is not None else None,  # the edits' mp4s: HDR video in the input's transfer
         "fps": fps,
         "audio": clip.audio is not None,
         "warnings": [*clip.notes, *res.warnings],  # loading's, then the edit's (kept with it: a reused edit's too)

@@ -47,6 +47,7 @@ from videop2p.inversion import InversionResult, invert, kept_at, load_inversion,
 from videop2p.io.video import (
     DEFAULT_FPS,
     AudioSpan,
+    HdrStream,
     as_frames,
     declared_frames,
     frames_needed,
@@ -92,11 +93,13 @@ class Clip:
     audio: AudioSpan | None = None  # the selection's sound
     times: np.ndarray | None = None  # (F + 1,) s: when each frame is shown, where not evenly (`Video.times`)
     notes: tuple[str, ...] = ()  # what loading warned of (conversions, a size far above the model's), for the report
+    hdr: HdrStream | None = None  # the input's HDR signal, where it is HDR video (`frames` are tone-mapped)
 
-    def originals(self) -> Iterator[np.ndarray]:
-        """The selected frames at the input's own size, read again one at a time."""
+    def originals(self, signal: bool = False) -> Iterator[np.ndarray]:
+        """The selected frames at the input's own size, read again one at a time (with `signal`, an HDR
+        input's in its own 16-bit form, `iter_video`)."""
         v = self.video
-        return iter_video(v.path, v.start, len(self.frames), v.stride)
+        return iter_video(v.path, v.start, len(self.frames), v.stride, signal=signal)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -238,6 +241,7 @@ class VideoP2P:
             audio=raw.audio,
             times=raw.times,
             notes=notes,
+            hdr=probe.hdr,
         )
 
     def clip_from_frames(

@@ -658,7 +658,7 @@ def build_app(session: Session):
                             [m.value for m in CompositeMode],
                             value=defaults.composite,
                             label="Paste into the input",
-                            info="auto: edits at the input's own resolution; off: the working size",
+                            info="auto: edits at the input's own resolution (HDR stays HDR); sdr: likewise, SDR; off: the working size",
                         )
                         png_frames = gr.Checkbox(
                             value=defaults.png_frames,

@@ -11,6 +11,9 @@ light its file says it holds (`content_peak`: its content light level, bounded b
 display's peak); where it says neither, from 1000 cd/m2, the usual grade. HLG is scene light shown on
 BT.2100's nominal 1000 cd/m2 display, whatever its file says of its mastering. Light above the peak is
 clipped.
+
+The way back (`sdr_to_hdr`) undoes each step, so that an SDR edit pasted into an HDR clip's own frames
+shows on an SDR screen as it was made, and the pixels it leaves keep the file's values.
 """
 
 from __future__ import annotations
@@ -59,6 +62,13 @@ def hlg_inverse_oetf(signal: np.ndarray) -> np.ndarray:
     e = np.clip(signal, 0.0, 1.0)
     high = (np.exp((np.maximum(e, 0.5) - HLG_C) / HLG_A) + HLG_B) / 12
     return np.where(e <= 0.5, e * e / 3, high)
+
+
+def hlg_oetf(scene: np.ndarray) -> np.ndarray:
+    """Normalised scene light [0, 1] -> HLG signal [0, 1] (BT.2100 Table 5, OETF)."""
+    e = np.clip(scene, 0.0, 1.0)
+    high = HLG_A * np.log(np.maximum(12 * e - HLG_B, 1e-12)) + HLG_C
+    return np.where(e <= 1 / 12, np.sqrt(3 * e), high)
 
 
 def hlg_system_gamma(peak: float) -> float:
@@ -161,24 +171,88 @@ def hdr_to_sdr(rgb: np.ndarray, transfer: int, peak: float = HDR_PEAK, workers: 
     uses, as the writers do; numpy lets go of the GIL in each step); each pixel is converted alone."""
     light = _channel_light(transfer)  # a ValueError names a transfer that is not HDR's, before any work
     tables = _Tables(light, _gain_table(peak), _gamma_table())
+    return _in_bands(lambda band: _to_sdr(band, transfer, peak, tables), rgb, np.uint8, workers)
+
+
+def sdr_to_hdr(rgb: np.ndarray, transfer: int, peak: float = HDR_PEAK, workers: int | None = None) -> np.ndarray:
+    """`hdr_to_sdr` undone: 8-bit BT.709 RGB (H, W, 3) as an SDR screen shows it -> HDR R'G'B' (H, W, 3)
+    uint16 (BT.2020, PQ or HLG) that `hdr_to_sdr` shows as it, within a level: light for a gamma 2.4
+    display (BT.1886), the largest component's roll-off undone (BT.2390's EETF from `peak` onto reference
+    white, BT.2408, is monotonic, so its inverse is read from a table), BT.2020 primaries (BT.2087's
+    matrix inverted), then the transfer's signal (PQ's inverse EOTF; for HLG, BT.2100's OOTF on a `peak`
+    display undone and its OETF). In bands on `workers` threads, as `hdr_to_sdr`."""
+    if transfer not in (PQ, HLG):
+        raise ValueError(f"transfer {transfer} is not an HDR transfer; expected {PQ} (PQ) or {HLG} (HLG).")
+    tables = _InverseTables(_linear_table(), _ratio_table(peak))
+    return _in_bands(lambda band: _from_sdr(band, transfer, peak, tables), rgb, np.uint16, workers)
+
+
+def _in_bands(convert, rgb: np.ndarray, dtype, workers: int | None) -> np.ndarray:
+    """`convert` of each band of BAND_ROWS rows of `rgb` (H, W, 3) -> (H, W, 3) `dtype`, on `workers` threads
+    (None: as many as torch uses)."""
     if workers is None:
         import torch  # loaded already wherever a clip is read for a model; the rest of io needs none
 
         workers = torch.get_num_threads()
     edges = np.linspace(0, rgb.shape[0], max(1, rgb.shape[0] // BAND_ROWS) + 1).astype(int)  # bands of rows
-    out = np.empty(rgb.shape, np.uint8)  # (H, W, 3)
+    out = np.empty(rgb.shape, dtype)  # (H, W, 3)
 
-    def convert(band: int) -> None:
+    def run(band: int) -> None:
         rows = slice(edges[band], edges[band + 1])
-        out[rows] = _to_sdr(rgb[rows], transfer, peak, tables)
+        out[rows] = convert(rgb[rows])
 
     if workers <= 1 or len(edges) <= 2:
         for band in range(len(edges) - 1):
-            convert(band)
+            run(band)
         return out
     with ThreadPoolExecutor(min(workers, len(edges) - 1)) as pool:
-        list(pool.map(convert, range(len(edges) - 1)))  # each band's error is raised here
+        list(pool.map(run, range(len(edges) - 1)))  # each band's error is raised here
     return out
+
+
+@dataclass(frozen=True)
+class _InverseTables:
+    """What `sdr_to_hdr` reads per value: each 8-bit code's linear light (`_linear_table`) and, per largest
+    component, the factor that undoes the roll-off (`_ratio_table`)."""
+
+    linear: np.ndarray
+    ratio: np.ndarray
+
+
+def _linear_table() -> np.ndarray:
+    """Each 8-bit code value's light on a BT.1886 (gamma 2.4) display, 1 the screen's white, (256,) float32."""
+    return np.power(np.arange(256) / 255.0, SDR_GAMMA).astype(np.float32)
+
+
+def _ratio_table(peak: float) -> np.ndarray:
+    """For an SDR pixel whose largest component is s (linear light, 1 the screen's white) over [0, 1] in 65536
+    steps: the factor to cd/m2 that undoes `hdr_to_sdr`'s roll-off, L / s where `bt2390_eetf(L)` is
+    s x reference white (REFERENCE_WHITE below the knee), (65536,) float32."""
+    light = np.linspace(0.0, peak, 4 * CODES)
+    shown = bt2390_eetf(light, peak, REFERENCE_WHITE) / REFERENCE_WHITE  # increasing from 0 to 1
+    s = np.linspace(0.0, 1.0, CODES)
+    ratio = np.interp(s, shown, light) / np.maximum(s, 1e-12)
+    ratio[0] = REFERENCE_WHITE
+    return ratio.astype(np.float32)
+
+
+def _from_sdr(rgb: np.ndarray, transfer: int, peak: float, tables: _InverseTables) -> np.ndarray:
+    """`sdr_to_hdr` of a band of rows (H, W, 3) uint8 -> (H, W, 3) uint16, with its tables."""
+    light = tables.linear[rgb]  # (H, W, 3) float32, 1 the screen's white
+    largest = np.maximum(np.maximum(light[..., 0], light[..., 1]), light[..., 2])  # (H, W)
+    light *= tables.ratio[(largest * np.float32(CODES - 1) + np.float32(0.5)).astype(np.int32)][..., None]  # cd/m2
+    light = light @ np.linalg.inv(BT2020_TO_BT709).T.astype(np.float32)  # (H, W, 3) cd/m2, BT.2020
+    np.maximum(light, 0.0, out=light)
+    if transfer == PQ:
+        signal = pq_inverse_eotf(light)
+    else:  # display light to scene light: BT.2100's OOTF on a `peak` display undone, then HLG's OETF
+        luminance = np.maximum(light @ BT2100_LUMA.astype(np.float32), np.float32(1e-12)) / np.float32(peak)
+        gamma = hlg_system_gamma(peak)
+        scene = light / (np.float32(peak) * np.power(luminance, np.float32((gamma - 1) / gamma)))[..., None]
+        largest = np.maximum(np.maximum(scene[..., 0], scene[..., 1]), scene[..., 2])  # (H, W)
+        scene /= np.maximum(largest, np.float32(1.0))[..., None]  # a colour HLG cannot hold: its hue kept, darker
+        signal = hlg_oetf(scene)
+    return np.round(signal * (CODES - 1)).astype(np.uint16)
 
 
 def _gamma_encoded(sdr: np.ndarray, table: np.ndarray) -> np.ndarray:

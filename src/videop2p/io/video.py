@@ -8,6 +8,8 @@ import logging
 import math
 import os
 import re
+import struct
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -135,6 +137,7 @@ class _Decoded:
     times: list[float | None] | None = None  # each frame's presentation time in the file (seconds), when known
     end: float | None = None  # when the last frame ends (seconds), when known
     conversions: tuple[str, ...] = ()  # what the reader converts so that the frames are not in the file's form
+    hdr: HdrStream | None = None  # the stream's HDR signal, where it is HDR video
 
 
 def _wanted(i: int, wanted: range | None) -> bool:
@@ -155,11 +158,16 @@ def _draft(img: Image.Image, small: tuple[int, int] | None) -> None:
 
 
 def _iter_frame_dir(
-    path: Path, wanted: range | None, transform: Transform | None, small: tuple[int, int] | None = None
-) -> Iterator[tuple[tuple[int, int], np.ndarray | None]]:
-    """Each image of a folder of frames in natural order: its (width, height), and its pixels
-    (transformed; a JPEG decoded smaller where it is to be resized to `small`, `_draft`) when it is
-    wanted, one at a time; files that are not images are passed over."""
+    path: Path,
+    wanted: range | None,
+    transform: Transform | None,
+    small: tuple[int, int] | None = None,
+    signal: bool = False,
+) -> Iterator[tuple[tuple[int, int], np.ndarray | None, HdrStream | None]]:
+    """Each image of a folder of frames in natural order: its (width, height), its pixels (transformed;
+    a JPEG decoded smaller where it is to be resized to `small`, `_draft`) when it is wanted, and its HDR
+    signal where it is an HDR PNG (`_png_hdr`: tone-mapped as an HDR video's frames are, or with
+    `signal` left in its own 16-bit form), one at a time; files that are not images are passed over."""
     files = sorted(
         (p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: natural_key(p.name)
     )
@@ -168,17 +176,18 @@ def _iter_frame_dir(
         try:
             with Image.open(f) as img:  # Pillow detects the format from the content, not the extension
                 size = img.size  # read from the header; pixels are decoded for wanted frames only
+                hdr = _png_hdr(f) if img.format == "PNG" else None
                 frame = None
                 if _wanted(index, wanted):
                     _draft(img, small)
-                    frame = _kept(_to_rgb(img), transform)
+                    frame = _kept(_to_rgb(img) if hdr is None else _hdr_png_pixels(f, hdr, signal), transform)
         except (UnidentifiedImageError, OSError) as e:
             if f.suffix.lower() in IMAGE_SUFFIXES:
                 raise VideoError(f"Frame {f} is not a readable image ({e}).") from e
             skipped.append(f.name)
             continue
         index += 1
-        yield size, frame
+        yield size, frame, hdr
     if skipped:
         logger.info("ignored %d non-image files in %s", len(skipped), path)
 
@@ -186,16 +195,92 @@ def _iter_frame_dir(
 def _read_frame_dir(
     path: Path, wanted: range | None, transform: Transform | None, small: tuple[int, int] | None = None
 ) -> _Decoded:
-    frames, sizes = [], set()
-    for size, frame in _iter_frame_dir(path, wanted, transform, small):
+    frames, sizes, hdr = [], set(), None
+    for size, frame, said in _iter_frame_dir(path, wanted, transform, small):
         sizes.add(size)
         frames.append(frame)
+        if len(frames) == 1:  # the folder's HDR signal is its first frame's
+            hdr = said
     if not frames:
         raise VideoError(f"Directory {path} contains no image frames; expected files such as 1.jpg, 2.jpg, ...")
     if len(sizes) > 1:
         detail = ", ".join(f"{w}x{h}" for w, h in sorted(sizes, key=lambda s: (s[1], s[0])))
         raise VideoError(f"Frames in {path} have mixed sizes ({detail}); all frames must have the same size.")
-    return _Decoded(frames, sizes.pop(), DEFAULT_FPS)
+    conversions = (_hdr_conversion(path, hdr),) if hdr is not None else ()
+    return _Decoded(frames, sizes.pop(), DEFAULT_FPS, conversions=conversions, hdr=hdr)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CHROMATICITY_UNITS, LIGHT_UNITS = 50000, 10000  # HDR10's: x, y in 0.00002, light in 0.0001 cd/m2 (ST 2086)
+CICP_RGB, CICP_FULL_RANGE = 0, 1  # ITU-T H.273: "identity" (R'G'B', no matrix) and full range, as PNG stores
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    """A PNG chunk: length, type, data, CRC-32 of type and data (PNG specification, section 5.3)."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png_hdr(path: Path) -> HdrStream | None:
+    """The HDR signal a 16-bit RGB PNG says in its cICP chunk (PNG 3rd edition: BT.2020 primaries, PQ or
+    HLG, no matrix), with its mDCv and cLLi chunks' HDR10 metadata; None for any other PNG. Reads the
+    chunks before the image data only."""
+    with open(path, "rb") as f:
+        if f.read(8) != PNG_SIGNATURE:
+            return None
+        cicp, mdcv, clli, depth_type = None, None, None, None
+        while head := f.read(8):
+            if len(head) < 8:
+                return None
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"IDAT" or length > 1 << 20:
+                break
+            data = f.read(length)
+            f.seek(4, os.SEEK_CUR)  # its CRC
+            if kind == b"IHDR" and length == 13:
+                depth_type = data[8:10]  # bit depth, colour type
+            elif kind == b"cICP" and length == 4:
+                cicp = tuple(data)
+            elif kind == b"mDCv" and length == 24:
+                mdcv = struct.unpack(">8HII", data)
+            elif kind == b"cLLi" and length == 8:
+                clli = struct.unpack(">II", data)
+    if depth_type != bytes([16, 2]) or cicp is None or cicp[0] != BT2020 or cicp[1] not in HDR_TRANSFERS or cicp[2]:
+        return None
+    mastering = (*(v / CHROMATICITY_UNITS for v in mdcv[:8]), *(v / LIGHT_UNITS for v in mdcv[8:])) if mdcv else None
+    light_level = (round(clli[0] / LIGHT_UNITS), round(clli[1] / LIGHT_UNITS)) if clli else None
+    return HdrStream(cicp[1], mastering, light_level)
+
+
+def _hdr_png_pixels(path: Path, hdr: HdrStream, signal: bool) -> np.ndarray:
+    """An HDR PNG's (`_png_hdr`) pixels as an SDR screen shows them, (H, W, 3) uint8 (`hdr.hdr_to_sdr`),
+    or with `signal` its own R'G'B' (H, W, 3) uint16 (Pillow reads 16-bit RGB as 8 bits: FFmpeg reads it)."""
+    try:
+        with av.open(str(path)) as container:
+            rgb = next(container.decode(video=0)).to_ndarray(format="rgb48le")
+    except (av.error.FFmpegError, StopIteration) as e:
+        raise VideoError(f"Frame {path} is not a readable image ({e}).") from e
+    return rgb if signal else hdr_to_sdr(rgb, hdr.transfer, hdr.peak)
+
+
+def hdr_png(frame: np.ndarray, hdr: HdrStream) -> bytes:
+    """A lossless 16-bit PNG of an HDR frame's own R'G'B' (H, W, 3) uint16, saying its form as PNG's 3rd
+    edition does: cICP (BT.2020 primaries, its transfer, no matrix, full range), and mDCv and cLLi where
+    its file said HDR10 metadata (chromaticities in 0.00002, light in 0.0001 cd/m2)."""
+    height, width = frame.shape[:2]
+    codec = av.codec.CodecContext.create("png", "w")
+    codec.width, codec.height, codec.pix_fmt = width, height, "rgb48be"
+    rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb48le").reformat(format="rgb48be")
+    png = b"".join(bytes(packet) for packet in [*codec.encode(rgb), *codec.encode(None)])
+    said = _png_chunk(b"cICP", bytes([BT2020, hdr.transfer, CICP_RGB, CICP_FULL_RANGE]))
+    if hdr.mastering is not None:
+        units = [round(v * CHROMATICITY_UNITS) for v in hdr.mastering[:8]] + [
+            round(v * LIGHT_UNITS) for v in hdr.mastering[8:]
+        ]
+        said += _png_chunk(b"mDCv", struct.pack(">8HII", *units))
+    if hdr.light_level is not None:
+        said += _png_chunk(b"cLLi", struct.pack(">II", *(round(v * LIGHT_UNITS) for v in hdr.light_level)))
+    after_header = len(PNG_SIGNATURE) + 8 + 13 + 4  # the signature, then IHDR: length, type, 13 bytes, CRC
+    return png[:after_header] + said + png[after_header:]
 
 
 def _read_animated_image(img: Image.Image, wanted: range | None, transform: Transform | None) -> _Decoded:
@@ -249,21 +334,57 @@ def _source_colour(frame: av.VideoFrame, hdr: bool) -> dict:
     return said
 
 
-def _light_peak(frame: av.VideoFrame) -> float | None:
-    """The brightest light a PQ frame's file says the clip holds, in cd/m2 (`hdr.content_peak` of its
-    content light level and mastering display, which FFmpeg attaches to decoded frames as side data, from
-    the codec's SEI or the container's boxes); None where it says neither."""
-    max_cll = mastering_peak = None
+def _hdr_metadata(frame: av.VideoFrame) -> tuple[tuple[float, ...] | None, tuple[int, int] | None]:
+    """The HDR10 metadata a frame's file says, as FFmpeg attaches it to decoded frames as side data (from
+    the codec's SEI or the container's boxes): its mastering display (SMPTE ST 2086: the x, y of its red,
+    green and blue primaries and white point, then its peak and black in cd/m2) and its content light
+    level (CTA-861.3: MaxCLL, MaxFALL in cd/m2); None for what it does not say."""
+    mastering = light_level = None
     for data in frame.side_data:
         if data.type == av.sidedata.sidedata.Type.CONTENT_LIGHT_LEVEL:  # AVContentLightMetadata: MaxCLL, MaxFALL
-            max_cll = int(np.frombuffer(bytes(data), np.uint32, count=1)[0])
+            light_level = tuple(int(v) for v in np.frombuffer(bytes(data), np.uint32, count=2))
         elif data.type == av.sidedata.sidedata.Type.MASTERING_DISPLAY_METADATA:
             # AVMasteringDisplayMetadata: 10 AVRationals (primaries 3x2, white point, min and max
             # luminance) as (num, den) int pairs, then has_primaries, has_luminance
             fields = np.frombuffer(bytes(data), np.int32, count=22)
-            if fields[21] and fields[19] > 0:
-                mastering_peak = fields[18] / fields[19]
-    return content_peak(max_cll, mastering_peak)
+            values = [float(n / d) if d > 0 else 0.0 for n, d in zip(fields[0:20:2], fields[1:20:2], strict=True)]
+            if fields[21] and values[9] > 0:  # its luminance said (a peak of 0 says nothing)
+                primaries = values[:8] if fields[20] else list(BT2020_XY)
+                mastering = (*primaries, values[9], values[8])
+    return mastering, light_level
+
+
+BT2020_XY = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290)  # BT.2020's red, green, blue and D65's x, y
+
+
+@dataclass(frozen=True)
+class HdrStream:
+    """An HDR stream (BT.2100: BT.2020 colours, PQ or HLG) and the HDR10 metadata its file says, which its
+    edits keep when they are written as HDR video (`write_mp4`)."""
+
+    transfer: int  # PQ or HLG, FFmpeg's numbers
+    mastering: tuple[float, ...] | None = None  # ST 2086: R, G, B, white x, y (8 values), then peak, black cd/m2
+    light_level: tuple[int, int] | None = None  # CTA-861.3: MaxCLL, MaxFALL in cd/m2
+
+    @property
+    def said_peak(self) -> float | None:
+        """cd/m2: the brightest light a PQ stream's file says it holds (`hdr.content_peak`); None for HLG,
+        shown on its nominal display whatever its file says, or where the file says neither."""
+        if self.transfer != PQ:
+            return None
+        return content_peak(
+            self.light_level[0] if self.light_level else None, self.mastering[8] if self.mastering else None
+        )
+
+    @property
+    def peak(self) -> float:
+        """cd/m2: the light its highlights roll off from (HDR_PEAK where the file says none)."""
+        return HDR_PEAK if self.said_peak is None else self.said_peak
+
+    @property
+    def name(self) -> str:
+        """PQ or HLG."""
+        return "PQ" if self.transfer == PQ else "HLG"
 
 
 @dataclass(frozen=True)
@@ -271,21 +392,15 @@ class _Showing:
     """How players show a stream's frames, decided at its first frame (`_showing`)."""
 
     sar: Fraction = Fraction(1)  # its pixels' aspect (`_pixel_aspect`)
-    transfer: int | None = None  # its transfer; PQ and HLG are tone-mapped (`_display_rgb`)
-    said_peak: float | None = None  # cd/m2: the peak a PQ stream's file says it holds (`_light_peak`)
-
-    @property
-    def peak(self) -> float:
-        """cd/m2: the light an HDR stream's highlights roll off from (HDR_PEAK where the file says none)."""
-        return HDR_PEAK if self.said_peak is None else self.said_peak
+    hdr: HdrStream | None = None  # its HDR signal; HDR frames are tone-mapped (`_display_rgb`)
 
 
 def _showing(stream, first: av.VideoFrame) -> _Showing:
     """A stream's `_Showing`, from its headers and its `first` decoded frame's side data (a PQ clip's
     peak is one for the whole clip, so that its frames are tone-mapped alike)."""
     transfer = stream.codec_context.color_trc
-    said = _light_peak(first) if transfer == PQ else None  # HLG is shown on its nominal display
-    return _Showing(_pixel_aspect(stream), transfer, said)
+    hdr = HdrStream(transfer, *_hdr_metadata(first)) if transfer in HDR_TRANSFERS else None
+    return _Showing(_pixel_aspect(stream), hdr)
 
 
 def _read_size(frame: av.VideoFrame, showing: _Showing, small: tuple[int, int] | None) -> dict:
@@ -309,27 +424,43 @@ def _read_size(frame: av.VideoFrame, showing: _Showing, small: tuple[int, int] |
 
 
 def _display_rgb(
-    frame: av.VideoFrame, showing: _Showing = _Showing(), small: tuple[int, int] | None = None
+    frame: av.VideoFrame, showing: _Showing = _Showing(), small: tuple[int, int] | None = None, signal: bool = False
 ) -> np.ndarray:
     """A decoded frame's 8-bit RGB (H, W, 3) in BT.709, as an SDR screen shows it (`_source_colour`),
-    smaller where it is to be resized to `small` (`_read_size`); a frame of an HDR stream
-    (`showing.transfer` PQ or HLG) read at 16 bits and tone-mapped from the stream's peak (`hdr.hdr_to_sdr`)."""
+    smaller where it is to be resized to `small` (`_read_size`); a frame of an HDR stream (`showing.hdr`)
+    read at 16 bits and tone-mapped from the stream's peak (`hdr.hdr_to_sdr`), or with `signal` left as
+    its own R'G'B' (H, W, 3) uint16 (BT.2020, the stream's transfer)."""
     read = _read_size(frame, showing, small)
-    if showing.transfer in HDR_TRANSFERS:
+    if showing.hdr is not None:
         rgb = frame.to_ndarray(format="rgb48le", **_source_colour(frame, hdr=True), **read)
-        return hdr_to_sdr(rgb, showing.transfer, showing.peak)
+        return rgb if signal else hdr_to_sdr(rgb, showing.hdr.transfer, showing.hdr.peak)
     return frame.to_ndarray(format="rgb24", **_source_colour(frame, hdr=False), **read)
 
 
-def _upright(frame: av.VideoFrame, showing: _Showing = _Showing(), small: tuple[int, int] | None = None) -> np.ndarray:
-    """A decoded frame as RGB (H, W, 3) as players show it: in BT.709 (`_display_rgb`), in square pixels
-    (an anamorphic clip's non-square pixels resampled to its display width) and turned as its display
-    matrix says (a phone's portrait clip is stored sideways with a rotation to show it upright), as
-    ffmpeg's autorotate does. `small`: the size the frame is to be resized to (`_display_rgb`)."""
-    rgb, turns, sar = _display_rgb(frame, showing, small), _quarter_turns(frame), showing.sar
+def _square_pixels(rgb: np.ndarray, width: int) -> np.ndarray:
+    """(H, W, 3) uint8 or uint16 frame resampled to `width` square pixels (bicubic), its rows kept."""
+    if rgb.dtype == np.uint8:
+        return np.asarray(Image.fromarray(rgb).resize((width, rgb.shape[0]), Image.Resampling.BICUBIC))
+    channels = [  # Pillow resamples 16-bit values one channel at a time, as floats
+        np.asarray(
+            Image.fromarray(rgb[..., c].astype(np.float32)).resize((width, rgb.shape[0]), Image.Resampling.BICUBIC)
+        )
+        for c in range(3)
+    ]
+    return np.clip(np.round(np.stack(channels, axis=-1)), 0, np.iinfo(rgb.dtype).max).astype(rgb.dtype)
+
+
+def _upright(
+    frame: av.VideoFrame, showing: _Showing = _Showing(), small: tuple[int, int] | None = None, signal: bool = False
+) -> np.ndarray:
+    """A decoded frame as RGB (H, W, 3) as players show it: in BT.709 (`_display_rgb`; with `signal`, an
+    HDR frame's own 16-bit values), in square pixels (an anamorphic clip's non-square pixels resampled to
+    its display width) and turned as its display matrix says (a phone's portrait clip is stored sideways
+    with a rotation to show it upright), as ffmpeg's autorotate does. `small`: the size the frame is to
+    be resized to (`_display_rgb`)."""
+    rgb, turns, sar = _display_rgb(frame, showing, small, signal), _quarter_turns(frame), showing.sar
     if sar != 1:
-        height, width = rgb.shape[:2]  # (H, W): the frame's, or smaller (`_read_size`)
-        rgb = np.asarray(Image.fromarray(rgb).resize((_square_width(width, sar), height), Image.Resampling.BICUBIC))
+        rgb = _square_pixels(rgb, _square_width(rgb.shape[1], sar))  # the frame's width, or smaller (`_read_size`)
     return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
 
 
@@ -348,7 +479,7 @@ def _read_container(
     """Frames are decoded one by one and only the `wanted` ones kept (transformed; None each without
     `pixels`: their sizes only, no conversion to RGB), so memory holds the selection only; decoding
     stops after its last frame. `small`: the size `transform` brings frames to (`_display_rgb`)."""
-    frames, times, has_audio, size = [], [], False, (0, 0)
+    frames, times, has_audio, size, showing = [], [], False, (0, 0), None
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -356,7 +487,7 @@ def _read_container(
             has_audio = bool(container.streams.audio)
             stream = container.streams.video[0]
             fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
-            showing, conversions = None, ()
+            conversions = ()
             for i, frame in _frames_until(container, wanted):
                 if showing is None:
                     showing = _showing(stream, frame)
@@ -376,7 +507,8 @@ def _read_container(
         logger.warning("%s is truncated: decoded %d frames before the error (%s)", path, len(frames), _ffmpeg_reason(e))
     if not frames and size == (0, 0):
         raise VideoError(f"{path} contains no decodable video frames.")
-    return _Decoded(frames, size, fps, has_audio, times, conversions=conversions)
+    hdr = showing.hdr if showing is not None else None
+    return _Decoded(frames, size, fps, has_audio, times, conversions=conversions, hdr=hdr)
 
 
 def _ffmpeg_reason(error: av.error.FFmpegError) -> str:
@@ -466,13 +598,14 @@ class Probe:
 
     size: tuple[int, int]  # (width, height) of its frames as shown
     conversions: tuple[str, ...]  # what reading it converts (HDR tone-mapped, fields deinterlaced), each a sentence
+    hdr: HdrStream | None = None  # its HDR signal, where it is HDR video
 
 
 def probe_video(path: str | os.PathLike) -> Probe:
     """A clip's `Probe`, from its first frame only (a container's not converted to RGB); a missing or
     unreadable clip is a VideoError naming it."""
     decoded = _decode(Path(path), range(1), pixels=False)
-    return Probe(decoded.size, decoded.conversions)
+    return Probe(decoded.size, decoded.conversions, decoded.hdr)
 
 
 def video_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -643,13 +776,16 @@ def read_video(
     return Video(frames=clip, fps=fps / stride, audio=audio, times=times)
 
 
-def iter_video(path: str | os.PathLike, start: int, num_frames: int, stride: int = 1) -> Iterator[np.ndarray]:
+def iter_video(
+    path: str | os.PathLike, start: int, num_frames: int, stride: int = 1, signal: bool = False
+) -> Iterator[np.ndarray]:
     """The selected frames one at a time, at the file's size: a second pass over a long clip holds one
-    frame in memory (containers and folders of frames; animated images are read whole)."""
+    frame in memory (containers and folders of frames; animated images are read whole). With `signal`,
+    an HDR video's frames in its own form ((H, W, 3) uint16 R'G'B', `_display_rgb`), not tone-mapped."""
     path = Path(path)
     wanted = range(start, start + num_frames * stride, stride)
     if path.is_dir():
-        for i, (_, frame) in enumerate(_iter_frame_dir(path, wanted, None)):
+        for i, (_, frame, _) in enumerate(_iter_frame_dir(path, wanted, None, signal=signal)):
             if frame is not None:
                 yield frame
             if i >= wanted[-1]:
@@ -664,32 +800,39 @@ def iter_video(path: str | os.PathLike, start: int, num_frames: int, stride: int
         for i, frame in _frames_until(container, wanted):
             showing = showing or _showing(stream, frame)
             if i in wanted:
-                yield _upright(frame, showing)
+                yield _upright(frame, showing, signal=signal)
 
 
 def _conversions(path: Path, stream, showing: _Showing) -> tuple[str, ...]:
     """What reading `stream` converts, from what the reader converts by (`showing`, for `_display_rgb`;
     the field order, for `_progressive`), so that the edit is not in the file's own form, each a sentence."""
     codec, said = stream.codec_context, []
-    if showing.transfer in HDR_TRANSFERS:
-        peak = (
-            "HLG's nominal display"
-            if showing.transfer == HLG
-            else "as the file says"
-            if showing.said_peak is not None
-            else "assumed: the file does not say its peak"
-        )
-        said.append(
-            f"{path} is HDR video ({HDR_TRANSFERS[showing.transfer]}): it is read as an SDR screen shows it "
-            f"(tone-mapped to BT.709, its reference white {REFERENCE_WHITE:g} cd/m2 as the screen's white, its "
-            f"highlights rolled off from {showing.peak:g} cd/m2, {peak}), and the edit is SDR video."
-        )
+    if showing.hdr is not None:
+        said.append(_hdr_conversion(path, showing.hdr))
     if codec.field_order in INTERLACED:
         said.append(
             f"{path} is interlaced (two fields in each frame): it is deinterlaced as it is read (FFmpeg's yadif, "
             "one frame per frame), and the edit is progressive video."
         )
     return tuple(said)
+
+
+def _hdr_conversion(path: Path, hdr: HdrStream) -> str:
+    """What reading an HDR clip converts, as a sentence."""
+    peak = (
+        "HLG's nominal display"
+        if hdr.transfer == HLG
+        else "as the file says"
+        if hdr.said_peak is not None
+        else "assumed: the file does not say its peak"
+    )
+    return (
+        f"{path} is HDR video ({HDR_TRANSFERS[hdr.transfer]}): the model sees it as an SDR screen shows it "
+        f"(tone-mapped to BT.709, its reference white {REFERENCE_WHITE:g} cd/m2 as the screen's white, its "
+        f"highlights rolled off from {hdr.peak:g} cd/m2, {peak}); the edits' mp4s are pasted into its own "
+        "frames and stay HDR (--composite sdr: SDR; --composite off: SDR at the working size), the "
+        "previews are SDR."
+    )
 
 
 def _is_container(path: Path) -> bool:
@@ -770,6 +913,27 @@ def frame_rate(fps: float) -> Fraction:
 
 
 MP4_OPTIONS = {"crf": "16", "threads": "1", "bf": "0"}  # x264's, for `write_mp4`: one thread, no B-frames
+HDR_MP4_OPTIONS = "log-level=error:bframes=0:frame-threads=1:pools=none:repeat-headers=1"  # x265's, likewise
+X265_TRANSFERS = {PQ: "smpte2084", HLG: "arib-std-b67"}  # x265's names of the HDR transfers
+
+
+def x265_params(hdr: HdrStream) -> str:
+    """x265's parameters for 10-bit HDR video in `hdr`'s form: BT.2020 colours, its transfer, limited range,
+    and the HDR10 metadata its file said (ST 2086's mastering display in x265's units, chromaticities in
+    0.00002 and light in 0.0001 cd/m2, green, blue, red, white; CTA-861.3's MaxCLL, MaxFALL)."""
+    said = [
+        HDR_MP4_OPTIONS,
+        f"colorprim=bt2020:transfer={X265_TRANSFERS[hdr.transfer]}:colormatrix=bt2020nc:range=limited",
+    ]
+    if hdr.mastering is not None:
+        xy = [round(v * CHROMATICITY_UNITS) for v in hdr.mastering[:8]]  # R, G, B, white: x, y each
+        peak, black = (round(v * LIGHT_UNITS) for v in hdr.mastering[8:])
+        said.append(
+            f"master-display=G({xy[2]},{xy[3]})B({xy[4]},{xy[5]})R({xy[0]},{xy[1]})WP({xy[6]},{xy[7]})L({peak},{black})"
+        )
+    if hdr.light_level is not None:
+        said.append(f"max-cll={hdr.light_level[0]},{hdr.light_level[1]}")
+    return ":".join(said)
 
 
 def write_mp4(
@@ -778,6 +942,7 @@ def write_mp4(
     fps: float = DEFAULT_FPS,
     audio: AudioSpan | None = None,
     times: np.ndarray | None = None,
+    hdr: HdrStream | None = None,
 ) -> Path:
     """Write H.264 / yuv420p at `fps` (kept exactly, as a fraction), or each frame at its own time when
     `times` says them ((F + 1,) s, as `Video.times`), with `audio` as AAC when given;
@@ -790,7 +955,11 @@ def write_mp4(
     them, its macroblock-tree rate control reads memory it has not set, so the file depended on what
     the process had allocated before). Its macroblock tree can still make a file depend on the
     process's history (at times, after the process decoded another video); turning it off costs more
-    than that is worth (docs/long_clips.md, "The same mp4 from the same frames")."""
+    than that is worth (docs/long_clips.md, "The same mp4 from the same frames").
+
+    With `hdr`, the frames are an HDR clip's own R'G'B' (H, W, 3) uint16 (BT.2020, its transfer), written
+    as 10-bit HEVC (x265, `x265_params`; one thread and no B-frames likewise) in that form, with the
+    HDR10 metadata its file said, so that HDR players show them as they show the clip."""
     path = Path(path)
     frames = iter(frames)
     first = next(frames, None)
@@ -798,12 +967,20 @@ def write_mp4(
         raise VideoError(f"Cannot write {path}: no frames.")
     h, w, _ = first.shape
     ph, pw = h + h % 2, w + w % 2
+    rgb_format, pix_fmt, matrix = ("rgb24", "yuv420p", BT709) if hdr is None else ("rgb48le", "yuv420p10le", BT2020)
     with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=frame_rate(fps))
-        stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
-        stream.options = dict(MP4_OPTIONS)
-        video = stream.codec_context  # BT.709, said in the file, so every player shows the colours written
-        video.colorspace = video.color_primaries = video.color_trc = BT709
+        stream = container.add_stream("libx264" if hdr is None else "libx265", rate=frame_rate(fps))
+        stream.width, stream.height, stream.pix_fmt = pw, ph, pix_fmt
+        stream.options = (
+            dict(MP4_OPTIONS) if hdr is None else {"crf": MP4_OPTIONS["crf"], "x265-params": x265_params(hdr)}
+        )
+        video = stream.codec_context  # said in the file, so every player shows the colours written
+        if hdr is None:
+            video.colorspace = video.color_primaries = video.color_trc = BT709
+        else:
+            stream.codec_tag = "hvc1"  # HEVC as Apple's players take it in an mp4
+            video.colorspace = video.color_primaries = BT2020
+            video.color_trc = hdr.transfer
         video.color_range = LIMITED_RANGE
         if times is not None:  # each frame at its own time, in a clock fine enough for any of them
             video.time_base = VARIABLE_RATE_CLOCK
@@ -814,8 +991,8 @@ def write_mp4(
         for k, fr in enumerate(itertools.chain([first], frames)):
             if (ph, pw) != (h, w):
                 fr = np.pad(fr, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
-            rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")
-            yuv = rgb.reformat(format="yuv420p", dst_colorspace=BT709, dst_color_range=LIMITED_RANGE)
+            rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format=rgb_format)
+            yuv = rgb.reformat(format=pix_fmt, dst_colorspace=matrix, dst_color_range=LIMITED_RANGE)
             if times is not None:
                 yuv.pts, yuv.time_base = round(times[k] / VARIABLE_RATE_CLOCK), VARIABLE_RATE_CLOCK
             container.mux(stream.encode(yuv))
@@ -971,17 +1148,24 @@ def frame_name(k: int) -> str:
 WRITTEN_FRAME = re.compile(r"[1-9]\d*\.png")  # the names `frame_name` gives
 
 
-def saving_frames(frames: Iterable[np.ndarray], directory: Path) -> Iterator[np.ndarray]:
-    """`frames` as they come, each also saved into `directory` as a PNG named by `frame_name`."""
+def saving_frames(frames: Iterable[np.ndarray], directory: Path, hdr: HdrStream | None = None) -> Iterator[np.ndarray]:
+    """`frames` as they come, each also saved into `directory` as a PNG named by `frame_name` (with
+    `hdr`, an HDR frame's own 16-bit values, `hdr_png`)."""
     for k, frame in enumerate(frames, start=1):
-        Image.fromarray(frame).save(directory / frame_name(k))
+        if hdr is None:
+            Image.fromarray(frame).save(directory / frame_name(k))
+        else:
+            (directory / frame_name(k)).write_bytes(hdr_png(frame, hdr))
         yield frame
 
 
-def write_frames(frames: np.ndarray | Iterable[np.ndarray], directory: str | os.PathLike) -> Path:
-    """Write frames as 1.png, 2.png, ... into a folder (created atomically), one at a time."""
+def write_frames(
+    frames: np.ndarray | Iterable[np.ndarray], directory: str | os.PathLike, hdr: HdrStream | None = None
+) -> Path:
+    """Write frames as 1.png, 2.png, ... into a folder (created atomically), one at a time (`hdr`:
+    HDR frames in their own 16-bit form, `hdr_png`)."""
     with atomic_path(directory, directory=True) as tmp:
-        for _ in saving_frames(frames, tmp):  # each frame saved as it passes
+        for _ in saving_frames(frames, tmp, hdr):  # each frame saved as it passes
             pass
     return Path(directory)
 
@@ -993,18 +1177,22 @@ def write_video(
     audio: AudioSpan | None = None,
     workers: int = 1,
     times: np.ndarray | None = None,
+    hdr: HdrStream | None = None,
 ) -> Path:
     """Write by suffix: .mp4 (with `audio` when given), .gif, or a folder of PNGs for a path without
     suffix. `frames` may be an iterable of (H, W, 3) frames; every writer takes them as they come.
     The videos show them at `fps`, or at their own `times` ((F + 1,) s, as `Video.times`).
-    `workers`: threads that make a GIF's palettes (the file is the same for any number)."""
+    `workers`: threads that make a GIF's palettes (the file is the same for any number). `hdr`: the
+    frames are an HDR stream's own 16-bit values, written as HDR video (an mp4 or PNGs only)."""
     suffix = Path(path).suffix.lower()
+    if hdr is not None and suffix == ".gif":
+        raise VideoError(f"Cannot write {path}: a GIF holds 8-bit colours, not HDR video; write an .mp4.")
     if suffix == ".mp4":
-        return write_mp4(frames, path, fps, audio, times)
+        return write_mp4(frames, path, fps, audio, times, hdr)
     if suffix == ".gif":
         return write_gif(frames, path, fps, workers, times)
     if suffix == "":
-        return write_frames(frames, path)
+        return write_frames(frames, path, hdr)
     raise VideoError(f"Cannot write {path}: supported outputs are .mp4, .gif or a folder (no suffix).")
 
 
