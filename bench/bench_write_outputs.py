@@ -13,6 +13,10 @@ RSS over the RSS before the stage, with glibc giving freed memory back at once, 
     python bench/bench_write_outputs.py --lengths 8 --size 256
     python bench/bench_write_outputs.py --threads 1      # torch's threads: the files written at once, GIF palettes
     python bench/bench_write_outputs.py --full 1920x1080 --targets 2   # edits pasted into a 1080p input
+    python bench/bench_write_outputs.py --full 3840x2160 --hdr pq --lengths 8  # into a 4K HDR10 input
+
+With `--hdr pq|hlg` the input is HDR video (the ramps as `sdr_to_hdr` makes them, 10-bit HEVC; PQ with
+HDR10 metadata) and the edits' mp4s are pasted into its own frames and written as HDR, as a run does.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ def one(args) -> dict:
 
     from videop2p.config import RunConfig, VideoConfig
     from videop2p.editing import EditResult
-    from videop2p.io.video import read_video, resize_frames, write_mp4
+    from videop2p.io.hdr import HLG, PQ, sdr_to_hdr
+    from videop2p.io.video import HdrStream, probe_video, read_video, resize_frames, write_mp4
     from videop2p.outputs import write_run_outputs
     from videop2p.pipeline import Clip, EditOutput
 
@@ -49,10 +54,22 @@ def one(args) -> dict:
     width, height = (int(v) for v in args.full.split("x")) if args.full else (side, side)
     with tempfile.TemporaryDirectory() as d:
         if args.full:  # the input at its own size, and the working frames cut from it as a run cuts them
-            video = write_mp4((_ramps(width, height, t) for t in range(frames)), f"{d}/input.mp4", 24.0)
+            ramps = (_ramps(width, height, t) for t in range(frames))
+            hdr = None
+            if args.hdr:  # an HDR10 (PQ) or HLG input, in its own 16-bit form
+                transfer = PQ if args.hdr == "pq" else HLG
+                said = (0.708, 0.292, 0.17, 0.797, 0.131, 0.046, 0.3127, 0.329, 1000.0, 0.005)
+                hdr = HdrStream(PQ, said, (1000, 400)) if transfer == PQ else HdrStream(HLG)
+                ramps = (sdr_to_hdr(f, transfer, hdr.peak) for f in ramps)
+            video = write_mp4(ramps, f"{d}/input.mp4", 24.0, hdr=hdr)
             source = np.stack([resize_frames(f[None], side, side)[0] for f in read_video(video).frames])
             clip = Clip(
-                source, 24.0, "synthetic", video=VideoConfig(path=str(video), frames=frames), full_size=(width, height)
+                source,
+                24.0,
+                "synthetic",
+                video=VideoConfig(path=str(video), frames=frames),
+                full_size=(width, height),
+                hdr=probe_video(video).hdr,
             )
         else:
             source = np.stack([_ramps(side, side, t) for t in range(frames)])
@@ -74,7 +91,7 @@ def one(args) -> dict:
         seconds, peak = time.perf_counter() - started, _peak_mb() - base
     threads, clip_mb = torch.get_num_threads(), source.nbytes / 2**20
     row = {"length": frames, "size": side, "threads": threads, "clip_mb": clip_mb, "seconds": seconds, "peak_mb": peak}
-    return row | {"full": args.full or "", "targets": targets}
+    return row | {"full": args.full or "", "targets": targets, "hdr": args.hdr or ""}
 
 
 def main() -> None:
@@ -83,17 +100,19 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch's thread count (default: torch's own)")
     p.add_argument("--full", help="WxH of an input the edits are pasted into (default: none, the working size)")
     p.add_argument("--targets", type=int, default=1)
+    p.add_argument("--hdr", choices=["pq", "hlg"], help="with --full: the input is HDR video of this transfer")
     args = p.parse_args()
     if args.one:
         sys.stdout.write(json.dumps(one(args)) + "\n")
         return
     header = "| frames | size | input | targets | threads | one clip, MB | seconds | peak MB |"
     flags = ["--size", str(args.size), "--threads", str(args.threads), "--targets", str(args.targets)]
-    rows_by_length(__file__, args, flags + (["--full", args.full] if args.full else []), header, _cells)
+    flags += ["--full", args.full] if args.full else []
+    rows_by_length(__file__, args, flags + (["--hdr", args.hdr] if args.hdr else []), header, _cells)
 
 
 def _cells(r: dict) -> str:
-    size = r.get("full") or "the working size"
+    size = (r.get("full") or "the working size") + (f" {r['hdr'].upper()}" if r.get("hdr") else "")
     cells = [r["length"], r["size"], size, r.get("targets", 1), r["threads"], f"{r['clip_mb']:.0f}"]
     return "| " + " | ".join(map(str, cells)) + f" | {r['seconds']:.1f} | {r['peak_mb']:.0f} |"
 

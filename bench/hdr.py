@@ -1,8 +1,9 @@
-"""Time of reading an HDR frame as an SDR screen shows it (`io.hdr.hdr_to_sdr`), per frame.
+"""Time of reading an HDR frame as an SDR screen shows it (`io.hdr.hdr_to_sdr`), and of the way back
+(`io.hdr.sdr_to_hdr`, an edit's pixels pasted into an HDR clip), per frame.
 
-Frames of random 16-bit R'G'B' codes at the sizes given, PQ and HLG (HLG's OOTF mixes the channels
-and costs more). Prints the median seconds per frame of `--repeats` runs for each size and transfer,
-on one thread and on as many as torch uses (`hdr_to_sdr`'s default).
+Frames of random 16-bit R'G'B' codes (8-bit for the way back) at the sizes given, PQ and HLG (HLG's
+OOTF mixes the channels and costs more). Prints the median seconds per frame of `--repeats` runs for
+each size, transfer and direction, on one thread and on as many as torch uses (the default).
 
     python bench/hdr.py                                  # 1920x1080 and 3840x2160
     python bench/hdr.py --sizes 1280x720 --repeats 9
@@ -17,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from videop2p.io.hdr import HLG, PQ, hdr_to_sdr
+from videop2p.io.hdr import HLG, PQ, hdr_to_sdr, sdr_to_hdr
 
 
 def main() -> None:
@@ -29,14 +30,17 @@ def main() -> None:
     for size in args.sizes:
         width, height = (int(v) for v in size.split("x"))
         codes = rng.integers(0, 65536, (height, width, 3), dtype=np.uint16)  # (H, W, 3)
-        for name, transfer in (("PQ", PQ), ("HLG", HLG)):
-            for workers in (1, torch.get_num_threads()):
-                seconds = []
-                for _ in range(args.repeats):
-                    start = time.perf_counter()
-                    hdr_to_sdr(codes, transfer, workers=workers)
-                    seconds.append(time.perf_counter() - start)
-                print(f"{size} {name}, {workers} thread(s): {statistics.median(seconds):.3f} s per frame")
+        levels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        for direction, convert, frame in (("to SDR", hdr_to_sdr, codes), ("to HDR", sdr_to_hdr, levels)):
+            for name, transfer in (("PQ", PQ), ("HLG", HLG)):
+                for workers in (1, torch.get_num_threads()):
+                    seconds = []
+                    for _ in range(args.repeats):
+                        start = time.perf_counter()
+                        convert(frame, transfer, workers=workers)
+                        seconds.append(time.perf_counter() - start)
+                    median = statistics.median(seconds)
+                    print(f"{size} {name} {direction}, {workers} thread(s): {median:.3f} s per frame")
 
 
 if __name__ == "__main__":

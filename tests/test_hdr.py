@@ -376,3 +376,16 @@ def test_an_hdr_clips_edits_are_sdr_video_when_asked(tmp_path, composite):
     assert np.abs(shown[:, shown.shape[1] // 2, shown.shape[2] // 2].astype(int) - (40, 90, 160)).max() <= 4
     if composite == "sdr":  # the input as it was seen, where nothing is pasted
         assert np.abs(shown[:, :, :4].astype(int) - read_video(video).frames[:, :, :4]).mean() < 2
+
+
+def test_an_anamorphic_hdr_frame_is_resampled_to_square_pixels_in_its_own_16_bits():
+    """An HDR frame read in its own form (pasting into it) is widened to square pixels as its 8-bit reading
+    is: the same bicubic resampling, at 16 bits."""
+    from videop2p.io.video import _square_pixels
+
+    y, x = np.mgrid[0:24, 0:30]
+    levels = np.stack([x * 8, y * 10, (x + y) * 4], -1).astype(np.uint8)  # (24, 30, 3) smooth ramps
+    wide8 = _square_pixels(levels, 40).astype(int)
+    wide16 = _square_pixels(levels.astype(np.uint16) * 257, 40)
+    assert wide16.dtype == np.uint16 and wide16.shape == (24, 40, 3)
+    assert np.abs(wide16 / 257 - wide8).max() <= 1  # Pillow's 8-bit resampling rounds each pass

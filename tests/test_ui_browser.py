@@ -360,7 +360,7 @@ def test_the_window_fields_take_one_per_target(tmp_path):
         ({"window": 8, "overlap": 8}, "^window overlap 8 is not valid with a window of 8 frames"),
         ({"window": 1}, "^frames per window 1 is not valid; expected a whole number >= 2"),
         ({"group_norm": "batch"}, "^group norm 'batch' is not one of frame, clip"),
-        ({"composite": "on"}, "^paste into the input 'on' is not one of auto, off"),
+        ({"composite": "on"}, "^paste into the input 'on' is not one of auto, sdr, off"),
         ({"anchors": "all"}, "^anchor frames 'all' is not one of first, first.middle"),
         ({"attention_slicing": 2.5}, "^attention query chunk 2.5 is not valid; expected a whole number >= 1"),
         (
