@@ -389,3 +389,17 @@ def test_an_anamorphic_hdr_frame_is_resampled_to_square_pixels_in_its_own_16_bit
     wide16 = _square_pixels(levels.astype(np.uint16) * 257, 40)
     assert wide16.dtype == np.uint16 and wide16.shape == (24, 40, 3)
     assert np.abs(wide16 / 257 - wide8).max() <= 1  # Pillow's 8-bit resampling rounds each pass
+
+
+def test_without_an_hevc_encoder_an_hdr_clips_edits_are_sdr_video_and_the_log_says_so(tmp_path, monkeypatch, caplog):
+    import logging
+
+    import videop2p.outputs
+
+    monkeypatch.setattr(videop2p.outputs, "hdr_writable", lambda: False)  # an FFmpeg built without x265
+    with caplog.at_level(logging.WARNING, logger="videop2p.outputs"):
+        manifest, _ = _hdr_run(tmp_path, PQ, (96, 64), "auto")
+    assert manifest["hdr"] is None and probe_video(tmp_path / "auto" / "edit_1.mp4").hdr is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "this FFmpeg has no x265 encoder: the edits of an HDR clip are written as SDR video"
+    ]

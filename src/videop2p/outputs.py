@@ -29,6 +29,7 @@ from videop2p.io.video import (
     WRITTEN_FRAME,
     HdrStream,
     enlarge,
+    hdr_writable,
     preview_factor,
     saving_frames,
     side_by_side_frames,
@@ -304,8 +305,9 @@ def pasting(cfg: RunConfig, clip: Clip) -> bool:
 
 def written_hdr(cfg: RunConfig, clip: Clip) -> HdrStream | None:
     """The HDR form the edits' mp4s are written in: an HDR input's own, unless `cfg.composite` asks for
-    SDR (sdr) or the working size (off); None for SDR."""
-    return clip.hdr if CompositeMode(cfg.composite) is CompositeMode.AUTO else None
+    SDR (sdr) or the working size (off), or this FFmpeg has no HEVC encoder; None for SDR."""
+    auto = CompositeMode(cfg.composite) is CompositeMode.AUTO
+    return clip.hdr if auto and clip.hdr is not None and hdr_writable() else None
 
 
 def writer_count(cfg: RunConfig, clip: Clip, threads: int, free: int) -> int:
@@ -359,6 +361,8 @@ def _write_outputs(
     """`write_run_outputs`' files, into `root`; returns the manifest and the files by kind."""
     source, fps = clip.frames, clip.fps
     full, hdr = pasting(cfg, clip), written_hdr(cfg, clip)
+    if clip.hdr is not None and hdr is None and CompositeMode(cfg.composite) is CompositeMode.AUTO:
+        logger.warning("this FFmpeg has no x265 encoder: the edits of an HDR clip are written as SDR video")
     files: dict[str, list[str] | str] = {"edits": [], "edits_gif": [], "edits_png": [], "masks": [], "attention": []}
     pasted: list[Writer] = []  # the edits' mp4s (with their PNGs) at full size, the longest writers: started first
     clip_writers = functools.partial(_clip_writers, root=root, fps=fps, times=clip.times)  # at the clip's times

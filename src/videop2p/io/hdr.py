@@ -176,7 +176,8 @@ def hdr_to_sdr(rgb: np.ndarray, transfer: int, peak: float = HDR_PEAK, workers: 
 
 def sdr_to_hdr(rgb: np.ndarray, transfer: int, peak: float = HDR_PEAK, workers: int | None = None) -> np.ndarray:
     """`hdr_to_sdr` undone: 8-bit BT.709 RGB (H, W, 3) as an SDR screen shows it -> HDR R'G'B' (H, W, 3)
-    uint16 (BT.2020, PQ or HLG) that `hdr_to_sdr` shows as it, within a level: light for a gamma 2.4
+    uint16 (BT.2020, PQ or HLG) that `hdr_to_sdr` shows as it (within a level for 99% of 8-bit colours, up to
+    5 where a channel near black sits beside a bright one: docs/long_clips.md): light for a gamma 2.4
     display (BT.1886), the largest component's roll-off undone (BT.2390's EETF from `peak` onto reference
     white, BT.2408, is monotonic, so its inverse is read from a table), BT.2020 primaries (BT.2087's
     matrix inverted), then the transfer's signal (PQ's inverse EOTF; for HLG, BT.2100's OOTF on a `peak`

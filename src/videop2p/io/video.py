@@ -917,6 +917,11 @@ HDR_MP4_OPTIONS = "log-level=error:bframes=0:frame-threads=1:pools=none:repeat-h
 X265_TRANSFERS = {PQ: "smpte2084", HLG: "arib-std-b67"}  # x265's names of the HDR transfers
 
 
+def hdr_writable() -> bool:
+    """Whether this FFmpeg can write HDR video (`write_mp4`'s 10-bit HEVC: x265)."""
+    return "libx265" in av.codecs_available
+
+
 def x265_params(hdr: HdrStream) -> str:
     """x265's parameters for 10-bit HDR video in `hdr`'s form: BT.2020 colours, its transfer, limited range,
     and the HDR10 metadata its file said (ST 2086's mastering display in x265's units, chromaticities in
