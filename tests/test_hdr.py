@@ -403,3 +403,21 @@ def test_without_an_hevc_encoder_an_hdr_clips_edits_are_sdr_video_and_the_log_sa
     assert [r.getMessage() for r in caplog.records] == [
         "this FFmpeg has no x265 encoder: the edits of an HDR clip are written as SDR video"
     ]
+
+
+def test_an_hdr_mp4_is_the_same_file_on_any_number_of_threads(tmp_path, monkeypatch):
+    """x265 encodes a frame's rows in waves on torch's threads, one frame at a time: the same bytes for any
+    number of threads (frame threads would change them)."""
+    import videop2p.io.video as video
+
+    y, x = np.mgrid[0:144, 0:256]  # three rows of x265's 64-pixel blocks
+    frames = [
+        np.stack([x * 200 + 900 * t, y * 300, (x + y) * 100], -1).astype(np.uint16) for t in range(3)
+    ]  # (144, 256, 3) ramps
+    files = []
+    for threads in (1, 2):
+        monkeypatch.setattr(video, "torch_threads", lambda threads=threads: threads)
+        path = video.write_mp4(frames, tmp_path / f"{threads}.mp4", 8.0, hdr=video.HdrStream(PQ))
+        with av.open(str(path)) as c:
+            files.append(b"".join(bytes(p) for p in c.demux(video=0)))
+    assert files[0] == files[1] and len(files[0]) > 500

@@ -188,13 +188,18 @@ def sdr_to_hdr(rgb: np.ndarray, transfer: int, peak: float = HDR_PEAK, workers: 
     return _in_bands(lambda band: _from_sdr(band, transfer, peak, tables), rgb, np.uint16, workers)
 
 
+def torch_threads() -> int:
+    """The threads torch uses, which a user sets: the budget of io's converters and encoders, as of the
+    writers (torch is loaded already wherever a clip is read for a model; io imports it only here)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _in_bands(convert, rgb: np.ndarray, dtype, workers: int | None) -> np.ndarray:
     """`convert` of each band of BAND_ROWS rows of `rgb` (H, W, 3) -> (H, W, 3) `dtype`, on `workers` threads
     (None: as many as torch uses)."""
-    if workers is None:
-        import torch  # loaded already wherever a clip is read for a model; the rest of io needs none
-
-        workers = torch.get_num_threads()
+    workers = torch_threads() if workers is None else workers
     edges = np.linspace(0, rgb.shape[0], max(1, rgb.shape[0] // BAND_ROWS) + 1).astype(int)  # bands of rows
     out = np.empty(rgb.shape, dtype)  # (H, W, 3)
 

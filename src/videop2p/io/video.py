@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageSequence, UnidentifiedImageError
 
 from videop2p.config import ResizeMode
-from videop2p.io.hdr import HDR_PEAK, HLG, PQ, REFERENCE_WHITE, content_peak, hdr_to_sdr
+from videop2p.io.hdr import HDR_PEAK, HLG, PQ, REFERENCE_WHITE, content_peak, hdr_to_sdr, torch_threads
 from videop2p.store.files import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -913,7 +913,7 @@ def frame_rate(fps: float) -> Fraction:
 
 
 MP4_OPTIONS = {"crf": "16", "threads": "1", "bf": "0"}  # x264's, for `write_mp4`: one thread, no B-frames
-HDR_MP4_OPTIONS = "log-level=error:bframes=0:frame-threads=1:pools=none:repeat-headers=1"  # x265's, likewise
+HDR_MP4_OPTIONS = "log-level=error:info=0:bframes=0:frame-threads=1:repeat-headers=1"  # x265's: one frame at a time ...
 X265_TRANSFERS = {PQ: "smpte2084", HLG: "arib-std-b67"}  # x265's names of the HDR transfers
 
 
@@ -926,8 +926,9 @@ def x265_params(hdr: HdrStream) -> str:
     """x265's parameters for 10-bit HDR video in `hdr`'s form: BT.2020 colours, its transfer, limited range,
     and the HDR10 metadata its file said (ST 2086's mastering display in x265's units, chromaticities in
     0.00002 and light in 0.0001 cd/m2, green, blue, red, white; CTA-861.3's MaxCLL, MaxFALL)."""
-    said = [
-        HDR_MP4_OPTIONS,
+    said = [  # ... its rows in waves on torch's threads: the same file for any number (frame threads would not
+        # be), without x265's note of its settings (which names the threads and the CPU)
+        f"{HDR_MP4_OPTIONS}:pools={torch_threads()}",
         f"colorprim=bt2020:transfer={X265_TRANSFERS[hdr.transfer]}:colormatrix=bt2020nc:range=limited",
     ]
     if hdr.mastering is not None:
@@ -963,7 +964,8 @@ def write_mp4(
     than that is worth (docs/long_clips.md, "The same mp4 from the same frames").
 
     With `hdr`, the frames are an HDR clip's own R'G'B' (H, W, 3) uint16 (BT.2020, its transfer), written
-    as 10-bit HEVC (x265, `x265_params`; one thread and no B-frames likewise) in that form, with the
+    as 10-bit HEVC (x265, `x265_params`: no B-frames, one frame at a time, its rows in waves on torch's
+    threads, so the file is the same for any number of them) in that form, with the
     HDR10 metadata its file said, so that HDR players show them as they show the clip."""
     path = Path(path)
     frames = iter(frames)
