@@ -421,3 +421,19 @@ def test_an_hdr_mp4_is_the_same_file_on_any_number_of_threads(tmp_path, monkeypa
         with av.open(str(path)) as c:
             files.append(b"".join(bytes(p) for p in c.demux(video=0)))
     assert files[0] == files[1] and len(files[0]) > 500
+
+
+def test_info_says_whether_hdr_clips_edits_can_be_hdr_video(monkeypatch):
+    from typer.testing import CliRunner
+
+    import videop2p.io.video
+    from videop2p.cli import app
+
+    said = []
+    for writable in (True, False):
+        monkeypatch.setattr(videop2p.io.video, "hdr_writable", lambda writable=writable: writable)
+        result = CliRunner().invoke(app, ["info"])
+        assert result.exit_code == 0, result.output
+        said.append(next(line for line in result.output.splitlines() if line.startswith("video: PyAV")))
+    assert said[0].endswith("HDR clips' edits as HDR video (x265)")
+    assert said[1].endswith("HDR clips' edits as SDR (this FFmpeg has no x265)")

@@ -171,6 +171,17 @@ def info(
         if torch.cuda.is_bf16_supported():
             dtypes.append("bfloat16 (CUDA)")
     lines.append(f"dtypes: {', '.join(dtypes)}")
+    import av
+
+    from videop2p.io.video import hdr_writable
+
+    hdr = (
+        "HDR clips' edits as HDR video (x265)"
+        if hdr_writable()
+        else "HDR clips' edits as SDR (this FFmpeg has no x265)"
+    )
+    codec = ".".join(map(str, av.library_versions["libavcodec"]))
+    lines.append(f"video: PyAV {av.__version__}, FFmpeg's libavcodec {codec}; {hdr}")
     lines.append(f"model: {model or f'bundled toy model, videop2p-toy ({bundled_model_path()})'}")
     _quiet_loaders()
     try:
