@@ -304,6 +304,7 @@ def test_a_local_batch_names_a_missing_clip_too_few_frames_or_a_missing_model_be
         ({"name": "own-config", "model_config": "clip"}, ("own-config: --model-config 'clip'", "its own configs")),
         ({"name": "no-lora", "lora": {"style.safetensors": 0.5}}, ("no-lora: LoRA file", "does not exist")),
         ({"name": "no-emb", "embeddings": ["style.pt=<s>"]}, ("no-emb: embedding file", "does not exist")),
+        ({"name": "no-vae", "vae": "ft-mse.safetensors"}, ("no-vae: VAE file", "does not exist")),
         (
             {"name": "bad-word", "edit": {"blend": ["triangle", "circle"]}},
             ("bad-word: blend word", "'triangle' is not in prompt"),

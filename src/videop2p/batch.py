@@ -188,6 +188,8 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
         cfg.video.path = str(_resolve(cfg.video.path, here))
         if cfg.model and (here / cfg.model).exists():  # a folder beside the file; otherwise a hub id
             cfg.model = str(_resolve(cfg.model, here))
+        if cfg.vae and (here / cfg.vae).exists():  # likewise
+            cfg.vae = str(_resolve(cfg.vae, here))
         for key in ADAPTER_FILES:  # LoRA and embedding files beside the jobs file
             setattr(cfg, key, {str(_resolve(path, here)): value for path, value in getattr(cfg, key).items()})
         cfg.out = str(out_root / name)
@@ -237,6 +239,7 @@ def model_spec(cfg: RunConfig) -> dict:
         "attention_slicing": cfg.attention_slicing,
         "group_norm": cfg.group_norm.value,
         "model_config": cfg.model_config,
+        "vae": cfg.vae,
         "lora": cfg.lora,
         "embeddings": cfg.embeddings,
     }
@@ -383,6 +386,12 @@ def _check_model_config(cfg: RunConfig) -> None:
     check_model_config(cfg.model, cfg.model_config)
 
 
+def _check_vae(vae: str) -> None:
+    from videop2p.models.vae import check_vae_spec
+
+    check_vae_spec(vae)
+
+
 def _check_lora(lora: tuple[str, float]) -> None:
     from videop2p.models.lora import check_lora
 
@@ -413,6 +422,7 @@ def check_local_inputs(jobs: list[Job], loaded: LoadedModel | None = None) -> No
             (("video", v.path, v.start, v.frames, v.stride), _check_clip, v),
             (("model", cfg.model), check_model_path, cfg.model),
             (("model_config", cfg.model, cfg.model_config), _check_model_config, cfg),
+            (("vae", cfg.vae), _check_vae, cfg.vae),
             *((("lora", path, scale), _check_lora, (path, scale)) for path, scale in cfg.lora.items()),
             *((("embedding", p, token), _check_embedding, (p, token)) for p, token in cfg.embeddings.items()),
         )

@@ -86,6 +86,11 @@ EMBEDDING_HELP = (
     "token the file names, else its file name; repeatable; diffusers' or the A1111 web UI's .pt/.safetensors/.bin)."
 )
 EmbeddingOpt = Annotated[list[str] | None, typer.Option(help=EMBEDDING_HELP)]
+VAE_HELP = (
+    "A VAE in place of the model's own: a diffusers folder, a .safetensors/.ckpt/.pt file (the original or "
+    "diffusers' layout; the A1111 web UI's VAE files) or a hub id, e.g. stabilityai/sd-vae-ft-mse (default: the model's)."
+)
+VaeOpt = Annotated[str | None, typer.Option(help=VAE_HELP)]
 
 
 def _warning_line(
@@ -148,6 +153,7 @@ def info(
     model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,
     lora: LoraOpt = None,
     embedding: EmbeddingOpt = None,
+    vae: VaeOpt = None,
 ) -> None:
     """Print the version, torch devices, dtype support and the model that would be used."""
     loras, embeddings = _adapter_flags(lora, embedding)
@@ -157,6 +163,7 @@ def info(
     from videop2p.models.embeddings import EmbeddingError
     from videop2p.models.loading import ModelLoadError, ModelNotFoundError, bundled_model_path, load_components
     from videop2p.models.lora import LoraError
+    from videop2p.models.vae import VaeError
 
     lines = [f"videop2p {__version__}", f"torch {torch.__version__}"]
     devices = ["cpu"]
@@ -185,10 +192,10 @@ def info(
     lines.append(f"model: {model or f'bundled toy model, videop2p-toy ({bundled_model_path()})'}")
     _quiet_loaders()
     try:
-        comps = load_components(model, config=model_config, lora=loras, embeddings=embeddings)
+        comps = load_components(model, config=model_config, lora=loras, embeddings=embeddings, vae=vae)
         for k, v in comps.info.to_dict().items():
             lines.append(f"  {k}: {v}")
-    except (ModelNotFoundError, ModelLoadError, LoraError, EmbeddingError) as e:
+    except (ModelNotFoundError, ModelLoadError, LoraError, EmbeddingError, VaeError) as e:
         lines.append(f"  not available: {e}")
     typer.echo("\n".join(lines))
 
@@ -440,6 +447,7 @@ def _run_stages(cfg, stage: str) -> None:
             cfg.model_config,
             cfg.lora,
             cfg.embeddings,
+            cfg.vae,
         )
         cfg.tune.progress = cfg.inversion.progress = cfg.edit.progress = not cfg.quiet
         if stage == "run":
@@ -518,6 +526,7 @@ def _stage_command(stage: str, doc: str):
         model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP, rich_help_panel=MODEL_PANEL)] = None,
         lora: Annotated[list[str] | None, typer.Option(help=LORA_HELP, rich_help_panel=MODEL_PANEL)] = None,
         embedding: Annotated[list[str] | None, typer.Option(help=EMBEDDING_HELP, rich_help_panel=MODEL_PANEL)] = None,
+        vae: Annotated[str | None, typer.Option(help=VAE_HELP, rich_help_panel=MODEL_PANEL)] = None,
         frames: Annotated[
             int | None,
             typer.Option(
@@ -768,6 +777,7 @@ def export(
     model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,
     lora: LoraOpt = None,
     embedding: EmbeddingOpt = None,
+    vae: VaeOpt = None,
 ) -> None:
     """Write a tuned clip as our delta, or as a Tune-A-Video / Video-P2P folder their scripts load."""
     loras, embeddings = _adapter_flags(lora, embedding)
@@ -783,7 +793,7 @@ def export(
     try:
         check_export_folder(out, fmt)
         tuned_delta(entry)  # before the model is loaded
-        components = load_components(model, config=model_config, lora=loras, embeddings=embeddings)
+        components = load_components(model, config=model_config, lora=loras, embeddings=embeddings, vae=vae)
         with _long_run(None, "nothing was written; run the same command again.", ""):  # a full disk: one line
             path = export_tuned(components, entry, out, fmt)
     except (ValueError, FileNotFoundError) as e:
@@ -1206,10 +1216,12 @@ def ui(
     model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,
     lora: LoraOpt = None,
     embedding: EmbeddingOpt = None,
+    vae: VaeOpt = None,
 ) -> None:
     """Start the web editor (Gradio) on localhost."""
     from videop2p.config import check_number
     from videop2p.models.loading import check_adapter_files, check_model_config, check_model_path
+    from videop2p.models.vae import check_vae_spec
 
     _check_own_flags(lambda p: check_number(None, "port", p, 1, 65535, whole=True), port)
     loras, embeddings = _adapter_flags(lora, embedding)
@@ -1219,6 +1231,8 @@ def ui(
             check_model_path(model)
         check_model_config(model, model_config)
         check_adapter_files(loras, embeddings)
+        if vae is not None:
+            check_vae_spec(vae)
     except (ValueError, FileNotFoundError) as e:  # ModelNotFoundError is a FileNotFoundError
         _fail(str(e))
     _check_folder("--root", root, "for the workspace, uploads and results")
@@ -1235,7 +1249,18 @@ def ui(
         _fail(f"--root {str(root)!r} cannot be made ({e.strerror}); give a folder you can write in.")
     typer.echo(f"videop2p editor on http://{host}:{port} (workspace and results in {root.resolve()})")
     try:
-        launch(model, root, host, port, device, dtype, model_config=model_config, lora=loras, embeddings=embeddings)
+        launch(
+            model,
+            root,
+            host,
+            port,
+            device,
+            dtype,
+            model_config=model_config,
+            lora=loras,
+            embeddings=embeddings,
+            vae=vae,
+        )
     except OSError as e:  # the port taken between the check and the start, or a platform's own refusal
         _fail(f"the editor could not listen on {host}:{port}: {str(e).splitlines()[0]}")
 

@@ -233,6 +233,7 @@ class RunConfig:
     targets: list[str] = field(default_factory=list)  # edited prompts
     model: str | None = None  # hub id, folder or file; None: the bundled toy model
     model_config: str | None = None  # an original single-file model's architecture: diffusers folder or hub id
+    vae: str | None = None  # a VAE in place of the model's own: a diffusers folder, a weights file or a hub id
     lora: dict[str, float] = field(default_factory=dict)  # LoRA file -> scale, fused into the model before tuning
     embeddings: dict[str, str | None] = field(default_factory=dict)  # textual-inversion file -> token (None: its own)
     out: str = "outputs"  # output folder
@@ -580,6 +581,7 @@ PRESET_MARGINS: dict[Preset, str] = {  # what a preset costs against the officia
 OPTIONS: dict[str, tuple[str | None, str]] = {  # flat option (CLI flag, UI field) -> (RunConfig section, field)
     "model": (None, "model"),
     "model_config": (None, "model_config"),
+    "vae": (None, "vae"),
     "lora": (None, "lora"),
     "embedding": (None, "embeddings"),
     "out": (None, "out"),
@@ -979,6 +981,7 @@ def load_config(paths: list[str | os.PathLike], base: RunConfig | None = None) -
     folders = [Path(p).resolve().parent for p in paths]
     cfg.video.path = _beside(cfg.video.path, folders)
     cfg.model, cfg.model_config = _beside(cfg.model, folders), _beside(cfg.model_config, folders)
+    cfg.vae = _beside(cfg.vae, folders)
     for key in ADAPTER_FILES:
         if isinstance(getattr(cfg, key), dict):
             setattr(cfg, key, {_beside(path, folders): value for path, value in getattr(cfg, key).items()})
@@ -1138,7 +1141,12 @@ def validate(cfg: RunConfig) -> None:
     check_prompts(cfg.source, cfg.targets)
     _text("video", "path", v.path)
     _text(None, "out", cfg.out)
-    for attr in ("model", "model_config", "workspace"):  # None: the bundled model, diffusers' guess, the default
+    for attr in (
+        "model",
+        "model_config",
+        "vae",
+        "workspace",
+    ):  # None: the bundled model, diffusers' guess, its own VAE, the default
         if getattr(cfg, attr) is not None:
             _text(None, attr, getattr(cfg, attr))
     check_lora_settings(cfg.lora)

@@ -113,7 +113,14 @@ def rerunnable(cfg: RunConfig) -> dict:
     folder, workspace) are absolute, so that `videop2p run --config OUT/config.yaml` runs it again
     from any folder (a hub id stays as it is)."""
     plain = to_plain(cfg)
-    local = (("video", "path"), (None, "model"), (None, "model_config"), (None, "out"), (None, "workspace"))
+    local = (
+        ("video", "path"),
+        (None, "model"),
+        (None, "model_config"),
+        (None, "vae"),
+        (None, "out"),
+        (None, "workspace"),
+    )
     for section, key in local:
         holder = plain[section] if section else plain
         value = holder.get(key)

@@ -192,15 +192,23 @@ class VideoP2P:
         model_config: str | None = RunConfig.model_config,
         lora: dict[str, float] | None = None,
         embeddings: dict[str, str | None] | None = None,
+        vae: str | None = RunConfig.vae,
     ) -> VideoP2P:
         """Load a model (None: the bundled toy model; `model_config`: an original single-file checkpoint's
         architecture; `lora`: LoRA files and their scales, fused into it; `embeddings`: textual-inversion
-        files and their tokens, None for a file's own); `workspace` enables reuse between runs."""
+        files and their tokens, None for a file's own; `vae`: a VAE in place of the model's own, a folder,
+        weights file or hub id); `workspace` enables reuse between runs."""
         check_folder("workspace", workspace or None, "to keep tuned clips in")
         if workspace:
             check_writable("workspace", workspace, "to keep tuned clips in")
         components = load_components(
-            model, device=device, dtype=parse_dtype(dtype), config=model_config, lora=lora, embeddings=embeddings
+            model,
+            device=device,
+            dtype=parse_dtype(dtype),
+            config=model_config,
+            lora=lora,
+            embeddings=embeddings,
+            vae=vae,
         )
         ws = Workspace(Path(workspace)) if workspace else None
         return cls(components, ws, frame_mode, attention_slicing, group_norm)

@@ -205,7 +205,7 @@ def unpack_upload(path: Path, root: Path) -> Path:
 
 
 # of `ui`'s flags, the upload and the run's folder; every other option of `run` (config.OPTIONS) is a field of the form
-SESSION_OPTIONS = ("model", "model_config", "lora", "embedding", "device", "dtype", "video", "out", "workspace")
+SESSION_OPTIONS = ("model", "model_config", "vae", "lora", "embedding", "device", "dtype", "video", "out", "workspace")
 WORD_PAIRS = ("blend", "subtract")  # options given as two fields, OPTION_source and OPTION_target
 
 FIELD_NAMES = {  # option -> the form's name for it, where they differ
@@ -388,9 +388,11 @@ class Session:
         model_config: str | None = _RUN.model_config,
         lora: dict[str, float] | None = None,
         embeddings: dict[str, str | None] | None = None,
+        vae: str | None = _RUN.vae,
     ):
         self.model, self.root, self.device, self.dtype = model, Path(root), device, dtype
         self.model_config = model_config  # an original single-file model's architecture
+        self.vae = vae  # a VAE in place of the model's own
         self.lora = dict(lora or {})  # LoRA files fused into the model, with their scales
         self.embeddings = dict(embeddings or {})  # textual-inversion files added to it, with their tokens
         self.cancel = threading.Event()
@@ -404,6 +406,8 @@ class Session:
         from videop2p.models.embeddings import EmbeddingError, embedding_word
 
         parts = [f"Model: {self.model or 'videop2p-toy (bundled)'}"]
+        if self.vae:
+            parts.append(f"VAE: {self.vae}")
         if self.lora:
             parts.append("LoRA: " + ", ".join(f"{Path(p).name} ({scale:g})" for p, scale in self.lora.items()))
         words = []
@@ -430,6 +434,7 @@ class Session:
                     model_config=self.model_config,
                     lora=self.lora,
                     embeddings=self.embeddings,
+                    vae=self.vae,
                 )
             return self._pipe
 
@@ -445,7 +450,7 @@ class Session:
         out = self.root / "runs" / time.strftime("%Y%m%d-%H%M%S") / f"{time.time_ns() % 10**6:06d}"
         cfg = form_to_config(form, video, out, self.root / "workspace", self.model)
         cfg.model_config, cfg.lora = self.model_config, dict(self.lora)  # the session's model, as config.yaml reruns it
-        cfg.embeddings = dict(self.embeddings)
+        cfg.embeddings, cfg.vae = dict(self.embeddings), self.vae
         try:  # before the model is loaded (the first Edit's): a damaged upload or too few frames
             check_video(video, cfg.video.start, cfg.video.frames, cfg.video.stride)
         except VideoError as e:
@@ -747,11 +752,12 @@ def launch(
     model_config: str | None = _RUN.model_config,
     lora: dict[str, float] | None = None,
     embeddings: dict[str, str | None] | None = None,
+    vae: str | None = _RUN.vae,
 ):
     """Build and serve the app; returns it (running in the background when `block` is False)."""
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    app = build_app(Session(model, root, device, dtype, model_config, lora, embeddings))
+    app = build_app(Session(model, root, device, dtype, model_config, lora, embeddings, vae))
     app.queue(default_concurrency_limit=1)
     app.launch(
         server_name=host,

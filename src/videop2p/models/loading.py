@@ -22,6 +22,7 @@ from videop2p.models import tav
 from videop2p.models.embeddings import add_embeddings, added_tokens, check_embedding, embedding_words
 from videop2p.models.lora import check_lora, fuse_loras
 from videop2p.models.tokenizer import bundled_tokenizer
+from videop2p.models.vae import check_vae_spec, load_vae, vae_name
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 from videop2p.store.files import atomic_path, read_json
 from videop2p.store.workspace import DELTA_FILE, is_delta_identity
@@ -652,6 +653,7 @@ def load_components(
     config: str | None = None,
     lora: dict[str, float] | None = None,
     embeddings: dict[str, str | None] | None = None,
+    vae: str | None = None,
 ) -> SDComponents:
     """Load tokenizer, text encoder, VAE, UNet and a DDIM scheduler.
 
@@ -660,13 +662,16 @@ def load_components(
     checkpoint's architecture (a diffusers folder or hub id; default: diffusers' guess, read from the
     hub); `lora` maps LoRA files to their scales, fused into the weights (`lora.fuse_loras`; the
     model's name then lists them); `embeddings` maps textual-inversion files to their tokens (None: the
-    file's own), added to the tokenizer and text encoder (`embeddings.add_embeddings`; named too). A
-    device this machine lacks, and a LoRA or embedding file missing, a scale out of range or a token
-    that is no word, are refused before anything is read.
+    file's own), added to the tokenizer and text encoder (`embeddings.add_embeddings`; named too); `vae`
+    names a VAE used in place of the model's (`vae.load_vae`: a folder, file or hub id; named too). A
+    device this machine lacks, and a LoRA, embedding or VAE file missing, a scale out of range or a
+    token that is no word, are refused before anything is read.
     """
     device = check_device(device)
     check_model_config(model, config)
     check_adapter_files(lora, embeddings)
+    if vae is not None:
+        check_vae_spec(vae)
     if device.type == "cpu" and dtype == torch.float16:
         logger.warning(
             "float16 on the CPU runs several times slower than float32 (few CPU kernels take it); for less memory "
@@ -695,6 +700,9 @@ def load_components(
             source = path.name
         else:
             parts = _load_hub(str(model))
+    if vae is not None:  # before LoRAs, which may adapt it too
+        parts = (*parts[:2], load_vae(vae, parts[2], _offline()), *parts[3:])
+        source = f"{source}+{vae_name(vae)}"
     tokenizer, text_encoder, vae, unet, scheduler, video = parts
     if lora:
         fuse_loras(parts[:5], lora, source)

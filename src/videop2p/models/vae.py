@@ -1,0 +1,162 @@
+"""A VAE in place of a model's own (`--vae`), as Stable Diffusion users swap one in (e.g. SD 1.5 with
+`stabilityai/sd-vae-ft-mse`, or the A1111 web UI's `vae-ft-mse-840000-ema-pruned.safetensors`).
+
+Read from a diffusers folder (a VAE's own, or a model folder's `vae/`), a hub id, or one file: an
+original (LDM) VAE checkpoint, read by diffusers with the model's own VAE config as its architecture,
+or a diffusers VAE's weights. It must take the model's latents: the same latent channels and the same
+downsampling. Its own `scaling_factor` is used (an original file's is the model's).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import torch
+
+from videop2p.config import weights_file_problem
+
+logger = logging.getLogger(__name__)
+
+VAE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+
+
+class VaeError(ValueError):
+    """A VAE that cannot replace the model's own; the message names the file and what is wrong."""
+
+
+def check_vae_spec(spec: str | os.PathLike) -> None:
+    """Refuse, before anything is read, a VAE given as a path that is missing, empty or not a weights file or
+    a folder with a config (a hub id passes: it is resolved when loaded)."""
+    from videop2p.models.loading import is_hub_id
+
+    text = str(spec).strip()
+    if not text:
+        raise VaeError("--vae is empty; give a VAE folder, a .safetensors/.ckpt/.pt file or a hub id.")
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if _config_folder(path) is None:
+            raise VaeError(f"VAE folder '{spec}' has no config.json (nor vae/config.json): it is not a diffusers VAE.")
+        return
+    if path.is_file() or path.suffix.lower() in VAE_FILE_SUFFIXES:
+        problem = weights_file_problem(path, "VAE", VAE_FILE_SUFFIXES, "VAE weights")
+        if problem:
+            raise VaeError(problem)
+        return
+    if text.startswith((".", "/", "~")) or not is_hub_id(text):
+        raise VaeError(
+            f"VAE '{spec}' is not a local path, nor a hub id (owner/name); give a VAE folder, a "
+            f"{', '.join(VAE_FILE_SUFFIXES)} file or a hub id such as stabilityai/sd-vae-ft-mse."
+        )
+
+
+def _config_folder(path: Path) -> Path | None:
+    """The folder of a diffusers VAE's config: `path` itself, or a model folder's `vae/`."""
+    for folder in (path, path / "vae"):
+        if (folder / "config.json").is_file():
+            return folder
+    return None
+
+
+def load_vae(spec: str | os.PathLike, like, offline: bool):
+    """The AutoencoderKL `spec` names (`check_vae_spec`), checked to take the latents of `like` (the model's
+    own VAE): a folder or hub id by diffusers' `from_pretrained`; a file of diffusers' keys into `like`'s
+    architecture; an original (LDM) file by `from_single_file` with `like`'s config."""
+    from diffusers import AutoencoderKL
+
+    check_vae_spec(spec)
+    path = Path(str(spec).strip()).expanduser()
+    try:
+        if path.is_dir():
+            vae = AutoencoderKL.from_pretrained(str(_config_folder(path)))
+        elif path.is_file():
+            vae = _vae_file(path, like)
+        else:
+            vae = _vae_hub(str(spec).strip(), offline)
+    except VaeError:
+        raise
+    except Exception as e:  # noqa: BLE001 (whatever diffusers raises becomes one line naming the VAE)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise VaeError(f"VAE '{spec}' could not be read ({first}).") from e
+    _check_fits(vae, like, spec)
+    logger.info("the model's VAE replaced by %s (scaling factor %g)", spec, vae.config.scaling_factor)
+    return vae
+
+
+def _vae_file(path: Path, like):
+    """A VAE from one weights file: diffusers' keys (`encoder.down_blocks...`) loaded strictly into `like`'s
+    architecture, else an original (LDM) VAE (`encoder.down.0...`, or a whole checkpoint's
+    `first_stage_model.`) read by diffusers with `like`'s config."""
+    from diffusers import AutoencoderKL
+
+    weights = _read_weights(path)
+    if any(k.startswith("encoder.down_blocks.") for k in weights):
+        vae = AutoencoderKL.from_config(like.config)
+        missing, unexpected = vae.load_state_dict(weights, strict=False)
+        if missing or unexpected:
+            raise VaeError(
+                f"VAE file '{path}' does not fit the model's VAE: {len(missing)} of its weights missing "
+                f"(e.g. {missing[:1]}), {len(unexpected)} unexpected (e.g. {unexpected[:1]})."
+            )
+        return vae
+    if not any(k.startswith(("encoder.down.", "first_stage_model.")) for k in weights):
+        raise VaeError(f"VAE file '{path}' holds no VAE weights (its keys start {sorted(weights)[:2]}).")
+    with tempfile.TemporaryDirectory() as config:
+        like.save_config(config)  # the model's VAE architecture, as the web UI takes a VAE file for its model
+        return AutoencoderKL.from_single_file(str(path), config=config, local_files_only=True)
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A weights file's tensors by name: safetensors, or a torch pickle read with weights only (no code runs;
+    a checkpoint's `state_dict` unwrapped)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        weights = (
+            load_file(str(path))
+            if path.suffix.lower() == ".safetensors"
+            else torch.load(path, map_location="cpu", weights_only=True)
+        )
+    except (SafetensorError, OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise VaeError(f"VAE file '{path}' cannot be read as weights (cut short, damaged: {first[:160]}).") from None
+    if isinstance(weights, dict) and isinstance(weights.get("state_dict"), dict):
+        weights = weights["state_dict"]
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise VaeError(f"VAE file '{path}' holds no weights by name.")
+    return weights
+
+
+def _vae_hub(repo: str, offline: bool):
+    """A hub id's VAE: a VAE repository's, or a model repository's `vae/`, from the cache, else the hub."""
+    from diffusers import AutoencoderKL
+
+    error: Exception | None = None
+    for local in (True, False) if not offline else (True,):
+        for subfolder in (None, "vae"):
+            try:
+                return AutoencoderKL.from_pretrained(repo, subfolder=subfolder, local_files_only=local)
+            except OSError as e:
+                error = e
+    raise VaeError(f"VAE {repo!r} could not be loaded from the Hugging Face hub or its cache ({error}).")
+
+
+def _check_fits(vae, like, spec) -> None:
+    """Refuse a VAE whose latents are not the model's: other latent channels or another downsampling."""
+    ours, theirs = like.config, vae.config
+    if theirs.latent_channels != ours.latent_channels:
+        raise VaeError(
+            f"VAE '{spec}' makes latents of {theirs.latent_channels} channels; the model takes {ours.latent_channels}."
+        )
+    if len(theirs.block_out_channels) != len(ours.block_out_channels):
+        factor, model = 2 ** (len(theirs.block_out_channels) - 1), 2 ** (len(ours.block_out_channels) - 1)
+        raise VaeError(f"VAE '{spec}' downsamples frames by {factor}; the model's latents are 1/{model} of them.")
+
+
+def vae_name(spec: str | os.PathLike) -> str:
+    """How a model with this VAE is named: the file's or folder's stem, or the hub id's name."""
+    return Path(str(spec).strip().rstrip("/")).stem or str(spec)
