@@ -38,6 +38,14 @@ def tiny():
 
 
 @pytest.fixture(scope="session")
+def tiny_folder(tiny, tmp_path_factory):
+    """`tiny` saved as a diffusers folder named `tiny` (models named after it are `tiny+...`)."""
+    from videop2p.models.loading import save_pretrained_folder
+
+    return save_pretrained_folder(tiny, tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture(scope="session")
 def tiny_v():
     from videop2p.testing import dummy_components
 

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from videop2p.cli import app
 from videop2p.config import ConfigError, parse_lora
 from videop2p.io.video import write_frames
-from videop2p.models.loading import load_components, save_pretrained_folder
+from videop2p.models.loading import load_components
 from videop2p.models.lora import LoraError, check_lora
-from videop2p.testing import assert_one_line_error, dummy_components
+from videop2p.testing import assert_one_line_error
 from videop2p.toy.world import Color, Shape, ToyClipSpec, ToyObject, render_clip
 
 RANK = 4
@@ -23,22 +23,12 @@ UNET_LAYERS = ("attn2.to_k", "attn2.to_v", "attn1.to_q")  # ends of the UNet lay
 TEXT_LAYERS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj")
 
 
-@pytest.fixture(scope="module")
-def base():
-    return dummy_components()
-
-
-@pytest.fixture(scope="module")
-def model_dir(base, tmp_path_factory):
-    return save_pretrained_folder(base, tmp_path_factory.mktemp("model") / "tiny")
-
-
-def _pairs(base, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def _pairs(tiny, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """(up, down) of rank RANK for every adapted layer, keyed "unet.NAME" / "text_encoder.NAME"."""
     g = torch.Generator().manual_seed(seed)
     pairs = {}
     for part, ends in (("unet", UNET_LAYERS), ("text_encoder", TEXT_LAYERS)):
-        for name, layer in getattr(base, part).named_modules():
+        for name, layer in getattr(tiny, part).named_modules():
             if name.endswith(ends):
                 out_features, in_features = layer.weight.shape
                 up, down = torch.randn(out_features, RANK, generator=g), torch.randn(RANK, in_features, generator=g)
@@ -68,9 +58,9 @@ def _weights(components) -> dict[str, torch.Tensor]:
     }
 
 
-def _expected(base, *loras) -> dict[str, torch.Tensor]:
-    """The base weights plus scale * (alpha / rank) * up @ down of each (pairs, alpha, scale) in `loras`."""
-    want = {k: v.clone() for k, v in _weights(base).items()}
+def _expected(tiny, *loras) -> dict[str, torch.Tensor]:
+    """The tiny weights plus scale * (alpha / rank) * up @ down of each (pairs, alpha, scale) in `loras`."""
+    want = {k: v.clone() for k, v in _weights(tiny).items()}
     for pairs, alpha, scale in loras:
         for key, (up, down) in pairs.items():
             want[f"{key}.weight"] += scale * (alpha / RANK) * up @ down
@@ -84,29 +74,31 @@ def _assert_weights(components, want):
         torch.testing.assert_close(got[key], value, atol=1e-6, rtol=1e-5, msg=key)
 
 
-def test_a_kohya_lora_is_fused_as_its_formula_says_and_the_model_is_named_by_it(base, model_dir, tmp_path):
-    pairs = _pairs(base, seed=1)
+def test_a_kohya_lora_is_fused_as_its_formula_says_and_the_model_is_named_by_it(tiny, tiny_folder, tmp_path):
+    pairs = _pairs(tiny, seed=1)
     save_file(_kohya(pairs, alpha=2.0), tmp_path / "style.safetensors")
-    fused = load_components(model_dir, lora={str(tmp_path / "style.safetensors"): 0.5})
-    _assert_weights(fused, _expected(base, (pairs, 2.0, 0.5)))  # UNet and text encoder; every other weight as it was
-    plain = load_components(model_dir)
+    fused = load_components(tiny_folder, lora={str(tmp_path / "style.safetensors"): 0.5})
+    _assert_weights(fused, _expected(tiny, (pairs, 2.0, 0.5)))  # UNet and text encoder; every other weight as it was
+    plain = load_components(tiny_folder)
     assert fused.info.identity.startswith("tiny+style@") and plain.info.identity.startswith("tiny@")
     assert fused.info.fingerprint != plain.info.fingerprint  # so its tuned clips are its own in the workspace
-    again = load_components(model_dir, lora={str(tmp_path / "style.safetensors"): 0.5})
+    again = load_components(tiny_folder, lora={str(tmp_path / "style.safetensors"): 0.5})
     assert again.info.identity == fused.info.identity  # and the same LoRA finds them again
 
 
-def test_peft_layout_loras_add_up_each_at_its_own_scale(base, model_dir, tmp_path):
-    first, second = _pairs(base, seed=2), _pairs(base, seed=3)
+def test_peft_layout_loras_add_up_each_at_its_own_scale(tiny, tiny_folder, tmp_path):
+    first, second = _pairs(tiny, seed=2), _pairs(tiny, seed=3)
     save_file(_peft(first), tmp_path / "a.safetensors")
     save_file(_kohya(second, alpha=1.0), tmp_path / "b.safetensors")
-    fused = load_components(model_dir, lora={str(tmp_path / "a.safetensors"): 0.8, str(tmp_path / "b.safetensors"): -1})
-    _assert_weights(fused, _expected(base, (first, RANK, 0.8), (second, 1.0, -1.0)))
+    fused = load_components(
+        tiny_folder, lora={str(tmp_path / "a.safetensors"): 0.8, str(tmp_path / "b.safetensors"): -1}
+    )
+    _assert_weights(fused, _expected(tiny, (first, RANK, 0.8), (second, 1.0, -1.0)))
     assert fused.info.identity.startswith("tiny+a+b@")
 
 
-def test_a_lora_that_does_not_fit_the_model_is_one_line_naming_its_file(base, model_dir, tmp_path):
-    pairs = _pairs(base, seed=4)
+def test_a_lora_that_does_not_fit_the_model_is_one_line_naming_its_file(tiny, tiny_folder, tmp_path):
+    pairs = _pairs(tiny, seed=4)
     cases = {
         "not_lora": {"conv.weight": torch.zeros(3, 3)},  # weights, but no LoRA
         "other_layers": {  # a LoRA for UNet layers this model has not (blocks it lacks)
@@ -123,7 +115,7 @@ def test_a_lora_that_does_not_fit_the_model_is_one_line_naming_its_file(base, mo
             data = (tmp_path / f"{name}.safetensors").read_bytes()
             (tmp_path / f"{name}.safetensors").write_bytes(data[: len(data) // 2])
         with pytest.raises(LoraError) as e:
-            load_components(model_dir, lora={str(tmp_path / f"{name}.safetensors"): 1.0})
+            load_components(tiny_folder, lora={str(tmp_path / f"{name}.safetensors"): 1.0})
         message = str(e.value)
         assert f"{name}.safetensors" in message and "\n" not in message, (name, message)
         assert ("not this model's" in message) == (name.startswith("other")), message  # the architecture is named
@@ -131,7 +123,7 @@ def test_a_lora_that_does_not_fit_the_model_is_one_line_naming_its_file(base, mo
     xl = {k.replace("lora_te_", "lora_te2_"): v for k, v in _kohya(pairs, 4.0).items() if k.startswith("lora_te_")}
     save_file(xl, tmp_path / "xl_text.safetensors")  # SDXL's second text encoder only: nothing of this model
     with pytest.raises(LoraError, match="adapts no layer"):
-        load_components(model_dir, lora={str(tmp_path / "xl_text.safetensors"): 1.0})
+        load_components(tiny_folder, lora={str(tmp_path / "xl_text.safetensors"): 1.0})
 
 
 def test_a_missing_empty_or_foreign_file_and_a_bad_scale_are_refused_before_loading(tmp_path):
@@ -164,8 +156,8 @@ def test_lora_flags_read_file_and_scale():
 runner = CliRunner()
 
 
-def test_run_with_a_lora_records_it_and_reruns_from_its_config(base, model_dir, tmp_path):
-    save_file(_kohya(_pairs(base, seed=5), alpha=4.0), tmp_path / "style.safetensors")
+def test_run_with_a_lora_records_it_and_reruns_from_its_config(tiny, tiny_folder, tmp_path):
+    save_file(_kohya(_pairs(tiny, seed=5), alpha=4.0), tmp_path / "style.safetensors")
     clip = render_clip(ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], frames=2, size=32, seed=1))
     frames = write_frames(clip.frames, tmp_path / "clip")
     (tmp_path / "job").mkdir()
@@ -173,7 +165,7 @@ def test_run_with_a_lora_records_it_and_reruns_from_its_config(base, model_dir, 
     (tmp_path / "job" / "style.safetensors").write_bytes((tmp_path / "style.safetensors").read_bytes())
     config.write_text(yaml.safe_dump({"lora": {"style.safetensors": 0.7}}))
     common = ["--source", "a red circle moving on the grass", "--target", "a blue circle moving on the grass"]
-    common += ["--model", str(model_dir), "--frames", "2", "--tune-steps", "1", "--steps", "2", "--inversion", "fast"]
+    common += ["--model", str(tiny_folder), "--frames", "2", "--tune-steps", "1", "--steps", "2", "--inversion", "fast"]
     out = tmp_path / "out"
     args = ["run", str(frames), *common, "--config", str(config), "--out", str(out), "--quiet"]
     result = runner.invoke(app, args)

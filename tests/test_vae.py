@@ -15,25 +15,15 @@ from typer.testing import CliRunner
 
 from videop2p.cli import app
 from videop2p.io.video import write_frames
-from videop2p.models.loading import load_components, save_pretrained_folder
+from videop2p.models.loading import load_components
 from videop2p.models.vae import VaeError, check_vae_spec
-from videop2p.testing import assert_one_line_error, dummy_components
+from videop2p.testing import assert_one_line_error
 from videop2p.toy.world import Color, Shape, ToyClipSpec, ToyObject, render_clip
 
 
-@pytest.fixture(scope="module")
-def base():
-    return dummy_components()
-
-
-@pytest.fixture(scope="module")
-def model_dir(base, tmp_path_factory):
-    return save_pretrained_folder(base, tmp_path_factory.mktemp("model") / "tiny")
-
-
-def _other_vae(base, scaling: float | None = None) -> AutoencoderKL:
+def _other_vae(tiny, scaling: float | None = None) -> AutoencoderKL:
     """The model's VAE architecture with other weights (and, if given, another scaling factor)."""
-    config = {k: v for k, v in base.vae.config.items() if not k.startswith("_")}  # "_use_default_values" would win
+    config = {k: v for k, v in tiny.vae.config.items() if not k.startswith("_")}  # "_use_default_values" would win
     config |= {"scaling_factor": scaling} if scaling is not None else {}
     torch.manual_seed(7)
     return AutoencoderKL.from_config(config)
@@ -56,36 +46,36 @@ def _assert_same(a: AutoencoderKL, b: AutoencoderKL) -> None:
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k].to(sa[k].dtype)) for k in sa)
 
 
-def test_each_layout_of_a_vae_replaces_the_models_own_and_names_it(base, model_dir, tmp_path):
-    other = _other_vae(base)
+def test_each_layout_of_a_vae_replaces_the_models_own_and_names_it(tiny, tiny_folder, tmp_path):
+    other = _other_vae(tiny)
     save_file(_ldm(other), tmp_path / "ft-mse.safetensors")  # the web UI's layout
-    whole = {k: v for k, v in ldm_state_dict(base).items() if not k.startswith("first_stage_model.")}
+    whole = {k: v for k, v in ldm_state_dict(tiny).items() if not k.startswith("first_stage_model.")}
     whole |= {f"first_stage_model.{k}": v for k, v in _ldm(other).items()}  # inside a whole checkpoint
     torch.save({"state_dict": whole}, tmp_path / "whole.ckpt")
     save_file({k: v.contiguous() for k, v in other.state_dict().items()}, tmp_path / "diffusers.safetensors")
     other.save_pretrained(tmp_path / "vae_folder")
     (tmp_path / "model_folder").mkdir()
     other.save_pretrained(tmp_path / "model_folder" / "vae")  # a model folder's vae/
-    plain = load_components(str(model_dir))
+    plain = load_components(str(tiny_folder))
     names = set()
     for spec in ("ft-mse.safetensors", "whole.ckpt", "diffusers.safetensors", "vae_folder", "model_folder"):
-        comps = load_components(str(model_dir), vae=str(tmp_path / spec))
+        comps = load_components(str(tiny_folder), vae=str(tmp_path / spec))
         _assert_same(comps.vae, other)
         assert comps.info.identity.startswith(f"tiny+{spec.split('.')[0]}@")
         names.add(comps.info.identity.split("@")[1])
     assert len(names) == 1 and plain.info.identity.split("@")[1] not in names  # the fingerprint is the weights'
-    same = load_components(str(model_dir), vae=str(model_dir / "vae"))  # its own VAE: the same weights
+    same = load_components(str(tiny_folder), vae=str(tiny_folder / "vae"))  # its own VAE: the same weights
     assert same.info.identity.split("@")[1] == plain.info.identity.split("@")[1]
 
 
-def test_a_vae_folder_brings_its_own_scaling_factor(base, model_dir, tmp_path):
-    _other_vae(base, scaling=0.5).save_pretrained(tmp_path / "vae")
-    comps = load_components(str(model_dir), vae=str(tmp_path / "vae"))
-    assert comps.info.scaling_factor == 0.5 != base.info.scaling_factor
+def test_a_vae_folder_brings_its_own_scaling_factor(tiny, tiny_folder, tmp_path):
+    _other_vae(tiny, scaling=0.5).save_pretrained(tmp_path / "vae")
+    comps = load_components(str(tiny_folder), vae=str(tmp_path / "vae"))
+    assert comps.info.scaling_factor == 0.5 != tiny.info.scaling_factor
 
 
-def test_a_vae_that_does_not_take_the_models_latents_is_refused_naming_it(base, model_dir, tmp_path):
-    config = {k: v for k, v in base.vae.config.items() if not k.startswith("_")}
+def test_a_vae_that_does_not_take_the_models_latents_is_refused_naming_it(tiny, tiny_folder, tmp_path):
+    config = {k: v for k, v in tiny.vae.config.items() if not k.startswith("_")}
     AutoencoderKL.from_config(config | {"latent_channels": 8}).save_pretrained(tmp_path / "wide")
     deeper = config | {
         "block_out_channels": [*config["block_out_channels"], config["block_out_channels"][-1]],
@@ -94,25 +84,25 @@ def test_a_vae_that_does_not_take_the_models_latents_is_refused_naming_it(base, 
     }
     AutoencoderKL.from_config(deeper).save_pretrained(tmp_path / "deeper")
     with pytest.raises(VaeError, match="latents of 8 channels; the model takes 4"):
-        load_components(str(model_dir), vae=str(tmp_path / "wide"))
+        load_components(str(tiny_folder), vae=str(tmp_path / "wide"))
     with pytest.raises(VaeError, match="downsamples frames by"):
-        load_components(str(model_dir), vae=str(tmp_path / "deeper"))
-    small = {k: v for k, v in list(other_weights(base).items())[:3]}  # diffusers' keys, most missing
+        load_components(str(tiny_folder), vae=str(tmp_path / "deeper"))
+    small = {k: v for k, v in list(other_weights(tiny).items())[:3]}  # diffusers' keys, most missing
     save_file(small, tmp_path / "part.safetensors")
     with pytest.raises(VaeError, match="does not fit the model's VAE"):
-        load_components(str(model_dir), vae=str(tmp_path / "part.safetensors"))
+        load_components(str(tiny_folder), vae=str(tmp_path / "part.safetensors"))
     save_file({"foo.weight": torch.zeros(2)}, tmp_path / "foreign.safetensors")
     with pytest.raises(VaeError, match="holds no VAE weights"):
-        load_components(str(model_dir), vae=str(tmp_path / "foreign.safetensors"))
-    nan = {k: v.clone() for k, v in other_weights(base).items()}
+        load_components(str(tiny_folder), vae=str(tmp_path / "foreign.safetensors"))
+    nan = {k: v.clone() for k, v in other_weights(tiny).items()}
     next(iter(nan.values())).fill_(float("nan"))
     save_file(nan, tmp_path / "nan.safetensors")
     with pytest.raises(Exception, match="not finite|NaN"):
-        load_components(str(model_dir), vae=str(tmp_path / "nan.safetensors"))
+        load_components(str(tiny_folder), vae=str(tmp_path / "nan.safetensors"))
 
 
-def other_weights(base) -> dict[str, torch.Tensor]:
-    return {k: v.contiguous() for k, v in _other_vae(base).state_dict().items()}
+def other_weights(tiny) -> dict[str, torch.Tensor]:
+    return {k: v.contiguous() for k, v in _other_vae(tiny).state_dict().items()}
 
 
 def test_bad_vae_paths_are_refused_before_anything_is_read(tmp_path):
@@ -138,12 +128,12 @@ def test_bad_vae_paths_are_refused_before_anything_is_read(tmp_path):
 runner = CliRunner()
 
 
-def test_run_with_a_vae_records_it_and_reruns_from_its_config(base, model_dir, tmp_path):
-    save_file(_ldm(_other_vae(base)), tmp_path / "ft.safetensors")
+def test_run_with_a_vae_records_it_and_reruns_from_its_config(tiny, tiny_folder, tmp_path):
+    save_file(_ldm(_other_vae(tiny)), tmp_path / "ft.safetensors")
     clip = render_clip(ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], frames=2, size=32, seed=1))
     frames = write_frames(clip.frames, tmp_path / "clip")
     common = ["--source", "a red circle moving on the grass", "--target", "a blue circle moving on the grass"]
-    common += ["--model", str(model_dir), "--frames", "2", "--tune-steps", "1", "--steps", "2", "--inversion", "fast"]
+    common += ["--model", str(tiny_folder), "--frames", "2", "--tune-steps", "1", "--steps", "2", "--inversion", "fast"]
     out = tmp_path / "out"
     result = runner.invoke(
         app, ["run", str(frames), *common, "--vae", str(tmp_path / "ft.safetensors"), "--out", str(out)]
@@ -159,5 +149,5 @@ def test_run_with_a_vae_records_it_and_reruns_from_its_config(base, model_dir, t
     )
     assert_one_line_error(bad, "VAE file 'nothing.safetensors' does not exist")
     assert not (tmp_path / "bad").exists()
-    info = runner.invoke(app, ["info", "--model", str(model_dir), "--vae", str(tmp_path / "ft.safetensors")])
+    info = runner.invoke(app, ["info", "--model", str(tiny_folder), "--vae", str(tmp_path / "ft.safetensors")])
     assert info.exit_code == 0 and "identity: tiny+ft@" in info.output
