@@ -246,9 +246,7 @@ class RunConfig:
     )  # resnet GroupNorm statistics per frame, or over the clip (authors')
     attention_slicing: int | None = None  # attend with at most this many queries at a time (memory fallback)
     window: WindowConfig = field(default_factory=WindowConfig)
-    composite: CompositeMode = (
-        CompositeMode.AUTO
-    )  # edits pasted into the full-resolution input (auto; sdr) or not (off)
+    composite: CompositeMode = CompositeMode.AUTO  # edits pasted into the input's frames (auto; sdr) or not (off)
     png_frames: bool = False  # also each edit's frames as lossless PNGs, edit_K/1.png, ... (the mp4's size)
     tune: TuneConfig = field(default_factory=TuneConfig)
     inversion: InversionConfig = field(default_factory=InversionConfig)
@@ -1141,12 +1139,7 @@ def validate(cfg: RunConfig) -> None:
     check_prompts(cfg.source, cfg.targets)
     _text("video", "path", v.path)
     _text(None, "out", cfg.out)
-    for attr in (
-        "model",
-        "model_config",
-        "vae",
-        "workspace",
-    ):  # None: the bundled model, diffusers' guess, its own VAE, the default
+    for attr in ("model", "model_config", "vae", "workspace"):  # None: the bundled model, diffusers' guess, ...
         if getattr(cfg, attr) is not None:
             _text(None, attr, getattr(cfg, attr))
     check_lora_settings(cfg.lora)
