@@ -115,7 +115,7 @@ def test_export_refuses_another_model_and_an_empty_entry(tuned, tiny, tmp_path):
     base, _, _, _, entry, _ = tuned
     result = runner.invoke(app, ["export", str(entry), str(tmp_path / "x"), "--format", "tune-a-video"])
     assert (
-        result.exit_code == 2 and "pass the --model (and --lora, --embedding) it was tuned from" in result.output
+        result.exit_code == 2 and "pass the --model (and --vae, --lora, --embedding) it was tuned from" in result.output
     )  # bundled model loaded
     result = runner.invoke(app, ["export", str(tmp_path), str(tmp_path / "y"), "--model", str(tmp_path / "none")])
     assert result.exit_code == 2 and "holds no tuned delta" in result.output  # named before any model is loaded

@@ -62,7 +62,7 @@ def export_tuned(
     if identity.get("model") != components.info.fingerprint:
         raise ValueError(
             f"{path} was tuned from the model with fingerprint {identity.get('model')!r}, not the loaded "
-            f"{components.info.identity!r}; pass the --model (and --lora, --embedding) it was tuned from."
+            f"{components.info.identity!r}; pass the --model (and --vae, --lora, --embedding) it was tuned from."
         )
     if ExportFormat(fmt) is ExportFormat.DELTA:
         with atomic_path(Path(out), directory=True) as tmp:
