@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from videop2p.compositing import composite
 from videop2p.config import ADAPTER_FILES, CompositeMode, RunConfig, target_pairs, to_plain
 from videop2p.control.prompts import word_changes
-from videop2p.io.hdr import sdr_to_hdr
+from videop2p.io.hdr import sdr_to_hdr_converter
 from videop2p.io.video import (
     PREVIEW_MIN_WIDTH,
     WRITTEN_FRAME,
@@ -252,7 +252,7 @@ def _pasted(
     (the input's, `written_hdr`), into its own HDR frames, the edit's pixels made HDR (`sdr_to_hdr`)."""
     if hdr is None:
         return composite(clip.originals(), edited, masks, clip.video.resize, cell)
-    to_signal = functools.partial(sdr_to_hdr, transfer=hdr.transfer, peak=hdr.peak)
+    to_signal = sdr_to_hdr_converter(hdr.transfer, hdr.peak)  # its tables built once for the clip
     return composite(clip.originals(signal=True), edited, masks, clip.video.resize, cell, to_signal)
 
 

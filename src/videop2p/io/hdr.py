@@ -18,6 +18,7 @@ shows on an SDR screen as it was made, and the pixels it leaves keep the file's 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -169,9 +170,16 @@ def hdr_to_sdr(rgb: np.ndarray, transfer: int, peak: float = HDR_PEAK, workers: 
     reference white (BT.2408), encoded for gamma 2.4. The frame is converted in bands of BAND_ROWS rows,
     whose values stay in the CPU's caches from step to step, on `workers` threads (None: as many as torch
     uses, as the writers do; numpy lets go of the GIL in each step); each pixel is converted alone."""
-    light = _channel_light(transfer)  # a ValueError names a transfer that is not HDR's, before any work
-    tables = _Tables(light, _gain_table(peak), _gamma_table())
-    return _in_bands(lambda band: _to_sdr(band, transfer, peak, tables), rgb, np.uint8, workers)
+    return hdr_to_sdr_converter(transfer, peak, workers)(rgb)
+
+
+def hdr_to_sdr_converter(
+    transfer: int, peak: float = HDR_PEAK, workers: int | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """`hdr_to_sdr` of a clip's frames, its tables built once for all of them (a ValueError names a
+    transfer that is not HDR's, before any frame)."""
+    tables = _Tables(_channel_light(transfer), _gain_table(peak), _gamma_table())
+    return lambda rgb: _in_bands(lambda band: _to_sdr(band, transfer, peak, tables), rgb, np.uint8, workers)
 
 
 def sdr_to_hdr(rgb: np.ndarray, transfer: int, peak: float = HDR_PEAK, workers: int | None = None) -> np.ndarray:
@@ -182,10 +190,18 @@ def sdr_to_hdr(rgb: np.ndarray, transfer: int, peak: float = HDR_PEAK, workers: 
     white, BT.2408, is monotonic, so its inverse is read from a table), BT.2020 primaries (BT.2087's
     matrix inverted), then the transfer's signal (PQ's inverse EOTF; for HLG, BT.2100's OOTF on a `peak`
     display undone and its OETF). In bands on `workers` threads, as `hdr_to_sdr`."""
+    return sdr_to_hdr_converter(transfer, peak, workers)(rgb)
+
+
+def sdr_to_hdr_converter(
+    transfer: int, peak: float = HDR_PEAK, workers: int | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """`sdr_to_hdr` of a clip's frames, its tables built once for all of them (the roll-off's inverse takes
+    18 ms to tabulate, more than converting a small edit's pixels)."""
     if transfer not in (PQ, HLG):
         raise ValueError(f"transfer {transfer} is not an HDR transfer; expected {PQ} (PQ) or {HLG} (HLG).")
     tables = _InverseTables(_linear_table(), _ratio_table(peak))
-    return _in_bands(lambda band: _from_sdr(band, transfer, peak, tables), rgb, np.uint16, workers)
+    return lambda rgb: _in_bands(lambda band: _from_sdr(band, transfer, peak, tables), rgb, np.uint16, workers)
 
 
 def torch_threads() -> int:

@@ -21,7 +21,16 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageSequence, UnidentifiedImageError
 
 from videop2p.config import ResizeMode
-from videop2p.io.hdr import HDR_PEAK, HLG, PQ, REFERENCE_WHITE, content_peak, hdr_to_sdr, torch_threads
+from videop2p.io.hdr import (
+    HDR_PEAK,
+    HLG,
+    PQ,
+    REFERENCE_WHITE,
+    content_peak,
+    hdr_to_sdr,
+    hdr_to_sdr_converter,
+    torch_threads,
+)
 from videop2p.store.files import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -392,15 +401,18 @@ class _Showing:
     """How players show a stream's frames, decided at its first frame (`_showing`)."""
 
     sar: Fraction = Fraction(1)  # its pixels' aspect (`_pixel_aspect`)
-    hdr: HdrStream | None = None  # its HDR signal; HDR frames are tone-mapped (`_display_rgb`)
+    hdr: HdrStream | None = None  # its HDR signal; HDR frames are tone-mapped (`_display_rgb`) ...
+    to_sdr: Callable[[np.ndarray], np.ndarray] | None = field(default=None, compare=False)  # ... by this
 
 
 def _showing(stream, first: av.VideoFrame) -> _Showing:
     """A stream's `_Showing`, from its headers and its `first` decoded frame's side data (a PQ clip's
     peak is one for the whole clip, so that its frames are tone-mapped alike)."""
     transfer = stream.codec_context.color_trc
-    hdr = HdrStream(transfer, *_hdr_metadata(first)) if transfer in HDR_TRANSFERS else None
-    return _Showing(_pixel_aspect(stream), hdr)
+    if transfer not in HDR_TRANSFERS:
+        return _Showing(_pixel_aspect(stream))
+    hdr = HdrStream(transfer, *_hdr_metadata(first))
+    return _Showing(_pixel_aspect(stream), hdr, hdr_to_sdr_converter(transfer, hdr.peak))  # tables once a clip
 
 
 def _read_size(frame: av.VideoFrame, showing: _Showing, small: tuple[int, int] | None) -> dict:
@@ -433,7 +445,7 @@ def _display_rgb(
     read = _read_size(frame, showing, small)
     if showing.hdr is not None:
         rgb = frame.to_ndarray(format="rgb48le", **_source_colour(frame, hdr=True), **read)
-        return rgb if signal else hdr_to_sdr(rgb, showing.hdr.transfer, showing.hdr.peak)
+        return rgb if signal else showing.to_sdr(rgb)
     return frame.to_ndarray(format="rgb24", **_source_colour(frame, hdr=False), **read)
 
 
