@@ -7,6 +7,9 @@ each size, transfer and direction, on one thread and on as many as torch uses (t
 
     python bench/hdr.py                                  # 1920x1080 and 3840x2160
     python bench/hdr.py --sizes 1280x720 --repeats 9
+
+Then the way back on an edit's box (`--box`, 200x200 pixels), as a pasted writer converts each frame's:
+with the tables built for every call (`sdr_to_hdr`) and built once (`sdr_to_hdr_converter`).
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ import time
 import numpy as np
 import torch
 
-from videop2p.io.hdr import HLG, PQ, hdr_to_sdr, sdr_to_hdr
+from videop2p.io.hdr import HLG, PQ, hdr_to_sdr, sdr_to_hdr, sdr_to_hdr_converter
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["1920x1080", "3840x2160"])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--box", type=int, default=200, help="Side of the edit's box for the tables' cost.")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     for size in args.sizes:
@@ -41,6 +45,15 @@ def main() -> None:
                         seconds.append(time.perf_counter() - start)
                     median = statistics.median(seconds)
                     print(f"{size} {name} {direction}, {workers} thread(s): {median:.3f} s per frame")
+    box = rng.integers(0, 256, (args.box, args.box, 3), dtype=np.uint8)
+    converter = sdr_to_hdr_converter(PQ)
+    for label, convert in (("tables every call", lambda: sdr_to_hdr(box, PQ)), ("tables once", lambda: converter(box))):
+        seconds = []
+        for _ in range(max(args.repeats, 15)):
+            start = time.perf_counter()
+            convert()
+            seconds.append(time.perf_counter() - start)
+        print(f"{args.box}x{args.box} box PQ to HDR, {label}: {1000 * statistics.median(seconds):.1f} ms")
 
 
 if __name__ == "__main__":
