@@ -224,6 +224,12 @@ CHROMATICITY_UNITS, LIGHT_UNITS = 50000, 10000  # HDR10's: x, y in 0.00002, ligh
 CICP_RGB, CICP_FULL_RANGE = 0, 1  # ITU-T H.273: "identity" (R'G'B', no matrix) and full range, as PNG stores
 
 
+def mastering_units(mastering: tuple[float, ...]) -> list[int]:
+    """An ST 2086 mastering display (`HdrStream.mastering`) in HDR10's integer units, as files store it: x, y
+    in 0.00002, light in 0.0001 cd/m2."""
+    return [round(v * CHROMATICITY_UNITS) for v in mastering[:8]] + [round(v * LIGHT_UNITS) for v in mastering[8:]]
+
+
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     """A PNG chunk: length, type, data, CRC-32 of type and data (PNG specification, section 5.3)."""
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -282,10 +288,7 @@ def hdr_png(frame: np.ndarray, hdr: HdrStream) -> bytes:
     png = b"".join(bytes(packet) for packet in [*codec.encode(rgb), *codec.encode(None)])
     said = _png_chunk(b"cICP", bytes([BT2020, hdr.transfer, CICP_RGB, CICP_FULL_RANGE]))
     if hdr.mastering is not None:
-        units = [round(v * CHROMATICITY_UNITS) for v in hdr.mastering[:8]] + [
-            round(v * LIGHT_UNITS) for v in hdr.mastering[8:]
-        ]
-        said += _png_chunk(b"mDCv", struct.pack(">8HII", *units))
+        said += _png_chunk(b"mDCv", struct.pack(">8HII", *mastering_units(hdr.mastering)))
     if hdr.light_level is not None:
         said += _png_chunk(b"cLLi", struct.pack(">II", *(round(v * LIGHT_UNITS) for v in hdr.light_level)))
     after_header = len(PNG_SIGNATURE) + 8 + 13 + 4  # the signature, then IHDR: length, type, 13 bytes, CRC
@@ -944,8 +947,7 @@ def x265_params(hdr: HdrStream) -> str:
         f"colorprim=bt2020:transfer={X265_TRANSFERS[hdr.transfer]}:colormatrix=bt2020nc:range=limited",
     ]
     if hdr.mastering is not None:
-        xy = [round(v * CHROMATICITY_UNITS) for v in hdr.mastering[:8]]  # R, G, B, white: x, y each
-        peak, black = (round(v * LIGHT_UNITS) for v in hdr.mastering[8:])
+        *xy, peak, black = mastering_units(hdr.mastering)  # R, G, B, white: x, y each
         said.append(
             f"master-display=G({xy[2]},{xy[3]})B({xy[4]},{xy[5]})R({xy[0]},{xy[1]})WP({xy[6]},{xy[7]})L({peak},{black})"
         )
