@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 from pathlib import Path
 
 import torch
 from transformers import AddedToken
 
 from videop2p.config import embedding_token_problem, weights_file_problem
+from videop2p.models.weights import read_weights_file
 
 EMBEDDING_SUFFIXES = (".safetensors", ".pt", ".bin")  # what the SD ecosystem writes embeddings as
 logger = logging.getLogger(__name__)
@@ -41,27 +41,10 @@ def check_embedding(path: str | os.PathLike, token: str | None = None) -> None:
         raise EmbeddingError(problem)
 
 
-def _read(path: Path) -> object:
-    """The file's contents: a safetensors dict, or a torch pickle read with weights only (no code runs)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        if path.suffix.lower() == ".safetensors":
-            return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (SafetensorError, OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise EmbeddingError(
-            f"embedding file {str(path)!r} cannot be read as weights (cut short, damaged, or holding more than "
-            f"tensors: {first[:160]})."
-        ) from None
-
-
 def read_embedding(path: str | os.PathLike) -> tuple[str | None, torch.Tensor]:
     """(the token the file names, or None where it names none; its vectors (N, D) in float32)."""
     p = Path(path).expanduser()
-    data = _read(p)
+    data = read_weights_file(p, "embedding", EmbeddingError)
     named = None
     if isinstance(data, dict) and any(k in data for k in _SDXL_KEYS):
         raise EmbeddingError(

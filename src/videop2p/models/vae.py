@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import tempfile
 from pathlib import Path
 
 import torch
 
 from videop2p.config import weights_file_problem
+from videop2p.models.weights import read_weights_file
 
 logger = logging.getLogger(__name__)
 
@@ -112,18 +112,7 @@ def _vae_file(path: Path, like):
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     """A weights file's tensors by name: safetensors, or a torch pickle read with weights only (no code runs;
     a checkpoint's `state_dict` unwrapped)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        weights = (
-            load_file(str(path))
-            if path.suffix.lower() == ".safetensors"
-            else torch.load(path, map_location="cpu", weights_only=True)
-        )
-    except (SafetensorError, OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise VaeError(f"VAE file '{path}' cannot be read as weights (cut short, damaged: {first[:160]}).") from None
+    weights = read_weights_file(path, "VAE", VaeError)
     if isinstance(weights, dict) and isinstance(weights.get("state_dict"), dict):
         weights = weights["state_dict"]
     if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
