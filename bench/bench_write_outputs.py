@@ -14,9 +14,11 @@ RSS over the RSS before the stage, with glibc giving freed memory back at once, 
     python bench/bench_write_outputs.py --threads 1      # torch's threads: the files written at once, GIF palettes
     python bench/bench_write_outputs.py --full 1920x1080 --targets 2   # edits pasted into a 1080p input
     python bench/bench_write_outputs.py --full 3840x2160 --hdr pq --lengths 8  # into a 4K HDR10 input
+    python bench/bench_write_outputs.py --full 3840x2160 --hdr sdr10 --lengths 8  # into a 4K 10-bit SDR input
 
 With `--hdr pq|hlg` the input is HDR video (the ramps as `sdr_to_hdr` makes them, 10-bit HEVC; PQ with
-HDR10 metadata) and the edits' mp4s are pasted into its own frames and written as HDR, as a run does.
+HDR10 metadata) and the edits' mp4s are pasted into its own frames and written as HDR, as a run does;
+with `--hdr sdr10` it is 10-bit SDR video (the ramps at 16 bits, 10-bit HEVC), its edits written so.
 """
 
 from __future__ import annotations
@@ -44,7 +46,15 @@ def one(args) -> dict:
     from videop2p.config import RunConfig, VideoConfig
     from videop2p.editing import EditResult
     from videop2p.io.hdr import HLG, PQ, sdr_to_hdr
-    from videop2p.io.video import HdrStream, probe_video, read_video, resize_frames, write_mp4
+    from videop2p.io.video import (
+        DEEP_SDR,
+        DeepSignal,
+        eight_to_sixteen,
+        probe_video,
+        read_video,
+        resize_frames,
+        write_mp4,
+    )
     from videop2p.outputs import write_run_outputs
     from videop2p.pipeline import Clip, EditOutput
 
@@ -56,12 +66,15 @@ def one(args) -> dict:
         if args.full:  # the input at its own size, and the working frames cut from it as a run cuts them
             ramps = (_ramps(width, height, t) for t in range(frames))
             hdr = None
-            if args.hdr:  # an HDR10 (PQ) or HLG input, in its own 16-bit form
+            if args.hdr == "sdr10":  # a 10-bit SDR input, in its own 16-bit form
+                hdr = DEEP_SDR
+                ramps = (eight_to_sixteen(f) for f in ramps)
+            elif args.hdr:  # an HDR10 (PQ) or HLG input, in its own 16-bit form
                 transfer = PQ if args.hdr == "pq" else HLG
                 said = (0.708, 0.292, 0.17, 0.797, 0.131, 0.046, 0.3127, 0.329, 1000.0, 0.005)
-                hdr = HdrStream(PQ, said, (1000, 400)) if transfer == PQ else HdrStream(HLG)
+                hdr = DeepSignal(PQ, said, (1000, 400)) if transfer == PQ else DeepSignal(HLG)
                 ramps = (sdr_to_hdr(f, transfer, hdr.peak) for f in ramps)
-            video = write_mp4(ramps, f"{d}/input.mp4", 24.0, hdr=hdr)
+            video = write_mp4(ramps, f"{d}/input.mp4", 24.0, deep=hdr)
             source = np.stack([resize_frames(f[None], side, side)[0] for f in read_video(video).frames])
             clip = Clip(
                 source,
@@ -69,7 +82,7 @@ def one(args) -> dict:
                 "synthetic",
                 video=VideoConfig(path=str(video), frames=frames),
                 full_size=(width, height),
-                hdr=probe_video(video).hdr,
+                deep=probe_video(video).deep,
             )
         else:
             source = np.stack([_ramps(side, side, t) for t in range(frames)])
@@ -100,7 +113,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch's thread count (default: torch's own)")
     p.add_argument("--full", help="WxH of an input the edits are pasted into (default: none, the working size)")
     p.add_argument("--targets", type=int, default=1)
-    p.add_argument("--hdr", choices=["pq", "hlg"], help="with --full: the input is HDR video of this transfer")
+    p.add_argument(
+        "--hdr",
+        choices=["pq", "hlg", "sdr10"],
+        help="with --full: the input is HDR video of this transfer, or 10-bit SDR",
+    )
     args = p.parse_args()
     if args.one:
         sys.stdout.write(json.dumps(one(args)) + "\n")

@@ -1,7 +1,7 @@
 """Time of reading a large clip for a working size (`read_video` with the resize `VideoP2P.load_clip` does).
 
 Writes a clip of `--frames` frames at `--size` (a diagonal gradient with noise): a lossless FFV1 video,
-8-bit BT.709 SDR or 10-bit BT.2020 HLG as phones record HDR, or a folder of JPEG frames (quality 92),
+8-bit or 10-bit BT.709 SDR, 10-bit BT.2020 HLG as phones record HDR, or a folder of JPEG frames (quality 92),
 then reads it for `--work` two ways: each frame converted to RGB whole (and tone-mapped whole, for HLG)
 and then resized, and with `small` (each video frame converted, and tone-mapped, at the size that
 covers the working size; each JPEG decoded at 1/2, 1/4 or 1/8 where that covers it; then resized).
@@ -10,6 +10,7 @@ apart the two reads' frames are.
 
     python bench/clip_read.py --size 3840x2160 --work 512x512 --frames 8 --kind hlg
     python bench/clip_read.py --size 3840x2160 --kind jpeg
+    python bench/clip_read.py --size 3840x2160 --kind sdr10    # 10-bit SDR: read at 16 bits, then rounded
 """
 
 from __future__ import annotations
@@ -27,11 +28,16 @@ from PIL import Image
 from videop2p.io.hdr import HLG
 from videop2p.io.video import read_video, resize_frames
 
-TRANSFERS = {"sdr": (8, 1, "yuv420p"), "hlg": (10, HLG, "yuv420p10le")}  # bits, FFmpeg's transfer, pixel format
+TRANSFERS = {
+    "sdr": (8, 1, "yuv420p"),
+    "sdr10": (10, 1, "yuv420p10le"),
+    "hlg": (10, HLG, "yuv420p10le"),
+}  # bits, FFmpeg's transfer, pixel format
 
 
 def write_clip(path: Path, width: int, height: int, frames: int, transfer: str) -> None:
-    """A lossless FFV1 clip: a diagonal gradient of luma with noise, tagged BT.709 (SDR) or BT.2020 HLG."""
+    """A lossless FFV1 clip: a diagonal gradient of luma with noise, tagged BT.709 (SDR, 8 or 10 bits) or
+    BT.2020 HLG."""
     bits, trc, pix_fmt = TRANSFERS[transfer]
     scale = 2 ** (bits - 8)  # 10-bit codes are 4x the 8-bit ones
     rng = np.random.default_rng(0)

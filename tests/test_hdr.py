@@ -292,8 +292,8 @@ MASTERING = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290, 4000.0, 0
 
 
 def _hdr_run(tmp_path, transfer: int, size: tuple[int, int], composite: str, png: bool = False):
-    """A run of one edit on an HDR input of `size` (width, height) edited at 32x32 (its centre, cropped;
-    64x64 at its own size):
+    """A run of one edit on an HDR input (10-bit SDR for BT709) of `size` (width, height) edited at 32x32 (its
+    centre, cropped; 64x64 at its own size):
     the input smooth gradients of mid colours (a channel near black beside a bright one is where 10-bit
     BT.2020 values, encoded twice, shift most as an SDR screen shows them), the edit a flat colour, its
     mask the middle of the frame; written with `composite`."""
@@ -303,17 +303,23 @@ def _hdr_run(tmp_path, transfer: int, size: tuple[int, int], composite: str, png
 
     from videop2p.config import RunConfig, VideoConfig
     from videop2p.editing import EditResult
-    from videop2p.io.video import HdrStream, write_mp4
+    from videop2p.io.video import BT709, DEEP_SDR, DeepSignal, write_mp4
     from videop2p.outputs import write_run_outputs
     from videop2p.pipeline import Clip, EditOutput
 
     width, height = size
     y, x = np.mgrid[0:height, 0:width]
     sdr = [np.stack([60 + x + 5 * t, 60 + 2 * y, 60 + (x + y) // 2 + t], -1).astype(np.uint8) for t in range(4)]
-    said = HdrStream(transfer, MASTERING, (1500, 400)) if transfer == PQ else HdrStream(transfer)
-    video = write_mp4([sdr_to_hdr(f, transfer, said.peak) for f in sdr], tmp_path / "input.mp4", 8.0, hdr=said)
+    if transfer == BT709:  # 10-bit SDR: smooth ramps between 8-bit levels (x 257: the same values at 16 bits)
+        said = DEEP_SDR
+        ramps = [np.stack([60 + 0.4 * x + 5 * t, 60 + 0.7 * y, 60 + 0.3 * (x + y) + t], -1) for t in range(4)]
+        frames = [np.round(r * 257).astype(np.uint16) for r in ramps]
+    else:
+        said = DeepSignal(transfer, MASTERING, (1500, 400)) if transfer == PQ else DeepSignal(transfer)
+        frames = [sdr_to_hdr(f, transfer, said.peak) for f in sdr]
+    video = write_mp4(frames, tmp_path / "input.mp4", 8.0, deep=said)
     probe = probe_video(video)
-    assert probe.hdr == said  # the written file says what it was given
+    assert probe.deep == said  # the written file says what it was given
     top, left = (height - min(size)) // 2, (width - min(size)) // 2
     step = 1 if size == (64, 64) else min(size) // 32  # 64x64: edited at its own size
     seen = read_video(video).frames
@@ -323,7 +329,7 @@ def _hdr_run(tmp_path, transfer: int, size: tuple[int, int], composite: str, png
     masks[:, :, 1:3, 1:3] = True
     result = EditResult(torch.zeros(2, 4, 4, 4, 4), masks, torch.rand(2, 4, 4, 4, 3), [["a"]] * 2, {}, ["swap"])
     full = size if step > 1 else None
-    clip = Clip(source, 8.0, "hdr", video=VideoConfig(path=str(video), frames=4), full_size=full, hdr=probe.hdr)
+    clip = Clip(source, 8.0, "hdr", video=VideoConfig(path=str(video), frames=4), full_size=full, deep=probe.deep)
     cfg = RunConfig(source="a red circle", targets=["a blue circle"], out=str(tmp_path / composite))
     cfg.composite, cfg.png_frames = composite, png
     info = SimpleNamespace(identity="synthetic", vae_scale_factor=8)
@@ -340,7 +346,7 @@ def test_an_hdr_clips_edits_stay_hdr_video_with_its_metadata_and_its_own_pixels(
     manifest, video = _hdr_run(tmp_path, transfer, size, "auto", png=True)
     out = tmp_path / "auto"
     assert manifest["hdr"] == ("PQ" if transfer == PQ else "HLG") and manifest["output_size"] == list(size)
-    assert probe_video(out / "edit_1.mp4").hdr == probe_video(video).hdr  # transfer, mastering, light level
+    assert probe_video(out / "edit_1.mp4").deep == probe_video(video).deep  # transfer, mastering, light level
     with av.open(str(out / "edit_1.mp4")) as c:
         codec = c.streams.video[0].codec_context
         assert (codec.name, codec.pix_fmt, codec.color_primaries, codec.colorspace) == ("hevc", "yuv420p10le", 9, 9)
@@ -352,14 +358,75 @@ def test_an_hdr_clips_edits_stay_hdr_video_with_its_metadata_and_its_own_pixels(
     mp4 = np.stack(list(iter_video(out / "edit_1.mp4", 0, 4, signal=True))).astype(int)
     assert np.array_equal(pngs[outside], signal[outside])  # lossless: the input's own values
     assert np.abs(mp4[outside] - signal[outside]).mean() < 0.01 * 65535  # 10-bit HEVC's loss
-    assert probe_video(out / "edit_1").hdr == probe_video(video).hdr  # the PNGs say it too (cICP, mDCv, cLLi)
+    assert probe_video(out / "edit_1").deep == probe_video(video).deep  # the PNGs say it too (cICP, mDCv, cLLi)
     for shown in (read_video(out / "edit_1").frames, read_video(out / "edit_1.mp4").frames):  # tone-mapped
         assert np.abs(shown[inside].astype(int) - (40, 90, 160)).max() <= 4
     assert (
         np.abs(read_video(out / "edit_1.mp4").frames[outside].astype(int) - read_video(video).frames[outside]).mean()
         < 2
     )
-    assert probe_video(out / "edit_1.gif").hdr is None  # previews are SDR
+    assert probe_video(out / "edit_1.gif").deep is None  # previews are SDR
+
+
+@pytest.mark.parametrize("size", [(96, 64), (64, 64)])
+def test_a_10_bit_sdr_clips_edits_stay_10_bit_video_with_its_own_pixels(tmp_path, size):
+    """A 10-bit SDR input (a camera's, an editor's export) is seen by the model at 8 bits; its edit is pasted
+    into its own 16-bit frames (at the working size too) and written as 10-bit HEVC in BT.709: the input's
+    values where nothing is pasted (the PNG frames to the bit, the mp4 finer than 8 bits could hold them)."""
+    from videop2p.io.video import BT709, DEEP_SDR, iter_video, sixteen_to_eight
+
+    manifest, video = _hdr_run(tmp_path, BT709, size, "auto", png=True)
+    out = tmp_path / "auto"
+    probe = probe_video(video)
+    assert probe.deep == DEEP_SDR and probe.deep.name == "SDR" and probe.conversions == ()  # nothing converted
+    assert manifest["hdr"] is None and manifest["bits"] == 10 and manifest["output_size"] == list(size)
+    with av.open(str(out / "edit_1.mp4")) as c:
+        codec = c.streams.video[0].codec_context
+        said = (codec.name, codec.pix_fmt, codec.color_primaries, codec.color_trc, codec.colorspace)
+        assert said == ("hevc", "yuv420p10le", BT709, BT709, BT709)
+    assert probe_video(out / "edit_1.mp4").deep == DEEP_SDR and probe_video(out / "edit_1").deep == DEEP_SDR
+    assert probe_video(out / "edit_1.gif").deep is None  # previews are 8-bit
+    width, height = size
+    inside = np.s_[:, height // 2 - 2 : height // 2 + 2, width // 2 - 2 : width // 2 + 2]
+    outside = np.s_[:, :, :4]  # left of the mask's box (feathered over half a cell)
+    signal = np.stack(list(iter_video(video, 0, 4, signal=True))).astype(int)  # (4, H, W, 3) uint16 values
+    assert len(np.unique(signal[0, 0, :, 0] % 257)) > 4  # values between 8-bit levels
+    seen = read_video(video).frames.astype(int)  # the model's 8 bits
+    assert np.abs(seen - sixteen_to_eight(signal)).max() <= 1
+    pngs = np.stack(list(iter_video(out / "edit_1", 0, 4, signal=True))).astype(int)
+    mp4 = np.stack(list(iter_video(out / "edit_1.mp4", 0, 4, signal=True))).astype(int)
+    assert np.array_equal(pngs[outside], signal[outside])  # lossless: the input's own values
+    assert np.abs(mp4[outside] - signal[outside]).mean() < 0.01 * 65535  # 10-bit HEVC's loss (8 bits': next test)
+    assert np.array_equal(read_video(out / "edit_1").frames, sixteen_to_eight(pngs).astype(np.uint8))  # rounded
+    for shown in (read_video(out / "edit_1").frames, read_video(out / "edit_1.mp4").frames):
+        assert np.abs(shown[inside].astype(int) - (40, 90, 160)).max() <= 4
+
+
+def test_a_10_bit_sdr_clips_edits_are_8_bit_when_asked_or_without_x265(tmp_path, monkeypatch, caplog):
+    """`composite: sdr` writes a 10-bit SDR input's edits as 8-bit H.264, with nearly four times the 10-bit edit's
+    loss where nothing is pasted; so does an FFmpeg without x265, which the log says."""
+    import logging
+
+    import videop2p.outputs
+    from videop2p.io.video import BT709, iter_video
+
+    manifest, video = _hdr_run(tmp_path, BT709, (96, 64), "sdr")
+    assert manifest["bits"] == 8 and manifest["output_size"] == [96, 64]
+    with av.open(str(tmp_path / "sdr" / "edit_1.mp4")) as c:
+        assert (c.streams.video[0].codec_context.name, c.streams.video[0].codec_context.pix_fmt) == ("h264", "yuv420p")
+    _hdr_run(tmp_path, BT709, (96, 64), "auto")
+    outside = np.s_[:, :, :4]  # left of the mask's box
+    signal = np.stack(list(iter_video(video, 0, 4, signal=True)))[outside].astype(int)  # 16-bit values
+    eight = np.stack(list(iter_video(tmp_path / "sdr" / "edit_1.mp4", 0, 4)))[outside].astype(int) * 257
+    ten = np.stack(list(iter_video(tmp_path / "auto" / "edit_1.mp4", 0, 4, signal=True)))[outside].astype(int)
+    assert np.abs(ten - signal).mean() * 3 < np.abs(eight - signal).mean()  # measured: 85 against 331
+    monkeypatch.setattr(videop2p.outputs, "deep_writable", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="videop2p.outputs"):
+        manifest, _ = _hdr_run(tmp_path / "no-x265", BT709, (64, 64), "auto")
+    assert manifest["bits"] == 8 and manifest["output_size"] is None  # at the working size: nothing to paste
+    assert [r.getMessage() for r in caplog.records] == [
+        "this FFmpeg has no x265 encoder: the edits of a 10-bit clip are written as 8-bit SDR video"
+    ]
 
 
 @pytest.mark.parametrize("composite", ["sdr", "off"])
@@ -368,7 +435,7 @@ def test_an_hdr_clips_edits_are_sdr_video_when_asked(tmp_path, composite):
     working size: both SDR video (H.264, BT.709)."""
     manifest, video = _hdr_run(tmp_path, PQ, (96, 64), composite)
     edit = tmp_path / composite / "edit_1.mp4"
-    assert manifest["hdr"] is None and probe_video(edit).hdr is None
+    assert manifest["hdr"] is None and probe_video(edit).deep is None
     with av.open(str(edit)) as c:
         assert (c.streams.video[0].codec_context.name, c.streams.video[0].codec_context.color_trc) == ("h264", 1)
     shown = read_video(edit).frames
@@ -396,12 +463,12 @@ def test_without_an_hevc_encoder_an_hdr_clips_edits_are_sdr_video_and_the_log_sa
 
     import videop2p.outputs
 
-    monkeypatch.setattr(videop2p.outputs, "hdr_writable", lambda: False)  # an FFmpeg built without x265
+    monkeypatch.setattr(videop2p.outputs, "deep_writable", lambda: False)  # an FFmpeg built without x265
     with caplog.at_level(logging.WARNING, logger="videop2p.outputs"):
         manifest, _ = _hdr_run(tmp_path, PQ, (96, 64), "auto")
-    assert manifest["hdr"] is None and probe_video(tmp_path / "auto" / "edit_1.mp4").hdr is None
+    assert manifest["hdr"] is None and probe_video(tmp_path / "auto" / "edit_1.mp4").deep is None
     assert [r.getMessage() for r in caplog.records] == [
-        "this FFmpeg has no x265 encoder: the edits of an HDR clip are written as SDR video"
+        "this FFmpeg has no x265 encoder: the edits of an HDR clip are written as 8-bit SDR video"
     ]
 
 
@@ -417,7 +484,7 @@ def test_an_hdr_mp4_is_the_same_file_on_any_number_of_threads(tmp_path, monkeypa
     files = []
     for threads in (1, 2):
         monkeypatch.setattr(video, "torch_threads", lambda threads=threads: threads)
-        path = video.write_mp4(frames, tmp_path / f"{threads}.mp4", 8.0, hdr=video.HdrStream(PQ))
+        path = video.write_mp4(frames, tmp_path / f"{threads}.mp4", 8.0, deep=video.DeepSignal(PQ))
         with av.open(str(path)) as c:
             files.append(b"".join(bytes(p) for p in c.demux(video=0)))
     assert files[0] == files[1] and len(files[0]) > 500
@@ -431,9 +498,36 @@ def test_info_says_whether_hdr_clips_edits_can_be_hdr_video(monkeypatch):
 
     said = []
     for writable in (True, False):
-        monkeypatch.setattr(videop2p.io.video, "hdr_writable", lambda writable=writable: writable)
+        monkeypatch.setattr(videop2p.io.video, "deep_writable", lambda writable=writable: writable)
         result = CliRunner().invoke(app, ["info"])
         assert result.exit_code == 0, result.output
         said.append(next(line for line in result.output.splitlines() if line.startswith("video: PyAV")))
-    assert said[0].endswith("HDR clips' edits as HDR video (x265)")
-    assert said[1].endswith("HDR clips' edits as SDR (this FFmpeg has no x265)")
+    assert said[0].endswith("HDR and 10-bit clips' edits as 10-bit video (x265)")
+    assert said[1].endswith("HDR and 10-bit clips' edits as 8-bit SDR (this FFmpeg has no x265)")
+
+
+def _png16(rgb: np.ndarray) -> bytes:
+    """A 16-bit RGB PNG of (H, W, 3) uint16 with no colour chunk, as image libraries write them."""
+    codec = av.codec.CodecContext.create("png", "w")
+    codec.width, codec.height, codec.pix_fmt = rgb.shape[1], rgb.shape[0], "rgb48be"
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(format="rgb48be")
+    return b"".join(bytes(packet) for packet in [*codec.encode(frame), *codec.encode(None)])
+
+
+def test_a_folder_of_16_bit_pngs_is_10_bit_sdr_its_8_bit_frames_rounded_and_made_16_bit_among_them(tmp_path):
+    """16-bit PNGs without a colour chunk are deep SDR: the model sees them rounded to 8 bits (Pillow would
+    cut them), pasting reads their own values, and an 8-bit frame among them is read at 16 bits there."""
+    from PIL import Image
+
+    from videop2p.io.video import DEEP_SDR, iter_video, sixteen_to_eight
+
+    rgb = np.stack(np.meshgrid(np.arange(0, 65535, 2000), np.arange(0, 65535, 4000)), -1)[..., [0, 1, 0]]
+    rgb = rgb.astype(np.uint16)  # (17, 33, 3): values between 8-bit levels
+    (tmp_path / "1.png").write_bytes(_png16(rgb))
+    Image.fromarray(sixteen_to_eight(rgb)).save(tmp_path / "2.png")
+    assert probe_video(tmp_path).deep == DEEP_SDR
+    seen = read_video(tmp_path).frames
+    assert np.array_equal(seen[0], sixteen_to_eight(rgb)) and np.array_equal(seen[1], sixteen_to_eight(rgb))
+    first, second = iter_video(tmp_path, 0, 2, signal=True)
+    assert np.array_equal(first, rgb) and second.dtype == np.uint16
+    assert np.array_equal(second, sixteen_to_eight(rgb).astype(np.uint16) * 257)

@@ -354,6 +354,42 @@ def test_frames_far_above_the_models_size_are_warned_about_before_any_work(tiny,
     assert record.getMessage().endswith(f"; --size {own[0]}x{own[1]} works at its own area")
 
 
+def test_a_10_bit_prores_clips_edits_stay_10_bit_video(tiny, tmp_path, caplog):
+    """An editor's 10-bit ProRes export (4:2:2) is read without a note, seen by the model at 8 bits, and
+    its edits are 10-bit HEVC pasted into its own frames, said in outputs.json and report.md."""
+    import logging
+
+    import av
+
+    from videop2p.config import RunConfig
+    from videop2p.io.video import DEEP_SDR
+
+    y, x = np.mgrid[0:32, 0:32]
+    frames = [np.round(np.stack([60 + 0.3 * x + t, 60 + 0.5 * y, 90 + 0.2 * (x + y)], -1) * 257) for t in range(3)]
+    with av.open(str(tmp_path / "export.mov"), "w") as c:
+        s = c.add_stream("prores_ks", rate=8)
+        s.width, s.height, s.pix_fmt = 32, 32, "yuv422p10le"
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f.astype(np.uint16), format="rgb48le")))
+        c.mux(s.encode())
+    vp = VideoP2P(tiny, None)
+    cfg = RunConfig(source=PROMPT, targets=["a blue circle moving on the grass"], out=str(tmp_path / "o"), quiet=True)
+    cfg.video = VideoConfig(path=str(tmp_path / "export.mov"), frames=3)
+    cfg.tune.steps, cfg.inversion.steps, cfg.inversion.method = 1, 2, InversionMethod.FAST
+    with caplog.at_level(logging.WARNING, logger="videop2p.pipeline"):
+        clip = vp.load_clip(cfg.video)
+    assert not caplog.records and clip.deep == DEEP_SDR and clip.frames.dtype == np.uint8
+    manifest = vp.run(cfg)
+    assert manifest["bits"] == 10 and manifest["hdr"] is None and manifest["warnings"] == []
+    assert "SDR video (10-bit HEVC)" in (tmp_path / "o" / "report.md").read_text()
+    with av.open(str(tmp_path / "o" / "edit_1.mp4")) as c:
+        assert (c.streams.video[0].codec_context.name, c.streams.video[0].codec_context.pix_fmt) == (
+            "hevc",
+            "yuv420p10le",
+        )
+    assert probe_video(tmp_path / "o" / "reconstruction.mp4").deep is None  # the model's own videos stay 8-bit
+
+
 def test_hdr_or_interlaced_video_is_said_at_loading_with_what_the_edit_keeps(tiny, tmp_path, caplog):
     """A phone's default HDR clip (HLG) is tone-mapped as it is read, so its edit is SDR video; an
     interlaced one is deinterlaced as it is read, so its edit is progressive: each said once, at loading."""
@@ -388,7 +424,7 @@ def test_hdr_or_interlaced_video_is_said_at_loading_with_what_the_edit_keeps(tin
     cfg.tune.steps, cfg.inversion.steps, cfg.inversion.method = 1, 2, InversionMethod.FAST
     manifest = vp.run(cfg)
     assert manifest["warnings"][0] == hdr and f"## Warnings\n\n- {hdr}" in (tmp_path / "o" / "report.md").read_text()
-    assert manifest["hdr"] == "HLG" and probe_video(tmp_path / "o" / "edit_1.mp4").hdr.transfer == HLG  # stays HDR
+    assert manifest["hdr"] == "HLG" and probe_video(tmp_path / "o" / "edit_1.mp4").deep.transfer == HLG  # stays HDR
     (tmp_path / "junk.mp4").write_bytes(b"not a video")  # what cannot be read is named as before, not by this check
     for name, words in (("missing.mp4", "does not exist"), ("junk.mp4", "is not a readable video")):
         with pytest.raises(VideoError, match=words):

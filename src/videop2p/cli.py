@@ -180,12 +180,12 @@ def info(
     lines.append(f"dtypes: {', '.join(dtypes)}")
     import av
 
-    from videop2p.io.video import hdr_writable
+    from videop2p.io.video import deep_writable
 
     hdr = (
-        "HDR clips' edits as HDR video (x265)"
-        if hdr_writable()
-        else "HDR clips' edits as SDR (this FFmpeg has no x265)"
+        "HDR and 10-bit clips' edits as 10-bit video (x265)"
+        if deep_writable()
+        else "HDR and 10-bit clips' edits as 8-bit SDR (this FFmpeg has no x265)"
     )
     codec = ".".join(map(str, av.library_versions["libavcodec"]))
     lines.append(f"video: PyAV {av.__version__}, FFmpeg's libavcodec {codec}; {hdr}")
@@ -720,8 +720,8 @@ def _stage_command(stage: str, doc: str):
             typer.Option(
                 help=_h(
                     "composite",
-                    "auto: edits pasted into the input at its own resolution, an HDR input's as HDR video; "
-                    "sdr: likewise, as SDR video; off: working size",
+                    "auto: edits pasted into the input at its own resolution, an HDR or 10-bit input's as "
+                    "10-bit video in its own form; sdr: likewise, as 8-bit SDR video; off: working size",
                 ),
                 rich_help_panel=LONG_PANEL,
             ),

@@ -98,8 +98,9 @@ def composite(
     at a time) through `paste_weights` (masks (F, h_m, w_m) bool, or None for the whole edited frame);
     yields the pasted frames one by one, so a long clip at full resolution is never held whole.
 
-    The input frames are 8-bit, or an HDR clip's own 16-bit values, into which the edit is pasted in
-    their form: `to_signal` turns the edit's scaled 8-bit pixels (h', w', 3) into it (`hdr.sdr_to_hdr`)."""
+    The input frames are 8-bit, or a deep clip's own 16-bit values (HDR, or SDR of more than 8 bits), into
+    which the edit is pasted in their form: `to_signal` turns the edit's scaled 8-bit pixels (h', w', 3)
+    into it (`io.video.to_signal_converter`)."""
     _, h, w, _ = edited.shape
     for f, original in enumerate(originals):
         h0, w0 = original.shape[:2]

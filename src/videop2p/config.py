@@ -63,8 +63,8 @@ class CompositeMode(str, enum.Enum):
     """How edits are written at the input's own resolution."""
 
     AUTO = "auto"  # paste the edit into the input's frames when their size is not the working size, or they are HDR
-    # (whose edits stay HDR video)
-    SDR = "sdr"  # as auto, an HDR input's edits written as SDR video (as the model saw it)
+    # or SDR of more than 8 bits (whose edits stay 10-bit video in their form)
+    SDR = "sdr"  # as auto, an HDR or 10-bit input's edits written as 8-bit SDR video (as the model saw it)
     OFF = "off"  # write the working-size frames only
 
 

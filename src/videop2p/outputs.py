@@ -23,16 +23,16 @@ from tqdm.auto import tqdm
 from videop2p.compositing import composite
 from videop2p.config import ADAPTER_FILES, CompositeMode, RunConfig, target_pairs, to_plain
 from videop2p.control.prompts import word_changes
-from videop2p.io.hdr import sdr_to_hdr_converter
 from videop2p.io.video import (
     PREVIEW_MIN_WIDTH,
     WRITTEN_FRAME,
-    HdrStream,
+    DeepSignal,
+    deep_writable,
     enlarge,
-    hdr_writable,
     preview_factor,
     saving_frames,
     side_by_side_frames,
+    to_signal_converter,
     write_video,
 )
 from videop2p.progress import StepHook
@@ -158,7 +158,8 @@ def report_markdown(manifest: dict) -> str:
         )
     lines += ["", "## Outputs", "", "![side by side](side_by_side.gif)", ""]
     if size := manifest.get("output_size"):
-        form = f"HDR video ({manifest['hdr']}, 10-bit HEVC)" if manifest.get("hdr") else "SDR video"
+        form = f"HDR video ({manifest['hdr']}" if manifest.get("hdr") else "SDR video"
+        form += ", 10-bit HEVC)" if manifest.get("hdr") else " (10-bit HEVC)" if manifest.get("bits") == 10 else ""
         lines += [f"The edits' mp4s: pasted into the input's frames at {size[0]}x{size[1]}, {form}.", ""]
     if folders := manifest["outputs"].get("edits_png"):
         lines += [f"Lossless frames: {', '.join(f'`{name}/`' for name in folders)}.", ""]
@@ -201,20 +202,20 @@ def _clip_writers(
     audio=None,
     png: bool = False,
     times: np.ndarray | None = None,
-    hdr: HdrStream | None = None,
+    deep: DeepSignal | None = None,
 ) -> list[Writer]:
     """The writers of `stem.mp4` (at full resolution with the sound, when `full` makes the frames; with
     `png`, its frames also as lossless PNGs in the folder `stem/`, from the same pass) and `stem.gif`
     (working size, a preview), to run in any order. `frames`: the frames, or a function that makes
     them afresh one at a time for each file (a long clip's grid or overlay is never held whole). The
     videos show the frames at `fps`, or at their own `times` (`Video.times`). The GIF's palettes are
-    made on as many threads as torch uses. `hdr`: `full` makes an HDR input's frames in its own form,
-    written as HDR video (`write_mp4`)."""
+    made on as many threads as torch uses. `deep`: `full` makes a deep input's frames in its own form
+    (HDR, or SDR of more than 8 bits), written as 10-bit video in it (`write_mp4`)."""
     again = frames if callable(frames) else lambda: frames
     pngs = root / stem if png else None
     return [
         lambda stop: _mp4_with_pngs(
-            _until((full or again)(), stop), root / f"{stem}.mp4", fps, audio, times, pngs, hdr
+            _until((full or again)(), stop), root / f"{stem}.mp4", fps, audio, times, pngs, deep
         ),
         lambda stop: write_video(
             _until(again(), stop), root / f"{stem}.gif", fps, workers=torch.get_num_threads(), times=times
@@ -229,15 +230,15 @@ def _mp4_with_pngs(
     audio,
     times: np.ndarray | None,
     pngs: Path | None,
-    hdr: HdrStream | None = None,
+    deep: DeepSignal | None = None,
 ) -> Path:
     """`mp4`, and when `pngs` names a folder, the same frames as lossless PNGs there: one pass over
     `frames`, so a pasted edit is read again and pasted once for both; neither is left when one fails.
-    `hdr`: the frames are an HDR input's, both written in its form."""
+    `deep`: the frames are a deep input's, both written in its form."""
     if pngs is None:
-        return write_video(frames, mp4, fps, audio, times=times, hdr=hdr)
+        return write_video(frames, mp4, fps, audio, times=times, deep=deep)
     with atomic_path(pngs, directory=True) as folder:
-        return write_video(saving_frames(frames, folder, hdr), mp4, fps, audio, times=times, hdr=hdr)
+        return write_video(saving_frames(frames, folder, deep), mp4, fps, audio, times=times, deep=deep)
 
 
 def _picture_writer(image: np.ndarray, path: Path, stop: threading.Event) -> Path:
@@ -246,13 +247,14 @@ def _picture_writer(image: np.ndarray, path: Path, stop: threading.Event) -> Pat
 
 
 def _pasted(
-    clip: Clip, edited: np.ndarray, masks: torch.Tensor | None, cell: int, hdr: HdrStream | None
+    clip: Clip, edited: np.ndarray, masks: torch.Tensor | None, cell: int, deep: DeepSignal | None
 ) -> Iterator[np.ndarray]:
-    """The edit's frames pasted into the input's, read again from the input (`composite`); with `hdr`
-    (the input's, `written_hdr`), into its own HDR frames, the edit's pixels made HDR (`sdr_to_hdr`)."""
-    if hdr is None:
+    """The edit's frames pasted into the input's, read again from the input (`composite`); with `deep`
+    (the input's, `written_deep`), into its own 16-bit frames, the edit's pixels put in its form
+    (`to_signal_converter`: made HDR, or SDR at 16 bits)."""
+    if deep is None:
         return composite(clip.originals(), edited, masks, clip.video.resize, cell)
-    to_signal = sdr_to_hdr_converter(hdr.transfer, hdr.peak)  # its tables built once for the clip
+    to_signal = to_signal_converter(deep)  # an HDR clip's tables built once for it
     return composite(clip.originals(signal=True), edited, masks, clip.video.resize, cell, to_signal)
 
 
@@ -305,16 +307,17 @@ PASTED_WRITER_BYTES_PER_PIXEL = 200  # peak memory of writing one edit's mp4 at 
 
 def pasting(cfg: RunConfig, clip: Clip) -> bool:
     """Whether the edits' mp4s are pasted into the input's frames at its own size (`compositing`): when
-    its size is not the working size, or when it is HDR video that they are written as (`written_hdr`)."""
+    its size is not the working size, or when they are written in its own deep form (`written_deep`)."""
     mode = CompositeMode(cfg.composite)
-    return mode is not CompositeMode.OFF and (clip.full_size is not None or written_hdr(cfg, clip) is not None)
+    return mode is not CompositeMode.OFF and (clip.full_size is not None or written_deep(cfg, clip) is not None)
 
 
-def written_hdr(cfg: RunConfig, clip: Clip) -> HdrStream | None:
-    """The HDR form the edits' mp4s are written in: an HDR input's own, unless `cfg.composite` asks for
-    SDR (sdr) or the working size (off), or this FFmpeg has no HEVC encoder; None for SDR."""
+def written_deep(cfg: RunConfig, clip: Clip) -> DeepSignal | None:
+    """The deep form the edits' mp4s are written in as 10-bit video: a deep input's own (HDR, or SDR of more
+    than 8 bits), unless `cfg.composite` asks for 8-bit SDR (sdr) or the working size (off), or this FFmpeg
+    has no HEVC encoder; None for 8-bit SDR."""
     auto = CompositeMode(cfg.composite) is CompositeMode.AUTO
-    return clip.hdr if auto and clip.hdr is not None and hdr_writable() else None
+    return clip.deep if auto and clip.deep is not None and deep_writable() else None
 
 
 def writer_count(cfg: RunConfig, clip: Clip, threads: int, free: int) -> int:
@@ -367,9 +370,12 @@ def _write_outputs(
 ) -> tuple[dict, dict]:
     """`write_run_outputs`' files, into `root`; returns the manifest and the files by kind."""
     source, fps = clip.frames, clip.fps
-    full, hdr = pasting(cfg, clip), written_hdr(cfg, clip)
-    if clip.hdr is not None and hdr is None and CompositeMode(cfg.composite) is CompositeMode.AUTO:
-        logger.warning("this FFmpeg has no x265 encoder: the edits of an HDR clip are written as SDR video")
+    full, deep = pasting(cfg, clip), written_deep(cfg, clip)
+    if clip.deep is not None and deep is None and CompositeMode(cfg.composite) is CompositeMode.AUTO:
+        logger.warning(
+            "this FFmpeg has no x265 encoder: the edits of %s clip are written as 8-bit SDR video",
+            "an HDR" if clip.deep.hdr else "a 10-bit",
+        )
     files: dict[str, list[str] | str] = {"edits": [], "edits_gif": [], "edits_png": [], "masks": [], "attention": []}
     pasted: list[Writer] = []  # the edits' mp4s (with their PNGs) at full size, the longest writers: started first
     clip_writers = functools.partial(_clip_writers, root=root, fps=fps, times=clip.times)  # at the clip's times
@@ -378,9 +384,9 @@ def _write_outputs(
     files["source"], files["reconstruction"] = "source.mp4", "reconstruction.mp4"
     for k, frames in enumerate(out.edits, start=1):
         masks = out.result.masks[k - 1] if out.result.masks is not None else None
-        paste = functools.partial(_pasted, clip, frames, masks, info.vae_scale_factor, hdr) if full else None
+        paste = functools.partial(_pasted, clip, frames, masks, info.vae_scale_factor, deep) if full else None
         mp4_writer, gif_writer = clip_writers(
-            frames, stem=f"edit_{k}", full=paste, audio=clip.audio, png=cfg.png_frames, hdr=hdr if full else None
+            frames, stem=f"edit_{k}", full=paste, audio=clip.audio, png=cfg.png_frames, deep=deep if full else None
         )
         (pasted if full else writers).append(mp4_writer)
         writers.append(gif_writer)
@@ -419,7 +425,9 @@ def _write_outputs(
         "frames": len(source),
         "size": [int(source.shape[2]), int(source.shape[1])],
         "output_size": list(clip.full_size or clip.size) if full else None,
-        "hdr": hdr.name if full and hdr is not None else None,  # the edits' mp4s: HDR video in the input's transfer
+        "hdr": deep.name if full and deep is not None and deep.hdr else None,  # the edits' mp4s: HDR video in
+        # the input's transfer
+        "bits": 10 if full and deep is not None else 8,  # a component of the edits' mp4s
         "fps": fps,
         "audio": clip.audio is not None,
         "warnings": [*clip.notes, *res.warnings],  # loading's, then the edit's (kept with it: a reused edit's too)

@@ -47,7 +47,7 @@ from videop2p.inversion import InversionResult, invert, kept_at, load_inversion,
 from videop2p.io.video import (
     DEFAULT_FPS,
     AudioSpan,
-    HdrStream,
+    DeepSignal,
     as_frames,
     declared_frames,
     frames_needed,
@@ -93,10 +93,11 @@ class Clip:
     audio: AudioSpan | None = None  # the selection's sound
     times: np.ndarray | None = None  # (F + 1,) s: when each frame is shown, where not evenly (`Video.times`)
     notes: tuple[str, ...] = ()  # what loading warned of (conversions, a size far above the model's), for the report
-    hdr: HdrStream | None = None  # the input's HDR signal, where it is HDR video (`frames` are tone-mapped)
+    deep: DeepSignal | None = None  # the input's own signal where 8-bit SDR does not hold it: HDR video (`frames`
+    # are tone-mapped) or SDR of more than 8 bits (`frames` are rounded)
 
     def originals(self, signal: bool = False) -> Iterator[np.ndarray]:
-        """The selected frames at the input's own size, read again one at a time (with `signal`, an HDR
+        """The selected frames at the input's own size, read again one at a time (with `signal`, a deep
         input's in its own 16-bit form, `iter_video`)."""
         v = self.video
         return iter_video(v.path, v.start, len(self.frames), v.stride, signal=signal)
@@ -249,7 +250,7 @@ class VideoP2P:
             audio=raw.audio,
             times=raw.times,
             notes=notes,
-            hdr=probe.hdr,
+            deep=probe.deep,
         )
 
     def clip_from_frames(

@@ -663,7 +663,7 @@ def build_app(session: Session):
                             [m.value for m in CompositeMode],
                             value=defaults.composite,
                             label="Paste into the input",
-                            info="auto: edits at the input's own resolution (HDR stays HDR); sdr: likewise, SDR; off: the working size",
+                            info="auto: edits at the input's own resolution (HDR and 10-bit stay so); sdr: likewise, 8-bit SDR; off: the working size",
                         )
                         png_frames = gr.Checkbox(
                             value=defaults.png_frames,

@@ -29,6 +29,7 @@ from videop2p.io.hdr import (
     content_peak,
     hdr_to_sdr,
     hdr_to_sdr_converter,
+    sdr_to_hdr_converter,
     torch_threads,
 )
 from videop2p.store.files import atomic_path
@@ -146,7 +147,7 @@ class _Decoded:
     times: list[float | None] | None = None  # each frame's presentation time in the file (seconds), when known
     end: float | None = None  # when the last frame ends (seconds), when known
     conversions: tuple[str, ...] = ()  # what the reader converts so that the frames are not in the file's form
-    hdr: HdrStream | None = None  # the stream's HDR signal, where it is HDR video
+    deep: DeepSignal | None = None  # the stream's own signal, where it is HDR or deeper than 8 bits
 
 
 def _wanted(i: int, wanted: range | None) -> bool:
@@ -172,11 +173,12 @@ def _iter_frame_dir(
     transform: Transform | None,
     small: tuple[int, int] | None = None,
     signal: bool = False,
-) -> Iterator[tuple[tuple[int, int], np.ndarray | None, HdrStream | None]]:
+) -> Iterator[tuple[tuple[int, int], np.ndarray | None, DeepSignal | None]]:
     """Each image of a folder of frames in natural order: its (width, height), its pixels (transformed;
-    a JPEG decoded smaller where it is to be resized to `small`, `_draft`) when it is wanted, and its HDR
-    signal where it is an HDR PNG (`_png_hdr`: tone-mapped as an HDR video's frames are, or with
-    `signal` left in its own 16-bit form), one at a time; files that are not images are passed over."""
+    a JPEG decoded smaller where it is to be resized to `small`, `_draft`) when it is wanted, and its own
+    signal where it is a 16-bit RGB PNG (`_png_deep`: HDR tone-mapped as an HDR video's frames are, SDR
+    rounded to 8 bits, or with `signal` left in its own 16-bit form), one at a time; files that are not
+    images are passed over."""
     files = sorted(
         (p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: natural_key(p.name)
     )
@@ -185,18 +187,18 @@ def _iter_frame_dir(
         try:
             with Image.open(f) as img:  # Pillow detects the format from the content, not the extension
                 size = img.size  # read from the header; pixels are decoded for wanted frames only
-                hdr = _png_hdr(f) if img.format == "PNG" else None
+                deep = _png_deep(f) if img.format == "PNG" else None
                 frame = None
                 if _wanted(index, wanted):
                     _draft(img, small)
-                    frame = _kept(_to_rgb(img) if hdr is None else _hdr_png_pixels(f, hdr, signal), transform)
+                    frame = _kept(_to_rgb(img) if deep is None else _deep_png_pixels(f, deep, signal), transform)
         except (UnidentifiedImageError, OSError) as e:
             if f.suffix.lower() in IMAGE_SUFFIXES:
                 raise VideoError(f"Frame {f} is not a readable image ({e}).") from e
             skipped.append(f.name)
             continue
         index += 1
-        yield size, frame, hdr
+        yield size, frame, deep
     if skipped:
         logger.info("ignored %d non-image files in %s", len(skipped), path)
 
@@ -204,19 +206,19 @@ def _iter_frame_dir(
 def _read_frame_dir(
     path: Path, wanted: range | None, transform: Transform | None, small: tuple[int, int] | None = None
 ) -> _Decoded:
-    frames, sizes, hdr = [], set(), None
+    frames, sizes, deep = [], set(), None
     for size, frame, said in _iter_frame_dir(path, wanted, transform, small):
         sizes.add(size)
         frames.append(frame)
-        if len(frames) == 1:  # the folder's HDR signal is its first frame's
-            hdr = said
+        if len(frames) == 1:  # the folder's signal is its first frame's
+            deep = said
     if not frames:
         raise VideoError(f"Directory {path} contains no image frames; expected files such as 1.jpg, 2.jpg, ...")
     if len(sizes) > 1:
         detail = ", ".join(f"{w}x{h}" for w, h in sorted(sizes, key=lambda s: (s[1], s[0])))
         raise VideoError(f"Frames in {path} have mixed sizes ({detail}); all frames must have the same size.")
-    conversions = (_hdr_conversion(path, hdr),) if hdr is not None else ()
-    return _Decoded(frames, sizes.pop(), DEFAULT_FPS, conversions=conversions, hdr=hdr)
+    conversions = (_hdr_conversion(path, deep),) if deep is not None and deep.hdr else ()
+    return _Decoded(frames, sizes.pop(), DEFAULT_FPS, conversions=conversions, deep=deep)
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -225,7 +227,7 @@ CICP_RGB, CICP_FULL_RANGE = 0, 1  # ITU-T H.273: "identity" (R'G'B', no matrix) 
 
 
 def mastering_units(mastering: tuple[float, ...]) -> list[int]:
-    """An ST 2086 mastering display (`HdrStream.mastering`) in HDR10's integer units, as files store it: x, y
+    """An ST 2086 mastering display (`DeepSignal.mastering`) in HDR10's integer units, as files store it: x, y
     in 0.00002, light in 0.0001 cd/m2."""
     return [round(v * CHROMATICITY_UNITS) for v in mastering[:8]] + [round(v * LIGHT_UNITS) for v in mastering[8:]]
 
@@ -235,10 +237,10 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def _png_hdr(path: Path) -> HdrStream | None:
-    """The HDR signal a 16-bit RGB PNG says in its cICP chunk (PNG 3rd edition: BT.2020 primaries, PQ or
-    HLG, no matrix), with its mDCv and cLLi chunks' HDR10 metadata; None for any other PNG. Reads the
-    chunks before the image data only."""
+def _png_deep(path: Path) -> DeepSignal | None:
+    """A 16-bit RGB PNG's signal: HDR where its cICP chunk says so (PNG 3rd edition: BT.2020 primaries, PQ
+    or HLG, no matrix), with its mDCv and cLLi chunks' HDR10 metadata, else 16-bit SDR; None for any other
+    PNG. Reads the chunks before the image data only."""
     with open(path, "rb") as f:
         if f.read(8) != PNG_SIGNATURE:
             return None
@@ -259,38 +261,50 @@ def _png_hdr(path: Path) -> HdrStream | None:
                 mdcv = struct.unpack(">8HII", data)
             elif kind == b"cLLi" and length == 8:
                 clli = struct.unpack(">II", data)
-    if depth_type != bytes([16, 2]) or cicp is None or cicp[0] != BT2020 or cicp[1] not in HDR_TRANSFERS or cicp[2]:
+    if depth_type != bytes([16, 2]):
         return None
+    if cicp is None or cicp[0] != BT2020 or cicp[1] not in HDR_TRANSFERS or cicp[2]:
+        return DEEP_SDR
     mastering = (*(v / CHROMATICITY_UNITS for v in mdcv[:8]), *(v / LIGHT_UNITS for v in mdcv[8:])) if mdcv else None
     light_level = (round(clli[0] / LIGHT_UNITS), round(clli[1] / LIGHT_UNITS)) if clli else None
-    return HdrStream(cicp[1], mastering, light_level)
+    return DeepSignal(cicp[1], mastering, light_level)
 
 
-def _hdr_png_pixels(path: Path, hdr: HdrStream, signal: bool) -> np.ndarray:
-    """An HDR PNG's (`_png_hdr`) pixels as an SDR screen shows them, (H, W, 3) uint8 (`hdr.hdr_to_sdr`),
-    or with `signal` its own R'G'B' (H, W, 3) uint16 (Pillow reads 16-bit RGB as 8 bits: FFmpeg reads it)."""
+def _deep_png_pixels(path: Path, deep: DeepSignal, signal: bool) -> np.ndarray:
+    """A 16-bit PNG's (`_png_deep`) pixels as an SDR screen shows them, (H, W, 3) uint8 (HDR: `hdr.hdr_to_sdr`;
+    SDR: rounded to 8 bits), or with `signal` its own R'G'B' (H, W, 3) uint16 (Pillow reads 16-bit RGB as 8
+    bits, cut rather than rounded: FFmpeg reads it)."""
     try:
         with av.open(str(path)) as container:
             rgb = next(container.decode(video=0)).to_ndarray(format="rgb48le")
     except (av.error.FFmpegError, StopIteration) as e:
         raise VideoError(f"Frame {path} is not a readable image ({e}).") from e
-    return rgb if signal else hdr_to_sdr(rgb, hdr.transfer, hdr.peak)
+    if signal:
+        return rgb
+    return hdr_to_sdr(rgb, deep.transfer, deep.peak) if deep.hdr else sixteen_to_eight(rgb)
 
 
-def hdr_png(frame: np.ndarray, hdr: HdrStream) -> bytes:
-    """A lossless 16-bit PNG of an HDR frame's own R'G'B' (H, W, 3) uint16, saying its form as PNG's 3rd
-    edition does: cICP (BT.2020 primaries, its transfer, no matrix, full range), and mDCv and cLLi where
-    its file said HDR10 metadata (chromaticities in 0.00002, light in 0.0001 cd/m2)."""
+def sixteen_to_eight(rgb: np.ndarray) -> np.ndarray:
+    """16-bit values (any shape) rounded to the nearest 8-bit ones (x 255 / 65535)."""
+    return ((rgb.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def deep_png(frame: np.ndarray, deep: DeepSignal) -> bytes:
+    """A lossless 16-bit PNG of a deep frame's own R'G'B' (H, W, 3) uint16, saying its form as PNG's 3rd
+    edition does: cICP (its primaries, BT.2020 for HDR, BT.709 for SDR; its transfer; no matrix; full
+    range), and mDCv and cLLi where its file said HDR10 metadata (chromaticities in 0.00002, light in
+    0.0001 cd/m2)."""
     height, width = frame.shape[:2]
     codec = av.codec.CodecContext.create("png", "w")
     codec.width, codec.height, codec.pix_fmt = width, height, "rgb48be"
     rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb48le").reformat(format="rgb48be")
     png = b"".join(bytes(packet) for packet in [*codec.encode(rgb), *codec.encode(None)])
-    said = _png_chunk(b"cICP", bytes([BT2020, hdr.transfer, CICP_RGB, CICP_FULL_RANGE]))
-    if hdr.mastering is not None:
-        said += _png_chunk(b"mDCv", struct.pack(">8HII", *mastering_units(hdr.mastering)))
-    if hdr.light_level is not None:
-        said += _png_chunk(b"cLLi", struct.pack(">II", *(round(v * LIGHT_UNITS) for v in hdr.light_level)))
+    primaries = BT2020 if deep.hdr else BT709
+    said = _png_chunk(b"cICP", bytes([primaries, deep.transfer, CICP_RGB, CICP_FULL_RANGE]))
+    if deep.mastering is not None:
+        said += _png_chunk(b"mDCv", struct.pack(">8HII", *mastering_units(deep.mastering)))
+    if deep.light_level is not None:
+        said += _png_chunk(b"cLLi", struct.pack(">II", *(round(v * LIGHT_UNITS) for v in deep.light_level)))
     after_header = len(PNG_SIGNATURE) + 8 + 13 + 4  # the signature, then IHDR: length, type, 13 bytes, CRC
     return png[:after_header] + said + png[after_header:]
 
@@ -370,18 +384,24 @@ BT2020_XY = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290)  # BT.202
 
 
 @dataclass(frozen=True)
-class HdrStream:
-    """An HDR stream (BT.2100: BT.2020 colours, PQ or HLG) and the HDR10 metadata its file says, which its
-    edits keep when they are written as HDR video (`write_mp4`)."""
+class DeepSignal:
+    """A stream's own signal where 8-bit SDR does not hold it: HDR video (BT.2100: BT.2020 colours, PQ or HLG)
+    with the HDR10 metadata its file says, or SDR video of more than 8 bits a component (BT.709). Its edits
+    keep it when they are written as 10-bit video (`write_mp4`)."""
 
-    transfer: int  # PQ or HLG, FFmpeg's numbers
+    transfer: int  # PQ or HLG (HDR), or BT709 (SDR), FFmpeg's numbers
     mastering: tuple[float, ...] | None = None  # ST 2086: R, G, B, white x, y (8 values), then peak, black cd/m2
     light_level: tuple[int, int] | None = None  # CTA-861.3: MaxCLL, MaxFALL in cd/m2
 
     @property
+    def hdr(self) -> bool:
+        """Whether it is HDR video (PQ or HLG)."""
+        return self.transfer in HDR_TRANSFERS
+
+    @property
     def said_peak(self) -> float | None:
         """cd/m2: the brightest light a PQ stream's file says it holds (`hdr.content_peak`); None for HLG,
-        shown on its nominal display whatever its file says, or where the file says neither."""
+        shown on its nominal display whatever its file says, for SDR, or where the file says neither."""
         if self.transfer != PQ:
             return None
         return content_peak(
@@ -390,13 +410,33 @@ class HdrStream:
 
     @property
     def peak(self) -> float:
-        """cd/m2: the light its highlights roll off from (HDR_PEAK where the file says none)."""
+        """cd/m2: the light an HDR stream's highlights roll off from (HDR_PEAK where the file says none)."""
         return HDR_PEAK if self.said_peak is None else self.said_peak
 
     @property
     def name(self) -> str:
-        """PQ or HLG."""
-        return "PQ" if self.transfer == PQ else "HLG"
+        """PQ, HLG or SDR."""
+        return {PQ: "PQ", HLG: "HLG"}.get(self.transfer, "SDR")
+
+
+DEEP_SDR = DeepSignal(BT709)  # SDR video of more than 8 bits a component
+
+
+def _deep_format(name: str) -> bool:
+    """Whether FFmpeg's pixel format `name` holds more than 8 bits a component (yuv420p10le, p010le,
+    yuv422p12le, rgb48le, ...)."""
+    return max(c.bits for c in av.VideoFormat(name).components) > 8
+
+
+def to_signal_converter(deep: DeepSignal) -> Callable[[np.ndarray], np.ndarray]:
+    """What turns 8-bit BT.709 RGB (H, W, 3) as an SDR screen shows it into `deep`'s own R'G'B' (H, W, 3)
+    uint16: HDR's (`hdr.sdr_to_hdr`, its tables built once), or the same SDR values at 16 bits (x 257)."""
+    return sdr_to_hdr_converter(deep.transfer, deep.peak) if deep.hdr else eight_to_sixteen
+
+
+def eight_to_sixteen(rgb: np.ndarray) -> np.ndarray:
+    """8-bit values (any shape) as the same values at 16 bits (x 257: 255 -> 65535)."""
+    return rgb.astype(np.uint16) * 257
 
 
 @dataclass(frozen=True)
@@ -404,17 +444,20 @@ class _Showing:
     """How players show a stream's frames, decided at its first frame (`_showing`)."""
 
     sar: Fraction = Fraction(1)  # its pixels' aspect (`_pixel_aspect`)
-    hdr: HdrStream | None = None  # its HDR signal; HDR frames are tone-mapped (`_display_rgb`) ...
+    deep: DeepSignal | None = None  # its own signal where 8 bits do not hold it; HDR frames are tone-mapped ...
     to_sdr: Callable[[np.ndarray], np.ndarray] | None = field(default=None, compare=False)  # ... by this
 
 
 def _showing(stream, first: av.VideoFrame) -> _Showing:
-    """A stream's `_Showing`, from its headers and its `first` decoded frame's side data (a PQ clip's
-    peak is one for the whole clip, so that its frames are tone-mapped alike)."""
+    """A stream's `_Showing`, from its headers and its `first` decoded frame: its format (more than 8 bits a
+    component: deep SDR) and side data (a PQ clip's peak is one for the whole clip, so that its frames are
+    tone-mapped alike)."""
     transfer = stream.codec_context.color_trc
     if transfer not in HDR_TRANSFERS:
+        if _deep_format(first.format.name):  # read at 16 bits and rounded: FFmpeg's 8-bit RGB of 10-bit YUV
+            return _Showing(_pixel_aspect(stream), DEEP_SDR, sixteen_to_eight)  # is up to 4 levels off, most lower
         return _Showing(_pixel_aspect(stream))
-    hdr = HdrStream(transfer, *_hdr_metadata(first))
+    hdr = DeepSignal(transfer, *_hdr_metadata(first))
     return _Showing(_pixel_aspect(stream), hdr, hdr_to_sdr_converter(transfer, hdr.peak))  # tables once a clip
 
 
@@ -442,12 +485,12 @@ def _display_rgb(
     frame: av.VideoFrame, showing: _Showing = _Showing(), small: tuple[int, int] | None = None, signal: bool = False
 ) -> np.ndarray:
     """A decoded frame's 8-bit RGB (H, W, 3) in BT.709, as an SDR screen shows it (`_source_colour`),
-    smaller where it is to be resized to `small` (`_read_size`); a frame of an HDR stream (`showing.hdr`)
-    read at 16 bits and tone-mapped from the stream's peak (`hdr.hdr_to_sdr`), or with `signal` left as
-    its own R'G'B' (H, W, 3) uint16 (BT.2020, the stream's transfer)."""
-    read = _read_size(frame, showing, small)
-    if showing.hdr is not None:
-        rgb = frame.to_ndarray(format="rgb48le", **_source_colour(frame, hdr=True), **read)
+    smaller where it is to be resized to `small` (`_read_size`); a frame of a deep stream (`showing.deep`)
+    read at 16 bits, then tone-mapped from an HDR stream's peak (`hdr.hdr_to_sdr`) or rounded to 8 bits,
+    or with `signal` left in its own form: R'G'B' (H, W, 3) uint16 (HDR: BT.2020, its transfer)."""
+    read, deep = _read_size(frame, showing, small), showing.deep
+    if deep is not None:
+        rgb = frame.to_ndarray(format="rgb48le", **_source_colour(frame, hdr=deep.hdr), **read)
         return rgb if signal else showing.to_sdr(rgb)
     return frame.to_ndarray(format="rgb24", **_source_colour(frame, hdr=False), **read)
 
@@ -522,8 +565,8 @@ def _read_container(
         logger.warning("%s is truncated: decoded %d frames before the error (%s)", path, len(frames), _ffmpeg_reason(e))
     if not frames and size == (0, 0):
         raise VideoError(f"{path} contains no decodable video frames.")
-    hdr = showing.hdr if showing is not None else None
-    return _Decoded(frames, size, fps, has_audio, times, conversions=conversions, hdr=hdr)
+    deep = showing.deep if showing is not None else None
+    return _Decoded(frames, size, fps, has_audio, times, conversions=conversions, deep=deep)
 
 
 def _ffmpeg_reason(error: av.error.FFmpegError) -> str:
@@ -613,14 +656,14 @@ class Probe:
 
     size: tuple[int, int]  # (width, height) of its frames as shown
     conversions: tuple[str, ...]  # what reading it converts (HDR tone-mapped, fields deinterlaced), each a sentence
-    hdr: HdrStream | None = None  # its HDR signal, where it is HDR video
+    deep: DeepSignal | None = None  # its own signal, where it is HDR or deeper than 8 bits
 
 
 def probe_video(path: str | os.PathLike) -> Probe:
     """A clip's `Probe`, from its first frame only (a container's not converted to RGB); a missing or
     unreadable clip is a VideoError naming it."""
     decoded = _decode(Path(path), range(1), pixels=False)
-    return Probe(decoded.size, decoded.conversions, decoded.hdr)
+    return Probe(decoded.size, decoded.conversions, decoded.deep)
 
 
 def video_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -796,13 +839,17 @@ def iter_video(
 ) -> Iterator[np.ndarray]:
     """The selected frames one at a time, at the file's size: a second pass over a long clip holds one
     frame in memory (containers and folders of frames; animated images are read whole). With `signal`,
-    an HDR video's frames in its own form ((H, W, 3) uint16 R'G'B', `_display_rgb`), not tone-mapped."""
+    a deep clip's frames (`Probe.deep`: HDR, or SDR of more than 8 bits) in its own form ((H, W, 3) uint16
+    R'G'B', `_display_rgb`), not tone-mapped nor rounded; a folder's 8-bit frames among them made so."""
     path = Path(path)
     wanted = range(start, start + num_frames * stride, stride)
     if path.is_dir():
-        for i, (_, frame, _) in enumerate(_iter_frame_dir(path, wanted, None, signal=signal)):
+        to_signal = None  # the folder's signal is its first frame's (`_read_frame_dir`)
+        for i, (_, frame, said) in enumerate(_iter_frame_dir(path, wanted, None, signal=signal)):
+            if i == 0 and signal and said is not None:
+                to_signal = to_signal_converter(said)
             if frame is not None:
-                yield frame
+                yield to_signal(frame) if to_signal is not None and frame.dtype == np.uint8 else frame
             if i >= wanted[-1]:
                 return
         return
@@ -822,8 +869,8 @@ def _conversions(path: Path, stream, showing: _Showing) -> tuple[str, ...]:
     """What reading `stream` converts, from what the reader converts by (`showing`, for `_display_rgb`;
     the field order, for `_progressive`), so that the edit is not in the file's own form, each a sentence."""
     codec, said = stream.codec_context, []
-    if showing.hdr is not None:
-        said.append(_hdr_conversion(path, showing.hdr))
+    if showing.deep is not None and showing.deep.hdr:
+        said.append(_hdr_conversion(path, showing.deep))
     if codec.field_order in INTERLACED:
         said.append(
             f"{path} is interlaced (two fields in each frame): it is deinterlaced as it is read (FFmpeg's yadif, "
@@ -832,7 +879,7 @@ def _conversions(path: Path, stream, showing: _Showing) -> tuple[str, ...]:
     return tuple(said)
 
 
-def _hdr_conversion(path: Path, hdr: HdrStream) -> str:
+def _hdr_conversion(path: Path, hdr: DeepSignal) -> str:
     """What reading an HDR clip converts, as a sentence."""
     peak = (
         "HLG's nominal display"
@@ -928,31 +975,33 @@ def frame_rate(fps: float) -> Fraction:
 
 
 MP4_OPTIONS = {"crf": "16", "threads": "1", "bf": "0"}  # x264's, for `write_mp4`: one thread, no B-frames
-HDR_MP4_OPTIONS = "log-level=error:info=0:bframes=0:frame-threads=1:repeat-headers=1"  # x265's: one frame at a time ...
-X265_TRANSFERS = {PQ: "smpte2084", HLG: "arib-std-b67"}  # x265's names of the HDR transfers
+X265_OPTIONS = "log-level=error:info=0:bframes=0:frame-threads=1:repeat-headers=1"  # x265's: one frame at a time ...
+X265_TRANSFERS = {PQ: "smpte2084", HLG: "arib-std-b67", BT709: "bt709"}  # x265's names of the transfers
 
 
-def hdr_writable() -> bool:
-    """Whether this FFmpeg can write HDR video (`write_mp4`'s 10-bit HEVC: x265)."""
+def deep_writable() -> bool:
+    """Whether this FFmpeg can write 10-bit video (`write_mp4`'s HEVC: x265), HDR or deep SDR."""
     return "libx265" in av.codecs_available
 
 
-def x265_params(hdr: HdrStream) -> str:
-    """x265's parameters for 10-bit HDR video in `hdr`'s form: BT.2020 colours, its transfer, limited range,
-    and the HDR10 metadata its file said (ST 2086's mastering display in x265's units, chromaticities in
-    0.00002 and light in 0.0001 cd/m2, green, blue, red, white; CTA-861.3's MaxCLL, MaxFALL)."""
+def x265_params(deep: DeepSignal) -> str:
+    """x265's parameters for 10-bit video in `deep`'s form: its colours (HDR: BT.2020; SDR: BT.709), its
+    transfer, limited range, and the HDR10 metadata its file said (ST 2086's mastering display in x265's
+    units, chromaticities in 0.00002 and light in 0.0001 cd/m2, green, blue, red, white; CTA-861.3's
+    MaxCLL, MaxFALL)."""
+    colours = "colorprim=bt2020:colormatrix=bt2020nc" if deep.hdr else "colorprim=bt709:colormatrix=bt709"
     said = [  # ... its rows in waves on torch's threads: the same file for any number (frame threads would not
         # be), without x265's note of its settings (which names the threads and the CPU)
-        f"{HDR_MP4_OPTIONS}:pools={torch_threads()}",
-        f"colorprim=bt2020:transfer={X265_TRANSFERS[hdr.transfer]}:colormatrix=bt2020nc:range=limited",
+        f"{X265_OPTIONS}:pools={torch_threads()}",
+        f"{colours}:transfer={X265_TRANSFERS[deep.transfer]}:range=limited",
     ]
-    if hdr.mastering is not None:
-        *xy, peak, black = mastering_units(hdr.mastering)  # R, G, B, white: x, y each
+    if deep.mastering is not None:
+        *xy, peak, black = mastering_units(deep.mastering)  # R, G, B, white: x, y each
         said.append(
             f"master-display=G({xy[2]},{xy[3]})B({xy[4]},{xy[5]})R({xy[0]},{xy[1]})WP({xy[6]},{xy[7]})L({peak},{black})"
         )
-    if hdr.light_level is not None:
-        said.append(f"max-cll={hdr.light_level[0]},{hdr.light_level[1]}")
+    if deep.light_level is not None:
+        said.append(f"max-cll={deep.light_level[0]},{deep.light_level[1]}")
     return ":".join(said)
 
 
@@ -962,7 +1011,7 @@ def write_mp4(
     fps: float = DEFAULT_FPS,
     audio: AudioSpan | None = None,
     times: np.ndarray | None = None,
-    hdr: HdrStream | None = None,
+    deep: DeepSignal | None = None,
 ) -> Path:
     """Write H.264 / yuv420p at `fps` (kept exactly, as a fraction), or each frame at its own time when
     `times` says them ((F + 1,) s, as `Video.times`), with `audio` as AAC when given;
@@ -977,10 +1026,10 @@ def write_mp4(
     process's history (at times, after the process decoded another video); turning it off costs more
     than that is worth (docs/long_clips.md, "The same mp4 from the same frames").
 
-    With `hdr`, the frames are an HDR clip's own R'G'B' (H, W, 3) uint16 (BT.2020, its transfer), written
-    as 10-bit HEVC (x265, `x265_params`: no B-frames, one frame at a time, its rows in waves on torch's
-    threads, so the file is the same for any number of them) in that form, with the
-    HDR10 metadata its file said, so that HDR players show them as they show the clip."""
+    With `deep`, the frames are a deep clip's own R'G'B' (H, W, 3) uint16 (HDR: BT.2020, its transfer;
+    SDR: BT.709), written as 10-bit HEVC (x265, `x265_params`: no B-frames, one frame at a time, its rows
+    in waves on torch's threads, so the file is the same for any number of them) in that form, with the
+    HDR10 metadata its file said, so that players show them as they show the clip."""
     path = Path(path)
     frames = iter(frames)
     first = next(frames, None)
@@ -988,20 +1037,21 @@ def write_mp4(
         raise VideoError(f"Cannot write {path}: no frames.")
     h, w, _ = first.shape
     ph, pw = h + h % 2, w + w % 2
-    rgb_format, pix_fmt, matrix = ("rgb24", "yuv420p", BT709) if hdr is None else ("rgb48le", "yuv420p10le", BT2020)
+    rgb_format, pix_fmt = ("rgb24", "yuv420p") if deep is None else ("rgb48le", "yuv420p10le")
+    matrix = BT2020 if deep is not None and deep.hdr else BT709
     with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264" if hdr is None else "libx265", rate=frame_rate(fps))
+        stream = container.add_stream("libx264" if deep is None else "libx265", rate=frame_rate(fps))
         stream.width, stream.height, stream.pix_fmt = pw, ph, pix_fmt
         stream.options = (
-            dict(MP4_OPTIONS) if hdr is None else {"crf": MP4_OPTIONS["crf"], "x265-params": x265_params(hdr)}
+            dict(MP4_OPTIONS) if deep is None else {"crf": MP4_OPTIONS["crf"], "x265-params": x265_params(deep)}
         )
         video = stream.codec_context  # said in the file, so every player shows the colours written
-        if hdr is None:
+        if deep is None:
             video.colorspace = video.color_primaries = video.color_trc = BT709
         else:
             stream.codec_tag = "hvc1"  # HEVC as Apple's players take it in an mp4
-            video.colorspace = video.color_primaries = BT2020
-            video.color_trc = hdr.transfer
+            video.colorspace = video.color_primaries = matrix
+            video.color_trc = deep.transfer
         video.color_range = LIMITED_RANGE
         if times is not None:  # each frame at its own time, in a clock fine enough for any of them
             video.time_base = VARIABLE_RATE_CLOCK
@@ -1169,24 +1219,26 @@ def frame_name(k: int) -> str:
 WRITTEN_FRAME = re.compile(r"[1-9]\d*\.png")  # the names `frame_name` gives
 
 
-def saving_frames(frames: Iterable[np.ndarray], directory: Path, hdr: HdrStream | None = None) -> Iterator[np.ndarray]:
+def saving_frames(
+    frames: Iterable[np.ndarray], directory: Path, deep: DeepSignal | None = None
+) -> Iterator[np.ndarray]:
     """`frames` as they come, each also saved into `directory` as a PNG named by `frame_name` (with
-    `hdr`, an HDR frame's own 16-bit values, `hdr_png`)."""
+    `deep`, a deep frame's own 16-bit values, `deep_png`)."""
     for k, frame in enumerate(frames, start=1):
-        if hdr is None:
+        if deep is None:
             Image.fromarray(frame).save(directory / frame_name(k))
         else:
-            (directory / frame_name(k)).write_bytes(hdr_png(frame, hdr))
+            (directory / frame_name(k)).write_bytes(deep_png(frame, deep))
         yield frame
 
 
 def write_frames(
-    frames: np.ndarray | Iterable[np.ndarray], directory: str | os.PathLike, hdr: HdrStream | None = None
+    frames: np.ndarray | Iterable[np.ndarray], directory: str | os.PathLike, deep: DeepSignal | None = None
 ) -> Path:
-    """Write frames as 1.png, 2.png, ... into a folder (created atomically), one at a time (`hdr`:
-    HDR frames in their own 16-bit form, `hdr_png`)."""
+    """Write frames as 1.png, 2.png, ... into a folder (created atomically), one at a time (`deep`:
+    deep frames in their own 16-bit form, `deep_png`)."""
     with atomic_path(directory, directory=True) as tmp:
-        for _ in saving_frames(frames, tmp, hdr):  # each frame saved as it passes
+        for _ in saving_frames(frames, tmp, deep):  # each frame saved as it passes
             pass
     return Path(directory)
 
@@ -1198,22 +1250,24 @@ def write_video(
     audio: AudioSpan | None = None,
     workers: int = 1,
     times: np.ndarray | None = None,
-    hdr: HdrStream | None = None,
+    deep: DeepSignal | None = None,
 ) -> Path:
     """Write by suffix: .mp4 (with `audio` when given), .gif, or a folder of PNGs for a path without
     suffix. `frames` may be an iterable of (H, W, 3) frames; every writer takes them as they come.
     The videos show them at `fps`, or at their own `times` ((F + 1,) s, as `Video.times`).
-    `workers`: threads that make a GIF's palettes (the file is the same for any number). `hdr`: the
-    frames are an HDR stream's own 16-bit values, written as HDR video (an mp4 or PNGs only)."""
+    `workers`: threads that make a GIF's palettes (the file is the same for any number). `deep`: the
+    frames are a deep stream's own 16-bit values, written in its form (an mp4 or PNGs only)."""
     suffix = Path(path).suffix.lower()
-    if hdr is not None and suffix == ".gif":
-        raise VideoError(f"Cannot write {path}: a GIF holds 8-bit colours, not HDR video; write an .mp4.")
+    if deep is not None and suffix == ".gif":
+        raise VideoError(
+            f"Cannot write {path}: a GIF holds 8-bit colours, not {deep.name} video of 10 bits; write an .mp4."
+        )
     if suffix == ".mp4":
-        return write_mp4(frames, path, fps, audio, times, hdr)
+        return write_mp4(frames, path, fps, audio, times, deep)
     if suffix == ".gif":
         return write_gif(frames, path, fps, workers, times)
     if suffix == "":
-        return write_frames(frames, path, hdr)
+        return write_frames(frames, path, deep)
     raise VideoError(f"Cannot write {path}: supported outputs are .mp4, .gif or a folder (no suffix).")
 
 
