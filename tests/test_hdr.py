@@ -531,3 +531,26 @@ def test_a_folder_of_16_bit_pngs_is_10_bit_sdr_its_8_bit_frames_rounded_and_made
     first, second = iter_video(tmp_path, 0, 2, signal=True)
     assert np.array_equal(first, rgb) and second.dtype == np.uint16
     assert np.array_equal(second, sixteen_to_eight(rgb).astype(np.uint16) * 257)
+
+
+def test_a_folder_of_16_bit_tiffs_is_10_bit_sdr_whatever_the_files_are_named(tmp_path):
+    """A VFX plate's 16-bit RGB TIFFs (one named .jpg, as some sample clips' frames are) are deep SDR: seen
+    rounded to 8 bits, pasted into at their own 16 bits; an 8-bit TIFF stays 8-bit."""
+    from PIL import Image
+
+    from videop2p.io.video import DEEP_SDR, iter_video, sixteen_to_eight
+
+    y, x = np.mgrid[0:24, 0:40]
+    frames = [np.stack([x * 1000 + 50 * k, y * 1300, (x + y) * 500], -1).astype(np.uint16) for k in range(2)]
+    for name, rgb in zip(("1.tif", "2.jpg"), frames, strict=True):
+        codec = av.codec.CodecContext.create("tiff", "w")
+        codec.width, codec.height, codec.pix_fmt = 40, 24, "rgb48le"
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le")
+        (tmp_path / name).write_bytes(b"".join(bytes(p) for p in [*codec.encode(frame), *codec.encode(None)]))
+    assert probe_video(tmp_path).deep == DEEP_SDR
+    assert np.array_equal(read_video(tmp_path).frames, sixteen_to_eight(np.stack(frames)))  # Pillow cuts: 3.9 -> 3
+    assert all(np.array_equal(a, b) for a, b in zip(iter_video(tmp_path, 0, 2, signal=True), frames, strict=True))
+    eight = tmp_path / "eight"
+    eight.mkdir()
+    Image.fromarray(sixteen_to_eight(frames[0])).save(eight / "1.tif")
+    assert probe_video(eight).deep is None

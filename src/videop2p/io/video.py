@@ -176,9 +176,9 @@ def _iter_frame_dir(
 ) -> Iterator[tuple[tuple[int, int], np.ndarray | None, DeepSignal | None]]:
     """Each image of a folder of frames in natural order: its (width, height), its pixels (transformed;
     a JPEG decoded smaller where it is to be resized to `small`, `_draft`) when it is wanted, and its own
-    signal where it is a 16-bit RGB PNG (`_png_deep`: HDR tone-mapped as an HDR video's frames are, SDR
-    rounded to 8 bits, or with `signal` left in its own 16-bit form), one at a time; files that are not
-    images are passed over."""
+    signal where it is a 16-bit RGB PNG or TIFF (`_image_deep`: HDR tone-mapped as an HDR video's frames
+    are, SDR rounded to 8 bits, or with `signal` left in its own 16-bit form), one at a time; files that
+    are not images are passed over."""
     files = sorted(
         (p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: natural_key(p.name)
     )
@@ -187,11 +187,11 @@ def _iter_frame_dir(
         try:
             with Image.open(f) as img:  # Pillow detects the format from the content, not the extension
                 size = img.size  # read from the header; pixels are decoded for wanted frames only
-                deep = _png_deep(f) if img.format == "PNG" else None
+                deep = _image_deep(f, img)
                 frame = None
                 if _wanted(index, wanted):
                     _draft(img, small)
-                    frame = _kept(_to_rgb(img) if deep is None else _deep_png_pixels(f, deep, signal), transform)
+                    frame = _kept(_to_rgb(img) if deep is None else _deep_image_pixels(f, deep, signal), transform)
         except (UnidentifiedImageError, OSError) as e:
             if f.suffix.lower() in IMAGE_SUFFIXES:
                 raise VideoError(f"Frame {f} is not a readable image ({e}).") from e
@@ -270,10 +270,30 @@ def _png_deep(path: Path) -> DeepSignal | None:
     return DeepSignal(cicp[1], mastering, light_level)
 
 
-def _deep_png_pixels(path: Path, deep: DeepSignal, signal: bool) -> np.ndarray:
-    """A 16-bit PNG's (`_png_deep`) pixels as an SDR screen shows them, (H, W, 3) uint8 (HDR: `hdr.hdr_to_sdr`;
-    SDR: rounded to 8 bits), or with `signal` its own R'G'B' (H, W, 3) uint16 (Pillow reads 16-bit RGB as 8
-    bits, cut rather than rounded: FFmpeg reads it)."""
+TIFF_BITS, TIFF_SAMPLES, TIFF_SAMPLE_FORMAT, TIFF_UNSIGNED = 258, 277, 339, 1  # TIFF 6.0's tags, and unsigned ints
+
+
+def _image_deep(path: Path, img: Image.Image) -> DeepSignal | None:
+    """An image file's signal where 8 bits do not hold it: a 16-bit RGB PNG's (`_png_deep`), or 16-bit SDR
+    for a TIFF of three unsigned 16-bit samples a pixel (a VFX plate's); None for any other image."""
+    if img.format == "PNG":
+        return _png_deep(path)
+    if img.format == "TIFF":
+        tags = img.tag_v2
+        unsigned = all(v == TIFF_UNSIGNED for v in _as_tuple(tags.get(TIFF_SAMPLE_FORMAT, TIFF_UNSIGNED)))
+        if tags.get(TIFF_SAMPLES) == 3 and set(_as_tuple(tags.get(TIFF_BITS))) == {16} and unsigned:
+            return DEEP_SDR
+    return None
+
+
+def _as_tuple(value) -> tuple:
+    return tuple(value) if isinstance(value, tuple | list) else (value,)
+
+
+def _deep_image_pixels(path: Path, deep: DeepSignal, signal: bool) -> np.ndarray:
+    """A 16-bit PNG's or TIFF's (`_image_deep`) pixels as an SDR screen shows them, (H, W, 3) uint8 (HDR:
+    `hdr.hdr_to_sdr`; SDR: rounded to 8 bits), or with `signal` its own R'G'B' (H, W, 3) uint16 (Pillow
+    reads 16-bit RGB as 8 bits, cut rather than rounded: FFmpeg reads it)."""
     try:
         with av.open(str(path)) as container:
             rgb = next(container.decode(video=0)).to_ndarray(format="rgb48le")
