@@ -448,12 +448,12 @@ def test_an_hdr_clips_edits_are_sdr_video_when_asked(tmp_path, composite):
 def test_an_anamorphic_hdr_frame_is_resampled_to_square_pixels_in_its_own_16_bits():
     """An HDR frame read in its own form (pasting into it) is widened to square pixels as its 8-bit reading
     is: the same bicubic resampling, at 16 bits."""
-    from videop2p.io.video import _square_pixels
+    from videop2p.io.video import _resampled
 
     y, x = np.mgrid[0:24, 0:30]
     levels = np.stack([x * 8, y * 10, (x + y) * 4], -1).astype(np.uint8)  # (24, 30, 3) smooth ramps
-    wide8 = _square_pixels(levels, 40).astype(int)
-    wide16 = _square_pixels(levels.astype(np.uint16) * 257, 40)
+    wide8 = _resampled(levels, (40, 24)).astype(int)
+    wide16 = _resampled(levels.astype(np.uint16) * 257, (40, 24))
     assert wide16.dtype == np.uint16 and wide16.shape == (24, 40, 3)
     assert np.abs(wide16 / 257 - wide8).max() <= 1  # Pillow's 8-bit resampling rounds each pass
 

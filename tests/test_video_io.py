@@ -698,3 +698,37 @@ def test_an_interlaced_clip_is_deinterlaced_as_it_is_read(tmp_path):
     (said,) = probe_video(tmp_path / "fields.mp4").conversions
     assert "is interlaced (two fields in each frame): it is deinterlaced as it is read" in said
     assert probe_video(tmp_path / "frames.mp4").conversions == ()
+
+
+def test_a_stream_joined_from_parts_of_two_sizes_is_read_at_its_first_size_evenly_timed(tmp_path, caplog):
+    """Two MPEG-TS files of different sizes joined byte for byte (a recorder's or a stream's parts): the
+    second part's frames are scaled to the first's size, as FFmpeg does, said once; its timestamps start
+    again, so the frames are timed evenly (their times would not increase) and an mp4 of them is written."""
+    import logging
+
+    from videop2p.io.video import iter_video, probe_video
+
+    parts = []
+    for k, (w, h) in enumerate(((48, 32), (64, 48))):
+        path = tmp_path / f"{k}.ts"
+        with av.open(str(path), "w", format="mpegts") as c:
+            s = c.add_stream("libx264", rate=8)
+            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+            for i in range(3):
+                frame = np.full((h, w, 3), 40 + 60 * k + 10 * i, np.uint8)
+                c.mux(s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            c.mux(s.encode())
+        parts.append(path.read_bytes())
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(b"".join(parts))
+    with caplog.at_level(logging.WARNING, logger="videop2p.io.video"):
+        video = read_video(joined)
+    assert video.frames.shape == (6, 32, 48, 3) and video.times is None and probe_video(joined).size == (48, 32)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{joined} changes its frame size at frame 3 (48x32 to 64x48): its frames are read at 48x32, the first "
+        "frame's, as FFmpeg scales them"
+    ]
+    assert np.abs(video.frames[4].astype(int) - 110).max() <= 3  # the second part's second frame, scaled
+    assert [f.shape for f in iter_video(joined, 0, 6)] == [(32, 48, 3)] * 6  # as pasting reads them
+    back = read_video(write_mp4(video.frames, tmp_path / "out.mp4", video.fps, times=video.times))
+    assert back.frames.shape == (6, 32, 48, 3)

@@ -12,7 +12,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -466,19 +466,22 @@ class _Showing:
     sar: Fraction = Fraction(1)  # its pixels' aspect (`_pixel_aspect`)
     deep: DeepSignal | None = None  # its own signal where 8 bits do not hold it; HDR frames are tone-mapped ...
     to_sdr: Callable[[np.ndarray], np.ndarray] | None = field(default=None, compare=False)  # ... by this
+    size: tuple[int, int] | None = None  # (width, height) its first frame is shown at: a later frame of another
+    # size (a stream joined from parts) is scaled to it, as FFmpeg's scaler does
 
 
 def _showing(stream, first: av.VideoFrame) -> _Showing:
-    """A stream's `_Showing`, from its headers and its `first` decoded frame: its format (more than 8 bits a
-    component: deep SDR) and side data (a PQ clip's peak is one for the whole clip, so that its frames are
-    tone-mapped alike)."""
-    transfer = stream.codec_context.color_trc
+    """A stream's `_Showing`, from its headers and its `first` decoded frame: its size, its format (more than 8
+    bits a component: deep SDR) and side data (a PQ clip's peak is one for the whole clip, so that its frames
+    are tone-mapped alike)."""
+    transfer, sar = stream.codec_context.color_trc, _pixel_aspect(stream)
+    size = _upright_size(first, sar)
     if transfer not in HDR_TRANSFERS:
         if _deep_format(first.format.name):  # read at 16 bits and rounded: FFmpeg's 8-bit RGB of 10-bit YUV
-            return _Showing(_pixel_aspect(stream), DEEP_SDR, sixteen_to_eight)  # is up to 4 levels off, most lower
-        return _Showing(_pixel_aspect(stream))
+            return _Showing(sar, DEEP_SDR, sixteen_to_eight, size)  # is up to 4 levels off, most lower
+        return _Showing(sar, size=size)
     hdr = DeepSignal(transfer, *_hdr_metadata(first))
-    return _Showing(_pixel_aspect(stream), hdr, hdr_to_sdr_converter(transfer, hdr.peak))  # tables once a clip
+    return _Showing(sar, hdr, hdr_to_sdr_converter(transfer, hdr.peak), size)  # tables once a clip
 
 
 def _read_size(frame: av.VideoFrame, showing: _Showing, small: tuple[int, int] | None) -> dict:
@@ -515,14 +518,12 @@ def _display_rgb(
     return frame.to_ndarray(format="rgb24", **_source_colour(frame, hdr=False), **read)
 
 
-def _square_pixels(rgb: np.ndarray, width: int) -> np.ndarray:
-    """(H, W, 3) uint8 or uint16 frame resampled to `width` square pixels (bicubic), its rows kept."""
+def _resampled(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) uint8 or uint16 frame resampled to `size` (width, height), bicubic."""
     if rgb.dtype == np.uint8:
-        return np.asarray(Image.fromarray(rgb).resize((width, rgb.shape[0]), Image.Resampling.BICUBIC))
+        return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC))
     channels = [  # Pillow resamples 16-bit values one channel at a time, as floats
-        np.asarray(
-            Image.fromarray(rgb[..., c].astype(np.float32)).resize((width, rgb.shape[0]), Image.Resampling.BICUBIC)
-        )
+        np.asarray(Image.fromarray(rgb[..., c].astype(np.float32)).resize(size, Image.Resampling.BICUBIC))
         for c in range(3)
     ]
     return np.clip(np.round(np.stack(channels, axis=-1)), 0, np.iinfo(rgb.dtype).max).astype(rgb.dtype)
@@ -534,11 +535,14 @@ def _upright(
     """A decoded frame as RGB (H, W, 3) as players show it: in BT.709 (`_display_rgb`; with `signal`, an
     HDR frame's own 16-bit values), in square pixels (an anamorphic clip's non-square pixels resampled to
     its display width) and turned as its display matrix says (a phone's portrait clip is stored sideways
-    with a rotation to show it upright), as ffmpeg's autorotate does. `small`: the size the frame is to
-    be resized to (`_display_rgb`)."""
+    with a rotation to show it upright), as ffmpeg's autorotate does; at the stream's first size
+    (`showing.size`) where the stream changes size. `small`: the size the frame is to be resized to
+    (`_display_rgb`)."""
+    if showing.size is not None and _upright_size(frame, showing.sar) != showing.size:  # whole, then scaled
+        return _resampled(_upright(frame, replace(showing, size=None), None, signal), showing.size)
     rgb, turns, sar = _display_rgb(frame, showing, small, signal), _quarter_turns(frame), showing.sar
-    if sar != 1:
-        rgb = _square_pixels(rgb, _square_width(rgb.shape[1], sar))  # the frame's width, or smaller (`_read_size`)
+    if sar != 1:  # to square pixels: the frame's width, or smaller (`_read_size`)
+        rgb = _resampled(rgb, (_square_width(rgb.shape[1], sar), rgb.shape[0]))
     return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
 
 
@@ -557,7 +561,7 @@ def _read_container(
     """Frames are decoded one by one and only the `wanted` ones kept (transformed; None each without
     `pixels`: their sizes only, no conversion to RGB), so memory holds the selection only; decoding
     stops after its last frame. `small`: the size `transform` brings frames to (`_display_rgb`)."""
-    frames, times, has_audio, size, showing = [], [], False, (0, 0), None
+    frames, times, has_audio, size, showing, resized = [], [], False, (0, 0), None, False
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -570,9 +574,20 @@ def _read_container(
                 if showing is None:
                     showing = _showing(stream, frame)
                     conversions = _conversions(path, stream, showing)
-                size = _upright_size(frame, showing.sar)
-                if 0 in size:
+                own, size = _upright_size(frame, showing.sar), showing.size
+                if 0 in own:
                     break
+                if own != size and not resized:  # said once: each such frame is scaled (`_upright`)
+                    resized = True
+                    logger.warning(
+                        "%s changes its frame size at frame %d (%dx%d to %dx%d): its frames are read at %dx%d, "
+                        "the first frame's, as FFmpeg scales them",
+                        path,
+                        i,
+                        *size,
+                        *own,
+                        *size,
+                    )
                 wants = pixels and _wanted(i, wanted)  # only wanted frames are converted to RGB
                 frames.append(_kept(_upright(frame, showing, small), transform) if wants else None)
                 times.append(frame.time)
@@ -794,7 +809,7 @@ def _selection_times(decoded: _Decoded, picked: range, period: float) -> np.ndar
     """(F + 1,) seconds: when each `picked` frame is shown, from the first, and when the last ends (the
     time of the frame after it, or the file's end when it ends before that frame, where known, else one
     `period` later); None where they are evenly spaced (within half a period: a constant rate, written
-    as such) or their times are unknown."""
+    as such), their times are unknown, or they do not increase (written at the constant rate)."""
     times = decoded.times
     if not times or any(times[i] is None for i in picked):
         return None
@@ -804,6 +819,8 @@ def _selection_times(decoded: _Decoded, picked: range, period: float) -> np.ndar
     else:
         end = decoded.end if after >= len(times) and decoded.end is not None else times[picked[-1]] + period
     shown = np.array([*(times[i] for i in picked), end]) - times[picked[0]]
+    if np.any(np.diff(shown) <= 0):  # times that go back (a stream joined from parts) or repeat: evenly
+        return None
     return shown if timing_drift(list(shown), period) > 0.5 * period else None
 
 
