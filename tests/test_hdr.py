@@ -554,3 +554,12 @@ def test_a_folder_of_16_bit_tiffs_is_10_bit_sdr_whatever_the_files_are_named(tmp
     eight.mkdir()
     Image.fromarray(sixteen_to_eight(frames[0])).save(eight / "1.tif")
     assert probe_video(eight).deep is None
+
+
+@pytest.mark.parametrize(("transfer", "name"), [(1, "SDR"), (PQ, "PQ")])
+def test_deep_frames_are_not_written_as_a_gif(tmp_path, transfer, name):
+    from videop2p.io.video import DeepSignal, VideoError, write_video
+
+    with pytest.raises(VideoError, match=f"a GIF holds 8-bit colours, not 10-bit {name} video; write an .mp4"):
+        write_video(np.zeros((2, 8, 8, 3), np.uint16), tmp_path / "x.gif", deep=DeepSignal(transfer))
+    assert not (tmp_path / "x.gif").exists()

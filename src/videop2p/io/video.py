@@ -1297,7 +1297,7 @@ def write_video(
     suffix = Path(path).suffix.lower()
     if deep is not None and suffix == ".gif":
         raise VideoError(
-            f"Cannot write {path}: a GIF holds 8-bit colours, not {deep.name} video of 10 bits; write an .mp4."
+            f"Cannot write {path}: a GIF holds 8-bit colours, not 10-bit {deep.name} video; write an .mp4."
         )
     if suffix == ".mp4":
         return write_mp4(frames, path, fps, audio, times, deep)
