@@ -369,13 +369,20 @@ def test_an_hdr_clips_edits_stay_hdr_video_with_its_metadata_and_its_own_pixels(
 
 
 @pytest.mark.parametrize("size", [(96, 64), (64, 64)])
-def test_a_10_bit_sdr_clips_edits_stay_10_bit_video_with_its_own_pixels(tmp_path, size):
+def test_a_10_bit_sdr_clips_edits_stay_10_bit_video_with_its_own_pixels(tmp_path, size, caplog):
     """A 10-bit SDR input (a camera's, an editor's export) is seen by the model at 8 bits; its edit is pasted
     into its own 16-bit frames (at the working size too) and written as 10-bit HEVC in BT.709: the input's
     values where nothing is pasted (the PNG frames to the bit, the mp4 finer than 8 bits could hold them)."""
+    import logging
+
     from videop2p.io.video import BT709, DEEP_SDR, iter_video, sixteen_to_eight
 
-    manifest, video = _hdr_run(tmp_path, BT709, size, "auto", png=True)
+    with caplog.at_level(logging.INFO, logger="videop2p.outputs"):
+        manifest, video = _hdr_run(tmp_path, BT709, size, "auto", png=True)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{video} is 10-bit video: the edits' mp4s are pasted into its own frames as 10-bit HEVC (--composite sdr: "
+        "8-bit H.264)"
+    ]
     out = tmp_path / "auto"
     probe = probe_video(video)
     assert probe.deep == DEEP_SDR and probe.deep.name == "SDR" and probe.conversions == ()  # nothing converted

@@ -376,6 +376,12 @@ def _write_outputs(
             "this FFmpeg has no x265 encoder: the edits of %s clip are written as 8-bit SDR video",
             "an HDR" if clip.deep.hdr else "a 10-bit",
         )
+    elif full and deep is not None and not deep.hdr:  # an HDR clip's loading note says so already
+        logger.info(
+            "%s is 10-bit video: the edits' mp4s are pasted into its own frames as 10-bit HEVC "
+            "(--composite sdr: 8-bit H.264)",
+            clip.video.path if clip.video is not None else "the clip",
+        )
     files: dict[str, list[str] | str] = {"edits": [], "edits_gif": [], "edits_png": [], "masks": [], "attention": []}
     pasted: list[Writer] = []  # the edits' mp4s (with their PNGs) at full size, the longest writers: started first
     clip_writers = functools.partial(_clip_writers, root=root, fps=fps, times=clip.times)  # at the clip's times
