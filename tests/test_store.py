@@ -354,6 +354,29 @@ def test_frames_far_above_the_models_size_are_warned_about_before_any_work(tiny,
     assert record.getMessage().endswith(f"; --size {own[0]}x{own[1]} works at its own area")
 
 
+def test_loading_a_part_of_a_longer_clip_says_which_part_and_how_to_take_all(tiny, tmp_path, caplog):
+    """The official 8 frames of a 2-second clip are a quarter second of it: loading says so (which frames,
+    how long), and says nothing where every frame is taken."""
+    import logging
+
+    path = write_mp4(np.zeros((60, 32, 32, 3), np.uint8), tmp_path / "long.mp4", 30.0)
+    vp = VideoP2P(tiny, None)
+    said = []
+    for video in (VideoConfig(path=str(path)), VideoConfig(path=str(path), frames=5, start=2, stride=3)):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="videop2p.pipeline"):
+            vp.load_clip(video)
+        said.append([r.getMessage() for r in caplog.records if "holds" in r.getMessage()])
+    tail = ": --frames 0 edits every frame, --start and --stride pick others"
+    assert said[0] == [f"{path} holds 60 frames; 8 of them are edited (frames 1-8, 0.267 s){tail}"]
+    assert said[1] == [f"{path} holds 60 frames; 5 of them are edited (every 3rd frame of frames 3-15, 0.5 s){tail}"]
+    for whole in (VideoConfig(path=str(path), frames=None), VideoConfig(path=str(path), frames=60)):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="videop2p.pipeline"):
+            vp.load_clip(whole)
+        assert not [r for r in caplog.records if "holds" in r.getMessage()]
+
+
 def test_a_10_bit_prores_clips_edits_stay_10_bit_video(tiny, tmp_path, caplog):
     """An editor's 10-bit ProRes export (4:2:2) is read without a note, seen by the model at 8 bits, and
     its edits are 10-bit HEVC pasted into its own frames, said in outputs.json and report.md."""

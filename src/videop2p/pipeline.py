@@ -73,6 +73,17 @@ from videop2p.windows import WindowPlan, frames_per_step, plan_windows
 logger = logging.getLogger(__name__)
 
 
+def _selection_words(start: int, count: int, stride: int, fps: float) -> str:
+    """A selection of frames in words: "frames 1-8, 0.27 s" (numbered from 1), "every 2nd frame from 5"."""
+    last = start + (count - 1) * stride
+    every = f"every {stride}{_ordinal(stride)} frame of " if stride > 1 else ""
+    return f"{every}frames {start + 1}-{last + 1}, {count / fps:.3g} s"
+
+
+def _ordinal(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+
+
 def _warned(notes: tuple[str, ...]) -> tuple[str, ...]:
     """What loading a clip warns of, logged as it is said, and kept on the clip for the run's report."""
     for note in notes:
@@ -241,6 +252,15 @@ class VideoP2P:
         )
         if video.stride > 1:
             logger.info("stride %d: %.3g fps, the clip's duration and sound kept", video.stride, raw.fps)
+        if declared and len(raw.frames) < declared and video.frames is not None:  # a part of it: said, not a surprise
+            logger.info(
+                "%s holds %d frames; %d of them are edited (%s): --frames 0 edits every frame, --start and "
+                "--stride pick others",
+                video.path,
+                declared,
+                len(raw.frames),
+                _selection_words(video.start, len(raw.frames), video.stride, raw.fps),
+            )
         return Clip(
             frames=raw.frames,
             fps=raw.fps,
