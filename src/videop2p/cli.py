@@ -401,10 +401,13 @@ def _execute(cfg, stage: str, command: str) -> None:
     from videop2p.config import option_label, validate
 
     _setup_logging(cfg.quiet)
-    for what, value, give in (
+    needed = [
         ("source prompt", cfg.source, '--source "a sentence that describes the clip"'),
         ("video", cfg.video.path, "the clip's path (a video file or a folder of frames)"),
-    ):
+    ]
+    if stage == "run":  # `run` and `edit`: before the model is loaded
+        needed.append(("target prompt", cfg.targets, '--target "the source prompt with your edit" (one or more)'))
+    for what, value, give in needed:
         if not value:  # an empty --source too
             _fail(f"missing {what}: give {give}; see `videop2p {command} --help`.")
     try:
