@@ -570,3 +570,28 @@ def test_deep_frames_are_not_written_as_a_gif(tmp_path, transfer, name):
     with pytest.raises(VideoError, match=f"a GIF holds 8-bit colours, not 10-bit {name} video; write an .mp4"):
         write_video(np.zeros((2, 8, 8, 3), np.uint16), tmp_path / "x.gif", deep=DeepSignal(transfer))
     assert not (tmp_path / "x.gif").exists()
+
+
+def test_a_folder_of_10_bit_dpx_scans_is_read_by_ffmpeg_as_10_bit_sdr(tmp_path):
+    """A film scan's DPX frames (which Pillow cannot open; one named .jpg, found by content) are 10-bit
+    SDR: seen rounded to 8 bits, pasted into at 16 bits; a damaged one is named."""
+    from videop2p.io.video import DEEP_SDR, VideoError, declared_frames, iter_video, sixteen_to_eight
+
+    y, x = np.mgrid[0:24, 0:40]
+    for k, name in enumerate(("shot.1001.dpx", "shot.1002.dpx", "shot.1003.jpg")):
+        rgb = np.stack([x * 900 + 300 * k, y * 1200, (x + y) * 500], -1).astype(np.uint16)
+        codec = av.codec.CodecContext.create("dpx", "w")
+        codec.width, codec.height, codec.pix_fmt = 40, 24, "gbrp10le"
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(format="gbrp10le")
+        (tmp_path / name).write_bytes(b"".join(bytes(p) for p in [*codec.encode(frame), *codec.encode(None)]))
+    own = []
+    for name in ("shot.1001.dpx", "shot.1002.dpx", "shot.1003.jpg"):
+        with av.open(str(tmp_path / name)) as c:  # FFmpeg's reading of each, alone
+            own.append(next(c.decode(video=0)).to_ndarray(format="rgb48le"))
+    assert probe_video(tmp_path).deep == DEEP_SDR and declared_frames(tmp_path) == 3
+    assert np.array_equal(read_video(tmp_path).frames, sixteen_to_eight(np.stack(own)))
+    assert all(np.array_equal(a, b) for a, b in zip(iter_video(tmp_path, 0, 3, signal=True), own, strict=True))
+    data = (tmp_path / "shot.1002.dpx").read_bytes()
+    (tmp_path / "shot.1002.dpx").write_bytes(data[:100])  # its header cut short
+    with pytest.raises(VideoError, match="shot.1002.dpx is not a readable image"):
+        read_video(tmp_path)

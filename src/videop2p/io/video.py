@@ -176,9 +176,9 @@ def _iter_frame_dir(
 ) -> Iterator[tuple[tuple[int, int], np.ndarray | None, DeepSignal | None]]:
     """Each image of a folder of frames in natural order: its (width, height), its pixels (transformed;
     a JPEG decoded smaller where it is to be resized to `small`, `_draft`) when it is wanted, and its own
-    signal where it is a 16-bit RGB PNG or TIFF (`_image_deep`: HDR tone-mapped as an HDR video's frames
-    are, SDR rounded to 8 bits, or with `signal` left in its own 16-bit form), one at a time; files that
-    are not images are passed over."""
+    signal where it is a 16-bit RGB PNG or TIFF (`_image_deep`) or a 10-bit DPX (a film scan's, which
+    FFmpeg reads: `_dpx_frame`): HDR tone-mapped as an HDR video's frames are, SDR rounded to 8 bits, or
+    with `signal` left in its own 16-bit form; one at a time; files that are not images are passed over."""
     files = sorted(
         (p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: natural_key(p.name)
     )
@@ -193,14 +193,44 @@ def _iter_frame_dir(
                     _draft(img, small)
                     frame = _kept(_to_rgb(img) if deep is None else _deep_image_pixels(f, deep, signal), transform)
         except (UnidentifiedImageError, OSError) as e:
-            if f.suffix.lower() in IMAGE_SUFFIXES:
+            if _is_dpx(f):  # Pillow reads no DPX
+                size, frame, deep = _dpx_frame(f, _wanted(index, wanted), signal)
+                frame = _kept(frame, transform) if frame is not None else None
+            elif f.suffix.lower() in IMAGE_SUFFIXES:
                 raise VideoError(f"Frame {f} is not a readable image ({e}).") from e
-            skipped.append(f.name)
-            continue
+            else:
+                skipped.append(f.name)
+                continue
         index += 1
         yield size, frame, deep
     if skipped:
         logger.info("ignored %d non-image files in %s", len(skipped), path)
+
+
+DPX_MAGIC = (b"SDPX", b"XPDS")  # SMPTE 268M's first four bytes, big- or little-endian
+
+
+def _is_dpx(path: Path) -> bool:
+    """Whether a file is a DPX image, by its content."""
+    with open(path, "rb") as f:
+        return f.read(4) in DPX_MAGIC
+
+
+def _dpx_frame(path: Path, wanted: bool, signal: bool) -> tuple[tuple[int, int], np.ndarray | None, DeepSignal | None]:
+    """A DPX image's (width, height), its pixels where `wanted` (8-bit RGB; deeper ones read at 16 bits and
+    rounded, or with `signal` left so), and its signal (10-bit SDR where it holds more than 8 bits), read
+    by FFmpeg as its players show it (its code values: a log scan stays log)."""
+    try:
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0))
+    except (av.error.FFmpegError, StopIteration) as e:
+        raise VideoError(f"Frame {path} is not a readable image ({e}).") from e
+    deep = DEEP_SDR if _deep_format(frame.format.name) else None
+    pixels = None
+    if wanted:
+        rgb = frame.to_ndarray(format="rgb48le" if deep is not None else "rgb24")
+        pixels = rgb if deep is None or signal else sixteen_to_eight(rgb)
+    return (frame.width, frame.height), pixels, deep
 
 
 def _read_frame_dir(
@@ -706,7 +736,7 @@ def video_size(path: str | os.PathLike) -> tuple[int, int]:
     return probe_video(path).size
 
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".dpx"})
 
 
 def is_frame_name(name: str) -> bool:
