@@ -401,19 +401,19 @@ def _execute(cfg, stage: str, command: str) -> None:
     from videop2p.config import option_label, validate
 
     _setup_logging(cfg.quiet)
-    needed = [
+    for what, value, give in (
         ("source prompt", cfg.source, '--source "a sentence that describes the clip"'),
         ("video", cfg.video.path, "the clip's path (a video file or a folder of frames)"),
-    ]
-    if stage == "run":  # `run` and `edit`: before the model is loaded
-        needed.append(("target prompt", cfg.targets, '--target "the source prompt with your edit" (one or more)'))
-    for what, value, give in needed:
+    ):
         if not value:  # an empty --source too
             _fail(f"missing {what}: give {give}; see `videop2p {command} --help`.")
     try:
         validate(cfg)
     except OptionError as e:
         _fail(f"{option_label(e.option)} {e.reason}")
+    if stage == "run" and not cfg.targets:  # `run` and `edit`: before the model is loaded
+        give = '--target "the source prompt with your edit" (one or more)'
+        _fail(f"missing target prompt: give {give}; see `videop2p {command} --help`.")
     _check_folder("--out", cfg.out, "for the outputs")
     _check_folder("--workspace", cfg.workspace, "to keep tuned clips in")
     _check_clip(cfg.video)
