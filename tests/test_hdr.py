@@ -595,3 +595,35 @@ def test_a_folder_of_10_bit_dpx_scans_is_read_by_ffmpeg_as_10_bit_sdr(tmp_path):
     (tmp_path / "shot.1002.dpx").write_bytes(data[:100])  # its header cut short
     with pytest.raises(VideoError, match="shot.1002.dpx is not a readable image"):
         read_video(tmp_path)
+
+
+def test_info_describes_a_clip_as_it_is_read_and_the_size_the_model_works_it_at(tmp_path):
+    """`videop2p info CLIP`: its size, rate, length and sound, its form (8-bit, 10-bit, HDR), what reading it
+    converts, the working size and what a run takes of it; a clip that cannot be read is one line, before
+    the model is loaded."""
+    from typer.testing import CliRunner
+
+    from videop2p.cli import app
+    from videop2p.io.video import DEEP_SDR, DeepSignal, write_mp4
+
+    y, x = np.mgrid[0:64, 0:96]
+    frames = [np.stack([x * 500, y * 700, (x + y) * 300], -1).astype(np.uint16) for _ in range(12)]
+    clips = {
+        "8-bit SDR": str(write_mp4([(f >> 8).astype(np.uint8) for f in frames], tmp_path / "sdr.mp4", 24.0)),
+        "SDR of more than 8 bits": str(write_mp4(frames, tmp_path / "ten.mp4", 24.0, deep=DEEP_SDR)),
+        "HDR video (HLG)": str(write_mp4(frames[:4], tmp_path / "hlg.mp4", 24.0, deep=DeepSignal(HLG))),
+    }
+    for form, path in clips.items():
+        result = CliRunner().invoke(app, ["info", path])
+        assert result.exit_code == 0, result.output
+        said = result.output.split(f"clip: {path}\n")[1].splitlines()
+        count = 4 if "HLG" in form else 12
+        assert said[0] == f"  96x64 as shown, 24 fps, {count} frames, {count / 24:.2f} s, no sound"
+        assert said[1].startswith(f"  {form}")
+        assert any(line.startswith("  worked at 80x56 by this model") for line in said)  # the toy model's area
+        assert ("a run edits its first 8 frames" in result.output) == (count > 8)
+        assert ("is HDR video (HLG, ARIB STD-B67)" in result.output) == ("HLG" in form)  # its conversion said
+    result = CliRunner().invoke(app, ["info", str(tmp_path / "missing.mp4")])
+    assert result.exit_code == 2 and result.output.strip().splitlines() == [
+        f"error: Video path '{tmp_path / 'missing.mp4'}' does not exist."
+    ]

@@ -147,6 +147,13 @@ def _fail(message: str) -> None:
 
 @app.command()
 def info(
+    clip: Annotated[
+        str | None,
+        typer.Argument(
+            help="A clip (video file or folder of frames): how it is read and the size the model works it at.",
+            show_default=False,
+        ),
+    ] = None,
     model: Annotated[
         str | None, typer.Option(help="Model id or path (default: the bundled toy model, videop2p-toy).")
     ] = None,
@@ -155,8 +162,11 @@ def info(
     embedding: EmbeddingOpt = None,
     vae: VaeOpt = None,
 ) -> None:
-    """Print the version, torch devices, dtype support and the model that would be used."""
+    """Print the version, torch devices, dtype support and the model that would be used; with a CLIP, how it
+    is read."""
     loras, embeddings = _adapter_flags(lora, embedding)
+    if clip is not None:
+        _check_clip_path(clip)
     import torch
 
     from videop2p import __version__
@@ -191,13 +201,56 @@ def info(
     lines.append(f"video: PyAV {av.__version__}, FFmpeg's libavcodec {codec}; {hdr}")
     lines.append(f"model: {model or f'bundled toy model, videop2p-toy ({bundled_model_path()})'}")
     _quiet_loaders()
+    comps = None
     try:
         comps = load_components(model, config=model_config, lora=loras, embeddings=embeddings, vae=vae)
         for k, v in comps.info.to_dict().items():
             lines.append(f"  {k}: {v}")
     except (ModelNotFoundError, ModelLoadError, LoraError, EmbeddingError, VaeError) as e:
         lines.append(f"  not available: {e}")
+    if clip is not None:
+        lines += _clip_lines(clip, comps.info if comps is not None else None)
     typer.echo("\n".join(lines))
+
+
+def _check_clip_path(clip: str) -> None:
+    """A clip given to `info` that cannot be read: one line, before the model is loaded."""
+    from videop2p.io.video import probe_video
+
+    _or_fail(probe_video, clip)
+
+
+def _clip_lines(clip: str, model_info) -> list[str]:
+    """How `info` describes a clip: its frames, rate, sound, size and form as it is read, what reading it
+    converts, and the size `model_info`'s model works it at (`VideoConfig`'s defaults for the rest)."""
+    from videop2p.config import VideoConfig
+    from videop2p.io.video import declared_frames, probe_video, resolve_size
+
+    probe, count = probe_video(clip), declared_frames(clip)
+    length = f"{count} frames, {count / probe.fps:.2f} s" if count else "its frame count not said"
+    sound = "with sound" if probe.audio else "no sound"
+    form = (
+        f"HDR video ({probe.deep.name}): seen tone-mapped as an SDR screen shows it; its edits stay HDR video"
+        if probe.deep is not None and probe.deep.hdr
+        else "SDR of more than 8 bits a component: seen at 8 bits; its edits are pasted into its own frames as "
+        "10-bit HEVC"
+        if probe.deep is not None
+        else "8-bit SDR"
+    )
+    lines = [f"clip: {clip}", f"  {probe.size[0]}x{probe.size[1]} as shown, {probe.fps:.4g} fps, {length}, {sound}"]
+    lines += [f"  {form}", *(f"  {said}" for said in probe.conversions)]
+    if model_info is not None:
+        width, height = resolve_size(probe.size, None, None, model_info.native_size, model_info.size_multiple)
+        back = (
+            f"; its edits are pasted back at {probe.size[0]}x{probe.size[1]}" if (width, height) != probe.size else ""
+        )
+        lines.append(f"  worked at {width}x{height} by this model (--size WxH for another){back}")
+    default = VideoConfig.frames
+    if count and count > default:
+        lines.append(
+            f"  a run edits its first {default} frames (--frames N, --start, --stride; --frames 0: every frame)"
+        )
+    return lines
 
 
 def _adapter_flags(

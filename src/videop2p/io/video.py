@@ -722,13 +722,15 @@ class Probe:
     size: tuple[int, int]  # (width, height) of its frames as shown
     conversions: tuple[str, ...]  # what reading it converts (HDR tone-mapped, fields deinterlaced), each a sentence
     deep: DeepSignal | None = None  # its own signal, where it is HDR or deeper than 8 bits
+    fps: float = DEFAULT_FPS  # its frame rate (a folder of frames: DEFAULT_FPS)
+    audio: bool = False  # whether it has sound
 
 
 def probe_video(path: str | os.PathLike) -> Probe:
     """A clip's `Probe`, from its first frame only (a container's not converted to RGB); a missing or
     unreadable clip is a VideoError naming it."""
     decoded = _decode(Path(path), range(1), pixels=False)
-    return Probe(decoded.size, decoded.conversions, decoded.deep)
+    return Probe(decoded.size, decoded.conversions, decoded.deep, decoded.fps, decoded.has_audio)
 
 
 def video_size(path: str | os.PathLike) -> tuple[int, int]:
