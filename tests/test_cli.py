@@ -108,10 +108,20 @@ def test_run_writes_every_output_named_in_the_manifest(tiny_dir, clip_dir, tmp_p
     out = tmp_path / "out ü"  # the resolved config keeps the path as typed, in UTF-8
     _invoke(
         _args(
-            tiny_dir, clip_dir, out, tmp_path / "ws", "--target", "a green circle moving on the grass", "--png-frames"
+            tiny_dir,
+            clip_dir,
+            out,
+            tmp_path / "ws",
+            "--target",
+            "a green circle moving on the grass",
+            "--png-frames",
+            "--fps",
+            "12",
         )
     )
     m = _manifest(out)
+    assert m["fps"] == 12 and read_video(out / "edit_1.mp4").fps == 12  # a folder of frames, at the rate given
+    assert yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))["video"]["fps"] == 12  # rerunnable
     assert m["targets"] == [TGT, "a green circle moving on the grass"]
     assert m["outputs"]["edits"] == ["edit_1.mp4", "edit_2.mp4"]
     for key in ("edits", "edits_gif", "masks", "attention"):

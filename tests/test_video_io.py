@@ -732,3 +732,22 @@ def test_a_stream_joined_from_parts_of_two_sizes_is_read_at_its_first_size_evenl
     assert [f.shape for f in iter_video(joined, 0, 6)] == [(32, 48, 3)] * 6  # as pasting reads them
     back = read_video(write_mp4(video.frames, tmp_path / "out.mp4", video.fps, times=video.times))
     assert back.frames.shape == (6, 32, 48, 3)
+
+
+def test_a_folder_of_frames_is_given_its_frame_rate_and_a_video_keeps_its_own(tmp_path):
+    """A folder of frames has no rate: 8 frames a second (the authors' outputs'), or the one given, divided by
+    the stride as a video's is; a video or an animated image keeps its own, and giving one is refused
+    before anything is decoded."""
+    from videop2p.config import DEFAULT_FPS
+    from videop2p.io.video import check_video
+
+    folder = write_frames(_clip(6), tmp_path / "frames")
+    assert read_video(folder).fps == DEFAULT_FPS == 8.0
+    assert read_video(folder, fps=24.0).fps == 24.0 and read_video(folder, 0, 3, 2, fps=24.0).fps == 12.0
+    check_video(folder, fps=24.0)
+    video = write_mp4(_clip(6), tmp_path / "clip.mp4", 30.0)
+    for check in (lambda: read_video(video, fps=24.0), lambda: check_video(video, fps=24.0)):
+        with pytest.raises(VideoError, match="clip.mp4 keeps its own frame rate; a frame rate .24 fps. is given to a"):
+            check()
+    with pytest.raises(VideoError, match="does not exist"):  # what is missing is named as missing
+        check_video(tmp_path / "missing.mp4", fps=24.0)

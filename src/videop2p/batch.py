@@ -376,7 +376,7 @@ def _check_clip(video: VideoConfig) -> None:
     its model loads (`check_video`: headers and declared counts, nothing decoded)."""
     from videop2p.io.video import check_video
 
-    check_video(video.path, video.start, video.frames, video.stride)
+    check_video(video.path, video.start, video.frames, video.stride, video.fps)
 
 
 def _check_model_config(cfg: RunConfig) -> None:
@@ -419,7 +419,7 @@ def check_local_inputs(jobs: list[Job], loaded: LoadedModel | None = None) -> No
         cfg = job.config
         v = cfg.video
         checks = (
-            (("video", v.path, v.start, v.frames, v.stride), _check_clip, v),
+            (("video", v.path, v.start, v.frames, v.stride, v.fps), _check_clip, v),
             (("model", cfg.model), check_model_path, cfg.model),
             (("model_config", cfg.model, cfg.model_config), _check_model_config, cfg),
             (("vae", cfg.vae), _check_vae, cfg.vae),

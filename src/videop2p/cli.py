@@ -16,6 +16,7 @@ import typer
 
 from videop2p.config import (
     COUNT_MAX,
+    DEFAULT_FPS,
     DEMO_TUNE_STEPS,
     LIGHTER,
     LORA_SCALE_MAX,
@@ -483,7 +484,7 @@ def _check_clip(video) -> None:
     """The clip and its frame selection, before the model is loaded (seconds for a real one)."""
     from videop2p.io.video import check_video
 
-    _or_fail(check_video, video.path, video.start, video.frames, video.stride)
+    _or_fail(check_video, video.path, video.start, video.frames, video.stride, video.fps)
 
 
 def _run_stages(cfg, stage: str) -> None:
@@ -597,6 +598,14 @@ def _stage_command(stage: str, doc: str):
         stride: Annotated[
             int | None,
             typer.Option(help=_h("stride", "Frame stride (official sample_frame_rate)"), rich_help_panel=CLIP_PANEL),
+        ] = None,
+        fps: Annotated[
+            float | None,
+            typer.Option(
+                help=f"Frames a second of a folder of frames (default: {DEFAULT_FPS:g}, as the authors' outputs; a "
+                "video keeps its own).",
+                rich_help_panel=CLIP_PANEL,
+            ),
         ] = None,
         size: Annotated[
             str | None, typer.Option(help="WIDTHxHEIGHT; default keeps the aspect ratio.", rich_help_panel=CLIP_PANEL)

@@ -95,6 +95,8 @@ DTYPES = ("float32", "float16", "bfloat16")  # names a run's dtype may take
 OFFICIAL_TUNE_STEPS = 500  # the authors' max_train_steps
 DEMO_TUNE_STEPS = 300  # `videop2p demo`'s tuning budget
 SEED_MAX = 2**64 - 1  # the largest seed torch.Generator.manual_seed takes
+DEFAULT_FPS = 8.0  # frames a second of a folder of frames, as the authors' outputs are shown
+FPS_RANGE = (0.01, 1000.0)  # frames a second a folder of frames may be given: a frame a 100 s to a high-speed camera's
 COUNT_MAX = 2**31 - 1  # the largest frame count, index, stride or side (more than any clip has)
 ADAPTER_FILES = ("lora", "embeddings")  # RunConfig's fields that map files to settings (paths placed alike)
 LORA_SCALE_MAX = 10.0  # |LoRA scale| at most: LoRA authors advise 0.5-1, and some styles are used negated
@@ -208,6 +210,7 @@ class VideoConfig:
     start: int = 0  # first frame (official sample_start_idx)
     frames: int | None = 8  # number of frames (official n_sample_frames); None: all
     stride: int = 1  # take every stride-th frame (official sample_frame_rate)
+    fps: float | None = None  # frames a second of a folder of frames (None: DEFAULT_FPS); a video keeps its own
     width: int | None = None  # None: keep the aspect ratio at the model's native area
     height: int | None = None  # None: keep the aspect ratio
     resize: ResizeMode = ResizeMode.CROP  # crop (official), pad or stretch
@@ -599,6 +602,7 @@ OPTIONS: dict[str, tuple[str | None, str]] = {  # flat option (CLI flag, UI fiel
     "frames": ("video", "frames"),
     "start": ("video", "start"),
     "stride": ("video", "stride"),
+    "fps": ("video", "fps"),
     "width": ("video", "width"),
     "height": ("video", "height"),
     "resize": ("video", "resize"),
@@ -1148,6 +1152,8 @@ def validate(cfg: RunConfig) -> None:
         check_number("video", "frames", v.frames, 1, whole=True, cap=COUNT_MAX)
     check_number("video", "start", v.start, 0, whole=True, cap=COUNT_MAX)
     check_number("video", "stride", v.stride, 1, whole=True, cap=COUNT_MAX)
+    if v.fps is not None:
+        check_number("video", "fps", v.fps, FPS_RANGE[0], FPS_RANGE[1])
     check_frame_size(v)
     check_tune(t)
     check_edit(e)

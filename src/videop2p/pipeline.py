@@ -249,6 +249,7 @@ class VideoP2P:
             video.stride,
             lambda f: resize_frames(f[None], width, height, video.resize)[0],
             small=(width, height),
+            fps=video.fps,
         )
         if video.stride > 1:
             logger.info("stride %d: %.3g fps, the clip's duration and sound kept", video.stride, raw.fps)

@@ -17,6 +17,7 @@ from enum import Enum
 from pathlib import Path
 
 from videop2p.config import (
+    DEFAULT_FPS,
     LIGHTER,
     OFFICIAL_TUNE_STEPS,
     OPTIONS,
@@ -102,6 +103,7 @@ class Form:
     lr: float = _RUN.tune.lr
     start: int = _RUN.video.start
     stride: int = _RUN.video.stride
+    fps: float | None = _RUN.video.fps  # a zip of frames' rate; None or 0 (a blank field): DEFAULT_FPS
     resize: str = _RUN.video.resize.value
     frame_attention: str = _RUN.frame_attention.value
     force: bool = False
@@ -214,6 +216,7 @@ FIELD_NAMES = {  # option -> the form's name for it, where they differ
     "reweight": "Reweighting",
     "mask_norm": "blend maps scaled by",
     "start": "first frame",
+    "fps": "frame rate",
     "tune_steps": "tuning steps",
     "tune_frames": "frames per tuning step",
     "null_text_frames": "null-text frames",
@@ -232,8 +235,8 @@ FIELD_NAMES = {  # option -> the form's name for it, where they differ
     "png_frames": "lossless PNG frames",
 }
 EXAMPLE_MAX_FRAMES = 1024  # an example clip is rendered here, so its length is bounded here
-BLANK_IS_DEFAULT = {"width", "height", "tune_steps", "tune_frames", "null_text_frames"}  # blank: the default
-ZERO_IS_DEFAULT = {"width", "height", "tune_frames", "null_text_frames"}  # 0 (a cleared field) too
+BLANK_IS_DEFAULT = {"width", "height", "tune_steps", "tune_frames", "null_text_frames", "fps"}  # blank: the default
+ZERO_IS_DEFAULT = {"width", "height", "tune_frames", "null_text_frames", "fps"}  # 0 (a cleared field) too
 BLANK_IS_NONE = {"attention_slicing", "window"}  # blank or 0: the setting's None (every query, the whole clip)
 WHOLE = (
     "frames",
@@ -250,7 +253,7 @@ WHOLE = (
     "window",
     "overlap",
 )
-REAL = ("lr", "cross_replace", "self_replace", "guidance", "threshold")
+REAL = ("lr", "cross_replace", "self_replace", "guidance", "threshold", "fps")
 
 
 def _field_name(option: str) -> str:
@@ -452,7 +455,7 @@ class Session:
         cfg.model_config, cfg.lora = self.model_config, dict(self.lora)  # the session's model, as config.yaml reruns it
         cfg.embeddings, cfg.vae = dict(self.embeddings), self.vae
         try:  # before the model is loaded (the first Edit's): a damaged upload or too few frames
-            check_video(video, cfg.video.start, cfg.video.frames, cfg.video.stride)
+            check_video(video, cfg.video.start, cfg.video.frames, cfg.video.stride, cfg.video.fps)
         except VideoError as e:
             raise _unreadable_clip(e) from None
         vp = self.pipe
@@ -608,6 +611,11 @@ def build_app(session: Session):
                     with gr.Row():
                         start = gr.Number(value=defaults.start, precision=0, label="First frame")
                         stride = gr.Number(value=defaults.stride, precision=0, label="Frame stride")
+                        fps = gr.Number(
+                            value=defaults.fps,
+                            label="Frame rate",
+                            info=f"of a zip of frames (blank: {DEFAULT_FPS:g}); a video keeps its own",
+                        )
                         resize = gr.Dropdown([m.value for m in ResizeMode], value=defaults.resize, label="Resize")
                         frame_attention = gr.Dropdown(
                             [m.value for m in FrameAttentionMode],
@@ -690,7 +698,7 @@ def build_app(session: Session):
 
         fields = [
             source, targets, mode, blend_source, blend_target, reweight, cross_replace, self_replace, steps,
-            tune_steps, inversion, seed, frames, width, height, guidance, threshold, mask_norm, lr, start, stride, resize,
+            tune_steps, inversion, seed, frames, width, height, guidance, threshold, mask_norm, lr, start, stride, fps, resize,
             frame_attention, force, tune_frames, null_text_frames, tune_checkpointing, frame_attention_control,
             subtract_source, subtract_target, group_norm, attention_slicing, window, overlap, anchors, window_blend,
             composite, png_frames,

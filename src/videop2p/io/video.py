@@ -20,7 +20,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageSequence, UnidentifiedImageError
 
-from videop2p.config import ResizeMode
+from videop2p.config import DEFAULT_FPS, ResizeMode
 from videop2p.io.hdr import (
     HDR_PEAK,
     HLG,
@@ -36,7 +36,6 @@ from videop2p.store.files import atomic_path
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_FPS = 8.0
 GIF_MIN_DELAY = 2  # centiseconds, a GIF's unit of time: browsers show a frame of 0 or 1 cs ...
 GIF_SHORT_DELAY_SHOWN = 10  # ... for 10 cs
 BT709 = 1  # ITU-R BT.709, in FFmpeg's numbering of colour matrices, primaries and transfers
@@ -809,12 +808,25 @@ def _check_frame_size(path: str | os.PathLike, size: tuple[int, int]) -> None:
         raise VideoError(f"{path} has zero-size frames ({size[0]}x{size[1]}).")
 
 
-def check_video(path: str | os.PathLike, start: int = 0, num_frames: int | None = None, stride: int = 1) -> None:
+def check_frame_rate(path: str | os.PathLike, fps: float | None) -> None:
+    """A frame rate is given to a folder of frames only: a video or an animated image keeps its own (a
+    VideoError names it), so that its frames stay in step with its sound and times."""
+    if fps is not None and not Path(path).is_dir():
+        raise VideoError(
+            f"{path} keeps its own frame rate; a frame rate ({fps:g} fps) is given to a folder of frames only."
+        )
+
+
+def check_video(
+    path: str | os.PathLike, start: int = 0, num_frames: int | None = None, stride: int = 1, fps: float | None = None
+) -> None:
     """What `read_video` would refuse, found without decoding the clip: a path missing, an empty,
-    damaged or unknown file, zero-size frames, too few frames for the selection. A file is judged by
-    its first frame and declared frame count (`declared_frames`: one that holds fewer frames than it
-    declares passes, and `read_video` names it); a folder by every image's header (unreadable and
-    mixed-size frames too)."""
+    damaged or unknown file, zero-size frames, too few frames for the selection, a frame rate given to
+    what has its own. A file is judged by its first frame and declared frame count (`declared_frames`: one
+    that holds fewer frames than it declares passes, and `read_video` names it); a folder by every image's
+    header (unreadable and mixed-size frames too)."""
+    _check_path(Path(path))
+    check_frame_rate(path, fps)
     if Path(path).is_dir():
         decoded = _read_frame_dir(Path(path), range(0), None)  # headers only
         count, size = len(decoded.frames), decoded.size
@@ -863,6 +875,7 @@ def read_video(
     stride: int = 1,
     transform: Transform | None = None,
     small: tuple[int, int] | None = None,
+    fps: float | None = None,
 ) -> Video:
     """Read a clip and select `num_frames` frames from `start` every `stride` frames, each passed
     through `transform` (e.g. a resize) as it is decoded, so that memory holds the selection only.
@@ -874,8 +887,11 @@ def read_video(
     rate of the selection is the file's divided by `stride`, so that it lasts as long as the frames
     it was taken from and keeps in step with their sound (`audio`, the same span of the file's).
     Frames not evenly spaced (a variable frame rate, a GIF's uneven delays) keep their own times
-    (`times`), which the writers keep too.
+    (`times`), which the writers keep too. `fps`: a folder of frames' rate (default DEFAULT_FPS); a video or
+    an animated image has its own (`check_frame_rate`).
     """
+    _check_path(Path(path))
+    check_frame_rate(path, fps)
     if start < 0:
         raise VideoError(f"start must be >= 0, got {start}.")
     if stride < 1:
@@ -886,7 +902,7 @@ def read_video(
         range(start, start + num_frames * stride, stride) if num_frames is not None else range(start, 2**62, stride)
     )
     decoded = _decode(Path(path), wanted, transform, small=small)
-    frames, fps = decoded.frames, decoded.fps
+    frames, fps = decoded.frames, fps or decoded.fps
     _check_frame_size(path, decoded.size)
     check_selection(path, len(frames), start, num_frames, stride)
     num_frames = selected_count(len(frames), start, num_frames, stride)
