@@ -74,7 +74,8 @@ logger = logging.getLogger(__name__)
 
 
 def _selection_words(start: int, count: int, stride: int, fps: float) -> str:
-    """A selection of frames in words: "frames 1-8, 0.27 s" (numbered from 1), "every 2nd frame from 5"."""
+    """A selection of frames in words, numbered from 1, and how long it lasts at `fps` (the selection's rate):
+    "frames 1-8, 0.267 s", "every 3rd frame of frames 3-15, 0.5 s"."""
     last = start + (count - 1) * stride
     every = f"every {stride}{_ordinal(stride)} frame of " if stride > 1 else ""
     return f"{every}frames {start + 1}-{last + 1}, {count / fps:.3g} s"
