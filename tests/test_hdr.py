@@ -591,6 +591,13 @@ def test_a_folder_of_10_bit_dpx_scans_is_read_by_ffmpeg_as_10_bit_sdr(tmp_path):
     assert probe_video(tmp_path).deep == DEEP_SDR and declared_frames(tmp_path) == 3
     assert np.array_equal(read_video(tmp_path).frames, sixteen_to_eight(np.stack(own)))
     assert all(np.array_equal(a, b) for a, b in zip(iter_video(tmp_path, 0, 3, signal=True), own, strict=True))
+    import videop2p.io.video as video
+
+    opened = []
+    real_open = video.av.open
+    with pytest.MonkeyPatch.context() as patch:  # the size and depth are read from the headers: one frame decoded
+        patch.setattr(video.av, "open", lambda path, *a, **k: opened.append(path) or real_open(path, *a, **k))
+        assert probe_video(tmp_path).size == (40, 24) and len(opened) == 1
     data = (tmp_path / "shot.1002.dpx").read_bytes()
     (tmp_path / "shot.1002.dpx").write_bytes(data[:100])  # its header cut short
     with pytest.raises(VideoError, match="shot.1002.dpx is not a readable image"):

@@ -215,21 +215,28 @@ def _is_dpx(path: Path) -> bool:
         return f.read(4) in DPX_MAGIC
 
 
+DPX_SIZE, DPX_BITS = 772, 803  # SMPTE 268M: pixels per line and lines (two U32), then element 1's bit size (U8)
+
+
 def _dpx_frame(path: Path, wanted: bool, signal: bool) -> tuple[tuple[int, int], np.ndarray | None, DeepSignal | None]:
-    """A DPX image's (width, height), its pixels where `wanted` (8-bit RGB; deeper ones read at 16 bits and
-    rounded, or with `signal` left so), and its signal (10-bit SDR where it holds more than 8 bits), read
-    by FFmpeg as its players show it (its code values: a log scan stays log)."""
+    """A DPX image's (width, height) and signal (10-bit SDR where it holds more than 8 bits) from its header,
+    and where `wanted` its pixels as FFmpeg reads them, as its players show them (its code values: a log
+    scan stays log): 8-bit RGB; deeper ones read at 16 bits and rounded, or with `signal` left so."""
+    with open(path, "rb") as f:
+        head = f.read(DPX_BITS + 1)
+    if len(head) <= DPX_BITS:
+        raise VideoError(f"Frame {path} is not a readable image (its DPX header is cut short).")
+    order = ">" if head[:4] == DPX_MAGIC[0] else "<"
+    size = struct.unpack(f"{order}II", head[DPX_SIZE : DPX_SIZE + 8])
+    deep = DEEP_SDR if head[DPX_BITS] > 8 else None
+    if not wanted:
+        return size, None, deep
     try:
         with av.open(str(path)) as container:
-            frame = next(container.decode(video=0))
+            rgb = next(container.decode(video=0)).to_ndarray(format="rgb48le" if deep is not None else "rgb24")
     except (av.error.FFmpegError, StopIteration) as e:
         raise VideoError(f"Frame {path} is not a readable image ({e}).") from e
-    deep = DEEP_SDR if _deep_format(frame.format.name) else None
-    pixels = None
-    if wanted:
-        rgb = frame.to_ndarray(format="rgb48le" if deep is not None else "rgb24")
-        pixels = rgb if deep is None or signal else sixteen_to_eight(rgb)
-    return (frame.width, frame.height), pixels, deep
+    return size, rgb if deep is None or signal else sixteen_to_eight(rgb), deep
 
 
 def _read_frame_dir(
