@@ -27,7 +27,6 @@ from videop2p.io.hdr import (
     PQ,
     REFERENCE_WHITE,
     content_peak,
-    hdr_to_sdr,
     hdr_to_sdr_converter,
     sdr_to_hdr_converter,
     torch_threads,
@@ -231,12 +230,8 @@ def _dpx_frame(path: Path, wanted: bool, signal: bool) -> tuple[tuple[int, int],
     deep = DEEP_SDR if head[DPX_BITS] > 8 else None
     if not wanted:
         return size, None, deep
-    try:
-        with av.open(str(path)) as container:
-            rgb = next(container.decode(video=0)).to_ndarray(format="rgb48le" if deep is not None else "rgb24")
-    except (av.error.FFmpegError, StopIteration) as e:
-        raise VideoError(f"Frame {path} is not a readable image ({e}).") from e
-    return size, rgb if deep is None or signal else sixteen_to_eight(rgb), deep
+    pixels = _ffmpeg_image(path, "rgb24") if deep is None else _deep_image_pixels(path, deep, signal)
+    return size, pixels, deep
 
 
 def _read_frame_dir(
@@ -330,14 +325,18 @@ def _deep_image_pixels(path: Path, deep: DeepSignal, signal: bool) -> np.ndarray
     """A 16-bit PNG's or TIFF's (`_image_deep`) pixels as an SDR screen shows them, (H, W, 3) uint8 (HDR:
     `hdr.hdr_to_sdr`; SDR: rounded to 8 bits), or with `signal` its own R'G'B' (H, W, 3) uint16 (Pillow
     reads 16-bit RGB as 8 bits, cut rather than rounded: FFmpeg reads it)."""
+    rgb = _ffmpeg_image(path, "rgb48le")
+    return rgb if signal else to_sdr_converter(deep)(rgb)
+
+
+def _ffmpeg_image(path: Path, form: str) -> np.ndarray:
+    """An image file's pixels as FFmpeg decodes them, in the `form` `to_ndarray` takes (rgb24, rgb48le); a
+    VideoError names a file it cannot read."""
     try:
         with av.open(str(path)) as container:
-            rgb = next(container.decode(video=0)).to_ndarray(format="rgb48le")
+            return next(container.decode(video=0)).to_ndarray(format=form)
     except (av.error.FFmpegError, StopIteration) as e:
         raise VideoError(f"Frame {path} is not a readable image ({e}).") from e
-    if signal:
-        return rgb
-    return hdr_to_sdr(rgb, deep.transfer, deep.peak) if deep.hdr else sixteen_to_eight(rgb)
 
 
 def sixteen_to_eight(rgb: np.ndarray) -> np.ndarray:
@@ -490,6 +489,12 @@ def to_signal_converter(deep: DeepSignal) -> Callable[[np.ndarray], np.ndarray]:
     return sdr_to_hdr_converter(deep.transfer, deep.peak) if deep.hdr else eight_to_sixteen
 
 
+def to_sdr_converter(deep: DeepSignal) -> Callable[[np.ndarray], np.ndarray]:
+    """`to_signal_converter`'s way back: `deep`'s own R'G'B' (H, W, 3) uint16 as an SDR screen shows it, 8-bit
+    BT.709: tone-mapped from an HDR stream's peak (`hdr.hdr_to_sdr`, its tables built once), or rounded."""
+    return hdr_to_sdr_converter(deep.transfer, deep.peak) if deep.hdr else sixteen_to_eight
+
+
 def eight_to_sixteen(rgb: np.ndarray) -> np.ndarray:
     """8-bit values (any shape) as the same values at 16 bits (x 257: 255 -> 65535)."""
     return rgb.astype(np.uint16) * 257
@@ -511,13 +516,12 @@ def _showing(stream, first: av.VideoFrame) -> _Showing:
     bits a component: deep SDR) and side data (a PQ clip's peak is one for the whole clip, so that its frames
     are tone-mapped alike)."""
     transfer, sar = stream.codec_context.color_trc, _pixel_aspect(stream)
-    size = _upright_size(first, sar)
-    if transfer not in HDR_TRANSFERS:
-        if _deep_format(first.format.name):  # read at 16 bits and rounded: FFmpeg's 8-bit RGB of 10-bit YUV
-            return _Showing(sar, DEEP_SDR, sixteen_to_eight, size)  # is up to 4 levels off, most lower
-        return _Showing(sar, size=size)
-    hdr = DeepSignal(transfer, *_hdr_metadata(first))
-    return _Showing(sar, hdr, hdr_to_sdr_converter(transfer, hdr.peak), size)  # tables once a clip
+    if transfer in HDR_TRANSFERS:
+        deep = DeepSignal(transfer, *_hdr_metadata(first))
+    else:  # deep SDR is read at 16 bits and rounded: FFmpeg's 8-bit RGB of 10-bit YUV is up to 4 levels off
+        deep = DEEP_SDR if _deep_format(first.format.name) else None
+    to_sdr = to_sdr_converter(deep) if deep is not None else None  # an HDR clip's tables once a clip
+    return _Showing(sar, deep, to_sdr, _upright_size(first, sar))
 
 
 def _read_size(frame: av.VideoFrame, showing: _Showing, small: tuple[int, int] | None) -> dict:
