@@ -158,8 +158,10 @@ def report_markdown(manifest: dict) -> str:
         )
     lines += ["", "## Outputs", "", "![side by side](side_by_side.gif)", ""]
     if size := manifest.get("output_size"):
-        form = f"HDR video ({manifest['hdr']}" if manifest.get("hdr") else "SDR video"
-        form += ", 10-bit HEVC)" if manifest.get("hdr") else " (10-bit HEVC)" if manifest.get("bits") == 10 else ""
+        if manifest.get("hdr"):
+            form = f"HDR video ({manifest['hdr']}, 10-bit HEVC)"
+        else:
+            form = "SDR video (10-bit HEVC)" if manifest.get("bits") == 10 else "SDR video"
         lines += [f"The edits' mp4s: pasted into the input's frames at {size[0]}x{size[1]}, {form}.", ""]
     if folders := manifest["outputs"].get("edits_png"):
         lines += [f"Lossless frames: {', '.join(f'`{name}/`' for name in folders)}.", ""]
@@ -370,13 +372,13 @@ def _write_outputs(
 ) -> tuple[dict, dict]:
     """`write_run_outputs`' files, into `root`; returns the manifest and the files by kind."""
     source, fps = clip.frames, clip.fps
-    full, deep = pasting(cfg, clip), written_deep(cfg, clip)
+    full, deep = pasting(cfg, clip), written_deep(cfg, clip)  # a deep form is written pasted (`pasting`)
     if clip.deep is not None and deep is None and CompositeMode(cfg.composite) is CompositeMode.AUTO:
         logger.warning(
             "this FFmpeg has no x265 encoder: the edits of %s clip are written as 8-bit SDR video",
             "an HDR" if clip.deep.hdr else "a 10-bit",
         )
-    elif full and deep is not None and not deep.hdr:  # an HDR clip's loading note says so already
+    elif deep is not None and not deep.hdr:  # an HDR clip's loading note says so already
         logger.info(
             "%s is 10-bit video: the edits' mp4s are pasted into its own frames as 10-bit HEVC "
             "(--composite sdr: 8-bit H.264)",
@@ -392,7 +394,7 @@ def _write_outputs(
         masks = out.result.masks[k - 1] if out.result.masks is not None else None
         paste = functools.partial(_pasted, clip, frames, masks, info.vae_scale_factor, deep) if full else None
         mp4_writer, gif_writer = clip_writers(
-            frames, stem=f"edit_{k}", full=paste, audio=clip.audio, png=cfg.png_frames, deep=deep if full else None
+            frames, stem=f"edit_{k}", full=paste, audio=clip.audio, png=cfg.png_frames, deep=deep
         )
         (pasted if full else writers).append(mp4_writer)
         writers.append(gif_writer)
@@ -431,9 +433,9 @@ def _write_outputs(
         "frames": len(source),
         "size": [int(source.shape[2]), int(source.shape[1])],
         "output_size": list(clip.full_size or clip.size) if full else None,
-        "hdr": deep.name if full and deep is not None and deep.hdr else None,  # the edits' mp4s: HDR video in
+        "hdr": deep.name if deep is not None and deep.hdr else None,  # the edits' mp4s: HDR video in
         # the input's transfer
-        "bits": 10 if full and deep is not None else 8,  # a component of the edits' mp4s
+        "bits": 10 if deep is not None else 8,  # a component of the edits' mp4s
         "fps": fps,
         "audio": clip.audio is not None,
         "warnings": [*clip.notes, *res.warnings],  # loading's, then the edit's (kept with it: a reused edit's too)
