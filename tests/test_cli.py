@@ -192,7 +192,7 @@ def test_stage_by_stage_equals_run(tiny_dir, clip_dir, tmp_path):
 def test_official_yaml_pair_is_accepted_and_bad_keys_rejected(tiny_dir, clip_dir, tmp_path):
     tune = {
         "pretrained_model_path": str(tiny_dir),
-        "output_dir": "x",
+        "output_dir": str(tmp_path / "theirs"),
         "train_data": {
             "video_path": str(clip_dir),
             "prompt": SRC,
@@ -244,6 +244,14 @@ def test_official_yaml_pair_is_accepted_and_bad_keys_rejected(tiny_dir, clip_dir
     assert m["targets"] == [TGT] and m["modes"] == ["swap"] and m["size"] == [32, 32]
     resolved = yaml.safe_load((tmp_path / "o" / "config.yaml").read_text())
     assert resolved["edit"]["reweight"] == {"blue": 2.0} and resolved["tune"]["steps"] == 2
+    # Their output_dir is the outputs folder unless --out names another, so each pair keeps its own.
+    from videop2p.config import load_config
+
+    assert not (tmp_path / "theirs").exists()
+    assert load_config([tmp_path / "tune.yaml", tmp_path / "p2p.yaml"]).out == str(tmp_path / "theirs")
+    (tmp_path / "nodir.yaml").write_text(yaml.safe_dump({**tune, "output_dir": None}))
+    bad = runner.invoke(app, ["run", "--config", str(tmp_path / "nodir.yaml"), "--config", str(tmp_path / "p2p.yaml")])
+    assert bad.exit_code == 2 and "out" in bad.output and len(bad.output.strip().splitlines()) == 1, bad.output
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**p2p, "blend_words": ["a", "b"]}))
     bad = runner.invoke(app, ["run", "--config", str(tmp_path / "bad.yaml")])
     assert bad.exit_code == 2 and "blend_words" in bad.output

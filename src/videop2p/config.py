@@ -779,7 +779,6 @@ def load_yaml(path: str | os.PathLike) -> dict:
 # `checkpointing_steps` / `resume_from_checkpoint` are ours already: tuning keeps its state every
 # `TuneConfig.save_seconds` and resumes from it by itself (their configs' 1000 steps would keep none).
 _OFFICIAL_IGNORED = {
-    "output_dir",
     "validation_data",
     "validation_steps",
     "checkpointing_steps",
@@ -804,6 +803,7 @@ _OFFICIAL_FIXED = {
 }
 _OFFICIAL_TUNE = {
     "pretrained_model_path",
+    "output_dir",
     "train_data",
     "learning_rate",
     "max_train_steps",
@@ -905,6 +905,11 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
                     f"{key}: {given!r} is not supported; the tuning here uses {value!r} (the official default)."
                 )
         cfg.model = tune.get("pretrained_model_path", cfg.model)
+        # Their tuning writes the tuned model there and their editing its results below it: a run of
+        # each config pair keeps its own outputs folder, as theirs does, rather than sharing `outputs`.
+        cfg.out = tune.get("output_dir", cfg.out)
+        if not isinstance(cfg.out, str) or not cfg.out.strip():
+            raise ConfigError(f"output_dir {cfg.out!r} is not a folder; give a path, such as ./outputs/rabbit-jump.")
     if p2p:
         _check_keys(p2p, _OFFICIAL_P2P, "")
         if tune and p2p.get("prompt") and cfg.source and p2p["prompt"] != cfg.source:
