@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import av
 import numpy as np
@@ -211,7 +212,7 @@ def test_official_yaml_pair_is_accepted_and_bad_keys_rejected(tiny_dir, clip_dir
         "enable_xformers_memory_efficient_attention": True,
     }
     p2p = {
-        "pretrained_model_path": "x",
+        "pretrained_model_path": str(tmp_path / "theirs"),  # their tuned model: tune's output_dir
         "image_path": str(clip_dir),
         "prompt": SRC,
         "prompts": [SRC, TGT],
@@ -244,14 +245,18 @@ def test_official_yaml_pair_is_accepted_and_bad_keys_rejected(tiny_dir, clip_dir
     assert m["targets"] == [TGT] and m["modes"] == ["swap"] and m["size"] == [32, 32]
     resolved = yaml.safe_load((tmp_path / "o" / "config.yaml").read_text())
     assert resolved["edit"]["reweight"] == {"blue": 2.0} and resolved["tune"]["steps"] == 2
-    # Their output_dir is the outputs folder unless --out names another, so each pair keeps its own.
+    # Unless --out names another folder, an edit goes where their scripts leave it: results/ in the tuned
+    # model's folder (the p2p config's pretrained_model_path, else the tune config's output_dir).
     from videop2p.config import load_config
 
     assert not (tmp_path / "theirs").exists()
-    assert load_config([tmp_path / "tune.yaml", tmp_path / "p2p.yaml"]).out == str(tmp_path / "theirs")
+    assert load_config([tmp_path / "tune.yaml", tmp_path / "p2p.yaml"]).out == str(tmp_path / "theirs" / "results")
+    (tmp_path / "p2p_alone.yaml").write_text(yaml.safe_dump({**p2p, "pretrained_model_path": "tuned"}))
+    assert load_config([tmp_path / "p2p_alone.yaml"]).out == str(Path("tuned") / "results")
+    assert load_config([tmp_path / "tune.yaml"]).out == str(tmp_path / "theirs" / "results")
     (tmp_path / "nodir.yaml").write_text(yaml.safe_dump({**tune, "output_dir": None}))
-    bad = runner.invoke(app, ["run", "--config", str(tmp_path / "nodir.yaml"), "--config", str(tmp_path / "p2p.yaml")])
-    assert bad.exit_code == 2 and "out" in bad.output and len(bad.output.strip().splitlines()) == 1, bad.output
+    bad = runner.invoke(app, ["run", "--config", str(tmp_path / "nodir.yaml")])
+    assert bad.exit_code == 2 and "output_dir None" in bad.output and len(bad.output.strip().splitlines()) == 1
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**p2p, "blend_words": ["a", "b"]}))
     bad = runner.invoke(app, ["run", "--config", str(tmp_path / "bad.yaml")])
     assert bad.exit_code == 2 and "blend_words" in bad.output

@@ -905,11 +905,6 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
                     f"{key}: {given!r} is not supported; the tuning here uses {value!r} (the official default)."
                 )
         cfg.model = tune.get("pretrained_model_path", cfg.model)
-        # Their tuning writes the tuned model there and their editing its results below it: a run of
-        # each config pair keeps its own outputs folder, as theirs does, rather than sharing `outputs`.
-        cfg.out = tune.get("output_dir", cfg.out)
-        if not isinstance(cfg.out, str) or not cfg.out.strip():
-            raise ConfigError(f"output_dir {cfg.out!r} is not a folder; give a path, such as ./outputs/rabbit-jump.")
     if p2p:
         _check_keys(p2p, _OFFICIAL_P2P, "")
         if tune and p2p.get("prompt") and cfg.source and p2p["prompt"] != cfg.source:
@@ -956,7 +951,22 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
             cfg.inversion.method = InversionMethod.FAST
         if not tune and p2p.get("pretrained_model_path"):
             cfg.model = p2p["pretrained_model_path"]
+    cfg.out = _official_results(tune, p2p, cfg.out)
     return cfg
+
+
+def _official_results(tune: dict | None, p2p: dict | None, out: str) -> str:
+    """Where the authors' scripts leave an edit: `results/` in the tuned model's folder, the p2p config's
+    `pretrained_model_path`, which is the tune config's `output_dir` (`run_videop2p.py`'s
+    `output_folder`). Each config pair keeps its own outputs, rather than sharing `outputs`."""
+    key, home = next(
+        ((k, c[k]) for c, k in ((p2p, "pretrained_model_path"), (tune, "output_dir")) if c and k in c), (None, None)
+    )
+    if key is None:
+        return out
+    if not isinstance(home, str) or not home.strip():
+        raise ConfigError(f"{key} {home!r} is not a folder; give a path, such as ./outputs/rabbit-jump.")
+    return str(Path(home) / "results")
 
 
 def preset_config(name: Preset | str = Preset.OFFICIAL) -> RunConfig:
