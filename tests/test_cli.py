@@ -249,7 +249,8 @@ def test_official_yaml_pair_is_accepted_and_bad_keys_rejected(tiny_dir, clip_dir
     # model's folder (the p2p config's pretrained_model_path, else the tune config's output_dir).
     from videop2p.config import load_config
 
-    assert not (tmp_path / "theirs").exists()
+    assert (tmp_path / "theirs" / "model_index.json").is_file()  # their run_tuning.py's tuned model, as they write it
+    assert not (tmp_path / "theirs" / "results").exists()  # the edit went to --out
     assert load_config([tmp_path / "tune.yaml", tmp_path / "p2p.yaml"]).out == str(tmp_path / "theirs" / "results")
     (tmp_path / "p2p_alone.yaml").write_text(yaml.safe_dump({**p2p, "pretrained_model_path": "tuned"}))
     assert load_config([tmp_path / "p2p_alone.yaml"]).out == str(Path("tuned") / "results")
@@ -263,6 +264,62 @@ def test_official_yaml_pair_is_accepted_and_bad_keys_rejected(tiny_dir, clip_dir
     (tmp_path / "ours.yaml").write_text(yaml.safe_dump({"source": SRC, "edit": {"treshold": 0.3}}))
     bad = runner.invoke(app, ["run", "--config", str(tmp_path / "ours.yaml")])
     assert bad.exit_code == 2 and "treshold" in bad.output
+
+
+def _official_pair(tiny_dir, clip_dir, tmp_path, steps: int = 2) -> tuple[Path, Path, Path]:
+    """The authors' two configs for a 4-frame toy clip on the tiny model: their tuned model goes to
+    `theirs` (tune's output_dir), which the p2p config loads (its pretrained_model_path)."""
+    theirs = tmp_path / "theirs"
+    tune = {
+        "pretrained_model_path": str(tiny_dir),
+        "output_dir": str(theirs),
+        "train_data": {"video_path": str(clip_dir), "prompt": SRC, "n_sample_frames": 4, "width": 32, "height": 32},
+        "max_train_steps": steps,
+    }
+    p2p = {
+        "pretrained_model_path": str(theirs),
+        "image_path": str(clip_dir),
+        "prompt": SRC,
+        "prompts": [SRC, TGT],
+        "blend_word": ["circle", "circle"],
+        "is_word_swap": True,
+        "fast": True,
+    }
+    (tmp_path / "tune.yaml").write_text(yaml.safe_dump(tune))
+    (tmp_path / "p2p.yaml").write_text(yaml.safe_dump(p2p))
+    return tmp_path / "tune.yaml", tmp_path / "p2p.yaml", theirs
+
+
+def test_the_authors_two_steps_tune_then_edit_with_their_configs(tiny_dir, clip_dir, tmp_path):
+    """`videop2p tune --config X-tune.yaml` then `videop2p edit --config X-p2p.yaml`, as their
+    run_tuning.py then run_videop2p.py: the tuned model is a folder in output_dir that the p2p config
+    loads untuned, and the edit lands in its results/, as `run` with both configs makes it."""
+    from videop2p.models.tav import DELTA_KEY, is_authors_folder
+
+    tune, p2p, theirs = _official_pair(tiny_dir, clip_dir, tmp_path)
+    _invoke(["tune", "--config", str(tune), "--quiet"])
+    assert is_authors_folder(theirs) and (theirs / "model_index.json").is_file()
+    recorded = json.loads((theirs / "unet" / "config.json").read_text())[DELTA_KEY]
+    _invoke(["edit", "--config", str(p2p), "--size", "32x32", "--frames", "4", "--steps", "3", "--quiet"])
+    m = _manifest(theirs / "results")
+    assert m["targets"] == [TGT] and m["stages"]["tune"]["unet_evaluations"] == 0  # loaded tuned, not tuned again
+    # `run` with the same tuning finds it in the folder and writes nothing; results/ and the workspace stay
+    before = (theirs / "unet" / "config.json").stat().st_mtime_ns
+    both = tmp_path / "both"
+    _invoke(["run", "--config", str(tune), "--config", str(p2p), "--steps", "3", "--out", str(both), "--quiet"])
+    from_folder, in_one_go = (read_video(d / "edit_1.gif").frames for d in (theirs / "results", both))
+    assert np.abs(from_folder.astype(int) - in_one_go).max() <= 3
+    assert json.loads((theirs / "unet" / "config.json").read_text())[DELTA_KEY] == recorded
+    assert (theirs / "unet" / "config.json").stat().st_mtime_ns == before
+    # other tuning settings replace the model's parts and keep the rest of the folder
+    tune_3, *_ = _official_pair(tiny_dir, clip_dir, tmp_path, steps=3)
+    _invoke(["tune", "--config", str(tune_3), "--quiet"])
+    assert json.loads((theirs / "unet" / "config.json").read_text())[DELTA_KEY] != recorded
+    assert (theirs / "results" / "outputs.json").is_file() and (theirs / ".videop2p-workspace").is_dir()
+    # a base model's folder is never written over: one line, before any work
+    r = runner.invoke(app, ["tune", "--config", str(tune), "--save-tuned", str(tiny_dir), "--quiet"])
+    assert_one_line_error(r, "not a tuned Tune-A-Video / Video-P2P folder")
+    assert not is_authors_folder(tiny_dir)
 
 
 def test_bad_inputs_fail_before_any_work(tiny_dir, clip_dir, tmp_path):

@@ -148,6 +148,36 @@ def test_export_refuses_another_model_and_an_empty_entry(tuned, tiny, tmp_path):
         app, ["export", str(entry), str(tmp_path / "delta"), "--model", str(base), "--format", "tune-a-video"]
     )
     assert result.exit_code == 2 and "key.json, tune.safetensors" in result.output  # a delta is not a folder of theirs
+    result = runner.invoke(app, ["export", str(entry), str(base), "--model", str(base), "--format", "tune-a-video"])
+    assert result.exit_code == 2 and "already holds other files" in result.output  # the base model is not replaced
+
+
+def test_a_failed_move_of_a_tuned_folders_other_files_puts_back_those_moved(tmp_path, monkeypatch):
+    """Writing a tuned model into a folder that holds more (results, a workspace) moves the rest across by
+    renaming; one that cannot be moved (in use, on some systems) leaves every one where it was."""
+    import errno
+    import os
+
+    from videop2p.models import loading
+
+    results, workspace, dest = tmp_path / "f" / "results", tmp_path / "f" / ".videop2p-workspace", tmp_path / "new"
+    for folder in (results, workspace, dest):
+        folder.mkdir(parents=True)
+    (results / "edit_1.mp4").write_bytes(b"video")
+    rename = os.replace
+
+    def busy(src, dst):
+        if Path(src).name == workspace.name:
+            raise OSError(errno.EBUSY, "in use", str(src))
+        rename(src, dst)
+
+    monkeypatch.setattr(loading.os, "replace", busy)
+    with pytest.raises(OSError, match="in use"):
+        loading._move_across([results, workspace], dest)
+    monkeypatch.undo()
+    assert (results / "edit_1.mp4").read_bytes() == b"video" and workspace.is_dir() and not any(dest.iterdir())
+    loading._move_across([results, workspace], dest)
+    assert sorted(p.name for p in dest.iterdir()) == [".videop2p-workspace", "results"]
 
 
 def test_an_export_onto_a_full_disk_is_one_line_naming_the_file_and_writes_nothing(tuned, tmp_path, monkeypatch):

@@ -50,7 +50,10 @@ logger = logging.getLogger(__name__)
 RAY_INSTALL = "pip install 'videop2p[ray]'"
 _BATCH_KEYS = {"jobs", "defaults", "out", "workspace"}
 _JOB_NOT_IN_KEY = {"quiet", "force", "out", "workspace", "device"}  # settings that do not change a job's outputs
-_ADDED_SINCE_KEYED = {"png_frames"}  # settings added after jobs were keyed: left out at their default, so that
+_ADDED_SINCE_KEYED = {
+    "png_frames",
+    "save_tuned",
+}  # settings added after jobs were keyed: left out at their default, so that
 # a job finished before they existed stays finished
 
 
@@ -190,6 +193,8 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
             cfg.model = str(_resolve(cfg.model, here))
         if cfg.vae and (here / cfg.vae).exists():  # likewise
             cfg.vae = str(_resolve(cfg.vae, here))
+        if cfg.save_tuned:  # a folder to write, as `out`: relative to the jobs file
+            cfg.save_tuned = str(_resolve(cfg.save_tuned, here))
         for key in ADAPTER_FILES:  # LoRA and embedding files beside the jobs file
             setattr(cfg, key, {str(_resolve(path, here)): value for path, value in getattr(cfg, key).items()})
         cfg.out = str(out_root / name)

@@ -470,6 +470,10 @@ def _execute(cfg, stage: str, command: str) -> None:
         _fail(f"missing target prompt: give {give}; see `videop2p {command} --help`.")
     _check_folder("--out", cfg.out, "for the outputs")
     _check_folder("--workspace", cfg.workspace, "to keep tuned clips in")
+    if cfg.save_tuned is not None:
+        from videop2p.exporting import check_tuned_folder
+
+        _or_fail(check_tuned_folder, cfg.save_tuned)
     _check_clip(cfg.video)
     _quiet_loaders()
     resume = (
@@ -515,10 +519,16 @@ def _run_stages(cfg, stage: str) -> None:
             return
         if cfg.targets:  # tune and invert alone take no targets; with them, every word is checked first
             vp.check_inputs(cfg)
+        elif cfg.save_tuned is not None:
+            from videop2p.exporting import check_tuned_folder, tuned_folder_size
+
+            check_tuned_folder(cfg.save_tuned, tuned_folder_size(vp.components))
         clip = vp.load_clip(cfg.video)
         model, report = vp.tune(
             clip, cfg.source, cfg.tune, cfg.force, None, cfg.frame_attention, cfg.group_norm, cfg.window
         )
+        if cfg.save_tuned is not None:
+            vp.save_tuned(model, cfg.save_tuned)
         if stage == "invert":
             _, report = vp.invert(model, clip, cfg.source, cfg.inversion, cfg.force, None, cfg.window)
         typer.echo(f"{stage}: {report.action} in {report.seconds:.1f} s; workspace {cfg.workspace}")
@@ -792,6 +802,14 @@ def _stage_command(stage: str, doc: str):
             ),
         ] = None,
         out: Annotated[str | None, typer.Option(help="Output folder.", rich_help_panel=OUT_PANEL)] = None,
+        save_tuned: Annotated[
+            str | None,
+            typer.Option(
+                help="Also write the tuned model to this folder as a Tune-A-Video / Video-P2P folder, which "
+                "--model loads untuned (and the authors' scripts; an official tune config's output_dir).",
+                rich_help_panel=OUT_PANEL,
+            ),
+        ] = None,
         png_frames: Annotated[
             bool | None,
             typer.Option(

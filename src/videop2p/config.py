@@ -240,6 +240,7 @@ class RunConfig:
     lora: dict[str, float] = field(default_factory=dict)  # LoRA file -> scale, fused into the model before tuning
     embeddings: dict[str, str | None] = field(default_factory=dict)  # textual-inversion file -> token (None: its own)
     out: str = "outputs"  # output folder
+    save_tuned: str | None = None  # also write the tuned model there, as the authors' Tune-A-Video / Video-P2P folder
     workspace: str | None = None  # workspace root; None: OUT/../.videop2p-workspace
     device: str = "cpu"  # torch device
     dtype: str = "float32"  # float32, float16 or bfloat16
@@ -586,6 +587,7 @@ OPTIONS: dict[str, tuple[str | None, str]] = {  # flat option (CLI flag, UI fiel
     "lora": (None, "lora"),
     "embedding": (None, "embeddings"),
     "out": (None, "out"),
+    "save_tuned": (None, "save_tuned"),
     "device": (None, "device"),
     "dtype": (None, "dtype"),
     "workspace": (None, "workspace"),
@@ -905,6 +907,8 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
                     f"{key}: {given!r} is not supported; the tuning here uses {value!r} (the official default)."
                 )
         cfg.model = tune.get("pretrained_model_path", cfg.model)
+        if "output_dir" in tune:  # where their run_tuning.py writes the tuned model, which their p2p config loads
+            cfg.save_tuned = tune["output_dir"]
     if p2p:
         _check_keys(p2p, _OFFICIAL_P2P, "")
         if tune and p2p.get("prompt") and cfg.source and p2p["prompt"] != cfg.source:
@@ -1158,9 +1162,11 @@ def validate(cfg: RunConfig) -> None:
     check_prompts(cfg.source, cfg.targets)
     _text("video", "path", v.path)
     _text(None, "out", cfg.out)
-    for attr in ("model", "model_config", "vae", "workspace"):  # None: the bundled model, diffusers' guess, ...
+    for attr in ("model", "model_config", "vae", "workspace", "save_tuned"):  # None: the bundled model, ...
         if getattr(cfg, attr) is not None:
             _text(None, attr, getattr(cfg, attr))
+    if cfg.save_tuned is not None and not cfg.save_tuned.strip():
+        raise OptionError("save_tuned", f"{cfg.save_tuned!r} is not a folder; give one, such as tuned/rabbit.")
     check_lora_settings(cfg.lora)
     check_embedding_settings(cfg.embeddings)
     if v.frames is not None:

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
+import torch
+
 from videop2p.config import ExportFormat, FrameAttentionMode, GroupNormMode, check_folder
-from videop2p.models.loading import SDComponents, save_video_folder
+from videop2p.models.loading import VIDEO_FOLDER_PARTS, SDComponents, save_video_folder
 from videop2p.models.t2s import T2SModel
-from videop2p.models.tav import apply_temporal
+from videop2p.models.tav import DELTA_KEY, apply_temporal, is_authors_folder
 from videop2p.store.codec import read_meta
-from videop2p.store.files import atomic_path
+from videop2p.store.files import atomic_path, check_room, check_writable, read_json
 from videop2p.store.workspace import DELTA_FILE, is_delta_identity
 from videop2p.tuning import load_delta
 
 DELTA_FILES = (DELTA_FILE, "key.json")  # what a diffusers-delta export holds
+TUNED_FOLDER = "tuned-model folder (save_tuned; an official tune config's output_dir)"  # as its errors name it
 
 
 def check_export_folder(out: str | Path, fmt: ExportFormat) -> None:
@@ -27,11 +31,7 @@ def check_export_folder(out: str | Path, fmt: ExportFormat) -> None:
     if not out.exists():
         return
     names = sorted(p.name for p in out.iterdir())
-    earlier = (
-        set(names) <= set(DELTA_FILES)
-        if ExportFormat(fmt) is ExportFormat.DELTA
-        else (out / "model_index.json").is_file() and (out / "unet").is_dir()
-    )
+    earlier = set(names) <= set(DELTA_FILES) if ExportFormat(fmt) is ExportFormat.DELTA else is_authors_folder(out)
     if names and not earlier:
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
         raise ValueError(
@@ -76,3 +76,52 @@ def export_tuned(
         apply_temporal(model.unet, components.video.temporal)
     load_delta(model, path, identity)
     return save_video_folder(components, model.unet.state_dict(), frame_mode, group_norm, out)
+
+
+def check_tuned_folder(path: str | Path, need: int | None = None) -> None:
+    """Before tuning: `path` can take the tuned model (`save_tuned`): it is new, or holds no model part,
+    or holds a tuned Tune-A-Video / Video-P2P folder (its parts are replaced, the rest kept). A base
+    model's folder, or parts of one, are refused: writing there would replace them. `need`: the bytes a
+    new folder takes, checked against the disk's free space."""
+    check_folder(TUNED_FOLDER, path, "to write the tuned model into")
+    check_writable(TUNED_FOLDER, path, "to write the tuned model into")
+    path = Path(path).expanduser()
+    parts = [name for name in VIDEO_FOLDER_PARTS if (path / name).exists()]
+    if parts and not is_authors_folder(path):
+        raise ValueError(
+            f"{TUNED_FOLDER} {str(path)!r} holds {', '.join(parts)} of a model that is not a tuned Tune-A-Video / "
+            "Video-P2P folder; the tuned model would replace them: give a new folder, or one holding a tuned model."
+        )
+    if need is not None and not parts:
+        check_room(TUNED_FOLDER, path, need, "the tuned model's folder would")
+
+
+def held_tuning(path: str | Path) -> str | None:
+    """The workspace key of the tuning a tuned folder written here holds (None: another folder)."""
+    return read_json(Path(path) / "unet" / "config.json").get(DELTA_KEY) if is_authors_folder(path) else None
+
+
+def write_tuned_folder(components: SDComponents, model: T2SModel, path: str | Path) -> bool:
+    """Write `model`, tuned from `components`, into folder `path` as the authors' Tune-A-Video / Video-P2P
+    folder (what their `run_tuning.py` writes to its `output_dir`), which `--model PATH` and their
+    `run_videop2p.py` load untuned. What else the folder holds is kept. Returns False, writing nothing,
+    when the folder already holds this tuning (the same workspace key)."""
+    path = Path(path).expanduser()
+    check_tuned_folder(path)
+    if model.delta_key is not None and held_tuning(path) == model.delta_key:
+        return False
+    state = model.unet.state_dict()
+    parts = [*state.values(), *components.text_encoder.parameters(), *components.vae.parameters()]
+    check_room(TUNED_FOLDER, path, _weight_bytes(parts), "the tuned model's folder would")
+    save_video_folder(components, state, model.frame_mode, model.group_norm, path, model.delta_key, keep=True)
+    return True
+
+
+def tuned_folder_size(components: SDComponents) -> int:
+    """Bytes of the weights a tuned folder holds at least: the text encoder's, the VAE's and the image UNet's
+    (the temporal layers that tuning adds come on top)."""
+    return _weight_bytes(p for m in (components.text_encoder, components.vae, components.unet) for p in m.parameters())
+
+
+def _weight_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)

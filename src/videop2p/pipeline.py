@@ -43,6 +43,7 @@ from videop2p.config import (
 )
 from videop2p.control.prompts import check_prompt_length
 from videop2p.editing import EditResult, build_plan, edit, load_edit_result, save_edit_result
+from videop2p.exporting import check_tuned_folder, tuned_folder_size, write_tuned_folder
 from videop2p.inversion import InversionResult, invert, kept_at, load_inversion, save_inversion
 from videop2p.io.video import (
     DEFAULT_FPS,
@@ -537,6 +538,15 @@ class VideoP2P:
         frames = decode_latents(self.components, result.latents)  # (1 + K, F, H, W, 3)
         return EditOutput(reconstruction=frames[0], edits=list(frames[1:]), result=result), report
 
+    def save_tuned(self, model: T2SModel, path: str | os.PathLike) -> bool:
+        """Write the tuned `model` into folder `path` as the authors' Tune-A-Video / Video-P2P folder (what
+        their `run_tuning.py` writes), which `from_pretrained(path)` and their `run_videop2p.py` load
+        untuned; what else the folder holds is kept. Returns False when it holds this tuning already."""
+        written = write_tuned_folder(self.components, model, path)
+        verb = "written to" if written else "already in"
+        logger.info("tuned model %s %s (a Tune-A-Video / Video-P2P folder: --model loads it untuned)", verb, path)
+        return written
+
     def _check_source(self, prompt: str) -> None:
         """The prompt a clip is tuned and inverted with: text, not empty, within the tokenizer's limit."""
         check_prompts(prompt)
@@ -560,6 +570,8 @@ class VideoP2P:
         if not cfg.targets:
             raise ValueError("Give at least one target prompt.")
         self._check_workspace(cfg.workspace)
+        if cfg.save_tuned is not None:
+            check_tuned_folder(cfg.save_tuned, tuned_folder_size(self.components))
         check_steps(self.components.scheduler, cfg.inversion.steps)
         info = self.components.info
         side = info.native_size // info.vae_scale_factor
@@ -602,6 +614,8 @@ class VideoP2P:
             clip, cfg.source, cfg.tune, cfg.force, on_step, cfg.frame_attention, cfg.group_norm, cfg.window
         )
         reports.append(report)
+        if cfg.save_tuned is not None:
+            self.save_tuned(model, cfg.save_tuned)
         inversion, report = self.invert(model, clip, cfg.source, cfg.inversion, cfg.force, on_step, cfg.window)
         reports.append(report)
         out, report = self.edit(model, inversion, cfg.source, cfg.targets, cfg.edit, cfg.force, on_step, cfg.window)

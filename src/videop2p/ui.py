@@ -206,8 +206,12 @@ def unpack_upload(path: Path, root: Path) -> Path:
     return folder
 
 
-# of `ui`'s flags, the upload and the run's folder; every other option of `run` (config.OPTIONS) is a field of the form
-SESSION_OPTIONS = ("model", "model_config", "vae", "lora", "embedding", "device", "dtype", "video", "out", "workspace")
+# of `ui`'s flags, the upload and the run's folders (a tuned model is taken out with `videop2p export`); every other
+# option of `run` (config.OPTIONS) is a field of the form
+SESSION_OPTIONS = (
+    *("model", "model_config", "vae", "lora", "embedding", "device", "dtype"),
+    *("video", "out", "workspace", "save_tuned"),
+)
 WORD_PAIRS = ("blend", "subtract")  # options given as two fields, OPTION_source and OPTION_target
 
 FIELD_NAMES = {  # option -> the form's name for it, where they differ

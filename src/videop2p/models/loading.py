@@ -394,17 +394,25 @@ def _legacy_weights(path: Path, rename) -> None:
     save_file({rename(k): v for k, v in state.items()}, str(path), metadata={"format": "pt"})
 
 
+VIDEO_FOLDER_PARTS = ("model_index.json", "tokenizer", "text_encoder", "vae", "scheduler", "unet")
+
+
 def save_video_folder(
     components: SDComponents,
     video_state: dict[str, torch.Tensor],
     frame_mode: FrameAttentionMode,
     group_norm: GroupNormMode,
     path: str | os.PathLike,
+    delta_key: str | None = None,
+    keep: bool = False,
 ) -> Path:
     """Write a tuned clip as the authors' Tune-A-Video / Video-P2P folder: the base model's tokenizer,
     text encoder, VAE and scheduler beside `unet/` in their `UNet3DConditionModel` layout.
 
-    `video_state` is the inflated UNet's state dict (image and temporal layers); written atomically.
+    `video_state` is the inflated UNet's state dict (image and temporal layers); written atomically,
+    replacing the folder, or with `keep` only its model's parts (what else it holds is moved across:
+    the results and workspace that the authors' scripts and ours keep there). `delta_key`, the
+    tuning's workspace key, is recorded in `unet/config.json`.
     """
     index = {
         "_class_name": "TuneAVideoPipeline",
@@ -423,8 +431,24 @@ def save_video_folder(
         _legacy_weights(tmp / "vae" / "diffusion_pytorch_model.safetensors", tav.legacy_vae_key)
         components.scheduler.save_pretrained(tmp / "scheduler")
         (tmp / "model_index.json").write_text(json.dumps(index, indent=2))
-        tav.write_unet(video_state, dict(components.unet.config), frame_mode, group_norm, tmp)
+        tav.write_unet(video_state, dict(components.unet.config), frame_mode, group_norm, tmp, delta_key)
+        if keep and Path(path).is_dir():
+            _move_across([p for p in Path(path).iterdir() if p.name not in VIDEO_FOLDER_PARTS], tmp)
     return Path(path)
+
+
+def _move_across(paths: list[Path], dest: Path) -> None:
+    """Move `paths` into folder `dest` by renaming (same disk: nothing copied); if one cannot be moved
+    (a file in use, on some systems), those already moved go back before the error is raised."""
+    moved = []
+    try:
+        for path in paths:
+            os.replace(path, dest / path.name)
+            moved.append(path)
+    except OSError:
+        for path in reversed(moved):
+            os.replace(dest / path.name, path)
+        raise
 
 
 def save_single_file(components: SDComponents, path: str | os.PathLike) -> Path:

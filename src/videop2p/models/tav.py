@@ -29,6 +29,7 @@ from videop2p.store.files import atomic_path, read_json, write_json
 
 CLASS_NAME = "UNet3DConditionModel"
 FRAME_KEY = "videop2p_frame_attention"  # our record of the frame-attention kind in unet/config.json
+DELTA_KEY = "videop2p_tuning"  # our record of the tuning's workspace key: a folder that holds it is not written again
 NORM_KEY = "videop2p_group_norm"  # our record of the GroupNorm statistics (absent: the authors', over the clip)
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 _BLOCKS_3D = {  # the authors' block class -> diffusers' image block class
@@ -88,15 +89,18 @@ def image_unet_config(config: dict) -> dict:
             raise CheckpointError(f"unet/config.json names block type {name!r}; known: {', '.join(_BLOCKS_3D)}.")
         return _BLOCKS_3D[name]
 
-    out = {k: v for k, v in config.items() if not k.startswith("_") and k not in (FRAME_KEY, NORM_KEY)}
+    out = {k: v for k, v in config.items() if not k.startswith("_") and k not in (FRAME_KEY, NORM_KEY, DELTA_KEY)}
     out["down_block_types"] = [block(b) for b in config["down_block_types"]]
     out["up_block_types"] = [block(b) for b in config["up_block_types"]]
     out["mid_block_type"] = block(config.get("mid_block_type", "UNetMidBlock3DCrossAttn"))
     return out
 
 
-def authors_unet_config(config: dict, frame_mode: FrameAttentionMode, group_norm: GroupNormMode) -> dict:
-    """A `UNet2DConditionModel` config -> the authors' UNet config (with our records of how it was tuned)."""
+def authors_unet_config(
+    config: dict, frame_mode: FrameAttentionMode, group_norm: GroupNormMode, delta_key: str | None = None
+) -> dict:
+    """A `UNet2DConditionModel` config -> the authors' UNet config (with our records of how it was tuned,
+    and of the tuning's workspace key when it is known)."""
     out = {k: v for k, v in config.items() if not k.startswith("_")}
     out["_class_name"] = CLASS_NAME
     out["down_block_types"] = [_BLOCKS_2D[b] for b in config["down_block_types"]]
@@ -104,6 +108,8 @@ def authors_unet_config(config: dict, frame_mode: FrameAttentionMode, group_norm
     out["mid_block_type"] = _BLOCKS_2D[config.get("mid_block_type") or "UNetMidBlock2DCrossAttn"]
     out[FRAME_KEY] = frame_mode.value
     out[NORM_KEY] = group_norm.value
+    if delta_key is not None:
+        out[DELTA_KEY] = delta_key
     return out
 
 
@@ -199,13 +205,14 @@ def write_unet(
     frame_mode: FrameAttentionMode,
     group_norm: GroupNormMode,
     dest: Path,
+    delta_key: str | None = None,
 ) -> None:
     """Write an inflated UNet's state as the authors' `unet/` folder (config.json and the `.bin`
     their diffusers 0.11 reads)."""
     state = {to_authors_key(k): v.detach().contiguous().cpu() for k, v in video_state.items()}
     with atomic_path(dest / "unet" / WEIGHT_FILES[1]) as tmp:
         torch.save(state, tmp)
-    write_json(dest / "unet" / "config.json", authors_unet_config(image_config, frame_mode, group_norm))
+    write_json(dest / "unet" / "config.json", authors_unet_config(image_config, frame_mode, group_norm, delta_key))
 
 
 def apply_temporal(unet: torch.nn.Module, temporal: dict[str, torch.Tensor]) -> None:
