@@ -87,6 +87,12 @@ def test_jobs_file_groups_by_clip_and_resolves_paths_beside_the_file(jobs_file):
     assert jobs[0].config.video.path == str(jobs_file.parent / "circle")
     assert jobs[0].config.tune.steps == 3 and jobs[3].config.inversion.steps == 4  # defaults merged
     assert ws == jobs_file.parent / "jobs-outputs" / ".videop2p-workspace"
+    data = yaml.safe_load(jobs_file.read_text())
+    data["jobs"][0]["save_tuned"] = "tuned/blue"
+    (jobs_file.parent / "tuned.yaml").write_text(yaml.safe_dump(data))
+    tuned, _ = load_jobs(jobs_file.parent / "tuned.yaml")
+    assert tuned[0].config.save_tuned == str(jobs_file.parent / "tuned" / "blue")  # beside the file, as clips
+    assert tuned[1].key == jobs[1].key  # a job without it keeps the key it was finished under
     assert [[j.name for j in g] for g in group_jobs(jobs)] == [["blue", "diverges", "green"], ["square"]]
 
 
@@ -224,6 +230,12 @@ def test_changed_job_is_not_skipped(local_run, jobs_file):
     results = run_batch(changed, ws)
     assert _statuses(results) == {"green": "done"} and results[0].stages["edit"]["action"] == "reused"
     assert (Path(changed[0].config.out) / "edit_1" / "1.png").is_file()
+    key = changed[0].key
+    changed[0].config.save_tuned = str(out / "tuned-green")  # the tuned model asked for too: written, work reused
+    assert changed[0].key != key
+    results = run_batch(changed, ws)
+    assert _statuses(results) == {"green": "done"} and results[0].stages["tune"]["action"] == "reused"
+    assert (out / "tuned-green" / "unet" / "config.json").is_file()
 
 
 @pytest.mark.parametrize(

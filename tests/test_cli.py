@@ -308,6 +308,11 @@ def test_the_authors_two_steps_tune_then_edit_with_their_configs(tiny_dir, clip_
     both = tmp_path / "both"
     _invoke(["run", "--config", str(tune), "--config", str(p2p), "--steps", "3", "--out", str(both), "--quiet"])
     from_folder, in_one_go = (read_video(d / "edit_1.gif").frames for d in (theirs / "results", both))
+    assert yaml.safe_load((both / "config.yaml").read_text())["save_tuned"] == str(theirs)  # a rerun writes it there
+    from videop2p.config import RunConfig
+    from videop2p.outputs import rerunnable
+
+    assert rerunnable(RunConfig(save_tuned="tuned/x"))["save_tuned"] == str(Path("tuned/x").resolve())
     assert np.abs(from_folder.astype(int) - in_one_go).max() <= 3
     assert json.loads((theirs / "unet" / "config.json").read_text())[DELTA_KEY] == recorded
     assert (theirs / "unet" / "config.json").stat().st_mtime_ns == before

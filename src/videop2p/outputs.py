@@ -110,7 +110,7 @@ def edit_label(source: str, target: str) -> str:
 
 def rerunnable(cfg: RunConfig) -> dict:
     """`cfg` as plain data whose local paths (clip, model files, LoRA and embedding files, output
-    folder, workspace) are absolute, so that `videop2p run --config OUT/config.yaml` runs it again
+    folder, workspace, tuned-model folder) are absolute, so that `videop2p run --config OUT/config.yaml` runs it again
     from any folder (a hub id stays as it is)."""
     plain = to_plain(cfg)
     local = (
@@ -120,11 +120,13 @@ def rerunnable(cfg: RunConfig) -> dict:
         (None, "vae"),
         (None, "out"),
         (None, "workspace"),
+        (None, "save_tuned"),
     )
+    made = ("out", "workspace", "save_tuned")  # folders a run writes: absolute whether or not they are there yet
     for section, key in local:
         holder = plain[section] if section else plain
         value = holder.get(key)
-        if isinstance(value, str) and value and (key in ("out", "workspace") or Path(value).expanduser().exists()):
+        if isinstance(value, str) and value and (key in made or Path(value).expanduser().exists()):
             holder[key] = str(Path(value).expanduser().resolve())
     for key in ADAPTER_FILES:
         plain[key] = {str(Path(path).expanduser().resolve()): value for path, value in plain[key].items()}
