@@ -50,11 +50,9 @@ logger = logging.getLogger(__name__)
 RAY_INSTALL = "pip install 'videop2p[ray]'"
 _BATCH_KEYS = {"jobs", "defaults", "out", "workspace"}
 _JOB_NOT_IN_KEY = {"quiet", "force", "out", "workspace", "device"}  # settings that do not change a job's outputs
-_ADDED_SINCE_KEYED = {
-    "png_frames",
-    "save_tuned",
-}  # settings added after jobs were keyed: left out at their default, so that
-# a job finished before they existed stays finished
+# settings added after jobs were keyed: left out at their default, so that a job finished before they existed
+# stays finished
+_ADDED_SINCE_KEYED = {"png_frames", "save_tuned"}
 
 
 class BatchError(ValueError):
