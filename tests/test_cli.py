@@ -297,6 +297,9 @@ def test_the_authors_two_steps_tune_then_edit_with_their_configs(tiny_dir, clip_
     from videop2p.models.tav import DELTA_KEY, is_authors_folder
 
     tune, p2p, theirs = _official_pair(tiny_dir, clip_dir, tmp_path)
+    r = runner.invoke(app, ["edit", "--config", str(p2p), "--quiet"])  # the second step first: how to make it
+    assert_one_line_error(r, f"pretrained_model_path {str(theirs)!r}", "videop2p tune --config TUNE.yaml")
+    assert not theirs.exists()
     _invoke(["tune", "--config", str(tune), "--quiet"])
     assert is_authors_folder(theirs) and (theirs / "model_index.json").is_file()
     recorded = json.loads((theirs / "unet" / "config.json").read_text())[DELTA_KEY]

@@ -409,6 +409,8 @@ def _build_config(
         cfg.window.size = None
     if every:
         cfg.video.frames = None
+    if config:
+        _check_their_tuned_model(cfg.model, config)
     cfg.force = bool(flags.get("force")) or cfg.force
     cfg.quiet = bool(flags.get("quiet")) or cfg.quiet
     if preset in PRESET_MARGINS and not cfg.quiet:
@@ -418,6 +420,25 @@ def _build_config(
 
         cfg.workspace = str(default_workspace(cfg.out))
     return cfg
+
+
+def _check_their_tuned_model(model: str | None, config: list[Path]) -> None:
+    """An official p2p config given without its tune config edits with the folder the authors' tuning wrote
+    (its `pretrained_model_path`); where that folder is missing, say how it is made here, before any work."""
+    from videop2p.config import is_official, load_yaml
+    from videop2p.models.loading import is_hub_id
+
+    datas = {path: load_yaml(path) for path in config}  # read already: no error left to raise here
+    p2p = next((path for path, d in datas.items() if is_official(d) and "pretrained_model_path" in d), None)
+    if p2p is None or any("train_data" in d for d in datas.values()) or model != datas[p2p]["pretrained_model_path"]:
+        return
+    if not isinstance(model, str) or is_hub_id(model) or Path(model).expanduser().exists():
+        return
+    _fail(
+        f"pretrained_model_path {model!r} of {p2p} does not exist: it is the model their tuning writes; make it "
+        f"with `videop2p tune --config TUNE.yaml` (their tune config, whose output_dir it is), run both at once "
+        f"with `videop2p run --config TUNE.yaml --config {p2p}`, or give --model."
+    )
 
 
 # `run`, `tune`, `invert` and `edit --help` group their options by what they set
