@@ -255,6 +255,22 @@ def test_official_yaml_pair_is_accepted_and_bad_keys_rejected(tiny_dir, clip_dir
     (tmp_path / "p2p_alone.yaml").write_text(yaml.safe_dump({**p2p, "pretrained_model_path": "tuned"}))
     assert load_config([tmp_path / "p2p_alone.yaml"]).out == str(Path("tuned") / "results")
     assert load_config([tmp_path / "tune.yaml"]).out == str(tmp_path / "theirs" / "results")
+    # their run_videop2p.py's other arguments: the frames it edits, the precision it casts the model to
+    for extra, dtype in (({"video_len": 4}, "float32"), ({"mixed_precision": "fp16"}, "float16")):
+        (tmp_path / "args.yaml").write_text(yaml.safe_dump({**p2p, **extra}))
+        both = load_config([tmp_path / "tune.yaml", tmp_path / "args.yaml"])
+        assert both.video.frames == 4 and both.dtype == dtype
+    for extra, message in (
+        ({"video_len": 16}, "video_len 16 of the p2p config differs from train_data.n_sample_frames 4"),
+        ({"mixed_precision": ["fp16"]}, "mixed_precision ['fp16'] of the p2p config is not one of fp32, fp16, bf16"),
+    ):
+        (tmp_path / "args.yaml").write_text(yaml.safe_dump({**p2p, **extra}))
+        bad = runner.invoke(
+            app, ["run", "--config", str(tmp_path / "tune.yaml"), "--config", str(tmp_path / "args.yaml")]
+        )
+        assert_one_line_error(bad, message)
+    (tmp_path / "alone.yaml").write_text(yaml.safe_dump({**p2p, "video_len": 16}))
+    assert load_config([tmp_path / "alone.yaml"]).video.frames == 16
     (tmp_path / "nodir.yaml").write_text(yaml.safe_dump({**tune, "output_dir": None}))
     bad = runner.invoke(app, ["run", "--config", str(tmp_path / "nodir.yaml")])
     assert bad.exit_code == 2 and "output_dir None" in bad.output and len(bad.output.strip().splitlines()) == 1

@@ -827,7 +827,10 @@ _OFFICIAL_P2P = {
     "cross_replace_steps",
     "self_replace_steps",
     "fast",
+    "video_len",  # arguments of their run_videop2p.py's `main`, which the config fills
+    "mixed_precision",
 }
+_OFFICIAL_EDIT_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}  # run_videop2p.py's weight_dtype
 _OFFICIAL_TRAIN_DATA = {
     "video_path",
     "prompt",
@@ -953,6 +956,21 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
             cfg.edit.self_replace = p2p["self_replace_steps"]
         if p2p.get("fast"):
             cfg.inversion.method = InversionMethod.FAST
+        if "video_len" in p2p:  # the frames their editing reads; here one selection is tuned and edited
+            tuned = (tune or {}).get("train_data") or {}
+            if "n_sample_frames" in tuned and tuned["n_sample_frames"] != p2p["video_len"]:
+                raise ConfigError(
+                    f"video_len {p2p['video_len']!r} of the p2p config differs from train_data.n_sample_frames "
+                    f"{tuned['n_sample_frames']!r}: here the frames tuned on are the frames edited; give one number."
+                )
+            cfg.video.frames = p2p["video_len"]
+        if "mixed_precision" in p2p:  # their editing casts the whole model to it
+            precision = p2p["mixed_precision"]
+            if not isinstance(precision, str) or precision not in _OFFICIAL_EDIT_DTYPES:
+                raise ConfigError(
+                    f"mixed_precision {precision!r} of the p2p config is not one of {', '.join(_OFFICIAL_EDIT_DTYPES)}."
+                )
+            cfg.dtype = _OFFICIAL_EDIT_DTYPES[precision]
         if not tune and p2p.get("pretrained_model_path"):
             cfg.model = p2p["pretrained_model_path"]
     cfg.out = _official_results(tune, p2p, cfg.out)
