@@ -255,6 +255,8 @@ def test_official_yaml_pair_is_accepted_and_bad_keys_rejected(tiny_dir, clip_dir
     (tmp_path / "p2p_alone.yaml").write_text(yaml.safe_dump({**p2p, "pretrained_model_path": "tuned"}))
     assert load_config([tmp_path / "p2p_alone.yaml"]).out == str(Path("tuned") / "results")
     assert load_config([tmp_path / "tune.yaml"]).out == str(tmp_path / "theirs" / "results")
+    from videop2p.config import RunConfig
+
     # their run_videop2p.py's other arguments: the frames it edits, the precision it casts the model to
     for extra, dtype in (({"video_len": 4}, "float32"), ({"mixed_precision": "fp16"}, "float16")):
         (tmp_path / "args.yaml").write_text(yaml.safe_dump({**p2p, **extra}))
@@ -269,6 +271,9 @@ def test_official_yaml_pair_is_accepted_and_bad_keys_rejected(tiny_dir, clip_dir
             app, ["run", "--config", str(tmp_path / "tune.yaml"), "--config", str(tmp_path / "args.yaml")]
         )
         assert_one_line_error(bad, message)
+    (tmp_path / "unset.yaml").write_text(yaml.safe_dump({**tune, "seed": None, "mixed_precision": None}))
+    unset = load_config([tmp_path / "unset.yaml"]).tune  # their `main` takes None for both
+    assert unset.seed == RunConfig().tune.seed and unset.mixed_precision == "no"
     (tmp_path / "alone.yaml").write_text(yaml.safe_dump({**p2p, "video_len": 16}))
     assert load_config([tmp_path / "alone.yaml"]).video.frames == 16
     (tmp_path / "nodir.yaml").write_text(yaml.safe_dump({**tune, "output_dir": None}))

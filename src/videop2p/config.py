@@ -897,8 +897,9 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
         lr = tune.get("learning_rate", cfg.tune.lr)
         cfg.tune.lr = _official_number(lr, "learning_rate")
         cfg.tune.steps = tune.get("max_train_steps", cfg.tune.steps)
-        cfg.tune.seed = tune.get("seed", cfg.tune.seed)
-        cfg.tune.mixed_precision = tune.get("mixed_precision", cfg.tune.mixed_precision)
+        # their `main` takes None for both: no seed (here, the default one), no mixed precision
+        cfg.tune.seed = cfg.tune.seed if tune.get("seed") is None else tune["seed"]
+        cfg.tune.mixed_precision = tune.get("mixed_precision", cfg.tune.mixed_precision) or "no"
         cfg.tune.gradient_checkpointing = tune.get("gradient_checkpointing", cfg.tune.gradient_checkpointing)
         if "max_grad_norm" in tune:
             cfg.tune.max_grad_norm = _official_number(tune["max_grad_norm"], "max_grad_norm")
