@@ -264,6 +264,7 @@ def test_official_yaml_pair_is_accepted_and_bad_keys_rejected(tiny_dir, clip_dir
         assert both.video.frames == 4 and both.dtype == dtype
     for extra, message in (
         ({"video_len": 16}, "video_len 16 of the p2p config differs from train_data.n_sample_frames 4"),
+        ({"image_path": str(clip_dir / "x")}, "of the p2p config contradicts train_data.video_path"),
         ({"mixed_precision": ["fp16"]}, "mixed_precision ['fp16'] of the p2p config is not one of fp32, fp16, bf16"),
     ):
         (tmp_path / "args.yaml").write_text(yaml.safe_dump({**p2p, **extra}))
@@ -274,6 +275,8 @@ def test_official_yaml_pair_is_accepted_and_bad_keys_rejected(tiny_dir, clip_dir
     (tmp_path / "unset.yaml").write_text(yaml.safe_dump({**tune, "seed": None, "mixed_precision": None}))
     unset = load_config([tmp_path / "unset.yaml"]).tune  # their `main` takes None for both
     assert unset.seed == RunConfig().tune.seed and unset.mixed_precision == "no"
+    (tmp_path / "same.yaml").write_text(yaml.safe_dump({**p2p, "image_path": f"{clip_dir}/./"}))
+    assert load_config([tmp_path / "tune.yaml", tmp_path / "same.yaml"]).video.path == str(clip_dir)  # one place
     (tmp_path / "alone.yaml").write_text(yaml.safe_dump({**p2p, "video_len": 16}))
     assert load_config([tmp_path / "alone.yaml"]).video.frames == 16
     (tmp_path / "nodir.yaml").write_text(yaml.safe_dump({**tune, "output_dir": None}))

@@ -927,6 +927,12 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
                     f"prompts[0] {prompts[0]!r} must equal prompt {cfg.source!r} (the official source-first convention)."
                 )
             cfg.targets = prompts[1:]
+        image, tuned = p2p.get("image_path"), cfg.video.path if tune else None
+        if _other_paths(image, tuned):
+            raise ConfigError(
+                f"image_path {image!r} of the p2p config contradicts train_data.video_path {tuned!r}: "
+                "here the clip tuned on is the clip edited; give one."
+            )
         cfg.video.path = cfg.video.path or p2p.get("image_path", "")
         if "blend_word" in p2p and p2p["blend_word"]:
             bw = _list(p2p["blend_word"], "blend_word")
@@ -976,6 +982,11 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
             cfg.model = p2p["pretrained_model_path"]
     cfg.out = _official_results(tune, p2p, cfg.out)
     return cfg
+
+
+def _other_paths(a: Any, b: Any) -> bool:
+    """Two paths given as text that name different places (`./data/rabbit` and `data/rabbit` do not)."""
+    return isinstance(a, str) and isinstance(b, str) and bool(a and b) and os.path.normpath(a) != os.path.normpath(b)
 
 
 def _official_results(tune: dict | None, p2p: dict | None, out: str) -> str:
