@@ -150,6 +150,14 @@ def test_export_refuses_another_model_and_an_empty_entry(tuned, tiny, tmp_path):
     assert result.exit_code == 2 and "key.json, tune.safetensors" in result.output  # a delta is not a folder of theirs
     result = runner.invoke(app, ["export", str(entry), str(base), "--model", str(base), "--format", "tune-a-video"])
     assert result.exit_code == 2 and "already holds other files" in result.output  # the base model is not replaced
+    theirs = tmp_path / "theirs"  # a tuned folder with the edits their run_videop2p.py wrote into it
+    for written in range(2):
+        result = runner.invoke(app, ["export", str(entry), str(theirs), "--model", str(base), "--format", "video-p2p"])
+        assert result.exit_code == 0, result.output
+        if not written:
+            (theirs / "results").mkdir()
+            (theirs / "results" / "origami.gif").write_bytes(b"GIF89a")
+    assert (theirs / "results" / "origami.gif").read_bytes() == b"GIF89a" and (theirs / "unet").is_dir()
 
 
 def test_a_failed_move_of_a_tuned_folders_other_files_puts_back_those_moved(tmp_path, monkeypatch):

@@ -24,8 +24,9 @@ TUNED_FOLDER = "tuned-model folder (save_tuned; an official tune config's output
 
 
 def check_export_folder(out: str | Path, fmt: ExportFormat) -> None:
-    """Raise unless `out` is new, empty, or an earlier export of the same format: an export replaces
-    the whole folder, so it must not take other files with it."""
+    """Raise unless `out` is new, empty, or an earlier export of the same format: a delta export replaces
+    the whole folder, so it must not take other files with it; a tuned folder's export replaces its
+    model's parts and keeps what else it holds (their `results/`, a workspace)."""
     check_folder("OUT", out, "to write the export into")
     out = Path(out)
     if not out.exists():
@@ -75,7 +76,7 @@ def export_tuned(
     if components.video is not None:
         apply_temporal(model.unet, components.video.temporal)
     load_delta(model, path, identity)
-    return save_video_folder(components, model.unet.state_dict(), frame_mode, group_norm, out)
+    return save_video_folder(components, model.unet.state_dict(), frame_mode, group_norm, out, keep=True)
 
 
 def check_tuned_folder(path: str | Path, need: int | None = None) -> None:
