@@ -207,6 +207,12 @@ def info(
         comps = load_components(model, config=model_config, lora=loras, embeddings=embeddings, vae=vae)
         for k, v in comps.info.to_dict().items():
             lines.append(f"  {k}: {v}")
+        if comps.video is not None:
+            frames = comps.video.frame_mode.value if comps.video.frame_mode else "not recorded (--frame-attention)"
+            lines.append(
+                f"  tuned: a Tune-A-Video / Video-P2P folder (frame attention {frames}, GroupNorm "
+                f"{comps.video.group_norm.value}): runs edit with it untuned; --tune-steps N tunes on from it"
+            )
     except (ModelNotFoundError, ModelLoadError, LoraError, EmbeddingError, VaeError) as e:
         lines.append(f"  not available: {e}")
     if clip is not None:
