@@ -964,11 +964,11 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
         if p2p.get("fast"):
             cfg.inversion.method = InversionMethod.FAST
         if "video_len" in p2p:  # the frames their editing reads; here one selection is tuned and edited
-            tuned = (tune or {}).get("train_data") or {}
-            if "n_sample_frames" in tuned and tuned["n_sample_frames"] != p2p["video_len"]:
+            train = (tune or {}).get("train_data") or {}
+            if "n_sample_frames" in train and train["n_sample_frames"] != p2p["video_len"]:
                 raise ConfigError(
                     f"video_len {p2p['video_len']!r} of the p2p config differs from train_data.n_sample_frames "
-                    f"{tuned['n_sample_frames']!r}: here the frames tuned on are the frames edited; give one number."
+                    f"{train['n_sample_frames']!r}: here the frames tuned on are the frames edited; give one number."
                 )
             cfg.video.frames = p2p["video_len"]
         if "mixed_precision" in p2p:  # their editing casts the whole model to it
