@@ -2,7 +2,9 @@
 
 import dataclasses
 import json
+import logging
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ from videop2p.config import InversionConfig, InversionMethod, TuneConfig, VideoC
 from videop2p.io.hdr import HLG
 from videop2p.io.video import VideoError, probe_video, write_frames, write_mp4
 from videop2p.pipeline import VideoP2P
-from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
+from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, read_tensor, save_tensors
 from videop2p.store.files import atomic_path, write_json
 from videop2p.store.workspace import Workspace
 from videop2p.toy.world import Color, Shape, ToyClipSpec, ToyObject, render_clip
@@ -484,6 +486,50 @@ def test_an_entry_locked_by_one_process_waits_in_another_until_released(tmp_path
         subprocess.run(other, capture_output=True, timeout=3)
     done = subprocess.run(other, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "locked", done.stderr
+
+
+def test_two_runs_of_one_entry_compute_it_once_the_second_waiting_and_reusing_it(tmp_path, caplog):
+    """Two runs sharing a workspace (processes, or the web editor's threads) on the same clip: the second
+    waits for the first instead of computing beside it (the first, on finishing, removed the kept steps
+    the second was reading: "not a readable safetensors file"), then loads what the first saved."""
+    import threading
+
+    from videop2p.store.workspace import reuse_or_compute
+
+    ws = Workspace(tmp_path / "ws")
+    entry = tmp_path / "ws" / "clip-x" / "inversions" / "inv-y.safetensors"
+    started, computed, reports = threading.Event(), [], {}
+
+    def compute():
+        started.set()
+        time.sleep(1.0)  # the second run arrives meanwhile
+        computed.append(threading.current_thread().name)
+        return torch.ones(3)
+
+    def run(name):
+        reports[name] = reuse_or_compute(
+            ws,
+            "invert",
+            entry,
+            False,
+            compute,
+            lambda: read_tensor(entry, "x"),
+            lambda v: save_tensors(entry, {"x": v}, {}),
+            lambda v: 1,
+        )
+
+    first = threading.Thread(target=run, args=("first",), name="first")
+    second = threading.Thread(target=run, args=("second",), name="second")
+    with caplog.at_level(logging.INFO, logger="videop2p.store.workspace"):
+        first.start()
+        started.wait(30)
+        second.start()
+        first.join(60)
+        second.join(60)
+    assert computed == ["first"]
+    assert reports["first"][1].action == "computed" and reports["second"][1].action == "reused"
+    assert torch.equal(reports["second"][0], torch.ones(3))
+    assert f"invert: another run is computing {entry}; waiting for it to finish" in caplog.text
 
 
 def test_the_default_workspace_is_beside_the_output_folder_unless_that_is_where_the_user_is(tmp_path, monkeypatch):

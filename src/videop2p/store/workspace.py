@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from videop2p.config import WORKSPACE_NAME
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, read_tensor, save_tensors
@@ -130,12 +130,22 @@ class Workspace:
         return self.clip_dir(delta_key) / "edits" / f"edit-{key_of(edit_key)}.safetensors"
 
     @contextlib.contextmanager
-    def lock(self, entry: Path) -> Iterator[None]:
-        """Exclusive lock on one entry, so two runs never write it at once (an OS file lock, on every
-        platform: `flock` on Linux and macOS, `msvcrt` on Windows)."""
+    def lock(self, entry: Path, waiting: str | None = None) -> Iterator[None]:
+        """Exclusive lock on one entry, so two runs (processes, or threads of one) never compute or write it
+        at once (an OS file lock, on every platform: `flock` on Linux and macOS, `msvcrt` on Windows);
+        `waiting` is logged when another holds it."""
         entry.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(entry.with_name(f".{entry.name}.lock")):
+        lock = FileLock(entry.with_name(f".{entry.name}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if waiting:
+                logger.info(waiting)
+            lock.acquire()
+        try:
             yield
+        finally:
+            lock.release()
 
     def log(self, report: StageReport) -> None:
         """Append a stage's report, with the time, to the workspace's history (`events.jsonl`)."""
@@ -310,6 +320,17 @@ def _made_for(meta: dict, made_for: dict, phase: str) -> bool:
     return meta.get("for") == made_for and meta.get("phase") == phase
 
 
+def _loaded(stage: str, path: Path | None, load: Callable[[], Any]) -> Any:
+    """`load()` of the entry at `path` when it is there; None when it is not, or does not load (warned)."""
+    if path is None or not path.exists():
+        return None
+    try:
+        return load()
+    except (OSError, KeyError, ValueError) as e:
+        logger.warning("ignoring workspace %s entry %s: %s", stage, path, e)
+        return None
+
+
 def reuse_or_compute(
     workspace: Workspace | None,
     stage: str,
@@ -322,22 +343,23 @@ def reuse_or_compute(
     resumed: Callable[[Any], bool] | None = None,
 ) -> tuple[Any, StageReport]:
     """`load()` the entry at `path` when it is there and valid (unless `force`), else `compute()` and
-    `save` it under the entry's lock; returns the value and what was done ("resumed" when `resumed`
-    says the computation went on from a stopped run's kept state). An entry that does not load
-    (another version, a mismatch, a damaged file) is recomputed with a warning."""
+    `save` it, both under the entry's lock; returns the value and what was done ("resumed" when
+    `resumed` says the computation went on from a stopped run's kept state). A run that finds another
+    computing the same entry waits for it and loads what it saved (two runs sharing a workspace would
+    otherwise both compute it, and one would lose the kept steps the other removes on finishing). An
+    entry that does not load (another version, a mismatch, a damaged file) is recomputed with a warning."""
     started = time.perf_counter()
-    value = None
-    if path is not None and path.exists() and not force:
-        try:
-            value = load()
-        except (OSError, KeyError, ValueError) as e:
-            logger.warning("ignoring workspace %s entry %s: %s", stage, path, e)
+    value = None if force else _loaded(stage, path, load)
     action = "computed" if value is None else "reused"
-    if value is None:
-        value = compute()
-        if workspace is not None and path is not None:
-            with workspace.lock(path):
+    if value is None and workspace is not None and path is not None:
+        with workspace.lock(path, f"{stage}: another run is computing {path}; waiting for it to finish"):
+            value = None if force else _loaded(stage, path, load)  # saved while this run waited
+            action = "computed" if value is None else "reused"
+            if value is None:
+                value = compute()
                 save(value)
+    elif value is None:
+        value = compute()
     count = evaluations(value) if action == "computed" else 0
     if action == "computed" and resumed is not None and resumed(value):
         action = "resumed"
