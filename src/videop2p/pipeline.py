@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -477,8 +476,7 @@ class VideoP2P:
         except DivergedError:
             if saved is not None:
                 saved.clear()  # these settings diverge again from any step they kept
-                with contextlib.suppress(OSError):  # other inversions of the clip are there
-                    path.parent.rmdir()
+                self.workspace.close_failed(path)
             raise
         if saved is not None:  # the entry is saved (or was already there): its steps are no longer needed
             result = kept_at(result, path)

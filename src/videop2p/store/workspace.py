@@ -111,13 +111,22 @@ class Workspace:
         with anything more (a kept state, another run's files) stays; a run of the same clip that
         opened it meanwhile writes `key.json` again with its delta."""
         folder = path.parent
-        if not folder.is_dir() or {p.name for p in folder.iterdir()} - {"key.json", f".{path.name}.lock"}:
+        if not folder.is_dir() or {p.name for p in folder.iterdir()} - {"key.json", _lock_file(path).name}:
             return
         for p in folder.iterdir():
             p.unlink(missing_ok=True)
         for d in (folder, Path(self.root)):
             with contextlib.suppress(OSError):  # not empty: another run's files are there
                 d.rmdir()
+
+    def close_failed(self, entry: Path) -> None:
+        """After a stage that stopped before saving `entry`: remove the entry's lock file and its folder
+        when nothing else is there (kept steps, other entries and a clip's `key.json` keep it), so that
+        a stopped stage leaves only what it kept to resume."""
+        with contextlib.suppress(OSError):  # a lock file another process holds, on Windows
+            _lock_file(entry).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty
+            entry.parent.rmdir()
 
     def inversion_path(self, delta_key: str, inversion_key: dict) -> Path:
         return self.clip_dir(delta_key) / "inversions" / f"inv-{key_of(inversion_key)}.safetensors"
@@ -135,7 +144,7 @@ class Workspace:
         at once (an OS file lock, on every platform: `flock` on Linux and macOS, `msvcrt` on Windows);
         `waiting` is logged when another holds it."""
         entry.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(entry.with_name(f".{entry.name}.lock"))
+        lock = FileLock(_lock_file(entry))
         try:
             lock.acquire(timeout=0)
         except Timeout:
@@ -320,6 +329,11 @@ def _made_for(meta: dict, made_for: dict, phase: str) -> bool:
     return meta.get("for") == made_for and meta.get("phase") == phase
 
 
+def _lock_file(entry: Path) -> Path:
+    """The file an entry's lock is taken on, beside it."""
+    return entry.with_name(f".{entry.name}.lock")
+
+
 def _loaded(stage: str, path: Path | None, load: Callable[[], Any]) -> Any:
     """`load()` of the entry at `path` when it is there; None when it is not, or does not load (warned)."""
     if path is None or not path.exists():
@@ -356,7 +370,11 @@ def reuse_or_compute(
             value = None if force else _loaded(stage, path, load)  # saved while this run waited
             action = "computed" if value is None else "reused"
             if value is None:
-                value = compute()
+                try:
+                    value = compute()
+                except BaseException:
+                    workspace.close_failed(path)
+                    raise
                 save(value)
     elif value is None:
         value = compute()
