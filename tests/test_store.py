@@ -530,6 +530,12 @@ def test_two_runs_of_one_entry_compute_it_once_the_second_waiting_and_reusing_it
     assert reports["first"][1].action == "computed" and reports["second"][1].action == "reused"
     assert torch.equal(reports["second"][0], torch.ones(3))
     assert f"invert: another run is computing {entry}; waiting for it to finish" in caplog.text
+    entry.write_bytes(b"damaged")  # an entry that does not load is computed again, said once
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="videop2p.store.workspace"):
+        run("again")
+    assert reports["again"][1].action == "computed" and torch.equal(read_tensor(entry, "x"), torch.ones(3))
+    assert caplog.text.count(f"ignoring workspace invert entry {entry}") == 1
 
 
 def test_the_default_workspace_is_beside_the_output_folder_unless_that_is_where_the_user_is(tmp_path, monkeypatch):

@@ -363,11 +363,13 @@ def reuse_or_compute(
     otherwise both compute it, and one would lose the kept steps the other removes on finishing). An
     entry that does not load (another version, a mismatch, a damaged file) is recomputed with a warning."""
     started = time.perf_counter()
+    absent = path is None or not path.exists()
     value = None if force else _loaded(stage, path, load)
     action = "computed" if value is None else "reused"
     if value is None and workspace is not None and path is not None:
         with workspace.lock(path, f"{stage}: another run is computing {path}; waiting for it to finish"):
-            value = None if force else _loaded(stage, path, load)  # saved while this run waited
+            if absent and not force:  # saved while this run waited (one that did not load is not read twice)
+                value = _loaded(stage, path, load)
             action = "computed" if value is None else "reused"
             if value is None:
                 try:
