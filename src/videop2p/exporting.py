@@ -76,7 +76,7 @@ def export_tuned(
     if components.video is not None:
         apply_temporal(model.unet, components.video.temporal)
     load_delta(model, path, identity)
-    return save_video_folder(components, model.unet.state_dict(), frame_mode, group_norm, out, keep=True)
+    return save_video_folder(components, model.unet.state_dict(), frame_mode, group_norm, out)
 
 
 def check_tuned_folder(path: str | Path, need: int | None = None) -> None:
@@ -114,7 +114,7 @@ def write_tuned_folder(components: SDComponents, model: T2SModel, path: str | Pa
     state = model.unet.state_dict()
     parts = [*state.values(), *components.text_encoder.parameters(), *components.vae.parameters()]
     check_room(TUNED_FOLDER, path, _weight_bytes(parts), "the tuned model's folder would")
-    save_video_folder(components, state, model.frame_mode, model.group_norm, path, model.delta_key, keep=True)
+    save_video_folder(components, state, model.frame_mode, model.group_norm, path, model.delta_key)
     return True
 
 

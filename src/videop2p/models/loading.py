@@ -404,15 +404,14 @@ def save_video_folder(
     group_norm: GroupNormMode,
     path: str | os.PathLike,
     delta_key: str | None = None,
-    keep: bool = False,
 ) -> Path:
     """Write a tuned clip as the authors' Tune-A-Video / Video-P2P folder: the base model's tokenizer,
     text encoder, VAE and scheduler beside `unet/` in their `UNet3DConditionModel` layout.
 
     `video_state` is the inflated UNet's state dict (image and temporal layers); written atomically,
-    replacing the folder, or with `keep` only its model's parts (what else it holds is moved across:
-    the results and workspace that the authors' scripts and ours keep there). `delta_key`, the
-    tuning's workspace key, is recorded in `unet/config.json`.
+    replacing only an earlier folder's model parts (what else it holds is moved across: the results
+    and workspace that the authors' scripts and ours keep there). `delta_key`, the tuning's workspace
+    key, is recorded in `unet/config.json`.
     """
     index = {
         "_class_name": "TuneAVideoPipeline",
@@ -432,7 +431,7 @@ def save_video_folder(
         components.scheduler.save_pretrained(tmp / "scheduler")
         (tmp / "model_index.json").write_text(json.dumps(index, indent=2))
         tav.write_unet(video_state, dict(components.unet.config), frame_mode, group_norm, tmp, delta_key)
-        if keep and Path(path).is_dir():
+        if Path(path).is_dir():
             _move_across([p for p in Path(path).iterdir() if p.name not in VIDEO_FOLDER_PARTS], tmp)
     return Path(path)
 
