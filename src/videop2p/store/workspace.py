@@ -122,7 +122,9 @@ class Workspace:
     def close_failed(self, entry: Path) -> None:
         """After a stage that stopped before saving `entry`: remove the entry's lock file and its folder
         when nothing else is there (kept steps, other entries and a clip's `key.json` keep it), so that
-        a stopped stage leaves only what it kept to resume."""
+        a stopped stage leaves only what it kept to resume. A run waiting on the removed file takes the lock
+        on a new one (filelock >= 3.21 retries a lock taken on a removed file), so no third run gets in
+        beside it."""
         with contextlib.suppress(OSError):  # a lock file another process holds, on Windows
             _lock_file(entry).unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # not empty
