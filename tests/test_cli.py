@@ -323,7 +323,12 @@ def test_the_authors_two_steps_tune_then_edit_with_their_configs(tiny_dir, clip_
     tune, p2p, theirs = _official_pair(tiny_dir, clip_dir, tmp_path)
     r = runner.invoke(app, ["edit", "--config", str(p2p), "--quiet"])  # the second step first: how to make it
     assert_one_line_error(r, f"pretrained_model_path {str(theirs)!r}", "videop2p tune --config TUNE.yaml")
-    assert not theirs.exists()
+    for command in ("run", "edit"):  # the first step given to a command that edits: which config is missing
+        r = runner.invoke(app, [command, "--config", str(tune), "--quiet"])
+        assert_one_line_error(r, f"{tune} is a Tune-A-Video / Video-P2P tune config", "--config P2P.yaml")
+    r = runner.invoke(app, ["run", "--config", str(tune), "--target", TGT, "--frames", "9", "--quiet"])
+    assert_one_line_error(r, "fewer than the 9 asked for")  # with a target it is a run like any other
+    assert not theirs.exists() and not (tmp_path / "results").exists()
     _invoke(["tune", "--config", str(tune), "--quiet"])
     assert is_authors_folder(theirs) and (theirs / "model_index.json").is_file()
     recorded = json.loads((theirs / "unet" / "config.json").read_text())[DELTA_KEY]

@@ -427,6 +427,17 @@ def _build_config(
     return cfg
 
 
+def _their_tune_config(config: list[Path]) -> Path | None:
+    """The official tune config among `config` when no official p2p config is beside it."""
+    from videop2p.config import is_official, load_yaml
+
+    datas = {path: load_yaml(path) for path in config}  # read already: no error left to raise here
+    official = {path: d for path, d in datas.items() if is_official(d)}
+    if any("train_data" not in d for d in official.values()):
+        return None
+    return next(iter(official), None)
+
+
 def _check_their_tuned_model(model: str | None, config: list[Path]) -> None:
     """An official p2p config given without its tune config edits with the folder the authors' tuning wrote
     (its `pretrained_model_path`); where that folder is missing, say how it is made here, before any work."""
@@ -476,8 +487,9 @@ BlendOpt = Annotated[
 ]
 
 
-def _execute(cfg, stage: str, command: str) -> None:
-    """Check the settings of `videop2p COMMAND`, then run its stages (`edit` runs `run`'s)."""
+def _execute(cfg, stage: str, command: str, config: list[Path] = ()) -> None:
+    """Check the settings of `videop2p COMMAND` (read from the `config` files and flags), then run its
+    stages (`edit` runs `run`'s)."""
     from videop2p.config import option_label, validate
 
     _setup_logging(cfg.quiet)
@@ -493,6 +505,13 @@ def _execute(cfg, stage: str, command: str) -> None:
         _fail(f"{option_label(e.option)} {e.reason}")
     if stage == "run" and not cfg.targets:  # `run` and `edit`: before the model is loaded
         give = '--target "the source prompt with your edit" (one or more)'
+        tune = _their_tune_config(config)
+        if tune is not None:  # its validation prompts are their tuning's samples, not edits
+            _fail(
+                f"missing target prompt: {tune} is a Tune-A-Video / Video-P2P tune config, which holds no edit; give "
+                f"its p2p config too (`videop2p {command} --config {tune} --config P2P.yaml`) or {give}, or tune "
+                f"alone with `videop2p tune --config {tune}`."
+            )
         _fail(f"missing target prompt: give {give}; see `videop2p {command} --help`.")
     _check_folder("--out", cfg.out, "for the outputs")
     _check_folder("--workspace", cfg.workspace, "to keep tuned clips in")
@@ -854,7 +873,7 @@ def _stage_command(stage: str, doc: str):
     ) -> None:
         flags = {k: v for k, v in locals().items() if k not in ("video", "source", "target", "config")}
         cfg = _build_config(video, source, target, config, **flags)
-        _execute(cfg, stage, doc)
+        _execute(cfg, stage, doc, config or [])
 
     command.__doc__ = {
         "run": "Tune, invert and edit in one go; writes edits, pictures, report and outputs.json.",
