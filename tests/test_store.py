@@ -488,6 +488,32 @@ def test_an_entry_locked_by_one_process_waits_in_another_until_released(tmp_path
     assert done.returncode == 0 and done.stdout.strip() == "locked", done.stderr
 
 
+def test_a_run_waiting_for_another_says_so_again_while_it_waits(tmp_path, caplog):
+    """A run waiting for another's entry (minutes, for a tuning) is not silent: it says it waits, then
+    again with the time waited, until the lock is free."""
+    import threading
+
+    ws = Workspace(tmp_path / "ws")
+    entry = tmp_path / "ws" / "clip-x" / "tune.safetensors"
+    held, free = threading.Event(), threading.Event()
+
+    def hold():
+        with ws.lock(entry):
+            held.set()
+            free.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(30)
+    threading.Timer(0.5, free.set).start()
+    with caplog.at_level(logging.INFO, logger="videop2p.store.workspace"), ws.lock(entry, "tune: waiting", every=0.1):
+        assert free.is_set()  # taken only once the holder let go
+    holder.join(30)
+    notes = [r.getMessage() for r in caplog.records]
+    assert notes[0] == "tune: waiting" and len(notes) >= 3
+    assert all(n.startswith("tune: waiting (") and n.endswith(" s so far)") for n in notes[1:])
+
+
 def test_two_runs_of_one_entry_compute_it_once_the_second_waiting_and_reusing_it(tmp_path, caplog):
     """Two runs sharing a workspace (processes, or the web editor's threads) on the same clip: the second
     waits for the first instead of computing beside it (the first, on finishing, removed the kept steps

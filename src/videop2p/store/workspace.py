@@ -27,6 +27,7 @@ from videop2p.config import WORKSPACE_NAME
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, read_tensor, save_tensors
 from videop2p.store.files import read_json, write_json
 
+WAITING_NOTE_S = 60.0  # how often a run waiting for another's entry says it is still waiting
 DELTA_FILE = "tune.safetensors"  # a tuned clip's own tensors and identity, in its workspace folder (and exports)
 
 logger = logging.getLogger(__name__)
@@ -141,10 +142,10 @@ class Workspace:
         return self.clip_dir(delta_key) / "edits" / f"edit-{key_of(edit_key)}.safetensors"
 
     @contextlib.contextmanager
-    def lock(self, entry: Path, waiting: str | None = None) -> Iterator[None]:
+    def lock(self, entry: Path, waiting: str | None = None, every: float = WAITING_NOTE_S) -> Iterator[None]:
         """Exclusive lock on one entry, so two runs (processes, or threads of one) never compute or write it
         at once (an OS file lock, on every platform: `flock` on Linux and macOS, `msvcrt` on Windows);
-        `waiting` is logged when another holds it."""
+        `waiting` is logged when another holds it, and again with the time waited `every` seconds."""
         entry.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(_lock_file(entry))
         try:
@@ -152,7 +153,14 @@ class Workspace:
         except Timeout:
             if waiting:
                 logger.info(waiting)
-            lock.acquire()
+            started = time.monotonic()
+            while True:
+                try:
+                    lock.acquire(timeout=every)
+                    break
+                except Timeout:
+                    if waiting:
+                        logger.info("%s (%.0f s so far)", waiting, time.monotonic() - started)
         try:
             yield
         finally:
