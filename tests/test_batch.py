@@ -124,6 +124,10 @@ def test_jobs_file_groups_by_clip_and_resolves_paths_beside_the_file(jobs_file):
             {"jobs": [{"video": "a", "source": "s", "targets": ["t"], "inversion": {"blend": ["a", "b"]}}]},
             r"^jobs\[0\] \(job-1\): Unknown key 'blend' under 'inversion'; it goes under 'window' or 'edit'",
         ),
+        ({"jobs": [{"config": 5}]}, r"^jobs\[0\] \(job-1\): config 5 must be a config file's path or a list"),
+        ({"jobs": [{"config": ["a.yaml", ""]}]}, r"^jobs\[0\] \(job-1\): config \['a.yaml', ''\] must be"),
+        ({"jobs": [{"name": "x", "config": "gone.yaml"}]}, r"^jobs\[0\] \(x\): Config file '.*gone.yaml' does not"),
+        ({"defaults": {"config": "a.yaml"}, "jobs": [{"video": "a"}]}, r"^defaults: Unknown key 'config'"),
     ],
 )
 def test_bad_jobs_files_are_rejected_with_the_offending_key(tmp_path, data, message):
@@ -297,6 +301,60 @@ def test_a_clip_may_be_named_by_its_path_alone_in_defaults_jobs_and_run_configs(
     assert [(j.config.video.path, j.config.video.frames) for j in jobs] == [(clip, 2), (clip, VideoConfig().frames)]
     (tmp_path / "run.yaml").write_text("source: a\ntargets: [b]\nvideo: clip.mp4\n")
     assert load_config([tmp_path / "run.yaml"]).video.path == "clip.mp4"
+
+
+def test_a_job_may_be_the_authors_config_pair_under_the_defaults_and_its_own_keys(tmp_path, monkeypatch):
+    """`config: [configs/x-tune.yaml, configs/x-p2p.yaml]` runs the authors' pair as `run --config` does,
+    their relative paths read from the jobs file's folder (their scripts' working folder); the defaults
+    and the job's own keys override it as `run`'s flags do; the tuned model goes to their output_dir."""
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "data" / "rabbit").mkdir(parents=True)
+    tune = {
+        "pretrained_model_path": "videop2p-toy",
+        "output_dir": "./outputs/rabbit-jump",
+        "train_data": {"video_path": "./data/rabbit", "prompt": "a rabbit is jumping", "n_sample_frames": 8},
+        "max_train_steps": 500,
+        "learning_rate": 3e-5,
+    }
+    p2p = {
+        "pretrained_model_path": "./outputs/rabbit-jump",
+        "image_path": "./data/rabbit",
+        "prompt": "a rabbit is jumping",
+        "prompts": ["a rabbit is jumping", "a origami rabbit is jumping"],
+        "blend_word": ["rabbit", "rabbit"],
+        "eq_params": {"words": ["origami"], "values": [2]},
+        "is_word_swap": False,
+    }
+    (tmp_path / "configs" / "tune.yaml").write_text(yaml.safe_dump(tune))
+    (tmp_path / "configs" / "p2p.yaml").write_text(yaml.safe_dump(p2p))
+    pair = ["configs/tune.yaml", "configs/p2p.yaml"]
+    data = {
+        "defaults": {"tune": {"steps": 3}},
+        "jobs": [
+            {"name": "theirs", "config": pair},
+            {"name": "mine", "config": pair, "video": {"frames": 2}, "tune": {"lr": 1e-4}},
+        ],
+    }
+    (tmp_path / "jobs.yaml").write_text(yaml.safe_dump(data))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the jobs file's folder, not the current one, is where their paths are read from
+    (theirs, mine), _ = load_jobs(tmp_path / "jobs.yaml")
+    for job in (theirs, mine):
+        c = job.config
+        assert c.video.path == str(tmp_path / "data" / "rabbit") and c.source == "a rabbit is jumping"
+        assert c.targets == ["a origami rabbit is jumping"] and c.edit.reweight == {"origami": 2.0}
+        assert c.edit.blend == ("rabbit", "rabbit") and c.model == "videop2p-toy"
+        assert c.save_tuned == str(tmp_path / "outputs" / "rabbit-jump") and c.out == str(
+            tmp_path / "jobs-outputs" / job.name
+        )
+        assert c.tune.steps == 3  # the defaults over their max_train_steps
+    assert (theirs.config.video.frames, theirs.config.tune.lr) == (8, 3e-5)
+    assert (mine.config.video.frames, mine.config.tune.lr) == (2, 1e-4)  # the job's own keys over both
+    data["jobs"] = [{"name": "tune-only", "config": pair[0]}]  # the tune config alone holds no edit
+    (tmp_path / "jobs.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(BatchError, match=r"^jobs\[0\] \(tune-only\) needs .* give its p2p config beside it"):
+        load_jobs(tmp_path / "jobs.yaml")
 
 
 def test_a_local_batch_names_a_missing_clip_too_few_frames_or_a_missing_model_before_any_job(tmp_path):

@@ -33,6 +33,7 @@ from videop2p.config import (
     VideoConfig,
     check_folder,
     fill_run,
+    load_config,
     load_yaml,
     path_shorthand,
     ray_host_port,
@@ -127,6 +128,17 @@ def _resolve(value: str, base: Path) -> Path:
     return p if p.is_absolute() else (base / p).resolve()
 
 
+def _config_files(value: object, here: Path, where: str) -> list[Path]:
+    """A job's `config`: one config file or a list of them (ours, or the official tune and p2p pair),
+    relative to the jobs file."""
+    if value is None:
+        return []
+    files = [value] if isinstance(value, str) else value
+    if not isinstance(files, list) or not files or not all(isinstance(f, str) and f.strip() for f in files):
+        raise BatchError(f"{where}: config {value!r} must be a config file's path or a list of them.")
+    return [_resolve(f, here) for f in files]
+
+
 def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | None = None) -> tuple[list[Job], Path]:
     """Jobs of a jobs file (validated, paths made absolute) and the workspace root they share."""
     path = Path(path)
@@ -171,19 +183,27 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
         names.add(name)
         if "video" in raw:
             raw["video"] = path_shorthand(raw["video"])
+        configs = _config_files(raw.pop("config", None), here, f"jobs[{i}] ({name})")
         merged = _merge(defaults, raw)
         if "out" in merged or "workspace" in merged:
             raise BatchError(f"jobs[{i}] ({name}): 'out' and 'workspace' are set for the whole batch, not per job.")
         try:
-            cfg = fill_run(merged, f"jobs[{i}] ({name}): ")
+            base = None
+            if configs:  # the job's config files, under the defaults and its own keys (as under `run`'s flags)
+                try:
+                    base = load_config(configs, None, here)
+                except ConfigError as e:
+                    raise BatchError(f"jobs[{i}] ({name}): {e}") from None
+            cfg = fill_run(merged, f"jobs[{i}] ({name}): ", base)
             validate(cfg)
         except OptionError as e:
             raise BatchError(f"jobs[{i}] ({name}): {e.option} {e.reason}") from None
         except ConfigError as e:
             raise BatchError(str(e)) from None
         if not cfg.video.path or not cfg.source or not cfg.targets:
+            their = " (an official tune config holds no edit: give its p2p config beside it)" if configs else ""
             raise BatchError(
-                f"jobs[{i}] ({name}) needs video, source and targets; got {cfg.video.path!r}, "
+                f"jobs[{i}] ({name}) needs video, source and targets{their}; got {cfg.video.path!r}, "
                 f"{cfg.source!r}, {cfg.targets!r}."
             )
         cfg.video.path = str(_resolve(cfg.video.path, here))

@@ -1012,11 +1012,13 @@ def preset_config(name: Preset | str = Preset.OFFICIAL) -> RunConfig:
     return apply_options(RunConfig(), PRESETS[preset])
 
 
-def load_config(paths: list[str | os.PathLike], base: RunConfig | None = None) -> RunConfig:
+def load_config(
+    paths: list[str | os.PathLike], base: RunConfig | None = None, here: str | os.PathLike | None = None
+) -> RunConfig:
     """Read one of our YAMLs, or an official tune and/or p2p YAML pair, over `base` (default: the defaults).
 
-    Relative paths are read from the current folder, as the authors' scripts read theirs; one that
-    names nothing there but names something beside a config file is taken from there."""
+    Relative paths are read from `here` (default: the current folder, as the authors' scripts read
+    theirs); one that names nothing there but names something beside a config file is taken from there."""
     datas = [load_yaml(p) for p in paths]
     if any(is_official(d) for d in datas):
         tune = next((d for d in datas if "train_data" in d), None)
@@ -1030,22 +1032,27 @@ def load_config(paths: list[str | os.PathLike], base: RunConfig | None = None) -
     else:
         cfg = fill_run(datas[0], "", base)
     folders = [Path(p).resolve().parent for p in paths]
-    cfg.video.path = _beside(cfg.video.path, folders)
-    cfg.model, cfg.model_config = _beside(cfg.model, folders), _beside(cfg.model_config, folders)
-    cfg.vae = _beside(cfg.vae, folders)
+    first = None if here is None else Path(here)
+    cfg.video.path = _beside(cfg.video.path, folders, first)
+    cfg.model, cfg.model_config = _beside(cfg.model, folders, first), _beside(cfg.model_config, folders, first)
+    cfg.vae = _beside(cfg.vae, folders, first)
     for key in ADAPTER_FILES:
         if isinstance(getattr(cfg, key), dict):
-            setattr(cfg, key, {_beside(path, folders): value for path, value in getattr(cfg, key).items()})
+            paths_of = getattr(cfg, key).items()
+            setattr(cfg, key, {_beside(path, folders, first): value for path, value in paths_of})
     return cfg
 
 
-def _beside(value: Any, folders: list[Path]) -> Any:
-    """A relative path that names nothing from the current folder, but something in one of `folders`:
-    the path there (anything else as it is: absolute paths, hub ids, values `validate` refuses)."""
+def _beside(value: Any, folders: list[Path], here: Path | None = None) -> Any:
+    """A relative path that names nothing from `here` (None: the current folder, the path kept as it is),
+    but something in one of `folders`: the path there (anything else as it is: absolute paths, hub ids,
+    values `validate` refuses)."""
     if not isinstance(value, str) or not value.strip() or Path(value).expanduser().is_absolute():
         return value
-    if Path(value).expanduser().exists():
+    if here is None and Path(value).expanduser().exists():
         return value
+    if here is not None and (here / Path(value).expanduser()).exists():
+        return str(here / Path(value).expanduser())
     return next((str(folder / value) for folder in folders if (folder / value).exists()), value)
 
 
