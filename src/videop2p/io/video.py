@@ -29,7 +29,6 @@ from videop2p.io.hdr import (
     content_peak,
     hdr_to_sdr_converter,
     sdr_to_hdr_converter,
-    torch_threads,
 )
 from videop2p.store.files import atomic_path
 
@@ -1071,7 +1070,7 @@ def frame_rate(fps: float) -> Fraction:
 
 
 MP4_OPTIONS = {"crf": "16", "threads": "1", "bf": "0"}  # x264's, for `write_mp4`: one thread, no B-frames
-X265_OPTIONS = "log-level=error:info=0:bframes=0:frame-threads=1:repeat-headers=1"  # x265's: one frame at a time ...
+X265_OPTIONS = "log-level=error:info=0:bframes=0:frame-threads=1:pools=none:repeat-headers=1"  # x265's: one thread ...
 X265_TRANSFERS = {PQ: "smpte2084", HLG: "arib-std-b67", BT709: "bt709"}  # x265's names of the transfers
 
 
@@ -1086,9 +1085,10 @@ def x265_params(deep: DeepSignal) -> str:
     units, chromaticities in 0.00002 and light in 0.0001 cd/m2, green, blue, red, white; CTA-861.3's
     MaxCLL, MaxFALL)."""
     colours = "colorprim=bt2020:colormatrix=bt2020nc" if deep.hdr else "colorprim=bt709:colormatrix=bt709"
-    said = [  # ... its rows in waves on torch's threads: the same file for any number (frame threads would not
-        # be), without x265's note of its settings (which names the threads and the CPU)
-        f"{X265_OPTIONS}:pools={torch_threads()}",
+    said = [  # ... no thread pool: x265's lookahead on its pool's threads crashed (a segfault in flushing its
+        # lookahead, in 2 to 3 of 10 processes writing 200 short files; x265 issue #684) or spun for ever; one
+        # thread is also the same file on any machine. Without x265's note of its settings (it names the CPU)
+        X265_OPTIONS,
         f"{colours}:transfer={X265_TRANSFERS[deep.transfer]}:range=limited",
     ]
     if deep.mastering is not None:
@@ -1123,8 +1123,8 @@ def write_mp4(
     than that is worth (docs/long_clips.md, "The same mp4 from the same frames").
 
     With `deep`, the frames are a deep clip's own R'G'B' (H, W, 3) uint16 (HDR: BT.2020, its transfer;
-    SDR: BT.709), written as 10-bit HEVC (x265, `x265_params`: no B-frames, one frame at a time, its rows
-    in waves on torch's threads, so the file is the same for any number of them) in that form, with the
+    SDR: BT.709), written as 10-bit HEVC (x265, `x265_params`: no B-frames, one frame at a time on one
+    thread, so the file is the same on any machine) in that form, with the
     HDR10 metadata its file said, so that players show them as they show the clip."""
     path = Path(path)
     frames = iter(frames)
