@@ -1085,9 +1085,9 @@ def x265_params(deep: DeepSignal) -> str:
     units, chromaticities in 0.00002 and light in 0.0001 cd/m2, green, blue, red, white; CTA-861.3's
     MaxCLL, MaxFALL)."""
     colours = "colorprim=bt2020:colormatrix=bt2020nc" if deep.hdr else "colorprim=bt709:colormatrix=bt709"
-    said = [  # ... no thread pool: x265's lookahead on its pool's threads crashed (a segfault in flushing its
-        # lookahead, in 2 to 3 of 10 processes writing 200 short files; x265 issue #684) or spun for ever; one
-        # thread is also the same file on any machine. Without x265's note of its settings (it names the CPU)
+    said = [  # ... no thread pool: x265's lookahead on its pool's threads crashed in flushing now and then
+        # (x265 issue #684; bench/x265_pool.py: 5 of 15 processes) or spun for ever; one thread is also the
+        # same file on any machine. Without x265's note of its settings (it names the CPU)
         X265_OPTIONS,
         f"{colours}:transfer={X265_TRANSFERS[deep.transfer]}:range=limited",
     ]
