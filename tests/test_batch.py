@@ -353,7 +353,12 @@ def test_a_job_may_be_the_authors_config_pair_under_the_defaults_and_its_own_key
     assert (mine.config.video.frames, mine.config.tune.lr) == (2, 1e-4)  # the job's own keys over both
     data["jobs"] = [{"name": "tune-only", "config": pair[0]}]  # the tune config alone holds no edit
     (tmp_path / "jobs.yaml").write_text(yaml.safe_dump(data))
-    with pytest.raises(BatchError, match=r"^jobs\[0\] \(tune-only\) needs .* give its p2p config beside it"):
+    with pytest.raises(BatchError, match=r"^jobs\[0\] \(tune-only\) needs .*tune.yaml is an official tune config"):
+        load_jobs(tmp_path / "jobs.yaml")
+    (tmp_path / "ours.yaml").write_text("source: a rabbit is jumping\n")  # ours, without targets: no such hint
+    data["jobs"] = [{"name": "ours", "config": "ours.yaml", "video": "data/rabbit"}]
+    (tmp_path / "jobs.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(BatchError, match=r"^jobs\[0\] \(ours\) needs video, source and targets; got"):
         load_jobs(tmp_path / "jobs.yaml")
 
 

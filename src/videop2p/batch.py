@@ -38,6 +38,7 @@ from videop2p.config import (
     path_shorthand,
     ray_host_port,
     to_plain,
+    tune_config_alone,
     validate,
 )
 from videop2p.store.files import read_json, write_json
@@ -201,7 +202,10 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
         except ConfigError as e:
             raise BatchError(str(e)) from None
         if not cfg.video.path or not cfg.source or not cfg.targets:
-            their = " (an official tune config holds no edit: give its p2p config beside it)" if configs else ""
+            alone = tune_config_alone(configs)
+            their = (
+                f" ({alone} is an official tune config, which holds no edit: give its p2p config too)" if alone else ""
+            )
             raise BatchError(
                 f"jobs[{i}] ({name}) needs video, source and targets{their}; got {cfg.video.path!r}, "
                 f"{cfg.source!r}, {cfg.targets!r}."

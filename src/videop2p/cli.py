@@ -427,17 +427,6 @@ def _build_config(
     return cfg
 
 
-def _their_tune_config(config: list[Path]) -> Path | None:
-    """The official tune config among `config` when no official p2p config is beside it."""
-    from videop2p.config import is_official, load_yaml
-
-    datas = {path: load_yaml(path) for path in config}  # read already: no error left to raise here
-    official = {path: d for path, d in datas.items() if is_official(d)}
-    if any("train_data" not in d for d in official.values()):
-        return None
-    return next(iter(official), None)
-
-
 def _check_their_tuned_model(model: str | None, config: list[Path]) -> None:
     """An official p2p config given without its tune config edits with the folder the authors' tuning wrote
     (its `pretrained_model_path`); where that folder is missing, say how it is made here, before any work."""
@@ -487,10 +476,10 @@ BlendOpt = Annotated[
 ]
 
 
-def _execute(cfg, stage: str, command: str, config: list[Path] = ()) -> None:
+def _execute(cfg, stage: str, command: str, config: list[Path]) -> None:
     """Check the settings of `videop2p COMMAND` (read from the `config` files and flags), then run its
     stages (`edit` runs `run`'s)."""
-    from videop2p.config import option_label, validate
+    from videop2p.config import option_label, tune_config_alone, validate
 
     _setup_logging(cfg.quiet)
     for what, value, give in (
@@ -505,7 +494,7 @@ def _execute(cfg, stage: str, command: str, config: list[Path] = ()) -> None:
         _fail(f"{option_label(e.option)} {e.reason}")
     if stage == "run" and not cfg.targets:  # `run` and `edit`: before the model is loaded
         give = '--target "the source prompt with your edit" (one or more)'
-        tune = _their_tune_config(config)
+        tune = tune_config_alone(config)  # read already: no error left to raise here
         if tune is not None:  # its validation prompts are their tuning's samples, not edits
             _fail(
                 f"missing target prompt: {tune} is a Tune-A-Video / Video-P2P tune config, which holds no edit; give "

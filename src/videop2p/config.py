@@ -847,6 +847,15 @@ def is_official(data: dict) -> bool:
     return any(k in data for k in ("pretrained_model_path", "train_data", "blend_word", "is_word_swap", "image_path"))
 
 
+def tune_config_alone(paths: list[str | os.PathLike]) -> str | os.PathLike | None:
+    """The official tune config among the config files `paths` when no official p2p config is beside it (it
+    holds no edit: its validation prompts are their tuning's samples); None otherwise."""
+    official = [(path, data) for path in paths if is_official(data := load_yaml(path))]
+    if not official or any("train_data" not in data for _, data in official):
+        return None
+    return official[0][0]
+
+
 def _check_keys(data: dict, allowed: set[str], where: str) -> None:
     for key in data:
         if key not in allowed and key not in _OFFICIAL_IGNORED:
@@ -1044,15 +1053,13 @@ def load_config(
 
 
 def _beside(value: Any, folders: list[Path], here: Path | None = None) -> Any:
-    """A relative path that names nothing from `here` (None: the current folder, the path kept as it is),
-    but something in one of `folders`: the path there (anything else as it is: absolute paths, hub ids,
-    values `validate` refuses)."""
+    """A relative path: the path from `here` when it names something there (None: the current folder,
+    the path kept as it is), else from the first of `folders` where it does; anything else as it is
+    (absolute paths, hub ids, paths that name nothing, values `validate` refuses)."""
     if not isinstance(value, str) or not value.strip() or Path(value).expanduser().is_absolute():
         return value
-    if here is None and Path(value).expanduser().exists():
-        return value
-    if here is not None and (here / Path(value).expanduser()).exists():
-        return str(here / Path(value).expanduser())
+    if (Path(value).expanduser() if here is None else here / Path(value).expanduser()).exists():
+        return value if here is None else str(here / Path(value).expanduser())
     return next((str(folder / value) for folder in folders if (folder / value).exists()), value)
 
 
