@@ -1124,8 +1124,8 @@ def write_mp4(
 
     With `deep`, the frames are a deep clip's own R'G'B' (H, W, 3) uint16 (HDR: BT.2020, its transfer;
     SDR: BT.709), written as 10-bit HEVC (x265, `x265_params`: no B-frames, one frame at a time on one
-    thread, so the file is the same on any machine) in that form, with the
-    HDR10 metadata its file said, so that players show them as they show the clip."""
+    thread, so the file is the same on any machine) in that form, with the HDR10 metadata its file said,
+    so that players show them as they show the clip."""
     path = Path(path)
     frames = iter(frames)
     first = next(frames, None)
