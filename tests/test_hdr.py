@@ -481,10 +481,10 @@ def test_without_an_hevc_encoder_an_hdr_clips_edits_are_sdr_video_and_the_log_sa
 
 def test_x265_runs_without_a_thread_pool_and_writes_the_same_file_on_any_number_of_threads(tmp_path):
     """x265 on a thread pool of torch's threads crashed now and then in flushing its lookahead (a segfault
-    in `Lookahead::getDecidedPicture`, x265 issue #684: it stopped the test suite once, and 2 to 3 of 10
-    processes writing 200 short 10-bit files) or spun for ever. It is given no pool: while it encodes, the
-    process has as many threads more on one torch thread as on two (a pool of each had one and two), and
-    the file is the same."""
+    in `Lookahead::getDecidedPicture`, x265 issue #684: it stopped the test suite once, and 5 of 15
+    processes writing 200 short 10-bit files in bench/x265_pool.py) or spun for ever. It is given no
+    pool: while it encodes, the process has as many threads more on one torch thread as on two (a pool
+    of each had one and two), and the file is the same."""
     import psutil
     import torch
 
