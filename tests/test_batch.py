@@ -355,6 +355,17 @@ def test_a_job_may_be_the_authors_config_pair_under_the_defaults_and_its_own_key
     (tmp_path / "jobs.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(BatchError, match=r"^jobs\[0\] \(tune-only\) needs .*tune.yaml is an official tune config"):
         load_jobs(tmp_path / "jobs.yaml")
+    data["jobs"] = [{"name": "p2p-only", "config": pair[1]}]  # edits with the folder their tuning writes
+    (tmp_path / "jobs.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(BatchError, match=r"^jobs\[0\] \(p2p-only\): pretrained_model_path './outputs/rabbit-jump' of"):
+        load_jobs(tmp_path / "jobs.yaml")
+    data["jobs"] = [{"name": "p2p-toy", "config": pair[1], "model": "videop2p-toy"}]  # another model: edited
+    (tmp_path / "jobs.yaml").write_text(yaml.safe_dump(data))
+    assert load_jobs(tmp_path / "jobs.yaml")[0][0].config.model == "videop2p-toy"
+    (tmp_path / "outputs" / "rabbit-jump").mkdir(parents=True)  # their tuning done: its folder is the model
+    data["jobs"] = [{"name": "p2p-only", "config": pair[1]}]
+    (tmp_path / "jobs.yaml").write_text(yaml.safe_dump(data))
+    assert load_jobs(tmp_path / "jobs.yaml")[0][0].config.model == str(tmp_path / "outputs" / "rabbit-jump")
     (tmp_path / "ours.yaml").write_text("source: a rabbit is jumping\n")  # ours, without targets: no such hint
     data["jobs"] = [{"name": "ours", "config": "ours.yaml", "video": "data/rabbit"}]
     (tmp_path / "jobs.yaml").write_text(yaml.safe_dump(data))

@@ -37,6 +37,7 @@ from videop2p.config import (
     load_yaml,
     path_shorthand,
     ray_host_port,
+    their_tuned_model,
     to_plain,
     tune_config_alone,
     validate,
@@ -140,6 +141,22 @@ def _config_files(value: object, here: Path, where: str) -> list[Path]:
     return [_resolve(f, here) for f in files]
 
 
+def _check_their_tuned_model(model: str | None, configs: list[Path], here: Path, where: str) -> None:
+    """A job of an official p2p config without its tune config edits with the folder their tuning writes
+    (its `pretrained_model_path`); where that folder is missing, say how it is made, before any job."""
+    from videop2p.models.loading import is_hub_id
+
+    found = their_tuned_model(configs) if configs else None
+    if found is None or model != found[1] or not isinstance(model, str) or is_hub_id(model):
+        return
+    if not (here / Path(model).expanduser()).exists():
+        raise BatchError(
+            f"{where}: pretrained_model_path {model!r} of {found[0]} does not exist: it is the model their tuning "
+            f"writes; give their tune config beside it (`config: [TUNE.yaml, P2P.yaml]`), make it first with "
+            f"`videop2p tune --config TUNE.yaml`, or give another `model`."
+        )
+
+
 def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | None = None) -> tuple[list[Job], Path]:
     """Jobs of a jobs file (validated, paths made absolute) and the workspace root they share."""
     path = Path(path)
@@ -211,6 +228,7 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
                 f"{cfg.source!r}, {cfg.targets!r}."
             )
         cfg.video.path = str(_resolve(cfg.video.path, here))
+        _check_their_tuned_model(cfg.model, configs, here, f"jobs[{i}] ({name})")
         if cfg.model and (here / cfg.model).exists():  # a folder beside the file; otherwise a hub id
             cfg.model = str(_resolve(cfg.model, here))
         if cfg.vae and (here / cfg.vae).exists():  # likewise

@@ -430,20 +430,18 @@ def _build_config(
 def _check_their_tuned_model(model: str | None, config: list[Path]) -> None:
     """An official p2p config given without its tune config edits with the folder the authors' tuning wrote
     (its `pretrained_model_path`); where that folder is missing, say how it is made here, before any work."""
-    from videop2p.config import is_official, load_yaml
+    from videop2p.config import their_tuned_model
     from videop2p.models.loading import is_hub_id
 
-    datas = {path: load_yaml(path) for path in config}  # read already: no error left to raise here
-    p2p = next((path for path, d in datas.items() if is_official(d) and "pretrained_model_path" in d), None)
-    if p2p is None or any("train_data" in d for d in datas.values()) or model != datas[p2p]["pretrained_model_path"]:
+    found = their_tuned_model(config)  # read already: no error left to raise here
+    if found is None or model != found[1] or not isinstance(model, str) or is_hub_id(model):
         return
-    if not isinstance(model, str) or is_hub_id(model) or Path(model).expanduser().exists():
-        return
-    _fail(
-        f"pretrained_model_path {model!r} of {p2p} does not exist: it is the model their tuning writes; make it "
-        f"with `videop2p tune --config TUNE.yaml` (their tune config, whose output_dir it is), run both at once "
-        f"with `videop2p run --config TUNE.yaml --config {p2p}`, or give --model."
-    )
+    if not Path(model).expanduser().exists():
+        _fail(
+            f"pretrained_model_path {model!r} of {found[0]} does not exist: it is the model their tuning writes; make "
+            f"it with `videop2p tune --config TUNE.yaml` (their tune config, whose output_dir it is), run both at "
+            f"once with `videop2p run --config TUNE.yaml --config {found[0]}`, or give --model."
+        )
 
 
 # `run`, `tune`, `invert` and `edit --help` group their options by what they set

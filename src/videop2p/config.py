@@ -847,6 +847,17 @@ def is_official(data: dict) -> bool:
     return any(k in data for k in ("pretrained_model_path", "train_data", "blend_word", "is_word_swap", "image_path"))
 
 
+def their_tuned_model(paths: list[str | os.PathLike]) -> tuple[str | os.PathLike, str] | None:
+    """The official p2p config among the config files `paths` when its tune config is not beside it, and the
+    model it edits with: its `pretrained_model_path`, the folder their tuning writes (a tune config's
+    `output_dir`); None otherwise."""
+    datas = {path: load_yaml(path) for path in paths}
+    if any("train_data" in data for data in datas.values()):
+        return None
+    p2p = next((path for path, data in datas.items() if is_official(data) and "pretrained_model_path" in data), None)
+    return None if p2p is None else (p2p, datas[p2p]["pretrained_model_path"])
+
+
 def tune_config_alone(paths: list[str | os.PathLike]) -> str | os.PathLike | None:
     """The official tune config among the config files `paths` when no official p2p config is beside it (it
     holds no edit: its validation prompts are their tuning's samples); None otherwise."""
