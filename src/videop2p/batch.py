@@ -35,9 +35,9 @@ from videop2p.config import (
     fill_run,
     load_config,
     load_yaml,
+    missing_tuned_model,
     path_shorthand,
     ray_host_port,
-    their_tuned_model,
     to_plain,
     tune_config_alone,
     validate,
@@ -146,12 +146,10 @@ def _check_their_tuned_model(model: str | None, configs: list[Path], here: Path,
     (its `pretrained_model_path`); where that folder is missing, say how it is made, before any job."""
     from videop2p.models.loading import is_hub_id
 
-    found = their_tuned_model(configs) if configs else None
-    if found is None or model != found[1] or not isinstance(model, str) or is_hub_id(model):
-        return
-    if not (here / Path(model).expanduser()).exists():
+    missing = missing_tuned_model(configs, model, here)
+    if missing is not None and not is_hub_id(model):
         raise BatchError(
-            f"{where}: pretrained_model_path {model!r} of {found[0]} does not exist: it is the model their tuning "
+            f"{where}: pretrained_model_path {model!r} of {missing[0]} does not exist: it is the model their tuning "
             f"writes; give their tune config beside it (`config: [TUNE.yaml, P2P.yaml]`), make it first with "
             f"`videop2p tune --config TUNE.yaml`, or give another `model`."
         )

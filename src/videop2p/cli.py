@@ -430,17 +430,15 @@ def _build_config(
 def _check_their_tuned_model(model: str | None, config: list[Path]) -> None:
     """An official p2p config given without its tune config edits with the folder the authors' tuning wrote
     (its `pretrained_model_path`); where that folder is missing, say how it is made here, before any work."""
-    from videop2p.config import their_tuned_model
+    from videop2p.config import missing_tuned_model
     from videop2p.models.loading import is_hub_id
 
-    found = their_tuned_model(config)  # read already: no error left to raise here
-    if found is None or model != found[1] or not isinstance(model, str) or is_hub_id(model):
-        return
-    if not Path(model).expanduser().exists():
+    missing = missing_tuned_model(config, model)  # read already: no error left to raise here
+    if missing is not None and not is_hub_id(model):
         _fail(
-            f"pretrained_model_path {model!r} of {found[0]} does not exist: it is the model their tuning writes; make "
-            f"it with `videop2p tune --config TUNE.yaml` (their tune config, whose output_dir it is), run both at "
-            f"once with `videop2p run --config TUNE.yaml --config {found[0]}`, or give --model."
+            f"pretrained_model_path {model!r} of {missing[0]} does not exist: it is the model their tuning writes; "
+            f"make it with `videop2p tune --config TUNE.yaml` (their tune config, whose output_dir it is), run both "
+            f"at once with `videop2p run --config TUNE.yaml --config {missing[0]}`, or give --model."
         )
 
 

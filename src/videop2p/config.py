@@ -847,15 +847,21 @@ def is_official(data: dict) -> bool:
     return any(k in data for k in ("pretrained_model_path", "train_data", "blend_word", "is_word_swap", "image_path"))
 
 
-def their_tuned_model(paths: list[str | os.PathLike]) -> tuple[str | os.PathLike, str] | None:
-    """The official p2p config among the config files `paths` when its tune config is not beside it, and the
-    model it edits with: its `pretrained_model_path`, the folder their tuning writes (a tune config's
-    `output_dir`); None otherwise."""
+def missing_tuned_model(
+    paths: list[str | os.PathLike], model: str | None, here: str | os.PathLike | None = None
+) -> tuple[str | os.PathLike, str] | None:
+    """The official p2p config among the config files `paths` (its tune config not beside it) and `model`,
+    when `model` is that config's `pretrained_model_path` (the folder their tuning writes, a tune config's
+    `output_dir`) and names nothing from `here` (default: the current folder); None otherwise. A
+    hub id's form is the caller's to tell apart."""
     datas = {path: load_yaml(path) for path in paths}
-    if any("train_data" in data for data in datas.values()):
+    if not isinstance(model, str) or any("train_data" in data for data in datas.values()):
         return None
     p2p = next((path for path, data in datas.items() if is_official(data) and "pretrained_model_path" in data), None)
-    return None if p2p is None else (p2p, datas[p2p]["pretrained_model_path"])
+    if p2p is None or model != datas[p2p]["pretrained_model_path"]:
+        return None
+    given = Path(model).expanduser()
+    return None if (given if here is None else Path(here) / given).exists() else (p2p, model)
 
 
 def tune_config_alone(paths: list[str | os.PathLike]) -> str | os.PathLike | None:
@@ -1069,8 +1075,9 @@ def _beside(value: Any, folders: list[Path], here: Path | None = None) -> Any:
     (absolute paths, hub ids, paths that name nothing, values `validate` refuses)."""
     if not isinstance(value, str) or not value.strip() or Path(value).expanduser().is_absolute():
         return value
-    if (Path(value).expanduser() if here is None else here / Path(value).expanduser()).exists():
-        return value if here is None else str(here / Path(value).expanduser())
+    given = Path(value).expanduser() if here is None else here / Path(value).expanduser()
+    if given.exists():
+        return value if here is None else str(given)
     return next((str(folder / value) for folder in folders if (folder / value).exists()), value)
 
 
