@@ -131,10 +131,10 @@ def build_plan(
         alpha = cross_alpha(tok, t, steps, cross, c.cross_replace_words)
         self_window = (int(steps * s0), int(steps * s1))
         if mode is EditMode.SWAP:
-            edits.append(TargetEdit("swap", replacement_mapper(tok, source, t), None, eq, alpha, self_window))
+            edits.append(TargetEdit("swap", replacement_mapper(tok, source, t), None, eq, alpha, self_window, factors))
         else:
             index, alphas = refinement_mapper(tok, source, t)
-            edits.append(TargetEdit("refine", index, alphas, eq, alpha, self_window))
+            edits.append(TargetEdit("refine", index, alphas, eq, alpha, self_window, factors))
         modes.append(mode.value)
     store, _ = mask_layers(components.info.attention_layers, latent_hw, c.mask_side)
     plan = ControlPlan(
@@ -289,17 +289,16 @@ def _full_mask_warnings(
     return found
 
 
-def _unchanged_target_warnings(tok, source: str, targets: list[str], reweight: dict[str, float]) -> list[str]:
+def _unchanged_target_warnings(source: str, targets: list[str], plan: ControlPlan) -> list[str]:
     """A warning for each target that asks for no change: its edit is the clip drawn again by the edited
     branch (with decoupled guidance, by the plain empty prompt's), not an edit, and differs from the
-    reconstruction only by that branch's drift (docs/bundled_layout.md measures it). Each target's
-    factors are found as `build_plan` finds them."""
+    reconstruction only by that branch's drift (docs/bundled_layout.md measures it)."""
     return [
         f"{target_label(k, len(targets)).capitalize()} {shown(t)} asks for no change (the source "
         "prompt's words, none reweighted): its edit only shows how far the edited branch drifts from the "
         "reconstruction."
-        for k, (t, factors) in enumerate(zip(targets, _reweights(tok, targets, reweight), strict=True), start=1)
-        if asks_no_change(source, t, factors)
+        for k, (t, edit) in enumerate(zip(targets, plan.targets, strict=True), start=1)
+        if asks_no_change(source, t, edit.factors)
     ]
 
 
@@ -361,7 +360,7 @@ def edit(
     sched = ddim_schedule(components.scheduler, steps)
     check_inputs(inv, sched.timesteps, c.guidance)
     plan, modes = build_plan(components, source, targets, c, steps, latent_hw)
-    unchanged = _unchanged_target_warnings(components.tokenizer, source, targets, c.reweight)
+    unchanged = _unchanged_target_warnings(source, targets, plan)
     for warning in unchanged:  # the prompts alone decide them: said before the sampling starts
         logger.warning(warning)
     # 2. Encode the prompts: conditional rows (P, L, D), the empty prompt (1, L, D)

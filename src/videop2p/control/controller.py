@@ -7,7 +7,7 @@ layer runs SDPA.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,7 @@ class TargetEdit:
     equalizer: torch.Tensor | None  # (L,) reweighting factors, or None
     cross_alpha: torch.Tensor  # (T + 1, L) 1 where the token's map is replaced at that step
     self_window: tuple[int, int]  # steps [start, end) where its temporal maps follow the source
+    factors: dict[str, float] = field(default_factory=dict)  # the words it reweights, as `equalizer` was made from
 
 
 @dataclass
