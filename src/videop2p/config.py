@@ -178,7 +178,6 @@ class EditConfig:
     mask_side: int | None = None  # side of the maps that build masks; None: closest to the official 16
     materialize_all: bool = False  # benchmark baseline: attention probabilities in every controlled layer
     control_frame_attention: bool = False  # also replace frame-attention maps in the self window (not official)
-    control_unconditional: bool = False  # EXPERIMENT: targets' unconditional rows follow the source's maps too
     progress: bool = True  # tqdm bar
 
 
@@ -1359,7 +1358,7 @@ def check_edit(e: EditConfig) -> None:
     for value in e.threshold if isinstance(e.threshold, list | tuple) and e.threshold else [e.threshold]:
         check_number("edit", "threshold", value, 0.0, 1.0)
     check_number("edit", "blend_start", e.blend_start, 0.0, 1.0)
-    for attr in ("decoupled", "control_frame_attention", "control_unconditional", "materialize_all"):
+    for attr in ("decoupled", "control_frame_attention", "materialize_all"):
         _bool_ok("edit", attr, getattr(e, attr))
     for attr in ("cross_replace", "self_replace"):
         value = getattr(e, attr)

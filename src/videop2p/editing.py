@@ -146,7 +146,6 @@ def build_plan(
         mask_norm=MaskNorm(c.mask_norm),
         materialize_all=c.materialize_all,
         control_frame_attention=c.control_frame_attention,
-        control_unconditional=c.control_unconditional,
     )
     plan.blend = _target_words(tok, source, targets, blends, "blend")
     plan.subtract = _target_words(tok, source, targets, subtracts, "subtract")
@@ -207,10 +206,6 @@ def _target_uncond(
     if inv.method is InversionMethod.NEGATIVE_PROMPT:
         return cond_src
     if decoupled:
-        import os
-        a = float(os.environ.get("VP2P_MIX", "0"))
-        if a and inv.method is InversionMethod.NULL_TEXT:
-            return a * inv.uncond_embeddings[i].to(empty) + (1 - a) * empty
         return empty
     return _source_uncond(inv, i, empty, cond_src)
 
@@ -248,13 +243,13 @@ def _divergence_hint(c: EditConfig, dtype: torch.dtype) -> str:
 
 
 def _step_text(
-    inv: InversionResult, i: int, cond: torch.Tensor, empty: torch.Tensor, targets: int, decoupled: bool, unc: bool = False
+    inv: InversionResult, i: int, cond: torch.Tensor, empty: torch.Tensor, targets: int, decoupled: bool
 ) -> tuple[list[int], torch.Tensor]:
     """Rows of step i that take guidance, and the text embeddings of every UNet row (unconditional first).
 
     A source branch that follows the inversion's kept path needs no unconditional row: its guided
     prediction would only be replaced; its conditional row still gives the maps the targets read."""
-    source = None if (inv.trajectory is not None and not unc) else _source_uncond(inv, i, empty, cond[:1])
+    source = None if inv.trajectory is not None else _source_uncond(inv, i, empty, cond[:1])
     unconds = [source] + [_target_uncond(inv, i, empty, cond[:1], decoupled)] * targets
     guided_rows = [b for b, u in enumerate(unconds) if u is not None]
     text = torch.cat([unconds[b].to(cond) for b in guided_rows] + [cond])  # (G + P, L, D)
@@ -382,7 +377,7 @@ def edit(
         # 4. Denoise: one UNet call for every row, guidance per branch, DDIM step, local blend
         with torch.no_grad():
             for i, t in enumerate(progress.steps(sched.timesteps, "edit", c.progress, on_step)):
-                guided_rows, text = _step_text(inv, i, cond, empty, len(targets), c.decoupled, c.control_unconditional)
+                guided_rows, text = _step_text(inv, i, cond, empty, len(targets), c.decoupled)
                 rows = torch.cat([z[guided_rows], z]) if guided_rows else z  # (G + P, F, C, h, w)
                 controller.begin_step(i, Layout(cond_start=len(guided_rows), prompts=len(prompts), rows=len(rows)))
                 out = predict(model, rows, t, text, counter, "edit", windows, controller.set_window, c.progress)

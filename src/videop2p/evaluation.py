@@ -62,8 +62,6 @@ class Method(str, enum.Enum):
     TUNE_A_VIDEO = "Tune-A-Video"  # tuned, DDIM inversion, target prompt, no control
     PER_FRAME = "per-frame P2P"  # no inflation, no tuning, each frame alone
     FRAME_CONTROL = "Video-P2P + frame-attention control"  # ours, not official: frame maps replaced too
-    UNCOND = "Video-P2P + unconditional control"
-    FRAME_UNCOND = "Video-P2P + frame-attention and unconditional control"
 
 
 @dataclass
@@ -282,8 +280,7 @@ def _edit_video(
         blend=case.blend,
         reweight=case.reweight,
         decoupled=method is not Method.COUPLED,
-        control_frame_attention=method in (Method.FRAME_CONTROL, Method.FRAME_UNCOND),
-        control_unconditional=method in (Method.UNCOND, Method.FRAME_UNCOND),
+        control_frame_attention=method is Method.FRAME_CONTROL,
         progress=False,
     )
     if method is Method.TUNE_A_VIDEO:

@@ -67,7 +67,6 @@ class ControlPlan:
     mask_norm: MaskNorm = EditConfig.mask_norm  # per-frame normalisation of the maps before the threshold
     materialize_all: bool = EditConfig.materialize_all  # benchmark baseline: probabilities everywhere, every step
     control_frame_attention: bool = EditConfig.control_frame_attention  # target frame maps follow the source
-    control_unconditional: bool = False
 
 
 @dataclass
@@ -154,10 +153,6 @@ class EditController:
         if n_prompts > 1 and self.in_cross_window():
             p = p.clone()
             p[c0 + 1 : c0 + n_prompts] = self.edit_cross(cond[0], cond[1:])
-            if self.plan.control_unconditional and c0 == n_prompts:
-                for k, t in enumerate(self.plan.targets):
-                    if bool(t.cross_alpha[self.step].any()):
-                        p[1 + k] = p[0]
         return rearrange(p, "r f h n l -> (r f h) n l")
 
     # -- temporal ("self") attention ---------------------------------------------------------------
@@ -170,20 +165,7 @@ class EditController:
         c0 = self.layout.cond_start
         for k in following:
             p[c0 + 1 + k] = p[c0]
-        self._follow_unconditional(p, following)
         return rearrange(p, "r n h f g -> (r n h) f g")
-
-    def _follow_unconditional(self, p: torch.Tensor, following: list[int]) -> None:
-        if not self.plan.control_unconditional:
-            return
-        g, k_all = self.layout.cond_start, len(self.plan.targets)
-        if g < k_all:
-            return
-        if g != k_all + 1:
-            return
-        src = 0  # the source's unconditional row
-        for k in following:
-            p[g - k_all + k] = p[src]
 
     # -- averaged maps and local blending ---------------------------------------------------------
     def _store(self, maps: torch.Tensor) -> None:
@@ -253,10 +235,8 @@ class EditController:
         self window."""
         p = rearrange(probs, "(r h) q k -> r h q k", r=rows).clone()
         c0 = self.layout.cond_start
-        following = self.self_rows()
-        for k in following:
+        for k in self.self_rows():
             p[c0 + 1 + k] = p[c0]
-        self._follow_unconditional(p, following)
         return rearrange(p, "r h q k -> (r h) q k")
 
 
