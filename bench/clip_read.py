@@ -1,7 +1,8 @@
 """Time of reading a large clip for a working size (`read_video` with the resize `VideoP2P.load_clip` does).
 
 Writes a clip of `--frames` frames at `--size` (a diagonal gradient with noise): a lossless FFV1 video,
-8-bit or 10-bit BT.709 SDR, 10-bit BT.2020 HLG as phones record HDR, or a folder of JPEG frames (quality 92),
+8-bit or 10-bit BT.709 SDR, 10-bit BT.2020 HLG as phones record HDR, a folder of JPEG frames (quality 92),
+or a folder of OpenEXR frames (half floats, ZIP in blocks of 16 lines, as a VFX plate's; read as HDR),
 then reads it for `--work` two ways: each frame converted to RGB whole (and tone-mapped whole, for HLG)
 and then resized, and with `small` (each video frame converted, and tone-mapped, at the size that
 covers the working size; each JPEG decoded at 1/2, 1/4 or 1/8 where that covers it; then resized).
@@ -11,6 +12,7 @@ apart the two reads' frames are.
     python bench/clip_read.py --size 3840x2160 --work 512x512 --frames 8 --kind hlg
     python bench/clip_read.py --size 3840x2160 --kind jpeg
     python bench/clip_read.py --size 3840x2160 --kind sdr10    # 10-bit SDR: read at 16 bits, then rounded
+    python bench/clip_read.py --size 3840x2160 --kind exr      # scene light: carried to PQ, then tone-mapped
 """
 
 from __future__ import annotations
@@ -75,6 +77,20 @@ def write_jpegs(folder: Path, width: int, height: int, frames: int) -> None:
         Image.fromarray(np.repeat(grey[..., None], 3, axis=-1)).save(folder / f"{i + 1}.jpg", quality=92)
 
 
+def write_exrs(folder: Path, width: int, height: int, frames: int) -> None:
+    """A folder of OpenEXR frames (half floats, ZIP16): the gradient of `write_clip` as scene light, 0 to 2."""
+    rng = np.random.default_rng(0)
+    light = np.add.outer(np.linspace(0.0, 1.5, height), np.linspace(0.0, 0.5, width))  # (H, W)
+    folder.mkdir()
+    for i in range(frames):
+        rgb = np.repeat(np.maximum(light + rng.normal(0, 0.01, light.shape), 0)[..., None], 3, -1) * (1.0, 0.9, 0.8)
+        with av.open(str(folder / f"{i + 1}.exr"), "w", format="image2") as c:
+            s = c.add_stream("exr", rate=1, options={"format": "half", "compression": "zip16"})
+            s.width, s.height, s.pix_fmt = width, height, "gbrpf32le"
+            c.mux(s.encode(av.VideoFrame.from_ndarray(rgb.astype(np.float32), format="gbrpf32le")))
+            c.mux(s.encode())
+
+
 def _median_read(fn, repeats: int) -> float:
     seconds = []
     for _ in range(repeats):
@@ -89,7 +105,7 @@ def main() -> None:
     parser.add_argument("--size", default="3840x2160")
     parser.add_argument("--work", default="512x512")
     parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--kind", choices=[*TRANSFERS, "jpeg"], default="hlg")
+    parser.add_argument("--kind", choices=[*TRANSFERS, "jpeg", "exr"], default="hlg")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
@@ -99,9 +115,9 @@ def main() -> None:
         return resize_frames(frame[None], *work)[0]
 
     with tempfile.TemporaryDirectory() as tmp:
-        if args.kind == "jpeg":
+        if args.kind in ("jpeg", "exr"):
             path = Path(tmp) / "frames"
-            write_jpegs(path, width, height, args.frames)
+            (write_jpegs if args.kind == "jpeg" else write_exrs)(path, width, height, args.frames)
         else:
             path = Path(tmp) / "clip.mkv"
             write_clip(path, width, height, args.frames, args.kind)
@@ -111,6 +127,11 @@ def main() -> None:
                 for frame in sorted(path.iterdir()):
                     with Image.open(frame) as img:
                         img.load()
+                return
+            if args.kind == "exr":
+                for frame in sorted(path.iterdir()):
+                    with av.open(str(frame)) as container:
+                        next(container.decode(video=0))
                 return
             with av.open(str(path)) as container:
                 for _ in container.decode(video=0):

@@ -236,7 +236,10 @@ def _clip_lines(clip: str, model_info) -> list[str]:
     length = f"{count} frames, {count / probe.fps:.2f} s" if count else "its frame count not said"
     sound = "with sound" if probe.audio else "no sound"
     form = (
-        f"HDR video ({probe.deep.name}): seen tone-mapped as an SDR screen shows it; its edits stay HDR video"
+        "OpenEXR frames, scene-linear light: read as HDR video (PQ), seen tone-mapped as an SDR screen shows it; "
+        "its edits are HDR video"
+        if probe.deep is not None and probe.deep.linear
+        else f"HDR video ({probe.deep.name}): seen tone-mapped as an SDR screen shows it; its edits stay HDR video"
         if probe.deep is not None and probe.deep.hdr
         else "SDR of more than 8 bits a component: seen at 8 bits; its edits are pasted into its own frames as "
         "10-bit HEVC"

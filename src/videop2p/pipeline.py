@@ -238,7 +238,6 @@ class VideoP2P:
         _given(video, VideoConfig, "video", "or the clip's path")
         probe = probe_video(video.path)  # a missing or unreadable clip is named here
         width, height, large = self._working_size(probe.size, video.width, video.height)
-        notes = _warned((*probe.conversions, *large))  # the edit is not in the file's own form; its size
         declared = declared_frames(video.path, frames_needed(video.start, video.frames, video.stride))
         if declared:  # a clip too long for memory is refused before it is decoded
             selected = selected_count(declared, video.start, video.frames, video.stride)
@@ -252,6 +251,7 @@ class VideoP2P:
             small=(width, height),
             fps=video.fps,
         )
+        notes = _warned((*probe.conversions, *large))  # read whole: the edit is not in the file's form; its size
         if video.stride > 1:
             logger.info("stride %d: %.3g fps, the clip's duration and sound kept", video.stride, raw.fps)
         if declared and len(raw.frames) < declared and video.frames is not None:  # a part of it: said, not a surprise

@@ -42,6 +42,11 @@ BT2020_TO_BT709 = np.array(
         [-0.0181507634, -0.1005788980, 1.1187296614],
     ]
 )  # BT.2087's matrix (linear light), from the two sets of primaries and D65 to ten places: each row sums to 1
+BT709_XY = (0.640, 0.330, 0.300, 0.600, 0.150, 0.060, 0.3127, 0.3290)  # BT.709's red, green, blue and D65's x, y
+BT2020_XY = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290)  # BT.2020's red, green, blue and D65's x, y
+BRADFORD = np.array(
+    [[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]]
+)  # CIE XYZ -> Bradford's cone responses (Lam 1985; ICC.1 v4, Annex E)
 CODES = 65536  # 16-bit R'G'B' code values, each channel's transfer a table over them
 BAND_ROWS = 64  # rows converted together: a 3840-wide band's float32 light (2.8 MiB) stays in the CPU's caches
 
@@ -286,3 +291,43 @@ def _gamma_encoded(sdr: np.ndarray, table: np.ndarray) -> np.ndarray:
     sdr *= np.float32(CODES - 1)
     sdr += np.float32(0.5)
     return table[sdr.astype(np.int32)]
+
+
+def xy_to_xyz(x: float, y: float) -> np.ndarray:
+    """CIE xy chromaticity -> XYZ (3,) at luminance Y = 1."""
+    return np.array([x / y, 1.0, (1.0 - x - y) / y])
+
+
+def rgb_to_xyz(xy: tuple[float, ...]) -> np.ndarray:
+    """(3, 3) linear RGB -> CIE XYZ for primaries and white `xy` (red, green, blue, white: x, y each), white
+    at Y = 1: SMPTE RP 177's normalised primary matrix."""
+    primaries = np.stack([xy_to_xyz(xy[i], xy[i + 1]) for i in (0, 2, 4)], axis=1)  # (3, 3) columns R, G, B
+    return primaries * np.linalg.solve(primaries, xy_to_xyz(xy[6], xy[7]))  # each scaled so R + G + B = white
+
+
+def adapt_white(source: tuple[float, float], target: tuple[float, float]) -> np.ndarray:
+    """(3, 3) XYZ seen under white `source` -> the corresponding XYZ under white `target` (x, y each): von
+    Kries scaling of Bradford's cone responses (ICC.1 v4, Annex E)."""
+    ratio = (BRADFORD @ xy_to_xyz(*target)) / (BRADFORD @ xy_to_xyz(*source))
+    return np.linalg.inv(BRADFORD) @ np.diag(ratio) @ BRADFORD
+
+
+def rgb_to_rgb(source: tuple[float, ...], target: tuple[float, ...]) -> np.ndarray:
+    """(3, 3) linear RGB of primaries and white `source` -> of `target` (`rgb_to_xyz`'s form), the white
+    adapted (`adapt_white`): BT.709 to BT.2020 is BT.2087's matrix."""
+    return np.linalg.inv(rgb_to_xyz(target)) @ adapt_white(source[6:8], target[6:8]) @ rgb_to_xyz(source)
+
+
+def linear_to_pq(rgb: np.ndarray, primaries: tuple[float, ...] = BT709_XY, workers: int | None = None) -> np.ndarray:
+    """Scene-linear RGB (H, W, 3) float, 1 its diffuse white (an OpenEXR plate's), of `primaries` (red, green,
+    blue, white: x, y each) -> HDR R'G'B' (H, W, 3) uint16, BT.2020 and PQ: BT.2020 primaries (`rgb_to_rgb`),
+    1 at HDR's reference white (BT.2408), PQ's inverse EOTF (BT.2100). Not-a-number is black, light outside
+    BT.2020's gamut is clipped to it, light above PQ's 10000 cd/m2 is clipped. In bands on `workers` threads,
+    as `hdr_to_sdr`."""
+    matrix = (rgb_to_rgb(primaries, BT2020_XY) * REFERENCE_WHITE).T.astype(np.float32)
+
+    def convert(band: np.ndarray) -> np.ndarray:
+        light = np.nan_to_num(band.astype(np.float32), nan=0.0, posinf=PQ_MAX, neginf=0.0) @ matrix  # cd/m2
+        return np.round(pq_inverse_eotf(np.maximum(light, np.float32(0.0))) * (CODES - 1)).astype(np.uint16)
+
+    return _in_bands(convert, rgb, np.uint16, workers)

@@ -21,13 +21,16 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageSequence, UnidentifiedImageError
 
 from videop2p.config import DEFAULT_FPS, ResizeMode
+from videop2p.io.exr import check_complete, is_exr, read_header, read_linear
 from videop2p.io.hdr import (
+    BT2020_XY,
     HDR_PEAK,
     HLG,
     PQ,
     REFERENCE_WHITE,
     content_peak,
     hdr_to_sdr_converter,
+    linear_to_pq,
     sdr_to_hdr_converter,
 )
 from videop2p.store.files import atomic_path
@@ -190,8 +193,9 @@ def _iter_frame_dir(
                     _draft(img, small)
                     frame = _kept(_to_rgb(img) if deep is None else _deep_image_pixels(f, deep, signal), transform)
         except (UnidentifiedImageError, OSError) as e:
-            if _is_dpx(f):  # Pillow reads no DPX
-                size, frame, deep = _dpx_frame(f, _wanted(index, wanted), signal)
+            if _is_dpx(f) or is_exr(f):  # Pillow reads neither
+                read = _dpx_frame if _is_dpx(f) else _exr_frame
+                size, frame, deep = read(f, _wanted(index, wanted), signal)
                 frame = _kept(frame, transform) if frame is not None else None
             elif f.suffix.lower() in IMAGE_SUFFIXES:
                 raise VideoError(f"Frame {f} is not a readable image ({e}).") from e
@@ -231,6 +235,21 @@ def _dpx_frame(path: Path, wanted: bool, signal: bool) -> tuple[tuple[int, int],
         return size, None, deep
     pixels = _ffmpeg_image(path, "rgb24") if deep is None else _deep_image_pixels(path, deep, signal)
     return size, pixels, deep
+
+
+def _exr_frame(path: Path, wanted: bool, signal: bool) -> tuple[tuple[int, int], np.ndarray | None, DeepSignal]:
+    """An OpenEXR image's (width, height) from its header and, where `wanted`, its pixels: its scene-linear
+    light carried to PQ (`hdr.linear_to_pq`: its 1 at HDR's reference white, BT.2020), so that it is read as
+    an HDR video's frame is, as an SDR screen shows it (8-bit RGB), or with `signal` in that PQ form."""
+    try:
+        header = read_header(path)
+        if not wanted:
+            return header.size, None, EXR_SIGNAL
+        check_complete(path, header)
+        pq = linear_to_pq(read_linear(path), header.primaries)
+    except ValueError as e:
+        raise VideoError(f"Frame {path} is not a readable OpenEXR image ({e}).") from e
+    return header.size, pq if signal else to_sdr_converter(EXR_SIGNAL)(pq), EXR_SIGNAL
 
 
 def _read_frame_dir(
@@ -434,9 +453,6 @@ def _hdr_metadata(frame: av.VideoFrame) -> tuple[tuple[float, ...] | None, tuple
     return mastering, light_level
 
 
-BT2020_XY = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290)  # BT.2020's red, green, blue and D65's x, y
-
-
 @dataclass(frozen=True)
 class DeepSignal:
     """A stream's own signal where 8-bit SDR does not hold it: HDR video (BT.2100: BT.2020 colours, PQ or HLG)
@@ -446,6 +462,7 @@ class DeepSignal:
     transfer: int  # PQ or HLG (HDR), or BT709 (SDR), FFmpeg's numbers
     mastering: tuple[float, ...] | None = None  # ST 2086: R, G, B, white x, y (8 values), then peak, black cd/m2
     light_level: tuple[int, int] | None = None  # CTA-861.3: MaxCLL, MaxFALL in cd/m2
+    linear: bool = False  # carried to PQ from scene-linear light (OpenEXR frames: `_exr_frame`)
 
     @property
     def hdr(self) -> bool:
@@ -474,6 +491,7 @@ class DeepSignal:
 
 
 DEEP_SDR = DeepSignal(BT709)  # SDR video of more than 8 bits a component
+EXR_SIGNAL = DeepSignal(PQ, linear=True)  # OpenEXR frames' light, as HDR video's signal
 
 
 def _deep_format(name: str) -> bool:
@@ -747,7 +765,7 @@ def video_size(path: str | os.PathLike) -> tuple[int, int]:
     return probe_video(path).size
 
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".dpx"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".dpx", ".exr"})
 
 
 def is_frame_name(name: str) -> bool:
@@ -983,6 +1001,15 @@ def _hdr_conversion(path: Path, hdr: DeepSignal) -> str:
         if hdr.said_peak is not None
         else "assumed: the file does not say its peak"
     )
+    if hdr.linear:
+        return (
+            f"{path} holds OpenEXR frames, scene-linear light: read as HDR video (PQ, BT.2020; their 1 at HDR's "
+            f"reference white, {REFERENCE_WHITE:g} cd/m2; their primaries as their files say, BT.709 where they say "
+            "none), the model sees them as an SDR screen shows it (tone-mapped to BT.709, their highlights rolled "
+            f"off from {hdr.peak:g} cd/m2); the edits' mp4s are pasted into those frames and are HDR video (PQ; "
+            "--png-frames: 16-bit PNGs; OpenEXR is not written; --composite sdr: SDR; --composite off: SDR at "
+            "the working size), the previews are SDR."
+        )
     return (
         f"{path} is HDR video ({HDR_TRANSFERS[hdr.transfer]}): the model sees it as an SDR screen shows it "
         f"(tone-mapped to BT.709, its reference white {REFERENCE_WHITE:g} cd/m2 as the screen's white, its "
