@@ -27,6 +27,7 @@ def write_exr(
     data: tuple[int, int, int, int] | None = None,
     display: tuple[int, int, int, int] | None = None,
     chromaticities: tuple[float, ...] | None = None,
+    comments: str | None = None,
 ) -> Path:
     """An uncompressed scanline OpenEXR file of `rgb` (H, W, 3) light, written here from the file layout's
     specification (FFmpeg's encoder writes neither windows nor chromaticities)."""
@@ -45,6 +46,8 @@ def write_exr(
     head += _attribute("screenWindowWidth", "float", struct.pack("<f", 1))
     if chromaticities is not None:
         head += _attribute("chromaticities", "chromaticities", struct.pack("<8f", *chromaticities))
+    if comments is not None:
+        head += _attribute("comments", "string", comments.encode())
     head += b"\0"
     lines = []
     for y in range(height):
@@ -133,6 +136,24 @@ def test_an_exr_frame_is_its_display_window(tmp_path):
         VideoError, match=r"1.exr is not a readable OpenEXR image \(its display window starts at \(-4, -2\)"
     ):
         read_video(tmp_path / "off")
+
+
+def test_one_exr_file_is_a_clip_of_one_frame_read_as_the_plate_would_be(tmp_path):
+    """FFmpeg alone would read one .exr as a one-frame video, its light clipped at 1 and no curve: read as
+    a folder of it is instead."""
+    write_exr(_folder(tmp_path / "c") / "1.exr", _scene())
+    one = tmp_path / "c" / "1.exr"
+    probe, folder = probe_video(one), probe_video(tmp_path / "c")
+    assert (probe.size, probe.deep, probe.fps) == (folder.size, folder.deep, folder.fps)
+    assert probe.deep == EXR_SIGNAL and str(one) in probe.conversions[0]
+    assert np.array_equal(read_video(one).frames, read_video(tmp_path / "c").frames)
+    assert np.array_equal(next(iter_video(one, 0, 1, signal=True)), linear_to_pq(_scene()))
+
+
+def test_an_exr_header_longer_than_its_first_read_is_read_whole(tmp_path):
+    """A header holding a large attribute (a long comment here; a preview image in practice) is read on."""
+    write_exr(_folder(tmp_path / "c") / "1.exr", _scene(), comments="x" * 100_000)
+    assert probe_video(tmp_path / "c").size == (40, 24) and read_video(tmp_path / "c").frames.shape == (1, 24, 40, 3)
 
 
 @pytest.mark.parametrize("damage", ["header", "cut", "unwritten"])

@@ -233,7 +233,7 @@ def _clip_lines(clip: str, model_info) -> list[str]:
     from videop2p.io.video import declared_frames, probe_video, resolve_size
 
     probe, count = probe_video(clip), declared_frames(clip)
-    length = f"{count} frames, {count / probe.fps:.2f} s" if count else "its frame count not said"
+    length = f"{count} frame{'s' * (count != 1)}, {count / probe.fps:.2f} s" if count else "its frame count not said"
     sound = "with sound" if probe.audio else "no sound"
     form = (
         "OpenEXR frames, scene-linear light: read as HDR video (PQ), seen tone-mapped as an SDR screen shows it; "

@@ -21,7 +21,8 @@ import numpy as np
 from videop2p.io.hdr import BT709_XY
 
 EXR_MAGIC = b"v/1\x01"  # 20000630, little-endian
-HEADER_LIMIT = 1 << 20  # bytes of header read at most: attributes are small, a header is a few hundred bytes
+HEADER_READ = 1 << 16  # bytes read for a header at first: a few hundred bytes, more with a preview image
+HEADER_LIMIT = 1 << 24  # bytes of header read at most
 FLOAT_PLANES = re.compile(r"(gbrap|gbrp|graya|gray)f(16|32)(le|be)")  # FFmpeg's planar float formats
 PLANE_ORDER = {"gbrp": (2, 0, 1), "gbrap": (2, 0, 1), "gray": (0, 0, 0), "graya": (0, 0, 0)}  # R, G, B planes
 LINES_PER_CHUNK = {0: 1, 1: 1, 2: 1, 3: 16, 4: 32, 5: 16, 6: 32, 7: 32, 8: 32, 9: 256}  # by compression
@@ -47,9 +48,27 @@ def is_exr(path: Path) -> bool:
 
 
 def read_header(path: Path) -> ExrHeader:
-    """A frame's `ExrHeader`; a ValueError says what is wrong with a header that cannot be read."""
+    """A frame's `ExrHeader`; a ValueError says what is wrong with a header that cannot be read. Its first
+    HEADER_READ bytes are read, and more only for a header that does not end in them."""
     with open(path, "rb") as f:
-        data = f.read(HEADER_LIMIT)
+        data = f.read(HEADER_READ)
+        try:
+            return _parse_header(data)
+        except _CutShort:
+            if len(data) < HEADER_READ:
+                raise ValueError("its header is cut short") from None
+            return _parse_header(data + f.read(HEADER_LIMIT - len(data)))
+
+
+class _CutShort(ValueError):
+    """The bytes read end inside the header."""
+
+    def __init__(self):
+        super().__init__("its header is cut short")
+
+
+def _parse_header(data: bytes) -> ExrHeader:
+    """`read_header` of a file's first bytes."""
     if len(data) < 8 or data[:4] != EXR_MAGIC:
         raise ValueError("not an OpenEXR header")
     attributes, at = {}, 8
@@ -59,11 +78,13 @@ def read_header(path: Path) -> ExrHeader:
             break
         kind, at = _string(data, at)
         if at + 4 > len(data):
-            raise ValueError("its header is cut short")
+            raise _CutShort
         (length,) = struct.unpack_from("<i", data, at)
         at += 4
-        if length < 0 or at + length > len(data):
-            raise ValueError("its header is cut short")
+        if length < 0:
+            raise ValueError(f"its attribute {name!r} has a negative size")
+        if at + length > len(data):
+            raise _CutShort
         attributes[name] = (kind, data[at : at + length])
         at += length
     window = attributes.get("displayWindow")
@@ -138,7 +159,7 @@ def _string(data: bytes, at: int) -> tuple[str, int]:
     """The null-terminated string at `at` and the offset after it."""
     end = data.find(b"\0", at)
     if end < 0:
-        raise ValueError("its header is cut short")
+        raise _CutShort
     return data[at:end].decode("latin-1"), end + 1
 
 

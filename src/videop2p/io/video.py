@@ -177,10 +177,15 @@ def _iter_frame_dir(
     """Each image of a folder of frames in natural order: its (width, height), its pixels (transformed;
     a JPEG decoded smaller where it is to be resized to `small`, `_draft`) when it is wanted, and its own
     signal where it is a 16-bit RGB PNG or TIFF (`_image_deep`) or a 10-bit DPX (a film scan's, which
-    FFmpeg reads: `_dpx_frame`): HDR tone-mapped as an HDR video's frames are, SDR rounded to 8 bits, or
-    with `signal` left in its own 16-bit form; one at a time; files that are not images are passed over."""
-    files = sorted(
-        (p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: natural_key(p.name)
+    FFmpeg reads: `_dpx_frame`) or an OpenEXR image (`_exr_frame`): HDR tone-mapped as an HDR video's frames
+    are, SDR rounded to 8 bits, or with `signal` left in its own 16-bit form; one at a time; files that are
+    not images are passed over. `path` may be one OpenEXR file (`_frames_of_one`), its one frame."""
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(
+            (p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: natural_key(p.name)
+        )
     )
     index, skipped = 0, []
     for f in files:
@@ -193,8 +198,8 @@ def _iter_frame_dir(
                     _draft(img, small)
                     frame = _kept(_to_rgb(img) if deep is None else _deep_image_pixels(f, deep, signal), transform)
         except (UnidentifiedImageError, OSError) as e:
-            if _is_dpx(f) or is_exr(f):  # Pillow reads neither
-                read = _dpx_frame if _is_dpx(f) else _exr_frame
+            read = _dpx_frame if _is_dpx(f) else _exr_frame if is_exr(f) else None  # Pillow reads neither
+            if read is not None:
                 size, frame, deep = read(f, _wanted(index, wanted), signal)
                 frame = _kept(frame, transform) if frame is not None else None
             elif f.suffix.lower() in IMAGE_SUFFIXES:
@@ -730,7 +735,7 @@ def _decode(
     `transform` brings frames to, where a video's frame may be converted smaller (`_display_rgb`) and a
     JPEG frame decoded smaller (`_draft`)."""
     _check_path(path)
-    if path.is_dir():
+    if _frames_of_one(path):
         return _read_frame_dir(path, wanted, transform, small)
     try:
         with Image.open(path) as img:
@@ -740,6 +745,12 @@ def _decode(
     except OSError as e:
         raise VideoError(f"Image file {path} is truncated or corrupt ({e}).") from e
     return _read_container(path, wanted, transform, pixels, small)
+
+
+def _frames_of_one(path: Path) -> bool:
+    """Whether a clip is read as a folder of frames is (`_read_frame_dir`): a folder, or one OpenEXR file
+    (FFmpeg's own reading of it as a one-frame video would clip its light at 1)."""
+    return path.is_dir() or (path.is_file() and is_exr(path))
 
 
 @dataclass(frozen=True)
@@ -956,7 +967,7 @@ def iter_video(
     R'G'B', `_display_rgb`), not tone-mapped nor rounded; a folder's 8-bit frames among them made so."""
     path = Path(path)
     wanted = range(start, start + num_frames * stride, stride)
-    if path.is_dir():
+    if _frames_of_one(path):
         to_signal = None  # the folder's signal is its first frame's (`_read_frame_dir`)
         for i, (_, frame, said) in enumerate(_iter_frame_dir(path, wanted, None, signal=signal)):
             if i == 0 and signal and said is not None:
