@@ -35,13 +35,6 @@ HDR_PEAK = 1000.0  # cd/m2: the display HDR is mastered for (HLG's nominal peak,
 REFERENCE_WHITE = 203.0  # cd/m2: HDR's diffuse white (BT.2408), shown as the SDR screen's white
 SDR_GAMMA = 2.4  # BT.1886
 BT2100_LUMA = np.array([0.2627, 0.6780, 0.0593])  # BT.2020 / BT.2100 luminance weights of R, G, B
-BT2020_TO_BT709 = np.array(
-    [
-        [1.6604910021, -0.5876411388, -0.0728498633],
-        [-0.1245504745, 1.1328998971, -0.0083494226],
-        [-0.0181507634, -0.1005788980, 1.1187296614],
-    ]
-)  # BT.2087's matrix (linear light), from the two sets of primaries and D65 to ten places: each row sums to 1
 BT709_XY = (0.640, 0.330, 0.300, 0.600, 0.150, 0.060, 0.3127, 0.3290)  # BT.709's red, green, blue and D65's x, y
 BT2020_XY = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290)  # BT.2020's red, green, blue and D65's x, y
 BRADFORD = np.array(
@@ -49,6 +42,35 @@ BRADFORD = np.array(
 )  # CIE XYZ -> Bradford's cone responses (Lam 1985; ICC.1 v4, Annex E)
 CODES = 65536  # 16-bit R'G'B' code values, each channel's transfer a table over them
 BAND_ROWS = 64  # rows converted together: a 3840-wide band's float32 light (2.8 MiB) stays in the CPU's caches
+
+
+def xy_to_xyz(x: float, y: float) -> np.ndarray:
+    """CIE xy chromaticity -> XYZ (3,) at luminance Y = 1."""
+    return np.array([x / y, 1.0, (1.0 - x - y) / y])
+
+
+def rgb_to_xyz(xy: tuple[float, ...]) -> np.ndarray:
+    """(3, 3) linear RGB -> CIE XYZ for primaries and white `xy` (red, green, blue, white: x, y each), white
+    at Y = 1: SMPTE RP 177's normalised primary matrix."""
+    primaries = np.stack([xy_to_xyz(xy[i], xy[i + 1]) for i in (0, 2, 4)], axis=1)  # (3, 3) columns R, G, B
+    return primaries * np.linalg.solve(primaries, xy_to_xyz(xy[6], xy[7]))  # each scaled so R + G + B = white
+
+
+def adapt_white(source: tuple[float, float], target: tuple[float, float]) -> np.ndarray:
+    """(3, 3) XYZ seen under white `source` -> the corresponding XYZ under white `target` (x, y each): von
+    Kries scaling of Bradford's cone responses (ICC.1 v4, Annex E)."""
+    ratio = (BRADFORD @ xy_to_xyz(*target)) / (BRADFORD @ xy_to_xyz(*source))
+    return np.linalg.inv(BRADFORD) @ np.diag(ratio) @ BRADFORD
+
+
+def rgb_to_rgb(source: tuple[float, ...], target: tuple[float, ...]) -> np.ndarray:
+    """(3, 3) linear RGB of primaries and white `source` -> of `target` (`rgb_to_xyz`'s form), the white
+    adapted (`adapt_white`): BT.709 to BT.2020 is BT.2087's matrix."""
+    return np.linalg.inv(rgb_to_xyz(target)) @ adapt_white(source[6:8], target[6:8]) @ rgb_to_xyz(source)
+
+
+BT2020_TO_BT709 = rgb_to_rgb(BT2020_XY, BT709_XY)  # BT.2087's matrix (linear light): each row sums to 1
+BT709_TO_BT2020 = rgb_to_rgb(BT709_XY, BT2020_XY)  # the way back, the matrix BT.2087 tabulates
 
 
 def pq_eotf(signal: np.ndarray) -> np.ndarray:
@@ -268,7 +290,7 @@ def _from_sdr(rgb: np.ndarray, transfer: int, peak: float, tables: _InverseTable
     light = tables.linear[rgb]  # (H, W, 3) float32, 1 the screen's white
     largest = np.maximum(np.maximum(light[..., 0], light[..., 1]), light[..., 2])  # (H, W)
     light *= tables.ratio[(largest * np.float32(CODES - 1) + np.float32(0.5)).astype(np.int32)][..., None]  # cd/m2
-    light = light @ np.linalg.inv(BT2020_TO_BT709).T.astype(np.float32)  # (H, W, 3) cd/m2, BT.2020
+    light = light @ BT709_TO_BT2020.T.astype(np.float32)  # (H, W, 3) cd/m2, BT.2020
     np.maximum(light, 0.0, out=light)
     if transfer == PQ:
         signal = pq_inverse_eotf(light)
@@ -291,31 +313,6 @@ def _gamma_encoded(sdr: np.ndarray, table: np.ndarray) -> np.ndarray:
     sdr *= np.float32(CODES - 1)
     sdr += np.float32(0.5)
     return table[sdr.astype(np.int32)]
-
-
-def xy_to_xyz(x: float, y: float) -> np.ndarray:
-    """CIE xy chromaticity -> XYZ (3,) at luminance Y = 1."""
-    return np.array([x / y, 1.0, (1.0 - x - y) / y])
-
-
-def rgb_to_xyz(xy: tuple[float, ...]) -> np.ndarray:
-    """(3, 3) linear RGB -> CIE XYZ for primaries and white `xy` (red, green, blue, white: x, y each), white
-    at Y = 1: SMPTE RP 177's normalised primary matrix."""
-    primaries = np.stack([xy_to_xyz(xy[i], xy[i + 1]) for i in (0, 2, 4)], axis=1)  # (3, 3) columns R, G, B
-    return primaries * np.linalg.solve(primaries, xy_to_xyz(xy[6], xy[7]))  # each scaled so R + G + B = white
-
-
-def adapt_white(source: tuple[float, float], target: tuple[float, float]) -> np.ndarray:
-    """(3, 3) XYZ seen under white `source` -> the corresponding XYZ under white `target` (x, y each): von
-    Kries scaling of Bradford's cone responses (ICC.1 v4, Annex E)."""
-    ratio = (BRADFORD @ xy_to_xyz(*target)) / (BRADFORD @ xy_to_xyz(*source))
-    return np.linalg.inv(BRADFORD) @ np.diag(ratio) @ BRADFORD
-
-
-def rgb_to_rgb(source: tuple[float, ...], target: tuple[float, ...]) -> np.ndarray:
-    """(3, 3) linear RGB of primaries and white `source` -> of `target` (`rgb_to_xyz`'s form), the white
-    adapted (`adapt_white`): BT.709 to BT.2020 is BT.2087's matrix."""
-    return np.linalg.inv(rgb_to_xyz(target)) @ adapt_white(source[6:8], target[6:8]) @ rgb_to_xyz(source)
 
 
 def linear_to_pq(rgb: np.ndarray, primaries: tuple[float, ...] = BT709_XY, workers: int | None = None) -> np.ndarray:
