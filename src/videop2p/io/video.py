@@ -134,6 +134,7 @@ def as_frames(frames: object) -> np.ndarray:
 
 
 Transform = Callable[[np.ndarray], np.ndarray]  # applied to each kept frame as it is decoded (a resize)
+ToSdr = Callable[["DeepSignal"], Callable[[np.ndarray], np.ndarray]]  # a signal's `to_sdr_converter`
 
 
 @dataclass
@@ -187,6 +188,14 @@ def _iter_frame_dir(
             (p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: natural_key(p.name)
         )
     )
+    converters: dict[DeepSignal, Callable[[np.ndarray], np.ndarray]] = {}
+
+    def to_sdr(deep: DeepSignal) -> Callable[[np.ndarray], np.ndarray]:
+        """`to_sdr_converter` of a signal, its tables built once for the folder's frames (12 ms for PQ's)."""
+        if deep not in converters:
+            converters[deep] = to_sdr_converter(deep)
+        return converters[deep]
+
     index, skipped = 0, []
     for f in files:
         try:
@@ -196,11 +205,12 @@ def _iter_frame_dir(
                 frame = None
                 if _wanted(index, wanted):
                     _draft(img, small)
-                    frame = _kept(_to_rgb(img) if deep is None else _deep_image_pixels(f, deep, signal), transform)
+                    rgb = _to_rgb(img) if deep is None else _deep_image_pixels(f, deep, signal, to_sdr)
+                    frame = _kept(rgb, transform)
         except (UnidentifiedImageError, OSError) as e:
             read = _dpx_frame if _is_dpx(f) else _exr_frame if is_exr(f) else None  # Pillow reads neither
             if read is not None:
-                size, frame, deep = read(f, _wanted(index, wanted), signal)
+                size, frame, deep = read(f, _wanted(index, wanted), signal, to_sdr)
                 frame = _kept(frame, transform) if frame is not None else None
             elif f.suffix.lower() in IMAGE_SUFFIXES:
                 raise VideoError(f"Frame {f} is not a readable image ({e}).") from e
@@ -225,7 +235,9 @@ def _is_dpx(path: Path) -> bool:
 DPX_SIZE, DPX_BITS = 772, 803  # SMPTE 268M: pixels per line and lines (two U32), then element 1's bit size (U8)
 
 
-def _dpx_frame(path: Path, wanted: bool, signal: bool) -> tuple[tuple[int, int], np.ndarray | None, DeepSignal | None]:
+def _dpx_frame(
+    path: Path, wanted: bool, signal: bool, to_sdr: ToSdr
+) -> tuple[tuple[int, int], np.ndarray | None, DeepSignal | None]:
     """A DPX image's (width, height) and signal (10-bit SDR where it holds more than 8 bits) from its header,
     and where `wanted` its pixels as FFmpeg reads them, as its players show them (its code values: a log
     scan stays log): 8-bit RGB; deeper ones read at 16 bits and rounded, or with `signal` left so."""
@@ -238,11 +250,13 @@ def _dpx_frame(path: Path, wanted: bool, signal: bool) -> tuple[tuple[int, int],
     deep = DEEP_SDR if head[DPX_BITS] > 8 else None
     if not wanted:
         return size, None, deep
-    pixels = _ffmpeg_image(path, "rgb24") if deep is None else _deep_image_pixels(path, deep, signal)
+    pixels = _ffmpeg_image(path, "rgb24") if deep is None else _deep_image_pixels(path, deep, signal, to_sdr)
     return size, pixels, deep
 
 
-def _exr_frame(path: Path, wanted: bool, signal: bool) -> tuple[tuple[int, int], np.ndarray | None, DeepSignal]:
+def _exr_frame(
+    path: Path, wanted: bool, signal: bool, to_sdr: ToSdr
+) -> tuple[tuple[int, int], np.ndarray | None, DeepSignal]:
     """An OpenEXR image's (width, height) from its header and, where `wanted`, its pixels: its scene-linear
     light carried to PQ (`hdr.linear_to_pq`: its 1 at HDR's reference white, BT.2020), so that it is read as
     an HDR video's frame is, as an SDR screen shows it (8-bit RGB), or with `signal` in that PQ form."""
@@ -254,7 +268,7 @@ def _exr_frame(path: Path, wanted: bool, signal: bool) -> tuple[tuple[int, int],
         pq = linear_to_pq(read_linear(path), header.primaries)
     except ValueError as e:
         raise VideoError(f"Frame {path} is not a readable OpenEXR image ({e}).") from e
-    return header.size, pq if signal else to_sdr_converter(EXR_SIGNAL)(pq), EXR_SIGNAL
+    return header.size, pq if signal else to_sdr(EXR_SIGNAL)(pq), EXR_SIGNAL
 
 
 def _read_frame_dir(
@@ -344,12 +358,12 @@ def _as_tuple(value) -> tuple:
     return tuple(value) if isinstance(value, tuple | list) else (value,)
 
 
-def _deep_image_pixels(path: Path, deep: DeepSignal, signal: bool) -> np.ndarray:
+def _deep_image_pixels(path: Path, deep: DeepSignal, signal: bool, to_sdr: ToSdr) -> np.ndarray:
     """A 16-bit PNG's or TIFF's (`_image_deep`) pixels as an SDR screen shows them, (H, W, 3) uint8 (HDR:
     `hdr.hdr_to_sdr`; SDR: rounded to 8 bits), or with `signal` its own R'G'B' (H, W, 3) uint16 (Pillow
     reads 16-bit RGB as 8 bits, cut rather than rounded: FFmpeg reads it)."""
     rgb = _ffmpeg_image(path, "rgb48le")
-    return rgb if signal else to_sdr_converter(deep)(rgb)
+    return rgb if signal else to_sdr(deep)(rgb)
 
 
 def _ffmpeg_image(path: Path, form: str) -> np.ndarray:
