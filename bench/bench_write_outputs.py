@@ -15,15 +15,19 @@ RSS over the RSS before the stage, with glibc giving freed memory back at once, 
     python bench/bench_write_outputs.py --full 1920x1080 --targets 2   # edits pasted into a 1080p input
     python bench/bench_write_outputs.py --full 3840x2160 --hdr pq --lengths 8  # into a 4K HDR10 input
     python bench/bench_write_outputs.py --full 3840x2160 --hdr sdr10 --lengths 8  # into a 4K 10-bit SDR input
+    python bench/bench_write_outputs.py --full 3840x2160 --hdr exr --png-frames --lengths 8  # a 4K OpenEXR plate
 
 With `--hdr pq|hlg` the input is HDR video (the ramps as `sdr_to_hdr` makes them, 10-bit HEVC; PQ with
 HDR10 metadata) and the edits' mp4s are pasted into its own frames and written as HDR, as a run does;
-with `--hdr sdr10` it is 10-bit SDR video (the ramps at 16 bits, 10-bit HEVC), its edits written so.
+with `--hdr sdr10` it is 10-bit SDR video (the ramps at 16 bits, 10-bit HEVC), its edits written so;
+with `--hdr exr` a folder of OpenEXR frames (the ramps as light for a gamma 2.4 screen, half floats, ZIP16),
+read as HDR and pasted into as PQ video. `--png-frames` adds each edit's frames (OpenEXR for a plate).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -45,6 +49,7 @@ def one(args) -> dict:
 
     from videop2p.config import RunConfig, VideoConfig
     from videop2p.editing import EditResult
+    from videop2p.io.exr import encode_exr
     from videop2p.io.hdr import HLG, PQ, sdr_to_hdr
     from videop2p.io.video import (
         DEEP_SDR,
@@ -74,7 +79,15 @@ def one(args) -> dict:
                 said = (0.708, 0.292, 0.17, 0.797, 0.131, 0.046, 0.3127, 0.329, 1000.0, 0.005)
                 hdr = DeepSignal(PQ, said, (1000, 400)) if transfer == PQ else DeepSignal(HLG)
                 ramps = (sdr_to_hdr(f, transfer, hdr.peak) for f in ramps)
-            video = write_mp4(ramps, f"{d}/input.mp4", 24.0, deep=hdr)
+            if args.hdr == "exr":  # an OpenEXR plate: the ramps' light on a gamma 2.4 screen, half floats
+                video = f"{d}/plate"
+                os.mkdir(video)
+                for t, f in enumerate(ramps, start=1):
+                    light = np.power(f / np.float32(255), np.float32(2.4)).astype(np.float16)
+                    with open(f"{video}/{t}.exr", "wb") as file:
+                        file.write(encode_exr(light))
+            else:
+                video = write_mp4(ramps, f"{d}/input.mp4", 24.0, deep=hdr)
             source = np.stack([resize_frames(f[None], side, side)[0] for f in read_video(video).frames])
             clip = Clip(
                 source,
@@ -97,6 +110,7 @@ def one(args) -> dict:
         )
         out = EditOutput(source.copy(), edits, result)
         cfg = RunConfig(source="a red circle", targets=[f"a circle {k}" for k in range(targets)], out=f"{d}/out")
+        cfg.png_frames = args.png_frames
         _reset_peak()
         base = _current_mb()
         started = time.perf_counter()
@@ -104,7 +118,7 @@ def one(args) -> dict:
         seconds, peak = time.perf_counter() - started, _peak_mb() - base
     threads, clip_mb = torch.get_num_threads(), source.nbytes / 2**20
     row = {"length": frames, "size": side, "threads": threads, "clip_mb": clip_mb, "seconds": seconds, "peak_mb": peak}
-    return row | {"full": args.full or "", "targets": targets, "hdr": args.hdr or ""}
+    return row | {"full": args.full or "", "targets": targets, "hdr": args.hdr or "", "png_frames": args.png_frames}
 
 
 def main() -> None:
@@ -115,9 +129,10 @@ def main() -> None:
     p.add_argument("--targets", type=int, default=1)
     p.add_argument(
         "--hdr",
-        choices=["pq", "hlg", "sdr10"],
-        help="with --full: the input is HDR video of this transfer, or 10-bit SDR",
+        choices=["pq", "hlg", "sdr10", "exr"],
+        help="with --full: the input is HDR video of this transfer, 10-bit SDR, or an OpenEXR plate",
     )
+    p.add_argument("--png-frames", action="store_true", help="also each edit's frames (OpenEXR for a plate)")
     args = p.parse_args()
     if args.one:
         sys.stdout.write(json.dumps(one(args)) + "\n")
@@ -125,11 +140,13 @@ def main() -> None:
     header = "| frames | size | input | targets | threads | one clip, MB | seconds | peak MB |"
     flags = ["--size", str(args.size), "--threads", str(args.threads), "--targets", str(args.targets)]
     flags += ["--full", args.full] if args.full else []
-    rows_by_length(__file__, args, flags + (["--hdr", args.hdr] if args.hdr else []), header, _cells)
+    flags += ["--hdr", args.hdr] if args.hdr else []
+    rows_by_length(__file__, args, flags + (["--png-frames"] if args.png_frames else []), header, _cells)
 
 
 def _cells(r: dict) -> str:
     size = (r.get("full") or "the working size") + (f" {r['hdr'].upper()}" if r.get("hdr") else "")
+    size += ", frames too" if r.get("png_frames") else ""
     cells = [r["length"], r["size"], size, r.get("targets", 1), r["threads"], f"{r['clip_mb']:.0f}"]
     return "| " + " | ".join(map(str, cells)) + f" | {r['seconds']:.1f} | {r['peak_mb']:.0f} |"
 

@@ -187,22 +187,31 @@ def test_a_damaged_exr_frame_is_named_before_any_work(tmp_path, damage, capsys):
     assert not out.exists()
 
 
-def test_edits_of_exr_frames_are_pasted_into_them_as_hdr_video_keeping_their_light(tmp_path):
-    """An edit pasted into the plate's own frames: HDR video (10-bit HEVC, PQ) and 16-bit PNGs whose
-    pixels outside the edit are the plate's light in PQ to the bit; inside, the edit's colour as an SDR
-    screen shows it."""
+@pytest.mark.parametrize(("half", "chromaticities"), [(True, AP1_XY), (False, None)])
+def test_edits_of_exr_frames_are_pasted_into_them_as_hdr_video_and_openexr_keeping_their_light(
+    tmp_path, half, chromaticities
+):
+    """An edit pasted into the plate's own frames: HDR video (10-bit HEVC, PQ), and with `png_frames`
+    OpenEXR frames holding the plate's stored light to the bit wherever nothing is pasted (not-a-number,
+    negative light and highlights far above PQ's range included), in its float width and primaries; the
+    edit's colour inside, as an SDR screen shows it."""
     from types import SimpleNamespace
 
     import torch
 
     from videop2p.config import RunConfig, VideoConfig
     from videop2p.editing import EditResult
+    from videop2p.io.exr import read_header, read_linear
     from videop2p.outputs import write_run_outputs
     from videop2p.pipeline import Clip, EditOutput
 
     plate = _folder(tmp_path / "plate")
+    stored = []
     for k in range(4):
-        write_exr(plate / f"{k + 1}.exr", _scene(k), half=True)
+        light = _scene(k)
+        light[2, :3] = np.array([np.nan, -1.0, 1000.0])[:, None]  # beyond what PQ holds
+        write_exr(plate / f"{k + 1}.exr", light, half=half, chromaticities=chromaticities)
+        stored.append(read_linear(plate / f"{k + 1}.exr"))
     source = read_video(plate).frames[:, ::3, ::3][:, :8, :12]  # (4, 8, 12, 3) at a working size
     edit = np.full_like(source, (40, 90, 160))
     masks = torch.zeros(1, 4, 4, 6, dtype=torch.bool)
@@ -215,11 +224,34 @@ def test_edits_of_exr_frames_are_pasted_into_them_as_hdr_video_keeping_their_lig
     manifest = write_run_outputs(cfg, clip, EditOutput(source.copy(), [edit], result), [], info, workers=2)
     out = tmp_path / "out"
     assert manifest["hdr"] == "PQ" and manifest["output_size"] == [40, 24]
-    assert probe_video(out / "edit_1.mp4").deep.transfer == PQ and probe_video(out / "edit_1").deep.transfer == PQ
-    pngs = np.stack(list(iter_video(out / "edit_1", 0, 4, signal=True)))  # (4, 24, 40, 3) uint16
-    light = np.stack([linear_to_pq(_scene(k).astype(np.float16)) for k in range(4)])  # as stored: half floats
-    assert np.array_equal(pngs[:, :, :6], light[:, :, :6])  # left of the edit: the plate's own light
+    assert probe_video(out / "edit_1.mp4").deep.transfer == PQ and probe_video(out / "edit_1").deep == EXR_SIGNAL
+    assert sorted(f.name for f in (out / "edit_1").iterdir()) == ["1.exr", "2.exr", "3.exr", "4.exr"]
+    written = [read_linear(out / "edit_1" / f"{k + 1}.exr") for k in range(4)]
+    assert all(w.dtype == (np.float16 if half else np.float32) for w in written)
+    assert read_header(out / "edit_1" / "1.exr").chromaticities == read_header(plate / "1.exr").chromaticities
+    for w, s in zip(written, stored, strict=True):
+        assert np.array_equal(w[:, :6], s[:, :6], equal_nan=True)  # left of the edit: the plate's own light
+        assert not np.array_equal(w[12, 20], s[12, 20])
     assert np.abs(read_video(out / "edit_1").frames[:, 12, 20].astype(int) - (40, 90, 160)).max() <= 4
+    signal = np.stack(list(iter_video(out / "edit_1.mp4", 0, 4, signal=True))).astype(int)
+    assert np.abs(signal[:, 12:, :6] - np.stack([linear_to_pq(s) for s in stored])[:, 12:, :6]).mean() < 0.01 * 65535
+
+
+def test_only_a_folder_of_openexr_files_is_a_plate_written_back_as_openexr(tmp_path):
+    """A folder with another image among its OpenEXR frames counts its frames by content, so its edits'
+    frames are PNGs (in PQ), not OpenEXR frames that could be paired with the wrong plate frame."""
+    from videop2p.io.video import plate_files
+
+    plate = _folder(tmp_path / "plate")
+    for k in range(3):
+        write_exr(plate / f"{k + 1}.exr", _scene(k))
+    (plate / ".DS_Store").write_bytes(b"x")  # hidden: passed over
+    assert plate_files(plate) == [plate / "1.exr", plate / "2.exr", plate / "3.exr"]
+    assert plate_files(plate / "2.exr") == [plate / "2.exr"] and plate_files(tmp_path / "missing") is None
+    from PIL import Image
+
+    Image.new("RGB", (40, 24)).save(plate / "4.png")  # read as a fourth frame
+    assert plate_files(plate) is None and len(read_video(plate).frames) == 4
 
 
 def test_a_run_on_exr_frames_says_how_they_are_read_and_writes_hdr_video(tiny, tmp_path, caplog):

@@ -847,7 +847,10 @@ def _stage_command(stage: str, doc: str):
             bool | None,
             typer.Option(
                 "--png-frames",
-                help=_h("png_frames", "Also write each edit's frames as lossless PNGs, edit_K/1.png, ..."),
+                help=_h(
+                    "png_frames",
+                    "Also write each edit's frames as lossless PNGs, edit_K/1.png, ... (an OpenEXR plate's: OpenEXR)",
+                ),
                 rich_help_panel=OUT_PANEL,
             ),
         ] = None,

@@ -251,7 +251,8 @@ class RunConfig:
     attention_slicing: int | None = None  # attend with at most this many queries at a time (memory fallback)
     window: WindowConfig = field(default_factory=WindowConfig)
     composite: CompositeMode = CompositeMode.AUTO  # edits pasted into the input's frames (auto; sdr) or not (off)
-    png_frames: bool = False  # also each edit's frames as lossless PNGs, edit_K/1.png, ... (the mp4's size)
+    png_frames: bool = False  # also each edit's frames as lossless PNGs, edit_K/1.png, ... (the mp4's size;
+    # an OpenEXR plate's: OpenEXR frames, edit_K/1.exr, ...)
     tune: TuneConfig = field(default_factory=TuneConfig)
     inversion: InversionConfig = field(default_factory=InversionConfig)
     edit: EditConfig = field(default_factory=EditConfig)

@@ -29,7 +29,9 @@ from videop2p.io.video import (
     DeepSignal,
     deep_writable,
     enlarge,
+    plate_files,
     preview_factor,
+    saving_exr_frames,
     saving_frames,
     side_by_side_frames,
     to_signal_converter,
@@ -207,6 +209,7 @@ def _clip_writers(
     png: bool = False,
     times: np.ndarray | None = None,
     deep: DeepSignal | None = None,
+    plate: list[Path] | None = None,
 ) -> list[Writer]:
     """The writers of `stem.mp4` (at full resolution with the sound, when `full` makes the frames; with
     `png`, its frames also as lossless PNGs in the folder `stem/`, from the same pass) and `stem.gif`
@@ -214,12 +217,14 @@ def _clip_writers(
     them afresh one at a time for each file (a long clip's grid or overlay is never held whole). The
     videos show the frames at `fps`, or at their own `times` (`Video.times`). The GIF's palettes are
     made on as many threads as torch uses. `deep`: `full` makes a deep input's frames in its own form
-    (HDR, or SDR of more than 8 bits), written as 10-bit video in it (`write_mp4`)."""
+    (HDR, or SDR of more than 8 bits), written as 10-bit video in it (`write_mp4`); `plate`: the OpenEXR
+    files those frames were read from, its frames then written as OpenEXR instead of PNGs
+    (`saving_exr_frames`)."""
     again = frames if callable(frames) else lambda: frames
     pngs = root / stem if png else None
     return [
         lambda stop: _mp4_with_pngs(
-            _until((full or again)(), stop), root / f"{stem}.mp4", fps, audio, times, pngs, deep
+            _until((full or again)(), stop), root / f"{stem}.mp4", fps, audio, times, pngs, deep, plate
         ),
         lambda stop: write_video(
             _until(again(), stop), root / f"{stem}.gif", fps, workers=torch.get_num_threads(), times=times
@@ -235,19 +240,28 @@ def _mp4_with_pngs(
     times: np.ndarray | None,
     pngs: Path | None,
     deep: DeepSignal | None = None,
+    plate: list[Path] | None = None,
 ) -> Path:
-    """`mp4`, and when `pngs` names a folder, the same frames as lossless PNGs there: one pass over
-    `frames`, so a pasted edit is read again and pasted once for both; neither is left when one fails.
-    `deep`: the frames are a deep input's, both written in its form."""
+    """`mp4`, and when `pngs` names a folder, the same frames as lossless PNGs there (OpenEXR frames for
+    an OpenEXR `plate`'s frames): one pass over `frames`, so a pasted edit is read again and pasted once
+    for both; neither is left when one fails. `deep`: the frames are a deep input's, both written in its
+    form."""
     if pngs is None:
         return write_video(frames, mp4, fps, audio, times=times, deep=deep)
     with atomic_path(pngs, directory=True) as folder:
-        return write_video(saving_frames(frames, folder, deep), mp4, fps, audio, times=times, deep=deep)
+        saved = saving_frames(frames, folder, deep) if plate is None else saving_exr_frames(frames, folder, plate)
+        return write_video(saved, mp4, fps, audio, times=times, deep=deep)
 
 
 def _picture_writer(image: np.ndarray, path: Path, stop: threading.Event) -> Path:
     """A picture's writer (one frame: nothing to stop between)."""
     return write_png(image, path)
+
+
+def _plate(clip: Clip) -> list[Path] | None:
+    """The OpenEXR files of a plate's selected frames (`plate_files`), or None for another clip."""
+    files = plate_files(clip.video.path) if clip.video is not None else None
+    return None if files is None else files[clip.video.start :: clip.video.stride][: len(clip.frames)]
 
 
 def _pasted(
@@ -386,6 +400,7 @@ def _write_outputs(
             "(--composite sdr: 8-bit H.264)",
             clip.video.path if clip.video is not None else "the clip",
         )
+    plate = _plate(clip) if cfg.png_frames and deep is not None and deep.linear else None
     files: dict[str, list[str] | str] = {"edits": [], "edits_gif": [], "edits_png": [], "masks": [], "attention": []}
     pasted: list[Writer] = []  # the edits' mp4s (with their PNGs) at full size, the longest writers: started first
     clip_writers = functools.partial(_clip_writers, root=root, fps=fps, times=clip.times)  # at the clip's times
@@ -396,7 +411,7 @@ def _write_outputs(
         masks = out.result.masks[k - 1] if out.result.masks is not None else None
         paste = functools.partial(_pasted, clip, frames, masks, info.vae_scale_factor, deep) if full else None
         mp4_writer, gif_writer = clip_writers(
-            frames, stem=f"edit_{k}", full=paste, audio=clip.audio, png=cfg.png_frames, deep=deep
+            frames, stem=f"edit_{k}", full=paste, audio=clip.audio, png=cfg.png_frames, deep=deep, plate=plate
         )
         (pasted if full else writers).append(mp4_writer)
         writers.append(gif_writer)

@@ -680,7 +680,7 @@ def build_app(session: Session):
                         png_frames = gr.Checkbox(
                             value=defaults.png_frames,
                             label="Lossless PNG frames",
-                            info="each edit's frames as PNGs too, one zip per edit under Downloads",
+                            info="each edit's frames as PNGs too (an OpenEXR plate's: OpenEXR), one zip per edit under Downloads",
                             elem_id="png-frames",
                         )
                 with gr.Row():

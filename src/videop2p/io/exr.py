@@ -1,5 +1,8 @@
 """OpenEXR frames: a VFX plate's scene-linear light, read through FFmpeg's decoder.
 
+Frames are written (`encode_exr`) by FFmpeg's encoder, half or full floats as the plate's were, ZIP
+in blocks of 16 lines, with the plate's chromaticities put in the header (FFmpeg writes none).
+
 The header is read here, without decoding a pixel: the frame's size is its display window (what
 players show, and what FFmpeg decodes: pixels of the data window outside it are cut, the rest of
 it is black; FFmpeg places the data window as if the display window started at (0, 0), so one that
@@ -35,10 +38,15 @@ class ExrHeader:
     """What a frame's header says: its size and colours, and where its chunks are listed."""
 
     size: tuple[int, int]  # (width, height) of its display window
-    primaries: tuple[float, ...]  # red, green, blue, white: x, y each (BT.709's where the file says none)
+    chromaticities: tuple[float, ...] | None  # red, green, blue, white: x, y each, where the file says them
     chunks: int | None = None  # how many chunks its offset table lists; None where that is not counted here
     table_at: int = 0  # the byte its offset table starts at
     tiled: bool = False  # its chunks are tiles (a 20-byte head each), else scanlines (8 bytes)
+
+    @property
+    def primaries(self) -> tuple[float, ...]:
+        """Its primaries and white: its chromaticities, BT.709's where it says none (OpenEXR's default)."""
+        return self.chromaticities or BT709_XY
 
 
 def is_exr(path: Path) -> bool:
@@ -98,14 +106,14 @@ def _parse_header(data: bytes) -> ExrHeader:
             f"its display window starts at ({x0}, {y0}), which FFmpeg's decoder does not place; write the plate "
             "with its display window at (0, 0) (the data window may reach beyond it)"
         )
-    primaries = BT709_XY
+    chromaticities = None
     said = attributes.get("chromaticities")
     if said is not None and said[0] == "chromaticities" and len(said[1]) == 32:
-        primaries = struct.unpack("<8f", said[1])
+        chromaticities = tuple(float(v) for v in struct.unpack("<8f", said[1]))
     (version,) = struct.unpack_from("<i", data, 4)
     chunks = None if version & SINGLE_PART_FLAGS else _chunk_count(attributes, bool(version & TILED_FLAG))
     size = (x1 - x0 + 1, y1 - y0 + 1)
-    return ExrHeader(size, tuple(float(v) for v in primaries), chunks, at, bool(version & TILED_FLAG))
+    return ExrHeader(size, chromaticities, chunks, at, bool(version & TILED_FLAG))
 
 
 def _chunk_count(attributes: dict[str, tuple[str, bytes]], tiled: bool) -> int | None:
@@ -164,7 +172,7 @@ def _string(data: bytes, at: int) -> tuple[str, int]:
 
 
 def read_linear(path: Path) -> np.ndarray:
-    """A frame's scene-linear RGB (H, W, 3) float32 as FFmpeg decodes it (half floats widened, values as
+    """A frame's scene-linear RGB (H, W, 3) as FFmpeg decodes it, float16 or float32 as stored (values as
     stored: negative, above 1, not-a-number); a ValueError names what FFmpeg could not read."""
     try:
         with av.open(str(path)) as container:
@@ -181,4 +189,28 @@ def read_linear(path: Path) -> np.ndarray:
         np.frombuffer(bytes(plane), dtype).reshape(frame.height, plane.line_size // dtype.itemsize)[:, : frame.width]
         for plane in frame.planes
     ]
-    return np.stack([planes[i] for i in PLANE_ORDER[kind]], axis=-1).astype(np.float32)  # (H, W, 3)
+    return np.stack([planes[i] for i in PLANE_ORDER[kind]], axis=-1).astype(dtype.newbyteorder("="))  # (H, W, 3)
+
+
+def encode_exr(light: np.ndarray, chromaticities: tuple[float, ...] | None = None) -> bytes:
+    """(H, W, 3) light as an OpenEXR file's bytes, half floats for float16 and full ones otherwise (ZIP in
+    blocks of 16 lines), saying `chromaticities` where given (an attribute FFmpeg's encoder does not write)."""
+    height, width = light.shape[:2]
+    codec = av.codec.CodecContext.create("exr", "w")
+    codec.width, codec.height, codec.pix_fmt = width, height, "gbrpf32le"
+    codec.options = {"format": "half" if light.dtype == np.float16 else "float", "compression": "zip16"}
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(light, dtype=np.float32), format="gbrpf32le")
+    data = b"".join(bytes(packet) for packet in [*codec.encode(frame), *codec.encode(None)])
+    if chromaticities is None:
+        return data
+    return _with_attribute(data, "chromaticities", "chromaticities", struct.pack("<8f", *chromaticities))
+
+
+def _with_attribute(data: bytes, name: str, kind: str, value: bytes) -> bytes:
+    """A single-part scanline file's bytes with one more header attribute, put before the header's closing
+    null byte, each entry of its offset table moved on by the attribute's length."""
+    header = _parse_header(data)
+    attribute = name.encode() + b"\0" + kind.encode() + b"\0" + struct.pack("<i", len(value)) + value
+    end, table = header.table_at - 1, header.table_at + 8 * header.chunks  # the closing null; the table's end
+    offsets = np.frombuffer(data, "<u8", header.chunks, header.table_at) + np.uint64(len(attribute))
+    return data[:end] + attribute + data[end : header.table_at] + offsets.astype("<u8").tobytes() + data[table:]

@@ -328,3 +328,11 @@ def linear_to_pq(rgb: np.ndarray, primaries: tuple[float, ...] = BT709_XY, worke
         return np.round(pq_inverse_eotf(np.maximum(light, np.float32(0.0))) * (CODES - 1)).astype(np.uint16)
 
     return _in_bands(convert, rgb, np.uint16, workers)
+
+
+def pq_to_linear(rgb: np.ndarray, primaries: tuple[float, ...] = BT709_XY) -> np.ndarray:
+    """`linear_to_pq` undone: HDR R'G'B' (..., 3) uint16 (BT.2020, PQ) -> scene-linear RGB (..., 3) float32 of
+    `primaries`, 1 at HDR's reference white: PQ's EOTF (BT.2100), the light over reference white (BT.2408),
+    then `primaries` (`rgb_to_rgb`)."""
+    light = pq_eotf(rgb.astype(np.float64) / (CODES - 1)) / REFERENCE_WHITE
+    return (light @ rgb_to_rgb(BT2020_XY, primaries).T).astype(np.float32)

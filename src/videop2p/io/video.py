@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageSequence, UnidentifiedImageError
 
 from videop2p.config import DEFAULT_FPS, ResizeMode
-from videop2p.io.exr import check_complete, is_exr, read_header, read_linear
+from videop2p.io.exr import check_complete, encode_exr, is_exr, read_header, read_linear
 from videop2p.io.hdr import (
     BT2020_XY,
     HDR_PEAK,
@@ -31,6 +31,7 @@ from videop2p.io.hdr import (
     content_peak,
     hdr_to_sdr_converter,
     linear_to_pq,
+    pq_to_linear,
     sdr_to_hdr_converter,
 )
 from videop2p.store.files import atomic_path
@@ -1032,8 +1033,8 @@ def _hdr_conversion(path: Path, hdr: DeepSignal) -> str:
             f"reference white, {REFERENCE_WHITE:g} cd/m2; their primaries as their files say, BT.709 where they say "
             "none), the model sees them as an SDR screen shows it (tone-mapped to BT.709, their highlights rolled "
             f"off from {hdr.peak:g} cd/m2); the edits' mp4s are pasted into those frames and are HDR video (PQ; "
-            "--png-frames: 16-bit PNGs; OpenEXR is not written; --composite sdr: SDR; --composite off: SDR at "
-            "the working size), the previews are SDR."
+            "--png-frames: OpenEXR frames too, the plate's own light wherever nothing is pasted; --composite sdr: "
+            "SDR; --composite off: SDR at the working size), the previews are SDR."
         )
     return (
         f"{path} is HDR video ({HDR_TRANSFERS[hdr.transfer]}): the model sees it as an SDR screen shows it "
@@ -1359,12 +1360,12 @@ def write_gif(
     return path
 
 
-def frame_name(k: int) -> str:
+def frame_name(k: int, suffix: str = "png") -> str:
     """The name of frame k (from 1) in a folder of frames this writes (read back in natural order)."""
-    return f"{k}.png"
+    return f"{k}.{suffix}"
 
 
-WRITTEN_FRAME = re.compile(r"[1-9]\d*\.png")  # the names `frame_name` gives
+WRITTEN_FRAME = re.compile(r"[1-9]\d*\.(png|exr)")  # the names `frame_name` gives
 
 
 def saving_frames(
@@ -1377,6 +1378,32 @@ def saving_frames(
             Image.fromarray(frame).save(directory / frame_name(k))
         else:
             (directory / frame_name(k)).write_bytes(deep_png(frame, deep))
+        yield frame
+
+
+def plate_files(path: str | os.PathLike) -> list[Path] | None:
+    """An OpenEXR plate's frames in the order they are read: one `.exr` file, or a folder holding OpenEXR
+    files only (hidden ones aside); None for any other clip (a folder with other files in it counts its
+    frames by what each file holds, `_iter_frame_dir`)."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path] if path.is_file() and is_exr(path) else None
+    files = [p for p in path.iterdir() if not p.name.startswith(".")]
+    if not files or not all(p.is_file() and is_exr(p) for p in files):
+        return None
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def saving_exr_frames(frames: Iterable[np.ndarray], directory: Path, plate: Iterable[Path]) -> Iterator[np.ndarray]:
+    """`frames` as they come (an OpenEXR plate's frames with an edit pasted in, in their PQ form:
+    `_exr_frame`), each also saved into `directory` as OpenEXR (`frame_name`'s numbers): the `plate` frame's
+    own stored light wherever the pasted frame keeps its PQ values, where nothing is pasted, and the pasted
+    light elsewhere (`hdr.pq_to_linear`), in the plate frame's float width and primaries."""
+    for k, (frame, path) in enumerate(zip(frames, plate, strict=True), start=1):  # (H, W, 3) uint16; its file
+        header, light = read_header(path), read_linear(path)  # (H, W, 3) float16 or float32
+        pasted = (frame != linear_to_pq(light, header.primaries)).any(axis=-1)  # (H, W)
+        light[pasted] = pq_to_linear(frame[pasted], header.primaries).astype(light.dtype)
+        (directory / frame_name(k, "exr")).write_bytes(encode_exr(light, header.chromaticities))
         yield frame
 
 
