@@ -290,6 +290,51 @@ def test_official_yaml_pair_is_accepted_and_bad_keys_rejected(tiny_dir, clip_dir
     assert bad.exit_code == 2 and "treshold" in bad.output
 
 
+def test_config_files_are_read_once_and_their_kind_decided_in_one_place(tmp_path):
+    """`read_config_files` reads each file and names what it holds; `load_config` and the messages of a
+    lone tune config or a missing tuned folder take those readings (the files are not read again)."""
+    from videop2p.config import (
+        ConfigError,
+        ConfigFile,
+        ConfigKind,
+        load_config,
+        missing_tuned_model,
+        read_config_files,
+        tune_config_alone,
+    )
+
+    tune = {"pretrained_model_path": "base", "output_dir": "theirs", "train_data": {"prompt": SRC}}
+    p2p = {"pretrained_model_path": "./theirs", "prompts": [SRC, TGT], "blend_word": ["circle", "circle"]}
+    ours = {"source": SRC, "targets": [TGT]}
+    paths = []
+    for name, data in (("tune", tune), ("p2p", p2p), ("ours", ours), ("path_only", {"image_path": "clip"})):
+        paths.append(tmp_path / f"{name}.yaml")
+        paths[-1].write_text(yaml.safe_dump(data))
+    files = read_config_files(paths)
+    assert [f.kind for f in files] == [ConfigKind.TUNE, ConfigKind.P2P, ConfigKind.OURS, ConfigKind.OFFICIAL]
+    for p in paths:
+        p.unlink()  # read already: nothing below opens them
+    assert read_config_files(files) == files
+    assert load_config(files[:2]).targets == [TGT] and load_config(files[2:3]).targets == [TGT]
+    assert tune_config_alone(files[:1]) == paths[0]
+    assert tune_config_alone(files[:2]) is None and tune_config_alone(files[2:3]) is None
+    assert missing_tuned_model(files[1:2], "./theirs", tmp_path) == (paths[1], "./theirs")
+    assert missing_tuned_model(files[:2], "./theirs", tmp_path) is None  # its tune config makes it
+    p2p_hub = ConfigFile(paths[1], {**p2p, "pretrained_model_path": "someone/theirs"}, ConfigKind.P2P)
+    assert missing_tuned_model([p2p_hub], "someone/theirs", tmp_path) is None  # a hub id's form: the hub's to say
+    (tmp_path / "theirs").mkdir()
+    assert missing_tuned_model(files[1:2], "./theirs", tmp_path) is None  # made already
+    assert missing_tuned_model(files[1:2], "./another", tmp_path) is None  # not the folder their tuning writes
+    for mixed in ([files[0], files[2]], [files[0], files[0]], [files[3]]):
+        with pytest.raises(ConfigError, match="at most one official tune config and one official p2p config"):
+            load_config(mixed)
+    with pytest.raises(ConfigError, match="Pass one videop2p config, got 2"):
+        load_config([files[2], files[2]])
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_config_files([tmp_path / "gone.yaml"])
+    assert isinstance(files[0], ConfigFile)
+
+
 def _official_pair(tiny_dir, clip_dir, tmp_path, steps: int = 2) -> tuple[Path, Path, Path]:
     """The authors' two configs for a 4-frame toy clip on the tiny model: their tuned model goes to
     `theirs` (tune's output_dir), which the p2p config loads (its pretrained_model_path)."""

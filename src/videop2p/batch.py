@@ -36,8 +36,10 @@ from videop2p.config import (
     load_config,
     load_yaml,
     missing_tuned_model,
+    missing_tuned_model_message,
     path_shorthand,
     ray_host_port,
+    read_config_files,
     to_plain,
     tune_config_alone,
     validate,
@@ -141,20 +143,6 @@ def _config_files(value: object, here: Path, where: str) -> list[Path]:
     return [_resolve(f, here) for f in files]
 
 
-def _check_their_tuned_model(model: str | None, configs: list[Path], here: Path, where: str) -> None:
-    """A job of an official p2p config without its tune config edits with the folder their tuning writes
-    (its `pretrained_model_path`); where that folder is missing, say how it is made, before any job."""
-    from videop2p.models.loading import is_hub_id
-
-    missing = missing_tuned_model(configs, model, here)
-    if missing is not None and not is_hub_id(model):
-        raise BatchError(
-            f"{where}: pretrained_model_path {model!r} of {missing[0]} does not exist: it is the model their tuning "
-            f"writes; give their tune config beside it (`config: [TUNE.yaml, P2P.yaml]`), make it first with "
-            f"`videop2p tune --config TUNE.yaml`, or give another `model`."
-        )
-
-
 def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | None = None) -> tuple[list[Job], Path]:
     """Jobs of a jobs file (validated, paths made absolute) and the workspace root they share."""
     path = Path(path)
@@ -205,11 +193,12 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
             raise BatchError(f"jobs[{i}] ({name}): 'out' and 'workspace' are set for the whole batch, not per job.")
         try:
             base = None
-            if configs:  # the job's config files, under the defaults and its own keys (as under `run`'s flags)
-                try:
-                    base = load_config(configs, None, here)
-                except ConfigError as e:
-                    raise BatchError(f"jobs[{i}] ({name}): {e}") from None
+            try:  # the job's config files, under the defaults and its own keys (as under `run`'s flags)
+                files = read_config_files(configs)
+                if files:
+                    base = load_config(files, None, here)
+            except ConfigError as e:
+                raise BatchError(f"jobs[{i}] ({name}): {e}") from None
             cfg = fill_run(merged, f"jobs[{i}] ({name}): ", base)
             validate(cfg)
         except OptionError as e:
@@ -217,7 +206,7 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
         except ConfigError as e:
             raise BatchError(str(e)) from None
         if not cfg.video.path or not cfg.source or not cfg.targets:
-            alone = tune_config_alone(configs)
+            alone = tune_config_alone(files)
             their = (
                 f" ({alone} is an official tune config, which holds no edit: give its p2p config too)" if alone else ""
             )
@@ -226,7 +215,10 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
                 f"{cfg.source!r}, {cfg.targets!r}."
             )
         cfg.video.path = str(_resolve(cfg.video.path, here))
-        _check_their_tuned_model(cfg.model, configs, here, f"jobs[{i}] ({name})")
+        missing = missing_tuned_model(files, cfg.model, here)
+        if missing is not None:
+            both = "give their tune config beside it (`config: [TUNE.yaml, P2P.yaml]`)"
+            raise BatchError(f"jobs[{i}] ({name}): {missing_tuned_model_message(missing, both, 'another `model`')}")
         if cfg.model and (here / cfg.model).exists():  # a folder beside the file; otherwise a hub id
             cfg.model = str(_resolve(cfg.model, here))
         if cfg.vae and (here / cfg.vae).exists():  # likewise

@@ -382,10 +382,20 @@ def _build_config(
     video: str | None,
     source: str | None,
     target: list[str] | None,
-    config: list[Path] | None,
+    config: list | None,
     **flags,
 ):
-    from videop2p.config import OPTIONS, apply_options, load_config, preset_config
+    """The run's settings: the preset's, then the `config` files' (paths, or `ConfigFile`s read already),
+    then the flags'."""
+    from videop2p.config import (
+        OPTIONS,
+        apply_options,
+        load_config,
+        missing_tuned_model,
+        missing_tuned_model_message,
+        preset_config,
+        read_config_files,
+    )
 
     name = flags.pop("preset", None) or Preset.OFFICIAL.value
     try:
@@ -394,7 +404,8 @@ def _build_config(
         _fail(f"--preset {e.reason}")
     preset = Preset(name)
     try:
-        cfg = load_config(config, base) if config else base
+        files = read_config_files(config or [])
+        cfg = load_config(files, base) if files else base
     except ConfigError as e:
         _fail(str(e))
     if source is not None:
@@ -417,8 +428,10 @@ def _build_config(
         cfg.window.size = None
     if every:
         cfg.video.frames = None
-    if config:
-        _check_their_tuned_model(cfg.model, config)
+    missing = missing_tuned_model(files, cfg.model)
+    if missing is not None:
+        both = f"run both at once with `videop2p run --config TUNE.yaml --config {missing[0]}`"
+        _fail(missing_tuned_model_message(missing, both, "--model"))
     cfg.force = bool(flags.get("force")) or cfg.force
     cfg.quiet = bool(flags.get("quiet")) or cfg.quiet
     if preset in PRESET_MARGINS and not cfg.quiet:
@@ -428,21 +441,6 @@ def _build_config(
 
         cfg.workspace = str(default_workspace(cfg.out))
     return cfg
-
-
-def _check_their_tuned_model(model: str | None, config: list[Path]) -> None:
-    """An official p2p config given without its tune config edits with the folder the authors' tuning wrote
-    (its `pretrained_model_path`); where that folder is missing, say how it is made here, before any work."""
-    from videop2p.config import missing_tuned_model
-    from videop2p.models.loading import is_hub_id
-
-    missing = missing_tuned_model(config, model)  # read already: no error left to raise here
-    if missing is not None and not is_hub_id(model):
-        _fail(
-            f"pretrained_model_path {model!r} of {missing[0]} does not exist: it is the model their tuning writes; "
-            f"make it with `videop2p tune --config TUNE.yaml` (their tune config, whose output_dir it is), run both "
-            f"at once with `videop2p run --config TUNE.yaml --config {missing[0]}`, or give --model."
-        )
 
 
 # `run`, `tune`, `invert` and `edit --help` group their options by what they set
@@ -475,9 +473,9 @@ BlendOpt = Annotated[
 ]
 
 
-def _execute(cfg, stage: str, command: str, config: list[Path]) -> None:
-    """Check the settings of `videop2p COMMAND` (read from the `config` files and flags), then run its
-    stages (`edit` runs `run`'s)."""
+def _execute(cfg, stage: str, command: str, files: list) -> None:
+    """Check the settings of `videop2p COMMAND` (read from the config `files`, `ConfigFile`s, and flags),
+    then run its stages (`edit` runs `run`'s)."""
     from videop2p.config import option_label, tune_config_alone, validate
 
     _setup_logging(cfg.quiet)
@@ -493,7 +491,7 @@ def _execute(cfg, stage: str, command: str, config: list[Path]) -> None:
         _fail(f"{option_label(e.option)} {e.reason}")
     if stage == "run" and not cfg.targets:  # `run` and `edit`: before the model is loaded
         give = '--target "the source prompt with your edit" (one or more)'
-        tune = tune_config_alone(config)  # read already: no error left to raise here
+        tune = tune_config_alone(files)
         if tune is not None:  # its validation prompts are their tuning's samples, not edits
             _fail(
                 f"missing target prompt: {tune} is a Tune-A-Video / Video-P2P tune config, which holds no edit; give "
@@ -863,8 +861,14 @@ def _stage_command(stage: str, doc: str):
         quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.", rich_help_panel=OUT_PANEL)] = False,
     ) -> None:
         flags = {k: v for k, v in locals().items() if k not in ("video", "source", "target", "config")}
-        cfg = _build_config(video, source, target, config, **flags)
-        _execute(cfg, stage, doc, config or [])
+        from videop2p.config import read_config_files
+
+        try:  # each config file read once: its kind decides the messages below
+            files = read_config_files(config or [])
+        except ConfigError as e:
+            _fail(str(e))
+        cfg = _build_config(video, source, target, files, **flags)
+        _execute(cfg, stage, doc, files)
 
     command.__doc__ = {
         "run": "Tune, invert and edit in one go; writes edits, pictures, report and outputs.json.",

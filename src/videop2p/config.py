@@ -848,30 +848,78 @@ def is_official(data: dict) -> bool:
     return any(k in data for k in ("pretrained_model_path", "train_data", "blend_word", "is_word_swap", "image_path"))
 
 
+class ConfigKind(str, enum.Enum):
+    """What a config file holds: ours, or one of the authors' pair (decided once, by `read_config_files`)."""
+
+    OURS = "videop2p"
+    TUNE = "official tune"  # their run_tuning.py's: `train_data`
+    P2P = "official p2p"  # their run_videop2p.py's: prompts, blend words or the swap switch
+    OFFICIAL = "official"  # of their keys, but neither of the two
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A config file as read once: its path, its YAML mapping and what it holds."""
+
+    path: str | os.PathLike
+    data: dict
+    kind: ConfigKind
+
+
+def config_kind(data: dict) -> ConfigKind:
+    """The kind of a config file's mapping."""
+    if not is_official(data):
+        return ConfigKind.OURS
+    if "train_data" in data:
+        return ConfigKind.TUNE
+    if any(k in data for k in ("prompts", "blend_word", "is_word_swap")):
+        return ConfigKind.P2P
+    return ConfigKind.OFFICIAL
+
+
+def read_config_files(paths: list[str | os.PathLike | ConfigFile]) -> list[ConfigFile]:
+    """Each config file read (ConfigError: missing, unreadable, not YAML, not a mapping) with its kind;
+    files read already are kept as they are."""
+    return [p if isinstance(p, ConfigFile) else ConfigFile(p, data := load_yaml(p), config_kind(data)) for p in paths]
+
+
 def missing_tuned_model(
-    paths: list[str | os.PathLike], model: str | None, here: str | os.PathLike | None = None
+    files: list[ConfigFile], model: str | None, here: str | os.PathLike | None = None
 ) -> tuple[str | os.PathLike, str] | None:
-    """The official p2p config among the config files `paths` (its tune config not beside it) and `model`,
-    when `model` is that config's `pretrained_model_path` (the folder their tuning writes, a tune config's
-    `output_dir`) and names nothing from `here` (default: the current folder); None otherwise. A
-    hub id's form is the caller's to tell apart."""
-    datas = {path: load_yaml(path) for path in paths}
-    if not isinstance(model, str) or any("train_data" in data for data in datas.values()):
+    """The official p2p config among `files` (its tune config not beside it) and `model`, when `model` is
+    that config's `pretrained_model_path` (the folder their tuning writes, a tune config's `output_dir`),
+    names nothing from `here` (default: the current folder) and is not of a hub id's form; None otherwise."""
+    if not isinstance(model, str) or any(f.kind is ConfigKind.TUNE for f in files):
         return None
-    p2p = next((path for path, data in datas.items() if is_official(data) and "pretrained_model_path" in data), None)
-    if p2p is None or model != datas[p2p]["pretrained_model_path"]:
+    p2p = next((f for f in files if f.kind is not ConfigKind.OURS and "pretrained_model_path" in f.data), None)
+    if p2p is None or model != p2p.data["pretrained_model_path"]:
         return None
     given = Path(model).expanduser()
-    return None if (given if here is None else Path(here) / given).exists() else (p2p, model)
-
-
-def tune_config_alone(paths: list[str | os.PathLike]) -> str | os.PathLike | None:
-    """The official tune config among the config files `paths` when no official p2p config is beside it (it
-    holds no edit: its validation prompts are their tuning's samples); None otherwise."""
-    official = [(path, data) for path in paths if is_official(data := load_yaml(path))]
-    if not official or any("train_data" not in data for _, data in official):
+    if (given if here is None else Path(here) / given).exists():
         return None
-    return official[0][0]
+    from videop2p.models.loading import is_hub_id  # huggingface_hub's rule, read only for a missing folder
+
+    return None if is_hub_id(model) else (p2p.path, model)
+
+
+def missing_tuned_model_message(missing: tuple[str | os.PathLike, str], both: str, other: str) -> str:
+    """What to say of `missing_tuned_model`'s folder: how it is made here; `both` says how to give the
+    tune config with the p2p config, `other` how to name another model."""
+    p2p, model = missing
+    return (
+        f"pretrained_model_path {model!r} of {p2p} does not exist: it is the model their tuning writes; make it "
+        f"first with `videop2p tune --config TUNE.yaml` (their tune config, whose output_dir it is), {both}, or "
+        f"give {other}."
+    )
+
+
+def tune_config_alone(files: list[ConfigFile]) -> str | os.PathLike | None:
+    """The official tune config among `files` when no official p2p config is beside it (it holds no edit:
+    its validation prompts are their tuning's samples); None otherwise."""
+    official = [f for f in files if f.kind is not ConfigKind.OURS]
+    if not official or any(f.kind is not ConfigKind.TUNE for f in official):
+        return None
+    return official[0].path
 
 
 def _check_keys(data: dict, allowed: set[str], where: str) -> None:
@@ -1040,25 +1088,24 @@ def preset_config(name: Preset | str = Preset.OFFICIAL) -> RunConfig:
 
 
 def load_config(
-    paths: list[str | os.PathLike], base: RunConfig | None = None, here: str | os.PathLike | None = None
+    paths: list[str | os.PathLike | ConfigFile], base: RunConfig | None = None, here: str | os.PathLike | None = None
 ) -> RunConfig:
-    """Read one of our YAMLs, or an official tune and/or p2p YAML pair, over `base` (default: the defaults).
+    """Read one of our YAMLs, or an official tune and/or p2p YAML pair, over `base` (default: the defaults);
+    `paths` may be files `read_config_files` has read already.
 
     Relative paths are read from `here` (default: the current folder, as the authors' scripts read
     theirs); one that names nothing there but names something beside a config file is taken from there."""
-    datas = [load_yaml(p) for p in paths]
-    if any(is_official(d) for d in datas):
-        tune = next((d for d in datas if "train_data" in d), None)
-        p2p = next((d for d in datas if "prompts" in d or "blend_word" in d or "is_word_swap" in d), None)
-        others = [d for d in datas if d is not tune and d is not p2p]
-        if others:
+    files = read_config_files(paths)
+    if any(f.kind is not ConfigKind.OURS for f in files):
+        tunes, p2ps = ([f.data for f in files if f.kind is kind] for kind in (ConfigKind.TUNE, ConfigKind.P2P))
+        if len(tunes) > 1 or len(p2ps) > 1 or len(tunes) + len(p2ps) != len(files):
             raise ConfigError("Pass at most one official tune config and one official p2p config.")
-        cfg = from_official(tune, p2p, base)
-    elif len(datas) != 1:
-        raise ConfigError(f"Pass one videop2p config, got {len(datas)}.")
+        cfg = from_official(next(iter(tunes), None), next(iter(p2ps), None), base)
+    elif len(files) != 1:
+        raise ConfigError(f"Pass one videop2p config, got {len(files)}.")
     else:
-        cfg = fill_run(datas[0], "", base)
-    folders = [Path(p).resolve().parent for p in paths]
+        cfg = fill_run(files[0].data, "", base)
+    folders = [Path(f.path).resolve().parent for f in files]
     first = None if here is None else Path(here)
     cfg.video.path = _beside(cfg.video.path, folders, first)
     cfg.model, cfg.model_config = _beside(cfg.model, folders, first), _beside(cfg.model_config, folders, first)
