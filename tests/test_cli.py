@@ -332,7 +332,25 @@ def test_config_files_are_read_once_and_their_kind_decided_in_one_place(tmp_path
         load_config([files[2], files[2]])
     with pytest.raises(ConfigError, match="does not exist"):
         read_config_files([tmp_path / "gone.yaml"])
-    assert isinstance(files[0], ConfigFile)
+
+
+def test_reading_a_config_over_a_base_leaves_the_base_as_it_was(tmp_path):
+    """`load_config`, `fill_run` and `from_official` build on a copy of the `base` they are given."""
+    import copy
+
+    from videop2p.config import RunConfig, fill_run, from_official, load_config
+
+    base = RunConfig(source="a rabbit", targets=["a cat"])
+    base.tune.steps, base.edit.blend = 7, ("rabbit", "cat")
+    before = copy.deepcopy(base)
+    (tmp_path / "ours.yaml").write_text(yaml.safe_dump({"source": SRC, "tune": {"steps": 3}, "edit": {"blend": None}}))
+    cfg = load_config([tmp_path / "ours.yaml"], base)
+    assert (cfg.source, cfg.tune.steps, cfg.edit.blend, cfg.targets) == (SRC, 3, None, ["a cat"])
+    cfg = fill_run({"video": "clip.mp4", "edit": {"threshold": 0.6}}, "", base)
+    assert (cfg.video.path, cfg.edit.threshold, cfg.tune.steps) == ("clip.mp4", 0.6, 7)
+    cfg = from_official({"train_data": {"prompt": SRC, "n_sample_frames": 4}, "max_train_steps": 2}, None, base)
+    assert (cfg.source, cfg.video.frames, cfg.tune.steps) == (SRC, 4, 2)
+    assert base == before
 
 
 def _official_pair(tiny_dir, clip_dir, tmp_path, steps: int = 2) -> tuple[Path, Path, Path]:

@@ -7,6 +7,7 @@ them from here.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 import math
@@ -501,13 +502,17 @@ def path_shorthand(video: Any) -> Any:
     return {"path": video} if isinstance(video, str) else video
 
 
-def fill(cls, data: dict, where: str = "", obj: Any = None, section: str = "", root: type | None = None):
-    """Build dataclass `cls` from a dict (over `obj`'s values when given), rejecting unknown keys by name.
-    `where` prefixes every message (a batch job's name); `section` is the dotted path of `cls` inside
-    `root`, the top dataclass, where a misplaced key's own section is looked for."""
+def fill(cls, data: dict, where: str = "", obj: Any = None):
+    """Build dataclass `cls` from a dict (over a copy of `obj`'s values when given; `obj` itself is left as
+    it is), rejecting unknown keys by name. `where` prefixes every message (a batch job's name)."""
+    return _fill_into(cls() if obj is None else copy.deepcopy(obj), data, where, "", cls)
+
+
+def _fill_into(obj: Any, data: dict, where: str, section: str, root: type):
+    """`fill`'s work on `obj`, in place; `section` is the dotted path of `obj` inside `root`, the top
+    dataclass, where a misplaced key's own section is looked for."""
+    cls = type(obj)
     names = {f.name for f in dataclasses.fields(cls)}
-    obj = cls() if obj is None else obj
-    root = cls if root is None else root
     for key, value in (data or {}).items():
         if key not in names:
             raise ConfigError(f"{where}{_unknown_key(key, section, sorted(names), root)}")
@@ -515,7 +520,7 @@ def fill(cls, data: dict, where: str = "", obj: Any = None, section: str = "", r
         if dataclasses.is_dataclass(sub):
             value = path_shorthand(value) if isinstance(sub, VideoConfig) else value
             mapping = _mapping(value, f"{where}{section}{key}")
-            setattr(obj, key, fill(type(sub), mapping, where, sub, f"{section}{key}.", root))
+            setattr(obj, key, _fill_into(sub, mapping, where, f"{section}{key}.", root))
             continue
         try:
             setattr(obj, key, _coerce(cls, key, value))
@@ -951,8 +956,8 @@ def _official_number(value: Any, key: str) -> float:
 
 
 def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = None) -> RunConfig:
-    """Translate the official tune and p2p YAMLs (either or both) into a RunConfig."""
-    cfg = base or RunConfig()
+    """Translate the official tune and p2p YAMLs (either or both) into a RunConfig, over a copy of `base`."""
+    cfg = RunConfig() if base is None else copy.deepcopy(base)
     if tune:
         _check_keys(tune, _OFFICIAL_TUNE, "")
         td = _mapping(tune.get("train_data", {}) or {}, "train_data")
