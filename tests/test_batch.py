@@ -1,3 +1,4 @@
+import copy
 import json
 import os
 import sys
@@ -78,7 +79,10 @@ def _statuses(results):
 def local_run(jobs_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("local")
     jobs, ws = load_jobs(jobs_file, out=str(out / "outputs"), workspace=str(out / "ws"))
-    return out, jobs, ws, run_batch(jobs, ws)
+    given = copy.deepcopy(jobs)
+    results = run_batch(jobs, ws)  # quiet, as BatchSettings' default asks, on its own copies of the jobs
+    assert jobs == given and not any(job.config.quiet for job in jobs)
+    return out, jobs, ws, results
 
 
 def test_jobs_file_groups_by_clip_and_resolves_paths_beside_the_file(jobs_file):

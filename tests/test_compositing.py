@@ -1,5 +1,6 @@
 """Edits at the input's resolution, frame rate and sound."""
 
+import copy
 from fractions import Fraction
 
 import av
@@ -168,7 +169,9 @@ def test_a_run_on_a_larger_clip_with_sound_writes_the_edit_at_its_size_rate_and_
     blend = EditConfig(blend=("square", "square"), blend_start=0.0, threshold=0.6, progress=False)
     src, tgt = "a red square moving on the grass", "a blue square moving on the grass"
     cfg = _quick_run(tmp_path / "in.mp4", 6, src, tgt, tmp_path / "out", blend)
+    given = copy.deepcopy(cfg)
     manifest = VideoP2P(tiny).run(cfg)
+    assert cfg == given  # the run works on its own copy of the settings
     assert manifest["output_size"] == [64, 48] and manifest["audio"] and manifest["fps"] == 25
     with av.open(str(tmp_path / "out" / "edit_1.mp4")) as c:
         v = c.streams.video[0]

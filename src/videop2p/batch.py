@@ -18,7 +18,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -485,8 +485,7 @@ def run_batch(jobs: list[Job], workspace: Path, settings: BatchSettings | None =
     """Run every job with the chosen executor; results in job order."""
     settings = settings or BatchSettings()
     executor = Executor(settings.executor)  # the enum or its name
-    for job in jobs:
-        job.config.quiet = settings.quiet
+    jobs = [replace(job, config=replace(job.config, quiet=settings.quiet)) for job in jobs]  # the caller's stay
     run = _EXECUTORS[executor]
     if executor is Executor.RAY:
         import_ray()  # fail before any work when Ray is missing, or no cluster is at the address

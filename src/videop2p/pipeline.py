@@ -597,13 +597,14 @@ class VideoP2P:
         if isinstance(cfg, dict):
             cfg = fill_run(cfg)
         self.check_inputs(cfg)
+        progress = not cfg.quiet  # the stages' bars, on copies of their settings (the caller's stay as they are)
         cfg = dataclasses.replace(  # the workspace it ran in, so that `--config OUT/config.yaml` reuses its work
             cfg,
-            tune=cfg.tune.resolved(pretuned=self.components.video is not None),
+            tune=dataclasses.replace(cfg.tune.resolved(pretuned=self.components.video is not None), progress=progress),
+            inversion=dataclasses.replace(cfg.inversion, progress=progress),
+            edit=dataclasses.replace(cfg.edit, progress=progress),
             workspace=str(self.workspace.root) if self.workspace is not None else None,
         )
-        progress = not cfg.quiet
-        cfg.tune.progress = cfg.inversion.progress = cfg.edit.progress = progress
         started = time.perf_counter()
         clip = self.load_clip(cfg.video)
         check_memory_for_clips(len(clip.frames), clip.size, len(cfg.targets), free_memory())  # before tuning
