@@ -153,6 +153,26 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
     raw_jobs = data.get("jobs")
     if not isinstance(raw_jobs, list) or not raw_jobs:
         raise BatchError(f"{path} needs a non-empty list under 'jobs', got {raw_jobs!r}.")
+    out_root, ws_root = _batch_folders(path, data, out, workspace)
+    defaults = _batch_defaults(path, data)
+    jobs, names = [], set()
+    for i, raw in enumerate(raw_jobs):
+        if not isinstance(raw, dict):
+            raise BatchError(f"jobs[{i}] in {path} must be a mapping, got {raw!r}.")
+        raw = dict(raw)
+        name = str(raw.pop("name", f"job-{i + 1}"))
+        if name in names or not name or "/" in name:
+            raise BatchError(f"jobs[{i}]: name {name!r} must be unique, non-empty and without '/'.")
+        names.add(name)
+        cfg = _job_config(raw, defaults, path.resolve().parent, f"jobs[{i}] ({name})")
+        cfg.out, cfg.workspace = str(out_root / name), str(ws_root)
+        jobs.append(Job(name, cfg))
+    return jobs, ws_root
+
+
+def _batch_folders(path: Path, data: dict, out: str | None, workspace: str | None) -> tuple[Path, Path]:
+    """The jobs' output and workspace roots: as given (from the current folder), else as the jobs file
+    says (from its folder), else `<its name>-outputs` beside it with the workspace in it."""
     for key in ("out", "workspace"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise BatchError(f"'{key}' in {path} must be a folder path, got {data[key]!r}.")
@@ -167,70 +187,69 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
         check_folder("workspace", ws_root, "to keep tuned clips in")
     except ValueError as e:
         raise BatchError(str(e)) from None
+    return out_root, ws_root
+
+
+def _batch_defaults(path: Path, data: dict) -> dict:
+    """The jobs file's `defaults`, checked where they are written, not in the first job that inherits them."""
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise BatchError(f"'defaults' in {path} must be a mapping of run settings, got {defaults!r}.")
     if "video" in defaults:
         defaults = {**defaults, "video": path_shorthand(defaults["video"])}
-    try:  # a bad default is named where it is written, not in the first job that inherits it
+    try:
         fill_run(defaults, "defaults: ")
     except (ConfigError, OptionError) as e:
         raise BatchError(f"defaults: {e.option} {e.reason}" if isinstance(e, OptionError) else str(e)) from None
-    jobs, names = [], set()
-    for i, raw in enumerate(raw_jobs):
-        if not isinstance(raw, dict):
-            raise BatchError(f"jobs[{i}] in {path} must be a mapping, got {raw!r}.")
-        raw = dict(raw)
-        name = str(raw.pop("name", f"job-{i + 1}"))
-        if name in names or not name or "/" in name:
-            raise BatchError(f"jobs[{i}]: name {name!r} must be unique, non-empty and without '/'.")
-        names.add(name)
-        if "video" in raw:
-            raw["video"] = path_shorthand(raw["video"])
-        configs = _config_files(raw.pop("config", None), here, f"jobs[{i}] ({name})")
-        merged = _merge(defaults, raw)
-        if "out" in merged or "workspace" in merged:
-            raise BatchError(f"jobs[{i}] ({name}): 'out' and 'workspace' are set for the whole batch, not per job.")
-        try:
-            base = None
-            try:  # the job's config files, under the defaults and its own keys (as under `run`'s flags)
-                files = read_config_files(configs)
-                if files:
-                    base = load_config(files, None, here)
-            except ConfigError as e:
-                raise BatchError(f"jobs[{i}] ({name}): {e}") from None
-            cfg = fill_run(merged, f"jobs[{i}] ({name}): ", base)
-            validate(cfg)
-        except OptionError as e:
-            raise BatchError(f"jobs[{i}] ({name}): {e.option} {e.reason}") from None
-        except ConfigError as e:
-            raise BatchError(str(e)) from None
-        if not cfg.video.path or not cfg.source or not cfg.targets:
-            alone = tune_config_alone(files)
-            their = (
-                f" ({alone} is an official tune config, which holds no edit: give its p2p config too)" if alone else ""
-            )
-            raise BatchError(
-                f"jobs[{i}] ({name}) needs video, source and targets{their}; got {cfg.video.path!r}, "
-                f"{cfg.source!r}, {cfg.targets!r}."
-            )
-        cfg.video.path = str(_resolve(cfg.video.path, here))
-        missing = missing_tuned_model(files, cfg.model, here)
-        if missing is not None:
-            both = "give their tune config beside it (`config: [TUNE.yaml, P2P.yaml]`)"
-            raise BatchError(f"jobs[{i}] ({name}): {missing_tuned_model_message(missing, both, 'another `model`')}")
-        if cfg.model and (here / cfg.model).exists():  # a folder beside the file; otherwise a hub id
-            cfg.model = str(_resolve(cfg.model, here))
-        if cfg.vae and (here / cfg.vae).exists():  # likewise
-            cfg.vae = str(_resolve(cfg.vae, here))
-        if cfg.save_tuned:  # a folder to write, as `out`: relative to the jobs file
-            cfg.save_tuned = str(_resolve(cfg.save_tuned, here))
-        for key in ADAPTER_FILES:  # LoRA and embedding files beside the jobs file
-            setattr(cfg, key, {str(_resolve(path, here)): value for path, value in getattr(cfg, key).items()})
-        cfg.out = str(out_root / name)
-        cfg.workspace = str(ws_root)
-        jobs.append(Job(name, cfg))
-    return jobs, ws_root
+    return defaults
+
+
+def _job_config(raw: dict, defaults: dict, here: Path, where: str) -> RunConfig:
+    """A job's settings (`raw`, its keys but its name): its config files, under the defaults and its own
+    keys (as under `run`'s flags), validated, its paths made absolute from `here`, the jobs file's folder."""
+    keys = {key: path_shorthand(value) if key == "video" else value for key, value in raw.items() if key != "config"}
+    configs = _config_files(raw.get("config"), here, where)
+    merged = _merge(defaults, keys)
+    if "out" in merged or "workspace" in merged:
+        raise BatchError(f"{where}: 'out' and 'workspace' are set for the whole batch, not per job.")
+    try:
+        files = read_config_files(configs)
+        base = load_config(files, None, here) if files else None
+    except ConfigError as e:
+        raise BatchError(f"{where}: {e}") from None
+    try:
+        cfg = fill_run(merged, f"{where}: ", base)
+        validate(cfg)
+    except OptionError as e:
+        raise BatchError(f"{where}: {e.option} {e.reason}") from None
+    except ConfigError as e:  # named where it is by `fill_run`
+        raise BatchError(str(e)) from None
+    if not cfg.video.path or not cfg.source or not cfg.targets:
+        alone = tune_config_alone(files)
+        their = f" ({alone} is an official tune config, which holds no edit: give its p2p config too)" if alone else ""
+        raise BatchError(
+            f"{where} needs video, source and targets{their}; got {cfg.video.path!r}, {cfg.source!r}, {cfg.targets!r}."
+        )
+    missing = missing_tuned_model(files, cfg.model, here)
+    if missing is not None:
+        both = "give their tune config beside it (`config: [TUNE.yaml, P2P.yaml]`)"
+        raise BatchError(f"{where}: {missing_tuned_model_message(missing, both, 'another `model`')}")
+    _resolve_job_paths(cfg, here)
+    return cfg
+
+
+def _resolve_job_paths(cfg: RunConfig, here: Path) -> None:
+    """A job's paths made absolute from `here`, the jobs file's folder: the clip, a model or VAE folder
+    beside it (otherwise a hub id), the tuned folder to write, LoRA and embedding files."""
+    cfg.video.path = str(_resolve(cfg.video.path, here))
+    if cfg.model and (here / cfg.model).exists():
+        cfg.model = str(_resolve(cfg.model, here))
+    if cfg.vae and (here / cfg.vae).exists():
+        cfg.vae = str(_resolve(cfg.vae, here))
+    if cfg.save_tuned:  # a folder to write, as `out`: relative to the jobs file
+        cfg.save_tuned = str(_resolve(cfg.save_tuned, here))
+    for key in ADAPTER_FILES:
+        setattr(cfg, key, {str(_resolve(path, here)): value for path, value in getattr(cfg, key).items()})
 
 
 def group_jobs(jobs: list[Job]) -> list[list[Job]]:

@@ -959,109 +959,124 @@ def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = 
     """Translate the official tune and p2p YAMLs (either or both) into a RunConfig, over a copy of `base`."""
     cfg = RunConfig() if base is None else copy.deepcopy(base)
     if tune:
-        _check_keys(tune, _OFFICIAL_TUNE, "")
-        td = _mapping(tune.get("train_data", {}) or {}, "train_data")
-        _check_keys(td, _OFFICIAL_TRAIN_DATA, "train_data.")
-        mods = {str(m) for m in _list(tune.get("trainable_modules", sorted(_OFFICIAL_TRAINABLE)), "trainable_modules")}
-        if mods != _OFFICIAL_TRAINABLE:
-            raise ConfigError(
-                f"trainable_modules {sorted(mods)} differ from the supported set {sorted(_OFFICIAL_TRAINABLE)}."
-            )
-        cfg.video.path = td.get("video_path", cfg.video.path)
-        cfg.source = td.get("prompt", cfg.source)
-        cfg.video.frames = td.get("n_sample_frames", cfg.video.frames)
-        cfg.video.width = td.get("width", cfg.video.width)
-        cfg.video.height = td.get("height", cfg.video.height)
-        cfg.video.start = td.get("sample_start_idx", cfg.video.start)
-        cfg.video.stride = td.get("sample_frame_rate", cfg.video.stride)
-        lr = tune.get("learning_rate", cfg.tune.lr)
-        cfg.tune.lr = _official_number(lr, "learning_rate")
-        cfg.tune.steps = tune.get("max_train_steps", cfg.tune.steps)
-        # their `main` takes None for both: no seed (here, the default one), no mixed precision
-        cfg.tune.seed = cfg.tune.seed if tune.get("seed") is None else tune["seed"]
-        cfg.tune.mixed_precision = tune.get("mixed_precision", cfg.tune.mixed_precision) or "no"
-        cfg.tune.gradient_checkpointing = tune.get("gradient_checkpointing", cfg.tune.gradient_checkpointing)
-        if "max_grad_norm" in tune:
-            cfg.tune.max_grad_norm = _official_number(tune["max_grad_norm"], "max_grad_norm")
-        for key, value in _OFFICIAL_FIXED.items():
-            given = tune.get(key, value)
-            same = given == value if isinstance(value, str | bool) else _official_number(given, key) == value
-            if not same:
-                raise ConfigError(
-                    f"{key}: {given!r} is not supported; the tuning here uses {value!r} (the official default)."
-                )
-        cfg.model = tune.get("pretrained_model_path", cfg.model)
-        if "output_dir" in tune:  # where their run_tuning.py writes the tuned model, which their p2p config loads
-            cfg.save_tuned = tune["output_dir"]
+        _read_official_tune(cfg, tune)
     if p2p:
-        _check_keys(p2p, _OFFICIAL_P2P, "")
-        if tune and p2p.get("prompt") and cfg.source and p2p["prompt"] != cfg.source:
-            raise ConfigError(
-                f"prompt {p2p['prompt']!r} of the p2p config contradicts train_data.prompt {cfg.source!r}."
-            )
-        cfg.source = p2p.get("prompt", cfg.source)
-        prompts = _list(p2p.get("prompts", []), "prompts")
-        if prompts:
-            if prompts[0] != cfg.source:
-                raise ConfigError(
-                    f"prompts[0] {prompts[0]!r} must equal prompt {cfg.source!r} (the official source-first convention)."
-                )
-            cfg.targets = prompts[1:]
-        image, tuned = p2p.get("image_path"), cfg.video.path if tune else None
-        if _other_paths(image, tuned):
-            raise ConfigError(
-                f"image_path {image!r} of the p2p config contradicts train_data.video_path {tuned!r}: "
-                "here the clip tuned on is the clip edited; give one."
-            )
-        cfg.video.path = cfg.video.path or p2p.get("image_path", "")
-        if "blend_word" in p2p and p2p["blend_word"]:
-            bw = _list(p2p["blend_word"], "blend_word")
-            if len(bw) != 2:
-                raise ConfigError(f"blend_word needs two words, got {bw!r}.")
-            cfg.edit.blend = (bw[0], bw[1])
-        eq = p2p.get("eq_params")
-        if eq:
-            eq = _mapping(eq, "eq_params")
-            words = _list(eq.get("words", []), "eq_params.words")
-            values = _list(eq.get("values", []), "eq_params.values")
-            if len(words) != len(values):
-                raise ConfigError(f"eq_params has {len(words)} words but {len(values)} values.")
-            if len(set(words)) != len(words):
-                raise ConfigError(f"eq_params.words {words!r} names a word twice; give each word once.")
-            cfg.edit.reweight = {w: _official_number(v, "eq_params.values") for w, v in zip(words, values, strict=True)}
-        if "is_word_swap" in p2p:
-            _bool_ok(None, "is_word_swap", p2p["is_word_swap"])
-            cfg.edit.mode = EditMode.SWAP if p2p["is_word_swap"] else EditMode.REFINE
-        if "cross_replace_steps" in p2p:
-            v = p2p["cross_replace_steps"]
-            # A per-word mapping is prompt-to-prompt's (`get_time_words_attention_alpha`): without its
-            # "default_", every other word keeps the source's maps for all the steps, (0, 1).
-            cfg.edit.cross_replace = v.get("default_", (0.0, 1.0)) if isinstance(v, dict) else v
-            if isinstance(v, dict):
-                cfg.edit.cross_replace_words = {k: x for k, x in v.items() if k != "default_"}
-        if "self_replace_steps" in p2p:
-            cfg.edit.self_replace = p2p["self_replace_steps"]
-        if p2p.get("fast"):
-            cfg.inversion.method = InversionMethod.FAST
-        if "video_len" in p2p:  # the frames their editing reads; here one selection is tuned and edited
-            train = (tune or {}).get("train_data") or {}
-            if "n_sample_frames" in train and train["n_sample_frames"] != p2p["video_len"]:
-                raise ConfigError(
-                    f"video_len {p2p['video_len']!r} of the p2p config differs from train_data.n_sample_frames "
-                    f"{train['n_sample_frames']!r}: here the frames tuned on are the frames edited; give one number."
-                )
-            cfg.video.frames = p2p["video_len"]
-        if "mixed_precision" in p2p:  # their editing casts the whole model to it
-            precision = p2p["mixed_precision"]
-            if not isinstance(precision, str) or precision not in _OFFICIAL_EDIT_DTYPES:
-                raise ConfigError(
-                    f"mixed_precision {precision!r} of the p2p config is not one of {', '.join(_OFFICIAL_EDIT_DTYPES)}."
-                )
-            cfg.dtype = _OFFICIAL_EDIT_DTYPES[precision]
-        if not tune and p2p.get("pretrained_model_path"):
-            cfg.model = p2p["pretrained_model_path"]
+        _read_official_p2p(cfg, p2p, tune)
     cfg.out = _official_results(tune, p2p, cfg.out)
     return cfg
+
+
+def _read_official_tune(cfg: RunConfig, tune: dict) -> None:
+    """Their run_tuning.py's config into `cfg`: the clip, its prompt, the tuning and where it is written."""
+    _check_keys(tune, _OFFICIAL_TUNE, "")
+    td = _mapping(tune.get("train_data", {}) or {}, "train_data")
+    _check_keys(td, _OFFICIAL_TRAIN_DATA, "train_data.")
+    mods = {str(m) for m in _list(tune.get("trainable_modules", sorted(_OFFICIAL_TRAINABLE)), "trainable_modules")}
+    if mods != _OFFICIAL_TRAINABLE:
+        raise ConfigError(
+            f"trainable_modules {sorted(mods)} differ from the supported set {sorted(_OFFICIAL_TRAINABLE)}."
+        )
+    cfg.video.path = td.get("video_path", cfg.video.path)
+    cfg.source = td.get("prompt", cfg.source)
+    cfg.video.frames = td.get("n_sample_frames", cfg.video.frames)
+    cfg.video.width = td.get("width", cfg.video.width)
+    cfg.video.height = td.get("height", cfg.video.height)
+    cfg.video.start = td.get("sample_start_idx", cfg.video.start)
+    cfg.video.stride = td.get("sample_frame_rate", cfg.video.stride)
+    lr = tune.get("learning_rate", cfg.tune.lr)
+    cfg.tune.lr = _official_number(lr, "learning_rate")
+    cfg.tune.steps = tune.get("max_train_steps", cfg.tune.steps)
+    # their `main` takes None for both: no seed (here, the default one), no mixed precision
+    cfg.tune.seed = cfg.tune.seed if tune.get("seed") is None else tune["seed"]
+    cfg.tune.mixed_precision = tune.get("mixed_precision", cfg.tune.mixed_precision) or "no"
+    cfg.tune.gradient_checkpointing = tune.get("gradient_checkpointing", cfg.tune.gradient_checkpointing)
+    if "max_grad_norm" in tune:
+        cfg.tune.max_grad_norm = _official_number(tune["max_grad_norm"], "max_grad_norm")
+    for key, value in _OFFICIAL_FIXED.items():
+        given = tune.get(key, value)
+        same = given == value if isinstance(value, str | bool) else _official_number(given, key) == value
+        if not same:
+            raise ConfigError(
+                f"{key}: {given!r} is not supported; the tuning here uses {value!r} (the official default)."
+            )
+    cfg.model = tune.get("pretrained_model_path", cfg.model)
+    if "output_dir" in tune:  # where their run_tuning.py writes the tuned model, which their p2p config loads
+        cfg.save_tuned = tune["output_dir"]
+
+
+def _read_official_p2p(cfg: RunConfig, p2p: dict, tune: dict | None) -> None:
+    """Their run_videop2p.py's config into `cfg` (read after `tune`, their tune config, when given): the
+    prompts, the edit, the inversion mode, the frames and precision, the model."""
+    _check_keys(p2p, _OFFICIAL_P2P, "")
+    if tune and p2p.get("prompt") and cfg.source and p2p["prompt"] != cfg.source:
+        raise ConfigError(f"prompt {p2p['prompt']!r} of the p2p config contradicts train_data.prompt {cfg.source!r}.")
+    cfg.source = p2p.get("prompt", cfg.source)
+    prompts = _list(p2p.get("prompts", []), "prompts")
+    if prompts:
+        if prompts[0] != cfg.source:
+            raise ConfigError(
+                f"prompts[0] {prompts[0]!r} must equal prompt {cfg.source!r} (the official source-first convention)."
+            )
+        cfg.targets = prompts[1:]
+    image, tuned = p2p.get("image_path"), cfg.video.path if tune else None
+    if _other_paths(image, tuned):
+        raise ConfigError(
+            f"image_path {image!r} of the p2p config contradicts train_data.video_path {tuned!r}: "
+            "here the clip tuned on is the clip edited; give one."
+        )
+    cfg.video.path = cfg.video.path or p2p.get("image_path", "")
+    _read_official_edit(cfg.edit, p2p)
+    if p2p.get("fast"):
+        cfg.inversion.method = InversionMethod.FAST
+    if "video_len" in p2p:  # the frames their editing reads; here one selection is tuned and edited
+        train = (tune or {}).get("train_data") or {}
+        if "n_sample_frames" in train and train["n_sample_frames"] != p2p["video_len"]:
+            raise ConfigError(
+                f"video_len {p2p['video_len']!r} of the p2p config differs from train_data.n_sample_frames "
+                f"{train['n_sample_frames']!r}: here the frames tuned on are the frames edited; give one number."
+            )
+        cfg.video.frames = p2p["video_len"]
+    if "mixed_precision" in p2p:  # their editing casts the whole model to it
+        precision = p2p["mixed_precision"]
+        if not isinstance(precision, str) or precision not in _OFFICIAL_EDIT_DTYPES:
+            raise ConfigError(
+                f"mixed_precision {precision!r} of the p2p config is not one of {', '.join(_OFFICIAL_EDIT_DTYPES)}."
+            )
+        cfg.dtype = _OFFICIAL_EDIT_DTYPES[precision]
+    if not tune and p2p.get("pretrained_model_path"):
+        cfg.model = p2p["pretrained_model_path"]
+
+
+def _read_official_edit(edit: EditConfig, p2p: dict) -> None:
+    """The edit of their p2p config into `edit`: blend words, reweighting (`eq_params`), swap or
+    refinement, and the two replacement windows (prompt-to-prompt's per-word mapping too)."""
+    if "blend_word" in p2p and p2p["blend_word"]:
+        bw = _list(p2p["blend_word"], "blend_word")
+        if len(bw) != 2:
+            raise ConfigError(f"blend_word needs two words, got {bw!r}.")
+        edit.blend = (bw[0], bw[1])
+    eq = p2p.get("eq_params")
+    if eq:
+        eq = _mapping(eq, "eq_params")
+        words = _list(eq.get("words", []), "eq_params.words")
+        values = _list(eq.get("values", []), "eq_params.values")
+        if len(words) != len(values):
+            raise ConfigError(f"eq_params has {len(words)} words but {len(values)} values.")
+        if len(set(words)) != len(words):
+            raise ConfigError(f"eq_params.words {words!r} names a word twice; give each word once.")
+        edit.reweight = {w: _official_number(v, "eq_params.values") for w, v in zip(words, values, strict=True)}
+    if "is_word_swap" in p2p:
+        _bool_ok(None, "is_word_swap", p2p["is_word_swap"])
+        edit.mode = EditMode.SWAP if p2p["is_word_swap"] else EditMode.REFINE
+    if "cross_replace_steps" in p2p:
+        v = p2p["cross_replace_steps"]
+        # A per-word mapping is prompt-to-prompt's (`get_time_words_attention_alpha`): without its
+        # "default_", every other word keeps the source's maps for all the steps, (0, 1).
+        edit.cross_replace = v.get("default_", (0.0, 1.0)) if isinstance(v, dict) else v
+        if isinstance(v, dict):
+            edit.cross_replace_words = {k: x for k, x in v.items() if k != "default_"}
+    if "self_replace_steps" in p2p:
+        edit.self_replace = p2p["self_replace_steps"]
 
 
 def _other_paths(a: Any, b: Any) -> bool:
