@@ -751,3 +751,66 @@ def test_a_folder_of_frames_is_given_its_frame_rate_and_a_video_keeps_its_own(tm
             check()
     with pytest.raises(VideoError, match="does not exist"):  # what is missing is named as missing
         check_video(tmp_path / "missing.mp4", fps=24.0)
+
+
+def _rgba_clip(n: int = 4, h: int = 32, w: int = 48) -> np.ndarray:
+    """(F, H, W, 4) frames: a red square, opaque, with a half-transparent edge, over green that is wholly
+    transparent (the colour a transparent clip keeps under its alpha is no part of the picture)."""
+    frames = np.zeros((n, h, w, 4), dtype=np.uint8)
+    frames[..., 1] = 200  # green, alpha 0
+    for i in range(n):
+        frames[i, 8:24, 8 + 2 * i : 24 + 2 * i] = (220, 30, 0, 255)
+        frames[i, 8:24, 20 + 2 * i : 24 + 2 * i, 3] = 128
+    return frames
+
+
+def _encode_rgba(frames: np.ndarray, path, codec: str, pix_fmt: str) -> None:
+    with av.open(str(path), "w") as c:
+        stream = c.add_stream(codec, rate=8)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgba")):
+                c.mux(packet)
+        for packet in stream.encode():
+            c.mux(packet)
+
+
+def test_over_black_is_what_pillow_makes_of_a_picture_with_alpha():
+    from videop2p.io.video import over_black
+
+    rgba = np.random.default_rng(0).integers(0, 256, size=(16, 16, 4), dtype=np.uint8)
+    pillow = Image.alpha_composite(Image.new("RGBA", (16, 16), (0, 0, 0, 255)), Image.fromarray(rgba))
+    assert np.array_equal(over_black(rgba), np.asarray(pillow.convert("RGB")))
+    deep = over_black(rgba.astype(np.uint16) * 257)  # the same picture at 16 bits, finer
+    assert deep.dtype == np.uint16 and np.abs(np.rint(deep / 257) - over_black(rgba)).max() <= 1
+    assert over_black(np.array([[[65535, 1000, 0, 65535]]], dtype=np.uint16)).tolist() == [[[65535, 1000, 0]]]
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "pix_fmt", "exact"),
+    [
+        ("lossless.mov", "png", "rgba", True),  # PNG in a MOV: what a folder of the same PNGs reads, to the bit
+        ("alpha.mkv", "ffv1", "yuva420p", False),
+        ("alpha.webm", "libvpx-vp9", "yuva420p", False),  # FFmpeg's VP9 decoder leaves its alpha out
+        ("prores4444.mov", "prores_ks", "yuva444p10le", False),  # deep: read at 16 bits, then rounded
+    ],
+)
+def test_a_video_with_alpha_reads_composited_over_black_as_pictures_with_alpha_do(
+    tmp_path, name, codec, pix_fmt, exact
+):
+    from videop2p.io.video import probe_video
+
+    rgba = _rgba_clip()
+    _encode_rgba(rgba, tmp_path / name, codec, pix_fmt)
+    (tmp_path / "pngs").mkdir()
+    for k, frame in enumerate(rgba, start=1):
+        Image.fromarray(frame).save(tmp_path / "pngs" / f"{k}.png")
+    pictures = read_video(tmp_path / "pngs").frames
+    assert pictures[:, 0, 0].max() == 0  # the transparent green is black, as Pillow composites it
+    video = read_video(tmp_path / name).frames
+    if exact:
+        assert np.array_equal(video, pictures)
+    else:  # a lossy or chroma-subsampled codec: within its own error, and never the green it stored
+        assert np.abs(video.astype(int) - pictures).mean() < 3 and video[..., 1].max() < 60
+    (note,) = probe_video(tmp_path / name).conversions
+    assert "alpha channel" in note and "composited over black" in note and "opaque" in note

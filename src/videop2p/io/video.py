@@ -51,6 +51,7 @@ FULL_RANGE = 2  # FFmpeg's number of the full (JPEG, 0-255) range
 PREVIEW_MIN_WIDTH = 128  # pixels: a narrower tile of a preview (side by side, mask overlay) is enlarged
 HDR_TRANSFERS = {PQ: "PQ, SMPTE ST 2084", HLG: "HLG, ARIB STD-B67"}  # the transfers read tone-mapped (`hdr`)
 INTERLACED = {2, 3, 4, 5}  # FFmpeg's field orders of interlaced video (top or bottom field first)
+VP9_ALPHA = "libvpx-vp9"  # the decoder of a VP9 stream with alpha (`_decoded`)
 
 
 class VideoError(ValueError):
@@ -546,6 +547,7 @@ class _Showing:
     to_sdr: Callable[[np.ndarray], np.ndarray] | None = field(default=None, compare=False)  # ... by this
     size: tuple[int, int] | None = None  # (width, height) its first frame is shown at: a later frame of another
     # size (a stream joined from parts) is scaled to it, as FFmpeg's scaler does
+    alpha: bool = False  # its frames carry an alpha plane, composited over black (`_display_rgb`)
 
 
 def _showing(stream, first: av.VideoFrame) -> _Showing:
@@ -558,7 +560,21 @@ def _showing(stream, first: av.VideoFrame) -> _Showing:
     else:  # deep SDR is read at 16 bits and rounded: FFmpeg's 8-bit RGB of 10-bit YUV is up to 4 levels off
         deep = DEEP_SDR if _deep_format(first.format.name) else None
     to_sdr = to_sdr_converter(deep) if deep is not None else None  # an HDR clip's tables once a clip
-    return _Showing(sar, deep, to_sdr, _upright_size(first, sar))
+    return _Showing(sar, deep, to_sdr, _upright_size(first, sar), _has_alpha(first))
+
+
+def _has_alpha(frame: av.VideoFrame) -> bool:
+    """Whether a decoded frame carries an alpha plane (ProRes 4444, FFV1, PNG or QuickTime Animation in a
+    MOV, VP9 with alpha read by libvpx: `_decoded`)."""
+    return any(component.is_alpha for component in frame.format.components)
+
+
+def over_black(rgba: np.ndarray) -> np.ndarray:
+    """(H, W, 4) uint8 or uint16 colour and alpha composited over opaque black, (H, W, 3) of the same
+    type: each colour times its alpha, rounded (what Pillow's `alpha_composite` makes of a picture)."""
+    top = np.iinfo(rgba.dtype).max
+    wide = np.uint16 if rgba.dtype == np.uint8 else np.uint32  # holds top * top + top // 2
+    return ((rgba[..., :3].astype(wide) * rgba[..., 3:] + top // 2) // top).astype(rgba.dtype)
 
 
 def _read_size(frame: av.VideoFrame, showing: _Showing, small: tuple[int, int] | None) -> dict:
@@ -588,11 +604,13 @@ def _display_rgb(
     smaller where it is to be resized to `small` (`_read_size`); a frame of a deep stream (`showing.deep`)
     read at 16 bits, then tone-mapped from an HDR stream's peak (`hdr.hdr_to_sdr`) or rounded to 8 bits,
     or with `signal` left in its own form: R'G'B' (H, W, 3) uint16 (HDR: BT.2020, its transfer)."""
-    read, deep = _read_size(frame, showing, small), showing.deep
+    read, deep, alpha = _read_size(frame, showing, small), showing.deep, _has_alpha(frame)
     if deep is not None:
-        rgb = frame.to_ndarray(format="rgb48le", **_source_colour(frame, hdr=deep.hdr), **read)
+        rgb = frame.to_ndarray(format="rgba64le" if alpha else "rgb48le", **_source_colour(frame, hdr=deep.hdr), **read)
+        rgb = over_black(rgb) if alpha else rgb  # as a picture with alpha is read (`_to_rgb`)
         return rgb if signal else showing.to_sdr(rgb)
-    return frame.to_ndarray(format="rgb24", **_source_colour(frame, hdr=False), **read)
+    rgb = frame.to_ndarray(format="rgba" if alpha else "rgb24", **_source_colour(frame, hdr=False), **read)
+    return over_black(rgb) if alpha else rgb
 
 
 def _resampled(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -721,11 +739,26 @@ def _progressive(stream, frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFr
     yield from _pulled(graph)
 
 
+def _decoded(container, stream) -> Iterator[av.VideoFrame]:
+    """A video stream's decoded frames; a VP9 stream with alpha (WebM's `ALPHA_MODE`) by libvpx's decoder
+    where this FFmpeg has it, which reads the alpha plane that FFmpeg's own VP9 decoder leaves out."""
+    if (
+        stream.codec_context.name != "vp9"
+        or stream.metadata.get("alpha_mode") != "1"
+        or VP9_ALPHA not in av.codecs_available
+    ):
+        yield from container.decode(stream)
+        return
+    decoder = av.CodecContext.create(VP9_ALPHA, "r")
+    for packet in container.demux(stream):
+        yield from decoder.decode(packet if packet.size else None)  # the last, empty packet flushes it
+
+
 def _frames_until(container, wanted: range | None) -> Iterator[tuple[int, av.VideoFrame]]:
     """The decoded (`_progressive`) frames of a container's first video stream with their index, up to the
     last `wanted` one (decoding stops there)."""
     stream = container.streams.video[0]
-    for i, frame in enumerate(_progressive(stream, container.decode(stream))):
+    for i, frame in enumerate(_progressive(stream, _decoded(container, stream))):
         yield i, frame
         if wanted is not None and len(wanted) and i >= wanted[-1]:
             return
@@ -1010,6 +1043,11 @@ def _conversions(path: Path, stream, showing: _Showing) -> tuple[str, ...]:
     codec, said = stream.codec_context, []
     if showing.deep is not None and showing.deep.hdr:
         said.append(_hdr_conversion(path, showing.deep))
+    if showing.alpha:
+        said.append(
+            f"{path} has an alpha channel: its frames are read composited over black, as pictures with alpha are, "
+            "and the edit is opaque."
+        )
     if codec.field_order in INTERLACED:
         said.append(
             f"{path} is interlaced (two fields in each frame): it is deinterlaced as it is read (FFmpeg's yadif, "
