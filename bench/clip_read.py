@@ -2,8 +2,8 @@
 
 Writes a clip of `--frames` frames at `--size` (a diagonal gradient with noise): a lossless FFV1 video,
 8-bit or 10-bit BT.709 SDR, 10-bit BT.2020 HLG as phones record HDR, a folder of JPEG frames (quality 92),
-or a folder of OpenEXR frames (half floats, ZIP in blocks of 16 lines, as a VFX plate's; read as HDR),
-then reads it for `--work` two ways: each frame converted to RGB whole (and tone-mapped whole, for HLG)
+a folder of OpenEXR frames (half floats, ZIP in blocks of 16 lines, as a VFX plate's; read as HDR), or
+ProRes 4444 in a MOV with an alpha plane or without (read composited over black, or as it is), then reads it for `--work` two ways: each frame converted to RGB whole (and tone-mapped whole, for HLG)
 and then resized, and with `small` (each video frame converted, and tone-mapped, at the size that
 covers the working size; each JPEG decoded at 1/2, 1/4 or 1/8 where that covers it; then resized).
 Prints the seconds per frame of each (median of `--repeats` reads), the decoding alone, and how far
@@ -13,6 +13,7 @@ apart the two reads' frames are.
     python bench/clip_read.py --size 3840x2160 --kind jpeg
     python bench/clip_read.py --size 3840x2160 --kind sdr10    # 10-bit SDR: read at 16 bits, then rounded
     python bench/clip_read.py --size 3840x2160 --kind exr      # scene light: carried to PQ, then tone-mapped
+    python bench/clip_read.py --size 1920x1080 --kind prores-alpha   # against --kind prores: the alpha's cost
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ TRANSFERS = {
     "sdr10": (10, 1, "yuv420p10le"),
     "hlg": (10, HLG, "yuv420p10le"),
 }  # bits, FFmpeg's transfer, pixel format
+PRORES = {"prores": "yuv444p10le", "prores-alpha": "yuva444p10le"}  # ProRes 4444 without and with alpha
 
 
 def write_clip(path: Path, width: int, height: int, frames: int, transfer: str) -> None:
@@ -88,6 +90,22 @@ def write_exrs(folder: Path, width: int, height: int, frames: int) -> None:
         (folder / f"{i + 1}.exr").write_bytes(encode_exr(rgb.astype(np.float16)))  # as a run writes them back
 
 
+def write_prores(path: Path, width: int, height: int, frames: int, pix_fmt: str) -> None:
+    """ProRes 4444 in a MOV: the gradient of `write_clip` in grey, with noise; with alpha, an alpha rising
+    from 0 at the left to opaque at the right."""
+    rng = np.random.default_rng(0)
+    luma = np.add.outer(np.linspace(16, 175, height), np.linspace(0, 60, width))  # (H, W)
+    alpha = np.broadcast_to(np.linspace(0, 255, width).astype(np.uint8), (height, width))
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("prores_ks", rate=30)
+        s.width, s.height, s.pix_fmt = width, height, pix_fmt
+        for _ in range(frames):
+            grey = np.clip(luma + rng.normal(0, 2, luma.shape), 0, 255).astype(np.uint8)
+            rgba = np.dstack([grey, grey, grey, alpha])  # (H, W, 4)
+            c.mux(s.encode(av.VideoFrame.from_ndarray(rgba, format="rgba")))
+        c.mux(s.encode())
+
+
 def _median_read(fn, repeats: int) -> float:
     seconds = []
     for _ in range(repeats):
@@ -102,7 +120,7 @@ def main() -> None:
     parser.add_argument("--size", default="3840x2160")
     parser.add_argument("--work", default="512x512")
     parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--kind", choices=[*TRANSFERS, "jpeg", "exr"], default="hlg")
+    parser.add_argument("--kind", choices=[*TRANSFERS, "jpeg", "exr", *PRORES], default="hlg")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
@@ -115,6 +133,9 @@ def main() -> None:
         if args.kind in ("jpeg", "exr"):
             path = Path(tmp) / "frames"
             (write_jpegs if args.kind == "jpeg" else write_exrs)(path, width, height, args.frames)
+        elif args.kind in PRORES:
+            path = Path(tmp) / "clip.mov"
+            write_prores(path, width, height, args.frames, PRORES[args.kind])
         else:
             path = Path(tmp) / "clip.mkv"
             write_clip(path, width, height, args.frames, args.kind)

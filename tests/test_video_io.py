@@ -784,6 +784,9 @@ def test_over_black_is_what_pillow_makes_of_a_picture_with_alpha():
     deep = over_black(rgba.astype(np.uint16) * 257)  # the same picture at 16 bits, finer
     assert deep.dtype == np.uint16 and np.abs(np.rint(deep / 257) - over_black(rgba)).max() <= 1
     assert over_black(np.array([[[65535, 1000, 0, 65535]]], dtype=np.uint16)).tolist() == [[[65535, 1000, 0]]]
+    wide = np.random.default_rng(1).integers(0, 65536, size=(64, 64, 4), dtype=np.uint16)
+    product = wide[..., :3].astype(np.int64) * wide[..., 3:]
+    assert np.array_equal(over_black(wide), (2 * product + 65535) // (2 * 65535))  # rounded, halves up
 
 
 @pytest.mark.parametrize(

@@ -571,10 +571,16 @@ def _has_alpha(frame: av.VideoFrame) -> bool:
 
 def over_black(rgba: np.ndarray) -> np.ndarray:
     """(H, W, 4) uint8 or uint16 colour and alpha composited over opaque black, (H, W, 3) of the same
-    type: each colour times its alpha, rounded (what Pillow's `alpha_composite` makes of a picture)."""
-    top = np.iinfo(rgba.dtype).max
-    wide = np.uint16 if rgba.dtype == np.uint8 else np.uint32  # holds top * top + top // 2
-    return ((rgba[..., :3].astype(wide) * rgba[..., 3:] + top // 2) // top).astype(rgba.dtype)
+    type: each colour times its alpha over the largest value, rounded (what Pillow's `alpha_composite`
+    makes of a picture), with Pillow's shifts for the division by 2^bits - 1 (exact, and faster)."""
+    bits = 8 * rgba.dtype.itemsize
+    wide = np.uint16 if bits == 8 else np.uint32  # holds the product and the shifts' sums
+    x = rgba[..., :3].astype(wide)  # (H, W, 3), worked on in place
+    x *= rgba[..., 3:]
+    x += wide(1 << (bits - 1))
+    x += x >> bits
+    x >>= bits
+    return x.astype(rgba.dtype)
 
 
 def _read_size(frame: av.VideoFrame, showing: _Showing, small: tuple[int, int] | None) -> dict:
