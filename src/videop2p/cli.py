@@ -30,6 +30,7 @@ from videop2p.config import (
     WORKSPACE_NAME,
     BatchSettings,
     ConfigError,
+    ConfigFile,
     ExportFormat,
     GroupNormMode,
     OptionError,
@@ -382,7 +383,7 @@ def _build_config(
     video: str | None,
     source: str | None,
     target: list[str] | None,
-    config: list | None,
+    config: list[Path | ConfigFile] | None,
     **flags,
 ):
     """The run's settings: the preset's, then the `config` files' (paths, or `ConfigFile`s read already),
@@ -473,9 +474,9 @@ BlendOpt = Annotated[
 ]
 
 
-def _execute(cfg, stage: str, command: str, files: list) -> None:
-    """Check the settings of `videop2p COMMAND` (read from the config `files`, `ConfigFile`s, and flags),
-    then run its stages (`edit` runs `run`'s)."""
+def _execute(cfg, stage: str, command: str, files: list[ConfigFile]) -> None:
+    """Check the settings of `videop2p COMMAND` (read from the config `files` and flags), then run its
+    stages (`edit` runs `run`'s)."""
     from videop2p.config import option_label, tune_config_alone, validate
 
     _setup_logging(cfg.quiet)
