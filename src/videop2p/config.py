@@ -902,9 +902,18 @@ def missing_tuned_model(
     given = Path(model).expanduser()
     if (given if here is None else Path(here) / given).exists():
         return None
-    from videop2p.models.loading import is_hub_id  # huggingface_hub's rule, read only for a missing folder
-
     return None if is_hub_id(model) else (p2p.path, model)
+
+
+def is_hub_id(name: str) -> bool:
+    """Whether `name` has the form of a Hugging Face hub repository id (huggingface_hub's own rule)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
 
 
 def missing_tuned_model_message(missing: tuple[str | os.PathLike, str], both: str, other: str) -> str:

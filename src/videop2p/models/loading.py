@@ -17,7 +17,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from safetensors import SafetensorError
 from transformers import AddedToken, CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from videop2p.config import DTYPES, FrameAttentionMode, GroupNormMode
+from videop2p.config import DTYPES, FrameAttentionMode, GroupNormMode, is_hub_id
 from videop2p.models import tav
 from videop2p.models.embeddings import add_embeddings, added_tokens, check_embedding, embedding_words
 from videop2p.models.lora import check_lora, fuse_loras
@@ -609,17 +609,6 @@ def _check_model_file(path: Path) -> None:
             "is read as a torch save (a zip archive or a pickle) and this one is neither; give a .safetensors or "
             ".ckpt checkpoint of a Stable Diffusion 1.x or 2.x model, a diffusers folder or a hub id."
         )
-
-
-def is_hub_id(name: str) -> bool:
-    """Whether `name` has the form of a Hugging Face hub repository id (huggingface_hub's own rule)."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    try:
-        validate_repo_id(name)
-    except HFValidationError:
-        return False
-    return True
 
 
 def check_model_config(model: str | os.PathLike | None, config: str | os.PathLike | None) -> None:

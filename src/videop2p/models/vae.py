@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from videop2p.config import weights_file_problem
+from videop2p.config import is_hub_id, weights_file_problem
 from videop2p.models.weights import read_weights_file
 
 logger = logging.getLogger(__name__)
@@ -31,8 +31,6 @@ class VaeError(ValueError):
 def check_vae_spec(spec: str | os.PathLike) -> None:
     """Refuse, before anything is read, a VAE given as a path that is missing, empty or not a weights file or
     a folder with a config (a hub id passes: it is resolved when loaded)."""
-    from videop2p.models.loading import is_hub_id
-
     text = str(spec).strip()
     if not text:
         raise VaeError("--vae is empty; give a VAE folder, a .safetensors/.ckpt/.pt file or a hub id.")
