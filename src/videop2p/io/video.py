@@ -91,6 +91,12 @@ def natural_key(name: str) -> list:
     return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name)]
 
 
+def _listed(folder: Path) -> list[Path]:
+    """What a folder holds, hidden entries aside (a `.DS_Store`, macOS's `._1.jpg`), in natural order: the
+    order its frames are read in."""
+    return sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: natural_key(p.name))
+
+
 def _to_rgb(img: Image.Image) -> np.ndarray:
     if img.mode.startswith("I") or img.mode == "F":  # 16-bit or float greyscale: Pillow's RGB would clip it
         a = np.asarray(img, dtype=np.float64)
@@ -183,13 +189,7 @@ def _iter_frame_dir(
     FFmpeg reads: `_dpx_frame`) or an OpenEXR image (`_exr_frame`): HDR tone-mapped as an HDR video's frames
     are, SDR rounded to 8 bits, or with `signal` left in its own 16-bit form; one at a time; files that are
     not images are passed over. `path` may be one OpenEXR file (`_frames_of_one`), its one frame."""
-    files = (
-        [path]
-        if path.is_file()
-        else sorted(
-            (p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: natural_key(p.name)
-        )
-    )
+    files = [path] if path.is_file() else [p for p in _listed(path) if p.is_file()]
     converters: dict[DeepSignal, Callable[[np.ndarray], np.ndarray]] = {}
 
     def to_sdr(deep: DeepSignal) -> Callable[[np.ndarray], np.ndarray]:
@@ -1432,10 +1432,10 @@ def plate_files(path: str | os.PathLike) -> list[Path] | None:
     path = Path(path)
     if not path.is_dir():
         return [path] if path.is_file() and is_exr(path) else None
-    files = [p for p in path.iterdir() if not p.name.startswith(".")]
+    files = _listed(path)
     if not files or not all(p.is_file() and is_exr(p) for p in files):
         return None
-    return sorted(files, key=lambda p: natural_key(p.name))
+    return files
 
 
 def saving_exr_frames(frames: Iterable[np.ndarray], directory: Path, plate: Iterable[Path]) -> Iterator[np.ndarray]:
