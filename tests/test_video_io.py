@@ -817,3 +817,103 @@ def test_a_video_with_alpha_reads_composited_over_black_as_pictures_with_alpha_d
         assert np.abs(video.astype(int) - pictures).mean() < 3 and video[..., 1].max() < 60
     (note,) = probe_video(tmp_path / name).conversions
     assert "alpha channel" in note and "composited over black" in note and "opaque" in note
+
+
+def _tiff16(path, rgb, orientation):
+    """An uncompressed TIFF of three 16-bit samples a pixel (a VFX plate's) with an Orientation tag, as a
+    scanner or an image tool writes it (TIFF 6.0: an 8-byte header, one IFD, the bit sizes, the strip)."""
+    import struct
+
+    height, width, _ = rgb.shape
+    data = np.ascontiguousarray(rgb, dtype="<u2").tobytes()
+    entries = 11
+    bits_at = 8 + 2 + entries * 12 + 4
+    tags = [  # tag, type (3 SHORT, 4 LONG), count, value or offset
+        (256, 3, 1, width),
+        (257, 3, 1, height),
+        (258, 3, 3, bits_at),
+        (259, 3, 1, 1),  # no compression
+        (262, 3, 1, 2),  # RGB
+        (273, 4, 1, bits_at + 6),
+        (274, 3, 1, orientation),
+        (277, 3, 1, 3),
+        (278, 3, 1, height),
+        (279, 4, 1, len(data)),
+        (284, 3, 1, 1),  # chunky
+    ]
+    ifd = struct.pack("<H", entries) + b"".join(
+        struct.pack("<HHIHH", t, k, n, v, 0) if k == 3 and n == 1 else struct.pack("<HHII", t, k, n, v)
+        for t, k, n, v in tags
+    )
+    path.write_bytes(
+        b"II*\0" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + struct.pack("<3H", 16, 16, 16) + data
+    )
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("suffix", ["jpg", "png", "tif", "webp"])
+def test_pictures_stored_turned_are_read_upright_as_viewers_show_them(tmp_path, suffix, orientation):
+    """A phone's portrait photos are stored sideways with an EXIF Orientation that viewers turn them by: a
+    folder of them, or one of them, is read (and its size said, and its frames read again for pasting)
+    as Pillow's `exif_transpose` shows it, for each of the eight orientations."""
+    from PIL import ImageOps
+
+    from videop2p.io.video import iter_video, probe_video
+
+    stored = _clip(2, 24, 40)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    options = {"jpg": {"quality": 100}, "webp": {"lossless": True}}.get(suffix, {})
+    for k, frame in enumerate(stored, start=1):
+        Image.fromarray(frame).save(tmp_path / f"{k}.{suffix}", exif=exif, **options)
+    with Image.open(tmp_path / f"1.{suffix}") as img:
+        shown = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    turned = orientation >= 5
+    assert shown.shape[:2] == ((40, 24) if turned else (24, 40))  # the check itself turns what it should
+    assert probe_video(tmp_path).size == probe_video(tmp_path / f"1.{suffix}").size == (shown.shape[1], shown.shape[0])
+    np.testing.assert_array_equal(read_video(tmp_path).frames[0], shown)
+    np.testing.assert_array_equal(read_video(tmp_path / f"1.{suffix}").frames[0], shown)
+    np.testing.assert_array_equal(next(iter_video(tmp_path, 0, 1)), shown)
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 7])
+def test_a_16_bit_tiff_stored_turned_is_read_upright_at_its_own_depth(tmp_path, orientation):
+    """FFmpeg, which reads 16-bit TIFFs at their depth, leaves their pixels as stored; they are turned as
+    the Orientation tag says, as Pillow turns an 8-bit TIFF, in the 8-bit frames and the 16-bit signal."""
+    from videop2p.io.video import ORIENTED, iter_video, probe_video, sixteen_to_eight
+
+    y, x = np.mgrid[0:24, 0:40]
+    rgb = np.stack([x * 1000 + 7, y * 1300, (x + 2 * y) * 500], -1).astype(np.uint16)  # no symmetry
+    _tiff16(tmp_path / "1.tif", rgb, orientation)
+    shown = np.ascontiguousarray(ORIENTED[orientation](rgb))
+    with Image.open(tmp_path / "1.tif") as img:  # Pillow's own reading (cut to 8 bits) turns it the same way
+        assert np.array_equal(np.asarray(img.convert("RGB")), ORIENTED[orientation](rgb >> 8))
+    assert probe_video(tmp_path).size == (shown.shape[1], shown.shape[0])
+    np.testing.assert_array_equal(read_video(tmp_path).frames[0], sixteen_to_eight(shown))
+    np.testing.assert_array_equal(next(iter_video(tmp_path, 0, 1, signal=True)), shown)
+
+
+def test_a_turned_jpeg_decoded_smaller_is_the_upright_one_decoded_smaller(tmp_path):
+    """A JPEG decoded at a fraction of its size for a small working size (`_draft`) is asked for the
+    fraction that covers the turned size: the same pixels as the same photo stored upright."""
+    from PIL import ImageOps
+
+    upright, turned = tmp_path / "upright", tmp_path / "turned"
+    upright.mkdir()
+    turned.mkdir()
+    y, x = np.mgrid[0:320, 0:192]
+    photo = np.stack([x % 64 * 4, y % 80 * 3, (x + y) % 256], -1).astype(np.uint8)  # 192x320, portrait
+    Image.fromarray(photo).save(upright / "1.jpg", quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 320x192, shown turned a quarter clockwise
+    Image.fromarray(np.rot90(photo, k=1)).save(turned / "1.jpg", quality=95, exif=exif)
+    with Image.open(turned / "1.jpg") as img:
+        assert ImageOps.exif_transpose(img).size == (192, 320)
+
+    def small(frame):
+        return np.asarray(Image.fromarray(frame).resize((24, 40), Image.Resampling.BOX))
+
+    a = read_video(upright, transform=small, small=(24, 40)).frames
+    b = read_video(turned, transform=small, small=(24, 40)).frames
+    assert a.shape == b.shape == (1, 40, 24, 3)
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 2  # the two JPEGs' own losses

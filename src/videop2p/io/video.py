@@ -167,9 +167,56 @@ def _kept(frame: np.ndarray, transform: Transform | None) -> np.ndarray:
     return transform(frame) if transform is not None else frame
 
 
+EXIF_ORIENTATION = 0x0112  # EXIF's (and TIFF's) Orientation tag (CIPA DC-008, 4.6.4.A; TIFF 6.0, tag 274)
+
+
+def _orientation(img: Image.Image) -> int:
+    """An image's EXIF (or TIFF) Orientation, read before its pixels are: 1 where its pixels are stored as
+    shown (or it says nothing, or nonsense); 2-8 where they are stored mirrored and/or turned, as a phone's
+    portrait photo is stored sideways, and viewers show them upright (`_oriented`)."""
+    try:
+        value = img.getexif().get(EXIF_ORIENTATION, 1)
+    except (OSError, ValueError, SyntaxError, struct.error):  # a damaged EXIF block: its pixels as stored
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _turned_by_pillow(img: Image.Image) -> bool:
+    """Whether Pillow shows the image itself: a TIFF's size is said as shown and its pixels are turned as
+    they load (Pillow >= 11), while other formats' (and FFmpeg's reading of any) are as stored."""
+    return img.format == "TIFF"
+
+
+ORIENTED: dict[int, Callable[[np.ndarray], np.ndarray]] = {  # (H, W, C) as stored -> as shown, by Orientation
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, k=-1),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, k=1),
+}
+
+
+def _oriented(rgb: np.ndarray, orientation: int) -> np.ndarray:
+    """Pixels (H, W, C) as an image of this EXIF Orientation is shown (Pillow's `ImageOps.exif_transpose`):
+    2 mirrored left to right, 3 turned 180 degrees, 4 mirrored top to bottom, 5 transposed, 6 turned 90
+    degrees clockwise, 7 transversed, 8 turned 90 degrees counter-clockwise; 1 as stored."""
+    shown = ORIENTED[orientation](rgb)
+    return shown if orientation == 1 else np.ascontiguousarray(shown)
+
+
+def _oriented_size(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    """A stored (width, height) as an image of this EXIF Orientation is shown: swapped where it is turned a
+    quarter (5-8)."""
+    return (size[1], size[0]) if orientation >= 5 else size
+
+
 def _draft(img: Image.Image, small: tuple[int, int] | None) -> None:
     """Ask a JPEG for its pixels at 1/2, 1/4 or 1/8 of its size where that still covers `small` (width,
-    height): its decoder scales in the DCT, at a fraction of the cost; other formats decode whole."""
+    height, as stored: `_oriented_size`): its decoder scales in the DCT, at a fraction of the cost; other
+    formats decode whole."""
     if small is not None and img.format == "JPEG":
         factor = max(small[0] / img.width, small[1] / img.height)
         if factor < 1:
@@ -202,12 +249,16 @@ def _iter_frame_dir(
     for f in files:
         try:
             with Image.open(f) as img:  # Pillow detects the format from the content, not the extension
-                size = img.size  # read from the header; pixels are decoded for wanted frames only
+                turn, by_pillow = _orientation(img), _turned_by_pillow(img)
+                size = img.size if by_pillow else _oriented_size(img.size, turn)  # from the header
                 deep = _image_deep(f, img)
                 frame = None
-                if _wanted(index, wanted):
-                    _draft(img, small)
-                    rgb = _to_rgb(img) if deep is None else _deep_image_pixels(f, deep, signal, to_sdr)
+                if _wanted(index, wanted):  # pixels decoded for wanted frames only
+                    _draft(img, None if small is None else _oriented_size(small, turn))
+                    if deep is None:
+                        rgb = _to_rgb(img) if by_pillow else _oriented(_to_rgb(img), turn)
+                    else:  # FFmpeg's decoders leave the pixels as stored
+                        rgb = _oriented(_deep_image_pixels(f, deep, signal, to_sdr), turn)
                     frame = _kept(rgb, transform)
         except (UnidentifiedImageError, OSError) as e:
             read = _dpx_frame if _is_dpx(f) else _exr_frame if is_exr(f) else None  # Pillow reads neither
@@ -404,19 +455,22 @@ def deep_png(frame: np.ndarray, deep: DeepSignal) -> bytes:
 
 
 def _read_animated_image(img: Image.Image, wanted: range | None, transform: Transform | None) -> _Decoded:
-    """An animated GIF, WebP or PNG, its rate read from its frames' durations as browsers show them
-    (a GIF frame of 0 or 1 cs for 10 cs)."""
+    """An image file's frames (an animated GIF, WebP or PNG, or a picture's one), turned upright as its
+    Orientation says (`_oriented`), its rate read from its frames' durations as browsers show them (a GIF
+    frame of 0 or 1 cs for 10 cs)."""
     frames, durations = [], []
+    turn = 1 if _turned_by_pillow(img) else _orientation(img)  # the file's, as viewers show each of its frames
+    size = _oriented_size(img.size, turn)
     for i, frame in enumerate(ImageSequence.Iterator(img)):
-        frames.append(_kept(_to_rgb(frame.copy()), transform) if _wanted(i, wanted) else None)
+        frames.append(_kept(_oriented(_to_rgb(frame.copy()), turn), transform) if _wanted(i, wanted) else None)
         durations.append(frame.info.get("duration", 0) or 0)
     if img.format == "GIF":
         durations = [ms if ms >= 10 * GIF_MIN_DELAY else 10 * GIF_SHORT_DELAY_SHOWN for ms in durations]
     mean_ms = float(np.mean(durations)) if durations else 0.0
     if mean_ms <= 0:  # no durations: shown evenly, at the default rate
-        return _Decoded(frames, img.size, DEFAULT_FPS)
+        return _Decoded(frames, size, DEFAULT_FPS)
     starts = np.cumsum([0, *durations]) / 1000.0  # each frame's start, and the last one's end
-    return _Decoded(frames, img.size, 1000.0 / mean_ms, times=[float(t) for t in starts[:-1]], end=float(starts[-1]))
+    return _Decoded(frames, size, 1000.0 / mean_ms, times=[float(t) for t in starts[:-1]], end=float(starts[-1]))
 
 
 def _quarter_turns(frame: av.VideoFrame) -> int:
