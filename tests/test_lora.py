@@ -138,6 +138,8 @@ def test_a_missing_empty_or_foreign_file_and_a_bad_scale_are_refused_before_load
         (tmp_path / "ok.safetensors", float("nan"), "expected a finite number from -10 to 10"),
         (tmp_path / "ok.safetensors", 11.0, "expected a finite number from -10 to 10"),
         (tmp_path / "ok.safetensors", True, "expected a finite number from -10 to 10"),
+        (f"{tmp_path / 'ok.safetensors'}=O.8", 1.0, r"'O.8' is not a scale for .*ok.safetensors'; FILE=SCALE takes"),
+        (f"{tmp_path / 'gone.safetensors'}=O.8", 1.0, r"'.*gone.safetensors=O.8' does not exist; give a"),
     ):
         with pytest.raises(LoraError, match=needle):
             check_lora(path, scale)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from videop2p.config import lora_scale_problem, weights_file_problem
+from videop2p.config import LORA_SCALE_MAX, lora_scale_problem, weights_file_problem
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,12 @@ def check_lora(path: str | os.PathLike, scale: float) -> None:
     """Refuse a LoRA file that is missing, empty or of a kind the loader does not read, and a scale
     not finite or beyond +-LORA_SCALE_MAX, naming the value and what would be valid."""
     problem = weights_file_problem(path, "LoRA", LORA_SUFFIXES, "LoRA weights")
+    named, sep, after = str(path).rpartition("=")
+    if problem and sep and not Path(path).expanduser().exists() and Path(named).expanduser().is_file():
+        problem = (  # FILE=SCALE with no number after `=` is read as one name (`config.parse_lora`)
+            f"LoRA file {str(path)!r} does not exist, and {after!r} is not a scale for {named!r}; FILE=SCALE takes "
+            f"a finite number from {-LORA_SCALE_MAX:g} to {LORA_SCALE_MAX:g}, e.g. {named}=0.8."
+        )
     problem = problem or lora_scale_problem(str(path), scale)
     if problem:
         raise LoraError(problem)
