@@ -1524,6 +1524,10 @@ def test_a_configs_relative_paths_are_read_from_the_current_folder_or_else_besid
         ),
         (["edit", "--target", "a c"], ['missing source prompt: give --source "a sentence that describes the clip"']),
         (["edit", "--source", "", "--target", "a c"], ["missing source prompt: give --source", "videop2p edit --help"]),
+        (
+            ["edit", "--source", "  ", "--target", "a c"],
+            ["missing source prompt: give --source", "videop2p edit --help"],
+        ),
         (["run", "--source", "a b", "--target", "a c"], ["missing video: give the clip's path", "videop2p run --help"]),
         (["run", "clip.mp4", "--source", "a b"], ['missing target prompt: give --target "the source prompt with']),
         (["edit", "clip.mp4", "--source", "a b"], ["missing target prompt: give --target", "videop2p edit --help"]),

@@ -187,7 +187,7 @@ def test_each_stage_of_the_api_refuses_bad_settings_and_prompts_before_writing(t
     for prompt, cfg, message in (
         (PROMPT, TuneConfig(steps=-1), "tune_steps: -1"),
         (PROMPT, TuneConfig(lr=float("nan")), "lr: nan"),
-        ("", TuneConfig(steps=1), "Give the source prompt"),
+        ("", TuneConfig(steps=1), "The source prompt .* is empty; give a sentence"),
         (5, TuneConfig(steps=1), "source: 5 is not valid; expected text"),
         (" ".join(["red"] * 80), TuneConfig(steps=1), "82 tokens"),
     ):

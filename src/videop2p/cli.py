@@ -484,7 +484,7 @@ def _execute(cfg, stage: str, command: str, files: list[ConfigFile]) -> None:
         ("source prompt", cfg.source, '--source "a sentence that describes the clip"'),
         ("video", cfg.video.path, "the clip's path (a video file or a folder of frames)"),
     ):
-        if not value:  # an empty --source too
+        if not str(value or "").strip():  # an empty or blank --source too
             _fail(f"missing {what}: give {give}; see `videop2p {command} --help`.")
     try:
         validate(cfg)

@@ -549,7 +549,7 @@ class VideoP2P:
         """The prompt a clip is tuned and inverted with: text, not empty, within the tokenizer's limit."""
         check_prompts(prompt)
         if not prompt.strip():
-            raise ValueError("Give the source prompt that describes the clip.")
+            raise ValueError(f"The source prompt {prompt!r} is empty; give a sentence that describes the clip.")
         check_prompt_length(self.components.tokenizer, prompt)
 
     def check_inputs(self, cfg: RunConfig) -> None:
