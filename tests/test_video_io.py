@@ -917,3 +917,37 @@ def test_a_turned_jpeg_decoded_smaller_is_the_upright_one_decoded_smaller(tmp_pa
     b = read_video(turned, transform=small, small=(24, 40)).frames
     assert a.shape == b.shape == (1, 40, 24, 3)
     assert np.abs(a.astype(int) - b.astype(int)).mean() < 2  # the two JPEGs' own losses
+
+
+def test_avif_and_jfif_frames_are_counted_and_read_and_heif_pictures_are_refused_by_name(tmp_path):
+    """AVIF (which Pillow reads) and .jfif (a browser's JPEG) frames are a folder's frames as JPEGs are:
+    counted before reading, read, and a damaged one named; a phone's HEIC picture, which Pillow cannot
+    open (and FFmpeg would read one tile of as a video), is refused by name, in a folder or alone."""
+    from videop2p.io.video import probe_video
+
+    frames = _clip(3, 32, 48)
+    avif, jfif = tmp_path / "avif", tmp_path / "jfif"
+    avif.mkdir()
+    jfif.mkdir()
+    for k, frame in enumerate(frames, start=1):
+        Image.fromarray(frame).save(avif / f"{k}.avif", quality=95)
+        Image.fromarray(frame).save(jfif / f"{k}.jfif", format="JPEG", quality=95)
+    for folder in (avif, jfif):
+        assert declared_frames(folder) == 3
+        decoded = [np.asarray(Image.open(f).convert("RGB")) for f in sorted(folder.iterdir())]
+        np.testing.assert_array_equal(read_video(folder).frames, np.stack(decoded))
+    (avif / "4.avif").write_bytes(b"\0\0\0\x1cftypavif" + b"\0" * 40)
+    with pytest.raises(VideoError, match=r"4.avif is not a readable image"):
+        read_video(avif)
+
+    heic = tmp_path / "IMG_0001.heic"
+    write_video(frames, tmp_path / "clip.mp4")
+    heic.write_bytes((tmp_path / "clip.mp4").read_bytes())  # an ISO-BMFF file FFmpeg opens
+    with pytest.raises(VideoError, match=r"IMG_0001.heic is a HEIC/HEIF picture, which is not read here"):
+        read_video(heic)
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    Image.fromarray(frames[0]).save(shots / "1.jpg")
+    (shots / "2.HEIC").write_bytes(heic.read_bytes())
+    with pytest.raises(VideoError, match=r"2.HEIC is a HEIC/HEIF picture.*give it as JPEG, PNG or AVIF"):
+        probe_video(shots)

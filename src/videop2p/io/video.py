@@ -265,6 +265,8 @@ def _iter_frame_dir(
             if read is not None:
                 size, frame, deep = read(f, _wanted(index, wanted), signal, to_sdr)
                 frame = _kept(frame, transform) if frame is not None else None
+            elif f.suffix.lower() in UNREAD_PICTURES:
+                raise VideoError(_unread_picture(f)) from e
             elif f.suffix.lower() in IMAGE_SUFFIXES:
                 raise VideoError(f"Frame {f} is not a readable image ({e}).") from e
             else:
@@ -848,8 +850,9 @@ def _decode(
     try:
         with Image.open(path) as img:
             return _read_animated_image(img, wanted, transform)
-    except UnidentifiedImageError:
-        pass
+    except UnidentifiedImageError as e:
+        if path.suffix.lower() in UNREAD_PICTURES:  # FFmpeg would read one tile of it as a video
+            raise VideoError(_unread_picture(path)) from e
     except OSError as e:
         raise VideoError(f"Image file {path} is truncated or corrupt ({e}).") from e
     return _read_container(path, wanted, transform, pixels, small)
@@ -884,7 +887,18 @@ def video_size(path: str | os.PathLike) -> tuple[int, int]:
     return probe_video(path).size
 
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".dpx", ".exr"})
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".webp", ".avif", ".gif", ".dpx", ".exr"}
+)
+UNREAD_PICTURES = frozenset({".heic", ".heif"})  # a phone's HEIF photos: Pillow reads none without a plug-in
+
+
+def _unread_picture(path: Path) -> str:
+    """Why a HEIF picture (`UNREAD_PICTURES`) that Pillow cannot open is not read, and what to give instead."""
+    return (
+        f"{path} is a HEIC/HEIF picture, which is not read here (Pillow opens one only with the pillow-heif "
+        "plug-in registered); give it as JPEG, PNG or AVIF (on a Mac: sips -s format jpeg FILE --out FILE.jpg)."
+    )
 
 
 def is_frame_name(name: str) -> bool:
