@@ -951,3 +951,49 @@ def test_avif_and_jfif_frames_are_counted_and_read_and_heif_pictures_are_refused
     (shots / "2.HEIC").write_bytes(heic.read_bytes())
     with pytest.raises(VideoError, match=r"2.HEIC is a HEIC/HEIF picture.*give it as JPEG, PNG or AVIF"):
         probe_video(shots)
+
+
+def _with_cover(path, video_frames=None):
+    """An mp4 (.m4a without `video_frames`) of sound with a cover picture, as a music file or a downloaded
+    video holds one: FFmpeg lists it as a one-frame video stream marked `attached_pic`."""
+    cover_rgb = np.full((32, 32, 3), (200, 30, 30), np.uint8)
+    with av.open(str(path), "w", format="mp4") as c:
+        cover = c.add_stream("mjpeg")
+        cover.width, cover.height, cover.pix_fmt = 32, 32, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        sound = c.add_stream("aac", rate=44100)
+        video = None
+        if video_frames is not None:
+            video = c.add_stream("libx264", rate=8)
+            video.height, video.width = video_frames.shape[1:3]
+            video.pix_fmt = "yuv420p"
+        for packet in [*cover.encode(av.VideoFrame.from_ndarray(cover_rgb, format="rgb24")), *cover.encode()]:
+            c.mux(packet)
+        silence = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        silence.sample_rate = 44100
+        for k in range(10):
+            silence.pts = k * 1024
+            c.mux(sound.encode(silence))
+        c.mux(sound.encode())
+        for frame in video_frames if video_frames is not None else []:
+            c.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        if video is not None:
+            c.mux(video.encode())
+
+
+def test_a_cover_picture_is_not_read_as_the_clip(tmp_path):
+    """An audio file's album art is not a one-frame clip: it is refused as having no video; a video with a
+    cover picture is read from its moving stream."""
+    song = tmp_path / "song.m4a"
+    _with_cover(song)
+    with av.open(str(song)) as c:  # the cover is the file's only video stream
+        assert [s.disposition & av.stream.Disposition.attached_pic for s in c.streams.video] == [
+            av.stream.Disposition.attached_pic
+        ]
+    with pytest.raises(VideoError, match=r"song.m4a has no video stream \(only a cover picture\); give a video"):
+        read_video(song)
+    assert declared_frames(song) is None
+    frames = _clip(6, 24, 32)
+    _with_cover(tmp_path / "clip.mp4", frames)
+    video = read_video(tmp_path / "clip.mp4")
+    assert video.frames.shape == (6, 24, 32, 3) and declared_frames(tmp_path / "clip.mp4") == 6

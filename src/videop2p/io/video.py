@@ -721,13 +721,11 @@ def _read_container(
     frames, times, has_audio, size, showing, resized = [], [], False, (0, 0), None, False
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoError(f"{path} has no video stream.")
+            stream = _clip_stream(container, path)
             has_audio = bool(container.streams.audio)
-            stream = container.streams.video[0]
             fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
             conversions = ()
-            for i, frame in _frames_until(container, wanted):
+            for i, frame in _frames_until(container, stream, wanted):
                 if showing is None:
                     showing = _showing(stream, frame)
                     conversions = _conversions(path, stream, showing)
@@ -816,10 +814,19 @@ def _decoded(container, stream) -> Iterator[av.VideoFrame]:
         yield from decoder.decode(packet if packet.size else None)  # the last, empty packet flushes it
 
 
-def _frames_until(container, wanted: range | None) -> Iterator[tuple[int, av.VideoFrame]]:
-    """The decoded (`_progressive`) frames of a container's first video stream with their index, up to the
-    last `wanted` one (decoding stops there)."""
-    stream = container.streams.video[0]
+def _clip_stream(container, path: Path):
+    """A container's first video stream that moves: not a cover picture (an audio file's album art, a
+    downloaded video's thumbnail), which FFmpeg lists as a video stream of one frame (`attached_pic`)."""
+    moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not moving:
+        only = " (only a cover picture)" if container.streams.video else ""
+        raise VideoError(f"{path} has no video stream{only}; give a video, or a folder of frames.")
+    return moving[0]
+
+
+def _frames_until(container, stream, wanted: range | None) -> Iterator[tuple[int, av.VideoFrame]]:
+    """The decoded (`_progressive`) frames of a container's video `stream` with their index, up to the last
+    `wanted` one (decoding stops there)."""
     for i, frame in enumerate(_progressive(stream, _decoded(container, stream))):
         yield i, frame
         if wanted is not None and len(wanted) and i >= wanted[-1]:
@@ -931,15 +938,13 @@ def declared_frames(path: str | os.PathLike, enough: int | None = None) -> int |
         pass
     try:
         with av.open(str(path)) as container:
-            streams = container.streams.video
-            if not streams:
-                return None
-            count = int(streams[0].frames)  # 0 where the container does not say
+            stream = _clip_stream(container, path)
+            count = int(stream.frames)  # 0 where the container does not say
             if not count:  # one packet per frame; the demuxer's closing packets are empty
-                packets = (packet for packet in container.demux(streams[0]) if packet.size)
+                packets = (packet for packet in container.demux(stream) if packet.size)
                 count = sum(1 for _ in itertools.islice(packets, enough))  # None: every packet
             return count or None
-    except av.error.FFmpegError:
+    except (av.error.FFmpegError, VideoError):
         return None  # read_video names what is wrong with it
 
 
@@ -1103,9 +1108,9 @@ def iter_video(
         yield from read_video(path, start, num_frames, stride).frames
         return
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
+        stream = _clip_stream(container, path)
         showing = None
-        for i, frame in _frames_until(container, wanted):
+        for i, frame in _frames_until(container, stream, wanted):
             showing = showing or _showing(stream, frame)
             if i in wanted:
                 yield _upright(frame, showing, signal=signal)
