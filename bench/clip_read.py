@@ -2,7 +2,8 @@
 
 Writes a clip of `--frames` frames at `--size` (a diagonal gradient with noise): a lossless FFV1 video,
 8-bit or 10-bit BT.709 SDR, 10-bit BT.2020 HLG as phones record HDR, a folder of JPEG frames (quality 92),
-a folder of OpenEXR frames (half floats, ZIP in blocks of 16 lines, as a VFX plate's; read as HDR), or
+a folder of JPEG frames with a Display P3 or an sRGB ICC profile (converted to sRGB, or found to need
+no conversion), a folder of OpenEXR frames (half floats, ZIP in blocks of 16 lines, as a VFX plate's; read as HDR), or
 ProRes 4444 in a MOV with an alpha plane or without (read composited over black, or as it is), then reads it for `--work` two ways: each frame converted to RGB whole (and tone-mapped whole, for HLG)
 and then resized, and with `small` (each video frame converted, and tone-mapped, at the size that
 covers the working size; each JPEG decoded at 1/2, 1/4 or 1/8 where that covers it; then resized).
@@ -14,6 +15,7 @@ apart the two reads' frames are.
     python bench/clip_read.py --size 3840x2160 --kind sdr10    # 10-bit SDR: read at 16 bits, then rounded
     python bench/clip_read.py --size 3840x2160 --kind exr      # scene light: carried to PQ, then tone-mapped
     python bench/clip_read.py --size 1920x1080 --kind prores-alpha   # against --kind prores: the alpha's cost
+    python bench/clip_read.py --size 1920x1080 --kind jpeg-p3   # against --kind jpeg: colour management's cost
 """
 
 from __future__ import annotations
@@ -26,17 +28,19 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageCms
 
 from videop2p.io.exr import encode_exr
 from videop2p.io.hdr import HLG
 from videop2p.io.video import read_video, resize_frames
+from videop2p.testing import DISPLAY_P3, icc_profile
 
 TRANSFERS = {
     "sdr": (8, 1, "yuv420p"),
     "sdr10": (10, 1, "yuv420p10le"),
     "hlg": (10, HLG, "yuv420p10le"),
 }  # bits, FFmpeg's transfer, pixel format
+JPEGS = {"jpeg": None, "jpeg-p3": "p3", "jpeg-srgb": "srgb"}  # JPEG frames without an ICC profile, or with one
 PRORES = {"prores": "yuv444p10le", "prores-alpha": "yuva444p10le"}  # ProRes 4444 without and with alpha
 
 
@@ -70,14 +74,19 @@ def write_clip(path: Path, width: int, height: int, frames: int, transfer: str) 
         c.mux(s.encode())
 
 
-def write_jpegs(folder: Path, width: int, height: int, frames: int) -> None:
-    """A folder of JPEG frames (quality 92): the gradient of `write_clip` in grey, with noise."""
+def write_jpegs(folder: Path, width: int, height: int, frames: int, profile: str | None = None) -> None:
+    """A folder of JPEG frames (quality 92): the gradient of `write_clip` in grey, with noise; with a Display
+    P3 or an sRGB ICC profile embedded where `profile` says."""
     rng = np.random.default_rng(0)
     luma = np.add.outer(np.linspace(16, 175, height), np.linspace(0, 60, width))  # (H, W)
+    icc = {None: None, "p3": icc_profile(*DISPLAY_P3)}.get(profile)
+    if profile == "srgb":
+        icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     folder.mkdir()
     for i in range(frames):
         grey = np.clip(luma + rng.normal(0, 2, luma.shape), 0, 255).astype(np.uint8)
-        Image.fromarray(np.repeat(grey[..., None], 3, axis=-1)).save(folder / f"{i + 1}.jpg", quality=92)
+        picture = Image.fromarray(np.repeat(grey[..., None], 3, axis=-1))
+        picture.save(folder / f"{i + 1}.jpg", quality=92, **({"icc_profile": icc} if icc else {}))
 
 
 def write_exrs(folder: Path, width: int, height: int, frames: int) -> None:
@@ -120,7 +129,7 @@ def main() -> None:
     parser.add_argument("--size", default="3840x2160")
     parser.add_argument("--work", default="512x512")
     parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--kind", choices=[*TRANSFERS, "jpeg", "exr", *PRORES], default="hlg")
+    parser.add_argument("--kind", choices=[*TRANSFERS, *JPEGS, "exr", *PRORES], default="hlg")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
@@ -130,9 +139,12 @@ def main() -> None:
         return resize_frames(frame[None], *work)[0]
 
     with tempfile.TemporaryDirectory() as tmp:
-        if args.kind in ("jpeg", "exr"):
+        if args.kind in JPEGS:
             path = Path(tmp) / "frames"
-            (write_jpegs if args.kind == "jpeg" else write_exrs)(path, width, height, args.frames)
+            write_jpegs(path, width, height, args.frames, JPEGS[args.kind])
+        elif args.kind == "exr":
+            path = Path(tmp) / "frames"
+            write_exrs(path, width, height, args.frames)
         elif args.kind in PRORES:
             path = Path(tmp) / "clip.mov"
             write_prores(path, width, height, args.frames, PRORES[args.kind])
@@ -141,7 +153,7 @@ def main() -> None:
             write_clip(path, width, height, args.frames, args.kind)
 
         def decode() -> None:
-            if args.kind == "jpeg":
+            if args.kind in JPEGS:
                 for frame in sorted(path.iterdir()):
                     with Image.open(frame) as img:
                         img.load()

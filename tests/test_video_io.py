@@ -1,3 +1,4 @@
+import io
 import os
 import subprocess
 import sys
@@ -586,7 +587,7 @@ def test_the_full_size_pass_over_a_folder_of_frames_decodes_one_frame_at_a_time(
     (folder / "notes.txt").write_text("not a frame")
     decoded = []
     to_rgb = video_io._to_rgb
-    monkeypatch.setattr(video_io, "_to_rgb", lambda img: decoded.append(1) or to_rgb(img))
+    monkeypatch.setattr(video_io, "_to_rgb", lambda img, *cache: decoded.append(1) or to_rgb(img, *cache))
     passing = video_io.iter_video(folder, 1, 3, stride=2)
     first = next(passing)
     assert len(decoded) == 1  # only the first selected frame is decoded yet
@@ -997,3 +998,39 @@ def test_a_cover_picture_is_not_read_as_the_clip(tmp_path):
     _with_cover(tmp_path / "clip.mp4", frames)
     video = read_video(tmp_path / "clip.mp4")
     assert video.frames.shape == (6, 24, 32, 3) and declared_frames(tmp_path / "clip.mp4") == 6
+
+
+def test_pictures_with_an_icc_profile_are_read_in_srgb_as_colour_managed_viewers_show_them(tmp_path):
+    """A phone photo's Display P3 (or any RGB ICC profile) is converted to sRGB as viewers draw it, in a
+    folder of frames, a single picture and an RGBA frame (before its transparency goes over black); an sRGB
+    profile changes nothing, and a damaged profile is passed over (the pixels taken as sRGB)."""
+    from PIL import ImageCms
+
+    from videop2p.io.video import iter_video
+    from videop2p.testing import DISPLAY_P3, icc_profile
+
+    p3 = icc_profile(*DISPLAY_P3)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    y, x = np.mgrid[0:24, 0:40]
+    stored = np.stack([60 + x * 4, 40 + y * 6, np.full_like(x, 90)], -1).astype(np.uint8)  # in P3's gamut and sRGB's
+    reference = ImageCms.profileToProfile(
+        Image.fromarray(stored), ImageCms.ImageCmsProfile(io.BytesIO(p3)), ImageCms.createProfile("sRGB")
+    )
+    shown = np.asarray(reference)
+    assert np.abs(shown.astype(int) - stored).mean() > 2  # the profile does change the colours
+    folders = {name: tmp_path / name for name in ("p3", "srgb", "damaged", "alpha")}
+    for folder in folders.values():
+        folder.mkdir()
+    for k in (1, 2):
+        Image.fromarray(stored).save(folders["p3"] / f"{k}.png", icc_profile=p3)
+        Image.fromarray(stored).save(folders["srgb"] / f"{k}.png", icc_profile=srgb)
+        Image.fromarray(stored).save(folders["damaged"] / f"{k}.png", icc_profile=b"not a profile at all")
+        rgba = np.concatenate([stored, np.full_like(stored[..., :1], 128)], -1)
+        Image.fromarray(rgba, "RGBA").save(folders["alpha"] / f"{k}.png", icc_profile=p3)
+    np.testing.assert_array_equal(read_video(folders["p3"]).frames[1], shown)
+    np.testing.assert_array_equal(read_video(folders["p3"] / "1.png").frames[0], shown)
+    np.testing.assert_array_equal(next(iter_video(folders["p3"], 0, 1)), shown)  # as the pasting writer reads it
+    np.testing.assert_array_equal(read_video(folders["srgb"]).frames[0], stored)
+    np.testing.assert_array_equal(read_video(folders["damaged"]).frames[0], stored)
+    over_black = (shown.astype(np.uint32) * 128 + 127) // 255  # Pillow's alpha_composite of alpha 128 over black
+    assert np.abs(read_video(folders["alpha"]).frames[0].astype(int) - over_black).max() <= 1

@@ -6,6 +6,7 @@ Not used by the product itself; nothing here is downloaded."""
 from __future__ import annotations
 
 import os
+import struct
 from fractions import Fraction
 
 import av
@@ -136,3 +137,40 @@ def assert_one_line_error(result, *needles: str) -> None:
     lines = result.output.strip().splitlines()
     assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
     assert "Traceback" not in result.output and all(n in lines[0] for n in needles), lines[0]
+
+
+XYZ = tuple[float, float, float]  # a colour's CIE XYZ
+
+
+def icc_profile(red: XYZ, green: XYZ, blue: XYZ, gamma: float = 2.2) -> bytes:
+    """A minimal ICC v2 display profile (ICC.1:2001-04): RGB colorants in D50 XYZ, D50 white, one gamma for
+    every channel, as a picture embeds one (`DISPLAY_P3`: a phone photo's colours)."""
+
+    def s15(v):
+        return struct.pack(">i", round(v * 65536))
+
+    def xyz(v):
+        return b"XYZ " + bytes(4) + b"".join(s15(c) for c in v)
+
+    d50 = (0.9642, 1.0, 0.8249)
+    curve = b"curv" + bytes(4) + struct.pack(">IH", 1, round(gamma * 256)) + bytes(2)
+    text = b"a test profile\0"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(8 + 2 + 1 + 67)
+    tags = [(b"desc", desc), (b"wtpt", xyz(d50)), (b"rXYZ", xyz(red)), (b"gXYZ", xyz(green)), (b"bXYZ", xyz(blue))]
+    tags += [(b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+    start = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for sig, body in tags:
+        data += bytes(-(start + len(data)) % 4)
+        table += sig + struct.pack(">II", start + len(data), len(body))
+        data += body
+    header = struct.pack(">I", start + len(data)) + b"lcms" + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
+    header += bytes(12) + b"acsp" + bytes(24) + struct.pack(">I", 0) + b"".join(s15(c) for c in d50) + bytes(48)
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+DISPLAY_P3: tuple[XYZ, XYZ, XYZ] = (
+    (0.5151, 0.2412, -0.0011),
+    (0.2920, 0.6922, 0.0419),
+    (0.1571, 0.0666, 0.7841),
+)  # D50-adapted

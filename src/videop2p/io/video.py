@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import io
 import itertools
 import logging
 import math
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageDraw, ImageFont, ImageSequence, UnidentifiedImageError
 
 from videop2p.config import DEFAULT_FPS, ResizeMode
 from videop2p.io.exr import check_complete, encode_exr, is_exr, read_header, read_linear
@@ -97,7 +98,49 @@ def _listed(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: natural_key(p.name))
 
 
-def _to_rgb(img: Image.Image) -> np.ndarray:
+ICC_SPACES = {"RGB": "RGB ", "RGBA": "RGB ", "CMYK": "CMYK"}  # a mode -> its ICC profile's colour space
+
+
+def _srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
+    """LittleCMS's transform from an embedded ICC profile of an image of `mode` (`ICC_SPACES`) to sRGB, at
+    the profile's own rendering intent, as a colour-managed viewer draws it; None where that changes no
+    colour (an sRGB profile: a camera's usual), or the profile is not one of the mode's colour space or
+    cannot be read (the pixels are then taken as sRGB, as an unmanaged viewer shows them)."""
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if profile.profile.xcolor_space != ICC_SPACES[mode]:
+            return None
+        out = "RGBA" if mode == "RGBA" else "RGB"
+        intent = ImageCms.Intent(profile.profile.rendering_intent)
+        transform = ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), mode, out, intent)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return None
+    if mode == "CMYK":
+        return transform
+    levels = np.arange(0, 256, 5, dtype=np.uint8)  # 52 levels a channel, 0 and 255 among them
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(len(levels), -1, 3)
+    probe = Image.fromarray(grid if mode == "RGB" else np.concatenate([grid, np.full_like(grid[..., :1], 255)], -1))
+    same = np.array_equal(np.asarray(ImageCms.applyTransform(probe, transform)), np.asarray(probe))
+    return None if same else transform
+
+
+def _colour_managed(img: Image.Image, transforms: dict | None = None) -> Image.Image:
+    """An image with an embedded ICC profile (a phone photo's Display P3, a camera's Adobe RGB, a print
+    CMYK JPEG's) in sRGB, as colour-managed viewers show it (`_srgb_transform`); any other image as it is.
+    `transforms`: the transforms built so far, by profile and mode (a folder's frames share one)."""
+    icc = img.info.get("icc_profile")
+    if not icc or img.mode not in ICC_SPACES:
+        return img
+    transforms = {} if transforms is None else transforms
+    if (icc, img.mode) not in transforms:
+        transforms[icc, img.mode] = _srgb_transform(icc, img.mode)
+    transform = transforms[icc, img.mode]
+    return img if transform is None else ImageCms.applyTransform(img, transform)
+
+
+def _to_rgb(img: Image.Image, transforms: dict | None = None) -> np.ndarray:
+    """An image's pixels as (H, W, 3) uint8 sRGB as a viewer shows them: colour-managed from its ICC profile
+    (`_colour_managed`, `transforms` its cache), transparency over black, deep greyscale scaled to 8 bits."""
     if img.mode.startswith("I") or img.mode == "F":  # 16-bit or float greyscale: Pillow's RGB would clip it
         a = np.asarray(img, dtype=np.float64)
         if img.mode.startswith("I;16"):
@@ -106,6 +149,7 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
             top = 1.0 if img.mode == "F" and a.max() <= 1.0 else 255.0 if a.max() <= 255 else 65535.0
         grey = np.clip(np.rint(a / top * 255.0), 0, 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=-1)
+    img = _colour_managed(img.convert("RGBA") if img.mode == "P" else img, transforms)
     if img.mode in ("RGBA", "LA", "P"):
         img = img.convert("RGBA")
         bg = Image.new("RGBA", img.size, (0, 0, 0, 255))
@@ -122,7 +166,8 @@ def as_frames(frames: object) -> np.ndarray:
     elif isinstance(frames, list | tuple):
         if not frames:
             raise VideoError("No frames given: the sequence of frames is empty.")
-        images = [_to_rgb(f) if isinstance(f, Image.Image) else f for f in frames]
+        transforms: dict = {}
+        images = [_to_rgb(f, transforms) if isinstance(f, Image.Image) else f for f in frames]
         if not all(isinstance(f, np.ndarray) for f in images):
             kinds = sorted({type(f).__name__ for f in images if not isinstance(f, np.ndarray)})
             raise VideoError(f"Frames must be PIL images or (H, W, 3) uint8 arrays; got {', '.join(kinds)}.")
@@ -238,6 +283,7 @@ def _iter_frame_dir(
     not images are passed over. `path` may be one OpenEXR file (`_frames_of_one`), its one frame."""
     files = [path] if path.is_file() else [p for p in _listed(path) if p.is_file()]
     converters: dict[DeepSignal, Callable[[np.ndarray], np.ndarray]] = {}
+    transforms: dict = {}  # the frames' ICC profiles' transforms to sRGB (`_colour_managed`), built once
 
     def to_sdr(deep: DeepSignal) -> Callable[[np.ndarray], np.ndarray]:
         """`to_sdr_converter` of a signal, its tables built once for the folder's frames (12 ms for PQ's)."""
@@ -256,7 +302,8 @@ def _iter_frame_dir(
                 if _wanted(index, wanted):  # pixels decoded for wanted frames only
                     _draft(img, None if small is None else _oriented_size(small, turn))
                     if deep is None:
-                        rgb = _to_rgb(img) if by_pillow else _oriented(_to_rgb(img), turn)
+                        rgb = _to_rgb(img, transforms)
+                        rgb = rgb if by_pillow else _oriented(rgb, turn)
                     else:  # FFmpeg's decoders leave the pixels as stored
                         rgb = _oriented(_deep_image_pixels(f, deep, signal, to_sdr), turn)
                     frame = _kept(rgb, transform)
@@ -460,11 +507,12 @@ def _read_animated_image(img: Image.Image, wanted: range | None, transform: Tran
     """An image file's frames (an animated GIF, WebP or PNG, or a picture's one), turned upright as its
     Orientation says (`_oriented`), its rate read from its frames' durations as browsers show them (a GIF
     frame of 0 or 1 cs for 10 cs)."""
-    frames, durations = [], []
+    frames, durations, transforms = [], [], {}
     turn = 1 if _turned_by_pillow(img) else _orientation(img)  # the file's, as viewers show each of its frames
     size = _oriented_size(img.size, turn)
     for i, frame in enumerate(ImageSequence.Iterator(img)):
-        frames.append(_kept(_oriented(_to_rgb(frame.copy()), turn), transform) if _wanted(i, wanted) else None)
+        wants = _wanted(i, wanted)
+        frames.append(_kept(_oriented(_to_rgb(frame.copy(), transforms), turn), transform) if wants else None)
         durations.append(frame.info.get("duration", 0) or 0)
     if img.format == "GIF":
         durations = [ms if ms >= 10 * GIF_MIN_DELAY else 10 * GIF_SHORT_DELAY_SHOWN for ms in durations]
