@@ -413,6 +413,11 @@ def test_zip_of_frames_is_unpacked_flat_and_a_bad_zip_is_named(tmp_path):
     (tmp_path / "bad.zip").write_bytes(b"not a zip")
     with pytest.raises(FormError, match="bad.zip is not a readable zip"):
         unpack_upload(tmp_path / "bad.zip", tmp_path)
+    with zipfile.ZipFile(tmp_path / "phone.zip", "w") as zf:  # an iPhone's photos, some of them HEIC
+        zf.write(first, "IMG_0001.JPG")
+        zf.writestr("IMG_0002.HEIC", b"\0\0\0\x18ftypheic")
+    with pytest.raises(FormError, match=r"phone.zip holds HEIC/HEIF pictures \(IMG_0002.HEIC, ...\), which are not"):
+        unpack_upload(tmp_path / "phone.zip", tmp_path)
 
 
 def test_a_damaged_upload_or_too_few_frames_is_named_before_the_model_loads(tmp_path):

@@ -40,6 +40,7 @@ from videop2p.control.controller import MaskNorm
 from videop2p.inversion import InversionMethod
 from videop2p.io.video import (
     IMAGE_SUFFIXES,
+    UNREAD_PICTURES,
     ResizeMode,
     VideoError,
     check_video,
@@ -186,6 +187,12 @@ def unpack_upload(path: Path, root: Path) -> Path:
         return path
     try:
         with zipfile.ZipFile(path) as zf:
+            heif = [n for n in zf.namelist() if Path(n).suffix.lower() in UNREAD_PICTURES and "__MACOSX" not in n]
+            if heif:
+                raise FormError(
+                    f"The zip {path.name} holds HEIC/HEIF pictures ({Path(heif[0]).name}, ...), which are not read "
+                    "here; zip the frames as JPEG, PNG or AVIF."
+                )
             names = _zip_frames(zf.namelist())
             if not names:
                 raise FormError(f"The zip {path.name} holds no frames ({', '.join(sorted(IMAGE_SUFFIXES))}).")
