@@ -111,7 +111,8 @@ def _srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
         if profile.profile.xcolor_space != ICC_SPACES[mode]:
             return None
         out = "RGBA" if mode == "RGBA" else "RGB"
-        intent = ImageCms.Intent(profile.profile.rendering_intent)
+        said = profile.profile.rendering_intent  # 0-3 (ICC.1, 7.2.15); another value: the default, perceptual
+        intent = ImageCms.Intent(said) if said in set(ImageCms.Intent) else ImageCms.Intent.PERCEPTUAL
         transform = ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), mode, out, intent)
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         return None
@@ -150,8 +151,8 @@ def _to_rgb(img: Image.Image, transforms: dict | None = None) -> np.ndarray:
         grey = np.clip(np.rint(a / top * 255.0), 0, 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=-1)
     img = _colour_managed(img.convert("RGBA") if img.mode == "P" else img, transforms)
-    if img.mode in ("RGBA", "LA", "P"):
-        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA"):
+        img = img if img.mode == "RGBA" else img.convert("RGBA")
         bg = Image.new("RGBA", img.size, (0, 0, 0, 255))
         img = Image.alpha_composite(bg, img)
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
