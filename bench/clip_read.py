@@ -2,7 +2,7 @@
 
 Writes a clip of `--frames` frames at `--size` (a diagonal gradient with noise): a lossless FFV1 video,
 8-bit or 10-bit BT.709 SDR, 10-bit BT.2020 HLG as phones record HDR, a folder of JPEG frames (quality 92),
-a folder of JPEG frames with a Display P3 or an sRGB ICC profile (converted to sRGB, or found to need
+a folder of PNG frames, a folder of JPEG frames with a Display P3 or an sRGB ICC profile (converted to sRGB, or found to need
 no conversion), a folder of OpenEXR frames (half floats, ZIP in blocks of 16 lines, as a VFX plate's; read as HDR), or
 ProRes 4444 in a MOV with an alpha plane or without (read composited over black, or as it is), then reads it for `--work` two ways: each frame converted to RGB whole (and tone-mapped whole, for HLG)
 and then resized, and with `small` (each video frame converted, and tone-mapped, at the size that
@@ -16,6 +16,7 @@ apart the two reads' frames are.
     python bench/clip_read.py --size 3840x2160 --kind exr      # scene light: carried to PQ, then tone-mapped
     python bench/clip_read.py --size 1920x1080 --kind prores-alpha   # against --kind prores: the alpha's cost
     python bench/clip_read.py --size 1920x1080 --kind jpeg-p3   # against --kind jpeg: colour management's cost
+    python bench/clip_read.py --size 1920x1080 --kind png --frames 30   # its size from the headers alone
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from PIL import Image, ImageCms
 
 from videop2p.io.exr import encode_exr
 from videop2p.io.hdr import HLG
-from videop2p.io.video import read_video, resize_frames
+from videop2p.io.video import probe_video, read_video, resize_frames
 from videop2p.testing import DISPLAY_P3, icc_profile
 
 TRANSFERS = {
@@ -41,6 +42,7 @@ TRANSFERS = {
     "hlg": (10, HLG, "yuv420p10le"),
 }  # bits, FFmpeg's transfer, pixel format
 JPEGS = {"jpeg": None, "jpeg-p3": "p3", "jpeg-srgb": "srgb"}  # JPEG frames without an ICC profile, or with one
+PNG = "png"  # a folder of PNG frames (no EXIF: Pillow would decode each whole to look for its orientation)
 PRORES = {"prores": "yuv444p10le", "prores-alpha": "yuva444p10le"}  # ProRes 4444 without and with alpha
 
 
@@ -89,6 +91,16 @@ def write_jpegs(folder: Path, width: int, height: int, frames: int, profile: str
         picture.save(folder / f"{i + 1}.jpg", quality=92, **({"icc_profile": icc} if icc else {}))
 
 
+def write_pngs(folder: Path, width: int, height: int, frames: int) -> None:
+    """A folder of PNG frames (zlib level 1): the gradient of `write_clip` in grey, with noise."""
+    rng = np.random.default_rng(0)
+    luma = np.add.outer(np.linspace(16, 175, height), np.linspace(0, 60, width))  # (H, W)
+    folder.mkdir()
+    for i in range(frames):
+        grey = np.clip(luma + rng.normal(0, 2, luma.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(np.repeat(grey[..., None], 3, axis=-1)).save(folder / f"{i + 1}.png", compress_level=1)
+
+
 def write_exrs(folder: Path, width: int, height: int, frames: int) -> None:
     """A folder of OpenEXR frames (half floats, ZIP16): the gradient of `write_clip` as scene light, 0 to 2."""
     rng = np.random.default_rng(0)
@@ -129,7 +141,7 @@ def main() -> None:
     parser.add_argument("--size", default="3840x2160")
     parser.add_argument("--work", default="512x512")
     parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--kind", choices=[*TRANSFERS, *JPEGS, "exr", *PRORES], default="hlg")
+    parser.add_argument("--kind", choices=[*TRANSFERS, *JPEGS, PNG, "exr", *PRORES], default="hlg")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
@@ -142,9 +154,9 @@ def main() -> None:
         if args.kind in JPEGS:
             path = Path(tmp) / "frames"
             write_jpegs(path, width, height, args.frames, JPEGS[args.kind])
-        elif args.kind == "exr":
+        elif args.kind in ("exr", PNG):
             path = Path(tmp) / "frames"
-            write_exrs(path, width, height, args.frames)
+            (write_exrs if args.kind == "exr" else write_pngs)(path, width, height, args.frames)
         elif args.kind in PRORES:
             path = Path(tmp) / "clip.mov"
             write_prores(path, width, height, args.frames, PRORES[args.kind])
@@ -153,7 +165,7 @@ def main() -> None:
             write_clip(path, width, height, args.frames, args.kind)
 
         def decode() -> None:
-            if args.kind in JPEGS:
+            if args.kind in JPEGS or args.kind == PNG:
                 for frame in sorted(path.iterdir()):
                     with Image.open(frame) as img:
                         img.load()
@@ -168,6 +180,7 @@ def main() -> None:
                     pass
 
         got, seconds = {}, {"decoding alone": _median_read(decode, args.repeats)}
+        seconds["its size (probe_video)"] = _median_read(lambda: probe_video(path), args.repeats)
         for name, small in (("whole, then resized", None), ("small", work)):
             seconds[name] = _median_read(
                 lambda small=small, name=name: got.__setitem__(

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -1034,3 +1035,46 @@ def test_pictures_with_an_icc_profile_are_read_in_srgb_as_colour_managed_viewers
     np.testing.assert_array_equal(read_video(folders["damaged"]).frames[0], stored)
     over_black = (shown.astype(np.uint32) * 128 + 127) // 255  # Pillow's alpha_composite of alpha 128 over black
     assert np.abs(read_video(folders["alpha"]).frames[0].astype(int) - over_black).max() <= 1
+
+
+def test_a_png_frames_orientation_is_read_without_decoding_it_wherever_its_exif_chunk_is(tmp_path, monkeypatch):
+    """Pillow decodes a PNG whole to look for an eXIf chunk after its image data (where a PNG with no EXIF
+    has none either); the frames' sizes (and the frames not selected) are read from their headers alone,
+    and an eXIf chunk after the data still turns the frame."""
+    import struct
+
+    from PIL import ImageOps, PngImagePlugin
+
+    from videop2p.io.video import probe_video
+
+    frames = _clip(5, 24, 40)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    for k, frame in enumerate(frames, start=1):  # the first with an orientation, the others with no EXIF
+        Image.fromarray(frame if k == 1 else np.ascontiguousarray(np.rot90(frame, -1))).save(
+            tmp_path / f"{k}.png", **({"exif": exif} if k == 1 else {})
+        )
+    data, chunks, at = (tmp_path / "1.png").read_bytes(), [], 8
+    while at < len(data):  # the file's chunks: length, type, data, CRC
+        length, kind = struct.unpack(">I4s", data[at : at + 8])
+        chunks.append((kind, data[at : at + 12 + length]))
+        at += 12 + length
+    order = [kind for kind, _ in chunks]
+    assert order.index(b"eXIf") < order.index(b"IDAT")  # Pillow writes it first; moved after the data:
+    late = [c for kind, c in chunks if kind not in (b"eXIf", b"IEND")] + [
+        chunks[order.index(b"eXIf")][1],
+        chunks[-1][1],
+    ]
+    (tmp_path / "1.png").write_bytes(data[:8] + b"".join(late))
+    with Image.open(tmp_path / "1.png") as img:
+        shown = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    assert shown.shape == (40, 24, 3)
+    loads = []
+    load = PngImagePlugin.PngImageFile.load
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", lambda self: loads.append(self.filename) or load(self))
+    assert probe_video(tmp_path).size == (24, 40)
+    assert len(set(loads)) <= 1  # the first frame's pixels at most, not the folder's
+    loads.clear()
+    video = read_video(tmp_path, start=0, num_frames=2)
+    assert sorted({Path(f).name for f in loads}) == ["1.png", "2.png"]
+    np.testing.assert_array_equal(video.frames[0], shown)

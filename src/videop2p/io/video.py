@@ -221,10 +221,33 @@ def _orientation(img: Image.Image) -> int:
     shown (or it says nothing, or nonsense); 2-8 where they are stored mirrored and/or turned, as a phone's
     portrait photo is stored sideways, and viewers show them upright (`_oriented`)."""
     try:
-        value = img.getexif().get(EXIF_ORIENTATION, 1)
+        if img.format == "PNG" and "exif" not in img.info:  # none before the image data: Pillow would decode
+            late = _png_late_exif(Path(img.filename)) if getattr(img, "filename", "") else None  # the whole image
+            if late is not None:  # to find one after it; the file's chunks are skipped through instead
+                img.info["exif"] = b"Exif\0\0" + late  # as Pillow's own reading of the chunk keeps it
+            exif = Image.Image.getexif(img)  # the EXIF (or XMP) orientation Pillow reads, without decoding
+        else:
+            exif = img.getexif()
+        value = exif.get(EXIF_ORIENTATION, 1)
     except (OSError, ValueError, SyntaxError, struct.error):  # a damaged EXIF block: its pixels as stored
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _png_late_exif(path: Path) -> bytes | None:
+    """A PNG's eXIf chunk where it follows the image data (PNG 3rd edition, 11.3.3.6, allows it before IEND),
+    found by skipping from chunk to chunk (their lengths), reading no image data; None where it has none."""
+    with open(path, "rb") as f:
+        if f.read(8) != PNG_SIGNATURE:
+            return None
+        while len(head := f.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"eXIf":
+                return f.read(length)
+            if kind == b"IEND":
+                return None
+            f.seek(length + 4, os.SEEK_CUR)  # its data and CRC
+    return None
 
 
 def _turned_by_pillow(img: Image.Image) -> bool:
