@@ -1078,3 +1078,23 @@ def test_a_png_frames_orientation_is_read_without_decoding_it_wherever_its_exif_
     video = read_video(tmp_path, start=0, num_frames=2)
     assert sorted({Path(f).name for f in loads}) == ["1.png", "2.png"]
     np.testing.assert_array_equal(video.frames[0], shown)
+
+
+def test_pil_images_held_in_memory_are_read_as_their_files_are(tmp_path):
+    """Frames given as PIL images opened from files (`clip_from_frames`) are the frames those files read
+    as: turned upright and colour-managed; an image Pillow's `exif_transpose` turned already is not
+    turned again."""
+    from PIL import ImageOps
+
+    from videop2p.io.video import as_frames
+    from videop2p.testing import DISPLAY_P3, icc_profile
+
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    for k, frame in enumerate(_clip(3, 24, 40), start=1):
+        Image.fromarray(frame).save(tmp_path / f"{k}.jpg", quality=95, exif=exif, icc_profile=icc_profile(*DISPLAY_P3))
+    files = sorted(tmp_path.iterdir())
+    from_files = read_video(tmp_path).frames
+    assert from_files.shape == (3, 40, 24, 3)
+    np.testing.assert_array_equal(as_frames([Image.open(f) for f in files]), from_files)
+    np.testing.assert_array_equal(as_frames([ImageOps.exif_transpose(Image.open(f)) for f in files]), from_files)

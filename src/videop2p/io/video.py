@@ -158,6 +158,13 @@ def _to_rgb(img: Image.Image, transforms: dict | None = None) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
+def _picture_rgb(img: Image.Image, transforms: dict) -> np.ndarray:
+    """A PIL image held in memory as its file's frame is read (`_iter_frame_dir`): its pixels in sRGB
+    (`_to_rgb`), turned upright as its EXIF Orientation says (`_oriented`; one that Pillow's `exif_transpose`
+    turned already says none)."""
+    return _oriented(_to_rgb(img, transforms), 1 if _turned_by_pillow(img) else _orientation(img))
+
+
 def as_frames(frames: object) -> np.ndarray:
     """Frames held in memory as (F, H, W, 3) uint8: an array of that shape, or a sequence of PIL
     images (any mode, converted as files' frames are) or of (H, W, 3) uint8 arrays. VideoError names
@@ -168,7 +175,7 @@ def as_frames(frames: object) -> np.ndarray:
         if not frames:
             raise VideoError("No frames given: the sequence of frames is empty.")
         transforms: dict = {}
-        images = [_to_rgb(f, transforms) if isinstance(f, Image.Image) else f for f in frames]
+        images = [_picture_rgb(f, transforms) if isinstance(f, Image.Image) else f for f in frames]
         if not all(isinstance(f, np.ndarray) for f in images):
             kinds = sorted({type(f).__name__ for f in images if not isinstance(f, np.ndarray)})
             raise VideoError(f"Frames must be PIL images or (H, W, 3) uint8 arrays; got {', '.join(kinds)}.")
