@@ -1007,7 +1007,7 @@ def test_pictures_with_an_icc_profile_are_read_in_srgb_as_colour_managed_viewers
     profile changes nothing, and a damaged profile is passed over (the pixels taken as sRGB)."""
     from PIL import ImageCms
 
-    from videop2p.io.video import iter_video
+    from videop2p.io.video import iter_video, probe_video
     from videop2p.testing import DISPLAY_P3, icc_profile
 
     p3 = icc_profile(*DISPLAY_P3)
@@ -1033,6 +1033,12 @@ def test_pictures_with_an_icc_profile_are_read_in_srgb_as_colour_managed_viewers
     np.testing.assert_array_equal(next(iter_video(folders["p3"], 0, 1)), shown)  # as the pasting writer reads it
     np.testing.assert_array_equal(read_video(folders["srgb"]).frames[0], stored)
     np.testing.assert_array_equal(read_video(folders["damaged"]).frames[0], stored)
+    said = "pictures carry a colour profile (a test profile): they are read in sRGB, as colour-managed viewers"
+    for clip in (folders["p3"], folders["p3"] / "2.png", folders["alpha"]):  # what loading and `info` say
+        assert [note for note in probe_video(clip).conversions if said in note] == [
+            f"{clip}'s {said} show them, and the edits are sRGB."
+        ]
+    assert probe_video(folders["srgb"]).conversions == probe_video(folders["damaged"]).conversions == ()
     over_black = (shown.astype(np.uint32) * 128 + 127) // 255  # Pillow's alpha_composite of alpha 128 over black
     assert np.abs(read_video(folders["alpha"]).frames[0].astype(int) - over_black).max() <= 1
 

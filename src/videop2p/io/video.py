@@ -139,6 +139,20 @@ def _colour_managed(img: Image.Image, transforms: dict | None = None) -> Image.I
     return img if transform is None else ImageCms.applyTransform(img, transform)
 
 
+def _profile_conversions(path: Path, transforms: dict) -> tuple[str, ...]:
+    """What reading a clip's pictures converts by their colour profiles (`transforms`, as `_colour_managed`
+    kept them: those that change colours), a sentence each profile."""
+    said = []
+    for (icc, _), transform in transforms.items():
+        if transform is not None:
+            name = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip() or "unnamed"
+            said.append(
+                f"{path}'s pictures carry a colour profile ({name}): they are read in sRGB, as colour-managed "
+                "viewers show them, and the edits are sRGB."
+            )
+    return tuple(dict.fromkeys(said))
+
+
 def _to_rgb(img: Image.Image, transforms: dict | None = None) -> np.ndarray:
     """An image's pixels as (H, W, 3) uint8 sRGB as a viewer shows them: colour-managed from its ICC profile
     (`_colour_managed`, `transforms` its cache), transparency over black, deep greyscale scaled to 8 bits."""
@@ -305,16 +319,18 @@ def _iter_frame_dir(
     transform: Transform | None,
     small: tuple[int, int] | None = None,
     signal: bool = False,
+    transforms: dict | None = None,
 ) -> Iterator[tuple[tuple[int, int], np.ndarray | None, DeepSignal | None]]:
     """Each image of a folder of frames in natural order: its (width, height), its pixels (transformed;
     a JPEG decoded smaller where it is to be resized to `small`, `_draft`) when it is wanted, and its own
     signal where it is a 16-bit RGB PNG or TIFF (`_image_deep`) or a 10-bit DPX (a film scan's, which
     FFmpeg reads: `_dpx_frame`) or an OpenEXR image (`_exr_frame`): HDR tone-mapped as an HDR video's frames
     are, SDR rounded to 8 bits, or with `signal` left in its own 16-bit form; one at a time; files that are
-    not images are passed over. `path` may be one OpenEXR file (`_frames_of_one`), its one frame."""
+    not images are passed over. `path` may be one OpenEXR file (`_frames_of_one`), its one frame.
+    `transforms`: where the wanted frames' colour profiles' transforms are kept (`_colour_managed`)."""
     files = [path] if path.is_file() else [p for p in _listed(path) if p.is_file()]
     converters: dict[DeepSignal, Callable[[np.ndarray], np.ndarray]] = {}
-    transforms: dict = {}  # the frames' ICC profiles' transforms to sRGB (`_colour_managed`), built once
+    transforms = {} if transforms is None else transforms  # the ICC profiles' transforms to sRGB, built once
 
     def to_sdr(deep: DeepSignal) -> Callable[[np.ndarray], np.ndarray]:
         """`to_sdr_converter` of a signal, its tables built once for the folder's frames (12 ms for PQ's)."""
@@ -407,8 +423,8 @@ def _exr_frame(
 def _read_frame_dir(
     path: Path, wanted: range | None, transform: Transform | None, small: tuple[int, int] | None = None
 ) -> _Decoded:
-    frames, sizes, deep = [], set(), None
-    for size, frame, said in _iter_frame_dir(path, wanted, transform, small):
+    frames, sizes, deep, transforms = [], set(), None, {}
+    for size, frame, said in _iter_frame_dir(path, wanted, transform, small, transforms=transforms):
         sizes.add(size)
         frames.append(frame)
         if len(frames) == 1:  # the folder's signal is its first frame's
@@ -419,7 +435,9 @@ def _read_frame_dir(
         detail = ", ".join(f"{w}x{h}" for w, h in sorted(sizes, key=lambda s: (s[1], s[0])))
         raise VideoError(f"Frames in {path} have mixed sizes ({detail}); all frames must have the same size.")
     conversions = (_hdr_conversion(path, deep),) if deep is not None and deep.hdr else ()
-    return _Decoded(frames, sizes.pop(), DEFAULT_FPS, conversions=conversions, deep=deep)
+    return _Decoded(
+        frames, sizes.pop(), DEFAULT_FPS, conversions=conversions + _profile_conversions(path, transforms), deep=deep
+    )
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -534,10 +552,10 @@ def deep_png(frame: np.ndarray, deep: DeepSignal) -> bytes:
     return png[:after_header] + said + png[after_header:]
 
 
-def _read_animated_image(img: Image.Image, wanted: range | None, transform: Transform | None) -> _Decoded:
-    """An image file's frames (an animated GIF, WebP or PNG, or a picture's one), turned upright as its
-    Orientation says (`_oriented`), its rate read from its frames' durations as browsers show them (a GIF
-    frame of 0 or 1 cs for 10 cs)."""
+def _read_animated_image(img: Image.Image, path: Path, wanted: range | None, transform: Transform | None) -> _Decoded:
+    """An image file's frames (`img`, opened from `path`: an animated GIF, WebP or PNG, or a picture's one),
+    turned upright as its Orientation says (`_oriented`), in sRGB (`_colour_managed`), its rate read from
+    its frames' durations as browsers show them (a GIF frame of 0 or 1 cs for 10 cs)."""
     frames, durations, transforms = [], [], {}
     turn = 1 if _turned_by_pillow(img) else _orientation(img)  # the file's, as viewers show each of its frames
     size = _oriented_size(img.size, turn)
@@ -548,10 +566,12 @@ def _read_animated_image(img: Image.Image, wanted: range | None, transform: Tran
     if img.format == "GIF":
         durations = [ms if ms >= 10 * GIF_MIN_DELAY else 10 * GIF_SHORT_DELAY_SHOWN for ms in durations]
     mean_ms = float(np.mean(durations)) if durations else 0.0
+    said = _profile_conversions(path, transforms)
     if mean_ms <= 0:  # no durations: shown evenly, at the default rate
-        return _Decoded(frames, size, DEFAULT_FPS)
+        return _Decoded(frames, size, DEFAULT_FPS, conversions=said)
     starts = np.cumsum([0, *durations]) / 1000.0  # each frame's start, and the last one's end
-    return _Decoded(frames, size, 1000.0 / mean_ms, times=[float(t) for t in starts[:-1]], end=float(starts[-1]))
+    times = [float(t) for t in starts[:-1]]
+    return _Decoded(frames, size, 1000.0 / mean_ms, times=times, end=float(starts[-1]), conversions=said)
 
 
 def _quarter_turns(frame: av.VideoFrame) -> int:
@@ -935,7 +955,7 @@ def _decode(
         return _read_frame_dir(path, wanted, transform, small)
     try:
         with Image.open(path) as img:
-            return _read_animated_image(img, wanted, transform)
+            return _read_animated_image(img, path, wanted, transform)
     except UnidentifiedImageError as e:
         if path.suffix.lower() in UNREAD_PICTURES:  # FFmpeg would read one tile of it as a video
             raise VideoError(_unread_picture(path)) from e
