@@ -1104,3 +1104,14 @@ def test_pil_images_held_in_memory_are_read_as_their_files_are(tmp_path):
     assert from_files.shape == (3, 40, 24, 3)
     np.testing.assert_array_equal(as_frames([Image.open(f) for f in files]), from_files)
     np.testing.assert_array_equal(as_frames([ImageOps.exif_transpose(Image.open(f)) for f in files]), from_files)
+
+
+def test_a_folder_of_portrait_and_landscape_pictures_says_so(tmp_path):
+    """Mixed sizes that are each other turned (a phone's portrait and landscape shots) are named as such."""
+    Image.fromarray(np.zeros((24, 40, 3), np.uint8)).save(tmp_path / "1.png")
+    Image.fromarray(np.zeros((40, 24, 3), np.uint8)).save(tmp_path / "2.png")
+    with pytest.raises(VideoError, match=r"mixed sizes \(40x24, 24x40\); some are portrait and some landscape: turn"):
+        read_video(tmp_path)
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "2.png")
+    with pytest.raises(VideoError, match=r"mixed sizes \(40x24, 40x40\); all frames must"):
+        read_video(tmp_path)

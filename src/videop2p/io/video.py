@@ -433,7 +433,9 @@ def _read_frame_dir(
         raise VideoError(f"Directory {path} contains no image frames; expected files such as 1.jpg, 2.jpg, ...")
     if len(sizes) > 1:
         detail = ", ".join(f"{w}x{h}" for w, h in sorted(sizes, key=lambda s: (s[1], s[0])))
-        raise VideoError(f"Frames in {path} have mixed sizes ({detail}); all frames must have the same size.")
+        turned = any((h, w) in sizes for w, h in sizes if w != h)  # a phone's portrait and landscape shots
+        hint = "; some are portrait and some landscape: turn them alike" if turned else ""
+        raise VideoError(f"Frames in {path} have mixed sizes ({detail}){hint}; all frames must have the same size.")
     conversions = (_hdr_conversion(path, deep),) if deep is not None and deep.hdr else ()
     return _Decoded(
         frames, sizes.pop(), DEFAULT_FPS, conversions=conversions + _profile_conversions(path, transforms), deep=deep
