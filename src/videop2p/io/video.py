@@ -99,6 +99,7 @@ def _listed(folder: Path) -> list[Path]:
 
 
 ICC_SPACES = {"RGB": "RGB ", "RGBA": "RGB ", "CMYK": "CMYK"}  # a mode -> its ICC profile's colour space
+Transforms = dict[tuple[bytes, str], "ImageCms.ImageCmsTransform | None"]  # (profile, mode) -> to sRGB, or None
 
 
 def _srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
@@ -125,7 +126,7 @@ def _srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
     return None if same else transform
 
 
-def _colour_managed(img: Image.Image, transforms: dict | None = None) -> Image.Image:
+def _colour_managed(img: Image.Image, transforms: Transforms | None = None) -> Image.Image:
     """An image with an embedded ICC profile (a phone photo's Display P3, a camera's Adobe RGB, a print
     CMYK JPEG's) in sRGB, as colour-managed viewers show it (`_srgb_transform`); any other image as it is.
     `transforms`: the transforms built so far, by profile and mode (a folder's frames share one)."""
@@ -139,7 +140,7 @@ def _colour_managed(img: Image.Image, transforms: dict | None = None) -> Image.I
     return img if transform is None else ImageCms.applyTransform(img, transform)
 
 
-def _profile_conversions(path: Path, transforms: dict) -> tuple[str, ...]:
+def _profile_conversions(path: Path, transforms: Transforms) -> tuple[str, ...]:
     """What reading a clip's pictures converts by their colour profiles (`transforms`, as `_colour_managed`
     kept them: those that change colours), a sentence each profile."""
     said = []
@@ -153,7 +154,7 @@ def _profile_conversions(path: Path, transforms: dict) -> tuple[str, ...]:
     return tuple(dict.fromkeys(said))
 
 
-def _to_rgb(img: Image.Image, transforms: dict | None = None) -> np.ndarray:
+def _to_rgb(img: Image.Image, transforms: Transforms | None = None) -> np.ndarray:
     """An image's pixels as (H, W, 3) uint8 sRGB as a viewer shows them: colour-managed from its ICC profile
     (`_colour_managed`, `transforms` its cache), transparency over black, deep greyscale scaled to 8 bits."""
     if img.mode.startswith("I") or img.mode == "F":  # 16-bit or float greyscale: Pillow's RGB would clip it
@@ -172,7 +173,7 @@ def _to_rgb(img: Image.Image, transforms: dict | None = None) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def _picture_rgb(img: Image.Image, transforms: dict) -> np.ndarray:
+def _picture_rgb(img: Image.Image, transforms: Transforms) -> np.ndarray:
     """A PIL image held in memory as its file's frame is read (`_iter_frame_dir`): its pixels in sRGB
     (`_to_rgb`), turned upright as its EXIF Orientation says (`_oriented`; one that Pillow's `exif_transpose`
     turned already says none)."""
@@ -188,7 +189,7 @@ def as_frames(frames: object) -> np.ndarray:
     elif isinstance(frames, list | tuple):
         if not frames:
             raise VideoError("No frames given: the sequence of frames is empty.")
-        transforms: dict = {}
+        transforms: Transforms = {}
         images = [_picture_rgb(f, transforms) if isinstance(f, Image.Image) else f for f in frames]
         if not all(isinstance(f, np.ndarray) for f in images):
             kinds = sorted({type(f).__name__ for f in images if not isinstance(f, np.ndarray)})
@@ -319,7 +320,7 @@ def _iter_frame_dir(
     transform: Transform | None,
     small: tuple[int, int] | None = None,
     signal: bool = False,
-    transforms: dict | None = None,
+    transforms: Transforms | None = None,
 ) -> Iterator[tuple[tuple[int, int], np.ndarray | None, DeepSignal | None]]:
     """Each image of a folder of frames in natural order: its (width, height), its pixels (transformed;
     a JPEG decoded smaller where it is to be resized to `small`, `_draft`) when it is wanted, and its own
@@ -915,7 +916,7 @@ def _decoded(container, stream) -> Iterator[av.VideoFrame]:
         yield from decoder.decode(packet if packet.size else None)  # the last, empty packet flushes it
 
 
-def _clip_stream(container, path: Path):
+def _clip_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
     """A container's first video stream that moves: not a cover picture (an audio file's album art, a
     downloaded video's thumbnail), which FFmpeg lists as a video stream of one frame (`attached_pic`)."""
     moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
