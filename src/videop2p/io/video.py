@@ -274,7 +274,7 @@ def _png_late_exif(path: Path) -> bytes | None:
 
 def _turned_by_pillow(img: Image.Image) -> bool:
     """Whether Pillow shows the image itself: a TIFF's size is said as shown and its pixels are turned as
-    they load (Pillow >= 11), while other formats' (and FFmpeg's reading of any) are as stored."""
+    they load (Pillow >= 11.3, the floor), while other formats' (and FFmpeg's reading of any) are as stored."""
     return img.format == "TIFF"
 
 
