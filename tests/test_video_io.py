@@ -1115,3 +1115,14 @@ def test_a_folder_of_portrait_and_landscape_pictures_says_so(tmp_path):
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "2.png")
     with pytest.raises(VideoError, match=r"mixed sizes \(40x24, 40x40\); all frames must"):
         read_video(tmp_path)
+
+
+def test_a_folder_holding_a_video_but_no_frames_names_the_video(tmp_path):
+    """The folder a video sits in, given for the video: the error names the file to give instead."""
+    write_video(_clip(2), tmp_path / "holiday.mp4")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(VideoError, match=r"contains no image frames; .*; it holds holiday.mp4: give that file, not"):
+        read_video(tmp_path)
+    (tmp_path / "holiday.mp4").unlink()
+    with pytest.raises(VideoError, match=r"contains no image frames; expected files such as 1.jpg, 2.jpg, ...$"):
+        read_video(tmp_path)

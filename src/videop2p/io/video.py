@@ -431,7 +431,9 @@ def _read_frame_dir(
         if len(frames) == 1:  # the folder's signal is its first frame's
             deep = said
     if not frames:
-        raise VideoError(f"Directory {path} contains no image frames; expected files such as 1.jpg, 2.jpg, ...")
+        videos = [f.name for f in _listed(path) if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES]
+        hint = f"; it holds {videos[0]}: give that file, not its folder." if videos else ""
+        raise VideoError(f"Directory {path} contains no image frames; expected files such as 1.jpg, 2.jpg, ...{hint}")
     if len(sizes) > 1:
         detail = ", ".join(f"{w}x{h}" for w, h in sorted(sizes, key=lambda s: (s[1], s[0])))
         turned = any((h, w) in sizes for w, h in sizes if w != h)  # a phone's portrait and landscape shots
@@ -999,6 +1001,7 @@ def video_size(path: str | os.PathLike) -> tuple[int, int]:
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".webp", ".avif", ".gif", ".dpx", ".exr"}
 )
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mxf"})
 UNREAD_PICTURES = frozenset({".heic", ".heif"})  # a phone's HEIF photos: Pillow reads none without a plug-in
 
 
