@@ -146,7 +146,10 @@ def _profile_conversions(path: Path, transforms: Transforms) -> tuple[str, ...]:
     said = []
     for (icc, _), transform in transforms.items():
         if transform is not None:
-            name = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip() or "unnamed"
+            try:
+                name = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip() or "unnamed"
+            except (ImageCms.PyCMSError, OSError, ValueError):
+                name = "unnamed"
             said.append(
                 f"{path}'s pictures carry a colour profile ({name}): they are read in sRGB, as colour-managed "
                 "viewers show them, and the edits are sRGB."
