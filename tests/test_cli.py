@@ -1584,76 +1584,52 @@ def test_the_command_exits_with_its_commands_code(capsys):
     assert err.strip().splitlines()[-1].startswith("error: --size '0x8' is not valid")
 
 
-AUTHORS_P2P_SHAPES = {  # the six p2p configs of the authors' repository, by what each asks (their values)
-    "bird-forest": (
-        "a bird flying in the forest",
-        "children drawing of a bird flying in the forest",
-        {"eq_params": {"words": ["children", "drawing"], "values": [5, 2]}, "is_word_swap": False},
-        {"cross_replace_steps": 0.8, "self_replace_steps": 0.7},
-        ("refine", None, {"children": 5.0, "drawing": 2.0}, 0.8, 0.7),
-    ),
-    "car-drive": (
-        "a car is driving on the road",
-        "a car is driving on the railway",
-        {"blend_word": ["road", "railway"], "eq_params": {"words": ["railway"], "values": [2]}, "is_word_swap": True},
-        {},
-        ("swap", ("road", "railway"), {"railway": 2.0}, 0.2, 0.5),
-    ),
+AUTHORS_P2P = {  # the six p2p configs of the authors' repository: prompts, blend words, eq_params, swap, windows
+    "bird-forest": ("a bird flying in the forest", "children drawing of a bird flying in the forest", None),
+    "car-drive": ("a car is driving on the road", "a car is driving on the railway", ("road", "railway")),
     "man-motor": (  # a forced swap of words of unequal token counts: "man" (1) for "Spider-Man" (3)
         "a man is driving a motorbike in the forest",
         "a Spider-Man is driving a motorbike in the forest",
-        {"blend_word": ["man", "Spider-Man"], "eq_params": {"words": ["Spider-Man"], "values": [4]}},
-        {"is_word_swap": True},
-        ("swap", ("man", "Spider-Man"), {"Spider-Man": 4.0}, 0.2, 0.5),
+        ("man", "Spider-Man"),
     ),
-    "penguin-run": (
-        "a penguin is running on the ice",
-        "a crochet penguin is running on the ice",
-        {"blend_word": ["penguin", "penguin"], "eq_params": {"words": ["crochet"], "values": [4]}},
-        {"is_word_swap": False},
-        ("refine", ("penguin", "penguin"), {"crochet": 4.0}, 0.2, 0.5),
-    ),
-    "rabbit-jump": (
-        "a rabbit is jumping on the grass",
-        "a origami rabbit is jumping on the grass",
-        {"blend_word": ["rabbit", "rabbit"], "eq_params": {"words": ["origami"], "values": [2]}},
-        {"is_word_swap": False},
-        ("refine", ("rabbit", "rabbit"), {"origami": 2.0}, 0.2, 0.5),
-    ),
-    "tiger-forest": (
-        "a tiger is walking in the forest",
-        "a Lego tiger is walking in the forest",
-        {"blend_word": ["tiger", "tiger"], "eq_params": {"words": ["Lego"], "values": [2]}},
-        {"is_word_swap": False},
-        ("refine", ("tiger", "tiger"), {"Lego": 2.0}, 0.2, 0.5),
-    ),
+    "penguin-run": ("a penguin is running on the ice", "a crochet penguin is running on the ice", ("penguin",) * 2),
+    "rabbit-jump": ("a rabbit is jumping on the grass", "a origami rabbit is jumping on the grass", ("rabbit",) * 2),
+    "tiger-forest": ("a tiger is walking in the forest", "a Lego tiger is walking in the forest", ("tiger",) * 2),
+}
+AUTHORS_EDITS = {  # each one's eq_params (words -> values), is_word_swap, windows (None: the script's 0.2 and 0.5)
+    "bird-forest": ({"children": 5, "drawing": 2}, False, (0.8, 0.7)),
+    "car-drive": ({"railway": 2}, True, None),
+    "man-motor": ({"Spider-Man": 4}, True, None),
+    "penguin-run": ({"crochet": 4}, False, None),
+    "rabbit-jump": ({"origami": 2}, False, None),
+    "tiger-forest": ({"Lego": 2}, False, None),
 }
 
 
-@pytest.mark.parametrize("name", list(AUTHORS_P2P_SHAPES))
+@pytest.mark.parametrize("name", list(AUTHORS_P2P))
 def test_each_of_the_authors_p2p_configs_makes_the_plan_their_script_makes(name, tiny, tmp_path):
     """A p2p config of each shape the authors' repository holds (their prompts, words and numbers) is read
     as their run_videop2p.py reads it: the source prompt first among `prompts`, is_word_swap forcing a swap
-    (man-motor's "man" -> "Spider-Man" of unequal token counts too) or letting the words decide, blend
-    words, eq_params as reweighting, their windows or the script's defaults (0.2 and 0.5); and the plan
-    the editor builds from it with the model's tokenizer is that edit."""
+    (man-motor's "man" -> "Spider-Man" of unequal token counts too) or a refinement whatever the words,
+    blend words, eq_params as reweighting, their windows or the script's defaults (0.2 and 0.5); and the
+    plan the editor builds from it with the model's tokenizer is that edit."""
     from videop2p.config import load_config
     from videop2p.editing import build_plan
 
-    source, target, words, windows, (mode, blend, reweight, cross, self_) = AUTHORS_P2P_SHAPES[name]
+    (source, target, blend), (factors, swap, windows) = AUTHORS_P2P[name], AUTHORS_EDITS[name]
     data = {"pretrained_model_path": "./outputs/x", "image_path": "./data/x", "prompt": source, "save_name": name}
-    data |= {"prompts": [source, target], **words, **windows}  # their list starts with the source prompt
-    (tmp_path / f"{name}-p2p.yaml").write_text(yaml.safe_dump(data))
-    cfg = load_config([tmp_path / f"{name}-p2p.yaml"])
-    assert cfg.source == source and cfg.targets == [target]
-    assert cfg.edit.reweight == reweight
-    assert cfg.edit.cross_replace == cross and cfg.edit.self_replace == self_
-    assert (tuple(cfg.edit.blend) if cfg.edit.blend else None) == blend
-    plan, modes = build_plan(tiny, cfg.source, cfg.targets, cfg.edit, 10, (8, 8))
-    assert modes == [mode] and plan.targets[0].factors == reweight
-    assert plan.targets[0].self_window == (0, int(10 * self_))
-    assert (plan.blend is None) == (blend is None)
-    if data.get("is_word_swap"):  # their script refines when it is false, whatever the words: so here
-        (tmp_path / "refined.yaml").write_text(yaml.safe_dump({**data, "is_word_swap": False}))
-        refined = load_config([tmp_path / "refined.yaml"])
-        assert build_plan(tiny, refined.source, refined.targets, refined.edit, 10, (8, 8))[1] == ["refine"]
+    data |= {"prompts": [source, target], "eq_params": {"words": list(factors), "values": list(factors.values())}}
+    data |= {"is_word_swap": swap} | ({"blend_word": list(blend)} if blend else {})
+    if windows:
+        data |= {"cross_replace_steps": windows[0], "self_replace_steps": windows[1]}
+    for swapped in (swap, False):  # their script refines when is_word_swap is false, whatever the words
+        (tmp_path / f"{name}-p2p.yaml").write_text(yaml.safe_dump({**data, "is_word_swap": swapped}))
+        cfg = load_config([tmp_path / f"{name}-p2p.yaml"])
+        assert cfg.source == source and cfg.targets == [target]
+        assert cfg.edit.reweight == {word: float(v) for word, v in factors.items()}
+        assert (cfg.edit.cross_replace, cfg.edit.self_replace) == (windows or (0.2, 0.5))
+        assert (tuple(cfg.edit.blend) if cfg.edit.blend else None) == blend
+        plan, modes = build_plan(tiny, cfg.source, cfg.targets, cfg.edit, 10, (8, 8))
+        assert modes == ["swap" if swapped else "refine"] and plan.targets[0].factors == cfg.edit.reweight
+        assert plan.targets[0].self_window == (0, int(10 * (windows or (0.2, 0.5))[1]))
+        assert (plan.blend is None) == (blend is None)
