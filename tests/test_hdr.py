@@ -648,3 +648,19 @@ def test_info_describes_a_clip_as_it_is_read_and_the_size_the_model_works_it_at(
     assert result.exit_code == 2 and result.output.strip().splitlines() == [
         f"error: Video path '{tmp_path / 'missing.mp4'}' does not exist."
     ]
+
+
+def test_a_frame_with_side_data_pyav_does_not_know_reads_as_saying_no_hdr_metadata(tmp_path):
+    """FFmpeg 8 attaches kinds of side data that PyAV 18's enum lacks (a picture's EXIF, MV-HEVC's view
+    ids), which makes PyAV refuse to list any; the HDR metadata of such a frame is read as unsaid (the
+    default peak), not as an error that stops the read."""
+    from PIL import Image
+
+    from videop2p.io.video import _hdr_metadata
+
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "1.jpg", exif=exif)
+    with av.open(str(tmp_path / "1.jpg")) as container:
+        frame = next(container.decode(video=0))
+    assert _hdr_metadata(frame) == (None, None)

@@ -621,9 +621,16 @@ def _hdr_metadata(frame: av.VideoFrame) -> tuple[tuple[float, ...] | None, tuple
     """The HDR10 metadata a frame's file says, as FFmpeg attaches it to decoded frames as side data (from
     the codec's SEI or the container's boxes): its mastering display (SMPTE ST 2086: the x, y of its red,
     green and blue primaries and white point, then its peak and black in cd/m2) and its content light
-    level (CTA-861.3: MaxCLL, MaxFALL in cd/m2); None for what it does not say."""
+    level (CTA-861.3: MaxCLL, MaxFALL in cd/m2); None for what it does not say, or where the frame also
+    carries a kind of side data newer than PyAV knows (FFmpeg 8's EXIF or MV-HEVC view ids), which makes
+    PyAV refuse to list any of it: the peak is then the default one (`DeepSignal.peak`), not an error."""
     mastering = light_level = None
-    for data in frame.side_data:
+    try:
+        carried = list(frame.side_data)
+    except ValueError:  # PyAV's enum of side data kinds lacks one the frame carries
+        logger.debug("side data of a kind PyAV does not know: the HDR metadata is not read")
+        return None, None
+    for data in carried:
         if data.type == av.sidedata.sidedata.Type.CONTENT_LIGHT_LEVEL:  # AVContentLightMetadata: MaxCLL, MaxFALL
             light_level = tuple(int(v) for v in np.frombuffer(bytes(data), np.uint32, count=2))
         elif data.type == av.sidedata.sidedata.Type.MASTERING_DISPLAY_METADATA:
