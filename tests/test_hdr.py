@@ -210,7 +210,6 @@ class _Frame:
 
     width: int
     height: int
-    rotation: int = 0
 
 
 def test_an_hdr_frame_is_read_at_the_size_that_covers_its_working_size():
@@ -220,12 +219,12 @@ def test_an_hdr_frame_is_read_at_the_size_that_covers_its_working_size():
 
     area = {"interpolation": "AREA"}
     assert _read_size(_Frame(3840, 2160), _Showing(), (512, 512)) == {"width": 911, "height": 512, **area}
-    assert _read_size(_Frame(3840, 2160, rotation=-90), _Showing(), (512, 512)) == {
+    assert _read_size(_Frame(3840, 2160), _Showing(orientation=6), (512, 512)) == {
         "width": 911,
         "height": 512,
         **area,
     }  # a square working size: the same either way
-    assert _read_size(_Frame(3840, 2160, rotation=90), _Showing(), (288, 512)) == {
+    assert _read_size(_Frame(3840, 2160), _Showing(orientation=8), (288, 512)) == {
         "width": 512,
         "height": 288,
         **area,

@@ -98,15 +98,42 @@ def test_containers_round_trip(tmp_path, suffix):
 
 def _set_display_rotation(path, clockwise: int) -> None:
     """Write a rotation into an mp4's track header matrix, as a phone does for a portrait clip."""
+    _set_display_matrix(path, *{90: (0, 1, -1, 0), 180: (-1, 0, 0, -1), 270: (0, -1, 1, 0)}[clockwise])
+
+
+def _set_display_matrix(path, a: int, b: int, c: int, d: int) -> None:
+    """Write a track header matrix's a, b, c, d (each -1, 0 or 1) into an mp4, as a phone's editor does to
+    turn or mirror a clip without encoding it again."""
     import struct
 
     data = bytearray(path.read_bytes())
     at = data.find(b"tkhd")
     matrix_at = at + 4 + 4 + (32 if data[at + 4] == 1 else 20) + 16  # version/flags, times and ids, reserved
-    one, minus_one = 0x00010000, 0xFFFF0000  # 16.16 fixed point
-    a, b, c, d = {90: (0, one, minus_one, 0), 180: (minus_one, 0, 0, minus_one), 270: (0, minus_one, one, 0)}[clockwise]
-    struct.pack_into(">9I", data, matrix_at, a, b, 0, c, d, 0, 0, 0, 0x40000000)
+    a, b, c, d = (v * 0x00010000 for v in (a, b, c, d))  # 16.16 fixed point
+    struct.pack_into(">9i", data, matrix_at, a, b, 0, c, d, 0, 0, 0, 0x40000000)
     path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("matrix", "orientation"), [((-1, 0, 0, 1), 2), ((1, 0, 0, -1), 4), ((0, 1, 1, 0), 5), ((0, -1, -1, 0), 7)]
+)
+def test_a_clip_stored_mirrored_by_its_display_matrix_reads_as_players_show_it(tmp_path, matrix, orientation):
+    """A display matrix that mirrors (a phone editor's flip, alone or with a quarter turn) is shown
+    mirrored, as ffmpeg's autorotate shows it, not read as the nearest turn (a left-right mirror read
+    upside down, a top-bottom one not at all)."""
+    from videop2p.io.video import ORIENTED, iter_video, video_size
+
+    frames = np.zeros((3, 32, 48, 3), np.uint8)
+    frames[:, :, :12] = 255  # the left quarter white
+    frames[:, :8] = 128  # the top rows grey
+    path = write_mp4(frames, tmp_path / "flipped.mp4", fps=8)
+    _set_display_matrix(path, *matrix)
+    shown = np.stack([ORIENTED[orientation](f) for f in frames])
+    video = read_video(path)
+    assert video.frames.shape == shown.shape and video_size(path) == (shown.shape[2], shown.shape[1])
+    assert np.abs(video.frames.astype(float) - shown).mean() < 10
+    np.testing.assert_array_equal(np.stack(list(iter_video(path, 0, 3))), video.frames)  # the full-size pass too
+    _assert_read_small_as_whole(path, (shown.shape[2] // 2, shown.shape[1] // 2))
 
 
 @pytest.mark.parametrize("clockwise", [90, 180, 270])

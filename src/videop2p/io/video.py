@@ -582,11 +582,44 @@ def _read_animated_image(img: Image.Image, path: Path, wanted: range | None, tra
     return _Decoded(frames, size, 1000.0 / mean_ms, times=times, end=float(starts[-1]), conversions=said)
 
 
-def _quarter_turns(frame: av.VideoFrame) -> int:
-    """Counter-clockwise quarter turns the frame's display matrix asks for (0 where it has none, or where
-    PyAV is too old to read it)."""
+DISPLAY_ORIENTATIONS = {  # a display matrix's (a, b, c, d) signs -> the EXIF Orientation showing the same (`_oriented`)
+    (1, 0, 0, 1): 1,
+    (-1, 0, 0, 1): 2,  # mirrored left to right (a phone editor's flip)
+    (-1, 0, 0, -1): 3,
+    (1, 0, 0, -1): 4,
+    (0, 1, 1, 0): 5,
+    (0, 1, -1, 0): 6,  # turned a quarter clockwise (a phone's portrait clip)
+    (0, -1, -1, 0): 7,
+    (0, -1, 1, 0): 8,
+}
+QUARTER_TURNS = {0: 1, 1: 8, 2: 3, 3: 6}  # counter-clockwise quarter turns -> the EXIF Orientation showing the same
+
+
+def _display_orientation(frame: av.VideoFrame) -> int:
+    """The EXIF Orientation (`_oriented`) that shows a decoded frame as its display matrix says, as ffmpeg's
+    autorotate does: turned (a phone's portrait clip is stored sideways) and mirrored (a phone editor's flip
+    is a matrix too); 1 where it has none. A matrix of another angle than a quarter turn, or one PyAV
+    cannot list (`_display_matrix`), gives its nearest quarter turn."""
+    matrix = _display_matrix(frame)
+    if matrix is not None:
+        signs = tuple(int(np.sign(v)) for v in (matrix[0], matrix[1], matrix[3], matrix[4]))
+        if signs in DISPLAY_ORIENTATIONS:
+            return DISPLAY_ORIENTATIONS[signs]
     degrees = getattr(frame, "rotation", 0)
-    return round(degrees / 90) % 4 if math.isfinite(degrees) and abs(degrees) <= 360 else 0
+    return QUARTER_TURNS[round(degrees / 90) % 4 if math.isfinite(degrees) and abs(degrees) <= 360 else 0]
+
+
+def _display_matrix(frame: av.VideoFrame) -> np.ndarray | None:
+    """A frame's display matrix (9 int32: a, b, u, c, d, v, x, y, w; a to d in 16.16 fixed point), as FFmpeg
+    attaches it from the file's track header; None where it has none, or carries side data of a kind newer
+    than PyAV knows (which makes PyAV list none of it)."""
+    try:
+        for data in frame.side_data:
+            if data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX:
+                return np.frombuffer(bytes(data), np.int32, count=9)
+    except (AttributeError, ValueError):
+        return None
+    return None
 
 
 def _pixel_aspect(stream) -> Fraction:
@@ -718,6 +751,7 @@ class _Showing:
     size: tuple[int, int] | None = None  # (width, height) its first frame is shown at: a later frame of another
     # size (a stream joined from parts) is scaled to it, as FFmpeg's scaler does
     alpha: bool = False  # its frames carry an alpha plane, composited over black (`_display_rgb`)
+    orientation: int = 1  # the EXIF Orientation its display matrix shows it in (`_display_orientation`)
 
 
 def _showing(stream, first: av.VideoFrame) -> _Showing:
@@ -730,7 +764,8 @@ def _showing(stream, first: av.VideoFrame) -> _Showing:
     else:  # deep SDR is read at 16 bits and rounded: FFmpeg's 8-bit RGB of 10-bit YUV is up to 4 levels off
         deep = DEEP_SDR if _deep_format(first.format.name) else None
     to_sdr = to_sdr_converter(deep) if deep is not None else None  # an HDR clip's tables once a clip
-    return _Showing(sar, deep, to_sdr, _upright_size(first, sar), _has_alpha(first))
+    orientation = _display_orientation(first)  # the track's, read once: listing side data holds each frame longer
+    return _Showing(sar, deep, to_sdr, _upright_size(first, sar, orientation), _has_alpha(first), orientation)
 
 
 def _has_alpha(frame: av.VideoFrame) -> bool:
@@ -761,7 +796,7 @@ def _read_size(frame: av.VideoFrame, showing: _Showing, small: tuple[int, int] |
     converted at 911x512); {} to convert it whole."""
     if small is None:
         return {}
-    width, height = (small[1], small[0]) if _quarter_turns(frame) % 2 else small  # in the frame's stored turn
+    width, height = _oriented_size(small, showing.orientation)  # as the frame is stored
     shown_width = _square_width(frame.width, showing.sar)
     factor = max(width / shown_width, height / frame.height)
     if factor >= 1:
@@ -805,21 +840,21 @@ def _upright(
 ) -> np.ndarray:
     """A decoded frame as RGB (H, W, 3) as players show it: in BT.709 (`_display_rgb`; with `signal`, an
     HDR frame's own 16-bit values), in square pixels (an anamorphic clip's non-square pixels resampled to
-    its display width) and turned as its display matrix says (a phone's portrait clip is stored sideways
-    with a rotation to show it upright), as ffmpeg's autorotate does; at the stream's first size
+    its display width) and turned and mirrored as its display matrix says (a phone's portrait clip is stored
+    sideways with a rotation to show it upright: `_display_orientation`), as ffmpeg's autorotate does; at the stream's first size
     (`showing.size`) where the stream changes size. `small`: the size the frame is to be resized to
     (`_display_rgb`)."""
-    if showing.size is not None and _upright_size(frame, showing.sar) != showing.size:  # whole, then scaled
+    if showing.size is not None and _upright_size(frame, showing.sar, showing.orientation) != showing.size:
         return _resampled(_upright(frame, replace(showing, size=None), None, signal), showing.size)
-    rgb, turns, sar = _display_rgb(frame, showing, small, signal), _quarter_turns(frame), showing.sar
+    rgb, sar = _display_rgb(frame, showing, small, signal), showing.sar
     if sar != 1:  # to square pixels: the frame's width, or smaller (`_read_size`)
         rgb = _resampled(rgb, (_square_width(rgb.shape[1], sar), rgb.shape[0]))
-    return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
+    return _oriented(rgb, showing.orientation)
 
 
-def _upright_size(frame: av.VideoFrame, sar: Fraction = Fraction(1)) -> tuple[int, int]:
-    width = _square_width(frame.width, sar)
-    return (frame.height, width) if _quarter_turns(frame) % 2 else (width, frame.height)
+def _upright_size(frame: av.VideoFrame, sar: Fraction, orientation: int) -> tuple[int, int]:
+    """A decoded frame's (width, height) as shown: in square pixels (`sar`), turned as `orientation` says."""
+    return _oriented_size((_square_width(frame.width, sar), frame.height), orientation)
 
 
 def _read_container(
@@ -843,7 +878,7 @@ def _read_container(
                 if showing is None:
                     showing = _showing(stream, frame)
                     conversions = _conversions(path, stream, showing)
-                own, size = _upright_size(frame, showing.sar), showing.size
+                own, size = _upright_size(frame, showing.sar, showing.orientation), showing.size
                 if 0 in own:
                     break
                 if own != size and not resized:  # said once: each such frame is scaled (`_upright`)
