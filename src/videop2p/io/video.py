@@ -840,10 +840,10 @@ def _upright(
 ) -> np.ndarray:
     """A decoded frame as RGB (H, W, 3) as players show it: in BT.709 (`_display_rgb`; with `signal`, an
     HDR frame's own 16-bit values), in square pixels (an anamorphic clip's non-square pixels resampled to
-    its display width) and turned and mirrored as its display matrix says (a phone's portrait clip is stored
-    sideways with a rotation to show it upright: `_display_orientation`), as ffmpeg's autorotate does; at the stream's first size
-    (`showing.size`) where the stream changes size. `small`: the size the frame is to be resized to
-    (`_display_rgb`)."""
+    its display width), turned and mirrored as its display matrix says (a phone's portrait clip is stored
+    sideways with a rotation to show it upright: `showing.orientation`), as ffmpeg's autorotate does; at
+    the stream's first size (`showing.size`) where the stream changes size. `small`: the size the frame is
+    to be resized to (`_display_rgb`)."""
     if showing.size is not None and _upright_size(frame, showing.sar, showing.orientation) != showing.size:
         return _resampled(_upright(frame, replace(showing, size=None), None, signal), showing.size)
     rgb, sar = _display_rgb(frame, showing, small, signal), showing.sar
