@@ -19,8 +19,21 @@ def read_weights_file(path: Path, kind: str, error: type[Exception]) -> object:
             return load_file(str(path))
         return torch.load(path, map_location="cpu", weights_only=True)
     except (SafetensorError, OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise error(
             f"{kind} file {str(path)!r} cannot be read as weights (cut short, damaged, or holding more than "
-            f"tensors: {first[:160]})."
+            f"tensors: {_reason(e)[:160]})."
         ) from None
+
+
+WEIGHTS_ONLY_REFUSAL = "WeightsUnpickler error:"  # where torch's weights-only reading says what it found
+
+
+def _reason(error: BaseException) -> str:
+    """A failed read's reason in one line: torch's weights-only refusal by what it found (an operand of no
+    pickle, a class that is not a tensor's) rather than by its first lines of advice; anything else by its
+    first line."""
+    text = str(error).strip()
+    if WEIGHTS_ONLY_REFUSAL in text:
+        found = text.split(WEIGHTS_ONLY_REFUSAL, 1)[1].strip()
+        return found.splitlines()[0].split(". Please use")[0].strip() if found else type(error).__name__
+    return text.splitlines()[0] if text else type(error).__name__
