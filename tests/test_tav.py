@@ -119,6 +119,10 @@ def test_export_refuses_another_model_and_an_empty_entry(tuned, tiny, tmp_path):
     )  # bundled model loaded
     result = runner.invoke(app, ["export", str(tmp_path), str(tmp_path / "y"), "--model", str(tmp_path / "none")])
     assert result.exit_code == 2 and "holds no tuned delta" in result.output  # named before any model is loaded
+    result = runner.invoke(app, ["export", str(tmp_path / "clip-gone"), str(tmp_path / "y")])
+    assert (
+        result.exit_code == 2 and "clip-gone does not exist; give a workspace clip folder (clip-<key>/" in result.output
+    )
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "tune.safetensors").write_bytes((entry / "tune.safetensors").read_bytes()[:100])
     result = runner.invoke(app, ["export", str(tmp_path / "bad"), str(tmp_path / "y"), "--model", str(base)])

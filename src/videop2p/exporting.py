@@ -45,8 +45,11 @@ def tuned_delta(entry: str | Path) -> tuple[Path, dict]:
     """The delta file of a workspace clip (its folder or its `tune.safetensors`) and the identity it
     was tuned under; a one-line error names an entry that holds none, or a file that is not one."""
     path = Path(entry) / DELTA_FILE if Path(entry).is_dir() else Path(entry)
+    give = "give a workspace clip folder (clip-<key>/, as `videop2p workspace list` shows them)"
+    if not Path(entry).exists():
+        raise FileNotFoundError(f"{entry} does not exist; {give}.")
     if not path.is_file():
-        raise FileNotFoundError(f"{entry} holds no tuned delta (tune.safetensors); give a workspace clip folder.")
+        raise FileNotFoundError(f"{entry} holds no tuned delta (tune.safetensors); {give}.")
     identity = read_meta(path)  # CorruptFileError (a ValueError) names a file that is not ours
     if not is_delta_identity(identity):
         raise ValueError(f"{path} is not a tuned delta (its metadata has no model and frame mode).")
