@@ -1145,11 +1145,15 @@ def test_a_folder_of_portrait_and_landscape_pictures_says_so(tmp_path):
 
 
 def test_a_folder_holding_a_video_but_no_frames_names_the_video(tmp_path):
-    """The folder a video sits in, given for the video: the error names the file to give instead."""
+    """The folder a video sits in, given for the video (or the folder above a folder of frames): the error
+    names the file (or folder) to give instead."""
     write_video(_clip(2), tmp_path / "holiday.mp4")
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(VideoError, match=r"contains no image frames; .*; it holds holiday.mp4: give that file, not"):
         read_video(tmp_path)
     (tmp_path / "holiday.mp4").unlink()
     with pytest.raises(VideoError, match=r"contains no image frames; expected files such as 1.jpg, 2.jpg, ...$"):
+        read_video(tmp_path)
+    write_frames(_clip(2), tmp_path / "frames")  # the frames one folder down
+    with pytest.raises(VideoError, match=r"contains no image frames; .*; it holds a folder of frames, frames: give"):
         read_video(tmp_path)

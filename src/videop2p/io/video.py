@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import itertools
 import logging
@@ -424,6 +425,20 @@ def _exr_frame(
     return header.size, pq if signal else to_sdr(EXR_SIGNAL)(pq), EXR_SIGNAL
 
 
+def _held(folder: Path) -> str:
+    """What a folder of no frames holds that was likely meant (a video, or a folder of frames within it),
+    as a hint to add to its error; "" where it holds neither."""
+    entries = _listed(folder)
+    videos = [f.name for f in entries if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES]
+    if videos:
+        return f"; it holds {videos[0]}: give that file, not its folder."
+    for inner in (f for f in entries if f.is_dir()):
+        with contextlib.suppress(OSError):  # a folder it may not read is no hint
+            if any(is_frame_name(g.name) for g in inner.iterdir()):
+                return f"; it holds a folder of frames, {inner.name}: give that folder."
+    return ""
+
+
 def _read_frame_dir(
     path: Path, wanted: range | None, transform: Transform | None, small: tuple[int, int] | None = None
 ) -> _Decoded:
@@ -434,9 +449,9 @@ def _read_frame_dir(
         if len(frames) == 1:  # the folder's signal is its first frame's
             deep = said
     if not frames:
-        videos = [f.name for f in _listed(path) if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES]
-        hint = f"; it holds {videos[0]}: give that file, not its folder." if videos else ""
-        raise VideoError(f"Directory {path} contains no image frames; expected files such as 1.jpg, 2.jpg, ...{hint}")
+        raise VideoError(
+            f"Directory {path} contains no image frames; expected files such as 1.jpg, 2.jpg, ...{_held(path)}"
+        )
     if len(sizes) > 1:
         detail = ", ".join(f"{w}x{h}" for w, h in sorted(sizes, key=lambda s: (s[1], s[0])))
         turned = any((h, w) in sizes for w, h in sizes if w != h)  # a phone's portrait and landscape shots
