@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -240,6 +241,7 @@ def _kept(frame: np.ndarray, transform: Transform | None) -> np.ndarray:
 
 
 EXIF_ORIENTATION = 0x0112  # EXIF's (and TIFF's) Orientation tag (CIPA DC-008, 4.6.4.A; TIFF 6.0, tag 274)
+XMP_ORIENTATION = re.compile(r'tiff:Orientation(?:="|>)([0-9])')  # XMP's, as Pillow's `getexif` reads it
 
 
 def _orientation(img: Image.Image) -> int:
@@ -247,33 +249,47 @@ def _orientation(img: Image.Image) -> int:
     shown (or it says nothing, or nonsense); 2-8 where they are stored mirrored and/or turned, as a phone's
     portrait photo is stored sideways, and viewers show them upright (`_oriented`)."""
     try:
-        if img.format == "PNG" and "exif" not in img.info:  # none before the image data: Pillow would decode
-            late = _png_late_exif(Path(img.filename)) if getattr(img, "filename", "") else None  # the whole image
-            if late is not None:  # to find one after it; the file's chunks are skipped through instead
-                img.info["exif"] = b"Exif\0\0" + late  # as Pillow's own reading of the chunk keeps it
-            exif = Image.Image.getexif(img)  # the EXIF (or XMP) orientation Pillow reads, without decoding
+        if img.format == "PNG" and "exif" not in img.info:  # Pillow's `getexif` would decode it whole
+            value = _png_orientation(img) or 1
         else:
-            exif = img.getexif()
-        value = exif.get(EXIF_ORIENTATION, 1)
+            value = img.getexif().get(EXIF_ORIENTATION, 1)
     except (OSError, ValueError, SyntaxError, struct.error):  # a damaged EXIF block: its pixels as stored
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _png_late_exif(path: Path) -> bytes | None:
-    """A PNG's eXIf chunk where it follows the image data (PNG 3rd edition, 11.3.3.6, allows it before IEND),
-    found by skipping from chunk to chunk (their lengths), reading no image data; None where it has none."""
-    with open(path, "rb") as f:
-        if f.read(8) != PNG_SIGNATURE:
-            return None
-        while len(head := f.read(8)) == 8:
-            length, kind = struct.unpack(">I4s", head)
-            if kind == b"eXIf":
-                return f.read(length)
-            if kind == b"IEND":
-                return None
-            f.seek(length + 4, os.SEEK_CUR)  # its data and CRC
-    return None
+def _png_orientation(img: Image.Image) -> int | None:
+    """The Orientation of a PNG with no eXIf chunk before its image data, as Pillow's `getexif` reads it once
+    the image is decoded (an eXIf chunk after the data, PNG 3rd edition 11.3.3.6 allows it; else its XMP's),
+    but from the file's chunk headers alone (`_png_chunks`), decoding nothing; None where it says none."""
+    late = None
+    if getattr(img, "filename", ""):
+        with open(img.filename, "rb") as f:
+            late = next((f.read(length) for kind, length in _png_chunks(f) if kind == b"eXIf"), None)
+    if late is not None:
+        exif = Image.Exif()
+        exif.load(b"Exif\0\0" + late)  # as Pillow keeps the chunk
+        if EXIF_ORIENTATION in exif:
+            return exif[EXIF_ORIENTATION]
+    xmp = img.info.get("XML:com.adobe.xmp") or img.info.get("xmp") or ""
+    found = XMP_ORIENTATION.search(xmp if isinstance(xmp, str) else xmp.decode("latin-1"))
+    return int(found[1]) if found else None
+
+
+def _png_chunks(f: BinaryIO) -> Iterator[tuple[bytes, int]]:
+    """Each chunk of a PNG file open at its start, as (type, length) with the file at the chunk's data (the
+    caller reads it, or not: the next step skips to the next chunk either way); none where it is no PNG, up
+    to IEND or a header cut short (PNG specification, section 5.3)."""
+    if f.read(8) != PNG_SIGNATURE:
+        return
+    at = 8
+    while len(head := f.read(8)) == 8:
+        length, kind = struct.unpack(">I4s", head)
+        yield kind, length
+        if kind == b"IEND":
+            return
+        at += 8 + length + 4  # its header, data and CRC
+        f.seek(at)
 
 
 def _turned_by_pillow(img: Image.Image) -> bool:
@@ -483,18 +499,12 @@ def _png_deep(path: Path) -> DeepSignal | None:
     """A 16-bit RGB PNG's signal: HDR where its cICP chunk says so (PNG 3rd edition: BT.2020 primaries, PQ
     or HLG, no matrix), with its mDCv and cLLi chunks' HDR10 metadata, else 16-bit SDR; None for any other
     PNG. Reads the chunks before the image data only."""
+    cicp, mdcv, clli, depth_type = None, None, None, None
     with open(path, "rb") as f:
-        if f.read(8) != PNG_SIGNATURE:
-            return None
-        cicp, mdcv, clli, depth_type = None, None, None, None
-        while head := f.read(8):
-            if len(head) < 8:
-                return None
-            length, kind = struct.unpack(">I4s", head)
+        for kind, length in _png_chunks(f):
             if kind == b"IDAT" or length > 1 << 20:
                 break
             data = f.read(length)
-            f.seek(4, os.SEEK_CUR)  # its CRC
             if kind == b"IHDR" and length == 13:
                 depth_type = data[8:10]  # bit depth, colour type
             elif kind == b"cICP" and length == 4:
@@ -626,15 +636,21 @@ def _display_orientation(frame: av.VideoFrame) -> int:
 
 def _display_matrix(frame: av.VideoFrame) -> np.ndarray | None:
     """A frame's display matrix (9 int32: a, b, u, c, d, v, x, y, w; a to d in 16.16 fixed point), as FFmpeg
-    attaches it from the file's track header; None where it has none, or carries side data of a kind newer
-    than PyAV knows (which makes PyAV list none of it)."""
-    try:
-        for data in frame.side_data:
-            if data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX:
-                return np.frombuffer(bytes(data), np.int32, count=9)
-    except (AttributeError, ValueError):
-        return None
+    attaches it from the file's track header; None where it has none (or PyAV lists none: `_side_data`)."""
+    for data in _side_data(frame):
+        if data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX:
+            return np.frombuffer(bytes(data), np.int32, count=9)
     return None
+
+
+def _side_data(frame: av.VideoFrame) -> list:
+    """The side data FFmpeg attached to a decoded frame; none where the frame also carries a kind newer than
+    PyAV knows (FFmpeg 8's EXIF, MV-HEVC's view ids), which makes PyAV refuse to list any of it."""
+    try:
+        return list(frame.side_data)
+    except ValueError:  # PyAV's enum of side data kinds lacks one the frame carries
+        logger.debug("side data of a kind PyAV does not know: none of the frame's is read")
+        return []
 
 
 def _pixel_aspect(stream) -> Fraction:
@@ -669,16 +685,10 @@ def _hdr_metadata(frame: av.VideoFrame) -> tuple[tuple[float, ...] | None, tuple
     """The HDR10 metadata a frame's file says, as FFmpeg attaches it to decoded frames as side data (from
     the codec's SEI or the container's boxes): its mastering display (SMPTE ST 2086: the x, y of its red,
     green and blue primaries and white point, then its peak and black in cd/m2) and its content light
-    level (CTA-861.3: MaxCLL, MaxFALL in cd/m2); None for what it does not say, or where the frame also
-    carries a kind of side data newer than PyAV knows (FFmpeg 8's EXIF or MV-HEVC view ids), which makes
-    PyAV refuse to list any of it: the peak is then the default one (`DeepSignal.peak`), not an error."""
+    level (CTA-861.3: MaxCLL, MaxFALL in cd/m2); None for what it does not say, or where PyAV lists none of
+    the frame's side data (`_side_data`): the peak is then the default one (`DeepSignal.peak`)."""
     mastering = light_level = None
-    try:
-        carried = list(frame.side_data)
-    except ValueError:  # PyAV's enum of side data kinds lacks one the frame carries
-        logger.debug("side data of a kind PyAV does not know: the HDR metadata is not read")
-        return None, None
-    for data in carried:
+    for data in _side_data(frame):
         if data.type == av.sidedata.sidedata.Type.CONTENT_LIGHT_LEVEL:  # AVContentLightMetadata: MaxCLL, MaxFALL
             light_level = tuple(int(v) for v in np.frombuffer(bytes(data), np.uint32, count=2))
         elif data.type == av.sidedata.sidedata.Type.MASTERING_DISPLAY_METADATA:
@@ -830,7 +840,7 @@ def _display_rgb(
     smaller where it is to be resized to `small` (`_read_size`); a frame of a deep stream (`showing.deep`)
     read at 16 bits, then tone-mapped from an HDR stream's peak (`hdr.hdr_to_sdr`) or rounded to 8 bits,
     or with `signal` left in its own form: R'G'B' (H, W, 3) uint16 (HDR: BT.2020, its transfer)."""
-    read, deep, alpha = _read_size(frame, showing, small), showing.deep, _has_alpha(frame)
+    read, deep, alpha = _read_size(frame, showing, small), showing.deep, showing.alpha
     if deep is not None:
         rgb = frame.to_ndarray(format="rgba64le" if alpha else "rgb48le", **_source_colour(frame, hdr=deep.hdr), **read)
         rgb = over_black(rgb) if alpha else rgb  # as a picture with alpha is read (`_to_rgb`)
