@@ -12,6 +12,7 @@ import math
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -174,10 +175,9 @@ def example_clip(name: str, root: Path, frames: int = 8) -> Path:
     return folder
 
 
-def _zip_frames(names: list[str]) -> list[str]:
-    """A zip's frames: the names a folder of frames counts (`is_frame_name`), less macOS's `__MACOSX/`
-    folder, which holds no pictures."""
-    return [n for n in names if not n.endswith("/") and is_frame_name(Path(n).name) and "__MACOSX" not in Path(n).parts]
+def _zip_pictures(names: list[str], wanted: Callable[[str], bool]) -> list[str]:
+    """A zip's files whose names `wanted` takes, less macOS's `__MACOSX/` folder, which holds no pictures."""
+    return [n for n in names if not n.endswith("/") and wanted(Path(n).name) and "__MACOSX" not in Path(n).parts]
 
 
 def unpack_upload(path: Path, root: Path) -> Path:
@@ -187,13 +187,13 @@ def unpack_upload(path: Path, root: Path) -> Path:
         return path
     try:
         with zipfile.ZipFile(path) as zf:
-            heif = [n for n in zf.namelist() if Path(n).suffix.lower() in UNREAD_PICTURES and "__MACOSX" not in n]
+            heif = _zip_pictures(zf.namelist(), lambda name: Path(name).suffix.lower() in UNREAD_PICTURES)
             if heif:
                 raise FormError(
                     f"The zip {path.name} holds HEIC/HEIF pictures ({Path(heif[0]).name}, ...), which are not read "
                     "here; zip the frames as JPEG, PNG or AVIF."
                 )
-            names = _zip_frames(zf.namelist())
+            names = _zip_pictures(zf.namelist(), is_frame_name)  # the names a folder of frames counts
             if not names:
                 raise FormError(f"The zip {path.name} holds no frames ({', '.join(sorted(IMAGE_SUFFIXES))}).")
             seen: dict[str, str] = {}
