@@ -259,6 +259,92 @@ def test_errors_name_the_bad_value(tmp_path):
         read_video(broken)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"fps": float("nan")}, "fps: nan is not valid; expected a finite number from 0.01 to 1000"),
+        ({"fps": 0}, "fps: 0 is not valid"),
+        ({"fps": -8}, "fps: -8 is not valid"),
+        ({"fps": "8"}, "fps: '8' is not valid"),
+        ({"start": 1.5}, "start: 1.5 is not valid; expected a whole number >= 0"),
+        ({"start": -1}, "start: -1 is not valid"),
+        ({"num_frames": 0}, "num_frames: 0 is not valid; expected a whole number >= 1"),
+        ({"stride": "2"}, "stride: '2' is not valid; expected a whole number >= 1"),
+    ],
+)
+def test_read_video_names_a_bad_selection_or_frame_rate_before_reading(tmp_path, kwargs, message):
+    """A folder's frame rate of NaN or 0 was taken (a clip at NaN fps, or the default in silence), and a
+    selection of the wrong type ended in Python's TypeError; each is one line naming the argument, from
+    `read_video` and from `check_video` alike."""
+    folder = write_frames(_clip(4), tmp_path / "four")
+    for reader in (read_video, check_video):
+        with pytest.raises(ValueError, match=message):
+            reader(folder, **kwargs)
+    numpy_numbers = read_video(folder, start=np.int64(1), num_frames=np.int32(2), fps=np.float32(12))
+    assert numpy_numbers.num_frames == 2 and numpy_numbers.fps == 12.0 and type(numpy_numbers.fps) is float
+
+
+@pytest.mark.parametrize(
+    ("name", "frames", "kwargs", "message"),
+    [
+        (
+            "f.mp4",
+            np.zeros((2, 8, 8, 3), np.float32),
+            {},
+            r"shape \(2, 8, 8, 3\) and dtype float32 are not \(F, H, W, 3\) uint8",
+        ),
+        ("f.gif", np.zeros((2, 8, 8), np.uint8), {}, r"shape \(2, 8, 8\) and dtype uint8"),
+        ("f", np.zeros((2, 8, 8, 3), np.int64), {}, "dtype int64"),
+        (
+            "f.mp4",
+            [np.zeros((8, 8, 3), np.uint8), np.zeros((4, 8, 3), np.uint8)],
+            {},
+            r"frame 2 is \(4, 8, 3\) uint8.*one size \(\(8, 8, 3\)\)",
+        ),
+        ("f.gif", iter([np.zeros((8, 8, 3), np.uint8), "frame"]), {}, "frame 2 is a str"),
+        ("f.mp4", np.zeros((2, 8, 8, 3), np.uint8), {"fps": 0}, "fps: 0 is not valid; expected a finite number > 0"),
+        ("f.gif", np.zeros((2, 8, 8, 3), np.uint8), {"fps": float("nan")}, "fps: nan is not valid"),
+        (
+            "f.mp4",
+            np.zeros((2, 8, 8, 3), np.uint8),
+            {"times": np.array([0, 0.1])},
+            r"more frames than its 2 times are for \(1\)",
+        ),
+        (
+            "f.gif",
+            np.zeros((2, 8, 8, 3), np.uint8),
+            {"times": np.array([0, 0.1, 0.2, 0.3])},
+            "2 frames, where its 4 times are for 3",
+        ),
+        (
+            "f.mp4",
+            np.zeros((2, 8, 8, 3), np.uint8),
+            {"times": np.array([0, np.nan, 0.2])},
+            "times: .* is not valid; expected increasing",
+        ),
+        ("f", np.zeros((2, 8, 8, 3), np.uint8), {"times": np.array([0, 0.2, 0.1])}, "times: .* is not valid"),
+    ],
+)
+def test_write_video_names_frames_or_times_it_cannot_write_and_writes_nothing(tmp_path, name, frames, kwargs, message):
+    """Float frames ended in PyAV's or Pillow's TypeError, a frame rate of 0 wrote an mp4, and times for
+    another number of frames were taken; each is one line naming the file and what is wrong, and
+    neither the file nor a temporary one is left."""
+    with pytest.raises(ValueError, match=message):
+        write_video(frames, tmp_path / name, **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_frames_held_by_a_torch_tensor_are_a_clip():
+    import torch
+
+    from videop2p.io.video import as_frames
+
+    frames = _clip(3)
+    np.testing.assert_array_equal(as_frames(torch.from_numpy(frames)), frames)
+    with pytest.raises(VideoError, match="dtype float32 are not uint8"):
+        as_frames(torch.zeros(2, 8, 8, 3))
+
+
 def test_a_clip_is_refused_as_read_video_refuses_it_without_being_decoded(tmp_path):
     write_frames(_clip(5), tmp_path / "five")
     write_mp4(_clip(5, 32, 32), tmp_path / "five.mp4")

@@ -23,7 +23,7 @@ import av
 import numpy as np
 from PIL import Image, ImageCms, ImageDraw, ImageFont, ImageSequence, UnidentifiedImageError
 
-from videop2p.config import DEFAULT_FPS, ResizeMode
+from videop2p.config import COUNT_MAX, DEFAULT_FPS, FPS_RANGE, OptionError, ResizeMode, check_number
 from videop2p.io.exr import check_complete, encode_exr, is_exr, read_header, read_linear
 from videop2p.io.hdr import (
     BT2020_XY,
@@ -186,9 +186,9 @@ def _picture_rgb(img: Image.Image, transforms: Transforms) -> np.ndarray:
 
 
 def as_frames(frames: object) -> np.ndarray:
-    """Frames held in memory as (F, H, W, 3) uint8: an array of that shape, or a sequence of PIL
-    images (any mode, converted as files' frames are) or of (H, W, 3) uint8 arrays. VideoError names
-    what does not fit."""
+    """Frames held in memory as (F, H, W, 3) uint8: an array of that shape (or what numpy reads as one:
+    a torch tensor on the CPU), or a sequence of PIL images (any mode, converted as files' frames are) or
+    of (H, W, 3) uint8 arrays. VideoError names what does not fit."""
     if isinstance(frames, np.ndarray):
         arr = frames
     elif isinstance(frames, list | tuple):
@@ -203,6 +203,11 @@ def as_frames(frames: object) -> np.ndarray:
         if len(sizes) > 1:
             raise VideoError(f"The frames have mixed shapes ({', '.join(map(str, sizes[:3]))}); all must match.")
         arr = np.stack(images)
+    elif hasattr(frames, "__array__"):  # a torch tensor on the CPU, ...
+        try:
+            arr = np.asarray(frames)
+        except (TypeError, RuntimeError, ValueError) as e:
+            raise VideoError(f"Frames of type {type(frames).__name__} cannot be read as an array ({e}).") from None
     else:
         raise VideoError(
             f"Frames must be an (F, H, W, 3) uint8 array or a list of PIL images, got {type(frames).__name__}."
@@ -1149,6 +1154,27 @@ def _check_frame_size(path: str | os.PathLike, size: tuple[int, int]) -> None:
         raise VideoError(f"{path} has zero-size frames ({size[0]}x{size[1]}).")
 
 
+def _plain(x: object) -> object:
+    """A numpy scalar as Python's number (`np.int64(8)` -> 8), anything else as it is."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def reading_numbers(
+    start: int, num_frames: int | None, stride: int, fps: float | None
+) -> tuple[int, int | None, int, float | None]:
+    """A selection (`read_video`'s) and frame rate as Python's numbers (numpy's taken too), refused
+    (OptionError, naming the argument) unless the selection is whole numbers in range and the rate a
+    finite number in FPS_RANGE, before the clip is opened."""
+    start, num_frames, stride, fps = (_plain(x) for x in (start, num_frames, stride, fps))
+    if num_frames is not None:
+        check_number(None, "num_frames", num_frames, 1, whole=True, cap=COUNT_MAX)
+    check_number(None, "start", start, 0, whole=True, cap=COUNT_MAX)
+    check_number(None, "stride", stride, 1, whole=True, cap=COUNT_MAX)
+    if fps is not None:
+        check_number(None, "fps", fps, *FPS_RANGE)
+    return start, num_frames, stride, fps
+
+
 def check_frame_rate(path: str | os.PathLike, fps: float | None) -> None:
     """A frame rate is given to a folder of frames only: a video or an animated image keeps its own (a
     VideoError names it), so that its frames stay in step with its sound and times."""
@@ -1166,6 +1192,7 @@ def check_video(
     what has its own. A file is judged by its first frame and declared frame count (`declared_frames`: one
     that holds fewer frames than it declares passes, and `read_video` names it); a folder by every image's
     header (unreadable and mixed-size frames too)."""
+    start, num_frames, stride, fps = reading_numbers(start, num_frames, stride, fps)
     _check_path(Path(path))
     check_frame_rate(path, fps)
     if Path(path).is_dir():
@@ -1231,14 +1258,9 @@ def read_video(
     (`times`), which the writers keep too. `fps`: a folder of frames' rate (default DEFAULT_FPS); a video or
     an animated image has its own (`check_frame_rate`).
     """
+    start, num_frames, stride, fps = reading_numbers(start, num_frames, stride, fps)
     _check_path(Path(path))
     check_frame_rate(path, fps)
-    if start < 0:
-        raise VideoError(f"start must be >= 0, got {start}.")
-    if stride < 1:
-        raise VideoError(f"stride must be >= 1, got {stride}.")
-    if num_frames is not None and num_frames < 1:
-        raise VideoError(f"num_frames must be >= 1, got {num_frames}.")
     wanted = (
         range(start, start + num_frames * stride, stride) if num_frames is not None else range(start, 2**62, stride)
     )
@@ -1723,19 +1745,70 @@ def write_video(
     suffix. `frames` may be an iterable of (H, W, 3) frames; every writer takes them as they come.
     The videos show them at `fps`, or at their own `times` ((F + 1,) s, as `Video.times`).
     `workers`: threads that make a GIF's palettes (the file is the same for any number). `deep`: the
-    frames are a deep stream's own 16-bit values, written in its form (an mp4 or PNGs only)."""
+    frames are a deep stream's own 16-bit values, written in its form (an mp4 or PNGs only). A frame
+    of another shape or type, a frame rate or times that are no finite, increasing numbers, are refused
+    (VideoError, OptionError), and nothing is written."""
     suffix = Path(path).suffix.lower()
     if deep is not None and suffix == ".gif":
         raise VideoError(
             f"Cannot write {path}: a GIF holds 8-bit colours, not 10-bit {deep.name} video; write an .mp4."
         )
+    if suffix not in (".mp4", ".gif", ""):
+        raise VideoError(f"Cannot write {path}: supported outputs are .mp4, .gif or a folder (no suffix).")
+    fps = _plain(fps)
+    check_number(None, "fps", fps, 0.0, above=True)
+    if times is not None:
+        _check_times(times)
+    frames = _checked(frames, path, np.uint16 if deep is not None else np.uint8, times)
     if suffix == ".mp4":
         return write_mp4(frames, path, fps, audio, times, deep)
     if suffix == ".gif":
         return write_gif(frames, path, fps, workers, times)
-    if suffix == "":
-        return write_frames(frames, path, deep)
-    raise VideoError(f"Cannot write {path}: supported outputs are .mp4, .gif or a folder (no suffix).")
+    return write_frames(frames, path, deep)
+
+
+def _check_times(times: object) -> None:
+    """Refuse frame times (`Video.times`: (F + 1,) s, each frame's start and the last one's end) that are
+    not a 1-D array of finite, increasing numbers (OptionError)."""
+    arr = np.asarray(times)
+    shown = np.array2string(arr.ravel()[:4], precision=3) + ("..." if arr.size > 4 else "")
+    kind = arr.dtype.kind in "iuf" and arr.ndim == 1 and arr.size >= 2
+    if not (kind and np.isfinite(arr).all() and (np.diff(arr) > 0).all()):
+        raise OptionError(
+            "times", f"{shown} is not valid; expected increasing finite seconds, one more than the frames."
+        )
+
+
+def _checked(
+    frames: np.ndarray | Iterable[np.ndarray], path: str | os.PathLike, dtype: type, times: np.ndarray | None
+) -> Iterator[np.ndarray]:
+    """`frames` as a writer takes them, one at a time, each refused (VideoError, naming `path`) unless
+    it is an (H, W, 3) array of `dtype` and the first one's size, and as many as `times` has frames
+    for: a writer's file is written whole or not at all, so nothing is left of it."""
+    if isinstance(frames, np.ndarray) and (frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != dtype):
+        raise VideoError(
+            f"Cannot write {path}: frames of shape {tuple(frames.shape)} and dtype {frames.dtype} are not "
+            f"(F, H, W, 3) {np.dtype(dtype).name}."
+        )
+    first: tuple[int, ...] | None = None
+    k = 0
+    for k, frame in enumerate(frames, 1):
+        array = isinstance(frame, np.ndarray)
+        first = first or (frame.shape if array else None)
+        if not array or frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != dtype or frame.shape != first:
+            what = f"{frame.shape} {frame.dtype}" if array else f"a {type(frame).__name__}"
+            size = f" ({first})" if array and first != frame.shape else ""
+            raise VideoError(
+                f"Cannot write {path}: frame {k} is {what}; the frames are (H, W, 3) {np.dtype(dtype).name} "
+                f"arrays of one size{size}."
+            )
+        if times is not None and k >= len(times):
+            raise VideoError(
+                f"Cannot write {path}: more frames than its {len(times)} times are for ({len(times) - 1})."
+            )
+        yield frame
+    if times is not None and k and k != len(times) - 1:
+        raise VideoError(f"Cannot write {path}: {k} frames, where its {len(times)} times are for {len(times) - 1}.")
 
 
 def preview_factor(width: int, min_width: int = PREVIEW_MIN_WIDTH) -> int:
