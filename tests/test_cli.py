@@ -290,6 +290,24 @@ def test_official_yaml_pair_is_accepted_and_bad_keys_rejected(tiny_dir, clip_dir
     assert bad.exit_code == 2 and "treshold" in bad.output
 
 
+def test_load_config_takes_one_path_or_a_list_and_names_what_is_neither(tmp_path):
+    """`load_config("run.yaml")` read each letter of the path as a file ("Config file 'r' does not
+    exist"), and a dict of settings each of its keys; one path is one file, and what is no path is named."""
+    from videop2p.config import ConfigError, load_config
+
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump({"source": SRC, "video": {"frames": 4}}))
+    for given in (tmp_path / "run.yaml", str(tmp_path / "run.yaml"), [tmp_path / "run.yaml"], (tmp_path / "run.yaml",)):
+        loaded = load_config(given)
+        assert loaded.source == SRC and loaded.video.frames == 4
+    with pytest.raises(ConfigError, match=r"Config file '.*missing.yaml' does not exist"):
+        load_config(str(tmp_path / "missing.yaml"))
+    with pytest.raises(ConfigError, match="a dict of their settings goes to VideoP2P.run"):
+        load_config({"source": SRC})
+    for bad, kind in ((5, "int"), (None, "NoneType"), ([tmp_path / "run.yaml", 5], "int")):
+        with pytest.raises(ConfigError, match=f"A config file is a path to a YAML file, got {kind}"):
+            load_config(bad)
+
+
 def test_config_files_are_read_once_and_their_kind_decided_in_one_place(tmp_path):
     """`read_config_files` reads each file and names what it holds; `load_config` and the messages of a
     lone tune config or a missing tuned folder take those readings (the files are not read again)."""

@@ -765,6 +765,8 @@ YamlLoader.add_implicit_resolver(  # YAML 1.2's float, and 1.1's infinities and 
 
 
 def load_yaml(path: str | os.PathLike) -> dict:
+    if not isinstance(path, str | os.PathLike):  # a dict of settings is a RunConfig's (`VideoP2P.run` takes one)
+        raise ConfigError(f"A config file is a path to a YAML file, got {type(path).__name__}.")
     try:
         data = yaml.load(Path(path).read_text(encoding="utf-8"), YamlLoader) or {}
     except FileNotFoundError:
@@ -1117,14 +1119,18 @@ def preset_config(name: Preset | str = Preset.OFFICIAL) -> RunConfig:
 
 
 def load_config(
-    paths: list[str | os.PathLike | ConfigFile], base: RunConfig | None = None, here: str | os.PathLike | None = None
+    paths: str | os.PathLike | ConfigFile | list[str | os.PathLike | ConfigFile],
+    base: RunConfig | None = None,
+    here: str | os.PathLike | None = None,
 ) -> RunConfig:
     """Read one of our YAMLs, or an official tune and/or p2p YAML pair, over `base` (default: the defaults);
-    `paths` may be files `read_config_files` has read already.
+    `paths` is one file or a list, and may hold files `read_config_files` has read already.
 
     Relative paths are read from `here` (default: the current folder, as the authors' scripts read
     theirs); one that names nothing there but names something beside a config file is taken from there."""
-    files = read_config_files(paths)
+    if isinstance(paths, dict):
+        raise ConfigError("load_config reads config files; a dict of their settings goes to VideoP2P.run as it is.")
+    files = read_config_files(list(paths) if isinstance(paths, list | tuple) else [paths])
     if any(f.kind is not ConfigKind.OURS for f in files):
         tunes, p2ps = ([f.data for f in files if f.kind is kind] for kind in (ConfigKind.TUNE, ConfigKind.P2P))
         if len(tunes) > 1 or len(p2ps) > 1 or len(tunes) + len(p2ps) != len(files):
