@@ -16,6 +16,7 @@ apart the two reads' frames are.
     python bench/clip_read.py --size 3840x2160 --kind exr      # scene light: carried to PQ, then tone-mapped
     python bench/clip_read.py --size 1920x1080 --kind prores-alpha   # against --kind prores: the alpha's cost
     python bench/clip_read.py --size 1920x1080 --kind jpeg-p3   # against --kind jpeg: colour management's cost
+    python bench/clip_read.py --size 1920x1080 --kind jpeg-camera   # a camera's sRGB profile: read as plain JPEGs
     python bench/clip_read.py --size 1920x1080 --kind png --frames 30   # its size from the headers alone
 """
 
@@ -41,7 +42,8 @@ TRANSFERS = {
     "sdr10": (10, 1, "yuv420p10le"),
     "hlg": (10, HLG, "yuv420p10le"),
 }  # bits, FFmpeg's transfer, pixel format
-JPEGS = {"jpeg": None, "jpeg-p3": "p3", "jpeg-srgb": "srgb"}  # JPEG frames without an ICC profile, or with one
+JPEGS = {"jpeg": None, "jpeg-p3": "p3", "jpeg-srgb": "srgb", "jpeg-camera": "camera"}  # JPEG frames, ICC profiles
+CAMERA_PROFILE = "../shared/data/videop2p-clips/car/1.jpg"  # its sRGB IEC61966-2.1 profile, as cameras embed it
 PNG = "png"  # a folder of PNG frames (no EXIF: Pillow would decode each whole to look for its orientation)
 PRORES = {"prores": "yuv444p10le", "prores-alpha": "yuva444p10le"}  # ProRes 4444 without and with alpha
 
@@ -78,12 +80,15 @@ def write_clip(path: Path, width: int, height: int, frames: int, transfer: str) 
 
 def write_jpegs(folder: Path, width: int, height: int, frames: int, profile: str | None = None) -> None:
     """A folder of JPEG frames (quality 92): the gradient of `write_clip` in grey, with noise; with a Display
-    P3 or an sRGB ICC profile embedded where `profile` says."""
+    P3 or an sRGB ICC profile embedded where `profile` says (`camera`: the one cameras embed, from the
+    authors' clip at CAMERA_PROFILE, which LittleCMS's transform moves a level in a few colours)."""
     rng = np.random.default_rng(0)
     luma = np.add.outer(np.linspace(16, 175, height), np.linspace(0, 60, width))  # (H, W)
     icc = {None: None, "p3": icc_profile(*DISPLAY_P3)}.get(profile)
     if profile == "srgb":
         icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    if profile == "camera":
+        icc = Image.open(CAMERA_PROFILE).info["icc_profile"]
     folder.mkdir()
     for i in range(frames):
         grey = np.clip(luma + rng.normal(0, 2, luma.shape), 0, 255).astype(np.uint8)

@@ -1114,10 +1114,12 @@ def test_a_cover_picture_is_not_read_as_the_clip(tmp_path):
     assert video.frames.shape == (6, 24, 32, 3) and declared_frames(tmp_path / "clip.mp4") == 6
 
 
-def test_pictures_with_an_icc_profile_are_read_in_srgb_as_colour_managed_viewers_show_them(tmp_path):
+def test_pictures_with_an_icc_profile_are_read_in_srgb_as_colour_managed_viewers_show_them(tmp_path, clips_dir):
     """A phone photo's Display P3 (or any RGB ICC profile) is converted to sRGB as viewers draw it, in a
     folder of frames, a single picture and an RGBA frame (before its transparency goes over black); an sRGB
-    profile changes nothing, and a damaged profile is passed over (the pixels taken as sRGB)."""
+    profile changes nothing, and a damaged profile is passed over (the pixels taken as sRGB). A camera's
+    sRGB profile (the authors' clips carry one), which LittleCMS moves a level in a few colours, is sRGB:
+    it was converted, and its clip's loading said it carried a colour profile it was read through."""
     from PIL import ImageCms
 
     from videop2p.io.video import iter_video, probe_video
@@ -1125,6 +1127,7 @@ def test_pictures_with_an_icc_profile_are_read_in_srgb_as_colour_managed_viewers
 
     p3 = icc_profile(*DISPLAY_P3)
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    camera = Image.open(clips_dir / "car" / "1.jpg").info["icc_profile"]  # sRGB IEC61966-2.1, as cameras write it
     y, x = np.mgrid[0:24, 0:40]
     stored = np.stack([60 + x * 4, 40 + y * 6, np.full_like(x, 90)], -1).astype(np.uint8)  # in P3's gamut and sRGB's
     reference = ImageCms.profileToProfile(
@@ -1132,12 +1135,13 @@ def test_pictures_with_an_icc_profile_are_read_in_srgb_as_colour_managed_viewers
     )
     shown = np.asarray(reference)
     assert np.abs(shown.astype(int) - stored).mean() > 2  # the profile does change the colours
-    folders = {name: tmp_path / name for name in ("p3", "srgb", "damaged", "alpha")}
+    folders = {name: tmp_path / name for name in ("p3", "srgb", "camera", "damaged", "alpha")}
     for folder in folders.values():
         folder.mkdir()
     for k in (1, 2):
         Image.fromarray(stored).save(folders["p3"] / f"{k}.png", icc_profile=p3)
         Image.fromarray(stored).save(folders["srgb"] / f"{k}.png", icc_profile=srgb)
+        Image.fromarray(stored).save(folders["camera"] / f"{k}.png", icc_profile=camera)
         Image.fromarray(stored).save(folders["damaged"] / f"{k}.png", icc_profile=b"not a profile at all")
         rgba = np.concatenate([stored, np.full_like(stored[..., :1], 128)], -1)
         Image.fromarray(rgba, "RGBA").save(folders["alpha"] / f"{k}.png", icc_profile=p3)
@@ -1145,6 +1149,7 @@ def test_pictures_with_an_icc_profile_are_read_in_srgb_as_colour_managed_viewers
     np.testing.assert_array_equal(read_video(folders["p3"] / "1.png").frames[0], shown)
     np.testing.assert_array_equal(next(iter_video(folders["p3"], 0, 1)), shown)  # as the pasting writer reads it
     np.testing.assert_array_equal(read_video(folders["srgb"]).frames[0], stored)
+    np.testing.assert_array_equal(read_video(folders["camera"]).frames[0], stored)
     np.testing.assert_array_equal(read_video(folders["damaged"]).frames[0], stored)
     said = "pictures carry a colour profile (a test profile): they are read in sRGB, as colour-managed viewers"
     for clip in (folders["p3"], folders["p3"] / "2.png", folders["alpha"]):  # what loading and `info` say
@@ -1152,6 +1157,7 @@ def test_pictures_with_an_icc_profile_are_read_in_srgb_as_colour_managed_viewers
             f"{clip}'s {said} show them, and the edits are sRGB."
         ]
     assert probe_video(folders["srgb"]).conversions == probe_video(folders["damaged"]).conversions == ()
+    assert probe_video(folders["camera"]).conversions == probe_video(clips_dir / "car").conversions == ()
     over_black = (shown.astype(np.uint32) * 128 + 127) // 255  # Pillow's alpha_composite of alpha 128 over black
     assert np.abs(read_video(folders["alpha"]).frames[0].astype(int) - over_black).max() <= 1
 

@@ -107,8 +107,9 @@ Transforms = dict[tuple[bytes, str], "ImageCms.ImageCmsTransform | None"]  # (pr
 def _srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
     """LittleCMS's transform from an embedded ICC profile of an image of `mode` (`ICC_SPACES`) to sRGB, at
     the profile's own rendering intent, as a colour-managed viewer draws it; None where that changes no
-    colour (an sRGB profile: a camera's usual), or the profile is not one of the mode's colour space or
-    cannot be read (the pixels are then taken as sRGB, as an unmanaged viewer shows them)."""
+    colour by more than a level (an sRGB profile: a camera's usual, whose curve tables LittleCMS rounds
+    a level off in a few colours), or the profile is not one of the mode's colour space or cannot be read
+    (the pixels are then taken as sRGB, as an unmanaged viewer shows them)."""
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         if profile.profile.xcolor_space != ICC_SPACES[mode]:
@@ -124,8 +125,8 @@ def _srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
     levels = np.arange(0, 256, 5, dtype=np.uint8)  # 52 levels a channel, 0 and 255 among them
     grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(len(levels), -1, 3)
     probe = Image.fromarray(grid if mode == "RGB" else np.concatenate([grid, np.full_like(grid[..., :1], 255)], -1))
-    same = np.array_equal(np.asarray(ImageCms.applyTransform(probe, transform)), np.asarray(probe))
-    return None if same else transform
+    moved = np.abs(np.asarray(ImageCms.applyTransform(probe, transform)).astype(np.int16) - np.asarray(probe))
+    return None if moved.max() <= 1 else transform
 
 
 def _colour_managed(img: Image.Image, transforms: Transforms | None = None) -> Image.Image:
