@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from videop2p.batch import BatchSettings, Executor, load_jobs, run_batch, summary_table
-from videop2p.io.video import write_frames
+from videop2p.io.writing import write_frames
 from videop2p.toy.world import Background, Color, Motion, Shape, ToyClipSpec, ToyObject, render_clip
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from videop2p.io.video import write_mp4
+from videop2p.io.writing import write_mp4
 
 READ = """
 import re, sys, time

@@ -51,15 +51,8 @@ def one(args) -> dict:
     from videop2p.editing import EditResult
     from videop2p.io.exr import encode_exr
     from videop2p.io.hdr import HLG, PQ, sdr_to_hdr
-    from videop2p.io.video import (
-        DEEP_SDR,
-        DeepSignal,
-        eight_to_sixteen,
-        probe_video,
-        read_video,
-        resize_frames,
-        write_mp4,
-    )
+    from videop2p.io.video import DEEP_SDR, DeepSignal, eight_to_sixteen, probe_video, read_video, resize_frames
+    from videop2p.io.writing import write_mp4
     from videop2p.outputs import write_run_outputs
     from videop2p.pipeline import Clip, EditOutput
 

@@ -26,7 +26,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from videop2p.io.video import MP4_OPTIONS, read_video, resize_frames, write_mp4
+from videop2p.io.video import read_video, resize_frames
+from videop2p.io.writing import MP4_OPTIONS, write_mp4
 
 _B_FRAMES = {k: v for k, v in MP4_OPTIONS.items() if k != "bf"}  # write_mp4's, with x264's B-frames
 _NO_MB_TREE = {"x264-params": "mbtree=0"}

@@ -21,16 +21,17 @@ import time
 WRITER = """
 import re, sys
 import numpy as np, torch
-import videop2p.io.video as video
+import videop2p.io.writing as writing
+from videop2p.io.video import DEEP_SDR
 
 pools, pairs, folder = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-asked = lambda deep, own=video.x265_params: re.sub(r"pools=[^:]+", f"pools={pools}", own(deep))
-video.x265_params = asked
+asked = lambda deep, own=writing.x265_params: re.sub(r"pools=[^:]+", f"pools={pools}", own(deep))
+writing.x265_params = asked
 y, x = np.mgrid[0:64, 0:96]
 frames = [np.stack([x * 500, y * 700, (x + y) * 300], -1).astype(np.uint16) for _ in range(12)]
 for _ in range(pairs):
-    video.write_mp4(frames, f"{folder}/twelve.mp4", 24.0, deep=video.DEEP_SDR)
-    video.write_mp4(frames[:4], f"{folder}/four.mp4", 24.0, deep=video.DEEP_SDR)
+    writing.write_mp4(frames, f"{folder}/twelve.mp4", 24.0, deep=DEEP_SDR)
+    writing.write_mp4(frames[:4], f"{folder}/four.mp4", 24.0, deep=DEEP_SDR)
 print("written")
 """
 

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from videop2p.batch import BatchError, BatchSettings, Executor, group_jobs, load_jobs, run_batch, write_manifest
 from videop2p.cli import app
-from videop2p.io.video import read_video, write_frames
+from videop2p.io.video import read_video
+from videop2p.io.writing import write_frames
 from videop2p.testing import assert_one_line_error
 from videop2p.toy.world import Background, Color, Motion, Shape, ToyClipSpec, ToyObject, render_clip
 

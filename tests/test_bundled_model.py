@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from videop2p.cli import app
 from videop2p.demo import DemoSettings, edit_overlaps, run_demo
-from videop2p.io.video import read_video, write_frames
+from videop2p.io.video import read_video
+from videop2p.io.writing import write_frames
 from videop2p.models.loading import bundled_model_path, load_components
 from videop2p.models.schedulers import make_scheduler
 from videop2p.toy.checker import classify_color, read_image

@@ -16,7 +16,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from videop2p.cli import app
-from videop2p.io.video import read_video, write_frames
+from videop2p.io.video import read_video
+from videop2p.io.writing import write_frames
 from videop2p.testing import assert_one_line_error
 from videop2p.toy.world import Color, Shape, ToyClipSpec, ToyObject, render_clip
 

@@ -10,7 +10,8 @@ import torch
 
 from videop2p.compositing import composite, working_boxes
 from videop2p.config import ResizeMode
-from videop2p.io.video import read_video, resize_frames, timing_drift, write_frames, write_mp4
+from videop2p.io.video import read_video, resize_frames, timing_drift
+from videop2p.io.writing import write_frames, write_mp4
 from videop2p.testing import write_mp4_with_tone
 
 

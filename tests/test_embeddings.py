@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from videop2p.cli import app
 from videop2p.config import ConfigError, parse_embeddings
 from videop2p.control.prompts import refinement_mapper, token_count, word_indices, word_tokens
-from videop2p.io.video import write_frames
+from videop2p.io.writing import write_frames
 from videop2p.latents import encode_prompts
 from videop2p.models.embeddings import EmbeddingError, check_embedding
 from videop2p.models.loading import load_components, save_pretrained_folder, save_single_file

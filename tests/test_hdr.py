@@ -27,7 +27,8 @@ from videop2p.io.hdr import (
     pq_inverse_eotf,
     sdr_to_hdr,
 )
-from videop2p.io.video import DeepSignal, probe_video, read_video, write_mp4
+from videop2p.io.video import DeepSignal, probe_video, read_video
+from videop2p.io.writing import write_mp4
 
 
 def _rgb_to_xyz(primaries: list[tuple[float, float]], white=(0.3127, 0.3290)) -> np.ndarray:
@@ -152,7 +153,7 @@ def test_an_hdr_clip_reads_as_an_sdr_screen_shows_it(tmp_path, transfer, matrix)
 
 
 def test_an_sdr_clip_is_not_tone_mapped(tmp_path):
-    from videop2p.io.video import write_mp4
+    from videop2p.io.writing import write_mp4
 
     frames = np.full((2, 32, 32, 3), 180, np.uint8)
     frames[:, :, 16:] = (200, 40, 30)
@@ -302,7 +303,8 @@ def _hdr_run(tmp_path, transfer: int, size: tuple[int, int], composite: str, png
 
     from videop2p.config import RunConfig, VideoConfig
     from videop2p.editing import EditResult
-    from videop2p.io.video import BT709, DEEP_SDR, DeepSignal, write_mp4
+    from videop2p.io.video import BT709, DEEP_SDR, DeepSignal
+    from videop2p.io.writing import write_mp4
     from videop2p.outputs import write_run_outputs
     from videop2p.pipeline import Clip, EditOutput
 
@@ -513,12 +515,12 @@ def test_x265_runs_without_a_thread_pool_and_writes_the_same_file_on_any_number_
 def test_info_says_whether_hdr_clips_edits_can_be_hdr_video(monkeypatch):
     from typer.testing import CliRunner
 
-    import videop2p.io.video
+    import videop2p.io.writing
     from videop2p.cli import app
 
     said = []
     for writable in (True, False):
-        monkeypatch.setattr(videop2p.io.video, "deep_writable", lambda writable=writable: writable)
+        monkeypatch.setattr(videop2p.io.writing, "deep_writable", lambda writable=writable: writable)
         result = CliRunner().invoke(app, ["info"])
         assert result.exit_code == 0, result.output
         said.append(next(line for line in result.output.splitlines() if line.startswith("video: PyAV")))
@@ -578,7 +580,8 @@ def test_a_folder_of_16_bit_tiffs_is_10_bit_sdr_whatever_the_files_are_named(tmp
 
 @pytest.mark.parametrize(("transfer", "name"), [(1, "SDR"), (PQ, "PQ")])
 def test_deep_frames_are_not_written_as_a_gif(tmp_path, transfer, name):
-    from videop2p.io.video import DeepSignal, VideoError, write_video
+    from videop2p.io.video import DeepSignal, VideoError
+    from videop2p.io.writing import write_video
 
     with pytest.raises(VideoError, match=f"a GIF holds 8-bit colours, not 10-bit {name} video; write an .mp4"):
         write_video(np.zeros((2, 8, 8, 3), np.uint16), tmp_path / "x.gif", deep=DeepSignal(transfer))
@@ -624,7 +627,8 @@ def test_info_describes_a_clip_as_it_is_read_and_the_size_the_model_works_it_at(
     from typer.testing import CliRunner
 
     from videop2p.cli import app
-    from videop2p.io.video import DEEP_SDR, DeepSignal, write_mp4
+    from videop2p.io.video import DEEP_SDR, DeepSignal
+    from videop2p.io.writing import write_mp4
 
     y, x = np.mgrid[0:64, 0:96]
     frames = [np.stack([x * 500, y * 700, (x + y) * 300], -1).astype(np.uint16) for _ in range(12)]

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from videop2p.cli import app
 from videop2p.config import ConfigError, parse_lora
-from videop2p.io.video import write_frames
+from videop2p.io.writing import write_frames
 from videop2p.models.loading import load_components
 from videop2p.models.lora import LoraError, check_lora
 from videop2p.testing import assert_one_line_error

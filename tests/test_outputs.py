@@ -9,7 +9,8 @@ import torch
 
 from videop2p.config import RunConfig, VideoConfig
 from videop2p.editing import EditResult
-from videop2p.io.video import read_video, write_mp4, write_video
+from videop2p.io.video import read_video
+from videop2p.io.writing import write_mp4, write_video
 from videop2p.outputs import PASTED_WRITER_BYTES_PER_PIXEL, _until, run_writers, write_run_outputs, writer_count
 from videop2p.pipeline import Clip, EditOutput
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from videop2p.io.video import write_frames
+from videop2p.io.writing import write_frames
 from videop2p.toy.world import Color, Shape, ToyClipSpec, ToyObject, render_clip
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -13,7 +13,8 @@ import torch
 
 from videop2p.config import InversionConfig, InversionMethod, TuneConfig, VideoConfig
 from videop2p.io.hdr import HLG
-from videop2p.io.video import VideoError, probe_video, write_frames, write_mp4
+from videop2p.io.video import VideoError, probe_video
+from videop2p.io.writing import write_frames, write_mp4
 from videop2p.pipeline import VideoP2P
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, read_tensor, save_tensors
 from videop2p.store.files import atomic_path, write_json

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from videop2p.cli import app
 from videop2p.config import ExportFormat, FrameAttentionMode, TuneConfig, VideoConfig
 from videop2p.exporting import export_tuned
-from videop2p.io.video import read_video, write_frames
+from videop2p.io.video import read_video
+from videop2p.io.writing import write_frames
 from videop2p.models.loading import load_components, save_pretrained_folder
 from videop2p.models.tav import from_authors_key, to_authors_key
 from videop2p.pipeline import VideoP2P

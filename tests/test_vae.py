@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from videop2p.cli import app
-from videop2p.io.video import write_frames
+from videop2p.io.writing import write_frames
 from videop2p.models.loading import load_components
 from videop2p.models.vae import VaeError, check_vae_spec
 from videop2p.testing import assert_one_line_error

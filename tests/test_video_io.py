@@ -13,16 +13,18 @@ from PIL import Image
 from videop2p.io.video import (
     ResizeMode,
     VideoError,
-    _label,
     check_video,
     declared_frames,
     frames_needed,
-    paletted_frames,
-    preview_factor,
     read_video,
     resize_frames,
     resolve_size,
     selected_count,
+)
+from videop2p.io.writing import (
+    _label,
+    paletted_frames,
+    preview_factor,
     side_by_side_frames,
     write_frames,
     write_gif,
@@ -519,7 +521,7 @@ def test_a_gif_written_from_frames_as_they_come_equals_one_written_from_the_arra
 _WRITE_IN_A_NEW_PROCESS = """
 import sys
 import numpy as np
-from videop2p.io.video import write_mp4
+from videop2p.io.writing import write_mp4
 texture = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
 write_mp4([texture[2 * t : 2 * t + 64, t : t + 64] for t in range(8)], sys.argv[1], 8.0)  # a pan over it
 """
@@ -609,11 +611,11 @@ def test_a_gif_plays_at_the_clips_speed(tmp_path, fps):
 def test_a_gif_makes_palettes_only_for_the_frames_it_shows(tmp_path, monkeypatch):
     """Above 50 fps a GIF leaves frames out; their palettes, most of the writing time, are not made (at
     120 fps more than half of them; at most the last frame's is made and then left out)."""
-    import videop2p.io.video as video
+    import videop2p.io.writing as writing
 
     made = []
-    paletted = video._paletted
-    monkeypatch.setattr(video, "_paletted", lambda frame: made.append(int(frame[0, 0, 0])) or paletted(frame))
+    paletted = writing._paletted
+    monkeypatch.setattr(writing, "_paletted", lambda frame: made.append(int(frame[0, 0, 0])) or paletted(frame))
     frames = (np.arange(24)[:, None, None, None] * 10 + np.zeros((24, 8, 8, 3))).astype(np.uint8)
     shown, _ = _gif_timing(write_gif(iter(frames), tmp_path / "clip.gif", 120.0, workers=2))
     assert len(shown) < len(frames) / 2 and sorted(made)[: len(shown)] == [10 * i for i in shown]

@@ -27,7 +27,7 @@ _EXPORTS = {
     "StageReport": "videop2p.store.workspace",
     "Workspace": "videop2p.store.workspace",
     "read_video": "videop2p.io.video",
-    "write_video": "videop2p.io.video",
+    "write_video": "videop2p.io.writing",
 }
 __all__ = [  # noqa: RUF022 (grouped as in _EXPORTS)
     "__version__",
@@ -59,7 +59,8 @@ if TYPE_CHECKING:
         VideoConfig,
         load_config,
     )
-    from videop2p.io.video import read_video, write_video
+    from videop2p.io.video import read_video
+    from videop2p.io.writing import write_video
     from videop2p.pipeline import Clip, EditOutput, VideoP2P
     from videop2p.store.workspace import StageReport, Workspace
 

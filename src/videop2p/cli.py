@@ -191,7 +191,7 @@ def info(
     lines.append(f"dtypes: {', '.join(dtypes)}")
     import av
 
-    from videop2p.io.video import deep_writable
+    from videop2p.io.writing import deep_writable
 
     hdr = (
         "HDR and 10-bit clips' edits as 10-bit video (x265)"
@@ -1079,7 +1079,7 @@ def toy_render(
     seed: int = ToyClipSpec.seed,
 ) -> None:
     """Render a toy clip: mp4, PNG frames, masks and clip.json."""
-    from videop2p.io.video import write_frames, write_mp4
+    from videop2p.io.writing import write_frames, write_mp4
     from videop2p.toy.world import (
         Background,
         Color,

@@ -1197,6 +1197,11 @@ def check_number(
         raise OptionError(_where(section, attr), f"{shown} is not valid; expected {kind} {span}.")
 
 
+def plain_number(x: Any) -> Any:
+    """A numpy scalar as Python's number (`np.int64(8)` -> 8), for `check_number`; anything else as it is."""
+    return x.item() if type(x).__module__ == "numpy" and getattr(x, "ndim", None) == 0 else x
+
+
 def _num(bound: float) -> str:
     """A bound as people write it: whole numbers in full (2**64 - 1 too), others in short form."""
     return str(bound) if isinstance(bound, int) else f"{bound:g}"

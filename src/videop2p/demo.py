@@ -12,7 +12,8 @@ import numpy as np
 from videop2p.config import DEMO_TUNE_STEPS, InversionConfig, RunConfig
 from videop2p.editing import EditConfig
 from videop2p.evaluation import iou
-from videop2p.io.video import read_video, write_frames
+from videop2p.io.video import read_video
+from videop2p.io.writing import write_frames
 from videop2p.pipeline import VideoP2P
 from videop2p.sampling import check_steps
 from videop2p.toy.checker import read_image

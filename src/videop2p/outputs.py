@@ -23,18 +23,16 @@ from tqdm.auto import tqdm
 from videop2p.compositing import composite
 from videop2p.config import ADAPTER_FILES, CompositeMode, RunConfig, target_pairs, to_plain
 from videop2p.control.prompts import word_changes
-from videop2p.io.video import (
+from videop2p.io.video import DeepSignal, plate_files, to_signal_converter
+from videop2p.io.writing import (
     PREVIEW_MIN_WIDTH,
     WRITTEN_FRAME,
-    DeepSignal,
     deep_writable,
     enlarge,
-    plate_files,
     preview_factor,
     saving_exr_frames,
     saving_frames,
     side_by_side_frames,
-    to_signal_converter,
     write_video,
 )
 from videop2p.progress import StepHook

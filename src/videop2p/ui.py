@@ -47,8 +47,8 @@ from videop2p.io.video import (
     check_video,
     is_frame_name,
     natural_key,
-    write_frames,
 )
+from videop2p.io.writing import write_frames
 from videop2p.models.attention import FrameAttentionMode
 from videop2p.models.loading import is_out_of_memory, lighter_dtype
 from videop2p.progress import Cancelled

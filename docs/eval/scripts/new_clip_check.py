@@ -23,7 +23,8 @@ from typer.testing import CliRunner
 from videop2p.cli import app
 from videop2p.demo import DEMO_CLIP, DEMO_EDITS, DEMO_SOURCE
 from videop2p.evaluation import dilate, iou
-from videop2p.io.video import read_video, write_frames
+from videop2p.io.video import read_video
+from videop2p.io.writing import write_frames
 from videop2p.metrics import psnr
 from videop2p.toy.checker import read_image
 from videop2p.toy.world import Color, render_clip

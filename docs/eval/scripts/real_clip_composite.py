@@ -25,7 +25,8 @@ import av
 
 from videop2p.compositing import paste_weights
 from videop2p.editing import load_edit_result
-from videop2p.io.video import read_video, resize_frames, write_mp4
+from videop2p.io.video import read_video, resize_frames
+from videop2p.io.writing import write_mp4
 from videop2p.metrics import psnr
 from videop2p.models.loading import load_components
 from videop2p.testing import write_mp4_with_tone
