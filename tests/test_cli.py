@@ -1264,7 +1264,7 @@ def test_ui_refuses_a_host_a_port_or_a_root_it_cannot_use_before_loading_anythin
     assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}", "give another --port")
     assert not (tmp_path / "ui").exists()
     result = runner.invoke(app, ["ui", "--root", "/proc/videop2p-ui"])  # /proc takes no new folders
-    assert_one_line_error(result, "--root '/proc/videop2p-ui' cannot be made", "give a folder you can write in")
+    assert_one_line_error(result, "--root '/proc/videop2p-ui' cannot be written", "give a folder you can write in")
 
 
 def test_an_output_or_workspace_path_that_is_a_file_is_refused_before_any_work(tiny_dir, clip_dir, tmp_path):
@@ -1286,6 +1286,10 @@ def test_an_output_or_workspace_folder_that_cannot_be_written_is_refused_before_
     result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", "/proc/videop2p-ws"))
     assert_one_line_error(result, "workspace '/proc/videop2p-ws' cannot be written (")
     assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".videop2p-probe-*"))
+    # without --workspace, the one beside --out: the message named that workspace, which nobody gave
+    alone = _args(tiny_dir, clip_dir, "/proc/videop2p-out", "-")
+    alone = alone[: alone.index("--workspace")] + alone[alone.index("--workspace") + 2 :]
+    assert_one_line_error(runner.invoke(app, alone), "--out '/proc/videop2p-out' cannot be written (")
 
 
 def test_every_command_refuses_a_folder_that_is_or_lies_under_a_file_before_any_work(tiny_dir, clip_dir, tmp_path):

@@ -316,10 +316,14 @@ def _or_fail(check, *args) -> None:
 
 
 def _check_folder(flag: str, path: Path | str | None, purpose: str) -> None:
-    """A folder the command writes into (a file there fails in one line)."""
+    """A folder the command writes into (a file there, or a folder it cannot write in, fails in one line,
+    named by its flag: --out's before the workspace made beside it)."""
     from videop2p.config import check_folder
+    from videop2p.store.files import check_writable
 
     _or_fail(check_folder, flag, path, purpose)
+    if path is not None:
+        _or_fail(check_writable, flag, path, purpose)
 
 
 def _check_file(flag: str, path: Path | None) -> None:
