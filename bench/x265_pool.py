@@ -25,7 +25,7 @@ import videop2p.io.writing as writing
 from videop2p.io.video import DEEP_SDR
 
 pools, pairs, folder = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-asked = lambda deep, own=writing.x265_params: re.sub(r"pools=[^:]+", f"pools={pools}", own(deep))
+asked = lambda *given, own=writing.x265_params: re.sub(r"pools=[^:]+", f"pools={pools}", own(*given))
 writing.x265_params = asked
 y, x = np.mgrid[0:64, 0:96]
 frames = [np.stack([x * 500, y * 700, (x + y) * 300], -1).astype(np.uint16) for _ in range(12)]

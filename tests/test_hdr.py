@@ -1,6 +1,7 @@
 """HDR video (BT.2100 PQ and HLG) read as an SDR screen shows it: the standards' own values, and clips
 made from known colours read back as those colours."""
 
+import os
 from dataclasses import dataclass
 
 import av
@@ -27,7 +28,7 @@ from videop2p.io.hdr import (
     pq_inverse_eotf,
     sdr_to_hdr,
 )
-from videop2p.io.video import DeepSignal, probe_video, read_video
+from videop2p.io.video import DEEP_SDR, DeepSignal, probe_video, read_video
 from videop2p.io.writing import write_mp4
 
 
@@ -667,3 +668,41 @@ def test_a_frame_with_side_data_pyav_does_not_know_reads_as_saying_no_hdr_metada
     with av.open(str(tmp_path / "1.jpg")) as container:
         frame = next(container.decode(video=0))
     assert _hdr_metadata(frame) == (None, None)
+
+
+NARROW_WRITER = """
+import sys
+import numpy as np
+from videop2p.io.video import DEEP_SDR
+from videop2p.io.writing import write_mp4
+
+for height, width in ((24, 40), (64, 48), (32, 16)):
+    frames = np.random.default_rng(0).integers(0, 65535, (3, height, width, 3), dtype=np.uint16)
+    write_mp4(frames, f"{sys.argv[1]}/{width}.mp4", 8.0, deep=DEEP_SDR)
+"""
+
+
+def test_a_narrow_10bit_mp4_leaves_the_process_heap_whole(tmp_path):
+    """x265's CU-tree writes past its buffers on frames 48 pixels wide or narrower (valgrind: invalid writes
+    in `Lookahead::cuTree`), which corrupted the heap and crashed the test suite later, at random (a
+    segfault in glibc's `_int_malloc`). Under glibc's checking allocator the corruption is found at once,
+    on closing the encoder ('free(): invalid pointer'): the process writing such frames ends well, and
+    its files read back at their size."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from videop2p.io.writing import X265_CUTREE_MIN_WIDTH, x265_params
+
+    maps = Path("/proc/self/maps").read_text() if Path("/proc/self/maps").is_file() else ""
+    libc = next((Path(line.split()[-1]) for line in maps.splitlines() if line.endswith("/libc.so.6")), None)
+    checking = libc.parent / "libc_malloc_debug.so.0" if libc is not None else None
+    if checking is None or not checking.is_file():
+        pytest.skip("glibc's checking allocator (libc_malloc_debug.so.0) is not installed")
+    env = {**os.environ, "LD_PRELOAD": str(checking), "MALLOC_CHECK_": "3"}
+    done = subprocess.run([sys.executable, "-c", NARROW_WRITER, str(tmp_path)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for width, height in ((40, 24), (48, 64), (16, 32)):
+        assert probe_video(tmp_path / f"{width}.mp4").size == (width, height)
+    assert "cutree=0" in x265_params(DEEP_SDR, X265_CUTREE_MIN_WIDTH - 2)
+    assert "cutree" not in x265_params(DEEP_SDR, X265_CUTREE_MIN_WIDTH)

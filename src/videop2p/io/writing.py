@@ -40,6 +40,8 @@ VARIABLE_RATE_CLOCK = Fraction(1, 90000)  # s: the time base of an mp4 whose fra
 MP4_OPTIONS = {"crf": "16", "threads": "1", "bf": "0"}  # x264's, for `write_mp4`: one thread, no B-frames
 X265_OPTIONS = "log-level=error:info=0:bframes=0:frame-threads=1:pools=none:repeat-headers=1"  # x265's: one thread ...
 X265_TRANSFERS = {PQ: "smpte2084", HLG: "arib-std-b67", BT709: "bt709"}  # x265's names of the transfers
+X265_CUTREE_MIN_WIDTH = 64  # pixels, one of x265's largest coding units: narrower frames are written without
+# its CU-tree, whose lookahead writes past its buffers on frames 48 wide or narrower (`x265_params`)
 CICP_RGB, CICP_FULL_RANGE = 0, 1  # ITU-T H.273: "identity" (R'G'B', no matrix) and full range, as PNG stores
 PREVIEW_MIN_WIDTH = 128  # pixels: a narrower tile of a preview (side by side, mask overlay) is enlarged
 
@@ -85,11 +87,13 @@ def deep_writable() -> bool:
     return "libx265" in av.codecs_available
 
 
-def x265_params(deep: DeepSignal) -> str:
-    """x265's parameters for 10-bit video in `deep`'s form: its colours (HDR: BT.2020; SDR: BT.709), its
-    transfer, limited range, and the HDR10 metadata its file said (ST 2086's mastering display in x265's
-    units, chromaticities in 0.00002 and light in 0.0001 cd/m2, green, blue, red, white; CTA-861.3's
-    MaxCLL, MaxFALL)."""
+def x265_params(deep: DeepSignal, width: int) -> str:
+    """x265's parameters for 10-bit video `width` pixels wide in `deep`'s form: its colours (HDR: BT.2020;
+    SDR: BT.709), its transfer, limited range, and the HDR10 metadata its file said (ST 2086's mastering
+    display in x265's units, chromaticities in 0.00002 and light in 0.0001 cd/m2, green, blue, red, white;
+    CTA-861.3's MaxCLL, MaxFALL). Below X265_CUTREE_MIN_WIDTH without its CU-tree rate control: on frames
+    48 pixels wide or narrower its `Lookahead::cuTree` writes past its buffers (valgrind; 50 and wider
+    clean), which corrupted the process's heap and crashed it later, at random."""
     colours = "colorprim=bt2020:colormatrix=bt2020nc" if deep.hdr else "colorprim=bt709:colormatrix=bt709"
     said = [  # ... no thread pool: x265's lookahead on its pool's threads crashed in flushing now and then
         # (x265 issue #684; bench/x265_pool.py: 5 of 15 processes) or spun for ever; one thread is also the
@@ -97,6 +101,8 @@ def x265_params(deep: DeepSignal) -> str:
         X265_OPTIONS,
         f"{colours}:transfer={X265_TRANSFERS[deep.transfer]}:range=limited",
     ]
+    if width < X265_CUTREE_MIN_WIDTH:
+        said.append("cutree=0")
     if deep.mastering is not None:
         *xy, peak, black = mastering_units(deep.mastering)  # R, G, B, white: x, y each
         said.append(
@@ -145,7 +151,7 @@ def write_mp4(
         stream = container.add_stream("libx264" if deep is None else "libx265", rate=frame_rate(fps))
         stream.width, stream.height, stream.pix_fmt = pw, ph, pix_fmt
         stream.options = (
-            dict(MP4_OPTIONS) if deep is None else {"crf": MP4_OPTIONS["crf"], "x265-params": x265_params(deep)}
+            dict(MP4_OPTIONS) if deep is None else {"crf": MP4_OPTIONS["crf"], "x265-params": x265_params(deep, pw)}
         )
         video = stream.codec_context  # said in the file, so every player shows the colours written
         if deep is None:
