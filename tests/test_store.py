@@ -641,9 +641,11 @@ def test_frames_held_in_memory_are_the_same_clip_as_their_file_and_reuse_its_tun
     vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
     from_file = vp.load_clip(VideoConfig(path=str(clip_path), frames=3, width=24, height=16))
     frames = read_video(clip_path, 0, 3, 1).frames  # (3, 32, 32, 3), cropped to 24x16 like the file's
-    for given in (frames, [Image.fromarray(f) for f in frames], list(frames)):
+    for given in (frames, [Image.fromarray(f) for f in frames], list(frames), torch.from_numpy(frames)):
         clip = vp.clip_from_frames(given, width=24, height=16)
         assert clip.digest == from_file.digest and np.array_equal(clip.frames, from_file.frames)
+    numpy_numbers = vp.clip_from_frames(frames, fps=np.float32(12), width=np.int64(24), height=np.int32(16))
+    assert numpy_numbers.digest == from_file.digest and type(numpy_numbers.fps) is float
     _, first = vp.tune(from_file, PROMPT, TuneConfig(steps=1, progress=False))
     _, again = vp.tune(vp.clip_from_frames(frames, fps=12, width=24, height=16), PROMPT, TuneConfig(steps=1))
     assert first.action == "computed" and again.action == "reused"

@@ -37,6 +37,7 @@ from videop2p.config import (
     check_tune,
     check_window,
     fill_run,
+    plain_number,
     settings_of,
     validate,
 )
@@ -286,6 +287,7 @@ class VideoP2P:
         """A clip from frames held in memory ((F, H, W, 3) uint8, or a list of PIL images), resized as
         `load_clip` resizes a file's: the same frames give the same clip, and so reuse the same tuning."""
         arr = as_frames(frames)
+        fps, width, height = (plain_number(x) for x in (fps, width, height))  # numpy's numbers too
         check_number(None, "fps", fps, 0.0, above=True)
         check_frame_size(VideoConfig(width=width, height=height, resize=resize))
         width, height, large = self._working_size((arr.shape[2], arr.shape[1]), width, height)
