@@ -43,7 +43,8 @@ def main() -> None:
     write_mp4(deep, out / "pq.mp4", 8.0, deep=DeepSignal(PQ))
     write_mp4(deep, out / "sdr10.mp4", 8.0, deep=DEEP_SDR)
     write_mp4(deep[:, :, :40], out / "narrow.mp4", 8.0, deep=DEEP_SDR)
-    print("pq.mp4", read_video(out / "pq.mp4").frames.shape)
+    for name in ("pq.mp4", "narrow.mp4"):
+        print(name, read_video(out / name).frames.shape)
     assert len(list(iter_video(out / "sdr10.mp4", 0, len(deep), signal=True))) == len(deep)
     write_video(side_by_side_frames([clip, clip], ["source", "edit"]), out / "side_by_side.mp4", 8.0)
     print("done")
