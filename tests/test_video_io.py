@@ -851,6 +851,28 @@ def test_a_stream_joined_from_parts_of_two_sizes_is_read_at_its_first_size_evenl
     assert back.frames.shape == (6, 32, 48, 3)
 
 
+def test_a_stream_without_an_average_rate_keeps_its_own_rate(tmp_path):
+    """An IVF file (AV1's or VP9's raw container) says no average frame rate: a 12 fps clip was read at
+    8 fps (the default for a folder of frames), its last frame lasting 1/8 s; its rate is FFmpeg's guess
+    from the stream's own rate and time base, as its frames' times are."""
+    from fractions import Fraction
+
+    from videop2p.io.video import probe_video
+
+    frames = _clip(6, 48, 64)
+    with av.open(str(tmp_path / "clip.ivf"), "w", format="ivf") as container:
+        stream = container.add_stream("libvpx", rate=Fraction(12))
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")))
+        container.mux(stream.encode())
+    with av.open(str(tmp_path / "clip.ivf")) as container:
+        assert container.streams.video[0].average_rate is None  # what the file says
+    video = read_video(tmp_path / "clip.ivf")
+    assert video.fps == probe_video(tmp_path / "clip.ivf").fps == 12.0
+    assert video.times is None and video.num_frames == 6  # evenly spaced at its rate
+
+
 def test_a_folder_of_frames_is_given_its_frame_rate_and_a_video_keeps_its_own(tmp_path):
     """A folder of frames has no rate: 8 frames a second (the authors' outputs'), or the one given, divided by
     the stride as a video's is; a video or an animated image keeps its own, and giving one is refused

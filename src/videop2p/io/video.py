@@ -851,6 +851,16 @@ def _upright_size(frame: av.VideoFrame, sar: Fraction, orientation: int) -> tupl
     return _oriented_size((_square_width(frame.width, sar), frame.height), orientation)
 
 
+def _stream_rate(stream: av.video.stream.VideoStream) -> float:
+    """A video stream's frames a second: its average rate, else FFmpeg's guess from its own rate and time
+    base where that is in FPS_RANGE (an IVF file, AV1's or VP9's raw container, says no average), else
+    DEFAULT_FPS (the frames' own times, read beside it, are kept where they differ from it)."""
+    guessed = stream.guessed_rate
+    if stream.average_rate:
+        return float(stream.average_rate)
+    return float(guessed) if guessed and FPS_RANGE[0] <= guessed <= FPS_RANGE[1] else DEFAULT_FPS
+
+
 def _read_container(
     path: Path,
     wanted: range | None,
@@ -866,7 +876,7 @@ def _read_container(
         with av.open(str(path)) as container:
             stream = _clip_stream(container, path)
             has_audio = bool(container.streams.audio)
-            fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
+            fps = _stream_rate(stream)
             conversions = ()
             for i, frame in _frames_until(container, stream, wanted):
                 if showing is None:
