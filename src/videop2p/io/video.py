@@ -855,9 +855,9 @@ def _stream_rate(stream: av.video.stream.VideoStream) -> float:
     """A video stream's frames a second: its average rate, else FFmpeg's guess from its own rate and time
     base where that is in FPS_RANGE (an IVF file, AV1's or VP9's raw container, says no average), else
     DEFAULT_FPS (the frames' own times, read beside it, are kept where they differ from it)."""
-    guessed = stream.guessed_rate
     if stream.average_rate:
         return float(stream.average_rate)
+    guessed = stream.guessed_rate
     return float(guessed) if guessed and FPS_RANGE[0] <= guessed <= FPS_RANGE[1] else DEFAULT_FPS
 
 
