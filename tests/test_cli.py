@@ -1071,8 +1071,8 @@ def test_stage_help_groups_every_option_by_what_it_sets(stage):
     for line in help_text.splitlines():
         if head := re.match(r"╭─ (.+?) ─", line):
             current = panels.setdefault(head.group(1), [])
-        elif row := re.match(r"│ (--[a-z-]+)(?: +(--[a-z-]+))? +<", line):  # an option's row, not its description
-            current += [name for name in row.groups() if name]
+        elif row := re.match(r"│ (--[a-z-]+)(?: +(--[a-z-]+))?(?: +-[a-z])? +<", line):  # an option's row (a short
+            current += [name for name in row.groups() if name]  # alias aside), not its description
     assert list(panels)[2:] == [
         "Clip and prompts",
         "Model and device",
@@ -1656,3 +1656,19 @@ def test_each_of_the_authors_p2p_configs_makes_the_plan_their_script_makes(name,
         assert modes == ["swap" if swapped else "refine"] and plan.targets[0].factors == cfg.edit.reweight
         assert plan.targets[0].self_window == (0, int(10 * (windows or (0.2, 0.5))[1]))
         assert (plan.blend is None) == (blend is None)
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["workspace", "list"], ["toy", "eval"]])
+def test_short_help_flag_prints_the_same_help(command):
+    long, short = (runner.invoke(app, [*command, flag], terminal_width=200) for flag in ("--help", "-h"))
+    assert long.exit_code == short.exit_code == 0 and "Usage: " in short.output
+    assert short.output == long.output
+
+
+def test_short_quiet_flag_hides_the_progress_bars(tiny_dir, clip_dir, tmp_path):
+    args = _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws")
+    args.remove("--quiet")
+    shown = _invoke([*args, "--force"]).output
+    hidden = _invoke([*args, "--force", "-q"]).output
+    assert "it/s" in shown and "it/s" not in hidden, hidden
+    assert "outputs written to" in hidden

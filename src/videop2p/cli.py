@@ -45,7 +45,13 @@ from videop2p.store.files import staged_files, write_json
 from videop2p.toy.settings import TOY_EVAL_SEEDS, GroundingConfig, ToyModelConfig, ToyTrainConfig, check_numbers
 from videop2p.toy.world import ToyClipSpec
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Text-driven video editing with Video-P2P.")
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}  # every command's help, as `-h` too (its subcommands inherit it)
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    context_settings=HELP_OPTIONS,
+    help="Text-driven video editing with Video-P2P.",
+)
 toy_app = typer.Typer(no_args_is_help=True, help="The procedural toy world and its bundled model.")
 app.add_typer(toy_app, name="toy")
 workspace_app = typer.Typer(
@@ -863,7 +869,9 @@ def _stage_command(stage: str, doc: str):
         force: Annotated[
             bool, typer.Option("--force", help="Redo tuning and inversion.", rich_help_panel=OUT_PANEL)
         ] = False,
-        quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.", rich_help_panel=OUT_PANEL)] = False,
+        quiet: Annotated[
+            bool, typer.Option("--quiet", "-q", help="No progress bars.", rich_help_panel=OUT_PANEL)
+        ] = False,
     ) -> None:
         flags = {k: v for k, v in locals().items() if k not in ("video", "source", "target", "config")}
         from videop2p.config import read_config_files
@@ -1050,7 +1058,7 @@ def demo(
     steps: Annotated[int, typer.Option(help="DDIM steps.")] = default_of("steps"),
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
     dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = default_of("dtype"),
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Render a toy clip and make three edits with the bundled model (no download)."""
     from videop2p.config import InversionConfig, TuneConfig, check_inversion, check_tune
@@ -1435,7 +1443,7 @@ def batch(
     ] = None,
     manifest: Annotated[Path | None, typer.Option(help="JSON manifest path (default: OUT/batch.json).")] = None,
     quiet: Annotated[
-        bool, typer.Option("--quiet", help="Warnings, errors and the summary only (no line per stage).")
+        bool, typer.Option("--quiet", "-q", help="Warnings, errors and the summary only (no line per stage).")
     ] = False,
 ) -> None:
     """Run many edits: tuning and inversion once per clip, failures isolated, finished jobs skipped."""
