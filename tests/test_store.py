@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from videop2p.config import InversionConfig, InversionMethod, TuneConfig, VideoConfig
+from videop2p.config import InversionConfig, InversionMethod, TuneConfig, VideoConfig, WindowConfig
 from videop2p.io.hdr import HLG
 from videop2p.io.video import VideoError, probe_video
 from videop2p.io.writing import write_frames, write_mp4
@@ -221,9 +221,43 @@ def test_each_stage_of_the_api_refuses_bad_settings_and_prompts_before_writing(t
         (lambda: vp.invert(model, clip, PROMPT, TuneConfig()), "TuneConfig", "InversionConfig"),
         (lambda: vp.edit(model, inversion, PROMPT, [target], InversionConfig()), "InversionConfig", "EditConfig"),
     ):
-        with pytest.raises(TypeError, match=f"expected a {wanted}, got {given}"):
+        with pytest.raises(TypeError, match=f"expected an? {wanted} or a dict of its fields, got {given}"):
             call()
     assert not list((tmp_path / "ws").rglob("edit*"))
+
+
+def test_each_stage_of_the_api_takes_a_dict_of_its_settings_as_its_config(tiny, clip_path, tmp_path):
+    from videop2p.config import ConfigError, EditConfig
+
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    clip = vp.load_clip({"path": str(clip_path), "frames": 2, "stride": 2})  # a clip's settings, as a config has them
+    assert clip.frames.shape[0] == 2
+    assert np.array_equal(clip.frames, vp.load_clip(VideoConfig(path=str(clip_path), frames=2, stride=2)).frames)
+    window = {"size": 2, "overlap": 1}
+    model, tuned = vp.tune(clip, PROMPT, {"steps": 1, "progress": False}, window=window)
+    _, again = vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False), window=WindowConfig(size=2, overlap=1))
+    assert (tuned.action, again.action, again.entry) == ("computed", "reused", tuned.entry)  # the same settings
+    inversion, inverted = vp.invert(
+        model, clip, PROMPT, {"method": "fast", "steps": 2, "progress": False}, window=window
+    )
+    fast = InversionConfig(method=InversionMethod.FAST, steps=2, progress=False)
+    _, again = vp.invert(model, clip, PROMPT, fast, window=WindowConfig(size=2, overlap=1))
+    assert (inverted.action, again.action, again.entry) == ("computed", "reused", inverted.entry)
+    target = "a blue circle moving on the grass"
+    out, edited = vp.edit(model, inversion, PROMPT, [target], {"blend": ["circle", "circle"]}, window=window)
+    blended = EditConfig(blend=("circle", "circle"))
+    _, again = vp.edit(model, inversion, PROMPT, [target], blended, window=WindowConfig(size=2, overlap=1))
+    assert (edited.action, again.action, again.entry) == ("computed", "reused", edited.entry)
+    for call, message in (  # an unknown key is named with the valid ones, before any work
+        (lambda: vp.load_clip({"path": str(clip_path), "size": 32}), "Unknown key 'size'; valid keys are: fps,"),
+        (lambda: vp.tune(clip, "a red square", {"stpes": 1}), "Unknown key 'stpes'; valid keys are: frames,"),
+        (lambda: vp.invert(model, clip, "a red square", {"blend": 1}), "Unknown key 'blend'; valid keys are: "),
+        (lambda: vp.edit(model, inversion, PROMPT, [target], {"threshold": "high"}), "threshold: 'high'"),
+        (lambda: vp.edit(model, inversion, PROMPT, [target], window={"overlap": -1}), "overlap: -1"),
+    ):
+        with pytest.raises((ConfigError, ValueError), match=message):
+            call()
+    assert len(list((tmp_path / "ws").rglob("edit-*.safetensors"))) == 1
 
 
 def test_each_run_reports_only_its_own_stages(tiny, clip_path, tmp_path):

@@ -1417,7 +1417,10 @@ def check_prompts(source: Any, targets: Any = ()) -> None:
 def _config_ok(cfg: Any, kind: type) -> None:
     """A stage's settings are its own config dataclass (an API caller may pass another stage's)."""
     if not isinstance(cfg, kind):
-        raise TypeError(f"expected a {kind.__name__}, got {type(cfg).__name__}: {cfg!r}"[:300])
+        article = "an" if kind.__name__[0] in "AEIOU" else "a"
+        raise TypeError(
+            f"expected {article} {kind.__name__} or a dict of its fields, got {type(cfg).__name__}: {cfg!r}"[:300]
+        )
 
 
 def check_edit(e: EditConfig) -> None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -36,7 +37,9 @@ from videop2p.config import (
     check_prompts,
     check_tune,
     check_window,
+    fill,
     fill_run,
+    path_shorthand,
     plain_number,
     settings_of,
     validate,
@@ -139,6 +142,14 @@ def _given(value: object, kind: type, name: str, what: str) -> None:
         raise TypeError(f"{name} must be {article} {kind.__name__} ({what}), got {type(value).__name__}.")
 
 
+def _settings(cfg: Any, kind: type) -> Any:
+    """A stage's settings as given: its config dataclass, a dict of its fields (read as a config file's
+    section is: unknown keys named), or None for its defaults."""
+    if cfg is None:
+        return kind()
+    return fill(kind, path_shorthand(cfg) if kind is VideoConfig else cfg) if isinstance(cfg, dict) else cfg
+
+
 def free_memory() -> int:
     """Bytes of memory a process may still take: available RAM and free swap (psutil)."""
     return psutil.virtual_memory().available + psutil.swap_memory().free
@@ -231,11 +242,12 @@ class VideoP2P:
     def device(self) -> torch.device:
         return self.components.unet.device
 
-    def load_clip(self, video: VideoConfig | str | os.PathLike) -> Clip:
+    def load_clip(self, video: VideoConfig | dict | str | os.PathLike) -> Clip:
         """Read, select and resize frames to a size the model allows (a path alone: `VideoConfig`'s
-        defaults for the rest, as `videop2p run CLIP` takes them)."""
+        defaults for the rest, as `videop2p run CLIP` takes them; a dict: its fields)."""
         if isinstance(video, str | os.PathLike):
             video = VideoConfig(path=str(video))
+        video = _settings(video, VideoConfig)
         _given(video, VideoConfig, "video", "or the clip's path")
         probe = probe_video(video.path)  # a missing or unreadable clip is named here
         width, height, large = self._working_size(probe.size, video.width, video.height)
@@ -360,21 +372,22 @@ class VideoP2P:
         self,
         clip: Clip,
         prompt: str,
-        cfg: TuneConfig | None = None,
+        cfg: TuneConfig | dict | None = None,
         force: bool = False,
         on_step: StepHook | None = None,
         frame_mode: FrameAttentionMode | str | None = None,
         group_norm: GroupNormMode | str | None = None,
-        window: WindowConfig | None = None,
+        window: WindowConfig | dict | None = None,
     ) -> tuple[T2SModel, StageReport]:
         """Stage 1: the T2S model tuned on `clip` (loaded from the workspace when it has it); a clip
         longer than a window trains on one window (and its anchors) per step. The training state is
         kept beside the entry every `cfg.save_seconds`, so an interrupted tuning resumes."""
         _given(clip, Clip, "clip", CLIP_FROM)
         self._check_source(prompt)
-        check_tune(cfg or TuneConfig())
+        cfg, window = _settings(cfg, TuneConfig), _settings(window, WindowConfig)
+        check_tune(cfg)
         check_window(window)
-        cfg = (cfg or TuneConfig()).resolved(pretuned=self.components.video is not None)
+        cfg = cfg.resolved(pretuned=self.components.video is not None)
         plan = plan_windows(len(clip.frames), window)
         cfg = dataclasses.replace(cfg, frames=frames_per_step(cfg.frames, plan))
         mode, norm = self.architecture(frame_mode, group_norm)
@@ -434,16 +447,16 @@ class VideoP2P:
         model: T2SModel,
         clip: Clip,
         prompt: str,
-        cfg: InversionConfig | None = None,
+        cfg: InversionConfig | dict | None = None,
         force: bool = False,
         on_step: StepHook | None = None,
-        window: WindowConfig | None = None,
+        window: WindowConfig | dict | None = None,
     ) -> tuple[InversionResult, StageReport]:
         """Stage 2: invert `clip` with `prompt` on `model`; filed under the model's own delta. Every
         finished step is kept beside the entry, so an interrupted inversion resumes where it stopped."""
         _given(model, T2SModel, "model", "the model `tune` returns")
         _given(clip, Clip, "clip", CLIP_FROM)
-        cfg = cfg or InversionConfig()
+        cfg, window = _settings(cfg, InversionConfig), _settings(window, WindowConfig)
         self._check_source(prompt)
         check_inversion(cfg)
         check_steps(self.components.scheduler, cfg.steps)
@@ -491,15 +504,15 @@ class VideoP2P:
         inversion: InversionResult,
         source: str,
         targets: list[str],
-        cfg: EditConfig | None = None,
+        cfg: EditConfig | dict | None = None,
         force: bool = False,
         on_step: StepHook | None = None,
-        window: WindowConfig | None = None,
+        window: WindowConfig | dict | None = None,
     ) -> tuple[EditOutput, StageReport]:
         """Stage 3: decoupled-guidance sampling under attention control, decoded."""
         _given(model, T2SModel, "model", "the model `tune` returns")
         _given(inversion, InversionResult, "inversion", "what `invert` returns")
-        cfg = cfg or EditConfig()
+        cfg, window = _settings(cfg, EditConfig), _settings(window, WindowConfig)
         check_prompts(source, targets)
         if not targets:
             raise ValueError("Give at least one target prompt.")
