@@ -250,10 +250,13 @@ def test_errors_name_the_bad_value(tmp_path):
     assert "Errno" not in str(cut.value)
     mixed = tmp_path / "mixed"
     mixed.mkdir()
-    Image.new("RGB", (8, 8)).save(mixed / "1.png")
-    Image.new("RGB", (16, 8)).save(mixed / "2.png")
-    with pytest.raises(VideoError, match="mixed sizes.*8x8.*16x8"):
+    for i, size in enumerate([(8, 8)] * 3 + [(16, 8), (8, 8), (8, 12)]):
+        Image.new("RGB", size).save(mixed / f"{i + 1}.png")
+    message = r"mixed sizes \(8x8, 16x8, 8x12\): 4.png is 16x8, the first frame 1.png 8x8; all frames must"
+    with pytest.raises(VideoError, match=message):  # the first frame of another size named
         read_video(mixed)
+    with pytest.raises(VideoError, match=message):  # from the headers alone
+        check_video(mixed)
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "1.jpg").write_bytes(b"\xff\xd8\xff garbage")
@@ -1253,10 +1256,14 @@ def test_a_folder_of_portrait_and_landscape_pictures_says_so(tmp_path):
     """Mixed sizes that are each other turned (a phone's portrait and landscape shots) are named as such."""
     Image.fromarray(np.zeros((24, 40, 3), np.uint8)).save(tmp_path / "1.png")
     Image.fromarray(np.zeros((40, 24, 3), np.uint8)).save(tmp_path / "2.png")
-    with pytest.raises(VideoError, match=r"mixed sizes \(40x24, 24x40\); some are portrait and some landscape: turn"):
+    with pytest.raises(
+        VideoError, match=r"mixed sizes \(40x24, 24x40\): .*; some are portrait and some landscape: turn"
+    ):
         read_video(tmp_path)
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "2.png")
-    with pytest.raises(VideoError, match=r"mixed sizes \(40x24, 40x40\); all frames must"):
+    with pytest.raises(
+        VideoError, match=r"mixed sizes \(40x24, 40x40\): 2.png is 40x40, the first frame 1.png 40x24; all"
+    ):
         read_video(tmp_path)
 
 

@@ -342,8 +342,8 @@ def _iter_frame_dir(
     small: tuple[int, int] | None = None,
     signal: bool = False,
     transforms: Transforms | None = None,
-) -> Iterator[tuple[tuple[int, int], np.ndarray | None, DeepSignal | None]]:
-    """Each image of a folder of frames in natural order: its (width, height), its pixels (transformed;
+) -> Iterator[tuple[Path, tuple[int, int], np.ndarray | None, DeepSignal | None]]:
+    """Each image of a folder of frames in natural order: its file, its (width, height), its pixels (transformed;
     a JPEG decoded smaller where it is to be resized to `small`, `_draft`) when it is wanted, and its own
     signal where it is a 16-bit RGB PNG or TIFF (`_image_deep`) or a 10-bit DPX (a film scan's, which
     FFmpeg reads: `_dpx_frame`) or an OpenEXR image (`_exr_frame`): HDR tone-mapped as an HDR video's frames
@@ -389,7 +389,7 @@ def _iter_frame_dir(
                 skipped.append(f.name)
                 continue
         index += 1
-        yield size, frame, deep
+        yield f, size, frame, deep
     if skipped:
         logger.info("ignored %d non-image files in %s", len(skipped), path)
 
@@ -456,12 +456,25 @@ def _held(folder: Path) -> str:
     return ""
 
 
+def _mixed_sizes(folder: Path, firsts: dict[tuple[int, int], Path]) -> str:
+    """The error of a folder whose frames differ in size (`firsts`: each size's first frame, in the
+    folder's order): its sizes, and the first frame not of the first frame's size, named."""
+    detail = ", ".join(f"{w}x{h}" for w, h in sorted(firsts, key=lambda s: (s[1], s[0])))
+    (first, first_file), (odd, odd_file) = list(firsts.items())[:2]
+    turned = any((h, w) in firsts for w, h in firsts if w != h)  # a phone's portrait and landscape shots
+    hint = "; some are portrait and some landscape: turn them alike" if turned else ""
+    return (
+        f"Frames in {folder} have mixed sizes ({detail}): {odd_file.name} is {odd[0]}x{odd[1]}, the first frame "
+        f"{first_file.name} {first[0]}x{first[1]}{hint}; all frames must have the same size."
+    )
+
+
 def _read_frame_dir(
     path: Path, wanted: range | None, transform: Transform | None, small: tuple[int, int] | None = None
 ) -> _Decoded:
-    frames, sizes, deep, transforms = [], set(), None, {}
-    for size, frame, said in _iter_frame_dir(path, wanted, transform, small, transforms=transforms):
-        sizes.add(size)
+    frames, sizes, deep, transforms = [], {}, None, {}
+    for file, size, frame, said in _iter_frame_dir(path, wanted, transform, small, transforms=transforms):
+        sizes.setdefault(size, file)  # each size's first frame, to name
         frames.append(frame)
         if len(frames) == 1:  # the folder's signal is its first frame's
             deep = said
@@ -470,13 +483,14 @@ def _read_frame_dir(
             f"Directory {path} contains no image frames; expected files such as 1.jpg, 2.jpg, ...{_held(path)}"
         )
     if len(sizes) > 1:
-        detail = ", ".join(f"{w}x{h}" for w, h in sorted(sizes, key=lambda s: (s[1], s[0])))
-        turned = any((h, w) in sizes for w, h in sizes if w != h)  # a phone's portrait and landscape shots
-        hint = "; some are portrait and some landscape: turn them alike" if turned else ""
-        raise VideoError(f"Frames in {path} have mixed sizes ({detail}){hint}; all frames must have the same size.")
+        raise VideoError(_mixed_sizes(path, sizes))
     conversions = (_hdr_conversion(path, deep),) if deep is not None and deep.hdr else ()
     return _Decoded(
-        frames, sizes.pop(), DEFAULT_FPS, conversions=conversions + _profile_conversions(path, transforms), deep=deep
+        frames,
+        next(iter(sizes)),
+        DEFAULT_FPS,
+        conversions=conversions + _profile_conversions(path, transforms),
+        deep=deep,
     )
 
 
@@ -1262,7 +1276,7 @@ def iter_video(
     wanted = range(start, start + num_frames * stride, stride)
     if _frames_of_one(path):
         to_signal = None  # the folder's signal is its first frame's (`_read_frame_dir`)
-        for i, (_, frame, said) in enumerate(_iter_frame_dir(path, wanted, None, signal=signal)):
+        for i, (_, _, frame, said) in enumerate(_iter_frame_dir(path, wanted, None, signal=signal)):
             if i == 0 and signal and said is not None:
                 to_signal = to_signal_converter(said)
             if frame is not None:
