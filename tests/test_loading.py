@@ -63,7 +63,7 @@ def test_float16_on_the_cpu_is_loaded_with_a_warning_of_its_speed_and_the_lighte
 
 def test_missing_models_give_clear_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelNotFoundError, match="huggingface-cli download no-such-org/no-such-model"):
+    with pytest.raises(ModelNotFoundError, match="run `hf download no-such-org/no-such-model`"):
         load_components("no-such-org/no-such-model")
     with pytest.raises(ModelNotFoundError, match="Model file .* does not exist"):
         load_components(tmp_path / "nothing.safetensors")

@@ -4,6 +4,9 @@ exactly; the model's name and fingerprint follow; a VAE that does not take the m
 bad paths or files, are one-line errors before any work."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -151,3 +154,46 @@ def test_run_with_a_vae_records_it_and_reruns_from_its_config(tiny, tiny_folder,
     assert not (tmp_path / "bad").exists()
     info = runner.invoke(app, ["info", "--model", str(tiny_folder), "--vae", str(tmp_path / "ft.safetensors")])
     assert info.exit_code == 0 and "identity: tiny+ft@" in info.output
+
+
+def test_a_hub_vae_loads_from_the_cache_without_a_request_and_an_uncached_one_says_how_to_get_it(
+    tiny, tiny_folder, tmp_path, monkeypatch
+):
+    """A hub id's VAE, a VAE repository's or a model repository's `vae/`, is read from the Hugging Face
+    cache first (no request, so no wait for the hub's retries); one the cache lacks, offline, is named
+    with the command that downloads it."""
+    import socket
+
+    import huggingface_hub.constants
+
+    other = _other_vae(tiny)
+    commit = "0123abcd" * 5  # a snapshot's folder is named by its commit's full hash
+    for repo, subfolder in (("models--some-org--vae-ft", ""), ("models--some-org--sd-model", "vae")):
+        snapshot = tmp_path / "hub" / repo / "snapshots" / commit
+        other.save_pretrained(snapshot / subfolder)
+        (tmp_path / "hub" / repo / "refs").mkdir()
+        (tmp_path / "hub" / repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    connects = []
+
+    def refuse(sock, address):
+        connects.append(address)
+        raise OSError("no network in tests")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    for repo in ("some-org/vae-ft", "some-org/sd-model"):
+        _assert_same(load_components(str(tiny_folder), vae=repo).vae, other)
+    assert connects == []
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    command = ["info", "--model", str(tiny_folder), "--vae", "some-org/sd-model"]
+    proc = subprocess.run([sys.executable, "-m", "videop2p.cli", *command], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and "+sd-model@" in proc.stdout, proc.stderr  # in the model's identity
+    assert "local_dir_use_symlinks" not in proc.stderr  # diffusers' call of huggingface_hub, warned of, not shown
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(VaeError) as missing:
+        load_components(str(tiny_folder), vae="some-org/other-vae")
+    message = str(missing.value)
+    assert "'some-org/other-vae' is not a local path and could not be loaded from the Hugging Face hub" in message
+    assert "On a connected machine run `hf download some-org/other-vae`" in message and "\n" not in message
+    assert "does not appear to have a file named" not in message and connects == []

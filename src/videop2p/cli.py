@@ -117,6 +117,9 @@ def _warning_line(
 def _setup_logging(quiet: bool = False) -> None:
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     warnings.showwarning = _warning_line
+    # diffusers (0.42) passes huggingface_hub (1.0 and later) an argument it no longer takes, and is warned on
+    # each hub id it loads: a line before every hub model's or VAE's load that no user can act on
+    warnings.filterwarnings("ignore", message="The `local_dir_use_symlinks` argument is deprecated")
     for noisy in ("httpx", "urllib3", "diffusers", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # transformers says, when diffusers' pipelines are imported, which image processors of models this tool
@@ -182,6 +185,7 @@ def info(
     from videop2p.models.lora import LoraError
     from videop2p.models.vae import VaeError
 
+    _setup_logging(quiet=True)  # a library's warnings as lines (what it loads is not said: the listing says it)
     lines = [f"videop2p {__version__}", f"torch {torch.__version__}"]
     devices = ["cpu"]
     if torch.cuda.is_available():

@@ -335,7 +335,7 @@ def _load_hub(repo: str) -> tuple:
             error = e
     raise ModelNotFoundError(
         f"Model {repo!r} is not a local path and could not be loaded from the Hugging Face hub or its cache "
-        f"({type(error).__name__}: {_first_line(error)}). On a connected machine run `huggingface-cli download "
+        f"({type(error).__name__}: {_first_line(error)}). On a connected machine run `hf download "
         f"{repo}`, or pass a local diffusers folder or a .safetensors file."
     ) from error
 

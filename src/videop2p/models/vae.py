@@ -119,17 +119,43 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _vae_hub(repo: str, offline: bool):
-    """A hub id's VAE: a VAE repository's, or a model repository's `vae/`, from the cache, else the hub."""
+    """A hub id's VAE: a VAE repository's, or a model repository's `vae/`, from the Hugging Face cache when
+    it holds one (no request made), else downloaded unless `offline`."""
     from diffusers import AutoencoderKL
 
     error: Exception | None = None
-    for local in (True, False) if not offline else (True,):
-        for subfolder in (None, "vae"):
-            try:
-                return AutoencoderKL.from_pretrained(repo, subfolder=subfolder, local_files_only=local)
-            except OSError as e:
-                error = e
-    raise VaeError(f"VAE {repo!r} could not be loaded from the Hugging Face hub or its cache ({error}).")
+    for local in (True,) if offline else (True, False):
+        try:
+            return AutoencoderKL.from_pretrained(
+                repo, subfolder=_hub_vae_subfolder(repo, local), local_files_only=local
+            )
+        except OSError as e:  # not cached (or in part), the hub out of reach, no such repository
+            error = e
+    first = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else ""
+    raise VaeError(
+        f"VAE {repo!r} is not a local path and could not be loaded from the Hugging Face hub or its cache "
+        f"({type(error).__name__}: {first}). On a connected machine run `hf download {repo}`, or pass a local "
+        "VAE folder or file."
+    )
+
+
+def _hub_vae_subfolder(repo: str, local: bool) -> str | None:
+    """Where a hub repository keeps its VAE's config: its root (a VAE repository's, None) or `vae` (a model
+    repository's), looked up in the cache alone (`local`) or on the hub; huggingface_hub's error where
+    neither is found (`LocalEntryNotFoundError`: not cached, or the hub out of reach)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    try:
+        hf_hub_download(repo, "config.json", local_files_only=local)
+        return None
+    except LocalEntryNotFoundError:  # not cached; asked of the hub, the hub out of reach
+        if not local:
+            raise
+    except EntryNotFoundError:  # the hub has the repository, without a config.json at its root
+        pass
+    hf_hub_download(repo, "config.json", subfolder="vae", local_files_only=local)
+    return "vae"
 
 
 def _check_fits(vae, like, spec) -> None:
