@@ -98,7 +98,7 @@ DEMO_TUNE_STEPS = 300  # `videop2p demo`'s tuning budget
 SEED_MAX = 2**64 - 1  # the largest seed torch.Generator.manual_seed takes
 DEFAULT_FPS = 8.0  # frames a second of a folder of frames, as the authors' outputs are shown
 FPS_RANGE = (0.01, 1000.0)  # frames a second a folder of frames may be given: a frame a 100 s to a high-speed camera's
-COUNT_MAX = 2**31 - 1  # the largest frame count, index, stride or side (more than any clip has)
+COUNT_MAX = 2**31 - 1  # the largest count (frames, steps), index, stride or side: more than any run has
 ADAPTER_FILES = ("lora", "embeddings")  # RunConfig's fields that map files to settings (paths placed alike)
 LORA_SCALE_MAX = 10.0  # |LoRA scale| at most: LoRA authors advise 0.5-1, and some styles are used negated
 # A reweighted word's map times this at most: prompt-to-prompt's examples use -5 to 20; at 100 the word
@@ -1476,9 +1476,9 @@ def check_tune(t: TuneConfig) -> None:
     """Tuning steps, frames per step, learning rate, seed, state interval and mixed precision in range."""
     _config_ok(t, TuneConfig)
     if t.steps is not None:
-        check_number("tune", "steps", t.steps, 0, whole=True)
+        check_number("tune", "steps", t.steps, 0, whole=True, cap=COUNT_MAX)
     if t.frames is not None:
-        check_number("tune", "frames", t.frames, 2, whole=True)
+        check_number("tune", "frames", t.frames, 2, whole=True, cap=COUNT_MAX)
     check_number("tune", "lr", t.lr, 0.0, above=True)  # 0 tunes nothing: --tune-steps 0 says that
     check_number("tune", "seed", t.seed, 0, whole=True, cap=SEED_MAX)
     _bool_ok("tune", "gradient_checkpointing", t.gradient_checkpointing)
@@ -1495,9 +1495,9 @@ def check_inversion(i: InversionConfig) -> None:
     _config_ok(i, InversionConfig)
     _enum_ok("inversion", "method", i.method, InversionMethod)
     check_number("inversion", "steps", i.steps, 1, whole=True)
-    check_number("inversion", "inner_steps", i.inner_steps, 0, whole=True)
+    check_number("inversion", "inner_steps", i.inner_steps, 0, whole=True, cap=COUNT_MAX)
     if i.frames is not None:
-        check_number("inversion", "frames", i.frames, 2, whole=True)
+        check_number("inversion", "frames", i.frames, 2, whole=True, cap=COUNT_MAX)
     for attr, low in (("inversion_guidance", 0.0), ("guidance", 0.0), ("early_stop", 0.0)):
         check_number("inversion", attr, getattr(i, attr), low)
     check_number("inversion", "lr", i.lr, 0.0, above=True)  # 0 fits nothing: inner_steps 0 says that
@@ -1510,8 +1510,8 @@ def check_window(w: WindowConfig | None) -> None:
         return
     _config_ok(w, WindowConfig)
     if w.size is not None:
-        check_number("window", "size", w.size, 2, whole=True)
-        check_number("window", "overlap", w.overlap, 0, whole=True)
+        check_number("window", "size", w.size, 2, whole=True, cap=COUNT_MAX)
+        check_number("window", "overlap", w.overlap, 0, whole=True, cap=COUNT_MAX)
         if w.overlap >= w.size:  # both named: the overlap is often the default, not given with the window
             raise OptionError(
                 _where("window", "overlap"),
@@ -1519,7 +1519,7 @@ def check_window(w: WindowConfig | None) -> None:
                 f"{w.size - 1} (each window needs a frame of its own), or a window of at least {w.overlap + 1} frames.",
             )
     else:
-        check_number("window", "overlap", w.overlap, 0, whole=True)
+        check_number("window", "overlap", w.overlap, 0, whole=True, cap=COUNT_MAX)
     _enum_ok("window", "anchors", w.anchors, AnchorMode)
     _enum_ok("window", "blend", w.blend, WindowBlend)
 
