@@ -1036,6 +1036,15 @@ def test_a_tuning_that_diverges_is_one_line_naming_the_rate_and_keeps_no_result(
     assert not (tmp_path / "ws").exists()  # no clip folder, no kept state, no workspace
 
 
+def test_a_tuning_whose_weights_stay_finite_but_overflow_the_inversion_names_the_rate(tiny_dir, clip_dir, tmp_path):
+    """One step at a huge rate moves the weights far but leaves them finite; the inversion's predictions are
+    not, and its error says to tune again with a lower rate rather than only to check the model."""
+    args = _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws", "--tune-steps", "1", "--lr", "1e20")
+    result = runner.invoke(app, args)
+    assert_one_line_error(result, "inversion diverged at step 1", "tune it again with a lower learning rate")
+    assert not (tmp_path / "o").exists()
+
+
 def test_presets_start_from_their_settings_under_config_files_and_flags(tmp_path):
     from videop2p.cli import _build_config, _presets_help
     from videop2p.config import PRESETS, Preset, RunConfig, apply_options, preset_config

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from videop2p.config import InversionConfig, InversionMethod, settings_of
+from videop2p.config import InversionConfig, InversionMethod, TuneConfig, settings_of
 from videop2p.models.t2s import T2SModel, backward, backward_step, checkpointing, optimizer_step
 from videop2p.progress import StepHook, steps
 from videop2p.sampling import (
@@ -121,8 +121,16 @@ def ddim_invert(
 
 
 def _model_hint(model: T2SModel) -> str:
-    """What to try when a tuned model's predictions stop being finite."""
-    return half_hint(model.unet.dtype) or "the model's predictions are not finite: check its weights"
+    """What to try when a tuned model's predictions stop being finite: its precision, else the learning rate
+    it was tuned with (weights moved too far stay finite, their predictions need not), else its weights."""
+    if half := half_hint(model.unet.dtype):
+        return half
+    tuned = (
+        f"tune it again with a lower learning rate (the official rate is {TuneConfig.lr:g}), or check the base model's weights"
+        if model.delta_key is not None
+        else "check its weights"
+    )
+    return f"the model's predictions are not finite: {tuned}"
 
 
 def _frame_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
