@@ -1566,6 +1566,9 @@ def test_a_configs_relative_paths_are_read_from_the_current_folder_or_else_besid
         (["run", "clip.mp4", "--source", "a b"], ['missing target prompt: give --target "the source prompt with']),
         (["edit", "clip.mp4", "--source", "a b"], ["missing target prompt: give --target", "videop2p edit --help"]),
         (["batch"], ["Missing argument", "videop2p batch --help"]),
+        (["demo", "--out", ""], ["--out '' names no folder; give one (. for the current folder)."]),  # not here
+        (["ui", "--root= "], ["--root ' ' names no folder"]),
+        (["run", "clip.mp4", "--source", "a b", "--target", "a c", "--workspace", ""], ["--workspace '' names no"]),
     ],
 )
 def test_usage_errors_of_the_command_are_one_line_naming_the_value(args, needles, capsys, tmp_path, monkeypatch):
@@ -1683,3 +1686,13 @@ def test_short_quiet_flag_hides_the_progress_bars(tiny_dir, clip_dir, tmp_path):
     hidden = _invoke([*args, "--force", "-q"]).output
     assert "it/s" in shown and "it/s" not in hidden, hidden
     assert "outputs written to" in hidden
+
+
+@pytest.mark.parametrize("attr", ["out", "workspace", "save_tuned"])
+def test_an_empty_folder_in_a_runs_settings_is_refused_not_taken_for_the_current_one(attr):
+    from videop2p.config import OptionError, RunConfig, VideoConfig, validate
+
+    cfg = RunConfig(source=SRC, targets=[TGT], video=VideoConfig(path="clip.mp4"))
+    setattr(cfg, attr, " ")
+    with pytest.raises(OptionError, match=f"{attr}: ' ' is not a folder; give one, such as "):
+        validate(cfg)

@@ -1673,10 +1673,26 @@ def usage_line(e: Exception, args: list[str]) -> str:
     return message + (f" See `{where} --help`." if where else "")
 
 
+FOLDER_FLAGS = ("--out", "--root", "--workspace", "--save-tuned")  # flags that name a folder a command writes in
+
+
+def empty_folder_flag(args: list[str]) -> str | None:
+    """The error of a folder flag given an empty value (`--out "$OUT"` with OUT unset), which a path type
+    reads as the current folder; None where there is none."""
+    for flag in FOLDER_FLAGS:
+        value = _bad_value(flag, args)
+        if value is not None and not value.strip():
+            return f"{flag} {value!r} names no folder; give one (. for the current folder)."
+    return None
+
+
 def main(args: list[str] | None = None) -> None:
     """The `videop2p` command. Usage errors are one line on stderr with exit code 2, as every error
     of a command is, instead of typer's framed message."""
     args = sys.argv[1:] if args is None else list(args)
+    if empty := empty_folder_flag(args):
+        typer.secho(f"error: {empty}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
     try:
         code = app(args, prog_name="videop2p", standalone_mode=False)
     except UsageError as e:

@@ -1315,8 +1315,14 @@ def validate(cfg: RunConfig) -> None:
     for attr in ("model", "model_config", "vae", "workspace", "save_tuned"):  # None: the bundled model, ...
         if getattr(cfg, attr) is not None:
             _text(None, attr, getattr(cfg, attr))
-    if cfg.save_tuned is not None and not cfg.save_tuned.strip():
-        raise OptionError("save_tuned", f"{cfg.save_tuned!r} is not a folder; give one, such as tuned/rabbit.")
+    for attr, example in (
+        ("out", "outputs/rabbit"),
+        ("workspace", ".videop2p-workspace"),
+        ("save_tuned", "tuned/rabbit"),
+    ):
+        value = getattr(cfg, attr)  # empty (an unset shell variable): not the current folder
+        if value is not None and not value.strip():
+            raise OptionError(attr, f"{value!r} is not a folder; give one, such as {example}.")
     check_lora_settings(cfg.lora)
     check_embedding_settings(cfg.embeddings)
     if v.frames is not None:
