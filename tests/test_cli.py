@@ -722,6 +722,8 @@ def test_attention_slicing_flag_gives_the_same_edit(tiny_dir, clip_dir, tmp_path
         (["--size", "99999999999x32"], ["--size '99999999999x32'", "from 1 to 2147483647"]),
         (["--tune-steps", "9" * 20], ["--tune-steps 99999999999999999999", "from 0 to 2147483647"]),  # no run for ever
         (["--window", str(2**31)], [f"--window {2**31}", "from 2 to 2147483647"]),
+        (["--attention-slicing", "9" * 20], ["--attention-slicing 99999999999999999999", "to 2147483647"]),
+        (["--preset", ""], ["--preset '' is not one of official, quick"]),  # not the official one in silence
         (["--reweight", "blue=2", "--reweight", "blue=3"], ["'blue' is reweighted twice"]),
         (["--target", "  "], ["target 2 prompt '  ' is empty", "at least one word"]),
         (["--blend", "circle,grass", "circle"], ["--blend", "'circle,grass' and 'circle' give 2 source and 1 target"]),

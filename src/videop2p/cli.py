@@ -412,7 +412,8 @@ def _build_config(
         read_config_files,
     )
 
-    name = flags.pop("preset", None) or Preset.OFFICIAL.value
+    name = flags.pop("preset", None)
+    name = Preset.OFFICIAL.value if name is None else name  # given empty: named as any unknown preset is
     try:
         base = preset_config(name)
     except OptionError as e:

@@ -1354,7 +1354,7 @@ def validate(cfg: RunConfig) -> None:
     if cfg.dtype not in DTYPES:
         raise OptionError("dtype", f"{cfg.dtype!r} is not one of {', '.join(DTYPES)}.")
     if cfg.attention_slicing is not None:
-        check_number(None, "attention_slicing", cfg.attention_slicing, 1, whole=True)
+        check_number(None, "attention_slicing", cfg.attention_slicing, 1, whole=True, cap=COUNT_MAX)
     if not isinstance(cfg.device, str) or not cfg.device.strip():
         raise OptionError("device", f"{cfg.device!r} is not a device name such as cpu, cuda or cuda:1.")
 
