@@ -3,7 +3,7 @@
 Each run must end well (exit 0: the value was valid, the run made its outputs) or with a one-line error
 (exit 2), never with a traceback, another exit code or more than one error line. Runs are made on the
 bundled toy model with the smallest budget (1 tuning step, 2 fast DDIM steps, 2 frames), so a valid value
-costs a few seconds. Prints a line per refused value (its error), the valid ones, and the failures last;
+costs a few seconds. The runs are made in OUT (a value read as a relative path is a folder there). Prints a line per refused value (its error), the valid ones, and the failures last;
 exits 1 if any.
 
     python bench/cli_fuzz.py --clip ../shared/data/videop2p-clips/rabbit --out /tmp/fuzz
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -73,7 +74,10 @@ def main() -> int:
     parser.add_argument("--command", default="run", choices=["run", "tune", "invert", "edit"])
     parser.add_argument("--options", nargs="*", help="Only these options (default: every one).")
     a = parser.parse_args()
-    results = bad_values_runs(a.command, a.clip, a.out, a.options)
+    clip, out = str(Path(a.clip).resolve()), a.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    os.chdir(out)  # values taken as relative paths (--save-tuned nan, --model nan) land, and are looked for, here
+    results = bad_values_runs(a.command, clip, out, a.options)
     for name, value, outcome in results:
         print(f"{name} {value!r}: {outcome}")
     failures = [r for r in results if r[2].startswith("FAIL")]
