@@ -1420,12 +1420,16 @@ def check_prompts(source: Any, targets: Any = ()) -> None:
         _prompt_ok("target", prompt)
 
 
+def a_or_an(noun: str) -> str:
+    """'a TuneConfig', 'an EditConfig'."""
+    return f"{'an' if noun[:1] in 'AEIOUaeiou' else 'a'} {noun}"
+
+
 def _config_ok(cfg: Any, kind: type) -> None:
     """A stage's settings are its own config dataclass (an API caller may pass another stage's)."""
     if not isinstance(cfg, kind):
-        article = "an" if kind.__name__[0] in "AEIOU" else "a"
         raise TypeError(
-            f"expected {article} {kind.__name__} or a dict of its fields, got {type(cfg).__name__}: {cfg!r}"[:300]
+            f"expected {a_or_an(kind.__name__)} or a dict of its fields, got {type(cfg).__name__}: {cfg!r}"[:300]
         )
 
 

@@ -29,6 +29,7 @@ from videop2p.config import (
     TuneConfig,
     VideoConfig,
     WindowConfig,
+    a_or_an,
     check_edit,
     check_folder,
     check_frame_size,
@@ -138,8 +139,7 @@ CLIP_FROM = "what `load_clip` or `clip_from_frames` returns"
 def _given(value: object, kind: type, name: str, what: str) -> None:
     """An API argument of the kind a stage takes (a path or a tensor passed instead is named at once)."""
     if not isinstance(value, kind):
-        article = "an" if kind.__name__[0] in "AEIOU" else "a"
-        raise TypeError(f"{name} must be {article} {kind.__name__} ({what}), got {type(value).__name__}.")
+        raise TypeError(f"{name} must be {a_or_an(kind.__name__)} ({what}), got {type(value).__name__}.")
 
 
 def _settings(cfg: Any, kind: type) -> Any:
@@ -247,8 +247,9 @@ class VideoP2P:
         defaults for the rest, as `videop2p run CLIP` takes them; a dict: its fields)."""
         if isinstance(video, str | os.PathLike):
             video = VideoConfig(path=str(video))
-        video = _settings(video, VideoConfig)
-        _given(video, VideoConfig, "video", "or the clip's path")
+        elif isinstance(video, dict):
+            video = _settings(video, VideoConfig)
+        _given(video, VideoConfig, "video", "or the clip's path, or a dict of its fields")
         probe = probe_video(video.path)  # a missing or unreadable clip is named here
         width, height, large = self._working_size(probe.size, video.width, video.height)
         declared = declared_frames(video.path, frames_needed(video.start, video.frames, video.stride))
