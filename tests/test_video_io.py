@@ -262,6 +262,9 @@ def test_errors_name_the_bad_value(tmp_path):
     (broken / "1.jpg").write_bytes(b"\xff\xd8\xff garbage")
     with pytest.raises(VideoError, match="not a readable image"):
         read_video(broken)
+    (broken / "1.jpg").write_bytes(b"")  # a copy that never finished
+    with pytest.raises(VideoError, match=r"Frame .*1.jpg is empty \(0 bytes\)\.$"):
+        check_video(broken)
 
 
 @pytest.mark.parametrize(

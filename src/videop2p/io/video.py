@@ -384,7 +384,10 @@ def _iter_frame_dir(
             elif f.suffix.lower() in UNREAD_PICTURES:
                 raise VideoError(_unread_picture(f)) from e
             elif f.suffix.lower() in IMAGE_SUFFIXES:
-                raise VideoError(f"Frame {f} is not a readable image ({e}).") from e
+                empty = f.stat().st_size == 0  # a copy or download that never finished
+                raise VideoError(
+                    f"Frame {f} is {'empty (0 bytes)' if empty else f'not a readable image ({e})'}."
+                ) from e
             else:
                 skipped.append(f.name)
                 continue
