@@ -791,6 +791,7 @@ def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
             ["eq_params.words ['b', 'b'] names a word twice"],
         ),
         ("source: a\ntargets: [b]\ninversion: {lr: 0}\n", ["inversion.lr 0 is not valid", "> 0"]),
+        ("source: a\ntargets: [b]\nwindow: {size: 0}\n", ["0 is not valid", ">= 2, or null: the whole clip"]),
         ("pretrained_model_path: x\ntrain_data: 5\n", ["train_data: 5", "a mapping"]),
         ("pretrained_model_path: x\ntrain_data: {prompt: a}\nlearning_rate: fast\n", ["learning_rate: 'fast'"]),
         ("train_data: {prompt: a}\nadam_weight_decay: 0.1\n", ["adam_weight_decay: 0.1 is not supported", "0.01"]),

@@ -1520,6 +1520,10 @@ def check_window(w: WindowConfig | None) -> None:
         return
     _config_ok(w, WindowConfig)
     if w.size is not None:
+        if w.size == 0 and not isinstance(w.size, bool):  # the flag's 0 (`--window 0`) is the settings' null
+            raise OptionError(
+                _where("window", "size"), "0 is not valid; expected a whole number >= 2, or null: the whole clip."
+            )
         check_number("window", "size", w.size, 2, whole=True, cap=COUNT_MAX)
         check_number("window", "overlap", w.overlap, 0, whole=True, cap=COUNT_MAX)
         if w.overlap >= w.size:  # both named: the overlap is often the default, not given with the window
