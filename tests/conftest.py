@@ -1,4 +1,5 @@
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,42 @@ def clips_dir() -> Path:
     if not CLIPS.is_dir():
         raise FileNotFoundError(f"sample clips expected at {CLIPS}")
     return CLIPS
+
+
+@dataclass
+class HubCache:
+    """A Hugging Face cache in a temporary folder, on a machine whose network refuses every connection."""
+
+    root: Path
+    connects: list  # the addresses a load tried to reach (none, where the cache holds what it needs)
+
+    def snapshot(self, repo_id: str) -> Path:
+        """The folder of `repo_id`'s snapshot at its main revision, as the hub's downloads lay it out."""
+        repo = self.root / f"models--{repo_id.replace('/', '--')}"
+        commit = "0123abcd" * 5  # a snapshot's folder is named by its commit's full hash
+        (repo / "refs").mkdir(parents=True)
+        (repo / "refs" / "main").write_text(commit)
+        return repo / "snapshots" / commit
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch) -> HubCache:
+    """huggingface_hub reading a cache of the test's own, online (HF_HUB_OFFLINE unset) but with every
+    connection refused, so that a load that would make a request is seen to."""
+    import socket
+
+    import huggingface_hub.constants
+
+    cache = HubCache(tmp_path / "hub", [])
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache.root))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def refuse(sock, address):
+        cache.connects.append(address)
+        raise OSError("no network in tests")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    return cache
 
 
 @pytest.fixture(scope="session")

@@ -129,32 +129,16 @@ def test_a_folder_without_its_tokenizer_is_named_not_loaded_with_a_stand_in(tiny
         load_components(broken)
 
 
-def test_a_cached_hub_model_loads_without_a_request_even_online(tiny, tmp_path, monkeypatch):
+def test_a_cached_hub_model_loads_without_a_request_even_online(tiny, hub_cache, monkeypatch):
     """A hub id is read from the Hugging Face cache first: an offline machine that has the model does not
     wait out the hub's retries (five, about 25 s), and a connected one makes no request."""
-    import socket
-
-    import huggingface_hub.constants
-
-    repo = tmp_path / "hub" / "models--some-org--tiny-sd"
-    save_pretrained_folder(tiny, repo / "snapshots" / "0123abcd")
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text("0123abcd")
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    connects = []
-
-    def refuse(sock, address):
-        connects.append(address)
-        raise OSError("no network in tests")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+    save_pretrained_folder(tiny, hub_cache.snapshot("some-org/tiny-sd"))
     comps = load_components("some-org/tiny-sd")
-    assert connects == [] and comps.info.fingerprint == tiny.info.fingerprint
+    assert hub_cache.connects == [] and comps.info.fingerprint == tiny.info.fingerprint
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelNotFoundError, match=r"'some-org/other' .* \(LocalEntryNotFoundError: .*\)\. On a conn"):
         load_components("some-org/other")
-    assert connects == []
+    assert hub_cache.connects == []
 
 
 @pytest.mark.parametrize(

@@ -157,35 +157,18 @@ def test_run_with_a_vae_records_it_and_reruns_from_its_config(tiny, tiny_folder,
 
 
 def test_a_hub_vae_loads_from_the_cache_without_a_request_and_an_uncached_one_says_how_to_get_it(
-    tiny, tiny_folder, tmp_path, monkeypatch
+    tiny, tiny_folder, hub_cache, monkeypatch
 ):
     """A hub id's VAE, a VAE repository's or a model repository's `vae/`, is read from the Hugging Face
     cache first (no request, so no wait for the hub's retries); one the cache lacks, offline, is named
     with the command that downloads it."""
-    import socket
-
-    import huggingface_hub.constants
-
     other = _other_vae(tiny)
-    commit = "0123abcd" * 5  # a snapshot's folder is named by its commit's full hash
-    for repo, subfolder in (("models--some-org--vae-ft", ""), ("models--some-org--sd-model", "vae")):
-        snapshot = tmp_path / "hub" / repo / "snapshots" / commit
-        other.save_pretrained(snapshot / subfolder)
-        (tmp_path / "hub" / repo / "refs").mkdir()
-        (tmp_path / "hub" / repo / "refs" / "main").write_text(commit)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    connects = []
-
-    def refuse(sock, address):
-        connects.append(address)
-        raise OSError("no network in tests")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+    other.save_pretrained(hub_cache.snapshot("some-org/vae-ft"))
+    other.save_pretrained(hub_cache.snapshot("some-org/sd-model") / "vae")
     for repo in ("some-org/vae-ft", "some-org/sd-model"):
         _assert_same(load_components(str(tiny_folder), vae=repo).vae, other)
-    assert connects == []
-    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    assert hub_cache.connects == []
+    env = {**os.environ, "HF_HUB_CACHE": str(hub_cache.root), "HF_HUB_OFFLINE": "1"}
     command = ["info", "--model", str(tiny_folder), "--vae", "some-org/sd-model"]
     proc = subprocess.run([sys.executable, "-m", "videop2p.cli", *command], capture_output=True, text=True, env=env)
     assert proc.returncode == 0 and "+sd-model@" in proc.stdout, proc.stderr  # in the model's identity
@@ -196,4 +179,4 @@ def test_a_hub_vae_loads_from_the_cache_without_a_request_and_an_uncached_one_sa
     message = str(missing.value)
     assert "'some-org/other-vae' is not a local path and could not be loaded from the Hugging Face hub" in message
     assert "On a connected machine run `hf download some-org/other-vae`" in message and "\n" not in message
-    assert "does not appear to have a file named" not in message and connects == []
+    assert "does not appear to have a file named" not in message and hub_cache.connects == []
