@@ -23,6 +23,7 @@ from videop2p.models.embeddings import add_embeddings, added_tokens, check_embed
 from videop2p.models.lora import check_lora, fuse_loras
 from videop2p.models.tokenizer import bundled_tokenizer
 from videop2p.models.vae import check_vae_spec, load_vae, vae_name
+from videop2p.models.weights import first_line
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 from videop2p.store.files import atomic_path, read_json
 from videop2p.store.workspace import DELTA_FILE, is_delta_identity
@@ -335,14 +336,9 @@ def _load_hub(repo: str) -> tuple:
             error = e
     raise ModelNotFoundError(
         f"Model {repo!r} is not a local path and could not be loaded from the Hugging Face hub or its cache "
-        f"({type(error).__name__}: {_first_line(error)}). On a connected machine run `hf download "
+        f"({type(error).__name__}: {first_line(error)}). On a connected machine run `hf download "
         f"{repo}`, or pass a local diffusers folder or a .safetensors file."
     ) from error
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _load_local_folder(path: Path) -> tuple:
@@ -352,7 +348,7 @@ def _load_local_folder(path: Path) -> tuple:
     except ModelLoadError:  # a model of another kind, named already
         raise
     except (OSError, ValueError, RuntimeError, SafetensorError) as e:
-        raise ModelLoadError(f"{path} could not be loaded as a Stable Diffusion folder: {_first_line(e)}") from None
+        raise ModelLoadError(f"{path} could not be loaded as a Stable Diffusion folder: {first_line(e)}") from None
 
 
 def save_pretrained_folder(components: SDComponents, path: str | os.PathLike) -> Path:
@@ -510,7 +506,7 @@ def _load_original_checkpoint(path: Path, config: str | None, local_files_only: 
         pipe = StableDiffusionPipeline.from_single_file(str(path), config=config, local_files_only=local_files_only)
     except Exception as e:  # noqa: BLE001 (whatever the checkpoint reader raises becomes one line)
         raise ModelLoadError(
-            f"Could not load the single-file checkpoint {path} ({_first_line(e)}). diffusers reads an original "
+            f"Could not load the single-file checkpoint {path} ({first_line(e)}). diffusers reads an original "
             "checkpoint's architecture from the hub or its cache; where neither is at hand, name it with "
             "--model-config: a diffusers folder (or cached hub id) of the same architecture, e.g. Stable Diffusion 1.5's."
         ) from e

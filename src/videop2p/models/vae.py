@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from videop2p.config import is_hub_id, weights_file_problem
-from videop2p.models.weights import read_weights_file
+from videop2p.models.weights import first_line, read_weights_file
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +77,7 @@ def load_vae(spec: str | os.PathLike, like, offline: bool):
     except VaeError:
         raise
     except Exception as e:  # noqa: BLE001 (whatever diffusers raises becomes one line naming the VAE)
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise VaeError(f"VAE '{spec}' could not be read ({first}).") from e
+        raise VaeError(f"VAE '{spec}' could not be read ({first_line(e)}).") from e
     _check_fits(vae, like, spec)
     logger.info("the model's VAE replaced by %s (scaling factor %g)", spec, vae.config.scaling_factor)
     return vae
@@ -131,10 +130,9 @@ def _vae_hub(repo: str, offline: bool):
             )
         except OSError as e:  # not cached (or in part), the hub out of reach, no such repository
             error = e
-    first = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else ""
     raise VaeError(
         f"VAE {repo!r} is not a local path and could not be loaded from the Hugging Face hub or its cache "
-        f"({type(error).__name__}: {first}). On a connected machine run `hf download {repo}`, or pass a local "
+        f"({type(error).__name__}: {first_line(error)}). On a connected machine run `hf download {repo}`, or pass a local "
         "VAE folder or file."
     )
 

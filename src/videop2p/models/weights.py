@@ -28,6 +28,12 @@ def read_weights_file(path: Path, kind: str, error: type[Exception]) -> object:
 WEIGHTS_ONLY_REFUSAL = "WeightsUnpickler error:"  # where torch's weights-only reading says what it found
 
 
+def first_line(error: BaseException) -> str:
+    """An error's message in one line: its first, or its type's name where it says nothing."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def _reason(error: BaseException) -> str:
     """A failed read's reason in one line: torch's weights-only refusal by what it found (an operand of no
     pickle, a class that is not a tensor's) rather than by its first lines of advice; anything else by its
@@ -36,4 +42,4 @@ def _reason(error: BaseException) -> str:
     if WEIGHTS_ONLY_REFUSAL in text:
         found = text.split(WEIGHTS_ONLY_REFUSAL, 1)[1].strip()
         return found.splitlines()[0].split(". Please use")[0].strip() if found else type(error).__name__
-    return text.splitlines()[0] if text else type(error).__name__
+    return first_line(error)
