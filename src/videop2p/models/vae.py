@@ -118,41 +118,45 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _vae_hub(repo: str, offline: bool):
-    """A hub id's VAE: a VAE repository's, or a model repository's `vae/`, from the Hugging Face cache when
-    it holds one (no request made), else downloaded unless `offline`."""
+    """A hub id's VAE, a VAE repository's or a model repository's `vae/`: from its snapshot in the Hugging
+    Face cache when that holds one (no request made; found in it as in a local folder, `_config_folder`),
+    else downloaded, unless `offline`."""
     from diffusers import AutoencoderKL
+    from huggingface_hub import snapshot_download
 
-    error: Exception | None = None
-    for local in (True,) if offline else (True, False):
+    reason = "its cached snapshot holds no config.json, nor vae/config.json"
+    try:
+        folder = _config_folder(Path(snapshot_download(repo, local_files_only=True)))
+        if folder is not None:
+            return AutoencoderKL.from_pretrained(str(folder))
+    except OSError as e:  # not cached, or in part
+        reason = f"{type(e).__name__}: {first_line(e)}"
+    if not offline:
         try:
-            return AutoencoderKL.from_pretrained(
-                repo, subfolder=_hub_vae_subfolder(repo, local), local_files_only=local
-            )
-        except OSError as e:  # not cached (or in part), the hub out of reach, no such repository
-            error = e
+            return AutoencoderKL.from_pretrained(repo, subfolder=_hub_vae_subfolder(repo), local_files_only=False)
+        except OSError as e:  # the hub out of reach, no such repository
+            reason = f"{type(e).__name__}: {first_line(e)}"
     raise VaeError(
         f"VAE {repo!r} is not a local path and could not be loaded from the Hugging Face hub or its cache "
-        f"({type(error).__name__}: {first_line(error)}). On a connected machine run `hf download {repo}`, or pass a local "
-        "VAE folder or file."
+        f"({reason}). On a connected machine run `hf download {repo}`, or pass a local VAE folder or file."
     )
 
 
-def _hub_vae_subfolder(repo: str, local: bool) -> str | None:
-    """Where a hub repository keeps its VAE's config: its root (a VAE repository's, None) or `vae` (a model
-    repository's), looked up in the cache alone (`local`) or on the hub; huggingface_hub's error where
-    neither is found (`LocalEntryNotFoundError`: not cached, or the hub out of reach)."""
+def _hub_vae_subfolder(repo: str) -> str | None:
+    """Where a hub repository keeps its VAE's config, asked of the hub: its root (a VAE repository's, None)
+    or `vae` (a model repository's); huggingface_hub's error where neither is found or the hub is out of
+    reach (`LocalEntryNotFoundError`)."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
     try:
-        hf_hub_download(repo, "config.json", local_files_only=local)
+        hf_hub_download(repo, "config.json")
         return None
-    except LocalEntryNotFoundError:  # not cached; asked of the hub, the hub out of reach
-        if not local:
-            raise
+    except LocalEntryNotFoundError:  # the hub out of reach
+        raise
     except EntryNotFoundError:  # the hub has the repository, without a config.json at its root
         pass
-    hf_hub_download(repo, "config.json", subfolder="vae", local_files_only=local)
+    hf_hub_download(repo, "config.json", subfolder="vae")
     return "vae"
 
 
