@@ -1207,7 +1207,12 @@ def test_toy_eval_refuses_bad_settings_before_loading(flags, needle, tiny_dir, t
 
 @pytest.mark.parametrize(
     ("flags", "needle"),
-    [(["--cases", "0"], "--cases 0"), (["--tune-steps", "-1"], "--tune-steps -1"), (["--steps", "0"], "--steps 0")],
+    [
+        (["--cases", "0"], "--cases 0"),
+        (["--cases", "9" * 20], "from 1 to 2147483647"),  # a suite that would never end
+        (["--tune-steps", "-1"], "--tune-steps -1"),
+        (["--steps", "0"], "--steps 0"),
+    ],
 )
 def test_eval_refuses_bad_budgets_before_any_case(flags, needle, tmp_path):
     result = runner.invoke(app, ["eval", "--out", str(tmp_path / "ev"), *flags])
@@ -1572,6 +1577,15 @@ def test_a_configs_relative_paths_are_read_from_the_current_folder_or_else_besid
         (["demo", "--out", ""], ["--out '' names no folder; give one (. for the current folder)."]),  # not here
         (["ui", "--root= "], ["--root ' ' names no folder"]),
         (["run", "clip.mp4", "--source", "a b", "--target", "a c", "--workspace", ""], ["--workspace '' names no"]),
+        # an option given twice: the last value is the one read, and the one named
+        (["toy", "render", "o", "--frames", "2", "--frames", "abc"], ["--frames 'abc' is not valid"]),
+        (["run", "clip.mp4", "--seed", "x", "--seed=1.5"], ["--seed '1.5' is not valid"]),
+        (["demo", "--out", "o", "--out", ""], ["--out '' names no folder"]),
+        (["run", "--lora", "a.safetensors", "--lora", "b.safetensors=x", "--seed", "y"], ["--seed 'y' is not valid"]),
+        # a path flag given an empty value, which would read as the current folder
+        (["eval", "--json", ""], ["--json '' names no file; give one."]),
+        (["run", "--config", "a.yaml", "--config", " "], ["--config ' ' names no file"]),
+        (["toy", "ground", "g", "--init", ""], ["--init '' names no model folder"]),
     ],
 )
 def test_usage_errors_of_the_command_are_one_line_naming_the_value(args, needles, capsys, tmp_path, monkeypatch):

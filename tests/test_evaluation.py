@@ -90,6 +90,11 @@ def test_eval_with_a_clip_model_that_is_not_there_stops_before_the_first_case(tm
 
     args = ["eval", "--cases", "1", "--out", str(tmp_path / "ev"), "--clip-model", str(tmp_path / "nope")]
     assert_one_line_error(CliRunner().invoke(app, args), "CLIP model", "is not available locally (no such folder)")
+    (tmp_path / "scores.json").write_text("{}")  # a file (say another run's --json), not a model's folder
+    args[-1] = str(tmp_path / "scores.json")
+    assert_one_line_error(CliRunner().invoke(app, args), "scores.json' is not available locally (a file, not a model's")
+    args[-1] = " "  # an unset variable's value does not skip the metrics it was asked for
+    assert_one_line_error(CliRunner().invoke(app, args), "--clip-model ' ' names no model", "or leave it out")
     assert not (tmp_path / "ev").exists()
 
 
@@ -173,7 +178,7 @@ def test_shards_split_the_suite_and_a_plain_run_reads_every_shard_back(tmp_path,
         ev.evaluate(comps, 5, tmp_path, settings, shard=(2, 2))
 
 
-@pytest.mark.parametrize("shard", ["3/2", "a/b", "1"])
+@pytest.mark.parametrize("shard", ["3/2", "a/b", "1", ""])
 def test_eval_rejects_a_bad_shard_by_name(shard):
     from typer.testing import CliRunner
 

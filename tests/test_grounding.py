@@ -93,3 +93,10 @@ def test_grounding_resumes_from_its_checkpoint_and_writes_a_loadable_model(tiny,
     assert comps.vae.config.scaling_factor == tiny.vae.config.scaling_factor
     changed = any(not torch.equal(a, b) for a, b in zip(comps.unet.parameters(), tiny.unet.parameters(), strict=True))
     assert changed
+
+
+def test_grounding_from_a_folder_that_holds_no_model_writes_nothing(tmp_path):
+    (tmp_path / "init").mkdir()
+    with pytest.raises(FileNotFoundError, match="init"):
+        ground_toy_model(tmp_path / "init", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -193,6 +193,7 @@ def test_the_token_loss_needs_masks(tiny, tmp_path):
         (["--text-layers", "-1"], "--text-layers -1"),
         (["--vae-from", "/nowhere"], "--vae-from /nowhere"),
         (["--decoder-steps", "-5"], "--decoder-steps -5"),
+        (["--vae-steps", "9" * 20], "--vae-steps 99999999999999999999 is not valid; expected a whole number from 0 to"),
         (["--decoder-lr", "nan"], "--decoder-lr nan"),
         (["--decoder-splice", "1.5"], "--decoder-splice 1.5"),
         (["--text-rms", "nan"], "--text-rms nan"),
@@ -360,6 +361,8 @@ def test_a_run_saves_the_text_scale_it_was_asked_for_once_and_export_can_set_it(
         (["--batch-size", "0"], "--batch-size 0 is not valid"),
         (["--weight", "-1"], "--weight -1.0 is not valid"),
         (["--dataset-size", "0"], "--dataset-size 0 is not valid"),
+        (["--steps", "9" * 20], "--steps 99999999999999999999 is not valid"),  # a grounding that would never end
+        (["--init", "."], "--init .: no unet/ folder there; give a diffusers model folder."),
     ],
 )
 def test_ground_rejects_bad_options_by_name_before_any_work(tmp_path, args, message):

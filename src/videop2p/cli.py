@@ -1338,6 +1338,8 @@ def toy_ground(
     )
     _check_own_flags(check_numbers, cfg)
     _check_folder("OUT_DIR", out_dir, "for the grounding's checkpoints and model")
+    if init is not None and not (init / "unet").is_dir():
+        _fail(f"--init {init}: no unet/ folder there; give a diffusers model folder.")
     _set_threads(threads)
     with _long_run(None, f"the same command resumes the grounding from its checkpoint in {out_dir}.", ""):
         path = ground_toy_model(init or bundled_model_path(), out_dir, cfg)
@@ -1532,9 +1534,13 @@ def eval_command(
     _check_device_dtype(device, dtype)
     _setup_logging()
     _quiet_loaders()
-    shard_kn = _parse_shard(shard) if shard else None
+    shard_kn = _parse_shard(shard) if shard is not None else None
+    if clip_model is not None and not clip_model.strip():
+        _fail(
+            f"--clip-model {clip_model!r} names no model; give a CLIP model's folder or cached hub id, or leave it out."
+        )
     if cases is not None:
-        _check_own_flags(lambda n: check_number(None, "cases", n, 1, whole=True), cases)
+        _check_own_flags(lambda n: check_number(None, "cases", n, 1, whole=True, cap=COUNT_MAX), cases)
     n = cases or (QUICK_CASES if quick else 30)
     s = quick_settings() if quick else EvalSettings()
     tune = TuneConfig(steps=_given(tune_steps, s.tune_steps), frames=_given(tune_frames, s.tune_frames))
@@ -1631,14 +1637,29 @@ UsageError = typer.BadParameter.__base__  # click's UsageError, from the click t
 EXPECTED = {"valid integer": "expected a whole number", "valid number": "expected a number"}  # typer's words -> ours
 
 
-def _bad_value(option: str, args: list[str]) -> str | None:
-    """The value given to `option` on the command line (`--opt VALUE` or `--opt=VALUE`), if any."""
+def _given_values(options: list[str], args: list[str]) -> list[str]:
+    """The values given on the command line to an option under any of its names (`--opt VALUE` or
+    `--opt=VALUE`), in order."""
+    values = []
     for i, arg in enumerate(args):
-        if arg == option and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(f"{option}="):
-            return arg.split("=", 1)[1]
-    return None
+        if arg in options and i + 1 < len(args):
+            values.append(args[i + 1])
+        elif arg.startswith(tuple(f"{o}=" for o in options if o.startswith("--"))):
+            values.append(arg.split("=", 1)[1])
+    return values
+
+
+def _bad_value(param, args: list[str]) -> str | None:
+    """The value of `param` that a usage error is about: the last one given (the one click reads), or
+    for a repeatable option the first that its type refuses."""
+    values = _given_values([o for o in getattr(param, "opts", []) if o.startswith("-")], args)
+    if getattr(param, "multiple", False):
+        for value in values:
+            try:
+                param.type.convert(value, param, None)
+            except UsageError:
+                return value
+    return values[-1] if values else None
 
 
 def _flag_taken_as_word(e: Exception, args: list[str]) -> str | None:
@@ -1664,7 +1685,7 @@ def usage_line(e: Exception, args: list[str]) -> str:
     message = _flag_taken_as_word(e, args) or e.format_message().strip()
     param = getattr(e, "param", None)
     opts = [o for o in getattr(param, "opts", []) if o.startswith("-")]
-    value = next((v for v in (_bad_value(o, args) for o in opts) if v is not None), None)
+    value = _bad_value(param, args)
     if isinstance(e, typer.BadParameter) and value is not None:
         reason = next((ours for theirs, ours in EXPECTED.items() if theirs in e.message), e.message.rstrip("."))
         message = f"{opts[0]} {value!r} is not valid; {reason[0].lower()}{reason[1:]}."
@@ -1675,15 +1696,26 @@ def usage_line(e: Exception, args: list[str]) -> str:
 
 
 FOLDER_FLAGS = ("--out", "--root", "--workspace", "--save-tuned")  # flags that name a folder a command writes in
+PATH_FLAGS = {  # the other flags of a path, and what it names
+    "--json": "file",
+    "--manifest": "file",
+    "--config": "file",
+    "--vae-from": "model folder",
+    "--init-from": "model folder",
+    "--init": "model folder",
+}
 
 
-def empty_folder_flag(args: list[str]) -> str | None:
-    """The error of a folder flag given an empty value (`--out "$OUT"` with OUT unset), which a path type
+def empty_path_flag(args: list[str]) -> str | None:
+    """The error of a path flag given an empty value (`--out "$OUT"` with OUT unset), which a path type
     reads as the current folder; None where there is none."""
-    for flag in FOLDER_FLAGS:
-        value = _bad_value(flag, args)
-        if value is not None and not value.strip():
-            return f"{flag} {value!r} names no folder; give one (. for the current folder)."
+    for flag, names in {**dict.fromkeys(FOLDER_FLAGS, "folder"), **PATH_FLAGS}.items():
+        values = _given_values([flag], args)
+        for value in values if flag == "--config" else values[-1:]:  # each file read; else the value read, the last
+            if value.strip():
+                continue
+            hint = " (. for the current folder)" if flag in FOLDER_FLAGS else ""
+            return f"{flag} {value!r} names no {names}; give one{hint}."
     return None
 
 
@@ -1691,7 +1723,7 @@ def main(args: list[str] | None = None) -> None:
     """The `videop2p` command. Usage errors are one line on stderr with exit code 2, as every error
     of a command is, instead of typer's framed message."""
     args = sys.argv[1:] if args is None else list(args)
-    if empty := empty_folder_flag(args):
+    if empty := empty_path_flag(args):
         typer.secho(f"error: {empty}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     try:

@@ -26,6 +26,7 @@ from videop2p.latents import decode_latents, encode_posterior, encode_prompts
 from videop2p.metrics import psnr
 from videop2p.models.loading import SDComponents
 from videop2p.models.t2s import T2SModel
+from videop2p.models.weights import first_line
 from videop2p.outputs import write_png
 from videop2p.store.files import atomic_path, read_json, write_json, write_text
 from videop2p.toy.checker import classify_background, read_image
@@ -347,12 +348,15 @@ def load_clip_scorer(name: str | None) -> tuple[ClipScorer | None, str]:
         return None, "CLIP metrics skipped: no CLIP model given (--clip-model FOLDER_OR_CACHED_ID)"
     from transformers import CLIPModel, CLIPProcessor
 
+    path = Path(name).expanduser()
     try:
+        if path.is_file():
+            raise OSError("a file, not a model's folder")
         model = CLIPModel.from_pretrained(name, local_files_only=True).eval()
         processor = CLIPProcessor.from_pretrained(name, local_files_only=True)
-    except OSError as e:
-        path_like = name.startswith(("/", ".", "~")) and not Path(name).expanduser().exists()
-        why = "no such folder" if path_like else str(e).splitlines()[0]
+    except Exception as e:  # noqa: BLE001 (transformers' OSError, or what a folder of another model raises)
+        path_like = name.startswith(("/", ".", "~")) and not path.exists()
+        why = "no such folder" if path_like else first_line(e)
         raise ValueError(
             f"CLIP model {name!r} is not available locally ({why}); give a CLIP model's folder or the id of one in "
             "the Hugging Face cache, or no --clip-model to skip the CLIP metrics."

@@ -174,9 +174,9 @@ def ground_toy_model(init: str | Path, out_dir: str | Path, cfg: GroundingConfig
 
     cfg = cfg or GroundingConfig()
     init, out = Path(init), Path(out_dir)
-    (out / "ckpt").mkdir(parents=True, exist_ok=True)
-    write_json(out / "grounding_config.json", {**asdict(cfg), "init": str(init)})
     comps = load_components(init)  # frozen, in eval mode: the UNet and text encoder are unfrozen to train
+    (out / "ckpt").mkdir(parents=True, exist_ok=True)  # written once the model has loaded
+    write_json(out / "grounding_config.json", {**asdict(cfg), "init": str(init)})
     tokenizer, text_encoder, vae, unet = comps.tokenizer, comps.text_encoder, comps.vae, comps.unet
     unet.requires_grad_(True), text_encoder.requires_grad_(True)
     size = unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1)

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from videop2p.config import check_number
+from videop2p.config import COUNT_MAX, check_number
 
 TOY_EVAL_SEEDS = 3  # images per caption that `videop2p toy eval` generates, each from its own seed
 
@@ -138,4 +138,5 @@ def check_numbers(settings: Any) -> None:
             check_numbers(value)
         elif f.name in NUMBER_RULES:
             low, high, whole, above = NUMBER_RULES[f.name]
-            check_number(None, FLAG_NAMES.get(f.name, f.name), value, low, high, whole, above)
+            cap = COUNT_MAX if whole else None  # a machine's limit: steps or sizes past it would never end
+            check_number(None, FLAG_NAMES.get(f.name, f.name), value, low, high, whole, above, cap)
