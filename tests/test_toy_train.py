@@ -198,6 +198,7 @@ def test_the_token_loss_needs_masks(tiny, tmp_path):
         (["--decoder-splice", "1.5"], "--decoder-splice 1.5"),
         (["--text-rms", "nan"], "--text-rms nan"),
         (["--image-size", "100"], "--image-size 100 is not valid; expected a multiple of"),
+        (["--image-size", "0"], "--image-size 0 is not valid; expected a multiple of 8 from 16 to 1024"),
         (["--image-size", "100000"], "--image-size 100000 is not valid; expected a multiple of 8 from 16 to 1024"),
         (["--threads", "-1"], "--threads -1 is not valid; expected a whole number >= 0"),
         (["--unet-lr", "nan"], "--unet-lr nan"),
@@ -229,9 +230,10 @@ def test_colour_dropout_leaves_the_colour_word_out_of_that_share_of_captions():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--prediction-type", "sample"], "--prediction-type sample"),
+        (["--prediction-type", "sample"], "--prediction-type 'sample' is not valid; expected one of epsilon"),
+        (["--prediction-type", ""], "--prediction-type '' is not valid"),
         (["--snr-shift", "-2"], "--snr-shift -2.0"),
-        (["--timestep-spacing", "middle"], "--timestep-spacing middle"),
+        (["--timestep-spacing", "middle"], "--timestep-spacing 'middle' is not valid"),
         (["--prediction-type", "epsilon", "--zero-terminal-snr"], "--zero-terminal-snr needs"),
         (["--color-dropout", "1.5"], "--color-dropout 1.5"),
         (["--caption-dropout", "-0.1"], "--caption-dropout -0.1"),

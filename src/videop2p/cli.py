@@ -1131,7 +1131,7 @@ def toy_render(
 
 def _as_flag(key: str, value=None) -> str:
     """A setting as its command-line flag, with its value when given."""
-    return f"--{key.replace('_', '-')}" + ("" if value is None else f" {value}")
+    return f"--{key.replace('_', '-')}" + ("" if value is None else f" {value!r}")
 
 
 TEXT_RMS_HELP = (
@@ -1261,13 +1261,13 @@ def toy_train(
         workers=workers,
         time_budget_s=time_budget,
     )
-    _check_own_flags(check_numbers, cfg)
-    _check_folder("OUT_DIR", out_dir, "for the training's checkpoints and model")
-    if not MIN_FRAME_SIDE <= image_size <= MAX_FRAME_SIDE or image_size % model.size_step:
+    if not MIN_FRAME_SIDE <= image_size <= MAX_FRAME_SIDE or image_size % model.size_step:  # before its >= 1
         _fail(
             f"--image-size {image_size} is not valid; expected a multiple of {model.size_step} from {MIN_FRAME_SIDE} "
             f"to {MAX_FRAME_SIDE} pixels (the toy world's frames)."
         )
+    _check_own_flags(check_numbers, cfg)
+    _check_folder("OUT_DIR", out_dir, "for the training's checkpoints and model")
     if vae_from is not None and not (vae_from / "vae").is_dir():
         _fail(f"--vae-from {vae_from}: no vae/ folder there; give a diffusers model folder.")
     if init_from is not None and not (init_from / "unet").is_dir():

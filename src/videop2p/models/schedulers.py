@@ -52,14 +52,16 @@ def check_schedule(
     """Refuse a schedule `make_scheduler` cannot build, naming the bad value as `show(key, value)` prints
     it (a setting by default; the command line passes its flags)."""
     if prediction_type not in PREDICTION_TYPES:
-        raise ValueError(f"{show('prediction_type', prediction_type)}; expected one of {', '.join(PREDICTION_TYPES)}.")
+        raise ValueError(
+            f"{show('prediction_type', prediction_type)} is not valid; expected one of {', '.join(PREDICTION_TYPES)}."
+        )
     if timestep_spacing not in TIMESTEP_SPACINGS:
         raise ValueError(
-            f"{show('timestep_spacing', timestep_spacing)}; expected one of {', '.join(TIMESTEP_SPACINGS)}."
+            f"{show('timestep_spacing', timestep_spacing)} is not valid; expected one of {', '.join(TIMESTEP_SPACINGS)}."
         )
     if not (math.isfinite(snr_shift) and snr_shift > 0):
         raise ValueError(
-            f"{show('snr_shift', snr_shift)}; expected a positive number (1: Stable Diffusion's schedule)."
+            f"{show('snr_shift', snr_shift)} is not valid; expected a positive number (1: Stable Diffusion's schedule)."
         )
     if zero_terminal_snr and prediction_type != "v_prediction":
         raise ValueError(
