@@ -1364,6 +1364,7 @@ def test_workspace_list_and_remove_show_and_free_exactly_what_they_name(tiny_dir
     for args, needles in (
         (["remove", str(ws)], ("say what to remove",)),
         (["remove", str(ws), "--clip", "zz"], ("'zz' matches no clip", second.key)),
+        (["remove", str(ws), "--clip", first.key, "--clip", ""], ("--clip '' names no clip",)),  # '' starts every key
         (["remove", str(ws), "--older-than", "-1"], ("--older-than -1",)),
         (["list", str(tmp_path / "nowhere")], ("no workspace at", "does not exist")),
         (["list", str(tmp_path / "a" / "outputs.json")], ("no workspace at", "it is a file")),

@@ -1027,6 +1027,10 @@ def workspace_remove(
         _fail("say what to remove: --clip KEY, --older-than DAYS or --unfinished.")
     if older_than is not None:
         _check_own_flags(lambda days: check_number(None, "older_than", days, 0.0), older_than)
+    if (blank := next((c for c in clip or [] if not c.strip()), None)) is not None:  # starts every key
+        _fail(
+            f"--clip {blank!r} names no clip; give a key (or a unique start of one) as `videop2p workspace list` shows."
+        )
     workspace = _open_workspace(root)
     clips = workspace.clips()
     chosen = clips
