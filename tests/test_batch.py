@@ -109,6 +109,8 @@ def test_jobs_file_groups_by_clip_and_resolves_paths_beside_the_file(jobs_file):
         ({"jobs": [{"video": "a", "source": "s", "targets": ["t"], "tune": {"stepz": 1}}]}, "stepz"),
         ({"jobs": [{"video": "a", "source": "s"}]}, "needs video, source and targets"),
         ({"jobs": [{"name": "x", "video": "a", "source": "s", "targets": ["t"]}] * 2}, "unique"),
+        ({"jobs": [{"name": "..", "video": "a"}]}, r"name '\.\.' must be unique, non-empty, not '\.' or '\.\.'"),
+        ({"jobs": [{"name": " ", "video": "a"}]}, r"name ' ' must be unique, non-empty"),
         ({"jobs": [{"video": "a", "source": "s", "targets": ["t"], "out": "o"}]}, "whole batch"),
         (
             {"jobs": [{"video": "a", "source": "s", "targets": ["t"], "edit": {"guidance": float("nan")}}]},
@@ -119,6 +121,9 @@ def test_jobs_file_groups_by_clip_and_resolves_paths_beside_the_file(jobs_file):
             {"out": 5, "jobs": [{"video": "a", "source": "s", "targets": ["t"]}]},
             "'out' .* must be a folder path, got 5",
         ),
+        ({"workspace": " ", "jobs": [{"video": "a"}]}, r"'workspace' in .* names no folder \(' '\); give one, or"),
+        ({"defaults": [], "jobs": [{"video": "a"}]}, r"'defaults' in .* must be a mapping of run settings, got \[\]"),
+        ({"defaults": 0, "jobs": [{"video": "a"}]}, "must be a mapping of run settings, got 0"),
         ({"jobs": [{"video": "a", "source": 5, "targets": ["t"]}]}, "source 5 is not valid; expected text"),
         ({"jobs": [{"video": "a", "source": "s", "targets": ["t"], "tune": 3}]}, r"tune: 3 is not valid"),
         (  # a key of another section is told where it goes; a bad default is named as one

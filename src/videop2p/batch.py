@@ -161,8 +161,8 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
             raise BatchError(f"jobs[{i}] in {path} must be a mapping, got {raw!r}.")
         raw = dict(raw)
         name = str(raw.pop("name", f"job-{i + 1}"))
-        if name in names or not name or "/" in name:
-            raise BatchError(f"jobs[{i}]: name {name!r} must be unique, non-empty and without '/'.")
+        if name in names or not name.strip() or "/" in name or name in (".", ".."):  # its folder under `out`
+            raise BatchError(f"jobs[{i}]: name {name!r} must be unique, non-empty, not '.' or '..' and without '/'.")
         names.add(name)
         cfg = _job_config(raw, defaults, path.resolve().parent, f"jobs[{i}] ({name})")
         cfg.out, cfg.workspace = str(out_root / name), str(ws_root)
@@ -176,6 +176,8 @@ def _batch_folders(path: Path, data: dict, out: str | None, workspace: str | Non
     for key in ("out", "workspace"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise BatchError(f"'{key}' in {path} must be a folder path, got {data[key]!r}.")
+        if isinstance(data.get(key), str) and not data[key].strip():  # `key:` alone (null) is the default
+            raise BatchError(f"'{key}' in {path} names no folder ({data[key]!r}); give one, or leave it out.")
     here = path.resolve().parent
     out_root = _resolve(out, Path.cwd()) if out else _resolve(data.get("out") or f"{path.stem}-outputs", here)
     if workspace:
@@ -192,7 +194,7 @@ def _batch_folders(path: Path, data: dict, out: str | None, workspace: str | Non
 
 def _batch_defaults(path: Path, data: dict) -> dict:
     """The jobs file's `defaults`, checked where they are written, not in the first job that inherits them."""
-    defaults = data.get("defaults") or {}
+    defaults = {} if data.get("defaults") is None else data["defaults"]  # `defaults:` alone: none
     if not isinstance(defaults, dict):
         raise BatchError(f"'defaults' in {path} must be a mapping of run settings, got {defaults!r}.")
     if "video" in defaults:
