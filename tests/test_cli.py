@@ -1587,6 +1587,11 @@ def test_a_configs_relative_paths_are_read_from_the_current_folder_or_else_besid
         (["eval", "--json", ""], ["--json '' names no file; give one."]),
         (["run", "--config", "a.yaml", "--config", " "], ["--config ' ' names no file"]),
         (["toy", "ground", "g", "--init", ""], ["--init '' names no model folder"]),
+        # an argument (each is a file or folder) given a blank value, which would read as the current folder
+        (["toy", "render", "--frames", "2", ""], ["out_dir '' names no file or folder; give one (. for the current"]),
+        (["export", "clip-1", " "], ["out ' ' names no file or folder"]),
+        (["info", ""], ["clip '' names no file or folder"]),
+        (["workspace", "remove", "--clip", "a", ""], ["root '' names no file or folder"]),
     ],
 )
 def test_usage_errors_of_the_command_are_one_line_naming_the_value(args, needles, capsys, tmp_path, monkeypatch):

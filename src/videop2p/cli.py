@@ -1723,11 +1723,37 @@ def empty_path_flag(args: list[str]) -> str | None:
     return None
 
 
+def blank_path_argument(args: list[str]) -> str | None:
+    """The error of an argument (each names a file or folder) given a blank value (`videop2p toy render "$OUT"`
+    with OUT unset), which a path type reads as the current folder; None where there is none."""
+    from typer.main import get_command
+
+    command, i = get_command(app), 0
+    while i < len(args) and args[i] in getattr(command, "commands", {}):  # down to the subcommand named
+        command, i = command.commands[args[i]], i + 1
+    params = getattr(command, "params", [])
+    values = {o: p.nargs for p in params if p.param_type_name == "option" and not p.is_flag for o in p.opts}
+    positionals = [p for p in params if p.param_type_name == "argument"]
+    while i < len(args) and positionals:
+        arg = args[i]
+        if arg in values:  # an option and its value(s)
+            i += 1 + max(values[arg], 1)
+            continue
+        if arg.startswith("-") and arg.strip() != "-":  # a flag, or --option=value
+            i += 1
+            continue
+        param = positionals.pop(0)
+        if not arg.strip():  # every argument of these commands is a path
+            return f"{param.name} {arg!r} names no file or folder; give one (. for the current folder)."
+        i += 1
+    return None
+
+
 def main(args: list[str] | None = None) -> None:
     """The `videop2p` command. Usage errors are one line on stderr with exit code 2, as every error
     of a command is, instead of typer's framed message."""
     args = sys.argv[1:] if args is None else list(args)
-    if empty := empty_path_flag(args):
+    if empty := empty_path_flag(args) or blank_path_argument(args):
         typer.secho(f"error: {empty}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     try:
