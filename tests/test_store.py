@@ -856,3 +856,31 @@ def test_a_tuned_delta_given_as_the_model_is_named_as_one_not_read_as_a_checkpoi
             check_model_path(given)
         with pytest.raises(ModelNotFoundError, match=message):
             load_components(given)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"model": 5}, TypeError, "model must be a hub id or a folder's or file's path, got int"),
+        ({"vae": 3}, TypeError, "vae must be"),  # not looked up on the hub as '3'
+        ({"workspace": " "}, ValueError, "workspace ' ' names no folder"),
+        ({"frame_mode": "x"}, ValueError, "frame_attention: 'x' is not one of first, sparse-causal"),
+        ({"group_norm": None}, ValueError, "group_norm: None is not one of frame, clip"),
+        ({"attention_slicing": 0}, ValueError, "attention_slicing: 0 is not valid; expected a whole number >= 1"),
+        ({"dtype": "float8"}, ValueError, "dtype: 'float8' is not one of float32"),
+        ({"lora": ["style.safetensors"]}, ValueError, "lora: .* expected FILE=SCALE pairs"),
+        ({"lora": {"style.safetensors": float("nan")}}, ValueError, "LoRA scale nan for 'style.safetensors'"),
+    ],
+)
+def test_from_pretrained_refuses_bad_settings_by_name_before_loading(kwargs, error, message, tmp_path, monkeypatch):
+    import videop2p.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "load_components", lambda *a, **k: pytest.fail("loaded before its settings"))
+    with pytest.raises(error, match=message):
+        VideoP2P.from_pretrained(**{"workspace": tmp_path / "ws", **kwargs})
+    assert not (tmp_path / "ws").exists()
+
+
+def test_a_blank_clip_path_is_named_not_read_as_the_current_folder(tiny):
+    with pytest.raises(VideoError, match="The clip's path ' ' is empty; give a video file"):
+        VideoP2P(tiny).load_clip(" ")

@@ -1349,14 +1349,22 @@ def validate(cfg: RunConfig) -> None:
     check_window(cfg.window)
     _enum_ok(None, "composite", cfg.composite, CompositeMode)
     _bool_ok(None, "png_frames", cfg.png_frames)
-    _enum_ok(None, "frame_attention", cfg.frame_attention, FrameAttentionMode)
-    _enum_ok(None, "group_norm", cfg.group_norm, GroupNormMode)
-    if cfg.dtype not in DTYPES:
-        raise OptionError("dtype", f"{cfg.dtype!r} is not one of {', '.join(DTYPES)}.")
-    if cfg.attention_slicing is not None:
-        check_number(None, "attention_slicing", cfg.attention_slicing, 1, whole=True, cap=COUNT_MAX)
-    if not isinstance(cfg.device, str) or not cfg.device.strip():
-        raise OptionError("device", f"{cfg.device!r} is not a device name such as cpu, cuda or cuda:1.")
+    check_model_settings(cfg.frame_attention, cfg.group_norm, cfg.dtype, cfg.attention_slicing, cfg.device)
+
+
+def check_model_settings(
+    frame_attention: Any, group_norm: Any, dtype: Any, attention_slicing: Any, device: Any
+) -> None:
+    """The settings a model is loaded with beside its weights (`VideoP2P.from_pretrained`'s): known frame
+    attention and GroupNorm modes and dtype, a whole attention slice or None, a device's name."""
+    _enum_ok(None, "frame_attention", frame_attention, FrameAttentionMode)
+    _enum_ok(None, "group_norm", group_norm, GroupNormMode)
+    if dtype not in DTYPES:
+        raise OptionError("dtype", f"{dtype!r} is not one of {', '.join(DTYPES)}.")
+    if attention_slicing is not None:
+        check_number(None, "attention_slicing", attention_slicing, 1, whole=True, cap=COUNT_MAX)
+    if not isinstance(device, str) or not device.strip():
+        raise OptionError("device", f"{device!r} is not a device name such as cpu, cuda or cuda:1.")
 
 
 def check_frame_size(v: VideoConfig) -> None:

@@ -31,9 +31,12 @@ from videop2p.config import (
     WindowConfig,
     a_or_an,
     check_edit,
+    check_embedding_settings,
     check_folder,
     check_frame_size,
     check_inversion,
+    check_lora_settings,
+    check_model_settings,
     check_number,
     check_prompts,
     check_tune,
@@ -223,7 +226,18 @@ class VideoP2P:
         architecture; `lora`: LoRA files and their scales, fused into it; `embeddings`: textual-inversion
         files and their tokens, None for a file's own; `vae`: a VAE in place of the model's own, a folder,
         weights file or hub id); `workspace` enables reuse between runs."""
-        check_folder("workspace", workspace or None, "to keep tuned clips in")
+        for name, value in (("model", model), ("model_config", model_config), ("vae", vae), ("workspace", workspace)):
+            if value is not None and not isinstance(value, str | os.PathLike):
+                what = "a folder's path" if name == "workspace" else "a hub id or a folder's or file's path"
+                raise TypeError(f"{name} must be {what}, got {type(value).__name__}.")
+        if isinstance(workspace, str) and not workspace.strip():
+            raise ValueError(f"workspace {workspace!r} names no folder; give one, or None for no reuse.")
+        check_model_settings(frame_mode, group_norm, dtype, attention_slicing, device)
+        if lora is not None:
+            check_lora_settings(lora)
+        if embeddings is not None:
+            check_embedding_settings(embeddings)
+        check_folder("workspace", workspace, "to keep tuned clips in")
         if workspace:
             check_writable("workspace", workspace, "to keep tuned clips in")
         components = load_components(

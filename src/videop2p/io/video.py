@@ -1003,7 +1003,13 @@ def _frames_until(container, stream, wanted: range | None) -> Iterator[tuple[int
             return
 
 
-def _check_path(path: Path) -> None:
+def _check_path(path: str | os.PathLike) -> None:
+    """A clip's path names something that is there, and not an empty file (a VideoError names it)."""
+    if not str(path).strip():  # `Path("")` would read the current folder
+        raise VideoError(
+            f"The clip's path {str(path)!r} is empty; give a video file, an animated image or a folder of frames."
+        )
+    path = Path(path)
     if not path.exists():
         raise VideoError(f"Video path {str(path)!r} does not exist.")
     if path.is_file() and path.stat().st_size == 0:
@@ -1055,6 +1061,7 @@ class Probe:
 def probe_video(path: str | os.PathLike) -> Probe:
     """A clip's `Probe`, from its first frame only (a container's not converted to RGB); a missing or
     unreadable clip is a VideoError naming it."""
+    _check_path(path)
     decoded = _decode(Path(path), range(1), pixels=False)
     return Probe(decoded.size, decoded.conversions, decoded.deep, decoded.fps, decoded.has_audio)
 
@@ -1098,8 +1105,8 @@ def declared_frames(path: str | os.PathLike, enough: int | None = None) -> int |
     file does not read all of it: a clip holding at least `enough` frames says `enough`), an animated
     image's, a folder's image files (by name: a file of another name that holds an image is not
     counted). A damaged file may hold fewer than it declares."""
-    path = Path(path)
     _check_path(path)
+    path = Path(path)
     if path.is_dir():
         return sum(1 for p in path.iterdir() if p.is_file() and is_frame_name(p.name))
     try:
@@ -1179,7 +1186,7 @@ def check_video(
     that holds fewer frames than it declares passes, and `read_video` names it); a folder by every image's
     header (unreadable and mixed-size frames too)."""
     start, num_frames, stride, fps = reading_numbers(start, num_frames, stride, fps)
-    _check_path(Path(path))
+    _check_path(path)
     check_frame_rate(path, fps)
     if Path(path).is_dir():
         decoded = _read_frame_dir(Path(path), range(0), None)  # headers only
@@ -1245,7 +1252,7 @@ def read_video(
     an animated image has its own (`check_frame_rate`).
     """
     start, num_frames, stride, fps = reading_numbers(start, num_frames, stride, fps)
-    _check_path(Path(path))
+    _check_path(path)
     check_frame_rate(path, fps)
     wanted = (
         range(start, start + num_frames * stride, stride) if num_frames is not None else range(start, 2**62, stride)
