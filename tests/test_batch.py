@@ -108,6 +108,7 @@ def test_jobs_file_groups_by_clip_and_resolves_paths_beside_the_file(jobs_file):
         ({"jobz": [{}]}, "jobz"),
         ({"jobs": [{"video": "a", "source": "s", "targets": ["t"], "tune": {"stepz": 1}}]}, "stepz"),
         ({"jobs": [{"video": "a", "source": "s"}]}, "needs video, source and targets"),
+        ({"jobs": [{"video": " ", "source": "s", "targets": ["t"]}]}, r"needs video, source and targets; got ' '"),
         ({"jobs": [{"name": "x", "video": "a", "source": "s", "targets": ["t"]}] * 2}, "unique"),
         ({"jobs": [{"name": "..", "video": "a"}]}, r"name '\.\.' must be unique, non-empty, not '\.' or '\.\.'"),
         ({"jobs": [{"name": " ", "video": "a"}]}, r"name ' ' must be unique, non-empty"),
