@@ -1,13 +1,15 @@
-"""Every option of `videop2p run` (or `tune`, `invert`, `edit`) given bad values, one run each.
+"""Every option of a `videop2p` command given bad values, one run each.
 
 Each run must end well (exit 0: the value was valid, the run made its outputs) or with a one-line error
-(exit 2), never with a traceback, another exit code or more than one error line. Runs are made on the
-bundled toy model with the smallest budget (1 tuning step, 2 fast DDIM steps, 2 frames), so a valid value
-costs a few seconds. The runs are made in OUT (a value read as a relative path is a folder there). Prints a line per refused value (its error), the valid ones, and the failures last;
-exits 1 if any.
+(exit 2), never with a traceback, another exit code, more than one error line, or a run past `--limit`
+seconds (a count that should have been refused: 1e20 tuning steps). The smallest budgets are given
+(1 tuning step, 2 fast DDIM steps, 2 frames; 1 training step of each phase), so a valid value costs a
+few seconds. Runs are made in OUT, one output folder each (a value read as a relative path is a folder
+there). Prints a line per value (its error, or "ok"), then a count; exits 1 on any failure.
 
     python bench/cli_fuzz.py --clip ../shared/data/videop2p-clips/rabbit --out /tmp/fuzz
-    python bench/cli_fuzz.py --clip CLIP --out OUT --options --lr --size   # some options only
+    python bench/cli_fuzz.py --clip CLIP --out OUT --command "toy train" --options --vae-steps --seed
+    python bench/cli_fuzz.py --clip CLIP --out OUT --command all
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import contextlib
 import io
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -26,15 +29,36 @@ from videop2p.cli import main as main_command
 
 VALUES = ("", " ", "nan", "-1", "0", "0.5", "1e309", "9" * 20, "abc", "ü", "1,2", "-", "1=2", "a=b=c")
 SKIPPED = {"--help", "--config", "--out"}  # --out is every run's own folder; --config reads a file
+SOURCE, TARGET = "a rabbit is jumping on the grass", "a cat is jumping on the grass"
+STAGE = ["--source", SOURCE, "--target", TARGET, "--tune-steps", "1", "--steps", "2", "--inversion", "fast"]
+COMMANDS = {  # each command's smallest valid run: {clip}, {out} (a positional output folder), {ws}
+    "run": ["{clip}", *STAGE, "--frames", "2", "-q", "--workspace", "{ws}"],
+    "tune": ["{clip}", *STAGE, "--frames", "2", "-q", "--workspace", "{ws}"],
+    "invert": ["{clip}", *STAGE, "--frames", "2", "-q", "--workspace", "{ws}"],
+    "edit": ["{clip}", *STAGE, "--frames", "2", "-q", "--workspace", "{ws}"],
+    "demo": ["--tune-steps", "1", "--steps", "2", "-q"],
+    "eval": ["--quick", "--cases", "1", "--tune-steps", "1", "--steps", "2", "--method", "fast"],
+    "toy render": ["{out}", "--frames", "2", "--size", "32"],
+    "toy train": ["{out}", "--vae-steps", "1", "--decoder-steps", "0", "--unet-steps", "1", "--dataset-size", "8"]
+    + ["--batch-size", "2", "--image-size", "32"],
+    "toy ground": ["{out}", "--steps", "1", "--batch-size", "2", "--dataset-size", "4"],
+}
 
 
-def bad_values_runs(command: str, clip: str, out: Path, options: list[str] | None) -> list[tuple[str, str, str]]:
+def _command(path: str):
+    """The click command of a command path ("toy train")."""
+    command = get_command(app)
+    for name in path.split():
+        command = command.commands[name]
+    return command
+
+
+def bad_values_runs(
+    command: str, clip: str, out: Path, options: list[str] | None, limit: float
+) -> list[tuple[str, str, str]]:
     """(option, value, outcome) for each run, as `videop2p` runs it (`cli.main`, in this process); outcome
-    "ok", the one error line, or "FAIL: ..."."""
-    params = [p for p in get_command(app).commands[command].params if p.opts[0].startswith("--")]
-    base = [command, clip, "--source", "a rabbit is jumping on the grass", "--target", "a cat is jumping on the grass"]
-    base += ["--tune-steps", "1", "--steps", "2", "--inversion", "fast", "--frames", "2", "--quiet"]
-    base += ["--workspace", str(out / "workspace")]
+    "ok", the one error line, or "FAIL: ...". Only options with values are tried (flags take none)."""
+    params = [p for p in _command(command).params if p.opts[0].startswith("--")]
     results, n = [], 0
     for param in params:
         name = param.opts[0]
@@ -42,23 +66,38 @@ def bad_values_runs(command: str, clip: str, out: Path, options: list[str] | Non
             continue
         for value in VALUES:
             n += 1
-            args = [*base, name, *[value] * max(param.nargs, 1), "--out", str(out / f"run-{n}")]
-            results.append((name, value, _outcome(args)[:200]))
+            run = out / command.replace(" ", "-") / f"run-{n}"
+            fill = {"{clip}": clip, "{out}": str(run), "{ws}": str(out / "workspace")}
+            base = [fill.get(a, a) for a in COMMANDS[command]]
+            own_out = [] if "{out}" in COMMANDS[command] else ["--out", str(run)]
+            args = [*command.split(), *base, name, *[value] * max(param.nargs, 1), *own_out]
+            results.append((name, value, _outcome(args, limit)[:200]))
     return results
 
 
-def _outcome(args: list[str]) -> str:
+def _past_limit(signum, frame):
+    raise TimeoutError
+
+
+def _outcome(args: list[str], limit: float) -> str:
     """How one command ends: "ok" (exit 0), its one error line (exit 2), else "FAIL: ..." (a traceback,
-    another exit code, or not exactly one error line)."""
+    another exit code, not exactly one error line, or more than `limit` seconds)."""
     err = io.StringIO()
     code = 0
+    previous = signal.signal(signal.SIGALRM, _past_limit)
+    signal.setitimer(signal.ITIMER_REAL, limit)
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             main_command(args)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
+    except TimeoutError:
+        return f"FAIL: still running after {limit:g} s (a value that should be refused?)"
     except Exception as e:  # noqa: BLE001 (what this bench looks for)
         return f"FAIL: {type(e).__name__}: {e}"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
     errors = [line for line in err.getvalue().splitlines() if line.startswith("error: ")]
     if code == 0:
         return "ok"
@@ -71,17 +110,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", required=True, help="A clip to run on (a folder of frames or a video).")
     parser.add_argument("--out", required=True, type=Path, help="A folder for the runs' outputs and workspace.")
-    parser.add_argument("--command", default="run", choices=["run", "tune", "invert", "edit"])
+    parser.add_argument("--command", default="run", choices=[*COMMANDS, "all"], help="all: every one in turn.")
     parser.add_argument("--options", nargs="*", help="Only these options (default: every one).")
+    parser.add_argument("--limit", type=float, default=120.0, help="Seconds a run may take (default 120).")
     a = parser.parse_args()
     clip, out = str(Path(a.clip).resolve()), a.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     os.chdir(out)  # values taken as relative paths (--save-tuned nan, --model nan) land, and are looked for, here
-    results = bad_values_runs(a.command, clip, out, a.options)
-    for name, value, outcome in results:
-        print(f"{name} {value!r}: {outcome}")
-    failures = [r for r in results if r[2].startswith("FAIL")]
-    valid = sum(r[2] == "ok" for r in results)
+    results = []
+    for command in COMMANDS if a.command == "all" else [a.command]:
+        for name, value, outcome in bad_values_runs(command, clip, out, a.options, a.limit):
+            print(f"{command} {name} {value!r}: {outcome}", flush=True)
+            results.append(outcome)
+    failures = [r for r in results if r.startswith("FAIL")]
+    valid = sum(r == "ok" for r in results)
     print(
         f"{len(results)} runs: {valid} valid values ran, {len(results) - valid - len(failures)} refused in one line, "
         f"{len(failures)} failures"

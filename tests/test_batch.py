@@ -112,6 +112,8 @@ def test_jobs_file_groups_by_clip_and_resolves_paths_beside_the_file(jobs_file):
         ({"jobs": [{"name": "x", "video": "a", "source": "s", "targets": ["t"]}] * 2}, "unique"),
         ({"jobs": [{"name": "..", "video": "a"}]}, r"name '\.\.' must be unique, non-empty, not '\.' or '\.\.'"),
         ({"jobs": [{"name": " ", "video": "a"}]}, r"name ' ' must be unique, non-empty"),
+        ({"jobs": [{"name": ["a"], "video": "a"}]}, r"name \['a'\] is not valid; expected text"),
+        ({"jobs": [{"name": True, "video": "a"}]}, r"name True is not valid; expected text"),
         ({"jobs": [{"video": "a", "source": "s", "targets": ["t"], "out": "o"}]}, "whole batch"),
         (
             {"jobs": [{"video": "a", "source": "s", "targets": ["t"], "edit": {"guidance": float("nan")}}]},

@@ -160,7 +160,10 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
         if not isinstance(raw, dict):
             raise BatchError(f"jobs[{i}] in {path} must be a mapping, got {raw!r}.")
         raw = dict(raw)
-        name = str(raw.pop("name", f"job-{i + 1}"))
+        name = raw.pop("name", None)
+        if name is not None and (isinstance(name, bool) or not isinstance(name, str | int)):  # 2024 is a name
+            raise BatchError(f"jobs[{i}]: name {name!r} is not valid; expected text (its output folder's name).")
+        name = f"job-{i + 1}" if name is None else str(name)
         if name in names or not name.strip() or "/" in name or name in (".", ".."):  # its folder under `out`
             raise BatchError(f"jobs[{i}]: name {name!r} must be unique, non-empty, not '.' or '..' and without '/'.")
         names.add(name)
