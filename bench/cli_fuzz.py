@@ -42,6 +42,7 @@ COMMANDS = {  # each command's smallest valid run: {clip}, {out} (a positional o
     "toy train": ["{out}", "--vae-steps", "1", "--decoder-steps", "0", "--unet-steps", "1", "--dataset-size", "8"]
     + ["--batch-size", "2", "--image-size", "32"],
     "toy ground": ["{out}", "--steps", "1", "--batch-size", "2", "--dataset-size", "4"],
+    "toy eval": ["--seeds", "1", "--steps", "2"],
 }
 
 

@@ -1188,6 +1188,7 @@ def test_demo_runs_in_half_precision(tmp_path):
         (["--model", "{model}"], "vae holds no weights"),
         (["--model", "{bare}"], "has no model_index.json"),
         (["--steps", "1000"], "steps 1000 is more than this model's scheduler allows: at most 999"),
+        (["--seeds", "9" * 20], "--seeds 99999999999999999999 is not valid; expected a whole number from 1 to"),
     ],
 )
 def test_toy_eval_refuses_bad_settings_before_loading(flags, needle, tiny_dir, tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from videop2p.config import EditConfig, InversionConfig, check_edit, check_inversion, check_number
+from videop2p.config import COUNT_MAX, EditConfig, InversionConfig, check_edit, check_inversion, check_number
 from videop2p.metrics import psnr
 from videop2p.toy.checker import read_image
 from videop2p.toy.data import object_cells, splice, to_tensor, to_uint8
@@ -61,7 +61,7 @@ def check_eval_inputs(model_path: str | Path, seeds: int, steps: int, guidance: 
     from videop2p.models.loading import check_device, check_model_path
     from videop2p.sampling import check_steps
 
-    check_number(None, "seeds", seeds, 1, whole=True)
+    check_number(None, "seeds", seeds, 1, whole=True, cap=COUNT_MAX)
     check_inversion(InversionConfig(steps=steps))
     check_edit(EditConfig(guidance=guidance))
     check_device(device)
