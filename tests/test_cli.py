@@ -1537,6 +1537,12 @@ def test_a_configs_relative_paths_are_read_from_the_current_folder_or_else_besid
     (elsewhere / "clip").mkdir()  # the current folder has one too: it wins, as the authors' scripts read paths
     assert load_config([project / "run.yaml"]).video.path == "clip"
     (elsewhere / "clip").rmdir()
+    monkeypatch.setenv("HOME", str(tmp_path))  # `~/` is the home folder, as a shell reads it
+    (project / "home.yaml").write_text(
+        f"source: {SRC}\ntargets: [{TGT}]\nvideo: ~/project/clip\nvae: ~/project/weights\n"
+    )
+    cfg = load_config([project / "home.yaml"])
+    assert (cfg.video.path, cfg.vae) == (str(project / "clip"), str(project / "weights"))
     flags = ["--frames", "4", "--tune-steps", "1", "--steps", "2", "--inversion", "fast"]
     result = runner.invoke(app, ["run", "--config", str(project / "run.yaml"), *flags])
     assert result.exit_code == 0, result.output

@@ -1155,9 +1155,12 @@ def load_config(
 def _beside(value: Any, folders: list[Path], here: Path | None = None) -> Any:
     """A relative path: the path from `here` when it names something there (None: the current folder,
     the path kept as it is), else from the first of `folders` where it does; anything else as it is
-    (absolute paths, hub ids, paths that name nothing, values `validate` refuses)."""
-    if not isinstance(value, str) or not value.strip() or Path(value).expanduser().is_absolute():
+    (absolute paths, hub ids, paths that name nothing, values `validate` refuses); `~/...` from the home folder,
+    as a shell would read it."""
+    if not isinstance(value, str) or not value.strip():
         return value
+    if Path(value).expanduser().is_absolute():
+        return str(Path(value).expanduser()) if value.startswith("~") else value
     given = Path(value).expanduser() if here is None else here / Path(value).expanduser()
     if given.exists():
         return value if here is None else str(given)
