@@ -1541,8 +1541,11 @@ def test_a_configs_relative_paths_are_read_from_the_current_folder_or_else_besid
     (project / "home.yaml").write_text(
         f"source: {SRC}\ntargets: [{TGT}]\nvideo: ~/project/clip\nvae: ~/project/weights\n"
     )
+    with open(project / "home.yaml", "a") as f:
+        f.write("out: ~/res\nworkspace: ~/ws\n")  # folders to write too, not a folder named ~
     cfg = load_config([project / "home.yaml"])
     assert (cfg.video.path, cfg.vae) == (str(project / "clip"), str(project / "weights"))
+    assert (cfg.out, cfg.workspace) == (str(tmp_path / "res"), str(tmp_path / "ws"))
     flags = ["--frames", "4", "--tune-steps", "1", "--steps", "2", "--inversion", "fast"]
     result = runner.invoke(app, ["run", "--config", str(project / "run.yaml"), *flags])
     assert result.exit_code == 0, result.output

@@ -884,3 +884,11 @@ def test_from_pretrained_refuses_bad_settings_by_name_before_loading(kwargs, err
 def test_a_blank_clip_path_is_named_not_read_as_the_current_folder(tiny):
     with pytest.raises(VideoError, match="The clip's path ' ' is empty; give a video file"):
         VideoP2P(tiny).load_clip(" ")
+
+
+def test_a_workspace_under_home_is_read_as_a_shell_reads_it(tiny_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    vp = VideoP2P.from_pretrained(str(tiny_folder), workspace="~/ws")
+    assert vp.workspace.root == tmp_path / "ws" and not (tmp_path / "~").exists()
+    vp._check_workspace("~/ws")  # a run's settings naming it the same way name the same workspace

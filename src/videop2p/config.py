@@ -1145,6 +1145,9 @@ def load_config(
     cfg.video.path = _beside(cfg.video.path, folders, first)
     cfg.model, cfg.model_config = _beside(cfg.model, folders, first), _beside(cfg.model_config, folders, first)
     cfg.vae = _beside(cfg.vae, folders, first)
+    for key in ("out", "workspace", "save_tuned"):  # folders to write, from the current folder; `~/` is home
+        if isinstance(getattr(cfg, key), str) and getattr(cfg, key).startswith("~"):
+            setattr(cfg, key, str(Path(getattr(cfg, key)).expanduser()))
     for key in ADAPTER_FILES:
         if isinstance(getattr(cfg, key), dict):
             paths_of = getattr(cfg, key).items()

@@ -237,8 +237,9 @@ class VideoP2P:
             check_lora_settings(lora)
         if embeddings is not None:
             check_embedding_settings(embeddings)
+        workspace = None if workspace is None else Path(workspace).expanduser()  # `~/` is home, as in a config file
         check_folder("workspace", workspace, "to keep tuned clips in")
-        if workspace:
+        if workspace is not None:
             check_writable("workspace", workspace, "to keep tuned clips in")
         components = load_components(
             model,
@@ -249,7 +250,7 @@ class VideoP2P:
             embeddings=embeddings,
             vae=vae,
         )
-        ws = Workspace(Path(workspace)) if workspace else None
+        ws = Workspace(workspace) if workspace is not None else None
         return cls(components, ws, frame_mode, attention_slicing, group_norm)
 
     @property
@@ -611,7 +612,7 @@ class VideoP2P:
         if workspace is None:
             return
         own = self.workspace.root if self.workspace is not None else None
-        if own is None or Path(workspace).expanduser().resolve() != Path(own).resolve():
+        if own is None or Path(workspace).expanduser().resolve() != Path(own).expanduser().resolve():
             raise ValueError(
                 f"workspace {workspace!r} is not the one this pipeline keeps its work in ({own}); load it with "
                 "VideoP2P.from_pretrained(..., workspace=...) or leave the settings' workspace out."
