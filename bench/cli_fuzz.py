@@ -2,7 +2,8 @@
 
 Each run must end well (exit 0: the value was valid, the run made its outputs) or with a one-line error
 (exit 2), never with a traceback, another exit code, more than one error line, or a run past `--limit`
-seconds (a count that should have been refused: 1e20 tuning steps). The smallest budgets are given
+seconds (a count that should have been refused: 1e20 tuning steps). Each command's smallest run is made
+first, without a bad value, and must end well. The smallest budgets are given
 (1 tuning step, 2 fast DDIM steps, 2 frames; 1 training step of each phase), so a valid value costs a
 few seconds. Runs are made in OUT, one output folder each (a value read as a relative path is a folder
 there). Prints a line per value (its error, or "ok"), then a count; exits 1 on any failure.
@@ -60,19 +61,24 @@ def bad_values_runs(
     """(option, value, outcome) for each run, as `videop2p` runs it (`cli.main`, in this process); outcome
     "ok", the one error line, or "FAIL: ...". Only options with values are tried (flags take none)."""
     params = [p for p in _command(command).params if p.opts[0].startswith("--")]
-    results, n = [], 0
+    has_out = any("--out" in p.opts for p in params)
+
+    def args_of(n: int, extra: list[str]) -> list[str]:
+        run = out / command.replace(" ", "-") / f"run-{n}"
+        fill = {"{clip}": clip, "{out}": str(run), "{ws}": str(out / "workspace")}
+        base = [fill.get(a, a) for a in COMMANDS[command]]
+        return [*command.split(), *base, *extra, *(["--out", str(run)] if has_out else [])]
+
+    base = _outcome(args_of(0, []), limit)  # the smallest run itself, which every bad value is added to
+    results = [("(none)", "", "ok" if base == "ok" else f"FAIL: the run without a bad value: {base}"[:200])]
+    n = 0
     for param in params:
         name = param.opts[0]
         if name in SKIPPED or param.is_flag or (options and name not in options):
             continue
         for value in VALUES:
             n += 1
-            run = out / command.replace(" ", "-") / f"run-{n}"
-            fill = {"{clip}": clip, "{out}": str(run), "{ws}": str(out / "workspace")}
-            base = [fill.get(a, a) for a in COMMANDS[command]]
-            own_out = [] if "{out}" in COMMANDS[command] else ["--out", str(run)]
-            args = [*command.split(), *base, name, *[value] * max(param.nargs, 1), *own_out]
-            results.append((name, value, _outcome(args, limit)[:200]))
+            results.append((name, value, _outcome(args_of(n, [name, *[value] * max(param.nargs, 1)]), limit)[:200]))
     return results
 
 
