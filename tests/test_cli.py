@@ -1189,18 +1189,26 @@ def test_demo_runs_in_half_precision(tmp_path):
         (["--model", "{bare}"], "has no model_index.json"),
         (["--steps", "1000"], "steps 1000 is more than this model's scheduler allows: at most 999"),
         (["--seeds", "9" * 20], "--seeds 99999999999999999999 is not valid; expected a whole number from 1 to"),
+        (["--model", "{video}"], "is not an image model: its unet is tuneavideo's UNet3DConditionModel"),  # exported
+        (["--model", "{broken}"], "model_index.json is not valid JSON"),
     ],
 )
 def test_toy_eval_refuses_bad_settings_before_loading(flags, needle, tiny_dir, tmp_path):
     import shutil
 
-    model, bare = tmp_path / "model", tmp_path / "bare"
+    model, bare, video, broken = (tmp_path / name for name in ("model", "bare", "video", "broken"))
     shutil.copytree(tiny_dir, model)
     for weights in (model / "vae").glob("*.safetensors"):
         weights.unlink()
     shutil.copytree(tiny_dir, bare)
     (bare / "model_index.json").unlink()
-    flags = [f.format(model=model, bare=bare) for f in flags]
+    shutil.copytree(tiny_dir, video)  # as `videop2p export --format tune-a-video` names its UNet
+    index = json.loads((video / "model_index.json").read_text())
+    index["unet"] = ["tuneavideo", "UNet3DConditionModel"]
+    (video / "model_index.json").write_text(json.dumps(index))
+    shutil.copytree(tiny_dir, broken)
+    (broken / "model_index.json").write_text("{bad")
+    flags = [f.format(model=model, bare=bare, video=video, broken=broken) for f in flags]
     result = runner.invoke(app, ["toy", "eval", *flags, "--json", str(tmp_path / "r.json")])
     assert_one_line_error(result, needle)
     assert not (tmp_path / "r.json").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 from collections import defaultdict
 from pathlib import Path
@@ -68,6 +69,16 @@ def check_eval_inputs(model_path: str | Path, seeds: int, steps: int, guidance: 
     check_model_path(model_path)  # its parts and their weights
     if not (Path(model_path) / "model_index.json").is_file():  # what StableDiffusionPipeline reads first
         raise ValueError(f"{model_path} is not a model folder (it has no model_index.json).")
+    try:
+        parts = json.loads((Path(model_path) / "model_index.json").read_text())
+    except ValueError as e:
+        raise ValueError(f"{Path(model_path) / 'model_index.json'} is not valid JSON ({e}).") from None
+    for name, part in parts.items():  # [library, class] per component; a tuned video model's UNet is tuneavideo's
+        if isinstance(part, list) and len(part) == 2 and part[0] not in (None, "diffusers", "transformers"):
+            raise ValueError(
+                f"{model_path} is not an image model: its {name} is {part[0]}'s {part[1]} (a Tune-A-Video or "
+                "Video-P2P folder); `toy eval` judges an image model's folder, such as `videop2p toy train`'s."
+            )
     check_steps(DDIMScheduler.from_config(DDIMScheduler.load_config(model_path, subfolder="scheduler")), steps)
 
 
