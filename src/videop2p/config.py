@@ -1389,9 +1389,12 @@ def _file_at(*paths: Path) -> Path | None:
 def check_folder(what: str, path: str | os.PathLike | None, purpose: str) -> None:
     """A folder to write into is a folder or can become one: neither it nor a folder above it is a file.
 
-    `what` names it as the user gave it (`--out`, `workspace`); `purpose` ends the message."""
+    `what` names it as the user gave it (`--out`, `workspace`); `purpose` ends the message. A blank path
+    (an unset shell variable) names none, not the current folder."""
     if path is None:
         return
+    if not str(path).strip():
+        raise ValueError(f"{what} {str(path)!r} names no folder; give one {purpose}.")
     path = Path(path)
     file = _file_at(path, *path.parents)
     if file == path:

@@ -230,15 +230,14 @@ class VideoP2P:
             if value is not None and not isinstance(value, str | os.PathLike):
                 what = "a folder's path" if name == "workspace" else "a hub id or a folder's or file's path"
                 raise TypeError(f"{name} must be {what}, got {type(value).__name__}.")
-        if isinstance(workspace, str) and not workspace.strip():
-            raise ValueError(f"workspace {workspace!r} names no folder; give one, or None for no reuse.")
+        check_folder("workspace", workspace, "to keep tuned clips in, or None for no reuse")  # a blank one too
         check_model_settings(frame_mode, group_norm, dtype, attention_slicing, device)
         if lora is not None:
             check_lora_settings(lora)
         if embeddings is not None:
             check_embedding_settings(embeddings)
         workspace = None if workspace is None else Path(workspace).expanduser()  # `~/` is home, as in a config file
-        check_folder("workspace", workspace, "to keep tuned clips in")
+        check_folder("workspace", workspace, "to keep tuned clips in")  # where `~/` leads
         if workspace is not None:
             check_writable("workspace", workspace, "to keep tuned clips in")
         components = load_components(
