@@ -984,6 +984,34 @@ def test_weights_that_are_not_finite_are_named_before_any_work(tiny_dir, clip_di
     assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
 
 
+def test_a_model_whose_files_lack_a_weight_is_one_line_in_every_command_that_loads_it(tiny_dir, clip_dir, tmp_path):
+    """transformers drew a missing text-encoder weight at random and ran (after printing its table of keys);
+    diffusers left a UNet's unloaded, and the run ended in a traceback. Both are one line now, with nothing
+    else said, before anything is written."""
+    from safetensors.torch import load_file, save_file
+
+    from videop2p.models.loading import bundled_model_path
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    for part, pick in (("text_encoder", "final_layer_norm.weight"), ("unet", "attn2.to_k.weight")):
+        damaged = shutil.copytree(bundled_model_path(), tmp_path / f"no-{part}")  # of the toy's configuration
+        (weights,) = (damaged / part).glob("*.safetensors")
+        tensors = load_file(weights)
+        del tensors[next(k for k in sorted(tensors) if k.endswith(pick))]
+        save_file(tensors, weights, metadata={"format": "pt"})
+        commands = {
+            "run": _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws", "--model", str(damaged)),
+            "toy eval": ["toy", "eval", "--model", str(damaged), "--seeds", "1", "--steps", "2"],
+            "toy train": ["toy", "train", str(tmp_path / "train"), "--init-from", str(damaged), "--image-size", "32"],
+        }
+        for name, args in commands.items():
+            run = subprocess.run([sys.executable, "-m", "videop2p.cli", *args], capture_output=True, text=True, env=env)
+            lines = (run.stdout + run.stderr).strip().splitlines()
+            assert run.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (name, run.stderr)
+            assert f"no-{part}/{part}" in lines[0] and pick in lines[0], (name, lines[0])
+        assert not any((tmp_path / d).exists() for d in ("o", "ws", "train"))
+
+
 def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_half_set_of_outputs(
     tiny_dir, clip_dir, tmp_path, monkeypatch
 ):

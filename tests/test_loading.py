@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -203,3 +205,102 @@ def test_weights_that_are_not_finite_are_refused_at_load_naming_the_tensor(tiny,
     unet.save_pretrained(folder / "unet")
     with pytest.raises(ModelLoadError, match=f"unet.{name} holds NaN or infinite values"):
         load_components(folder)
+
+
+def _drop_weight(folder, part: str, pick) -> str:
+    """Remove one tensor (the first name `pick` accepts) from a saved part's weights file; its name."""
+    from safetensors.torch import load_file, save_file
+
+    (file,) = (folder / part).glob("*.safetensors")
+    state = load_file(file)
+    name = next(k for k in sorted(state) if pick(k))
+    del state[name]
+    save_file(state, file, metadata={"format": "pt"})
+    return name
+
+
+@pytest.mark.parametrize(
+    "part, pick",
+    [
+        ("text_encoder", lambda k: k.endswith("final_layer_norm.weight")),
+        ("vae", lambda k: k.startswith("decoder.conv_out.")),
+        ("unet", lambda k: "attn2.to_k" in k),
+    ],
+)
+def test_a_part_whose_files_lack_a_weight_is_refused_naming_it_not_loaded_at_random(tiny, tmp_path, part, pick):
+    from videop2p.models.loading import ModelLoadError
+
+    folder = save_pretrained_folder(tiny, tmp_path / "tiny")
+    name = _drop_weight(folder, part, pick).removeprefix("text_model.")
+    with pytest.raises(ModelLoadError, match=rf"^tiny/{part}: its files lack 1 weight that its config.json makes") as e:
+        load_components(folder)  # transformers drew the text encoder's at random; diffusers left the others unloaded
+    assert name in str(e.value) and len(str(e.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "part, key, scale, weight",
+    [
+        ("text_encoder", "vocab_size", 2, "token_embedding.weight"),
+        ("vae", "block_out_channels", 2, "conv_in"),
+        ("unet", "block_out_channels", 2, "conv_in"),
+    ],
+)
+def test_a_part_whose_weights_are_of_another_shape_than_its_config_is_one_line(
+    tiny, tmp_path, part, key, scale, weight
+):
+    import json
+
+    from videop2p.models.loading import ModelLoadError
+
+    folder = save_pretrained_folder(tiny, tmp_path / "tiny")
+    config = json.loads((folder / part / "config.json").read_text())
+    value = config[key]
+    config[key] = [v * scale for v in value] if isinstance(value, list) else value * scale
+    (folder / part / "config.json").write_text(json.dumps(config))
+    with pytest.raises(
+        ModelLoadError, match=rf"^tiny/{part}: the weight \S*{weight}\S* is \[.*\] in its files but \["
+    ) as e:
+        load_components(folder)
+    assert "different models" in str(e.value) and len(str(e.value).splitlines()) == 1
+
+
+def test_weights_beyond_a_parts_config_are_left_out_and_said(tiny, tmp_path, caplog):
+    from safetensors.torch import load_file, save_file
+
+    folder = save_pretrained_folder(tiny, tmp_path / "tiny")
+    (file,) = (folder / "unet").glob("*.safetensors")
+    state = load_file(file)
+    state["extra.weight"] = torch.ones(3)
+    save_file(state, file, metadata={"format": "pt"})
+    with caplog.at_level("WARNING", logger="videop2p"):
+        loaded = load_components(folder)
+    assert loaded.info.fingerprint == tiny.info.fingerprint
+    assert "tiny/unet: its files hold weights that its config.json does not make (extra.weight)" in caplog.text
+
+
+def test_a_vae_folder_that_lacks_a_weight_is_refused_naming_it(tiny, tmp_path):
+    from videop2p.models.vae import VaeError
+
+    other = save_pretrained_folder(tiny, tmp_path / "other")
+    name = _drop_weight(other, "vae", lambda k: k.startswith("decoder.conv_out."))
+    with pytest.raises(VaeError, match=rf"VAE '.*other.vae': its files lack 1 weight .*\({re.escape(name)}\)"):
+        load_components(save_pretrained_folder(tiny, tmp_path / "tiny"), vae=str(other / "vae"))
+
+
+@pytest.mark.parametrize(
+    "prefix, suffix", [("model.diffusion_model.", "out.2.bias"), ("first_stage_model.", "conv_out.bias")]
+)
+def test_an_original_checkpoint_that_lacks_a_weight_is_one_line(tiny, tmp_path, monkeypatch, prefix, suffix):
+    from ldm_checkpoint import ldm_state_dict
+    from safetensors.torch import save_file
+
+    from videop2p.models.loading import ModelLoadError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    configs = save_pretrained_folder(tiny, tmp_path / "configs")
+    state = ldm_state_dict(tiny)
+    del state[next(k for k in sorted(state) if k.startswith(prefix) and k.endswith(suffix))]
+    save_file(state, tmp_path / "original.safetensors")
+    with pytest.raises(ModelLoadError, match="original.safetensors lacks weights that its architecture makes") as e:
+        load_components(tmp_path / "original.safetensors", config=str(configs))
+    assert len(str(e.value).splitlines()) == 1

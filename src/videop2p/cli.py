@@ -125,6 +125,13 @@ def _setup_logging(quiet: bool = False) -> None:
     # transformers says, when diffusers' pipelines are imported, which image processors of models this tool
     # never uses fall back to Pillow without torchvision (a line each, on every Stable Diffusion run)
     logging.getLogger("transformers.utils.import_utils").setLevel(logging.ERROR)
+    # their loaders' tables of weights a model's files lack, hold beyond it or hold in another shape: the
+    # model's load says the same in one line (`models.weights.load_pretrained`), and refuses the first two
+    for loader in ("transformers.modeling_utils", "diffusers.models.modeling_utils"):
+        logging.getLogger(loader).setLevel(logging.ERROR)
+    # which layers a tensor-parallel plan would shard: transformers (5.25) says it when its loader's level is
+    # WARNING or above, and no model here is sharded
+    logging.getLogger("transformers.distributed.tensor_parallel").setLevel(logging.ERROR)
     if "HF_HUB_VERBOSITY" not in os.environ:  # two lines per retried request; the load's own error says why
         import huggingface_hub.utils.logging
 
@@ -1276,13 +1283,15 @@ def toy_train(
         _fail(f"--vae-from {vae_from}: no vae/ folder there; give a diffusers model folder.")
     if init_from is not None and not (init_from / "unet").is_dir():
         _fail(f"--init-from {init_from}: no unet/ folder there; give a diffusers model folder.")
+    from videop2p.toy.train import check_starting_weights, train_toy_model
+
     try:
         check_schedule(prediction_type, snr_shift, zero_terminal_snr, timestep_spacing, show=_as_flag)
         check_device(device)
-    except ValueError as e:
+        check_starting_weights(cfg)
+    except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     _set_threads(threads)
-    from videop2p.toy.train import train_toy_model
 
     resume = f"the same command resumes the training from its checkpoint in {out_dir}."
     with _long_run(device, resume, "a smaller --batch-size"):
@@ -1618,7 +1627,7 @@ def toy_eval(
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
 ) -> None:
     """Judge the toy model: colour, shape and background accuracy of generated images, VAE PSNR."""
-    from videop2p.models.loading import model_location
+    from videop2p.models.loading import ModelLoadError, ModelNotFoundError, model_location
     from videop2p.toy.quality import check_eval_inputs, evaluate_model, format_report
 
     _setup_logging()
@@ -1631,7 +1640,10 @@ def toy_eval(
         _fail(_flag(e))
     except (ValueError, FileNotFoundError) as e:  # ModelNotFoundError is a FileNotFoundError
         _fail(str(e))
-    result = evaluate_model(path, seeds=seeds, steps=steps, guidance=guidance, device=device)
+    try:
+        result = evaluate_model(path, seeds=seeds, steps=steps, guidance=guidance, device=device)
+    except (ModelLoadError, ModelNotFoundError) as e:  # weights its configs do not make, found as it loads
+        _fail(str(e))
     typer.echo(format_report(result))
     if json_path is not None:
         write_json(json_path, result)

@@ -23,7 +23,7 @@ from videop2p.models.embeddings import add_embeddings, added_tokens, check_embed
 from videop2p.models.lora import check_lora, fuse_loras
 from videop2p.models.tokenizer import bundled_tokenizer
 from videop2p.models.vae import check_vae_spec, load_vae, vae_name
-from videop2p.models.weights import first_line
+from videop2p.models.weights import first_line, load_pretrained
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 from videop2p.store.files import atomic_path, read_json
 from videop2p.store.workspace import DELTA_FILE, is_delta_identity
@@ -286,13 +286,18 @@ def _load_folder(path: Path, local_files_only: bool) -> tuple:
         path.name,
     )
     tokenizer = CLIPTokenizer.from_pretrained(str(path), subfolder="tokenizer", **kw)
-    text_encoder = CLIPTextModel.from_pretrained(str(path), subfolder="text_encoder", **kw)
-    vae = AutoencoderKL.from_pretrained(str(path), subfolder="vae", **kw)
+    text_encoder = load_pretrained(
+        CLIPTextModel, str(path), f"{path.name}/text_encoder", ModelLoadError, subfolder="text_encoder", **kw
+    )
+    vae = load_pretrained(AutoencoderKL, str(path), f"{path.name}/vae", ModelLoadError, subfolder="vae", **kw)
     scheduler_config = DDIMScheduler.load_config(str(path), subfolder="scheduler", **kw)
     if tav.is_authors_folder(path):
         unet, video = _load_video_unet(path)
     else:
-        unet, video = UNet2DConditionModel.from_pretrained(str(path), subfolder="unet", **kw), None
+        unet = load_pretrained(
+            UNet2DConditionModel, str(path), f"{path.name}/unet", ModelLoadError, subfolder="unet", **kw
+        )
+        video = None
     return tokenizer, text_encoder, vae, unet, _ddim(scheduler_config), video
 
 
@@ -505,6 +510,13 @@ def _load_original_checkpoint(path: Path, config: str | None, local_files_only: 
     try:
         pipe = StableDiffusionPipeline.from_single_file(str(path), config=config, local_files_only=local_files_only)
     except Exception as e:  # noqa: BLE001 (whatever the checkpoint reader raises becomes one line)
+        if "meta tensor" in str(e):  # a part's tensor that the file lacks, left unloaded by diffusers
+            architecture = repr(str(config)) if config else "the one diffusers guessed"
+            raise ModelLoadError(
+                f"The single-file checkpoint {path} lacks weights that its architecture makes (a part was left "
+                f"unloaded); it is incomplete, or of another architecture than {architecture} (name it with "
+                "--model-config)."
+            ) from None
         raise ModelLoadError(
             f"Could not load the single-file checkpoint {path} ({first_line(e)}). diffusers reads an original "
             "checkpoint's architecture from the hub or its cache; where neither is at hand, name it with "
@@ -634,9 +646,15 @@ def check_adapter_files(lora: dict[str, float] | None, embeddings: dict[str, str
 
 def check_weights_finite(source: str, parts: dict[str, dict[str, torch.Tensor]]) -> None:
     """Refuse a model whose weights (each part's named tensors) hold NaN or infinite values, a damaged
-    file, before any work. A tensor's float32 sum is finite when its values are: one reduction each."""
+    file, or were left unloaded (on the meta device), before any work. A tensor's float32 sum is finite
+    when its values are: one reduction each."""
     for part, tensors in parts.items():
         for name, t in tensors.items():
+            if t.is_meta:  # a tensor its config makes that its files lack, left unloaded by diffusers
+                raise ModelLoadError(
+                    f"{source}: the weight {part}.{name} is not in the model's files; they are incomplete or "
+                    "of another model (download or convert it again)."
+                )
             finite_sum = not t.is_floating_point() or bool(torch.isfinite(t.sum(dtype=torch.float32)))
             if not finite_sum and not bool(torch.isfinite(t).all()):
                 raise ModelLoadError(

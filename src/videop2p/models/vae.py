@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from videop2p.config import is_hub_id, weights_file_problem
-from videop2p.models.weights import first_line, read_weights_file
+from videop2p.models.weights import first_line, load_pretrained, read_weights_file
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def load_vae(spec: str | os.PathLike, like, offline: bool):
     path = Path(str(spec).strip()).expanduser()
     try:
         if path.is_dir():
-            vae = AutoencoderKL.from_pretrained(str(_config_folder(path)))
+            vae = load_pretrained(AutoencoderKL, str(_config_folder(path)), f"VAE {str(spec)!r}", VaeError)
         elif path.is_file():
             vae = _vae_file(path, like)
         else:
@@ -128,12 +128,19 @@ def _vae_hub(repo: str, offline: bool):
     try:
         folder = _config_folder(Path(snapshot_download(repo, local_files_only=True)))
         if folder is not None:
-            return AutoencoderKL.from_pretrained(str(folder))
+            return load_pretrained(AutoencoderKL, str(folder), f"VAE {repo!r}", VaeError)
     except OSError as e:  # not cached, or in part
         reason = f"{type(e).__name__}: {first_line(e)}"
     if not offline:
         try:
-            return AutoencoderKL.from_pretrained(repo, subfolder=_hub_vae_subfolder(repo), local_files_only=False)
+            return load_pretrained(
+                AutoencoderKL,
+                repo,
+                f"VAE {repo!r}",
+                VaeError,
+                subfolder=_hub_vae_subfolder(repo),
+                local_files_only=False,
+            )
         except OSError as e:  # the hub out of reach, no such repository
             reason = f"{type(e).__name__}: {first_line(e)}"
     raise VaeError(

@@ -1,11 +1,21 @@
-"""Reading a weights file that a user gives beside a model (an embedding, a VAE), without running its code."""
+"""Reading weights: a file that a user gives beside a model (an embedding, a VAE), without running its code,
+and a model's part from its folder, checked to be the model its config describes."""
 
 from __future__ import annotations
 
+import logging
 import pickle
+import re
 from pathlib import Path
 
 import torch
+
+logger = logging.getLogger(__name__)
+
+# diffusers' refusal of a tensor whose shape differs from its config's (0.42, `load_model_dict_into_meta`)
+_SHAPE_REFUSAL = re.compile(
+    r"because (\S+) expected shape torch\.Size\((\[[^\]]*\])\), but got torch\.Size\((\[[^\]]*\])\)"
+)
 
 
 def read_weights_file(path: Path, kind: str, error: type[Exception]) -> object:
@@ -43,3 +53,52 @@ def _reason(error: BaseException) -> str:
         found = text.split(WEIGHTS_ONLY_REFUSAL, 1)[1].strip()
         return found.splitlines()[0].split(". Please use")[0].strip() if found else type(error).__name__
     return first_line(error)
+
+
+def named_keys(keys) -> str:
+    """Tensor names as an error shows them: the first, and how many more."""
+    keys = sorted(keys)
+    return keys[0] + (f" and {len(keys) - 1} more" if len(keys) > 1 else "")
+
+
+def _mismatch(what: str, key: str, held: str, made: str) -> str:
+    return (
+        f"{what}: the weight {key} is {held} in its files but {made} by its config.json; the config "
+        "and the weights are of different models."
+    )
+
+
+def load_pretrained(cls, name: str, what: str, error: type[Exception], **kwargs):
+    """`cls.from_pretrained(name, **kwargs)` of a diffusers or transformers model, refused as an `error` naming
+    `what` when its files do not make the model its config describes: a tensor the config makes that the
+    files lack (diffusers leaves it unloaded, transformers draws it at random; either would go on to be
+    edited with) or one of another shape. Tensors the files hold beyond the model's are left out, as both
+    libraries do, and said in one line."""
+    from transformers import PreTrainedModel
+
+    if issubclass(cls, PreTrainedModel):  # a shape refused by us, in one line, not by its table and an error
+        kwargs["ignore_mismatched_sizes"] = True
+    try:
+        model, info = cls.from_pretrained(name, output_loading_info=True, **kwargs)
+    except ValueError as e:
+        found = _SHAPE_REFUSAL.search(str(e))
+        if found is None:
+            raise
+        key, made, held = found.groups()
+        raise error(_mismatch(what, key, held, made)) from None
+    if info["mismatched_keys"]:
+        key, held, made = sorted(info["mismatched_keys"])[0]
+        raise error(_mismatch(what, key, str(list(held)), str(list(made))))
+    if info["missing_keys"]:
+        n = len(info["missing_keys"])
+        raise error(
+            f"{what}: its files lack {n} weight{'s' * (n > 1)} that its config.json makes ({named_keys(info['missing_keys'])}); "
+            "they are incomplete or of another model (download or convert it again)."
+        )
+    if info["unexpected_keys"]:
+        logger.warning(
+            "%s: its files hold weights that its config.json does not make (%s); they are left out",
+            what,
+            named_keys(info["unexpected_keys"]),
+        )
+    return model

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from videop2p.models.schedulers import make_scheduler
+from videop2p.models.weights import first_line, load_pretrained, named_keys
 from videop2p.store.files import atomic_path
 from videop2p.toy.world import VERBS, caption_for, random_spec, render_clip
 
@@ -106,16 +107,28 @@ def load_weights(model_dir: str | Path, unet, text_encoder) -> None:
             raise FileNotFoundError(f"{Path(model_dir) / sub}: no .safetensors weights to start from.")
         state = {k: v for f in files for k, v in load_file(f).items()}
         try:
-            module.load_state_dict(state)
-        except RuntimeError as e:
-            raise ValueError(f"{Path(model_dir) / sub} does not match the configured {sub} sizes: {e}") from None
+            missing, unexpected = module.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # torch's "size mismatch for NAME: copying a param with shape ..." lines
+            lines = [line.strip() for line in str(e).splitlines() if line.strip().startswith("size mismatch")]
+            found = lines[0].removesuffix(".") if lines else first_line(e)
+            raise ValueError(f"{Path(model_dir) / sub} does not match the configured {sub} sizes ({found}).") from None
+        for keys, what in (
+            (missing, "lacks weights that the configured {} has"),
+            (unexpected, "holds weights that the configured {} lacks"),
+        ):
+            if keys:
+                raise ValueError(
+                    f"{Path(model_dir) / sub} {what.format(sub)} ({named_keys(keys)}); give a folder of the toy "
+                    "model's configuration (--image-size, --text-layers)."
+                )
 
 
 def load_vae(model_dir: str | Path):
-    """The VAE of a diffusers model folder, with its scaling factor."""
+    """The VAE of a diffusers model folder, with its scaling factor; a ValueError names a VAE whose files do
+    not make the VAE its config describes."""
     from diffusers import AutoencoderKL
 
-    return AutoencoderKL.from_pretrained(str(model_dir), subfolder="vae")
+    return load_pretrained(AutoencoderKL, str(model_dir), f"{Path(model_dir).name}/vae", ValueError, subfolder="vae")
 
 
 def save_pipeline(vae, text_encoder, tokenizer, unet, dest: str | Path, scheduler=None) -> None:

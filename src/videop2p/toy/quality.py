@@ -99,9 +99,20 @@ def evaluate_model(
     """
     from diffusers import StableDiffusionPipeline
 
+    from videop2p.models.loading import load_components
+
     check_eval_inputs(model_path, seeds, steps, guidance, device)
-    pipe = StableDiffusionPipeline.from_pretrained(str(model_path), safety_checker=None, requires_safety_checker=False)
-    pipe = pipe.to(device)
+    c = load_components(model_path, device=device)  # every weight checked, sampled with DDIM as the product does
+    pipe = StableDiffusionPipeline(
+        vae=c.vae,
+        text_encoder=c.text_encoder,
+        tokenizer=c.tokenizer,
+        unet=c.unet,
+        scheduler=c.scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.set_progress_bar_config(disable=True)
     combos = list(itertools.product(Shape, Color, Background))
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor

@@ -303,11 +303,26 @@ def train_unet(
     return unet.cpu(), text_encoder.cpu()
 
 
+def check_starting_weights(cfg: ToyTrainConfig) -> None:
+    """Refuse, before any work, a `vae_from` folder whose VAE does not load whole and an `init_from` folder
+    whose UNet or text encoder does not fit `cfg.model` (a ValueError or FileNotFoundError naming it): a
+    run reads them only after the dataset is rendered, and the VAE trained."""
+    from videop2p.models.tokenizer import bundled_tokenizer
+
+    if cfg.vae_from:
+        load_vae(cfg.vae_from)
+    if cfg.init_from:
+        tokenizer = bundled_tokenizer()
+        unet = make_unet(cfg.model, sample_size=latent_size(cfg.model))
+        load_weights(cfg.init_from, unet, make_text_encoder(cfg.model, len(tokenizer), tokenizer.model_max_length))
+
+
 def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> Path:
     """Train (or resume) the toy model; returns the diffusers pipeline folder `out_dir/model`."""
     from videop2p.models.tokenizer import bundled_tokenizer
 
     cfg = cfg or ToyTrainConfig()
+    check_starting_weights(cfg)
     out = Path(out_dir)
     (out / "ckpt").mkdir(parents=True, exist_ok=True)
     write_json(out / "train_config.json", asdict(cfg))
