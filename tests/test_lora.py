@@ -3,6 +3,7 @@ kohya-ss's and PEFT's layouts, several at once; the model's identity follows; ba
 one-line errors before any work."""
 
 import json
+import logging
 
 import pytest
 import torch
@@ -97,7 +98,16 @@ def test_peft_layout_loras_add_up_each_at_its_own_scale(tiny, tiny_folder, tmp_p
     assert fused.info.identity.startswith("tiny+a+b@")
 
 
-def test_a_lora_that_does_not_fit_the_model_is_one_line_naming_its_file(tiny, tiny_folder, tmp_path):
+@pytest.fixture
+def diffusers_log(caplog):
+    """caplog, with diffusers' records too: its library logger does not pass them on to the root logger."""
+    library = logging.getLogger("diffusers")
+    library.addHandler(caplog.handler)
+    yield caplog
+    library.removeHandler(caplog.handler)
+
+
+def test_a_lora_that_does_not_fit_the_model_is_one_line_naming_its_file(tiny, tiny_folder, tmp_path, diffusers_log):
     pairs = _pairs(tiny, seed=4)
     cases = {
         "not_lora": {"conv.weight": torch.zeros(3, 3)},  # weights, but no LoRA
@@ -118,6 +128,7 @@ def test_a_lora_that_does_not_fit_the_model_is_one_line_naming_its_file(tiny, ti
             load_components(tiny_folder, lora={str(tmp_path / f"{name}.safetensors"): 1.0})
         message = str(e.value)
         assert f"{name}.safetensors" in message and "\n" not in message, (name, message)
+        assert "was unsuccessful" not in diffusers_log.text, name  # diffusers' own report, a line per layer
         assert ("not this model's" in message) == (name.startswith("other")), message  # the architecture is named
         assert ("cannot be read" in message) == (name == "cut_short"), message
     xl = {k.replace("lora_te_", "lora_te2_"): v for k, v in _kohya(pairs, 4.0).items() if k.startswith("lora_te_")}

@@ -31,21 +31,30 @@ class LoraError(ValueError):
 
 class _PartWithoutKeys(logging.Filter):
     """Drops diffusers' note that a LoRA file has no keys for one part of the model (most LoRAs adapt the
-    UNet alone): what it adapts, or that it adapts nothing, is said here (`fuse_loras`)."""
+    UNet alone), and its report of a file that failed to load (its error, with a line per layer): what it
+    adapts, that it adapts nothing, or why it cannot be fused, is said here in one line (`fuse_loras`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "No LoRA keys associated to" not in record.getMessage()
+        message = record.getMessage()
+        return (
+            "No LoRA keys associated to" not in message and "was unsuccessful with the following error" not in message
+        )
+
+
+LORA_LOGGERS = ("diffusers.loaders.lora_base", "diffusers.loaders.peft")  # where diffusers (0.42) reports on a LoRA
 
 
 @contextlib.contextmanager
 def _quiet_part_notes() -> Iterator[None]:
-    """`_PartWithoutKeys` on diffusers' LoRA logger while a file loads, and off again after."""
-    lora_logger, note = logging.getLogger("diffusers.loaders.lora_base"), _PartWithoutKeys()
-    lora_logger.addFilter(note)
+    """`_PartWithoutKeys` on diffusers' LoRA loggers while a file loads, and off again after."""
+    loggers, note = [logging.getLogger(name) for name in LORA_LOGGERS], _PartWithoutKeys()
+    for lora_logger in loggers:
+        lora_logger.addFilter(note)
     try:
         yield
     finally:
-        lora_logger.removeFilter(note)
+        for lora_logger in loggers:
+            lora_logger.removeFilter(note)
 
 
 def check_lora(path: str | os.PathLike, scale: float) -> None:
