@@ -434,6 +434,25 @@ def test_a_damaged_upload_or_too_few_frames_is_named_before_the_model_loads(tmp_
     assert session._pipe is None
 
 
+def test_a_model_that_fails_to_load_at_the_first_edit_is_the_forms_error_and_is_tried_again(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from videop2p.models.loading import bundled_model_path
+    from videop2p.ui import Session
+
+    damaged = shutil.copytree(bundled_model_path(), tmp_path / "damaged")  # `ui` checks only that it is a folder
+    (weights,) = (damaged / "unet").glob("*.safetensors")
+    tensors = load_file(weights)
+    del tensors[next(k for k in sorted(tensors) if k.endswith("attn2.to_k.weight"))]
+    save_file(tensors, weights, metadata={"format": "pt"})
+    session = Session(str(damaged), tmp_path / "root")
+    form = Form(source=example_prompt(EXAMPLE), targets=TARGET, frames=4)
+    for _ in range(2):  # not kept as loaded: the next Edit reads the files again
+        with pytest.raises(FormError, match=r"^The model could not be loaded: damaged/unet: its files lack 1 weight"):
+            session.run(form, None, EXAMPLE, None)
+    assert session._pipe is None
+
+
 def test_cancel_stops_the_run_and_keeps_nothing_of_the_stopped_stage(tmp_path):
     from videop2p.progress import Cancelled
     from videop2p.ui import Session

@@ -469,7 +469,10 @@ class Session:
             check_video(video, cfg.video.start, cfg.video.frames, cfg.video.stride, cfg.video.fps)
         except VideoError as e:
             raise _unreadable_clip(e) from None
-        vp = self.pipe
+        try:
+            vp = self.pipe
+        except (ValueError, FileNotFoundError) as e:  # its files damaged, a VAE, LoRA or embedding that does not fit
+            raise FormError(f"The model could not be loaded: {e}") from None
         try:
             vp.check_inputs(cfg)
         except ValueError as e:
