@@ -304,3 +304,27 @@ def test_an_original_checkpoint_that_lacks_a_weight_is_one_line(tiny, tmp_path, 
     with pytest.raises(ModelLoadError, match="original.safetensors lacks weights that its architecture makes") as e:
         load_components(tmp_path / "original.safetensors", config=str(configs))
     assert len(str(e.value).splitlines()) == 1
+
+
+def test_a_single_file_of_ours_cut_or_changed_names_the_part_and_the_weight(tiny, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from videop2p.models.loading import ModelLoadError
+
+    path = save_single_file(tiny, tmp_path / "tiny.safetensors")
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    state = load_file(path)
+    missing = next(k for k in sorted(state) if k.startswith("unet.") and "attn2.to_k" in k)
+    save_file({k: v for k, v in state.items() if k != missing}, tmp_path / "cut.safetensors", metadata=meta)
+    with pytest.raises(
+        ModelLoadError, match=rf"cut.safetensors \(unet\): weights of the model are not in its files \({missing[5:]}\)"
+    ):
+        load_components(tmp_path / "cut.safetensors")
+    bias = next(k for k in sorted(state) if k.startswith("vae.") and k.endswith("conv_out.bias"))
+    save_file({**state, bias: state[bias][:1]}, tmp_path / "changed.safetensors", metadata=meta)
+    with pytest.raises(
+        ModelLoadError, match=rf"changed.safetensors \(vae\): the weight {bias[4:]} is \[1\] in its files but \[3\]"
+    ):
+        load_components(tmp_path / "changed.safetensors")

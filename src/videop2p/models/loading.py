@@ -23,7 +23,7 @@ from videop2p.models.embeddings import add_embeddings, added_tokens, check_embed
 from videop2p.models.lora import check_lora, fuse_loras
 from videop2p.models.tokenizer import bundled_tokenizer
 from videop2p.models.vae import check_vae_spec, load_vae, vae_name
-from videop2p.models.weights import first_line, load_pretrained
+from videop2p.models.weights import first_line, load_pretrained, load_state
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 from videop2p.store.files import atomic_path, read_json
 from videop2p.store.workspace import DELTA_FILE, is_delta_identity
@@ -484,11 +484,8 @@ def _load_flat_file(path: Path) -> tuple:
     text_encoder = CLIPTextModel(CLIPTextConfig(**_clean_config(meta["text_encoder"])))
     for prefix, module in (("unet", unet), ("vae", vae), ("text_encoder", text_encoder)):
         sub = {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
-        try:
-            module.load_state_dict(sub, strict=True)
-        except RuntimeError as e:
-            first = str(e).strip().splitlines()[0]
-            raise ModelLoadError(f"{path}: the {prefix} weights do not fit its config ({first}).") from None
+        hint = "the file was cut or changed after `save_single_file` wrote it; write it again."
+        load_state(module, sub, f"{path} ({prefix})", ModelLoadError, hint)
     tokenizer = bundled_tokenizer()
     tokenizer.model_max_length = int(meta.get("max_tokens", tokenizer.model_max_length))
     tokenizer.add_tokens([AddedToken(t, single_word=True) for t in meta.get("added_tokens", [])])

@@ -12,6 +12,11 @@ import torch
 
 logger = logging.getLogger(__name__)
 
+# torch's refusal of a tensor of another shape (`load_state_dict`; one line per tensor)
+_TORCH_SHAPE = re.compile(
+    r"size mismatch for (\S+): copying a param with shape torch\.Size\((\[[^\]]*\])\) from checkpoint, the shape in "
+    r"current model is torch\.Size\((\[[^\]]*\])\)"
+)
 # diffusers' refusal of a tensor whose shape differs from its config's (0.42, `load_model_dict_into_meta`)
 _SHAPE_REFUSAL = re.compile(
     r"because (\S+) expected shape torch\.Size\((\[[^\]]*\])\), but got torch\.Size\((\[[^\]]*\])\)"
@@ -102,3 +107,21 @@ def load_pretrained(cls, name: str, what: str, error: type[Exception], **kwargs)
             named_keys(info["unexpected_keys"]),
         )
     return model
+
+
+def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str, error: type[Exception], hint: str):
+    """`module.load_state_dict(state)`, every key checked: a weight of another shape than the module's, one the
+    module has and `state` lacks, or one it holds beyond the module's is an `error` naming `what`, the first
+    such weight, and `hint` (what to give instead), in one line."""
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # strict or not, a shape that differs is refused, a line per tensor
+        found = _TORCH_SHAPE.search(str(e))
+        if found is None:
+            raise error(f"{what}: {first_line(e)}; {hint}") from None
+        key, held, made = found.groups()
+        raise error(f"{what}: the weight {key} is {held} in its files but {made} in the model; {hint}") from None
+    if missing:
+        raise error(f"{what}: weights of the model are not in its files ({named_keys(missing)}); {hint}")
+    if unexpected:
+        raise error(f"{what}: its files hold weights that the model has not ({named_keys(unexpected)}); {hint}")

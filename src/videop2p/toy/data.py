@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from videop2p.models.schedulers import make_scheduler
-from videop2p.models.weights import first_line, load_pretrained, named_keys
+from videop2p.models.weights import load_pretrained, load_state
 from videop2p.store.files import atomic_path
 from videop2p.toy.world import VERBS, caption_for, random_spec, render_clip
 
@@ -106,21 +106,13 @@ def load_weights(model_dir: str | Path, unet, text_encoder) -> None:
         if not files:
             raise FileNotFoundError(f"{Path(model_dir) / sub}: no .safetensors weights to start from.")
         state = {k: v for f in files for k, v in load_file(f).items()}
-        try:
-            missing, unexpected = module.load_state_dict(state, strict=False)
-        except RuntimeError as e:  # torch's "size mismatch for NAME: copying a param with shape ..." lines
-            lines = [line.strip() for line in str(e).splitlines() if line.strip().startswith("size mismatch")]
-            found = lines[0].removesuffix(".") if lines else first_line(e)
-            raise ValueError(f"{Path(model_dir) / sub} does not match the configured {sub} sizes ({found}).") from None
-        for keys, what in (
-            (missing, "lacks weights that the configured {} has"),
-            (unexpected, "holds weights that the configured {} lacks"),
-        ):
-            if keys:
-                raise ValueError(
-                    f"{Path(model_dir) / sub} {what.format(sub)} ({named_keys(keys)}); give a folder of the toy "
-                    "model's configuration (--image-size, --text-layers)."
-                )
+        load_state(
+            module,
+            state,
+            str(Path(model_dir) / sub),
+            ValueError,
+            "give a folder of the toy model's configuration (--image-size, --text-layers).",
+        )
 
 
 def load_vae(model_dir: str | Path):
