@@ -5,6 +5,7 @@ bad paths or files, are one-line errors before any work."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -92,8 +93,16 @@ def test_a_vae_that_does_not_take_the_models_latents_is_refused_naming_it(tiny, 
         load_components(str(tiny_folder), vae=str(tmp_path / "deeper"))
     small = {k: v for k, v in list(other_weights(tiny).items())[:3]}  # diffusers' keys, most missing
     save_file(small, tmp_path / "part.safetensors")
-    with pytest.raises(VaeError, match="does not fit the model's VAE"):
+    with pytest.raises(
+        VaeError, match=r"part.safetensors': weights of the model are not in its files \(\S+ and \d+ more\)"
+    ):
         load_components(str(tiny_folder), vae=str(tmp_path / "part.safetensors"))
+    key = next(iter(small))
+    save_file({**other_weights(tiny), key: small[key][:1]}, tmp_path / "shape.safetensors")  # one weight cut
+    with pytest.raises(
+        VaeError, match=rf"shape.safetensors': the weight {re.escape(key)} is \[1, .*\] in its files but"
+    ):
+        load_components(str(tiny_folder), vae=str(tmp_path / "shape.safetensors"))
     save_file({"foo.weight": torch.zeros(2)}, tmp_path / "foreign.safetensors")
     with pytest.raises(VaeError, match="holds no VAE weights"):
         load_components(str(tiny_folder), vae=str(tmp_path / "foreign.safetensors"))

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from videop2p.config import is_hub_id, weights_file_problem
-from videop2p.models.weights import first_line, load_pretrained, read_weights_file
+from videop2p.models.weights import first_line, load_pretrained, load_state, read_weights_file
 
 logger = logging.getLogger(__name__)
 
@@ -92,12 +92,7 @@ def _vae_file(path: Path, like):
     weights = _read_weights(path)
     if any(k.startswith("encoder.down_blocks.") for k in weights):
         vae = AutoencoderKL.from_config(like.config)
-        missing, unexpected = vae.load_state_dict(weights, strict=False)
-        if missing or unexpected:
-            raise VaeError(
-                f"VAE file '{path}' does not fit the model's VAE: {len(missing)} of its weights missing "
-                f"(e.g. {missing[:1]}), {len(unexpected)} unexpected (e.g. {unexpected[:1]})."
-            )
+        load_state(vae, weights, f"VAE file '{path}'", VaeError, "give a VAE of the model's architecture.")
         return vae
     if not any(k.startswith(("encoder.down.", "first_stage_model.")) for k in weights):
         raise VaeError(f"VAE file '{path}' holds no VAE weights (its keys start {sorted(weights)[:2]}).")
