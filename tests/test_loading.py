@@ -328,3 +328,22 @@ def test_a_single_file_of_ours_cut_or_changed_names_the_part_and_the_weight(tiny
         ModelLoadError, match=rf"changed.safetensors \(vae\): the weight {bias[4:]} is \[1\] in its files but \[3\]"
     ):
         load_components(tmp_path / "changed.safetensors")
+
+
+def test_a_scheduler_config_ddim_cannot_use_is_named_before_any_weight_is_read(tiny, tmp_path):
+    import json
+
+    from videop2p.models.loading import ModelLoadError
+
+    folder = save_pretrained_folder(tiny, tmp_path / "tiny")
+    config_file = folder / "scheduler" / "scheduler_config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**config, "trained_betas": [0.5, 0.5]}))  # diffusers indexes past their end
+    (weights,) = (folder / "unet").glob("*.safetensors")
+    weights.write_bytes(weights.read_bytes()[:100])  # not reached
+    with pytest.raises(ModelLoadError, match=r"^tiny: its scheduler's trained_betas holds 2 values; expected one per"):
+        load_components(folder)
+    from videop2p.toy.quality import check_eval_inputs
+
+    with pytest.raises(ModelLoadError, match=r"^tiny: its scheduler's trained_betas"):  # `toy eval`, before it samples
+        check_eval_inputs(folder, seeds=1, steps=2, guidance=7.5, device="cpu")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from videop2p.models.schedulers import make_scheduler, sd_alphas_cumprod, shift_log_snr
+from videop2p.models.schedulers import make_scheduler, scheduler_config_problem, sd_alphas_cumprod, shift_log_snr
 from videop2p.sampling import DDIMSchedule, ddim_schedule, denoise_step, invert_step, to_x0_eps
 
 
@@ -98,3 +98,50 @@ def test_the_most_ddim_steps_are_read_from_the_schedulers_spacing_and_offset(tin
     before = list(leading.timesteps)
     steps_fit(leading, 7)
     assert list(leading.timesteps) == before  # the model's own scheduler is not touched
+
+
+SD15_SCHEDULER = {  # Stable Diffusion 1.5's scheduler_config.json (a PNDM config, read as DDIM's)
+    "_class_name": "PNDMScheduler",
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085,
+    "num_train_timesteps": 1000,
+    "set_alpha_to_one": False,
+    "skip_prk_steps": True,
+    "steps_offset": 1,
+    "trained_betas": None,
+    "clip_sample": False,
+}
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        SD15_SCHEDULER,
+        {**SD15_SCHEDULER, "prediction_type": "v_prediction"},  # Stable Diffusion 2.x at 768
+        {"num_train_timesteps": 1000},  # every other key at DDIM's default
+        dict(make_scheduler("v_prediction", 4.0, True, "trailing").config),  # trained betas ending at 1
+    ],
+)
+def test_the_schedulers_of_real_models_pass_the_config_check(config):
+    assert scheduler_config_problem(config) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"num_train_timesteps": 0}, "num_train_timesteps 0 is not valid; expected a whole number >= 2"),
+        ({"num_train_timesteps": 10.5}, "num_train_timesteps 10.5 is not valid"),
+        ({"trained_betas": [0.5, 0.5]}, "trained_betas holds 2 values; expected one per training timestep (1000)"),
+        ({"trained_betas": [0.01] * 999 + [float("nan")]}, "trained_betas holds nan; expected numbers in (0, 1]"),
+        ({"trained_betas": [0.0] * 1000}, "trained_betas holds 0.0"),
+        ({"beta_schedule": "cosine"}, "beta_schedule 'cosine' is not valid; expected one of linear, scaled_linear"),
+        ({"beta_end": 2.0}, "beta_end 2.0 is not valid; expected a number in (0, 1]"),
+        ({"prediction_type": "sample"}, "prediction_type 'sample' is not valid; expected one of epsilon, v_prediction"),
+        ({"timestep_spacing": "middle"}, "timestep_spacing 'middle' is not valid; expected one of leading, trailing"),
+        ({"steps_offset": 1000}, "steps_offset 1000 is not valid; expected a whole number from 0 to 999"),
+        ({"steps_offset": -1}, "steps_offset -1 is not valid"),
+    ],
+)
+def test_a_scheduler_config_ddim_cannot_use_is_named_by_its_key(changes, named):
+    assert named in scheduler_config_problem({**SD15_SCHEDULER, **changes})

@@ -21,6 +21,7 @@ from videop2p.config import DTYPES, FrameAttentionMode, GroupNormMode, is_hub_id
 from videop2p.models import tav
 from videop2p.models.embeddings import add_embeddings, added_tokens, check_embedding, embedding_words
 from videop2p.models.lora import check_lora, fuse_loras
+from videop2p.models.schedulers import scheduler_config_problem
 from videop2p.models.tokenizer import bundled_tokenizer
 from videop2p.models.vae import check_vae_spec, load_vae, vae_name
 from videop2p.models.weights import first_line, load_pretrained, load_state
@@ -267,7 +268,16 @@ def model_info(tokenizer, text_encoder, vae, unet, scheduler, source: str, video
     )
 
 
-def _ddim(scheduler_config: dict) -> DDIMScheduler:
+def check_scheduler_config(scheduler_config: dict, source: str) -> None:
+    """Refuse a model (`source` names it) whose scheduler config DDIM cannot sample and invert with."""
+    problem = scheduler_config_problem(dict(scheduler_config))
+    if problem is not None:
+        raise ModelLoadError(f"{source}: its scheduler's {problem} (scheduler/scheduler_config.json).")
+
+
+def _ddim(scheduler_config: dict, source: str) -> DDIMScheduler:
+    """The model's DDIM scheduler, its config checked first."""
+    check_scheduler_config(scheduler_config, source)
     return DDIMScheduler.from_config(scheduler_config)
 
 
@@ -285,12 +295,12 @@ def _load_folder(path: Path, local_files_only: bool) -> tuple:
         CLIPTextConfig.from_pretrained(str(path), subfolder="text_encoder", **kw).hidden_size,
         path.name,
     )
+    scheduler = _ddim(DDIMScheduler.load_config(str(path), subfolder="scheduler", **kw), path.name)
     tokenizer = CLIPTokenizer.from_pretrained(str(path), subfolder="tokenizer", **kw)
     text_encoder = load_pretrained(
         CLIPTextModel, str(path), f"{path.name}/text_encoder", ModelLoadError, subfolder="text_encoder", **kw
     )
     vae = load_pretrained(AutoencoderKL, str(path), f"{path.name}/vae", ModelLoadError, subfolder="vae", **kw)
-    scheduler_config = DDIMScheduler.load_config(str(path), subfolder="scheduler", **kw)
     if tav.is_authors_folder(path):
         unet, video = _load_video_unet(path)
     else:
@@ -298,7 +308,7 @@ def _load_folder(path: Path, local_files_only: bool) -> tuple:
             UNet2DConditionModel, str(path), f"{path.name}/unet", ModelLoadError, subfolder="unet", **kw
         )
         video = None
-    return tokenizer, text_encoder, vae, unet, _ddim(scheduler_config), video
+    return tokenizer, text_encoder, vae, unet, scheduler, video
 
 
 def _load_video_unet(path: Path) -> tuple[UNet2DConditionModel, tav.VideoWeights]:
@@ -356,11 +366,12 @@ def _load_local_folder(path: Path) -> tuple:
         raise ModelLoadError(f"{path} could not be loaded as a Stable Diffusion folder: {first_line(e)}") from None
 
 
-def save_pretrained_folder(components: SDComponents, path: str | os.PathLike) -> Path:
-    """Write the components as a standard diffusers Stable Diffusion folder."""
+def image_pipeline(components: SDComponents):
+    """diffusers' text-to-image `StableDiffusionPipeline` of the components, without a safety checker: to
+    write them as a folder, or to generate images with them."""
     from diffusers import StableDiffusionPipeline
 
-    pipe = StableDiffusionPipeline(
+    return StableDiffusionPipeline(
         vae=components.vae,
         text_encoder=components.text_encoder,
         tokenizer=components.tokenizer,
@@ -370,7 +381,11 @@ def save_pretrained_folder(components: SDComponents, path: str | os.PathLike) ->
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    pipe.save_pretrained(path)
+
+
+def save_pretrained_folder(components: SDComponents, path: str | os.PathLike) -> Path:
+    """Write the components as a standard diffusers Stable Diffusion folder."""
+    image_pipeline(components).save_pretrained(path)
     return Path(path)
 
 
@@ -489,7 +504,7 @@ def _load_flat_file(path: Path) -> tuple:
     tokenizer = bundled_tokenizer()
     tokenizer.model_max_length = int(meta.get("max_tokens", tokenizer.model_max_length))
     tokenizer.add_tokens([AddedToken(t, single_word=True) for t in meta.get("added_tokens", [])])
-    return tokenizer, text_encoder, vae, unet, _ddim(meta["scheduler"]), None
+    return tokenizer, text_encoder, vae, unet, _ddim(meta["scheduler"], path.name), None
 
 
 def _is_flat_file(path: Path) -> bool:
@@ -522,7 +537,7 @@ def _load_original_checkpoint(path: Path, config: str | None, local_files_only: 
     # diffusers builds the parts before anything can be asked of them (a folder is checked from its configs;
     # a flat file of ours holds parts that were loaded, so checked, before it was written)
     check_architecture(dict(pipe.unet.config), dict(pipe.vae.config), pipe.text_encoder.config.hidden_size, path.name)
-    return pipe.tokenizer, pipe.text_encoder, pipe.vae, pipe.unet, _ddim(pipe.scheduler.config), None
+    return pipe.tokenizer, pipe.text_encoder, pipe.vae, pipe.unet, _ddim(pipe.scheduler.config, path.name), None
 
 
 def _offline() -> bool:

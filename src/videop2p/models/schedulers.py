@@ -70,6 +70,50 @@ def check_schedule(
         )
 
 
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")  # DDIMScheduler's, where no trained betas are given
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _rate(value) -> bool:
+    """A beta: a finite number in (0, 1] (1 at the end of a zero-terminal-SNR schedule)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and 0 < value <= 1
+
+
+def scheduler_config_problem(config: dict) -> str | None:
+    """What makes a model's scheduler config unusable for DDIM sampling and inversion, in words naming the
+    key and what would be valid, or None. diffusers takes such a config and fails later, mid-run (trained
+    betas fewer than the training timesteps index past their end) or with its own words."""
+    n = config.get("num_train_timesteps", 1000)
+    if not _whole(n) or n < 2:
+        return f"num_train_timesteps {n!r} is not valid; expected a whole number >= 2"
+    betas = config.get("trained_betas")
+    if betas is not None:
+        if not isinstance(betas, list | tuple) or len(betas) != n:
+            count = len(betas) if isinstance(betas, list | tuple) else type(betas).__name__
+            return f"trained_betas holds {count} values; expected one per training timestep ({n})"
+        bad = next((b for b in betas if not _rate(b)), None)
+        if bad is not None:
+            return f"trained_betas holds {bad!r}; expected numbers in (0, 1]"
+    else:
+        schedule = config.get("beta_schedule", "linear")
+        if schedule not in BETA_SCHEDULES:
+            return f"beta_schedule {schedule!r} is not valid; expected one of {', '.join(BETA_SCHEDULES)}"
+        for key in ("beta_start", "beta_end"):
+            if not _rate(config.get(key, 0.0001)):
+                return f"{key} {config.get(key)!r} is not valid; expected a number in (0, 1]"
+    for key, valid in (("prediction_type", PREDICTION_TYPES), ("timestep_spacing", TIMESTEP_SPACINGS)):
+        value = config.get(key, valid[0])
+        if value not in valid:
+            return f"{key} {value!r} is not valid; expected one of {', '.join(valid)}"
+    offset = config.get("steps_offset", 0)
+    if not _whole(offset) or not 0 <= offset < n:
+        return f"steps_offset {offset!r} is not valid; expected a whole number from 0 to {n - 1}"
+    return None
+
+
 def make_scheduler(
     prediction_type: str = "epsilon",
     snr_shift: float = 1.0,

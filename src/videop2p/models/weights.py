@@ -95,10 +95,10 @@ def load_pretrained(cls, name: str, what: str, error: type[Exception], **kwargs)
         key, held, made = sorted(info["mismatched_keys"])[0]
         raise error(_mismatch(what, key, str(list(held)), str(list(made))))
     if info["missing_keys"]:
-        n = len(info["missing_keys"])
+        n, named = len(info["missing_keys"]), named_keys(info["missing_keys"])
         raise error(
-            f"{what}: its files lack {n} weight{'s' * (n > 1)} that its config.json makes ({named_keys(info['missing_keys'])}); "
-            "they are incomplete or of another model (download or convert it again)."
+            f"{what}: its files lack {n} weight{'s' * (n > 1)} that its config.json makes ({named}); they are "
+            "incomplete or of another model (download or convert it again)."
         )
     if info["unexpected_keys"]:
         logger.warning(

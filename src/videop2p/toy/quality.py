@@ -59,7 +59,7 @@ def check_eval_inputs(model_path: str | Path, seeds: int, steps: int, guidance: 
     guidance out of range (a run's own checks, OptionError naming them) and a device this machine lacks."""
     from diffusers import DDIMScheduler
 
-    from videop2p.models.loading import check_device, check_model_path
+    from videop2p.models.loading import check_device, check_model_path, check_scheduler_config
     from videop2p.sampling import check_steps
 
     check_number(None, "seeds", seeds, 1, whole=True, cap=COUNT_MAX)
@@ -79,7 +79,9 @@ def check_eval_inputs(model_path: str | Path, seeds: int, steps: int, guidance: 
                 f"{model_path} is not an image model: its {name} is {part[0]}'s {part[1]} (a Tune-A-Video or "
                 "Video-P2P folder); `toy eval` judges an image model's folder, such as `videop2p toy train`'s."
             )
-    check_steps(DDIMScheduler.from_config(DDIMScheduler.load_config(model_path, subfolder="scheduler")), steps)
+    scheduler_config = DDIMScheduler.load_config(model_path, subfolder="scheduler")
+    check_scheduler_config(scheduler_config, Path(model_path).name)
+    check_steps(DDIMScheduler.from_config(scheduler_config), steps)
 
 
 def evaluate_model(
@@ -97,22 +99,10 @@ def evaluate_model(
 
     The initial noise is drawn on the CPU, so a GPU judges the same images as the CPU up to rounding.
     """
-    from diffusers import StableDiffusionPipeline
-
-    from videop2p.models.loading import load_components
+    from videop2p.models.loading import image_pipeline, load_components
 
     check_eval_inputs(model_path, seeds, steps, guidance, device)
-    c = load_components(model_path, device=device)  # every weight checked, sampled with DDIM as the product does
-    pipe = StableDiffusionPipeline(
-        vae=c.vae,
-        text_encoder=c.text_encoder,
-        tokenizer=c.tokenizer,
-        unet=c.unet,
-        scheduler=c.scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    pipe = image_pipeline(load_components(model_path, device=device))  # every weight checked, DDIM as the product
     pipe.set_progress_bar_config(disable=True)
     combos = list(itertools.product(Shape, Color, Background))
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
