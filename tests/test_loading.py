@@ -1,3 +1,4 @@
+import json
 import re
 
 import pytest
@@ -347,3 +348,40 @@ def test_a_scheduler_config_ddim_cannot_use_is_named_before_any_weight_is_read(t
 
     with pytest.raises(ModelLoadError, match=r"^tiny: its scheduler's trained_betas"):  # `toy eval`, before it samples
         check_eval_inputs(folder, seeds=1, steps=2, guidance=7.5, device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("part", "key", "value", "needle"),
+    [
+        ("vae", "scaling_factor", 0, "other/vae: its scaling_factor 0 is not valid; expected a positive number"),
+        ("vae", "scaling_factor", -0.18215, "its scaling_factor -0.18215 is not valid"),
+        ("vae", "scaling_factor", float("nan"), "its scaling_factor nan is not valid"),
+        ("unet", "sample_size", 0, "other: its UNet's sample_size 0 is not valid; expected a whole number"),
+        ("unet", "sample_size", [32, 0], "its UNet's sample_size [32, 0] is not valid"),
+    ],
+)
+def test_a_config_number_no_edit_can_use_is_named_before_any_weight_is_read(tiny, tmp_path, part, key, value, needle):
+    """A VAE scaling factor of 0 made every latent 0 and the run wrote its outputs; a sample size of 0
+    ended in a ZeroDivisionError when the working size was chosen."""
+    import json
+
+    from videop2p.models.loading import ModelLoadError
+
+    folder = save_pretrained_folder(tiny, tmp_path / "other")
+    config = json.loads((folder / part / "config.json").read_text())
+    (folder / part / "config.json").write_text(json.dumps({**config, key: value}))
+    (weights,) = (folder / "unet").glob("*.safetensors")
+    weights.write_bytes(weights.read_bytes()[:100])  # not reached
+    with pytest.raises(ModelLoadError) as e:
+        load_components(folder)
+    assert needle in str(e.value)
+
+
+def test_a_replacement_vae_without_a_positive_scaling_factor_is_refused(tiny, tmp_path):
+    from videop2p.models.vae import VaeError
+
+    other = save_pretrained_folder(tiny, tmp_path / "other")
+    config = json.loads((other / "vae" / "config.json").read_text())
+    (other / "vae" / "config.json").write_text(json.dumps({**config, "scaling_factor": 0.0}))
+    with pytest.raises(VaeError, match=r"VAE '.*other.vae': its scaling_factor 0.0 is not valid"):
+        load_components(save_pretrained_folder(tiny, tmp_path / "tiny"), vae=str(other / "vae"))

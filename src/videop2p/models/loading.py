@@ -23,7 +23,7 @@ from videop2p.models.embeddings import add_embeddings, added_tokens, check_embed
 from videop2p.models.lora import check_lora, fuse_loras
 from videop2p.models.schedulers import scheduler_config_problem
 from videop2p.models.tokenizer import bundled_tokenizer
-from videop2p.models.vae import check_vae_spec, load_vae, vae_name
+from videop2p.models.vae import check_scaling_factor, check_vae_spec, load_vae, vae_name
 from videop2p.models.weights import first_line, load_pretrained, load_state
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 from videop2p.store.files import atomic_path, read_json
@@ -217,6 +217,11 @@ def fingerprint(*modules: torch.nn.Module, configs: tuple = (), tensors: dict[st
     return h.hexdigest()[:16]
 
 
+def tuple_of(value) -> tuple:
+    """A config value that is one value or one per block (or per side), as a tuple."""
+    return tuple(value) if isinstance(value, list | tuple) else (value,)
+
+
 def check_architecture(unet_config: dict, vae_config: dict, text_width: int, source: str) -> None:
     """Refuse a model that Video-P2P cannot edit with: a UNet that takes more than the VAE's latents
     (inpainting, depth or image-conditioned models), one conditioned on more than the text (SDXL's
@@ -234,8 +239,15 @@ def check_architecture(unet_config: dict, vae_config: dict, text_width: int, sou
         raise ModelLoadError(
             f"{source}: its UNet is conditioned on more than the text ({shown}: an SDXL or unCLIP model){wanted}"
         )
+    sizes = unet_config.get("sample_size")  # the latent side it was trained at: one, or (height, width)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in tuple_of(sizes)):
+        raise ModelLoadError(
+            f"{source}: its UNet's sample_size {sizes!r} is not valid; expected a whole number of latent cells >= 1 "
+            "(Stable Diffusion 1.5: 64)."
+        )
+    check_scaling_factor(vae_config, f"{source}/vae", ModelLoadError)
     widths = unet_config["cross_attention_dim"]  # one width, or one per block
-    if any(int(w) != text_width for w in (widths if isinstance(widths, list | tuple) else [widths])):
+    if any(int(w) != text_width for w in tuple_of(widths)):
         raise ModelLoadError(
             f"{source}: its UNet attends to text of width {widths} but its text "
             f"encoder gives {text_width} (a second text encoder, as in SDXL, is not read){wanted}"

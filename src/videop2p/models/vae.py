@@ -10,6 +10,7 @@ downsampling. Its own `scaling_factor` is used (an original file's is the model'
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -162,8 +163,23 @@ def _hub_vae_subfolder(repo: str) -> str | None:
     return "vae"
 
 
+def check_scaling_factor(config, what: str, error: type[Exception]) -> None:
+    """Refuse a VAE config (`what` names it) whose scaling factor, which multiplies its posterior into the
+    diffusion's latents, is not a positive finite number: at 0 every latent is 0 and nothing is edited, and
+    the UNet was trained on no other sign."""
+    value = config.get("scaling_factor", 0.18215)  # diffusers' default, Stable Diffusion 1.x's
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value <= 0:
+        raise error(
+            f"{what}: its scaling_factor {value!r} is not valid; expected a positive number (Stable Diffusion "
+            "1.x and 2.x: 0.18215)."
+        )
+
+
 def _check_fits(vae, like, spec) -> None:
-    """Refuse a VAE whose latents are not the model's: other latent channels or another downsampling."""
+    """Refuse a VAE whose latents are not the model's: other latent channels or another downsampling, or no
+    valid scaling factor."""
+    check_scaling_factor(vae.config, f"VAE '{spec}'", VaeError)
     ours, theirs = like.config, vae.config
     if theirs.latent_channels != ours.latent_channels:
         raise VaeError(
