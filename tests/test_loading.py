@@ -385,3 +385,16 @@ def test_a_replacement_vae_without_a_positive_scaling_factor_is_refused(tiny, tm
     (other / "vae" / "config.json").write_text(json.dumps({**config, "scaling_factor": 0.0}))
     with pytest.raises(VaeError, match=r"VAE '.*other.vae': its scaling_factor 0.0 is not valid"):
         load_components(save_pretrained_folder(tiny, tmp_path / "tiny"), vae=str(other / "vae"))
+
+
+@pytest.mark.parametrize("file", ["model_index.json", "unet/config.json", "tokenizer/tokenizer_config.json"])
+def test_a_json_file_of_the_folder_cut_short_is_named(tiny, tmp_path, file):
+    from videop2p.models.loading import ModelLoadError, check_model_path
+
+    folder = save_pretrained_folder(tiny, tmp_path / "tiny")
+    text = (folder / file).read_text()
+    (folder / file).write_text(text[: len(text) // 2])
+    with pytest.raises(ModelLoadError, match=rf"{re.escape(str(folder / file))} is not valid JSON \(.*\); the model's"):
+        check_model_path(folder)  # as every command does before loading
+    with pytest.raises(ModelLoadError, match="is not valid JSON"):
+        load_components(folder)

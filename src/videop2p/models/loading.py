@@ -588,6 +588,7 @@ def check_model_path(model: str | os.PathLike) -> None:
         for part in WEIGHTED_PARTS:
             if not any(f.name.endswith((".safetensors", ".bin")) for f in (path / part).iterdir()):
                 raise ModelNotFoundError(f"{path / part} holds no weights (a .safetensors or .bin file).")
+        _check_json_files(path)
     elif path.is_file():
         _check_model_file(path)
     elif path.suffix in {".safetensors", *_TORCH_SAVE_SUFFIXES}:
@@ -603,6 +604,18 @@ def check_model_path(model: str | os.PathLike) -> None:
             "'.'); give a diffusers folder, a .safetensors or .ckpt file, a hub id such as "
             "runwayml/stable-diffusion-v1-5, or videop2p-toy for the bundled model (--model)."
         )
+
+
+def _check_json_files(folder: Path) -> None:
+    """Refuse a model folder whose configs, tokenizer files or model_index.json are not JSON (cut short,
+    damaged), naming the file: the loaders' own errors name the line but not the file."""
+    for file in [folder / "model_index.json", *(f for part in FOLDER_PARTS for f in (folder / part).glob("*.json"))]:
+        if not file.is_file():
+            continue
+        try:
+            json.loads(file.read_bytes())
+        except ValueError as e:  # JSONDecodeError, and UnicodeDecodeError for bytes that are not text
+            raise ModelLoadError(f"{file} is not valid JSON ({e}); the model's files are damaged.") from None
 
 
 def _refuse_tuned_delta(path: Path) -> None:
