@@ -124,6 +124,17 @@ def test_phase_two_can_start_from_a_model_of_the_same_sizes(tiny, tmp_path):
     assert not (tmp_path / "c").exists()  # refused before the dataset is rendered and anything written
 
 
+def test_a_starting_vae_without_a_positive_scaling_factor_is_refused_before_anything_is_written(tiny, tmp_path):
+    import json
+
+    init = save_pretrained_folder(tiny, tmp_path / "init")
+    config = json.loads((init / "vae" / "config.json").read_text())
+    (init / "vae" / "config.json").write_text(json.dumps({**config, "scaling_factor": 0}))  # every latent 0
+    with pytest.raises(ValueError, match=r"^init/vae: its scaling_factor 0 is not valid; expected a positive number"):
+        tt.train_toy_model(tmp_path / "out", _cfg(init, steps=1))
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_decoder_phase_sharpens_the_decoder_only_resumes_and_exports(tiny, tmp_path):
     init = save_pretrained_folder(tiny, tmp_path / "init")
     cfg = _cfg(init, steps=1)

@@ -117,10 +117,15 @@ def load_weights(model_dir: str | Path, unet, text_encoder) -> None:
 
 def load_vae(model_dir: str | Path):
     """The VAE of a diffusers model folder, with its scaling factor; a ValueError names a VAE whose files do
-    not make the VAE its config describes."""
+    not make the VAE its config describes, or whose scaling factor is not a positive number."""
     from diffusers import AutoencoderKL
 
-    return load_pretrained(AutoencoderKL, str(model_dir), f"{Path(model_dir).name}/vae", ValueError, subfolder="vae")
+    from videop2p.models.vae import check_scaling_factor
+
+    what = f"{Path(model_dir).name}/vae"
+    vae = load_pretrained(AutoencoderKL, str(model_dir), what, ValueError, subfolder="vae")
+    check_scaling_factor(vae.config, what, ValueError)
+    return vae
 
 
 def save_pipeline(vae, text_encoder, tokenizer, unet, dest: str | Path, scheduler=None) -> None:
