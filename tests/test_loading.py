@@ -398,3 +398,17 @@ def test_a_json_file_of_the_folder_cut_short_is_named(tiny, tmp_path, file):
         check_model_path(folder)  # as every command does before loading
     with pytest.raises(ModelLoadError, match="is not valid JSON"):
         load_components(folder)
+
+
+def test_a_damaged_model_in_the_hub_cache_is_named_by_its_hub_id_without_a_request(tiny, hub_cache):
+    from videop2p.models.loading import ModelLoadError
+
+    snapshot = save_pretrained_folder(tiny, hub_cache.snapshot("some-org/tiny-sd"))
+    _drop_weight(snapshot, "unet", lambda k: "attn2.to_k" in k)
+    with pytest.raises(ModelLoadError, match=r"^some-org/tiny-sd/unet: its files lack 1 weight"):  # not the commit hash
+        load_components("some-org/tiny-sd")
+    config = snapshot / "vae" / "config.json"
+    config.write_text(config.read_text()[:40])
+    with pytest.raises(ModelLoadError, match=r"vae.config.json is not valid JSON"):
+        load_components("some-org/tiny-sd")
+    assert hub_cache.connects == []

@@ -297,28 +297,28 @@ FOLDER_PARTS = ("tokenizer", "text_encoder", "vae", "unet", "scheduler")  # a di
 WEIGHTED_PARTS = ("text_encoder", "vae", "unet")  # those with weights files
 
 
-def _load_folder(path: Path, local_files_only: bool) -> tuple:
+def _load_folder(path: Path, local_files_only: bool, name: str | None = None) -> tuple:
     """(tokenizer, text encoder, VAE, image UNet, scheduler, video weights or None) of a diffusers folder
-    or hub id; an authors' tuned video folder gives its image UNet and its temporal layers apart."""
+    or hub id; an authors' tuned video folder gives its image UNet and its temporal layers apart. Errors
+    name the model as `name` (default: the folder's name; a hub id's snapshot is a commit hash)."""
     kw = {"local_files_only": local_files_only}
+    name = name or path.name
     check_architecture(  # from the configs alone: a model of another kind is named before its weights are read
         UNet2DConditionModel.load_config(str(path), subfolder="unet", **kw),
         AutoencoderKL.load_config(str(path), subfolder="vae", **kw),
         CLIPTextConfig.from_pretrained(str(path), subfolder="text_encoder", **kw).hidden_size,
-        path.name,
+        name,
     )
-    scheduler = _ddim(DDIMScheduler.load_config(str(path), subfolder="scheduler", **kw), path.name)
+    scheduler = _ddim(DDIMScheduler.load_config(str(path), subfolder="scheduler", **kw), name)
     tokenizer = CLIPTokenizer.from_pretrained(str(path), subfolder="tokenizer", **kw)
     text_encoder = load_pretrained(
-        CLIPTextModel, str(path), f"{path.name}/text_encoder", ModelLoadError, subfolder="text_encoder", **kw
+        CLIPTextModel, str(path), f"{name}/text_encoder", ModelLoadError, subfolder="text_encoder", **kw
     )
-    vae = load_pretrained(AutoencoderKL, str(path), f"{path.name}/vae", ModelLoadError, subfolder="vae", **kw)
+    vae = load_pretrained(AutoencoderKL, str(path), f"{name}/vae", ModelLoadError, subfolder="vae", **kw)
     if tav.is_authors_folder(path):
         unet, video = _load_video_unet(path)
     else:
-        unet = load_pretrained(
-            UNet2DConditionModel, str(path), f"{path.name}/unet", ModelLoadError, subfolder="unet", **kw
-        )
+        unet = load_pretrained(UNet2DConditionModel, str(path), f"{name}/unet", ModelLoadError, subfolder="unet", **kw)
         video = None
     return tokenizer, text_encoder, vae, unet, scheduler, video
 
@@ -351,14 +351,16 @@ def _load_hub(repo: str) -> tuple:
     from huggingface_hub import snapshot_download
 
     try:
-        return _load_folder(Path(snapshot_download(repo, local_files_only=True)), local_files_only=True)
+        snapshot = Path(snapshot_download(repo, local_files_only=True))
+        _check_json_files(snapshot)
+        return _load_folder(snapshot, local_files_only=True, name=repo)
     except OSError as e:
         error = e
     if not _offline():
         logger.info("%s is not in the Hugging Face cache; downloading it from the hub", repo)
         try:
             video_folder = _hub_video_folder(repo)
-            return _load_folder(video_folder or Path(repo), local_files_only=False)
+            return _load_folder(video_folder or Path(repo), local_files_only=False, name=repo)
         except OSError as e:
             error = e
     raise ModelNotFoundError(
