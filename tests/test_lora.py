@@ -118,6 +118,7 @@ def test_a_lora_that_does_not_fit_the_model_is_one_line_naming_its_file(tiny, ti
         },
         "other_sizes": _kohya({k: (u.repeat(2, 1), d.repeat(1, 2)) for k, (u, d) in pairs.items()}, 4.0),
         "cut_short": _kohya(pairs, 4.0),  # written, then cut to half its bytes below
+        "nan_values": _kohya({k: (up.clone().fill_(float("nan")), down) for k, (up, down) in pairs.items()}, 4.0),
     }
     for name, sd in cases.items():
         save_file(sd, tmp_path / f"{name}.safetensors")
@@ -131,6 +132,7 @@ def test_a_lora_that_does_not_fit_the_model_is_one_line_naming_its_file(tiny, ti
         assert "was unsuccessful" not in diffusers_log.text, name  # diffusers' own report, a line per layer
         assert ("not this model's" in message) == (name.startswith("other")), message  # the architecture is named
         assert ("cannot be read" in message) == (name == "cut_short"), message
+        assert ("holds NaN or infinite values" in message) == (name == "nan_values"), message  # not the model's
     xl = {k.replace("lora_te_", "lora_te2_"): v for k, v in _kohya(pairs, 4.0).items() if k.startswith("lora_te_")}
     save_file(xl, tmp_path / "xl_text.safetensors")  # SDXL's second text encoder only: nothing of this model
     with pytest.raises(LoraError, match="adapts no layer"):

@@ -94,11 +94,21 @@ def _adapted_layers(adapter: str, *modules: torch.nn.Module) -> int:
     return sum(adapter in getattr(layer, "lora_A", {}) for module in modules for layer in module.modules())
 
 
+def _non_finite_weight(adapter: str, *modules: torch.nn.Module) -> str | None:
+    """The name of a weight of the adapter `adapter` that holds NaN or infinite values, or None."""
+    for module in modules:
+        for name, weight in module.named_parameters():
+            if f".{adapter}." in name and not bool(torch.isfinite(weight).all()):
+                return name
+    return None
+
+
 def fuse_loras(components: tuple, lora: dict[str, float], source: str) -> None:
     """Fuse each LoRA file of `lora` (path -> scale) into the text encoder and UNet of `components`
     (tokenizer, text encoder, VAE, UNet, scheduler), in place, through diffusers' loader and PEFT;
     the adapters are then removed. A file that is not LoRA weights, or whose layers are not this
-    model's (another architecture's), is a LoraError naming it, and so is one that adapts no layer."""
+    model's (another architecture's), is a LoraError naming it, and so is one that adapts no layer or
+    holds NaN or infinite values."""
     from diffusers import StableDiffusionPipeline
 
     tokenizer, text_encoder, vae, unet, scheduler = components
@@ -130,6 +140,13 @@ def fuse_loras(components: tuple, lora: dict[str, float], source: str) -> None:
             raise LoraError(
                 f"LoRA file {str(path)!r} adapts no layer of {source}: the layers it names are not this model's "
                 "(a LoRA of another architecture?)."
+            )
+        damaged = _non_finite_weight(name, text_encoder, unet)
+        if damaged is not None:  # fused, it would make the model's layer NaN and be named as the model's
+            pipe.unload_lora_weights()
+            raise LoraError(
+                f"LoRA file {str(path)!r} holds NaN or infinite values (its {damaged.replace(f'.{name}.', '.')}); "
+                "it is damaged (download it again)."
             )
         logger.info("LoRA %s: %d layers of %s, scale %g", Path(path).name, layers, source, lora[path])
     if names:
