@@ -380,17 +380,17 @@ def _load_local_folder(path: Path) -> tuple:
         raise ModelLoadError(f"{path} could not be loaded as a Stable Diffusion folder: {first_line(e)}") from None
 
 
-def image_pipeline(components: SDComponents):
-    """diffusers' text-to-image `StableDiffusionPipeline` of the components, without a safety checker: to
-    write them as a folder, or to generate images with them."""
+def image_pipeline(tokenizer, text_encoder, vae, unet, scheduler):
+    """diffusers' text-to-image `StableDiffusionPipeline` of these very modules, without a safety checker:
+    to write them as a folder, to generate images with them, or to fuse LoRAs into them."""
     from diffusers import StableDiffusionPipeline
 
     return StableDiffusionPipeline(
-        vae=components.vae,
-        text_encoder=components.text_encoder,
-        tokenizer=components.tokenizer,
-        unet=components.unet,
-        scheduler=components.scheduler,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
@@ -399,7 +399,8 @@ def image_pipeline(components: SDComponents):
 
 def save_pretrained_folder(components: SDComponents, path: str | os.PathLike) -> Path:
     """Write the components as a standard diffusers Stable Diffusion folder."""
-    image_pipeline(components).save_pretrained(path)
+    c = components
+    image_pipeline(c.tokenizer, c.text_encoder, c.vae, c.unet, c.scheduler).save_pretrained(path)
     return Path(path)
 
 

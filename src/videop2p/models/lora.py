@@ -109,19 +109,10 @@ def fuse_loras(components: tuple, lora: dict[str, float], source: str) -> None:
     the adapters are then removed. A file that is not LoRA weights, or whose layers are not this
     model's (another architecture's), is a LoraError naming it, and so is one that adapts no layer or
     holds NaN or infinite values."""
-    from diffusers import StableDiffusionPipeline
+    from videop2p.models.loading import image_pipeline  # here: loading imports this module
 
     tokenizer, text_encoder, vae, unet, scheduler = components
-    pipe = StableDiffusionPipeline(  # holds the very modules: what it fuses is theirs
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    pipe = image_pipeline(tokenizer, text_encoder, vae, unet, scheduler)  # the very modules: what it fuses is theirs
     names = []
     for i, path in enumerate(lora):  # each file and scale checked by the caller first (`check_lora`)
         name = f"lora{i}"

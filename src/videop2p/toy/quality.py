@@ -102,7 +102,8 @@ def evaluate_model(
     from videop2p.models.loading import image_pipeline, load_components
 
     check_eval_inputs(model_path, seeds, steps, guidance, device)
-    pipe = image_pipeline(load_components(model_path, device=device))  # every weight checked, DDIM as the product
+    c = load_components(model_path, device=device)  # every weight checked, sampled with DDIM as the product does
+    pipe = image_pipeline(c.tokenizer, c.text_encoder, c.vae, c.unet, c.scheduler)
     pipe.set_progress_bar_config(disable=True)
     combos = list(itertools.product(Shape, Color, Background))
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
