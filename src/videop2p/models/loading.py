@@ -217,7 +217,7 @@ def fingerprint(*modules: torch.nn.Module, configs: tuple = (), tensors: dict[st
     return h.hexdigest()[:16]
 
 
-def tuple_of(value) -> tuple:
+def _tuple_of(value) -> tuple:
     """A config value that is one value or one per block (or per side), as a tuple."""
     return tuple(value) if isinstance(value, list | tuple) else (value,)
 
@@ -240,14 +240,14 @@ def check_architecture(unet_config: dict, vae_config: dict, text_width: int, sou
             f"{source}: its UNet is conditioned on more than the text ({shown}: an SDXL or unCLIP model){wanted}"
         )
     sizes = unet_config.get("sample_size")  # the latent side it was trained at: one, or (height, width)
-    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in tuple_of(sizes)):
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in _tuple_of(sizes)):
         raise ModelLoadError(
             f"{source}: its UNet's sample_size {sizes!r} is not valid; expected a whole number of latent cells >= 1 "
             "(Stable Diffusion 1.5: 64)."
         )
     check_scaling_factor(vae_config, f"{source}/vae", ModelLoadError)
     widths = unet_config["cross_attention_dim"]  # one width, or one per block
-    if any(int(w) != text_width for w in tuple_of(widths)):
+    if any(int(w) != text_width for w in _tuple_of(widths)):
         raise ModelLoadError(
             f"{source}: its UNet attends to text of width {widths} but its text "
             f"encoder gives {text_width} (a second text encoder, as in SDXL, is not read){wanted}"

@@ -10,6 +10,8 @@ import torch
 from diffusers import DDIMScheduler
 from diffusers.schedulers.scheduling_ddim import rescale_zero_terminal_snr
 
+from videop2p.config import OptionError, check_number
+
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
 
@@ -73,8 +75,13 @@ def check_schedule(
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")  # DDIMScheduler's, where no trained betas are given
 
 
-def _whole(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _whole_problem(key: str, value, low: int, high: float = math.inf) -> str | None:
+    """`config.check_number`'s reason why `value` is not a whole number in [low, high], after `key`; or None."""
+    try:
+        check_number(None, key, value, low, high, whole=True)
+    except OptionError as e:
+        return f"{key} {e.reason.rstrip('.')}"
+    return None
 
 
 def _rate(value) -> bool:
@@ -87,8 +94,9 @@ def scheduler_config_problem(config: dict) -> str | None:
     key and what would be valid, or None. diffusers takes such a config and fails later, mid-run (trained
     betas fewer than the training timesteps index past their end) or with its own words."""
     n = config.get("num_train_timesteps", 1000)
-    if not _whole(n) or n < 2:
-        return f"num_train_timesteps {n!r} is not valid; expected a whole number >= 2"
+    problem = _whole_problem("num_train_timesteps", n, 2)
+    if problem is not None:
+        return problem
     betas = config.get("trained_betas")
     if betas is not None:
         if not isinstance(betas, list | tuple) or len(betas) != n:
@@ -108,10 +116,7 @@ def scheduler_config_problem(config: dict) -> str | None:
         value = config.get(key, valid[0])
         if value not in valid:
             return f"{key} {value!r} is not valid; expected one of {', '.join(valid)}"
-    offset = config.get("steps_offset", 0)
-    if not _whole(offset) or not 0 <= offset < n:
-        return f"steps_offset {offset!r} is not valid; expected a whole number from 0 to {n - 1}"
-    return None
+    return _whole_problem("steps_offset", config.get("steps_offset", 0), 0, n - 1)
 
 
 def make_scheduler(

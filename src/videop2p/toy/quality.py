@@ -69,10 +69,7 @@ def check_eval_inputs(model_path: str | Path, seeds: int, steps: int, guidance: 
     check_model_path(model_path)  # its parts and their weights
     if not (Path(model_path) / "model_index.json").is_file():  # what StableDiffusionPipeline reads first
         raise ValueError(f"{model_path} is not a model folder (it has no model_index.json).")
-    try:
-        parts = json.loads((Path(model_path) / "model_index.json").read_text())
-    except ValueError as e:
-        raise ValueError(f"{Path(model_path) / 'model_index.json'} is not valid JSON ({e}).") from None
+    parts = json.loads((Path(model_path) / "model_index.json").read_text())  # valid: `check_model_path` read it
     for name, part in parts.items():  # [library, class] per component; a tuned video model's UNet is tuneavideo's
         if isinstance(part, list) and len(part) == 2 and part[0] not in (None, "diffusers", "transformers"):
             raise ValueError(

@@ -303,18 +303,19 @@ def train_unet(
     return unet.cpu(), text_encoder.cpu()
 
 
-def check_starting_weights(cfg: ToyTrainConfig) -> None:
+def check_starting_weights(cfg: ToyTrainConfig):
     """Refuse, before any work, a `vae_from` folder whose VAE does not load whole and an `init_from` folder
     whose UNet or text encoder does not fit `cfg.model` (a ValueError or FileNotFoundError naming it): a
-    run reads them only after the dataset is rendered, and the VAE trained."""
+    run reads them only after the dataset is rendered, and the VAE trained. Returns the `vae_from` VAE
+    (None without one)."""
     from videop2p.models.tokenizer import bundled_tokenizer
 
-    if cfg.vae_from:
-        load_vae(cfg.vae_from)
+    vae = load_vae(cfg.vae_from) if cfg.vae_from else None
     if cfg.init_from:
         tokenizer = bundled_tokenizer()
         unet = make_unet(cfg.model, sample_size=latent_size(cfg.model))
         load_weights(cfg.init_from, unet, make_text_encoder(cfg.model, len(tokenizer), tokenizer.model_max_length))
+    return vae
 
 
 def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> Path:
@@ -322,7 +323,7 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
     from videop2p.models.tokenizer import bundled_tokenizer
 
     cfg = cfg or ToyTrainConfig()
-    check_starting_weights(cfg)
+    vae_from = check_starting_weights(cfg)
     out = Path(out_dir)
     (out / "ckpt").mkdir(parents=True, exist_ok=True)
     write_json(out / "train_config.json", asdict(cfg))
@@ -338,7 +339,7 @@ def train_toy_model(out_dir: str | Path, cfg: ToyTrainConfig | None = None) -> P
         save_checkpoint(cache, (images, masks, specs))
     if masks is None and (cfg.token_weight > 0 or cfg.decoder_splice > 0):
         masks = render_dataset(cfg.dataset_size, cfg.model.image_size, cfg.seed, cfg.workers)[1]
-    vae = load_vae(cfg.vae_from) if cfg.vae_from else train_vae(cfg, images, out / "ckpt" / "vae.pt")
+    vae = vae_from if vae_from is not None else train_vae(cfg, images, out / "ckpt" / "vae.pt")
     vae = vae.to(cfg.device).eval()
     t_vae = time.perf_counter() - start
     mean, std = encode_dataset(vae, images)
