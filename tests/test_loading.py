@@ -358,6 +358,8 @@ def test_a_scheduler_config_ddim_cannot_use_is_named_before_any_weight_is_read(t
         ("vae", "scaling_factor", float("nan"), "its scaling_factor nan is not valid"),
         ("unet", "sample_size", 0, "other: its UNet's sample_size 0 is not valid; expected a whole number"),
         ("unet", "sample_size", [32, 0], "its UNet's sample_size [32, 0] is not valid"),
+        ("unet", "sample_size", [], "its UNet's sample_size [] is not valid"),
+        ("unet", "sample_size", [8, 8, 8], "its UNet's sample_size [8, 8, 8] is not valid; expected a whole number"),
     ],
 )
 def test_a_config_number_no_edit_can_use_is_named_before_any_weight_is_read(tiny, tmp_path, part, key, value, needle):
@@ -375,6 +377,17 @@ def test_a_config_number_no_edit_can_use_is_named_before_any_weight_is_read(tiny
     with pytest.raises(ModelLoadError) as e:
         load_components(folder)
     assert needle in str(e.value)
+
+
+@pytest.mark.parametrize(("sizes", "side"), [([8, 8], 8), ([4, 16], 8), ([6, 10], 8)])
+def test_a_sample_size_of_height_and_width_is_read_as_its_area(tiny, tmp_path, sizes, side):
+    """diffusers' UNet takes a (height, width) pair as its sample size; reading it ended in a TypeError
+    traceback. The working size is chosen from the side of a square of its area (the clip gives the aspect)."""
+    folder = save_pretrained_folder(tiny, tmp_path / "pair")
+    config = json.loads((folder / "unet" / "config.json").read_text())
+    (folder / "unet" / "config.json").write_text(json.dumps({**config, "sample_size": sizes}))
+    info = load_components(folder).info
+    assert (info.sample_size, info.native_size) == (side, side * info.vae_scale_factor)
 
 
 def test_a_replacement_vae_without_a_positive_scaling_factor_is_refused(tiny, tmp_path):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -62,7 +64,7 @@ class ModelInfo:
     vae_scale_factor: int  # pixels per latent cell along a side
     scaling_factor: float  # multiplies VAE posterior means into the diffusion latent space
     latent_channels: int  # channels of the latent
-    sample_size: int  # native latent side of the UNet
+    sample_size: int  # native latent side of the UNet (of a (height, width) pair: the side of its area's square)
     prediction_type: str  # "epsilon", "v_prediction" or "sample"
     max_tokens: int  # tokenizer length limit including start and end tokens
     cross_attention_dim: int  # width of the text embedding
@@ -240,10 +242,12 @@ def check_architecture(unet_config: dict, vae_config: dict, text_width: int, sou
             f"{source}: its UNet is conditioned on more than the text ({shown}: an SDXL or unCLIP model){wanted}"
         )
     sizes = unet_config.get("sample_size")  # the latent side it was trained at: one, or (height, width)
-    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in _tuple_of(sizes)):
+    if not 1 <= len(_tuple_of(sizes)) <= 2 or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in _tuple_of(sizes)
+    ):
         raise ModelLoadError(
             f"{source}: its UNet's sample_size {sizes!r} is not valid; expected a whole number of latent cells >= 1 "
-            "(Stable Diffusion 1.5: 64)."
+            "or a (height, width) pair of them (Stable Diffusion 1.5: 64)."
         )
     check_scaling_factor(vae_config, f"{source}/vae", ModelLoadError)
     widths = unet_config["cross_attention_dim"]  # one width, or one per block
@@ -271,13 +275,20 @@ def model_info(tokenizer, text_encoder, vae, unet, scheduler, source: str, video
         vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1),
         scaling_factor=float(vae.config.scaling_factor),
         latent_channels=int(vae.config.latent_channels),
-        sample_size=int(unet.config.sample_size),
+        sample_size=native_side(unet.config.sample_size),
         prediction_type=str(scheduler.config.prediction_type),
         max_tokens=int(tokenizer.model_max_length),
         cross_attention_dim=int(unet.config.cross_attention_dim),
         attention_layers=attention_layers(unet),
         embeddings=tuple(embedding_words(tokenizer).items()),
     )
+
+
+def native_side(sample_size: int | Sequence[int]) -> int:
+    """The latent side of a UNet's `sample_size`: one number, or a (height, width) pair as diffusers allows,
+    whose square of the same area is what a working size is chosen from (its aspect comes from the clip)."""
+    sides = _tuple_of(sample_size)
+    return max(1, round(math.prod(int(n) for n in sides) ** (1 / len(sides))))
 
 
 def check_scheduler_config(scheduler_config: dict, source: str) -> None:
