@@ -425,3 +425,86 @@ def test_a_damaged_model_in_the_hub_cache_is_named_by_its_hub_id_without_a_reque
     with pytest.raises(ModelLoadError, match=r"vae.config.json is not valid JSON"):
         load_components("some-org/tiny-sd")
     assert hub_cache.connects == []
+
+
+@pytest.mark.parametrize(
+    ("names", "variant"),
+    [
+        (["diffusion_pytorch_model.safetensors", "config.json"], None),
+        (["diffusion_pytorch_model.fp16.safetensors", "config.json"], "fp16"),
+        (["model.safetensors", "model.fp16.safetensors"], None),  # plain files first, as the libraries load
+        (["model.fp16-00001-of-00002.safetensors", "model.fp16-00002-of-00002.safetensors"], "fp16"),
+        (["model.safetensors.index.bf16.json", "model.bf16-00001-of-00002.safetensors"], "bf16"),
+        (["model-00001-of-00002.safetensors", "model.safetensors.index.json"], None),
+        (["diffusion_pytorch_model.non_ema.bin", "diffusion_pytorch_model.fp16.bin"], "fp16"),
+        (["diffusion_pytorch_model.non_ema.bin", "diffusion_pytorch_model.ema.bin"], "ema"),
+        (["config.json", "weights.safetensors"], None),
+    ],
+)
+def test_the_weights_variant_of_a_part_is_read_from_its_file_names(names, variant):
+    from videop2p.models.weights import weights_variant
+
+    assert weights_variant(names) == variant
+
+
+def _variant_only_folder(components, path):
+    """`components` written as diffusers does with `save_pretrained(variant="fp16")`: half-precision weights
+    files named `*.fp16.safetensors`, and no plain ones."""
+    import copy
+
+    save_pretrained_folder(components, path)
+    for part in ("text_encoder", "vae", "unet"):
+        for file in (path / part).glob("*.safetensors"):
+            file.unlink()
+        copy.deepcopy(getattr(components, part)).half().save_pretrained(path / part, variant="fp16")
+    return path
+
+
+def test_a_folder_of_fp16_variant_weights_loads_from_them(tiny, tmp_path):
+    """A model written with `save_pretrained(variant="fp16")` holds only `*.fp16.safetensors` files; it was
+    "no file named model.safetensors, or pytorch_model.bin, found in directory FOLDER"."""
+    folder = _variant_only_folder(tiny, tmp_path / "tiny16")
+    assert not list(folder.glob("*/model.safetensors")) and list(folder.glob("unet/*.fp16.safetensors"))
+    loaded = load_components(folder)
+    for part in ("text_encoder", "vae", "unet"):
+        ours, theirs = getattr(loaded, part).state_dict(), getattr(tiny, part).state_dict()
+        assert ours.keys() == theirs.keys()
+        for key, value in ours.items():
+            assert value.dtype == torch.float32  # read in half precision, run in the dtype asked for
+            torch.testing.assert_close(value, theirs[key].half().float(), rtol=0, atol=0)
+
+
+def test_a_replacement_vae_folder_or_cached_hub_model_of_fp16_variant_weights_loads(tiny, tmp_path, hub_cache):
+    other = _variant_only_folder(tiny, tmp_path / "other")
+    loaded = load_components(save_pretrained_folder(tiny, tmp_path / "tiny"), vae=str(other / "vae"))
+    torch.testing.assert_close(loaded.vae.decoder.conv_in.weight, tiny.vae.decoder.conv_in.weight.half().float())
+    _variant_only_folder(tiny, hub_cache.snapshot("some-org/tiny-fp16"))
+    assert load_components("some-org/tiny-fp16").info.identity.startswith("some-org/tiny-fp16@")
+    assert hub_cache.connects == []
+
+
+def test_a_hub_repositorys_variants_come_from_one_listing_and_an_unreachable_hub_is_an_oserror(monkeypatch):
+    from huggingface_hub import HfApi
+
+    from videop2p.models.weights import hub_weights_variants
+
+    listings = []
+    files = [
+        "model_index.json",
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.fp16.safetensors",
+        "vae/diffusion_pytorch_model.safetensors",
+        "vae/diffusion_pytorch_model.fp16.safetensors",
+        "text_encoder/model.fp16.safetensors",
+        "diffusion_pytorch_model.bf16.safetensors",
+    ]
+    monkeypatch.setattr(HfApi, "list_repo_files", lambda self, repo: listings.append(repo) or files)
+    assert hub_weights_variants("some-org/sd") == {"": "bf16", "unet": "fp16", "vae": None, "text_encoder": "fp16"}
+    assert listings == ["some-org/sd"]
+
+    def unreachable(self, repo):
+        raise RuntimeError("Name or service not known")  # as the hub client's transport errors, not an OSError
+
+    monkeypatch.setattr(HfApi, "list_repo_files", unreachable)
+    with pytest.raises(OSError, match="Name or service not known"):
+        hub_weights_variants("some-org/sd")

@@ -26,7 +26,7 @@ from videop2p.models.lora import check_lora, fuse_loras
 from videop2p.models.schedulers import scheduler_config_problem
 from videop2p.models.tokenizer import bundled_tokenizer
 from videop2p.models.vae import check_scaling_factor, check_vae_spec, load_vae, vae_name
-from videop2p.models.weights import first_line, load_pretrained, load_state
+from videop2p.models.weights import first_line, hub_weights_variants, load_pretrained, load_state
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 from videop2p.store.files import atomic_path, read_json
 from videop2p.store.workspace import DELTA_FILE, is_delta_identity
@@ -308,11 +308,15 @@ FOLDER_PARTS = ("tokenizer", "text_encoder", "vae", "unet", "scheduler")  # a di
 WEIGHTED_PARTS = ("text_encoder", "vae", "unet")  # those with weights files
 
 
-def _load_folder(path: Path, local_files_only: bool, name: str | None = None) -> tuple:
+def _load_folder(
+    path: Path, local_files_only: bool, name: str | None = None, variants: dict[str, str | None] | None = None
+) -> tuple:
     """(tokenizer, text encoder, VAE, image UNet, scheduler, video weights or None) of a diffusers folder
     or hub id; an authors' tuned video folder gives its image UNet and its temporal layers apart. Errors
-    name the model as `name` (default: the folder's name; a hub id's snapshot is a commit hash)."""
+    name the model as `name` (default: the folder's name; a hub id's snapshot is a commit hash). A hub id's
+    parts are read in the weights variants `variants` gives them (a local folder's are found in it)."""
     kw = {"local_files_only": local_files_only}
+    variant = {part: (variants or {}).get(part) for part in WEIGHTED_PARTS}
     name = name or path.name
     check_architecture(  # from the configs alone: a model of another kind is named before its weights are read
         UNet2DConditionModel.load_config(str(path), subfolder="unet", **kw),
@@ -323,13 +327,29 @@ def _load_folder(path: Path, local_files_only: bool, name: str | None = None) ->
     scheduler = _ddim(DDIMScheduler.load_config(str(path), subfolder="scheduler", **kw), name)
     tokenizer = CLIPTokenizer.from_pretrained(str(path), subfolder="tokenizer", **kw)
     text_encoder = load_pretrained(
-        CLIPTextModel, str(path), f"{name}/text_encoder", ModelLoadError, subfolder="text_encoder", **kw
+        CLIPTextModel,
+        str(path),
+        f"{name}/text_encoder",
+        ModelLoadError,
+        subfolder="text_encoder",
+        variant=variant["text_encoder"],
+        **kw,
     )
-    vae = load_pretrained(AutoencoderKL, str(path), f"{name}/vae", ModelLoadError, subfolder="vae", **kw)
+    vae = load_pretrained(
+        AutoencoderKL, str(path), f"{name}/vae", ModelLoadError, subfolder="vae", variant=variant["vae"], **kw
+    )
     if tav.is_authors_folder(path):
         unet, video = _load_video_unet(path)
     else:
-        unet = load_pretrained(UNet2DConditionModel, str(path), f"{name}/unet", ModelLoadError, subfolder="unet", **kw)
+        unet = load_pretrained(
+            UNet2DConditionModel,
+            str(path),
+            f"{name}/unet",
+            ModelLoadError,
+            subfolder="unet",
+            variant=variant["unet"],
+            **kw,
+        )
         video = None
     return tokenizer, text_encoder, vae, unet, scheduler, video
 
@@ -371,7 +391,9 @@ def _load_hub(repo: str) -> tuple:
         logger.info("%s is not in the Hugging Face cache; downloading it from the hub", repo)
         try:
             video_folder = _hub_video_folder(repo)
-            return _load_folder(video_folder or Path(repo), local_files_only=False, name=repo)
+            if video_folder is not None:
+                return _load_folder(video_folder, local_files_only=False, name=repo)
+            return _load_folder(Path(repo), local_files_only=False, name=repo, variants=hub_weights_variants(repo))
         except OSError as e:
             error = e
     raise ModelNotFoundError(

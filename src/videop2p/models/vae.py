@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from videop2p.config import is_hub_id, weights_file_problem
-from videop2p.models.weights import first_line, load_pretrained, load_state, read_weights_file
+from videop2p.models.weights import first_line, hub_weights_variants, load_pretrained, load_state, read_weights_file
 
 logger = logging.getLogger(__name__)
 
@@ -129,12 +129,14 @@ def _vae_hub(repo: str, offline: bool):
         reason = f"{type(e).__name__}: {first_line(e)}"
     if not offline:
         try:
+            subfolder = _hub_vae_subfolder(repo)
             return load_pretrained(
                 AutoencoderKL,
                 repo,
                 f"VAE {repo!r}",
                 VaeError,
-                subfolder=_hub_vae_subfolder(repo),
+                subfolder=subfolder,
+                variant=hub_weights_variants(repo).get(subfolder or ""),
                 local_files_only=False,
             )
         except OSError as e:  # the hub out of reach, no such repository
