@@ -428,23 +428,25 @@ def test_a_damaged_model_in_the_hub_cache_is_named_by_its_hub_id_without_a_reque
 
 
 @pytest.mark.parametrize(
-    ("names", "variant"),
+    ("names", "read"),
     [
-        (["diffusion_pytorch_model.safetensors", "config.json"], None),
-        (["diffusion_pytorch_model.fp16.safetensors", "config.json"], "fp16"),
-        (["model.safetensors", "model.fp16.safetensors"], None),  # plain files first, as the libraries load
-        (["model.fp16-00001-of-00002.safetensors", "model.fp16-00002-of-00002.safetensors"], "fp16"),
-        (["model.safetensors.index.bf16.json", "model.bf16-00001-of-00002.safetensors"], "bf16"),
-        (["model-00001-of-00002.safetensors", "model.safetensors.index.json"], None),
-        (["diffusion_pytorch_model.non_ema.bin", "diffusion_pytorch_model.fp16.bin"], "fp16"),
-        (["diffusion_pytorch_model.non_ema.bin", "diffusion_pytorch_model.ema.bin"], "ema"),
+        (["diffusion_pytorch_model.safetensors", "config.json"], (None, True)),
+        (["diffusion_pytorch_model.fp16.safetensors", "config.json"], ("fp16", True)),
+        (["model.safetensors", "model.fp16.safetensors"], (None, True)),  # plain files first, as the libraries load
+        (["model.fp16-00001-of-00002.safetensors", "model.fp16-00002-of-00002.safetensors"], ("fp16", True)),
+        (["model.safetensors.index.bf16.json", "model.bf16-00001-of-00002.safetensors"], ("bf16", True)),
+        (["model-00001-of-00002.safetensors", "model.safetensors.index.json"], (None, True)),
+        (["diffusion_pytorch_model.non_ema.bin", "diffusion_pytorch_model.fp16.bin"], ("fp16", False)),
+        (["diffusion_pytorch_model.non_ema.bin", "diffusion_pytorch_model.ema.bin"], ("ema", False)),
+        (["pytorch_model.bin", "model.fp16.safetensors"], (None, False)),
         (["config.json", "weights.safetensors"], None),
     ],
 )
-def test_the_weights_variant_of_a_part_is_read_from_its_file_names(names, variant):
-    from videop2p.models.weights import weights_variant
+def test_how_a_parts_weights_are_read_comes_from_its_file_names(names, read):
+    from videop2p.models.weights import weights_load_kwargs
 
-    assert weights_variant(names) == variant
+    expected = {} if read is None else {"variant": read[0], "use_safetensors": read[1]}
+    assert weights_load_kwargs(names) == expected
 
 
 def _variant_only_folder(components, path):
@@ -483,23 +485,29 @@ def test_a_replacement_vae_folder_or_cached_hub_model_of_fp16_variant_weights_lo
     assert hub_cache.connects == []
 
 
-def test_a_hub_repositorys_variants_come_from_one_listing_and_an_unreachable_hub_is_an_oserror(monkeypatch):
+def test_how_a_hub_repositorys_parts_are_read_comes_from_one_listing_and_an_unreachable_hub_is_an_oserror(
+    monkeypatch,
+):
     from huggingface_hub import HfApi
 
-    from videop2p.models.weights import hub_weights_variants
+    from videop2p.models.weights import hub_load_kwargs
 
     listings = []
     files = [
         "model_index.json",
         "unet/config.json",
         "unet/diffusion_pytorch_model.fp16.safetensors",
-        "vae/diffusion_pytorch_model.safetensors",
+        "vae/diffusion_pytorch_model.bin",
         "vae/diffusion_pytorch_model.fp16.safetensors",
-        "text_encoder/model.fp16.safetensors",
-        "diffusion_pytorch_model.bf16.safetensors",
+        "text_encoder/config.json",
     ]
     monkeypatch.setattr(HfApi, "list_repo_files", lambda self, repo: listings.append(repo) or files)
-    assert hub_weights_variants("some-org/sd") == {"": "bf16", "unet": "fp16", "vae": None, "text_encoder": "fp16"}
+    assert hub_load_kwargs("some-org/sd") == {
+        "": {},
+        "unet": {"variant": "fp16", "use_safetensors": True},
+        "vae": {"variant": None, "use_safetensors": False},
+        "text_encoder": {},
+    }
     assert listings == ["some-org/sd"]
 
     def unreachable(self, repo):
@@ -507,4 +515,23 @@ def test_a_hub_repositorys_variants_come_from_one_listing_and_an_unreachable_hub
 
     monkeypatch.setattr(HfApi, "list_repo_files", unreachable)
     with pytest.raises(OSError, match="Name or service not known"):
-        hub_weights_variants("some-org/sd")
+        hub_load_kwargs("some-org/sd")
+
+
+def test_a_folder_of_bin_weights_loads_without_diffusers_error_lines(tiny, tmp_path, caplog):
+    """Written by diffusers before safetensors (`pytorch_model.bin`, `diffusion_pytorch_model.bin`): it loaded,
+    after diffusers logged "An error occurred while trying to fetch FOLDER: Error no file named
+    diffusion_pytorch_model.safetensors" for the VAE and the UNet, which the CLI showed."""
+    folder = save_pretrained_folder(tiny, tmp_path / "old")
+    for part in ("text_encoder", "vae", "unet"):
+        for file in (folder / part).glob("*.safetensors"):
+            file.unlink()
+        if part == "text_encoder":  # transformers 5 writes safetensors only
+            torch.save(tiny.text_encoder.state_dict(), folder / part / "pytorch_model.bin")
+        else:
+            getattr(tiny, part).save_pretrained(folder / part, safe_serialization=False)
+    assert list(folder.glob("unet/*.bin")) and not list(folder.glob("*/*.safetensors"))
+    with caplog.at_level("WARNING"):
+        loaded = load_components(folder)
+    assert loaded.info.fingerprint == tiny.info.fingerprint
+    assert not [r for r in caplog.records if r.name.startswith("diffusers")], caplog.text

@@ -26,7 +26,7 @@ from videop2p.models.lora import check_lora, fuse_loras
 from videop2p.models.schedulers import scheduler_config_problem
 from videop2p.models.tokenizer import bundled_tokenizer
 from videop2p.models.vae import check_scaling_factor, check_vae_spec, load_vae, vae_name
-from videop2p.models.weights import first_line, hub_weights_variants, load_pretrained, load_state
+from videop2p.models.weights import first_line, hub_load_kwargs, load_pretrained, load_state
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 from videop2p.store.files import atomic_path, read_json
 from videop2p.store.workspace import DELTA_FILE, is_delta_identity
@@ -309,14 +309,14 @@ WEIGHTED_PARTS = ("text_encoder", "vae", "unet")  # those with weights files
 
 
 def _load_folder(
-    path: Path, local_files_only: bool, name: str | None = None, variants: dict[str, str | None] | None = None
+    path: Path, local_files_only: bool, name: str | None = None, files: dict[str, dict] | None = None
 ) -> tuple:
     """(tokenizer, text encoder, VAE, image UNet, scheduler, video weights or None) of a diffusers folder
     or hub id; an authors' tuned video folder gives its image UNet and its temporal layers apart. Errors
     name the model as `name` (default: the folder's name; a hub id's snapshot is a commit hash). A hub id's
-    parts are read in the weights variants `variants` gives them (a local folder's are found in it)."""
+    parts are read from the files `files` names for each (`hub_load_kwargs`; a local folder's are found in it)."""
     kw = {"local_files_only": local_files_only}
-    variant = {part: (variants or {}).get(part) for part in WEIGHTED_PARTS}
+    read = {part: (files or {}).get(part, {}) for part in WEIGHTED_PARTS}
     name = name or path.name
     check_architecture(  # from the configs alone: a model of another kind is named before its weights are read
         UNet2DConditionModel.load_config(str(path), subfolder="unet", **kw),
@@ -332,12 +332,10 @@ def _load_folder(
         f"{name}/text_encoder",
         ModelLoadError,
         subfolder="text_encoder",
-        variant=variant["text_encoder"],
+        **read["text_encoder"],
         **kw,
     )
-    vae = load_pretrained(
-        AutoencoderKL, str(path), f"{name}/vae", ModelLoadError, subfolder="vae", variant=variant["vae"], **kw
-    )
+    vae = load_pretrained(AutoencoderKL, str(path), f"{name}/vae", ModelLoadError, subfolder="vae", **read["vae"], **kw)
     if tav.is_authors_folder(path):
         unet, video = _load_video_unet(path)
     else:
@@ -347,7 +345,7 @@ def _load_folder(
             f"{name}/unet",
             ModelLoadError,
             subfolder="unet",
-            variant=variant["unet"],
+            **read["unet"],
             **kw,
         )
         video = None
@@ -393,7 +391,7 @@ def _load_hub(repo: str) -> tuple:
             video_folder = _hub_video_folder(repo)
             if video_folder is not None:
                 return _load_folder(video_folder, local_files_only=False, name=repo)
-            return _load_folder(Path(repo), local_files_only=False, name=repo, variants=hub_weights_variants(repo))
+            return _load_folder(Path(repo), local_files_only=False, name=repo, files=hub_load_kwargs(repo))
         except OSError as e:
             error = e
     raise ModelNotFoundError(

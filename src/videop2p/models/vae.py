@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from videop2p.config import is_hub_id, weights_file_problem
-from videop2p.models.weights import first_line, hub_weights_variants, load_pretrained, load_state, read_weights_file
+from videop2p.models.weights import first_line, hub_load_kwargs, load_pretrained, load_state, read_weights_file
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def _vae_hub(repo: str, offline: bool):
                 f"VAE {repo!r}",
                 VaeError,
                 subfolder=subfolder,
-                variant=hub_weights_variants(repo).get(subfolder or ""),
+                **hub_load_kwargs(repo).get(subfolder or "", {}),
                 local_files_only=False,
             )
         except OSError as e:  # the hub out of reach, no such repository

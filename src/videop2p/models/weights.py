@@ -74,39 +74,44 @@ def _mismatch(what: str, key: str, held: str, made: str) -> str:
 
 
 # A model part's weights file as diffusers and transformers name it: plain (`diffusion_pytorch_model.safetensors`,
-# `model.safetensors`), of a variant (`diffusion_pytorch_model.fp16.safetensors`), one shard of several
-# (`model.fp16-00001-of-00002.safetensors`) or the shards' index (`model.safetensors.index.fp16.json`).
+# `model.safetensors`, `pytorch_model.bin`), of a variant (`diffusion_pytorch_model.fp16.safetensors`), one shard
+# of several (`model.fp16-00001-of-00002.safetensors`) or the shards' index (`model.safetensors.index.fp16.json`).
 _WEIGHTS_NAME = re.compile(
-    r"^(?:diffusion_pytorch_model|model|pytorch_model)(?:\.(?P<variant>\w+?))?(?:-\d+-of-\d+)?\.(?:safetensors|bin)$"
+    r"^(?:diffusion_pytorch_model|model|pytorch_model)(?:\.(?P<variant>\w+?))?(?:-\d+-of-\d+)?"
+    r"\.(?P<format>safetensors|bin)$"
 )
 _INDEX_NAME = re.compile(
-    r"^(?:diffusion_pytorch_model|model|pytorch_model)\.(?:safetensors|bin)\.index(?:\.(?P<variant>\w+))?\.json$"
+    r"^(?:diffusion_pytorch_model|model|pytorch_model)\.(?P<format>safetensors|bin)\.index(?:\.(?P<variant>\w+))?"
+    r"\.json$"
 )
 PREFERRED_VARIANTS = ("fp32", "fp16", "bf16")  # of several variants and no plain files, the first of these held
 
 
-def weights_variant(names) -> str | None:
-    """The variant to load a part's weights as, from the names of the files in its folder: None where plain
-    weights files are there (what diffusers and transformers load unless told) or none at all; else the one
-    variant its files hold (a folder written with `save_pretrained(variant="fp16")` holds only those), of
-    several the first in PREFERRED_VARIANTS, else the first by name."""
-    plain, variants = False, set()
+def weights_load_kwargs(names) -> dict:
+    """`from_pretrained`'s `variant` and `use_safetensors` for a model part whose folder holds the files
+    `names`: its plain weights where it has them (what diffusers and transformers load unless told), else
+    the one variant it holds (a folder written with `save_pretrained(variant="fp16")` holds only those), of
+    several the first in PREFERRED_VARIANTS, else the first by name; safetensors where those files are
+    safetensors (told, diffusers does not first fail to find them and log it as an error). Empty where the
+    names hold no weights file."""
+    formats: dict[str | None, set[str]] = {}  # variant (None: plain) -> formats of its files
     for name in names:
         found = _WEIGHTS_NAME.match(name) or _INDEX_NAME.match(name)
-        if found is None:
-            continue
-        if found["variant"] is None:
-            plain = True
-        else:
-            variants.add(found["variant"])
-    if plain or not variants:
-        return None
-    return min(variants, key=lambda v: (PREFERRED_VARIANTS.index(v) if v in PREFERRED_VARIANTS else 99, v))
+        if found is not None:
+            formats.setdefault(found["variant"], set()).add(found["format"])
+    if not formats:
+        return {}
+    variant = None if None in formats else min(formats, key=_variant_rank)
+    return {"variant": variant, "use_safetensors": "safetensors" in formats[variant]}
 
 
-def hub_weights_variants(repo: str) -> dict[str, str | None]:
-    """`weights_variant` of each folder of a hub repository (the root as ""), from one listing of its files;
-    the hub out of reach is an OSError, as the loaders' own."""
+def _variant_rank(variant: str) -> tuple[int, str]:
+    return (PREFERRED_VARIANTS.index(variant) if variant in PREFERRED_VARIANTS else len(PREFERRED_VARIANTS), variant)
+
+
+def hub_load_kwargs(repo: str) -> dict[str, dict]:
+    """`weights_load_kwargs` of each folder of a hub repository (the root as ""), from one listing of its
+    files; the hub out of reach is an OSError, as the loaders' own."""
     from huggingface_hub import HfApi
 
     try:
@@ -117,7 +122,7 @@ def hub_weights_variants(repo: str) -> dict[str, str | None]:
     for file in files:
         folder, _, name = file.rpartition("/")
         folders.setdefault(folder, []).append(name)
-    return {folder: weights_variant(names) for folder, names in folders.items()}
+    return {folder: weights_load_kwargs(names) for folder, names in folders.items()}
 
 
 def load_pretrained(cls, name: str, what: str, error: type[Exception], **kwargs):
@@ -125,13 +130,13 @@ def load_pretrained(cls, name: str, what: str, error: type[Exception], **kwargs)
     `what` when its files do not make the model its config describes: a tensor the config makes that the
     files lack (diffusers leaves it unloaded, transformers draws it at random; either would go on to be
     edited with) or one of another shape. Tensors the files hold beyond the model's are left out, as both
-    libraries do, and said in one line. A local folder holding only a variant's weights files (fp16, ...) is
-    loaded from them (`weights_variant`); a hub id's variant is the caller's to give (`hub_weights_variants`)."""
+    libraries do, and said in one line. A local folder's files are read as `weights_load_kwargs` finds them
+    (a variant's only, .bin only); a hub id's are the caller's to give (`hub_load_kwargs`)."""
     from transformers import PreTrainedModel
 
     folder = Path(name, kwargs.get("subfolder") or "")
-    if kwargs.get("variant") is None and folder.is_dir():
-        kwargs["variant"] = weights_variant(f.name for f in folder.iterdir())
+    if "variant" not in kwargs and folder.is_dir():
+        kwargs.update(weights_load_kwargs(f.name for f in folder.iterdir()))
     if issubclass(cls, PreTrainedModel):  # a shape refused by us, in one line, not by its table and an error
         kwargs["ignore_mismatched_sizes"] = True
     try:
