@@ -74,7 +74,9 @@ def test_missing_models_give_clear_errors(tmp_path, monkeypatch):
         load_components(tmp_path / "stable-diffusion-v1-5")  # the authors' configs name such a folder
     (tmp_path / "notsd").mkdir()
     with pytest.raises(
-        ModelNotFoundError, match="no 'tokenizer', 'text_encoder', 'vae', 'unet', 'scheduler' subfolders"
+        ModelNotFoundError,
+        match=r"notsd is not a diffusers Stable Diffusion folder: it has none of its subfolders \(expected tokenizer, "
+        r"text_encoder, vae, unet, scheduler\)\.$",
     ):
         load_components(tmp_path / "notsd")
     for empty in ("", "  "):  # not the current folder
@@ -194,6 +196,24 @@ def test_a_model_config_is_only_for_an_original_checkpoint_and_must_be_a_diffuse
     torch.save({"state_dict": {}}, original)
     with pytest.raises(ModelNotFoundError, match="--model-config .*nowhere' is not a diffusers folder"):
         load_components(original, config=str(tmp_path / "nowhere"))
+    with pytest.raises(ModelNotFoundError, match=r"^Model file '.*missing.ckpt' does not exist\.$"):  # not "carries"
+        load_components(tmp_path / "missing.ckpt", config=str(folder))
+
+
+def test_a_folder_beside_a_model_says_which_folder_to_give(tiny, tmp_path):
+    """`--model MODEL/unet` or the folder that holds MODEL: said to be no model folder, and which one is."""
+    folder = save_pretrained_folder(tiny, tmp_path / "models" / "tiny")
+    with pytest.raises(
+        ModelNotFoundError, match=rf"it is the 'unet' part of the model folder '{re.escape(str(folder))}': give that\.$"
+    ):
+        load_components(folder / "unet")
+    with pytest.raises(
+        ModelNotFoundError, match=rf"it holds the model folder '{re.escape(str(folder))}': give that\.$"
+    ):
+        load_components(folder.parent)
+    save_pretrained_folder(tiny, tmp_path / "models" / "other")
+    with pytest.raises(ModelNotFoundError, match=r"it holds the model folders '.*other', '.*tiny': give one\.$"):
+        load_components(folder.parent)
 
 
 def test_weights_that_are_not_finite_are_refused_at_load_naming_the_tensor(tiny, tmp_path):

@@ -599,10 +599,35 @@ def _missing_parts(folder: Path, what: str, kind: str = "diffusers Stable Diffus
     """Refuse a folder (`what` names it) without every part of a diffusers Stable Diffusion folder."""
     missing = [part for part in FOLDER_PARTS if not (folder / part).is_dir()]
     if missing:
-        raise ModelNotFoundError(
-            f"{what} is not a {kind}: it has no {', '.join(map(repr, missing))} "
-            f"subfolder{'s' if len(missing) > 1 else ''} (expected {', '.join(FOLDER_PARTS)}{note})."
+        lacks = (
+            "none of its subfolders"
+            if len(missing) == len(FOLDER_PARTS)
+            else f"no {', '.join(map(repr, missing))} subfolder{'s' if len(missing) > 1 else ''}"
         )
+        raise ModelNotFoundError(
+            f"{what} is not a {kind}: it has {lacks} (expected {', '.join(FOLDER_PARTS)}{note}){_nearby_model(folder)}."
+        )
+
+
+def _is_model_folder(folder: Path) -> bool:
+    return all((folder / part).is_dir() for part in FOLDER_PARTS)
+
+
+def _nearby_model(folder: Path) -> str:
+    """Where a folder given for a model is beside one, what to give instead: the model folder it is a part
+    of (`.../unet` given), or the one it holds (its parent given); else nothing."""
+    if folder.name in FOLDER_PARTS and _is_model_folder(folder.parent):
+        return f"; it is the {folder.name!r} part of the model folder {str(folder.parent)!r}: give that"
+    try:
+        inside = sorted(f for f in folder.iterdir() if f.is_dir() and _is_model_folder(f))
+    except OSError:
+        return ""
+    if len(inside) == 1:
+        return f"; it holds the model folder {str(inside[0])!r}: give that"
+    if inside:
+        more = f" and {len(inside) - 2} more" if len(inside) > 2 else ""
+        return f"; it holds the model folders {', '.join(repr(str(f)) for f in inside[:2])}{more}: give one"
+    return ""
 
 
 def check_model_path(model: str | os.PathLike) -> None:
@@ -765,6 +790,7 @@ def load_components(
     token that is no word, are refused before anything is read.
     """
     device = check_device(device)
+    check_model_path(model)  # a model that is missing is named as such first, with or without `config`
     check_model_config(model, config)
     check_adapter_files(lora, embeddings)
     if vae is not None:
@@ -784,7 +810,6 @@ def load_components(
         source = "videop2p-toy"
         parts = _load_local_folder(path)
     else:
-        check_model_path(model)
         path = Path(model).expanduser()
         source = str(model)
         if path.is_dir():
