@@ -5,8 +5,9 @@ cut, emptied or random; a weight removed, added, of another shape or NaN; a conf
 model_index.json cut or changed; a scheduler, VAE or UNet value no edit can use; a part missing) and
 runs the smallest edit on the clip with it in a fresh process. A case expected to be refused must end
 with exit 2 and one `error:` line naming the folder (or a file in it), before anything is written; a case expected to run
-(a weight beyond the config, no model_index.json, an unknown scheduler class) must end with exit 0 and
-its outputs. Anything else (a traceback, another exit code, more lines, outputs of a refused case) is a
+(a weight beyond the config, no model_index.json, an unknown scheduler class; and, not damaged, layouts
+diffusers allows: a (height, width) sample size, a variant's weights only, `.bin` weights) must end with
+exit 0 and its outputs, and say no error on its way. Anything else (a traceback, another exit code, more lines, outputs of a refused case) is a
 failure. Prints a line per case, then the count; exits 1 on any failure.
 
     python bench/damaged_models.py --clip ../shared/data/videop2p-clips/rabbit --out /tmp/damaged
@@ -84,6 +85,31 @@ def remove(path: str) -> Callable[[Path], None]:
     return damage
 
 
+def as_layout(variant: str | None, suffix: str) -> Callable[[Path], None]:
+    """Every part's weights rewritten as diffusers and transformers also name them: a variant's only
+    (`save_pretrained(variant="fp16")`, half precision) or torch pickles (`.bin`, before safetensors)."""
+
+    def damage(folder: Path) -> None:
+        for part in PARTS:
+            file = weights_file(folder, part)
+            state = load_file(file)
+            name = (
+                file.name.removesuffix(".safetensors")
+                if part != "text_encoder" or suffix == "safetensors"
+                else "pytorch_model"
+            )
+            name = f"{name}.{variant}.{suffix}" if variant else f"{name}.{suffix}"
+            if variant == "fp16":
+                state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+            file.unlink()
+            if suffix == "safetensors":
+                save_file(state, folder / part / name, metadata={"format": "pt"})
+            else:
+                torch.save(state, folder / part / name)
+
+    return damage
+
+
 def drop_first(state: dict, suffix: str) -> dict:
     name = next(k for k in sorted(state) if k.endswith(suffix))
     return {k: v for k, v in state.items() if k != name}
@@ -141,6 +167,10 @@ def cases() -> dict[str, tuple[Callable[[Path], None], bool]]:
     out["unet-sample-size-zero"] = (set_keys("unet/config.json", sample_size=0), False)
     out["unet-inpainting-channels"] = (set_keys("unet/config.json", in_channels=9), False)
     out["unet-other-text-width"] = (set_keys("unet/config.json", cross_attention_dim=48), False)
+    # not damaged: layouts that diffusers allows, which must load
+    out["unet-sample-size-pair"] = (set_keys("unet/config.json", sample_size=[8, 32]), True)
+    out["weights-fp16-variant-only"] = (as_layout("fp16", "safetensors"), True)
+    out["weights-bin-only"] = (as_layout(None, "bin"), True)
     return out
 
 
@@ -156,9 +186,10 @@ def run_case(name: str, damage, goes_on: bool, model: Path, clip: str, out: Path
     args += ["--frames", "2", "--out", str(edits), "--workspace", str(folder / "ws"), "-q"]
     result = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     lines = (result.stdout + result.stderr).strip().splitlines()
-    if goes_on:
-        ok = result.returncode == 0 and (edits / "outputs.json").is_file()
-        return ok, "ran" if ok else f"exit {result.returncode}: {lines[-1] if lines else ''}"
+    if goes_on:  # and says no error on its way
+        said = [line for line in lines if "error" in line.lower()]
+        ok = result.returncode == 0 and (edits / "outputs.json").is_file() and not said
+        return ok, "ran" if ok else f"exit {result.returncode}: {(said or lines or [''])[-1]}"
     one_line = result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ")
     ok = one_line and name in lines[0] and not edits.exists()
     return ok, lines[0] if one_line else f"exit {result.returncode}, {len(lines)} lines: {lines[-1] if lines else ''}"
