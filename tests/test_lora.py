@@ -139,6 +139,54 @@ def test_a_lora_that_does_not_fit_the_model_is_one_line_naming_its_file(tiny, ti
         load_components(tiny_folder, lora={str(tmp_path / "xl_text.safetensors"): 1.0})
 
 
+def _lycoris(pairs, kind: str) -> dict[str, torch.Tensor]:
+    """kohya-ss-named weights of the LyCORIS adapters (LoHa: two Hadamard-multiplied low-rank pairs; LoKr: a
+    Kronecker product's factors), as civitai's files hold them."""
+    sd = {}
+    for key, (up, down) in pairs.items():
+        part, name = key.split(".", 1)
+        stem = ("lora_unet_" if part == "unet" else "lora_te_text_model_") + name.replace(".", "_")
+        if kind == "loha":
+            sd |= {f"{stem}.hada_w{i}_{ab}": t.clone() for i in (1, 2) for ab, t in (("a", up), ("b", down))}
+        else:
+            sd |= {
+                f"{stem}.lokr_w1": torch.ones(2, 2),
+                f"{stem}.lokr_w2": torch.ones(up.shape[0] // 2, down.shape[1] // 2),
+            }
+        sd[f"{stem}.alpha"] = torch.tensor(float(RANK))
+    return sd
+
+
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [
+        ("loha", "it holds LyCORIS LoHa weights (lora_"),
+        ("lokr", "it holds LyCORIS LoKr weights (lora_"),
+        ("other", "its keys are of no LoRA layout that diffusers reads (lora_"),
+        ("no_up", "it lacks lora_"),
+    ],
+)
+def test_a_lycoris_or_unknown_adapter_is_named_for_what_it_is(tiny, tiny_folder, tmp_path, kind, said):
+    """diffusers (0.42) refuses kohya-ss-named keys it cannot convert with "The following keys have not been
+    correctly renamed:" and their list after a blank line, which the one-line error cut to nothing."""
+    pairs = _pairs(tiny, seed=6)
+    kohya = _kohya(pairs, 4.0)
+    weights = {
+        "loha": lambda: _lycoris(pairs, "loha"),
+        "lokr": lambda: _lycoris(pairs, "lokr"),
+        "other": lambda: {k.replace(".lora_", ".weird_"): v for k, v in kohya.items()},
+        "no_up": lambda: {k: v for k, v in kohya.items() if ".lora_up." not in k},  # a layer's down, not its up
+    }[kind]()
+    save_file(weights, tmp_path / f"{kind}.safetensors")
+    with pytest.raises(LoraError) as e:
+        load_components(tiny_folder, lora={str(tmp_path / f"{kind}.safetensors"): 1.0})
+    message = str(e.value)
+    assert "\n" not in message and "have not been correctly renamed" not in message, message
+    assert said in message, message
+    if kind.startswith("lo"):
+        assert "give LoRA weights (lora_up/lora_down or lora_A/lora_B)" in message, message
+
+
 def test_a_missing_empty_or_foreign_file_and_a_bad_scale_are_refused_before_loading(tmp_path):
     (tmp_path / "empty.safetensors").write_bytes(b"")
     (tmp_path / "notes.txt").write_text("x")

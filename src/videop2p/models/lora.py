@@ -19,10 +19,15 @@ from pathlib import Path
 import torch
 
 from videop2p.config import LORA_SCALE_MAX, lora_scale_problem, weights_file_problem
+from videop2p.models.weights import named_keys
 
 logger = logging.getLogger(__name__)
 
 LORA_SUFFIXES = (".safetensors", ".bin", ".pt", ".ckpt")  # what diffusers' LoRA loader reads
+# diffusers' (0.42) refusal of kohya-ss-named keys it has no conversion for, followed by their names
+UNCONVERTED = "The following keys have not been correctly renamed:"
+# adapters of the LyCORIS family that share kohya-ss's key names, by a mark of their weights' names
+OTHER_ADAPTERS = ((".hada_", "LyCORIS LoHa"), (".lokr_", "LyCORIS LoKr"))
 
 
 class LoraError(ValueError):
@@ -81,6 +86,19 @@ def _reason(error: BaseException) -> str:
         return "the layers it names are not this model's (a LoRA of another architecture?)"
     if "size mismatch" in text or "Error(s) in loading state_dict" in text:
         return "its layers' sizes are not this model's (a LoRA of another architecture, such as SDXL's?)"
+    if isinstance(error, KeyError) and error.args:  # kohya-ss's names: a layer's lora_down without its lora_up
+        return f"it lacks {error.args[0]}, which its other weights of that layer call for (it is incomplete or damaged)"
+    if UNCONVERTED in text:  # kohya-ss-named keys that are no LoRA's: diffusers lists them after a blank line
+        keys = sorted(k.strip() for k in text.split(UNCONVERTED, 1)[1].split(",") if k.strip())
+        for mark, kind in OTHER_ADAPTERS:
+            marked = [k for k in keys if mark in k]
+            if marked:
+                return (
+                    f"it holds {kind} weights ({named_keys(marked)}), which diffusers does not fuse into Stable "
+                    "Diffusion 1.x/2.x; give LoRA weights (lora_up/lora_down or lora_A/lora_B), or merge it into the "
+                    "model with a LyCORIS tool"
+                )
+        return f"its keys are of no LoRA layout that diffusers reads ({named_keys(keys) if keys else 'none named'})"
     first = text.splitlines()[0] if text else type(error).__name__
     first = first if len(first) <= 200 else first[:200] + "..."
     return (
