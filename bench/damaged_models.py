@@ -4,11 +4,12 @@ Each case copies the model (default: the bundled toy model) into OUT, damages on
 cut, emptied or random; a weight removed, added, of another shape or NaN; a config, tokenizer file or
 model_index.json cut or changed; a scheduler, VAE or UNet value no edit can use; a part missing) and
 runs the smallest edit on the clip with it in a fresh process. A case expected to be refused must end
-with exit 2 and one `error:` line naming the folder (or a file in it), before anything is written; a case expected to run
-(a weight beyond the config, no model_index.json, an unknown scheduler class; and, not damaged, layouts
-diffusers allows: a (height, width) sample size, a variant's weights only, `.bin` weights) must end with
-exit 0 and its outputs, and say no error on its way. Anything else (a traceback, another exit code, more lines, outputs of a refused case) is a
-failure. Prints a line per case, then the count; exits 1 on any failure.
+with exit 2 and one `error:` line naming the folder (or a file in it), before anything is written; a
+case expected to run (a weight beyond the config, no model_index.json, an unknown scheduler class; and,
+not damaged, layouts diffusers allows: a (height, width) sample size, a variant's weights only, `.bin`
+weights) must end with exit 0 and its outputs, and say no error on its way. Anything else (a
+traceback, another exit code, more lines, outputs of a refused case) is a failure. Prints a line per
+case, then the count; exits 1 on any failure.
 
     python bench/damaged_models.py --clip ../shared/data/videop2p-clips/rabbit --out /tmp/damaged
     python bench/damaged_models.py --clip CLIP --out OUT --model FOLDER --cases unet-missing-weight

@@ -275,7 +275,7 @@ def model_info(tokenizer, text_encoder, vae, unet, scheduler, source: str, video
         vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1),
         scaling_factor=float(vae.config.scaling_factor),
         latent_channels=int(vae.config.latent_channels),
-        sample_size=native_side(unet.config.sample_size),
+        sample_size=_native_side(unet.config.sample_size),
         prediction_type=str(scheduler.config.prediction_type),
         max_tokens=int(tokenizer.model_max_length),
         cross_attention_dim=int(unet.config.cross_attention_dim),
@@ -284,7 +284,7 @@ def model_info(tokenizer, text_encoder, vae, unet, scheduler, source: str, video
     )
 
 
-def native_side(sample_size: int | Sequence[int]) -> int:
+def _native_side(sample_size: int | Sequence[int]) -> int:
     """The latent side of a UNet's `sample_size`: one number, or a (height, width) pair as diffusers allows,
     whose square of the same area is what a working size is chosen from (its aspect comes from the clip)."""
     sides = _tuple_of(sample_size)

@@ -86,7 +86,7 @@ def _reason(error: BaseException) -> str:
         return "the layers it names are not this model's (a LoRA of another architecture?)"
     if "size mismatch" in text or "Error(s) in loading state_dict" in text:
         return "its layers' sizes are not this model's (a LoRA of another architecture, such as SDXL's?)"
-    if isinstance(error, KeyError) and error.args:  # kohya-ss's names: a layer's lora_down without its lora_up
+    if isinstance(error, KeyError) and "lora" in str(error.args[:1]):  # kohya-ss's: a lora_down without its lora_up
         return f"it lacks {error.args[0]}, which its other weights of that layer call for (it is incomplete or damaged)"
     if UNCONVERTED in text:  # kohya-ss-named keys that are no LoRA's: diffusers lists them after a blank line
         keys = sorted(k.strip() for k in text.split(UNCONVERTED, 1)[1].split(",") if k.strip())
