@@ -4,6 +4,7 @@ one-line errors before any work."""
 
 import json
 import logging
+import re
 
 import pytest
 import torch
@@ -204,6 +205,29 @@ def test_a_missing_empty_or_foreign_file_and_a_bad_scale_are_refused_before_load
     ):
         with pytest.raises(LoraError, match=needle):
             check_lora(path, scale)
+
+
+def test_a_folder_given_for_a_lora_file_names_the_file_in_it(tmp_path):
+    """diffusers' LoRA trainers write a folder holding `pytorch_lora_weights.safetensors`: given the folder,
+    the error names the file to give (of several, the first two and how many more)."""
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    (trained / "logs.txt").write_text("x")
+    with pytest.raises(
+        LoraError, match=r"'.*trained' is a folder, with no .safetensors or .bin or .pt or .ckpt file in"
+    ):
+        check_lora(trained, 1.0)
+    (trained / "pytorch_lora_weights.safetensors").write_bytes(b"x")
+    found = re.escape(repr(str(trained / "pytorch_lora_weights.safetensors")))
+    with pytest.raises(LoraError, match=rf"is a folder; give the file in it, {found} \(a .safetensors or"):
+        check_lora(trained, 1.0)
+    for step in (500, 1000, 1500):
+        (trained / f"checkpoint-{step}.safetensors").write_bytes(b"x")
+    with pytest.raises(
+        LoraError,
+        match=r"give one of the files in it, '.*checkpoint-1000.safetensors', '.*checkpoint-1500.safetensors' and 2 more \(",
+    ):
+        check_lora(trained, 1.0)
 
 
 def test_lora_flags_read_file_and_scale():

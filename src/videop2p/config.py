@@ -1223,9 +1223,18 @@ def weights_file_problem(path: str | os.PathLike, kind: str, suffixes: tuple[str
     """What is wrong with the `kind` file `path` (missing, a folder, empty, not one of `suffixes`) before it
     is read, naming it and what would be valid (a file of `holding`), or None."""
     p = Path(path).expanduser()
+    if p.is_dir():  # a trainer's output folder: the file in it is what to give
+        inside = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in suffixes)
+        files = f"a {' or '.join(suffixes)} file of {holding}"
+        if not inside:
+            return f"{kind} file {str(path)!r} is a folder, with no {' or '.join(suffixes)} file in it; give {files}."
+        shown = ", ".join(repr(str(f)) for f in inside[:2]) + (
+            f" and {len(inside) - 2} more" if len(inside) > 2 else ""
+        )
+        which = "the file in it" if len(inside) == 1 else "one of the files in it"
+        return f"{kind} file {str(path)!r} is a folder; give {which}, {shown} ({files})."
     if not p.is_file():
-        what = "is a folder" if p.is_dir() else "does not exist"
-        return f"{kind} file {str(path)!r} {what}; give a {' or '.join(suffixes)} file of {holding}."
+        return f"{kind} file {str(path)!r} does not exist; give a {' or '.join(suffixes)} file of {holding}."
     if p.stat().st_size == 0:
         return f"{kind} file {str(path)!r} is empty (0 bytes)."
     if p.suffix.lower() not in suffixes:
