@@ -135,6 +135,11 @@ def test_bad_vae_paths_are_refused_before_anything_is_read(tmp_path):
     with pytest.raises(VaeError, match="cannot be read as weights"):
         load_components(None, vae=str(tmp_path / "cut.safetensors"))
     check_vae_spec("stabilityai/sd-vae-ft-mse")  # a hub id passes: it is resolved when loaded
+    (tmp_path / "folder" / "vae-ft-mse.safetensors").write_bytes(b"x")  # a download's folder: its file is the VAE
+    with pytest.raises(
+        VaeError, match=r"not a diffusers VAE; give its weights file instead, '.*vae-ft-mse.safetensors'\.$"
+    ):
+        check_vae_spec(tmp_path / "folder")
 
 
 runner = CliRunner()

@@ -38,7 +38,11 @@ def check_vae_spec(spec: str | os.PathLike) -> None:
     path = Path(text).expanduser()
     if path.is_dir():
         if _config_folder(path) is None:
-            raise VaeError(f"VAE folder '{spec}' has no config.json (nor vae/config.json): it is not a diffusers VAE.")
+            files = sorted(f.name for f in path.iterdir() if f.is_file() and f.suffix.lower() in VAE_FILE_SUFFIXES)
+            hint = f"; give its weights file instead, {str(path / files[0])!r}" if len(files) == 1 else ""
+            raise VaeError(
+                f"VAE folder '{spec}' has no config.json (nor vae/config.json): it is not a diffusers VAE{hint}."
+            )
         return
     if path.is_file() or path.suffix.lower() in VAE_FILE_SUFFIXES:
         problem = weights_file_problem(path, "VAE", VAE_FILE_SUFFIXES, "VAE weights")
