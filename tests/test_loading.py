@@ -198,6 +198,12 @@ def test_a_model_config_is_only_for_an_original_checkpoint_and_must_be_a_diffuse
         load_components(original, config=str(tmp_path / "nowhere"))
     with pytest.raises(ModelNotFoundError, match=r"^Model file '.*missing.ckpt' does not exist\.$"):  # not "carries"
         load_components(tmp_path / "missing.ckpt", config=str(folder))
+    torch.save({"state_dict": {"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(4, 4, 3, 3)}}, original)
+    with pytest.raises(  # a hub id given, not cached: it, not the advice to give one, is named
+        ModelLoadError,
+        match=r"with --model-config 'some-org/sd' \(.*\); give a diffusers folder of its architecture, or a hub id in",
+    ):
+        load_components(original, config="some-org/sd")
 
 
 def test_a_folder_beside_a_model_says_which_folder_to_give(tiny, tmp_path):
@@ -505,14 +511,9 @@ def test_a_replacement_vae_folder_or_cached_hub_model_of_fp16_variant_weights_lo
     assert hub_cache.connects == []
 
 
-def test_how_a_hub_repositorys_parts_are_read_comes_from_one_listing_and_an_unreachable_hub_is_an_oserror(
-    monkeypatch,
-):
-    from huggingface_hub import HfApi
+def test_how_a_hub_repositorys_parts_are_read_comes_from_its_listing():
+    from videop2p.models.hub import hub_load_kwargs
 
-    from videop2p.models.weights import hub_load_kwargs
-
-    listings = []
     files = [
         "model_index.json",
         "unet/config.json",
@@ -521,21 +522,63 @@ def test_how_a_hub_repositorys_parts_are_read_comes_from_one_listing_and_an_unre
         "vae/diffusion_pytorch_model.fp16.safetensors",
         "text_encoder/config.json",
     ]
-    monkeypatch.setattr(HfApi, "list_repo_files", lambda self, repo: listings.append(repo) or files)
-    assert hub_load_kwargs("some-org/sd") == {
+    assert hub_load_kwargs(files) == {
         "": {},
         "unet": {"variant": "fp16", "use_safetensors": True},
         "vae": {"variant": None, "use_safetensors": False},
         "text_encoder": {},
     }
-    assert listings == ["some-org/sd"]
 
-    def unreachable(self, repo):
-        raise RuntimeError("Name or service not known")  # as the hub client's transport errors, not an OSError
 
-    monkeypatch.setattr(HfApi, "list_repo_files", unreachable)
-    with pytest.raises(OSError, match="Name or service not known"):
-        hub_load_kwargs("some-org/sd")
+def test_a_hub_id_is_listed_by_one_request_and_an_unreachable_hub_or_missing_repository_is_said_at_once(
+    hub_cache, monkeypatch
+):
+    """huggingface_hub retried a download that could not connect five times (28 s for `videop2p run CLIP
+    --model some-org/missing-model` on a machine without the hub) before the model's error; one request
+    without retries now lists the repository, and its failure is the error."""
+    import socket
+    from types import SimpleNamespace
+
+    import httpx2
+    import huggingface_hub.constants
+    import huggingface_hub.utils._http
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    from videop2p.models.hub import hub_files
+    from videop2p.models.vae import VaeError
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # read once, when it was imported
+    lookups, waits = [], []
+
+    def no_name_service(host, *args, **kwargs):
+        lookups.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_name_service)
+    monkeypatch.setattr(huggingface_hub.utils._http.time, "sleep", waits.append)  # its retries' waits, not waited
+    with pytest.raises(
+        ModelNotFoundError, match=r"'some-org/missing' .*\(HubError: the hub \(https://.*\) could not be reached: "
+    ):
+        load_components("some-org/missing")
+    assert lookups and waits == []  # asked, and not again after 1, 2, 4, 8 and 8 s
+    with pytest.raises(VaeError, match=r"VAE 'some-org/vae' .*\(HubError: the hub .* could not be reached"):
+        load_components(None, vae="some-org/vae")
+    assert waits == []
+
+    def not_found(self, repo, **kwargs):
+        url = f"https://huggingface.co/api/models/{repo}"
+        response = httpx2.Response(404, request=httpx2.Request("GET", url))  # huggingface_hub's own client
+        raise RepositoryNotFoundError(f"404 Client Error for url: {url}", response=response)
+
+    monkeypatch.setattr(HfApi, "model_info", not_found)
+    with pytest.raises(
+        ModelNotFoundError, match=r"the hub holds no model repository 'some-org/typo' that this machine"
+    ):
+        load_components("some-org/typo")
+    listing = SimpleNamespace(siblings=[SimpleNamespace(rfilename=f) for f in ("model_index.json", "vae/config.json")])
+    monkeypatch.setattr(HfApi, "model_info", lambda self, repo, **kwargs: listing)
+    assert hub_files("some-org/sd") == ["model_index.json", "vae/config.json"]
 
 
 def test_a_folder_of_bin_weights_loads_without_diffusers_error_lines(tiny, tmp_path, caplog):

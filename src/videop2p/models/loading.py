@@ -22,11 +22,12 @@ from transformers import AddedToken, CLIPTextConfig, CLIPTextModel, CLIPTokenize
 from videop2p.config import DTYPES, FrameAttentionMode, GroupNormMode, is_hub_id
 from videop2p.models import tav
 from videop2p.models.embeddings import add_embeddings, added_tokens, check_embedding, embedding_words
+from videop2p.models.hub import hub_files, hub_load_kwargs
 from videop2p.models.lora import check_lora, fuse_loras
 from videop2p.models.schedulers import scheduler_config_problem
 from videop2p.models.tokenizer import bundled_tokenizer
 from videop2p.models.vae import check_scaling_factor, check_vae_spec, load_vae, vae_name
-from videop2p.models.weights import first_line, hub_load_kwargs, load_pretrained, load_state
+from videop2p.models.weights import first_line, load_pretrained, load_state
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 from videop2p.store.files import atomic_path, read_json
 from videop2p.store.workspace import DELTA_FILE, is_delta_identity
@@ -388,10 +389,11 @@ def _load_hub(repo: str) -> tuple:
     if not _offline():
         logger.info("%s is not in the Hugging Face cache; downloading it from the hub", repo)
         try:
-            video_folder = _hub_video_folder(repo)
+            files = hub_files(repo)  # one request: a hub out of reach or a repository it lacks is said at once
+            video_folder = _hub_video_folder(repo) if "unet/config.json" in files else None
             if video_folder is not None:
                 return _load_folder(video_folder, local_files_only=False, name=repo)
-            return _load_folder(Path(repo), local_files_only=False, name=repo, files=hub_load_kwargs(repo))
+            return _load_folder(Path(repo), local_files_only=False, name=repo, files=hub_load_kwargs(files))
         except OSError as e:
             error = e
     raise ModelNotFoundError(
@@ -575,6 +577,12 @@ def _load_original_checkpoint(path: Path, config: str | None, local_files_only: 
                 f"unloaded); it is incomplete, or of another architecture than {architecture} (name it with "
                 "--model-config)."
             ) from None
+        if config is not None:  # the architecture named, and it could not be read
+            raise ModelLoadError(
+                f"Could not load the single-file checkpoint {path} with --model-config {str(config)!r} "
+                f"({first_line(e)}); give a diffusers folder of its architecture, or a hub id in the Hugging Face "
+                f"cache (on a connected machine, `hf download {config}`)."
+            ) from e
         raise ModelLoadError(
             f"Could not load the single-file checkpoint {path} ({first_line(e)}). diffusers reads an original "
             "checkpoint's architecture from the hub or its cache; where neither is at hand, name it with "

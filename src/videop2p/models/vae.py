@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from videop2p.config import is_hub_id, weights_file_problem
-from videop2p.models.weights import first_line, hub_load_kwargs, load_pretrained, load_state, read_weights_file
+from videop2p.models.hub import hub_files, hub_load_kwargs
+from videop2p.models.weights import first_line, load_pretrained, load_state, read_weights_file
 
 logger = logging.getLogger(__name__)
 
@@ -133,14 +134,17 @@ def _vae_hub(repo: str, offline: bool):
         reason = f"{type(e).__name__}: {first_line(e)}"
     if not offline:
         try:
-            subfolder = _hub_vae_subfolder(repo)
+            files = hub_files(repo)  # one request: a hub out of reach or a repository it lacks is said at once
+            if "config.json" not in files and "vae/config.json" not in files:
+                raise VaeError(f"VAE {repo!r}: its hub repository holds no config.json, nor vae/config.json.")
+            subfolder = None if "config.json" in files else "vae"  # a VAE repository's root, or a model's vae/
             return load_pretrained(
                 AutoencoderKL,
                 repo,
                 f"VAE {repo!r}",
                 VaeError,
                 subfolder=subfolder,
-                **hub_load_kwargs(repo).get(subfolder or "", {}),
+                **hub_load_kwargs(files).get(subfolder or "", {}),
                 local_files_only=False,
             )
         except OSError as e:  # the hub out of reach, no such repository
@@ -149,24 +153,6 @@ def _vae_hub(repo: str, offline: bool):
         f"VAE {repo!r} is not a local path and could not be loaded from the Hugging Face hub or its cache "
         f"({reason}). On a connected machine run `hf download {repo}`, or pass a local VAE folder or file."
     )
-
-
-def _hub_vae_subfolder(repo: str) -> str | None:
-    """Where a hub repository keeps its VAE's config, asked of the hub: its root (a VAE repository's, None)
-    or `vae` (a model repository's); huggingface_hub's error where neither is found or the hub is out of
-    reach (`LocalEntryNotFoundError`)."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
-
-    try:
-        hf_hub_download(repo, "config.json")
-        return None
-    except LocalEntryNotFoundError:  # the hub out of reach
-        raise
-    except EntryNotFoundError:  # the hub has the repository, without a config.json at its root
-        pass
-    hf_hub_download(repo, "config.json", subfolder="vae")
-    return "vae"
 
 
 def check_scaling_factor(config, what: str, error: type[Exception]) -> None:

@@ -109,29 +109,13 @@ def _variant_rank(variant: str) -> tuple[int, str]:
     return (PREFERRED_VARIANTS.index(variant) if variant in PREFERRED_VARIANTS else len(PREFERRED_VARIANTS), variant)
 
 
-def hub_load_kwargs(repo: str) -> dict[str, dict]:
-    """`weights_load_kwargs` of each folder of a hub repository (the root as ""), from one listing of its
-    files; the hub out of reach is an OSError, as the loaders' own."""
-    from huggingface_hub import HfApi
-
-    try:
-        files = HfApi().list_repo_files(repo)
-    except Exception as e:  # noqa: BLE001 (the hub client's transport errors are not OSErrors)
-        raise OSError(first_line(e)) from e
-    folders: dict[str, list[str]] = {}
-    for file in files:
-        folder, _, name = file.rpartition("/")
-        folders.setdefault(folder, []).append(name)
-    return {folder: weights_load_kwargs(names) for folder, names in folders.items()}
-
-
 def load_pretrained(cls, name: str, what: str, error: type[Exception], **kwargs):
     """`cls.from_pretrained(name, **kwargs)` of a diffusers or transformers model, refused as an `error` naming
     `what` when its files do not make the model its config describes: a tensor the config makes that the
     files lack (diffusers leaves it unloaded, transformers draws it at random; either would go on to be
     edited with) or one of another shape. Tensors the files hold beyond the model's are left out, as both
     libraries do, and said in one line. A local folder's files are read as `weights_load_kwargs` finds them
-    (a variant's only, .bin only); a hub id's are the caller's to give (`hub_load_kwargs`)."""
+    (a variant's only, .bin only); a hub id's are the caller's to give (`hub.hub_load_kwargs`)."""
     from transformers import PreTrainedModel
 
     folder = Path(name, kwargs.get("subfolder") or "")
