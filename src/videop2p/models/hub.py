@@ -28,7 +28,7 @@ def hub_files(repo: str) -> list[str]:
         info = HfApi().model_info(repo, expand=["siblings"], timeout=HUB_TIMEOUT_S)
     except RepositoryNotFoundError:
         raise HubError(
-            f"the hub holds no model repository {repo!r} that this machine may read (a typo, or a private one: "
+            f"the hub holds no model repository {repo!r} that this machine may read (a typo, or a private or gated one: "
             "`hf auth login` first)"
         ) from None
     except Exception as e:  # noqa: BLE001 (the hub client's transport errors are not OSErrors)
