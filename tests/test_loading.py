@@ -204,6 +204,8 @@ def test_a_model_config_is_only_for_an_original_checkpoint_and_must_be_a_diffuse
         match=r"with --model-config 'some-org/sd' \(.*\); give a diffusers folder of its architecture, or a hub id in",
     ):
         load_components(original, config="some-org/sd")
+    with pytest.raises(ModelLoadError, match=r"with --model-config '.*tiny' \([^)]*\)\.$"):  # its own reason, no advice
+        load_components(original, config=str(folder))
 
 
 def test_a_folder_beside_a_model_says_which_folder_to_give(tiny, tmp_path):

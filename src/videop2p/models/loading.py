@@ -578,10 +578,15 @@ def _load_original_checkpoint(path: Path, config: str | None, local_files_only: 
                 "--model-config)."
             ) from None
         if config is not None:  # the architecture named, and it could not be read
+            advice = (  # a hub id's configs may be out of reach; a folder's were checked before
+                ""
+                if Path(config).expanduser().exists()
+                else "; give a diffusers folder of its architecture, or a hub id in the Hugging Face cache (on a "
+                f"connected machine, `hf download {config}`)"
+            )
             raise ModelLoadError(
                 f"Could not load the single-file checkpoint {path} with --model-config {str(config)!r} "
-                f"({first_line(e)}); give a diffusers folder of its architecture, or a hub id in the Hugging Face "
-                f"cache (on a connected machine, `hf download {config}`)."
+                f"({first_line(e)}){advice}."
             ) from e
         raise ModelLoadError(
             f"Could not load the single-file checkpoint {path} ({first_line(e)}). diffusers reads an original "
