@@ -686,6 +686,30 @@ def test_frames_held_in_memory_are_the_same_clip_as_their_file_and_reuse_its_tun
     assert vp.clip_from_frames(frames).size == vp.load_clip(VideoConfig(path=str(clip_path), frames=3)).size
 
 
+def test_a_tuning_with_other_settings_than_the_kept_one_says_so(tiny, clip_path, tmp_path, caplog):
+    """`videop2p tune --tune-steps 2` then `videop2p edit` (500 steps by default) tuned anew without a word:
+    a run that tunes while the workspace keeps the same clip tuned otherwise names the nearest settings."""
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    clip = vp.load_clip(VideoConfig(path=str(clip_path), frames=2, width=16, height=16))
+    with caplog.at_level(logging.WARNING, logger="videop2p.pipeline"):
+        vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+        vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))  # reused
+        vp.tune(clip, "another prompt for it", TuneConfig(steps=1, progress=False))  # another clip's key
+        assert not caplog.records
+        _, report = vp.tune(clip, PROMPT, TuneConfig(steps=2, lr=1e-4, progress=False))
+    assert report.action == "computed"
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        "tuning anew: the workspace keeps this clip tuned with other settings (steps 1 (this run: 2), lr 3e-05 "
+        "(this run: 0.0001)); the same settings reuse it"
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="videop2p.pipeline"):
+        vp.tune(clip, PROMPT, TuneConfig(steps=2, lr=1e-4, progress=False), frame_mode="sparse-causal")
+    (record,) = caplog.records  # of the two kept, the nearer: one setting apart, not three
+    assert "(frame_mode first (this run: sparse-causal)); the same" in record.getMessage()
+
+
 @pytest.mark.parametrize(
     ("frames", "kwargs", "message"),
     [

@@ -74,7 +74,14 @@ from videop2p.outputs import write_run_outputs, writer_count
 from videop2p.progress import StepHook
 from videop2p.sampling import DivergedError, check_steps
 from videop2p.store.files import check_room, check_writable
-from videop2p.store.workspace import StageReport, Workspace, clip_identity, key_of, reuse_or_compute
+from videop2p.store.workspace import (
+    StageReport,
+    Workspace,
+    clip_identity,
+    key_of,
+    reuse_or_compute,
+    tuning_difference,
+)
 from videop2p.tuning import load_delta, save_delta, tune
 from videop2p.windows import WindowPlan, frames_per_step, plan_windows
 
@@ -433,6 +440,14 @@ class VideoP2P:
             # the tuned weights must fit; a tuning state that does not is skipped with a warning
             delta = sum(p.numel() * p.element_size() for p in model.trainable_parameters().values())
             check_room("workspace", self.workspace.root, delta, "the tuned weights")
+        if self.workspace is not None and not force and not self.workspace.delta_path(model.delta_key).exists():
+            others = [tuning_difference(identity, o) for o in self.workspace.tuned_otherwise(identity)]
+            if others:  # a run that meant to reuse it is told why it does not: the nearest settings kept
+                logger.warning(
+                    "tuning anew: the workspace keeps this clip tuned with other settings (%s); the same settings "
+                    "reuse it",
+                    ", ".join(min(others, key=len)),
+                )
         path = self.workspace.open_clip(identity) if self.workspace else None
         saved = self.workspace.steps_of(path, identity) if path is not None else None
         try:

@@ -28,6 +28,7 @@ from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, read
 from videop2p.store.files import read_json, write_json
 
 WAITING_NOTE_S = 60.0  # how often a run waiting for another's entry says it is still waiting
+TUNING_KEYS = ("tune", "frame_mode", "group_norm")  # what of a clip's identity its tuning settings give
 DELTA_FILE = "tune.safetensors"  # a tuned clip's own tensors and identity, in its workspace folder (and exports)
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,18 @@ def is_delta_identity(meta: dict) -> bool:
     """Whether a tensors file's metadata is a tuned clip's identity (what `DELTA_FILE` holds): the model it
     was tuned from and its frame attention."""
     return "frame_mode" in meta and "model" in meta
+
+
+def tuning_difference(identity: dict, other: dict) -> list[str]:
+    """How `other`'s tuning settings differ from `identity`'s, one `steps 2 (this run: 500)` per setting."""
+    mine, theirs = _tuning_settings(identity), _tuning_settings(other)
+    return [
+        f"{k} {theirs.get(k)} (this run: {mine.get(k)})" for k in {**theirs, **mine} if mine.get(k) != theirs.get(k)
+    ]
+
+
+def _tuning_settings(identity: dict) -> dict:
+    return {**{k: identity.get(k) for k in TUNING_KEYS if k != "tune"}, **(identity.get("tune") or {})}
 
 
 def key_of(data: dict) -> str:
@@ -172,6 +185,26 @@ class Workspace:
         Path(self.root).mkdir(parents=True, exist_ok=True)
         with open(Path(self.root) / "events.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps({**report.to_dict(), "at": time.time()}) + "\n")
+
+    def tuned_otherwise(self, identity: dict) -> list[dict]:
+        """The identities of the clips kept tuned here that are `identity`'s clip, prompt and model tuned with
+        other settings (TUNING_KEYS differ): a run that asks for other settings tunes anew, and may say so."""
+        same = {k: v for k, v in identity.items() if k not in TUNING_KEYS}
+        found = []
+        for folder in sorted(Path(self.root).glob("clip-*")):
+            if not (folder / DELTA_FILE).is_file():
+                continue
+            try:
+                other = read_json(folder / "key.json")
+            except (OSError, ValueError):
+                continue
+            if (
+                isinstance(other, dict)
+                and other != identity
+                and {k: v for k, v in other.items() if k not in TUNING_KEYS} == same
+            ):
+                found.append(other)
+        return found
 
     def clips(self) -> list[ClipEntry]:
         """Every tuned clip kept here, the most recently used first."""
