@@ -710,6 +710,25 @@ def test_a_tuning_with_other_settings_than_the_kept_one_says_so(tiny, clip_path,
     assert "(frame_mode first (this run: sparse-causal)); the same" in record.getMessage()
 
 
+def test_an_inversion_with_other_settings_than_the_kept_one_says_so(tiny, clip_path, tmp_path, caplog):
+    """`videop2p invert --inversion fast` then `videop2p edit` (null-text by default) inverted anew silently."""
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    clip = vp.load_clip(VideoConfig(path=str(clip_path), frames=2, width=16, height=16))
+    model, _ = vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+    with caplog.at_level(logging.WARNING, logger="videop2p.pipeline"):
+        vp.invert(model, clip, PROMPT, InversionConfig(method="fast", steps=2))
+        vp.invert(model, clip, PROMPT, InversionConfig(method="fast", steps=2))  # reused
+        vp.invert(model, clip, "another prompt for it", InversionConfig(method="fast", steps=2))  # not this clip's
+        assert not caplog.records
+        _, report = vp.invert(model, clip, PROMPT, InversionConfig(method="direct", steps=2))
+    assert report.action == "computed"
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        "inverting anew: the workspace keeps this clip inverted with other settings (method fast (this run: "
+        "direct)); the same settings reuse it"
+    )
+
+
 @pytest.mark.parametrize(
     ("frames", "kwargs", "message"),
     [

@@ -80,6 +80,7 @@ from videop2p.store.workspace import (
     clip_identity,
     key_of,
     reuse_or_compute,
+    settings_difference,
     tuning_difference,
 )
 from videop2p.tuning import load_delta, save_delta, tune
@@ -499,6 +500,14 @@ class VideoP2P:
             key = {"prompt": prompt, **settings_of(cfg), **plan.key()}
             path = self.workspace.inversion_path(model.delta_key, key)
             saved = self.workspace.steps_of(path, {**expected, "key": key})
+            if not force and not path.exists():
+                others = self.workspace.inverted_otherwise(model.delta_key, prompt, clip.digest, settings_of(cfg))
+                if others:  # a run that meant to reuse one is told why it does not: the nearest settings kept
+                    logger.warning(
+                        "inverting anew: the workspace keeps this clip inverted with other settings (%s); the same "
+                        "settings reuse it",
+                        ", ".join(min((settings_difference(settings_of(cfg), o) for o in others), key=len)),
+                    )
 
         def compute() -> InversionResult:
             if force and saved is not None:

@@ -40,12 +40,22 @@ def is_delta_identity(meta: dict) -> bool:
     return "frame_mode" in meta and "model" in meta
 
 
+def settings_difference(mine: dict, theirs: dict) -> list[str]:
+    """How the settings `theirs` differ from `mine`, one `steps 2 (this run: 500)` per setting (each compared as
+    it is stored: a tuple as the list its file holds)."""
+    mine, theirs = _as_stored(mine), _as_stored(theirs)
+    keys = [k for k in {**theirs, **mine} if mine.get(k) != theirs.get(k)]
+    return [f"{k} {theirs.get(k)} (this run: {mine.get(k)})" for k in keys]
+
+
 def tuning_difference(identity: dict, other: dict) -> list[str]:
-    """How `other`'s tuning settings differ from `identity`'s, one `steps 2 (this run: 500)` per setting."""
-    mine, theirs = _tuning_settings(identity), _tuning_settings(other)
-    return [
-        f"{k} {theirs.get(k)} (this run: {mine.get(k)})" for k in {**theirs, **mine} if mine.get(k) != theirs.get(k)
-    ]
+    """How the tuning settings of the clip identity `other` differ from `identity`'s (`settings_difference`)."""
+    return settings_difference(_tuning_settings(identity), _tuning_settings(other))
+
+
+def _as_stored(data: dict) -> dict:
+    """`data` as a JSON file holds it (tuples as lists, other values as `key_of` reads them)."""
+    return json.loads(json.dumps(data, default=str))
 
 
 def _tuning_settings(identity: dict) -> dict:
@@ -189,6 +199,7 @@ class Workspace:
     def tuned_otherwise(self, identity: dict) -> list[dict]:
         """The identities of the clips kept tuned here that are `identity`'s clip, prompt and model tuned with
         other settings (TUNING_KEYS differ): a run that asks for other settings tunes anew, and may say so."""
+        identity = _as_stored(identity)
         same = {k: v for k, v in identity.items() if k not in TUNING_KEYS}
         found = []
         for folder in sorted(Path(self.root).glob("clip-*")):
@@ -204,6 +215,20 @@ class Workspace:
                 and {k: v for k, v in other.items() if k not in TUNING_KEYS} == same
             ):
                 found.append(other)
+        return found
+
+    def inverted_otherwise(self, delta_key: str, prompt: str, frames_hash: str, settings: dict) -> list[dict]:
+        """The settings of the inversions kept for the tuned clip `delta_key` of the same frames and prompt
+        but other `settings`: a run that asks for other settings inverts anew, and may say so."""
+        settings, found = _as_stored(settings), []
+        for file in sorted((self.clip_dir(delta_key) / "inversions").glob("inv-*.safetensors")):
+            try:
+                meta = read_meta(file).get("meta")
+            except (OSError, CorruptFileError, ValueError):
+                continue
+            same = isinstance(meta, dict) and (meta.get("prompt"), meta.get("frames_hash")) == (prompt, frames_hash)
+            if same and isinstance(meta.get("settings"), dict) and meta["settings"] != settings:
+                found.append(meta["settings"])
         return found
 
     def clips(self) -> list[ClipEntry]:
