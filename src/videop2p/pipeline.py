@@ -441,8 +441,7 @@ class VideoP2P:
             # the tuned weights must fit; a tuning state that does not is skipped with a warning
             delta = sum(p.numel() * p.element_size() for p in model.trainable_parameters().values())
             check_room("workspace", self.workspace.root, delta, "the tuned weights")
-        if self.workspace is not None and not force and not self.workspace.delta_path(model.delta_key).exists():
-            others = [tuning_difference(identity, o) for o in self.workspace.tuned_otherwise(identity)]
+            others = [] if force else [tuning_difference(identity, o) for o in self.workspace.tuned_otherwise(identity)]
             if others:  # a run that meant to reuse it is told why it does not: the nearest settings kept
                 logger.warning(
                     "tuning anew: the workspace keeps this clip tuned with other settings (%s); the same settings "
