@@ -710,6 +710,27 @@ def test_a_tuning_with_other_settings_than_the_kept_one_says_so(tiny, clip_path,
     assert "(frame_mode first (this run: sparse-causal)); the same" in record.getMessage()
 
 
+def test_a_tuning_kept_in_the_current_folders_workspace_is_named_by_a_run_that_tunes_elsewhere(
+    tiny, clip_path, tmp_path, caplog, monkeypatch
+):
+    """`videop2p tune CLIP` keeps its work in ./.videop2p-workspace; `videop2p edit CLIP --out results/cat`
+    in results/.videop2p-workspace (beside its output folder), where it tuned again without a word."""
+    monkeypatch.chdir(tmp_path)
+    here = VideoP2P(tiny, Workspace(tmp_path / ".videop2p-workspace"))
+    clip = here.load_clip(VideoConfig(path=str(clip_path), frames=2, width=16, height=16))
+    here.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+    elsewhere = VideoP2P(tiny, Workspace(tmp_path / "results" / ".videop2p-workspace"))
+    with caplog.at_level(logging.WARNING, logger="videop2p.pipeline"):
+        elsewhere.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+        elsewhere.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))  # reused there now: nothing said
+        here.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        f"tuning anew in {tmp_path / 'results' / '.videop2p-workspace'}: {tmp_path / '.videop2p-workspace'} keeps "
+        "this clip tuned with these settings; a run with that workspace reuses it"
+    )
+
+
 def test_an_inversion_with_other_settings_than_the_kept_one_says_so(tiny, clip_path, tmp_path, caplog):
     """`videop2p invert --inversion fast` then `videop2p edit` (null-text by default) inverted anew silently."""
     vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))

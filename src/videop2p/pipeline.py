@@ -78,6 +78,7 @@ from videop2p.store.workspace import (
     StageReport,
     Workspace,
     clip_identity,
+    here_workspace_with,
     key_of,
     reuse_or_compute,
     settings_difference,
@@ -447,6 +448,13 @@ class VideoP2P:
                     "tuning anew: the workspace keeps this clip tuned with other settings (%s); the same settings "
                     "reuse it",
                     ", ".join(min(others, key=len)),
+                )
+            elif not force and (here := here_workspace_with(self.workspace.root, model.delta_key)) is not None:
+                logger.warning(
+                    "tuning anew in %s: %s keeps this clip tuned with these settings; a run with that workspace "
+                    "reuses it",
+                    self.workspace.root,
+                    here,
                 )
         path = self.workspace.open_clip(identity) if self.workspace else None
         saved = self.workspace.steps_of(path, identity) if path is not None else None

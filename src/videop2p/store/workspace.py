@@ -457,6 +457,16 @@ def reuse_or_compute(
     return value, report
 
 
+def here_workspace_with(root: str | os.PathLike, delta_key: str) -> Path | None:
+    """The current folder's `.videop2p-workspace` (where a run without `--out` keeps its work) when it is
+    not `root` and keeps the tuned clip `delta_key`: a run into another output folder, whose workspace is
+    beside that one, tunes again, and may say where the same tuning is."""
+    here = Path.cwd() / WORKSPACE_NAME
+    if here.resolve() == Path(root).resolve() or not Workspace(here).delta_path(delta_key).is_file():
+        return None
+    return here
+
+
 def default_workspace(out_dir: str | os.PathLike) -> Path:
     """`.videop2p-workspace` beside the output folder, so that runs into other output folders share it;
     inside it when the output folder is the current folder or above it (`--out .` keeps the workspace
