@@ -504,16 +504,17 @@ class VideoP2P:
         expected = {"prompt": prompt, "frames_hash": clip.digest, "delta": model.delta_key}
         path, saved = None, None
         if self.workspace is not None and model.delta_key is not None:
-            key = {"prompt": prompt, **settings_of(cfg), **plan.key()}
+            settings = settings_of(cfg)
+            key = {"prompt": prompt, **settings, **plan.key()}
             path = self.workspace.inversion_path(model.delta_key, key)
             saved = self.workspace.steps_of(path, {**expected, "key": key})
             if not force and not path.exists():
-                others = self.workspace.inverted_otherwise(model.delta_key, prompt, clip.digest, settings_of(cfg))
+                others = self.workspace.inverted_otherwise(model.delta_key, prompt, clip.digest, settings)
                 if others:  # a run that meant to reuse one is told why it does not: the nearest settings kept
                     logger.warning(
                         "inverting anew: the workspace keeps this clip inverted with other settings (%s); the same "
                         "settings reuse it",
-                        ", ".join(min((settings_difference(settings_of(cfg), o) for o in others), key=len)),
+                        ", ".join(min((settings_difference(settings, o) for o in others), key=len)),
                     )
 
         def compute() -> InversionResult:
