@@ -179,7 +179,7 @@ def ground_toy_model(init: str | Path, out_dir: str | Path, cfg: GroundingConfig
     write_json(out / "grounding_config.json", {**asdict(cfg), "init": str(init)})
     tokenizer, text_encoder, vae, unet = comps.tokenizer, comps.text_encoder, comps.vae, comps.unet
     unet.requires_grad_(True), text_encoder.requires_grad_(True)
-    size = unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1)
+    size = comps.info.native_size  # the model's native side, as every run reads it
     images, masks, specs = render_grounding_data(cfg.dataset_size, size, cfg.seed)
     mean, std = encode_dataset(vae, images)
     scaling = vae.config.scaling_factor

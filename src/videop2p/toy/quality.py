@@ -103,7 +103,7 @@ def evaluate_model(
     pipe = image_pipeline(c.tokenizer, c.text_encoder, c.vae, c.unet, c.scheduler)
     pipe.set_progress_bar_config(disable=True)
     combos = list(itertools.product(Shape, Color, Background))
-    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    size = c.info.native_size  # the model's native side, as every run reads it
     hits = defaultdict(list)
     per_value = defaultdict(list)
     for seed in tqdm(range(seeds), desc="toy eval", disable=not progress):
