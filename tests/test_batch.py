@@ -437,3 +437,22 @@ def test_a_local_batch_of_several_clips_loads_its_model_once(tmp_path, caplog):
         results = run_batch(loaded, ws)
     assert _statuses(results) == {"c1": "done", "c2": "done"}
     assert sum(r.getMessage().startswith("loaded ") for r in caplog.records) == 1
+
+
+def test_a_hub_repositorys_lora_or_embedding_stays_a_hub_id_in_jobs_and_rerun_configs(jobs_file):
+    """Placed beside the jobs file, a LoRA or embedding file there is made absolute, a hub repository's
+    (`owner/name`, `owner/name/FILE`) stays as it is, and so it is kept in a run's config.yaml."""
+    from videop2p.outputs import rerunnable
+
+    (jobs_file.parent / "style.safetensors").write_bytes(b"x")
+    data = yaml.safe_load(jobs_file.read_text())
+    hub = {"someone/style-lora": 0.5, "someone/styles/a.safetensors": 1.0}
+    data["jobs"][0]["lora"] = {"style.safetensors": 0.8, "missing.safetensors": 1.0, **hub}
+    data["jobs"][0]["embeddings"] = {"sd-concepts-library/cat-toy": None}
+    (jobs_file.parent / "hub.yaml").write_text(yaml.safe_dump(data))
+    cfg = load_jobs(jobs_file.parent / "hub.yaml")[0][0].config
+    here = jobs_file.parent.resolve()
+    assert cfg.lora == {str(here / "style.safetensors"): 0.8, str(here / "missing.safetensors"): 1.0, **hub}
+    assert cfg.embeddings == {"sd-concepts-library/cat-toy": None}
+    kept = rerunnable(cfg)
+    assert kept["lora"] == cfg.lora and kept["embeddings"] == cfg.embeddings

@@ -247,3 +247,24 @@ def test_the_web_editor_says_the_word_each_embedding_takes(tmp_path):
     line = Session(None, tmp_path, lora={"style.safetensors": 0.8}, embeddings=files).model_line()
     assert "Model: videop2p-toy" in line and "LoRA: style.safetensors (0.8)" in line
     assert "`<cat-toy>` (learned_embeds.bin), `<g>` (glossyfx.pt), cut.pt (unreadable)" in line
+
+
+def test_an_embedding_given_by_its_hub_repository_is_read_from_the_cache(model_dir, hub_cache, monkeypatch):
+    """`--embedding sd-concepts-library/cat-toy`, as diffusers' `load_textual_inversion` takes it: the
+    repository's learned_embeds file, from the Hugging Face cache with no request; its word is the token the
+    file names; offline, one the cache lacks says how to download it."""
+    vector = _vectors(1, 21)[0]
+    snapshot = hub_cache.snapshot("sd-concepts-library/cat-toy")
+    snapshot.mkdir(parents=True)
+    torch.save({"<cat-toy>": vector}, snapshot / "learned_embeds.bin")
+    torch.save({"<cat-toy>": -vector}, snapshot / "token_identifier.pt")  # another file: the diffusers' name is read
+    got = load_components(model_dir, embeddings={"sd-concepts-library/cat-toy": None})
+    torch.testing.assert_close(_row(got, "<cat-toy>"), vector)
+    assert got.info.identity.startswith("tiny+cat-toy@") and hub_cache.connects == []
+    result = runner.invoke(app, ["info", "--model", str(model_dir), "--embedding", "sd-concepts-library/cat-toy=<toy>"])
+    assert result.exit_code == 0 and "<toy>" in result.output, result.output
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    missing = runner.invoke(app, ["info", "--model", str(model_dir), "--embedding", "sd-concepts-library/gone"])
+    said = "embedding file 'sd-concepts-library/gone' is not a local path and could not be read from the Hugging Face"
+    line = next(line for line in missing.output.splitlines() if said in line)  # what `info` says of the model
+    assert "run `hf download sd-concepts-library/gone`, or give a local file." in line and hub_cache.connects == []

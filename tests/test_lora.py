@@ -271,3 +271,94 @@ def test_run_with_a_lora_records_it_and_reruns_from_its_config(tiny, tiny_folder
         bad = runner.invoke(app, ["run", str(frames), *common, "--lora", flag, "--out", str(tmp_path / "bad")])
         assert_one_line_error(bad, needle)
         assert not (tmp_path / "bad").exists()
+
+
+def _hub_listing(monkeypatch, hub_cache, files: dict[str, bytes]):
+    """The hub, as its client sees it, holding a repository of `files` (name -> bytes): listed by
+    `HfApi.model_info`, each downloaded into the test's cache by `hf_hub_download`; the repositories
+    downloaded, in order."""
+    from types import SimpleNamespace
+
+    import huggingface_hub
+    from huggingface_hub import HfApi
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # read once, when it was imported
+    listing = SimpleNamespace(siblings=[SimpleNamespace(rfilename=f) for f in [".gitattributes", *files]])
+    monkeypatch.setattr(HfApi, "model_info", lambda self, repo, **kwargs: listing)
+    downloads, cached = [], huggingface_hub.hf_hub_download
+
+    def download(repo, filename, **kwargs):
+        if kwargs.get("local_files_only"):  # a lookup in the cache, as it is
+            return cached(repo, filename, **kwargs)
+        downloads.append(f"{repo}/{filename}")
+        path = hub_cache.root / "downloaded" / repo / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(files[filename])
+        return str(path)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    return downloads
+
+
+def test_a_lora_given_by_its_hub_repository_is_read_from_the_cache_or_downloaded(
+    tiny, tiny_folder, tmp_path, hub_cache, monkeypatch
+):
+    """`--lora owner/name` is the repository's pytorch_lora_weights file (diffusers' trainers' name), else its one
+    LoRA file; `--lora owner/name/FILE` names one. The cache is read first, with no request; a repository of
+    several files asks which; offline, one the cache lacks says how to download it; a local path of the same
+    name comes first."""
+    pairs = _pairs(tiny, seed=7)
+    save_file(_kohya(pairs, alpha=2.0), tmp_path / "style.safetensors")
+    data = (tmp_path / "style.safetensors").read_bytes()
+    snapshot = hub_cache.snapshot("someone/style-lora")
+    (snapshot / "styles").mkdir(parents=True)
+    (snapshot / "pytorch_lora_weights.safetensors").write_bytes(data)
+    (snapshot / "styles" / "other.safetensors").write_bytes(data)
+    (snapshot / "README.md").write_text("a style")
+    want = _expected(tiny, (pairs, 2.0, 0.5))
+    for spec in ("someone/style-lora", "someone/style-lora/styles/other.safetensors"):
+        fused = load_components(tiny_folder, lora={spec: 0.5})
+        _assert_weights(fused, want)
+    assert fused.info.identity.startswith("tiny+other@") and hub_cache.connects == []
+    by_repo = load_components(tiny_folder, lora={"someone/style-lora": 0.5})
+    assert by_repo.info.identity.startswith("tiny+style-lora@")
+    local = load_components(tiny_folder, lora={str(tmp_path / "style.safetensors"): 0.5})
+    assert by_repo.info.fingerprint == local.info.fingerprint  # the same weights: the same tuned clips
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (snapshot / "pytorch_lora_weights.safetensors").unlink()
+    (snapshot / "second.safetensors").write_bytes(data)
+    for spec, said in (
+        (
+            "someone/style-lora",
+            "LoRA 'someone/style-lora': hub repository 'someone/style-lora' holds 2 LoRA files (second.safetensors, "
+            "styles/other.safetensors); give one as someone/style-lora/FILE, e.g. someone/style-lora/second.safetensors.",
+        ),
+        (
+            "someone/other-lora/a.safetensors",
+            "LoRA file 'someone/other-lora/a.safetensors' is not a local path and could not be read from the Hugging "
+            "Face hub or its cache (not in the Hugging Face cache). On a connected machine run `hf download "
+            "someone/other-lora a.safetensors`, or give a local file.",
+        ),
+    ):
+        with pytest.raises(LoraError) as error:
+            load_components(tiny_folder, lora={spec: 1.0})
+        assert str(error.value) == said
+    check_lora("someone/other-lora", 1.0)  # a hub repository's form passes the checks before loading
+    with pytest.raises(LoraError, match=r"'loras/style.safetensors' does not exist; give .* owner/name/FILE\.$"):
+        check_lora("loras/style.safetensors", 1.0)  # the form of a local file's path: it is one
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "someone" / "style-lora").mkdir(parents=True)
+    with pytest.raises(LoraError, match=r"'someone/style-lora' is a folder, with no .safetensors"):
+        check_lora("someone/style-lora", 1.0)  # a local path of that name comes first
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    downloads = _hub_listing(monkeypatch, hub_cache, {"a.safetensors": data, "b.safetensors": data})
+    with pytest.raises(LoraError, match=r"holds 2 LoRA files \(a.safetensors, b.safetensors\); give one as"):
+        load_components(tiny_folder, lora={"someone/new-lora": 1.0})
+    with pytest.raises(LoraError, match=r"'someone/new-lora' has no file 'c.safetensors'; its LoRA files: a.saf"):
+        load_components(tiny_folder, lora={"someone/new-lora/c.safetensors": 1.0})
+    assert downloads == []  # what the listing says is not there is not asked for
+    fused = load_components(tiny_folder, lora={"someone/new-lora/b.safetensors": 0.5})
+    _assert_weights(fused, want)
+    assert downloads == ["someone/new-lora/b.safetensors"]

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from videop2p.config import (
     ADAPTER_FILES,
+    ADAPTER_SUFFIXES,
     WORKSPACE_NAME,
     BatchSettings,
     ConfigError,
@@ -33,6 +34,7 @@ from videop2p.config import (
     VideoConfig,
     check_folder,
     fill_run,
+    hub_file_id,
     load_config,
     load_yaml,
     missing_tuned_model,
@@ -253,8 +255,10 @@ def _resolve_job_paths(cfg: RunConfig, here: Path) -> None:
         cfg.vae = str(_resolve(cfg.vae, here))
     if cfg.save_tuned:  # a folder to write, as `out`: relative to the jobs file
         cfg.save_tuned = str(_resolve(cfg.save_tuned, here))
-    for key in ADAPTER_FILES:
-        setattr(cfg, key, {str(_resolve(path, here)): value for path, value in getattr(cfg, key).items()})
+    for key in ADAPTER_FILES:  # a hub repository's file stays as it is, where the jobs file has none of its name
+        hub = [p for p in getattr(cfg, key) if hub_file_id(p, ADAPTER_SUFFIXES[key]) and not (here / p).exists()]
+        placed = {(path if path in hub else str(_resolve(path, here))): v for path, v in getattr(cfg, key).items()}
+        setattr(cfg, key, placed)
 
 
 def group_jobs(jobs: list[Job]) -> list[list[Job]]:

@@ -86,12 +86,14 @@ MODEL_CONFIG_HELP = (
 )
 LORA_HELP = (
     f"LoRA weights fused into the model before tuning: FILE or FILE=SCALE, the scale from {-LORA_SCALE_MAX:g} to "
-    f"{LORA_SCALE_MAX:g} (default 1; repeatable; diffusers', PEFT's or kohya-ss's layout)."
+    f"{LORA_SCALE_MAX:g} (default 1; repeatable; diffusers', PEFT's or kohya-ss's layout). FILE may be a hub "
+    "repository's: owner/name/FILE, or owner/name for its pytorch_lora_weights or one LoRA file."
 )
 LoraOpt = Annotated[list[str] | None, typer.Option(help=LORA_HELP)]
 EMBEDDING_HELP = (
     "Textual-inversion embedding added to the model: FILE or FILE=TOKEN, the prompts' word for it (default: the "
-    "token the file names, else its file name; repeatable; diffusers' or the A1111 web UI's .pt/.safetensors/.bin)."
+    "token the file names, else its file name; repeatable; diffusers' or the A1111 web UI's .pt/.safetensors/.bin). "
+    "FILE may be a hub repository's: owner/name/FILE, or owner/name for its learned_embeds or one embedding file."
 )
 EmbeddingOpt = Annotated[list[str] | None, typer.Option(help=EMBEDDING_HELP)]
 VAE_HELP = (

@@ -100,6 +100,9 @@ DEFAULT_FPS = 8.0  # frames a second of a folder of frames, as the authors' outp
 FPS_RANGE = (0.01, 1000.0)  # frames a second a folder of frames may be given: a frame a 100 s to a high-speed camera's
 COUNT_MAX = 2**31 - 1  # the largest count (frames, steps), index, stride or side: more than any run has
 ADAPTER_FILES = ("lora", "embeddings")  # RunConfig's fields that map files to settings (paths placed alike)
+LORA_SUFFIXES = (".safetensors", ".bin", ".pt", ".ckpt")  # what diffusers' LoRA loader reads
+EMBEDDING_SUFFIXES = (".safetensors", ".pt", ".bin")  # what the SD ecosystem writes embeddings as
+ADAPTER_SUFFIXES = {"lora": LORA_SUFFIXES, "embeddings": EMBEDDING_SUFFIXES}  # by ADAPTER_FILES' fields
 LORA_SCALE_MAX = 10.0  # |LoRA scale| at most: LoRA authors advise 0.5-1, and some styles are used negated
 # A reweighted word's map times this at most: prompt-to-prompt's examples use -5 to 20; at 100 the word
 # already holds a hundred times the attention of the whole prompt, and float16 (max 65504) stays finite.
@@ -918,6 +921,20 @@ def is_hub_id(name: str) -> bool:
     return True
 
 
+def hub_file_id(value: Any, suffixes: tuple[str, ...]) -> tuple[str, str | None] | None:
+    """(repository, file in it or None) where `value` has the form of a file of a Hugging Face hub repository:
+    `owner/name` (the repository's file, found as it is read) or `owner/name/PATH` with PATH ending in one of
+    `suffixes`; None for any other form. A local path of the same name comes first: the caller asks for it."""
+    text = value.strip() if isinstance(value, str) else ""
+    parts = text.split("/")
+    if len(parts) < 2 or "" in parts or ".." in parts or text.startswith((".", "~")):
+        return None
+    repo, file = "/".join(parts[:2]), "/".join(parts[2:])
+    if not is_hub_id(repo) or text.lower().endswith(suffixes) != bool(file):
+        return None  # `owner/style.safetensors` is a local file's path
+    return repo, file or None
+
+
 def missing_tuned_model_message(missing: tuple[str | os.PathLike, str], both: str, other: str) -> str:
     """What to say of `missing_tuned_model`'s folder: how it is made here; `both` says how to give the
     tune config with the p2p config, `other` how to name another model."""
@@ -1219,10 +1236,15 @@ def _text(section: str | None, attr: str, value: Any) -> None:
         raise OptionError(_where(section, attr), f"{value!r} is not valid; expected text.")
 
 
-def weights_file_problem(path: str | os.PathLike, kind: str, suffixes: tuple[str, ...], holding: str) -> str | None:
+def weights_file_problem(
+    path: str | os.PathLike, kind: str, suffixes: tuple[str, ...], holding: str, hub: bool = False
+) -> str | None:
     """What is wrong with the `kind` file `path` (missing, a folder, empty, not one of `suffixes`) before it
-    is read, naming it and what would be valid (a file of `holding`), or None."""
+    is read, naming it and what would be valid (a file of `holding`), or None. With `hub`, a hub repository's
+    file (`hub_file_id`) where no local path has its name passes: it is found as it is read."""
     p = Path(path).expanduser()
+    if hub and not p.exists() and hub_file_id(str(path), suffixes) is not None:
+        return None
     if p.is_dir():  # a trainer's output folder: the file in it is what to give
         inside = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in suffixes)
         files = f"a {' or '.join(suffixes)} file of {holding}"
@@ -1234,7 +1256,8 @@ def weights_file_problem(path: str | os.PathLike, kind: str, suffixes: tuple[str
         which = "the file in it" if len(inside) == 1 else "one of the files in it"
         return f"{kind} file {str(path)!r} is a folder; give {which}, {shown} ({files})."
     if not p.is_file():
-        return f"{kind} file {str(path)!r} does not exist; give a {' or '.join(suffixes)} file of {holding}."
+        hub_form = ", or a hub repository's, owner/name or owner/name/FILE" if hub else ""
+        return f"{kind} file {str(path)!r} does not exist; give a {' or '.join(suffixes)} file of {holding}{hub_form}."
     if p.stat().st_size == 0:
         return f"{kind} file {str(path)!r} is empty (0 bytes)."
     if p.suffix.lower() not in suffixes:

@@ -128,8 +128,9 @@ def rerunnable(cfg: RunConfig) -> dict:
         value = holder.get(key)
         if isinstance(value, str) and value and (key in made or Path(value).expanduser().exists()):
             holder[key] = str(Path(value).expanduser().resolve())
-    for key in ADAPTER_FILES:
-        plain[key] = {str(Path(path).expanduser().resolve()): value for path, value in plain[key].items()}
+    for key in ADAPTER_FILES:  # a hub repository's file (no local path of its name) stays as it is
+        local = {path: Path(path).expanduser() for path in plain[key]}
+        plain[key] = {(str(local[p].resolve()) if local[p].exists() else p): v for p, v in plain[key].items()}
     return plain
 
 

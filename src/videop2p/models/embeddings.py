@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 from transformers import AddedToken
 
-from videop2p.config import embedding_token_problem, weights_file_problem
+from videop2p.config import EMBEDDING_SUFFIXES, embedding_token_problem, weights_file_problem
+from videop2p.models.hub import adapter_file
 from videop2p.models.weights import read_weights_file
 
-EMBEDDING_SUFFIXES = (".safetensors", ".pt", ".bin")  # what the SD ecosystem writes embeddings as
 logger = logging.getLogger(__name__)
 
 _SDXL_KEYS = ("clip_l", "clip_g")  # an SDXL embedding: one vector set per text encoder
@@ -35,7 +35,7 @@ class EmbeddingError(ValueError):
 def check_embedding(path: str | os.PathLike, token: str | None = None) -> None:
     """Refuse an embedding file that is missing, empty or of a kind the loader does not read, and a
     token that is no single word, naming the value and what would be valid."""
-    problem = weights_file_problem(path, "embedding", EMBEDDING_SUFFIXES, "a textual-inversion embedding")
+    problem = weights_file_problem(path, "embedding", EMBEDDING_SUFFIXES, "a textual-inversion embedding", hub=True)
     problem = problem or embedding_token_problem(str(path), token)
     if problem:
         raise EmbeddingError(problem)
@@ -43,7 +43,10 @@ def check_embedding(path: str | os.PathLike, token: str | None = None) -> None:
 
 def read_embedding(path: str | os.PathLike) -> tuple[str | None, torch.Tensor]:
     """(the token the file names, or None where it names none; its vectors (N, D) in float32)."""
-    p = Path(path).expanduser()
+    from diffusers.loaders.textual_inversion import TEXT_INVERSION_NAME, TEXT_INVERSION_NAME_SAFE
+
+    names = (TEXT_INVERSION_NAME_SAFE, TEXT_INVERSION_NAME)  # a hub repository's file (sd-concepts-library's)
+    p = adapter_file(path, "embedding", EMBEDDING_SUFFIXES, names, EmbeddingError)
     data = read_weights_file(p, "embedding", EmbeddingError)
     named = None
     if isinstance(data, dict) and any(k in data for k in _SDXL_KEYS):

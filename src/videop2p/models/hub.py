@@ -3,11 +3,16 @@
 huggingface_hub retries a request that cannot connect five times (about 25 s) before its download fails;
 a machine that cannot reach the hub, or a repository the hub does not hold, is said at once from one
 request without retries (`hub_files`), which also lists the repository's files, so that each part is
-downloaded as its files are (`hub_load_kwargs`).
+downloaded as its files are (`hub_load_kwargs`), and a LoRA or an embedding given by its repository is
+the file it holds (`hub_file`). The Hugging Face cache is read first, with no request.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from videop2p.config import hub_file_id
 from videop2p.models.weights import first_line, weights_load_kwargs
 
 HUB_TIMEOUT_S = 10.0  # for the one listing request
@@ -43,3 +48,91 @@ def hub_load_kwargs(files: list[str]) -> dict[str, dict]:
         folder, _, name = file.rpartition("/")
         folders.setdefault(folder, []).append(name)
     return {folder: weights_load_kwargs(names) for folder, names in folders.items()}
+
+
+def hub_offline() -> bool:
+    """Whether HF_HUB_OFFLINE asks that the hub not be reached (the cache alone is read)."""
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
+
+
+def _named_file(files: list[str], suffixes: tuple[str, ...], preferred: tuple[str, ...]) -> str | None:
+    """The file of `files` a repository given alone stands for: the first of `preferred` it holds (diffusers'
+    names), else its only file of `suffixes`; None where it holds none or several."""
+    found = [name for name in preferred if name in files]
+    candidates = [f for f in files if f.lower().endswith(suffixes)]
+    return found[0] if found else candidates[0] if len(candidates) == 1 else None
+
+
+def _listed_file(
+    spec: str,
+    files: list[str],
+    kind: str,
+    suffixes: tuple[str, ...],
+    preferred: tuple[str, ...],
+    error: type[Exception],
+) -> str:
+    """The file of a hub repository whose files are `files` that `spec` names (`hub_file`); an `error` where it
+    names none or, given alone, the repository holds none or several of `suffixes`."""
+    repo, file = hub_file_id(spec, suffixes)
+    wanted = (file if file in files else None) if file else _named_file(files, suffixes, preferred)
+    if wanted is not None:
+        return wanted
+    holds = sorted(f for f in files if f.lower().endswith(suffixes))
+    some = ", ".join(holds[:3]) + (f" and {len(holds) - 3} more" if len(holds) > 3 else "")
+    if not holds:
+        raise error(f"{kind} {spec!r}: hub repository {repo!r} holds no {kind} file ({', '.join(suffixes)}).")
+    if file is not None:
+        raise error(f"{kind} {spec!r}: hub repository {repo!r} has no file {file!r}; its {kind} files: {some}.")
+    raise error(
+        f"{kind} {spec!r}: hub repository {repo!r} holds {len(holds)} {kind} files ({some}); give one as {repo}/FILE, "
+        f"e.g. {repo}/{holds[0]}."
+    )
+
+
+def hub_file(
+    spec: str, kind: str, suffixes: tuple[str, ...], preferred: tuple[str, ...], error: type[Exception]
+) -> Path:
+    """The local copy of the `kind` file of a hub repository `spec` names (`config.hub_file_id`): from the Hugging
+    Face cache when it holds it (no request made), else downloaded, unless HF_HUB_OFFLINE is set. A repository
+    given alone (`owner/name`) stands for its file named first in `preferred`, else its one file of `suffixes`.
+    An `error` says in one line why it cannot be had."""
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    repo, file = hub_file_id(spec, suffixes)
+    reason = "not in the Hugging Face cache"
+    try:
+        if file is not None:
+            return Path(hf_hub_download(repo, file, local_files_only=True))
+        snapshot = Path(snapshot_download(repo, local_files_only=True))
+        cached = [p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()]
+        several = sum(f.lower().endswith(suffixes) for f in cached) > 1  # which one is for the user to say
+        if _named_file(cached, suffixes, preferred) is not None or (several and hub_offline()):
+            return snapshot / _listed_file(spec, cached, kind, suffixes, preferred, error)
+    except OSError:  # not cached, or in part
+        pass
+    if not hub_offline():
+        try:
+            files = hub_files(repo)  # one request: a hub out of reach or a repository it lacks is said at once
+            return Path(hf_hub_download(repo, _listed_file(spec, files, kind, suffixes, preferred, error)))
+        except HubError as e:
+            reason = str(e)
+        except error:
+            raise
+        except Exception as e:  # noqa: BLE001 (the hub client's transport errors are not OSErrors)
+            reason = first_line(e)
+    download = f"{repo} {file}" if file else repo
+    raise error(
+        f"{kind} file {spec!r} is not a local path and could not be read from the Hugging Face hub or its cache "
+        f"({reason}). On a connected machine run `hf download {download}`, or give a local file."
+    )
+
+
+def adapter_file(
+    spec: str | os.PathLike, kind: str, suffixes: tuple[str, ...], preferred: tuple[str, ...], error: type[Exception]
+) -> Path:
+    """The local file a LoRA or embedding `spec` names: the local path of that name where there is one (or where
+    it has no hub repository's form), else the hub repository's file (`hub_file`)."""
+    path = Path(str(spec)).expanduser()
+    if path.exists() or hub_file_id(str(spec), suffixes) is None:
+        return path
+    return hub_file(str(spec), kind, suffixes, preferred, error)

@@ -22,7 +22,7 @@ from transformers import AddedToken, CLIPTextConfig, CLIPTextModel, CLIPTokenize
 from videop2p.config import DTYPES, FrameAttentionMode, GroupNormMode, is_hub_id
 from videop2p.models import tav
 from videop2p.models.embeddings import add_embeddings, added_tokens, check_embedding, embedding_words
-from videop2p.models.hub import hub_files, hub_load_kwargs
+from videop2p.models.hub import hub_files, hub_load_kwargs, hub_offline
 from videop2p.models.lora import check_lora, fuse_loras
 from videop2p.models.schedulers import scheduler_config_problem
 from videop2p.models.tokenizer import bundled_tokenizer
@@ -386,7 +386,7 @@ def _load_hub(repo: str) -> tuple:
         return _load_folder(snapshot, local_files_only=True, name=repo)
     except OSError as e:
         error = e
-    if not _offline():
+    if not hub_offline():
         logger.info("%s is not in the Hugging Face cache; downloading it from the hub", repo)
         try:
             files = hub_files(repo)  # one request: a hub out of reach or a repository it lacks is said at once
@@ -597,10 +597,6 @@ def _load_original_checkpoint(path: Path, config: str | None, local_files_only: 
     # a flat file of ours holds parts that were loaded, so checked, before it was written)
     check_architecture(dict(pipe.unet.config), dict(pipe.vae.config), pipe.text_encoder.config.hidden_size, path.name)
     return pipe.tokenizer, pipe.text_encoder, pipe.vae, pipe.unet, _ddim(pipe.scheduler.config, path.name), None
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
 
 
 def is_out_of_memory(e: BaseException) -> bool:
@@ -830,13 +826,13 @@ def load_components(
             source = path.name
         elif path.is_file():
             parts = (
-                _load_flat_file(path) if _is_flat_file(path) else _load_original_checkpoint(path, config, _offline())
+                _load_flat_file(path) if _is_flat_file(path) else _load_original_checkpoint(path, config, hub_offline())
             )
             source = path.name
         else:
             parts = _load_hub(str(model))
     if vae is not None:  # before LoRAs, which may adapt it too
-        parts = (*parts[:2], load_vae(vae, parts[2], _offline()), *parts[3:])
+        parts = (*parts[:2], load_vae(vae, parts[2], hub_offline()), *parts[3:])
         source = f"{source}+{vae_name(vae)}"
     tokenizer, text_encoder, vae, unet, scheduler, video = parts
     if lora:

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import torch
 
-from videop2p.config import LORA_SCALE_MAX, lora_scale_problem, weights_file_problem
+from videop2p.config import LORA_SCALE_MAX, LORA_SUFFIXES, lora_scale_problem, weights_file_problem
+from videop2p.models.hub import adapter_file
 from videop2p.models.weights import named_keys
 
 logger = logging.getLogger(__name__)
 
-LORA_SUFFIXES = (".safetensors", ".bin", ".pt", ".ckpt")  # what diffusers' LoRA loader reads
 # diffusers' (0.42) refusal of kohya-ss-named keys it has no conversion for, followed by their names
 UNCONVERTED = "The following keys have not been correctly renamed:"
 # adapters of the LyCORIS family that share kohya-ss's key names, by a mark of their weights' names
@@ -65,7 +65,7 @@ def _quiet_part_notes() -> Iterator[None]:
 def check_lora(path: str | os.PathLike, scale: float) -> None:
     """Refuse a LoRA file that is missing, empty or of a kind the loader does not read, and a scale
     not finite or beyond +-LORA_SCALE_MAX, naming the value and what would be valid."""
-    problem = weights_file_problem(path, "LoRA", LORA_SUFFIXES, "LoRA weights")
+    problem = weights_file_problem(path, "LoRA", LORA_SUFFIXES, "LoRA weights", hub=True)
     named, sep, after = str(path).rpartition("=")
     if problem and sep and not Path(path).expanduser().exists() and Path(named).expanduser().is_file():
         problem = (  # FILE=SCALE with no number after `=` is read as one name (`config.parse_lora`)
@@ -75,6 +75,14 @@ def check_lora(path: str | os.PathLike, scale: float) -> None:
     problem = problem or lora_scale_problem(str(path), scale)
     if problem:
         raise LoraError(problem)
+
+
+def lora_file(path: str | os.PathLike) -> Path:
+    """The local file of the LoRA `path` names: the file itself, or a hub repository's (`hub.adapter_file`; a
+    repository alone stands for diffusers' pytorch_lora_weights file, else its one LoRA file)."""
+    from diffusers.loaders.lora_base import LORA_WEIGHT_NAME, LORA_WEIGHT_NAME_SAFE
+
+    return adapter_file(path, "LoRA", LORA_SUFFIXES, (LORA_WEIGHT_NAME_SAFE, LORA_WEIGHT_NAME), LoraError)
 
 
 def _reason(error: BaseException) -> str:
@@ -131,12 +139,13 @@ def fuse_loras(components: tuple, lora: dict[str, float], source: str) -> None:
 
     tokenizer, text_encoder, vae, unet, scheduler = components
     pipe = image_pipeline(tokenizer, text_encoder, vae, unet, scheduler)  # the very modules: what it fuses is theirs
+    files = {path: lora_file(path) for path in lora}  # a hub repository's, found or downloaded before any is fused
     names = []
     for i, path in enumerate(lora):  # each file and scale checked by the caller first (`check_lora`)
         name = f"lora{i}"
         try:
             with _quiet_part_notes():
-                pipe.load_lora_weights(str(Path(path).expanduser()), adapter_name=name)
+                pipe.load_lora_weights(str(files[path]), adapter_name=name)
         except ImportError as e:
             raise LoraError(f"fusing LoRA weights needs PEFT ({e}): pip install peft") from e
         except (ValueError, KeyError, RuntimeError, OSError) as e:
