@@ -5,6 +5,7 @@ one-line errors before any work."""
 import json
 import logging
 import re
+from dataclasses import replace
 
 import pytest
 import torch
@@ -140,41 +141,18 @@ def test_a_lora_that_does_not_fit_the_model_is_one_line_naming_its_file(tiny, ti
         load_components(tiny_folder, lora={str(tmp_path / "xl_text.safetensors"): 1.0})
 
 
-def _lycoris(pairs, kind: str) -> dict[str, torch.Tensor]:
-    """kohya-ss-named weights of the LyCORIS adapters (LoHa: two Hadamard-multiplied low-rank pairs; LoKr: a
-    Kronecker product's factors), as civitai's files hold them."""
-    sd = {}
-    for key, (up, down) in pairs.items():
-        part, name = key.split(".", 1)
-        stem = ("lora_unet_" if part == "unet" else "lora_te_text_model_") + name.replace(".", "_")
-        if kind == "loha":
-            sd |= {f"{stem}.hada_w{i}_{ab}": t.clone() for i in (1, 2) for ab, t in (("a", up), ("b", down))}
-        else:
-            sd |= {
-                f"{stem}.lokr_w1": torch.ones(2, 2),
-                f"{stem}.lokr_w2": torch.ones(up.shape[0] // 2, down.shape[1] // 2),
-            }
-        sd[f"{stem}.alpha"] = torch.tensor(float(RANK))
-    return sd
-
-
 @pytest.mark.parametrize(
     ("kind", "said"),
     [
-        ("loha", "it holds LyCORIS LoHa weights (lora_"),
-        ("lokr", "it holds LyCORIS LoKr weights (lora_"),
         ("other", "its keys are of no LoRA layout that diffusers reads (lora_"),
         ("no_up", "it lacks lora_"),
     ],
 )
-def test_a_lycoris_or_unknown_adapter_is_named_for_what_it_is(tiny, tiny_folder, tmp_path, kind, said):
+def test_an_unknown_adapter_is_named_for_what_it_is(tiny, tiny_folder, tmp_path, kind, said):
     """diffusers (0.42) refuses kohya-ss-named keys it cannot convert with "The following keys have not been
     correctly renamed:" and their list after a blank line, which the one-line error cut to nothing."""
-    pairs = _pairs(tiny, seed=6)
-    kohya = _kohya(pairs, 4.0)
+    kohya = _kohya(_pairs(tiny, seed=6), 4.0)
     weights = {
-        "loha": lambda: _lycoris(pairs, "loha"),
-        "lokr": lambda: _lycoris(pairs, "lokr"),
         "other": lambda: {k.replace(".lora_", ".weird_"): v for k, v in kohya.items()},
         "no_up": lambda: {k: v for k, v in kohya.items() if ".lora_up." not in k},  # a layer's down, not its up
     }[kind]()
@@ -184,8 +162,108 @@ def test_a_lycoris_or_unknown_adapter_is_named_for_what_it_is(tiny, tiny_folder,
     message = str(e.value)
     assert "\n" not in message and "have not been correctly renamed" not in message, message
     assert said in message, message
-    if kind.startswith("lo"):
-        assert "give LoRA weights (lora_up/lora_down or lora_A/lora_B)" in message, message
+
+
+# LyCORIS's layers of the tests: Linear (attention, a resnet's time projection), 3x3 and 1x1 convolutions
+LYCORIS_UNET = ("attn1.to_q", "attn2.to_out.0", "resnets.0.conv1", "resnets.0.time_emb_proj", "conv_shortcut")
+LYCORIS_TEXT = ("self_attn.q_proj", "mlp.fc1")
+
+
+def _peft_lycoris(tiny, config) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(a LyCORIS file's weights in kohya-ss's names, the weight differences peft computes from them, by the
+    model's weight names "unet.NAME.weight"): peft's LoHa or LoKr layers, randomly initialised, on copies of the
+    tiny UNet and text encoder; peft's own `get_delta_weight` is the reference the fused weights are held to."""
+    import copy
+
+    from peft import inject_adapter_in_model
+
+    sd, deltas = {}, {}
+    for part, ends, prefix in (("unet", LYCORIS_UNET, "lora_unet_"), ("text_encoder", TEXT_LAYERS[:1], "lora_te_")):
+        model = copy.deepcopy(getattr(tiny, part))
+        torch.manual_seed(11)
+        wanted = [
+            n for n, m in model.named_modules() if n.endswith(ends) and isinstance(m, torch.nn.Linear | torch.nn.Conv2d)
+        ]
+        inject_adapter_in_model(replace(config, target_modules=wanted), model)
+        for name in wanted:
+            layer = model.get_submodule(name)
+            stem = prefix + ("text_model." if part == "text_encoder" else "") + name
+            stem = stem.replace(".", "_")
+            for param, values in layer.named_parameters():
+                if param.endswith(".default") and values.requires_grad:
+                    sd[f"{stem}.{param.split('.')[0]}"] = values.detach().clone()
+            sd[f"{stem}.alpha"] = torch.tensor(float(config.alpha))
+            deltas[f"{part}.{name}.weight"] = layer.get_delta_weight("default").detach()
+    return sd, deltas
+
+
+def _lycoris_configs():
+    from peft import LoHaConfig, LoKrConfig
+
+    return {
+        "loha": LoHaConfig(r=4, alpha=2, init_weights=False),
+        "loha-tucker": LoHaConfig(r=4, alpha=8, init_weights=False, use_effective_conv2d=True),
+        "lokr": LoKrConfig(r=2, alpha=4, init_weights=False, decompose_factor=4),
+        "lokr-both-tucker": LoKrConfig(
+            r=2, alpha=1, init_weights=False, decompose_both=True, decompose_factor=8, use_effective_conv2d=True
+        ),
+    }
+
+
+@pytest.mark.parametrize("kind", ["loha", "loha-tucker", "lokr", "lokr-both-tucker"])
+def test_a_lycoris_loha_or_lokr_file_is_fused_as_peft_computes_it(tiny, tiny_folder, tmp_path, kind):
+    """LyCORIS's LoHa and LoKr files (civitai's), in kohya-ss's names, which diffusers does not read for SD
+    1.x/2.x: each layer's difference is the one peft's LoHa or LoKr layer computes from the same weights
+    (Hadamard or Kronecker products, low-rank or Tucker factors, alpha / r), times the file's scale."""
+    sd, deltas = _peft_lycoris(tiny, _lycoris_configs()[kind])
+    assert any(".hada_t1" in k or ".lokr_t2" in k for k in sd) == kind.endswith("tucker")  # the layouts are tried
+    save_file(sd, tmp_path / f"{kind}.safetensors")
+    fused = load_components(tiny_folder, lora={str(tmp_path / f"{kind}.safetensors"): 0.7})
+    want = {k: v.clone() for k, v in _weights(tiny).items()}
+    for key, delta in deltas.items():
+        want[key] += 0.7 * delta
+    _assert_weights(fused, want)
+    assert fused.info.identity.startswith(f"tiny+{kind}@")
+
+
+def test_a_lokr_of_full_factors_is_not_scaled_and_a_locon_layer_beside_it_is_fused_by_diffusers(
+    tiny, tiny_folder, tmp_path
+):
+    """A LoKr layer of full factors alone takes no alpha / r (LyCORIS's rule; the web UI and ComfyUI read it so);
+    a file holding LoRA layers too (LyCORIS's LoCon writes lora_up/lora_down) has both fused."""
+    g = torch.Generator().manual_seed(3)
+    layer = next(n for n, _ in tiny.unet.named_modules() if n.endswith("attn1.to_k"))
+    out_features, in_features = tiny.unet.get_submodule(layer).weight.shape
+    w1, w2 = torch.randn(2, 4, generator=g), torch.randn(out_features // 2, in_features // 4, generator=g)
+    stem = "lora_unet_" + layer.replace(".", "_")
+    pairs = dict(list(_pairs(tiny, seed=9).items())[:3])
+    sd = {f"{stem}.lokr_w1": w1, f"{stem}.lokr_w2": w2, f"{stem}.alpha": torch.tensor(100.0), **_kohya(pairs, 2.0)}
+    save_file(sd, tmp_path / "mixed.safetensors")
+    fused = load_components(tiny_folder, lora={str(tmp_path / "mixed.safetensors"): -0.5})
+    want = _expected(tiny, (pairs, 2.0, -0.5))
+    want[f"unet.{layer}.weight"] += -0.5 * torch.kron(w1, w2)
+    _assert_weights(fused, want)
+
+
+def test_a_lycoris_file_that_does_not_fit_the_model_is_one_line_naming_its_file(tiny, tiny_folder, tmp_path):
+    sd, _ = _peft_lycoris(tiny, _lycoris_configs()["loha"])
+    q = next(k for k in sd if k.endswith("attn1_to_q.hada_w1_a"))
+    q2 = q.replace("hada_w1_a", "hada_w2_a")
+    cases = {
+        "other_layers": ({k.replace("blocks_0", "blocks_7"): v for k, v in sd.items()}, "are not this model's"),
+        "other_sizes": ({**sd, **{k: torch.cat([sd[k], sd[k]]) for k in (q, q2)}}, "but the model's is"),
+        "unequal": ({**sd, q: torch.cat([sd[q], sd[q]])}, "'s weights do not multiply (it is damaged)"),
+        "no_w2_b": ({k: v for k, v in sd.items() if not k.endswith("hada_w2_b")}, "lacks hada_w2_b (it is incomplete"),
+        "nan_values": ({**sd, q: torch.full_like(sd[q], float("nan"))}, "holds NaN or infinite values (its layer"),
+        "dora": ({**sd, q.replace("hada_w1_a", "dora_scale"): torch.ones(1)}, "holds dora_scale beside LoHa weights"),
+    }
+    for name, (weights, said) in cases.items():
+        save_file(weights, tmp_path / f"{name}.safetensors")
+        with pytest.raises(LoraError) as e:
+            load_components(tiny_folder, lora={str(tmp_path / f"{name}.safetensors"): 1.0})
+        message = str(e.value)
+        assert message.startswith(f"LoRA file '{tmp_path / name}.safetensors' could not be fused into tiny: "), message
+        assert said in message and "\n" not in message, (name, message)
 
 
 def test_a_missing_empty_or_foreign_file_and_a_bad_scale_are_refused_before_loading(tmp_path):

@@ -2,7 +2,8 @@
 loaded model before it is tuned: W <- W + scale * (alpha / rank) * up @ down for each layer they name.
 
 A LoRA file trained for Stable Diffusion 1.x/2.x (a style, a character) is read by diffusers'
-loader, whatever its layout (diffusers', PEFT's, kohya-ss's or the A1111 web UI's key names), and
+loader, whatever its layout (diffusers', PEFT's, kohya-ss's or the A1111 web UI's key names), a
+LyCORIS file's LoHa and LoKr layers by `lycoris` (diffusers reads neither for these models), and
 fused for good: the model is then an ordinary one with other weights, so its fingerprint, and with
 it every workspace entry, is that of the fused weights, and tuning, inversion and editing see no
 adapter at all.
@@ -20,14 +21,13 @@ import torch
 
 from videop2p.config import LORA_SCALE_MAX, LORA_SUFFIXES, lora_scale_problem, weights_file_problem
 from videop2p.models.hub import adapter_file
-from videop2p.models.weights import named_keys
+from videop2p.models.lycoris import LycorisError, fuse_lycoris, is_lycoris, kohya_layers, split_lycoris
+from videop2p.models.weights import named_keys, read_weights_file
 
 logger = logging.getLogger(__name__)
 
 # diffusers' (0.42) refusal of kohya-ss-named keys it has no conversion for, followed by their names
 UNCONVERTED = "The following keys have not been correctly renamed:"
-# adapters of the LyCORIS family that share kohya-ss's key names, by a mark of their weights' names
-OTHER_ADAPTERS = ((".hada_", "LyCORIS LoHa"), (".lokr_", "LyCORIS LoKr"))
 
 
 class LoraError(ValueError):
@@ -98,14 +98,6 @@ def _reason(error: BaseException) -> str:
         return f"it lacks {error.args[0]}, which its other weights of that layer call for (it is incomplete or damaged)"
     if UNCONVERTED in text:  # kohya-ss-named keys that are no LoRA's: diffusers lists them after a blank line
         keys = sorted(k.strip() for k in text.split(UNCONVERTED, 1)[1].split(",") if k.strip())
-        for mark, kind in OTHER_ADAPTERS:
-            marked = [k for k in keys if mark in k]
-            if marked:
-                return (
-                    f"it holds {kind} weights ({named_keys(marked)}), which diffusers does not fuse into Stable "
-                    "Diffusion 1.x/2.x; give LoRA weights (lora_up/lora_down or lora_A/lora_B), or merge it into the "
-                    "model with a LyCORIS tool"
-                )
         return f"its keys are of no LoRA layout that diffusers reads ({named_keys(keys) if keys else 'none named'})"
     first = text.splitlines()[0] if text else type(error).__name__
     first = first if len(first) <= 200 else first[:200] + "..."
@@ -129,10 +121,30 @@ def _non_finite_weight(adapter: str, *modules: torch.nn.Module) -> str | None:
     return None
 
 
+def _lycoris_state(path: Path) -> dict[str, torch.Tensor] | None:
+    """The weights of the LoRA file `path` where they hold a LyCORIS layer (`lycoris.is_lycoris`), else None (also
+    where it cannot be read: diffusers' loader then says why). A .safetensors file's names are read alone first."""
+    from safetensors import SafetensorError, safe_open
+
+    if path.suffix.lower() == ".safetensors":
+        try:
+            with safe_open(str(path), "pt") as f:
+                if not is_lycoris(f.keys()):
+                    return None
+        except (SafetensorError, OSError):
+            return None
+    try:
+        state = read_weights_file(path, "LoRA", LoraError)
+    except LoraError:
+        return None
+    return state if isinstance(state, dict) and is_lycoris(map(str, state)) else None
+
+
 def fuse_loras(components: tuple, lora: dict[str, float], source: str) -> None:
     """Fuse each LoRA file of `lora` (path -> scale) into the text encoder and UNet of `components`
-    (tokenizer, text encoder, VAE, UNet, scheduler), in place, through diffusers' loader and PEFT;
-    the adapters are then removed. A file that is not LoRA weights, or whose layers are not this
+    (tokenizer, text encoder, VAE, UNet, scheduler), in place, through diffusers' loader and PEFT (the
+    adapters are then removed); a LyCORIS file's LoHa and LoKr layers are fused by `lycoris.fuse_lycoris`
+    (its LoRA layers, if any, by diffusers). A file that is not LoRA weights, or whose layers are not this
     model's (another architecture's), is a LoraError naming it, and so is one that adapts no layer or
     holds NaN or infinite values."""
     from videop2p.models.loading import image_pipeline  # here: loading imports this module
@@ -142,32 +154,42 @@ def fuse_loras(components: tuple, lora: dict[str, float], source: str) -> None:
     files = {path: lora_file(path) for path in lora}  # a hub repository's, found or downloaded before any is fused
     names = []
     for i, path in enumerate(lora):  # each file and scale checked by the caller first (`check_lora`)
-        name = f"lora{i}"
-        try:
-            with _quiet_part_notes():
-                pipe.load_lora_weights(str(files[path]), adapter_name=name)
-        except ImportError as e:
-            raise LoraError(f"fusing LoRA weights needs PEFT ({e}): pip install peft") from e
-        except (ValueError, KeyError, RuntimeError, OSError) as e:
-            pipe.unload_lora_weights()
-            raise LoraError(f"LoRA file {str(path)!r} could not be fused into {source}: {_reason(e)}.") from e
-        names.append(name)
-        layers = _adapted_layers(name, text_encoder, unet)
+        name, layers = f"lora{i}", 0
+        state = _lycoris_state(files[path])
+        rest = None
+        if state is not None:
+            lycoris, rest = split_lycoris(state)
+            try:
+                layers = fuse_lycoris(lycoris, kohya_layers(unet, text_encoder), lora[path])
+            except LycorisError as e:
+                pipe.unload_lora_weights()
+                raise LoraError(f"LoRA file {str(path)!r} could not be fused into {source}: {e}.") from None
+        if state is None or rest:  # a LoRA's layers: diffusers' loader
+            try:
+                with _quiet_part_notes():
+                    pipe.load_lora_weights(rest or str(files[path]), adapter_name=name)
+            except ImportError as e:
+                raise LoraError(f"fusing LoRA weights needs PEFT ({e}): pip install peft") from e
+            except (ValueError, KeyError, RuntimeError, OSError) as e:
+                pipe.unload_lora_weights()
+                raise LoraError(f"LoRA file {str(path)!r} could not be fused into {source}: {_reason(e)}.") from e
+            names.append(name)
+            layers += _adapted_layers(name, text_encoder, unet)
+            damaged = _non_finite_weight(name, text_encoder, unet)
+            if damaged is not None:  # fused, it would make the model's layer NaN and be named as the model's
+                pipe.unload_lora_weights()
+                raise LoraError(
+                    f"LoRA file {str(path)!r} holds NaN or infinite values (its {damaged.replace(f'.{name}.', '.')}); "
+                    "it is damaged (download it again)."
+                )
         if not layers:
             pipe.unload_lora_weights()
             raise LoraError(
                 f"LoRA file {str(path)!r} adapts no layer of {source}: the layers it names are not this model's "
                 "(a LoRA of another architecture?)."
             )
-        damaged = _non_finite_weight(name, text_encoder, unet)
-        if damaged is not None:  # fused, it would make the model's layer NaN and be named as the model's
-            pipe.unload_lora_weights()
-            raise LoraError(
-                f"LoRA file {str(path)!r} holds NaN or infinite values (its {damaged.replace(f'.{name}.', '.')}); "
-                "it is damaged (download it again)."
-            )
         logger.info("LoRA %s: %d layers of %s, scale %g", Path(path).name, layers, source, lora[path])
     if names:
-        pipe.set_adapters(names, adapter_weights=list(lora.values()))
+        pipe.set_adapters(names, adapter_weights=[lora[path] for i, path in enumerate(lora) if f"lora{i}" in names])
         pipe.fuse_lora(adapter_names=names, lora_scale=1.0)
         pipe.unload_lora_weights()  # the adapters go; the fused weights stay

@@ -1,0 +1,144 @@
+"""LyCORIS adapters (Yeh et al. 2024, "Navigating Text-To-Image Customization: From LyCORIS Fine-Tuning to
+Model Evaluation") fused into a loaded model's layers, in the kohya-ss key layout civitai's files hold
+(`lora_unet_..._to_q.hada_w1_a`, `lora_te_text_model_..._q_proj.lokr_w1`), which diffusers (0.42) does not
+read for Stable Diffusion 1.x/2.x:
+
+- LoHa (Hyeon-Woo et al. 2022, "FedPara"): W += (alpha / r) * (w1_a w1_b) * (w2_a w2_b), a Hadamard product of
+  two low-rank products, each a Tucker product for a convolution that has cores `hada_t1`, `hada_t2`;
+- LoKr (Edalati et al. 2022, "KronA"): W += (alpha / r) * w1 (x) w2, a Kronecker product whose factors are
+  full (`lokr_w1`) or low-rank (`lokr_w1_a` `lokr_w1_b`); r is the low-rank factor's, and a LoKr of full
+  factors alone is not scaled (LyCORIS's rule, as ComfyUI and the web UI read it).
+
+Each is computed as peft's LoHa and LoKr layers compute it (the same formulas, ported from LyCORIS).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from videop2p.models.weights import named_keys
+
+MARKS = {"hada_": "LoHa", "lokr_": "LoKr"}  # a LyCORIS layer's weights' names start with these
+PARTS = (("lora_unet_", "unet"), ("lora_te_", "text_encoder"))  # kohya-ss's prefixes of the model's parts
+
+
+class LycorisError(ValueError):
+    """LyCORIS weights that do not fit the model's layers, or are incomplete."""
+
+
+def is_lycoris(keys) -> bool:
+    """Whether a weights file's `keys` hold a LyCORIS layer (LoHa or LoKr weights)."""
+    return any(key.partition(".")[2].startswith(tuple(MARKS)) for key in keys)
+
+
+def split_lycoris(state: dict[str, torch.Tensor]) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
+    """({layer: {weight name: tensor}} of the LyCORIS layers, the rest of `state`): a kohya-ss key is
+    LAYER.NAME, and a layer with a LoHa or LoKr weight is LyCORIS's with all its names (its alpha too); the rest
+    (LoRA layers, lora_up/lora_down, as LyCORIS's LoCon writes them) is for diffusers' LoRA loader."""
+    layers = {key.partition(".")[0] for key in state if key.partition(".")[2].startswith(tuple(MARKS))}
+    lycoris: dict[str, dict[str, torch.Tensor]] = {}
+    rest = {}
+    for key, tensor in state.items():
+        layer, _, name = key.partition(".")
+        if layer in layers:
+            lycoris.setdefault(layer, {})[name] = tensor
+        else:
+            rest[key] = tensor
+    return lycoris, rest
+
+
+def kohya_layers(unet: torch.nn.Module, text_encoder: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """The model's Linear and Conv2d layers by their kohya-ss names: the part's prefix and the layer's path with
+    '_' for '.' (the text encoder's under `text_model_`, as CLIPTextModel's checkpoints name it)."""
+    names = {}
+    for prefix, part in zip((p for p, _ in PARTS), (unet, text_encoder), strict=True):
+        for name, layer in part.named_modules():
+            if isinstance(layer, torch.nn.Linear | torch.nn.Conv2d):
+                flat = name.replace(".", "_")
+                names[prefix + flat] = layer
+                if prefix == "lora_te_" and not flat.startswith("text_model_"):
+                    names[f"{prefix}text_model_{flat}"] = layer
+    return names
+
+
+def tucker(core: torch.Tensor, out_factor: torch.Tensor, in_factor: torch.Tensor) -> torch.Tensor:
+    """(out, in, kh, kw) from a Tucker core (r, r, kh, kw) and its factors (r, out), (r, in) (LyCORIS's
+    `rebuild_tucker`)."""
+    return torch.einsum("i j k l, i p, j r -> p r k l", core, out_factor, in_factor)
+
+
+def loha_delta(w: dict[str, torch.Tensor]) -> torch.Tensor:
+    """LoHa's weight difference before its alpha / r: (w1_a w1_b) * (w2_a w2_b), or of Tucker products."""
+    if "hada_t1" in w:
+        first, second = (tucker(w[f"hada_t{i}"], w[f"hada_w{i}_a"], w[f"hada_w{i}_b"]) for i in (1, 2))
+        return first * second
+    return (w["hada_w1_a"] @ w["hada_w1_b"]) * (w["hada_w2_a"] @ w["hada_w2_b"])
+
+
+def lokr_delta(w: dict[str, torch.Tensor]) -> torch.Tensor:
+    """LoKr's weight difference before its alpha / r: w1 (x) w2, each factor full or a low-rank product (w2 of a
+    convolution also a Tucker product)."""
+    w1 = w["lokr_w1"] if "lokr_w1" in w else w["lokr_w1_a"] @ w["lokr_w1_b"]
+    if "lokr_w2" in w:
+        w2 = w["lokr_w2"]
+    elif "lokr_t2" in w:
+        w2 = tucker(w["lokr_t2"], w["lokr_w2_a"], w["lokr_w2_b"])
+    else:
+        w2 = w["lokr_w2_a"] @ w["lokr_w2_b"]
+    if w2.ndim == 4:  # (out_k, in_n, kh, kw): w1 is a 1x1 kernel's
+        w1 = w1[:, :, None, None]
+    return torch.kron(w1.contiguous(), w2.contiguous())  # kron views its inputs
+
+
+def rank_of(w: dict[str, torch.Tensor]) -> int | None:
+    """The rank r its alpha is divided by: LoHa's, LoKr's low-rank factor's (w2's, else w1's); None for a LoKr
+    of full factors alone, which is not scaled."""
+    for name in ("hada_w1_b", "lokr_w2_b", "lokr_w1_b"):
+        if name in w:
+            return w[name].shape[0]
+    return None
+
+
+def layer_delta(layer: str, w: dict[str, torch.Tensor], shape: torch.Size) -> torch.Tensor:
+    """The weight difference (alpha / r) * delta of the LyCORIS layer `layer` (its weights `w`), float32, in the
+    shape `shape` of the model's layer; a LycorisError names what does not fit."""
+    kind = next(kind for mark, kind in MARKS.items() if any(name.startswith(mark) for name in w))
+    known = {"alpha"} | {name for name in w if name.startswith(tuple(MARKS))}
+    if set(w) - known:
+        extra = sorted(set(w) - known)
+        raise LycorisError(f"its layer {layer} holds {named_keys(extra)} beside {kind} weights, which are not fused")
+    w = {name: t.float() for name, t in w.items()}
+    try:
+        delta = loha_delta(w) if kind == "LoHa" else lokr_delta(w)
+    except KeyError as e:
+        raise LycorisError(f"its {kind} layer {layer} lacks {e.args[0]} (it is incomplete or damaged)") from None
+    except RuntimeError:
+        raise LycorisError(f"its {kind} layer {layer}'s weights do not multiply (it is damaged)") from None
+    if delta.numel() != shape.numel():
+        raise LycorisError(
+            f"its {kind} layer {layer} is {tuple(delta.shape)} but the model's is {tuple(shape)} (an adapter of "
+            "another architecture?)"
+        )
+    rank = rank_of(w)
+    alpha = float(w["alpha"]) if "alpha" in w and rank is not None else float(rank or 1)
+    return delta.reshape(shape) * (alpha / (rank or 1))
+
+
+def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, torch.nn.Module], scale: float) -> int:
+    """Add `scale` times each LyCORIS layer's weight difference (`layer_delta`) to the model's layer of its name
+    (`layers`, `kohya_layers`), in place, one layer at a time; the number of layers. A layer the model lacks is a
+    LycorisError before any is changed; one that does not fit, or NaN or infinite values, stops it part-way (the
+    caller discards the model)."""
+    missing = sorted(name for name in lycoris if name not in layers)
+    if missing:
+        raise LycorisError(
+            f"the layers it names are not this model's ({named_keys(missing)}; an adapter of another architecture?)"
+        )
+    for name, w in lycoris.items():
+        weight = layers[name].weight
+        delta = layer_delta(name, w, weight.shape)
+        if not bool(torch.isfinite(delta).all()):
+            raise LycorisError(f"it holds NaN or infinite values (its layer {name}); it is damaged (download it again)")
+        with torch.no_grad():
+            weight.add_((scale * delta).to(weight.dtype))
+    return len(lycoris)
