@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 from safetensors.torch import save_file
 from typer.testing import CliRunner
@@ -243,6 +244,28 @@ def test_a_lokr_of_full_factors_is_not_scaled_and_a_locon_layer_beside_it_is_fus
     want = _expected(tiny, (pairs, 2.0, -0.5))
     want[f"unet.{layer}.weight"] += -0.5 * torch.kron(w1, w2)
     _assert_weights(fused, want)
+
+
+def test_a_locon_layer_with_a_tucker_core_is_fused_as_its_three_convolutions_compute(tiny, tiny_folder, tmp_path):
+    """LyCORIS's LoCon with a Tucker core (`lora_mid`, for a 3x3 convolution; diffusers refuses it): the fused
+    difference, as a convolution, gives what lora_down, lora_mid and lora_up give in a row, times alpha / r."""
+    layer = next(n for n, m in tiny.unet.named_modules() if n.endswith("resnets.0.conv1"))
+    conv = tiny.unet.get_submodule(layer)
+    g, rank = torch.Generator().manual_seed(4), 3
+    down = torch.randn(rank, conv.in_channels, 1, 1, generator=g)
+    mid = torch.randn(rank, rank, *conv.kernel_size, generator=g)
+    up = torch.randn(conv.out_channels, rank, 1, 1, generator=g)
+    stem = "lora_unet_" + layer.replace(".", "_")
+    sd = {f"{stem}.lora_down.weight": down, f"{stem}.lora_mid.weight": mid, f"{stem}.lora_up.weight": up}
+    save_file({**sd, f"{stem}.alpha": torch.tensor(6.0)}, tmp_path / "locon.safetensors")
+    fused = load_components(tiny_folder, lora={str(tmp_path / "locon.safetensors"): 0.5})
+    delta = fused.unet.get_submodule(layer).weight - conv.weight
+    x = torch.randn(1, conv.in_channels, 9, 7, generator=g)
+    in_a_row = F.conv2d(F.conv2d(F.conv2d(x, down), mid, padding=conv.padding), up)
+    fused_conv = F.conv2d(x, delta, padding=conv.padding)  # float32 sums in another order: 1e-4 of the values
+    torch.testing.assert_close(fused_conv, 0.5 * (6.0 / rank) * in_a_row, rtol=1e-4, atol=1e-4)
+    others = {k: v for k, v in _weights(fused).items() if k != f"unet.{layer}.weight"}
+    assert all(torch.equal(v, _weights(tiny)[k]) for k, v in others.items())  # that layer alone
 
 
 def test_a_lycoris_file_that_does_not_fit_the_model_is_one_line_naming_its_file(tiny, tiny_folder, tmp_path):

@@ -7,9 +7,11 @@ read for Stable Diffusion 1.x/2.x:
   two low-rank products, each a Tucker product for a convolution that has cores `hada_t1`, `hada_t2`;
 - LoKr (Edalati et al. 2022, "KronA"): W += (alpha / r) * w1 (x) w2, a Kronecker product whose factors are
   full (`lokr_w1`) or low-rank (`lokr_w1_a` `lokr_w1_b`); r is the low-rank factor's, and a LoKr of full
-  factors alone is not scaled (LyCORIS's rule, as ComfyUI and the web UI read it).
+  factors alone is not scaled (LyCORIS's rule, as ComfyUI and the web UI read it);
+- LoCon's Tucker layers (a convolution's LoRA with a core, `lora_mid`): W += (alpha / r) * the Tucker product of
+  `lora_mid` with `lora_up` and `lora_down` (its plain LoRA layers are diffusers' to read).
 
-Each is computed as peft's LoHa and LoKr layers compute it (the same formulas, ported from LyCORIS).
+LoHa and LoKr are computed as peft's LoHa and LoKr layers compute them (the same formulas, ported from LyCORIS).
 """
 
 from __future__ import annotations
@@ -18,29 +20,48 @@ import torch
 
 from videop2p.models.weights import named_keys
 
-MARKS = {"hada_": "LoHa", "lokr_": "LoKr"}  # a LyCORIS layer's weights' names start with these
 PARTS = (("lora_unet_", "unet"), ("lora_te_", "text_encoder"))  # kohya-ss's prefixes of the model's parts
+LOCON_NAMES = ("lora_up.weight", "lora_down.weight", "lora_mid.weight")  # a LoCon layer's, with a Tucker core
 
 
 class LycorisError(ValueError):
     """LyCORIS weights that do not fit the model's layers, or are incomplete."""
 
 
+def kind_of(names) -> str | None:
+    """The LyCORIS adapter a layer whose weights are `names` (kohya-ss's, after LAYER.) belongs to: "LoHa",
+    "LoKr", "LoCon" (with a Tucker core), or None (a LoRA layer, or none)."""
+    names = set(names)
+    for mark, kind in (("hada_", "LoHa"), ("lokr_", "LoKr")):
+        if any(name.startswith(mark) for name in names):
+            return kind
+    return "LoCon" if "lora_mid.weight" in names else None
+
+
+def _layers(keys) -> dict[str, set[str]]:
+    """kohya-ss keys LAYER.NAME grouped: {layer: its names}."""
+    layers: dict[str, set[str]] = {}
+    for key in keys:
+        layer, _, name = str(key).partition(".")
+        layers.setdefault(layer, set()).add(name)
+    return layers
+
+
 def is_lycoris(keys) -> bool:
-    """Whether a weights file's `keys` hold a LyCORIS layer (LoHa or LoKr weights)."""
-    return any(key.partition(".")[2].startswith(tuple(MARKS)) for key in keys)
+    """Whether a weights file's `keys` hold a LyCORIS layer (`kind_of`)."""
+    return any(kind_of(names) for names in _layers(keys).values())
 
 
 def split_lycoris(state: dict[str, torch.Tensor]) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
-    """({layer: {weight name: tensor}} of the LyCORIS layers, the rest of `state`): a kohya-ss key is
-    LAYER.NAME, and a layer with a LoHa or LoKr weight is LyCORIS's with all its names (its alpha too); the rest
-    (LoRA layers, lora_up/lora_down, as LyCORIS's LoCon writes them) is for diffusers' LoRA loader."""
-    layers = {key.partition(".")[0] for key in state if key.partition(".")[2].startswith(tuple(MARKS))}
+    """({layer: {weight name: tensor}} of the LyCORIS layers (`kind_of`), with all their names, alpha too; the
+    rest of `state`): the rest (LoRA layers, lora_up/lora_down, as LyCORIS's LoCon writes them too) is for
+    diffusers' LoRA loader."""
+    lycoris_layers = {layer for layer, names in _layers(state).items() if kind_of(names)}
     lycoris: dict[str, dict[str, torch.Tensor]] = {}
     rest = {}
     for key, tensor in state.items():
         layer, _, name = key.partition(".")
-        if layer in layers:
+        if layer in lycoris_layers:
             lycoris.setdefault(layer, {})[name] = tensor
         else:
             rest[key] = tensor
@@ -90,10 +111,17 @@ def lokr_delta(w: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.kron(w1.contiguous(), w2.contiguous())  # kron views its inputs
 
 
+def locon_delta(w: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A LoCon Tucker layer's weight difference before its alpha / r: its core `lora_mid` (r, r, kh, kw) between
+    `lora_up` (out, r, 1, 1) and `lora_down` (r, in, 1, 1), as the three convolutions in a row compute."""
+    up, down = w["lora_up.weight"], w["lora_down.weight"]
+    return tucker(w["lora_mid.weight"], up.reshape(up.shape[0], -1).T, down.reshape(down.shape[0], -1))
+
+
 def rank_of(w: dict[str, torch.Tensor]) -> int | None:
-    """The rank r its alpha is divided by: LoHa's, LoKr's low-rank factor's (w2's, else w1's); None for a LoKr
-    of full factors alone, which is not scaled."""
-    for name in ("hada_w1_b", "lokr_w2_b", "lokr_w1_b"):
+    """The rank r its alpha is divided by: LoHa's, LoCon's, LoKr's low-rank factor's (w2's, else w1's); None for
+    a LoKr of full factors alone, which is not scaled."""
+    for name in ("hada_w1_b", "lora_down.weight", "lokr_w2_b", "lokr_w1_b"):
         if name in w:
             return w[name].shape[0]
     return None
@@ -102,14 +130,14 @@ def rank_of(w: dict[str, torch.Tensor]) -> int | None:
 def layer_delta(layer: str, w: dict[str, torch.Tensor], shape: torch.Size) -> torch.Tensor:
     """The weight difference (alpha / r) * delta of the LyCORIS layer `layer` (its weights `w`), float32, in the
     shape `shape` of the model's layer; a LycorisError names what does not fit."""
-    kind = next(kind for mark, kind in MARKS.items() if any(name.startswith(mark) for name in w))
-    known = {"alpha"} | {name for name in w if name.startswith(tuple(MARKS))}
-    if set(w) - known:
-        extra = sorted(set(w) - known)
+    kind = kind_of(w)
+    marks = {"LoHa": ("hada_",), "LoKr": ("lokr_",), "LoCon": LOCON_NAMES}[kind]
+    extra = sorted(name for name in w if name != "alpha" and not name.startswith(marks))
+    if extra:
         raise LycorisError(f"its layer {layer} holds {named_keys(extra)} beside {kind} weights, which are not fused")
     w = {name: t.float() for name, t in w.items()}
     try:
-        delta = loha_delta(w) if kind == "LoHa" else lokr_delta(w)
+        delta = {"LoHa": loha_delta, "LoKr": lokr_delta, "LoCon": locon_delta}[kind](w)
     except KeyError as e:
         raise LycorisError(f"its {kind} layer {layer} lacks {e.args[0]} (it is incomplete or damaged)") from None
     except RuntimeError:
