@@ -4,11 +4,14 @@ Builds SD 1.5's UNet, VAE and text encoder with random weights (no download), wr
 LoRA of the given rank over every attention projection of the UNet (attn1 and attn2: to_q, to_k,
 to_v, to_out.0) and of the text encoder (q, k, v, out_proj), as style LoRAs are trained, and times
 `models.lora.fuse_loras` on it: reading, converting, injecting, fusing and removing the adapters.
+`--kind loha` or `lokr` writes LyCORIS's LoHa (two rank-r pairs) or LoKr (a full factor of the
+`--factor`'s side, a rank-r one) over the same layers instead, fused by `models.lycoris`.
 Prints the seconds (median of the repeats, each on fresh weights), the file's size and the layers
-it adapts, and checks one fused layer against the LoRA formula.
+it adapts, and checks one fused layer against its formula.
 
     python bench/lora.py                    # rank 32, float32 on the CPU
     python bench/lora.py --rank 128 --repeats 3
+    python bench/lora.py --kind loha --rank 16
 """
 
 from __future__ import annotations
@@ -23,30 +26,53 @@ import torch
 from safetensors.torch import save_file
 from sd15 import sd15_components  # bench/ is on the path when run as a script
 
+from videop2p.models.loading import image_pipeline
 from videop2p.models.lora import fuse_loras
 
 UNET_ENDS = ("to_q", "to_k", "to_v", "to_out.0")
 TEXT_ENDS = ("q_proj", "k_proj", "v_proj", "out_proj")
 
 
-def kohya_lora(comps, rank: int) -> dict[str, torch.Tensor]:
-    """A kohya-ss LoRA of `rank` over every attention projection, alpha = rank / 2."""
+def kohya_lora(comps, rank: int, kind: str = "lora", factor: int = 8) -> dict[str, torch.Tensor]:
+    """A kohya-ss LoRA (or LyCORIS LoHa or LoKr, `kind`) of `rank` over every attention projection, alpha = rank / 2."""
     g, sd = torch.Generator().manual_seed(0), {}
     for part, prefix, ends in (("unet", "lora_unet_", UNET_ENDS), ("text_encoder", "lora_te_text_model_", TEXT_ENDS)):
         for name, layer in getattr(comps, part).named_modules():
             if isinstance(layer, torch.nn.Linear) and name.endswith(ends) and ("attn" in name or "self_attn" in name):
                 stem = prefix + name.replace(".", "_")
                 out_features, in_features = layer.weight.shape
-                sd[f"{stem}.lora_down.weight"] = torch.randn(rank, in_features, generator=g) * 0.01
-                sd[f"{stem}.lora_up.weight"] = torch.randn(out_features, rank, generator=g) * 0.01
+                if kind == "lora":
+                    sd[f"{stem}.lora_down.weight"] = torch.randn(rank, in_features, generator=g) * 0.01
+                    sd[f"{stem}.lora_up.weight"] = torch.randn(out_features, rank, generator=g) * 0.01
+                elif kind == "loha":
+                    for i in (1, 2):
+                        sd[f"{stem}.hada_w{i}_a"] = torch.randn(out_features, rank, generator=g) * 0.1
+                        sd[f"{stem}.hada_w{i}_b"] = torch.randn(rank, in_features, generator=g) * 0.1
+                else:  # LoKr: w1 (factor, factor) full, w2 (out / factor, in / factor) of rank `rank`
+                    sd[f"{stem}.lokr_w1"] = torch.randn(factor, factor, generator=g) * 0.1
+                    sd[f"{stem}.lokr_w2_a"] = torch.randn(out_features // factor, rank, generator=g) * 0.1
+                    sd[f"{stem}.lokr_w2_b"] = torch.randn(rank, in_features // factor, generator=g) * 0.1
                 sd[f"{stem}.alpha"] = torch.tensor(rank / 2)
     return sd
+
+
+def layer_formula(lora: dict[str, torch.Tensor], stem: str, kind: str) -> torch.Tensor:
+    """The layer `stem`'s weight difference by its kind's formula, written out here: (alpha / r) * ..."""
+    w = {key.removeprefix(f"{stem}."): t for key, t in lora.items() if key.startswith(f"{stem}.")}
+    if kind == "lora":
+        return (w["alpha"] / w["lora_down.weight"].shape[0]) * w["lora_up.weight"] @ w["lora_down.weight"]
+    if kind == "loha":
+        rank = w["hada_w1_b"].shape[0]
+        return (w["alpha"] / rank) * (w["hada_w1_a"] @ w["hada_w1_b"]) * (w["hada_w2_a"] @ w["hada_w2_b"])
+    return (w["alpha"] / w["lokr_w2_b"].shape[0]) * torch.kron(w["lokr_w1"], w["lokr_w2_a"] @ w["lokr_w2_b"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rank", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--kind", choices=("lora", "loha", "lokr"), default="lora")
+    parser.add_argument("--factor", type=int, default=8, help="LoKr's full factor's side")
     args = parser.parse_args()
     seconds = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,21 +80,21 @@ def main() -> None:
         for i in range(args.repeats):
             comps = sd15_components(seed=i)
             if i == 0:
-                lora = kohya_lora(comps, args.rank)
+                lora = kohya_lora(comps, args.rank, args.kind, args.factor)
                 save_file(lora, path)
                 layers = sum(k.endswith(".alpha") for k in lora)
             probe = "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k"
             before = comps.unet.get_submodule(probe).weight.clone()
             parts = (comps.tokenizer, comps.text_encoder, comps.vae, comps.unet, comps.scheduler)
             start = time.perf_counter()
-            fuse_loras(parts, {str(path): 1.0}, "sd15")
+            fuse_loras(image_pipeline(*parts), {str(path): 1.0}, "sd15")
             seconds.append(time.perf_counter() - start)
             stem = "lora_unet_" + probe.replace(".", "_")
-            want = before + 0.5 * lora[f"{stem}.lora_up.weight"] @ lora[f"{stem}.lora_down.weight"]
+            want = before + layer_formula(lora, stem, args.kind)
             error = (comps.unet.get_submodule(probe).weight - want).abs().max().item()
         size = path.stat().st_size / 2**20
     print(
-        f"SD 1.5 architecture, LoRA rank {args.rank} over {layers} layers ({size:.1f} MiB): fused in "
+        f"SD 1.5 architecture, {args.kind} rank {args.rank} over {layers} layers ({size:.1f} MiB): fused in "
         f"{statistics.median(seconds):.2f} s (median of {args.repeats}: "
         f"{', '.join(f'{s:.2f}' for s in seconds)}); one layer against the formula: max error {error:.1e}"
     )

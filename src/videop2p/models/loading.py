@@ -836,7 +836,7 @@ def load_components(
         source = f"{source}+{vae_name(vae)}"
     tokenizer, text_encoder, vae, unet, scheduler, video = parts
     if lora:
-        fuse_loras(parts[:5], lora, source)
+        fuse_loras(image_pipeline(*parts[:5]), lora, source)
         source = "+".join([source, *(Path(p).stem for p in lora)])
     if embeddings:
         add_embeddings(tokenizer, text_encoder, embeddings, source)

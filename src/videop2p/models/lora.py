@@ -140,17 +140,15 @@ def _lycoris_state(path: Path) -> dict[str, torch.Tensor] | None:
     return state if isinstance(state, dict) and is_lycoris(map(str, state)) else None
 
 
-def fuse_loras(components: tuple, lora: dict[str, float], source: str) -> None:
-    """Fuse each LoRA file of `lora` (path -> scale) into the text encoder and UNet of `components`
-    (tokenizer, text encoder, VAE, UNet, scheduler), in place, through diffusers' loader and PEFT (the
+def fuse_loras(pipe, lora: dict[str, float], source: str) -> None:
+    """Fuse each LoRA file of `lora` (path -> scale) into the text encoder and UNet of `pipe` (diffusers'
+    `StableDiffusionPipeline` of the model's modules, `loading.image_pipeline`: what it fuses is theirs),
+    in place, through diffusers' loader and PEFT (the
     adapters are then removed); a LyCORIS file's LoHa, LoKr and Tucker LoCon layers by `lycoris.fuse_lycoris`
     (its LoRA layers, if any, by diffusers). A file that is not LoRA weights, or whose layers are not this
     model's (another architecture's), is a LoraError naming it, and so is one that adapts no layer or
     holds NaN or infinite values."""
-    from videop2p.models.loading import image_pipeline  # here: loading imports this module
-
-    tokenizer, text_encoder, vae, unet, scheduler = components
-    pipe = image_pipeline(tokenizer, text_encoder, vae, unet, scheduler)  # the very modules: what it fuses is theirs
+    text_encoder, unet = pipe.text_encoder, pipe.unet
     files = {path: lora_file(path) for path in lora}  # a hub repository's, found or downloaded before any is fused
     names = []
     for i, path in enumerate(lora):  # each file and scale checked by the caller first (`check_lora`)
