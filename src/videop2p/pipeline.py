@@ -232,8 +232,9 @@ class VideoP2P:
         vae: str | None = RunConfig.vae,
     ) -> VideoP2P:
         """Load a model (None: the bundled toy model; `model_config`: an original single-file checkpoint's
-        architecture; `lora`: LoRA files and their scales, fused into it; `embeddings`: textual-inversion
-        files and their tokens, None for a file's own; `vae`: a VAE in place of the model's own, a folder,
+        architecture; `lora`: LoRA files (LyCORIS's too) and their scales, fused into it; `embeddings`:
+        textual-inversion files and their tokens, None for a file's own (a file may be a hub repository's,
+        `owner/name/FILE`, or `owner/name` for its one); `vae`: a VAE in place of the model's own, a folder,
         weights file or hub id); `workspace` enables reuse between runs."""
         for name, value in (("model", model), ("model_config", model_config), ("vae", vae), ("workspace", workspace)):
             if value is not None and not isinstance(value, str | os.PathLike):
