@@ -463,3 +463,11 @@ def test_a_lora_given_by_its_hub_repository_is_read_from_the_cache_or_downloaded
     fused = load_components(tiny_folder, lora={"someone/new-lora/b.safetensors": 0.5})
     _assert_weights(fused, want)
     assert downloads == ["someone/new-lora/b.safetensors"]
+    partial = hub_cache.snapshot("someone/partial-lora")  # a file of it downloaded before, not the one it stands for
+    partial.mkdir(parents=True)
+    (partial / "extra.safetensors").write_bytes(b"not these weights")
+    downloads = _hub_listing(
+        monkeypatch, hub_cache, {"pytorch_lora_weights.safetensors": data, "extra.safetensors": b""}
+    )
+    _assert_weights(load_components(tiny_folder, lora={"someone/partial-lora": 0.5}), want)  # not the cached one
+    assert downloads == ["someone/partial-lora/pytorch_lora_weights.safetensors"]

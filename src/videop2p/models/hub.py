@@ -105,8 +105,10 @@ def hub_file(
             return Path(hf_hub_download(repo, file, local_files_only=True))
         snapshot = Path(snapshot_download(repo, local_files_only=True))
         cached = [p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()]
-        several = sum(f.lower().endswith(suffixes) for f in cached) > 1  # which one is for the user to say
-        if _named_file(cached, suffixes, preferred) is not None or (several and hub_offline()):
+        named = next((name for name in preferred if name in cached), None)
+        if named is not None:
+            return snapshot / named
+        if hub_offline() and any(f.lower().endswith(suffixes) for f in cached):  # the cache may hold part of it
             return snapshot / _listed_file(spec, cached, kind, suffixes, preferred, error)
     except OSError:  # not cached, or in part
         pass
