@@ -252,7 +252,8 @@ def test_the_web_editor_says_the_word_each_embedding_takes(tmp_path):
 def test_an_embedding_given_by_its_hub_repository_is_read_from_the_cache(model_dir, hub_cache, monkeypatch):
     """`--embedding sd-concepts-library/cat-toy`, as diffusers' `load_textual_inversion` takes it: the
     repository's learned_embeds file, from the Hugging Face cache with no request; its word is the token the
-    file names; offline, one the cache lacks says how to download it."""
+    file names, else the file's name (not the repository's); offline, one the cache lacks says how to download
+    it."""
     vector = _vectors(1, 21)[0]
     snapshot = hub_cache.snapshot("sd-concepts-library/cat-toy")
     snapshot.mkdir(parents=True)
@@ -263,7 +264,12 @@ def test_an_embedding_given_by_its_hub_repository_is_read_from_the_cache(model_d
     assert got.info.identity.startswith("tiny+cat-toy@") and hub_cache.connects == []
     result = runner.invoke(app, ["info", "--model", str(model_dir), "--embedding", "sd-concepts-library/cat-toy=<toy>"])
     assert result.exit_code == 0 and "<toy>" in result.output, result.output
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline, a repository's one file the cache holds is taken
+    a1111 = hub_cache.snapshot("someone/negatives")  # the A1111 web UI's file: its word is the file's name
+    a1111.mkdir(parents=True)
+    torch.save({"string_to_param": {"*": _vectors(2, 22)}}, a1111 / "bad-hands-5.pt")
+    got = load_components(model_dir, embeddings={"someone/negatives": None})
+    assert dict(got.info.embeddings) == {"bad-hands-5": 2}
     missing = runner.invoke(app, ["info", "--model", str(model_dir), "--embedding", "sd-concepts-library/gone"])
     said = "embedding file 'sd-concepts-library/gone' is not a local path and could not be read from the Hugging Face"
     line = next(line for line in missing.output.splitlines() if said in line)  # what `info` says of the model

@@ -41,8 +41,9 @@ def check_embedding(path: str | os.PathLike, token: str | None = None) -> None:
         raise EmbeddingError(problem)
 
 
-def read_embedding(path: str | os.PathLike) -> tuple[str | None, torch.Tensor]:
-    """(the token the file names, or None where it names none; its vectors (N, D) in float32)."""
+def read_embedding(path: str | os.PathLike) -> tuple[str, torch.Tensor]:
+    """(the token the file names, else the file's name, as the A1111 web UI has it (a hub repository's file's
+    own, not the repository's); its vectors (N, D) in float32)."""
     from diffusers.loaders.textual_inversion import TEXT_INVERSION_NAME, TEXT_INVERSION_NAME_SAFE
 
     names = (TEXT_INVERSION_NAME_SAFE, TEXT_INVERSION_NAME)  # a hub repository's file (sd-concepts-library's)
@@ -72,17 +73,13 @@ def read_embedding(path: str | os.PathLike) -> tuple[str | None, torch.Tensor]:
     if vectors.shape[0] == 0 or not bool(torch.isfinite(vectors).all()):
         what = "no vectors" if vectors.shape[0] == 0 else "NaN or infinite values"
         raise EmbeddingError(f"embedding file {str(path)!r} holds {what}; it is damaged (download it again).")
-    return (named if isinstance(named, str) else None), vectors
-
-
-def _word(path: str | os.PathLike, given: str | None, named: str | None) -> str:
-    """An embedding's word in prompts: the token given, else the one its file names, else the file's name."""
-    return given or named or Path(path).stem
+    return (named if isinstance(named, str) and named else p.stem), vectors
 
 
 def embedding_word(path: str | os.PathLike, given: str | None = None) -> str:
-    """The word a prompt uses for the embedding file `path` (`_word`; the file is read for the token it names)."""
-    return _word(path, given, read_embedding(path)[0])
+    """The word a prompt uses for the embedding file `path`: the token given, else the one its file names, else
+    the file's name (`read_embedding`)."""
+    return given or read_embedding(path)[0]
 
 
 def vector_tokens(token: str, count: int) -> list[str]:
@@ -129,7 +126,7 @@ def add_embeddings(tokenizer, text_encoder, embeddings: dict[str, str | None], s
     new: dict[str, torch.Tensor] = {}  # token -> vector (D,)
     for path, given in embeddings.items():  # each file and token checked by the caller first (`check_embedding`)
         named, vectors = read_embedding(path)
-        token = _word(path, given, named)
+        token = given or named
         problem = embedding_token_problem(str(path), token)
         if problem:
             raise EmbeddingError(f"{problem.rstrip('.')}; name one with FILE=TOKEN.")
