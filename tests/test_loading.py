@@ -600,3 +600,37 @@ def test_a_folder_of_bin_weights_loads_without_diffusers_error_lines(tiny, tmp_p
         loaded = load_components(folder)
     assert loaded.info.fingerprint == tiny.info.fingerprint
     assert not [r for r in caplog.records if r.name.startswith("diffusers")], caplog.text
+
+
+def test_a_hub_repositorys_single_file_checkpoint_loads_from_the_cache(tiny, tmp_path, hub_cache, monkeypatch):
+    """`--model owner/name/FILE.safetensors`, a checkpoint file of a hub repository (as diffusers'
+    `from_single_file` takes one, and as civitai's models are mirrored on the hub): from the Hugging Face cache
+    with no request, with `--model-config` naming its architecture; offline, one the cache lacks is one line
+    naming its download; a local path of the same name comes first."""
+    from ldm_checkpoint import ldm_state_dict
+    from safetensors.torch import save_file
+
+    from videop2p.models.loading import ModelLoadError, check_model_config, check_model_path
+
+    configs = save_pretrained_folder(tiny, tmp_path / "configs")
+    snapshot = hub_cache.snapshot("someone/sd-finetune")
+    (snapshot / "checkpoints").mkdir(parents=True)
+    save_file(ldm_state_dict(tiny), snapshot / "checkpoints" / "finetune-v1.safetensors")
+    spec = "someone/sd-finetune/checkpoints/finetune-v1.safetensors"
+    check_model_path(spec)  # passes, as a hub id does
+    check_model_config(spec, str(configs))  # an original checkpoint's: an architecture may be named
+    loaded = load_components(spec, config=str(configs))
+    _same_weights(tiny, loaded)
+    assert loaded.info.identity.startswith("finetune-v1.safetensors@") and hub_cache.connects == []
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError) as missing:
+        load_components("someone/sd-finetune/finetune-v2.safetensors", config=str(configs))
+    assert str(missing.value) == (
+        "model file 'someone/sd-finetune/finetune-v2.safetensors' is not a local path and could not be read from "
+        "the Hugging Face hub or its cache (not in the Hugging Face cache). On a connected machine run `hf download "
+        "someone/sd-finetune finetune-v2.safetensors`, or give a local file."
+    )
+    with pytest.raises(ModelNotFoundError, match=r"^Model file 'someone/finetune.safetensors' does not exist\.$"):
+        check_model_path("someone/finetune.safetensors")  # the form of a local file's path: it is one
+    with pytest.raises(ModelLoadError, match="describes an original single-file checkpoint"):
+        check_model_config("someone/sd-finetune", str(configs))  # a repository of a diffusers model carries its own

@@ -642,7 +642,10 @@ def _stage_command(stage: str, doc: str):
         model: Annotated[
             str | None,
             typer.Option(
-                help="Hub id, diffusers folder or .safetensors (default: the bundled toy model, videop2p-toy).",
+                help=(
+                    "Hub id, diffusers folder or .safetensors/.ckpt file, a hub repository's too (owner/name/FILE) "
+                    "(default: the bundled toy model, videop2p-toy)."
+                ),
                 rich_help_panel=MODEL_PANEL,
             ),
         ] = None,

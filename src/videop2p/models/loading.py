@@ -19,10 +19,10 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from safetensors import SafetensorError
 from transformers import AddedToken, CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from videop2p.config import DTYPES, FrameAttentionMode, GroupNormMode, is_hub_id
+from videop2p.config import DTYPES, FrameAttentionMode, GroupNormMode, hub_file_id, is_hub_id
 from videop2p.models import tav
 from videop2p.models.embeddings import add_embeddings, added_tokens, check_embedding, embedding_words
-from videop2p.models.hub import hub_files, hub_load_kwargs, hub_offline
+from videop2p.models.hub import hub_file, hub_files, hub_load_kwargs, hub_offline
 from videop2p.models.lora import check_lora, fuse_loras
 from videop2p.models.schedulers import scheduler_config_problem
 from videop2p.models.tokenizer import bundled_tokenizer
@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 _FLAT_FORMAT = "videop2p-single-file-v1"
 _TORCH_SAVE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin"}  # what diffusers reads with torch.load (any but .safetensors)
+MODEL_FILE_SUFFIXES = (".safetensors", *sorted(_TORCH_SAVE_SUFFIXES))  # a single-file checkpoint's
 _LAYER_RE = re.compile(r"^(down_blocks|mid_block|up_blocks)\.?(\d*)\..*\.(attn1|attn2)\.processor$")
 
 
@@ -639,9 +640,19 @@ def _nearby_model(folder: Path) -> str:
     return ""
 
 
+def _hub_model_file(model: str | os.PathLike | None) -> bool:
+    """Whether `model` names a single-file checkpoint of a hub repository (`owner/name/FILE.safetensors`, as
+    diffusers' `from_single_file` takes one) and no local path has its name."""
+    if model is None or Path(model).expanduser().exists():
+        return False
+    found = hub_file_id(str(model), MODEL_FILE_SUFFIXES)
+    return found is not None and found[1] is not None
+
+
 def check_model_path(model: str | os.PathLike) -> None:
     """Refuse, before anything is read, a local model path that is missing or a folder without the parts
-    of a diffusers Stable Diffusion folder (a hub id passes: it is resolved when loaded)."""
+    of a diffusers Stable Diffusion folder (a hub id, or a hub repository's checkpoint file, passes: it is
+    resolved when loaded)."""
     if is_bundled(model):
         return
     if not str(model).strip():  # Path("") is the current folder
@@ -659,6 +670,8 @@ def check_model_path(model: str | os.PathLike) -> None:
         _check_json_files(path)
     elif path.is_file():
         _check_model_file(path)
+    elif _hub_model_file(model):
+        return
     elif path.suffix in {".safetensors", *_TORCH_SAVE_SUFFIXES}:
         raise ModelNotFoundError(f"Model file {str(model)!r} does not exist.")
     elif str(model).startswith((".", "/", "~")):
@@ -730,7 +743,8 @@ def check_model_config(model: str | os.PathLike | None, config: str | os.PathLik
     if config is None:
         return
     path = None if is_bundled(model) else Path(model).expanduser()
-    if path is None or not path.is_file() or _is_flat_file(path):
+    checkpoint = path is not None and (_hub_model_file(model) or (path.is_file() and not _is_flat_file(path)))
+    if not checkpoint:
         raise ModelLoadError(
             f"--model-config {str(config)!r} describes an original single-file checkpoint (--model FILE.safetensors "
             f"or .ckpt); the model {str(model or 'videop2p-toy')!r} carries its own configs."
@@ -824,7 +838,10 @@ def load_components(
         if path.is_dir():
             parts = _load_local_folder(path)
             source = path.name
-        elif path.is_file():
+        elif path.is_file() or _hub_model_file(model):
+            if not path.is_file():  # a hub repository's single-file checkpoint, from the cache or downloaded
+                path = hub_file(str(model), "model", MODEL_FILE_SUFFIXES, (), ModelNotFoundError)
+                _check_model_file(path)
             parts = (
                 _load_flat_file(path) if _is_flat_file(path) else _load_original_checkpoint(path, config, hub_offline())
             )
