@@ -194,3 +194,35 @@ def test_a_hub_vae_loads_from_the_cache_without_a_request_and_an_uncached_one_sa
     assert "'some-org/other-vae' is not a local path and could not be loaded from the Hugging Face hub" in message
     assert "On a connected machine run `hf download some-org/other-vae`" in message and "\n" not in message
     assert "does not appear to have a file named" not in message and hub_cache.connects == []
+
+
+def test_a_hub_repositorys_vae_file_loads_from_the_cache_and_a_repository_of_files_says_which(
+    tiny, tiny_folder, hub_cache, monkeypatch
+):
+    """The web UI's VAE files are hub repositories of weights files without a config (stabilityai's
+    sd-vae-ft-mse-original): `--vae owner/name/FILE` reads one from the cache; the repository alone names them."""
+    from types import SimpleNamespace
+
+    import huggingface_hub
+    from huggingface_hub import HfApi
+
+    other = _other_vae(tiny)
+    snapshot = hub_cache.snapshot("some-org/vae-original")
+    snapshot.mkdir(parents=True)
+    save_file(_ldm(other), snapshot / "vae-ft-840000.safetensors")
+    comps = load_components(str(tiny_folder), vae="some-org/vae-original/vae-ft-840000.safetensors")
+    _assert_same(comps.vae, other)
+    assert comps.info.identity.startswith("tiny+vae-ft-840000@") and hub_cache.connects == []
+    check_vae_spec("some-org/vae-original/vae-ft-840000.safetensors")  # passes before anything is read
+    with pytest.raises(VaeError, match=r"^VAE file 'some-org/vae-ft.ckpt' does not exist; give a"):
+        check_vae_spec("some-org/vae-ft.ckpt")  # the form of a local file's path: it is one
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # read once, when it was imported
+    files = [".gitattributes", "README.md", "vae-ft-840000.ckpt", "vae-ft-840000.safetensors"]
+    listing = SimpleNamespace(siblings=[SimpleNamespace(rfilename=f) for f in files])
+    monkeypatch.setattr(HfApi, "model_info", lambda self, repo, **kwargs: listing)
+    with pytest.raises(VaeError) as which:
+        load_components(str(tiny_folder), vae="some-org/vae-original")
+    assert str(which.value) == (
+        "VAE 'some-org/vae-original': its hub repository holds no config.json, nor vae/config.json; give one of its "
+        "VAE files as some-org/vae-original/FILE, e.g. some-org/vae-original/vae-ft-840000.safetensors."
+    )

@@ -98,7 +98,8 @@ EMBEDDING_HELP = (
 EmbeddingOpt = Annotated[list[str] | None, typer.Option(help=EMBEDDING_HELP)]
 VAE_HELP = (
     "A VAE in place of the model's own: a diffusers folder, a .safetensors/.ckpt/.pt file (the original or "
-    "diffusers' layout; the A1111 web UI's VAE files) or a hub id, e.g. stabilityai/sd-vae-ft-mse (default: the model's)."
+    "diffusers' layout; the A1111 web UI's VAE files; a hub repository's too, owner/name/FILE) or a hub id, e.g. "
+    "stabilityai/sd-vae-ft-mse (default: the model's)."
 )
 VaeOpt = Annotated[str | None, typer.Option(help=VAE_HELP)]
 

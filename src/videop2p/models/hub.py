@@ -55,6 +55,11 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
 
 
+def sorted_weights(files) -> list[str]:
+    """Weights files' names as an error offers them: safetensors first (no code runs as they are read), by name."""
+    return sorted(files, key=lambda name: (not name.lower().endswith(".safetensors"), name))
+
+
 def _named_file(files: list[str], suffixes: tuple[str, ...], preferred: tuple[str, ...]) -> str | None:
     """The file of `files` a repository given alone stands for: the first of `preferred` it holds (diffusers'
     names), else its only file of `suffixes`; None where it holds none or several."""
@@ -77,7 +82,7 @@ def _listed_file(
     wanted = (file if file in files else None) if file else _named_file(files, suffixes, preferred)
     if wanted is not None:
         return wanted
-    holds = sorted(f for f in files if f.lower().endswith(suffixes))
+    holds = sorted_weights(f for f in files if f.lower().endswith(suffixes))
     some = ", ".join(holds[:3]) + (f" and {len(holds) - 3} more" if len(holds) > 3 else "")
     if not holds:
         raise error(f"{kind} {spec!r}: hub repository {repo!r} holds no {kind} file ({', '.join(suffixes)}).")

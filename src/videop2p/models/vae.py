@@ -1,7 +1,8 @@
 """A VAE in place of a model's own (`--vae`), as Stable Diffusion users swap one in (e.g. SD 1.5 with
 `stabilityai/sd-vae-ft-mse`, or the A1111 web UI's `vae-ft-mse-840000-ema-pruned.safetensors`).
 
-Read from a diffusers folder (a VAE's own, or a model folder's `vae/`), a hub id, or one file: an
+Read from a diffusers folder (a VAE's own, or a model folder's `vae/`), a hub id, or one file (a hub
+repository's too, `owner/name/FILE`, e.g. `stabilityai/sd-vae-ft-mse-original`'s): an
 original (LDM) VAE checkpoint, read by diffusers with the model's own VAE config as its architecture,
 or a diffusers VAE's weights. It must take the model's latents: the same latent channels and the same
 downsampling. Its own `scaling_factor` is used (an original file's is the model's).
@@ -17,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from videop2p.config import is_hub_id, weights_file_problem
-from videop2p.models.hub import hub_files, hub_load_kwargs
+from videop2p.config import hub_file_id, is_hub_id, weights_file_problem
+from videop2p.models.hub import hub_file, hub_files, hub_load_kwargs, sorted_weights
 from videop2p.models.weights import first_line, load_pretrained, load_state, read_weights_file
 
 logger = logging.getLogger(__name__)
@@ -45,8 +46,8 @@ def check_vae_spec(spec: str | os.PathLike) -> None:
                 f"VAE folder '{spec}' has no config.json (nor vae/config.json): it is not a diffusers VAE{hint}."
             )
         return
-    if path.is_file() or path.suffix.lower() in VAE_FILE_SUFFIXES:
-        problem = weights_file_problem(path, "VAE", VAE_FILE_SUFFIXES, "VAE weights")
+    if path.is_file() or path.suffix.lower() in VAE_FILE_SUFFIXES:  # a hub repository's file passes
+        problem = weights_file_problem(text, "VAE", VAE_FILE_SUFFIXES, "VAE weights", hub=True)
         if problem:
             raise VaeError(problem)
         return
@@ -78,6 +79,8 @@ def load_vae(spec: str | os.PathLike, like, offline: bool):
             vae = load_pretrained(AutoencoderKL, str(_config_folder(path)), f"VAE {str(spec)!r}", VaeError)
         elif path.is_file():
             vae = _vae_file(path, like)
+        elif (hub_file_id(str(spec).strip(), VAE_FILE_SUFFIXES) or (None, None))[1]:  # owner/name/FILE
+            vae = _vae_file(hub_file(str(spec).strip(), "VAE", VAE_FILE_SUFFIXES, (), VaeError), like)
         else:
             vae = _vae_hub(str(spec).strip(), offline)
     except VaeError:
@@ -136,7 +139,9 @@ def _vae_hub(repo: str, offline: bool):
         try:
             files = hub_files(repo)  # one request: a hub out of reach or a repository it lacks is said at once
             if "config.json" not in files and "vae/config.json" not in files:
-                raise VaeError(f"VAE {repo!r}: its hub repository holds no config.json, nor vae/config.json.")
+                held = sorted_weights(f for f in files if f.lower().endswith(VAE_FILE_SUFFIXES))
+                give = f"; give one of its VAE files as {repo}/FILE, e.g. {repo}/{held[0]}" if held else ""
+                raise VaeError(f"VAE {repo!r}: its hub repository holds no config.json, nor vae/config.json{give}.")
             subfolder = None if "config.json" in files else "vae"  # a VAE repository's root, or a model's vae/
             return load_pretrained(
                 AutoencoderKL,
