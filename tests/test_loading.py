@@ -622,7 +622,16 @@ def test_a_hub_repositorys_single_file_checkpoint_loads_from_the_cache(tiny, tmp
     loaded = load_components(spec, config=str(configs))
     _same_weights(tiny, loaded)
     assert loaded.info.identity.startswith("finetune-v1.safetensors@") and hub_cache.connects == []
+    page = "https://huggingface.co/someone/sd-finetune/blob/main/checkpoints/finetune-v1.safetensors"  # its link
+    check_model_path(page)
+    assert load_components(page, config=str(configs)).info.identity == loaded.info.identity
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError) as other_revision:  # a download link of another revision
+        load_components(page.replace("/blob/main/", "/resolve/v2/") + "?download=true", config=str(configs))
+    assert (
+        "On a connected machine run `hf download someone/sd-finetune checkpoints/finetune-v1.safetensors --revision v2`"
+        in str(other_revision.value)
+    )
     with pytest.raises(ModelNotFoundError) as missing:
         load_components("someone/sd-finetune/finetune-v2.safetensors", config=str(configs))
     assert str(missing.value) == (

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -921,18 +921,37 @@ def is_hub_id(name: str) -> bool:
     return True
 
 
-def hub_file_id(value: Any, suffixes: tuple[str, ...]) -> tuple[str, str | None] | None:
-    """(repository, file in it or None) where `value` has the form of a file of a Hugging Face hub repository:
-    `owner/name` (the repository's file, found as it is read) or `owner/name/PATH` with PATH ending in one of
-    `suffixes`; None for any other form. A local path of the same name comes first: the caller asks for it."""
+class HubFile(NamedTuple):
+    """A file of a Hugging Face hub repository, as a LoRA, embedding, VAE or model may be given (`hub_file_id`)."""
+
+    repo: str  # owner/name
+    file: str | None  # its path in the repository; None: the repository's own file, found as it is read
+    revision: str | None = None  # a branch, tag or commit; None: main
+
+
+HUB_URLS = ("https://huggingface.co/", "https://hf.co/")  # a file's page or download link starts so
+
+
+def hub_file_id(value: Any, suffixes: tuple[str, ...]) -> HubFile | None:
+    """The hub file `value` has the form of: `owner/name` (the repository's file, found as it is read),
+    `owner/name/PATH` with PATH ending in one of `suffixes`, or a file's link on the hub
+    (`https://huggingface.co/owner/name/blob/REVISION/PATH`, or `resolve/`, as diffusers' `from_single_file` takes
+    one); None for any other form. A local path of the same name comes first: the caller asks for it."""
     text = value.strip() if isinstance(value, str) else ""
+    revision = None
+    url = next((prefix for prefix in HUB_URLS if text.startswith(prefix)), None)
+    if url is not None:
+        parts = text.removeprefix(url).split("?")[0].split("/")
+        if len(parts) >= 5 and parts[2] in ("blob", "resolve"):
+            parts, revision = parts[:2] + parts[4:], (parts[3] if parts[3] != "main" else None)
+        text = "/".join(parts)
     parts = text.split("/")
     if len(parts) < 2 or "" in parts or ".." in parts or text.startswith((".", "~")):
         return None
     repo, file = "/".join(parts[:2]), "/".join(parts[2:])
     if not is_hub_id(repo) or text.lower().endswith(suffixes) != bool(file):
         return None  # `owner/style.safetensors` is a local file's path
-    return repo, file or None
+    return HubFile(repo, file or None, revision)
 
 
 def missing_tuned_model_message(missing: tuple[str | os.PathLike, str], both: str, other: str) -> str:

@@ -23,14 +23,16 @@ class HubError(OSError):
     as huggingface_hub's own download errors are)."""
 
 
-def hub_files(repo: str) -> list[str]:
-    """The paths of the files of the hub repository `repo` (at its main revision), from one request without
+def hub_files(repo: str, revision: str | None = None) -> list[str]:
+    """The paths of the files of the hub repository `repo` (at `revision`, None: main), from one request without
     retries, with the user's token and the session's proxies; a HubError says why they cannot be had."""
     from huggingface_hub import HfApi, constants
-    from huggingface_hub.errors import RepositoryNotFoundError
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
     try:
-        info = HfApi().model_info(repo, expand=["siblings"], timeout=HUB_TIMEOUT_S)
+        info = HfApi().model_info(repo, revision=revision, expand=["siblings"], timeout=HUB_TIMEOUT_S)
+    except RevisionNotFoundError:
+        raise HubError(f"the hub repository {repo!r} has no revision {revision!r}") from None
     except RepositoryNotFoundError:
         raise HubError(
             f"the hub holds no model repository {repo!r} that this machine may read (a typo, or a private or gated one: "
@@ -78,7 +80,7 @@ def _listed_file(
 ) -> str:
     """The file of a hub repository whose files are `files` that `spec` names (`hub_file`); an `error` where it
     names none or, given alone, the repository holds none or several of `suffixes`."""
-    repo, file = hub_file_id(spec, suffixes)
+    repo, file, _ = hub_file_id(spec, suffixes)
     wanted = (file if file in files else None) if file else _named_file(files, suffixes, preferred)
     if wanted is not None:
         return wanted
@@ -103,12 +105,12 @@ def hub_file(
     An `error` says in one line why it cannot be had."""
     from huggingface_hub import hf_hub_download, snapshot_download
 
-    repo, file = hub_file_id(spec, suffixes)
+    repo, file, revision = hub_file_id(spec, suffixes)
     reason = "not in the Hugging Face cache"
     try:
         if file is not None:
-            return Path(hf_hub_download(repo, file, local_files_only=True))
-        snapshot = Path(snapshot_download(repo, local_files_only=True))
+            return Path(hf_hub_download(repo, file, revision=revision, local_files_only=True))
+        snapshot = Path(snapshot_download(repo, revision=revision, local_files_only=True))
         cached = [p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()]
         named = next((name for name in preferred if name in cached), None)
         if named is not None:
@@ -119,15 +121,16 @@ def hub_file(
         pass
     if not hub_offline():
         try:
-            files = hub_files(repo)  # one request: a hub out of reach or a repository it lacks is said at once
-            return Path(hf_hub_download(repo, _listed_file(spec, files, kind, suffixes, preferred, error)))
+            files = hub_files(repo, revision)  # one request: a hub out of reach or a repository it lacks is said
+            wanted = _listed_file(spec, files, kind, suffixes, preferred, error)
+            return Path(hf_hub_download(repo, wanted, revision=revision))
         except HubError as e:
             reason = str(e)
         except error:
             raise
         except Exception as e:  # noqa: BLE001 (the hub client's transport errors are not OSErrors)
             reason = first_line(e)
-    download = f"{repo} {file}" if file else repo
+    download = " ".join([repo, *([file] if file else []), *([f"--revision {revision}"] if revision else [])])
     raise error(
         f"{kind} file {spec!r} is not a local path and could not be read from the Hugging Face hub or its cache "
         f"({reason}). On a connected machine run `hf download {download}`, or give a local file."
