@@ -20,7 +20,6 @@ import torch
 
 from videop2p.models.weights import named_keys
 
-PARTS = (("lora_unet_", "unet"), ("lora_te_", "text_encoder"))  # kohya-ss's prefixes of the model's parts
 LOCON_NAMES = ("lora_up.weight", "lora_down.weight", "lora_mid.weight")  # a LoCon layer's, with a Tucker core
 
 
@@ -72,7 +71,7 @@ def kohya_layers(unet: torch.nn.Module, text_encoder: torch.nn.Module) -> dict[s
     """The model's Linear and Conv2d layers by their kohya-ss names: the part's prefix and the layer's path with
     '_' for '.' (the text encoder's under `text_model_`, as CLIPTextModel's checkpoints name it)."""
     names = {}
-    for prefix, part in zip((p for p, _ in PARTS), (unet, text_encoder), strict=True):
+    for prefix, part in (("lora_unet_", unet), ("lora_te_", text_encoder)):  # kohya-ss's prefixes of the parts
         for name, layer in part.named_modules():
             if isinstance(layer, torch.nn.Linear | torch.nn.Conv2d):
                 flat = name.replace(".", "_")
