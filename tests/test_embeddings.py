@@ -173,6 +173,9 @@ def test_embedding_flags_read_file_and_token():
     }
     with pytest.raises(ConfigError, match="given twice"):
         parse_embeddings(["a.pt", "a.pt=<a>"])
+    link = "https://huggingface.co/someone/negatives/resolve/main/bad-hands-5.pt?download=true"  # a query's `=`
+    assert parse_embeddings([link]) == {link: None}
+    assert parse_embeddings([f"{link}=<bad>"]) == {link: "<bad>"}
 
 
 runner = CliRunner()

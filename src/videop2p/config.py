@@ -710,13 +710,14 @@ def parse_lora(items: list[str]) -> dict[str, float]:
 def parse_embeddings(items: list[str]) -> dict[str, str | None]:
     """`["style.pt", "learned_embeds.bin=<cat-toy>"]` -> {"style.pt": None, "learned_embeds.bin": "<cat-toy>"}:
     FILE or FILE=TOKEN (None: the token the file names, else the file's name; what follows `=` is part of
-    the name where it holds a path separator or a dot)."""
+    the name where it holds a path separator or a dot, or is a link's query value, `?download=true`)."""
     out: dict[str, str | None] = {}
     for item in items:
         if not isinstance(item, str) or not item.strip():
             raise ConfigError(f"embeddings: {item!r} must be FILE or FILE=TOKEN, e.g. style.pt=<my-style>.")
         path, sep, token = item.strip().rpartition("=")
-        named = sep and path.strip() and token.strip() and not any(c in token for c in "/\\.")
+        in_query = "?" in path and "=" not in re.split(r"[?&]", path)[-1]  # a link's `?download=true`
+        named = sep and path.strip() and token.strip() and not any(c in token for c in "/\\.") and not in_query
         path, token = (path.strip(), token.strip()) if named else (item.strip(), None)
         if path in out:
             raise ConfigError(f"embeddings: {path!r} is given twice; give each file once.")
