@@ -622,6 +622,10 @@ def test_a_hub_repositorys_single_file_checkpoint_loads_from_the_cache(tiny, tmp
     loaded = load_components(spec, config=str(configs))
     _same_weights(tiny, loaded)
     assert loaded.info.identity.startswith("finetune-v1.safetensors@") and hub_cache.connects == []
+    save_pretrained_folder(tiny, hub_cache.snapshot("someone/sd-diffusers"))  # a diffusers model, by its page's link
+    assert load_components("https://huggingface.co/someone/sd-diffusers").info.identity.startswith(
+        "someone/sd-diffusers@"
+    )
     page = "https://huggingface.co/someone/sd-finetune/blob/main/checkpoints/finetune-v1.safetensors"  # its link
     check_model_path(page)
     assert load_components(page, config=str(configs)).info.identity == loaded.info.identity

@@ -649,6 +649,13 @@ def _hub_model_file(model: str | os.PathLike | None) -> bool:
     return found is not None and found[1] is not None
 
 
+def _hub_repo(model: str | os.PathLike) -> str:
+    """The hub id `model` names: itself, or the repository a link to its page names
+    (`https://huggingface.co/owner/name`)."""
+    found = hub_file_id(str(model), MODEL_FILE_SUFFIXES)
+    return found.repo if found is not None and found.file is None and found.revision is None else str(model)
+
+
 def check_model_path(model: str | os.PathLike) -> None:
     """Refuse, before anything is read, a local model path that is missing or a folder without the parts
     of a diffusers Stable Diffusion folder (a hub id, or a hub repository's checkpoint file, passes: it is
@@ -679,7 +686,7 @@ def check_model_path(model: str | os.PathLike) -> None:
             f"Model folder {str(model)!r} does not exist; give a diffusers folder, a .safetensors or .ckpt "
             "file, a hub id such as runwayml/stable-diffusion-v1-5, or videop2p-toy for the bundled model (--model)."
         )
-    elif not is_hub_id(str(model)):
+    elif not is_hub_id(_hub_repo(model)):
         raise ModelNotFoundError(
             f"Model {str(model)!r} is not a local path, nor a hub id (owner/name in letters, digits, '-', '_' and "
             "'.'); give a diffusers folder, a .safetensors or .ckpt file, a hub id such as "
@@ -847,7 +854,8 @@ def load_components(
             )
             source = path.name
         else:
-            parts = _load_hub(str(model))
+            source = _hub_repo(model)
+            parts = _load_hub(source)
     if vae is not None:  # before LoRAs, which may adapt it too
         parts = (*parts[:2], load_vae(vae, parts[2], hub_offline()), *parts[3:])
         source = f"{source}+{vae_name(vae)}"
