@@ -179,7 +179,7 @@ def test_a_hub_vae_loads_from_the_cache_without_a_request_and_an_uncached_one_sa
     other = _other_vae(tiny)
     other.save_pretrained(hub_cache.snapshot("some-org/vae-ft"))
     other.save_pretrained(hub_cache.snapshot("some-org/sd-model") / "vae")
-    for repo in ("some-org/vae-ft", "some-org/sd-model"):
+    for repo in ("some-org/vae-ft", "some-org/sd-model", "https://huggingface.co/some-org/vae-ft"):  # or its link
         _assert_same(load_components(str(tiny_folder), vae=repo).vae, other)
     assert hub_cache.connects == []
     env = {**os.environ, "HF_HUB_CACHE": str(hub_cache.root), "HF_HUB_OFFLINE": "1"}

@@ -955,6 +955,13 @@ def hub_file_id(value: Any, suffixes: tuple[str, ...]) -> HubFile | None:
     return HubFile(repo, file or None, revision)
 
 
+def hub_repo(value: str) -> str:
+    """The hub id `value` names: the repository a link to its page names (`https://huggingface.co/owner/name`),
+    else `value` as it is."""
+    found = hub_file_id(value, ()) if value.startswith(HUB_URLS) else None
+    return found.repo if found is not None and found.file is None and found.revision is None else value
+
+
 def missing_tuned_model_message(missing: tuple[str | os.PathLike, str], both: str, other: str) -> str:
     """What to say of `missing_tuned_model`'s folder: how it is made here; `both` says how to give the
     tune config with the p2p config, `other` how to name another model."""

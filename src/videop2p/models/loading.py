@@ -19,7 +19,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from safetensors import SafetensorError
 from transformers import AddedToken, CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from videop2p.config import DTYPES, FrameAttentionMode, GroupNormMode, hub_file_id, is_hub_id
+from videop2p.config import DTYPES, FrameAttentionMode, GroupNormMode, hub_file_id, hub_repo, is_hub_id
 from videop2p.models import tav
 from videop2p.models.embeddings import add_embeddings, added_tokens, check_embedding, embedding_words
 from videop2p.models.hub import hub_file, hub_files, hub_load_kwargs, hub_offline
@@ -649,13 +649,6 @@ def _hub_model_file(model: str | os.PathLike | None) -> bool:
     return found is not None and found[1] is not None
 
 
-def _hub_repo(model: str | os.PathLike) -> str:
-    """The hub id `model` names: itself, or the repository a link to its page names
-    (`https://huggingface.co/owner/name`)."""
-    found = hub_file_id(str(model), MODEL_FILE_SUFFIXES)
-    return found.repo if found is not None and found.file is None and found.revision is None else str(model)
-
-
 def check_model_path(model: str | os.PathLike) -> None:
     """Refuse, before anything is read, a local model path that is missing or a folder without the parts
     of a diffusers Stable Diffusion folder (a hub id, or a hub repository's checkpoint file, passes: it is
@@ -686,7 +679,7 @@ def check_model_path(model: str | os.PathLike) -> None:
             f"Model folder {str(model)!r} does not exist; give a diffusers folder, a .safetensors or .ckpt "
             "file, a hub id such as runwayml/stable-diffusion-v1-5, or videop2p-toy for the bundled model (--model)."
         )
-    elif not is_hub_id(_hub_repo(model)):
+    elif not is_hub_id(hub_repo(str(model))):
         raise ModelNotFoundError(
             f"Model {str(model)!r} is not a local path, nor a hub id (owner/name in letters, digits, '-', '_' and "
             "'.'); give a diffusers folder, a .safetensors or .ckpt file, a hub id such as "
@@ -854,7 +847,7 @@ def load_components(
             )
             source = path.name
         else:
-            source = _hub_repo(model)
+            source = hub_repo(str(model))
             parts = _load_hub(source)
     if vae is not None:  # before LoRAs, which may adapt it too
         parts = (*parts[:2], load_vae(vae, parts[2], hub_offline()), *parts[3:])

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from videop2p.config import hub_file_id, is_hub_id, weights_file_problem
+from videop2p.config import hub_file_id, hub_repo, is_hub_id, weights_file_problem
 from videop2p.models.hub import hub_file, hub_files, hub_load_kwargs, sorted_weights
 from videop2p.models.weights import first_line, load_pretrained, load_state, read_weights_file
 
@@ -51,7 +51,7 @@ def check_vae_spec(spec: str | os.PathLike) -> None:
         if problem:
             raise VaeError(problem)
         return
-    if text.startswith((".", "/", "~")) or not is_hub_id(text):
+    if text.startswith((".", "/", "~")) or not is_hub_id(hub_repo(text)):
         raise VaeError(
             f"VAE '{spec}' is not a local path, nor a hub id (owner/name); give a VAE folder, a "
             f"{', '.join(VAE_FILE_SUFFIXES)} file or a hub id such as stabilityai/sd-vae-ft-mse."
@@ -82,7 +82,7 @@ def load_vae(spec: str | os.PathLike, like, offline: bool):
         elif (hub_file_id(str(spec).strip(), VAE_FILE_SUFFIXES) or (None, None))[1]:  # owner/name/FILE
             vae = _vae_file(hub_file(str(spec).strip(), "VAE", VAE_FILE_SUFFIXES, (), VaeError), like)
         else:
-            vae = _vae_hub(str(spec).strip(), offline)
+            vae = _vae_hub(hub_repo(str(spec).strip()), offline)
     except VaeError:
         raise
     except Exception as e:  # noqa: BLE001 (whatever diffusers raises becomes one line naming the VAE)
