@@ -629,6 +629,8 @@ def test_a_hub_repositorys_single_file_checkpoint_loads_from_the_cache(tiny, tmp
     page = "https://huggingface.co/someone/sd-finetune/blob/main/checkpoints/finetune-v1.safetensors"  # its link
     check_model_path(page)
     assert load_components(page, config=str(configs)).info.identity == loaded.info.identity
+    by_link = load_components(spec, config="https://huggingface.co/someone/sd-diffusers")  # its architecture's link
+    assert by_link.info.identity == loaded.info.identity and hub_cache.connects == []
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelNotFoundError) as other_revision:  # a download link of another revision
         load_components(page.replace("/blob/main/", "/resolve/v2/") + "?download=true", config=str(configs))

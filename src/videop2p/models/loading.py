@@ -815,6 +815,7 @@ def load_components(
     device = check_device(device)
     check_model_path(model)  # a model that is missing is named as such first, with or without `config`
     check_model_config(model, config)
+    config = None if config is None else hub_repo(str(config))  # a hub model's page link: its hub id
     check_adapter_files(lora, embeddings)
     if vae is not None:
         check_vae_spec(vae)
