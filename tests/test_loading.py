@@ -118,6 +118,9 @@ def test_a_folder_without_a_parts_weights_is_named_before_anything_is_read(tiny,
         weights.unlink()
     with pytest.raises(ModelNotFoundError, match=r"no-vae-weights/vae holds no weights \(a .safetensors or .bin"):
         load_components(folder)
+    (folder / "vae" / "vae-weights.safetensors").write_bytes(b"x")  # renamed by hand: no loader reads it
+    with pytest.raises(ModelNotFoundError, match=r"; it holds vae-weights.safetensors, of no name they read\.$"):
+        load_components(folder)
 
 
 def test_a_folder_without_its_tokenizer_is_named_not_loaded_with_a_stand_in(tiny, tmp_path):

@@ -27,7 +27,7 @@ from videop2p.models.lora import check_lora, fuse_loras
 from videop2p.models.schedulers import scheduler_config_problem
 from videop2p.models.tokenizer import bundled_tokenizer
 from videop2p.models.vae import check_scaling_factor, check_vae_spec, load_vae, vae_name
-from videop2p.models.weights import first_line, load_pretrained, load_state
+from videop2p.models.weights import first_line, load_pretrained, load_state, weights_load_kwargs
 from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 from videop2p.store.files import atomic_path, read_json
 from videop2p.store.workspace import DELTA_FILE, is_delta_identity
@@ -664,9 +664,14 @@ def check_model_path(model: str | os.PathLike) -> None:
     _refuse_tuned_delta(path)
     if path.is_dir():
         _missing_parts(path, str(path))
-        for part in WEIGHTED_PARTS:
-            if not any(f.name.endswith((".safetensors", ".bin")) for f in (path / part).iterdir()):
-                raise ModelNotFoundError(f"{path / part} holds no weights (a .safetensors or .bin file).")
+        for part in WEIGHTED_PARTS:  # the weights files the loaders read (`weights_load_kwargs`), by name
+            held = sorted(f.name for f in (path / part).iterdir() if f.suffix in (".safetensors", ".bin"))
+            if not weights_load_kwargs(held):
+                other = f"; it holds {', '.join(held[:2])}, of no name they read" if held else ""
+                raise ModelNotFoundError(
+                    f"{path / part} holds no weights (a .safetensors or .bin file named as diffusers and transformers "
+                    f"write them: diffusion_pytorch_model, model or pytorch_model, of a variant or sharded too){other}."
+                )
         _check_json_files(path)
     elif path.is_file():
         _check_model_file(path)
