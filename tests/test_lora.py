@@ -445,6 +445,13 @@ def test_a_lora_given_by_its_hub_repository_is_read_from_the_cache_or_downloaded
         with pytest.raises(LoraError) as error:
             load_components(tiny_folder, lora={spec: 1.0})
         assert str(error.value) == said
+    readme_only = hub_cache.snapshot("someone/readme-only")
+    readme_only.mkdir(parents=True)
+    (readme_only / "README.md").write_text("weights to come")
+    with pytest.raises(
+        LoraError, match=r"\(its cached snapshot holds no LoRA file \(.safetensors, .bin, .pt, .ckpt\)\)"
+    ):
+        load_components(tiny_folder, lora={"someone/readme-only": 1.0})
     check_lora("someone/other-lora", 1.0)  # a hub repository's form passes the checks before loading
     with pytest.raises(LoraError, match=r"'loras/style.safetensors' does not exist; give .* owner/name/FILE\.$"):
         check_lora("loras/style.safetensors", 1.0)  # the form of a local file's path: it is one

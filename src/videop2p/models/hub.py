@@ -117,6 +117,7 @@ def hub_file(
             return snapshot / named
         if hub_offline() and any(f.lower().endswith(suffixes) for f in cached):  # the cache may hold part of it
             return snapshot / _listed_file(spec, cached, kind, suffixes, preferred, error)
+        reason = f"its cached snapshot holds no {kind} file ({', '.join(suffixes)})"
     except OSError:  # not cached, or in part
         pass
     if not hub_offline():
