@@ -268,6 +268,32 @@ def test_a_locon_layer_with_a_tucker_core_is_fused_as_its_three_convolutions_com
     assert all(torch.equal(v, _weights(tiny)[k]) for k, v in others.items())  # that layer alone
 
 
+def test_a_lycoris_full_difference_is_added_to_the_weights_and_biases_it_names(tiny, tiny_folder, tmp_path):
+    """LyCORIS's "full" algorithm saves a layer's whole difference (`diff`, its bias's `diff_b`): added as it is,
+    times the file's scale, with no alpha; a bias difference for a layer without a bias is named."""
+    g = torch.Generator().manual_seed(5)
+    named = {n: m for n, m in tiny.unet.named_modules() if n.endswith(("attn1.to_out.0", "resnets.0.conv1"))}
+    sd = {}
+    for name, layer in named.items():
+        stem = "lora_unet_" + name.replace(".", "_")
+        sd[f"{stem}.diff"] = torch.randn(layer.weight.shape, generator=g) * 0.1
+        sd[f"{stem}.diff_b"] = torch.randn(layer.bias.shape, generator=g) * 0.1
+        sd[f"{stem}.alpha"] = torch.tensor(64.0)  # no alpha scales a full difference
+    save_file(sd, tmp_path / "full.safetensors")
+    fused = load_components(tiny_folder, lora={str(tmp_path / "full.safetensors"): 0.5})
+    got = {n: m for n, m in fused.unet.named_modules() if n in named}
+    for name, layer in named.items():
+        stem = "lora_unet_" + name.replace(".", "_")
+        torch.testing.assert_close(got[name].weight, layer.weight + 0.5 * sd[f"{stem}.diff"])
+        torch.testing.assert_close(got[name].bias, layer.bias + 0.5 * sd[f"{stem}.diff_b"])
+    no_bias = next(n for n, m in tiny.unet.named_modules() if n.endswith("attn1.to_q"))
+    stem = "lora_unet_" + no_bias.replace(".", "_")
+    weight = tiny.unet.get_submodule(no_bias).weight
+    save_file({f"{stem}.diff": torch.zeros_like(weight), f"{stem}.diff_b": torch.zeros(3)}, tmp_path / "b.safetensors")
+    with pytest.raises(LoraError, match=r"attn1_to_q's diff_b is \(3,\) but the model's layer has no bias\.$"):
+        load_components(tiny_folder, lora={str(tmp_path / "b.safetensors"): 1.0})
+
+
 def test_a_lycoris_file_that_does_not_fit_the_model_is_one_line_naming_its_file(tiny, tiny_folder, tmp_path):
     sd, _ = _peft_lycoris(tiny, _lycoris_configs()["loha"])
     q = next(k for k in sd if k.endswith("attn1_to_q.hada_w1_a"))

@@ -9,7 +9,8 @@ read for Stable Diffusion 1.x/2.x:
   full (`lokr_w1`) or low-rank (`lokr_w1_a` `lokr_w1_b`); r is the low-rank factor's, and a LoKr of full
   factors alone is not scaled (LyCORIS's rule, as ComfyUI and the web UI read it);
 - LoCon's Tucker layers (a convolution's LoRA with a core, `lora_mid`): W += (alpha / r) * the Tucker product of
-  `lora_mid` with `lora_up` and `lora_down` (its plain LoRA layers are diffusers' to read).
+  `lora_mid` with `lora_up` and `lora_down` (its plain LoRA layers are diffusers' to read);
+- full differences (LyCORIS's "full" algorithm, a layer fine-tuned whole): W += diff, and its bias += diff_b.
 
 LoHa and LoKr are computed as peft's LoHa and LoKr layers compute them (the same formulas, ported from LyCORIS).
 """
@@ -29,11 +30,13 @@ class LycorisError(ValueError):
 
 def kind_of(names) -> str | None:
     """The LyCORIS adapter a layer whose weights are `names` (kohya-ss's, after LAYER.) belongs to: "LoHa",
-    "LoKr", "LoCon" (with a Tucker core), or None (a LoRA layer, or none)."""
+    "LoKr", "LoCon" (with a Tucker core), "Full" (a whole difference), or None (a LoRA layer, or none)."""
     names = set(names)
     for mark, kind in (("hada_", "LoHa"), ("lokr_", "LoKr")):
         if any(name.startswith(mark) for name in names):
             return kind
+    if "diff" in names:
+        return "Full"
     return "LoCon" if "lora_mid.weight" in names else None
 
 
@@ -117,6 +120,11 @@ def locon_delta(w: dict[str, torch.Tensor]) -> torch.Tensor:
     return tucker(w["lora_mid.weight"], up.reshape(up.shape[0], -1).T, down.reshape(down.shape[0], -1))
 
 
+def full_delta(w: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A full difference's weight difference: `diff` itself (no alpha)."""
+    return w["diff"]
+
+
 def rank_of(w: dict[str, torch.Tensor]) -> int | None:
     """The rank r its alpha is divided by: LoHa's, LoCon's, LoKr's low-rank factor's (w2's, else w1's); None for
     a LoKr of full factors alone, which is not scaled."""
@@ -130,13 +138,13 @@ def layer_delta(layer: str, w: dict[str, torch.Tensor], shape: torch.Size) -> to
     """The weight difference (alpha / r) * delta of the LyCORIS layer `layer` (its weights `w`), float32, in the
     shape `shape` of the model's layer; a LycorisError names what does not fit."""
     kind = kind_of(w)
-    marks = {"LoHa": ("hada_",), "LoKr": ("lokr_",), "LoCon": LOCON_NAMES}[kind]
+    marks = {"LoHa": ("hada_",), "LoKr": ("lokr_",), "LoCon": LOCON_NAMES, "Full": ("diff",)}[kind]
     extra = sorted(name for name in w if name != "alpha" and not name.startswith(marks))
     if extra:
         raise LycorisError(f"its layer {layer} holds {named_keys(extra)} beside {kind} weights, which are not fused")
     w = {name: t.float() for name, t in w.items()}
     try:
-        delta = {"LoHa": loha_delta, "LoKr": lokr_delta, "LoCon": locon_delta}[kind](w)
+        delta = {"LoHa": loha_delta, "LoKr": lokr_delta, "LoCon": locon_delta, "Full": full_delta}[kind](w)
     except KeyError as e:
         raise LycorisError(f"its {kind} layer {layer} lacks {e.args[0]} (it is incomplete or damaged)") from None
     except RuntimeError:
@@ -151,6 +159,18 @@ def layer_delta(layer: str, w: dict[str, torch.Tensor], shape: torch.Size) -> to
     return delta.reshape(shape) * (alpha / (rank or 1))
 
 
+def bias_delta(layer: str, w: dict[str, torch.Tensor], bias: torch.Tensor | None) -> torch.Tensor | None:
+    """A full difference's bias difference `diff_b` (float32), None where it has none; a LycorisError where the
+    model's layer has no bias or one of another size."""
+    if "diff_b" not in w:
+        return None
+    diff_b = w["diff_b"].float()
+    if bias is None or diff_b.shape != bias.shape:
+        held = "no bias" if bias is None else f"a bias of {tuple(bias.shape)}"
+        raise LycorisError(f"its layer {layer}'s diff_b is {tuple(diff_b.shape)} but the model's layer has {held}")
+    return diff_b
+
+
 def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, torch.nn.Module], scale: float) -> int:
     """Add `scale` times each LyCORIS layer's weight difference (`layer_delta`) to the model's layer of its name
     (`layers`, `kohya_layers`), in place, one layer at a time; the number of layers. A layer the model lacks is a
@@ -162,10 +182,12 @@ def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, 
             f"the layers it names are not this model's ({named_keys(missing)}; an adapter of another architecture?)"
         )
     for name, w in lycoris.items():
-        weight = layers[name].weight
-        delta = layer_delta(name, w, weight.shape)
-        if not bool(torch.isfinite(delta).all()):
+        weight, bias = layers[name].weight, layers[name].bias
+        delta, delta_b = layer_delta(name, w, weight.shape), bias_delta(name, w, bias)
+        if not all(bool(torch.isfinite(d).all()) for d in (delta, delta_b) if d is not None):
             raise LycorisError(f"it holds NaN or infinite values (its layer {name}); it is damaged (download it again)")
         with torch.no_grad():
             weight.add_((scale * delta).to(weight.dtype))
+            if delta_b is not None:
+                bias.add_((scale * delta_b).to(bias.dtype))
     return len(lycoris)
