@@ -955,6 +955,13 @@ def hub_file_id(value: Any, suffixes: tuple[str, ...]) -> HubFile | None:
     return HubFile(repo, file or None, revision)
 
 
+def hub_file_of(value: Any, suffixes: tuple[str, ...]) -> HubFile | None:
+    """The hub file `value` names (`hub_file_id`) where no local path has its name (a local path comes first)."""
+    if not isinstance(value, str | os.PathLike) or Path(value).expanduser().exists():
+        return None
+    return hub_file_id(str(value), suffixes)
+
+
 def hub_repo(value: str) -> str:
     """The hub id `value` names: the repository a link to its page names (`https://huggingface.co/owner/name`),
     else `value` as it is."""
@@ -1270,7 +1277,7 @@ def weights_file_problem(
     is read, naming it and what would be valid (a file of `holding`), or None. With `hub`, a hub repository's
     file (`hub_file_id`) where no local path has its name passes: it is found as it is read."""
     p = Path(path).expanduser()
-    if hub and not p.exists() and hub_file_id(str(path), suffixes) is not None:
+    if hub and hub_file_of(path, suffixes) is not None:
         return None
     if p.is_dir():  # a trainer's output folder: the file in it is what to give
         inside = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in suffixes)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from videop2p.config import hub_file_id
+from videop2p.config import hub_file_id, hub_file_of
 from videop2p.models.weights import first_line, weights_load_kwargs
 
 HUB_TIMEOUT_S = 10.0  # for the one listing request
@@ -143,7 +143,6 @@ def adapter_file(
 ) -> Path:
     """The local file a LoRA or embedding `spec` names: the local path of that name where there is one (or where
     it has no hub repository's form), else the hub repository's file (`hub_file`)."""
-    path = Path(str(spec)).expanduser()
-    if path.exists() or hub_file_id(str(spec), suffixes) is None:
-        return path
+    if hub_file_of(spec, suffixes) is None:
+        return Path(str(spec)).expanduser()
     return hub_file(str(spec), kind, suffixes, preferred, error)

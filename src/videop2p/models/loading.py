@@ -19,7 +19,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from safetensors import SafetensorError
 from transformers import AddedToken, CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from videop2p.config import DTYPES, FrameAttentionMode, GroupNormMode, hub_file_id, hub_repo, is_hub_id
+from videop2p.config import DTYPES, FrameAttentionMode, GroupNormMode, hub_file_of, hub_repo, is_hub_id
 from videop2p.models import tav
 from videop2p.models.embeddings import add_embeddings, added_tokens, check_embedding, embedding_words
 from videop2p.models.hub import hub_file, hub_files, hub_load_kwargs, hub_offline
@@ -643,10 +643,8 @@ def _nearby_model(folder: Path) -> str:
 def _hub_model_file(model: str | os.PathLike | None) -> bool:
     """Whether `model` names a single-file checkpoint of a hub repository (`owner/name/FILE.safetensors`, as
     diffusers' `from_single_file` takes one) and no local path has its name."""
-    if model is None or Path(model).expanduser().exists():
-        return False
-    found = hub_file_id(str(model), MODEL_FILE_SUFFIXES)
-    return found is not None and found[1] is not None
+    found = hub_file_of(model, MODEL_FILE_SUFFIXES)
+    return found is not None and found.file is not None
 
 
 def check_model_path(model: str | os.PathLike) -> None:

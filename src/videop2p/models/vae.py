@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from videop2p.config import hub_file_id, hub_repo, is_hub_id, weights_file_problem
+from videop2p.config import hub_file_of, hub_repo, is_hub_id, weights_file_problem
 from videop2p.models.hub import hub_file, hub_files, hub_load_kwargs, sorted_weights
 from videop2p.models.weights import first_line, load_pretrained, load_state, read_weights_file
 
@@ -73,16 +73,17 @@ def load_vae(spec: str | os.PathLike, like, offline: bool):
     from diffusers import AutoencoderKL
 
     check_vae_spec(spec)
-    path = Path(str(spec).strip()).expanduser()
+    text = str(spec).strip()
+    path, hub = Path(text).expanduser(), hub_file_of(text, VAE_FILE_SUFFIXES)
     try:
         if path.is_dir():
             vae = load_pretrained(AutoencoderKL, str(_config_folder(path)), f"VAE {str(spec)!r}", VaeError)
         elif path.is_file():
             vae = _vae_file(path, like)
-        elif (hub_file_id(str(spec).strip(), VAE_FILE_SUFFIXES) or (None, None))[1]:  # owner/name/FILE
-            vae = _vae_file(hub_file(str(spec).strip(), "VAE", VAE_FILE_SUFFIXES, (), VaeError), like)
+        elif hub is not None and hub.file is not None:  # a hub repository's file, owner/name/FILE
+            vae = _vae_file(hub_file(text, "VAE", VAE_FILE_SUFFIXES, (), VaeError), like)
         else:
-            vae = _vae_hub(hub_repo(str(spec).strip()), offline)
+            vae = _vae_hub(hub_repo(text), offline)
     except VaeError:
         raise
     except Exception as e:  # noqa: BLE001 (whatever diffusers raises becomes one line naming the VAE)
