@@ -3,8 +3,9 @@
 huggingface_hub retries a request that cannot connect five times (about 25 s) before its download fails;
 a machine that cannot reach the hub, or a repository the hub does not hold, is said at once from one
 request without retries (`hub_files`), which also lists the repository's files, so that each part is
-downloaded as its files are (`hub_load_kwargs`), and a LoRA or an embedding given by its repository is
-the file it holds (`hub_file`). The Hugging Face cache is read first, with no request.
+downloaded as its files are (`hub_load_kwargs`), and a model's, VAE's, LoRA's or embedding's file given by
+its repository or its link is found and downloaded (`hub_file`). The Hugging Face cache is read first, with
+no request.
 """
 
 from __future__ import annotations
