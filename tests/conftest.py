@@ -1,4 +1,6 @@
+import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,12 +40,16 @@ class HubCache:
     root: Path
     connects: list  # the addresses a load tried to reach (none, where the cache holds what it needs)
 
-    def snapshot(self, repo_id: str) -> Path:
-        """The folder of `repo_id`'s snapshot at its main revision, as the hub's downloads lay it out."""
+    def snapshot(self, repo_id: str, revision: str = "main") -> Path:
+        """The folder of `repo_id`'s snapshot at `revision` (a branch or tag, or a commit's full hash), as the
+        hub's downloads lay it out: a branch's or tag's commit is in its file under `refs/`."""
         repo = self.root / f"models--{repo_id.replace('/', '--')}"
-        commit = "0123abcd" * 5  # a snapshot's folder is named by its commit's full hash
-        (repo / "refs").mkdir(parents=True)
-        (repo / "refs" / "main").write_text(commit)
+        if re.fullmatch(r"[0-9a-f]{40}", revision):
+            return repo / "snapshots" / revision  # a commit's snapshot, reached by no ref
+        commit = "0123abcd" * 5 if revision == "main" else hashlib.sha1(revision.encode()).hexdigest()
+        ref = repo / "refs" / revision
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        ref.write_text(commit)
         return repo / "snapshots" / commit
 
 

@@ -634,7 +634,12 @@ def test_a_hub_repositorys_single_file_checkpoint_loads_from_the_cache(tiny, tmp
     assert load_components(page, config=str(configs)).info.identity == loaded.info.identity
     by_link = load_components(spec, config="https://huggingface.co/someone/sd-diffusers")  # its architecture's link
     assert by_link.info.identity == loaded.info.identity and hub_cache.connects == []
+    save_pretrained_folder(tiny, hub_cache.snapshot("someone/sd-arch", "v2"))  # an architecture at a revision only
+    at_revision = load_components(spec, config="https://huggingface.co/someone/sd-arch/tree/v2")
+    assert at_revision.info.identity == loaded.info.identity and hub_cache.connects == []
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match=r"connected machine, `hf download someone/sd-arch --revision v3`\)\.$"):
+        load_components(spec, config="someone/sd-arch@v3")
     with pytest.raises(ModelNotFoundError) as other_revision:  # a download link of another revision
         load_components(page.replace("/blob/main/", "/resolve/v2/") + "?download=true", config=str(configs))
     assert (
@@ -652,3 +657,87 @@ def test_a_hub_repositorys_single_file_checkpoint_loads_from_the_cache(tiny, tmp
         check_model_path("someone/finetune.safetensors")  # the form of a local file's path: it is one
     with pytest.raises(ModelLoadError, match="describes an original single-file checkpoint"):
         check_model_config("someone/sd-finetune", str(configs))  # a repository of a diffusers model carries its own
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("some-org/sd", ("some-org/sd", None, None)),
+        ("some-org/sd@fp16", ("some-org/sd", None, "fp16")),
+        ("some-org/sd@main", ("some-org/sd", None, None)),
+        ("some-org/sd@refs%2Fpr%2F3/ckpt/v1.safetensors", ("some-org/sd", "ckpt/v1.safetensors", "refs/pr/3")),
+        ("https://huggingface.co/some-org/sd", ("some-org/sd", None, None)),
+        ("https://huggingface.co/some-org/sd/", ("some-org/sd", None, None)),
+        ("https://huggingface.co/some-org/sd/tree/v2", ("some-org/sd", None, "v2")),
+        ("https://hf.co/some-org/sd/tree/0123abcd/", ("some-org/sd", None, "0123abcd")),
+        ("https://huggingface.co/some-org/sd/blob/v2/v1.ckpt", ("some-org/sd", "v1.ckpt", "v2")),
+        ("some-org/sd@", None),  # no revision after the @
+        ("some-org/sd@v2/notes.txt", None),  # a file of no weights suffix
+        ("https://huggingface.co/some-org/sd/tree/v2/unet", None),  # a folder's page, not the repository's
+        ("me@home/models", None),  # an @ in the owner: no hub id
+    ],
+)
+def test_a_hub_repository_or_file_is_read_with_its_revision(value, expected):
+    from videop2p.config import hub_file_id
+
+    found = hub_file_id(value, (".safetensors", ".ckpt"))
+    assert (tuple(found) if found is not None else None) == expected
+
+
+def test_a_hub_model_at_a_revision_is_read_at_it_from_the_cache_and_named_with_it(
+    tiny, tiny_v, tmp_path, hub_cache, monkeypatch
+):
+    """`--model owner/name@REVISION` (huggingface_hub's file system writes a revision so) or its page's link at
+    that revision (`/tree/REVISION`): a branch, tag or commit other than main, pinned for a reproducible run,
+    was read at main or refused as no hub id."""
+    from videop2p.models.loading import check_model_path
+    from videop2p.models.vae import VaeError
+
+    save_pretrained_folder(tiny, hub_cache.snapshot("some-org/tiny-sd"))
+    save_pretrained_folder(tiny_v, hub_cache.snapshot("some-org/tiny-sd", "v2"))
+    commit = "4567cdef" * 5
+    save_pretrained_folder(tiny_v, hub_cache.snapshot("some-org/tiny-sd", commit))
+    assert load_components("some-org/tiny-sd").info.fingerprint == tiny.info.fingerprint
+    for spec in (
+        "some-org/tiny-sd@v2",
+        "https://huggingface.co/some-org/tiny-sd/tree/v2",
+        f"some-org/tiny-sd@{commit}",
+    ):
+        check_model_path(spec)
+        info = load_components(spec).info
+        assert info.fingerprint == tiny_v.info.fingerprint and info.prediction_type == "v_prediction", spec
+    assert info.identity.startswith(f"some-org/tiny-sd@{commit}@")  # the model's name says its revision
+    with_vae = load_components("some-org/tiny-sd", vae="some-org/tiny-sd@v2").info.identity  # a VAE's repository too
+    assert with_vae.startswith("some-org/tiny-sd+tiny-sd@v2@") and hub_cache.connects == []
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError) as missing:
+        load_components("https://huggingface.co/some-org/tiny-sd/tree/v3")
+    assert str(missing.value).startswith("Model 'some-org/tiny-sd@v3' is not a local path and could not be loaded")
+    assert "On a connected machine run `hf download some-org/tiny-sd --revision v3`" in str(missing.value)
+    with pytest.raises(VaeError, match=r"run `hf download some-org/tiny-sd --revision v3`"):
+        load_components("some-org/tiny-sd", vae="some-org/tiny-sd@v3")
+    with pytest.raises(ModelNotFoundError, match=r"'some-org/tiny-sd@' is not a local path, nor a hub id"):
+        check_model_path("some-org/tiny-sd@")
+
+
+def test_a_hub_models_revision_the_hub_lacks_is_said_from_its_one_listing(hub_cache, monkeypatch):
+    import httpx2
+    import huggingface_hub.constants
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RevisionNotFoundError
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # read once, when it was imported
+    asked = []
+
+    def no_revision(self, repo, revision=None, **kwargs):
+        asked.append((repo, revision))
+        url = f"https://huggingface.co/api/models/{repo}/revision/{revision}"
+        raise RevisionNotFoundError(
+            f"404 for url: {url}", response=httpx2.Response(404, request=httpx2.Request("GET", url))
+        )
+
+    monkeypatch.setattr(HfApi, "model_info", no_revision)
+    with pytest.raises(ModelNotFoundError) as missing:
+        load_components("some-org/sd@v9")
+    assert asked == [("some-org/sd", "v9")] and hub_cache.connects == []
+    assert "(HubError: the hub repository 'some-org/sd' has no revision 'v9')" in str(missing.value)

@@ -451,6 +451,16 @@ def test_a_lora_given_by_its_hub_repository_is_read_from_the_cache_or_downloaded
     assert by_repo.info.identity.startswith("tiny+style-lora@")
     local = load_components(tiny_folder, lora={str(tmp_path / "style.safetensors"): 0.5})
     assert by_repo.info.fingerprint == local.info.fingerprint  # the same weights: the same tuned clips
+    pairs_v2 = _pairs(tiny, seed=8)  # another revision of the repository holds other weights
+    at_v2 = hub_cache.snapshot("someone/style-lora", "v2")
+    at_v2.mkdir(parents=True)
+    save_file(_kohya(pairs_v2, alpha=2.0), at_v2 / "pytorch_lora_weights.safetensors")
+    for spec in (
+        "someone/style-lora@v2",
+        "https://huggingface.co/someone/style-lora/blob/v2/pytorch_lora_weights.safetensors",
+    ):
+        _assert_weights(load_components(tiny_folder, lora={spec: 0.5}), _expected(tiny, (pairs_v2, 2.0, 0.5)))
+    assert hub_cache.connects == []
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     (snapshot / "pytorch_lora_weights.safetensors").unlink()

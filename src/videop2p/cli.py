@@ -80,6 +80,11 @@ def _main(
     """The options before any command (the command line's help is the app's)."""
 
 
+MODEL_HELP = (
+    "A hub id (owner/name, at a revision owner/name@REVISION), a diffusers folder or a .safetensors/.ckpt file, a "
+    "hub repository's too (owner/name/FILE), or a link to either on the hub (default: the bundled toy model, "
+    "videop2p-toy)."
+)
 MODEL_CONFIG_HELP = (
     "For an original single-file checkpoint (--model FILE): a diffusers folder or hub id of its architecture, "
     "whose configs and tokenizer are read (default: diffusers' guess, from the hub)."
@@ -175,9 +180,7 @@ def info(
             show_default=False,
         ),
     ] = None,
-    model: Annotated[
-        str | None, typer.Option(help="Model id or path (default: the bundled toy model, videop2p-toy).")
-    ] = None,
+    model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
     model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,
     lora: LoraOpt = None,
     embedding: EmbeddingOpt = None,
@@ -642,13 +645,7 @@ def _stage_command(stage: str, doc: str):
         ] = None,
         model: Annotated[
             str | None,
-            typer.Option(
-                help=(
-                    "Hub id, diffusers folder or .safetensors/.ckpt file, a hub repository's too (owner/name/FILE) "
-                    "(default: the bundled toy model, videop2p-toy)."
-                ),
-                rich_help_panel=MODEL_PANEL,
-            ),
+            typer.Option(help=MODEL_HELP, rich_help_panel=MODEL_PANEL),
         ] = None,
         model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP, rich_help_panel=MODEL_PANEL)] = None,
         lora: Annotated[list[str] | None, typer.Option(help=LORA_HELP, rich_help_panel=MODEL_PANEL)] = None,
@@ -1367,9 +1364,7 @@ def toy_ground(
 
 @app.command()
 def ui(
-    model: Annotated[
-        str | None, typer.Option(help="Hub id, folder or file (default: the bundled toy model, videop2p-toy).")
-    ] = None,
+    model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
     port: Annotated[int, typer.Option(help="Port on localhost.")] = 7860,
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 to share on a network).")] = "127.0.0.1",
     root: Annotated[Path, typer.Option(help="Folder for the workspace, uploads and results.")] = Path("videop2p-ui"),

@@ -17,6 +17,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import unquote
 
 import yaml
 
@@ -935,24 +936,39 @@ HUB_URLS = ("https://huggingface.co/", "https://hf.co/")  # a file's page or dow
 
 def hub_file_id(value: Any, suffixes: tuple[str, ...]) -> HubFile | None:
     """The hub file `value` has the form of: `owner/name` (the repository's file, found as it is read),
-    `owner/name/PATH` with PATH ending in one of `suffixes`, or a file's link on the hub
-    (`https://huggingface.co/owner/name/blob/REVISION/PATH`, or `resolve/`, as diffusers' `from_single_file` takes
-    one); None for any other form. A local path of the same name comes first: the caller asks for it."""
+    `owner/name/PATH` with PATH ending in one of `suffixes`, either at a revision as huggingface_hub's file
+    system writes one (`owner/name@REVISION`, `owner/name@REVISION/PATH`), or a link on the hub: a file's
+    (`https://huggingface.co/owner/name/blob/REVISION/PATH`, or `resolve/`, as diffusers' `from_single_file`
+    takes one) or the repository's page (`https://huggingface.co/owner/name`, at a revision
+    `.../tree/REVISION`); None for any other form. A revision with a slash is written %2F in it (`refs%2Fpr%2F1`);
+    `main` is None. A local path of the same name comes first: the caller asks for it."""
     text = value.strip() if isinstance(value, str) else ""
     revision = None
     url = next((prefix for prefix in HUB_URLS if text.startswith(prefix)), None)
     if url is not None:
         parts = text.removeprefix(url).split("?")[0].split("/")
         if len(parts) >= 5 and parts[2] in ("blob", "resolve"):
-            parts, revision = parts[:2] + parts[4:], (parts[3] if parts[3] != "main" else None)
+            parts, revision = parts[:2] + parts[4:], parts[3]
+        elif len(parts) in (4, 5) and parts[2] == "tree" and parts[3] and parts[4:] in ([], [""]):
+            parts, revision = parts[:2], parts[3]
+        elif len(parts) == 3 and parts[2] == "":  # the page's link with a closing slash
+            parts = parts[:2]
         text = "/".join(parts)
+    elif "@" in text.partition("/")[2].partition("/")[0]:  # owner/name@REVISION[/PATH]
+        owner, _, rest = text.partition("/")
+        name_at, _, path = rest.partition("/")
+        name, _, revision = name_at.partition("@")
+        if not revision:
+            return None
+        text = "/".join([owner, name, *([path] if path else [])])
     parts = text.split("/")
     if len(parts) < 2 or "" in parts or ".." in parts or text.startswith((".", "~")):
         return None
     repo, file = "/".join(parts[:2]), "/".join(parts[2:])
     if not is_hub_id(repo) or text.lower().endswith(suffixes) != bool(file):
         return None  # `owner/style.safetensors` is a local file's path
-    return HubFile(repo, file or None, revision)
+    revision = unquote(revision) if revision else None
+    return HubFile(repo, file or None, None if revision == "main" else revision)
 
 
 def hub_file_of(value: Any, suffixes: tuple[str, ...]) -> HubFile | None:
@@ -962,11 +978,23 @@ def hub_file_of(value: Any, suffixes: tuple[str, ...]) -> HubFile | None:
     return hub_file_id(str(value), suffixes)
 
 
-def hub_repo(value: str) -> str:
-    """The hub id `value` names: the repository a link to its page names (`https://huggingface.co/owner/name`),
-    else `value` as it is."""
-    found = hub_file_id(value, ()) if value.startswith(HUB_URLS) else None
-    return found.repo if found is not None and found.file is None and found.revision is None else value
+def hub_repository(value: Any) -> HubFile | None:
+    """The hub repository `value` names, with its revision (its file None): `owner/name`, `owner/name@REVISION`
+    or a link to its page (`https://huggingface.co/owner/name`, `.../tree/REVISION`); None for any other form."""
+    return hub_file_id(value, ())
+
+
+def hub_name(repo: HubFile) -> str:
+    """How a hub repository or file is named in messages and a model's name: `owner/name[@REVISION][/PATH]`."""
+    at = f"@{repo.revision}" if repo.revision else ""
+    return f"{repo.repo}{at}" + (f"/{repo.file}" if repo.file else "")
+
+
+def hub_download_command(repo: HubFile) -> str:
+    """The `hf download` command that puts `repo` (its file, at its revision) in the Hugging Face cache."""
+    return " ".join(["hf download", repo.repo, *([repo.file] if repo.file else [])]) + (
+        f" --revision {repo.revision}" if repo.revision else ""
+    )
 
 
 def missing_tuned_model_message(missing: tuple[str | os.PathLike, str], both: str, other: str) -> str:

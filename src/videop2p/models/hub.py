@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from videop2p.config import hub_file_id, hub_file_of
+from videop2p.config import hub_download_command, hub_file_id, hub_file_of
 from videop2p.models.weights import first_line, weights_load_kwargs
 
 HUB_TIMEOUT_S = 10.0  # for the one listing request
@@ -132,10 +132,10 @@ def hub_file(
             raise
         except Exception as e:  # noqa: BLE001 (the hub client's transport errors are not OSErrors)
             reason = first_line(e)
-    download = " ".join([repo, *([file] if file else []), *([f"--revision {revision}"] if revision else [])])
     raise error(
         f"{kind} file {spec!r} is not a local path and could not be read from the Hugging Face hub or its cache "
-        f"({reason}). On a connected machine run `hf download {download}`, or give a local file."
+        f"({reason}). On a connected machine run `{hub_download_command(hub_file_id(spec, suffixes))}`, or give a "
+        "local file."
     )
 
 

@@ -19,7 +19,16 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from safetensors import SafetensorError
 from transformers import AddedToken, CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from videop2p.config import DTYPES, FrameAttentionMode, GroupNormMode, hub_file_of, hub_repo, is_hub_id
+from videop2p.config import (
+    DTYPES,
+    FrameAttentionMode,
+    GroupNormMode,
+    HubFile,
+    hub_download_command,
+    hub_file_of,
+    hub_name,
+    hub_repository,
+)
 from videop2p.models import tav
 from videop2p.models.embeddings import add_embeddings, added_tokens, check_embedding, embedding_words
 from videop2p.models.hub import hub_file, hub_files, hub_load_kwargs, hub_offline
@@ -311,13 +320,18 @@ WEIGHTED_PARTS = ("text_encoder", "vae", "unet")  # those with weights files
 
 
 def _load_folder(
-    path: Path, local_files_only: bool, name: str | None = None, files: dict[str, dict] | None = None
+    path: Path,
+    local_files_only: bool,
+    name: str | None = None,
+    files: dict[str, dict] | None = None,
+    revision: str | None = None,
 ) -> tuple:
     """(tokenizer, text encoder, VAE, image UNet, scheduler, video weights or None) of a diffusers folder
     or hub id; an authors' tuned video folder gives its image UNet and its temporal layers apart. Errors
     name the model as `name` (default: the folder's name; a hub id's snapshot is a commit hash). A hub id's
-    parts are read from the files `files` names for each (`hub_load_kwargs`; a local folder's are found in it)."""
-    kw = {"local_files_only": local_files_only}
+    parts are read from the files `files` names for each (`hub_load_kwargs`; a local folder's are found in it),
+    at its `revision` (None: main)."""
+    kw = {"local_files_only": local_files_only, **({"revision": revision} if revision else {})}
     read = {part: (files or {}).get(part, {}) for part in WEIGHTED_PARTS}
     name = name or path.name
     check_architecture(  # from the configs alone: a model of another kind is named before its weights are read
@@ -365,42 +379,46 @@ def _load_video_unet(path: Path) -> tuple[UNet2DConditionModel, tav.VideoWeights
     return unet, tav.VideoWeights(temporal, tav.frame_mode_of(config), tav.group_norm_of(config), str(path))
 
 
-def _hub_video_folder(repo: str) -> Path | None:
-    """A downloaded snapshot of a hub repository that holds an authors' tuned video folder, else None."""
+def _hub_video_folder(repo: str, revision: str | None) -> Path | None:
+    """A downloaded snapshot of a hub repository (at `revision`) that holds an authors' tuned video folder,
+    else None."""
     from huggingface_hub import hf_hub_download, snapshot_download
 
-    config = Path(hf_hub_download(repo, "unet/config.json"))
+    config = Path(hf_hub_download(repo, "unet/config.json", revision=revision))
     if not tav.is_authors_folder(config.parent.parent):
         return None
     parts = ["model_index.json", *(f"{part}/*" for part in FOLDER_PARTS)]
-    return Path(snapshot_download(repo, allow_patterns=parts))
+    return Path(snapshot_download(repo, revision=revision, allow_patterns=parts))
 
 
-def _load_hub(repo: str) -> tuple:
-    """`_load_folder`'s parts of a hub id: from its snapshot in the Hugging Face cache when that holds
-    them (no request made), else downloaded, unless HF_HUB_OFFLINE is set."""
+def _load_hub(hub: HubFile) -> tuple:
+    """`_load_folder`'s parts of a hub repository at its revision: from its snapshot in the Hugging Face cache
+    when that holds them (no request made), else downloaded, unless HF_HUB_OFFLINE is set."""
     from huggingface_hub import snapshot_download
 
+    repo, revision, name = hub.repo, hub.revision, hub_name(hub)
     try:
-        snapshot = Path(snapshot_download(repo, local_files_only=True))
+        snapshot = Path(snapshot_download(repo, revision=revision, local_files_only=True))
         _check_json_files(snapshot)
-        return _load_folder(snapshot, local_files_only=True, name=repo)
+        return _load_folder(snapshot, local_files_only=True, name=name)
     except OSError as e:
         error = e
     if not hub_offline():
-        logger.info("%s is not in the Hugging Face cache; downloading it from the hub", repo)
+        logger.info("%s is not in the Hugging Face cache; downloading it from the hub", name)
         try:
-            files = hub_files(repo)  # one request: a hub out of reach or a repository it lacks is said at once
-            video_folder = _hub_video_folder(repo) if "unet/config.json" in files else None
+            files = hub_files(repo, revision)  # one request: a hub out of reach or a repository it lacks is said
+            video_folder = _hub_video_folder(repo, revision) if "unet/config.json" in files else None
             if video_folder is not None:
-                return _load_folder(video_folder, local_files_only=False, name=repo)
-            return _load_folder(Path(repo), local_files_only=False, name=repo, files=hub_load_kwargs(files))
+                return _load_folder(video_folder, local_files_only=False, name=name)
+            return _load_folder(
+                Path(repo), local_files_only=False, name=name, files=hub_load_kwargs(files), revision=revision
+            )
         except OSError as e:
             error = e
     raise ModelNotFoundError(
-        f"Model {repo!r} is not a local path and could not be loaded from the Hugging Face hub or its cache "
-        f"({type(error).__name__}: {first_line(error)}). On a connected machine run `hf download "
-        f"{repo}`, or pass a local diffusers folder or a .safetensors file."
+        f"Model {name!r} is not a local path and could not be loaded from the Hugging Face hub or its cache "
+        f"({type(error).__name__}: {first_line(error)}). On a connected machine run `{hub_download_command(hub)}`, "
+        "or pass a local diffusers folder or a .safetensors file."
     ) from error
 
 
@@ -566,10 +584,14 @@ def _is_flat_file(path: Path) -> bool:
 
 
 def _load_original_checkpoint(path: Path, config: str | None, local_files_only: bool) -> tuple:
+    """The parts of an original (LDM) single-file checkpoint, of the architecture `config` names (a diffusers
+    folder, or a hub repository at its revision; None: diffusers' guess, read from the hub)."""
     from diffusers import StableDiffusionPipeline
 
+    hub = hub_file_of(config, ()) if config is not None else None  # a local folder of its name comes first
+    at = {"config": hub.repo, "revision": hub.revision} if hub is not None else {"config": config}
     try:
-        pipe = StableDiffusionPipeline.from_single_file(str(path), config=config, local_files_only=local_files_only)
+        pipe = StableDiffusionPipeline.from_single_file(str(path), local_files_only=local_files_only, **at)
     except Exception as e:  # noqa: BLE001 (whatever the checkpoint reader raises becomes one line)
         if "meta tensor" in str(e):  # a part's tensor that the file lacks, left unloaded by diffusers
             architecture = repr(str(config)) if config else "the one diffusers guessed"
@@ -583,7 +605,7 @@ def _load_original_checkpoint(path: Path, config: str | None, local_files_only: 
                 ""
                 if Path(config).expanduser().exists()
                 else "; give a diffusers folder of its architecture, or a hub id in the Hugging Face cache (on a "
-                f"connected machine, `hf download {config}`)"
+                f"connected machine, `{hub_download_command(hub or HubFile(str(config), None))}`)"
             )
             raise ModelLoadError(
                 f"Could not load the single-file checkpoint {path} with --model-config {str(config)!r} "
@@ -682,7 +704,7 @@ def check_model_path(model: str | os.PathLike) -> None:
             f"Model folder {str(model)!r} does not exist; give a diffusers folder, a .safetensors or .ckpt "
             "file, a hub id such as runwayml/stable-diffusion-v1-5, or videop2p-toy for the bundled model (--model)."
         )
-    elif not is_hub_id(hub_repo(str(model))):
+    elif hub_repository(str(model)) is None:
         raise ModelNotFoundError(
             f"Model {str(model)!r} is not a local path, nor a hub id (owner/name in letters, digits, '-', '_' and "
             "'.'); give a diffusers folder, a .safetensors or .ckpt file, a hub id such as "
@@ -818,7 +840,6 @@ def load_components(
     device = check_device(device)
     check_model_path(model)  # a model that is missing is named as such first, with or without `config`
     check_model_config(model, config)
-    config = None if config is None else hub_repo(str(config))  # a hub model's page link: its hub id
     check_adapter_files(lora, embeddings)
     if vae is not None:
         check_vae_spec(vae)
@@ -851,8 +872,9 @@ def load_components(
             )
             source = path.name
         else:
-            source = hub_repo(str(model))
-            parts = _load_hub(source)
+            hub = hub_repository(str(model))
+            source = hub_name(hub)
+            parts = _load_hub(hub)
     if vae is not None:  # before LoRAs, which may adapt it too
         parts = (*parts[:2], load_vae(vae, parts[2], hub_offline()), *parts[3:])
         source = f"{source}+{vae_name(vae)}"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from videop2p.config import hub_file_of, hub_repo, is_hub_id, weights_file_problem
+from videop2p.config import HubFile, hub_download_command, hub_file_of, hub_name, hub_repository, weights_file_problem
 from videop2p.models.hub import hub_file, hub_files, hub_load_kwargs, sorted_weights
 from videop2p.models.weights import first_line, load_pretrained, load_state, read_weights_file
 
@@ -51,7 +51,7 @@ def check_vae_spec(spec: str | os.PathLike) -> None:
         if problem:
             raise VaeError(problem)
         return
-    if text.startswith((".", "/", "~")) or not is_hub_id(hub_repo(text)):
+    if text.startswith((".", "/", "~")) or hub_repository(text) is None:
         raise VaeError(
             f"VAE '{spec}' is not a local path, nor a hub id (owner/name); give a VAE folder, a "
             f"{', '.join(VAE_FILE_SUFFIXES)} file or a hub id such as stabilityai/sd-vae-ft-mse."
@@ -83,7 +83,7 @@ def load_vae(spec: str | os.PathLike, like, offline: bool):
         elif hub is not None and hub.file is not None:  # a hub repository's file, owner/name/FILE
             vae = _vae_file(hub_file(text, "VAE", VAE_FILE_SUFFIXES, (), VaeError), like)
         else:
-            vae = _vae_hub(hub_repo(text), offline)
+            vae = _vae_hub(hub_repository(text), offline)
     except VaeError:
         raise
     except Exception as e:  # noqa: BLE001 (whatever diffusers raises becomes one line naming the VAE)
@@ -122,42 +122,45 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     return weights
 
 
-def _vae_hub(repo: str, offline: bool):
-    """A hub id's VAE, a VAE repository's or a model repository's `vae/`: from its snapshot in the Hugging
-    Face cache when that holds one (no request made; found in it as in a local folder, `_config_folder`),
-    else downloaded, unless `offline`."""
+def _vae_hub(hub: HubFile, offline: bool):
+    """A hub repository's VAE (at its revision), a VAE repository's or a model repository's `vae/`: from its
+    snapshot in the Hugging Face cache when that holds one (no request made; found in it as in a local folder,
+    `_config_folder`), else downloaded, unless `offline`."""
     from diffusers import AutoencoderKL
     from huggingface_hub import snapshot_download
 
+    repo, revision, name = hub.repo, hub.revision, hub_name(hub)
+
     reason = "its cached snapshot holds no config.json, nor vae/config.json"
     try:
-        folder = _config_folder(Path(snapshot_download(repo, local_files_only=True)))
+        folder = _config_folder(Path(snapshot_download(repo, revision=revision, local_files_only=True)))
         if folder is not None:
-            return load_pretrained(AutoencoderKL, str(folder), f"VAE {repo!r}", VaeError)
+            return load_pretrained(AutoencoderKL, str(folder), f"VAE {name!r}", VaeError)
     except OSError as e:  # not cached, or in part
         reason = f"{type(e).__name__}: {first_line(e)}"
     if not offline:
         try:
-            files = hub_files(repo)  # one request: a hub out of reach or a repository it lacks is said at once
+            files = hub_files(repo, revision)  # one request: a hub out of reach or a missing repository is said
             if "config.json" not in files and "vae/config.json" not in files:
                 held = sorted_weights(f for f in files if f.lower().endswith(VAE_FILE_SUFFIXES))
-                give = f"; give one of its VAE files as {repo}/FILE, e.g. {repo}/{held[0]}" if held else ""
-                raise VaeError(f"VAE {repo!r}: its hub repository holds no config.json, nor vae/config.json{give}.")
+                give = f"; give one of its VAE files as {name}/FILE, e.g. {name}/{held[0]}" if held else ""
+                raise VaeError(f"VAE {name!r}: its hub repository holds no config.json, nor vae/config.json{give}.")
             subfolder = None if "config.json" in files else "vae"  # a VAE repository's root, or a model's vae/
             return load_pretrained(
                 AutoencoderKL,
                 repo,
-                f"VAE {repo!r}",
+                f"VAE {name!r}",
                 VaeError,
                 subfolder=subfolder,
+                revision=revision,
                 **hub_load_kwargs(files).get(subfolder or "", {}),
                 local_files_only=False,
             )
         except OSError as e:  # the hub out of reach, no such repository
             reason = f"{type(e).__name__}: {first_line(e)}"
     raise VaeError(
-        f"VAE {repo!r} is not a local path and could not be loaded from the Hugging Face hub or its cache "
-        f"({reason}). On a connected machine run `hf download {repo}`, or pass a local VAE folder or file."
+        f"VAE {name!r} is not a local path and could not be loaded from the Hugging Face hub or its cache "
+        f"({reason}). On a connected machine run `{hub_download_command(hub)}`, or pass a local VAE folder or file."
     )
 
 
@@ -189,5 +192,9 @@ def _check_fits(vae, like, spec) -> None:
 
 
 def vae_name(spec: str | os.PathLike) -> str:
-    """How a model with this VAE is named: the file's or folder's stem, or the hub id's name."""
+    """How a model with this VAE is named: the file's or folder's stem, or the hub repository's name or file's
+    stem (and its revision)."""
+    hub = hub_file_of(str(spec).strip(), VAE_FILE_SUFFIXES)
+    if hub is not None:
+        return Path(hub.file or hub.repo).stem + (f"@{hub.revision}" if hub.revision else "")
     return Path(str(spec).strip().rstrip("/")).stem or str(spec)
