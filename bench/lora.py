@@ -5,13 +5,15 @@ LoRA of the given rank over every attention projection of the UNet (attn1 and at
 to_v, to_out.0) and of the text encoder (q, k, v, out_proj), as style LoRAs are trained, and times
 `models.lora.fuse_loras` on it: reading, converting, injecting, fusing and removing the adapters.
 `--kind loha` or `lokr` writes LyCORIS's LoHa (two rank-r pairs) or LoKr (a full factor of the
-`--factor`'s side, a rank-r one) over the same layers instead, fused by `models.lycoris`.
+`--factor`'s side, a rank-r one) over the same layers instead, fused by `models.lycoris`; `--kind dora`
+a LoRA whose layers carry a DoRA magnitude (`dora_scale`, one per output, as LyCORIS writes it).
 Prints the seconds (median of the repeats, each on fresh weights), the file's size and the layers
 it adapts, and checks one fused layer against its formula.
 
     python bench/lora.py                    # rank 32, float32 on the CPU
     python bench/lora.py --rank 128 --repeats 3
     python bench/lora.py --kind loha --rank 16
+    python bench/lora.py --kind dora
 """
 
 from __future__ import annotations
@@ -34,16 +36,20 @@ TEXT_ENDS = ("q_proj", "k_proj", "v_proj", "out_proj")
 
 
 def kohya_lora(comps, rank: int, kind: str = "lora", factor: int = 8) -> dict[str, torch.Tensor]:
-    """A kohya-ss LoRA (or LyCORIS LoHa or LoKr, `kind`) of `rank` over every attention projection, alpha = rank / 2."""
+    """A kohya-ss LoRA (or LyCORIS LoHa, LoKr or DoRA, `kind`) of `rank` over every attention projection, alpha =
+    rank / 2; DoRA's magnitudes near the layers' own row norms."""
     g, sd = torch.Generator().manual_seed(0), {}
     for part, prefix, ends in (("unet", "lora_unet_", UNET_ENDS), ("text_encoder", "lora_te_text_model_", TEXT_ENDS)):
         for name, layer in getattr(comps, part).named_modules():
             if isinstance(layer, torch.nn.Linear) and name.endswith(ends) and ("attn" in name or "self_attn" in name):
                 stem = prefix + name.replace(".", "_")
                 out_features, in_features = layer.weight.shape
-                if kind == "lora":
+                if kind in ("lora", "dora"):
                     sd[f"{stem}.lora_down.weight"] = torch.randn(rank, in_features, generator=g) * 0.01
                     sd[f"{stem}.lora_up.weight"] = torch.randn(out_features, rank, generator=g) * 0.01
+                    if kind == "dora":  # (out, 1)
+                        norms = layer.weight.detach().norm(dim=1, keepdim=True)
+                        sd[f"{stem}.dora_scale"] = norms * (1 + 0.1 * torch.rand(out_features, 1, generator=g))
                 elif kind == "loha":
                     for i in (1, 2):
                         sd[f"{stem}.hada_w{i}_a"] = torch.randn(out_features, rank, generator=g) * 0.1
@@ -56,22 +62,24 @@ def kohya_lora(comps, rank: int, kind: str = "lora", factor: int = 8) -> dict[st
     return sd
 
 
-def layer_formula(lora: dict[str, torch.Tensor], stem: str, kind: str) -> torch.Tensor:
-    """The layer `stem`'s weight difference by its kind's formula, written out here: (alpha / r) * ..."""
+def layer_formula(lora: dict[str, torch.Tensor], stem: str, kind: str, before: torch.Tensor) -> torch.Tensor:
+    """The layer `stem`'s fused weight from its weight `before`, by its kind's formula written out here: before +
+    (alpha / r) * ..., of DoRA that with each row's norm set to its magnitude."""
     w = {key.removeprefix(f"{stem}."): t for key, t in lora.items() if key.startswith(f"{stem}.")}
-    if kind == "lora":
-        return (w["alpha"] / w["lora_down.weight"].shape[0]) * w["lora_up.weight"] @ w["lora_down.weight"]
+    if kind in ("lora", "dora"):
+        merged = before + (w["alpha"] / w["lora_down.weight"].shape[0]) * w["lora_up.weight"] @ w["lora_down.weight"]
+        return merged if kind == "lora" else merged * w["dora_scale"] / merged.norm(dim=1, keepdim=True)
     if kind == "loha":
         rank = w["hada_w1_b"].shape[0]
-        return (w["alpha"] / rank) * (w["hada_w1_a"] @ w["hada_w1_b"]) * (w["hada_w2_a"] @ w["hada_w2_b"])
-    return (w["alpha"] / w["lokr_w2_b"].shape[0]) * torch.kron(w["lokr_w1"], w["lokr_w2_a"] @ w["lokr_w2_b"])
+        return before + (w["alpha"] / rank) * (w["hada_w1_a"] @ w["hada_w1_b"]) * (w["hada_w2_a"] @ w["hada_w2_b"])
+    return before + (w["alpha"] / w["lokr_w2_b"].shape[0]) * torch.kron(w["lokr_w1"], w["lokr_w2_a"] @ w["lokr_w2_b"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rank", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--kind", choices=("lora", "loha", "lokr"), default="lora")
+    parser.add_argument("--kind", choices=("lora", "loha", "lokr", "dora"), default="lora")
     parser.add_argument("--factor", type=int, default=8, help="LoKr's full factor's side")
     args = parser.parse_args()
     seconds = []
@@ -90,7 +98,7 @@ def main() -> None:
             fuse_loras(image_pipeline(*parts), {str(path): 1.0}, "sd15")
             seconds.append(time.perf_counter() - start)
             stem = "lora_unet_" + probe.replace(".", "_")
-            want = before + layer_formula(lora, stem, args.kind)
+            want = layer_formula(lora, stem, args.kind, before)
             error = (comps.unet.get_submodule(probe).weight - want).abs().max().item()
         size = path.stat().st_size / 2**20
     print(

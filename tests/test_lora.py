@@ -292,6 +292,89 @@ def test_a_lycoris_full_difference_is_added_to_the_weights_and_biases_it_names(t
     save_file({f"{stem}.diff": torch.zeros_like(weight), f"{stem}.diff_b": torch.zeros(3)}, tmp_path / "b.safetensors")
     with pytest.raises(LoraError, match=r"attn1_to_q's diff_b is \(3,\) but the model's layer has no bias\.$"):
         load_components(tiny_folder, lora={str(tmp_path / "b.safetensors"): 1.0})
+    save_file(
+        {f"{stem}.diff": torch.zeros_like(weight), f"{stem}.dora_scale": torch.ones(3)}, tmp_path / "d.safetensors"
+    )
+    with pytest.raises(LoraError, match=r"attn1_to_q holds dora_scale beside Full weights, which are not fused\.$"):
+        load_components(tiny_folder, lora={str(tmp_path / "d.safetensors"): 1.0})  # LyCORIS's full has no DoRA
+
+
+def _lycoris_dora(merged: torch.Tensor, magnitude: torch.Tensor, multiplier: float) -> torch.Tensor:
+    """LyCORIS's `apply_weight_decompose`, written out for one layer: the norm per output where the magnitude is
+    (out, 1, ...), per input where it is (1, in, ...); the rescaling taken `multiplier` of the way."""
+    dims = tuple(range(1, merged.ndim)) if magnitude.shape[0] == merged.shape[0] else (0, *range(2, merged.ndim))
+    norm = torch.linalg.vector_norm(merged, dim=dims, keepdim=True)
+    scale = magnitude.reshape(norm.shape) / (norm + torch.finfo(torch.float32).eps)
+    return merged * (multiplier * (scale - 1) + 1)
+
+
+def test_a_dora_layer_is_fused_as_peft_merges_it_and_at_other_scales_as_lycoris_does(
+    tiny, tiny_folder, tmp_path, caplog
+):
+    """A LyCORIS (or OneTrainer) file's DoRA layers (Liu et al. 2024): LoCon's lora_up/lora_down with a trained
+    magnitude `dora_scale`, which diffusers' loader dropped with a warning, fusing a plain LoRA in silence. At
+    scale 1 each layer is what peft's own DoRA layer merges from the same weights; at another scale, and for a
+    magnitude per input, LyCORIS's rule; a LoHa layer's magnitude is applied to its difference the same way."""
+    import copy
+
+    from peft import LoraConfig, inject_adapter_in_model
+
+    unet = copy.deepcopy(tiny.unet)
+    wanted = [n for n, m in unet.named_modules() if n.endswith(LYCORIS_UNET) and isinstance(m, torch.nn.Linear)]
+    torch.manual_seed(12)
+    config = LoraConfig(r=4, lora_alpha=2, use_dora=True, init_lora_weights=False, target_modules=wanted)
+    inject_adapter_in_model(config, unet)
+    sd, stems = {}, {}
+    for name in wanted:
+        layer = unet.get_submodule(name)
+        magnitude = layer.lora_magnitude_vector["default"].weight
+        with torch.no_grad():
+            magnitude.mul_(1 + 0.3 * torch.rand(magnitude.shape))  # trained away from the weight's own norm
+        stems[name] = "lora_unet_" + name.replace(".", "_")
+        sd |= {
+            f"{stems[name]}.lora_down.weight": layer.lora_A["default"].weight.detach().clone(),
+            f"{stems[name]}.lora_up.weight": layer.lora_B["default"].weight.detach().clone(),
+            f"{stems[name]}.alpha": torch.tensor(2.0),
+            f"{stems[name]}.dora_scale": magnitude.detach().clone()[:, None],  # (out, 1): LyCORIS's default axis
+        }
+    merged = {n: unet.get_submodule(n) for n in wanted}
+    for name in wanted:
+        merged[name].merge(adapter_names=["default"])
+    save_file(sd, tmp_path / "dora.safetensors")
+    with caplog.at_level("WARNING"):
+        fused = load_components(tiny_folder, lora={str(tmp_path / "dora.safetensors"): 1.0})
+    assert "DoRA" not in caplog.text  # diffusers' "we are going to filter out the keys" is not reached
+    for name in wanted:
+        got = fused.unet.get_submodule(name).weight
+        torch.testing.assert_close(got, merged[name].base_layer.weight, atol=1e-5, rtol=1e-4, msg=name)
+
+    by_input = dict(sd)  # a magnitude per input, (1, in), as OneTrainer's DoRA and LyCORIS's wd_on_out=False save it
+    for key in [k for k in sd if k.endswith("dora_scale")]:
+        width = sd[key.replace("dora_scale", "lora_down.weight")].shape[1]
+        by_input[key] = torch.linspace(0.5, 1.5, width)[None, :]
+    save_file(by_input, tmp_path / "dora-in.safetensors")
+    for file, weights, multiplier in (("dora", sd, 0.6), ("dora-in", by_input, 1.0), ("dora-in", by_input, -0.4)):
+        fused = load_components(tiny_folder, lora={str(tmp_path / f"{file}.safetensors"): multiplier})
+        for name in wanted:
+            stem = stems[name]
+            delta = 0.5 * weights[f"{stem}.lora_up.weight"] @ weights[f"{stem}.lora_down.weight"]  # alpha / r = 2 / 4
+            want = _lycoris_dora(
+                tiny.unet.get_submodule(name).weight + delta, weights[f"{stem}.dora_scale"], multiplier
+            )
+            torch.testing.assert_close(fused.unet.get_submodule(name).weight, want, atol=1e-5, rtol=1e-4)
+
+    loha, deltas = _peft_lycoris(tiny, _lycoris_configs()["loha-tucker"])  # Linear and convolution layers
+    for key, delta in deltas.items():
+        part, name = key.removesuffix(".weight").split(".", 1)
+        stem = ("lora_unet_" if part == "unet" else "lora_te_text_model_") + name.replace(".", "_")
+        loha[f"{stem}.dora_scale"] = torch.linspace(0.1, 1.0, delta.shape[0]).reshape(-1, *[1] * (delta.ndim - 1))
+    save_file(loha, tmp_path / "loha-dora.safetensors")
+    fused = _weights(load_components(tiny_folder, lora={str(tmp_path / "loha-dora.safetensors"): 1.0}))
+    for key, delta in deltas.items():
+        part, name = key.removesuffix(".weight").split(".", 1)
+        stem = ("lora_unet_" if part == "unet" else "lora_te_text_model_") + name.replace(".", "_")
+        want = _lycoris_dora(_weights(tiny)[key] + delta, loha[f"{stem}.dora_scale"], 1.0)
+        torch.testing.assert_close(fused[key], want, atol=1e-5, rtol=1e-4, msg=key)
 
 
 def test_a_lycoris_file_that_does_not_fit_the_model_is_one_line_naming_its_file(tiny, tiny_folder, tmp_path):
@@ -304,7 +387,10 @@ def test_a_lycoris_file_that_does_not_fit_the_model_is_one_line_naming_its_file(
         "unequal": ({**sd, q: torch.cat([sd[q], sd[q]])}, "'s weights do not multiply (it is damaged)"),
         "no_w2_b": ({k: v for k, v in sd.items() if not k.endswith("hada_w2_b")}, "lacks hada_w2_b (it is incomplete"),
         "nan_values": ({**sd, q: torch.full_like(sd[q], float("nan"))}, "holds NaN or infinite values (its layer"),
-        "dora": ({**sd, q.replace("hada_w1_a", "dora_scale"): torch.ones(1)}, "holds dora_scale beside LoHa weights"),
+        "dora": (
+            {**sd, q.replace("hada_w1_a", "dora_scale"): torch.ones(3)},
+            "attn1_to_q: its dora_scale is (3,), neither one per output (",
+        ),
     }
     for name, (weights, said) in cases.items():
         save_file(weights, tmp_path / f"{name}.safetensors")

@@ -10,7 +10,10 @@ read for Stable Diffusion 1.x/2.x:
   factors alone is not scaled (LyCORIS's rule, as ComfyUI and the web UI read it);
 - LoCon's Tucker layers (a convolution's LoRA with a core, `lora_mid`): W += (alpha / r) * the Tucker product of
   `lora_mid` with `lora_up` and `lora_down` (its plain LoRA layers are diffusers' to read);
-- full differences (LyCORIS's "full" algorithm, a layer fine-tuned whole): W += diff, and its bias += diff_b.
+- full differences (LyCORIS's "full" algorithm, a layer fine-tuned whole): W += diff, and its bias += diff_b;
+- DoRA (Liu et al. 2024, "DoRA: Weight-Decomposed Low-Rank Adaptation"; LyCORIS's `weight_decompose`): a LoCon,
+  LoHa or LoKr layer with a trained magnitude `dora_scale` is W + delta with each output's (or input's) norm set
+  to that magnitude (`dora_weight`); its plain LoCon layers too, of which diffusers drops the magnitude.
 
 LoHa and LoKr are computed as peft's LoHa and LoKr layers compute them (the same formulas, ported from LyCORIS).
 """
@@ -22,6 +25,7 @@ import torch
 from videop2p.models.weights import named_keys
 
 LOCON_NAMES = ("lora_up.weight", "lora_down.weight", "lora_mid.weight")  # a LoCon layer's, with a Tucker core
+DORA_NAME = "dora_scale"  # a DoRA layer's magnitude, beside its LoCon, LoHa or LoKr weights
 
 
 class LycorisError(ValueError):
@@ -30,14 +34,16 @@ class LycorisError(ValueError):
 
 def kind_of(names) -> str | None:
     """The LyCORIS adapter a layer whose weights are `names` (kohya-ss's, after LAYER.) belongs to: "LoHa",
-    "LoKr", "LoCon" (with a Tucker core), "Full" (a whole difference), or None (a LoRA layer, or none)."""
+    "LoKr", "LoCon" (with a Tucker core or a DoRA magnitude), "Full" (a whole difference), or None (a LoRA
+    layer, or none)."""
     names = set(names)
     for mark, kind in (("hada_", "LoHa"), ("lokr_", "LoKr")):
         if any(name.startswith(mark) for name in names):
             return kind
     if "diff" in names:
         return "Full"
-    return "LoCon" if "lora_mid.weight" in names else None
+    locon = "lora_mid.weight" in names or (DORA_NAME in names and "lora_up.weight" in names)
+    return "LoCon" if locon else None
 
 
 def _layers(keys) -> dict[str, set[str]]:
@@ -114,9 +120,12 @@ def lokr_delta(w: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def locon_delta(w: dict[str, torch.Tensor]) -> torch.Tensor:
-    """A LoCon Tucker layer's weight difference before its alpha / r: its core `lora_mid` (r, r, kh, kw) between
-    `lora_up` (out, r, 1, 1) and `lora_down` (r, in, 1, 1), as the three convolutions in a row compute."""
+    """A LoCon layer's weight difference before its alpha / r: `lora_up` (out, r) times `lora_down` (r, in, ...),
+    or of a Tucker layer, its core `lora_mid` (r, r, kh, kw) between `lora_up` (out, r, 1, 1) and `lora_down`
+    (r, in, 1, 1), as the three convolutions in a row compute."""
     up, down = w["lora_up.weight"], w["lora_down.weight"]
+    if "lora_mid.weight" not in w:
+        return up.reshape(up.shape[0], -1) @ down.reshape(down.shape[0], -1)  # (out, in * kh * kw)
     return tucker(w["lora_mid.weight"], up.reshape(up.shape[0], -1).T, down.reshape(down.shape[0], -1))
 
 
@@ -139,7 +148,8 @@ def layer_delta(layer: str, w: dict[str, torch.Tensor], shape: torch.Size) -> to
     shape `shape` of the model's layer; a LycorisError names what does not fit."""
     kind = kind_of(w)
     marks = {"LoHa": ("hada_",), "LoKr": ("lokr_",), "LoCon": LOCON_NAMES, "Full": ("diff",)}[kind]
-    extra = sorted(name for name in w if name != "alpha" and not name.startswith(marks))
+    allowed = {"alpha"} | ({DORA_NAME} if kind != "Full" else set())  # LyCORIS's full difference has no DoRA
+    extra = sorted(name for name in w if name not in allowed and not name.startswith(marks))
     if extra:
         raise LycorisError(f"its layer {layer} holds {named_keys(extra)} beside {kind} weights, which are not fused")
     w = {name: t.float() for name, t in w.items()}
@@ -171,9 +181,30 @@ def bias_delta(layer: str, w: dict[str, torch.Tensor], bias: torch.Tensor | None
     return diff_b
 
 
+def dora_weight(weight: torch.Tensor, delta: torch.Tensor, magnitude: torch.Tensor, multiplier: float) -> torch.Tensor:
+    """DoRA's weight, as LyCORIS merges it (`apply_weight_decompose`): W' = W + delta, each output's row (or
+    input's column) rescaled to the trained magnitude's norm, the rescaling taken `multiplier` of the way,
+    W' * (1 + multiplier * (magnitude / ||W'|| - 1)). The magnitude's shape says the axis: (out, 1, ...) one
+    per output (LyCORIS's default, peft's DoRA), (1, in, ...) one per input. A ValueError where it fits neither."""
+    merged = weight + delta  # (out, in, ...)
+    out_features, in_features = merged.shape[:2]
+    if magnitude.numel() == out_features and magnitude.shape[:1] in ((out_features,), ()):
+        norm = merged.reshape(out_features, -1).norm(dim=1).reshape(-1, *[1] * (merged.ndim - 1))  # (out, 1, ...)
+    elif magnitude.numel() == in_features and magnitude.ndim >= 2 and magnitude.shape[1] == in_features:
+        norm = merged.transpose(0, 1).reshape(in_features, -1).norm(dim=1).reshape(1, -1, *[1] * (merged.ndim - 2))
+    else:
+        raise ValueError(
+            f"its {DORA_NAME} is {tuple(magnitude.shape)}, neither one per output ({out_features}) nor one per input "
+            f"({in_features}) of the model's layer"
+        )
+    ratio = magnitude.reshape(norm.shape) / (norm + torch.finfo(merged.dtype).eps)
+    return merged * (1 + multiplier * (ratio - 1))
+
+
 def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, torch.nn.Module], scale: float) -> int:
     """Add `scale` times each LyCORIS layer's weight difference (`layer_delta`) to the model's layer of its name
-    (`layers`, `kohya_layers`), in place, one layer at a time; the number of layers. A layer the model lacks is a
+    (`layers`, `kohya_layers`), or of a DoRA layer set its weight to `dora_weight` at `scale`, in place, one
+    layer at a time (so a DoRA file's layers are normed after the files before it); the number of layers. A layer the model lacks is a
     LycorisError before any is changed; one that does not fit, or NaN or infinite values, stops it part-way (the
     caller discards the model)."""
     missing = sorted(name for name in lycoris if name not in layers)
@@ -184,10 +215,17 @@ def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, 
     for name, w in lycoris.items():
         weight, bias = layers[name].weight, layers[name].bias
         delta, delta_b = layer_delta(name, w, weight.shape), bias_delta(name, w, bias)
-        if not all(bool(torch.isfinite(d).all()) for d in (delta, delta_b) if d is not None):
+        magnitude = w[DORA_NAME].float() if DORA_NAME in w else None
+        if not all(bool(torch.isfinite(d).all()) for d in (delta, delta_b, magnitude) if d is not None):
             raise LycorisError(f"it holds NaN or infinite values (its layer {name}); it is damaged (download it again)")
         with torch.no_grad():
-            weight.add_((scale * delta).to(weight.dtype))
+            if magnitude is not None:
+                try:
+                    weight.copy_(dora_weight(weight.float(), delta, magnitude, scale).to(weight.dtype))
+                except ValueError as e:
+                    raise LycorisError(f"its layer {name}: {e}") from None
+            else:
+                weight.add_((scale * delta).to(weight.dtype))
             if delta_b is not None:
                 bias.add_((scale * delta_b).to(bias.dtype))
     return len(lycoris)
