@@ -389,7 +389,7 @@ def test_a_lycoris_file_that_does_not_fit_the_model_is_one_line_naming_its_file(
         "nan_values": ({**sd, q: torch.full_like(sd[q], float("nan"))}, "holds NaN or infinite values (its layer"),
         "dora": (
             {**sd, q.replace("hada_w1_a", "dora_scale"): torch.ones(3)},
-            "attn1_to_q: its dora_scale is (3,), neither one per output (",
+            "attn1_to_q's dora_scale is (3,), neither one per output (",
         ),
     }
     for name, (weights, said) in cases.items():

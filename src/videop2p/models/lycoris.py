@@ -20,6 +20,8 @@ LoHa and LoKr are computed as peft's LoHa and LoKr layers compute them (the same
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from videop2p.models.weights import named_keys
@@ -181,22 +183,26 @@ def bias_delta(layer: str, w: dict[str, torch.Tensor], bias: torch.Tensor | None
     return diff_b
 
 
+def dora_axis(magnitude: torch.Size, weight: torch.Size) -> int | None:
+    """The axis a DoRA magnitude of shape `magnitude` norms a weight of shape `weight` along: 0, one per output
+    ((out, 1, ...), LyCORIS's default and peft's DoRA), 1, one per input ((1, in, ...)); None for neither."""
+    if math.prod(magnitude) == weight[0] and magnitude[:1] in ((weight[0],), ()):
+        return 0
+    if math.prod(magnitude) == weight[1] and len(magnitude) >= 2 and magnitude[1] == weight[1]:
+        return 1
+    return None
+
+
 def dora_weight(weight: torch.Tensor, delta: torch.Tensor, magnitude: torch.Tensor, multiplier: float) -> torch.Tensor:
     """DoRA's weight, as LyCORIS merges it (`apply_weight_decompose`): W' = W + delta, each output's row (or
-    input's column) rescaled to the trained magnitude's norm, the rescaling taken `multiplier` of the way,
-    W' * (1 + multiplier * (magnitude / ||W'|| - 1)). The magnitude's shape says the axis: (out, 1, ...) one
-    per output (LyCORIS's default, peft's DoRA), (1, in, ...) one per input. A ValueError where it fits neither."""
+    input's column, `dora_axis`) rescaled to the trained magnitude's norm, the rescaling taken `multiplier` of the
+    way, W' * (1 + multiplier * (magnitude / ||W'|| - 1)). A ValueError where the magnitude fits neither axis."""
     merged = weight + delta  # (out, in, ...)
-    out_features, in_features = merged.shape[:2]
-    if magnitude.numel() == out_features and magnitude.shape[:1] in ((out_features,), ()):
-        norm = merged.reshape(out_features, -1).norm(dim=1).reshape(-1, *[1] * (merged.ndim - 1))  # (out, 1, ...)
-    elif magnitude.numel() == in_features and magnitude.ndim >= 2 and magnitude.shape[1] == in_features:
-        norm = merged.transpose(0, 1).reshape(in_features, -1).norm(dim=1).reshape(1, -1, *[1] * (merged.ndim - 2))
-    else:
-        raise ValueError(
-            f"its {DORA_NAME} is {tuple(magnitude.shape)}, neither one per output ({out_features}) nor one per input "
-            f"({in_features}) of the model's layer"
-        )
+    axis = dora_axis(magnitude.shape, merged.shape)
+    if axis is None:
+        raise ValueError(f"a magnitude of {tuple(magnitude.shape)} fits no axis of a weight of {tuple(merged.shape)}")
+    other = tuple(d for d in range(merged.ndim) if d != axis)
+    norm = torch.linalg.vector_norm(merged, dim=other, keepdim=True)  # (out, 1, ...) or (1, in, ...)
     ratio = magnitude.reshape(norm.shape) / (norm + torch.finfo(merged.dtype).eps)
     return merged * (1 + multiplier * (ratio - 1))
 
@@ -216,14 +222,16 @@ def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, 
         weight, bias = layers[name].weight, layers[name].bias
         delta, delta_b = layer_delta(name, w, weight.shape), bias_delta(name, w, bias)
         magnitude = w[DORA_NAME].float() if DORA_NAME in w else None
+        if magnitude is not None and dora_axis(magnitude.shape, weight.shape) is None:
+            raise LycorisError(
+                f"its layer {name}'s {DORA_NAME} is {tuple(magnitude.shape)}, neither one per output ({weight.shape[0]}) "
+                f"nor one per input ({weight.shape[1]}) of the model's layer"
+            )
         if not all(bool(torch.isfinite(d).all()) for d in (delta, delta_b, magnitude) if d is not None):
             raise LycorisError(f"it holds NaN or infinite values (its layer {name}); it is damaged (download it again)")
         with torch.no_grad():
             if magnitude is not None:
-                try:
-                    weight.copy_(dora_weight(weight.float(), delta, magnitude, scale).to(weight.dtype))
-                except ValueError as e:
-                    raise LycorisError(f"its layer {name}: {e}") from None
+                weight.copy_(dora_weight(weight.float(), delta, magnitude, scale).to(weight.dtype))
             else:
                 weight.add_((scale * delta).to(weight.dtype))
             if delta_b is not None:
