@@ -165,6 +165,27 @@ def test_an_unknown_adapter_is_named_for_what_it_is(tiny, tiny_folder, tmp_path,
     assert said in message, message
 
 
+def test_a_lora_saved_by_diffusers_before_0_17_without_part_names_is_fused_into_the_unet(tiny, tiny_folder, tmp_path):
+    """`UNet2DConditionModel.save_attn_procs` (diffusers' LoRA scripts of early 2023, Video-P2P's time) wrote a
+    LoRA's keys as the UNet's attention processors with no `unet.` before them
+    (`down_blocks.0....attn1.processor.to_q_lora.down.weight`); diffusers' loader (0.42) reads only keys under a
+    part's name, and it was refused as "adapts no layer ... a LoRA of another architecture?"."""
+    g, pairs, sd = torch.Generator().manual_seed(13), {}, {}
+    for name, layer in tiny.unet.named_modules():
+        if name.endswith(("attn1.to_q", "attn2.to_v", "attn1.to_out.0")):
+            up = torch.randn(layer.weight.shape[0], RANK, generator=g) * 0.1
+            down = torch.randn(RANK, layer.weight.shape[1], generator=g) * 0.1
+            pairs[f"unet.{name}"] = (up, down)
+            attention, projection = name.removesuffix(".0").rsplit(".", 1)  # ...attn1, to_q (to_out.0: to_out)
+            sd[f"{attention}.processor.{projection}_lora.down.weight"] = down
+            sd[f"{attention}.processor.{projection}_lora.up.weight"] = up
+    torch.save(sd, tmp_path / "pytorch_lora_weights.bin")
+    save_file(sd, tmp_path / "pytorch_lora_weights.safetensors")
+    want = _expected(tiny, (pairs, RANK, 0.8))  # no alpha saved: alpha = rank
+    for name in ("pytorch_lora_weights.bin", "pytorch_lora_weights.safetensors"):
+        _assert_weights(load_components(tiny_folder, lora={str(tmp_path / name): 0.8}), want)
+
+
 # LyCORIS's layers of the tests: Linear (attention, a resnet's time projection), 3x3 and 1x1 convolutions
 LYCORIS_UNET = ("attn1.to_q", "attn2.to_out.0", "resnets.0.conv1", "resnets.0.time_emb_proj", "conv_shortcut")
 LYCORIS_TEXT = ("self_attn.q_proj", "mlp.fc1")

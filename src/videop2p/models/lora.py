@@ -1,12 +1,12 @@
 """LoRA weights (Hu et al. 2022, "LoRA: Low-Rank Adaptation of Large Language Models") fused into a
 loaded model before it is tuned: W <- W + scale * (alpha / rank) * up @ down for each layer they name.
 
-A LoRA file trained for Stable Diffusion 1.x/2.x (a style, a character) is read by diffusers'
-loader, whatever its layout (diffusers', PEFT's, kohya-ss's or the A1111 web UI's key names), a
-LyCORIS file's LoHa, LoKr, Tucker LoCon, full and DoRA layers by `lycoris` (diffusers reads none for these models),
-and fused for good: the model is then an ordinary one with other weights, so its fingerprint, and with
-it every workspace entry, is that of the fused weights, and tuning, inversion and editing see no
-adapter at all.
+A LoRA file trained for Stable Diffusion 1.x/2.x (a style, a character) is read by diffusers' loader, whatever
+its layout (diffusers', its attention processors' of before 0.17 too, PEFT's, kohya-ss's or the A1111 web UI's
+key names), a LyCORIS file's LoHa, LoKr, Tucker LoCon, full and DoRA layers by `lycoris` (diffusers reads none
+for these models), and fused for good: the model is then an ordinary one with other weights, so its
+fingerprint, and with it every workspace entry, is that of the fused weights, and tuning, inversion and
+editing see no adapter at all.
 """
 
 from __future__ import annotations
@@ -121,15 +121,34 @@ def _non_finite_weight(adapter: str, *modules: torch.nn.Module) -> str | None:
     return None
 
 
-def _lycoris_state(path: Path) -> dict[str, torch.Tensor] | None:
-    """The weights of the LoRA file `path` where they hold a LyCORIS layer (`lycoris.is_lycoris`), else None (also
-    where it cannot be read: diffusers' loader then says why). A .safetensors file's names are read alone first."""
+# a UNet's module paths, as diffusers' `UNet2DConditionModel.save_attn_procs` wrote a LoRA's keys before 0.17 (no
+# `unet.` before them: `down_blocks.0.attentions.0.transformer_blocks.0.attn1.processor.to_q_lora.down.weight`)
+UNET_BLOCKS = ("down_blocks.", "mid_block.", "up_blocks.")
+
+
+def _unprefixed_unet(keys) -> bool:
+    """Whether a LoRA's `keys` are a UNet's attention processors' as diffusers saved them before 0.17, with no
+    part named: its loader (0.42) reads only keys under `unet.` or `text_encoder.`, so it adapted no layer."""
+    keys = [str(k) for k in keys]
+    return bool(keys) and all(k.startswith(UNET_BLOCKS) for k in keys)
+
+
+def _read_here(keys: list[str]) -> bool:
+    """Whether a LoRA of these `keys` is read here (`_own_state`): a LyCORIS one, or a UNet's unprefixed."""
+    return is_lycoris(keys) or _unprefixed_unet(keys)
+
+
+def _own_state(path: Path) -> dict[str, torch.Tensor] | None:
+    """The weights of the LoRA file `path` where they are read here rather than by diffusers' loader from the file:
+    they hold a LyCORIS layer (`lycoris.is_lycoris`) or are a UNet's unprefixed (`_unprefixed_unet`); else None
+    (also where it cannot be read: diffusers' loader then says why). A .safetensors file's names are read alone
+    first."""
     from safetensors import SafetensorError, safe_open
 
     if path.suffix.lower() == ".safetensors":
         try:
             with safe_open(str(path), "pt") as f:
-                if not is_lycoris(f.keys()):
+                if not _read_here(list(f.keys())):
                     return None
         except (SafetensorError, OSError):
             return None
@@ -137,7 +156,7 @@ def _lycoris_state(path: Path) -> dict[str, torch.Tensor] | None:
         state = read_weights_file(path, "LoRA", LoraError)
     except LoraError:
         return None
-    return state if isinstance(state, dict) and is_lycoris(map(str, state)) else None
+    return state if isinstance(state, dict) and _read_here(list(map(str, state))) else None
 
 
 def fuse_loras(pipe, lora: dict[str, float], source: str) -> None:
@@ -153,9 +172,11 @@ def fuse_loras(pipe, lora: dict[str, float], source: str) -> None:
     names = []
     for i, path in enumerate(lora):  # each file and scale checked by the caller first (`check_lora`)
         name, layers = f"lora{i}", 0
-        state = _lycoris_state(files[path])
+        state = _own_state(files[path])
         rest = None
-        if state is not None:
+        if state is not None and _unprefixed_unet(state):
+            rest = {f"unet.{key}": tensor for key, tensor in state.items()}  # the UNet's, as the loader reads them
+        elif state is not None:
             lycoris, rest = split_lycoris(state)
             try:
                 layers = fuse_lycoris(lycoris, kohya_layers(unet, text_encoder), lora[path])
