@@ -6,7 +6,8 @@ to_v, to_out.0) and of the text encoder (q, k, v, out_proj), as style LoRAs are 
 `models.lora.fuse_loras` on it: reading, converting, injecting, fusing and removing the adapters.
 `--kind loha` or `lokr` writes LyCORIS's LoHa (two rank-r pairs) or LoKr (a full factor of the
 `--factor`'s side, a rank-r one) over the same layers instead, fused by `models.lycoris`; `--kind dora`
-a LoRA whose layers carry a DoRA magnitude (`dora_scale`, one per output, as LyCORIS writes it).
+a LoRA whose layers carry a DoRA magnitude (`dora_scale`, one per output, as LyCORIS writes it); `--kind ia3`
+LyCORIS's (IA)^3, a factor per output.
 Prints the seconds (median of the repeats, each on fresh weights), the file's size and the layers
 it adapts, and checks one fused layer against its formula.
 
@@ -14,6 +15,7 @@ it adapts, and checks one fused layer against its formula.
     python bench/lora.py --rank 128 --repeats 3
     python bench/lora.py --kind loha --rank 16
     python bench/lora.py --kind dora
+    python bench/lora.py --kind ia3
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ TEXT_ENDS = ("q_proj", "k_proj", "v_proj", "out_proj")
 
 
 def kohya_lora(comps, rank: int, kind: str = "lora", factor: int = 8) -> dict[str, torch.Tensor]:
-    """A kohya-ss LoRA (or LyCORIS LoHa, LoKr or DoRA, `kind`) of `rank` over every attention projection, alpha =
+    """A kohya-ss LoRA (or LyCORIS LoHa, LoKr, DoRA or IA3, `kind`) of `rank` over every attention projection, alpha =
     rank / 2; DoRA's magnitudes near the layers' own row norms."""
     g, sd = torch.Generator().manual_seed(0), {}
     for part, prefix, ends in (("unet", "lora_unet_", UNET_ENDS), ("text_encoder", "lora_te_text_model_", TEXT_ENDS)):
@@ -50,6 +52,9 @@ def kohya_lora(comps, rank: int, kind: str = "lora", factor: int = 8) -> dict[st
                     if kind == "dora":  # (out, 1)
                         norms = layer.weight.detach().norm(dim=1, keepdim=True)
                         sd[f"{stem}.dora_scale"] = norms * (1 + 0.1 * torch.rand(out_features, 1, generator=g))
+                elif kind == "ia3":  # no rank: one factor per output
+                    sd[f"{stem}.weight"] = torch.randn(out_features, generator=g) * 0.1
+                    sd[f"{stem}.on_input"] = torch.tensor(0)
                 elif kind == "loha":
                     for i in (1, 2):
                         sd[f"{stem}.hada_w{i}_a"] = torch.randn(out_features, rank, generator=g) * 0.1
@@ -69,6 +74,8 @@ def layer_formula(lora: dict[str, torch.Tensor], stem: str, kind: str, before: t
     if kind in ("lora", "dora"):
         merged = before + (w["alpha"] / w["lora_down.weight"].shape[0]) * w["lora_up.weight"] @ w["lora_down.weight"]
         return merged if kind == "lora" else merged * w["dora_scale"] / merged.norm(dim=1, keepdim=True)
+    if kind == "ia3":
+        return before * (1 + w["weight"][:, None])
     if kind == "loha":
         rank = w["hada_w1_b"].shape[0]
         return before + (w["alpha"] / rank) * (w["hada_w1_a"] @ w["hada_w1_b"]) * (w["hada_w2_a"] @ w["hada_w2_b"])
@@ -79,7 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rank", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--kind", choices=("lora", "loha", "lokr", "dora"), default="lora")
+    parser.add_argument("--kind", choices=("lora", "loha", "lokr", "dora", "ia3"), default="lora")
     parser.add_argument("--factor", type=int, default=8, help="LoKr's full factor's side")
     args = parser.parse_args()
     seconds = []
@@ -102,7 +109,7 @@ def main() -> None:
             error = (comps.unet.get_submodule(probe).weight - want).abs().max().item()
         size = path.stat().st_size / 2**20
     print(
-        f"SD 1.5 architecture, {args.kind} rank {args.rank} over {layers} layers ({size:.1f} MiB): fused in "
+        f"SD 1.5 architecture, {args.kind}{'' if args.kind == 'ia3' else f' rank {args.rank}'} over {layers} layers ({size:.1f} MiB): fused in "
         f"{statistics.median(seconds):.2f} s (median of {args.repeats}: "
         f"{', '.join(f'{s:.2f}' for s in seconds)}); one layer against the formula: max error {error:.1e}"
     )

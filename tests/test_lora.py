@@ -398,6 +398,55 @@ def test_a_dora_layer_is_fused_as_peft_merges_it_and_at_other_scales_as_lycoris_
         torch.testing.assert_close(fused[key], want, atol=1e-5, rtol=1e-4, msg=key)
 
 
+def test_a_lycoris_ia3_layer_scales_the_weights_as_peft_merges_it(tiny, tiny_folder, tmp_path):
+    """LyCORIS's (IA)^3 files (a factor per output, or per input where `on_input`; LyCORIS trains w from 0 and
+    merges W * (1 + scale * w)): at scale 1 each layer is what peft's own IA3 layer (l = 1 + w) merges, for Linear
+    and convolution layers, output and input factors; at another scale, LyCORIS's rule. It was refused as keys of
+    no LoRA layout."""
+    import copy
+
+    from peft import IA3Config, inject_adapter_in_model
+
+    unet = copy.deepcopy(tiny.unet)
+    wanted = [
+        n
+        for n, m in unet.named_modules()
+        if n.endswith(LYCORIS_UNET) and isinstance(m, torch.nn.Linear | torch.nn.Conv2d)
+    ]
+    on_input = [n for n in wanted if n.endswith(("time_emb_proj", "conv_shortcut"))]  # peft's "feedforward" ones
+    torch.manual_seed(14)
+    inject_adapter_in_model(
+        IA3Config(target_modules=wanted, feedforward_modules=on_input, init_ia3_weights=False), unet
+    )
+    sd = {}
+    for name in wanted:
+        layer = unet.get_submodule(name)
+        stem = "lora_unet_" + name.replace(".", "_")
+        sd[f"{stem}.weight"] = (layer.ia3_l["default"].detach() - 1).reshape(-1).clone()
+        sd[f"{stem}.on_input"] = torch.tensor(int(name in on_input))
+        layer.merge(adapter_names=["default"])
+    assert len(on_input) < len(wanted) and any(isinstance(tiny.unet.get_submodule(n), torch.nn.Conv2d) for n in wanted)
+    save_file(sd, tmp_path / "ia3.safetensors")
+    for scale in (1.0, 0.4):
+        fused = load_components(tiny_folder, lora={str(tmp_path / "ia3.safetensors"): scale})
+        for name in wanted:
+            stem, weight = "lora_unet_" + name.replace(".", "_"), tiny.unet.get_submodule(name).weight
+            axis = 1 if name in on_input else 0
+            shape = [weight.shape[d] if d == axis else 1 for d in range(weight.ndim)]
+            want = (
+                unet.get_submodule(name).base_layer.weight
+                if scale == 1.0
+                else weight * (1 + scale * sd[f"{stem}.weight"].reshape(shape))
+            )
+            torch.testing.assert_close(fused.unet.get_submodule(name).weight, want, atol=1e-5, rtol=1e-4, msg=name)
+    stem = "lora_unet_" + wanted[0].replace(".", "_")
+    save_file({**sd, f"{stem}.weight": torch.ones(3)}, tmp_path / "ia3-bad.safetensors")
+    with pytest.raises(
+        LoraError, match=r"its IA3 layer .*attn1_to_q has 3 factors but the model's layer has 32 outputs"
+    ):
+        load_components(tiny_folder, lora={str(tmp_path / "ia3-bad.safetensors"): 1.0})
+
+
 def test_a_lycoris_file_that_does_not_fit_the_model_is_one_line_naming_its_file(tiny, tiny_folder, tmp_path):
     sd, _ = _peft_lycoris(tiny, _lycoris_configs()["loha"])
     q = next(k for k in sd if k.endswith("attn1_to_q.hada_w1_a"))

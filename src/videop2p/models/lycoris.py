@@ -11,6 +11,8 @@ read for Stable Diffusion 1.x/2.x:
 - LoCon's Tucker layers (a convolution's LoRA with a core, `lora_mid`): W += (alpha / r) * the Tucker product of
   `lora_mid` with `lora_up` and `lora_down` (its plain LoRA layers are diffusers' to read);
 - full differences (LyCORIS's "full" algorithm, a layer fine-tuned whole): W += diff, and its bias += diff_b;
+- (IA)^3 (Liu et al. 2022, "Few-Shot Parameter-Efficient Fine-Tuning is Better and Cheaper than In-Context
+  Learning"): W *= 1 + scale * weight, one factor per output, or per input where `on_input` (`ia3_weight`);
 - DoRA (Liu et al. 2024, "DoRA: Weight-Decomposed Low-Rank Adaptation"; LyCORIS's `weight_decompose`): a LoCon,
   LoHa or LoKr layer with a trained magnitude `dora_scale` is W + delta with each output's (or input's) norm set
   to that magnitude (`dora_weight`); its plain LoCon layers too, of which diffusers drops the magnitude.
@@ -28,6 +30,7 @@ from videop2p.models.weights import named_keys
 
 LOCON_NAMES = ("lora_up.weight", "lora_down.weight", "lora_mid.weight")  # a LoCon layer's, with a Tucker core
 DORA_NAME = "dora_scale"  # a DoRA layer's magnitude, beside its LoCon, LoHa or LoKr weights
+IA3_NAMES = ("weight", "on_input")  # an (IA)^3 layer's factors and whether they scale its inputs
 
 
 class LycorisError(ValueError):
@@ -36,14 +39,16 @@ class LycorisError(ValueError):
 
 def kind_of(names) -> str | None:
     """The LyCORIS adapter a layer whose weights are `names` (kohya-ss's, after LAYER.) belongs to: "LoHa",
-    "LoKr", "LoCon" (with a Tucker core or a DoRA magnitude), "Full" (a whole difference), or None (a LoRA
-    layer, or none)."""
+    "LoKr", "LoCon" (with a Tucker core or a DoRA magnitude), "Full" (a whole difference), "IA3", or None (a
+    LoRA layer, or none)."""
     names = set(names)
     for mark, kind in (("hada_", "LoHa"), ("lokr_", "LoKr")):
         if any(name.startswith(mark) for name in names):
             return kind
     if "diff" in names:
         return "Full"
+    if set(IA3_NAMES) <= names:
+        return "IA3"
     locon = "lora_mid.weight" in names or (DORA_NAME in names and "lora_up.weight" in names)
     return "LoCon" if locon else None
 
@@ -207,12 +212,36 @@ def dora_weight(weight: torch.Tensor, delta: torch.Tensor, magnitude: torch.Tens
     return merged * (1 + multiplier * (ratio - 1))
 
 
+def ia3_weight(weight: torch.Tensor, factors: torch.Tensor, on_input: bool, multiplier: float) -> torch.Tensor:
+    """(IA)^3's weight, as LyCORIS merges it (`IA3Module.make_weight`): each output's row of `weight` (each input's
+    column where `on_input`) times 1 + multiplier * its factor."""
+    axis = 1 if on_input else 0
+    shape = [weight.shape[d] if d == axis else 1 for d in range(weight.ndim)]  # (out, 1, ...) or (1, in, ...)
+    return weight * (1 + multiplier * factors.reshape(shape))
+
+
+def ia3_factors(layer: str, w: dict[str, torch.Tensor], shape: torch.Size) -> tuple[torch.Tensor, bool]:
+    """(the factors, float32, whether they scale the inputs) of the (IA)^3 layer `layer` (its weights `w`) for the
+    model's layer of shape `shape`; a LycorisError names what does not fit."""
+    extra = sorted(name for name in w if name not in (*IA3_NAMES, "alpha"))
+    if extra:
+        raise LycorisError(f"its layer {layer} holds {named_keys(extra)} beside IA3 weights, which are not fused")
+    on_input = bool(w["on_input"].reshape(-1)[:1].item()) if w["on_input"].numel() else False
+    factors, axis = w["weight"].float(), ("inputs", shape[1]) if on_input else ("outputs", shape[0])
+    if factors.numel() != axis[1]:
+        raise LycorisError(
+            f"its IA3 layer {layer} has {factors.numel()} factors but the model's layer has {axis[1]} {axis[0]} (an "
+            "adapter of another architecture?)"
+        )
+    return factors, on_input
+
+
 def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, torch.nn.Module], scale: float) -> int:
     """Add `scale` times each LyCORIS layer's weight difference (`layer_delta`) to the model's layer of its name
-    (`layers`, `kohya_layers`), or of a DoRA layer set its weight to `dora_weight` at `scale`, in place, one
-    layer at a time (so a DoRA file's layers are normed after the files before it); the number of layers. A layer the model lacks is a
-    LycorisError before any is changed; one that does not fit, or NaN or infinite values, stops it part-way (the
-    caller discards the model)."""
+    (`layers`, `kohya_layers`), or set a DoRA or (IA)^3 layer's weight to `dora_weight` or `ia3_weight` at `scale`
+    (these act on the weight as the LyCORIS layers before them left it), in place, one layer at a time; the number
+    of layers. A layer the model lacks is a LycorisError before any is changed; one that does not fit, or NaN or
+    infinite values, stops it part-way (the caller discards the model)."""
     missing = sorted(name for name in lycoris if name not in layers)
     if missing:
         raise LycorisError(
@@ -220,6 +249,15 @@ def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, 
         )
     for name, w in lycoris.items():
         weight, bias = layers[name].weight, layers[name].bias
+        if kind_of(w) == "IA3":  # a product with the weight, not a difference added to it
+            factors, on_input = ia3_factors(name, w, weight.shape)
+            if not bool(torch.isfinite(factors).all()):
+                raise LycorisError(
+                    f"it holds NaN or infinite values (its layer {name}); it is damaged (download it again)"
+                )
+            with torch.no_grad():
+                weight.copy_(ia3_weight(weight.float(), factors, on_input, scale).to(weight.dtype))
+            continue
         delta, delta_b = layer_delta(name, w, weight.shape), bias_delta(name, w, bias)
         magnitude = w[DORA_NAME].float() if DORA_NAME in w else None
         if magnitude is not None and dora_axis(magnitude.shape, weight.shape) is None:
