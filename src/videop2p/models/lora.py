@@ -163,10 +163,10 @@ def fuse_loras(pipe, lora: dict[str, float], source: str) -> None:
     """Fuse each LoRA file of `lora` (path -> scale) into the text encoder and UNet of `pipe` (diffusers'
     `StableDiffusionPipeline` of the model's modules, `loading.image_pipeline`: what it fuses is theirs), in
     place, through diffusers' loader and PEFT (the adapters are then removed); a LyCORIS file's LoHa, LoKr,
-    Tucker LoCon, full, IA3 and DoRA layers by `lycoris.fuse_lycoris`, file by file (its LoRA layers, if any, by diffusers,
-    after all files: a DoRA layer is normed on the weights of the LyCORIS layers before it). A file that is not
-    LoRA weights, or whose layers are not this model's (another architecture's), is a LoraError naming it, and
-    so is one that adapts no layer or holds NaN or infinite values."""
+    Tucker LoCon, full, IA3 and DoRA layers by `lycoris.fuse_lycoris`, file by file (its LoRA layers, if any, by
+    diffusers, after all files: a DoRA or IA3 layer acts on the weights as the LyCORIS layers before it left them).
+    A file that is not LoRA weights, or whose layers are not this model's (another architecture's), is a
+    LoraError naming it, and so is one that adapts no layer or holds NaN or infinite values."""
     text_encoder, unet = pipe.text_encoder, pipe.unet
     files = {path: lora_file(path) for path in lora}  # a hub repository's, found or downloaded before any is fused
     names = []
