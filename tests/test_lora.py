@@ -186,6 +186,69 @@ def test_a_lora_saved_by_diffusers_before_0_17_without_part_names_is_fused_into_
         _assert_weights(load_components(tiny_folder, lora={str(tmp_path / name): 0.8}), want)
 
 
+def test_peft_dora_the_diffusers_0_17_layout_and_kohya_convolution_layers_are_fused_by_diffusers(
+    tiny, tiny_folder, tmp_path
+):
+    """The layouts diffusers' own loader reads, as docs/adapters.md lists them: PEFT's DoRA
+    (`lora_magnitude_vector`) to PEFT's own DoRA merge; diffusers 0.17-0.2x's `unet.X.lora.down` and the text
+    encoder's `lora_linear_layer`; kohya-ss's (LyCORIS's LoCon) convolution layers, a 3x3 `lora_down` and a 1x1
+    `lora_up`, to W + (alpha / r) up down."""
+    import copy
+
+    from peft import LoraConfig, inject_adapter_in_model
+
+    unet = copy.deepcopy(tiny.unet)
+    wanted = [n for n, m in unet.named_modules() if n.endswith(("attn1.to_q", "attn2.to_k"))]
+    torch.manual_seed(15)
+    inject_adapter_in_model(
+        LoraConfig(r=4, lora_alpha=4, use_dora=True, init_lora_weights=False, target_modules=wanted), unet
+    )
+    sd = {}
+    for name in wanted:
+        layer = unet.get_submodule(name)
+        with torch.no_grad():
+            layer.lora_magnitude_vector["default"].weight.mul_(1.2)
+        for key, value in (
+            ("lora_A.weight", layer.lora_A["default"].weight),
+            ("lora_B.weight", layer.lora_B["default"].weight),
+            ("lora_magnitude_vector", layer.lora_magnitude_vector["default"].weight),
+        ):
+            sd[f"unet.{name}.{key}"] = value.detach().clone()
+        layer.merge(adapter_names=["default"])
+    save_file(sd, tmp_path / "peft-dora.safetensors")
+    fused = load_components(tiny_folder, lora={str(tmp_path / "peft-dora.safetensors"): 1.0})
+    for name in wanted:
+        torch.testing.assert_close(
+            fused.unet.get_submodule(name).weight, unet.get_submodule(name).base_layer.weight, atol=1e-5, rtol=1e-4
+        )
+
+    pairs = _pairs(tiny, seed=16)
+    old = {}
+    for key, (up, down) in pairs.items():
+        part, name = key.split(".", 1)
+        stem = f"unet.{name}.lora" if part == "unet" else f"text_encoder.{name}.lora_linear_layer"
+        old |= {f"{stem}.down.weight": down, f"{stem}.up.weight": up}
+    torch.save(old, tmp_path / "diffusers-0.17.bin")
+    _assert_weights(
+        load_components(tiny_folder, lora={str(tmp_path / "diffusers-0.17.bin"): 0.5}),
+        _expected(tiny, (pairs, RANK, 0.5)),
+    )
+
+    g, conv, want = torch.Generator().manual_seed(17), {}, {k: v.clone() for k, v in _weights(tiny).items()}
+    for name, layer in tiny.unet.named_modules():
+        if isinstance(layer, torch.nn.Conv2d) and name.endswith(
+            ("resnets.0.conv1", "conv_shortcut", "downsamplers.0.conv")
+        ):
+            stem = "lora_unet_" + name.replace(".", "_")
+            down = torch.randn(2, layer.in_channels, *layer.kernel_size, generator=g) * 0.1
+            up = torch.randn(layer.out_channels, 2, 1, 1, generator=g) * 0.1
+            conv |= {f"{stem}.lora_down.weight": down, f"{stem}.lora_up.weight": up, f"{stem}.alpha": torch.tensor(1.0)}
+            want[f"unet.{name}.weight"] += 0.5 * (up.flatten(1) @ down.flatten(1)).reshape(layer.weight.shape)
+    assert len(conv) >= 9 and any(k.endswith("conv1.lora_down.weight") for k in conv)
+    save_file(conv, tmp_path / "locon-conv.safetensors")
+    _assert_weights(load_components(tiny_folder, lora={str(tmp_path / "locon-conv.safetensors"): 1.0}), want)
+
+
 # LyCORIS's layers of the tests: Linear (attention, a resnet's time projection), 3x3 and 1x1 convolutions
 LYCORIS_UNET = ("attn1.to_q", "attn2.to_out.0", "resnets.0.conv1", "resnets.0.time_emb_proj", "conv_shortcut")
 LYCORIS_TEXT = ("self_attn.q_proj", "mlp.fc1")
