@@ -150,15 +150,20 @@ def rank_of(w: dict[str, torch.Tensor]) -> int | None:
     return None
 
 
+def _check_names(layer: str, w: dict[str, torch.Tensor], kind: str) -> None:
+    """A LycorisError where the layer `layer` of kind `kind` (`kind_of`) holds names of no weight of its kind."""
+    marks = {"LoHa": ("hada_",), "LoKr": ("lokr_",), "LoCon": LOCON_NAMES, "Full": ("diff",), "IA3": IA3_NAMES}[kind]
+    allowed = {"alpha"} | ({DORA_NAME} if kind in ("LoHa", "LoKr", "LoCon") else set())  # of these, DoRA's
+    extra = sorted(name for name in w if name not in allowed and not name.startswith(marks))
+    if extra:
+        raise LycorisError(f"its layer {layer} holds {named_keys(extra)} beside {kind} weights, which are not fused")
+
+
 def layer_delta(layer: str, w: dict[str, torch.Tensor], shape: torch.Size) -> torch.Tensor:
     """The weight difference (alpha / r) * delta of the LyCORIS layer `layer` (its weights `w`), float32, in the
     shape `shape` of the model's layer; a LycorisError names what does not fit."""
     kind = kind_of(w)
-    marks = {"LoHa": ("hada_",), "LoKr": ("lokr_",), "LoCon": LOCON_NAMES, "Full": ("diff",)}[kind]
-    allowed = {"alpha"} | ({DORA_NAME} if kind != "Full" else set())  # LyCORIS's full difference has no DoRA
-    extra = sorted(name for name in w if name not in allowed and not name.startswith(marks))
-    if extra:
-        raise LycorisError(f"its layer {layer} holds {named_keys(extra)} beside {kind} weights, which are not fused")
+    _check_names(layer, w, kind)
     w = {name: t.float() for name, t in w.items()}
     try:
         delta = {"LoHa": loha_delta, "LoKr": lokr_delta, "LoCon": locon_delta, "Full": full_delta}[kind](w)
@@ -223,9 +228,7 @@ def ia3_weight(weight: torch.Tensor, factors: torch.Tensor, on_input: bool, mult
 def ia3_factors(layer: str, w: dict[str, torch.Tensor], shape: torch.Size) -> tuple[torch.Tensor, bool]:
     """(the factors, float32, whether they scale the inputs) of the (IA)^3 layer `layer` (its weights `w`) for the
     model's layer of shape `shape`; a LycorisError names what does not fit."""
-    extra = sorted(name for name in w if name not in (*IA3_NAMES, "alpha"))
-    if extra:
-        raise LycorisError(f"its layer {layer} holds {named_keys(extra)} beside IA3 weights, which are not fused")
+    _check_names(layer, w, "IA3")
     on_input = bool(w["on_input"].reshape(-1)[:1].item()) if w["on_input"].numel() else False
     factors, axis = w["weight"].float(), ("inputs", shape[1]) if on_input else ("outputs", shape[0])
     if factors.numel() != axis[1]:
@@ -249,26 +252,23 @@ def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, 
         )
     for name, w in lycoris.items():
         weight, bias = layers[name].weight, layers[name].bias
+        factors = delta = delta_b = magnitude = None
         if kind_of(w) == "IA3":  # a product with the weight, not a difference added to it
             factors, on_input = ia3_factors(name, w, weight.shape)
-            if not bool(torch.isfinite(factors).all()):
+        else:
+            delta, delta_b = layer_delta(name, w, weight.shape), bias_delta(name, w, bias)
+            magnitude = w[DORA_NAME].float() if DORA_NAME in w else None
+            if magnitude is not None and dora_axis(magnitude.shape, weight.shape) is None:
                 raise LycorisError(
-                    f"it holds NaN or infinite values (its layer {name}); it is damaged (download it again)"
+                    f"its layer {name}'s {DORA_NAME} is {tuple(magnitude.shape)}, neither one per output "
+                    f"({weight.shape[0]}) nor one per input ({weight.shape[1]}) of the model's layer"
                 )
-            with torch.no_grad():
-                weight.copy_(ia3_weight(weight.float(), factors, on_input, scale).to(weight.dtype))
-            continue
-        delta, delta_b = layer_delta(name, w, weight.shape), bias_delta(name, w, bias)
-        magnitude = w[DORA_NAME].float() if DORA_NAME in w else None
-        if magnitude is not None and dora_axis(magnitude.shape, weight.shape) is None:
-            raise LycorisError(
-                f"its layer {name}'s {DORA_NAME} is {tuple(magnitude.shape)}, neither one per output ({weight.shape[0]}) "
-                f"nor one per input ({weight.shape[1]}) of the model's layer"
-            )
-        if not all(bool(torch.isfinite(d).all()) for d in (delta, delta_b, magnitude) if d is not None):
+        if not all(bool(torch.isfinite(d).all()) for d in (factors, delta, delta_b, magnitude) if d is not None):
             raise LycorisError(f"it holds NaN or infinite values (its layer {name}); it is damaged (download it again)")
         with torch.no_grad():
-            if magnitude is not None:
+            if factors is not None:
+                weight.copy_(ia3_weight(weight.float(), factors, on_input, scale).to(weight.dtype))
+            elif magnitude is not None:
                 weight.copy_(dora_weight(weight.float(), delta, magnitude, scale).to(weight.dtype))
             else:
                 weight.add_((scale * delta).to(weight.dtype))
