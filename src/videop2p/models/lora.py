@@ -140,9 +140,9 @@ def _read_here(keys: list[str]) -> bool:
 
 def _own_state(path: Path) -> dict[str, torch.Tensor] | None:
     """The weights of the LoRA file `path` where they are read here rather than by diffusers' loader from the file:
-    they hold a LyCORIS layer (`lycoris.is_lycoris`) or are a UNet's unprefixed (`_unprefixed_unet`); else None
-    (also where it cannot be read: diffusers' loader then says why). A .safetensors file's names are read alone
-    first."""
+    they hold a LyCORIS layer (`lycoris.is_lycoris`), or are a UNet's unprefixed (`_unprefixed_unet`: given
+    back under `unet.`, as the loader reads them); else None (also where it cannot be read: diffusers' loader then
+    says why). A .safetensors file's names are read alone first."""
     from safetensors import SafetensorError, safe_open
 
     if path.suffix.lower() == ".safetensors":
@@ -156,7 +156,9 @@ def _own_state(path: Path) -> dict[str, torch.Tensor] | None:
         state = read_weights_file(path, "LoRA", LoraError)
     except LoraError:
         return None
-    return state if isinstance(state, dict) and _read_here(list(map(str, state))) else None
+    if not isinstance(state, dict) or not _read_here(list(map(str, state))):
+        return None
+    return {f"unet.{key}": tensor for key, tensor in state.items()} if _unprefixed_unet(state) else state
 
 
 def fuse_loras(pipe, lora: dict[str, float], source: str) -> None:
@@ -174,12 +176,10 @@ def fuse_loras(pipe, lora: dict[str, float], source: str) -> None:
         name, layers = f"lora{i}", 0
         state = _own_state(files[path])
         rest = None
-        if state is not None and _unprefixed_unet(state):
-            rest = {f"unet.{key}": tensor for key, tensor in state.items()}  # the UNet's, as the loader reads them
-        elif state is not None:
+        if state is not None:
             lycoris, rest = split_lycoris(state)
             try:
-                layers = fuse_lycoris(lycoris, kohya_layers(unet, text_encoder), lora[path])
+                layers = fuse_lycoris(lycoris, kohya_layers(unet, text_encoder), lora[path]) if lycoris else 0
             except LycorisError as e:
                 pipe.unload_lora_weights()
                 raise LoraError(f"LoRA file {str(path)!r} could not be fused into {source}: {e}.") from None

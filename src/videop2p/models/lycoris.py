@@ -229,11 +229,11 @@ def ia3_factors(layer: str, w: dict[str, torch.Tensor], shape: torch.Size) -> tu
     """(the factors, float32, whether they scale the inputs) of the (IA)^3 layer `layer` (its weights `w`) for the
     model's layer of shape `shape`; a LycorisError names what does not fit."""
     _check_names(layer, w, "IA3")
-    on_input = bool(w["on_input"].reshape(-1)[:1].item()) if w["on_input"].numel() else False
-    factors, axis = w["weight"].float(), ("inputs", shape[1]) if on_input else ("outputs", shape[0])
-    if factors.numel() != axis[1]:
+    on_input, factors = bool(w["on_input"].any()), w["weight"].float()
+    side, count = ("inputs", shape[1]) if on_input else ("outputs", shape[0])
+    if factors.numel() != count:
         raise LycorisError(
-            f"its IA3 layer {layer} has {factors.numel()} factors but the model's layer has {axis[1]} {axis[0]} (an "
+            f"its IA3 layer {layer} has {factors.numel()} factors but the model's layer has {count} {side} (an "
             "adapter of another architecture?)"
         )
     return factors, on_input
