@@ -7,7 +7,8 @@ to_v, to_out.0) and of the text encoder (q, k, v, out_proj), as style LoRAs are 
 `--kind loha` or `lokr` writes LyCORIS's LoHa (two rank-r pairs) or LoKr (a full factor of the
 `--factor`'s side, a rank-r one) over the same layers instead, fused by `models.lycoris`; `--kind dora`
 a LoRA whose layers carry a DoRA magnitude (`dora_scale`, one per output, as LyCORIS writes it); `--kind ia3`
-LyCORIS's (IA)^3, a factor per output.
+LyCORIS's (IA)^3, a factor per output; `--kind oft` LyCORIS's diag-OFT, blocks of `--rank` outputs, and `--kind
+boft` its BOFT, butterfly factors of such blocks (as many as the outputs allow, up to 4).
 Prints the seconds (median of the repeats, each on fresh weights), the file's size and the layers
 it adapts, and checks one fused layer against its formula.
 
@@ -16,6 +17,8 @@ it adapts, and checks one fused layer against its formula.
     python bench/lora.py --kind loha --rank 16
     python bench/lora.py --kind dora
     python bench/lora.py --kind ia3
+    python bench/lora.py --kind oft --rank 8
+    python bench/lora.py --kind boft --rank 8
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from videop2p.models.loading import image_pipeline
 from videop2p.models.lora import fuse_loras
 
 UNET_ENDS = ("to_q", "to_k", "to_v", "to_out.0")
+RANK_WORDS = {"ia3": "", "oft": " blocks of {}", "boft": " butterflies of blocks of {}"}  # what --rank is
 TEXT_ENDS = ("q_proj", "k_proj", "v_proj", "out_proj")
 
 
@@ -52,6 +56,12 @@ def kohya_lora(comps, rank: int, kind: str = "lora", factor: int = 8) -> dict[st
                     if kind == "dora":  # (out, 1)
                         norms = layer.weight.detach().norm(dim=1, keepdim=True)
                         sd[f"{stem}.dora_scale"] = norms * (1 + 0.1 * torch.rand(out_features, 1, generator=g))
+                elif kind in ("oft", "boft"):  # blocks of `rank` outputs; alpha: the constraint, per output
+                    factors = butterfly_factors(out_features, rank) if kind == "boft" else 1
+                    shape = (factors,) * (kind == "boft") + (out_features // rank, rank, rank)
+                    sd[f"{stem}.oft_blocks"] = torch.randn(*shape, generator=g) * 0.01
+                    sd[f"{stem}.alpha"] = torch.tensor(1e-3)
+                    continue
                 elif kind == "ia3":  # no rank: one factor per output
                     sd[f"{stem}.weight"] = torch.randn(out_features, generator=g) * 0.1
                     sd[f"{stem}.on_input"] = torch.tensor(0)
@@ -67,6 +77,30 @@ def kohya_lora(comps, rank: int, kind: str = "lora", factor: int = 8) -> dict[st
     return sd
 
 
+def butterfly_factors(outputs: int, block: int, most: int = 4) -> int:
+    """How many butterfly factors of blocks of `block` the outputs allow: m with 2^(m-1) block dividing them."""
+    m = 1
+    while m < most and outputs % (2**m * block) == 0:
+        m += 1
+    return m
+
+
+def cayley(blocks: torch.Tensor, constraint: float) -> torch.Tensor:
+    """(I + Q)(I - Q)^-1 of Q = B - B^T, Q scaled to the norm `constraint` where above it, solved, not inverted."""
+    q = blocks - blocks.mT
+    q = q * min(1.0, constraint / float(q.norm()))
+    eye = torch.eye(q.shape[-1])
+    return torch.linalg.solve((eye - q).mT, (eye + q).mT).mT
+
+
+def butterfly(rows: int, block: int, factor: int) -> torch.Tensor:
+    """The permutation matrix P of factor `factor`: (P W)[2 s + j] = W[j 2^i b/2 + s] within each run of 2^i b."""
+    stride, order = 2**factor * block // 2, []
+    for run in range(rows // (2 * stride)):
+        order += [run * 2 * stride + j * stride + s for s in range(stride) for j in (0, 1)]
+    return torch.eye(rows)[order]
+
+
 def layer_formula(lora: dict[str, torch.Tensor], stem: str, kind: str, before: torch.Tensor) -> torch.Tensor:
     """The layer `stem`'s fused weight from its weight `before`, by its kind's formula written out here: before +
     (alpha / r) * ..., of DoRA that with each row's norm set to its magnitude."""
@@ -76,6 +110,14 @@ def layer_formula(lora: dict[str, torch.Tensor], stem: str, kind: str, before: t
         return merged if kind == "lora" else merged * w["dora_scale"] / merged.norm(dim=1, keepdim=True)
     if kind == "ia3":
         return before * (1 + w["weight"][:, None])
+    if kind in ("oft", "boft"):  # the outputs rotated: block-diagonal R^T (OFT), or P^T D P per butterfly factor
+        rotations = cayley(w["oft_blocks"], float(w["alpha"]) * before.shape[0])
+        if kind == "oft":
+            return torch.block_diag(*rotations).T @ before
+        for i, factor in enumerate(rotations):
+            permute = butterfly(before.shape[0], factor.shape[-1], i)
+            before = permute.T @ torch.block_diag(*factor) @ permute @ before
+        return before
     if kind == "loha":
         rank = w["hada_w1_b"].shape[0]
         return before + (w["alpha"] / rank) * (w["hada_w1_a"] @ w["hada_w1_b"]) * (w["hada_w2_a"] @ w["hada_w2_b"])
@@ -84,9 +126,9 @@ def layer_formula(lora: dict[str, torch.Tensor], stem: str, kind: str, before: t
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rank", type=int, default=32)
+    parser.add_argument("--rank", type=int, default=32, help="the LoRA's rank; OFT's and BOFT's block size")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--kind", choices=("lora", "loha", "lokr", "dora", "ia3"), default="lora")
+    parser.add_argument("--kind", choices=("lora", "loha", "lokr", "dora", "ia3", "oft", "boft"), default="lora")
     parser.add_argument("--factor", type=int, default=8, help="LoKr's full factor's side")
     args = parser.parse_args()
     seconds = []
@@ -109,7 +151,7 @@ def main() -> None:
             error = (comps.unet.get_submodule(probe).weight - want).abs().max().item()
         size = path.stat().st_size / 2**20
     print(
-        f"SD 1.5 architecture, {args.kind}{'' if args.kind == 'ia3' else f' rank {args.rank}'} over {layers} layers ({size:.1f} MiB): fused in "
+        f"SD 1.5 architecture, {args.kind}{RANK_WORDS.get(args.kind, ' rank {}').format(args.rank)} over {layers} layers ({size:.1f} MiB): fused in "
         f"{statistics.median(seconds):.2f} s (median of {args.repeats}: "
         f"{', '.join(f'{s:.2f}' for s in seconds)}); one layer against the formula: max error {error:.1e}"
     )

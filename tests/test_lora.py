@@ -510,6 +510,160 @@ def test_a_lycoris_ia3_layer_scales_the_weights_as_peft_merges_it(tiny, tiny_fol
         load_components(tiny_folder, lora={str(tmp_path / "ia3-bad.safetensors"): 1.0})
 
 
+def _oft_layers(tiny) -> dict[str, torch.nn.Module]:
+    """The tiny model's layers the OFT tests adapt, by their weight names "unet.NAME" / "text_encoder.NAME"
+    (Linear and convolution layers of 32 and 64 outputs)."""
+    layers = {}
+    for part, ends in (("unet", LYCORIS_UNET), ("text_encoder", TEXT_LAYERS[:1])):
+        for name, layer in getattr(tiny, part).named_modules():
+            if name.endswith(ends) and isinstance(layer, torch.nn.Linear | torch.nn.Conv2d):
+                layers[f"{part}.{name}"] = layer
+    return layers
+
+
+def _kohya_stem(key: str, unet_prefix: str = "lora_unet_") -> str:
+    part, name = key.split(".", 1)
+    return (unet_prefix if part == "unet" else "lora_te_text_model_") + name.replace(".", "_")
+
+
+def _plane_rotations(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cos, sin) of the plane rotations the Cayley transform makes of 2x2 blocks [[0, t], [0, 0]]: Q = [[0, t],
+    [-t, 0]], (I + Q)(I - Q)^-1 = [[1 - t^2, 2t], [-2t, 1 - t^2]] / (1 + t^2)."""
+    return (1 - t**2) / (1 + t**2), 2 * t / (1 + t**2)
+
+
+def _rotated_pairs(weight: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, scale: float) -> torch.Tensor:
+    """The weight whose outputs 2k, 2k+1 are mixed by M = scale (R - I) + I, R = [[cos, sin], [-sin, cos]], as
+    M^T (LyCORIS's and kohya-ss's OFT merge): row 2k becomes M00 w_2k + M10 w_2k+1, row 2k+1 M01 w_2k + M11 w_2k+1."""
+    pairs = weight.reshape(weight.shape[0] // 2, 2, -1)  # (k, 2, rest)
+    first, second = pairs[:, 0], pairs[:, 1]
+    keep, mix = (scale * (cos - 1) + 1)[:, None], (scale * sin)[:, None]
+    return torch.stack([keep * first - mix * second, mix * first + keep * second], 1).reshape(weight.shape)
+
+
+def test_an_oft_layer_rotates_the_outputs_block_by_block_as_lycoris_and_kohya_merge_it(tiny, tiny_folder, tmp_path):
+    """OFT (Qiu et al. 2023): blocks of 2 whose Cayley transform is a known plane rotation, for Linear and
+    convolution layers of the UNet and the text encoder. LyCORIS's diag-oft file (`oft_blocks`, alpha 0: no
+    constraint), with its output scales `rescale`; kohya-ss's OFT (`oft_unet_` names), whose alpha * outputs
+    bounds the skew part's norm; LyCORIS's files before 2.2 (`oft_diag`, the rotation itself). At scale s each
+    block's rows are mixed by s (R - I) + I. These files were refused as keys of no LoRA layout."""
+    layers = _oft_layers(tiny)
+    assert {type(layer) for layer in layers.values()} == {torch.nn.Linear, torch.nn.Conv2d}
+    t = {key: torch.linspace(0.2, 1.5, layer.weight.shape[0] // 2) for key, layer in layers.items()}
+    scales = {key: torch.linspace(0.5, 1.5, layer.weight.shape[0]) for key, layer in layers.items()}
+
+    def blocks(key):
+        b = torch.zeros(len(t[key]), 2, 2)
+        b[:, 0, 1] = t[key]
+        return b
+
+    lycoris, kohya, before_2_2 = {}, {}, {}
+    for key, layer in layers.items():
+        stem, out = _kohya_stem(key), layer.weight.shape[0]
+        rescale = scales[key].reshape(out, *[1] * (layer.weight.ndim - 1))
+        lycoris |= {f"{stem}.oft_blocks": blocks(key), f"{stem}.alpha": torch.tensor(0.0), f"{stem}.rescale": rescale}
+        if key.startswith("unet."):  # kohya-ss's OFT adapts the UNet alone; alpha 1e-3: the bound binds
+            oft = _kohya_stem(key, "oft_unet_")
+            kohya |= {f"{oft}.oft_blocks": blocks(key), f"{oft}.alpha": torch.tensor(1e-3)}
+        cos, sin = _plane_rotations(t[key])
+        before_2_2[f"{stem}.oft_diag"] = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], 1)
+    for name, sd in (("lycoris", lycoris), ("kohya", kohya), ("before-2.2", before_2_2)):
+        save_file(sd, tmp_path / f"{name}.safetensors")
+
+    for name, scale in (("lycoris", 1.0), ("lycoris", 0.5), ("kohya", 1.0), ("before-2.2", 1.0), ("before-2.2", -0.4)):
+        fused = _weights(load_components(tiny_folder, lora={str(tmp_path / f"{name}.safetensors"): scale}))
+        for key, layer in layers.items():
+            weight, out = layer.weight, layer.weight.shape[0]
+            if name == "kohya" and key.startswith("text_encoder."):
+                torch.testing.assert_close(fused[f"{key}.weight"], weight)
+                continue
+            angle = t[key]
+            if name == "kohya":  # Q's norm over the layer's blocks, sqrt(2 sum t^2), scaled down to alpha * outputs
+                angle = angle * min(1.0, 1e-3 * out / float(torch.sqrt(2 * (angle**2).sum())))
+            want = _rotated_pairs(weight, *_plane_rotations(angle), scale)
+            if name == "lycoris":  # each output times its scale, whatever the multiplier (LyCORIS's merge)
+                want = want * scales[key].reshape(out, *[1] * (weight.ndim - 1))
+            torch.testing.assert_close(fused[f"{key}.weight"], want, atol=1e-5, rtol=1e-4, msg=f"{name} {key}")
+            assert not torch.allclose(fused[f"{key}.weight"], weight), (name, key)
+
+
+def _butterfly_order(rows: int, block: int, factor: int) -> torch.Tensor:
+    """BOFT's butterfly permutation for factor i (Liu et al. 2024): the source row of each position, rows
+    r and r + 2^i b/2 of each run of 2^i b made neighbours, in order: position 2 s + j of a run holds its row
+    j 2^i b/2 + s."""
+    stride = 2**factor * block // 2
+    order = torch.empty(rows, dtype=torch.long)
+    for row in range(rows):
+        run, j, s = row // (2 * stride), row % (2 * stride) // stride, row % stride
+        order[run * 2 * stride + 2 * s + j] = row
+    return order
+
+
+def test_a_boft_layer_is_its_butterfly_product_of_block_rotations(tiny, tiny_folder, tmp_path):
+    """BOFT (Liu et al. 2024): `oft_blocks` of four axes (m factors, k blocks of b), the weight's outputs rotated
+    by P_i^T D_i P_i for i = 0 .. m-1 in turn, P_i the butterfly permutation and D_i the block-diagonal matrix of
+    factor i's rotations (s (R - I) + I at scale s). Blocks of 4 made of two 2x2 planes, whose rotations are known;
+    the product of explicit permutation matrices is the reference. At scale 1 the rotation keeps every column's
+    norm of a Linear layer."""
+    layers, m, b = _oft_layers(tiny), 3, 4
+    g = torch.Generator().manual_seed(21)
+    sd, planes = {}, {}
+    for key, layer in layers.items():
+        out = layer.weight.shape[0]
+        planes[key] = 0.2 + torch.rand(m, out // b, 2, generator=g)  # t of the planes (0, 1) and (2, 3) of each block
+        blocks = torch.zeros(m, out // b, b, b)
+        blocks[..., 0, 1], blocks[..., 2, 3] = planes[key][..., 0], planes[key][..., 1]
+        sd |= {f"{_kohya_stem(key)}.oft_blocks": blocks, f"{_kohya_stem(key)}.alpha": torch.tensor(0.0)}
+    save_file(sd, tmp_path / "boft.safetensors")
+    for scale in (1.0, 0.6):
+        fused = _weights(load_components(tiny_folder, lora={str(tmp_path / "boft.safetensors"): scale}))
+        for key, layer in layers.items():
+            out = layer.weight.shape[0]
+            rotation = torch.eye(out)
+            for i in range(m):
+                cos, sin = _plane_rotations(planes[key][i])  # (k, 2)
+                mixing = []
+                for c, s in zip(cos.reshape(-1), sin.reshape(-1), strict=True):  # each plane: s (R - I) + I
+                    mixing.append(scale * (torch.tensor([[c, s], [-s, c]]) - torch.eye(2)) + torch.eye(2))
+                permute = torch.eye(out)[_butterfly_order(out, b, i)]  # (P W)[p] = W[order[p]]
+                rotation = permute.T @ torch.block_diag(*mixing) @ permute @ rotation
+            weight = layer.weight.reshape(out, -1)
+            want = (rotation @ weight).reshape(layer.weight.shape)
+            torch.testing.assert_close(fused[f"{key}.weight"], want, atol=1e-5, rtol=1e-4, msg=key)
+            if scale == 1.0 and layer.weight.ndim == 2:
+                norms = torch.linalg.vector_norm(fused[f"{key}.weight"], dim=0)
+                torch.testing.assert_close(norms, torch.linalg.vector_norm(layer.weight, dim=0))
+
+
+def test_an_oft_file_that_does_not_fit_the_model_is_one_line_naming_its_layer(tiny, tiny_folder, tmp_path):
+    key = next(k for k in _oft_layers(tiny) if k.endswith("attn1.to_q"))  # 32 outputs
+    stem = _kohya_stem(key)
+    cases = {
+        "other_blocks": ({f"{stem}.oft_blocks": torch.zeros(3, 2, 2)}, "is 3 blocks of 2 but the model's layer has 32"),
+        "not_square": ({f"{stem}.oft_blocks": torch.zeros(16, 2, 3)}, "oft_blocks is (16, 2, 3), no blocks of square"),
+        "butterfly": (
+            {f"{stem}.oft_blocks": torch.zeros(5, 8, 4, 4)},
+            "is 5 butterfly factors of 8 blocks of 4 but the model's layer has 32 outputs",
+        ),
+        "rescale": (
+            {f"{stem}.oft_blocks": torch.zeros(16, 2, 2), f"{stem}.rescale": torch.ones(3, 1)},
+            "'s rescale is (3, 1) but the model's layer has 32 outputs",
+        ),
+        "nan": ({f"{stem}.oft_diag": torch.full((16, 2, 2), float("nan"))}, "holds NaN or infinite values (its layer"),
+        "extra": (
+            {f"{stem}.oft_blocks": torch.zeros(16, 2, 2), f"{stem}.oft_other": torch.ones(1)},
+            "holds oft_other beside OFT weights",
+        ),
+    }
+    for name, (weights, said) in cases.items():
+        save_file(weights, tmp_path / f"{name}.safetensors")
+        with pytest.raises(LoraError) as e:
+            load_components(tiny_folder, lora={str(tmp_path / f"{name}.safetensors"): 1.0})
+        message = str(e.value)
+        assert message.startswith(f"LoRA file '{tmp_path / name}.safetensors' could not be fused into tiny: "), message
+        assert said in message and stem in message and "\n" not in message, (name, message)
+
+
 def test_a_lycoris_file_that_does_not_fit_the_model_is_one_line_naming_its_file(tiny, tiny_folder, tmp_path):
     sd, _ = _peft_lycoris(tiny, _lycoris_configs()["loha"])
     q = next(k for k in sd if k.endswith("attn1_to_q.hada_w1_a"))

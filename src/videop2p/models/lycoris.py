@@ -15,7 +15,12 @@ read for Stable Diffusion 1.x/2.x:
   Learning"): W *= 1 + scale * weight, one factor per output, or per input where `on_input` (`ia3_weight`);
 - DoRA (Liu et al. 2024, "DoRA: Weight-Decomposed Low-Rank Adaptation"; LyCORIS's `weight_decompose`): a LoCon,
   LoHa or LoKr layer with a trained magnitude `dora_scale` is W + delta with each output's (or input's) norm set
-  to that magnitude (`dora_weight`); its plain LoCon layers too, of which diffusers drops the magnitude.
+  to that magnitude (`dora_weight`); its plain LoCon layers too, of which diffusers drops the magnitude;
+- OFT (Qiu et al. 2023, "Controlling Text-to-Image Diffusion by Orthogonal Finetuning"; LyCORIS's diag-oft and
+  kohya-ss's OFT, `oft_unet_...` keys, which compute it alike): W's outputs rotated block by block by the Cayley
+  transform of the trained `oft_blocks` (`oft_weight`), or in LyCORIS 2.0's files by the stored rotation
+  `oft_diag`; BOFT (Liu et al. 2024, "Parameter-Efficient Orthogonal Finetuning via Butterfly Factorization"):
+  `oft_blocks` of four axes, a product of such rotations between butterfly permutations (`boft_weight`).
 
 LoHa and LoKr are computed as peft's LoHa and LoKr layers compute them (the same formulas, ported from LyCORIS).
 """
@@ -31,6 +36,8 @@ from videop2p.models.weights import named_keys
 LOCON_NAMES = ("lora_up.weight", "lora_down.weight", "lora_mid.weight")  # a LoCon layer's, with a Tucker core
 DORA_NAME = "dora_scale"  # a DoRA layer's magnitude, beside its LoCon, LoHa or LoKr weights
 IA3_NAMES = ("weight", "on_input")  # an (IA)^3 layer's factors and whether they scale its inputs
+OFT_NAMES = ("oft_blocks", "oft_diag", "rescale")  # an OFT layer's: skew parts (or rotations), output scales
+KOHYA_OFT_PREFIX = "oft_unet_"  # kohya-ss's OFT names a UNet layer as its LoRAs do under lora_unet_
 
 
 class LycorisError(ValueError):
@@ -39,8 +46,8 @@ class LycorisError(ValueError):
 
 def kind_of(names) -> str | None:
     """The LyCORIS adapter a layer whose weights are `names` (kohya-ss's, after LAYER.) belongs to: "LoHa",
-    "LoKr", "LoCon" (with a Tucker core or a DoRA magnitude), "Full" (a whole difference), "IA3", or None (a
-    LoRA layer, or none)."""
+    "LoKr", "LoCon" (with a Tucker core or a DoRA magnitude), "Full" (a whole difference), "IA3", "OFT" (BOFT
+    too: their shapes tell them apart), or None (a LoRA layer, or none)."""
     names = set(names)
     for mark, kind in (("hada_", "LoHa"), ("lokr_", "LoKr")):
         if any(name.startswith(mark) for name in names):
@@ -49,6 +56,8 @@ def kind_of(names) -> str | None:
         return "Full"
     if set(IA3_NAMES) <= names:
         return "IA3"
+    if names & {"oft_blocks", "oft_diag"}:
+        return "OFT"
     locon = "lora_mid.weight" in names or (DORA_NAME in names and "lora_up.weight" in names)
     return "LoCon" if locon else None
 
@@ -85,9 +94,11 @@ def split_lycoris(state: dict[str, torch.Tensor]) -> tuple[dict[str, dict[str, t
 
 def kohya_layers(unet: torch.nn.Module, text_encoder: torch.nn.Module) -> dict[str, torch.nn.Module]:
     """The model's Linear and Conv2d layers by their kohya-ss names: the part's prefix and the layer's path with
-    '_' for '.' (the text encoder's under `text_model_`, as CLIPTextModel's checkpoints name it)."""
+    '_' for '.' (the text encoder's under `text_model_`, as CLIPTextModel's checkpoints name it; the UNet's also
+    under kohya-ss's OFT prefix)."""
     names = {}
-    for prefix, part in (("lora_unet_", unet), ("lora_te_", text_encoder)):  # kohya-ss's prefixes of the parts
+    parts = (("lora_unet_", unet), (KOHYA_OFT_PREFIX, unet), ("lora_te_", text_encoder))  # kohya-ss's prefixes
+    for prefix, part in parts:
         for name, layer in part.named_modules():
             if isinstance(layer, torch.nn.Linear | torch.nn.Conv2d):
                 flat = name.replace(".", "_")
@@ -152,7 +163,14 @@ def rank_of(w: dict[str, torch.Tensor]) -> int | None:
 
 def _check_names(layer: str, w: dict[str, torch.Tensor], kind: str) -> None:
     """A LycorisError where the layer `layer` of kind `kind` (`kind_of`) holds names of no weight of its kind."""
-    marks = {"LoHa": ("hada_",), "LoKr": ("lokr_",), "LoCon": LOCON_NAMES, "Full": ("diff",), "IA3": IA3_NAMES}[kind]
+    marks = {
+        "LoHa": ("hada_",),
+        "LoKr": ("lokr_",),
+        "LoCon": LOCON_NAMES,
+        "Full": ("diff",),
+        "IA3": IA3_NAMES,
+        "OFT": OFT_NAMES,
+    }[kind]
     allowed = {"alpha"} | ({DORA_NAME} if kind in ("LoHa", "LoKr", "LoCon") else set())  # of these, DoRA's
     extra = sorted(name for name in w if name not in allowed and not name.startswith(marks))
     if extra:
@@ -239,12 +257,86 @@ def ia3_factors(layer: str, w: dict[str, torch.Tensor], shape: torch.Size) -> tu
     return factors, on_input
 
 
+def cayley(blocks: torch.Tensor, constraint: float) -> torch.Tensor:
+    """OFT's rotations (..., n, n) from trained blocks (..., n, n) (Qiu et al. 2023, the Cayley transform):
+    Q = B - B^T, scaled down to the Frobenius norm `constraint` over all blocks where it is above it (COFT; 0: no
+    constraint), R = (I + Q)(I - Q)^-1, as LyCORIS's `get_r` and kohya-ss's `get_weight` compute it."""
+    q = blocks - blocks.transpose(-1, -2)
+    norm = torch.linalg.vector_norm(q) + 1e-8
+    if 0 < constraint < norm:
+        q = q * (constraint / norm)
+    eye = torch.eye(q.shape[-1], dtype=q.dtype)
+    return (eye + q) @ torch.linalg.inv(eye - q)
+
+
+def oft_weight(weight: torch.Tensor, rotations: torch.Tensor, multiplier: float) -> torch.Tensor:
+    """OFT's weight, as LyCORIS (`DiagOFTModule.make_weight`) and kohya-ss (`OFTInfModule.merge_to`) merge it:
+    the outputs of `weight` (out, ...) in k blocks of n, each block's rows mixed by its rotation (k, n, n), taken
+    `multiplier` of the way, W'_k = (multiplier (R_k - I) + I)^T W_k."""
+    k, n, _ = rotations.shape
+    mixing = multiplier * (rotations - torch.eye(n)) + torch.eye(n)  # (k, n, n)
+    blocks = weight.reshape(k, n, -1)  # (k, n, in * kh * kw)
+    return torch.einsum("k n m, k n r -> k m r", mixing, blocks).reshape(weight.shape)
+
+
+def boft_weight(weight: torch.Tensor, rotations: torch.Tensor, multiplier: float) -> torch.Tensor:
+    """BOFT's weight, as LyCORIS merges it (`ButterflyOFTModule.make_weight`; Liu et al. 2024): for each
+    of the m butterfly factors i of `rotations` (m, k, b, b), the outputs of `weight` (out, ...) permuted so
+    that rows 2^i b/2 apart pair up, each run of b rows multiplied by its rotation (taken `multiplier` of the
+    way), and permuted back."""
+    m, _, b, _ = rotations.shape
+    rows = weight
+    for i in range(m):
+        mixing = multiplier * (rotations[i] - torch.eye(b)) + torch.eye(b)  # (k, b, b)
+        stride = 2**i * (b // 2)
+        rows = rows.unflatten(0, (-1, 2, stride)).transpose(1, 2).flatten(0, 2).unflatten(0, (-1, b))
+        rows = torch.einsum("k i j, k j ... -> k i ...", mixing, rows)
+        rows = rows.flatten(0, 1).unflatten(0, (-1, stride, 2)).transpose(1, 2).flatten(0, 2)
+    return rows
+
+
+def oft_rotations(
+    layer: str, w: dict[str, torch.Tensor], shape: torch.Size
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(the rotations (k, n, n), or for BOFT (m, k, b, b), float32; the output scales `rescale`, or None) of the
+    OFT layer `layer` (its weights `w`) for the model's layer of shape `shape`: `oft_diag` as stored, else the
+    Cayley transform of `oft_blocks` under the constraint alpha * outputs (LyCORIS's and kohya-ss's COFT); a
+    LycorisError names what does not fit."""
+    _check_names(layer, w, "OFT")
+    stored = "oft_diag" in w
+    blocks = (w["oft_diag"] if stored else w["oft_blocks"]).float()
+    outputs = shape[0]
+    if blocks.ndim == 3 and blocks.shape[1] == blocks.shape[2]:
+        fits, layout = blocks.shape[0] * blocks.shape[1] == outputs, f"{blocks.shape[0]} blocks of {blocks.shape[1]}"
+    elif blocks.ndim == 4 and not stored and blocks.shape[2] == blocks.shape[3]:
+        m, k, b = blocks.shape[:3]
+        fits = k * b == outputs and b % 2 == 0 and outputs % (2 ** (m - 1) * b) == 0
+        layout = f"{m} butterfly factors of {k} blocks of {b}"
+    else:
+        raise LycorisError(
+            f"its OFT layer {layer}'s {'oft_diag' if stored else 'oft_blocks'} is "
+            f"{tuple(blocks.shape)}, no blocks of square rotations (it is damaged)"
+        )
+    if not fits:
+        raise LycorisError(
+            f"its OFT layer {layer} is {layout} but the model's layer has {outputs} outputs (an adapter of another "
+            "architecture?)"
+        )
+    rescale = w["rescale"].float() if "rescale" in w else None
+    if rescale is not None and rescale.numel() != outputs:
+        raise LycorisError(
+            f"its OFT layer {layer}'s rescale is {tuple(rescale.shape)} but the model's layer has {outputs} outputs"
+        )
+    constraint = float(w["alpha"]) * outputs if "alpha" in w else 0.0
+    return (blocks if stored else cayley(blocks, constraint)), rescale
+
+
 def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, torch.nn.Module], scale: float) -> int:
     """Add `scale` times each LyCORIS layer's weight difference (`layer_delta`) to the model's layer of its name
-    (`layers`, `kohya_layers`), or set a DoRA or (IA)^3 layer's weight to `dora_weight` or `ia3_weight` at `scale`
-    (these act on the weight as the LyCORIS layers before them left it), in place, one layer at a time; the number
-    of layers. A layer the model lacks is a LycorisError before any is changed; one that does not fit, or NaN or
-    infinite values, stops it part-way (the caller discards the model)."""
+    (`layers`, `kohya_layers`), or set a DoRA, (IA)^3 or OFT layer's weight to `dora_weight`, `ia3_weight`,
+    `oft_weight` or `boft_weight` at `scale` (these act on the weight as the LyCORIS layers before them left it),
+    in place, one layer at a time; the number of layers. A layer the model lacks is a LycorisError before any is
+    changed; one that does not fit, or NaN or infinite values, stops it part-way (the caller discards the model)."""
     missing = sorted(name for name in lycoris if name not in layers)
     if missing:
         raise LycorisError(
@@ -252,9 +344,11 @@ def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, 
         )
     for name, w in lycoris.items():
         weight, bias = layers[name].weight, layers[name].bias
-        factors = delta = delta_b = magnitude = None
+        factors = delta = delta_b = magnitude = rotations = rescale = None
         if kind_of(w) == "IA3":  # a product with the weight, not a difference added to it
             factors, on_input = ia3_factors(name, w, weight.shape)
+        elif kind_of(w) == "OFT":  # a rotation of the weight's outputs
+            rotations, rescale = oft_rotations(name, w, weight.shape)
         else:
             delta, delta_b = layer_delta(name, w, weight.shape), bias_delta(name, w, bias)
             magnitude = w[DORA_NAME].float() if DORA_NAME in w else None
@@ -263,11 +357,17 @@ def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, 
                     f"its layer {name}'s {DORA_NAME} is {tuple(magnitude.shape)}, neither one per output "
                     f"({weight.shape[0]}) nor one per input ({weight.shape[1]}) of the model's layer"
                 )
-        if not all(bool(torch.isfinite(d).all()) for d in (factors, delta, delta_b, magnitude) if d is not None):
+        computed = (factors, delta, delta_b, magnitude, rotations, rescale)
+        if not all(bool(torch.isfinite(d).all()) for d in computed if d is not None):
             raise LycorisError(f"it holds NaN or infinite values (its layer {name}); it is damaged (download it again)")
         with torch.no_grad():
             if factors is not None:
                 weight.copy_(ia3_weight(weight.float(), factors, on_input, scale).to(weight.dtype))
+            elif rotations is not None:
+                merged = (oft_weight if rotations.ndim == 3 else boft_weight)(weight.float(), rotations, scale)
+                if rescale is not None:  # LyCORIS's output scales, not taken `scale` of the way (as it merges)
+                    merged = merged * rescale.reshape(-1, *[1] * (weight.ndim - 1))
+                weight.copy_(merged.to(weight.dtype))
             elif magnitude is not None:
                 weight.copy_(dora_weight(weight.float(), delta, magnitude, scale).to(weight.dtype))
             else:
