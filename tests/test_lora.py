@@ -635,6 +635,18 @@ def test_a_boft_layer_is_its_butterfly_product_of_block_rotations(tiny, tiny_fol
                 torch.testing.assert_close(norms, torch.linalg.vector_norm(layer.weight, dim=0))
 
 
+def _refused_in_one_line(tiny_folder, tmp_path, cases: dict, naming: str = "") -> None:
+    """Each case's weights {name: (weights, words)}, saved as NAME.safetensors, refused by `load_components` in one
+    line naming the file, saying `words` (and `naming`)."""
+    for name, (weights, said) in cases.items():
+        save_file(weights, tmp_path / f"{name}.safetensors")
+        with pytest.raises(LoraError) as e:
+            load_components(tiny_folder, lora={str(tmp_path / f"{name}.safetensors"): 1.0})
+        message = str(e.value)
+        assert message.startswith(f"LoRA file '{tmp_path / name}.safetensors' could not be fused into tiny: "), message
+        assert said in message and naming in message and "\n" not in message, (name, message)
+
+
 def test_an_oft_file_that_does_not_fit_the_model_is_one_line_naming_its_layer(tiny, tiny_folder, tmp_path):
     key = next(k for k in _oft_layers(tiny) if k.endswith("attn1.to_q"))  # 32 outputs
     stem = _kohya_stem(key)
@@ -655,13 +667,7 @@ def test_an_oft_file_that_does_not_fit_the_model_is_one_line_naming_its_layer(ti
             "holds oft_other beside OFT weights",
         ),
     }
-    for name, (weights, said) in cases.items():
-        save_file(weights, tmp_path / f"{name}.safetensors")
-        with pytest.raises(LoraError) as e:
-            load_components(tiny_folder, lora={str(tmp_path / f"{name}.safetensors"): 1.0})
-        message = str(e.value)
-        assert message.startswith(f"LoRA file '{tmp_path / name}.safetensors' could not be fused into tiny: "), message
-        assert said in message and stem in message and "\n" not in message, (name, message)
+    _refused_in_one_line(tiny_folder, tmp_path, cases, naming=stem)
 
 
 def test_a_lycoris_file_that_does_not_fit_the_model_is_one_line_naming_its_file(tiny, tiny_folder, tmp_path):
@@ -679,13 +685,7 @@ def test_a_lycoris_file_that_does_not_fit_the_model_is_one_line_naming_its_file(
             "attn1_to_q's dora_scale is (3,), neither one per output (",
         ),
     }
-    for name, (weights, said) in cases.items():
-        save_file(weights, tmp_path / f"{name}.safetensors")
-        with pytest.raises(LoraError) as e:
-            load_components(tiny_folder, lora={str(tmp_path / f"{name}.safetensors"): 1.0})
-        message = str(e.value)
-        assert message.startswith(f"LoRA file '{tmp_path / name}.safetensors' could not be fused into tiny: "), message
-        assert said in message and "\n" not in message, (name, message)
+    _refused_in_one_line(tiny_folder, tmp_path, cases)
 
 
 def test_a_missing_empty_or_foreign_file_and_a_bad_scale_are_refused_before_loading(tmp_path):

@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 import yaml
 from PIL import Image, ImageDraw, ImageFont
-from tqdm.auto import tqdm
 
 from videop2p.compositing import composite
 from videop2p.config import ADAPTER_FILES, CompositeMode, RunConfig, target_pairs, to_plain
@@ -35,7 +34,7 @@ from videop2p.io.writing import (
     side_by_side_frames,
     write_video,
 )
-from videop2p.progress import StepHook
+from videop2p.progress import StepHook, progress_bar
 from videop2p.store.files import atomic_path, staged_files, write_json, write_text
 from videop2p.store.workspace import StageReport
 
@@ -283,7 +282,7 @@ def run_writers(writers: list[Writer], workers: int, on_step: StepHook | None = 
     started are dropped and the running ones stop at their next frame, writing nothing; then the first
     error in order is raised."""
     stop, total = threading.Event(), len(writers)
-    bar = tqdm(total=total, desc="write", disable=not show)
+    bar = progress_bar(total=total, desc="write", disable=not show)
 
     def written(done: int) -> None:
         bar.update(done - bar.n)

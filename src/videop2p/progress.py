@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
@@ -9,6 +10,30 @@ from tqdm.auto import tqdm
 
 T = TypeVar("T")
 StepHook = Callable[[str, int, int], None]  # (stage, steps done, total); may raise to stop the stage
+
+
+LOG_INTERVAL = 30.0  # seconds between a bar's redraws where it writes to a log (a file, a pipe, CI)
+
+
+def _is_log(stream) -> bool:
+    """Whether `stream` is a log (a file, a pipe): no terminal, and no notebook's cell output, which shows each
+    drawing in place as a terminal does (ipykernel's stream)."""
+    if type(stream).__module__.startswith("ipykernel"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return not (isatty and isatty())
+    except (ValueError, OSError):  # a closed stream
+        return True
+
+
+def progress_bar(iterable: Iterable[T] | None = None, **kwargs) -> tqdm:
+    """A tqdm bar (`kwargs` are tqdm's) that, where its stream (stderr by default) is a log (`_is_log`), redraws
+    every LOG_INTERVAL seconds rather than ten times a second: a log file gets a line's worth a stage, not
+    thousands of drawings."""
+    if _is_log(kwargs.get("file") or sys.stderr):  # miniters 1: tqdm's monitor thread then redraws no stale count
+        kwargs = {"mininterval": LOG_INTERVAL, "miniters": 1, **kwargs}
+    return tqdm(iterable, **kwargs)
 
 
 class Cancelled(RuntimeError):
@@ -19,7 +44,7 @@ def steps(items: Iterable[T], stage: str, show: bool, on_step: StepHook | None =
     """Iterate `items` under a tqdm bar named `stage`, calling `on_step` before each item and at the end."""
     items = list(items)
     total = len(items)
-    for i, item in enumerate(tqdm(items, desc=stage, disable=not show)):
+    for i, item in enumerate(progress_bar(items, desc=stage, disable=not show)):
         if on_step is not None:
             on_step(stage, i, total)
         yield item

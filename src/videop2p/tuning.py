@@ -12,12 +12,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from diffusers.training_utils import cast_training_params
-from tqdm.auto import tqdm
 
 from videop2p.config import TuneConfig
 from videop2p.models.loading import SDComponents
 from videop2p.models.t2s import T2SModel, backward, checkpointing, optimizer_step
-from videop2p.progress import StepHook
+from videop2p.progress import StepHook, progress_bar
 from videop2p.sampling import check_finite, half_hint
 from videop2p.store.codec import all_finite, load_tensors, read_meta, save_tensors
 from videop2p.store.workspace import StepFiles
@@ -219,7 +218,9 @@ def tune(
     try:  # a cancelled or failed run leaves the UNet as it found it: eval mode, frozen, its own dtype
         unet.train()
         with checkpointing(unet, cfg.gradient_checkpointing):
-            bar = tqdm(range(start, cfg.steps), desc="tune", disable=not cfg.progress, initial=start, total=cfg.steps)
+            bar = progress_bar(
+                range(start, cfg.steps), desc="tune", disable=not cfg.progress, initial=start, total=cfg.steps
+            )
             for i in bar:
                 if on_step is not None:
                     on_step("tune", i, cfg.steps)
@@ -242,7 +243,9 @@ def tune(
                     torch.nn.utils.clip_grad_norm_(params.values(), cfg.max_grad_norm)
                 optimizer_step(opt, scaler)
                 losses.append(float(loss.detach()))
-                bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
+                bar.set_postfix(
+                    loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}", refresh=False
+                )  # drawn with the bar
                 done = i + 1
                 due = cfg.save_seconds is not None and time.monotonic() - last_kept >= cfg.save_seconds
                 if saved is not None and due and done < cfg.steps:

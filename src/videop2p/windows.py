@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
 from videop2p.config import AnchorMode, WindowBlend, WindowConfig
+from videop2p.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -182,4 +182,4 @@ def windowed(
 
 def each_window(plan: WindowPlan, show: bool) -> Iterator[Window]:
     """The plan's windows under a transient tqdm bar that says which window is running."""
-    yield from tqdm(plan.windows, desc="window", leave=False, disable=not show or plan.whole)
+    yield from progress_bar(plan.windows, desc="window", leave=False, disable=not show or plan.whole)

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from videop2p.models.schedulers import make_scheduler
 from videop2p.models.weights import load_pretrained, load_state
+from videop2p.progress import progress_bar
 from videop2p.store.files import atomic_path
 from videop2p.toy.world import VERBS, caption_for, random_spec, render_clip
 
@@ -32,7 +32,7 @@ def render_dataset(n: int, size: int, seed: int, workers: int = 0) -> tuple[np.n
     chunks = [specs[i : i + RENDER_CHUNK] for i in range(0, n, RENDER_CHUNK)]
     with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
         done = pool.map(_render_frames, chunks) if pool else map(_render_frames, chunks)
-        parts = list(tqdm(done, total=len(chunks), desc="render dataset", leave=False))
+        parts = list(progress_bar(done, total=len(chunks), desc="render dataset", leave=False))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), specs
 
 
@@ -81,7 +81,7 @@ def encode_dataset(vae, images: np.ndarray, batch: int = 256) -> tuple[torch.Ten
     """Posterior means and stds of every image, (N, C, h, w) each."""
     means, stds = [], []
     device = next(vae.parameters()).device
-    for i in tqdm(range(0, len(images), batch), desc="encode dataset", leave=False):
+    for i in progress_bar(range(0, len(images), batch), desc="encode dataset", leave=False):
         post = vae.encode(to_tensor(images[i : i + batch]).to(device)).latent_dist
         means.append(post.mean.cpu())
         stds.append(post.std.cpu())

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
-from tqdm.auto import tqdm
 
 from videop2p.control.controller import map_width
+from videop2p.progress import progress_bar
 from videop2p.store.files import write_json
 from videop2p.toy.settings import GroundingConfig
 from videop2p.toy.world import Background, Color, Shape, Size, random_spec, render_clip
@@ -136,7 +136,7 @@ def render_grounding_data(n: int, size: int, seed: int) -> tuple[np.ndarray, np.
     images = np.empty((n, size, size, 3), dtype=np.uint8)
     masks = np.empty((n, size, size), dtype=bool)
     specs = []
-    for i in tqdm(range(n), desc="render grounding data", leave=False):
+    for i in progress_bar(range(n), desc="render grounding data", leave=False):
         spec = random_spec(rng, frames=1, size=size)
         clip = render_clip(spec)
         images[i], masks[i] = clip.frames[0], clip.masks[0].any(0)
@@ -202,7 +202,7 @@ def ground_toy_model(init: str | Path, out_dir: str | Path, cfg: GroundingConfig
         logger.info("resumed grounding at step %d", step)
     unet.train(), text_encoder.train()
     scheduler = comps.scheduler  # the model's own schedule and prediction type
-    bar = tqdm(total=cfg.steps, initial=step, desc="ground attention")
+    bar = progress_bar(total=cfg.steps, initial=step, desc="ground attention")
     start = time.perf_counter()
     while step < cfg.steps:
         for g in opt.param_groups:
@@ -220,7 +220,7 @@ def ground_toy_model(init: str | Path, out_dir: str | Path, cfg: GroundingConfig
         step += 1
         history.append({"step": step, "denoise": denoise.item(), "token": ground.item(), "share": share})
         bar.update(1)
-        bar.set_postfix(denoise=f"{denoise.item():.4f}", share=f"{share:.3f}")
+        bar.set_postfix(denoise=f"{denoise.item():.4f}", share=f"{share:.3f}", refresh=False)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             state = {"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(), "opt": opt.state_dict()}
             save_checkpoint(

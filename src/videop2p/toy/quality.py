@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from videop2p.config import COUNT_MAX, EditConfig, InversionConfig, check_edit, check_inversion, check_number
 from videop2p.metrics import psnr
+from videop2p.progress import progress_bar
 from videop2p.toy.checker import read_image
 from videop2p.toy.data import object_cells, splice, to_tensor, to_uint8
 from videop2p.toy.settings import TOY_EVAL_SEEDS
@@ -106,7 +106,7 @@ def evaluate_model(
     size = c.info.native_size  # the model's native side, as every run reads it
     hits = defaultdict(list)
     per_value = defaultdict(list)
-    for seed in tqdm(range(seeds), desc="toy eval", disable=not progress):
+    for seed in progress_bar(range(seeds), desc="toy eval", disable=not progress):
         prompts = [caption_for([ToyObject(s, c)], b) for s, c, b in combos]
         gen = torch.Generator().manual_seed(seed)
         images = pipe(

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import AttnProcessor2_0
-from tqdm.auto import tqdm
 
 from videop2p.models.schedulers import make_scheduler
+from videop2p.progress import progress_bar
 from videop2p.store.files import read_json, write_json
 from videop2p.toy.data import (
     caption_ids,
@@ -84,7 +84,7 @@ def _fit_autoencoder(
         gen.set_state(state["gen"])
         step = state["step"]
         logger.info("resumed %s at step %d", what, step)
-    bar = tqdm(total=steps, initial=step, desc=what)
+    bar = progress_bar(total=steps, initial=step, desc=what)
     while step < steps:
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, steps, peak_lr)
@@ -94,7 +94,7 @@ def _fit_autoencoder(
         opt.step()
         step += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
         if step % cfg.checkpoint_every == 0 or step == steps:
             save_checkpoint(
                 ckpt, {"model": vae.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "step": step}
@@ -239,7 +239,7 @@ def train_unet(
         rng.bit_generator.state = state["rng"]
         step, total = state["step"], min(cfg.unet_steps, state.get("planned", cfg.unet_steps))
         logger.info("resumed UNet training at step %d of %d", step, total)
-    bar = tqdm(total=total, initial=step, desc="train UNet")
+    bar = progress_bar(total=total, initial=step, desc="train UNet")
     timed_from = None  # (step, time) after the first step of this process, which pays the warm-up
     while step < total:
         for g in opt.param_groups:
@@ -268,7 +268,7 @@ def train_unet(
         _ema_update(ema, modules, min(cfg.ema_decay, (1 + step) / (10 + step)))
         step += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
         if deadline is not None:
             now = time.monotonic()
             if timed_from is None:
