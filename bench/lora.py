@@ -14,6 +14,7 @@ it adapts, and checks one fused layer against its formula.
 
     python bench/lora.py                    # rank 32, float32 on the CPU
     python bench/lora.py --rank 128 --repeats 3
+    python bench/lora.py --rank 128 --file bin   # a pickled file, as diffusers' trainers write it
     python bench/lora.py --kind loha --rank 16
     python bench/lora.py --kind dora
     python bench/lora.py --kind ia3
@@ -130,15 +131,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--kind", choices=("lora", "loha", "lokr", "dora", "ia3", "oft", "boft"), default="lora")
     parser.add_argument("--factor", type=int, default=8, help="LoKr's full factor's side")
+    parser.add_argument("--file", choices=("safetensors", "bin"), default="safetensors", help="the file's format")
     args = parser.parse_args()
     seconds = []
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "style.safetensors"
+        path = Path(tmp) / f"style.{args.file}"
         for i in range(args.repeats):
             comps = sd15_components(seed=i)
             if i == 0:
                 lora = kohya_lora(comps, args.rank, args.kind, args.factor)
-                save_file(lora, path)
+                if args.file == "safetensors":
+                    save_file(lora, path)
+                else:
+                    torch.save(lora, path)
                 layers = sum(k.endswith(".alpha") for k in lora)
             probe = "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k"
             before = comps.unet.get_submodule(probe).weight.clone()
@@ -151,7 +156,7 @@ def main() -> None:
             error = (comps.unet.get_submodule(probe).weight - want).abs().max().item()
         size = path.stat().st_size / 2**20
     print(
-        f"SD 1.5 architecture, {args.kind}{RANK_WORDS.get(args.kind, ' rank {}').format(args.rank)} over {layers} layers ({size:.1f} MiB): fused in "
+        f"SD 1.5 architecture, {args.kind}{RANK_WORDS.get(args.kind, ' rank {}').format(args.rank)} over {layers} layers ({size:.1f} MiB, .{args.file}): fused in "
         f"{statistics.median(seconds):.2f} s (median of {args.repeats}: "
         f"{', '.join(f'{s:.2f}' for s in seconds)}); one layer against the formula: max error {error:.1e}"
     )

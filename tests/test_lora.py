@@ -101,6 +101,27 @@ def test_peft_layout_loras_add_up_each_at_its_own_scale(tiny, tiny_folder, tmp_p
     assert fused.info.identity.startswith("tiny+a+b@")
 
 
+def test_a_pickled_lora_file_is_read_once(tiny, tiny_folder, tmp_path, monkeypatch):
+    """A .bin or .pt LoRA (diffusers' and PEFT's trainers write pytorch_lora_weights.bin) was read whole here, to
+    see whether it is LyCORIS's, then again by diffusers' loader; its weights read here are now what the loader
+    gets. Fused as its formula says, in kohya-ss's and PEFT's layouts."""
+    pairs = _pairs(tiny, seed=4)
+    torch.save(_kohya(pairs, alpha=2.0), tmp_path / "kohya.pt")
+    torch.save(_peft(pairs), tmp_path / "peft.bin")
+    load, reads = torch.load, []
+
+    def counted(file, *args, **kwargs):
+        reads.append(str(file))
+        return load(file, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counted)
+    for name, alpha in (("kohya.pt", 2.0), ("peft.bin", RANK)):
+        _assert_weights(
+            load_components(tiny_folder, lora={str(tmp_path / name): 0.5}), _expected(tiny, (pairs, alpha, 0.5))
+        )
+        assert reads.count(str(tmp_path / name)) == 1, reads
+
+
 @pytest.fixture
 def diffusers_log(caplog):
     """caplog, with diffusers' records too: its library logger does not pass them on to the root logger."""

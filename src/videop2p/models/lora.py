@@ -134,15 +134,16 @@ def _unprefixed_unet(keys) -> bool:
 
 
 def _read_here(keys: list[str]) -> bool:
-    """Whether a LoRA of these `keys` is read here (`_own_state`): a LyCORIS one, or a UNet's unprefixed."""
+    """Whether a LoRA of these `keys` is read here (`_read_state`): a LyCORIS one, or a UNet's unprefixed."""
     return is_lycoris(keys) or _unprefixed_unet(keys)
 
 
-def _own_state(path: Path) -> dict[str, torch.Tensor] | None:
-    """The weights of the LoRA file `path` where they are read here rather than by diffusers' loader from the file:
-    they hold a LyCORIS layer (`lycoris.is_lycoris`), or are a UNet's unprefixed (`_unprefixed_unet`: given
-    back under `unet.`, as the loader reads them); else None (also where it cannot be read: diffusers' loader then
-    says why). A .safetensors file's names are read alone first."""
+def _read_state(path: Path) -> dict[str, torch.Tensor] | None:
+    """The weights of the LoRA file `path`, read here where they must be (`_read_here`: a LyCORIS layer, or a
+    UNet's unprefixed keys, given back under `unet.` as the loader reads them) or where that spares the loader a
+    second reading: a .safetensors file's names are read alone first, and its weights only if they are read here
+    (diffusers' loader maps the others itself); any other file (.pt, .bin, .ckpt) is read whole, once. None where
+    the loader is to read the file itself, or where it cannot be read (the loader then says why)."""
     from safetensors import SafetensorError, safe_open
 
     if path.suffix.lower() == ".safetensors":
@@ -156,7 +157,7 @@ def _own_state(path: Path) -> dict[str, torch.Tensor] | None:
         state = read_weights_file(path, "LoRA", LoraError)
     except LoraError:
         return None
-    if not isinstance(state, dict) or not _read_here(list(map(str, state))):
+    if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
         return None
     return {f"unet.{key}": tensor for key, tensor in state.items()} if _unprefixed_unet(state) else state
 
@@ -175,16 +176,15 @@ def fuse_loras(pipe, lora: dict[str, float], source: str) -> None:
     names = []
     for i, path in enumerate(lora):  # each file and scale checked by the caller first (`check_lora`)
         name, layers = f"lora{i}", 0
-        state = _own_state(files[path])
-        rest = None
-        if state is not None:
-            lycoris, rest = split_lycoris(state)
+        state = _read_state(files[path])
+        lycoris, rest = split_lycoris(state) if state is not None else ({}, None)
+        if lycoris:
             try:
-                layers = fuse_lycoris(lycoris, kohya_layers(unet, text_encoder), lora[path]) if lycoris else 0
+                layers = fuse_lycoris(lycoris, kohya_layers(unet, text_encoder), lora[path])
             except LycorisError as e:
                 pipe.unload_lora_weights()
                 raise LoraError(f"LoRA file {str(path)!r} could not be fused into {source}: {e}.") from None
-        if state is None or rest:  # a LoRA's layers: diffusers' loader
+        if state is None or rest:  # a LoRA's layers: diffusers' loader, from the weights read here or the file
             try:
                 with _quiet_part_notes():
                     pipe.load_lora_weights(rest or str(files[path]), adapter_name=name)
