@@ -27,7 +27,7 @@ def _draws(text: str, stage: str) -> list[str]:
     return [part for part in text.split("\r") if stage in part]
 
 
-def test_a_bar_redraws_on_a_terminal_and_seldom_into_a_log_file(capsys):
+def test_a_bar_redraws_on_a_terminal_and_seldom_into_a_log_file(capsys, monkeypatch):
     """A stage of 20 steps of 25 ms: on a terminal (or a notebook's cell) tqdm's bar is redrawn every 0.1 s, as
     before; into a log file (pytest's capture is no terminal, as a file or pipe is not) it is drawn at its start
     and end alone, where it was redrawn ten times a second, thousands of drawings in the log of a tuning."""
@@ -40,6 +40,11 @@ def test_a_bar_redraws_on_a_terminal_and_seldom_into_a_log_file(capsys):
         time.sleep(0.025)
     logged = _draws(capsys.readouterr().err, "tune")
     assert len(logged) == 2 and "0/20" in logged[0] and "20/20" in logged[-1], logged
+
+    monkeypatch.setenv("TQDM_MININTERVAL", "0.05")  # tqdm's own setting, a user's choice: it rules
+    for _ in steps(range(20), "tune", True):
+        time.sleep(0.025)
+    assert len(_draws(capsys.readouterr().err, "tune")) >= 4
 
     for _ in steps(range(20), "tune", False):
         pass

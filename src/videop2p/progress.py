@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
@@ -30,8 +31,9 @@ def _is_log(stream) -> bool:
 def progress_bar(iterable: Iterable[T] | None = None, **kwargs) -> tqdm:
     """A tqdm bar (`kwargs` are tqdm's) that, where its stream (stderr by default) is a log (`_is_log`), redraws
     every LOG_INTERVAL seconds rather than ten times a second: a log file gets a line's worth a stage, not
-    thousands of drawings."""
-    if _is_log(kwargs.get("file") or sys.stderr):  # miniters 1: tqdm's monitor thread then redraws no stale count
+    thousands of drawings. tqdm's own setting, `TQDM_MININTERVAL` in the environment, is left to rule."""
+    chosen = any(key.upper() == "TQDM_MININTERVAL" for key in os.environ)
+    if _is_log(kwargs.get("file") or sys.stderr) and not chosen:  # miniters 1: no stale redraw by tqdm's monitor
         kwargs = {"mininterval": LOG_INTERVAL, "miniters": 1, **kwargs}
     return tqdm(iterable, **kwargs)
 

@@ -1,12 +1,12 @@
 """LoRA weights (Hu et al. 2022, "LoRA: Low-Rank Adaptation of Large Language Models") fused into a
 loaded model before it is tuned: W <- W + scale * (alpha / rank) * up @ down for each layer they name.
 
-A LoRA file trained for Stable Diffusion 1.x/2.x (a style, a character) is read by diffusers' loader, whatever
-its layout (diffusers', its attention processors' of before 0.17 too, PEFT's, kohya-ss's or the A1111 web UI's
-key names), a LyCORIS file's LoHa, LoKr, Tucker LoCon, full, IA3, DoRA, OFT and BOFT layers (kohya-ss's OFT
-too) by `lycoris` (diffusers reads none for these models), and fused for good: the model is then an ordinary one with other weights, so its
-fingerprint, and with it every workspace entry, is that of the fused weights, and tuning, inversion and
-editing see no adapter at all.
+A LoRA file trained for Stable Diffusion 1.x/2.x (a style, a character) is read by diffusers' loader, whatever its
+layout (diffusers', its attention processors' of before 0.17 too, PEFT's, kohya-ss's or the A1111 web UI's key
+names), a LyCORIS file's LoHa, LoKr, Tucker LoCon, full, IA3, DoRA, OFT and BOFT layers (kohya-ss's OFT too) by
+`lycoris` (diffusers reads none for these models), and fused for good: the model is then an ordinary one with other
+weights, so its fingerprint, and with it every workspace entry, is that of the fused weights, and tuning, inversion
+and editing see no adapter at all.
 """
 
 from __future__ import annotations
