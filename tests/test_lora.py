@@ -333,10 +333,11 @@ def test_a_lycoris_loha_or_lokr_file_is_fused_as_peft_computes_it(tiny, tiny_fol
 
 
 def test_a_lokr_of_full_factors_is_not_scaled_and_a_locon_layer_beside_it_is_fused_by_diffusers(
-    tiny, tiny_folder, tmp_path
+    tiny, tiny_folder, tmp_path, caplog
 ):
     """A LoKr layer of full factors alone takes no alpha / r (LyCORIS's rule; the web UI and ComfyUI read it so);
-    a file holding LoRA layers too (LyCORIS's LoCon writes lora_up/lora_down) has both fused."""
+    a file holding LoRA layers too (LyCORIS's LoCon writes lora_up/lora_down) has both fused, and the run says
+    how many layers of each kind it read."""
     g = torch.Generator().manual_seed(3)
     layer = next(n for n, _ in tiny.unet.named_modules() if n.endswith("attn1.to_k"))
     out_features, in_features = tiny.unet.get_submodule(layer).weight.shape
@@ -345,7 +346,9 @@ def test_a_lokr_of_full_factors_is_not_scaled_and_a_locon_layer_beside_it_is_fus
     pairs = dict(list(_pairs(tiny, seed=9).items())[:3])
     sd = {f"{stem}.lokr_w1": w1, f"{stem}.lokr_w2": w2, f"{stem}.alpha": torch.tensor(100.0), **_kohya(pairs, 2.0)}
     save_file(sd, tmp_path / "mixed.safetensors")
-    fused = load_components(tiny_folder, lora={str(tmp_path / "mixed.safetensors"): -0.5})
+    with caplog.at_level("INFO", logger="videop2p.models.lora"):
+        fused = load_components(tiny_folder, lora={str(tmp_path / "mixed.safetensors"): -0.5})
+    assert "LoRA mixed.safetensors: 4 layers of tiny (LoKr 1, LoRA 3), scale -0.5" in caplog.text
     want = _expected(tiny, (pairs, 2.0, -0.5))
     want[f"unet.{layer}.weight"] += -0.5 * torch.kron(w1, w2)
     _assert_weights(fused, want)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import torch
 
 from videop2p.config import LORA_SCALE_MAX, LORA_SUFFIXES, lora_scale_problem, weights_file_problem
 from videop2p.models.hub import adapter_file
-from videop2p.models.lycoris import LycorisError, fuse_lycoris, is_lycoris, kohya_layers, split_lycoris
+from videop2p.models.lycoris import LycorisError, fuse_lycoris, is_lycoris, kohya_layers, layer_label, split_lycoris
 from videop2p.models.weights import named_keys, read_weights_file
 
 logger = logging.getLogger(__name__)
@@ -175,12 +176,13 @@ def fuse_loras(pipe, lora: dict[str, float], source: str) -> None:
     files = {path: lora_file(path) for path in lora}  # a hub repository's, found or downloaded before any is fused
     names = []
     for i, path in enumerate(lora):  # each file and scale checked by the caller first (`check_lora`)
-        name, layers = f"lora{i}", 0
+        name = f"lora{i}"
         state = _read_state(files[path])
         lycoris, rest = split_lycoris(state) if state is not None else ({}, None)
+        kinds = Counter(layer_label(w) for w in lycoris.values())  # {"LoHa": layers, ...}, said once fused
         if lycoris:
             try:
-                layers = fuse_lycoris(lycoris, kohya_layers(unet, text_encoder), lora[path])
+                fuse_lycoris(lycoris, kohya_layers(unet, text_encoder), lora[path])
             except LycorisError as e:
                 pipe.unload_lora_weights()
                 raise LoraError(f"LoRA file {str(path)!r} could not be fused into {source}: {e}.") from None
@@ -194,7 +196,7 @@ def fuse_loras(pipe, lora: dict[str, float], source: str) -> None:
                 pipe.unload_lora_weights()
                 raise LoraError(f"LoRA file {str(path)!r} could not be fused into {source}: {_reason(e)}.") from e
             names.append(name)
-            layers += _adapted_layers(name, text_encoder, unet)
+            kinds["LoRA"] = _adapted_layers(name, text_encoder, unet)
             damaged = _non_finite_weight(name, text_encoder, unet)
             if damaged is not None:  # fused, it would make the model's layer NaN and be named as the model's
                 pipe.unload_lora_weights()
@@ -202,13 +204,15 @@ def fuse_loras(pipe, lora: dict[str, float], source: str) -> None:
                     f"LoRA file {str(path)!r} holds NaN or infinite values (its {damaged.replace(f'.{name}.', '.')}); "
                     "it is damaged (download it again)."
                 )
+        layers = sum(kinds.values())
         if not layers:
             pipe.unload_lora_weights()
             raise LoraError(
                 f"LoRA file {str(path)!r} adapts no layer of {source}: the layers it names are not this model's "
                 "(a LoRA of another architecture?)."
             )
-        logger.info("LoRA %s: %d layers of %s, scale %g", Path(path).name, layers, source, lora[path])
+        said = ", ".join(f"{kind} {count}" for kind, count in kinds.items() if count)
+        logger.info("LoRA %s: %d layers of %s (%s), scale %g", Path(path).name, layers, source, said, lora[path])
     if names:
         pipe.set_adapters(names, adapter_weights=[lora[path] for i, path in enumerate(lora) if f"lora{i}" in names])
         pipe.fuse_lora(adapter_names=names, lora_scale=1.0)

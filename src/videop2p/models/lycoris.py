@@ -62,6 +62,15 @@ def kind_of(names) -> str | None:
     return "LoCon" if locon else None
 
 
+def layer_label(w: dict[str, torch.Tensor]) -> str:
+    """A LyCORIS layer's kind as a user knows it: `kind_of`'s, BOFT for OFT blocks of four axes, and "DoRA" after
+    it where the layer has a magnitude (a DoRA LoCon: "LoCon DoRA")."""
+    kind = kind_of(w)
+    if kind == "OFT" and "oft_blocks" in w and w["oft_blocks"].ndim == 4:
+        kind = "BOFT"
+    return f"{kind} DoRA" if DORA_NAME in w else str(kind)
+
+
 def _layers(keys) -> dict[str, set[str]]:
     """kohya-ss keys LAYER.NAME grouped: {layer: its names}."""
     layers: dict[str, set[str]] = {}
