@@ -88,6 +88,13 @@ def test_a_kohya_lora_is_fused_as_its_formula_says_and_the_model_is_named_by_it(
     assert fused.info.fingerprint != plain.info.fingerprint  # so its tuned clips are its own in the workspace
     again = load_components(tiny_folder, lora={str(tmp_path / "style.safetensors"): 0.5})
     assert again.info.identity == fused.info.identity  # and the same LoRA finds them again
+    layers = len(pairs)  # `videop2p info --lora` says what the file gave
+    assert fused.info.to_dict()["loras"] == {"style.safetensors": f"LoRA {layers} at scale 0.5"}
+    assert "loras" not in plain.info.to_dict()
+    shown = CliRunner().invoke(
+        app, ["info", "--model", str(tiny_folder), "--lora", f"{tmp_path / 'style.safetensors'}=0.5"]
+    )
+    assert shown.exit_code == 0 and f"loras: {{'style.safetensors': 'LoRA {layers} at scale 0.5'}}" in shown.output
 
 
 def test_peft_layout_loras_add_up_each_at_its_own_scale(tiny, tiny_folder, tmp_path):

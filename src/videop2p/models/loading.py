@@ -10,7 +10,7 @@ import os
 import re
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -81,6 +81,7 @@ class ModelInfo:
     cross_attention_dim: int  # width of the text embedding
     attention_layers: tuple[AttentionLayer, ...] = field(default_factory=tuple)  # every attention layer
     embeddings: tuple[tuple[str, int], ...] = ()  # (prompt word, vectors) of each textual-inversion embedding
+    loras: tuple[tuple[str, str], ...] = ()  # (file name, what it gave at its scale) of each fused LoRA file
 
     @property
     def fingerprint(self) -> str:
@@ -113,6 +114,7 @@ class ModelInfo:
             "cross_attention_dim": self.cross_attention_dim,
             "attention_resolutions": sorted({layer.downsample for layer in self.attention_layers}),
             **({"embeddings": dict(self.embeddings)} if self.embeddings else {}),
+            **({"loras": dict(self.loras)} if self.loras else {}),
         }
 
 
@@ -879,9 +881,8 @@ def load_components(
         parts = (*parts[:2], load_vae(vae, parts[2], hub_offline()), *parts[3:])
         source = f"{source}+{vae_name(vae)}"
     tokenizer, text_encoder, vae, unet, scheduler, video = parts
-    if lora:
-        fuse_loras(image_pipeline(*parts[:5]), lora, source)
-        source = "+".join([source, *(Path(p).stem for p in lora)])
+    fused = fuse_loras(image_pipeline(*parts[:5]), lora, source) if lora else {}
+    source = "+".join([source, *(Path(p).stem for p in lora or ())])
     if embeddings:
         add_embeddings(tokenizer, text_encoder, embeddings, source)
         source = "+".join([source, *(Path(p).stem for p in embeddings)])
@@ -896,7 +897,7 @@ def load_components(
         source,
         {"text_encoder": text_encoder.state_dict(), "vae": vae.state_dict(), "unet": unet.state_dict(), **temporal},
     )
-    info = model_info(tokenizer, text_encoder, vae, unet, scheduler, source, video)
+    info = replace(model_info(tokenizer, text_encoder, vae, unet, scheduler, source, video), loras=fused)
     for module in (text_encoder, vae, unet):
         p = next(module.parameters())
         if p.dtype != dtype or p.device != torch.device(device):

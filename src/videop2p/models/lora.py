@@ -163,7 +163,7 @@ def _read_state(path: Path) -> dict[str, torch.Tensor] | None:
     return {f"unet.{key}": tensor for key, tensor in state.items()} if _unprefixed_unet(state) else state
 
 
-def fuse_loras(pipe, lora: dict[str, float], source: str) -> None:
+def fuse_loras(pipe, lora: dict[str, float], source: str) -> tuple[tuple[str, str], ...]:
     """Fuse each LoRA file of `lora` (path -> scale) into the text encoder and UNet of `pipe` (diffusers'
     `StableDiffusionPipeline` of the model's modules, `loading.image_pipeline`: what it fuses is theirs), in
     place, through diffusers' loader and PEFT (the adapters are then removed); a LyCORIS file's LoHa, LoKr,
@@ -171,10 +171,11 @@ def fuse_loras(pipe, lora: dict[str, float], source: str) -> None:
     by diffusers, after all files: a DoRA, IA3 or OFT layer acts on the weights as the LyCORIS layers before it
     left them).
     A file that is not LoRA weights, or whose layers are not this model's (another architecture's), is a
-    LoraError naming it, and so is one that adapts no layer or holds NaN or infinite values."""
+    LoraError naming it, and so is one that adapts no layer or holds NaN or infinite values. Returns, for each
+    file, (its name, what it gave: "LoKr 1, LoRA 3 at scale -0.5")."""
     text_encoder, unet = pipe.text_encoder, pipe.unet
     files = {path: lora_file(path) for path in lora}  # a hub repository's, found or downloaded before any is fused
-    names = []
+    names, fused = [], []
     for i, path in enumerate(lora):  # each file and scale checked by the caller first (`check_lora`)
         name = f"lora{i}"
         state = _read_state(files[path])
@@ -213,7 +214,9 @@ def fuse_loras(pipe, lora: dict[str, float], source: str) -> None:
             )
         said = ", ".join(f"{kind} {count}" for kind, count in kinds.items() if count)
         logger.info("LoRA %s: %d layers of %s (%s), scale %g", Path(path).name, layers, source, said, lora[path])
+        fused.append((Path(path).name, f"{said} at scale {lora[path]:g}"))
     if names:
         pipe.set_adapters(names, adapter_weights=[lora[path] for i, path in enumerate(lora) if f"lora{i}" in names])
         pipe.fuse_lora(adapter_names=names, lora_scale=1.0)
         pipe.unload_lora_weights()  # the adapters go; the fused weights stay
+    return tuple(fused)
