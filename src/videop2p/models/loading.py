@@ -881,7 +881,7 @@ def load_components(
         parts = (*parts[:2], load_vae(vae, parts[2], hub_offline()), *parts[3:])
         source = f"{source}+{vae_name(vae)}"
     tokenizer, text_encoder, vae, unet, scheduler, video = parts
-    fused = fuse_loras(image_pipeline(*parts[:5]), lora, source) if lora else {}
+    fused = fuse_loras(image_pipeline(*parts[:5]), lora, source) if lora else ()
     source = "+".join([source, *(Path(p).stem for p in lora or ())])
     if embeddings:
         add_embeddings(tokenizer, text_encoder, embeddings, source)
