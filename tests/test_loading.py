@@ -741,3 +741,33 @@ def test_a_hub_models_revision_the_hub_lacks_is_said_from_its_one_listing(hub_ca
         load_components("some-org/sd@v9")
     assert asked == [("some-org/sd", "v9")] and hub_cache.connects == []
     assert "(HubError: the hub repository 'some-org/sd' has no revision 'v9')" in str(missing.value)
+
+
+def test_a_damaged_hub_file_in_the_cache_is_named_as_the_user_gave_it(tiny_folder, hub_cache):
+    """A model checkpoint, VAE or embedding given as a hub repository's file whose copy in the Hugging Face cache
+    cannot be read: the error names it as the user gave it (owner/name/FILE), then the copy's path, where it named
+    only the cache's path, a name the user never typed. A local file of that kind keeps its own name."""
+    from videop2p.models.embeddings import EmbeddingError
+    from videop2p.models.loading import ModelLoadError
+    from videop2p.models.vae import VaeError
+
+    snapshot = hub_cache.snapshot("someone/damaged")
+    snapshot.mkdir(parents=True)
+    for name in ("model.safetensors", "vae.safetensors", "emb.safetensors"):
+        (snapshot / name).write_bytes(b"\xff" * 300)  # no safetensors header
+    cases = (
+        ({"model": "someone/damaged/model.safetensors"}, ModelLoadError),
+        ({"model": tiny_folder, "vae": "someone/damaged/vae.safetensors"}, VaeError),
+        ({"model": tiny_folder, "embeddings": {"someone/damaged/emb.safetensors": None}}, EmbeddingError),
+    )
+    for kwargs, error in cases:
+        given = next(iter(kwargs["embeddings"])) if "embeddings" in kwargs else kwargs.get("vae", kwargs["model"])
+        with pytest.raises(error) as e:
+            load_components(**kwargs)
+        message = str(e.value)
+        copy = snapshot / given.rsplit("/", 1)[1]
+        assert f"{given!r} (its copy in the Hugging Face cache: {copy})" in message and "\n" not in message, message
+    local = snapshot.parent.parent / "local.safetensors"
+    local.write_bytes(b"\xff" * 300)
+    with pytest.raises(VaeError, match=f"VAE file {str(local)!r} cannot be read as weights"):
+        load_components(tiny_folder, vae=str(local))

@@ -20,7 +20,7 @@ import torch
 from transformers import AddedToken
 
 from videop2p.config import EMBEDDING_SUFFIXES, embedding_token_problem, weights_file_problem
-from videop2p.models.hub import adapter_file
+from videop2p.models.hub import adapter_file, named_as_given
 from videop2p.models.weights import read_weights_file
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,8 @@ def read_embedding(path: str | os.PathLike) -> tuple[str, torch.Tensor]:
 
     names = (TEXT_INVERSION_NAME_SAFE, TEXT_INVERSION_NAME)  # a hub repository's file (sd-concepts-library's)
     p = adapter_file(path, "embedding", EMBEDDING_SUFFIXES, names, EmbeddingError)
-    data = read_weights_file(p, "embedding", EmbeddingError)
+    with named_as_given(path, p, EmbeddingError):
+        data = read_weights_file(p, "embedding", EmbeddingError)
     named = None
     if isinstance(data, dict) and any(k in data for k in _SDXL_KEYS):
         raise EmbeddingError(

@@ -10,7 +10,9 @@ no request.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from videop2p.config import hub_download_command, hub_file_id, hub_file_of
@@ -137,6 +139,24 @@ def hub_file(
         f"({reason}). On a connected machine run `{hub_download_command(hub_file_id(spec, suffixes))}`, or give a "
         "local file."
     )
+
+
+@contextlib.contextmanager
+def named_as_given(spec: str | os.PathLike, path: Path, *errors: type[Exception]) -> Iterator[None]:
+    """While the file `path` that `spec` named is read: where it is a hub repository's copy in the Hugging Face
+    cache (not `spec` itself), an error of `errors` that quotes the copy's path quotes `spec` instead, the copy's
+    path said after it (the user gave the repository's name, not the cache's)."""
+    try:
+        yield
+    except errors as e:
+        text, given = str(e), str(spec)
+        if path == Path(given).expanduser():
+            raise
+        for quoted in (repr(str(path)), str(path)):
+            if quoted in text:
+                said = f"{given!r} (its copy in the Hugging Face cache: {path})"
+                raise type(e)(text.replace(quoted, said, 1)) from None
+        raise
 
 
 def adapter_file(

@@ -31,7 +31,7 @@ from videop2p.config import (
 )
 from videop2p.models import tav
 from videop2p.models.embeddings import add_embeddings, added_tokens, check_embedding, embedding_words
-from videop2p.models.hub import hub_file, hub_files, hub_load_kwargs, hub_offline
+from videop2p.models.hub import hub_file, hub_files, hub_load_kwargs, hub_offline, named_as_given
 from videop2p.models.lora import check_lora, fuse_loras
 from videop2p.models.schedulers import scheduler_config_problem
 from videop2p.models.tokenizer import bundled_tokenizer
@@ -866,12 +866,17 @@ def load_components(
             parts = _load_local_folder(path)
             source = path.name
         elif path.is_file() or _hub_model_file(model):
-            if not path.is_file():  # a hub repository's single-file checkpoint, from the cache or downloaded
+            local = path.is_file()
+            if not local:  # a hub repository's single-file checkpoint, from the cache or downloaded
                 path = hub_file(str(model), "model", MODEL_FILE_SUFFIXES, (), ModelNotFoundError)
-                _check_model_file(path)
-            parts = (
-                _load_flat_file(path) if _is_flat_file(path) else _load_original_checkpoint(path, config, hub_offline())
-            )
+            with named_as_given(model, path, ModelLoadError, ModelNotFoundError):
+                if not local:
+                    _check_model_file(path)
+                parts = (
+                    _load_flat_file(path)
+                    if _is_flat_file(path)
+                    else _load_original_checkpoint(path, config, hub_offline())
+                )
             source = path.name
         else:
             hub = hub_repository(str(model))

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from videop2p.config import HubFile, hub_download_command, hub_file_of, hub_name, hub_repository, weights_file_problem
-from videop2p.models.hub import hub_file, hub_files, hub_load_kwargs, sorted_weights
+from videop2p.models.hub import hub_file, hub_files, hub_load_kwargs, named_as_given, sorted_weights
 from videop2p.models.weights import first_line, load_pretrained, load_state, read_weights_file
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,9 @@ def load_vae(spec: str | os.PathLike, like, offline: bool):
         elif path.is_file():
             vae = _vae_file(path, like)
         elif hub is not None and hub.file is not None:  # a hub repository's file, owner/name/FILE
-            vae = _vae_file(hub_file(text, "VAE", VAE_FILE_SUFFIXES, (), VaeError), like)
+            file = hub_file(text, "VAE", VAE_FILE_SUFFIXES, (), VaeError)
+            with named_as_given(text, file, VaeError):
+                vae = _vae_file(file, like)
         else:
             vae = _vae_hub(hub_repository(text), offline)
     except VaeError:
