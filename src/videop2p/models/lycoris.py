@@ -106,14 +106,14 @@ def kohya_layers(unet: torch.nn.Module, text_encoder: torch.nn.Module) -> dict[s
     '_' for '.' (the text encoder's under `text_model_`, as CLIPTextModel's checkpoints name it; the UNet's also
     under kohya-ss's OFT prefix)."""
     names = {}
-    parts = (("lora_unet_", unet), (KOHYA_OFT_PREFIX, unet), ("lora_te_", text_encoder))  # kohya-ss's prefixes
-    for prefix, part in parts:
+    for prefixes, part in ((("lora_unet_", KOHYA_OFT_PREFIX), unet), (("lora_te_",), text_encoder)):  # kohya-ss's
         for name, layer in part.named_modules():
             if isinstance(layer, torch.nn.Linear | torch.nn.Conv2d):
                 flat = name.replace(".", "_")
-                names[prefix + flat] = layer
-                if prefix == "lora_te_" and not flat.startswith("text_model_"):
-                    names[f"{prefix}text_model_{flat}"] = layer
+                for prefix in prefixes:
+                    names[prefix + flat] = layer
+                if part is text_encoder and not flat.startswith("text_model_"):
+                    names[f"lora_te_text_model_{flat}"] = layer
     return names
 
 
@@ -278,14 +278,20 @@ def cayley(blocks: torch.Tensor, constraint: float) -> torch.Tensor:
     return (eye + q) @ torch.linalg.inv(eye - q)
 
 
+def _partway(rotations: torch.Tensor, multiplier: float) -> torch.Tensor:
+    """Rotations (..., n, n) taken `multiplier` of the way from the identity: multiplier (R - I) + I, as LyCORIS and
+    kohya-ss scale an OFT or BOFT layer."""
+    eye = torch.eye(rotations.shape[-1], dtype=rotations.dtype)
+    return multiplier * (rotations - eye) + eye
+
+
 def oft_weight(weight: torch.Tensor, rotations: torch.Tensor, multiplier: float) -> torch.Tensor:
     """OFT's weight, as LyCORIS (`DiagOFTModule.make_weight`) and kohya-ss (`OFTInfModule.merge_to`) merge it:
     the outputs of `weight` (out, ...) in k blocks of n, each block's rows mixed by its rotation (k, n, n), taken
     `multiplier` of the way, W'_k = (multiplier (R_k - I) + I)^T W_k."""
     k, n, _ = rotations.shape
-    mixing = multiplier * (rotations - torch.eye(n)) + torch.eye(n)  # (k, n, n)
     blocks = weight.reshape(k, n, -1)  # (k, n, in * kh * kw)
-    return torch.einsum("k n m, k n r -> k m r", mixing, blocks).reshape(weight.shape)
+    return torch.einsum("k n m, k n r -> k m r", _partway(rotations, multiplier), blocks).reshape(weight.shape)
 
 
 def boft_weight(weight: torch.Tensor, rotations: torch.Tensor, multiplier: float) -> torch.Tensor:
@@ -295,8 +301,7 @@ def boft_weight(weight: torch.Tensor, rotations: torch.Tensor, multiplier: float
     way), and permuted back."""
     m, _, b, _ = rotations.shape
     rows = weight
-    for i in range(m):
-        mixing = multiplier * (rotations[i] - torch.eye(b)) + torch.eye(b)  # (k, b, b)
+    for i, mixing in enumerate(_partway(rotations, multiplier)):  # (k, b, b) each
         stride = 2**i * (b // 2)
         rows = rows.unflatten(0, (-1, 2, stride)).transpose(1, 2).flatten(0, 2).unflatten(0, (-1, b))
         rows = torch.einsum("k i j, k j ... -> k i ...", mixing, rows)
@@ -340,12 +345,12 @@ def oft_rotations(
     return (blocks if stored else cayley(blocks, constraint)), rescale
 
 
-def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, torch.nn.Module], scale: float) -> int:
+def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, torch.nn.Module], scale: float) -> None:
     """Add `scale` times each LyCORIS layer's weight difference (`layer_delta`) to the model's layer of its name
     (`layers`, `kohya_layers`), or set a DoRA, (IA)^3 or OFT layer's weight to `dora_weight`, `ia3_weight`,
     `oft_weight` or `boft_weight` at `scale` (these act on the weight as the LyCORIS layers before them left it),
-    in place, one layer at a time; the number of layers. A layer the model lacks is a LycorisError before any is
-    changed; one that does not fit, or NaN or infinite values, stops it part-way (the caller discards the model)."""
+    in place, one layer at a time. A layer the model lacks is a LycorisError before any is changed; one that does
+    not fit, or NaN or infinite values, stops it part-way (the caller discards the model)."""
     missing = sorted(name for name in lycoris if name not in layers)
     if missing:
         raise LycorisError(
@@ -354,9 +359,10 @@ def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, 
     for name, w in lycoris.items():
         weight, bias = layers[name].weight, layers[name].bias
         factors = delta = delta_b = magnitude = rotations = rescale = None
-        if kind_of(w) == "IA3":  # a product with the weight, not a difference added to it
+        kind = kind_of(w)
+        if kind == "IA3":  # a product with the weight, not a difference added to it
             factors, on_input = ia3_factors(name, w, weight.shape)
-        elif kind_of(w) == "OFT":  # a rotation of the weight's outputs
+        elif kind == "OFT":  # a rotation of the weight's outputs
             rotations, rescale = oft_rotations(name, w, weight.shape)
         else:
             delta, delta_b = layer_delta(name, w, weight.shape), bias_delta(name, w, bias)
@@ -383,4 +389,3 @@ def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, 
                 weight.add_((scale * delta).to(weight.dtype))
             if delta_b is not None:
                 bias.add_((scale * delta_b).to(bias.dtype))
-    return len(lycoris)
