@@ -8,7 +8,8 @@ to_v, to_out.0) and of the text encoder (q, k, v, out_proj), as style LoRAs are 
 `--factor`'s side, a rank-r one) over the same layers instead, fused by `models.lycoris`; `--kind dora`
 a LoRA whose layers carry a DoRA magnitude (`dora_scale`, one per output, as LyCORIS writes it); `--kind ia3`
 LyCORIS's (IA)^3, a factor per output; `--kind oft` LyCORIS's diag-OFT, blocks of `--rank` outputs, and `--kind
-boft` its BOFT, butterfly factors of such blocks (as many as the outputs allow, up to 4).
+boft` its BOFT, butterfly factors of such blocks (as many as the outputs allow, up to 4); `--kind glora`
+LyCORIS 3.0's GLoRA, two rank-r pairs (A mixing the inputs, B added), in the layout LyCORIS writes now.
 Prints the seconds (median of the repeats, each on fresh weights), the file's size and the layers
 it adapts, and checks one fused layer against its formula.
 
@@ -20,6 +21,7 @@ it adapts, and checks one fused layer against its formula.
     python bench/lora.py --kind ia3
     python bench/lora.py --kind oft --rank 8
     python bench/lora.py --kind boft --rank 8
+    python bench/lora.py --kind glora --rank 16
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ TEXT_ENDS = ("q_proj", "k_proj", "v_proj", "out_proj")
 
 
 def kohya_lora(comps, rank: int, kind: str = "lora", factor: int = 8) -> dict[str, torch.Tensor]:
-    """A kohya-ss LoRA (or LyCORIS LoHa, LoKr, DoRA or IA3, `kind`) of `rank` over every attention projection, alpha =
+    """A kohya-ss LoRA (or LyCORIS LoHa, LoKr, DoRA, IA3, OFT, BOFT or GLoRA, `kind`) of `rank` over every attention projection, alpha =
     rank / 2; DoRA's magnitudes near the layers' own row norms."""
     g, sd = torch.Generator().manual_seed(0), {}
     for part, prefix, ends in (("unet", "lora_unet_", UNET_ENDS), ("text_encoder", "lora_te_text_model_", TEXT_ENDS)):
@@ -63,6 +65,11 @@ def kohya_lora(comps, rank: int, kind: str = "lora", factor: int = 8) -> dict[st
                     sd[f"{stem}.oft_blocks"] = torch.randn(*shape, generator=g) * 0.01
                     sd[f"{stem}.alpha"] = torch.tensor(1e-3)
                     continue
+                elif kind == "glora":  # LyCORIS 3.0's: a1 (in, r), a2 (r, in), b1 (out, r), b2 (r, in)
+                    for name, shape in (("a1", (in_features, rank)), ("a2", (rank, in_features))):
+                        sd[f"{stem}.{name}.weight"] = torch.randn(*shape, generator=g) * 0.01
+                    for name, shape in (("b1", (out_features, rank)), ("b2", (rank, in_features))):
+                        sd[f"{stem}.{name}.weight"] = torch.randn(*shape, generator=g) * 0.01
                 elif kind == "ia3":  # no rank: one factor per output
                     sd[f"{stem}.weight"] = torch.randn(out_features, generator=g) * 0.1
                     sd[f"{stem}.on_input"] = torch.tensor(0)
@@ -119,6 +126,9 @@ def layer_formula(lora: dict[str, torch.Tensor], stem: str, kind: str, before: t
             permute = butterfly(before.shape[0], factor.shape[-1], i)
             before = permute.T @ torch.block_diag(*factor) @ permute @ before
         return before
+    if kind == "glora":  # W + (alpha / r) (W A + B), A = a1 a2, B = b1 b2
+        a, b = w["a1.weight"] @ w["a2.weight"], w["b1.weight"] @ w["b2.weight"]
+        return before + (w["alpha"] / w["a2.weight"].shape[0]) * (before @ a + b)
     if kind == "loha":
         rank = w["hada_w1_b"].shape[0]
         return before + (w["alpha"] / rank) * (w["hada_w1_a"] @ w["hada_w1_b"]) * (w["hada_w2_a"] @ w["hada_w2_b"])
@@ -129,7 +139,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rank", type=int, default=32, help="the LoRA's rank; OFT's and BOFT's block size")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--kind", choices=("lora", "loha", "lokr", "dora", "ia3", "oft", "boft"), default="lora")
+    parser.add_argument(
+        "--kind", choices=("lora", "loha", "lokr", "dora", "ia3", "oft", "boft", "glora"), default="lora"
+    )
     parser.add_argument("--factor", type=int, default=8, help="LoKr's full factor's side")
     parser.add_argument("--file", choices=("safetensors", "bin"), default="safetensors", help="the file's format")
     args = parser.parse_args()

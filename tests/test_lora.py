@@ -666,6 +666,122 @@ def test_a_boft_layer_is_its_butterfly_product_of_block_rotations(tiny, tiny_fol
                 torch.testing.assert_close(norms, torch.linalg.vector_norm(layer.weight, dim=0))
 
 
+def _glora_factors(layer, layout: str, core: bool, g) -> dict[str, torch.Tensor]:
+    """Random GLoRA factors of rank RANK for `layer`, as LyCORIS saves them: from 3.0, a2 (in -> r) and a1 (r -> in)
+    1x1 maps, b2 (in -> r, the layer's kernel; or 1x1 with a core bm (r -> r) of the kernel), b1 (r -> out); in 2.x,
+    a1 (in -> r), a2 (r -> in), b1 (in -> r), b2 (r -> out), Linear or 1x1 alone."""
+    out, inputs, *kernel = layer.weight.shape
+    ones = [1] * len(kernel)
+
+    def factor(rows, cols, *k):
+        return 0.1 * torch.randn(rows, cols, *(k or ones), generator=g)
+
+    if layout == "2.x":
+        return {
+            "a1": factor(RANK, inputs),
+            "a2": factor(inputs, RANK),
+            "b1": factor(RANK, inputs),
+            "b2": factor(out, RANK),
+        }
+    w = {"a1": factor(inputs, RANK), "a2": factor(RANK, inputs), "b1": factor(out, RANK)}
+    if core:
+        return w | {"b2": factor(RANK, inputs), "bm": factor(RANK, RANK, *kernel)}
+    return w | {"b2": factor(RANK, inputs, *kernel)}
+
+
+def _glora_change(layer, w: dict[str, torch.Tensor], layout: str, x: torch.Tensor) -> torch.Tensor:
+    """What a GLoRA layer adds to `layer`'s output for `x`, as its bypass forward computes it (W A x + B x, unscaled):
+    the maps applied in a row, the layer's own W (no bias) after A, B's kernel with the layer's stride and padding."""
+    conv = isinstance(layer, torch.nn.Conv2d)
+
+    def apply(t, weight, own=False):
+        if not conv:
+            return F.linear(t, weight.reshape(weight.shape[0], -1))
+        if own:  # a kernel's map: the layer's stride and padding
+            return F.conv2d(t, weight, stride=layer.stride, padding=layer.padding)
+        return F.conv2d(t, weight)
+
+    if layout == "2.x":  # A x = a2(a1(x)), B x = b2(b1(x))
+        ax, bx = apply(apply(x, w["a1"]), w["a2"]), apply(apply(x, w["b1"]), w["b2"])
+    else:  # A x = a1(a2(x)), B x = b1(b2(x)) or b1(bm(b2(x)))
+        ax = apply(apply(x, w["a2"]), w["a1"])
+        bx = (
+            apply(apply(apply(x, w["b2"]), w["bm"], own=True), w["b1"])
+            if "bm" in w
+            else apply(apply(x, w["b2"], own=True), w["b1"])
+        )
+    return apply(ax, layer.weight, own=True) + bx
+
+
+def test_a_glora_layer_of_either_lycoris_layout_changes_the_layer_as_its_forward_does(tiny, tiny_folder, tmp_path):
+    """GLoRA (Chavan et al. 2023): a layer's output W x + b becomes W (x + s A x) + b + s B x, s the scale times
+    alpha / r, fused as W + s (W A + B). LyCORIS 3.0 on saves A's and B's factors in one layout (a 3x3 convolution's
+    B with its kernel, or with a Tucker core bm), 2.x in another (Linear and 1x1 layers); each file is told apart by
+    its shapes and checked here against the layers' forwards on random inputs, for Linear, 1x1 and 3x3 layers of the
+    UNet and the text encoder. These files were refused as keys of no LoRA layout."""
+    layers = _oft_layers(tiny)
+    g = torch.Generator().manual_seed(31)
+    files, factors = {}, {}
+    for layout, alpha in (("3.0", 2.0), ("2.x", 8.0)):
+        sd, factors[layout], cores = {}, {}, 0
+        for key, layer in layers.items():
+            if layout == "2.x" and layer.weight[0, 0].numel() > 1:
+                continue  # 2.x adapts no wider kernel
+            core = layer.weight.ndim == 4 and layer.weight.shape[2] > 1 and cores < 2
+            cores += core
+            w = factors[layout][key] = _glora_factors(layer, layout, core, g)
+            stem = _kohya_stem(key)
+            sd |= {f"{stem}.{name}.weight": t for name, t in w.items()} | {f"{stem}.alpha": torch.tensor(alpha)}
+        files[layout] = (sd, alpha)
+        save_file(sd, tmp_path / f"glora-{layout}.safetensors")
+    assert len(factors["2.x"]) < len(factors["3.0"]) and any("bm" in w for w in factors["3.0"].values())
+
+    for layout, scale in (("3.0", 1.0), ("3.0", -0.5), ("2.x", 0.5)):
+        fused = load_components(tiny_folder, lora={str(tmp_path / f"glora-{layout}.safetensors"): scale})
+        modules = {
+            f"{part}.{n}": m for part in ("unet", "text_encoder") for n, m in getattr(fused, part).named_modules()
+        }
+        s = scale * files[layout][1] / RANK
+        for key, w in factors[layout].items():
+            layer, got = layers[key], modules[key]
+            x = torch.randn(2, layer.weight.shape[1], *([9, 9] if layer.weight.ndim == 4 else []), generator=g)
+            with torch.no_grad():
+                want = layer(x) + s * _glora_change(layer, w, layout, x)
+                torch.testing.assert_close(got(x), want, atol=1e-5, rtol=1e-4, msg=f"{layout} {key}")
+                assert not torch.allclose(got(x), layer(x), atol=1e-4), (layout, key)
+        untouched = next(k for k in layers if k not in factors[layout]) if layout == "2.x" else None
+        if untouched:
+            torch.testing.assert_close(modules[untouched].weight, layers[untouched].weight)
+
+
+def test_a_glora_file_of_no_one_layout_is_one_line_naming_what_does_not_fit(tiny, tiny_folder, tmp_path):
+    layers = _oft_layers(tiny)
+    g = torch.Generator().manual_seed(32)
+    square = next(k for k in layers if k.endswith("attn1.to_q"))  # (32, 32)
+    wide = next(k for k in layers if k.endswith("time_emb_proj"))  # (32, 128)
+
+    def glora(key, layout, **extra):
+        w = _glora_factors(layers[key], layout, False, g)
+        return {f"{_kohya_stem(key)}.{name}.weight": t for name, t in w.items()} | extra
+
+    new, old = glora(wide, "3.0"), glora(square, "2.x")
+    full = {
+        f"{_kohya_stem(square)}.{n}.weight": 0.1 * torch.randn(32, 32, generator=g) for n in ("a1", "a2", "b1", "b2")
+    }
+    a1 = f"{_kohya_stem(wide)}.a1.weight"
+    cases = {
+        "neither": ({**new, a1: new[a1][:100]}, "(a1 (100, 4), a2 (4, 128), b1 (32, 4), b2 (4, 128)) fits neither of"),
+        "two_layouts": ({**new, **old}, "its GLoRA layers are of two layouts ("),
+        "full_rank_square": (full, "whose shapes are the same in LyCORIS 2.x's layout and 3.0's"),
+        "no_b2": ({k: v for k, v in new.items() if not k.endswith("b2.weight")}, "GLoRA layer "),
+        "dora": ({**new, f"{_kohya_stem(wide)}.dora_scale": torch.ones(32, 1)}, "holds dora_scale beside GLoRA"),
+        "nan": ({**new, a1: torch.full_like(new[a1], float("nan"))}, "holds NaN or infinite values (its layer"),
+    }
+    _refused_in_one_line(tiny_folder, tmp_path, cases)
+    with pytest.raises(LoraError, match="lacks b2.weight"):
+        load_components(tiny_folder, lora={str(tmp_path / "no_b2.safetensors"): 1.0})
+
+
 def _refused_in_one_line(tiny_folder, tmp_path, cases: dict, naming: str = "") -> None:
     """Each case's weights {name: (weights, words)}, saved as NAME.safetensors, refused by `load_components` in one
     line naming the file, saying `words` (and `naming`)."""

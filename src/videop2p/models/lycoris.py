@@ -20,7 +20,10 @@ read for Stable Diffusion 1.x/2.x:
   kohya-ss's OFT, `oft_unet_...` keys, which compute it alike): W's outputs rotated block by block by the Cayley
   transform of the trained `oft_blocks` (`oft_weight`), or in LyCORIS 2.0's files by the stored rotation
   `oft_diag`; BOFT (Liu et al. 2024, "Parameter-Efficient Orthogonal Finetuning via Butterfly Factorization"):
-  `oft_blocks` of four axes, a product of such rotations between butterfly permutations (`boft_weight`).
+  `oft_blocks` of four axes, a product of such rotations between butterfly permutations (`boft_weight`);
+- GLoRA (Chavan et al. 2023, "One-for-All: Generalized LoRA for Parameter-Efficient Fine-tuning"): W += (alpha / r)
+  (W A + B), A and B low-rank products (`glora_delta`), in the layout of LyCORIS 3.0 on or of the 2.x before it,
+  told apart by the file's shapes (`glora_layout`).
 
 LoHa and LoKr are computed as peft's LoHa and LoKr layers compute them (the same formulas, ported from LyCORIS).
 """
@@ -37,6 +40,8 @@ LOCON_NAMES = ("lora_up.weight", "lora_down.weight", "lora_mid.weight")  # a LoC
 DORA_NAME = "dora_scale"  # a DoRA layer's magnitude, beside its LoCon, LoHa or LoKr weights
 IA3_NAMES = ("weight", "on_input")  # an (IA)^3 layer's factors and whether they scale its inputs
 OFT_NAMES = ("oft_blocks", "oft_diag", "rescale")  # an OFT layer's: skew parts (or rotations), output scales
+GLORA_NAMES = ("a1.weight", "a2.weight", "b1.weight", "b2.weight", "bm.weight")  # A's, B's factors, B's core
+GLORA_LAYOUTS = ("LyCORIS 3.0 on", "LyCORIS 2.x")  # GLoRA's layouts: factors transposed and named apart
 KOHYA_OFT_PREFIX = "oft_unet_"  # kohya-ss's OFT names a UNet layer as its LoRAs do under lora_unet_
 
 
@@ -47,7 +52,7 @@ class LycorisError(ValueError):
 def kind_of(names) -> str | None:
     """The LyCORIS adapter a layer whose weights are `names` (kohya-ss's, after LAYER.) belongs to: "LoHa",
     "LoKr", "LoCon" (with a Tucker core or a DoRA magnitude), "Full" (a whole difference), "IA3", "OFT" (BOFT
-    too: their shapes tell them apart), or None (a LoRA layer, or none)."""
+    too: their shapes tell them apart), "GLoRA", or None (a LoRA layer, or none)."""
     names = set(names)
     for mark, kind in (("hada_", "LoHa"), ("lokr_", "LoKr")):
         if any(name.startswith(mark) for name in names):
@@ -58,6 +63,8 @@ def kind_of(names) -> str | None:
         return "IA3"
     if names & {"oft_blocks", "oft_diag"}:
         return "OFT"
+    if "a1.weight" in names:
+        return "GLoRA"
     locon = "lora_mid.weight" in names or (DORA_NAME in names and "lora_up.weight" in names)
     return "LoCon" if locon else None
 
@@ -179,6 +186,7 @@ def _check_names(layer: str, w: dict[str, torch.Tensor], kind: str) -> None:
         "Full": ("diff",),
         "IA3": IA3_NAMES,
         "OFT": OFT_NAMES,
+        "GLoRA": GLORA_NAMES,
     }[kind]
     allowed = {"alpha"} | ({DORA_NAME} if kind in ("LoHa", "LoKr", "LoCon") else set())  # of these, DoRA's
     extra = sorted(name for name in w if name not in allowed and not name.startswith(marks))
@@ -345,17 +353,95 @@ def oft_rotations(
     return (blocks if stored else cayley(blocks, constraint)), rescale
 
 
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    """A factor (rows, ...) as a matrix (rows, the rest): a convolution's kernel as one axis."""
+    return t.reshape(t.shape[0], -1)
+
+
+def glora_fits(w: dict[str, torch.Tensor], shape: torch.Size) -> set[str]:
+    """The GLoRA layouts (`GLORA_LAYOUTS`) whose shapes a layer's weights `w` have for a model layer of shape
+    `shape` (out, in, ...): LyCORIS 3.0 on, a1 (in, r), a2 (r, in), b1 (out, r), b2 (r, in, kh, kw) or, with a
+    core bm (r, r, kh, kw), b2 (r, in); LyCORIS 2.x, a1 (r, in), a2 (in, r), b1 (r, in), b2 (out, r), a Linear or
+    1x1 convolution's (the 1x1 kernels as one axis). Both where r = in = out; none for another model's layer."""
+    out, inputs, kernel = shape[0], shape[1], math.prod(shape[2:])
+    a1, a2, b1, b2 = (tuple(_flat(w[name]).shape) for name in GLORA_NAMES[:4])
+    r = a2[0]
+    fits = set()
+    if "bm.weight" in w:
+        b_fits = b2 == (r, inputs) and tuple(w["bm.weight"].shape) == (r, r, *shape[2:])
+    else:
+        b_fits = b2 == (r, inputs * kernel)
+    if a1 == (inputs, r) and a2 == (r, inputs) and b1 == (out, r) and b_fits:
+        fits.add(GLORA_LAYOUTS[0])
+    r = a1[0]
+    if kernel == 1 and "bm.weight" not in w and (a1, a2, b1, b2) == ((r, inputs), (inputs, r), (r, inputs), (out, r)):
+        fits.add(GLORA_LAYOUTS[1])
+    return fits
+
+
+def glora_layout(glora: dict[str, dict[str, torch.Tensor]], shapes: dict[str, torch.Size]) -> str:
+    """The one layout (`GLORA_LAYOUTS`) of a file's GLoRA layers `glora` ({layer: its weights}) on the model's
+    layers of `shapes`: a file is written by one LyCORIS, so its layers that fit one layout alone say which
+    (`glora_fits`; one fits both only at full rank on a square layer). A LycorisError where a layer is
+    incomplete or fits neither, where layers fit different layouts alone, or where every layer fits both."""
+    alone = {}
+    for layer, w in glora.items():
+        _check_names(layer, w, "GLoRA")
+        lacking = [name for name in GLORA_NAMES[:4] if name not in w]
+        if lacking:
+            raise LycorisError(f"its GLoRA layer {layer} lacks {lacking[0]} (it is incomplete or damaged)")
+        fits = glora_fits(w, shapes[layer])
+        if not fits:
+            held = ", ".join(f"{name.split('.')[0]} {tuple(w[name].shape)}" for name in GLORA_NAMES if name in w)
+            raise LycorisError(
+                f"its GLoRA layer {layer} ({held}) fits neither of LyCORIS's GLoRA layouts for the model's layer of "
+                f"{tuple(shapes[layer])} (an adapter of another architecture?)"
+            )
+        if len(fits) == 1:
+            alone.setdefault(fits.pop(), layer)
+    if len(alone) > 1:
+        said = " and ".join(f"{layer} {layout}'s" for layout, layer in alone.items())
+        raise LycorisError(f"its GLoRA layers are of two layouts ({said}); it is damaged")
+    if not alone:
+        raise LycorisError(
+            "every GLoRA layer of it is of full rank on a square layer, whose shapes are the same in LyCORIS 2.x's "
+            "layout and 3.0's, which merge differently: which wrote it cannot be told"
+        )
+    return next(iter(alone))
+
+
+def glora_delta(weight: torch.Tensor, w: dict[str, torch.Tensor], layout: str) -> torch.Tensor:
+    """GLoRA's weight difference (alpha / r) (W A + B) for the model's weight `weight` (out, in, ...), as LyCORIS
+    merges it (Chavan et al. 2023): in its 3.0 layout, W a1 a2 (W's inputs mixed, at each kernel position) plus
+    b1 b2 (or the Tucker product of bm with b1 and b2), r = a2's rows; in 2.x's, W a2 a1 + b2 b1, r = a1's rows.
+    LyCORIS 2.x's own layer scaled by (alpha / r)^2 in training but merged at alpha / r, as ComfyUI reads it."""
+    a1, a2, b1, b2 = (_flat(w[name]) for name in GLORA_NAMES[:4])
+    if layout == GLORA_LAYOUTS[1]:
+        rank = a1.shape[0]
+        delta = _flat(weight) @ a2 @ a1 + b2 @ b1  # (out, in)
+    else:
+        rank = a2.shape[0]
+        mixed = torch.einsum("o i ..., i r, r j -> o j ...", weight, a1, a2)  # (out, in, ...)
+        b = tucker(w["bm.weight"], b1.T, b2) if "bm.weight" in w else b1 @ b2
+        delta = mixed + b.reshape(weight.shape)
+    alpha = float(w["alpha"]) if "alpha" in w else float(rank)
+    return delta.reshape(weight.shape) * (alpha / rank)
+
+
 def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, torch.nn.Module], scale: float) -> None:
-    """Add `scale` times each LyCORIS layer's weight difference (`layer_delta`) to the model's layer of its name
-    (`layers`, `kohya_layers`), or set a DoRA, (IA)^3 or OFT layer's weight to `dora_weight`, `ia3_weight`,
-    `oft_weight` or `boft_weight` at `scale` (these act on the weight as the LyCORIS layers before them left it),
-    in place, one layer at a time. A layer the model lacks is a LycorisError before any is changed; one that does
-    not fit, or NaN or infinite values, stops it part-way (the caller discards the model)."""
+    """Add `scale` times each LyCORIS layer's weight difference (`layer_delta`, GLoRA's `glora_delta`) to the model's
+    layer of its name (`layers`, `kohya_layers`), or set a DoRA, (IA)^3 or OFT layer's weight to `dora_weight`,
+    `ia3_weight`, `oft_weight` or `boft_weight` at `scale` (these and GLoRA act on the weight as the LyCORIS layers
+    before them left it), in place, one layer at a time. A layer the model lacks, or GLoRA layers of no one layout
+    (`glora_layout`), is a LycorisError before any is changed; one that does not fit, or NaN or infinite values,
+    stops it part-way (the caller discards the model)."""
     missing = sorted(name for name in lycoris if name not in layers)
     if missing:
         raise LycorisError(
             f"the layers it names are not this model's ({named_keys(missing)}; an adapter of another architecture?)"
         )
+    glora = {name: w for name, w in lycoris.items() if kind_of(w) == "GLoRA"}
+    layout = glora_layout(glora, {name: layers[name].weight.shape for name in glora}) if glora else None
     for name, w in lycoris.items():
         weight, bias = layers[name].weight, layers[name].bias
         factors = delta = delta_b = magnitude = rotations = rescale = None
@@ -364,6 +450,8 @@ def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, 
             factors, on_input = ia3_factors(name, w, weight.shape)
         elif kind == "OFT":  # a rotation of the weight's outputs
             rotations, rescale = oft_rotations(name, w, weight.shape)
+        elif kind == "GLoRA":  # a difference that is partly a product with the weight
+            delta = glora_delta(weight.float(), {key: t.float() for key, t in w.items()}, layout)
         else:
             delta, delta_b = layer_delta(name, w, weight.shape), bias_delta(name, w, bias)
             magnitude = w[DORA_NAME].float() if DORA_NAME in w else None
