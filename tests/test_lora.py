@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from videop2p.cli import app
@@ -1034,3 +1034,182 @@ def test_a_lora_given_by_its_hub_repository_is_read_from_the_cache_or_downloaded
     )
     _assert_weights(load_components(tiny_folder, lora={"someone/partial-lora": 0.5}), want)  # not the cached one
     assert downloads == ["someone/partial-lora/pytorch_lora_weights.safetensors"]
+
+
+def _peft_adapter(part: torch.nn.Module, config, folder, seed: int) -> None:
+    """`part` (unchanged) adapted by PEFT's method `config`, its adapter's weights set at random, saved to `folder` by
+    `PeftModel.save_pretrained` (adapter_config.json, adapter_model.safetensors), as PEFT's DreamBooth examples do."""
+    import copy
+
+    from peft import get_peft_model
+
+    model = get_peft_model(copy.deepcopy(part), config)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if "videop2p" not in name and weight.requires_grad:  # the adapter's own (trainable) weights
+                weight.copy_(0.05 * torch.randn(weight.shape, generator=g))
+    model.save_pretrained(str(folder))
+
+
+def _peft_merged(part: torch.nn.Module, folder) -> dict[str, torch.Tensor]:
+    """`part`'s weights with the adapter in `folder` merged by PEFT itself, on a copy."""
+    import copy
+
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(copy.deepcopy(part), str(folder)).merge_and_unload().state_dict()
+
+
+def test_a_peft_adapter_folder_is_fused_by_peft_into_the_parts_it_adapts(tiny, tiny_folder, tmp_path):
+    """PEFT's DreamBooth examples save OUT/unet and OUT/text_encoder, each an adapter folder (adapter_config.json,
+    adapter_model.safetensors) of any PEFT method. Given OUT, a part's folder or its weights file, each part's
+    adapter is fused as PEFT merges it (the LoRA also as its formula says), at a scale s as W + s (W' - W); the
+    model is named after OUT. Such folders were refused ("is a folder"), their files fused nothing."""
+    from peft import LoraConfig, OFTConfig
+
+    lora = LoraConfig(r=RANK, lora_alpha=8, target_modules=["to_q", "to_v"], init_lora_weights=False)
+    oft = OFTConfig(r=0, oft_block_size=8, target_modules=["to_k", "proj_in"])
+    text = LoraConfig(r=RANK, lora_alpha=4, target_modules=["q_proj", "fc1"], init_lora_weights=False)
+    out = tmp_path / "dreambooth"
+    _peft_adapter(tiny.unet, oft, out / "unet", seed=1)
+    _peft_adapter(tiny.text_encoder, text, out / "text_encoder", seed=2)
+    _peft_adapter(tiny.unet, lora, tmp_path / "flat_lora", seed=3)  # no part folder: the UNet's by its keys
+    want = {
+        "unet": _peft_merged(tiny.unet, out / "unet"),
+        "text_encoder": _peft_merged(tiny.text_encoder, out / "text_encoder"),
+    }
+
+    for given, scale in (
+        (out, 1.0),
+        (out, 0.5),
+        (out / "unet", -0.4),
+        (out / "unet" / "adapter_model.safetensors", 1.0),
+    ):
+        loaded = load_components(tiny_folder, lora={str(given): scale})
+        assert loaded.info.identity.startswith("tiny+dreambooth@"), loaded.info.identity
+        said = dict(loaded.info.loras)["dreambooth"]
+        for part in ("unet", "text_encoder") if given == out else ("unet",):
+            before, got = getattr(tiny, part).state_dict(), getattr(loaded, part).state_dict()
+            assert got.keys() == before.keys()  # PEFT's layers are gone
+            changed = [k for k in before if not torch.equal(want[part][k], before[k])]
+            assert changed and all(k.endswith((".weight", ".bias")) for k in changed), part
+            for key in before:
+                expected = before[key] + scale * (want[part][key] - before[key])
+                torch.testing.assert_close(got[key], expected, atol=1e-6, rtol=1e-5, msg=f"{given} {part} {key}")
+        adapted = sum(name.endswith(("to_k", "proj_in")) for name, _ in tiny.unet.named_modules())
+        assert said.startswith(f"PEFT OFT {adapted}"), said
+        if given == out:
+            assert said.endswith(f"PEFT LoRA 4 at scale {scale:g}"), said  # q_proj and fc1 of 2 layers
+        else:
+            torch.testing.assert_close(loaded.text_encoder.state_dict(), tiny.text_encoder.state_dict())
+
+    flat = load_components(tiny_folder, lora={str(tmp_path / "flat_lora"): 0.5}).unet.state_dict()
+    adapter = load_file(tmp_path / "flat_lora" / "adapter_model.safetensors")
+    lora_layers = [name for name, _ in tiny.unet.named_modules() if name.endswith(("to_q", "to_v"))]
+    for name in lora_layers:  # W + s (alpha / r) B A
+        up, down = (adapter[f"base_model.model.{name}.lora_{ab}.weight"] for ab in "BA")
+        expected = tiny.unet.state_dict()[f"{name}.weight"] + 0.5 * (8 / RANK) * up @ down
+        torch.testing.assert_close(flat[f"{name}.weight"], expected, atol=1e-6, rtol=1e-5, msg=name)
+    assert lora_layers
+
+
+def test_a_peft_adapter_that_is_damaged_or_not_of_the_model_is_one_line_naming_it(tiny, tiny_folder, tmp_path):
+    """Its config unreadable or of no method, its weights missing or empty: refused before the model is read
+    (`check_lora`); its layers not the model's, its weights not its config's layers, NaN: refused as PEFT fits it."""
+    import shutil
+
+    from peft import LoraConfig
+
+    good = tmp_path / "good"
+    _peft_adapter(tiny.unet, LoraConfig(r=RANK, target_modules=["to_q"], init_lora_weights=False), good, seed=4)
+    config = json.loads((good / "adapter_config.json").read_text())
+    weights = load_file(good / "adapter_model.safetensors")
+    first = sorted(weights)[0]
+
+    def variant(name, config_text=None, weights_sd=None, drop_weights=False):
+        folder = tmp_path / name
+        shutil.copytree(good, folder)
+        if config_text is not None:
+            (folder / "adapter_config.json").write_text(config_text)
+        if weights_sd is not None:
+            save_file(weights_sd, folder / "adapter_model.safetensors")
+        if drop_weights:
+            (folder / "adapter_model.safetensors").unlink()
+        return folder
+
+    before = {
+        "not_json": (variant("not_json", config_text="{peft"), "not_json/adapter_config.json cannot be read as JSON"),
+        "no_method": (
+            variant("no_method", config_text="{}"),
+            "no_method/adapter_config.json names no method (no peft_type",
+        ),
+        "no_weights": (
+            variant("no_weights", drop_weights=True),
+            "no_weights/ holds adapter_config.json but no adapter_model",
+        ),
+    }
+    (variant("empty", drop_weights=True) / "adapter_model.safetensors").write_bytes(b"")
+    before["empty"] = (tmp_path / "empty", "empty/adapter_model.safetensors is empty (0 bytes)")
+    for folder, said in before.values():
+        with pytest.raises(LoraError) as e:
+            check_lora(folder, 1.0)
+        message = str(e.value)
+        assert message.startswith(f"LoRA '{folder}', a PEFT adapter: {said}") and "\n" not in message, message
+
+    other = json.dumps({**config, "target_modules": ["to_nowhere"]})
+    as_loaded = {
+        "other_model": (
+            variant("other_model", config_text=other),
+            "PEFT cannot fit its LoRA adapter to this model's UNet: Target modules",
+        ),
+        "fewer": (variant("fewer", weights_sd={k: v for k, v in weights.items() if k != first}), "lacks weights of"),
+        "sizes": (
+            variant("sizes", weights_sd={**weights, first: torch.cat([weights[first]] * 2, 1)}),
+            "its layers' sizes are not this model's (an adapter of another architecture",
+        ),
+        "nan": (
+            variant("nan", weights_sd={**weights, first: torch.full_like(weights[first], float("nan"))}),
+            "PEFT cannot merge its LoRA adapter: NaNs detected",
+        ),
+    }
+    for folder, said in as_loaded.values():
+        with pytest.raises(LoraError) as e:
+            load_components(tiny_folder, lora={str(folder): 1.0})
+        message = str(e.value)
+        assert message.startswith(f"LoRA '{folder}' could not be fused into tiny: ") and "\n" not in message, message
+        assert said in message, message
+
+
+def test_a_peft_adapter_of_a_hub_repository_is_read_where_the_cache_holds_its_config(
+    tiny, tiny_folder, tmp_path, hub_cache
+):
+    """A hub repository holding a PEFT adapter (`owner/name`, or its `adapter_model` file) is read as the local
+    folder is where the cache holds its adapter_config.json beside the weights; its weights alone, from the cache or
+    a local copy, are refused in one line saying to give the folder (PEFT needs the config's method)."""
+    from peft import LoraConfig
+
+    local = tmp_path / "style"
+    _peft_adapter(tiny.unet, LoraConfig(r=RANK, target_modules=["to_v"], init_lora_weights=False), local, seed=5)
+    for repo, files in (
+        ("someone/peft-style", ("adapter_config.json", "adapter_model.safetensors")),
+        ("someone/weights-only", ("adapter_model.safetensors",)),
+    ):
+        snapshot = hub_cache.snapshot(repo)
+        snapshot.mkdir(parents=True)
+        for name in files:
+            (snapshot / name).write_bytes((local / name).read_bytes())
+    want = load_components(tiny_folder, lora={str(local): 0.5}).unet.state_dict()
+    for spec in ("someone/peft-style", "someone/peft-style/adapter_model.safetensors"):
+        got = load_components(tiny_folder, lora={spec: 0.5})
+        layers = sum(name.endswith("to_v") for name, _ in tiny.unet.named_modules())
+        assert got.info.loras == (("peft-style", f"PEFT LoRA {layers} at scale 0.5"),), got.info.loras
+        for key, value in want.items():
+            torch.testing.assert_close(got.unet.state_dict()[key], value, msg=f"{spec} {key}")
+    with pytest.raises(LoraError, match=r"^LoRA 'someone/weights-only' is a PEFT adapter's weights \(adapter_model"):
+        load_components(tiny_folder, lora={"someone/weights-only": 1.0})
+    (tmp_path / "copied").mkdir()
+    (tmp_path / "copied" / "adapter_model.safetensors").write_bytes((local / "adapter_model.safetensors").read_bytes())
+    with pytest.raises(LoraError, match="is a PEFT adapter's weights without its adapter_config.json beside it"):
+        check_lora(tmp_path / "copied" / "adapter_model.safetensors", 1.0)
+    assert hub_cache.connects == []

@@ -32,7 +32,7 @@ from videop2p.config import (
 from videop2p.models import tav
 from videop2p.models.embeddings import add_embeddings, added_tokens, check_embedding, embedding_words
 from videop2p.models.hub import hub_file, hub_files, hub_load_kwargs, hub_offline, named_as_given
-from videop2p.models.lora import check_lora, fuse_loras
+from videop2p.models.lora import check_lora, fuse_loras, lora_stem
 from videop2p.models.schedulers import scheduler_config_problem
 from videop2p.models.tokenizer import bundled_tokenizer
 from videop2p.models.vae import check_scaling_factor, check_vae_spec, load_vae, vae_name
@@ -887,7 +887,7 @@ def load_components(
         source = f"{source}+{vae_name(vae)}"
     tokenizer, text_encoder, vae, unet, scheduler, video = parts
     fused = fuse_loras(image_pipeline(*parts[:5]), lora, source) if lora else ()
-    source = "+".join([source, *(Path(p).stem for p in lora or ())])
+    source = "+".join([source, *(lora_stem(p) for p in lora or ())])
     if embeddings:
         add_embeddings(tokenizer, text_encoder, embeddings, source)
         source = "+".join([source, *(Path(p).stem for p in embeddings)])

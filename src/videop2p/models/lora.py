@@ -23,6 +23,16 @@ import torch
 from videop2p.config import LORA_SCALE_MAX, LORA_SUFFIXES, lora_scale_problem, weights_file_problem
 from videop2p.models.hub import adapter_file
 from videop2p.models.lycoris import LycorisError, fuse_lycoris, is_lycoris, kohya_layers, layer_label, split_lycoris
+from videop2p.models.peft_adapter import (
+    PEFT_CONFIG,
+    PEFT_WEIGHTS,
+    PeftAdapterError,
+    adapted_part,
+    adapter_name,
+    adapter_problem,
+    fuse_peft_adapter,
+    peft_adapters,
+)
 from videop2p.models.weights import named_keys, read_weights_file
 
 logger = logging.getLogger(__name__)
@@ -66,7 +76,17 @@ def _quiet_part_notes() -> Iterator[None]:
 def check_lora(path: str | os.PathLike, scale: float) -> None:
     """Refuse a LoRA file that is missing, empty or of a kind the loader does not read, and a scale
     not finite or beyond +-LORA_SCALE_MAX, naming the value and what would be valid."""
-    problem = weights_file_problem(path, "LoRA", LORA_SUFFIXES, "LoRA weights", hub=True)
+    adapters = peft_adapters(path)
+    if adapters is not None:  # a PEFT adapter's folder (or its weights file): its config and weights are there
+        said = next(filter(None, map(adapter_problem, adapters)), None)
+        problem = f"LoRA {str(path)!r}, a PEFT adapter: {said}." if said else None
+    elif Path(path).name in PEFT_WEIGHTS and Path(path).expanduser().is_file():  # without its config: no method
+        problem = (
+            f"LoRA file {str(path)!r} is a PEFT adapter's weights without its {PEFT_CONFIG} beside it; give the "
+            "folder PEFT saved, which holds both."
+        )
+    else:
+        problem = weights_file_problem(path, "LoRA", LORA_SUFFIXES, "LoRA weights", hub=True)
     named, sep, after = str(path).rpartition("=")
     if problem and sep and not Path(path).expanduser().exists() and Path(named).expanduser().is_file():
         problem = (  # FILE=SCALE with no number after `=` is read as one name (`config.parse_lora`)
@@ -80,10 +100,28 @@ def check_lora(path: str | os.PathLike, scale: float) -> None:
 
 def lora_file(path: str | os.PathLike) -> Path:
     """The local file of the LoRA `path` names: the file itself, or a hub repository's (`hub.adapter_file`; a
-    repository alone stands for diffusers' pytorch_lora_weights file, else its one LoRA file)."""
+    repository alone stands for diffusers' pytorch_lora_weights file, else PEFT's adapter_model, else its one LoRA
+    file)."""
     from diffusers.loaders.lora_base import LORA_WEIGHT_NAME, LORA_WEIGHT_NAME_SAFE
 
-    return adapter_file(path, "LoRA", LORA_SUFFIXES, (LORA_WEIGHT_NAME_SAFE, LORA_WEIGHT_NAME), LoraError)
+    preferred = (LORA_WEIGHT_NAME_SAFE, LORA_WEIGHT_NAME, *PEFT_WEIGHTS)
+    return adapter_file(path, "LoRA", LORA_SUFFIXES, preferred, LoraError)
+
+
+def _is_peft(path: str | os.PathLike) -> bool:
+    """Whether the LoRA `path` names a PEFT adapter: its folder, or its weights file (a hub repository's too)."""
+    return peft_adapters(path) is not None or Path(path).name in PEFT_WEIGHTS
+
+
+def lora_name(path: str | os.PathLike) -> str:
+    """What the LoRA `path` is called in the logs: its file's name, or a PEFT adapter's folder's
+    (`peft_adapter.adapter_name`)."""
+    return adapter_name(path) if _is_peft(path) else Path(path).name
+
+
+def lora_stem(path: str | os.PathLike) -> str:
+    """What the LoRA `path` adds to a model's name: its file's name less the suffix, or a PEFT adapter's folder's."""
+    return adapter_name(path) if _is_peft(path) else Path(path).stem
 
 
 def _reason(error: BaseException) -> str:
@@ -174,10 +212,16 @@ def fuse_loras(pipe, lora: dict[str, float], source: str) -> tuple[tuple[str, st
     LoraError naming it, and so is one that adapts no layer or holds NaN or infinite values. Returns, for each
     file, (its name, what it gave: "LoKr 1, LoRA 3 at scale -0.5")."""
     text_encoder, unet = pipe.text_encoder, pipe.unet
-    files = {path: lora_file(path) for path in lora}  # a hub repository's, found or downloaded before any is fused
+    files = {path: _local(path) for path in lora}  # a hub repository's, found or downloaded before any is fused
     names, fused = [], []
     for i, path in enumerate(lora):  # each file and scale checked by the caller first (`check_lora`)
         name = f"lora{i}"
+        if isinstance(files[path], list):  # a PEFT adapter: fused by PEFT, part by part, on the LoRAs before it fused
+            _fuse_loaded(pipe, names, [lora[p] for i, p in enumerate(lora) if f"lora{i}" in names])
+            names = []
+            kinds = _fuse_peft(pipe, path, files[path], lora[path], source)
+            _said(path, kinds, lora[path], source, fused)
+            continue
         state = _read_state(files[path])
         lycoris, rest = split_lycoris(state) if state is not None else ({}, None)
         kinds = Counter(layer_label(w) for w in lycoris.values())  # {"LoHa": layers, ...}, said once fused
@@ -205,18 +249,62 @@ def fuse_loras(pipe, lora: dict[str, float], source: str) -> tuple[tuple[str, st
                     f"LoRA file {str(path)!r} holds NaN or infinite values (its {damaged.replace(f'.{name}.', '.')}); "
                     "it is damaged (download it again)."
                 )
-        layers = sum(kinds.values())
-        if not layers:
+        if not sum(kinds.values()):
             pipe.unload_lora_weights()
-            raise LoraError(
-                f"LoRA file {str(path)!r} adapts no layer of {source}: the layers it names are not this model's "
-                "(a LoRA of another architecture?)."
-            )
-        said = ", ".join(f"{kind} {count}" for kind, count in kinds.items() if count)
-        logger.info("LoRA %s: %d layers of %s (%s), scale %g", Path(path).name, layers, source, said, lora[path])
-        fused.append((Path(path).name, f"{said} at scale {lora[path]:g}"))
+        _said(path, kinds, lora[path], source, fused)
+    _fuse_loaded(pipe, names, [lora[path] for i, path in enumerate(lora) if f"lora{i}" in names])
+    return tuple(fused)
+
+
+def _fuse_loaded(pipe, names: list[str], scales: list[float]) -> None:
+    """Fuse the adapters diffusers' loader added to `pipe` (`names`), each at its scale, and remove them."""
     if names:
-        pipe.set_adapters(names, adapter_weights=[lora[path] for i, path in enumerate(lora) if f"lora{i}" in names])
+        pipe.set_adapters(names, adapter_weights=scales)
         pipe.fuse_lora(adapter_names=names, lora_scale=1.0)
         pipe.unload_lora_weights()  # the adapters go; the fused weights stay
-    return tuple(fused)
+
+
+def _local(path: str) -> Path | list[Path]:
+    """Where the LoRA `path` is read from: its local file (`lora_file`: a hub repository's, from the cache or
+    downloaded), or the folders of a PEFT adapter (`peft_adapter.peft_adapters`), a hub repository's where the
+    cache holds its config beside its weights; a LoraError for a hub PEFT adapter's weights alone."""
+    folders = peft_adapters(path)
+    if folders is not None:
+        return folders
+    local = lora_file(path)
+    if local.name in PEFT_WEIGHTS:
+        folders = peft_adapters(local)
+        if folders is None:
+            raise LoraError(
+                f"LoRA {path!r} is a PEFT adapter's weights ({local.name}), read with the {PEFT_CONFIG} beside it: "
+                "download the repository (`hf download OWNER/NAME --local-dir DIR`) and give DIR (or DIR/unet)."
+            )
+        return folders
+    return local
+
+
+def _fuse_peft(pipe, path: str, folders: list[Path], scale: float, source: str) -> Counter:
+    """Fuse the PEFT adapter `path` names (each part's folder of `folders`) into `pipe`'s UNet and text encoder at
+    `scale`; {"PEFT OFT": layers, ...}, or a LoraError naming it."""
+    kinds: Counter = Counter()
+    for folder in folders:
+        try:
+            method, layers = fuse_peft_adapter(getattr(pipe, adapted_part(folder)), folder, scale)
+        except PeftAdapterError as e:
+            raise LoraError(f"LoRA {str(path)!r} could not be fused into {source}: {e}.") from None
+        kinds[f"PEFT {method}"] += layers
+    return kinds
+
+
+def _said(path: str, kinds: Counter, scale: float, source: str, fused: list) -> None:
+    """Log what the LoRA `path` gave (`kinds`, its layers by kind) and add it to `fused`; a LoraError where it
+    adapted no layer."""
+    layers = sum(kinds.values())
+    if not layers:
+        raise LoraError(
+            f"LoRA file {str(path)!r} adapts no layer of {source}: the layers it names are not this model's "
+            "(a LoRA of another architecture?)."
+        )
+    said = ", ".join(f"{kind} {count}" for kind, count in kinds.items() if count)
+    logger.info("LoRA %s: %d layers of %s (%s), scale %g", lora_name(path), layers, source, said, scale)
+    fused.append((lora_name(path), f"{said} at scale {scale:g}"))
