@@ -9,7 +9,9 @@ to_v, to_out.0) and of the text encoder (q, k, v, out_proj), as style LoRAs are 
 a LoRA whose layers carry a DoRA magnitude (`dora_scale`, one per output, as LyCORIS writes it); `--kind ia3`
 LyCORIS's (IA)^3, a factor per output; `--kind oft` LyCORIS's diag-OFT, blocks of `--rank` outputs, and `--kind
 boft` its BOFT, butterfly factors of such blocks (as many as the outputs allow, up to 4); `--kind glora`
-LyCORIS 3.0's GLoRA, two rank-r pairs (A mixing the inputs, B added), in the layout LyCORIS writes now.
+LyCORIS 3.0's GLoRA, two rank-r pairs (A mixing the inputs, B added), in the layout LyCORIS writes now;
+`--kind peft-lora` or `peft-oft` a PEFT adapter folder (`save_pretrained`) of the UNet's attention projections,
+LoRA of rank r or OFT of blocks of r, fused by PEFT (the OFT checked by the rows' norms it keeps).
 Prints the seconds (median of the repeats, each on fresh weights), the file's size and the layers
 it adapts, and checks one fused layer against its formula.
 
@@ -22,6 +24,8 @@ it adapts, and checks one fused layer against its formula.
     python bench/lora.py --kind oft --rank 8
     python bench/lora.py --kind boft --rank 8
     python bench/lora.py --kind glora --rank 16
+    python bench/lora.py --kind peft-lora --rank 32
+    python bench/lora.py --kind peft-oft --rank 32
 """
 
 from __future__ import annotations
@@ -40,7 +44,12 @@ from videop2p.models.loading import image_pipeline
 from videop2p.models.lora import fuse_loras
 
 UNET_ENDS = ("to_q", "to_k", "to_v", "to_out.0")
-RANK_WORDS = {"ia3": "", "oft": " blocks of {}", "boft": " butterflies of blocks of {}"}  # what --rank is
+RANK_WORDS = {
+    "ia3": "",
+    "oft": " blocks of {}",
+    "peft-oft": " blocks of {}",
+    "boft": " butterflies of blocks of {}",
+}  # what --rank is
 TEXT_ENDS = ("q_proj", "k_proj", "v_proj", "out_proj")
 
 
@@ -135,22 +144,60 @@ def layer_formula(lora: dict[str, torch.Tensor], stem: str, kind: str, before: t
     return before + (w["alpha"] / w["lokr_w2_b"].shape[0]) * torch.kron(w["lokr_w1"], w["lokr_w2_a"] @ w["lokr_w2_b"])
 
 
+def peft_adapter(comps, rank: int, kind: str, folder: Path) -> dict[str, torch.Tensor]:
+    """A PEFT adapter (LoRA of `rank`, alpha = rank / 2, or OFT of blocks of `rank`) over the UNet's attention
+    projections, its weights set at random, saved to `folder` as PEFT saves it; its weights by key."""
+    from peft import LoraConfig, OFTConfig, get_peft_model
+
+    targets = list(UNET_ENDS)
+    if kind == "peft-lora":
+        config = LoraConfig(r=rank, lora_alpha=rank / 2, target_modules=targets, init_lora_weights=False)
+    else:
+        config = OFTConfig(r=0, oft_block_size=rank, target_modules=targets)
+    model = get_peft_model(comps.unet, config)  # wraps the UNet in place; unloaded below, unmerged
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for _, weight in model.named_parameters():
+            if weight.requires_grad:  # the adapter's own
+                weight.copy_(0.01 * torch.randn(weight.shape, generator=g))
+    model.save_pretrained(str(folder))
+    model.unload()
+    from safetensors.torch import load_file
+
+    return load_file(folder / "adapter_model.safetensors")
+
+
+def peft_error(adapter: dict[str, torch.Tensor], probe: str, kind: str, before: torch.Tensor, after: torch.Tensor):
+    """The largest difference of the fused probe layer from its formula: W + (alpha / r) B A (LoRA), or for OFT, a
+    rotation of its inputs, the difference of each row's norm from the norm before."""
+    if kind == "peft-lora":
+        up, down = (adapter[f"base_model.model.{probe}.lora_{ab}.weight"] for ab in "BA")
+        return (after - (before + 0.5 * up @ down)).abs().max().item()
+    return (after.norm(dim=1) - before.norm(dim=1)).abs().max().item()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rank", type=int, default=32, help="the LoRA's rank; OFT's and BOFT's block size")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--kind", choices=("lora", "loha", "lokr", "dora", "ia3", "oft", "boft", "glora"), default="lora"
+        "--kind",
+        choices=("lora", "loha", "lokr", "dora", "ia3", "oft", "boft", "glora", "peft-lora", "peft-oft"),
+        default="lora",
     )
     parser.add_argument("--factor", type=int, default=8, help="LoKr's full factor's side")
     parser.add_argument("--file", choices=("safetensors", "bin"), default="safetensors", help="the file's format")
     args = parser.parse_args()
     seconds = []
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"style.{args.file}"
+        peft = args.kind.startswith("peft-")
+        path = Path(tmp) / ("adapter" if peft else f"style.{args.file}")
         for i in range(args.repeats):
             comps = sd15_components(seed=i)
-            if i == 0:
+            if i == 0 and peft:
+                lora = peft_adapter(comps, args.rank, args.kind, path)
+                layers = len({key.split(".lora_")[0].split(".oft_")[0] for key in lora})
+            elif i == 0:
                 lora = kohya_lora(comps, args.rank, args.kind, args.factor)
                 if args.file == "safetensors":
                     save_file(lora, path)
@@ -163,10 +210,13 @@ def main() -> None:
             start = time.perf_counter()
             fuse_loras(image_pipeline(*parts), {str(path): 1.0}, "sd15")
             seconds.append(time.perf_counter() - start)
-            stem = "lora_unet_" + probe.replace(".", "_")
-            want = layer_formula(lora, stem, args.kind, before)
-            error = (comps.unet.get_submodule(probe).weight - want).abs().max().item()
-        size = path.stat().st_size / 2**20
+            after = comps.unet.get_submodule(probe).weight
+            if peft:
+                error = peft_error(lora, probe, args.kind, before, after)
+            else:
+                want = layer_formula(lora, "lora_unet_" + probe.replace(".", "_"), args.kind, before)
+                error = (after - want).abs().max().item()
+        size = sum(f.stat().st_size for f in ([*path.iterdir()] if peft else [path])) / 2**20
     print(
         f"SD 1.5 architecture, {args.kind}{RANK_WORDS.get(args.kind, ' rank {}').format(args.rank)} over {layers} layers ({size:.1f} MiB, .{args.file}): fused in "
         f"{statistics.median(seconds):.2f} s (median of {args.repeats}: "
