@@ -414,6 +414,45 @@ def test_a_lycoris_full_difference_is_added_to_the_weights_and_biases_it_names(t
         load_components(tiny_folder, lora={str(tmp_path / "d.safetensors"): 1.0})  # LyCORIS's full has no DoRA
 
 
+def test_lycoris_trained_normalisation_layers_are_added_beside_its_other_layers(tiny, tiny_folder, tmp_path):
+    """LyCORIS's `train_norm` saves each GroupNorm's and LayerNorm's weight and bias differences (`w_norm`,
+    `b_norm`) beside the file's other layers: added times the scale, no alpha, as its NormModule merges them, in the
+    UNet (resnets' GroupNorm, transformer blocks' LayerNorm) and the text encoder; the file's LoHa layers fused too.
+    Such files were refused whole, as keys of no LoRA layout."""
+    g = torch.Generator().manual_seed(9)
+    norms = {}
+    for part, prefix, ends in (
+        ("unet", "lora_unet_", ("resnets.0.norm1", "transformer_blocks.0.norm1")),
+        ("text_encoder", "lora_te_", ("layers.0.layer_norm1",)),
+    ):
+        for name, layer in getattr(tiny, part).named_modules():
+            if name.endswith(ends):
+                norms[f"{part}.{name}"] = (prefix + name.replace(".", "_"), layer)
+    assert {type(layer) for _, layer in norms.values()} == {torch.nn.GroupNorm, torch.nn.LayerNorm}
+    loha, _ = _peft_lycoris(tiny, _lycoris_configs()["loha"])
+    sd = dict(loha)
+    for stem, layer in norms.values():
+        sd[f"{stem}.w_norm"] = 0.1 * torch.randn(layer.weight.shape, generator=g)
+        sd[f"{stem}.b_norm"] = 0.1 * torch.randn(layer.bias.shape, generator=g)
+    save_file(sd, tmp_path / "norm.safetensors")
+    save_file(loha, tmp_path / "loha.safetensors")
+    fused = load_components(tiny_folder, lora={str(tmp_path / "norm.safetensors"): 0.5})
+    without = _weights(load_components(tiny_folder, lora={str(tmp_path / "loha.safetensors"): 0.5}))
+    got = _weights(fused)
+    for key, (stem, layer) in norms.items():
+        torch.testing.assert_close(got[f"{key}.weight"], layer.weight + 0.5 * sd[f"{stem}.w_norm"], msg=key)
+        torch.testing.assert_close(got[f"{key}.bias"], layer.bias + 0.5 * sd[f"{stem}.b_norm"], msg=key)
+    rest = [k for k in got if k.rsplit(".", 1)[0] not in norms]
+    assert all(torch.equal(got[k], without[k]) for k in rest)  # the LoHa layers as the file without norms gives
+    said = dict(fused.info.loras)["norm.safetensors"]
+    assert f"Norm {len(norms)}" in said and "LoHa " in said, said
+    stem, layer = next(iter(norms.values()))
+    bad = {f"{stem}.w_norm": torch.zeros(layer.weight.numel() + 1)}
+    save_file(bad, tmp_path / "bad.safetensors")
+    with pytest.raises(LoraError, match=rf"its Norm layer {stem} is \({layer.weight.numel() + 1},\) but the model's"):
+        load_components(tiny_folder, lora={str(tmp_path / "bad.safetensors"): 1.0})
+
+
 def _lycoris_dora(merged: torch.Tensor, magnitude: torch.Tensor, multiplier: float) -> torch.Tensor:
     """LyCORIS's `apply_weight_decompose`, written out for one layer: the norm per output where the magnitude is
     (out, 1, ...), per input where it is (1, in, ...); the rescaling taken `multiplier` of the way."""

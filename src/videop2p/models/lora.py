@@ -3,10 +3,10 @@ loaded model before it is tuned: W <- W + scale * (alpha / rank) * up @ down for
 
 A LoRA file trained for Stable Diffusion 1.x/2.x (a style, a character) is read by diffusers' loader, whatever its
 layout (diffusers', its attention processors' of before 0.17 too, PEFT's, kohya-ss's or the A1111 web UI's key
-names), a LyCORIS file's LoHa, LoKr, Tucker LoCon, full, IA3, DoRA, OFT, BOFT and GLoRA layers (kohya-ss's OFT too) by
-`lycoris` (diffusers reads none for these models), and fused for good: the model is then an ordinary one with other
-weights, so its fingerprint, and with it every workspace entry, is that of the fused weights, and tuning, inversion
-and editing see no adapter at all.
+names), a LyCORIS file's LoHa, LoKr, Tucker LoCon, full, IA3, DoRA, OFT, BOFT, GLoRA and norm layers (kohya-ss's
+OFT too) by `lycoris` (diffusers reads none for these models), a PEFT adapter's folder by PEFT (`peft_adapter`),
+and fused for good: the model is then an ordinary one with other weights, so its fingerprint, and with it every
+workspace entry, is that of the fused weights, and tuning, inversion and editing see no adapter at all.
 """
 
 from __future__ import annotations
@@ -205,9 +205,9 @@ def fuse_loras(pipe, lora: dict[str, float], source: str) -> tuple[tuple[str, st
     """Fuse each LoRA file of `lora` (path -> scale) into the text encoder and UNet of `pipe` (diffusers'
     `StableDiffusionPipeline` of the model's modules, `loading.image_pipeline`: what it fuses is theirs), in
     place, through diffusers' loader and PEFT (the adapters are then removed); a LyCORIS file's LoHa, LoKr,
-    Tucker LoCon, full, IA3, DoRA, OFT and GLoRA layers by `lycoris.fuse_lycoris`, file by file (its LoRA layers, if
-    any, by diffusers, after all files: a DoRA, IA3, OFT or GLoRA layer acts on the weights as the LyCORIS layers before it
-    left them).
+    Tucker LoCon, full, IA3, DoRA, OFT, GLoRA and norm layers by `lycoris.fuse_lycoris`, file by file (its LoRA
+    layers, if any, by diffusers, after all files: a DoRA, IA3, OFT or GLoRA layer acts on the weights as the
+    LyCORIS layers before it left them); a PEFT adapter's folder by PEFT, on what the files before it gave.
     A file that is not LoRA weights, or whose layers are not this model's (another architecture's), is a
     LoraError naming it, and so is one that adapts no layer or holds NaN or infinite values. Returns, for each
     file, (its name, what it gave: "LoKr 1, LoRA 3 at scale -0.5")."""

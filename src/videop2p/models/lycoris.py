@@ -23,7 +23,9 @@ read for Stable Diffusion 1.x/2.x:
   `oft_blocks` of four axes, a product of such rotations between butterfly permutations (`boft_weight`);
 - GLoRA (Chavan et al. 2023, "One-for-All: Generalized LoRA for Parameter-Efficient Fine-tuning"): W += (alpha / r)
   (W A + B), A and B low-rank products (`glora_delta`), in the layout of LyCORIS 3.0 on or of the 2.x before it,
-  told apart by the file's shapes (`glora_layout`).
+  told apart by the file's shapes (`glora_layout`);
+- trained normalisation layers (LyCORIS's `train_norm`, beside any of these): a GroupNorm's or LayerNorm's weight
+  and bias += scale * `w_norm`, `b_norm`.
 
 LoHa and LoKr are computed as peft's LoHa and LoKr layers compute them (the same formulas, ported from LyCORIS).
 """
@@ -40,6 +42,7 @@ LOCON_NAMES = ("lora_up.weight", "lora_down.weight", "lora_mid.weight")  # a LoC
 DORA_NAME = "dora_scale"  # a DoRA layer's magnitude, beside its LoCon, LoHa or LoKr weights
 IA3_NAMES = ("weight", "on_input")  # an (IA)^3 layer's factors and whether they scale its inputs
 OFT_NAMES = ("oft_blocks", "oft_diag", "rescale")  # an OFT layer's: skew parts (or rotations), output scales
+NORM_NAMES = ("w_norm", "b_norm")  # a normalisation layer's weight and bias differences (LyCORIS's train_norm)
 GLORA_NAMES = ("a1.weight", "a2.weight", "b1.weight", "b2.weight", "bm.weight")  # A's, B's factors, B's core
 GLORA_LAYOUTS = ("LyCORIS 3.0 on", "LyCORIS 2.x")  # GLoRA's layouts: factors transposed and named apart
 KOHYA_OFT_PREFIX = "oft_unet_"  # kohya-ss's OFT names a UNet layer as its LoRAs do under lora_unet_
@@ -52,7 +55,8 @@ class LycorisError(ValueError):
 def kind_of(names) -> str | None:
     """The LyCORIS adapter a layer whose weights are `names` (kohya-ss's, after LAYER.) belongs to: "LoHa",
     "LoKr", "LoCon" (with a Tucker core or a DoRA magnitude), "Full" (a whole difference), "IA3", "OFT" (BOFT
-    too: their shapes tell them apart), "GLoRA", or None (a LoRA layer, or none)."""
+    too: their shapes tell them apart), "GLoRA", "Norm" (a normalisation layer's), or None (a LoRA layer, or
+    none)."""
     names = set(names)
     for mark, kind in (("hada_", "LoHa"), ("lokr_", "LoKr")):
         if any(name.startswith(mark) for name in names):
@@ -65,6 +69,8 @@ def kind_of(names) -> str | None:
         return "OFT"
     if "a1.weight" in names:
         return "GLoRA"
+    if "w_norm" in names:
+        return "Norm"
     locon = "lora_mid.weight" in names or (DORA_NAME in names and "lora_up.weight" in names)
     return "LoCon" if locon else None
 
@@ -109,13 +115,13 @@ def split_lycoris(state: dict[str, torch.Tensor]) -> tuple[dict[str, dict[str, t
 
 
 def kohya_layers(unet: torch.nn.Module, text_encoder: torch.nn.Module) -> dict[str, torch.nn.Module]:
-    """The model's Linear and Conv2d layers by their kohya-ss names: the part's prefix and the layer's path with
-    '_' for '.' (the text encoder's under `text_model_`, as CLIPTextModel's checkpoints name it; the UNet's also
-    under kohya-ss's OFT prefix)."""
+    """The model's Linear, Conv2d and normalisation layers by their kohya-ss names: the part's prefix and the layer's
+    path with '_' for '.' (the text encoder's under `text_model_`, as CLIPTextModel's checkpoints name it; the
+    UNet's also under kohya-ss's OFT prefix)."""
     names = {}
     for prefixes, part in ((("lora_unet_", KOHYA_OFT_PREFIX), unet), (("lora_te_",), text_encoder)):  # kohya-ss's
         for name, layer in part.named_modules():
-            if isinstance(layer, torch.nn.Linear | torch.nn.Conv2d):
+            if isinstance(layer, torch.nn.Linear | torch.nn.Conv2d | torch.nn.GroupNorm | torch.nn.LayerNorm):
                 flat = name.replace(".", "_")
                 for prefix in prefixes:
                     names[prefix + flat] = layer
@@ -168,6 +174,11 @@ def full_delta(w: dict[str, torch.Tensor]) -> torch.Tensor:
     return w["diff"]
 
 
+def norm_delta(w: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A normalisation layer's weight difference: `w_norm` itself (no alpha), as LyCORIS's NormModule merges it."""
+    return w["w_norm"]
+
+
 def rank_of(w: dict[str, torch.Tensor]) -> int | None:
     """The rank r its alpha is divided by: LoHa's, LoCon's, LoKr's low-rank factor's (w2's, else w1's); None for
     a LoKr of full factors alone, which is not scaled."""
@@ -187,6 +198,7 @@ def _check_names(layer: str, w: dict[str, torch.Tensor], kind: str) -> None:
         "IA3": IA3_NAMES,
         "OFT": OFT_NAMES,
         "GLoRA": GLORA_NAMES,
+        "Norm": NORM_NAMES,
     }[kind]
     allowed = {"alpha"} | ({DORA_NAME} if kind in ("LoHa", "LoKr", "LoCon") else set())  # of these, DoRA's
     extra = sorted(name for name in w if name not in allowed and not name.startswith(marks))
@@ -201,7 +213,8 @@ def layer_delta(layer: str, w: dict[str, torch.Tensor], shape: torch.Size) -> to
     _check_names(layer, w, kind)
     w = {name: t.float() for name, t in w.items()}
     try:
-        delta = {"LoHa": loha_delta, "LoKr": lokr_delta, "LoCon": locon_delta, "Full": full_delta}[kind](w)
+        deltas = {"LoHa": loha_delta, "LoKr": lokr_delta, "LoCon": locon_delta, "Full": full_delta, "Norm": norm_delta}
+        delta = deltas[kind](w)
     except KeyError as e:
         raise LycorisError(f"its {kind} layer {layer} lacks {e.args[0]} (it is incomplete or damaged)") from None
     except RuntimeError:
@@ -217,15 +230,16 @@ def layer_delta(layer: str, w: dict[str, torch.Tensor], shape: torch.Size) -> to
 
 
 def bias_delta(layer: str, w: dict[str, torch.Tensor], bias: torch.Tensor | None) -> torch.Tensor | None:
-    """A full difference's bias difference `diff_b` (float32), None where it has none; a LycorisError where the
-    model's layer has no bias or one of another size."""
-    if "diff_b" not in w:
+    """A full difference's bias difference `diff_b` or a normalisation layer's `b_norm` (float32), None where it has
+    none; a LycorisError where the model's layer has no bias or one of another size."""
+    name = next((name for name in ("diff_b", "b_norm") if name in w), None)
+    if name is None:
         return None
-    diff_b = w["diff_b"].float()
-    if bias is None or diff_b.shape != bias.shape:
+    diff_b = w[name].float()
+    if bias is None or diff_b.numel() != bias.numel():
         held = "no bias" if bias is None else f"a bias of {tuple(bias.shape)}"
-        raise LycorisError(f"its layer {layer}'s diff_b is {tuple(diff_b.shape)} but the model's layer has {held}")
-    return diff_b
+        raise LycorisError(f"its layer {layer}'s {name} is {tuple(diff_b.shape)} but the model's layer has {held}")
+    return diff_b.reshape(bias.shape)
 
 
 def dora_axis(magnitude: torch.Size, weight: torch.Size) -> int | None:
@@ -444,6 +458,8 @@ def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, 
     layout = glora_layout(glora, {name: layers[name].weight.shape for name in glora}) if glora else None
     for name, w in lycoris.items():
         weight, bias = layers[name].weight, layers[name].bias
+        if weight is None:  # a normalisation layer without its affine weights
+            raise LycorisError(f"its layer {name} adapts a layer of the model that has no weights to change")
         factors = delta = delta_b = magnitude = rotations = rescale = None
         kind = kind_of(w)
         if kind == "IA3":  # a product with the weight, not a difference added to it
