@@ -1220,12 +1220,13 @@ def test_a_peft_adapter_that_is_damaged_or_not_of_the_model_is_one_line_naming_i
         assert said in message, message
 
 
-def test_a_peft_adapter_of_a_hub_repository_is_read_where_the_cache_holds_its_config(
-    tiny, tiny_folder, tmp_path, hub_cache
+def test_a_peft_adapter_of_a_hub_repository_is_read_with_its_config_from_the_cache_or_the_hub(
+    tiny, tiny_folder, tmp_path, hub_cache, monkeypatch
 ):
     """A hub repository holding a PEFT adapter (`owner/name`, or its `adapter_model` file) is read as the local
-    folder is where the cache holds its adapter_config.json beside the weights; its weights alone, from the cache or
-    a local copy, are refused in one line saying to give the folder (PEFT needs the config's method)."""
+    folder is, its adapter_config.json beside the weights in the cache, or downloaded there where the cache lacks
+    it; weights whose config neither has, or a local copy of the weights alone, are refused in one line saying to
+    give the folder (PEFT needs the config's method)."""
     from peft import LoraConfig
 
     local = tmp_path / "style"
@@ -1246,7 +1247,24 @@ def test_a_peft_adapter_of_a_hub_repository_is_read_where_the_cache_holds_its_co
         for key, value in want.items():
             torch.testing.assert_close(got.unet.state_dict()[key], value, msg=f"{spec} {key}")
     with pytest.raises(LoraError, match=r"^LoRA 'someone/weights-only' is a PEFT adapter's weights \(adapter_model"):
-        load_components(tiny_folder, lora={"someone/weights-only": 1.0})
+        load_components(tiny_folder, lora={"someone/weights-only": 1.0})  # its config is not on the hub either
+
+    import huggingface_hub
+
+    cached = huggingface_hub.hf_hub_download
+
+    def download(repo, filename, **kwargs):  # the hub holds the config the cache lacks: downloaded into the cache
+        if kwargs.get("local_files_only") or filename != "adapter_config.json":
+            return cached(repo, filename, **kwargs)
+        path = hub_cache.snapshot(repo) / filename
+        path.write_bytes((local / filename).read_bytes())
+        return str(path)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    got = load_components(tiny_folder, lora={"someone/weights-only": 0.5})
+    assert got.info.loras == (("weights-only", f"PEFT LoRA {layers} at scale 0.5"),), got.info.loras
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline, the cache alone: now it holds the config
+    assert load_components(tiny_folder, lora={"someone/weights-only": 0.5}).info.loras == got.info.loras
     (tmp_path / "copied").mkdir()
     (tmp_path / "copied" / "adapter_model.safetensors").write_bytes((local / "adapter_model.safetensors").read_bytes())
     with pytest.raises(LoraError, match="is a PEFT adapter's weights without its adapter_config.json beside it"):

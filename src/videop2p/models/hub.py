@@ -142,6 +142,23 @@ def hub_file(
 
 
 @contextlib.contextmanager
+def hub_sibling(local: Path, repo: str, name: str) -> Path | None:
+    """The file `name` beside `local`, a hub repository `repo`'s file in the Hugging Face cache (its folder, at its
+    snapshot's commit): from the cache, else downloaded unless HF_HUB_OFFLINE is set; None where `local` is not in
+    the cache's snapshot layout or the file cannot be had (the caller says what it lacks)."""
+    from huggingface_hub import hf_hub_download
+
+    parts = local.parts
+    if "snapshots" not in parts[:-2]:
+        return None
+    at = len(parts) - 1 - parts[::-1].index("snapshots")  # .../snapshots/COMMIT/FOLDER.../FILE
+    commit, folder = parts[at + 1], parts[at + 2 : -1]
+    try:
+        return Path(hf_hub_download(repo, "/".join((*folder, name)), revision=commit, local_files_only=hub_offline()))
+    except Exception:  # noqa: BLE001 (not cached, not on the hub, or the hub out of reach: all mean none)
+        return None
+
+
 def named_as_given(spec: str | os.PathLike, path: Path, *errors: type[Exception]) -> Iterator[None]:
     """While the file `path` that `spec` named is read: where it is a hub repository's copy in the Hugging Face
     cache (not `spec` itself), an error of `errors` that quotes the copy's path quotes `spec` instead, the copy's

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from videop2p.config import LORA_SCALE_MAX, LORA_SUFFIXES, lora_scale_problem, weights_file_problem
-from videop2p.models.hub import adapter_file
+from videop2p.config import LORA_SCALE_MAX, LORA_SUFFIXES, hub_file_id, lora_scale_problem, weights_file_problem
+from videop2p.models.hub import adapter_file, hub_sibling
 from videop2p.models.lycoris import LycorisError, fuse_lycoris, is_lycoris, kohya_layers, layer_label, split_lycoris
 from videop2p.models.peft_adapter import (
     PEFT_CONFIG,
@@ -267,12 +267,16 @@ def _fuse_loaded(pipe, names: list[str], scales: list[float]) -> None:
 def _local(path: str) -> Path | list[Path]:
     """Where the LoRA `path` is read from: its local file (`lora_file`: a hub repository's, from the cache or
     downloaded), or the folders of a PEFT adapter (`peft_adapter.peft_adapters`), a hub repository's where the
-    cache holds its config beside its weights; a LoraError for a hub PEFT adapter's weights alone."""
+    cache holds its config beside its weights or it can be downloaded (`hub.hub_sibling`); a LoraError for a PEFT
+    adapter's weights alone."""
     folders = peft_adapters(path)
     if folders is not None:
         return folders
     local = lora_file(path)
     if local.name in PEFT_WEIGHTS:
+        hub = hub_file_id(path, LORA_SUFFIXES) if not Path(path).expanduser().exists() else None
+        if hub is not None and not (local.parent / PEFT_CONFIG).is_file():  # its config, beside it in the cache
+            hub_sibling(local, hub.repo, PEFT_CONFIG)
         folders = peft_adapters(local)
         if folders is None:
             raise LoraError(
