@@ -1187,6 +1187,10 @@ def test_a_peft_adapter_that_is_damaged_or_not_of_the_model_is_one_line_naming_i
             variant("no_weights", drop_weights=True),
             "no_weights/ holds adapter_config.json but no adapter_model",
         ),
+        "unknown": (
+            variant("unknown", config_text=json.dumps({**config, "peft_type": "FOO"})),
+            "unknown/adapter_config.json names the method 'FOO', which PEFT ",
+        ),
     }
     (variant("empty", drop_weights=True) / "adapter_model.safetensors").write_bytes(b"")
     before["empty"] = (tmp_path / "empty", "empty/adapter_model.safetensors is empty (0 bytes)")
@@ -1203,6 +1207,10 @@ def test_a_peft_adapter_that_is_damaged_or_not_of_the_model_is_one_line_naming_i
             "PEFT cannot fit its LoRA adapter to this model's UNet: Target modules",
         ),
         "fewer": (variant("fewer", weights_sd={k: v for k, v in weights.items() if k != first}), "lacks weights of"),
+        "prompts": (
+            variant("prompts", config_text=json.dumps({**config, "peft_type": "PROMPT_TUNING"})),
+            "its PROMPT_TUNING adapter learns prompts, not weights: it has nothing to fuse",
+        ),
         "sizes": (
             variant("sizes", weights_sd={**weights, first: torch.cat([weights[first]] * 2, 1)}),
             "its layers' sizes are not this model's (an adapter of another architecture",

@@ -63,6 +63,13 @@ def peft_method(folder: Path) -> str:
     method = config.get("peft_type") if isinstance(config, dict) else None
     if not isinstance(method, str) or not method:
         raise PeftAdapterError(f"{folder.name}/{PEFT_CONFIG} names no method (no peft_type: not PEFT's adapter config)")
+    from peft import PeftType, __version__
+
+    if method not in PeftType.__members__:
+        raise PeftAdapterError(
+            f"{folder.name}/{PEFT_CONFIG} names the method {method!r}, which PEFT {__version__} does not know (a newer "
+            "PEFT's, or not PEFT's)"
+        )
     return method
 
 
@@ -128,9 +135,13 @@ def fuse_peft_adapter(part: torch.nn.Module, folder: Path, scale: float) -> tupl
     method = METHOD_NAMES.get(method, method)
     try:
         config = PeftConfig.from_pretrained(str(folder))
+        if config.is_prompt_learning or getattr(config, "is_adaption_prompt", False):
+            raise PeftAdapterError(f"its {method} adapter learns prompts, not weights: it has nothing to fuse")
         config.inference_mode = True
         model = PeftModel(part, config, adapter_name="videop2p")
         result = model.load_adapter(str(folder), adapter_name="videop2p")
+    except PeftAdapterError:
+        raise
     except (ValueError, TypeError, KeyError, RuntimeError, AttributeError, NotImplementedError, OSError) as e:
         raise PeftAdapterError(
             f"PEFT cannot fit its {method} adapter to this model's {_part_name(part)}: {_why(e)}"
