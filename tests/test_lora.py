@@ -1204,7 +1204,7 @@ def test_a_peft_adapter_that_is_damaged_or_not_of_the_model_is_one_line_naming_i
     as_loaded = {
         "other_model": (
             variant("other_model", config_text=other),
-            "PEFT cannot fit its LoRA adapter to this model's UNet: Target modules",
+            "PEFT cannot fit its LoRA adapter to this model's unet: Target modules",
         ),
         "fewer": (variant("fewer", weights_sd={k: v for k, v in weights.items() if k != first}), "lacks weights of"),
         "prompts": (

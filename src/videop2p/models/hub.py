@@ -141,7 +141,6 @@ def hub_file(
     )
 
 
-@contextlib.contextmanager
 def hub_sibling(local: Path, repo: str, name: str) -> Path | None:
     """The file `name` beside `local`, a hub repository `repo`'s file in the Hugging Face cache (its folder, at its
     snapshot's commit): from the cache, else downloaded unless HF_HUB_OFFLINE is set; None where `local` is not in
@@ -159,6 +158,7 @@ def hub_sibling(local: Path, repo: str, name: str) -> Path | None:
         return None
 
 
+@contextlib.contextmanager
 def named_as_given(spec: str | os.PathLike, path: Path, *errors: type[Exception]) -> Iterator[None]:
     """While the file `path` that `spec` named is read: where it is a hub repository's copy in the Hugging Face
     cache (not `spec` itself), an error of `errors` that quotes the copy's path quotes `spec` instead, the copy's

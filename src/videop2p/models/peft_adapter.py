@@ -55,7 +55,7 @@ def adapter_name(path: str | os.PathLike) -> str:
 
 def peft_method(folder: Path) -> str:
     """The adapter's method as its config names it ("LORA", "OFT", ...), or a PeftAdapterError where the config
-    cannot be read or names none."""
+    cannot be read, or names no method or one the installed PEFT does not know."""
     try:
         config = json.loads((folder / PEFT_CONFIG).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -144,7 +144,7 @@ def fuse_peft_adapter(part: torch.nn.Module, folder: Path, scale: float) -> tupl
         raise
     except (ValueError, TypeError, KeyError, RuntimeError, AttributeError, NotImplementedError, OSError) as e:
         raise PeftAdapterError(
-            f"PEFT cannot fit its {method} adapter to this model's {_part_name(part)}: {_why(e)}"
+            f"PEFT cannot fit its {method} adapter to this model's {adapted_part(folder).replace('_', ' ')}: {_why(e)}"
         ) from None
     missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
     if missing or unexpected:
@@ -167,10 +167,6 @@ def fuse_peft_adapter(part: torch.nn.Module, folder: Path, scale: float) -> tupl
             merged = part.get_parameter(name)
             merged.copy_(tensor + scale * (merged - tensor))
     return method, len(layers)
-
-
-def _part_name(part: torch.nn.Module) -> str:
-    return "text encoder" if hasattr(part, "text_model") else "UNet"
 
 
 def _why(error: BaseException) -> str:
