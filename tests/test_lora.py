@@ -214,6 +214,36 @@ def test_a_lora_saved_by_diffusers_before_0_17_without_part_names_is_fused_into_
         _assert_weights(load_components(tiny_folder, lora={str(tmp_path / name): 0.8}), want)
 
 
+def test_a_lora_saved_with_its_config_by_diffusers_is_fused_at_its_alpha(tiny, tiny_folder, tmp_path):
+    """diffusers saves a LoRA's LoraConfig in the file's header (`lora_adapter_metadata`), its alpha among it: a
+    UNet's own `save_lora_adapter` (keys unprefixed) and a pipeline's `save_lora_weights` (keys and config under
+    `unet.`) of a LoRA of alpha 8 and rank 4 are both fused as W + scale (8 / 4) B A. The UNet's own was fused at
+    alpha = rank (its keys were prefixed here and its header not read)."""
+    import copy
+
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet = copy.deepcopy(tiny.unet)
+    config = LoraConfig(r=RANK, lora_alpha=8, target_modules=["to_q", "to_v"], init_lora_weights=False)
+    unet.add_adapter(config, adapter_name="style")
+    unet.save_lora_adapter(str(tmp_path / "unet_own"), adapter_name="style")
+    StableDiffusionPipeline.save_lora_weights(
+        str(tmp_path / "pipeline"),
+        unet_lora_layers=get_peft_model_state_dict(unet, adapter_name="style"),
+        unet_lora_adapter_metadata=config.to_dict(),
+    )
+    adapter = load_file(tmp_path / "unet_own" / "pytorch_lora_weights.safetensors")
+    layers = [name for name, _ in tiny.unet.named_modules() if name.endswith(("to_q", "to_v"))]
+    for folder in ("unet_own", "pipeline"):
+        fused = load_components(tiny_folder, lora={str(tmp_path / folder / "pytorch_lora_weights.safetensors"): 0.5})
+        for name in layers:
+            up, down = adapter[f"{name}.lora_B.weight"], adapter[f"{name}.lora_A.weight"]
+            expected = tiny.unet.get_submodule(name).weight + 0.5 * (8 / RANK) * up @ down
+            torch.testing.assert_close(fused.unet.get_submodule(name).weight, expected, msg=f"{folder} {name}")
+
+
 def test_peft_dora_the_diffusers_0_17_layout_and_kohya_convolution_layers_are_fused_by_diffusers(
     tiny, tiny_folder, tmp_path
 ):

@@ -177,15 +177,34 @@ def _read_here(keys: list[str]) -> bool:
     return is_lycoris(keys) or _unprefixed_unet(keys)
 
 
+def _unet_adapter_file(path: Path) -> bool:
+    """Whether `path` is a UNet's LoRA saved by diffusers' `save_lora_adapter`: a .safetensors file of a UNet's
+    unprefixed keys whose header holds its `LoraConfig` (`lora_adapter_metadata`: its alpha, which the keys do not),
+    read by the UNet's own loader (`load_lora_adapter`), as diffusers reads it back."""
+    from diffusers.loaders.lora_base import LORA_ADAPTER_METADATA_KEY
+    from safetensors import SafetensorError, safe_open
+
+    if path.suffix.lower() != ".safetensors":
+        return False
+    try:
+        with safe_open(str(path), "pt") as f:
+            return LORA_ADAPTER_METADATA_KEY in (f.metadata() or {}) and _unprefixed_unet(list(f.keys()))
+    except (SafetensorError, OSError):
+        return False
+
+
 def _read_state(path: Path) -> dict[str, torch.Tensor] | None:
     """The weights of the LoRA file `path`, read here where they must be (`_read_here`: a LyCORIS layer, or a
-    UNet's unprefixed keys, given back under `unet.` as the loader reads them) or where that spares the loader a
+    UNet's unprefixed keys, given back under `unet.` as the loader reads them, unless its header holds their
+    config, `_unet_adapter_file`) or where that spares the loader a
     second reading: a .safetensors file's names are read alone first, and its weights only if they are read here
     (diffusers' loader maps the others itself); any other file (.pt, .bin, .ckpt) is read whole, once. None where
     the loader is to read the file itself, or where it cannot be read (the loader then says why)."""
     from safetensors import SafetensorError, safe_open
 
     if path.suffix.lower() == ".safetensors":
+        if _unet_adapter_file(path):
+            return None
         try:
             with safe_open(str(path), "pt") as f:
                 if not _read_here(list(f.keys())):
@@ -234,7 +253,13 @@ def fuse_loras(pipe, lora: dict[str, float], source: str) -> tuple[tuple[str, st
         if state is None or rest:  # a LoRA's layers: diffusers' loader, from the weights read here or the file
             try:
                 with _quiet_part_notes():
-                    pipe.load_lora_weights(rest or str(files[path]), adapter_name=name)
+                    if state is None and _unet_adapter_file(files[path]):  # its alpha is in its header
+                        folder, file = str(files[path].parent), files[path].name  # a file's name: its header read
+                        pipe.unet.load_lora_adapter(
+                            folder, weight_name=file, prefix=None, adapter_name=name, _pipeline=pipe
+                        )
+                    else:
+                        pipe.load_lora_weights(rest or str(files[path]), adapter_name=name)
             except ImportError as e:
                 raise LoraError(f"fusing LoRA weights needs PEFT ({e}): pip install peft") from e
             except (ValueError, KeyError, RuntimeError, OSError) as e:
