@@ -954,6 +954,50 @@ def test_lora_flags_read_file_and_scale():
     }
     with pytest.raises(ConfigError, match="given twice"):
         parse_lora(["a.safetensors", "a.safetensors=2"])
+    assert parse_lora(["a.safetensors=0.8,0.4", "b=1,2,3"]) == {"a.safetensors": (0.8, 0.4), "b=1,2,3": 1.0}
+
+
+def test_a_lora_takes_one_scale_for_the_unet_and_another_for_the_text_encoder(tiny, tiny_folder, tmp_path):
+    """FILE=UNET,TEXT (ComfyUI's model and clip strengths; a pair in a config file or the API): a kohya-ss LoRA's
+    UNet layers at the first, its text encoder's at the second, and so for a LyCORIS file's and a PEFT adapter's;
+    a pair of other length or out of range is one line naming it."""
+    from peft import LoraConfig
+
+    pairs = _pairs(tiny, seed=11)
+    save_file(_kohya(pairs, alpha=2.0), tmp_path / "style.safetensors")
+    want = _expected(tiny)
+    for key, (up, down) in pairs.items():
+        want[f"{key}.weight"] += (0.5 if key.startswith("unet.") else -1.5) * (2.0 / RANK) * up @ down
+    fused = load_components(tiny_folder, lora={str(tmp_path / "style.safetensors"): (0.5, -1.5)})
+    _assert_weights(fused, want)
+    assert dict(fused.info.loras)["style.safetensors"] == f"LoRA {len(pairs)} at scale 0.5 (text encoder -1.5)"
+    untouched = load_components(tiny_folder, lora={str(tmp_path / "style.safetensors"): [1.0, 0.0]})
+    torch.testing.assert_close(untouched.text_encoder.state_dict(), tiny.text_encoder.state_dict())
+    assert not torch.equal(
+        untouched.unet.state_dict()[next(iter(pairs)).removeprefix("unet.") + ".weight"],
+        tiny.unet.state_dict()[next(iter(pairs)).removeprefix("unet.") + ".weight"],
+    )
+
+    sd, _ = _peft_lycoris(tiny, _lycoris_configs()["loha"])  # a LyCORIS LoHa of the UNet and the text encoder
+    save_file(sd, tmp_path / "loha.safetensors")
+    one = {s: _weights(load_components(tiny_folder, lora={str(tmp_path / "loha.safetensors"): s})) for s in (0.3, 0.9)}
+    both = _weights(load_components(tiny_folder, lora={str(tmp_path / "loha.safetensors"): (0.3, 0.9)}))
+    assert any(k.startswith("text_encoder.") and not torch.equal(one[0.9][k], one[0.3][k]) for k in both)
+    for key, value in both.items():
+        torch.testing.assert_close(value, one[0.9 if key.startswith("text_encoder.") else 0.3][key], msg=key)
+
+    out = tmp_path / "dreambooth"  # a PEFT adapter of each part
+    _peft_adapter(tiny.unet, LoraConfig(r=RANK, target_modules=["to_q"], init_lora_weights=False), out / "unet", 12)
+    text = LoraConfig(r=RANK, target_modules=["q_proj"], init_lora_weights=False)
+    _peft_adapter(tiny.text_encoder, text, out / "text_encoder", seed=13)
+    alone = {s: _weights(load_components(tiny_folder, lora={str(out): s})) for s in (0.5, 2.0)}
+    mixed = _weights(load_components(tiny_folder, lora={str(out): (2.0, 0.5)}))
+    for key, value in mixed.items():
+        torch.testing.assert_close(value, alone[0.5 if key.startswith("text_encoder.") else 2.0][key], msg=key)
+
+    for scale in ((0.5, 11.0), (0.5,), (0.5, 0.5, 0.5), (0.5, float("nan"))):
+        with pytest.raises(LoraError, match=r"or two, the UNet's and the text encoder's \(FILE=0.8,0.4\)"):
+            check_lora(tmp_path / "style.safetensors", scale)
 
 
 runner = CliRunner()
@@ -966,7 +1010,7 @@ def test_run_with_a_lora_records_it_and_reruns_from_its_config(tiny, tiny_folder
     (tmp_path / "job").mkdir()
     config = tmp_path / "job" / "run.yaml"  # the LoRA named beside the config file
     (tmp_path / "job" / "style.safetensors").write_bytes((tmp_path / "style.safetensors").read_bytes())
-    config.write_text(yaml.safe_dump({"lora": {"style.safetensors": 0.7}}))
+    config.write_text(yaml.safe_dump({"lora": {"style.safetensors": [0.7, 0.3]}}))  # the UNet's, the text encoder's
     common = ["--source", "a red circle moving on the grass", "--target", "a blue circle moving on the grass"]
     common += ["--model", str(tiny_folder), "--frames", "2", "--tune-steps", "1", "--steps", "2", "--inversion", "fast"]
     out = tmp_path / "out"
@@ -974,7 +1018,7 @@ def test_run_with_a_lora_records_it_and_reruns_from_its_config(tiny, tiny_folder
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     kept = yaml.safe_load((out / "config.yaml").read_text())
-    assert kept["lora"] == {str((tmp_path / "job" / "style.safetensors").resolve()): 0.7}
+    assert kept["lora"] == {str((tmp_path / "job" / "style.safetensors").resolve()): [0.7, 0.3]}
     assert json.loads((out / "outputs.json").read_text())["model"].startswith("tiny+style@")
     rerun = runner.invoke(app, ["run", "--config", str(out / "config.yaml"), "--out", str(tmp_path / "again")])
     assert rerun.exit_code == 0, rerun.output

@@ -91,7 +91,7 @@ MODEL_CONFIG_HELP = (
 )
 LORA_HELP = (
     f"LoRA weights fused into the model before tuning: FILE or FILE=SCALE, the scale from {-LORA_SCALE_MAX:g} to "
-    f"{LORA_SCALE_MAX:g} (default 1; repeatable; diffusers', PEFT's or kohya-ss's layout, LyCORIS's LoCon, LoHa, "
+    f"{LORA_SCALE_MAX:g} (default 1; FILE=UNET,TEXT: the UNet's and the text encoder's; repeatable; diffusers', PEFT's or kohya-ss's layout, LyCORIS's LoCon, LoHa, "
     "LoKr, full, IA3, DoRA, OFT, BOFT, GLoRA, trained norms; or a folder PEFT saved an adapter of any method in). FILE may be a "
     "hub repository's: owner/name/FILE, or owner/name for its pytorch_lora_weights or one LoRA file."
 )

@@ -105,6 +105,7 @@ LORA_SUFFIXES = (".safetensors", ".bin", ".pt", ".ckpt")  # what diffusers' LoRA
 EMBEDDING_SUFFIXES = (".safetensors", ".pt", ".bin")  # what the SD ecosystem writes embeddings as
 ADAPTER_SUFFIXES = {"lora": LORA_SUFFIXES, "embeddings": EMBEDDING_SUFFIXES}  # by ADAPTER_FILES' fields
 LORA_SCALE_MAX = 10.0  # |LoRA scale| at most: LoRA authors advise 0.5-1, and some styles are used negated
+LoraScale = float | tuple[float, float]  # a LoRA's scale: one for the UNet and the text encoder, or (UNet's, text's)
 # A reweighted word's map times this at most: prompt-to-prompt's examples use -5 to 20; at 100 the word
 # already holds a hundred times the attention of the whole prompt, and float16 (max 65504) stays finite.
 REWEIGHT_MAX = 100.0
@@ -242,7 +243,7 @@ class RunConfig:
     model: str | None = None  # hub id, folder or file; None: the bundled toy model
     model_config: str | None = None  # an original single-file model's architecture: diffusers folder or hub id
     vae: str | None = None  # a VAE in place of the model's own: a diffusers folder, a weights file or a hub id
-    lora: dict[str, float] = field(default_factory=dict)  # LoRA file -> scale, fused into the model before tuning
+    lora: dict[str, LoraScale] = field(default_factory=dict)  # LoRA file -> scale (or UNet's, text's), fused first
     embeddings: dict[str, str | None] = field(default_factory=dict)  # textual-inversion file -> token (None: its own)
     out: str = "outputs"  # output folder
     save_tuned: str | None = None  # also write the tuned model there, as the authors' Tune-A-Video / Video-P2P folder
@@ -352,6 +353,8 @@ def _coerce(cls, name: str, value: Any) -> Any:
             raise ConfigError(f"{name}: {e}") from None
     if name == "lora" and isinstance(value, list | tuple | str):  # ["style.safetensors=0.8", ...] from flags
         return parse_lora([value] if isinstance(value, str) else list(value))
+    if name == "lora" and isinstance(value, dict):  # a YAML file's {FILE: SCALE or [UNET, TEXT]}
+        return {path: tuple(scale) if isinstance(scale, list) else scale for path, scale in value.items()}
     if name == "embeddings" and isinstance(value, list | tuple | str):  # ["style.pt=<style>", ...] from flags
         return parse_embeddings([value] if isinstance(value, str) else list(value))
     if name == "threshold" and isinstance(value, str):  # "0.3" or "0.3,0.6" from flags
@@ -689,23 +692,37 @@ def parse_reweight(items: list[str]) -> dict[str, float]:
     return out
 
 
-def parse_lora(items: list[str]) -> dict[str, float]:
-    """`["style.safetensors", "detail.safetensors=0.5"]` -> {"style.safetensors": 1.0, "detail.safetensors": 0.5}:
-    FILE or FILE=SCALE (scale 1 where none is given, or where what follows `=` is no number: part of the name)."""
-    out = {}
+def parse_lora(items: list[str]) -> dict[str, LoraScale]:
+    """`["style.safetensors", "detail.safetensors=0.5", "face.safetensors=0.8,0.4"]` -> {"style.safetensors": 1.0,
+    "detail.safetensors": 0.5, "face.safetensors": (0.8, 0.4)}: FILE, FILE=SCALE or FILE=UNET,TEXT, the UNet's and
+    the text encoder's scales (1 where none is given, or where what follows `=` is no number: part of the name)."""
+    out: dict[str, LoraScale] = {}
     for item in items:
         if not isinstance(item, str) or not item.strip():
             raise ConfigError(f"lora: {item!r} must be FILE or FILE=SCALE, e.g. style.safetensors=0.8.")
         path, sep, value = item.strip().rpartition("=")
         try:
-            scale = float(value) if sep and path.strip() else None
+            numbers = tuple(float(v) for v in value.split(",")) if sep and path.strip() else ()
         except ValueError:
-            scale = None
+            numbers = ()
+        scale = numbers[0] if len(numbers) == 1 else numbers if len(numbers) == 2 else None
         path = path.strip() if scale is not None else item.strip()
         if path in out:
             raise ConfigError(f"lora: {path!r} is given twice; give each file once.")
         out[path] = 1.0 if scale is None else scale
     return out
+
+
+def lora_part_scales(scale: LoraScale) -> tuple[float, float]:
+    """(the UNet's, the text encoder's) scale of a LoRA's `scale`: one number for both, or the pair (ComfyUI's
+    model and clip strengths)."""
+    return (scale, scale) if isinstance(scale, int | float) else (scale[0], scale[1])
+
+
+def lora_scale_text(scale: LoraScale) -> str:
+    """A LoRA's scale as the logs and the UI say it: "0.8", or "0.8 (text encoder 0.4)" where the parts differ."""
+    unet, text = lora_part_scales(scale)
+    return f"{unet:g}" if unet == text else f"{unet:g} (text encoder {text:g})"
 
 
 def parse_embeddings(items: list[str]) -> dict[str, str | None]:
@@ -1327,14 +1344,21 @@ def weights_file_problem(
     return None
 
 
+def _scale_ok(number: Any) -> bool:
+    """Whether `number` is a LoRA scale: a finite number (not a bool) within +-LORA_SCALE_MAX."""
+    is_number = isinstance(number, int | float) and not isinstance(number, bool)
+    return is_number and math.isfinite(number) and abs(number) <= LORA_SCALE_MAX
+
+
 def lora_scale_problem(path: str, scale: Any) -> str | None:
-    """What is wrong with a LoRA file's scale (not a number, not finite, beyond +-LORA_SCALE_MAX), or None."""
-    number = isinstance(scale, int | float) and not isinstance(scale, bool)
-    if number and math.isfinite(scale) and abs(scale) <= LORA_SCALE_MAX:
+    """What is wrong with a LoRA file's scale (not a number or a pair of numbers, the UNet's and the text
+    encoder's; not finite, beyond +-LORA_SCALE_MAX), or None."""
+    numbers = list(scale) if isinstance(scale, list | tuple) and len(scale) == 2 else [scale]
+    if all(_scale_ok(number) for number in numbers):
         return None
     return (
         f"LoRA scale {scale!r} for {path!r} is not valid; expected a finite number from {-LORA_SCALE_MAX:g} to "
-        f"{LORA_SCALE_MAX:g} (1: as trained)."
+        f"{LORA_SCALE_MAX:g} (1: as trained), or two, the UNet's and the text encoder's (FILE=0.8,0.4)."
     )
 
 

@@ -24,6 +24,7 @@ from videop2p.config import (
     FrameAttentionMode,
     GroupNormMode,
     InversionConfig,
+    LoraScale,
     ResizeMode,
     RunConfig,
     TuneConfig,
@@ -227,12 +228,13 @@ class VideoP2P:
         attention_slicing: int | None = RunConfig.attention_slicing,
         group_norm: GroupNormMode | str = RunConfig.group_norm,
         model_config: str | None = RunConfig.model_config,
-        lora: dict[str, float] | None = None,
+        lora: dict[str, LoraScale] | None = None,
         embeddings: dict[str, str | None] | None = None,
         vae: str | None = RunConfig.vae,
     ) -> VideoP2P:
         """Load a model (None: the bundled toy model; `model_config`: an original single-file checkpoint's
-        architecture; `lora`: LoRA files (LyCORIS's too) and their scales, fused into it; `embeddings`:
+        architecture; `lora`: LoRA files (LyCORIS's too) and their scales, a number or (UNet's, text
+        encoder's), fused into it; `embeddings`:
         textual-inversion files and their tokens, None for a file's own (a file may be a hub repository's,
         `owner/name/FILE`, or `owner/name` for its one); `vae`: a VAE in place of the model's own, a folder,
         weights file or hub id); `workspace` enables reuse between runs."""

@@ -28,12 +28,14 @@ from videop2p.config import (
     AnchorMode,
     CompositeMode,
     GroupNormMode,
+    LoraScale,
     OptionError,
     Preset,
     RunConfig,
     WindowBlend,
     apply_options,
     check_number,
+    lora_scale_text,
     preset_config,
     validate,
 )
@@ -400,7 +402,7 @@ class Session:
         device: str = _RUN.device,
         dtype: str = _RUN.dtype,
         model_config: str | None = _RUN.model_config,
-        lora: dict[str, float] | None = None,
+        lora: dict[str, LoraScale] | None = None,
         embeddings: dict[str, str | None] | None = None,
         vae: str | None = _RUN.vae,
     ):
@@ -423,7 +425,7 @@ class Session:
         if self.vae:
             parts.append(f"VAE: {self.vae}")
         if self.lora:
-            parts.append("LoRA: " + ", ".join(f"{Path(p).name} ({scale:g})" for p, scale in self.lora.items()))
+            parts.append("LoRA: " + ", ".join(f"{Path(p).name} ({lora_scale_text(s)})" for p, s in self.lora.items()))
         words = []
         for path, token in self.embeddings.items():
             try:
@@ -772,7 +774,7 @@ def launch(
     dtype: str = _RUN.dtype,
     block: bool = True,
     model_config: str | None = _RUN.model_config,
-    lora: dict[str, float] | None = None,
+    lora: dict[str, LoraScale] | None = None,
     embeddings: dict[str, str | None] | None = None,
     vae: str | None = _RUN.vae,
 ):

@@ -24,6 +24,7 @@ from videop2p.config import (
     FrameAttentionMode,
     GroupNormMode,
     HubFile,
+    LoraScale,
     hub_download_command,
     hub_file_of,
     hub_name,
@@ -781,7 +782,7 @@ def check_model_config(model: str | os.PathLike | None, config: str | os.PathLik
         _missing_parts(folder, f"--model-config {str(config)!r}", "diffusers folder", "; their configs are enough")
 
 
-def check_adapter_files(lora: dict[str, float] | None, embeddings: dict[str, str | None] | None) -> None:
+def check_adapter_files(lora: dict[str, LoraScale] | None, embeddings: dict[str, str | None] | None) -> None:
     """Refuse a LoRA or embedding file that is missing, empty or of another kind, a scale out of range and
     a token that is no word (`lora.check_lora`, `embeddings.check_embedding`), before anything is read."""
     for path, scale in (lora or {}).items():
@@ -823,7 +824,7 @@ def load_components(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     config: str | None = None,
-    lora: dict[str, float] | None = None,
+    lora: dict[str, LoraScale] | None = None,
     embeddings: dict[str, str | None] | None = None,
     vae: str | None = None,
 ) -> SDComponents:

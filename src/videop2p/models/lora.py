@@ -20,7 +20,16 @@ from pathlib import Path
 
 import torch
 
-from videop2p.config import LORA_SCALE_MAX, LORA_SUFFIXES, hub_file_id, lora_scale_problem, weights_file_problem
+from videop2p.config import (
+    LORA_SCALE_MAX,
+    LORA_SUFFIXES,
+    LoraScale,
+    hub_file_id,
+    lora_part_scales,
+    lora_scale_problem,
+    lora_scale_text,
+    weights_file_problem,
+)
 from videop2p.models.hub import adapter_file, hub_sibling
 from videop2p.models.lycoris import LycorisError, fuse_lycoris, is_lycoris, kohya_layers, layer_label, split_lycoris
 from videop2p.models.peft_adapter import (
@@ -73,7 +82,7 @@ def _quiet_part_notes() -> Iterator[None]:
             lora_logger.removeFilter(note)
 
 
-def check_lora(path: str | os.PathLike, scale: float) -> None:
+def check_lora(path: str | os.PathLike, scale: LoraScale) -> None:
     """Refuse a LoRA file that is missing, empty or of a kind the loader does not read, and a scale
     not finite or beyond +-LORA_SCALE_MAX, naming the value and what would be valid."""
     adapters = peft_adapters(path)
@@ -220,13 +229,14 @@ def _read_state(path: Path) -> dict[str, torch.Tensor] | None:
     return {f"unet.{key}": tensor for key, tensor in state.items()} if _unprefixed_unet(state) else state
 
 
-def fuse_loras(pipe, lora: dict[str, float], source: str) -> tuple[tuple[str, str], ...]:
+def fuse_loras(pipe, lora: dict[str, LoraScale], source: str) -> tuple[tuple[str, str], ...]:
     """Fuse each LoRA file of `lora` (path -> scale) into the text encoder and UNet of `pipe` (diffusers'
     `StableDiffusionPipeline` of the model's modules, `loading.image_pipeline`: what it fuses is theirs), in
     place, through diffusers' loader and PEFT (the adapters are then removed); a LyCORIS file's LoHa, LoKr,
     Tucker LoCon, full, IA3, DoRA, OFT, GLoRA and norm layers by `lycoris.fuse_lycoris`, file by file (its LoRA
     layers, if any, by diffusers, after all files: a DoRA, IA3, OFT or GLoRA layer acts on the weights as the
     LyCORIS layers before it left them); a PEFT adapter's folder by PEFT, on what the files before it gave.
+    A scale is one for both parts, or (the UNet's, the text encoder's) (`config.lora_part_scales`).
     A file that is not LoRA weights, or whose layers are not this model's (another architecture's), is a
     LoraError naming it, and so is one that adapts no layer or holds NaN or infinite values. Returns, for each
     file, (its name, what it gave: "LoKr 1, LoRA 3 at scale -0.5")."""
@@ -246,7 +256,7 @@ def fuse_loras(pipe, lora: dict[str, float], source: str) -> tuple[tuple[str, st
         kinds = Counter(layer_label(w) for w in lycoris.values())  # {"LoHa": layers, ...}, said once fused
         if lycoris:
             try:
-                fuse_lycoris(lycoris, kohya_layers(unet, text_encoder), lora[path])
+                fuse_lycoris(lycoris, kohya_layers(unet, text_encoder), lora_part_scales(lora[path]))
             except LycorisError as e:
                 pipe.unload_lora_weights()
                 raise LoraError(f"LoRA file {str(path)!r} could not be fused into {source}: {e}.") from None
@@ -281,10 +291,12 @@ def fuse_loras(pipe, lora: dict[str, float], source: str) -> tuple[tuple[str, st
     return tuple(fused)
 
 
-def _fuse_loaded(pipe, names: list[str], scales: list[float]) -> None:
-    """Fuse the adapters diffusers' loader added to `pipe` (`names`), each at its scale, and remove them."""
+def _fuse_loaded(pipe, names: list[str], scales: list[LoraScale]) -> None:
+    """Fuse the adapters diffusers' loader added to `pipe` (`names`), each at its scale (its UNet's and text
+    encoder's), and remove them."""
     if names:
-        pipe.set_adapters(names, adapter_weights=scales)
+        weights = [dict(zip(("unet", "text_encoder"), lora_part_scales(scale), strict=True)) for scale in scales]
+        pipe.set_adapters(names, adapter_weights=weights)
         pipe.fuse_lora(adapter_names=names, lora_scale=1.0)
         pipe.unload_lora_weights()  # the adapters go; the fused weights stay
 
@@ -312,20 +324,22 @@ def _local(path: str) -> Path | list[Path]:
     return local
 
 
-def _fuse_peft(pipe, path: str, folders: list[Path], scale: float, source: str) -> Counter:
+def _fuse_peft(pipe, path: str, folders: list[Path], scale: LoraScale, source: str) -> Counter:
     """Fuse the PEFT adapter `path` names (each part's folder of `folders`) into `pipe`'s UNet and text encoder at
-    `scale`; {"PEFT OFT": layers, ...}, or a LoraError naming it."""
+    `scale` (each part's); {"PEFT OFT": layers, ...}, or a LoraError naming it."""
     kinds: Counter = Counter()
     for folder in folders:
+        part = adapted_part(folder)
+        part_scale = lora_part_scales(scale)[part == "text_encoder"]
         try:
-            method, layers = fuse_peft_adapter(getattr(pipe, adapted_part(folder)), folder, scale)
+            method, layers = fuse_peft_adapter(getattr(pipe, part), folder, part_scale)
         except PeftAdapterError as e:
             raise LoraError(f"LoRA {str(path)!r} could not be fused into {source}: {e}.") from None
         kinds[f"PEFT {method}"] += layers
     return kinds
 
 
-def _said(path: str, kinds: Counter, scale: float, source: str, fused: list) -> None:
+def _said(path: str, kinds: Counter, scale: LoraScale, source: str, fused: list) -> None:
     """Log what the LoRA `path` gave (`kinds`, its layers by kind) and add it to `fused`; a LoraError where it
     adapted no layer."""
     layers = sum(kinds.values())
@@ -335,5 +349,7 @@ def _said(path: str, kinds: Counter, scale: float, source: str, fused: list) -> 
             "(a LoRA of another architecture?)."
         )
     said = ", ".join(f"{kind} {count}" for kind, count in kinds.items() if count)
-    logger.info("LoRA %s: %d layers of %s (%s), scale %g", lora_name(path), layers, source, said, scale)
-    fused.append((lora_name(path), f"{said} at scale {scale:g}"))
+    logger.info(
+        "LoRA %s: %d layers of %s (%s), scale %s", lora_name(path), layers, source, said, lora_scale_text(scale)
+    )
+    fused.append((lora_name(path), f"{said} at scale {lora_scale_text(scale)}"))

@@ -46,6 +46,7 @@ NORM_NAMES = ("w_norm", "b_norm")  # a normalisation layer's weight and bias dif
 GLORA_NAMES = ("a1.weight", "a2.weight", "b1.weight", "b2.weight", "bm.weight")  # A's, B's factors, B's core
 GLORA_LAYOUTS = ("LyCORIS 3.0 on", "LyCORIS 2.x")  # GLoRA's layouts: factors transposed and named apart
 KOHYA_OFT_PREFIX = "oft_unet_"  # kohya-ss's OFT names a UNet layer as its LoRAs do under lora_unet_
+TEXT_PREFIX = "lora_te_"  # kohya-ss's name of a text encoder layer begins so
 
 
 class LycorisError(ValueError):
@@ -119,14 +120,14 @@ def kohya_layers(unet: torch.nn.Module, text_encoder: torch.nn.Module) -> dict[s
     path with '_' for '.' (the text encoder's under `text_model_`, as CLIPTextModel's checkpoints name it; the
     UNet's also under kohya-ss's OFT prefix)."""
     names = {}
-    for prefixes, part in ((("lora_unet_", KOHYA_OFT_PREFIX), unet), (("lora_te_",), text_encoder)):  # kohya-ss's
+    for prefixes, part in ((("lora_unet_", KOHYA_OFT_PREFIX), unet), ((TEXT_PREFIX,), text_encoder)):  # kohya-ss's
         for name, layer in part.named_modules():
             if isinstance(layer, torch.nn.Linear | torch.nn.Conv2d | torch.nn.GroupNorm | torch.nn.LayerNorm):
                 flat = name.replace(".", "_")
                 for prefix in prefixes:
                     names[prefix + flat] = layer
                 if part is text_encoder and not flat.startswith("text_model_"):
-                    names[f"lora_te_text_model_{flat}"] = layer
+                    names[f"{TEXT_PREFIX}text_model_{flat}"] = layer
     return names
 
 
@@ -442,13 +443,16 @@ def glora_delta(weight: torch.Tensor, w: dict[str, torch.Tensor], layout: str) -
     return delta.reshape(weight.shape) * (alpha / rank)
 
 
-def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, torch.nn.Module], scale: float) -> None:
+def fuse_lycoris(
+    lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, torch.nn.Module], scales: tuple[float, float]
+) -> None:
     """Add `scale` times each LyCORIS layer's weight difference (`layer_delta`, GLoRA's `glora_delta`) to the model's
     layer of its name (`layers`, `kohya_layers`), or set a DoRA, (IA)^3 or OFT layer's weight to `dora_weight`,
     `ia3_weight`, `oft_weight` or `boft_weight` at `scale` (these and GLoRA act on the weight as the LyCORIS layers
     before them left it), in place, one layer at a time. A layer the model lacks, or GLoRA layers of no one layout
     (`glora_layout`), is a LycorisError before any is changed; one that does not fit, or NaN or infinite values,
-    stops it part-way (the caller discards the model)."""
+    stops it part-way (the caller discards the model). `scale` is the first of `scales` for the UNet's layers, the
+    second for the text encoder's (`TEXT_PREFIX`)."""
     missing = sorted(name for name in lycoris if name not in layers)
     if missing:
         raise LycorisError(
@@ -461,7 +465,7 @@ def fuse_lycoris(lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, 
         if weight is None:  # a normalisation layer without its affine weights
             raise LycorisError(f"its layer {name} adapts a layer of the model that has no weights to change")
         factors = delta = delta_b = magnitude = rotations = rescale = None
-        kind = kind_of(w)
+        kind, scale = kind_of(w), scales[name.startswith(TEXT_PREFIX)]
         if kind == "IA3":  # a product with the weight, not a difference added to it
             factors, on_input = ia3_factors(name, w, weight.shape)
         elif kind == "OFT":  # a rotation of the weight's outputs
