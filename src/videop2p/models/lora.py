@@ -295,10 +295,20 @@ def _fuse_loaded(pipe, names: list[str], scales: list[LoraScale]) -> None:
     """Fuse the adapters diffusers' loader added to `pipe` (`names`), each at its scale (its UNet's and text
     encoder's), and remove them."""
     if names:
-        weights = [dict(zip(("unet", "text_encoder"), lora_part_scales(scale), strict=True)) for scale in scales]
+        weights = [_adapter_weight(pipe, name, scale) for name, scale in zip(names, scales, strict=True)]
         pipe.set_adapters(names, adapter_weights=weights)
         pipe.fuse_lora(adapter_names=names, lora_scale=1.0)
         pipe.unload_lora_weights()  # the adapters go; the fused weights stay
+
+
+def _adapter_weight(pipe, name: str, scale: LoraScale) -> float | dict[str, float]:
+    """The weight diffusers' `set_adapters` takes for the adapter `name` at `scale`: one number where the UNet's and
+    the text encoder's are one, else {part: its scale} for the parts the adapter has (diffusers warns of others)."""
+    unet, text = lora_part_scales(scale)
+    if unet == text:
+        return unet
+    parts = {"unet": unet, "text_encoder": text}
+    return {part: value for part, value in parts.items() if name in getattr(getattr(pipe, part), "peft_config", {})}
 
 
 def _local(path: str) -> Path | list[Path]:
