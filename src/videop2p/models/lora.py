@@ -204,16 +204,13 @@ def _unet_adapter_file(path: Path) -> bool:
 
 def _read_state(path: Path) -> dict[str, torch.Tensor] | None:
     """The weights of the LoRA file `path`, read here where they must be (`_read_here`: a LyCORIS layer, or a
-    UNet's unprefixed keys, given back under `unet.` as the loader reads them, unless its header holds their
-    config, `_unet_adapter_file`) or where that spares the loader a
+    UNet's unprefixed keys, given back under `unet.` as the loader reads them) or where that spares the loader a
     second reading: a .safetensors file's names are read alone first, and its weights only if they are read here
     (diffusers' loader maps the others itself); any other file (.pt, .bin, .ckpt) is read whole, once. None where
     the loader is to read the file itself, or where it cannot be read (the loader then says why)."""
     from safetensors import SafetensorError, safe_open
 
     if path.suffix.lower() == ".safetensors":
-        if _unet_adapter_file(path):
-            return None
         try:
             with safe_open(str(path), "pt") as f:
                 if not _read_here(list(f.keys())):
@@ -251,7 +248,8 @@ def fuse_loras(pipe, lora: dict[str, LoraScale], source: str) -> tuple[tuple[str
             kinds = _fuse_peft(pipe, path, files[path], lora[path], source)
             _said(path, kinds, lora[path], source, fused)
             continue
-        state = _read_state(files[path])
+        own = _unet_adapter_file(files[path])  # read by the UNet's own loader, its config from its header
+        state = None if own else _read_state(files[path])
         lycoris, rest = split_lycoris(state) if state is not None else ({}, None)
         kinds = Counter(layer_label(w) for w in lycoris.values())  # {"LoHa": layers, ...}, said once fused
         if lycoris:
@@ -263,7 +261,7 @@ def fuse_loras(pipe, lora: dict[str, LoraScale], source: str) -> tuple[tuple[str
         if state is None or rest:  # a LoRA's layers: diffusers' loader, from the weights read here or the file
             try:
                 with _quiet_part_notes():
-                    if state is None and _unet_adapter_file(files[path]):  # its alpha is in its header
+                    if own:  # its alpha is in its header
                         folder, file = str(files[path].parent), files[path].name  # a file's name: its header read
                         pipe.unet.load_lora_adapter(
                             folder, weight_name=file, prefix=None, adapter_name=name, _pipeline=pipe
