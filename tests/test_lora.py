@@ -244,6 +244,23 @@ def test_a_lora_saved_with_its_config_by_diffusers_is_fused_at_its_alpha(tiny, t
             torch.testing.assert_close(fused.unet.get_submodule(name).weight, expected, msg=f"{folder} {name}")
 
 
+def test_a_kohya_lora_of_text_attention_without_out_proj_is_fused_by_its_formula(tiny, tiny_folder, tmp_path):
+    """diffusers (0.42) tells a kohya-ss text encoder LoRA's layout by its `out_proj` layers and refuses one of q, k
+    and v alone ("Could not automatically infer state dict type"): such a file is fused here by the LoRA formula,
+    each part at its scale, after a LoRA file before it that diffusers read (which stays)."""
+    pairs = {k: v for k, v in _pairs(tiny, seed=14).items() if not k.endswith("out_proj")}
+    first = _pairs(tiny, seed=15)
+    save_file(_kohya(pairs, alpha=2.0), tmp_path / "qkv.safetensors")
+    save_file(_kohya(first, alpha=4.0), tmp_path / "first.safetensors")
+    want = _expected(tiny, (first, 4.0, 1.0))
+    for key, (up, down) in pairs.items():
+        want[f"{key}.weight"] += (0.5 if key.startswith("unet.") else -1.0) * (2.0 / RANK) * up @ down
+    lora = {str(tmp_path / "first.safetensors"): 1.0, str(tmp_path / "qkv.safetensors"): (0.5, -1.0)}
+    fused = load_components(tiny_folder, lora=lora)
+    _assert_weights(fused, want)
+    assert dict(fused.info.loras)["qkv.safetensors"] == f"LoRA {len(pairs)} at scale 0.5 (text encoder -1)"
+
+
 def test_peft_dora_the_diffusers_0_17_layout_and_kohya_convolution_layers_are_fused_by_diffusers(
     tiny, tiny_folder, tmp_path
 ):
@@ -389,6 +406,22 @@ def test_a_lokr_of_full_factors_is_not_scaled_and_a_locon_layer_beside_it_is_fus
     want = _expected(tiny, (pairs, 2.0, -0.5))
     want[f"unet.{layer}.weight"] += -0.5 * torch.kron(w1, w2)
     _assert_weights(fused, want)
+
+
+def test_a_lycoris_file_after_a_lora_file_on_the_same_layers_adds_to_it(tiny, tiny_folder, tmp_path):
+    """A kohya-ss LoRA file (read by diffusers) then a LyCORIS LoHa file adapting the same layers: the LoRA's
+    adapters wrapped those layers, and the LoHa file was refused as naming layers "not this model's"; the LoRAs
+    before a LyCORIS file are now fused first, and the two add up."""
+    pairs = _pairs(tiny, seed=16)
+    save_file(_kohya(pairs, alpha=4.0), tmp_path / "style.safetensors")
+    sd, _ = _peft_lycoris(tiny, _lycoris_configs()["loha"])
+    save_file(sd, tmp_path / "loha.safetensors")
+    loha = _weights(load_components(tiny_folder, lora={str(tmp_path / "loha.safetensors"): 0.5}))
+    want = {key: value.clone() for key, value in loha.items()}
+    for key, (up, down) in pairs.items():
+        want[f"{key}.weight"] += (4.0 / RANK) * up @ down
+    lora = {str(tmp_path / "style.safetensors"): 1.0, str(tmp_path / "loha.safetensors"): 0.5}
+    _assert_weights(load_components(tiny_folder, lora=lora), want)
 
 
 def test_a_locon_layer_with_a_tucker_core_is_fused_as_its_three_convolutions_compute(tiny, tiny_folder, tmp_path):

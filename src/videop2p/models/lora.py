@@ -31,7 +31,15 @@ from videop2p.config import (
     weights_file_problem,
 )
 from videop2p.models.hub import adapter_file, hub_sibling
-from videop2p.models.lycoris import LycorisError, fuse_lycoris, is_lycoris, kohya_layers, layer_label, split_lycoris
+from videop2p.models.lycoris import (
+    TEXT_PREFIX,
+    LycorisError,
+    fuse_lycoris,
+    is_lycoris,
+    kohya_layers,
+    layer_label,
+    split_lycoris,
+)
 from videop2p.models.peft_adapter import (
     PEFT_CONFIG,
     PEFT_WEIGHTS,
@@ -48,6 +56,8 @@ logger = logging.getLogger(__name__)
 
 # diffusers' (0.42) refusal of kohya-ss-named keys it has no conversion for, followed by their names
 UNCONVERTED = "The following keys have not been correctly renamed:"
+# diffusers' (0.42) refusal of a kohya-ss text encoder LoRA without out_proj layers (it tells their layout by those)
+UNINFERRED = "Could not automatically infer state dict type"
 
 
 class LoraError(ValueError):
@@ -230,9 +240,10 @@ def fuse_loras(pipe, lora: dict[str, LoraScale], source: str) -> tuple[tuple[str
     """Fuse each LoRA file of `lora` (path -> scale) into the text encoder and UNet of `pipe` (diffusers'
     `StableDiffusionPipeline` of the model's modules, `loading.image_pipeline`: what it fuses is theirs), in
     place, through diffusers' loader and PEFT (the adapters are then removed); a LyCORIS file's LoHa, LoKr,
-    Tucker LoCon, full, IA3, DoRA, OFT, GLoRA and norm layers by `lycoris.fuse_lycoris`, file by file (its LoRA
-    layers, if any, by diffusers, after all files: a DoRA, IA3, OFT or GLoRA layer acts on the weights as the
-    LyCORIS layers before it left them); a PEFT adapter's folder by PEFT, on what the files before it gave.
+    Tucker LoCon, full, IA3, DoRA, OFT, GLoRA and norm layers by `lycoris.fuse_lycoris` (its LoRA layers, if any,
+    by diffusers, after them); a PEFT adapter's folder by PEFT; a kohya-ss LoRA diffusers cannot convert by its
+    formula (`_plain_kohya`). Each file acts on the weights the files before it left (diffusers' adapters are
+    fused before a file fused here: a DoRA, IA3, OFT or GLoRA layer multiplies what it finds).
     A scale is one for both parts, or (the UNet's, the text encoder's) (`config.lora_part_scales`).
     A file that is not LoRA weights, or whose layers are not this model's (another architecture's), is a
     LoraError naming it, and so is one that adapts no layer or holds NaN or infinite values. Returns, for each
@@ -243,8 +254,7 @@ def fuse_loras(pipe, lora: dict[str, LoraScale], source: str) -> tuple[tuple[str
     for i, path in enumerate(lora):  # each file and scale checked by the caller first (`check_lora`)
         name = f"lora{i}"
         if isinstance(files[path], list):  # a PEFT adapter: fused by PEFT, part by part, on the LoRAs before it fused
-            _fuse_loaded(pipe, names, [lora[p] for i, p in enumerate(lora) if f"lora{i}" in names])
-            names = []
+            names = _fuse_loaded(pipe, names, lora)
             kinds = _fuse_peft(pipe, path, files[path], lora[path], source)
             _said(path, kinds, lora[path], source, fused)
             continue
@@ -252,7 +262,8 @@ def fuse_loras(pipe, lora: dict[str, LoraScale], source: str) -> tuple[tuple[str
         state = None if own else _read_state(files[path])
         lycoris, rest = split_lycoris(state) if state is not None else ({}, None)
         kinds = Counter(layer_label(w) for w in lycoris.values())  # {"LoHa": layers, ...}, said once fused
-        if lycoris:
+        if lycoris:  # on the LoRAs before it fused (diffusers' adapters wrap the layers it names)
+            names = _fuse_loaded(pipe, names, lora)
             try:
                 fuse_lycoris(lycoris, kohya_layers(unet, text_encoder), lora_part_scales(lora[path]))
             except LycorisError as e:
@@ -271,8 +282,16 @@ def fuse_loras(pipe, lora: dict[str, LoraScale], source: str) -> tuple[tuple[str
             except ImportError as e:
                 raise LoraError(f"fusing LoRA weights needs PEFT ({e}): pip install peft") from e
             except (ValueError, KeyError, RuntimeError, OSError) as e:
-                pipe.unload_lora_weights()
-                raise LoraError(f"LoRA file {str(path)!r} could not be fused into {source}: {_reason(e)}.") from e
+                plain = _plain_kohya(rest or state or _read_weights(files[path])) if UNINFERRED in str(e) else None
+                if plain is None:
+                    pipe.unload_lora_weights()
+                    raise LoraError(f"LoRA file {str(path)!r} could not be fused into {source}: {_reason(e)}.") from e
+                pipe.delete_adapters(name)  # what diffusers had loaded of it before it stopped
+                names = _fuse_loaded(pipe, names, lora)
+                _fuse_plain(plain, pipe, lora[path], path, source)
+                kinds["LoRA"] = len(plain)
+                _said(path, kinds, lora[path], source, fused)
+                continue
             names.append(name)
             kinds["LoRA"] = _adapted_layers(name, text_encoder, unet)
             damaged = _non_finite_weight(name, text_encoder, unet)
@@ -285,18 +304,52 @@ def fuse_loras(pipe, lora: dict[str, LoraScale], source: str) -> tuple[tuple[str
         if not sum(kinds.values()):
             pipe.unload_lora_weights()
         _said(path, kinds, lora[path], source, fused)
-    _fuse_loaded(pipe, names, [lora[path] for i, path in enumerate(lora) if f"lora{i}" in names])
+    _fuse_loaded(pipe, names, lora)
     return tuple(fused)
 
 
-def _fuse_loaded(pipe, names: list[str], scales: list[LoraScale]) -> None:
-    """Fuse the adapters diffusers' loader added to `pipe` (`names`), each at its scale (its UNet's and text
-    encoder's), and remove them."""
+def _fuse_loaded(pipe, names: list[str], lora: dict[str, LoraScale]) -> list[str]:
+    """Fuse the adapters diffusers' loader added to `pipe` (`names`: "lora{i}" for the i-th file of `lora`), each
+    at its file's scale (its UNet's and text encoder's), and remove them; the adapters left: none."""
     if names:
-        weights = [_adapter_weight(pipe, name, scale) for name, scale in zip(names, scales, strict=True)]
-        pipe.set_adapters(names, adapter_weights=weights)
+        scales = {f"lora{i}": scale for i, scale in enumerate(lora.values())}
+        pipe.set_adapters(names, adapter_weights=[_adapter_weight(pipe, name, scales[name]) for name in names])
         pipe.fuse_lora(adapter_names=names, lora_scale=1.0)
         pipe.unload_lora_weights()  # the adapters go; the fused weights stay
+    return []
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor] | None:
+    """The LoRA file's weights, or None where they cannot be read as a dict of tensors."""
+    try:
+        state = read_weights_file(path, "LoRA", LoraError)
+    except LoraError:
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _plain_kohya(state: dict[str, torch.Tensor] | None) -> dict[str, dict[str, torch.Tensor]] | None:
+    """A kohya-ss LoRA's layers ({layer: {lora_up.weight, lora_down.weight, alpha}}), or None where `state` is not
+    one (of other names, or of no layer)."""
+    if not state or not all(str(key).startswith(("lora_unet_", TEXT_PREFIX)) for key in state):
+        return None
+    layers: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in state.items():
+        layer, _, name = str(key).partition(".")
+        if name not in ("lora_up.weight", "lora_down.weight", "alpha"):
+            return None
+        layers.setdefault(layer, {})[name] = tensor
+    return layers
+
+
+def _fuse_plain(plain: dict, pipe, scale: LoraScale, path: str, source: str) -> None:
+    """Fuse a kohya-ss LoRA's layers `plain` (`_plain_kohya`) into `pipe`'s UNet and text encoder by the LoRA
+    formula, W += scale (alpha / r) up down (`lycoris.fuse_lycoris`, as LoCon's), where diffusers' loader cannot
+    convert them; a LoraError naming the file where they do not fit."""
+    try:
+        fuse_lycoris(plain, kohya_layers(pipe.unet, pipe.text_encoder), lora_part_scales(scale), plain=True)
+    except LycorisError as e:
+        raise LoraError(f"LoRA file {str(path)!r} could not be fused into {source}: {e}.") from None
 
 
 def _adapter_weight(pipe, name: str, scale: LoraScale) -> float | dict[str, float]:

@@ -207,10 +207,11 @@ def _check_names(layer: str, w: dict[str, torch.Tensor], kind: str) -> None:
         raise LycorisError(f"its layer {layer} holds {named_keys(extra)} beside {kind} weights, which are not fused")
 
 
-def layer_delta(layer: str, w: dict[str, torch.Tensor], shape: torch.Size) -> torch.Tensor:
-    """The weight difference (alpha / r) * delta of the LyCORIS layer `layer` (its weights `w`), float32, in the
-    shape `shape` of the model's layer; a LycorisError names what does not fit."""
-    kind = kind_of(w)
+def layer_delta(layer: str, w: dict[str, torch.Tensor], shape: torch.Size, kind: str | None = None) -> torch.Tensor:
+    """The weight difference (alpha / r) * delta of the LyCORIS layer `layer` (its weights `w`; of `kind`, else the
+    kind its names say), float32, in the shape `shape` of the model's layer; a LycorisError names what does not
+    fit."""
+    kind = kind or kind_of(w)
     _check_names(layer, w, kind)
     w = {name: t.float() for name, t in w.items()}
     try:
@@ -444,7 +445,10 @@ def glora_delta(weight: torch.Tensor, w: dict[str, torch.Tensor], layout: str) -
 
 
 def fuse_lycoris(
-    lycoris: dict[str, dict[str, torch.Tensor]], layers: dict[str, torch.nn.Module], scales: tuple[float, float]
+    lycoris: dict[str, dict[str, torch.Tensor]],
+    layers: dict[str, torch.nn.Module],
+    scales: tuple[float, float],
+    plain: bool = False,
 ) -> None:
     """Add `scale` times each LyCORIS layer's weight difference (`layer_delta`, GLoRA's `glora_delta`) to the model's
     layer of its name (`layers`, `kohya_layers`), or set a DoRA, (IA)^3 or OFT layer's weight to `dora_weight`,
@@ -452,7 +456,8 @@ def fuse_lycoris(
     before them left it), in place, one layer at a time. A layer the model lacks, or GLoRA layers of no one layout
     (`glora_layout`), is a LycorisError before any is changed; one that does not fit, or NaN or infinite values,
     stops it part-way (the caller discards the model). `scale` is the first of `scales` for the UNet's layers, the
-    second for the text encoder's (`TEXT_PREFIX`)."""
+    second for the text encoder's (`TEXT_PREFIX`). With `plain`, a layer of no LyCORIS kind is a LoRA's
+    (`lora_up`, `lora_down`, `alpha`), fused by the same rule as LoCon's."""
     missing = sorted(name for name in lycoris if name not in layers)
     if missing:
         raise LycorisError(
@@ -465,7 +470,7 @@ def fuse_lycoris(
         if weight is None:  # a normalisation layer without its affine weights
             raise LycorisError(f"its layer {name} adapts a layer of the model that has no weights to change")
         factors = delta = delta_b = magnitude = rotations = rescale = None
-        kind, scale = kind_of(w), scales[name.startswith(TEXT_PREFIX)]
+        kind, scale = kind_of(w) or ("LoCon" if plain else None), scales[name.startswith(TEXT_PREFIX)]
         if kind == "IA3":  # a product with the weight, not a difference added to it
             factors, on_input = ia3_factors(name, w, weight.shape)
         elif kind == "OFT":  # a rotation of the weight's outputs
@@ -473,7 +478,7 @@ def fuse_lycoris(
         elif kind == "GLoRA":  # a difference that is partly a product with the weight
             delta = glora_delta(weight.float(), {key: t.float() for key, t in w.items()}, layout)
         else:
-            delta, delta_b = layer_delta(name, w, weight.shape), bias_delta(name, w, bias)
+            delta, delta_b = layer_delta(name, w, weight.shape, kind), bias_delta(name, w, bias)
             magnitude = w[DORA_NAME].float() if DORA_NAME in w else None
             if magnitude is not None and dora_axis(magnitude.shape, weight.shape) is None:
                 raise LycorisError(
