@@ -50,7 +50,7 @@ from videop2p.models.peft_adapter import (
     fuse_peft_adapter,
     peft_adapters,
 )
-from videop2p.models.weights import named_keys, read_weights_file
+from videop2p.models.weights import named_keys, read_weights_file, safetensors_header
 
 logger = logging.getLogger(__name__)
 
@@ -196,42 +196,26 @@ def _read_here(keys: list[str]) -> bool:
     return is_lycoris(keys) or _unprefixed_unet(keys)
 
 
-def _unet_adapter_file(path: Path) -> bool:
-    """Whether `path` is a UNet's LoRA saved by diffusers' `save_lora_adapter`: a .safetensors file of a UNet's
-    unprefixed keys whose header holds its `LoraConfig` (`lora_adapter_metadata`: its alpha, which the keys do not),
-    read by the UNet's own loader (`load_lora_adapter`), as diffusers reads it back."""
+def _unet_adapter_file(header: tuple[list[str], dict[str, str]] | None) -> bool:
+    """Whether a LoRA file of this safetensors `header` (`weights.safetensors_header`) is a UNet's saved by diffusers'
+    `save_lora_adapter`: a UNet's unprefixed keys with its `LoraConfig` in the metadata (`lora_adapter_metadata`:
+    its alpha, which the keys do not hold), read by the UNet's own loader (`load_lora_adapter`), as diffusers reads
+    it back."""
     from diffusers.loaders.lora_base import LORA_ADAPTER_METADATA_KEY
-    from safetensors import SafetensorError, safe_open
 
-    if path.suffix.lower() != ".safetensors":
-        return False
-    try:
-        with safe_open(str(path), "pt") as f:
-            return LORA_ADAPTER_METADATA_KEY in (f.metadata() or {}) and _unprefixed_unet(list(f.keys()))
-    except (SafetensorError, OSError):
-        return False
+    return header is not None and LORA_ADAPTER_METADATA_KEY in header[1] and _unprefixed_unet(header[0])
 
 
-def _read_state(path: Path) -> dict[str, torch.Tensor] | None:
+def _read_state(path: Path, header: tuple[list[str], dict[str, str]] | None) -> dict[str, torch.Tensor] | None:
     """The weights of the LoRA file `path`, read here where they must be (`_read_here`: a LyCORIS layer, or a
     UNet's unprefixed keys, given back under `unet.` as the loader reads them) or where that spares the loader a
-    second reading: a .safetensors file's names are read alone first, and its weights only if they are read here
-    (diffusers' loader maps the others itself); any other file (.pt, .bin, .ckpt) is read whole, once. None where
-    the loader is to read the file itself, or where it cannot be read (the loader then says why)."""
-    from safetensors import SafetensorError, safe_open
-
-    if path.suffix.lower() == ".safetensors":
-        try:
-            with safe_open(str(path), "pt") as f:
-                if not _read_here(list(f.keys())):
-                    return None
-        except (SafetensorError, OSError):
-            return None
-    try:
-        state = read_weights_file(path, "LoRA", LoraError)
-    except LoraError:
+    second reading: a .safetensors file's names (its `header`) tell, and its weights are read only if they are read
+    here (diffusers' loader maps the others itself); any other file (.pt, .bin, .ckpt) is read whole, once. None
+    where the loader is to read the file itself, or where it cannot be read (the loader then says why)."""
+    if path.suffix.lower() == ".safetensors" and (header is None or not _read_here(header[0])):
         return None
-    if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
+    state = _read_weights(path)
+    if state is None or not all(isinstance(key, str) for key in state):
         return None
     return {f"unet.{key}": tensor for key, tensor in state.items()} if _unprefixed_unet(state) else state
 
@@ -258,17 +242,14 @@ def fuse_loras(pipe, lora: dict[str, LoraScale], source: str) -> tuple[tuple[str
             kinds = _fuse_peft(pipe, path, files[path], lora[path], source)
             _said(path, kinds, lora[path], source, fused)
             continue
-        own = _unet_adapter_file(files[path])  # read by the UNet's own loader, its config from its header
-        state = None if own else _read_state(files[path])
+        header = safetensors_header(files[path])
+        own = _unet_adapter_file(header)  # read by the UNet's own loader, its config from its header
+        state = None if own else _read_state(files[path], header)
         lycoris, rest = split_lycoris(state) if state is not None else ({}, None)
         kinds = Counter(layer_label(w) for w in lycoris.values())  # {"LoHa": layers, ...}, said once fused
         if lycoris:  # on the LoRAs before it fused (diffusers' adapters wrap the layers it names)
             names = _fuse_loaded(pipe, names, lora)
-            try:
-                fuse_lycoris(lycoris, kohya_layers(unet, text_encoder), lora_part_scales(lora[path]))
-            except LycorisError as e:
-                pipe.unload_lora_weights()
-                raise LoraError(f"LoRA file {str(path)!r} could not be fused into {source}: {e}.") from None
+            _fuse_here(lycoris, pipe, lora[path], path, source)
         if state is None or rest:  # a LoRA's layers: diffusers' loader, from the weights read here or the file
             try:
                 with _quiet_part_notes():
@@ -288,7 +269,7 @@ def fuse_loras(pipe, lora: dict[str, LoraScale], source: str) -> tuple[tuple[str
                     raise LoraError(f"LoRA file {str(path)!r} could not be fused into {source}: {_reason(e)}.") from e
                 pipe.delete_adapters(name)  # what diffusers had loaded of it before it stopped
                 names = _fuse_loaded(pipe, names, lora)
-                _fuse_plain(plain, pipe, lora[path], path, source)
+                _fuse_here(plain, pipe, lora[path], path, source, plain=True)
                 kinds["LoRA"] = len(plain)
                 _said(path, kinds, lora[path], source, fused)
                 continue
@@ -342,13 +323,15 @@ def _plain_kohya(state: dict[str, torch.Tensor] | None) -> dict[str, dict[str, t
     return layers
 
 
-def _fuse_plain(plain: dict, pipe, scale: LoraScale, path: str, source: str) -> None:
-    """Fuse a kohya-ss LoRA's layers `plain` (`_plain_kohya`) into `pipe`'s UNet and text encoder by the LoRA
-    formula, W += scale (alpha / r) up down (`lycoris.fuse_lycoris`, as LoCon's), where diffusers' loader cannot
-    convert them; a LoraError naming the file where they do not fit."""
+def _fuse_here(layers: dict, pipe, scale: LoraScale, path: str, source: str, plain: bool = False) -> None:
+    """Fuse a file's kohya-named `layers` into `pipe`'s UNet and text encoder at `scale` (`lycoris.fuse_lycoris`):
+    its LyCORIS layers, or with `plain` a kohya-ss LoRA's (`_plain_kohya`) by the LoRA formula, W += scale
+    (alpha / r) up down, where diffusers' loader cannot convert them; a LoraError naming the file where they do
+    not fit (its pending adapters removed: the caller discards the model)."""
     try:
-        fuse_lycoris(plain, kohya_layers(pipe.unet, pipe.text_encoder), lora_part_scales(scale), plain=True)
+        fuse_lycoris(layers, kohya_layers(pipe.unet, pipe.text_encoder), lora_part_scales(scale), plain=plain)
     except LycorisError as e:
+        pipe.unload_lora_weights()
         raise LoraError(f"LoRA file {str(path)!r} could not be fused into {source}: {e}.") from None
 
 

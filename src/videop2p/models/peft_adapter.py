@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from videop2p.models.weights import first_line
+from videop2p.models.weights import first_line, read_weights_file, safetensors_header
 
 PEFT_CONFIG = "adapter_config.json"  # PEFT's: the adapter's method, layers and settings
 PEFT_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")  # PEFT's: the adapter's weights
@@ -100,19 +100,13 @@ def adapted_part(folder: Path) -> str:
     if folder.name in PEFT_PARTS:
         return folder.name
     path = weights_of(folder)
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError, safe_open
-
-        try:
-            with safe_open(str(path), "pt") as f:
-                keys = list(f.keys())
-        except (SafetensorError, OSError) as e:
-            raise PeftAdapterError(f"{folder.name}/{path.name} cannot be read as weights ({e})") from None
+    header = safetensors_header(path)
+    if header is not None:
+        keys = header[0]
+    elif path.suffix.lower() == ".safetensors":
+        raise PeftAdapterError(f"{folder.name}/{path.name} cannot be read as weights (cut short or damaged)")
     else:
-        try:
-            keys = list(torch.load(path, map_location="cpu", weights_only=True))
-        except Exception as e:  # noqa: BLE001 (torch's unpickler raises many kinds)
-            raise PeftAdapterError(f"{folder.name}/{path.name} cannot be read as weights ({first_line(e)})") from None
+        keys = list(read_weights_file(path, "PEFT adapter", PeftAdapterError))
     return "text_encoder" if any(TEXT_ENCODER_MARK in str(key) for key in keys) else "unet"
 
 

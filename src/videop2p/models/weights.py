@@ -40,6 +40,20 @@ def read_weights_file(path: Path, kind: str, error: type[Exception]) -> object:
         ) from None
 
 
+def safetensors_header(path: Path) -> tuple[list[str], dict[str, str]] | None:
+    """(the tensor names, the metadata) of the .safetensors file `path`, read without its tensors; None where it is
+    no .safetensors file or its header cannot be read."""
+    from safetensors import SafetensorError, safe_open
+
+    if path.suffix.lower() != ".safetensors":
+        return None
+    try:
+        with safe_open(str(path), "pt") as f:
+            return list(f.keys()), dict(f.metadata() or {})
+    except (SafetensorError, OSError):
+        return None
+
+
 WEIGHTS_ONLY_REFUSAL = "WeightsUnpickler error:"  # where torch's weights-only reading says what it found
 
 
