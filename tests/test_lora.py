@@ -1221,6 +1221,7 @@ def test_a_peft_adapter_folder_is_fused_by_peft_into_the_parts_it_adapts(tiny, t
     _peft_adapter(tiny.unet, oft, out / "unet", seed=1)
     _peft_adapter(tiny.text_encoder, text, out / "text_encoder", seed=2)
     _peft_adapter(tiny.unet, lora, tmp_path / "flat_lora", seed=3)  # no part folder: the UNet's by its keys
+    _peft_adapter(tiny.text_encoder, text, tmp_path / "flat_text", seed=6)  # and the text encoder's
     want = {
         "unet": _peft_merged(tiny.unet, out / "unet"),
         "text_encoder": _peft_merged(tiny.text_encoder, out / "text_encoder"),
@@ -1250,6 +1251,10 @@ def test_a_peft_adapter_folder_is_fused_by_peft_into_the_parts_it_adapts(tiny, t
         else:
             torch.testing.assert_close(loaded.text_encoder.state_dict(), tiny.text_encoder.state_dict())
 
+    flat_text = load_components(tiny_folder, lora={str(tmp_path / "flat_text"): 1.0})
+    torch.testing.assert_close(
+        flat_text.text_encoder.state_dict(), _peft_merged(tiny.text_encoder, tmp_path / "flat_text")
+    )
     flat = load_components(tiny_folder, lora={str(tmp_path / "flat_lora"): 0.5}).unet.state_dict()
     adapter = load_file(tmp_path / "flat_lora" / "adapter_model.safetensors")
     lora_layers = [name for name, _ in tiny.unet.named_modules() if name.endswith(("to_q", "to_v"))]

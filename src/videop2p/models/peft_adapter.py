@@ -21,7 +21,8 @@ PEFT_CONFIG = "adapter_config.json"  # PEFT's: the adapter's method, layers and 
 PEFT_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")  # PEFT's: the adapter's weights
 PEFT_PARTS = ("unet", "text_encoder")  # the folders PEFT's DreamBooth examples save each adapted part's adapter in
 METHOD_NAMES = {"LORA": "LoRA", "LOHA": "LoHa", "LOKR": "LoKr"}  # PEFT's method names as their papers write them
-TEXT_ENCODER_MARK = "text_model."  # CLIPTextModel's module paths, in a text encoder adapter's keys
+# CLIPTextModel's module paths, in a text encoder adapter's keys (transformers 5 flattens away `text_model.`)
+TEXT_ENCODER_MARKS = ("text_model.", ".encoder.layers.", "final_layer_norm", "token_embedding")
 
 
 class PeftAdapterError(ValueError):
@@ -96,7 +97,7 @@ def adapter_problem(folder: Path) -> str | None:
 
 def adapted_part(folder: Path) -> str:
     """The model part ("unet" or "text_encoder") the adapter in `folder` adapts: the folder's name where it is
-    one, else its weights' layer names (a text encoder's are under `text_model.`)."""
+    one, else its weights' layer names (a text encoder's: CLIP's, `TEXT_ENCODER_MARKS`)."""
     if folder.name in PEFT_PARTS:
         return folder.name
     path = weights_of(folder)
@@ -107,7 +108,7 @@ def adapted_part(folder: Path) -> str:
         raise PeftAdapterError(f"{folder.name}/{path.name} cannot be read as weights (cut short or damaged)")
     else:
         keys = list(read_weights_file(path, "PEFT adapter", PeftAdapterError))
-    return "text_encoder" if any(TEXT_ENCODER_MARK in str(key) for key in keys) else "unet"
+    return "text_encoder" if any(mark in str(key) for key in keys for mark in TEXT_ENCODER_MARKS) else "unet"
 
 
 def _tuned_layers(model) -> dict[str, torch.nn.Module]:
