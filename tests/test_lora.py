@@ -1319,6 +1319,7 @@ def test_a_peft_adapter_that_is_damaged_or_not_of_the_model_is_one_line_naming_i
             "PEFT cannot fit its LoRA adapter to this model's unet: Target modules",
         ),
         "fewer": (variant("fewer", weights_sd={k: v for k, v in weights.items() if k != first}), "lacks weights of"),
+        "garbled": (variant("garbled"), "garbled/adapter_model.safetensors cannot be read as weights"),
         "prompts": (
             variant("prompts", config_text=json.dumps({**config, "peft_type": "PROMPT_TUNING"})),
             "its PROMPT_TUNING adapter learns prompts, not weights: it has nothing to fuse",
@@ -1332,6 +1333,7 @@ def test_a_peft_adapter_that_is_damaged_or_not_of_the_model_is_one_line_naming_i
             "PEFT cannot merge its LoRA adapter: NaNs detected",
         ),
     }
+    (tmp_path / "garbled" / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
     for folder, said in as_loaded.values():
         with pytest.raises(LoraError) as e:
             load_components(tiny_folder, lora={str(folder): 1.0})

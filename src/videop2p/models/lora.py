@@ -373,9 +373,9 @@ def _fuse_peft(pipe, path: str, folders: list[Path], scale: LoraScale, source: s
     `scale` (each part's); {"PEFT OFT": layers, ...}, or a LoraError naming it."""
     kinds: Counter = Counter()
     for folder in folders:
-        part = adapted_part(folder)
-        part_scale = lora_part_scales(scale)[part == "text_encoder"]
         try:
+            part = adapted_part(folder)
+            part_scale = lora_part_scales(scale)[part == "text_encoder"]
             method, layers = fuse_peft_adapter(getattr(pipe, part), folder, part_scale)
         except PeftAdapterError as e:
             raise LoraError(f"LoRA {str(path)!r} could not be fused into {source}: {e}.") from None
