@@ -725,7 +725,7 @@ def test_attention_slicing_flag_gives_the_same_edit(tiny_dir, clip_dir, tmp_path
         (["--attention-slicing", "9" * 20], ["--attention-slicing 99999999999999999999", "to 2147483647"]),
         (["--preset", ""], ["--preset '' is not one of official, quick"]),  # not the official one in silence
         (["--reweight", "blue=2", "--reweight", "blue=3"], ["'blue' is reweighted twice"]),
-        (["--target", "  "], ["target 2 prompt '  ' is empty", "at least one word"]),
+        (["--target", "  "], ["target '  ' (target 2) is empty", "at least one word"]),
         (["--blend", "circle,grass", "circle"], ["--blend", "'circle,grass' and 'circle' give 2 source and 1 target"]),
         (["--blend", "circle,circle", "circle,circle"], ["--blend gives 2 word pairs for 1 target prompt"]),
         (["--blend", "circle,-", "circle,circle"], ["--blend", "['-', 'circle'] has one word"]),

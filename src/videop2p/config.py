@@ -1546,13 +1546,15 @@ def _prompt_ok(attr: str, prompt: Any) -> None:
 
 
 def check_prompts(source: Any, targets: Any = ()) -> None:
-    """The source prompt and the target prompts are one line of text each (their emptiness and length are
-    the model's checks)."""
+    """The source prompt and the target prompts are one line of text each, a target of at least one word (a
+    missing source is said by each caller its own way; the length is the model's check)."""
     _prompt_ok("source", source)
     if not isinstance(targets, list | tuple):
         raise OptionError("target", f"{targets!r} is not valid; expected a list of prompts.")
-    for prompt in targets:
+    for i, prompt in enumerate(targets, 1):
         _prompt_ok("target", prompt)
+        if not prompt.strip():
+            raise OptionError("target", f"{prompt!r} (target {i}) is empty; a prompt needs at least one word.")
 
 
 def a_or_an(noun: str) -> str:
