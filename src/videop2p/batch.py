@@ -231,7 +231,7 @@ def _job_config(raw: dict, defaults: dict, here: Path, where: str) -> RunConfig:
         raise BatchError(f"{where}: {e.option} {e.reason}") from None
     except ConfigError as e:  # named where it is by `fill_run`
         raise BatchError(str(e)) from None
-    if not cfg.video.path.strip() or not cfg.source.strip() or not cfg.targets:  # blank: no clip (not the folder), no prompt
+    if not cfg.video.path.strip() or not cfg.source.strip() or not cfg.targets:  # blank: no clip, no prompt
         alone = tune_config_alone(files)
         their = f" ({alone} is an official tune config, which holds no edit: give its p2p config too)" if alone else ""
         raise BatchError(
