@@ -778,7 +778,8 @@ def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
             ["line 3, column 1: key 'tune' appears twice (first at line 2)"],
         ),
         ("source: a\ntune: {lr: 1.0e-4, lr: 2.0e-4}\n", ["key 'lr' appears twice"]),
-        (b"\xff\xfe not text", ["is not UTF-8 text"]),
+        (b"\xff\xfe not text", ["is not text (utf-16-le cannot read it)", "UTF-16 or UTF-32 with a byte order mark"]),
+        ("source: un caf\u00e9\n".encode("latin-1"), ["is not text (utf-8 cannot read it)"]),
         (None, ["cannot be read (Is a directory)"]),  # the config path is a folder
         ("prompt: a circle\nprompts: a circle\nimage_path: x\n", ["prompts: 'a circle'", "a list"]),
         (
@@ -863,6 +864,25 @@ def test_one_guidance_is_the_edits_and_the_null_text_inversions_from_files_jobs_
     )
     (job,), _ = load_jobs(tmp_path / "jobs.yaml")
     assert job.config.edit.guidance == job.config.inversion.guidance == 3
+
+
+def test_config_files_are_read_in_each_encoding_yaml_allows(tmp_path):
+    from videop2p.batch import load_jobs
+    from videop2p.config import load_config
+
+    text = "source: un caf\u00e9 rouge\r\ntargets: [un caf\u00e9 bleu]\r\ntune: {steps: 2}\r\n"  # CRLF, as on Windows
+    read = {}
+    for encoding in ("utf-8", "utf-8-sig", "utf-16", "utf-16-be", "utf-32", "utf-32-be"):  # -be: no mark written
+        data = text.encode(encoding)
+        if encoding.endswith("-be"):
+            data = "\ufeff".encode(encoding) + data  # a big-endian mark, as editors write it
+        (tmp_path / f"{encoding}.yaml").write_bytes(data)
+        cfg = load_config([tmp_path / f"{encoding}.yaml"])
+        read[encoding] = (cfg.source, tuple(cfg.targets), cfg.tune.steps)
+    assert set(read.values()) == {("un caf\u00e9 rouge", ("un caf\u00e9 bleu",), 2)}, read
+    jobs = "jobs:\n  - {video: clip.mp4, source: a caf\u00e9, targets: [b]}\n"  # PowerShell 5's `>` writes this
+    (tmp_path / "jobs.yaml").write_bytes(jobs.encode("utf-16"))
+    assert load_jobs(tmp_path / "jobs.yaml")[0][0].config.source == "a caf\u00e9"
 
 
 def test_config_files_read_numbers_and_booleans_as_yaml_1_2_does(tmp_path):

@@ -7,6 +7,7 @@ them from here.
 
 from __future__ import annotations
 
+import codecs
 import copy
 import dataclasses
 import enum
@@ -786,15 +787,35 @@ YamlLoader.add_implicit_resolver(  # YAML 1.2's float, and 1.1's infinities and 
 )
 
 
+# The encodings YAML 1.2 allows besides UTF-8 (section 5.2), told by their byte order mark; UTF-32's first, as
+# UTF-32 LE's mark begins with UTF-16 LE's. Windows PowerShell 5's `>` writes UTF-16 LE with its mark.
+_YAML_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def yaml_text(data: bytes) -> str:
+    """A YAML file's bytes as text: UTF-16 or UTF-32 where a byte order mark says so, else UTF-8 (a UTF-8 mark
+    is read by YAML itself); a UnicodeDecodeError where they are not that encoding."""
+    encoding = next((name for bom, name in _YAML_BOMS if data.startswith(bom)), "utf-8")
+    return data.decode(encoding)
+
+
 def load_yaml(path: str | os.PathLike) -> dict:
     if not isinstance(path, str | os.PathLike):  # a dict of settings is a RunConfig's (`VideoP2P.run` takes one)
         raise ConfigError(f"A config file is a path to a YAML file, got {type(path).__name__}.")
     try:
-        data = yaml.load(Path(path).read_text(encoding="utf-8"), YamlLoader) or {}
+        data = yaml.load(yaml_text(Path(path).read_bytes()), YamlLoader) or {}
     except FileNotFoundError:
         raise ConfigError(f"Config file {str(path)!r} does not exist.") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"Config file {path} is not UTF-8 text; give a YAML file.") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"Config file {path} is not text ({e.encoding} cannot read it); give a YAML file (UTF-8, or UTF-16 or "
+            "UTF-32 with a byte order mark)."
+        ) from None
     except OSError as e:  # a folder, or no permission to read it
         raise ConfigError(f"Config file {path} cannot be read ({e.strerror}); give a YAML file.") from None
     except yaml.YAMLError as e:
