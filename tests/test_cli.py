@@ -461,10 +461,10 @@ def test_bad_inputs_fail_before_any_work(tiny_dir, clip_dir, tmp_path):
         args[args.index(str(clip_dir))] = str(tmp_path / "no-clip")
         r = runner.invoke(app, [stage, *args[1:]])
         assert_one_line_error(r, f"Video path '{tmp_path / 'no-clip'}' does not exist")
-    r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--size", "30x32"))
-    assert r.exit_code == 2 and "nearest valid widths are 28 and 32" in r.output
-    r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--size", "2x32"))
-    assert r.exit_code == 2 and "the smallest valid width is 4" in r.output
+    r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--size", "31x32"))  # the VAE halves
+    assert r.exit_code == 2 and "multiples of 2; nearest valid widths are 30 and 32" in r.output
+    r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--size", "1x32"))
+    assert r.exit_code == 2 and "the smallest valid width is 2" in r.output
     r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--size", "0x32"))
     assert r.exit_code == 2 and "--size '0x32' is not valid" in r.output
     r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--frames", "2", "--start", "99"))

@@ -503,3 +503,48 @@ def test_an_edit_that_stops_being_finite_names_its_step_and_what_keeps_it_finite
         DivergedError, match=f"The edit diverged at step \\d+ of {STEPS}: .*lower guidance than 1e\\+38"
     ):
         edit(model, tiny, inv, SRC, ["a blue circle moving on the grass"], c)
+
+
+SD_LEVELS = {  # Stable Diffusion's UNet layout: three downsamplers, cross-attention at the first three levels
+    "block_out_channels": (32, 32, 64, 64),
+    "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    "attention_head_dim": (2, 2, 4, 4),
+}
+
+
+def test_a_size_the_unets_levels_leave_odd_runs_and_maps_each_level_at_its_own_size(tmp_path):
+    """Any multiple of the VAE's factor runs, as diffusers' pipelines take any multiple of 8 for SD: a latent of
+    5x12 cells is 3x6, 2x3 and 1x2 at the deeper levels (ceil(n / 2) per downsampler), and the blend masks and
+    attention maps read from a level are laid out at that level's own size."""
+    from videop2p.control.controller import map_size
+    from videop2p.pipeline import VideoP2P
+    from videop2p.testing import dummy_components
+
+    comps = dummy_components(unet_overrides=SD_LEVELS)
+    factor = comps.info.vae_scale_factor
+    assert (comps.info.size_multiple, comps.info.size_step) == (factor, 8 * factor)
+    conv = torch.nn.Conv2d(1, 1, 3, stride=2, padding=1)  # a diffusers Downsample2D's convolution
+    for h, w in [(5, 12), (7, 13), (1, 9), (27, 48), (16, 16)]:
+        x = torch.zeros(1, 1, h, w)
+        for _ in range(4):
+            assert map_size(x.shape[-2] * x.shape[-1], (h, w)) == x.shape[-2:]
+            x = conv(x)
+    with pytest.raises(ValueError, match="an attention map of 7 cells is at no level of a 5x12 latent"):
+        map_size(7, (5, 12))
+
+    vp = VideoP2P(comps, None)
+    frames = torch.randint(0, 256, (3, 30, 60, 3), generator=torch.Generator().manual_seed(0)).numpy().astype("uint8")
+    clip = vp.clip_from_frames(frames, width=12 * factor, height=5 * factor)  # latent 5x12
+    model, _ = vp.tune(clip, SRC, {"steps": 1, "progress": False})
+    inversion, _ = vp.invert(model, clip, SRC, {"method": "fast", "steps": 3, "progress": False})
+    for side, level in [(2, (3, 6)), (1, (2, 3))]:  # the masks from the second level, then the third
+        out, _ = vp.edit(
+            model,
+            inversion,
+            SRC,
+            ["a blue circle moving on the grass"],
+            {"blend": ("circle", "circle"), "mask_side": side, "progress": False},
+        )
+        assert out.edits[0].shape == (3, 5 * factor, 12 * factor, 3)
+        assert out.result.masks.shape == (1, 3, 5, 12) and out.result.attention.shape[2:4] == level

@@ -471,13 +471,17 @@ def test_a_folder_of_jpeg_frames_read_for_a_smaller_size_is_decoded_smaller(tmp_
 
 
 def test_resolve_size_keeps_aspect_and_validates():
-    assert resolve_size((640, 360), None, None, base=512, multiple=64) == (704, 384)
-    assert resolve_size((640, 360), 512, None, base=512, multiple=64) == (512, 256)
+    # SD 1.5: sides of any multiple of 8 (the VAE's factor); a size it picks alone, of 64 (every level halves)
+    assert resolve_size((640, 360), None, None, base=512, multiple=8, step=64) == (704, 384)
+    assert resolve_size((640, 360), None, None, base=512, multiple=8) == (680, 384)
+    assert resolve_size((640, 360), 512, None, base=512, multiple=8, step=64) == (512, 288)  # 16:9 kept
+    assert resolve_size((360, 640), None, 512, base=512, multiple=8, step=64) == (288, 512)
     assert resolve_size((100, 100), 64, 64, base=512, multiple=8) == (64, 64)
-    with pytest.raises(VideoError, match="width 500 .*multiples of 64.*448 and 512"):
-        resolve_size((640, 360), 500, 256, base=512, multiple=64)
+    assert resolve_size((640, 360), 520, 296, base=512, multiple=8, step=64) == (520, 296)
+    with pytest.raises(VideoError, match="width 500 .*multiples of 8.*496 and 504"):
+        resolve_size((640, 360), 500, 256, base=512, multiple=8, step=64)
     with pytest.raises(VideoError, match="height 0"):
-        resolve_size((640, 360), 64, 0, base=512, multiple=64)
+        resolve_size((640, 360), 64, 0, base=512, multiple=8, step=64)
 
 
 def test_side_by_side_labels_and_layout_one_frame_at_a_time():

@@ -274,7 +274,9 @@ def _clip_lines(clip: str, model_info) -> list[str]:
     lines = [f"clip: {clip}", f"  {probe.size[0]}x{probe.size[1]} as shown, {probe.fps:.4g} fps, {length}, {sound}"]
     lines += [f"  {form}", *(f"  {said}" for said in probe.conversions)]
     if model_info is not None:
-        width, height = resolve_size(probe.size, None, None, model_info.native_size, model_info.size_multiple)
+        width, height = resolve_size(
+            probe.size, None, None, model_info.native_size, model_info.size_multiple, model_info.size_step
+        )
         back = (
             f"; its edits are pasted back at {probe.size[0]}x{probe.size[1]}" if (width, height) != probe.size else ""
         )
@@ -676,7 +678,11 @@ def _stage_command(stage: str, doc: str):
             ),
         ] = None,
         size: Annotated[
-            str | None, typer.Option(help="WIDTHxHEIGHT; default keeps the aspect ratio.", rich_help_panel=CLIP_PANEL)
+            str | None,
+            typer.Option(
+                help="WIDTHxHEIGHT, multiples of the VAE's factor (8 for SD); default keeps the aspect ratio.",
+                rich_help_panel=CLIP_PANEL,
+            ),
         ] = None,
         resize: Annotated[
             str | None, typer.Option(help=_h("resize", "crop (official), pad or stretch"), rich_help_panel=CLIP_PANEL)

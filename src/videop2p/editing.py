@@ -34,7 +34,7 @@ from videop2p.control.controller import (
     TargetEdit,
     TargetWords,
     controlled_processor,
-    map_width,
+    map_size,
 )
 from videop2p.control.prompts import (
     EditMode,
@@ -263,8 +263,7 @@ def _averaged_attention(controller: EditController, latent_hw: tuple[int, int]) 
     mean = controller.averaged_maps()  # (P, F, N, L')
     if mean is None:
         return None
-    side_x = map_width(mean.shape[2], latent_hw)
-    return mean.reshape(*mean.shape[:2], mean.shape[2] // side_x, side_x, mean.shape[-1])
+    return mean.reshape(*mean.shape[:2], *map_size(mean.shape[2], latent_hw), mean.shape[-1])
 
 
 def _full_mask_warnings(

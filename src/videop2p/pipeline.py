@@ -339,12 +339,12 @@ class VideoP2P:
         """The (width, height) a clip of `size` is worked at (given sides checked, missing ones at the model's
         native area), and the warning far above that area."""
         info = self.components.info
-        width, height = resolve_size(size, width, height, info.native_size, info.size_multiple)
+        width, height = resolve_size(size, width, height, info.native_size, info.size_multiple, info.size_step)
         times = width * height / info.native_size**2
         if times <= LARGE_AREA:  # memory and time grow with the area; far from its size a model draws worse
             return width, height, ()
         killed = " (on the CPU the system may stop the run for memory)" if self.device.type == "cpu" else ""
-        own = resolve_size(size, None, None, info.native_size, info.size_multiple)  # what no size would give
+        own = resolve_size(size, None, None, info.native_size, info.size_multiple, info.size_step)  # no size's
         note = (
             f"{width}x{height} frames have {times:.0f}x the area of the {info.native_size}x{info.native_size} frames "
             f"the model was trained on: memory and time grow with it{killed}, and the model may draw worse; "

@@ -199,7 +199,7 @@ class EditController:
         sums, counts = self.sums if rows is None else self.sums[rows], self.counts.clamp_min(1)
         words = tokens[:, : sums.shape[-1]].to(sums)
         words_map = torch.einsum("pfnl,pl->pfn", sums, words) / counts[None, :, None]  # (R, F, N), mean over layers
-        mean = rearrange(words_map, "p f (y x) -> (p f) 1 y x", x=map_width(sums.shape[2], latent_hw))
+        mean = rearrange(words_map, "p f (y x) -> (p f) 1 y x", x=map_size(sums.shape[2], latent_hw)[1])
         pooled = F.max_pool2d(mean, 3, 1, padding=1)  # the official 3x3 max-pool at map resolution
         mask = F.interpolate(pooled, size=latent_hw)  # nearest, as the official code
         mask = rearrange(normalize_maps(mask, self.plan.mask_norm), "(p f) 1 y x -> p f 1 y x", p=tokens.shape[0])
@@ -240,10 +240,16 @@ class EditController:
         return rearrange(p, "r h q k -> (r h) q k")
 
 
-def map_width(cells: int, latent_hw: tuple[int, int]) -> int:
-    """Width of an attention map of `cells` positions over a latent of `latent_hw` (h, w): its
-    aspect ratio is the latent's, so cells = (width * h / w) * width."""
-    return int(round((cells * latent_hw[1] / latent_hw[0]) ** 0.5))
+def map_size(cells: int, latent_hw: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) of an attention map of `cells` positions over a latent of `latent_hw` (h, w): the latent's sides
+    halved as the UNet's downsamplers halve them (a 3x3 convolution of stride 2 and padding 1 keeps ceil(n / 2)
+    of n), until the map has that many cells; a ValueError where no level of the latent has."""
+    h, w = latent_hw
+    while h * w > cells and (h, w) != (1, 1):
+        h, w = -(-h // 2), -(-w // 2)
+    if h * w != cells:
+        raise ValueError(f"an attention map of {cells} cells is at no level of a {latent_hw[0]}x{latent_hw[1]} latent")
+    return h, w
 
 
 def normalize_maps(maps: torch.Tensor, norm: MaskNorm) -> torch.Tensor:

@@ -1376,25 +1376,28 @@ def check_size(width: int, height: int, multiple: int) -> None:
             )
 
 
-def resolve_size(
-    src_size: tuple[int, int], width: int | None, height: int | None, base: int, multiple: int
-) -> tuple[int, int]:
-    """Target (width, height): given values are validated; missing ones keep the source aspect ratio.
+def _snap(value: float, multiple: int) -> int:
+    """`value` rounded to the nearest positive multiple of `multiple`."""
+    return max(multiple, int(round(value / multiple)) * multiple)
 
-    With neither given, the area is about `base` squared (the model's native size).
+
+def resolve_size(
+    src_size: tuple[int, int], width: int | None, height: int | None, base: int, multiple: int, step: int | None = None
+) -> tuple[int, int]:
+    """Target (width, height): given sides are validated as multiples of `multiple`; a missing one keeps the
+    source aspect ratio, rounded to a multiple of `multiple`.
+
+    With neither given, the area is about `base` squared (the model's native size) and both sides are
+    multiples of `step` (default `multiple`: a model's own choice of size halves exactly at every level).
     """
     sw, sh = src_size
-
-    def snap(v: float) -> int:
-        return max(multiple, int(round(v / multiple)) * multiple)
-
     if width is None and height is None:
         scale = base / np.sqrt(sw * sh)
-        width, height = snap(sw * scale), snap(sh * scale)
+        width, height = _snap(sw * scale, step or multiple), _snap(sh * scale, step or multiple)
     elif width is None:
-        width = snap(height * sw / sh)
+        width = _snap(height * sw / sh, multiple)
     elif height is None:
-        height = snap(width * sh / sw)
+        height = _snap(width * sh / sw, multiple)
     check_size(width, height, multiple)
     return width, height
 

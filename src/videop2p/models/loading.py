@@ -96,7 +96,15 @@ class ModelInfo:
 
     @property
     def size_multiple(self) -> int:
-        """Image sides must be multiples of this (VAE factor times the UNet's total downsampling)."""
+        """Image sides must be multiples of this: the VAE's factor. The UNet takes any latent size (a side its
+        downsamplers leave odd is upsampled back to its own size, as diffusers' UNet does), as diffusers'
+        pipelines and the authors' code take any multiple of 8 for Stable Diffusion."""
+        return self.vae_scale_factor
+
+    @property
+    def size_step(self) -> int:
+        """The sizes the model picks itself (a clip's aspect ratio at its native area) are multiples of this: the
+        VAE's factor times the UNet's total downsampling, where every level's latent halves exactly."""
         return (
             self.vae_scale_factor * max(layer.downsample for layer in self.attention_layers)
             if self.attention_layers

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from videop2p.control.controller import map_width
+from videop2p.control.controller import map_size
 from videop2p.progress import progress_bar
 from videop2p.store.files import write_json
 from videop2p.toy.settings import GroundingConfig
@@ -109,8 +109,7 @@ def token_shares(maps: list[torch.Tensor], regions: torch.Tensor) -> torch.Tenso
     h, w = regions.shape[-2:]
     shares = []
     for m in maps:
-        side = map_width(m.shape[1], (h, w))
-        r = F.adaptive_avg_pool2d(regions, (m.shape[1] // side, side)).flatten(2)  # (B, L, N)
+        r = F.adaptive_avg_pool2d(regions, map_size(m.shape[1], (h, w))).flatten(2)  # (B, L, N)
         a = m.transpose(1, 2)  # (B, L, N)
         shares.append((a * r).sum(-1) / a.sum(-1).clamp_min(1e-8))  # (B, L)
     return torch.stack(shares)
