@@ -98,7 +98,7 @@ def main() -> None:
         if done.returncode:
             print(f"{size}: failed\n{done.stderr.strip().splitlines()[-1]}")
             continue
-        print(json.dumps(json.loads(done.stdout.strip().splitlines()[-1]), indent=1))
+        print(done.stdout.strip().splitlines()[-1])  # one JSON line per size
 
 
 if __name__ == "__main__":
