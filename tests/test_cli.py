@@ -706,6 +706,22 @@ def test_attention_slicing_flag_gives_the_same_edit(tiny_dir, clip_dir, tmp_path
     assert bad.exit_code == 2 and "--attention-slicing 0" in bad.output and not (tmp_path / "bad").exists()
 
 
+def test_size_may_give_one_side_and_the_other_keeps_the_clips_aspect_ratio(tiny_dir, tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (4, 24, 48, 3), dtype=np.uint8)  # 2:1
+    clip = write_frames(frames, tmp_path / "wide")
+    (tmp_path / "c.yaml").write_text("video: {width: 16, height: 16}\n")  # a flag's one side overrides both
+    for size, shape in (("32x", (16, 32)), ("x8", (8, 16)), ("16X", (8, 16))):
+        out = tmp_path / f"o{size}"
+        _invoke([*_args(tiny_dir, clip, out, tmp_path / "ws", "--size", size), "--config", str(tmp_path / "c.yaml")])
+        assert read_video(out / "edit_1.gif").frames.shape[1:3] == shape, size
+        video = yaml.safe_load((out / "config.yaml").read_text())["video"]
+        assert (video["width"], video["height"]) == ((int(size[:-1]), None) if size[-1] in "xX" else (None, 8))
+    for size in ("x", "32xa", "x-8"):
+        result = runner.invoke(app, _args(tiny_dir, clip, tmp_path / "bad", tmp_path / "ws", "--size", size))
+        assert_one_line_error(result, f"--size {size!r}", "one side (512x or x288" if size != "x-8" else ">= 1")
+        assert not (tmp_path / "bad").exists()
+
+
 @pytest.mark.parametrize(
     "flags, needles",
     [

@@ -395,16 +395,22 @@ def _presets_help() -> str:
 
 
 def _parse_size(size: str | None) -> tuple[int | None, int | None]:
+    """--size's (width, height): WIDTHxHEIGHT, one number for both, or one side (`512x`, `x288`) with None for the
+    other, which keeps the clip's aspect ratio."""
     if size is None:
         return None, None
     try:
         w, h = size.lower().split("x") if "x" in size.lower() else (size, size)
-        w, h = int(w), int(h)
+        w, h = (int(v) if v.strip() or not (w.strip() or h.strip()) else None for v in (w, h))
     except ValueError:
-        _fail(f"--size {size!r} must be WIDTHxHEIGHT (e.g. 512x512) or one number.")
-    if min(w, h) < 1:
+        _fail(
+            f"--size {size!r} must be WIDTHxHEIGHT (e.g. 512x512), one number, or one side (512x or x288: the other "
+            "keeps the aspect ratio)."
+        )
+    given = [v for v in (w, h) if v is not None]
+    if min(given) < 1:
         _fail(f"--size {size!r} is not valid; width and height must be whole numbers >= 1.")
-    if max(w, h) > COUNT_MAX:  # a machine's limit, named only to a value past it
+    if max(given) > COUNT_MAX:  # a machine's limit, named only to a value past it
         _fail(f"--size {size!r} is not valid; width and height must be whole numbers from 1 to {COUNT_MAX}.")
     return w, h
 
@@ -444,7 +450,8 @@ def _build_config(
         cfg.source = source
     if target:
         cfg.targets = list(target)
-    flags["width"], flags["height"] = _parse_size(flags.pop("size"))
+    size = flags.pop("size")
+    flags["width"], flags["height"] = _parse_size(size)
     whole = flags.get("window") == 0  # --window 0: never split the clip
     if whole:
         flags["window"] = None
@@ -460,6 +467,8 @@ def _build_config(
         cfg.window.size = None
     if every:
         cfg.video.frames = None
+    if size is not None:  # one side given: the other keeps the aspect ratio, whatever a config file said
+        cfg.video.width, cfg.video.height = flags["width"], flags["height"]
     missing = missing_tuned_model(files, cfg.model)
     if missing is not None:
         both = f"run both at once with `videop2p run --config TUNE.yaml --config {missing[0]}`"
@@ -680,7 +689,7 @@ def _stage_command(stage: str, doc: str):
         size: Annotated[
             str | None,
             typer.Option(
-                help="WIDTHxHEIGHT, multiples of the VAE's factor (8 for SD); default keeps the aspect ratio.",
+                help="WIDTHxHEIGHT, or one side (512x, x288) keeping the aspect ratio; multiples of the VAE's factor (8 for SD).",
                 rich_help_panel=CLIP_PANEL,
             ),
         ] = None,
