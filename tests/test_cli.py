@@ -452,7 +452,14 @@ def test_bad_inputs_fail_before_any_work(tiny_dir, clip_dir, tmp_path):
     assert r.exit_code == 2 and "'dog' is not in prompt" in r.output
     assert not list(ws.rglob("*.safetensors"))
     r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--frames", "40"))
-    assert r.exit_code == 2 and "fewer than the 40 asked" in r.output
+    assert r.exit_code == 2 and "fewer than the 40 asked for. Ask for at most 4 frames (--frames 4;" in r.output
+    default = _args(tiny_dir, clip_dir, tmp_path / "o", ws)
+    del default[default.index("--frames") : default.index("--frames") + 2]  # the official 8 of a 4-frame clip
+    assert_one_line_error(
+        runner.invoke(app, default),
+        "fewer than the 8 asked for (the default, the authors' n_sample_frames)",
+        "(--frames 4; --frames 0: every frame)",
+    )
     # the clip is checked before the model is loaded: a model path that is not there is not reached
     for stage in ("run", "tune", "invert", "edit"):
         args = _args(tmp_path / "no-model", clip_dir, tmp_path / "o", ws, "--frames", "40")

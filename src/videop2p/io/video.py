@@ -22,7 +22,7 @@ import av
 import numpy as np
 from PIL import Image, ImageCms, ImageSequence, UnidentifiedImageError
 
-from videop2p.config import COUNT_MAX, DEFAULT_FPS, FPS_RANGE, ResizeMode, check_number, plain_number
+from videop2p.config import COUNT_MAX, DEFAULT_FPS, FPS_RANGE, ResizeMode, VideoConfig, check_number, plain_number
 from videop2p.io.exr import check_complete, is_exr, read_header, read_linear
 from videop2p.io.hdr import (
     BT2020_XY,
@@ -1141,9 +1141,11 @@ def check_selection(path: str | os.PathLike, count: int, start: int, num_frames:
     if available == 0:
         raise VideoError(f"{has}; start={start} is past its last frame ({count - 1}).")
     if num_frames is not None and available < num_frames:
+        default = " (the default, the authors' n_sample_frames)" if num_frames == VideoConfig.frames else ""
         raise VideoError(
-            f"{has}; start={start}, stride={stride} gives {available}, fewer than the {num_frames} asked for. "
-            f"Ask for at most {_count(available, 'frame')}, or lower start or stride."
+            f"{has}; start={start}, stride={stride} gives {available}, fewer than the {num_frames} asked for{default}. "
+            f"Ask for at most {_count(available, 'frame')} (--frames {available}; --frames 0: every frame), or lower start "
+            "or stride."
         )
 
 
