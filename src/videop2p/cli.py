@@ -400,8 +400,10 @@ def _parse_size(size: str | None) -> tuple[int | None, int | None]:
     if size is None:
         return None, None
     try:
-        w, h = size.lower().split("x") if "x" in size.lower() else (size, size)
-        w, h = (int(v) if v.strip() or not (w.strip() or h.strip()) else None for v in (w, h))
+        sides = size.lower().split("x") if "x" in size.lower() else [size, size]
+        if len(sides) != 2 or not "".join(sides).strip():
+            raise ValueError(size)
+        w, h = (int(side) if side.strip() else None for side in sides)  # None: from the other and the clip
     except ValueError:
         _fail(
             f"--size {size!r} must be WIDTHxHEIGHT (e.g. 512x512), one number, or one side (512x or x288: the other "
@@ -689,7 +691,8 @@ def _stage_command(stage: str, doc: str):
         size: Annotated[
             str | None,
             typer.Option(
-                help="WIDTHxHEIGHT, or one side (512x, x288) keeping the aspect ratio; multiples of the VAE's factor (8 for SD).",
+                help="WIDTHxHEIGHT, or one side (512x, x288) keeping the aspect ratio; multiples of the VAE's "
+                "factor (8 for SD).",
                 rich_help_panel=CLIP_PANEL,
             ),
         ] = None,
