@@ -1641,7 +1641,12 @@ def test_a_configs_relative_paths_are_read_from_the_current_folder_or_else_besid
         (["toy", "render", "--size", "big"], ["--size 'big' is not valid", "videop2p toy render --help"]),
         (["run", "--frobnicate"], ["No such option: --frobnicate"]),
         (["runn"], ["No such command 'runn'", "Did you mean 'run'?"]),
-        (["run", "--blend", "rabbit"], ["--blend", "2 arguments"]),
+        (  # too few words at the end of the line: said as before a flag, with the command's help
+            ["run", "--blend", "rabbit"],
+            ["--blend takes 2 words; it was given only 'rabbit' at the end of the command.", "videop2p run --help"],
+        ),
+        (["edit", "c.mp4", "--subtract"], ["--subtract takes 2 words; it was given none at the end", "edit --help"]),
+        (["toy", "render", "--frames"], ["Option '--frames' requires an argument.", "videop2p toy render --help"]),
         (  # a flag taken as the missing word, then its value an extra argument
             ["run", "clip.mp4", "--blend", "rabbit", "--out", "o1"],
             ["--blend takes 2 words; it was given only 'rabbit' before --out.", "videop2p run --help"],

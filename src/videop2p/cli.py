@@ -1700,18 +1700,24 @@ def _bad_value(param, args: list[str]) -> str | None:
 
 def _flag_taken_as_word(e: Exception, args: list[str]) -> str | None:
     """An option of several words given too few, which took the next flag as one of them (`--blend car
-    --out o1` reads `--out` as the target word, then `o1` is an extra argument): said so, or None."""
-    command = getattr(getattr(e, "ctx", None), "command", None)
+    --out o1` reads `--out` as the target word, then `o1` is an extra argument), or which ends the command
+    line: said so, or None."""
+    ctx = getattr(e, "ctx", None)  # None for an error of parsing (an option given too few words)
+    command = ctx.command if ctx is not None else _named_command(args)[0]
     for param in getattr(command, "params", []):
         if not isinstance(param.nargs, int) or param.nargs < 2:
             continue
         for i, arg in enumerate(args):
+            if arg not in param.opts:
+                continue
             taken = args[i + 1 : i + 1 + param.nargs]
             flag = next((t for t in taken if t.startswith("--")), None)
-            if arg in param.opts and flag is not None:
-                words = taken[: taken.index(flag)]
-                given = f"only {' '.join(repr(w) for w in words)}" if words else "none"
-                return f"{arg} takes {param.nargs} words; it was given {given} before {flag}."
+            words = taken[: taken.index(flag)] if flag is not None else taken
+            if flag is None and len(taken) == param.nargs:
+                continue
+            given = f"only {' '.join(repr(w) for w in words)}" if words else "none"
+            where = f"before {flag}" if flag is not None else "at the end of the command"
+            return f"{arg} takes {param.nargs} words; it was given {given} {where}."
     return None
 
 
@@ -1728,7 +1734,9 @@ def usage_line(e: Exception, args: list[str]) -> str:
     message = " ".join(message.split())
     message += "" if message.endswith((".", "?", "!")) else "."
     where = getattr(getattr(e, "ctx", None), "command_path", None)
-    return message + (f" See `{where} --help`." if where else "")
+    if where is None:  # an error of parsing: the command the line names
+        where = " ".join(["videop2p", *args[: _named_command(args)[1]]])
+    return message + f" See `{where} --help`."
 
 
 FOLDER_FLAGS = ("--out", "--root", "--workspace", "--save-tuned")  # flags that name a folder a command writes in
@@ -1755,14 +1763,20 @@ def empty_path_flag(args: list[str]) -> str | None:
     return None
 
 
-def blank_path_argument(args: list[str]) -> str | None:
-    """The error of an argument (each names a file or folder) given a blank value (`videop2p toy render "$OUT"`
-    with OUT unset), which a path type reads as the current folder; None where there is none."""
+def _named_command(args: list[str]):
+    """The (sub)command the command line `args` names (click's), and the index of its first own argument."""
     from typer.main import get_command
 
     command, i = get_command(app), 0
     while i < len(args) and args[i] in getattr(command, "commands", {}):  # down to the subcommand named
         command, i = command.commands[args[i]], i + 1
+    return command, i
+
+
+def blank_path_argument(args: list[str]) -> str | None:
+    """The error of an argument (each names a file or folder) given a blank value (`videop2p toy render "$OUT"`
+    with OUT unset), which a path type reads as the current folder; None where there is none."""
+    command, i = _named_command(args)
     params = getattr(command, "params", [])
     values = {o: p.nargs for p in params if p.param_type_name == "option" and not p.is_flag for o in p.opts}
     positionals = [p for p in params if p.param_type_name == "argument"]
