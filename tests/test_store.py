@@ -209,7 +209,8 @@ def test_each_stage_of_the_api_refuses_bad_settings_and_prompts_before_writing(t
     target = "a blue circle moving on the grass"
     for source, targets, cfg, message in (
         (PROMPT, [], EditConfig(), "at least one target"),
-        (PROMPT, target, EditConfig(), "expected a list of prompts"),
+        (PROMPT, (target, 5), EditConfig(), "target: 5 is not valid; expected text"),
+        (PROMPT, {target: 1}, EditConfig(), "expected a list of prompts"),
         ("a red square moving on the grass", [target], EditConfig(), "not the prompt the clip was inverted with"),
         (PROMPT, [target], EditConfig(guidance=-1), "guidance: -1"),
         (PROMPT, [target], EditConfig(threshold=float("nan")), "threshold: nan"),
@@ -248,6 +249,8 @@ def test_each_stage_of_the_api_takes_a_dict_of_its_settings_as_its_config(tiny, 
     blended = EditConfig(blend=("circle", "circle"))
     _, again = vp.edit(model, inversion, PROMPT, [target], blended, window=WindowConfig(size=2, overlap=1))
     assert (edited.action, again.action, again.entry) == ("computed", "reused", edited.entry)
+    one, alone = vp.edit(model, inversion, PROMPT, target, blended, window=window)  # one prompt as text, as diffusers
+    assert (alone.action, alone.entry, len(one.edits)) == ("reused", edited.entry, 1)
     for call, message in (  # an unknown key is named with the valid ones, before any work
         (lambda: vp.load_clip({"path": str(clip_path), "size": 32}), "Unknown key 'size'; valid keys are: fps,"),
         (lambda: vp.tune(clip, "a red square", {"stpes": 1}), "Unknown key 'stpes'; valid keys are: frames,"),

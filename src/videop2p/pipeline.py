@@ -553,16 +553,18 @@ class VideoP2P:
         model: T2SModel,
         inversion: InversionResult,
         source: str,
-        targets: list[str],
+        targets: str | list[str],
         cfg: EditConfig | dict | None = None,
         force: bool = False,
         on_step: StepHook | None = None,
         window: WindowConfig | dict | None = None,
     ) -> tuple[EditOutput, StageReport]:
-        """Stage 3: decoupled-guidance sampling under attention control, decoded."""
+        """Stage 3: decoupled-guidance sampling under attention control, decoded. `targets`: the edited prompts,
+        or one as text (as diffusers' pipelines take a prompt)."""
         _given(model, T2SModel, "model", "the model `tune` returns")
         _given(inversion, InversionResult, "inversion", "what `invert` returns")
         cfg, window = _settings(cfg, EditConfig), _settings(window, WindowConfig)
+        targets = [targets] if isinstance(targets, str) else targets
         check_prompts(source, targets)
         if not targets:
             raise ValueError("Give at least one target prompt.")
