@@ -1389,6 +1389,8 @@ def test_an_output_or_workspace_folder_that_cannot_be_written_is_refused_before_
     alone = _args(tiny_dir, clip_dir, "/proc/videop2p-out", "-")
     alone = alone[: alone.index("--workspace")] + alone[alone.index("--workspace") + 2 :]
     assert_one_line_error(runner.invoke(app, alone), "--out '/proc/videop2p-out' cannot be written (")
+    export = ["export", str(tmp_path), "/proc/videop2p-export"]  # named before the entry and the model are read
+    assert_one_line_error(runner.invoke(app, export), "OUT '/proc/videop2p-export' cannot be written (", "the export")
 
 
 def test_every_command_refuses_a_folder_that_is_or_lies_under_a_file_before_any_work(tiny_dir, clip_dir, tmp_path):

@@ -28,6 +28,7 @@ def check_export_folder(out: str | Path, fmt: ExportFormat) -> None:
     the whole folder, so it must not take other files with it; a tuned folder's export replaces its
     model's parts and keeps what else it holds (their `results/`, a workspace)."""
     check_folder("OUT", out, "to write the export into")
+    check_writable("OUT", out, "to write the export into")
     out = Path(out)
     if not out.exists():
         return
