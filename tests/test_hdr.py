@@ -647,6 +647,8 @@ def test_info_describes_a_clip_as_it_is_read_and_the_size_the_model_works_it_at(
         assert said[1].startswith(f"  {form}")
         assert any(line.startswith("  worked at 80x56 by this model") for line in said)  # the toy model's area
         assert ("a run edits its first 8 frames" in result.output) == (count > 8)
+        short = "a run needs --frames 4 or fewer (the default takes 8; --frames 0: every frame)"
+        assert (short in result.output) == (count < 8)  # said before a run refuses it
         assert ("is HDR video (HLG, ARIB STD-B67)" in result.output) == ("HLG" in form)  # its conversion said
     result = CliRunner().invoke(app, ["info", str(tmp_path / "missing.mp4")])
     assert result.exit_code == 2 and result.output.strip().splitlines() == [

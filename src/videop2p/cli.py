@@ -286,6 +286,8 @@ def _clip_lines(clip: str, model_info) -> list[str]:
         lines.append(
             f"  a run edits its first {default} frames (--frames N, --start, --stride; --frames 0: every frame)"
         )
+    elif count and count < default:
+        lines.append(f"  a run needs --frames {count} or fewer (the default takes {default}; --frames 0: every frame)")
     return lines
 
 
