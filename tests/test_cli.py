@@ -815,7 +815,7 @@ def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
             ["eq_params.words ['b', 'b'] names a word twice"],
         ),
         ("source: a\ntargets: [b]\ninversion: {lr: 0}\n", ["inversion.lr 0 is not valid", "> 0"]),
-        ("source: a\ntargets: [b]\nwindow: {size: 0}\n", ["0 is not valid", ">= 2, or null: the whole clip"]),
+        ("source: a\ntargets: [b]\nwindow: {size: 1}\n", ["1 is not valid", ">= 2"]),
         ("pretrained_model_path: x\ntrain_data: 5\n", ["train_data: 5", "a mapping"]),
         ("pretrained_model_path: x\ntrain_data: {prompt: a}\nlearning_rate: fast\n", ["learning_rate: 'fast'"]),
         ("train_data: {prompt: a}\nadam_weight_decay: 0.1\n", ["adam_weight_decay: 0.1 is not supported", "0.01"]),
@@ -910,7 +910,7 @@ def test_config_files_are_read_in_each_encoding_yaml_allows(tmp_path):
 
 def test_config_files_read_numbers_and_booleans_as_yaml_1_2_does(tmp_path):
     from videop2p.batch import load_jobs
-    from videop2p.config import load_config
+    from videop2p.config import OptionError, WindowConfig, check_window, load_config, validate
 
     (tmp_path / "run.yaml").write_text(
         "source: a red circle\ntargets: [a blue circle]\ntune: {lr: 3e-5, steps: 2}\n"
@@ -927,6 +927,14 @@ def test_config_files_read_numbers_and_booleans_as_yaml_1_2_does(tmp_path):
         "jobs:\n  - {name: a, video: clip.mp4, source: a red circle, targets: [a blue circle], tune: {lr: 5e-5}}\n"
     )
     assert load_jobs(tmp_path / "jobs.yaml")[0][0].config.tune.lr == 5e-5
+    (tmp_path / "every.yaml").write_text("video: {path: clip.mp4, frames: 0}\nwindow: {size: 0}\n")  # as --frames 0
+    every = load_config([tmp_path / "every.yaml"])
+    assert (every.video.frames, every.window.size) == (None, None)  # every frame, the whole clip
+    (tmp_path / "every.yaml").write_text("video: {path: clip.mp4, frames: false}\n")
+    with pytest.raises(OptionError, match="frames: False is not valid"):
+        validate(load_config([tmp_path / "every.yaml"]))
+    with pytest.raises(OptionError, match="0 is not valid; expected a whole number >= 2, or null: the whole clip"):
+        check_window(WindowConfig(size=0))  # the API's dataclass: its None is the whole clip
     (tmp_path / "quoted.yaml").write_text('source: "1e5"\ntargets: ["2e5"]\n')  # quoted text stays text
     assert load_config([tmp_path / "quoted.yaml"]).source == "1e5"
     (tmp_path / "words.yaml").write_text("composite: off\ntune: {mixed_precision: no, gradient_checkpointing: false}\n")

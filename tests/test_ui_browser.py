@@ -123,7 +123,7 @@ def _toy_swap_form(page, frames: int = 4) -> None:
     _fill(page, "Blend word (target)", "circle")
     _fill(page, "DDIM steps", "4")
     _fill(page, "Tuning steps", "3")
-    _fill(page, "Frames", str(frames))
+    _fill(page, "Frames (0: every frame)", str(frames))
     _choose(page, "Inversion", "fast")
 
 
@@ -289,6 +289,8 @@ def test_a_preset_fills_the_fields_that_give_its_settings(tmp_path):
     blank = Form(source="a red circle moving on the grass", targets="a blue circle", tune_frames=0, null_text_frames=0)
     cfg = form_to_config(blank, "clip.mp4", tmp_path, tmp_path, None)  # a cleared field reads 0: every frame
     assert (cfg.tune.frames, cfg.inversion.frames) == (None, None)
+    every = Form(source="a red circle moving on the grass", targets="a blue circle", frames=0)
+    assert form_to_config(every, "clip.mp4", tmp_path, tmp_path, None).video.frames is None  # as --frames 0
     with pytest.raises(FormError, match="'fastest' is not one of official, quick"):
         preset_fields("fastest")
 
@@ -341,7 +343,7 @@ def test_the_window_fields_take_one_per_target(tmp_path):
         ({"targets": ""}, "at least one target"),
         ({"blend_source": "circle", "blend_target": ""}, "both words"),
         ({"reweight": "blue"}, "WORD=FACTOR"),
-        ({"frames": 0}, "frames 0 is not valid; expected a whole number >= 1"),
+        ({"frames": -1}, "frames -1 is not valid; expected a whole number >= 1"),  # 0: every frame
         ({"tune_frames": 1}, "frames per tuning step 1 is not valid; expected a whole number >= 2"),
         ({"null_text_frames": 1}, "null-text frames 1 is not valid; expected a whole number >= 2"),
         ({"mode": "magic"}, "edit mode .magic. is not one of auto, swap, refine"),

@@ -456,21 +456,11 @@ def _build_config(
         cfg.targets = list(target)
     size = flags.pop("size")
     flags["width"], flags["height"] = _parse_size(size)
-    whole = flags.get("window") == 0  # --window 0: never split the clip
-    if whole:
-        flags["window"] = None
-    every = flags.get("frames") == 0  # --frames 0: every frame from --start
-    if every:
-        flags["frames"] = None
     options = {k: v for k, v in flags.items() if k in OPTIONS and v not in ((), [])}
-    try:
+    try:  # --frames 0 (every frame from --start) and --window 0 (never split the clip) are read as None
         apply_options(cfg, {"video": video, **options})
     except OptionError as e:
         _fail(_flag(e))
-    if whole:
-        cfg.window.size = None
-    if every:
-        cfg.video.frames = None
     if size is not None:  # one side given: the other keeps the aspect ratio, whatever a config file said
         cfg.video.width, cfg.video.height = flags["width"], flags["height"]
     missing = missing_tuned_model(files, cfg.model)

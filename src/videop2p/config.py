@@ -335,6 +335,9 @@ def to_plain(obj: Any) -> Any:
     return obj
 
 
+ZERO_IS_ALL = {(VideoConfig, "frames"), (WindowConfig, "size")}  # 0 given for these is their None (--frames 0)
+
+
 def _coerce(cls, name: str, value: Any) -> Any:
     current = getattr(cls(), name)
     if isinstance(current, enum.Enum):
@@ -362,6 +365,8 @@ def _coerce(cls, name: str, value: Any) -> Any:
         return _thresholds(value)
     if name == "targets" and isinstance(value, str):  # one target prompt written without a list
         return [value]
+    if (cls, name) in ZERO_IS_ALL and value == 0 and not isinstance(value, bool):
+        return None  # every frame, the whole clip: a file's or form's 0 read as the command line's
     return value
 
 

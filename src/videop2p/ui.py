@@ -609,7 +609,9 @@ def build_app(session: Session):
                 official = Preset.OFFICIAL.value
                 preset_note = gr.Markdown(_preset_note(official, preset_fields(official)[1]), elem_id="preset-note")
                 with gr.Row():
-                    frames = gr.Number(value=defaults.frames, precision=0, label="Frames", elem_id="frames")
+                    frames = gr.Number(
+                        value=defaults.frames, precision=0, label="Frames (0: every frame)", elem_id="frames"
+                    )
                     width = gr.Number(value=None, precision=0, label="Width (0: keep aspect)")
                     height = gr.Number(value=None, precision=0, label="Height (0: keep aspect)")
                 with gr.Accordion("Advanced (official defaults)", open=False):
