@@ -910,7 +910,7 @@ def test_config_files_are_read_in_each_encoding_yaml_allows(tmp_path):
 
 def test_config_files_read_numbers_and_booleans_as_yaml_1_2_does(tmp_path):
     from videop2p.batch import load_jobs
-    from videop2p.config import OptionError, WindowConfig, check_window, load_config, validate
+    from videop2p.config import OptionError, RunConfig, VideoConfig, WindowConfig, check_window, load_config, validate
 
     (tmp_path / "run.yaml").write_text(
         "source: a red circle\ntargets: [a blue circle]\ntune: {lr: 3e-5, steps: 2}\n"
@@ -933,8 +933,10 @@ def test_config_files_read_numbers_and_booleans_as_yaml_1_2_does(tmp_path):
     (tmp_path / "every.yaml").write_text("video: {path: clip.mp4, frames: false}\n")
     with pytest.raises(OptionError, match="frames: False is not valid"):
         validate(load_config([tmp_path / "every.yaml"]))
-    with pytest.raises(OptionError, match="0 is not valid; expected a whole number >= 2, or null: the whole clip"):
+    with pytest.raises(OptionError, match="0 is not valid; expected a whole number >= 2, or None: the whole clip"):
         check_window(WindowConfig(size=0))  # the API's dataclass: its None is the whole clip
+    with pytest.raises(OptionError, match="0 is not valid; expected a whole number >= 1, or None: every frame"):
+        validate(RunConfig(video=VideoConfig(path="clip.mp4", frames=0)))
     (tmp_path / "quoted.yaml").write_text('source: "1e5"\ntargets: ["2e5"]\n')  # quoted text stays text
     assert load_config([tmp_path / "quoted.yaml"]).source == "1e5"
     (tmp_path / "words.yaml").write_text("composite: off\ntune: {mixed_precision: no, gradient_checkpointing: false}\n")

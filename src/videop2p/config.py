@@ -1475,6 +1475,10 @@ def validate(cfg: RunConfig) -> None:
             raise OptionError(attr, f"{value!r} is not a folder; give one, such as {example}.")
     check_lora_settings(cfg.lora)
     check_embedding_settings(cfg.embeddings)
+    if v.frames == 0 and not isinstance(v.frames, bool):  # a dataclass's 0 (a file's or flag's is read as None)
+        raise OptionError(
+            _where("video", "frames"), "0 is not valid; expected a whole number >= 1, or None: every frame."
+        )
     if v.frames is not None:
         check_number("video", "frames", v.frames, 1, whole=True, cap=COUNT_MAX)
     check_number("video", "start", v.start, 0, whole=True, cap=COUNT_MAX)
@@ -1685,7 +1689,7 @@ def check_window(w: WindowConfig | None) -> None:
     if w.size is not None:
         if w.size == 0 and not isinstance(w.size, bool):  # the flag's 0 (`--window 0`) is the settings' null
             raise OptionError(
-                _where("window", "size"), "0 is not valid; expected a whole number >= 2, or null: the whole clip."
+                _where("window", "size"), "0 is not valid; expected a whole number >= 2, or None: the whole clip."
             )
         check_number("window", "size", w.size, 2, whole=True, cap=COUNT_MAX)
         check_number("window", "overlap", w.overlap, 0, whole=True, cap=COUNT_MAX)
