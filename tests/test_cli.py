@@ -927,9 +927,11 @@ def test_config_files_read_numbers_and_booleans_as_yaml_1_2_does(tmp_path):
         "jobs:\n  - {name: a, video: clip.mp4, source: a red circle, targets: [a blue circle], tune: {lr: 5e-5}}\n"
     )
     assert load_jobs(tmp_path / "jobs.yaml")[0][0].config.tune.lr == 5e-5
-    (tmp_path / "every.yaml").write_text("video: {path: clip.mp4, frames: 0}\nwindow: {size: 0}\n")  # as --frames 0
+    (tmp_path / "every.yaml").write_text(  # as --frames 0
+        "video: {path: clip.mp4, frames: 0}\nwindow: {size: 0}\ntune: {frames: 0}\ninversion: {frames: 0}\n"
+    )
     every = load_config([tmp_path / "every.yaml"])
-    assert (every.video.frames, every.window.size) == (None, None)  # every frame, the whole clip
+    assert (every.video.frames, every.window.size, every.tune.frames, every.inversion.frames) == (None,) * 4
     (tmp_path / "every.yaml").write_text("video: {path: clip.mp4, frames: false}\n")
     with pytest.raises(OptionError, match="frames: False is not valid"):
         validate(load_config([tmp_path / "every.yaml"]))
@@ -1155,6 +1157,8 @@ def test_presets_start_from_their_settings_under_config_files_and_flags(tmp_path
     flags["tune_checkpointing"] = True
     cfg = _build_config("clip.mp4", SRC, [TGT], None, preset="quick", **flags)
     assert cfg.tune.gradient_checkpointing is True and cfg.tune.frames == quick.tune.frames  # the flag over the preset
+    cfg = _build_config("clip.mp4", SRC, [TGT], None, preset="quick", tune_frames=0, null_text_frames=0, **flags)
+    assert (cfg.tune.frames, cfg.inversion.frames) == (None, None)  # 0: back to every frame, the official
 
 
 @pytest.mark.parametrize("stage", ["run", "tune", "invert", "edit"])
@@ -1202,7 +1206,7 @@ def test_toy_eval_samples_with_the_step_count_and_guidance_of_a_run():
     assert (params["steps"].default, params["guidance"].default) == (run.inversion.steps, run.edit.guidance)
 
 
-def test_a_quick_preset_run_and_bad_presets_or_frame_counts(tiny_dir, clip_dir, tmp_path):
+def test_a_quick_preset_run_and_bad_presets_or_frame_counts(tiny_dir, clip_dir, tmp_path, monkeypatch):
     from videop2p.config import PRESET_MARGINS, Preset
 
     args = _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws", "--preset", "quick", "--tune-frames", "2")
@@ -1215,8 +1219,8 @@ def test_a_quick_preset_run_and_bad_presets_or_frame_counts(tiny_dir, clip_dir, 
     assert_one_line_error(result, "--preset 'fastest'", "official, quick")
     result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2", "--tune-frames", "1"))
     assert_one_line_error(result, "--tune-frames 1", ">= 2")
-    result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2", "--null-text-frames", "0"))
-    assert_one_line_error(result, "--null-text-frames 0", ">= 2")
+    _invoke(_args(tiny_dir, clip_dir, tmp_path / "all", tmp_path / "ws3", "--null-text-frames", "0"))  # every frame
+    assert yaml.safe_load((tmp_path / "all" / "config.yaml").read_text())["inversion"]["frames"] is None
     bad = tmp_path / "bad.yaml"
     bad.write_text("tune: {gradient_checkpointing: sometimes}\n")
     result = runner.invoke(app, [*_args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2"), "--config", str(bad)])
@@ -1224,6 +1228,17 @@ def test_a_quick_preset_run_and_bad_presets_or_frame_counts(tiny_dir, clip_dir, 
     bad.write_text("edit: {control_frame_attention: sometimes}\n")
     result = runner.invoke(app, [*_args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2"), "--config", str(bad)])
     assert_one_line_error(result, "--frame-attention-control 'sometimes'", "true or false")
+    seen = []
+
+    def settings_only(comps, n, out, settings, **kw):  # what the suite is given, not run
+        seen.append((settings.tune_frames, settings.null_text_frames))
+        raise RuntimeError("not run")
+
+    monkeypatch.setattr("videop2p.evaluation.evaluate", settings_only)
+    for flag in ("--tune-frames", "--null-text-frames"):  # 0: every frame, as a run's flag
+        runner.invoke(app, ["eval", "--quick", "--out", str(tmp_path / "ev"), flag, "0"])
+    assert seen == [(None, None), (None, None)]
+    monkeypatch.undo()
     result = runner.invoke(app, ["eval", "--out", str(tmp_path / "b"), "--null-text-frames", "1.5"])
     assert result.exit_code != 0 and not (tmp_path / "b").exists()
     result = runner.invoke(app, ["eval", "--out", str(tmp_path / "b"), "--null-text-frames", "1"])

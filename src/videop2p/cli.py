@@ -701,7 +701,7 @@ def _stage_command(stage: str, doc: str):
         tune_frames: Annotated[
             int | None,
             typer.Option(
-                help="Frames per tuning step, drawn at random with the anchor frame (default: every frame).",
+                help="Frames per tuning step, drawn at random with the anchor frame (default, 0: every frame).",
                 rich_help_panel=TUNE_PANEL,
             ),
         ] = None,
@@ -730,7 +730,7 @@ def _stage_command(stage: str, doc: str):
         null_text_frames: Annotated[
             int | None,
             typer.Option(
-                help="Frames the null-text loss reads per iteration, drawn with the anchor frame (default: every frame).",
+                help="Frames the null-text loss reads per iteration, drawn with the anchor frame (default, 0: every frame).",
                 rich_help_panel=INVERT_PANEL,
             ),
         ] = None,
@@ -1524,12 +1524,12 @@ def eval_command(
     model: Annotated[str | None, typer.Option(help="Model (default: the bundled toy model, videop2p-toy).")] = None,
     tune_steps: Annotated[int | None, typer.Option(help="Tuning steps per clip (default 200, quick 20).")] = None,
     tune_frames: Annotated[
-        int | None, typer.Option(help="Frames per tuning step, the anchor included (default: every frame).")
+        int | None, typer.Option(help="Frames per tuning step, the anchor included (default, 0: every frame).")
     ] = None,
     steps: Annotated[int | None, typer.Option(help="DDIM steps (default 50, quick 20).")] = None,
     null_text_frames: Annotated[
         int | None,
-        typer.Option(help="Frames the null-text loss reads per iteration, the anchor included (default: every)."),
+        typer.Option(help="Frames the null-text loss reads per iteration, the anchor included (default, 0: every)."),
     ] = None,
     methods: Annotated[list[str] | None, typer.Option("--method", help="Only these methods (repeatable).")] = None,
     group_norm: Annotated[
@@ -1568,8 +1568,12 @@ def eval_command(
         _check_own_flags(lambda n: check_number(None, "cases", n, 1, whole=True, cap=COUNT_MAX), cases)
     n = cases or (QUICK_CASES if quick else 30)
     s = quick_settings() if quick else EvalSettings()
-    tune = TuneConfig(steps=_given(tune_steps, s.tune_steps), frames=_given(tune_frames, s.tune_frames))
-    inversion = InversionConfig(steps=_given(steps, s.steps), frames=_given(null_text_frames, s.null_text_frames))
+    tune_frames, null_text_frames = (  # 0: every frame, as a run's --tune-frames 0 (the None of the settings)
+        None if given == 0 else _given(given, default)
+        for given, default in ((tune_frames, s.tune_frames), (null_text_frames, s.null_text_frames))
+    )
+    tune = TuneConfig(steps=_given(tune_steps, s.tune_steps), frames=tune_frames)
+    inversion = InversionConfig(steps=_given(steps, s.steps), frames=null_text_frames)
     _check_flag(check_tune, tune)  # a run's own checks of the budget's flags
     _check_flag(check_inversion, inversion)
     s.tune_steps, s.tune_frames = tune.steps, tune.frames

@@ -335,7 +335,9 @@ def to_plain(obj: Any) -> Any:
     return obj
 
 
-ZERO_IS_ALL = {(VideoConfig, "frames"), (WindowConfig, "size")}  # 0 given for these is their None (--frames 0)
+# 0 given for these is their None, all of it (--frames 0: every frame; --window 0: the whole clip; --tune-frames 0
+# and --null-text-frames 0: every frame, the official, as `--preset quick --tune-frames 0` asks)
+ZERO_IS_ALL = {(VideoConfig, "frames"), (WindowConfig, "size"), (TuneConfig, "frames"), (InversionConfig, "frames")}
 
 
 def _coerce(cls, name: str, value: Any) -> Any:
