@@ -1689,7 +1689,7 @@ def check_window(w: WindowConfig | None) -> None:
         return
     _config_ok(w, WindowConfig)
     if w.size is not None:
-        if w.size == 0 and not isinstance(w.size, bool):  # the flag's 0 (`--window 0`) is the settings' null
+        if w.size == 0 and not isinstance(w.size, bool):  # a dataclass's 0 (a file's or flag's is read as None)
             raise OptionError(
                 _where("window", "size"), "0 is not valid; expected a whole number >= 2, or None: the whole clip."
             )
