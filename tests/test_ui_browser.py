@@ -433,6 +433,9 @@ def test_a_damaged_upload_or_too_few_frames_is_named_before_the_model_loads(tmp_
     form.start = 3  # the example is rendered with the form's 4 frames
     with pytest.raises(FormError, match="^Could not read the clip: .*has 4 frames; start=3, stride=1 gives 1, fewer"):
         session.run(form, None, EXAMPLE, None)
+    form.start, form.frames = 0, 0  # an upload's every frame: no count to render an example with
+    with pytest.raises(FormError, match=r"^frames 0 is not valid; expected a whole number from 1 to \d+ for a toy"):
+        session.run(form, None, EXAMPLE, None)
     assert session._pipe is None
 
 

@@ -297,12 +297,15 @@ def _field_value(option: str, value):
 
 
 def _form_frames(form: Form) -> int:
-    """The form's frame count (the example clips are rendered with it too)."""
+    """The frame count a toy example is rendered with: the form's (its 0, every frame of an upload, has no
+    meaning for a clip not yet rendered)."""
     frames = _field_value("frames", form.frames)
     try:
         check_number("video", "frames", frames, 1, EXAMPLE_MAX_FRAMES, whole=True)
     except OptionError as e:
-        raise _field_error(e) from None
+        raise FormError(
+            f"{_field_name(e.option)} {e.reason.rstrip('.')} for a toy example (rendered with them)."
+        ) from None
     return frames
 
 
