@@ -730,7 +730,8 @@ def _stage_command(stage: str, doc: str):
         null_text_frames: Annotated[
             int | None,
             typer.Option(
-                help="Frames the null-text loss reads per iteration, drawn with the anchor frame (default, 0: every frame).",
+                help="Frames the null-text loss reads per iteration, drawn with the anchor frame (default, 0: every "
+                "frame).",
                 rich_help_panel=INVERT_PANEL,
             ),
         ] = None,

@@ -1143,9 +1143,9 @@ def check_selection(path: str | os.PathLike, count: int, start: int, num_frames:
     if num_frames is not None and available < num_frames:
         default = " (the default, the authors' n_sample_frames)" if num_frames == VideoConfig.frames else ""
         raise VideoError(
-            f"{has}; start={start}, stride={stride} gives {available}, fewer than the {num_frames} asked for{default}. "
-            f"Ask for at most {_count(available, 'frame')} (--frames {available}; --frames 0: every frame), or lower start "
-            "or stride."
+            f"{has}; start={start}, stride={stride} gives {available}, fewer than the {num_frames} asked "
+            f"for{default}. Ask for at most {_count(available, 'frame')} (--frames {available}; --frames 0: every "
+            "frame), or lower start or stride."
         )
 
 
