@@ -1550,7 +1550,7 @@ def eval_command(
     dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = default_of("dtype"),
 ) -> None:
     """Measure edit quality on a seeded toy-world suite and compare Video-P2P with the baselines."""
-    from videop2p.config import InversionConfig, TuneConfig, check_inversion, check_number, check_tune
+    from videop2p.config import InversionConfig, TuneConfig, check_inversion, check_number, check_tune, zero_is_all
     from videop2p.evaluation import QUICK_CASES, EvalSettings, Method, evaluate, quick_settings
     from videop2p.models.loading import load_components, parse_dtype
     from videop2p.sampling import check_steps
@@ -1569,10 +1569,8 @@ def eval_command(
         _check_own_flags(lambda n: check_number(None, "cases", n, 1, whole=True, cap=COUNT_MAX), cases)
     n = cases or (QUICK_CASES if quick else 30)
     s = quick_settings() if quick else EvalSettings()
-    tune_frames, null_text_frames = (  # 0: every frame, as a run's --tune-frames 0 (the None of the settings)
-        None if given == 0 else _given(given, default)
-        for given, default in ((tune_frames, s.tune_frames), (null_text_frames, s.null_text_frames))
-    )
+    tune_frames = zero_is_all(TuneConfig, "frames", _given(tune_frames, s.tune_frames))  # 0: every frame
+    null_text_frames = zero_is_all(InversionConfig, "frames", _given(null_text_frames, s.null_text_frames))
     tune = TuneConfig(steps=_given(tune_steps, s.tune_steps), frames=tune_frames)
     inversion = InversionConfig(steps=_given(steps, s.steps), frames=null_text_frames)
     _check_flag(check_tune, tune)  # a run's own checks of the budget's flags
@@ -1695,12 +1693,10 @@ def _bad_value(param, args: list[str]) -> str | None:
     return values[-1] if values else None
 
 
-def _flag_taken_as_word(e: Exception, args: list[str]) -> str | None:
-    """An option of several words given too few, which took the next flag as one of them (`--blend car
-    --out o1` reads `--out` as the target word, then `o1` is an extra argument), or which ends the command
-    line: said so, or None."""
-    ctx = getattr(e, "ctx", None)  # None for an error of parsing (an option given too few words)
-    command = ctx.command if ctx is not None else _named_command(args)[0]
+def _flag_taken_as_word(command, args: list[str]) -> str | None:
+    """An option of `command` of several words given too few, which took the next flag as one of them
+    (`--blend car --out o1` reads `--out` as the target word, then `o1` is an extra argument), or which ends
+    the command line: said so, or None."""
     for param in getattr(command, "params", []):
         if not isinstance(param.nargs, int) or param.nargs < 2:
             continue
@@ -1721,7 +1717,9 @@ def _flag_taken_as_word(e: Exception, args: list[str]) -> str | None:
 def usage_line(e: Exception, args: list[str]) -> str:
     """A usage error (an unknown command or option, a value of the wrong type, a missing argument) as
     the one line every other error is: the option, the value given, what would be valid."""
-    message = _flag_taken_as_word(e, args) or e.format_message().strip()
+    ctx = getattr(e, "ctx", None)  # None for an error of parsing (an option given too few words)
+    command, named = (ctx.command, None) if ctx is not None else _named_command(args)
+    message = _flag_taken_as_word(command, args) or e.format_message().strip()
     param = getattr(e, "param", None)
     opts = [o for o in getattr(param, "opts", []) if o.startswith("-")]
     value = _bad_value(param, args)
@@ -1730,9 +1728,7 @@ def usage_line(e: Exception, args: list[str]) -> str:
         message = f"{opts[0]} {value!r} is not valid; {reason[0].lower()}{reason[1:]}."
     message = " ".join(message.split())
     message += "" if message.endswith((".", "?", "!")) else "."
-    where = getattr(getattr(e, "ctx", None), "command_path", None)
-    if where is None:  # an error of parsing: the command the line names
-        where = " ".join(["videop2p", *args[: _named_command(args)[1]]])
+    where = ctx.command_path if ctx is not None else " ".join(["videop2p", *args[:named]])  # the line's command
     return message + f" See `{where} --help`."
 
 

@@ -340,6 +340,13 @@ def to_plain(obj: Any) -> Any:
 ZERO_IS_ALL = {(VideoConfig, "frames"), (WindowConfig, "size"), (TuneConfig, "frames"), (InversionConfig, "frames")}
 
 
+def zero_is_all(cls: type, name: str, value: Any) -> Any:
+    """`value` of setting `name` of `cls`, with a 0 given where `ZERO_IS_ALL` reads it as None (all of it)."""
+    if (cls, name) in ZERO_IS_ALL and value == 0 and not isinstance(value, bool):
+        return None  # every frame, the whole clip: a file's, form's or flag's 0
+    return value
+
+
 def _coerce(cls, name: str, value: Any) -> Any:
     current = getattr(cls(), name)
     if isinstance(current, enum.Enum):
@@ -367,9 +374,7 @@ def _coerce(cls, name: str, value: Any) -> Any:
         return _thresholds(value)
     if name == "targets" and isinstance(value, str):  # one target prompt written without a list
         return [value]
-    if (cls, name) in ZERO_IS_ALL and value == 0 and not isinstance(value, bool):
-        return None  # every frame, the whole clip: a file's or form's 0 read as the command line's
-    return value
+    return zero_is_all(cls, name, value)
 
 
 def _numbers(name: str, text: str, expected: str) -> list[float]:
