@@ -112,6 +112,36 @@ def test_an_inversion_is_filed_under_the_delta_it_was_made_with(tiny, clip_path,
     assert third.action == "reused" and third.entry == first.entry and third.unet_evaluations == 0
 
 
+def test_other_frames_inverted_and_edited_with_a_tuned_model_are_filed_apart_from_its_own_clip(
+    tiny, clip_path, tmp_path
+):
+    """Regression: the API's inversion and edit of frames other than those the model was tuned on (as many of
+    them) took the tuned clip's keys: the edit of the other frames was the tuned clip's, reused, and each
+    inversion overwrote the other's entry."""
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    own = vp.load_clip(VideoConfig(path=str(clip_path), frames=3))
+    other = vp.clip_from_frames(own.frames[::-1].copy(), fps=own.fps)  # the same count, other frames
+    model, _ = vp.tune(own, PROMPT, TuneConfig(steps=1, progress=False))
+    inv_cfg = InversionConfig(method=InversionMethod.FAST, steps=2, progress=False)
+    targets = ["a blue circle moving on the grass"]
+    own_inversion, first = vp.invert(model, own, PROMPT, inv_cfg)
+    own_edit, _ = vp.edit(model, own_inversion, PROMPT, targets, {"progress": False})
+    other_inversion, inverted = vp.invert(model, other, PROMPT, inv_cfg)
+    other_edit, edited = vp.edit(model, other_inversion, PROMPT, targets, {"progress": False})
+    assert inverted.action == "computed" and edited.action == "computed"
+    assert not np.array_equal(other_edit.reconstruction, own_edit.reconstruction)
+    _, again = vp.invert(model, own, PROMPT, inv_cfg)  # the tuned clip's own entry is still there
+    _, other_again = vp.edit(model, other_inversion, PROMPT, targets, {"progress": False})
+    assert again.action == "reused" and again.entry == first.entry != inverted.entry
+    assert other_again.action == "reused" and other_again.entry == edited.entry
+    assert len(list((tmp_path / "ws").rglob("inv-*.safetensors"))) == 2
+    longer, _ = vp.tune(own, PROMPT, TuneConfig(steps=2, progress=False))  # another model, the same clip
+    own_longer, _ = vp.invert(longer, own, PROMPT, inv_cfg)
+    _, with_own = vp.edit(longer, own_longer, PROMPT, targets, {"progress": False})
+    _, with_other = vp.edit(longer, own_inversion, PROMPT, targets, {"progress": False})  # the first's
+    assert with_own.action == with_other.action == "computed" and with_own.entry != with_other.entry
+
+
 def test_an_interrupted_tuning_resumes_in_the_workspace_and_its_state_goes_once_the_delta_is_kept(
     tiny, clip_path, tmp_path
 ):

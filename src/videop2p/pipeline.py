@@ -163,6 +163,18 @@ def _settings(cfg: Any, kind: type) -> Any:
     return fill(kind, path_shorthand(cfg) if kind is VideoConfig else cfg) if isinstance(cfg, dict) else cfg
 
 
+def not_tuned_on(model: T2SModel, frames_hash: str | None, delta: str | None = None) -> dict:
+    """What a workspace entry's key adds when its frames (or its inversion's tuned delta) are not those
+    `model` was tuned on: an inversion or edit of other frames, through the API, is filed apart from the
+    tuned clip's own, whose keys stay as they were."""
+    other = {}
+    if frames_hash != model.tuned_frames:
+        other["frames_hash"] = frames_hash
+    if delta is not None and delta != model.delta_key:
+        other["inverted_with"] = delta
+    return other
+
+
 def free_memory() -> int:
     """Bytes of memory a process may still take: available RAM and free swap (psutil)."""
     return psutil.virtual_memory().available + psutil.swap_memory().free
@@ -423,7 +435,7 @@ class VideoP2P:
             apply_temporal(model.unet, self.components.video.temporal)
         model.set_attention_slicing(self.attention_slicing)
         identity = self.identity(clip, prompt, cfg, mode, norm, plan)
-        model.delta_key = key_of(identity)
+        model.delta_key, model.tuned_frames = key_of(identity), clip.digest
 
         ran = 0  # steps this run made (fewer than cfg.steps when it resumed a stopped tuning)
 
@@ -508,7 +520,7 @@ class VideoP2P:
         path, saved = None, None
         if self.workspace is not None and model.delta_key is not None:
             settings = settings_of(cfg)
-            key = {"prompt": prompt, **settings, **plan.key()}
+            key = {"prompt": prompt, **settings, **plan.key(), **not_tuned_on(model, clip.digest)}
             path = self.workspace.inversion_path(model.delta_key, key)
             saved = self.workspace.steps_of(path, {**expected, "key": key})
             if not force and not path.exists():
@@ -586,6 +598,7 @@ class VideoP2P:
             "edit": settings_of(cfg),
             "inversion": inversion.meta.get("settings"),
             **plan.key(),
+            **not_tuned_on(model, inversion.meta.get("frames_hash"), inversion.meta.get("delta")),
         }
         path = None
         if self.workspace is not None and model.delta_key is not None:

@@ -199,6 +199,7 @@ class T2SModel(nn.Module):
         self._clip_norms = [m for m in unet.modules() if isinstance(m, ClipGroupNorm)]
         self.query_chunk: int | None = None  # attention slicing, off by default
         self.delta_key: str | None = None  # workspace key of the tuned delta it carries; None: not tracked
+        self.tuned_frames: str | None = None  # frames hash of the clip it was tuned on; None: not tracked
         self.set_processors()
 
     @classmethod
