@@ -786,7 +786,7 @@ def test_an_inversion_with_other_settings_than_the_kept_one_says_so(tiny, clip_p
 @pytest.mark.parametrize(
     ("frames", "kwargs", "message"),
     [
-        (np.zeros((2, 8, 8, 3), np.float32), {}, "dtype float32 are not uint8"),
+        (np.full((2, 8, 8, 3), 255.0, np.float32), {}, r"values from 255 to 255 \(float32\); give floats in 0-1"),
         (np.zeros((2, 8, 8), np.uint8), {}, r"shape \(2, 8, 8\) are not \(F, H, W, 3\)"),
         (np.zeros((0, 8, 8, 3), np.uint8), {}, r"shape \(0, 8, 8, 3\)"),
         ([], {}, "the sequence of frames is empty"),

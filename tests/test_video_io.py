@@ -297,12 +297,14 @@ def test_read_video_names_a_bad_selection_or_frame_rate_before_reading(tmp_path,
     [
         (
             "f.mp4",
-            np.zeros((2, 8, 8, 3), np.float32),
+            np.full((2, 8, 8, 3), 255.0, np.float32),
             {},
-            r"shape \(2, 8, 8, 3\) and dtype float32 are not \(F, H, W, 3\) uint8",
+            r"frame 1: values from 255 to 255 \(float32\); give floats in 0-1 .* or integers in 0-255",
         ),
         ("f.gif", np.zeros((2, 8, 8), np.uint8), {}, r"shape \(2, 8, 8\) and dtype uint8"),
-        ("f", np.zeros((2, 8, 8, 3), np.int64), {}, "dtype int64"),
+        ("f", np.full((2, 8, 8, 3), 256, np.int64), {}, r"values from 256 to 256 \(int64\)"),
+        ("f", np.full((2, 8, 8, 3), np.nan, np.float32), {}, r"frame 1: NaN or infinite values \(float32\)"),
+        ("f.mp4", np.zeros((2, 8, 8, 3), np.bool_), {}, "bool values are not pixels"),
         (
             "f.mp4",
             [np.zeros((8, 8, 3), np.uint8), np.zeros((4, 8, 3), np.uint8)],
@@ -349,8 +351,25 @@ def test_frames_held_by_a_torch_tensor_are_a_clip():
 
     frames = _clip(3)
     np.testing.assert_array_equal(as_frames(torch.from_numpy(frames)), frames)
-    with pytest.raises(VideoError, match="dtype float32 are not uint8"):
-        as_frames(torch.zeros(2, 8, 8, 3))
+    with pytest.raises(VideoError, match=r"Frames: values from -1 to 1 \(float32\); give floats in 0-1"):
+        as_frames(torch.linspace(-1, 1, 2 * 8 * 8 * 3).reshape(2, 8, 8, 3))  # a VAE's -1..1, not pixels
+
+
+def test_frames_of_floats_in_0_1_are_read_and_written_as_diffusers_gives_them(tmp_path):
+    """Regression: the frames diffusers' pipelines give (`output_type="np"`: float32 in 0-1) were refused by
+    `clip_from_frames` and `write_video` ("convert them first"); they are pixels times 255, rounded."""
+    from videop2p.io.video import as_frames
+
+    frames = np.linspace(0, 1, 3 * 8 * 6 * 3, dtype=np.float32).reshape(3, 8, 6, 3)
+    pixels = np.round(frames * 255).astype(np.uint8)  # diffusers' numpy_to_pil
+    np.testing.assert_array_equal(as_frames(frames), pixels)
+    half = frames.astype(np.float16)  # a list of (H, W, 3) frames, in half precision
+    np.testing.assert_array_equal(as_frames(list(half)), np.round(half.astype(np.float32) * 255).astype(np.uint8))
+    np.testing.assert_array_equal(as_frames(pixels.astype(np.int64)), pixels)  # numpy's integers of a list
+    write_video(frames, tmp_path / "floats")  # PNGs: lossless
+    write_video(iter(list(frames)), tmp_path / "frames")
+    for folder in ("floats", "frames"):
+        np.testing.assert_array_equal(read_video(tmp_path / folder).frames, pixels)
 
 
 def test_a_clip_is_refused_as_read_video_refuses_it_without_being_decoded(tmp_path):

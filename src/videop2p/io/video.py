@@ -184,7 +184,8 @@ def _picture_rgb(img: Image.Image, transforms: Transforms) -> np.ndarray:
 def as_frames(frames: object) -> np.ndarray:
     """Frames held in memory as (F, H, W, 3) uint8: an array of that shape (or what numpy reads as one:
     a torch tensor on the CPU), or a sequence of PIL images (any mode, converted as files' frames are) or
-    of (H, W, 3) uint8 arrays. VideoError names what does not fit."""
+    of (H, W, 3) arrays; floats in 0-1 as diffusers' pipelines give them (`uint8_frames`). VideoError names
+    what does not fit."""
     if isinstance(frames, np.ndarray):
         arr = frames
     elif isinstance(frames, list | tuple):
@@ -210,9 +211,24 @@ def as_frames(frames: object) -> np.ndarray:
         )
     if arr.ndim != 4 or arr.shape[-1] != 3 or 0 in arr.shape:
         raise VideoError(f"Frames of shape {tuple(arr.shape)} are not (F, H, W, 3) with F, H, W >= 1 (RGB).")
-    if arr.dtype != np.uint8:
-        raise VideoError(f"Frames of dtype {arr.dtype} are not uint8 (0-255); convert them first.")
-    return arr
+    return uint8_frames(arr, "Frames")
+
+
+def uint8_frames(arr: np.ndarray, what: str) -> np.ndarray:
+    """`arr` as uint8: itself; floats in 0-1 (the frames diffusers' pipelines give, `output_type="np"`) times 255,
+    rounded as diffusers' `numpy_to_pil` rounds them; integers in 0-255 as they are. VideoError, beginning with
+    `what`, names the values of anything else (floats in 0-255 or -1-1, 16-bit integers, NaN)."""
+    if arr.dtype == np.uint8:
+        return arr
+    valid = "give floats in 0-1 (as diffusers' pipelines give frames) or integers in 0-255"
+    if arr.dtype.kind not in "fiu":
+        raise VideoError(f"{what}: {arr.dtype} values are not pixels; {valid}.")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise VideoError(f"{what}: NaN or infinite values ({arr.dtype}); {valid}.")
+    low, high, top = arr.min().item(), arr.max().item(), 1 if arr.dtype.kind == "f" else 255
+    if low < 0 or high > top:
+        raise VideoError(f"{what}: values from {low:.4g} to {high:.4g} ({arr.dtype}); {valid}.")
+    return (arr.astype(np.float32) * 255).round().astype(np.uint8) if top == 1 else arr.astype(np.uint8)
 
 
 Transform = Callable[[np.ndarray], np.ndarray]  # applied to each kept frame as it is decoded (a resize)

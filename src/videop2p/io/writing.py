@@ -33,6 +33,7 @@ from videop2p.io.video import (
     AudioSpan,
     DeepSignal,
     VideoError,
+    uint8_frames,
 )
 from videop2p.store.files import atomic_path
 
@@ -415,9 +416,13 @@ def _checked(
     frames: np.ndarray | Iterable[np.ndarray], path: str | os.PathLike, dtype: type, times: np.ndarray | None
 ) -> Iterator[np.ndarray]:
     """`frames` as a writer takes them, one at a time, each refused (VideoError, naming `path`) unless
-    it is an (H, W, 3) array of `dtype` and the first one's size, and as many as `times` has frames
-    for: a writer's file is written whole or not at all, so nothing is left of it."""
-    if isinstance(frames, np.ndarray) and (frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != dtype):
+    it is an (H, W, 3) array of `dtype` (for uint8, floats in 0-1 too: `uint8_frames`) and the first one's
+    size, and as many as `times` has frames for: a writer's file is written whole or not at all, so nothing is
+    left of it."""
+    eight = dtype == np.uint8
+    if isinstance(frames, np.ndarray) and (
+        frames.ndim != 4 or frames.shape[-1] != 3 or (frames.dtype != dtype and not eight)
+    ):
         raise VideoError(
             f"Cannot write {path}: frames of shape {tuple(frames.shape)} and dtype {frames.dtype} are not "
             f"(F, H, W, 3) {np.dtype(dtype).name}."
@@ -426,6 +431,8 @@ def _checked(
     k = 0
     for k, frame in enumerate(frames, 1):
         array = isinstance(frame, np.ndarray)
+        if array and eight and frame.dtype != dtype and frame.ndim == 3 and frame.shape[-1] == 3:
+            frame = uint8_frames(frame, f"Cannot write {path}: frame {k}")
         first = first or (frame.shape if array else None)
         if not array or frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != dtype or frame.shape != first:
             what = f"{frame.shape} {frame.dtype}" if array else f"a {type(frame).__name__}"
