@@ -787,7 +787,8 @@ def test_an_inversion_with_other_settings_than_the_kept_one_says_so(tiny, clip_p
     ("frames", "kwargs", "message"),
     [
         (np.full((2, 8, 8, 3), 255.0, np.float32), {}, r"values from 255 to 255 \(float32\); give floats in 0-1"),
-        (np.zeros((2, 8, 8), np.uint8), {}, r"shape \(2, 8, 8\) are not \(F, H, W, 3\)"),
+        (np.zeros((2, 8, 8), np.uint8), {}, r"shape \(2, 8, 8\) are not \(F, H, W, 3\) with F, H, W >= 1 \(RGB\)\.$"),
+        (np.zeros((2, 3, 8, 8), np.float32), {}, r"\(RGB\); channels first\? \.permute\(0, 2, 3, 1\) \(torch\)"),
         (np.zeros((0, 8, 8, 3), np.uint8), {}, r"shape \(0, 8, 8, 3\)"),
         ([], {}, "the sequence of frames is empty"),
         ("clip.mp4", {}, "got str"),

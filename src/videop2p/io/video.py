@@ -210,7 +210,9 @@ def as_frames(frames: object) -> np.ndarray:
             f"Frames must be an (F, H, W, 3) uint8 array or a list of PIL images, got {type(frames).__name__}."
         )
     if arr.ndim != 4 or arr.shape[-1] != 3 or 0 in arr.shape:
-        raise VideoError(f"Frames of shape {tuple(arr.shape)} are not (F, H, W, 3) with F, H, W >= 1 (RGB).")
+        first = arr.ndim == 4 and arr.shape[1] == 3  # (F, 3, H, W): torch's layout, diffusers' output_type="pt"
+        hint = "; channels first? .permute(0, 2, 3, 1) (torch) or .transpose(0, 2, 3, 1) (numpy)" if first else ""
+        raise VideoError(f"Frames of shape {tuple(arr.shape)} are not (F, H, W, 3) with F, H, W >= 1 (RGB){hint}.")
     return uint8_frames(arr, "Frames")
 
 
