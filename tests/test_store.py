@@ -719,6 +719,34 @@ def test_frames_held_in_memory_are_the_same_clip_as_their_file_and_reuse_its_tun
     assert vp.clip_from_frames(frames).size == vp.load_clip(VideoConfig(path=str(clip_path), frames=3)).size
 
 
+def test_an_edit_pasted_through_the_api_is_the_one_run_writes_at_the_clips_own_size(tiny, clip_path, tmp_path):
+    """`VideoP2P.paste` gives the staged API what `run` writes: the edit pasted into the input's frames at their own
+    size through its blend mask (the clip's frames are 32x32, worked at 24x16)."""
+    from videop2p.config import RunConfig
+    from videop2p.io.video import read_video
+
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    cfg = RunConfig(source=PROMPT, targets=["a blue circle moving on the grass"], out=str(tmp_path / "o"))
+    cfg.video, cfg.quiet, cfg.png_frames = VideoConfig(path=str(clip_path), frames=3, width=24, height=16), True, True
+    cfg.tune.steps, cfg.inversion.steps, cfg.inversion.method = 1, 2, InversionMethod.FAST
+    cfg.edit.blend = ("red", "blue")
+    vp.run(cfg)
+    clip = vp.load_clip(cfg.video)
+    model, _ = vp.tune(clip, PROMPT, cfg.tune)
+    inversion, _ = vp.invert(model, clip, PROMPT, cfg.inversion)
+    out, edited = vp.edit(model, inversion, PROMPT, cfg.targets, cfg.edit)
+    pasted = np.stack(list(vp.paste(clip, out)))
+    assert edited.action == "reused" and clip.size == (24, 16) and pasted.shape == (3, 32, 32, 3)
+    np.testing.assert_array_equal(pasted, read_video(tmp_path / "o" / "edit_1").frames)  # run's lossless PNGs
+    in_memory = vp.clip_from_frames(clip.frames, width=24, height=16)  # at the working size: the edit itself
+    assert np.array_equal(np.stack(list(vp.paste(in_memory, out))), out.edits[0])
+    with pytest.raises(ValueError, match=r"target 1 is not valid; expected 0 to 0: `out` holds 1 edit\.$"):
+        vp.paste(clip, out, 1)
+    other = vp.load_clip(dataclasses.replace(cfg.video, frames=2))
+    with pytest.raises(ValueError, match="out's edits are 3 frames at 24x16, the clip 2 at 24x16"):
+        vp.paste(other, out)
+
+
 def test_a_tuning_with_other_settings_than_the_kept_one_says_so(tiny, clip_path, tmp_path, caplog):
     """`videop2p tune --tune-steps 2` then `videop2p edit` (500 steps by default) tuned anew without a word:
     a run that tunes while the workspace keeps the same clip tuned otherwise names the nearest settings."""

@@ -19,6 +19,7 @@ import numpy as np
 import psutil
 import torch
 
+from videop2p.compositing import composite
 from videop2p.config import (
     EditConfig,
     FrameAttentionMode,
@@ -615,6 +616,29 @@ class VideoP2P:
         )
         frames = decode_latents(self.components, result.latents)  # (1 + K, F, H, W, 3)
         return EditOutput(reconstruction=frames[0], edits=list(frames[1:]), result=result), report
+
+    def paste(self, clip: Clip, out: EditOutput, target: int = 0) -> Iterator[np.ndarray]:
+        """Edit `target` of `out` at `clip`'s own size, as `run` writes its mp4: pasted into the input's frames,
+        read again one at a time, through its feathered blend mask (the whole frame without one;
+        `compositing.composite`). Yields (H, W, 3) uint8 frames for `write_video`; the edit itself where the
+        clip is at the working size or was given in memory (`clip_from_frames` keeps no other size)."""
+        _given(clip, Clip, "clip", CLIP_FROM)
+        _given(out, EditOutput, "out", "what `edit` returns")
+        count = len(out.edits)
+        if isinstance(target, bool) or not isinstance(target, int | np.integer) or not 0 <= target < count:
+            held = f"{count} edit{'s' * (count != 1)}"
+            raise ValueError(f"target {target!r} is not valid; expected 0 to {count - 1}: `out` holds {held}.")
+        edited = out.edits[target]  # (F, h, w, 3)
+        if edited.shape != clip.frames.shape:
+            raise ValueError(
+                f"out's edits are {edited.shape[0]} frames at {edited.shape[2]}x{edited.shape[1]}, the clip "
+                f"{len(clip.frames)} at {clip.size[0]}x{clip.size[1]}: paste an edit of this clip."
+            )
+        if clip.full_size is None or clip.video is None:
+            return iter(edited)
+        masks = out.result.masks[target] if out.result.masks is not None else None  # (F, h_m, w_m) bool
+        cell = self.components.info.vae_scale_factor
+        return composite(clip.originals(), edited, masks, clip.video.resize, cell)
 
     def save_tuned(self, model: T2SModel, path: str | os.PathLike) -> bool:
         """Write the tuned `model` into folder `path` as the authors' Tune-A-Video / Video-P2P folder (what
