@@ -73,6 +73,12 @@ def test_the_identity_follows_the_vectors_not_only_the_token(model_dir, tmp_path
     again = load_components(model_dir, embeddings={str(one): None})
     other = load_components(model_dir, embeddings={str(two): None})
     assert first.info.identity == again.info.identity != other.info.identity  # same name and size, other vectors
+    from videop2p.pipeline import VideoP2P
+
+    for given in (str(one), [str(one)], {str(one): None}):  # the API takes what a config file takes
+        assert (
+            VideoP2P.from_pretrained(str(model_dir), embeddings=given).components.info.identity == first.info.identity
+        )
 
 
 def test_a_multi_vector_token_stands_for_all_its_vectors(model_dir, tmp_path):

@@ -95,6 +95,14 @@ def test_a_kohya_lora_is_fused_as_its_formula_says_and_the_model_is_named_by_it(
         app, ["info", "--model", str(tiny_folder), "--lora", f"{tmp_path / 'style.safetensors'}=0.5"]
     )
     assert shown.exit_code == 0 and f"loras: {{'style.safetensors': 'LoRA {layers} at scale 0.5'}}" in shown.output
+    from videop2p.pipeline import VideoP2P
+
+    style = str(tmp_path / "style.safetensors")  # the API takes what a config file takes: a file, a list, a dict
+    for given in (f"{style}=0.5", [f"{style}=0.5"], {style: 0.5}):
+        assert VideoP2P.from_pretrained(str(tiny_folder), lora=given).components.info.identity == fused.info.identity
+    assert VideoP2P.from_pretrained(str(tiny_folder), lora=style).components.info.to_dict()["loras"] == {
+        "style.safetensors": f"LoRA {layers} at scale 1"
+    }
 
 
 def test_peft_layout_loras_add_up_each_at_its_own_scale(tiny, tiny_folder, tmp_path):

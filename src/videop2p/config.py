@@ -377,6 +377,12 @@ def _coerce(cls, name: str, value: Any) -> Any:
     return zero_is_all(cls, name, value)
 
 
+def adapter_setting(name: str, value: Any) -> Any:
+    """`lora` or `embeddings` as `RunConfig` holds them (a dict of files), from what a config file may give
+    (one FILE, a list of FILE, FILE=SCALE or FILE=TOKEN, or the dict), for the Python API's `from_pretrained`."""
+    return _coerce(RunConfig, name, value)
+
+
 def _numbers(name: str, text: str, expected: str) -> list[float]:
     """The comma-separated numbers of a flag or a form's field ("0.3" or "0.3,0.6": one per target)."""
     try:

@@ -32,6 +32,7 @@ from videop2p.config import (
     VideoConfig,
     WindowConfig,
     a_or_an,
+    adapter_setting,
     check_edit,
     check_embedding_settings,
     check_folder,
@@ -241,16 +242,17 @@ class VideoP2P:
         attention_slicing: int | None = RunConfig.attention_slicing,
         group_norm: GroupNormMode | str = RunConfig.group_norm,
         model_config: str | None = RunConfig.model_config,
-        lora: dict[str, LoraScale] | None = None,
-        embeddings: dict[str, str | None] | None = None,
+        lora: dict[str, LoraScale] | list[str] | str | None = None,
+        embeddings: dict[str, str | None] | list[str] | str | None = None,
         vae: str | None = RunConfig.vae,
     ) -> VideoP2P:
         """Load a model (None: the bundled toy model; `model_config`: an original single-file checkpoint's
         architecture; `lora`: LoRA files (LyCORIS's too) and their scales, a number or (UNet's, text
-        encoder's), fused into it; `embeddings`:
-        textual-inversion files and their tokens, None for a file's own (a file may be a hub repository's,
-        `owner/name/FILE`, or `owner/name` for its one); `vae`: a VAE in place of the model's own, a folder,
-        weights file or hub id); `workspace` enables reuse between runs."""
+        encoder's), fused into it; `embeddings`: textual-inversion files and their tokens, None for a file's own
+        (`lora` and `embeddings` as a config file gives them: a dict, a file, or a list of FILE, FILE=SCALE or
+        FILE=TOKEN; a file may be a hub repository's, `owner/name/FILE`, or `owner/name` for its one); `vae`: a
+        VAE in place of the model's own, a folder, weights file or hub id); `workspace` enables reuse between
+        runs."""
         for name, value in (("model", model), ("model_config", model_config), ("vae", vae), ("workspace", workspace)):
             if value is not None and not isinstance(value, str | os.PathLike):
                 what = "a folder's path" if name == "workspace" else "a hub id or a folder's or file's path"
@@ -258,8 +260,10 @@ class VideoP2P:
         check_folder("workspace", workspace, "to keep tuned clips in, or None for no reuse")  # a blank one too
         check_model_settings(frame_mode, group_norm, dtype, attention_slicing, device)
         if lora is not None:
+            lora = adapter_setting("lora", lora)
             check_lora_settings(lora)
         if embeddings is not None:
+            embeddings = adapter_setting("embeddings", embeddings)
             check_embedding_settings(embeddings)
         workspace = None if workspace is None else Path(workspace).expanduser()  # `~/` is home, as in a config file
         check_folder("workspace", workspace, "to keep tuned clips in")  # where `~/` leads
