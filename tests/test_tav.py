@@ -11,16 +11,17 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from videop2p.cli import app
-from videop2p.config import ExportFormat, FrameAttentionMode, TuneConfig, VideoConfig
+from videop2p.config import OFFICIAL_TUNE_STEPS, ExportFormat, FrameAttentionMode, TuneConfig, VideoConfig
 from videop2p.exporting import export_tuned
 from videop2p.io.video import read_video
 from videop2p.io.writing import write_frames
-from videop2p.models.loading import load_components, save_pretrained_folder
+from videop2p.models.loading import is_video_model, load_components, save_pretrained_folder
 from videop2p.models.tav import from_authors_key, to_authors_key
 from videop2p.pipeline import VideoP2P
 from videop2p.store.workspace import Workspace
 from videop2p.testing import assert_one_line_error
 from videop2p.toy.world import Color, Shape, ToyClipSpec, ToyObject, render_clip
+from videop2p.ui import Session
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "tav_unet3d_keys_tiny.json").read_text())
 PROMPT = "a red circle moving on the grass"
@@ -76,6 +77,13 @@ def test_a_loaded_folder_predicts_bit_identically_and_is_not_tuned_again(tuned):
     with torch.no_grad():
         assert torch.equal(model(z, 500, text), again(z, 500, text))
     more, report = loaded.tune(video, PROMPT, TuneConfig(steps=1, progress=False))  # asked: continues from it
+    # the web editor's Tuning steps field shows the steps a run takes by default, found without loading the model
+    # (Gradio shows no blank number: its 0, no tuning, was sent for the official default, so the editor never tuned)
+    base = tuned[0]
+    assert Session(str(out), base.parent / "ui").default_tune_steps() == 0 and is_video_model(out)
+    assert Session(str(base), base.parent / "ui").default_tune_steps() == OFFICIAL_TUNE_STEPS
+    assert Session(None, base.parent / "ui").default_tune_steps() == OFFICIAL_TUNE_STEPS  # the bundled model
+    assert not is_video_model(base) and not is_video_model(base / "unet" / "config.json")
     assert report.unet_evaluations == 1
     start, tuned_more = again.trainable_parameters(), more.trainable_parameters()
     assert any(not torch.equal(start[k], tuned_more[k]) for k in start)
@@ -296,6 +304,8 @@ def test_a_hub_id_of_a_tuned_folder_loads_from_the_cache_offline(tuned, tmp_path
     comps = load_components("tav-library/a-red-circle")
     assert comps.video is not None and len(comps.video.temporal) > 0
     assert comps.info.fingerprint == load_components(str(out)).info.fingerprint  # the same weights
+    # the web editor's Tuning steps field shows the default before loading it: none for this one
+    assert is_video_model("tav-library/a-red-circle") and not is_video_model("tav-library/not-downloaded")
 
 
 def test_the_other_parts_are_written_in_the_names_older_readers_know_and_read_back_unchanged(tuned, tiny):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from videop2p.config import OFFICIAL_TUNE_STEPS
 from videop2p.ui import (
     EXAMPLES,
     Form,
@@ -185,6 +186,8 @@ def test_the_preset_menu_fills_the_page_fields(fresh):
     want, _ = preset_fields("quick")
     note = page.locator("#preset-note")
     assert note.inner_text().strip() == "official: the authors' settings"  # at load, as after a choice
+    # the steps the official settings tune (Gradio shows no blank number: its 0 was sent, and no edit was tuned)
+    assert page.locator("#tune-steps input").input_value() == str(OFFICIAL_TUNE_STEPS)
     _choose(page, "Preset", "quick")
     page.wait_for_function(
         f"() => document.querySelector('#tune-steps input').value === '{want['tune_steps']}'", timeout=30_000
@@ -193,6 +196,10 @@ def test_the_preset_menu_fills_the_page_fields(fresh):
     assert page.locator("#null-text-frames input").input_value() == str(want["null_text_frames"] or "")  # blank: all
     assert page.locator("#tune-checkpointing input").is_checked() is want["tune_checkpointing"]
     assert note.inner_text().startswith("quick: ") and "first edit" in note.inner_text()  # its measured margin
+    _choose(page, "Preset", "official")  # back: the official number again, not Gradio's 0 for none
+    page.wait_for_function(
+        f"() => document.querySelector('#tune-steps input').value === '{OFFICIAL_TUNE_STEPS}'", timeout=30_000
+    )
 
 
 # -- the form's logic, without a browser -----------------------------------------------------------

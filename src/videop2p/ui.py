@@ -32,6 +32,7 @@ from videop2p.config import (
     OptionError,
     Preset,
     RunConfig,
+    TuneConfig,
     WindowBlend,
     apply_options,
     check_number,
@@ -52,7 +53,7 @@ from videop2p.io.video import (
 )
 from videop2p.io.writing import write_frames
 from videop2p.models.attention import FrameAttentionMode
-from videop2p.models.loading import is_out_of_memory, lighter_dtype
+from videop2p.models.loading import is_out_of_memory, is_video_model, lighter_dtype
 from videop2p.progress import Cancelled
 from videop2p.store.files import atomic_path
 from videop2p.toy.world import Background, Color, Motion, Shape, ToyClipSpec, ToyObject, caption_for, render_clip
@@ -439,6 +440,12 @@ class Session:
             parts.append("embeddings, by the word a prompt uses: " + ", ".join(words))
         return " · ".join(parts)
 
+    def default_tune_steps(self) -> int:
+        """The tuning steps a run takes on this session's model when none are given (`TuneConfig.resolved`):
+        the official number, none on a tuned Tune-A-Video / Video-P2P model (`is_video_model`, found without
+        loading it)."""
+        return TuneConfig().resolved(pretuned=is_video_model(self.model)).steps
+
     @property
     def pipe(self):
         from videop2p.pipeline import VideoP2P
@@ -588,11 +595,11 @@ def build_app(session: Session):
                     )
                 with gr.Row():
                     steps = gr.Number(value=defaults.steps, precision=0, label="DDIM steps", elem_id="steps")
-                    tune_steps = gr.Number(
-                        value=defaults.tune_steps,
+                    tune_steps = gr.Number(  # the steps a run takes: Gradio shows no blank number (0 is no tuning)
+                        value=session.default_tune_steps(),
                         precision=0,
                         label="Tuning steps",
-                        info=f"blank: {OFFICIAL_TUNE_STEPS}, or none on a tuned Tune-A-Video/Video-P2P model",
+                        info=f"official: {OFFICIAL_TUNE_STEPS}; 0 (on a tuned Tune-A-Video/Video-P2P model): none",
                         elem_id="tune-steps",
                     )
                     seed = gr.Number(value=defaults.seed, precision=0, label="Seed")
@@ -635,7 +642,7 @@ def build_app(session: Session):
                         fps = gr.Number(
                             value=defaults.fps,
                             label="Frame rate",
-                            info=f"of a zip of frames (blank: {DEFAULT_FPS:g}); a video keeps its own",
+                            info=f"of a zip of frames (0: {DEFAULT_FPS:g}); a video keeps its own",
                         )
                         resize = gr.Dropdown([m.value for m in ResizeMode], value=defaults.resize, label="Resize")
                         frame_attention = gr.Dropdown(
@@ -669,7 +676,7 @@ def build_app(session: Session):
                             value=defaults.attention_slicing,
                             precision=0,
                             label="Attention query chunk",
-                            info="blank: every query at once; a number: less memory",
+                            info="0: every query at once; a number: less memory",
                         )
                     force = gr.Checkbox(
                         value=False, label="Recompute tuning and inversion even if the workspace has them"
@@ -733,6 +740,8 @@ def build_app(session: Session):
 
         def pick_preset(name):
             values, margin = preset_fields(name)
+            if values["tune_steps"] is None:  # the model's default, as a number the field shows
+                values["tune_steps"] = session.default_tune_steps()
             return *(values[f] for f in PRESET_FIELDS), _preset_note(name, margin)
 
         by_name = dict(zip(names, fields, strict=True))  # each Form field's component

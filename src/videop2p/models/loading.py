@@ -402,6 +402,28 @@ def _hub_video_folder(repo: str, revision: str | None) -> Path | None:
     return Path(snapshot_download(repo, revision=revision, allow_patterns=parts))
 
 
+def is_video_model(model: str | os.PathLike | None) -> bool:
+    """Whether `model` is a tuned Tune-A-Video / Video-P2P folder (which a run tunes no further by default), found
+    without loading it or asking the hub: a local folder's `unet/config.json`, or that of a hub repository's
+    snapshot in the Hugging Face cache (False where neither is there: an image model, a file, a repository
+    not yet downloaded)."""
+    if is_bundled(model):
+        return False
+    path = Path(model).expanduser()
+    if path.is_dir() or path.is_file() or _hub_model_file(model):
+        return path.is_dir() and tav.is_authors_folder(path)
+    from huggingface_hub import try_to_load_from_cache
+
+    hub = hub_repository(str(model))
+    if hub is None:
+        return False
+    try:
+        config = try_to_load_from_cache(hub.repo, "unet/config.json", revision=hub.revision)
+    except (ValueError, OSError):  # a name the hub's library refuses
+        return False
+    return isinstance(config, str) and tav.is_authors_folder(Path(config).parent.parent)
+
+
 def _load_hub(hub: HubFile) -> tuple:
     """`_load_folder`'s parts of a hub repository at its revision: from its snapshot in the Hugging Face cache
     when that holds them (no request made), else downloaded, unless HF_HUB_OFFLINE is set."""
