@@ -624,8 +624,9 @@ class VideoP2P:
     def paste(self, clip: Clip, out: EditOutput, target: int = 0) -> Iterator[np.ndarray]:
         """Edit `target` of `out` at `clip`'s own size, as `run` writes its mp4: pasted into the input's frames,
         read again one at a time, through its feathered blend mask (the whole frame without one;
-        `compositing.composite`). Yields (H, W, 3) uint8 frames for `write_video`; the edit itself where the
-        clip is at the working size or was given in memory (`clip_from_frames` keeps no other size)."""
+        `compositing.composite`). Yields (H, W, 3) uint8 frames for `write_video` (an HDR or 10-bit clip's as
+        seen in 8-bit SDR; `run` writes those in their own form); the edit itself where the clip is at the working
+        size or was given in memory (`clip_from_frames` keeps no other size)."""
         _given(clip, Clip, "clip", CLIP_FROM)
         _given(out, EditOutput, "out", "what `edit` returns")
         count = len(out.edits)
