@@ -994,7 +994,8 @@ def test_a_tuned_delta_given_as_the_model_is_named_as_one_not_read_as_a_checkpoi
         ({"group_norm": None}, ValueError, "group_norm: None is not one of frame, clip"),
         ({"attention_slicing": 0}, ValueError, "attention_slicing: 0 is not valid; expected a whole number >= 1"),
         ({"dtype": "float8"}, ValueError, "dtype: 'float8' is not one of float32"),
-        ({"lora": ["style.safetensors"]}, ValueError, "lora: .* expected FILE=SCALE pairs"),
+        ({"lora": 3}, ValueError, "lora: 3 is not valid; expected FILE=SCALE pairs"),  # a list of them is taken
+        ({"lora": ["style.safetensors", " "]}, ValueError, "lora: ' ' must be FILE or FILE=SCALE"),
         ({"lora": {"style.safetensors": float("nan")}}, ValueError, "LoRA scale nan for 'style.safetensors'"),
     ],
 )
