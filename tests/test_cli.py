@@ -1751,6 +1751,10 @@ def test_version_prints_the_installed_packages_version_and_nothing_else():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output == f"videop2p {__version__}\n"
     assert version("videop2p") == __version__  # the package's metadata (pyproject) and the module agree
+    module = subprocess.run([sys.executable, "-m", "videop2p", "--version"], capture_output=True, text=True)
+    assert module.returncode == 0 and module.stdout == f"videop2p {__version__}\n"  # where the script is off PATH
+    usage = subprocess.run([sys.executable, "-m", "videop2p", "run", "--size", "0x8"], capture_output=True, text=True)
+    assert usage.returncode == 2 and usage.stderr.startswith("error: --size '0x8' is not valid")
 
 
 def test_the_command_exits_with_its_commands_code(capsys):
