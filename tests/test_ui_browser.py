@@ -171,6 +171,36 @@ def test_re_edit_reuses_the_workspace_and_says_so(fresh):
         assert zf.namelist() == [f"edit_1/{k}.png" for k in (1, 2, 3)]  # the 3 frames, lossless
 
 
+def test_the_untouched_page_runs_the_official_settings(fresh, monkeypatch, tmp_path):
+    """Regression: Gradio 6 shows a number left as None as 0 and sends that 0, so the page's Tuning steps (None:
+    500) ran no tuning. What the page sends untouched is the config an empty config file and no flags give,
+    every setting of it (the edit's prompts and the clip aside)."""
+    from videop2p.config import RunConfig, settings_of
+    from videop2p.ui import Session
+
+    sent = []
+
+    def recorded(session, form, upload, example, progress=None):
+        sent.append(form)
+        raise FormError("recorded")
+
+    monkeypatch.setattr(Session, "run", recorded)  # the server runs in this process
+    fresh.get_by_label(EXAMPLE).check()
+    fresh.wait_for_function("() => document.querySelector('#source textarea').value.length > 0", timeout=30_000)
+    _fill(fresh, "Target prompts (one per line)", TARGET)
+    _run(fresh)
+    fresh.get_by_text("recorded").first.wait_for(timeout=30_000)
+    _close_errors(fresh)
+    (form,) = sent
+    page = form_to_config(form, "clip.mp4", tmp_path / "o", tmp_path / "ws", None)
+    official = RunConfig(source=page.source, targets=page.targets, out=page.out, workspace=page.workspace)
+    official.video.path = page.video.path
+    official.tune = official.tune.resolved()  # the number the field shows: the bundled model is an image model
+    for section in ("video", "tune", "inversion", "edit", "window"):
+        assert settings_of(getattr(page, section)) == settings_of(getattr(official, section)), section
+    assert settings_of(page) == settings_of(official)
+
+
 def test_blend_word_not_in_prompt_is_named_in_the_page(fresh):
     _toy_swap_form(fresh)
     _fill(fresh, "Blend word (source)", "triangle")
