@@ -599,7 +599,7 @@ def build_app(session: Session):
                         value=session.default_tune_steps(),
                         precision=0,
                         label="Tuning steps",
-                        info=f"official: {OFFICIAL_TUNE_STEPS}; 0 (on a tuned Tune-A-Video/Video-P2P model): none",
+                        info=f"official: {OFFICIAL_TUNE_STEPS}; on a tuned Tune-A-Video/Video-P2P model: 0 (none)",
                         elem_id="tune-steps",
                     )
                     seed = gr.Number(value=defaults.seed, precision=0, label="Seed")
