@@ -410,8 +410,10 @@ def is_video_model(model: str | os.PathLike | None) -> bool:
     if is_bundled(model):
         return False
     path = Path(model).expanduser()
-    if path.is_dir() or path.is_file() or _hub_model_file(model):
-        return path.is_dir() and tav.is_authors_folder(path)
+    if path.is_dir():
+        return tav.is_authors_folder(path)
+    if path.is_file() or _hub_model_file(model):  # a single-file checkpoint: an image model
+        return False
     from huggingface_hub import try_to_load_from_cache
 
     hub = hub_repository(str(model))
