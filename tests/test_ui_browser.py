@@ -174,8 +174,9 @@ def test_re_edit_reuses_the_workspace_and_says_so(fresh):
 def test_the_untouched_page_runs_the_official_settings(fresh, monkeypatch, tmp_path):
     """Regression: Gradio 6 shows a number left as None as 0 and sends that 0, so the page's Tuning steps (None:
     500) ran no tuning. What the page sends untouched is the config an empty config file and no flags give,
-    every setting of it (the edit's prompts and the clip aside)."""
-    from videop2p.config import RunConfig, settings_of
+    every setting of it (the edit's prompts and the clip aside), and with the quick preset chosen, `--preset
+    quick`'s."""
+    from videop2p.config import preset_config, settings_of
     from videop2p.ui import Session
 
     sent = []
@@ -191,14 +192,20 @@ def test_the_untouched_page_runs_the_official_settings(fresh, monkeypatch, tmp_p
     _run(fresh)
     fresh.get_by_text("recorded").first.wait_for(timeout=30_000)
     _close_errors(fresh)
-    (form,) = sent
-    page = form_to_config(form, "clip.mp4", tmp_path / "o", tmp_path / "ws", None)
-    official = RunConfig(source=page.source, targets=page.targets, out=page.out, workspace=page.workspace)
-    official.video.path = page.video.path
-    official.tune = official.tune.resolved()  # the number the field shows: the bundled model is an image model
-    for section in ("video", "tune", "inversion", "edit", "window"):
-        assert settings_of(getattr(page, section)) == settings_of(getattr(official, section)), section
-    assert settings_of(page) == settings_of(official)
+    _choose(fresh, "Preset", "quick")  # and the quick preset's page is `--preset quick`
+    fresh.wait_for_function("() => document.querySelector('#tune-steps input').value !== '500'", timeout=30_000)
+    _run(fresh)
+    fresh.get_by_text("recorded").first.wait_for(timeout=30_000)
+    _close_errors(fresh)
+    for form, preset in zip(sent, ("official", "quick"), strict=True):
+        page = form_to_config(form, "clip.mp4", tmp_path / "o", tmp_path / "ws", None)
+        expected = preset_config(preset)
+        expected.source, expected.targets, expected.out = page.source, page.targets, page.out
+        expected.workspace, expected.video.path = page.workspace, page.video.path
+        expected.tune = expected.tune.resolved()  # the number the field shows: the bundled model is an image model
+        for section in ("video", "tune", "inversion", "edit", "window"):
+            assert settings_of(getattr(page, section)) == settings_of(getattr(expected, section)), (preset, section)
+        assert settings_of(page) == settings_of(expected), preset
 
 
 def test_blend_word_not_in_prompt_is_named_in_the_page(fresh):
