@@ -712,8 +712,12 @@ def build_app(session: Session):
                     cancel_btn = gr.Button("Cancel", elem_id="cancel")
             with gr.Column(scale=1):
                 status = gr.Markdown("Ready.", elem_id="status")
-                side_by_side = gr.Video(
-                    label="Source | reconstruction | edits", elem_id="result-video", loop=True, autoplay=True
+                side_by_side = gr.Video(  # its tiles say their names: Gradio's label would cover the first's
+                    label="Source | reconstruction | edits",
+                    show_label=False,
+                    elem_id="result-video",
+                    loop=True,
+                    autoplay=True,
                 )
                 masks = gr.Gallery(  # one per target: the blend mask over the source frames
                     label="Local-blend masks", elem_id="masks", columns=4, height="auto", allow_preview=False
