@@ -832,6 +832,25 @@ def test_frames_that_are_not_a_clip_are_named_before_any_work(tiny, frames, kwar
         VideoP2P(tiny, None).clip_from_frames(frames, **kwargs)
 
 
+def test_an_object_given_for_a_setting_is_named_in_one_line_by_its_kind(tiny, clip_path, tmp_path):
+    """Regression: a `Clip` or an array given to `run` for the video (or a list for a number) was quoted whole,
+    the array's numbers over hundreds of lines."""
+    vp = VideoP2P(tiny, None)
+    clip = vp.load_clip(VideoConfig(path=str(clip_path), frames=3))
+    run = {"source": PROMPT, "targets": ["a blue circle moving on the grass"], "out": str(tmp_path / "o")}
+    for video, message in (
+        (clip, "video: a Clip is not valid; expected a mapping of its settings."),
+        (clip.frames, f"video: an ndarray of shape {clip.frames.shape} is not valid; expected a mapping of its"),
+        ({"path": clip}, "video: a Clip is not valid; expected text."),
+        ({"path": str(clip_path), "fps": torch.zeros(2, 300)}, "fps: a Tensor of shape (2, 300) is not valid"),
+        ({"path": str(clip_path), "frames": list(range(500))}, "frames: a list of 500 items is not valid"),
+    ):
+        with pytest.raises(ValueError) as e:
+            vp.run({**run, "video": video})
+        assert str(e.value).startswith(message) and "\n" not in str(e.value), str(e.value)[:200]
+    assert not (tmp_path / "o").exists()
+
+
 def test_the_stages_name_an_argument_of_the_wrong_kind(tiny, tmp_path):
     eight = write_frames(render_clip(ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], size=32)).frames, tmp_path / "c")
     vp = VideoP2P(tiny, None)

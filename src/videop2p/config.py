@@ -318,7 +318,7 @@ def check_batch(b: BatchSettings) -> None:
         ):
             if value != default:
                 raise OptionError(
-                    option, f"{value!r} is for Ray; add --executor ray (the {executor.value} executor reads none)."
+                    option, f"{shown(value)} is for Ray; add --executor ray (the {executor.value} executor reads none)."
                 )
 
 
@@ -354,7 +354,7 @@ def _coerce(cls, name: str, value: Any) -> Any:
             return type(current)(value)
         except ValueError:
             valid = ", ".join(m.value for m in type(current))
-            raise ConfigError(f"{name}: {value!r} is not one of {valid}.") from None
+            raise ConfigError(f"{name}: {shown(value)} is not one of {valid}.") from None
     if name in ("blend", "subtract") and value is not None:
         return _word_pairs(name, value)
     if name in ("cross_replace", "self_replace"):
@@ -478,7 +478,7 @@ def _word_pairs(name: str, value: Any) -> Words | None:
         if not isinstance(value, list | tuple) or len(value) != 2:
             raise ConfigError(
                 f"{name} needs two words [source_word, target_word], or one such pair (or null) per target, "
-                f"got {value!r}."
+                f"got {shown(value)}."
             )
         return _pair_or_none(value)  # its words are check_edit's to judge
     for v in value:
@@ -697,7 +697,7 @@ def parse_reweight(items: list[str]) -> dict[str, float]:
     out = {}
     for item in items:
         if not isinstance(item, str):
-            raise ConfigError(f"{item!r} must be WORD=FACTOR, e.g. origami=2.")
+            raise ConfigError(f"{shown(item)} must be WORD=FACTOR, e.g. origami=2.")
         word, sep, value = item.strip().rpartition("=")
         try:
             if not sep or not word.strip():
@@ -718,7 +718,7 @@ def parse_lora(items: list[str]) -> dict[str, LoraScale]:
     out: dict[str, LoraScale] = {}
     for item in items:
         if not isinstance(item, str) or not item.strip():
-            raise ConfigError(f"lora: {item!r} must be FILE or FILE=SCALE, e.g. style.safetensors=0.8.")
+            raise ConfigError(f"lora: {shown(item)} must be FILE or FILE=SCALE, e.g. style.safetensors=0.8.")
         path, sep, value = item.strip().rpartition("=")
         try:
             numbers = tuple(float(v) for v in value.split(",")) if sep and path.strip() else ()
@@ -751,7 +751,7 @@ def parse_embeddings(items: list[str]) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for item in items:
         if not isinstance(item, str) or not item.strip():
-            raise ConfigError(f"embeddings: {item!r} must be FILE or FILE=TOKEN, e.g. style.pt=<my-style>.")
+            raise ConfigError(f"embeddings: {shown(item)} must be FILE or FILE=TOKEN, e.g. style.pt=<my-style>.")
         path, sep, token = item.strip().rpartition("=")
         in_query = "?" in path and "=" not in re.split(r"[?&]", path)[-1]  # a link's `?download=true`
         named = sep and path.strip() and token.strip() and not any(c in token for c in "/\\.") and not in_query
@@ -1083,13 +1083,13 @@ def _check_keys(data: dict, allowed: set[str], where: str) -> None:
 
 def _mapping(value: Any, key: str) -> dict:
     if not isinstance(value, dict):
-        raise ConfigError(f"{key}: {value!r} is not valid; expected a mapping of its settings.")
+        raise ConfigError(f"{key}: {shown(value)} is not valid; expected a mapping of its settings.")
     return value
 
 
 def _list(value: Any, key: str) -> list:
     if not isinstance(value, list):
-        raise ConfigError(f"{key}: {value!r} is not valid; expected a list.")
+        raise ConfigError(f"{key}: {shown(value)} is not valid; expected a list.")
     return value
 
 
@@ -1098,7 +1098,7 @@ def _official_number(value: Any, key: str) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{key}: {value!r} is not valid; expected a number.") from None
+        raise ConfigError(f"{key}: {shown(value)} is not valid; expected a number.") from None
 
 
 def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = None) -> RunConfig:
@@ -1143,7 +1143,7 @@ def _read_official_tune(cfg: RunConfig, tune: dict) -> None:
         same = given == value if isinstance(value, str | bool) else _official_number(given, key) == value
         if not same:
             raise ConfigError(
-                f"{key}: {given!r} is not supported; the tuning here uses {value!r} (the official default)."
+                f"{key}: {given!r} is not supported; the tuning here uses {shown(value)} (the official default)."
             )
     cfg.model = tune.get("pretrained_model_path", cfg.model)
     if "output_dir" in tune:  # where their run_tuning.py writes the tuned model, which their p2p config loads
@@ -1334,13 +1334,27 @@ def check_number(
     high = cap if past_cap else high
     if bad or past_cap or (above and value == low):
         span = f"{'>' if above else '>='} {_num(low)}" if high == math.inf else f"from {_num(low)} to {_num(high)}"
-        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}... ({len(repr(value))} digits)"
-        raise OptionError(_where(section, attr), f"{shown} is not valid; expected {kind} {span}.")
+        raise OptionError(_where(section, attr), f"{shown(value)} is not valid; expected {kind} {span}.")
 
 
 def plain_number(x: Any) -> Any:
     """A numpy scalar as Python's number (`np.int64(8)` -> 8), for `check_number`; anything else as it is."""
     return x.item() if type(x).__module__ == "numpy" and getattr(x, "ndim", None) == 0 else x
+
+
+def shown(value: Any) -> str:
+    """A bad value as a message quotes it, on one line: its repr; a whole number of more than 40 digits by its
+    first 20 and its length; an object whose repr runs over lines or past 80 characters (an array, a tensor, a
+    `Clip` given for a path) by its kind, and its shape or length. Text is quoted whole, however long."""
+    text = repr(value)
+    if isinstance(value, str) or (len(text) <= (40 if isinstance(value, int) else 80) and "\n" not in text):
+        return text
+    if isinstance(value, int):
+        return f"{text[:20]}... ({len(text)} digits)"
+    kind, shape = a_or_an(type(value).__name__), getattr(value, "shape", None)
+    if isinstance(shape, tuple):  # numpy's and torch's (torch.Size is a tuple)
+        return f"{kind} of shape {tuple(shape)}"
+    return f"{kind} of {len(value)} items" if isinstance(value, list | tuple | dict) else kind
 
 
 def _num(bound: float) -> str:
@@ -1351,7 +1365,7 @@ def _num(bound: float) -> str:
 def _text(section: str | None, attr: str, value: Any) -> None:
     """Raise OptionError unless `value` is a string (YAML reads `source: 5` as a number)."""
     if not isinstance(value, str):
-        raise OptionError(_where(section, attr), f"{value!r} is not valid; expected text.")
+        raise OptionError(_where(section, attr), f"{shown(value)} is not valid; expected text.")
 
 
 def weights_file_problem(
@@ -1368,11 +1382,11 @@ def weights_file_problem(
         files = f"a {' or '.join(suffixes)} file of {holding}"
         if not inside:
             return f"{kind} file {str(path)!r} is a folder, with no {' or '.join(suffixes)} file in it; give {files}."
-        shown = ", ".join(repr(str(f)) for f in inside[:2]) + (
+        listed = ", ".join(repr(str(f)) for f in inside[:2]) + (
             f" and {len(inside) - 2} more" if len(inside) > 2 else ""
         )
         which = "the file in it" if len(inside) == 1 else "one of the files in it"
-        return f"{kind} file {str(path)!r} is a folder; give {which}, {shown} ({files})."
+        return f"{kind} file {str(path)!r} is a folder; give {which}, {listed} ({files})."
     if not p.is_file():
         hub_form = ", or a hub repository's, owner/name or owner/name/FILE" if hub else ""
         return f"{kind} file {str(path)!r} does not exist; give a {' or '.join(suffixes)} file of {holding}{hub_form}."
@@ -1405,7 +1419,7 @@ def check_lora_settings(lora: Any) -> None:
     """Raise OptionError unless `lora` maps file names to scales `lora_scale_problem` finds nothing wrong
     with (the files themselves are checked as the model loads, `models.lora.check_lora`)."""
     if not isinstance(lora, dict):
-        raise OptionError("lora", f"{lora!r} is not valid; expected FILE=SCALE pairs, e.g. style.safetensors=0.8.")
+        raise OptionError("lora", f"{shown(lora)} is not valid; expected FILE=SCALE pairs, e.g. style.safetensors=0.8.")
     for path, scale in lora.items():
         _text(None, "lora", path)
         problem = lora_scale_problem(path, scale)
@@ -1428,7 +1442,7 @@ def check_embedding_settings(embeddings: Any) -> None:
     file's own (the files themselves are checked as the model loads, `models.embeddings.check_embedding`)."""
     if not isinstance(embeddings, dict):
         raise OptionError(
-            "embedding", f"{embeddings!r} is not valid; expected FILE=TOKEN pairs, e.g. style.pt=<my-style>."
+            "embedding", f"{shown(embeddings)} is not valid; expected FILE=TOKEN pairs, e.g. style.pt=<my-style>."
         )
     for path, token in embeddings.items():
         _text(None, "embeddings", path)
@@ -1440,21 +1454,21 @@ def check_embedding_settings(embeddings: Any) -> None:
 def _bool_ok(section: str | None, attr: str, value: Any) -> None:
     """Raise OptionError unless `value` is true or false (YAML's "sometimes" is neither)."""
     if not isinstance(value, bool):
-        raise OptionError(_where(section, attr), f"{value!r} is not true or false.")
+        raise OptionError(_where(section, attr), f"{shown(value)} is not true or false.")
 
 
 def _bounds_ok(section: str, attr: str, value: Any) -> None:
     pair = value if isinstance(value, list | tuple) else (0.0, value)
     if len(pair) != 2:
         per_target = f", or {PER_TARGET_WINDOWS}" if attr in ("cross_replace", "self_replace") else ""
-        shown = list(value) if isinstance(value, tuple) else value
+        given = list(value) if isinstance(value, tuple) else value
         raise OptionError(
-            _where(section, attr), f"{shown!r} is not valid; expected a fraction or [start, end]{per_target}."
+            _where(section, attr), f"{shown(given)} is not valid; expected a fraction or [start, end]{per_target}."
         )
     for v in pair:
         check_number(section, attr, v, 0.0, 1.0)
     if pair[0] > pair[1]:
-        raise OptionError(_where(section, attr), f"{value!r} is not valid; start must not exceed end.")
+        raise OptionError(_where(section, attr), f"{shown(value)} is not valid; start must not exceed end.")
 
 
 def _enum_ok(section: str | None, attr: str, value: Any, kind: type[enum.Enum]) -> None:
@@ -1462,7 +1476,7 @@ def _enum_ok(section: str | None, attr: str, value: Any, kind: type[enum.Enum]) 
         kind(value)
     except ValueError:
         valid = ", ".join(m.value for m in kind)
-        raise OptionError(_where(section, attr), f"{value!r} is not one of {valid}.") from None
+        raise OptionError(_where(section, attr), f"{shown(value)} is not one of {valid}.") from None
 
 
 def validate(cfg: RunConfig) -> None:
@@ -1485,7 +1499,7 @@ def validate(cfg: RunConfig) -> None:
     ):
         value = getattr(cfg, attr)  # empty (an unset shell variable): not the current folder
         if value is not None and not value.strip():
-            raise OptionError(attr, f"{value!r} is not a folder; give one, such as {example}.")
+            raise OptionError(attr, f"{shown(value)} is not a folder; give one, such as {example}.")
     check_lora_settings(cfg.lora)
     check_embedding_settings(cfg.embeddings)
     if v.frames == 0 and not isinstance(v.frames, bool):  # a dataclass's 0 (a file's or flag's is read as None)
@@ -1601,8 +1615,8 @@ def check_prompts(source: Any, targets: Any = ()) -> None:
 
 
 def a_or_an(noun: str) -> str:
-    """'a TuneConfig', 'an EditConfig'."""
-    return f"{'an' if noun[:1] in 'AEIOUaeiou' else 'a'} {noun}"
+    """'a TuneConfig', 'an EditConfig', 'an ndarray' (said 'en-dee-array')."""
+    return f"{'an' if noun[:1] in 'AEIOUaeiou' or noun == 'ndarray' else 'a'} {noun}"
 
 
 def _config_ok(cfg: Any, kind: type) -> None:
@@ -1622,13 +1636,13 @@ def check_edit(e: EditConfig) -> None:
             continue
         per_target = isinstance(words, list) and _per_target(words)
         for pair in words if per_target else [words]:
-            shown = list(pair) if isinstance(pair, tuple) else pair
+            given = list(pair) if isinstance(pair, tuple) else pair
             if pair is not None and not (_is_pair(pair) and all(w.strip() for w in pair)):
                 expected = "two words [source_word, target_word]" + (", or null" if per_target else "")
-                raise OptionError(attr, f"{shown!r} is not valid; expected {expected}.")
+                raise OptionError(attr, f"{shown(given)} is not valid; expected {expected}.")
             flag = next((w for w in pair or () if w.startswith("--")), None)
             if flag is not None:  # `--blend car --out o1` reads the flag as the target word
-                raise OptionError(attr, f"{shown!r} is not valid: {flag} is a flag, not a word; give two words.")
+                raise OptionError(attr, f"{shown(given)} is not valid: {flag} is a flag, not a word; give two words.")
     for attr in ("reweight", "cross_replace_words"):
         words = getattr(e, attr)
         if not isinstance(words, dict) or not all(isinstance(w, str) and w.strip() for w in words):
