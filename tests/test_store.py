@@ -742,6 +742,8 @@ def test_an_edit_pasted_through_the_api_is_the_one_run_writes_at_the_clips_own_s
     assert np.array_equal(np.stack(list(vp.paste(in_memory, out))), out.edits[0])
     with pytest.raises(ValueError, match=r"target 1 is not valid; expected 0 to 0: `out` holds 1 edit\.$"):
         vp.paste(clip, out, 1)
+    with pytest.raises(ValueError, match=r"^target an ndarray of shape \(3, 32, 32, 3\) is not valid; expected 0"):
+        vp.paste(clip, out, pasted)  # the frames given for the target
     other = vp.load_clip(dataclasses.replace(cfg.video, frames=2))
     with pytest.raises(ValueError, match="out's edits are 3 frames at 24x16, the clip 2 at 24x16"):
         vp.paste(other, out)

@@ -49,6 +49,7 @@ from videop2p.config import (
     path_shorthand,
     plain_number,
     settings_of,
+    shown,
     validate,
 )
 from videop2p.control.prompts import check_prompt_length
@@ -632,7 +633,7 @@ class VideoP2P:
         count = len(out.edits)
         if isinstance(target, bool) or not isinstance(target, int | np.integer) or not 0 <= target < count:
             held = f"{count} edit{'s' * (count != 1)}"
-            raise ValueError(f"target {target!r} is not valid; expected 0 to {count - 1}: `out` holds {held}.")
+            raise ValueError(f"target {shown(target)} is not valid; expected 0 to {count - 1}: `out` holds {held}.")
         edited = out.edits[target]  # (F, h, w, 3)
         if edited.shape != clip.frames.shape:
             raise ValueError(
