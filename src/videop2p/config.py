@@ -1345,9 +1345,11 @@ def plain_number(x: Any) -> Any:
 def shown(value: Any) -> str:
     """A bad value as a message quotes it, on one line: its repr; a whole number of more than 40 digits by its
     first 20 and its length; an object whose repr runs over lines or past 80 characters (an array, a tensor, a
-    `Clip` given for a path) by its kind, and its shape or length. Text is quoted whole, however long."""
+    `Clip` given for a path) by its kind, and its shape or length. Text and paths are quoted whole, however long."""
     text = repr(value)
-    if isinstance(value, str) or (len(text) <= (40 if isinstance(value, int) else 80) and "\n" not in text):
+    if isinstance(value, str | os.PathLike) or (
+        len(text) <= (40 if isinstance(value, int) else 80) and "\n" not in text
+    ):
         return text
     if isinstance(value, int):
         return f"{text[:20]}... ({len(text)} digits)"
