@@ -193,7 +193,9 @@ def test_the_untouched_page_runs_the_official_settings(fresh, monkeypatch, tmp_p
     fresh.get_by_text("recorded").first.wait_for(timeout=30_000)
     _close_errors(fresh)
     _choose(fresh, "Preset", "quick")  # and the quick preset's page is `--preset quick`
-    fresh.wait_for_function("() => document.querySelector('#tune-steps input').value !== '500'", timeout=30_000)
+    fresh.wait_for_function(
+        f"() => document.querySelector('#tune-steps input').value !== '{OFFICIAL_TUNE_STEPS}'", timeout=30_000
+    )
     _run(fresh)
     fresh.get_by_text("recorded").first.wait_for(timeout=30_000)
     _close_errors(fresh)
