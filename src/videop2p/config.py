@@ -1412,7 +1412,7 @@ def lora_scale_problem(path: str, scale: Any) -> str | None:
     if all(_scale_ok(number) for number in numbers):
         return None
     return (
-        f"LoRA scale {scale!r} for {path!r} is not valid; expected a finite number from {-LORA_SCALE_MAX:g} to "
+        f"LoRA scale {shown(scale)} for {path!r} is not valid; expected a finite number from {-LORA_SCALE_MAX:g} to "
         f"{LORA_SCALE_MAX:g} (1: as trained), or two, the UNet's and the text encoder's (FILE=0.8,0.4)."
     )
 
@@ -1434,7 +1434,7 @@ def embedding_token_problem(path: str, token: Any) -> str | None:
     if token is None or (isinstance(token, str) and len(token.split()) == 1 and token == token.strip()):
         return None
     return (
-        f"token {token!r} for {path!r} is not valid; expected one word without spaces, such as <my-style> (the "
+        f"token {shown(token)} for {path!r} is not valid; expected one word without spaces, such as <my-style> (the "
         "prompt's word that stands for the embedding)."
     )
 
@@ -1543,11 +1543,11 @@ def check_model_settings(
     _enum_ok(None, "frame_attention", frame_attention, FrameAttentionMode)
     _enum_ok(None, "group_norm", group_norm, GroupNormMode)
     if dtype not in DTYPES:
-        raise OptionError("dtype", f"{dtype!r} is not one of {', '.join(DTYPES)}.")
+        raise OptionError("dtype", f"{shown(dtype)} is not one of {', '.join(DTYPES)}.")
     if attention_slicing is not None:
         check_number(None, "attention_slicing", attention_slicing, 1, whole=True, cap=COUNT_MAX)
     if not isinstance(device, str) or not device.strip():
-        raise OptionError("device", f"{device!r} is not a device name such as cpu, cuda or cuda:1.")
+        raise OptionError("device", f"{shown(device)} is not a device name such as cpu, cuda or cuda:1.")
 
 
 def check_frame_size(v: VideoConfig) -> None:
@@ -1609,7 +1609,7 @@ def check_prompts(source: Any, targets: Any = ()) -> None:
     missing source is said by each caller its own way; the length is the model's check)."""
     _prompt_ok("source", source)
     if not isinstance(targets, list | tuple):
-        raise OptionError("target", f"{targets!r} is not valid; expected a list of prompts.")
+        raise OptionError("target", f"{shown(targets)} is not valid; expected a list of prompts.")
     for i, prompt in enumerate(targets, 1):
         _prompt_ok("target", prompt)
         if not prompt.strip():
@@ -1625,7 +1625,8 @@ def _config_ok(cfg: Any, kind: type) -> None:
     """A stage's settings are its own config dataclass (an API caller may pass another stage's)."""
     if not isinstance(cfg, kind):
         raise TypeError(
-            f"expected {a_or_an(kind.__name__)} or a dict of its fields, got {type(cfg).__name__}: {cfg!r}"[:300]
+            f"expected {a_or_an(kind.__name__)} or a dict of its fields, got {type(cfg).__name__}"
+            + (f": {repr(cfg)}" if shown(cfg) == repr(cfg) else "")  # a long or many-line repr: the kind alone
         )
 
 
@@ -1672,7 +1673,7 @@ def check_edit(e: EditConfig) -> None:
         ):
             raise OptionError(
                 "reweight",
-                f"{word}={factor!r} is not valid; expected a finite factor from {-REWEIGHT_MAX:g} to {REWEIGHT_MAX:g}.",
+                f"{word}={shown(factor)} is not valid; expected a finite factor from {-REWEIGHT_MAX:g} to {REWEIGHT_MAX:g}.",
             )
     if e.mask_side is not None:
         check_number("edit", "mask_side", e.mask_side, 1, whole=True)

@@ -262,8 +262,8 @@ def _plate(clip: Clip) -> list[Path] | None:
     return None if files is None else files[clip.video.start :: clip.video.stride][: len(clip.frames)]
 
 
-def _pasted(
-    clip: Clip, edited: np.ndarray, masks: torch.Tensor | None, cell: int, deep: DeepSignal | None
+def pasted_frames(
+    clip: Clip, edited: np.ndarray, masks: torch.Tensor | None, cell: int, deep: DeepSignal | None = None
 ) -> Iterator[np.ndarray]:
     """The edit's frames pasted into the input's, read again from the input (`composite`); with `deep`
     (the input's, `written_deep`), into its own 16-bit frames, the edit's pixels put in its form
@@ -407,7 +407,7 @@ def _write_outputs(
     files["source"], files["reconstruction"] = "source.mp4", "reconstruction.mp4"
     for k, frames in enumerate(out.edits, start=1):
         masks = out.result.masks[k - 1] if out.result.masks is not None else None
-        paste = functools.partial(_pasted, clip, frames, masks, info.vae_scale_factor, deep) if full else None
+        paste = functools.partial(pasted_frames, clip, frames, masks, info.vae_scale_factor, deep) if full else None
         mp4_writer, gif_writer = clip_writers(
             frames, stem=f"edit_{k}", full=paste, audio=clip.audio, png=cfg.png_frames, deep=deep, plate=plate
         )

@@ -19,7 +19,6 @@ import numpy as np
 import psutil
 import torch
 
-from videop2p.compositing import composite
 from videop2p.config import (
     EditConfig,
     FrameAttentionMode,
@@ -74,7 +73,7 @@ from videop2p.latents import decode_latents, encode_posterior, encode_prompts, f
 from videop2p.models.loading import SDComponents, dtype_name, load_components, parse_dtype
 from videop2p.models.t2s import T2SModel
 from videop2p.models.tav import apply_temporal
-from videop2p.outputs import write_run_outputs, writer_count
+from videop2p.outputs import pasted_frames, write_run_outputs, writer_count
 from videop2p.progress import StepHook
 from videop2p.sampling import DivergedError, check_steps
 from videop2p.store.files import check_room, check_writable
@@ -623,11 +622,11 @@ class VideoP2P:
         return EditOutput(reconstruction=frames[0], edits=list(frames[1:]), result=result), report
 
     def paste(self, clip: Clip, out: EditOutput, target: int = 0) -> Iterator[np.ndarray]:
-        """Edit `target` of `out` at `clip`'s own size, as `run` writes its mp4: pasted into the input's frames,
-        read again one at a time, through its feathered blend mask (the whole frame without one;
-        `compositing.composite`). Yields (H, W, 3) uint8 frames for `write_video` (an HDR or 10-bit clip's as
-        seen in 8-bit SDR; `run` writes those in their own form); the edit itself where the clip is at the working
-        size or was given in memory (`clip_from_frames` keeps no other size)."""
+        """Edit `target` of `out` at `clip`'s own size, as `run` writes its mp4 (`outputs.pasted_frames`): pasted
+        into the input's frames, read again one at a time, through its feathered blend mask (the whole frame
+        without one). Yields (H, W, 3) uint8 frames for `write_video` (an HDR or 10-bit clip's as seen in 8-bit
+        SDR; `run` writes those in their own form); the edit itself where the clip is at the working size or was
+        given in memory (`clip_from_frames` keeps no other size)."""
         _given(clip, Clip, "clip", CLIP_FROM)
         _given(out, EditOutput, "out", "what `edit` returns")
         count = len(out.edits)
@@ -643,8 +642,7 @@ class VideoP2P:
         if clip.full_size is None or clip.video is None:
             return iter(edited)
         masks = out.result.masks[target] if out.result.masks is not None else None  # (F, h_m, w_m) bool
-        cell = self.components.info.vae_scale_factor
-        return composite(clip.originals(), edited, masks, clip.video.resize, cell)
+        return pasted_frames(clip, edited, masks, self.components.info.vae_scale_factor)
 
     def save_tuned(self, model: T2SModel, path: str | os.PathLike) -> bool:
         """Write the tuned `model` into folder `path` as the authors' Tune-A-Video / Video-P2P folder (what
