@@ -1161,6 +1161,51 @@ def test_presets_start_from_their_settings_under_config_files_and_flags(tmp_path
     assert (cfg.tune.frames, cfg.inversion.frames) == (None, None)  # 0: back to every frame, the official
 
 
+def test_a_config_file_or_a_jobs_file_names_a_preset_under_its_own_settings(tmp_path, capsys):
+    from videop2p.batch import BatchError, load_jobs
+    from videop2p.cli import _build_config
+    from videop2p.config import ConfigError, RunConfig, fill_run, load_config, preset_config
+
+    quick, flags = preset_config("quick"), dict.fromkeys(("size", "window", "frames", "force", "quiet"))
+    yml = tmp_path / "run.yaml"
+    yml.write_text("preset: quick\ntune: {lr: 0.001}\n")
+    cfg = _build_config("clip.mp4", SRC, [TGT], [yml], **flags)
+    assert (cfg.tune.steps, cfg.tune.frames, cfg.inversion.method) == (
+        quick.tune.steps,
+        quick.tune.frames,
+        quick.inversion.method,
+    )
+    assert cfg.tune.lr == 0.001  # the file's own settings over its preset
+    assert "preset quick:" in capsys.readouterr().err  # its margin said, as for the flag's
+    cfg = _build_config("clip.mp4", SRC, [TGT], [yml], preset="official", **flags)
+    assert (cfg.tune.steps, cfg.tune.frames, cfg.tune.lr) == (RunConfig().tune.steps, None, 0.001)  # the flag's
+    assert (load_config(yml).tune.frames, load_config(yml).tune.lr) == (quick.tune.frames, 0.001)  # the library's
+    assert fill_run({"preset": "quick", "video": "clip.mp4"}).tune.steps == quick.tune.steps  # `VideoP2P.run`'s dict
+    assert fill_run({"preset": "quick"}, base=RunConfig()) == RunConfig()  # a base given is where it starts
+    yml.write_text("preset: fastest\n")
+    result = runner.invoke(app, ["run", "clip.mp4", "--source", SRC, "--target", TGT, "--config", str(yml)])
+    assert_one_line_error(result, f"{yml}: preset 'fastest' is not one of official, quick.")
+    with pytest.raises(ConfigError, match="Unknown key 'presets'; valid keys are: .*, preset, quiet"):
+        fill_run({"presets": "quick"})
+
+    jobs = tmp_path / "jobs.yaml"
+    job = {"video": "clip.mp4", "source": SRC, "targets": [TGT]}
+    both = {"defaults": {"preset": "quick"}, "jobs": [{"name": "a", **job}, {"name": "b", "preset": "official", **job}]}
+    yml.write_text("tune: {lr: 0.001}\n")
+    both["jobs"].append({"name": "c", "config": str(yml), **job})
+    jobs.write_text(yaml.safe_dump(both))
+    (a, b, c), _ = load_jobs(jobs)
+    assert (a.config.tune.steps, b.config.tune.steps, c.config.tune.steps) == (
+        quick.tune.steps,
+        RunConfig().tune.steps,
+        quick.tune.steps,
+    )
+    assert (c.config.tune.lr, c.config.inversion.method) == (0.001, quick.inversion.method)  # the file over the preset
+    jobs.write_text(yaml.safe_dump({"defaults": {"preset": 3}, "jobs": [job]}))
+    with pytest.raises(BatchError, match="preset 3 is not one of official, quick"):
+        load_jobs(jobs)
+
+
 @pytest.mark.parametrize("stage", ["run", "tune", "invert", "edit"])
 def test_stage_help_groups_every_option_by_what_it_sets(stage):
     import re

@@ -39,7 +39,9 @@ from videop2p.config import (
     load_yaml,
     missing_tuned_model,
     missing_tuned_model_message,
+    named_preset,
     path_shorthand,
+    preset_config,
     ray_host_port,
     read_config_files,
     to_plain,
@@ -219,9 +221,13 @@ def _job_config(raw: dict, defaults: dict, here: Path, where: str) -> RunConfig:
     merged = _merge(defaults, keys)
     if "out" in merged or "workspace" in merged:
         raise BatchError(f"{where}: 'out' and 'workspace' are set for the whole batch, not per job.")
-    try:
+    try:  # the job's preset (its own, else the defaults'), else one its config file names; under the file
         files = read_config_files(configs)
-        base = load_config(files, None, here) if files else None
+        preset = named_preset(merged) or next(
+            (p for f in files if (p := named_preset(f.data, f"{f.path}: ")) is not None), None
+        )
+        start = None if preset is None else preset_config(preset)
+        base = load_config(files, start, here) if files else start
     except ConfigError as e:
         raise BatchError(f"{where}: {e}") from None
     try:

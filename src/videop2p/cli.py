@@ -434,19 +434,21 @@ def _build_config(
         load_config,
         missing_tuned_model,
         missing_tuned_model_message,
+        named_preset,
         preset_config,
         read_config_files,
     )
 
     name = flags.pop("preset", None)
-    name = Preset.OFFICIAL.value if name is None else name  # given empty: named as any unknown preset is
-    try:
-        base = preset_config(name)
+    try:  # given empty: refused by name
+        flagged = None if name is None else preset_config(name)
     except OptionError as e:
         _fail(f"--preset {e.reason}")
-    preset = Preset(name)
     try:
         files = read_config_files(config or [])
+        named = next((p for f in files if (p := named_preset(f.data, f"{f.path}: ")) is not None), None)
+        preset = Preset(name) if name is not None else named or Preset.OFFICIAL  # the flag's, a file's, official
+        base = flagged or preset_config(preset)
         cfg = load_config(files, base) if files else base
     except ConfigError as e:
         _fail(str(e))

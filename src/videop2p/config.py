@@ -523,6 +523,9 @@ def check_subtract(blends: list[WordPair | None], subtracts: list[WordPair | Non
             )
 
 
+RUN_KEYS = {"preset"}  # keys a run's settings take beside RunConfig's fields (`fill_run` reads them)
+
+
 def path_shorthand(video: Any) -> Any:
     """`video: clip.mp4` in a config or a batch job stands for `video: {path: clip.mp4}`."""
     return {"path": video} if isinstance(video, str) else video
@@ -541,7 +544,8 @@ def _fill_into(obj: Any, data: dict, where: str, section: str, root: type):
     names = {f.name for f in dataclasses.fields(cls)}
     for key, value in (data or {}).items():
         if key not in names:
-            raise ConfigError(f"{where}{_unknown_key(key, section, sorted(names), root)}")
+            listed = names | (RUN_KEYS if cls is RunConfig else set())
+            raise ConfigError(f"{where}{_unknown_key(key, section, sorted(listed), root)}")
         sub = getattr(obj, key)
         if dataclasses.is_dataclass(sub):
             value = path_shorthand(value) if isinstance(sub, VideoConfig) else value
@@ -682,10 +686,30 @@ def apply_options(cfg: RunConfig, options: dict[str, Any]) -> RunConfig:
     return cfg
 
 
+def named_preset(data: Any, where: str = "") -> Preset | None:
+    """The preset a config file's (a batch job's, `run`'s) dict names by its `preset:` key; None when it
+    names none. ConfigError for a name that is not a preset's."""
+    if not isinstance(data, dict) or data.get("preset") is None:
+        return None
+    try:
+        return Preset(data["preset"])
+    except (ValueError, TypeError):
+        valid = ", ".join(p.value for p in Preset)
+        raise ConfigError(f"{where}preset {shown(data['preset'])} is not one of {valid}.") from None
+
+
 def fill_run(data: dict, where: str = "", base: RunConfig | None = None) -> RunConfig:
     """A RunConfig from a config file's (or a batch job's, or `run`'s) dict over `base`. The null-text
     inversion is fitted to the guidance the edit samples with, so an edit guidance given without an
-    inversion one is both; two that differ are refused by `validate`."""
+    inversion one is both; two that differ are refused by `validate`.
+
+    `preset: quick` starts from that preset's settings (`preset_config`) when no `base` is given; a `base`
+    given is where the caller has started already (the CLI's `--preset`, a batch job's own preset)."""
+    preset = named_preset(data, where)
+    if isinstance(data, dict) and "preset" in data:
+        data = {k: v for k, v in data.items() if k != "preset"}
+    if base is None and preset is not None:
+        base = preset_config(preset)
     cfg = fill(RunConfig, data, where, base)
     if "guidance" in (data.get("edit") or {}) and "guidance" not in (data.get("inversion") or {}):
         cfg.inversion.guidance = cfg.edit.guidance
@@ -1770,6 +1794,7 @@ __all__ = [
     "WindowConfig",
     "default_of",
     "fill_run",
+    "named_preset",
     "load_config",
     "preset_config",
     "to_plain",
