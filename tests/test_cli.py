@@ -41,6 +41,7 @@ def clip_dir(tmp_path_factory):
 
 
 def _args(tiny_dir, clip_dir, out, ws, *extra):
+    blend = [] if "--blend" in extra else ["--blend", "circle", "circle"]  # given twice: one pair per target
     return [
         "run",
         str(clip_dir),
@@ -60,9 +61,7 @@ def _args(tiny_dir, clip_dir, out, ws, *extra):
         "2",
         "--steps",
         "3",
-        "--blend",
-        "circle",
-        "circle",
+        *blend,
         "--inversion",  # null-text's optimisation is tested in test_inversion; here it would double each run
         "fast",
         "--quiet",
@@ -93,6 +92,37 @@ def test_each_target_takes_its_own_blend_pair_from_the_command_line(tiny_dir, cl
     rerun = tmp_path / "rerun"  # the kept config runs again with the same pairs: the edit is reused
     _invoke(["run", "--config", str(out / "config.yaml"), "--out", str(rerun), "--quiet"])
     assert _manifest(rerun)["stages"]["edit"]["action"] == "reused"
+    repeated = tmp_path / "repeated"  # --blend once per target, as --target is given: the same pairs
+    _invoke(_args(tiny_dir, clip_dir, repeated, tmp_path / "ws", "--target", second, *PAIRS_REPEATED))
+    assert _manifest(repeated)["blend"] == [["circle", "circle"], None]
+    assert _manifest(repeated)["stages"]["edit"]["action"] == "reused"
+
+
+PAIRS_REPEATED = ("--blend", "circle", "circle", "--blend", "-", "-")
+
+
+def test_a_word_pair_flag_given_again_is_the_next_targets_pair():
+    from typer.main import get_command
+
+    from videop2p.cli import UsageError, per_target_pairs
+
+    run = get_command(app).commands["run"]
+    args = ["c.mp4", "--target", "t1", "--blend", "a", "b", "--force", "--target", "t2", "--blend", "c", "d"]
+    assert per_target_pairs(run, [*args, "--steps", "3"]) == [
+        *("c.mp4", "--target", "t1", "--blend", "a,c", "b,d", "--force", "--target", "t2", "--steps", "3")
+    ]
+    three = [*args, "--subtract", "x", "y", "--blend", "-", "-", "--subtract", "z", "w"]
+    assert per_target_pairs(run, three)[3:6] == ["--blend", "a,c,-", "b,d,-"]
+    assert per_target_pairs(run, three)[-3:] == ["--subtract", "x,z", "y,w"]
+    for same in (
+        ["c.mp4", "--blend", "a", "b"],  # once: every target's
+        ["c.mp4", "--blend", "a", "b", "--", "--blend", "c", "d"],  # past --, not options
+        ["c.mp4", "--target", "--blend", "--blend", "a", "b"],  # a prompt that reads --blend is a prompt
+        ["c.mp4", "--blend", "a", "b", "--blend", "c"],  # too few words: the parser says so
+    ):
+        assert per_target_pairs(run, same) == same
+    with pytest.raises(UsageError, match="each repeated --subtract is one target's two words"):
+        per_target_pairs(run, ["--subtract", "a,b", "c,d", "--subtract", "e", "f"])
 
 
 def test_an_edits_warnings_are_kept_in_its_report_and_with_the_edit(tiny_dir, clip_dir, tmp_path):
@@ -752,6 +782,7 @@ def test_size_may_give_one_side_and_the_other_keeps_the_clips_aspect_ratio(tiny_
         (["--blend", "circle,grass", "circle"], ["--blend", "'circle,grass' and 'circle' give 2 source and 1 target"]),
         (["--blend", "circle,circle", "circle,circle"], ["--blend gives 2 word pairs for 1 target prompt"]),
         (["--blend", "circle,-", "circle,circle"], ["--blend", "['-', 'circle'] has one word"]),
+        ([*PAIRS_REPEATED], ["--blend gives 2 word pairs for 1 target prompt"]),  # not the last one alone
         (["--subtract", "dog", "circle"], ["subtract word: Word 'dog' is not in prompt"]),
         (
             [
@@ -1744,6 +1775,10 @@ def test_a_configs_relative_paths_are_read_from_the_current_folder_or_else_besid
         (["demo", "--out", ""], ["--out '' names no folder; give one (. for the current folder)."]),  # not here
         (["ui", "--root= "], ["--root ' ' names no folder"]),
         (["run", "clip.mp4", "--source", "a b", "--target", "a c", "--workspace", ""], ["--workspace '' names no"]),
+        (  # a word pair given once per target, and in the comma-separated form too
+            ["run", "clip.mp4", "--source", "a b", "--blend", "a", "b", "--blend", "a,b", "c,d"],
+            ["--blend a b --blend a,b c,d: each repeated --blend is one target's two words", "not both"],
+        ),
         # an option given twice: the last value is the one read, and the one named
         (["toy", "render", "o", "--frames", "2", "--frames", "abc"], ["--frames 'abc' is not valid"]),
         (["run", "clip.mp4", "--seed", "x", "--seed=1.5"], ["--seed '1.5' is not valid"]),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
 from videop2p.config import (
     COUNT_MAX,
@@ -21,6 +22,7 @@ from videop2p.config import (
     LIGHTER,
     LORA_SCALE_MAX,
     OFFICIAL_TUNE_STEPS,
+    PAIR_SEP,
     PER_TARGET_PAIRS,
     PER_TARGET_THRESHOLDS,
     PER_TARGET_WINDOWS,
@@ -504,7 +506,7 @@ BlendOpt = Annotated[
     tuple[str, str] | None,
     typer.Option(
         "--blend",
-        help=f"Local blending: SOURCE_WORD TARGET_WORD for every target; or {PER_TARGET_PAIRS.format(what='blend')}.",
+        help=f"Local blending: SOURCE_WORD TARGET_WORD for every target, given once; given again, one pair per target in order; or {PER_TARGET_PAIRS.format(what='blend')}.",
         rich_help_panel=EDIT_PANEL,
     ),
 ]
@@ -751,7 +753,7 @@ def _stage_command(stage: str, doc: str):
         subtract: Annotated[
             tuple[str, str] | None,
             typer.Option(
-                help=f"Words never edited: SOURCE_WORD TARGET_WORD for every target; or {PER_TARGET_PAIRS.format(what='subtract')}.",
+                help=f"Words never edited: SOURCE_WORD TARGET_WORD for every target, given once; given again, one pair per target in order; or {PER_TARGET_PAIRS.format(what='subtract')}.",
                 rich_help_panel=EDIT_PANEL,
             ),
         ] = None,
@@ -921,8 +923,51 @@ def _stage_command(stage: str, doc: str):
     return command
 
 
+WORD_PAIR_FLAGS = ("--blend", "--subtract")  # two words an option, which may be given once per target
+
+
+def per_target_pairs(command, args: list[str]) -> list[str]:
+    """`args` with a word-pair flag given more than once (`--blend circle circle --blend grass snow`, as
+    `--target` is given once per target) read as one pair per target in order, written as the
+    comma-separated form says it (`--blend circle,grass circle,snow`); given once, it is every target's.
+    Repeats with a comma inside are refused (UsageError): the two forms do not mix."""
+    takes = {}  # option -> how many words it takes
+    for param in getattr(command, "params", []):
+        for opt in getattr(param, "opts", []) + getattr(param, "secondary_opts", []):
+            flag = getattr(param, "is_flag", False) or getattr(param, "count", False)
+            takes[opt] = 0 if flag else param.nargs
+    found: dict[str, list[int]] = {flag: [] for flag in WORD_PAIR_FLAGS if flag in takes}
+    i = 0
+    while i < len(args) and args[i] != "--":
+        words = args[i + 1 : i + 3]
+        if args[i] in found and len(words) == 2 and not any(w.startswith("--") for w in words):
+            found[args[i]].append(i)
+        i += 1 + max(takes.get(args[i], 0), 0)
+    out, drop = list(args), set()
+    for flag, at in found.items():
+        if len(at) < 2:
+            continue
+        pairs = [args[i + 1 : i + 3] for i in at]
+        if any(PAIR_SEP in w for pair in pairs for w in pair):
+            given = " ".join(f"{flag} {a} {b}" for a, b in pairs)
+            raise UsageError(
+                f"{given}: each repeated {flag} is one target's two words; give one pair per {flag}, or one {flag} "
+                f"with each side comma-separated (e.g. {flag} circle,grass circle,snow), not both."
+            )
+        out[at[0] + 1 : at[0] + 3] = [PAIR_SEP.join(words) for words in zip(*pairs, strict=True)]
+        drop |= {j for i in at[1:] for j in range(i, i + 3)}
+    return [a for j, a in enumerate(out) if j not in drop]
+
+
+class StageCommand(TyperCommand):
+    """`run`, `tune`, `invert` and `edit`: their word-pair flags may be given once per target."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, per_target_pairs(self, args))
+
+
 for _stage in ("run", "tune", "invert", "edit"):
-    app.command(_stage)(_stage_command("run" if _stage == "edit" else _stage, _stage))
+    app.command(_stage, cls=StageCommand)(_stage_command("run" if _stage == "edit" else _stage, _stage))
 
 
 @app.command()
