@@ -101,28 +101,39 @@ def test_each_target_takes_its_own_blend_pair_from_the_command_line(tiny_dir, cl
 PAIRS_REPEATED = ("--blend", "circle", "circle", "--blend", "-", "-")
 
 
-def test_a_word_pair_flag_given_again_is_the_next_targets_pair():
+def test_a_per_target_flag_given_again_is_the_next_targets_value():
     from typer.main import get_command
 
-    from videop2p.cli import UsageError, per_target_pairs
+    from videop2p.cli import UsageError, per_target_flags
 
     run = get_command(app).commands["run"]
     args = ["c.mp4", "--target", "t1", "--blend", "a", "b", "--force", "--target", "t2", "--blend", "c", "d"]
-    assert per_target_pairs(run, [*args, "--steps", "3"]) == [
+    assert per_target_flags(run, [*args, "--steps", "3"]) == [
         *("c.mp4", "--target", "t1", "--blend", "a,c", "b,d", "--force", "--target", "t2", "--steps", "3")
     ]
     three = [*args, "--subtract", "x", "y", "--blend", "-", "-", "--subtract", "z", "w"]
-    assert per_target_pairs(run, three)[3:6] == ["--blend", "a,c,-", "b,d,-"]
-    assert per_target_pairs(run, three)[-3:] == ["--subtract", "x,z", "y,w"]
+    assert per_target_flags(run, three)[3:6] == ["--blend", "a,c,-", "b,d,-"]
+    assert per_target_flags(run, three)[-3:] == ["--subtract", "x,z", "y,w"]
     for same in (
         ["c.mp4", "--blend", "a", "b"],  # once: every target's
         ["c.mp4", "--blend", "a", "b", "--", "--blend", "c", "d"],  # past --, not options
         ["c.mp4", "--target", "--blend", "--blend", "a", "b"],  # a prompt that reads --blend is a prompt
         ["c.mp4", "--blend", "a", "b", "--blend", "c"],  # too few words: the parser says so
     ):
-        assert per_target_pairs(run, same) == same
+        assert per_target_flags(run, same) == same
     with pytest.raises(UsageError, match="each repeated --subtract is one target's two words"):
-        per_target_pairs(run, ["--subtract", "a,b", "c,d", "--subtract", "e", "f"])
+        per_target_flags(run, ["--subtract", "a,b", "c,d", "--subtract", "e", "f"])
+    windows = ["--cross-replace", "0.2", "--self-replace", "0.4", "--cross-replace=0.8", "--threshold", "0.3"]
+    assert per_target_flags(run, windows) == [
+        "--cross-replace",
+        "0.2,0.8",
+        "--self-replace",
+        "0.4",
+        "--threshold",
+        "0.3",
+    ]
+    with pytest.raises(UsageError, match="--threshold 0.3 --threshold 0.4,0.5: each repeated --threshold is one"):
+        per_target_flags(run, ["--threshold", "0.3", "--threshold", "0.4,0.5"])
 
 
 def test_an_edits_warnings_are_kept_in_its_report_and_with_the_edit(tiny_dir, clip_dir, tmp_path):
@@ -783,6 +794,7 @@ def test_size_may_give_one_side_and_the_other_keeps_the_clips_aspect_ratio(tiny_
         (["--blend", "circle,circle", "circle,circle"], ["--blend gives 2 word pairs for 1 target prompt"]),
         (["--blend", "circle,-", "circle,circle"], ["--blend", "['-', 'circle'] has one word"]),
         ([*PAIRS_REPEATED], ["--blend gives 2 word pairs for 1 target prompt"]),  # not the last one alone
+        (["--cross-replace", "0.2", "--cross-replace", "0.8"], ["--cross-replace gives 2 windows for 1 target"]),
         (["--subtract", "dog", "circle"], ["subtract word: Word 'dog' is not in prompt"]),
         (
             [

@@ -770,14 +770,20 @@ def _stage_command(stage: str, doc: str):
         cross_replace: Annotated[
             str | None,
             typer.Option(
-                help=_h("cross_replace", f"Fraction of steps with cross-attention replaced; or {PER_TARGET_WINDOWS}"),
+                help=_h(
+                    "cross_replace",
+                    f"Fraction of steps with cross-attention replaced; given again, one per target in order; or {PER_TARGET_WINDOWS}",
+                ),
                 rich_help_panel=EDIT_PANEL,
             ),
         ] = None,
         self_replace: Annotated[
             str | None,
             typer.Option(
-                help=_h("self_replace", f"Fraction of steps with temporal maps replaced; or {PER_TARGET_WINDOWS}"),
+                help=_h(
+                    "self_replace",
+                    f"Fraction of steps with temporal maps replaced; given again, one per target in order; or {PER_TARGET_WINDOWS}",
+                ),
                 rich_help_panel=EDIT_PANEL,
             ),
         ] = None,
@@ -796,7 +802,10 @@ def _stage_command(stage: str, doc: str):
         threshold: Annotated[
             str | None,
             typer.Option(
-                help=_h("threshold", f"Local-blend mask threshold; or {PER_TARGET_THRESHOLDS}"),
+                help=_h(
+                    "threshold",
+                    f"Local-blend mask threshold; given again, one per target in order; or {PER_TARGET_THRESHOLDS}",
+                ),
                 rich_help_panel=EDIT_PANEL,
             ),
         ] = None,
@@ -923,47 +932,58 @@ def _stage_command(stage: str, doc: str):
     return command
 
 
-WORD_PAIR_FLAGS = ("--blend", "--subtract")  # two words an option, which may be given once per target
+PER_TARGET_FLAGS = ("--blend", "--subtract", "--threshold", "--cross-replace", "--self-replace")  # one value a target
 
 
-def per_target_pairs(command, args: list[str]) -> list[str]:
-    """`args` with a word-pair flag given more than once (`--blend circle circle --blend grass snow`, as
-    `--target` is given once per target) read as one pair per target in order, written as the
-    comma-separated form says it (`--blend circle,grass circle,snow`); given once, it is every target's.
-    Repeats with a comma inside are refused (UsageError): the two forms do not mix."""
+def per_target_flags(command, args: list[str]) -> list[str]:
+    """`args` with a per-target flag given more than once (`--blend circle circle --blend grass snow`,
+    `--cross-replace 0.2 --cross-replace 0.8`, as `--target` is given once per target) read as one value per
+    target in order, written as the comma-separated form says it (`--blend circle,grass circle,snow`,
+    `--cross-replace 0.2,0.8`); given once, it is every target's. Repeats with a comma inside are refused
+    (UsageError): the two forms do not mix. A repeat short of its words is left to the parser to name."""
     takes = {}  # option -> how many words it takes
     for param in getattr(command, "params", []):
         for opt in getattr(param, "opts", []) + getattr(param, "secondary_opts", []):
             flag = getattr(param, "is_flag", False) or getattr(param, "count", False)
             takes[opt] = 0 if flag else param.nargs
-    found: dict[str, list[int]] = {flag: [] for flag in WORD_PAIR_FLAGS if flag in takes}
-    i = 0
+    found: dict[str, list[tuple[int, int, list[str]]]] = {f: [] for f in PER_TARGET_FLAGS if f in takes}
+    i = 0  # each occurrence: where it starts, how many arguments it is, its words
     while i < len(args) and args[i] != "--":
-        words = args[i + 1 : i + 3]
-        if args[i] in found and len(words) == 2 and not any(w.startswith("--") for w in words):
-            found[args[i]].append(i)
+        name, equals, value = args[i].partition("=")
+        if equals and name in found and takes[name] == 1:  # --threshold=0.3
+            found[name].append((i, 1, [value]))
+        elif args[i] in found:
+            words = args[i + 1 : i + 1 + takes[args[i]]]
+            if len(words) == takes[args[i]] and not any(w.startswith("--") for w in words):
+                found[args[i]].append((i, 1 + len(words), words))
         i += 1 + max(takes.get(args[i], 0), 0)
-    out, drop = list(args), set()
-    for flag, at in found.items():
-        if len(at) < 2:
+    replaced: dict[int, list[str]] = {}
+    for flag, given in found.items():
+        if len(given) < 2:
             continue
-        pairs = [args[i + 1 : i + 3] for i in at]
-        if any(PAIR_SEP in w for pair in pairs for w in pair):
-            given = " ".join(f"{flag} {a} {b}" for a, b in pairs)
+        values = [words for _, _, words in given]
+        if any(PAIR_SEP in w for words in values for w in words):
+            said = " ".join(" ".join([flag, *words]) for words in values)
+            what, example = ("two words", "circle,grass circle,snow") if takes[flag] == 2 else ("value", "0.2,0.8")
             raise UsageError(
-                f"{given}: each repeated {flag} is one target's two words; give one pair per {flag}, or one {flag} "
-                f"with each side comma-separated (e.g. {flag} circle,grass circle,snow), not both."
+                f"{said}: each repeated {flag} is one target's {what}; give one {what} per {flag}, or one {flag} "
+                f"comma-separated ({flag} {example}), not both."
             )
-        out[at[0] + 1 : at[0] + 3] = [PAIR_SEP.join(words) for words in zip(*pairs, strict=True)]
-        drop |= {j for i in at[1:] for j in range(i, i + 3)}
-    return [a for j, a in enumerate(out) if j not in drop]
+        replaced[given[0][0]] = [flag, *(PAIR_SEP.join(side) for side in zip(*values, strict=True))]
+        replaced |= {at: [] for at, _, _ in given[1:]}
+    spans = {at: n for given in found.values() for at, n, _ in given if at in replaced}
+    out, i = [], 0
+    while i < len(args):
+        out += replaced.get(i, [args[i]])
+        i += spans.get(i, 1)
+    return out
 
 
 class StageCommand(TyperCommand):
-    """`run`, `tune`, `invert` and `edit`: their word-pair flags may be given once per target."""
+    """`run`, `tune`, `invert` and `edit`: their per-target flags may be given once per target."""
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, per_target_pairs(self, args))
+        return super().parse_args(ctx, per_target_flags(self, args))
 
 
 for _stage in ("run", "tune", "invert", "edit"):
