@@ -901,6 +901,32 @@ def test_run_takes_its_settings_as_a_dict_read_as_a_config_file_is(tiny, clip_pa
         vp.run([PROMPT])
 
 
+def test_paths_given_as_path_objects_are_taken_as_their_text_and_a_clips_selection_is_checked_first(
+    tiny, clip_path, tmp_path
+):
+    import copy
+
+    import yaml
+
+    from videop2p.config import OptionError, fill_run
+
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    settings = fill_run(_quick_run(clip_path, tmp_path / "o"))
+    settings.video.path, settings.out, settings.workspace = Path(clip_path), tmp_path / "o", tmp_path / "ws"
+    given = copy.deepcopy(settings)
+    manifest = vp.run(settings)
+    assert isinstance(settings.out, Path) and settings == given  # the caller's settings are left as they were
+    written = yaml.safe_load((tmp_path / "o" / "config.yaml").read_text())
+    assert (written["video"]["path"], written["out"]) == (str(clip_path), str(tmp_path / "o"))
+    assert manifest["frames"] == settings.video.frames
+    assert vp.load_clip(VideoConfig(path=Path(clip_path), frames=2)).frames.shape[0] == 2
+    for bad, named in (({"frames": 0}, "frames: 0 is not valid"), ({"stride": 0}, "stride: 0 is not valid")):
+        with pytest.raises(OptionError, match=f"^{named}; expected a whole number >= 1"):  # not num_frames, ...
+            vp.load_clip(VideoConfig(path=str(clip_path), **bad))
+    with pytest.raises(OptionError, match="^video: 3 is not valid; expected text"):
+        vp.load_clip(VideoConfig(path=3))
+
+
 def test_a_runs_config_yaml_names_the_workspace_it_ran_in_so_that_rerunning_it_reuses_the_work(
     tiny, clip_path, tmp_path
 ):

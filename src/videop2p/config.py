@@ -1513,7 +1513,6 @@ def validate(cfg: RunConfig) -> None:
     """
     v, t, e = cfg.video, cfg.tune, cfg.edit
     check_prompts(cfg.source, cfg.targets)
-    _text("video", "path", v.path)
     _text(None, "out", cfg.out)
     for attr in ("model", "model_config", "vae", "workspace", "save_tuned"):  # None: the bundled model, ...
         if getattr(cfg, attr) is not None:
@@ -1528,17 +1527,7 @@ def validate(cfg: RunConfig) -> None:
             raise OptionError(attr, f"{shown(value)} is not a folder; give one, such as {example}.")
     check_lora_settings(cfg.lora)
     check_embedding_settings(cfg.embeddings)
-    if v.frames == 0 and not isinstance(v.frames, bool):  # a dataclass's 0 (a file's or flag's is read as None)
-        raise OptionError(
-            _where("video", "frames"), "0 is not valid; expected a whole number >= 1, or None: every frame."
-        )
-    if v.frames is not None:
-        check_number("video", "frames", v.frames, 1, whole=True, cap=COUNT_MAX)
-    check_number("video", "start", v.start, 0, whole=True, cap=COUNT_MAX)
-    check_number("video", "stride", v.stride, 1, whole=True, cap=COUNT_MAX)
-    if v.fps is not None:
-        check_number("video", "fps", v.fps, FPS_RANGE[0], FPS_RANGE[1])
-    check_frame_size(v)
+    check_video(v)
     check_tune(t)
     check_edit(e)
     check_subtract(*(target_pairs(attr, getattr(e, attr), len(cfg.targets)) for attr in ("blend", "subtract")))
@@ -1572,6 +1561,43 @@ def check_model_settings(
         check_number(None, "attention_slicing", attention_slicing, 1, whole=True, cap=COUNT_MAX)
     if not isinstance(device, str) or not device.strip():
         raise OptionError("device", f"{shown(device)} is not a device name such as cpu, cuda or cuda:1.")
+
+
+def plain_path(value: Any) -> Any:
+    """A path object (`pathlib.Path`, any os.PathLike) as the text settings hold; anything else as it is."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+def plain_paths(cfg: RunConfig) -> RunConfig:
+    """`cfg` with the paths a Python caller gave as `pathlib.Path` as text, as config files give them
+    (the clip, the folders, the model's files, LoRA and embedding files); `cfg` itself is left as it is."""
+    adapters = {
+        k: {plain_path(f): v for f, v in getattr(cfg, k).items()}
+        for k in ADAPTER_FILES
+        if isinstance(getattr(cfg, k), dict)
+    }
+    folders = {
+        k: plain_path(getattr(cfg, k)) for k in ("out", "model", "model_config", "vae", "workspace", "save_tuned")
+    }
+    video = dataclasses.replace(cfg.video, path=plain_path(cfg.video.path))
+    return dataclasses.replace(cfg, video=video, **folders, **adapters)
+
+
+def check_video(v: VideoConfig) -> None:
+    """The clip's selection, frame rate and working size: whole numbers in range, a known resize mode
+    (the clip itself is read by `VideoP2P.load_clip`, which names a missing or unreadable one)."""
+    _text("video", "path", v.path)
+    if v.frames == 0 and not isinstance(v.frames, bool):  # a dataclass's 0 (a file's or flag's is read as None)
+        raise OptionError(
+            _where("video", "frames"), "0 is not valid; expected a whole number >= 1, or None: every frame."
+        )
+    if v.frames is not None:
+        check_number("video", "frames", v.frames, 1, whole=True, cap=COUNT_MAX)
+    check_number("video", "start", v.start, 0, whole=True, cap=COUNT_MAX)
+    check_number("video", "stride", v.stride, 1, whole=True, cap=COUNT_MAX)
+    if v.fps is not None:
+        check_number("video", "fps", v.fps, FPS_RANGE[0], FPS_RANGE[1])
+    check_frame_size(v)
 
 
 def check_frame_size(v: VideoConfig) -> None:
@@ -1794,6 +1820,8 @@ __all__ = [
     "WindowConfig",
     "default_of",
     "fill_run",
+    "plain_paths",
+    "check_video",
     "named_preset",
     "load_config",
     "preset_config",

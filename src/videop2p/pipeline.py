@@ -42,11 +42,14 @@ from videop2p.config import (
     check_number,
     check_prompts,
     check_tune,
+    check_video,
     check_window,
     fill,
     fill_run,
     path_shorthand,
     plain_number,
+    plain_path,
+    plain_paths,
     settings_of,
     shown,
     validate,
@@ -293,6 +296,8 @@ class VideoP2P:
         elif isinstance(video, dict):
             video = _settings(video, VideoConfig)
         _given(video, VideoConfig, "video", "or the clip's path, or a dict of its fields")
+        video = dataclasses.replace(video, path=plain_path(video.path))
+        check_video(video)  # before the clip is opened
         probe = probe_video(video.path)  # a missing or unreadable clip is named here
         width, height, large = self._working_size(probe.size, video.width, video.height)
         declared = declared_frames(video.path, frames_needed(video.start, video.frames, video.stride))
@@ -663,6 +668,7 @@ class VideoP2P:
     def check_inputs(self, cfg: RunConfig) -> None:
         """Validate settings, prompts, words and schedules before any expensive stage."""
         _given(cfg, RunConfig, "cfg", "or, for `run`, a dict of its fields")
+        cfg = plain_paths(cfg)
         validate(cfg)
         check_folder("out", cfg.out, "for the outputs")
         check_writable("out", cfg.out, "for the outputs")
@@ -704,6 +710,8 @@ class VideoP2P:
         """
         if isinstance(cfg, dict):
             cfg = fill_run(cfg)
+        _given(cfg, RunConfig, "cfg", "or a dict of its fields")
+        cfg = plain_paths(cfg)  # `pathlib.Path`s given: kept and written as text, as a config file's
         self.check_inputs(cfg)
         progress = not cfg.quiet  # the stages' bars, on copies of their settings (the caller's stay as they are)
         cfg = dataclasses.replace(  # the workspace it ran in, so that `--config OUT/config.yaml` reuses its work
