@@ -147,6 +147,28 @@ def test_an_edits_warnings_are_kept_in_its_report_and_with_the_edit(tiny_dir, cl
     assert m["stages"]["edit"]["action"] == "reused" and m["warnings"] == warnings  # kept with the edit
 
 
+def test_a_dry_run_prints_the_plan_and_the_settings_as_a_config_file_and_writes_nothing(tiny_dir, clip_dir, tmp_path):
+    out, ws = tmp_path / "o", tmp_path / "ws"
+    args = _args(tiny_dir, clip_dir, out, ws, "--preset", "quick", "--tune-steps", "2")
+    result = runner.invoke(app, [*args, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert not out.exists() and not ws.exists()  # nothing computed or written
+    plan = [line.split()[1:3] for line in result.stdout.splitlines() if line.startswith("#   ")]
+    assert plan == [["tune", "compute"], ["invert", "compute"], ["edit", "compute"]]
+    printed = yaml.safe_load(result.stdout)
+    assert (printed["tune"]["steps"], printed["tune"]["frames"], printed["workspace"]) == (2, 4, str(ws))
+    kept = tmp_path / "printed.yaml"  # the settings printed are a config file, and run as the run would
+    kept.write_text(result.stdout)
+    _invoke(["run", "--config", str(kept), "--quiet"])
+    assert yaml.safe_load((out / "config.yaml").read_text()) == printed
+    again = runner.invoke(app, [*args, "--dry-run"])
+    assert [line.split()[2] for line in again.stdout.splitlines() if line.startswith("#   ")] == ["reuse"] * 3
+    tuned = runner.invoke(app, ["tune", *args[1:], "--tune-steps", "3", "--dry-run"])  # the first stage alone
+    assert [line.split()[1:3] for line in tuned.stdout.splitlines() if line.startswith("#   ")] == [["tune", "compute"]]
+    bad = runner.invoke(app, [*args, "--reweight", "dog=2", "--dry-run"])  # checked as a run checks it
+    assert_one_line_error(bad, "Word 'dog' is not in prompt")
+
+
 def test_run_writes_every_output_named_in_the_manifest(tiny_dir, clip_dir, tmp_path):
     out = tmp_path / "out ü"  # the resolved config keeps the path as typed, in UTF-8
     _invoke(

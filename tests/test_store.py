@@ -927,6 +927,58 @@ def test_paths_given_as_path_objects_are_taken_as_their_text_and_a_clips_selecti
         vp.load_clip(VideoConfig(path=3))
 
 
+DID = {"reuse": "reused", "resume": "resumed", "compute": "computed"}  # a dry run's word -> the run's report
+
+
+def test_a_dry_run_says_what_each_stage_would_do_as_the_run_then_does_and_writes_nothing(tiny, clip_path, tmp_path):
+    from videop2p.progress import Cancelled
+
+    ws, out = tmp_path / "ws", tmp_path / "o"
+    vp = VideoP2P(tiny, Workspace(ws))
+    settings = _quick_run(clip_path, out)
+
+    def said(found):
+        return [s.action for s in found.stages]
+
+    def did(manifest):
+        return [manifest["stages"][s]["action"] for s in ("tune", "invert", "edit")]
+
+    first = vp.dry_run(settings)
+    assert said(first) == ["compute"] * 3 and not ws.exists() and not out.exists()  # nothing written
+    assert first.settings.workspace == str(ws) and first.settings.tune.steps == 1
+    assert did(vp.run(settings)) == ["computed"] * 3
+    assert all(Path(s.entry).is_file() for s in first.stages)  # the entries it named are those the run kept
+    assert said(vp.dry_run(settings)) == ["reuse"] * 3
+    windows = {"video": {"path": str(clip_path), "frames": 3}, "window": {"size": 2, "overlap": 1}}
+    for change, expected in (
+        ({"edit": {"cross_replace": 0.5}}, ["reuse", "reuse", "compute"]),
+        ({"inversion": {"method": "fast", "steps": 3}}, ["reuse", "compute", "compute"]),
+        ({"tune": {"steps": 2}}, ["compute"] * 3),
+        (windows, ["compute"] * 3),  # a clip in windows
+        ({"force": True}, ["compute"] * 3),
+    ):
+        changed = {**settings, **change, "out": str(tmp_path / "again")}
+        assert said(vp.dry_run(changed)) == expected, change
+        assert did(vp.run(changed)) == [DID[a] for a in expected], change
+        assert said(vp.dry_run(changed)) == (["reuse"] * 3 if "force" not in change else ["compute"] * 3)
+
+    stopped = {**settings, "tune": {"steps": 3, "save_seconds": 0}}
+
+    def stop(stage, i, total):
+        if stage == "tune" and i == 2:
+            raise Cancelled(stage)
+
+    with pytest.raises(Cancelled):
+        vp.run(stopped, on_step=stop)
+    assert said(vp.dry_run(stopped)) == ["resume", "compute", "compute"]
+    assert did(vp.run(stopped)) == ["resumed", "computed", "computed"]
+    alone = {k: v for k, v in settings.items() if k != "targets"}  # `videop2p tune` and `invert`: no targets
+    assert [s.stage for s in vp.dry_run(alone, "invert").stages] == ["tune", "invert"]
+    assert said(VideoP2P(tiny, None).dry_run(settings)) == ["compute"] * 3  # no workspace: nothing reused
+    with pytest.raises(ValueError, match="last 'write' is not a stage; valid: tune, invert, edit"):
+        vp.dry_run(settings, "write")
+
+
 def test_a_runs_config_yaml_names_the_workspace_it_ran_in_so_that_rerunning_it_reuses_the_work(
     tiny, clip_path, tmp_path
 ):

@@ -512,9 +512,9 @@ BlendOpt = Annotated[
 ]
 
 
-def _execute(cfg, stage: str, command: str, files: list[ConfigFile]) -> None:
+def _execute(cfg, stage: str, command: str, files: list[ConfigFile], dry_run: bool = False) -> None:
     """Check the settings of `videop2p COMMAND` (read from the config `files` and flags), then run its
-    stages (`edit` runs `run`'s)."""
+    stages (`edit` runs `run`'s), or with `dry_run` say what they would do."""
     from videop2p.config import option_label, tune_config_alone, validate
 
     _setup_logging(cfg.quiet)
@@ -546,6 +546,9 @@ def _execute(cfg, stage: str, command: str, files: list[ConfigFile]) -> None:
         _or_fail(check_tuned_folder, cfg.save_tuned)
     _check_clip(cfg.video)
     _quiet_loaders()
+    if dry_run:
+        _dry_run(cfg, stage, command)
+        return
     resume = (
         "no result of the stopped stage was written; the same command resumes it from its kept steps "
         f"(workspace {cfg.workspace})."
@@ -561,25 +564,50 @@ def _check_clip(video) -> None:
     _or_fail(check_video, video.path, video.start, video.frames, video.stride, video.fps)
 
 
+def _pipeline(cfg):
+    """The pipeline a command's settings load: their model, device, dtype, workspace and architecture."""
+    from videop2p.pipeline import VideoP2P
+
+    return VideoP2P.from_pretrained(
+        cfg.model,
+        cfg.device,
+        cfg.dtype,
+        cfg.workspace,
+        cfg.frame_attention.value,
+        cfg.attention_slicing,
+        cfg.group_norm.value,
+        cfg.model_config,
+        cfg.lora,
+        cfg.embeddings,
+        cfg.vae,
+    )
+
+
+def _dry_run(cfg, stage: str, command: str) -> None:
+    """`--dry-run`: the model loaded and every input checked, what each stage would do, then the settings as
+    the run's config.yaml would keep them; a YAML file on stdout (the plan in its comments)."""
+    import yaml
+
+    from videop2p.models.loading import ModelLoadError, ModelNotFoundError
+    from videop2p.outputs import rerunnable
+
+    try:
+        found = _pipeline(cfg).dry_run(cfg, "edit" if stage == "run" else stage)
+    except (ValueError, ModelNotFoundError, ModelLoadError, FileNotFoundError) as e:
+        _fail(str(e))
+    lines = [f"# videop2p {command} --dry-run: nothing was computed or written; its stages would"]
+    lines += [f"#   {s.stage:<7} {s.action:<8} {s.entry or '(no workspace)'}" for s in found.stages]
+    lines += [f"# the settings, as {Path(cfg.out) / 'config.yaml'} would keep them (`--config` takes this file):"]
+    typer.echo("\n".join(lines))
+    typer.echo(yaml.safe_dump(rerunnable(found.settings), sort_keys=False, allow_unicode=True), nl=False)
+
+
 def _run_stages(cfg, stage: str) -> None:
     """`_execute`'s work once the settings are checked."""
     from videop2p.models.loading import ModelLoadError, ModelNotFoundError
-    from videop2p.pipeline import VideoP2P
 
     try:
-        vp = VideoP2P.from_pretrained(
-            cfg.model,
-            cfg.device,
-            cfg.dtype,
-            cfg.workspace,
-            cfg.frame_attention.value,
-            cfg.attention_slicing,
-            cfg.group_norm.value,
-            cfg.model_config,
-            cfg.lora,
-            cfg.embeddings,
-            cfg.vae,
-        )
+        vp = _pipeline(cfg)
         cfg.tune.progress = cfg.inversion.progress = cfg.edit.progress = not cfg.quiet
         if stage == "run":
             manifest = vp.run(cfg)
@@ -912,8 +940,18 @@ def _stage_command(stage: str, doc: str):
         quiet: Annotated[
             bool, typer.Option("--quiet", "-q", help="No progress bars.", rich_help_panel=OUT_PANEL)
         ] = False,
+        dry_run: Annotated[
+            bool,
+            typer.Option(
+                "--dry-run",
+                help="Check every input, then say what each stage would do (reuse the workspace's work, resume "
+                "it, or compute it) and print the settings as OUT/config.yaml would keep them (a config file); "
+                "nothing is computed or written.",
+                rich_help_panel=OUT_PANEL,
+            ),
+        ] = False,
     ) -> None:
-        flags = {k: v for k, v in locals().items() if k not in ("video", "source", "target", "config")}
+        flags = {k: v for k, v in locals().items() if k not in ("video", "source", "target", "config", "dry_run")}
         from videop2p.config import read_config_files
 
         try:  # each config file read once: its kind decides the messages below
@@ -921,7 +959,7 @@ def _stage_command(stage: str, doc: str):
         except ConfigError as e:
             _fail(str(e))
         cfg = _build_config(video, source, target, files, **flags)
-        _execute(cfg, stage, doc, files)
+        _execute(cfg, stage, doc, files, dry_run)
 
     command.__doc__ = {
         "run": "Tune, invert and edit in one go; writes edits, pictures, report and outputs.json.",

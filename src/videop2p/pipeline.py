@@ -180,6 +180,64 @@ def not_tuned_on(model: T2SModel, frames_hash: str | None, delta: str | None = N
     return other
 
 
+def inversion_key(prompt: str, cfg: InversionConfig, plan: WindowPlan, other: dict) -> dict:
+    """What an inversion is filed under in its tuned clip's folder: the prompt, the settings it ran with
+    (`cfg`, its frames per step resolved), the clip's windows, and `other` (`not_tuned_on`)."""
+    return {"prompt": prompt, **settings_of(cfg), **plan.key(), **other}
+
+
+def edit_key(
+    source: str, targets: list[str], cfg: EditConfig, inverted: dict | None, plan: WindowPlan, other: dict
+) -> dict:
+    """What an edit is filed under in its tuned clip's folder: the prompts, its settings, those of the
+    inversion it starts from (`inverted`, as that inversion keeps them), the windows, and `other`."""
+    return {
+        "source": source,
+        "targets": targets,
+        "edit": settings_of(cfg),
+        "inversion": inverted,
+        **plan.key(),
+        **other,
+    }
+
+
+@dataclass(frozen=True)
+class PlannedStage:
+    """What a stage of a run would do (`VideoP2P.dry_run`): reuse its workspace entry, resume it from
+    the steps a stopped run kept, or compute it."""
+
+    stage: str  # "tune", "invert" or "edit"
+    action: str  # "reuse", "resume" or "compute"
+    entry: str | None  # the workspace entry it would read or write (None: the pipeline keeps no workspace)
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """A run as `VideoP2P.dry_run` finds it before any work: its settings as the run's config.yaml
+    would keep them, and what each stage would do."""
+
+    settings: RunConfig
+    stages: list[PlannedStage]
+
+
+STAGE_ORDER = ("tune", "invert", "edit")
+
+
+def planned(stage: str, entry: Path | None, force: bool) -> PlannedStage:
+    """A stage's `PlannedStage`: its entry kept is reused (unless `force`), a stopped run's steps kept beside
+    it (the workspace's `steps_of`) resume it, else it is computed."""
+    if entry is None:
+        return PlannedStage(stage, "compute", None)
+    steps = entry.with_name(f"{entry.stem}.steps")
+    if not force and entry.exists():
+        action = "reuse"
+    elif not force and steps.is_dir() and any(steps.iterdir()):
+        action = "resume"
+    else:
+        action = "compute"
+    return PlannedStage(stage, action, str(entry))
+
+
 def free_memory() -> int:
     """Bytes of memory a process may still take: available RAM and free swap (psutil)."""
     return psutil.virtual_memory().available + psutil.swap_memory().free
@@ -417,6 +475,23 @@ class VideoP2P:
             fingerprint, clip.digest, clip.size, len(clip.frames), prompt, mode.value, norm.value, settings
         )
 
+    def _tuning(
+        self,
+        clip: Clip,
+        prompt: str,
+        cfg: TuneConfig,
+        frame_mode: FrameAttentionMode | str | None,
+        group_norm: GroupNormMode | str | None,
+        window: WindowConfig,
+    ) -> tuple[TuneConfig, WindowPlan, FrameAttentionMode, GroupNormMode, dict]:
+        """A tuning's settings as it runs them (its steps and frames per step resolved), the clip's windows,
+        the architecture, and the clip identity its delta is filed under."""
+        cfg = cfg.resolved(pretuned=self.components.video is not None)
+        plan = plan_windows(len(clip.frames), window)
+        cfg = dataclasses.replace(cfg, frames=frames_per_step(cfg.frames, plan))
+        mode, norm = self.architecture(frame_mode, group_norm)
+        return cfg, plan, mode, norm, self.identity(clip, prompt, cfg, mode, norm, plan)
+
     def tune(
         self,
         clip: Clip,
@@ -436,15 +511,11 @@ class VideoP2P:
         cfg, window = _settings(cfg, TuneConfig), _settings(window, WindowConfig)
         check_tune(cfg)
         check_window(window)
-        cfg = cfg.resolved(pretuned=self.components.video is not None)
-        plan = plan_windows(len(clip.frames), window)
-        cfg = dataclasses.replace(cfg, frames=frames_per_step(cfg.frames, plan))
-        mode, norm = self.architecture(frame_mode, group_norm)
+        cfg, plan, mode, norm, identity = self._tuning(clip, prompt, cfg, frame_mode, group_norm, window)
         model = T2SModel.from_image_unet(self.components.unet, mode, norm)
         if self.components.video is not None:  # a tuned Tune-A-Video / Video-P2P folder: its temporal layers
             apply_temporal(model.unet, self.components.video.temporal)
         model.set_attention_slicing(self.attention_slicing)
-        identity = self.identity(clip, prompt, cfg, mode, norm, plan)
         model.delta_key, model.tuned_frames = key_of(identity), clip.digest
 
         ran = 0  # steps this run made (fewer than cfg.steps when it resumed a stopped tuning)
@@ -530,7 +601,7 @@ class VideoP2P:
         path, saved = None, None
         if self.workspace is not None and model.delta_key is not None:
             settings = settings_of(cfg)
-            key = {"prompt": prompt, **settings, **plan.key(), **not_tuned_on(model, clip.digest)}
+            key = inversion_key(prompt, cfg, plan, not_tuned_on(model, clip.digest))
             path = self.workspace.inversion_path(model.delta_key, key)
             saved = self.workspace.steps_of(path, {**expected, "key": key})
             if not force and not path.exists():
@@ -602,14 +673,8 @@ class VideoP2P:
         scale = self.components.info.vae_scale_factor
         check_memory_for_clips(frames, (w * scale, h * scale), len(targets), free_memory())
         plan = plan_windows(frames, window)
-        key = {
-            "source": source,
-            "targets": targets,
-            "edit": settings_of(cfg),
-            "inversion": inversion.meta.get("settings"),
-            **plan.key(),
-            **not_tuned_on(model, inversion.meta.get("frames_hash"), inversion.meta.get("delta")),
-        }
+        other = not_tuned_on(model, inversion.meta.get("frames_hash"), inversion.meta.get("delta"))
+        key = edit_key(source, targets, cfg, inversion.meta.get("settings"), plan, other)
         path = None
         if self.workspace is not None and model.delta_key is not None:
             path = self.workspace.edit_path(model.delta_key, key)
@@ -701,6 +766,55 @@ class VideoP2P:
                 "VideoP2P.from_pretrained(..., workspace=...) or leave the settings' workspace out."
             )
 
+    def _as_run(self, cfg: RunConfig) -> RunConfig:
+        """`cfg` as a run records it in config.yaml: its tuning steps resolved and the workspace it runs in, so
+        that `--config OUT/config.yaml` reuses its work; the stages' bars on copies of their settings (the
+        caller's stay as they are)."""
+        progress = not cfg.quiet
+        return dataclasses.replace(
+            cfg,
+            tune=dataclasses.replace(cfg.tune.resolved(pretuned=self.components.video is not None), progress=progress),
+            inversion=dataclasses.replace(cfg.inversion, progress=progress),
+            edit=dataclasses.replace(cfg.edit, progress=progress),
+            workspace=str(self.workspace.root) if self.workspace is not None else None,
+        )
+
+    def dry_run(self, cfg: RunConfig | dict, last: str = "edit") -> DryRun:
+        """What `run(cfg)` would do, with nothing computed or written: its settings checked as `run` checks
+        them (the targets' too, where it has them) and the clip read for its identity; each stage's workspace
+        entry and whether it would be reused, resumed or computed. `last`: "tune" or "invert" for the first
+        stages alone (`videop2p tune`, `videop2p invert`), whose settings may leave the targets out."""
+        if last not in STAGE_ORDER:
+            raise ValueError(f"last {shown(last)} is not a stage; valid: {', '.join(STAGE_ORDER)}.")
+        if isinstance(cfg, dict):
+            cfg = fill_run(cfg)
+        _given(cfg, RunConfig, "cfg", "or a dict of its fields")
+        cfg = plain_paths(cfg)
+        if last == "edit" or cfg.targets:
+            self.check_inputs(cfg)
+        else:
+            validate(cfg)
+            self._check_source(cfg.source)
+            self._check_workspace(cfg.workspace)
+        cfg = self._as_run(cfg)
+        clip = self.load_clip(cfg.video)
+        _, plan, _, _, identity = self._tuning(
+            clip, cfg.source, cfg.tune, cfg.frame_attention, cfg.group_norm, cfg.window
+        )
+        ws, delta = self.workspace, key_of(identity)
+        inverted = dataclasses.replace(cfg.inversion, frames=frames_per_step(cfg.inversion.frames, plan))
+        entries = {
+            "tune": ws.delta_path(delta) if ws else None,
+            "invert": ws.inversion_path(delta, inversion_key(cfg.source, inverted, plan, {})) if ws else None,
+            "edit": (
+                ws.edit_path(delta, edit_key(cfg.source, cfg.targets, cfg.edit, settings_of(inverted), plan, {}))
+                if ws
+                else None
+            ),
+        }  # the run's own frames, tuned on and inverted: nothing `not_tuned_on` adds
+        stages = [planned(s, entries[s], cfg.force) for s in STAGE_ORDER[: STAGE_ORDER.index(last) + 1]]
+        return DryRun(cfg, stages)
+
     def run(self, cfg: RunConfig | dict, on_step: StepHook | None = None) -> dict:
         """Tune, invert and edit, write every output and `outputs.json`; returns the manifest. `cfg` may
         be a dict of `RunConfig`'s fields, read as a config file is (`{"video": "clip.mp4", ...}`).
@@ -713,14 +827,7 @@ class VideoP2P:
         _given(cfg, RunConfig, "cfg", "or a dict of its fields")
         cfg = plain_paths(cfg)  # `pathlib.Path`s given: kept and written as text, as a config file's
         self.check_inputs(cfg)
-        progress = not cfg.quiet  # the stages' bars, on copies of their settings (the caller's stay as they are)
-        cfg = dataclasses.replace(  # the workspace it ran in, so that `--config OUT/config.yaml` reuses its work
-            cfg,
-            tune=dataclasses.replace(cfg.tune.resolved(pretuned=self.components.video is not None), progress=progress),
-            inversion=dataclasses.replace(cfg.inversion, progress=progress),
-            edit=dataclasses.replace(cfg.edit, progress=progress),
-            workspace=str(self.workspace.root) if self.workspace is not None else None,
-        )
+        cfg = self._as_run(cfg)
         started = time.perf_counter()
         clip = self.load_clip(cfg.video)
         check_memory_for_clips(len(clip.frames), clip.size, len(cfg.targets), free_memory())  # before tuning
