@@ -237,6 +237,33 @@ def test_a_quiet_batch_prints_its_failures_and_summary_but_no_line_per_job(local
     assert "0 done, 3 skipped, 1 failed" in quiet.stdout
 
 
+def test_a_dry_run_of_a_batch_says_what_its_run_did_and_writes_nothing(local_run, jobs_file, tmp_path):
+    from videop2p.batch import dry_run_batch
+
+    jobs, _ = load_jobs(jobs_file, out=str(tmp_path / "outputs"), workspace=str(tmp_path / "ws"))
+    plans = dry_run_batch(jobs)  # as `local_run` found the batch: nothing kept yet
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "ws").exists()
+    out, _, ws, results = local_run
+    ran = {r.name: [r.stages[s]["action"] for s in ("tune", "invert", "edit")] for r in results if r.stages}
+    said = {p.name: [s.action for s in p.stages] for p in plans}
+    word = {"computed": "compute", "reused": "reuse", "resumed": "resume"}  # a run's report -> a dry run's word
+    assert {n: said[n] for n in ran} == {n: [word[a] for a in did] for n, did in ran.items()}
+    assert said["diverges"] == ["reuse", "compute", "compute"]  # it failed in its edit: it has no stages kept
+    again, _ = load_jobs(jobs_file, out=str(out / "outputs"), workspace=str(ws))
+    assert {p.name: (p.status, [s.action for s in p.stages]) for p in dry_run_batch(again)} == {
+        "blue": ("skip", []),
+        "diverges": ("run", ["reuse", "reuse", "compute"]),  # what it kept before its edit failed
+        "green": ("skip", []),
+        "square": ("skip", []),
+    }
+    result = runner.invoke(app, ["batch", str(jobs_file), "--out", str(tmp_path / "o"), "--dry-run", "-q"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split()[1:5] for line in result.output.splitlines()[2:-1]}
+    assert rows["green"] == ["run", "reuse", "reuse", "compute"] and rows["square"][1:] == ["compute"] * 3
+    assert "4 jobs: 4 would run, 0 skipped; nothing was computed or written" in result.output
+    assert not (tmp_path / "o").exists()
+
+
 def test_changed_job_is_not_skipped(local_run, jobs_file):
     out, jobs, ws, _ = local_run
     changed, _ = load_jobs(jobs_file, out=str(out / "outputs"), workspace=str(ws))

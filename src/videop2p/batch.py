@@ -52,7 +52,7 @@ from videop2p.store.files import read_json, write_json
 from videop2p.store.workspace import key_of
 
 if TYPE_CHECKING:
-    from videop2p.pipeline import VideoP2P
+    from videop2p.pipeline import PlannedStage, VideoP2P
 
 logger = logging.getLogger(__name__)
 
@@ -537,6 +537,51 @@ def run_batch(jobs: list[Job], workspace: Path, settings: BatchSettings | None =
         (workspace / sentinel).unlink(missing_ok=True)
     order = {j.name: i for i, j in enumerate(jobs)}
     return sorted(results, key=lambda r: order[r.name])
+
+
+@dataclass
+class JobPlan:
+    """What `run_batch` would do with one job (`dry_run_batch`)."""
+
+    name: str
+    status: str  # "skip" (finished by an earlier run) or "run"
+    out: str
+    stages: list[PlannedStage] = field(default_factory=list)
+
+
+def dry_run_batch(jobs: list[Job]) -> list[JobPlan]:
+    """What `run_batch` would do with `jobs`, in job order, with nothing computed or written: the jobs
+    checked as it checks them here (`check_local_inputs`), a job an earlier run finished skipped, and each
+    other job's stages as `VideoP2P.dry_run` says them, a workspace entry that a job before it in the batch
+    computes counted as reused (the jobs in the order this process runs them)."""
+    loaded = LoadedModel()
+    check_local_inputs(jobs, loaded)
+    coming: set[str] = set()  # the entries the jobs planned so far compute
+    plans = {}
+    for job in (job for group in group_jobs(jobs) for job in group):
+        if is_finished(job):
+            plans[job.name] = JobPlan(job.name, "skip", job.config.out)
+            continue
+        try:
+            found = loaded.for_job(job.config).dry_run(job.config)
+        except (ValueError, OSError) as e:  # a clip that does not decode
+            raise BatchError(f"{job.name}: {e}") from None
+        force = job.config.force
+        stages = [replace(s, action="reuse") if s.entry in coming and not force else s for s in found.stages]
+        coming |= {s.entry for s in stages if s.entry is not None and s.action != "reuse"}
+        plans[job.name] = JobPlan(job.name, "run", job.config.out, stages)
+    return [plans[job.name] for job in jobs]
+
+
+def plan_table(plans: list[JobPlan]) -> str:
+    """A plain-text table of a dry run: job, whether it runs, what each stage would do, outputs."""
+    head = f"{'job':20s} {'plan':6s} {'tune':8s} {'invert':8s} {'edit':8s} outputs"
+    lines = [head, "-" * len(head)]
+    for p in plans:
+        actions = {s.stage: s.action for s in p.stages}
+        cells = " ".join(f"{actions.get(stage, '-'):8s}" for stage in ("tune", "invert", "edit"))
+        lines.append(f"{p.name[:20]:20s} {p.status:6s} {cells} {p.out}")
+    return "\n".join(lines)
 
 
 def write_manifest(results: list[JobResult], path: Path, settings: BatchSettings, seconds: float) -> None:

@@ -1583,11 +1583,28 @@ def batch(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Warnings, errors and the summary only (no line per stage).")
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Check every job here, then say which would run and what each of its stages would do (reuse "
+            "the workspace's work or what a job before it computes, resume it, or compute it); nothing is "
+            "computed or written.",
+        ),
+    ] = False,
 ) -> None:
     """Run many edits: tuning and inversion once per clip, failures isolated, finished jobs skipped."""
     import time
 
-    from videop2p.batch import BatchError, load_jobs, run_batch, summary_table, write_manifest
+    from videop2p.batch import (
+        BatchError,
+        dry_run_batch,
+        load_jobs,
+        plan_table,
+        run_batch,
+        summary_table,
+        write_manifest,
+    )
     from videop2p.config import ConfigError, Executor, check_batch
 
     settings = BatchSettings(executor, address, gpus_per_task, cpus_per_task)
@@ -1596,6 +1613,17 @@ def batch(
     settings.executor = Executor(executor)
     _setup_logging(quiet=quiet)
     _quiet_loaders()
+    if dry_run:
+        try:
+            plans = dry_run_batch(load_jobs(jobs_file, out, workspace)[0])
+        except (BatchError, ConfigError) as e:
+            _fail(str(e))
+        typer.echo(plan_table(plans))
+        running = sum(p.status == "run" for p in plans)
+        typer.echo(
+            f"{len(plans)} jobs: {running} would run, {len(plans) - running} skipped; nothing was computed or written"
+        )
+        return
     with _long_run(None, "the same command skips every finished job and resumes the stopped one."):
         try:
             jobs, ws = load_jobs(jobs_file, out, workspace)
