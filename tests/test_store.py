@@ -930,7 +930,10 @@ def test_paths_given_as_path_objects_are_taken_as_their_text_and_a_clips_selecti
 DID = {"reuse": "reused", "resume": "resumed", "compute": "computed"}  # a dry run's word -> the run's report
 
 
-def test_a_dry_run_says_what_each_stage_would_do_as_the_run_then_does_and_writes_nothing(tiny, clip_path, tmp_path):
+def test_a_dry_run_says_what_each_stage_would_do_as_the_run_then_does_and_writes_nothing(
+    tiny, clip_path, tmp_path, monkeypatch
+):
+    from videop2p import pipeline
     from videop2p.progress import Cancelled
 
     ws, out = tmp_path / "ws", tmp_path / "o"
@@ -977,6 +980,11 @@ def test_a_dry_run_says_what_each_stage_would_do_as_the_run_then_does_and_writes
     assert said(VideoP2P(tiny, None).dry_run(settings)) == ["compute"] * 3  # no workspace: nothing reused
     with pytest.raises(ValueError, match="last 'write' is not a stage; valid: tune, invert, edit"):
         vp.dry_run(settings, "write")
+    clip = vp.load_clip(settings["video"]).frames.nbytes
+    monkeypatch.setattr(pipeline, "free_memory", lambda: 2 * clip - 1)  # the clip; not its reconstruction and edit
+    assert [s.stage for s in vp.dry_run(alone, "invert").stages] == ["tune", "invert"]  # the clip alone: it fits
+    with pytest.raises(ValueError, match="memory"):  # the run would be refused before tuning: so is its dry run
+        vp.dry_run(settings)
 
 
 def test_a_runs_config_yaml_names_the_workspace_it_ran_in_so_that_rerunning_it_reuses_the_work(

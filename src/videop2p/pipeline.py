@@ -798,6 +798,8 @@ class VideoP2P:
             self._check_workspace(cfg.workspace)
         cfg = self._as_run(cfg)
         clip = self.load_clip(cfg.video)
+        if last == "edit":  # as `run` checks it before tuning
+            check_memory_for_clips(len(clip.frames), clip.size, len(cfg.targets), free_memory())
         _, plan, _, _, identity = self._tuning(
             clip, cfg.source, cfg.tune, cfg.frame_attention, cfg.group_norm, cfg.window
         )
