@@ -33,6 +33,7 @@ from videop2p.config import (
     RunConfig,
     VideoConfig,
     check_folder,
+    files_preset,
     fill_run,
     hub_file_id,
     load_config,
@@ -223,9 +224,7 @@ def _job_config(raw: dict, defaults: dict, here: Path, where: str) -> RunConfig:
         raise BatchError(f"{where}: 'out' and 'workspace' are set for the whole batch, not per job.")
     try:  # the job's preset (its own, else the defaults'), else one its config file names; under the file
         files = read_config_files(configs)
-        preset = named_preset(merged) or next(
-            (p for f in files if (p := named_preset(f.data, f"{f.path}: ")) is not None), None
-        )
+        preset = named_preset(merged) or files_preset(files)
         start = None if preset is None else preset_config(preset)
         base = load_config(files, start, here) if files else start
     except ConfigError as e:

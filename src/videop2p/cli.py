@@ -433,10 +433,10 @@ def _build_config(
     from videop2p.config import (
         OPTIONS,
         apply_options,
+        files_preset,
         load_config,
         missing_tuned_model,
         missing_tuned_model_message,
-        named_preset,
         preset_config,
         read_config_files,
     )
@@ -448,8 +448,7 @@ def _build_config(
         _fail(f"--preset {e.reason}")
     try:
         files = read_config_files(config or [])
-        named = next((p for f in files if (p := named_preset(f.data, f"{f.path}: ")) is not None), None)
-        preset = Preset(name) if name is not None else named or Preset.OFFICIAL  # the flag's, a file's, official
+        preset = Preset(name) if name is not None else files_preset(files) or Preset.OFFICIAL  # flag, file, official
         base = flagged or preset_config(preset)
         cfg = load_config(files, base) if files else base
     except ConfigError as e:
@@ -547,14 +546,14 @@ def _execute(cfg, stage: str, command: str, files: list[ConfigFile], dry_run: bo
     _check_clip(cfg.video)
     _quiet_loaders()
     if dry_run:
-        _dry_run(cfg, stage, command)
+        _run_stages(cfg, stage, command, dry_run=True)
         return
     resume = (
         "no result of the stopped stage was written; the same command resumes it from its kept steps "
         f"(workspace {cfg.workspace})."
     )
     with _long_run(cfg.device, resume):
-        _run_stages(cfg, stage)
+        _run_stages(cfg, stage, command)
 
 
 def _check_clip(video) -> None:
@@ -583,18 +582,13 @@ def _pipeline(cfg):
     )
 
 
-def _dry_run(cfg, stage: str, command: str) -> None:
-    """`--dry-run`: the model loaded and every input checked, what each stage would do, then the settings as
-    the run's config.yaml would keep them; a YAML file on stdout (the plan in its comments)."""
+def _say_dry_run(found, cfg, command: str) -> None:
+    """`--dry-run`'s answer (`VideoP2P.dry_run`'s): what each stage would do, then the settings as the run's
+    config.yaml would keep them; a YAML file on stdout, the plan in its comments."""
     import yaml
 
-    from videop2p.models.loading import ModelLoadError, ModelNotFoundError
     from videop2p.outputs import rerunnable
 
-    try:
-        found = _pipeline(cfg).dry_run(cfg, "edit" if stage == "run" else stage)
-    except (ValueError, ModelNotFoundError, ModelLoadError, FileNotFoundError) as e:
-        _fail(str(e))
     lines = [f"# videop2p {command} --dry-run: nothing was computed or written; its stages would"]
     lines += [f"#   {s.stage:<7} {s.action:<8} {s.entry or '(no workspace)'}" for s in found.stages]
     lines += [f"# the settings, as {Path(cfg.out) / 'config.yaml'} would keep them (`--config` takes this file):"]
@@ -602,12 +596,15 @@ def _dry_run(cfg, stage: str, command: str) -> None:
     typer.echo(yaml.safe_dump(rerunnable(found.settings), sort_keys=False, allow_unicode=True), nl=False)
 
 
-def _run_stages(cfg, stage: str) -> None:
-    """`_execute`'s work once the settings are checked."""
+def _run_stages(cfg, stage: str, command: str, dry_run: bool = False) -> None:
+    """`_execute`'s work once the settings are checked (with `dry_run`, what it would do)."""
     from videop2p.models.loading import ModelLoadError, ModelNotFoundError
 
     try:
         vp = _pipeline(cfg)
+        if dry_run:
+            _say_dry_run(vp.dry_run(cfg, "edit" if stage == "run" else stage), cfg, command)
+            return
         cfg.tune.progress = cfg.inversion.progress = cfg.edit.progress = not cfg.quiet
         if stage == "run":
             manifest = vp.run(cfg)

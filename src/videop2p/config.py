@@ -698,6 +698,12 @@ def named_preset(data: Any, where: str = "") -> Preset | None:
         raise ConfigError(f"{where}preset {shown(data['preset'])} is not one of {valid}.") from None
 
 
+def files_preset(files: list[ConfigFile]) -> Preset | None:
+    """The preset the first of the config `files` that names one names (`named_preset`, its path in the
+    message of a bad name); None when none does."""
+    return next((p for f in files if (p := named_preset(f.data, f"{f.path}: ")) is not None), None)
+
+
 def fill_run(data: dict, where: str = "", base: RunConfig | None = None) -> RunConfig:
     """A RunConfig from a config file's (or a batch job's, or `run`'s) dict over `base`. The null-text
     inversion is fitted to the guidance the edit samples with, so an edit guidance given without an
@@ -1820,6 +1826,7 @@ __all__ = [
     "WindowConfig",
     "default_of",
     "fill_run",
+    "files_preset",
     "plain_paths",
     "check_video",
     "named_preset",
