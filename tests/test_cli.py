@@ -165,6 +165,8 @@ def test_a_dry_run_prints_the_plan_and_the_settings_as_a_config_file_and_writes_
     assert [line.split()[2] for line in again.stdout.splitlines() if line.startswith("#   ")] == ["reuse"] * 3
     tuned = runner.invoke(app, ["tune", *args[1:], "--tune-steps", "3", "--dry-run"])  # the first stage alone
     assert [line.split()[1:3] for line in tuned.stdout.splitlines() if line.startswith("#   ")] == [["tune", "compute"]]
+    assert "# the settings (`--config` takes this file):" in tuned.stdout  # `tune` writes no config.yaml
+    assert f"# the settings, as {out / 'config.yaml'} would keep them" in result.stdout
     bad = runner.invoke(app, [*args, "--reweight", "dog=2", "--dry-run"])  # checked as a run checks it
     assert_one_line_error(bad, "Word 'dog' is not in prompt")
 

@@ -591,7 +591,8 @@ def _say_dry_run(found, cfg, command: str) -> None:
 
     lines = [f"# videop2p {command} --dry-run: nothing was computed or written; its stages would"]
     lines += [f"#   {s.stage:<7} {s.action:<8} {s.entry or '(no workspace)'}" for s in found.stages]
-    lines += [f"# the settings, as {Path(cfg.out) / 'config.yaml'} would keep them (`--config` takes this file):"]
+    kept = f", as {Path(cfg.out) / 'config.yaml'} would keep them" if found.stages[-1].stage == "edit" else ""
+    lines += [f"# the settings{kept} (`--config` takes this file):"]  # `tune` and `invert` write no outputs
     typer.echo("\n".join(lines))
     typer.echo(yaml.safe_dump(rerunnable(found.settings), sort_keys=False, allow_unicode=True), nl=False)
 
