@@ -248,7 +248,7 @@ def test_a_dry_run_of_a_batch_says_what_its_run_did_and_writes_nothing(local_run
     said = {p.name: [s.action for s in p.stages] for p in plans}
     word = {"computed": "compute", "reused": "reuse", "resumed": "resume"}  # a run's report -> a dry run's word
     assert {n: said[n] for n in ran} == {n: [word[a] for a in did] for n, did in ran.items()}
-    assert said["diverges"] == ["reuse", "compute", "compute"]  # it failed in its edit: it has no stages kept
+    assert said["diverges"] == ["reuse", "compute", "compute"]  # blue's tuning; its guidance keys its inversion
     again, _ = load_jobs(jobs_file, out=str(out / "outputs"), workspace=str(ws))
     assert {p.name: (p.status, [s.action for s in p.stages]) for p in dry_run_batch(again)} == {
         "blue": ("skip", []),
