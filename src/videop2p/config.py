@@ -692,10 +692,9 @@ def named_preset(data: Any, where: str = "") -> Preset | None:
     if not isinstance(data, dict) or data.get("preset") is None:
         return None
     try:
-        return Preset(data["preset"])
-    except (ValueError, TypeError):
-        valid = ", ".join(p.value for p in Preset)
-        raise ConfigError(f"{where}preset {shown(data['preset'])} is not one of {valid}.") from None
+        return as_preset(data["preset"])
+    except OptionError as e:
+        raise ConfigError(f"{where}preset {e.reason}") from None
 
 
 def files_preset(files: list[ConfigFile]) -> Preset | None:
@@ -1274,13 +1273,17 @@ def _official_results(tune: dict | None, p2p: dict | None, out: str) -> str:
     return str(Path(home) / "results")
 
 
+def as_preset(name: Any) -> Preset:
+    """The preset `name` names (OptionError: none does)."""
+    try:
+        return Preset(name)
+    except (ValueError, TypeError):  # TypeError: a value no name can be, such as a list
+        raise OptionError("preset", f"{shown(name)} is not one of {', '.join(p.value for p in Preset)}.") from None
+
+
 def preset_config(name: Preset | str = Preset.OFFICIAL) -> RunConfig:
     """The settings of a preset (official: the defaults); a config file and flags go on top."""
-    try:
-        preset = Preset(name)
-    except ValueError:
-        raise OptionError("preset", f"{name!r} is not one of {', '.join(p.value for p in Preset)}.") from None
-    return apply_options(RunConfig(), PRESETS[preset])
+    return apply_options(RunConfig(), PRESETS[as_preset(name)])
 
 
 def load_config(
