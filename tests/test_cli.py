@@ -88,6 +88,8 @@ def test_each_target_takes_its_own_blend_pair_from_the_command_line(tiny_dir, cl
     assert 0.0 <= m["mask_coverage"][0] <= 1.0 and m["mask_coverage"][1] is None
     report = (out / "report.md").read_text()
     assert "the blend mask of 'circle'/'circle' covers" in report and f"`{second}` (swap; no local blending)" in report
+    assert m["outputs"]["masks"] == ["mask_1.gif"] and not (out / "mask_2.gif").exists()  # no blending: no mask
+    assert "![mask 1](mask_1.gif)" in report and "mask 2" not in report
     assert yaml.safe_load((out / "config.yaml").read_text())["edit"]["blend"] == [["circle", "circle"], None]
     rerun = tmp_path / "rerun"  # the kept config runs again with the same pairs: the edit is reused
     _invoke(["run", "--config", str(out / "config.yaml"), "--out", str(rerun), "--quiet"])
@@ -96,6 +98,25 @@ def test_each_target_takes_its_own_blend_pair_from_the_command_line(tiny_dir, cl
     _invoke(_args(tiny_dir, clip_dir, repeated, tmp_path / "ws", "--target", second, *PAIRS_REPEATED))
     assert _manifest(repeated)["blend"] == [["circle", "circle"], None]
     assert _manifest(repeated)["stages"]["edit"]["action"] == "reused"
+    second_only = tmp_path / "second"  # the second target's mask alone, under its own number
+    _invoke(
+        _args(
+            tiny_dir,
+            clip_dir,
+            second_only,
+            tmp_path / "ws",
+            "--target",
+            second,
+            "--blend",
+            "-",
+            "-",
+            "--blend",
+            "circle",
+            "circle",
+        )
+    )
+    assert _manifest(second_only)["outputs"]["masks"] == ["mask_2.gif"] and not (second_only / "mask_1.gif").exists()
+    assert "![mask 2](mask_2.gif)" in (second_only / "report.md").read_text()
 
 
 PAIRS_REPEATED = ("--blend", "circle", "circle", "--blend", "-", "-")

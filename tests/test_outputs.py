@@ -33,6 +33,7 @@ def _run(tmp_path: Path, targets: int = 2) -> tuple[RunConfig, Clip, EditOutput]
     )
     clip = Clip(source, 8.0, "synthetic", video=VideoConfig(path=str(video), frames=6), full_size=(96, 72))
     cfg = RunConfig(source="a red circle", targets=[f"a {c} circle" for c in ("blue", "green")[:targets]])
+    cfg.edit.blend = ("circle", "circle")  # the masks' words: every target blends
     return cfg, clip, EditOutput(source.copy(), edits, result)
 
 

@@ -169,6 +169,11 @@ def test_re_edit_reuses_the_workspace_and_says_so(fresh):
     assert re.search(r"edit_1\s*\.zip", fresh.locator("#downloads").inner_text())  # Gradio parts name and suffix
     with zipfile.ZipFile(out / "edit_1.zip") as zf:
         assert zf.namelist() == [f"edit_1/{k}.png" for k in (1, 2, 3)]  # the 3 frames, lossless
+    _fill(fresh, "Blend word (source)", "")  # no local blending: no mask to show, and no empty gallery
+    _fill(fresh, "Blend word (target)", "")
+    _edit_and_wait(fresh)
+    fresh.locator("#masks").wait_for(state="hidden", timeout=30_000)
+    fresh.locator("#edits img").first.wait_for(timeout=30_000)
 
 
 def test_the_untouched_page_runs_the_official_settings(fresh, monkeypatch, tmp_path):

@@ -167,8 +167,8 @@ def report_markdown(manifest: dict) -> str:
         lines += [f"The edits' mp4s: pasted into the input's frames at {size[0]}x{size[1]}, {form}.", ""]
     if folders := manifest["outputs"].get("edits_png"):
         lines += [f"Lossless frames: {', '.join(f'`{name}/`' for name in folders)}.", ""]
-    for k, path in enumerate(manifest["outputs"].get("masks", [])):
-        lines.append(f"![mask {k + 1}]({path})")
+    for path in manifest["outputs"].get("masks", []):  # mask_K: target K's, for the targets that blend
+        lines.append(f"![{Path(path).stem.replace('_', ' ')}]({path})")
     for k, path in enumerate(manifest["outputs"].get("attention", [])):  # the source's first, then each target's
         lines.append(f"![{'source' if k == 0 else f'target {k}'} attention]({path})")
     lines += ["", "## Settings", "", "```yaml", manifest.get("config_yaml", "").rstrip(), "```", ""]
@@ -424,7 +424,9 @@ def _write_outputs(
     res = out.result
     pairs = target_pairs("blend", cfg.edit.blend, len(cfg.targets))  # (source word, target word) per target
     if res.masks is not None:
-        for k, masks in enumerate(res.masks, start=1):
+        for k, (masks, pair) in enumerate(zip(res.masks, pairs, strict=True), start=1):
+            if pair is None:  # no local blending: its mask is the whole frame, nothing to show
+                continue
             writers += clip_writers(functools.partial(overlay_frames, source, masks), stem=f"mask_{k}")
             files["masks"].append(f"mask_{k}.gif")
     if res.attention is not None:

@@ -759,14 +759,16 @@ def build_app(session: Session):
                 raise gr.Error(str(e), duration=None) from None
             root = Path(manifest["out"])
             files = manifest["outputs"]
-            mask_list = [(str(root / m), t) for m, t in zip(files["masks"], manifest["targets"], strict=False)]
+            blended = [t for t, pair in zip(manifest["targets"], manifest["blend"] or [], strict=False) if pair]
+            mask_list = [(str(root / m), t) for m, t in zip(files["masks"], blended, strict=True)]  # targets that blend
             gallery = [(str(root / g), t) for g, t in zip(files["edits_gif"], manifest["targets"], strict=True)]
             prompts = [manifest["source"], *manifest["targets"]]  # the source's maps first, then each target's
             atts = [(str(root / a), p) for a, p in zip(files["attention"], prompts, strict=False)]  # none: no maps
             for folder in files.get("edits_png", []):  # a folder is no download: each edit's PNGs as a zip
                 zip_folder(root / folder)
             downloads_list = [str(p) for p in sorted(root.iterdir()) if p.is_file()]  # the zips among them
-            return status_text(manifest), str(root / files["side_by_side"]), mask_list, gallery, atts, downloads_list
+            masks_shown = gr.Gallery(value=mask_list, visible=bool(mask_list))  # no local blending: no gallery
+            return status_text(manifest), str(root / files["side_by_side"]), masks_shown, gallery, atts, downloads_list
 
         run_event = run_btn.click(
             on_run,
