@@ -585,16 +585,14 @@ def _pipeline(cfg):
 def _say_dry_run(found, cfg, command: str) -> None:
     """`--dry-run`'s answer (`VideoP2P.dry_run`'s): what each stage would do, then the settings as the run's
     config.yaml would keep them; a YAML file on stdout, the plan in its comments."""
-    import yaml
-
-    from videop2p.outputs import rerunnable
+    from videop2p.outputs import settings_yaml
 
     lines = [f"# videop2p {command} --dry-run: nothing was computed or written; its stages would"]
     lines += [f"#   {s.stage:<7} {s.action:<8} {s.entry or '(no workspace)'}" for s in found.stages]
     kept = f", as {Path(cfg.out) / 'config.yaml'} would keep them" if found.stages[-1].stage == "edit" else ""
     lines += [f"# the settings{kept} (`--config` takes this file):"]  # `tune` and `invert` write no outputs
     typer.echo("\n".join(lines))
-    typer.echo(yaml.safe_dump(rerunnable(found.settings), sort_keys=False, allow_unicode=True), nl=False)
+    typer.echo(settings_yaml(found.settings), nl=False)
 
 
 def _run_stages(cfg, stage: str, command: str, dry_run: bool = False) -> None:

@@ -107,6 +107,11 @@ def edit_label(source: str, target: str) -> str:
     return ", ".join(parts) or "same prompt"
 
 
+def settings_yaml(cfg: RunConfig) -> str:
+    """A run's config.yaml: `rerunnable(cfg)` as YAML, in the settings' order, prompts as typed."""
+    return yaml.safe_dump(rerunnable(cfg), sort_keys=False, allow_unicode=True)
+
+
 def rerunnable(cfg: RunConfig) -> dict:
     """`cfg` as plain data whose local paths (clip, model files, LoRA and embedding files, output
     folder, workspace, tuned-model folder) are absolute, so that `videop2p run --config OUT/config.yaml` runs it again
@@ -435,7 +440,7 @@ def _write_outputs(
             writers.append(functools.partial(_picture_writer, attention_grid(res.attention[p], tokens), root / name))
             files["attention"].append(name)
     run_writers(pasted + writers, workers, on_step, show=not cfg.quiet)
-    config_yaml = yaml.safe_dump(rerunnable(cfg), sort_keys=False, allow_unicode=True)  # prompts as typed
+    config_yaml = settings_yaml(cfg)
     write_text(root / "config.yaml", config_yaml)
     reports = [*reports, StageReport("write", "computed", time.perf_counter() - started)]
     manifest = {

@@ -223,15 +223,14 @@ class DryRun:
 STAGE_ORDER = ("tune", "invert", "edit")
 
 
-def planned(stage: str, entry: Path | None, force: bool) -> PlannedStage:
-    """A stage's `PlannedStage`: its entry kept is reused (unless `force`), a stopped run's steps kept beside
-    it (the workspace's `steps_of`) resume it, else it is computed."""
-    if entry is None:
+def planned(stage: str, entry: Path | None, force: bool, workspace: Workspace | None) -> PlannedStage:
+    """A stage's `PlannedStage`: its entry kept in `workspace` is reused (unless `force`), a stopped run's
+    steps kept beside it resume it, else it is computed."""
+    if entry is None or workspace is None:
         return PlannedStage(stage, "compute", None)
-    steps = entry.with_name(f"{entry.stem}.steps")
     if not force and entry.exists():
         action = "reuse"
-    elif not force and steps.is_dir() and any(steps.iterdir()):
+    elif not force and workspace.has_kept_steps(entry):
         action = "resume"
     else:
         action = "compute"
@@ -814,7 +813,7 @@ class VideoP2P:
                 else None
             ),
         }  # the run's own frames, tuned on and inverted: nothing `not_tuned_on` adds
-        stages = [planned(s, entries[s], cfg.force) for s in STAGE_ORDER[: STAGE_ORDER.index(last) + 1]]
+        stages = [planned(s, entries[s], cfg.force, ws) for s in STAGE_ORDER[: STAGE_ORDER.index(last) + 1]]
         return DryRun(cfg, stages)
 
     def run(self, cfg: RunConfig | dict, on_step: StepHook | None = None) -> dict:

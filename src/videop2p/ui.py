@@ -719,7 +719,7 @@ def build_app(session: Session):
                     loop=True,
                     autoplay=True,
                 )
-                masks = gr.Gallery(  # one per target: the blend mask over the source frames
+                masks = gr.Gallery(  # one per target that blends: its blend mask over the source frames
                     label="Local-blend masks", elem_id="masks", columns=4, height="auto", allow_preview=False
                 )
                 edits = gr.Gallery(label="Edits", elem_id="edits", columns=2, height="auto")

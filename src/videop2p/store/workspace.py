@@ -161,6 +161,11 @@ class Workspace:
         """Where the finished steps of `entry` are kept while it is being computed."""
         return StepFiles(entry.with_name(f"{entry.stem}.steps"), meta)
 
+    def has_kept_steps(self, entry: Path) -> bool:
+        """Whether a stopped run kept finished steps of `entry` (`steps_of`'s folder holds any)."""
+        root = Path(self.steps_of(entry, {}).root)
+        return root.is_dir() and any(root.iterdir())
+
     def edit_path(self, delta_key: str, edit_key: dict) -> Path:
         return self.clip_dir(delta_key) / "edits" / f"edit-{key_of(edit_key)}.safetensors"
 
