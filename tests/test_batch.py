@@ -238,7 +238,9 @@ def test_a_quiet_batch_prints_its_failures_and_summary_but_no_line_per_job(local
 
 
 def test_a_dry_run_of_a_batch_says_what_its_run_did_and_writes_nothing(local_run, jobs_file, tmp_path):
-    from videop2p.batch import dry_run_batch
+    from dataclasses import replace
+
+    from videop2p.batch import dry_run_batch, plan_table
 
     jobs, _ = load_jobs(jobs_file, out=str(tmp_path / "outputs"), workspace=str(tmp_path / "ws"))
     plans = dry_run_batch(jobs)  # as `local_run` found the batch: nothing kept yet
@@ -262,6 +264,8 @@ def test_a_dry_run_of_a_batch_says_what_its_run_did_and_writes_nothing(local_run
     assert rows["green"] == ["run", "reuse", "reuse", "compute"] and rows["square"][1:] == ["compute"] * 3
     assert "4 jobs: 4 would run, 0 skipped; nothing was computed or written" in result.output
     assert not (tmp_path / "o").exists()
+    damaged = replace(plans[0], stages=[replace(plans[0].stages[0], why="the kept entry does not load: truncated")])
+    assert plan_table([damaged]).splitlines()[-1] == f"{damaged.name}: tune: the kept entry does not load: truncated"
 
 
 def test_changed_job_is_not_skipped(local_run, jobs_file):

@@ -184,6 +184,12 @@ def test_a_dry_run_prints_the_plan_and_the_settings_as_a_config_file_and_writes_
     assert yaml.safe_load((out / "config.yaml").read_text()) == printed
     again = runner.invoke(app, [*args, "--dry-run"])
     assert [line.split()[2] for line in again.stdout.splitlines() if line.startswith("#   ")] == ["reuse"] * 3
+    inverted = Path(again.stdout.split("\n#   invert")[1].split()[1])  # its entry, as the plan names it
+    inverted.write_bytes(inverted.read_bytes()[:100])  # a damaged entry: the run would invert again
+    damaged = runner.invoke(app, [*args, "--dry-run"]).stdout.splitlines()
+    row = next(i for i, line in enumerate(damaged) if line.startswith("#   invert"))
+    assert damaged[row].split()[2] == "compute" and "(the kept entry does not load:" in damaged[row + 1]
+    assert yaml.safe_load("\n".join(damaged)) == printed  # the reason is a comment
     tuned = runner.invoke(app, ["tune", *args[1:], "--tune-steps", "3", "--dry-run"])  # the first stage alone
     assert [line.split()[1:3] for line in tuned.stdout.splitlines() if line.startswith("#   ")] == [["tune", "compute"]]
     assert "# the settings (`--config` takes this file):" in tuned.stdout  # `tune` writes no config.yaml

@@ -987,6 +987,33 @@ def test_a_dry_run_says_what_each_stage_would_do_as_the_run_then_does_and_writes
         vp.dry_run(settings)
 
 
+def test_a_dry_run_computes_a_damaged_kept_entry_as_the_run_does_and_says_why(tiny, clip_path, tmp_path, caplog):
+    from safetensors.torch import save_file
+
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    settings = _quick_run(clip_path, tmp_path / "o")
+    entries = {s.stage: Path(s.entry) for s in vp.dry_run(settings).stages}
+    vp.run(settings)
+    truncated = {"tune": "truncated", "invert": "truncated", "edit": "not written by videop2p"}
+    for stage in ("tune", "invert", "edit"):
+        kept = entries[stage].read_bytes()
+        if stage == "edit":  # another program's tensors file: no videop2p metadata
+            save_file({"latents": torch.zeros(1)}, str(entries[stage]))
+        else:
+            entries[stage].write_bytes(kept[: len(kept) // 2])
+        found = {s.stage: s for s in vp.dry_run(settings).stages}
+        assert found[stage].action == "compute" and truncated[stage] in found[stage].why, stage
+        assert all(s.action == "reuse" and s.why is None for s in found.values() if s.stage != stage), stage
+        caplog.clear()
+        manifest = vp.run({**settings, "out": str(tmp_path / stage)})
+        assert {s: manifest["stages"][s]["action"] for s in found} == {
+            s: "computed" if s == stage else "reused" for s in found
+        }
+        assert f"ignoring workspace {stage} entry" in caplog.text
+        assert [s.action for s in vp.dry_run(settings).stages] == ["reuse"] * 3  # computed anew and kept
+        assert entries[stage].read_bytes() == kept  # the same work as before
+
+
 def test_a_runs_config_yaml_names_the_workspace_it_ran_in_so_that_rerunning_it_reuses_the_work(
     tiny, clip_path, tmp_path
 ):

@@ -573,13 +573,15 @@ def dry_run_batch(jobs: list[Job]) -> list[JobPlan]:
 
 
 def plan_table(plans: list[JobPlan]) -> str:
-    """A plain-text table of a dry run: job, whether it runs, what each stage would do, outputs."""
+    """A plain-text table of a dry run: job, whether it runs, what each stage would do, outputs; then why a
+    kept entry would not be reused."""
     head = f"{'job':20s} {'plan':6s} {'tune':8s} {'invert':8s} {'edit':8s} outputs"
     lines = [head, "-" * len(head)]
     for p in plans:
         actions = {s.stage: s.action for s in p.stages}
         cells = " ".join(f"{actions.get(stage, '-'):8s}" for stage in ("tune", "invert", "edit"))
         lines.append(f"{p.name[:20]:20s} {p.status:6s} {cells} {p.out}")
+    lines += [f"{p.name}: {s.stage}: {s.why}" for p in plans for s in p.stages if s.why]  # a damaged entry kept
     return "\n".join(lines)
 
 

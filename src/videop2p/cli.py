@@ -588,7 +588,9 @@ def _say_dry_run(found, cfg, command: str) -> None:
     from videop2p.outputs import settings_yaml
 
     lines = [f"# videop2p {command} --dry-run: nothing was computed or written; its stages would"]
-    lines += [f"#   {s.stage:<7} {s.action:<8} {s.entry or '(no workspace)'}" for s in found.stages]
+    for s in found.stages:
+        lines.append(f"#   {s.stage:<7} {s.action:<8} {s.entry or '(no workspace)'}")
+        lines += [f"#           ({s.why})"] if s.why else []
     kept = f", as {Path(cfg.out) / 'config.yaml'} would keep them" if found.stages[-1].stage == "edit" else ""
     lines += [f"# the settings{kept} (`--config` takes this file):"]  # `tune` and `invert` write no outputs
     typer.echo("\n".join(lines))

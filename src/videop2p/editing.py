@@ -55,7 +55,7 @@ from videop2p.models.loading import AttentionLayer, SDComponents
 from videop2p.models.t2s import T2SModel, video_key
 from videop2p.progress import StepHook
 from videop2p.sampling import EvalCounter, cfg, check_finite, ddim_schedule, denoise_step, half_hint, predict
-from videop2p.store.codec import load_tensors, save_tensors
+from videop2p.store.codec import CorruptFileError, load_tensors, read_meta, save_tensors
 from videop2p.windows import WindowPlan
 
 logger = logging.getLogger(__name__)
@@ -435,6 +435,17 @@ def save_edit_result(result: EditResult, path: str | os.PathLike) -> Path:
         tensors["attention"] = result.attention
     meta = {"tokens": result.tokens, "counts": result.counts, "modes": result.modes, "warnings": result.warnings}
     return save_tensors(path, tensors, meta)
+
+
+EDIT_META = ("tokens", "counts", "modes")  # what every kept edit's metadata holds
+
+
+def check_edit_entry(path: str | os.PathLike) -> None:
+    """What `load_edit_result` needs of a kept edit before reading its tensors (its header alone): that it
+    is whole and holds an edit's metadata. `VideoP2P.dry_run` asks it of an entry it would reuse."""
+    missing = [key for key in EDIT_META if key not in read_meta(path)]
+    if missing:
+        raise CorruptFileError(f"{path} is not a kept edit: its metadata lacks {', '.join(missing)}.")
 
 
 def load_edit_result(path: str | os.PathLike, device: str | torch.device = "cpu") -> EditResult:

@@ -31,7 +31,7 @@ from videop2p.sampling import (
     invert_step,
     predict,
 )
-from videop2p.store.codec import Rows, all_finite, file_rows, load_tensors, rows_of, save_tensors
+from videop2p.store.codec import Rows, all_finite, file_rows, load_tensors, read_meta, rows_of, save_tensors
 from videop2p.store.workspace import StepFiles
 from videop2p.windows import WindowPlan, frame_subset, plan_windows
 
@@ -61,11 +61,16 @@ class InversionResult:
 
     def check(self, expected: dict) -> None:
         """Refuse use with another clip, model or prompt."""
-        for key, value in expected.items():
-            if self.meta.get(key) != value:
-                raise InversionMismatchError(
-                    f"Inversion was made for {key}={self.meta.get(key)!r}, not {value!r}; invert again."
-                )
+        check_made_for(self.meta, expected)
+
+
+def check_made_for(meta: dict, expected: dict) -> None:
+    """Refuse an inversion whose metadata `meta` names another clip, model or prompt than `expected`."""
+    for key, value in expected.items():
+        if meta.get(key) != value:
+            raise InversionMismatchError(
+                f"Inversion was made for {key}={meta.get(key)!r}, not {value!r}; invert again."
+            )
 
 
 def _kept_latent(first: torch.Tensor, saved: StepFiles, phase: str, k: int) -> torch.Tensor:
@@ -323,6 +328,15 @@ def kept_at(result: InversionResult, path: str | os.PathLike) -> InversionResult
     if result.trajectory is None:
         return result
     return dataclasses.replace(result, trajectory=file_rows(path, "trajectory"))
+
+
+def check_inversion_entry(path: str | os.PathLike, expected: dict) -> None:
+    """What `load_inversion` checks of a kept inversion before reading its tensors (its header alone): that
+    it is whole, of a known method, and made for `expected`. `VideoP2P.dry_run` asks it of an entry it
+    would reuse."""
+    meta = read_meta(path)
+    InversionMethod(meta["method"])
+    check_made_for(meta["meta"], expected)
 
 
 def load_inversion(

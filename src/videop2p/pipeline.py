@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,9 +56,16 @@ from videop2p.config import (
     validate,
 )
 from videop2p.control.prompts import check_prompt_length
-from videop2p.editing import EditResult, build_plan, edit, load_edit_result, save_edit_result
+from videop2p.editing import EditResult, build_plan, check_edit_entry, edit, load_edit_result, save_edit_result
 from videop2p.exporting import check_tuned_folder, tuned_folder_size, write_tuned_folder
-from videop2p.inversion import InversionResult, invert, kept_at, load_inversion, save_inversion
+from videop2p.inversion import (
+    InversionResult,
+    check_inversion_entry,
+    invert,
+    kept_at,
+    load_inversion,
+    save_inversion,
+)
 from videop2p.io.video import (
     DEFAULT_FPS,
     AudioSpan,
@@ -90,7 +98,7 @@ from videop2p.store.workspace import (
     settings_difference,
     tuning_difference,
 )
-from videop2p.tuning import load_delta, save_delta, tune
+from videop2p.tuning import check_delta_entry, load_delta, save_delta, tune
 from videop2p.windows import WindowPlan, frames_per_step, plan_windows
 
 logger = logging.getLogger(__name__)
@@ -209,6 +217,7 @@ class PlannedStage:
     stage: str  # "tune", "invert" or "edit"
     action: str  # "reuse", "resume" or "compute"
     entry: str | None  # the workspace entry it would read or write (None: the pipeline keeps no workspace)
+    why: str | None = None  # why a kept entry is not reused (damaged, or made for other settings)
 
 
 @dataclass(frozen=True)
@@ -223,18 +232,27 @@ class DryRun:
 STAGE_ORDER = ("tune", "invert", "edit")
 
 
-def planned(stage: str, entry: Path | None, force: bool, workspace: Workspace | None) -> PlannedStage:
-    """A stage's `PlannedStage`: its entry kept in `workspace` is reused (unless `force`), a stopped run's
-    steps kept beside it resume it, else it is computed."""
+def planned(
+    stage: str,
+    entry: Path | None,
+    force: bool,
+    workspace: Workspace | None,
+    check: Callable[[Path], None] = lambda path: None,
+) -> PlannedStage:
+    """A stage's `PlannedStage`: its entry kept in `workspace` is reused (unless `force`) when `check` (what
+    the stage's load asks of its header) passes, a stopped run's steps kept beside it resume it, else it is
+    computed; an entry that fails `check` is computed anew, as the run does, and `why` says why."""
     if entry is None or workspace is None:
         return PlannedStage(stage, "compute", None)
+    why = None
     if not force and entry.exists():
-        action = "reuse"
-    elif not force and workspace.has_kept_steps(entry):
-        action = "resume"
-    else:
-        action = "compute"
-    return PlannedStage(stage, action, str(entry))
+        try:
+            check(entry)
+            return PlannedStage(stage, "reuse", str(entry))
+        except (OSError, KeyError, ValueError) as e:  # as `reuse_or_compute` ignores one that does not load
+            why = f"the kept entry does not load: {str(e).rstrip('.')}"
+    action = "resume" if not force and workspace.has_kept_steps(entry) else "compute"
+    return PlannedStage(stage, action, str(entry), why)
 
 
 def free_memory() -> int:
@@ -778,17 +796,15 @@ class VideoP2P:
             workspace=str(self.workspace.root) if self.workspace is not None else None,
         )
 
-    def dry_run(self, cfg: RunConfig | dict, last: str = "edit") -> DryRun:
-        """What `run(cfg)` would do, with nothing computed or written: its settings checked as `run` checks
-        them (the targets' too, where it has them) and the clip read for its identity; each stage's workspace
-        entry and whether it would be reused, resumed or computed. `last`: "tune" or "invert" for the first
-        stages alone (`videop2p tune`, `videop2p invert`), whose settings may leave the targets out."""
-        if last not in STAGE_ORDER:
-            raise ValueError(f"last {shown(last)} is not a stage; valid: {', '.join(STAGE_ORDER)}.")
+    def _begun(self, cfg: RunConfig | dict, last: str = "edit") -> tuple[RunConfig, Clip, float]:
+        """`run`'s first steps, which `dry_run` takes too: `cfg` (or a dict of its fields, read as a config
+        file is) checked, as the run records it (`_as_run`), and its clip read, with the seconds that took;
+        memory for the clip, its reconstruction and its edits checked before tuning. With `last` "tune" or
+        "invert" the settings may leave the targets out (the first stages alone)."""
         if isinstance(cfg, dict):
             cfg = fill_run(cfg)
         _given(cfg, RunConfig, "cfg", "or a dict of its fields")
-        cfg = plain_paths(cfg)
+        cfg = plain_paths(cfg)  # `pathlib.Path`s given: kept and written as text, as a config file's
         if last == "edit" or cfg.targets:
             self.check_inputs(cfg)
         else:
@@ -796,9 +812,21 @@ class VideoP2P:
             self._check_source(cfg.source)
             self._check_workspace(cfg.workspace)
         cfg = self._as_run(cfg)
+        started = time.perf_counter()
         clip = self.load_clip(cfg.video)
-        if last == "edit":  # as `run` checks it before tuning
+        seconds = time.perf_counter() - started
+        if last == "edit":
             check_memory_for_clips(len(clip.frames), clip.size, len(cfg.targets), free_memory())
+        return cfg, clip, seconds
+
+    def dry_run(self, cfg: RunConfig | dict, last: str = "edit") -> DryRun:
+        """What `run(cfg)` would do, with nothing computed or written: its settings checked as `run` checks
+        them (the targets' too, where it has them) and the clip read for its identity; each stage's workspace
+        entry and whether it would be reused, resumed or computed. `last`: "tune" or "invert" for the first
+        stages alone (`videop2p tune`, `videop2p invert`), whose settings may leave the targets out."""
+        if last not in STAGE_ORDER:
+            raise ValueError(f"last {shown(last)} is not a stage; valid: {', '.join(STAGE_ORDER)}.")
+        cfg, clip, _ = self._begun(cfg, last)
         _, plan, _, _, identity = self._tuning(
             clip, cfg.source, cfg.tune, cfg.frame_attention, cfg.group_norm, cfg.window
         )
@@ -813,7 +841,14 @@ class VideoP2P:
                 else None
             ),
         }  # the run's own frames, tuned on and inverted: nothing `not_tuned_on` adds
-        stages = [planned(s, entries[s], cfg.force, ws) for s in STAGE_ORDER[: STAGE_ORDER.index(last) + 1]]
+        checks = {
+            "tune": functools.partial(check_delta_entry, expected=identity),
+            "invert": functools.partial(
+                check_inversion_entry, expected={"prompt": cfg.source, "frames_hash": clip.digest, "delta": delta}
+            ),
+            "edit": check_edit_entry,
+        }  # what each stage's load asks of the entry's header (as `invert` expects its inversion)
+        stages = [planned(s, entries[s], cfg.force, ws, checks[s]) for s in STAGE_ORDER[: STAGE_ORDER.index(last) + 1]]
         return DryRun(cfg, stages)
 
     def run(self, cfg: RunConfig | dict, on_step: StepHook | None = None) -> dict:
@@ -823,16 +858,8 @@ class VideoP2P:
         `on_step(stage, done, total)` hears of every step of every stage, and of each file written (stage
         "write"), and may raise to stop.
         """
-        if isinstance(cfg, dict):
-            cfg = fill_run(cfg)
-        _given(cfg, RunConfig, "cfg", "or a dict of its fields")
-        cfg = plain_paths(cfg)  # `pathlib.Path`s given: kept and written as text, as a config file's
-        self.check_inputs(cfg)
-        cfg = self._as_run(cfg)
-        started = time.perf_counter()
-        clip = self.load_clip(cfg.video)
-        check_memory_for_clips(len(clip.frames), clip.size, len(cfg.targets), free_memory())  # before tuning
-        reports = [StageReport("load", "computed", time.perf_counter() - started)]
+        cfg, clip, seconds = self._begun(cfg)
+        reports = [StageReport("load", "computed", seconds)]
         model, report = self.tune(
             clip, cfg.source, cfg.tune, cfg.force, on_step, cfg.frame_attention, cfg.group_norm, cfg.window
         )

@@ -278,10 +278,16 @@ def check_delta(found: dict, expected: dict) -> None:
             )
 
 
+def check_delta_entry(path: str | os.PathLike, expected: dict) -> None:
+    """What `load_delta` checks of a kept delta before reading its weights (its header alone): that it is
+    whole, and made for `expected`'s identity. `VideoP2P.dry_run` asks it of an entry it would reuse."""
+    check_delta(read_meta(path), expected)
+
+
 def load_delta(model: T2SModel, path: str | os.PathLike, expected: dict | None = None) -> dict:
     """Apply a saved delta onto a freshly inflated model after checking it fits; returns its identity."""
     if expected:
-        check_delta(read_meta(path), expected)
+        check_delta_entry(path, expected)
     tensors, meta = load_tensors(path)
     params = model.trainable_parameters()
     if set(tensors) != set(params):
