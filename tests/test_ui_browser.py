@@ -137,6 +137,26 @@ def test_no_clip_no_prompt_shows_a_message_not_a_traceback(fresh):
     _close_errors(fresh)
 
 
+def test_an_uploaded_clip_is_described_at_once_and_a_damaged_one_named(fresh, tmp_path):
+    clip = example_clip(EXAMPLE, tmp_path, frames=3)
+    zipped = tmp_path / "three.zip"
+    with zipfile.ZipFile(zipped, "w") as zf:
+        for f in sorted(clip.iterdir()):
+            zf.write(f, f"three/{f.name}")
+    fresh.locator("input[type=file]").first.set_input_files(str(zipped))
+    fresh.wait_for_function("() => document.querySelector('#status').innerText.includes('three.zip')", timeout=30_000)
+    said = _status(fresh)
+    assert "three.zip: 64x64 as shown" in said and "3 frames" in said and "8-bit SDR" in said
+    assert "Frames asks for 8, and it holds 3: set Frames to 3 or fewer (0: every frame)." in said  # the form's 8
+    (tmp_path / "cut.mp4").write_bytes(b"not a video" * 100)
+    fresh.locator("#upload").get_by_role("button", name="Clear").click()  # the next clip in its place
+    fresh.wait_for_function("() => document.querySelector('#status').innerText === 'Ready.'", timeout=30_000)
+    fresh.locator("input[type=file]").first.set_input_files(str(tmp_path / "cut.mp4"))
+    fresh.wait_for_function("() => document.querySelector('#status').innerText.includes('cut.mp4')", timeout=30_000)
+    assert _status(fresh).startswith("Could not read the clip: ") and "is not a readable video" in _status(fresh)
+    assert "Traceback" not in fresh.content()
+
+
 def test_toy_example_swap_edit_shows_the_result_video_and_masks(fresh):
     page = fresh
     _toy_swap_form(page)
@@ -455,6 +475,9 @@ def test_zip_of_frames_is_unpacked_flat_and_a_bad_zip_is_named(tmp_path):
             zf.writestr(f"__MACOSX/nested/._{f.name}", b"\x00\x05\x16\x07 resource fork")
     folder = unpack_upload(zpath, tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in clip.iterdir())
+    stamp = folder.stat().st_mtime_ns
+    assert unpack_upload(zpath, tmp_path) == folder and folder.stat().st_mtime_ns == stamp  # once: each Edit reads it
+    assert [p.name for p in (tmp_path / "uploads").iterdir()] == [folder.name]  # nothing left beside it
     first = sorted(clip.iterdir())[0]
     with zipfile.ZipFile(tmp_path / "two.zip", "w") as zf:
         zf.write(first, f"a/{first.name}")
@@ -481,9 +504,20 @@ def test_a_damaged_upload_or_too_few_frames_is_named_before_the_model_loads(tmp_
     form = Form(source=example_prompt(EXAMPLE), targets=TARGET, frames=4)
     with pytest.raises(FormError, match="^Could not read the clip: .*clip.mp4 is not a readable video"):
         session.run(form, str(tmp_path / "clip.mp4"), None, None)
-    form.start = 3  # the example is rendered with the form's 4 frames
-    with pytest.raises(FormError, match="^Could not read the clip: .*has 4 frames; start=3, stride=1 gives 1, fewer"):
+    form.start = 3  # the example is rendered with the form's 4 frames; said in the form's words
+    with pytest.raises(
+        FormError,
+        match=r"^The example: Frames asks for 4, and it holds 1 from First frame 3 at Frame stride 1: set Frames "
+        r"to 1 or fewer \(0: every frame\), or lower First frame\.$",
+    ):
         session.run(form, None, EXAMPLE, None)
+    clip = example_clip(EXAMPLE, tmp_path, frames=3)
+    with zipfile.ZipFile(tmp_path / "three.zip", "w") as zf:
+        for f in sorted(clip.iterdir()):
+            zf.write(f, f.name)
+    form.start = 0
+    with pytest.raises(FormError, match=r"^three.zip: Frames asks for 4, and it holds 3: set Frames to 3 or fewer"):
+        session.run(form, str(tmp_path / "three.zip"), None, None)
     form.start, form.frames = 0, 0  # an upload's every frame: no count to render an example with
     with pytest.raises(FormError, match=r"^frames 0 is not valid; expected a whole number from 1 to \d+ for a toy"):
         session.run(form, None, EXAMPLE, None)

@@ -257,24 +257,11 @@ def _clip_lines(clip: str, model_info) -> list[str]:
     """How `info` describes a clip: its frames, rate, sound, size and form as it is read, what reading it
     converts, and the size `model_info`'s model works it at (`VideoConfig`'s defaults for the rest)."""
     from videop2p.config import VideoConfig
-    from videop2p.io.video import declared_frames, probe_video, resolve_size
+    from videop2p.io.video import clip_words, declared_frames, probe_video, resolve_size, signal_words
 
     probe, count = probe_video(clip), declared_frames(clip)
-    length = f"{count} frame{'s' * (count != 1)}, {count / probe.fps:.2f} s" if count else "its frame count not said"
-    sound = "with sound" if probe.audio else "no sound"
-    form = (
-        "OpenEXR frames, scene-linear light: read as HDR video (PQ), seen tone-mapped as an SDR screen shows it; "
-        "its edits are HDR video"
-        if probe.deep is not None and probe.deep.linear
-        else f"HDR video ({probe.deep.name}): seen tone-mapped as an SDR screen shows it; its edits stay HDR video"
-        if probe.deep is not None and probe.deep.hdr
-        else "SDR of more than 8 bits a component: seen at 8 bits; its edits are pasted into its own frames as "
-        "10-bit HEVC"
-        if probe.deep is not None
-        else "8-bit SDR"
-    )
-    lines = [f"clip: {clip}", f"  {probe.size[0]}x{probe.size[1]} as shown, {probe.fps:.4g} fps, {length}, {sound}"]
-    lines += [f"  {form}", *(f"  {said}" for said in probe.conversions)]
+    lines = [f"clip: {clip}", f"  {clip_words(probe, count)}"]
+    lines += [f"  {signal_words(probe.deep)}", *(f"  {said}" for said in probe.conversions)]
     if model_info is not None:
         width, height = resolve_size(
             probe.size, None, None, model_info.native_size, model_info.size_multiple, model_info.size_step

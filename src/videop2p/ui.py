@@ -7,6 +7,7 @@ outputs that `run` wrote. Everything the user can get wrong becomes a message in
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
@@ -48,8 +49,13 @@ from videop2p.io.video import (
     ResizeMode,
     VideoError,
     check_video,
+    clip_words,
+    declared_frames,
     is_frame_name,
     natural_key,
+    probe_video,
+    selected_count,
+    signal_words,
 )
 from videop2p.io.writing import write_frames
 from videop2p.models.attention import FrameAttentionMode
@@ -183,9 +189,19 @@ def _zip_pictures(names: list[str], wanted: Callable[[str], bool]) -> list[str]:
     return [n for n in names if not n.endswith("/") and wanted(Path(n).name) and "__MACOSX" not in Path(n).parts]
 
 
+def _file_digest(path: Path) -> str:
+    """A short hash of a file's bytes, read a MiB at a time."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
 def unpack_upload(path: Path, root: Path) -> Path:
     """A video/gif is used as it is; a zip of frames is unpacked flat (images only, no paths outside);
-    frames of the same name in two folders are refused rather than one kept."""
+    frames of the same name in two folders are refused rather than one kept. A zip is unpacked once, into
+    a folder named by its bytes (written whole or not at all): choosing it and each Edit read that folder."""
     if path.suffix.lower() != ".zip":
         return path
     try:
@@ -207,13 +223,55 @@ def unpack_upload(path: Path, root: Path) -> Path:
                         "zip one folder of frames."
                     )
                 seen[Path(n).name] = n
-            folder = root / "uploads" / f"{path.stem}-{int(time.time() * 1000)}"
-            folder.mkdir(parents=True)
-            for n in names:
-                (folder / Path(n).name).write_bytes(zf.read(n))  # flattened: no directory traversal
+            folder = root / "uploads" / f"{path.stem}-{_file_digest(path)}"
+            if folder.is_dir():
+                return folder
+            with atomic_path(folder, directory=True) as tmp:
+                for n in names:
+                    (tmp / Path(n).name).write_bytes(zf.read(n))  # flattened: no directory traversal
     except zipfile.BadZipFile:
         raise FormError(f"The upload {path.name} is not a readable zip file.") from None
     return folder
+
+
+def frames_words(count: int, frames, start, stride) -> tuple[bool, str]:
+    """Whether a clip of `count` frames holds what the form's Frames, First frame and Frame stride (as the
+    fields give them) take, and that in the form's words; (True, "") where a field is not a valid number
+    (the Edit names it)."""
+    try:
+        given = [float(v) for v in (frames or 0, start or 0, stride or 1)]
+    except (TypeError, ValueError):
+        return True, ""
+    if not all(v.is_integer() for v in given):  # not finite, or not whole
+        return True, ""
+    frames, start, stride = int(given[0]) or None, int(given[1]), int(given[2])
+    if start < 0 or stride < 1 or (frames is not None and frames < 1):
+        return True, ""
+    taken = selected_count(count, start, frames, stride)
+    if taken == 0:
+        return False, f"First frame {start} is past its last frame ({count - 1}): lower First frame."
+    if frames is not None and taken < frames:
+        where = f" from First frame {start} at Frame stride {stride}" if (start, stride) != (0, 1) else ""
+        lower = [
+            f"lower {field}" for field, low in (("First frame", start == 0), ("Frame stride", stride == 1)) if not low
+        ]
+        remedies = ", or ".join([f"set Frames to {taken} or fewer (0: every frame)", *lower])
+        return False, f"Frames asks for {frames}, and it holds {taken}{where}: {remedies}."
+    return True, f"An edit takes {taken} of its {count} frames (Frames, First frame, Frame stride)."
+
+
+def clip_note(video: Path, name: str, frames=None, start=0, stride=1) -> str:
+    """What the page says of a clip as soon as it is chosen, as `videop2p info CLIP` says it: its size, rate,
+    length, sound and signal, what reading it converts, and whether the form's Frames, First frame and
+    Frame stride find their frames in it (`frames_words`). A clip that cannot be read is a FormError."""
+    try:
+        probe, count = probe_video(video), declared_frames(video)
+    except VideoError as e:
+        raise _unreadable_clip(e) from None
+    lines = [f"**{name}**: {clip_words(probe, count)}; {signal_words(probe.deep)}.", *probe.conversions]
+    if count:
+        lines.append(frames_words(count, frames, start, stride)[1])
+    return "\n\n".join(line for line in lines if line)
 
 
 # of `ui`'s flags, the upload and the run's folders (a tuned model is taken out with `videop2p export`); every other
@@ -478,6 +536,10 @@ class Session:
         cfg.model_config, cfg.lora = self.model_config, dict(self.lora)  # the session's model, as config.yaml reruns it
         cfg.embeddings, cfg.vae = dict(self.embeddings), self.vae
         try:  # before the model is loaded (the first Edit's): a damaged upload or too few frames
+            count = declared_frames(video)
+            holds, words = frames_words(count, form.frames, form.start, form.stride) if count else (True, "")
+            if not holds:  # in the form's words; a file that holds fewer than it declares: `check_video`'s
+                raise FormError(f"{Path(upload).name if upload else 'The example'}: {words}")
             check_video(video, cfg.video.start, cfg.video.frames, cfg.video.stride, cfg.video.fps)
         except VideoError as e:
             raise _unreadable_clip(e) from None
@@ -741,6 +803,17 @@ def build_app(session: Session):
             return example_prompt(name) if name else gr.update()
 
         example.change(pick_example, example, source)
+
+        def pick_clip(upload_file, frames_value, start_value, stride_value):
+            if not upload_file:
+                return "Ready."
+            try:
+                video = unpack_upload(Path(upload_file), session.root)
+                return clip_note(video, Path(upload_file).name, frames_value, start_value, stride_value)
+            except FormError as e:  # said in the page at once, not at the Edit
+                return str(e)
+
+        upload.change(pick_clip, [upload, frames, start, stride], status)
 
         def pick_preset(name):
             values, margin = preset_fields(name)

@@ -1076,6 +1076,31 @@ class Probe:
     audio: bool = False  # whether it has sound
 
 
+def clip_words(probe: Probe, count: int | None) -> str:
+    """A clip's size as shown, rate, length (`count`: the frames it declares, `declared_frames`) and sound in
+    words, as `videop2p info` and the web editor say them."""
+    length = f"{count} frame{'s' * (count != 1)}, {count / probe.fps:.2f} s" if count else "its frame count not said"
+    sound = "with sound" if probe.audio else "no sound"
+    return f"{probe.size[0]}x{probe.size[1]} as shown, {probe.fps:.4g} fps, {length}, {sound}"
+
+
+def signal_words(deep: DeepSignal | None) -> str:
+    """A clip's signal (`Probe.deep`) in words, as `videop2p info` and the web editor say it: how it is
+    seen, and what its edits are written as."""
+    if deep is None:
+        return "8-bit SDR"
+    if deep.linear:
+        return (
+            "OpenEXR frames, scene-linear light: read as HDR video (PQ), seen tone-mapped as an SDR screen shows "
+            "it; its edits are HDR video"
+        )
+    if deep.hdr:
+        return f"HDR video ({deep.name}): seen tone-mapped as an SDR screen shows it; its edits stay HDR video"
+    return (
+        "SDR of more than 8 bits a component: seen at 8 bits; its edits are pasted into its own frames as 10-bit HEVC"
+    )
+
+
 def probe_video(path: str | os.PathLike) -> Probe:
     """A clip's `Probe`, from its first frame only (a container's not converted to RGB); a missing or
     unreadable clip is a VideoError naming it."""
