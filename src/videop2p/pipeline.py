@@ -209,6 +209,11 @@ def edit_key(
     }
 
 
+def inverted_for(prompt: str, frames_hash: str, delta: str | None) -> dict:
+    """What a kept inversion's metadata must say to be read for this prompt, clip and tuned model."""
+    return {"prompt": prompt, "frames_hash": frames_hash, "delta": delta}
+
+
 @dataclass(frozen=True)
 class PlannedStage:
     """What a stage of a run would do (`VideoP2P.dry_run`): reuse its workspace entry, resume it from
@@ -217,7 +222,7 @@ class PlannedStage:
     stage: str  # "tune", "invert" or "edit"
     action: str  # "reuse", "resume" or "compute"
     entry: str | None  # the workspace entry it would read or write (None: the pipeline keeps no workspace)
-    why: str | None = None  # why a kept entry is not reused (damaged, or made for other settings)
+    why: str | None = None  # why a kept entry is not reused (damaged, or made for another clip or prompt)
 
 
 @dataclass(frozen=True)
@@ -614,7 +619,7 @@ class VideoP2P:
         check_window(window)
         plan = plan_windows(len(clip.frames), window)
         cfg = dataclasses.replace(cfg, frames=frames_per_step(cfg.frames, plan))
-        expected = {"prompt": prompt, "frames_hash": clip.digest, "delta": model.delta_key}
+        expected = inverted_for(prompt, clip.digest, model.delta_key)
         path, saved = None, None
         if self.workspace is not None and model.delta_key is not None:
             settings = settings_of(cfg)
@@ -843,9 +848,7 @@ class VideoP2P:
         }  # the run's own frames, tuned on and inverted: nothing `not_tuned_on` adds
         checks = {
             "tune": functools.partial(check_delta_entry, expected=identity),
-            "invert": functools.partial(
-                check_inversion_entry, expected={"prompt": cfg.source, "frames_hash": clip.digest, "delta": delta}
-            ),
+            "invert": functools.partial(check_inversion_entry, expected=inverted_for(cfg.source, clip.digest, delta)),
             "edit": check_edit_entry,
         }  # what each stage's load asks of the entry's header (as `invert` expects its inversion)
         stages = [planned(s, entries[s], cfg.force, ws, checks[s]) for s in STAGE_ORDER[: STAGE_ORDER.index(last) + 1]]

@@ -537,7 +537,8 @@ class Session:
         cfg.embeddings, cfg.vae = dict(self.embeddings), self.vae
         try:  # before the model is loaded (the first Edit's): a damaged upload or too few frames
             count = declared_frames(video)
-            holds, words = frames_words(count, form.frames, form.start, form.stride) if count else (True, "")
+            asked = cfg.video.frames, cfg.video.start, cfg.video.stride  # the form's fields, read as numbers
+            holds, words = frames_words(count, *asked) if count else (True, "")
             if not holds:  # in the form's words; a file that holds fewer than it declares: `check_video`'s
                 raise FormError(f"{Path(upload).name if upload else 'The example'}: {words}")
             check_video(video, cfg.video.start, cfg.video.frames, cfg.video.stride, cfg.video.fps)
