@@ -121,7 +121,7 @@ def test_jobs_file_groups_by_clip_and_resolves_paths_beside_the_file(jobs_file):
             {"jobs": [{"video": "a", "source": "s", "targets": ["t"], "edit": {"guidance": float("nan")}}]},
             "guidance nan",
         ),
-        ({"jobs": [{"video": "a", "source": "s", "targets": ["t"], "tune": {"steps": -1}}]}, "tune_steps -1"),
+        ({"jobs": [{"video": "a", "source": "s", "targets": ["t"], "tune": {"steps": -1}}]}, "tune.steps -1"),
         (
             {"out": 5, "jobs": [{"video": "a", "source": "s", "targets": ["t"]}]},
             "'out' .* must be a folder path, got 5",
@@ -133,11 +133,11 @@ def test_jobs_file_groups_by_clip_and_resolves_paths_beside_the_file(jobs_file):
         ({"jobs": [{"video": "a", "source": "s", "targets": ["t"], "tune": 3}]}, r"tune: 3 is not valid"),
         (  # a key of another section is told where it goes; a bad default is named as one
             {"defaults": {"steps": 3}, "jobs": [{"video": "a", "source": "s", "targets": ["t"]}]},
-            r"^defaults: Unknown key 'steps'; it goes under 'tune' or 'inversion' \(e.g. tune: \{steps: ...\}\)",
+            r"^defaults: Unknown key 'steps'; it goes under 'inversion' or 'tune' \(e.g. inversion: \{steps: ...\}\)",
         ),
         (
             {"jobs": [{"video": "a", "source": "s", "targets": ["t"], "inversion": {"blend": ["a", "b"]}}]},
-            r"^jobs\[0\] \(job-1\): Unknown key 'blend' under 'inversion'; it goes under 'window' or 'edit'",
+            r"^jobs\[0\] \(job-1\): Unknown key 'blend' under 'inversion'; it goes under 'edit' or 'window'",
         ),
         ({"jobs": [{"config": 5}]}, r"^jobs\[0\] \(job-1\): config 5 must be a config file's path or a list"),
         ({"jobs": [{"config": ["a.yaml", ""]}]}, r"^jobs\[0\] \(job-1\): config \['a.yaml', ''\] must be"),

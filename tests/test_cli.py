@@ -887,8 +887,8 @@ def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
         ('source: a circle\ntargets: ["a blue\\tcircle"]\n', ["target 'a blue\\tcircle'", "(it holds '\\t')"]),
         ("source: a circle\nvideo: 5\n", ["video: 5", "a mapping"]),
         ("source: a circle\nedit: {reweight: [1, 2]}\n", ["edit.reweight: 1", "WORD=FACTOR"]),
-        ("source: a circle\nedit: {reweight: {blue: abc}}\n", ["--reweight blue='abc'", "finite factor"]),
-        ("source: a circle\nedit: {blend: [circle, 3]}\n", ["--blend ['circle', 3]", "two words"]),
+        ("source: a circle\nedit: {reweight: {blue: abc}}\n", ["c.yaml: edit.reweight blue='abc'", "finite factor"]),
+        ("source: a circle\nedit: {blend: [circle, 3]}\n", ["c.yaml: edit.blend ['circle', 3]", "two words"]),
         (": : :\n", ["not valid YAML at line 1, column 1"]),
         (
             "source: a\ntune: {lr: 1.0e-4}\ntune: {lr: 2.0e-4}\n",
@@ -1047,7 +1047,52 @@ def test_config_files_read_numbers_and_booleans_as_yaml_1_2_does(tmp_path):
     (tmp_path / "yes.yaml").write_text("tune: {gradient_checkpointing: yes}\n")
     assert_one_line_error(runner.invoke(app, args), "checkpointing 'yes' is not true or false")
     (tmp_path / "yes.yaml").write_text("png_frames: sometimes\n")
-    assert_one_line_error(runner.invoke(app, args), "--png-frames 'sometimes' is not true or false")
+    assert_one_line_error(runner.invoke(app, args), "yes.yaml: png_frames 'sometimes' is not true or false")
+
+
+def test_a_bad_value_is_named_where_it_was_given_and_a_whole_float_is_a_whole_number(tiny_dir, clip_dir, tmp_path):
+    from videop2p.batch import BatchError, load_jobs
+    from videop2p.config import fill_run
+
+    run = tmp_path / "run.yaml"
+    args = ["run", str(clip_dir), "--source", SRC, "--target", TGT, "--model", str(tiny_dir), "--out", str(tmp_path)]
+    for written, said in (
+        ("tune: {steps: 2.5}", "run.yaml: tune.steps 2.5 is not valid; expected a whole number >= 0."),
+        ("video: {frames: -1}", "run.yaml: video.frames -1 is not valid; expected a whole number >= 1"),
+        ("edit: {guidance: .nan}", "run.yaml: edit.guidance nan is not valid; expected a finite number >= 0."),
+        ("edit: {mask_side: 0}", "run.yaml: edit.mask_side 0 is not valid; expected a whole number >= 1."),
+    ):
+        run.write_text(written + "\n")
+        assert_one_line_error(runner.invoke(app, [*args, "--config", str(run), "--dry-run"]), f"{tmp_path}/{said}")
+    run.write_text("tune: {steps: 2.5}\n")  # a flag overrides the file's: the flag's value is the bad one
+    assert_one_line_error(
+        runner.invoke(app, [*args, "--config", str(run), "--tune-steps", "-1", "--dry-run"]), "--tune-steps -1 is not"
+    )
+    run.write_text("tune: {steps: 2.0}\nvideo: {frames: 4e0}\n")  # whole, as `--tune-steps 2.0` reads it
+    printed = yaml.safe_load(_invoke([*args, "--config", str(run), "--dry-run"]).stdout)
+    assert (printed["tune"]["steps"], printed["video"]["frames"]) == (2, 4)
+    assert type(fill_run({"inversion": {"steps": 50.0}}).inversion.steps) is int  # the API's dict, as a file
+    assert type(fill_run({"edit": {"guidance": 7.0}}).edit.guidance) is float  # a number that need not be whole
+    (tmp_path / "jobs.yaml").write_text(
+        "defaults: {tune: {steps: 2.5}}\n"
+        f"jobs:\n  - {{name: a, video: {clip_dir}, source: a red circle, targets: [a blue circle]}}\n"
+    )
+    with pytest.raises(BatchError, match=r"^jobs\[0\] \(a\): tune.steps 2.5 is not valid"):  # the file's key
+        load_jobs(tmp_path / "jobs.yaml")
+    for written, said in (  # a misspelt key, a flag's name written as a key: what it may have meant
+        ("edit: {treshold: 0.5}", "Unknown key 'treshold' under 'edit' (did you mean 'threshold'?); valid keys"),
+        ("target: [a blue circle]", "Unknown key 'target' (did you mean 'targets'?)"),
+        ("tune_steps: 3", "Unknown key 'tune_steps' (--tune-steps is tune: {steps: ...} in a file)"),
+        ("blend: [circle, circle]", "Unknown key 'blend'; it goes under 'edit' or 'window' (e.g. edit: {blend: ...})"),
+        ("zzz: 1", "Unknown key 'zzz'; valid keys are: "),  # nothing near it
+    ):
+        run.write_text(written + "\n")
+        assert_one_line_error(runner.invoke(app, [*args, "--config", str(run), "--dry-run"]), said)
+    (tmp_path / "jobs.yaml").write_text("default: {}\njobs: []\n")
+    with pytest.raises(
+        BatchError, match=r"Unknown key\(s\) \['default'\] in .*jobs.yaml \(did you mean 'defaults'\?\)"
+    ):
+        load_jobs(tmp_path / "jobs.yaml")
 
 
 def test_truncated_or_foreign_weights_are_one_line_errors(tiny_dir, clip_dir, tmp_path):
@@ -1279,7 +1324,9 @@ def test_a_config_file_or_a_jobs_file_names_a_preset_under_its_own_settings(tmp_
     yml.write_text("preset: fastest\n")
     result = runner.invoke(app, ["run", "clip.mp4", "--source", SRC, "--target", TGT, "--config", str(yml)])
     assert_one_line_error(result, f"{yml}: preset 'fastest' is not one of official, quick.")
-    with pytest.raises(ConfigError, match="Unknown key 'presets'; valid keys are: .*, preset, quiet"):
+    with pytest.raises(
+        ConfigError, match=r"Unknown key 'presets' \(did you mean 'preset'\?\); valid keys are: .*, preset,"
+    ):
         fill_run({"presets": "quick"})
 
     jobs = tmp_path / "jobs.yaml"
@@ -1363,10 +1410,10 @@ def test_a_quick_preset_run_and_bad_presets_or_frame_counts(tiny_dir, clip_dir, 
     bad = tmp_path / "bad.yaml"
     bad.write_text("tune: {gradient_checkpointing: sometimes}\n")
     result = runner.invoke(app, [*_args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2"), "--config", str(bad)])
-    assert_one_line_error(result, "--tune-checkpointing 'sometimes'", "true or false")
+    assert_one_line_error(result, "bad.yaml: tune.gradient_checkpointing 'sometimes'", "true or false")
     bad.write_text("edit: {control_frame_attention: sometimes}\n")
     result = runner.invoke(app, [*_args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2"), "--config", str(bad)])
-    assert_one_line_error(result, "--frame-attention-control 'sometimes'", "true or false")
+    assert_one_line_error(result, "bad.yaml: edit.control_frame_attention 'sometimes'", "true or false")
     seen = []
 
     def settings_only(comps, n, out, settings, **kw):  # what the suite is given, not run

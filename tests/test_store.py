@@ -282,8 +282,14 @@ def test_each_stage_of_the_api_takes_a_dict_of_its_settings_as_its_config(tiny, 
     one, alone = vp.edit(model, inversion, PROMPT, target, blended, window=window)  # one prompt as text, as diffusers
     assert (alone.action, alone.entry, len(one.edits)) == ("reused", edited.entry, 1)
     for call, message in (  # an unknown key is named with the valid ones, before any work
-        (lambda: vp.load_clip({"path": str(clip_path), "size": 32}), "Unknown key 'size'; valid keys are: fps,"),
-        (lambda: vp.tune(clip, "a red square", {"stpes": 1}), "Unknown key 'stpes'; valid keys are: frames,"),
+        (
+            lambda: vp.load_clip({"path": str(clip_path), "size": 32}),
+            "Unknown key 'size' \\(a frame size is video's width and",
+        ),
+        (
+            lambda: vp.tune(clip, "a red square", {"stpes": 1}),
+            "Unknown key 'stpes' \\(did you mean 'steps'\\?\\); valid keys",
+        ),
         (lambda: vp.invert(model, clip, "a red square", {"blend": 1}), "Unknown key 'blend'; valid keys are: "),
         (lambda: vp.edit(model, inversion, PROMPT, [target], {"threshold": "high"}), "threshold: 'high'"),
         (lambda: vp.edit(model, inversion, PROMPT, [target], window={"overlap": -1}), "overlap: -1"),

@@ -33,11 +33,13 @@ from videop2p.config import (
     RunConfig,
     VideoConfig,
     check_folder,
+    file_key,
     files_preset,
     fill_run,
     hub_file_id,
     load_config,
     load_yaml,
+    meant_key,
     missing_tuned_model,
     missing_tuned_model_message,
     named_preset,
@@ -154,7 +156,8 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
     data = load_yaml(path)
     unknown = set(data) - _BATCH_KEYS
     if unknown:
-        raise BatchError(f"Unknown key(s) {sorted(unknown)} in {path}; valid keys are {sorted(_BATCH_KEYS)}.")
+        meant = "".join(meant_key(key, _BATCH_KEYS) for key in sorted(unknown, key=str)[:1])
+        raise BatchError(f"Unknown key(s) {sorted(unknown)} in {path}{meant}; valid keys are {sorted(_BATCH_KEYS)}.")
     raw_jobs = data.get("jobs")
     if not isinstance(raw_jobs, list) or not raw_jobs:
         raise BatchError(f"{path} needs a non-empty list under 'jobs', got {raw_jobs!r}.")
@@ -210,7 +213,9 @@ def _batch_defaults(path: Path, data: dict) -> dict:
     try:
         fill_run(defaults, "defaults: ")
     except (ConfigError, OptionError) as e:
-        raise BatchError(f"defaults: {e.option} {e.reason}" if isinstance(e, OptionError) else str(e)) from None
+        raise BatchError(
+            f"defaults: {file_key(e.option)} {e.reason}" if isinstance(e, OptionError) else str(e)
+        ) from None
     return defaults
 
 
@@ -233,7 +238,7 @@ def _job_config(raw: dict, defaults: dict, here: Path, where: str) -> RunConfig:
         cfg = fill_run(merged, f"{where}: ", base)
         validate(cfg)
     except OptionError as e:
-        raise BatchError(f"{where}: {e.option} {e.reason}") from None
+        raise BatchError(f"{where}: {file_key(e.option)} {e.reason}") from None
     except ConfigError as e:  # named where it is by `fill_run`
         raise BatchError(str(e)) from None
     if not cfg.video.path.strip() or not cfg.source.strip() or not cfg.targets:  # blank: no clip, no prompt

@@ -498,10 +498,27 @@ BlendOpt = Annotated[
 ]
 
 
-def _execute(cfg, stage: str, command: str, files: list[ConfigFile], dry_run: bool = False) -> None:
-    """Check the settings of `videop2p COMMAND` (read from the config `files` and flags), then run its
-    stages (`edit` runs `run`'s), or with `dry_run` say what they would do."""
-    from videop2p.config import option_label, tune_config_alone, validate
+def _setting_label(option: str, flagged: frozenset[str], files: list[ConfigFile]) -> str:
+    """How a bad setting (an OptionError's `option`) is named: by the config file and key that gave it
+    (`run.yaml: tune.steps`) where one of our files did and no flag overrode it, else by its flag."""
+    from videop2p.config import ConfigKind, file_key, option_label
+
+    key = file_key(option)
+    section, _, attr = key.rpartition(".")
+    if option not in flagged:
+        for f in (f for f in reversed(files) if f.kind is ConfigKind.OURS):
+            held = f.data.get(section) if section else f.data
+            if isinstance(held, dict) and attr in held:
+                return f"{f.path}: {key}"
+    return option_label(option)
+
+
+def _execute(
+    cfg, stage: str, command: str, files: list[ConfigFile], dry_run: bool = False, flagged: frozenset[str] = frozenset()
+) -> None:
+    """Check the settings of `videop2p COMMAND` (read from the config `files` and the flags, `flagged` the
+    options they gave), then run its stages (`edit` runs `run`'s), or with `dry_run` say what they would do."""
+    from videop2p.config import tune_config_alone, validate
 
     _setup_logging(cfg.quiet)
     for what, value, give in (
@@ -513,7 +530,7 @@ def _execute(cfg, stage: str, command: str, files: list[ConfigFile], dry_run: bo
     try:
         validate(cfg)
     except OptionError as e:
-        _fail(f"{option_label(e.option)} {e.reason}")
+        _fail(f"{_setting_label(e.option, flagged, files)} {e.reason}")
     if stage == "run" and not cfg.targets:  # `run` and `edit`: before the model is loaded
         give = '--target "the source prompt with your edit" (one or more)'
         tune = tune_config_alone(files)
@@ -943,8 +960,10 @@ def _stage_command(stage: str, doc: str):
             files = read_config_files(config or [])
         except ConfigError as e:
             _fail(str(e))
+        flagged = {k for k, v in flags.items() if v not in (None, (), [], False)}
+        flagged = frozenset(flagged | ({"width", "height"} if "size" in flagged else set()))  # --size gives both
         cfg = _build_config(video, source, target, files, **flags)
-        _execute(cfg, stage, doc, files, dry_run)
+        _execute(cfg, stage, doc, files, dry_run, flagged)
 
     command.__doc__ = {
         "run": "Tune, invert and edit in one go; writes edits, pictures, report and outputs.json.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import copy
 import dataclasses
+import difflib
 import enum
 import math
 import os
@@ -374,7 +375,15 @@ def _coerce(cls, name: str, value: Any) -> Any:
         return _thresholds(value)
     if name == "targets" and isinstance(value, str):  # one target prompt written without a list
         return [value]
+    if isinstance(value, float) and value.is_integer() and _whole_setting(cls, name):
+        value = int(value)  # a file's `steps: 1000.0` or `1e3`, as the flags and the editor read a whole number
     return zero_is_all(cls, name, value)
+
+
+def _whole_setting(cls: type, name: str) -> bool:
+    """Whether setting `name` of dataclass `cls` holds a whole number (its annotation an int, or int | None)."""
+    (kind,) = (f.type for f in dataclasses.fields(cls) if f.name == name)
+    return {part.strip() for part in str(kind).split("|")} <= {"int", "None"}
 
 
 def adapter_setting(name: str, value: Any) -> Any:
@@ -569,16 +578,37 @@ def _sections_with(cls: type, key: str, section: str = "") -> list[str]:
     return found
 
 
+FLAG_ONLY = {"size": "a frame size is video's width and height"}  # flags that are no one key of a file: how it is given
+
+
+def meant_key(key: Any, names: list[str] | set[str], section: str = "") -> str:
+    """What an unknown key of a file (among `names`, of `section`, "tune." or "" for the top) may have
+    meant: a flag's name, said as the file writes it (`tune_steps` is `tune: {steps: ...}`), or a
+    misspelling of one of `names` (" (did you mean 'threshold'?)"); else ""."""
+    if not isinstance(key, str):
+        return ""
+    if key in FLAG_ONLY:
+        return f" ({FLAG_ONLY[key]})"
+    home, attr = OPTIONS.get(key, (None, None))
+    if home is not None and f"{home}." != section and attr != key:
+        return f" (--{key.replace('_', '-')} is {home}: {{{attr}: ...}} in a file)"
+    near = difflib.get_close_matches(key, sorted(names), n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
 def _unknown_key(key: Any, section: str, names: list[str], root: type) -> str:
     """An unknown key's message; a key that belongs to another section (`steps:` written at the top for
     `inversion: {steps: ...}`) is told where it goes."""
     here = f" under '{section[:-1]}'" if section else ""
     homes = [h[:-1] for h in _sections_with(root, key) if h and h != section] if isinstance(key, str) else []
     if not homes:
-        return f"Unknown key {key!r}{here}; valid keys{here} are: {', '.join(names)}."
+        return f"Unknown key {key!r}{here}{meant_key(key, names, section)}; valid keys{here} are: {', '.join(names)}."
+    flag = OPTIONS.get(key, (None, None))[0]  # the flag's own section first: `blend` is the edit's, not the window's
+    homes.sort(key=lambda h: h != flag)
     goes = " or ".join(repr(h) for h in homes)
+    also = f"; {FLAG_ONLY[key]}" if key in FLAG_ONLY else ""  # `size`: a window's, or the frames'
     return (
-        f"Unknown key {key!r}{here}; it goes under {goes} (e.g. {homes[0]}: {{{key}: ...}}). "
+        f"Unknown key {key!r}{here}; it goes under {goes} (e.g. {homes[0]}: {{{key}: ...}}{also}). "
         f"Valid keys{here or ' at the top'} are: {', '.join(names)}."
     )
 
@@ -1799,6 +1829,13 @@ def option_label(option: str) -> str:
     return f"--{option.replace('_', '-')}" if option in OPTIONS else option
 
 
+def file_key(option: str) -> str:
+    """How a config or jobs file names the setting of an OptionError's `option`: its dotted key (`tune.steps`
+    for tune_steps); an option that is no flag is named so already."""
+    section, attr = OPTIONS.get(option, (None, option))
+    return f"{section}.{attr}" if section else attr
+
+
 def default_of(option: str) -> Any:
     """The default of a flat option (CLI flag, UI field), read from the dataclasses."""
     section, attr = OPTIONS[option]
@@ -1828,6 +1865,8 @@ __all__ = [
     "WindowBlend",
     "WindowConfig",
     "default_of",
+    "file_key",
+    "meant_key",
     "fill_run",
     "files_preset",
     "plain_paths",
