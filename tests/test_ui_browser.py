@@ -148,6 +148,12 @@ def test_an_uploaded_clip_is_described_at_once_and_a_damaged_one_named(fresh, tm
     said = _status(fresh)
     assert "three.zip: 64x64 as shown" in said and "3 frames" in said and "8-bit SDR" in said
     assert "Frames asks for 8, and it holds 3: set Frames to 3 or fewer (0: every frame)." in said  # the form's 8
+    fresh.get_by_label(EXAMPLE).check()  # an example chosen after an upload is the clip: the upload is let go
+    fresh.wait_for_function("() => document.querySelector('#status').innerText === 'Ready.'", timeout=30_000)
+    assert fresh.locator("#upload").get_by_text("three.zip").count() == 0
+    fresh.locator("input[type=file]").first.set_input_files(str(zipped))  # and an upload after it: no example
+    fresh.wait_for_function("() => document.querySelector('#status').innerText.includes('three.zip')", timeout=30_000)
+    assert not fresh.get_by_label(EXAMPLE).is_checked()
     (tmp_path / "cut.mp4").write_bytes(b"not a video" * 100)
     fresh.locator("#upload").get_by_role("button", name="Clear").click()  # the next clip in its place
     fresh.wait_for_function("() => document.querySelector('#status').innerText === 'Ready.'", timeout=30_000)

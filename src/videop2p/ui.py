@@ -800,10 +800,11 @@ def build_app(session: Session):
         ]  # fmt: skip
         names = list(Form.__dataclass_fields__)
 
-        def pick_example(name):
-            return example_prompt(name) if name else gr.update()
+        def pick_example(name):  # the example is the clip now: an uploaded one would be edited in its place
+            return (example_prompt(name), None) if name else (gr.update(), gr.update())
 
-        example.change(pick_example, example, source)
+        example.input(pick_example, example, [source, upload])
+        upload.upload(lambda: None, None, example)  # an uploaded clip is edited: no example chosen beside it
 
         def pick_clip(upload_file, frames_value, start_value, stride_value):
             if not upload_file:
