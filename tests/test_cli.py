@@ -1095,6 +1095,29 @@ def test_a_bad_value_is_named_where_it_was_given_and_a_whole_float_is_a_whole_nu
         load_jobs(tmp_path / "jobs.yaml")
 
 
+def test_a_misspelt_name_is_told_the_one_it_may_mean(tiny_dir, clip_dir, tmp_path):
+    args = ["run", str(clip_dir), "--source", SRC, "--target", TGT, "--model", str(tiny_dir), "--out", str(tmp_path)]
+    for flags, said in (
+        (
+            ["--inversion", "nulltext"],
+            "--inversion 'nulltext' is not one of null-text, fast, direct, negative-prompt "
+            "(did you mean 'null-text'?).",
+        ),
+        (
+            ["--dtype", "flaot16"],
+            "--dtype 'flaot16' is not one of float32, float16, bfloat16 (did you mean 'float16'?).",
+        ),
+        (["--preset", "quik"], "--preset 'quik' is not one of official, quick (did you mean 'quick'?)."),
+        (["--resize", "zoom"], "--resize 'zoom' is not one of crop, pad, stretch."),  # near none of them
+    ):
+        assert_one_line_error(runner.invoke(app, [*args, *flags, "--dry-run"]), said)
+    (tmp_path / "run.yaml").write_text("tune: {mixed_precision: fp61}\n")
+    result = runner.invoke(app, [*args, "--config", str(tmp_path / "run.yaml"), "--dry-run"])
+    assert_one_line_error(result, "tune.mixed_precision 'fp61' is not one of no, fp16, bf16 (did you mean 'fp16'?).")
+    export = runner.invoke(app, ["export", str(tmp_path), str(tmp_path / "x"), "--format", "tuneavideo"])
+    assert_one_line_error(export, "--format 'tuneavideo' is not one of diffusers-delta, tune-a-video (did you mean")
+
+
 def test_truncated_or_foreign_weights_are_one_line_errors(tiny_dir, clip_dir, tmp_path):
     broken = shutil.copytree(tiny_dir, tmp_path / "broken")
     weights = broken / "unet" / "diffusion_pytorch_model.safetensors"

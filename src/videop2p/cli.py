@@ -40,6 +40,7 @@ from videop2p.config import (
     check_embedding_settings,
     check_lora_settings,
     default_of,
+    not_one_of,
     parse_embeddings,
     parse_lora,
 )
@@ -356,7 +357,7 @@ def _check_device_dtype(device: str, dtype: str) -> None:
     from videop2p.models.loading import check_device
 
     if dtype not in DTYPES:
-        _fail(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}.")
+        _fail(f"--dtype {not_one_of(dtype, DTYPES)}.")
     _or_fail(check_device, device)
 
 
@@ -1060,7 +1061,7 @@ def export(
     try:
         fmt = ExportFormat(fmt)
     except ValueError:
-        _fail(f"--format {fmt!r} is not one of {', '.join(f.value for f in ExportFormat)}.")
+        _fail(f"--format {not_one_of(fmt, (f.value for f in ExportFormat))}.")
     _quiet_loaders()
     try:
         check_export_folder(out, fmt)
@@ -1722,7 +1723,7 @@ def eval_command(
     try:
         s.group_norm = GroupNormMode(group_norm)
     except ValueError:
-        _fail(f"--group-norm {group_norm!r} is not one of {', '.join(m.value for m in GroupNormMode)}.")
+        _fail(f"--group-norm {not_one_of(group_norm, (m.value for m in GroupNormMode))}.")
     again = f"the cases it finished are kept in {out / 'cases'}; the same command" + (
         " reads them back and goes on." if resume else ", without --no-resume, reads them back and goes on."
     )

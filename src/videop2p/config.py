@@ -16,6 +16,7 @@ import math
 import os
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -354,8 +355,7 @@ def _coerce(cls, name: str, value: Any) -> Any:
         try:
             return type(current)(value)
         except ValueError:
-            valid = ", ".join(m.value for m in type(current))
-            raise ConfigError(f"{name}: {shown(value)} is not one of {valid}.") from None
+            raise ConfigError(f"{name}: {not_one_of(value, (m.value for m in type(current)))}.") from None
     if name in ("blend", "subtract") and value is not None:
         return _word_pairs(name, value)
     if name in ("cross_replace", "self_replace"):
@@ -592,7 +592,19 @@ def meant_key(key: Any, names: list[str] | set[str], section: str = "") -> str:
     home, attr = OPTIONS.get(key, (None, None))
     if home is not None and f"{home}." != section and attr != key:
         return f" (--{key.replace('_', '-')} is {home}: {{{attr}: ...}} in a file)"
-    near = difflib.get_close_matches(key, sorted(names), n=1)
+    return misspelt(key, names)
+
+
+def not_one_of(value: Any, valid: Iterable[str]) -> str:
+    """`value`, a name that is none of `valid`, said with them and the one it may misspell:
+    "'nulltext' is not one of null-text, fast, direct, negative-prompt (did you mean 'null-text'?)"."""
+    valid = [str(v) for v in valid]
+    return f"{shown(value)} is not one of {', '.join(valid)}{misspelt(value, valid)}"
+
+
+def misspelt(given: Any, names: Iterable[str]) -> str:
+    """ " (did you mean 'threshold'?)" where `given` is text near one of `names` (a misspelling), else ""."""
+    near = difflib.get_close_matches(given, sorted(names), n=1) if isinstance(given, str) else []
     return f" (did you mean {near[0]!r}?)" if near else ""
 
 
@@ -1308,7 +1320,7 @@ def as_preset(name: Any) -> Preset:
     try:
         return Preset(name)
     except (ValueError, TypeError):  # TypeError: a value no name can be, such as a list
-        raise OptionError("preset", f"{shown(name)} is not one of {', '.join(p.value for p in Preset)}.") from None
+        raise OptionError("preset", f"{not_one_of(name, (p.value for p in Preset))}.") from None
 
 
 def preset_config(name: Preset | str = Preset.OFFICIAL) -> RunConfig:
@@ -1540,8 +1552,7 @@ def _enum_ok(section: str | None, attr: str, value: Any, kind: type[enum.Enum]) 
     try:
         kind(value)
     except ValueError:
-        valid = ", ".join(m.value for m in kind)
-        raise OptionError(_where(section, attr), f"{shown(value)} is not one of {valid}.") from None
+        raise OptionError(_where(section, attr), f"{not_one_of(value, (m.value for m in kind))}.") from None
 
 
 def validate(cfg: RunConfig) -> None:
@@ -1595,7 +1606,7 @@ def check_model_settings(
     _enum_ok(None, "frame_attention", frame_attention, FrameAttentionMode)
     _enum_ok(None, "group_norm", group_norm, GroupNormMode)
     if dtype not in DTYPES:
-        raise OptionError("dtype", f"{shown(dtype)} is not one of {', '.join(DTYPES)}.")
+        raise OptionError("dtype", f"{not_one_of(dtype, DTYPES)}.")
     if attention_slicing is not None:
         check_number(None, "attention_slicing", attention_slicing, 1, whole=True, cap=COUNT_MAX)
     if not isinstance(device, str) or not device.strip():
@@ -1781,7 +1792,7 @@ def check_tune(t: TuneConfig) -> None:
     if t.save_seconds is not None:
         check_number("tune", "save_seconds", t.save_seconds, 0.0)
     if t.mixed_precision not in ("no", "fp16", "bf16"):
-        raise OptionError("tune.mixed_precision", f"{t.mixed_precision!r} is not one of no, fp16, bf16.")
+        raise OptionError("tune.mixed_precision", f"{not_one_of(t.mixed_precision, ('no', 'fp16', 'bf16'))}.")
     if t.max_grad_norm is not None:
         check_number("tune", "max_grad_norm", t.max_grad_norm, 0.0, above=True)
 
@@ -1867,6 +1878,7 @@ __all__ = [
     "default_of",
     "file_key",
     "meant_key",
+    "not_one_of",
     "fill_run",
     "files_preset",
     "plain_paths",

@@ -29,6 +29,7 @@ from videop2p.config import (
     hub_file_of,
     hub_name,
     hub_repository,
+    not_one_of,
 )
 from videop2p.models import tav
 from videop2p.models.embeddings import add_embeddings, added_tokens, check_embedding, embedding_words
@@ -147,7 +148,7 @@ _DTYPES = {name: getattr(torch, name) for name in DTYPES}
 def parse_dtype(name: str) -> torch.dtype:
     """torch dtype of a name: float32, float16 or bfloat16."""
     if name not in _DTYPES:
-        raise ValueError(f"dtype {name!r} is not one of {', '.join(_DTYPES)}.")
+        raise ValueError(f"dtype {not_one_of(name, _DTYPES)}.")
     return _DTYPES[name]
 
 
