@@ -603,7 +603,7 @@ def not_one_of(value: Any, valid: Iterable[str]) -> str:
 
 
 def misspelt(given: Any, names: Iterable[str]) -> str:
-    """ " (did you mean 'threshold'?)" where `given` is text near one of `names` (a misspelling), else ""."""
+    """The words ` (did you mean 'threshold'?)` where `given` is text near one of `names` (a misspelling), else ""."""
     near = difflib.get_close_matches(given, sorted(names), n=1) if isinstance(given, str) else []
     return f" (did you mean {near[0]!r}?)" if near else ""
 
