@@ -954,7 +954,7 @@ def test_config_files_give_blend_pairs_per_target_as_lists_or_comma_separated_wo
         assert cfg.edit.blend == [("circle", "circle"), None, ("grass", "snow")], name
         validate(cfg)
     cfg.targets = cfg.targets[:2]  # three pairs for two targets: named before any work
-    with pytest.raises(OptionError, match=r"^blend: gives 3 word pairs for 2 target prompts"):
+    with pytest.raises(OptionError, match=r"^edit.blend: gives 3 word pairs for 2 target prompts"):
         validate(cfg)
     (tmp_path / "off.yaml").write_text("edit: {blend: [-, -]}\n")  # '- -' alone: no blending
     assert load_config([tmp_path / "off.yaml"]).edit.blend is None

@@ -285,7 +285,9 @@ def test_words_to_subtract_without_blend_words_are_refused_before_the_edit(tiny)
 
     model, inv = _inverted(tiny)
     target = "a blue circle moving on the grass"
-    with pytest.raises(OptionError, match=r"^subtract: \['grass', 'grass'\] is given for the target without blend"):
+    with pytest.raises(
+        OptionError, match=r"^edit.subtract: \['grass', 'grass'\] is given for the target without blend"
+    ):
         edit(model, tiny, inv, SRC, [target], EditConfig(subtract=("grass", "grass"), progress=False))
     c = EditConfig(blend=("circle", "circle"), subtract=("grass", "grass"), progress=False)  # narrowing a mask
     assert edit(model, tiny, inv, SRC, [target], c).masks is not None
@@ -319,17 +321,21 @@ def test_clear_errors(tiny):
     with pytest.raises(ValueError, match=r"^blend word: Word 'blue' is not in prompt 'a big .*circle,grass.*\)$"):
         targets = ["a blue circle moving on the grass", "a big red circle moving on the grass"]
         edit(model, tiny, inv, SRC, targets, EditConfig(blend=("circle", "blue"), progress=False))
-    with pytest.raises(ValueError, match=r"^blend: gives 1 word pair for 2 target prompts; give one pair"):
+    with pytest.raises(ValueError, match=r"^edit.blend: gives 1 word pair for 2 target prompts; give one pair"):
         targets = ["a blue circle moving on the grass", "a big red circle moving on the grass"]
         edit(model, tiny, inv, SRC, targets, EditConfig(blend=[("circle", "circle")], progress=False))
     with pytest.raises(ValueError, match=r"^blend word: Word 'dog' is not in prompt 'a red [^(]*\]\.$"):
         targets = ["a blue circle moving on the grass", "a big red circle moving on the grass"]
         edit(model, tiny, inv, SRC, targets, EditConfig(blend=("dog", "circle"), progress=False))
-    with pytest.raises(ValueError, match=r"^cross_replace: 1.5 is not valid; expected a finite number from 0 to 1\.$"):
+    with pytest.raises(
+        ValueError, match=r"^edit.cross_replace: 1.5 is not valid; expected a finite number from 0 to 1\.$"
+    ):
         edit(
             model, tiny, inv, SRC, ["a blue circle moving on the grass"], EditConfig(cross_replace=1.5, progress=False)
         )
-    with pytest.raises(ValueError, match=r"^self_replace: -1 is not valid; expected a finite number from 0 to 1\.$"):
+    with pytest.raises(
+        ValueError, match=r"^edit.self_replace: -1 is not valid; expected a finite number from 0 to 1\.$"
+    ):
         edit(
             model,
             tiny,
@@ -338,7 +344,7 @@ def test_clear_errors(tiny):
             ["a blue circle moving on the grass"],
             EditConfig(self_replace=(0.2, -1), progress=False),
         )
-    with pytest.raises(ValueError, match=r"^threshold: 2 is not valid; expected a finite number from 0 to 1\.$"):
+    with pytest.raises(ValueError, match=r"^edit.threshold: 2 is not valid; expected a finite number from 0 to 1\.$"):
         targets = ["a blue circle moving on the grass", "a big red circle moving on the grass"]
         edit(model, tiny, inv, SRC, targets, EditConfig(threshold=[0.3, 2], progress=False))
 

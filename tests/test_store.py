@@ -216,7 +216,7 @@ def test_each_stage_of_the_api_refuses_bad_settings_and_prompts_before_writing(t
     vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
     clip = vp.load_clip(VideoConfig(path=str(clip_path), frames=3))
     for prompt, cfg, message in (
-        (PROMPT, TuneConfig(steps=-1), "tune_steps: -1"),
+        (PROMPT, TuneConfig(steps=-1), "tune.steps: -1"),  # as the API caller set it
         (PROMPT, TuneConfig(lr=float("nan")), "lr: nan"),
         ("", TuneConfig(steps=1), "The source prompt .* is empty; give a sentence"),
         (5, TuneConfig(steps=1), "source: 5 is not valid; expected text"),
@@ -849,9 +849,9 @@ def test_an_object_given_for_a_setting_is_named_in_one_line_by_its_kind(tiny, cl
     for video, message in (
         (clip, "video: a Clip is not valid; expected a mapping of its settings."),
         (clip.frames, f"video: an ndarray of shape {clip.frames.shape} is not valid; expected a mapping of its"),
-        ({"path": clip}, "video: a Clip is not valid; expected text."),
-        ({"path": str(clip_path), "fps": torch.zeros(2, 300)}, "fps: a Tensor of shape (2, 300) is not valid"),
-        ({"path": str(clip_path), "frames": list(range(500))}, "frames: a list of 500 items is not valid"),
+        ({"path": clip}, "video.path: a Clip is not valid; expected text."),
+        ({"path": str(clip_path), "fps": torch.zeros(2, 300)}, "video.fps: a Tensor of shape (2, 300) is not valid"),
+        ({"path": str(clip_path), "frames": list(range(500))}, "video.frames: a list of 500 items is not valid"),
     ):
         with pytest.raises(ValueError) as e:
             vp.run({**run, "video": video})
@@ -926,10 +926,13 @@ def test_paths_given_as_path_objects_are_taken_as_their_text_and_a_clips_selecti
     assert (written["video"]["path"], written["out"]) == (str(clip_path), str(tmp_path / "o"))
     assert manifest["frames"] == settings.video.frames
     assert vp.load_clip(VideoConfig(path=Path(clip_path), frames=2)).frames.shape[0] == 2
-    for bad, named in (({"frames": 0}, "frames: 0 is not valid"), ({"stride": 0}, "stride: 0 is not valid")):
+    for bad, named in (
+        ({"frames": 0}, "video.frames: 0 is not valid"),
+        ({"stride": 0}, "video.stride: 0 is not valid"),
+    ):
         with pytest.raises(OptionError, match=f"^{named}; expected a whole number >= 1"):  # not num_frames, ...
             vp.load_clip(VideoConfig(path=str(clip_path), **bad))
-    with pytest.raises(OptionError, match="^video: 3 is not valid; expected text"):
+    with pytest.raises(OptionError, match="^video.path: 3 is not valid; expected text"):
         vp.load_clip(VideoConfig(path=3))
 
 

@@ -204,10 +204,12 @@ class ConfigError(ValueError):
 
 
 class OptionError(ConfigError):
-    """A bad value of one flat option; `option` names it, `reason` says what is wrong."""
+    """A bad value of one flat option; `option` names it (each app says it in its own words: a flag, a field,
+    a file's key), `reason` says what is wrong. Its text names the setting as the dataclasses hold it
+    (`tune.steps`, `file_key`), as an API caller set it."""
 
     def __init__(self, option: str, reason: str):
-        super().__init__(f"{option}: {reason}")
+        super().__init__(f"{file_key(option)}: {reason}")
         self.option, self.reason = option, reason
 
 
