@@ -1,6 +1,7 @@
 import copy
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -238,7 +239,6 @@ def test_a_quiet_batch_prints_its_failures_and_summary_but_no_line_per_job(local
 
 
 def test_a_dry_run_of_a_batch_says_what_its_run_did_and_writes_nothing(local_run, jobs_file, tmp_path):
-    from dataclasses import replace
 
     from videop2p.batch import dry_run_batch, plan_table
 
@@ -264,8 +264,16 @@ def test_a_dry_run_of_a_batch_says_what_its_run_did_and_writes_nothing(local_run
     assert rows["green"] == ["run", "reuse", "reuse", "compute"] and rows["square"][1:] == ["compute"] * 3
     assert "4 jobs: 4 would run, 0 skipped; nothing was computed or written" in result.output
     assert not (tmp_path / "o").exists()
-    damaged = replace(plans[0], stages=[replace(plans[0].stages[0], why="the kept entry does not load: truncated")])
-    assert plan_table([damaged]).splitlines()[-1] == f"{damaged.name}: tune: the kept entry does not load: truncated"
+    kept = shutil.copytree(ws, tmp_path / "damaged-ws")  # its blue and green share a tuning: damaged, blue redoes it
+    tuned = Path(next(p.stages[0].entry for p in dry_run_batch(again) if p.name == "diverges"))
+    copied = kept / tuned.relative_to(ws)
+    copied.write_bytes(copied.read_bytes()[:100])
+    fresh, _ = load_jobs(jobs_file, out=str(tmp_path / "fresh"), workspace=str(kept))  # no job finished there
+    said = {p.name: p.stages[0] for p in dry_run_batch(fresh)}
+    assert (said["blue"].action, said["diverges"].action, said["green"].action) == ("compute", "reuse", "reuse")
+    assert "the kept entry does not load" in said["blue"].why and said["green"].why is None  # blue's redo is read
+    table = plan_table(dry_run_batch(fresh)).splitlines()
+    assert [line.split(":")[0] for line in table[6:]] == ["blue"]  # the reason under the table, for blue alone
 
 
 def test_changed_job_is_not_skipped(local_run, jobs_file):

@@ -571,7 +571,9 @@ def dry_run_batch(jobs: list[Job]) -> list[JobPlan]:
         except (ValueError, OSError) as e:  # a clip that does not decode
             raise BatchError(f"{job.name}: {e}") from None
         force = job.config.force
-        stages = [replace(s, action="reuse") if s.entry in coming and not force else s for s in found.stages]
+        stages = [  # an entry the batch computes first: reused, whatever the workspace keeps of it now
+            replace(s, action="reuse", why=None) if s.entry in coming and not force else s for s in found.stages
+        ]
         coming |= {s.entry for s in stages if s.entry is not None and s.action != "reuse"}
         plans[job.name] = JobPlan(job.name, "run", job.config.out, stages)
     return [plans[job.name] for job in jobs]
