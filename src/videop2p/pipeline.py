@@ -255,7 +255,7 @@ def planned(
             check(entry)
             return PlannedStage(stage, "reuse", str(entry))
         except (OSError, KeyError, ValueError) as e:  # as `reuse_or_compute` ignores one that does not load
-            why = f"the kept entry does not load: {str(e).rstrip('.')}"
+            why = f"the kept entry does not load: {' '.join(str(e).split()).rstrip('.')}"  # one line: a comment
     action = "resume" if not force and workspace.has_kept_steps(entry) else "compute"
     return PlannedStage(stage, action, str(entry), why)
 
