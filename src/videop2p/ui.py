@@ -28,6 +28,7 @@ from videop2p.config import (
     PRESET_MARGINS,
     AnchorMode,
     CompositeMode,
+    ConfigError,
     GroupNormMode,
     LoraScale,
     OptionError,
@@ -40,6 +41,9 @@ from videop2p.config import (
     lora_scale_text,
     preset_config,
     validate,
+)
+from videop2p.config import (
+    check_video as check_video_settings,
 )
 from videop2p.control.controller import MaskNorm
 from videop2p.inversion import InversionMethod
@@ -234,19 +238,22 @@ def unpack_upload(path: Path, root: Path) -> Path:
     return folder
 
 
-def frames_words(count: int, frames, start, stride) -> tuple[bool, str]:
-    """Whether a clip of `count` frames holds what the form's Frames, First frame and Frame stride (as the
-    fields give them) take, and that in the form's words; (True, "") where a field is not a valid number
-    (the Edit names it)."""
+def form_selection(frames, start, stride) -> tuple[int | None, int, int] | None:
+    """The form's Frames, First frame and Frame stride as the run reads them (`_field_value`, `apply_options`,
+    `config.check_video`): (frames or None for every frame, start, stride); None where one is not valid, for
+    the Edit to name."""
     try:
-        given = [float(v) for v in (frames or 0, start or 0, stride or 1)]
-    except (TypeError, ValueError):
-        return True, ""
-    if not all(v.is_integer() for v in given):  # not finite, or not whole
-        return True, ""
-    frames, start, stride = int(given[0]) or None, int(given[1]), int(given[2])
-    if start < 0 or stride < 1 or (frames is not None and frames < 1):
-        return True, ""
+        given = {"frames": frames, "start": start, "stride": stride}
+        video = apply_options(RunConfig(), {k: _field_value(k, v) for k, v in given.items()}).video
+        check_video_settings(video)
+    except (FormError, ConfigError):
+        return None
+    return video.frames, video.start, video.stride
+
+
+def frames_words(count: int, frames: int | None, start: int, stride: int) -> tuple[bool, str]:
+    """Whether a clip of `count` frames holds the selection (`frames`, None for every one, from `start` at
+    `stride`), and that in the form's words (Frames, First frame, Frame stride)."""
     taken = selected_count(count, start, frames, stride)
     if taken == 0:
         return False, f"First frame {start} is past its last frame ({count - 1}): lower First frame."
@@ -260,17 +267,17 @@ def frames_words(count: int, frames, start, stride) -> tuple[bool, str]:
     return True, f"An edit takes {taken} of its {count} frames (Frames, First frame, Frame stride)."
 
 
-def clip_note(video: Path, name: str, frames=None, start=0, stride=1) -> str:
+def clip_note(video: Path, name: str, selection: tuple[int | None, int, int] | None = None) -> str:
     """What the page says of a clip as soon as it is chosen, as `videop2p info CLIP` says it: its size, rate,
-    length, sound and signal, what reading it converts, and whether the form's Frames, First frame and
-    Frame stride find their frames in it (`frames_words`). A clip that cannot be read is a FormError."""
+    length, sound and signal, what reading it converts, and whether the form's `selection` (`form_selection`)
+    finds its frames in it (`frames_words`). A clip that cannot be read is a FormError."""
     try:
         probe, count = probe_video(video), declared_frames(video)
     except VideoError as e:
         raise _unreadable_clip(e) from None
     lines = [f"**{name}**: {clip_words(probe, count)}; {signal_words(probe.deep)}.", *probe.conversions]
-    if count:
-        lines.append(frames_words(count, frames, start, stride)[1])
+    if count and selection is not None:
+        lines.append(frames_words(count, *selection)[1])
     return "\n\n".join(line for line in lines if line)
 
 
@@ -811,7 +818,7 @@ def build_app(session: Session):
                 return "Ready."
             try:
                 video = unpack_upload(Path(upload_file), session.root)
-                return clip_note(video, Path(upload_file).name, frames_value, start_value, stride_value)
+                return clip_note(video, Path(upload_file).name, form_selection(frames_value, start_value, stride_value))
             except FormError as e:  # said in the page at once, not at the Edit
                 return str(e)
 
