@@ -241,6 +241,44 @@ def test_a_toy_clip_edited_from_its_exported_folder_equals_the_workspace_edit(tm
     assert np.array_equal(a, b)
 
 
+def test_a_run_records_the_architecture_a_tuned_folder_runs_with(tuned, tmp_path, caplog):
+    """config.yaml, the report and the dry run keep the frame attention and GroupNorm the run used: what a
+    tuned folder records (here sparse-causal frames), or for an authors' folder, which records neither, their
+    GroupNorm over the clip, not the defaults the run was given."""
+    from videop2p.config import GroupNormMode, RunConfig
+
+    *_, video, _, _, out = tuned
+    authors = shutil.copytree(out, tmp_path / "authors")
+    config = json.loads((authors / "unet" / "config.json").read_text())
+    for ours in ("videop2p_frame_attention", "videop2p_group_norm"):
+        config.pop(ours)
+    (authors / "unet" / "config.json").write_text(json.dumps(config))
+    for folder, mode, norm in (
+        (out, FrameAttentionMode.SPARSE_CAUSAL, GroupNormMode.FRAME),
+        (authors, FrameAttentionMode.FIRST, GroupNormMode.CLIP),
+    ):
+        vp = VideoP2P(load_components(str(folder)), Workspace(tmp_path / "ws"))
+        cfg = RunConfig(
+            video=VideoConfig(path=video.video.path, frames=3),
+            source=PROMPT,
+            targets=["a blue circle moving on the grass"],
+            out=str(tmp_path / folder.name),
+            quiet=True,
+        )
+        cfg.inversion.method, cfg.inversion.steps = "fast", 2
+        planned = vp.dry_run(cfg).settings
+        assert (planned.frame_attention, planned.group_norm) == (mode, norm)
+        caplog.clear()
+        vp.run(cfg)
+        kept = (tmp_path / folder.name / "config.yaml").read_text()
+        assert f"frame_attention: {mode.value}\ngroup_norm: {norm.value}\n" in kept
+        report = (tmp_path / folder.name / "report.md").read_text()
+        assert f"frame_attention: {mode.value}\ngroup_norm: {norm.value}\n" in report
+        # said once, that the folder's own is used where the run asked for another
+        assert sum("was tuned with" in r.getMessage() for r in caplog.records) == 1
+    assert (cfg.frame_attention, cfg.group_norm) == (FrameAttentionMode.FIRST, GroupNormMode.FRAME)  # the caller's
+
+
 def _perturbed_tiny_model(tiny):
     """The fixture's model: the tiny components inflated, temporal layers perturbed (generator seed 1)."""
     from videop2p.config import GroupNormMode

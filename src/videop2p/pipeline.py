@@ -789,12 +789,15 @@ class VideoP2P:
             )
 
     def _as_run(self, cfg: RunConfig) -> RunConfig:
-        """`cfg` as a run records it in config.yaml: its tuning steps resolved and the workspace it runs in, so
-        that `--config OUT/config.yaml` reuses its work; the stages' bars on copies of their settings (the
-        caller's stay as they are)."""
+        """`cfg` as a run records it in config.yaml: its tuning steps resolved, the architecture a tuned video
+        folder records (`architecture`), and the workspace it runs in, so that `--config OUT/config.yaml` reuses
+        its work; the stages' bars on copies of their settings (the caller's stay as they are)."""
         progress = not cfg.quiet
+        mode, norm = self.architecture(cfg.frame_attention, cfg.group_norm)
         return dataclasses.replace(
             cfg,
+            frame_attention=mode,
+            group_norm=norm,
             tune=dataclasses.replace(cfg.tune.resolved(pretuned=self.components.video is not None), progress=progress),
             inversion=dataclasses.replace(cfg.inversion, progress=progress),
             edit=dataclasses.replace(cfg.edit, progress=progress),
