@@ -1162,3 +1162,24 @@ def test_a_workspace_under_home_is_read_as_a_shell_reads_it(tiny_folder, tmp_pat
     vp = VideoP2P.from_pretrained(str(tiny_folder), workspace="~/ws")
     assert vp.workspace.root == tmp_path / "ws" and not (tmp_path / "~").exists()
     vp._check_workspace("~/ws")  # a run's settings naming it the same way name the same workspace
+
+
+def test_kept_tunings_of_one_clip_are_told_apart_by_the_settings_they_differ_in():
+    from videop2p.store.workspace import clip_identity, set_apart
+
+    def tuned(prompt="a red circle", norm="frame", **tune):
+        return clip_identity("m", "h", (64, 64), 8, prompt, "first", norm, {"steps": 500, "seed": 33, **tune})
+
+    identities = [
+        tuned(),
+        tuned(norm="clip"),
+        tuned(seed=7, dtype="float16"),
+        tuned(prompt="a blue circle"),  # another prompt's tuning: another clip, tuned once
+    ]
+    assert set_apart(identities) == [
+        ["group_norm frame", "seed 33"],  # no dtype: float32, which a key leaves out
+        ["group_norm clip", "seed 33"],
+        ["group_norm frame", "seed 7", "dtype float16"],
+        [],
+    ]
+    assert set_apart([tuned(), tuned(norm="clip")]) == [["group_norm frame"], ["group_norm clip"]]

@@ -1092,7 +1092,8 @@ def _open_workspace(root: Path):
     return Workspace(root)
 
 
-def _clip_line(c) -> str:
+def _clip_line(c, apart: list[str]) -> str:
+    """A `workspace list` row; `apart`: its tuning settings that differ from another kept tuning of its clip."""
     import datetime
 
     size = "x".join(str(n) for n in c.identity.get("size", [])) or "?"
@@ -1113,21 +1114,25 @@ def _clip_line(c) -> str:
     return (
         f"{c.key}  {model:<16}  {prompt:<40}  {c.identity.get('num_frames', '?'):>6}  {size:>9}  {tuned:>16}  "
         f"{c.inversions:>10}  {c.edits:>5}  {c.unfinished:>10}  {c.size_bytes / 2**20:>8.1f}  {used}"
-    )
+        + "".join(f"  {setting}" for setting in apart if setting.split()[0] not in ("steps", "lr"))  # shown above
+    ).rstrip()
 
 
 @workspace_app.command("list")
 def workspace_list(
     root: Annotated[Path, typer.Argument(help=WORKSPACE_HELP)] = Path(WORKSPACE_NAME),
 ) -> None:
-    """List the tuned clips kept in a workspace: model, prompt, frames, size, tuning, what is kept, disk use, last use."""
+    """List the tuned clips kept in a workspace: model, prompt, frames, size, tuning, what is kept, disk use, last
+    use, and for a clip tuned more than once, the settings its tunings differ in."""
+    from videop2p.store.workspace import set_apart
+
     clips = _open_workspace(root).clips()
     typer.echo(
         f"{'clip':<16}  {'model':<16}  {'prompt':<40}  {'frames':>6}  {'size':>9}  {'tuning':>16}  {'inversions':>10}  {'edits':>5}  "
-        f"{'unfinished':>10}  {'MiB':>8}  last used"
+        f"{'unfinished':>10}  {'MiB':>8}  {'last used':<16}  differs in"
     )
-    for c in clips:
-        typer.echo(_clip_line(c))
+    for c, apart in zip(clips, set_apart([c.identity for c in clips]), strict=True):
+        typer.echo(_clip_line(c, apart))
     total = sum(c.size_bytes for c in clips) / 2**20
     typer.echo(f"{len(clips)} clip(s), {total:.1f} MiB in {root}")
 

@@ -53,6 +53,19 @@ def tuning_difference(identity: dict, other: dict) -> list[str]:
     return settings_difference(_tuning_settings(identity), _tuning_settings(other))
 
 
+def set_apart(identities: list[dict]) -> list[list[str]]:
+    """For each clip identity, its tuning settings (`seed 7`) that differ from another's of the same clip,
+    prompt and model: what tells kept tunings of one clip apart (none for a clip tuned once)."""
+    stored = [_as_stored(i) for i in identities]
+    clip_of = [json.dumps({k: v for k, v in i.items() if k not in TUNING_KEYS}, sort_keys=True) for i in stored]
+    settings = [_tuning_settings(i) for i in stored]
+    apart = []
+    for mine, clip in zip(settings, clip_of, strict=True):
+        others = [theirs for theirs, c in zip(settings, clip_of, strict=True) if c == clip and theirs is not mine]
+        apart.append([f"{k} {v}" for k, v in mine.items() if any(theirs.get(k) != v for theirs in others)])
+    return apart
+
+
 def _as_stored(data: dict) -> dict:
     """`data` as a JSON file holds it (tuples as lists, other values as `key_of` reads them)."""
     return json.loads(json.dumps(data, default=str))
