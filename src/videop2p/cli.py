@@ -301,9 +301,10 @@ def _adapter_flags(
     return read[0], read[1]
 
 
-def _h(option: str, text: str) -> str:
-    """Help text of a flag with its default, read from the config dataclasses (the one place it lives)."""
-    return f"{text} (default: {default_of(option)})."
+def _h(option: str, text: str, unless: str = "") -> str:
+    """Help text of a flag with its default, read from the config dataclasses (the one place it lives), and
+    `unless`, where another value takes its place."""
+    return f"{text} (default: {default_of(option)}{unless})."
 
 
 def _flag_name(option: str) -> str:
@@ -859,14 +860,22 @@ def _stage_command(stage: str, doc: str):
         frame_attention: Annotated[
             str | None,
             typer.Option(
-                help=_h("frame_attention", "Frames that frame attention reads: first or sparse-causal"),
+                help=_h(
+                    "frame_attention",
+                    "Frames that frame attention reads: first or sparse-causal",
+                    "; a tuned Tune-A-Video/Video-P2P folder runs with its own where it records one",
+                ),
                 rich_help_panel=TUNE_PANEL,
             ),
         ] = None,
         group_norm: Annotated[
             str | None,
             typer.Option(
-                help=_h("group_norm", "Resnet GroupNorm statistics over the clip (official) or per frame"),
+                help=_h(
+                    "group_norm",
+                    "Resnet GroupNorm statistics over the clip (official) or per frame",
+                    "; a tuned Tune-A-Video/Video-P2P folder runs with its own: recorded, else clip",
+                ),
                 rich_help_panel=TUNE_PANEL,
             ),
         ] = None,
