@@ -1,6 +1,7 @@
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -840,7 +841,7 @@ def test_size_may_give_one_side_and_the_other_keeps_the_clips_aspect_ratio(tiny_
         (["--attention-slicing", "9" * 20], ["--attention-slicing 99999999999999999999", "to 2147483647"]),
         (["--preset", ""], ["--preset '' is not one of official, quick"]),  # not the official one in silence
         (["--reweight", "blue=2", "--reweight", "blue=3"], ["'blue' is reweighted twice"]),
-        (["--target", "  "], ["target '  ' (target 2) is empty", "at least one word"]),
+        (["--target", "  "], ["--target '  ' (target 2) is empty", "at least one word"]),
         (["--blend", "circle,grass", "circle"], ["--blend", "'circle,grass' and 'circle' give 2 source and 1 target"]),
         (["--blend", "circle,circle", "circle,circle"], ["--blend gives 2 word pairs for 1 target prompt"]),
         (["--blend", "circle,-", "circle,circle"], ["--blend", "['-', 'circle'] has one word"]),
@@ -878,13 +879,13 @@ def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
 @pytest.mark.parametrize(
     "text, needles",
     [
-        ("source: [a, b]\ntargets: [a cat]\n", ["source ['a', 'b']", "expected text"]),
-        ("source: a circle\ntargets: [7]\n", ["target 7", "expected text"]),
+        ("source: [a, b]\ntargets: [a cat]\n", ["c.yaml: source ['a', 'b']", "expected text"]),
+        ("source: a circle\ntargets: [7]\n", ["c.yaml: targets 7", "expected text"]),
         (  # a YAML folded block ends in a line break
             "source: >\n  a red circle\n  on the grass\ntargets: [a blue circle on the grass]\n",
-            ["source 'a red circle on the grass\\n' is not valid", "one line", "(it holds '\\n')"],
+            ["c.yaml: source 'a red circle on the grass\\n' is not valid", "one line", "(it holds '\\n')"],
         ),
-        ('source: a circle\ntargets: ["a blue\\tcircle"]\n', ["target 'a blue\\tcircle'", "(it holds '\\t')"]),
+        ('source: a circle\ntargets: ["a blue\\tcircle"]\n', ["c.yaml: targets 'a blue\\tcircle'", "(it holds '\\t')"]),
         ("source: a circle\nvideo: 5\n", ["video: 5", "a mapping"]),
         ("source: a circle\nedit: {reweight: [1, 2]}\n", ["edit.reweight: 1", "WORD=FACTOR"]),
         ("source: a circle\nedit: {reweight: {blue: abc}}\n", ["c.yaml: edit.reweight blue='abc'", "finite factor"]),
@@ -903,7 +904,10 @@ def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
             "image_path: x\nprompt: a\nprompts: [a, b]\neq_params: {words: [b], values: [x]}\n",
             ["eq_params.values: 'x'"],
         ),
-        ("image_path: x\nprompt: a\nprompts: [a, b]\nis_word_swap: maybe\n", ["is_word_swap: 'maybe'"]),
+        (
+            "image_path: x\nprompt: a\nprompts: [a, b]\nis_word_swap: maybe\n",
+            ["c.yaml: is_word_swap 'maybe' is not true or false"],
+        ),
         (
             "image_path: x\nprompt: a b\nprompts: [a b, a b]\neq_params: {words: [b, b], values: [2, 3]}\n",
             ["eq_params.words ['b', 'b'] names a word twice"],
@@ -1087,12 +1091,54 @@ def test_a_bad_value_is_named_where_it_was_given_and_a_whole_float_is_a_whole_nu
         ("zzz: 1", "Unknown key 'zzz'; valid keys are: "),  # nothing near it
     ):
         run.write_text(written + "\n")
-        assert_one_line_error(runner.invoke(app, [*args, "--config", str(run), "--dry-run"]), said)
+        assert_one_line_error(runner.invoke(app, [*args, "--config", str(run), "--dry-run"]), f"{run}: {said}")
     (tmp_path / "jobs.yaml").write_text("default: {}\njobs: []\n")
     with pytest.raises(
         BatchError, match=r"Unknown key\(s\) \['default'\] in .*jobs.yaml \(did you mean 'defaults'\?\)"
     ):
         load_jobs(tmp_path / "jobs.yaml")
+
+
+def test_a_bad_value_of_the_authors_pair_is_named_by_their_file_and_key(tiny_dir, clip_dir, tmp_path):
+    """A value of their tune or p2p config is named as they wrote it (`X-tune.yaml: train_data.n_sample_frames`),
+    whether it fails while their file is read or when the settings are checked; a flag over it is named by the
+    flag; a batch job's config pair as the command line's, its own keys by theirs."""
+    from videop2p.batch import BatchError, load_jobs
+
+    tune, p2p, _ = _official_pair(tiny_dir, clip_dir, tmp_path)
+    written = {"tune": yaml.safe_load(tune.read_text()), "p2p": yaml.safe_load(p2p.read_text())}
+    cases = (
+        ("tune", ("train_data", "n_sample_frames"), -2, "train_data.n_sample_frames -2 is not valid; expected a whole"),
+        ("tune", ("train_data", "sample_frame_rate"), 0, "train_data.sample_frame_rate 0 is not valid"),
+        ("tune", ("train_data", "width"), 0, "train_data.width 0 is not valid"),
+        ("tune", ("learning_rate",), -1, "learning_rate -1.0 is not valid; expected a finite number > 0."),
+        ("tune", ("learning_rate",), "abc", "learning_rate: 'abc' is not valid; expected a number."),
+        ("tune", ("seed",), 3.5, "seed 3.5 is not valid; expected a whole number >= 0."),
+        ("tune", ("mixed_precision",), "fp8", "mixed_precision 'fp8' is not one of no, fp16, bf16."),
+        ("tune", ("max_train_stepz",), 5, "Unknown key 'max_train_stepz' in an official Video-P2P config"),
+        ("p2p", ("video_len",), 0, "video_len 0 of the p2p config differs from train_data.n_sample_frames 4"),
+        ("p2p", ("cross_replace_steps",), 1.5, "cross_replace_steps 1.5 is not valid"),
+        ("p2p", ("eq_params",), {"words": ["blue"], "values": ["x"]}, "eq_params.values: 'x' is not valid"),
+        ("p2p", ("is_word_swap",), "maybe", "is_word_swap 'maybe' is not true or false"),
+    )
+    for which, key, value, said in cases:
+        bad = json.loads(json.dumps(written[which]))
+        (bad if len(key) == 1 else bad[key[0]])[key[-1]] = value
+        path = tmp_path / f"bad-{which}.yaml"
+        path.write_text(yaml.safe_dump(bad))
+        files = [path, p2p] if which == "tune" else [tune, path]
+        args = ["run", "--config", str(files[0]), "--config", str(files[1]), "--out", str(tmp_path / "o"), "--dry-run"]
+        assert_one_line_error(runner.invoke(app, args), f"{path}: {said}")
+        assert not (tmp_path / "o").exists()
+    path = tmp_path / "bad-tune.yaml"
+    path.write_text(yaml.safe_dump({**written["tune"], "seed": -1}))
+    args = ["run", "--config", str(path), "--config", str(p2p), "--dry-run"]
+    assert_one_line_error(runner.invoke(app, [*args, "--seed", "-2"]), "--seed -2 is not valid")  # the flag's value
+    jobs = tmp_path / "jobs.yaml"
+    for own, said in (({}, f"{path}: seed -1 is not valid"), ({"tune": {"seed": -3}}, ": tune.seed -3 is not valid")):
+        jobs.write_text(yaml.safe_dump({"jobs": [{"name": "a", "config": [str(path), str(p2p)], **own}]}))
+        with pytest.raises(BatchError, match=r"^jobs\[0\] \(a\): " + re.escape(said.removeprefix(": "))):
+            load_jobs(jobs)
 
 
 def test_a_misspelt_name_is_told_the_one_it_may_mean(tiny_dir, clip_dir, tmp_path):

@@ -36,6 +36,8 @@ from videop2p.config import (
     file_key,
     files_preset,
     fill_run,
+    given_by,
+    holds,
     hub_file_id,
     load_config,
     load_yaml,
@@ -237,8 +239,9 @@ def _job_config(raw: dict, defaults: dict, here: Path, where: str) -> RunConfig:
     try:
         cfg = fill_run(merged, f"{where}: ", base)
         validate(cfg)
-    except OptionError as e:
-        raise BatchError(f"{where}: {file_key(e.option)} {e.reason}") from None
+    except OptionError as e:  # named by the job's key, or by its config file's that gave it
+        given = None if holds(merged, file_key(e.option)) else given_by(e.option, files)
+        raise BatchError(f"{where}: {given or file_key(e.option)} {e.reason}") from None
     except ConfigError as e:  # named where it is by `fill_run`
         raise BatchError(str(e)) from None
     if not cfg.video.path.strip() or not cfg.source.strip() or not cfg.targets:  # blank: no clip, no prompt

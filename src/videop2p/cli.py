@@ -502,17 +502,11 @@ BlendOpt = Annotated[
 
 def _setting_label(option: str, flagged: frozenset[str], files: list[ConfigFile]) -> str:
     """How a bad setting (an OptionError's `option`) is named: by the config file and key that gave it
-    (`run.yaml: tune.steps`) where one of our files did and no flag overrode it, else by its flag."""
-    from videop2p.config import ConfigKind, file_key, option_label
+    (`run.yaml: tune.steps`, `rabbit-jump-tune.yaml: train_data.n_sample_frames`) where no flag overrode it,
+    else by its flag."""
+    from videop2p.config import given_by, option_label
 
-    key = file_key(option)
-    section, _, attr = key.rpartition(".")
-    if option not in flagged:
-        for f in (f for f in reversed(files) if f.kind is ConfigKind.OURS):
-            held = f.data.get(section) if section else f.data
-            if isinstance(held, dict) and attr in held:
-                return f"{f.path}: {key}"
-    return option_label(option)
+    return (None if option in flagged else given_by(option, files)) or option_label(option)
 
 
 def _execute(

@@ -8,6 +8,7 @@ them from here.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import copy
 import dataclasses
 import difflib
@@ -16,7 +17,7 @@ import math
 import os
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -1174,13 +1175,21 @@ def _official_number(value: Any, key: str) -> float:
         raise ConfigError(f"{key}: {shown(value)} is not valid; expected a number.") from None
 
 
-def from_official(tune: dict | None, p2p: dict | None, base: RunConfig | None = None) -> RunConfig:
-    """Translate the official tune and p2p YAMLs (either or both) into a RunConfig, over a copy of `base`."""
+def from_official(
+    tune: dict | None,
+    p2p: dict | None,
+    base: RunConfig | None = None,
+    paths: tuple[str | os.PathLike | None, str | os.PathLike | None] = (None, None),
+) -> RunConfig:
+    """Translate the official tune and p2p YAMLs (either or both) into a RunConfig, over a copy of `base`;
+    `paths`: the files they were read from, which name an error in them."""
     cfg = RunConfig() if base is None else copy.deepcopy(base)
     if tune:
-        _read_official_tune(cfg, tune)
+        with _named_by_file(paths[0], tune, ConfigKind.TUNE):
+            _read_official_tune(cfg, tune)
     if p2p:
-        _read_official_p2p(cfg, p2p, tune)
+        with _named_by_file(paths[1], p2p, ConfigKind.P2P):
+            _read_official_p2p(cfg, p2p, tune)
     cfg.out = _official_results(tune, p2p, cfg.out)
     return cfg
 
@@ -1347,11 +1356,15 @@ def load_config(
         tunes, p2ps = ([f.data for f in files if f.kind is kind] for kind in (ConfigKind.TUNE, ConfigKind.P2P))
         if len(tunes) > 1 or len(p2ps) > 1 or len(tunes) + len(p2ps) != len(files):
             raise ConfigError("Pass at most one official tune config and one official p2p config.")
-        cfg = from_official(next(iter(tunes), None), next(iter(p2ps), None), base)
+        paths = tuple(
+            next((f.path for f in files if f.kind is kind), None) for kind in (ConfigKind.TUNE, ConfigKind.P2P)
+        )
+        cfg = from_official(next(iter(tunes), None), next(iter(p2ps), None), base, paths)
     elif len(files) != 1:
         raise ConfigError(f"Pass one videop2p config, got {len(files)}.")
     else:
-        cfg = fill_run(files[0].data, "", base)
+        with _named_by_file(files[0].path, files[0].data, ConfigKind.OURS):
+            cfg = fill_run(files[0].data, "", base)
     folders = [Path(f.path).resolve().parent for f in files]
     first = None if here is None else Path(here)
     cfg.video.path = _beside(cfg.video.path, folders, first)
@@ -1839,14 +1852,84 @@ def check_window(w: WindowConfig | None) -> None:
 
 def option_label(option: str) -> str:
     """How the command line names an option of an OptionError: its flag, or the config key."""
-    return f"--{option.replace('_', '-')}" if option in OPTIONS else option
+    return f"--{option.replace('_', '-')}" if option in OPTIONS or option in ("source", "target") else option
 
 
 def file_key(option: str) -> str:
     """How a config or jobs file names the setting of an OptionError's `option`: its dotted key (`tune.steps`
     for tune_steps); an option that is no flag is named so already."""
-    section, attr = OPTIONS.get(option, (None, option))
+    section, attr = OPTIONS.get(option, (None, _PROMPT_KEYS.get(option, option)))
     return f"{section}.{attr}" if section else attr
+
+
+_PROMPT_KEYS = {"target": "targets"}  # an OptionError's prompt options, by the RunConfig field that holds them
+
+# our setting (its file key) -> the authors' keys that give it (their file's kind, their key), the one read last first
+_OFFICIAL_SETTINGS: dict[str, tuple[tuple[ConfigKind, str], ...]] = {
+    "source": ((ConfigKind.P2P, "prompt"), (ConfigKind.TUNE, "train_data.prompt")),
+    "targets": ((ConfigKind.P2P, "prompts"),),
+    "video.frames": ((ConfigKind.P2P, "video_len"), (ConfigKind.TUNE, "train_data.n_sample_frames")),
+    "video.start": ((ConfigKind.TUNE, "train_data.sample_start_idx"),),
+    "video.stride": ((ConfigKind.TUNE, "train_data.sample_frame_rate"),),
+    "video.width": ((ConfigKind.TUNE, "train_data.width"),),
+    "video.height": ((ConfigKind.TUNE, "train_data.height"),),
+    "tune.steps": ((ConfigKind.TUNE, "max_train_steps"),),
+    "tune.lr": ((ConfigKind.TUNE, "learning_rate"),),
+    "tune.seed": ((ConfigKind.TUNE, "seed"),),
+    "tune.mixed_precision": ((ConfigKind.TUNE, "mixed_precision"),),
+    "tune.gradient_checkpointing": ((ConfigKind.TUNE, "gradient_checkpointing"),),
+    "tune.max_grad_norm": ((ConfigKind.TUNE, "max_grad_norm"),),
+    "model": ((ConfigKind.TUNE, "pretrained_model_path"), (ConfigKind.P2P, "pretrained_model_path")),
+    "save_tuned": ((ConfigKind.TUNE, "output_dir"),),
+    "dtype": ((ConfigKind.P2P, "mixed_precision"),),
+    "edit.blend": ((ConfigKind.P2P, "blend_word"),),
+    "edit.reweight": ((ConfigKind.P2P, "eq_params"),),
+    "edit.mode": ((ConfigKind.P2P, "is_word_swap"),),
+    "edit.cross_replace": ((ConfigKind.P2P, "cross_replace_steps"),),
+    "edit.cross_replace_words": ((ConfigKind.P2P, "cross_replace_steps"),),
+    "edit.self_replace": ((ConfigKind.P2P, "self_replace_steps"),),
+}
+
+
+def holds(data: Any, key: str) -> bool:
+    """Whether a config file's mapping gives the dotted `key` (`tune.steps`; `video.path` by `video: clip.mp4` too)."""
+    *sections, attr = key.split(".")
+    for section in sections:
+        data = data.get(section) if isinstance(data, dict) else None
+    return isinstance(data, dict) and attr in data or (key == "video.path" and isinstance(data, str))
+
+
+@contextlib.contextmanager
+def _named_by_file(path: str | os.PathLike | None, data: dict, kind: ConfigKind) -> Iterator[None]:
+    """A ConfigError raised while the config file at `path` (its mapping `data`, of `kind`) is read begins
+    with its path, and an OptionError names the setting by the file's key (`run.yaml: tune.steps -1 is not
+    valid`, as `given_by`); without a path, as they are."""
+    try:
+        yield
+    except OptionError as e:
+        if path is None:
+            raise
+        where = given_by(e.option, [ConfigFile(path, data, kind)]) or f"{path}: {file_key(e.option)}"
+        raise ConfigError(f"{where} {e.reason}") from None
+    except ConfigError as e:
+        if path is None:
+            raise
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def given_by(option: str, files: list[ConfigFile]) -> str | None:
+    """Where among config `files` the setting of an OptionError's `option` was given, as `FILE: key`: the last
+    of our files whose key holds it (`run.yaml: tune.steps`), or the authors' file and key it was read from
+    (`rabbit-jump-tune.yaml: train_data.n_sample_frames`); None where no file gives it."""
+    key = file_key(option)
+    for f in reversed([f for f in files if f.kind is ConfigKind.OURS]):
+        if holds(f.data, key):
+            return f"{f.path}: {key}"
+    for kind, theirs in _OFFICIAL_SETTINGS.get(key, ()):
+        for f in files:
+            if f.kind is kind and holds(f.data, theirs):
+                return f"{f.path}: {theirs}"
+    return None
 
 
 def default_of(option: str) -> Any:
@@ -1879,6 +1962,7 @@ __all__ = [
     "WindowConfig",
     "default_of",
     "file_key",
+    "given_by",
     "meant_key",
     "not_one_of",
     "fill_run",
