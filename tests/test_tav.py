@@ -276,6 +276,13 @@ def test_a_run_records_the_architecture_a_tuned_folder_runs_with(tuned, tmp_path
         assert f"frame_attention: {mode.value}\ngroup_norm: {norm.value}\n" in report
         # said once, that the folder's own is used where the run asked for another
         assert sum("was tuned with" in r.getMessage() for r in caplog.records) == 1
+        # the web editor's Frame attention and Group norm fields show them, found without loading the model
+        session = Session(str(folder), tmp_path / "ui")
+        assert session.default_architecture() == (mode.value, norm.value)
+        from videop2p.ui import build_app
+
+        fields = {b.label: getattr(b, "value", None) for b in build_app(session).blocks.values() if hasattr(b, "label")}
+        assert (fields["Frame attention"], fields["Group norm"]) == (mode.value, norm.value)
     assert (cfg.frame_attention, cfg.group_norm) == (FrameAttentionMode.FIRST, GroupNormMode.FRAME)  # the caller's
 
 

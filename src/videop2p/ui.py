@@ -63,7 +63,8 @@ from videop2p.io.video import (
 )
 from videop2p.io.writing import write_frames
 from videop2p.models.attention import FrameAttentionMode
-from videop2p.models.loading import is_out_of_memory, is_video_model, lighter_dtype
+from videop2p.models.loading import is_out_of_memory, is_video_model, lighter_dtype, video_model_config
+from videop2p.models.tav import CheckpointError, frame_mode_of, group_norm_of
 from videop2p.progress import Cancelled
 from videop2p.store.files import atomic_path
 from videop2p.toy.world import Background, Color, Motion, Shape, ToyClipSpec, ToyObject, caption_for, render_clip
@@ -511,6 +512,18 @@ class Session:
         loading it)."""
         return TuneConfig().resolved(pretuned=is_video_model(self.model)).steps
 
+    def default_architecture(self) -> tuple[str, str]:
+        """The Frame attention and Group norm a run on this session's model takes: a tuned Tune-A-Video /
+        Video-P2P model's own (recorded, else the authors' GroupNorm over the clip, as `VideoP2P.architecture`
+        runs it), found without loading it; else the defaults."""
+        defaults = Form()
+        try:
+            config = video_model_config(self.model)
+            mode, norm = (None, None) if config is None else (frame_mode_of(config), group_norm_of(config))
+        except CheckpointError:  # a value it records that is none: the model's load says so
+            mode, norm = None, None
+        return (mode.value if mode else defaults.frame_attention), (norm.value if norm else defaults.group_norm)
+
     @property
     def pipe(self):
         from videop2p.pipeline import VideoP2P
@@ -614,6 +627,7 @@ def build_app(session: Session):
     import gradio as gr
 
     defaults = Form()
+    frame_mode, norm = session.default_architecture()  # a tuned video model's own
     with gr.Blocks(title="videop2p: edit a video with words") as app:
         gr.Markdown(
             "# videop2p\nDescribe the clip, write the edited prompt, and get the clip back with only that change. "
@@ -717,7 +731,7 @@ def build_app(session: Session):
                         resize = gr.Dropdown([m.value for m in ResizeMode], value=defaults.resize, label="Resize")
                         frame_attention = gr.Dropdown(
                             [m.value for m in FrameAttentionMode],
-                            value=defaults.frame_attention,
+                            value=frame_mode,
                             label="Frame attention",
                         )
                         frame_attention_control = gr.Checkbox(
@@ -738,7 +752,7 @@ def build_app(session: Session):
                         )
                         group_norm = gr.Dropdown(
                             [m.value for m in GroupNormMode],
-                            value=defaults.group_norm,
+                            value=norm,
                             label="Group norm",
                             info="frame: each frame alone (ours); clip: over every frame (the authors')",
                         )

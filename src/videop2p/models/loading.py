@@ -403,28 +403,33 @@ def _hub_video_folder(repo: str, revision: str | None) -> Path | None:
     return Path(snapshot_download(repo, revision=revision, allow_patterns=parts))
 
 
-def is_video_model(model: str | os.PathLike | None) -> bool:
-    """Whether `model` is a tuned Tune-A-Video / Video-P2P folder (which a run tunes no further by default), found
-    without loading it or asking the hub: a local folder's `unet/config.json`, or that of a hub repository's
-    snapshot in the Hugging Face cache (False where neither is there: an image model, a file, a repository
-    not yet downloaded)."""
+def video_model_config(model: str | os.PathLike | None) -> dict | None:
+    """The `unet/config.json` of `model` when it is a tuned Tune-A-Video / Video-P2P folder (which a run tunes no
+    further by default, with the frame attention and GroupNorm it records), found without loading it or asking
+    the hub: a local folder's, or that of a hub repository's snapshot in the Hugging Face cache (None where
+    neither is there: an image model, a file, a repository not yet downloaded)."""
     if is_bundled(model):
-        return False
+        return None
     path = Path(model).expanduser()
     if path.is_dir():
-        return tav.is_authors_folder(path)
+        return tav.folder_unet_config(path)
     if path.is_file() or _hub_model_file(model):  # a single-file checkpoint: an image model
-        return False
+        return None
     from huggingface_hub import try_to_load_from_cache
 
     hub = hub_repository(str(model))
     if hub is None:
-        return False
+        return None
     try:
         config = try_to_load_from_cache(hub.repo, "unet/config.json", revision=hub.revision)
     except (ValueError, OSError):  # a name the hub's library refuses
-        return False
-    return isinstance(config, str) and tav.is_authors_folder(Path(config).parent.parent)
+        return None
+    return tav.folder_unet_config(Path(config).parent.parent) if isinstance(config, str) else None
+
+
+def is_video_model(model: str | os.PathLike | None) -> bool:
+    """Whether `model` is a tuned Tune-A-Video / Video-P2P folder (`video_model_config`)."""
+    return video_model_config(model) is not None
 
 
 def _load_hub(hub: HubFile) -> tuple:

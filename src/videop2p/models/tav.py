@@ -72,13 +72,18 @@ def from_authors_key(name: str) -> str:
     return video_key(name)
 
 
+def folder_unet_config(path: str | os.PathLike) -> dict | None:
+    """The `unet/config.json` of a model folder when it names the authors' `UNet3DConditionModel`, else None."""
+    try:
+        config = read_json(Path(path) / "unet" / "config.json")
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) and config.get("_class_name") == CLASS_NAME else None
+
+
 def is_authors_folder(path: str | os.PathLike) -> bool:
     """True for a model folder whose `unet/config.json` names the authors' `UNet3DConditionModel`."""
-    config = Path(path) / "unet" / "config.json"
-    try:
-        return read_json(config).get("_class_name") == CLASS_NAME
-    except (OSError, ValueError):
-        return False
+    return folder_unet_config(path) is not None
 
 
 def image_unet_config(config: dict) -> dict:
