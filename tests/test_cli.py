@@ -508,7 +508,10 @@ def test_the_authors_two_steps_tune_then_edit_with_their_configs(tiny_dir, clip_
     assert is_authors_folder(theirs) and (theirs / "model_index.json").is_file()
     recorded = json.loads((theirs / "unet" / "config.json").read_text())[DELTA_KEY]
     info = _invoke(["info", "--model", str(theirs)]).output
-    assert "tuned: a Tune-A-Video / Video-P2P folder (frame attention first, GroupNorm frame)" in info
+    assert (
+        "tuned: a Tune-A-Video / Video-P2P folder (frame attention first, GroupNorm frame): a run edits with it as it is"
+        in info
+    )
     assert "tuned:" not in _invoke(["info", "--model", str(tiny_dir)]).output
     _invoke(["edit", "--config", str(p2p), "--size", "32x32", "--frames", "4", "--steps", "3", "--quiet"])
     m = _manifest(theirs / "results")

@@ -235,10 +235,10 @@ def info(
         for k, v in comps.info.to_dict().items():
             lines.append(f"  {k}: {v}")
         if comps.video is not None:
-            frames = comps.video.frame_mode.value if comps.video.frame_mode else "not recorded (--frame-attention)"
+            frames = comps.video.frame_mode.value if comps.video.frame_mode else "not recorded: --frame-attention's"
             lines.append(
                 f"  tuned: a Tune-A-Video / Video-P2P folder (frame attention {frames}, GroupNorm "
-                f"{comps.video.group_norm.value}): runs edit with it untuned; --tune-steps N tunes on from it"
+                f"{comps.video.group_norm.value}): a run edits with it as it is; --tune-steps N tunes on from it"
             )
     except (ModelNotFoundError, ModelLoadError, LoraError, EmbeddingError, VaeError) as e:
         lines.append(f"  not available: {e}")
