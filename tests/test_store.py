@@ -4,6 +4,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -723,6 +724,13 @@ def test_frames_held_in_memory_are_the_same_clip_as_their_file_and_reuse_its_tun
     _, again = vp.tune(vp.clip_from_frames(frames, fps=12, width=24, height=16), PROMPT, TuneConfig(steps=1))
     assert first.action == "computed" and again.action == "reused"
     assert vp.clip_from_frames(frames).size == vp.load_clip(VideoConfig(path=str(clip_path), frames=3)).size
+    for kwargs, said in (  # a bad argument is named as the caller wrote it
+        ({"fps": -1}, "fps: -1 is not valid; expected a finite number > 0."),
+        ({"width": 2.5}, "width: 2.5 is not valid; expected a whole number >= 1."),
+        ({"resize": "squash"}, "resize: 'squash' is not one of crop, pad, stretch."),
+    ):
+        with pytest.raises(ValueError, match=f"^{re.escape(said)}$"):
+            vp.clip_from_frames(frames, **kwargs)
 
 
 def test_an_edit_pasted_through_the_api_is_the_one_run_writes_at_the_clips_own_size(tiny, clip_path, tmp_path):

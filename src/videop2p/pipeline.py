@@ -21,11 +21,13 @@ import psutil
 import torch
 
 from videop2p.config import (
+    ConfigError,
     EditConfig,
     FrameAttentionMode,
     GroupNormMode,
     InversionConfig,
     LoraScale,
+    OptionError,
     ResizeMode,
     RunConfig,
     TuneConfig,
@@ -45,6 +47,7 @@ from videop2p.config import (
     check_tune,
     check_video,
     check_window,
+    file_key,
     fill,
     fill_run,
     path_shorthand,
@@ -429,8 +432,11 @@ class VideoP2P:
         `load_clip` resizes a file's: the same frames give the same clip, and so reuse the same tuning."""
         arr = as_frames(frames)
         fps, width, height = (plain_number(x) for x in (fps, width, height))  # numpy's numbers too
-        check_number(None, "fps", fps, 0.0, above=True)
-        check_frame_size(VideoConfig(width=width, height=height, resize=resize))
+        try:
+            check_number(None, "fps", fps, 0.0, above=True)
+            check_frame_size(VideoConfig(width=width, height=height, resize=resize))
+        except OptionError as e:  # named by this method's argument (`fps`), not `video.fps`
+            raise ConfigError(f"{file_key(e.option).removeprefix('video.')}: {e.reason}") from None
         width, height, large = self._working_size((arr.shape[2], arr.shape[1]), width, height)
         resized = resize_frames(arr, width, height, resize)  # frame by frame, as load_clip resizes
         return Clip(frames=resized, fps=float(fps), digest=frames_hash(resized), notes=_warned(large))
