@@ -1850,19 +1850,20 @@ def check_window(w: WindowConfig | None) -> None:
     _enum_ok("window", "blend", w.blend, WindowBlend)
 
 
+PROMPT_OPTIONS = {"source": "source", "target": "targets"}  # the prompts' flags -> the RunConfig fields they fill
+
+
 def option_label(option: str) -> str:
     """How the command line names an option of an OptionError: its flag, or the config key."""
-    return f"--{option.replace('_', '-')}" if option in OPTIONS or option in ("source", "target") else option
+    return f"--{option.replace('_', '-')}" if option in OPTIONS or option in PROMPT_OPTIONS else option
 
 
 def file_key(option: str) -> str:
     """How a config or jobs file names the setting of an OptionError's `option`: its dotted key (`tune.steps`
-    for tune_steps); an option that is no flag is named so already."""
-    section, attr = OPTIONS.get(option, (None, _PROMPT_KEYS.get(option, option)))
+    for tune_steps, `targets` for target); an option that is no flag is named so already."""
+    section, attr = OPTIONS.get(option, (None, PROMPT_OPTIONS.get(option, option)))
     return f"{section}.{attr}" if section else attr
 
-
-_PROMPT_KEYS = {"target": "targets"}  # an OptionError's prompt options, by the RunConfig field that holds them
 
 # our setting (its file key) -> the authors' keys that give it (their file's kind, their key), the one read last first
 _OFFICIAL_SETTINGS: dict[str, tuple[tuple[ConfigKind, str], ...]] = {
@@ -1896,7 +1897,7 @@ def holds(data: Any, key: str) -> bool:
     *sections, attr = key.split(".")
     for section in sections:
         data = data.get(section) if isinstance(data, dict) else None
-    return isinstance(data, dict) and attr in data or (key == "video.path" and isinstance(data, str))
+    return (isinstance(data, dict) and attr in data) or (key == "video.path" and isinstance(data, str))
 
 
 @contextlib.contextmanager
