@@ -1185,9 +1185,9 @@ def test_kept_tunings_of_one_clip_are_told_apart_by_the_settings_they_differ_in(
         tuned(prompt="a blue circle"),  # another prompt's tuning: another clip, tuned once
     ]
     assert set_apart(identities) == [
-        ["group_norm frame", "seed 33"],  # no dtype: float32, which a key leaves out
-        ["group_norm clip", "seed 33"],
-        ["group_norm frame", "seed 7", "dtype float16"],
-        [],
+        {"group_norm": "frame", "seed": 33},  # no dtype: float32, which a key leaves out
+        {"group_norm": "clip", "seed": 33},
+        {"group_norm": "frame", "seed": 7, "dtype": "float16"},
+        {},
     ]
-    assert set_apart([tuned(), tuned(norm="clip")]) == [["group_norm frame"], ["group_norm clip"]]
+    assert set_apart([tuned(), tuned(norm="clip")]) == [{"group_norm": "frame"}, {"group_norm": "clip"}]

@@ -1095,7 +1095,7 @@ def _open_workspace(root: Path):
     return Workspace(root)
 
 
-def _clip_line(c, apart: list[str]) -> str:
+def _clip_line(c, apart: dict) -> str:
     """A `workspace list` row; `apart`: its tuning settings that differ from another kept tuning of its clip."""
     import datetime
 
@@ -1117,7 +1117,7 @@ def _clip_line(c, apart: list[str]) -> str:
     return (
         f"{c.key}  {model:<16}  {prompt:<40}  {c.identity.get('num_frames', '?'):>6}  {size:>9}  {tuned:>16}  "
         f"{c.inversions:>10}  {c.edits:>5}  {c.unfinished:>10}  {c.size_bytes / 2**20:>8.1f}  {used}"
-        + "".join(f"  {setting}" for setting in apart if setting.split()[0] not in ("steps", "lr"))  # shown above
+        + "".join(f"  {k} {v}" for k, v in apart.items() if k not in ("steps", "lr"))  # those shown already
     ).rstrip()
 
 

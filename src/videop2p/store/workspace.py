@@ -53,8 +53,8 @@ def tuning_difference(identity: dict, other: dict) -> list[str]:
     return settings_difference(_tuning_settings(identity), _tuning_settings(other))
 
 
-def set_apart(identities: list[dict]) -> list[list[str]]:
-    """For each clip identity, its tuning settings (`seed 7`) that differ from another's of the same clip,
+def set_apart(identities: list[dict]) -> list[dict]:
+    """For each clip identity, its tuning settings (`{"seed": 7}`) that differ from another's of the same clip,
     prompt and model: what tells kept tunings of one clip apart (none for a clip tuned once)."""
     stored = [_as_stored(i) for i in identities]
     clip_of = [json.dumps({k: v for k, v in i.items() if k not in TUNING_KEYS}, sort_keys=True) for i in stored]
@@ -62,7 +62,7 @@ def set_apart(identities: list[dict]) -> list[list[str]]:
     apart = []
     for mine, clip in zip(settings, clip_of, strict=True):
         others = [theirs for theirs, c in zip(settings, clip_of, strict=True) if c == clip and theirs is not mine]
-        apart.append([f"{k} {v}" for k, v in mine.items() if any(theirs.get(k) != v for theirs in others)])
+        apart.append({k: v for k, v in mine.items() if any(theirs.get(k) != v for theirs in others)})
     return apart
 
 
