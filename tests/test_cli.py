@@ -1158,8 +1158,16 @@ def test_a_misspelt_name_is_told_the_one_it_may_mean(tiny_dir, clip_dir, tmp_pat
         ),
         (["--preset", "quik"], "--preset 'quik' is not one of official, quick (did you mean 'quick'?)."),
         (["--resize", "zoom"], "--resize 'zoom' is not one of crop, pad, stretch."),  # near none of them
+        # another name of one: the authors' and accelerate's mixed_precision, torch's
+        (["--dtype", "fp16"], "--dtype 'fp16' is not one of float32, float16, bfloat16 (did you mean 'float16'?)."),
+        (["--dtype", "BF16"], "--dtype 'BF16' is not one of float32, float16, bfloat16 (did you mean 'bfloat16'?)."),
+        (["--dtype", "half"], "(did you mean 'float16'?)."),
     ):
         assert_one_line_error(runner.invoke(app, [*args, *flags, "--dry-run"]), said)
+    from videop2p.pipeline import VideoP2P
+
+    with pytest.raises(ValueError, match=r"^dtype: 'fp32' is not one of .* \(did you mean 'float32'\?\)\.$"):
+        VideoP2P.from_pretrained(None, dtype="fp32")  # the API's
     (tmp_path / "run.yaml").write_text("tune: {mixed_precision: fp61}\n")
     result = runner.invoke(app, [*args, "--config", str(tmp_path / "run.yaml"), "--dry-run"])
     assert_one_line_error(result, "tune.mixed_precision 'fp61' is not one of no, fp16, bf16 (did you mean 'fp16'?).")

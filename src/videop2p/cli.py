@@ -354,11 +354,11 @@ def _check_file(flag: str, path: Path | None) -> None:
 
 def _check_device_dtype(device: str, dtype: str) -> None:
     """--device names a device this machine has and --dtype one of the dtypes."""
-    from videop2p.config import DTYPES
+    from videop2p.config import DTYPE_ALIASES, DTYPES
     from videop2p.models.loading import check_device
 
     if dtype not in DTYPES:
-        _fail(f"--dtype {not_one_of(dtype, DTYPES)}.")
+        _fail(f"--dtype {not_one_of(dtype, DTYPES, DTYPE_ALIASES)}.")
     _or_fail(check_device, device)
 
 

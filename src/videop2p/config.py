@@ -98,6 +98,8 @@ class ExportFormat(str, enum.Enum):
 
 
 DTYPES = ("float32", "float16", "bfloat16")  # names a run's dtype may take
+# other names of them, said in a refusal: the authors' and accelerate's (mixed_precision), torch's
+DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
 OFFICIAL_TUNE_STEPS = 500  # the authors' max_train_steps
 DEMO_TUNE_STEPS = 300  # `videop2p demo`'s tuning budget
 SEED_MAX = 2**64 - 1  # the largest seed torch.Generator.manual_seed takes
@@ -598,11 +600,14 @@ def meant_key(key: Any, names: list[str] | set[str], section: str = "") -> str:
     return misspelt(key, names)
 
 
-def not_one_of(value: Any, valid: Iterable[str]) -> str:
-    """`value`, a name that is none of `valid`, said with them and the one it may misspell:
-    "'nulltext' is not one of null-text, fast, direct, negative-prompt (did you mean 'null-text'?)"."""
+def not_one_of(value: Any, valid: Iterable[str], aliases: dict[str, str] | None = None) -> str:
+    """`value`, a name that is none of `valid`, said with them and the one it may misspell, or mean by another
+    name (`aliases`): "'nulltext' is not one of null-text, fast, direct, negative-prompt (did you mean
+    'null-text'?)"."""
     valid = [str(v) for v in valid]
-    return f"{shown(value)} is not one of {', '.join(valid)}{misspelt(value, valid)}"
+    known = (aliases or {}).get(value.strip().lower()) if isinstance(value, str) else None
+    meant = f" (did you mean {known!r}?)" if known else misspelt(value, valid)
+    return f"{shown(value)} is not one of {', '.join(valid)}{meant}"
 
 
 def misspelt(given: Any, names: Iterable[str]) -> str:
@@ -1621,7 +1626,7 @@ def check_model_settings(
     _enum_ok(None, "frame_attention", frame_attention, FrameAttentionMode)
     _enum_ok(None, "group_norm", group_norm, GroupNormMode)
     if dtype not in DTYPES:
-        raise OptionError("dtype", f"{not_one_of(dtype, DTYPES)}.")
+        raise OptionError("dtype", f"{not_one_of(dtype, DTYPES, DTYPE_ALIASES)}.")
     if attention_slicing is not None:
         check_number(None, "attention_slicing", attention_slicing, 1, whole=True, cap=COUNT_MAX)
     if not isinstance(device, str) or not device.strip():

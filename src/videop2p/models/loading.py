@@ -20,6 +20,7 @@ from safetensors import SafetensorError
 from transformers import AddedToken, CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from videop2p.config import (
+    DTYPE_ALIASES,
     DTYPES,
     FrameAttentionMode,
     GroupNormMode,
@@ -148,7 +149,7 @@ _DTYPES = {name: getattr(torch, name) for name in DTYPES}
 def parse_dtype(name: str) -> torch.dtype:
     """torch dtype of a name: float32, float16 or bfloat16."""
     if name not in _DTYPES:
-        raise ValueError(f"dtype {not_one_of(name, _DTYPES)}.")
+        raise ValueError(f"dtype {not_one_of(name, _DTYPES, DTYPE_ALIASES)}.")
     return _DTYPES[name]
 
 
