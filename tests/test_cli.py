@@ -1162,6 +1162,7 @@ def test_a_misspelt_name_is_told_the_one_it_may_mean(tiny_dir, clip_dir, tmp_pat
         (["--dtype", "fp16"], "--dtype 'fp16' is not one of float32, float16, bfloat16 (did you mean 'float16'?)."),
         (["--dtype", "BF16"], "--dtype 'BF16' is not one of float32, float16, bfloat16 (did you mean 'bfloat16'?)."),
         (["--dtype", "half"], "(did you mean 'float16'?)."),
+        (["--mode", "replace"], "--mode 'replace' is not one of auto, swap, refine (did you mean 'swap'?)."),  # P2P's
     ):
         assert_one_line_error(runner.invoke(app, [*args, *flags, "--dry-run"]), said)
     from videop2p.pipeline import VideoP2P
@@ -1171,6 +1172,11 @@ def test_a_misspelt_name_is_told_the_one_it_may_mean(tiny_dir, clip_dir, tmp_pat
     (tmp_path / "run.yaml").write_text("tune: {mixed_precision: fp61}\n")
     result = runner.invoke(app, [*args, "--config", str(tmp_path / "run.yaml"), "--dry-run"])
     assert_one_line_error(result, "tune.mixed_precision 'fp61' is not one of no, fp16, bf16 (did you mean 'fp16'?).")
+    (tmp_path / "run.yaml").write_text("tune: {mixed_precision: bfloat16}\n")  # a dtype's name for it
+    result = runner.invoke(app, [*args, "--config", str(tmp_path / "run.yaml"), "--dry-run"])
+    assert_one_line_error(
+        result, "tune.mixed_precision 'bfloat16' is not one of no, fp16, bf16 (did you mean 'bf16'?)."
+    )
     export = runner.invoke(app, ["export", str(tmp_path), str(tmp_path / "x"), "--format", "tuneavideo"])
     assert_one_line_error(export, "--format 'tuneavideo' is not one of diffusers-delta, tune-a-video (did you mean")
 

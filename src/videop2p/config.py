@@ -360,7 +360,7 @@ def _coerce(cls, name: str, value: Any) -> Any:
         try:
             return type(current)(value)
         except ValueError:
-            raise ConfigError(f"{name}: {not_one_of(value, (m.value for m in type(current)))}.") from None
+            raise ConfigError(f"{name}: {not_a_member(value, type(current))}.") from None
     if name in ("blend", "subtract") and value is not None:
         return _word_pairs(name, value)
     if name in ("cross_replace", "self_replace"):
@@ -608,6 +608,17 @@ def not_one_of(value: Any, valid: Iterable[str], aliases: dict[str, str] | None 
     known = (aliases or {}).get(value.strip().lower()) if isinstance(value, str) else None
     meant = f" (did you mean {known!r}?)" if known else misspelt(value, valid)
     return f"{shown(value)} is not one of {', '.join(valid)}{meant}"
+
+
+# other names of a choice, said in a refusal: prompt-to-prompt's for the word swap (AttentionReplace), the
+# dtypes' for a tuning's mixed precision
+_ALIASES: dict[type, dict[str, str]] = {EditMode: {"replace": "swap", "word-swap": "swap", "word_swap": "swap"}}
+_PRECISIONS = {"float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float32": "no", "fp32": "no"}
+
+
+def not_a_member(value: Any, kind: type[enum.Enum]) -> str:
+    """`not_one_of` for a choice of `kind`'s values (and the other names it may be given by)."""
+    return not_one_of(value, (m.value for m in kind), _ALIASES.get(kind))
 
 
 def misspelt(given: Any, names: Iterable[str]) -> str:
@@ -1572,7 +1583,7 @@ def _enum_ok(section: str | None, attr: str, value: Any, kind: type[enum.Enum]) 
     try:
         kind(value)
     except ValueError:
-        raise OptionError(_where(section, attr), f"{not_one_of(value, (m.value for m in kind))}.") from None
+        raise OptionError(_where(section, attr), f"{not_a_member(value, kind)}.") from None
 
 
 def validate(cfg: RunConfig) -> None:
@@ -1812,7 +1823,9 @@ def check_tune(t: TuneConfig) -> None:
     if t.save_seconds is not None:
         check_number("tune", "save_seconds", t.save_seconds, 0.0)
     if t.mixed_precision not in ("no", "fp16", "bf16"):
-        raise OptionError("tune.mixed_precision", f"{not_one_of(t.mixed_precision, ('no', 'fp16', 'bf16'))}.")
+        raise OptionError(
+            "tune.mixed_precision", f"{not_one_of(t.mixed_precision, ('no', 'fp16', 'bf16'), _PRECISIONS)}."
+        )
     if t.max_grad_norm is not None:
         check_number("tune", "max_grad_norm", t.max_grad_norm, 0.0, above=True)
 
