@@ -40,6 +40,7 @@ from videop2p.config import (
     check_embedding_settings,
     check_lora_settings,
     default_of,
+    not_a_member,
     not_one_of,
     parse_embeddings,
     parse_lora,
@@ -1064,7 +1065,7 @@ def export(
     try:
         fmt = ExportFormat(fmt)
     except ValueError:
-        _fail(f"--format {not_one_of(fmt, (f.value for f in ExportFormat))}.")
+        _fail(f"--format {not_a_member(fmt, ExportFormat)}.")
     _quiet_loaders()
     try:
         check_export_folder(out, fmt)
@@ -1731,7 +1732,7 @@ def eval_command(
     try:
         s.group_norm = GroupNormMode(group_norm)
     except ValueError:
-        _fail(f"--group-norm {not_one_of(group_norm, (m.value for m in GroupNormMode))}.")
+        _fail(f"--group-norm {not_a_member(group_norm, GroupNormMode)}.")
     again = f"the cases it finished are kept in {out / 'cases'}; the same command" + (
         " reads them back and goes on." if resume else ", without --no-resume, reads them back and goes on."
     )

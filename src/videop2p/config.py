@@ -1983,6 +1983,7 @@ __all__ = [
     "file_key",
     "given_by",
     "meant_key",
+    "not_a_member",
     "not_one_of",
     "fill_run",
     "files_preset",
