@@ -1144,6 +1144,57 @@ def test_a_bad_value_of_the_authors_pair_is_named_by_their_file_and_key(tiny_dir
             load_jobs(jobs)
 
 
+# two values each of the authors' keys, for the test below
+_THEIR_VALUES = {
+    "prompt": ("a red circle", "a red square"),
+    "train_data.prompt": ("a red circle", "a red square"),
+    "prompts": (["a red circle", "a blue circle"], ["a red circle", "a green circle"]),
+    "video_len": (4, 5),
+    "train_data.n_sample_frames": (4, 5),
+    "train_data.sample_start_idx": (1, 2),
+    "train_data.sample_frame_rate": (1, 2),
+    "train_data.width": (32, 64),
+    "train_data.height": (32, 64),
+    "max_train_steps": (1, 2),
+    "learning_rate": (1e-5, 2e-5),
+    "seed": (1, 2),
+    "mixed_precision": ("fp16", "bf16"),
+    "gradient_checkpointing": (True, False),
+    "max_grad_norm": (1.0, 2.0),
+    "pretrained_model_path": ("a", "b"),
+    "output_dir": ("a", "b"),
+    "blend_word": (["circle", "circle"], ["red", "blue"]),
+    "eq_params": ({"words": ["blue"], "values": [2]}, {"words": ["blue"], "values": [3]}),
+    "is_word_swap": (True, False),
+    "cross_replace_steps": ({"default_": 0.2, "blue": 0.5}, {"default_": 0.4, "blue": 0.6}),
+    "self_replace_steps": (0.5, 0.6),
+}
+
+
+def test_each_setting_is_named_by_the_authors_key_it_is_read_from():
+    """`config.given_by`'s table of the authors' keys agrees with `from_official`, which reads them: each key it
+    names for a setting, alone in its file, sets that setting."""
+    import dataclasses
+
+    from videop2p.config import _OFFICIAL_SETTINGS, ConfigKind, from_official
+
+    def read(kind, their, value):
+        *section, key = their.split(".")
+        data = {section[0]: {key: value}} if section else {key: value}
+        tune, p2p = (data, None) if kind is ConfigKind.TUNE else (None, data)
+        if p2p is not None and their == "prompts":
+            p2p["prompt"] = value[0]  # their source-first convention
+        setting = dataclasses.asdict(from_official(tune, p2p))
+        for part in ours.split("."):  # `edit.blend`: the edit's blend
+            setting = setting[part]
+        return setting
+
+    for ours, theirs in _OFFICIAL_SETTINGS.items():
+        for kind, their in theirs:
+            a, b = (read(kind, their, value) for value in _THEIR_VALUES[their])
+            assert a != b, (ours, their)
+
+
 def test_a_misspelt_name_is_told_the_one_it_may_mean(tiny_dir, clip_dir, tmp_path):
     args = ["run", str(clip_dir), "--source", SRC, "--target", TGT, "--model", str(tiny_dir), "--out", str(tmp_path)]
     for flags, said in (
