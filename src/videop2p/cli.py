@@ -923,7 +923,7 @@ def _stage_command(stage: str, doc: str):
             str | None,
             typer.Option(
                 help="Also write the tuned model to this folder as a Tune-A-Video / Video-P2P folder, which "
-                "--model loads untuned (and the authors' scripts; an official tune config's output_dir).",
+                "--model and the authors' scripts edit with as it is (an official tune config's output_dir).",
                 rich_help_panel=OUT_PANEL,
             ),
         ] = None,

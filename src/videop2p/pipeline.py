@@ -748,7 +748,7 @@ class VideoP2P:
         untuned; what else the folder holds is kept. Returns False when it holds this tuning already."""
         written = write_tuned_folder(self.components, model, path)
         verb = "written to" if written else "already in"
-        logger.info("tuned model %s %s (a Tune-A-Video / Video-P2P folder: --model loads it untuned)", verb, path)
+        logger.info("tuned model %s %s (a Tune-A-Video / Video-P2P folder: --model edits with it as it is)", verb, path)
         return written
 
     def _check_source(self, prompt: str) -> None:
