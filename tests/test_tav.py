@@ -266,10 +266,12 @@ def test_a_run_records_the_architecture_a_tuned_folder_runs_with(tuned, tmp_path
             quiet=True,
         )
         cfg.inversion.method, cfg.inversion.steps = "fast", 2
-        planned = vp.dry_run(cfg).settings
-        assert (planned.frame_attention, planned.group_norm) == (mode, norm)
+        planned = vp.dry_run(cfg)
+        assert (planned.settings.frame_attention, planned.settings.group_norm) == (mode, norm)
         caplog.clear()
-        vp.run(cfg)
+        manifest = vp.run(cfg)
+        # the folder is tuned: its tuning of 0 steps is said to be skipped, before the run and by it
+        assert planned.stages[0].action == "skip" and manifest["stages"]["tune"]["action"] == "skipped"
         kept = (tmp_path / folder.name / "config.yaml").read_text()
         assert f"frame_attention: {mode.value}\ngroup_norm: {norm.value}\n" in kept
         report = (tmp_path / folder.name / "report.md").read_text()

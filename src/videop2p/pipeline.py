@@ -223,7 +223,7 @@ class PlannedStage:
     the steps a stopped run kept, or compute it."""
 
     stage: str  # "tune", "invert" or "edit"
-    action: str  # "reuse", "resume" or "compute"
+    action: str  # "reuse", "resume", "compute" or "skip" (a tuning of 0 steps: the model's weights as they are)
     entry: str | None  # the workspace entry it would read or write (None: the pipeline keeps no workspace)
     why: str | None = None  # why a kept entry is not reused (damaged, or made for another clip or prompt)
 
@@ -593,6 +593,7 @@ class VideoP2P:
                 lambda m: save_delta(m, self.workspace.open_clip(identity), identity),  # key.json kept with it
                 lambda m: ran,
                 lambda m: ran < cfg.steps,
+                skipped=cfg.steps == 0,  # the model's weights as they are (a tuned video folder's, by default)
             )
         except BaseException as e:
             if isinstance(e, DivergedError) and saved is not None:
@@ -861,6 +862,8 @@ class VideoP2P:
             "edit": check_edit_entry,
         }  # what each stage's load asks of the entry's header (as `invert` expects its inversion)
         stages = [planned(s, entries[s], cfg.force, ws, checks[s]) for s in STAGE_ORDER[: STAGE_ORDER.index(last) + 1]]
+        if stages[0].action == "compute" and cfg.tune.steps == 0:  # as the run reports it
+            stages[0] = dataclasses.replace(stages[0], action="skip")
         return DryRun(cfg, stages)
 
     def run(self, cfg: RunConfig | dict, on_step: StepHook | None = None) -> dict:

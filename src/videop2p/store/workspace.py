@@ -112,7 +112,8 @@ class StageReport:
     """What one stage of one run did."""
 
     stage: str  # "load", "tune", "invert", "edit" or "write"
-    action: str  # "computed", "resumed" (computed on from a stopped run's kept state) or "reused"
+    action: str  # "computed", "resumed" (computed on from a stopped run's kept state), "reused" or "skipped"
+    # (nothing to compute: a tuning of 0 steps keeps the model's weights as they are, and files them)
     seconds: float  # wall time of the stage
     unet_evaluations: int = 0  # UNet calls it made (0 when reused)
     entry: str | None = None  # the workspace entry it read or wrote
@@ -441,10 +442,12 @@ def reuse_or_compute(
     save: Callable[[Any], Any],
     evaluations: Callable[[Any], int],
     resumed: Callable[[Any], bool] | None = None,
+    skipped: bool = False,
 ) -> tuple[Any, StageReport]:
     """`load()` the entry at `path` when it is there and valid (unless `force`), else `compute()` and
     `save` it, both under the entry's lock; returns the value and what was done ("resumed" when
-    `resumed` says the computation went on from a stopped run's kept state). A run that finds another
+    `resumed` says the computation went on from a stopped run's kept state; "skipped" where a computation
+    was `skipped`: there was nothing to compute, and its value was saved as it is). A run that finds another
     computing the same entry waits for it and loads what it saved (two runs sharing a workspace would
     otherwise both compute it, and one would lose the kept steps the other removes on finishing). An
     entry that does not load (another version, a mismatch, a damaged file) is recomputed with a warning."""
@@ -469,6 +472,8 @@ def reuse_or_compute(
     count = evaluations(value) if action == "computed" else 0
     if action == "computed" and resumed is not None and resumed(value):
         action = "resumed"
+    elif action == "computed" and skipped:
+        action = "skipped"
     report = StageReport(stage, action, time.perf_counter() - started, count, str(path) if path else None)
     if workspace is not None and path is not None:
         workspace.log(report)
