@@ -1,6 +1,7 @@
 """Tune-A-Video / Video-P2P tuned checkpoints: written in the authors' layout and read back exactly."""
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -248,6 +249,7 @@ def test_a_run_records_the_architecture_a_tuned_folder_runs_with(tuned, tmp_path
     from videop2p.config import GroupNormMode, RunConfig
 
     *_, video, _, _, out = tuned
+    caplog.set_level(logging.INFO, logger="videop2p.pipeline")
     authors = shutil.copytree(out, tmp_path / "authors")
     config = json.loads((authors / "unet" / "config.json").read_text())
     for ours in ("videop2p_frame_attention", "videop2p_group_norm"):
@@ -276,8 +278,9 @@ def test_a_run_records_the_architecture_a_tuned_folder_runs_with(tuned, tmp_path
         assert f"frame_attention: {mode.value}\ngroup_norm: {norm.value}\n" in kept
         report = (tmp_path / folder.name / "report.md").read_text()
         assert f"frame_attention: {mode.value}\ngroup_norm: {norm.value}\n" in report
-        # said once, that the folder's own is used where the run asked for another
-        assert sum("was tuned with" in r.getMessage() for r in caplog.records) == 1
+        # said once, that the folder's own is used: a note, where the run asked for nothing but the defaults
+        said = [r for r in caplog.records if "was tuned with" in r.getMessage()]
+        assert [r.levelname for r in said] == ["INFO"]
         # the web editor's Frame attention and Group norm fields show them, found without loading the model
         session = Session(str(folder), tmp_path / "ui")
         assert session.default_architecture() == (mode.value, norm.value)
@@ -286,6 +289,11 @@ def test_a_run_records_the_architecture_a_tuned_folder_runs_with(tuned, tmp_path
         fields = {b.label: getattr(b, "value", None) for b in build_app(session).blocks.values() if hasattr(b, "label")}
         assert (fields["Frame attention"], fields["Group norm"]) == (mode.value, norm.value)
     assert (cfg.frame_attention, cfg.group_norm) == (FrameAttentionMode.FIRST, GroupNormMode.FRAME)  # the caller's
+    caplog.clear()  # another asked for than the default, and not the folder's: a warning
+    cfg.group_norm = GroupNormMode.CLIP
+    assert VideoP2P(load_components(str(out))).dry_run(cfg).settings.group_norm is GroupNormMode.FRAME
+    said = [r for r in caplog.records if "was tuned with frame GroupNorm; using it" in r.getMessage()]
+    assert [r.levelname for r in said] == ["WARNING"]
 
 
 def _perturbed_tiny_model(tiny):

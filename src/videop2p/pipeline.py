@@ -470,18 +470,20 @@ class VideoP2P:
         self, frame_mode: FrameAttentionMode | str | None = None, group_norm: GroupNormMode | str | None = None
     ) -> tuple[FrameAttentionMode, GroupNormMode]:
         """The T2S model's frame attention and GroupNorm statistics: as asked, else the pipeline's; what a
-        tuned video folder records wins (its weights were tuned with it)."""
+        tuned video folder records wins (its weights were tuned with it), said as a warning where another was
+        asked for than the default (a note where none was)."""
         mode = FrameAttentionMode(frame_mode or self.frame_mode)
         norm = GroupNormMode(group_norm or self.group_norm)
         video = self.components.video
         if video is None:
             return mode, norm
-        for what, asked, recorded in (
-            ("frame attention", mode, video.frame_mode),
-            ("GroupNorm", norm, video.group_norm),
+        for what, asked, recorded, default in (
+            ("frame attention", mode, video.frame_mode, RunConfig.frame_attention),
+            ("GroupNorm", norm, video.group_norm, RunConfig.group_norm),
         ):
             if recorded is not None and recorded is not asked:
-                logger.warning("%s was tuned with %s %s; using it.", video.source, recorded.value, what)
+                level = logging.INFO if asked is default else logging.WARNING
+                logger.log(level, "%s was tuned with %s %s; using it.", video.source, recorded.value, what)
         return video.frame_mode or mode, video.group_norm
 
     def identity(
