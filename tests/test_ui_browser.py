@@ -9,9 +9,11 @@ import socket
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from videop2p.config import OFFICIAL_TUNE_STEPS
+from videop2p.io.writing import write_frames
 from videop2p.ui import (
     EXAMPLES,
     Form,
@@ -154,6 +156,8 @@ def test_an_uploaded_clip_is_described_at_once_and_a_damaged_one_named(fresh, tm
     fresh.locator("input[type=file]").first.set_input_files(str(zipped))  # and an upload after it: no example
     fresh.wait_for_function("() => document.querySelector('#status').innerText.includes('three.zip')", timeout=30_000)
     assert not fresh.get_by_label(EXAMPLE).is_checked()
+    # the model, loaded beside the page since it was served, says the size it works the clip at (its own)
+    assert "Worked at 64x64 by this model (Width and Height for another)." in _status(fresh)
     (tmp_path / "cut.mp4").write_bytes(b"not a video" * 100)
     fresh.locator("#upload").get_by_role("button", name="Clear").click()  # the next clip in its place
     fresh.wait_for_function("() => document.querySelector('#status').innerText === 'Ready.'", timeout=30_000)
@@ -500,6 +504,34 @@ def test_zip_of_frames_is_unpacked_flat_and_a_bad_zip_is_named(tmp_path):
         zf.writestr("IMG_0002.HEIC", b"\0\0\0\x18ftypheic")
     with pytest.raises(FormError, match=r"phone.zip holds HEIC/HEIF pictures \(IMG_0002.HEIC, ...\), which are not"):
         unpack_upload(tmp_path / "phone.zip", tmp_path)
+
+
+def test_a_chosen_clip_is_said_at_the_size_the_loaded_model_works_it_at(tmp_path):
+    """The clip's note says the working size once the model is loaded (`Session.preload`, which `launch` runs
+    beside the page): the model's own area, or the form's Width and Height; a model that does not load is left
+    to the Edit to name."""
+    from videop2p.io.video import resolve_size
+    from videop2p.ui import Session, clip_note, form_size
+
+    clip = write_frames(np.zeros((3, 48, 96, 3), np.uint8), tmp_path / "wide")
+    missing = Session(str(tmp_path / "no-model"), tmp_path / "ui")
+    missing.preload()  # no error: the Edit says it
+    assert missing.loaded_info() is None
+    assert "Worked at" not in clip_note(clip, "wide", None, missing.loaded_info(), form_size(None, None))
+    session = Session(None, tmp_path / "ui")
+    assert session.loaded_info() is None
+    session.preload()
+    info = session.loaded_info()
+    assert info is not None and info.native_size == 64
+    said = clip_note(clip, "wide", None, info, form_size(None, 0))  # blank and 0: the model's area, 2:1
+    w, h = resolve_size((96, 48), None, None, info.native_size, info.size_multiple, info.size_step)  # as a run sizes
+    assert (
+        f"Worked at {w}x{h} by this model (Width and Height for another); its edits are pasted back at 96x48." in said
+    )
+    said = clip_note(clip, "wide", None, info, form_size(128, None))
+    assert "Worked at 128x64 by this model (Width and Height for another); its edits are pasted back at 96x48." in said
+    assert "Worked at" not in clip_note(clip, "wide", None, info, form_size(66, None))  # not a multiple: the Edit's
+    assert form_size(2.5, None) is None and form_size(None, -1) is None
 
 
 def test_a_damaged_upload_or_too_few_frames_is_named_before_the_model_loads(tmp_path):

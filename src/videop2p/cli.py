@@ -259,19 +259,16 @@ def _clip_lines(clip: str, model_info) -> list[str]:
     """How `info` describes a clip: its frames, rate, sound, size and form as it is read, what reading it
     converts, and the size `model_info`'s model works it at (`VideoConfig`'s defaults for the rest)."""
     from videop2p.config import VideoConfig
-    from videop2p.io.video import clip_words, declared_frames, probe_video, resolve_size, signal_words
+    from videop2p.io.video import clip_words, declared_frames, probe_video, resolve_size, signal_words, working_words
 
     probe, count = probe_video(clip), declared_frames(clip)
     lines = [f"clip: {clip}", f"  {clip_words(probe, count)}"]
     lines += [f"  {signal_words(probe.deep)}", *(f"  {said}" for said in probe.conversions)]
     if model_info is not None:
-        width, height = resolve_size(
+        working = resolve_size(
             probe.size, None, None, model_info.native_size, model_info.size_multiple, model_info.size_step
         )
-        back = (
-            f"; its edits are pasted back at {probe.size[0]}x{probe.size[1]}" if (width, height) != probe.size else ""
-        )
-        lines.append(f"  worked at {width}x{height} by this model (--size WxH for another){back}")
+        lines.append(f"  {working_words(probe.size, working, '--size WxH for another')}")
     default = VideoConfig.frames
     if count and count > default:
         lines.append(

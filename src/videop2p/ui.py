@@ -37,6 +37,7 @@ from videop2p.config import (
     TuneConfig,
     WindowBlend,
     apply_options,
+    check_frame_size,
     check_number,
     lora_scale_text,
     preset_config,
@@ -58,12 +59,14 @@ from videop2p.io.video import (
     is_frame_name,
     natural_key,
     probe_video,
+    resolve_size,
     selected_count,
     signal_words,
+    working_words,
 )
 from videop2p.io.writing import write_frames
 from videop2p.models.attention import FrameAttentionMode
-from videop2p.models.loading import is_out_of_memory, is_video_model, lighter_dtype, video_model_config
+from videop2p.models.loading import ModelInfo, is_out_of_memory, is_video_model, lighter_dtype, video_model_config
 from videop2p.models.tav import CheckpointError, frame_mode_of, group_norm_of
 from videop2p.progress import Cancelled
 from videop2p.store.files import atomic_path
@@ -268,10 +271,18 @@ def frames_words(count: int, frames: int | None, start: int, stride: int) -> tup
     return True, f"An edit takes {taken} of its {count} frames (Frames, First frame, Frame stride)."
 
 
-def clip_note(video: Path, name: str, selection: tuple[int | None, int, int] | None = None) -> str:
+def clip_note(
+    video: Path,
+    name: str,
+    selection: tuple[int | None, int, int] | None = None,
+    info: ModelInfo | None = None,
+    size: tuple[int | None, int | None] | None = None,
+) -> str:
     """What the page says of a clip as soon as it is chosen, as `videop2p info CLIP` says it: its size, rate,
-    length, sound and signal, what reading it converts, and whether the form's `selection` (`form_selection`)
-    finds its frames in it (`frames_words`). A clip that cannot be read is a FormError."""
+    length, sound and signal, what reading it converts, whether the form's `selection` (`form_selection`)
+    finds its frames in it (`frames_words`), and, with the model's `info` (once it is loaded), the size it
+    works the clip at (the form's Width and Height `size`, `form_size`). A clip that cannot be read is a
+    FormError."""
     try:
         probe, count = probe_video(video), declared_frames(video)
     except VideoError as e:
@@ -279,7 +290,26 @@ def clip_note(video: Path, name: str, selection: tuple[int | None, int, int] | N
     lines = [f"**{name}**: {clip_words(probe, count)}; {signal_words(probe.deep)}.", *probe.conversions]
     if count and selection is not None:
         lines.append(frames_words(count, *selection)[1])
+    if info is not None and size is not None:
+        try:
+            working = resolve_size(probe.size, *size, info.native_size, info.size_multiple, info.size_step)
+        except ValueError:  # a side the model cannot take: the Edit names it
+            working = None
+        if working is not None:
+            words = working_words(probe.size, working, "Width and Height for another")
+            lines.append(words[0].upper() + words[1:] + ".")
     return "\n\n".join(line for line in lines if line)
+
+
+def form_size(width, height) -> tuple[int | None, int | None] | None:
+    """The form's Width and Height as the run reads them (blank or 0: from the aspect ratio, None); None where one
+    is not valid, for the Edit to name."""
+    try:
+        video = apply_options(RunConfig(), {k: _field_value(k, v) for k, v in (("width", width), ("height", height))})
+        check_frame_size(video.video)
+    except (FormError, ConfigError):
+        return None
+    return video.video.width, video.video.height
 
 
 # of `ui`'s flags, the upload and the run's folders (a tuned model is taken out with `videop2p export`); every other
@@ -523,6 +553,19 @@ class Session:
         except CheckpointError:  # a value it records that is none: the model's load says so
             mode, norm = None, None
         return (mode.value if mode else defaults.frame_attention), (norm.value if norm else defaults.group_norm)
+
+    def preload(self) -> None:
+        """Load the model now (`launch` does, beside the page), so that the first Edit need not wait for it and a
+        chosen clip's note can say the size it is worked at; a model that does not load is said by the first
+        Edit, which loads it again, as without this."""
+        try:
+            _ = self.pipe  # loaded once, kept by the session
+        except Exception:  # noqa: BLE001 (any: the Edit's own load says it in the page)
+            logger.debug("the model did not load ahead of the first Edit", exc_info=True)
+
+    def loaded_info(self) -> ModelInfo | None:
+        """The model's facts once it is loaded (`preload`, or an Edit), else None."""
+        return self._pipe.components.info if self._pipe is not None else None
 
     @property
     def pipe(self):
@@ -827,16 +870,18 @@ def build_app(session: Session):
         example.input(pick_example, example, [source, upload])
         upload.upload(lambda: None, None, example)  # an uploaded clip is edited: no example chosen beside it
 
-        def pick_clip(upload_file, frames_value, start_value, stride_value):
+        def pick_clip(upload_file, frames_value, start_value, stride_value, width_value, height_value):
             if not upload_file:
                 return "Ready."
             try:
                 video = unpack_upload(Path(upload_file), session.root)
-                return clip_note(video, Path(upload_file).name, form_selection(frames_value, start_value, stride_value))
+                selection = form_selection(frames_value, start_value, stride_value)
+                size = form_size(width_value, height_value)
+                return clip_note(video, Path(upload_file).name, selection, session.loaded_info(), size)
             except FormError as e:  # said in the page at once, not at the Edit
                 return str(e)
 
-        upload.change(pick_clip, [upload, frames, start, stride], status)
+        upload.change(pick_clip, [upload, frames, start, stride, width, height], status)
 
         def pick_preset(name):
             values, margin = preset_fields(name)
@@ -897,7 +942,9 @@ def launch(
     """Build and serve the app; returns it (running in the background when `block` is False)."""
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    app = build_app(Session(model, root, device, dtype, model_config, lora, embeddings, vae))
+    session = Session(model, root, device, dtype, model_config, lora, embeddings, vae)
+    app = build_app(session)
+    threading.Thread(target=session.preload, name="videop2p-model", daemon=True).start()
     app.queue(default_concurrency_limit=1)
     app.launch(
         server_name=host,

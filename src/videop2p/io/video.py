@@ -1447,6 +1447,13 @@ def resolve_size(
     return width, height
 
 
+def working_words(size: tuple[int, int], working: tuple[int, int], other: str) -> str:
+    """How a clip of `size` (as shown) is worked at `working` by the model, as `videop2p info` and the web editor
+    say it; `other`: how to ask for another size."""
+    back = f"; its edits are pasted back at {size[0]}x{size[1]}" if working != size else ""
+    return f"worked at {working[0]}x{working[1]} by this model ({other}){back}"
+
+
 def resize_frames(frames: np.ndarray, width: int, height: int, mode: ResizeMode | str = ResizeMode.CROP) -> np.ndarray:
     """Resize (F, H, W, 3) frames to (F, height, width, 3) by crop, pad or stretch."""
     mode = ResizeMode(mode)
