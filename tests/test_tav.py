@@ -280,7 +280,7 @@ def test_a_run_records_the_architecture_a_tuned_folder_runs_with(tuned, tmp_path
         assert f"frame_attention: {mode.value}\ngroup_norm: {norm.value}\n" in report
         # said once, that the folder's own is used: a note, where the run asked for nothing but the defaults
         said = [r for r in caplog.records if "was tuned with" in r.getMessage()]
-        assert [r.levelname for r in said] == ["INFO"]
+        assert [r.levelname for r in said] == ["INFO"] and manifest["warnings"] == []
         # the web editor's Frame attention and Group norm fields show them, found without loading the model
         session = Session(str(folder), tmp_path / "ui")
         assert session.default_architecture() == (mode.value, norm.value)
@@ -289,11 +289,13 @@ def test_a_run_records_the_architecture_a_tuned_folder_runs_with(tuned, tmp_path
         fields = {b.label: getattr(b, "value", None) for b in build_app(session).blocks.values() if hasattr(b, "label")}
         assert (fields["Frame attention"], fields["Group norm"]) == (mode.value, norm.value)
     assert (cfg.frame_attention, cfg.group_norm) == (FrameAttentionMode.FIRST, GroupNormMode.FRAME)  # the caller's
-    caplog.clear()  # another asked for than the default, and not the folder's: a warning
-    cfg.group_norm = GroupNormMode.CLIP
-    assert VideoP2P(load_components(str(out))).dry_run(cfg).settings.group_norm is GroupNormMode.FRAME
+    caplog.clear()  # another asked for than the default, and not the folder's: a warning, in the run's report too
+    cfg.group_norm, cfg.out = GroupNormMode.CLIP, str(tmp_path / "asked")
+    manifest = VideoP2P(load_components(str(out)), Workspace(tmp_path / "ws")).run(cfg)
     said = [r for r in caplog.records if "was tuned with frame GroupNorm; using it" in r.getMessage()]
-    assert [r.levelname for r in said] == ["WARNING"]
+    assert [r.levelname for r in said] == ["WARNING"] and manifest["warnings"] == [said[0].getMessage()]
+    assert "group_norm: frame\n" in (tmp_path / "asked" / "config.yaml").read_text()
+    assert f"- {said[0].getMessage()}" in (tmp_path / "asked" / "report.md").read_text()
 
 
 def _perturbed_tiny_model(tiny):

@@ -138,7 +138,8 @@ class Clip:
     full_size: tuple[int, int] | None = None  # (width, height) of the input's frames, when not `frames`'
     audio: AudioSpan | None = None  # the selection's sound
     times: np.ndarray | None = None  # (F + 1,) s: when each frame is shown, where not evenly (`Video.times`)
-    notes: tuple[str, ...] = ()  # what loading warned of (conversions, a size far above the model's), for the report
+    notes: tuple[str, ...] = ()  # what loading warned of (conversions, a size far above the model's), for the report;
+    # a run adds what its settings warned of (a tuned folder's own architecture over another asked for)
     deep: DeepSignal | None = None  # the input's own signal where 8-bit SDR does not hold it: HDR video (`frames`
     # are tone-mapped) or SDR of more than 8 bits (`frames` are rounded)
 
@@ -472,19 +473,29 @@ class VideoP2P:
         """The T2S model's frame attention and GroupNorm statistics: as asked, else the pipeline's; what a
         tuned video folder records wins (its weights were tuned with it), said as a warning where another was
         asked for than the default (a note where none was)."""
+        mode, norm, _ = self._architecture(frame_mode, group_norm)
+        return mode, norm
+
+    def _architecture(
+        self, frame_mode: FrameAttentionMode | str | None, group_norm: GroupNormMode | str | None
+    ) -> tuple[FrameAttentionMode, GroupNormMode, list[str]]:
+        """`architecture`'s work, with the warnings it logged (for a run's report)."""
         mode = FrameAttentionMode(frame_mode or self.frame_mode)
         norm = GroupNormMode(group_norm or self.group_norm)
         video = self.components.video
         if video is None:
-            return mode, norm
+            return mode, norm, []
+        warned = []
         for what, asked, recorded, default in (
             ("frame attention", mode, video.frame_mode, RunConfig.frame_attention),
             ("GroupNorm", norm, video.group_norm, RunConfig.group_norm),
         ):
             if recorded is not None and recorded is not asked:
-                level = logging.INFO if asked is default else logging.WARNING
-                logger.log(level, "%s was tuned with %s %s; using it.", video.source, recorded.value, what)
-        return video.frame_mode or mode, video.group_norm
+                said = f"{video.source} was tuned with {recorded.value} {what}; using it."
+                logger.log(logging.INFO if asked is default else logging.WARNING, "%s", said)
+                if asked is not default:  # another was asked for: the run's report says so too
+                    warned.append(said)
+        return video.frame_mode or mode, video.group_norm, warned
 
     def identity(
         self,
@@ -797,12 +808,13 @@ class VideoP2P:
                 "VideoP2P.from_pretrained(..., workspace=...) or leave the settings' workspace out."
             )
 
-    def _as_run(self, cfg: RunConfig) -> RunConfig:
+    def _as_run(self, cfg: RunConfig) -> tuple[RunConfig, list[str]]:
         """`cfg` as a run records it in config.yaml: its tuning steps resolved, the architecture a tuned video
-        folder records (`architecture`), and the workspace it runs in, so that `--config OUT/config.yaml` reuses
-        its work; the stages' bars on copies of their settings (the caller's stay as they are)."""
+        folder records (`architecture`, with what it warned of), and the workspace it runs in, so that `--config
+        OUT/config.yaml` reuses its work; the stages' bars on copies of their settings (the caller's stay as they
+        are)."""
         progress = not cfg.quiet
-        mode, norm = self.architecture(cfg.frame_attention, cfg.group_norm)
+        mode, norm, warned = self._architecture(cfg.frame_attention, cfg.group_norm)
         return dataclasses.replace(
             cfg,
             frame_attention=mode,
@@ -811,7 +823,7 @@ class VideoP2P:
             inversion=dataclasses.replace(cfg.inversion, progress=progress),
             edit=dataclasses.replace(cfg.edit, progress=progress),
             workspace=str(self.workspace.root) if self.workspace is not None else None,
-        )
+        ), warned
 
     def _begun(self, cfg: RunConfig | dict, last: str = "edit") -> tuple[RunConfig, Clip, float]:
         """`run`'s first steps, which `dry_run` takes too: `cfg` (or a dict of its fields, read as a config
@@ -828,10 +840,11 @@ class VideoP2P:
             validate(cfg)
             self._check_source(cfg.source)
             self._check_workspace(cfg.workspace)
-        cfg = self._as_run(cfg)
+        cfg, warned = self._as_run(cfg)
         started = time.perf_counter()
         clip = self.load_clip(cfg.video)
         seconds = time.perf_counter() - started
+        clip.notes = (*clip.notes, *warned)  # the report's warnings: the clip's reading's, then the settings'
         if last == "edit":
             check_memory_for_clips(len(clip.frames), clip.size, len(cfg.targets), free_memory())
         return cfg, clip, seconds
