@@ -247,12 +247,15 @@ def planned(
     force: bool,
     workspace: Workspace | None,
     check: Callable[[Path], None] = lambda path: None,
+    skipped: bool = False,
 ) -> PlannedStage:
     """A stage's `PlannedStage`: its entry kept in `workspace` is reused (unless `force`) when `check` (what
     the stage's load asks of its header) passes, a stopped run's steps kept beside it resume it, else it is
-    computed; an entry that fails `check` is computed anew, as the run does, and `why` says why."""
+    computed, or skipped where it has nothing to compute (as `reuse_or_compute` reports it); an entry that
+    fails `check` is computed anew, as the run does, and `why` says why."""
+    compute = "skip" if skipped else "compute"
     if entry is None or workspace is None:
-        return PlannedStage(stage, "compute", None)
+        return PlannedStage(stage, compute, None)
     why = None
     if not force and entry.exists():
         try:
@@ -260,7 +263,7 @@ def planned(
             return PlannedStage(stage, "reuse", str(entry))
         except (OSError, KeyError, ValueError) as e:  # as `reuse_or_compute` ignores one that does not load
             why = f"the kept entry does not load: {' '.join(str(e).split()).rstrip('.')}"  # one line: a comment
-    action = "resume" if not force and workspace.has_kept_steps(entry) else "compute"
+    action = "resume" if not force and workspace.has_kept_steps(entry) else compute
     return PlannedStage(stage, action, str(entry), why)
 
 
@@ -876,9 +879,10 @@ class VideoP2P:
             "invert": functools.partial(check_inversion_entry, expected=inverted_for(cfg.source, clip.digest, delta)),
             "edit": check_edit_entry,
         }  # what each stage's load asks of the entry's header (as `invert` expects its inversion)
-        stages = [planned(s, entries[s], cfg.force, ws, checks[s]) for s in STAGE_ORDER[: STAGE_ORDER.index(last) + 1]]
-        if stages[0].action == "compute" and cfg.tune.steps == 0:  # as the run reports it
-            stages[0] = dataclasses.replace(stages[0], action="skip")
+        stages = [
+            planned(s, entries[s], cfg.force, ws, checks[s], skipped=s == "tune" and cfg.tune.steps == 0)
+            for s in STAGE_ORDER[: STAGE_ORDER.index(last) + 1]
+        ]  # a tuning of 0 steps: the model's weights as they are
         return DryRun(cfg, stages)
 
     def run(self, cfg: RunConfig | dict, on_step: StepHook | None = None) -> dict:

@@ -35,6 +35,7 @@ from videop2p.config import (
     Preset,
     RunConfig,
     TuneConfig,
+    VideoConfig,
     WindowBlend,
     apply_options,
     check_frame_size,
@@ -243,16 +244,22 @@ def unpack_upload(path: Path, root: Path) -> Path:
 
 
 def form_selection(frames, start, stride) -> tuple[int | None, int, int] | None:
-    """The form's Frames, First frame and Frame stride as the run reads them (`_field_value`, `apply_options`,
+    """The form's Frames, First frame and Frame stride as the run reads them (`_form_video`, checked by
     `config.check_video`): (frames or None for every frame, start, stride); None where one is not valid, for
     the Edit to name."""
+    video = _form_video({"frames": frames, "start": start, "stride": stride}, check_video_settings)
+    return None if video is None else (video.frames, video.start, video.stride)
+
+
+def _form_video(given: dict, check: Callable[[VideoConfig], None]) -> VideoConfig | None:
+    """The form's fields `given` read into the run's video settings as the run reads them (`_field_value`,
+    `apply_options`) and passed by `check`; None where one is not valid, for the Edit to name."""
     try:
-        given = {"frames": frames, "start": start, "stride": stride}
         video = apply_options(RunConfig(), {k: _field_value(k, v) for k, v in given.items()}).video
-        check_video_settings(video)
+        check(video)
     except (FormError, ConfigError):
         return None
-    return video.frames, video.start, video.stride
+    return video
 
 
 def frames_words(count: int, frames: int | None, start: int, stride: int) -> tuple[bool, str]:
@@ -302,14 +309,10 @@ def clip_note(
 
 
 def form_size(width, height) -> tuple[int | None, int | None] | None:
-    """The form's Width and Height as the run reads them (blank or 0: from the aspect ratio, None); None where one
-    is not valid, for the Edit to name."""
-    try:
-        video = apply_options(RunConfig(), {k: _field_value(k, v) for k, v in (("width", width), ("height", height))})
-        check_frame_size(video.video)
-    except (FormError, ConfigError):
-        return None
-    return video.video.width, video.video.height
+    """The form's Width and Height as the run reads them (`_form_video`; blank or 0: from the aspect ratio, None);
+    None where one is not valid, for the Edit to name."""
+    video = _form_video({"width": width, "height": height}, check_frame_size)
+    return None if video is None else (video.width, video.height)
 
 
 # of `ui`'s flags, the upload and the run's folders (a tuned model is taken out with `videop2p export`); every other
