@@ -57,7 +57,7 @@ def set_apart(identities: list[dict]) -> list[dict]:
     """For each clip identity, its tuning settings (`{"seed": 7}`) that differ from another's of the same clip,
     prompt and model: what tells kept tunings of one clip apart (none for a clip tuned once)."""
     stored = [_as_stored(i) for i in identities]
-    clip_of = [json.dumps({k: v for k, v in i.items() if k not in TUNING_KEYS}, sort_keys=True) for i in stored]
+    clip_of = [json.dumps(_untuned(i), sort_keys=True) for i in stored]
     settings = [_tuning_settings(i) for i in stored]
     apart = []
     for mine, clip in zip(settings, clip_of, strict=True):
@@ -69,6 +69,11 @@ def set_apart(identities: list[dict]) -> list[dict]:
 def _as_stored(data: dict) -> dict:
     """`data` as a JSON file holds it (tuples as lists, other values as `key_of` reads them)."""
     return json.loads(json.dumps(data, default=str))
+
+
+def _untuned(identity: dict) -> dict:
+    """A clip identity without its tuning settings: the clip, prompt and model that tunings of it share."""
+    return {k: v for k, v in identity.items() if k not in TUNING_KEYS}
 
 
 def _tuning_settings(identity: dict) -> dict:
@@ -219,7 +224,7 @@ class Workspace:
         """The identities of the clips kept tuned here that are `identity`'s clip, prompt and model tuned with
         other settings (TUNING_KEYS differ): a run that asks for other settings tunes anew, and may say so."""
         identity = _as_stored(identity)
-        same = {k: v for k, v in identity.items() if k not in TUNING_KEYS}
+        same = _untuned(identity)
         found = []
         for folder in sorted(Path(self.root).glob("clip-*")):
             if not (folder / DELTA_FILE).is_file():
@@ -228,11 +233,7 @@ class Workspace:
                 other = read_json(folder / "key.json")
             except (OSError, ValueError):
                 continue
-            if (
-                isinstance(other, dict)
-                and other != identity
-                and {k: v for k, v in other.items() if k not in TUNING_KEYS} == same
-            ):
+            if isinstance(other, dict) and other != identity and _untuned(other) == same:
                 found.append(other)
         return found
 
