@@ -445,6 +445,29 @@ def test_resize_modes():
     assert stretch.shape == (2, 16, 16, 3) and stretch[:, :, 0].max() < 60
 
 
+def test_a_crop_to_another_aspect_ratio_resamples_no_more_than_it_keeps(monkeypatch):
+    """Regression: a crop scaled the whole frame to cover the size, then cut it, so 64x64 frames asked for
+    at 100000x64 (`--size 100000x64`, even in a dry run) were scaled to 100000x100000 and the process was
+    killed for memory. A crop resamples the part it keeps, as scaling whole and cutting shows it."""
+    y, x = np.mgrid[0:48, 0:80]
+    frame = np.stack([x * 3.0, y * 5.0, 127 + 120 * np.sin(x / 7.0) * np.cos(y / 5.0)], -1).clip(0, 255)
+    frames = frame.astype(np.uint8)[None]  # (1, 48, 80, 3): smooth, with detail everywhere
+    for width, height in [(40, 40), (64, 24), (24, 64), (200, 16), (36, 92)]:
+        s = max(width / 80, height / 48)
+        sw, sh = round(80 * s), round(48 * s)
+        whole = np.asarray(Image.fromarray(frames[0]).resize((sw, sh), Image.Resampling.BICUBIC)).astype(int)
+        x0, y0 = (sw - width) // 2, (sh - height) // 2
+        cut = resize_frames(frames, width, height, "crop")[0].astype(int)
+        assert np.abs(cut - whole[y0 : y0 + height, x0 : x0 + width]).max() <= 2, (width, height)
+    resize = Image.Image.resize
+
+    def kept_only(im, size, *args, **kwargs):  # refused before Pillow allocates it: the old way took 30 GB
+        assert size == (100000, 64), f"resampled to {size}, not the 100000x64 it keeps"
+        return resize(im, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", kept_only)
+    assert resize_frames(np.zeros((2, 64, 64, 3), np.uint8), 100000, 64, "crop").shape == (2, 64, 100000, 3)
+
 @pytest.mark.parametrize("mode", ["crop", "pad", "stretch"])
 def test_a_video_read_for_a_smaller_size_shows_what_reading_it_whole_and_resizing_shows(tmp_path, mode):
     blocks = np.array([[200, 40, 30], [30, 160, 60], [40, 60, 190], [220, 220, 200]], np.uint8)

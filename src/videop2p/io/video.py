@@ -1455,7 +1455,11 @@ def working_words(size: tuple[int, int], working: tuple[int, int], other: str) -
 
 
 def resize_frames(frames: np.ndarray, width: int, height: int, mode: ResizeMode | str = ResizeMode.CROP) -> np.ndarray:
-    """Resize (F, H, W, 3) frames to (F, height, width, 3) by crop, pad or stretch."""
+    """Resize (F, H, W, 3) frames to (F, height, width, 3) by crop, pad or stretch.
+
+    A crop resamples only the part of the frame it keeps (Pillow's `box`: the centre of the frame scaled
+    to cover the size), so it never holds the whole scaled frame, which for a size of another aspect ratio
+    can be far larger than the size itself (64x64 frames cropped to 100000x64: 10^10 pixels)."""
     mode = ResizeMode(mode)
     _, h, w, _ = frames.shape
     if (w, h) == (width, height):
@@ -1466,12 +1470,15 @@ def resize_frames(frames: np.ndarray, width: int, height: int, mode: ResizeMode 
     else:
         s = max(width / w, height / h) if mode is ResizeMode.CROP else min(width / w, height / h)
         sw, sh = max(1, round(w * s)), max(1, round(h * s))
+    if mode is ResizeMode.CROP:  # the part of the (sw, sh) scaled frame at its centre, in the frame's own pixels
+        x0, y0 = (sw - width) // 2, (sh - height) // 2
+        box = (x0 * w / sw, y0 * h / sh, (x0 + width) * w / sw, (y0 + height) * h / sh)
+        for i, fr in enumerate(frames):
+            out[i] = np.asarray(Image.fromarray(fr).resize((width, height), Image.Resampling.BICUBIC, box=box))
+        return out
     for i, fr in enumerate(frames):
         img = np.asarray(Image.fromarray(fr).resize((sw, sh), Image.Resampling.BICUBIC))
-        if mode is ResizeMode.CROP:
-            y0, x0 = (sh - height) // 2, (sw - width) // 2
-            out[i] = img[y0 : y0 + height, x0 : x0 + width]
-        elif mode is ResizeMode.PAD:
+        if mode is ResizeMode.PAD:
             y0, x0 = (height - sh) // 2, (width - sw) // 2
             out[i, y0 : y0 + sh, x0 : x0 + sw] = img
         else:
