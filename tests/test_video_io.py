@@ -468,6 +468,7 @@ def test_a_crop_to_another_aspect_ratio_resamples_no_more_than_it_keeps(monkeypa
     monkeypatch.setattr(Image.Image, "resize", kept_only)
     assert resize_frames(np.zeros((2, 64, 64, 3), np.uint8), 100000, 64, "crop").shape == (2, 64, 100000, 3)
 
+
 @pytest.mark.parametrize("mode", ["crop", "pad", "stretch"])
 def test_a_video_read_for_a_smaller_size_shows_what_reading_it_whole_and_resizing_shows(tmp_path, mode):
     blocks = np.array([[200, 40, 30], [30, 160, 60], [40, 60, 190], [220, 220, 200]], np.uint8)
