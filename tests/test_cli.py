@@ -657,6 +657,8 @@ def test_the_memory_floor_of_the_decoded_clips_counts_every_target():
         check_memory_for_clips(1000, (512, 512), 2, free=4 * 1000 * frame - 1, read=False)
     with pytest.raises(ValueError, match=r"for the clip, and .* at most 499 frames \(--frames\), a smaller --size\.$"):
         check_memory_for_clips(1000, (512, 512), 0, free=500 * frame - 1, read=False)  # tuning it alone
+    with pytest.raises(ValueError, match=r"is free; not one frame fits at this size; give a smaller --size\.$"):
+        check_memory_for_clips(8, (100000, 100000), 0, free=2 * 100000**2, read=False)  # "at most 0": every frame
 
 
 def test_flat_options_set_their_settings_and_bad_ones_are_named():

@@ -291,10 +291,11 @@ def check_memory_for_clips(frames: int, size: tuple[int, int], targets: int, fre
         held = f"{edits}, held with the clip when they are written"
     else:
         held = f"the clip, {edits}, held together when they are written"
+    fit = free // (clips * frame)  # not 0: `--frames 0` takes every frame
+    fewer = f"take at most {fit} frames (--frames), " if fit else "not one frame fits at this size; give "
     raise ValueError(
         f"{frames} frames of {width}x{height} need {need / 2**30:.1f} GiB more memory for {held}, and "
-        f"{free / 2**30:.1f} GiB is free; take at most {free // (clips * frame)} frames (--frames), a smaller "
-        f"--size{', or fewer targets' if targets else ''}."
+        f"{free / 2**30:.1f} GiB is free; {fewer}a smaller --size{', or fewer targets' if targets else ''}."
     )
 
 
