@@ -437,6 +437,8 @@ def test_a_local_batch_names_a_missing_clip_too_few_frames_or_a_missing_model_be
     defaults = {"video": {"frames": 4}, "tune": {"steps": 1}, "inversion": {"steps": 2, "method": "fast"}}
     data = {"defaults": defaults, "jobs": [job]}
     path = tmp_path / "jobs.yaml"
+    theirs = tmp_path / "tune.yaml"  # the authors' tune config: a side the model's VAE cannot take, by their key
+    theirs.write_text(yaml.safe_dump({"train_data": {"video_path": "clip", "prompt": source, "width": 63}}))
     for extra, shown in (
         ({"name": "typo", "video": "clpi"}, ("typo: Video path", "does not exist")),
         ({"name": "long", "video": {"path": "clip", "frames": 16}}, ("long: ", "has 4 frames", "fewer than the 16")),
@@ -450,10 +452,12 @@ def test_a_local_batch_names_a_missing_clip_too_few_frames_or_a_missing_model_be
             ("bad-word: blend word", "'triangle' is not in prompt"),
         ),
         ({"name": "long-prompt", "targets": [" ".join(["red"] * 80)]}, ("long-prompt: ", "77")),
+        ({"name": "odd", "video": {"path": "clip", "width": 63}}, ("odd: video.width 63 is not allowed by the model",)),
+        ({"name": "theirs", "config": ["tune.yaml"]}, ("theirs: ", "tune.yaml: train_data.width 63 is not allowed")),
     ):
         path.write_text(yaml.safe_dump({**data, "jobs": [job, {**job, **extra}]}))
         assert_one_line_error(runner.invoke(app, ["batch", str(path)]), *shown)
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["clip", "jobs.yaml"]  # nothing run or written
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["clip", "jobs.yaml", "tune.yaml"]  # nothing written
     path.write_text(yaml.safe_dump(data))
     assert runner.invoke(app, ["batch", str(path)]).exit_code == 0
     shutil.rmtree(tmp_path / "clip")  # a finished job's clip may go: the job is skipped, not checked

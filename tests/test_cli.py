@@ -565,7 +565,17 @@ def test_bad_inputs_fail_before_any_work(tiny_dir, clip_dir, tmp_path):
         r = runner.invoke(app, [stage, *args[1:]])
         assert_one_line_error(r, f"Video path '{tmp_path / 'no-clip'}' does not exist")
     r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--size", "31x32"))  # the VAE halves
-    assert r.exit_code == 2 and "multiples of 2; nearest valid widths are 30 and 32" in r.output
+    odd = "31 is not allowed by the model: sides must be positive multiples of 2; nearest valid widths are 30 and 32."
+    assert_one_line_error(r, f"--size width {odd}")  # named by what gave it, once the model is loaded
+    (tmp_path / "odd.yaml").write_text("video: {width: 31}\n")
+    for stage in ("run", "tune"):  # `tune` takes no targets, whose check names it in `run`: the clip's reading does
+        args = [stage, *_args(tiny_dir, clip_dir, tmp_path / "o", ws, "--config", str(tmp_path / "odd.yaml"))[1:]]
+        assert_one_line_error(runner.invoke(app, args), f"odd.yaml: video.width {odd}")
+    r = runner.invoke(
+        app, [*_args(tiny_dir, clip_dir, tmp_path / "o", ws), "--config", str(tmp_path / "odd.yaml"), "--size", "32x33"]
+    )
+    assert_one_line_error(r, "--size height 33 is not allowed")  # the flag over the file
+    assert not list(ws.rglob("*.safetensors")) and not (tmp_path / "o").exists()
     r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--size", "1x32"))
     assert r.exit_code == 2 and "the smallest valid width is 2" in r.output
     r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--size", "0x32"))

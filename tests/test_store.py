@@ -728,6 +728,11 @@ def test_frames_held_in_memory_are_the_same_clip_as_their_file_and_reuse_its_tun
         ({"fps": -1}, "fps: -1 is not valid; expected a finite number > 0."),
         ({"width": 2.5}, "width: 2.5 is not valid; expected a whole number >= 1."),
         ({"resize": "squash"}, "resize: 'squash' is not one of crop, pad, stretch."),
+        (
+            {"width": 25},
+            "width: 25 is not allowed by the model: sides must be positive multiples of 2; nearest valid "
+            "widths are 24 and 26.",
+        ),
     ):
         with pytest.raises(ValueError, match=f"^{re.escape(said)}$"):
             vp.clip_from_frames(frames, **kwargs)

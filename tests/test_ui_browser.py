@@ -626,6 +626,22 @@ def test_cancel_while_the_videos_are_written_leaves_no_outputs_and_the_next_edit
     assert (Path(manifest["out"]) / "side_by_side.mp4").exists()
 
 
+def test_a_side_the_model_cannot_take_is_named_by_its_field_before_any_work(tmp_path):
+    """Regression: Width 66 where the model's sides are multiples of 4 was said as "Could not read the clip:
+    width 66 ...", found once the clip was read; it is the field's value, named before the clip is read."""
+    from videop2p.ui import FormError, Session
+
+    session = Session(None, tmp_path)
+    form = Form(source=example_prompt(EXAMPLE), targets=TARGET, steps=2, tune_steps=1, frames=2, inversion="fast")
+    multiple = session.pipe.components.info.size_multiple
+    form.width = 16 * multiple + 2
+    with pytest.raises(
+        FormError, match=rf"^width {form.width} is not allowed by the model: .* multiples of {multiple};"
+    ):
+        session.run(form, None, EXAMPLE, None)
+    assert not list(tmp_path.rglob("*.safetensors")) and not list((tmp_path / "runs").rglob("*.*"))
+
+
 def test_the_runs_warnings_are_shown_in_the_page(tmp_path):
     from videop2p.ui import Session, status_text
 

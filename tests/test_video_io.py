@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from videop2p.config import OptionError
 from videop2p.io.video import (
     ResizeMode,
     VideoError,
@@ -521,9 +522,10 @@ def test_resolve_size_keeps_aspect_and_validates():
     assert resolve_size((360, 640), None, 512, base=512, multiple=8, step=64) == (288, 512)
     assert resolve_size((100, 100), 64, 64, base=512, multiple=8) == (64, 64)
     assert resolve_size((640, 360), 520, 296, base=512, multiple=8, step=64) == (520, 296)
-    with pytest.raises(VideoError, match="width 500 .*multiples of 8.*496 and 504"):
+    with pytest.raises(OptionError, match="^video.width: 500 .*multiples of 8.*496 and 504") as e:
         resolve_size((640, 360), 500, 256, base=512, multiple=8, step=64)
-    with pytest.raises(VideoError, match="height 0"):
+    assert e.value.option == "width"  # named by whatever gave it: a flag, a file's key, a field
+    with pytest.raises(OptionError, match="height: 0"):
         resolve_size((640, 360), 64, 0, base=512, multiple=8, step=64)
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from videop2p.config import (
     ADAPTER_FILES,
     ADAPTER_SUFFIXES,
+    OPTIONS,
     WORKSPACE_NAME,
     BatchSettings,
     ConfigError,
@@ -79,6 +80,7 @@ class Job:
 
     name: str
     config: RunConfig
+    named: dict[str, str] = field(default_factory=dict)  # option -> its config file's key, where one gave it
 
     @property
     def key(self) -> str:
@@ -177,9 +179,9 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
         if name in names or not name.strip() or "/" in name or name in (".", ".."):  # its folder under `out`
             raise BatchError(f"jobs[{i}]: name {name!r} must be unique, non-empty, not '.' or '..' and without '/'.")
         names.add(name)
-        cfg = _job_config(raw, defaults, path.resolve().parent, f"jobs[{i}] ({name})")
+        cfg, named = _job_config(raw, defaults, path.resolve().parent, f"jobs[{i}] ({name})")
         cfg.out, cfg.workspace = str(out_root / name), str(ws_root)
-        jobs.append(Job(name, cfg))
+        jobs.append(Job(name, cfg, named))
     return jobs, ws_root
 
 
@@ -221,9 +223,11 @@ def _batch_defaults(path: Path, data: dict) -> dict:
     return defaults
 
 
-def _job_config(raw: dict, defaults: dict, here: Path, where: str) -> RunConfig:
+def _job_config(raw: dict, defaults: dict, here: Path, where: str) -> tuple[RunConfig, dict[str, str]]:
     """A job's settings (`raw`, its keys but its name): its config files, under the defaults and its own
-    keys (as under `run`'s flags), validated, its paths made absolute from `here`, the jobs file's folder."""
+    keys (as under `run`'s flags), validated, its paths made absolute from `here`, the jobs file's folder;
+    and how a bad one is named where a config file gave it (`Job.named`: the setting the loaded model checks,
+    a side that is no multiple of its VAE's factor, is named as these checks name theirs)."""
     keys = {key: path_shorthand(value) if key == "video" else value for key, value in raw.items() if key != "config"}
     configs = _config_files(raw.get("config"), here, where)
     merged = _merge(defaults, keys)
@@ -255,7 +259,8 @@ def _job_config(raw: dict, defaults: dict, here: Path, where: str) -> RunConfig:
         both = "give their tune config beside it (`config: [TUNE.yaml, P2P.yaml]`)"
         raise BatchError(f"{where}: {missing_tuned_model_message(missing, both, 'another `model`')}")
     _resolve_job_paths(cfg, here)
-    return cfg
+    named = {o: given_by(o, files) for o in OPTIONS if not holds(merged, file_key(o))}
+    return cfg, {o: given for o, given in named.items() if given is not None}
 
 
 def _resolve_job_paths(cfg: RunConfig, here: Path) -> None:
@@ -363,10 +368,11 @@ def run_group(jobs: list[Job], sentinel: str | None = None, loaded: LoadedModel 
         try:
             manifest = loaded.for_job(cfg).run(cfg)
         except Exception as e:  # one failing job must not stop the others
-            logger.error("%s failed: %s", job.name, e)
+            error = _describe(e, job)
+            logger.error("%s failed: %s", job.name, error.split(": ", 1)[1])
             logger.debug("%s", traceback.format_exc())
             results.append(
-                JobResult(job.name, "failed", cfg.out, time.perf_counter() - started, error=_describe(e), worker=worker)
+                JobResult(job.name, "failed", cfg.out, time.perf_counter() - started, error=error, worker=worker)
             )
             continue
         stages = {
@@ -379,8 +385,15 @@ def run_group(jobs: list[Job], sentinel: str | None = None, loaded: LoadedModel 
     return results
 
 
-def _describe(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}"
+def _describe(e: BaseException, job: Job | None = None) -> str:
+    """A job's failure in one line: the error's type and text (a bad setting `_named`)."""
+    return f"{type(e).__name__}: {_named(e, job) if isinstance(e, OptionError) and job else e}"
+
+
+def _named(e: OptionError, job: Job) -> str:
+    """A bad setting of `job` as the jobs file's checks name one: by its config file's key where one gave it
+    (`Job.named`), else by the job's."""
+    return f"{job.named.get(e.option, file_key(e.option))} {e.reason}"
 
 
 def _run_local(
@@ -518,6 +531,8 @@ def check_local_inputs(jobs: list[Job], loaded: LoadedModel | None = None) -> No
         for job in model_jobs:
             try:
                 loaded.for_job(job.config).check_inputs(job.config)
+            except OptionError as e:  # a side its model cannot take
+                raise BatchError(f"{job.name}: {_named(e, job)}") from None
             except (ValueError, OSError) as e:
                 raise BatchError(f"{job.name}: {e}") from None
 
@@ -571,6 +586,8 @@ def dry_run_batch(jobs: list[Job]) -> list[JobPlan]:
             continue
         try:
             found = loaded.for_job(job.config).dry_run(job.config)
+        except OptionError as e:  # a side the loaded model cannot take
+            raise BatchError(f"{job.name}: {_named(e, job)}") from None
         except (ValueError, OSError) as e:  # a clip that does not decode
             raise BatchError(f"{job.name}: {e}") from None
         force = job.config.force

@@ -544,14 +544,14 @@ def _execute(
     _check_clip(cfg.video)
     _quiet_loaders()
     if dry_run:
-        _run_stages(cfg, stage, command, dry_run=True)
+        _run_stages(cfg, stage, command, files, flagged, dry_run=True)
         return
     resume = (
         "no result of the stopped stage was written; the same command resumes it from its kept steps "
         f"(workspace {cfg.workspace})."
     )
     with _long_run(cfg.device, resume):
-        _run_stages(cfg, stage, command)
+        _run_stages(cfg, stage, command, files, flagged)
 
 
 def _check_clip(video) -> None:
@@ -595,8 +595,12 @@ def _say_dry_run(found, cfg, command: str) -> None:
     typer.echo(settings_yaml(found.settings), nl=False)
 
 
-def _run_stages(cfg, stage: str, command: str, dry_run: bool = False) -> None:
-    """`_execute`'s work once the settings are checked (with `dry_run`, what it would do)."""
+def _run_stages(
+    cfg, stage: str, command: str, files: list[ConfigFile], flagged: frozenset[str], dry_run: bool = False
+) -> None:
+    """`_execute`'s work once the settings are checked (with `dry_run`, what it would do); a setting the
+    loaded model refuses (a side that is no multiple of its VAE's factor) is named as `_execute` names a
+    bad one, by the file or flag that gave it."""
     from videop2p.models.loading import ModelLoadError, ModelNotFoundError
 
     try:
@@ -626,6 +630,8 @@ def _run_stages(cfg, stage: str, command: str, dry_run: bool = False) -> None:
         if stage == "invert":
             _, report = vp.invert(model, clip, cfg.source, cfg.inversion, cfg.force, None, cfg.window)
         typer.echo(f"{stage}: {report.action} in {report.seconds:.1f} s; workspace {cfg.workspace}")
+    except OptionError as e:
+        _fail(f"{_setting_label(e.option, flagged, files)} {e.reason}")
     except (ValueError, ModelNotFoundError, ModelLoadError, FileNotFoundError) as e:
         _fail(str(e))
 

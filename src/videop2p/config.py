@@ -1871,8 +1871,14 @@ def check_window(w: WindowConfig | None) -> None:
 PROMPT_OPTIONS = {"source": "source", "target": "targets"}  # the prompts' flags -> the RunConfig fields they fill
 
 
+FLAG_PARTS = {"width": "--size width", "height": "--size height"}  # options a flag gives with another
+
+
 def option_label(option: str) -> str:
-    """How the command line names an option of an OptionError: its flag, or the config key."""
+    """How the command line names an option of an OptionError: its flag (the part of `--size` a side is),
+    or the config key."""
+    if option in FLAG_PARTS:
+        return FLAG_PARTS[option]
     return f"--{option.replace('_', '-')}" if option in OPTIONS or option in PROMPT_OPTIONS else option
 
 

@@ -74,6 +74,7 @@ from videop2p.io.video import (
     AudioSpan,
     DeepSignal,
     as_frames,
+    check_size,
     declared_frames,
     frames_needed,
     iter_video,
@@ -440,9 +441,9 @@ class VideoP2P:
         try:
             check_number(None, "fps", fps, 0.0, above=True)
             check_frame_size(VideoConfig(width=width, height=height, resize=resize))
+            width, height, large = self._working_size((arr.shape[2], arr.shape[1]), width, height)
         except OptionError as e:  # named by this method's argument (`fps`), not `video.fps`
             raise ConfigError(f"{file_key(e.option).removeprefix('video.')}: {e.reason}") from None
-        width, height, large = self._working_size((arr.shape[2], arr.shape[1]), width, height)
         resized = resize_frames(arr, width, height, resize)  # frame by frame, as load_clip resizes
         return Clip(frames=resized, fps=float(fps), digest=frames_hash(resized), notes=_warned(large))
 
@@ -797,6 +798,9 @@ class VideoP2P:
             check_tuned_folder(cfg.save_tuned, tuned_folder_size(self.components))
         check_steps(self.components.scheduler, cfg.inversion.steps)
         info = self.components.info
+        check_size(
+            cfg.video.width, cfg.video.height, info.size_multiple
+        )  # the sides asked for, before the clip is read
         side = info.native_size // info.vae_scale_factor
         build_plan(self.components, cfg.source, cfg.targets, cfg.edit, cfg.inversion.steps, (side, side))
 

@@ -616,6 +616,8 @@ class Session:
             raise FormError(f"The model could not be loaded: {e}") from None
         try:
             vp.check_inputs(cfg)
+        except OptionError as e:
+            raise _field_error(e) from None
         except ValueError as e:
             raise FormError(str(e)) from None
 
@@ -635,6 +637,8 @@ class Session:
             manifest = vp.run(cfg, on_step=on_step)
         except (VideoError, FileNotFoundError) as e:
             raise _unreadable_clip(e) from None
+        except OptionError as e:  # a field the loaded model cannot take: Width 66 where its VAE's factor is 8
+            raise _field_error(e) from None
         except ValueError as e:
             raise FormError(str(e)) from None
         except OSError as e:

@@ -22,7 +22,16 @@ import av
 import numpy as np
 from PIL import Image, ImageCms, ImageSequence, UnidentifiedImageError
 
-from videop2p.config import COUNT_MAX, DEFAULT_FPS, FPS_RANGE, ResizeMode, VideoConfig, check_number, plain_number
+from videop2p.config import (
+    COUNT_MAX,
+    DEFAULT_FPS,
+    FPS_RANGE,
+    OptionError,
+    ResizeMode,
+    VideoConfig,
+    check_number,
+    plain_number,
+)
 from videop2p.io.exr import check_complete, is_exr, read_header, read_linear
 from videop2p.io.hdr import (
     BT2020_XY,
@@ -1410,14 +1419,15 @@ def nearest_valid_sizes(value: int, multiple: int) -> tuple[int, int]:
     return lo, lo + multiple
 
 
-def check_size(width: int, height: int, multiple: int) -> None:
-    """Raise unless both sides are positive multiples of `multiple`."""
+def check_size(width: int | None, height: int | None, multiple: int) -> None:
+    """Raise OptionError (the side's setting: `width`, `height`) unless both sides are positive multiples
+    of `multiple`; a side not given (None) is one `resolve_size` makes so."""
     for name, v in (("width", width), ("height", height)):
-        if v <= 0 or v % multiple:
+        if v is not None and (v <= 0 or v % multiple):
             lo, hi = nearest_valid_sizes(max(v, 1), multiple)
             valid = f"the smallest valid {name} is {lo}" if v < lo else f"nearest valid {name}s are {lo} and {hi}"
-            raise VideoError(
-                f"{name} {v} is not allowed by the model: sides must be positive multiples of {multiple}; {valid}."
+            raise OptionError(
+                name, f"{v} is not allowed by the model: sides must be positive multiples of {multiple}; {valid}."
             )
 
 
