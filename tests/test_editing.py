@@ -318,7 +318,8 @@ def test_clear_errors(tiny):
     with pytest.raises(ValueError, match=r"^reweight word: Word 'huge' is not in prompt 'a big .*other target\)$"):
         targets = ["a big red circle moving on the grass", "a blue circle moving on the grass"]
         edit(model, tiny, inv, SRC, targets, EditConfig(reweight={"huge": 2.0}, progress=False))
-    with pytest.raises(ValueError, match=r"^blend word: Word 'blue' is not in prompt 'a big .*circle,grass.*\)$"):
+    pairs = r"\[\[circle, circle\], \[grass, snow\]\] in a config file or EditConfig, .*--blend circle,grass"
+    with pytest.raises(ValueError, match=rf"^blend word: Word 'blue' is not in prompt 'a big .*{pairs}.*\)$"):
         targets = ["a blue circle moving on the grass", "a big red circle moving on the grass"]
         edit(model, tiny, inv, SRC, targets, EditConfig(blend=("circle", "blue"), progress=False))
     with pytest.raises(ValueError, match=r"^edit.blend: gives 1 word pair for 2 target prompts; give one pair"):

@@ -122,6 +122,11 @@ Words = WordPair | list[WordPair | None]  # one pair for every target, or one pe
 NO_WORDS = "-"  # a per-target pair written "-" in both places: no words for that target
 PAIR_SEP = ","  # "circle,grass" "circle,snow": one blend (or subtract) pair per target
 PER_TARGET_PAIRS = "comma-separated, one per target in order, e.g. --{what} circle,grass circle,snow; - for none"
+# how an error of the editing says them, to whichever way they were given: a list of pairs or their words comma-separated
+PAIRS_PER_TARGET = (
+    "one pair per target in order: [[circle, circle], [grass, snow]] in a config file or EditConfig, the words "
+    "comma-separated as --{what} circle,grass circle,snow and the editor's two fields take them; - or null for none"
+)
 Thresholds = float | list[float]  # one local-blend threshold for every target, or one per target
 PER_TARGET_THRESHOLDS = "one per target, comma-separated (0.3,0.6)"  # how messages and help texts say it
 # One window for every target, or one per target: a list of windows, each a fraction or a (start, end)
@@ -1889,6 +1894,12 @@ def file_key(option: str) -> str:
     return f"{section}.{attr}" if section else attr
 
 
+def as_argument(e: OptionError) -> ConfigError:
+    """A bad value of a function's own argument (`fps`, `width`) named by it as the caller wrote it, where the
+    check names the setting it stands for by its key (`video.fps`)."""
+    return ConfigError(f"{file_key(e.option).rpartition('.')[2]}: {e.reason}")
+
+
 # our setting (its file key) -> the authors' keys that give it (their file's kind, their key), the one read last first
 _OFFICIAL_SETTINGS: dict[str, tuple[tuple[ConfigKind, str], ...]] = {
     "source": ((ConfigKind.P2P, "prompt"), (ConfigKind.TUNE, "train_data.prompt")),
@@ -1985,6 +1996,7 @@ __all__ = [
     "VideoConfig",
     "WindowBlend",
     "WindowConfig",
+    "as_argument",
     "default_of",
     "file_key",
     "given_by",

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from videop2p import progress
 from videop2p.config import (
-    PER_TARGET_PAIRS,
+    PAIRS_PER_TARGET,
     PER_TARGET_THRESHOLDS,
     Bounds,
     EditConfig,
@@ -186,7 +186,7 @@ def _target_words(tok, source: str, targets: list[str], pairs: list[WordPair | N
             except ValueError as e:
                 hint = ""
                 if in_target and shared:
-                    hint = f" (one {what} pair applies to every target; give one {PER_TARGET_PAIRS.format(what=what)})"
+                    hint = f" (one {what} pair applies to every target; give {PAIRS_PER_TARGET.format(what=what)})"
                 raise ValueError(f"{what} word: {e}{hint}") from None
     return TargetWords(source_rows, target_rows, torch.tensor([pair is not None for pair in pairs]))
 
@@ -331,8 +331,8 @@ def _outside_mask_warnings(
                 found.append(
                     f"Target {k + 1} changes {word!r}, but {100 * (1 - share):.0f}% of that word's attention lies "
                     f"outside its blend mask of {pair[0]!r}/{pair[1]!r}, where local blending keeps the source: the "
-                    f"change may not show. Give the target blend words that cover it (one pair per target, "
-                    f"{PER_TARGET_PAIRS.format(what='blend')})."
+                    f"change may not show. Give the target blend words that cover it "
+                    f"({PAIRS_PER_TARGET.format(what='blend')})."
                 )
     return found
 

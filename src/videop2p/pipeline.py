@@ -21,7 +21,6 @@ import psutil
 import torch
 
 from videop2p.config import (
-    ConfigError,
     EditConfig,
     FrameAttentionMode,
     GroupNormMode,
@@ -35,6 +34,7 @@ from videop2p.config import (
     WindowConfig,
     a_or_an,
     adapter_setting,
+    as_argument,
     check_edit,
     check_embedding_settings,
     check_folder,
@@ -47,7 +47,6 @@ from videop2p.config import (
     check_tune,
     check_video,
     check_window,
-    file_key,
     fill,
     fill_run,
     path_shorthand,
@@ -443,7 +442,7 @@ class VideoP2P:
             check_frame_size(VideoConfig(width=width, height=height, resize=resize))
             width, height, large = self._working_size((arr.shape[2], arr.shape[1]), width, height)
         except OptionError as e:  # named by this method's argument (`fps`), not `video.fps`
-            raise ConfigError(f"{file_key(e.option).removeprefix('video.')}: {e.reason}") from None
+            raise as_argument(e) from None
         resized = resize_frames(arr, width, height, resize)  # frame by frame, as load_clip resizes
         return Clip(frames=resized, fps=float(fps), digest=frames_hash(resized), notes=_warned(large))
 

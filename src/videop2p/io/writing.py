@@ -19,7 +19,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from videop2p.config import DEFAULT_FPS, OptionError, check_number, plain_number
+from videop2p.config import DEFAULT_FPS, OptionError, as_argument, check_number, plain_number
 from videop2p.io.exr import encode_exr, read_header, read_linear
 from videop2p.io.hdr import HLG, PQ, linear_to_pq, pq_to_linear
 from videop2p.io.video import (
@@ -380,7 +380,7 @@ def write_video(
     `workers`: threads that make a GIF's palettes (the file is the same for any number). `deep`: the
     frames are a deep stream's own 16-bit values, written in its form (an mp4 or PNGs only). A frame
     of another shape or type, a frame rate or times that are no finite, increasing numbers, are refused
-    (VideoError, OptionError), and nothing is written."""
+    (VideoError, ConfigError), and nothing is written."""
     suffix = Path(path).suffix.lower()
     if deep is not None and suffix == ".gif":
         raise VideoError(
@@ -389,7 +389,10 @@ def write_video(
     if suffix not in (".mp4", ".gif", ""):
         raise VideoError(f"Cannot write {path}: supported outputs are .mp4, .gif or a folder (no suffix).")
     fps = plain_number(fps)
-    check_number(None, "fps", fps, 0.0, above=True)
+    try:
+        check_number(None, "fps", fps, 0.0, above=True)
+    except OptionError as e:  # this function's `fps`, not a clip's `video.fps`
+        raise as_argument(e) from None
     if times is not None:
         _check_times(times)
     frames = _checked(frames, path, np.uint16 if deep is not None else np.uint8, times)
