@@ -8,7 +8,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -358,6 +358,7 @@ def write_run_outputs(
     info,
     workers: int | None = None,
     on_step: StepHook | None = None,
+    warned: Sequence[str] = (),
 ) -> dict:
     """Videos, overlays, attention grids, config, report and `outputs.json` of one run into `cfg.out`.
 
@@ -366,13 +367,15 @@ def write_run_outputs(
     frame rate, and its sound. The files are written `workers` at a time (None: as many as torch's
     threads; `writer_count` fits them in memory), each as its writer makes it alone, under a "write"
     bar unless `cfg.quiet`; `on_step("write", files done, files)` may raise to stop them, leaving no
-    output. Returns the manifest written to `outputs.json`.
+    output. `warned`: what the run's settings warned of (a tuned folder's own architecture over another
+    asked for), said after the clip's reading's warnings and before the edit's. Returns the manifest written
+    to `outputs.json`.
     """
     started = time.perf_counter()
     workers = torch.get_num_threads() if workers is None else workers
     earlier = (Path(cfg.out) / "outputs.json").exists()  # a folder an earlier run wrote into
     with staged_files(cfg.out, last="outputs.json") as root:  # every output, or none (a full disk)
-        manifest, files = _write_outputs(root, cfg, clip, out, reports, info, started, workers, on_step)
+        manifest, files = _write_outputs(root, cfg, clip, out, reports, info, started, workers, on_step, warned)
     if earlier:
         _remove_stale(Path(cfg.out), files)
     return manifest
@@ -388,6 +391,7 @@ def _write_outputs(
     started: float,
     workers: int,
     on_step: StepHook | None,
+    warned: Sequence[str],
 ) -> tuple[dict, dict]:
     """`write_run_outputs`' files, into `root`; returns the manifest and the files by kind."""
     source, fps = clip.frames, clip.fps
@@ -460,7 +464,7 @@ def _write_outputs(
         "bits": 10 if deep is not None else 8,  # a component of the edits' mp4s
         "fps": fps,
         "audio": clip.audio is not None,
-        "warnings": [*clip.notes, *res.warnings],  # loading's, then the edit's (kept with it: a reused edit's too)
+        "warnings": [*clip.notes, *warned, *res.warnings],  # loading's, the settings', the edit's (a reused one's too)
         "stages": {r.stage: _stage_entry(r) for r in reports},
         "outputs": {**files, "report": "report.md", "config": "config.yaml"},
         "workspace": [r.to_dict() for r in reports if r.entry is not None],  # this run's entries only

@@ -138,8 +138,7 @@ class Clip:
     full_size: tuple[int, int] | None = None  # (width, height) of the input's frames, when not `frames`'
     audio: AudioSpan | None = None  # the selection's sound
     times: np.ndarray | None = None  # (F + 1,) s: when each frame is shown, where not evenly (`Video.times`)
-    notes: tuple[str, ...] = ()  # what loading warned of (conversions, a size far above the model's), for the report;
-    # a run adds what its settings warned of (a tuned folder's own architecture over another asked for)
+    notes: tuple[str, ...] = ()  # what loading warned of (conversions, a size far above the model's), for the report
     deep: DeepSignal | None = None  # the input's own signal where 8-bit SDR does not hold it: HDR video (`frames`
     # are tone-mapped) or SDR of more than 8 bits (`frames` are rounded)
 
@@ -832,11 +831,11 @@ class VideoP2P:
             workspace=str(self.workspace.root) if self.workspace is not None else None,
         ), warned
 
-    def _begun(self, cfg: RunConfig | dict, last: str = "edit") -> tuple[RunConfig, Clip, float]:
+    def _begun(self, cfg: RunConfig | dict, last: str = "edit") -> tuple[RunConfig, Clip, float, list[str]]:
         """`run`'s first steps, which `dry_run` takes too: `cfg` (or a dict of its fields, read as a config
-        file is) checked, as the run records it (`_as_run`), and its clip read, with the seconds that took;
-        memory for the clip, its reconstruction and its edits checked before tuning. With `last` "tune" or
-        "invert" the settings may leave the targets out (the first stages alone)."""
+        file is) checked, as the run records it (`_as_run`, with what that warned of), and its clip read, with
+        the seconds that took; memory for the clip, its reconstruction and its edits checked before tuning.
+        With `last` "tune" or "invert" the settings may leave the targets out (the first stages alone)."""
         if isinstance(cfg, dict):
             cfg = fill_run(cfg)
         _given(cfg, RunConfig, "cfg", "or a dict of its fields")
@@ -851,10 +850,9 @@ class VideoP2P:
         started = time.perf_counter()
         clip = self.load_clip(cfg.video)
         seconds = time.perf_counter() - started
-        clip.notes = (*clip.notes, *warned)  # the report's warnings: the clip's reading's, then the settings'
         if last == "edit":
             check_memory_for_clips(len(clip.frames), clip.size, len(cfg.targets), free_memory())
-        return cfg, clip, seconds
+        return cfg, clip, seconds, warned
 
     def dry_run(self, cfg: RunConfig | dict, last: str = "edit") -> DryRun:
         """What `run(cfg)` would do, with nothing computed or written: its settings checked as `run` checks
@@ -863,7 +861,7 @@ class VideoP2P:
         stages alone (`videop2p tune`, `videop2p invert`), whose settings may leave the targets out."""
         if last not in STAGE_ORDER:
             raise ValueError(f"last {shown(last)} is not a stage; valid: {', '.join(STAGE_ORDER)}.")
-        cfg, clip, _ = self._begun(cfg, last)
+        cfg, clip, _, _ = self._begun(cfg, last)
         _, plan, _, _, identity = self._tuning(
             clip, cfg.source, cfg.tune, cfg.frame_attention, cfg.group_norm, cfg.window
         )
@@ -896,7 +894,7 @@ class VideoP2P:
         `on_step(stage, done, total)` hears of every step of every stage, and of each file written (stage
         "write"), and may raise to stop.
         """
-        cfg, clip, seconds = self._begun(cfg)
+        cfg, clip, seconds, warned = self._begun(cfg)
         reports = [StageReport("load", "computed", seconds)]
         model, report = self.tune(
             clip, cfg.source, cfg.tune, cfg.force, on_step, cfg.frame_attention, cfg.group_norm, cfg.window
@@ -909,4 +907,4 @@ class VideoP2P:
         out, report = self.edit(model, inversion, cfg.source, cfg.targets, cfg.edit, cfg.force, on_step, cfg.window)
         reports.append(report)
         workers = writer_count(cfg, clip, torch.get_num_threads(), free_memory())
-        return write_run_outputs(cfg, clip, out, reports, self.components.info, workers, on_step)
+        return write_run_outputs(cfg, clip, out, reports, self.components.info, workers, on_step, warned)
