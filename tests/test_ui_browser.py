@@ -158,6 +158,14 @@ def test_an_uploaded_clip_is_described_at_once_and_a_damaged_one_named(fresh, tm
     assert not fresh.get_by_label(EXAMPLE).is_checked()
     # the model, loaded beside the page since it was served, says the size it works the clip at (its own)
     assert "Worked at 64x64 by this model (Width and Height for another)." in _status(fresh)
+    for field, value, told in (  # the note follows the fields it speaks of, where it kept what the upload found
+        ("Width (0: keep aspect)", "128", "Worked at 128x128 by this model"),
+        ("Width (0: keep aspect)", "66", "Width 66 is not allowed by the model: sides must be positive multiples"),
+        ("Width (0: keep aspect)", "0", "Worked at 64x64 by this model"),
+        ("Frames (0: every frame)", "2", "An edit takes 2 of its 3 frames"),
+    ):
+        _fill(fresh, field, value)
+        fresh.wait_for_function(f"() => document.querySelector('#status').innerText.includes({told!r})", timeout=30_000)
     (tmp_path / "cut.mp4").write_bytes(b"not a video" * 100)
     fresh.locator("#upload").get_by_role("button", name="Clear").click()  # the next clip in its place
     fresh.wait_for_function("() => document.querySelector('#status').innerText === 'Ready.'", timeout=30_000)
@@ -472,7 +480,7 @@ def test_bad_form_values_are_named(tmp_path, changes, message):
         form_to_config(form, "clip.mp4", tmp_path, tmp_path, None)
 
 
-def test_zip_of_frames_is_unpacked_flat_and_a_bad_zip_is_named(tmp_path):
+def test_zip_of_frames_is_unpacked_flat_and_a_bad_zip_is_named(tmp_path, monkeypatch):
     import zipfile
 
     clip = example_clip(next(iter(EXAMPLES)), tmp_path, frames=3)
@@ -488,6 +496,15 @@ def test_zip_of_frames_is_unpacked_flat_and_a_bad_zip_is_named(tmp_path):
     stamp = folder.stat().st_mtime_ns
     assert unpack_upload(zpath, tmp_path) == folder and folder.stat().st_mtime_ns == stamp  # once: each Edit reads it
     assert [p.name for p in (tmp_path / "uploads").iterdir()] == [folder.name]  # nothing left beside it
+    import videop2p.ui as ui
+
+    session, hashed = ui.Session(None, tmp_path), []
+    digest = ui._file_digest
+    monkeypatch.setattr(ui, "_file_digest", lambda path: hashed.append(path) or digest(path))
+    assert {session.unpacked(zpath) for _ in range(3)} == {folder} and len(hashed) == 1  # chosen, a field, an Edit
+    with zipfile.ZipFile(zpath, "a") as zf:  # another zip at the same path: its own clip
+        zf.writestr("more.txt", "changed")
+    assert session.unpacked(zpath) != folder and len(hashed) == 2
     first = sorted(clip.iterdir())[0]
     with zipfile.ZipFile(tmp_path / "two.zip", "w") as zf:
         zf.write(first, f"a/{first.name}")
@@ -530,7 +547,11 @@ def test_a_chosen_clip_is_said_at_the_size_the_loaded_model_works_it_at(tmp_path
     )
     said = clip_note(clip, "wide", None, info, form_size(128, None))
     assert "Worked at 128x64 by this model (Width and Height for another); its edits are pasted back at 96x48." in said
-    assert "Worked at" not in clip_note(clip, "wide", None, info, form_size(66, None))  # not a multiple: the Edit's
+    said = clip_note(clip, "wide", None, info, form_size(66, None))  # not a multiple: said as the Edit says it
+    assert "Worked at" not in said and said.endswith(
+        f"\n\nWidth 66 is not allowed by the model: sides must be positive multiples of {info.size_multiple}; "
+        "nearest valid widths are 64 and 68."
+    )
     assert form_size(2.5, None) is None and form_size(None, -1) is None
 
 

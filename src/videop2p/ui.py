@@ -300,11 +300,10 @@ def clip_note(
     if info is not None and size is not None:
         try:
             working = resolve_size(probe.size, *size, info.native_size, info.size_multiple, info.size_step)
-        except ValueError:  # a side the model cannot take: the Edit names it
-            working = None
-        if working is not None:
             words = working_words(probe.size, working, "Width and Height for another")
-            lines.append(words[0].upper() + words[1:] + ".")
+        except OptionError as e:  # a side the model cannot take: said as the Edit says it
+            words = str(_field_error(e)).removesuffix(".")
+        lines.append(words[0].upper() + words[1:] + ".")
     return "\n\n".join(line for line in lines if line)
 
 
@@ -517,6 +516,7 @@ class Session:
         self.cancel = threading.Event()
         self._pipe = None
         self._lock = threading.Lock()
+        self._unpacked: dict[tuple[str, int, int], Path] = {}  # an upload (path, size, mtime) -> the clip it gives
 
     def model_line(self) -> str:
         """The session's model as the page's header says it: its name, its LoRA files with their scales,
@@ -588,11 +588,21 @@ class Session:
                 )
             return self._pipe
 
+    def unpacked(self, upload: str | Path) -> Path:
+        """The clip of an uploaded file (`unpack_upload`), found once: choosing it, each change of the fields
+        its note says (`clip_note`) and each Edit read it, where a zip's bytes would be hashed again each time."""
+        path = Path(upload)
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in self._unpacked:
+            self._unpacked[key] = unpack_upload(path, self.root)
+        return self._unpacked[key]
+
     def run(self, form: Form, upload: str | None, example: str | None, progress=None) -> dict:
         """Validate, run and return the manifest plus the output folder; FormError for bad input."""
         self.cancel.clear()
         if upload:
-            video = str(unpack_upload(Path(upload), self.root))
+            video = str(self.unpacked(upload))
         elif example:
             video = str(example_clip(example, self.root, _form_frames(form)))
         else:
@@ -881,14 +891,16 @@ def build_app(session: Session):
             if not upload_file:
                 return "Ready."
             try:
-                video = unpack_upload(Path(upload_file), session.root)
+                video = session.unpacked(upload_file)
                 selection = form_selection(frames_value, start_value, stride_value)
                 size = form_size(width_value, height_value)
                 return clip_note(video, Path(upload_file).name, selection, session.loaded_info(), size)
             except FormError as e:  # said in the page at once, not at the Edit
                 return str(e)
 
-        upload.change(pick_clip, [upload, frames, start, stride, width, height], status)
+        said = [upload, frames, start, stride, width, height]  # the note follows each: the frames taken, the size
+        for field in said:
+            field.change(pick_clip, said, status)
 
         def pick_preset(name):
             values, margin = preset_fields(name)
