@@ -896,9 +896,9 @@ def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
     [
         ("source: [a, b]\ntargets: [a cat]\n", ["c.yaml: source ['a', 'b']", "expected text"]),
         ("source: a circle\ntargets: [7]\n", ["c.yaml: targets 7", "expected text"]),
-        (  # a YAML folded block ends in a line break
-            "source: >\n  a red circle\n  on the grass\ntargets: [a blue circle on the grass]\n",
-            ["c.yaml: source 'a red circle on the grass\\n' is not valid", "one line", "(it holds '\\n')"],
+        (  # a YAML literal block keeps its line breaks (a folded one joins them: `test_a_prompt_..._folded_block`)
+            "source: |\n  a red circle\n  on the grass\ntargets: [a blue circle on the grass]\n",
+            ["c.yaml: source 'a red circle\\non the grass' is not valid", "(it holds '\\n'; in a YAML file, a folded"],
         ),
         ('source: a circle\ntargets: ["a blue\\tcircle"]\n', ["c.yaml: targets 'a blue\\tcircle'", "(it holds '\\t')"]),
         ("source: a circle\nvideo: 5\n", ["video: 5", "a mapping"]),
@@ -956,6 +956,45 @@ def test_badly_typed_config_values_are_one_line_errors(tiny_dir, clip_dir, tmp_p
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "o"), "--workspace", str(tmp_path / "ws")])
     assert_one_line_error(result, *needles)
     assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
+
+
+def test_a_prompt_written_as_a_yaml_folded_block_is_its_words(tiny_dir, clip_dir, tmp_path):
+    """Regression: a long prompt written as YAML writes it, a folded block (`>`), ends in a line break, and was
+    refused ("a prompt is one line"); in our config, the authors' pair and a flag alike, the whitespace around
+    a prompt is none of it, so the run and its workspace keys are those of the prompt on one line."""
+    from videop2p.config import load_config
+
+    (tmp_path / "ours.yaml").write_text(
+        "video: clip.mp4\nsource: >\n  a red circle\n  on the grass\ntargets:\n  - >\n    a blue circle\n"
+        "    on the grass\n  - 'a red square on the grass  '\n"
+    )
+    cfg = load_config([tmp_path / "ours.yaml"])
+    assert (cfg.source, cfg.targets) == ("a red circle on the grass", ["a blue circle on the grass"] + [
+        "a red square on the grass"
+    ])  # fmt: skip
+    tune = "train_data:\n  video_path: clip\n  prompt: >\n    a rabbit is jumping\n    on the grass\n"
+    p2p = "image_path: clip\nprompt: a rabbit is jumping on the grass\nprompts:\n  - a rabbit is jumping on the grass\n"
+    (tmp_path / "t.yaml").write_text(tune)
+    (tmp_path / "p.yaml").write_text(p2p + "  - >\n    a origami rabbit is jumping\n    on the grass\n")
+    cfg = load_config([tmp_path / "t.yaml", tmp_path / "p.yaml"])
+    assert (cfg.source, cfg.targets) == (
+        "a rabbit is jumping on the grass",
+        ["a origami rabbit is jumping on the grass"],
+    )
+    flags = [
+        "--source",
+        f"{SRC}  ",
+        "--target",
+        f" {TGT}",
+        "--model",
+        str(tiny_dir),
+        "--workspace",
+        str(tmp_path / "ws"),
+    ]
+    r = runner.invoke(app, ["run", str(clip_dir), *flags, "--frames", "4", "--dry-run"])
+    assert (
+        r.exit_code == 0 and f"\nsource: {SRC}\n" in r.output and f"\n- {TGT}\n" in r.output
+    )  # as config.yaml keeps it
 
 
 def test_config_files_give_blend_pairs_per_target_as_lists_or_comma_separated_words(tmp_path):

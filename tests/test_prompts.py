@@ -120,6 +120,20 @@ def test_official_refine_children_drawing(tok):
     assert index[4:10].tolist() == [1, 2, 3, 4, 5, 6] and alpha[4:10].tolist() == [1] * 6
 
 
+def test_spaces_typed_twice_or_around_a_prompt_are_no_words(tok):
+    """Regression: words were split on single spaces (as the official code splits them), so a space typed twice
+    or after a prompt made a word of no tokens: auto mode took a refinement for a word swap, a forced swap was
+    refused, and with such a space after both prompts the swap paired the end token and padding from token 1
+    (rows summing to 2)."""
+    src = "a man is driving a motorbike in the forest"
+    tgt = "a Spider-Man is driving a motorbike in the forest"
+    clean = replacement_mapper(tok, src, tgt)
+    for s, t in ((src + " ", tgt), (src, tgt.replace(" is", "  is")), (src + " ", tgt + " "), (" " + src, " " + tgt)):
+        assert choose_mode(s, t) is EditMode.SWAP and choose_mode(s, t, "swap") is EditMode.SWAP
+        assert torch.equal(replacement_mapper(tok, s, t), clean), (s, t)
+    assert word_indices(tok, src + "  ", "forest") == word_indices(tok, src, "forest")
+
+
 def test_forced_swap_with_different_word_counts_is_an_error():
     with pytest.raises(ValueError, match="same number of words.*has 7.*has 8"):
         choose_mode("a rabbit is jumping on the grass", "a origami rabbit is jumping on the grass", "swap")

@@ -425,6 +425,7 @@ def _build_config(
         missing_tuned_model,
         missing_tuned_model_message,
         preset_config,
+        prompt_text,
         read_config_files,
     )
 
@@ -441,9 +442,9 @@ def _build_config(
     except ConfigError as e:
         _fail(str(e))
     if source is not None:
-        cfg.source = source
+        cfg.source = prompt_text(source)
     if target:
-        cfg.targets = list(target)
+        cfg.targets = [prompt_text(t) for t in target]
     size = flags.pop("size")
     flags["width"], flags["height"] = _parse_size(size)
     options = {k: v for k, v in flags.items() if k in OPTIONS and v not in ((), [])}

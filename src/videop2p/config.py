@@ -352,6 +352,13 @@ def to_plain(obj: Any) -> Any:
 ZERO_IS_ALL = {(VideoConfig, "frames"), (WindowConfig, "size"), (TuneConfig, "frames"), (InversionConfig, "frames")}
 
 
+def prompt_text(value: Any) -> Any:
+    """A prompt as a file, flag or form gives it, without the whitespace around it, which is none of its words
+    (the line break that ends a YAML block, a space pasted after it); anything but text as it is, for the
+    checks to name."""
+    return value.strip() if isinstance(value, str) else value
+
+
 def zero_is_all(cls: type, name: str, value: Any) -> Any:
     """`value` of setting `name` of `cls`, with a 0 given where `ZERO_IS_ALL` reads it as None (all of it)."""
     if (cls, name) in ZERO_IS_ALL and value == 0 and not isinstance(value, bool):
@@ -366,6 +373,10 @@ def _coerce(cls, name: str, value: Any) -> Any:
             return type(current)(value)
         except ValueError:
             raise ConfigError(f"{name}: {not_a_member(value, type(current))}.") from None
+    if name == "source":
+        return prompt_text(value)
+    if name == "targets":
+        return [prompt_text(v) for v in value] if isinstance(value, list | tuple) else prompt_text(value)
     if name in ("blend", "subtract") and value is not None:
         return _word_pairs(name, value)
     if name in ("cross_replace", "self_replace"):
@@ -1226,7 +1237,7 @@ def _read_official_tune(cfg: RunConfig, tune: dict) -> None:
             f"trainable_modules {sorted(mods)} differ from the supported set {sorted(_OFFICIAL_TRAINABLE)}."
         )
     cfg.video.path = td.get("video_path", cfg.video.path)
-    cfg.source = td.get("prompt", cfg.source)
+    cfg.source = prompt_text(td.get("prompt", cfg.source))
     cfg.video.frames = td.get("n_sample_frames", cfg.video.frames)
     cfg.video.width = td.get("width", cfg.video.width)
     cfg.video.height = td.get("height", cfg.video.height)
@@ -1257,10 +1268,11 @@ def _read_official_p2p(cfg: RunConfig, p2p: dict, tune: dict | None) -> None:
     """Their run_videop2p.py's config into `cfg` (read after `tune`, their tune config, when given): the
     prompts, the edit, the inversion mode, the frames and precision, the model."""
     _check_keys(p2p, _OFFICIAL_P2P, "")
-    if tune and p2p.get("prompt") and cfg.source and p2p["prompt"] != cfg.source:
+    prompt = prompt_text(p2p.get("prompt"))
+    if tune and prompt and cfg.source and prompt != cfg.source:
         raise ConfigError(f"prompt {p2p['prompt']!r} of the p2p config contradicts train_data.prompt {cfg.source!r}.")
-    cfg.source = p2p.get("prompt", cfg.source)
-    prompts = _list(p2p.get("prompts", []), "prompts")
+    cfg.source = cfg.source if prompt is None else prompt
+    prompts = [prompt_text(p) for p in _list(p2p.get("prompts", []), "prompts")]
     if prompts:
         if prompts[0] != cfg.source:
             raise ConfigError(
@@ -1729,14 +1741,16 @@ def check_file(what: str, path: str | os.PathLike | None) -> None:
 
 
 def _prompt_ok(attr: str, prompt: Any) -> None:
-    """Raise OptionError unless `prompt` is text without control characters: prompt-to-prompt splits words
-    on spaces, so a line break or tab would join two words into one (and a YAML block scalar ends in a
-    line break)."""
+    """Raise OptionError unless `prompt` is text without control characters: a line break or tab inside a
+    prompt is a prompt given on two lines, or two run together (a file's, flag's or form's prompt comes
+    without the whitespace around it, `prompt_text`: a YAML block's closing line break is none of it)."""
     _text(None, attr, prompt)
     bad = next((ch for ch in prompt if unicodedata.category(ch) == "Cc"), None)
     if bad is not None:
+        folded = "; in a YAML file, a folded block (>) joins its lines with spaces" if bad == "\n" else ""
         raise OptionError(
-            attr, f"{prompt!r} is not valid; a prompt is one line of words separated by spaces (it holds {bad!r})."
+            attr,
+            f"{prompt!r} is not valid; a prompt is one line of words separated by spaces (it holds {bad!r}{folded}).",
         )
 
 

@@ -18,8 +18,11 @@ _PUNCT = string.punctuation
 
 
 def words(prompt: str) -> list[str]:
-    """Words as the official code splits them: on single spaces."""
-    return prompt.split(" ")
+    """The words of `prompt`, split on runs of whitespace as the tokenizer reads them. The official code
+    splits on single spaces, so a space typed twice, or after the prompt, made a word of no tokens: a swap's
+    words were counted and paired one for one with it (auto mode took a refinement, a forced swap was refused,
+    and the end token's alignment started from the start token)."""
+    return prompt.split()
 
 
 def _norm(word: str) -> str:
