@@ -1823,6 +1823,7 @@ def test_workspace_list_and_remove_show_and_free_exactly_what_they_name(tiny_dir
     second = next(c for c in clips if c is not first)
     listing = _invoke(["workspace", "list", str(ws)]).output
     assert first.key in listing and second.key in listing and SRC in listing and "2 clip(s)" in listing
+    assert _invoke(["workspace", "list", "--workspace", str(ws)]).output == listing  # as `run` names it
     steps = first.identity["tune"]["steps"]
     rows = {c.key: next(line for line in listing.splitlines() if line.startswith(c.key)) for c in (first, second)}
     assert f"{steps} lr 3e-05" in rows[first.key] and f"{steps} lr 0.0001" in rows[second.key]  # told apart
@@ -1835,7 +1836,7 @@ def test_workspace_list_and_remove_show_and_free_exactly_what_they_name(tiny_dir
     stopped.mkdir()
     (stopped / "ddim-00000.safetensors").write_bytes(b"x" * 1000)
     assert {c.key: c.unfinished for c in Workspace(ws).clips()} == {first.key: 1, second.key: 0}
-    dry = _invoke(["workspace", "remove", str(ws), "--unfinished", "--dry-run"]).output
+    dry = _invoke(["workspace", "remove", "--workspace", str(ws), "--unfinished", "--dry-run"]).output
     assert f"would remove the kept states of {first.key}" in dry and second.key not in dry and stopped.exists()
     _invoke(["workspace", "remove", str(ws), "--unfinished"])
     assert not stopped.exists() and (first.folder / "tune.safetensors").is_file()
@@ -1853,6 +1854,7 @@ def test_workspace_list_and_remove_show_and_free_exactly_what_they_name(tiny_dir
         (["list", str(tmp_path / "nowhere")], ("no workspace at", "does not exist")),
         (["list", str(tmp_path / "a" / "outputs.json")], ("no workspace at", "it is a file")),
         (["remove", str(tmp_path / "a"), "--older-than", "0"], ("is not a videop2p workspace",)),
+        (["list", str(ws), "--workspace", str(tmp_path / "a")], ("give the workspace once: ROOT", "differ")),
     ):
         assert_one_line_error(runner.invoke(app, ["workspace", *args]), *needles)
     assert (tmp_path / "a" / "outputs.json").is_file() and len(Workspace(ws).clips()) == 2

@@ -59,7 +59,7 @@ app = typer.Typer(
 toy_app = typer.Typer(no_args_is_help=True, help="The procedural toy world and its bundled model.")
 app.add_typer(toy_app, name="toy")
 workspace_app = typer.Typer(
-    no_args_is_help=True, help="List and clean a workspace's tuned clips, inversions and edits."
+    no_args_is_help=True, help="List a workspace's tuned clips, inversions and edits, and remove them."
 )
 app.add_typer(workspace_app, name="workspace")
 
@@ -1085,6 +1085,20 @@ def export(
 WORKSPACE_HELP = f"The workspace folder (`run`'s default: {WORKSPACE_NAME} beside the output folder)."
 
 
+WorkspaceOpt = Annotated[
+    Path | None, typer.Option("--workspace", help="The workspace folder as `run` names it (in place of ROOT).")
+]
+
+
+def _workspace_root(root: Path, workspace: Path | None) -> Path:
+    """The folder a `workspace` command reads: its ROOT, or `--workspace`, as `run` and `batch` name it."""
+    if workspace is None:
+        return root
+    if root != Path(WORKSPACE_NAME) and root != workspace:
+        _fail(f"give the workspace once: ROOT {str(root)!r} and --workspace {str(workspace)!r} differ.")
+    return workspace
+
+
 def _open_workspace(root: Path):
     """The workspace at `root`, or a one-line error when there is none."""
     from videop2p.store.workspace import Workspace
@@ -1129,11 +1143,13 @@ def _clip_line(c, apart: dict) -> str:
 @workspace_app.command("list")
 def workspace_list(
     root: Annotated[Path, typer.Argument(help=WORKSPACE_HELP)] = Path(WORKSPACE_NAME),
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """List the tuned clips kept in a workspace: model, prompt, frames, size, tuning, what is kept, disk use, last
     use, and for a clip tuned more than once, the settings its tunings differ in."""
     from videop2p.store.workspace import set_apart
 
+    root = _workspace_root(root, workspace)
     clips = _open_workspace(root).clips()
     typer.echo(
         f"{'clip':<16}  {'model':<16}  {'prompt':<40}  {'frames':>6}  {'size':>9}  {'tuning':>16}  {'inversions':>10}  {'edits':>5}  "
@@ -1162,12 +1178,14 @@ def workspace_remove(
         ),
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")] = False,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Remove tuned clips (with their inversions and edits) or the kept states of stopped stages."""
     import time
 
     from videop2p.config import check_number
 
+    root = _workspace_root(root, workspace)
     if not clip and older_than is None and not unfinished:
         _fail("say what to remove: --clip KEY, --older-than DAYS or --unfinished.")
     if older_than is not None:
