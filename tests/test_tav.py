@@ -151,6 +151,14 @@ def test_export_refuses_another_model_and_an_empty_entry(tuned, tiny, tmp_path):
     )
     again = runner.invoke(app, ["export", str(entry), str(tmp_path / "delta"), "--model", str(base)])
     assert again.exit_code == 0  # an earlier export of the same format is replaced
+    key, ws = entry.name.removeprefix("clip-"), ["--workspace", str(entry.parent)]  # as `workspace list` shows it
+    by_key = runner.invoke(app, ["export", key[:6], str(tmp_path / "by-key"), "--model", str(base), *ws])
+    assert (
+        by_key.exit_code == 0
+        and (tmp_path / "by-key" / "tune.safetensors").read_bytes() == (entry / "tune.safetensors").read_bytes()
+    )
+    result = runner.invoke(app, ["export", "zz", str(tmp_path / "by-key2"), "--model", str(base), *ws])
+    assert_one_line_error(result, f"'zz' matches no clip of {entry.parent}; its clips: {key}")
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")

@@ -1043,7 +1043,13 @@ for _stage in ("run", "tune", "invert", "edit"):
 
 @app.command()
 def export(
-    entry: Annotated[Path, typer.Argument(help="A workspace clip folder (clip-<key>/) or its tune.safetensors.")],
+    entry: Annotated[
+        Path,
+        typer.Argument(
+            help="A workspace clip folder (clip-<key>/) or its tune.safetensors; or a clip's key (or a unique start "
+            "of it) in --workspace, as `videop2p workspace list` shows it."
+        ),
+    ],
     out: Annotated[Path, typer.Argument(help="Folder to write.")],
     fmt: Annotated[
         str,
@@ -1059,9 +1065,14 @@ def export(
     lora: LoraOpt = None,
     embedding: EmbeddingOpt = None,
     vae: VaeOpt = None,
+    workspace: Annotated[
+        Path, typer.Option("--workspace", help="The workspace an ENTRY given as a clip's key is read from.")
+    ] = Path(WORKSPACE_NAME),
 ) -> None:
     """Write a tuned clip as our delta, or as a Tune-A-Video / Video-P2P folder their scripts load."""
     loras, embeddings = _adapter_flags(lora, embedding)
+    if not entry.exists() and len(entry.parts) == 1 and workspace.is_dir():  # a key, as `workspace list` shows it
+        entry = _clip_by_key(_open_workspace(workspace).clips(), str(entry), workspace, repr(str(entry))).folder
     from videop2p.exporting import check_export_folder, export_tuned, tuned_delta
     from videop2p.models.loading import load_components
 
@@ -1112,6 +1123,16 @@ def _open_workspace(root: Path):
     if not (root / "events.jsonl").is_file() and not any(root.glob("clip-*/key.json")):
         _fail(f"{root} is not a videop2p workspace: it has no clip-*/ folders and no events.jsonl.")
     return Workspace(root)
+
+
+def _clip_by_key(clips: list, wanted: str, root: Path, named: str):
+    """The one clip of `root`'s `clips` whose key starts with `wanted`, or a one-line error naming it as `named`."""
+    matches = [c for c in clips if c.key.startswith(wanted)]
+    if len(matches) != 1:
+        known = ", ".join(c.key for c in clips) or "none"
+        what = "matches no clip" if not matches else f"matches {len(matches)} clips"
+        _fail(f"{named} {what} of {root}; its clips: {known}.")
+    return matches[0]
 
 
 def _clip_line(c, apart: dict) -> str:
@@ -1200,12 +1221,8 @@ def workspace_remove(
     if clip:
         chosen = []
         for wanted in clip:
-            matches = [c for c in clips if c.key.startswith(wanted)]
-            if len(matches) != 1:
-                known = ", ".join(c.key for c in clips) or "none"
-                what = "matches no clip" if not matches else f"matches {len(matches)} clips"
-                _fail(f"--clip {wanted!r} {what} of {root}; its clips: {known}.")
-            chosen += [m for m in matches if m not in chosen]
+            match = _clip_by_key(clips, wanted, root, f"--clip {wanted!r}")
+            chosen += [match] if match not in chosen else []
     if older_than is not None:
         cutoff = time.time() - older_than * 86400
         chosen = [c for c in chosen if c.last_used < cutoff]
