@@ -110,7 +110,10 @@ def test_jobs_file_groups_by_clip_and_resolves_paths_beside_the_file(jobs_file):
         ({"jobs": [{"video": "a", "source": "s", "targets": ["t"], "tune": {"stepz": 1}}]}, "stepz"),
         ({"jobs": [{"video": "a", "source": "s"}]}, "needs video, source and targets"),
         ({"jobs": [{"video": " ", "source": "s", "targets": ["t"]}]}, r"needs video, source and targets; got ' '"),
-        ({"jobs": [{"video": "a", "source": " ", "targets": ["t"]}]}, r"needs video, source and targets; got 'a', ' '"),
+        (
+            {"jobs": [{"video": "a", "source": " ", "targets": ["t"]}]},
+            r"needs video, source and targets; got 'a', ''",
+        ),  # blank: none
         ({"jobs": [{"video": "a", "source": "s", "targets": ["t", ""]}]}, r"targets '' \(target 2\) is empty"),
         ({"jobs": [{"name": "x", "video": "a", "source": "s", "targets": ["t"]}] * 2}, "unique"),
         ({"jobs": [{"name": "..", "video": "a"}]}, r"name '\.\.' must be unique, non-empty, not '\.' or '\.\.'"),

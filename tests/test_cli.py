@@ -856,7 +856,7 @@ def test_size_may_give_one_side_and_the_other_keeps_the_clips_aspect_ratio(tiny_
         (["--attention-slicing", "9" * 20], ["--attention-slicing 99999999999999999999", "to 2147483647"]),
         (["--preset", ""], ["--preset '' is not one of official, quick"]),  # not the official one in silence
         (["--reweight", "blue=2", "--reweight", "blue=3"], ["'blue' is reweighted twice"]),
-        (["--target", "  "], ["--target '  ' (target 2) is empty", "at least one word"]),
+        (["--target", "  "], ["--target '' (target 2) is empty", "at least one word"]),  # spaces around: none of it
         (["--blend", "circle,grass", "circle"], ["--blend", "'circle,grass' and 'circle' give 2 source and 1 target"]),
         (["--blend", "circle,circle", "circle,circle"], ["--blend gives 2 word pairs for 1 target prompt"]),
         (["--blend", "circle,-", "circle,circle"], ["--blend", "['-', 'circle'] has one word"]),
@@ -972,6 +972,8 @@ def test_a_prompt_written_as_a_yaml_folded_block_is_its_words(tiny_dir, clip_dir
     assert (cfg.source, cfg.targets) == ("a red circle on the grass", ["a blue circle on the grass"] + [
         "a red square on the grass"
     ])  # fmt: skip
+    (tmp_path / "one.yaml").write_text("source: a red circle\ntargets: a blue circle\n")  # one target, no list
+    assert load_config([tmp_path / "one.yaml"]).targets == ["a blue circle"]
     tune = "train_data:\n  video_path: clip\n  prompt: >\n    a rabbit is jumping\n    on the grass\n"
     p2p = "image_path: clip\nprompt: a rabbit is jumping on the grass\nprompts:\n  - a rabbit is jumping on the grass\n"
     (tmp_path / "t.yaml").write_text(tune)

@@ -375,8 +375,9 @@ def _coerce(cls, name: str, value: Any) -> Any:
             raise ConfigError(f"{name}: {not_a_member(value, type(current))}.") from None
     if name == "source":
         return prompt_text(value)
-    if name == "targets":
-        return [prompt_text(v) for v in value] if isinstance(value, list | tuple) else prompt_text(value)
+    if name == "targets":  # one prompt alone is one target, as `VideoP2P.edit` takes it; not a list: validate's
+        value = [value] if isinstance(value, str) else value
+        return [prompt_text(v) for v in value] if isinstance(value, list | tuple) else value
     if name in ("blend", "subtract") and value is not None:
         return _word_pairs(name, value)
     if name in ("cross_replace", "self_replace"):
@@ -1759,7 +1760,7 @@ def check_prompts(source: Any, targets: Any = ()) -> None:
     missing source is said by each caller its own way; the length is the model's check)."""
     _prompt_ok("source", source)
     if not isinstance(targets, list | tuple):
-        raise OptionError("target", f"{shown(targets)} is not valid; expected a list of prompts.")
+        raise OptionError("target", f"{shown(targets)} is not valid; expected a prompt or a list of prompts.")
     for i, prompt in enumerate(targets, 1):
         _prompt_ok("target", prompt)
         if not prompt.strip():
