@@ -241,7 +241,7 @@ def test_each_stage_of_the_api_refuses_bad_settings_and_prompts_before_writing(t
     for source, targets, cfg, message in (
         (PROMPT, [], EditConfig(), "at least one target"),
         (PROMPT, (target, 5), EditConfig(), "targets: 5 is not valid; expected text"),
-        (PROMPT, {target: 1}, EditConfig(), "expected a prompt or a list of prompts"),
+        (PROMPT, {target: 1}, EditConfig(), "expected a list of prompts"),
         ("a red square moving on the grass", [target], EditConfig(), "not the prompt the clip was inverted with"),
         (PROMPT, [target], EditConfig(guidance=-1), "guidance: -1"),
         (PROMPT, [target], EditConfig(threshold=float("nan")), "threshold: nan"),

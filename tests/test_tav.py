@@ -153,6 +153,8 @@ def test_export_refuses_another_model_and_an_empty_entry(tuned, tiny, tmp_path):
     assert again.exit_code == 0  # an earlier export of the same format is replaced
     key, ws = entry.name.removeprefix("clip-"), ["--workspace", str(entry.parent)]  # as `workspace list` shows it
     by_key = runner.invoke(app, ["export", key[:6], str(tmp_path / "by-key"), "--model", str(base), *ws])
+    by_name = runner.invoke(app, ["export", entry.name, str(tmp_path / "by-name"), "--model", str(base), *ws])
+    assert by_name.exit_code == 0 and (tmp_path / "by-name" / "tune.safetensors").is_file()  # its folder's name
     assert (
         by_key.exit_code == 0
         and (tmp_path / "by-key" / "tune.safetensors").read_bytes() == (entry / "tune.safetensors").read_bytes()

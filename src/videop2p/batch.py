@@ -368,12 +368,10 @@ def run_group(jobs: list[Job], sentinel: str | None = None, loaded: LoadedModel 
         try:
             manifest = loaded.for_job(cfg).run(cfg)
         except Exception as e:  # one failing job must not stop the others
-            error = _describe(e, job)
-            logger.error("%s failed: %s", job.name, error.split(": ", 1)[1])
+            logger.error("%s failed: %s", job.name, _said(e, job))
             logger.debug("%s", traceback.format_exc())
-            results.append(
-                JobResult(job.name, "failed", cfg.out, time.perf_counter() - started, error=error, worker=worker)
-            )
+            seconds = time.perf_counter() - started
+            results.append(JobResult(job.name, "failed", cfg.out, seconds, error=_describe(e, job), worker=worker))
             continue
         stages = {
             k: {"seconds": round(v["seconds"], 3), "action": v.get("action", "")} for k, v in manifest["stages"].items()
@@ -386,14 +384,16 @@ def run_group(jobs: list[Job], sentinel: str | None = None, loaded: LoadedModel 
 
 
 def _describe(e: BaseException, job: Job | None = None) -> str:
-    """A job's failure in one line: the error's type and text (a bad setting `_named`)."""
-    return f"{type(e).__name__}: {_named(e, job) if isinstance(e, OptionError) and job else e}"
+    """A failure in one line, as batch.json keeps it: the error's type and what it says (`_said`)."""
+    return f"{type(e).__name__}: {_said(e, job)}"
 
 
-def _named(e: OptionError, job: Job) -> str:
-    """A bad setting of `job` as the jobs file's checks name one: by its config file's key where one gave it
-    (`Job.named`), else by the job's."""
-    return f"{job.named.get(e.option, file_key(e.option))} {e.reason}"
+def _said(e: BaseException, job: Job | None) -> str:
+    """What a job's error says, a bad setting of it named as the jobs file's checks name one: by its config
+    file's key where one gave it (`Job.named`), else by the job's."""
+    if isinstance(e, OptionError) and job is not None:
+        return f"{job.named.get(e.option, file_key(e.option))} {e.reason}"
+    return str(e)
 
 
 def _run_local(
@@ -532,7 +532,7 @@ def check_local_inputs(jobs: list[Job], loaded: LoadedModel | None = None) -> No
             try:
                 loaded.for_job(job.config).check_inputs(job.config)
             except OptionError as e:  # a side its model cannot take
-                raise BatchError(f"{job.name}: {_named(e, job)}") from None
+                raise BatchError(f"{job.name}: {_said(e, job)}") from None
             except (ValueError, OSError) as e:
                 raise BatchError(f"{job.name}: {e}") from None
 
@@ -587,7 +587,7 @@ def dry_run_batch(jobs: list[Job]) -> list[JobPlan]:
         try:
             found = loaded.for_job(job.config).dry_run(job.config)
         except OptionError as e:  # a side the loaded model cannot take
-            raise BatchError(f"{job.name}: {_named(e, job)}") from None
+            raise BatchError(f"{job.name}: {_said(e, job)}") from None
         except (ValueError, OSError) as e:  # a clip that does not decode
             raise BatchError(f"{job.name}: {e}") from None
         force = job.config.force

@@ -1072,7 +1072,8 @@ def export(
     """Write a tuned clip as our delta, or as a Tune-A-Video / Video-P2P folder their scripts load."""
     loras, embeddings = _adapter_flags(lora, embedding)
     if not entry.exists() and len(entry.parts) == 1 and workspace.is_dir():  # a key, as `workspace list` shows it
-        entry = _clip_by_key(_open_workspace(workspace).clips(), str(entry), workspace, repr(str(entry))).folder
+        key = str(entry).removeprefix("clip-")  # or its folder's name
+        entry = _clip_by_key(_open_workspace(workspace).clips(), key, workspace, repr(str(entry))).folder
     from videop2p.exporting import check_export_folder, export_tuned, tuned_delta
     from videop2p.models.loading import load_components
 

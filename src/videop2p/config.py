@@ -1760,7 +1760,7 @@ def check_prompts(source: Any, targets: Any = ()) -> None:
     missing source is said by each caller its own way; the length is the model's check)."""
     _prompt_ok("source", source)
     if not isinstance(targets, list | tuple):
-        raise OptionError("target", f"{shown(targets)} is not valid; expected a prompt or a list of prompts.")
+        raise OptionError("target", f"{shown(targets)} is not valid; expected a list of prompts.")
     for i, prompt in enumerate(targets, 1):
         _prompt_ok("target", prompt)
         if not prompt.strip():
