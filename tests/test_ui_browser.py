@@ -192,6 +192,9 @@ def test_toy_example_swap_edit_shows_the_result_video_and_masks(fresh):
     assert example_prompt(EXAMPLE) in captions and TARGET in captions
     assert TARGET in page.locator("#masks").inner_text()  # one blend mask per target, under its prompt
     page.screenshot(path=str(ARTIFACTS / "ui_result.png"), full_page=True)
+    _fill(page, "Width (0: keep aspect)", "128")  # a field changed for the next edit: no clip uploaded to say
+    page.wait_for_timeout(1500)
+    assert _status(page).startswith("Done") and "outputs in" in _status(page)  # the result's status stays
 
 
 def test_re_edit_reuses_the_workspace_and_says_so(fresh):

@@ -898,9 +898,13 @@ def build_app(session: Session):
             except FormError as e:  # said in the page at once, not at the Edit
                 return str(e)
 
+        def follow_fields(upload_file, *values):  # no clip uploaded: the status (an example's result) stays
+            return pick_clip(upload_file, *values) if upload_file else gr.update()
+
         said = [upload, frames, start, stride, width, height]  # the note follows each: the frames taken, the size
-        for field in said:
-            field.change(pick_clip, said, status)
+        upload.change(pick_clip, said, status)
+        for field in said[1:]:
+            field.change(follow_fields, said, status)
 
         def pick_preset(name):
             values, margin = preset_fields(name)
