@@ -161,6 +161,8 @@ def test_export_refuses_another_model_and_an_empty_entry(tuned, tiny, tmp_path):
     )
     result = runner.invoke(app, ["export", "zz", str(tmp_path / "by-key2"), "--model", str(base), *ws])
     assert_one_line_error(result, f"'zz' matches no clip of {entry.parent}; its clips: {key}")
+    result = runner.invoke(app, ["export", key, str(tmp_path / "by-key2"), "--workspace", str(tmp_path / "no-ws")])
+    assert_one_line_error(result, f"{key} is no clip folder here, and no workspace is at", "--workspace WORKSPACE")
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")

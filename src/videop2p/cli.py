@@ -1071,8 +1071,13 @@ def export(
 ) -> None:
     """Write a tuned clip as our delta, or as a Tune-A-Video / Video-P2P folder their scripts load."""
     loras, embeddings = _adapter_flags(lora, embedding)
-    if not entry.exists() and len(entry.parts) == 1 and workspace.is_dir():  # a key, as `workspace list` shows it
-        key = str(entry).removeprefix("clip-")  # or its folder's name
+    if not entry.exists() and len(entry.parts) == 1:  # a key, as `workspace list` shows it, or its folder's name
+        if not workspace.is_dir():
+            _fail(
+                f"{entry} is no clip folder here, and no workspace is at {workspace} to find it as a clip's key in; give "
+                "the clip's folder (WORKSPACE/clip-KEY), or its key with --workspace WORKSPACE."
+            )
+        key = str(entry).removeprefix("clip-")
         entry = _clip_by_key(_open_workspace(workspace).clips(), key, workspace, repr(str(entry))).folder
     from videop2p.exporting import check_export_folder, export_tuned, tuned_delta
     from videop2p.models.loading import load_components
