@@ -796,9 +796,8 @@ class VideoP2P:
             check_tuned_folder(cfg.save_tuned, tuned_folder_size(self.components))
         check_steps(self.components.scheduler, cfg.inversion.steps)
         info = self.components.info
-        check_size(
-            cfg.video.width, cfg.video.height, info.size_multiple
-        )  # the sides asked for, before the clip is read
+        # the sides asked for, before the clip is read (`load_clip` checks them again for its own callers)
+        check_size(cfg.video.width, cfg.video.height, info.size_multiple)
         side = info.native_size // info.vae_scale_factor
         build_plan(self.components, cfg.source, cfg.targets, cfg.edit, cfg.inversion.steps, (side, side))
 
