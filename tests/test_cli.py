@@ -1830,8 +1830,8 @@ def test_workspace_list_and_remove_show_and_free_exactly_what_they_name(tiny_dir
     rows = {c.key: next(line for line in listing.splitlines() if line.startswith(c.key)) for c in (first, second)}
     assert f"{steps} lr 3e-05" in rows[first.key] and f"{steps} lr 0.0001" in rows[second.key]  # told apart
     assert listing.splitlines()[0].endswith("last used         differs in")  # and by the settings not shown
-    assert rows[first.key].endswith("  seed 33")
-    assert rows[second.key].endswith("  seed 7") and "lr" not in rows[second.key].split("  ")[-1]
+    assert rows[first.key].endswith("  tune.seed 33")
+    assert rows[second.key].endswith("  tune.seed 7") and "lr" not in rows[second.key].split("  ")[-1]
     assert all(c.identity["model"] in rows[c.key] for c in (first, second))  # the model's fingerprint
     assert all(c.tuned and c.inversions == 1 and c.edits == 1 and c.unfinished == 0 for c in (first, second))
     stopped = first.folder / "inversions" / "inv-0.steps"  # what a stopped inversion leaves

@@ -782,14 +782,32 @@ def test_a_tuning_with_other_settings_than_the_kept_one_says_so(tiny, clip_path,
     assert report.action == "computed"
     (record,) = caplog.records
     assert record.getMessage() == (
-        "tuning anew: the workspace keeps this clip tuned with other settings (steps 1 (this run: 2), lr 3e-05 "
-        "(this run: 0.0001)); the same settings reuse it"
+        "tuning anew: the workspace keeps this clip tuned with other settings (tune.steps 1 (this run: 2), tune.lr "
+        "3e-05 (this run: 0.0001)); the same settings reuse it"
     )
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="videop2p.pipeline"):
         vp.tune(clip, PROMPT, TuneConfig(steps=2, lr=1e-4, progress=False), frame_mode="sparse-causal")
     (record,) = caplog.records  # of the two kept, the nearer: one setting apart, not three
-    assert "(frame_mode first (this run: sparse-causal)); the same" in record.getMessage()
+    assert "(frame_attention first (this run: sparse-causal)); the same" in record.getMessage()
+
+
+def test_a_kept_result_of_settings_left_unset_names_what_they_stand_for(tiny, clip_path, tmp_path, caplog):
+    """`--tune-frames 4`, then the default: "frames 4 (this run: None)", of no stage; a window's settings as a
+    Python dict, a float32 run's dtype as None."""
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    clip = vp.load_clip(VideoConfig(path=str(clip_path), frames=3, width=16, height=16))
+    with caplog.at_level(logging.WARNING, logger="videop2p.pipeline"):
+        vp.tune(clip, PROMPT, TuneConfig(steps=1, frames=2, progress=False))
+        vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False))
+        model, _ = vp.tune(clip, PROMPT, TuneConfig(steps=1, progress=False), window=WindowConfig(size=2, overlap=1))
+        vp.invert(model, clip, PROMPT, InversionConfig(steps=2, frames=2), window=WindowConfig(size=2, overlap=1))
+        vp.invert(model, clip, PROMPT, InversionConfig(steps=2), window=WindowConfig(size=2, overlap=1))
+    said = [r.getMessage() for r in caplog.records]
+    assert said[0].startswith("tuning anew: the workspace keeps this clip tuned with other settings (tune.frames 2 ")
+    assert "(tune.frames 2 (this run: every frame))" in said[0]
+    assert "(window the whole clip at once (this run: size 2, overlap 1, anchors first))" in said[1]
+    assert "(inversion.frames 2 (this run: every frame))" in said[2] and len(said) == 3
 
 
 def test_a_tuning_kept_in_the_current_folders_workspace_is_named_by_a_run_that_tunes_elsewhere(
@@ -827,7 +845,7 @@ def test_an_inversion_with_other_settings_than_the_kept_one_says_so(tiny, clip_p
     assert report.action == "computed"
     (record,) = caplog.records
     assert record.getMessage() == (
-        "inverting anew: the workspace keeps this clip inverted with other settings (method fast (this run: "
+        "inverting anew: the workspace keeps this clip inverted with other settings (inversion.method fast (this run: "
         "direct)); the same settings reuse it"
     )
 
@@ -1189,10 +1207,12 @@ def test_kept_tunings_of_one_clip_are_told_apart_by_the_settings_they_differ_in(
         tuned(seed=7, dtype="float16"),
         tuned(prompt="a blue circle"),  # another prompt's tuning: another clip, tuned once
     ]
-    assert set_apart(identities) == [
-        {"group_norm": "frame", "seed": 33},  # no dtype: float32, which a key leaves out
-        {"group_norm": "clip", "seed": 33},
-        {"group_norm": "frame", "seed": 7, "dtype": "float16"},
+    assert set_apart(identities) == [  # what is not the value most of them share
+        {},
+        {"group_norm": "clip"},
+        {"tune.seed": "7", "dtype": "float16"},
         {},
     ]
+    # two tunings, or none sharing a value: each its own; a float32 tuning's dtype, which its key leaves out
     assert set_apart([tuned(), tuned(norm="clip")]) == [{"group_norm": "frame"}, {"group_norm": "clip"}]
+    assert set_apart([tuned(), tuned(dtype="bfloat16"), tuned(dtype="float16")])[0] == {"dtype": "float32"}

@@ -1163,7 +1163,7 @@ def _clip_line(c, apart: dict) -> str:
     return (
         f"{c.key}  {model:<16}  {prompt:<40}  {c.identity.get('num_frames', '?'):>6}  {size:>9}  {tuned:>16}  "
         f"{c.inversions:>10}  {c.edits:>5}  {c.unfinished:>10}  {c.size_bytes / 2**20:>8.1f}  {used}"
-        + "".join(f"  {k} {v}" for k, v in apart.items() if k not in ("steps", "lr"))  # those shown already
+        + "".join(f"  {k} {v}" for k, v in apart.items() if k not in ("tune.steps", "tune.lr"))  # shown already
     ).rstrip()
 
 

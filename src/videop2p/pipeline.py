@@ -655,7 +655,7 @@ class VideoP2P:
                     logger.warning(
                         "inverting anew: the workspace keeps this clip inverted with other settings (%s); the same "
                         "settings reuse it",
-                        ", ".join(min((settings_difference(settings, o) for o in others), key=len)),
+                        ", ".join(min((settings_difference(settings, o, "inversion") for o in others), key=len)),
                     )
 
         def compute() -> InversionResult:

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,29 +41,64 @@ def is_delta_identity(meta: dict) -> bool:
     return "frame_mode" in meta and "model" in meta
 
 
-def settings_difference(mine: dict, theirs: dict) -> list[str]:
-    """How the settings `theirs` differ from `mine`, one `steps 2 (this run: 500)` per setting (each compared as
-    it is stored: a tuple as the list its file holds)."""
+# A kept result's setting as a config file names it: a clip identity's own keys, else its stage's section's
+IDENTITY_KEYS = {"frame_mode": "frame_attention", "group_norm": "group_norm", "dtype": "dtype", "windows": "window"}
+# what a setting left out of a key (or kept as None) stands for: float32 weights, the whole clip in one window,
+# every frame in each tuning or null-text step
+UNSET_MEANS = {"dtype": "float32", "windows": "the whole clip at once", "frames": "every frame"}
+
+
+def setting_name(key: str, section: str) -> str:
+    """The config file's name of a kept result's setting `key` of stage `section` ("tune": `tune.frames`)."""
+    return IDENTITY_KEYS.get(key, f"{section}.{key}")
+
+
+def setting_value(key: str, value: Any) -> str:
+    """A kept setting's value as a message reads it: a setting left unset as what it stands for (`UNSET_MEANS`),
+    a mapping as its pairs (`size 4, overlap 2`)."""
+    if value is None:
+        return UNSET_MEANS.get(key, "none")
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return str(value)
+
+
+def settings_difference(mine: dict, theirs: dict, section: str) -> list[str]:
+    """How the settings `theirs` of stage `section` differ from `mine`, one `tune.steps 2 (this run: 500)` per
+    setting (each compared as it is stored: a tuple as the list its file holds; a setting one of them leaves
+    out as what that stands for)."""
     mine, theirs = _as_stored(mine), _as_stored(theirs)
     keys = [k for k in {**theirs, **mine} if mine.get(k) != theirs.get(k)]
-    return [f"{k} {theirs.get(k)} (this run: {mine.get(k)})" for k in keys]
+    return [
+        f"{setting_name(k, section)} {setting_value(k, theirs.get(k))} (this run: {setting_value(k, mine.get(k))})"
+        for k in keys
+    ]
 
 
 def tuning_difference(identity: dict, other: dict) -> list[str]:
     """How the tuning settings of the clip identity `other` differ from `identity`'s (`settings_difference`)."""
-    return settings_difference(_tuning_settings(identity), _tuning_settings(other))
+    return settings_difference(_tuning_settings(identity), _tuning_settings(other), "tune")
 
 
 def set_apart(identities: list[dict]) -> list[dict]:
     """For each clip identity, its tuning settings (`{"seed": 7}`) that differ from another's of the same clip,
-    prompt and model: what tells kept tunings of one clip apart (none for a clip tuned once)."""
+    prompt and model: what tells kept tunings of one clip apart (none for a clip tuned once), each setting where
+    its value is not the one most of them share (with no such value, every tuning's), named and read as
+    `settings_difference` says them (`{"tune.seed": "7", "dtype": "float16"}`; left out: as what that stands for)."""
     stored = [_as_stored(i) for i in identities]
     clip_of = [json.dumps(_untuned(i), sort_keys=True) for i in stored]
     settings = [_tuning_settings(i) for i in stored]
     apart = []
     for mine, clip in zip(settings, clip_of, strict=True):
-        others = [theirs for theirs, c in zip(settings, clip_of, strict=True) if c == clip and theirs is not mine]
-        apart.append({k: v for k, v in mine.items() if any(theirs.get(k) != v for theirs in others)})
+        kin = [theirs for theirs, c in zip(settings, clip_of, strict=True) if c == clip]  # this one among them
+        differ = []
+        for k in dict.fromkeys(k for theirs in kin for k in theirs):
+            counts = Counter(json.dumps(theirs.get(k), sort_keys=True) for theirs in kin)
+            (common, most), *rest = counts.most_common()
+            shared = common if not rest or rest[0][1] < most else None  # the value most of them share
+            if len(counts) > 1 and json.dumps(mine.get(k), sort_keys=True) != shared:
+                differ.append(k)
+        apart.append({setting_name(k, "tune"): setting_value(k, mine.get(k)) for k in differ})
     return apart
 
 
