@@ -452,7 +452,7 @@ def test_a_local_batch_names_a_missing_clip_too_few_frames_or_a_missing_model_be
         ({"name": "no-vae", "vae": "ft-mse.safetensors"}, ("no-vae: VAE file", "does not exist")),
         (
             {"name": "bad-word", "edit": {"blend": ["triangle", "circle"]}},
-            ("bad-word: blend word", "'triangle' is not in prompt"),
+            ("bad-word: edit.blend 'triangle' is not in the source prompt",),
         ),
         ({"name": "long-prompt", "targets": [" ".join(["red"] * 80)]}, ("long-prompt: ", "77")),
         ({"name": "odd", "video": {"path": "clip", "width": 63}}, ("odd: video.width 63 is not allowed by the model",)),

@@ -196,7 +196,7 @@ def test_a_dry_run_prints_the_plan_and_the_settings_as_a_config_file_and_writes_
     assert "# the settings (`--config` takes this file):" in tuned.stdout  # `tune` writes no config.yaml
     assert f"# the settings, as {out / 'config.yaml'} would keep them" in result.stdout
     bad = runner.invoke(app, [*args, "--reweight", "dog=2", "--dry-run"])  # checked as a run checks it
-    assert_one_line_error(bad, "Word 'dog' is not in prompt")
+    assert_one_line_error(bad, "--reweight 'dog' is not in the target prompt")
 
 
 def test_run_writes_every_output_named_in_the_manifest(tiny_dir, clip_dir, tmp_path):
@@ -489,6 +489,34 @@ def _official_pair(tiny_dir, clip_dir, tmp_path, steps: int = 2) -> tuple[Path, 
     return tmp_path / "tune.yaml", tmp_path / "p2p.yaml", theirs
 
 
+def test_a_word_its_prompt_lacks_is_named_by_the_flag_or_file_key_that_gave_it(tiny_dir, clip_dir, tmp_path):
+    """`--blend cat circle` said "blend word: Word 'cat' is not in prompt ...", naming no flag, and the
+    authors' `eq_params` or `is_word_swap` by neither their file nor their key."""
+    args = _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws")
+    for extra, said in (
+        (["--blend", "cat", "circle"], "--blend 'cat' is not in the source prompt 'a red circle moving on the grass'"),
+        (["--blend", "circle", "cat"], "--blend 'cat' is not in the target prompt 'a blue circle moving on the grass'"),
+        (["--reweight", "cat=2"], "--reweight 'cat' is not in the target prompt"),
+        (["--mode", "swap", "--target", "a big blue circle moving on the grass"], "--mode swap needs prompts with"),
+    ):
+        extra_args = _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws", *extra, "--dry-run")
+        assert_one_line_error(runner.invoke(app, extra_args), said, "words")
+    ours = tmp_path / "run.yaml"
+    ours.write_text(yaml.safe_dump({"edit": {"cross_replace_words": {"blu": 0.5}}}))
+    said = f"{ours}: edit.cross_replace_words 'blu' is not in the target prompt"
+    assert_one_line_error(runner.invoke(app, [*args, "--config", str(ours), "--dry-run"]), said)
+    _, p2p, _ = _official_pair(tiny_dir, clip_dir, tmp_path)
+    theirs = yaml.safe_load(p2p.read_text())
+    flags = ["--model", str(tiny_dir), "--size", "32x32", "--frames", "4", "--dry-run"]
+    for key, value, said in (
+        ("eq_params", {"words": ["blu"], "values": [2]}, "eq_params 'blu' is not in the target prompt"),
+        ("prompts", [SRC, "a big blue circle moving on the grass"], "is_word_swap swap needs prompts with the same"),
+    ):
+        p2p.write_text(yaml.safe_dump({**theirs, key: value}))
+        assert_one_line_error(runner.invoke(app, ["edit", "--config", str(p2p), *flags]), f"{p2p}: {said}")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "ws").exists()
+
+
 def test_the_authors_two_steps_tune_then_edit_with_their_configs(tiny_dir, clip_dir, tmp_path):
     """`videop2p tune --config X-tune.yaml` then `videop2p edit --config X-p2p.yaml`, as their
     run_tuning.py then run_videop2p.py: the tuned model is a folder in output_dir that the p2p config
@@ -545,7 +573,7 @@ def test_bad_inputs_fail_before_any_work(tiny_dir, clip_dir, tmp_path):
     args = _args(tiny_dir, clip_dir, tmp_path / "o", ws)
     args[args.index("--blend") + 1] = "dog"
     r = runner.invoke(app, args)
-    assert r.exit_code == 2 and "'dog' is not in prompt" in r.output
+    assert r.exit_code == 2 and "--blend 'dog' is not in the source prompt" in r.output
     assert not list(ws.rglob("*.safetensors"))
     r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--frames", "40"))
     assert r.exit_code == 2 and "fewer than the 40 asked for. Ask for at most 4 frames (--frames 4;" in r.output
@@ -862,7 +890,7 @@ def test_size_may_give_one_side_and_the_other_keeps_the_clips_aspect_ratio(tiny_
         (["--blend", "circle,-", "circle,circle"], ["--blend", "['-', 'circle'] has one word"]),
         ([*PAIRS_REPEATED], ["--blend gives 2 word pairs for 1 target prompt"]),  # not the last one alone
         (["--cross-replace", "0.2", "--cross-replace", "0.8"], ["--cross-replace gives 2 windows for 1 target"]),
-        (["--subtract", "dog", "circle"], ["subtract word: Word 'dog' is not in prompt"]),
+        (["--subtract", "dog", "circle"], ["--subtract 'dog' is not in the source prompt", "its words are ['a'"]),
         (
             [
                 "--target",

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from videop2p.config import OptionError
 from videop2p.control.controller import ControlPlan, EditController, Layout, TargetEdit
 from videop2p.control.prompts import word_indices
 from videop2p.editing import EditConfig, edit, reconstruct
@@ -295,9 +296,10 @@ def test_words_to_subtract_without_blend_words_are_refused_before_the_edit(tiny)
 
 def test_clear_errors(tiny):
     model, inv = _inverted(tiny)
-    with pytest.raises(ValueError, match="same number of words"):
+    with pytest.raises(OptionError, match="^edit.mode: swap needs prompts with the same number of words") as e:
         edit(model, tiny, inv, SRC, ["a big red circle moving on the grass"], EditConfig(mode="swap", progress=False))
-    with pytest.raises(ValueError, match="blend word: Word 'dog' is not in prompt"):
+    assert e.value.option == "mode"  # each app names it: --mode, the file's key, the editor's field
+    with pytest.raises(OptionError, match=r"^edit.blend: 'dog' is not in the source prompt 'a red circle"):
         edit(
             model,
             tiny,
@@ -306,7 +308,7 @@ def test_clear_errors(tiny):
             ["a blue circle moving on the grass"],
             EditConfig(blend=("dog", "circle"), progress=False),
         )
-    with pytest.raises(ValueError, match=r"^reweight word: Word 'huge' is not in prompt .*'grass'\]\.$"):
+    with pytest.raises(OptionError, match=r"^edit.reweight: 'huge' is not in the target prompt .*'grass'\]\.$"):
         edit(
             model,
             tiny,
@@ -315,17 +317,19 @@ def test_clear_errors(tiny):
             ["a blue circle moving on the grass"],
             EditConfig(reweight={"huge": 2.0}, progress=False),
         )
-    with pytest.raises(ValueError, match=r"^reweight word: Word 'huge' is not in prompt 'a big .*other target\)$"):
+    with pytest.raises(
+        OptionError, match=r"^edit.reweight: 'huge' is not in target 1's prompt 'a big .*other target\)\.$"
+    ):
         targets = ["a big red circle moving on the grass", "a blue circle moving on the grass"]
         edit(model, tiny, inv, SRC, targets, EditConfig(reweight={"huge": 2.0}, progress=False))
     pairs = r"\[\[circle, circle\], \[grass, snow\]\] in a config file or EditConfig, .*--blend circle,grass"
-    with pytest.raises(ValueError, match=rf"^blend word: Word 'blue' is not in prompt 'a big .*{pairs}.*\)$"):
+    with pytest.raises(OptionError, match=rf"^edit.blend: 'blue' is not in target 2's prompt 'a big .*{pairs}.*\)\.$"):
         targets = ["a blue circle moving on the grass", "a big red circle moving on the grass"]
         edit(model, tiny, inv, SRC, targets, EditConfig(blend=("circle", "blue"), progress=False))
     with pytest.raises(ValueError, match=r"^edit.blend: gives 1 word pair for 2 target prompts; give one pair"):
         targets = ["a blue circle moving on the grass", "a big red circle moving on the grass"]
         edit(model, tiny, inv, SRC, targets, EditConfig(blend=[("circle", "circle")], progress=False))
-    with pytest.raises(ValueError, match=r"^blend word: Word 'dog' is not in prompt 'a red [^(]*\]\.$"):
+    with pytest.raises(OptionError, match=r"^edit.blend: 'dog' is not in the source prompt 'a red [^(]*\]\.$"):
         targets = ["a blue circle moving on the grass", "a big red circle moving on the grass"]
         edit(model, tiny, inv, SRC, targets, EditConfig(blend=("dog", "circle"), progress=False))
     with pytest.raises(
@@ -348,6 +352,12 @@ def test_clear_errors(tiny):
     with pytest.raises(ValueError, match=r"^edit.threshold: 2 is not valid; expected a finite number from 0 to 1\.$"):
         targets = ["a blue circle moving on the grass", "a big red circle moving on the grass"]
         edit(model, tiny, inv, SRC, targets, EditConfig(threshold=[0.3, 2], progress=False))
+    targets = ["a blue circle moving on the grass", "a big red circle moving on the grass"]
+    windows = {"big": (0.0, 0.6)}  # the authors' `cross_replace_steps: {default_: .2, big: .6}`: one target's word
+    c = EditConfig(cross_replace_words=windows, progress=False)
+    assert edit(model, tiny, inv, SRC, targets, c).latents.shape[0] == 3
+    with pytest.raises(OptionError, match=r"^edit.cross_replace_words: 'huge' is not in target 1's prompt .*\)\.$"):
+        edit(model, tiny, inv, SRC, targets, EditConfig(cross_replace_words={"huge": 0.6}, progress=False))
 
 
 @pytest.mark.parametrize("frame_mode", ["first", "sparse-causal"])

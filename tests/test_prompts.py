@@ -3,6 +3,7 @@ import logging
 import pytest
 import torch
 
+from videop2p.config import OptionError
 from videop2p.control.prompts import (
     EditMode,
     asks_no_change,
@@ -135,7 +136,7 @@ def test_spaces_typed_twice_or_around_a_prompt_are_no_words(tok):
 
 
 def test_forced_swap_with_different_word_counts_is_an_error():
-    with pytest.raises(ValueError, match="same number of words.*has 7.*has 8"):
+    with pytest.raises(OptionError, match="^edit.mode: swap needs prompts with the same number of words.*has 7.*has 8"):
         choose_mode("a rabbit is jumping on the grass", "a origami rabbit is jumping on the grass", "swap")
 
 

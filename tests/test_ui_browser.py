@@ -261,7 +261,7 @@ def test_blend_word_not_in_prompt_is_named_in_the_page(fresh):
     _fill(fresh, "Blend word (source)", "triangle")
     _fill(fresh, "Blend word (target)", "triangle")
     _run(fresh)
-    fresh.get_by_text("Word 'triangle' is not in prompt").first.wait_for(timeout=30_000)
+    fresh.get_by_text("Blend words: 'triangle' is not in the source prompt").first.wait_for(timeout=30_000)
     fresh.screenshot(path=str(ARTIFACTS / "ui_error_blend_word.png"), full_page=True)
     _close_errors(fresh)
 

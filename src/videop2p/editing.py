@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from videop2p.config import (
     PER_TARGET_THRESHOLDS,
     Bounds,
     EditConfig,
+    OptionError,
     WordPair,
     check_edit,
     check_subtract,
@@ -38,6 +39,7 @@ from videop2p.control.controller import (
 )
 from videop2p.control.prompts import (
     EditMode,
+    WordNotInPrompt,
     asks_no_change,
     changed_words,
     choose_mode,
@@ -91,7 +93,10 @@ def cross_alpha(tokenizer, target: str, steps: int, default: Bounds, per_word: d
     alpha[int(s * (steps + 1)) : int(e * (steps + 1))] = 1.0
     for word, bounds in per_word.items():
         s, e = window_bounds(bounds)
-        inds = word_indices(tokenizer, target, word)
+        try:
+            inds = word_indices(tokenizer, target, word)
+        except WordNotInPrompt:  # a word of another target's (`_in_some_target` checks each is in one)
+            continue
         alpha[:, inds] = 0.0
         alpha[int(s * (steps + 1)) : int(e * (steps + 1)), inds] = 1.0
     return alpha
@@ -125,6 +130,7 @@ def build_plan(
     check_subtract(blends, subtracts)
     edits, modes = [], []
     reweights = _reweights(tok, targets, c.reweight)
+    _in_some_target(tok, targets, c.cross_replace_words, "edit.cross_replace_words")
     for t, factors, cross, (s0, s1) in zip(targets, reweights, crosses, selves, strict=True):
         mode = choose_mode(source, t, c.mode)
         eq = equalizer(tok, t, factors) if factors else None
@@ -155,20 +161,38 @@ def build_plan(
 def _reweights(tok, targets: list[str], factors: dict[str, float]) -> list[dict[str, float]]:
     """Each target's reweighting factors: those of the words its prompt has. A word in no target is an
     error (a misspelt word is not skipped)."""
-    per_target: list[dict[str, float]] = [{} for _ in targets]
-    for word, factor in factors.items():
+    return [
+        {w: f for w, f in factors.items() if w in words} for words in _in_some_target(tok, targets, factors, "reweight")
+    ]
+
+
+def _in_some_target(tok, targets: list[str], words: Iterable[str], option: str) -> list[set[str]]:
+    """Which of `words` (a per-word setting: reweighting, cross-attention windows) each target's prompt has; a
+    word in no target is an OptionError of `option` (a misspelt word is not skipped)."""
+    has: list[set[str]] = [set() for _ in targets]
+    for word in words:
         missing = []
         for k, t in enumerate(targets):
             try:
                 word_indices(tok, t, word)
-            except ValueError as e:
+            except WordNotInPrompt as e:
                 missing.append(e)
                 continue
-            per_target[k][word] = factor
+            has[k].add(word)
         if targets and len(missing) == len(targets):
             several = " (nor in any other target)" if len(targets) > 1 else ""
-            raise ValueError(f"reweight word: {missing[0]}{several}")
-    return per_target
+            raise OptionError(option, _not_in(missing[0], _target_prompt(1, len(targets)), several))
+    return has
+
+
+def _not_in(e: WordNotInPrompt, prompt: str, hint: str = "") -> str:
+    """A word setting's reason for a word its prompt lacks, `prompt` naming which ("the source prompt")."""
+    return f"{e.word!r} is not in {prompt} {e.prompt!r}; its words are {e.words}{hint}."
+
+
+def _target_prompt(k: int, targets: int) -> str:
+    """How a message names target `k`'s (from 1) prompt of `targets`: "target 2's prompt", or "the target prompt"."""
+    return f"target {k}'s prompt" if targets > 1 else "the target prompt"
 
 
 def _target_words(tok, source: str, targets: list[str], pairs: list[WordPair | None], what: str) -> TargetWords | None:
@@ -183,11 +207,12 @@ def _target_words(tok, source: str, targets: list[str], pairs: list[WordPair | N
         for rows, prompt, word, in_target in ((source_rows, source, pair[0], False), (target_rows, t, pair[1], True)):
             try:
                 rows[k, word_indices(tok, prompt, word)] = 1.0
-            except ValueError as e:
+            except WordNotInPrompt as e:
                 hint = ""
                 if in_target and shared:
                     hint = f" (one {what} pair applies to every target; give {PAIRS_PER_TARGET.format(what=what)})"
-                raise ValueError(f"{what} word: {e}{hint}") from None
+                which = _target_prompt(k + 1, len(targets)) if in_target else "the source prompt"
+                raise OptionError(what, _not_in(e, which, hint)) from None
     return TargetWords(source_rows, target_rows, torch.tensor([pair is not None for pair in pairs]))
 
 

@@ -11,7 +11,7 @@ import string
 
 import torch
 
-from videop2p.config import EditMode
+from videop2p.config import EditMode, OptionError
 from videop2p.models.embeddings import embedding_words, vector_tokens
 
 _PUNCT = string.punctuation
@@ -87,6 +87,14 @@ def word_tokens(tokenizer, prompt: str) -> list[list[int]]:
     return positions
 
 
+class WordNotInPrompt(ValueError):
+    """A word asked for (blend, subtract, reweight) that `prompt` does not have; `words` are the ones it has."""
+
+    def __init__(self, word: str, prompt: str, words: list[str]):
+        super().__init__(f"Word {word!r} is not in prompt {prompt!r}; its words are {words}.")
+        self.word, self.prompt, self.words = word, prompt, words
+
+
 def word_indices(tokenizer, prompt: str, word: str | int) -> list[int]:
     """Token positions of a word: by position (int), or every occurrence of a word (case and
     surrounding punctuation ignored; "Spider-Man" and "motorbike," are one word each)."""
@@ -100,7 +108,7 @@ def word_indices(tokenizer, prompt: str, word: str | int) -> list[int]:
         return [i for part in word.split() for i in word_indices(tokenizer, prompt, part)]
     hits = [i for k, w in enumerate(ws) if _norm(w) == _norm(word) for i in per_word[k]]
     if not hits:
-        raise ValueError(f"Word {word!r} is not in prompt {prompt!r}; its words are {[_norm(w) for w in ws if w]}.")
+        raise WordNotInPrompt(word, prompt, [_norm(w) for w in ws if w])
     return hits
 
 
@@ -132,12 +140,15 @@ def asks_no_change(source: str, target: str, factors: dict[str, float]) -> bool:
 
 
 def choose_mode(source: str, target: str, mode: EditMode | str = EditMode.AUTO) -> EditMode:
-    """Auto: same word count and differing words -> swap, else refine; a forced swap needs equal counts."""
+    """Auto: same word count and differing words -> swap, else refine; a forced swap needs equal counts
+    (OptionError of `mode`)."""
     mode = EditMode(mode)
     ns, nt = len(words(source)), len(words(target))
     if mode is EditMode.SWAP and ns != nt:
-        raise ValueError(
-            f"A word swap needs prompts with the same number of words: {source!r} has {ns}, {target!r} has {nt}. Use mode 'refine'."
+        raise OptionError(
+            "mode",
+            f"swap needs prompts with the same number of words: {source!r} has {ns}, {target!r} has {nt}; refine "
+            "(or auto, which takes it for them) edits them.",
         )
     if mode is EditMode.AUTO:
         return EditMode.SWAP if ns == nt else EditMode.REFINE
