@@ -454,7 +454,10 @@ def test_a_local_batch_names_a_missing_clip_too_few_frames_or_a_missing_model_be
             {"name": "bad-word", "edit": {"blend": ["triangle", "circle"]}},
             ("bad-word: edit.blend 'triangle' is not in the source prompt",),
         ),
-        ({"name": "long-prompt", "targets": [" ".join(["red"] * 80)]}, ("long-prompt: ", "77")),
+        (
+            {"name": "long-prompt", "targets": [" ".join(["red"] * 80)]},
+            ("long-prompt: targets 'red red", "82 tokens", "limit of 77"),
+        ),
         ({"name": "odd", "video": {"path": "clip", "width": 63}}, ("odd: video.width 63 is not allowed by the model",)),
         ({"name": "theirs", "config": ["tune.yaml"]}, ("theirs: ", "tune.yaml: train_data.width 63 is not allowed")),
     ):

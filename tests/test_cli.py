@@ -498,9 +498,10 @@ def test_a_word_its_prompt_lacks_is_named_by_the_flag_or_file_key_that_gave_it(t
         (["--blend", "circle", "cat"], "--blend 'cat' is not in the target prompt 'a blue circle moving on the grass'"),
         (["--reweight", "cat=2"], "--reweight 'cat' is not in the target prompt"),
         (["--mode", "swap", "--target", "a big blue circle moving on the grass"], "--mode swap needs prompts with"),
+        (["--target", " ".join(["red"] * 80)], "--target 'red red red"),  # and over the limit: which target
     ):
         extra_args = _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws", *extra, "--dry-run")
-        assert_one_line_error(runner.invoke(app, extra_args), said, "words")
+        assert_one_line_error(runner.invoke(app, extra_args), said, "words" if "red red" not in said else "(target 2)")
     ours = tmp_path / "run.yaml"
     ours.write_text(yaml.safe_dump({"edit": {"cross_replace_words": {"blu": 0.5}}}))
     said = f"{ours}: edit.cross_replace_words 'blu' is not in the target prompt"

@@ -9,6 +9,7 @@ from videop2p.control.prompts import (
     asks_no_change,
     changed_words,
     check_prompt_length,
+    check_prompts_fit,
     choose_mode,
     equalizer,
     global_alignment,
@@ -82,6 +83,20 @@ def test_a_prompt_over_the_limit_is_refused_without_the_tokenizers_own_warning(c
         quiet = [r.getMessage() for r in caplog.records]
         tok(long)  # the plain call warns: caplog does see the tokenizer's warning
     assert quiet == [] and "sequence length is longer" in caplog.records[-1].getMessage()
+
+
+def test_a_prompt_over_the_limit_is_named_by_its_setting_and_which_target(tok):
+    """A run's prompts said "Prompt 'red red ...' has 82 tokens": not which flag, file key or target."""
+    long, short = " ".join(["red"] * 80), "a red circle"
+    check_prompts_fit(tok, short, [short, " ".join(["red"] * 75)])  # 77 with start and end: the limit itself
+    for source, targets, option, said in (
+        (long, [short], "source", "^source: 'red red .*\\.\\.\\.' has 82 tokens .*limit of 77 \\(5 too many\\)\\.$"),
+        (short, [long], "target", "^targets: 'red red .*' has 82 tokens"),
+        (short, [short, long], "target", "^targets: 'red red .*' \\(target 2\\) has 82 tokens"),
+    ):
+        with pytest.raises(OptionError, match=said) as e:
+            check_prompts_fit(tok, source, targets)
+        assert e.value.option == option
 
 
 def test_official_swap_man_to_spider_man(tok):

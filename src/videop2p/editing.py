@@ -42,6 +42,7 @@ from videop2p.control.prompts import (
     WordNotInPrompt,
     asks_no_change,
     changed_words,
+    check_prompts_fit,
     choose_mode,
     equalizer,
     refinement_mapper,
@@ -123,7 +124,9 @@ def build_plan(
     for what, p in [("source", source), *((f"target {i}", t) for i, t in enumerate(targets, 1))]:
         if not p.strip():
             raise ValueError(f"The {what} prompt {p!r} is empty; a prompt needs at least one word.")
-        word_indices(tok, p, 0)  # validates length and tokenisation
+    check_prompts_fit(tok, source, targets)
+    for p in [source, *targets]:
+        word_indices(tok, p, 0)  # validates tokenisation word by word
     crosses, selves = (target_windows(getattr(c, w), len(targets), w) for w in ("cross_replace", "self_replace"))
     thresholds = target_thresholds(c.threshold, len(targets))
     blends, subtracts = (target_pairs(what, getattr(c, what), len(targets)) for what in ("blend", "subtract"))

@@ -57,7 +57,7 @@ from videop2p.config import (
     shown,
     validate,
 )
-from videop2p.control.prompts import check_prompt_length
+from videop2p.control.prompts import check_prompts_fit
 from videop2p.editing import EditResult, build_plan, check_edit_entry, edit, load_edit_result, save_edit_result
 from videop2p.exporting import check_tuned_folder, tuned_folder_size, write_tuned_folder
 from videop2p.inversion import (
@@ -773,7 +773,7 @@ class VideoP2P:
         check_prompts(prompt)
         if not prompt.strip():
             raise ValueError(f"The source prompt {prompt!r} is empty; give a sentence that describes the clip.")
-        check_prompt_length(self.components.tokenizer, prompt)
+        check_prompts_fit(self.components.tokenizer, prompt)
 
     def check_inputs(self, cfg: RunConfig) -> None:
         """Validate settings, prompts, words and schedules before any expensive stage."""

@@ -323,6 +323,8 @@ SESSION_OPTIONS = (
 WORD_PAIRS = ("blend", "subtract")  # options given as two fields, OPTION_source and OPTION_target
 
 FIELD_NAMES = {  # option -> the form's name for it, where they differ
+    "source": "Source prompt",
+    "target": "Target prompt",
     "mode": "edit mode",
     "blend": "Blend words:",
     "reweight": "Reweighting",

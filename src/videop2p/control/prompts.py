@@ -71,6 +71,23 @@ def check_prompt_length(tokenizer, prompt: str) -> None:
         )
 
 
+def check_prompts_fit(tokenizer, source: str, targets: list[str] = ()) -> None:
+    """`check_prompt_length` of a run's prompts, an OptionError naming the prompt's setting (`--target`, the
+    file's `targets`) and, among several targets, which."""
+    for option, prompt, which in (
+        ("source", source, ""),
+        *(("target", t, f" (target {k})") for k, t in enumerate(targets, 1)),
+    ):
+        n, limit = token_count(tokenizer, prompt), tokenizer.model_max_length
+        if n > limit:
+            which = which if len(targets) > 1 else ""
+            raise OptionError(
+                option,
+                f"{shown(prompt)}{which} has {n} tokens (with start and end), over the tokenizer's limit of {limit} "
+                f"({n - limit} too many).",
+            )
+
+
 def word_tokens(tokenizer, prompt: str) -> list[list[int]]:
     """Token positions (start token = 0) of every word of `prompt`."""
     check_prompt_length(tokenizer, prompt)
