@@ -94,8 +94,14 @@ def test_render_command_writes_clip_masks_and_json(tmp_path):
     assert meta["caption"] == "a green triangle moving on the grass"
     assert len(list((tmp_path / "c" / "masks").iterdir())) == 4
     assert (tmp_path / "c" / "clip.mp4").stat().st_size > 0
-    bad = CliRunner().invoke(app, ["toy", "render", str(tmp_path / "d"), "--color", "pink"])
-    assert bad.exit_code == 2 and "valid values are: red, orange, yellow, green, blue, purple" in bad.output
+    for flag, value, said in (  # named by the flag, as every other command's choices are
+        ("--color", "pink", "--color 'pink' is not one of red, orange, yellow, green, blue, purple."),
+        ("--object-size", "huge", "--object-size 'huge' is not one of small, big."),
+        ("--shape", "circel", "--shape 'circel' is not one of circle, square, triangle (did you mean 'circle'?)."),
+    ):
+        bad = CliRunner().invoke(app, ["toy", "render", str(tmp_path / "d"), flag, value])
+        assert bad.exit_code == 2 and bad.output == f"error: {said}\n", bad.output
+    assert not (tmp_path / "d").exists()
 
 
 @pytest.mark.parametrize(

@@ -1301,7 +1301,9 @@ def toy_render(
 
     _setup_logging()
     try:
-        obj = ToyObject(parse_enum(Shape, shape), parse_enum(Color, color), parse_enum(Size, object_size))
+        obj = ToyObject(
+            parse_enum(Shape, shape), parse_enum(Color, color), parse_enum(Size, object_size, "object_size")
+        )
         spec = ToyClipSpec([obj], parse_enum(Background, background), parse_enum(Motion, motion), frames, size, seed)
         clip = render_clip(spec)
     except OptionError as e:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from videop2p.config import OptionError, check_number
+from videop2p.config import OptionError, check_number, not_a_member
 
 
 class Shape(str, enum.Enum):
@@ -73,15 +73,15 @@ VERBS = ("moving", "sliding", "gliding")
 _SUPERSAMPLE = 4
 
 
-def parse_enum(kind: type[enum.Enum], value: str | enum.Enum) -> enum.Enum:
-    """Parse `value` into the enum `kind`, or raise naming the valid values."""
+def parse_enum(kind: type[enum.Enum], value: str | enum.Enum, option: str | None = None) -> enum.Enum:
+    """Parse `value` into the enum `kind`, or raise an OptionError of `option` (the kind's name by default)
+    naming the valid values."""
     if isinstance(value, kind):
         return value
     try:
         return kind(str(value).lower())
     except ValueError:
-        valid = ", ".join(m.value for m in kind)
-        raise ValueError(f"Unknown {kind.__name__.lower()} {value!r}; valid values are: {valid}.") from None
+        raise OptionError(option or kind.__name__.lower(), f"{not_a_member(value, kind)}.") from None
 
 
 @dataclass(frozen=True)
