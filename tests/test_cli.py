@@ -1823,6 +1823,21 @@ def test_an_output_or_workspace_folder_that_cannot_be_written_is_refused_before_
     assert_one_line_error(runner.invoke(app, export), "OUT '/proc/videop2p-export' cannot be written (", "the export")
 
 
+def test_a_file_written_at_the_end_that_cannot_be_written_is_refused_before_any_work(tmp_path):
+    """`eval --json /proc/x.json` ran the whole suite, then ended in a FileNotFoundError's traceback."""
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text(yaml.safe_dump({"jobs": [{"video": str(tmp_path), "source": SRC, "targets": [TGT]}]}))
+    for argv in (
+        ["eval", "--quick", "--out", str(tmp_path / "eval"), "--json", "/proc/videop2p-eval.json"],
+        ["toy", "eval", "--json", "/proc/videop2p-toy/eval.json"],
+        ["batch", str(jobs), "--manifest", "/proc/videop2p-batch.json"],
+    ):
+        flag = next(a for a in argv if a in ("--json", "--manifest"))
+        said = f"{flag} {argv[argv.index(flag) + 1]!r} cannot be written ("
+        assert_one_line_error(runner.invoke(app, argv), said, "give a path in a folder you can write in")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jobs.yaml"]
+
+
 def test_every_command_refuses_a_folder_that_is_or_lies_under_a_file_before_any_work(tiny_dir, clip_dir, tmp_path):
     a_file = tmp_path / "a-file"
     a_file.write_text("mine")

@@ -43,7 +43,10 @@ def test_quick_eval_writes_the_report_and_meets_every_bar(tmp_path):
 
 
 def test_a_run_without_the_full_method_or_its_fast_mode_says_its_bars_were_not_checked(tmp_path):
-    args = ["eval", "--quick", "--cases", "1", "--method", "Tune-A-Video", "--out", str(tmp_path / "eval")]
+    args = ["eval", "--quick", "--cases", "1", "--method", "tune-a-video", "--out", str(tmp_path / "eval")]  # any case
+    bad = CliRunner().invoke(app, [*args, "--method", "Tune-A-Vide"])
+    assert bad.exit_code == 2 and bad.output.startswith("error: --method 'Tune-A-Vide' is not one of Video-P2P, fast,")
+    assert bad.output.endswith(" (did you mean 'Tune-A-Video'?).\n") and len(bad.output.splitlines()) == 1
     result = CliRunner().invoke(app, [*args, "--json", str(tmp_path / "eval.json")])
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "eval.json").read_text())

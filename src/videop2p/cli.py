@@ -344,10 +344,13 @@ def _check_folder(flag: str, path: Path | str | None, purpose: str) -> None:
 
 
 def _check_file(flag: str, path: Path | None) -> None:
-    """A file the command writes at its end."""
+    """A file the command writes at its end: a path it can write."""
     from videop2p.config import check_file
+    from videop2p.store.files import check_file_writable
 
     _or_fail(check_file, flag, path)
+    if path is not None:
+        _or_fail(check_file_writable, flag, path)
 
 
 def _check_device_dtype(device: str, dtype: str) -> None:
@@ -1771,11 +1774,12 @@ def eval_command(
     _check_flag(check_inversion, inversion)
     s.tune_steps, s.tune_frames = tune.steps, tune.frames
     s.steps, s.null_text_frames = inversion.steps, inversion.frames
-    if methods:
-        try:
-            s.methods = [Method(m) for m in methods]
-        except ValueError:
-            _fail(f"unknown method in {methods}; valid: {', '.join(m.value for m in Method)}")
+    if methods:  # named as the tables write them, in any case
+        named = {m.value.lower(): m for m in Method}
+        bad = next((m for m in methods if m.strip().lower() not in named), None)
+        if bad is not None:
+            _fail(f"--method {not_one_of(bad, (m.value for m in Method))}.")
+        s.methods = [named[m.strip().lower()] for m in methods]
     try:
         s.group_norm = GroupNormMode(group_norm)
     except ValueError:

@@ -85,6 +85,18 @@ def check_writable(what: str, path: str | os.PathLike, purpose: str) -> None:
         ) from None
 
 
+def check_file_writable(what: str, path: str | os.PathLike) -> None:
+    """Before any work: a file `path` can be written at the end, tried as `check_writable` tries a folder, in
+    the nearest folder of its own that exists (`config.check_file` runs first: the path is no folder, and no
+    part of it a file)."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".videop2p-probe-", dir=_nearest_folder(Path(path).expanduser().parent)))
+    except OSError as e:
+        raise ValueError(
+            f"{what} {str(path)!r} cannot be written ({e.strerror}); give a path in a folder you can write in."
+        ) from None
+
+
 def check_room(what: str, path: str | os.PathLike, need: int, purpose: str) -> None:
     """Before a long stage: the disk of folder `path` has `need` bytes free for what it will write at
     its end (`purpose`), so that a full disk is named before the work, not after it."""
