@@ -184,3 +184,50 @@ def test_the_demo_keeps_every_edited_circle_on_the_source_circle(tmp_path):
     for name, r in overlaps.items():
         ious = r["iou"]
         assert min(ious) >= 0.8, (name, [round(x, 2) for x in ious])
+
+
+def test_a_clip_the_model_does_not_represent_is_told_apart_from_one_it_does(tmp_path, caplog):
+    """A real clip edited with the bundled model came back as coloured blotches, its report silent: the toy
+    VAE reproduces it at 12.5 dB. A run now gives the reconstruction's PSNR, and a warning where it is far from
+    the clip that says whether the VAE or the tuning and inversion lose it."""
+    import logging
+
+    from videop2p import RunConfig, VideoConfig, VideoP2P
+    from videop2p.pipeline import FAR_DB, EditOutput
+
+    vp = VideoP2P.from_pretrained(None, workspace=str(tmp_path / "ws"))
+    toy = render_clip(ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], Background.GRASS, frames=2)).frames
+    noise = np.random.default_rng(0).integers(0, 256, toy.shape, dtype=np.uint8)  # no toy world's frame
+    said = {}
+    for name, frames in (("toy", toy), ("noise", noise)):
+        write_frames(frames, tmp_path / name)
+        cfg = RunConfig(
+            video=VideoConfig(path=str(tmp_path / name), frames=2),
+            source="a red circle moving on the grass",
+            targets=["a blue circle moving on the grass"],
+            out=str(tmp_path / f"out-{name}"),
+            quiet=True,
+        )
+        cfg.tune.steps, cfg.inversion.steps, cfg.inversion.method = 1, 2, "fast"
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="videop2p.pipeline"):
+            manifest = vp.run(cfg)
+        said[name] = ([r.getMessage() for r in caplog.records], manifest)
+        report = (tmp_path / f"out-{name}" / "report.md").read_text()
+        assert f"- reconstruction: {manifest['reconstruction_psnr']:.1f} dB PSNR against the clip" in report
+    logged, manifest = said["toy"]
+    assert manifest["reconstruction_psnr"] > 30 and manifest["warnings"] == [] and logged == []
+    logged, manifest = said["noise"]
+    assert manifest["reconstruction_psnr"] < FAR_DB and manifest["warnings"] == logged and len(logged) == 1
+    assert logged[0].startswith(f"The reconstruction is far from the clip ({manifest['reconstruction_psnr']:.1f} dB")
+    assert "the model's VAE alone reproduces the clip at " in logged[0]
+    assert f"so the model ({vp.components.info.identity}) does not represent frames like these" in logged[0]
+    # a VAE that keeps the clip: the tuning and the inversion lose it (a reconstruction made far by hand)
+    clip = vp.load_clip(VideoConfig(path=str(tmp_path / "toy"), frames=2))
+    far = EditOutput(reconstruction=255 - clip.frames, edits=[], result=None)
+    for method, hint in (("fast", True), ("null-text", False)):
+        rec, words = vp.reconstruction_fidelity(clip, far, method)
+        assert rec < FAR_DB and "so the tuning or the inversion loses the rest" in words
+        assert ("the official null-text inversion reconstructs most closely" in words) is hint
+    rec, words = vp.reconstruction_fidelity(clip, EditOutput(clip.frames, [], None))  # the clip itself
+    assert rec > 100 and words is None

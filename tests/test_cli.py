@@ -161,9 +161,10 @@ def test_a_per_target_flag_given_again_is_the_next_targets_value():
 def test_an_edits_warnings_are_kept_in_its_report_and_with_the_edit(tiny_dir, clip_dir, tmp_path):
     first, again = tmp_path / "first", tmp_path / "again"
     _invoke(_args(tiny_dir, clip_dir, first, tmp_path / "ws", "--threshold", "0"))  # every cell in the mask
-    warnings = _manifest(first)["warnings"]
-    assert len(warnings) == 1 and warnings[0].startswith("Local blending kept nothing of the source: the mask of")
-    assert f"## Warnings\n\n- {warnings[0]}\n" in (first / "report.md").read_text()
+    warnings = _manifest(first)["warnings"]  # the random model's far reconstruction first (the run's), then the edit's
+    assert len(warnings) == 2 and warnings[0].startswith("The reconstruction is far from the clip")
+    assert warnings[1].startswith("Local blending kept nothing of the source: the mask of")
+    assert f"## Warnings\n\n- {warnings[0]}\n- {warnings[1]}\n" in (first / "report.md").read_text()
     _invoke(_args(tiny_dir, clip_dir, again, tmp_path / "ws", "--threshold", "0"))
     m = _manifest(again)
     assert m["stages"]["edit"]["action"] == "reused" and m["warnings"] == warnings  # kept with the edit

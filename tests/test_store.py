@@ -480,7 +480,8 @@ def test_a_10_bit_prores_clips_edits_stay_10_bit_video(tiny, tmp_path, caplog):
         clip = vp.load_clip(cfg.video)
     assert not caplog.records and clip.deep == DEEP_SDR and clip.frames.dtype == np.uint8
     manifest = vp.run(cfg)
-    assert manifest["bits"] == 10 and manifest["hdr"] is None and manifest["warnings"] == []
+    far = "The reconstruction is far from the clip"  # the random model's, as any run's of it
+    assert manifest["bits"] == 10 and manifest["hdr"] is None and [w[: len(far)] for w in manifest["warnings"]] == [far]
     assert "SDR video (10-bit HEVC)" in (tmp_path / "o" / "report.md").read_text()
     with av.open(str(tmp_path / "o" / "edit_1.mp4")) as c:
         assert (c.streams.video[0].codec_context.name, c.streams.video[0].codec_context.pix_fmt) == (

@@ -292,7 +292,8 @@ def test_a_run_records_the_architecture_a_tuned_folder_runs_with(tuned, tmp_path
         assert f"frame_attention: {mode.value}\ngroup_norm: {norm.value}\n" in report
         # said once, that the folder's own is used: a note, where the run asked for nothing but the defaults
         said = [r for r in caplog.records if "was tuned with" in r.getMessage()]
-        assert [r.levelname for r in said] == ["INFO"] and manifest["warnings"] == []
+        warned = [w for w in manifest["warnings"] if not w.startswith("The reconstruction is far")]  # a random model's
+        assert [r.levelname for r in said] == ["INFO"] and warned == []
         # the web editor's Frame attention and Group norm fields show them, found without loading the model
         session = Session(str(folder), tmp_path / "ui")
         assert session.default_architecture() == (mode.value, norm.value)
@@ -305,7 +306,8 @@ def test_a_run_records_the_architecture_a_tuned_folder_runs_with(tuned, tmp_path
     cfg.group_norm, cfg.out = GroupNormMode.CLIP, str(tmp_path / "asked")
     manifest = VideoP2P(load_components(str(out)), Workspace(tmp_path / "ws")).run(cfg)
     said = [r for r in caplog.records if "was tuned with frame GroupNorm; using it" in r.getMessage()]
-    assert [r.levelname for r in said] == ["WARNING"] and manifest["warnings"] == [said[0].getMessage()]
+    warned = [w for w in manifest["warnings"] if not w.startswith("The reconstruction is far")]  # a random model's
+    assert [r.levelname for r in said] == ["WARNING"] and warned == [said[0].getMessage()]
     assert "group_norm: frame\n" in (tmp_path / "asked" / "config.yaml").read_text()
     assert f"- {said[0].getMessage()}" in (tmp_path / "asked" / "report.md").read_text()
 

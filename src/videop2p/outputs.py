@@ -150,6 +150,8 @@ def report_markdown(manifest: dict) -> str:
         elif coverage:
             blend = "; no local blending"
         lines.append(f"- target {k + 1}: `{t}` ({manifest['modes'][k]}{blend})")
+    if manifest.get("reconstruction_psnr") is not None:
+        lines.append(f"- reconstruction: {manifest['reconstruction_psnr']:.1f} dB PSNR against the clip (working size)")
     if manifest.get("warnings"):
         lines += ["", "## Warnings", "", *(f"- {w}" for w in manifest["warnings"])]
     lines += [
@@ -359,6 +361,7 @@ def write_run_outputs(
     workers: int | None = None,
     on_step: StepHook | None = None,
     warned: Sequence[str] = (),
+    fidelity: float | None = None,
 ) -> dict:
     """Videos, overlays, attention grids, config, report and `outputs.json` of one run into `cfg.out`.
 
@@ -368,14 +371,16 @@ def write_run_outputs(
     threads; `writer_count` fits them in memory), each as its writer makes it alone, under a "write"
     bar unless `cfg.quiet`; `on_step("write", files done, files)` may raise to stop them, leaving no
     output. `warned`: what the run's settings warned of (a tuned folder's own architecture over another
-    asked for), said after the clip's reading's warnings and before the edit's. Returns the manifest written
-    to `outputs.json`.
+    asked for), said after the clip's reading's warnings and before the edit's; `fidelity`: the reconstruction's
+    PSNR against the clip (`VideoP2P.reconstruction_fidelity`). Returns the manifest written to `outputs.json`.
     """
     started = time.perf_counter()
     workers = torch.get_num_threads() if workers is None else workers
     earlier = (Path(cfg.out) / "outputs.json").exists()  # a folder an earlier run wrote into
     with staged_files(cfg.out, last="outputs.json") as root:  # every output, or none (a full disk)
-        manifest, files = _write_outputs(root, cfg, clip, out, reports, info, started, workers, on_step, warned)
+        manifest, files = _write_outputs(
+            root, cfg, clip, out, reports, info, started, workers, on_step, warned, fidelity
+        )
     if earlier:
         _remove_stale(Path(cfg.out), files)
     return manifest
@@ -392,6 +397,7 @@ def _write_outputs(
     workers: int,
     on_step: StepHook | None,
     warned: Sequence[str],
+    fidelity: float | None,
 ) -> tuple[dict, dict]:
     """`write_run_outputs`' files, into `root`; returns the manifest and the files by kind."""
     source, fps = clip.frames, clip.fps
@@ -464,6 +470,7 @@ def _write_outputs(
         "bits": 10 if deep is not None else 8,  # a component of the edits' mp4s
         "fps": fps,
         "audio": clip.audio is not None,
+        "reconstruction_psnr": None if fidelity is None else round(fidelity, 2),  # dB, against the clip
         "warnings": [*clip.notes, *warned, *res.warnings],  # loading's, the settings', the edit's (a reused one's too)
         "stages": {r.stage: _stage_entry(r) for r in reports},
         "outputs": {**files, "report": "report.md", "config": "config.yaml"},

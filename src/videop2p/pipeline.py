@@ -25,6 +25,7 @@ from videop2p.config import (
     FrameAttentionMode,
     GroupNormMode,
     InversionConfig,
+    InversionMethod,
     LoraScale,
     OptionError,
     ResizeMode,
@@ -84,6 +85,7 @@ from videop2p.io.video import (
     selected_count,
 )
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts, frames_hash
+from videop2p.metrics import psnr
 from videop2p.models.loading import SDComponents, dtype_name, load_components, parse_dtype
 from videop2p.models.t2s import T2SModel
 from videop2p.models.tav import apply_temporal
@@ -299,6 +301,11 @@ def check_memory_for_clips(frames: int, size: tuple[int, int], targets: int, fre
 
 
 LARGE_AREA = 4.0  # frames above this many times the model's native area are warned about (SD 1.5: 1024x1024)
+# A reconstruction further from the clip than this (PSNR, dB, at the working size) is warned about: the edits share
+# it. Measured on the bundled model: its toy clips' reconstructions 34-39 dB, a real clip's (the sample car) 12.5 dB,
+# as its VAE alone gives (the null-text reconstruction 38 dB from the VAE's own). Stable Diffusion's VAE is
+# published well above this on real images (not measured here: no SD weights on these machines).
+FAR_DB = 18.0
 
 
 class VideoP2P:
@@ -736,6 +743,31 @@ class VideoP2P:
         frames = decode_latents(self.components, result.latents)  # (1 + K, F, H, W, 3)
         return EditOutput(reconstruction=frames[0], edits=list(frames[1:]), result=result), report
 
+    def reconstruction_fidelity(
+        self, clip: Clip, out: EditOutput, inversion: InversionMethod | str | None = None
+    ) -> tuple[float, str | None]:
+        """How close `out`'s reconstruction is to `clip` (PSNR, dB, at the working size), and a warning where it
+        is far (`FAR_DB`), saying whether the model's VAE alone loses the clip (a model that does not know frames
+        like these) or the tuning and the inversion (`inversion`: the method the run inverted with) lose it."""
+        _given(clip, Clip, "clip", CLIP_FROM)
+        _given(out, EditOutput, "out", "what `edit` returns")
+        rec = psnr(out.reconstruction, clip.frames)
+        if rec >= FAR_DB:
+            return rec, None
+        z0, _ = self.posterior(clip)  # encoded once per clip (kept on it)
+        vae = psnr(decode_latents(self.components, z0)[0], clip.frames)
+        far = f"The reconstruction is far from the clip ({rec:.1f} dB PSNR at the working size), and the edits with it"
+        if vae < FAR_DB:
+            return rec, (
+                f"{far}: the model's VAE alone reproduces the clip at {vae:.1f} dB, so the model "
+                f"({self.components.info.identity}) does not represent frames like these; edit them with a model "
+                "made for such images."
+            )
+        other = inversion is not None and InversionMethod(inversion) is not InversionMethod.NULL_TEXT
+        hint = "; the official null-text inversion reconstructs most closely" if other else ""
+        loses = f"so the tuning or the inversion loses the rest{hint}"
+        return rec, f"{far}: the model's VAE alone reproduces the clip at {vae:.1f} dB, {loses}."
+
     def paste(self, clip: Clip, out: EditOutput, target: int = 0) -> Iterator[np.ndarray]:
         """Edit `target` of `out` at `clip`'s own size, as `run` writes its mp4 (`outputs.pasted_frames`): pasted
         into the input's frames, read again one at a time, through its feathered blend mask (the whole frame
@@ -905,5 +937,9 @@ class VideoP2P:
         reports.append(report)
         out, report = self.edit(model, inversion, cfg.source, cfg.targets, cfg.edit, cfg.force, on_step, cfg.window)
         reports.append(report)
+        rec, far = self.reconstruction_fidelity(clip, out, cfg.inversion.method)
+        if far is not None:
+            logger.warning(far)
         workers = writer_count(cfg, clip, torch.get_num_threads(), free_memory())
-        return write_run_outputs(cfg, clip, out, reports, self.components.info, workers, on_step, warned)
+        warned = [*warned, *([far] if far else [])]
+        return write_run_outputs(cfg, clip, out, reports, self.components.info, workers, on_step, warned, rec)
