@@ -198,3 +198,16 @@ def test_each_file_written_is_heard_of_and_the_hook_can_stop_the_rest(tmp_path, 
     with pytest.raises(RuntimeError, match="stop asked for"):
         run_writers([clip_writer(k) for k in range(5)], workers, stop_after_two)
     assert len(list(tmp_path.glob("*.gif"))) < 5 and not list(tmp_path.glob(".*"))  # no half-written file
+
+
+def test_a_videos_psnr_summed_a_frame_at_a_time_is_the_psnr_of_all_its_pixels():
+    from videop2p.metrics import psnr, video_psnr
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.integers(0, 256, (5, 16, 24, 3), dtype=np.uint8) for _ in range(2))
+    assert video_psnr(a, b) == pytest.approx(psnr(a, b), rel=1e-12)
+    near = a.copy()
+    near[2, 3, 4, 1] ^= 1  # one level, one value
+    assert video_psnr(a, near) == pytest.approx(10 * np.log10(255.0**2 * a.size), rel=1e-12)
+    with pytest.raises(ValueError):  # another frame count is no comparison
+        video_psnr(a, a[:4])

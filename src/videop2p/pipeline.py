@@ -85,7 +85,7 @@ from videop2p.io.video import (
     selected_count,
 )
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts, frames_hash
-from videop2p.metrics import psnr
+from videop2p.metrics import video_psnr
 from videop2p.models.loading import SDComponents, dtype_name, load_components, parse_dtype
 from videop2p.models.t2s import T2SModel
 from videop2p.models.tav import apply_temporal
@@ -751,11 +751,11 @@ class VideoP2P:
         like these) or the tuning and the inversion (`inversion`: the method the run inverted with) lose it."""
         _given(clip, Clip, "clip", CLIP_FROM)
         _given(out, EditOutput, "out", "what `edit` returns")
-        rec = psnr(out.reconstruction, clip.frames)
+        rec = video_psnr(out.reconstruction, clip.frames)
         if rec >= FAR_DB:
             return rec, None
         z0, _ = self.posterior(clip)  # encoded once per clip (kept on it)
-        vae = psnr(decode_latents(self.components, z0)[0], clip.frames)
+        vae = video_psnr(decode_latents(self.components, z0)[0], clip.frames)
         far = f"The reconstruction is far from the clip ({rec:.1f} dB PSNR at the working size), and the edits with it"
         if vae < FAR_DB:
             return rec, (
