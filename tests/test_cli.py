@@ -932,7 +932,12 @@ def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
         ),
         ('source: a circle\ntargets: ["a blue\\tcircle"]\n', ["c.yaml: targets 'a blue\\tcircle'", "(it holds '\\t')"]),
         ("source: a circle\nvideo: 5\n", ["video: 5", "a mapping"]),
-        ("source: a circle\nedit: {reweight: [1, 2]}\n", ["edit.reweight: 1", "WORD=FACTOR"]),
+        ("source: a circle\nedit: {reweight: [1, 2]}\n", ["c.yaml: edit.reweight 1", "WORD=FACTOR"]),
+        (
+            "source: a\nedit: {mode: swop}\n",
+            ["c.yaml: edit.mode 'swop' is not one of auto, swap, refine (did you mean"],
+        ),
+        ("source: a\ncomposite: yes\n", ["c.yaml: composite 'yes' is not one of auto, sdr, off."]),  # as a number's
         ("source: a circle\nedit: {reweight: {blue: abc}}\n", ["c.yaml: edit.reweight blue='abc'", "finite factor"]),
         ("source: a circle\nedit: {blend: [circle, 3]}\n", ["c.yaml: edit.blend ['circle', 3]", "two words"]),
         (": : :\n", ["not valid YAML at line 1, column 1"]),

@@ -586,7 +586,12 @@ def _fill_into(obj: Any, data: dict, where: str, section: str, root: type):
         try:
             setattr(obj, key, _coerce(cls, key, value))
         except ConfigError as e:
-            raise ConfigError(f"{where}{section}{e}") from None
+            reason = str(e).removeprefix(f"{key}: ")
+            if reason == str(e):
+                raise ConfigError(f"{where}{section}{e}") from None
+            if not where:  # the setting's, named as a file or an API caller names it (`_named_by_file`)
+                raise OptionError(f"{section}{key}", reason) from None
+            raise ConfigError(f"{where}{section}{key} {reason}") from None
     return obj
 
 
