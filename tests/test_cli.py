@@ -949,10 +949,10 @@ def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
         (b"\xff\xfe not text", ["is not text (utf-16-le cannot read it)", "UTF-16 or UTF-32 with a byte order mark"]),
         ("source: un caf\u00e9\n".encode("latin-1"), ["is not text (utf-8 cannot read it)"]),
         (None, ["cannot be read (Is a directory)"]),  # the config path is a folder
-        ("prompt: a circle\nprompts: a circle\nimage_path: x\n", ["prompts: 'a circle'", "a list"]),
+        ("prompt: a circle\nprompts: a circle\nimage_path: x\n", ["c.yaml: prompts 'a circle' is not valid", "a list"]),
         (
             "image_path: x\nprompt: a\nprompts: [a, b]\neq_params: {words: [b], values: [x]}\n",
-            ["eq_params.values: 'x'"],
+            ["c.yaml: eq_params.values 'x' is not valid"],
         ),
         (
             "image_path: x\nprompt: a\nprompts: [a, b]\nis_word_swap: maybe\n",
@@ -964,10 +964,16 @@ def test_bad_numbers_names_and_devices_are_one_line_errors_before_any_work(
         ),
         ("source: a\ntargets: [b]\ninversion: {lr: 0}\n", ["inversion.lr 0 is not valid", "> 0"]),
         ("source: a\ntargets: [b]\nwindow: {size: 1}\n", ["1 is not valid", ">= 2"]),
-        ("pretrained_model_path: x\ntrain_data: 5\n", ["train_data: 5", "a mapping"]),
-        ("pretrained_model_path: x\ntrain_data: {prompt: a}\nlearning_rate: fast\n", ["learning_rate: 'fast'"]),
-        ("train_data: {prompt: a}\nadam_weight_decay: 0.1\n", ["adam_weight_decay: 0.1 is not supported", "0.01"]),
-        ("train_data: {prompt: a}\nlr_scheduler: cosine\n", ["lr_scheduler: 'cosine' is not", "'constant'"]),
+        ("pretrained_model_path: x\ntrain_data: 5\n", ["c.yaml: train_data 5 is not valid", "a mapping"]),
+        (
+            "pretrained_model_path: x\ntrain_data: {prompt: a}\nlearning_rate: fast\n",
+            ["c.yaml: learning_rate 'fast' is not valid; expected a number."],
+        ),
+        (
+            "train_data: {prompt: a}\nadam_weight_decay: 0.1\n",
+            ["c.yaml: adam_weight_decay 0.1 is not supported", "0.01"],
+        ),
+        ("train_data: {prompt: a}\nlr_scheduler: cosine\n", ["c.yaml: lr_scheduler 'cosine' is not", "'constant'"]),
         ("train_data: {prompt: a}\nmax_grad_norm: 0\n", ["max_grad_norm 0.0 is not valid", "> 0"]),
         ("source: a\ntargets: [b]\ntune: {max_grad_norm: .nan}\n", ["max_grad_norm nan is not valid"]),
         (
@@ -1203,13 +1209,13 @@ def test_a_bad_value_of_the_authors_pair_is_named_by_their_file_and_key(tiny_dir
         ("tune", ("train_data", "sample_frame_rate"), 0, "train_data.sample_frame_rate 0 is not valid"),
         ("tune", ("train_data", "width"), 0, "train_data.width 0 is not valid"),
         ("tune", ("learning_rate",), -1, "learning_rate -1.0 is not valid; expected a finite number > 0."),
-        ("tune", ("learning_rate",), "abc", "learning_rate: 'abc' is not valid; expected a number."),
+        ("tune", ("learning_rate",), "abc", "learning_rate 'abc' is not valid; expected a number."),
         ("tune", ("seed",), 3.5, "seed 3.5 is not valid; expected a whole number >= 0."),
         ("tune", ("mixed_precision",), "fp8", "mixed_precision 'fp8' is not one of no, fp16, bf16."),
         ("tune", ("max_train_stepz",), 5, "Unknown key 'max_train_stepz' in an official Video-P2P config"),
         ("p2p", ("video_len",), 0, "video_len 0 of the p2p config differs from train_data.n_sample_frames 4"),
         ("p2p", ("cross_replace_steps",), 1.5, "cross_replace_steps 1.5 is not valid"),
-        ("p2p", ("eq_params",), {"words": ["blue"], "values": ["x"]}, "eq_params.values: 'x' is not valid"),
+        ("p2p", ("eq_params",), {"words": ["blue"], "values": ["x"]}, "eq_params.values 'x' is not valid"),
         ("p2p", ("is_word_swap",), "maybe", "is_word_swap 'maybe' is not true or false"),
     )
     for which, key, value, said in cases:
@@ -2013,7 +2019,7 @@ def test_the_authors_tuning_optimiser_keys_are_read_or_held_to_their_defaults():
     assert from_official({**tune, "max_grad_norm": "0.5"}, None).tune.max_grad_norm == 0.5
     defaults = {"adam_epsilon": "1e-08", "adam_beta2": 0.999, "scale_lr": False, "lr_scheduler": "constant"}
     assert from_official({**tune, **defaults, "lr_warmup_steps": 10}, None).tune == from_official(tune, None).tune
-    with pytest.raises(ConfigError, match="train_batch_size: 2 is not supported; the tuning here uses 1"):
+    with pytest.raises(ConfigError, match="train_batch_size 2 is not supported; the tuning here uses 1"):
         from_official({**tune, "train_batch_size": 2}, None)
 
 

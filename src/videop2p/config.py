@@ -1193,15 +1193,17 @@ def _check_keys(data: dict, allowed: set[str], where: str) -> None:
             )
 
 
-def _mapping(value: Any, key: str) -> dict:
+def _mapping(value: Any, key: str, sep: str = ": ") -> dict:
+    """`value`, a mapping of settings, or a ConfigError naming `key` (followed by `sep`: an authors' file's key by
+    a space, as `_named_by_file` names ours)."""
     if not isinstance(value, dict):
-        raise ConfigError(f"{key}: {shown(value)} is not valid; expected a mapping of its settings.")
+        raise ConfigError(f"{key}{sep}{shown(value)} is not valid; expected a mapping of its settings.")
     return value
 
 
 def _list(value: Any, key: str) -> list:
     if not isinstance(value, list):
-        raise ConfigError(f"{key}: {shown(value)} is not valid; expected a list.")
+        raise ConfigError(f"{key} {shown(value)} is not valid; expected a list.")
     return value
 
 
@@ -1210,7 +1212,7 @@ def _official_number(value: Any, key: str) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{key}: {shown(value)} is not valid; expected a number.") from None
+        raise ConfigError(f"{key} {shown(value)} is not valid; expected a number.") from None
 
 
 def from_official(
@@ -1235,7 +1237,7 @@ def from_official(
 def _read_official_tune(cfg: RunConfig, tune: dict) -> None:
     """Their run_tuning.py's config into `cfg`: the clip, its prompt, the tuning and where it is written."""
     _check_keys(tune, _OFFICIAL_TUNE, "")
-    td = _mapping(tune.get("train_data", {}) or {}, "train_data")
+    td = _mapping(tune.get("train_data", {}) or {}, "train_data", " ")
     _check_keys(td, _OFFICIAL_TRAIN_DATA, "train_data.")
     mods = {str(m) for m in _list(tune.get("trainable_modules", sorted(_OFFICIAL_TRAINABLE)), "trainable_modules")}
     if mods != _OFFICIAL_TRAINABLE:
@@ -1263,7 +1265,7 @@ def _read_official_tune(cfg: RunConfig, tune: dict) -> None:
         same = given == value if isinstance(value, str | bool) else _official_number(given, key) == value
         if not same:
             raise ConfigError(
-                f"{key}: {given!r} is not supported; the tuning here uses {shown(value)} (the official default)."
+                f"{key} {given!r} is not supported; the tuning here uses {shown(value)} (the official default)."
             )
     cfg.model = tune.get("pretrained_model_path", cfg.model)
     if "output_dir" in tune:  # where their run_tuning.py writes the tuned model, which their p2p config loads
@@ -1324,7 +1326,7 @@ def _read_official_edit(edit: EditConfig, p2p: dict) -> None:
         edit.blend = (bw[0], bw[1])
     eq = p2p.get("eq_params")
     if eq:
-        eq = _mapping(eq, "eq_params")
+        eq = _mapping(eq, "eq_params", " ")
         words = _list(eq.get("words", []), "eq_params.words")
         values = _list(eq.get("values", []), "eq_params.values")
         if len(words) != len(values):
