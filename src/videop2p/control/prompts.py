@@ -63,12 +63,9 @@ def token_count(tokenizer, prompt: str) -> int:
 
 def check_prompt_length(tokenizer, prompt: str) -> None:
     """Refuse a prompt over the tokenizer's own limit (it would be cut silently)."""
-    n = token_count(tokenizer, prompt)
-    if n > tokenizer.model_max_length:
-        raise ValueError(
-            f"Prompt {shown(prompt)} has {n} tokens (with start and end), over the tokenizer's limit of "
-            f"{tokenizer.model_max_length}."
-        )
+    over = _over_limit(tokenizer, prompt)
+    if over is not None:
+        raise ValueError(f"Prompt {shown(prompt)} {over}")
 
 
 def check_prompts_fit(tokenizer, source: str, targets: list[str] = ()) -> None:
@@ -76,16 +73,19 @@ def check_prompts_fit(tokenizer, source: str, targets: list[str] = ()) -> None:
     file's `targets`) and, among several targets, which."""
     for option, prompt, which in (
         ("source", source, ""),
-        *(("target", t, f" (target {k})") for k, t in enumerate(targets, 1)),
+        *(("target", t, f" (target {k})" if len(targets) > 1 else "") for k, t in enumerate(targets, 1)),
     ):
-        n, limit = token_count(tokenizer, prompt), tokenizer.model_max_length
-        if n > limit:
-            which = which if len(targets) > 1 else ""
-            raise OptionError(
-                option,
-                f"{shown(prompt)}{which} has {n} tokens (with start and end), over the tokenizer's limit of {limit} "
-                f"({n - limit} too many).",
-            )
+        over = _over_limit(tokenizer, prompt)
+        if over is not None:
+            raise OptionError(option, f"{shown(prompt)}{which} {over}")
+
+
+def _over_limit(tokenizer, prompt: str) -> str | None:
+    """How far `prompt` runs over the tokenizer's own limit ("has 82 tokens ..."), None where it fits."""
+    n, limit = token_count(tokenizer, prompt), tokenizer.model_max_length
+    if n <= limit:
+        return None
+    return f"has {n} tokens (with start and end), over the tokenizer's limit of {limit} ({n - limit} too many)."
 
 
 def word_tokens(tokenizer, prompt: str) -> list[list[int]]:
