@@ -77,24 +77,32 @@ def check_writable(what: str, path: str | os.PathLike, purpose: str) -> None:
     a folder without permission is named now, not after the stages that write into it. ValueError
     names it, as `config.check_folder` does (which runs first: no part of the path is a file)."""
     path = Path(path).expanduser()
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".videop2p-probe-", dir=_nearest_folder(path)))
-    except OSError as e:
+    failed = _cannot_write_in(path)
+    if failed is not None:
         raise ValueError(
-            f"{what} {str(path)!r} cannot be written ({e.strerror}); give a folder you can write in {purpose}."
-        ) from None
+            f"{what} {str(path)!r} cannot be written ({failed}); give a folder you can write in {purpose}."
+        )
 
 
 def check_file_writable(what: str, path: str | os.PathLike) -> None:
     """Before any work: a file `path` can be written at the end, tried as `check_writable` tries a folder, in
     the nearest folder of its own that exists (`config.check_file` runs first: the path is no folder, and no
     part of it a file)."""
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".videop2p-probe-", dir=_nearest_folder(Path(path).expanduser().parent)))
-    except OSError as e:
+    failed = _cannot_write_in(Path(path).expanduser().parent)
+    if failed is not None:
         raise ValueError(
-            f"{what} {str(path)!r} cannot be written ({e.strerror}); give a path in a folder you can write in."
-        ) from None
+            f"{what} {str(path)!r} cannot be written ({failed}); give a path in a folder you can write in."
+        )
+
+
+def _cannot_write_in(folder: Path) -> str | None:
+    """Why nothing can be made in `folder` (the system's words), tried by making and removing a hidden folder in
+    the nearest folder of it that exists; None where it can."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".videop2p-probe-", dir=_nearest_folder(folder)))
+    except OSError as e:
+        return e.strerror
+    return None
 
 
 def check_room(what: str, path: str | os.PathLike, need: int, purpose: str) -> None:

@@ -88,18 +88,30 @@ def set_apart(identities: list[dict]) -> list[dict]:
     stored = [_as_stored(i) for i in identities]
     clip_of = [json.dumps(_untuned(i), sort_keys=True) for i in stored]
     settings = [_tuning_settings(i) for i in stored]
-    apart = []
-    for mine, clip in zip(settings, clip_of, strict=True):
-        kin = [theirs for theirs, c in zip(settings, clip_of, strict=True) if c == clip]  # this one among them
-        differ = []
-        for k in dict.fromkeys(k for theirs in kin for k in theirs):
-            counts = Counter(json.dumps(theirs.get(k), sort_keys=True) for theirs in kin)
+    shared = {
+        clip: _shared_values([s for s, c in zip(settings, clip_of, strict=True) if c == clip]) for clip in clip_of
+    }
+    return [
+        {setting_name(k, "tune"): setting_value(k, mine.get(k)) for k, v in shared[clip].items() if _held(mine, k) != v}
+        for mine, clip in zip(settings, clip_of, strict=True)
+    ]
+
+
+def _shared_values(tunings: list[dict]) -> dict[str, str | None]:
+    """Of the settings in which `tunings` (one clip's) differ, the value most of them share (`_held`), or None
+    where no value is held by more than any other."""
+    shared = {}
+    for k in dict.fromkeys(k for t in tunings for k in t):
+        counts = Counter(_held(t, k) for t in tunings)
+        if len(counts) > 1:
             (common, most), *rest = counts.most_common()
-            shared = common if not rest or rest[0][1] < most else None  # the value most of them share
-            if len(counts) > 1 and json.dumps(mine.get(k), sort_keys=True) != shared:
-                differ.append(k)
-        apart.append({setting_name(k, "tune"): setting_value(k, mine.get(k)) for k in differ})
-    return apart
+            shared[k] = common if rest[0][1] < most else None
+    return shared
+
+
+def _held(settings: dict, key: str) -> str:
+    """The value `settings` hold for `key`, comparable across tunings (None where they leave it out)."""
+    return json.dumps(settings.get(key), sort_keys=True)
 
 
 def _as_stored(data: dict) -> dict:
