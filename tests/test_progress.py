@@ -62,3 +62,20 @@ def test_a_tuning_into_a_log_file_draws_its_bar_and_loss_at_its_start_and_end(ti
     tune(T2SModel.from_image_unet(tiny.unet), tiny, (mean, torch.full_like(mean, 0.01)), text, TuneConfig(steps=12))
     drawn = _draws(capsys.readouterr().err, "tune")
     assert len(drawn) == 2 and "12/12" in drawn[-1] and "loss=" in drawn[-1], drawn
+
+
+def test_a_stage_inside_a_long_clips_windows_writes_no_cursor_escape_into_a_log_file(capsys):
+    """A long clip's stages run inside its bar of windows; tqdm put the inner bar on the row below and moved a
+    terminal's cursor back up ("\\x1b[A"), which a log file kept as `[A` noise, one a drawing. Into a log every
+    bar is drawn on its own line; on a terminal the nesting stays as tqdm draws it."""
+    for _ in progress_bar(range(3), desc="window", leave=False):
+        for _ in steps(range(3), "edit", True):
+            pass
+    logged = capsys.readouterr().err
+    assert "\x1b[A" not in logged and len(_draws(logged, "edit")) == 6, logged
+
+    shown = Terminal()
+    for _ in progress_bar(range(2), desc="window", leave=False, file=shown):
+        for _ in progress_bar(range(2), desc="edit", file=shown):
+            pass
+    assert "\x1b[A" in shown.getvalue()

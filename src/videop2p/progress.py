@@ -31,11 +31,16 @@ def _is_log(stream) -> bool:
 def progress_bar(iterable: Iterable[T] | None = None, **kwargs) -> tqdm:
     """A tqdm bar (`kwargs` are tqdm's) that, where its stream (stderr by default) is a log (`_is_log`), redraws
     every LOG_INTERVAL seconds rather than ten times a second: a log file gets a line's worth a stage, not
-    thousands of drawings. tqdm's own setting, `TQDM_MININTERVAL` in the environment, is left to rule."""
+    thousands of drawings. tqdm's own setting, `TQDM_MININTERVAL` in the environment, is left to rule.
+
+    In a log every bar is drawn on its own line (position 0): a bar inside another (a stage inside a long
+    clip's windows) would otherwise move a terminal's cursor up to its row, an escape a log shows as `[A`."""
+    if not _is_log(kwargs.get("file") or sys.stderr):
+        return tqdm(iterable, **kwargs)
     chosen = any(key.upper() == "TQDM_MININTERVAL" for key in os.environ)
-    if _is_log(kwargs.get("file") or sys.stderr) and not chosen:  # miniters 1: no stale redraw by tqdm's monitor
+    if not chosen:  # miniters 1: no stale redraw by tqdm's monitor
         kwargs = {"mininterval": LOG_INTERVAL, "miniters": 1, **kwargs}
-    return tqdm(iterable, **kwargs)
+    return tqdm(iterable, **{"position": 0, **kwargs})
 
 
 class Cancelled(RuntimeError):
