@@ -722,6 +722,22 @@ def test_flat_options_set_their_settings_and_bad_ones_are_named():
         apply_options(RunConfig(), {"colour": "red"})
 
 
+def test_a_bad_word_pair_is_the_settings_error_whoever_gives_it():
+    """A blend of one word is named by its setting, once: the flat options (the editor's fields) said "blend
+    blend needs two words" and an API caller's dict got a ConfigError of no setting, where every other bad
+    value is an OptionError with the setting and its reason apart."""
+    from videop2p.config import OptionError, RunConfig, apply_options, fill
+
+    with pytest.raises(OptionError) as flat:
+        apply_options(RunConfig(), {"blend": ["circle"]})
+    with pytest.raises(OptionError) as given:
+        fill(RunConfig, {"edit": {"blend": ["circle"]}})
+    assert (flat.value.option, given.value.option) == ("blend", "edit.blend")
+    for e in (flat.value, given.value):
+        assert e.reason.startswith("needs two words [source_word, target_word]"), e.reason
+        assert str(e) == f"edit.blend: {e.reason}"
+
+
 def test_a_blend_threshold_per_target_from_flags_and_files_and_bad_ones_named(tmp_path):
     from videop2p.config import OptionError, RunConfig, apply_options, load_config, validate
 

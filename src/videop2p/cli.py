@@ -37,6 +37,7 @@ from videop2p.config import (
     GroupNormMode,
     OptionError,
     Preset,
+    SettingError,
     check_embedding_settings,
     check_lora_settings,
     default_of,
@@ -284,17 +285,15 @@ def _adapter_flags(
 ) -> tuple[dict[str, float], dict[str, str | None]]:
     """`--lora` and `--embedding` flags of a command that reads no config (info, export, ui) as
     `RunConfig.lora` and `RunConfig.embeddings`, checked."""
-    kinds = (("lora", "lora", lora, parse_lora, check_lora_settings),)
-    kinds += (("embedding", "embeddings", embedding, parse_embeddings, check_embedding_settings),)
+    kinds = (("lora", lora, parse_lora, check_lora_settings),)
+    kinds += (("embedding", embedding, parse_embeddings, check_embedding_settings),)
     read = []
-    for flag, field, items, parse, check in kinds:
+    for flag, items, parse, check in kinds:
         try:
             value = parse(items or [])
             check(value)
-        except OptionError as e:  # the check's, naming the flag
+        except (OptionError, SettingError) as e:  # the check's or the parser's, said of the flag
             _fail(f"--{flag} {e.reason}")
-        except ConfigError as e:  # the parser's, naming the field, as `apply_options` reads it
-            _fail(f"--{flag} {str(e).removeprefix(f'{field}: ')}")
         read.append(value)
     return read[0], read[1]
 

@@ -221,6 +221,16 @@ class OptionError(ConfigError):
         self.option, self.reason = option, reason
 
 
+class SettingError(ConfigError):
+    """A bad value of the setting `name` of one dataclass (`steps` of TuneConfig), found where it is read
+    (`_coerce`), which knows its name but not its section; `reason` says what is wrong. Whoever holds the
+    section names it whole (`tune.steps`, `--tune-steps`)."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"{name}: {reason}")
+        self.name, self.reason = name, reason
+
+
 @dataclass
 class VideoConfig:
     """Which frames of which clip, at which size."""
@@ -372,7 +382,7 @@ def _coerce(cls, name: str, value: Any) -> Any:
         try:
             return type(current)(value)
         except ValueError:
-            raise ConfigError(f"{name}: {not_a_member(value, type(current))}.") from None
+            raise SettingError(name, f"{not_a_member(value, type(current))}.") from None
     if name == "source":
         return prompt_text(value)
     if name == "targets":  # one prompt alone is one target, as `VideoP2P.edit` takes it; not a list: validate's
@@ -386,7 +396,7 @@ def _coerce(cls, name: str, value: Any) -> Any:
         try:
             return parse_reweight(list(value))
         except ConfigError as e:
-            raise ConfigError(f"{name}: {e}") from None
+            raise SettingError(name, str(e)) from None
     if name == "lora" and isinstance(value, list | tuple | str):  # ["style.safetensors=0.8", ...] from flags
         return parse_lora([value] if isinstance(value, str) else list(value))
     if name == "lora" and isinstance(value, dict):  # a YAML file's {FILE: SCALE or [UNET, TEXT]}
@@ -419,7 +429,7 @@ def _numbers(name: str, text: str, expected: str) -> list[float]:
     try:
         return [float(v) for v in text.split(PAIR_SEP)]
     except ValueError:
-        raise ConfigError(f"{name}: {text!r} is not valid; expected {expected}.") from None
+        raise SettingError(name, f"{text!r} is not valid; expected {expected}.") from None
 
 
 def _one_per_target(name: str, given: int, targets: int, noun: str) -> None:
@@ -500,21 +510,22 @@ def _word_pairs(name: str, value: Any) -> Words | None:
     if _is_pair(value) and any(PAIR_SEP in w for w in value):
         sources, targets = ([w.strip() for w in words.split(PAIR_SEP)] for words in value)
         if len(sources) != len(targets):
-            raise ConfigError(
-                f"{name}: {value[0]!r} and {value[1]!r} give {len(sources)} source and {len(targets)} target "
-                "words; give one of each per target, comma-separated in the same order (- for none)."
+            raise SettingError(
+                name,
+                f"{value[0]!r} and {value[1]!r} give {len(sources)} source and {len(targets)} target "
+                "words; give one of each per target, comma-separated in the same order (- for none).",
             )
         value = [list(pair) for pair in zip(sources, targets, strict=True)]
     if not _per_target(value):
         if not isinstance(value, list | tuple) or len(value) != 2:
-            raise ConfigError(
-                f"{name} needs two words [source_word, target_word], or one such pair (or null) per target, "
-                f"got {shown(value)}."
+            raise SettingError(
+                name,
+                f"needs two words [source_word, target_word], or one such pair (or null) per target, got {shown(value)}.",
             )
         return _pair_or_none(value)  # its words are check_edit's to judge
     for v in value:
         if v is not None and NO_WORDS in v and tuple(v) != (NO_WORDS, NO_WORDS):
-            raise ConfigError(f"{name}: {list(v)!r} has one word; '-' stands for no pair, in both places.")
+            raise SettingError(name, f"{list(v)!r} has one word; '-' stands for no pair, in both places.")
     return [_pair_or_none(v) for v in value]
 
 
@@ -585,13 +596,12 @@ def _fill_into(obj: Any, data: dict, where: str, section: str, root: type):
             continue
         try:
             setattr(obj, key, _coerce(cls, key, value))
-        except ConfigError as e:
-            reason = str(e).removeprefix(f"{key}: ")
-            if reason == str(e):
-                raise ConfigError(f"{where}{section}{e}") from None
+        except SettingError as e:
             if not where:  # the setting's, named as a file or an API caller names it (`_named_by_file`)
-                raise OptionError(f"{section}{key}", reason) from None
-            raise ConfigError(f"{where}{section}{key} {reason}") from None
+                raise OptionError(f"{section}{e.name}", e.reason) from None
+            raise ConfigError(f"{where}{section}{e.name} {e.reason}") from None
+        except ConfigError as e:
+            raise ConfigError(f"{where}{section}{e}") from None
     return obj
 
 
@@ -762,8 +772,8 @@ def apply_options(cfg: RunConfig, options: dict[str, Any]) -> RunConfig:
         obj = cfg if section is None else getattr(cfg, section)
         try:
             setattr(obj, attr, _coerce(type(obj), attr, value))
-        except ConfigError as e:
-            raise OptionError(name, str(e).removeprefix(f"{attr}: ")) from None
+        except SettingError as e:
+            raise OptionError(name, e.reason) from None
     if options.get("guidance") is not None:
         cfg.inversion.guidance = cfg.edit.guidance
     return cfg
@@ -830,7 +840,7 @@ def parse_lora(items: list[str]) -> dict[str, LoraScale]:
     out: dict[str, LoraScale] = {}
     for item in items:
         if not isinstance(item, str) or not item.strip():
-            raise ConfigError(f"lora: {shown(item)} must be FILE or FILE=SCALE, e.g. style.safetensors=0.8.")
+            raise SettingError("lora", f"{shown(item)} must be FILE or FILE=SCALE, e.g. style.safetensors=0.8.")
         path, sep, value = item.strip().rpartition("=")
         try:
             numbers = tuple(float(v) for v in value.split(",")) if sep and path.strip() else ()
@@ -839,7 +849,7 @@ def parse_lora(items: list[str]) -> dict[str, LoraScale]:
         scale = numbers[0] if len(numbers) == 1 else numbers if len(numbers) == 2 else None
         path = path.strip() if scale is not None else item.strip()
         if path in out:
-            raise ConfigError(f"lora: {path!r} is given twice; give each file once.")
+            raise SettingError("lora", f"{path!r} is given twice; give each file once.")
         out[path] = 1.0 if scale is None else scale
     return out
 
@@ -863,13 +873,13 @@ def parse_embeddings(items: list[str]) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for item in items:
         if not isinstance(item, str) or not item.strip():
-            raise ConfigError(f"embeddings: {shown(item)} must be FILE or FILE=TOKEN, e.g. style.pt=<my-style>.")
+            raise SettingError("embeddings", f"{shown(item)} must be FILE or FILE=TOKEN, e.g. style.pt=<my-style>.")
         path, sep, token = item.strip().rpartition("=")
         in_query = "?" in path and "=" not in re.split(r"[?&]", path)[-1]  # a link's `?download=true`
         named = sep and path.strip() and token.strip() and not any(c in token for c in "/\\.") and not in_query
         path, token = (path.strip(), token.strip()) if named else (item.strip(), None)
         if path in out:
-            raise ConfigError(f"embeddings: {path!r} is given twice; give each file once.")
+            raise SettingError("embeddings", f"{path!r} is given twice; give each file once.")
         out[path] = token
     return out
 
@@ -2009,6 +2019,7 @@ __all__ = [
     "InversionMethod",
     "MaskNorm",
     "OptionError",
+    "SettingError",
     "PRESETS",
     "PRESET_MARGINS",
     "Preset",
