@@ -442,10 +442,15 @@ def test_a_local_batch_names_a_missing_clip_too_few_frames_or_a_missing_model_be
     path = tmp_path / "jobs.yaml"
     theirs = tmp_path / "tune.yaml"  # the authors' tune config: a side the model's VAE cannot take, by their key
     theirs.write_text(yaml.safe_dump({"train_data": {"video_path": "clip", "prompt": source, "width": 63}}))
+    (tmp_path / "gone.yaml").write_text(yaml.safe_dump({"train_data": {"video_path": "clpi", "prompt": source}}))
     for extra, shown in (
-        ({"name": "typo", "video": "clpi"}, ("typo: Video path", "does not exist")),
-        ({"name": "long", "video": {"path": "clip", "frames": 16}}, ("long: ", "has 4 frames", "fewer than the 16")),
-        ({"name": "no-model", "model": str(tmp_path / "sd15")}, ("no-model: Model folder", "does not exist")),
+        ({"name": "typo", "video": "clpi"}, ("typo: video.path '", "clpi' does not exist; give a video file")),
+        ({"name": "long", "video": {"path": "clip", "frames": 16}}, ("long: video.frames 16 asks", "it has 4 frames")),
+        ({"name": "no-model", "model": str(tmp_path / "sd15")}, ("no-model: model '", "does not exist; give a")),
+        (
+            {"name": "gone", "config": ["gone.yaml"], "video": {"frames": 4}},
+            ("gone: ", "gone.yaml: train_data.video_path '", "does not exist"),
+        ),
         ({"name": "own-config", "model_config": "clip"}, ("own-config: --model-config 'clip'", "its own configs")),
         ({"name": "no-lora", "lora": {"style.safetensors": 0.5}}, ("no-lora: LoRA file", "does not exist")),
         ({"name": "no-emb", "embeddings": ["style.pt=<s>"]}, ("no-emb: embedding file", "does not exist")),
@@ -463,7 +468,7 @@ def test_a_local_batch_names_a_missing_clip_too_few_frames_or_a_missing_model_be
     ):
         path.write_text(yaml.safe_dump({**data, "jobs": [job, {**job, **extra}]}))
         assert_one_line_error(runner.invoke(app, ["batch", str(path)]), *shown)
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["clip", "jobs.yaml", "tune.yaml"]  # nothing written
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["clip", "gone.yaml", "jobs.yaml", "tune.yaml"]  # no more
     path.write_text(yaml.safe_dump(data))
     assert runner.invoke(app, ["batch", str(path)]).exit_code == 0
     shutil.rmtree(tmp_path / "clip")  # a finished job's clip may go: the job is skipped, not checked

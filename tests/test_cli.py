@@ -490,6 +490,58 @@ def _official_pair(tiny_dir, clip_dir, tmp_path, steps: int = 2) -> tuple[Path, 
     return tmp_path / "tune.yaml", tmp_path / "p2p.yaml", theirs
 
 
+def test_a_clip_or_model_a_config_file_names_wrongly_is_named_by_its_file_and_key(tiny_dir, clip_dir, tmp_path):
+    """A clip path that is not there, more frames than the clip holds, a start past its end or a model folder
+    that is not there, given by a config file (ours or the authors'), was said as the command line says it,
+    "Video path 'x' does not exist." or "(--frames 4; --frames 0: every frame)", naming neither the file nor
+    its key; the authors' `video_path: 5` was "--video 5", a flag there is none of. Given on the command line,
+    each is said as before (and the clip's path says what it may be)."""
+    tune, p2p, _ = _official_pair(tiny_dir, clip_dir, tmp_path)
+    theirs = yaml.safe_load(tune.read_text())
+    gone = tmp_path / "gone"
+    for key, value, said in (
+        ("video_path", str(gone), f"train_data.video_path '{gone}' does not exist; give a video file, an animated"),
+        ("video_path", 5, "train_data.video_path 5 is not valid; expected text."),
+        ("n_sample_frames", 9, f"train_data.n_sample_frames 9 asks for more frames than {clip_dir} holds: it has 4 "),
+    ):
+        bad = tmp_path / f"bad-{key}.yaml"
+        bad.write_text(yaml.safe_dump({**theirs, "train_data": {**theirs["train_data"], key: value}}))
+        assert_one_line_error(runner.invoke(app, ["tune", "--config", str(bad), "--quiet"]), f"{bad}: {said}")
+    bad = tmp_path / "bad-model.yaml"
+    bad.write_text(yaml.safe_dump({**theirs, "pretrained_model_path": str(gone)}))
+    said = f"{bad}: pretrained_model_path '{gone}' does not exist; give a diffusers folder"
+    assert_one_line_error(runner.invoke(app, ["tune", "--config", str(bad), "--quiet"]), said)
+    bad = tmp_path / "bad-image.yaml"
+    bad.write_text(yaml.safe_dump({**yaml.safe_load(p2p.read_text()), "image_path": str(gone)}))
+    said = f"{bad}: image_path '{gone}' does not exist; give a video file"
+    r = runner.invoke(app, ["edit", "--config", str(bad), "--model", str(tiny_dir), "--quiet"])  # not tuned yet
+    assert_one_line_error(r, said)
+
+    ours = tmp_path / "run.yaml"
+    base = {"source": SRC, "targets": [TGT], "model": str(tiny_dir), "out": str(tmp_path / "o")}
+    for video, said in (
+        ({"path": str(clip_dir), "frames": 6}, "video.frames 6 asks for more frames than"),
+        ({"path": str(clip_dir), "start": 7}, f"video.start 7 is past the last frame of {clip_dir}, frame 3"),
+        (str(gone), f"video.path '{gone}' does not exist; give a video file"),
+    ):
+        ours.write_text(yaml.safe_dump({**base, "video": video}))
+        assert_one_line_error(runner.invoke(app, ["run", "--config", str(ours), "--dry-run"]), f"{ours}: {said}")
+    ours.write_text(yaml.safe_dump({**base, "video": {"path": str(clip_dir), "frames": 4}, "model": str(gone)}))
+    said = f"{ours}: model '{gone}' does not exist; give a diffusers folder"
+    assert_one_line_error(runner.invoke(app, ["run", "--config", str(ours), "--dry-run"]), said)
+    # given on the command line, over the file's: said as the command line says it
+    ours.write_text(yaml.safe_dump({**base, "video": {"path": str(clip_dir), "frames": 6}}))
+    r = runner.invoke(app, ["run", str(gone), "--config", str(ours), "--dry-run"])
+    assert_one_line_error(r, f"error: Video path '{gone}' does not exist; give a video file")
+    r = runner.invoke(app, ["run", "--config", str(ours), "--frames", "6", "--dry-run"])
+    assert_one_line_error(r, "(--frames 4; --frames 0: every frame)")
+    r = runner.invoke(app, ["run", "--config", str(ours), "--frames", "4", "--model", str(gone), "--dry-run"])
+    assert_one_line_error(r, f"error: Model folder '{gone}' does not exist", "(--model).")
+    ours.write_text(yaml.safe_dump({**base, "video": {"path": str(clip_dir), "frames": 4}, "source": "red " * 80}))
+    r = runner.invoke(app, ["run", "--config", str(ours), "--source", " ".join(["red"] * 81), "--dry-run"])
+    assert_one_line_error(r, "error: --source 'red red", "(6 too many)")  # the flag's prompt, not the file's
+
+
 def test_a_word_its_prompt_lacks_is_named_by_the_flag_or_file_key_that_gave_it(tiny_dir, clip_dir, tmp_path):
     """`--blend cat circle` said "blend word: Word 'cat' is not in prompt ...", naming no flag, and the
     authors' `eq_params` or `is_word_swap` by neither their file nor their key."""
@@ -593,7 +645,7 @@ def test_bad_inputs_fail_before_any_work(tiny_dir, clip_dir, tmp_path):
         assert r.exit_code == 2 and "fewer than the 40 asked" in r.output, stage
         args[args.index(str(clip_dir))] = str(tmp_path / "no-clip")
         r = runner.invoke(app, [stage, *args[1:]])
-        assert_one_line_error(r, f"Video path '{tmp_path / 'no-clip'}' does not exist")
+        assert_one_line_error(r, f"Video path '{tmp_path / 'no-clip'}' does not exist; give a video file")
     r = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "o", ws, "--size", "31x32"))  # the VAE halves
     odd = "31 is not allowed by the model: sides must be positive multiples of 2; nearest valid widths are 30 and 32."
     assert_one_line_error(r, f"--size width {odd}")  # named by what gave it, once the model is loaded
@@ -1261,6 +1313,8 @@ _THEIR_VALUES = {
     "prompts": (["a red circle", "a blue circle"], ["a red circle", "a green circle"]),
     "video_len": (4, 5),
     "train_data.n_sample_frames": (4, 5),
+    "train_data.video_path": ("data/rabbit", "data/car"),
+    "image_path": ("data/rabbit", "data/car"),
     "train_data.sample_start_idx": (1, 2),
     "train_data.sample_frame_rate": (1, 2),
     "train_data.width": (32, 64),

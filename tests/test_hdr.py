@@ -652,7 +652,8 @@ def test_info_describes_a_clip_as_it_is_read_and_the_size_the_model_works_it_at(
         assert ("is HDR video (HLG, ARIB STD-B67)" in result.output) == ("HLG" in form)  # its conversion said
     result = CliRunner().invoke(app, ["info", str(tmp_path / "missing.mp4")])
     assert result.exit_code == 2 and result.output.strip().splitlines() == [
-        f"error: Video path '{tmp_path / 'missing.mp4'}' does not exist."
+        f"error: Video path '{tmp_path / 'missing.mp4'}' does not exist; give a video file, an animated image or a "
+        "folder of frames."
     ]
 
 

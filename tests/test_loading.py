@@ -199,7 +199,10 @@ def test_a_model_config_is_only_for_an_original_checkpoint_and_must_be_a_diffuse
     torch.save({"state_dict": {}}, original)
     with pytest.raises(ModelNotFoundError, match="--model-config .*nowhere' is not a diffusers folder"):
         load_components(original, config=str(tmp_path / "nowhere"))
-    with pytest.raises(ModelNotFoundError, match=r"^Model file '.*missing.ckpt' does not exist\.$"):  # not "carries"
+    with pytest.raises(
+        ModelNotFoundError,
+        match=r"^Model file '.*missing.ckpt' does not exist; give a .safetensors or .ckpt checkpoint, .*\(--model\)\.$",
+    ):  # not "carries"
         load_components(tmp_path / "missing.ckpt", config=str(folder))
     torch.save({"state_dict": {"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(4, 4, 3, 3)}}, original)
     with pytest.raises(  # a hub id given, not cached: it, not the advice to give one, is named
@@ -653,7 +656,10 @@ def test_a_hub_repositorys_single_file_checkpoint_loads_from_the_cache(tiny, tmp
         "the Hugging Face hub or its cache (not in the Hugging Face cache). On a connected machine run `hf download "
         "someone/sd-finetune finetune-v2.safetensors`, or give a local file."
     )
-    with pytest.raises(ModelNotFoundError, match=r"^Model file 'someone/finetune.safetensors' does not exist\.$"):
+    with pytest.raises(
+        ModelNotFoundError,
+        match=r"^Model file 'someone/finetune.safetensors' does not exist; give a .safetensors or .ckpt checkpoint, .*\(--model\)\.$",
+    ):
         check_model_path("someone/finetune.safetensors")  # the form of a local file's path: it is one
     with pytest.raises(ModelLoadError, match="describes an original single-file checkpoint"):
         check_model_config("someone/sd-finetune", str(configs))  # a repository of a diffusers model carries its own

@@ -389,10 +389,12 @@ def _describe(e: BaseException, job: Job | None = None) -> str:
 
 
 def _said(e: BaseException, job: Job | None) -> str:
-    """What a job's error says, a bad setting of it named as the jobs file's checks name one: by its config
+    """What a job's error says, a bad setting of it (an OptionError; a clip or model that is not there, a
+    VideoError's or ModelNotFoundError's `option`) named as the jobs file's checks name one: by its config
     file's key where one gave it (`Job.named`), else by the job's."""
-    if isinstance(e, OptionError) and job is not None:
-        return f"{job.named.get(e.option, file_key(e.option))} {e.reason}"
+    option, reason = getattr(e, "option", None), getattr(e, "reason", None)
+    if job is not None and option is not None and reason is not None:
+        return f"{job.named.get(option, file_key(option))} {reason}"
     return str(e)
 
 
@@ -521,7 +523,7 @@ def check_local_inputs(jobs: list[Job], loaded: LoadedModel | None = None) -> No
             try:
                 check(value)
             except (ValueError, OSError) as e:  # VideoError, ModelNotFoundError
-                raise BatchError(f"{job.name}: {e}") from None
+                raise BatchError(f"{job.name}: {_said(e, job)}") from None
             seen.add(key)
     by_model: dict[str, list[Job]] = {}
     for job in todo:
@@ -531,10 +533,8 @@ def check_local_inputs(jobs: list[Job], loaded: LoadedModel | None = None) -> No
         for job in model_jobs:
             try:
                 loaded.for_job(job.config).check_inputs(job.config)
-            except OptionError as e:  # a side its model cannot take
+            except (ValueError, OSError) as e:  # an OptionError too: a side its model cannot take
                 raise BatchError(f"{job.name}: {_said(e, job)}") from None
-            except (ValueError, OSError) as e:
-                raise BatchError(f"{job.name}: {e}") from None
 
 
 def run_batch(jobs: list[Job], workspace: Path, settings: BatchSettings | None = None) -> list[JobResult]:
@@ -586,10 +586,8 @@ def dry_run_batch(jobs: list[Job]) -> list[JobPlan]:
             continue
         try:
             found = loaded.for_job(job.config).dry_run(job.config)
-        except OptionError as e:  # a side the loaded model cannot take
+        except (ValueError, OSError) as e:  # a side the loaded model cannot take, a clip that does not decode
             raise BatchError(f"{job.name}: {_said(e, job)}") from None
-        except (ValueError, OSError) as e:  # a clip that does not decode
-            raise BatchError(f"{job.name}: {e}") from None
         force = job.config.force
         stages = [  # an entry the batch computes first: reused, whatever the workspace keeps of it now
             replace(s, action="reuse", why=None) if s.entry in coming and not force else s for s in found.stages

@@ -510,6 +510,19 @@ def _setting_label(option: str, flagged: frozenset[str], files: list[ConfigFile]
     return (None if option in flagged else given_by(option, files)) or option_label(option)
 
 
+def _said(e: BaseException, flagged: frozenset[str], files: list[ConfigFile]) -> str:
+    """A command's error in one line: a bad setting (an OptionError) named by `_setting_label`; a clip or model
+    that a config file gave and that is not there (a VideoError's or ModelNotFoundError's `option`) named by
+    that file and key; anything else, and these given by a flag, as it says itself."""
+    from videop2p.config import given_by
+
+    if isinstance(e, OptionError):
+        return f"{_setting_label(e.option, flagged, files)} {e.reason}"
+    option, reason = getattr(e, "option", None), getattr(e, "reason", None)
+    where = None if option is None or reason is None or option in flagged else given_by(option, files)
+    return f"{where} {reason}" if where else str(e)
+
+
 def _execute(
     cfg, stage: str, command: str, files: list[ConfigFile], dry_run: bool = False, flagged: frozenset[str] = frozenset()
 ) -> None:
@@ -544,7 +557,7 @@ def _execute(
         from videop2p.exporting import check_tuned_folder
 
         _or_fail(check_tuned_folder, cfg.save_tuned)
-    _check_clip(cfg.video)
+    _check_clip(cfg.video, files, flagged)
     _quiet_loaders()
     if dry_run:
         _run_stages(cfg, stage, command, files, flagged, dry_run=True)
@@ -557,11 +570,15 @@ def _execute(
         _run_stages(cfg, stage, command, files, flagged)
 
 
-def _check_clip(video) -> None:
-    """The clip and its frame selection, before the model is loaded (seconds for a real one)."""
-    from videop2p.io.video import check_video
+def _check_clip(video, files: list[ConfigFile], flagged: frozenset[str]) -> None:
+    """The clip and its frame selection, before the model is loaded (seconds for a real one); a bad path or
+    frame count that a config file gave is named by the file and its key (`_setting_label`)."""
+    from videop2p.io.video import VideoError, check_video
 
-    _or_fail(check_video, video.path, video.start, video.frames, video.stride, video.fps)
+    try:
+        check_video(video.path, video.start, video.frames, video.stride, video.fps)
+    except VideoError as e:
+        _fail(_said(e, flagged, files))
 
 
 def _pipeline(cfg):
@@ -633,10 +650,8 @@ def _run_stages(
         if stage == "invert":
             _, report = vp.invert(model, clip, cfg.source, cfg.inversion, cfg.force, None, cfg.window)
         typer.echo(f"{stage}: {report.action} in {report.seconds:.1f} s; workspace {cfg.workspace}")
-    except OptionError as e:
-        _fail(f"{_setting_label(e.option, flagged, files)} {e.reason}")
     except (ValueError, ModelNotFoundError, ModelLoadError, FileNotFoundError) as e:
-        _fail(str(e))
+        _fail(_said(e, flagged, files))
 
 
 def _lighter_flags(options: list[str]) -> str:
@@ -971,7 +986,8 @@ def _stage_command(stage: str, doc: str):
             files = read_config_files(config or [])
         except ConfigError as e:
             _fail(str(e))
-        flagged = {k for k, v in flags.items() if v not in (None, (), [], False)}
+        given = {**flags, "video": video, "source": source, "target": target}  # the argument and prompts too
+        flagged = {k for k, v in given.items() if v not in (None, (), [], False)}
         flagged = frozenset(flagged | ({"width", "height"} if "size" in flagged else set()))  # --size gives both
         cfg = _build_config(video, source, target, files, **flags)
         _execute(cfg, stage, doc, files, dry_run, flagged)

@@ -1909,13 +1909,14 @@ PROMPT_OPTIONS = {"source": "source", "target": "targets"}  # the prompts' flags
 
 
 FLAG_PARTS = {"width": "--size width", "height": "--size height"}  # options a flag gives with another
+ARGUMENTS = {"video": "video"}  # options the command line takes as an argument, not a flag: its name in the usage
 
 
 def option_label(option: str) -> str:
     """How the command line names an option of an OptionError: its flag (the part of `--size` a side is),
     or the config key."""
-    if option in FLAG_PARTS:
-        return FLAG_PARTS[option]
+    if option in FLAG_PARTS or option in ARGUMENTS:
+        return {**FLAG_PARTS, **ARGUMENTS}[option]
     return f"--{option.replace('_', '-')}" if option in OPTIONS or option in PROMPT_OPTIONS else option
 
 
@@ -1936,6 +1937,7 @@ def as_argument(e: OptionError) -> ConfigError:
 _OFFICIAL_SETTINGS: dict[str, tuple[tuple[ConfigKind, str], ...]] = {
     "source": ((ConfigKind.P2P, "prompt"), (ConfigKind.TUNE, "train_data.prompt")),
     "targets": ((ConfigKind.P2P, "prompts"),),
+    "video.path": ((ConfigKind.TUNE, "train_data.video_path"), (ConfigKind.P2P, "image_path")),  # the tune's kept
     "video.frames": ((ConfigKind.P2P, "video_len"), (ConfigKind.TUNE, "train_data.n_sample_frames")),
     "video.start": ((ConfigKind.TUNE, "train_data.sample_start_idx"),),
     "video.stride": ((ConfigKind.TUNE, "train_data.sample_frame_rate"),),

@@ -62,7 +62,14 @@ VP9_ALPHA = "libvpx-vp9"  # the decoder of a VP9 stream with alpha (`_decoded`)
 
 
 class VideoError(ValueError):
-    """A video that cannot be read as asked."""
+    """A video that cannot be read as asked. Where it is a value of the clip's settings that is wrong, `option`
+    names that setting (an OptionError's option: video, frames, start) and `reason` says what is wrong with
+    the value, for an app that names the setting where it was given (a config file's key); the message says
+    it in the command line's words."""
+
+    def __init__(self, message: str, option: str | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.option, self.reason = option, reason
 
 
 @dataclass(frozen=True)
@@ -1038,7 +1045,8 @@ def _check_path(path: str | os.PathLike) -> None:
         )
     path = Path(path)
     if not path.exists():
-        raise VideoError(f"Video path {str(path)!r} does not exist.")
+        reason = f"{str(path)!r} does not exist; give a video file, an animated image or a folder of frames."
+        raise VideoError(f"Video path {reason}", "video", reason)
     if path.is_file() and path.stat().st_size == 0:
         raise VideoError(f"Video file {path} is empty (0 bytes).")
 
@@ -1191,13 +1199,21 @@ def check_selection(path: str | os.PathLike, count: int, start: int, num_frames:
     available = selected_count(count, start, None, stride)
     has = f"{path} has {_count(count, 'frame')}"
     if available == 0:
-        raise VideoError(f"{has}; start={start} is past its last frame ({count - 1}).")
+        raise VideoError(
+            f"{has}; start={start} is past its last frame ({count - 1}).",
+            "start",
+            f"{start} is past the last frame of {path}, frame {count - 1} (frames count from 0); give a start from "
+            f"0 to {count - 1}.",
+        )
     if num_frames is not None and available < num_frames:
         default = " (the default, the authors' n_sample_frames)" if num_frames == VideoConfig.frames else ""
         raise VideoError(
             f"{has}; start={start}, stride={stride} gives {available}, fewer than the {num_frames} asked "
             f"for{default}. Ask for at most {_count(available, 'frame')} (--frames {available}; --frames 0: every "
-            "frame), or lower start or stride."
+            "frame), or lower start or stride.",
+            "frames",
+            f"{num_frames} asks for more frames than {path} holds: it has {_count(count, 'frame')}, and start "
+            f"{start}, stride {stride} give {available}; ask for at most {available}, or a lower start or stride.",
         )
 
 

@@ -53,7 +53,13 @@ _LAYER_RE = re.compile(r"^(down_blocks|mid_block|up_blocks)\.?(\d*)\..*\.(attn1|
 
 
 class ModelNotFoundError(FileNotFoundError):
-    """A model that is neither a local path nor in the Hugging Face cache."""
+    """A model that is neither a local path nor in the Hugging Face cache. Where the model's path or id itself
+    is wrong, `option` is "model" and `reason` says what is wrong with it, for an app that names the setting
+    where it was given (a config file's key); the message says it in the command line's words."""
+
+    def __init__(self, message: str, option: str | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.option, self.reason = option, reason
 
 
 class ModelLoadError(ValueError):
@@ -740,18 +746,22 @@ def check_model_path(model: str | os.PathLike) -> None:
     elif _hub_model_file(model):
         return
     elif path.suffix in {".safetensors", *_TORCH_SAVE_SUFFIXES}:
-        raise ModelNotFoundError(f"Model file {str(model)!r} does not exist.")
+        reason = f"{str(model)!r} does not exist; give a .safetensors or .ckpt checkpoint, {_OTHER_MODELS}."
+        raise ModelNotFoundError(f"Model file {reason[:-1]} (--model).", "model", reason)
     elif str(model).startswith((".", "/", "~")):
-        raise ModelNotFoundError(
-            f"Model folder {str(model)!r} does not exist; give a diffusers folder, a .safetensors or .ckpt "
-            "file, a hub id such as runwayml/stable-diffusion-v1-5, or videop2p-toy for the bundled model (--model)."
+        reason = (
+            f"{str(model)!r} does not exist; give a diffusers folder, a .safetensors or .ckpt file, {_OTHER_MODELS}."
         )
+        raise ModelNotFoundError(f"Model folder {reason[:-1]} (--model).", "model", reason)
     elif hub_repository(str(model)) is None:
-        raise ModelNotFoundError(
-            f"Model {str(model)!r} is not a local path, nor a hub id (owner/name in letters, digits, '-', '_' and "
-            "'.'); give a diffusers folder, a .safetensors or .ckpt file, a hub id such as "
-            "runwayml/stable-diffusion-v1-5, or videop2p-toy for the bundled model (--model)."
+        reason = (
+            f"{str(model)!r} is not a local path, nor a hub id (owner/name in letters, digits, '-', '_' and '.'); "
+            f"give a diffusers folder, a .safetensors or .ckpt file, {_OTHER_MODELS}."
         )
+        raise ModelNotFoundError(f"Model {reason[:-1]} (--model).", "model", reason)
+
+
+_OTHER_MODELS = "a hub id such as runwayml/stable-diffusion-v1-5, or videop2p-toy for the bundled model"
 
 
 def _check_json_files(folder: Path) -> None:
