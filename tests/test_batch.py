@@ -451,7 +451,10 @@ def test_a_local_batch_names_a_missing_clip_too_few_frames_or_a_missing_model_be
             {"name": "gone", "config": ["gone.yaml"], "video": {"frames": 4}},
             ("gone: ", "gone.yaml: train_data.video_path '", "does not exist"),
         ),
-        ({"name": "own-config", "model_config": "clip"}, ("own-config: --model-config 'clip'", "its own configs")),
+        (
+            {"name": "own-config", "model_config": "clip"},
+            ("own-config: model_config 'clip' describes", "its own configs"),
+        ),
         ({"name": "no-lora", "lora": {"style.safetensors": 0.5}}, ("no-lora: LoRA file", "does not exist")),
         ({"name": "no-emb", "embeddings": ["style.pt=<s>"]}, ("no-emb: embedding file", "does not exist")),
         ({"name": "no-vae", "vae": "ft-mse.safetensors"}, ("no-vae: VAE file", "does not exist")),

@@ -494,8 +494,9 @@ def test_a_clip_or_model_a_config_file_names_wrongly_is_named_by_its_file_and_ke
     """A clip path that is not there, more frames than the clip holds, a start past its end or a model folder
     that is not there, given by a config file (ours or the authors'), was said as the command line says it,
     "Video path 'x' does not exist." or "(--frames 4; --frames 0: every frame)", naming neither the file nor
-    its key; the authors' `video_path: 5` was "--video 5", a flag there is none of. Given on the command line,
-    each is said as before (and the clip's path says what it may be)."""
+    its key; the authors' `video_path: 5` was "--video 5", and a file's `out`, `workspace` or `model_config`
+    "--out", "--workspace" or "--model-config", flags there were none of. Given on the command line, each is
+    said as before (and the clip's path says what it may be)."""
     tune, p2p, _ = _official_pair(tiny_dir, clip_dir, tmp_path)
     theirs = yaml.safe_load(tune.read_text())
     gone = tmp_path / "gone"
@@ -529,6 +530,16 @@ def test_a_clip_or_model_a_config_file_names_wrongly_is_named_by_its_file_and_ke
     ours.write_text(yaml.safe_dump({**base, "video": {"path": str(clip_dir), "frames": 4}, "model": str(gone)}))
     said = f"{ours}: model '{gone}' does not exist; give a diffusers folder"
     assert_one_line_error(runner.invoke(app, ["run", "--config", str(ours), "--dry-run"]), said)
+    clip = {"path": str(clip_dir), "frames": 4}
+    for key, value, said in (  # folders to write and an architecture, which were said as flags there were none of
+        ("out", str(ours), f"out '{ours}' is a file, not a folder; give a folder for the outputs."),
+        ("workspace", str(ours), f"workspace '{ours}' is a file, not a folder; give a folder to keep tuned clips in."),
+        ("model_config", str(tiny_dir), f"model_config '{tiny_dir}' describes an original single-file checkpoint"),
+    ):
+        ours.write_text(yaml.safe_dump({**base, "video": clip, key: value}))
+        assert_one_line_error(runner.invoke(app, ["run", "--config", str(ours), "--dry-run"]), f"{ours}: {said}")
+    r = runner.invoke(app, ["run", "--config", str(ours), "--model-config", str(clip_dir), "--dry-run"])
+    assert_one_line_error(r, f"error: --model-config '{clip_dir}' describes", "(--model FILE.safetensors or .ckpt)")
     # given on the command line, over the file's: said as the command line says it
     ours.write_text(yaml.safe_dump({**base, "video": {"path": str(clip_dir), "frames": 6}}))
     r = runner.invoke(app, ["run", str(gone), "--config", str(ours), "--dry-run"])

@@ -551,8 +551,8 @@ def _execute(
                 f"alone with `videop2p tune --config {tune}`."
             )
         _fail(f"missing target prompt: give {give}; see `videop2p {command} --help`.")
-    _check_folder("--out", cfg.out, "for the outputs")
-    _check_folder("--workspace", cfg.workspace, "to keep tuned clips in")
+    _check_folder(_setting_label("out", flagged, files), cfg.out, "for the outputs")
+    _check_folder(_setting_label("workspace", flagged, files), cfg.workspace, "to keep tuned clips in")
     if cfg.save_tuned is not None:
         from videop2p.exporting import check_tuned_folder
 

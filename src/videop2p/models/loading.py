@@ -63,7 +63,12 @@ class ModelNotFoundError(FileNotFoundError):
 
 
 class ModelLoadError(ValueError):
-    """Model files that exist but cannot be loaded: truncated, corrupt, or not a model."""
+    """Model files that exist but cannot be loaded: truncated, corrupt, or not a model; `option` and `reason`
+    as ModelNotFoundError's, where a setting's value itself is wrong."""
+
+    def __init__(self, message: str, option: str | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.option, self.reason = option, reason
 
 
 @dataclass(frozen=True)
@@ -822,10 +827,9 @@ def check_model_config(model: str | os.PathLike | None, config: str | os.PathLik
     path = None if is_bundled(model) else Path(model).expanduser()
     checkpoint = path is not None and (_hub_model_file(model) or (path.is_file() and not _is_flat_file(path)))
     if not checkpoint:
-        raise ModelLoadError(
-            f"--model-config {str(config)!r} describes an original single-file checkpoint (--model FILE.safetensors "
-            f"or .ckpt); the model {str(model or 'videop2p-toy')!r} carries its own configs."
-        )
+        head = f"{str(config)!r} describes an original single-file checkpoint ("
+        tail = f" FILE.safetensors or .ckpt); the model {str(model or 'videop2p-toy')!r} carries its own configs."
+        raise ModelLoadError(f"--model-config {head}--model{tail}", "model_config", f"{head}a model{tail}")
     folder = Path(config).expanduser()
     if folder.exists() or str(config).startswith((".", "/", "~")):  # a local folder (its configs are enough)
         _missing_parts(folder, f"--model-config {str(config)!r}", "diffusers folder", "; their configs are enough")
