@@ -32,6 +32,7 @@ from videop2p.config import (
     Executor,
     OptionError,
     RunConfig,
+    SettingProblem,
     VideoConfig,
     check_folder,
     file_key,
@@ -389,13 +390,12 @@ def _describe(e: BaseException, job: Job | None = None) -> str:
 
 
 def _said(e: BaseException, job: Job | None) -> str:
-    """What a job's error says, a bad setting of it (an OptionError; a clip or model that is not there, a
-    VideoError's or ModelNotFoundError's `option`) named as the jobs file's checks name one: by its config
-    file's key where one gave it (`Job.named`), else by the job's."""
-    option, reason = getattr(e, "option", None), getattr(e, "reason", None)
-    if job is not None and option is not None and reason is not None:
-        return f"{job.named.get(option, file_key(option))} {reason}"
-    return str(e)
+    """What a job's error says, a bad setting of it (an OptionError; a clip or model that cannot be used, a
+    `SettingProblem` of one setting) named as the jobs file's checks name one: by its config file's key where
+    one gave it (`Job.named`), else by the job's."""
+    if job is None or not isinstance(e, OptionError | SettingProblem) or e.option is None:
+        return str(e)
+    return f"{job.named.get(e.option, file_key(e.option))} {e.reason}"
 
 
 def _run_local(

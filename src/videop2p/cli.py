@@ -512,15 +512,16 @@ def _setting_label(option: str, flagged: frozenset[str], files: list[ConfigFile]
 
 def _said(e: BaseException, flagged: frozenset[str], files: list[ConfigFile]) -> str:
     """A command's error in one line: a bad setting (an OptionError) named by `_setting_label`; a clip or model
-    that a config file gave and that is not there (a VideoError's or ModelNotFoundError's `option`) named by
-    that file and key; anything else, and these given by a flag, as it says itself."""
-    from videop2p.config import given_by
+    that a config file gave and that cannot be used (a `SettingProblem` of one setting) named by that file and
+    key; anything else, and these given by a flag, as it says itself."""
+    from videop2p.config import SettingProblem, given_by
 
     if isinstance(e, OptionError):
         return f"{_setting_label(e.option, flagged, files)} {e.reason}"
-    option, reason = getattr(e, "option", None), getattr(e, "reason", None)
-    where = None if option is None or reason is None or option in flagged else given_by(option, files)
-    return f"{where} {reason}" if where else str(e)
+    if not isinstance(e, SettingProblem) or e.option is None or e.option in flagged:
+        return str(e)
+    where = given_by(e.option, files)
+    return f"{where} {e.reason}" if where else str(e)
 
 
 def _execute(

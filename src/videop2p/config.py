@@ -231,6 +231,17 @@ class SettingError(ConfigError):
         self.name, self.reason = name, reason
 
 
+class SettingProblem:
+    """Mixin of an error that, where it is one setting's value that is wrong (a clip or model path that is not
+    there, more frames than the clip holds), says which: `option` names the setting (an OptionError's option)
+    and `reason` what is wrong with its value, for an app that names the setting where it was given (a config
+    file's key), while the message says it in the command line's words. Both are None for any other error."""
+
+    def __init__(self, message: str, option: str | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.option, self.reason = option, reason
+
+
 @dataclass
 class VideoConfig:
     """Which frames of which clip, at which size."""
@@ -2022,6 +2033,7 @@ __all__ = [
     "MaskNorm",
     "OptionError",
     "SettingError",
+    "SettingProblem",
     "PRESETS",
     "PRESET_MARGINS",
     "Preset",

@@ -28,6 +28,7 @@ from videop2p.config import (
     FPS_RANGE,
     OptionError,
     ResizeMode,
+    SettingProblem,
     VideoConfig,
     check_number,
     plain_number,
@@ -61,15 +62,8 @@ INTERLACED = {2, 3, 4, 5}  # FFmpeg's field orders of interlaced video (top or b
 VP9_ALPHA = "libvpx-vp9"  # the decoder of a VP9 stream with alpha (`_decoded`)
 
 
-class VideoError(ValueError):
-    """A video that cannot be read as asked. Where it is a value of the clip's settings that is wrong, `option`
-    names that setting (an OptionError's option: video, frames, start) and `reason` says what is wrong with
-    the value, for an app that names the setting where it was given (a config file's key); the message says
-    it in the command line's words."""
-
-    def __init__(self, message: str, option: str | None = None, reason: str | None = None):
-        super().__init__(message)
-        self.option, self.reason = option, reason
+class VideoError(SettingProblem, ValueError):
+    """A video that cannot be read as asked (`option`: video, frames or start, where it is that value)."""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from videop2p.config import (
     GroupNormMode,
     HubFile,
     LoraScale,
+    SettingProblem,
     hub_download_command,
     hub_file_of,
     hub_name,
@@ -52,23 +53,14 @@ MODEL_FILE_SUFFIXES = (".safetensors", *sorted(_TORCH_SAVE_SUFFIXES))  # a singl
 _LAYER_RE = re.compile(r"^(down_blocks|mid_block|up_blocks)\.?(\d*)\..*\.(attn1|attn2)\.processor$")
 
 
-class ModelNotFoundError(FileNotFoundError):
-    """A model that is neither a local path nor in the Hugging Face cache. Where the model's path or id itself
-    is wrong, `option` is "model" and `reason` says what is wrong with it, for an app that names the setting
-    where it was given (a config file's key); the message says it in the command line's words."""
-
-    def __init__(self, message: str, option: str | None = None, reason: str | None = None):
-        super().__init__(message)
-        self.option, self.reason = option, reason
+class ModelNotFoundError(SettingProblem, FileNotFoundError):
+    """A model that is neither a local path nor in the Hugging Face cache (`option`: model, where it is its
+    path or id)."""
 
 
-class ModelLoadError(ValueError):
-    """Model files that exist but cannot be loaded: truncated, corrupt, or not a model; `option` and `reason`
-    as ModelNotFoundError's, where a setting's value itself is wrong."""
-
-    def __init__(self, message: str, option: str | None = None, reason: str | None = None):
-        super().__init__(message)
-        self.option, self.reason = option, reason
+class ModelLoadError(SettingProblem, ValueError):
+    """Model files that exist but cannot be loaded: truncated, corrupt, or not a model (`option`: model_config,
+    where it is an architecture given for a model that carries its own)."""
 
 
 @dataclass(frozen=True)
