@@ -891,7 +891,12 @@ def test_a_run_killed_mid_write_leaves_the_workspace_valid(tiny_dir, clip_dir, t
     assert _manifest(tmp_path / "o")["stages"]["tune"]["action"] == "computed"
 
 
-def test_ctrl_c_says_how_to_resume_and_keeps_the_tuning_state(tiny_dir, clip_dir, tmp_path):
+@pytest.mark.parametrize(
+    ("stop", "code", "said"), [(signal.SIGINT, 130, "interrupted: "), (signal.SIGTERM, 143, "stopped (SIGTERM): ")]
+)
+def test_ctrl_c_says_how_to_resume_and_keeps_the_tuning_state(tiny_dir, clip_dir, tmp_path, stop, code, said):
+    """Ctrl-C, and SIGTERM (`timeout`, `kill`, a scheduler or container stopping the command), which ended the
+    process at once with no word, its stage's lock and temporary files left behind."""
     ws = tmp_path / "ws"
     (tmp_path / "c.yaml").write_text("tune: {save_seconds: 0}\n")
     args = [*_args(tiny_dir, clip_dir, tmp_path / "o", ws), "--config", str(tmp_path / "c.yaml")]
@@ -908,15 +913,38 @@ def test_ctrl_c_says_how_to_resume_and_keeps_the_tuning_state(tiny_dir, clip_dir
     deadline = time.time() + 60
     while time.time() < deadline and not list(ws.rglob("tune.steps/tune-*.safetensors")):
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted: no result"), err
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith(f"{said}no result"), err
     assert "resumes it" in err and str(ws) in err
     assert list(ws.rglob("tune.steps/tune-*.safetensors")) and not list(ws.rglob("tune.safetensors"))
     # the state before the last is removed once the last is written: a Ctrl-C between the two keeps both
     at = max(int(kept.stem.removeprefix("tune-")) for kept in ws.rglob("tune.steps/tune-*.safetensors"))
     assert f"{at}/100000" in _invoke(["workspace", "list", str(ws)]).output  # how far the stopped tuning got
+
+
+def test_sigterm_stops_a_batch_as_ctrl_c_does_not_as_one_jobs_failure(tiny_dir, clip_dir, tmp_path):
+    """SIGTERM stops the whole batch (exit 143, the stopped job neither failed nor done), where an exception
+    would be taken for its job's failure and the next job run."""
+    job = {"video": str(clip_dir), "source": SRC, "targets": [TGT], "model": str(tiny_dir)}
+    defaults = {"video": {"frames": 4}, "tune": {"steps": 100000, "save_seconds": 0}, "inversion": {"method": "fast"}}
+    jobs = {"out": str(tmp_path / "b"), "defaults": defaults, "jobs": [{"name": "a", **job}, {"name": "b", **job}]}
+    (tmp_path / "jobs.yaml").write_text(yaml.safe_dump(jobs))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "videop2p.cli", "batch", str(tmp_path / "jobs.yaml"), "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.rglob("tune.steps/tune-*.safetensors")):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("stopped (SIGTERM): the same command skips every finished job")
+    assert "failed" not in err + out and not (tmp_path / "b" / "b").exists()
 
 
 def test_attention_slicing_flag_gives_the_same_edit(tiny_dir, clip_dir, tmp_path):

@@ -6,7 +6,9 @@ import contextlib
 import errno
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -664,14 +666,40 @@ def _lighter_flags(options: list[str]) -> str:
 RUN_LIGHTER = _lighter_flags(list(LIGHTER))
 
 
+class Terminated(BaseException):
+    """SIGTERM during a long command (`timeout`, `kill`, a scheduler or container stopping it), raised where the
+    command is so that it stops as Ctrl-C stops it: not an Exception, which a batch would take for its job's
+    failure and go on."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM raises `Terminated` while a long command runs (Python's default ends the process at once, with
+    no word and no cleanup: a stage's lock and temporary files stayed); the handler before is put back after.
+    Only the main thread may set one: elsewhere (a command invoked from a thread) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 @contextlib.contextmanager
 def _long_run(device: str | None, resume: str, lighter: str = RUN_LIGHTER) -> Iterator[None]:
     """What stops a long command midway, as one line instead of a traceback: the disk (full,
     read-only; what was written stays valid, every write is atomic), running out of memory (with
-    `lighter`: the command's flags that need less), and Ctrl-C (exit 130, with `resume`: how the same
-    command goes on)."""
+    `lighter`: the command's flags that need less), and Ctrl-C or SIGTERM (exit 130 or 143, with `resume`:
+    how the same command goes on)."""
     try:
-        yield
+        with _stop_on_sigterm():
+            yield
     except OSError as e:
         full = " (the disk is full: free some space, or write elsewhere)" if e.errno == errno.ENOSPC else ""
         _fail(f"could not read or write a file: {e}{full}")
@@ -688,6 +716,9 @@ def _long_run(device: str | None, resume: str, lighter: str = RUN_LIGHTER) -> It
     except KeyboardInterrupt:
         typer.secho(f"interrupted: {resume}", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(code=130) from None
+    except Terminated:
+        typer.secho(f"stopped (SIGTERM): {resume}", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(code=128 + signal.SIGTERM) from None
 
 
 def _stage_command(stage: str, doc: str):
