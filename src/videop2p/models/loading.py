@@ -743,22 +743,23 @@ def check_model_path(model: str | os.PathLike) -> None:
     elif _hub_model_file(model):
         return
     elif path.suffix in {".safetensors", *_TORCH_SAVE_SUFFIXES}:
-        reason = f"{str(model)!r} does not exist; give a .safetensors or .ckpt checkpoint, {_OTHER_MODELS}."
-        raise ModelNotFoundError(f"Model file {reason[:-1]} (--model).", "model", reason)
+        raise _no_model("Model file", f"{str(model)!r} does not exist", "a .safetensors or .ckpt checkpoint")
     elif str(model).startswith((".", "/", "~")):
-        reason = (
-            f"{str(model)!r} does not exist; give a diffusers folder, a .safetensors or .ckpt file, {_OTHER_MODELS}."
-        )
-        raise ModelNotFoundError(f"Model folder {reason[:-1]} (--model).", "model", reason)
+        raise _no_model("Model folder", f"{str(model)!r} does not exist")
     elif hub_repository(str(model)) is None:
-        reason = (
-            f"{str(model)!r} is not a local path, nor a hub id (owner/name in letters, digits, '-', '_' and '.'); "
-            f"give a diffusers folder, a .safetensors or .ckpt file, {_OTHER_MODELS}."
-        )
-        raise ModelNotFoundError(f"Model {reason[:-1]} (--model).", "model", reason)
+        problem = f"{str(model)!r} is not a local path, nor a hub id (owner/name in letters, digits, '-', '_' and '.')"
+        raise _no_model("Model", problem)
 
 
-_OTHER_MODELS = "a hub id such as runwayml/stable-diffusion-v1-5, or videop2p-toy for the bundled model"
+def _no_model(
+    noun: str, problem: str, kinds: str = "a diffusers folder, a .safetensors or .ckpt file"
+) -> ModelNotFoundError:
+    """A model path or id that names no model: said with what may be given (`kinds`, a hub id, the bundled
+    model), as the command line says it ("Model folder '...' does not exist; ... (--model)."), and as its
+    setting's reason for an app that names where it was given."""
+    reason = f"{problem}; give {kinds}, a hub id such as runwayml/stable-diffusion-v1-5, or videop2p-toy for the "
+    reason += "bundled model"
+    return ModelNotFoundError(f"{noun} {reason} (--model).", "model", f"{reason}.")
 
 
 def _check_json_files(folder: Path) -> None:
