@@ -576,11 +576,11 @@ def _execute(
 def _check_clip(video, files: list[ConfigFile], flagged: frozenset[str]) -> None:
     """The clip and its frame selection, before the model is loaded (seconds for a real one); a bad path or
     frame count that a config file gave is named by the file and its key (`_setting_label`)."""
-    from videop2p.io.video import VideoError, check_video
+    from videop2p.io.video import check_video
 
     try:
         check_video(video.path, video.start, video.frames, video.stride, video.fps)
-    except VideoError as e:
+    except ValueError as e:  # a VideoError, as `_or_fail` takes any library check's
         _fail(_said(e, flagged, files))
 
 
