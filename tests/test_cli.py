@@ -523,6 +523,7 @@ def test_a_clip_or_model_a_config_file_names_wrongly_is_named_by_its_file_and_ke
     for video, said in (
         ({"path": str(clip_dir), "frames": 6}, "video.frames 6 asks for more frames than"),
         ({"path": str(clip_dir), "start": 7}, f"video.start 7 is past the last frame of {clip_dir}, frame 3"),
+        ({"path": str(clip_dir / "1.png"), "frames": 1, "fps": 10}, "video.fps 10 is given to a folder of frames only"),
         (str(gone), f"video.path '{gone}' does not exist; give a video file"),
     ):
         ours.write_text(yaml.safe_dump({**base, "video": video}))

@@ -1237,7 +1237,9 @@ def check_frame_rate(path: str | os.PathLike, fps: float | None) -> None:
     VideoError names it), so that its frames stay in step with its sound and times."""
     if fps is not None and not Path(path).is_dir():
         raise VideoError(
-            f"{path} keeps its own frame rate; a frame rate ({fps:g} fps) is given to a folder of frames only."
+            f"{path} keeps its own frame rate; a frame rate ({fps:g} fps) is given to a folder of frames only.",
+            "fps",
+            f"{fps:g} is given to a folder of frames only; {path} keeps its own frame rate.",
         )
 
 
