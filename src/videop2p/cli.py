@@ -624,8 +624,6 @@ def _run_stages(
     """`_execute`'s work once the settings are checked (with `dry_run`, what it would do); a setting the
     loaded model refuses (a side that is no multiple of its VAE's factor) is named as `_execute` names a
     bad one, by the file or flag that gave it."""
-    from videop2p.models.loading import ModelLoadError, ModelNotFoundError
-
     try:
         vp = _pipeline(cfg)
         if dry_run:
@@ -653,7 +651,8 @@ def _run_stages(
         if stage == "invert":
             _, report = vp.invert(model, clip, cfg.source, cfg.inversion, cfg.force, None, cfg.window)
         typer.echo(f"{stage}: {report.action} in {report.seconds:.1f} s; workspace {cfg.workspace}")
-    except (ValueError, ModelNotFoundError, ModelLoadError, FileNotFoundError) as e:
+    # a ModelLoadError is a ValueError, a ModelNotFoundError a FileNotFoundError
+    except (ValueError, FileNotFoundError) as e:
         _fail(_said(e, flagged, files))
 
 
