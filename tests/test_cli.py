@@ -2378,6 +2378,22 @@ def test_short_help_flag_prints_the_same_help(command):
     assert short.output == long.output
 
 
+def test_every_help_text_is_drawn_as_written_with_no_break_inside_a_sentence():
+    """typer draws a help text's line breaks as they are: a docstring wrapped at the source's width broke the
+    help's sentence mid-line (`workspace list`'s "disk use, last" / "use, and ...")."""
+    import typer.main
+
+    def texts(command, name):
+        yield name, command.help or ""
+        for param in command.params:
+            yield f"{name} {param.name}", getattr(param, "help", None) or ""
+        for sub, c in getattr(command, "commands", {}).items():
+            yield from texts(c, f"{name} {sub}")
+
+    broken = [(name, text) for name, text in texts(typer.main.get_command(app), "videop2p") if "\n" in text.strip()]
+    assert not broken, broken
+
+
 def test_short_quiet_flag_hides_the_progress_bars(tiny_dir, clip_dir, tmp_path):
     args = _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws")
     args.remove("--quiet")

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from videop2p.cli import app
-from videop2p.config import ConfigError, parse_embeddings
+from videop2p.config import ConfigError, parse_embeddings, parse_lora
 from videop2p.control.prompts import refinement_mapper, token_count, word_indices, word_tokens
 from videop2p.io.writing import write_frames
 from videop2p.latents import encode_prompts
@@ -182,6 +182,32 @@ def test_embedding_flags_read_file_and_token():
     link = "https://huggingface.co/someone/negatives/resolve/main/bad-hands-5.pt?download=true"  # a query's `=`
     assert parse_embeddings([link]) == {link: None}
     assert parse_embeddings([f"{link}=<bad>"]) == {link: "<bad>"}
+
+
+def test_a_token_given_before_its_embedding_file_is_told_the_order(tmp_path, monkeypatch):
+    """`--embedding "<cat>=style.pt"` was read as one file's name ("embedding file '<cat>=style.pt' does not
+    exist"), and a config file's `embeddings: {<cat>: style.pt}` as a file named `<cat>`: each says the order."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "style.pt").write_bytes(b"x")
+    with pytest.raises(
+        ConfigError, match=r"'<cat>=style.pt' gives the token first; give the file first, style.pt=<cat>"
+    ):
+        parse_embeddings(["<cat>=style.pt"])
+    assert parse_embeddings(["<cat>=other.pt"]) == {"<cat>=other.pt": None}  # no such file: said missing as loaded
+    with pytest.raises(ConfigError, match=r"'0.8=style.pt' gives the scale first; give the file first, style.pt=0.8"):
+        parse_lora(["0.8=style.pt"])  # a LoRA's scale as well
+    (tmp_path / "<cat>=style.pt").write_bytes(b"x")  # a file of that name is that file
+    assert parse_embeddings(["<cat>=style.pt"]) == {"<cat>=style.pt": None}
+    with pytest.raises(
+        EmbeddingError, match=r"token 'style.pt' for '.*style.pt' names a file; each embedding file is given"
+    ):
+        check_embedding(tmp_path / "style.pt", "style.pt")
+    clip = render_clip(ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], frames=2, size=32, seed=1))
+    settings = {"video": str(write_frames(clip.frames, tmp_path / "clip")), "source": "a red circle"}
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump({**settings, "embeddings": {"<cat>": "style.pt"}}))
+    result = runner.invoke(app, ["run", "--config", "e.yaml", "--target", "a blue circle", "--out", "o"])
+    assert_one_line_error(result, "e.yaml: embeddings token 'style.pt' for '<cat>' names a file")
+    assert not (tmp_path / "o").exists()
 
 
 runner = CliRunner()

@@ -1216,13 +1216,16 @@ def _clip_line(c, apart: dict) -> str:
     ).rstrip()
 
 
-@workspace_app.command("list")
+@workspace_app.command(
+    "list",
+    help="List the tuned clips kept in a workspace: model, prompt, frames, size, tuning, what is kept, disk use, "
+    "last use, and for a clip tuned more than once, the settings its tunings differ in.",  # one line: typer keeps breaks
+)
 def workspace_list(
     root: Annotated[Path, typer.Argument(help=WORKSPACE_HELP)] = Path(WORKSPACE_NAME),
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """List the tuned clips kept in a workspace: model, prompt, frames, size, tuning, what is kept, disk use, last
-    use, and for a clip tuned more than once, the settings its tunings differ in."""
+    """`videop2p workspace list` (its help above)."""
     from videop2p.store.workspace import set_apart
 
     root = _workspace_root(root, workspace)

@@ -844,6 +844,12 @@ def parse_reweight(items: list[str]) -> dict[str, float]:
     return out
 
 
+def _given_backwards(item: str, sep: str, after: str) -> bool:
+    """Whether a flag's `FILE=VALUE` item was written the other way round: what follows its last `=` (`after`)
+    is a file, and no file has the whole item's name."""
+    return bool(sep) and Path(after.strip()).expanduser().is_file() and not Path(item.strip()).expanduser().exists()
+
+
 def parse_lora(items: list[str]) -> dict[str, LoraScale]:
     """`["style.safetensors", "detail.safetensors=0.5", "face.safetensors=0.8,0.4"]` -> {"style.safetensors": 1.0,
     "detail.safetensors": 0.5, "face.safetensors": (0.8, 0.4)}: FILE, FILE=SCALE or FILE=UNET,TEXT, the UNet's and
@@ -858,6 +864,10 @@ def parse_lora(items: list[str]) -> dict[str, LoraScale]:
         except ValueError:
             numbers = ()
         scale = numbers[0] if len(numbers) == 1 else numbers if len(numbers) == 2 else None
+        if scale is None and _given_backwards(item, sep, value):  # 0.8=style.safetensors, where that file is there
+            raise SettingError(
+                "lora", f"{item!r} gives the scale first; give the file first, {value.strip()}={path.strip()}."
+            )
         path = path.strip() if scale is not None else item.strip()
         if path in out:
             raise SettingError("lora", f"{path!r} is given twice; give each file once.")
@@ -888,6 +898,10 @@ def parse_embeddings(items: list[str]) -> dict[str, str | None]:
         path, sep, token = item.strip().rpartition("=")
         in_query = "?" in path and "=" not in re.split(r"[?&]", path)[-1]  # a link's `?download=true`
         named = sep and path.strip() and token.strip() and not any(c in token for c in "/\\.") and not in_query
+        if not named and _given_backwards(item, sep, token):  # <cat>=style.pt, where style.pt is there
+            raise SettingError(
+                "embeddings", f"{item!r} gives the token first; give the file first, {token.strip()}={path.strip()}."
+            )
         path, token = (path.strip(), token.strip()) if named else (item.strip(), None)
         if path in out:
             raise SettingError("embeddings", f"{path!r} is given twice; give each file once.")
@@ -1582,7 +1596,13 @@ def check_lora_settings(lora: Any) -> None:
 
 
 def embedding_token_problem(path: str, token: Any) -> str | None:
-    """What is wrong with the token given for an embedding file (not text, empty, more than one word), or None."""
+    """What is wrong with the token given for an embedding file (not text, empty, more than one word, an
+    embedding file's name: the two given the other way round), or None."""
+    if isinstance(token, str) and token.lower().endswith(EMBEDDING_SUFFIXES):
+        return (
+            f"token {token!r} for {path!r} names a file; each embedding file is given first, then its token "
+            f"({token}=<my-style>; in a config file, embeddings: {{{token}: <my-style>}})."
+        )
     if token is None or (isinstance(token, str) and len(token.split()) == 1 and token == token.strip()):
         return None
     return (
