@@ -1998,7 +1998,17 @@ def test_workspace_list_and_remove_show_and_free_exactly_what_they_name(tiny_dir
     assert listing.splitlines()[0].endswith("last used         differs in")  # and by the settings not shown
     assert rows[first.key].endswith("  tune.seed 33")
     assert rows[second.key].endswith("  tune.seed 7") and "lr" not in rows[second.key].split("  ")[-1]
-    assert all(c.identity["model"] in rows[c.key] for c in (first, second))  # the model's fingerprint
+    for c in (first, second):  # the names the runs knew the model and the clip by (the clip's from its end)
+        assert c.seen == {"model": f"{tiny_dir.name}@{c.identity['model']}", "clip": str(clip_dir.resolve())}
+        assert rows[c.key].split()[1:3] == [tiny_dir.name, "…" + str(clip_dir.resolve())[-31:]]
+    history = ws / "events.jsonl"  # a history written before the names were kept: the model's fingerprint
+    kept = history.read_text()
+    history.write_text("".join(line.replace(', "model"', ', "was"') + "\n" for line in kept.splitlines()))
+    old = next(
+        line for line in _invoke(["workspace", "list", str(ws)]).output.splitlines() if line.startswith(first.key)
+    )
+    assert old.split()[1:3] == [first.identity["model"], "…" + str(clip_dir.resolve())[-31:]]
+    history.write_text(kept)
     assert all(c.tuned and c.inversions == 1 and c.edits == 1 and c.unfinished == 0 for c in (first, second))
     stopped = first.folder / "inversions" / "inv-0.steps"  # what a stopped inversion leaves
     stopped.mkdir()

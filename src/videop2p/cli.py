@@ -1190,6 +1190,21 @@ def _clip_by_key(clips: list, wanted: str, root: Path, named: str):
     return matches[0]
 
 
+def _cut(text: str, width: int, left: bool = False) -> str:
+    """`text` in at most `width` characters: its end (or, `left`, its start) cut to an ellipsis."""
+    if len(text) <= width:
+        return text
+    return "…" + text[len(text) - width + 1 :] if left else text[: width - 1] + "…"
+
+
+def _shown_path(path: str) -> str:
+    """An absolute path as a listing shows it: from the current folder where it is under it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
 def _clip_line(c, apart: dict) -> str:
     """A `workspace list` row; `apart`: its tuning settings that differ from another kept tuning of its clip."""
     import datetime
@@ -1206,11 +1221,12 @@ def _clip_line(c, apart: dict) -> str:
     if tuned != "no" and isinstance(tune.get("lr"), int | float):  # what tells two tunings of a clip apart
         tuned += f" lr {tune['lr']:g}"
     used = datetime.datetime.fromtimestamp(c.last_used).strftime("%Y-%m-%d %H:%M")
-    prompt = str(c.identity.get("prompt", "?"))
-    prompt = prompt if len(prompt) <= 40 else prompt[:39] + "…"
-    model = str(c.identity.get("model", "?"))  # the fingerprint `videop2p info` prints after a model's name
+    prompt = _cut(str(c.identity.get("prompt", "?")), 40)
+    # the name its latest run loaded it by, else the fingerprint `videop2p info` prints after a model's name
+    model = _cut(c.seen["model"].rpartition("@")[0] if "model" in c.seen else str(c.identity.get("model", "?")), 24)
+    video = _cut(_shown_path(c.seen["clip"]), 32, left=True) if "clip" in c.seen else "-"  # - : not said
     return (
-        f"{c.key}  {model:<16}  {prompt:<40}  {c.identity.get('num_frames', '?'):>6}  {size:>9}  {tuned:>16}  "
+        f"{c.key}  {model:<24}  {video:<32}  {prompt:<40}  {c.identity.get('num_frames', '?'):>6}  {size:>9}  {tuned:>16}  "
         f"{c.inversions:>10}  {c.edits:>5}  {c.unfinished:>10}  {c.size_bytes / 2**20:>8.1f}  {used}"
         + "".join(f"  {k} {v}" for k, v in apart.items() if k not in ("tune.steps", "tune.lr"))  # shown already
     ).rstrip()
@@ -1218,8 +1234,9 @@ def _clip_line(c, apart: dict) -> str:
 
 @workspace_app.command(
     "list",
-    help="List the tuned clips kept in a workspace: model, prompt, frames, size, tuning, what is kept, disk use, "
-    "last use, and for a clip tuned more than once, the settings its tunings differ in.",  # one line: typer keeps breaks
+    help="List the tuned clips kept in a workspace: model and video (as their latest run named them), prompt, "
+    "frames, size, tuning, what is kept, disk use, last use, and for a clip tuned more than once, the settings its "
+    "tunings differ in.",  # one line: typer keeps breaks
 )
 def workspace_list(
     root: Annotated[Path, typer.Argument(help=WORKSPACE_HELP)] = Path(WORKSPACE_NAME),
@@ -1231,7 +1248,7 @@ def workspace_list(
     root = _workspace_root(root, workspace)
     clips = _open_workspace(root).clips()
     typer.echo(
-        f"{'clip':<16}  {'model':<16}  {'prompt':<40}  {'frames':>6}  {'size':>9}  {'tuning':>16}  {'inversions':>10}  {'edits':>5}  "
+        f"{'clip':<16}  {'model':<24}  {'video':<32}  {'prompt':<40}  {'frames':>6}  {'size':>9}  {'tuning':>16}  {'inversions':>10}  {'edits':>5}  "
         f"{'unfinished':>10}  {'MiB':>8}  {'last used':<16}  differs in"
     )
     for c, apart in zip(clips, set_apart([c.identity for c in clips]), strict=True):

@@ -100,6 +100,7 @@ from videop2p.store.workspace import (
     here_workspace_with,
     key_of,
     reuse_or_compute,
+    seen_names,
     settings_difference,
     tuning_difference,
 )
@@ -617,6 +618,7 @@ class VideoP2P:
                 lambda m: ran,
                 lambda m: ran < cfg.steps,
                 skipped=cfg.steps == 0,  # the model's weights as they are (a tuned video folder's, by default)
+                seen=self._seen(clip),
             )
         except BaseException as e:
             if isinstance(e, DivergedError) and saved is not None:
@@ -627,6 +629,10 @@ class VideoP2P:
         if saved is not None:
             saved.clear()  # the delta is saved (or was already there): the kept state is no longer needed
         return result
+
+    def _seen(self, clip: Clip | None = None) -> dict[str, str]:
+        """The names the workspace's history keeps of this run's model and `clip` (`seen_names`)."""
+        return seen_names(self.components.info.identity, clip.video.path if clip and clip.video else None)
 
     def invert(
         self,
@@ -682,6 +688,7 @@ class VideoP2P:
                 lambda: load_inversion(path, expected, self.device),
                 lambda r: save_inversion(r, path),
                 lambda r: sum(r.meta.get("unet_evaluations", {}).values()),
+                seen=self._seen(clip),
             )
         except DivergedError:
             if saved is not None:
@@ -739,6 +746,7 @@ class VideoP2P:
             lambda: load_edit_result(path, self.device),
             lambda r: save_edit_result(r, path),
             lambda r: r.counts.get("edit", 0),
+            seen=self._seen(),
         )
         frames = decode_latents(self.components, result.latents)  # (1 + K, F, H, W, 3)
         return EditOutput(reconstruction=frames[0], edits=list(frames[1:]), result=result), report

@@ -17,7 +17,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -261,12 +261,13 @@ class Workspace:
         finally:
             lock.release()
 
-    def log(self, report: StageReport) -> None:
-        """Append a stage's report, with the time, to the workspace's history (`events.jsonl`)."""
+    def log(self, report: StageReport, seen: dict | None = None) -> None:
+        """Append a stage's report, with the time, to the workspace's history (`events.jsonl`); `seen`: the
+        names the run knew its model and clip by (`seen_names`), which `workspace list` shows."""
         logger.info("%s: %s (%s) in %.1f s", report.stage, report.action, report.entry, report.seconds)
         Path(self.root).mkdir(parents=True, exist_ok=True)
         with open(Path(self.root) / "events.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps({**report.to_dict(), "at": time.time()}) + "\n")
+            f.write(json.dumps({**report.to_dict(), **(seen or {}), "at": time.time()}) + "\n")
 
     def tuned_otherwise(self, identity: dict) -> list[dict]:
         """The identities of the clips kept tuned here that are `identity`'s clip, prompt and model tuned with
@@ -300,14 +301,22 @@ class Workspace:
         return found
 
     def clips(self) -> list[ClipEntry]:
-        """Every tuned clip kept here, the most recently used first."""
+        """Every tuned clip kept here, the most recently used first, with the names its latest runs knew its
+        model and clip by."""
         used: dict[str, float] = {}
-        for event in read_events(self.root):
+        seen: dict[str, dict[str, str]] = {}
+        for event in read_events(self.root):  # in the order they were written: a later name replaces one before
             parts = reversed(Path(str(event.get("entry") or "")).parts)  # the innermost clip-<key>/ folder
             folder = next((part for part in parts if part.startswith("clip-")), None)
             if folder is not None and isinstance(event.get("at"), int | float):
                 used[folder] = max(used.get(folder, 0.0), float(event["at"]))
-        found = [clip_entry(d, used.get(d.name)) for d in sorted(Path(self.root).glob("clip-*")) if d.is_dir()]
+                names = {k: event[k] for k in SEEN_NAMES if isinstance(event.get(k), str) and event[k]}
+                seen[folder] = {**seen.get(folder, {}), **names}
+        found = [
+            clip_entry(d, used.get(d.name), seen.get(d.name, {}))
+            for d in sorted(Path(self.root).glob("clip-*"))
+            if d.is_dir()
+        ]
         return sorted(found, key=lambda c: c.last_used, reverse=True)
 
     def remove(self, entry: ClipEntry, unfinished_only: bool = False) -> int:
@@ -339,6 +348,7 @@ class ClipEntry:
     unfinished: int  # kept states of stopped stages (resumed by the next run with their settings)
     size_bytes: int
     last_used: float  # seconds since the epoch: the latest run that used it, else its newest file
+    seen: dict = field(default_factory=dict)  # "model", "clip": the names its latest runs knew them by (`seen_names`)
 
     @property
     def key(self) -> str:
@@ -347,6 +357,16 @@ class ClipEntry:
 
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+SEEN_NAMES = ("model", "clip")  # what a run's history says of its model and clip beside its stages' reports
+
+
+def seen_names(model: str, clip: str | os.PathLike | None = None) -> dict[str, str]:
+    """The names a run knows its model by (`ModelInfo.identity`: its source, `@`, its fingerprint) and its clip
+    by (the file or folder it was read from, made absolute; none for frames given in memory), as the
+    workspace's history keeps them beside a stage's report (`Workspace.log`)."""
+    return {"model": model, **({"clip": str(Path(clip).resolve())} if clip else {})}
 
 
 def read_events(root: str | os.PathLike) -> list[dict]:
@@ -363,8 +383,9 @@ def read_events(root: str | os.PathLike) -> list[dict]:
     return events
 
 
-def clip_entry(folder: Path, last_used: float | None = None) -> ClipEntry:
-    """What a clip folder holds; `last_used` from the history, else the newest file's time."""
+def clip_entry(folder: Path, last_used: float | None = None, seen: dict | None = None) -> ClipEntry:
+    """What a clip folder holds; `last_used` and `seen` from the history (`Workspace.clips`), else the newest
+    file's time and no names."""
     try:
         identity = read_json(folder / "key.json")
     except (OSError, ValueError):
@@ -381,6 +402,7 @@ def clip_entry(folder: Path, last_used: float | None = None) -> ClipEntry:
         unfinished=len(list(folder.rglob("*.steps"))),
         size_bytes=sum(p.stat().st_size for p in files),
         last_used=last_used if last_used is not None else newest,
+        seen=dict(seen or {}),
     )
 
 
@@ -492,11 +514,13 @@ def reuse_or_compute(
     evaluations: Callable[[Any], int],
     resumed: Callable[[Any], bool] | None = None,
     skipped: bool = False,
+    seen: dict | None = None,
 ) -> tuple[Any, StageReport]:
     """`load()` the entry at `path` when it is there and valid (unless `force`), else `compute()` and
     `save` it, both under the entry's lock; returns the value and what was done ("resumed" when
     `resumed` says the computation went on from a stopped run's kept state; "skipped" where a computation
-    was `skipped`: there was nothing to compute, and its value was saved as it is). A run that finds another
+    was `skipped`: there was nothing to compute, and its value was saved as it is); the history keeps the report
+    with the names of `seen` (`seen_names`). A run that finds another
     computing the same entry waits for it and loads what it saved (two runs sharing a workspace would
     otherwise both compute it, and one would lose the kept steps the other removes on finishing). An
     entry that does not load (another version, a mismatch, a damaged file) is recomputed with a warning."""
@@ -525,7 +549,7 @@ def reuse_or_compute(
         action = "skipped"
     report = StageReport(stage, action, time.perf_counter() - started, count, str(path) if path else None)
     if workspace is not None and path is not None:
-        workspace.log(report)
+        workspace.log(report, seen)
     return value, report
 
 
