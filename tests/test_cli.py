@@ -2016,6 +2016,9 @@ def test_workspace_list_and_remove_show_and_free_exactly_what_they_name(tiny_dir
     assert {c.key: c.unfinished for c in Workspace(ws).clips()} == {first.key: 1, second.key: 0}
     dry = _invoke(["workspace", "remove", "--workspace", str(ws), "--unfinished", "--dry-run"]).output
     assert f"would remove the kept states of {first.key}" in dry and second.key not in dry and stopped.exists()
+    assert dry.splitlines()[-1] == f"would free {1000 / 2**20:.1f} MiB"  # what the stopped state holds
+    dry = _invoke(["workspace", "remove", str(ws), "--clip", second.key, "--dry-run"]).output
+    assert dry.splitlines()[-1] == f"would free {second.size_bytes / 2**20:.1f} MiB" and second.folder.is_dir()
     _invoke(["workspace", "remove", str(ws), "--unfinished"])
     assert not stopped.exists() and (first.folder / "tune.safetensors").is_file()
     assert "nothing to remove" in _invoke(["workspace", "remove", str(ws), "--older-than", "1"]).output

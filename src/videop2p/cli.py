@@ -1307,12 +1307,11 @@ def workspace_remove(
     for c in chosen:
         what = "the kept states of" if unfinished else "clip"
         typer.echo(f"{'would remove' if dry_run else 'removed'} {what} {c.key} ({c.identity.get('prompt', '?')})")
-        if not dry_run:
-            freed += workspace.remove(c, unfinished_only=unfinished)
+        freed += workspace.remove(c, unfinished_only=unfinished, dry_run=dry_run)
     if not chosen:
         typer.echo("nothing to remove")
-    elif not dry_run:
-        typer.echo(f"freed {freed / 2**20:.1f} MiB")
+    else:
+        typer.echo(f"{'would free' if dry_run else 'freed'} {freed / 2**20:.1f} MiB")
 
 
 @app.command()

@@ -319,19 +319,16 @@ class Workspace:
         ]
         return sorted(found, key=lambda c: c.last_used, reverse=True)
 
-    def remove(self, entry: ClipEntry, unfinished_only: bool = False) -> int:
+    def remove(self, entry: ClipEntry, unfinished_only: bool = False, dry_run: bool = False) -> int:
         """Delete a tuned clip with its inversions and edits (or only the kept states of its stopped
-        stages); returns the bytes freed. Only folders this workspace made are touched."""
+        stages); returns the bytes freed (with `dry_run`, deletes nothing and returns what it would free).
+        Only folders this workspace made are touched."""
         if entry.folder.parent.resolve() != Path(self.root).resolve() or not entry.folder.name.startswith("clip-"):
             raise ValueError(f"{entry.folder} is not a clip folder of the workspace {self.root}.")
-        if unfinished_only:
-            freed = 0
-            for steps in entry.folder.rglob("*.steps"):
-                freed += folder_bytes(steps)
-                shutil.rmtree(steps, ignore_errors=True)
-            return freed
-        freed = folder_bytes(entry.folder)
-        shutil.rmtree(entry.folder, ignore_errors=True)
+        folders = sorted(entry.folder.rglob("*.steps")) if unfinished_only else [entry.folder]
+        freed = sum(folder_bytes(folder) for folder in folders)
+        for folder in [] if dry_run else folders:
+            shutil.rmtree(folder, ignore_errors=True)
         return freed
 
 
