@@ -127,6 +127,7 @@ def test_export_refuses_another_model_and_an_empty_entry(tuned, tiny, tmp_path):
     assert (
         result.exit_code == 2 and "pass the --model (and --vae, --lora, --embedding) it was tuned from" in result.output
     )  # bundled model loaded
+    assert f"{base.name!r}, as its latest run named it" in result.output  # the name the workspace's history keeps
     result = runner.invoke(app, ["export", str(tmp_path), str(tmp_path / "y"), "--model", str(tmp_path / "none")])
     assert result.exit_code == 2 and "holds no tuned delta" in result.output  # named before any model is loaded
     result = runner.invoke(app, ["export", str(tmp_path / "clip-gone"), str(tmp_path / "y")])

@@ -300,9 +300,9 @@ class Workspace:
                 found.append(meta["settings"])
         return found
 
-    def clips(self) -> list[ClipEntry]:
-        """Every tuned clip kept here, the most recently used first, with the names its latest runs knew its
-        model and clip by."""
+    def history(self) -> tuple[dict[str, float], dict[str, dict[str, str]]]:
+        """What the history (`events.jsonl`) says of each clip folder (by its name, `clip-<key>`): when a run
+        last used it, and the names its latest runs knew its model and clip by (`seen_names`)."""
         used: dict[str, float] = {}
         seen: dict[str, dict[str, str]] = {}
         for event in read_events(self.root):  # in the order they were written: a later name replaces one before
@@ -312,6 +312,12 @@ class Workspace:
                 used[folder] = max(used.get(folder, 0.0), float(event["at"]))
                 names = {k: event[k] for k in SEEN_NAMES if isinstance(event.get(k), str) and event[k]}
                 seen[folder] = {**seen.get(folder, {}), **names}
+        return used, seen
+
+    def clips(self) -> list[ClipEntry]:
+        """Every tuned clip kept here, the most recently used first, with the names its latest runs knew its
+        model and clip by."""
+        used, seen = self.history()
         found = [
             clip_entry(d, used.get(d.name), seen.get(d.name, {}))
             for d in sorted(Path(self.root).glob("clip-*"))
