@@ -492,10 +492,18 @@ def test_a_local_batch_of_several_clips_loads_its_model_once(tmp_path, caplog):
     (tmp_path / "jobs.yaml").write_text(yaml.safe_dump({"defaults": defaults, "jobs": jobs}))
     loaded, ws = load_jobs(tmp_path / "jobs.yaml")
     assert len(group_jobs(loaded)) == 2
-    with caplog.at_level("INFO", logger="videop2p.models.loading"):
+    with caplog.at_level("INFO", logger="videop2p"):
         results = run_batch(loaded, ws)
     assert _statuses(results) == {"c1": "done", "c2": "done"}
-    assert sum(r.getMessage().startswith("loaded ") for r in caplog.records) == 1
+    said = [r.getMessage() for r in caplog.records]
+    assert sum(line.startswith("loaded ") for line in said) == 1
+    # each job's log begins with the job: its clip, prompts and outputs, before its stages' lines
+    starts = [k for k, line in enumerate(said) if line.startswith(("c1: ", "c2: "))]
+    assert [said[k] for k in starts] == [
+        f"c{seed}: {tmp_path / f'clip{seed}'}, {source!r} -> {source!r} (outputs in {tmp_path / 'jobs-outputs' / f'c{seed}'})"
+        for seed in (1, 2)
+    ]
+    assert all(any(line.startswith("tune: computed") for line in said[k:]) for k in starts)
 
 
 def test_a_hub_repositorys_lora_or_embedding_stays_a_hub_id_in_jobs_and_rerun_configs(jobs_file):

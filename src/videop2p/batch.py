@@ -365,6 +365,8 @@ def run_group(jobs: list[Job], sentinel: str | None = None, loaded: LoadedModel 
             logger.info("%s: finished by an earlier run, skipped", job.name)
             results.append(JobResult(job.name, "skipped", cfg.out, worker=worker))
             continue
+        targets = ", ".join(repr(t) for t in cfg.targets)
+        logger.info("%s: %s, %r -> %s (outputs in %s)", job.name, cfg.video.path, cfg.source, targets, cfg.out)
         started = time.perf_counter()
         try:
             manifest = loaded.for_job(cfg).run(cfg)
