@@ -562,6 +562,7 @@ def test_a_word_its_prompt_lacks_is_named_by_the_flag_or_file_key_that_gave_it(t
         (["--blend", "cat", "circle"], "--blend 'cat' is not in the source prompt 'a red circle moving on the grass'"),
         (["--blend", "circle", "cat"], "--blend 'cat' is not in the target prompt 'a blue circle moving on the grass'"),
         (["--reweight", "cat=2"], "--reweight 'cat' is not in the target prompt"),
+        (["--cross-replace-word", "cat=0.4"], "--cross-replace-word 'cat' is not in the target prompt"),
         (["--mode", "swap", "--target", "a big blue circle moving on the grass"], "--mode swap needs prompts with"),
         (["--target", " ".join(["red"] * 80)], "--target 'red red red"),  # and over the limit: which target
     ):
@@ -1018,6 +1019,9 @@ def test_size_may_give_one_side_and_the_other_keeps_the_clips_aspect_ratio(tiny_
             ],
         ),
         (["--reweight", "blue=1e30"], ["--reweight blue=1e+30 is not valid", "from -100 to 100"]),
+        (["--cross-replace-word", "blue=1.5"], ["--cross-replace-word blue=1.5 is not valid", "from 0 to 1"]),
+        (["--cross-replace-word", "blue"], ["--cross-replace-word 'blue' must be WORD=FRACTION, e.g. lion=0.4"]),
+        (["--cross-replace-word", "blue=0.4", "--cross-replace-word", "blue=0.6"], ["'blue' is given twice"]),
         (["--reweight", "blue=-101"], ["--reweight blue=-101.0 is not valid"]),
     ],
 )
@@ -2382,6 +2386,27 @@ def test_each_of_the_authors_p2p_configs_makes_the_plan_their_script_makes(name,
         assert modes == ["swap" if swapped else "refine"] and plan.targets[0].factors == cfg.edit.reweight
         assert plan.targets[0].self_window == (0, int(10 * (windows or (0.2, 0.5))[1]))
         assert (plan.blend is None) == (blend is None)
+
+
+def test_a_target_words_own_cross_attention_window_is_a_flag(tiny_dir, clip_dir, tmp_path):
+    """Prompt-to-prompt's per-word windows (`cross_replace_steps={"default_": 0.8, "lion": 0.4}`) were a config
+    file's alone: `--cross-replace-word WORD=FRACTION` gives one, kept in the run's config.yaml, and the plan
+    replaces that word's maps for its own steps, the others' for --cross-replace's."""
+    from videop2p.config import load_config
+    from videop2p.editing import build_plan
+    from videop2p.models.loading import load_components
+
+    out = tmp_path / "o"
+    args = _args(tiny_dir, clip_dir, out, tmp_path / "ws", "--cross-replace", "0.8", "--cross-replace-word", "blue=0.4")
+    printed = yaml.safe_load(_invoke([*args, "--dry-run"]).stdout)
+    assert printed["edit"]["cross_replace"] == 0.8 and printed["edit"]["cross_replace_words"] == {"blue": 0.4}
+    (tmp_path / "kept.yaml").write_text(yaml.safe_dump(printed))
+    cfg = load_config(tmp_path / "kept.yaml")
+    assert cfg.edit.cross_replace_words == {"blue": 0.4}
+    plan, _ = build_plan(load_components(str(tiny_dir)), cfg.source, cfg.targets, cfg.edit, 10, (8, 8))
+    alpha = plan.targets[0].cross_alpha  # (T + 1, L): 1 where a token's maps are the source's
+    blue, circle = 2, 3  # <start> a blue circle ...
+    assert int(alpha[:, blue].sum()) == int(0.4 * 11) and int(alpha[:, circle].sum()) == int(0.8 * 11)
 
 
 @pytest.mark.parametrize("command", [[], ["run"], ["workspace", "list"], ["toy", "eval"]])

@@ -291,11 +291,13 @@ def test_the_preset_menu_fills_the_page_fields(fresh):
 def test_form_to_config_maps_every_field(tmp_path):
     form = Form(source="a red circle moving on the grass", targets="a blue circle moving on the grass\n\n a b\n",
                 blend_source="circle", blend_target="circle", reweight="blue=2, grass=0.5", steps=7, frames=5,
+                cross_replace_word="blue=0.4",
                 width=96, height=64, inversion="fast", mode="swap", mask_norm="range",
                 frame_attention_control=True)  # fmt: skip
     cfg = form_to_config(form, "clip.mp4", tmp_path / "out", tmp_path / "ws", None)
     assert cfg.targets == ["a blue circle moving on the grass", "a b"]
     assert cfg.edit.blend == ("circle", "circle") and cfg.edit.reweight == {"blue": 2.0, "grass": 0.5}
+    assert cfg.edit.cross_replace_words == {"blue": 0.4}
     assert cfg.inversion.steps == 7 and cfg.inversion.method.value == "fast" and cfg.edit.mode.value == "swap"
     assert (cfg.video.frames, cfg.video.width, cfg.video.height) == (5, 96, 64)
     assert cfg.edit.mask_norm.value == "range"
@@ -435,6 +437,7 @@ def test_the_window_fields_take_one_per_target(tmp_path):
         ({"targets": ""}, "at least one target"),
         ({"blend_source": "circle", "blend_target": ""}, "both words"),
         ({"reweight": "blue"}, "WORD=FACTOR"),
+        ({"cross_replace_word": "blue=2"}, "Per-word cross-attention replace blue=2.0 is not valid"),
         ({"frames": -1}, "frames -1 is not valid; expected a whole number >= 1"),  # 0: every frame
         ({"tune_frames": 1}, "frames per tuning step 1 is not valid; expected a whole number >= 2"),
         ({"null_text_frames": 1}, "null-text frames 1 is not valid; expected a whole number >= 2"),

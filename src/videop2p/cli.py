@@ -846,6 +846,16 @@ def _stage_command(stage: str, doc: str):
                 rich_help_panel=EDIT_PANEL,
             ),
         ] = None,
+        cross_replace_word: Annotated[
+            list[str] | None,
+            typer.Option(
+                help=(
+                    "WORD=FRACTION: a target word's own cross-attention window, in place of --cross-replace's "
+                    "(repeatable; prompt-to-prompt's per-word cross_replace_steps, lion=0.4)."
+                ),
+                rich_help_panel=EDIT_PANEL,
+            ),
+        ] = None,
         cross_replace: Annotated[
             str | None,
             typer.Option(

@@ -408,6 +408,11 @@ def _coerce(cls, name: str, value: Any) -> Any:
             return parse_reweight(list(value))
         except ConfigError as e:
             raise SettingError(name, str(e)) from None
+    if name == "cross_replace_words" and isinstance(value, list | tuple):  # ["lion=0.4", ...] from flags and forms
+        try:
+            return parse_word_windows(list(value))
+        except ConfigError as e:
+            raise SettingError(name, str(e)) from None
     if name == "lora" and isinstance(value, list | tuple | str):  # ["style.safetensors=0.8", ...] from flags
         return parse_lora([value] if isinstance(value, str) else list(value))
     if name == "lora" and isinstance(value, dict):  # a YAML file's {FILE: SCALE or [UNET, TEXT]}
@@ -766,6 +771,7 @@ OPTIONS: dict[str, tuple[str | None, str]] = {  # flat option (CLI flag, UI fiel
     "blend": ("edit", "blend"),
     "subtract": ("edit", "subtract"),
     "reweight": ("edit", "reweight"),
+    "cross_replace_word": ("edit", "cross_replace_words"),
 }
 
 
@@ -827,20 +833,32 @@ def fill_run(data: dict, where: str = "", base: RunConfig | None = None) -> RunC
 
 def parse_reweight(items: list[str]) -> dict[str, float]:
     """`["origami=2", "snow=0.5"]` -> {"origami": 2.0, "snow": 0.5}."""
+    return _word_numbers(items, "WORD=FACTOR, e.g. origami=2", "reweighted")
+
+
+def parse_word_windows(items: list[str]) -> dict[str, float]:
+    """`["lion=0.4"]` -> {"lion": 0.4}: a target word's own cross-attention window, the fraction of the steps its
+    maps are the source's (prompt-to-prompt's `cross_replace_steps={"default_": 0.8, "lion": 0.4}`; ranges are
+    checked with the config)."""
+    return _word_numbers(items, "WORD=FRACTION, e.g. lion=0.4", "given")
+
+
+def _word_numbers(items: list[str], form: str, done: str) -> dict[str, float]:
+    """WORD=NUMBER `items` as {word: number}; a ConfigError says the `form` (or that a word is `done` twice)."""
     out = {}
     for item in items:
         if not isinstance(item, str):
-            raise ConfigError(f"{shown(item)} must be WORD=FACTOR, e.g. origami=2.")
+            raise ConfigError(f"{shown(item)} must be {form}.")
         word, sep, value = item.strip().rpartition("=")
         try:
             if not sep or not word.strip():
                 raise ValueError
-            factor = float(value)
+            number = float(value)
         except ValueError:
-            raise ConfigError(f"{item.strip()!r} must be WORD=FACTOR, e.g. origami=2.") from None
+            raise ConfigError(f"{item.strip()!r} must be {form}.") from None
         if word.strip() in out:
-            raise ConfigError(f"{word.strip()!r} is reweighted twice; give each word once.")
-        out[word.strip()] = factor
+            raise ConfigError(f"{word.strip()!r} is {done} twice; give each word once.")
+        out[word.strip()] = number
     return out
 
 
@@ -1862,7 +1880,10 @@ def check_edit(e: EditConfig) -> None:
         for window in value if per_target_windows(value) else [value]:
             _bounds_ok("edit", attr, window)
     for word, bounds in e.cross_replace_words.items():
-        _bounds_ok("edit", f"cross_replace_words.{word}", bounds)
+        try:
+            _bounds_ok("edit", "cross_replace_words", bounds)
+        except OptionError as problem:  # named with its word, as a reweighting is
+            raise OptionError("cross_replace_word", f"{word}={problem.reason}") from None
     for word, factor in e.reweight.items():
         if (
             isinstance(factor, bool)

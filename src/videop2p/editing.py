@@ -133,7 +133,7 @@ def build_plan(
     check_subtract(blends, subtracts)
     edits, modes = [], []
     reweights = _reweights(tok, targets, c.reweight)
-    _in_some_target(tok, targets, c.cross_replace_words, "edit.cross_replace_words")
+    _in_some_target(tok, targets, c.cross_replace_words, "cross_replace_word")
     for t, factors, cross, (s0, s1) in zip(targets, reweights, crosses, selves, strict=True):
         mode = choose_mode(source, t, c.mode)
         eq = equalizer(tok, t, factors) if factors else None

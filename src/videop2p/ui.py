@@ -107,6 +107,7 @@ class Form:
     blend_source: str = ""
     blend_target: str = ""
     reweight: str = ""  # "word=factor, word=factor"
+    cross_replace_word: str = ""  # "word=fraction, word=fraction": target words' own cross-attention windows
     cross_replace: float | str = _RUN.edit.cross_replace  # or one per target, comma-separated (a text field)
     self_replace: float | str = _RUN.edit.self_replace  # or one per target, comma-separated (a text field)
     steps: int = _RUN.inversion.steps
@@ -321,6 +322,7 @@ SESSION_OPTIONS = (
     *("video", "out", "workspace", "save_tuned"),
 )
 WORD_PAIRS = ("blend", "subtract")  # options given as two fields, OPTION_source and OPTION_target
+WORD_NUMBERS = ("reweight", "cross_replace_word")  # options given as one text field: word=number, word=number
 
 FIELD_NAMES = {  # option -> the form's name for it, where they differ
     "source": "Source prompt",
@@ -328,6 +330,7 @@ FIELD_NAMES = {  # option -> the form's name for it, where they differ
     "mode": "edit mode",
     "blend": "Blend words:",
     "reweight": "Reweighting",
+    "cross_replace_word": "Per-word cross-attention replace",
     "mask_norm": "blend maps scaled by",
     "start": "first frame",
     "fps": "frame rate",
@@ -442,7 +445,7 @@ def form_to_config(form: Form, video: str, out: Path, workspace: Path, model: st
         "inversion": form.inversion,
         "mode": form.mode,
         **pairs,
-        "reweight": [x for x in form.reweight.replace(",", "\n").splitlines() if x.strip()],
+        **{o: [x for x in getattr(form, o).replace(",", "\n").splitlines() if x.strip()] for o in WORD_NUMBERS},
         "mask_norm": form.mask_norm,
         "frame_attention_control": bool(form.frame_attention_control),
         "group_norm": form.group_norm,
@@ -727,7 +730,16 @@ def build_app(session: Session):
                     blend_target = gr.Textbox(
                         label="Blend word (target)", placeholder=f"rabbit{per_target}", elem_id="blend-target"
                     )
-                reweight = gr.Textbox(label="Reweight (word=factor, …)", placeholder="origami=2", elem_id="reweight")
+                with gr.Row():
+                    reweight = gr.Textbox(
+                        label="Reweight (word=factor, …)", placeholder="origami=2", elem_id="reweight"
+                    )
+                    cross_replace_word = gr.Textbox(
+                        label="Per-word cross-attention replace (word=fraction, …)",
+                        placeholder="origami=0.4",
+                        info="a target word's own window, in place of the one below",
+                        elem_id="cross-replace-word",
+                    )
                 with gr.Row():
                     cross_replace = gr.Textbox(
                         value=str(defaults.cross_replace),
@@ -875,7 +887,7 @@ def build_app(session: Session):
                 downloads = gr.File(label="Downloads", file_count="multiple", elem_id="downloads")
 
         fields = [
-            source, targets, mode, blend_source, blend_target, reweight, cross_replace, self_replace, steps,
+            source, targets, mode, blend_source, blend_target, reweight, cross_replace_word, cross_replace, self_replace, steps,
             tune_steps, inversion, seed, frames, width, height, guidance, threshold, mask_norm, lr, start, stride, fps, resize,
             frame_attention, force, tune_frames, null_text_frames, tune_checkpointing, frame_attention_control,
             subtract_source, subtract_target, group_norm, attention_slicing, window, overlap, anchors, window_blend,
