@@ -437,7 +437,7 @@ def test_the_window_fields_take_one_per_target(tmp_path):
         ({"targets": ""}, "at least one target"),
         ({"blend_source": "circle", "blend_target": ""}, "both words"),
         ({"reweight": "blue"}, "WORD=FACTOR"),
-        ({"cross_replace_word": "blue=2"}, "Per-word cross-attention replace blue=2.0 is not valid"),
+        ({"cross_replace_word": "blue=2"}, "Per-word window blue=2.0 is not valid"),
         ({"frames": -1}, "frames -1 is not valid; expected a whole number >= 1"),  # 0: every frame
         ({"tune_frames": 1}, "frames per tuning step 1 is not valid; expected a whole number >= 2"),
         ({"null_text_frames": 1}, "null-text frames 1 is not valid; expected a whole number >= 2"),

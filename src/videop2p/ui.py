@@ -330,7 +330,7 @@ FIELD_NAMES = {  # option -> the form's name for it, where they differ
     "mode": "edit mode",
     "blend": "Blend words:",
     "reweight": "Reweighting",
-    "cross_replace_word": "Per-word cross-attention replace",
+    "cross_replace_word": "Per-word window",
     "mask_norm": "blend maps scaled by",
     "start": "first frame",
     "fps": "frame rate",
@@ -732,12 +732,15 @@ def build_app(session: Session):
                     )
                 with gr.Row():
                     reweight = gr.Textbox(
-                        label="Reweight (word=factor, …)", placeholder="origami=2", elem_id="reweight"
+                        label="Reweight (word=factor, …)",
+                        placeholder="origami=2",
+                        info="a target word's cross-attention, scaled",
+                        elem_id="reweight",
                     )
                     cross_replace_word = gr.Textbox(
-                        label="Per-word cross-attention replace (word=fraction, …)",
+                        label="Per-word window (word=fraction, …)",
                         placeholder="origami=0.4",
-                        info="a target word's own window, in place of the one below",
+                        info="a target word's own cross-attention replace",
                         elem_id="cross-replace-word",
                     )
                 with gr.Row():
