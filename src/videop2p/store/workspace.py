@@ -172,6 +172,7 @@ class StageReport:
     entry: str | None = None  # the workspace entry it read or wrote
 
     def to_dict(self) -> dict:
+        """Its fields, as outputs.json and the workspace's history keep them."""
         return asdict(self)
 
 
@@ -182,6 +183,7 @@ class Workspace:
     root: Path
 
     def clip_dir(self, delta_key: str) -> Path:
+        """The folder of the tuned clip `delta_key` (`key_of` its identity): its delta, inversions and edits."""
         return Path(self.root) / f"clip-{delta_key}"
 
     def delta_path(self, delta_key: str) -> Path:
@@ -222,6 +224,7 @@ class Workspace:
             entry.parent.rmdir()
 
     def inversion_path(self, delta_key: str, inversion_key: dict) -> Path:
+        """Where an inversion of the tuned clip `delta_key` with the settings of `inversion_key` is kept."""
         return self.clip_dir(delta_key) / "inversions" / f"inv-{key_of(inversion_key)}.safetensors"
 
     def steps_of(self, entry: Path, meta: dict) -> StepFiles:
@@ -234,6 +237,7 @@ class Workspace:
         return root.is_dir() and any(root.iterdir())
 
     def edit_path(self, delta_key: str, edit_key: dict) -> Path:
+        """Where an edit of the tuned clip `delta_key` with the prompts and settings of `edit_key` is kept."""
         return self.clip_dir(delta_key) / "edits" / f"edit-{key_of(edit_key)}.safetensors"
 
     @contextlib.contextmanager
