@@ -241,12 +241,16 @@ def test_a_quiet_batch_prints_its_failures_and_summary_but_no_line_per_job(local
     assert "0 done, 3 skipped, 1 failed" in quiet.stdout
 
 
-def test_a_dry_run_of_a_batch_says_what_its_run_did_and_writes_nothing(local_run, jobs_file, tmp_path):
+def test_a_dry_run_of_a_batch_says_what_its_run_did_and_writes_nothing(local_run, jobs_file, tmp_path, caplog):
 
     from videop2p.batch import dry_run_batch, plan_table
 
     jobs, _ = load_jobs(jobs_file, out=str(tmp_path / "outputs"), workspace=str(tmp_path / "ws"))
-    plans = dry_run_batch(jobs)  # as `local_run` found the batch: nothing kept yet
+    with caplog.at_level("INFO", logger="videop2p.batch"):
+        plans = dry_run_batch(jobs)  # as `local_run` found the batch: nothing kept yet
+    said = [r.getMessage() for r in caplog.records if r.name == "videop2p.batch"]
+    assert [line.split(":")[0] for line in said] == [job.name for job in jobs]  # each job's log begins with it
+    assert said[0].endswith(f"'a blue circle moving on the grass' (outputs in {tmp_path / 'outputs' / 'blue'})")
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "ws").exists()
     out, _, ws, results = local_run
     ran = {r.name: [r.stages[s]["action"] for s in ("tune", "invert", "edit")] for r in results if r.stages}

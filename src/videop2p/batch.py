@@ -365,8 +365,7 @@ def run_group(jobs: list[Job], sentinel: str | None = None, loaded: LoadedModel 
             logger.info("%s: finished by an earlier run, skipped", job.name)
             results.append(JobResult(job.name, "skipped", cfg.out, worker=worker))
             continue
-        targets = ", ".join(repr(t) for t in cfg.targets)
-        logger.info("%s: %s, %r -> %s (outputs in %s)", job.name, cfg.video.path, cfg.source, targets, cfg.out)
+        _log_job(job)
         started = time.perf_counter()
         try:
             manifest = loaded.for_job(cfg).run(cfg)
@@ -384,6 +383,13 @@ def run_group(jobs: list[Job], sentinel: str | None = None, loaded: LoadedModel 
         _mark_finished(job, result)
         results.append(result)
     return results
+
+
+def _log_job(job: Job) -> None:
+    """The line a job's log begins with: its clip, prompts and output folder (what its stages log follows)."""
+    cfg = job.config
+    targets = ", ".join(repr(t) for t in cfg.targets)
+    logger.info("%s: %s, %r -> %s (outputs in %s)", job.name, cfg.video.path, cfg.source, targets, cfg.out)
 
 
 def _describe(e: BaseException, job: Job | None = None) -> str:
@@ -586,6 +592,7 @@ def dry_run_batch(jobs: list[Job]) -> list[JobPlan]:
         if is_finished(job):
             plans[job.name] = JobPlan(job.name, "skip", job.config.out)
             continue
+        _log_job(job)
         try:
             found = loaded.for_job(job.config).dry_run(job.config)
         except (ValueError, OSError) as e:  # a side the loaded model cannot take, a clip that does not decode
