@@ -459,9 +459,18 @@ def test_a_local_batch_names_a_missing_clip_too_few_frames_or_a_missing_model_be
             {"name": "own-config", "model_config": "clip"},
             ("own-config: model_config 'clip' describes", "its own configs"),
         ),
-        ({"name": "no-lora", "lora": {"style.safetensors": 0.5}}, ("no-lora: LoRA file", "does not exist")),
-        ({"name": "no-emb", "embeddings": ["style.pt=<s>"]}, ("no-emb: embedding file", "does not exist")),
-        ({"name": "no-vae", "vae": "ft-mse.safetensors"}, ("no-vae: VAE file", "does not exist")),
+        (
+            {"name": "no-lora", "lora": {"style.safetensors": 0.5}},
+            ("no-lora: lora '", "style.safetensors' does not exist; give"),
+        ),
+        (
+            {"name": "no-emb", "embeddings": ["style.pt=<s>"]},
+            ("no-emb: embeddings '", "style.pt' does not exist; give"),
+        ),
+        (
+            {"name": "no-vae", "vae": "ft-mse.safetensors"},
+            ("no-vae: vae '", "ft-mse.safetensors' does not exist; give"),
+        ),
         (
             {"name": "bad-word", "edit": {"blend": ["triangle", "circle"]}},
             ("bad-word: edit.blend 'triangle' is not in the source prompt",),

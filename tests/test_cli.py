@@ -541,6 +541,18 @@ def test_a_clip_or_model_a_config_file_names_wrongly_is_named_by_its_file_and_ke
         assert_one_line_error(runner.invoke(app, ["run", "--config", str(ours), "--dry-run"]), f"{ours}: {said}")
     r = runner.invoke(app, ["run", "--config", str(ours), "--model-config", str(clip_dir), "--dry-run"])
     assert_one_line_error(r, f"error: --model-config '{clip_dir}' describes", "(--model FILE.safetensors or .ckpt)")
+    missing = str(tmp_path / "gone.safetensors")
+    for key, value, said in (  # a VAE, LoRA or embedding file not there, which were said by their kind alone
+        ("vae", missing, f"vae '{missing}' does not exist; give a .safetensors or .ckpt"),
+        ("lora", {missing: 0.5}, f"lora '{missing}' does not exist; give a .safetensors or .bin or .pt or .ckpt"),
+        ("embeddings", {missing: "<x>"}, f"embeddings '{missing}' does not exist; give a .safetensors or .pt"),
+    ):
+        ours.write_text(yaml.safe_dump({**base, "video": clip, key: value}))
+        assert_one_line_error(runner.invoke(app, ["run", "--config", str(ours), "--dry-run"]), f"{ours}: {said}")
+    ours.write_text(yaml.safe_dump({**base, "video": clip}))
+    for flag, kind in (("--vae", "VAE"), ("--lora", "LoRA"), ("--embedding", "embedding")):  # a flag's, as before
+        r = runner.invoke(app, ["run", "--config", str(ours), flag, missing, "--dry-run"])
+        assert_one_line_error(r, f"error: {kind} file '{missing}' does not exist; give")
     # given on the command line, over the file's: said as the command line says it
     ours.write_text(yaml.safe_dump({**base, "video": {"path": str(clip_dir), "frames": 6}}))
     r = runner.invoke(app, ["run", str(gone), "--config", str(ours), "--dry-run"])

@@ -1554,6 +1554,18 @@ def _text(section: str | None, attr: str, value: Any) -> None:
         raise OptionError(_where(section, attr), f"{shown(value)} is not valid; expected text.")
 
 
+def missing_weights_reason(
+    path: str | os.PathLike, suffixes: tuple[str, ...], holding: str, hub: bool = False
+) -> str | None:
+    """What to say of a weights file `path` that is not there (no file or folder of that name, nor, with `hub`,
+    a hub repository's file it names): the path and what to give, a file of `holding`; None where it is there.
+    A `SettingProblem`'s reason: a config file's VAE, LoRA or embedding is named by its key."""
+    if Path(path).expanduser().exists() or (hub and hub_file_of(path, suffixes) is not None):
+        return None
+    hub_form = ", or a hub repository's, owner/name or owner/name/FILE" if hub else ""
+    return f"{str(path)!r} does not exist; give a {' or '.join(suffixes)} file of {holding}{hub_form}."
+
+
 def weights_file_problem(
     path: str | os.PathLike, kind: str, suffixes: tuple[str, ...], holding: str, hub: bool = False
 ) -> str | None:
@@ -1574,8 +1586,7 @@ def weights_file_problem(
         which = "the file in it" if len(inside) == 1 else "one of the files in it"
         return f"{kind} file {str(path)!r} is a folder; give {which}, {listed} ({files})."
     if not p.is_file():
-        hub_form = ", or a hub repository's, owner/name or owner/name/FILE" if hub else ""
-        return f"{kind} file {str(path)!r} does not exist; give a {' or '.join(suffixes)} file of {holding}{hub_form}."
+        return f"{kind} file {missing_weights_reason(path, suffixes, holding, hub)}"
     if p.stat().st_size == 0:
         return f"{kind} file {str(path)!r} is empty (0 bytes)."
     if p.suffix.lower() not in suffixes:

@@ -19,7 +19,13 @@ from pathlib import Path
 import torch
 from transformers import AddedToken
 
-from videop2p.config import EMBEDDING_SUFFIXES, embedding_token_problem, weights_file_problem
+from videop2p.config import (
+    EMBEDDING_SUFFIXES,
+    SettingProblem,
+    embedding_token_problem,
+    missing_weights_reason,
+    weights_file_problem,
+)
 from videop2p.models.hub import adapter_file, named_as_given
 from videop2p.models.weights import read_weights_file
 
@@ -28,13 +34,17 @@ logger = logging.getLogger(__name__)
 _SDXL_KEYS = ("clip_l", "clip_g")  # an SDXL embedding: one vector set per text encoder
 
 
-class EmbeddingError(ValueError):
-    """An embedding file that cannot be added to the model, or a token it cannot take."""
+class EmbeddingError(SettingProblem, ValueError):
+    """An embedding file that cannot be added to the model, or a token it cannot take (as the `embedding`
+    setting's problem where the file is not there)."""
 
 
 def check_embedding(path: str | os.PathLike, token: str | None = None) -> None:
     """Refuse an embedding file that is missing, empty or of a kind the loader does not read, and a
     token that is no single word, naming the value and what would be valid."""
+    missing = missing_weights_reason(path, EMBEDDING_SUFFIXES, "a textual-inversion embedding", hub=True)
+    if missing:
+        raise EmbeddingError(f"embedding file {missing}", "embedding", missing)
     problem = weights_file_problem(path, "embedding", EMBEDDING_SUFFIXES, "a textual-inversion embedding", hub=True)
     problem = problem or embedding_token_problem(str(path), token)
     if problem:

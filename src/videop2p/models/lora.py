@@ -24,10 +24,12 @@ from videop2p.config import (
     LORA_SCALE_MAX,
     LORA_SUFFIXES,
     LoraScale,
+    SettingProblem,
     hub_file_id,
     lora_part_scales,
     lora_scale_problem,
     lora_scale_text,
+    missing_weights_reason,
     weights_file_problem,
 )
 from videop2p.models.hub import adapter_file, hub_sibling
@@ -60,8 +62,9 @@ UNCONVERTED = "The following keys have not been correctly renamed:"
 UNINFERRED = "Could not automatically infer state dict type"
 
 
-class LoraError(ValueError):
-    """A LoRA file that cannot be fused into the model, or a scale out of range."""
+class LoraError(SettingProblem, ValueError):
+    """A LoRA file that cannot be fused into the model, or a scale out of range (as the `lora` setting's
+    problem where the file is not there)."""
 
 
 class _PartWithoutKeys(logging.Filter):
@@ -112,6 +115,8 @@ def check_lora(path: str | os.PathLike, scale: LoraScale) -> None:
             f"LoRA file {str(path)!r} does not exist, and {after!r} is not a scale for {named!r}; FILE=SCALE takes "
             f"a finite number from {-LORA_SCALE_MAX:g} to {LORA_SCALE_MAX:g}, e.g. {named}=0.8."
         )
+    elif problem and (missing := missing_weights_reason(path, LORA_SUFFIXES, "LoRA weights", hub=True)):
+        raise LoraError(problem, "lora", missing)  # the `lora` setting's: a config file's is named by its key
     problem = problem or lora_scale_problem(str(path), scale)
     if problem:
         raise LoraError(problem)

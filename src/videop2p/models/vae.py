@@ -18,7 +18,16 @@ from pathlib import Path
 
 import torch
 
-from videop2p.config import HubFile, hub_download_command, hub_file_of, hub_name, hub_repository, weights_file_problem
+from videop2p.config import (
+    HubFile,
+    SettingProblem,
+    hub_download_command,
+    hub_file_of,
+    hub_name,
+    hub_repository,
+    missing_weights_reason,
+    weights_file_problem,
+)
 from videop2p.models.hub import hub_file, hub_files, hub_load_kwargs, named_as_given, sorted_weights
 from videop2p.models.weights import first_line, load_pretrained, load_state, read_weights_file
 
@@ -27,8 +36,9 @@ logger = logging.getLogger(__name__)
 VAE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 
 
-class VaeError(ValueError):
-    """A VAE that cannot replace the model's own; the message names the file and what is wrong."""
+class VaeError(SettingProblem, ValueError):
+    """A VAE that cannot replace the model's own; the message names the file and what is wrong (as the `vae`
+    setting's problem where it is not there)."""
 
 
 def check_vae_spec(spec: str | os.PathLike) -> None:
@@ -47,6 +57,9 @@ def check_vae_spec(spec: str | os.PathLike) -> None:
             )
         return
     if path.is_file() or path.suffix.lower() in VAE_FILE_SUFFIXES:  # a hub repository's file passes
+        missing = missing_weights_reason(text, VAE_FILE_SUFFIXES, "VAE weights", hub=True)
+        if missing:
+            raise VaeError(f"VAE file {missing}", "vae", missing)
         problem = weights_file_problem(text, "VAE", VAE_FILE_SUFFIXES, "VAE weights", hub=True)
         if problem:
             raise VaeError(problem)
