@@ -403,14 +403,10 @@ def _coerce(cls, name: str, value: Any) -> Any:
         return _word_pairs(name, value)
     if name in ("cross_replace", "self_replace"):
         return _windows(name, value)
-    if name == "reweight" and isinstance(value, list | tuple):  # ["origami=2", ...] from flags and forms
+    word_numbers = {"reweight": parse_reweight, "cross_replace_words": parse_word_windows}.get(name)
+    if word_numbers is not None and isinstance(value, list | tuple):  # ["origami=2", ...] from flags and forms
         try:
-            return parse_reweight(list(value))
-        except ConfigError as e:
-            raise SettingError(name, str(e)) from None
-    if name == "cross_replace_words" and isinstance(value, list | tuple):  # ["lion=0.4", ...] from flags and forms
-        try:
-            return parse_word_windows(list(value))
+            return word_numbers(list(value))
         except ConfigError as e:
             raise SettingError(name, str(e)) from None
     if name == "lora" and isinstance(value, list | tuple | str):  # ["style.safetensors=0.8", ...] from flags
