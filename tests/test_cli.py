@@ -2451,6 +2451,10 @@ def test_short_quiet_flag_hides_the_progress_bars(tiny_dir, clip_dir, tmp_path):
     hidden = _invoke([*args, "--force", "-q"]).output
     assert "it/s" in shown and "it/s" not in hidden, hidden
     assert "outputs written to" in hidden
+    said = hidden.strip().splitlines()[-1]  # what to open first, each file there
+    opened = said.removeprefix("side by side (source | reconstruction | edits): ").split("; ")
+    assert Path(opened[0]).is_file() and opened[0].endswith("side_by_side.mp4"), said
+    assert opened[1:] == ["edits: edit_1.mp4", "report.md"] and (Path(opened[0]).parent / "edit_1.mp4").is_file()
 
 
 @pytest.mark.parametrize("attr", ["out", "workspace", "save_tuned"])

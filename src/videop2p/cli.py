@@ -635,6 +635,11 @@ def _run_stages(
             typer.echo(f"outputs written to {Path(cfg.out).resolve()} (manifest: outputs.json)")
             for name, info in manifest["stages"].items():
                 typer.echo(f"  {name:7s} {info['seconds']:7.1f} s  {info.get('action', '')}")
+            files = manifest["outputs"]
+            typer.echo(  # what to open first
+                f"side by side (source | reconstruction | edits): {Path(cfg.out).resolve() / files['side_by_side']}; "
+                f"edits: {', '.join(files['edits'])}; {files['report']}"
+            )
             return
         if cfg.targets:  # tune and invert alone take no targets; with them, every word is checked first
             vp.check_inputs(cfg)
