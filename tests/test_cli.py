@@ -271,9 +271,13 @@ def test_second_run_reuses_and_changed_settings_invalidate_exactly_their_stages(
 
 
 def test_stage_by_stage_equals_run(tiny_dir, clip_dir, tmp_path):
+    from videop2p.store.workspace import Workspace
+
     base = _args(tiny_dir, clip_dir, tmp_path / "staged", tmp_path / "ws1")
-    _invoke(["tune", *base[1:]])
-    _invoke(["invert", *base[1:]])
+    tuned = _invoke(["tune", *base[1:]]).output.strip().splitlines()[-1]
+    (kept,) = Workspace(tmp_path / "ws1").clips()  # each stage says the clip's key, which `export` takes
+    assert tuned.startswith("tune: computed in ") and f"ws1, clip {kept.key} (`videop2p export {kept.key} DIR" in tuned
+    assert f"clip {kept.key} " in _invoke(["invert", *base[1:]]).output.strip().splitlines()[-1]
     _invoke(["edit", *base[1:]])
     stages = _manifest(tmp_path / "staged")["stages"]
     assert stages["tune"]["action"] == "reused" and stages["invert"]["action"] == "reused"

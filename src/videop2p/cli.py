@@ -655,7 +655,10 @@ def _run_stages(
             vp.save_tuned(model, cfg.save_tuned)
         if stage == "invert":
             _, report = vp.invert(model, clip, cfg.source, cfg.inversion, cfg.force, None, cfg.window)
-        typer.echo(f"{stage}: {report.action} in {report.seconds:.1f} s; workspace {cfg.workspace}")
+        typer.echo(  # the clip's key: what `workspace list` shows and `export` takes
+            f"{stage}: {report.action} in {report.seconds:.1f} s; workspace {cfg.workspace}, clip {model.delta_key} "
+            f"(`videop2p export {model.delta_key} DIR --workspace {cfg.workspace}` writes its tuned model)"
+        )
     # a ModelLoadError is a ValueError, a ModelNotFoundError a FileNotFoundError
     except (ValueError, FileNotFoundError) as e:
         _fail(_said(e, flagged, files))
