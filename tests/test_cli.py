@@ -2061,6 +2061,22 @@ def test_workspace_list_and_remove_show_and_free_exactly_what_they_name(tiny_dir
     assert (tmp_path / "a" / "outputs.json").is_file() and len(Workspace(ws).clips()) == 2
 
 
+def test_a_workspace_not_where_it_is_looked_for_is_named_where_it_is(tmp_path, monkeypatch):
+    """`videop2p workspace list` (or `export KEY`) after `run ... --out outputs/blue`, whose workspace is beside the
+    output folder, said only that none was in the current folder: it names those below it."""
+    monkeypatch.chdir(tmp_path)
+    for kept in ("outputs", "runs/a"):  # a history is a workspace; an empty folder of the name is not
+        (tmp_path / kept / ".videop2p-workspace").mkdir(parents=True)
+        (tmp_path / kept / ".videop2p-workspace" / "events.jsonl").write_text("{}\n")
+    (tmp_path / "empty" / ".videop2p-workspace").mkdir(parents=True)
+    found = "; found: outputs/.videop2p-workspace, runs/a/.videop2p-workspace."
+    assert_one_line_error(runner.invoke(app, ["workspace", "list"]), "no workspace at .videop2p-workspace", found)
+    assert_one_line_error(runner.invoke(app, ["export", "1fb8", "x"]), "no workspace is at", found)
+    (tmp_path / "runs" / "a" / ".videop2p-workspace" / "events.jsonl").unlink()
+    said = runner.invoke(app, ["workspace", "list"]).output.strip()
+    assert said.endswith("output folder); found: outputs/.videop2p-workspace."), said
+
+
 def _manifest_of_run(tiny_dir, clip_dir, out, ws):
     _invoke(_args(tiny_dir, clip_dir, out, ws))
     return _manifest(out)["stages"]

@@ -1142,7 +1142,8 @@ def export(
         if not workspace.is_dir():
             _fail(
                 f"{entry} is no clip folder here, and no workspace is at {workspace} to find it as a clip's key in; give "
-                "the clip's folder (WORKSPACE/clip-KEY), or its key with --workspace WORKSPACE."
+                f"the clip's folder (WORKSPACE/clip-KEY), or its key with --workspace WORKSPACE"
+                f"{_workspaces_near(workspace.parent)}."
             )
         key = str(entry).removeprefix("clip-")
         entry = _clip_by_key(_open_workspace(workspace).clips(), key, workspace, repr(str(entry))).folder
@@ -1183,6 +1184,27 @@ def _workspace_root(root: Path, workspace: Path | None) -> Path:
     return workspace
 
 
+def _is_workspace(folder: Path) -> bool:
+    """Whether `folder` holds a videop2p workspace: its history, or a tuned clip's folder."""
+    return (folder / "events.jsonl").is_file() or any(folder.glob("clip-*/key.json"))
+
+
+def _workspaces_near(folder: Path, depth: int = 3, most: int = 5) -> str:
+    """The workspaces of `run`'s default name (`.videop2p-workspace`, beside an output folder) in `folder` and up
+    to `depth` levels below it, said after an error that found none where it looked ("; found: outputs/...");
+    "" where there are none."""
+    found = [
+        w
+        for level in range(1, depth + 1)
+        for w in sorted(folder.glob("/".join(["*"] * (level - 1) + [WORKSPACE_NAME])))
+        if w.is_dir() and _is_workspace(w)
+    ]
+    if not found:
+        return ""
+    more = f" and {len(found) - most} more" if len(found) > most else ""
+    return f"; found: {', '.join(str(w) for w in found[:most])}{more}"
+
+
 def _open_workspace(root: Path):
     """The workspace at `root`, or a one-line error when there is none."""
     from videop2p.store.workspace import Workspace
@@ -1191,9 +1213,9 @@ def _open_workspace(root: Path):
         why = "it is a file" if root.is_file() else "the folder does not exist"
         _fail(
             f"no workspace at {root}: {why}; give the folder a run kept its work in (its --workspace, or "
-            ".videop2p-workspace beside its output folder)."
+            f".videop2p-workspace beside its output folder){_workspaces_near(root.parent)}."
         )
-    if not (root / "events.jsonl").is_file() and not any(root.glob("clip-*/key.json")):
+    if not _is_workspace(root):
         _fail(f"{root} is not a videop2p workspace: it has no clip-*/ folders and no events.jsonl.")
     return Workspace(root)
 
