@@ -2470,7 +2470,7 @@ def test_short_quiet_flag_hides_the_progress_bars(tiny_dir, clip_dir, tmp_path):
     shown = _invoke([*args, "--force"]).output
     hidden = _invoke([*args, "--force", "-q"]).output
     assert "it/s" in shown and "it/s" not in hidden, hidden
-    assert "outputs written to" in hidden
+    assert f"(manifest: outputs.json; tuning and inversion kept in the workspace {tmp_path / 'ws'})" in hidden
     said = hidden.strip().splitlines()[-1]  # what to open first, each file there
     opened = said.removeprefix("side by side (source | reconstruction | edits): ").split("; ")
     assert Path(opened[0]).is_file() and opened[0].endswith("side_by_side.mp4"), said

@@ -632,7 +632,10 @@ def _run_stages(
         cfg.tune.progress = cfg.inversion.progress = cfg.edit.progress = not cfg.quiet
         if stage == "run":
             manifest = vp.run(cfg)
-            typer.echo(f"outputs written to {Path(cfg.out).resolve()} (manifest: outputs.json)")
+            typer.echo(
+                f"outputs written to {Path(cfg.out).resolve()} (manifest: outputs.json; tuning and inversion kept in "
+                f"the workspace {cfg.workspace})"
+            )
             for name, info in manifest["stages"].items():
                 typer.echo(f"  {name:7s} {info['seconds']:7.1f} s  {info.get('action', '')}")
             files = manifest["outputs"]
