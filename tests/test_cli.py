@@ -2072,6 +2072,8 @@ def test_a_workspace_not_where_it_is_looked_for_is_named_where_it_is(tmp_path, m
     found = "; found: outputs/.videop2p-workspace, runs/a/.videop2p-workspace."
     assert_one_line_error(runner.invoke(app, ["workspace", "list"]), "no workspace at .videop2p-workspace", found)
     assert_one_line_error(runner.invoke(app, ["export", "1fb8", "x"]), "no workspace is at", found)
+    said = runner.invoke(app, ["workspace", "list", "outputs"])  # the output folder given: the one beside it
+    assert_one_line_error(said, "outputs is not a videop2p workspace", found)
     (tmp_path / "runs" / "a" / ".videop2p-workspace" / "events.jsonl").unlink()
     said = runner.invoke(app, ["workspace", "list"]).output.strip()
     assert said.endswith("output folder); found: outputs/.videop2p-workspace."), said

@@ -1219,7 +1219,10 @@ def _open_workspace(root: Path):
             f".videop2p-workspace beside its output folder){_workspaces_near(root.parent)}."
         )
     if not _is_workspace(root):
-        _fail(f"{root} is not a videop2p workspace: it has no clip-*/ folders and no events.jsonl.")
+        _fail(
+            f"{root} is not a videop2p workspace: it has no clip-*/ folders and no events.jsonl"
+            f"{_workspaces_near(root.parent)}."
+        )
     return Workspace(root)
 
 
