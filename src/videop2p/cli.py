@@ -660,7 +660,8 @@ def _run_stages(
             _, report = vp.invert(model, clip, cfg.source, cfg.inversion, cfg.force, None, cfg.window)
         typer.echo(  # the clip's key: what `workspace list` shows and `export` takes
             f"{stage}: {report.action} in {report.seconds:.1f} s; workspace {cfg.workspace}, clip {model.delta_key} "
-            f"(`videop2p export {model.delta_key} DIR --workspace {cfg.workspace}` writes its tuned model)"
+            f"(`videop2p export {model.delta_key} DIR --workspace {cfg.workspace} --format tune-a-video` writes its "
+            "tuned model as the authors' folder)"
         )
     # a ModelLoadError is a ValueError, a ModelNotFoundError a FileNotFoundError
     except (ValueError, FileNotFoundError) as e:
