@@ -1256,6 +1256,8 @@ def _clip_line(c, apart: dict) -> str:
     """A `workspace list` row; `apart`: its tuning settings that differ from another kept tuning of its clip."""
     import datetime
 
+    from videop2p.store.workspace import seen_model_name
+
     size = "x".join(str(n) for n in c.identity.get("size", [])) or "?"
     tune = c.identity.get("tune", {})
     steps = tune.get("steps", "?")
@@ -1270,7 +1272,7 @@ def _clip_line(c, apart: dict) -> str:
     used = datetime.datetime.fromtimestamp(c.last_used).strftime("%Y-%m-%d %H:%M")
     prompt = _cut(str(c.identity.get("prompt", "?")), 40)
     # the name its latest run loaded it by, else the fingerprint `videop2p info` prints after a model's name
-    model = _cut(c.seen["model"].rpartition("@")[0] if "model" in c.seen else str(c.identity.get("model", "?")), 24)
+    model = _cut(seen_model_name(c.seen) or str(c.identity.get("model", "?")), 24)
     video = _cut(_shown_path(c.seen["clip"]), 32, left=True) if "clip" in c.seen else "-"  # - : not said
     return (
         f"{c.key}  {model:<24}  {video:<32}  {prompt:<40}  {c.identity.get('num_frames', '?'):>6}  {size:>9}  {tuned:>16}  "

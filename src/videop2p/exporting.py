@@ -16,7 +16,7 @@ from videop2p.models.t2s import T2SModel
 from videop2p.models.tav import DELTA_KEY, apply_temporal, is_authors_folder
 from videop2p.store.codec import read_meta
 from videop2p.store.files import atomic_path, check_room, check_writable, read_json
-from videop2p.store.workspace import DELTA_FILE, Workspace, is_delta_identity
+from videop2p.store.workspace import DELTA_FILE, Workspace, is_delta_identity, seen_model_name
 from videop2p.tuning import load_delta
 
 DELTA_FILES = (DELTA_FILE, "key.json")  # what a diffusers-delta export holds
@@ -65,9 +65,11 @@ def export_tuned(
     check_export_folder(out, fmt)
     path, identity = tuned_delta(entry)
     if identity.get("model") != components.info.fingerprint:
-        kept = path.parent.name.startswith("clip-")  # in a workspace's clip folder: its history names the model
-        seen = Workspace(path.parent.parent).history()[1].get(path.parent.name, {}).get("model") if kept else None
-        named = f" ({seen.rpartition('@')[0]!r}, as its latest run named it)" if seen else ""
+        named = None
+        if path.parent.name.startswith("clip-"):  # a workspace's clip folder: its history names the model
+            _, seen = Workspace(path.parent.parent).history()
+            named = seen_model_name(seen.get(path.parent.name, {}))
+        named = f" ({named!r}, as its latest run named it)" if named else ""
         raise ValueError(
             f"{path} was tuned from the model with fingerprint {identity.get('model')!r}{named}, not the loaded "
             f"{components.info.identity!r}; pass the --model (and --vae, --lora, --embedding) it was tuned from."

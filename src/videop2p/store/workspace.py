@@ -376,6 +376,13 @@ def seen_names(model: str, clip: str | os.PathLike | None = None) -> dict[str, s
     return {"model": model, **({"clip": str(Path(clip).resolve())} if clip else {})}
 
 
+def seen_model_name(seen: dict) -> str | None:
+    """The name a run loaded its model by, of the names its history keeps (`seen_names`): the source part of the
+    model's identity (`videop2p-toy`, a folder's or hub repository's name), without its fingerprint; None if none."""
+    model = seen.get("model")
+    return model.rpartition("@")[0] if isinstance(model, str) else None
+
+
 def read_events(root: str | os.PathLike) -> list[dict]:
     """The workspace's history (`events.jsonl`), skipping lines that do not read (a run killed mid-line)."""
     path = Path(root) / "events.jsonl"
