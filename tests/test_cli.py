@@ -2021,6 +2021,13 @@ def test_workspace_list_and_remove_show_and_free_exactly_what_they_name(tiny_dir
     for c in (first, second):  # the names the runs knew the model and the clip by (the clip's from its end)
         assert c.seen == {"model": f"{tiny_dir.name}@{c.identity['model']}", "clip": str(clip_dir.resolve())}
         assert rows[c.key].split()[1:3] == [tiny_dir.name, "…" + str(clip_dir.resolve())[-31:]]
+    records = [json.loads(line) for line in _invoke(["workspace", "list", str(ws), "--json"]).output.splitlines()]
+    assert [r["key"] for r in records] == [c.key for c in clips]  # a line each, in the table's order, for scripts
+    for r, c in zip(records, clips, strict=True):
+        assert (r["identity"], r["model"], r["clip"], r["bytes"]) == (c.identity, *c.seen.values(), c.size_bytes)
+        assert (r["tuned"], r["inversions"], r["edits"], r["unfinished"]) == (True, 1, 1, 0)
+    assert {r["key"]: r["differs_in"] for r in records} == {first.key: {"tune.seed": "33", "tune.lr": "3e-05"},
+                                                             second.key: {"tune.seed": "7", "tune.lr": "0.0001"}}  # fmt: skip
     history = ws / "events.jsonl"  # a history written before the names were kept: the model's fingerprint
     kept = history.read_text()
     history.write_text("".join(line.replace(', "model"', ', "was"') + "\n" for line in kept.splitlines()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import logging
 import os
 import signal
@@ -1252,6 +1253,24 @@ def _shown_path(path: str) -> str:
         return path
 
 
+def _clip_record(c, apart: dict) -> dict:
+    """A `workspace list --json` line: what the table's row says, unshortened, with the clip's identity."""
+    return {
+        "key": c.key,
+        "folder": str(c.folder),
+        **{name: c.seen.get(name) for name in ("model", "clip")},
+        "identity": c.identity,
+        "tuned": c.tuned,
+        "tuning_at": c.tuning_at,
+        "inversions": c.inversions,
+        "edits": c.edits,
+        "unfinished": c.unfinished,
+        "bytes": c.size_bytes,
+        "last_used": c.last_used,
+        "differs_in": apart,
+    }
+
+
 def _clip_line(c, apart: dict) -> str:
     """A `workspace list` row; `apart`: its tuning settings that differ from another kept tuning of its clip."""
     import datetime
@@ -1290,12 +1309,19 @@ def _clip_line(c, apart: dict) -> str:
 def workspace_list(
     root: Annotated[Path, typer.Argument(help=WORKSPACE_HELP)] = Path(WORKSPACE_NAME),
     workspace: WorkspaceOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object a clip, a line each, for scripts (its key.json too).")
+    ] = False,
 ) -> None:
     """`videop2p workspace list` (its help above)."""
     from videop2p.store.workspace import set_apart
 
     root = _workspace_root(root, workspace)
     clips = _open_workspace(root).clips()
+    if as_json:
+        for c, apart in zip(clips, set_apart([c.identity for c in clips]), strict=True):
+            typer.echo(json.dumps(_clip_record(c, apart)))
+        return
     typer.echo(
         f"{'clip':<16}  {'model':<24}  {'video':<32}  {'prompt':<40}  {'frames':>6}  {'size':>9}  {'tuning':>16}  {'inversions':>10}  {'edits':>5}  "
         f"{'unfinished':>10}  {'MiB':>8}  {'last used':<16}  differs in"
