@@ -2450,6 +2450,23 @@ def test_a_target_words_own_cross_attention_window_is_a_flag(tiny_dir, clip_dir,
     assert int(alpha[:, blue].sum()) == int(0.4 * 11) and int(alpha[:, circle].sum()) == int(0.8 * 11)
 
 
+def test_a_target_given_twice_with_the_same_settings_is_warned_of(tiny_dir, clip_dir, tmp_path):
+    """`--target T --target T` made the same edit twice, a branch of every step more, without a word."""
+    from videop2p.config import EditConfig
+    from videop2p.editing import repeated_targets
+
+    other = "a green circle moving on the grass"
+    assert repeated_targets([TGT, other, TGT, TGT], EditConfig()) == [(2, 0), (3, 0)]
+    assert repeated_targets([TGT, TGT], EditConfig(threshold=[0.3, 0.5])) == []  # settings of its own: another edit
+    assert repeated_targets([TGT, TGT], EditConfig(blend=[("circle", "circle"), None])) == []
+    _invoke(_args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws", "--target", TGT))
+    said = "target 2 is target 1 again with the same settings: its edit is the same; give each target once"
+    assert [w for w in _manifest(tmp_path / "o")["warnings"] if "again" in w] == [
+        f"{said} (each one costs a branch of every step)"
+    ]
+    assert said in (tmp_path / "o" / "report.md").read_text()
+
+
 @pytest.mark.parametrize("command", [[], ["run"], ["workspace", "list"], ["toy", "eval"]])
 def test_short_help_flag_prints_the_same_help(command):
     long, short = (runner.invoke(app, [*command, flag], terminal_width=200) for flag in ("--help", "-h"))

@@ -115,6 +115,28 @@ def mask_layers(
     return {layer.name for layer in layers if layer.cross and layer.downsample == best}, sides[best]
 
 
+def repeated_targets(targets: list[str], c: EditConfig) -> list[tuple[int, int]]:
+    """(k, j) for each target k (from 0) that is an earlier target j again with the same per-target settings
+    (blend and subtract words, windows, threshold): its edit is j's, at the cost of one more branch each step."""
+    n = len(targets)
+    per_target = zip(
+        targets,
+        target_pairs("blend", c.blend, n),
+        target_pairs("subtract", c.subtract, n),
+        target_windows(c.cross_replace, n, "cross_replace"),
+        target_windows(c.self_replace, n, "self_replace"),
+        target_thresholds(c.threshold, n),
+        strict=True,
+    )
+    first: dict[tuple, int] = {}
+    repeats = []
+    for k, settings in enumerate(per_target):
+        if settings in first:
+            repeats.append((k, first[settings]))
+        first.setdefault(settings, k)
+    return repeats
+
+
 def build_plan(
     components: SDComponents, source: str, targets: list[str], c: EditConfig, steps: int, latent_hw: tuple[int, int]
 ) -> tuple[ControlPlan, list[str]]:

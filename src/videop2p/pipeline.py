@@ -59,7 +59,15 @@ from videop2p.config import (
     validate,
 )
 from videop2p.control.prompts import check_prompts_fit
-from videop2p.editing import EditResult, build_plan, check_edit_entry, edit, load_edit_result, save_edit_result
+from videop2p.editing import (
+    EditResult,
+    build_plan,
+    check_edit_entry,
+    edit,
+    load_edit_result,
+    repeated_targets,
+    save_edit_result,
+)
 from videop2p.exporting import check_tuned_folder, tuned_folder_size, write_tuned_folder
 from videop2p.inversion import (
     InversionResult,
@@ -123,10 +131,20 @@ def _ordinal(n: int) -> str:
 
 
 def _warned(notes: tuple[str, ...]) -> tuple[str, ...]:
-    """What loading a clip warns of, logged as it is said, and kept on the clip for the run's report."""
+    """What a run warns of before its stages (what loading a clip found, a target given twice), logged as it is
+    said, and kept (on the clip, or with the run's settings) for the run's report."""
     for note in notes:
         logger.warning("%s", note)
     return notes
+
+
+def _repeats_said(targets: list[str], edit: EditConfig) -> tuple[str, ...]:
+    """What a run warns of a target given twice with the same settings (`repeated_targets`)."""
+    return tuple(
+        f"target {k + 1} is target {j + 1} again with the same settings: its edit is the same; give each target "
+        "once (each one costs a branch of every step)"
+        for k, j in repeated_targets(targets, edit)
+    )
 
 
 @dataclass
@@ -886,6 +904,7 @@ class VideoP2P:
             self._check_source(cfg.source)
             self._check_workspace(cfg.workspace)
         cfg, warned = self._as_run(cfg)
+        warned = [*warned, *_warned(_repeats_said(cfg.targets, cfg.edit))]
         started = time.perf_counter()
         clip = self.load_clip(cfg.video)
         seconds = time.perf_counter() - started
