@@ -133,7 +133,8 @@ def repeated_targets(targets: list[str], c: EditConfig) -> list[tuple[int, int]]
     for k, settings in enumerate(per_target):
         if settings in first:
             repeats.append((k, first[settings]))
-        first.setdefault(settings, k)
+        else:
+            first[settings] = k
     return repeats
 
 
