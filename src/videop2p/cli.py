@@ -632,16 +632,16 @@ def _run_stages(
             return
         cfg.tune.progress = cfg.inversion.progress = cfg.edit.progress = not cfg.quiet
         if stage == "run":
-            manifest = vp.run(cfg)
+            manifest, out = vp.run(cfg), Path(cfg.out).resolve()
             typer.echo(
-                f"outputs written to {Path(cfg.out).resolve()} (manifest: outputs.json; tuning and inversion kept in "
-                f"the workspace {cfg.workspace})"
+                f"outputs written to {out} (manifest: outputs.json; tuning and inversion kept in the workspace "
+                f"{cfg.workspace})"
             )
             for name, info in manifest["stages"].items():
                 typer.echo(f"  {name:7s} {info['seconds']:7.1f} s  {info.get('action', '')}")
             files = manifest["outputs"]
             typer.echo(  # what to open first
-                f"side by side (source | reconstruction | edits): {Path(cfg.out).resolve() / files['side_by_side']}; "
+                f"side by side (source | reconstruction | edits): {out / files['side_by_side']}; "
                 f"edits: {', '.join(files['edits'])}; {files['report']}"
             )
             return

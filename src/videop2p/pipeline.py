@@ -138,12 +138,12 @@ def _warned(notes: tuple[str, ...]) -> tuple[str, ...]:
     return notes
 
 
-def _repeats_said(targets: list[str], edit: EditConfig) -> tuple[str, ...]:
-    """What a run warns of a target given twice with the same settings (`repeated_targets`)."""
+def _repeats_said(targets: list[str], settings: EditConfig) -> tuple[str, ...]:
+    """What a run warns of a target given twice with the same `settings` (`repeated_targets`)."""
     return tuple(
         f"target {k + 1} is target {j + 1} again with the same settings: its edit is the same; give each target "
         "once (each one costs a branch of every step)"
-        for k, j in repeated_targets(targets, edit)
+        for k, j in repeated_targets(targets, settings)
     )
 
 
