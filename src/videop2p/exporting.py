@@ -65,11 +65,11 @@ def export_tuned(
     check_export_folder(out, fmt)
     path, identity = tuned_delta(entry)
     if identity.get("model") != components.info.fingerprint:
-        named = None
+        name = None
         if path.parent.name.startswith("clip-"):  # a workspace's clip folder: its history names the model
             _, seen = Workspace(path.parent.parent).history()
-            named = seen_model_name(seen.get(path.parent.name, {}))
-        named = f" ({named!r}, as its latest run named it)" if named else ""
+            name = seen_model_name(seen.get(path.parent.name, {}))
+        named = f" ({name!r}, as its latest run named it)" if name else ""
         raise ValueError(
             f"{path} was tuned from the model with fingerprint {identity.get('model')!r}{named}, not the loaded "
             f"{components.info.identity!r}; pass the --model (and --vae, --lora, --embedding) it was tuned from."
