@@ -2016,6 +2016,10 @@ def test_workspace_list_and_remove_show_and_free_exactly_what_they_name(tiny_dir
     rows = {c.key: next(line for line in listing.splitlines() if line.startswith(c.key)) for c in (first, second)}
     assert f"{steps} lr 3e-05" in rows[first.key] and f"{steps} lr 0.0001" in rows[second.key]  # told apart
     assert listing.splitlines()[0].endswith("last used         differs in")  # and by the settings not shown
+    header = listing.splitlines()[0]  # each column as wide as its widest cell: the model's name here
+    assert header.index("video") == len(first.key) + 2 + max(len("model"), len(tiny_dir.name)) + 2
+    for row in rows.values():  # numbers right-aligned under their header
+        assert row[: header.index("edits") + len("edits")].endswith(" 1") and row[header.index("MiB") - 1] == " "
     assert rows[first.key].endswith("  tune.seed 33")
     assert rows[second.key].endswith("  tune.seed 7") and "lr" not in rows[second.key].split("  ")[-1]
     for c in (first, second):  # the names the runs knew the model and the clip by (the clip's from its end)

@@ -1271,8 +1271,17 @@ def _clip_record(c, apart: dict) -> dict:
     }
 
 
-def _clip_line(c, apart: dict) -> str:
-    """A `workspace list` row; `apart`: its tuning settings that differ from another kept tuning of its clip."""
+# `workspace list`'s columns: header, and whether its cells are right-aligned (numbers)
+_LIST_COLUMNS = (
+    ("clip", False), ("model", False), ("video", False), ("prompt", False), ("frames", True), ("size", True),
+    ("tuning", True), ("inversions", True), ("edits", True), ("unfinished", True), ("MiB", True),
+    ("last used", False), ("differs in", False),
+)  # fmt: skip
+
+
+def _clip_cells(c, apart: dict) -> list[str]:
+    """A `workspace list` row's cells, as `_LIST_COLUMNS` names them; `apart`: its tuning settings that differ
+    from another kept tuning of its clip."""
     import datetime
 
     from videop2p.store.workspace import seen_model_name
@@ -1293,11 +1302,23 @@ def _clip_line(c, apart: dict) -> str:
     # the name its latest run loaded it by, else the fingerprint `videop2p info` prints after a model's name
     model = _cut(seen_model_name(c.seen) or str(c.identity.get("model", "?")), 24)
     video = _cut(_shown_path(c.seen["clip"]), 32, left=True) if "clip" in c.seen else "-"  # - : not said
-    return (
-        f"{c.key}  {model:<24}  {video:<32}  {prompt:<40}  {c.identity.get('num_frames', '?'):>6}  {size:>9}  {tuned:>16}  "
-        f"{c.inversions:>10}  {c.edits:>5}  {c.unfinished:>10}  {c.size_bytes / 2**20:>8.1f}  {used}"
-        + "".join(f"  {k} {v}" for k, v in apart.items() if k not in ("tune.steps", "tune.lr"))  # shown already
-    ).rstrip()
+    differs = "  ".join(f"{k} {v}" for k, v in apart.items() if k not in ("tune.steps", "tune.lr"))  # shown already
+    counts = (c.inversions, c.edits, c.unfinished)
+    frames = c.identity.get("num_frames", "?")
+    return [c.key, model, video, prompt, str(frames), size, tuned, *map(str, counts), f"{c.size_bytes / 2**20:.1f}",
+            used, differs]  # fmt: skip
+
+
+def _table(rows: list[list[str]], columns: tuple[tuple[str, bool], ...]) -> list[str]:
+    """`rows` under `columns`' headers, each column as wide as its widest cell, two spaces apart."""
+    cells = [[name for name, _ in columns], *rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    return [
+        "  ".join(
+            cell.rjust(w) if right else cell.ljust(w) for cell, w, (_, right) in zip(row, widths, columns, strict=True)
+        ).rstrip()
+        for row in cells
+    ]
 
 
 @workspace_app.command(
@@ -1322,12 +1343,9 @@ def workspace_list(
         for c, apart in zip(clips, set_apart([c.identity for c in clips]), strict=True):
             typer.echo(json.dumps(_clip_record(c, apart)))
         return
-    typer.echo(
-        f"{'clip':<16}  {'model':<24}  {'video':<32}  {'prompt':<40}  {'frames':>6}  {'size':>9}  {'tuning':>16}  {'inversions':>10}  {'edits':>5}  "
-        f"{'unfinished':>10}  {'MiB':>8}  {'last used':<16}  differs in"
-    )
-    for c, apart in zip(clips, set_apart([c.identity for c in clips]), strict=True):
-        typer.echo(_clip_line(c, apart))
+    rows = [_clip_cells(c, apart) for c, apart in zip(clips, set_apart([c.identity for c in clips]), strict=True)]
+    for line in _table(rows, _LIST_COLUMNS):
+        typer.echo(line)
     total = sum(c.size_bytes for c in clips) / 2**20
     typer.echo(f"{len(clips)} clip(s), {total:.1f} MiB in {root}")
 
