@@ -85,6 +85,7 @@ def test_a_loaded_folder_predicts_bit_identically_and_is_not_tuned_again(tuned):
     assert Session(str(base), base.parent / "ui").default_tune_steps() == OFFICIAL_TUNE_STEPS
     assert Session(None, base.parent / "ui").default_tune_steps() == OFFICIAL_TUNE_STEPS  # the bundled model
     assert not is_video_model(base) and not is_video_model(base / "unet" / "config.json")
+    assert not is_video_model("x" * 300)  # a name no file can have: not one (loading it says why)
     assert report.unet_evaluations == 1
     start, tuned_more = again.trainable_parameters(), more.trainable_parameters()
     assert any(not torch.equal(start[k], tuned_more[k]) for k in start)
@@ -399,3 +400,47 @@ def test_the_other_parts_are_written_in_the_names_older_readers_know_and_read_ba
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     text = "a red circle moving on the grass"
     assert loaded.tokenizer(text).input_ids == tiny.tokenizer(text).input_ids
+
+
+def test_a_presets_fewer_tuning_steps_do_not_tune_a_tuned_folder_again(tuned, tmp_path):
+    """`--preset quick`'s 200 steps are fewer than an image model's 500; a tuned folder takes none (README: "not
+    tuned again"), by the CLI, a config file, a batch and the API, unless steps are given."""
+    import yaml
+
+    from videop2p.batch import load_jobs
+    from videop2p.ui import preset_fields
+
+    base, vp, video, _, _, out = tuned
+    clip = video.video.path
+
+    def steps(model, *more):
+        said = runner.invoke(app, ["run", clip, "--source", PROMPT, "--target", "a blue circle moving on the grass",
+                                   "--model", str(model), "--out", str(tmp_path / "o"), "--frames", "3", "--dry-run", *more])  # fmt: skip
+        assert said.exit_code == 0, said.output
+        return yaml.safe_load("\n".join(line for line in said.stdout.splitlines() if not line.startswith("#")))["tune"][
+            "steps"
+        ]
+
+    assert steps(out, "--preset", "quick") == 0  # the folder's own: none
+    assert steps(base, "--preset", "quick") == 200  # an image model: the preset's
+    assert steps(out, "--preset", "quick", "--tune-steps", "3") == 3  # asked: continues from it
+    config = tmp_path / "quick.yaml"
+    config.write_text("preset: quick\n")
+    assert steps(out, "--config", str(config)) == 0
+    config.write_text("preset: quick\ntune:\n  steps: 4\n")
+    assert steps(out, "--config", str(config)) == 4
+    jobs = tmp_path / "jobs.yaml"
+    job = {
+        "video": {"path": clip, "frames": 3},
+        "source": PROMPT,
+        "targets": ["a blue circle moving on the grass"],
+        "preset": "quick",
+    }
+    jobs.write_text(yaml.safe_dump({"jobs": [{**job, "model": str(out)}, {**job, "model": str(base)},
+                                              {**job, "model": str(out), "tune": {"steps": 5}}]}))  # fmt: skip
+    assert [j.config.tune.steps for j in load_jobs(jobs)[0]] == [None, 200, 5]  # None: the model's, none here
+    api = VideoP2P(load_components(str(out)), Workspace(tmp_path / "ws"))
+    assert api.dry_run(job).settings.tune.steps == 0
+    assert vp.dry_run(job).settings.tune.steps == 200  # not tuned yet
+    assert preset_fields("quick", pretuned=True)[0]["tune_steps"] is None  # the web editor's field: the model's
+    assert preset_fields("quick")[0]["tune_steps"] == 200

@@ -31,6 +31,7 @@ from videop2p.config import (
     ConfigError,
     Executor,
     OptionError,
+    Preset,
     RunConfig,
     SettingProblem,
     VideoConfig,
@@ -47,6 +48,7 @@ from videop2p.config import (
     missing_tuned_model,
     missing_tuned_model_message,
     named_preset,
+    on_tuned_model,
     path_shorthand,
     preset_config,
     ray_host_port,
@@ -260,6 +262,12 @@ def _job_config(raw: dict, defaults: dict, here: Path, where: str) -> tuple[RunC
         both = "give their tune config beside it (`config: [TUNE.yaml, P2P.yaml]`)"
         raise BatchError(f"{where}: {missing_tuned_model_message(missing, both, 'another `model`')}")
     _resolve_job_paths(cfg, here)
+    if preset not in (None, Preset.OFFICIAL):  # its tuning steps are fewer than an image model's 500
+        from videop2p.models.loading import is_video_model
+
+        if is_video_model(cfg.model):
+            given = holds(merged, "tune.steps") or given_by("tune_steps", files) is not None
+            cfg = on_tuned_model(cfg, preset, given)
     named = {o: given_by(o, files) for o in OPTIONS if not holds(merged, file_key(o))}
     return cfg, {o: given for o, given in named.items() if given is not None}
 

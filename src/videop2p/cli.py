@@ -426,9 +426,11 @@ def _build_config(
         OPTIONS,
         apply_options,
         files_preset,
+        given_by,
         load_config,
         missing_tuned_model,
         missing_tuned_model_message,
+        on_tuned_model,
         preset_config,
         prompt_text,
         read_config_files,
@@ -463,6 +465,12 @@ def _build_config(
     if missing is not None:
         both = f"run both at once with `videop2p run --config TUNE.yaml --config {missing[0]}`"
         _fail(missing_tuned_model_message(missing, both, "--model"))
+    if preset is not Preset.OFFICIAL:  # its tuning steps are fewer than an image model's 500
+        from videop2p.models.loading import is_video_model
+
+        if is_video_model(cfg.model):
+            given = flags.get("tune_steps") is not None or given_by("tune_steps", files) is not None
+            cfg = on_tuned_model(cfg, preset, given)
     cfg.force = bool(flags.get("force")) or cfg.force
     cfg.quiet = bool(flags.get("quiet")) or cfg.quiet
     if preset in PRESET_MARGINS and not cfg.quiet:
@@ -742,7 +750,9 @@ def _stage_command(stage: str, doc: str):
         preset: Annotated[
             str | None,
             typer.Option(
-                help=f"Settings to start from, under --config and flags: {_presets_help()}.", rich_help_panel=CLIP_PANEL
+                help=f"Settings to start from, under --config and flags: {_presets_help()}; a tuned Tune-A-Video / "
+                "Video-P2P model takes no tuning steps from a preset.",
+                rich_help_panel=CLIP_PANEL,
             ),
         ] = None,
         model: Annotated[

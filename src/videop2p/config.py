@@ -1424,9 +1424,21 @@ def as_preset(name: Any) -> Preset:
         raise OptionError("preset", f"{not_one_of(name, (p.value for p in Preset))}.") from None
 
 
-def preset_config(name: Preset | str = Preset.OFFICIAL) -> RunConfig:
-    """The settings of a preset (official: the defaults); a config file and flags go on top."""
-    return apply_options(RunConfig(), PRESETS[as_preset(name)])
+def preset_config(name: Preset | str = Preset.OFFICIAL, pretuned: bool = False) -> RunConfig:
+    """The settings of a preset (official: the defaults); a config file and flags go on top. For a tuned
+    Tune-A-Video / Video-P2P model (`pretuned`), without the preset's tuning steps: they are fewer than the 500
+    an image model takes, and such a model is tuned no further unless told (`TuneConfig.resolved`)."""
+    options = PRESETS[as_preset(name)]
+    return apply_options(RunConfig(), {k: v for k, v in options.items() if not (pretuned and k == "tune_steps")})
+
+
+def on_tuned_model(cfg: RunConfig, preset: Preset | str | None, steps_given: bool) -> RunConfig:
+    """`cfg`, built over `preset`'s settings, as it runs on a tuned Tune-A-Video / Video-P2P model: with the
+    tuning steps of `preset_config(preset, pretuned=True)` where the preset alone set them, not a config file, a
+    flag or a job's key (`steps_given`)."""
+    if preset is None or steps_given:
+        return cfg
+    return dataclasses.replace(cfg, tune=dataclasses.replace(cfg.tune, steps=preset_config(preset, True).tune.steps))
 
 
 def load_config(
@@ -2103,6 +2115,7 @@ __all__ = [
     "plain_paths",
     "check_video",
     "named_preset",
+    "on_tuned_model",
     "load_config",
     "preset_config",
     "to_plain",

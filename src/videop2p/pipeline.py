@@ -50,6 +50,9 @@ from videop2p.config import (
     check_window,
     fill,
     fill_run,
+    holds,
+    named_preset,
+    on_tuned_model,
     path_shorthand,
     plain_number,
     plain_path,
@@ -893,8 +896,10 @@ class VideoP2P:
         file is) checked, as the run records it (`_as_run`, with what that warned of), and its clip read, with
         the seconds that took; memory for the clip, its reconstruction and its edits checked before tuning.
         With `last` "tune" or "invert" the settings may leave the targets out (the first stages alone)."""
-        if isinstance(cfg, dict):
-            cfg = fill_run(cfg)
+        if isinstance(cfg, dict):  # a preset it names: without its tuning steps on a tuned video model
+            filled = fill_run(cfg)
+            pretuned = self.components.video is not None
+            cfg = on_tuned_model(filled, named_preset(cfg), holds(cfg, "tune.steps")) if pretuned else filled
         _given(cfg, RunConfig, "cfg", "or a dict of its fields")
         cfg = plain_paths(cfg)  # `pathlib.Path`s given: kept and written as text, as a config file's
         if last == "edit" or cfg.targets:

@@ -154,12 +154,13 @@ PRESET_FIELDS = (
 )  # the form fields a preset fills
 
 
-def preset_fields(name: str) -> tuple[dict, str]:
-    """The values a preset gives the form's fields (config.PRESETS through the config dataclasses),
-    and what it costs against the official settings as measured (config.PRESET_MARGINS). The page's
-    preset menu fills the fields; what runs is what the fields then say."""
+def preset_fields(name: str, pretuned: bool = False) -> tuple[dict, str]:
+    """The values a preset gives the form's fields (config.PRESETS through the config dataclasses; on a tuned
+    video model, `pretuned`, no tuning steps of its own: `preset_config`), and what it costs against the official
+    settings as measured (config.PRESET_MARGINS). The page's preset menu fills the fields; what runs is what the
+    fields then say."""
     try:
-        cfg = preset_config(name)
+        cfg = preset_config(name, pretuned)
     except OptionError as e:
         raise FormError(f"preset {e.reason}") from None
     values = {}
@@ -924,7 +925,7 @@ def build_app(session: Session):
             field.change(follow_fields, said, status)
 
         def pick_preset(name):
-            values, margin = preset_fields(name)
+            values, margin = preset_fields(name, is_video_model(session.model))
             if values["tune_steps"] is None:  # the model's default, as a number the field shows
                 values["tune_steps"] = session.default_tune_steps()
             return *(values[f] for f in PRESET_FIELDS), _preset_note(name, margin)
