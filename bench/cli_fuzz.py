@@ -28,7 +28,8 @@ from typer.main import get_command
 from videop2p.cli import app
 from videop2p.cli import main as main_command
 
-VALUES = ("", " ", "nan", "-1", "0", "0.5", "1e309", "9" * 20, "abc", "ü", "1,2", "-", "1=2", "a=b=c")
+# the last: a name longer than a file's name may be (255 bytes on most file systems)
+VALUES = ("", " ", "nan", "-1", "0", "0.5", "1e309", "9" * 20, "abc", "ü", "1,2", "-", "1=2", "a=b=c", "n" * 300)
 SKIPPED = {"--help", "--config", "--out"}  # --out is every run's own folder; --config reads a file
 SOURCE, TARGET = "a rabbit is jumping on the grass", "a cat is jumping on the grass"
 STAGE = ["--source", SOURCE, "--target", TARGET, "--tune-steps", "1", "--steps", "2", "--inversion", "fast"]
@@ -127,7 +128,8 @@ def main() -> int:
     results = []
     for command in COMMANDS if a.command == "all" else [a.command]:
         for name, value, outcome in bad_values_runs(command, clip, out, a.options, a.limit):
-            print(f"{command} {name} {value!r}: {outcome}", flush=True)
+            shown = repr(value) if len(value) <= 20 else f"{value[:8]!r}... ({len(value)} characters)"
+            print(f"{command} {name} {shown}: {outcome}", flush=True)
             results.append(outcome)
     failures = [r for r in results if r.startswith("FAIL")]
     valid = sum(r == "ok" for r in results)

@@ -41,6 +41,9 @@ def clip_dir(tmp_path_factory):
     return write_frames(clip.frames, tmp_path_factory.mktemp("clip") / "frames")
 
 
+LONG = "n" * 300  # a name longer than a file's may be (255 bytes on the usual file systems)
+
+
 def _args(tiny_dir, clip_dir, out, ws, *extra):
     blend = [] if "--blend" in extra else ["--blend", "circle", "circle"]  # given twice: one pair per target
     return [
@@ -2326,7 +2329,35 @@ def test_a_configs_relative_paths_are_read_from_the_current_folder_or_else_besid
         (["export", "clip-1", " "], ["out ' ' names no file or folder"]),
         (["info", ""], ["clip '' names no file or folder"]),
         (["workspace", "remove", "--clip", "a", ""], ["root '' names no file or folder"]),
-    ],
+        # a path too long to look up (a part over the file system's limit, 255 bytes on the usual ones): named
+        *(
+            (
+                args,
+                [
+                    f"{named} '{'n' * 28}'…'{'n' * 28}' (300 characters) names no file or folder: a name here has at "
+                    "most ",
+                    " bytes, and a part of it has 300; give a shorter one.",
+                ],
+            )
+            for args, named in (
+                (["run", LONG, "--source", "a b", "--target", "a c"], "video"),
+                (["run", "clip.mp4", "--source", "a b", "--target", "a c", "--out", LONG], "--out"),
+                (["run", "clip.mp4", "--source", "a b", "--target", "a c", "--workspace", LONG], "--workspace"),
+                (["tune", "clip.mp4", "--source", "a b", "--save-tuned", LONG], "--save-tuned"),
+                (["run", "clip.mp4", "--source", "a b", "--target", "a c", "--model", LONG], "--model"),
+                (["edit", "clip.mp4", "--source", "a b", "--target", "a c", "--vae", LONG], "--vae"),
+                (["run", "--config", LONG], "--config"),
+                (["info", LONG], "clip"),
+                (["workspace", "list", LONG], "root"),
+                (["batch", LONG], "jobs_file"),
+                (["toy", "render", LONG], "out_dir"),
+                (["ui", "--root", LONG], "--root"),
+            )
+        ),
+        (["run", "clip.mp4", "--lora", f"0.5={LONG}"], [f"--lora '0.5={'n' * 24}'…", "(304 characters)"]),
+        (["run", "clip.mp4", "--embedding", f"<cat>={LONG}"], ["--embedding '<cat>=", "a part of it has 306"]),
+        (["run", "clip.mp4", "--out", "/" + f"{'n' * 200}/" * 25], ["a path here has at most", "and it has 5026"]),
+    ],  # fmt: skip
 )
 def test_usage_errors_of_the_command_are_one_line_naming_the_value(args, needles, capsys, tmp_path, monkeypatch):
     from videop2p.cli import main

@@ -777,3 +777,47 @@ def test_a_damaged_hub_file_in_the_cache_is_named_as_the_user_gave_it(tiny_folde
     local.write_bytes(b"\xff" * 300)
     with pytest.raises(VaeError, match=f"VAE file {str(local)!r} cannot be read as weights"):
         load_components(tiny_folder, vae=str(local))
+
+
+def test_a_path_too_long_to_look_up_is_named_by_every_check_not_raised_as_an_oserror(tiny, tmp_path):
+    """Python's `Path.exists` raises OSError (ENAMETOOLONG) for a name over the file system's limit: each path a
+    run reads or writes is named in one line, with the limit the file system itself gives."""
+    import os
+
+    import yaml
+
+    from videop2p.batch import BatchError, check_local_inputs, load_jobs
+    from videop2p.config import check_folder, load_config
+    from videop2p.io.video import VideoError
+    from videop2p.models.embeddings import EmbeddingError
+    from videop2p.models.lora import LoraError
+    from videop2p.models.vae import VaeError
+    from videop2p.pipeline import VideoP2P
+    from videop2p.store.workspace import Workspace
+
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    long = str(tmp_path / ("n" * (limit + 1)))
+    said = f"(a name here has at most {limit} bytes, and a part of it has {limit + 1}; give a shorter one.)"
+    folder = save_pretrained_folder(tiny, tmp_path / "model")
+    for kind, call in (
+        (ModelNotFoundError, lambda: load_components(long)),
+        (VaeError, lambda: load_components(folder, vae=long)),
+        (LoraError, lambda: load_components(folder, lora={long: 1.0})),
+        (EmbeddingError, lambda: load_components(folder, embeddings={long: None})),
+        (ValueError, lambda: check_folder("out", long, "for the outputs")),
+    ):
+        with pytest.raises(kind, match=f"names no file or folder: {re.escape(said[1:-1])}"):
+            call()
+    vp = VideoP2P(load_components(folder), Workspace(tmp_path / "ws"))
+    run = {"source": "a red circle", "targets": ["a blue circle"], "out": str(tmp_path / "out")}
+    with pytest.raises(VideoError, match=re.escape(said[1:-1])):
+        vp.dry_run({**run, "video": long})
+    config = tmp_path / "run.yaml"  # a config file's or a job's model or clip: as the check names it
+    config.write_text(yaml.safe_dump({**run, "video": long, "model": long}))
+    assert load_config(config).model == long
+    jobs = tmp_path / "jobs.yaml"
+    job = {"video": long, "source": run["source"], "targets": run["targets"], "model": long}
+    jobs.write_text(yaml.safe_dump({"jobs": [job]}))
+    with pytest.raises(BatchError, match=f"job-1: video.path .*{re.escape(said[1:-1])}"):
+        check_local_inputs(load_jobs(jobs)[0])
+    assert not (tmp_path / "out").exists()

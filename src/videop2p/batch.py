@@ -276,14 +276,14 @@ def _resolve_job_paths(cfg: RunConfig, here: Path) -> None:
     """A job's paths made absolute from `here`, the jobs file's folder: the clip, a model or VAE folder
     beside it (otherwise a hub id), the tuned folder to write, LoRA and embedding files."""
     cfg.video.path = str(_resolve(cfg.video.path, here))
-    if cfg.model and (here / cfg.model).exists():
+    if cfg.model and os.path.exists(here / cfg.model):  # False for a name too long for a file: its check says so
         cfg.model = str(_resolve(cfg.model, here))
-    if cfg.vae and (here / cfg.vae).exists():
+    if cfg.vae and os.path.exists(here / cfg.vae):
         cfg.vae = str(_resolve(cfg.vae, here))
     if cfg.save_tuned:  # a folder to write, as `out`: relative to the jobs file
         cfg.save_tuned = str(_resolve(cfg.save_tuned, here))
     for key in ADAPTER_FILES:  # a hub repository's file stays as it is, where the jobs file has none of its name
-        hub = [p for p in getattr(cfg, key) if hub_file_id(p, ADAPTER_SUFFIXES[key]) and not (here / p).exists()]
+        hub = [p for p in getattr(cfg, key) if hub_file_id(p, ADAPTER_SUFFIXES[key]) and not os.path.exists(here / p)]
         placed = {(path if path in hub else str(_resolve(path, here))): v for path, v in getattr(cfg, key).items()}
         setattr(cfg, key, placed)
 

@@ -2109,17 +2109,26 @@ PATH_FLAGS = {  # the other flags of a path, and what it names
 }
 
 
+# flags whose value may be a path, as a hub id or a `TOKEN=FILE` too: none of them a name longer than a file's
+NAMED_FLAGS = ("--model", "--model-config", "--vae", "--lora", "--embedding")
+
+
 def empty_path_flag(args: list[str]) -> str | None:
     """The error of a path flag given an empty value (`--out "$OUT"` with OUT unset), which a path type
-    reads as the current folder; None where there is none."""
+    reads as the current folder, or a value too long to name a file (`config.too_long_path`); None where there
+    is none."""
+    from videop2p.config import too_long_path
+
     for flag, names in {**dict.fromkeys(FOLDER_FLAGS, "folder"), **PATH_FLAGS}.items():
         values = _given_values([flag], args)
         for value in values if flag == "--config" else values[-1:]:  # each file read; else the value read, the last
+            if said := too_long_path(flag, value):
+                return said
             if value.strip():
                 continue
             hint = " (. for the current folder)" if flag in FOLDER_FLAGS else ""
             return f"{flag} {value!r} names no {names}; give one{hint}."
-    return None
+    return next(filter(None, (too_long_path(f, v) for f in NAMED_FLAGS for v in _given_values([f], args))), None)
 
 
 def _named_command(args: list[str]):
@@ -2134,7 +2143,10 @@ def _named_command(args: list[str]):
 
 def blank_path_argument(args: list[str]) -> str | None:
     """The error of an argument (each names a file or folder) given a blank value (`videop2p toy render "$OUT"`
-    with OUT unset), which a path type reads as the current folder; None where there is none."""
+    with OUT unset), which a path type reads as the current folder, or one too long to name a file; None where
+    there is none."""
+    from videop2p.config import too_long_path
+
     command, i = _named_command(args)
     params = getattr(command, "params", [])
     values = {o: p.nargs for p in params if p.param_type_name == "option" and not p.is_flag for o in p.opts}
@@ -2150,6 +2162,8 @@ def blank_path_argument(args: list[str]) -> str | None:
         param = positionals.pop(0)
         if not arg.strip():  # every argument of these commands is a path
             return f"{param.name} {arg!r} names no file or folder; give one (. for the current folder)."
+        if said := too_long_path(param.name, arg):
+            return said
         i += 1
     return None
 

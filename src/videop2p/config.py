@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import difflib
 import enum
+import errno
 import math
 import os
 import re
@@ -1492,9 +1493,9 @@ def _beside(value: Any, folders: list[Path], here: Path | None = None) -> Any:
     if Path(value).expanduser().is_absolute():
         return str(Path(value).expanduser()) if value.startswith("~") else value
     given = Path(value).expanduser() if here is None else here / Path(value).expanduser()
-    if given.exists():
+    if os.path.exists(given):  # False for a name too long for a file too, which its check names
         return value if here is None else str(given)
-    return next((str(folder / value) for folder in folders if (folder / value).exists()), value)
+    return next((str(folder / value) for folder in folders if os.path.exists(folder / value)), value)
 
 
 _FLAT_NAMES = {(section, attr): name for name, (section, attr) in OPTIONS.items()}
@@ -1568,6 +1569,8 @@ def missing_weights_reason(
     """What to say of a weights file `path` that is not there (no file or folder of that name, nor, with `hub`,
     a hub repository's file it names): the path and what to give, a file of `holding`; None where it is there.
     A `SettingProblem`'s reason: a config file's VAE, LoRA or embedding is named by its key."""
+    if too_long := too_long_reason(path):
+        return too_long
     if Path(path).expanduser().exists() or (hub and hub_file_of(path, suffixes) is not None):
         return None
     hub_form = ", or a hub repository's, owner/name or owner/name/FILE" if hub else ""
@@ -1792,6 +1795,56 @@ def check_frame_size(v: VideoConfig) -> None:
     _enum_ok("video", "resize", v.resize, ResizeMode)
 
 
+def too_long_path(what: str, path: Any) -> str | None:
+    """The message of a path too long to look up here (`too_long_reason`), naming it as `what`; None for any
+    other path."""
+    reason = too_long_reason(path)
+    return f"{what} {reason}" if reason else None
+
+
+def too_long_reason(path: Any) -> str | None:
+    """What to say of a path too long to look up here (a part longer than a file's name may be, or the whole
+    longer than a path: the system says ENAMETOOLONG rather than that it is not there), quoted by its ends where
+    it is long, since the length is what is wrong; None for any other path."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            return None
+    except (TypeError, ValueError):  # not a path (None, a NUL inside): others say so
+        return None
+    else:
+        return None
+    text = str(path)
+    home = next((p for p in Path(os.path.abspath(text)).parents if _is_dir(p)), Path("/"))
+    name_max, path_max = (
+        _limit(home, name, default) for name, default in (("PC_NAME_MAX", 255), ("PC_PATH_MAX", 4096))
+    )
+    longest = max(len(os.fsencode(part)) for part in Path(text).parts)
+    why = (
+        f"a name here has at most {name_max} bytes, and a part of it has {longest}"
+        if longest > name_max
+        else f"a path here has at most {path_max} bytes, and it has {len(os.fsencode(text))}"
+    )
+    quoted = repr(text) if len(text) <= 60 else f"{text[:28]!r}…{text[-28:]!r} ({len(text)} characters)"
+    return f"{quoted} names no file or folder: {why}; give a shorter one."
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # too long a name
+        return False
+
+
+def _limit(folder: Path, name: str, default: int) -> int:
+    """`os.pathconf`'s `name` of `folder`'s file system; `default`, the usual one, where it does not say."""
+    try:
+        return os.pathconf(folder, name)
+    except (OSError, ValueError):
+        return default
+
+
 def _file_at(*paths: Path) -> Path | None:
     """The first of `paths` that is a file (or anything but a folder), else None."""
     return next((p for p in paths if p.exists() and not p.is_dir()), None)
@@ -1806,6 +1859,8 @@ def check_folder(what: str, path: str | os.PathLike | None, purpose: str) -> Non
         return
     if not str(path).strip():
         raise ValueError(f"{what} {str(path)!r} names no folder; give one {purpose}.")
+    if said := too_long_path(what, path):
+        raise ValueError(said)
     path = Path(path)
     file = _file_at(path, *path.parents)
     if file == path:
@@ -1818,6 +1873,8 @@ def check_file(what: str, path: str | os.PathLike | None) -> None:
     """A file to write can be written: it is not a folder and its folder is, or can become, one."""
     if path is None:
         return
+    if said := too_long_path(what, path):
+        raise ValueError(said)
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{what} {str(path)!r} is a folder; give a file name to write.")

@@ -59,6 +59,7 @@ from videop2p.config import (
     plain_paths,
     settings_of,
     shown,
+    too_long_reason,
     validate,
 )
 from videop2p.control.prompts import check_prompts_fit
@@ -843,8 +844,8 @@ class VideoP2P:
         validate(cfg)
         check_folder("out", cfg.out, "for the outputs")
         check_writable("out", cfg.out, "for the outputs")
-        clip = Path(cfg.video.path)
-        if clip.is_dir() and Path(cfg.out).resolve() == clip.resolve():
+        clip = Path(cfg.video.path)  # a name too long for a file is said as the clip is read
+        if not too_long_reason(clip) and clip.is_dir() and Path(cfg.out).resolve() == clip.resolve():
             raise ValueError(
                 f"out {cfg.out!r} is the clip's own folder of frames; give another folder for the outputs "
                 "(their pictures would join the clip's frames)."

@@ -32,6 +32,7 @@ from videop2p.config import (
     VideoConfig,
     check_number,
     plain_number,
+    too_long_path,
 )
 from videop2p.io.exr import check_complete, is_exr, read_header, read_linear
 from videop2p.io.hdr import (
@@ -1037,6 +1038,8 @@ def _check_path(path: str | os.PathLike) -> None:
         raise VideoError(
             f"The clip's path {str(path)!r} is empty; give a video file, an animated image or a folder of frames."
         )
+    if said := too_long_path("Video path", path):
+        raise VideoError(said, "video", said.removeprefix("Video path "))
     path = Path(path)
     if not path.exists():
         reason = f"{str(path)!r} does not exist; give a video file, an animated image or a folder of frames."

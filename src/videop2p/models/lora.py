@@ -30,6 +30,7 @@ from videop2p.config import (
     lora_scale_problem,
     lora_scale_text,
     missing_weights_reason,
+    too_long_reason,
     weights_file_problem,
 )
 from videop2p.models.hub import adapter_file, hub_sibling
@@ -98,6 +99,8 @@ def _quiet_part_notes() -> Iterator[None]:
 def check_lora(path: str | os.PathLike, scale: LoraScale) -> None:
     """Refuse a LoRA file that is missing, empty or of a kind the loader does not read, and a scale
     not finite or beyond +-LORA_SCALE_MAX, naming the value and what would be valid."""
+    if too_long := too_long_reason(path):
+        raise LoraError(f"LoRA file {too_long}", "lora", too_long)
     adapters = peft_adapters(path)
     if adapters is not None:  # a PEFT adapter's folder (or its weights file): its config and weights are there
         said = next(filter(None, map(adapter_problem, adapters)), None)

@@ -26,6 +26,7 @@ from videop2p.config import (
     hub_name,
     hub_repository,
     missing_weights_reason,
+    too_long_reason,
     weights_file_problem,
 )
 from videop2p.models.hub import hub_file, hub_files, hub_load_kwargs, named_as_given, sorted_weights
@@ -47,6 +48,8 @@ def check_vae_spec(spec: str | os.PathLike) -> None:
     text = str(spec).strip()
     if not text:
         raise VaeError("--vae is empty; give a VAE folder, a .safetensors/.ckpt/.pt file or a hub id.")
+    if too_long := too_long_reason(text):
+        raise VaeError(f"VAE {too_long}", "vae", too_long)
     path = Path(text).expanduser()
     if path.is_dir():
         if _config_folder(path) is None:
