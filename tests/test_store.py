@@ -1077,6 +1077,56 @@ def test_a_runs_config_yaml_names_the_workspace_it_ran_in_so_that_rerunning_it_r
         VideoP2P(tiny).run({**settings, "workspace": str(ws)})
 
 
+def test_a_runs_settings_name_the_model_only_as_the_pipeline_loaded_it_and_its_config_yaml_records_it(
+    tiny, clip_path, tmp_path, monkeypatch
+):
+    """The stages run the loaded model: a run's settings naming another model, adapter, VAE, device or precision
+    are refused (they were ignored, and config.yaml recorded them); left out, config.yaml records the loaded
+    ones, so that `--config OUT/config.yaml` loads the model the run used. A run's attention slicing is its own
+    (it was ignored too)."""
+    import yaml
+
+    from videop2p.models.loading import save_pretrained_folder
+
+    monkeypatch.chdir(tmp_path)
+    save_pretrained_folder(tiny, tmp_path / "model")
+    vp = VideoP2P.from_pretrained("model", workspace=tmp_path / "ws")
+    settings = _quick_run(clip_path, tmp_path / "o")
+    assert vp.dry_run(settings).settings.model == "model"  # left out: the loaded one
+    for same in ({"model": "./model"}, {"model": str(tmp_path / "model")}, {"device": "cpu:0"}):
+        assert vp.dry_run({**settings, **same}).settings.model == "model", same  # the same files, the same device
+    for name, other in (
+        ("model", "videop2p-toy"),
+        ("vae", str(tmp_path / "model" / "vae")),
+        ("lora", {str(tmp_path / "style.safetensors"): 1.0}),
+        ("dtype", "bfloat16"),
+        ("device", "cuda"),
+        ("device", "not-a-device"),
+    ):
+        with pytest.raises(ValueError, match=rf"^{name} .* is not the one this pipeline was loaded with .*"
+                                             rf"from_pretrained\({name}=\.\.\.\), or leave the settings' {name} out\.$"):  # fmt: skip
+            vp.run({**settings, name: other})
+    assert not (tmp_path / "o").exists()
+    vp.run(settings)
+    recorded = yaml.safe_load((tmp_path / "o" / "config.yaml").read_text())
+    assert Path(recorded["model"]).resolve() == (tmp_path / "model").resolve()  # the loaded one (from anywhere)
+    # attention slicing is a run's (the web editor's field): the pipeline's where the run leaves it out
+    assert (
+        recorded["attention_slicing"] is None
+        and vp.dry_run({**settings, "attention_slicing": 8}).settings.attention_slicing == 8
+    )
+    sliced = VideoP2P(tiny, attention_slicing=16)
+    assert sliced.dry_run(settings).settings.attention_slicing == 16
+    clip = sliced.load_clip(settings["video"])
+    assert sliced.tune(clip, PROMPT, {"steps": 0}, attention_slicing=4)[0].query_chunk == 4
+    assert sliced.tune(clip, PROMPT, {"steps": 0})[0].query_chunk == 16
+    bundled = VideoP2P.from_pretrained(None)
+    with pytest.raises(ValueError, match=r"loaded with \(the bundled model, videop2p-toy\)"):
+        bundled.dry_run({**settings, "model": "model"})
+    assert bundled.dry_run({**settings, "model": "videop2p-toy"}).settings.model is None  # its name: the same
+    assert VideoP2P(tiny).dry_run({**settings, "model": "elsewhere"}).settings.model == "elsewhere"  # not known
+
+
 def test_a_tuning_whose_weights_the_workspace_disk_cannot_hold_is_refused_before_it_starts(
     tiny, clip_path, tmp_path, monkeypatch
 ):

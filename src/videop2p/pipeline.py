@@ -21,6 +21,7 @@ import psutil
 import torch
 
 from videop2p.config import (
+    COUNT_MAX,
     EditConfig,
     FrameAttentionMode,
     GroupNormMode,
@@ -98,7 +99,7 @@ from videop2p.io.video import (
 )
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts, frames_hash
 from videop2p.metrics import video_psnr
-from videop2p.models.loading import SDComponents, dtype_name, load_components, parse_dtype
+from videop2p.models.loading import BUNDLED_MODEL, SDComponents, dtype_name, is_bundled, load_components, parse_dtype
 from videop2p.models.t2s import T2SModel
 from videop2p.models.tav import apply_temporal
 from videop2p.outputs import pasted_frames, write_run_outputs, writer_count
@@ -331,6 +332,33 @@ LARGE_AREA = 4.0  # frames above this many times the model's native area are war
 FAR_DB = 18.0
 
 
+# the settings of a run that `VideoP2P.from_pretrained` takes: the loaded model's, not one run's
+LOADED_WITH = ("model", "model_config", "vae", "lora", "embeddings", "device", "dtype")
+
+
+def same_setting(name: str, a: Any, b: Any) -> bool:
+    """Whether two values of the LOADED_WITH setting `name` (checked) load the same: paths (a dict's files too)
+    compared as the files they name, a device without an index as any of its kind's."""
+    if name == "model" and is_bundled(a) and is_bundled(b):  # None or its name
+        return True
+    if name == "device":
+        try:
+            a, b = torch.device(a), torch.device(b)
+        except (RuntimeError, TypeError):  # not a device's name
+            return False
+        return a.type == b.type and None in (a.index, b.index) or a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {_named_path(k): v for k, v in a.items()} == {_named_path(k): v for k, v in b.items()}
+    return _named_path(a) == _named_path(b)
+
+
+def _named_path(value: Any) -> Any:
+    """A path as the file it names (from the current folder, `~` as home), where it names one; else as it is."""
+    if isinstance(value, str | os.PathLike) and os.path.exists(os.path.expanduser(value)):
+        return os.path.realpath(os.path.expanduser(value))
+    return value
+
+
 class VideoP2P:
     """Video-P2P with a loaded model: `tune`, `invert`, `edit`, or `run` for all three.
 
@@ -344,12 +372,16 @@ class VideoP2P:
         frame_mode: FrameAttentionMode | str = RunConfig.frame_attention,
         attention_slicing: int | None = RunConfig.attention_slicing,
         group_norm: GroupNormMode | str = RunConfig.group_norm,
+        loaded_with: dict[str, Any] | None = None,
     ):
         self.components = components
         self.workspace = workspace
         self.frame_mode = FrameAttentionMode(frame_mode)  # the default of `tune`; a run's config may override it
         self.group_norm = GroupNormMode(group_norm)  # likewise
         self.attention_slicing = attention_slicing  # query chunk of every attention layer; None: off
+        # the LOADED_WITH settings `from_pretrained` loaded `components` with (None: not known), which a run's
+        # settings may not contradict and its config.yaml records
+        self.loaded_with = loaded_with
 
     @classmethod
     def from_pretrained(
@@ -399,7 +431,9 @@ class VideoP2P:
             vae=vae,
         )
         ws = Workspace(workspace) if workspace is not None else None
-        return cls(components, ws, frame_mode, attention_slicing, group_norm)
+        loaded_with = dict(zip(LOADED_WITH, (model, model_config, vae, lora or {}, embeddings or {}, device, dtype),
+                               strict=True))  # fmt: skip
+        return cls(components, ws, frame_mode, attention_slicing, group_norm, loaded_with)
 
     @property
     def device(self) -> torch.device:
@@ -576,20 +610,24 @@ class VideoP2P:
         frame_mode: FrameAttentionMode | str | None = None,
         group_norm: GroupNormMode | str | None = None,
         window: WindowConfig | dict | None = None,
+        attention_slicing: int | None = None,
     ) -> tuple[T2SModel, StageReport]:
         """Stage 1: the T2S model tuned on `clip` (loaded from the workspace when it has it); a clip
         longer than a window trains on one window (and its anchors) per step. The training state is
-        kept beside the entry every `cfg.save_seconds`, so an interrupted tuning resumes."""
+        kept beside the entry every `cfg.save_seconds`, so an interrupted tuning resumes. The model attends
+        `attention_slicing` queries at a time, here and in the stages it is given to (None: the pipeline's)."""
         _given(clip, Clip, "clip", CLIP_FROM)
         self._check_source(prompt)
         cfg, window = _settings(cfg, TuneConfig), _settings(window, WindowConfig)
         check_tune(cfg)
         check_window(window)
+        if attention_slicing is not None:
+            check_number(None, "attention_slicing", attention_slicing, 1, whole=True, cap=COUNT_MAX)
         cfg, plan, mode, norm, identity = self._tuning(clip, prompt, cfg, frame_mode, group_norm, window)
         model = T2SModel.from_image_unet(self.components.unet, mode, norm)
         if self.components.video is not None:  # a tuned Tune-A-Video / Video-P2P folder: its temporal layers
             apply_temporal(model.unet, self.components.video.temporal)
-        model.set_attention_slicing(self.attention_slicing)
+        model.set_attention_slicing(self.attention_slicing if attention_slicing is None else attention_slicing)
         model.delta_key, model.tuned_frames = key_of(identity), clip.digest
 
         ran = 0  # steps this run made (fewer than cfg.steps when it resumed a stopped tuning)
@@ -863,6 +901,26 @@ class VideoP2P:
         side = info.native_size // info.vae_scale_factor
         build_plan(self.components, cfg.source, cfg.targets, cfg.edit, cfg.inversion.steps, (side, side))
 
+    def _as_loaded(self, cfg: RunConfig) -> RunConfig:
+        """`cfg` with the model, its adapters, device, precision and attention slicing this pipeline was loaded
+        with (`loaded_with`), which the stages run: a run's settings may name them only as loaded (a ValueError
+        names one that differs); left at their defaults, they are recorded as loaded (config.yaml)."""
+        if self.loaded_with is None:  # built from components: not known
+            return cfg
+        defaults = RunConfig()
+        for name, loaded in self.loaded_with.items():
+            given = getattr(cfg, name)
+            if given != getattr(defaults, name) and not same_setting(name, given, loaded):
+                as_loaded = (
+                    f"the bundled model, {BUNDLED_MODEL}" if name == "model" and loaded is None else shown(loaded)
+                )
+                raise ValueError(
+                    f"{name} {shown(given)} is not the one this pipeline was loaded with ({as_loaded}): its stages "
+                    f"run the loaded model; load another with VideoP2P.from_pretrained({name}=...), or leave the "
+                    f"settings' {name} out."
+                )
+        return dataclasses.replace(cfg, **self.loaded_with)
+
     def _check_workspace(self, workspace: str | None) -> None:
         """A run's settings may name a workspace only where this pipeline keeps its work (the one it was
         loaded with): the stages read and write `self.workspace`, and the run's config.yaml records it."""
@@ -876,16 +934,19 @@ class VideoP2P:
             )
 
     def _as_run(self, cfg: RunConfig) -> tuple[RunConfig, list[str]]:
-        """`cfg` as a run records it in config.yaml: its tuning steps resolved, the architecture a tuned video
-        folder records (`architecture`, with what it warned of), and the workspace it runs in, so that `--config
-        OUT/config.yaml` reuses its work; the stages' bars on copies of their settings (the caller's stay as they
-        are)."""
+        """`cfg` as a run records it in config.yaml: the model as loaded (`_as_loaded`), its tuning steps resolved,
+        the architecture a tuned video folder records (`architecture`, with what it warned of), and the workspace
+        it runs in, so that `--config OUT/config.yaml` reuses its work; the stages' bars on copies of their
+        settings (the caller's stay as they are)."""
         progress = not cfg.quiet
+        cfg = self._as_loaded(cfg)
         mode, norm, warned = self._architecture(cfg.frame_attention, cfg.group_norm)
+        slicing = self.attention_slicing if cfg.attention_slicing is None else cfg.attention_slicing  # `tune`'s
         return dataclasses.replace(
             cfg,
             frame_attention=mode,
             group_norm=norm,
+            attention_slicing=slicing,
             tune=dataclasses.replace(cfg.tune.resolved(pretuned=self.components.video is not None), progress=progress),
             inversion=dataclasses.replace(cfg.inversion, progress=progress),
             edit=dataclasses.replace(cfg.edit, progress=progress),
@@ -961,7 +1022,15 @@ class VideoP2P:
         cfg, clip, seconds, warned = self._begun(cfg)
         reports = [StageReport("load", "computed", seconds)]
         model, report = self.tune(
-            clip, cfg.source, cfg.tune, cfg.force, on_step, cfg.frame_attention, cfg.group_norm, cfg.window
+            clip,
+            cfg.source,
+            cfg.tune,
+            cfg.force,
+            on_step,
+            cfg.frame_attention,
+            cfg.group_norm,
+            cfg.window,
+            cfg.attention_slicing,
         )
         reports.append(report)
         if cfg.save_tuned is not None:
