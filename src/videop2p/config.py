@@ -1806,17 +1806,19 @@ def too_long_reason(path: Any) -> str | None:
     """What to say of a path too long to look up here (a part longer than a file's name may be, or the whole
     longer than a path: the system says ENAMETOOLONG rather than that it is not there), quoted by its ends where
     it is long, since the length is what is wrong; None for any other path."""
+    if not isinstance(path, str | os.PathLike):  # not a path (an int would be a file descriptor): others say so
+        return None
     try:
         os.stat(path)
     except OSError as e:
         if e.errno != errno.ENAMETOOLONG:
             return None
-    except (TypeError, ValueError):  # not a path (None, a NUL inside): others say so
+    except ValueError:  # a NUL inside: the check that reads it says so
         return None
     else:
         return None
     text = str(path)
-    home = next((p for p in Path(os.path.abspath(text)).parents if _is_dir(p)), Path("/"))
+    home = next((p for p in Path(os.path.abspath(text)).parents if os.path.isdir(p)), Path("/"))
     name_max, path_max = (
         _limit(home, name, default) for name, default in (("PC_NAME_MAX", 255), ("PC_PATH_MAX", 4096))
     )
@@ -1828,13 +1830,6 @@ def too_long_reason(path: Any) -> str | None:
     )
     quoted = repr(text) if len(text) <= 60 else f"{text[:28]!r}…{text[-28:]!r} ({len(text)} characters)"
     return f"{quoted} names no file or folder: {why}; give a shorter one."
-
-
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except OSError:  # too long a name
-        return False
 
 
 def _limit(folder: Path, name: str, default: int) -> int:

@@ -60,7 +60,6 @@ from videop2p.config import (
     plain_paths,
     settings_of,
     shown,
-    too_long_reason,
     validate,
 )
 from videop2p.control.prompts import check_prompts_fit
@@ -332,13 +331,10 @@ LARGE_AREA = 4.0  # frames above this many times the model's native area are war
 FAR_DB = 18.0
 
 
-# the settings of a run that `VideoP2P.from_pretrained` takes: the loaded model's, not one run's
-LOADED_WITH = ("model", "model_config", "vae", "lora", "embeddings", "device", "dtype")
-
-
 def same_setting(name: str, a: Any, b: Any) -> bool:
-    """Whether two values of the LOADED_WITH setting `name` (checked) load the same: paths (a dict's files too)
-    compared as the files they name, a device without an index as any of its kind's."""
+    """Whether two values of the setting `name` that `VideoP2P.from_pretrained` loads a model with (`a` checked)
+    load the same: paths (a dict's files too) compared as the files they name, the bundled model by None or its
+    name, a device without an index as any of its kind's."""
     if name == "model" and is_bundled(a) and is_bundled(b):  # None or its name
         return True
     if name == "device":
@@ -379,8 +375,8 @@ class VideoP2P:
         self.frame_mode = FrameAttentionMode(frame_mode)  # the default of `tune`; a run's config may override it
         self.group_norm = GroupNormMode(group_norm)  # likewise
         self.attention_slicing = attention_slicing  # query chunk of every attention layer; None: off
-        # the LOADED_WITH settings `from_pretrained` loaded `components` with (None: not known), which a run's
-        # settings may not contradict and its config.yaml records
+        # the run settings `from_pretrained` loaded `components` with (None: not known), which a run's settings
+        # may not contradict and its config.yaml records
         self.loaded_with = loaded_with
 
     @classmethod
@@ -431,8 +427,8 @@ class VideoP2P:
             vae=vae,
         )
         ws = Workspace(workspace) if workspace is not None else None
-        loaded_with = dict(zip(LOADED_WITH, (model, model_config, vae, lora or {}, embeddings or {}, device, dtype),
-                               strict=True))  # fmt: skip
+        loaded_with = {"model": model, "model_config": model_config, "vae": vae, "lora": lora or {},
+                       "embeddings": embeddings or {}, "device": device, "dtype": dtype}  # fmt: skip
         return cls(components, ws, frame_mode, attention_slicing, group_norm, loaded_with)
 
     @property
@@ -882,8 +878,8 @@ class VideoP2P:
         validate(cfg)
         check_folder("out", cfg.out, "for the outputs")
         check_writable("out", cfg.out, "for the outputs")
-        clip = Path(cfg.video.path)  # a name too long for a file is said as the clip is read
-        if not too_long_reason(clip) and clip.is_dir() and Path(cfg.out).resolve() == clip.resolve():
+        clip = Path(cfg.video.path)  # (a name too long for a file, no folder here, is said as the clip is read)
+        if os.path.isdir(clip) and Path(cfg.out).resolve() == clip.resolve():
             raise ValueError(
                 f"out {cfg.out!r} is the clip's own folder of frames; give another folder for the outputs "
                 "(their pictures would join the clip's frames)."
@@ -902,8 +898,8 @@ class VideoP2P:
         build_plan(self.components, cfg.source, cfg.targets, cfg.edit, cfg.inversion.steps, (side, side))
 
     def _as_loaded(self, cfg: RunConfig) -> RunConfig:
-        """`cfg` with the model, its adapters, device, precision and attention slicing this pipeline was loaded
-        with (`loaded_with`), which the stages run: a run's settings may name them only as loaded (a ValueError
+        """`cfg` with the model, its adapters, device and precision this pipeline was loaded with
+        (`loaded_with`), which the stages run: a run's settings may name them only as loaded (a ValueError
         names one that differs); left at their defaults, they are recorded as loaded (config.yaml)."""
         if self.loaded_with is None:  # built from components: not known
             return cfg
