@@ -1191,7 +1191,7 @@ def hub_file_id(value: Any, suffixes: tuple[str, ...]) -> HubFile | None:
 
 def hub_file_of(value: Any, suffixes: tuple[str, ...]) -> HubFile | None:
     """The hub file `value` names (`hub_file_id`) where no local path has its name (a local path comes first)."""
-    if not isinstance(value, str | os.PathLike) or Path(value).expanduser().exists():
+    if not isinstance(value, str | os.PathLike) or os.path.exists(os.path.expanduser(value)):
         return None
     return hub_file_id(str(value), suffixes)
 

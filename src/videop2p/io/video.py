@@ -32,7 +32,7 @@ from videop2p.config import (
     VideoConfig,
     check_number,
     plain_number,
-    too_long_path,
+    too_long_reason,
 )
 from videop2p.io.exr import check_complete, is_exr, read_header, read_linear
 from videop2p.io.hdr import (
@@ -1038,8 +1038,8 @@ def _check_path(path: str | os.PathLike) -> None:
         raise VideoError(
             f"The clip's path {str(path)!r} is empty; give a video file, an animated image or a folder of frames."
         )
-    if said := too_long_path("Video path", path):
-        raise VideoError(said, "video", said.removeprefix("Video path "))
+    if too_long := too_long_reason(path):
+        raise VideoError(f"Video path {too_long}", "video", too_long)
     path = Path(path)
     if not path.exists():
         reason = f"{str(path)!r} does not exist; give a video file, an animated image or a folder of frames."

@@ -416,12 +416,9 @@ def video_model_config(model: str | os.PathLike | None) -> dict | None:
     if is_bundled(model):
         return None
     path = Path(model).expanduser()
-    try:
-        if path.is_dir():
-            return tav.folder_unet_config(path)
-        if path.is_file() or _hub_model_file(model):  # a single-file checkpoint: an image model
-            return None
-    except OSError:  # a name no file can have (too long): loading it says so
+    if os.path.isdir(path):  # (False for a name too long for a file, which loading it names)
+        return tav.folder_unet_config(path)
+    if os.path.isfile(path) or _hub_model_file(model):  # a single-file checkpoint: an image model
         return None
     from huggingface_hub import try_to_load_from_cache
 
