@@ -779,7 +779,7 @@ def test_a_damaged_hub_file_in_the_cache_is_named_as_the_user_gave_it(tiny_folde
         load_components(tiny_folder, vae=str(local))
 
 
-def test_a_path_too_long_to_look_up_is_named_by_every_check_not_raised_as_an_oserror(tiny, tmp_path):
+def test_a_path_too_long_to_look_up_is_named_by_every_check_not_raised_as_an_oserror(tiny, tmp_path, capsys):
     """Python's `Path.exists` raises OSError (ENAMETOOLONG) for a name over the file system's limit: each path a
     run reads or writes is named in one line, with the limit the file system itself gives."""
     import os
@@ -787,13 +787,16 @@ def test_a_path_too_long_to_look_up_is_named_by_every_check_not_raised_as_an_ose
     import yaml
 
     from videop2p.batch import BatchError, check_local_inputs, load_jobs
+    from videop2p.cli import main
     from videop2p.config import check_folder, load_config
     from videop2p.io.video import VideoError
+    from videop2p.io.writing import write_frames
     from videop2p.models.embeddings import EmbeddingError
     from videop2p.models.lora import LoraError
     from videop2p.models.vae import VaeError
     from videop2p.pipeline import VideoP2P
     from videop2p.store.workspace import Workspace
+    from videop2p.toy.world import Color, Shape, ToyClipSpec, ToyObject, render_clip
 
     limit = os.pathconf(tmp_path, "PC_NAME_MAX")
     long = str(tmp_path / ("n" * (limit + 1)))
@@ -815,6 +818,14 @@ def test_a_path_too_long_to_look_up_is_named_by_every_check_not_raised_as_an_ose
     config = tmp_path / "run.yaml"  # a config file's or a job's model or clip: as the check names it
     config.write_text(yaml.safe_dump({**run, "video": long, "model": long}))
     assert load_config(config).model == long
+    clip = write_frames(render_clip(ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], frames=3, size=32)).frames,
+                        tmp_path / "clip")  # fmt: skip
+    config.write_text(yaml.safe_dump({**run, "video": {"path": str(clip), "frames": 3}, "model": long}))
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["run", "--config", str(config), "--dry-run"])
+    line = capsys.readouterr().err.strip().splitlines()[-1]  # named by the file's key, as its other errors are
+    assert line.startswith(f"error: {config}: model '") and line.endswith(said[1:-1]), line
     jobs = tmp_path / "jobs.yaml"
     job = {"video": long, "source": run["source"], "targets": run["targets"], "model": long}
     jobs.write_text(yaml.safe_dump({"jobs": [job]}))

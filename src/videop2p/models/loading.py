@@ -32,7 +32,7 @@ from videop2p.config import (
     hub_name,
     hub_repository,
     not_one_of,
-    too_long_path,
+    too_long_reason,
 )
 from videop2p.models import tav
 from videop2p.models.embeddings import add_embeddings, added_tokens, check_embedding, embedding_words
@@ -726,8 +726,8 @@ def check_model_path(model: str | os.PathLike) -> None:
             "The model is empty; give a diffusers folder, a .safetensors or .ckpt file or a hub id, or leave "
             "--model out (or give videop2p-toy) for the bundled toy model."
         )
-    if too_long := too_long_path("model", model):
-        raise ModelNotFoundError(too_long)
+    if too_long := too_long_reason(model):  # named where it was given (a config file's key), as `_no_model`'s
+        raise ModelNotFoundError(f"model {too_long}", "model", too_long)
     path = Path(model).expanduser()
     _refuse_tuned_delta(path)
     if path.is_dir():
