@@ -28,8 +28,25 @@ from typer.main import get_command
 from videop2p.cli import app
 from videop2p.cli import main as main_command
 
-# the last: a name longer than a file's name may be (255 bytes on most file systems)
-VALUES = ("", " ", "nan", "-1", "0", "0.5", "1e309", "9" * 20, "abc", "ü", "1,2", "-", "1=2", "a=b=c", "n" * 300)
+# the last two: a name longer than a file's name may be (255 bytes on most file systems), and a link given for a path
+VALUES = (
+    "",
+    " ",
+    "nan",
+    "-1",
+    "0",
+    "0.5",
+    "1e309",
+    "9" * 20,
+    "abc",
+    "ü",
+    "1,2",
+    "-",
+    "1=2",
+    "a=b=c",
+    "n" * 300,
+    "https://example.com/a.mp4",
+)
 SKIPPED = {"--help", "--config", "--out"}  # --out is every run's own folder; --config reads a file
 SOURCE, TARGET = "a rabbit is jumping on the grass", "a cat is jumping on the grass"
 STAGE = ["--source", SOURCE, "--target", TARGET, "--tune-steps", "1", "--steps", "2", "--inversion", "fast"]

@@ -42,6 +42,8 @@ def clip_dir(tmp_path_factory):
 
 
 LONG = "n" * 300  # a name longer than a file's may be (255 bytes on the usual file systems)
+URL = "https://example.com/clips/rabbit.mp4"  # a link given for a path
+WRITE_IN = "a local folder to write in"
 
 
 def _args(tiny_dir, clip_dir, out, ws, *extra):
@@ -2353,6 +2355,26 @@ def test_a_configs_relative_paths_are_read_from_the_current_folder_or_else_besid
                 (["toy", "render", LONG], "out_dir"),
                 (["ui", "--root", LONG], "--root"),
             )
+        ),
+        # a link given for a path, which a path type reads as folders `https:` and the host: named as given
+        *(
+            (args, [f"{named} '{link}' is a link, not a path on this machine; give {instead}."])
+            for args, named, link, instead in (
+                (["run", URL, "--source", "a b", "--target", "a c"], "video", URL, "the path of a local copy"),
+                (["run", "c.mp4", "--source", "a b", "--target", "a c", "--out", URL], "--out", URL, WRITE_IN),
+                (["run", "c.mp4", "--workspace", "s3://bucket/ws"], "--workspace", "s3://bucket/ws", WRITE_IN),
+                (["tune", "c.mp4", "--source", "a b", "--save-tuned", URL], "--save-tuned", URL, WRITE_IN),
+                (["run", "--config", "c.yaml", "--config", URL], "--config", URL, "the path of a local copy"),
+                (["eval", "--json", URL], "--json", URL, "a local file to write"),
+                (["export", "clip-1", URL], "out", URL, WRITE_IN),
+                (["batch", URL], "jobs_file", URL, "the path of a local copy"),
+                (["workspace", "list", URL], "root", URL, "the path of a local copy"),
+                (["ui", "--root", URL], "--root", URL, WRITE_IN),
+            )
+        ),
+        (
+            ["info", "file:///data/my%20clip.mp4"],
+            ["clip 'file:///data/my%20clip.mp4' is a link, not a path; give its path, '/data/my clip.mp4'."],
         ),
         (["run", "clip.mp4", "--lora", f"0.5={LONG}"], [f"--lora '0.5={'n' * 24}'…", "(304 characters)"]),
         (["run", "clip.mp4", "--embedding", f"<cat>={LONG}"], ["--embedding '<cat>=", "a part of it has 306"]),

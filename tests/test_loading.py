@@ -832,3 +832,83 @@ def test_a_path_too_long_to_look_up_is_named_by_every_check_not_raised_as_an_ose
     with pytest.raises(BatchError, match=f"job-1: video.path .*{re.escape(said[1:-1])}"):
         check_local_inputs(load_jobs(jobs)[0])
     assert not (tmp_path / "out").exists()
+
+
+def test_a_link_given_for_a_path_is_named_as_a_link_by_every_check_not_read_as_folders(tiny, tmp_path, capsys):
+    """A path given as a link (`https://host/clip.mp4`) reads, as a path, as folders `https:` and the host: every
+    check names it as given, a link, and says what to give (a `file://` link: its path), before anything is read
+    or written; the hub's own links still name hub files and repositories."""
+    import numpy as np
+    import yaml
+
+    from videop2p.batch import BatchError, check_local_inputs, load_jobs
+    from videop2p.cli import main
+    from videop2p.config import ConfigError, check_folder, load_yaml
+    from videop2p.io.video import VideoError
+    from videop2p.io.writing import write_video
+    from videop2p.models.embeddings import EmbeddingError
+    from videop2p.models.loading import ModelLoadError, check_model_config, check_model_path
+    from videop2p.models.lora import LoraError
+    from videop2p.models.vae import VaeError
+    from videop2p.pipeline import VideoP2P
+    from videop2p.store.workspace import Workspace
+
+    link = "https://example.com/files/clip.mp4"
+    weights = "https://example.com/files/weights.safetensors"
+    said = "is a link, not a path on this machine; give "
+    folder = save_pretrained_folder(tiny, tmp_path / "model")
+    hub_forms = "give the path of a local copy, or a hub repository's, owner/name or owner/name/FILE (or its link on"
+    for kind, call, message in (
+        (ModelNotFoundError, lambda: check_model_path(weights), f"Model '{weights}' {said}the path of a local copy"),
+        (ModelNotFoundError, lambda: load_components("s3://bucket/sd"), f"Model 's3://bucket/sd' {said}"),
+        (VaeError, lambda: load_components(folder, vae=weights), f"VAE file '{weights}' {said}{hub_forms[5:]}"),
+        (LoraError, lambda: load_components(folder, lora={weights: 1.0}), f"LoRA file '{weights}' {said}"),
+        (
+            EmbeddingError,
+            lambda: load_components(folder, embeddings={weights: None}),
+            f"embedding file '{weights}' {said}",
+        ),
+        (ValueError, lambda: check_folder("out", link, "for the outputs"), f"out '{link}' {said}a folder for the"),
+        (ConfigError, lambda: load_yaml("https://example.com/run.yaml"), "Config file 'https://example.com/run.y"),
+        (VideoError, lambda: write_video(np.zeros((2, 8, 8, 3), np.uint8), link), f"Output '{link}' {said}a local"),
+        (VideoError, lambda: VideoP2P(tiny).load_clip(link), f"Video path '{link}' {said}the path of a local copy."),
+        (
+            VideoError,
+            lambda: VideoP2P(tiny).load_clip("file:///data/a%20clip.mp4"),
+            "Video path 'file:///data/a%20clip.mp4' is a link, not a path; give its path, '/data/a clip.mp4'.",
+        ),
+    ):
+        with pytest.raises(kind) as e:
+            call()
+        assert said.split(",")[0] in str(e.value) and str(e.value).startswith(message), e.value
+    with pytest.raises(ModelLoadError, match=f"--model-config '{weights}' {said}"):  # an original checkpoint's
+        from ldm_checkpoint import ldm_state_dict
+        from safetensors.torch import save_file
+
+        save_file(ldm_state_dict(tiny), tmp_path / "original.safetensors")
+        check_model_config(str(tmp_path / "original.safetensors"), weights)
+    check_model_path("https://huggingface.co/someone/sd")  # the hub's link to a repository: resolved when loaded
+    check_model_config(str(tmp_path / "original.safetensors"), "https://huggingface.co/someone/sd")
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    run = {"source": "a red circle", "targets": ["a blue circle"], "out": str(tmp_path / "out")}
+    with pytest.raises(VideoError, match=f"'{link}' {said}"):
+        vp.dry_run({**run, "video": link})
+    config = tmp_path / "run.yaml"  # a config file's: named by its key, the link as written
+    config.write_text(yaml.safe_dump({**run, "video": link}))
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["run", "--config", str(config), "--dry-run"])
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {config}: video.path '{link}' {said}the path of a local copy."
+    )
+    jobs = tmp_path / "jobs.yaml"  # a job's paths are made absolute from the jobs file's folder; a link is not
+    job = {"video": link, "source": run["source"], "targets": run["targets"], "save_tuned": "s3://bucket/tuned"}
+    jobs.write_text(yaml.safe_dump({"jobs": [job]}))
+    loaded = load_jobs(jobs)[0][0].config
+    assert (loaded.video.path, loaded.save_tuned) == (link, "s3://bucket/tuned")
+    with pytest.raises(BatchError, match=f"job-1: video.path '{link}' {said}"):
+        check_local_inputs(load_jobs(jobs)[0])
+    jobs.write_text(yaml.safe_dump({"out": "https://example.com/out", "jobs": [job]}))
+    with pytest.raises(BatchError, match=f"'out' in {jobs}: 'https://example.com/out' {said}a local folder"):
+        load_jobs(jobs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jobs.yaml", "model", "original.safetensors", "run.yaml"]

@@ -42,6 +42,7 @@ from videop2p.config import (
     given_by,
     holds,
     hub_file_id,
+    link_reason,
     load_config,
     load_yaml,
     meant_key,
@@ -141,12 +142,16 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _resolve(value: str, base: Path) -> Path:
+def _resolve(value: str, base: Path) -> str:
+    """The path `value` made absolute from `base`; a link (`https://...`) as it is, for the check that reads it
+    to name it (`config.link_reason`) as given."""
+    if link_reason(value, ""):
+        return value
     p = Path(value).expanduser()
-    return p if p.is_absolute() else (base / p).resolve()
+    return str(p if p.is_absolute() else (base / p).resolve())
 
 
-def _config_files(value: object, here: Path, where: str) -> list[Path]:
+def _config_files(value: object, here: Path, where: str) -> list[str]:
     """A job's `config`: one config file or a list of them (ours, or the official tune and p2p pair),
     relative to the jobs file."""
     if value is None:
@@ -196,12 +201,14 @@ def _batch_folders(path: Path, data: dict, out: str | None, workspace: str | Non
             raise BatchError(f"'{key}' in {path} must be a folder path, got {data[key]!r}.")
         if isinstance(data.get(key), str) and not data[key].strip():  # `key:` alone (null) is the default
             raise BatchError(f"'{key}' in {path} names no folder ({data[key]!r}); give one, or leave it out.")
+        if said := link_reason(data.get(key), "give a local folder, or leave it out"):
+            raise BatchError(f"'{key}' in {path}: {said}")
     here = path.resolve().parent
-    out_root = _resolve(out, Path.cwd()) if out else _resolve(data.get("out") or f"{path.stem}-outputs", here)
+    out_root = Path(_resolve(out, Path.cwd()) if out else _resolve(data.get("out") or f"{path.stem}-outputs", here))
     if workspace:
-        ws_root = _resolve(workspace, Path.cwd())
+        ws_root = Path(_resolve(workspace, Path.cwd()))
     else:
-        ws_root = _resolve(data["workspace"], here) if data.get("workspace") else out_root / WORKSPACE_NAME
+        ws_root = Path(_resolve(data["workspace"], here)) if data.get("workspace") else out_root / WORKSPACE_NAME
     try:
         check_folder("out", out_root, "for the jobs' outputs")
         check_folder("workspace", ws_root, "to keep tuned clips in")
@@ -275,16 +282,16 @@ def _job_config(raw: dict, defaults: dict, here: Path, where: str) -> tuple[RunC
 def _resolve_job_paths(cfg: RunConfig, here: Path) -> None:
     """A job's paths made absolute from `here`, the jobs file's folder: the clip, a model or VAE folder
     beside it (otherwise a hub id), the tuned folder to write, LoRA and embedding files."""
-    cfg.video.path = str(_resolve(cfg.video.path, here))
+    cfg.video.path = _resolve(cfg.video.path, here)
     if cfg.model and os.path.exists(here / cfg.model):  # False for a name too long for a file: its check says so
-        cfg.model = str(_resolve(cfg.model, here))
+        cfg.model = _resolve(cfg.model, here)
     if cfg.vae and os.path.exists(here / cfg.vae):
-        cfg.vae = str(_resolve(cfg.vae, here))
+        cfg.vae = _resolve(cfg.vae, here)
     if cfg.save_tuned:  # a folder to write, as `out`: relative to the jobs file
-        cfg.save_tuned = str(_resolve(cfg.save_tuned, here))
+        cfg.save_tuned = _resolve(cfg.save_tuned, here)
     for key in ADAPTER_FILES:  # a hub repository's file stays as it is, where the jobs file has none of its name
         hub = [p for p in getattr(cfg, key) if hub_file_id(p, ADAPTER_SUFFIXES[key]) and not os.path.exists(here / p)]
-        placed = {(path if path in hub else str(_resolve(path, here))): v for path, v in getattr(cfg, key).items()}
+        placed = {(path if path in hub else _resolve(path, here)): v for path, v in getattr(cfg, key).items()}
         setattr(cfg, key, placed)
 
 

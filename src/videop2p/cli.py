@@ -2109,26 +2109,36 @@ PATH_FLAGS = {  # the other flags of a path, and what it names
 }
 
 
+WRITTEN_FLAGS = ("--json", "--manifest")  # the path flags of a file a command writes
+WRITTEN_ARGUMENTS = ("out", "out_dir", "dest")  # the arguments naming a folder a command writes in
+
+
 # flags whose value may be a path, as a hub id or a `TOKEN=FILE` too: none of them a name longer than a file's
 NAMED_FLAGS = ("--model", "--model-config", "--vae", "--lora", "--embedding")
 
 
 def empty_path_flag(args: list[str]) -> str | None:
     """The error of a path flag given an empty value (`--out "$OUT"` with OUT unset), which a path type
-    reads as the current folder, or a value too long to name a file (`config.too_long_path`); None where there
-    is none."""
-    from videop2p.config import too_long_path
+    reads as the current folder, or a link or a value too long to name a file (`config.unusable_path`; a path
+    type would read `https://host/x` as `https:/host/x`); None where there is none."""
+    from videop2p.config import too_long_path, unusable_path
 
     for flag, names in {**dict.fromkeys(FOLDER_FLAGS, "folder"), **PATH_FLAGS}.items():
         values = _given_values([flag], args)
         for value in values if flag == "--config" else values[-1:]:  # each file read; else the value read, the last
-            if said := too_long_path(flag, value):
+            if said := unusable_path(flag, value, _instead(names, flag in FOLDER_FLAGS or flag in WRITTEN_FLAGS)):
                 return said
             if value.strip():
                 continue
             hint = " (. for the current folder)" if flag in FOLDER_FLAGS else ""
             return f"{flag} {value!r} names no {names}; give one{hint}."
     return next(filter(None, (too_long_path(f, v) for f in NAMED_FLAGS for v in _given_values([f], args))), None)
+
+
+def _instead(names: str, written: bool) -> str:
+    """What to give in place of a link for a path flag or argument naming a file or folder (`names`) that a
+    command writes or reads."""
+    return f"give a local {names} to write{' in' * (names == 'folder')}" if written else "give the path of a local copy"
 
 
 def _named_command(args: list[str]):
@@ -2143,9 +2153,9 @@ def _named_command(args: list[str]):
 
 def blank_path_argument(args: list[str]) -> str | None:
     """The error of an argument (each names a file or folder) given a blank value (`videop2p toy render "$OUT"`
-    with OUT unset), which a path type reads as the current folder, or one too long to name a file; None where
-    there is none."""
-    from videop2p.config import too_long_path
+    with OUT unset), which a path type reads as the current folder, or a link or one too long to name a file;
+    None where there is none."""
+    from videop2p.config import unusable_path
 
     command, i = _named_command(args)
     params = getattr(command, "params", [])
@@ -2162,7 +2172,7 @@ def blank_path_argument(args: list[str]) -> str | None:
         param = positionals.pop(0)
         if not arg.strip():  # every argument of these commands is a path
             return f"{param.name} {arg!r} names no file or folder; give one (. for the current folder)."
-        if said := too_long_path(param.name, arg):
+        if said := unusable_path(param.name, arg, _instead("folder", param.name in WRITTEN_ARGUMENTS)):
             return said
         i += 1
     return None

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import yaml
 
@@ -987,6 +987,8 @@ def yaml_text(data: bytes) -> str:
 def load_yaml(path: str | os.PathLike) -> dict:
     if not isinstance(path, str | os.PathLike):  # a dict of settings is a RunConfig's (`VideoP2P.run` takes one)
         raise ConfigError(f"A config file is a path to a YAML file, got {type(path).__name__}.")
+    if link := link_reason(path, "give the path of a local copy"):
+        raise ConfigError(f"Config file {link}")
     try:
         data = yaml.load(yaml_text(Path(path).read_bytes()), YamlLoader) or {}
     except FileNotFoundError:
@@ -1574,6 +1576,8 @@ def missing_weights_reason(
     if Path(path).expanduser().exists() or (hub and hub_file_of(path, suffixes) is not None):
         return None
     hub_form = ", or a hub repository's, owner/name or owner/name/FILE" if hub else ""
+    if link := link_reason(path, f"give the path of a local copy{hub_form}{' (or its link on huggingface.co)' * hub}"):
+        return link
     return f"{str(path)!r} does not exist; give a {' or '.join(suffixes)} file of {holding}{hub_form}."
 
 
@@ -1802,6 +1806,30 @@ def too_long_path(what: str, path: Any) -> str | None:
     return f"{what} {reason}" if reason else None
 
 
+def unusable_path(what: str, path: Any, give: str) -> str | None:
+    """The message of a path that names no file or folder of this machine, naming it as `what`: a link
+    (`link_reason`, which ends with `give`, what to give instead) or a path too long to look up; None for any
+    other path."""
+    reason = link_reason(path, give) or too_long_reason(path)
+    return f"{what} {reason}" if reason else None
+
+
+_LINK = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")  # a URL's scheme: http(s), ftp, s3, gs, file, ...
+
+
+def link_reason(path: Any, give: str) -> str | None:
+    """What to say of a path given as a link (`https://...`, `s3://...`), which the file system would read as
+    folders named `https:` and the host: files are read and written here by their path on this machine, so
+    say it is a link and end with `give`, what to give instead (a `file://` link: its path); None for any
+    other value."""
+    if not isinstance(path, str) or not _LINK.match(path.strip()):
+        return None
+    parts = urlsplit(path.strip())
+    if parts.scheme.lower() == "file" and parts.netloc in ("", "localhost") and parts.path:
+        return f"{path!r} is a link, not a path; give its path, {unquote(parts.path)!r}."
+    return f"{path!r} is a link, not a path on this machine; {give}."
+
+
 def too_long_reason(path: Any) -> str | None:
     """What to say of a path too long to look up here (a part longer than a file's name may be, or the whole
     longer than a path: the system says ENAMETOOLONG rather than that it is not there), quoted by its ends where
@@ -1854,7 +1882,7 @@ def check_folder(what: str, path: str | os.PathLike | None, purpose: str) -> Non
         return
     if not str(path).strip():
         raise ValueError(f"{what} {str(path)!r} names no folder; give one {purpose}.")
-    if said := too_long_path(what, path):
+    if said := unusable_path(what, path, f"give a folder {purpose}"):
         raise ValueError(said)
     path = Path(path)
     file = _file_at(path, *path.parents)
@@ -1868,7 +1896,7 @@ def check_file(what: str, path: str | os.PathLike | None) -> None:
     """A file to write can be written: it is not a folder and its folder is, or can become, one."""
     if path is None:
         return
-    if said := too_long_path(what, path):
+    if said := unusable_path(what, path, "give a local file's path to write"):
         raise ValueError(said)
     path = Path(path)
     if path.is_dir():

@@ -31,6 +31,7 @@ from videop2p.config import (
     SettingProblem,
     VideoConfig,
     check_number,
+    link_reason,
     plain_number,
     too_long_reason,
 )
@@ -1038,8 +1039,8 @@ def _check_path(path: str | os.PathLike) -> None:
         raise VideoError(
             f"The clip's path {str(path)!r} is empty; give a video file, an animated image or a folder of frames."
         )
-    if too_long := too_long_reason(path):
-        raise VideoError(f"Video path {too_long}", "video", too_long)
+    if unusable := link_reason(path, "give the path of a local copy") or too_long_reason(path):
+        raise VideoError(f"Video path {unusable}", "video", unusable)
     path = Path(path)
     if not path.exists():
         reason = f"{str(path)!r} does not exist; give a video file, an animated image or a folder of frames."

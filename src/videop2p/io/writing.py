@@ -19,7 +19,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from videop2p.config import DEFAULT_FPS, OptionError, as_argument, check_number, plain_number
+from videop2p.config import DEFAULT_FPS, OptionError, as_argument, check_number, plain_number, plain_path, unusable_path
 from videop2p.io.exr import encode_exr, read_header, read_linear
 from videop2p.io.hdr import HLG, PQ, linear_to_pq, pq_to_linear
 from videop2p.io.video import (
@@ -381,6 +381,8 @@ def write_video(
     frames are a deep stream's own 16-bit values, written in its form (an mp4 or PNGs only). A frame
     of another shape or type, a frame rate or times that are no finite, increasing numbers, are refused
     (VideoError, ConfigError), and nothing is written."""
+    if said := unusable_path("Output", plain_path(path), "give a local .mp4, .gif or folder to write"):
+        raise VideoError(said)
     suffix = Path(path).suffix.lower()
     if deep is not None and suffix == ".gif":
         raise VideoError(

@@ -31,6 +31,7 @@ from videop2p.config import (
     hub_file_of,
     hub_name,
     hub_repository,
+    link_reason,
     not_one_of,
     too_long_reason,
 )
@@ -715,6 +716,10 @@ def _hub_model_file(model: str | os.PathLike | None) -> bool:
     return found is not None and found.file is not None
 
 
+# what to give for a model given as a link that is none of the hub's forms
+_LINK_INSTEAD = "give the path of a local copy, or a hub id (owner/name) or link (https://huggingface.co/owner/name)"
+
+
 def check_model_path(model: str | os.PathLike) -> None:
     """Refuse, before anything is read, a local model path that is missing or a folder without the parts
     of a diffusers Stable Diffusion folder (a hub id, or a hub repository's checkpoint file, passes: it is
@@ -745,6 +750,8 @@ def check_model_path(model: str | os.PathLike) -> None:
         _check_model_file(path)
     elif _hub_model_file(model):
         return
+    elif hub_repository(str(model)) is None and (link := link_reason(str(model), _LINK_INSTEAD)):
+        raise ModelNotFoundError(f"Model {link}", "model", link)
     elif path.suffix in {".safetensors", *_TORCH_SAVE_SUFFIXES}:
         raise _no_model("Model file", f"{str(model)!r} does not exist", "a .safetensors or .ckpt checkpoint")
     elif str(model).startswith((".", "/", "~")):
@@ -826,6 +833,8 @@ def check_model_config(model: str | os.PathLike | None, config: str | os.PathLik
         head = f"{str(config)!r} describes an original single-file checkpoint ("
         tail = f" FILE.safetensors or .ckpt); the model {str(model or 'videop2p-toy')!r} carries its own configs."
         raise ModelLoadError(f"--model-config {head}--model{tail}", "model_config", f"{head}a model{tail}")
+    if hub_repository(str(config)) is None and (link := link_reason(str(config), _LINK_INSTEAD)):
+        raise ModelLoadError(f"--model-config {link}", "model_config", link)
     folder = Path(config).expanduser()
     if folder.exists() or str(config).startswith((".", "/", "~")):  # a local folder (its configs are enough)
         _missing_parts(folder, f"--model-config {str(config)!r}", "diffusers folder", "; their configs are enough")
