@@ -2138,7 +2138,9 @@ def empty_path_flag(args: list[str]) -> str | None:
 def _instead(names: str, written: bool) -> str:
     """What to give in place of a link for a path flag or argument naming a file or folder (`names`) that a
     command writes or reads."""
-    return f"give a local {names} to write{' in' * (names == 'folder')}" if written else "give the path of a local copy"
+    if not written:
+        return "give the path of a local copy"
+    return "give a local folder to write in" if names == "folder" else f"give a local {names} to write"
 
 
 def _named_command(args: list[str]):

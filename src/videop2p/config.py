@@ -1576,7 +1576,8 @@ def missing_weights_reason(
     if Path(path).expanduser().exists() or (hub and hub_file_of(path, suffixes) is not None):
         return None
     hub_form = ", or a hub repository's, owner/name or owner/name/FILE" if hub else ""
-    if link := link_reason(path, f"give the path of a local copy{hub_form}{' (or its link on huggingface.co)' * hub}"):
+    hub_link = " (or its link on huggingface.co)" if hub else ""
+    if link := link_reason(path, f"give the path of a local copy{hub_form}{hub_link}"):
         return link
     return f"{str(path)!r} does not exist; give a {' or '.join(suffixes)} file of {holding}{hub_form}."
 
