@@ -739,6 +739,28 @@ def test_frames_held_in_memory_are_the_same_clip_as_their_file_and_reuse_its_tun
             vp.clip_from_frames(frames, **kwargs)
 
 
+def test_greyscale_and_rgba_frames_in_memory_are_read_as_their_files_frames_are(tiny):
+    """Greyscale arrays ((F, H, W), (F, H, W, 1); a grey video read by imageio) and RGBA ones (a GIF's frames read
+    with their alpha) are the clip that the same frames as PIL images, or as files, make: grey repeated in R, G
+    and B, transparency over black."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    vp = VideoP2P(tiny, None)
+    grey, rgba = rng.integers(0, 256, (2, 8, 10), np.uint8), rng.integers(0, 256, (2, 8, 10, 4), np.uint8)
+    as_images = vp.clip_from_frames([Image.fromarray(f, "L") for f in grey])
+    for given in (grey, grey[..., None], torch.from_numpy(grey), list(grey), grey / 255.0):
+        clip = vp.clip_from_frames(given)
+        assert clip.digest == as_images.digest and np.array_equal(clip.frames, as_images.frames)
+    assert np.array_equal(as_images.frames[..., 0], as_images.frames[..., 2])
+    as_images = vp.clip_from_frames([Image.fromarray(f, "RGBA") for f in rgba])
+    for given in (rgba, list(rgba), rgba / 255.0):
+        assert vp.clip_from_frames(given).digest == as_images.digest
+    opaque = rgba.copy()
+    opaque[..., 3] = 255
+    assert vp.clip_from_frames(opaque).digest == vp.clip_from_frames(opaque[..., :3]).digest
+
+
 def test_an_edit_pasted_through_the_api_is_the_one_run_writes_at_the_clips_own_size(tiny, clip_path, tmp_path):
     """`VideoP2P.paste` gives the staged API what `run` writes: the edit pasted into the input's frames at their own
     size through its blend mask (the clip's frames are 32x32, worked at 24x16)."""
@@ -855,8 +877,9 @@ def test_an_inversion_with_other_settings_than_the_kept_one_says_so(tiny, clip_p
     ("frames", "kwargs", "message"),
     [
         (np.full((2, 8, 8, 3), 255.0, np.float32), {}, r"values from 255 to 255 \(float32\); give floats in 0-1"),
-        (np.zeros((2, 8, 8), np.uint8), {}, r"shape \(2, 8, 8\) are not \(F, H, W, 3\) with F, H, W >= 1 \(RGB\)\.$"),
-        (np.zeros((2, 3, 8, 8), np.float32), {}, r"\(RGB\); channels first\? \.permute\(0, 2, 3, 1\) \(torch\)"),
+        (np.zeros((2, 8, 8, 2), np.uint8), {}, r"shape \(2, 8, 8, 2\) are not \(F, H, W, 3\) with F, H, W >= 1 \(RGB;"),
+        (np.zeros((8, 8, 3), np.uint8), {}, r"shape \(8, 8, 3\) are not \(F, H, W, 3\)"),  # one image, not a clip
+        (np.zeros((2, 3, 8, 8), np.float32), {}, r"too\); channels first\? \.permute\(0, 2, 3, 1\) \(torch\)"),
         (np.zeros((0, 8, 8, 3), np.uint8), {}, r"shape \(0, 8, 8, 3\)"),
         ([], {}, "the sequence of frames is empty"),
         ("clip.mp4", {}, "got str"),

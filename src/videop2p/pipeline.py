@@ -492,8 +492,9 @@ class VideoP2P:
         height: int | None = None,
         resize: ResizeMode | str = VideoConfig.resize,
     ) -> Clip:
-        """A clip from frames held in memory ((F, H, W, 3) uint8, or a list of PIL images), resized as
-        `load_clip` resizes a file's: the same frames give the same clip, and so reuse the same tuning."""
+        """A clip from frames held in memory ((F, H, W, 3) uint8 or 0-1 floats, RGBA and greyscale too, or a list of
+        PIL images; `as_frames`), resized as `load_clip` resizes a file's: the same frames give the same clip, and
+        so reuse the same tuning."""
         arr = as_frames(frames)
         fps, width, height = (plain_number(x) for x in (fps, width, height))  # numpy's numbers too
         try:

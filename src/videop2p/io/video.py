@@ -196,8 +196,9 @@ def _picture_rgb(img: Image.Image, transforms: Transforms) -> np.ndarray:
 def as_frames(frames: object) -> np.ndarray:
     """Frames held in memory as (F, H, W, 3) uint8: an array of that shape (or what numpy reads as one:
     a torch tensor on the CPU), or a sequence of PIL images (any mode, converted as files' frames are) or
-    of (H, W, 3) arrays; floats in 0-1 as diffusers' pipelines give them (`uint8_frames`). VideoError names
-    what does not fit."""
+    of (H, W, 3) arrays; floats in 0-1 as diffusers' pipelines give them (`uint8_frames`); greyscale
+    ((F, H, W), (F, H, W, 1)) and RGBA arrays as a file's such frames are read (`rgb_channels`). VideoError
+    names what does not fit."""
     if isinstance(frames, np.ndarray):
         arr = frames
     elif isinstance(frames, list | tuple):
@@ -221,11 +222,29 @@ def as_frames(frames: object) -> np.ndarray:
         raise VideoError(
             f"Frames must be an (F, H, W, 3) uint8 array or a list of PIL images, got {type(frames).__name__}."
         )
-    if arr.ndim != 4 or arr.shape[-1] != 3 or 0 in arr.shape:
-        first = arr.ndim == 4 and arr.shape[1] == 3  # (F, 3, H, W): torch's layout, diffusers' output_type="pt"
+    grey = arr.ndim == 3 and arr.shape[-1] not in (3, 4)  # (F, H, W); an (H, W, 3) image is no clip
+    if not (grey or (arr.ndim == 4 and arr.shape[-1] in (1, 3, 4))) or 0 in arr.shape:
+        first = arr.ndim == 4 and arr.shape[1] in (1, 3, 4)  # (F, C, H, W): torch's layout, diffusers' "pt"
         hint = "; channels first? .permute(0, 2, 3, 1) (torch) or .transpose(0, 2, 3, 1) (numpy)" if first else ""
-        raise VideoError(f"Frames of shape {tuple(arr.shape)} are not (F, H, W, 3) with F, H, W >= 1 (RGB){hint}.")
-    return uint8_frames(arr, "Frames")
+        raise VideoError(
+            f"Frames of shape {tuple(arr.shape)} are not (F, H, W, 3) with F, H, W >= 1 (RGB; RGBA or greyscale, "
+            f"(F, H, W, 4) or (F, H, W), are read too){hint}."
+        )
+    return rgb_channels(uint8_frames(arr, "Frames"))
+
+
+def rgb_channels(frames: np.ndarray) -> np.ndarray:
+    """(F, H, W, 3) uint8 frames from greyscale ones, (F, H, W) or (F, H, W, 1), repeated in R, G and B, or
+    from RGBA ones over black, as a file's greyscale and transparent frames are read (`_to_rgb`); RGB ones
+    as they are."""
+    if frames.ndim == 3:
+        frames = frames[..., None]
+    if frames.shape[-1] == 1:
+        return np.repeat(frames, 3, axis=-1)
+    if frames.shape[-1] == 4:  # alpha-composited over opaque black, rounded as Pillow's `alpha_composite`
+        rgb, alpha = frames[..., :3].astype(np.uint16), frames[..., 3:].astype(np.uint16)
+        return ((rgb * alpha + 127) // 255).astype(np.uint8)
+    return frames
 
 
 def uint8_frames(arr: np.ndarray, what: str) -> np.ndarray:
