@@ -92,6 +92,29 @@ def test_selected_frames_keep_the_frame_rate_and_the_sound_of_their_span(tmp_pat
     assert span <= samples <= span + 2048  # the span, plus the AAC encoder's priming
 
 
+def test_a_mov_or_mkv_holds_what_an_mp4_holds_sound_and_10_bit_video_too(tmp_path):
+    """`write_video` by suffix: .mov and .mkv hold the same H.264 (or 10-bit HEVC) frames and AAC sound as an
+    .mp4, in QuickTime's and Matroska's containers, read back as the same clip."""
+    from videop2p.io.video import DEEP_SDR, probe_video
+    from videop2p.io.writing import write_video
+
+    frames = np.random.default_rng(0).integers(0, 255, (6, 32, 48, 3), dtype=np.uint8)
+    write_mp4_with_tone(tmp_path / "in.mp4", frames, 8)
+    video = read_video(tmp_path / "in.mp4")
+    deep = (frames.astype(np.uint16) << 8) | 0x80
+    read = {}
+    for suffix, muxer in ((".mp4", "mp4"), (".mov", "mov"), (".mkv", "matroska")):
+        path = write_video(video.frames, tmp_path / f"out{suffix}", video.fps, video.audio)
+        with av.open(str(path)) as c:
+            assert muxer in c.format.name.split(",") and c.streams.audio and c.streams.video[0].codec.name == "h264"
+        read[suffix] = read_video(path)
+        assert read[suffix].fps == 8 and read[suffix].audio is not None
+        ten = write_video(deep, tmp_path / f"ten{suffix}", 8, deep=DEEP_SDR)
+        assert probe_video(ten).deep == DEEP_SDR, suffix
+    for suffix in (".mov", ".mkv"):
+        np.testing.assert_array_equal(read[suffix].frames, read[".mp4"].frames)
+
+
 def test_the_sound_is_cut_from_where_the_first_frame_is_shown(tmp_path):
     """Regression: the sound was cut from frame index / frame rate, so a video stream that starts after
     its sound (here by 4 frames, 0.5 s) gave an edit whose sound came 0.5 s late."""

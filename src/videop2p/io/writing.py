@@ -39,6 +39,7 @@ from videop2p.store.files import atomic_path
 
 VARIABLE_RATE_CLOCK = Fraction(1, 90000)  # s: the time base of an mp4 whose frames keep their own times (MPEG's)
 MP4_OPTIONS = {"crf": "16", "threads": "1", "bf": "0"}  # x264's, for `write_mp4`: one thread, no B-frames
+CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # `write_mp4`'s, by suffix: FFmpeg's muxer
 X265_OPTIONS = "log-level=error:info=0:bframes=0:frame-threads=1:pools=none:repeat-headers=1"  # x265's: one thread ...
 X265_TRANSFERS = {PQ: "smpte2084", HLG: "arib-std-b67", BT709: "bt709"}  # x265's names of the transfers
 X265_CUTREE_MIN_WIDTH = 64  # pixels, one of x265's largest coding units: narrower frames are written without
@@ -138,7 +139,8 @@ def write_mp4(
     With `deep`, the frames are a deep clip's own R'G'B' (H, W, 3) uint16 (HDR: BT.2020, its transfer;
     SDR: BT.709), written as 10-bit HEVC (x265, `x265_params`: no B-frames, one frame at a time on one
     thread, so the file is the same on any machine) in that form, with the HDR10 metadata its file said,
-    so that players show them as they show the clip."""
+    so that players show them as they show the clip. A .mov or .mkv path holds the same streams in that
+    container (QuickTime's, Matroska's)."""
     path = Path(path)
     frames = iter(frames)
     first = next(frames, None)
@@ -148,7 +150,8 @@ def write_mp4(
     ph, pw = h + h % 2, w + w % 2
     rgb_format, pix_fmt = ("rgb24", "yuv420p") if deep is None else ("rgb48le", "yuv420p10le")
     matrix = BT2020 if deep is not None and deep.hdr else BT709
-    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+    muxer = CONTAINERS.get(path.suffix.lower(), "mp4")
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format=muxer) as container:
         stream = container.add_stream("libx264" if deep is None else "libx265", rate=frame_rate(fps))
         stream.width, stream.height, stream.pix_fmt = pw, ph, pix_fmt
         stream.options = (
@@ -158,7 +161,8 @@ def write_mp4(
         if deep is None:
             video.colorspace = video.color_primaries = video.color_trc = BT709
         else:
-            stream.codec_tag = "hvc1"  # HEVC as Apple's players take it in an mp4
+            if muxer != "matroska":  # Matroska names the codec itself
+                stream.codec_tag = "hvc1"  # HEVC as Apple's players take it in an mp4 or mov
             video.colorspace = video.color_primaries = matrix
             video.color_trc = deep.transfer
         video.color_range = LIMITED_RANGE
@@ -374,22 +378,23 @@ def write_video(
     times: np.ndarray | None = None,
     deep: DeepSignal | None = None,
 ) -> Path:
-    """Write by suffix: .mp4 (with `audio` when given), .gif, or a folder of PNGs for a path without
-    suffix. `frames` may be an iterable of (H, W, 3) frames; every writer takes them as they come.
+    """Write by suffix: .mp4 (.mov, .mkv: the same in those containers; with `audio` when given), .gif, or a
+    folder of PNGs for a path without suffix. `frames` may be an iterable of (H, W, 3) frames; every writer
+    takes them as they come.
     The videos show them at `fps`, or at their own `times` ((F + 1,) s, as `Video.times`).
     `workers`: threads that make a GIF's palettes (the file is the same for any number). `deep`: the
-    frames are a deep stream's own 16-bit values, written in its form (an mp4 or PNGs only). A frame
+    frames are a deep stream's own 16-bit values, written in its form (a video or PNGs, not a GIF). A frame
     of another shape or type, a frame rate or times that are no finite, increasing numbers, are refused
     (VideoError, ConfigError), and nothing is written."""
-    if said := unusable_path("Output", plain_path(path), "give a local .mp4, .gif or folder to write"):
+    if said := unusable_path("Output", plain_path(path), "give a local .mp4, .mov, .mkv, .gif or folder to write"):
         raise VideoError(said)
     suffix = Path(path).suffix.lower()
     if deep is not None and suffix == ".gif":
         raise VideoError(
             f"Cannot write {path}: a GIF holds 8-bit colours, not 10-bit {deep.name} video; write an .mp4."
         )
-    if suffix not in (".mp4", ".gif", ""):
-        raise VideoError(f"Cannot write {path}: supported outputs are .mp4, .gif or a folder (no suffix).")
+    if suffix not in (*CONTAINERS, ".gif", ""):
+        raise VideoError(f"Cannot write {path}: supported outputs are .mp4, .mov, .mkv, .gif or a folder (no suffix).")
     fps = plain_number(fps)
     try:
         check_number(None, "fps", fps, 0.0, above=True)
@@ -398,7 +403,7 @@ def write_video(
     if times is not None:
         _check_times(times)
     frames = _checked(frames, path, np.uint16 if deep is not None else np.uint8, times)
-    if suffix == ".mp4":
+    if suffix in CONTAINERS:
         return write_mp4(frames, path, fps, audio, times, deep)
     if suffix == ".gif":
         return write_gif(frames, path, fps, workers, times)
