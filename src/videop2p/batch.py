@@ -42,6 +42,7 @@ from videop2p.config import (
     given_by,
     holds,
     hub_file_id,
+    is_link,
     link_reason,
     load_config,
     load_yaml,
@@ -145,7 +146,7 @@ def _merge(base: dict, over: dict) -> dict:
 def _resolve(value: str, base: Path) -> str:
     """The path `value` made absolute from `base`; a link (`https://...`) as it is, for the check that reads it
     to name it (`config.link_reason`) as given."""
-    if link_reason(value, ""):
+    if is_link(value):
         return value
     p = Path(value).expanduser()
     return str(p if p.is_absolute() else (base / p).resolve())

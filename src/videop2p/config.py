@@ -1818,12 +1818,17 @@ def unusable_path(what: str, path: Any, give: str) -> str | None:
 _LINK = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")  # a URL's scheme: http(s), ftp, s3, gs, file, ...
 
 
+def is_link(value: Any) -> bool:
+    """Whether `value` is text of a link's form, `scheme://...`, rather than a path."""
+    return isinstance(value, str) and _LINK.match(value.strip()) is not None
+
+
 def link_reason(path: Any, give: str) -> str | None:
     """What to say of a path given as a link (`https://...`, `s3://...`), which the file system would read as
     folders named `https:` and the host: files are read and written here by their path on this machine, so
     say it is a link and end with `give`, what to give instead (a `file://` link: its path); None for any
     other value."""
-    if not isinstance(path, str) or not _LINK.match(path.strip()):
+    if not is_link(path):
         return None
     parts = urlsplit(path.strip())
     if parts.scheme.lower() == "file" and parts.netloc in ("", "localhost") and parts.path:
