@@ -342,7 +342,7 @@ def same_setting(name: str, a: Any, b: Any) -> bool:
             a, b = torch.device(a), torch.device(b)
         except (RuntimeError, TypeError):  # not a device's name
             return False
-        return a.type == b.type and None in (a.index, b.index) or a == b
+        return a == b or (a.type == b.type and None in (a.index, b.index))
     if isinstance(a, dict) and isinstance(b, dict):
         return {_named_path(k): v for k, v in a.items()} == {_named_path(k): v for k, v in b.items()}
     return _named_path(a) == _named_path(b)
