@@ -2117,7 +2117,7 @@ WRITTEN_ARGUMENTS = ("out", "out_dir", "dest")  # the arguments naming a folder 
 NAMED_FLAGS = ("--model", "--model-config", "--vae", "--lora", "--embedding")
 
 
-def empty_path_flag(args: list[str]) -> str | None:
+def path_flag_problem(args: list[str]) -> str | None:
     """The error of a path flag given an empty value (`--out "$OUT"` with OUT unset), which a path type
     reads as the current folder, or a link or a value too long to name a file (`config.unusable_path`; a path
     type would read `https://host/x` as `https:/host/x`); None where there is none."""
@@ -2153,7 +2153,7 @@ def _named_command(args: list[str]):
     return command, i
 
 
-def blank_path_argument(args: list[str]) -> str | None:
+def path_argument_problem(args: list[str]) -> str | None:
     """The error of an argument (each names a file or folder) given a blank value (`videop2p toy render "$OUT"`
     with OUT unset), which a path type reads as the current folder, or a link or one too long to name a file;
     None where there is none."""
@@ -2184,8 +2184,8 @@ def main(args: list[str] | None = None) -> None:
     """The `videop2p` command. Usage errors are one line on stderr with exit code 2, as every error
     of a command is, instead of typer's framed message."""
     args = sys.argv[1:] if args is None else list(args)
-    if empty := empty_path_flag(args) or blank_path_argument(args):
-        typer.secho(f"error: {empty}", fg=typer.colors.RED, err=True)
+    if problem := path_flag_problem(args) or path_argument_problem(args):
+        typer.secho(f"error: {problem}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     try:
         code = app(args, prog_name="videop2p", standalone_mode=False)
