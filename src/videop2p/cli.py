@@ -2138,8 +2138,10 @@ def path_flag_problem(args: list[str]) -> str | None:
 def _instead(names: str, written: bool) -> str:
     """What to give in place of a link for a path flag or argument naming a file or folder (`names`) that a
     command writes or reads."""
+    from videop2p.config import LOCAL_COPY
+
     if not written:
-        return "give the path of a local copy"
+        return LOCAL_COPY
     return "give a local folder to write in" if names == "folder" else f"give a local {names} to write"
 
 

@@ -987,7 +987,7 @@ def yaml_text(data: bytes) -> str:
 def load_yaml(path: str | os.PathLike) -> dict:
     if not isinstance(path, str | os.PathLike):  # a dict of settings is a RunConfig's (`VideoP2P.run` takes one)
         raise ConfigError(f"A config file is a path to a YAML file, got {type(path).__name__}.")
-    if link := link_reason(path, "give the path of a local copy"):
+    if link := link_reason(path, LOCAL_COPY):
         raise ConfigError(f"Config file {link}")
     try:
         data = yaml.load(yaml_text(Path(path).read_bytes()), YamlLoader) or {}
@@ -1577,7 +1577,7 @@ def missing_weights_reason(
         return None
     hub_form = ", or a hub repository's, owner/name or owner/name/FILE" if hub else ""
     hub_link = " (or its link on huggingface.co)" if hub else ""
-    if link := link_reason(path, f"give the path of a local copy{hub_form}{hub_link}"):
+    if link := link_reason(path, f"{LOCAL_COPY}{hub_form}{hub_link}"):
         return link
     return f"{str(path)!r} does not exist; give a {' or '.join(suffixes)} file of {holding}{hub_form}."
 
@@ -1807,12 +1807,20 @@ def too_long_path(what: str, path: Any) -> str | None:
     return f"{what} {reason}" if reason else None
 
 
-def unusable_path(what: str, path: Any, give: str) -> str | None:
-    """The message of a path that names no file or folder of this machine, naming it as `what`: a link
-    (`link_reason`, which ends with `give`, what to give instead) or a path too long to look up; None for any
-    other path."""
-    reason = link_reason(path, give) or too_long_reason(path)
+LOCAL_COPY = "give the path of a local copy"  # what to give for a file read here, given as a link
+
+
+def unusable_path(what: str, path: Any, give: str = LOCAL_COPY) -> str | None:
+    """The message of a path that names no file or folder of this machine, naming it as `what`
+    (`unusable_reason`); None for any other path."""
+    reason = unusable_reason(path, give)
     return f"{what} {reason}" if reason else None
+
+
+def unusable_reason(path: Any, give: str = LOCAL_COPY) -> str | None:
+    """What to say of a path that names no file or folder of this machine: a link (`link_reason`, which ends
+    with `give`, what to give instead) or a path too long to look up (`too_long_reason`); None for any other."""
+    return link_reason(path, give) or too_long_reason(path)
 
 
 _LINK = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")  # a URL's scheme: http(s), ftp, s3, gs, file, ...

@@ -31,9 +31,8 @@ from videop2p.config import (
     SettingProblem,
     VideoConfig,
     check_number,
-    link_reason,
     plain_number,
-    too_long_reason,
+    unusable_reason,
 )
 from videop2p.io.exr import check_complete, is_exr, read_header, read_linear
 from videop2p.io.hdr import (
@@ -1058,7 +1057,7 @@ def _check_path(path: str | os.PathLike) -> None:
         raise VideoError(
             f"The clip's path {str(path)!r} is empty; give a video file, an animated image or a folder of frames."
         )
-    if unusable := link_reason(path, "give the path of a local copy") or too_long_reason(path):
+    if unusable := unusable_reason(path):
         raise VideoError(f"Video path {unusable}", "video", unusable)
     path = Path(path)
     if not path.exists():

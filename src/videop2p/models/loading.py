@@ -22,6 +22,7 @@ from transformers import AddedToken, CLIPTextConfig, CLIPTextModel, CLIPTokenize
 from videop2p.config import (
     DTYPE_ALIASES,
     DTYPES,
+    LOCAL_COPY,
     FrameAttentionMode,
     GroupNormMode,
     HubFile,
@@ -716,8 +717,14 @@ def _hub_model_file(model: str | os.PathLike | None) -> bool:
     return found is not None and found.file is not None
 
 
-# what to give for a model given as a link that is none of the hub's forms
-_LINK_INSTEAD = "give the path of a local copy, or a hub id (owner/name) or link (https://huggingface.co/owner/name)"
+def _link_off_the_hub(value: str | os.PathLike) -> str | None:
+    """What to say of a model or architecture given as a link that names no hub repository (`link_reason`);
+    None for any other value (a hub repository's link is read from the hub)."""
+    if hub_repository(str(value)) is not None:
+        return None
+    return link_reason(
+        str(value), f"{LOCAL_COPY}, or a hub id (owner/name) or link (https://huggingface.co/owner/name)"
+    )
 
 
 def check_model_path(model: str | os.PathLike) -> None:
@@ -750,7 +757,7 @@ def check_model_path(model: str | os.PathLike) -> None:
         _check_model_file(path)
     elif _hub_model_file(model):
         return
-    elif hub_repository(str(model)) is None and (link := link_reason(str(model), _LINK_INSTEAD)):
+    elif link := _link_off_the_hub(model):
         raise ModelNotFoundError(f"Model {link}", "model", link)
     elif path.suffix in {".safetensors", *_TORCH_SAVE_SUFFIXES}:
         raise _no_model("Model file", f"{str(model)!r} does not exist", "a .safetensors or .ckpt checkpoint")
@@ -833,7 +840,7 @@ def check_model_config(model: str | os.PathLike | None, config: str | os.PathLik
         head = f"{str(config)!r} describes an original single-file checkpoint ("
         tail = f" FILE.safetensors or .ckpt); the model {str(model or 'videop2p-toy')!r} carries its own configs."
         raise ModelLoadError(f"--model-config {head}--model{tail}", "model_config", f"{head}a model{tail}")
-    if hub_repository(str(config)) is None and (link := link_reason(str(config), _LINK_INSTEAD)):
+    if link := _link_off_the_hub(config):
         raise ModelLoadError(f"--model-config {link}", "model_config", link)
     folder = Path(config).expanduser()
     if folder.exists() or str(config).startswith((".", "/", "~")):  # a local folder (its configs are enough)
