@@ -658,9 +658,9 @@ def test_info_describes_a_clip_as_it_is_read_and_the_size_the_model_works_it_at(
 
 
 def test_a_frame_with_side_data_pyav_does_not_know_reads_as_saying_no_hdr_metadata(tmp_path):
-    """FFmpeg 8 attaches kinds of side data that PyAV 18's enum lacks (a picture's EXIF, MV-HEVC's view
-    ids), which makes PyAV refuse to list any; the HDR metadata of such a frame is read as unsaid (the
-    default peak), not as an error that stops the read."""
+    """FFmpeg 8 attaches kinds of side data that PyAV 18.1.0's enum lacks (a picture's EXIF, MV-HEVC's view
+    ids), which makes it refuse to list any (18.1.1 lists them as unknown kinds); the HDR metadata of such a
+    frame is read as unsaid (the default peak), not as an error that stops the read."""
     from PIL import Image
 
     from videop2p.io.video import _hdr_metadata

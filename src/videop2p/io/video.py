@@ -678,11 +678,13 @@ def _display_matrix(frame: av.VideoFrame) -> np.ndarray | None:
 
 
 def _side_data(frame: av.VideoFrame) -> list:
-    """The side data FFmpeg attached to a decoded frame; none where the frame also carries a kind newer than
-    PyAV knows (FFmpeg 8's EXIF, MV-HEVC's view ids), which makes PyAV refuse to list any of it."""
+    """The side data FFmpeg attached to a decoded frame. PyAV lists it by its kinds from 18.1.1 (a mapping
+    whose keys are `Type`s) and as the data itself before; before 18.1.1 it lists none where the frame also
+    carries a kind newer than PyAV knows (FFmpeg 8's EXIF, MV-HEVC's view ids): none is read then."""
     try:
-        return list(frame.side_data)
-    except ValueError:  # PyAV's enum of side data kinds lacks one the frame carries
+        listed = frame.side_data
+        return [listed[item] if isinstance(item, av.sidedata.sidedata.Type) else item for item in listed]
+    except ValueError:  # PyAV < 18.1.1: its enum of side data kinds lacks one the frame carries
         logger.debug("side data of a kind PyAV does not know: none of the frame's is read")
         return []
 
