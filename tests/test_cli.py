@@ -1644,7 +1644,7 @@ def test_presets_start_from_their_settings_under_config_files_and_flags(tmp_path
     assert quick == apply_options(RunConfig(), PRESETS[Preset.QUICK]) and quick != RunConfig()
     assert preset_config("official") == RunConfig()
     flags = dict.fromkeys(("size", "window", "frames", "force", "quiet"))
-    cfg = _build_config("clip.mp4", SRC, [TGT], None, preset="quick", **flags)
+    cfg, preset = _build_config("clip.mp4", SRC, [TGT], None, preset="quick", **flags)
     assert (cfg.tune.steps, cfg.tune.frames, cfg.inversion.method) == (
         quick.tune.steps,
         quick.tune.frames,
@@ -1652,7 +1652,7 @@ def test_presets_start_from_their_settings_under_config_files_and_flags(tmp_path
     )
     yml = tmp_path / "run.yaml"
     yml.write_text("tune: {lr: 0.001}\ninversion: {method: null-text}\n")
-    cfg = _build_config("clip.mp4", SRC, [TGT], [yml], preset="quick", tune_steps=7, **flags)
+    cfg, preset = _build_config("clip.mp4", SRC, [TGT], [yml], preset="quick", tune_steps=7, **flags)
     assert (cfg.tune.lr, cfg.inversion.method.value) == (0.001, "null-text")  # the file over the preset
     assert (cfg.tune.steps, cfg.tune.frames) == (7, quick.tune.frames)  # the flag over both
     help_text = runner.invoke(app, ["run", "--help"], terminal_width=200).output
@@ -1660,30 +1660,58 @@ def test_presets_start_from_their_settings_under_config_files_and_flags(tmp_path
     assert "--no-tune-checkpointing --inversion fast" in _presets_help()  # a switch reads as the flag that sets it
     assert quick.tune.gradient_checkpointing is False and RunConfig().tune.gradient_checkpointing is True
     flags["tune_checkpointing"] = True
-    cfg = _build_config("clip.mp4", SRC, [TGT], None, preset="quick", **flags)
+    cfg, preset = _build_config("clip.mp4", SRC, [TGT], None, preset="quick", **flags)
     assert cfg.tune.gradient_checkpointing is True and cfg.tune.frames == quick.tune.frames  # the flag over the preset
-    cfg = _build_config("clip.mp4", SRC, [TGT], None, preset="quick", tune_frames=0, null_text_frames=0, **flags)
+    cfg, preset = _build_config(
+        "clip.mp4", SRC, [TGT], None, preset="quick", tune_frames=0, null_text_frames=0, **flags
+    )
     assert (cfg.tune.frames, cfg.inversion.frames) == (None, None)  # 0: back to every frame, the official
 
 
-def test_a_config_file_or_a_jobs_file_names_a_preset_under_its_own_settings(tmp_path, capsys):
+@pytest.mark.parametrize("name", ["edit.mp4", "edit.MOV", "frames.png"])
+def test_an_output_folder_named_as_a_video_or_a_picture_is_refused_before_any_work(tiny_dir, clip_dir, tmp_path, name):
+    """`--out edit.mp4` (the edit's file, as a user would name it) made a folder `edit.mp4` holding the
+    outputs; it is refused in one line that names the folder to give, and nothing is written. A folder there
+    already under such a name is written in, as before."""
+    from videop2p.config import check_folder
+
+    out = tmp_path / "runs" / name
+    result = runner.invoke(app, _args(tiny_dir, clip_dir, out, tmp_path / "ws"))
+    kind = "a picture" if name.endswith(".png") else "a video"
+    assert_one_line_error(result, f"--out {str(out)!r} names {kind} file, not a folder", repr(str(out.with_suffix(""))))
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "ws").exists()
+    config = tmp_path / "run.yaml"
+    config.write_text(f"out: {out}\n")
+    args = _args(tiny_dir, clip_dir, tmp_path / "o", tmp_path / "ws")
+    del args[args.index("--out") : args.index("--out") + 2]  # the file's `out` read
+    assert_one_line_error(
+        runner.invoke(app, [*args, "--config", str(config)]), f"{config}: out {str(out)!r} names {kind} file"
+    )
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "ws").exists()
+    out.mkdir(parents=True)
+    check_folder("--out", out, "for the outputs")  # there already: a folder
+    check_folder("--out", tmp_path / "v1.2", "for the outputs")  # a dot in a folder's name is no file's suffix
+
+
+def test_a_config_file_or_a_jobs_file_names_a_preset_under_its_own_settings(tmp_path):
     from videop2p.batch import BatchError, load_jobs
     from videop2p.cli import _build_config
-    from videop2p.config import ConfigError, RunConfig, fill_run, load_config, preset_config
+    from videop2p.config import ConfigError, Preset, RunConfig, fill_run, load_config, preset_config
 
     quick, flags = preset_config("quick"), dict.fromkeys(("size", "window", "frames", "force", "quiet"))
     yml = tmp_path / "run.yaml"
     yml.write_text("preset: quick\ntune: {lr: 0.001}\n")
-    cfg = _build_config("clip.mp4", SRC, [TGT], [yml], **flags)
+    cfg, preset = _build_config("clip.mp4", SRC, [TGT], [yml], **flags)
     assert (cfg.tune.steps, cfg.tune.frames, cfg.inversion.method) == (
         quick.tune.steps,
         quick.tune.frames,
         quick.inversion.method,
     )
     assert cfg.tune.lr == 0.001  # the file's own settings over its preset
-    assert "preset quick:" in capsys.readouterr().err  # its margin said, as for the flag's
-    cfg = _build_config("clip.mp4", SRC, [TGT], [yml], preset="official", **flags)
+    assert preset is Preset.QUICK  # its margin said, as for the flag's, once the settings are checked
+    cfg, preset = _build_config("clip.mp4", SRC, [TGT], [yml], preset="official", **flags)
     assert (cfg.tune.steps, cfg.tune.frames, cfg.tune.lr) == (RunConfig().tune.steps, None, 0.001)  # the flag's
+    assert preset is Preset.OFFICIAL
     assert (load_config(yml).tune.frames, load_config(yml).tune.lr) == (quick.tune.frames, 0.001)  # the library's
     assert fill_run({"preset": "quick", "video": "clip.mp4"}).tune.steps == quick.tune.steps  # `VideoP2P.run`'s dict
     assert fill_run({"preset": "quick"}, base=RunConfig()) == RunConfig()  # a base given is where it starts
@@ -1769,6 +1797,9 @@ def test_a_quick_preset_run_and_bad_presets_or_frame_counts(tiny_dir, clip_dir, 
     assert resolved["tune"]["frames"] == 2 and resolved["inversion"]["method"] == "fast"
     result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2", "--preset", "fastest"))
     assert_one_line_error(result, "--preset 'fastest'", "official, quick")
+    bad = _args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2", "--preset", "quick", "--steps", "0")
+    bad.remove("--quiet")  # the preset's margin is said once the settings are good, not before their error
+    assert_one_line_error(runner.invoke(app, bad), "--steps 0")
     result = runner.invoke(app, _args(tiny_dir, clip_dir, tmp_path / "b", tmp_path / "ws2", "--tune-frames", "1"))
     assert_one_line_error(result, "--tune-frames 1", ">= 2")
     _invoke(_args(tiny_dir, clip_dir, tmp_path / "all", tmp_path / "ws3", "--null-text-frames", "0"))  # every frame

@@ -1,4 +1,5 @@
 import csv
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -58,28 +59,72 @@ def test_an_edited_object_that_moved_is_not_a_success():
 
 
 def test_clip_metrics_from_a_local_model_and_a_note_without_one(tmp_path):
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
-
     from videop2p.evaluation import clip_scores, load_clip_scorer
-    from videop2p.models.tokenizer import bundled_tokenizer
 
     scorer, note = load_clip_scorer(None)
     assert scorer is None and "skipped" in note
     with pytest.raises(ValueError, match="CLIP model .*missing' is not available locally"):  # asked for: refused
         load_clip_scorer(str(tmp_path / "missing"))
-    torch.manual_seed(0)
-    text = {"hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 4, "num_hidden_layers": 2}
-    vision = {**text, "image_size": 32, "patch_size": 8}
-    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(tmp_path / "clip")
-    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    CLIPProcessor(image_processor=image_processor, tokenizer=bundled_tokenizer()).save_pretrained(tmp_path / "clip")
-    scorer, note = load_clip_scorer(str(tmp_path / "clip"))
+    scorer, note = load_clip_scorer(str(_tiny_clip_model(tmp_path / "clip")))
     assert scorer is not None and str(tmp_path / "clip") in note
     clip = render_clip(make_suite(1, seed=2)[0].spec)
     scores = clip_scores(scorer, clip.frames, "a red circle moving on the grass")
     assert -1 <= scores["clip_text_alignment"] <= 1 and 0.5 < scores["clip_frame_consistency"] <= 1.0 + 1e-6
     still = clip_scores(scorer, np.repeat(clip.frames[:1], 3, axis=0), "a red circle")
     assert abs(still["clip_frame_consistency"] - 1.0) < 1e-5  # identical frames are perfectly consistent
+
+
+def _tiny_clip_model(folder: Path) -> Path:
+    """A CLIP model and processor of a few small layers saved into `folder`, as `from_pretrained` reads one."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    from videop2p.models.tokenizer import bundled_tokenizer
+
+    torch.manual_seed(0)
+    text = {"hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 4, "num_hidden_layers": 2}
+    vision = {**text, "image_size": 32, "patch_size": 8}
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(folder)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=image_processor, tokenizer=bundled_tokenizer()).save_pretrained(folder)
+    return folder
+
+
+def test_a_clip_model_is_read_from_the_cache_by_its_id_revision_or_link_and_other_links_are_named(hub_cache):
+    """`--clip-model` takes what `--model` takes of the hub: an id, `owner/name@REVISION` and the page's link
+    (which was looked up as a hub id and refused with the hub library's complaint of its form), from the cache
+    alone; an id the cache lacks says how to put it there, and a link off the hub is named as a link."""
+    from videop2p.evaluation import load_clip_scorer
+
+    _tiny_clip_model(hub_cache.snapshot("someone/tiny-clip"))
+    _tiny_clip_model(hub_cache.snapshot("someone/tiny-clip", "v2"))
+    for name in ("someone/tiny-clip", "https://huggingface.co/someone/tiny-clip", "someone/tiny-clip@v2"):
+        scorer, note = load_clip_scorer(name)
+        assert scorer is not None and note == f"CLIP metrics from {name}"
+    scorer, _ = load_clip_scorer("https://huggingface.co/someone/tiny-clip/tree/v2")
+    assert scorer is not None
+    with pytest.raises(ValueError, match=r"not in the Hugging Face cache; `hf download someone/other --revision v3`"):
+        load_clip_scorer("https://huggingface.co/someone/other/tree/v3")
+    with pytest.raises(ValueError, match=r"^CLIP model 's3://bucket/clip' is a link, not a path on this machine; "):
+        load_clip_scorer("s3://bucket/clip")
+    assert hub_cache.connects == []
+
+
+def test_eval_refuses_a_clip_model_before_the_model_is_loaded(tmp_path, monkeypatch):
+    """The CLIP model an evaluation asks for is loaded before the model it evaluates, so a bad one is its one
+    line before any work (it was loaded after the model, which logged its loading first)."""
+    from typer.testing import CliRunner
+
+    import videop2p.models.loading
+    from videop2p.cli import app
+    from videop2p.testing import assert_one_line_error
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before the CLIP model was checked")
+
+    monkeypatch.setattr(videop2p.models.loading, "load_components", refuse)
+    args = ["eval", "--cases", "1", "--out", str(tmp_path / "ev"), "--clip-model", "ftp://host/clip"]
+    assert_one_line_error(CliRunner().invoke(app, args), "CLIP model 'ftp://host/clip' is a link")
+    assert not (tmp_path / "ev").exists()
 
 
 def test_eval_with_a_clip_model_that_is_not_there_stops_before_the_first_case(tmp_path):

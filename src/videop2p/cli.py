@@ -421,7 +421,7 @@ def _build_config(
     **flags,
 ):
     """The run's settings: the preset's, then the `config` files' (paths, or `ConfigFile`s read already),
-    then the flags'."""
+    then the flags'; and the preset they start from (the flag's, else a file's, else the official)."""
     from videop2p.config import (
         OPTIONS,
         apply_options,
@@ -473,13 +473,11 @@ def _build_config(
             cfg = on_tuned_model(cfg, preset, given)
     cfg.force = bool(flags.get("force")) or cfg.force
     cfg.quiet = bool(flags.get("quiet")) or cfg.quiet
-    if preset in PRESET_MARGINS and not cfg.quiet:
-        typer.echo(f"preset {preset.value}: {PRESET_MARGINS[preset]}", err=True)
     if cfg.workspace is None:
         from videop2p.store.workspace import default_workspace
 
         cfg.workspace = str(default_workspace(cfg.out))
-    return cfg
+    return cfg, preset
 
 
 # `run`, `tune`, `invert` and `edit --help` group their options by what they set
@@ -536,10 +534,17 @@ def _said(e: BaseException, flagged: frozenset[str], files: list[ConfigFile]) ->
 
 
 def _execute(
-    cfg, stage: str, command: str, files: list[ConfigFile], dry_run: bool = False, flagged: frozenset[str] = frozenset()
+    cfg,
+    stage: str,
+    command: str,
+    files: list[ConfigFile],
+    dry_run: bool = False,
+    flagged: frozenset[str] = frozenset(),
+    preset: Preset = Preset.OFFICIAL,
 ) -> None:
     """Check the settings of `videop2p COMMAND` (read from the config `files` and the flags, `flagged` the
-    options they gave), then run its stages (`edit` runs `run`'s), or with `dry_run` say what they would do."""
+    options they gave, over `preset`'s), then say what the preset costs and run its stages (`edit` runs
+    `run`'s), or with `dry_run` say what they would do."""
     from videop2p.config import tune_config_alone, validate
 
     _setup_logging(cfg.quiet)
@@ -570,6 +575,8 @@ def _execute(
 
         _or_fail(check_tuned_folder, cfg.save_tuned)
     _check_clip(cfg.video, files, flagged)
+    if preset in PRESET_MARGINS and not cfg.quiet:  # once every setting is good: an error is one line
+        typer.echo(f"preset {preset.value}: {PRESET_MARGINS[preset]}", err=True)
     _quiet_loaders()
     if dry_run:
         _run_stages(cfg, stage, command, files, flagged, dry_run=True)
@@ -1053,8 +1060,8 @@ def _stage_command(stage: str, doc: str):
         given = {**flags, "video": video, "source": source, "target": target}  # the argument and prompts too
         flagged = {k for k, v in given.items() if v not in (None, (), [], False)}
         flagged = frozenset(flagged | ({"width", "height"} if "size" in flagged else set()))  # --size gives both
-        cfg = _build_config(video, source, target, files, **flags)
-        _execute(cfg, stage, doc, files, dry_run, flagged)
+        cfg, preset = _build_config(video, source, target, files, **flags)
+        _execute(cfg, stage, doc, files, dry_run, flagged, preset)
 
     command.__doc__ = {
         "run": "Tune, invert and edit in one go; writes edits, pictures, report and outputs.json.",
@@ -1916,7 +1923,7 @@ def eval_command(
 ) -> None:
     """Measure edit quality on a seeded toy-world suite and compare Video-P2P with the baselines."""
     from videop2p.config import InversionConfig, TuneConfig, check_inversion, check_number, check_tune, zero_is_all
-    from videop2p.evaluation import QUICK_CASES, EvalSettings, Method, evaluate, quick_settings
+    from videop2p.evaluation import QUICK_CASES, EvalSettings, Method, evaluate, load_clip_scorer, quick_settings
     from videop2p.models.loading import load_components, parse_dtype
     from videop2p.sampling import check_steps
 
@@ -1952,6 +1959,10 @@ def eval_command(
         s.group_norm = GroupNormMode(group_norm)
     except ValueError:
         _fail(f"--group-norm {not_a_member(group_norm, GroupNormMode)}.")
+    try:  # before the model: a CLIP model asked for and not there is said before any work
+        scorer = load_clip_scorer(clip_model)
+    except ValueError as e:
+        _fail(str(e))
     again = f"the cases it finished are kept in {out / 'cases'}; the same command" + (
         " reads them back and goes on." if resume else ", without --no-resume, reads them back and goes on."
     )
@@ -1959,7 +1970,7 @@ def eval_command(
         try:
             comps = load_components(model, device=device, dtype=parse_dtype(dtype))
             check_steps(comps.scheduler, s.steps)
-            result = evaluate(comps, n, out, s, clip_model=clip_model, resume=resume, shard=shard_kn)
+            result = evaluate(comps, n, out, s, clip_model=scorer, resume=resume, shard=shard_kn)
         except (ValueError, FileNotFoundError) as e:  # a missing model is a FileNotFoundError (ModelNotFoundError)
             _fail(str(e))
     typer.echo((out / "summary.md").read_text(encoding="utf-8"))

@@ -107,6 +107,10 @@ SEED_MAX = 2**64 - 1  # the largest seed torch.Generator.manual_seed takes
 DEFAULT_FPS = 8.0  # frames a second of a folder of frames, as the authors' outputs are shown
 FPS_RANGE = (0.01, 1000.0)  # frames a second a folder of frames may be given: a frame a 100 s to a high-speed camera's
 COUNT_MAX = 2**31 - 1  # the largest count (frames, steps), index, stride or side: more than any run has
+IMAGE_SUFFIXES = frozenset(  # the pictures a clip's folder of frames is read from (io.video)
+    {".jpg", ".jpeg", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".webp", ".avif", ".gif", ".dpx", ".exr"}
+)
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mxf"})
 ADAPTER_FILES = ("lora", "embeddings")  # RunConfig's fields that map files to settings (paths placed alike)
 LORA_SUFFIXES = (".safetensors", ".bin", ".pt", ".ckpt")  # what diffusers' LoRA loader reads
 EMBEDDING_SUFFIXES = (".safetensors", ".pt", ".bin")  # what the SD ecosystem writes embeddings as
@@ -1904,6 +1908,22 @@ def check_folder(what: str, path: str | os.PathLike | None, purpose: str) -> Non
         raise ValueError(f"{what} {str(path)!r} is a file, not a folder; give a folder {purpose}.")
     if file is not None:
         raise ValueError(f"{what} {str(path)!r} lies under {str(file)!r}, a file; give a folder {purpose}.")
+    if said := _file_name_for_folder(what, path, purpose):
+        raise ValueError(said)
+
+
+def _file_name_for_folder(what: str, path: Path, purpose: str) -> str | None:
+    """Why a folder to make is named as a video or a picture (`--out edit.mp4`, which a user gives for the
+    edit's file; the folder would be made under that name), and the folder to give; None for another name,
+    or for a folder that is there already under such a name."""
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES | IMAGE_SUFFIXES or path.is_dir():
+        return None
+    kind = "a video" if suffix in VIDEO_SUFFIXES else "a picture"
+    return (
+        f"{what} {str(path)!r} names {kind} file, not a folder; give a folder {purpose}, "
+        f"such as {str(path.with_suffix(''))!r}."
+    )
 
 
 def check_file(what: str, path: str | os.PathLike | None) -> None:

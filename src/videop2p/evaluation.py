@@ -19,7 +19,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from videop2p.config import GroupNormMode, RunConfig, VideoConfig
+from videop2p.config import (
+    GroupNormMode,
+    HubFile,
+    RunConfig,
+    VideoConfig,
+    hub_download_command,
+    hub_repository,
+    unusable_path,
+)
 from videop2p.editing import EditConfig, edit
 from videop2p.inversion import InversionConfig, InversionMethod, invert
 from videop2p.latents import decode_latents, encode_posterior, encode_prompts
@@ -342,26 +350,42 @@ class ClipScorer:
 
 def load_clip_scorer(name: str | None) -> tuple[ClipScorer | None, str]:
     """A CLIP model from a folder or the local Hugging Face cache (never the network), and a note; none
-    (the metrics skipped) when no model is named. A named model that is not there is a ValueError: the
-    suite runs for hours and would end without the metrics it was asked for."""
+    (the metrics skipped) when no model is named. A hub id may be given at a revision (`owner/name@REVISION`)
+    or as its page's link (`https://huggingface.co/owner/name`). A named model that is not there is a
+    ValueError: the suite runs for hours and would end without the metrics it was asked for."""
     if not name:
         return None, "CLIP metrics skipped: no CLIP model given (--clip-model FOLDER_OR_CACHED_ID)"
     from transformers import CLIPModel, CLIPProcessor
 
+    give = "give a CLIP model's folder or the id (owner/name) of one in the Hugging Face cache"
     path = Path(name).expanduser()
+    repo = None if path.exists() else hub_repository(name)
+    if repo is None and (said := unusable_path("CLIP model", name, give)):  # a link off the hub, or too long
+        raise ValueError(said)
+    ident, revision = (name, None) if repo is None else (repo.repo, repo.revision)
     try:
         if path.is_file():
             raise OSError("a file, not a model's folder")
-        model = CLIPModel.from_pretrained(name, local_files_only=True).eval()
-        processor = CLIPProcessor.from_pretrained(name, local_files_only=True)
+        model = CLIPModel.from_pretrained(ident, revision=revision, local_files_only=True).eval()
+        processor = CLIPProcessor.from_pretrained(ident, revision=revision, local_files_only=True)
     except Exception as e:  # noqa: BLE001 (transformers' OSError, or what a folder of another model raises)
         path_like = name.startswith(("/", ".", "~")) and not path.exists()
-        why = "no such folder" if path_like else first_line(e)
+        why = "no such folder" if path_like else _not_cached(repo) or first_line(e)
         raise ValueError(
-            f"CLIP model {name!r} is not available locally ({why}); give a CLIP model's folder or the id of one in "
-            "the Hugging Face cache, or no --clip-model to skip the CLIP metrics."
+            f"CLIP model {name!r} is not available locally ({why}); {give}, or no --clip-model to skip the CLIP "
+            "metrics."
         ) from None
     return ClipScorer(model, processor, name), f"CLIP metrics from {name}"
+
+
+def _not_cached(repo: HubFile | None) -> str | None:
+    """What to say of a hub repository whose config the Hugging Face cache does not hold, and how to put it
+    there; None for one it holds (or no repository)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if repo is None or isinstance(try_to_load_from_cache(repo.repo, "config.json", revision=repo.revision), str):
+        return None
+    return f"not in the Hugging Face cache; `{hub_download_command(repo)}` puts it there"
 
 
 def _projected(out) -> torch.Tensor:
@@ -519,7 +543,7 @@ def evaluate(
     out: Path,
     s: EvalSettings | None = None,
     seed: int = 0,
-    clip_model: str | None = None,
+    clip_model: str | tuple[ClipScorer | None, str] | None = None,
     resume: bool = True,
     shard: tuple[int, int] | None = None,
 ) -> dict:
@@ -530,12 +554,13 @@ def evaluate(
     is read back instead of run again, so a stopped run goes on where it stopped. With `shard`
     (k, n) only the cases whose index is k modulo n run, so n processes or machines sharing `out`
     split the suite. A shard's tables hold every case kept in `out` so far, its own and the other
-    shards', so the last shard to finish writes the full tables.
+    shards', so the last shard to finish writes the full tables. `clip_model`: a CLIP model's name, or what
+    `load_clip_scorer` returned for it (a command loads it before the model, to refuse a bad one first).
     """
     s = s or EvalSettings()
     if shard is not None and not 0 <= shard[0] < shard[1]:
         raise ValueError(f"shard {shard[0]}/{shard[1]} is not K/N with 0 <= K < N.")
-    scorer, clip_note = load_clip_scorer(clip_model)
+    scorer, clip_note = clip_model if isinstance(clip_model, tuple) else load_clip_scorer(clip_model)
     logger.info("%s", clip_note)
     rows = []
     kept_cases = 0

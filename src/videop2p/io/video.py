@@ -26,6 +26,8 @@ from videop2p.config import (
     COUNT_MAX,
     DEFAULT_FPS,
     FPS_RANGE,
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
     OptionError,
     ResizeMode,
     SettingProblem,
@@ -1149,10 +1151,6 @@ def video_size(path: str | os.PathLike) -> tuple[int, int]:
     return probe_video(path).size
 
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".webp", ".avif", ".gif", ".dpx", ".exr"}
-)
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mxf"})
 UNREAD_PICTURES = frozenset({".heic", ".heif"})  # a phone's HEIF photos: Pillow reads none without a plug-in
 
 
