@@ -115,6 +115,34 @@ def test_a_mov_or_mkv_holds_what_an_mp4_holds_sound_and_10_bit_video_too(tmp_pat
         np.testing.assert_array_equal(read[suffix].frames, read[".mp4"].frames)
 
 
+def test_a_webm_holds_vp9_at_the_frames_own_size_and_opus_sound_and_a_matroska_file_is_the_same_each_time(tmp_path):
+    """`write_video` to a .webm: VP9 and Opus, as browsers play them, at the frames' own odd size (H.264 pads it
+    by a pixel), the sound at Opus's 48 kHz, read back as the clip; a 10-bit clip is refused (VP9 is 8-bit
+    here), nothing written. Matroska's muxer gave each .mkv and .webm a random id: the same frames now give
+    the same file."""
+    from videop2p.io.video import DEEP_SDR, VideoError
+    from videop2p.io.writing import write_video
+
+    frames = np.zeros((6, 33, 47, 3), np.uint8)
+    frames[:, 8:24, 8:40] = [200, 30, 30]  # a red box on black: the colours a player shows, not noise
+    write_mp4_with_tone(tmp_path / "in.mp4", frames[:, :32, :46], 8)
+    video = read_video(tmp_path / "in.mp4")
+    path = write_video(frames, tmp_path / "out.webm", 8, video.audio)
+    with av.open(str(path)) as c:
+        assert "webm" in c.format.name.split(",")
+        assert [s.codec_context.name for s in c.streams] == ["vp9", "opus"] and c.streams.audio[0].rate == 48000
+    read = read_video(path)
+    assert read.frames.shape == frames.shape and read.fps == 8 and read.audio.end == pytest.approx(6 / 8)
+    error = np.abs(read.frames.astype(float) - frames)  # (F, H, W, 3)
+    assert error[:, 10:22, 10:38].mean() < 2 and error.mean() < 5  # the box's colour; ringing at its sharp edges
+    for suffix in (".webm", ".mkv"):
+        again = [write_video(frames, tmp_path / f"{k}{suffix}", 8, video.audio).read_bytes() for k in range(2)]
+        assert again[0] == again[1], suffix
+    with pytest.raises(VideoError, match=r"ten.webm: a .webm holds 8-bit VP9 here, not 10-bit SDR video"):
+        write_video((frames.astype(np.uint16) << 8), tmp_path / "ten.webm", 8, deep=DEEP_SDR)
+    assert not list(tmp_path.glob("ten*"))
+
+
 def test_the_sound_is_cut_from_where_the_first_frame_is_shown(tmp_path):
     """Regression: the sound was cut from frame index / frame rate, so a video stream that starts after
     its sound (here by 4 frames, 0.5 s) gave an edit whose sound came 0.5 s late."""

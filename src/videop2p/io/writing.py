@@ -1,5 +1,5 @@
-"""Writing clips: H.264 mp4 (10-bit HEVC for a deep clip, in its own form), animated GIF, folders of
-PNG or OpenEXR frames, and the side-by-side previews; each file written whole or not at all."""
+"""Writing clips: H.264 mp4, mov or mkv (10-bit HEVC for a deep clip, in its own form), VP9 webm, animated
+GIF, folders of PNG or OpenEXR frames, and the side-by-side previews; each file written whole or not at all."""
 
 from __future__ import annotations
 
@@ -39,7 +39,11 @@ from videop2p.store.files import atomic_path
 
 VARIABLE_RATE_CLOCK = Fraction(1, 90000)  # s: the time base of an mp4 whose frames keep their own times (MPEG's)
 MP4_OPTIONS = {"crf": "16", "threads": "1", "bf": "0"}  # x264's, for `write_mp4`: one thread, no B-frames
-CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # `write_mp4`'s, by suffix: FFmpeg's muxer
+# libvpx's, for a .webm: constant quality (no target bitrate; crf 12: the PSNR of x264's crf 16 on the rabbit
+# clip), one thread without row threading, as x264's
+VP9_OPTIONS = {"crf": "12", "b": "0", "threads": "1", "row-mt": "0", "deadline": "good", "cpu-used": "2"}
+CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}  # `write_mp4`'s: FFmpeg's muxer
+RANDOM_ID_MUXERS = ("matroska", "webm")  # muxers that give each file a random segment id, unless told to be bitexact
 X265_OPTIONS = "log-level=error:info=0:bframes=0:frame-threads=1:pools=none:repeat-headers=1"  # x265's: one thread ...
 X265_TRANSFERS = {PQ: "smpte2084", HLG: "arib-std-b67", BT709: "bt709"}  # x265's names of the transfers
 X265_CUTREE_MIN_WIDTH = 64  # pixels, one of x265's largest coding units: narrower frames are written without
@@ -140,23 +144,31 @@ def write_mp4(
     SDR: BT.709), written as 10-bit HEVC (x265, `x265_params`: no B-frames, one frame at a time on one
     thread, so the file is the same on any machine) in that form, with the HDR10 metadata its file said,
     so that players show them as they show the clip. A .mov or .mkv path holds the same streams in that
-    container (QuickTime's, Matroska's)."""
+    container (QuickTime's, Matroska's); a .webm path holds VP9 (libvpx, `VP9_OPTIONS`, on one thread) and
+    Opus sound, as browsers play it (8-bit: not `deep`)."""
     path = Path(path)
     frames = iter(frames)
     first = next(frames, None)
     if first is None:
         raise VideoError(f"Cannot write {path}: no frames.")
     h, w, _ = first.shape
-    ph, pw = h + h % 2, w + w % 2
+    muxer = CONTAINERS.get(path.suffix.lower(), "mp4")
+    ph, pw = (h, w) if muxer == "webm" else (h + h % 2, w + w % 2)  # VP9 keeps odd sides, H.264 and HEVC do not
     rgb_format, pix_fmt = ("rgb24", "yuv420p") if deep is None else ("rgb48le", "yuv420p10le")
     matrix = BT2020 if deep is not None and deep.hdr else BT709
-    muxer = CONTAINERS.get(path.suffix.lower(), "mp4")
-    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format=muxer) as container:
-        stream = container.add_stream("libx264" if deep is None else "libx265", rate=frame_rate(fps))
-        stream.width, stream.height, stream.pix_fmt = pw, ph, pix_fmt
-        stream.options = (
-            dict(MP4_OPTIONS) if deep is None else {"crf": MP4_OPTIONS["crf"], "x265-params": x265_params(deep, pw)}
+    if muxer == "webm" and deep is not None:
+        raise VideoError(
+            f"Cannot write {path}: a .webm holds 8-bit VP9 here, not 10-bit {deep.name} video; write an .mp4."
         )
+    codec, sound_codec = ("libvpx-vp9", "libopus") if muxer == "webm" else ("libx264", "aac")
+    same = {"fflags": "+bitexact"} if muxer in RANDOM_ID_MUXERS else {}  # else a random id in each file
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format=muxer, options=same) as container:
+        stream = container.add_stream(codec if deep is None else "libx265", rate=frame_rate(fps))
+        stream.width, stream.height, stream.pix_fmt = pw, ph, pix_fmt
+        if deep is not None:
+            stream.options = {"crf": MP4_OPTIONS["crf"], "x265-params": x265_params(deep, pw)}
+        else:
+            stream.options = dict(VP9_OPTIONS if muxer == "webm" else MP4_OPTIONS)
         video = stream.codec_context  # said in the file, so every player shows the colours written
         if deep is None:
             video.colorspace = video.color_primaries = video.color_trc = BT709
@@ -171,7 +183,7 @@ def write_mp4(
         sound = None
         if audio is not None:  # every stream is added before the first packet is written
             rate, layout = _audio_format(audio)
-            sound = container.add_stream("aac", rate=encoder_rate("aac", rate), layout=layout)  # resampled to it
+            sound = container.add_stream(sound_codec, rate=encoder_rate(sound_codec, rate), layout=layout)  # resampled
         for k, fr in enumerate(itertools.chain([first], frames)):
             if (ph, pw) != (h, w):
                 fr = np.pad(fr, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
@@ -378,15 +390,17 @@ def write_video(
     times: np.ndarray | None = None,
     deep: DeepSignal | None = None,
 ) -> Path:
-    """Write by suffix: .mp4 (.mov, .mkv: the same in those containers; with `audio` when given), .gif, or a
-    folder of PNGs for a path without suffix. `frames` may be an iterable of (H, W, 3) frames; every writer
+    """Write by suffix: .mp4 (.mov, .mkv: the same in those containers; .webm: VP9 and Opus; with `audio` when
+    given), .gif, or a folder of PNGs for a path without suffix. `frames` may be an iterable of (H, W, 3) frames; every writer
     takes them as they come.
     The videos show them at `fps`, or at their own `times` ((F + 1,) s, as `Video.times`).
     `workers`: threads that make a GIF's palettes (the file is the same for any number). `deep`: the
     frames are a deep stream's own 16-bit values, written in its form (a video or PNGs, not a GIF). A frame
     of another shape or type, a frame rate or times that are no finite, increasing numbers, are refused
     (VideoError, ConfigError), and nothing is written."""
-    if said := unusable_path("Output", plain_path(path), "give a local .mp4, .mov, .mkv, .gif or folder to write"):
+    if said := unusable_path(
+        "Output", plain_path(path), "give a local .mp4, .mov, .mkv, .webm, .gif or folder to write"
+    ):
         raise VideoError(said)
     suffix = Path(path).suffix.lower()
     if deep is not None and suffix == ".gif":
@@ -394,7 +408,9 @@ def write_video(
             f"Cannot write {path}: a GIF holds 8-bit colours, not 10-bit {deep.name} video; write an .mp4."
         )
     if suffix not in (*CONTAINERS, ".gif", ""):
-        raise VideoError(f"Cannot write {path}: supported outputs are .mp4, .mov, .mkv, .gif or a folder (no suffix).")
+        raise VideoError(
+            f"Cannot write {path}: supported outputs are .mp4, .mov, .mkv, .webm, .gif or a folder (no suffix)."
+        )
     fps = plain_number(fps)
     try:
         check_number(None, "fps", fps, 0.0, above=True)
