@@ -43,6 +43,7 @@ MP4_OPTIONS = {"crf": "16", "threads": "1", "bf": "0"}  # x264's, for `write_mp4
 # clip), one thread without row threading, as x264's
 VP9_OPTIONS = {"crf": "12", "b": "0", "threads": "1", "row-mt": "0", "deadline": "good", "cpu-used": "2"}
 CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}  # `write_mp4`'s: FFmpeg's muxer
+VIDEO_OUTPUTS = (*CONTAINERS, ".gif")  # the files `write_video` writes, by suffix
 RANDOM_ID_MUXERS = ("matroska", "webm")  # muxers that give each file a random segment id, unless told to be bitexact
 X265_OPTIONS = "log-level=error:info=0:bframes=0:frame-threads=1:pools=none:repeat-headers=1"  # x265's: one thread ...
 X265_TRANSFERS = {PQ: "smpte2084", HLG: "arib-std-b67", BT709: "bt709"}  # x265's names of the transfers
@@ -391,25 +392,23 @@ def write_video(
     deep: DeepSignal | None = None,
 ) -> Path:
     """Write by suffix: .mp4 (.mov, .mkv: the same in those containers; .webm: VP9 and Opus; with `audio` when
-    given), .gif, or a folder of PNGs for a path without suffix. `frames` may be an iterable of (H, W, 3) frames; every writer
-    takes them as they come.
+    given), .gif, or a folder of PNGs for a path without suffix. `frames` may be an iterable of (H, W, 3)
+    frames; every writer takes them as they come.
     The videos show them at `fps`, or at their own `times` ((F + 1,) s, as `Video.times`).
     `workers`: threads that make a GIF's palettes (the file is the same for any number). `deep`: the
     frames are a deep stream's own 16-bit values, written in its form (a video or PNGs, not a GIF). A frame
     of another shape or type, a frame rate or times that are no finite, increasing numbers, are refused
     (VideoError, ConfigError), and nothing is written."""
-    if said := unusable_path(
-        "Output", plain_path(path), "give a local .mp4, .mov, .mkv, .webm, .gif or folder to write"
-    ):
+    if said := unusable_path("Output", plain_path(path), f"give a local {', '.join(VIDEO_OUTPUTS)} or folder to write"):
         raise VideoError(said)
     suffix = Path(path).suffix.lower()
     if deep is not None and suffix == ".gif":
         raise VideoError(
             f"Cannot write {path}: a GIF holds 8-bit colours, not 10-bit {deep.name} video; write an .mp4."
         )
-    if suffix not in (*CONTAINERS, ".gif", ""):
+    if suffix not in (*VIDEO_OUTPUTS, ""):
         raise VideoError(
-            f"Cannot write {path}: supported outputs are .mp4, .mov, .mkv, .webm, .gif or a folder (no suffix)."
+            f"Cannot write {path}: supported outputs are {', '.join(VIDEO_OUTPUTS)} or a folder (no suffix)."
         )
     fps = plain_number(fps)
     try:
