@@ -1769,6 +1769,10 @@ def test_stage_help_groups_every_option_by_what_it_sets(stage):
     assert {"--out", "--workspace", "--force", "--quiet"} <= set(panels["Outputs and workspace"])
     options = [name for names in panels.values() for name in names]
     assert len(options) == len(set(options)) > 40  # each option once
+    from videop2p.config import RunConfig
+
+    flat = " ".join(line.strip("│ ") for line in help_text.splitlines())
+    assert f"names one (default: {RunConfig().out})." in flat  # --out: what it holds, and its default, the config's
 
 
 def test_toy_eval_samples_with_the_step_count_and_guidance_of_a_run():

@@ -1010,7 +1010,15 @@ def _stage_command(stage: str, doc: str):
                 rich_help_panel=LONG_PANEL,
             ),
         ] = None,
-        out: Annotated[str | None, typer.Option(help="Output folder.", rich_help_panel=OUT_PANEL)] = None,
+        out: Annotated[
+            str | None,
+            typer.Option(
+                help="Output folder (of run and edit: each edit as edit_K.mp4 and .gif, side by side, "
+                "reconstruction, masks, report.md, outputs.json); the workspace is made beside it unless --workspace "
+                f"names one (default: {default_of('out')}).",
+                rich_help_panel=OUT_PANEL,
+            ),
+        ] = None,
         save_tuned: Annotated[
             str | None,
             typer.Option(
