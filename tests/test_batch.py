@@ -118,6 +118,11 @@ def test_jobs_file_groups_by_clip_and_resolves_paths_beside_the_file(jobs_file):
         ({"jobs": [{"name": "x", "video": "a", "source": "s", "targets": ["t"]}] * 2}, "unique"),
         ({"jobs": [{"name": "..", "video": "a"}]}, r"name '\.\.' must be unique, non-empty, not '\.' or '\.\.'"),
         ({"jobs": [{"name": " ", "video": "a"}]}, r"name ' ' must be unique, non-empty"),
+        (  # a job's name is its output folder's: `rabbit.mp4` would be a folder named as a video
+            {"jobs": [{"name": "rabbit.mp4", "video": "a"}]},
+            r"^jobs\[0\]: name 'rabbit.mp4' is a video file's name, .*; give a name such as 'rabbit'\.$",
+        ),
+        ({"out": "edits.gif", "jobs": [{"video": "a"}]}, r"out '.*edits.gif' names a picture file, not a folder"),
         ({"jobs": [{"name": ["a"], "video": "a"}]}, r"name \['a'\] is not valid; expected text"),
         ({"jobs": [{"name": True, "video": "a"}]}, r"name True is not valid; expected text"),
         ({"jobs": [{"video": "a", "source": "s", "targets": ["t"], "out": "o"}]}, "whole batch"),

@@ -37,6 +37,7 @@ from videop2p.config import (
     VideoConfig,
     check_folder,
     file_key,
+    file_kind,
     files_preset,
     fill_run,
     given_by,
@@ -187,6 +188,11 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
         name = f"job-{i + 1}" if name is None else str(name)
         if name in names or not name.strip() or "/" in name or name in (".", ".."):  # its folder under `out`
             raise BatchError(f"jobs[{i}]: name {name!r} must be unique, non-empty, not '.' or '..' and without '/'.")
+        if kind := file_kind(name):  # its output folder: made under that name, as though it were the edit's file
+            raise BatchError(
+                f"jobs[{i}]: name {name!r} is {kind} file's name, and a job's name is its output folder's; give a name "
+                f"such as {Path(name).stem!r}."
+            )
         names.add(name)
         cfg, named = _job_config(raw, defaults, path.resolve().parent, f"jobs[{i}] ({name})")
         cfg.out, cfg.workspace = str(out_root / name), str(ws_root)

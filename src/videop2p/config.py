@@ -1908,22 +1908,18 @@ def check_folder(what: str, path: str | os.PathLike | None, purpose: str) -> Non
         raise ValueError(f"{what} {str(path)!r} is a file, not a folder; give a folder {purpose}.")
     if file is not None:
         raise ValueError(f"{what} {str(path)!r} lies under {str(file)!r}, a file; give a folder {purpose}.")
-    if said := _file_name_for_folder(what, path, purpose):
-        raise ValueError(said)
+    if (kind := file_kind(path)) and not path.is_dir():  # a folder there already under such a name is one
+        raise ValueError(
+            f"{what} {str(path)!r} names {kind} file, not a folder; give a folder {purpose}, such as "
+            f"{str(path.with_suffix(''))!r}."
+        )
 
 
-def _file_name_for_folder(what: str, path: Path, purpose: str) -> str | None:
-    """Why a folder to make is named as a video or a picture (`--out edit.mp4`, which a user gives for the
-    edit's file; the folder would be made under that name), and the folder to give; None for another name,
-    or for a folder that is there already under such a name."""
-    suffix = path.suffix.lower()
-    if suffix not in VIDEO_SUFFIXES | IMAGE_SUFFIXES or path.is_dir():
-        return None
-    kind = "a video" if suffix in VIDEO_SUFFIXES else "a picture"
-    return (
-        f"{what} {str(path)!r} names {kind} file, not a folder; give a folder {purpose}, "
-        f"such as {str(path.with_suffix(''))!r}."
-    )
+def file_kind(path: str | os.PathLike) -> str | None:
+    """What a name's suffix says it is, "a video" or "a picture" (a clip's or a frame's suffix: `--out
+    edit.mp4`, given for the edit's file, would make a folder under that name); None for another."""
+    suffix = Path(path).suffix.lower()
+    return "a video" if suffix in VIDEO_SUFFIXES else "a picture" if suffix in IMAGE_SUFFIXES else None
 
 
 def check_file(what: str, path: str | os.PathLike | None) -> None:
