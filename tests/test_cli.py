@@ -1672,7 +1672,7 @@ def test_presets_start_from_their_settings_under_config_files_and_flags(tmp_path
 def test_an_output_folder_named_as_a_video_or_a_picture_is_refused_before_any_work(tiny_dir, clip_dir, tmp_path, name):
     """`--out edit.mp4` (the edit's file, as a user would name it) made a folder `edit.mp4` holding the
     outputs; it is refused in one line that names the folder to give, and nothing is written. A folder there
-    already under such a name is written in, as before."""
+    already under such a name is written in, as before, and so is one given with a closing slash."""
     from videop2p.config import check_folder
 
     out = tmp_path / "runs" / name
@@ -1691,6 +1691,7 @@ def test_an_output_folder_named_as_a_video_or_a_picture_is_refused_before_any_wo
     out.mkdir(parents=True)
     check_folder("--out", out, "for the outputs")  # there already: a folder
     check_folder("--out", tmp_path / "v1.2", "for the outputs")  # a dot in a folder's name is no file's suffix
+    check_folder("--out", f"{tmp_path / 'new'}/{name}/", "for the outputs")  # said to be a folder by its slash
 
 
 def test_a_config_file_or_a_jobs_file_names_a_preset_under_its_own_settings(tmp_path):

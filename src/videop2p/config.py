@@ -1902,13 +1902,14 @@ def check_folder(what: str, path: str | os.PathLike | None, purpose: str) -> Non
         raise ValueError(f"{what} {str(path)!r} names no folder; give one {purpose}.")
     if said := unusable_path(what, path, f"give a folder {purpose}"):
         raise ValueError(said)
+    said_folder = str(path).endswith(("/", os.sep))  # `edit.mp4/`: a folder, whatever its name
     path = Path(path)
     file = _file_at(path, *path.parents)
     if file == path:
         raise ValueError(f"{what} {str(path)!r} is a file, not a folder; give a folder {purpose}.")
     if file is not None:
         raise ValueError(f"{what} {str(path)!r} lies under {str(file)!r}, a file; give a folder {purpose}.")
-    if (kind := file_kind(path)) and not path.is_dir():  # a folder there already under such a name is one
+    if (kind := file_kind(path)) and not said_folder and not path.is_dir():  # a folder there already is one
         raise ValueError(
             f"{what} {str(path)!r} names {kind} file, not a folder; give a folder {purpose}, such as "
             f"{str(path.with_suffix(''))!r}."
