@@ -1644,7 +1644,7 @@ def test_presets_start_from_their_settings_under_config_files_and_flags(tmp_path
     assert quick == apply_options(RunConfig(), PRESETS[Preset.QUICK]) and quick != RunConfig()
     assert preset_config("official") == RunConfig()
     flags = dict.fromkeys(("size", "window", "frames", "force", "quiet"))
-    cfg, preset = _build_config("clip.mp4", SRC, [TGT], None, preset="quick", **flags)
+    cfg, _ = _build_config("clip.mp4", SRC, [TGT], None, preset="quick", **flags)
     assert (cfg.tune.steps, cfg.tune.frames, cfg.inversion.method) == (
         quick.tune.steps,
         quick.tune.frames,
@@ -1652,7 +1652,7 @@ def test_presets_start_from_their_settings_under_config_files_and_flags(tmp_path
     )
     yml = tmp_path / "run.yaml"
     yml.write_text("tune: {lr: 0.001}\ninversion: {method: null-text}\n")
-    cfg, preset = _build_config("clip.mp4", SRC, [TGT], [yml], preset="quick", tune_steps=7, **flags)
+    cfg, _ = _build_config("clip.mp4", SRC, [TGT], [yml], preset="quick", tune_steps=7, **flags)
     assert (cfg.tune.lr, cfg.inversion.method.value) == (0.001, "null-text")  # the file over the preset
     assert (cfg.tune.steps, cfg.tune.frames) == (7, quick.tune.frames)  # the flag over both
     help_text = runner.invoke(app, ["run", "--help"], terminal_width=200).output
@@ -1660,11 +1660,9 @@ def test_presets_start_from_their_settings_under_config_files_and_flags(tmp_path
     assert "--no-tune-checkpointing --inversion fast" in _presets_help()  # a switch reads as the flag that sets it
     assert quick.tune.gradient_checkpointing is False and RunConfig().tune.gradient_checkpointing is True
     flags["tune_checkpointing"] = True
-    cfg, preset = _build_config("clip.mp4", SRC, [TGT], None, preset="quick", **flags)
+    cfg, _ = _build_config("clip.mp4", SRC, [TGT], None, preset="quick", **flags)
     assert cfg.tune.gradient_checkpointing is True and cfg.tune.frames == quick.tune.frames  # the flag over the preset
-    cfg, preset = _build_config(
-        "clip.mp4", SRC, [TGT], None, preset="quick", tune_frames=0, null_text_frames=0, **flags
-    )
+    cfg, _ = _build_config("clip.mp4", SRC, [TGT], None, preset="quick", tune_frames=0, null_text_frames=0, **flags)
     assert (cfg.tune.frames, cfg.inversion.frames) == (None, None)  # 0: back to every frame, the official
 
 

@@ -197,9 +197,9 @@ def test_an_interrupted_inversion_resumes_from_its_last_finished_step(tmp_path):
 def test_cli_zero_means_every_frame_and_the_whole_clip():
     from videop2p.cli import _build_config
 
-    cfg, preset = _build_config("clip.mp4", SRC, [TGT], None, size=None, frames=0, window=0)
+    cfg, _ = _build_config("clip.mp4", SRC, [TGT], None, size=None, frames=0, window=0)
     assert cfg.video.frames is None and cfg.window.size is None
-    cfg, preset = _build_config(
+    cfg, _ = _build_config(
         "clip.mp4", SRC, [TGT], None, size=None, frames=40, window=8, overlap=2, anchors="first+middle"
     )
     assert (cfg.video.frames, cfg.window.size, cfg.window.overlap, cfg.window.anchors.value) == (
