@@ -195,7 +195,7 @@ def info(
     embedding: EmbeddingOpt = None,
     vae: VaeOpt = None,
 ) -> None:
-    """Print the version, devices, dtypes and the model that would be used; with a CLIP, how it is read."""
+    """Print the version, devices, dtypes and the model that would be used; given a clip, how it is read."""
     loras, embeddings = _adapter_flags(lora, embedding)
     if clip is not None:
         _check_clip_path(clip)
