@@ -106,6 +106,8 @@ def test_a_clip_model_is_read_from_the_cache_by_its_id_revision_or_link_and_othe
         load_clip_scorer("https://huggingface.co/someone/other/tree/v3")
     with pytest.raises(ValueError, match=r"^CLIP model 's3://bucket/clip' is a link, not a path on this machine; "):
         load_clip_scorer("s3://bucket/clip")
+    with pytest.raises(ValueError, match=r"^CLIP model 'nnn.*' \(300 characters\) names no file or folder"):
+        load_clip_scorer("n" * 300)  # found by bench/cli_fuzz.py: an OSError of the file system's, not a line
     assert hub_cache.connects == []
 
 

@@ -358,10 +358,11 @@ def load_clip_scorer(name: str | None) -> tuple[ClipScorer | None, str]:
     from transformers import CLIPModel, CLIPProcessor
 
     give = "give a CLIP model's folder or the id (owner/name) of one in the Hugging Face cache"
-    path = Path(name).expanduser()
-    repo = None if path.exists() else hub_repository(name)
+    repo = hub_repository(name)  # an id, at a revision, or its page's link
     if repo is None and (said := unusable_path("CLIP model", name, give)):  # a link off the hub, or too long
         raise ValueError(said)
+    path = Path(name).expanduser()
+    repo = None if path.exists() else repo  # a folder here named as an id is the folder
     ident, revision = (name, None) if repo is None else (repo.repo, repo.revision)
     try:
         if path.is_file():
