@@ -2040,6 +2040,7 @@ def test_every_command_refuses_a_folder_that_is_or_lies_under_a_file_before_any_
 
 
 def test_workspace_list_and_remove_show_and_free_exactly_what_they_name(tiny_dir, clip_dir, tmp_path):
+    from videop2p.cli import _cut  # the clip's path, cut to the column's width where it is longer (any temp folder)
     from videop2p.store.workspace import Workspace
 
     ws = tmp_path / "ws"
@@ -2063,7 +2064,7 @@ def test_workspace_list_and_remove_show_and_free_exactly_what_they_name(tiny_dir
     assert rows[second.key].endswith("  tune.seed 7") and "lr" not in rows[second.key].split("  ")[-1]
     for c in (first, second):  # the names the runs knew the model and the clip by (the clip's from its end)
         assert c.seen == {"model": f"{tiny_dir.name}@{c.identity['model']}", "clip": str(clip_dir.resolve())}
-        assert rows[c.key].split()[1:3] == [tiny_dir.name, "…" + str(clip_dir.resolve())[-31:]]
+        assert rows[c.key].split()[1:3] == [tiny_dir.name, _cut(str(clip_dir.resolve()), 32, left=True)]
     records = [json.loads(line) for line in _invoke(["workspace", "list", str(ws), "--json"]).output.splitlines()]
     assert [r["key"] for r in records] == [c.key for c in clips]  # a line each, in the table's order, for scripts
     for r, c in zip(records, clips, strict=True):
@@ -2077,7 +2078,7 @@ def test_workspace_list_and_remove_show_and_free_exactly_what_they_name(tiny_dir
     old = next(
         line for line in _invoke(["workspace", "list", str(ws)]).output.splitlines() if line.startswith(first.key)
     )
-    assert old.split()[1:3] == [first.identity["model"], "…" + str(clip_dir.resolve())[-31:]]
+    assert old.split()[1:3] == [first.identity["model"], _cut(str(clip_dir.resolve()), 32, left=True)]
     history.write_text(kept)
     assert all(c.tuned and c.inversions == 1 and c.edits == 1 and c.unfinished == 0 for c in (first, second))
     stopped = first.folder / "inversions" / "inv-0.steps"  # what a stopped inversion leaves
