@@ -154,14 +154,15 @@ def write_mp4(
         raise VideoError(f"Cannot write {path}: no frames.")
     h, w, _ = first.shape
     muxer = CONTAINERS.get(path.suffix.lower(), "mp4")
-    ph, pw = (h, w) if muxer == "webm" else (h + h % 2, w + w % 2)  # VP9 keeps odd sides, H.264 and HEVC do not
+    vp9 = muxer == "webm"  # VP9 and Opus, 8-bit; else H.264 (HEVC for `deep`) and AAC
+    ph, pw = (h, w) if vp9 else (h + h % 2, w + w % 2)  # VP9 keeps odd sides, H.264 and HEVC do not
     rgb_format, pix_fmt = ("rgb24", "yuv420p") if deep is None else ("rgb48le", "yuv420p10le")
     matrix = BT2020 if deep is not None and deep.hdr else BT709
-    if muxer == "webm" and deep is not None:
+    if vp9 and deep is not None:
         raise VideoError(
             f"Cannot write {path}: a .webm holds 8-bit VP9 here, not 10-bit {deep.name} video; write an .mp4."
         )
-    codec, sound_codec = ("libvpx-vp9", "libopus") if muxer == "webm" else ("libx264", "aac")
+    codec, sound_codec = ("libvpx-vp9", "libopus") if vp9 else ("libx264", "aac")
     same = {"fflags": "+bitexact"} if muxer in RANDOM_ID_MUXERS else {}  # else a random id in each file
     with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format=muxer, options=same) as container:
         stream = container.add_stream(codec if deep is None else "libx265", rate=frame_rate(fps))
@@ -169,7 +170,7 @@ def write_mp4(
         if deep is not None:
             stream.options = {"crf": MP4_OPTIONS["crf"], "x265-params": x265_params(deep, pw)}
         else:
-            stream.options = dict(VP9_OPTIONS if muxer == "webm" else MP4_OPTIONS)
+            stream.options = dict(VP9_OPTIONS if vp9 else MP4_OPTIONS)
         video = stream.codec_context  # said in the file, so every player shows the colours written
         if deep is None:
             video.colorspace = video.color_primaries = video.color_trc = BT709
