@@ -88,8 +88,8 @@ def test_selected_frames_keep_the_frame_rate_and_the_sound_of_their_span(tmp_pat
         assert c.streams.video[0].average_rate == Fraction(15000, 1001)
         assert c.streams.audio and c.streams.audio[0].rate == 44100
         samples = sum(f.samples for f in c.decode(c.streams.audio[0]))
-    span = (video.audio.end - video.audio.start) * 44100
-    assert span <= samples <= span + 2048  # the span, plus the AAC encoder's priming
+    span = round(video.audio.end * 44100) - round(video.audio.start * 44100)  # cut at the samples nearest its ends
+    assert span <= samples <= span + 2048  # the span, plus the AAC encoder's priming (PyAV 19's FFmpeg 9 drops it)
 
 
 def test_a_mov_or_mkv_holds_what_an_mp4_holds_sound_and_10_bit_video_too(tmp_path):

@@ -27,46 +27,46 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 
-class EditMode(str, enum.Enum):
+class EditMode(enum.StrEnum):
     AUTO = "auto"  # swap when word counts match and words differ, else refine
     SWAP = "swap"  # word replacement
     REFINE = "refine"  # words added or removed
 
 
-class MaskNorm(str, enum.Enum):
+class MaskNorm(enum.StrEnum):
     """How a blend word's map is scaled per frame before the threshold."""
 
     MAX = "max"  # divide by the maximum (official): a map never below 0.3 of its peak masks everything
     RANGE = "range"  # (map - min) / (max - min): the official mask where maps reach zero, a usable one on flat maps
 
 
-class FrameAttentionMode(str, enum.Enum):
+class FrameAttentionMode(enum.StrEnum):
     FIRST = "first"  # Video-P2P: every frame attends to frame 0
     SPARSE_CAUSAL = "sparse-causal"  # Tune-A-Video: frames 0 and i-1
 
 
-class GroupNormMode(str, enum.Enum):
+class GroupNormMode(enum.StrEnum):
     """Statistics of the UNet's resnet and output GroupNorms on a clip."""
 
     FRAME = "frame"  # each frame alone, as the image model was trained (videop2p's default so far)
     CLIP = "clip"  # the authors' code: their ResnetBlock3D normalises (b, c, f, h, w), over every frame
 
 
-class AnchorMode(str, enum.Enum):
+class AnchorMode(enum.StrEnum):
     """Frames that every frame's frame attention reads (its keys and values), in every window."""
 
     FIRST = "first"  # Video-P2P: frame 0 only
     FIRST_MIDDLE = "first+middle"  # frame 0 and the clip's middle frame
 
 
-class WindowBlend(str, enum.Enum):
+class WindowBlend(enum.StrEnum):
     """How the predictions of overlapping windows are combined on the frames they share."""
 
     UNIFORM = "uniform"  # the plain average of MultiDiffusion (Bar-Tal et al. 2023)
     RAMP = "ramp"  # a linear cross-fade over each overlap: a window's share falls to 0 towards its inner ends
 
 
-class CompositeMode(str, enum.Enum):
+class CompositeMode(enum.StrEnum):
     """How edits are written at the input's own resolution."""
 
     AUTO = "auto"  # paste the edit into the input's frames when their size is not the working size, or they are HDR
@@ -75,20 +75,20 @@ class CompositeMode(str, enum.Enum):
     OFF = "off"  # write the working-size frames only
 
 
-class ResizeMode(str, enum.Enum):
+class ResizeMode(enum.StrEnum):
     CROP = "crop"  # scale to cover, then centre crop (the official behaviour)
     PAD = "pad"  # scale to fit, then pad with black
     STRETCH = "stretch"  # scale each axis independently
 
 
-class InversionMethod(str, enum.Enum):
+class InversionMethod(enum.StrEnum):
     NULL_TEXT = "null-text"  # official: optimised unconditional embedding per step
     FAST = "fast"  # official --fast: no optimisation, source sampled without guidance
     DIRECT = "direct"  # PnP Inversion: source branch corrected onto the inversion trajectory
     NEGATIVE_PROMPT = "negative-prompt"  # source prompt embedding as the unconditional embedding
 
 
-class ExportFormat(str, enum.Enum):
+class ExportFormat(enum.StrEnum):
     DELTA = "diffusers-delta"  # ours: the tuned tensors with their clip identity (tune.safetensors)
     TUNE_A_VIDEO = "tune-a-video"  # the authors' folder: UNet3DConditionModel beside the base model's parts
 
@@ -305,7 +305,7 @@ class RunConfig:
     quiet: bool = False  # no progress bars
 
 
-class Executor(str, enum.Enum):
+class Executor(enum.StrEnum):
     LOCAL = "local"  # one process, jobs in file order
     RAY = "ray"  # one Ray task per clip group
 
@@ -693,7 +693,7 @@ def _unknown_key(key: Any, section: str, names: list[str], root: type) -> str:
     )
 
 
-class Preset(str, enum.Enum):
+class Preset(enum.StrEnum):
     OFFICIAL = "official"  # the authors' settings
     QUICK = "quick"  # fewer, smaller tuning steps kept in memory, fast inversion; docs/speed.md
 
@@ -1084,7 +1084,7 @@ def is_official(data: dict) -> bool:
     return any(k in data for k in ("pretrained_model_path", "train_data", "blend_word", "is_word_swap", "image_path"))
 
 
-class ConfigKind(str, enum.Enum):
+class ConfigKind(enum.StrEnum):
     """What a config file holds: ours, or one of the authors' pair (decided once, by `read_config_files`)."""
 
     OURS = "videop2p"

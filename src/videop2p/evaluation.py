@@ -54,7 +54,7 @@ from videop2p.tuning import TuneConfig, tune
 logger = logging.getLogger(__name__)
 
 
-class EditKind(str, enum.Enum):
+class EditKind(enum.StrEnum):
     COLOR = "colour swap"
     SHAPE = "shape swap"
     BACKGROUND = "background swap"
@@ -62,7 +62,7 @@ class EditKind(str, enum.Enum):
     REWEIGHT = "reweighting"
 
 
-class Method(str, enum.Enum):
+class Method(enum.StrEnum):
     VIDEO_P2P = "Video-P2P"  # null-text, decoupled guidance, local blending
     FAST = "fast"  # official --fast
     DIRECT = "direct inversion"

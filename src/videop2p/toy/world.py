@@ -16,13 +16,13 @@ import numpy as np
 from videop2p.config import OptionError, check_number, not_a_member
 
 
-class Shape(str, enum.Enum):
+class Shape(enum.StrEnum):
     CIRCLE = "circle"
     SQUARE = "square"
     TRIANGLE = "triangle"
 
 
-class Color(str, enum.Enum):
+class Color(enum.StrEnum):
     RED = "red"
     ORANGE = "orange"
     YELLOW = "yellow"
@@ -31,20 +31,20 @@ class Color(str, enum.Enum):
     PURPLE = "purple"
 
 
-class Background(str, enum.Enum):
+class Background(enum.StrEnum):
     GRASS = "grass"
     SAND = "sand"
     WATER = "water"
     SNOW = "snow"
 
 
-class Motion(str, enum.Enum):
+class Motion(enum.StrEnum):
     LINEAR = "linear"
     BOUNCE = "bounce"
     ARC = "arc"
 
 
-class Size(str, enum.Enum):
+class Size(enum.StrEnum):
     SMALL = "small"
     BIG = "big"
 
