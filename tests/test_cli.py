@@ -1977,6 +1977,20 @@ def test_ui_refuses_a_host_a_port_or_a_root_it_cannot_use_before_loading_anythin
     assert_one_line_error(result, "--root '/proc/videop2p-ui' cannot be written", "give a folder you can write in")
 
 
+def test_ui_without_gradio_names_the_extra_to_install_before_anything_is_made(tmp_path, monkeypatch):
+    """`pip install videop2p` leaves out the editor's extra: `videop2p ui` was a traceback from inside the
+    editor's start, after its folder was made; a caller of `ui.launch` is told the same."""
+    from videop2p.ui import launch
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # as if not installed: importing it raises ImportError
+    result = runner.invoke(app, ["ui", "--root", str(tmp_path / "ui")])
+    assert_one_line_error(result, "the web UI needs gradio", "pip install 'videop2p[ui]'")
+    assert not (tmp_path / "ui").exists()
+    with pytest.raises(ImportError, match=r"needs gradio .*pip install 'videop2p\[ui\]'"):
+        launch(root=tmp_path / "ui")
+    assert not (tmp_path / "ui").exists()
+
+
 def test_an_output_or_workspace_path_that_is_a_file_is_refused_before_any_work(tiny_dir, clip_dir, tmp_path):
     a_file = tmp_path / "a-file"
     a_file.write_text("mine")

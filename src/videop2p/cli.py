@@ -1760,10 +1760,12 @@ def ui(
     _check_listen(host, port)
     _setup_logging()
     _quiet_loaders()
+    from videop2p.ui import import_gradio, launch
+
     try:
-        from videop2p.ui import launch
+        import_gradio()  # before the editor's folder is made or its model loaded
     except ImportError as e:
-        _fail(f"the web UI needs gradio ({e}): pip install 'videop2p[ui]'")
+        _fail(str(e))
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -967,6 +967,18 @@ def build_app(session: Session):
     return app
 
 
+UI_INSTALL = "pip install 'videop2p[ui]'"
+
+
+def import_gradio():
+    """Gradio, the editor's one extra: an ImportError naming how to install it where it is missing or broken."""
+    try:
+        import gradio
+    except ImportError as e:
+        raise ImportError(f"the web UI needs gradio ({e}): {UI_INSTALL}") from None
+    return gradio
+
+
 def launch(
     model: str | None = None,
     root: Path = Path("videop2p-ui"),
@@ -981,6 +993,7 @@ def launch(
     vae: str | None = _RUN.vae,
 ):
     """Build and serve the app; returns it (running in the background when `block` is False)."""
+    import_gradio()
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     session = Session(model, root, device, dtype, model_config, lora, embeddings, vae)
