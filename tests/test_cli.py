@@ -2472,6 +2472,22 @@ def test_version_prints_the_installed_packages_version_and_nothing_else():
     assert usage.returncode == 2 and usage.stderr.startswith("error: --size '0x8' is not valid")
 
 
+def test_info_names_the_python_and_the_versions_of_torch_and_the_model_libraries():
+    """pip installs other releases on other Pythons (PyAV 19 and numpy 2.5 on 3.12 and 3.13, not on 3.11):
+    `info`, what a report of a problem starts from, said torch's version alone."""
+    import platform
+    from importlib.metadata import version
+
+    import torch
+
+    lines = runner.invoke(app, ["info"]).output.splitlines()
+    assert lines[1] == (
+        f"python {platform.python_version()}, torch {torch.__version__}, diffusers {version('diffusers')}, "
+        f"transformers {version('transformers')}, accelerate {version('accelerate')}, peft {version('peft')}"
+    )
+    assert lines[4].startswith(f"video: PyAV {version('av')}, FFmpeg's libavcodec ")
+
+
 def test_the_command_exits_with_its_commands_code(capsys):
     from videop2p.cli import main
 

@@ -7,6 +7,7 @@ import errno
 import json
 import logging
 import os
+import platform
 import signal
 import sys
 import threading
@@ -180,6 +181,18 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+LIBRARIES = ("diffusers", "transformers", "accelerate", "peft")  # what a run's models are read and tuned through
+
+
+def _versions_line(torch_version: str) -> str:
+    """Python's, torch's and the model libraries' versions, in one line (what a report of a problem needs: pip
+    installs other releases on other Pythons, docs/dependencies.md)."""
+    from importlib.metadata import version
+
+    libraries = ", ".join(f"{name} {version(name)}" for name in LIBRARIES)  # each a dependency: installed
+    return f"python {platform.python_version()}, torch {torch_version}, {libraries}"
+
+
 @app.command()
 def info(
     clip: Annotated[
@@ -208,7 +221,7 @@ def info(
     from videop2p.models.vae import VaeError
 
     _setup_logging(quiet=True)  # a library's warnings as lines (what it loads is not said: the listing says it)
-    lines = [f"videop2p {__version__}", f"torch {torch.__version__}"]
+    lines = [f"videop2p {__version__}", _versions_line(torch.__version__)]
     devices = ["cpu"]
     if torch.cuda.is_available():
         devices += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
