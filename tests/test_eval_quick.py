@@ -22,6 +22,7 @@ def test_quick_eval_writes_the_report_and_meets_every_bar(tmp_path):
         assert (out / name).stat().st_size > 0, name
     assert data["by_kind"]["fast"] == {"colour swap": [1, 1], "shape swap": [1, 1]}  # both cases succeed
     assert "Edit success by kind" in result.output and "| fast | 1 of 1 | 1 of 1 |" in result.output
+    assert data["plots"] and f"tables and plots in {out};" in result.output
     assert data["bars_method"] == "fast"  # the official fast mode: null-text's optimisation is too slow for CI
     assert len(list(out.glob("strip_case*_fast.png"))) == QUICK_CASES
     source = render_clip(make_suite(QUICK_CASES, frames=quick_settings().frames)[0].spec).frames  # (F, H, W, 3)
@@ -53,3 +54,18 @@ def test_a_run_without_the_full_method_or_its_fast_mode_says_its_bars_were_not_c
     assert data["bars"] == {} and data["bars_method"] is None
     assert "bars not checked: they are Video-P2P's (or its fast mode's), which did not run" in result.output
     assert not [line for line in result.output.splitlines() if line.startswith("bar ")]  # none read a method not run
+
+
+def test_quick_eval_without_matplotlib_says_no_plots_were_drawn_and_how_to_draw_them(tmp_path, monkeypatch):
+    """matplotlib is the evaluation's extra (`videop2p[eval]`): without it the run ended "tables and plots in OUT"
+    with no plot written, and said why only in a log line."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if not installed: importing it raises
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(app, ["eval", "--quick", "--cases", "1", "--method", "fast", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "summary.md").exists() and not (out / "metrics.png").exists()
+    assert f"tables in {out} (no plots: matplotlib is not installed; pip install 'videop2p[eval]' draws them);" in (
+        result.output
+    )

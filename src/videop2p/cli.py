@@ -1946,7 +1946,15 @@ def eval_command(
 ) -> None:
     """Measure edit quality on a seeded toy-world suite and compare Video-P2P with the baselines."""
     from videop2p.config import InversionConfig, TuneConfig, check_inversion, check_number, check_tune, zero_is_all
-    from videop2p.evaluation import QUICK_CASES, EvalSettings, Method, evaluate, load_clip_scorer, quick_settings
+    from videop2p.evaluation import (
+        NO_PLOTS,
+        QUICK_CASES,
+        EvalSettings,
+        Method,
+        evaluate,
+        load_clip_scorer,
+        quick_settings,
+    )
     from videop2p.models.loading import load_components, parse_dtype
     from videop2p.sampling import check_steps
 
@@ -1999,9 +2007,8 @@ def eval_command(
     typer.echo((out / "summary.md").read_text(encoding="utf-8"))
     kept = f" ({result['cases_read_back']} read back from {out / 'cases'})" if result["cases_read_back"] else ""
     part = f" of shard {shard}" if shard else ""
-    typer.echo(
-        f"{result['cases']} cases{part}{kept} in {result['seconds']:.0f} s; tables and plots in {out}; {result['clip']}"
-    )
+    written = f"tables and plots in {out}" if result["plots"] else f"tables in {out} ({NO_PLOTS})"
+    typer.echo(f"{result['cases']} cases{part}{kept} in {result['seconds']:.0f} s; {written}; {result['clip']}")
     if result["bars_method"] is None:
         typer.echo(f"bars not checked: they are {Method.VIDEO_P2P.value}'s (or its fast mode's), which did not run")
     for name, bar in result["bars"].items():

@@ -484,13 +484,16 @@ def save_strip(frames: np.ndarray, path: Path, source: np.ndarray | None = None)
     write_png(np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0), path)  # (R*H, F*W, 3)
 
 
-def plot(summary: dict, out: Path) -> None:
-    """Bar charts per metric (matplotlib when installed)."""
+NO_PLOTS = "no plots: matplotlib is not installed; pip install 'videop2p[eval]' draws them"
+
+
+def plot(summary: dict, out: Path) -> bool:
+    """Bar charts per metric in `out`/metrics.png, when matplotlib is installed (whether they were drawn)."""
     try:
         from matplotlib.figure import Figure  # no pyplot: no process-wide backend is chosen
     except ImportError:
-        logger.info("matplotlib not installed: no plots")
-        return
+        logger.info(NO_PLOTS)
+        return False
     metrics = ["edit_success", "object_iou", "background_psnr", "reconstruction_psnr"]
     fig = Figure(figsize=(4 * len(metrics), 3.5))
     axes = fig.subplots(1, len(metrics))
@@ -501,6 +504,7 @@ def plot(summary: dict, out: Path) -> None:
     fig.tight_layout()
     with atomic_path(out / "metrics.png") as tmp:
         fig.savefig(tmp, dpi=100)
+    return True
 
 
 def case_key(case: Case, s: EvalSettings, seed: int, clip_note: str, model: str = "") -> str:
@@ -548,8 +552,8 @@ def evaluate(
     resume: bool = True,
     shard: tuple[int, int] | None = None,
 ) -> dict:
-    """Run the suite and write tables, plots and strips into `out` (every case's for the first 3,
-    and the full method's for every case it failed).
+    """Run the suite and write tables, plots (with matplotlib: the result's "plots") and strips into `out`
+    (every case's for the first 3, and the full method's for every case it failed).
 
     Every finished case is kept in `out/cases/`; with `resume`, a case kept with the same settings
     is read back instead of run again, so a stopped run goes on where it stopped. With `shard`
@@ -599,9 +603,10 @@ def evaluate(
         logger.info("case %d/%d (%s) done in %.0f s", i + 1, n_cases, case.kind.value, time.perf_counter() - t0)
     rows, summary = _table_rows(rows, out, keys, shard)
     bars_on = bar_method(s.methods)
+    plotted = False
     if rows:
         write_tables(rows, summary, out)
-        plot(summary, out)
+        plotted = plot(summary, out)
     return {
         "summary": summary,
         "by_kind": success_by_kind(rows),
@@ -613,4 +618,5 @@ def evaluate(
         "cases_read_back": kept_cases,
         "settings": asdict(s),
         "clip": clip_note,
+        "plots": plotted,
     }
