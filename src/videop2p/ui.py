@@ -688,9 +688,21 @@ def _frame_count(gr, value: int | None, label: str, elem_id: str):
     return gr.Number(value=value, precision=0, label=label, info="blank or 0: every frame", elem_id=elem_id)
 
 
+UI_INSTALL = "pip install 'videop2p[ui]'"
+
+
+def import_gradio():
+    """Gradio, the editor's one extra: an ImportError naming how to install it where it is missing or broken."""
+    try:
+        import gradio
+    except ImportError as e:
+        raise ImportError(f"the web UI needs gradio ({e}): {UI_INSTALL}") from None
+    return gradio
+
+
 def build_app(session: Session):
     """The Gradio Blocks of the editor."""
-    import gradio as gr
+    gr = import_gradio()
 
     defaults = Form()
     frame_mode, norm = session.default_architecture()  # a tuned video model's own
@@ -965,18 +977,6 @@ def build_app(session: Session):
 
         cancel_btn.click(on_cancel, None, status, cancels=[run_event])
     return app
-
-
-UI_INSTALL = "pip install 'videop2p[ui]'"
-
-
-def import_gradio():
-    """Gradio, the editor's one extra: an ImportError naming how to install it where it is missing or broken."""
-    try:
-        import gradio
-    except ImportError as e:
-        raise ImportError(f"the web UI needs gradio ({e}): {UI_INSTALL}") from None
-    return gradio
 
 
 def launch(
