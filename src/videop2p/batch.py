@@ -36,6 +36,7 @@ from videop2p.config import (
     SettingProblem,
     VideoConfig,
     check_folder,
+    extra_install,
     file_key,
     file_kind,
     files_preset,
@@ -68,7 +69,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-RAY_INSTALL = "pip install 'videop2p[ray]'"
+RAY_INSTALL = extra_install("ray")
 _BATCH_KEYS = {"jobs", "defaults", "out", "workspace"}
 _JOB_NOT_IN_KEY = {"quiet", "force", "out", "workspace", "device"}  # settings that do not change a job's outputs
 # settings added after jobs were keyed: left out at their default, so that a job finished before they existed

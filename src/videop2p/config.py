@@ -1811,6 +1811,11 @@ def too_long_path(what: str, path: Any) -> str | None:
     return f"{what} {reason}" if reason else None
 
 
+def extra_install(extra: str) -> str:
+    """The command that installs one of the package's optional extras (pyproject.toml's `ui`, `ray`, `eval`)."""
+    return f"pip install 'videop2p[{extra}]'"
+
+
 LOCAL_COPY = "give the path of a local copy"  # what to give for a file read here, given as a link
 
 

@@ -24,6 +24,7 @@ from videop2p.config import (
     HubFile,
     RunConfig,
     VideoConfig,
+    extra_install,
     hub_download_command,
     hub_repository,
     unusable_path,
@@ -484,7 +485,7 @@ def save_strip(frames: np.ndarray, path: Path, source: np.ndarray | None = None)
     write_png(np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0), path)  # (R*H, F*W, 3)
 
 
-NO_PLOTS = "no plots: matplotlib is not installed; pip install 'videop2p[eval]' draws them"
+NO_PLOTS = f"no plots: matplotlib is not installed; {extra_install('eval')} draws them"
 
 
 def plot(summary: dict, out: Path) -> bool:

@@ -40,6 +40,7 @@ from videop2p.config import (
     apply_options,
     check_frame_size,
     check_number,
+    extra_install,
     lora_scale_text,
     preset_config,
     validate,
@@ -688,7 +689,7 @@ def _frame_count(gr, value: int | None, label: str, elem_id: str):
     return gr.Number(value=value, precision=0, label=label, info="blank or 0: every frame", elem_id=elem_id)
 
 
-UI_INSTALL = "pip install 'videop2p[ui]'"
+UI_INSTALL = extra_install("ui")
 
 
 def import_gradio():
