@@ -565,3 +565,39 @@ def test_a_size_the_unets_levels_leave_odd_runs_and_maps_each_level_at_its_own_s
         )
         assert out.edits[0].shape == (3, 5 * factor, 12 * factor, 3)
         assert out.result.masks.shape == (1, 3, 5, 12) and out.result.attention.shape[2:4] == level
+
+
+def test_what_the_api_returns_shows_its_arrays_by_shape_on_one_line(tiny, tmp_path):
+    """In a notebook, a clip, an inversion and an edit show what they hold, not every pixel of every frame."""
+    import dataclasses
+
+    from videop2p.io.video import read_video
+    from videop2p.io.writing import write_frames
+    from videop2p.pipeline import VideoP2P
+    from videop2p.store.workspace import Workspace
+
+    vp = VideoP2P(tiny, Workspace(tmp_path / "ws"))
+    factor = tiny.info.vae_scale_factor
+    frames = torch.randint(0, 256, (3, 30, 60, 3), generator=torch.Generator().manual_seed(0)).numpy().astype("uint8")
+    clip = vp.clip_from_frames(frames, width=12 * factor, height=5 * factor)
+    model, _ = vp.tune(clip, SRC, {"steps": 1, "progress": False})
+    inversion, _ = vp.invert(model, clip, SRC, {"method": "null-text", "steps": 3, "inner_steps": 1, "progress": False})
+    out, _ = vp.edit(model, inversion, SRC, ["a blue circle moving on the grass"], {"progress": False})
+    write_frames(frames, tmp_path / "frames")
+    video = read_video(str(tmp_path / "frames"), 0, 2, 1)
+    h, w, c = 5 * factor, 12 * factor, tiny.info.latent_channels
+    shown = {
+        f"frames=ndarray(3, {h}, {w}, 3) uint8": clip,
+        "frames=ndarray(2, 30, 60, 3) uint8": video,
+        f"latent_T=Tensor(1, 3, {c}, 5, 12) float32": inversion,
+        f"trajectory=Rows(4, 1, 3, {c}, 5, 12) float32": inversion,
+        f"edits=[ndarray(3, {h}, {w}, 3) uint8]": out,
+        "masks=None": out.result,
+    }
+    for part, result in shown.items():
+        text = repr(result)
+        assert part in text and "\n" not in text and len(text) < 2000, text[:300]
+        assert all(f"{f.name}=" in text for f in dataclasses.fields(result))  # every field named
+    assert repr(vp) == (
+        f"VideoP2P(model={tiny.info.identity!r}, device='cpu', dtype='float32', workspace={str(tmp_path / 'ws')!r})"
+    )

@@ -1558,6 +1558,26 @@ def shown(value: Any) -> str:
     return f"{kind} of {len(value)} items" if isinstance(value, list | tuple | dict) else kind
 
 
+def brief(value: Any) -> str:
+    """A value as a result's repr shows it on one line: an array or tensor (one a file's rows are read from too)
+    by its kind, shape and element type, `ndarray(8, 512, 512, 3) uint8`, where its repr would print its
+    elements; a list or tuple of them item by item; anything else by its repr."""
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if isinstance(shape, tuple) and shape and dtype is not None:  # numpy's and torch's (torch.Size is a tuple)
+        return f"{type(value).__name__}{tuple(shape)} {str(dtype).removeprefix('torch.')}"
+    if isinstance(value, list | tuple) and any(getattr(v, "shape", None) for v in value):
+        items = ", ".join(brief(v) for v in value)
+        return f"[{items}]" if isinstance(value, list) else f"({items}{',' * (len(value) == 1)})"
+    return repr(value)
+
+
+def brief_repr(result: Any) -> str:
+    """A dataclass's repr with its arrays and tensors by their shape (`brief`): what a notebook shows of a clip,
+    an inversion or an edit, where the generated repr prints every pixel of every frame."""
+    shown_fields = (f"{f.name}={brief(getattr(result, f.name))}" for f in dataclasses.fields(result) if f.repr)
+    return f"{type(result).__name__}({', '.join(shown_fields)})"
+
+
 def _num(bound: float) -> str:
     """A bound as people write it: whole numbers in full (2**64 - 1 too), others in short form."""
     return str(bound) if isinstance(bound, int) else f"{bound:g}"

@@ -19,6 +19,7 @@ from videop2p.config import (
     EditConfig,
     OptionError,
     WordPair,
+    brief_repr,
     check_edit,
     check_subtract,
     target_label,
@@ -85,6 +86,8 @@ class EditResult:
     counts: dict[str, int]  # UNet evaluations per phase
     modes: list[str]  # edit mode per target
     warnings: list[str] = field(default_factory=list)  # what the edit warned about (kept with it, for the report)
+
+    __repr__ = brief_repr
 
 
 def cross_alpha(tokenizer, target: str, steps: int, default: Bounds, per_word: dict[str, Bounds]) -> torch.Tensor:

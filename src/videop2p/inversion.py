@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from videop2p.config import InversionConfig, InversionMethod, TuneConfig, settings_of
+from videop2p.config import InversionConfig, InversionMethod, TuneConfig, brief_repr, settings_of
 from videop2p.models.t2s import T2SModel, backward, backward_step, checkpointing, optimizer_step
 from videop2p.progress import StepHook, steps
 from videop2p.sampling import (
@@ -58,6 +58,8 @@ class InversionResult:
     # a long clip's T + 1 copies of its latents are never in memory, or on the device, together.
     trajectory: Rows | None = None
     meta: dict = field(default_factory=dict)  # prompt, frames hash, model fingerprint, settings, counts
+
+    __repr__ = brief_repr
 
     def check(self, expected: dict) -> None:
         """Refuse use with another clip, model or prompt."""

@@ -37,6 +37,7 @@ from videop2p.config import (
     a_or_an,
     adapter_setting,
     as_argument,
+    brief_repr,
     check_edit,
     check_embedding_settings,
     check_folder,
@@ -167,6 +168,8 @@ class Clip:
     deep: DeepSignal | None = None  # the input's own signal where 8-bit SDR does not hold it: HDR video (`frames`
     # are tone-mapped) or SDR of more than 8 bits (`frames` are rounded)
 
+    __repr__ = brief_repr
+
     def originals(self, signal: bool = False) -> Iterator[np.ndarray]:
         """The selected frames at the input's own size, read again one at a time (with `signal`, a deep
         input's in its own 16-bit form, `iter_video`)."""
@@ -185,6 +188,8 @@ class EditOutput:
     reconstruction: np.ndarray  # (F, H, W, 3)
     edits: list[np.ndarray]  # per target, (F, H, W, 3)
     result: EditResult  # latents, masks, maps, counts
+
+    __repr__ = brief_repr
 
 
 CLIP_FROM = "what `load_clip` or `clip_from_frames` returns"
@@ -434,6 +439,15 @@ class VideoP2P:
     @property
     def device(self) -> torch.device:
         return self.components.unet.device
+
+    def __repr__(self) -> str:
+        """The loaded model (its name and fingerprint), where it runs and in what, and the workspace."""
+        where = None if self.workspace is None else str(self.workspace.root)
+        unet = self.components.unet
+        return (
+            f"VideoP2P(model={self.components.info.identity!r}, device={str(unet.device)!r}, "
+            f"dtype={str(unet.dtype).removeprefix('torch.')!r}, workspace={where!r})"
+        )
 
     def load_clip(self, video: VideoConfig | dict | str | os.PathLike) -> Clip:
         """Read, select and resize frames to a size the model allows (a path alone: `VideoConfig`'s

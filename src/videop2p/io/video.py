@@ -32,6 +32,7 @@ from videop2p.config import (
     ResizeMode,
     SettingProblem,
     VideoConfig,
+    brief_repr,
     check_number,
     plain_number,
     unusable_reason,
@@ -86,6 +87,8 @@ class Video:
     fps: float  # frames per second of the selected frames (their average, where they are not evenly spaced)
     audio: AudioSpan | None = None  # their sound, when the file has an audio stream
     times: np.ndarray | None = None  # (F + 1,) s: when each is shown from the first, and the last ends; None: even
+
+    __repr__ = brief_repr
 
     @property
     def num_frames(self) -> int:
