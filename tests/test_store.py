@@ -239,7 +239,7 @@ def test_each_stage_of_the_api_refuses_bad_settings_and_prompts_before_writing(t
     inversion, _ = vp.invert(model, clip, PROMPT, InversionConfig(method=InversionMethod.FAST, steps=2, progress=False))
     target = "a blue circle moving on the grass"
     for source, targets, cfg, message in (
-        (PROMPT, [], EditConfig(), "at least one target"),
+        (PROMPT, [], EditConfig(), r"targets \[\] holds no prompt; give at least one target prompt"),
         (PROMPT, (target, 5), EditConfig(), "targets: 5 is not valid; expected text"),
         (PROMPT, {target: 1}, EditConfig(), "expected a list of prompts"),
         ("a red square moving on the grass", [target], EditConfig(), "not the prompt the clip was inverted with"),

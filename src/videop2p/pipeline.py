@@ -193,6 +193,9 @@ class EditOutput:
 
 
 CLIP_FROM = "what `load_clip` or `clip_from_frames` returns"
+NO_TARGET = (
+    "holds no prompt; give at least one target prompt: the source prompt with your edit (one as text, or a list)."
+)
 
 
 def _given(value: object, kind: type, name: str, what: str) -> None:
@@ -790,7 +793,7 @@ class VideoP2P:
         targets = [targets] if isinstance(targets, str) else targets
         check_prompts(source, targets)
         if not targets:
-            raise ValueError("Give at least one target prompt.")
+            raise ValueError(f"targets {targets!r} {NO_TARGET}")
         inverted = inversion.meta.get("prompt")
         if inverted is not None and inverted != source:
             raise ValueError(
@@ -901,7 +904,7 @@ class VideoP2P:
             )
         self._check_source(cfg.source)
         if not cfg.targets:
-            raise ValueError("Give at least one target prompt.")
+            raise ValueError(f"targets {cfg.targets!r} {NO_TARGET}")
         self._check_workspace(cfg.workspace)
         if cfg.save_tuned is not None:
             check_tuned_folder(cfg.save_tuned, tuned_folder_size(self.components))
