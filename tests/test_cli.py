@@ -1789,6 +1789,23 @@ def test_toy_eval_samples_with_the_step_count_and_guidance_of_a_run():
     assert (params["steps"].default, params["guidance"].default) == (run.inversion.steps, run.edit.guidance)
 
 
+def test_eval_help_names_every_method_and_says_the_budgets_the_evaluation_runs_with():
+    """`videop2p eval --help` read its defaults from no settings (30 cases, 200 tuning steps written in its text)
+    and did not name the methods `--method` takes."""
+    from videop2p import evaluation
+    from videop2p.config import QUICK_CASES, SUITE_CASES, EvalSettings, Method, quick_settings
+
+    assert (evaluation.EvalSettings, evaluation.Method) == (EvalSettings, Method)  # the ones evaluate() reads
+    full, quick = EvalSettings(), quick_settings()
+    help_text = runner.invoke(app, ["eval", "--help"], terminal_width=300).output
+    help_text = " ".join(help_text.replace("│", " ").split())  # the box's borders aside
+    assert f"Only these methods (repeatable): {', '.join(m.value for m in Method)}." in help_text
+    assert f"Number of cases (default {SUITE_CASES}, quick {QUICK_CASES})." in help_text
+    assert f"Tuning steps per clip (default {full.tune_steps}, quick {quick.tune_steps})." in help_text
+    assert f"DDIM steps (default {full.steps}, quick {quick.steps})." in help_text
+    assert f"{QUICK_CASES} cases of {quick.frames} frames" in help_text
+
+
 def test_a_quick_preset_run_and_bad_presets_or_frame_counts(tiny_dir, clip_dir, tmp_path, monkeypatch):
     from videop2p.config import PRESET_MARGINS, Preset
 

@@ -8,7 +8,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from videop2p.cli import app
-from videop2p.evaluation import BARS, QUICK_CASES, make_suite, quick_settings
+from videop2p.config import QUICK_CASES, quick_settings
+from videop2p.evaluation import BARS, make_suite
 from videop2p.toy.world import render_clip
 
 

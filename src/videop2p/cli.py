@@ -32,13 +32,17 @@ from videop2p.config import (
     PER_TARGET_WINDOWS,
     PRESET_MARGINS,
     PRESETS,
+    QUICK_CASES,
     REWEIGHT_MAX,
+    SUITE_CASES,
     WORKSPACE_NAME,
     BatchSettings,
     ConfigError,
     ConfigFile,
+    EvalSettings,
     ExportFormat,
     GroupNormMode,
+    Method,
     OptionError,
     Preset,
     SettingError,
@@ -49,6 +53,7 @@ from videop2p.config import (
     not_one_of,
     parse_embeddings,
     parse_lora,
+    quick_settings,
 )
 from videop2p.store.files import staged_files, write_json
 from videop2p.toy.settings import TOY_EVAL_SEEDS, GroundingConfig, ToyModelConfig, ToyTrainConfig, check_numbers
@@ -1906,28 +1911,44 @@ def batch(
         raise typer.Exit(code=1)
 
 
+EVAL_BUDGET, QUICK_BUDGET = EvalSettings(), quick_settings()  # the evaluation's budgets, as its help says them
+
+
 @app.command("eval")
 def eval_command(
     quick: Annotated[
         bool,
         typer.Option(
-            "--quick", help="2 cases of 2 frames, 20 tuning and 20 DDIM steps, fast mode only: a smoke run for CI."
+            "--quick",
+            help=f"{QUICK_CASES} cases of {QUICK_BUDGET.frames} frames, {QUICK_BUDGET.tune_steps} tuning and {QUICK_BUDGET.steps} DDIM "
+            f"steps, method {' and '.join(QUICK_BUDGET.methods)} only: a smoke run for CI.",
         ),
     ] = False,
-    cases: Annotated[int | None, typer.Option(help="Number of cases (default 30, quick 2).")] = None,
+    cases: Annotated[
+        int | None, typer.Option(help=f"Number of cases (default {SUITE_CASES}, quick {QUICK_CASES}).")
+    ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the summary as JSON here.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for tables, plots and frame strips.")] = Path("videop2p-eval"),
     model: Annotated[str | None, typer.Option(help="Model (default: the bundled toy model, videop2p-toy).")] = None,
-    tune_steps: Annotated[int | None, typer.Option(help="Tuning steps per clip (default 200, quick 20).")] = None,
+    tune_steps: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Tuning steps per clip (default {EVAL_BUDGET.tune_steps}, quick {QUICK_BUDGET.tune_steps})."
+        ),
+    ] = None,
     tune_frames: Annotated[
         int | None, typer.Option(help="Frames per tuning step, the anchor included (default, 0: every frame).")
     ] = None,
-    steps: Annotated[int | None, typer.Option(help="DDIM steps (default 50, quick 20).")] = None,
+    steps: Annotated[
+        int | None, typer.Option(help=f"DDIM steps (default {EVAL_BUDGET.steps}, quick {QUICK_BUDGET.steps}).")
+    ] = None,
     null_text_frames: Annotated[
         int | None,
         typer.Option(help="Frames the null-text loss reads per iteration, the anchor included (default, 0: every)."),
     ] = None,
-    methods: Annotated[list[str] | None, typer.Option("--method", help="Only these methods (repeatable).")] = None,
+    methods: Annotated[
+        list[str] | None, typer.Option("--method", help=f"Only these methods (repeatable): {', '.join(Method)}.")
+    ] = None,
     group_norm: Annotated[
         str, typer.Option(help="Resnet GroupNorm statistics: clip (official) or frame (the kept cases in docs/).")
     ] = default_of("group_norm"),
@@ -1946,15 +1967,7 @@ def eval_command(
 ) -> None:
     """Measure edit quality on a seeded toy-world suite and compare Video-P2P with the baselines."""
     from videop2p.config import InversionConfig, TuneConfig, check_inversion, check_number, check_tune, zero_is_all
-    from videop2p.evaluation import (
-        NO_PLOTS,
-        QUICK_CASES,
-        EvalSettings,
-        Method,
-        evaluate,
-        load_clip_scorer,
-        quick_settings,
-    )
+    from videop2p.evaluation import NO_PLOTS, evaluate, load_clip_scorer
     from videop2p.models.loading import load_components, parse_dtype
     from videop2p.sampling import check_steps
 
@@ -1970,7 +1983,7 @@ def eval_command(
         )
     if cases is not None:
         _check_own_flags(lambda n: check_number(None, "cases", n, 1, whole=True, cap=COUNT_MAX), cases)
-    n = cases or (QUICK_CASES if quick else 30)
+    n = cases or (QUICK_CASES if quick else SUITE_CASES)
     s = quick_settings() if quick else EvalSettings()
     tune_frames = zero_is_all(TuneConfig, "frames", _given(tune_frames, s.tune_frames))  # 0: every frame
     null_text_frames = zero_is_all(InversionConfig, "frames", _given(null_text_frames, s.null_text_frames))

@@ -321,6 +321,48 @@ class BatchSettings:
     quiet: bool = True  # no progress bars inside jobs
 
 
+class Method(enum.StrEnum):
+    """The methods `videop2p eval` compares, as its tables name them."""
+
+    VIDEO_P2P = "Video-P2P"  # null-text, decoupled guidance, local blending
+    FAST = "fast"  # official --fast
+    DIRECT = "direct inversion"
+    NEGATIVE = "negative-prompt inversion"
+    COUPLED = "no decoupled guidance"  # optimised embeddings in both branches
+    TUNE_A_VIDEO = "Tune-A-Video"  # tuned, DDIM inversion, target prompt, no control
+    PER_FRAME = "per-frame P2P"  # no inflation, no tuning, each frame alone
+    FRAME_CONTROL = "Video-P2P + frame-attention control"  # ours, not official: frame maps replaced too
+
+
+@dataclass
+class EvalSettings:
+    """Budget of an evaluation run (`videop2p eval`)."""
+
+    tune_steps: int = 200  # tuning steps per clip
+    tune_frames: int | None = None  # frames per tuning step (TuneConfig.frames); None: every frame
+    null_text_frames: int | None = None  # frames the null-text loss reads (InversionConfig.frames); None: every frame
+    steps: int = InversionConfig.steps  # DDIM steps
+    frames: int = VideoConfig.frames  # frames per clip: a run's default
+    methods: list[Method] = field(default_factory=lambda: list(Method))  # which methods to compare
+    group_norm: GroupNormMode = RunConfig.group_norm  # GroupNorm statistics: a run's default
+
+
+SUITE_CASES = 30  # the suite's cases: five edit kinds, six each
+QUICK_CASES = 2  # a colour swap and a shape swap
+
+
+def quick_settings() -> EvalSettings:
+    """The CI smoke budget: 2-frame clips, 20 tuning and 20 DDIM steps, Video-P2P's official fast mode alone.
+
+    Fast mode is the full method without null-text optimisation (the authors' `--fast`). Null-text's
+    50 x 10 UNet backward passes take about a minute per clip on a 2-core CPU. On the 30 default-budget
+    cases of the bundled model, fast mode succeeds on as many colour swaps as the full method (6 of 6)
+    and keeps the background nearly as well (41.2 vs 42.1 dB), but reconstructs worse (35.0 vs
+    39.8 dB; docs/eval/bundled_paste/), so the quick reconstruction figure is a floor for the full method's.
+    """
+    return EvalSettings(tune_steps=20, steps=20, frames=2, methods=[Method.FAST])
+
+
 RAY_ADDRESS_FORMS = (
     "HOST:PORT (a cluster's head), ray://HOST:PORT (Ray Client) or auto (the cluster this machine is in)"
 )
