@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import json
 import os
@@ -2006,6 +2007,22 @@ def test_ui_without_gradio_names_the_extra_to_install_before_anything_is_made(tm
     with pytest.raises(ImportError, match=r"needs gradio .*pip install 'videop2p\[ui\]'"):
         launch(root=tmp_path / "ui")
     assert not (tmp_path / "ui").exists()
+
+
+def test_the_editor_serves_where_its_settings_say_from_the_command_line_and_from_python():
+    """`videop2p ui` and `ui.launch` wrote the editor's host, port and folder each for itself."""
+    import inspect
+
+    from videop2p.cli import ui
+    from videop2p.config import UiSettings
+    from videop2p.ui import launch
+
+    settings = dataclasses.asdict(UiSettings())
+    for command in (ui, launch):
+        defaults = {k: p.default for k, p in inspect.signature(command).parameters.items() if k in settings}
+        assert {k: str(v) for k, v in defaults.items()} == {k: str(v) for k, v in settings.items()}
+    help_text = " ".join(runner.invoke(app, ["ui", "--help"], terminal_width=200).output.split())
+    assert all(f"[default: {value}]" in help_text for value in settings.values())
 
 
 def test_an_output_or_workspace_path_that_is_a_file_is_refused_before_any_work(tiny_dir, clip_dir, tmp_path):

@@ -46,6 +46,7 @@ from videop2p.config import (
     OptionError,
     Preset,
     SettingError,
+    UiSettings,
     check_embedding_settings,
     check_lora_settings,
     default_of,
@@ -1747,9 +1748,11 @@ def toy_ground(
 @app.command()
 def ui(
     model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
-    port: Annotated[int, typer.Option(help="Port on localhost.")] = 7860,
-    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 to share on a network).")] = "127.0.0.1",
-    root: Annotated[Path, typer.Option(help="Folder for the workspace, uploads and results.")] = Path("videop2p-ui"),
+    port: Annotated[int, typer.Option(help="Port to serve the editor on.")] = UiSettings.port,
+    host: Annotated[
+        str, typer.Option(help="Interface to listen on (0.0.0.0 to share on a network).")
+    ] = UiSettings.host,
+    root: Annotated[Path, typer.Option(help="Folder for the workspace, uploads and results.")] = Path(UiSettings.root),
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
     dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = default_of("dtype"),
     model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,

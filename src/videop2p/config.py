@@ -321,6 +321,15 @@ class BatchSettings:
     quiet: bool = True  # no progress bars inside jobs
 
 
+@dataclass
+class UiSettings:
+    """Where `videop2p ui` serves the web editor, and keeps its files."""
+
+    host: str = "127.0.0.1"  # the interface it listens on: this machine alone (0.0.0.0: every network)
+    port: int = 7860  # Gradio's own
+    root: str = "videop2p-ui"  # the folder of its workspace, uploads and results
+
+
 class Method(enum.StrEnum):
     """The methods `videop2p eval` compares, as its tables name them."""
 

@@ -35,6 +35,7 @@ from videop2p.config import (
     Preset,
     RunConfig,
     TuneConfig,
+    UiSettings,
     VideoConfig,
     WindowBlend,
     apply_options,
@@ -982,9 +983,9 @@ def build_app(session: Session):
 
 def launch(
     model: str | None = None,
-    root: Path = Path("videop2p-ui"),
-    host: str = "127.0.0.1",
-    port: int = 7860,
+    root: str | Path = UiSettings.root,
+    host: str = UiSettings.host,
+    port: int = UiSettings.port,
     device: str = _RUN.device,
     dtype: str = _RUN.dtype,
     block: bool = True,
