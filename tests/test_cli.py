@@ -1775,6 +1775,44 @@ def test_stage_help_groups_every_option_by_what_it_sets(stage):
     assert f"names one (default: {RunConfig().out})." in flat  # --out: what it holds, and its default, the config's
 
 
+def _commands(group, prefix=()):
+    """Every command of a click group, by its words (`("toy", "render")`)."""
+    for name, command in getattr(group, "commands", {}).items():
+        yield (*prefix, name), command
+        yield from _commands(command, (*prefix, name))
+
+
+def test_every_choice_a_command_takes_is_listed_in_its_help_with_the_default_its_settings_give():
+    """A choice's values are each listed in its flag's help, and its default is the settings' (`toy render`
+    wrote its shapes, colours, backgrounds, motions and sizes, and their defaults, by hand)."""
+    import enum
+
+    import typer
+
+    from videop2p.config import OPTIONS, RunConfig
+    from videop2p.toy.world import Background, Color, Motion, Shape, Size, ToyClipSpec, ToyObject
+
+    run, checked = RunConfig(), 0
+    toy_render = {"shape": Shape, "color": Color, "background": Background, "motion": Motion, "object_size": Size}
+    for words, command in _commands(typer.main.get_command(app)):
+        for param in command.params:
+            if words == ("toy", "render") and param.name in toy_render:
+                kind = toy_render[param.name]
+            elif param.name in OPTIONS:
+                section, attr = OPTIONS[param.name]
+                kind = type(getattr(run if section is None else getattr(run, section), attr))
+            else:
+                continue
+            if issubclass(kind, enum.Enum):
+                assert all(m.value in param.help for m in kind), (words, param.name, param.help)
+                checked += 1
+    assert checked >= 20  # run, tune, invert and edit's choices, and toy render's
+    spec, obj = ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)]), ToyObject(Shape.CIRCLE, Color.RED)
+    params = {p.name: p.default for p in typer.main.get_command(app).commands["toy"].commands["render"].params}
+    assert (params["background"], params["motion"]) == (spec.background.value, spec.motion.value)
+    assert params["object_size"] == obj.size.value
+
+
 def test_toy_eval_samples_with_the_step_count_and_guidance_of_a_run():
     import inspect
 

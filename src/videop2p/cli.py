@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import json
 import logging
@@ -58,7 +59,7 @@ from videop2p.config import (
 )
 from videop2p.store.files import staged_files, write_json
 from videop2p.toy.settings import TOY_EVAL_SEEDS, GroundingConfig, ToyModelConfig, ToyTrainConfig, check_numbers
-from videop2p.toy.world import ToyClipSpec
+from videop2p.toy.world import Background, Color, Motion, Shape, Size, ToyClipSpec, ToyObject
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}  # every command's help, as `-h` too (its subcommands inherit it)
 app = typer.Typer(
@@ -324,6 +325,12 @@ def _h(option: str, text: str, unless: str = "") -> str:
     """Help text of a flag with its default, read from the config dataclasses (the one place it lives), and
     `unless`, where another value takes its place."""
     return f"{text} (default: {default_of(option)}{unless})."
+
+
+def _choices(kind: type[enum.Enum]) -> str:
+    """A choice's values as a help text lists them: "circle, square or triangle"."""
+    *others, last = (str(m.value) for m in kind)
+    return f"{', '.join(others)} or {last}" if others else last
 
 
 def _flag_name(option: str) -> str:
@@ -1481,28 +1488,18 @@ def demo(
 @toy_app.command("render")
 def toy_render(
     out_dir: Path,
-    shape: Annotated[str, typer.Option(help="circle, square or triangle")] = "circle",
-    color: Annotated[str, typer.Option(help="red, orange, yellow, green, blue or purple")] = "red",
-    background: Annotated[str, typer.Option(help="grass, sand, water or snow")] = "grass",
-    motion: Annotated[str, typer.Option(help="linear, bounce or arc")] = "linear",
-    object_size: Annotated[str, typer.Option("--object-size", help="small or big")] = "big",
+    shape: Annotated[str, typer.Option(help=_choices(Shape))] = Shape.CIRCLE.value,
+    color: Annotated[str, typer.Option(help=_choices(Color))] = Color.RED.value,
+    background: Annotated[str, typer.Option(help=_choices(Background))] = ToyClipSpec.background.value,
+    motion: Annotated[str, typer.Option(help=_choices(Motion))] = ToyClipSpec.motion.value,
+    object_size: Annotated[str, typer.Option("--object-size", help=_choices(Size))] = ToyObject.size.value,
     frames: int = ToyClipSpec.frames,
     size: int = ToyClipSpec.size,
     seed: int = ToyClipSpec.seed,
 ) -> None:
     """Render a toy clip: mp4, PNG frames, masks and clip.json."""
     from videop2p.io.writing import write_frames, write_mp4
-    from videop2p.toy.world import (
-        Background,
-        Color,
-        Motion,
-        Shape,
-        Size,
-        ToyClipSpec,
-        ToyObject,
-        parse_enum,
-        render_clip,
-    )
+    from videop2p.toy.world import parse_enum, render_clip
 
     _setup_logging()
     try:
