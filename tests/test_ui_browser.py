@@ -324,9 +324,16 @@ def test_the_form_offers_every_option_of_run_with_its_default(tmp_path):
     app = build_app(Session(None, tmp_path))
     for label, name in [("Group norm", "group_norm"), ("Frames per window", "window"), ("Window overlap", "overlap"),
                         ("Anchors", "anchors"), ("Window blend", "window_blend"), ("Paste into the input", "composite"),
-                        ("Lossless PNG frames", "png_frames"), ("Attention query chunk", "attention_slicing")]:  # fmt: skip
+                        ("Lossless PNG frames", "png_frames"), ("Attention query chunk", "attention_slicing"),
+                        ("Edit mode", "mode"), ("Inversion", "inversion"), ("Blend maps scaled by", "mask_norm"),
+                        ("Resize", "resize"), ("Frame attention", "frame_attention"),
+                        ("Recompute tuning and inversion even if the workspace has them", "force")]:  # fmt: skip
         (component,) = [b for b in app.blocks.values() if getattr(b, "label", None) == label]
         assert isinstance(component, gr.components.Component) and component.value == getattr(Form(), name), label
+        if hasattr(component, "choices"):  # a menu offers each value of its choice (the edit mode's were written out)
+            section, attr = OPTIONS[name]
+            kind = type(getattr(RunConfig() if section is None else getattr(RunConfig(), section), attr))
+            assert [value for _, value in component.choices] == [m.value for m in kind], label
 
 
 def test_the_form_sets_the_long_clip_output_and_rarer_options(tmp_path):

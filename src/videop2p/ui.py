@@ -29,6 +29,7 @@ from videop2p.config import (
     AnchorMode,
     CompositeMode,
     ConfigError,
+    EditMode,
     GroupNormMode,
     LoraScale,
     OptionError,
@@ -129,7 +130,7 @@ class Form:
     fps: float | None = _RUN.video.fps  # a zip of frames' rate; None or 0 (a blank field): DEFAULT_FPS
     resize: str = _RUN.video.resize.value
     frame_attention: str = _RUN.frame_attention.value
-    force: bool = False
+    force: bool = _RUN.force
     tune_frames: int | None = _RUN.tune.frames  # None or 0 (a blank field): every frame
     null_text_frames: int | None = _RUN.inversion.frames  # None or 0: every frame
     tune_checkpointing: bool = _RUN.tune.gradient_checkpointing  # how tuning runs, not what it gives
@@ -733,7 +734,7 @@ def build_app(session: Session):
                     elem_id="targets",
                 )
                 with gr.Row():
-                    mode = gr.Radio(["auto", "swap", "refine"], value="auto", label="Edit mode")
+                    mode = gr.Radio([m.value for m in EditMode], value=defaults.mode, label="Edit mode")
                     inversion = gr.Dropdown(
                         [m.value for m in InversionMethod], value=defaults.inversion, label="Inversion"
                     )
@@ -855,7 +856,7 @@ def build_app(session: Session):
                             info="0: every query at once; a number: less memory",
                         )
                     force = gr.Checkbox(
-                        value=False, label="Recompute tuning and inversion even if the workspace has them"
+                        value=defaults.force, label="Recompute tuning and inversion even if the workspace has them"
                     )
                 with gr.Accordion("Long clips and output", open=False):
                     with gr.Row():
