@@ -1789,13 +1789,15 @@ def test_every_choice_a_command_takes_is_listed_in_its_help_with_the_default_its
 
     import typer
 
-    from videop2p.config import OPTIONS, RunConfig
+    from videop2p.config import DTYPES, OPTIONS, RunConfig
     from videop2p.toy.world import Background, Color, Motion, Shape, Size, ToyClipSpec, ToyObject
 
     run, checked = RunConfig(), 0
     toy_render = {"shape": Shape, "color": Color, "background": Background, "motion": Motion, "object_size": Size}
     for words, command in _commands(typer.main.get_command(app)):
         for param in command.params:
+            if param.name == "dtype":
+                assert all(name in param.help for name in DTYPES), (words, param.help)
             if words == ("toy", "render") and param.name in toy_render:
                 kind = toy_render[param.name]
             elif param.name in OPTIONS:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import enum
 import errno
 import json
 import logging
@@ -13,9 +12,9 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand
@@ -24,6 +23,7 @@ from videop2p.config import (
     COUNT_MAX,
     DEFAULT_FPS,
     DEMO_TUNE_STEPS,
+    DTYPES,
     LIGHTER,
     LORA_SCALE_MAX,
     OFFICIAL_TUNE_STEPS,
@@ -327,10 +327,14 @@ def _h(option: str, text: str, unless: str = "") -> str:
     return f"{text} (default: {default_of(option)}{unless})."
 
 
-def _choices(kind: type[enum.Enum]) -> str:
-    """A choice's values as a help text lists them: "circle, square or triangle"."""
-    *others, last = (str(m.value) for m in kind)
+def _choices(values: Iterable[Any]) -> str:
+    """A choice's values (an enum's) as a help text lists them: "circle, square or triangle"."""
+    *others, last = (str(getattr(v, "value", v)) for v in values)
     return f"{', '.join(others)} or {last}" if others else last
+
+
+DEVICE_HELP = "cpu, cuda, cuda:1, mps"  # devices a run may name, as examples (`check_device`: any this machine has)
+DTYPE_HELP = _choices(DTYPES)
 
 
 def _flag_name(option: str) -> str:
@@ -964,12 +968,8 @@ def _stage_command(stage: str, doc: str):
                 rich_help_panel=EDIT_PANEL,
             ),
         ] = None,
-        device: Annotated[
-            str | None, typer.Option(help=_h("device", "cpu, cuda, cuda:1, mps"), rich_help_panel=MODEL_PANEL)
-        ] = None,
-        dtype: Annotated[
-            str | None, typer.Option(help=_h("dtype", "float32, float16 or bfloat16"), rich_help_panel=MODEL_PANEL)
-        ] = None,
+        device: Annotated[str | None, typer.Option(help=_h("device", DEVICE_HELP), rich_help_panel=MODEL_PANEL)] = None,
+        dtype: Annotated[str | None, typer.Option(help=_h("dtype", DTYPE_HELP), rich_help_panel=MODEL_PANEL)] = None,
         frame_attention: Annotated[
             str | None,
             typer.Option(
@@ -1463,8 +1463,8 @@ def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("videop2p-demo"),
     tune_steps: Annotated[int, typer.Option(help="Tuning steps.")] = DEMO_TUNE_STEPS,
     steps: Annotated[int, typer.Option(help="DDIM steps.")] = default_of("steps"),
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
-    dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = default_of("dtype"),
+    device: Annotated[str, typer.Option(help=f"{DEVICE_HELP}.")] = default_of("device"),
+    dtype: Annotated[str, typer.Option(help=f"{DTYPE_HELP}.")] = default_of("dtype"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Render a toy clip and make three edits with the bundled model (no download)."""
@@ -1613,7 +1613,7 @@ def toy_train(
         "unet_lr"
     ),
     text_rms: Annotated[float, typer.Option(help=TEXT_RMS_HELP)] = _toy_default("text_rms"),
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
+    device: Annotated[str, typer.Option(help=f"{DEVICE_HELP}.")] = default_of("device"),
     workers: Annotated[int, typer.Option(help="Processes that render the dataset.")] = 0,
     threads: int = 0,
     time_budget: Annotated[
@@ -1750,8 +1750,8 @@ def ui(
         str, typer.Option(help="Interface to listen on (0.0.0.0 to share on a network).")
     ] = UiSettings.host,
     root: Annotated[Path, typer.Option(help="Folder for the workspace, uploads and results.")] = Path(UiSettings.root),
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
-    dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = default_of("dtype"),
+    device: Annotated[str, typer.Option(help=f"{DEVICE_HELP}.")] = default_of("device"),
+    dtype: Annotated[str, typer.Option(help=f"{DTYPE_HELP}.")] = default_of("dtype"),
     model_config: Annotated[str | None, typer.Option(help=MODEL_CONFIG_HELP)] = None,
     lora: LoraOpt = None,
     embedding: EmbeddingOpt = None,
@@ -1962,8 +1962,8 @@ def eval_command(
         str | None,
         typer.Option(help="K/N: run only the cases whose index is K modulo N (split a suite over processes)."),
     ] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
-    dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = default_of("dtype"),
+    device: Annotated[str, typer.Option(help=f"{DEVICE_HELP}.")] = default_of("device"),
+    dtype: Annotated[str, typer.Option(help=f"{DTYPE_HELP}.")] = default_of("dtype"),
 ) -> None:
     """Measure edit quality on a seeded toy-world suite and compare Video-P2P with the baselines."""
     from videop2p.config import InversionConfig, TuneConfig, check_inversion, check_number, check_tune, zero_is_all
@@ -2059,7 +2059,7 @@ def toy_eval(
         "guidance"
     ),
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON.")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps.")] = default_of("device"),
+    device: Annotated[str, typer.Option(help=f"{DEVICE_HELP}.")] = default_of("device"),
 ) -> None:
     """Judge the toy model: colour, shape and background accuracy of generated images, VAE PSNR."""
     from videop2p.models.loading import ModelLoadError, ModelNotFoundError, model_location
