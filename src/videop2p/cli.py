@@ -1920,8 +1920,8 @@ def eval_command(
         bool,
         typer.Option(
             "--quick",
-            help=f"{QUICK_CASES} cases of {QUICK_BUDGET.frames} frames, {QUICK_BUDGET.tune_steps} tuning and {QUICK_BUDGET.steps} DDIM "
-            f"steps, method {' and '.join(QUICK_BUDGET.methods)} only: a smoke run for CI.",
+            help=f"{QUICK_CASES} cases of {QUICK_BUDGET.frames} frames, {QUICK_BUDGET.tune_steps} tuning and "
+            f"{QUICK_BUDGET.steps} DDIM steps, method {' and '.join(QUICK_BUDGET.methods)} only: a smoke run for CI.",
         ),
     ] = False,
     cases: Annotated[
