@@ -440,6 +440,7 @@ def test_a_job_may_be_the_authors_config_pair_under_the_defaults_and_its_own_key
 
 
 def test_a_local_batch_names_a_missing_clip_too_few_frames_or_a_missing_model_before_any_job(tmp_path):
+    """Each refusal names the job by its place in the jobs file, as the file's own checks do (it said `typo:`)."""
     import shutil
 
     spec = ToyClipSpec([ToyObject(Shape.CIRCLE, Color.RED)], Background.GRASS, Motion.LINEAR, frames=4, size=64)
@@ -453,39 +454,54 @@ def test_a_local_batch_names_a_missing_clip_too_few_frames_or_a_missing_model_be
     theirs.write_text(yaml.safe_dump({"train_data": {"video_path": "clip", "prompt": source, "width": 63}}))
     (tmp_path / "gone.yaml").write_text(yaml.safe_dump({"train_data": {"video_path": "clpi", "prompt": source}}))
     for extra, shown in (
-        ({"name": "typo", "video": "clpi"}, ("typo: video.path '", "clpi' does not exist; give a video file")),
-        ({"name": "long", "video": {"path": "clip", "frames": 16}}, ("long: video.frames 16 asks", "it has 4 frames")),
-        ({"name": "no-model", "model": str(tmp_path / "sd15")}, ("no-model: model '", "does not exist; give a")),
+        (
+            {"name": "typo", "video": "clpi"},
+            ("jobs[1] (typo): video.path '", "clpi' does not exist; give a video file"),
+        ),
+        (
+            {"name": "long", "video": {"path": "clip", "frames": 16}},
+            ("jobs[1] (long): video.frames 16 asks", "it has 4 frames"),
+        ),
+        (
+            {"name": "no-model", "model": str(tmp_path / "sd15")},
+            ("jobs[1] (no-model): model '", "does not exist; give a"),
+        ),
         (
             {"name": "gone", "config": ["gone.yaml"], "video": {"frames": 4}},
-            ("gone: ", "gone.yaml: train_data.video_path '", "does not exist"),
+            ("jobs[1] (gone): ", "gone.yaml: train_data.video_path '", "does not exist"),
         ),
         (
             {"name": "own-config", "model_config": "clip"},
-            ("own-config: model_config 'clip' describes", "its own configs"),
+            ("jobs[1] (own-config): model_config 'clip' describes", "its own configs"),
         ),
         (
             {"name": "no-lora", "lora": {"style.safetensors": 0.5}},
-            ("no-lora: lora '", "style.safetensors' does not exist; give"),
+            ("jobs[1] (no-lora): lora '", "style.safetensors' does not exist; give"),
         ),
         (
             {"name": "no-emb", "embeddings": ["style.pt=<s>"]},
-            ("no-emb: embeddings '", "style.pt' does not exist; give"),
+            ("jobs[1] (no-emb): embeddings '", "style.pt' does not exist; give"),
         ),
         (
             {"name": "no-vae", "vae": "ft-mse.safetensors"},
-            ("no-vae: vae '", "ft-mse.safetensors' does not exist; give"),
+            ("jobs[1] (no-vae): vae '", "ft-mse.safetensors' does not exist; give"),
         ),
         (
             {"name": "bad-word", "edit": {"blend": ["triangle", "circle"]}},
-            ("bad-word: edit.blend 'triangle' is not in the source prompt",),
+            ("jobs[1] (bad-word): edit.blend 'triangle' is not in the source prompt",),
         ),
         (
             {"name": "long-prompt", "targets": [" ".join(["red"] * 80)]},
-            ("long-prompt: targets 'red red", "82 tokens", "limit of 77"),
+            ("jobs[1] (long-prompt): targets 'red red", "82 tokens", "limit of 77"),
         ),
-        ({"name": "odd", "video": {"path": "clip", "width": 63}}, ("odd: video.width 63 is not allowed by the model",)),
-        ({"name": "theirs", "config": ["tune.yaml"]}, ("theirs: ", "tune.yaml: train_data.width 63 is not allowed")),
+        (
+            {"name": "odd", "video": {"path": "clip", "width": 63}},
+            ("jobs[1] (odd): video.width 63 is not allowed by the model",),
+        ),
+        (
+            {"name": "theirs", "config": ["tune.yaml"]},
+            ("jobs[1] (theirs): ", "tune.yaml: train_data.width 63 is not allowed"),
+        ),
     ):
         path.write_text(yaml.safe_dump({**data, "jobs": [job, {**job, **extra}]}))
         assert_one_line_error(runner.invoke(app, ["batch", str(path)]), *shown)

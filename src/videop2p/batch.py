@@ -88,6 +88,12 @@ class Job:
     name: str
     config: RunConfig
     named: dict[str, str] = field(default_factory=dict)  # option -> its config file's key, where one gave it
+    place: str = ""  # where the jobs file gives it, as its errors name it: `jobs[2] (snow)` ("": by its name)
+
+    @property
+    def where(self) -> str:
+        """How an error of this job names it: by its place in the jobs file, else by its name."""
+        return self.place or self.name
 
     @property
     def key(self) -> str:
@@ -195,9 +201,10 @@ def load_jobs(path: str | os.PathLike, out: str | None = None, workspace: str | 
                 f"such as {Path(name).stem!r}."
             )
         names.add(name)
-        cfg, named = _job_config(raw, defaults, path.resolve().parent, f"jobs[{i}] ({name})")
+        place = f"jobs[{i}] ({name})"
+        cfg, named = _job_config(raw, defaults, path.resolve().parent, place)
         cfg.out, cfg.workspace = str(out_root / name), str(ws_root)
-        jobs.append(Job(name, cfg, named))
+        jobs.append(Job(name, cfg, named, place))
     return jobs, ws_root
 
 
@@ -554,7 +561,7 @@ def check_local_inputs(jobs: list[Job], loaded: LoadedModel | None = None) -> No
             try:
                 check(value)
             except (ValueError, OSError) as e:  # VideoError, ModelNotFoundError
-                raise BatchError(f"{job.name}: {_said(e, job)}") from None
+                raise BatchError(f"{job.where}: {_said(e, job)}") from None
             seen.add(key)
     by_model: dict[str, list[Job]] = {}
     for job in todo:
@@ -565,7 +572,7 @@ def check_local_inputs(jobs: list[Job], loaded: LoadedModel | None = None) -> No
             try:
                 loaded.for_job(job.config).check_inputs(job.config)
             except (ValueError, OSError) as e:  # an OptionError too: a side its model cannot take
-                raise BatchError(f"{job.name}: {_said(e, job)}") from None
+                raise BatchError(f"{job.where}: {_said(e, job)}") from None
 
 
 def run_batch(jobs: list[Job], workspace: Path, settings: BatchSettings | None = None) -> list[JobResult]:
@@ -619,7 +626,7 @@ def dry_run_batch(jobs: list[Job]) -> list[JobPlan]:
         try:
             found = loaded.for_job(job.config).dry_run(job.config)
         except (ValueError, OSError) as e:  # a side the loaded model cannot take, a clip that does not decode
-            raise BatchError(f"{job.name}: {_said(e, job)}") from None
+            raise BatchError(f"{job.where}: {_said(e, job)}") from None
         force = job.config.force
         stages = [  # an entry the batch computes first: reused, whatever the workspace keeps of it now
             replace(s, action="reuse", why=None) if s.entry in coming and not force else s for s in found.stages
