@@ -1610,9 +1610,9 @@ def shown(value: Any) -> str:
 
 
 def brief(value: Any) -> str:
-    """A value as a result's repr shows it on one line: an array or tensor (one a file's rows are read from too)
-    by its kind, shape and element type, `ndarray(8, 512, 512, 3) uint8`, where its repr would print its
-    elements; a list or tuple of them item by item; anything else by its repr."""
+    """A value as a result's repr shows it on one line: an array or tensor (or `Rows`, a tensor read from a file a
+    row at a time) by its kind, shape and element type, `ndarray(8, 512, 512, 3) uint8`, where its repr would print
+    its elements; a list or tuple of them item by item; anything else by its repr."""
     shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
     if isinstance(shape, tuple) and shape and dtype is not None:  # numpy's and torch's (torch.Size is a tuple)
         return f"{type(value).__name__}{tuple(shape)} {str(dtype).removeprefix('torch.')}"
