@@ -829,7 +829,7 @@ def test_a_path_too_long_to_look_up_is_named_by_every_check_not_raised_as_an_ose
     jobs = tmp_path / "jobs.yaml"
     job = {"video": long, "source": run["source"], "targets": run["targets"], "model": long}
     jobs.write_text(yaml.safe_dump({"jobs": [job]}))
-    with pytest.raises(BatchError, match=f"job-1: video.path .*{re.escape(said[1:-1])}"):
+    with pytest.raises(BatchError, match=rf"jobs\[0\] \(job-1\): video.path .*{re.escape(said[1:-1])}"):
         check_local_inputs(load_jobs(jobs)[0])
     assert not (tmp_path / "out").exists()
 
@@ -906,7 +906,7 @@ def test_a_link_given_for_a_path_is_named_as_a_link_by_every_check_not_read_as_f
     jobs.write_text(yaml.safe_dump({"jobs": [job]}))
     loaded = load_jobs(jobs)[0][0].config
     assert (loaded.video.path, loaded.save_tuned) == (link, "s3://bucket/tuned")
-    with pytest.raises(BatchError, match=f"job-1: video.path '{link}' {said}"):
+    with pytest.raises(BatchError, match=rf"jobs\[0\] \(job-1\): video.path '{re.escape(link)}' {said}"):
         check_local_inputs(load_jobs(jobs)[0])
     jobs.write_text(yaml.safe_dump({"out": "https://example.com/out", "jobs": [job]}))
     with pytest.raises(BatchError, match=f"'out' in {jobs}: 'https://example.com/out' {said}a local folder"):
