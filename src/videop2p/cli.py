@@ -14,7 +14,7 @@ import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from typer.core import TyperCommand
@@ -327,9 +327,9 @@ def _h(option: str, text: str, unless: str = "") -> str:
     return f"{text} (default: {default_of(option)}{unless})."
 
 
-def _choices(values: Iterable[Any]) -> str:
-    """A choice's values (an enum's) as a help text lists them: "circle, square or triangle"."""
-    *others, last = (str(getattr(v, "value", v)) for v in values)
+def _choices(values: Iterable[str]) -> str:
+    """A choice's values (a StrEnum's members are theirs) as a help text lists them: "circle, square or triangle"."""
+    *others, last = map(str, values)
     return f"{', '.join(others)} or {last}" if others else last
 
 

@@ -450,11 +450,11 @@ NO_PLOTS = f"no plots: matplotlib is not installed; {extra_install('eval')} draw
 
 
 def plot(summary: dict, out: Path) -> bool:
-    """Bar charts per metric in `out`/metrics.png, when matplotlib is installed (whether they were drawn)."""
+    """Bar charts per metric in `out`/metrics.png, when matplotlib is installed (whether they were drawn: its
+    caller says why not, `NO_PLOTS`, once)."""
     try:
         from matplotlib.figure import Figure  # no pyplot: no process-wide backend is chosen
     except ImportError:
-        logger.info(NO_PLOTS)
         return False
     metrics = ["edit_success", "object_iou", "background_psnr", "reconstruction_psnr"]
     fig = Figure(figsize=(4 * len(metrics), 3.5))
